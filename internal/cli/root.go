@@ -1,0 +1,107 @@
+// Package cli holds nsauth's commands, one file each. Commands take their
+// dependencies (I/O streams, environment, clock) from an [App] so they can
+// be tested without touching the process's real ones.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// App holds what commands need from the outside world.
+type App struct {
+	// In, Out and ErrOut are the standard streams. Data goes to Out,
+	// messages to ErrOut.
+	In          io.Reader
+	Out, ErrOut io.Writer
+	// Getenv looks up environment variables.
+	Getenv func(string) (string, bool)
+	// Now is the clock.
+	Now func() time.Time
+}
+
+// DefaultApp returns an App bound to the process's streams and environment.
+func DefaultApp() *App {
+	return &App{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, Getenv: os.LookupEnv, Now: time.Now}
+}
+
+// usageError marks an error as a usage mistake (exit code 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// newUsageError reports a usage mistake.
+func newUsageError(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// NewRootCommand returns the `nsauth` command with every subcommand.
+func NewRootCommand(app *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "nsauth",
+		Short: "Neosync-compatible authentication service and terminal client",
+		Long: `nsauth serves Neosync's mgmt.v1alpha1.AuthService, brokering an OpenID Connect
+provider for command-line clients, and logs people in from a terminal.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(app.In)
+	root.SetOut(app.Out)
+	root.SetErr(app.ErrOut)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(
+		newServeCommand(app),
+	)
+	return root
+}
+
+// Run executes the command line args and returns the process exit code.
+func Run(ctx context.Context, app *App, args []string) int {
+	root := NewRootCommand(app)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(app.ErrOut, "nsauth: %v\n", err)
+	var ue *usageError
+	if errors.As(err, &ue) || isCobraUsageError(err) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// isCobraUsageError recognises the usage errors cobra builds itself, which
+// carry no type of their own.
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, prefix := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires ", "invalid argument"} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// noArgs is cobra.NoArgs with a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return newUsageError("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
+	}
+	return nil
+}

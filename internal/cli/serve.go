@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsauth/nsauth/internal/authservice"
+	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/server"
+	"github.com/nsauth/nsauth/internal/upstream"
+	"github.com/nsauth/nsauth/pkg/authn"
+)
+
+// discoveryStartTimeout bounds the first discovery attempt at start; a
+// provider that is slower than this is retried in the background.
+const discoveryStartTimeout = 5 * time.Second
+
+func newServeCommand(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the AuthService server",
+		Long: `Run the AuthService server: Connect, gRPC and gRPC-Web on one port, with
+health checking, reflection and Prometheus metrics.
+
+Configuration comes from flags or environment variables (Neosync's names are
+accepted unchanged); flags win. With no provider configured, authentication
+is disabled.`,
+		Example: `  # No authentication, on 127.0.0.1:8080
+  nsauth serve
+
+  # Broker an external OpenID provider
+  AUTH_BASEURL=https://auth.example.com/realms/neosync \
+  AUTH_AUDIENCE=neosync AUTH_CLI_CLIENT_ID=neosync-cli \
+  AUTH_CLIENTID_SECRET='{"neosync-cli":"…"}' nsauth serve --listen 0.0.0.0:8080`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cmd.Flags(), app.Getenv)
+			if err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), app, cfg)
+		},
+	}
+	config.RegisterFlags(cmd.Flags())
+	return cmd
+}
+
+// newLogger builds the process logger: text or JSON on w.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runServe(ctx context.Context, app *App, cfg *config.Server) error {
+	logger := newLogger(app.ErrOut, cfg.LogFormat, cfg.LogLevel)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	svcCfg := authservice.Config{
+		AllowedRedirectURIs: cfg.Auth.AllowedRedirectURIs,
+		AllowedScopes:       cfg.Auth.AllowedScopes,
+		Logger:              logger,
+	}
+	srvCfg := server.Config{MaxRequestBytes: cfg.MaxRequestBytes, Logger: logger}
+
+	switch cfg.Auth.Mode {
+	case config.AuthDisabled:
+		logger.Warn("authentication is DISABLED: every procedure is open and clients send no tokens; set AUTH_BASEURL (and AUTH_AUDIENCE, AUTH_CLI_CLIENT_ID) to enable it")
+	case config.AuthExternal:
+		provider, interceptor, err := startExternalProvider(ctx, cfg.Auth, logger)
+		if err != nil {
+			return err
+		}
+		svcCfg.Enabled, svcCfg.Broker = true, provider
+		srvCfg.Authn, srvCfg.Ready = interceptor, provider.Ready
+	}
+
+	svc, err := authservice.New(svcCfg)
+	if err != nil {
+		return err
+	}
+	srvCfg.Service = svc
+	handler, err := server.NewHandler(srvCfg)
+	if err != nil {
+		return err
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	logger.Info("nsauth serving", "url", scheme+"://"+ln.Addr().String(), "auth", cfg.Auth.Mode.String())
+	return server.Serve(ctx, ln, handler, server.ServeOptions{TLS: tlsCfg, ShutdownTimeout: cfg.ShutdownTimeout, Logger: logger})
+}
+
+// startExternalProvider discovers the configured provider (once, briefly;
+// then in the background) and builds the token-checking interceptor. An
+// issuer mismatch is fatal; an unreachable provider is not.
+func startExternalProvider(ctx context.Context, a config.Auth, logger *slog.Logger) (*upstream.Provider, *authn.Interceptor, error) {
+	if a.ClientSecret == "" {
+		logger.Info("no client secret configured for the CLI client; acting as a public client (clients should use PKCE)", "client_id", a.ClientID)
+	}
+	provider, err := upstream.New(upstream.Config{
+		BaseURL:        a.BaseURL,
+		ExpectedIssuer: a.ExpectedIssuer,
+		ClientID:       a.ClientID,
+		ClientSecret:   a.ClientSecret,
+		Audience:       a.CLIAudience,
+		Logger:         logger,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuring the provider: %w", err)
+	}
+	initCtx, cancel := context.WithTimeout(ctx, discoveryStartTimeout)
+	err = provider.Init(initCtx)
+	cancel()
+	switch {
+	case errors.Is(err, upstream.ErrIssuerMismatch):
+		return nil, nil, fmt.Errorf("invalid configuration: AUTH_EXPECTED_ISS / AUTH_BASEURL: %w", err)
+	case err != nil:
+		logger.Warn("provider not reachable yet; retrying in the background, and answering Unavailable meanwhile", "error", err)
+	}
+	go provider.Run(ctx)
+
+	keys, err := authn.NewRemoteKeySet(authn.RemoteKeySetConfig{URL: provider.JWKSURL, Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	verifier, err := authn.NewVerifier(authn.VerifierConfig{
+		Issuer:     a.ExpectedIssuer,
+		Audiences:  a.Audiences,
+		Algorithms: a.Algorithms,
+		KeySet:     keys,
+		ClockSkew:  a.ClockSkew,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuring token verification: %w", err)
+	}
+	interceptor := authn.NewInterceptor(verifier,
+		authn.WithPublicProcedures(authservice.PublicProcedures...),
+		authn.WithLogger(logger))
+	return provider, interceptor, nil
+}

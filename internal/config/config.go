@@ -1,0 +1,326 @@
+// Package config reads the server's configuration from flags and the
+// environment, in one place, and validates it before anything starts.
+//
+// Flags win over environment variables, which win over defaults. Neosync's
+// variable names (HOST, PORT, AUTH_*) are accepted unchanged so an existing
+// deployment's environment works as it is; nsauth's own settings use the
+// NSAUTH_ prefix. Errors name the offending setting by both its variable and
+// its flag, and never echo a secret.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/nsauth/nsauth/pkg/authn"
+)
+
+// Server is the validated configuration of `nsauth serve`.
+type Server struct {
+	// Listen is the host:port to serve on. Default 127.0.0.1:8080.
+	Listen string
+	// LogFormat is "text" or "json". Default "text".
+	LogFormat string
+	// LogLevel is the minimum level logged. Default info.
+	LogLevel slog.Level
+	// TLSCertFile and TLSKeyFile enable TLS when both are set.
+	TLSCertFile, TLSKeyFile string
+	// MaxRequestBytes caps request bodies. Default 64 KiB.
+	MaxRequestBytes int64
+	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
+	// Default 30 s.
+	ShutdownTimeout time.Duration
+	// Auth is the authentication configuration.
+	Auth Auth
+}
+
+// AuthMode says where tokens come from.
+type AuthMode int
+
+const (
+	// AuthDisabled: no authentication; clients send no tokens.
+	AuthDisabled AuthMode = iota
+	// AuthExternal: an external OpenID provider at Auth.BaseURL.
+	AuthExternal
+)
+
+func (m AuthMode) String() string {
+	switch m {
+	case AuthExternal:
+		return "external"
+	default:
+		return "disabled"
+	}
+}
+
+// Auth configures authentication.
+type Auth struct {
+	// Mode is derived from AUTH_ENABLED and AUTH_BASEURL.
+	Mode AuthMode
+	// BaseURL is the provider's issuer base URL (AUTH_BASEURL).
+	BaseURL string
+	// ExpectedIssuer is the `iss` tokens carry (AUTH_EXPECTED_ISS); defaults
+	// to BaseURL.
+	ExpectedIssuer string
+	// Audiences are the accepted access-token audiences (AUTH_AUDIENCE).
+	Audiences []string
+	// ClientID is the OAuth client the broker acts as (AUTH_CLI_CLIENT_ID).
+	ClientID string
+	// ClientSecret is ClientID's secret from AUTH_CLIENTID_SECRET; empty for
+	// a public client.
+	ClientSecret string
+	// CLIAudience is added to authorize URLs as `audience`
+	// (AUTH_CLI_AUDIENCE).
+	CLIAudience string
+	// Algorithms is the signature algorithm allowlist
+	// (AUTH_SIGNATURE_ALGORITHM). Default RS256.
+	Algorithms []string
+	// ClockSkew is the tolerance on token times. Default 60 s.
+	ClockSkew time.Duration
+	// AllowedRedirectURIs are accepted besides loopback URIs.
+	AllowedRedirectURIs []string
+	// AllowedScopes, when set, limits the scopes clients may request.
+	AllowedScopes []string
+}
+
+// setting is one configuration knob: a flag and the environment variables
+// that feed it, in order of preference.
+type setting struct {
+	flag  string
+	env   []string
+	def   string
+	usage string
+}
+
+func (s setting) name() string {
+	if len(s.env) == 0 {
+		return "--" + s.flag
+	}
+	if s.flag == "" {
+		return s.env[0]
+	}
+	return s.env[0] + " (--" + s.flag + ")"
+}
+
+var (
+	sListen          = setting{"listen", []string{"NSAUTH_LISTEN"}, "", "address to listen on (default 127.0.0.1:8080, or $HOST:$PORT)"}
+	sHost            = setting{"", []string{"HOST"}, "127.0.0.1", ""}
+	sPort            = setting{"", []string{"PORT"}, "8080", ""}
+	sLogFormat       = setting{"log-format", []string{"NSAUTH_LOG_FORMAT"}, "text", "log format: text or json"}
+	sLogLevel        = setting{"log-level", []string{"NSAUTH_LOG_LEVEL"}, "info", "log level: debug, info, warn or error"}
+	sTLSCert         = setting{"tls-cert", []string{"NSAUTH_TLS_CERT"}, "", "TLS certificate file (PEM); enables TLS with --tls-key"}
+	sTLSKey          = setting{"tls-key", []string{"NSAUTH_TLS_KEY"}, "", "TLS private key file (PEM)"}
+	sMaxRequestBytes = setting{"max-request-bytes", []string{"NSAUTH_MAX_REQUEST_BYTES"}, "65536", "largest accepted request body, in bytes"}
+	sShutdownTimeout = setting{"shutdown-timeout", []string{"NSAUTH_SHUTDOWN_TIMEOUT"}, "30s", "how long to drain in-flight calls on SIGINT/SIGTERM"}
+	sAuthEnabled     = setting{"auth-enabled", []string{"AUTH_ENABLED"}, "", "enable authentication (true/false)"}
+	sBaseURL         = setting{"auth-base-url", []string{"AUTH_BASEURL"}, "", "the OpenID provider's issuer base URL"}
+	sExpectedIss     = setting{"auth-expected-iss", []string{"AUTH_EXPECTED_ISS"}, "", "the iss tokens carry, when it differs from --auth-base-url"}
+	sAudience        = setting{"auth-audience", []string{"AUTH_AUDIENCE"}, "", "accepted access-token audiences, comma- or space-separated"}
+	sClientID        = setting{"auth-cli-client-id", []string{"AUTH_CLI_CLIENT_ID"}, "", "the OAuth client id used for CLI logins"}
+	sCLIAudience     = setting{"auth-cli-audience", []string{"AUTH_CLI_AUDIENCE"}, "", "audience parameter added to the authorize URL (Auth0 style)"}
+	sClientSecrets   = setting{"", []string{"AUTH_CLIENTID_SECRET"}, "", ""} // secrets never come from argv
+	sAlgorithms      = setting{"auth-signature-algorithm", []string{"AUTH_SIGNATURE_ALGORITHM"}, authn.DefaultAlgorithm, "accepted token signature algorithms, comma-separated"}
+	sClockSkew       = setting{"auth-clock-skew", []string{"NSAUTH_CLOCK_SKEW"}, "60s", "tolerance on token exp/nbf/iat"}
+	sRedirectURIs    = setting{"allowed-redirect-uri", []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, "", "non-loopback redirect URIs to accept, comma-separated"}
+	sScopes          = setting{"allowed-scopes", []string{"NSAUTH_ALLOWED_SCOPES"}, "", "scopes clients may request, comma- or space-separated (default: any)"}
+)
+
+// flagged lists the settings that have a flag, in help order.
+var flagged = []setting{
+	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
+	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
+	sRedirectURIs, sScopes,
+}
+
+// RegisterFlags adds the server's flags to fs. Defaults shown in help are
+// the built-in ones; environment variables apply when a flag is not set.
+func RegisterFlags(fs *pflag.FlagSet) {
+	for _, s := range flagged {
+		usage := s.usage
+		if len(s.env) > 0 {
+			usage += " [$" + strings.Join(s.env, ", $") + "]"
+		}
+		fs.String(s.flag, s.def, usage)
+	}
+}
+
+// source looks settings up: a set flag first, then the environment.
+type source struct {
+	fs     *pflag.FlagSet
+	getenv func(string) (string, bool)
+}
+
+func (src source) get(s setting) (string, bool) {
+	if s.flag != "" && src.fs != nil {
+		if f := src.fs.Lookup(s.flag); f != nil && f.Changed {
+			return f.Value.String(), true
+		}
+	}
+	for _, e := range s.env {
+		if v, ok := src.getenv(e); ok && v != "" {
+			return v, true
+		}
+	}
+	return s.def, false
+}
+
+func (src source) value(s setting) string {
+	v, _ := src.get(s)
+	return v
+}
+
+// Load reads and validates the server configuration. fs holds flags added
+// by [RegisterFlags] (it may be nil); getenv looks up environment variables
+// (os.LookupEnv in production).
+func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Server, error) {
+	src := source{fs: fs, getenv: getenv}
+	cfg := &Server{}
+	var errs []error
+	bad := func(s setting, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", s.name(), fmt.Sprintf(format, args...)))
+	}
+
+	if v, ok := src.get(sListen); ok {
+		cfg.Listen = v
+	} else {
+		cfg.Listen = net.JoinHostPort(src.value(sHost), src.value(sPort))
+	}
+	listenSetting := sListen
+	if _, set := src.get(sListen); !set {
+		listenSetting = sPort
+	}
+	if _, port, err := net.SplitHostPort(cfg.Listen); err != nil {
+		bad(listenSetting, "%q is not host:port", cfg.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad(listenSetting, "port %q is not a number from 0 to 65535", port)
+	}
+
+	switch v := src.value(sLogFormat); v {
+	case "text", "json":
+		cfg.LogFormat = v
+	default:
+		bad(sLogFormat, "%q is not text or json", v)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(src.value(sLogLevel))); err != nil {
+		bad(sLogLevel, "%q is not debug, info, warn or error", src.value(sLogLevel))
+	}
+	cfg.TLSCertFile, cfg.TLSKeyFile = src.value(sTLSCert), src.value(sTLSKey)
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		bad(sTLSCert, "--tls-cert and --tls-key must be given together")
+	}
+	if n, err := strconv.ParseInt(src.value(sMaxRequestBytes), 10, 64); err != nil || n < 1024 || n > 64<<20 {
+		bad(sMaxRequestBytes, "%q is not a byte count from 1024 to 67108864", src.value(sMaxRequestBytes))
+	} else {
+		cfg.MaxRequestBytes = n
+	}
+	if d, err := time.ParseDuration(src.value(sShutdownTimeout)); err != nil || d < 0 {
+		bad(sShutdownTimeout, "%q is not a duration such as 30s", src.value(sShutdownTimeout))
+	} else {
+		cfg.ShutdownTimeout = d
+	}
+
+	loadAuth(src, &cfg.Auth, bad)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return cfg, nil
+}
+
+func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
+	enabled, enabledSet := src.get(sAuthEnabled)
+	var on bool
+	if enabledSet {
+		b, err := strconv.ParseBool(enabled)
+		if err != nil {
+			bad(sAuthEnabled, "%q is not true or false", enabled)
+			return
+		}
+		on = b
+	}
+	a.BaseURL = src.value(sBaseURL)
+	switch {
+	case enabledSet && !on:
+		a.Mode = AuthDisabled
+		return
+	case a.BaseURL != "":
+		a.Mode = AuthExternal
+	case on:
+		bad(sBaseURL, "is required when AUTH_ENABLED is true")
+		return
+	default:
+		a.Mode = AuthDisabled
+		return
+	}
+
+	if err := checkHTTPURL(a.BaseURL); err != nil {
+		bad(sBaseURL, "%q %v", a.BaseURL, err)
+	}
+	a.ExpectedIssuer = src.value(sExpectedIss)
+	if a.ExpectedIssuer == "" {
+		a.ExpectedIssuer = a.BaseURL
+	} else if err := checkHTTPURL(a.ExpectedIssuer); err != nil {
+		bad(sExpectedIss, "%q %v", a.ExpectedIssuer, err)
+	}
+	a.Audiences = splitList(src.value(sAudience))
+	if len(a.Audiences) == 0 {
+		bad(sAudience, "at least one accepted audience is required when authentication is enabled")
+	}
+	a.ClientID = src.value(sClientID)
+	if a.ClientID == "" {
+		bad(sClientID, "is required when authentication is enabled")
+	}
+	a.CLIAudience = src.value(sCLIAudience)
+	if raw := src.value(sClientSecrets); raw != "" {
+		var secrets map[string]string
+		if err := json.Unmarshal([]byte(raw), &secrets); err != nil {
+			// The value holds secrets: describe the problem, never the text.
+			bad(sClientSecrets, `must be a JSON object mapping client id to client secret, such as {"my-client":"…"}`)
+		} else {
+			a.ClientSecret = secrets[a.ClientID]
+		}
+	}
+	a.Algorithms = splitList(src.value(sAlgorithms))
+	for _, alg := range a.Algorithms {
+		if !slices.Contains(authn.SupportedAlgorithms(), alg) {
+			bad(sAlgorithms, "%q is not allowed; use one or more of %s", alg, strings.Join(authn.SupportedAlgorithms(), ", "))
+		}
+	}
+	if d, err := time.ParseDuration(src.value(sClockSkew)); err != nil || d < 0 || d > 10*time.Minute {
+		bad(sClockSkew, "%q is not a duration from 0s to 10m", src.value(sClockSkew))
+	} else {
+		a.ClockSkew = d
+	}
+	a.AllowedRedirectURIs = splitList(src.value(sRedirectURIs))
+	for _, u := range a.AllowedRedirectURIs {
+		if err := checkHTTPURL(u); err != nil {
+			bad(sRedirectURIs, "%q %v", u, err)
+		}
+	}
+	a.AllowedScopes = splitList(src.value(sScopes))
+}
+
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("is not an absolute http(s) URL")
+	}
+	if u.User != nil || u.Fragment != "" {
+		return errors.New("must not contain user info or a fragment")
+	}
+	return nil
+}
+
+// splitList splits a comma- and/or space-separated list.
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+}

@@ -1,0 +1,50 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// loggingInterceptor writes one line per call: procedure, protocol, code
+// and duration. Request and response contents, headers and error details
+// from the client are never logged; they may hold tokens.
+type loggingInterceptor struct{ logger *slog.Logger }
+
+func (i loggingInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		resp, err := next(ctx, req)
+		i.log(ctx, req.Spec().Procedure, req.Peer().Protocol, start, err)
+		return resp, err
+	}
+}
+
+func (i loggingInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i loggingInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		start := time.Now()
+		err := next(ctx, conn)
+		i.log(ctx, conn.Spec().Procedure, conn.Peer().Protocol, start, err)
+		return err
+	}
+}
+
+func (i loggingInterceptor) log(ctx context.Context, procedure, protocol string, start time.Time, err error) {
+	level, code := slog.LevelDebug, "ok"
+	if err != nil {
+		code = connect.CodeOf(err).String()
+		switch connect.CodeOf(err) {
+		case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss:
+			level = slog.LevelError
+		default:
+			level = slog.LevelInfo
+		}
+	}
+	i.logger.Log(ctx, level, "rpc", "procedure", procedure, "protocol", protocol, "code", code, "duration", time.Since(start))
+}

@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+)
+
+// Config describes what the handler serves.
+type Config struct {
+	// Service is the AuthService implementation. Required.
+	Service mgmtv1alpha1connect.AuthServiceHandler
+	// Authn guards the service; nil when authentication is disabled.
+	Authn connect.Interceptor
+	// Ready reports readiness for health checks. Defaults to always ready.
+	Ready func() bool
+	// MaxRequestBytes caps request bodies. Defaults to 64 KiB.
+	MaxRequestBytes int64
+	// Logger receives one line per call. Defaults to discarding.
+	Logger *slog.Logger
+	// Registry collects metrics, served at /metrics. Defaults to a new
+	// registry with Go and process collectors.
+	Registry *prometheus.Registry
+	// Fallback serves every path not otherwise routed (the built-in
+	// provider mounts here). Defaults to 404.
+	Fallback http.Handler
+	// Pprof serves net/http/pprof under /debug/pprof/ when true.
+	Pprof bool
+}
+
+// NewHandler returns the server's root handler.
+func NewHandler(cfg Config) (http.Handler, error) {
+	if cfg.Service == nil {
+		return nil, errors.New("server: a service is required")
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() bool { return true }
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 64 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+
+	interceptors := []connect.Interceptor{newMetrics(cfg.Registry).interceptor(), loggingInterceptor{cfg.Logger}}
+	if cfg.Authn != nil {
+		interceptors = append(interceptors, cfg.Authn)
+	}
+	opts := []connect.HandlerOption{
+		connect.WithInterceptors(interceptors...),
+		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)),
+		connect.WithCompressMinBytes(1024),
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle(mgmtv1alpha1connect.NewAuthServiceHandler(cfg.Service, opts...))
+	checker := readinessChecker{
+		services: map[string]bool{mgmtv1alpha1connect.AuthServiceName: true, grpchealth.HealthV1ServiceName: true},
+		ready:    cfg.Ready,
+	}
+	mux.Handle(grpchealth.NewHandler(checker, connect.WithReadMaxBytes(int(cfg.MaxRequestBytes))))
+	reflector := grpcreflect.NewStaticReflector(mgmtv1alpha1connect.AuthServiceName, grpchealth.HealthV1ServiceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, connect.WithReadMaxBytes(int(cfg.MaxRequestBytes))))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, connect.WithReadMaxBytes(int(cfg.MaxRequestBytes))))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", livez)
+	mux.Handle("GET /readyz", readyz(cfg.Ready))
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	if cfg.Fallback != nil {
+		mux.Handle("/", cfg.Fallback)
+	}
+	return http.MaxBytesHandler(mux, cfg.MaxRequestBytes), nil
+}
+
+// Timeouts of the HTTP server. WriteTimeout exceeds the provider client's
+// own 10 s timeout so slow providers surface as Unavailable, not as cut
+// connections.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// ServeOptions configures [Serve].
+type ServeOptions struct {
+	// TLS enables TLS (with HTTP/2 by ALPN) when not nil; otherwise the
+	// listener serves HTTP/1.1 and h2c.
+	TLS *tls.Config
+	// ShutdownTimeout bounds the graceful drain once ctx ends. Defaults to
+	// 30 s.
+	ShutdownTimeout time.Duration
+	// Logger receives lifecycle messages.
+	Logger *slog.Logger
+}
+
+// Serve serves h on ln until ctx ends, then stops accepting connections and
+// waits for in-flight calls to finish (at most ShutdownTimeout). It returns
+// nil after a clean shutdown.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, opts ServeOptions) error {
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	if opts.TLS != nil {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		Protocols:         protocols,
+		TLSConfig:         opts.TLS,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if opts.TLS != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	opts.Logger.Info("shutting down; draining in-flight calls", "timeout", opts.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", err)
+	}
+	return nil
+}

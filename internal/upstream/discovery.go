@@ -1,0 +1,109 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Metadata is the subset of an OpenID Provider's discovery document
+// (OpenID Connect Discovery 1.0 §3, RFC 8414) that the broker uses.
+type Metadata struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint,omitempty"`
+	RevocationEndpoint                string   `json:"revocation_endpoint,omitempty"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint,omitempty"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported,omitempty"`
+}
+
+// maxDiscoveryBytes bounds the discovery document; real ones are a few KiB.
+const maxDiscoveryBytes = 1 << 20
+
+// DiscoveryURL returns the discovery document URL for an issuer base URL.
+func DiscoveryURL(baseURL string) string {
+	return strings.TrimSuffix(baseURL, "/") + "/.well-known/openid-configuration"
+}
+
+func fetchMetadata(ctx context.Context, client *http.Client, baseURL, expectedIssuer string) (*Metadata, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, DiscoveryURL(baseURL), nil)
+	if err != nil {
+		return nil, fmt.Errorf("building discovery request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, unavailable("fetching discovery document: %v", redactURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, unavailable("fetching discovery document: HTTP %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDiscoveryBytes+1))
+	if err != nil {
+		return nil, unavailable("reading discovery document: %v", err)
+	}
+	if len(body) > maxDiscoveryBytes {
+		return nil, unavailable("discovery document is larger than %d bytes", maxDiscoveryBytes)
+	}
+	var md Metadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return nil, unavailable("discovery document is not valid JSON")
+	}
+	if md.Issuer != expectedIssuer {
+		return nil, fmt.Errorf("%w: discovered %q, expected %q", ErrIssuerMismatch, md.Issuer, expectedIssuer)
+	}
+	for name, v := range map[string]string{
+		"authorization_endpoint": md.AuthorizationEndpoint,
+		"token_endpoint":         md.TokenEndpoint,
+		"jwks_uri":               md.JWKSURI,
+	} {
+		if err := checkEndpoint(v); err != nil {
+			return nil, unavailable("discovery document: %s: %v", name, err)
+		}
+	}
+	for _, v := range []*string{&md.UserinfoEndpoint, &md.RevocationEndpoint, &md.IntrospectionEndpoint, &md.EndSessionEndpoint} {
+		if *v != "" && checkEndpoint(*v) != nil {
+			*v = "" // an unusable optional endpoint is treated as absent
+		}
+	}
+	return &md, nil
+}
+
+func checkEndpoint(raw string) error {
+	if raw == "" {
+		return fmt.Errorf("missing")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("not an absolute http(s) URL")
+	}
+	return nil
+}
+
+// supportsBasicAuth reports whether the token endpoint takes client
+// credentials in an Authorization header; per the OpenID Connect Discovery
+// spec, an absent list means client_secret_basic.
+func (md *Metadata) supportsBasicAuth() bool {
+	return len(md.TokenEndpointAuthMethodsSupported) == 0 || slices.Contains(md.TokenEndpointAuthMethodsSupported, "client_secret_basic")
+}
+
+// redactURLError drops the URL from a *url.Error: URLs of token requests
+// can carry nothing secret, but keeping the rule simple ("never print what
+// came over the wire") is worth more than the detail.
+func redactURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}

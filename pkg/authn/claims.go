@@ -1,0 +1,216 @@
+package authn
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Claims are the verified claims of an access token.
+type Claims struct {
+	// Issuer is the `iss` claim.
+	Issuer string
+	// Subject is the `sub` claim.
+	Subject string
+	// Audience is the `aud` claim, as a list even when the token carried a
+	// single string.
+	Audience []string
+	// ExpiresAt is the `exp` claim.
+	ExpiresAt time.Time
+	// IssuedAt is the `iat` claim; zero when absent.
+	IssuedAt time.Time
+	// NotBefore is the `nbf` claim; zero when absent.
+	NotBefore time.Time
+	// ID is the `jti` claim; empty when absent.
+	ID string
+	// ClientID is the `client_id` claim (RFC 9068), or `azp` when the
+	// provider uses that instead; empty when neither is present.
+	ClientID string
+	// Scopes are the granted scopes, from the space-separated `scope` claim
+	// (RFC 9068) or the `scp` array some providers use.
+	Scopes []string
+}
+
+// maxClaims bounds how many top-level members a token payload may hold; no
+// legitimate access token comes near it.
+const maxClaims = 256
+
+// parseClaims decodes a JWT payload strictly: it must be one JSON object with
+// unique member names (compared case-insensitively, because some consumers
+// match claim names that way), and every registered claim must have the JSON
+// type RFC 7519 gives it.
+func parseClaims(payload []byte) (*Claims, error) {
+	members, err := decodeObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	var c Claims
+	if c.Issuer, err = stringClaim(members, "iss"); err != nil {
+		return nil, err
+	}
+	if c.Subject, err = stringClaim(members, "sub"); err != nil {
+		return nil, err
+	}
+	if c.ID, err = stringClaim(members, "jti"); err != nil {
+		return nil, err
+	}
+	if c.ClientID, err = stringClaim(members, "client_id"); err != nil {
+		return nil, err
+	}
+	if c.ClientID == "" {
+		if c.ClientID, err = stringClaim(members, "azp"); err != nil {
+			return nil, err
+		}
+	}
+	if c.Audience, err = audienceClaim(members); err != nil {
+		return nil, err
+	}
+	if c.ExpiresAt, err = timeClaim(members, "exp"); err != nil {
+		return nil, err
+	}
+	if c.IssuedAt, err = timeClaim(members, "iat"); err != nil {
+		return nil, err
+	}
+	if c.NotBefore, err = timeClaim(members, "nbf"); err != nil {
+		return nil, err
+	}
+	if c.Scopes, err = scopeClaim(members); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// decodeObject decodes a JSON object into its members, refusing duplicate
+// names, trailing data and anything that is not an object.
+func decodeObject(data []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("payload is not JSON: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("payload is not a JSON object")
+	}
+	members := make(map[string]json.RawMessage)
+	seen := make(map[string]struct{})
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("payload is not JSON: %w", err)
+		}
+		name, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("payload member name is not a string")
+		}
+		folded := strings.ToLower(name)
+		if _, dup := seen[folded]; dup {
+			return nil, fmt.Errorf("payload repeats claim %q", name)
+		}
+		seen[folded] = struct{}{}
+		if len(seen) > maxClaims {
+			return nil, errors.New("payload has too many claims")
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("payload is not JSON: %w", err)
+		}
+		members[name] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, fmt.Errorf("payload is not JSON: %w", err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, errors.New("payload has trailing data")
+	}
+	return members, nil
+}
+
+func stringClaim(members map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := members[name]
+	if !ok {
+		return "", nil
+	}
+	var s string
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", fmt.Errorf("claim %q is not a string", name)
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("claim %q is not a string", name)
+	}
+	return s, nil
+}
+
+func audienceClaim(members map[string]json.RawMessage) ([]string, error) {
+	raw, ok := members["aud"]
+	if !ok {
+		return nil, nil
+	}
+	switch {
+	case len(raw) > 0 && raw[0] == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, errors.New(`claim "aud" is not a string`)
+		}
+		return []string{s}, nil
+	case len(raw) > 0 && raw[0] == '[':
+		var list []string
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, errors.New(`claim "aud" is not a list of strings`)
+		}
+		return list, nil
+	default:
+		return nil, errors.New(`claim "aud" is neither a string nor a list of strings`)
+	}
+}
+
+// timeClaim reads a NumericDate: a JSON number of seconds since the epoch.
+// Strings, booleans, nulls, NaN-like and absurd values are refused rather than
+// read as zero.
+func timeClaim(members map[string]json.RawMessage, name string) (time.Time, error) {
+	raw, ok := members[name]
+	if !ok {
+		return time.Time{}, nil
+	}
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return time.Time{}, fmt.Errorf("claim %q is not a number", name)
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return time.Time{}, fmt.Errorf("claim %q is not a number", name)
+	}
+	// Year 10000 bounds every honest date and keeps the conversion exact.
+	if f < 0 || f > 253402300799 || math.IsNaN(f) {
+		return time.Time{}, fmt.Errorf("claim %q is out of range", name)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+}
+
+func scopeClaim(members map[string]json.RawMessage) ([]string, error) {
+	if raw, ok := members["scope"]; ok {
+		if len(raw) == 0 || raw[0] != '"' {
+			return nil, errors.New(`claim "scope" is not a string`)
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, errors.New(`claim "scope" is not a string`)
+		}
+		return strings.Fields(s), nil
+	}
+	if raw, ok := members["scp"]; ok {
+		var list []string
+		if err := json.Unmarshal(raw, &list); err != nil {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, errors.New(`claim "scp" is neither a string nor a list of strings`)
+			}
+			return strings.Fields(s), nil
+		}
+		return list, nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,146 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+)
+
+// UnauthenticatedMessage is the one message clients receive for every
+// refused token, whatever the reason, so that the answer tells an attacker
+// nothing about which check failed.
+const UnauthenticatedMessage = "missing or invalid access token"
+
+type claimsKey struct{}
+
+// ClaimsFromContext returns the claims an [Interceptor] stored for the
+// current request, and false for public procedures or when no interceptor
+// ran.
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok
+}
+
+// ContextWithClaims returns a copy of ctx carrying c. It is for tests and
+// for servers that verify tokens by other means.
+func ContextWithClaims(ctx context.Context, c *Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, c)
+}
+
+// InterceptorOption configures an [Interceptor].
+type InterceptorOption func(*Interceptor)
+
+// WithPublicProcedures names procedures (such as
+// "/mgmt.v1alpha1.AuthService/GetAuthStatus") that need no token.
+func WithPublicProcedures(procedures ...string) InterceptorOption {
+	return func(i *Interceptor) {
+		for _, p := range procedures {
+			i.public[p] = true
+		}
+	}
+}
+
+// WithLogger makes the interceptor log why each token was refused, at debug
+// level. Tokens themselves are never logged. Without it, nothing is logged.
+func WithLogger(l *slog.Logger) InterceptorOption {
+	return func(i *Interceptor) { i.logger = l }
+}
+
+// Interceptor is a Connect interceptor that requires a valid bearer token on
+// every procedure except the public ones. Refused tokens get
+// CodeUnauthenticated with [UnauthenticatedMessage] and a
+// `WWW-Authenticate: Bearer` header (RFC 6750 §3); when keys cannot be
+// obtained it answers CodeUnavailable.
+type Interceptor struct {
+	verifier TokenVerifier
+	public   map[string]bool
+	logger   *slog.Logger
+}
+
+// NewInterceptor returns an Interceptor that checks tokens with v.
+func NewInterceptor(v TokenVerifier, opts ...InterceptorOption) *Interceptor {
+	i := &Interceptor{verifier: v, public: make(map[string]bool), logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(i)
+	}
+	return i
+}
+
+// WrapUnary implements [connect.Interceptor].
+func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if i.public[req.Spec().Procedure] {
+			return next(ctx, req)
+		}
+		ctx, err := i.authenticate(ctx, req.Spec().Procedure, req.Header())
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+// WrapStreamingClient implements [connect.Interceptor]; clients are not
+// affected.
+func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler implements [connect.Interceptor].
+func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if i.public[conn.Spec().Procedure] {
+			return next(ctx, conn)
+		}
+		ctx, err := i.authenticate(ctx, conn.Spec().Procedure, conn.RequestHeader())
+		if err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
+}
+
+func (i *Interceptor) authenticate(ctx context.Context, procedure string, header http.Header) (context.Context, error) {
+	raw, ok := BearerToken(header)
+	if !ok {
+		i.logger.DebugContext(ctx, "request without a bearer token", "procedure", procedure)
+		return ctx, unauthenticated(`Bearer`)
+	}
+	claims, err := i.verifier.Verify(ctx, raw)
+	switch {
+	case err == nil:
+		return ContextWithClaims(ctx, claims), nil
+	case errors.Is(err, ErrKeysUnavailable):
+		i.logger.WarnContext(ctx, "cannot verify token: no verification keys", "procedure", procedure)
+		return ctx, connect.NewError(connect.CodeUnavailable, errors.New("token verification is temporarily unavailable"))
+	default:
+		i.logger.DebugContext(ctx, "token refused", "procedure", procedure, "reason", err.Error())
+		return ctx, unauthenticated(`Bearer error="invalid_token"`)
+	}
+}
+
+func unauthenticated(challenge string) error {
+	err := connect.NewError(connect.CodeUnauthenticated, errors.New(UnauthenticatedMessage))
+	err.Meta().Set("WWW-Authenticate", challenge)
+	return err
+}
+
+// BearerToken extracts the token from an `Authorization: Bearer <token>`
+// header (RFC 6750 §2.1; the scheme is case-insensitive). It reports false
+// when the header is missing, repeated, uses another scheme or carries an
+// empty token.
+func BearerToken(h http.Header) (string, bool) {
+	values := h.Values("Authorization")
+	if len(values) != 1 {
+		return "", false
+	}
+	scheme, token, ok := strings.Cut(values[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
+		return "", false
+	}
+	return token, true
+}

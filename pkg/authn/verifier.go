@@ -1,0 +1,278 @@
+package authn
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// ErrInvalidToken is wrapped by every error that means "this token must not
+// be accepted". Its detail is for logs; clients should only learn that the
+// token was refused.
+var ErrInvalidToken = errors.New("invalid token")
+
+// ErrTokenExpired is wrapped by the error for a token that is well formed
+// and correctly signed but expired. It also matches [ErrInvalidToken].
+var ErrTokenExpired = fmt.Errorf("%w: expired", ErrInvalidToken)
+
+// TokenVerifier checks a raw bearer token and returns its claims.
+type TokenVerifier interface {
+	Verify(ctx context.Context, rawToken string) (*Claims, error)
+}
+
+// Defaults for [VerifierConfig].
+const (
+	DefaultClockSkew     = 60 * time.Second
+	DefaultMaxTokenBytes = 16 << 10
+	DefaultAlgorithm     = "RS256"
+)
+
+// asymmetricAlgorithms are the only algorithms a verifier may be configured
+// with. "none" and the HMAC family are absent on purpose: an access token is
+// signed by the provider's private key and nothing else (RFC 8725 §3.1).
+var asymmetricAlgorithms = []string{
+	"RS256", "RS384", "RS512",
+	"PS256", "PS384", "PS512",
+	"ES256", "ES384", "ES512",
+	"EdDSA",
+}
+
+// SupportedAlgorithms returns the signature algorithms a verifier accepts in
+// its allowlist.
+func SupportedAlgorithms() []string { return slices.Clone(asymmetricAlgorithms) }
+
+// allowedHeaders are the JOSE header parameters a token may carry. Anything
+// else is refused: `jku`, `x5u`, `jwk` and `x5c` would let the token choose
+// its own key, `crit` demands extensions we do not implement, `zip`, `enc`
+// and `cty` mean compressed, encrypted or nested tokens.
+var allowedHeaders = map[string]bool{"alg": true, "kid": true, "typ": true, "x5t": true, "x5t#S256": true}
+
+// VerifierConfig configures a [Verifier].
+type VerifierConfig struct {
+	// Issuer is the exact `iss` tokens must carry. Required.
+	Issuer string
+	// Audiences are the accepted `aud` values; a token must name at least one
+	// of them. Required.
+	Audiences []string
+	// Algorithms is the allowlist of signature algorithms. Defaults to RS256.
+	// Only asymmetric algorithms are allowed (see [SupportedAlgorithms]).
+	Algorithms []string
+	// KeySet supplies verification keys. Required.
+	KeySet KeySet
+	// ClockSkew is the tolerance applied to `exp`, `nbf` and `iat`.
+	// Defaults to 60 s; negative values mean none.
+	ClockSkew time.Duration
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// MaxTokenBytes rejects longer tokens before any parsing. Defaults to
+	// 16 KiB.
+	MaxTokenBytes int
+	// RequireAccessTokenType accepts only tokens whose `typ` header is
+	// `at+jwt` (RFC 9068), which tells access tokens from ID tokens. Leave it
+	// off for providers that do not set it.
+	RequireAccessTokenType bool
+}
+
+// Verifier verifies JWT access tokens. It is safe for concurrent use.
+type Verifier struct {
+	cfg   VerifierConfig
+	algs  []jose.SignatureAlgorithm
+	audOK map[string]bool
+}
+
+// NewVerifier validates cfg and returns a Verifier.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("authn: an issuer is required")
+	}
+	if len(cfg.Audiences) == 0 {
+		return nil, errors.New("authn: at least one audience is required")
+	}
+	if cfg.KeySet == nil {
+		return nil, errors.New("authn: a key set is required")
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = []string{DefaultAlgorithm}
+	}
+	algs := make([]jose.SignatureAlgorithm, 0, len(cfg.Algorithms))
+	for _, a := range cfg.Algorithms {
+		if !slices.Contains(asymmetricAlgorithms, a) {
+			return nil, fmt.Errorf("authn: signature algorithm %q is not allowed (allowed: %s)", a, strings.Join(asymmetricAlgorithms, ", "))
+		}
+		algs = append(algs, jose.SignatureAlgorithm(a))
+	}
+	if cfg.ClockSkew == 0 {
+		cfg.ClockSkew = DefaultClockSkew
+	} else if cfg.ClockSkew < 0 {
+		cfg.ClockSkew = 0
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxTokenBytes <= 0 {
+		cfg.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	audOK := make(map[string]bool, len(cfg.Audiences))
+	for _, a := range cfg.Audiences {
+		audOK[a] = true
+	}
+	return &Verifier{cfg: cfg, algs: algs, audOK: audOK}, nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidToken, fmt.Sprintf(format, args...))
+}
+
+// Verify checks rawToken and returns its claims. Errors wrap
+// [ErrInvalidToken] (possibly [ErrTokenExpired]) when the token is refused,
+// or [ErrKeysUnavailable] when no keys can be had to judge it. The signature
+// is checked before any claim, so a forged token is never reported as merely
+// expired.
+func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
+	header, err := v.checkShape(rawToken)
+	if err != nil {
+		return nil, err
+	}
+	jws, err := jose.ParseSignedCompact(rawToken, v.algs)
+	if err != nil {
+		return nil, invalid("parsing: %v", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, invalid("expected exactly one signature")
+	}
+	key, err := v.cfg.KeySet.Lookup(ctx, header.kid)
+	if err != nil {
+		if errors.Is(err, ErrKeysUnavailable) {
+			return nil, err
+		}
+		return nil, invalid("key lookup: %v", err)
+	}
+	if key.Algorithm != "" && key.Algorithm != header.alg {
+		return nil, invalid("key is for %s, token uses %s", key.Algorithm, header.alg)
+	}
+	payload, err := jws.Verify(key)
+	if err != nil {
+		return nil, invalid("signature: %v", err)
+	}
+	claims, err := parseClaims(payload)
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	if err := v.checkClaims(claims); err != nil {
+		return nil, err
+	}
+	return claims, nil
+}
+
+type joseHeader struct {
+	alg, kid, typ string
+}
+
+// checkShape refuses, before any cryptography, what no honest access token
+// looks like: oversize input, anything but three canonical base64url
+// segments (so JSON serialization, JWE, padding and whitespace all fail
+// here), and headers outside the allowlist.
+func (v *Verifier) checkShape(raw string) (joseHeader, error) {
+	var h joseHeader
+	if len(raw) > v.cfg.MaxTokenBytes {
+		return h, invalid("token is longer than %d bytes", v.cfg.MaxTokenBytes)
+	}
+	segments := strings.Split(raw, ".")
+	if len(segments) != 3 {
+		return h, invalid("token has %d segments, want 3", len(segments))
+	}
+	var headerJSON []byte
+	for i, seg := range segments {
+		if seg == "" {
+			return h, invalid("segment %d is empty", i)
+		}
+		b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+		if err != nil {
+			return h, invalid("segment %d is not canonical base64url", i)
+		}
+		if i == 0 {
+			headerJSON = b
+		}
+	}
+	members, err := decodeObject(headerJSON)
+	if err != nil {
+		return h, invalid("header: %v", err)
+	}
+	for name := range members {
+		if !allowedHeaders[name] {
+			return h, invalid("header parameter %q is not accepted", name)
+		}
+	}
+	if h.alg, err = stringClaim(members, "alg"); err != nil {
+		return h, invalid("header: %v", err)
+	}
+	if h.kid, err = stringClaim(members, "kid"); err != nil {
+		return h, invalid("header: %v", err)
+	}
+	if !validKeyID(h.kid) {
+		return h, invalid("header has an unacceptable key id")
+	}
+	if h.typ, err = stringClaim(members, "typ"); err != nil {
+		return h, invalid("header: %v", err)
+	}
+	if !slices.Contains(v.cfg.Algorithms, h.alg) {
+		return h, invalid("algorithm %q is not allowed", h.alg)
+	}
+	switch strings.ToLower(h.typ) {
+	case "at+jwt", "application/at+jwt":
+	case "", "jwt":
+		if v.cfg.RequireAccessTokenType {
+			return h, invalid("token type %q is not an access token", h.typ)
+		}
+	default:
+		return h, invalid("token type %q is not an access token", h.typ)
+	}
+	return h, nil
+}
+
+// validKeyID accepts the key ids providers use (printable ASCII, bounded)
+// and nothing that could be a lookup-storm or injection vehicle.
+func validKeyID(kid string) bool {
+	if len(kid) > 128 {
+		return false
+	}
+	for i := 0; i < len(kid); i++ {
+		if kid[i] < 0x21 || kid[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *Verifier) checkClaims(c *Claims) error {
+	if c.Issuer != v.cfg.Issuer {
+		return invalid("issuer %q is not the expected issuer", c.Issuer)
+	}
+	if c.Subject == "" {
+		return invalid("subject is missing")
+	}
+	if !slices.ContainsFunc(c.Audience, func(a string) bool { return v.audOK[a] }) {
+		return invalid("audience %q is not accepted", c.Audience)
+	}
+	now := v.cfg.Now()
+	skew := v.cfg.ClockSkew
+	if c.ExpiresAt.IsZero() {
+		return invalid("expiry is missing")
+	}
+	if now.After(c.ExpiresAt.Add(skew)) {
+		return fmt.Errorf("%w at %s", ErrTokenExpired, c.ExpiresAt.Format(time.RFC3339))
+	}
+	if !c.NotBefore.IsZero() && now.Add(skew).Before(c.NotBefore) {
+		return invalid("token is not valid before %s", c.NotBefore.Format(time.RFC3339))
+	}
+	if !c.IssuedAt.IsZero() && now.Add(skew).Before(c.IssuedAt) {
+		return invalid("token was issued in the future (%s)", c.IssuedAt.Format(time.RFC3339))
+	}
+	return nil
+}
