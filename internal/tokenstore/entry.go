@@ -1,0 +1,110 @@
+package tokenstore
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Storage says where an entry's secrets are kept.
+type Storage string
+
+const (
+	// StorageFile keeps the secrets in the entry's 0600 file.
+	StorageFile Storage = "file"
+	// StorageKeyring keeps the secrets in the operating system's keyring;
+	// the file holds metadata only.
+	StorageKeyring Storage = "keyring"
+)
+
+// entryVersion is the file format version written by this package.
+const entryVersion = 1
+
+// Entry is what is stored for one API URL. Its String, GoString, Format and
+// LogValue methods never reveal the tokens, so an Entry can be printed or
+// logged by mistake without leaking them.
+type Entry struct {
+	// APIURL is the normalized API URL the tokens belong to.
+	APIURL string `json:"api_url"`
+	// Storage is where the secrets are kept. Empty means StorageFile.
+	Storage Storage `json:"storage"`
+	// AccessToken is the bearer token sent to the API.
+	AccessToken string `json:"access_token,omitempty"`
+	// RefreshToken obtains a new access token; empty when the server issued
+	// none or it was rejected.
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// IDToken is the OpenID Connect ID token, kept for display only.
+	IDToken string `json:"id_token,omitempty"`
+	// TokenType is the access token's type, normally "Bearer".
+	TokenType string `json:"token_type,omitempty"`
+	// Scope is the space-separated scope the server granted.
+	Scope string `json:"scope,omitempty"`
+	// Expiry is when the access token expires; zero when unknown.
+	Expiry time.Time `json:"expiry,omitzero"`
+	// UpdatedAt is when the entry was last written.
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// fileEntry is the on-disk form of an Entry.
+type fileEntry struct {
+	Version int `json:"version"`
+	Entry
+}
+
+// secrets is what goes to the keyring for StorageKeyring entries.
+type secrets struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+// Fresh reports whether the access token is usable for at least margin
+// more. A token whose expiry is unknown counts as fresh, as in
+// golang.org/x/oauth2: the server will say when it is not.
+func (e *Entry) Fresh(now time.Time, margin time.Duration) bool {
+	if e == nil || e.AccessToken == "" {
+		return false
+	}
+	return e.Expiry.IsZero() || now.Add(margin).Before(e.Expiry)
+}
+
+// String describes the entry without its tokens.
+func (e Entry) String() string {
+	exp := "unknown"
+	if !e.Expiry.IsZero() {
+		exp = e.Expiry.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("tokenstore.Entry{api_url=%s storage=%s access_token=%s refresh_token=%s expiry=%s}",
+		e.APIURL, e.storage(), redacted(e.AccessToken), redacted(e.RefreshToken), exp)
+}
+
+// GoString is String, so that %#v does not print the tokens either.
+func (e Entry) GoString() string { return e.String() }
+
+// LogValue implements slog.LogValuer without the tokens.
+func (e Entry) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("api_url", e.APIURL),
+		slog.String("storage", string(e.storage())),
+		slog.Bool("has_refresh_token", e.RefreshToken != ""),
+		slog.Time("expiry", e.Expiry),
+	)
+}
+
+func (e Entry) storage() Storage {
+	if e.Storage == "" {
+		return StorageFile
+	}
+	return e.Storage
+}
+
+func redacted(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return "REDACTED"
+}
+
+// Format prints the entry as String does for every verb, so that %v, %+v
+// and %#v alike keep the tokens out of the output.
+func (e Entry) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, e.String()) }
