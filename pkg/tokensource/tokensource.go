@@ -1,0 +1,367 @@
+package tokensource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/oauth2"
+
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/tokenstore"
+)
+
+// Defaults.
+const (
+	// DefaultMargin is how much life a cached token must have left to be
+	// used without refreshing.
+	DefaultMargin = 60 * time.Second
+	// DefaultLockTimeout bounds the wait for another process's refresh.
+	DefaultLockTimeout = 45 * time.Second
+)
+
+// ErrLoginRequired is wrapped by errors that only a new `nsauth login` can
+// fix: nothing stored for the API URL, no refresh token, or a refresh token
+// the server rejected.
+var ErrLoginRequired = errors.New("login required")
+
+// Keyring is an OS keyring, for entries stored with `nsauth login
+// --keyring`. Get and Delete report a missing item with an error.
+type Keyring interface {
+	Get(service, user string) (string, error)
+	Set(service, user, secret string) error
+	Delete(service, user string) error
+}
+
+// Config configures a [TokenSource].
+type Config struct {
+	// APIURL is the server's URL, as given to `nsauth login --api-url`.
+	// Required.
+	APIURL string
+	// ConfigDir is nsauth's configuration directory. Defaults to
+	// $NSAUTH_CONFIG_DIR, or the nsauth directory in os.UserConfigDir.
+	ConfigDir string
+	// HTTPClient makes the RefreshCli call. It must have a timeout.
+	// Defaults to [NewHTTPClient].
+	HTTPClient *http.Client
+	// Margin is how much life a token must have left to be returned
+	// without refreshing. Defaults to DefaultMargin; negative means 0.
+	Margin time.Duration
+	// LockTimeout bounds the wait for another process that is refreshing.
+	// Defaults to DefaultLockTimeout.
+	LockTimeout time.Duration
+	// InsecureAllowHTTP permits a plain-HTTP APIURL to a host other than
+	// this machine. Tokens then cross the network in the clear; it MUST NOT
+	// be set outside of trusted networks.
+	InsecureAllowHTTP bool
+	// Keyring reads entries stored with --keyring. Defaults to the
+	// operating system's keyring.
+	Keyring Keyring
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// TokenSource returns the stored access token for one API URL, refreshing
+// it when needed. It is safe for concurrent use; one refresh runs at a time.
+type TokenSource struct {
+	apiURL      string
+	store       *tokenstore.Store
+	client      mgmtv1alpha1connect.AuthServiceClient
+	margin      time.Duration
+	lockTimeout time.Duration
+	now         func() time.Time
+
+	mu     sync.Mutex
+	cached *tokenstore.Entry
+}
+
+var _ oauth2.TokenSource = (*TokenSource)(nil)
+
+// New returns a TokenSource. It makes no network call and reads nothing
+// until a token is asked for.
+func New(cfg Config) (*TokenSource, error) {
+	apiURL, err := tokenstore.NormalizeAPIURL(cfg.APIURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := tokenstore.CheckTransport(apiURL, cfg.InsecureAllowHTTP); err != nil {
+		return nil, err
+	}
+	if cfg.ConfigDir == "" {
+		if cfg.ConfigDir, err = tokenstore.DefaultDir(os.LookupEnv); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = NewHTTPClient()
+	}
+	switch {
+	case cfg.Margin == 0:
+		cfg.Margin = DefaultMargin
+	case cfg.Margin < 0:
+		cfg.Margin = 0
+	}
+	if cfg.LockTimeout <= 0 {
+		cfg.LockTimeout = DefaultLockTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var kr tokenstore.Keyring
+	if cfg.Keyring != nil {
+		kr = cfg.Keyring
+	}
+	store, err := tokenstore.New(tokenstore.Config{Dir: cfg.ConfigDir, Keyring: kr, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	return &TokenSource{
+		apiURL:      apiURL,
+		store:       store,
+		client:      mgmtv1alpha1connect.NewAuthServiceClient(cfg.HTTPClient, apiURL),
+		margin:      cfg.Margin,
+		lockTimeout: cfg.LockTimeout,
+		now:         cfg.Now,
+	}, nil
+}
+
+// APIURL returns the normalized API URL the source serves tokens for.
+func (s *TokenSource) APIURL() string { return s.apiURL }
+
+// Token implements oauth2.TokenSource. It is TokenContext without a
+// deadline of the caller's; the HTTP client's timeout and the lock timeout
+// still bound it.
+func (s *TokenSource) Token() (*oauth2.Token, error) {
+	return s.TokenContext(context.Background())
+}
+
+// TokenContext returns a token with more than the margin of life left,
+// refreshing the stored one if needed. The token's Extra holds "id_token"
+// and "scope" when the server issued them. The refresh token is not
+// exposed.
+func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cached.Fresh(s.now(), s.margin) {
+		return toOAuth2(s.cached), nil
+	}
+	e, err := s.store.Load(s.apiURL)
+	if err != nil {
+		return nil, s.loadError(err)
+	}
+	if !e.Fresh(s.now(), s.margin) {
+		if e, err = s.refresh(ctx, e); err != nil {
+			return nil, err
+		}
+	}
+	s.cached = e
+	return toOAuth2(e), nil
+}
+
+func (s *TokenSource) loadError(err error) error {
+	if errors.Is(err, tokenstore.ErrNotFound) {
+		return fmt.Errorf("not logged in to %s: %w", s.apiURL, ErrLoginRequired)
+	}
+	return fmt.Errorf("reading stored tokens: %w", err)
+}
+
+// refresh runs under the entry's cross-process lock. seen is the entry as
+// read before taking the lock.
+func (s *TokenSource) refresh(ctx context.Context, seen *tokenstore.Entry) (*tokenstore.Entry, error) {
+	lockCtx, cancel := context.WithTimeout(ctx, s.lockTimeout)
+	unlock, err := s.store.Lock(lockCtx, s.apiURL)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("refreshing the access token: %w", err)
+	}
+	defer unlock()
+
+	cur, err := s.store.Load(s.apiURL)
+	if err != nil {
+		return nil, s.loadError(err)
+	}
+	now := s.now()
+	if cur.Fresh(now, s.margin) {
+		return cur, nil
+	}
+	// Another process refreshed while we waited, and the server's tokens
+	// live less than our margin: use theirs rather than refresh again.
+	if cur.AccessToken != seen.AccessToken && cur.Fresh(now, 0) {
+		return cur, nil
+	}
+	if cur.RefreshToken == "" {
+		return nil, fmt.Errorf("the access token for %s has expired and there is no refresh token: %w", s.apiURL, ErrLoginRequired)
+	}
+
+	req := connect.NewRequest(&mgmtv1alpha1.RefreshCliRequest{RefreshToken: cur.RefreshToken})
+	resp, err := s.client.RefreshCli(ctx, req)
+	if err != nil {
+		if rejected(err) {
+			// The refresh token is spent or revoked; forget it so the next
+			// run asks for a login without calling the server again.
+			cur.RefreshToken = ""
+			_ = s.store.Save(cur)
+			return nil, fmt.Errorf("the server rejected the refresh token for %s: %w", s.apiURL, ErrLoginRequired)
+		}
+		return nil, fmt.Errorf("refreshing the access token: %s", DescribeError(err))
+	}
+	next, err := EntryFromAccessToken(s.apiURL, resp.Msg.GetAccessToken(), now)
+	if err != nil {
+		return nil, fmt.Errorf("refreshing the access token: %w", err)
+	}
+	next.Storage = cur.Storage
+	if next.RefreshToken == "" {
+		next.RefreshToken = cur.RefreshToken // not rotated
+	}
+	if next.IDToken == "" {
+		next.IDToken = cur.IDToken
+	}
+	// If this write fails (or the process dies before it), the rotated
+	// refresh token is lost: the stored one is spent, the next refresh is
+	// rejected, and the user is asked to log in. Never worse than that.
+	if err := s.store.Save(next); err != nil {
+		return nil, fmt.Errorf("saving the refreshed tokens: %w", err)
+	}
+	return next, nil
+}
+
+// rejected reports whether err means the refresh token will never work.
+func rejected(err error) bool {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnauthenticated, connect.CodeInvalidArgument, connect.CodePermissionDenied:
+		return true
+	}
+	return false
+}
+
+// EntryFromAccessToken turns a LoginCli or RefreshCli answer into a stored
+// entry. The expiry counts from issuedAt (taken before the call, so it errs
+// early); when the server sends no lifetime, the access token's own `exp`
+// is used if it is a JWT, and otherwise the expiry stays unknown.
+func EntryFromAccessToken(apiURL string, at *mgmtv1alpha1.AccessToken, issuedAt time.Time) (*tokenstore.Entry, error) {
+	if at == nil || at.GetAccessToken() == "" {
+		return nil, errors.New("the server answered without an access token")
+	}
+	tokenType := at.GetTokenType()
+	if tokenType == "" || strings.EqualFold(tokenType, "bearer") {
+		tokenType = "Bearer"
+	}
+	e := &tokenstore.Entry{
+		APIURL:       apiURL,
+		Storage:      tokenstore.StorageFile,
+		AccessToken:  at.GetAccessToken(),
+		RefreshToken: at.GetRefreshToken(),
+		IDToken:      at.GetIdToken(),
+		TokenType:    tokenType,
+		Scope:        at.GetScope(),
+	}
+	switch {
+	case at.GetExpiresIn() > 0:
+		e.Expiry = issuedAt.Add(time.Duration(at.GetExpiresIn()) * time.Second).UTC()
+	default:
+		if claims, err := tokenstore.UnverifiedClaims(at.GetAccessToken()); err == nil {
+			if exp, ok := numericDate(claims["exp"]); ok {
+				e.Expiry = exp
+			}
+		}
+	}
+	return e, nil
+}
+
+// numericDate reads a JWT NumericDate decoded with UseNumber.
+func numericDate(v any) (time.Time, bool) {
+	n, ok := v.(interface{ Int64() (int64, error) })
+	if !ok {
+		return time.Time{}, false
+	}
+	sec, err := n.Int64()
+	if err != nil || sec <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0).UTC(), true
+}
+
+func toOAuth2(e *tokenstore.Entry) *oauth2.Token {
+	t := &oauth2.Token{AccessToken: e.AccessToken, TokenType: e.TokenType, Expiry: e.Expiry}
+	extra := map[string]any{}
+	if e.IDToken != "" {
+		extra["id_token"] = e.IDToken
+	}
+	if e.Scope != "" {
+		extra["scope"] = e.Scope
+	}
+	return t.WithExtra(extra)
+}
+
+// DescribeError summarizes an RPC error for people. It never repeats what
+// the server said: a misbehaving or hostile server could put anything in
+// an error message, tokens included. Connection failures, which happen on
+// this side, are described as they are.
+func DescribeError(err error) string {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return "cannot reach the server: " + opErr.Err.Error()
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the server did not answer in time"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	code := connect.CodeOf(err)
+	var text string
+	switch code {
+	case connect.CodeUnauthenticated:
+		text = "the server did not accept the credentials"
+	case connect.CodePermissionDenied:
+		text = "permission denied"
+	case connect.CodeInvalidArgument:
+		text = "the server rejected the request as invalid"
+	case connect.CodeFailedPrecondition:
+		text = "the server cannot do this in its current configuration (is authentication enabled?)"
+	case connect.CodeUnimplemented:
+		text = "the server does not implement this call (is this an nsauth or Neosync API URL?)"
+	case connect.CodeUnavailable:
+		text = "the server or its identity provider is unavailable"
+	case connect.CodeDeadlineExceeded:
+		text = "the server did not answer in time"
+	case connect.CodeNotFound:
+		text = "not found (is this an nsauth or Neosync API URL?)"
+	case connect.CodeResourceExhausted:
+		text = "the server is rate limiting; try again later"
+	default:
+		text = "the server failed"
+	}
+	return text + " (" + code.String() + ")"
+}
+
+// NewHTTPClient returns the HTTP client used by default: a 30 s overall
+// timeout, bounded dial and TLS handshake, proxies from the environment,
+// and no redirects (an API endpoint that redirects is misconfigured, and
+// following it could carry a refresh token elsewhere).
+func NewHTTPClient() *http.Client {
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout:       30 * time.Second,
+		MaxIdleConns:          4,
+	}
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
