@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// AuthRequest is a pending authorization request: created at the authorize
+// endpoint, completed by the login page, redeemed through its code.
+type AuthRequest struct {
+	ID                  string
+	ClientID            string
+	RedirectURI         string
+	Scopes              []string
+	State               string
+	Nonce               string
+	ResponseType        string
+	ResponseMode        string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Prompt              []string
+	LoginHint           string
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+	// UserID, AuthTime and AMR are set once the user has logged in.
+	UserID   string
+	AuthTime time.Time
+	AMR      []string
+}
+
+// Done reports whether a user has logged in for the request.
+func (r *AuthRequest) Done() bool { return r.UserID != "" }
+
+// CreateAuthRequest stores r. ID is generated when empty, CreatedAt is now;
+// ExpiresAt must be set.
+func (s *Store) CreateAuthRequest(ctx context.Context, r *AuthRequest) error {
+	if r.ExpiresAt.IsZero() {
+		return errors.New("an auth request needs an expiry")
+	}
+	if r.ID == "" {
+		r.ID = NewID()
+	}
+	r.CreatedAt = s.now()
+	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_auth_requests (id, client_id, redirect_uri, scopes, state, nonce, response_type,
+		response_mode, code_challenge, code_challenge_method, prompt, login_hint, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.ClientID, r.RedirectURI, joinList(r.Scopes), r.State, r.Nonce, r.ResponseType,
+		r.ResponseMode, r.CodeChallenge, r.CodeChallengeMethod, joinList(r.Prompt), r.LoginHint,
+		r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("storing auth request: %w", err)
+	}
+	return nil
+}
+
+const authRequestColumns = `id, client_id, redirect_uri, scopes, state, nonce, response_type, response_mode, code_challenge,
+	code_challenge_method, prompt, login_hint, created_at, expires_at, user_id, auth_time, amr`
+
+func scanAuthRequest(row interface{ Scan(...any) error }) (*AuthRequest, error) {
+	var r AuthRequest
+	var scopes, prompt, amr string
+	var created, expires int64
+	var userID sql.NullString
+	var authTime sql.NullInt64
+	if err := row.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &scopes, &r.State, &r.Nonce, &r.ResponseType, &r.ResponseMode,
+		&r.CodeChallenge, &r.CodeChallengeMethod, &prompt, &r.LoginHint, &created, &expires, &userID, &authTime, &amr); err != nil {
+		return nil, err
+	}
+	r.Scopes, r.Prompt, r.AMR = splitList(scopes), splitList(prompt), splitList(amr)
+	r.CreatedAt, r.ExpiresAt = time.UnixMilli(created), time.UnixMilli(expires)
+	r.UserID = userID.String
+	r.AuthTime = fromMillis(authTime)
+	return &r, nil
+}
+
+// AuthRequestByID returns an unexpired auth request, or an error wrapping
+// [ErrNotFound].
+func (s *Store) AuthRequestByID(ctx context.Context, id string) (*AuthRequest, error) {
+	r, err := scanAuthRequest(s.queryRow(ctx, s.db, `SELECT `+authRequestColumns+` FROM nsauth_auth_requests
+		WHERE id = ? AND expires_at > ?`, id, s.nowMillis()))
+	if err != nil {
+		return nil, notFound(err, "auth request")
+	}
+	return r, nil
+}
+
+// CompleteAuthRequest records that userID logged in for the request. It
+// fails with [ErrNotFound] when the request is unknown, expired or already
+// completed, so one request can be completed once. The request's expiry is
+// extended by at least minRemaining, so the code it yields outlives it.
+func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, amr []string, minRemaining time.Duration) error {
+	now := s.now()
+	res, err := s.exec(ctx, s.db, `UPDATE nsauth_auth_requests SET user_id = ?, auth_time = ?, amr = ?,
+		expires_at = CASE WHEN expires_at < ? THEN ? ELSE expires_at END
+		WHERE id = ? AND user_id IS NULL AND expires_at > ?`,
+		userID, now.UnixMilli(), joinList(amr), now.Add(minRemaining).UnixMilli(), now.Add(minRemaining).UnixMilli(), id, now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("completing auth request: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("auth request: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteAuthRequest deletes an auth request. Its code, if any, is kept
+// until it expires so a replay can still be recognised.
+func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
+	if _, err := s.exec(ctx, s.db, `DELETE FROM nsauth_auth_requests WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("deleting auth request: %w", err)
+	}
+	return nil
+}
+
+// SaveCode stores the authorization code issued for a completed auth
+// request, under its digest. One request yields at most one code; a second
+// one is refused with [ErrConflict].
+func (s *Store) SaveCode(ctx context.Context, code, authRequestID string, expiresAt time.Time) error {
+	now := s.nowMillis()
+	res, err := s.exec(ctx, s.db, `INSERT INTO nsauth_auth_codes (code_hash, auth_request_id, created_at, expires_at)
+		SELECT ?, id, ?, ? FROM nsauth_auth_requests WHERE id = ? AND user_id IS NOT NULL AND expires_at > ?`,
+		HashSecret(code), now, expiresAt.UnixMilli(), authRequestID, now)
+	if err != nil {
+		if s.d.isUnique(err) {
+			return fmt.Errorf("code for auth request: %w", ErrConflict)
+		}
+		return fmt.Errorf("storing code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("completed auth request: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// RedeemCode marks a code used and returns its auth request. A code is
+// good once: presenting it again fails with [ErrReused] after revoking
+// every token issued from it (RFC 6749 §4.1.2). An unknown or expired code
+// fails with [ErrNotFound].
+func (s *Store) RedeemCode(ctx context.Context, code string) (*AuthRequest, error) {
+	hash := HashSecret(code)
+	var out *AuthRequest
+	var reused bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.nowMillis()
+		var reqID string
+		err := s.queryRow(ctx, tx, `UPDATE nsauth_auth_codes SET used_at = ?
+			WHERE code_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING auth_request_id`, now, hash, now).Scan(&reqID)
+		if errors.Is(err, sql.ErrNoRows) {
+			var usedAt sql.NullInt64
+			err := s.queryRow(ctx, tx, `SELECT auth_request_id, used_at FROM nsauth_auth_codes WHERE code_hash = ?`, hash).Scan(&reqID, &usedAt)
+			if err != nil {
+				return notFound(err, "code")
+			}
+			if !usedAt.Valid {
+				return fmt.Errorf("code expired: %w", ErrNotFound)
+			}
+			// The auth request id is the grant id of everything issued from it.
+			reused = true
+			return s.revokeGrant(ctx, tx, reqID)
+		}
+		if err != nil {
+			return fmt.Errorf("redeeming code: %w", err)
+		}
+		r, err := scanAuthRequest(s.queryRow(ctx, tx, `SELECT `+authRequestColumns+` FROM nsauth_auth_requests WHERE id = ?`, reqID))
+		if err != nil {
+			return notFound(err, "auth request of code")
+		}
+		out = r
+		return nil
+	})
+	if reused && err == nil {
+		return nil, fmt.Errorf("code: %w", ErrReused)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// revokeGrant revokes every refresh and access token of one grant (the
+// tokens descended from one authorization code).
+func (s *Store) revokeGrant(ctx context.Context, q querier, grantID string) error {
+	now := s.nowMillis()
+	if _, err := s.exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, now, grantID); err != nil {
+		return fmt.Errorf("revoking refresh tokens: %w", err)
+	}
+	if _, err := s.exec(ctx, q, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL`, now, grantID); err != nil {
+		return fmt.Errorf("revoking access tokens: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package store
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Client is an OAuth client registered with the built-in provider.
+type Client struct {
+	ID string
+	// SecretHash is [HashSecret] of the client secret.
+	SecretHash []byte
+	// RedirectURIs are the exact redirect URIs registered besides the
+	// loopback ones every native client may use.
+	RedirectURIs []string
+	CreatedAt    time.Time
+}
+
+// EnsureClient registers c unless a client with its id exists, and
+// reports whether it did. An existing client is left as it is.
+func (s *Store) EnsureClient(ctx context.Context, c *Client) (bool, error) {
+	if c.ID == "" || len(c.SecretHash) == 0 {
+		return false, errors.New("a client needs an id and a secret hash")
+	}
+	uris, err := json.Marshal(c.RedirectURIs)
+	if err != nil {
+		return false, fmt.Errorf("encoding redirect URIs: %w", err)
+	}
+	res, err := s.exec(ctx, s.db, `INSERT INTO nsauth_clients (id, secret_hash, redirect_uris, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`, c.ID, c.SecretHash, string(uris), s.nowMillis())
+	if err != nil {
+		return false, fmt.Errorf("registering client: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// SetClientRedirectURIs replaces a client's extra redirect URIs.
+func (s *Store) SetClientRedirectURIs(ctx context.Context, id string, uris []string) error {
+	b, err := json.Marshal(uris)
+	if err != nil {
+		return fmt.Errorf("encoding redirect URIs: %w", err)
+	}
+	res, err := s.exec(ctx, s.db, `UPDATE nsauth_clients SET redirect_uris = ? WHERE id = ?`, string(b), id)
+	if err != nil {
+		return fmt.Errorf("updating client: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("client: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// ClientByID returns a client, or an error wrapping [ErrNotFound].
+func (s *Store) ClientByID(ctx context.Context, id string) (*Client, error) {
+	var c Client
+	var uris string
+	var created int64
+	err := s.queryRow(ctx, s.db, `SELECT id, secret_hash, redirect_uris, created_at FROM nsauth_clients WHERE id = ?`, id).
+		Scan(&c.ID, &c.SecretHash, &uris, &created)
+	if err != nil {
+		return nil, notFound(err, "client")
+	}
+	if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
+		return nil, fmt.Errorf("client %q has unreadable redirect URIs: %w", id, err)
+	}
+	c.CreatedAt = time.UnixMilli(created)
+	return &c, nil
+}
+
+// CheckSecret reports whether secret is the client's secret, in constant
+// time.
+func (c *Client) CheckSecret(secret string) bool {
+	return subtle.ConstantTimeCompare(HashSecret(secret), c.SecretHash) == 1
+}
+
+// EnsureValue stores name=value unless name already has a value, and
+// returns the stored value. Processes racing to initialise the same value
+// all get the one that won.
+func (s *Store) EnsureValue(ctx context.Context, name, value string) (string, error) {
+	if _, err := s.exec(ctx, s.db, `INSERT INTO nsauth_instance_values (name, value, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO NOTHING`, name, value, s.nowMillis()); err != nil {
+		return "", fmt.Errorf("storing %s: %w", name, err)
+	}
+	return s.Value(ctx, name)
+}
+
+// Value returns a stored instance value, or an error wrapping
+// [ErrNotFound].
+func (s *Store) Value(ctx context.Context, name string) (string, error) {
+	var v string
+	if err := s.queryRow(ctx, s.db, `SELECT value FROM nsauth_instance_values WHERE name = ?`, name).Scan(&v); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("%s: %w", name, ErrNotFound)
+		}
+		return "", fmt.Errorf("reading %s: %w", name, err)
+	}
+	return v, nil
+}

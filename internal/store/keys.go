@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SigningKey is a token-signing key pair.
+type SigningKey struct {
+	// ID is the key's `kid`.
+	ID string
+	// Algorithm is the JWS algorithm, such as RS256.
+	Algorithm string
+	// PrivateKey is the PKCS #8 DER encoding of the private key.
+	PrivateKey []byte
+	CreatedAt  time.Time
+	// ActivatesAt is when the key starts signing. Keys are published before
+	// they activate, so every verifier has them by then.
+	ActivatesAt time.Time
+	// ExpiresAt is when the key leaves the key set: after every token it
+	// signed has expired. Zero while the key is current.
+	ExpiresAt time.Time
+}
+
+// KeyChange is what an [Store.UpdateSigningKeys] callback decides.
+type KeyChange struct {
+	// Add is a key to store, or nil.
+	Add *SigningKey
+	// Expire sets ExpiresAt of existing keys, by id.
+	Expire map[string]time.Time
+}
+
+// SigningKeys returns the keys that have not expired, oldest activation
+// first.
+func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	return s.signingKeys(ctx, s.db)
+}
+
+func (s *Store) signingKeys(ctx context.Context, q querier) ([]SigningKey, error) {
+	query := `SELECT id, algorithm, private_key, created_at, activates_at, expires_at FROM nsauth_signing_keys
+		WHERE expires_at IS NULL OR expires_at > ? ORDER BY activates_at, id`
+	rows, err := s.query(ctx, q, query, s.nowMillis())
+	if err != nil {
+		return nil, fmt.Errorf("reading signing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []SigningKey
+	for rows.Next() {
+		var k SigningKey
+		var created, activates int64
+		var expires sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &created, &activates, &expires); err != nil {
+			return nil, fmt.Errorf("reading signing keys: %w", err)
+		}
+		k.CreatedAt, k.ActivatesAt, k.ExpiresAt = time.UnixMilli(created), time.UnixMilli(activates), fromMillis(expires)
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading signing keys: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateSigningKeys calls decide with the current keys while holding a lock
+// that every process sharing the database respects, and applies the change
+// it returns. Two processes deciding at once therefore see each other's
+// result: the second one finds the key the first one added. decide may be
+// called with no keys at all (first start).
+func (s *Store) UpdateSigningKeys(ctx context.Context, decide func(keys []SigningKey) (KeyChange, error)) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var name string
+		if err := s.queryRow(ctx, tx, `SELECT name FROM nsauth_locks WHERE name = 'signing_keys'`+s.d.lockRows).Scan(&name); err != nil {
+			return fmt.Errorf("taking the signing-key lock: %w", err)
+		}
+		keys, err := s.signingKeys(ctx, tx)
+		if err != nil {
+			return err
+		}
+		change, err := decide(keys)
+		if err != nil {
+			return err
+		}
+		for id, at := range change.Expire {
+			if _, err := s.exec(ctx, tx, `UPDATE nsauth_signing_keys SET expires_at = ? WHERE id = ?`, at.UnixMilli(), id); err != nil {
+				return fmt.Errorf("scheduling key expiry: %w", err)
+			}
+		}
+		if k := change.Add; k != nil {
+			if k.ID == "" || k.Algorithm == "" || len(k.PrivateKey) == 0 {
+				return errors.New("a signing key needs an id, an algorithm and a private key")
+			}
+			k.CreatedAt = s.now()
+			if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_signing_keys (id, algorithm, private_key, created_at, activates_at, expires_at)
+				VALUES (?, ?, ?, ?, ?, ?)`, k.ID, k.Algorithm, k.PrivateKey, k.CreatedAt.UnixMilli(), k.ActivatesAt.UnixMilli(), millis(k.ExpiresAt)); err != nil {
+				return fmt.Errorf("storing signing key: %w", err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,218 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Grant is what a chain of tokens was issued for: one user's consent to one
+// client, from one authorization code. Its ID (the auth request's id) ties
+// the chain together for revocation.
+type Grant struct {
+	ID       string
+	UserID   string
+	ClientID string
+	Scopes   []string
+	Audience []string
+	AuthTime time.Time
+	AMR      []string
+}
+
+// RefreshToken is the stored record of a refresh token. Its value is never
+// stored, only its digest.
+type RefreshToken struct {
+	ID string
+	Grant
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time
+	RevokedAt time.Time
+}
+
+// CreateRefreshToken stores the first refresh token of a grant and returns
+// its id.
+func (s *Store) CreateRefreshToken(ctx context.Context, value string, g Grant, expiresAt time.Time) (string, error) {
+	id := NewID()
+	if err := s.insertRefreshToken(ctx, s.db, id, value, g, expiresAt); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func (s *Store) insertRefreshToken(ctx context.Context, q querier, id, value string, g Grant, expiresAt time.Time) error {
+	_, err := s.exec(ctx, q, `INSERT INTO nsauth_refresh_tokens (id, token_hash, family_id, user_id, client_id, scopes, audience,
+		auth_time, amr, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, HashSecret(value), g.ID, g.UserID, g.ClientID, joinList(g.Scopes), joinList(g.Audience),
+		g.AuthTime.UnixMilli(), joinList(g.AMR), s.nowMillis(), expiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("storing refresh token: %w", err)
+	}
+	return nil
+}
+
+const refreshColumns = `id, family_id, user_id, client_id, scopes, audience, auth_time, amr, created_at, expires_at, used_at, revoked_at`
+
+func scanRefresh(row interface{ Scan(...any) error }) (*RefreshToken, error) {
+	var t RefreshToken
+	var scopes, aud, amr string
+	var authTime, created, expires int64
+	var used, revoked sql.NullInt64
+	if err := row.Scan(&t.ID, &t.Grant.ID, &t.UserID, &t.ClientID, &scopes, &aud, &authTime, &amr, &created, &expires, &used, &revoked); err != nil {
+		return nil, err
+	}
+	t.Scopes, t.Audience, t.AMR = splitList(scopes), splitList(aud), splitList(amr)
+	t.AuthTime, t.CreatedAt, t.ExpiresAt = time.UnixMilli(authTime), time.UnixMilli(created), time.UnixMilli(expires)
+	t.UsedAt, t.RevokedAt = fromMillis(used), fromMillis(revoked)
+	return &t, nil
+}
+
+// RefreshTokenByValue looks a refresh token up by its value and checks that
+// it may be used: unknown or expired tokens fail with [ErrNotFound],
+// revoked ones with [ErrRevoked], and a token that was already rotated
+// fails with [ErrReused] after its whole family has been revoked (RFC 9700
+// §4.14.2): either the client or an attacker holds a stolen copy, and the
+// server cannot tell which.
+func (s *Store) RefreshTokenByValue(ctx context.Context, value string) (*RefreshToken, error) {
+	t, err := scanRefresh(s.queryRow(ctx, s.db, `SELECT `+refreshColumns+` FROM nsauth_refresh_tokens WHERE token_hash = ?`, HashSecret(value)))
+	if err != nil {
+		return nil, notFound(err, "refresh token")
+	}
+	if err := s.checkRefresh(ctx, t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (s *Store) checkRefresh(ctx context.Context, t *RefreshToken) error {
+	switch {
+	case !t.RevokedAt.IsZero():
+		return fmt.Errorf("refresh token: %w", ErrRevoked)
+	case !t.UsedAt.IsZero():
+		if err := s.revokeGrant(ctx, s.db, t.Grant.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("refresh token: %w", ErrReused)
+	case !s.now().Before(t.ExpiresAt):
+		return fmt.Errorf("refresh token expired: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// RotateRefreshToken marks the refresh token oldID used and stores its
+// successor, atomically: of two concurrent rotations of one token, one
+// succeeds and the other fails with [ErrReused], revoking the family. The
+// successor inherits the grant; scopes may be narrowed by the caller.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID, newValue string, scopes []string, expiresAt time.Time) (string, error) {
+	newID := NewID()
+	var reused bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := s.nowMillis()
+		t, err := scanRefresh(s.queryRow(ctx, tx, `UPDATE nsauth_refresh_tokens SET used_at = ?
+			WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? RETURNING `+refreshColumns, now, oldID, now))
+		if errors.Is(err, sql.ErrNoRows) {
+			var family string
+			if err := s.queryRow(ctx, tx, `SELECT family_id FROM nsauth_refresh_tokens WHERE id = ?`, oldID).Scan(&family); err != nil {
+				return notFound(err, "refresh token")
+			}
+			reused = true
+			return s.revokeGrant(ctx, tx, family)
+		}
+		if err != nil {
+			return fmt.Errorf("rotating refresh token: %w", err)
+		}
+		g := t.Grant
+		if scopes != nil {
+			g.Scopes = scopes
+		}
+		return s.insertRefreshToken(ctx, tx, newID, newValue, g, expiresAt)
+	})
+	if reused && err == nil {
+		return "", fmt.Errorf("refresh token: %w", ErrReused)
+	}
+	if err != nil {
+		return "", err
+	}
+	return newID, nil
+}
+
+// RevokeRefreshToken revokes one refresh token and, because a refresh token
+// stands for its whole grant, every token of its family.
+func (s *Store) RevokeRefreshToken(ctx context.Context, id string) error {
+	var family string
+	if err := s.queryRow(ctx, s.db, `SELECT family_id FROM nsauth_refresh_tokens WHERE id = ?`, id).Scan(&family); err != nil {
+		return notFound(err, "refresh token")
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.revokeGrant(ctx, tx, family) })
+}
+
+// RevokeUserClientTokens revokes every token one user holds at one client.
+func (s *Store) RevokeUserClientTokens(ctx context.Context, userID, clientID string) error {
+	now := s.nowMillis()
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`, now, userID, clientID); err != nil {
+			return fmt.Errorf("revoking refresh tokens: %w", err)
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`, now, userID, clientID); err != nil {
+			return fmt.Errorf("revoking access tokens: %w", err)
+		}
+		return nil
+	})
+}
+
+// AccessToken is the stored record of an issued access token, keyed by its
+// `jti`, so that introspection, userinfo and revocation can refuse it
+// before it expires.
+type AccessToken struct {
+	ID        string
+	GrantID   string
+	UserID    string
+	ClientID  string
+	Scopes    []string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time
+}
+
+// RecordAccessToken stores an access token's record. CreatedAt is now.
+func (s *Store) RecordAccessToken(ctx context.Context, t *AccessToken) error {
+	t.CreatedAt = s.now()
+	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, t.UserID, t.ClientID, joinList(t.Scopes), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("recording access token: %w", err)
+	}
+	return nil
+}
+
+// ActiveAccessToken returns the record of an access token that is neither
+// expired nor revoked, or an error wrapping [ErrNotFound] or [ErrRevoked].
+func (s *Store) ActiveAccessToken(ctx context.Context, id string) (*AccessToken, error) {
+	var t AccessToken
+	var scopes string
+	var created, expires int64
+	var revoked sql.NullInt64
+	err := s.queryRow(ctx, s.db, `SELECT id, grant_id, user_id, client_id, scopes, created_at, expires_at, revoked_at
+		FROM nsauth_access_tokens WHERE id = ?`, id).Scan(&t.ID, &t.GrantID, &t.UserID, &t.ClientID, &scopes, &created, &expires, &revoked)
+	if err != nil {
+		return nil, notFound(err, "access token")
+	}
+	t.Scopes, t.CreatedAt, t.ExpiresAt, t.RevokedAt = splitList(scopes), time.UnixMilli(created), time.UnixMilli(expires), fromMillis(revoked)
+	if !t.RevokedAt.IsZero() {
+		return nil, fmt.Errorf("access token: %w", ErrRevoked)
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		return nil, fmt.Errorf("access token expired: %w", ErrNotFound)
+	}
+	return &t, nil
+}
+
+// RevokeAccessToken revokes one access token.
+func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
+	if _, err := s.exec(ctx, s.db, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, s.nowMillis(), id); err != nil {
+		return fmt.Errorf("revoking access token: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,267 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// User is an account that can log in to the built-in provider.
+type User struct {
+	// ID is the stable subject (`sub`) of the user's tokens.
+	ID string
+	// Username is what the user types at the login page; unique, stored
+	// lower-case (see [NormalizeUsername]).
+	Username string
+	// Name and Email are optional profile claims.
+	Name, Email string
+	// PasswordHash is the argon2id PHC string; never the password.
+	PasswordHash string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	// DisabledAt is when the account was disabled; zero when it is enabled.
+	DisabledAt time.Time
+}
+
+// Disabled reports whether the account is disabled.
+func (u *User) Disabled() bool { return !u.DisabledAt.IsZero() }
+
+// MaxUsernameLen bounds usernames.
+const MaxUsernameLen = 64
+
+// NormalizeUsername lower-cases a username and checks it: 1 to 64
+// characters from a-z, 0-9 and . _ @ + -, starting with a letter or digit.
+// The error text never contains the input.
+func NormalizeUsername(name string) (string, error) {
+	n := strings.ToLower(name)
+	if n == "" || len(n) > MaxUsernameLen {
+		return "", fmt.Errorf("a username must be 1 to %d characters long", MaxUsernameLen)
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || (i > 0 && strings.IndexByte("._@+-", c) >= 0)
+		if !ok {
+			return "", fmt.Errorf("a username may contain only letters, digits and . _ @ + - (and must start with a letter or digit)")
+		}
+	}
+	return n, nil
+}
+
+// maxProfileLen bounds the optional name and email.
+const maxProfileLen = 256
+
+func checkProfile(u *User) error {
+	if len(u.Name) > maxProfileLen || len(u.Email) > maxProfileLen {
+		return fmt.Errorf("name and email must be at most %d bytes", maxProfileLen)
+	}
+	if strings.ContainsAny(u.Name+u.Email, "\x00\r\n") {
+		return fmt.Errorf("name and email must be single-line text")
+	}
+	return nil
+}
+
+// CreateUser stores a new user. ID is generated when empty; the username
+// is normalised. It returns an error wrapping [ErrConflict] when the
+// username is taken.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	return s.createUser(ctx, s.db, u)
+}
+
+func (s *Store) createUser(ctx context.Context, q querier, u *User) error {
+	name, err := NormalizeUsername(u.Username)
+	if err != nil {
+		return err
+	}
+	if err := checkProfile(u); err != nil {
+		return err
+	}
+	if u.PasswordHash == "" {
+		return fmt.Errorf("a password hash is required")
+	}
+	u.Username = name
+	if u.ID == "" {
+		u.ID = NewID()
+	}
+	now := s.now()
+	u.CreatedAt, u.UpdatedAt = now, now
+	_, err = s.exec(ctx, q, `INSERT INTO nsauth_users (id, username, name, email, password_hash, created_at, updated_at, disabled_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, u.Name, u.Email, u.PasswordHash, now.UnixMilli(), now.UnixMilli(), millis(u.DisabledAt))
+	if err != nil {
+		if s.d.isUnique(err) {
+			return fmt.Errorf("user %q: %w", u.Username, ErrConflict)
+		}
+		return fmt.Errorf("creating user: %w", err)
+	}
+	return nil
+}
+
+// CreateInitialAdmin creates u unless the first-start administrator was
+// created before (by this or another process sharing the database), and
+// reports whether it did. It returns false with no error when a user with
+// that name already exists, which is then left untouched. Deleting the
+// administrator later does not bring it back at the next start.
+func (s *Store) CreateInitialAdmin(ctx context.Context, u *User) (bool, error) {
+	created := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `INSERT INTO nsauth_instance_values (name, value, created_at) VALUES ('admin_bootstrapped', ?, ?)
+			ON CONFLICT (name) DO NOTHING`, u.Username, s.nowMillis())
+		if err != nil {
+			return fmt.Errorf("recording first start: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		name, err := NormalizeUsername(u.Username)
+		if err != nil {
+			return err
+		}
+		var exists int
+		err = s.queryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE username = ?`, name).Scan(&exists)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("reading users: %w", err)
+		}
+		if err := s.createUser(ctx, tx, u); err != nil {
+			return err
+		}
+		created = true
+		return nil
+	})
+	return created, err
+}
+
+const userColumns = `id, username, name, email, password_hash, created_at, updated_at, disabled_at`
+
+func scanUser(row interface{ Scan(...any) error }) (*User, error) {
+	var u User
+	var created, updated, disabled sql.NullInt64
+	if err := row.Scan(&u.ID, &u.Username, &u.Name, &u.Email, &u.PasswordHash, &created, &updated, &disabled); err != nil {
+		return nil, err
+	}
+	u.CreatedAt, u.UpdatedAt, u.DisabledAt = fromMillis(created), fromMillis(updated), fromMillis(disabled)
+	return &u, nil
+}
+
+// UserByUsername returns the user with that (case-insensitive) name, or an
+// error wrapping [ErrNotFound].
+func (s *Store) UserByUsername(ctx context.Context, username string) (*User, error) {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return nil, fmt.Errorf("user: %w", ErrNotFound)
+	}
+	u, err := scanUser(s.queryRow(ctx, s.db, `SELECT `+userColumns+` FROM nsauth_users WHERE username = ?`, name))
+	if err != nil {
+		return nil, notFound(err, "user")
+	}
+	return u, nil
+}
+
+// UserByID returns the user with that id, or an error wrapping
+// [ErrNotFound].
+func (s *Store) UserByID(ctx context.Context, id string) (*User, error) {
+	u, err := scanUser(s.queryRow(ctx, s.db, `SELECT `+userColumns+` FROM nsauth_users WHERE id = ?`, id))
+	if err != nil {
+		return nil, notFound(err, "user")
+	}
+	return u, nil
+}
+
+// ListUsers returns every user, ordered by username.
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := s.query(ctx, s.db, `SELECT `+userColumns+` FROM nsauth_users ORDER BY username`)
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing users: %w", err)
+		}
+		out = append(out, *u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	return out, nil
+}
+
+// SetPassword replaces a user's password hash and revokes every token the
+// user holds, so a changed password ends existing sessions.
+func (s *Store) SetPassword(ctx context.Context, username, hash string) error {
+	if hash == "" {
+		return fmt.Errorf("a password hash is required")
+	}
+	return s.updateUser(ctx, username, `UPDATE nsauth_users SET password_hash = ?, updated_at = ? WHERE username = ? RETURNING id`, hash, s.nowMillis())
+}
+
+// SetDisabled disables or enables a user. Disabling revokes every token the
+// user holds.
+func (s *Store) SetDisabled(ctx context.Context, username string, disabled bool) error {
+	now := s.nowMillis()
+	if disabled {
+		return s.updateUser(ctx, username, `UPDATE nsauth_users SET disabled_at = COALESCE(disabled_at, ?), updated_at = ? WHERE username = ? RETURNING id`, now, now)
+	}
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return fmt.Errorf("user: %w", ErrNotFound)
+	}
+	res, err := s.exec(ctx, s.db, `UPDATE nsauth_users SET disabled_at = NULL, updated_at = ? WHERE username = ?`, now, name)
+	if err != nil {
+		return fmt.Errorf("enabling user: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("user: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// updateUser runs an UPDATE … WHERE username = ? RETURNING id (the
+// username is appended to args) and revokes the user's tokens, atomically.
+func (s *Store) updateUser(ctx context.Context, username, query string, args ...any) error {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return fmt.Errorf("user: %w", ErrNotFound)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var id string
+		if err := s.queryRow(ctx, tx, query, append(args, name)...).Scan(&id); err != nil {
+			return notFound(err, "user")
+		}
+		return s.revokeUserTokens(ctx, tx, id)
+	})
+}
+
+// DeleteUser deletes a user and, by cascade, everything issued to it.
+func (s *Store) DeleteUser(ctx context.Context, username string) error {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return fmt.Errorf("user: %w", ErrNotFound)
+	}
+	res, err := s.exec(ctx, s.db, `DELETE FROM nsauth_users WHERE username = ?`, name)
+	if err != nil {
+		return fmt.Errorf("deleting user: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("user: %w", ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) revokeUserTokens(ctx context.Context, q querier, userID string) error {
+	now := s.nowMillis()
+	if _, err := s.exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, now, userID); err != nil {
+		return fmt.Errorf("revoking refresh tokens: %w", err)
+	}
+	if _, err := s.exec(ctx, q, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, now, userID); err != nil {
+		return fmt.Errorf("revoking access tokens: %w", err)
+	}
+	return nil
+}
