@@ -66,6 +66,12 @@ provider for command-line clients, and logs people in from a terminal.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
 		newServeCommand(app),
+		newLoginCommand(app, nil),
+		newTokenCommand(app, nil),
+		newWhoamiCommand(app, nil),
+		newStatusCommand(app, nil),
+		newLogoutCommand(app, nil),
+		newCompletionCommand(app),
 	)
 	return root
 }

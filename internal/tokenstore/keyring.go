@@ -54,3 +54,14 @@ var ErrKeyringUnavailable = errors.New("the OS keyring is not available")
 func keyringError(action string, err error) error {
 	return fmt.Errorf("%s the OS keyring: %w (%v); on Linux a Secret Service such as GNOME Keyring or KWallet must be running and unlocked; to store tokens in a 0600 file instead, log in without --keyring", action, ErrKeyringUnavailable, err)
 }
+
+// CheckKeyring reports whether the OS keyring can be used, by looking up
+// apiURL's item: a missing item is fine, any other failure is returned
+// wrapping ErrKeyringUnavailable. `nsauth login --keyring` calls it before
+// sending anyone to a browser.
+func (s *Store) CheckKeyring(apiURL string) error {
+	if _, err := s.keyring.Get(keyringService, apiURL); err != nil && !errors.Is(err, ErrNotFound) {
+		return keyringError("using", err)
+	}
+	return nil
+}

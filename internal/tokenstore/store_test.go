@@ -511,3 +511,27 @@ func TestConcurrentSaveLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckKeyring(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		fail    error
+		wantErr bool
+	}{
+		{"available, item missing", nil, false},
+		{"unavailable", errors.New("no D-Bus session"), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			kr := newFakeKeyring()
+			kr.fail = tc.fail
+			s, _ := newStore(t, kr)
+			err := s.CheckKeyring(testURL)
+			if tc.wantErr != errors.Is(err, tokenstore.ErrKeyringUnavailable) {
+				t.Errorf("CheckKeyring = %v, want unavailable: %v", err, tc.wantErr)
+			}
+		})
+	}
+}

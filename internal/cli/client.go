@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/tokenstore"
+	"github.com/nsauth/nsauth/pkg/tokensource"
+)
+
+// DefaultAPIURL is the API URL when neither --api-url nor the environment
+// names one; it is Neosync's default too.
+const DefaultAPIURL = "http://localhost:8080"
+
+// apiURLEnv lists the environment variables that name the API URL, in order
+// of preference. NEOSYNC_API_URL is the original CLI's.
+var apiURLEnv = []string{"NSAUTH_API_URL", "NEOSYNC_API_URL"}
+
+// clientOptions are the settings every client command shares.
+type clientOptions struct {
+	// APIURL is the server, normalized by resolve.
+	APIURL string
+	// ConfigDir holds the token files.
+	ConfigDir string
+	// InsecureAllowHTTP permits plain HTTP to a remote server.
+	InsecureAllowHTTP bool
+}
+
+func (o *clientOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.APIURL, "api-url", "", "the API server's URL (default "+DefaultAPIURL+") [$"+strings.Join(apiURLEnv, ", $")+"]")
+	fs.StringVar(&o.ConfigDir, "config-dir", "", "where tokens are stored (default: the nsauth directory in your user configuration directory) [$"+tokenstore.DirEnv+"]")
+	fs.BoolVar(&o.InsecureAllowHTTP, "insecure-allow-http", false, "allow plain http:// to a server other than this machine (tokens cross the network unencrypted)")
+}
+
+// resolve fills unset options from the environment and defaults, and checks
+// them. Mistakes are usage errors.
+func (o *clientOptions) resolve(getenv func(string) (string, bool)) error {
+	raw := o.APIURL
+	for _, name := range apiURLEnv {
+		if raw != "" {
+			break
+		}
+		if v, ok := getenv(name); ok {
+			raw = strings.TrimSpace(v)
+		}
+	}
+	if raw == "" {
+		raw = DefaultAPIURL
+	}
+	u, err := tokenstore.NormalizeAPIURL(raw)
+	if err != nil {
+		return &usageError{err}
+	}
+	if err := tokenstore.CheckTransport(u, o.InsecureAllowHTTP); err != nil {
+		return &usageError{err}
+	}
+	o.APIURL = u
+	if o.ConfigDir == "" {
+		if o.ConfigDir, err = tokenstore.DefaultDir(getenv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clientDeps are the injected dependencies of the client commands.
+type clientDeps struct {
+	// HTTPClient makes every call to the server.
+	HTTPClient *http.Client
+	// Keyring is used for entries stored with --keyring; nil means the
+	// operating system's.
+	Keyring tokenstore.Keyring
+	// Now is the clock.
+	Now func() time.Time
+}
+
+func defaultClientDeps(app *App) clientDeps {
+	now := app.Now
+	if now == nil {
+		now = time.Now
+	}
+	return clientDeps{HTTPClient: tokensource.NewHTTPClient(), Now: now}
+}
+
+func (d clientDeps) store(dir string) (*tokenstore.Store, error) {
+	return tokenstore.New(tokenstore.Config{Dir: dir, Keyring: d.Keyring, Now: d.Now})
+}
+
+func (d clientDeps) authClient(apiURL string) mgmtv1alpha1connect.AuthServiceClient {
+	return mgmtv1alpha1connect.NewAuthServiceClient(d.HTTPClient, apiURL)
+}
+
+func (d clientDeps) tokenSource(c clientOptions, margin time.Duration) (*tokensource.TokenSource, error) {
+	cfg := tokensource.Config{
+		APIURL:            c.APIURL,
+		ConfigDir:         c.ConfigDir,
+		HTTPClient:        d.HTTPClient,
+		Margin:            margin,
+		InsecureAllowHTTP: c.InsecureAllowHTTP,
+		Now:               d.Now,
+	}
+	if d.Keyring != nil {
+		cfg.Keyring = d.Keyring
+	}
+	return tokensource.New(cfg)
+}
+
+// loginHint is the command that logs in to apiURL.
+func loginHint(apiURL string) string {
+	if apiURL == DefaultAPIURL {
+		return "run nsauth login"
+	}
+	return "run nsauth login --api-url " + apiURL
+}
+
+// outputFormat is the value of --output.
+type outputFormat string
+
+const (
+	outputText outputFormat = "text"
+	outputJSON outputFormat = "json"
+)
+
+func addOutputFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVarP(p, "output", "o", string(outputText), "output format: text or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func parseOutput(s string) (outputFormat, error) {
+	switch f := outputFormat(s); f {
+	case outputText, outputJSON:
+		return f, nil
+	}
+	return "", newUsageError("--output %q is not text or json", s)
+}
+
+// displayText makes untrusted text (claims from a token, which anyone who
+// can issue tokens controls) safe for a terminal: control characters, which
+// could move the cursor or retitle the window, are dropped, and the length
+// is bounded.
+func displayText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return -1
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
+	}
+	return s
+}
+
+// formatExpiry says when t is, relative to now.
+func formatExpiry(t, now time.Time) string {
+	if t.IsZero() {
+		return "an unknown time"
+	}
+	abs := t.Local().Format("2006-01-02 15:04:05 MST")
+	d := t.Sub(now).Round(time.Second)
+	if d >= 0 {
+		return fmt.Sprintf("%s (in %s)", abs, d)
+	}
+	return fmt.Sprintf("%s (%s ago)", abs, -d)
+}
+
+// identity is what the ID token says about the user, for display only:
+// the signature is not checked.
+type identity struct {
+	Subject, Name, Email, Username, Issuer string
+}
+
+func identityFromTokens(idToken, accessToken string) identity {
+	var id identity
+	for _, tok := range []string{idToken, accessToken} {
+		if tok == "" {
+			continue
+		}
+		claims, err := tokenstore.UnverifiedClaims(tok)
+		if err != nil {
+			continue
+		}
+		str := func(k string) string { s, _ := claims[k].(string); return displayText(s) }
+		fill := func(dst *string, v string) {
+			if *dst == "" {
+				*dst = v
+			}
+		}
+		fill(&id.Subject, str("sub"))
+		fill(&id.Name, str("name"))
+		fill(&id.Email, str("email"))
+		fill(&id.Username, str("preferred_username"))
+		fill(&id.Issuer, str("iss"))
+	}
+	return id
+}
+
+// who names the user the way people recognise them.
+func (id identity) who() string {
+	switch {
+	case id.Name != "" && id.Email != "":
+		return id.Name + " <" + id.Email + ">"
+	case id.Email != "":
+		return id.Email
+	case id.Name != "":
+		return id.Name
+	case id.Username != "":
+		return id.Username
+	case id.Subject != "":
+		return id.Subject
+	}
+	return "an unnamed user"
+}

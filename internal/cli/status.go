@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/internal/tokenstore"
+	"github.com/nsauth/nsauth/pkg/tokensource"
+)
+
+// statusTimeout bounds status's one call to the server.
+const statusTimeout = 10 * time.Second
+
+// statusOptions holds `nsauth status`'s flags and dependencies.
+type statusOptions struct {
+	app    *App
+	client clientOptions
+	deps   clientDeps
+
+	Output outputFormat
+}
+
+func newStatusCommand(app *App, runF func(context.Context, *statusOptions) error) *cobra.Command {
+	o := &statusOptions{app: app, deps: defaultClientDeps(app)}
+	if runF == nil {
+		runF = runStatus
+	}
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the API URL, whether it has authentication enabled, and whether you are logged in",
+		Long: `Show the API URL, whether the server is reachable and has authentication
+enabled (GetAuthStatus), whether tokens are stored for it, and when the
+access token expires. Nothing is refreshed.
+
+The exit status is 1 when the server cannot be reached or the stored tokens
+cannot be read; not being logged in is not an error.`,
+		Example: `  nsauth status
+  nsauth status --api-url https://neosync.example.com --output json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.client.resolve(o.app.Getenv); err != nil {
+				return err
+			}
+			f, err := parseOutput(output)
+			if err != nil {
+				return err
+			}
+			o.Output = f
+			return runF(cmd.Context(), o)
+		},
+	}
+	o.client.addFlags(cmd.Flags())
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// statusResult is status's JSON output.
+type statusResult struct {
+	APIURL          string     `json:"api_url"`
+	Reachable       bool       `json:"reachable"`
+	ServerError     string     `json:"server_error,omitempty"`
+	AuthEnabled     *bool      `json:"auth_enabled,omitempty"`
+	LoggedIn        bool       `json:"logged_in"`
+	StoreError      string     `json:"store_error,omitempty"`
+	Storage         string     `json:"storage,omitempty"`
+	TokenFile       string     `json:"token_file,omitempty"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	Expired         bool       `json:"expired"`
+	HasRefreshToken bool       `json:"has_refresh_token"`
+}
+
+func runStatus(ctx context.Context, o *statusOptions) error {
+	res := statusResult{APIURL: o.client.APIURL}
+	store, err := o.deps.store(o.client.ConfigDir)
+	if err != nil {
+		return err
+	}
+	e, err := store.LoadMetadata(o.client.APIURL)
+	switch {
+	case errors.Is(err, tokenstore.ErrNotFound):
+	case err != nil:
+		res.StoreError = err.Error()
+	default:
+		res.LoggedIn = e.AccessToken != "" || e.RefreshToken != "" || e.Storage == tokenstore.StorageKeyring
+		res.Storage = string(e.Storage)
+		res.TokenFile = store.Path(o.client.APIURL)
+		if !e.Expiry.IsZero() {
+			exp := e.Expiry.UTC()
+			res.ExpiresAt = &exp
+			res.Expired = !o.deps.Now().Before(e.Expiry)
+		}
+		// A keyring entry's file does not say; assume what login stored.
+		res.HasRefreshToken = e.RefreshToken != "" || e.Storage == tokenstore.StorageKeyring
+		if res.Expired && !res.HasRefreshToken {
+			res.LoggedIn = false
+		}
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	resp, err := o.deps.authClient(o.client.APIURL).GetAuthStatus(callCtx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
+	if err != nil {
+		res.ServerError = tokensource.DescribeError(err)
+	} else {
+		res.Reachable = true
+		res.AuthEnabled = ptr(resp.Msg.GetIsEnabled())
+	}
+
+	if err := o.print(res); err != nil {
+		return err
+	}
+	switch {
+	case res.StoreError != "":
+		return errors.New("the stored tokens cannot be read (see above)")
+	case res.ServerError != "":
+		return fmt.Errorf("cannot get the server's status: %s", res.ServerError)
+	}
+	return nil
+}
+
+func (o *statusOptions) print(res statusResult) error {
+	if o.Output == outputJSON {
+		enc := json.NewEncoder(o.app.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	w := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "API URL:\t%s\n", res.APIURL)
+	switch {
+	case !res.Reachable:
+		fmt.Fprintf(w, "Server:\tnot reachable: %s\n", res.ServerError)
+	case *res.AuthEnabled:
+		fmt.Fprintf(w, "Server:\treachable, authentication enabled\n")
+	default:
+		fmt.Fprintf(w, "Server:\treachable, authentication disabled\n")
+	}
+	switch {
+	case res.StoreError != "":
+		fmt.Fprintf(w, "Logged in:\tunknown: %s\n", res.StoreError)
+	case res.LoggedIn:
+		fmt.Fprintf(w, "Logged in:\tyes (tokens in %s)\n", storageDescription(res))
+	case res.TokenFile != "":
+		fmt.Fprintf(w, "Logged in:\tno (the access token has expired and there is no refresh token)\n")
+	default:
+		fmt.Fprintf(w, "Logged in:\tno\n")
+	}
+	if res.ExpiresAt != nil {
+		verb := "expires"
+		if res.Expired {
+			verb = "expired"
+		}
+		fmt.Fprintf(w, "Access token:\t%s %s\n", verb, formatExpiry(*res.ExpiresAt, o.deps.Now()))
+	}
+	if res.TokenFile != "" {
+		refresh := "no"
+		if res.HasRefreshToken {
+			refresh = "yes"
+		}
+		fmt.Fprintf(w, "Refresh token:\t%s\n", refresh)
+	}
+	return w.Flush()
+}
+
+func storageDescription(res statusResult) string {
+	if res.Storage == string(tokenstore.StorageKeyring) {
+		return "the OS keyring; metadata in " + res.TokenFile
+	}
+	return res.TokenFile
+}

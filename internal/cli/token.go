@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsauth/nsauth/pkg/tokensource"
+)
+
+// tokenOptions holds `nsauth token`'s flags and dependencies.
+type tokenOptions struct {
+	app    *App
+	client clientOptions
+	deps   clientDeps
+
+	// Margin is how much life a cached token must have left.
+	Margin time.Duration
+}
+
+func newTokenCommand(app *App, runF func(context.Context, *tokenOptions) error) *cobra.Command {
+	o := &tokenOptions{app: app, deps: defaultClientDeps(app)}
+	if runF == nil {
+		runF = runToken
+	}
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Print a valid access token for scripts",
+		Long: `Print the stored access token on standard output, and nothing else.
+
+A token with more than --margin of life left is printed without any network
+call. Otherwise it is refreshed first (one process refreshes; others running
+at the same time wait for it and use its result). When there is no usable
+login, the command says so on standard error and exits with status 1.`,
+		Example: `  curl -H "Authorization: Bearer $(nsauth token)" http://localhost:8080/…
+
+  # Against another server
+  NSAUTH_API_URL=https://neosync.example.com nsauth token`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.client.resolve(o.app.Getenv); err != nil {
+				return err
+			}
+			if o.Margin < 0 {
+				return newUsageError("--margin must not be negative")
+			}
+			return runF(cmd.Context(), o)
+		},
+	}
+	o.client.addFlags(cmd.Flags())
+	cmd.Flags().DurationVar(&o.Margin, "margin", tokensource.DefaultMargin, "refresh a token that expires within this long")
+	return cmd
+}
+
+func runToken(ctx context.Context, o *tokenOptions) error {
+	margin := o.Margin
+	if margin == 0 {
+		margin = -1 // tokensource: zero means the default, negative means none
+	}
+	ts, err := o.deps.tokenSource(o.client, margin)
+	if err != nil {
+		return err
+	}
+	tok, err := ts.TokenContext(ctx)
+	if err != nil {
+		return withLoginHint(err, o.client.APIURL)
+	}
+	_, err = fmt.Fprintln(o.app.Out, tok.AccessToken)
+	return err
+}
+
+// withLoginHint adds what to do to a token error.
+func withLoginHint(err error, apiURL string) error {
+	if errors.Is(err, tokensource.ErrLoginRequired) {
+		return fmt.Errorf("%w; %s", err, loginHint(apiURL))
+	}
+	return fmt.Errorf("%w; try again later, or %s", err, loginHint(apiURL))
+}
