@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -85,6 +84,17 @@ type env struct {
 
 	mu     sync.Mutex
 	counts map[string]int
+	delays map[string]time.Duration
+}
+
+// setDelay makes the proxy hold requests to path for d before forwarding.
+func (e *env) setDelay(path string, d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.delays == nil {
+		e.delays = map[string]time.Duration{}
+	}
+	e.delays[path] = d
 }
 
 // newEnv starts the fake provider, `nsauth serve` brokering it (in
@@ -136,7 +146,9 @@ func (e *env) countingProxy(target string) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.counts[r.URL.Path]++
+		delay := e.delays[r.URL.Path]
 		e.mu.Unlock()
+		time.Sleep(delay)
 		proxy.ServeHTTP(w, r)
 	}))
 	e.t.Cleanup(srv.Close)
@@ -300,6 +312,12 @@ func (e *env) checkToken(token string) (*mgmtv1alpha1.CheckTokenResponse, error)
 	return resp.Msg, nil
 }
 
+// storeEntry returns an entry for e's API URL holding access, valid until
+// expiry.
+func storeEntry(e *env, access string, expiry time.Time) *tokenstore.Entry {
+	return &tokenstore.Entry{APIURL: e.normalizedURL(), AccessToken: access, TokenType: "Bearer", Expiry: expiry}
+}
+
 func fileMode(t *testing.T, path string) os.FileMode {
 	t.Helper()
 	fi, err := os.Lstat(path)
@@ -326,5 +344,3 @@ func mustNotContain(t *testing.T, what, s string, subs ...string) {
 		}
 	}
 }
-
-var _ = fmt.Sprintf
