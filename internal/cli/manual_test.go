@@ -44,8 +44,10 @@ func TestManualLogin(t *testing.T) {
 			wantLogins: 1,
 		},
 		{
-			name:     "wrong state",
-			pastes:   func(cb string) []string { return []string{regexp.MustCompile(`state=[^&]+`).ReplaceAllString(cb, "state=forged")} },
+			name: "wrong state",
+			pastes: func(cb string) []string {
+				return []string{regexp.MustCompile(`state=[^&]+`).ReplaceAllString(cb, "state=forged")}
+			},
 			wantExit: 1,
 			wantErr:  []string{"state does not match this login"},
 		},
