@@ -121,6 +121,11 @@ func ValidateRedirectURI(raw string, allowed map[string]bool) error {
 	if u.Path != "" && !strings.HasPrefix(u.Path, "/") {
 		return refuse
 	}
+	// Percent-encoding where none is needed (/%63b for /cb) is a spelling
+	// trick, not a different callback.
+	if (&url.URL{Path: u.Path}).EscapedPath() != u.EscapedPath() {
+		return refuse
+	}
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -54,6 +55,8 @@ const (
 	Hang
 	// Drop closes the connection without answering.
 	Drop
+	// Slow waits half a second, then answers normally.
+	Slow
 )
 
 // LeakBait is text the fake puts in error bodies; tests assert it never
@@ -103,6 +106,7 @@ type Provider struct {
 	noRotate       bool
 	authorizeError [2]string
 	requests       []*http.Request
+	stopped        chan struct{} // closed when the test ends, releasing hung handlers
 }
 
 type grant struct {
@@ -168,6 +172,7 @@ func New(tb testing.TB, opts ...Option) *Provider {
 		failures:     map[string]Failure{},
 		counts:       map[string]int{},
 		accessTTL:    15 * time.Minute,
+		stopped:      make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(p)
@@ -190,6 +195,7 @@ func New(tb testing.TB, opts ...Option) *Provider {
 	p.Server = httptest.NewServer(mux)
 	p.Issuer = p.Server.URL
 	tb.Cleanup(p.Server.Close)
+	tb.Cleanup(func() { close(p.stopped) }) // runs first: cleanups are LIFO
 	return p
 }
 
@@ -207,8 +213,16 @@ func (p *Provider) wrap(name string, h http.HandlerFunc) http.HandlerFunc {
 			_, _ = w.Write([]byte("<html>" + LeakBait + "</html>"))
 			return
 		case Hang:
-			<-r.Context().Done()
+			// The server notices a client hanging up only once the body
+			// has been read.
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done():
+			case <-p.stopped:
+			}
 			return
+		case Slow:
+			time.Sleep(500 * time.Millisecond)
 		case Drop:
 			if hj, ok := w.(http.Hijacker); ok {
 				if c, _, err := hj.Hijack(); err == nil {

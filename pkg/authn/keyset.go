@@ -105,29 +105,21 @@ func StaticURL(u string) func(context.Context) (string, error) {
 
 // Lookup implements [KeySet].
 func (s *RemoteKeySet) Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
-	now := s.cfg.Now()
 	s.mu.RLock()
 	key, found := s.find(kid)
-	fresh := !s.fetchedAt.IsZero() && now.Sub(s.fetchedAt) < s.cfg.MaxAge
-	recent := !s.attemptedAt.IsZero() && now.Sub(s.attemptedAt) < s.cfg.MinRefetchInterval
+	fresh := !s.fetchedAt.IsZero() && s.cfg.Now().Sub(s.fetchedAt) < s.cfg.MaxAge
 	s.mu.RUnlock()
+	if found && fresh {
+		return key, nil
+	}
 
-	if found && (fresh || recent) {
-		return key, nil
-	}
-	if !recent {
-		s.refresh(ctx)
-		s.mu.RLock()
-		key, found = s.find(kid)
-		s.mu.RUnlock()
-	}
-	if found {
-		return key, nil
-	}
+	s.refresh(ctx)
 	s.mu.RLock()
-	empty := s.fetchedAt.IsZero()
-	s.mu.RUnlock()
-	if empty {
+	defer s.mu.RUnlock()
+	if key, found := s.find(kid); found {
+		return key, nil
+	}
+	if s.fetchedAt.IsZero() {
 		return nil, ErrKeysUnavailable
 	}
 	return nil, errUnknownKey
@@ -166,12 +158,26 @@ func (s *RemoteKeySet) find(kid string) (*jose.JSONWebKey, bool) {
 	return &k, true
 }
 
-// refresh fetches the set once for all concurrent callers. The fetch runs on
-// its own context so that one caller giving up does not fail the others.
+// refresh fetches the set once for all concurrent callers, unless a fetch
+// was attempted less than MinRefetchInterval ago (1 s while no keys were
+// ever fetched). Callers arriving while a
+// fetch is under way wait for it. The fetch runs on its own context so that
+// one caller giving up does not fail the others.
 func (s *RemoteKeySet) refresh(ctx context.Context) {
 	ch := s.group.DoChan("jwks", func() (any, error) {
+		now := s.cfg.Now()
 		s.mu.Lock()
-		s.attemptedAt = s.cfg.Now()
+		interval := s.cfg.MinRefetchInterval
+		if s.fetchedAt.IsZero() {
+			// With no keys at all nothing can be verified: retry sooner, so
+			// that the end of a provider outage is noticed quickly.
+			interval = min(interval, time.Second)
+		}
+		if !s.attemptedAt.IsZero() && now.Sub(s.attemptedAt) < interval {
+			s.mu.Unlock()
+			return nil, nil
+		}
+		s.attemptedAt = now
 		s.mu.Unlock()
 		fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		defer cancel()
