@@ -263,7 +263,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	if err != nil {
 		return stopped(fmt.Errorf("exchanging the authorization code: %s", tokensource.DescribeError(err)))
 	}
-	entry, err := tokensource.EntryFromAccessToken(o.client.APIURL, loginResp.Msg.GetAccessToken(), issuedAt)
+	entry, err := tokenstore.FromAccessToken(o.client.APIURL, loginResp.Msg.GetAccessToken(), issuedAt)
 	if err != nil {
 		return fmt.Errorf("logging in: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -213,7 +212,7 @@ func (s *TokenSource) refresh(ctx context.Context, seen *tokenstore.Entry) (*tok
 		}
 		return nil, fmt.Errorf("refreshing the access token: %s", DescribeError(err))
 	}
-	next, err := EntryFromAccessToken(s.apiURL, resp.Msg.GetAccessToken(), now)
+	next, err := tokenstore.FromAccessToken(s.apiURL, resp.Msg.GetAccessToken(), now)
 	if err != nil {
 		return nil, fmt.Errorf("refreshing the access token: %w", err)
 	}
@@ -240,53 +239,6 @@ func rejected(err error) bool {
 		return true
 	}
 	return false
-}
-
-// EntryFromAccessToken turns a LoginCli or RefreshCli answer into a stored
-// entry. The expiry counts from issuedAt (taken before the call, so it errs
-// early); when the server sends no lifetime, the access token's own `exp`
-// is used if it is a JWT, and otherwise the expiry stays unknown.
-func EntryFromAccessToken(apiURL string, at *mgmtv1alpha1.AccessToken, issuedAt time.Time) (*tokenstore.Entry, error) {
-	if at == nil || at.GetAccessToken() == "" {
-		return nil, errors.New("the server answered without an access token")
-	}
-	tokenType := at.GetTokenType()
-	if tokenType == "" || strings.EqualFold(tokenType, "bearer") {
-		tokenType = "Bearer"
-	}
-	e := &tokenstore.Entry{
-		APIURL:       apiURL,
-		Storage:      tokenstore.StorageFile,
-		AccessToken:  at.GetAccessToken(),
-		RefreshToken: at.GetRefreshToken(),
-		IDToken:      at.GetIdToken(),
-		TokenType:    tokenType,
-		Scope:        at.GetScope(),
-	}
-	switch {
-	case at.GetExpiresIn() > 0:
-		e.Expiry = issuedAt.Add(time.Duration(at.GetExpiresIn()) * time.Second).UTC()
-	default:
-		if claims, err := tokenstore.UnverifiedClaims(at.GetAccessToken()); err == nil {
-			if exp, ok := numericDate(claims["exp"]); ok {
-				e.Expiry = exp
-			}
-		}
-	}
-	return e, nil
-}
-
-// numericDate reads a JWT NumericDate decoded with UseNumber.
-func numericDate(v any) (time.Time, bool) {
-	n, ok := v.(interface{ Int64() (int64, error) })
-	if !ok {
-		return time.Time{}, false
-	}
-	sec, err := n.Int64()
-	if err != nil || sec <= 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(sec, 0).UTC(), true
 }
 
 func toOAuth2(e *tokenstore.Entry) *oauth2.Token {
