@@ -114,8 +114,8 @@ func (i *Interceptor) authenticate(ctx context.Context, procedure string, header
 	switch {
 	case err == nil:
 		return ContextWithClaims(ctx, claims), nil
-	case errors.Is(err, ErrKeysUnavailable):
-		i.logger.WarnContext(ctx, "cannot verify token: no verification keys", "procedure", procedure)
+	case errors.Is(err, ErrUnavailable):
+		i.logger.WarnContext(ctx, "cannot verify token now", "procedure", procedure, "reason", err.Error())
 		return ctx, connect.NewError(connect.CodeUnavailable, errors.New("token verification is temporarily unavailable"))
 	default:
 		i.logger.DebugContext(ctx, "token refused", "procedure", procedure, "reason", err.Error())

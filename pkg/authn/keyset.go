@@ -15,11 +15,6 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// ErrKeysUnavailable reports that no verification keys could be obtained:
-// the JWKS has never been fetched successfully. A token cannot be judged
-// then, so callers answer "unavailable" rather than "unauthenticated".
-var ErrKeysUnavailable = errors.New("authn: verification keys are unavailable")
-
 // errUnknownKey reports a token whose key is not in the key set.
 var errUnknownKey = errors.New("no key with that id")
 
@@ -27,9 +22,17 @@ var errUnknownKey = errors.New("no key with that id")
 type KeySet interface {
 	// Lookup returns the key whose `kid` is kid. An empty kid selects the set's
 	// only key, when it has exactly one. It returns an error wrapping
-	// [ErrKeysUnavailable] when it holds no keys at all and cannot fetch them,
+	// [ErrUnavailable] when it holds no keys at all and cannot fetch them,
 	// and another error when the key is simply not there.
 	Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, error)
+}
+
+// cacheableKeySet is implemented by key sets that can tell when their keys
+// were replaced and how long they may be trusted without a refetch; a
+// verifier caches results only for those, and never beyond either bound.
+type cacheableKeySet interface {
+	Generation() uint64
+	FreshUntil() time.Time
 }
 
 // RemoteKeySetConfig configures a [RemoteKeySet].
@@ -131,6 +134,14 @@ func (s *RemoteKeySet) Generation() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.generation
+}
+
+// FreshUntil returns when the cached set stops being trusted without a
+// refetch (the last successful fetch plus MaxAge).
+func (s *RemoteKeySet) FreshUntil() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.fetchedAt.Add(s.cfg.MaxAge)
 }
 
 // Has reports whether the cached set still holds a key with id kid.

@@ -17,9 +17,43 @@ import (
 // token was refused.
 var ErrInvalidToken = errors.New("invalid token")
 
-// ErrTokenExpired is wrapped by the error for a token that is well formed
-// and correctly signed but expired. It also matches [ErrInvalidToken].
-var ErrTokenExpired = fmt.Errorf("%w: expired", ErrInvalidToken)
+// ErrTokenExpired is matched by the error for a token that is well formed
+// and correctly signed but expired. Such errors also match
+// [ErrInvalidToken].
+var ErrTokenExpired = errors.New("token expired")
+
+// ErrUnavailable is matched by errors that mean the token could not be
+// judged right now (no keys, introspection endpoint down). Callers should
+// answer "unavailable", not "unauthenticated".
+var ErrUnavailable = errors.New("authn: token verification is unavailable")
+
+// ErrKeysUnavailable reports that no verification keys could be obtained:
+// the JWKS has never been fetched successfully. It matches [ErrUnavailable].
+var ErrKeysUnavailable = fmt.Errorf("%w: no verification keys", ErrUnavailable)
+
+// refusal is a token that must not be accepted.
+type refusal struct {
+	reason string
+	// permanent refusals depend only on the token's bytes and the
+	// configuration (or, for expiry, on time moving forward), so they may be
+	// cached; others (an unknown key, a token not valid yet) may change.
+	permanent bool
+	expired   bool
+}
+
+func (r *refusal) Error() string { return "invalid token: " + r.reason }
+
+func (r *refusal) Is(target error) bool {
+	return target == ErrInvalidToken || (r.expired && target == ErrTokenExpired)
+}
+
+func invalid(format string, args ...any) error {
+	return &refusal{reason: fmt.Sprintf(format, args...), permanent: true}
+}
+
+func invalidForNow(format string, args ...any) error {
+	return &refusal{reason: fmt.Sprintf(format, args...)}
+}
 
 // TokenVerifier checks a raw bearer token and returns its claims.
 type TokenVerifier interface {
@@ -77,6 +111,13 @@ type VerifierConfig struct {
 	// `at+jwt` (RFC 9068), which tells access tokens from ID tokens. Leave it
 	// off for providers that do not set it.
 	RequireAccessTokenType bool
+	// CacheEntries bounds the cache of verification results, keyed by a
+	// SHA-256 of the token. A cached acceptance lasts until the token expires
+	// or the key set changes; a cached refusal is kept only when it cannot
+	// change (bad signature, malformed, expired). Defaults to
+	// [DefaultCacheEntries]; negative disables caching. Caching needs a
+	// KeySet with a Generation method, such as [RemoteKeySet].
+	CacheEntries int
 }
 
 // Verifier verifies JWT access tokens. It is safe for concurrent use.
@@ -84,6 +125,8 @@ type Verifier struct {
 	cfg   VerifierConfig
 	algs  []jose.SignatureAlgorithm
 	audOK map[string]bool
+	cache *resultCache    // nil when disabled
+	keys  cacheableKeySet // the key set, when results may be cached
 }
 
 // NewVerifier validates cfg and returns a Verifier.
@@ -122,19 +165,61 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	for _, a := range cfg.Audiences {
 		audOK[a] = true
 	}
-	return &Verifier{cfg: cfg, algs: algs, audOK: audOK}, nil
+	v := &Verifier{cfg: cfg, algs: algs, audOK: audOK}
+	if ks, ok := cfg.KeySet.(cacheableKeySet); ok && cfg.CacheEntries >= 0 {
+		if cfg.CacheEntries == 0 {
+			cfg.CacheEntries = DefaultCacheEntries
+		}
+		v.keys, v.cache = ks, newResultCache(cfg.CacheEntries)
+	}
+	return v, nil
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidToken, fmt.Sprintf(format, args...))
-}
-
-// Verify checks rawToken and returns its claims. Errors wrap
-// [ErrInvalidToken] (possibly [ErrTokenExpired]) when the token is refused,
-// or [ErrKeysUnavailable] when no keys can be had to judge it. The signature
-// is checked before any claim, so a forged token is never reported as merely
-// expired.
+// Verify checks rawToken and returns its claims, which callers must treat
+// as read-only (they may be shared with other calls). Errors match
+// [ErrInvalidToken] (and [ErrTokenExpired] for expiry) when the token is
+// refused, or [ErrUnavailable] when no keys can be had to judge it. The
+// signature is checked before any claim, so a forged token is never
+// reported as merely expired.
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
+	if v.cache == nil || len(rawToken) > v.cfg.MaxTokenBytes {
+		return v.verify(ctx, rawToken)
+	}
+	key := tokenKey(rawToken)
+	now := v.cfg.Now()
+	gen := v.keys.Generation()
+	if e := v.cache.get(key, now); e != nil {
+		if e.claims == nil {
+			return nil, e.err
+		}
+		if e.generation == gen {
+			return e.claims, nil
+		}
+		// The key set changed since: the signing key may be gone.
+	}
+	claims, err := v.verify(ctx, rawToken)
+	var r *refusal
+	switch {
+	case err == nil:
+		// Record the generation seen before verifying: if the set changed
+		// meanwhile, the entry is simply checked again next time. The entry
+		// lives no longer than the token, nor than the key set may be
+		// trusted without a refetch, so a removed key is noticed.
+		expires := claims.ExpiresAt.Add(v.cfg.ClockSkew)
+		if fresh := v.keys.FreshUntil(); fresh.Before(expires) {
+			expires = fresh
+		}
+		v.cache.put(&cacheEntry{key: key, claims: claims, expires: expires, generation: gen})
+	case errors.As(err, &r) && r.permanent:
+		v.cache.put(&cacheEntry{key: key, err: err, expires: now.Add(negativeCacheTTL)})
+	}
+	return claims, err
+}
+
+// negativeCacheTTL is how long a permanent refusal is remembered.
+const negativeCacheTTL = 10 * time.Minute
+
+func (v *Verifier) verify(ctx context.Context, rawToken string) (*Claims, error) {
 	header, err := v.checkShape(rawToken)
 	if err != nil {
 		return nil, err
@@ -148,10 +233,10 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error)
 	}
 	key, err := v.cfg.KeySet.Lookup(ctx, header.kid)
 	if err != nil {
-		if errors.Is(err, ErrKeysUnavailable) {
+		if errors.Is(err, ErrUnavailable) {
 			return nil, err
 		}
-		return nil, invalid("key lookup: %v", err)
+		return nil, invalidForNow("key lookup: %v", err)
 	}
 	if key.Algorithm != "" && key.Algorithm != header.alg {
 		return nil, invalid("key is for %s, token uses %s", key.Algorithm, header.alg)
@@ -266,13 +351,13 @@ func (v *Verifier) checkClaims(c *Claims) error {
 		return invalid("expiry is missing")
 	}
 	if now.After(c.ExpiresAt.Add(skew)) {
-		return fmt.Errorf("%w at %s", ErrTokenExpired, c.ExpiresAt.Format(time.RFC3339))
+		return &refusal{reason: "expired at " + c.ExpiresAt.Format(time.RFC3339), permanent: true, expired: true}
 	}
 	if !c.NotBefore.IsZero() && now.Add(skew).Before(c.NotBefore) {
-		return invalid("token is not valid before %s", c.NotBefore.Format(time.RFC3339))
+		return invalidForNow("token is not valid before %s", c.NotBefore.Format(time.RFC3339))
 	}
 	if !c.IssuedAt.IsZero() && now.Add(skew).Before(c.IssuedAt) {
-		return invalid("token was issued in the future (%s)", c.IssuedAt.Format(time.RFC3339))
+		return invalidForNow("token was issued in the future (%s)", c.IssuedAt.Format(time.RFC3339))
 	}
 	return nil
 }
