@@ -302,6 +302,27 @@ func (p *Provider) RotateKey(alg string) *Key {
 	return k
 }
 
+// AddKey publishes a new key for alg without signing with it.
+func (p *Provider) AddKey(alg string) *Key {
+	k := NewKey(alg)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keys = append(p.keys, k)
+	return k
+}
+
+// PublishedKey returns a published key for alg, or nil.
+func (p *Provider) PublishedKey(alg string) *Key {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range p.keys {
+		if k.Algorithm == alg {
+			return k
+		}
+	}
+	return nil
+}
+
 // RemoveKey unpublishes a key.
 func (p *Provider) RemoveKey(kid string) {
 	p.mu.Lock()
@@ -542,6 +563,33 @@ func (p *Provider) Sign(claims map[string]any, extraHeaders map[string]any) stri
 
 func (p *Provider) signLocked(claims map[string]any, extraHeaders map[string]any) string {
 	return SignWith(p.keys[p.current], claims, extraHeaders)
+}
+
+// SignRaw signs exactly the given header and payload bytes (which need not
+// be valid JSON) with k, for tokens no JSON encoder would produce. k must be
+// RS256 or ES256.
+func SignRaw(k *Key, header, payload []byte) string {
+	input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	digest := sha256.Sum256([]byte(input))
+	var sig []byte
+	switch key := k.Private.(type) {
+	case *rsa.PrivateKey:
+		var err error
+		if sig, err = rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:]); err != nil {
+			panic(err)
+		}
+	case *ecdsa.PrivateKey:
+		r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+		if err != nil {
+			panic(err)
+		}
+		sig = make([]byte, 64)
+		r.FillBytes(sig[:32])
+		s.FillBytes(sig[32:])
+	default:
+		panic("oidctest: SignRaw supports RSA and ECDSA keys")
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // SignWith signs claims with key k.

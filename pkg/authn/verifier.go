@@ -268,6 +268,12 @@ func (v *Verifier) checkShape(raw string) (joseHeader, error) {
 	if len(raw) > v.cfg.MaxTokenBytes {
 		return h, invalid("token is longer than %d bytes", v.cfg.MaxTokenBytes)
 	}
+	// base64 decoders skip \r and \n, so check the alphabet first.
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return h, invalid("token contains a character outside base64url")
+		}
+	}
 	segments := strings.Split(raw, ".")
 	if len(segments) != 3 {
 		return h, invalid("token has %d segments, want 3", len(segments))
