@@ -31,7 +31,8 @@ func FromAccessToken(apiURL string, at *mgmtv1alpha1.AccessToken, issuedAt time.
 	}
 	switch {
 	case at.GetExpiresIn() > 0:
-		e.Expiry = issuedAt.Add(time.Duration(at.GetExpiresIn()) * time.Second).UTC()
+		// Whole seconds, rounded down: the server's lifetime is in seconds.
+		e.Expiry = issuedAt.Add(time.Duration(at.GetExpiresIn()) * time.Second).Truncate(time.Second).UTC()
 	default:
 		if claims, err := UnverifiedClaims(at.GetAccessToken()); err == nil {
 			if exp, ok := numericDate(claims["exp"]); ok {
