@@ -1,0 +1,130 @@
+package contract_test
+
+import (
+	"bytes"
+	"context"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsauth/nsauth/internal/oidctest"
+)
+
+// grpcurl runs grpcurl, a generic gRPC client that knows nothing of our
+// proto but what server reflection tells it, from tools/go.mod.
+func grpcurl(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	modfile, absErr := filepath.Abs(filepath.Join("..", "..", "tools", "go.mod"))
+	if absErr != nil {
+		t.Fatal(absErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // the first run compiles grpcurl
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", append([]string{"tool", "-modfile=" + modfile, "grpcurl"}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// TestGrpcurlThroughReflection: grpcurl lists the services and methods
+// through reflection, calls them with JSON it translates using the
+// reflected descriptors, and the health service answers SERVING.
+func TestGrpcurlThroughReflection(t *testing.T) {
+	t.Parallel()
+	fake := oidctest.New(t)
+	srv := startServer(t, providerEnv(fake))
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := u.Host
+	token := fake.AccessToken()
+
+	cases := []struct {
+		name string
+		args []string
+		// want must all appear on stdout; a non-empty wantErr means the call
+		// must fail with that text on stderr.
+		want    []string
+		wantErr string
+	}{
+		{
+			name: "list services",
+			args: []string{"-plaintext", host, "list"},
+			want: []string{"mgmt.v1alpha1.AuthService", "grpc.health.v1.Health"},
+		},
+		{
+			name: "list methods",
+			args: []string{"-plaintext", host, "list", "mgmt.v1alpha1.AuthService"},
+			want: []string{
+				"mgmt.v1alpha1.AuthService.LoginCli", "mgmt.v1alpha1.AuthService.RefreshCli",
+				"mgmt.v1alpha1.AuthService.CheckToken", "mgmt.v1alpha1.AuthService.GetAuthorizeUrl",
+				"mgmt.v1alpha1.AuthService.GetAuthStatus", "mgmt.v1alpha1.AuthService.RevokeCli",
+			},
+		},
+		{
+			name: "describe a request message",
+			args: []string{"-plaintext", host, "describe", "mgmt.v1alpha1.GetAuthorizeUrlRequest"},
+			want: []string{"string state = 1;", "string redirect_uri = 2;", "string scope = 3;"},
+		},
+		{
+			name: "health of the server",
+			args: []string{"-plaintext", "-d", "{}", host, "grpc.health.v1.Health/Check"},
+			want: []string{`"status": "SERVING"`},
+		},
+		{
+			name: "health of AuthService",
+			args: []string{"-plaintext", "-d", `{"service":"mgmt.v1alpha1.AuthService"}`, host, "grpc.health.v1.Health/Check"},
+			want: []string{`"status": "SERVING"`},
+		},
+		{
+			name: "GetAuthStatus",
+			args: []string{"-plaintext", "-d", "{}", host, "mgmt.v1alpha1.AuthService/GetAuthStatus"},
+			want: []string{`"isEnabled": true`},
+		},
+		{
+			name: "GetAuthorizeUrl",
+			args: []string{"-plaintext", "-d", `{"state":"grpcurl-state","redirectUri":"` + redirectURI + `","scope":"openid"}`, host, "mgmt.v1alpha1.AuthService/GetAuthorizeUrl"},
+			want: []string{`"url": "` + fake.Server.URL + `/authorize?`, "state=grpcurl-state"},
+		},
+		{
+			name: "CheckToken with a bearer header",
+			args: []string{"-plaintext", "-H", "Authorization: Bearer " + token, "-d", "{}", host, "mgmt.v1alpha1.AuthService/CheckToken"},
+			want: []string{`"subject": "` + fake.Subject + `"`, `"issuer": "` + fake.Issuer + `"`},
+		},
+		{
+			name:    "CheckToken without a token",
+			args:    []string{"-plaintext", "-d", "{}", host, "mgmt.v1alpha1.AuthService/CheckToken"},
+			wantErr: "Code: Unauthenticated",
+		},
+		{
+			name:    "GetAuthorizeUrl without state",
+			args:    []string{"-plaintext", "-d", `{"redirectUri":"` + redirectURI + `","scope":"openid"}`, host, "mgmt.v1alpha1.AuthService/GetAuthorizeUrl"},
+			wantErr: "Code: InvalidArgument",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out, errOut, err := grpcurl(t, tc.args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(errOut, tc.wantErr) {
+					t.Errorf("grpcurl %s: err %v, stderr %q; want a failure with %q", tc.name, err, errOut, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("grpcurl %s: %v\n%s", tc.name, err, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("grpcurl %s: output lacks %q:\n%s", tc.name, w, out)
+				}
+			}
+		})
+	}
+}
