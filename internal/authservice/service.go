@@ -133,7 +133,10 @@ func (s *Service) LoginCli(ctx context.Context, req *connect.Request[mgmtv1alpha
 	}
 	verifier, err := validatePKCEVerifier(m.CodeVerifier)
 	if err != nil {
-		return nil, invalidArgument(err)
+		// A verifier is a proof of possession, like the code itself: one
+		// that cannot be right fails authentication (RFC 7636 §4.6), and the
+		// provider is not asked.
+		return nil, connect.NewError(connect.CodeUnauthenticated, err)
 	}
 	tok, err := s.cfg.Broker.Exchange(ctx, m.GetCode(), m.GetRedirectUri(), verifier)
 	if err != nil {

@@ -375,8 +375,6 @@ func TestBadInputsNeverReachTheProvider(t *testing.T) {
 		{"missing redirect", &mgmtv1alpha1.LoginCliRequest{Code: "c"}},
 		{"code with space", &mgmtv1alpha1.LoginCliRequest{Code: "a b", RedirectUri: redirectURI}},
 		{"oversized code", &mgmtv1alpha1.LoginCliRequest{Code: strings.Repeat("c", 2049), RedirectUri: redirectURI}},
-		{"short verifier", &mgmtv1alpha1.LoginCliRequest{Code: "c", RedirectUri: redirectURI, CodeVerifier: str("short")}},
-		{"verifier with bad characters", &mgmtv1alpha1.LoginCliRequest{Code: "c", RedirectUri: redirectURI, CodeVerifier: str(strings.Repeat("+", 43))}},
 		{"evil redirect", &mgmtv1alpha1.LoginCliRequest{Code: "c", RedirectUri: "http://127.0.0.1@evil.example/"}},
 	}
 	for _, tt := range login {
@@ -384,6 +382,14 @@ func TestBadInputsNeverReachTheProvider(t *testing.T) {
 			_, err := client.LoginCli(ctx, connect.NewRequest(tt.req))
 			if connect.CodeOf(err) != connect.CodeInvalidArgument {
 				t.Fatalf("err = %v, want InvalidArgument", err)
+			}
+		})
+	}
+	for name, verifier := range map[string]string{"short": "short", "bad characters": strings.Repeat("+", 43), "too long": strings.Repeat("v", 129), "empty": ""} {
+		t.Run("LoginCli/malformed verifier "+name, func(t *testing.T) {
+			_, err := client.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: "c", RedirectUri: redirectURI, CodeVerifier: &verifier}))
+			if connect.CodeOf(err) != connect.CodeUnauthenticated {
+				t.Fatalf("err = %v, want Unauthenticated", err)
 			}
 		})
 	}

@@ -111,8 +111,8 @@ type Provider struct {
 
 type grant struct {
 	subject, scope, redirectURI, challenge, nonce string
-	expires                                      time.Time
-	used, revoked                                bool
+	expires                                       time.Time
+	used, revoked                                 bool
 }
 
 // Option configures a Provider.

@@ -8,6 +8,8 @@
 //  1. metrics: counts every call by procedure and final code, including
 //     calls refused by later interceptors;
 //  2. logging: one line per call, never with request contents;
-//  3. authn: bearer-token verification (absent when auth is disabled);
-//  4. the handler.
+//  3. rate limit: per client address, on the procedures that reach the
+//     provider (before authn, so floods cost no verification);
+//  4. authn: bearer-token verification (absent when auth is disabled);
+//  5. the handler.
 package server

@@ -41,6 +41,9 @@ type Config struct {
 	Fallback http.Handler
 	// Pprof serves net/http/pprof under /debug/pprof/ when true.
 	Pprof bool
+	// RateLimit limits calls per client address. The zero value limits
+	// nothing.
+	RateLimit RateLimit
 }
 
 // NewHandler returns the server's root handler.
@@ -63,6 +66,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	}
 
 	interceptors := []connect.Interceptor{newMetrics(cfg.Registry).interceptor(), loggingInterceptor{cfg.Logger}}
+	if rl := newRateLimiter(cfg.RateLimit); rl != nil {
+		interceptors = append(interceptors, rl)
+	}
 	if cfg.Authn != nil {
 		interceptors = append(interceptors, cfg.Authn)
 	}

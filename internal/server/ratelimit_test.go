@@ -1,0 +1,48 @@
+package server
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+func TestRateLimiter(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	rl := newRateLimiter(RateLimit{Procedures: []string{"/p/Limited"}, PerMinute: 6, Burst: 2, MaxClients: 2, Now: func() time.Time { return now }})
+	tests := []struct {
+		name      string
+		procedure string
+		peer      string
+		advance   time.Duration
+		wantOK    bool
+	}{
+		{"first call", "/p/Limited", "192.0.2.1:1000", 0, true},
+		{"second call within burst", "/p/Limited", "192.0.2.1:1001", 0, true},
+		{"third call is limited", "/p/Limited", "192.0.2.1:1002", 0, false},
+		{"other procedures are not limited", "/p/Free", "192.0.2.1:1003", 0, true},
+		{"another address has its own budget", "/p/Limited", "192.0.2.2:1000", 0, true},
+		{"IPv6 hosts in one /64 share a budget", "/p/Limited", "[2001:db8::1]:1", 0, true},
+		{"same /64", "/p/Limited", "[2001:db8::2]:1", 0, true},
+		{"same /64, over budget", "/p/Limited", "[2001:db8::3]:1", 0, false},
+		{"budget refills at 6 a minute", "/p/Limited", "[2001:db8::3]:1", 10 * time.Second, true},
+	}
+	for _, tt := range tests {
+		now = now.Add(tt.advance)
+		err := rl.check(tt.procedure, tt.peer)
+		if (err == nil) != tt.wantOK {
+			t.Fatalf("%s: err = %v, want ok=%v", tt.name, err, tt.wantOK)
+		}
+		if err != nil {
+			var ce *connect.Error
+			if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted || ce.Meta().Get("Retry-After") == "" {
+				t.Fatalf("%s: err = %v, want ResourceExhausted with Retry-After", tt.name, err)
+			}
+		}
+	}
+	if n := rl.lru.Len(); n > 2 {
+		t.Errorf("tracking %d clients, bound is 2", n)
+	}
+}
