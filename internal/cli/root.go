@@ -72,6 +72,7 @@ provider for command-line clients, and logs people in from a terminal.`,
 		newStatusCommand(app, nil),
 		newLogoutCommand(app, nil),
 		newCompletionCommand(app),
+		newUsersCommand(app),
 	)
 	return root
 }

@@ -31,10 +31,16 @@ func newServeCommand(app *App) *cobra.Command {
 health checking, reflection and Prometheus metrics.
 
 Configuration comes from flags or environment variables (Neosync's names are
-accepted unchanged); flags win. With no provider configured, authentication
-is disabled.`,
-		Example: `  # No authentication, on 127.0.0.1:8080
+accepted unchanged); flags win. With no external provider configured, nsauth
+runs its own OpenID provider in the same process: accounts live in a SQLite
+database under --data-dir, or in PostgreSQL with --database-url, and the first
+start creates an administrator. AUTH_ENABLED=false turns authentication off.`,
+		Example: `  # Built-in provider on 127.0.0.1:8080 (prints the admin password at first start)
   nsauth serve
+
+  # Built-in provider on PostgreSQL, reachable by other machines
+  NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth serve \
+    --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem --issuer https://auth.example.com:8443
 
   # Broker an external OpenID provider
   AUTH_BASEURL=https://auth.example.com/realms/neosync \
@@ -74,16 +80,32 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) error {
 	}
 	srvCfg := server.Config{MaxRequestBytes: cfg.MaxRequestBytes, Logger: logger}
 
+	// Listen before configuring auth: the built-in provider's issuer URL
+	// is derived from the bound address (port 0 picks one).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+
 	switch cfg.Auth.Mode {
 	case config.AuthDisabled:
-		logger.Warn("authentication is DISABLED: every procedure is open and clients send no tokens; set AUTH_BASEURL (and AUTH_AUDIENCE, AUTH_CLI_CLIENT_ID) to enable it")
+		logger.Warn("authentication is DISABLED: every procedure is open and clients send no tokens; unset AUTH_ENABLED=false to use the built-in provider, or set AUTH_BASEURL (and AUTH_AUDIENCE, AUTH_CLI_CLIENT_ID) for an external one")
 	case config.AuthExternal:
-		provider, interceptor, err := startExternalProvider(ctx, cfg.Auth, logger)
+		provider, interceptor, err := startProvider(ctx, cfg.Auth, providerStart{now: app.Now}, logger)
 		if err != nil {
 			return err
 		}
 		svcCfg.Enabled, svcCfg.Broker = true, provider
 		srvCfg.Authn, srvCfg.Ready = interceptor, provider.Ready
+	case config.AuthBuiltin:
+		b, err := startBuiltinProvider(ctx, app, cfg, ln.Addr(), logger)
+		if err != nil {
+			return err
+		}
+		defer b.close()
+		svcCfg.Enabled, svcCfg.Broker = true, b.provider
+		srvCfg.Authn, srvCfg.Ready, srvCfg.Fallback = b.interceptor, b.provider.Ready, b.handler
 	}
 
 	svc, err := authservice.New(svcCfg)
@@ -103,10 +125,6 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) error {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
@@ -115,10 +133,22 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) error {
 	return server.Serve(ctx, ln, handler, server.ServeOptions{TLS: tlsCfg, ShutdownTimeout: cfg.ShutdownTimeout, Logger: logger})
 }
 
-// startExternalProvider discovers the configured provider (once, briefly;
-// then in the background) and builds the token-checking interceptor. An
-// issuer mismatch is fatal; an unreachable provider is not.
-func startExternalProvider(ctx context.Context, a config.Auth, logger *slog.Logger) (*upstream.Provider, *authn.Interceptor, error) {
+// providerStart tunes how startProvider brings a provider up.
+type providerStart struct {
+	// now is the clock of the broker and of token verification.
+	now func() time.Time
+	// background skips the blocking first discovery attempt, leaving it to
+	// the provider's background loop after retryMin. The built-in provider
+	// needs this: this very process serves it, and is not listening yet.
+	background bool
+	retryMin   time.Duration
+}
+
+// startProvider discovers the configured provider (once, briefly; then in
+// the background) and builds the token-checking interceptor. An issuer
+// mismatch is fatal; an unreachable provider is not. The built-in provider
+// goes through here too, over HTTP, exactly as an external one.
+func startProvider(ctx context.Context, a config.Auth, start providerStart, logger *slog.Logger) (*upstream.Provider, *authn.Interceptor, error) {
 	if a.ClientSecret == "" {
 		logger.Info("no client secret configured for the CLI client; acting as a public client (clients should use PKCE)", "client_id", a.ClientID)
 	}
@@ -128,23 +158,27 @@ func startExternalProvider(ctx context.Context, a config.Auth, logger *slog.Logg
 		ClientID:       a.ClientID,
 		ClientSecret:   a.ClientSecret,
 		Audience:       a.CLIAudience,
+		RetryMin:       start.retryMin,
+		Now:            start.now,
 		Logger:         logger,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("configuring the provider: %w", err)
 	}
-	initCtx, cancel := context.WithTimeout(ctx, discoveryStartTimeout)
-	err = provider.Init(initCtx)
-	cancel()
-	switch {
-	case errors.Is(err, upstream.ErrIssuerMismatch):
-		return nil, nil, fmt.Errorf("invalid configuration: AUTH_EXPECTED_ISS / AUTH_BASEURL: %w", err)
-	case err != nil:
-		logger.Warn("provider not reachable yet; retrying in the background, and answering Unavailable meanwhile", "error", err)
+	if !start.background {
+		initCtx, cancel := context.WithTimeout(ctx, discoveryStartTimeout)
+		err = provider.Init(initCtx)
+		cancel()
+		switch {
+		case errors.Is(err, upstream.ErrIssuerMismatch):
+			return nil, nil, fmt.Errorf("invalid configuration: AUTH_EXPECTED_ISS / AUTH_BASEURL: %w", err)
+		case err != nil:
+			logger.Warn("provider not reachable yet; retrying in the background, and answering Unavailable meanwhile", "error", err)
+		}
 	}
 	go provider.Run(ctx)
 
-	keys, err := authn.NewRemoteKeySet(authn.RemoteKeySetConfig{URL: provider.JWKSURL, Logger: logger})
+	keys, err := authn.NewRemoteKeySet(authn.RemoteKeySetConfig{URL: provider.JWKSURL, Logger: logger, Now: start.now})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -154,6 +188,9 @@ func startExternalProvider(ctx context.Context, a config.Auth, logger *slog.Logg
 		Algorithms: a.Algorithms,
 		KeySet:     keys,
 		ClockSkew:  a.ClockSkew,
+		Now:        start.now,
+
+		RequireAccessTokenType: a.RequireAccessTokenType,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("configuring token verification: %w", err)

@@ -52,12 +52,18 @@ const (
 	AuthDisabled AuthMode = iota
 	// AuthExternal: an external OpenID provider at Auth.BaseURL.
 	AuthExternal
+	// AuthBuiltin: nsauth's own OpenID provider, served by the same
+	// process; the default when no external provider is configured and
+	// AUTH_ENABLED is not false.
+	AuthBuiltin
 )
 
 func (m AuthMode) String() string {
 	switch m {
 	case AuthExternal:
 		return "external"
+	case AuthBuiltin:
+		return "builtin"
 	default:
 		return "disabled"
 	}
@@ -91,6 +97,39 @@ type Auth struct {
 	AllowedRedirectURIs []string
 	// AllowedScopes, when set, limits the scopes clients may request.
 	AllowedScopes []string
+	// RequireAccessTokenType accepts only access tokens typed at+jwt
+	// (RFC 9068). Set for the built-in provider, which types them.
+	RequireAccessTokenType bool
+	// Builtin configures the built-in provider (Mode AuthBuiltin).
+	Builtin Builtin
+}
+
+// Builtin configures the built-in OpenID provider.
+type Builtin struct {
+	// Issuer is the issuer URL (NSAUTH_ISSUER). Empty means derive it from
+	// the address the server listens on (see [DeriveIssuer]).
+	Issuer string
+	// DataDir holds the SQLite database (NSAUTH_DATA_DIR). Defaults to
+	// $XDG_DATA_HOME/nsauth (~/.local/share/nsauth), ~/Library/Application
+	// Support/nsauth on macOS, %LOCALAPPDATA%\nsauth on Windows.
+	DataDir string
+	// DatabaseURL selects PostgreSQL instead of SQLite
+	// (NSAUTH_DATABASE_URL).
+	DatabaseURL string
+	// AccessTokenTTL is the access and ID token lifetime. Default 15 min.
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is a refresh token's lifetime. Default 30 days.
+	RefreshTokenTTL time.Duration
+	// KeyRotation is how often the signing key changes. Default 30 days.
+	KeyRotation time.Duration
+	// AdminUser names the administrator created at first start
+	// (NSAUTH_ADMIN_USER). Default "admin".
+	AdminUser string
+	// AdminPassword is the administrator's first password
+	// (NSAUTH_ADMIN_PASSWORD, environment only); empty means generate one.
+	AdminPassword string
+	// InsecureHTTPIssuer allows an http:// issuer on a non-loopback host.
+	InsecureHTTPIssuer bool
 }
 
 // setting is one configuration knob: a flag and the environment variables
@@ -133,6 +172,16 @@ var (
 	sClockSkew       = setting{"auth-clock-skew", []string{"NSAUTH_CLOCK_SKEW"}, "60s", "tolerance on token exp/nbf/iat"}
 	sRedirectURIs    = setting{"allowed-redirect-uri", []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, "", "non-loopback redirect URIs to accept, comma-separated"}
 	sScopes          = setting{"allowed-scopes", []string{"NSAUTH_ALLOWED_SCOPES"}, "", "scopes clients may request, comma- or space-separated (default: any)"}
+
+	sIssuer        = setting{"issuer", []string{"NSAUTH_ISSUER"}, "", "built-in provider: issuer URL, https unless on loopback (default: derived from the listen address)"}
+	sDataDir       = setting{"data-dir", []string{"NSAUTH_DATA_DIR"}, "", "built-in provider: directory of its SQLite database (default: $XDG_DATA_HOME/nsauth)"}
+	sDatabaseURL   = setting{"database-url", []string{"NSAUTH_DATABASE_URL"}, "", "built-in provider: PostgreSQL URL (postgres://…) to use instead of SQLite; prefer the variable, argv is visible to other users"}
+	sAccessTTL     = setting{"access-token-ttl", []string{"NSAUTH_ACCESS_TOKEN_TTL"}, "15m", "built-in provider: access and ID token lifetime"}
+	sRefreshTTL    = setting{"refresh-token-ttl", []string{"NSAUTH_REFRESH_TOKEN_TTL"}, "720h", "built-in provider: refresh token lifetime (renewed at every use)"}
+	sKeyRotation   = setting{"signing-key-rotation", []string{"NSAUTH_SIGNING_KEY_ROTATION"}, "720h", "built-in provider: how often a new signing key is introduced"}
+	sAdminUser     = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
+	sAdminPassword = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv
+	sInsecureHTTP  = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
 
 // flagged lists the settings that have a flag, in help order.
@@ -140,12 +189,27 @@ var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
 	sRedirectURIs, sScopes,
+	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sInsecureHTTP,
 }
+
+// storeFlagged are the settings of commands that only open the built-in
+// provider's store (`nsauth users`).
+var storeFlagged = []setting{sDataDir, sDatabaseURL}
 
 // RegisterFlags adds the server's flags to fs. Defaults shown in help are
 // the built-in ones; environment variables apply when a flag is not set.
 func RegisterFlags(fs *pflag.FlagSet) {
-	for _, s := range flagged {
+	registerFlags(fs, flagged)
+}
+
+// RegisterStoreFlags adds the flags that locate the built-in provider's
+// store (--data-dir, --database-url) to fs.
+func RegisterStoreFlags(fs *pflag.FlagSet) {
+	registerFlags(fs, storeFlagged)
+}
+
+func registerFlags(fs *pflag.FlagSet, settings []setting) {
+	for _, s := range settings {
 		usage := s.usage
 		if len(s.env) > 0 {
 			usage += " [$" + strings.Join(s.env, ", $") + "]"
@@ -254,11 +318,10 @@ func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
 		return
 	case a.BaseURL != "":
 		a.Mode = AuthExternal
-	case on:
-		bad(sBaseURL, "is required when AUTH_ENABLED is true")
-		return
 	default:
-		a.Mode = AuthDisabled
+		// No external provider: nsauth provides one itself.
+		a.Mode = AuthBuiltin
+		loadBuiltin(src, a, bad)
 		return
 	}
 

@@ -1,0 +1,269 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/password"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// usersOptions holds what every `nsauth users` subcommand needs.
+type usersOptions struct {
+	app *App
+	cmd *cobra.Command // the `users` command, whose flags locate the store
+	// readPassword reads a secret without echo from a terminal; nil means
+	// golang.org/x/term on In when it is one.
+	readPassword func(prompt string) (string, error)
+}
+
+func newUsersCommand(app *App) *cobra.Command {
+	o := &usersOptions{app: app}
+	cmd := &cobra.Command{
+		Use:   "users",
+		Short: "Manage the built-in provider's user accounts",
+		Long: `Manage the accounts people log in with when nsauth serves its built-in OpenID
+provider. The commands work on the provider's store directly (the SQLite
+database in --data-dir, or PostgreSQL at --database-url), so a running server
+sees the changes at once; use the same settings as for nsauth serve.
+
+Passwords are read from the terminal without echo, or from the first line of
+standard input when it is not a terminal; never from the command line.
+Disabling a user, changing its password or deleting it revokes its tokens.`,
+		Example: `  nsauth users add alice --name "Alice Liddell" --email alice@example.com
+  printf '%s\n' "$PASSWORD" | nsauth users passwd alice
+  nsauth users list
+  NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth users disable bob`,
+		Args: noArgs,
+	}
+	o.cmd = cmd
+	config.RegisterStoreFlags(cmd.PersistentFlags())
+
+	var name, email string
+	add := &cobra.Command{
+		Use:   "add <username>",
+		Short: "Create a user (asks for the password)",
+		Args:  exactlyOneArg,
+		RunE: func(c *cobra.Command, args []string) error {
+			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				return o.add(ctx, st, args[0], name, email)
+			})
+		},
+	}
+	add.Flags().StringVar(&name, "name", "", "display name (the ID token's name claim)")
+	add.Flags().StringVar(&email, "email", "", "email address (the ID token's email claim)")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List users",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return o.withStore(c.Context(), o.list)
+		},
+	}
+	simple := func(use, short string, run func(ctx context.Context, st *store.Store, username string) error) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " <username>",
+			Short: short,
+			Args:  exactlyOneArg,
+			RunE: func(c *cobra.Command, args []string) error {
+				return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+					return run(ctx, st, args[0])
+				})
+			},
+		}
+	}
+	cmd.AddCommand(
+		add,
+		list,
+		simple("passwd", "Change a user's password (asks for it) and revoke its tokens", o.passwd),
+		simple("disable", "Disable a user and revoke its tokens", func(ctx context.Context, st *store.Store, u string) error {
+			return o.setDisabled(ctx, st, u, true)
+		}),
+		simple("enable", "Enable a disabled user", func(ctx context.Context, st *store.Store, u string) error {
+			return o.setDisabled(ctx, st, u, false)
+		}),
+		simple("delete", "Delete a user and everything issued to it", o.delete),
+	)
+	return cmd
+}
+
+func exactlyOneArg(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return newUsageError("%s takes exactly one argument, the username", cmd.CommandPath())
+	}
+	return nil
+}
+
+// withStore opens the store the flags and environment point at, runs fn
+// and closes it.
+func (o *usersOptions) withStore(ctx context.Context, fn func(context.Context, *store.Store) error) error {
+	loc, err := config.LoadStore(o.cmd.PersistentFlags(), o.app.Getenv)
+	if err != nil {
+		return err
+	}
+	if loc.DatabaseURL == "" {
+		if _, err := os.Stat(loc.DataDir); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no nsauth data in %s: start `nsauth serve` once, or give --data-dir (or --database-url)", loc.DataDir)
+		}
+	}
+	st, err := openStore(ctx, loc.DataDir, loc.DatabaseURL, o.app.Now)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(ctx, st)
+}
+
+func (o *usersOptions) add(ctx context.Context, st *store.Store, username, name, email string) error {
+	normalized, err := store.NormalizeUsername(username)
+	if err != nil {
+		return newUsageError("%v", err)
+	}
+	if _, err := st.UserByUsername(ctx, normalized); err == nil {
+		return fmt.Errorf("user %q already exists", normalized)
+	}
+	pw, err := o.newPassword()
+	if err != nil {
+		return err
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return err
+	}
+	u := &store.User{Username: normalized, Name: name, Email: email, PasswordHash: hash}
+	if err := st.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("user %q already exists", normalized)
+		}
+		return err
+	}
+	fmt.Fprintf(o.app.ErrOut, "Created user %q.\n", u.Username)
+	return nil
+}
+
+func (o *usersOptions) list(ctx context.Context, st *store.Store) error {
+	users, err := st.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tSTATUS\tNAME\tEMAIL\tCREATED")
+	for _, u := range users {
+		status := "enabled"
+		if u.Disabled() {
+			status = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Username, status, orDash(u.Name), orDash(u.Email), u.CreatedAt.UTC().Format(time.DateOnly))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (o *usersOptions) passwd(ctx context.Context, st *store.Store, username string) error {
+	u, err := st.UserByUsername(ctx, username)
+	if err != nil {
+		return userError(username, err)
+	}
+	pw, err := o.newPassword()
+	if err != nil {
+		return err
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return err
+	}
+	if err := st.SetPassword(ctx, u.Username, hash); err != nil {
+		return userError(username, err)
+	}
+	fmt.Fprintf(o.app.ErrOut, "Changed the password of %q; its tokens are revoked.\n", u.Username)
+	return nil
+}
+
+func (o *usersOptions) setDisabled(ctx context.Context, st *store.Store, username string, disabled bool) error {
+	if err := st.SetDisabled(ctx, username, disabled); err != nil {
+		return userError(username, err)
+	}
+	if disabled {
+		fmt.Fprintf(o.app.ErrOut, "Disabled %q and revoked its tokens.\n", strings.ToLower(username))
+	} else {
+		fmt.Fprintf(o.app.ErrOut, "Enabled %q.\n", strings.ToLower(username))
+	}
+	return nil
+}
+
+func (o *usersOptions) delete(ctx context.Context, st *store.Store, username string) error {
+	if err := st.DeleteUser(ctx, username); err != nil {
+		return userError(username, err)
+	}
+	fmt.Fprintf(o.app.ErrOut, "Deleted %q.\n", strings.ToLower(username))
+	return nil
+}
+
+func userError(username string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no user %q", strings.ToLower(username))
+	}
+	return err
+}
+
+// newPassword reads a new password: twice without echo from a terminal, or
+// the first line of standard input otherwise.
+func (o *usersOptions) newPassword() (string, error) {
+	read := o.readPassword
+	if read == nil {
+		if f, ok := o.app.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			read = func(prompt string) (string, error) {
+				fmt.Fprint(o.app.ErrOut, prompt)
+				b, err := term.ReadPassword(int(f.Fd()))
+				fmt.Fprintln(o.app.ErrOut)
+				return string(b), err
+			}
+		}
+	}
+	var pw string
+	if read != nil {
+		first, err := read("New password: ")
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %w", err)
+		}
+		second, err := read("Repeat it: ")
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %w", err)
+		}
+		if first != second {
+			return "", errors.New("the passwords do not match")
+		}
+		pw = first
+	} else {
+		line, err := bufio.NewReader(io.LimitReader(o.app.In, password.MaxLength+2)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("reading the password from standard input: %w", err)
+		}
+		pw = strings.TrimRight(line, "\r\n")
+		if pw == "" {
+			return "", errors.New("no password on standard input (pipe it in, or run in a terminal)")
+		}
+	}
+	if err := password.Validate(pw); err != nil {
+		return "", err
+	}
+	return pw, nil
+}

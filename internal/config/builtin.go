@@ -1,0 +1,204 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/nsauth/nsauth/pkg/authn"
+)
+
+// loadBuiltin fills the settings of the built-in provider and the AuthService
+// settings that apply to it.
+func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
+	b := &a.Builtin
+	a.Algorithms = []string{authn.DefaultAlgorithm}
+	a.RequireAccessTokenType = true
+	if d, err := time.ParseDuration(src.value(sClockSkew)); err != nil || d < 0 || d > 10*time.Minute {
+		bad(sClockSkew, "%q is not a duration from 0s to 10m", src.value(sClockSkew))
+	} else {
+		a.ClockSkew = d
+	}
+	a.AllowedRedirectURIs = splitList(src.value(sRedirectURIs))
+	for _, u := range a.AllowedRedirectURIs {
+		if err := checkHTTPURL(u); err != nil {
+			bad(sRedirectURIs, "%q %v", u, err)
+		}
+	}
+	a.AllowedScopes = splitList(src.value(sScopes))
+
+	if v, err := strconv.ParseBool(src.value(sInsecureHTTP)); err != nil {
+		bad(sInsecureHTTP, "%q is not true or false", src.value(sInsecureHTTP))
+	} else {
+		b.InsecureHTTPIssuer = v
+	}
+	if raw := src.value(sIssuer); raw != "" {
+		iss, err := checkIssuer(raw, b.InsecureHTTPIssuer)
+		if err != nil {
+			bad(sIssuer, "%q %v", raw, err)
+		}
+		b.Issuer = iss
+	}
+	loadStoreLocation(src, &b.DataDir, &b.DatabaseURL, bad)
+
+	durations := []struct {
+		s        setting
+		dst      *time.Duration
+		min, max time.Duration
+	}{
+		{sAccessTTL, &b.AccessTokenTTL, time.Minute, 24 * time.Hour},
+		{sRefreshTTL, &b.RefreshTokenTTL, time.Hour, 365 * 24 * time.Hour},
+		{sKeyRotation, &b.KeyRotation, time.Hour, 365 * 24 * time.Hour},
+	}
+	for _, d := range durations {
+		v, err := time.ParseDuration(src.value(d.s))
+		if err != nil || v < d.min || v > d.max {
+			bad(d.s, "%q is not a duration from %s to %s", src.value(d.s), d.min, d.max)
+			continue
+		}
+		*d.dst = v
+	}
+	if b.RefreshTokenTTL != 0 && b.RefreshTokenTTL <= b.AccessTokenTTL {
+		bad(sRefreshTTL, "must be longer than the access token lifetime")
+	}
+	b.AdminUser = src.value(sAdminUser)
+	b.AdminPassword = src.value(sAdminPassword)
+}
+
+// checkIssuer checks an issuer URL: absolute http(s), no user info, query,
+// fragment or path (a trailing slash is dropped), and https unless the
+// host is loopback or insecure is set.
+func checkIssuer(raw string, insecure bool) (string, error) {
+	if err := checkHTTPURL(raw); err != nil {
+		return "", err
+	}
+	u, _ := url.Parse(raw)
+	if u.RawQuery != "" || u.ForceQuery {
+		return "", errors.New("must not contain a query")
+	}
+	if u.Path != "" && u.Path != "/" {
+		return "", errors.New("must not have a path: serve nsauth at the root of its host")
+	}
+	if u.Scheme == "http" && !insecure && !isLoopback(u.Hostname()) {
+		return "", errors.New("must use https on a non-loopback host (or set NSAUTH_INSECURE_HTTP_ISSUER=true)")
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// DeriveIssuer returns the default issuer URL for a server listening on
+// addr: its address, with 127.0.0.1 standing in for an unspecified one
+// (0.0.0.0, ::). Browsers on other machines cannot reach that; set the
+// issuer explicitly for them.
+func DeriveIssuer(addr net.Addr, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// Store locates the built-in provider's store, for commands that open it
+// directly (`nsauth users`).
+type Store struct {
+	// DataDir holds the SQLite database, when DatabaseURL is empty.
+	DataDir string
+	// DatabaseURL is a PostgreSQL URL.
+	DatabaseURL string
+}
+
+// LoadStore reads --data-dir and --database-url (and their variables); fs
+// holds flags added by [RegisterStoreFlags] and may be nil.
+func LoadStore(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Store, error) {
+	src := source{fs: fs, getenv: getenv}
+	var errs []error
+	bad := func(s setting, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", s.name(), fmt.Sprintf(format, args...)))
+	}
+	st := &Store{}
+	loadStoreLocation(src, &st.DataDir, &st.DatabaseURL, bad)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return st, nil
+}
+
+func loadStoreLocation(src source, dataDir, databaseURL *string, bad func(setting, string, ...any)) {
+	*databaseURL = src.value(sDatabaseURL)
+	dir, dirSet := src.get(sDataDir)
+	if *databaseURL != "" {
+		if !strings.HasPrefix(*databaseURL, "postgres://") && !strings.HasPrefix(*databaseURL, "postgresql://") {
+			// The value may hold a password: never echo it.
+			bad(sDatabaseURL, "must be a postgres:// or postgresql:// URL")
+		}
+		if dirSet {
+			bad(sDataDir, "cannot be combined with --database-url: the data lives in PostgreSQL")
+		}
+		return
+	}
+	if !dirSet {
+		d, err := defaultDataDir(src.getenv)
+		if err != nil {
+			bad(sDataDir, "%v", err)
+			return
+		}
+		dir = d
+	}
+	if !filepath.IsAbs(dir) {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			bad(sDataDir, "%q cannot be made absolute: %v", dir, err)
+			return
+		}
+		dir = abs
+	}
+	*dataDir = dir
+}
+
+// defaultDataDir is the per-user data directory, following each platform's
+// convention.
+func defaultDataDir(getenv func(string) (string, bool)) (string, error) {
+	env := func(k string) string {
+		v, _ := getenv(k)
+		return v
+	}
+	if runtime.GOOS == "windows" {
+		if d := env("LocalAppData"); d != "" {
+			return filepath.Join(d, "nsauth"), nil
+		}
+		return "", errors.New("%LocalAppData% is not set; give a directory")
+	}
+	if d := env("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "nsauth"), nil
+	}
+	home := env("HOME")
+	if home == "" {
+		return "", errors.New("$HOME is not set; give a directory")
+	}
+	if runtime.GOOS == "darwin" {
+		return filepath.Join(home, "Library", "Application Support", "nsauth"), nil
+	}
+	return filepath.Join(home, ".local", "share", "nsauth"), nil
+}

@@ -1,0 +1,300 @@
+// Package issuer is nsauth's built-in OpenID provider: the protocol
+// endpoints (discovery, JWKS, authorize, token, userinfo, revocation,
+// introspection, end-session), served by github.com/zitadel/oidc's op
+// package over [store.Store], and the login page people type their
+// password into.
+//
+// What it adds to the library, and why:
+//   - Access tokens are JWTs per RFC 9068 (`typ: at+jwt`, with client_id
+//     and scope), signed by this package; the library would type them as
+//     plain JWTs, which a resource server cannot tell from ID tokens.
+//   - Authorization codes are random, single use and live 60 s; a replayed
+//     code revokes what it produced. Refresh tokens rotate on every use, and
+//     a used one presented again revokes its whole family.
+//   - Signing keys are generated at first start and rotated on a schedule;
+//     a new key is published before it signs and the old one stays in the
+//     JWKS until every token it signed has expired. Replicas sharing a
+//     PostgreSQL database agree on keys through a row lock.
+//   - The login page is plain server-rendered HTML with CSRF protection, a
+//     strict Content-Security-Policy, and failed-login limits per account
+//     and per client address.
+//
+// The issuer URL is static configuration: Host and X-Forwarded-* headers
+// never change it.
+package issuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// Defaults for [Config].
+const (
+	DefaultAccessTokenTTL  = 15 * time.Minute
+	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
+	DefaultKeyRotation     = 30 * 24 * time.Hour
+	DefaultLoginAttempts   = 5
+	// AuthRequestTTL is how long a login may take, from the authorize
+	// redirect to the password being accepted.
+	AuthRequestTTL = 10 * time.Minute
+	// CodeTTL is the lifetime of an authorization code.
+	CodeTTL = 60 * time.Second
+	// LoginWindow is the window failed logins are counted in.
+	LoginWindow = time.Minute
+)
+
+// Config configures an [Issuer].
+type Config struct {
+	// Issuer is the provider's issuer URL: https, or http on a loopback
+	// host, with no path, query or fragment. Required.
+	Issuer string
+	// Store holds all state. Required.
+	Store *store.Store
+	// ClientID is the client the broker uses, registered by [Bootstrap].
+	// Defaults to [DefaultClientID].
+	ClientID string
+	// Audience is the `aud` of access tokens: the resource they are for.
+	// Defaults to the issuer URL (nsauth's API is served at the same
+	// origin).
+	Audience string
+	// AccessTokenTTL is the access (and ID) token lifetime. Default 15 min.
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is how long a refresh token stays usable. Every use
+	// issues a new one with a fresh lifetime. Default 30 days.
+	RefreshTokenTTL time.Duration
+	// KeyRotation is how often a new signing key is introduced. Default 30
+	// days.
+	KeyRotation time.Duration
+	// AllowedRedirectURIs are accepted besides loopback redirect URIs,
+	// compared exactly.
+	AllowedRedirectURIs []string
+	// AllowedScopes, when set, are the scopes clients may ask for besides
+	// the standard OpenID ones.
+	AllowedScopes []string
+	// LoginAttempts is how many failed logins an account, and a client
+	// address, may make per minute. Default 5.
+	LoginAttempts int
+	// InsecureAllowHTTP accepts an http:// issuer on a non-loopback host.
+	// Passwords and tokens then cross the network unencrypted: only for
+	// trusted networks or a TLS-terminating proxy that rewrites nothing.
+	InsecureAllowHTTP bool
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives operational messages. Defaults to discarding.
+	Logger *slog.Logger
+}
+
+// Issuer is the built-in OpenID provider. Its methods are safe for
+// concurrent use.
+type Issuer struct {
+	cfg     Config
+	origin  string // scheme://host of the issuer
+	secure  bool   // the issuer is https: cookies get Secure and __Host-
+	st      *store.Store
+	keys    *keyManager
+	storage *storage
+	limiter *loginLimiter
+	handler http.Handler
+	log     *slog.Logger
+}
+
+// New validates cfg and returns an Issuer. It generates the first signing
+// key when the store has none.
+func New(ctx context.Context, cfg Config) (*Issuer, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("issuer: a store is required")
+	}
+	u, err := CheckIssuerURL(cfg.Issuer, cfg.InsecureAllowHTTP)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = DefaultClientID
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = cfg.Issuer
+	}
+	if cfg.AccessTokenTTL <= 0 {
+		cfg.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if cfg.RefreshTokenTTL <= 0 {
+		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if cfg.KeyRotation <= 0 {
+		cfg.KeyRotation = DefaultKeyRotation
+	}
+	if cfg.LoginAttempts <= 0 {
+		cfg.LoginAttempts = DefaultLoginAttempts
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	iss := &Issuer{
+		cfg:    cfg,
+		origin: u.Scheme + "://" + u.Host,
+		secure: u.Scheme == "https",
+		st:     cfg.Store,
+		log:    cfg.Logger,
+	}
+	iss.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger)
+	if err := iss.keys.refresh(ctx, true); err != nil {
+		return nil, fmt.Errorf("issuer: preparing signing keys: %w", err)
+	}
+	iss.storage = &storage{iss: iss}
+	iss.limiter = &loginLimiter{st: cfg.Store, max: cfg.LoginAttempts}
+	h, err := iss.newHandler()
+	if err != nil {
+		return nil, err
+	}
+	iss.handler = h
+	return iss, nil
+}
+
+// CheckIssuerURL parses and checks an issuer URL: absolute, https (or http
+// on a loopback host, or anywhere with allowHTTP), with no user info, path,
+// query or fragment.
+func CheckIssuerURL(raw string, allowHTTP bool) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return nil, fmt.Errorf("issuer URL %q is not an absolute URL", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return nil, fmt.Errorf("issuer URL %q must not have user info, a query or a fragment", raw)
+	}
+	if u.Path != "" {
+		return nil, fmt.Errorf("issuer URL %q must not have a path: serve nsauth at the root of its host", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowHTTP && !isLoopbackHost(u.Hostname()) {
+			return nil, fmt.Errorf("issuer URL %q uses http on a non-loopback host: use https, or opt in with the insecure setting", raw)
+		}
+	default:
+		return nil, fmt.Errorf("issuer URL %q must use https", raw)
+	}
+	return u, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Handler returns the provider's HTTP handler: the OpenID endpoints at the
+// root of the issuer, the login page and its assets. Mount it at "/".
+func (i *Issuer) Handler() http.Handler { return i.handler }
+
+// Issuer returns the issuer URL.
+func (i *Issuer) Issuer() string { return i.cfg.Issuer }
+
+// Audience returns the `aud` of access tokens.
+func (i *Issuer) Audience() string { return i.cfg.Audience }
+
+// ClientID returns the broker's client id.
+func (i *Issuer) ClientID() string { return i.cfg.ClientID }
+
+// maintenanceInterval is how often Run checks keys and deletes expired
+// records.
+const maintenanceInterval = time.Minute
+
+// Run does background maintenance until ctx ends: it checks whether a
+// signing key is due (so idle replicas publish a new key in time) and
+// deletes expired records.
+func (i *Issuer) Run(ctx context.Context) {
+	t := time.NewTicker(maintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := i.keys.refresh(ctx, true); err != nil {
+			i.log.Warn("checking signing keys failed", "error", err)
+		}
+		if n, err := i.st.DeleteExpired(ctx); err != nil {
+			i.log.Warn("deleting expired records failed", "error", err)
+		} else if n > 0 {
+			i.log.Debug("deleted expired records", "count", n)
+		}
+	}
+}
+
+// endpoints are the library's routes we serve: no device flow, no session
+// iframe.
+func endpoints() op.Endpoints {
+	return op.Endpoints{
+		Authorization: op.NewEndpoint("authorize"),
+		Token:         op.NewEndpoint("oauth/token"),
+		Introspection: op.NewEndpoint("oauth/introspect"),
+		Userinfo:      op.NewEndpoint("userinfo"),
+		Revocation:    op.NewEndpoint("oauth/revoke"),
+		EndSession:    op.NewEndpoint("oauth/end_session"),
+		JwksURI:       op.NewEndpoint("keys"),
+	}
+}
+
+// Paths of our own pages.
+const (
+	loginPath     = "/login"
+	loggedOutPath = "/logged-out"
+	assetsPath    = "/assets/"
+)
+
+func (i *Issuer) newHandler() (http.Handler, error) {
+	opts := []op.Option{op.WithCrypto(noOpaqueTokens{}), op.WithCORSOptions(nil)}
+	if u, _ := url.Parse(i.cfg.Issuer); u.Scheme == "http" {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	provider, err := op.NewProvider(&op.Config{
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		GrantTypeRefreshToken:    true,
+		DefaultLogoutRedirectURI: i.cfg.Issuer + loggedOutPath,
+		SupportedScopes:          supportedScopes(i.cfg.AllowedScopes),
+	}, i.storage, op.StaticIssuer(i.cfg.Issuer), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: creating the provider: %w", err)
+	}
+	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints()), iss: i}
+	// The library's login callback (/authorize/callback) is not used: the
+	// login page issues the code itself, so the route answers 404.
+	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
+
+	mux := http.NewServeMux()
+	mux.Handle("GET "+loginPath, http.HandlerFunc(i.showLogin))
+	mux.Handle("POST "+loginPath, http.HandlerFunc(i.submitLogin))
+	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
+	mux.Handle("GET "+assetsPath, assetHandler())
+	mux.Handle("/", postOnly(oidcHandler, endpoints()))
+	return securityHeaders(mux), nil
+}
+
+// supportedScopes is what discovery advertises.
+func supportedScopes(extra []string) []string {
+	out := []string{"openid", "profile", "email", "offline_access"}
+	for _, s := range extra {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,358 @@
+package issuer
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/nsauth/nsauth/internal/password"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+//go:embed web
+var webFiles embed.FS
+
+// Messages shown on the login page. The wrong-credentials one is the same
+// whether the user is unknown, disabled or typed the wrong password.
+const (
+	msgWrongCredentials = "Wrong username or password."
+	msgTooManyAttempts  = "Too many failed sign-in attempts. Try again later."
+	msgExpired          = "This sign-in link has expired or was already used. Start the login again from your terminal."
+	msgIncomplete       = "This sign-in link is incomplete. Start the login again from your terminal."
+	msgForged           = "This form could not be verified. Go back, reload the page and sign in again."
+	msgInternal         = "Something went wrong on the server. Try again in a moment."
+	msgLoggedOut        = "You are signed out. You can close this window."
+)
+
+// maxLoginFormBytes bounds the login form body.
+const maxLoginFormBytes = 8 << 10
+
+// hashSlots bounds concurrent password hashing (19 MiB each), so a burst
+// of logins cannot exhaust memory.
+var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+type loginPage struct {
+	Title         string
+	Client        string
+	Error         string
+	AuthRequestID string
+	CSRF          string
+	Username      string
+}
+
+type messagePage struct {
+	Title   string
+	Message string
+}
+
+var pageTemplates = template.Must(template.New("").ParseFS(webFiles, "web/templates/*.html"))
+
+func assetHandler() http.Handler {
+	sub, err := fs.Sub(webFiles, "web/assets")
+	if err != nil {
+		return http.NotFoundHandler()
+	}
+	return http.StripPrefix(assetsPath, http.FileServerFS(sub))
+}
+
+// render writes a page with the login CSP. formTarget is the origin the
+// form's redirect goes to (CSP form-action covers redirects after a form
+// submission); empty allows only our own origin.
+func (i *Issuer) render(w http.ResponseWriter, status int, name string, data any, formTarget string) {
+	var buf bytes.Buffer
+	if err := pageTemplates.ExecuteTemplate(&buf, name, data); err != nil {
+		i.log.Error("rendering a page failed", "page", name, "error", err)
+		http.Error(w, msgInternal, http.StatusInternalServerError)
+		return
+	}
+	formAction := "'self'"
+	if formTarget != "" {
+		formAction += " " + formTarget
+	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action "+formAction+
+		"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (i *Issuer) message(w http.ResponseWriter, status int, title, msg string) {
+	i.render(w, status, "message.html", messagePage{Title: title, Message: msg}, "")
+}
+
+func (i *Issuer) showLoggedOut(w http.ResponseWriter, _ *http.Request) {
+	i.message(w, http.StatusOK, "Signed out", msgLoggedOut)
+}
+
+// showLogin renders the form for a pending auth request.
+func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("authRequestID")
+	if id == "" || len(id) > 64 {
+		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
+		return
+	}
+	ar, ok := i.pendingRequest(w, r.Context(), id)
+	if !ok {
+		return
+	}
+	csrf := i.csrfCookie(w, r)
+	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, AuthRequestID: ar.ID, CSRF: csrf}, origin(ar.RedirectURI))
+}
+
+// pendingRequest loads an auth request a user may still log in for, or
+// writes the page explaining why not.
+func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id string) (*store.AuthRequest, bool) {
+	ar, err := i.st.AuthRequestByID(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
+		return nil, false
+	case err != nil:
+		i.log.Error("reading an auth request failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return nil, false
+	case ar.Done():
+		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
+		return nil, false
+	}
+	return ar, true
+}
+
+// submitLogin checks the credentials and, when they are right, completes
+// the auth request and redirects to the client with a code.
+func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
+	if !i.sameOrigin(r) {
+		i.message(w, http.StatusForbidden, "Sign in", msgForged)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginFormBytes)
+	if err := r.ParseForm(); err != nil {
+		i.message(w, http.StatusBadRequest, "Sign in", msgForged)
+		return
+	}
+	form := r.PostForm
+	id := form.Get("authRequestID")
+	if id == "" || len(id) > 64 {
+		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
+		return
+	}
+	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
+	if !ok {
+		i.message(w, http.StatusForbidden, "Sign in", msgForged)
+		return
+	}
+	ctx := r.Context()
+	ar, ok := i.pendingRequest(w, ctx, id)
+	if !ok {
+		return
+	}
+	username := strings.TrimSpace(form.Get("username"))
+	if len(username) > store.MaxUsernameLen {
+		username = username[:store.MaxUsernameLen]
+	}
+	page := loginPage{Title: "Sign in", Client: ar.ClientID, AuthRequestID: ar.ID, CSRF: csrf, Username: username}
+	fail := func(status int, msg string) {
+		page.Error = msg
+		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
+	}
+
+	keys := i.limiter.keys(username, r.RemoteAddr)
+	blocked, err := i.limiter.blocked(ctx, keys)
+	if err != nil {
+		i.log.Error("reading login failures failed", "error", err)
+		fail(http.StatusInternalServerError, msgInternal)
+		return
+	}
+	if blocked {
+		fail(http.StatusTooManyRequests, msgTooManyAttempts)
+		return
+	}
+	user, err := i.checkCredentials(ctx, username, form.Get("password"))
+	if err != nil {
+		if !errors.Is(err, errWrongCredentials) {
+			i.log.Error("checking credentials failed", "error", err)
+			fail(http.StatusInternalServerError, msgInternal)
+			return
+		}
+		over, lerr := i.limiter.fail(ctx, keys)
+		if lerr != nil {
+			i.log.Error("counting a login failure failed", "error", lerr)
+		}
+		i.log.Info("failed login", "username", page.Username, "client_address", keys.address)
+		if over {
+			fail(http.StatusTooManyRequests, msgTooManyAttempts)
+			return
+		}
+		fail(http.StatusUnauthorized, msgWrongCredentials)
+		return
+	}
+	i.limiter.succeed(ctx, keys)
+
+	if err := i.st.CompleteAuthRequest(ctx, ar.ID, user.ID, []string{"pwd"}, CodeTTL+time.Minute); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
+			return
+		}
+		i.log.Error("completing an auth request failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	code := store.RandomToken(32)
+	if err := i.storage.SaveAuthCode(ctx, ar.ID, code); err != nil {
+		i.log.Error("storing a code failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	target, err := op.AuthResponseURL(ar.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery,
+		&op.CodeResponseType{Code: code, State: ar.State}, oidc.NewEncoder())
+	if err != nil {
+		i.log.Error("building the redirect failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	i.log.Info("login", "username", user.Username, "client_id", ar.ClientID)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+var errWrongCredentials = errors.New("wrong credentials")
+
+// checkCredentials returns the user when the password is right and the
+// account enabled. Unknown users cost as much time as known ones.
+func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*store.User, error) {
+	select {
+	case hashSlots <- struct{}{}:
+		defer func() { <-hashSlots }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	user, err := i.st.UserByUsername(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		password.Burn(pw)
+		return nil, errWrongCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the user: %w", err)
+	}
+	ok, err := password.Verify(pw, user.PasswordHash)
+	if err != nil {
+		return nil, fmt.Errorf("verifying the password of %q: %w", user.Username, err)
+	}
+	if !ok || user.Disabled() {
+		return nil, errWrongCredentials
+	}
+	return user, nil
+}
+
+// sameOrigin refuses cross-site form posts when the browser says where the
+// request comes from. Requests without these headers (non-browser clients)
+// still need the CSRF token.
+func (i *Issuer) sameOrigin(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" && o != i.origin {
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
+}
+
+func (i *Issuer) csrfCookieName() string {
+	if i.secure {
+		return "__Host-nsauth_csrf"
+	}
+	return "nsauth_csrf"
+}
+
+// csrfCookie returns the browser's CSRF token (double-submit cookie),
+// setting a new one when it has none. Reusing it lets several login tabs
+// coexist.
+func (i *Issuer) csrfCookie(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(i.csrfCookieName()); err == nil && validToken(c.Value) {
+		return c.Value
+	}
+	v := store.RandomToken(32)
+	http.SetCookie(w, &http.Cookie{
+		Name:     i.csrfCookieName(),
+		Value:    v,
+		Path:     "/",
+		MaxAge:   int(AuthRequestTTL / time.Second),
+		HttpOnly: true,
+		Secure:   i.secure,
+		SameSite: http.SameSiteStrictMode,
+	})
+	return v
+}
+
+// checkCSRF compares the form's token with the cookie's.
+func (i *Issuer) checkCSRF(r *http.Request, formValue string) (string, bool) {
+	c, err := r.Cookie(i.csrfCookieName())
+	if err != nil || !validToken(c.Value) || !validToken(formValue) {
+		return "", false
+	}
+	return c.Value, subtle.ConstantTimeCompare([]byte(c.Value), []byte(formValue)) == 1
+}
+
+// validToken accepts what csrfCookie generates: 43 base64url characters.
+func validToken(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// origin returns scheme://host of a URL, for CSP, or "" when there is none.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return ""
+	}
+	// CSP source expressions cannot carry arbitrary characters; our
+	// redirect URIs are already validated, but stay strict.
+	if strings.ContainsAny(u.Host, " ;,'\"") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// clientAddress is the address failed logins are counted against: the
+// peer's IP, or its /64 for IPv6, where one host usually has a whole /64.
+// Proxy headers are not trusted: behind a reverse proxy every client shares
+// the proxy's address.
+func clientAddress(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return "unknown"
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		return ip4.String()
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}

@@ -1,0 +1,455 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// storage adapts [store.Store] to the library's op.Storage. Every error it
+// hands the library is an *oidc.Error with a fixed description: the library
+// writes descriptions to clients, and a database error must not reach
+// them. Details travel as the error's parent, which the library logs.
+type storage struct {
+	iss *Issuer
+}
+
+var _ op.Storage = (*storage)(nil)
+var _ op.CanSetUserinfoFromRequest = (*storage)(nil)
+
+func (s *storage) st() *store.Store { return s.iss.st }
+func (s *storage) now() time.Time   { return s.iss.cfg.Now() }
+func (s *storage) cfg() *Config     { return &s.iss.cfg }
+
+// authRequest is a stored auth request as the library sees it.
+type authRequest struct{ store.AuthRequest }
+
+var _ op.AuthRequest = (*authRequest)(nil)
+
+func (a *authRequest) GetID() string         { return a.ID }
+func (a *authRequest) GetACR() string        { return "" }
+func (a *authRequest) GetAMR() []string      { return a.AMR }
+func (a *authRequest) GetAudience() []string { return []string{a.ClientID} }
+func (a *authRequest) GetAuthTime() time.Time {
+	return a.AuthTime
+}
+func (a *authRequest) GetClientID() string { return a.ClientID }
+func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge {
+	if a.CodeChallenge == "" {
+		return nil
+	}
+	return &oidc.CodeChallenge{Challenge: a.CodeChallenge, Method: oidc.CodeChallengeMethod(a.CodeChallengeMethod)}
+}
+func (a *authRequest) GetNonce() string                   { return a.Nonce }
+func (a *authRequest) GetRedirectURI() string             { return a.RedirectURI }
+func (a *authRequest) GetResponseType() oidc.ResponseType { return oidc.ResponseType(a.ResponseType) }
+func (a *authRequest) GetResponseMode() oidc.ResponseMode { return oidc.ResponseMode(a.ResponseMode) }
+func (a *authRequest) GetScopes() []string                { return a.Scopes }
+func (a *authRequest) GetState() string                   { return a.State }
+func (a *authRequest) GetSubject() string                 { return a.UserID }
+func (a *authRequest) Done() bool                         { return a.AuthRequest.Done() }
+
+func (a *authRequest) grant() store.Grant {
+	return store.Grant{ID: a.ID, UserID: a.UserID, ClientID: a.ClientID, Scopes: a.Scopes,
+		Audience: a.GetAudience(), AuthTime: a.AuthTime, AMR: a.AMR}
+}
+
+// refreshRequest is a valid, unused refresh token as the library sees it.
+type refreshRequest struct {
+	store.RefreshToken
+	scopes []string // narrowed by the refresh request, if it asked
+}
+
+var _ op.RefreshTokenRequest = (*refreshRequest)(nil)
+
+func (r *refreshRequest) GetAMR() []string       { return r.AMR }
+func (r *refreshRequest) GetAudience() []string  { return r.Audience }
+func (r *refreshRequest) GetAuthTime() time.Time { return r.AuthTime }
+func (r *refreshRequest) GetClientID() string    { return r.ClientID }
+func (r *refreshRequest) GetScopes() []string {
+	if r.scopes != nil {
+		return r.scopes
+	}
+	return r.Scopes
+}
+func (r *refreshRequest) GetSubject() string               { return r.UserID }
+func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
+
+// grant keeps the family's original scopes: narrowing applies to the
+// access token of one refresh, not to the refresh token (RFC 6749 §6).
+func (r *refreshRequest) grant() store.Grant { return r.Grant }
+
+// CreateAuthRequest stores a validated authorize request.
+func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+	ar := store.AuthRequest{
+		ClientID:            req.ClientID,
+		RedirectURI:         req.RedirectURI,
+		Scopes:              req.Scopes,
+		State:               req.State,
+		Nonce:               req.Nonce,
+		ResponseType:        string(req.ResponseType),
+		ResponseMode:        string(req.ResponseMode),
+		CodeChallenge:       req.CodeChallenge,
+		CodeChallengeMethod: string(req.CodeChallengeMethod),
+		Prompt:              req.Prompt,
+		LoginHint:           req.LoginHint,
+		ExpiresAt:           s.now().Add(AuthRequestTTL),
+	}
+	if err := s.st().CreateAuthRequest(ctx, &ar); err != nil {
+		return nil, internalError("storing the auth request", err)
+	}
+	return &authRequest{ar}, nil
+}
+
+// AuthRequestByID returns a pending auth request.
+func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	ar, err := s.st().AuthRequestByID(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired login request")
+		}
+		return nil, internalError("reading the auth request", err)
+	}
+	return &authRequest{*ar}, nil
+}
+
+// AuthRequestByCode redeems a code: it can be called once per code. A
+// replay revokes everything the code produced.
+func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	ar, err := s.st().RedeemCode(ctx, code)
+	switch {
+	case errors.Is(err, store.ErrReused):
+		s.iss.log.Warn("authorization code replayed; revoked the tokens issued from it")
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
+	case err != nil:
+		return nil, internalError("redeeming the code", err)
+	}
+	return &authRequest{*ar}, nil
+}
+
+// SaveAuthCode stores the code of a completed auth request.
+func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
+	if err := s.st().SaveCode(ctx, code, id, s.now().Add(CodeTTL)); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+			return oidc.ErrInvalidRequest().WithDescription("the login request was already used or has expired")
+		}
+		return internalError("storing the code", err)
+	}
+	return nil
+}
+
+// DeleteAuthRequest forgets an auth request once its code was redeemed.
+func (s *storage) DeleteAuthRequest(ctx context.Context, id string) error {
+	if err := s.st().DeleteAuthRequest(ctx, id); err != nil {
+		return internalError("deleting the auth request", err)
+	}
+	return nil
+}
+
+// CreateAccessToken records an access token for req and returns its id and
+// expiry; the token itself is signed by the caller.
+func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	tr, ok := req.(tokenRequest)
+	if !ok {
+		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
+	}
+	g := tr.grant()
+	if err := s.checkUser(ctx, g.UserID); err != nil {
+		return "", time.Time{}, err
+	}
+	at := store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
+		Scopes: req.GetScopes(), ExpiresAt: s.now().Add(s.cfg().AccessTokenTTL)}
+	if err := s.st().RecordAccessToken(ctx, &at); err != nil {
+		return "", time.Time{}, internalError("recording the access token", err)
+	}
+	return at.ID, at.ExpiresAt, nil
+}
+
+// CreateAccessAndRefreshTokens records an access token and issues a refresh
+// token: the first of a family for an auth request, or the successor of
+// currentRefreshToken, which is used up atomically.
+func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
+	tr, ok := req.(tokenRequest)
+	if !ok {
+		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
+	}
+	g := tr.grant()
+	if err := s.checkUser(ctx, g.UserID); err != nil {
+		return "", "", time.Time{}, err
+	}
+	value := store.RandomToken(32)
+	exp := s.now().Add(s.cfg().RefreshTokenTTL)
+	if rr, isRefresh := tr.(*refreshRequest); isRefresh {
+		if currentRefreshToken == "" {
+			return "", "", time.Time{}, oidc.ErrInvalidGrant()
+		}
+		if _, err := s.st().RotateRefreshToken(ctx, rr.ID, value, nil, exp); err != nil {
+			return "", "", time.Time{}, refreshError(s.iss, err)
+		}
+	} else if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
+		return "", "", time.Time{}, internalError("storing the refresh token", err)
+	}
+	id, atExp, err := s.CreateAccessToken(ctx, req)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	return id, value, atExp, nil
+}
+
+// checkUser refuses to issue tokens to a user who was disabled or deleted
+// since the login.
+func (s *storage) checkUser(ctx context.Context, userID string) error {
+	u, err := s.st().UserByID(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return oidc.ErrInvalidGrant().WithDescription("the user no longer exists")
+	}
+	if err != nil {
+		return internalError("reading the user", err)
+	}
+	if u.Disabled() {
+		return oidc.ErrInvalidGrant().WithDescription("the user is disabled")
+	}
+	return nil
+}
+
+func refreshError(iss *Issuer, err error) error {
+	switch {
+	case errors.Is(err, store.ErrReused):
+		iss.log.Warn("refresh token reused; revoked its family")
+		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
+		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	return internalError("using the refresh token", err)
+}
+
+// TokenRequestByRefreshToken returns the grant of a usable refresh token.
+// A token that was already rotated revokes its family.
+func (s *storage) TokenRequestByRefreshToken(ctx context.Context, value string) (op.RefreshTokenRequest, error) {
+	t, err := s.st().RefreshTokenByValue(ctx, value)
+	if err != nil {
+		return nil, refreshError(s.iss, err)
+	}
+	return &refreshRequest{RefreshToken: *t}, nil
+}
+
+// TerminateSession ends a user's sessions at a client (end-session with an
+// ID token hint): there are no browser sessions, so it revokes the tokens
+// the user holds at that client.
+func (s *storage) TerminateSession(ctx context.Context, userID, clientID string) error {
+	if userID == "" {
+		return nil
+	}
+	if err := s.st().RevokeUserClientTokens(ctx, userID, clientID); err != nil {
+		return internalError("revoking the session's tokens", err)
+	}
+	return nil
+}
+
+// refreshIDPrefix marks refresh token ids handed to the library by
+// GetRefreshTokenInfo, so RevokeToken can tell them from access token ids.
+const refreshIDPrefix = "rt:"
+
+// GetRefreshTokenInfo identifies a refresh token presented for revocation.
+func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, value string) (string, string, error) {
+	if len(value) > maxRefreshLength {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	t, err := s.st().RefreshTokenByValue(ctx, value)
+	if err != nil || t.ClientID != clientID {
+		// Reused, revoked, unknown or someone else's: nothing to revoke for
+		// this client (RFC 7009 §2.2 answers 200 either way).
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return t.UserID, refreshIDPrefix + t.ID, nil
+}
+
+// RevokeToken revokes a refresh token (and its family) or an access token.
+// Unknown tokens are not an error (RFC 7009 §2.2).
+func (s *storage) RevokeToken(ctx context.Context, tokenOrID, _ string, clientID string) *oidc.Error {
+	if id, ok := cutPrefix(tokenOrID, refreshIDPrefix); ok {
+		if err := s.st().RevokeRefreshToken(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return internalError("revoking the refresh token", err)
+		}
+		return nil
+	}
+	at, err := s.st().ActiveAccessToken(ctx, tokenOrID)
+	if err != nil || at.ClientID != clientID {
+		return nil
+	}
+	if err := s.st().RevokeAccessToken(ctx, at.ID); err != nil {
+		return internalError("revoking the access token", err)
+	}
+	return nil
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+// SigningKey returns the key that signs now.
+func (s *storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	k, err := s.iss.keys.signing(ctx)
+	if err != nil {
+		return nil, internalError("loading the signing key", err)
+	}
+	return k, nil
+}
+
+// SignatureAlgorithms lists the algorithms of the published keys.
+func (s *storage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{jose.RS256}, nil
+}
+
+// KeySet returns the published public keys.
+func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) {
+	keys, err := s.iss.keys.published(ctx)
+	if err != nil {
+		return nil, internalError("loading the key set", err)
+	}
+	return keys, nil
+}
+
+// GetClientByClientID loads a client. A fresh value is returned on every
+// call: the server attaches per-request state to it.
+func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	if len(id) > maxClientIDLen {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	c, err := s.st().ClientByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	if err != nil {
+		return nil, oidc.ErrServerError().WithDescription("internal error").WithParent(err)
+	}
+	return &client{
+		stored:          c,
+		redirectURIs:    append(slices.Clone(c.RedirectURIs), s.cfg().AllowedRedirectURIs...),
+		idTokenLifetime: s.cfg().AccessTokenTTL,
+		allowedScopes:   toSet(s.cfg().AllowedScopes),
+		loginURL:        s.cfg().Issuer + loginPath,
+	}, nil
+}
+
+// AuthorizeClientIDSecret checks a client's secret in constant time.
+func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	c, err := s.GetClientByClientID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !c.(*client).stored.CheckSecret(secret) {
+		return errors.New("wrong client secret")
+	}
+	return nil
+}
+
+// SetUserinfoFromScopes is the library's deprecated hook; the claims are
+// set by SetUserinfoFromRequest, as the library's documentation asks.
+func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+	return nil
+}
+
+// SetUserinfoFromRequest sets the ID token's profile claims.
+func (s *storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	return s.fillUserinfo(ctx, info, req.GetSubject(), scopes)
+}
+
+func (s *storage) fillUserinfo(ctx context.Context, info *oidc.UserInfo, userID string, scopes []string) error {
+	u, err := s.st().UserByID(ctx, userID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return oidc.ErrAccessDenied().WithDescription("the user no longer exists")
+		}
+		return internalError("reading the user", err)
+	}
+	if u.Disabled() {
+		return oidc.ErrAccessDenied().WithDescription("the user is disabled")
+	}
+	info.Subject = u.ID
+	for _, sc := range scopes {
+		switch sc {
+		case oidc.ScopeProfile:
+			info.PreferredUsername = u.Username
+			info.Name = u.Name
+			info.UpdatedAt = oidc.FromTime(u.UpdatedAt)
+		case oidc.ScopeEmail:
+			// Addresses are entered by administrators and never verified,
+			// so email_verified is left out.
+			info.Email = u.Email
+		}
+	}
+	return nil
+}
+
+// SetUserinfoFromToken answers the userinfo endpoint for a verified access
+// token that is still active.
+func (s *storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
+	at, err := s.st().ActiveAccessToken(ctx, tokenID)
+	if err != nil || at.UserID != subject {
+		return oidc.ErrAccessDenied().WithDescription("the access token is not active")
+	}
+	return s.fillUserinfo(ctx, info, at.UserID, at.Scopes)
+}
+
+// SetIntrospectionFromToken describes an active access token. Only the
+// client it was issued to may introspect it.
+func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	at, err := s.st().ActiveAccessToken(ctx, tokenID)
+	if err != nil || at.UserID != subject || at.ClientID != clientID {
+		return errors.New("token not active for this client")
+	}
+	u, err := s.st().UserByID(ctx, at.UserID)
+	if err != nil || u.Disabled() {
+		return errors.New("user not active")
+	}
+	resp.Scope = at.Scopes
+	resp.ClientID = at.ClientID
+	resp.TokenType = oidc.BearerToken
+	resp.Expiration = oidc.FromTime(at.ExpiresAt)
+	resp.IssuedAt = oidc.FromTime(at.CreatedAt)
+	resp.Subject = at.UserID
+	resp.Audience = oidc.Audience{s.cfg().Audience}
+	resp.Issuer = s.cfg().Issuer
+	resp.JWTID = at.ID
+	resp.Username = u.Username
+	return nil
+}
+
+// GetPrivateClaimsFromScopes adds no private claims.
+func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+// GetKeyByIDAndClientID serves the JWT profile grant and private_key_jwt
+// client authentication, neither of which is offered.
+func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, oidc.ErrInvalidClient().WithDescription("client keys are not supported")
+}
+
+// ValidateJWTProfileScopes serves the JWT profile grant, which is not
+// offered.
+func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, oidc.ErrUnsupportedGrantType()
+}
+
+// Health reports whether the database answers.
+func (s *storage) Health(ctx context.Context) error {
+	if err := s.st().Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}
