@@ -107,6 +107,7 @@ type Provider struct {
 	authorizeError [2]string
 	requests       []*http.Request
 	stopped        chan struct{} // closed when the test ends, releasing hung handlers
+	noRecord       bool
 }
 
 type grant struct {
@@ -160,6 +161,14 @@ func NewKey(alg string) *Key {
 // New starts a fake provider, stopped when the test ends.
 func New(tb testing.TB, opts ...Option) *Provider {
 	tb.Helper()
+	p, stop := Start(opts...)
+	tb.Cleanup(stop)
+	return p
+}
+
+// Start starts a fake provider outside a test (for load generators) and
+// returns a function that stops it.
+func Start(opts ...Option) (*Provider, func()) {
 	p := &Provider{
 		ClientID:     "nsauth-cli",
 		ClientSecret: "test-client-secret-" + randomString(8),
@@ -194,9 +203,11 @@ func New(tb testing.TB, opts ...Option) *Provider {
 	})
 	p.Server = httptest.NewServer(mux)
 	p.Issuer = p.Server.URL
-	tb.Cleanup(p.Server.Close)
-	tb.Cleanup(func() { close(p.stopped) }) // runs first: cleanups are LIFO
-	return p
+	// Release hung handlers before closing: Close waits for them.
+	return p, func() {
+		close(p.stopped)
+		p.Server.Close()
+	}
 }
 
 func (p *Provider) wrap(name string, h http.HandlerFunc) http.HandlerFunc {
@@ -240,7 +251,9 @@ func (p *Provider) count(name string, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.counts[name]++
-	p.requests = append(p.requests, r.Clone(r.Context()))
+	if !p.noRecord {
+		p.requests = append(p.requests, r.Clone(r.Context()))
+	}
 }
 
 // Count returns how many requests an endpoint (one of the Path constants,
@@ -648,6 +661,34 @@ func (p *Provider) Authorize(tb testing.TB, authorizeURL string) url.Values {
 		tb.Fatalf("authorize: bad redirect: %v", err)
 	}
 	return loc.Query()
+}
+
+// MintCode creates an authorization code as the authorize endpoint would,
+// without a browser; for load generators that need one code per call.
+func (p *Provider) MintCode(redirectURI, scope, challenge string) string {
+	code := "code-" + randomString(16)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.codes[code] = &grant{subject: p.Subject, scope: scope, redirectURI: redirectURI, challenge: challenge, expires: p.now().Add(time.Hour)}
+	return code
+}
+
+// MintRefreshToken creates a refresh token as a login would.
+func (p *Provider) MintRefreshToken(scope string) string {
+	rt := "rt-" + randomString(24)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refresh[rt] = &grant{subject: p.Subject, scope: scope}
+	return rt
+}
+
+// SetRecordRequests turns the copy of every request (see Requests) on or
+// off; load generators turn it off to keep memory flat. It is on by
+// default.
+func (p *Provider) SetRecordRequests(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.noRecord = !on
 }
 
 // Requests returns copies of every request the provider has received.

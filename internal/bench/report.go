@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes the report as a Markdown table followed by the ratios
+// the performance targets are stated in.
+func (r *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "Machine: %s; %s; medians of %d runs, %s per cell.\n\n", r.Machine, r.GoVersion, r.Runs, r.DurationPerCell)
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "| scenario\t protocol\t concurrency\t req/s\t p50 ms\t p99 ms\t errors\t")
+	fmt.Fprintln(tw, "|---\t---\t---:\t---:\t---:\t---:\t---:\t")
+	for _, res := range r.Results {
+		fmt.Fprintf(tw, "| %s\t %s\t %d\t %.0f\t %.3f\t %.3f\t %d\t\n", res.Scenario, res.Protocol, res.Concurrency, res.RPS, res.P50Millis, res.P99Millis, res.Errors)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nServer peak RSS: %.1f MiB\n", float64(r.ServerPeakRSSBytes)/(1<<20))
+	fmt.Fprintf(w, "Provider requests per GetAuthorizeUrl call: %.4f\n", r.ProviderRequestsPerGetAuthorizeURL)
+	for _, ratio := range r.Ratios() {
+		fmt.Fprintf(w, "%s\n", ratio)
+	}
+	return nil
+}
+
+// Ratios states the report against the performance targets.
+func (r *Report) Ratios() []string {
+	find := func(scenario, proto string, c int) *Result {
+		for i := range r.Results {
+			res := &r.Results[i]
+			if res.Scenario == scenario && res.Protocol == proto && res.Concurrency == c {
+				return res
+			}
+		}
+		return nil
+	}
+	var out []string
+	for _, proto := range []string{"connect", "grpc"} {
+		for _, c := range []int{16, 64} {
+			base := find(GetAuthStatus, proto, c)
+			if base == nil || base.RPS == 0 {
+				continue
+			}
+			for _, s := range []string{CheckTokenValid, GetAuthorizeURL} {
+				if res := find(s, proto, c); res != nil {
+					out = append(out, fmt.Sprintf("%s / GetAuthStatus throughput, %s c=%d: %.2f (target ≥ 0.90)", s, proto, c, res.RPS/base.RPS))
+				}
+			}
+		}
+	}
+	for _, proto := range []string{"connect", "grpc"} {
+		for _, pair := range [][2]string{{LoginCli, ProviderCodeDirect}, {RefreshCli, ProviderTokenDirect}} {
+			s, res, direct := pair[0], find(pair[0], proto, 1), find(pair[1], "http", 1)
+			if res != nil && direct != nil {
+				out = append(out, fmt.Sprintf("%s p50 over the direct provider call, %s c=1: %+.3f ms (target ≤ 1 ms)", s, proto, res.P50Millis-direct.P50Millis))
+			}
+		}
+	}
+	out = append(out, fmt.Sprintf("Server peak RSS: %.1f MiB (target ≤ 64 MiB)", float64(r.ServerPeakRSSBytes)/(1<<20)))
+	return out
+}
