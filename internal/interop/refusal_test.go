@@ -40,56 +40,56 @@ func TestHydraRefusals(t *testing.T) {
 		name   string
 		h      *hydra
 		server *served
-		// call misuses the API and returns the error and the secrets that
-		// must not appear in it.
-		call func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) (error, []string)
+		// call misuses the API and returns the secrets that must not appear
+		// in its error, and the error.
+		call func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error)
 	}{
-		{"LoginCli with a wrong PKCE verifier", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) (error, []string) {
+		{"LoginCli with a wrong PKCE verifier", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
 			code, verifier := authorize(t, h, c, newBrowser(t))
 			wrong := oauth2.GenerateVerifier()
 			_, err := c.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI, CodeVerifier: &wrong}))
-			return err, []string{code, verifier, wrong}
+			return []string{code, verifier, wrong}, err
 		}},
-		{"LoginCli without the PKCE verifier Hydra enforces", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) (error, []string) {
+		{"LoginCli without the PKCE verifier Hydra enforces", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
 			code, verifier := authorize(t, h, c, newBrowser(t))
 			_, err := c.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI}))
-			return err, []string{code, verifier}
+			return []string{code, verifier}, err
 		}},
-		{"LoginCli with another redirect_uri", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) (error, []string) {
+		{"LoginCli with another redirect_uri", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
 			code, verifier := authorize(t, h, c, newBrowser(t))
 			_, err := c.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: "http://127.0.0.1:4243/api/auth/callback", CodeVerifier: &verifier}))
-			return err, []string{code, verifier}
+			return []string{code, verifier}, err
 		}},
-		{"LoginCli with a code used before", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) (error, []string) {
+		{"LoginCli with a code used before", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
 			code, verifier := authorize(t, h, c, newBrowser(t))
 			req := &mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI, CodeVerifier: &verifier}
 			if _, err := c.LoginCli(context.Background(), connect.NewRequest(req)); err != nil {
 				t.Fatalf("first LoginCli: %v", err)
 			}
 			_, err := c.LoginCli(context.Background(), connect.NewRequest(req))
-			return err, []string{code, verifier}
+			return []string{code, verifier}, err
 		}},
-		{"RefreshCli with a refresh token Hydra never issued", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) (error, []string) {
+		{"RefreshCli with a refresh token Hydra never issued", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
 			fake := "ory_rt_" + randomHex(32) + "." + randomHex(32)
 			_, err := c.RefreshCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.RefreshCliRequest{RefreshToken: fake}))
-			return err, []string{fake}
+			return []string{fake}, err
 		}},
-		{"CheckToken with Hydra's ID token (audience is the client, not the API)", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) (error, []string) {
+		{"CheckToken with Hydra's ID token (audience is the client, not the API)", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
 			tok := login(t, h, c)
 			_, err := c.CheckToken(context.Background(), bearer(&mgmtv1alpha1.CheckTokenRequest{}, tok.GetIdToken()))
-			return err, []string{tok.GetAccessToken(), tok.GetRefreshToken(), tok.GetIdToken()}
+			return []string{tok.GetAccessToken(), tok.GetRefreshToken(), tok.GetIdToken()}, err
 		}},
-		{"CheckToken with an opaque token in jwt mode", opaqueHydra, opaqueInJWTMode, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) (error, []string) {
+		{"CheckToken with an opaque token in jwt mode", opaqueHydra, opaqueInJWTMode, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
 			tok := login(t, h, c)
 			_, err := c.CheckToken(context.Background(), bearer(&mgmtv1alpha1.CheckTokenRequest{}, tok.GetAccessToken()))
-			return err, []string{tok.GetAccessToken(), tok.GetRefreshToken(), tok.GetIdToken()}
+			return []string{tok.GetAccessToken(), tok.GetRefreshToken(), tok.GetIdToken()}, err
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			client := newClient(tc.server.URL)
-			err, secrets := tc.call(t, tc.h, client)
+			secrets, err := tc.call(t, tc.h, client)
 			if connect.CodeOf(err) != connect.CodeUnauthenticated {
 				t.Fatalf("got %v, want Unauthenticated", err)
 			}
