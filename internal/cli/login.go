@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/url"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
@@ -196,7 +195,9 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 				return err
 			}
 		}
-		redirectURI = "http://" + net.JoinHostPort(o.RedirectHost, strconv.Itoa(port)) + loopback.DefaultPath
+		if redirectURI, err = loopback.RedirectURI(o.RedirectHost, port, loopback.DefaultPath); err != nil {
+			return newUsageError("--redirect-host: %v", err)
+		}
 		wait = func(ctx context.Context) (string, error) { return o.promptForRedirect(ctx, redirectURI, state) }
 	} else {
 		l, err := loopback.Listen(loopback.Config{

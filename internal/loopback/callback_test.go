@@ -49,3 +49,30 @@ func TestParsePasted(t *testing.T) {
 		})
 	}
 }
+
+func TestRedirectURIFunc(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, host string
+		port       int
+		path, want string
+		wantErr    bool
+	}{
+		{name: "ipv4", host: "127.0.0.1", port: 4242, path: "/api/auth/callback", want: "http://127.0.0.1:4242/api/auth/callback"},
+		{name: "ipv6 bare", host: "::1", port: 4242, path: "/cb", want: "http://[::1]:4242/cb"},
+		{name: "ipv6 bracketed", host: "[::1]", port: 4242, path: "/cb", want: "http://[::1]:4242/cb"},
+		{name: "localhost upper case", host: "LocalHost", port: 1, path: "/", want: "http://localhost:1/"},
+		{name: "port zero", host: "127.0.0.1", port: 0, path: "/", wantErr: true},
+		{name: "host with path", host: "a/b", port: 1, path: "/", wantErr: true},
+		{name: "relative path", host: "127.0.0.1", port: 1, path: "cb", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := loopback.RedirectURI(tc.host, tc.port, tc.path)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("RedirectURI = %q, %v; want %q (error %v)", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

@@ -82,14 +82,12 @@ func Listen(cfg Config) (*Listener, error) {
 		cfg.RedirectHost = cfg.ListenAddress
 	}
 	cfg.RedirectHost = strings.TrimSuffix(strings.TrimPrefix(cfg.RedirectHost, "["), "]")
-	if err := checkRedirectHost(cfg.RedirectHost); err != nil {
-		return nil, err
-	}
 	if cfg.Path == "" {
 		cfg.Path = DefaultPath
 	}
-	if !strings.HasPrefix(cfg.Path, "/") {
-		return nil, fmt.Errorf("callback path %q must start with /", cfg.Path)
+	// Check the redirect URI's parts before binding anything.
+	if _, err := RedirectURI(cfg.RedirectHost, 1, cfg.Path); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenAddress, strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -97,10 +95,15 @@ func Listen(cfg Config) (*Listener, error) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	hostPort := strings.ToLower(net.JoinHostPort(cfg.RedirectHost, strconv.Itoa(port)))
+	redirectURI, err := RedirectURI(cfg.RedirectHost, port, cfg.Path)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	l := &Listener{
 		cfg:          cfg,
 		ln:           ln,
-		redirectURI:  "http://" + hostPort + cfg.Path,
+		redirectURI:  redirectURI,
 		expectedHost: []string{hostPort},
 		result:       make(chan outcome, 1),
 		served:       make(chan struct{}),
@@ -122,6 +125,24 @@ func Listen(cfg Config) (*Listener, error) {
 		_ = l.srv.Serve(ln)
 	}()
 	return l, nil
+}
+
+// RedirectURI returns http://host:port/path, checking that host is a host
+// name or IP address (brackets optional for IPv6) and path is absolute. It
+// is the redirect URI a listener on that port has, and the one `--manual`
+// logins use without a listener.
+func RedirectURI(host string, port int, path string) (string, error) {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if err := checkRedirectHost(host); err != nil {
+		return "", err
+	}
+	if port < 1 || port > 65535 {
+		return "", fmt.Errorf("port %d is not from 1 to 65535", port)
+	}
+	if !strings.HasPrefix(path, "/") {
+		return "", fmt.Errorf("callback path %q must start with /", path)
+	}
+	return "http://" + strings.ToLower(net.JoinHostPort(host, strconv.Itoa(port))) + path, nil
 }
 
 // checkRedirectHost accepts a host name or IP literal, and nothing that
