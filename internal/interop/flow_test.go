@@ -108,7 +108,7 @@ func TestHydraFullFlow(t *testing.T) {
 				t.Fatalf("GetAuthStatus = %v, %v", status, err)
 			}
 
-			code, verifier := authorize(t, h, client, newBrowser(t))
+			code, verifier := authorize(t, h, apiAudience, client, newBrowser(t))
 			secrets = append(secrets, code, verifier)
 
 			login, err := client.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI, CodeVerifier: &verifier}))
@@ -189,8 +189,9 @@ func TestHydraFullFlow(t *testing.T) {
 
 // authorize asks nsauth for an authorize URL with PKCE, checks that it
 // carries what Hydra needs, lets the browser log in and consent, and
-// returns the code and the PKCE verifier.
-func authorize(t *testing.T, h *hydra, client interface {
+// returns the code and the PKCE verifier. audience is the audience nsauth
+// is configured to ask for (AUTH_CLI_AUDIENCE), or empty.
+func authorize(t *testing.T, h *hydra, audience string, client interface {
 	GetAuthorizeUrl(context.Context, *connect.Request[mgmtv1alpha1.GetAuthorizeUrlRequest]) (*connect.Response[mgmtv1alpha1.GetAuthorizeUrlResponse], error)
 }, b *browser) (code, verifier string) {
 	t.Helper()
@@ -214,7 +215,7 @@ func authorize(t *testing.T, h *hydra, client interface {
 	q := u.Query()
 	want := map[string]string{
 		"client_id": cliClientID, "response_type": "code", "state": state, "redirect_uri": redirectURI,
-		"scope": loginScope, "audience": apiAudience, "code_challenge": challenge, "code_challenge_method": "S256",
+		"scope": loginScope, "audience": audience, "code_challenge": challenge, "code_challenge_method": "S256",
 	}
 	for k, v := range want {
 		if got := q.Get(k); got != v {
@@ -222,7 +223,6 @@ func authorize(t *testing.T, h *hydra, client interface {
 		}
 	}
 
-	consentsBefore := len(h.App.Consents())
 	back := b.authorize(t, au.Msg.GetUrl(), redirectURI)
 	if e := back.Get("error"); e != "" {
 		t.Fatalf("Hydra redirected with error=%s (%s)", e, back.Get("error_description"))
@@ -232,16 +232,15 @@ func authorize(t *testing.T, h *hydra, client interface {
 	}
 	// What Hydra told the consent app: the audience and scopes nsauth
 	// asked for on the user's behalf.
-	consents := h.App.Consents()
-	if len(consents) == consentsBefore {
+	c, ok := h.App.Consent(state)
+	if !ok {
 		t.Fatal("the login went through without the consent app")
 	}
-	c := consents[len(consents)-1]
 	if c.ClientRef.ClientID != cliClientID || c.Subject != userSubject {
 		t.Errorf("consent for client %q, subject %q", c.ClientRef.ClientID, c.Subject)
 	}
-	if !slices.Equal(c.Audience, []string{apiAudience}) {
-		t.Errorf("requested audience %v, want [%s]", c.Audience, apiAudience)
+	if wantAud := strings.Fields(audience); !slices.Equal(c.Audience, wantAud) {
+		t.Errorf("requested audience %v, want %v", c.Audience, wantAud)
 	}
 	for _, s := range strings.Fields(loginScope) {
 		if !slices.Contains(c.Scope, s) {

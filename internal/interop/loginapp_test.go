@@ -44,10 +44,12 @@ type loginApp struct {
 
 // consentRequest is what Hydra told the app about one authorization.
 type consentRequest struct {
-	Subject   string   `json:"subject"`
-	Scope     []string `json:"requested_scope"`
-	Audience  []string `json:"requested_access_token_audience"`
-	ClientRef struct {
+	// RequestURL is the authorize URL the client sent the browser to.
+	RequestURL string   `json:"request_url"`
+	Subject    string   `json:"subject"`
+	Scope      []string `json:"requested_scope"`
+	Audience   []string `json:"requested_access_token_audience"`
+	ClientRef  struct {
 		ClientID string `json:"client_id"`
 	} `json:"client"`
 }
@@ -67,11 +69,17 @@ func (a *loginApp) setAdminURL(u string) {
 	a.admin = u
 }
 
-// Consents returns what the app saw in every consent request so far.
-func (a *loginApp) Consents() []consentRequest {
+// Consent returns what the app saw in the consent request of the
+// authorization with state, if there was one.
+func (a *loginApp) Consent(state string) (consentRequest, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]consentRequest(nil), a.consents...)
+	for _, c := range a.consents {
+		if u, err := url.Parse(c.RequestURL); err == nil && u.Query().Get("state") == state {
+			return c, true
+		}
+	}
+	return consentRequest{}, false
 }
 
 func (a *loginApp) adminURL() string {

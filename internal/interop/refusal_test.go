@@ -21,6 +21,11 @@ func TestHydraRefusals(t *testing.T) {
 	t.Parallel()
 	jwtHydra := hydraFor(t, strategyJWT)
 	jwtServer := startServe(t, nsauthEnv(jwtHydra, nil))
+	// Without AUTH_CLI_AUDIENCE nsauth asks Hydra for no audience, and
+	// Hydra grants none: its tokens are not for our API.
+	noAudienceEnv := nsauthEnv(jwtHydra, nil)
+	delete(noAudienceEnv, "AUTH_CLI_AUDIENCE")
+	noAudience := startServe(t, noAudienceEnv)
 	opaqueHydra := hydraFor(t, strategyOpaque)
 	opaqueInJWTMode := startServe(t, nsauthEnv(opaqueHydra, introspectionEnv(modeJWT, nil)))
 
@@ -28,7 +33,7 @@ func TestHydraRefusals(t *testing.T) {
 	// tokens to misuse.
 	login := func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) *mgmtv1alpha1.AccessToken {
 		t.Helper()
-		code, verifier := authorize(t, h, c, newBrowser(t))
+		code, verifier := authorize(t, h, apiAudience, c, newBrowser(t))
 		resp, err := c.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI, CodeVerifier: &verifier}))
 		if err != nil {
 			t.Fatalf("LoginCli: %v", err)
@@ -45,23 +50,23 @@ func TestHydraRefusals(t *testing.T) {
 		call func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error)
 	}{
 		{"LoginCli with a wrong PKCE verifier", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
-			code, verifier := authorize(t, h, c, newBrowser(t))
+			code, verifier := authorize(t, h, apiAudience, c, newBrowser(t))
 			wrong := oauth2.GenerateVerifier()
 			_, err := c.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI, CodeVerifier: &wrong}))
 			return []string{code, verifier, wrong}, err
 		}},
 		{"LoginCli without the PKCE verifier Hydra enforces", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
-			code, verifier := authorize(t, h, c, newBrowser(t))
+			code, verifier := authorize(t, h, apiAudience, c, newBrowser(t))
 			_, err := c.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI}))
 			return []string{code, verifier}, err
 		}},
 		{"LoginCli with another redirect_uri", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
-			code, verifier := authorize(t, h, c, newBrowser(t))
+			code, verifier := authorize(t, h, apiAudience, c, newBrowser(t))
 			_, err := c.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: "http://127.0.0.1:4243/api/auth/callback", CodeVerifier: &verifier}))
 			return []string{code, verifier}, err
 		}},
 		{"LoginCli with a code used before", jwtHydra, jwtServer, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
-			code, verifier := authorize(t, h, c, newBrowser(t))
+			code, verifier := authorize(t, h, apiAudience, c, newBrowser(t))
 			req := &mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI, CodeVerifier: &verifier}
 			if _, err := c.LoginCli(context.Background(), connect.NewRequest(req)); err != nil {
 				t.Fatalf("first LoginCli: %v", err)
@@ -78,6 +83,20 @@ func TestHydraRefusals(t *testing.T) {
 			tok := login(t, h, c)
 			_, err := c.CheckToken(context.Background(), bearer(&mgmtv1alpha1.CheckTokenRequest{}, tok.GetIdToken()))
 			return []string{tok.GetAccessToken(), tok.GetRefreshToken(), tok.GetIdToken()}, err
+		}},
+		{"CheckToken of a token issued without AUTH_CLI_AUDIENCE", jwtHydra, noAudience, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
+			code, verifier := authorize(t, h, "", c, newBrowser(t))
+			resp, err := c.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI, CodeVerifier: &verifier}))
+			if err != nil {
+				t.Fatalf("LoginCli: %v", err)
+			}
+			tok := resp.Msg.GetAccessToken()
+			claims, isJWT := payload(tok.GetAccessToken())
+			if aud, _ := claims["aud"].([]any); !isJWT || len(aud) != 0 {
+				t.Errorf("Hydra's access token: JWT %v, aud %v; want a JWT with an empty aud", isJWT, claims["aud"])
+			}
+			_, err = c.CheckToken(context.Background(), bearer(&mgmtv1alpha1.CheckTokenRequest{}, tok.GetAccessToken()))
+			return []string{code, verifier, tok.GetAccessToken(), tok.GetRefreshToken(), tok.GetIdToken()}, err
 		}},
 		{"CheckToken with an opaque token in jwt mode", opaqueHydra, opaqueInJWTMode, func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error) {
 			tok := login(t, h, c)
