@@ -88,6 +88,11 @@ func (i *Issuer) render(w http.ResponseWriter, status int, name string, data any
 		"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	// same-origin, not no-referrer: with no-referrer, browsers send
+	// "Origin: null" on the form post, and the origin check needs the real
+	// one. Cross-origin requests (the redirect to the client) still get no
+	// referrer.
+	h.Set("Referrer-Policy", "same-origin")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }

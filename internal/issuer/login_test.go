@@ -35,7 +35,7 @@ func TestLoginPage(t *testing.T) {
 		"Cache-Control":          "no-store",
 		"X-Frame-Options":        "DENY",
 		"X-Content-Type-Options": "nosniff",
-		"Referrer-Policy":        "no-referrer",
+		"Referrer-Policy":        "same-origin",
 		"Content-Type":           "text/html; charset=utf-8",
 	} {
 		if got := resp.Header.Get(k); got != want {

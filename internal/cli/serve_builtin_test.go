@@ -1,0 +1,524 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/oauth2"
+
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/internal/store/storetest"
+)
+
+const (
+	biAdminPassword = "builtin-admin-password"
+	biRedirectURI   = "http://127.0.0.1:4242/api/auth/callback"
+	biScope         = "openid profile email offline_access"
+)
+
+// biBuffer is a goroutine-safe buffer.
+type biBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *biBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *biBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// biServer is one `nsauth serve` running its built-in provider in process.
+type biServer struct {
+	url    string // where it listens
+	issuer string
+	errOut *biBuffer
+	api    mgmtv1alpha1connect.AuthServiceClient
+}
+
+// startBuiltinServe runs `nsauth serve` on a free loopback port with the
+// given environment (NSAUTH_DATA_DIR or NSAUTH_DATABASE_URL in it) and
+// clock, and waits until the broker has discovered the provider.
+func startBuiltinServe(t *testing.T, environ map[string]string, now func() time.Time, args ...string) *biServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errOut := &biBuffer{}
+	app := &cli.App{In: strings.NewReader(""), Out: &biBuffer{}, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := environ[k]; return v, ok }, Now: now}
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Run(ctx, app, append([]string{"serve", "--listen", "127.0.0.1:0", "--shutdown-timeout", "2s"}, args...))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Errorf("nsauth serve did not stop")
+		}
+	})
+	s := &biServer{errOut: errOut}
+	serving := regexp.MustCompile(`nsauth serving.*url"?[=:]"?(http://127\.0\.0\.1:\d+)`)
+	issuerLine := regexp.MustCompile(`(?m)^  issuer: (\S+)$`)
+	deadline := time.Now().Add(30 * time.Second)
+	for s.url == "" {
+		if m := serving.FindStringSubmatch(errOut.String()); m != nil {
+			s.url = m[1]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("nsauth serve exited with %d:\n%s", code, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nsauth serve did not start:\n%s", errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m := issuerLine.FindStringSubmatch(errOut.String())
+	if m == nil {
+		t.Fatalf("no issuer in the banner:\n%s", errOut.String())
+	}
+	s.issuer = m[1]
+	s.api = mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, s.url)
+	return s
+}
+
+// waitReady waits until the server's broker has discovered the provider.
+func (s *biServer) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v\n%s", err, s.errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// authorize asks the AuthService for an authorize URL with PKCE.
+func (s *biServer) authorize(t *testing.T, verifier string) string {
+	t.Helper()
+	method, challenge := "S256", oauth2.S256ChallengeFromVerifier(verifier)
+	resp, err := s.api.GetAuthorizeUrl(context.Background(), connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{
+		State: "cli-state", RedirectUri: biRedirectURI, Scope: biScope, CodeChallenge: &challenge, CodeChallengeMethod: &method,
+	}))
+	if err != nil {
+		t.Fatalf("GetAuthorizeUrl: %v", err)
+	}
+	return resp.Msg.GetUrl()
+}
+
+func (s *biServer) loginCli(t *testing.T, code, verifier string) (*mgmtv1alpha1.AccessToken, error) {
+	t.Helper()
+	resp, err := s.api.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: biRedirectURI, CodeVerifier: &verifier}))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg.GetAccessToken(), nil
+}
+
+func (s *biServer) refreshCli(rt string) (*mgmtv1alpha1.AccessToken, error) {
+	resp, err := s.api.RefreshCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.RefreshCliRequest{RefreshToken: rt}))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg.GetAccessToken(), nil
+}
+
+func (s *biServer) checkToken(token string) (*mgmtv1alpha1.CheckTokenResponse, error) {
+	req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
+	req.Header().Set("Authorization", "Bearer "+token)
+	resp, err := s.api.CheckToken(context.Background(), req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
+}
+
+// login runs a whole CLI login against s as admin: authorize URL from the
+// AuthService, the login form posted by an HTTP client, LoginCli.
+func (s *biServer) login(t *testing.T) *mgmtv1alpha1.AccessToken {
+	t.Helper()
+	v := oauth2.GenerateVerifier()
+	loc := issuertest.NewBrowser(t).Login(t, s.authorize(t, v), "admin", biAdminPassword)
+	if loc.Query().Get("state") != "cli-state" {
+		t.Fatalf("redirect %s lost the state", loc.Redacted())
+	}
+	tok, err := s.loginCli(t, loc.Query().Get("code"), v)
+	if err != nil {
+		t.Fatalf("LoginCli: %v", err)
+	}
+	return tok
+}
+
+func wantCode(t *testing.T, err error, code connect.Code) {
+	t.Helper()
+	if connect.CodeOf(err) != code {
+		t.Fatalf("error = %v, want %v", err, code)
+	}
+}
+
+func tokenKID(t *testing.T, token string) string {
+	t.Helper()
+	seg, _, _ := strings.Cut(token, ".")
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		KID string `json:"kid"`
+		Typ string `json:"typ"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.KID
+}
+
+func jwksKIDs(t *testing.T, base string) []string {
+	t.Helper()
+	resp, err := http.Get(base + "/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []struct {
+			KID string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range set.Keys {
+		out = append(out, k.KID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// storeEnv returns the environment selecting a fresh store of backend b.
+func storeEnv(t *testing.T, b storetest.Backend) map[string]string {
+	env := map[string]string{"NSAUTH_ADMIN_PASSWORD": biAdminPassword}
+	if b.Name == "postgres" {
+		env["NSAUTH_DATABASE_URL"] = storetest.PostgresURL(t)
+	} else {
+		env["NSAUTH_DATA_DIR"] = filepath.Join(t.TempDir(), "data")
+	}
+	return env
+}
+
+// TestBuiltinFullFlow is the whole story over HTTP, on each backend:
+// authorize URL → login form → code → LoginCli → CheckToken → RefreshCli →
+// reuse of the old refresh token fails and revokes the family → a token
+// whose key was rotated out after it expired fails CheckToken.
+func TestBuiltinFullFlow(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		clock := storetest.NewClock(time.Time{})
+		s := startBuiltinServe(t, storeEnv(t, b), clock.Now, "--signing-key-rotation", "1h")
+		status, err := s.api.GetAuthStatus(context.Background(), connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
+		if err != nil || !status.Msg.GetIsEnabled() {
+			t.Fatalf("GetAuthStatus = %v, %v; want enabled", status, err)
+		}
+		s.waitReady(t)
+		if s.issuer != s.url {
+			t.Fatalf("issuer %q is not derived from the listen address %q", s.issuer, s.url)
+		}
+
+		// Login.
+		v := oauth2.GenerateVerifier()
+		authURL := s.authorize(t, v)
+		if !strings.HasPrefix(authURL, s.issuer+"/authorize?") {
+			t.Fatalf("authorize URL %q is not the built-in provider's", authURL)
+		}
+		browser := issuertest.NewBrowser(t)
+		page := browser.Open(t, authURL)
+		if wrong := browser.Submit(t, page, "admin", "not-the-password"); wrong.Response.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password: HTTP %d", wrong.Response.StatusCode)
+		}
+		loc, err := issuertest.RedirectOf(browser.Submit(t, page, "admin", biAdminPassword))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := loc.Scheme + "://" + loc.Host + loc.Path; got != biRedirectURI || loc.Query().Get("state") != "cli-state" {
+			t.Fatalf("redirected to %s", loc.Redacted())
+		}
+		code := loc.Query().Get("code")
+		first, err := s.loginCli(t, code, v)
+		if err != nil {
+			t.Fatalf("LoginCli: %v", err)
+		}
+		if first.GetRefreshToken() == "" || first.GetIdToken() == "" || first.GetTokenType() != "Bearer" || first.GetExpiresIn() != 900 {
+			t.Fatalf("LoginCli token = expires_in %d, type %q, refresh %v, id %v", first.GetExpiresIn(), first.GetTokenType(), first.GetRefreshToken() != "", first.GetIdToken() != "")
+		}
+		if _, err := s.loginCli(t, code, v); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Fatalf("second LoginCli with one code = %v, want Unauthenticated", err)
+		}
+		// The replay revoked what the code produced: start again.
+		if _, err := s.refreshCli(first.GetRefreshToken()); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Fatalf("refresh after a code replay = %v, want Unauthenticated", err)
+		}
+
+		tok := s.login(t)
+		check, err := s.checkToken(tok.GetAccessToken())
+		if err != nil {
+			t.Fatalf("CheckToken: %v", err)
+		}
+		if check.GetIssuer() != s.issuer || check.GetSubject() == "" || !slices.Contains(check.GetScopes(), "offline_access") {
+			t.Fatalf("CheckToken = %v", check)
+		}
+		if _, err := s.checkToken(tok.GetIdToken()); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Fatalf("CheckToken accepted an ID token: %v", err)
+		}
+
+		// Refresh rotates; reuse revokes the family.
+		next, err := s.refreshCli(tok.GetRefreshToken())
+		if err != nil {
+			t.Fatalf("RefreshCli: %v", err)
+		}
+		if next.GetRefreshToken() == "" || next.GetRefreshToken() == tok.GetRefreshToken() {
+			t.Fatal("RefreshCli did not rotate the refresh token")
+		}
+		if _, err := s.checkToken(next.GetAccessToken()); err != nil {
+			t.Fatalf("CheckToken of the refreshed token: %v", err)
+		}
+		_, err = s.refreshCli(tok.GetRefreshToken())
+		wantCode(t, err, connect.CodeUnauthenticated)
+		_, err = s.refreshCli(next.GetRefreshToken())
+		wantCode(t, err, connect.CodeUnauthenticated)
+
+		// Key rotation (every hour; 15-minute tokens): a token signed by the
+		// old key keeps working while it lives, and fails once the key is
+		// gone.
+		oldKID := tokenKID(t, next.GetAccessToken())
+		clock.Advance(46 * time.Minute)
+		if kids := jwksKIDs(t, s.issuer); len(kids) != 2 {
+			t.Fatalf("JWKS after 46 min = %v, want the key and its successor", kids)
+		}
+		clock.Advance(14 * time.Minute) // 60 min: the old key still signs
+		lastOld := s.login(t)
+		if tokenKID(t, lastOld.GetAccessToken()) != oldKID {
+			t.Fatal("the successor signed before its time")
+		}
+		clock.Advance(2 * time.Minute) // 62 min: the successor signs
+		fresh := s.login(t)
+		newKID := tokenKID(t, fresh.GetAccessToken())
+		if newKID == oldKID {
+			t.Fatal("the key did not rotate")
+		}
+		if _, err := s.checkToken(lastOld.GetAccessToken()); err != nil {
+			t.Fatalf("a live token of the previous key was refused: %v", err)
+		}
+		if _, err := s.checkToken(fresh.GetAccessToken()); err != nil {
+			t.Fatalf("a token of the new key was refused: %v", err)
+		}
+		clock.Advance(18 * time.Minute) // 80 min: every old-key token has expired
+		if kids := jwksKIDs(t, s.issuer); !slices.Equal(kids, []string{newKID}) {
+			t.Fatalf("JWKS at 80 min = %v, want only %s", kids, newKID)
+		}
+		_, err = s.checkToken(lastOld.GetAccessToken())
+		wantCode(t, err, connect.CodeUnauthenticated)
+		if _, err := s.checkToken(s.login(t).GetAccessToken()); err != nil {
+			t.Fatalf("a fresh token after the rotation was refused: %v", err)
+		}
+	})
+}
+
+// TestBuiltinFirstStart checks what `nsauth serve` tells the operator: the
+// data location, the issuer and, once, the generated password, which no
+// log line contains.
+func TestBuiltinFirstStart(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"NSAUTH_DATA_DIR": dir}
+	s := startBuiltinServe(t, env, time.Now, "--log-format", "json")
+	out := s.errOut.String()
+	m := regexp.MustCompile(`(?m)^  password: (\S+)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no generated password in the first-start banner:\n%s", out)
+	}
+	pw := m[1]
+	for _, want := range []string{"data:   SQLite database " + filepath.Join(dir, "nsauth.db"), "issuer: " + s.url, "username: admin", "nsauth users passwd admin"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("banner lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, pw) != 1 {
+		t.Fatalf("the password appears %d times on stderr, want once", strings.Count(out, pw))
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "{") && strings.Contains(line, pw) {
+			t.Fatalf("a log line contains the password: %s", line)
+		}
+	}
+	s.waitReady(t)
+	v := oauth2.GenerateVerifier()
+	loc := issuertest.NewBrowser(t).Login(t, s.authorize(t, v), "admin", pw)
+	if _, err := s.loginCli(t, loc.Query().Get("code"), v); err != nil {
+		t.Fatalf("the generated password does not log in: %v", err)
+	}
+	for _, line := range strings.Split(s.errOut.String(), "\n") {
+		if strings.HasPrefix(line, "{") && (strings.Contains(line, pw) || strings.Contains(line, loc.Query().Get("code"))) {
+			t.Fatalf("a log line contains a secret: %s", line)
+		}
+	}
+}
+
+func TestBuiltinSecondStartShowsNoPassword(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"NSAUTH_DATA_DIR": filepath.Join(t.TempDir(), "data")}
+	first := startBuiltinServe(t, env, time.Now)
+	if !strings.Contains(first.errOut.String(), "password:") {
+		t.Fatal("first start shows no password")
+	}
+	second := startBuiltinServe(t, env, time.Now)
+	out := second.errOut.String()
+	if strings.Contains(out, "password:") || strings.Contains(out, "First start") {
+		t.Fatalf("second start shows first-start output:\n%s", out)
+	}
+	if !strings.Contains(out, "issuer: "+second.url) {
+		t.Fatalf("second start does not name its issuer:\n%s", out)
+	}
+}
+
+// TestBuiltinReplicas runs two `nsauth serve` processes on one PostgreSQL
+// database behind a proxy that names their shared issuer: a login started
+// on A finishes on B, a refresh on A is seen by B, and both serve the same
+// keys and agree on one rotation.
+func TestBuiltinReplicas(t *testing.T) {
+	t.Parallel()
+	pgURL := storetest.PostgresURL(t)
+	clock := storetest.NewClock(time.Time{})
+
+	// The proxy is the issuer's address; it alternates between replicas.
+	var targets atomic.Value
+	targets.Store([]*url.URL{})
+	var n atomic.Uint64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ts := targets.Load().([]*url.URL)
+		if len(ts) == 0 {
+			http.Error(w, "no replica yet", http.StatusBadGateway)
+			return
+		}
+		httputil.NewSingleHostReverseProxy(ts[int(n.Add(1))%len(ts)]).ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+
+	env := map[string]string{"NSAUTH_DATABASE_URL": pgURL, "NSAUTH_ADMIN_PASSWORD": biAdminPassword}
+	var a, b *biServer
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a = startBuiltinServe(t, env, clock.Now, "--issuer", proxy.URL, "--signing-key-rotation", "1h")
+	}()
+	go func() {
+		defer wg.Done()
+		b = startBuiltinServe(t, env, clock.Now, "--issuer", proxy.URL, "--signing-key-rotation", "1h")
+	}()
+	wg.Wait()
+	if a == nil || b == nil {
+		t.Fatal("a replica did not start")
+	}
+	ua, _ := url.Parse(a.url)
+	ub, _ := url.Parse(b.url)
+	targets.Store([]*url.URL{ua, ub})
+	a.waitReady(t)
+	b.waitReady(t)
+	if strings.Count(a.errOut.String()+b.errOut.String(), "First start") > 1 {
+		t.Fatal("both replicas created the administrator")
+	}
+	if ka, kb := jwksKIDs(t, a.url), jwksKIDs(t, b.url); len(ka) != 1 || !slices.Equal(ka, kb) {
+		t.Fatalf("replicas serve different keys: %v and %v", ka, kb)
+	}
+
+	// Start on A, finish on B.
+	v := oauth2.GenerateVerifier()
+	authURL := a.authorize(t, v)
+	browser := issuertest.NewBrowser(t)
+	browser.Rewrite = func(u *url.URL) { u.Host = ua.Host }
+	page := browser.Open(t, authURL)
+	if page.Response.StatusCode != http.StatusOK {
+		t.Fatalf("login page on A: HTTP %d", page.Response.StatusCode)
+	}
+	browser.Rewrite = func(u *url.URL) { u.Host = ub.Host }
+	loc, err := issuertest.RedirectOf(browser.Submit(t, page, "admin", biAdminPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := b.loginCli(t, loc.Query().Get("code"), v)
+	if err != nil {
+		t.Fatalf("LoginCli on B: %v", err)
+	}
+	for _, s := range []*biServer{a, b} {
+		if _, err := s.checkToken(tok.GetAccessToken()); err != nil {
+			t.Fatalf("CheckToken on %s: %v", s.url, err)
+		}
+	}
+
+	// Refresh on A; the old token's reuse is detected on B.
+	next, err := a.refreshCli(tok.GetRefreshToken())
+	if err != nil {
+		t.Fatalf("RefreshCli on A: %v", err)
+	}
+	_, err = b.refreshCli(tok.GetRefreshToken())
+	wantCode(t, err, connect.CodeUnauthenticated)
+	_, err = a.refreshCli(next.GetRefreshToken())
+	wantCode(t, err, connect.CodeUnauthenticated)
+
+	// Both decide about rotation at once; one key is added, both serve it.
+	clock.Advance(46 * time.Minute)
+	kids := make([][]string, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); kids[0] = jwksKIDs(t, a.url) }()
+	go func() { defer wg.Done(); kids[1] = jwksKIDs(t, b.url) }()
+	wg.Wait()
+	if len(kids[0]) != 2 || !slices.Equal(kids[0], kids[1]) {
+		t.Fatalf("after the rotation check: A %v, B %v; want the same two keys", kids[0], kids[1])
+	}
+	clock.Advance(16 * time.Minute)
+	tokA, tokB := a.login(t), b.login(t)
+	if tokenKID(t, tokA.GetAccessToken()) != tokenKID(t, tokB.GetAccessToken()) {
+		t.Fatal("the replicas sign with different keys")
+	}
+	for _, s := range []*biServer{a, b} {
+		for _, tk := range []*mgmtv1alpha1.AccessToken{tokA, tokB} {
+			if _, err := s.checkToken(tk.GetAccessToken()); err != nil {
+				t.Fatalf("CheckToken on %s after rotation: %v", s.url, err)
+			}
+		}
+	}
+}
