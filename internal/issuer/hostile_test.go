@@ -1,0 +1,117 @@
+package issuer_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+)
+
+// TestHostileInputs sends what no honest client sends. Every answer must be
+// a 4xx (or a harmless 2xx/3xx), never a 5xx, a panic or a hang, and the
+// provider must keep working afterwards.
+func TestHostileInputs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	long := strings.Repeat("A", 60<<10)
+	for _, tc := range []struct {
+		name, method, path, body string
+		header                   http.Header
+	}{
+		{"authorize, thousands of scopes", "GET", "/authorize?" + url.Values{"client_id": {h.client}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {strings.Repeat("openid ", 5000)}}.Encode(), "", nil},
+		{"authorize, NUL bytes", "GET", "/authorize?client_id=" + url.QueryEscape(h.client) + "&redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2F%00&response_type=code&scope=openid&state=%00%ff", "", nil},
+		{"authorize, broken escapes", "GET", "/authorize?client_id=%zz&redirect_uri=%", "", nil},
+		{"authorize, huge client id", "GET", "/authorize?client_id=" + long[:4096] + "&redirect_uri=" + url.QueryEscape(redirectURI), "", nil},
+		{"authorize, repeated parameters", "GET", "/authorize?client_id=a&client_id=b&redirect_uri=x&redirect_uri=y&response_type=code&response_type=token", "", nil},
+		{"authorize, bogus max_age", "GET", "/authorize?" + url.Values{"client_id": {h.client}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {"openid"}, "max_age": {"-99999999999999999999"}}.Encode(), "", nil},
+		{"login, oversized form", "POST", "/login", "authRequestID=x&username=" + long, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
+		{"login, not a form", "POST", "/login", "{\"json\":true}", http.Header{"Content-Type": {"application/json"}}},
+		{"login, broken form", "POST", "/login", "%%%&&&=", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
+		{"token, huge refresh token", "POST", "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {long[:10000]}, "client_id": {h.client}, "client_secret": {h.secret}}.Encode(), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
+		{"token, no grant", "POST", "/oauth/token", "", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
+		{"token, garbage basic auth", "POST", "/oauth/token", "grant_type=authorization_code&code=x&redirect_uri=y", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {"Basic %%%"}}},
+		{"token, unescapable basic auth", "POST", "/oauth/token", "grant_type=authorization_code&code=x&redirect_uri=y", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {"Basic JXp6OiV6eg=="}}},
+		{"userinfo, garbage token", "GET", "/userinfo", "", http.Header{"Authorization": {"Bearer a.b.c"}}},
+		{"userinfo, alg none token", "GET", "/userinfo", "", http.Header{"Authorization": {"Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}}},
+		{"introspect, garbage", "POST", "/oauth/introspect", "token=" + long[:3000], http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {"Basic " + basic(h.client, h.secret)}}},
+		{"revoke, garbage", "POST", "/oauth/revoke", "token=%00%01", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {"Basic " + basic(h.client, h.secret)}}},
+		{"end session, garbage hint", "GET", "/oauth/end_session?id_token_hint=x.y.z", "", nil},
+		{"keys, wrong method", "DELETE", "/keys", "", nil},
+		{"unknown path", "GET", "/../../etc/passwd", "", nil},
+		{"asset traversal", "GET", "/assets/../login.go", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, h.url+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				// Some of these cannot even be expressed as a request.
+				t.Skipf("not a request: %v", err)
+			}
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err != nil {
+				t.Fatalf("the provider dropped the connection (a panic?): %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode >= 500 {
+				t.Fatalf("HTTP %d: %s", resp.StatusCode, body)
+			}
+			if strings.Contains(string(body), "goroutine") || strings.Contains(string(body), ".go:") {
+				t.Fatalf("the answer shows internals: %s", body)
+			}
+		})
+	}
+	// Still serving.
+	h.tokens(nil)
+}
+
+func basic(user, pass string) string {
+	req, _ := http.NewRequest(http.MethodGet, "http://x", nil)
+	req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+	return strings.TrimPrefix(req.Header.Get("Authorization"), "Basic ")
+}
+
+// TestLoginOriginNull pins the behaviour the browser test depends on:
+// "Origin: null" (what browsers send under Referrer-Policy: no-referrer)
+// is refused, and the login page's own policy makes browsers send the real
+// origin.
+func TestLoginOriginNull(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	b := issuertest.NewBrowser(t)
+	page := b.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
+	if got := page.Response.Header.Get("Referrer-Policy"); got != "same-origin" {
+		t.Fatalf("login page Referrer-Policy = %q: browsers would send Origin: null", got)
+	}
+	form := url.Values{"authRequestID": {page.Form.Get("authRequestID")}, "csrf": {page.Form.Get("csrf")}, "username": {"alice"}, "password": {alicePassword}}
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{"null", http.StatusForbidden},
+		{h.url, http.StatusSeeOther},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", tc.origin)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		for _, c := range b.Client.Jar.Cookies(page.URL) {
+			req.AddCookie(c)
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("Origin %q: HTTP %d, want %d", tc.origin, resp.StatusCode, tc.want)
+		}
+	}
+}
