@@ -119,12 +119,20 @@ func newEnv(t *testing.T, opts ...oidctest.Option) *env {
 // when the test ends, and returns its URL.
 func startServe(t *testing.T, environ map[string]string) string {
 	t.Helper()
+	u, _ := startServeLogs(t, environ)
+	return u
+}
+
+// startServeLogs is startServe with extra serve arguments, also returning
+// the server's log output.
+func startServeLogs(t *testing.T, environ map[string]string, args ...string) (string, *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	app := &cli.App{In: strings.NewReader(""), Out: io.Discard, ErrOut: logs, Getenv: mapEnv(environ), Now: time.Now}
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Run(ctx, app, []string{"serve", "--listen", "127.0.0.1:0", "--shutdown-timeout", "2s"})
+		done <- cli.Run(ctx, app, append([]string{"serve", "--listen", "127.0.0.1:0", "--shutdown-timeout", "2s"}, args...))
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -134,7 +142,7 @@ func startServe(t *testing.T, environ map[string]string) string {
 			t.Errorf("nsauth serve did not stop")
 		}
 	})
-	return logs.waitFor(t, regexp.MustCompile(`nsauth serving.*url=(http://127\.0\.0\.1:\d+)`), 10*time.Second)
+	return logs.waitFor(t, regexp.MustCompile(`nsauth serving.*url=(http://127\.0\.0\.1:\d+)`), 10*time.Second), logs
 }
 
 func (e *env) countingProxy(target string) string {

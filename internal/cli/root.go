@@ -73,6 +73,7 @@ provider for command-line clients, and logs people in from a terminal.`,
 		newLogoutCommand(app, nil),
 		newCompletionCommand(app),
 		newUsersCommand(app),
+		newBenchCommand(app),
 	)
 	return root
 }

@@ -108,6 +108,7 @@ type Provider struct {
 	requests       []*http.Request
 	stopped        chan struct{} // closed when the test ends, releasing hung handlers
 	noRecord       bool
+	forms          []url.Values // token, revocation and introspection forms received
 }
 
 type grant struct {
@@ -448,6 +449,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request")
 		return
 	}
+	p.recordForm(r)
 	if !p.authenticateClient(r) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client")
 		return
@@ -689,6 +691,22 @@ func (p *Provider) SetRecordRequests(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.noRecord = !on
+}
+
+func (p *Provider) recordForm(r *http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.noRecord {
+		p.forms = append(p.forms, maps.Clone(r.PostForm))
+	}
+}
+
+// Forms returns the form values of every token-endpoint request received
+// (codes, verifiers, refresh tokens): the secrets tests look for in logs.
+func (p *Provider) Forms() []url.Values {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.forms)
 }
 
 // Requests returns copies of every request the provider has received.
