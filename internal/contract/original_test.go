@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	origpb "github.com/nsauth/nsauth/internal/contract/originalpb/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/internal/contract/originalpb/mgmt/v1alpha1/mgmtv1alpha1connect"
@@ -393,5 +395,49 @@ func TestOriginalClientHTTPGet(t *testing.T) {
 				t.Errorf("GET %s = %d %s; want %d with %s", tc.path, resp.StatusCode, body, tc.status, tc.wantField)
 			}
 		})
+	}
+}
+
+// TestClientIsTheOriginalAPI guards this package's premise: the messages
+// and service registered in this test binary are the original API's, not
+// ours (which would mean gen/ got linked in, and the tests prove nothing
+// about unmodified clients).
+func TestClientIsTheOriginalAPI(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   protoreflect.FullName
+		fields int
+	}{
+		{"mgmt.v1alpha1.AccessToken", 6},
+		{"mgmt.v1alpha1.LoginCliRequest", 2},
+		{"mgmt.v1alpha1.GetAuthorizeUrlRequest", 3},
+		{"mgmt.v1alpha1.RefreshCliRequest", 1},
+		{"mgmt.v1alpha1.CheckTokenRequest", 0},
+		{"mgmt.v1alpha1.CheckTokenResponse", 0},
+		{"mgmt.v1alpha1.GetAuthStatusResponse", 1},
+	}
+	for _, tc := range cases {
+		t.Run(string(tc.name), func(t *testing.T) {
+			t.Parallel()
+			d, err := protoregistry.GlobalFiles.FindDescriptorByName(tc.name)
+			if err != nil {
+				t.Fatalf("%s is not registered: %v", tc.name, err)
+			}
+			md, ok := d.(protoreflect.MessageDescriptor)
+			if !ok || md.Fields().Len() != tc.fields {
+				t.Errorf("%s has %d fields, the original %d", tc.name, md.Fields().Len(), tc.fields)
+			}
+		})
+	}
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName("mgmt.v1alpha1.AuthService")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var methods []string
+	for i := range d.(protoreflect.ServiceDescriptor).Methods().Len() {
+		methods = append(methods, string(d.(protoreflect.ServiceDescriptor).Methods().Get(i).Name()))
+	}
+	if got, want := strings.Join(methods, ","), "LoginCli,RefreshCli,CheckToken,GetAuthorizeUrl,GetAuthStatus"; got != want {
+		t.Errorf("AuthService methods %s, the original's %s", got, want)
 	}
 }

@@ -63,8 +63,10 @@ func startServe(t *testing.T, env map[string]string) *served {
 	app := &cli.App{In: strings.NewReader(""), Out: io.Discard, ErrOut: s.Logs, Getenv: mapEnv(env), Now: time.Now}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
+	// The drain bound exceeds the 5 s that net/http's Shutdown waits for
+	// connections a client opened but never used.
 	go func() {
-		done <- cli.Run(ctx, app, []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5s"})
+		done <- cli.Run(ctx, app, []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "10s"})
 	}()
 	t.Cleanup(func() {
 		cancel()
