@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,9 +14,14 @@ import (
 	"github.com/nsauth/nsauth/internal/oidctest"
 )
 
+// tokenEnv carries the bearer token to grpcurl, which expands it into the
+// header (-expand-headers), so that it never appears in a command line.
+const tokenEnv = "NSAUTH_TEST_BEARER"
+
 // grpcurl runs grpcurl, a generic gRPC client that knows nothing of our
-// proto but what server reflection tells it, from tools/go.mod.
-func grpcurl(t *testing.T, args ...string) (stdout, stderr string, err error) {
+// proto but what server reflection tells it, from tools/go.mod. token, if
+// not empty, is in its environment as $NSAUTH_TEST_BEARER.
+func grpcurl(t *testing.T, token string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	modfile, absErr := filepath.Abs(filepath.Join("..", "..", "tools", "go.mod"))
 	if absErr != nil {
@@ -24,6 +30,10 @@ func grpcurl(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // the first run compiles grpcurl
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", append([]string{"tool", "-modfile=" + modfile, "grpcurl"}, args...)...)
+	cmd.Env = os.Environ()
+	if token != "" {
+		cmd.Env = append(cmd.Env, tokenEnv+"="+token)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
@@ -93,7 +103,7 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 		},
 		{
 			name: "CheckToken with a bearer header",
-			args: []string{"-plaintext", "-H", "Authorization: Bearer " + token, "-d", "{}", host, "mgmt.v1alpha1.AuthService/CheckToken"},
+			args: []string{"-plaintext", "-expand-headers", "-H", "Authorization: Bearer ${" + tokenEnv + "}", "-d", "{}", host, "mgmt.v1alpha1.AuthService/CheckToken"},
 			want: []string{`"subject": "` + fake.Subject + `"`, `"issuer": "` + fake.Issuer + `"`},
 		},
 		{
@@ -110,7 +120,7 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			out, errOut, err := grpcurl(t, tc.args...)
+			out, errOut, err := grpcurl(t, token, tc.args...)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(errOut, tc.wantErr) {
 					t.Errorf("grpcurl %s: err %v, stderr %q; want a failure with %q", tc.name, err, errOut, tc.wantErr)

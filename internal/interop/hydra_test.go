@@ -221,7 +221,10 @@ func startHydra(strategy string) (_ *hydra, err error) {
 		h.cmd = exec.Command(bin, "serve", "all", "--dev", "--sqa-opt-out")
 		h.cmd.Env = environ(env)
 		h.cmd.Stdout, h.cmd.Stderr = logFile, logFile
-		h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a crashed test
+		// Never outlive a test binary that crashed or timed out. (The signal
+		// follows the starting OS thread, which Go ends only for goroutines
+		// locked to it; this one is not.)
+		h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := h.cmd.Start(); err != nil {
 			return nil, fmt.Errorf("starting hydra serve: %w", err)
 		}
