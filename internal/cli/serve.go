@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/authservice"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/server"
@@ -78,7 +79,22 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) error {
 		AllowedScopes:       cfg.Auth.AllowedScopes,
 		Logger:              logger,
 	}
-	srvCfg := server.Config{MaxRequestBytes: cfg.MaxRequestBytes, Logger: logger}
+	srvCfg := server.Config{
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		Logger:          logger,
+		Pprof:           cfg.Pprof,
+		RateLimit: server.RateLimit{
+			Procedures: []string{
+				mgmtv1alpha1connect.AuthServiceLoginCliProcedure,
+				mgmtv1alpha1connect.AuthServiceRefreshCliProcedure,
+				mgmtv1alpha1connect.AuthServiceRevokeCliProcedure,
+			},
+			PerMinute: cfg.RateLimitPerMinute,
+		},
+	}
+	if cfg.Pprof {
+		logger.Warn("pprof endpoints are served under /debug/pprof/ (--pprof): they expose internals; do not enable this in production")
+	}
 
 	// Listen before configuring auth: the built-in provider's issuer URL
 	// is derived from the bound address (port 0 picks one).
@@ -178,25 +194,71 @@ func startProvider(ctx context.Context, a config.Auth, start providerStart, logg
 	}
 	go provider.Run(ctx)
 
-	keys, err := authn.NewRemoteKeySet(authn.RemoteKeySetConfig{URL: provider.JWKSURL, Logger: logger, Now: start.now})
+	verifier, err := newTokenVerifier(a, provider, start.now, logger)
 	if err != nil {
 		return nil, nil, err
-	}
-	verifier, err := authn.NewVerifier(authn.VerifierConfig{
-		Issuer:     a.ExpectedIssuer,
-		Audiences:  a.Audiences,
-		Algorithms: a.Algorithms,
-		KeySet:     keys,
-		ClockSkew:  a.ClockSkew,
-		Now:        start.now,
-
-		RequireAccessTokenType: a.RequireAccessTokenType,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("configuring token verification: %w", err)
 	}
 	interceptor := authn.NewInterceptor(verifier,
 		authn.WithPublicProcedures(authservice.PublicProcedures...),
 		authn.WithLogger(logger))
 	return provider, interceptor, nil
+}
+
+// newTokenVerifier builds what checks access tokens for the configured
+// token mode: JWT verification against the provider's JWKS, RFC 7662
+// introspection, or both (JWT-shaped tokens verified, others introspected).
+func newTokenVerifier(a config.Auth, provider *upstream.Provider, now func() time.Time, logger *slog.Logger) (authn.TokenVerifier, error) {
+	httpClient := upstream.NewHTTPClient()
+	var jwtVerifier, introspector authn.TokenVerifier
+	if a.TokenMode != config.TokenModeIntrospection {
+		keys, err := authn.NewRemoteKeySet(authn.RemoteKeySetConfig{URL: provider.JWKSURL, HTTPClient: httpClient, Logger: logger, Now: now})
+		if err != nil {
+			return nil, err
+		}
+		v, err := authn.NewVerifier(authn.VerifierConfig{
+			Issuer:                 a.ExpectedIssuer,
+			Audiences:              a.Audiences,
+			Algorithms:             a.Algorithms,
+			KeySet:                 keys,
+			ClockSkew:              a.ClockSkew,
+			Now:                    now,
+			RequireAccessTokenType: a.RequireAccessTokenType,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("configuring token verification: %w", err)
+		}
+		jwtVerifier = v
+	}
+	if a.TokenMode != config.TokenModeJWT {
+		endpoint := provider.IntrospectionURL
+		if a.IntrospectionURL != "" {
+			endpoint = authn.StaticURL(a.IntrospectionURL)
+		}
+		cacheTTL := a.IntrospectionCacheTTL
+		if cacheTTL == 0 {
+			cacheTTL = -1 // "0s" means no reuse at all
+		}
+		in, err := authn.NewIntrospector(authn.IntrospectorConfig{
+			URL:          endpoint,
+			ClientID:     a.ClientID,
+			ClientSecret: a.ClientSecret,
+			Issuer:       a.ExpectedIssuer,
+			Audiences:    a.Audiences,
+			HTTPClient:   httpClient,
+			Now:          now,
+			CacheTTL:     cacheTTL,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("configuring token introspection: %w", err)
+		}
+		introspector = in
+	}
+	switch a.TokenMode {
+	case config.TokenModeIntrospection:
+		return introspector, nil
+	case config.TokenModeJWTOrIntrospection:
+		return authn.ChainVerifier{JWT: jwtVerifier, Introspection: introspector}, nil
+	default:
+		return jwtVerifier, nil
+	}
 }

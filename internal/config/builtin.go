@@ -16,24 +16,12 @@ import (
 	"github.com/nsauth/nsauth/pkg/authn"
 )
 
-// loadBuiltin fills the settings of the built-in provider and the AuthService
-// settings that apply to it.
+// loadBuiltin fills the settings of the built-in provider and the
+// verification settings that follow from it.
 func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	b := &a.Builtin
 	a.Algorithms = []string{authn.DefaultAlgorithm}
 	a.RequireAccessTokenType = true
-	if d, err := time.ParseDuration(src.value(sClockSkew)); err != nil || d < 0 || d > 10*time.Minute {
-		bad(sClockSkew, "%q is not a duration from 0s to 10m", src.value(sClockSkew))
-	} else {
-		a.ClockSkew = d
-	}
-	a.AllowedRedirectURIs = splitList(src.value(sRedirectURIs))
-	for _, u := range a.AllowedRedirectURIs {
-		if err := checkHTTPURL(u); err != nil {
-			bad(sRedirectURIs, "%q %v", u, err)
-		}
-	}
-	a.AllowedScopes = splitList(src.value(sScopes))
 
 	if v, err := strconv.ParseBool(src.value(sInsecureHTTP)); err != nil {
 		bad(sInsecureHTTP, "%q is not true or false", src.value(sInsecureHTTP))

@@ -40,6 +40,12 @@ type Server struct {
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
 	// Default 30 s.
 	ShutdownTimeout time.Duration
+	// RateLimitPerMinute is how many LoginCli, RefreshCli and RevokeCli
+	// calls one client address may make a minute; 0 disables the limit.
+	// Default 60.
+	RateLimitPerMinute float64
+	// Pprof serves net/http/pprof under /debug/pprof/. Default off.
+	Pprof bool
 	// Auth is the authentication configuration.
 	Auth Auth
 }
@@ -100,9 +106,33 @@ type Auth struct {
 	// RequireAccessTokenType accepts only access tokens typed at+jwt
 	// (RFC 9068). Set for the built-in provider, which types them.
 	RequireAccessTokenType bool
+	// TokenMode says how access tokens are checked: TokenModeJWT (default),
+	// TokenModeIntrospection, or TokenModeJWTOrIntrospection.
+	TokenMode TokenMode
+	// IntrospectionURL is the RFC 7662 endpoint; empty means the one in the
+	// discovery document.
+	IntrospectionURL string
+	// IntrospectionCacheTTL bounds how long an introspection result is
+	// reused (never past the token's exp). Default 1 min.
+	IntrospectionCacheTTL time.Duration
 	// Builtin configures the built-in provider (Mode AuthBuiltin).
 	Builtin Builtin
 }
+
+// TokenMode says how access tokens are checked.
+type TokenMode string
+
+// Token modes.
+const (
+	// TokenModeJWT verifies JWT access tokens against the provider's JWKS.
+	TokenModeJWT TokenMode = "jwt"
+	// TokenModeIntrospection asks the provider's introspection endpoint
+	// (RFC 7662) about every (uncached) token: for opaque tokens.
+	TokenModeIntrospection TokenMode = "introspection"
+	// TokenModeJWTOrIntrospection verifies tokens shaped like JWTs and
+	// introspects the others.
+	TokenModeJWTOrIntrospection TokenMode = "jwt-or-introspection"
+)
 
 // Builtin configures the built-in OpenID provider.
 type Builtin struct {
@@ -172,6 +202,11 @@ var (
 	sClockSkew       = setting{"auth-clock-skew", []string{"NSAUTH_CLOCK_SKEW"}, "60s", "tolerance on token exp/nbf/iat"}
 	sRedirectURIs    = setting{"allowed-redirect-uri", []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, "", "non-loopback redirect URIs to accept, comma-separated"}
 	sScopes          = setting{"allowed-scopes", []string{"NSAUTH_ALLOWED_SCOPES"}, "", "scopes clients may request, comma- or space-separated (default: any)"}
+	sRateLimit       = setting{"rate-limit", []string{"NSAUTH_RATE_LIMIT_PER_MINUTE"}, "60", "LoginCli, RefreshCli and RevokeCli calls allowed per client address per minute (0: no limit)"}
+	sPprof           = setting{"pprof", []string{"NSAUTH_PPROF"}, "false", "serve net/http/pprof under /debug/pprof/ (exposes internals: keep it off in production)"}
+	sTokenMode       = setting{"token-mode", []string{"NSAUTH_TOKEN_MODE"}, string(TokenModeJWT), "how access tokens are checked: jwt, introspection (RFC 7662, for opaque tokens) or jwt-or-introspection"}
+	sIntrospectURL   = setting{"introspection-url", []string{"NSAUTH_INTROSPECTION_URL"}, "", "token introspection endpoint (default: from the discovery document)"}
+	sIntrospectTTL   = setting{"introspection-cache-ttl", []string{"NSAUTH_INTROSPECTION_CACHE_TTL"}, "1m", "longest reuse of an introspection result (never past the token's exp)"}
 
 	sIssuer        = setting{"issuer", []string{"NSAUTH_ISSUER"}, "", "built-in provider: issuer URL, https unless on loopback (default: derived from the listen address)"}
 	sDataDir       = setting{"data-dir", []string{"NSAUTH_DATA_DIR"}, "", "built-in provider: directory of its SQLite database (default: $XDG_DATA_HOME/nsauth)"}
@@ -188,7 +223,7 @@ var (
 var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
-	sRedirectURIs, sScopes,
+	sRedirectURIs, sScopes, sRateLimit, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sInsecureHTTP,
 }
 
@@ -293,6 +328,17 @@ func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Server, error
 		cfg.ShutdownTimeout = d
 	}
 
+	if n, err := strconv.ParseFloat(src.value(sRateLimit), 64); err != nil || n < 0 || n > 1e6 {
+		bad(sRateLimit, "%q is not a number of calls per minute (0 for no limit)", src.value(sRateLimit))
+	} else {
+		cfg.RateLimitPerMinute = n
+	}
+	if v, err := strconv.ParseBool(src.value(sPprof)); err != nil {
+		bad(sPprof, "%q is not true or false", src.value(sPprof))
+	} else {
+		cfg.Pprof = v
+	}
+
 	loadAuth(src, &cfg.Auth, bad)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
@@ -318,9 +364,12 @@ func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
 		return
 	case a.BaseURL != "":
 		a.Mode = AuthExternal
+		loadBrokerPolicy(src, a, bad)
 	default:
 		// No external provider: nsauth provides one itself.
 		a.Mode = AuthBuiltin
+		a.TokenMode = TokenModeJWT
+		loadBrokerPolicy(src, a, bad)
 		loadBuiltin(src, a, bad)
 		return
 	}
@@ -358,6 +407,27 @@ func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
 			bad(sAlgorithms, "%q is not allowed; use one or more of %s", alg, strings.Join(authn.SupportedAlgorithms(), ", "))
 		}
 	}
+	switch m := TokenMode(src.value(sTokenMode)); m {
+	case TokenModeJWT, TokenModeIntrospection, TokenModeJWTOrIntrospection:
+		a.TokenMode = m
+	default:
+		bad(sTokenMode, "%q is not jwt, introspection or jwt-or-introspection", m)
+	}
+	if a.IntrospectionURL = src.value(sIntrospectURL); a.IntrospectionURL != "" {
+		if err := checkHTTPURL(a.IntrospectionURL); err != nil {
+			bad(sIntrospectURL, "%q %v", a.IntrospectionURL, err)
+		}
+	}
+	if d, err := time.ParseDuration(src.value(sIntrospectTTL)); err != nil || d < 0 || d > time.Hour {
+		bad(sIntrospectTTL, "%q is not a duration from 0s to 1h", src.value(sIntrospectTTL))
+	} else {
+		a.IntrospectionCacheTTL = d
+	}
+}
+
+// loadBrokerPolicy reads what the AuthService enforces whichever provider
+// is behind it: clock skew, redirect URI and scope allowlists.
+func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
 	if d, err := time.ParseDuration(src.value(sClockSkew)); err != nil || d < 0 || d > 10*time.Minute {
 		bad(sClockSkew, "%q is not a duration from 0s to 10m", src.value(sClockSkew))
 	} else {

@@ -91,7 +91,10 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		names string
 	}{
 		{"base URL not a URL", with("AUTH_ENABLED", "true", "AUTH_BASEURL", "not-a-url"), nil, "AUTH_BASEURL"},
-		{"enabled without base URL", map[string]string{"AUTH_ENABLED": "true", "AUTH_BASEURL": ""}, nil, "AUTH_BASEURL"},
+		{"unknown token mode", with("NSAUTH_TOKEN_MODE", "opaque"), nil, "NSAUTH_TOKEN_MODE"},
+		{"introspection URL not a URL", with("NSAUTH_INTROSPECTION_URL", "introspect"), nil, "NSAUTH_INTROSPECTION_URL"},
+		{"negative rate limit", with("NSAUTH_RATE_LIMIT_PER_MINUTE", "-1"), nil, "NSAUTH_RATE_LIMIT_PER_MINUTE"},
+		{"pprof not a bool", with("NSAUTH_PPROF", "yes please"), nil, "NSAUTH_PPROF"},
 		{"malformed client secrets", with("AUTH_CLIENTID_SECRET", `{"cli": "`+secret), nil, "AUTH_CLIENTID_SECRET"},
 		{"client secrets not an object", with("AUTH_CLIENTID_SECRET", `["`+secret+`"]`), nil, "AUTH_CLIENTID_SECRET"},
 		{"missing audience", with("AUTH_AUDIENCE", ""), nil, "AUTH_AUDIENCE"},

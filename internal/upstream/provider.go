@@ -146,6 +146,19 @@ func (p *Provider) JWKSURL(context.Context) (string, error) {
 	return md.JWKSURI, nil
 }
 
+// IntrospectionURL returns the provider's introspection_endpoint
+// (RFC 7662), for an authn.Introspector; an error when it advertises none.
+func (p *Provider) IntrospectionURL(context.Context) (string, error) {
+	md, err := p.Metadata()
+	if err != nil {
+		return "", err
+	}
+	if md.IntrospectionEndpoint == "" {
+		return "", errors.New("the discovery document names no introspection_endpoint; set NSAUTH_INTROSPECTION_URL")
+	}
+	return md.IntrospectionEndpoint, nil
+}
+
 // Init makes the first discovery attempt, bounded by ctx. It returns an
 // error wrapping [ErrIssuerMismatch] when the provider names another issuer,
 // which callers should treat as fatal; any other failure is returned too but
