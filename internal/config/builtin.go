@@ -20,6 +20,14 @@ import (
 // verification settings that follow from it.
 func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	b := &a.Builtin
+	// Settings of an external provider without its base URL are most likely
+	// a forgotten AUTH_BASEURL: refuse rather than silently run another
+	// provider, with other users, than the one intended.
+	for _, s := range []setting{sExpectedIss, sAudience, sClientID, sCLIAudience, sClientSecrets} {
+		if _, set := src.get(s); set {
+			bad(s, "configures an external provider, but AUTH_BASEURL is not set: set AUTH_BASEURL, or unset this to use the built-in provider")
+		}
+	}
 	a.Algorithms = []string{authn.DefaultAlgorithm}
 	a.RequireAccessTokenType = true
 

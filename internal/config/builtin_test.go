@@ -158,6 +158,7 @@ func TestBuiltinErrors(t *testing.T) {
 		{"access TTL too short", map[string]string{"HOME": "/h", "NSAUTH_ACCESS_TOKEN_TTL": "10s"}, nil, "NSAUTH_ACCESS_TOKEN_TTL", nil},
 		{"refresh shorter than access", map[string]string{"HOME": "/h", "NSAUTH_ACCESS_TOKEN_TTL": "2h", "NSAUTH_REFRESH_TOKEN_TTL": "1h"}, nil, "longer than the access token", nil},
 		{"rotation not a duration", map[string]string{"HOME": "/h", "NSAUTH_SIGNING_KEY_ROTATION": "monthly"}, nil, "NSAUTH_SIGNING_KEY_ROTATION", nil},
+		{"external settings without a base URL", map[string]string{"HOME": "/h", "AUTH_AUDIENCE": "api", "AUTH_CLIENTID_SECRET": `{"cli":"hunter2"}`}, nil, "AUTH_BASEURL is not set", []string{"hunter2"}},
 		{"insecure not a bool", map[string]string{"HOME": "/h", "NSAUTH_INSECURE_HTTP_ISSUER": "maybe"}, nil, "NSAUTH_INSECURE_HTTP_ISSUER", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
