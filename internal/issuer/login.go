@@ -199,7 +199,13 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		if lerr != nil {
 			i.log.Error("counting a login failure failed", "error", lerr)
 		}
-		i.log.Info("failed login", "username", page.Username, "client_address", keys.address)
+		// The username is logged only when it names an account: people type
+		// passwords into the username field, and those must not reach logs.
+		account := "(unknown)"
+		if user != nil {
+			account = user.Username
+		}
+		i.log.Info("failed login", "username", account, "client_address", keys.address)
 		if over {
 			fail(http.StatusTooManyRequests, msgTooManyAttempts)
 			return
@@ -239,7 +245,9 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 var errWrongCredentials = errors.New("wrong credentials")
 
 // checkCredentials returns the user when the password is right and the
-// account enabled. Unknown users cost as much time as known ones.
+// account enabled. On errWrongCredentials it still returns the account the
+// username named, if any, for logging. Unknown users cost as much time as
+// known ones.
 func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*store.User, error) {
 	select {
 	case hashSlots <- struct{}{}:
@@ -260,7 +268,7 @@ func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*st
 		return nil, fmt.Errorf("verifying the password of %q: %w", user.Username, err)
 	}
 	if !ok || user.Disabled() {
-		return nil, errWrongCredentials
+		return user, errWrongCredentials
 	}
 	return user, nil
 }

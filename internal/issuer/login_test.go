@@ -1,10 +1,12 @@
 package issuer_test
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,5 +256,58 @@ func TestLoginLinkProblems(t *testing.T) {
 	again := b.Submit(t, page, "alice", alicePassword)
 	if again.Response.StatusCode != http.StatusBadRequest {
 		t.Fatalf("second submission of one request: HTTP %d", again.Response.StatusCode)
+	}
+}
+
+// lockedBuffer is a goroutine-safe log sink.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestLoginLogsNoSecrets logs at debug level through failed and successful
+// logins, including a password typed into the username field, and looks
+// for every secret in the log.
+func TestLoginLogsNoSecrets(t *testing.T) {
+	t.Parallel()
+	logs := &lockedBuffer{}
+	h := newHarness(t, sqlite(), func(c *issuer.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	b := issuertest.NewBrowser(t)
+	v := oauth2.GenerateVerifier()
+	page := b.Open(t, h.authorizeURL(v, nil))
+	b.Submit(t, page, alicePassword, "")
+	b.Submit(t, page, "alice", "wrong-secret-guess")
+	loc, err := issuertest.RedirectOf(b.Submit(t, page, "alice", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := loc.Query().Get("code")
+	tr := h.exchange(code, v)
+	h.refresh(tr.RefreshToken)
+	h.refresh(tr.RefreshToken) // reuse, logged as such
+	out := logs.String()
+	for _, secret := range []string{alicePassword, "wrong-secret-guess", code, tr.AccessToken, tr.RefreshToken, tr.IDToken, h.secret, page.Form.Get("csrf")} {
+		if secret != "" && strings.Contains(out, secret) {
+			t.Fatalf("the log contains a secret:\n%s", out)
+		}
+	}
+	for _, want := range []string{`msg="failed login" username=(unknown)`, `msg="failed login" username=alice`, `msg=login username=alice`, "refresh token reused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
 	}
 }
