@@ -224,7 +224,6 @@ func startServer(ctx context.Context, exe string, p *oidctest.Provider) (*server
 		// Measuring throughput means calling far beyond any sane per-client
 		// limit.
 		"NSAUTH_RATE_LIMIT_PER_MINUTE=0",
-		"NSAUTH_LOGIN_RATE_LIMIT_PER_MINUTE=0",
 	)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

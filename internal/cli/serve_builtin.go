@@ -66,6 +66,7 @@ func startBuiltinProvider(ctx context.Context, app *App, cfg *config.Server, add
 		AccessTokenTTL:      b.AccessTokenTTL,
 		RefreshTokenTTL:     b.RefreshTokenTTL,
 		KeyRotation:         b.KeyRotation,
+		LoginAttempts:       b.LoginAttempts,
 		AllowedRedirectURIs: cfg.Auth.AllowedRedirectURIs,
 		AllowedScopes:       cfg.Auth.AllowedScopes,
 		InsecureAllowHTTP:   b.InsecureHTTPIssuer,

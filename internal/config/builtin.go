@@ -65,6 +65,11 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	if b.RefreshTokenTTL != 0 && b.RefreshTokenTTL <= b.AccessTokenTTL {
 		bad(sRefreshTTL, "must be longer than the access token lifetime")
 	}
+	if n, err := strconv.Atoi(src.value(sLoginAttempts)); err != nil || n < 1 || n > 1000 {
+		bad(sLoginAttempts, "%q is not a number from 1 to 1000", src.value(sLoginAttempts))
+	} else {
+		b.LoginAttempts = n
+	}
 	b.AdminUser = src.value(sAdminUser)
 	b.AdminPassword = src.value(sAdminPassword)
 }

@@ -160,6 +160,9 @@ type Builtin struct {
 	AdminPassword string
 	// InsecureHTTPIssuer allows an http:// issuer on a non-loopback host.
 	InsecureHTTPIssuer bool
+	// LoginAttempts is how many failed logins one account, and one client
+	// address, may make on the login page per minute. Default 5.
+	LoginAttempts int
 }
 
 // setting is one configuration knob: a flag and the environment variables
@@ -216,6 +219,7 @@ var (
 	sKeyRotation   = setting{"signing-key-rotation", []string{"NSAUTH_SIGNING_KEY_ROTATION"}, "720h", "built-in provider: how often a new signing key is introduced"}
 	sAdminUser     = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
 	sAdminPassword = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv
+	sLoginAttempts = setting{"login-attempts", []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, "5", "built-in provider: failed logins allowed per account and per client address per minute"}
 	sInsecureHTTP  = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
 
@@ -224,7 +228,7 @@ var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
 	sRedirectURIs, sScopes, sRateLimit, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
-	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sInsecureHTTP,
+	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sInsecureHTTP,
 }
 
 // storeFlagged are the settings of commands that only open the built-in
@@ -368,7 +372,6 @@ func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
 	default:
 		// No external provider: nsauth provides one itself.
 		a.Mode = AuthBuiltin
-		a.TokenMode = TokenModeJWT
 		loadBrokerPolicy(src, a, bad)
 		loadBuiltin(src, a, bad)
 		return
@@ -407,6 +410,12 @@ func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
 			bad(sAlgorithms, "%q is not allowed; use one or more of %s", alg, strings.Join(authn.SupportedAlgorithms(), ", "))
 		}
 	}
+}
+
+// loadBrokerPolicy reads what the AuthService enforces whichever provider
+// is behind it: how tokens are checked, clock skew, redirect URI and scope
+// allowlists.
+func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
 	switch m := TokenMode(src.value(sTokenMode)); m {
 	case TokenModeJWT, TokenModeIntrospection, TokenModeJWTOrIntrospection:
 		a.TokenMode = m
@@ -423,11 +432,6 @@ func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
 	} else {
 		a.IntrospectionCacheTTL = d
 	}
-}
-
-// loadBrokerPolicy reads what the AuthService enforces whichever provider
-// is behind it: clock skew, redirect URI and scope allowlists.
-func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
 	if d, err := time.ParseDuration(src.value(sClockSkew)); err != nil || d < 0 || d > 10*time.Minute {
 		bad(sClockSkew, "%q is not a duration from 0s to 10m", src.value(sClockSkew))
 	} else {

@@ -95,6 +95,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"introspection URL not a URL", with("NSAUTH_INTROSPECTION_URL", "introspect"), nil, "NSAUTH_INTROSPECTION_URL"},
 		{"negative rate limit", with("NSAUTH_RATE_LIMIT_PER_MINUTE", "-1"), nil, "NSAUTH_RATE_LIMIT_PER_MINUTE"},
 		{"pprof not a bool", with("NSAUTH_PPROF", "yes please"), nil, "NSAUTH_PPROF"},
+		{"zero login attempts", map[string]string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE": "0"}, nil, "NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"},
 		{"malformed client secrets", with("AUTH_CLIENTID_SECRET", `{"cli": "`+secret), nil, "AUTH_CLIENTID_SECRET"},
 		{"client secrets not an object", with("AUTH_CLIENTID_SECRET", `["`+secret+`"]`), nil, "AUTH_CLIENTID_SECRET"},
 		{"missing audience", with("AUTH_AUDIENCE", ""), nil, "AUTH_AUDIENCE"},
