@@ -64,6 +64,9 @@ type Config struct {
 	Scenarios []string
 	// Progress receives a line per cell. Optional.
 	Progress io.Writer
+	// CPUProfile, when set, is a file to write the server's CPU profile to,
+	// taken over the whole run (the server is started with --pprof).
+	CPUProfile string
 }
 
 // Result is one cell of the report.
@@ -76,6 +79,13 @@ type Result struct {
 	P99Millis   float64 `json:"p99_ms"`
 	Calls       int     `json:"calls"`
 	Errors      int     `json:"errors"`
+	// ServerCPUMicros and ClientCPUMicros are the CPU time per call spent
+	// by the server process and by this process (the load generator and,
+	// for LoginCli and RefreshCli, the fake provider), in microseconds.
+	// Both processes share the machine's CPUs, so throughput is bounded by
+	// their sum.
+	ServerCPUMicros float64 `json:"server_cpu_us_per_call"`
+	ClientCPUMicros float64 `json:"client_cpu_us_per_call"`
 }
 
 // Report is the outcome of a run.
@@ -125,11 +135,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	provider.SetRecordRequests(false)
 	provider.SetAccessTokenTTL(24 * time.Hour)
 
-	srv, err := startServer(ctx, cfg.Executable, provider)
+	srv, err := startServer(ctx, cfg.Executable, provider, cfg.CPUProfile != "")
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()
+	var profileDone chan error
+	if cfg.CPUProfile != "" {
+		profileDone = make(chan error, 1)
+		go func() { profileDone <- srv.cpuProfile(ctx, cfg.CPUProfile, estimate(cfg)) }()
+	}
 
 	report := &Report{
 		Machine:         machine(),
@@ -148,9 +163,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			for _, proto := range protocols {
 				for _, c := range cfg.Concurrency {
 					before := provider.TotalRequests()
+					serverCPU, clientCPU := processCPU(srv.cmd.Process.Pid), selfCPU()
 					r, err := runCell(ctx, srv.url, provider, scenario, proto, c, cfg.Duration)
 					if err != nil {
 						return nil, err
+					}
+					if r.Calls > 0 {
+						r.ServerCPUMicros = float64((processCPU(srv.cmd.Process.Pid) - serverCPU).Microseconds()) / float64(r.Calls)
+						r.ClientCPUMicros = float64((selfCPU() - clientCPU).Microseconds()) / float64(r.Calls)
 					}
 					if scenario == GetAuthorizeURL {
 						authorizeCalls += r.Calls
@@ -161,6 +181,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					runs[run] = append(runs[run], r)
 				}
 			}
+		}
+	}
+	if profileDone != nil {
+		if err := <-profileDone; err != nil {
+			return nil, err
 		}
 	}
 	report.Results = medians(runs)
@@ -183,6 +208,8 @@ func medians(runs [][]Result) []Result {
 		m.RPS = median(cells, func(r Result) float64 { return r.RPS })
 		m.P50Millis = median(cells, func(r Result) float64 { return r.P50Millis })
 		m.P99Millis = median(cells, func(r Result) float64 { return r.P99Millis })
+		m.ServerCPUMicros = median(cells, func(r Result) float64 { return r.ServerCPUMicros })
+		m.ClientCPUMicros = median(cells, func(r Result) float64 { return r.ClientCPUMicros })
 		m.Calls, m.Errors = 0, 0
 		for _, c := range cells {
 			m.Calls += c.Calls
@@ -212,8 +239,51 @@ type server struct {
 	done chan struct{}
 }
 
-func startServer(ctx context.Context, exe string, p *oidctest.Provider) (*server, error) {
-	cmd := exec.CommandContext(ctx, exe, "serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "info")
+// estimate is roughly how long the run's cells take, for the profile.
+func estimate(cfg Config) time.Duration {
+	cells := 0
+	for _, s := range cfg.Scenarios {
+		if s == ProviderCodeDirect || s == ProviderTokenDirect {
+			continue // these do not touch the server
+		}
+		cells += 2 * len(cfg.Concurrency)
+	}
+	return time.Duration(cells*cfg.Runs) * cfg.Duration
+}
+
+// cpuProfile asks the server for a CPU profile of the next d and writes it
+// to path.
+func (s *server) cpuProfile(ctx context.Context, path string, d time.Duration) error {
+	secs := max(1, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.url, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: time.Duration(secs+60) * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: CPU profile: HTTP %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func startServer(ctx context.Context, exe string, p *oidctest.Provider, pprof bool) (*server, error) {
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"}
+	if pprof {
+		args = append(args, "--pprof")
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(),
 		"AUTH_ENABLED=true",
 		"AUTH_BASEURL="+p.Issuer,

@@ -19,10 +19,10 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "Machine: %s; %s; medians of %d runs, %s per cell.\n\n", r.Machine, r.GoVersion, r.Runs, r.DurationPerCell)
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| scenario\t protocol\t concurrency\t req/s\t p50 ms\t p99 ms\t errors\t")
-	fmt.Fprintln(tw, "|---\t---\t---:\t---:\t---:\t---:\t---:\t")
+	fmt.Fprintln(tw, "| scenario\t protocol\t concurrency\t req/s\t p50 ms\t p99 ms\t server CPU µs/call\t client CPU µs/call\t errors\t")
+	fmt.Fprintln(tw, "|---\t---\t---:\t---:\t---:\t---:\t---:\t---:\t---:\t")
 	for _, res := range r.Results {
-		fmt.Fprintf(tw, "| %s\t %s\t %d\t %.0f\t %.3f\t %.3f\t %d\t\n", res.Scenario, res.Protocol, res.Concurrency, res.RPS, res.P50Millis, res.P99Millis, res.Errors)
+		fmt.Fprintf(tw, "| %s\t %s\t %d\t %.0f\t %.3f\t %.3f\t %.0f\t %.0f\t %d\t\n", res.Scenario, res.Protocol, res.Concurrency, res.RPS, res.P50Millis, res.P99Millis, res.ServerCPUMicros, res.ClientCPUMicros, res.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -19,6 +19,7 @@ type benchOptions struct {
 	runs        int
 	scenarios   string
 	json        bool
+	cpuProfile  string
 }
 
 func newBenchCommand(app *App) *cobra.Command {
@@ -35,7 +36,11 @@ directly, and the server's peak RSS.`,
   nsauth bench
 
   # A quick look, as JSON
-  nsauth bench --runs 1 --duration 1s --concurrency 16 --json`,
+  nsauth bench --runs 1 --duration 1s --concurrency 16 --json
+
+  # Where does GetAuthorizeUrl spend its time?
+  nsauth bench --runs 1 --scenarios GetAuthorizeUrl --concurrency 16 --cpuprofile cpu.out
+  go tool pprof -top cpu.out`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := opts.config(app)
@@ -58,6 +63,7 @@ directly, and the server's peak RSS.`,
 	f.IntVar(&opts.runs, "runs", 3, "runs of the whole matrix; figures are medians")
 	f.StringVar(&opts.scenarios, "scenarios", "", "comma-separated scenarios (default all: "+strings.Join(bench.Scenarios, ", ")+")")
 	f.BoolVar(&opts.json, "json", false, "print JSON instead of a table")
+	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write the server's CPU profile over the run to this file (go tool pprof)")
 	return cmd
 }
 
@@ -66,7 +72,7 @@ func (o *benchOptions) config(app *App) (bench.Config, error) {
 	if err != nil {
 		return bench.Config{}, fmt.Errorf("finding the nsauth executable: %w", err)
 	}
-	cfg := bench.Config{Executable: exe, Duration: o.duration, Runs: o.runs, Progress: app.ErrOut}
+	cfg := bench.Config{Executable: exe, Duration: o.duration, Runs: o.runs, Progress: app.ErrOut, CPUProfile: o.cpuProfile}
 	if o.duration <= 0 || o.runs <= 0 {
 		return cfg, newUsageError("--duration and --runs must be positive")
 	}

@@ -223,6 +223,9 @@ var (
 	sInsecureHTTP  = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
 
+// booleanFlags are the flags that may be given alone to mean true.
+var booleanFlags = map[string]bool{sAuthEnabled.flag: true, sPprof.flag: true, sInsecureHTTP.flag: true}
+
 // flagged lists the settings that have a flag, in help order.
 var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
@@ -254,6 +257,10 @@ func registerFlags(fs *pflag.FlagSet, settings []setting) {
 			usage += " [$" + strings.Join(s.env, ", $") + "]"
 		}
 		fs.String(s.flag, s.def, usage)
+		if booleanFlags[s.flag] {
+			// `--pprof` alone means true, as for any boolean flag.
+			fs.Lookup(s.flag).NoOptDefVal = "true"
+		}
 	}
 }
 

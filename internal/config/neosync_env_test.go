@@ -126,3 +126,21 @@ func TestErrorsNameTheSettingAndHideSecrets(t *testing.T) {
 		})
 	}
 }
+
+func TestBooleanFlagsAlone(t *testing.T) {
+	t.Parallel()
+	cfg, err := load(t, map[string]string{"AUTH_BASEURL": "https://a.example", "AUTH_AUDIENCE": "x", "AUTH_CLI_CLIENT_ID": "c"}, "--pprof", "--auth-enabled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Pprof || cfg.Auth.Mode != config.AuthExternal {
+		t.Errorf("--pprof alone: Pprof=%v mode=%v", cfg.Pprof, cfg.Auth.Mode)
+	}
+	cfg, err = load(t, map[string]string{"AUTH_BASEURL": "https://a.example", "AUTH_AUDIENCE": "x", "AUTH_CLI_CLIENT_ID": "c"}, "--auth-enabled=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.Mode != config.AuthDisabled || cfg.Pprof {
+		t.Errorf("--auth-enabled=false: mode=%v pprof=%v", cfg.Auth.Mode, cfg.Pprof)
+	}
+}

@@ -46,5 +46,8 @@ func (i loggingInterceptor) log(ctx context.Context, procedure, protocol string,
 			level = slog.LevelInfo
 		}
 	}
+	if !i.logger.Enabled(ctx, level) {
+		return // the common case: successful calls logged at debug level
+	}
 	i.logger.Log(ctx, level, "rpc", "procedure", procedure, "protocol", protocol, "code", code, "duration", time.Since(start))
 }

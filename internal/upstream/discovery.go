@@ -25,6 +25,30 @@ type Metadata struct {
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported,omitempty"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported,omitempty"`
+
+	// authorizeBase is the authorization endpoint without its query, and
+	// authorizeExtra its own query parameters (encoded) minus the ones
+	// AuthorizeURL sets: computed once per document, not per call.
+	authorizeBase, authorizeExtra string
+}
+
+// authorizeParams are the parameters AuthorizeURL sets; an endpoint URL
+// that already carries one of them loses it, so each appears once.
+var authorizeParams = []string{"client_id", "response_type", "scope", "state", "redirect_uri", "audience", "code_challenge", "code_challenge_method"}
+
+func (md *Metadata) prepareAuthorize() error {
+	u, err := url.Parse(md.AuthorizationEndpoint)
+	if err != nil {
+		return err
+	}
+	q := u.Query()
+	for _, k := range authorizeParams {
+		q.Del(k)
+	}
+	md.authorizeExtra = q.Encode()
+	u.RawQuery, u.ForceQuery = "", false
+	md.authorizeBase = u.String()
+	return nil
 }
 
 // maxDiscoveryBytes bounds the discovery document; real ones are a few KiB.
@@ -71,6 +95,9 @@ func fetchMetadata(ctx context.Context, client *http.Client, baseURL, expectedIs
 		if err := checkEndpoint(v); err != nil {
 			return nil, unavailable("discovery document: %s: %v", name, err)
 		}
+	}
+	if err := md.prepareAuthorize(); err != nil {
+		return nil, unavailable("discovery document: authorization_endpoint: %v", err)
 	}
 	for _, v := range []*string{&md.UserinfoEndpoint, &md.RevocationEndpoint, &md.IntrospectionEndpoint, &md.EndSessionEndpoint} {
 		if *v != "" && checkEndpoint(*v) != nil {

@@ -25,32 +25,46 @@ type AuthorizeRequest struct {
 
 // AuthorizeURL returns the provider's authorization endpoint with client_id,
 // response_type=code, scope, state, redirect_uri, audience (when configured)
-// and the PKCE challenge (when given), each exactly once: values set here
-// replace any the endpoint URL already carried.
+// and the PKCE challenge (when given), each exactly once and query-escaped:
+// values set here replace any the endpoint URL already carried. It runs on
+// every GetAuthorizeUrl, so it only concatenates.
 func (p *Provider) AuthorizeURL(r AuthorizeRequest) (string, error) {
 	md, err := p.Metadata()
 	if err != nil {
 		return "", err
 	}
-	u, err := url.Parse(md.AuthorizationEndpoint)
-	if err != nil {
-		return "", unavailable("authorization endpoint is not a URL")
+	var b strings.Builder
+	b.Grow(len(md.authorizeBase) + len(md.authorizeExtra) + len(p.cfg.ClientID) + len(p.cfg.Audience) +
+		3*(len(r.State)+len(r.RedirectURI)+len(r.Scope)) + len(r.CodeChallenge) + 160)
+	b.WriteString(md.authorizeBase)
+	b.WriteByte('?')
+	if md.authorizeExtra != "" {
+		b.WriteString(md.authorizeExtra)
+		b.WriteByte('&')
 	}
-	q := u.Query()
-	q.Set("client_id", p.cfg.ClientID)
-	q.Set("response_type", "code")
-	q.Set("scope", r.Scope)
-	q.Set("state", r.State)
-	q.Set("redirect_uri", r.RedirectURI)
+	param := func(k, v string) {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(v))
+	}
+	param("client_id", p.cfg.ClientID)
+	b.WriteString("&response_type=code&")
+	param("scope", r.Scope)
+	b.WriteByte('&')
+	param("state", r.State)
+	b.WriteByte('&')
+	param("redirect_uri", r.RedirectURI)
 	if p.cfg.Audience != "" {
-		q.Set("audience", p.cfg.Audience)
+		b.WriteByte('&')
+		param("audience", p.cfg.Audience)
 	}
 	if r.CodeChallenge != "" {
-		q.Set("code_challenge", r.CodeChallenge)
-		q.Set("code_challenge_method", r.CodeChallengeMethod)
+		b.WriteByte('&')
+		param("code_challenge", r.CodeChallenge)
+		b.WriteByte('&')
+		param("code_challenge_method", r.CodeChallengeMethod)
 	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	return b.String(), nil
 }
 
 // Token is what the token endpoint returned. Optional fields are empty when

@@ -3,7 +3,9 @@ package upstream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -193,5 +195,39 @@ func TestNewRefusesBadConfig(t *testing.T) {
 				t.Fatal("New accepted a bad configuration")
 			}
 		})
+	}
+}
+
+// TestAuthorizeURLKeepsEndpointQuery: an authorization endpoint with a
+// query of its own keeps it, minus any parameter nsauth sets itself.
+func TestAuthorizeURLKeepsEndpointQuery(t *testing.T) {
+	t.Parallel()
+	var base string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":"%s/authorize?tenant=a%%20b&state=planted&client_id=evil","token_endpoint":"%s/token","jwks_uri":"%s/jwks"}`, base, base, base, base)
+	}))
+	t.Cleanup(srv.Close)
+	base = srv.URL
+	up, err := upstream.New(upstream.Config{BaseURL: base, ClientID: "cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := up.AuthorizeURL(upstream.AuthorizeRequest{State: "s", RedirectURI: "http://127.0.0.1:1/cb", Scope: "openid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if q.Get("tenant") != "a b" || len(q["state"]) != 1 || q.Get("state") != "s" || len(q["client_id"]) != 1 || q.Get("client_id") != "cli" {
+		t.Errorf("query = %v", q)
+	}
+	if u.Path != "/authorize" {
+		t.Errorf("path = %q", u.Path)
 	}
 }
