@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/oidctest"
+	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/tokenstore"
 )
 
@@ -37,22 +37,7 @@ const (
 )
 
 // syncBuffer is a goroutine-safe buffer that tests can wait on.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer struct{ servetest.Buffer }
 
 // waitFor polls until re matches, and returns the first submatch (or the
 // whole match).
@@ -124,25 +109,11 @@ func startServe(t *testing.T, environ map[string]string) string {
 }
 
 // startServeLogs is startServe with extra serve arguments, also returning
-// the server's log output.
-func startServeLogs(t *testing.T, environ map[string]string, args ...string) (string, *syncBuffer) {
+// the server's log output (JSON lines).
+func startServeLogs(t *testing.T, environ map[string]string, args ...string) (string, *servetest.Buffer) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	app := &cli.App{In: strings.NewReader(""), Out: io.Discard, ErrOut: logs, Getenv: mapEnv(environ), Now: time.Now}
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Run(ctx, app, append([]string{"serve", "--listen", "127.0.0.1:0", "--shutdown-timeout", "2s"}, args...))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("nsauth serve did not stop")
-		}
-	})
-	return logs.waitFor(t, regexp.MustCompile(`nsauth serving.*url=(http://127\.0\.0\.1:\d+)`), 10*time.Second), logs
+	s := servetest.Start(t, servetest.Options{Env: environ, Args: append([]string{"--shutdown-timeout", "2s"}, args...)})
+	return s.URL, s.Logs
 }
 
 func (e *env) countingProxy(target string) string {

@@ -123,7 +123,7 @@ func TestNoSecretsInLogsErrorsOrMetrics(t *testing.T) {
 	if n < 10 {
 		t.Fatalf("only %d secrets collected; the test would prove little", n)
 	}
-	if !strings.Contains(serverLogs.String(), "level=DEBUG") {
+	if !strings.Contains(serverLogs.String(), `"level":"DEBUG"`) {
 		t.Errorf("server logs hold no debug lines; was debug logging on?")
 	}
 	t.Logf("checked %d secrets against %d outputs (%d bytes of server logs)", n, len(seen), len(serverLogs.String()))

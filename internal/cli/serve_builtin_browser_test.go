@@ -18,6 +18,8 @@ import (
 	"golang.org/x/oauth2"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+
+	"github.com/nsauth/nsauth/internal/servetest"
 )
 
 // findChromium returns the headless browser to drive: $NSAUTH_TEST_CHROMIUM,
@@ -85,7 +87,7 @@ func TestBuiltinBrowserLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	browserLog := &biBuffer{}
+	browserLog := &servetest.Buffer{}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium),
 		chromedp.Headless,

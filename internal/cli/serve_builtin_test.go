@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -23,8 +22,8 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
-	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
@@ -34,29 +33,11 @@ const (
 	biScope         = "openid profile email offline_access"
 )
 
-// biBuffer is a goroutine-safe buffer.
-type biBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *biBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *biBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // biServer is one `nsauth serve` running its built-in provider in process.
 type biServer struct {
 	url    string // where it listens
 	issuer string
-	errOut *biBuffer
+	errOut *servetest.Buffer
 	api    mgmtv1alpha1connect.AuthServiceClient
 }
 
@@ -65,46 +46,17 @@ type biServer struct {
 // clock, and waits until the broker has discovered the provider.
 func startBuiltinServe(t *testing.T, environ map[string]string, now func() time.Time, args ...string) *biServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	errOut := &biBuffer{}
-	app := &cli.App{In: strings.NewReader(""), Out: &biBuffer{}, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := environ[k]; return v, ok }, Now: now}
-	done := make(chan int, 1)
-	go func() {
-		done <- cli.Run(ctx, app, append([]string{"serve", "--listen", "127.0.0.1:0", "--shutdown-timeout", "2s"}, args...))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("nsauth serve did not stop")
-		}
-	})
-	s := &biServer{errOut: errOut}
-	serving := regexp.MustCompile(`nsauth serving.*url"?[=:]"?(http://127\.0\.0\.1:\d+)`)
-	issuerLine := regexp.MustCompile(`(?m)^  issuer: (\S+)$`)
-	deadline := time.Now().Add(30 * time.Second)
-	for s.url == "" {
-		if m := serving.FindStringSubmatch(errOut.String()); m != nil {
-			s.url = m[1]
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("nsauth serve exited with %d:\n%s", code, errOut.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nsauth serve did not start:\n%s", errOut.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	m := issuerLine.FindStringSubmatch(errOut.String())
+	srv := servetest.Start(t, servetest.Options{Env: environ, Now: now, Args: append([]string{"--shutdown-timeout", "2s"}, args...)})
+	m := regexp.MustCompile(`(?m)^  issuer: (\S+)$`).FindStringSubmatch(srv.Logs.String())
 	if m == nil {
-		t.Fatalf("no issuer in the banner:\n%s", errOut.String())
+		t.Fatalf("no issuer in the banner:\n%s", srv.Logs.String())
 	}
-	s.issuer = m[1]
-	s.api = mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, s.url)
-	return s
+	return &biServer{
+		url:    srv.URL,
+		issuer: m[1],
+		errOut: srv.Logs,
+		api:    mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, srv.URL),
+	}
 }
 
 // waitReady waits until the server's broker has discovered the provider.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/password"
+	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
@@ -27,7 +28,7 @@ func runUsers(env map[string]string, stdin io.Reader, args ...string) usersResul
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	out, errOut := &biBuffer{}, &biBuffer{}
+	out, errOut := &servetest.Buffer{}, &servetest.Buffer{}
 	app := &cli.App{In: stdin, Out: out, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Now: time.Now}
 	code := cli.Run(context.Background(), app, append([]string{"users"}, args...))
 	return usersResult{code, out.String(), errOut.String()}
@@ -171,7 +172,7 @@ func TestUsersPasswdPrompt(t *testing.T) {
 			}
 		}
 	}()
-	errOut := &biBuffer{}
+	errOut := &servetest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		app := &cli.App{In: tty, Out: io.Discard, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Now: time.Now}
