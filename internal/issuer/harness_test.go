@@ -80,20 +80,6 @@ func newHarness(t *testing.T, b storetest.Backend, mod func(*issuer.Config)) *ha
 	return &harness{t: t, clock: clock, st: st, iss: iss, url: cfg.Issuer, client: boot.ClientID, secret: boot.ClientSecret, alice: alice}
 }
 
-func (h *harness) oauth2(redirect string) *oauth2.Config {
-	return &oauth2.Config{
-		ClientID:     h.client,
-		ClientSecret: h.secret,
-		RedirectURL:  redirect,
-		Scopes:       []string{"openid", "profile", "email", "offline_access"},
-		Endpoint: oauth2.Endpoint{
-			AuthURL:   h.url + "/authorize",
-			TokenURL:  h.url + "/oauth/token",
-			AuthStyle: oauth2.AuthStyleInHeader,
-		},
-	}
-}
-
 // authorizeURL builds an authorize URL with PKCE; extra parameters replace
 // the defaults.
 func (h *harness) authorizeURL(verifier string, extra url.Values) string {

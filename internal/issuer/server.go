@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -193,9 +194,11 @@ type tokenRequest interface {
 // token) for req.
 func (i *Issuer) tokenResponse(ctx context.Context, req tokenRequest, c op.Client, code, currentRefresh string) (*oidc.AccessTokenResponse, error) {
 	scopes := req.GetScopes()
-	var jti, refresh string
-	var exp = i.cfg.Now().Add(i.cfg.AccessTokenTTL)
-	var err error
+	var (
+		jti, refresh string
+		exp          time.Time
+		err          error
+	)
 	wantRefresh := currentRefresh != "" ||
 		(slices.Contains(scopes, oidc.ScopeOfflineAccess) && slices.Contains(c.GrantTypes(), oidc.GrantTypeRefreshToken))
 	if wantRefresh {

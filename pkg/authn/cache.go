@@ -69,19 +69,3 @@ func (c *resultCache) put(e *cacheEntry) {
 		delete(c.entries, oldest.Value.(*cacheEntry).key)
 	}
 }
-
-func (c *resultCache) remove(key [32]byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.entries[key]; ok {
-		c.lru.Remove(el)
-		delete(c.entries, key)
-	}
-}
-
-// len returns the number of entries, for tests.
-func (c *resultCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Len()
-}
