@@ -180,7 +180,12 @@ func newBrowser(t *testing.T) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &browser{client: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+	// No keep-alive: net/http silently resends a GET whose reused
+	// connection died before the answer, and Hydra's verifiers are
+	// one-time. A lost answer must fail as what it is.
+	tr := &http.Transport{DisableKeepAlives: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &browser{client: &http.Client{Jar: jar, Transport: tr, Timeout: 60 * time.Second}}
 }
 
 // authorize follows authorizeURL through Hydra and the login app and stops
