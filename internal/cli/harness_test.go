@@ -112,7 +112,7 @@ func startServe(t *testing.T, environ map[string]string) string {
 // the server's log output (JSON lines).
 func startServeLogs(t *testing.T, environ map[string]string, args ...string) (string, *servetest.Buffer) {
 	t.Helper()
-	s := servetest.Start(t, servetest.Options{Env: environ, Args: append([]string{"--shutdown-timeout", "2s"}, args...)})
+	s := servetest.Start(t, servetest.Options{Env: environ, Args: args})
 	return s.URL, s.Logs
 }
 

@@ -46,7 +46,7 @@ type biServer struct {
 // clock, and waits until the broker has discovered the provider.
 func startBuiltinServe(t *testing.T, environ map[string]string, now func() time.Time, args ...string) *biServer {
 	t.Helper()
-	srv := servetest.Start(t, servetest.Options{Env: environ, Now: now, Args: append([]string{"--shutdown-timeout", "2s"}, args...)})
+	srv := servetest.Start(t, servetest.Options{Env: environ, Now: now, Args: args})
 	m := regexp.MustCompile(`(?m)^  issuer: (\S+)$`).FindStringSubmatch(srv.Logs.String())
 	if m == nil {
 		t.Fatalf("no issuer in the banner:\n%s", srv.Logs.String())

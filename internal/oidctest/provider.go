@@ -108,6 +108,7 @@ type Provider struct {
 	requests       []*http.Request
 	stopped        chan struct{} // closed when the test ends, releasing hung handlers
 	noRecord       bool
+	tokenType      string
 	forms          []url.Values // token, revocation and introspection forms received
 }
 
@@ -135,6 +136,10 @@ func WithOpaqueAccessTokens() Option { return func(p *Provider) { p.opaqueAccess
 
 // WithoutRefreshRotation makes refresh grants return no new refresh token.
 func WithoutRefreshRotation() Option { return func(p *Provider) { p.noRotate = true } }
+
+// WithTokenType makes the token endpoint answer token_type tt (providers
+// differ in case: Hydra says "bearer").
+func WithTokenType(tt string) Option { return func(p *Provider) { p.tokenType = tt } }
 
 // WithES256 makes the first signing key an ES256 key instead of RS256.
 func WithES256() Option {
@@ -202,8 +207,10 @@ func Start(opts ...Option) (*Provider, func()) {
 		p.count(r.URL.Path, r)
 		http.NotFound(w, r)
 	})
-	p.Server = httptest.NewServer(mux)
-	p.Issuer = p.Server.URL
+	// Handlers read Issuer: set it before the server accepts anything.
+	p.Server = httptest.NewUnstartedServer(mux)
+	p.Issuer = "http://" + p.Server.Listener.Addr().String()
+	p.Server.Start()
 	// Release hung handlers before closing: Close waits for them.
 	return p, func() {
 		close(p.stopped)
@@ -481,8 +488,12 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
+	tokenType := p.tokenType
+	if tokenType == "" {
+		tokenType = "Bearer"
+	}
 	resp := map[string]any{
-		"token_type": "Bearer",
+		"token_type": tokenType,
 		"expires_in": int64(p.accessTTL / time.Second),
 		"scope":      g.scope,
 	}

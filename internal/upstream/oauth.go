@@ -209,7 +209,9 @@ func (p *Provider) convert(tok *oauth2.Token, sentRefreshToken string) *Token {
 	if out.ExpiresIn == 0 && !tok.Expiry.IsZero() {
 		out.ExpiresIn = max(0, int64(tok.Expiry.Sub(p.cfg.Now()).Round(time.Second)/time.Second))
 	}
-	if out.TokenType == "" {
+	// RFC 6749 token types are case-insensitive; some providers (Hydra)
+	// say "bearer". Clients compare with "Bearer", so say it that way.
+	if out.TokenType == "" || strings.EqualFold(out.TokenType, "Bearer") {
 		out.TokenType = "Bearer"
 	}
 	if s, ok := tok.Extra("refresh_token").(string); ok && s != "" {

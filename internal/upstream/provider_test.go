@@ -231,3 +231,19 @@ func TestAuthorizeURLKeepsEndpointQuery(t *testing.T) {
 		t.Errorf("path = %q", u.Path)
 	}
 }
+
+func TestTokenTypeIsNormalized(t *testing.T) {
+	t.Parallel()
+	p := oidctest.New(t, oidctest.WithTokenType("bearer"))
+	up := newProvider(t, p, nil)
+	if err := up.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := up.Refresh(context.Background(), p.MintRefreshToken("offline_access"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.TokenType != "Bearer" {
+		t.Errorf("token_type = %q, want Bearer", tok.TokenType)
+	}
+}
