@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,9 +92,6 @@ func startServer(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	bin := nsauthBinary(t)
 	s := &server{Logs: &lockedBuffer{}}
-	if base := env["AUTH_BASEURL"]; base != "" {
-		warmUp(t, base)
-	}
 	// The drain bound exceeds the 5 s that net/http's Shutdown waits for
 	// connections a client opened but never used.
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "10s")
@@ -137,25 +132,6 @@ func startServer(t *testing.T, env map[string]string) *server {
 			t.Fatalf("nsauth serve did not start listening:\n%s", s.Logs.String())
 		case <-time.After(10 * time.Millisecond):
 		}
-	}
-}
-
-// warmUp fetches the provider's discovery document from this process
-// before the server (another process) does. Besides checking that the fake
-// answers, it gives the race detector the ordering it cannot see across
-// processes: it orders this test's writes to the fake's fields (made while
-// oidctest starts its server) before the handler goroutines that read them,
-// through the socket I/O the race runtime tracks in this process.
-func warmUp(t *testing.T, baseURL string) {
-	t.Helper()
-	resp, err := http.Get(baseURL + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatalf("provider discovery: %v", err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("provider discovery: HTTP %d", resp.StatusCode)
 	}
 }
 
