@@ -12,6 +12,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/servetest"
 )
 
 // TestHydraRefusals: what Hydra refuses reaches the client as
@@ -44,7 +45,7 @@ func TestHydraRefusals(t *testing.T) {
 	cases := []struct {
 		name   string
 		h      *hydra
-		server *served
+		server *servetest.Server
 		// call misuses the API and returns the secrets that must not appear
 		// in its error, and the error.
 		call func(t *testing.T, h *hydra, c mgmtv1alpha1connect.AuthServiceClient) ([]string, error)

@@ -3,11 +3,6 @@
 package interop_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -15,109 +10,28 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
-	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/servetest"
 )
 
 // lockedBuffer is an io.Writer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type lockedBuffer = servetest.Buffer
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+func mapEnv(env map[string]string) func(string) (string, bool) { return servetest.Env(env) }
 
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func mapEnv(env map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := env[k]
-		return v, ok
-	}
-}
-
-// served is a running `nsauth serve`.
-type served struct {
-	URL  string
-	Logs *lockedBuffer
-}
-
-// startServe runs `nsauth serve` in process (cli.Run, as main does) on a
-// free loopback port with exactly env as its environment, and stops it when
-// the test ends.
-func startServe(t *testing.T, env map[string]string) *served {
+// startServe runs `nsauth serve` in process with exactly env as its
+// environment, and stops it when the test ends.
+func startServe(t *testing.T, env map[string]string) *servetest.Server {
 	t.Helper()
-	s := &served{Logs: &lockedBuffer{}}
-	app := &cli.App{In: strings.NewReader(""), Out: io.Discard, ErrOut: s.Logs, Getenv: mapEnv(env), Now: time.Now}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	// The drain bound exceeds the 5 s that net/http's Shutdown waits for
-	// connections a client opened but never used.
-	go func() {
-		done <- cli.Run(ctx, app, []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "10s"})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("nsauth serve exited with %d", code)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("nsauth serve did not stop")
-		}
-	})
-	deadline := time.After(30 * time.Second)
-	for {
-		if u := servingURL(s.Logs.String()); u != "" {
-			s.URL = u
-			return s
-		}
-		select {
-		case code := <-done:
-			done <- code
-			t.Fatalf("nsauth serve exited with %d before listening:\n%s", code, s.Logs.String())
-		case <-deadline:
-			t.Fatalf("nsauth serve did not start listening:\n%s", s.Logs.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-func servingURL(logs string) string {
-	sc := bufio.NewScanner(strings.NewReader(logs))
-	for sc.Scan() {
-		var line struct {
-			Msg string `json:"msg"`
-			URL string `json:"url"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "nsauth serving" {
-			return line.URL
-		}
-	}
-	return ""
+	return servetest.Start(t, servetest.Options{Env: env})
 }
 
 // h2cClient speaks only unencrypted HTTP/2, which every protocol works
 // over and gRPC needs.
-func h2cClient() *http.Client {
-	tr := &http.Transport{}
-	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}
+func h2cClient() *http.Client { return servetest.H2CClient() }
 
 func newClient(baseURL string, opts ...connect.ClientOption) mgmtv1alpha1connect.AuthServiceClient {
 	return mgmtv1alpha1connect.NewAuthServiceClient(h2cClient(), baseURL, opts...)
