@@ -1,12 +1,14 @@
 package e2e_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
 
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/oidctest"
 	"github.com/nsauth/nsauth/internal/servetest"
@@ -55,6 +57,17 @@ func h2cClient() *http.Client { return servetest.H2CClient() }
 
 func newClient(baseURL string, p protocol) mgmtv1alpha1connect.AuthServiceClient {
 	return mgmtv1alpha1connect.NewAuthServiceClient(h2cClient(), baseURL, p.opts...)
+}
+
+// authorizeCode asks the server for an authorize URL (no PKCE) and has the
+// fake provider approve it, returning the code.
+func authorizeCode(t *testing.T, client mgmtv1alpha1connect.AuthServiceClient, p *oidctest.Provider, scope string) string {
+	t.Helper()
+	authz, err := client.GetAuthorizeUrl(context.Background(), connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{State: "st", RedirectUri: redirectURI, Scope: scope}))
+	if err != nil {
+		t.Fatalf("GetAuthorizeUrl: %v", err)
+	}
+	return p.Authorize(t, authz.Msg.GetUrl()).Get("code")
 }
 
 // withBearer returns a request carrying an Authorization header.

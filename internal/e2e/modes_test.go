@@ -11,22 +11,15 @@ import (
 	"connectrpc.com/connect"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/oidctest"
 )
 
 // login runs GetAuthorizeUrl → authorize → LoginCli and returns the tokens.
-func login(t *testing.T, client interface {
-	GetAuthorizeUrl(context.Context, *connect.Request[mgmtv1alpha1.GetAuthorizeUrlRequest]) (*connect.Response[mgmtv1alpha1.GetAuthorizeUrlResponse], error)
-	LoginCli(context.Context, *connect.Request[mgmtv1alpha1.LoginCliRequest]) (*connect.Response[mgmtv1alpha1.LoginCliResponse], error)
-}, p *oidctest.Provider) *mgmtv1alpha1.AccessToken {
+func login(t *testing.T, client mgmtv1alpha1connect.AuthServiceClient, p *oidctest.Provider) *mgmtv1alpha1.AccessToken {
 	t.Helper()
-	ctx := context.Background()
-	authz, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{State: "st", RedirectUri: redirectURI, Scope: "openid offline_access"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := p.Authorize(t, authz.Msg.GetUrl()).Get("code")
-	lr, err := client.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI}))
+	code := authorizeCode(t, client, p, "openid offline_access")
+	lr, err := client.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -209,12 +209,8 @@ func TestRefreshWithoutRotationOmitsRefreshToken(t *testing.T) {
 	s := startServe(t, providerEnv(p))
 	client := newClient(s.URL, protocols[0])
 	ctx := context.Background()
-	authz, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{State: "state-1", RedirectUri: redirectURI, Scope: "offline_access"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb := p.Authorize(t, authz.Msg.GetUrl())
-	lr, err := client.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: cb.Get("code"), RedirectUri: redirectURI}))
+	code := authorizeCode(t, client, p, "offline_access")
+	lr, err := client.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,17 +429,13 @@ func TestProviderFailures(t *testing.T) {
 			s := startServe(t, providerEnv(p))
 			client := newClient(s.URL, protocols[0])
 			ctx := context.Background()
-			authz, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{State: "st", RedirectUri: redirectURI, Scope: "openid offline_access"}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			code := p.Authorize(t, authz.Msg.GetUrl()).Get("code")
+			code := authorizeCode(t, client, p, "openid offline_access")
 			sent := code
 			if tt.badCode {
 				sent = code + "-forged"
 			}
 			p.SetFailure(oidctest.PathToken, tt.failure)
-			_, err = client.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: sent, RedirectUri: redirectURI}))
+			_, err := client.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: sent, RedirectUri: redirectURI}))
 			if connect.CodeOf(err) != tt.want {
 				t.Fatalf("LoginCli = %v, want %v", err, tt.want)
 			}
@@ -552,11 +544,7 @@ func TestGracefulShutdownDrainsInFlightCalls(t *testing.T) {
 	s := startServe(t, providerEnv(p))
 	client := newClient(s.URL, protocols[2])
 	ctx := context.Background()
-	authz, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{State: "st", RedirectUri: redirectURI, Scope: "openid"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := p.Authorize(t, authz.Msg.GetUrl()).Get("code")
+	code := authorizeCode(t, client, p, "openid")
 	p.SetFailure(oidctest.PathToken, oidctest.Slow)
 	var wg sync.WaitGroup
 	var callErr error
