@@ -1,11 +1,14 @@
 package loopback
 
 import (
+	"errors"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const fuzzState = "Zm9vYmFyYmF6cXV4cXV1eA"
@@ -44,9 +47,16 @@ func FuzzCallbackHandler(f *testing.F) {
 				t.Fatalf("delivered a code for %s %s%s?%s", method, host, path, rawQuery)
 			}
 		}
-		body := rec.Body.String()
-		if d := q.Get("error_description"); strings.Contains(d, "<") && strings.Contains(body, d) {
-			t.Fatalf("provider text reflected unescaped: %q", d)
+		// When the provider's text is shown, it is shown escaped (as
+		// html/template escapes text: "+" too).
+		var pe *ProviderError
+		d := q.Get("error_description")
+		if got != nil && errors.As(got.err, &pe) && strings.ContainsAny(d, "<>&\"'") &&
+			len(d) <= maxDescription && utf8.ValidString(d) && !strings.ContainsRune(d, 0) {
+			escaped := strings.ReplaceAll(template.HTMLEscapeString(d), "+", "&#43;")
+			if !strings.Contains(rec.Body.String(), escaped) {
+				t.Fatalf("provider text %q not shown escaped:\n%s", d, rec.Body.String())
+			}
 		}
 		if rec.Header().Get("Content-Security-Policy") == "" {
 			t.Fatal("a page went out without its Content-Security-Policy")
