@@ -567,3 +567,25 @@ func TestGracefulShutdownDrainsInFlightCalls(t *testing.T) {
 		t.Errorf("logs do not mention draining")
 	}
 }
+
+// TestPprofOnlyWhenAsked: the profiling endpoints exist only with --pprof.
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args []string
+		want int
+	}{
+		{nil, http.StatusNotFound},
+		{[]string{"--pprof"}, http.StatusOK},
+	} {
+		s := startServe(t, map[string]string{"AUTH_ENABLED": "false"}, tt.args...)
+		resp, err := http.Get(s.URL + "/debug/pprof/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("serve %v: /debug/pprof/ answered %d, want %d", tt.args, resp.StatusCode, tt.want)
+		}
+	}
+}
