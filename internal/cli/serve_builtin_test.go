@@ -473,4 +473,17 @@ func TestBuiltinReplicas(t *testing.T) {
 			}
 		}
 	}
+
+	// A code redeemed on B and replayed on A is refused there, and the
+	// refresh token issued from it on B is revoked.
+	v2 := oauth2.GenerateVerifier()
+	code := issuertest.NewBrowser(t).Login(t, a.authorize(t, v2), "admin", biAdminPassword).Query().Get("code")
+	first, err := b.loginCli(t, code, v2)
+	if err != nil {
+		t.Fatalf("LoginCli on B: %v", err)
+	}
+	_, err = a.loginCli(t, code, v2)
+	wantCode(t, err, connect.CodeUnauthenticated)
+	_, err = b.refreshCli(first.GetRefreshToken())
+	wantCode(t, err, connect.CodeUnauthenticated)
 }
