@@ -52,7 +52,6 @@ type Provider struct {
 
 	mu      sync.RWMutex
 	md      *Metadata
-	fetched time.Time
 	lastErr error
 	updated chan struct{} // closed and replaced whenever md changes
 }
@@ -109,12 +108,6 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{cfg: cfg, lastErr: ErrNotReady, updated: make(chan struct{})}, nil
 }
-
-// Issuer returns the issuer the provider is expected to have.
-func (p *Provider) Issuer() string { return p.cfg.ExpectedIssuer }
-
-// ClientID returns the client id the broker uses.
-func (p *Provider) ClientID() string { return p.cfg.ClientID }
 
 // Metadata returns the current discovery document, or an error wrapping
 // [ErrNotReady] (and the last failure) before the first successful fetch.
@@ -215,7 +208,6 @@ func (p *Provider) refresh(ctx context.Context) error {
 		p.cfg.Logger.Info("provider discovered", "issuer", md.Issuer)
 	}
 	p.md = md
-	p.fetched = p.cfg.Now()
 	p.lastErr = nil
 	close(p.updated)
 	p.updated = make(chan struct{})

@@ -144,14 +144,6 @@ func (s *RemoteKeySet) FreshUntil() time.Time {
 	return s.fetchedAt.Add(s.cfg.MaxAge)
 }
 
-// Has reports whether the cached set still holds a key with id kid.
-func (s *RemoteKeySet) Has(kid string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, ok := s.find(kid)
-	return ok
-}
-
 // find must be called with s.mu held.
 func (s *RemoteKeySet) find(kid string) (*jose.JSONWebKey, bool) {
 	if kid == "" {
