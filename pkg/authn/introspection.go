@@ -104,10 +104,21 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 			return e.claims, e.err
 		}
 	}
-	// Concurrent checks of one token share one request.
-	v, err, _ := in.group.Do(string(key[:]), func() (any, error) {
-		return in.introspect(ctx, rawToken)
+	// Concurrent checks of one token share one request. It runs on its own
+	// context, so that the caller that started it giving up does not fail
+	// the others; each caller still stops waiting when its own ctx ends.
+	ch := in.group.DoChan(string(key[:]), func() (any, error) {
+		reqCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), introspectionTimeout)
+		defer cancel()
+		return in.introspect(reqCtx, rawToken)
 	})
+	var res singleflight.Result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+	v, err := res.Val, res.Err
 	if err != nil {
 		var r *refusal
 		if in.cache != nil && errors.As(err, &r) && r.permanent {
@@ -125,6 +136,10 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 	}
 	return claims, nil
 }
+
+// introspectionTimeout bounds one introspection request, whatever the
+// HTTP client's own timeout.
+const introspectionTimeout = 15 * time.Second
 
 // maxIntrospectionBytes bounds the endpoint's answer.
 const maxIntrospectionBytes = 64 << 10
@@ -146,9 +161,6 @@ func (in *Introspector) introspect(ctx context.Context, rawToken string) (*Claim
 	}
 	resp, err := in.cfg.HTTPClient.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		return nil, fmt.Errorf("%w: calling the introspection endpoint failed", ErrUnavailable)
 	}
 	defer resp.Body.Close()

@@ -144,3 +144,33 @@ func TestChainVerifierNeverIntrospectsJWTs(t *testing.T) {
 		t.Errorf("introspection requests = %d, want 1 (only the opaque token)", n)
 	}
 }
+
+// TestIntrospectionSharedRequestSurvivesOneCallerLeaving: when the caller
+// that started a shared introspection gives up, the others still get the
+// answer.
+func TestIntrospectionSharedRequestSurvivesOneCallerLeaving(t *testing.T) {
+	t.Parallel()
+	p := oidctest.New(t, oidctest.WithOpaqueAccessTokens())
+	in := newIntrospector(t, p, &fakeClock{t: time.Now()})
+	access, _ := opaqueToken(t, p)
+	p.SetFailure(oidctest.PathIntrospect, oidctest.Slow)
+	leaving, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		_, err := in.Verify(leaving, access)
+		first <- err
+	}()
+	for p.Count(oidctest.PathIntrospect) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := in.Verify(context.Background(), access); err != nil {
+		t.Fatalf("the staying caller: %v", err)
+	}
+	if err := <-first; !errors.Is(err, authn.ErrUnavailable) {
+		t.Errorf("the leaving caller: %v, want ErrUnavailable", err)
+	}
+	if n := p.Count(oidctest.PathIntrospect); n != 1 {
+		t.Errorf("introspection requests = %d, want 1 (shared)", n)
+	}
+}
