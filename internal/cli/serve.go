@@ -14,6 +14,7 @@ import (
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/authservice"
+	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/server"
 	"github.com/nsauth/nsauth/internal/upstream"
@@ -79,6 +80,7 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) error {
 		AllowedScopes:       cfg.Auth.AllowedScopes,
 		Logger:              logger,
 	}
+	clients := clientaddr.NewResolver(cfg.TrustedProxies)
 	srvCfg := server.Config{
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Logger:          logger,
@@ -90,6 +92,7 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) error {
 				mgmtv1alpha1connect.AuthServiceRevokeCliProcedure,
 			},
 			PerMinute: cfg.RateLimitPerMinute,
+			Clients:   clients,
 		},
 	}
 	if cfg.Pprof {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/store"
@@ -70,6 +71,7 @@ func startBuiltinProvider(ctx context.Context, app *App, cfg *config.Server, add
 		AllowedRedirectURIs: cfg.Auth.AllowedRedirectURIs,
 		AllowedScopes:       cfg.Auth.AllowedScopes,
 		InsecureAllowHTTP:   b.InsecureHTTPIssuer,
+		Clients:             clientaddr.NewResolver(cfg.TrustedProxies),
 		Now:                 app.Now,
 		Logger:              logger.With("component", "issuer"),
 	})

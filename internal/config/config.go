@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/pkg/authn"
 )
 
@@ -46,6 +48,10 @@ type Server struct {
 	RateLimitPerMinute float64
 	// Pprof serves net/http/pprof under /debug/pprof/. Default off.
 	Pprof bool
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// finding a client's address (for rate limits and login counters).
+	// Default none: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
 	// Auth is the authentication configuration.
 	Auth Auth
 }
@@ -206,6 +212,7 @@ var (
 	sRedirectURIs    = setting{"allowed-redirect-uri", []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, "", "non-loopback redirect URIs to accept, comma-separated"}
 	sScopes          = setting{"allowed-scopes", []string{"NSAUTH_ALLOWED_SCOPES"}, "", "scopes clients may request, comma- or space-separated (default: any)"}
 	sRateLimit       = setting{"rate-limit", []string{"NSAUTH_RATE_LIMIT_PER_MINUTE"}, "60", "LoginCli, RefreshCli and RevokeCli calls allowed per client address per minute (0: no limit)"}
+	sTrustedProxies  = setting{"trusted-proxies", []string{"NSAUTH_TRUSTED_PROXIES"}, "", "reverse proxies (CIDRs or IPs, comma-separated) whose X-Forwarded-For names the client address; default none"}
 	sPprof           = setting{"pprof", []string{"NSAUTH_PPROF"}, "false", "serve net/http/pprof under /debug/pprof/ (exposes internals: keep it off in production)"}
 	sTokenMode       = setting{"token-mode", []string{"NSAUTH_TOKEN_MODE"}, string(TokenModeJWT), "how access tokens are checked: jwt, introspection (RFC 7662, for opaque tokens) or jwt-or-introspection"}
 	sIntrospectURL   = setting{"introspection-url", []string{"NSAUTH_INTROSPECTION_URL"}, "", "token introspection endpoint (default: from the discovery document)"}
@@ -230,7 +237,7 @@ var booleanFlags = map[string]bool{sAuthEnabled.flag: true, sPprof.flag: true, s
 var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
-	sRedirectURIs, sScopes, sRateLimit, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
+	sRedirectURIs, sScopes, sRateLimit, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sInsecureHTTP,
 }
 
@@ -343,6 +350,11 @@ func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Server, error
 		bad(sRateLimit, "%q is not a number of calls per minute (0 for no limit)", src.value(sRateLimit))
 	} else {
 		cfg.RateLimitPerMinute = n
+	}
+	if p, err := clientaddr.ParseTrusted(splitList(src.value(sTrustedProxies))); err != nil {
+		bad(sTrustedProxies, "%v", err)
+	} else {
+		cfg.TrustedProxies = p
 	}
 	if v, err := strconv.ParseBool(src.value(sPprof)); err != nil {
 		bad(sPprof, "%q is not true or false", src.value(sPprof))

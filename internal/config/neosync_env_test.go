@@ -103,6 +103,7 @@ func TestErrorsNameTheSettingAndHideSecrets(t *testing.T) {
 		{"bad redirect allowlist", "NSAUTH_ALLOWED_REDIRECT_URIS", "not a url", "NSAUTH_ALLOWED_REDIRECT_URIS"},
 		{"bad port", "PORT", "99999", "PORT"},
 		{"bad max request bytes", "NSAUTH_MAX_REQUEST_BYTES", "12", "NSAUTH_MAX_REQUEST_BYTES"},
+		{"trusted proxy given by name", "NSAUTH_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal", "NSAUTH_TRUSTED_PROXIES (--trusted-proxies): \"proxy.internal\" is not a CIDR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,5 +143,39 @@ func TestBooleanFlagsAlone(t *testing.T) {
 	}
 	if cfg.Auth.Mode != config.AuthDisabled || cfg.Pprof {
 		t.Errorf("--auth-enabled=false: mode=%v pprof=%v", cfg.Auth.Mode, cfg.Pprof)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"default trusts no proxy", nil, nil, "[]"},
+		{"environment", map[string]string{"NSAUTH_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1 fd00::/8"}, nil, "[10.0.0.0/8 192.0.2.1/32 fd00::/8]"},
+		{"flag", nil, []string{"--trusted-proxies", "127.0.0.1"}, "[127.0.0.1/32]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"AUTH_ENABLED": "false"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			cfg, err := load(t, env, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range cfg.TrustedProxies {
+				got = append(got, p.String())
+			}
+			if s := "[" + strings.Join(got, " ") + "]"; s != tt.want {
+				t.Errorf("TrustedProxies = %s, want %s", s, tt.want)
+			}
+		})
 	}
 }

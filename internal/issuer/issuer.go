@@ -36,6 +36,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -89,6 +90,10 @@ type Config struct {
 	// Passwords and tokens then cross the network unencrypted: only for
 	// trusted networks or a TLS-terminating proxy that rewrites nothing.
 	InsecureAllowHTTP bool
+	// Clients finds a request's client address for the per-address
+	// limits (behind trusted proxies, from X-Forwarded-For). Nil means the
+	// TCP peer.
+	Clients *clientaddr.Resolver
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives operational messages. Defaults to discarding.

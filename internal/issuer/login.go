@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -177,7 +177,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
 	}
 
-	keys := i.limiter.keys(username, r.RemoteAddr)
+	keys := i.limiter.keys(username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	blocked, err := i.limiter.blocked(ctx, keys)
 	if err != nil {
 		i.log.Error("reading login failures failed", "error", err)
@@ -349,23 +349,4 @@ func origin(raw string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
-}
-
-// clientAddress is the address failed logins are counted against: the
-// peer's IP, or its /64 for IPv6, where one host usually has a whole /64.
-// Proxy headers are not trusted: behind a reverse proxy every client shares
-// the proxy's address.
-func clientAddress(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return "unknown"
-	}
-	if ip4 := ip.To4(); ip4 != nil {
-		return ip4.String()
-	}
-	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }

@@ -19,8 +19,8 @@ type limitKeys struct {
 	address string
 }
 
-func (l *loginLimiter) keys(username, remoteAddr string) limitKeys {
-	k := limitKeys{address: clientAddress(remoteAddr)}
+func (l *loginLimiter) keys(username, address string) limitKeys {
+	k := limitKeys{address: address}
 	if name, err := store.NormalizeUsername(username); err == nil {
 		k.account = name
 	}

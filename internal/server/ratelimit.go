@@ -5,7 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -13,6 +13,8 @@ import (
 
 	"connectrpc.com/connect"
 	"golang.org/x/time/rate"
+
+	"github.com/nsauth/nsauth/internal/clientaddr"
 )
 
 // RateLimit limits how often one client address may call some procedures.
@@ -33,10 +35,13 @@ type RateLimit struct {
 	MaxClients int
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Clients finds a call's client address (behind trusted proxies, from
+	// X-Forwarded-For). Nil means the TCP peer.
+	Clients *clientaddr.Resolver
 }
 
 // rateLimiter is a Connect interceptor enforcing a RateLimit by client
-// address. IPv6 clients are grouped by /64, as one host usually owns one.
+// address, grouped by [clientaddr.Key].
 type rateLimiter struct {
 	cfg     RateLimit
 	limited map[string]bool
@@ -71,29 +76,9 @@ func newRateLimiter(cfg RateLimit) *rateLimiter {
 	return rl
 }
 
-// clientKey groups a peer address: the IPv4 address itself, or the IPv6 /64.
-func clientKey(peerAddr string) netip.Prefix {
-	host, _, err := net.SplitHostPort(peerAddr)
-	if err != nil {
-		host = peerAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Prefix{} // unknown peers share one bucket
-	}
-	addr = addr.Unmap()
-	bits := 32
-	if addr.Is6() {
-		bits = 64
-	}
-	p, _ := addr.Prefix(bits)
-	return p
-}
-
 // allow reports whether the client may make a call now, and otherwise how
 // long it should wait.
-func (rl *rateLimiter) allow(peerAddr string) (bool, time.Duration) {
-	key := clientKey(peerAddr)
+func (rl *rateLimiter) allow(key netip.Prefix) (bool, time.Duration) {
 	now := rl.cfg.Now()
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
@@ -118,11 +103,11 @@ func (rl *rateLimiter) allow(peerAddr string) (bool, time.Duration) {
 	return true, 0
 }
 
-func (rl *rateLimiter) check(procedure, peerAddr string) error {
+func (rl *rateLimiter) check(procedure string, peer connect.Peer, header http.Header) error {
 	if !rl.limited[procedure] {
 		return nil
 	}
-	ok, wait := rl.allow(peerAddr)
+	ok, wait := rl.allow(clientaddr.Key(rl.cfg.Clients.Addr(peer.Addr, header.Values("X-Forwarded-For"))))
 	if ok {
 		return nil
 	}
@@ -134,7 +119,7 @@ func (rl *rateLimiter) check(procedure, peerAddr string) error {
 
 func (rl *rateLimiter) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if err := rl.check(req.Spec().Procedure, req.Peer().Addr); err != nil {
+		if err := rl.check(req.Spec().Procedure, req.Peer(), req.Header()); err != nil {
 			return nil, err
 		}
 		return next(ctx, req)
@@ -147,7 +132,7 @@ func (rl *rateLimiter) WrapStreamingClient(next connect.StreamingClientFunc) con
 
 func (rl *rateLimiter) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		if err := rl.check(conn.Spec().Procedure, conn.Peer().Addr); err != nil {
+		if err := rl.check(conn.Spec().Procedure, conn.Peer(), conn.RequestHeader()); err != nil {
 			return err
 		}
 		return next(ctx, conn)
