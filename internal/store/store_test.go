@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -666,45 +667,130 @@ func TestSigningKeysOneRotatorWins(t *testing.T) {
 	})
 }
 
-func TestLoginFailures(t *testing.T) {
+func TestLoginAttemptCounters(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		clock := storetest.NewClock(time.Time{})
 		s := b.Open(t, store.Options{Now: clock.Now})
 		other := b.Reopen(t, s, store.Options{Now: clock.Now})
-		for i := 1; i <= 4; i++ {
-			st := s
-			if i%2 == 0 {
-				st = other
-			}
-			n, err := st.AddLoginFailure(ctx, "user:alice", time.Minute)
+		alice := []store.AttemptCounter{{Key: "addr:192.0.2.1"}, {Key: "user:alice", Account: "alice"}}
+		reserve := func(st *store.Store, c []store.AttemptCounter) (bool, time.Time) {
+			t.Helper()
+			ok, retryAt, err := st.ReserveLoginAttempt(ctx, c, 3, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n != i {
-				t.Fatalf("failure %d counted as %d", i, n)
+			return ok, retryAt
+		}
+		count := func(key string) int {
+			t.Helper()
+			n, err := s.LoginAttempts(ctx, key, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		start := clock.Now()
+		for i := 1; i <= 3; i++ {
+			st := []*store.Store{s, other}[i%2]
+			if ok, _ := reserve(st, alice); !ok {
+				t.Fatalf("attempt %d refused under the limit", i)
 			}
 			clock.Advance(10 * time.Second)
 		}
-		if n, _ := s.LoginFailures(ctx, "user:alice", time.Minute); n != 4 {
-			t.Fatalf("LoginFailures = %d, want 4", n)
+		ok, retryAt := reserve(other, alice)
+		if ok {
+			t.Fatal("fourth attempt in the window was accepted")
 		}
-		if n, _ := s.LoginFailures(ctx, "user:bob", time.Minute); n != 0 {
-			t.Fatalf("LoginFailures for another key = %d", n)
+		if !retryAt.Equal(start.Add(time.Minute)) {
+			t.Fatalf("retry at %v, want the window's end %v", retryAt, start.Add(time.Minute))
 		}
-		clock.Advance(time.Minute)
-		if n, _ := s.LoginFailures(ctx, "user:alice", time.Minute); n != 0 {
-			t.Fatalf("LoginFailures after the window = %d, want 0", n)
+		// All or nothing: the refusal counted nothing, on either counter.
+		if count("addr:192.0.2.1") != 3 || count("user:alice") != 3 {
+			t.Fatalf("counters after a refusal = %d, %d; want 3, 3", count("addr:192.0.2.1"), count("user:alice"))
 		}
-		n, err := s.AddLoginFailure(ctx, "user:alice", time.Minute)
-		if err != nil || n != 1 {
-			t.Fatalf("first failure of a new window = %d, %v", n, err)
+		// A full account counter refuses another address too, and leaves
+		// that address's counter untouched.
+		if ok, _ := reserve(s, []store.AttemptCounter{{Key: "addr:192.0.2.2"}, {Key: "user:alice", Account: "alice"}}); ok {
+			t.Fatal("a full account counter did not refuse another address")
 		}
-		if err := s.ClearLoginFailures(ctx, "user:alice"); err != nil {
+		if n := count("addr:192.0.2.2"); n != 0 {
+			t.Fatalf("refused attempt counted %d on the other address", n)
+		}
+		// Releasing gives one place back.
+		if err := s.ReleaseLoginAttempt(ctx, "user:alice"); err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := s.LoginFailures(ctx, "user:alice", time.Minute); n != 0 {
-			t.Fatalf("LoginFailures after clearing = %d", n)
+		if n := count("user:alice"); n != 2 {
+			t.Fatalf("after a release: %d, want 2", n)
+		}
+		// The window closes: a new one opens with the next attempt.
+		clock.Advance(time.Minute)
+		if count("user:alice") != 0 {
+			t.Fatal("counter still counts after its window")
+		}
+		if ok, _ := reserve(s, alice); !ok || count("user:alice") != 1 {
+			t.Fatalf("first attempt of a new window: ok=%v count=%d", ok, count("user:alice"))
+		}
+		// Unlocking an account clears its counters, not addresses'.
+		if _, _, err := s.ReserveLoginAttempt(ctx, []store.AttemptCounter{{Key: "dev:x", Account: "alice"}}, 3, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		n, err := other.ClearAccountLoginAttempts(ctx, "alice")
+		if err != nil || n != 2 {
+			t.Fatalf("ClearAccountLoginAttempts = %d, %v; want 2 counters", n, err)
+		}
+		if count("user:alice") != 0 || count("dev:x") != 0 || count("addr:192.0.2.1") != 1 {
+			t.Fatalf("after unlock: user %d dev %d addr %d", count("user:alice"), count("dev:x"), count("addr:192.0.2.1"))
+		}
+		if err := s.ClearLoginAttempts(ctx, "addr:192.0.2.1"); err != nil || count("addr:192.0.2.1") != 0 {
+			t.Fatalf("ClearLoginAttempts: %v, count %d", err, count("addr:192.0.2.1"))
+		}
+	})
+}
+
+// TestLoginAttemptsUnderConcurrency reserves 200 attempts at once, split
+// across two handles on one database (two replicas, for PostgreSQL): no
+// more than the limit get a place.
+func TestLoginAttemptsUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t, store.Options{})
+		replicas := []*store.Store{s, b.Reopen(t, s, store.Options{})}
+		const limit, attempts = 5, 200
+		counters := []store.AttemptCounter{{Key: "user:alice", Account: "alice"}, {Key: "addr:192.0.2.1"}}
+		var granted atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, attempts)
+		for i := range attempts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				// Half the attempts name the counters in the other order.
+				c := counters
+				if i%2 == 1 {
+					c = []store.AttemptCounter{counters[1], counters[0]}
+				}
+				ok, _, err := replicas[i%2].ReserveLoginAttempt(ctx, c, limit, time.Minute)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if ok {
+					granted.Add(1)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("reservation failed: %v", err)
+		}
+		if n := granted.Load(); n != limit {
+			t.Fatalf("%d of %d simultaneous attempts got a place, want exactly %d", n, attempts, limit)
 		}
 	})
 }
