@@ -40,11 +40,14 @@ sees the changes at once; use the same settings as for nsauth serve.
 
 Passwords are read from the terminal without echo, or from the first line of
 standard input when it is not a terminal; never from the command line.
-Disabling a user, changing its password or deleting it revokes its tokens.`,
+Disabling a user, changing its password or deleting it revokes its tokens.
+Unlocking a user clears the failed-login counters that keep browsers out of
+it after too many wrong passwords.`,
 		Example: `  nsauth users add alice --name "Alice Liddell" --email alice@example.com
   printf '%s\n' "$PASSWORD" | nsauth users passwd alice
   nsauth users list
-  NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth users disable bob`,
+  NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth users disable bob
+  nsauth users unlock admin`,
 		Args: noArgs,
 	}
 	o.cmd = cmd
@@ -95,6 +98,7 @@ Disabling a user, changing its password or deleting it revokes its tokens.`,
 			return o.setDisabled(ctx, st, u, false)
 		}),
 		simple("delete", "Delete a user and everything issued to it", o.delete),
+		simple("unlock", "Clear a user's failed-login counters, so every browser may try again at once", o.unlock),
 	)
 	return cmd
 }
@@ -214,6 +218,23 @@ func (o *usersOptions) delete(ctx context.Context, st *store.Store, username str
 		return userError(username, err)
 	}
 	fmt.Fprintf(o.app.ErrOut, "Deleted %q.\n", strings.ToLower(username))
+	return nil
+}
+
+// unlock clears the account's login-attempt counters: the one for
+// browsers that never logged in to it and those of its known browsers.
+// Client addresses' counters are kept: they limit a client across every
+// account.
+func (o *usersOptions) unlock(ctx context.Context, st *store.Store, username string) error {
+	u, err := st.UserByUsername(ctx, username)
+	if err != nil {
+		return userError(username, err)
+	}
+	n, err := st.ClearAccountLoginAttempts(ctx, u.Username)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.app.ErrOut, "Unlocked %q (cleared %d login-attempt counter(s)); every browser may sign in to it again.\n", u.Username, n)
 	return nil
 }
 

@@ -94,6 +94,21 @@ func TestUsersCommand(t *testing.T) {
 		if !regexpLine(ok(runUsers(env, nil, "list"), "list").out, "alice", "enabled") {
 			t.Fatal("list does not show alice enabled")
 		}
+		// unlock clears the account's counters, and only the account's.
+		for _, c := range []store.AttemptCounter{{Key: "user:alice", Account: "alice"}, {Key: "dev:d1", Account: "alice"}, {Key: "user:bob", Account: "bob"}, {Key: "addr:192.0.2.1"}} {
+			if _, err := st.ReserveLoginAttempt(context.Background(), []store.AttemptCounter{c}, 5, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		unlocked := ok(runUsers(env, nil, "unlock", "ALICE"), "unlock")
+		if !strings.Contains(unlocked.errOut, `Unlocked "alice" (cleared 2 login-attempt counter(s))`) {
+			t.Fatalf("unlock said %q", unlocked.errOut)
+		}
+		for key, want := range map[string]int{"user:alice": 0, "dev:d1": 0, "user:bob": 1, "addr:192.0.2.1": 1} {
+			if n, _ := st.LoginAttempts(context.Background(), key, time.Minute); n != want {
+				t.Errorf("after unlock, counter %s = %d, want %d", key, n, want)
+			}
+		}
 		ok(runUsers(env, nil, "delete", "alice"), "delete")
 		if strings.Contains(ok(runUsers(env, nil, "list"), "list").out, "alice") {
 			t.Fatal("alice is still listed")
@@ -113,6 +128,7 @@ func TestUsersCommand(t *testing.T) {
 			{"unknown user", "long-enough\n", []string{"passwd", "nobody"}, cli.ExitFailure, `no user "nobody"`},
 			{"delete unknown", "", []string{"delete", "nobody"}, cli.ExitFailure, `no user "nobody"`},
 			{"disable unknown", "", []string{"disable", "nobody"}, cli.ExitFailure, `no user "nobody"`},
+			{"unlock unknown", "", []string{"unlock", "nobody"}, cli.ExitFailure, `no user "nobody"`},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := runUsers(env, strings.NewReader(tc.stdin), tc.args...)

@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"time"
 
@@ -83,9 +84,17 @@ type Config struct {
 	// AllowedScopes, when set, are the scopes clients may ask for besides
 	// the standard OpenID ones.
 	AllowedScopes []string
-	// LoginAttempts is how many failed logins an account, and a client
-	// address, may make per minute. Default 5.
+	// LoginAttempts is how many login attempts may be made per minute on
+	// each counter: an account from browsers that never logged in to it, a
+	// client address, and each browser that did (its device cookie).
+	// Default 5.
 	LoginAttempts int
+	// HashConcurrency is how many passwords are checked at once. Default
+	// GOMAXPROCS, at least 2.
+	HashConcurrency int
+	// HashQueue is how many attempts may wait for a password check; more
+	// are refused at once (HTTP 429). Default 4 × HashConcurrency.
+	HashQueue int
 	// InsecureAllowHTTP accepts an http:// issuer on a non-loopback host.
 	// Passwords and tokens then cross the network unencrypted: only for
 	// trusted networks or a TLS-terminating proxy that rewrites nothing.
@@ -103,15 +112,16 @@ type Config struct {
 // Issuer is the built-in OpenID provider. Its methods are safe for
 // concurrent use.
 type Issuer struct {
-	cfg     Config
-	origin  string // scheme://host of the issuer
-	secure  bool   // the issuer is https: cookies get Secure and __Host-
-	st      *store.Store
-	keys    *keyManager
-	storage *storage
-	limiter *loginLimiter
-	handler http.Handler
-	log     *slog.Logger
+	cfg      Config
+	origin   string // scheme://host of the issuer
+	secure   bool   // the issuer is https: cookies get Secure and __Host-
+	st       *store.Store
+	keys     *keyManager
+	storage  *storage
+	guard    *loginGuard
+	refusals *refusalLog
+	handler  http.Handler
+	log      *slog.Logger
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -160,7 +170,21 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, fmt.Errorf("issuer: preparing signing keys: %w", err)
 	}
 	iss.storage = &storage{iss: iss}
-	iss.limiter = &loginLimiter{st: cfg.Store, max: cfg.LoginAttempts}
+	macKey, err := cfg.Store.EnsureValue(ctx, deviceKeyName, store.RandomToken(32))
+	if err != nil {
+		return nil, fmt.Errorf("issuer: loading the device cookie key: %w", err)
+	}
+	slots := cfg.HashConcurrency
+	if slots <= 0 {
+		slots = max(2, runtime.GOMAXPROCS(0))
+	}
+	queue := cfg.HashQueue
+	if queue <= 0 {
+		queue = 4 * slots
+	}
+	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
+		macKey: []byte(macKey), hash: newHashGate(slots, queue)}
+	iss.refusals = newRefusalLog()
 	h, err := iss.newHandler()
 	if err != nil {
 		return nil, err

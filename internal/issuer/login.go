@@ -11,7 +11,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +30,8 @@ var webFiles embed.FS
 // whether the user is unknown, disabled or typed the wrong password.
 const (
 	msgWrongCredentials = "Wrong username or password."
-	msgTooManyAttempts  = "Too many failed sign-in attempts. Try again later."
+	msgTooManyAttempts  = "Too many failed sign-in attempts. Try again in %s."
+	msgBusy             = "The server is busy checking other sign-ins. Try again in a moment."
 	msgExpired          = "This sign-in link has expired or was already used. Start the login again from your terminal."
 	msgIncomplete       = "This sign-in link is incomplete. Start the login again from your terminal."
 	msgForged           = "This form could not be verified. Go back, reload the page and sign in again."
@@ -40,10 +41,6 @@ const (
 
 // maxLoginFormBytes bounds the login form body.
 const maxLoginFormBytes = 8 << 10
-
-// hashSlots bounds concurrent password hashing (19 MiB each), so a burst
-// of logins cannot exhaust memory.
-var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
 type loginPage struct {
 	Title         string
@@ -177,27 +174,38 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
 	}
 
-	keys := i.limiter.keys(username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
-	blocked, err := i.limiter.blocked(ctx, keys)
+	att := i.guard.newAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	res, err := i.guard.reserve(ctx, att)
 	if err != nil {
-		i.log.Error("reading login failures failed", "error", err)
+		i.log.Error("counting a login attempt failed", "error", err)
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	if blocked {
-		fail(http.StatusTooManyRequests, msgTooManyAttempts)
+	if !res.OK {
+		i.logRefusal(ctx, att, res)
+		i.tooMany(w, &page, ar, res.RetryAt)
+		return
+	}
+	leave, err := i.guard.hash.enter(ctx)
+	if err != nil {
+		// No password was checked: the attempt gives its places back.
+		i.guard.release(ctx, att)
+		if errors.Is(err, errHashBusy) {
+			if ok, suppressed := i.refusals.allow(); ok {
+				i.log.Warn("login refused: password checks are at capacity", "client_address", att.address, "suppressed_since_last", suppressed)
+			}
+			w.Header().Set("Retry-After", "1")
+			fail(http.StatusTooManyRequests, msgBusy)
+		}
 		return
 	}
 	user, err := i.checkCredentials(ctx, username, form.Get("password"))
+	leave()
 	if err != nil {
 		if !errors.Is(err, errWrongCredentials) {
 			i.log.Error("checking credentials failed", "error", err)
 			fail(http.StatusInternalServerError, msgInternal)
 			return
-		}
-		over, lerr := i.limiter.fail(ctx, keys)
-		if lerr != nil {
-			i.log.Error("counting a login failure failed", "error", lerr)
 		}
 		// The username is logged only when it names an account: people type
 		// passwords into the username field, and those must not reach logs.
@@ -205,15 +213,19 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		if user != nil {
 			account = user.Username
 		}
-		i.log.Info("failed login", "username", account, "client_address", keys.address)
-		if over {
-			fail(http.StatusTooManyRequests, msgTooManyAttempts)
+		i.log.Info("failed login", "username", account, "client_address", att.address, "known_device", att.device != "")
+		if res.Remaining == 0 {
+			// This attempt used the last place: say so now rather than at
+			// the next try.
+			i.tooMany(w, &page, ar, res.RetryAt)
 			return
 		}
 		fail(http.StatusUnauthorized, msgWrongCredentials)
 		return
 	}
-	i.limiter.succeed(ctx, keys)
+	i.guard.succeeded(ctx, att)
+	att.account = user.Username
+	i.guard.setDeviceCookie(w, att)
 
 	if err := i.st.CompleteAuthRequest(ctx, ar.ID, user.ID, []string{"pwd"}, CodeTTL+time.Minute); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -245,16 +257,10 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 var errWrongCredentials = errors.New("wrong credentials")
 
 // checkCredentials returns the user when the password is right and the
-// account enabled. On errWrongCredentials it still returns the account the
+// account enabled. The caller holds a hashing slot. On errWrongCredentials it still returns the account the
 // username named, if any, for logging. Unknown users cost as much time as
 // known ones.
 func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*store.User, error) {
-	select {
-	case hashSlots <- struct{}{}:
-		defer func() { <-hashSlots }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 	user, err := i.st.UserByUsername(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		password.Burn(pw)
@@ -349,4 +355,33 @@ func origin(raw string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// tooMany answers an attempt refused by its counters: HTTP 429 with
+// Retry-After, and the page saying how long to wait.
+func (i *Issuer) tooMany(w http.ResponseWriter, page *loginPage, ar *store.AuthRequest, retryAt time.Time) {
+	wait := max(time.Second, retryAt.Sub(i.cfg.Now()).Round(time.Second))
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
+	page.Error = fmt.Sprintf(msgTooManyAttempts, wait)
+	i.render(w, http.StatusTooManyRequests, "login.html", page, origin(ar.RedirectURI))
+}
+
+// logRefusal logs an attempt refused by its counters, throttled. It names
+// the account only when one exists by that name: what people type into
+// the username field may be a password.
+func (i *Issuer) logRefusal(ctx context.Context, a attempt, res store.Reservation) {
+	ok, suppressed := i.refusals.allow()
+	if !ok {
+		return
+	}
+	account := "(none)"
+	if a.account != "" {
+		account = "(unknown)"
+		if u, err := i.st.UserByUsername(ctx, a.account); err == nil {
+			account = u.Username
+		}
+	}
+	i.log.Warn("login refused: too many attempts", "counter", counterKind(res.Full), "username", account,
+		"client_address", a.address, "known_device", a.device != "", "until", res.RetryAt.UTC().Format(time.RFC3339),
+		"suppressed_since_last", suppressed)
 }

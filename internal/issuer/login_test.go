@@ -155,7 +155,7 @@ func TestLoginRateLimits(t *testing.T) {
 	}
 	// Even the right password is refused now, with a clear message.
 	res := b.Submit(t, page, "alice", alicePassword)
-	if res.Response.StatusCode != http.StatusTooManyRequests || !strings.Contains(res.Body, "Try again later") {
+	if res.Response.StatusCode != http.StatusTooManyRequests || !strings.Contains(res.Body, "Try again in") || res.Response.Header.Get("Retry-After") == "" {
 		t.Fatalf("locked account: HTTP %d\n%s", res.Response.StatusCode, res.Body)
 	}
 	// After the window it works again.

@@ -22,58 +22,80 @@ type AttemptCounter struct {
 // errCounterFull aborts a reservation transaction.
 var errCounterFull = errors.New("login attempt counter full")
 
+// Reservation is the outcome of [Store.ReserveLoginAttempt].
+type Reservation struct {
+	// OK is true when the attempt got a place in every counter.
+	OK bool
+	// Remaining is how many more attempts the fullest counter allows in
+	// its window (after this one, when OK).
+	Remaining int
+	// Full is the key of a counter with no place left: the one that
+	// refused the attempt, or, when OK, one this attempt filled.
+	Full string
+	// RetryAt is when Full's window closes and it allows attempts again.
+	RetryAt time.Time
+}
+
 // ReserveLoginAttempt takes one place in each of counters for the fixed
 // window that is open at now (a counter's window opens with its first
 // attempt and lasts window). It is all or nothing: when any counter
 // already holds max attempts in its open window, nothing is counted and it
-// returns false with the time that counter's window closes.
+// returns a Reservation that is not OK, naming that counter and when its
+// window closes.
 //
 // The reservation is one transaction whose upserts lock the counters'
 // rows, so concurrent attempts, from one process or from replicas sharing
 // a PostgreSQL database, can never take more than max places between them.
-func (s *Store) ReserveLoginAttempt(ctx context.Context, counters []AttemptCounter, max int, window time.Duration) (bool, time.Time, error) {
+func (s *Store) ReserveLoginAttempt(ctx context.Context, counters []AttemptCounter, max int, window time.Duration) (Reservation, error) {
 	if max < 1 {
-		return false, time.Time{}, errors.New("a login attempt limit must be at least 1")
+		return Reservation{}, errors.New("a login attempt limit must be at least 1")
 	}
 	// A fixed order of row locks: two reservations cannot deadlock.
 	counters = slices.Clone(counters)
 	slices.SortFunc(counters, func(a, b AttemptCounter) int { return strings.Compare(a.Key, b.Key) })
 	counters = slices.CompactFunc(counters, func(a, b AttemptCounter) bool { return a.Key == b.Key })
 
-	var retryAt time.Time
+	var res Reservation
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
 		open := now.Add(-window).UnixMilli()
+		res = Reservation{OK: true, Remaining: max}
 		for _, c := range counters {
 			var n int
+			var start int64
 			err := s.queryRow(ctx, tx, `INSERT INTO nsauth_login_attempts (key, account, window_start, attempts) VALUES (?, ?, ?, 1)
 				ON CONFLICT (key) DO UPDATE SET
 					attempts = CASE WHEN nsauth_login_attempts.window_start > ? THEN nsauth_login_attempts.attempts + 1 ELSE 1 END,
 					window_start = CASE WHEN nsauth_login_attempts.window_start > ? THEN nsauth_login_attempts.window_start ELSE excluded.window_start END
 				WHERE nsauth_login_attempts.window_start <= ? OR nsauth_login_attempts.attempts < ?
-				RETURNING attempts`,
-				c.Key, c.Account, now.UnixMilli(), open, open, open, max).Scan(&n)
+				RETURNING attempts, window_start`,
+				c.Key, c.Account, now.UnixMilli(), open, open, open, max).Scan(&n, &start)
 			if errors.Is(err, sql.ErrNoRows) {
-				var start int64
 				if err := s.queryRow(ctx, tx, `SELECT window_start FROM nsauth_login_attempts WHERE key = ?`, c.Key).Scan(&start); err != nil {
 					return fmt.Errorf("reading a full login attempt counter: %w", err)
 				}
-				retryAt = time.UnixMilli(start).Add(window)
+				res = Reservation{Full: c.Key, RetryAt: time.UnixMilli(start).Add(window)}
 				return errCounterFull
 			}
 			if err != nil {
 				return fmt.Errorf("counting a login attempt: %w", err)
 			}
+			if left := max - n; left < res.Remaining {
+				res.Remaining = left
+				if left == 0 {
+					res.Full, res.RetryAt = c.Key, time.UnixMilli(start).Add(window)
+				}
+			}
 		}
 		return nil
 	})
 	if errors.Is(err, errCounterFull) {
-		return false, retryAt, nil
+		return res, nil
 	}
 	if err != nil {
-		return false, time.Time{}, err
+		return Reservation{}, err
 	}
-	return true, time.Time{}, nil
+	return res, nil
 }
 
 // ReleaseLoginAttempt gives back one place taken by ReserveLoginAttempt in

@@ -676,11 +676,11 @@ func TestLoginAttemptCounters(t *testing.T) {
 		alice := []store.AttemptCounter{{Key: "addr:192.0.2.1"}, {Key: "user:alice", Account: "alice"}}
 		reserve := func(st *store.Store, c []store.AttemptCounter) (bool, time.Time) {
 			t.Helper()
-			ok, retryAt, err := st.ReserveLoginAttempt(ctx, c, 3, time.Minute)
+			r, err := st.ReserveLoginAttempt(ctx, c, 3, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return ok, retryAt
+			return r.OK, r.RetryAt
 		}
 		count := func(key string) int {
 			t.Helper()
@@ -693,15 +693,20 @@ func TestLoginAttemptCounters(t *testing.T) {
 		start := clock.Now()
 		for i := 1; i <= 3; i++ {
 			st := []*store.Store{s, other}[i%2]
-			if ok, _ := reserve(st, alice); !ok {
-				t.Fatalf("attempt %d refused under the limit", i)
+			r, err := st.ReserveLoginAttempt(ctx, alice, 3, time.Minute)
+			if err != nil || !r.OK || r.Remaining != 3-i {
+				t.Fatalf("attempt %d: %+v, %v; want OK with %d remaining", i, r, err, 3-i)
+			}
+			if i == 3 && (r.Full != "addr:192.0.2.1" || !r.RetryAt.Equal(start.Add(time.Minute))) {
+				t.Fatalf("the attempt that fills the counters: %+v, want it to name the full counter and its window end", r)
 			}
 			clock.Advance(10 * time.Second)
 		}
-		ok, retryAt := reserve(other, alice)
-		if ok {
-			t.Fatal("fourth attempt in the window was accepted")
+		r, err := other.ReserveLoginAttempt(ctx, alice, 3, time.Minute)
+		if err != nil || r.OK || r.Full != "addr:192.0.2.1" {
+			t.Fatalf("fourth attempt in the window: %+v, %v; want refused by the address counter", r, err)
 		}
+		retryAt := r.RetryAt
 		if !retryAt.Equal(start.Add(time.Minute)) {
 			t.Fatalf("retry at %v, want the window's end %v", retryAt, start.Add(time.Minute))
 		}
@@ -733,7 +738,7 @@ func TestLoginAttemptCounters(t *testing.T) {
 			t.Fatalf("first attempt of a new window: ok=%v count=%d", ok, count("user:alice"))
 		}
 		// Unlocking an account clears its counters, not addresses'.
-		if _, _, err := s.ReserveLoginAttempt(ctx, []store.AttemptCounter{{Key: "dev:x", Account: "alice"}}, 3, time.Minute); err != nil {
+		if _, err := s.ReserveLoginAttempt(ctx, []store.AttemptCounter{{Key: "dev:x", Account: "alice"}}, 3, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		n, err := other.ClearAccountLoginAttempts(ctx, "alice")
@@ -773,12 +778,12 @@ func TestLoginAttemptsUnderConcurrency(t *testing.T) {
 				if i%2 == 1 {
 					c = []store.AttemptCounter{counters[1], counters[0]}
 				}
-				ok, _, err := replicas[i%2].ReserveLoginAttempt(ctx, c, limit, time.Minute)
+				r, err := replicas[i%2].ReserveLoginAttempt(ctx, c, limit, time.Minute)
 				if err != nil {
 					errs <- err
 					return
 				}
-				if ok {
+				if r.OK {
 					granted.Add(1)
 				}
 			}()

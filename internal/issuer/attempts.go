@@ -1,0 +1,261 @@
+package issuer
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// The login page's defence against password guessing, after OWASP's
+// "device cookies":
+//
+//   - Every attempt takes a place in its counters before the password is
+//     checked (store.ReserveLoginAttempt, atomic across replicas), so no
+//     burst of simultaneous requests checks more passwords than the limit.
+//   - A browser that logged in to an account carries a device cookie for
+//     it: the account, a random device id and an expiry, MACed with a key
+//     kept in the store. Its attempts at that account are counted on that
+//     device's own counter. Attempts from any other browser are counted on
+//     the account's counter for unknown browsers and on the client
+//     address's counter. A flood of wrong passwords for a username locks
+//     out unknown browsers only; the owner's browser still gets in.
+//   - Password hashing runs with bounded concurrency and a short queue;
+//     an attempt that finds no room is refused at once, and gives its
+//     places back, since no password was checked.
+
+// DeviceCookieTTL is how long a device cookie proves that a browser logged
+// in to an account. Every login renews it.
+const DeviceCookieTTL = 90 * 24 * time.Hour
+
+// deviceKeyName is the instance value holding the device cookies' MAC key.
+const deviceKeyName = "device_cookie_key"
+
+// Counter key prefixes.
+const (
+	addressCounter = "addr:"
+	accountCounter = "user:"
+	deviceCounter  = "dev:"
+)
+
+// loginGuard counts login attempts and issues and checks device cookies.
+type loginGuard struct {
+	st     *store.Store
+	max    int
+	now    func() time.Time
+	secure bool
+	macKey []byte
+	hash   *hashGate
+}
+
+// attempt is one login attempt's place in the counters.
+type attempt struct {
+	account  string // the normalised username, "" when it is not one
+	address  string // the client address's label
+	device   string // the device id, when the browser proved it logged in to account
+	counters []store.AttemptCounter
+}
+
+// newAttempt classifies an attempt: from a known device of the account,
+// or from an unknown browser.
+func (g *loginGuard) newAttempt(r *http.Request, username, address string) attempt {
+	a := attempt{address: address}
+	if name, err := store.NormalizeUsername(username); err == nil {
+		a.account = name
+	}
+	if a.account != "" {
+		if dev, ok := g.deviceOf(r, a.account); ok {
+			a.device = dev
+			a.counters = []store.AttemptCounter{{Key: deviceCounter + dev, Account: a.account}}
+			return a
+		}
+	}
+	a.counters = []store.AttemptCounter{{Key: addressCounter + address}}
+	if a.account != "" {
+		a.counters = append(a.counters, store.AttemptCounter{Key: accountCounter + a.account, Account: a.account})
+	}
+	return a
+}
+
+func (g *loginGuard) reserve(ctx context.Context, a attempt) (store.Reservation, error) {
+	return g.st.ReserveLoginAttempt(ctx, a.counters, g.max, LoginWindow)
+}
+
+// release gives back the places of an attempt whose password was never
+// checked.
+func (g *loginGuard) release(ctx context.Context, a attempt) {
+	for _, c := range a.counters {
+		_ = g.st.ReleaseLoginAttempt(context.WithoutCancel(ctx), c.Key)
+	}
+}
+
+// succeeded forgets the failures of the account (or of the device) that
+// just logged in, and gives the address its place back. The address's
+// earlier failures stay: a client guessing many accounts' passwords must
+// not reset its count by logging in to one of them.
+func (g *loginGuard) succeeded(ctx context.Context, a attempt) {
+	ctx = context.WithoutCancel(ctx)
+	if a.device != "" {
+		_ = g.st.ClearLoginAttempts(ctx, deviceCounter+a.device)
+		return
+	}
+	_ = g.st.ReleaseLoginAttempt(ctx, addressCounter+a.address)
+	if a.account != "" {
+		_ = g.st.ClearLoginAttempts(ctx, accountCounter+a.account)
+	}
+}
+
+// counterKind names a counter for logs: address, account or device.
+func counterKind(key string) string {
+	switch {
+	case strings.HasPrefix(key, addressCounter):
+		return "address"
+	case strings.HasPrefix(key, accountCounter):
+		return "account"
+	case strings.HasPrefix(key, deviceCounter):
+		return "device"
+	}
+	return "unknown"
+}
+
+// Device cookies. The value is "v1.<device id>.<expiry, Unix seconds>.<MAC>",
+// the MAC (HMAC-SHA256) covering the account too, so a cookie proves
+// nothing about any other account. One cookie per account, named after a
+// MAC of the account so names reveal nothing.
+
+func (g *loginGuard) cookieName(account string) string {
+	m := hmac.New(sha256.New, g.macKey)
+	m.Write([]byte("nsauth device cookie name\x00" + account))
+	name := "nsauth_device_" + hex.EncodeToString(m.Sum(nil)[:8])
+	if g.secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
+func (g *loginGuard) deviceMAC(account, device string, expiry int64) string {
+	m := hmac.New(sha256.New, g.macKey)
+	m.Write([]byte("nsauth device cookie v1\x00" + account + "\x00" + device + "\x00" + strconv.FormatInt(expiry, 10)))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// deviceOf returns the device id of a valid, unexpired device cookie for
+// account, if the request carries one.
+func (g *loginGuard) deviceOf(r *http.Request, account string) (string, bool) {
+	c, err := r.Cookie(g.cookieName(account))
+	if err != nil || len(c.Value) > 128 {
+		return "", false
+	}
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 4 || parts[0] != "v1" || !validToken22(parts[1]) {
+		return "", false
+	}
+	expiry, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || expiry <= g.now().Unix() {
+		return "", false
+	}
+	want := g.deviceMAC(account, parts[1], expiry)
+	if subtle.ConstantTimeCompare([]byte(parts[3]), []byte(want)) != 1 {
+		return "", false
+	}
+	return parts[1], true
+}
+
+// setDeviceCookie gives the browser a device cookie for account, keeping
+// its device id when it had one.
+func (g *loginGuard) setDeviceCookie(w http.ResponseWriter, a attempt) {
+	device := a.device
+	if device == "" {
+		device = store.RandomToken(16)
+	}
+	expiry := g.now().Add(DeviceCookieTTL).Unix()
+	http.SetCookie(w, &http.Cookie{
+		Name:     g.cookieName(a.account),
+		Value:    "v1." + device + "." + strconv.FormatInt(expiry, 10) + "." + g.deviceMAC(a.account, device, expiry),
+		Path:     "/",
+		MaxAge:   int(DeviceCookieTTL / time.Second),
+		HttpOnly: true,
+		Secure:   g.secure,
+		SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// validToken22 accepts a 16-byte random id: 22 base64url characters.
+func validToken22(v string) bool {
+	if len(v) != 22 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil
+}
+
+// hashGate bounds password hashing: at most `slots` hashes at once (each
+// takes about 19 MiB and a core for tens of milliseconds) and at most
+// `queue` attempts waiting for one. An attempt that finds the queue full
+// is refused at once rather than piling up behind others.
+type hashGate struct {
+	admitted chan struct{} // running or waiting
+	running  chan struct{}
+}
+
+func newHashGate(slots, queue int) *hashGate {
+	return &hashGate{admitted: make(chan struct{}, slots+queue), running: make(chan struct{}, slots)}
+}
+
+var errHashBusy = errors.New("password hashing is at capacity")
+
+// enter waits for a hashing slot and returns the function that frees it,
+// or errHashBusy when the queue is full, or ctx's error.
+func (h *hashGate) enter(ctx context.Context) (func(), error) {
+	select {
+	case h.admitted <- struct{}{}:
+	default:
+		return nil, errHashBusy
+	}
+	select {
+	case h.running <- struct{}{}:
+		return func() { <-h.running; <-h.admitted }, nil
+	case <-ctx.Done():
+		<-h.admitted
+		return nil, ctx.Err()
+	}
+}
+
+// refusalLog throttles the log lines of refused attempts: a flood must not
+// become a flood of log lines. Lines that are dropped are counted and the
+// count is reported by the next line that is written.
+type refusalLog struct {
+	limit      *rate.Limiter
+	mu         sync.Mutex
+	suppressed int
+}
+
+func newRefusalLog() *refusalLog {
+	return &refusalLog{limit: rate.NewLimiter(1, 10)}
+}
+
+// allow reports whether a line may be written now, and how many were
+// suppressed since the last one.
+func (l *refusalLog) allow() (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.limit.Allow() {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.suppressed = 0
+	return true, n
+}
