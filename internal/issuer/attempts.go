@@ -58,6 +58,14 @@ type loginGuard struct {
 	secure bool
 	macKey []byte
 	hash   *hashGate
+
+	// inFlight counts, per counter, this process's attempts between their
+	// reservation and their answer. No more than max of them can hold a
+	// place, so an attempt that finds max in flight on one of its counters
+	// is refused without a trip to the database: a burst of simultaneous
+	// requests costs one query per place, not one per request.
+	mu       sync.Mutex
+	inFlight map[string]int
 }
 
 // attempt is one login attempt's place in the counters.
@@ -87,6 +95,31 @@ func (g *loginGuard) newAttempt(r *http.Request, username, address string) attem
 		a.counters = append(a.counters, store.AttemptCounter{Key: accountCounter + a.account, Account: a.account})
 	}
 	return a
+}
+
+// enter admits an attempt to reservation, or refuses it when one of its
+// counters already has max attempts in flight here. The returned function
+// ends the attempt.
+func (g *loginGuard) enter(a attempt) (func(), bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range a.counters {
+		if g.inFlight[c.Key] >= g.max {
+			return nil, false
+		}
+	}
+	for _, c := range a.counters {
+		g.inFlight[c.Key]++
+	}
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, c := range a.counters {
+			if g.inFlight[c.Key]--; g.inFlight[c.Key] <= 0 {
+				delete(g.inFlight, c.Key)
+			}
+		}
+	}, true
 }
 
 func (g *loginGuard) reserve(ctx context.Context, a attempt) (store.Reservation, error) {
@@ -204,33 +237,80 @@ func validToken22(v string) bool {
 // hashGate bounds password hashing: at most `slots` hashes at once (each
 // takes about 19 MiB and a core for tens of milliseconds) and at most
 // `queue` attempts waiting for one. An attempt that finds the queue full
-// is refused at once rather than piling up behind others.
+// is refused at once rather than piling up behind others. One client
+// address may hold at most perKey slots, so a client that sends its whole
+// allowance at once cannot make everyone else wait behind it.
 type hashGate struct {
 	admitted chan struct{} // running or waiting
 	running  chan struct{}
+	perKey   int
+
+	mu   sync.Mutex
+	keys map[string]*keySlots
+}
+
+type keySlots struct {
+	slots chan struct{}
+	users int
 }
 
 func newHashGate(slots, queue int) *hashGate {
-	return &hashGate{admitted: make(chan struct{}, slots+queue), running: make(chan struct{}, slots)}
+	return &hashGate{
+		admitted: make(chan struct{}, slots+queue),
+		running:  make(chan struct{}, slots),
+		perKey:   max(1, slots-1),
+		keys:     map[string]*keySlots{},
+	}
 }
 
 var errHashBusy = errors.New("password hashing is at capacity")
 
-// enter waits for a hashing slot and returns the function that frees it,
-// or errHashBusy when the queue is full, or ctx's error.
-func (h *hashGate) enter(ctx context.Context) (func(), error) {
+// enter waits for a hashing slot for a client (key: its address) and
+// returns the function that frees it, or errHashBusy when the queue is
+// full, or ctx's error.
+func (h *hashGate) enter(ctx context.Context, key string) (func(), error) {
 	select {
 	case h.admitted <- struct{}{}:
 	default:
 		return nil, errHashBusy
 	}
+	h.mu.Lock()
+	k := h.keys[key]
+	if k == nil {
+		k = &keySlots{slots: make(chan struct{}, h.perKey)}
+		h.keys[key] = k
+	}
+	k.users++
+	h.mu.Unlock()
+	leaveKey := func() {
+		h.mu.Lock()
+		if k.users--; k.users == 0 {
+			delete(h.keys, key)
+		}
+		h.mu.Unlock()
+	}
+	fail := func(err error) (func(), error) {
+		leaveKey()
+		<-h.admitted
+		return nil, err
+	}
+	select {
+	case k.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
 	select {
 	case h.running <- struct{}{}:
-		return func() { <-h.running; <-h.admitted }, nil
 	case <-ctx.Done():
-		<-h.admitted
-		return nil, ctx.Err()
+		<-k.slots
+		return fail(ctx.Err())
 	}
+	return func() {
+		<-h.running
+		<-k.slots
+		leaveKey()
+		<-h.admitted
+	}, nil
 }
 
 // refusalLog throttles the log lines of refused attempts: a flood must not

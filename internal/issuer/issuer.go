@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		queue = 4 * slots
 	}
 	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
-		macKey: []byte(macKey), hash: newHashGate(slots, queue)}
+		macKey: []byte(macKey), hash: newHashGate(slots, queue), inFlight: map[string]int{}}
 	iss.refusals = newRefusalLog()
 	h, err := iss.newHandler()
 	if err != nil {

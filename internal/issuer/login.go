@@ -160,13 +160,26 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	ar, ok := i.pendingRequest(w, ctx, id)
-	if !ok {
-		return
-	}
 	username := strings.TrimSpace(form.Get("username"))
 	if len(username) > store.MaxUsernameLen {
 		username = username[:store.MaxUsernameLen]
+	}
+	att := i.guard.newAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	done, ok := i.guard.enter(att)
+	if !ok {
+		// As many attempts as the limit allows are being checked right
+		// now: whatever they find, this one could not have a place. It is
+		// refused before any other work, so a burst costs little.
+		i.logRefusal(ctx, att, store.Reservation{Full: att.counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
+		w.Header().Set("Retry-After", "1")
+		i.message(w, http.StatusTooManyRequests, "Sign in", fmt.Sprintf(msgTooManyAttempts, time.Second))
+		return
+	}
+	defer done()
+
+	ar, ok := i.pendingRequest(w, ctx, id)
+	if !ok {
+		return
 	}
 	page := loginPage{Title: "Sign in", Client: ar.ClientID, AuthRequestID: ar.ID, CSRF: csrf, Username: username}
 	fail := func(status int, msg string) {
@@ -174,7 +187,6 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
 	}
 
-	att := i.guard.newAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	res, err := i.guard.reserve(ctx, att)
 	if err != nil {
 		i.log.Error("counting a login attempt failed", "error", err)
@@ -186,7 +198,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		i.tooMany(w, &page, ar, res.RetryAt)
 		return
 	}
-	leave, err := i.guard.hash.enter(ctx)
+	leave, err := i.guard.hash.enter(ctx, att.address)
 	if err != nil {
 		// No password was checked: the attempt gives its places back.
 		i.guard.release(ctx, att)

@@ -1,0 +1,382 @@
+package issuer_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/nsauth/nsauth/internal/issuer"
+	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/store/storetest"
+)
+
+// These tests attack the login page the way an attacker does: many
+// requests written at once (all but the last byte on every connection,
+// then the last bytes together), from chosen loopback source addresses,
+// against two replicas sharing one database.
+
+// replica starts a second provider on the harness's database (a second
+// process, for PostgreSQL) under the same issuer URL, and returns its
+// host:port.
+func (h *harness) replica(mod func(*issuer.Config)) string {
+	h.t.Helper()
+	b := storetest.Backends()[0]
+	if h.st.Backend() == "postgres" {
+		b = storetest.Backends()[1]
+	}
+	st := b.Reopen(h.t, h.st, store.Options{Now: h.clock.Now})
+	cfg := issuer.Config{Issuer: h.url, Store: st, Now: h.clock.Now}
+	if mod != nil {
+		mod(&cfg)
+	}
+	iss, err := issuer.New(ctx, cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	srv := httptest.NewServer(iss.Handler())
+	h.t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// host is the harness's host:port.
+func (h *harness) host() string { return strings.TrimPrefix(h.url, "http://") }
+
+// browserFrom is a browser whose connections come from the loopback
+// address ip.
+func browserFrom(t *testing.T, ip string) *issuertest.Browser {
+	t.Helper()
+	b := issuertest.NewBrowser(t)
+	b.Client.Transport = &http.Transport{DialContext: dialerFrom(ip).DialContext, DisableKeepAlives: true}
+	return b
+}
+
+func dialerFrom(ip string) *net.Dialer {
+	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+}
+
+// loginRequest is a raw login form POST for page, carrying the cookies
+// the browser holds for the provider.
+func loginRequest(t *testing.T, b *issuertest.Browser, page *issuertest.Page, host, username, password string) []byte {
+	t.Helper()
+	form := url.Values{}
+	for k, v := range page.Form {
+		form[k] = v
+	}
+	form.Set("username", username)
+	form.Set("password", password)
+	body := form.Encode()
+	var cookies []string
+	for _, c := range b.Client.Jar.Cookies(page.URL) {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	return []byte(fmt.Sprintf("POST /login HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+		"Cookie: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", host, strings.Join(cookies, "; "), len(body), body))
+}
+
+// sendTogether sends reqs[i] to targets[i%len(targets)] from the loopback
+// address ip, all at once: it writes every request but its last byte, then
+// all the last bytes together. during, when set, runs as soon as the last
+// bytes are out. It returns the status codes, in order.
+func sendTogether(t *testing.T, ip string, targets []string, reqs [][]byte, during func()) []int {
+	t.Helper()
+	conns := make([]net.Conn, len(reqs))
+	for i, req := range reqs {
+		c, err := dialerFrom(ip).Dial("tcp", targets[i%len(targets)])
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if _, err := c.Write(req[:len(req)-1]); err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	codes := make([]int, len(reqs))
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-release
+			_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+			if _, err := c.Write(reqs[i][len(reqs[i])-1:]); err != nil {
+				codes[i] = -1
+				return
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				codes[i] = -1
+				return
+			}
+			_ = resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	close(release)
+	if during != nil {
+		during()
+	}
+	wg.Wait()
+	return codes
+}
+
+func tally(codes []int) map[int]int {
+	m := map[int]int{}
+	for _, c := range codes {
+		m[c]++
+	}
+	return m
+}
+
+// checkOnly fails the test when codes holds a status other than those
+// allowed.
+func checkOnly(t *testing.T, what string, counts map[int]int, allowed ...int) {
+	t.Helper()
+	rest := map[int]int{}
+	for code, n := range counts {
+		rest[code] = n
+	}
+	for _, a := range allowed {
+		delete(rest, a)
+	}
+	if len(rest) > 0 {
+		t.Fatalf("%s: unexpected answers %v (all: %v)", what, rest, counts)
+	}
+}
+
+// TestSimultaneousGuessesAreBounded sends 200 login attempts for one
+// account at the same instant from one address, over one auth request and
+// one CSRF cookie, split across two replicas; attempt 100 carries the right
+// password. No more passwords are checked than the limit (a checked
+// password answers 401 or, when right, 303; an attempt refused before its
+// check answers 429), and the right password sent afterwards is refused.
+func TestSimultaneousGuessesAreBounded(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, nil)
+		targets := []string{h.host(), h.replica(nil)}
+		br := browserFrom(t, "127.0.0.1")
+		page := br.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
+		reqs := make([][]byte, 200)
+		for i := range reqs {
+			pw := fmt.Sprintf("wrong-guess-%03d", i)
+			if i == 99 {
+				pw = alicePassword
+			}
+			reqs[i] = loginRequest(t, br, page, h.host(), "alice", pw)
+		}
+		counts := tally(sendTogether(t, "127.0.0.1", targets, reqs, nil))
+		checkOnly(t, "200 simultaneous attempts", counts, http.StatusUnauthorized, http.StatusSeeOther, http.StatusTooManyRequests)
+		checked := counts[http.StatusUnauthorized] + counts[http.StatusSeeOther]
+		t.Logf("%s: 200 simultaneous attempts: %d passwords checked (%d wrong, %d right), %d refused before the check",
+			b.Name, checked, counts[http.StatusUnauthorized], counts[http.StatusSeeOther], counts[http.StatusTooManyRequests])
+		if checked > issuer.DefaultLoginAttempts || checked == 0 {
+			t.Fatalf("%d passwords checked, want 1 to %d", checked, issuer.DefaultLoginAttempts)
+		}
+		if counts[http.StatusSeeOther] == 0 {
+			// The right password was not among the checked ones: sent now,
+			// after the limit, it is refused too.
+			res := br.Submit(t, br.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil)), "alice", alicePassword)
+			if res.Response.StatusCode != http.StatusTooManyRequests || res.Response.Header.Get("Retry-After") == "" {
+				t.Fatalf("the right password after the limit: HTTP %d (Retry-After %q), want 429 with Retry-After",
+					res.Response.StatusCode, res.Response.Header.Get("Retry-After"))
+			}
+		}
+	})
+}
+
+// TestRightPasswordAfterSimultaneousWrongOnes: 200 wrong passwords at once,
+// then the right one: refused.
+func TestRightPasswordAfterSimultaneousWrongOnes(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, nil)
+		targets := []string{h.host(), h.replica(nil)}
+		br := browserFrom(t, "127.0.0.1")
+		page := br.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
+		reqs := make([][]byte, 200)
+		for i := range reqs {
+			reqs[i] = loginRequest(t, br, page, h.host(), "alice", fmt.Sprintf("wrong-guess-%03d", i))
+		}
+		counts := tally(sendTogether(t, "127.0.0.1", targets, reqs, nil))
+		checkOnly(t, "200 simultaneous wrong attempts", counts, http.StatusUnauthorized, http.StatusTooManyRequests)
+		if n := counts[http.StatusUnauthorized]; n > issuer.DefaultLoginAttempts {
+			t.Fatalf("%d passwords checked, want at most %d", n, issuer.DefaultLoginAttempts)
+		}
+		for _, target := range targets {
+			res := sendTogether(t, "127.0.0.1", []string{target}, [][]byte{loginRequest(t, br, page, h.host(), "alice", alicePassword)}, nil)
+			if res[0] != http.StatusTooManyRequests {
+				t.Fatalf("the right password after the limit, at %s: HTTP %d, want 429", target, res[0])
+			}
+		}
+	})
+}
+
+// TestBurstDoesNotStarveOtherLogins: while 300 simultaneous attempts from
+// one address hammer one account, a person at another address logs in to
+// another account in under a second.
+func TestBurstDoesNotStarveOtherLogins(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, nil)
+		targets := []string{h.host(), h.replica(nil)}
+		attacker := browserFrom(t, "127.0.0.1")
+		page := attacker.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
+		reqs := make([][]byte, 300)
+		for i := range reqs {
+			reqs[i] = loginRequest(t, attacker, page, h.host(), "admin", fmt.Sprintf("wrong-guess-%03d", i))
+		}
+		person := browserFrom(t, "127.0.0.2")
+		var took time.Duration
+		var loc *url.URL
+		var loginErr error
+		codes := sendTogether(t, "127.0.0.1", targets, reqs, func() {
+			start := time.Now()
+			p := person.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
+			res := person.Submit(t, p, "alice", alicePassword)
+			took = time.Since(start)
+			loc, loginErr = issuertest.RedirectOf(res)
+		})
+		counts := tally(codes)
+		checkOnly(t, "the burst", counts, http.StatusUnauthorized, http.StatusTooManyRequests)
+		t.Logf("%s: during a burst of 300 attempts (%v), another address logged in in %v", b.Name, counts, took.Round(time.Millisecond))
+		if loginErr != nil || loc.Query().Get("code") == "" {
+			t.Fatalf("the login during the burst failed: %v", loginErr)
+		}
+		if took > time.Second {
+			t.Fatalf("the login during the burst took %v, want under 1 s", took)
+		}
+	})
+}
+
+// TestOwnerGetsInDuringContinuousAttack: for two minutes (on the test
+// clock), wrong passwords for alice arrive every 5 s from 20 rotating
+// addresses. Alice's browser, which logged in before the attack, logs in
+// every round; a browser that never did is refused throughout, and gets in
+// after `nsauth users unlock` (the store operation it runs). The attack
+// checks no more passwords than the limit per window.
+func TestOwnerGetsInDuringContinuousAttack(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, nil)
+		targets := []string{h.host(), h.replica(nil)}
+		owner := browserFrom(t, "127.0.0.4")
+		owner.Login(t, h.authorizeURL(oauth2.GenerateVerifier(), nil), "alice", alicePassword)
+
+		start := h.clock.Now()
+		attackChecks := 0
+		const round = 5 * time.Second
+		for r := 0; h.clock.Now().Sub(start) < 2*time.Minute; r++ {
+			ip := fmt.Sprintf("127.0.0.%d", 10+r%20)
+			attacker := browserFrom(t, ip)
+			page := attacker.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
+			reqs := make([][]byte, 6)
+			for i := range reqs {
+				reqs[i] = loginRequest(t, attacker, page, h.host(), "alice", fmt.Sprintf("guess-%d-%d", r, i))
+			}
+			counts := tally(sendTogether(t, ip, targets, reqs, nil))
+			checkOnly(t, "an attack round", counts, http.StatusUnauthorized, http.StatusTooManyRequests)
+			attackChecks += counts[http.StatusUnauthorized]
+
+			// The owner's browser gets in, on either replica.
+			if r%2 == 1 {
+				owner.Rewrite = func(u *url.URL) { u.Host = targets[1] }
+			}
+			loc := owner.Login(t, h.authorizeURL(oauth2.GenerateVerifier(), nil), "alice", alicePassword)
+			owner.Rewrite = nil
+			if loc.Query().Get("code") == "" {
+				t.Fatalf("round %d: the owner's login returned no code", r)
+			}
+			// A browser that never logged in is refused, with the right
+			// password.
+			fresh := browserFrom(t, "127.0.0.5")
+			res := fresh.Submit(t, fresh.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil)), "alice", alicePassword)
+			if res.Response.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("round %d: a new browser got HTTP %d during the attack, want 429", r, res.Response.StatusCode)
+			}
+			h.clock.Advance(round)
+		}
+		// Fixed one-minute windows: two minutes touch at most three.
+		if attackChecks > 3*issuer.DefaultLoginAttempts {
+			t.Fatalf("the attack had %d passwords checked in two minutes, want at most %d", attackChecks, 3*issuer.DefaultLoginAttempts)
+		}
+		t.Logf("%s: two minutes of attack: %d attacker passwords checked; the owner got in every round", b.Name, attackChecks)
+
+		if _, err := h.st.ClearAccountLoginAttempts(context.Background(), "alice"); err != nil {
+			t.Fatal(err)
+		}
+		fresh := browserFrom(t, "127.0.0.5")
+		loc := fresh.Login(t, h.authorizeURL(oauth2.GenerateVerifier(), nil), "alice", alicePassword)
+		if loc.Query().Get("code") == "" {
+			t.Fatal("after unlock, a new browser's login returned no code")
+		}
+	})
+}
+
+// TestDeviceCookieIsBoundToItsAccount: a device cookie earned by logging
+// in to one account neither proves anything for another account nor
+// survives tampering.
+func TestDeviceCookieIsBoundToItsAccount(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	owner := browserFrom(t, "127.0.0.6")
+	owner.Login(t, h.authorizeURL(oauth2.GenerateVerifier(), nil), "alice", alicePassword)
+	u, _ := url.Parse(h.url)
+	var device *http.Cookie
+	for _, c := range owner.Client.Jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, "nsauth_device_") {
+			device = c
+		}
+	}
+	if device == nil {
+		t.Fatal("a login set no device cookie")
+	}
+	// Lock unknown browsers out of admin.
+	attacker := browserFrom(t, "127.0.0.7")
+	for i := 0; i < issuer.DefaultLoginAttempts; i++ {
+		attacker.Submit(t, attacker.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil)), "admin", fmt.Sprintf("guess-%d", i))
+	}
+	tests := []struct {
+		name   string
+		cookie *http.Cookie
+	}{
+		{"alice's cookie does not admit its holder to admin", device},
+		{"a cookie renamed for another account", &http.Cookie{Name: "nsauth_device_0000000000000000", Value: device.Value}},
+		{"a tampered expiry", &http.Cookie{Name: device.Name, Value: tamperField(device.Value, 2, "99999999999")}},
+		{"a tampered device id", &http.Cookie{Name: device.Name, Value: tamperField(device.Value, 1, strings.Repeat("A", 22))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := browserFrom(t, "127.0.0.8")
+			b.Client.Jar.SetCookies(u, []*http.Cookie{tt.cookie})
+			res := b.Submit(t, b.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil)), "admin", "admin-password-1")
+			if res.Response.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("HTTP %d, want 429: the cookie must not count as a known browser of admin", res.Response.StatusCode)
+			}
+		})
+	}
+	// The untampered cookie still admits alice while unknown browsers of
+	// alice are locked out.
+	for i := 0; i < issuer.DefaultLoginAttempts; i++ {
+		attacker.Submit(t, attacker.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil)), "alice", fmt.Sprintf("guess-%d", i))
+	}
+	owner.Login(t, h.authorizeURL(oauth2.GenerateVerifier(), nil), "alice", alicePassword)
+}
+
+func tamperField(v string, i int, with string) string {
+	parts := strings.Split(v, ".")
+	parts[i] = with
+	return strings.Join(parts, ".")
+}
