@@ -46,8 +46,9 @@ func request(t *testing.T, method, target, host string) browserResult {
 }
 
 // TestCallbackBattery: every way the callback can go wrong ends the login
-// with a clear error (or leaves it waiting until its timeout) and never
-// reaches LoginCli.
+// with a clear error, or is ignored so that the login waits for the real
+// callback (or its timeout, or Ctrl-C), and never reaches LoginCli with
+// anything but the real code.
 func TestCallbackBattery(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -62,6 +63,8 @@ func TestCallbackBattery(t *testing.T) {
 		wantLogins int    // LoginCli calls that reach the server
 	}{
 		{
+			// Any web page can make the browser send this; it must not be
+			// able to end the login.
 			name: "wrong state",
 			browser: func(t *testing.T, e *env, u string, _ context.CancelFunc) browserResult {
 				q := e.fake.Authorize(t, u)
@@ -69,7 +72,7 @@ func TestCallbackBattery(t *testing.T) {
 				return request(t, http.MethodGet, callbackOf(t, u).String()+"?"+q.Encode(), "")
 			},
 			wantStatus: http.StatusBadRequest, wantPage: "does not belong to the login",
-			wantExit: 1, wantErr: "state does not match this login",
+			wantExit: 1, wantErr: "login timed out after 1s",
 		},
 		{
 			name: "error callback",
