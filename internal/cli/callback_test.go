@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,9 +46,51 @@ func request(t *testing.T, method, target, host string) browserResult {
 	return browserResult{resp.StatusCode, string(body)}
 }
 
+// forgeCallbacks sends, all at once, the callbacks a web page can make the
+// browser send to the login's port: the provider's real response q with
+// the state replaced, duplicated, removed or changed in case, 50 in all.
+// Each must get the page for a response of another login.
+func forgeCallbacks(t *testing.T, callback *url.URL, q url.Values) {
+	t.Helper()
+	forged := []func(url.Values){
+		func(q url.Values) { q.Set("state", "forged-state") },
+		func(q url.Values) { q.Del("state") },
+		func(q url.Values) { q.Set("state", strings.ToUpper(q.Get("state"))) },
+		func(q url.Values) { q["state"] = []string{"forged-state", q.Get("state")} },
+		func(q url.Values) { q.Set("error", "access_denied"); q.Set("state", "forged-state") },
+	}
+	pages := make([]browserResult, 50)
+	var wg sync.WaitGroup
+	for i := range pages {
+		fq := url.Values{}
+		for k, v := range q {
+			fq[k] = append([]string(nil), v...)
+		}
+		forged[i%len(forged)](fq)
+		target := callback.String() + "?" + fq.Encode()
+		wg.Go(func() {
+			resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(target)
+			if err != nil {
+				pages[i] = browserResult{status: -1, body: err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			pages[i] = browserResult{resp.StatusCode, string(body)}
+		})
+	}
+	wg.Wait()
+	for _, p := range pages {
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, "does not belong to the login") {
+			t.Errorf("forged callback: status %d, want 400 and the state page:\n%s", p.status, p.body)
+		}
+	}
+}
+
 // TestCallbackBattery: every way the callback can go wrong ends the login
-// with a clear error (or leaves it waiting until its timeout) and never
-// reaches LoginCli.
+// with a clear error, or is ignored so that the login waits for the real
+// callback (or its timeout, or Ctrl-C), and never reaches LoginCli with
+// anything but the real code.
 func TestCallbackBattery(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -62,6 +105,8 @@ func TestCallbackBattery(t *testing.T) {
 		wantLogins int    // LoginCli calls that reach the server
 	}{
 		{
+			// Any web page can make the browser send this; it must not be
+			// able to end the login.
 			name: "wrong state",
 			browser: func(t *testing.T, e *env, u string, _ context.CancelFunc) browserResult {
 				q := e.fake.Authorize(t, u)
@@ -69,7 +114,36 @@ func TestCallbackBattery(t *testing.T) {
 				return request(t, http.MethodGet, callbackOf(t, u).String()+"?"+q.Encode(), "")
 			},
 			wantStatus: http.StatusBadRequest, wantPage: "does not belong to the login",
-			wantExit: 1, wantErr: "state does not match this login",
+			wantExit: 1, wantErr: "login timed out after 1s",
+		},
+		{
+			name: "forged callbacks, then the real one",
+			browser: func(t *testing.T, e *env, u string, _ context.CancelFunc) browserResult {
+				q := e.fake.Authorize(t, u)
+				forgeCallbacks(t, callbackOf(t, u), q)
+				return request(t, http.MethodGet, callbackOf(t, u).String()+"?"+q.Encode(), "")
+			},
+			wantStatus: http.StatusOK, wantPage: "You are logged in",
+			wantExit: 0, wantLogins: 1,
+		},
+		{
+			name: "forged callbacks, then the provider's error",
+			browser: func(t *testing.T, e *env, u string, _ context.CancelFunc) browserResult {
+				forgeCallbacks(t, callbackOf(t, u), url.Values{"code": {"forged-code"}})
+				e.fake.SetAuthorizeError("access_denied", "the user said no")
+				return browse(t, u)
+			},
+			wantStatus: http.StatusBadRequest, wantPage: "the user said no",
+			wantExit: 1, wantErr: "the identity provider refused the login: access_denied",
+		},
+		{
+			name: "forged callbacks, then Ctrl-C",
+			browser: func(t *testing.T, e *env, u string, cancel context.CancelFunc) browserResult {
+				forgeCallbacks(t, callbackOf(t, u), e.fake.Authorize(t, u))
+				cancel()
+				return browserResult{}
+			},
+			wantExit: 1, wantErr: "login canceled",
 		},
 		{
 			name: "error callback",

@@ -8,7 +8,10 @@ import (
 )
 
 // ErrStateMismatch means the response did not carry the state this login
-// sent: it belongs to another login attempt, or was forged.
+// sent: it belongs to another login attempt, or was forged. [ParsePasted]
+// returns it, since the user pasted that URL and should hear it is the
+// wrong one; the [Listener] does not end the login on such a request (any
+// web page can make a browser send one) and never returns it.
 var ErrStateMismatch = errors.New("the response's state does not match this login (a stale browser tab or a forged request); start the login again")
 
 // ErrNoCode means the response carried neither a code nor an error.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,8 +52,11 @@ type Listener struct {
 	redirectURI  string
 	expectedHost []string
 
-	once   sync.Once
-	result chan outcome
+	// done is set by the one request that carries this login's state;
+	// requests with any other state leave it alone, so that anyone able to
+	// make a browser fetch the callback URL cannot end the login.
+	done   atomic.Bool
+	result chan outcome  // written once, by the request that set done
 	served chan struct{} // closed when srv.Serve returns
 
 	closeOnce sync.Once
@@ -171,10 +175,11 @@ func (l *Listener) RedirectURI() string { return l.redirectURI }
 // Addr is the address the listener is bound to.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
-// Wait waits for the callback and returns the authorization code, or the
-// error the callback carried ([ErrStateMismatch], [*ProviderError],
-// [ErrNoCode]), or ctx's error. Either way the listener is closed when Wait
-// returns.
+// Wait waits for the callback with this login's state and returns the
+// authorization code, or the error that callback carried ([*ProviderError],
+// [ErrNoCode]), or ctx's error. Callbacks with another state (or none) are
+// answered with an error page and ignored: Wait never returns
+// [ErrStateMismatch]. Either way the listener is closed when Wait returns.
 func (l *Listener) Wait(ctx context.Context) (string, error) {
 	select {
 	case o := <-l.result:
@@ -234,23 +239,31 @@ func (l *Listener) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusMethodNotAllowed, pageMethod, "")
 		return
 	}
-	first := false
-	l.once.Do(func() { first = true })
-	if !first {
+	if l.done.Load() {
+		writePage(w, http.StatusGone, pageAlreadyDone, "")
+		return
+	}
+	code, err := checkResponse(r.URL.Query(), l.cfg.State)
+	if errors.Is(err, ErrStateMismatch) {
+		// Not this login's response: a stale tab, or a page elsewhere
+		// making the browser fetch our URL. Nothing of it is kept or shown
+		// back, and the login keeps waiting for its own response.
+		writePage(w, http.StatusBadRequest, pageStateMismatch, "")
+		return
+	}
+	if !l.done.CompareAndSwap(false, true) {
+		// Two requests with the right state at once; the other one won.
 		writePage(w, http.StatusGone, pageAlreadyDone, "")
 		return
 	}
 	// The one-shot is spent: nothing below may return without a result.
 	h.Set("Connection", "close")
-	code, err := checkResponse(r.URL.Query(), l.cfg.State)
 	var pe *ProviderError
 	switch {
 	case err == nil:
 		writePage(w, http.StatusOK, pageSuccess, "")
 	case errors.As(err, &pe):
 		writePage(w, http.StatusBadRequest, pageProviderError, pe.Description)
-	case errors.Is(err, ErrStateMismatch):
-		writePage(w, http.StatusBadRequest, pageStateMismatch, "")
 	default:
 		writePage(w, http.StatusBadRequest, pageNoCode, "")
 	}

@@ -23,7 +23,7 @@ const (
 var pageText = map[pageKind][2]string{
 	pageSuccess:       {"Logged in", "You are logged in. You can close this tab and return to your terminal."},
 	pageProviderError: {"Login failed", "The identity provider did not log you in. Return to your terminal and try again."},
-	pageStateMismatch: {"Login failed", "This response does not belong to the login your terminal started (it may come from an old browser tab). Return to your terminal and start the login again."},
+	pageStateMismatch: {"Response ignored", "This response does not belong to the login your terminal is waiting for (it may come from an old browser tab), so it was ignored. To log in, open the URL your terminal printed for this login."},
 	pageNoCode:        {"Login failed", "The identity provider's response carried no authorization code. Return to your terminal and try again."},
 	pageAlreadyDone:   {"Login already finished", "This login attempt has already received its response. Return to your terminal."},
 	pageNotFound:      {"Not found", "This address only receives login responses."},
