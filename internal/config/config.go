@@ -103,6 +103,12 @@ type Auth struct {
 	AllowedRedirectURIs []string
 	// AllowedScopes, when set, limits the scopes clients may request.
 	AllowedScopes []string
+	// RequirePKCE refuses logins without PKCE (S256): GetAuthorizeUrl
+	// without a code challenge, LoginCli without a code verifier, and, with
+	// the built-in provider, authorization requests without a challenge
+	// (NSAUTH_REQUIRE_PKCE). Default false: Neosync's own CLI sends no PKCE,
+	// and cannot log in when this is set.
+	RequirePKCE bool
 	// RequireAccessTokenType accepts only access tokens typed at+jwt
 	// (RFC 9068). Set for the built-in provider, which types them.
 	RequireAccessTokenType bool
@@ -205,6 +211,7 @@ var (
 	sClockSkew       = setting{"auth-clock-skew", []string{"NSAUTH_CLOCK_SKEW"}, "60s", "tolerance on token exp/nbf/iat"}
 	sRedirectURIs    = setting{"allowed-redirect-uri", []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, "", "non-loopback redirect URIs to accept, comma-separated"}
 	sScopes          = setting{"allowed-scopes", []string{"NSAUTH_ALLOWED_SCOPES"}, "", "scopes clients may request, comma- or space-separated (default: any)"}
+	sRequirePKCE     = setting{"require-pkce", []string{"NSAUTH_REQUIRE_PKCE"}, "false", "refuse logins without PKCE (S256); Neosync's own CLI sends none and cannot log in then"}
 	sRateLimit       = setting{"rate-limit", []string{"NSAUTH_RATE_LIMIT_PER_MINUTE"}, "60", "LoginCli, RefreshCli and RevokeCli calls allowed per client address per minute (0: no limit)"}
 	sPprof           = setting{"pprof", []string{"NSAUTH_PPROF"}, "false", "serve net/http/pprof under /debug/pprof/ (exposes internals: keep it off in production)"}
 	sTokenMode       = setting{"token-mode", []string{"NSAUTH_TOKEN_MODE"}, string(TokenModeJWT), "how access tokens are checked: jwt, introspection (RFC 7662, for opaque tokens) or jwt-or-introspection"}
@@ -224,13 +231,13 @@ var (
 )
 
 // booleanFlags are the flags that may be given alone to mean true.
-var booleanFlags = map[string]bool{sAuthEnabled.flag: true, sPprof.flag: true, sInsecureHTTP.flag: true}
+var booleanFlags = map[string]bool{sAuthEnabled.flag: true, sPprof.flag: true, sInsecureHTTP.flag: true, sRequirePKCE.flag: true}
 
 // flagged lists the settings that have a flag, in help order.
 var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
-	sRedirectURIs, sScopes, sRateLimit, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
+	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sInsecureHTTP,
 }
 
@@ -421,7 +428,7 @@ func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
 
 // loadBrokerPolicy reads what the AuthService enforces whichever provider
 // is behind it: how tokens are checked, clock skew, redirect URI and scope
-// allowlists.
+// allowlists, PKCE.
 func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
 	switch m := TokenMode(src.value(sTokenMode)); m {
 	case TokenModeJWT, TokenModeIntrospection, TokenModeJWTOrIntrospection:
@@ -451,6 +458,11 @@ func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
 		}
 	}
 	a.AllowedScopes = splitList(src.value(sScopes))
+	if v, err := strconv.ParseBool(src.value(sRequirePKCE)); err != nil {
+		bad(sRequirePKCE, "%q is not true or false", src.value(sRequirePKCE))
+	} else {
+		a.RequirePKCE = v
+	}
 }
 
 func checkHTTPURL(raw string) error {
