@@ -85,6 +85,11 @@ type Config struct {
 	// LoginAttempts is how many failed logins an account, and a client
 	// address, may make per minute. Default 5.
 	LoginAttempts int
+	// RequirePKCE refuses authorization requests without an S256
+	// code_challenge from every client. Public clients must send one
+	// whatever this says; without it, a confidential client (the broker)
+	// may leave PKCE out, as Neosync's own CLI does. Default false.
+	RequirePKCE bool
 	// InsecureAllowHTTP accepts an http:// issuer on a non-loopback host.
 	// Passwords and tokens then cross the network unencrypted: only for
 	// trusted networks or a TLS-terminating proxy that rewrites nothing.
