@@ -47,6 +47,12 @@ type Config struct {
 	// AllowedScopes, when not empty, is the set of scopes clients may ask
 	// for; any other scope is InvalidArgument.
 	AllowedScopes []string
+	// RequirePKCE refuses GetAuthorizeUrl without an S256 code challenge and
+	// LoginCli without a code verifier, both InvalidArgument. The second
+	// check matters when the provider does not enforce PKCE itself: a code
+	// issued without a challenge is then redeemable by whoever holds it.
+	// Default false: Neosync's own CLI sends no PKCE.
+	RequirePKCE bool
 	// Logger receives one line per failed call. Defaults to discarding.
 	Logger *slog.Logger
 }
@@ -102,7 +108,7 @@ func (s *Service) GetAuthorizeUrl(ctx context.Context, req *connect.Request[mgmt
 	if err != nil {
 		return nil, invalidArgument(err)
 	}
-	challenge, method, err := validatePKCEChallenge(m.CodeChallenge, m.CodeChallengeMethod)
+	challenge, method, err := validatePKCEChallenge(m.CodeChallenge, m.CodeChallengeMethod, s.cfg.RequirePKCE)
 	if err != nil {
 		return nil, invalidArgument(err)
 	}
@@ -129,6 +135,9 @@ func (s *Service) LoginCli(ctx context.Context, req *connect.Request[mgmtv1alpha
 		return nil, invalidArgument(err)
 	}
 	if err := ValidateRedirectURI(m.GetRedirectUri(), s.redirects); err != nil {
+		return nil, invalidArgument(err)
+	}
+	if err := requirePKCEVerifier(m.CodeVerifier, s.cfg.RequirePKCE); err != nil {
 		return nil, invalidArgument(err)
 	}
 	verifier, err := validatePKCEVerifier(m.CodeVerifier)

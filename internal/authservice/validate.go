@@ -145,9 +145,13 @@ func loopbackHost(host string) bool {
 }
 
 // validatePKCEChallenge accepts an S256 challenge: 43 base64url characters
-// (a SHA-256 digest, unpadded). "plain" is refused (RFC 9700 §2.1.1).
-func validatePKCEChallenge(challenge, method *string) (string, string, error) {
+// (a SHA-256 digest, unpadded). "plain" is refused (RFC 9700 §2.1.1). No
+// challenge at all is accepted unless required.
+func validatePKCEChallenge(challenge, method *string, required bool) (string, string, error) {
 	if challenge == nil && method == nil {
+		if required {
+			return "", "", errPKCERequired("code_challenge")
+		}
 		return "", "", nil
 	}
 	if challenge == nil || *challenge == "" {
@@ -160,6 +164,23 @@ func validatePKCEChallenge(challenge, method *string) (string, string, error) {
 		return "", "", &fieldError{"code_challenge", "must be an unpadded base64url SHA-256 digest (43 characters)"}
 	}
 	return *challenge, *method, nil
+}
+
+// errPKCERequired refuses a request that leaves out the PKCE field the
+// server requires. A missing field is a malformed request, not a failed
+// proof: callers report it as an invalid argument.
+func errPKCERequired(field string) error {
+	return &fieldError{field, `is required: this server requires PKCE (S256)`}
+}
+
+// requirePKCEVerifier refuses a missing verifier when PKCE is required. A
+// verifier that is present but malformed is [validatePKCEVerifier]'s to
+// judge.
+func requirePKCEVerifier(verifier *string, required bool) error {
+	if required && verifier == nil {
+		return errPKCERequired("code_verifier")
+	}
+	return nil
 }
 
 // validatePKCEVerifier accepts a verifier as RFC 7636 §4.1 defines it.

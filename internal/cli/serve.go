@@ -78,6 +78,7 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) error {
 	svcCfg := authservice.Config{
 		AllowedRedirectURIs: cfg.Auth.AllowedRedirectURIs,
 		AllowedScopes:       cfg.Auth.AllowedScopes,
+		RequirePKCE:         cfg.Auth.RequirePKCE,
 		Logger:              logger,
 	}
 	clients := clientaddr.NewResolver(cfg.TrustedProxies)
@@ -107,6 +108,9 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) error {
 	}
 	defer ln.Close()
 
+	if cfg.Auth.RequirePKCE && cfg.Auth.Mode != config.AuthDisabled {
+		logger.Info("PKCE is required (NSAUTH_REQUIRE_PKCE): clients that send no code challenge, Neosync's own CLI among them, cannot log in")
+	}
 	switch cfg.Auth.Mode {
 	case config.AuthDisabled:
 		logger.Warn("authentication is DISABLED: every procedure is open and clients send no tokens; unset AUTH_ENABLED=false to use the built-in provider, or set AUTH_BASEURL (and AUTH_AUDIENCE, AUTH_CLI_CLIENT_ID) for an external one")

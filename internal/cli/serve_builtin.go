@@ -68,6 +68,7 @@ func startBuiltinProvider(ctx context.Context, app *App, cfg *config.Server, add
 		RefreshTokenTTL:     b.RefreshTokenTTL,
 		KeyRotation:         b.KeyRotation,
 		LoginAttempts:       b.LoginAttempts,
+		RequirePKCE:         cfg.Auth.RequirePKCE,
 		AllowedRedirectURIs: cfg.Auth.AllowedRedirectURIs,
 		AllowedScopes:       cfg.Auth.AllowedScopes,
 		InsecureAllowHTTP:   b.InsecureHTTPIssuer,

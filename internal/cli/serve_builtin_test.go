@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -22,6 +23,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store/storetest"
@@ -486,4 +488,112 @@ func TestBuiltinReplicas(t *testing.T) {
 	wantCode(t, err, connect.CodeUnauthenticated)
 	_, err = b.refreshCli(first.GetRefreshToken())
 	wantCode(t, err, connect.CodeUnauthenticated)
+}
+
+// TestBuiltinRequirePKCE checks that --require-pkce reaches both the
+// AuthService and the built-in provider: without a challenge, the first
+// answers InvalidArgument and the second redirects invalid_request to the
+// client, even for the broker's confidential client; a login with PKCE
+// still completes. Without the setting, both accept a login without PKCE.
+func TestBuiltinRequirePKCE(t *testing.T) {
+	t.Parallel()
+	sqliteEnv := func() map[string]string {
+		return map[string]string{"NSAUTH_ADMIN_PASSWORD": biAdminPassword, "NSAUTH_DATA_DIR": filepath.Join(t.TempDir(), "data")}
+	}
+	servers := map[bool]*biServer{
+		false: startBuiltinServe(t, sqliteEnv(), time.Now),
+		true:  startBuiltinServe(t, sqliteEnv(), time.Now, "--require-pkce"),
+	}
+	for _, s := range servers {
+		s.waitReady(t)
+	}
+	if !strings.Contains(servers[true].errOut.String(), "PKCE is required (NSAUTH_REQUIRE_PKCE)") {
+		t.Errorf("the start-up log does not say PKCE is required:\n%s", servers[true].errOut.String())
+	}
+	if strings.Contains(servers[false].errOut.String(), "PKCE is required") {
+		t.Errorf("the start-up log says PKCE is required although it is not")
+	}
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	for _, tc := range []struct {
+		name    string
+		require bool
+		// What GetAuthorizeUrl without a challenge answers: 0 for a URL.
+		authzCode connect.Code
+		authzMsg  string
+		// Where the provider's /authorize without a challenge leads: the
+		// login page, or an error at the client's redirect URI.
+		providerError, providerDescription string
+	}{
+		{"not required", false, 0, "", "", ""},
+		{"required", true, connect.CodeInvalidArgument, "code_challenge is required: this server requires PKCE (S256)",
+			"invalid_request", "PKCE is required: send a code_challenge with code_challenge_method=S256"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := servers[tc.require]
+			ctx := context.Background()
+
+			authz, err := s.api.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{State: "cli-state", RedirectUri: biRedirectURI, Scope: biScope}))
+			if tc.authzCode == 0 {
+				if err != nil {
+					t.Fatalf("GetAuthorizeUrl without a challenge: %v", err)
+				}
+			} else {
+				var ce *connect.Error
+				if !errors.As(err, &ce) || ce.Code() != tc.authzCode || ce.Message() != tc.authzMsg {
+					t.Fatalf("GetAuthorizeUrl without a challenge: %v, want %v %q", err, tc.authzCode, tc.authzMsg)
+				}
+			}
+
+			// The provider, asked without a challenge: at the URL the
+			// AuthService built when it built one, else directly, as a
+			// caller bypassing the AuthService would, with the broker's
+			// client id.
+			providerURL := s.issuer + "/authorize?" + url.Values{
+				"client_id": {issuer.DefaultClientID}, "response_type": {"code"}, "redirect_uri": {biRedirectURI},
+				"scope": {biScope}, "state": {"cli-state"},
+			}.Encode()
+			if authz != nil {
+				providerURL = authz.Msg.GetUrl()
+			}
+			resp, err := noRedirects.Get(providerURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("/authorize without a challenge: HTTP %d", resp.StatusCode)
+			}
+			if tc.providerError == "" {
+				if loc.Path != "/login" {
+					t.Fatalf("/authorize without a challenge led to %s, want the login page", loc.Redacted())
+				}
+			} else {
+				q := loc.Query()
+				if loc.Scheme+"://"+loc.Host+loc.Path != biRedirectURI || q.Get("error") != tc.providerError ||
+					q.Get("error_description") != tc.providerDescription || q.Get("state") != "cli-state" {
+					t.Fatalf("/authorize without a challenge led to %s, want error=%s %q at the client", loc.Redacted(), tc.providerError, tc.providerDescription)
+				}
+			}
+
+			_, err = s.api.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: "some-code", RedirectUri: biRedirectURI}))
+			if tc.require {
+				var ce *connect.Error
+				const want = "code_verifier is required: this server requires PKCE (S256)"
+				if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || ce.Message() != want {
+					t.Fatalf("LoginCli without a verifier: %v, want invalid_argument %q", err, want)
+				}
+			} else {
+				// Not refused for want of a verifier: the provider judges
+				// the (made-up) code.
+				wantCode(t, err, connect.CodeUnauthenticated)
+			}
+
+			if tok := s.login(t); tok.GetAccessToken() == "" {
+				t.Fatal("a login with PKCE returned no access token")
+			}
+		})
+	}
 }

@@ -109,6 +109,12 @@ type Auth struct {
 	AllowedRedirectURIs []string
 	// AllowedScopes, when set, limits the scopes clients may request.
 	AllowedScopes []string
+	// RequirePKCE refuses logins without PKCE (S256): GetAuthorizeUrl
+	// without a code challenge, LoginCli without a code verifier, and, with
+	// the built-in provider, authorization requests without a challenge
+	// (NSAUTH_REQUIRE_PKCE). Default false: Neosync's own CLI sends no PKCE,
+	// and cannot log in when this is set.
+	RequirePKCE bool
 	// RequireAccessTokenType accepts only access tokens typed at+jwt
 	// (RFC 9068). Set for the built-in provider, which types them.
 	RequireAccessTokenType bool
@@ -211,6 +217,7 @@ var (
 	sClockSkew       = setting{"auth-clock-skew", []string{"NSAUTH_CLOCK_SKEW"}, "60s", "tolerance on token exp/nbf/iat"}
 	sRedirectURIs    = setting{"allowed-redirect-uri", []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, "", "non-loopback redirect URIs to accept, comma-separated"}
 	sScopes          = setting{"allowed-scopes", []string{"NSAUTH_ALLOWED_SCOPES"}, "", "scopes clients may request, comma- or space-separated (default: any)"}
+	sRequirePKCE     = setting{"require-pkce", []string{"NSAUTH_REQUIRE_PKCE"}, "false", "refuse logins without PKCE (S256); Neosync's own CLI sends none and cannot log in then"}
 	sRateLimit       = setting{"rate-limit", []string{"NSAUTH_RATE_LIMIT_PER_MINUTE"}, "60", "LoginCli, RefreshCli and RevokeCli calls allowed per client address per minute (0: no limit)"}
 	sTrustedProxies  = setting{"trusted-proxies", []string{"NSAUTH_TRUSTED_PROXIES"}, "", "reverse proxies (CIDRs or IPs, comma-separated) whose X-Forwarded-For names the client address; default none"}
 	sPprof           = setting{"pprof", []string{"NSAUTH_PPROF"}, "false", "serve net/http/pprof under /debug/pprof/ (exposes internals: keep it off in production)"}
@@ -231,13 +238,13 @@ var (
 )
 
 // booleanFlags are the flags that may be given alone to mean true.
-var booleanFlags = map[string]bool{sAuthEnabled.flag: true, sPprof.flag: true, sInsecureHTTP.flag: true}
+var booleanFlags = map[string]bool{sAuthEnabled.flag: true, sPprof.flag: true, sInsecureHTTP.flag: true, sRequirePKCE.flag: true}
 
 // flagged lists the settings that have a flag, in help order.
 var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
-	sRedirectURIs, sScopes, sRateLimit, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
+	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sInsecureHTTP,
 }
 
@@ -433,7 +440,7 @@ func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
 
 // loadBrokerPolicy reads what the AuthService enforces whichever provider
 // is behind it: how tokens are checked, clock skew, redirect URI and scope
-// allowlists.
+// allowlists, PKCE.
 func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
 	switch m := TokenMode(src.value(sTokenMode)); m {
 	case TokenModeJWT, TokenModeIntrospection, TokenModeJWTOrIntrospection:
@@ -463,6 +470,11 @@ func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
 		}
 	}
 	a.AllowedScopes = splitList(src.value(sScopes))
+	if v, err := strconv.ParseBool(src.value(sRequirePKCE)); err != nil {
+		bad(sRequirePKCE, "%q is not true or false", src.value(sRequirePKCE))
+	} else {
+		a.RequirePKCE = v
+	}
 }
 
 func checkHTTPURL(raw string) error {

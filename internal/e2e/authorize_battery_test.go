@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"golang.org/x/oauth2"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/oidctest"
 )
 
@@ -113,4 +115,146 @@ func TestScopeAllowlist(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wantConnectError checks that err is a Connect error with code and exactly
+// message, or, when code is 0, that there is no error.
+func wantConnectError(t *testing.T, err error, code connect.Code, message string) {
+	t.Helper()
+	if code == 0 {
+		if err != nil {
+			t.Fatalf("err = %v, want success", err)
+		}
+		return
+	}
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want %v %q", err, code, message)
+	}
+	if ce.Code() != code || ce.Message() != message {
+		t.Fatalf("err = %v %q, want %v %q", ce.Code(), ce.Message(), code, message)
+	}
+}
+
+// TestRequirePKCE: with NSAUTH_REQUIRE_PKCE, an authorize URL without an
+// S256 challenge and a login without a verifier are InvalidArgument, and a
+// code the provider issued without a challenge is not redeemed, even though
+// this provider, like some real ones, would redeem it. Without the setting,
+// both are accepted, as Neosync's own CLI needs.
+func TestRequirePKCE(t *testing.T) {
+	t.Parallel()
+	type server struct {
+		p      *oidctest.Provider
+		client mgmtv1alpha1connect.AuthServiceClient
+	}
+	start := func(require bool) server {
+		p := oidctest.New(t)
+		env := providerEnv(p)
+		if require {
+			env["NSAUTH_REQUIRE_PKCE"] = "true"
+		}
+		return server{p, newClient(startServe(t, env).URL, protocols[0])}
+	}
+	servers := map[bool]server{false: start(false), true: start(true)}
+	ctx := context.Background()
+	str := func(s string) *string { return &s }
+	verifier := oauth2.GenerateVerifier()
+	challenge := oauth2.S256ChallengeFromVerifier(verifier)
+	const (
+		challengeRequired = "code_challenge is required: this server requires PKCE (S256)"
+		verifierRequired  = "code_verifier is required: this server requires PKCE (S256)"
+	)
+
+	t.Run("GetAuthorizeUrl", func(t *testing.T) {
+		for _, tc := range []struct {
+			name              string
+			require           bool
+			challenge, method *string
+			code              connect.Code // 0: success
+			message           string
+		}{
+			{"not required, no challenge", false, nil, nil, 0, ""},
+			{"not required, S256 challenge", false, &challenge, str("S256"), 0, ""},
+			{"required, no challenge", true, nil, nil, connect.CodeInvalidArgument, challengeRequired},
+			{"required, S256 challenge", true, &challenge, str("S256"), 0, ""},
+			{"required, method without challenge", true, nil, str("S256"), connect.CodeInvalidArgument, "code_challenge is required when code_challenge_method is set"},
+			{"required, empty challenge", true, str(""), str("S256"), connect.CodeInvalidArgument, "code_challenge is required when code_challenge_method is set"},
+			{"required, plain challenge", true, &challenge, str("plain"), connect.CodeInvalidArgument, `code_challenge_method must be "S256"`},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				resp, err := servers[tc.require].client.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{
+					State: "st", RedirectUri: redirectURI, Scope: "openid", CodeChallenge: tc.challenge, CodeChallengeMethod: tc.method,
+				}))
+				wantConnectError(t, err, tc.code, tc.message)
+				if err != nil {
+					return
+				}
+				u, err := url.Parse(resp.Msg.GetUrl())
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := url.Values{}
+				if tc.challenge != nil {
+					want = url.Values{"code_challenge": {*tc.challenge}, "code_challenge_method": {"S256"}}
+				}
+				got := url.Values{}
+				for _, k := range []string{"code_challenge", "code_challenge_method"} {
+					if v, ok := u.Query()[k]; ok {
+						got[k] = v
+					}
+				}
+				if got.Encode() != want.Encode() {
+					t.Fatalf("authorize URL carries %v, want %v", got, want)
+				}
+			})
+		}
+	})
+
+	// Sequential: each case counts the provider's token endpoint calls.
+	t.Run("LoginCli", func(t *testing.T) {
+		for _, tc := range []struct {
+			name    string
+			require bool
+			// challenged: the code was issued for an S256 challenge of
+			// verifier; otherwise for none.
+			challenged bool
+			verifier   *string
+			code       connect.Code // 0: success
+			message    string
+		}{
+			{"not required, code without challenge, no verifier", false, false, nil, 0, ""},
+			{"not required, code with challenge, verifier", false, true, &verifier, 0, ""},
+			{"required, code without challenge, no verifier", true, false, nil, connect.CodeInvalidArgument, verifierRequired},
+			{"required, code with challenge, no verifier", true, true, nil, connect.CodeInvalidArgument, verifierRequired},
+			{"required, code with challenge, verifier", true, true, &verifier, 0, ""},
+			{"required, malformed verifier", true, true, str("short"), connect.CodeUnauthenticated, "code_verifier must be 43 to 128 characters long"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s := servers[tc.require]
+				var code string
+				if tc.challenged {
+					code = s.p.MintCode(redirectURI, "openid", challenge)
+				} else {
+					// Issued straight by the provider, bypassing
+					// GetAuthorizeUrl, as an attacker holding a leaked code
+					// would have it.
+					code = s.p.MintCode(redirectURI, "openid", "")
+				}
+				before := s.p.Count(oidctest.PathToken)
+				resp, err := s.client.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: code, RedirectUri: redirectURI, CodeVerifier: tc.verifier}))
+				wantConnectError(t, err, tc.code, tc.message)
+				calls := s.p.Count(oidctest.PathToken) - before
+				if err != nil {
+					if calls != 0 {
+						t.Errorf("the provider's token endpoint was called %d times for a refused login", calls)
+					}
+					return
+				}
+				if calls != 1 || resp.Msg.GetAccessToken().GetAccessToken() == "" {
+					t.Fatalf("login: %d token endpoint calls, access token present=%v", calls, resp.Msg.GetAccessToken().GetAccessToken() != "")
+				}
+			})
+		}
+	})
 }

@@ -75,3 +75,59 @@ func TestAuthorizeRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthorizeRequirePKCE: with Config.RequirePKCE, an authorization
+// request without an S256 challenge is refused with invalid_request at the
+// client's redirect URI, even from the confidential broker client, which
+// may otherwise leave PKCE out.
+func TestAuthorizeRequirePKCE(t *testing.T) {
+	t.Parallel()
+	harnesses := map[bool]*harness{
+		false: newHarness(t, sqlite(), nil),
+		true:  newHarness(t, sqlite(), func(c *issuer.Config) { c.RequirePKCE = true }),
+	}
+	const pkceRequired = "PKCE is required: send a code_challenge with code_challenge_method=S256"
+	noPKCE := url.Values{"code_challenge": {""}, "code_challenge_method": {""}}
+	for _, tc := range []struct {
+		name    string
+		require bool
+		extra   url.Values
+		// errCode and errDescription are the error redirected to the
+		// client; empty means the request goes on to the login page.
+		errCode, errDescription string
+	}{
+		{"not required, no challenge", false, noPKCE, "", ""},
+		{"not required, S256 challenge", false, nil, "", ""},
+		{"required, no challenge", true, noPKCE, "invalid_request", pkceRequired},
+		{"required, method without challenge", true, url.Values{"code_challenge": {""}}, "invalid_request", pkceRequired},
+		{"required, S256 challenge", true, nil, "", ""},
+		{"required, plain challenge", true, url.Values{"code_challenge_method": {"plain"}, "code_challenge": {strings.Repeat("a", 43)}}, "invalid_request", "code_challenge_method must be S256"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := harnesses[tc.require]
+			resp, body := h.get(strings.TrimPrefix(h.authorizeURL(oauth2.GenerateVerifier(), tc.extra), h.url), nil)
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			if tc.errCode == "" {
+				if resp.StatusCode != http.StatusFound || loc.Path != "/login" {
+					t.Fatalf("HTTP %d to %q (%s), want the login page", resp.StatusCode, loc, body)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusFound || loc.Host != "127.0.0.1:4242" {
+				t.Fatalf("HTTP %d to %q (%s), want an error redirect to the client", resp.StatusCode, loc, body)
+			}
+			q := loc.Query()
+			if q.Get("error") != tc.errCode || q.Get("error_description") != tc.errDescription || q.Get("state") != "the-state" {
+				t.Fatalf("redirect with error=%q error_description=%q state=%q, want %q %q with the state",
+					q.Get("error"), q.Get("error_description"), q.Get("state"), tc.errCode, tc.errDescription)
+			}
+		})
+	}
+	t.Run("required, a login with PKCE completes", func(t *testing.T) {
+		t.Parallel()
+		if tr := harnesses[true].tokens(nil); tr.AccessToken == "" {
+			t.Fatal("no access token")
+		}
+	})
+}

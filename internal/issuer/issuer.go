@@ -95,6 +95,11 @@ type Config struct {
 	// HashQueue is how many attempts may wait for a password check; more
 	// are refused at once (HTTP 429). Default 4 × HashConcurrency.
 	HashQueue int
+	// RequirePKCE refuses authorization requests without an S256
+	// code_challenge from every client. Public clients must send one
+	// whatever this says; without it, a confidential client (the broker)
+	// may leave PKCE out, as Neosync's own CLI does. Default false.
+	RequirePKCE bool
 	// InsecureAllowHTTP accepts an http:// issuer on a non-loopback host.
 	// Passwords and tokens then cross the network unencrypted: only for
 	// trusted networks or a TLS-terminating proxy that rewrites nothing.
