@@ -9,6 +9,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/nsauth/nsauth/internal/issuer"
+	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 )
 
 func TestAuthorizeRequests(t *testing.T) {
@@ -130,4 +131,20 @@ func TestAuthorizeRequirePKCE(t *testing.T) {
 			t.Fatal("no access token")
 		}
 	})
+}
+
+// TestRequirePKCEAtExchange: a code issued without a challenge (by a
+// replica that does not require PKCE, or before the setting was on) is
+// refused by a provider that requires it.
+func TestRequirePKCEAtExchange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), func(c *issuer.Config) { c.RequirePKCE = true })
+	lax := h.replica(nil)
+	b := issuertest.NewBrowser(t)
+	b.Rewrite = func(u *url.URL) { u.Host = lax }
+	loc := b.Login(t, h.authorizeURL("", url.Values{"code_challenge": {""}, "code_challenge_method": {""}}), "alice", alicePassword)
+	tr := h.exchange(loc.Query().Get("code"), "")
+	if tr.status != http.StatusBadRequest || tr.Error != "invalid_grant" || tr.ErrorDescription != "PKCE is required: the code was issued without a code_challenge" {
+		t.Fatalf("exchange of a code without a challenge: HTTP %d %s %q, want 400 invalid_grant naming PKCE", tr.status, tr.Error, tr.ErrorDescription)
+	}
 }

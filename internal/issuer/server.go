@@ -119,6 +119,11 @@ func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err := op.AuthorizeCodeChallenge(r.Data.CodeVerifier, ar.GetCodeChallenge()); err != nil {
 		return nil, err
 	}
+	if s.iss.cfg.RequirePKCE && ar.CodeChallenge == "" {
+		// Issued before PKCE was required, or by a replica that does not
+		// require it: whoever holds it proves nothing more than that.
+		return nil, oidc.ErrInvalidGrant().WithDescription("PKCE is required: the code was issued without a code_challenge")
+	}
 	if r.Client.GetID() != ar.ClientID || r.Data.RedirectURI != ar.RedirectURI {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the code was issued to another client or redirect URI")
 	}
