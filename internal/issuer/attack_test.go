@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/store"
@@ -379,4 +380,50 @@ func tamperField(v string, i int, with string) string {
 	parts := strings.Split(v, ".")
 	parts[i] = with
 	return strings.Join(parts, ".")
+}
+
+// TestLoginCountsForwardedClients: behind a trusted proxy, each client
+// named by X-Forwarded-For has its own address counter; from a peer that is
+// not a trusted proxy, the header is ignored and cannot buy fresh counters.
+func TestLoginCountsForwardedClients(t *testing.T) {
+	t.Parallel()
+	trusted, err := clientaddr.ParseTrusted([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, sqlite(), func(c *issuer.Config) { c.Clients = clientaddr.NewResolver(trusted) })
+	spray := func(peer, forwardedFor string, n int) map[int]int {
+		t.Helper()
+		b := browserFrom(t, peer)
+		page := b.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
+		reqs := make([][]byte, n)
+		for i := range reqs {
+			// A password spray: one guess at many accounts, so only the
+			// address counter can stop it.
+			req := loginRequest(t, b, page, h.host(), fmt.Sprintf("user%d", i), "Winter2026!")
+			if forwardedFor != "" {
+				req = []byte(strings.Replace(string(req), "\r\n\r\n", "\r\nX-Forwarded-For: "+forwardedFor+"\r\n\r\n", 1))
+			}
+			reqs[i] = req
+		}
+		return tally(sendTogether(t, peer, []string{h.host()}, reqs, nil))
+	}
+	limit := issuer.DefaultLoginAttempts
+	tests := []struct {
+		name, peer, xff string
+		wantChecked     int
+	}{
+		{"first client behind the proxy", "127.0.0.1", "198.51.100.1", limit},
+		{"the same client again is out of attempts", "127.0.0.1", "6.6.6.6, 198.51.100.1", 0},
+		{"another client behind the proxy has its own", "127.0.0.1", "198.51.100.2", limit},
+		{"an untrusted peer is counted as itself", "127.0.0.2", "198.51.100.3", limit},
+		{"and cannot escape its count by changing the header", "127.0.0.2", "198.51.100.4", 0},
+	}
+	for _, tt := range tests {
+		counts := spray(tt.peer, tt.xff, 2*limit)
+		checkOnly(t, tt.name, counts, http.StatusUnauthorized, http.StatusTooManyRequests)
+		if counts[http.StatusUnauthorized] != tt.wantChecked {
+			t.Fatalf("%s: %d passwords checked, want %d (%v)", tt.name, counts[http.StatusUnauthorized], tt.wantChecked, counts)
+		}
+	}
 }

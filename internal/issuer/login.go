@@ -30,7 +30,7 @@ var webFiles embed.FS
 // whether the user is unknown, disabled or typed the wrong password.
 const (
 	msgWrongCredentials = "Wrong username or password."
-	msgTooManyAttempts  = "Too many failed sign-in attempts. Try again in %s."
+	msgTooManyAttempts  = "Too many sign-in attempts. Try again in %s."
 	msgBusy             = "The server is busy checking other sign-ins. Try again in a moment."
 	msgExpired          = "This sign-in link has expired or was already used. Start the login again from your terminal."
 	msgIncomplete       = "This sign-in link is incomplete. Start the login again from your terminal."
@@ -229,7 +229,8 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		if res.Remaining == 0 {
 			// This attempt used the last place: say so now rather than at
 			// the next try.
-			i.tooMany(w, &page, ar, res.RetryAt)
+			wait := i.retryAfter(w, res.RetryAt)
+			fail(http.StatusUnauthorized, msgWrongCredentials+" "+fmt.Sprintf(msgTooManyAttempts, wait))
 			return
 		}
 		fail(http.StatusUnauthorized, msgWrongCredentials)
@@ -372,10 +373,16 @@ func origin(raw string) string {
 // tooMany answers an attempt refused by its counters: HTTP 429 with
 // Retry-After, and the page saying how long to wait.
 func (i *Issuer) tooMany(w http.ResponseWriter, page *loginPage, ar *store.AuthRequest, retryAt time.Time) {
+	page.Error = fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, retryAt))
+	i.render(w, http.StatusTooManyRequests, "login.html", page, origin(ar.RedirectURI))
+}
+
+// retryAfter sets Retry-After for a lockout that ends at retryAt and
+// returns the wait, in whole seconds.
+func (i *Issuer) retryAfter(w http.ResponseWriter, retryAt time.Time) time.Duration {
 	wait := max(time.Second, retryAt.Sub(i.cfg.Now()).Round(time.Second))
 	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
-	page.Error = fmt.Sprintf(msgTooManyAttempts, wait)
-	i.render(w, http.StatusTooManyRequests, "login.html", page, origin(ar.RedirectURI))
+	return wait
 }
 
 // logRefusal logs an attempt refused by its counters, throttled. It names
