@@ -32,7 +32,7 @@ const (
 // harness is a built-in provider on a loopback port over a fresh store,
 // with a test clock, the broker's client and a user alice.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *storetest.Clock
 	st     *store.Store
 	iss    *issuer.Issuer
@@ -44,7 +44,7 @@ type harness struct {
 
 func sqlite() storetest.Backend { return storetest.Backends()[0] }
 
-func newHarness(t *testing.T, b storetest.Backend, mod func(*issuer.Config)) *harness {
+func newHarness(t testing.TB, b storetest.Backend, mod func(*issuer.Config)) *harness {
 	t.Helper()
 	clock := storetest.NewClock(time.Time{})
 	st := b.Open(t, store.Options{Now: clock.Now})
