@@ -175,7 +175,7 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 		d.RevocationEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
 		d.RevocationEndpointAuthSigningAlgValuesSupported = nil
 		d.ClaimsSupported = []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "at_hash", "c_hash",
-			"azp", "client_id", "scope", "jti", "name", "preferred_username", "email"}
+			"azp", "client_id", "scope", "jti", "name", "preferred_username", "email", sessionIDClaim}
 		d.RequestParameterSupported = false
 		d.RequestURIParameterSupported = false
 	}

@@ -363,9 +363,20 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 	return nil
 }
 
-// SetUserinfoFromRequest sets the ID token's profile claims.
+// SetUserinfoFromRequest sets the ID token's profile claims, and its `sid`:
+// the id of the grant the token was issued from, which end-session revokes
+// (see endsession.go). The library builds ID tokens without a session id
+// and calls only this hook with the request, so the claim is added here;
+// the userinfo endpoint goes through SetUserinfoFromToken and never shows
+// it.
 func (s *storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	return s.fillUserinfo(ctx, info, req.GetSubject(), scopes)
+	if err := s.fillUserinfo(ctx, info, req.GetSubject(), scopes); err != nil {
+		return err
+	}
+	if tr, ok := req.(tokenRequest); ok {
+		info.AppendClaims(sessionIDClaim, tr.grant().ID)
+	}
+	return nil
 }
 
 func (s *storage) fillUserinfo(ctx context.Context, info *oidc.UserInfo, userID string, scopes []string) error {
