@@ -243,17 +243,13 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, value string) 
 	return &refreshRequest{RefreshToken: *t}, nil
 }
 
-// TerminateSession ends a user's sessions at a client (end-session with an
-// ID token hint): there are no browser sessions, so it revokes the tokens
-// the user holds at that client.
-func (s *storage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	if userID == "" {
-		return nil
-	}
-	if err := s.st().RevokeUserClientTokens(ctx, userID, clientID); err != nil {
-		return internalError("revoking the session's tokens", err)
-	}
-	return nil
+// TerminateSession is the library's end-session hook, which ends every
+// session a user has at a client. It is never called: end-session is
+// served by endsession.go, which revokes only the session the request
+// proves. It refuses, so that a library path reaching it fails instead of
+// revoking more.
+func (s *storage) TerminateSession(context.Context, string, string) error {
+	return internalError("terminating sessions", errors.New("end-session is served by the issuer, not by the library"))
 }
 
 // refreshIDPrefix marks refresh token ids handed to the library by

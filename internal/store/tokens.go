@@ -179,20 +179,6 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID, userID, clientID strin
 	return n, nil
 }
 
-// RevokeUserClientTokens revokes every token one user holds at one client.
-func (s *Store) RevokeUserClientTokens(ctx context.Context, userID, clientID string) error {
-	now := s.nowMillis()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`, now, userID, clientID); err != nil {
-			return fmt.Errorf("revoking refresh tokens: %w", err)
-		}
-		if _, err := s.exec(ctx, tx, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`, now, userID, clientID); err != nil {
-			return fmt.Errorf("revoking access tokens: %w", err)
-		}
-		return nil
-	})
-}
-
 // AccessToken is the stored record of an issued access token, keyed by its
 // `jti`, so that introspection, userinfo and revocation can refuse it
 // before it expires.
