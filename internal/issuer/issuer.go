@@ -18,6 +18,10 @@
 //   - The login page is plain server-rendered HTML with CSRF protection, a
 //     strict Content-Security-Policy, and failed-login limits per account
 //     and per client address.
+//   - End-session revokes only the session (grant) the ID token hint names
+//     in `sid`: at once for an unexpired hint, and after the user confirms
+//     on a page of ours otherwise. The library would revoke everything the
+//     user holds at the client on an expired hint, unasked.
 //
 // The issuer URL is static configuration: Host and X-Forwarded-* headers
 // never change it.
@@ -273,7 +277,7 @@ func (i *Issuer) Run(ctx context.Context) {
 }
 
 // endpoints are the library's routes we serve: no device flow, no session
-// iframe.
+// iframe, and no end-session, which we serve ourselves (endsession.go).
 func endpoints() op.Endpoints {
 	return op.Endpoints{
 		Authorization: op.NewEndpoint("authorize"),
@@ -281,16 +285,17 @@ func endpoints() op.Endpoints {
 		Introspection: op.NewEndpoint("oauth/introspect"),
 		Userinfo:      op.NewEndpoint("userinfo"),
 		Revocation:    op.NewEndpoint("oauth/revoke"),
-		EndSession:    op.NewEndpoint("oauth/end_session"),
 		JwksURI:       op.NewEndpoint("keys"),
 	}
 }
 
-// Paths of our own pages.
+// Paths of our own endpoint and pages.
 const (
-	loginPath     = "/login"
-	loggedOutPath = "/logged-out"
-	assetsPath    = "/assets/"
+	endSessionPath = "/oauth/end_session"
+	logoutPath     = "/logout"
+	loginPath      = "/login"
+	loggedOutPath  = "/logged-out"
+	assetsPath     = "/assets/"
 )
 
 func (i *Issuer) newHandler() (http.Handler, error) {
@@ -316,6 +321,8 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+loginPath, http.HandlerFunc(i.showLogin))
 	mux.Handle("POST "+loginPath, http.HandlerFunc(i.submitLogin))
+	mux.Handle(endSessionPath, http.HandlerFunc(srv.endSession))
+	mux.Handle("POST "+logoutPath, http.HandlerFunc(srv.confirmLogout))
 	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	mux.Handle("GET "+assetsPath, assetHandler())
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))

@@ -18,7 +18,9 @@ import (
 // server is the library's LegacyServer with the methods we do differently:
 // stricter authorize requests, loopback redirect URIs with any port and
 // path (as the AuthService accepts them), and token responses whose access
-// tokens we sign ourselves (RFC 9068).
+// tokens we sign ourselves (RFC 9068). It also serves end-session
+// (endsession.go), which the library's Server interface cannot: that
+// endpoint may have to answer with a page rather than a redirect.
 type server struct {
 	*op.LegacyServer
 	iss *Issuer
@@ -184,7 +186,8 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 		d.RevocationEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
 		d.RevocationEndpointAuthSigningAlgValuesSupported = nil
 		d.ClaimsSupported = []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "at_hash", "c_hash",
-			"azp", "client_id", "scope", "jti", "name", "preferred_username", "email"}
+			"azp", "client_id", "scope", "jti", "name", "preferred_username", "email", sessionIDClaim}
+		d.EndSessionEndpoint = s.iss.cfg.Issuer + endSessionPath
 		d.RequestParameterSupported = false
 		d.RequestURIParameterSupported = false
 	}

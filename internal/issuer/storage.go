@@ -243,17 +243,13 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, value string) 
 	return &refreshRequest{RefreshToken: *t}, nil
 }
 
-// TerminateSession ends a user's sessions at a client (end-session with an
-// ID token hint): there are no browser sessions, so it revokes the tokens
-// the user holds at that client.
-func (s *storage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	if userID == "" {
-		return nil
-	}
-	if err := s.st().RevokeUserClientTokens(ctx, userID, clientID); err != nil {
-		return internalError("revoking the session's tokens", err)
-	}
-	return nil
+// TerminateSession is the library's end-session hook, which ends every
+// session a user has at a client. It is never called: end-session is
+// served by endsession.go, which revokes only the session the request
+// proves. It refuses, so that a library path reaching it fails instead of
+// revoking more.
+func (s *storage) TerminateSession(context.Context, string, string) error {
+	return internalError("terminating sessions", errors.New("end-session is served by the issuer, not by the library"))
 }
 
 // refreshIDPrefix marks refresh token ids handed to the library by
@@ -363,9 +359,20 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 	return nil
 }
 
-// SetUserinfoFromRequest sets the ID token's profile claims.
+// SetUserinfoFromRequest sets the ID token's profile claims, and its `sid`:
+// the id of the grant the token was issued from, which end-session revokes
+// (see endsession.go). The library builds ID tokens without a session id
+// and calls only this hook with the request, so the claim is added here;
+// the userinfo endpoint goes through SetUserinfoFromToken and never shows
+// it.
 func (s *storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	return s.fillUserinfo(ctx, info, req.GetSubject(), scopes)
+	if err := s.fillUserinfo(ctx, info, req.GetSubject(), scopes); err != nil {
+		return err
+	}
+	if tr, ok := req.(tokenRequest); ok {
+		info.AppendClaims(sessionIDClaim, tr.grant().ID)
+	}
+	return nil
 }
 
 func (s *storage) fillUserinfo(ctx context.Context, info *oidc.UserInfo, userID string, scopes []string) error {

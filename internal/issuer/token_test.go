@@ -330,28 +330,6 @@ func TestUserinfoIntrospectionRevocation(t *testing.T) {
 	}
 }
 
-func TestEndSession(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, sqlite(), nil)
-	tr := h.tokens(nil)
-	resp, _ := h.get("/oauth/end_session?"+url.Values{"id_token_hint": {tr.IDToken}}.Encode(), nil)
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != h.url+"/logged-out" {
-		t.Fatalf("end_session = HTTP %d to %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	if r := h.refresh(tr.RefreshToken); r.Error != "invalid_grant" {
-		t.Errorf("refresh after end_session = %d %q", r.status, r.Error)
-	}
-	resp, body := h.get("/logged-out", nil)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "signed out") {
-		t.Errorf("logged-out page = %d", resp.StatusCode)
-	}
-	// A post_logout_redirect_uri nobody registered is refused.
-	resp, _ = h.get("/oauth/end_session?"+url.Values{"id_token_hint": {tr.IDToken}, "post_logout_redirect_uri": {"https://evil.example.com/"}}.Encode(), nil)
-	if resp.StatusCode == http.StatusFound && strings.Contains(resp.Header.Get("Location"), "evil.example.com") {
-		t.Error("end_session redirected to an unregistered URI")
-	}
-}
-
 func TestCredentialEndpointsTakePostBodiesOnly(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, sqlite(), nil)

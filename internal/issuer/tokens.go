@@ -13,6 +13,12 @@ import (
 // lets a resource server refuse an ID token presented as an access token.
 const accessTokenType = "at+jwt"
 
+// sessionIDClaim is the ID token claim naming the session the token belongs
+// to (OpenID Connect Front-Channel Logout 1.0 §3). Its value is the grant
+// id: the auth request that the login completed, and the family id of the
+// refresh tokens issued from it, so it stays the same across refreshes.
+const sessionIDClaim = "sid"
+
 // accessTokenClaims are the claims of an RFC 9068 access token.
 type accessTokenClaims struct {
 	Issuer   string `json:"iss"`

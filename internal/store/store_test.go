@@ -590,17 +590,75 @@ func TestAccessTokens(t *testing.T) {
 		if err := s.RecordAccessToken(ctx, at2); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RevokeUserClientTokens(ctx, f.user.ID, "other-client"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.ActiveAccessToken(ctx, "jti2"); err != nil {
-			t.Fatalf("token of another client revoked: %v", err)
-		}
 		f.clock.Advance(2 * time.Minute)
 		_, err = s.ActiveAccessToken(ctx, "jti2")
 		wantErr(t, err, store.ErrNotFound)
 		_, err = s.ActiveAccessToken(ctx, "nope")
 		wantErr(t, err, store.ErrNotFound)
+	})
+}
+
+func TestRevokeGrant(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		for _, tc := range []struct {
+			name             string
+			grant, user, cli string // what RevokeGrant is asked; "" means the target's own
+			want             int64
+		}{
+			{"its own user and client", "", "", "", 2},
+			{"another user", "", "someone-else", "", 0},
+			{"another client", "", "", "other-client", 0},
+			{"unknown grant", "no-such-grant", "", "", 0},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				f := newFixture(t, b)
+				s := f.s
+				exp := f.clock.Now().Add(time.Hour)
+				// Two grants of the same user at the same client: two logins.
+				for _, g := range []string{"target", "bystander"} {
+					if _, err := s.CreateRefreshToken(ctx, "rt-"+g, f.grant(g), exp); err != nil {
+						t.Fatal(err)
+					}
+					if err := s.RecordAccessToken(ctx, &store.AccessToken{ID: "at-" + g, GrantID: g, UserID: f.user.ID, ClientID: "cli", ExpiresAt: exp}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				grant, user, cli := "target", f.user.ID, "cli"
+				if tc.grant != "" {
+					grant = tc.grant
+				}
+				if tc.user != "" {
+					user = tc.user
+				}
+				if tc.cli != "" {
+					cli = tc.cli
+				}
+				n, err := s.RevokeGrant(ctx, grant, user, cli)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n != tc.want {
+					t.Fatalf("RevokeGrant revoked %d tokens, want %d", n, tc.want)
+				}
+				_, rtErr := s.RefreshTokenByValue(ctx, "rt-target")
+				_, atErr := s.ActiveAccessToken(ctx, "at-target")
+				if revoked := errors.Is(rtErr, store.ErrRevoked) && errors.Is(atErr, store.ErrRevoked); revoked != (tc.want > 0) {
+					t.Errorf("target grant: refresh %v, access %v", rtErr, atErr)
+				}
+				if _, err := s.RefreshTokenByValue(ctx, "rt-bystander"); err != nil {
+					t.Errorf("the other grant's refresh token: %v", err)
+				}
+				if _, err := s.ActiveAccessToken(ctx, "at-bystander"); err != nil {
+					t.Errorf("the other grant's access token: %v", err)
+				}
+				// Revoking again finds nothing left to revoke.
+				if n, err := s.RevokeGrant(ctx, grant, user, cli); err != nil || n != 0 {
+					t.Errorf("second RevokeGrant = %d, %v", n, err)
+				}
+			})
+		}
 	})
 }
 

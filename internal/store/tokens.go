@@ -148,18 +148,35 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, id string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return s.revokeGrant(ctx, tx, family) })
 }
 
-// RevokeUserClientTokens revokes every token one user holds at one client.
-func (s *Store) RevokeUserClientTokens(ctx context.Context, userID, clientID string) error {
+// RevokeGrant revokes every refresh and access token of the grant grantID
+// (one login's session at one client) when that grant is userID's at
+// clientID, and returns how many tokens it revoked. Tokens of anyone else's
+// grant are left alone; an unknown grant, or one already revoked, revokes
+// nothing and is not an error.
+func (s *Store) RevokeGrant(ctx context.Context, grantID, userID, clientID string) (int64, error) {
 	now := s.nowMillis()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`, now, userID, clientID); err != nil {
-			return fmt.Errorf("revoking refresh tokens: %w", err)
-		}
-		if _, err := s.exec(ctx, tx, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`, now, userID, clientID); err != nil {
-			return fmt.Errorf("revoking access tokens: %w", err)
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND user_id = ? AND client_id = ? AND revoked_at IS NULL`,
+			`UPDATE nsauth_access_tokens SET revoked_at = ? WHERE grant_id = ? AND user_id = ? AND client_id = ? AND revoked_at IS NULL`,
+		} {
+			res, err := s.exec(ctx, tx, q, now, grantID, userID, clientID)
+			if err != nil {
+				return fmt.Errorf("revoking grant: %w", err)
+			}
+			c, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("revoking grant: %w", err)
+			}
+			n += c
 		}
 		return nil
 	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // AccessToken is the stored record of an issued access token, keyed by its

@@ -63,7 +63,9 @@ type Page struct {
 
 var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 
-func (b *Browser) do(t testing.TB, req *http.Request) *Page {
+// Do sends req, rewritten when Rewrite is set, and returns the answer with
+// the hidden fields of its form.
+func (b *Browser) Do(t testing.TB, req *http.Request) *Page {
 	t.Helper()
 	if b.Rewrite != nil {
 		b.Rewrite(req.URL)
@@ -93,7 +95,7 @@ func (b *Browser) Open(t testing.TB, authorizeURL string) *Page {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b.do(t, req)
+	return b.Do(t, req)
 }
 
 // Submit posts the login form of page with the credentials and returns the
@@ -114,7 +116,7 @@ func (b *Browser) Submit(t testing.TB, page *Page, username, password string) *P
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(t, req)
+	return b.Do(t, req)
 }
 
 // Login opens authorizeURL, submits the credentials and returns the
