@@ -12,6 +12,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/redirect"
 	"github.com/nsauth/nsauth/internal/upstream"
 	"github.com/nsauth/nsauth/pkg/authn"
 )
@@ -98,10 +99,10 @@ func (s *Service) GetAuthorizeUrl(ctx context.Context, req *connect.Request[mgmt
 		return nil, err
 	}
 	m := req.Msg
-	if err := requireText("state", m.GetState(), maxStateLen); err != nil {
+	if err := redirect.RequireText("state", m.GetState(), redirect.MaxStateLen); err != nil {
 		return nil, invalidArgument(err)
 	}
-	if err := ValidateRedirectURI(m.GetRedirectUri(), s.redirects); err != nil {
+	if err := redirect.ValidateURI(m.GetRedirectUri(), s.redirects); err != nil {
 		return nil, invalidArgument(err)
 	}
 	scope, err := normalizeScope(m.GetScope(), s.scopes)
@@ -134,7 +135,7 @@ func (s *Service) LoginCli(ctx context.Context, req *connect.Request[mgmtv1alpha
 	if err := requireVisibleASCII("code", m.GetCode(), maxCodeLen); err != nil {
 		return nil, invalidArgument(err)
 	}
-	if err := ValidateRedirectURI(m.GetRedirectUri(), s.redirects); err != nil {
+	if err := redirect.ValidateURI(m.GetRedirectUri(), s.redirects); err != nil {
 		return nil, invalidArgument(err)
 	}
 	if err := requirePKCEVerifier(m.CodeVerifier, s.cfg.RequirePKCE); err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/nsauth/nsauth/internal/authservice"
+	"github.com/nsauth/nsauth/internal/redirect"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -27,13 +27,14 @@ type server struct {
 }
 
 // Bounds on authorize request fields: far above what honest clients send.
+// The state and redirect URI bounds are the AuthService's too.
 const (
-	maxStateLen      = 1024
+	maxStateLen      = redirect.MaxStateLen
 	maxNonceLen      = 512
 	maxLoginHintLen  = 256
 	maxScopes        = 32
 	maxScopeLen      = 128
-	maxRedirectLen   = 2048
+	maxRedirectLen   = redirect.MaxURILen
 	maxChallengeLen  = 128
 	maxIDTokenHint   = 16 << 10
 	maxClientIDLen   = 128
@@ -52,7 +53,7 @@ func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 		return nil, err
 	}
 	if c, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" {
-		if authservice.ValidateRedirectURI(r.Data.RedirectURI, toSet(s.iss.cfg.AllowedRedirectURIs)) == nil {
+		if redirect.ValidateURI(r.Data.RedirectURI, toSet(s.iss.cfg.AllowedRedirectURIs)) == nil {
 			c.requestedRedirect = r.Data.RedirectURI
 		}
 	}

@@ -1,13 +1,13 @@
-package authservice_test
+package redirect_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/nsauth/nsauth/internal/authservice"
+	"github.com/nsauth/nsauth/internal/redirect"
 )
 
-func TestValidateRedirectURI(t *testing.T) {
+func TestValidateURI(t *testing.T) {
 	t.Parallel()
 	allowed := map[string]bool{"https://app.example.com/callback": true}
 	accept := []string{
@@ -64,7 +64,7 @@ func TestValidateRedirectURI(t *testing.T) {
 	for _, u := range accept {
 		t.Run("accept "+u, func(t *testing.T) {
 			t.Parallel()
-			if err := authservice.ValidateRedirectURI(u, allowed); err != nil {
+			if err := redirect.ValidateURI(u, allowed); err != nil {
 				t.Errorf("refused: %v", err)
 			}
 		})
@@ -72,7 +72,7 @@ func TestValidateRedirectURI(t *testing.T) {
 	for _, u := range refuse {
 		t.Run("refuse "+u, func(t *testing.T) {
 			t.Parallel()
-			err := authservice.ValidateRedirectURI(u, allowed)
+			err := redirect.ValidateURI(u, allowed)
 			if err == nil {
 				t.Fatal("accepted")
 			}
