@@ -38,6 +38,10 @@ func (m *metrics) observe(procedure string, start time.Time, err error) {
 	if err != nil {
 		code = connect.CodeOf(err).String()
 	}
+	m.record(procedure, start, code)
+}
+
+func (m *metrics) record(procedure string, start time.Time, code string) {
 	m.requests.WithLabelValues(procedure, code).Inc()
 	m.duration.WithLabelValues(procedure).Observe(time.Since(start).Seconds())
 }
@@ -65,7 +69,9 @@ func (i metricsInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFu
 		start := time.Now()
 		err := next(ctx, conn)
 		if errors.Is(err, context.Canceled) {
-			err = connect.NewError(connect.CodeCanceled, err)
+			// A stream the client abandoned: counted as the client sees it.
+			i.m.record(conn.Spec().Procedure, start, connect.CodeCanceled.String())
+			return err
 		}
 		i.m.observe(conn.Spec().Procedure, start, err)
 		return err
