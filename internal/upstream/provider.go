@@ -57,18 +57,29 @@ type Provider struct {
 }
 
 // NewHTTPClient returns the HTTP client used for provider calls by default:
-// a 10 s overall timeout, pooled keep-alive connections, and no redirects
-// (a token endpoint that redirects is misconfigured, and following it could
-// leak credentials).
+// [NewHTTPClientWith] over [NewTransport].
 func NewHTTPClient() *http.Client {
+	return NewHTTPClientWith(NewTransport())
+}
+
+// NewTransport returns the transport of [NewHTTPClient]: pooled keep-alive
+// connections and a 5 s dial timeout.
+func NewTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 128
 	t.IdleConnTimeout = 90 * time.Second
 	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return t
+}
+
+// NewHTTPClientWith returns a provider client over rt: a 10 s overall
+// timeout and no redirects (a token endpoint that redirects is
+// misconfigured, and following it could leak credentials).
+func NewHTTPClientWith(rt http.RoundTripper) *http.Client {
 	return &http.Client{
 		Timeout:   10 * time.Second,
-		Transport: t,
+		Transport: rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
