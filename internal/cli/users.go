@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/nsauth/nsauth/internal/app"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
@@ -122,7 +123,7 @@ func (o *usersOptions) withStore(ctx context.Context, fn func(context.Context, *
 			return fmt.Errorf("no nsauth data in %s: start `nsauth serve` once, or give --data-dir (or --database-url)", loc.DataDir)
 		}
 	}
-	st, err := openStore(ctx, loc.DataDir, loc.DatabaseURL, o.app.Now)
+	st, err := app.OpenStore(ctx, *loc, o.app.Now)
 	if err != nil {
 		return err
 	}

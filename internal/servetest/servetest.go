@@ -1,6 +1,8 @@
-// Package servetest runs `nsauth serve` in-process for tests, the way main
-// does (through cli.Run), on a free loopback port, with an environment the
-// test chooses entirely: the test process's own variables never leak in.
+// Package servetest runs an nsauth server in-process for tests, as
+// `nsauth serve` does: its arguments and environment are read by package
+// config, and the server is assembled and served by package app, on a free
+// loopback port, with an environment the test chooses entirely: the test
+// process's own variables never leak in.
 package servetest
 
 import (
@@ -8,13 +10,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/spf13/pflag"
+
+	"github.com/nsauth/nsauth/internal/app"
+	"github.com/nsauth/nsauth/internal/config"
 )
 
 // Buffer is an io.Writer safe for concurrent use.
@@ -49,7 +57,7 @@ func Env(env map[string]string) func(string) (string, bool) {
 type Options struct {
 	// Env is the server's whole environment.
 	Env map[string]string
-	// Args are extra `serve` arguments, after the harness's own
+	// Args are `nsauth serve` arguments, after the harness's own
 	// (--listen 127.0.0.1:0 --log-format json --shutdown-timeout 10s), so
 	// they may override them.
 	Args []string
@@ -57,55 +65,77 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Server is a running `nsauth serve`.
+// Server is a running server.
 type Server struct {
 	// URL is where it listens, e.g. http://127.0.0.1:39201.
 	URL string
 	// Logs is its standard error: the JSON log and any banner.
 	Logs *Buffer
-	// Stdout is its standard output.
+	// Stdout is its standard output; the server writes nothing there.
 	Stdout *Buffer
+	// App is the server itself.
+	App *app.Server
 
 	cancel context.CancelFunc
 	done   chan int
 }
 
-// Start starts `nsauth serve` and waits until it listens; it is stopped
-// (as by SIGTERM) when the test ends, and a non-zero exit then fails the
-// test.
+// harnessArgs come before a test's own arguments. The drain bound exceeds
+// the 5 s net/http's Shutdown waits for connections a client opened but
+// never used.
+var harnessArgs = []string{"--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "10s"}
+
+// Start starts a server and returns once it listens and, as `nsauth serve`
+// guarantees, can answer every RPC; it is stopped (as by SIGTERM) when the
+// test ends, and a failed shutdown then fails the test. A configuration
+// that does not start fails the test at once.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	s := &Server{Logs: &Buffer{}, Stdout: &Buffer{}, done: make(chan int, 1)}
-	app := &cli.App{In: strings.NewReader(""), Out: s.Stdout, ErrOut: s.Logs, Getenv: Env(opts.Env), Now: opts.Now}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	// The drain bound exceeds the 5 s net/http's Shutdown waits for
-	// connections a client opened but never used.
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "10s"}, opts.Args...)
-	go func() { s.done <- cli.Run(ctx, app, args) }()
+	srv, err := New(ctx, opts.Env, append(slices.Clone(harnessArgs), opts.Args...), app.Deps{Stderr: s.Logs, Now: opts.Now})
+	if err != nil {
+		cancel()
+		t.Fatalf("nsauth serve did not start: %v\n%s", err, s.Logs.String())
+	}
+	s.App, s.URL = srv, srv.URL()
+	go func() {
+		code := 0
+		if err := srv.Serve(ctx); err != nil {
+			fmt.Fprintf(s.Logs, "nsauth: %v\n", err)
+			code = 1
+		}
+		s.done <- code
+	}()
 	t.Cleanup(func() {
 		if code := s.Stop(t); code != 0 {
 			t.Errorf("nsauth serve exited with %d:\n%s", code, s.Logs.String())
 		}
 	})
-	deadline := time.After(30 * time.Second)
-	for {
-		if u := ServingURL(s.Logs.String()); u != "" {
-			s.URL = u
-			return s
-		}
-		select {
-		case code := <-s.done:
-			s.done <- code
-			t.Fatalf("nsauth serve exited with %d before listening:\n%s", code, s.Logs.String())
-		case <-deadline:
-			t.Fatalf("nsauth serve did not start listening:\n%s", s.Logs.String())
-		case <-time.After(10 * time.Millisecond):
-		}
+	return s
+}
+
+// New reads the `nsauth serve` arguments args and the environment env as
+// the command does, and assembles the server without serving it.
+func New(ctx context.Context, env map[string]string, args []string, deps app.Deps) (*app.Server, error) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
 	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve takes no arguments, got %q", fs.Arg(0))
+	}
+	cfg, err := config.Load(fs, Env(env))
+	if err != nil {
+		return nil, err
+	}
+	return app.New(ctx, cfg, deps)
 }
 
 // Stop cancels the server as SIGTERM would and returns its exit code. It
@@ -123,17 +153,24 @@ func (s *Server) Stop(t testing.TB) int {
 	}
 }
 
-// Run runs `nsauth serve args...` with exactly env as its environment and
-// returns its exit code and standard error once it exits: for
-// configurations that must fail at start.
+// Run starts a server with args and exactly env as its environment, for
+// configurations that must fail at start: it returns the exit code
+// `nsauth serve` would have (0 when the server started, and was then
+// stopped) and its standard error.
 func Run(t testing.TB, env map[string]string, args ...string) (int, string) {
 	t.Helper()
 	var stderr Buffer
-	app := &cli.App{In: strings.NewReader(""), Out: &Buffer{}, ErrOut: &stderr, Getenv: Env(env), Now: time.Now}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := cli.Run(ctx, app, append([]string{"serve"}, args...))
-	return code, stderr.String()
+	srv, err := New(ctx, env, args, app.Deps{Stderr: &stderr, Now: time.Now})
+	if err != nil {
+		fmt.Fprintf(&stderr, "nsauth: %v\n", err)
+		return 1, stderr.String()
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("closing the server: %v", err)
+	}
+	return 0, stderr.String()
 }
 
 // ServingURL finds the URL in the "nsauth serving" line of JSON logs, or

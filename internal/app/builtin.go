@@ -1,4 +1,4 @@
-package cli
+package app
 
 import (
 	"context"
@@ -7,58 +7,49 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
+	"sync/atomic"
 
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/inprocess"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/upstream"
-	"github.com/nsauth/nsauth/pkg/authn"
 )
 
-// builtinDiscoveryRetry is how soon the broker first asks the built-in
-// provider for its discovery document: the listener is open by then, and
-// serving a few milliseconds later.
-const builtinDiscoveryRetry = 100 * time.Millisecond
-
-// builtinProvider is the built-in OpenID provider as `nsauth serve` wires
-// it: its HTTP handler (mounted as the server's fallback, so it shares the
+// builtinProvider is the built-in OpenID provider as the server wires it:
+// its HTTP handler (mounted as the server's fallback, so it shares the
 // listener), and the broker and token verifier the AuthService uses, which
-// reach it over HTTP like any external provider.
+// reach it in process through the same HTTP code as any external provider.
 type builtinProvider struct {
-	handler     http.Handler
-	provider    *upstream.Provider
-	interceptor *authn.Interceptor
-	close       func()
+	provider
+	handler  http.Handler
+	requests *atomic.Int64
+	close    func() error
 }
 
-// startBuiltinProvider opens the store, prepares it at first start (client,
+// startBuiltin opens the store, prepares it at first start (client,
 // administrator), starts the provider and points a broker at it. The
 // issuer URL is --issuer, or derived from addr, the bound listen address.
-func startBuiltinProvider(ctx context.Context, app *App, cfg *config.Server, addr net.Addr, logger *slog.Logger) (*builtinProvider, error) {
+// It returns what must be closed even when it fails.
+func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, useTLS bool, deps Deps, logger *slog.Logger) (*builtinProvider, error) {
 	b := cfg.Auth.Builtin
 	issuerURL := b.Issuer
 	if issuerURL == "" {
-		issuerURL = config.DeriveIssuer(addr, cfg.TLSCertFile != "")
+		issuerURL = config.DeriveIssuer(addr, useTLS)
 	}
 	// The OpenID library logs through slog's default logger. Send that to
 	// ours, warnings and up (its info lines are route listings).
 	slog.SetDefault(slog.New(minLevel{logger.Handler(), max(slog.LevelWarn, cfg.LogLevel)}).With("component", "oidc"))
 
-	st, err := openStore(ctx, b.DataDir, b.DatabaseURL, app.Now)
+	st, err := OpenStore(ctx, config.Store{DataDir: b.DataDir, DatabaseURL: b.DatabaseURL}, deps.Now)
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = st.Close()
-		}
-	}()
+	bp := &builtinProvider{close: st.Close, requests: new(atomic.Int64)}
 	boot, err := issuer.Bootstrap(ctx, st, issuer.BootstrapConfig{AdminUser: b.AdminUser, AdminPassword: b.AdminPassword})
 	if err != nil {
-		return nil, fmt.Errorf("preparing the built-in provider: %w", err)
+		return bp, fmt.Errorf("preparing the built-in provider: %w", err)
 	}
 	iss, err := issuer.New(ctx, issuer.Config{
 		Issuer:              issuerURL,
@@ -73,51 +64,58 @@ func startBuiltinProvider(ctx context.Context, app *App, cfg *config.Server, add
 		AllowedScopes:       cfg.Auth.AllowedScopes,
 		InsecureAllowHTTP:   b.InsecureHTTPIssuer,
 		Clients:             clientaddr.NewResolver(cfg.TrustedProxies),
-		Now:                 app.Now,
+		Now:                 deps.Now,
 		Logger:              logger.With("component", "issuer"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("starting the built-in provider: %w", err)
+		return bp, fmt.Errorf("starting the built-in provider: %w", err)
 	}
-	go iss.Run(ctx)
-	printBuiltinBanner(app.ErrOut, st, issuerURL, boot)
+	go iss.Run(bg)
+	bp.handler = iss.Handler()
+	printBuiltinBanner(deps.Stderr, st, issuerURL, boot)
 	logger.Info("built-in OpenID provider", "issuer", issuerURL, "store", st.Backend(), "location", st.Location())
 
+	// Requests for the issuer's origin never leave the process; anything
+	// else (an introspection endpoint set elsewhere) goes over the network.
+	transport, err := inprocess.New(inprocess.Config{
+		Origin:   issuerURL,
+		Handler:  bp.handler,
+		Fallback: upstream.NewTransport(),
+	})
+	if err != nil {
+		return bp, fmt.Errorf("connecting to the built-in provider: %w", err)
+	}
 	a := cfg.Auth
 	a.BaseURL, a.ExpectedIssuer = issuerURL, issuerURL
 	a.Audiences = []string{iss.Audience()}
 	a.ClientID, a.ClientSecret = boot.ClientID, boot.ClientSecret
 	a.CLIAudience = ""
-	provider, interceptor, err := startProvider(ctx, a, providerStart{now: app.Now, background: true, retryMin: builtinDiscoveryRetry}, logger)
-	if err != nil {
-		return nil, err
+	start := providerStart{
+		now:          deps.Now,
+		httpClient:   upstream.NewHTTPClientWith(countRequests(transport, bp.requests)),
+		mustDiscover: true,
 	}
-	ok = true
-	return &builtinProvider{
-		handler:     iss.Handler(),
-		provider:    provider,
-		interceptor: interceptor,
-		close:       func() { _ = st.Close() },
-	}, nil
+	p, err := startProvider(ctx, bg, a, start, logger)
+	if err != nil {
+		return bp, fmt.Errorf("the built-in provider: %w", err)
+	}
+	bp.provider = *p
+	return bp, nil
 }
 
-// openStore opens PostgreSQL when a database URL is given, else SQLite in
-// dataDir.
-func openStore(ctx context.Context, dataDir, databaseURL string, now func() time.Time) (*store.Store, error) {
-	opts := store.Options{Now: now}
-	if databaseURL != "" {
-		st, err := store.OpenPostgres(ctx, databaseURL, opts)
-		if err != nil {
-			return nil, fmt.Errorf("opening the database: %w", err)
+// countRequests counts the requests t serves in process.
+func countRequests(t *inprocess.Transport, n *atomic.Int64) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if t.Handles(r.URL) {
+			n.Add(1)
 		}
-		return st, nil
-	}
-	st, err := store.OpenSQLite(ctx, dataDir, opts)
-	if err != nil {
-		return nil, fmt.Errorf("opening the database in %s: %w", dataDir, err)
-	}
-	return st, nil
+		return t.RoundTrip(r)
+	})
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // printBuiltinBanner tells the operator, on the terminal and never in the
 // log, where the data is, what the issuer is and, at first start, how to log
@@ -140,22 +138,4 @@ func printBuiltinBanner(w io.Writer, st *store.Store, issuerURL string, boot *is
 		fmt.Fprintf(w, "note: NSAUTH_ADMIN_PASSWORD is ignored: the administrator was created at an earlier start.\n"+
 			"      Change passwords with `nsauth users passwd <username>`.\n")
 	}
-}
-
-// minLevel is a slog handler that drops records below a level.
-type minLevel struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.level && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevel{h.Handler.WithAttrs(attrs), h.level}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{h.Handler.WithGroup(name), h.level}
 }
