@@ -19,15 +19,15 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "Machine: %s; %s; medians of %d runs, %s per cell.\n\n", r.Machine, r.GoVersion, r.Runs, r.DurationPerCell)
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| scenario\t protocol\t concurrency\t req/s\t p50 ms\t p99 ms\t server CPU µs/call\t client CPU µs/call\t errors\t")
-	fmt.Fprintln(tw, "|---\t---\t---:\t---:\t---:\t---:\t---:\t---:\t---:\t")
+	fmt.Fprintln(tw, "| scenario\t protocol\t concurrency\t req/s\t p50 ms\t p99 ms\t CPU µs/call\t errors\t")
+	fmt.Fprintln(tw, "|---\t---\t---:\t---:\t---:\t---:\t---:\t---:\t")
 	for _, res := range r.Results {
-		fmt.Fprintf(tw, "| %s\t %s\t %d\t %.0f\t %.3f\t %.3f\t %.0f\t %.0f\t %d\t\n", res.Scenario, res.Protocol, res.Concurrency, res.RPS, res.P50Millis, res.P99Millis, res.ServerCPUMicros, res.ClientCPUMicros, res.Errors)
+		fmt.Fprintf(tw, "| %s\t %s\t %d\t %.0f\t %.3f\t %.3f\t %.0f\t %d\t\n", res.Scenario, res.Protocol, res.Concurrency, res.RPS, res.P50Millis, res.P99Millis, res.CPUMicros, res.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nServer peak RSS: %.1f MiB\n", float64(r.ServerPeakRSSBytes)/(1<<20))
+	fmt.Fprintf(w, "\nPeak RSS (server, provider and load generator): %.1f MiB\n", float64(r.PeakRSSBytes)/(1<<20))
 	fmt.Fprintf(w, "Provider requests per GetAuthorizeUrl call: %.4f\n", r.ProviderRequestsPerGetAuthorizeURL)
 	for _, ratio := range r.Ratios() {
 		fmt.Fprintf(w, "%s\n", ratio)
@@ -68,6 +68,6 @@ func (r *Report) Ratios() []string {
 			}
 		}
 	}
-	out = append(out, fmt.Sprintf("Server peak RSS: %.1f MiB (target ≤ 64 MiB)", float64(r.ServerPeakRSSBytes)/(1<<20)))
+	out = append(out, fmt.Sprintf("Peak RSS, server and load generator together: %.1f MiB (target for the server ≤ 64 MiB)", float64(r.PeakRSSBytes)/(1<<20)))
 	return out
 }

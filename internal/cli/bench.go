@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +25,13 @@ func newBenchCommand(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure nsauth serve under load",
-		Long: `Start nsauth serve (this binary) brokering an in-process fake OpenID provider
-on loopback, drive it with concurrent keep-alive clients over Connect and gRPC,
-and print requests per second, p50 and p99 latency per procedure and
-concurrency (medians of --runs runs), the provider's own token endpoint called
-directly, and the server's peak RSS.`,
+		Long: `Start an nsauth server in this process, with its built-in OpenID provider on a
+temporary SQLite database and a user created for the run, drive it with
+concurrent keep-alive clients over Connect and gRPC on loopback, and print
+requests per second, p50 and p99 latency per procedure and concurrency
+(medians of --runs runs), the provider's own token endpoint called directly,
+CPU time per call and the process's peak RSS. Nothing is read from or written
+to your own nsauth data.`,
 		Example: `  # The full matrix: 3 runs × 8 scenarios × 2 protocols × 3 concurrencies
   nsauth bench
 
@@ -63,16 +63,12 @@ directly, and the server's peak RSS.`,
 	f.IntVar(&opts.runs, "runs", 3, "runs of the whole matrix; figures are medians")
 	f.StringVar(&opts.scenarios, "scenarios", "", "comma-separated scenarios (default all: "+strings.Join(bench.Scenarios, ", ")+")")
 	f.BoolVar(&opts.json, "json", false, "print JSON instead of a table")
-	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write the server's CPU profile over the run to this file (go tool pprof)")
+	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (server and load generator) to this file (go tool pprof)")
 	return cmd
 }
 
 func (o *benchOptions) config(app *App) (bench.Config, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return bench.Config{}, fmt.Errorf("finding the nsauth executable: %w", err)
-	}
-	cfg := bench.Config{Executable: exe, Duration: o.duration, Runs: o.runs, Progress: app.ErrOut, CPUProfile: o.cpuProfile}
+	cfg := bench.Config{Duration: o.duration, Runs: o.runs, Progress: app.ErrOut, CPUProfile: o.cpuProfile}
 	if o.duration <= 0 || o.runs <= 0 {
 		return cfg, newUsageError("--duration and --runs must be positive")
 	}

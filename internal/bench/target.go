@@ -1,0 +1,284 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/oauth2"
+
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/app"
+	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/issuer"
+	"github.com/nsauth/nsauth/internal/password"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// benchUser is the account the bench logs in as.
+const benchUser = "bench"
+
+// benchScope is what every login asks for: offline_access, so that logins
+// come with refresh tokens.
+const benchScope = "openid profile offline_access"
+
+// cheapHash makes the bench user's password quick to check. The cells
+// measure the broker and the provider's token endpoint; the logins that
+// mint their codes run before the clock starts, and argon2id at its real
+// cost would only make that preparation slow.
+var cheapHash = password.Params{Memory: 8, Time: 1, Threads: 1}
+
+// target is the server under test and what the bench needs to drive it.
+type target struct {
+	srv           *app.Server
+	url           string
+	tokenEndpoint string
+	clientID      string
+	clientSecret  string
+	password      string
+	// api is the client that prepares credentials; cells use their own.
+	api     mgmtv1alpha1connect.AuthServiceClient
+	browser *browser
+	stop    func()
+}
+
+// startTarget starts the server in this process: the built-in provider on
+// a temporary SQLite database holding the bench user, no rate limit, and
+// access tokens that outlive the run.
+func startTarget(ctx context.Context) (_ *target, err error) {
+	dir, err := os.MkdirTemp("", "nsauth-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	env := map[string]string{
+		"NSAUTH_DATA_DIR": dir,
+		// Measuring throughput means calling far beyond any sane
+		// per-client limit.
+		"NSAUTH_RATE_LIMIT_PER_MINUTE": "0",
+		"NSAUTH_ACCESS_TOKEN_TTL":      "24h",
+	}
+	cfg, err := config.Load(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	cfg.Listen = "127.0.0.1:0"
+	cfg.LogLevel = slog.LevelError
+	// Cells that consume codes first log in once per code, thousands of
+	// times a minute from one address: beyond what the setting allows, and
+	// beyond any person. Only this in-process server is configured so.
+	cfg.Auth.Builtin.LoginAttempts = 1 << 30
+
+	tg := &target{}
+	if tg.clientID, tg.clientSecret, tg.password, err = prepareStore(ctx, dir); err != nil {
+		return nil, err
+	}
+	if tg.srv, err = app.New(ctx, cfg, app.Deps{}); err != nil {
+		return nil, fmt.Errorf("bench: starting the server: %w", err)
+	}
+	serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- tg.srv.Serve(serveCtx) }()
+	tg.stop = func() {
+		cancel()
+		<-served
+		_ = os.RemoveAll(dir)
+	}
+	tg.url = tg.srv.URL()
+	tg.api = mgmtv1alpha1connect.NewAuthServiceClient(newHTTPClient(8, false), tg.url, connect.WithProtoJSON())
+	tg.browser = newBrowser()
+	if tg.tokenEndpoint, err = discoverTokenEndpoint(ctx, tg.url); err != nil {
+		tg.stop()
+		return nil, err
+	}
+	return tg, nil
+}
+
+// prepareStore readies the store as the server's first start would, so
+// that the bench learns the broker's client credentials, and adds the
+// bench user with a password only this run knows.
+func prepareStore(ctx context.Context, dir string) (clientID, clientSecret, pw string, err error) {
+	st, err := app.OpenStore(ctx, config.Store{DataDir: dir}, nil)
+	if err != nil {
+		return "", "", "", fmt.Errorf("bench: %w", err)
+	}
+	defer st.Close()
+	boot, err := issuer.Bootstrap(ctx, st, issuer.BootstrapConfig{})
+	if err != nil {
+		return "", "", "", fmt.Errorf("bench: preparing the provider: %w", err)
+	}
+	if pw, err = password.Generate(24); err != nil {
+		return "", "", "", err
+	}
+	hash, err := password.HashWithParams(pw, cheapHash)
+	if err != nil {
+		return "", "", "", err
+	}
+	if err := st.CreateUser(ctx, &store.User{Username: benchUser, Name: "Bench", PasswordHash: hash}); err != nil {
+		return "", "", "", fmt.Errorf("bench: creating the bench user: %w", err)
+	}
+	return boot.ClientID, boot.ClientSecret, pw, nil
+}
+
+func discoverTokenEndpoint(ctx context.Context, base string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/.well-known/openid-configuration", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("bench: discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	var md struct {
+		TokenEndpoint string `json:"token_endpoint"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md); err != nil || md.TokenEndpoint == "" {
+		return "", fmt.Errorf("bench: discovery document without a token endpoint (HTTP %d)", resp.StatusCode)
+	}
+	return md.TokenEndpoint, nil
+}
+
+// grant is an authorization code and the PKCE verifier it was asked with.
+type grant struct {
+	code, verifier string
+}
+
+// mintCode logs the bench user in once, as `nsauth login` and a browser
+// would: an authorize URL from the AuthService, the provider's login form,
+// and the code on the redirect back.
+func (tg *target) mintCode(ctx context.Context) (grant, error) {
+	verifier := oauth2.GenerateVerifier()
+	challenge, method := oauth2.S256ChallengeFromVerifier(verifier), "S256"
+	resp, err := tg.api.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{
+		State: "bench-state-0123456789abcdef", RedirectUri: benchRedirectURI, Scope: benchScope,
+		CodeChallenge: &challenge, CodeChallengeMethod: &method,
+	}))
+	if err != nil {
+		return grant{}, fmt.Errorf("GetAuthorizeUrl: %w", err)
+	}
+	code, err := tg.browser.login(ctx, resp.Msg.GetUrl(), benchUser, tg.password)
+	if err != nil {
+		return grant{}, err
+	}
+	return grant{code: code, verifier: verifier}, nil
+}
+
+// mintConcurrency is how many logins run at once while codes are minted:
+// enough to keep the provider busy, few enough not to fill its queue of
+// password checks.
+const mintConcurrency = 4
+
+// mintCodes mints n codes.
+func (tg *target) mintCodes(ctx context.Context, n int) ([]grant, error) {
+	out := make([]grant, n)
+	errs := make(chan error, mintConcurrency)
+	var next sync.Mutex
+	i := 0
+	var wg sync.WaitGroup
+	for range mintConcurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				next.Lock()
+				mine := i
+				i++
+				next.Unlock()
+				if mine >= n {
+					return
+				}
+				g, err := tg.mintCode(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				out[mine] = g
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// login mints a code and redeems it through the AuthService.
+func (tg *target) login(ctx context.Context) (*mgmtv1alpha1.AccessToken, error) {
+	g, err := tg.mintCode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := tg.api.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: g.code, RedirectUri: benchRedirectURI, CodeVerifier: &g.verifier}))
+	if err != nil {
+		return nil, fmt.Errorf("LoginCli: %w", err)
+	}
+	return resp.Msg.GetAccessToken(), nil
+}
+
+// tokenResponse is the part of a token endpoint answer the bench reads.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// postToken sends a grant straight to the provider's token endpoint as the
+// broker's client.
+func (tg *target) postToken(ctx context.Context, client *http.Client, form url.Values) (*tokenResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tg.tokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(tg.clientID), url.QueryEscape(tg.clientSecret))
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("token endpoint: HTTP %d", resp.StatusCode)
+	}
+	var tr tokenResponse
+	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
+		return nil, errors.New("token endpoint: unusable response")
+	}
+	return &tr, nil
+}
+
+// exchangeForm is the authorization-code grant the broker sends for g.
+func exchangeForm(g grant) url.Values {
+	return url.Values{
+		"grant_type": {"authorization_code"}, "code": {g.code},
+		"redirect_uri": {benchRedirectURI}, "code_verifier": {g.verifier},
+	}
+}
+
+// refreshForm is the refresh-token grant.
+func refreshForm(rt string) url.Values {
+	return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+}
+
+// loginTimeout bounds one login while minting.
+const loginTimeout = 30 * time.Second
