@@ -30,7 +30,11 @@ type IntrospectorConfig struct {
 	// carries one.
 	Audiences []string
 	// HTTPClient makes the requests. Defaults to a client with a 10 s
-	// timeout.
+	// timeout that does not follow redirects, so that a 307 or 308 from the
+	// endpoint cannot send the token and the client credentials elsewhere
+	// (the answer counts as an unavailable endpoint). A client passed here
+	// is used as it is: it MUST NOT follow redirects either (set its
+	// CheckRedirect to return [http.ErrUseLastResponse]).
 	HTTPClient *http.Client
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
@@ -63,7 +67,7 @@ func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
 		return nil, errors.New("authn: IntrospectorConfig.URL is required")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		cfg.HTTPClient = newHTTPClient()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
