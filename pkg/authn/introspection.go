@@ -91,7 +91,8 @@ func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
 	return in, nil
 }
 
-// Verify implements [TokenVerifier].
+// Verify implements [TokenVerifier]. The Claims are the caller's own copy;
+// [Claims.Decode] reads the introspection answer they were taken from.
 func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if rawToken == "" || len(rawToken) > in.cfg.MaxTokenBytes {
 		return nil, invalid("token is empty or longer than %d bytes", in.cfg.MaxTokenBytes)
@@ -105,7 +106,7 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 	now := in.cfg.Now()
 	if in.cache != nil {
 		if e := in.cache.get(key, now); e != nil {
-			return e.claims, e.err
+			return e.claims.clone(), e.err
 		}
 	}
 	// Concurrent checks of one token share one request. It runs on its own
@@ -130,6 +131,8 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 		}
 		return nil, err
 	}
+	// Every caller that shared the request gets the same result: hand
+	// each its own copy.
 	claims := v.(*Claims)
 	if in.cache != nil {
 		expires := now.Add(in.cfg.CacheTTL)
@@ -138,7 +141,7 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 		}
 		in.cache.put(&cacheEntry{key: key, claims: claims, expires: expires})
 	}
-	return claims, nil
+	return claims.clone(), nil
 }
 
 // introspectionTimeout bounds one introspection request, whatever the

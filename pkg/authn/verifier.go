@@ -55,7 +55,10 @@ func invalidForNow(format string, args ...any) error {
 	return &refusal{reason: fmt.Sprintf(format, args...)}
 }
 
-// TokenVerifier checks a raw bearer token and returns its claims.
+// TokenVerifier checks a raw bearer token and returns its claims. The
+// verifiers of this package ([Verifier], [Introspector], [ChainVerifier])
+// return Claims that belong to the caller: never a value shared with the
+// cache or with other calls.
 type TokenVerifier interface {
 	Verify(ctx context.Context, rawToken string) (*Claims, error)
 }
@@ -175,8 +178,9 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify checks rawToken and returns its claims, which callers must treat
-// as read-only (they may be shared with other calls). Errors match
+// Verify checks rawToken and returns its claims. The Claims are the
+// caller's own (a cached result is copied), so they may be changed without
+// affecting other calls. Errors match
 // [ErrInvalidToken] (and [ErrTokenExpired] for expiry) when the token is
 // refused, or [ErrUnavailable] when no keys can be had to judge it. The
 // signature is checked before any claim, so a forged token is never
@@ -193,7 +197,7 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error)
 			return nil, e.err
 		}
 		if e.generation == gen {
-			return e.claims, nil
+			return e.claims.clone(), nil
 		}
 		// The key set changed since: the signing key may be gone.
 	}
@@ -210,6 +214,7 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error)
 			expires = fresh
 		}
 		v.cache.put(&cacheEntry{key: key, claims: claims, expires: expires, generation: gen})
+		return claims.clone(), nil
 	case errors.As(err, &r) && r.permanent:
 		v.cache.put(&cacheEntry{key: key, err: err, expires: now.Add(negativeCacheTTL)})
 	}
