@@ -44,6 +44,14 @@ func TestDefaultClientsDoNotFollowRedirects(t *testing.T) {
 			_, err = in.Verify(ctx, "opaque-token")
 			return err
 		}, true},
+		{"Discover", func(ctx context.Context, base string) error {
+			_, err := authn.Discover(ctx, base, nil)
+			return err
+		}, false},
+		{"NewFromIssuer", func(ctx context.Context, base string) error {
+			_, err := authn.NewFromIssuer(ctx, base, authn.VerifierConfig{Audiences: []string{"api"}})
+			return err
+		}, false},
 	}
 	for _, c := range components {
 		for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -92,7 +93,8 @@ var allowedHeaders = map[string]bool{"alg": true, "kid": true, "typ": true, "x5t
 
 // VerifierConfig configures a [Verifier].
 type VerifierConfig struct {
-	// Issuer is the exact `iss` tokens must carry. Required.
+	// Issuer is the exact `iss` tokens must carry. Required, except with
+	// [NewFromIssuer], which sets it.
 	Issuer string
 	// Audiences are the accepted `aud` values; a token must name at least one
 	// of them. Required.
@@ -100,7 +102,8 @@ type VerifierConfig struct {
 	// Algorithms is the allowlist of signature algorithms. Defaults to RS256.
 	// Only asymmetric algorithms are allowed (see [SupportedAlgorithms]).
 	Algorithms []string
-	// KeySet supplies verification keys. Required.
+	// KeySet supplies verification keys. Required, except with
+	// [NewFromIssuer], which builds it and wants it nil.
 	KeySet KeySet
 	// ClockSkew is the tolerance applied to `exp`, `nbf` and `iat`.
 	// Defaults to 60 s; negative values mean none.
@@ -121,6 +124,11 @@ type VerifierConfig struct {
 	// [DefaultCacheEntries]; negative disables caching. Caching needs a
 	// KeySet with a Generation method, such as [RemoteKeySet].
 	CacheEntries int
+	// HTTPClient is used by [NewFromIssuer] for the discovery document and
+	// the JWKS of the key set it builds. [NewVerifier] makes no request and
+	// ignores it: a KeySet makes its own. Defaults to a client with a 10 s
+	// timeout that does not follow redirects.
+	HTTPClient *http.Client
 }
 
 // Verifier verifies JWT access tokens. It is safe for concurrent use.
@@ -146,12 +154,9 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{DefaultAlgorithm}
 	}
-	algs := make([]jose.SignatureAlgorithm, 0, len(cfg.Algorithms))
-	for _, a := range cfg.Algorithms {
-		if !slices.Contains(asymmetricAlgorithms, a) {
-			return nil, fmt.Errorf("authn: signature algorithm %q is not allowed (allowed: %s)", a, strings.Join(asymmetricAlgorithms, ", "))
-		}
-		algs = append(algs, jose.SignatureAlgorithm(a))
+	algs, err := parseAlgorithms(cfg.Algorithms)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = DefaultClockSkew
@@ -176,6 +181,18 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		v.keys, v.cache = ks, newResultCache(cfg.CacheEntries)
 	}
 	return v, nil
+}
+
+// parseAlgorithms checks names against the allowlist.
+func parseAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
+	algs := make([]jose.SignatureAlgorithm, 0, len(names))
+	for _, a := range names {
+		if !slices.Contains(asymmetricAlgorithms, a) {
+			return nil, fmt.Errorf("authn: signature algorithm %q is not allowed (allowed: %s)", a, strings.Join(asymmetricAlgorithms, ", "))
+		}
+		algs = append(algs, jose.SignatureAlgorithm(a))
+	}
+	return algs, nil
 }
 
 // Verify checks rawToken and returns its claims. The Claims are the
