@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/internal/tokenstore"
 	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // logoutTimeout bounds logout's revocation call and its wait for the lock.

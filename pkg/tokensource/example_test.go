@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/nsauth/nsauth/internal/tokenstore"
 	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // Example calls a protected API with the login `nsauth login` stored. The

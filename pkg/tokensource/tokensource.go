@@ -15,7 +15,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
-	"github.com/nsauth/nsauth/internal/tokenstore"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // Defaults.
@@ -31,14 +31,6 @@ const (
 // fix: nothing stored for the API URL, no refresh token, or a refresh token
 // the server rejected.
 var ErrLoginRequired = errors.New("login required")
-
-// Keyring is an OS keyring, for entries stored with `nsauth login
-// --keyring`. Get and Delete report a missing item with an error.
-type Keyring interface {
-	Get(service, user string) (string, error)
-	Set(service, user, secret string) error
-	Delete(service, user string) error
-}
 
 // Config configures a [TokenSource].
 type Config struct {
@@ -61,9 +53,10 @@ type Config struct {
 	// this machine. Tokens then cross the network in the clear; it MUST NOT
 	// be set outside of trusted networks.
 	InsecureAllowHTTP bool
-	// Keyring reads entries stored with --keyring. Defaults to the
-	// operating system's keyring.
-	Keyring Keyring
+	// Keyring reads and writes the secrets of entries stored with `nsauth
+	// login --keyring`. Defaults to the operating system's keyring
+	// ([tokenstore.SystemKeyring]); entries stored in files never use it.
+	Keyring tokenstore.Keyring
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -114,11 +107,7 @@ func New(cfg Config) (*TokenSource, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	var kr tokenstore.Keyring
-	if cfg.Keyring != nil {
-		kr = cfg.Keyring
-	}
-	store, err := tokenstore.New(tokenstore.Config{Dir: cfg.ConfigDir, Keyring: kr, Now: cfg.Now})
+	store, err := tokenstore.New(tokenstore.Config{Dir: cfg.ConfigDir, Keyring: cfg.Keyring, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
