@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/pkg/tokensource"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
@@ -121,7 +120,7 @@ func (o *logoutOptions) revoke(ctx context.Context, refreshToken string) error {
 	case connect.CodeOf(err) == connect.CodeUnauthenticated:
 		fmt.Fprintln(errOut, "The identity provider no longer accepts the refresh token; nothing to revoke.")
 	default:
-		return errors.New(tokensource.DescribeError(err))
+		return errors.New(describeError(err))
 	}
 	return nil
 }

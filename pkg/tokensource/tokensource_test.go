@@ -275,6 +275,8 @@ func TestTransientFailureKeepsTheRefreshToken(t *testing.T) {
 	}{
 		{"unavailable", connect.NewError(connect.CodeUnavailable, errors.New("provider down LEAKBAIT rt-1")), "unavailable (unavailable)"},
 		{"internal", connect.NewError(connect.CodeInternal, errors.New("stack trace LEAKBAIT")), "the server failed (internal)"},
+		{"rate limited", connect.NewError(connect.CodeResourceExhausted, errors.New("LEAKBAIT")), "rate limiting; try again later (resource_exhausted)"},
+		{"not an nsauth server", connect.NewError(connect.CodeUnimplemented, errors.New("LEAKBAIT")), "does not offer RefreshCli"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
