@@ -214,3 +214,44 @@ func TestInterceptorWithVerifier(t *testing.T) {
 		t.Fatalf("token from another issuer: %v, want Unauthenticated", err)
 	}
 }
+
+// TestInterceptorOnAClientDoesNothing installs the interceptor on a client
+// by mistake: its calls, which carry no token, still go out.
+func TestInterceptorOnAClientDoesNothing(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.Handle(procWhoami, connect.NewUnaryHandler(procWhoami,
+		func(ctx context.Context, _ *connect.Request[wrapperspb.StringValue]) (*connect.Response[wrapperspb.StringValue], error) {
+			return connect.NewResponse(wrapperspb.String(describeCaller(ctx))), nil
+		}))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	v := &fakeVerifier{}
+	client := connect.NewClient[wrapperspb.StringValue, wrapperspb.StringValue](srv.Client(), srv.URL+procWhoami,
+		connect.WithInterceptors(authn.NewInterceptor(v)))
+	resp, err := client.CallUnary(context.Background(), connect.NewRequest(wrapperspb.String("")))
+	if err != nil || resp.Msg.GetValue() != "anonymous" {
+		t.Fatalf("call through a client with the interceptor: %v, %v", resp, err)
+	}
+	if n := v.calls.Load(); n != 0 {
+		t.Errorf("verifier called %d times on the client side", n)
+	}
+}
+
+func TestInterceptorWithNilLoggerLogsNothing(t *testing.T) {
+	t.Parallel()
+	v := &fakeVerifier{}
+	mux := http.NewServeMux()
+	mux.Handle(procWhoami, connect.NewUnaryHandler(procWhoami,
+		func(ctx context.Context, _ *connect.Request[wrapperspb.StringValue]) (*connect.Response[wrapperspb.StringValue], error) {
+			return connect.NewResponse(wrapperspb.String(describeCaller(ctx))), nil
+		},
+		connect.WithInterceptors(authn.NewInterceptor(v, authn.WithLogger(nil)))))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	for token, want := range map[string]connect.Code{"": connect.CodeUnauthenticated, "forged": connect.CodeUnauthenticated, "down": connect.CodeUnavailable} {
+		if _, err := call(t, srv, procWhoami, []string{"Bearer " + token}); connect.CodeOf(err) != want {
+			t.Errorf("token %q: %v, want %v", token, err, want)
+		}
+	}
+}

@@ -234,14 +234,25 @@ func (in *Introspector) checkActive(c *Claims, tokenType string) error {
 // refused without introspection, so a forged JWT cannot be laundered
 // through the endpoint.
 type ChainVerifier struct {
-	JWT           TokenVerifier
+	// JWT checks tokens shaped like a JWT (three dot-separated segments),
+	// usually a [Verifier]. When nil, such tokens are refused.
+	JWT TokenVerifier
+	// Introspection checks all other tokens, usually an [Introspector].
+	// When nil, such tokens are refused.
 	Introspection TokenVerifier
 }
 
-// Verify implements [TokenVerifier].
+// Verify implements [TokenVerifier]. A token whose verifier is nil is
+// refused with [ErrInvalidToken].
 func (c ChainVerifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if looksLikeJWT(rawToken) {
+		if c.JWT == nil {
+			return nil, invalid("JWTs are not accepted")
+		}
 		return c.JWT.Verify(ctx, rawToken)
+	}
+	if c.Introspection == nil {
+		return nil, invalid("only JWTs are accepted")
 	}
 	return c.Introspection.Verify(ctx, rawToken)
 }

@@ -103,8 +103,8 @@ func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 	return &RemoteKeySet{cfg: cfg}, nil
 }
 
-// StaticURL returns a URL function for [RemoteKeySetConfig] that always
-// answers u.
+// StaticURL returns a URL function for [RemoteKeySetConfig] or
+// [IntrospectorConfig] that always answers u.
 func StaticURL(u string) func(context.Context) (string, error) {
 	return func(context.Context) (string, error) { return u, nil }
 }

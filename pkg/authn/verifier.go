@@ -66,9 +66,17 @@ type TokenVerifier interface {
 
 // Defaults for [VerifierConfig].
 const (
-	DefaultClockSkew     = 60 * time.Second
+	// DefaultClockSkew is the tolerance applied to `exp`, `nbf` and `iat`
+	// when VerifierConfig.ClockSkew is zero.
+	DefaultClockSkew = 60 * time.Second
+	// DefaultMaxTokenBytes is the longest token accepted when
+	// VerifierConfig.MaxTokenBytes (or IntrospectorConfig.MaxTokenBytes) is
+	// zero: 16 KiB.
 	DefaultMaxTokenBytes = 16 << 10
-	DefaultAlgorithm     = "RS256"
+	// DefaultAlgorithm is the one signature algorithm accepted when
+	// VerifierConfig.Algorithms is empty (and, with [NewFromIssuer], the
+	// discovery document names none that a verifier accepts).
+	DefaultAlgorithm = "RS256"
 )
 
 // asymmetricAlgorithms are the only algorithms a verifier may be configured
