@@ -18,7 +18,7 @@ import (
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
-// Defaults.
+// Defaults for [Config].
 const (
 	// DefaultMargin is how much life a cached token must have left to be
 	// used without refreshing.
