@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
-	"github.com/nsauth/nsauth/internal/tokenstore"
 	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // DefaultAPIURL is the API URL when neither --api-url nor the environment

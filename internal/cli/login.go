@@ -21,8 +21,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/internal/loopback"
-	"github.com/nsauth/nsauth/internal/tokenstore"
-	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // Login defaults.
@@ -172,7 +171,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 
 	status, err := client.GetAuthStatus(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
 	if err != nil {
-		return stopped(fmt.Errorf("asking %s whether authentication is enabled: %s", o.client.APIURL, tokensource.DescribeError(err)))
+		return stopped(fmt.Errorf("asking %s whether authentication is enabled: %s", o.client.APIURL, describeError(err)))
 	}
 	if !status.Msg.GetIsEnabled() {
 		fmt.Fprintf(errOut, "Authentication is disabled on %s: there is nothing to log in to.\n", o.client.APIURL)
@@ -229,7 +228,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	}
 	authResp, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(authReq))
 	if err != nil {
-		return stopped(fmt.Errorf("asking for the login URL: %s", tokensource.DescribeError(err)))
+		return stopped(fmt.Errorf("asking for the login URL: %s", describeError(err)))
 	}
 	authURL := authResp.Msg.GetUrl()
 	pkce, err := checkAuthorizeURL(authURL, state, challenge)
@@ -262,7 +261,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	}
 	loginResp, err := client.LoginCli(ctx, connect.NewRequest(loginReq))
 	if err != nil {
-		return stopped(fmt.Errorf("exchanging the authorization code: %s", tokensource.DescribeError(err)))
+		return stopped(fmt.Errorf("exchanging the authorization code: %s", describeError(err)))
 	}
 	entry, err := tokenstore.FromAccessToken(o.client.APIURL, loginResp.Msg.GetAccessToken(), issuedAt)
 	if err != nil {

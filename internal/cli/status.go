@@ -12,8 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/internal/tokenstore"
-	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // statusTimeout bounds status's one call to the server.
@@ -109,7 +108,7 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 	defer cancel()
 	resp, err := o.deps.authClient(o.client.APIURL).GetAuthStatus(callCtx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
 	if err != nil {
-		res.ServerError = tokensource.DescribeError(err)
+		res.ServerError = describeError(err)
 	} else {
 		res.Reachable = true
 		res.AuthEnabled = ptr(resp.Msg.GetIsEnabled())

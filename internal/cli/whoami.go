@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/pkg/tokensource"
 )
 
 // whoamiOptions holds `nsauth whoami`'s flags and dependencies.
@@ -88,7 +87,7 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 		if connect.CodeOf(err) == connect.CodeUnauthenticated {
 			return fmt.Errorf("the server does not accept the stored access token; %s", loginHint(o.client.APIURL))
 		}
-		return fmt.Errorf("checking the token: %s", tokensource.DescribeError(err))
+		return fmt.Errorf("checking the token: %s", describeError(err))
 	}
 	idToken, _ := tok.Extra("id_token").(string)
 	scope, _ := tok.Extra("scope").(string)

@@ -60,7 +60,8 @@ type secrets struct {
 
 // Fresh reports whether the access token is usable for at least margin
 // more. A token whose expiry is unknown counts as fresh, as in
-// golang.org/x/oauth2: the server will say when it is not.
+// golang.org/x/oauth2: the server will say when it is not. A nil entry, or
+// one without an access token, is never fresh.
 func (e *Entry) Fresh(now time.Time, margin time.Duration) bool {
 	if e == nil || e.AccessToken == "" {
 		return false
