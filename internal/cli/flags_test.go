@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -289,5 +291,38 @@ func TestServeHelpShowsFlagTypes(t *testing.T) {
 				t.Errorf("serve --help: want %q, not %q:\n%s", tc.want, tc.notWant, help)
 			}
 		})
+	}
+}
+
+func TestBrowserErrorNamesWhatWasTried(t *testing.T) {
+	t.Parallel()
+	other := errors.New("xdg-open: exit status 3")
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"none of the Linux openers installed", &exec.Error{Name: "xdg-open,x-www-browser,www-browser,wslview", Err: exec.ErrNotFound},
+			"tried xdg-open, x-www-browser, www-browser, wslview"},
+		{"one opener", fmt.Errorf("opening: %w", &exec.Error{Name: "open", Err: exec.ErrNotFound}), "tried open"},
+		{"an opener that failed", other, other.Error()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := browserError(tc.err); got == nil || got.Error() != tc.want {
+				t.Errorf("browserError = %v, want %q", got, tc.want)
+			}
+		})
+	}
+	if err := browserError(nil); err != nil {
+		t.Errorf("browserError(nil) = %v", err)
+	}
+	for _, b := range []string{"/nonexistent/firefox --new-window", "no-such-browser-on-path"} {
+		app := testApp(map[string]string{"BROWSER": b})
+		want := "running $BROWSER: " + strings.Fields(b)[0] + " was not found"
+		if err := openBrowser(app, "https://x.example"); err == nil || err.Error() != want {
+			t.Errorf("$BROWSER=%s: %v, want %q", b, err, want)
+		}
 	}
 }
