@@ -23,7 +23,6 @@ import (
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/internal/loopback"
 	"github.com/nsauth/nsauth/internal/tokenstore"
-	"github.com/nsauth/nsauth/pkg/tokensource"
 )
 
 // Login defaults.
@@ -173,7 +172,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 
 	status, err := client.GetAuthStatus(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
 	if err != nil {
-		return stopped(fmt.Errorf("asking %s whether authentication is enabled: %s", o.client.APIURL, tokensource.DescribeError(err)))
+		return stopped(o.deps.callError(o.client.APIURL, "asking "+o.client.APIURL+" whether authentication is enabled", err))
 	}
 	if !status.Msg.GetIsEnabled() {
 		fmt.Fprintf(errOut, "Authentication is disabled on %s: there is nothing to log in to.\n", o.client.APIURL)
@@ -230,7 +229,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	}
 	authResp, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(authReq))
 	if err != nil {
-		return stopped(fmt.Errorf("asking for the login URL: %s", tokensource.DescribeError(err)))
+		return stopped(o.deps.callError(o.client.APIURL, "asking for the login URL", err))
 	}
 	authURL := authResp.Msg.GetUrl()
 	pkce, err := checkAuthorizeURL(authURL, state, challenge)
@@ -263,7 +262,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	}
 	loginResp, err := client.LoginCli(ctx, connect.NewRequest(loginReq))
 	if err != nil {
-		return stopped(fmt.Errorf("exchanging the authorization code: %s", tokensource.DescribeError(err)))
+		return stopped(o.deps.callError(o.client.APIURL, "exchanging the authorization code", err))
 	}
 	entry, err := tokenstore.FromAccessToken(o.client.APIURL, loginResp.Msg.GetAccessToken(), issuedAt)
 	if err != nil {

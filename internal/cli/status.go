@@ -13,7 +13,6 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/internal/tokenstore"
-	"github.com/nsauth/nsauth/pkg/tokensource"
 )
 
 // statusTimeout bounds status's one call to the server.
@@ -41,8 +40,9 @@ func newStatusCommand(app *App, runF func(context.Context, *statusOptions) error
 enabled (GetAuthStatus), whether tokens are stored for it, and when the
 access token expires. Nothing is refreshed.
 
-The exit status is 1 when the server cannot be reached or the stored tokens
-cannot be read; not being logged in is not an error.`,
+The exit status is 1 when the server cannot be reached or does not answer
+as an nsauth or Neosync API server, or the stored tokens cannot be read;
+not being logged in is not an error.`,
 		Example: `  nsauth status
   nsauth status --api-url https://neosync.example.com --output json`,
 		Args: noArgs,
@@ -109,7 +109,9 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 	defer cancel()
 	resp, err := o.deps.authClient(o.client.APIURL).GetAuthStatus(callCtx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
 	if err != nil {
-		res.ServerError = tokensource.DescribeError(err)
+		res.ServerError = o.deps.describeError(o.client.APIURL, err)
+		// Something answered, but not an API server.
+		res.Reachable = o.deps.Exchanges.diagnosis(o.client.APIURL) != ""
 	} else {
 		res.Reachable = true
 		res.AuthEnabled = ptr(resp.Msg.GetIsEnabled())
@@ -136,6 +138,8 @@ func (o *statusOptions) print(res statusResult) error {
 	w := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "API URL:\t%s\n", res.APIURL)
 	switch {
+	case res.ServerError != "" && res.Reachable:
+		fmt.Fprintf(w, "Server:\treached, but %s\n", res.ServerError)
 	case !res.Reachable:
 		fmt.Fprintf(w, "Server:\tnot reachable: %s\n", res.ServerError)
 	case *res.AuthEnabled:

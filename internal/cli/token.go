@@ -66,14 +66,18 @@ func runToken(ctx context.Context, o *tokenOptions) error {
 	}
 	tok, err := ts.TokenContext(ctx)
 	if err != nil {
-		return withLoginHint(err, o.client.APIURL)
+		return o.deps.tokenError(err, o.client.APIURL)
 	}
 	_, err = fmt.Fprintln(o.app.Out, tok.AccessToken)
 	return err
 }
 
-// withLoginHint adds what to do to a token error.
-func withLoginHint(err error, apiURL string) error {
+// tokenError says why there is no token: apiURL is not an API server, or
+// what to do.
+func (d clientDeps) tokenError(err error, apiURL string) error {
+	if s := d.Exchanges.diagnosis(apiURL); s != "" {
+		return errors.New(s)
+	}
 	if errors.Is(err, tokensource.ErrLoginRequired) {
 		return fmt.Errorf("%w; %s", err, loginHint(apiURL))
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/pkg/tokensource"
 )
 
 // whoamiOptions holds `nsauth whoami`'s flags and dependencies.
@@ -79,16 +78,16 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 	}
 	tok, err := ts.TokenContext(ctx)
 	if err != nil {
-		return withLoginHint(err, o.client.APIURL)
+		return o.deps.tokenError(err, o.client.APIURL)
 	}
 	req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
 	req.Header().Set("Authorization", tok.Type()+" "+tok.AccessToken)
 	resp, err := o.deps.authClient(o.client.APIURL).CheckToken(ctx, req)
 	if err != nil {
-		if connect.CodeOf(err) == connect.CodeUnauthenticated {
+		if connect.CodeOf(err) == connect.CodeUnauthenticated && o.deps.Exchanges.diagnosis(o.client.APIURL) == "" {
 			return fmt.Errorf("the server does not accept the stored access token; %s", loginHint(o.client.APIURL))
 		}
-		return fmt.Errorf("checking the token: %s", tokensource.DescribeError(err))
+		return o.deps.callError(o.client.APIURL, "checking the token", err)
 	}
 	idToken, _ := tok.Extra("id_token").(string)
 	scope, _ := tok.Extra("scope").(string)
