@@ -101,13 +101,15 @@ func defaultClientDeps(app *App) clientDeps {
 // exchangeLog is an http.RoundTripper that notes what Connect's errors do
 // not say about the server: whether an answer came from something other
 // than a Connect server (a web server's 404 or 501 page, a web app's HTML),
-// and whether a TLS handshake was met by plain HTTP. pkg/tokensource
-// reduces its errors to text, so the client commands learn these here
-// rather than from the error chain. One log serves one command run.
+// whether a TLS handshake was met by plain HTTP, and which procedures were
+// called. pkg/tokensource reduces its errors to text, so the client
+// commands learn these here rather than from the error chain. One log
+// serves one command run.
 type exchangeLog struct {
 	next http.RoundTripper
 
 	mu       sync.Mutex
+	calls    map[string]int // by URL path
 	notTLS   bool
 	foreign  int    // HTTP status of the first answer not from a Connect server; 0 if none
 	mimeType string // its media type
@@ -119,6 +121,10 @@ func (l *exchangeLog) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := l.next.RoundTrip(req)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.calls == nil {
+		l.calls = map[string]int{}
+	}
+	l.calls[req.URL.Path]++
 	var rhe tls.RecordHeaderError
 	switch {
 	case err != nil:
@@ -147,6 +153,23 @@ func connectAnswer(resp *http.Response) bool {
 		return true
 	}
 	return false
+}
+
+// called returns how many requests went to procedure (a path such as
+// mgmtv1alpha1connect.AuthServiceRefreshCliProcedure).
+func (l *exchangeLog) called(procedure string) int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for path, c := range l.calls {
+		if strings.HasSuffix(path, procedure) {
+			n += c
+		}
+	}
+	return n
 }
 
 // diagnosis explains, from the log, why calls to apiURL fail when the
@@ -279,6 +302,15 @@ func formatExpiry(t, now time.Time) string {
 		return fmt.Sprintf("%s (in %s)", abs, d)
 	}
 	return fmt.Sprintf("%s (%s ago)", abs, -d)
+}
+
+// formatPast says when t, a moment in the past, was.
+func formatPast(t, now time.Time) string {
+	abs := t.Local().Format("2006-01-02 15:04:05 MST")
+	if ago := now.Sub(t).Round(time.Second); ago > 0 {
+		return fmt.Sprintf("%s (%s ago)", abs, ago)
+	}
+	return abs + " (just now)"
 }
 
 // identity is what the ID token says about the user, for display only:

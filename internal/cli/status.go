@@ -40,6 +40,9 @@ func newStatusCommand(app *App, runF func(context.Context, *statusOptions) error
 enabled (GetAuthStatus), whether tokens are stored for it, and when the
 access token expires. Nothing is refreshed.
 
+A session the server refused (found out by whoami or a refresh) shows as
+not logged in, with when it was refused.
+
 The exit status is 1 when the server cannot be reached or does not answer
 as an nsauth or Neosync API server, or the stored tokens cannot be read;
 not being logged in is not an error.`,
@@ -76,6 +79,8 @@ type statusResult struct {
 	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
 	Expired         bool       `json:"expired"`
 	HasRefreshToken bool       `json:"has_refresh_token"`
+	// RefusedAt is when the server refused the stored session.
+	RefusedAt *time.Time `json:"refused_at,omitempty"`
 }
 
 func runStatus(ctx context.Context, o *statusOptions) error {
@@ -102,6 +107,11 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 		res.HasRefreshToken = e.RefreshToken != "" || e.Storage == tokenstore.StorageKeyring
 		if res.Expired && !res.HasRefreshToken {
 			res.LoggedIn = false
+		}
+		if e.Refused() {
+			at := e.RefusedAt.UTC()
+			res.RefusedAt = &at
+			res.LoggedIn, res.HasRefreshToken = false, false
 		}
 	}
 
@@ -150,6 +160,8 @@ func (o *statusOptions) print(res statusResult) error {
 	switch {
 	case res.StoreError != "":
 		fmt.Fprintf(w, "Logged in:\tunknown: %s\n", res.StoreError)
+	case res.RefusedAt != nil:
+		fmt.Fprintf(w, "Logged in:\tno (the server refused the session at %s; %s)\n", formatPast(*res.RefusedAt, o.deps.Now()), loginHint(res.APIURL))
 	case res.LoggedIn:
 		fmt.Fprintf(w, "Logged in:\tyes (tokens in %s)\n", storageDescription(res))
 	case res.TokenFile != "":
