@@ -72,6 +72,11 @@ func TestNotAnAPIServer(t *testing.T) {
 				t.Errorf("status: exit %d\n%s%s\nwant 1 and %q", r.code, r.out, r.errOut, want)
 			}
 			mustNotContain(t, "status", r.out, "not reachable")
+			// Not logged in: token checks the server before saying "log in".
+			r = e.run(ctx, nil, "token")
+			if r.code != 1 || !strings.Contains(r.errOut, want) {
+				t.Errorf("token, not logged in: exit %d, stderr %q; want 1 and %q", r.code, r.errOut, want)
+			}
 			// An expired token: the refresh (in pkg/tokensource) meets it.
 			ent := storeEntry(e, "expired-access-token", time.Now().Add(-time.Minute))
 			ent.RefreshToken = "a-refresh-token"

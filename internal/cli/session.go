@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"connectrpc.com/connect"
 	"golang.org/x/oauth2"
 
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/tokenstore"
 	"github.com/nsauth/nsauth/pkg/tokensource"
@@ -18,7 +20,8 @@ import (
 // `nsauth token` would print a token that only fails later, and status
 // would call it a login.
 
-// sessionTimeout bounds waiting for the token lock to record a refusal.
+// sessionTimeout bounds waiting for the token lock to record a refusal, and
+// asking the server whether authentication is enabled.
 const sessionTimeout = 10 * time.Second
 
 // sessionRefusedError says that the server refused the stored session.
@@ -26,10 +29,16 @@ func sessionRefusedError(apiURL string) error {
 	return fmt.Errorf("the server refused your session; %s", loginHint(apiURL))
 }
 
+// authDisabledError says that apiURL needs no login at all.
+func authDisabledError(apiURL string) error {
+	return fmt.Errorf("authentication is disabled on %s: requests need no token, and there is nothing to log in to", apiURL)
+}
+
 // token returns a usable access token for c, refreshing it if it has less
 // than margin left (see tokensource.Config.Margin). When there is none it
 // says why: apiURL is not an API server, the server refused the session
-// (now, which is recorded, or before), or a login is needed.
+// (now, which is recorded, or before), authentication is disabled there,
+// or a login is needed.
 func (d clientDeps) token(ctx context.Context, c clientOptions, margin time.Duration) (*oauth2.Token, error) {
 	ts, err := d.tokenSource(c, margin)
 	if err != nil {
@@ -62,7 +71,27 @@ func (d clientDeps) token(ctx context.Context, c clientOptions, margin time.Dura
 	if e, lerr := store.LoadMetadata(c.APIURL); lerr == nil && e.Refused() {
 		return nil, sessionRefusedError(c.APIURL)
 	}
+	// Nothing usable is stored. Before sending anyone to log in, check that
+	// there is something to log in to.
+	if enabled, known := d.authEnabled(ctx, c.APIURL); known && !enabled {
+		return nil, authDisabledError(c.APIURL)
+	}
+	if s := d.Exchanges.diagnosis(c.APIURL); s != "" {
+		return nil, errors.New(s)
+	}
 	return nil, fmt.Errorf("%w; %s", err, loginHint(c.APIURL))
+}
+
+// authEnabled asks apiURL whether it has authentication enabled; known is
+// false when it could not tell.
+func (d clientDeps) authEnabled(ctx context.Context, apiURL string) (enabled, known bool) {
+	ctx, cancel := context.WithTimeout(ctx, sessionTimeout)
+	defer cancel()
+	resp, err := d.authClient(apiURL).GetAuthStatus(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
+	if err != nil {
+		return false, false
+	}
+	return resp.Msg.GetIsEnabled(), true
 }
 
 // refusedAccessToken handles CheckToken's refusal of accessToken. With a

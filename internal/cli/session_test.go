@@ -152,3 +152,33 @@ func TestRefusedSession(t *testing.T) {
 		})
 	}
 }
+
+// TestCommandsWhenAuthIsDisabled: with AUTH_ENABLED=false on the server,
+// no command sends anyone to log in.
+func TestCommandsWhenAuthIsDisabled(t *testing.T) {
+	t.Parallel()
+	serverURL := startServe(t, map[string]string{"AUTH_ENABLED": "false"})
+	e := &env{t: t, configDir: filepath.Join(t.TempDir(), "config"), counts: map[string]int{}}
+	e.apiURL = e.countingProxy(serverURL)
+	disabled := "authentication is disabled on " + e.apiURL + ": requests need no token, and there is nothing to log in to"
+	tests := []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{[]string{"token"}, 1, "", disabled},
+		{[]string{"whoami"}, 1, "", disabled},
+		{[]string{"login", "--no-browser"}, 0, "", "Authentication is disabled on " + e.apiURL + ": there is nothing to log in to."},
+		{[]string{"status"}, 0, "Server: reachable, authentication disabled", ""},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := e.run(context.Background(), nil, tc.args...)
+			if r.code != tc.code || !strings.Contains(columns(r.out), tc.out) || !strings.Contains(r.errOut, tc.err) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q and %q", r.code, r.out, r.errOut, tc.code, tc.out, tc.err)
+			}
+			mustNotContain(t, "stderr", r.errOut, "run nsauth login")
+		})
+	}
+}

@@ -34,8 +34,9 @@ A token with more than --margin of life left is printed without any network
 call. Otherwise it is refreshed first (one process refreshes; others running
 at the same time wait for it and use its result). When there is no usable
 login, the command says so on standard error and exits with status 1: not
-logged in, or the session refused by the server (whoami or a refresh found
-that out; the refused tokens are forgotten, never printed again).`,
+logged in, the session refused by the server (whoami or a refresh found
+that out; the refused tokens are forgotten, never printed again), or
+authentication disabled on the server (no token is needed there).`,
 		Example: `  curl -H "Authorization: Bearer $(nsauth token)" http://localhost:8080/…
 
   # Against another server
