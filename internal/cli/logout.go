@@ -120,7 +120,7 @@ func (o *logoutOptions) revoke(ctx context.Context, refreshToken string) error {
 	case connect.CodeOf(err) == connect.CodeUnauthenticated:
 		fmt.Fprintln(errOut, "The identity provider no longer accepts the refresh token; nothing to revoke.")
 	default:
-		return errors.New(describeError(err))
+		return errors.New(o.deps.describeError(o.client.APIURL, err))
 	}
 	return nil
 }

@@ -70,10 +70,20 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func runServe(ctx context.Context, app *App, cfg *config.Server) error {
+func runServe(ctx context.Context, app *App, cfg *config.Server) (err error) {
 	logger := newLogger(app.ErrOut, cfg.LogFormat, cfg.LogLevel)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The last line of a clean shutdown, once everything (the built-in
+	// provider's store included) is closed.
+	stopAsked := make(chan time.Time, 1)
+	go func() { <-ctx.Done(); stopAsked <- app.Now() }()
+	var drained time.Time
+	defer func() {
+		if err == nil && !drained.IsZero() {
+			logger.Info("nsauth stopped", "drain", drained.Sub(<-stopAsked).Round(time.Microsecond).String())
+		}
+	}()
 
 	svcCfg := authservice.Config{
 		AllowedRedirectURIs: cfg.Auth.AllowedRedirectURIs,
@@ -152,8 +162,50 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) error {
 	if tlsCfg != nil {
 		scheme = "https"
 	}
-	logger.Info("nsauth serving", "url", scheme+"://"+ln.Addr().String(), "auth", cfg.Auth.Mode.String())
-	return server.Serve(ctx, ln, handler, server.ServeOptions{TLS: tlsCfg, ShutdownTimeout: cfg.ShutdownTimeout, Logger: logger})
+	serving := scheme + "://" + ln.Addr().String()
+	if host, port, err := net.SplitHostPort(ln.Addr().String()); err == nil && net.ParseIP(host).IsUnspecified() {
+		// http://[::]:8080 is no address to give anyone: say what it means
+		// and give URLs that work, here and from elsewhere.
+		serving = scheme + "://" + net.JoinHostPort("127.0.0.1", port)
+		attrs := []any{"listen", ln.Addr().String()}
+		if ip := networkAddress(); ip != "" {
+			attrs = append(attrs, "network_url", scheme+"://"+net.JoinHostPort(ip, port))
+		}
+		logger.Info("listening on all interfaces: reachable from other machines", attrs...)
+		if cfg.Auth.Mode == config.AuthBuiltin && cfg.Auth.Builtin.Issuer == "" {
+			logger.Warn("the built-in provider's issuer is derived from the listen address, which browsers on other machines cannot reach; set --issuer (NSAUTH_ISSUER) to a URL they can",
+				"issuer", config.DeriveIssuer(ln.Addr(), tlsCfg != nil))
+		}
+	}
+	logger.Info("nsauth serving", "url", serving, "auth", cfg.Auth.Mode.String())
+	if err := server.Serve(ctx, ln, handler, server.ServeOptions{TLS: tlsCfg, ShutdownTimeout: cfg.ShutdownTimeout, Logger: logger}); err != nil {
+		return err
+	}
+	drained = app.Now()
+	return nil
+}
+
+// networkAddress returns an address other machines may reach this one on
+// (the first global unicast one, IPv4 preferred), or "".
+func networkAddress() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	var v6 string
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || !n.IP.IsGlobalUnicast() {
+			continue
+		}
+		if n.IP.To4() != nil {
+			return n.IP.String()
+		}
+		if v6 == "" {
+			v6 = n.IP.String()
+		}
+	}
+	return v6
 }
 
 // providerStart tunes how startProvider brings a provider up.

@@ -237,8 +237,50 @@ var (
 	sInsecureHTTP  = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
 
-// booleanFlags are the flags that may be given alone to mean true.
-var booleanFlags = map[string]bool{sAuthEnabled.flag: true, sPprof.flag: true, sInsecureHTTP.flag: true, sRequirePKCE.flag: true}
+// Value kinds shown in help ("--rate-limit float"). A flag not in
+// flagKinds takes a string.
+const (
+	kindBool     = "bool" // may be given alone to mean true
+	kindDuration = "duration"
+	kindInt      = "int"
+	kindFloat    = "float"
+	kindList     = "list" // comma- or space-separated
+)
+
+// flagKinds says what kind of value each typed flag takes.
+var flagKinds = map[string]string{
+	sAuthEnabled.flag:     kindBool,
+	sPprof.flag:           kindBool,
+	sInsecureHTTP.flag:    kindBool,
+	sRequirePKCE.flag:     kindBool,
+	sShutdownTimeout.flag: kindDuration,
+	sClockSkew.flag:       kindDuration,
+	sIntrospectTTL.flag:   kindDuration,
+	sAccessTTL.flag:       kindDuration,
+	sRefreshTTL.flag:      kindDuration,
+	sKeyRotation.flag:     kindDuration,
+	sMaxRequestBytes.flag: kindInt,
+	sLoginAttempts.flag:   kindInt,
+	sRateLimit.flag:       kindFloat,
+	sAudience.flag:        kindList,
+	sAlgorithms.flag:      kindList,
+	sRedirectURIs.flag:    kindList,
+	sScopes.flag:          kindList,
+	sTrustedProxies.flag:  kindList,
+}
+
+// textValue holds a flag's text as given, and names its kind for help.
+// Parsing is left to Load, as for the environment: a bad value is then
+// reported with the setting's variable and flag, and in the same words
+// whichever way it came.
+type textValue struct {
+	text string
+	kind string
+}
+
+func (v *textValue) String() string     { return v.text }
+func (v *textValue) Set(s string) error { v.text = s; return nil }
+func (v *textValue) Type() string       { return v.kind }
 
 // flagged lists the settings that have a flag, in help order.
 var flagged = []setting{
@@ -270,8 +312,12 @@ func registerFlags(fs *pflag.FlagSet, settings []setting) {
 		if len(s.env) > 0 {
 			usage += " [$" + strings.Join(s.env, ", $") + "]"
 		}
-		fs.String(s.flag, s.def, usage)
-		if booleanFlags[s.flag] {
+		kind := flagKinds[s.flag]
+		if kind == "" {
+			kind = "string"
+		}
+		fs.Var(&textValue{text: s.def, kind: kind}, s.flag, usage)
+		if kind == kindBool {
 			// `--pprof` alone means true, as for any boolean flag.
 			fs.Lookup(s.flag).NoOptDefVal = "true"
 		}
