@@ -11,8 +11,8 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
-	"github.com/nsauth/nsauth/pkg/tokenstore"
 	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // What the client commands remember of a session the server refused, and
