@@ -56,6 +56,53 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *AuthRequest) error {
 	return nil
 }
 
+// InsertCompletedAuthRequest records that userID logged in for r, a
+// request that was pending until now: r is stored already completed, in
+// one statement. r.ID and r.ExpiresAt must be set; the stored expiry is
+// extended to at least minRemaining from now, so the code the request
+// yields outlives it. On success r holds what was stored (UserID, AuthTime,
+// AMR, the expiry, and CreatedAt when it was zero).
+//
+// A request completes once, across every process sharing the database: it
+// fails with [ErrConflict] when a request with r.ID was completed before,
+// even if its row was deleted since (its code's digest outlives the row),
+// and with [ErrNotFound] when r has expired.
+func (s *Store) InsertCompletedAuthRequest(ctx context.Context, r *AuthRequest, userID string, amr []string, minRemaining time.Duration) error {
+	if r.ID == "" || r.ExpiresAt.IsZero() {
+		return errors.New("a completed auth request needs an id and an expiry")
+	}
+	now := s.now()
+	if !r.ExpiresAt.After(now) {
+		return fmt.Errorf("auth request: %w", ErrNotFound)
+	}
+	expires := r.ExpiresAt
+	if floor := now.Add(minRemaining); expires.Before(floor) {
+		expires = floor
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = now
+	}
+	res, err := s.exec(ctx, s.db, `INSERT INTO nsauth_auth_requests (id, client_id, redirect_uri, scopes, state, nonce, response_type,
+		response_mode, code_challenge, code_challenge_method, prompt, login_hint, created_at, expires_at, user_id, auth_time, amr)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		WHERE NOT EXISTS (SELECT 1 FROM nsauth_auth_codes WHERE auth_request_id = ?)`,
+		r.ID, r.ClientID, r.RedirectURI, joinList(r.Scopes), r.State, r.Nonce, r.ResponseType,
+		r.ResponseMode, r.CodeChallenge, r.CodeChallengeMethod, joinList(r.Prompt), r.LoginHint,
+		r.CreatedAt.UnixMilli(), expires.UnixMilli(), userID, now.UnixMilli(), joinList(amr), r.ID)
+	if err != nil {
+		if s.d.isUnique(err) {
+			return fmt.Errorf("auth request completed before: %w", ErrConflict)
+		}
+		return fmt.Errorf("storing completed auth request: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("auth request completed before: %w", ErrConflict)
+	}
+	r.ExpiresAt = expires
+	r.UserID, r.AuthTime, r.AMR = userID, time.UnixMilli(now.UnixMilli()), amr
+	return nil
+}
+
 const authRequestColumns = `id, client_id, redirect_uri, scopes, state, nonce, response_type, response_mode, code_challenge,
 	code_challenge_method, prompt, login_hint, created_at, expires_at, user_id, auth_time, amr`
 
