@@ -80,6 +80,20 @@ func newHarness(t *testing.T, b storetest.Backend, mod func(*issuer.Config)) *ha
 	return &harness{t: t, clock: clock, st: st, iss: iss, url: cfg.Issuer, client: boot.ClientID, secret: boot.ClientSecret, alice: alice}
 }
 
+// replica starts a second provider for the harness's issuer on st, a
+// store on the harness's database (as another process would open it), and
+// returns the URL it listens on.
+func (h *harness) replica(st *store.Store) string {
+	h.t.Helper()
+	iss, err := issuer.New(ctx, issuer.Config{Issuer: h.url, Store: st, Now: h.clock.Now})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	srv := httptest.NewServer(iss.Handler())
+	h.t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // authorizeURL builds an authorize URL with PKCE; extra parameters replace
 // the defaults.
 func (h *harness) authorizeURL(verifier string, extra url.Values) string {

@@ -15,6 +15,11 @@
 //     a new key is published before it signs and the old one stays in the
 //     JWKS until every token it signed has expired. Replicas sharing a
 //     PostgreSQL database agree on keys through a row lock.
+//   - Pending auth requests are not stored: the authorize endpoint seals
+//     the validated request (AES-256-GCM, under a key shared by replicas
+//     through the store) into the login page's authRequestID, and the
+//     login page opens it. Only a successful login writes the request,
+//     once: a flood of authorize requests costs no storage.
 //   - The login page is plain server-rendered HTML with CSRF protection, a
 //     strict Content-Security-Policy, and failed-login limits per account
 //     and per client address.
@@ -109,6 +114,7 @@ type Issuer struct {
 	st      *store.Store
 	keys    *keyManager
 	storage *storage
+	sealer  *requestSealer
 	limiter *loginLimiter
 	handler http.Handler
 	log     *slog.Logger
@@ -158,6 +164,13 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger)
 	if err := iss.keys.refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("issuer: preparing signing keys: %w", err)
+	}
+	key, err := authRequestKey(ctx, cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: loading the auth request key: %w", err)
+	}
+	if iss.sealer, err = newRequestSealer(key, cfg.Now); err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	iss.storage = &storage{iss: iss}
 	iss.limiter = &loginLimiter{st: cfg.Store, max: cfg.LoginAttempts}
