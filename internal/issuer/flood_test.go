@@ -192,7 +192,7 @@ func TestAuthorizeFlood(t *testing.T) {
 
 		t.Logf("flood: %d GET /authorize from one address in %v (%.0f requests/s, %d workers): %v",
 			floodRequests, res.elapsed.Round(time.Millisecond), float64(floodRequests)/res.elapsed.Seconds(), floodWorkers, res)
-		t.Logf("data directory: %d bytes before, %d after: %+d bytes; %d rows in nsauth_auth_requests",
+		t.Logf("data directory: %d bytes before, %d after: %+d bytes (the login's records included); %d rows in nsauth_auth_requests",
 			before, after, after-before, rows)
 		t.Logf("login (authorize, form, code, token): %v alone, %v during the flood (still running when it ended: %v)",
 			baseline.Round(time.Millisecond), during.Round(time.Millisecond), overlapped)
