@@ -24,7 +24,7 @@ import (
 // before: each request completes once, across replicas too.
 const (
 	// maxAuthRequestIDLen bounds a sealed auth request, base64url-encoded.
-	// Honest requests seal to about 500 characters; one that would exceed
+	// Honest requests seal to a few hundred characters; one that would exceed
 	// this is refused at the authorize endpoint ("the request is too
 	// large"). Login URLs and forms stay far below what browsers and our
 	// servers accept.
@@ -39,7 +39,7 @@ const (
 	authRequestIDBytes = 16
 )
 
-// Why a sealed request does not open.
+// Why a request does not seal, or a sealed one does not open.
 var (
 	errRequestExpired   = errors.New("the auth request has expired")
 	errRequestMalformed = errors.New("the auth request is not one we sealed")
