@@ -60,6 +60,11 @@ func startBuiltinProvider(ctx context.Context, app *App, cfg *config.Server, add
 	if err != nil {
 		return nil, fmt.Errorf("preparing the built-in provider: %w", err)
 	}
+	// The setting's 0 means no limit; issuer.Config's means its default.
+	authorizeLimit := b.AuthorizePerMinute
+	if authorizeLimit == 0 {
+		authorizeLimit = -1
+	}
 	iss, err := issuer.New(ctx, issuer.Config{
 		Issuer:              issuerURL,
 		Store:               st,
@@ -69,6 +74,7 @@ func startBuiltinProvider(ctx context.Context, app *App, cfg *config.Server, add
 		KeyRotation:         b.KeyRotation,
 		LoginAttempts:       b.LoginAttempts,
 		RequirePKCE:         cfg.Auth.RequirePKCE,
+		AuthorizePerMinute:  authorizeLimit,
 		AllowedRedirectURIs: cfg.Auth.AllowedRedirectURIs,
 		AllowedScopes:       cfg.Auth.AllowedScopes,
 		InsecureAllowHTTP:   b.InsecureHTTPIssuer,

@@ -175,6 +175,10 @@ type Builtin struct {
 	// LoginAttempts is how many failed logins one account, and one client
 	// address, may make on the login page per minute. Default 5.
 	LoginAttempts int
+	// AuthorizePerMinute is how many authorize requests one client address
+	// may make per minute (NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE); 0
+	// disables the limit. Default 60.
+	AuthorizePerMinute float64
 }
 
 // setting is one configuration knob: a flag and the environment variables
@@ -234,6 +238,7 @@ var (
 	sAdminUser     = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
 	sAdminPassword = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv
 	sLoginAttempts = setting{"login-attempts", []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, "5", "built-in provider: failed logins allowed per account and per client address per minute"}
+	sAuthorizeRate = setting{"authorize-rate-limit", []string{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: /authorize requests allowed per client address per minute (0: no limit)"}
 	sInsecureHTTP  = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
 
@@ -287,7 +292,7 @@ var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
 	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
-	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sInsecureHTTP,
+	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sAuthorizeRate, sInsecureHTTP,
 }
 
 // storeFlagged are the settings of commands that only open the built-in
