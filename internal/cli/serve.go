@@ -81,7 +81,9 @@ func runServe(ctx context.Context, app *App, cfg *config.Server) (err error) {
 	var drained time.Time
 	defer func() {
 		if err == nil && !drained.IsZero() {
-			logger.Info("nsauth stopped", "drain", drained.Sub(<-stopAsked).Round(time.Microsecond).String())
+			// The goroutine may note the stop a moment after the drain
+			// ended, when there was nothing to drain.
+			logger.Info("nsauth stopped", "drain", max(0, drained.Sub(<-stopAsked)).Round(time.Microsecond).String())
 		}
 	}()
 
