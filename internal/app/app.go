@@ -54,6 +54,7 @@ type Deps struct {
 type Server struct {
 	cfg     *config.Server
 	logger  *slog.Logger
+	now     func() time.Time
 	ln      net.Listener
 	tls     *tls.Config
 	handler http.Handler
@@ -86,7 +87,7 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	}
 	logger := newLogger(deps.Stderr, cfg.LogFormat, cfg.LogLevel)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{cfg: cfg, logger: logger, stop: stop}
+	s := &Server{cfg: cfg, logger: logger, now: deps.Now, stop: stop}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -174,13 +175,22 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 // Addr returns the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// URL returns the server's base URL, such as http://127.0.0.1:8080.
+// URL returns the server's base URL, such as http://127.0.0.1:8080. A
+// listener on all interfaces (0.0.0.0, ::) is named by 127.0.0.1, a URL
+// that works on this machine.
 func (s *Server) URL() string {
-	scheme := "http"
-	if s.tls != nil {
-		scheme = "https"
+	addr := s.ln.Addr().String()
+	if host, port, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host).IsUnspecified() {
+		addr = net.JoinHostPort("127.0.0.1", port)
 	}
-	return scheme + "://" + s.ln.Addr().String()
+	return s.scheme() + "://" + addr
+}
+
+func (s *Server) scheme() string {
+	if s.tls != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // Handler returns the server's root handler: every RPC, health, metrics
@@ -200,11 +210,63 @@ func (s *Server) ProviderRequests() int64 {
 
 // Serve serves on the listener until ctx ends, then stops accepting
 // connections, waits for in-flight calls (at most the configured shutdown
-// timeout) and closes the server. It returns nil after a clean shutdown.
+// timeout) and closes the server. It returns nil after a clean shutdown,
+// which its last log line reports with the drain's duration.
 func (s *Server) Serve(ctx context.Context) error {
-	defer s.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopAsked := make(chan time.Time, 1)
+	go func() { <-ctx.Done(); stopAsked <- s.now() }()
+
+	if host, port, err := net.SplitHostPort(s.ln.Addr().String()); err == nil && net.ParseIP(host).IsUnspecified() {
+		// http://[::]:8080 is no address to give anyone: say what it means
+		// and give URLs that work, here and from elsewhere.
+		attrs := []any{"listen", s.ln.Addr().String()}
+		if ip := networkAddress(); ip != "" {
+			attrs = append(attrs, "network_url", s.scheme()+"://"+net.JoinHostPort(ip, port))
+		}
+		s.logger.Info("listening on all interfaces: reachable from other machines", attrs...)
+		if s.cfg.Auth.Mode == config.AuthBuiltin && s.cfg.Auth.Builtin.Issuer == "" {
+			s.logger.Warn("the built-in provider's issuer is derived from the listen address, which browsers on other machines cannot reach; set --issuer (NSAUTH_ISSUER) to a URL they can",
+				"issuer", config.DeriveIssuer(s.ln.Addr(), s.tls != nil))
+		}
+	}
 	s.logger.Info("nsauth serving", "url", s.URL(), "auth", s.cfg.Auth.Mode.String())
-	return server.Serve(ctx, s.ln, s.handler, server.ServeOptions{TLS: s.tls, ShutdownTimeout: s.cfg.ShutdownTimeout, Logger: s.logger})
+	err := server.Serve(ctx, s.ln, s.handler, server.ServeOptions{TLS: s.tls, ShutdownTimeout: s.cfg.ShutdownTimeout, Logger: s.logger})
+	drained := s.now()
+	if cerr := s.Close(); cerr != nil {
+		s.logger.Warn("closing the server", "error", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	// The stop may be noted a moment after the drain ended, when there
+	// was nothing to drain.
+	s.logger.Info("nsauth stopped", "drain", max(0, drained.Sub(<-stopAsked)).Round(time.Microsecond).String())
+	return nil
+}
+
+// networkAddress returns an address other machines may reach this one on
+// (the first global unicast one, IPv4 preferred), or "".
+func networkAddress() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	var v6 string
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || !n.IP.IsGlobalUnicast() {
+			continue
+		}
+		if n.IP.To4() != nil {
+			return n.IP.String()
+		}
+		if v6 == "" {
+			v6 = n.IP.String()
+		}
+	}
+	return v6
 }
 
 // Close stops background work and releases the listener and the store.

@@ -51,6 +51,11 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)
 	}
+	// The setting's 0 means no limit; issuer.Config's means its default.
+	authorizeLimit := b.AuthorizePerMinute
+	if authorizeLimit == 0 {
+		authorizeLimit = -1
+	}
 	iss, err := issuer.New(ctx, issuer.Config{
 		Issuer:              issuerURL,
 		Store:               st,
@@ -60,6 +65,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		KeyRotation:         b.KeyRotation,
 		LoginAttempts:       b.LoginAttempts,
 		RequirePKCE:         cfg.Auth.RequirePKCE,
+		AuthorizePerMinute:  authorizeLimit,
 		AllowedRedirectURIs: cfg.Auth.AllowedRedirectURIs,
 		AllowedScopes:       cfg.Auth.AllowedScopes,
 		InsecureAllowHTTP:   b.InsecureHTTPIssuer,

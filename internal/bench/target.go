@@ -72,6 +72,8 @@ func startTarget(ctx context.Context) (_ *target, err error) {
 		// per-client limit.
 		"NSAUTH_RATE_LIMIT_PER_MINUTE": "0",
 		"NSAUTH_ACCESS_TOKEN_TTL":      "24h",
+		// Every code starts with an /authorize request from this address.
+		"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE": "0",
 	}
 	cfg, err := config.Load(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {

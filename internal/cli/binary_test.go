@@ -46,6 +46,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testNoNetwork(t, bin)
 	})
+	t.Run("version", func(t *testing.T) {
+		t.Parallel()
+		testVersion(t, bin)
+	})
 	t.Run("manual login in a pseudo-terminal", func(t *testing.T) {
 		t.Parallel()
 		if runtime.GOOS == "windows" {
@@ -53,6 +57,22 @@ func TestBinary(t *testing.T) {
 		}
 		testManualPTY(t, bin)
 	})
+}
+
+// testVersion: the built binary names itself the same way with `version`
+// and `--version`.
+func testVersion(t *testing.T, bin string) {
+	var lines []string
+	for _, arg := range []string{"version", "--version"} {
+		out, err := exec.Command(bin, arg).Output()
+		if err != nil {
+			t.Fatalf("nsauth %s: %v", arg, err)
+		}
+		lines = append(lines, string(out))
+	}
+	if !regexp.MustCompile(`^nsauth (\(devel\)|v\S+)( commit [0-9a-f]{12}( \S+Z)?( \(modified\))?)?\n$`).MatchString(lines[0]) || lines[0] != lines[1] {
+		t.Errorf("nsauth version = %q, nsauth --version = %q", lines[0], lines[1])
+	}
 }
 
 // processEnv is the environment of an nsauth process in these tests.

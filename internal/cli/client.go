@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -11,8 +15,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
-	"github.com/nsauth/nsauth/internal/tokenstore"
 	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // DefaultAPIURL is the API URL when neither --api-url nor the environment
@@ -79,6 +83,8 @@ type clientDeps struct {
 	Keyring tokenstore.Keyring
 	// Now is the clock.
 	Now func() time.Time
+	// Exchanges watches HTTPClient's traffic, when set (see exchangeLog).
+	Exchanges *exchangeLog
 }
 
 func defaultClientDeps(app *App) clientDeps {
@@ -86,7 +92,134 @@ func defaultClientDeps(app *App) clientDeps {
 	if now == nil {
 		now = time.Now
 	}
-	return clientDeps{HTTPClient: tokensource.NewHTTPClient(), Now: now}
+	hc := tokensource.NewHTTPClient()
+	log := &exchangeLog{next: hc.Transport}
+	hc.Transport = log
+	return clientDeps{HTTPClient: hc, Now: now, Exchanges: log}
+}
+
+// exchangeLog is an http.RoundTripper that notes what Connect's errors do
+// not say about the server: whether an answer came from something other
+// than a Connect server (a web server's 404 or 501 page, a web app's HTML),
+// whether a TLS handshake was met by plain HTTP, and which procedures were
+// called. pkg/tokensource reduces its errors to text, so the client
+// commands learn these here rather than from the error chain. One log
+// serves one command run.
+type exchangeLog struct {
+	next http.RoundTripper
+
+	mu       sync.Mutex
+	calls    map[string]int // by URL path
+	notTLS   bool
+	foreign  int    // HTTP status of the first answer not from a Connect server; 0 if none
+	mimeType string // its media type
+	location string // its Location header, for a redirect
+}
+
+// RoundTrip implements http.RoundTripper.
+func (l *exchangeLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(req)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.calls == nil {
+		l.calls = map[string]int{}
+	}
+	l.calls[req.URL.Path]++
+	var rhe tls.RecordHeaderError
+	switch {
+	case err != nil:
+		if errors.As(err, &rhe) || errors.Is(err, http.ErrSchemeMismatch) {
+			l.notTLS = true
+		}
+	case l.foreign == 0 && !connectAnswer(resp):
+		l.foreign = resp.StatusCode
+		l.mimeType, _, _ = mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		l.location = resp.Header.Get("Location")
+	}
+	return resp, err
+}
+
+// connectAnswer reports whether resp can be a Connect server's answer to a
+// unary call: a success in a Connect codec, or an error in JSON (Connect
+// sends every unary error as JSON, whatever the codec).
+func connectAnswer(resp *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch {
+	case mt == "application/json":
+		return true
+	case resp.StatusCode != http.StatusOK:
+		return false
+	case mt == "application/proto", strings.HasPrefix(mt, "application/connect+"), strings.HasPrefix(mt, "application/grpc"):
+		return true
+	}
+	return false
+}
+
+// called returns how many requests went to procedure (a path such as
+// mgmtv1alpha1connect.AuthServiceRefreshCliProcedure).
+func (l *exchangeLog) called(procedure string) int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for path, c := range l.calls {
+		if strings.HasSuffix(path, procedure) {
+			n += c
+		}
+	}
+	return n
+}
+
+// diagnosis explains, from the log, why calls to apiURL fail when the
+// cause is that apiURL does not lead to an nsauth or Neosync API server;
+// otherwise it returns "".
+func (l *exchangeLog) diagnosis(apiURL string) string {
+	if l == nil {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.notTLS:
+		return notTLSMessage(apiURL)
+	case l.foreign >= 300 && l.foreign < 400 && l.location != "":
+		return fmt.Sprintf("%s answered HTTP %d, a redirect to %s: if that is the API server, use it as --api-url", apiURL, l.foreign, displayText(l.location))
+	case l.foreign == http.StatusOK:
+		return fmt.Sprintf("%s answered HTTP 200 with %s: it does not look like an nsauth/Neosync API server (check --api-url)", apiURL, displayText(firstNonEmpty(l.mimeType, "no content type")))
+	case l.foreign != 0:
+		return fmt.Sprintf("%s answered HTTP %d: it does not look like an nsauth/Neosync API server (check --api-url)", apiURL, l.foreign)
+	}
+	return ""
+}
+
+func notTLSMessage(apiURL string) string {
+	return fmt.Sprintf("%s does not speak TLS: did you mean http://%s?", apiURL, strings.TrimPrefix(apiURL, "https://"))
+}
+
+// describeError explains a failed call to the server for people. Like
+// describeError, which it falls back on, it never repeats what
+// the server said.
+func (d clientDeps) describeError(apiURL string, err error) string {
+	if s := d.Exchanges.diagnosis(apiURL); s != "" {
+		return s
+	}
+	var rhe tls.RecordHeaderError
+	if errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &rhe) {
+		return notTLSMessage(apiURL)
+	}
+	return describeError(err)
+}
+
+// callError is the error for a failed call made while doing what: the
+// diagnosis alone when apiURL is not an API server (what was being done
+// matters little then), else what failed and why.
+func (d clientDeps) callError(apiURL, what string, err error) error {
+	if s := d.Exchanges.diagnosis(apiURL); s != "" {
+		return errors.New(s)
+	}
+	return fmt.Errorf("%s: %s", what, d.describeError(apiURL, err))
 }
 
 func (d clientDeps) store(dir string) (*tokenstore.Store, error) {
@@ -169,6 +302,15 @@ func formatExpiry(t, now time.Time) string {
 		return fmt.Sprintf("%s (in %s)", abs, d)
 	}
 	return fmt.Sprintf("%s (%s ago)", abs, -d)
+}
+
+// formatPast says when t, a moment in the past, was.
+func formatPast(t, now time.Time) string {
+	abs := t.Local().Format("2006-01-02 15:04:05 MST")
+	if ago := now.Sub(t).Round(time.Second); ago > 0 {
+		return fmt.Sprintf("%s (%s ago)", abs, ago)
+	}
+	return abs + " (just now)"
 }
 
 // identity is what the ID token says about the user, for display only:

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -258,5 +260,69 @@ func TestOpenBrowserRunsBROWSERWithoutAShell(t *testing.T) {
 	app := testApp(map[string]string{"BROWSER": filepath.Join(dir, "missing-browser")})
 	if err := openBrowser(app, "https://x.example"); err == nil || !strings.Contains(err.Error(), "running $BROWSER") {
 		t.Errorf("missing $BROWSER: %v", err)
+	}
+}
+
+// TestServeHelpShowsFlagTypes: `serve --help` types each flag by what it
+// takes, booleans as booleans.
+func TestServeHelpShowsFlagTypes(t *testing.T) {
+	t.Parallel()
+	app := testApp(nil)
+	if code := Run(context.Background(), app, []string{"serve", "--help"}); code != ExitOK {
+		t.Fatalf("serve --help: exit %d", code)
+	}
+	help := app.Out.(*bytes.Buffer).String()
+	tests := []struct {
+		name    string
+		want    string
+		notWant string
+	}{
+		{"boolean alone", "--pprof  ", `--pprof string[="true"]`},
+		{"boolean auth switch", "--auth-enabled  ", `--auth-enabled string`},
+		{"whole number", "--login-attempts int  ", "--login-attempts string"},
+		{"rate", "--rate-limit float  ", "--rate-limit string"},
+		{"duration", "--shutdown-timeout duration  ", "--shutdown-timeout string"},
+		{"list", "--trusted-proxies list  ", "--trusted-proxies string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if !strings.Contains(help, tc.want) || strings.Contains(help, tc.notWant) {
+				t.Errorf("serve --help: want %q, not %q:\n%s", tc.want, tc.notWant, help)
+			}
+		})
+	}
+}
+
+func TestBrowserErrorNamesWhatWasTried(t *testing.T) {
+	t.Parallel()
+	other := errors.New("xdg-open: exit status 3")
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"none of the Linux openers installed", &exec.Error{Name: "xdg-open,x-www-browser,www-browser,wslview", Err: exec.ErrNotFound},
+			"tried xdg-open, x-www-browser, www-browser, wslview"},
+		{"one opener", fmt.Errorf("opening: %w", &exec.Error{Name: "open", Err: exec.ErrNotFound}), "tried open"},
+		{"an opener that failed", other, other.Error()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := browserError(tc.err); got == nil || got.Error() != tc.want {
+				t.Errorf("browserError = %v, want %q", got, tc.want)
+			}
+		})
+	}
+	if err := browserError(nil); err != nil {
+		t.Errorf("browserError(nil) = %v", err)
+	}
+	for _, b := range []string{"/nonexistent/firefox --new-window", "no-such-browser-on-path"} {
+		app := testApp(map[string]string{"BROWSER": b})
+		want := "running $BROWSER: " + strings.Fields(b)[0] + " was not found"
+		if err := openBrowser(app, "https://x.example"); err == nil || err.Error() != want {
+			t.Errorf("$BROWSER=%s: %v, want %q", b, err, want)
+		}
 	}
 }

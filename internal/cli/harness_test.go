@@ -23,7 +23,7 @@ import (
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/oidctest"
 	"github.com/nsauth/nsauth/internal/servetest"
-	"github.com/nsauth/nsauth/internal/tokenstore"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // Procedure paths, as counted by the counting proxy.

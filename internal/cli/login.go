@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"os/exec"
@@ -21,8 +22,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/internal/loopback"
-	"github.com/nsauth/nsauth/internal/tokenstore"
-	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // Login defaults.
@@ -172,7 +172,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 
 	status, err := client.GetAuthStatus(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
 	if err != nil {
-		return stopped(fmt.Errorf("asking %s whether authentication is enabled: %s", o.client.APIURL, tokensource.DescribeError(err)))
+		return stopped(o.deps.callError(o.client.APIURL, "asking "+o.client.APIURL+" whether authentication is enabled", err))
 	}
 	if !status.Msg.GetIsEnabled() {
 		fmt.Fprintf(errOut, "Authentication is disabled on %s: there is nothing to log in to.\n", o.client.APIURL)
@@ -229,7 +229,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	}
 	authResp, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(authReq))
 	if err != nil {
-		return stopped(fmt.Errorf("asking for the login URL: %s", tokensource.DescribeError(err)))
+		return stopped(o.deps.callError(o.client.APIURL, "asking for the login URL", err))
 	}
 	authURL := authResp.Msg.GetUrl()
 	pkce, err := checkAuthorizeURL(authURL, state, challenge)
@@ -243,7 +243,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	fmt.Fprintf(errOut, "Open this URL in a browser to log in:\n\n    %s\n\n", authURL)
 	if !o.NoBrowser && !o.Manual {
 		if err := o.OpenBrowser(authURL); err != nil {
-			fmt.Fprintf(errOut, "Could not open a browser (%v); open the URL above yourself.\n", err)
+			fmt.Fprintf(errOut, "Could not open a browser (%v); open this URL yourself: %s\n", err, authURL)
 		}
 	}
 	if !o.Manual {
@@ -262,7 +262,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	}
 	loginResp, err := client.LoginCli(ctx, connect.NewRequest(loginReq))
 	if err != nil {
-		return stopped(fmt.Errorf("exchanging the authorization code: %s", tokensource.DescribeError(err)))
+		return stopped(o.deps.callError(o.client.APIURL, "exchanging the authorization code", err))
 	}
 	entry, err := tokenstore.FromAccessToken(o.client.APIURL, loginResp.Msg.GetAccessToken(), issuedAt)
 	if err != nil {
@@ -423,11 +423,26 @@ func openBrowser(app *App, u string) error {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Stdout, cmd.Stderr = app.ErrOut, app.ErrOut
 		if err := cmd.Start(); err != nil {
+			if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("running $BROWSER: %s was not found", args[0])
+			}
 			return fmt.Errorf("running $BROWSER: %w", err)
 		}
 		// Browsers may keep running; reap it without waiting here.
 		go func() { _ = cmd.Wait() }()
 		return nil
 	}
-	return browser.OpenURL(u)
+	return browserError(browser.OpenURL(u))
+}
+
+// browserError names the programs tried when none was found:
+// github.com/cli/browser reports them as one exec.Error whose Name is
+// "xdg-open,x-www-browser,www-browser,wslview", which reads as a single
+// program's name.
+func browserError(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) && errors.Is(ee.Err, exec.ErrNotFound) {
+		return fmt.Errorf("tried %s", strings.Join(strings.Split(ee.Name, ","), ", "))
+	}
+	return err
 }

@@ -10,8 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/internal/tokenstore"
-	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // logoutTimeout bounds logout's revocation call and its wait for the lock.
@@ -121,7 +120,7 @@ func (o *logoutOptions) revoke(ctx context.Context, refreshToken string) error {
 	case connect.CodeOf(err) == connect.CodeUnauthenticated:
 		fmt.Fprintln(errOut, "The identity provider no longer accepts the refresh token; nothing to revoke.")
 	default:
-		return errors.New(tokensource.DescribeError(err))
+		return errors.New(o.deps.describeError(o.client.APIURL, err))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -59,7 +60,10 @@ func NewRootCommand(app *App) *cobra.Command {
 provider for command-line clients, and logs people in from a terminal.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version: the same line as `nsauth version`.
+		Version: versionLine(debug.ReadBuildInfo()),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(app.In)
 	root.SetOut(app.Out)
 	root.SetErr(app.ErrOut)
@@ -74,6 +78,7 @@ provider for command-line clients, and logs people in from a terminal.`,
 		newCompletionCommand(app),
 		newUsersCommand(app),
 		newBenchCommand(app),
+		newVersionCommand(app),
 	)
 	return root
 }

@@ -597,3 +597,37 @@ func TestBuiltinRequirePKCE(t *testing.T) {
 		})
 	}
 }
+
+// TestBuiltinAuthorizeRateLimit checks that --authorize-rate-limit reaches
+// the provider: a limit of 2 refuses the third authorize request from one
+// address, and 0 refuses none.
+func TestBuiltinAuthorizeRateLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		setting string
+		want    []int
+	}{
+		{"2 a minute", "2", []int{http.StatusFound, http.StatusFound, http.StatusTooManyRequests}},
+		{"0 is no limit", "0", slices.Repeat([]int{http.StatusFound}, 80)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"NSAUTH_DATA_DIR": filepath.Join(t.TempDir(), "data"), "NSAUTH_ADMIN_PASSWORD": biAdminPassword}
+			s := startBuiltinServe(t, env, time.Now, "--authorize-rate-limit", tc.setting)
+			s.waitReady(t)
+			authURL := s.authorize(t, oauth2.GenerateVerifier())
+			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			for i, want := range tc.want {
+				resp, err := client.Get(authURL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Fatalf("request %d: HTTP %d, want %d", i+1, resp.StatusCode, want)
+				}
+			}
+		})
+	}
+}

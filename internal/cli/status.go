@@ -12,8 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/internal/tokenstore"
-	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // statusTimeout bounds status's one call to the server.
@@ -41,8 +40,12 @@ func newStatusCommand(app *App, runF func(context.Context, *statusOptions) error
 enabled (GetAuthStatus), whether tokens are stored for it, and when the
 access token expires. Nothing is refreshed.
 
-The exit status is 1 when the server cannot be reached or the stored tokens
-cannot be read; not being logged in is not an error.`,
+A session the server refused (found out by whoami or a refresh) shows as
+not logged in, with when it was refused.
+
+The exit status is 1 when the server cannot be reached or does not answer
+as an nsauth or Neosync API server, or the stored tokens cannot be read;
+not being logged in is not an error.`,
 		Example: `  nsauth status
   nsauth status --api-url https://neosync.example.com --output json`,
 		Args: noArgs,
@@ -76,6 +79,8 @@ type statusResult struct {
 	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
 	Expired         bool       `json:"expired"`
 	HasRefreshToken bool       `json:"has_refresh_token"`
+	// RefusedAt is when the server refused the stored session.
+	RefusedAt *time.Time `json:"refused_at,omitempty"`
 }
 
 func runStatus(ctx context.Context, o *statusOptions) error {
@@ -103,13 +108,20 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 		if res.Expired && !res.HasRefreshToken {
 			res.LoggedIn = false
 		}
+		if e.Refused() {
+			at := e.RefusedAt.UTC()
+			res.RefusedAt = &at
+			res.LoggedIn, res.HasRefreshToken = false, false
+		}
 	}
 
 	callCtx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	resp, err := o.deps.authClient(o.client.APIURL).GetAuthStatus(callCtx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
 	if err != nil {
-		res.ServerError = tokensource.DescribeError(err)
+		res.ServerError = o.deps.describeError(o.client.APIURL, err)
+		// Something answered, but not an API server.
+		res.Reachable = o.deps.Exchanges.diagnosis(o.client.APIURL) != ""
 	} else {
 		res.Reachable = true
 		res.AuthEnabled = ptr(resp.Msg.GetIsEnabled())
@@ -136,6 +148,8 @@ func (o *statusOptions) print(res statusResult) error {
 	w := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "API URL:\t%s\n", res.APIURL)
 	switch {
+	case res.ServerError != "" && res.Reachable:
+		fmt.Fprintf(w, "Server:\treached, but %s\n", res.ServerError)
 	case !res.Reachable:
 		fmt.Fprintf(w, "Server:\tnot reachable: %s\n", res.ServerError)
 	case *res.AuthEnabled:
@@ -146,6 +160,8 @@ func (o *statusOptions) print(res statusResult) error {
 	switch {
 	case res.StoreError != "":
 		fmt.Fprintf(w, "Logged in:\tunknown: %s\n", res.StoreError)
+	case res.RefusedAt != nil:
+		fmt.Fprintf(w, "Logged in:\tno (the server refused the session at %s; %s)\n", formatPast(*res.RefusedAt, o.deps.Now()), loginHint(res.APIURL))
 	case res.LoggedIn:
 		fmt.Fprintf(w, "Logged in:\tyes (tokens in %s)\n", storageDescription(res))
 	case res.TokenFile != "":

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -34,7 +33,10 @@ func newTokenCommand(app *App, runF func(context.Context, *tokenOptions) error) 
 A token with more than --margin of life left is printed without any network
 call. Otherwise it is refreshed first (one process refreshes; others running
 at the same time wait for it and use its result). When there is no usable
-login, the command says so on standard error and exits with status 1.`,
+login, the command says so on standard error and exits with status 1: not
+logged in, the session refused by the server (whoami or a refresh found
+that out; the refused tokens are forgotten, never printed again), or
+authentication disabled on the server (no token is needed there).`,
 		Example: `  curl -H "Authorization: Bearer $(nsauth token)" http://localhost:8080/…
 
   # Against another server
@@ -60,22 +62,10 @@ func runToken(ctx context.Context, o *tokenOptions) error {
 	if margin == 0 {
 		margin = -1 // tokensource: zero means the default, negative means none
 	}
-	ts, err := o.deps.tokenSource(o.client, margin)
+	tok, err := o.deps.token(ctx, o.client, margin)
 	if err != nil {
 		return err
 	}
-	tok, err := ts.TokenContext(ctx)
-	if err != nil {
-		return withLoginHint(err, o.client.APIURL)
-	}
 	_, err = fmt.Fprintln(o.app.Out, tok.AccessToken)
 	return err
-}
-
-// withLoginHint adds what to do to a token error.
-func withLoginHint(err error, apiURL string) error {
-	if errors.Is(err, tokensource.ErrLoginRequired) {
-		return fmt.Errorf("%w; %s", err, loginHint(apiURL))
-	}
-	return fmt.Errorf("%w; try again later, or %s", err, loginHint(apiURL))
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -10,9 +11,9 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+	"golang.org/x/oauth2"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/pkg/tokensource"
 )
 
 // whoamiOptions holds `nsauth whoami`'s flags and dependencies.
@@ -39,7 +40,13 @@ name and email from the ID token.
 
 The name and email are read from the ID token without checking its
 signature: they are for display. The subject, issuer, scopes and expiry come
-from the server's check when it reports them (older servers do not).`,
+from the server's check when it reports them (older servers do not).
+
+When the server refuses the access token (after its database was reset,
+say), the token is forgotten: with a refresh token, whoami refreshes and
+checks the new token; otherwise, or when the refresh is refused too, the
+session is recorded as refused, and token and status say so until the next
+nsauth login.`,
 		Example: `  nsauth whoami
   nsauth whoami --output json | jq -r .email`,
 		Args: noArgs,
@@ -73,27 +80,14 @@ type whoamiResult struct {
 }
 
 func runWhoami(ctx context.Context, o *whoamiOptions) error {
-	ts, err := o.deps.tokenSource(o.client, 0)
+	tok, resp, err := o.checkedToken(ctx)
 	if err != nil {
 		return err
-	}
-	tok, err := ts.TokenContext(ctx)
-	if err != nil {
-		return withLoginHint(err, o.client.APIURL)
-	}
-	req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
-	req.Header().Set("Authorization", tok.Type()+" "+tok.AccessToken)
-	resp, err := o.deps.authClient(o.client.APIURL).CheckToken(ctx, req)
-	if err != nil {
-		if connect.CodeOf(err) == connect.CodeUnauthenticated {
-			return fmt.Errorf("the server does not accept the stored access token; %s", loginHint(o.client.APIURL))
-		}
-		return fmt.Errorf("checking the token: %s", tokensource.DescribeError(err))
 	}
 	idToken, _ := tok.Extra("id_token").(string)
 	scope, _ := tok.Extra("scope").(string)
 	id := identityFromTokens(idToken, tok.AccessToken)
-	m := resp.Msg
+	m := resp
 	res := whoamiResult{
 		APIURL:   o.client.APIURL,
 		Subject:  firstNonEmpty(displayText(m.GetSubject()), id.Subject),
@@ -143,6 +137,40 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 		row("Expires", formatExpiry(*res.ExpiresAt, o.deps.Now()))
 	}
 	return w.Flush()
+}
+
+// checkedToken returns the stored access token and the server's
+// CheckToken answer for it. A token the server refuses is forgotten (see
+// refusedAccessToken) and, when a refresh token is stored, replaced by a
+// refreshed one, which is checked in turn.
+func (o *whoamiOptions) checkedToken(ctx context.Context) (*oauth2.Token, *mgmtv1alpha1.CheckTokenResponse, error) {
+	apiURL := o.client.APIURL
+	for attempt := 1; ; attempt++ {
+		tok, err := o.deps.token(ctx, o.client, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
+		req.Header().Set("Authorization", tok.Type()+" "+tok.AccessToken)
+		resp, err := o.deps.authClient(apiURL).CheckToken(ctx, req)
+		switch {
+		case err == nil:
+			return tok, resp.Msg, nil
+		case connect.CodeOf(err) != connect.CodeUnauthenticated || o.deps.Exchanges.diagnosis(apiURL) != "":
+			return nil, nil, o.deps.callError(apiURL, "checking the token", err)
+		}
+		canRefresh, rerr := o.deps.refusedAccessToken(ctx, o.client, tok.AccessToken)
+		switch {
+		case rerr != nil:
+			return nil, nil, rerr
+		case !canRefresh:
+			return nil, nil, sessionRefusedError(apiURL)
+		case attempt == 2:
+			// A token refreshed a moment ago is refused too: logging in
+			// again would give another such token.
+			return nil, nil, errors.New("the server refuses even a freshly refreshed access token: its token checking does not match the tokens it issues (a configuration problem on the server, such as AUTH_AUDIENCE), not a problem with your login")
+		}
+	}
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -70,6 +70,11 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	} else {
 		b.LoginAttempts = n
 	}
+	if n, err := strconv.ParseFloat(src.value(sAuthorizeRate), 64); err != nil || !(n >= 0 && n <= 1e6) {
+		bad(sAuthorizeRate, "%q is not a number of requests per minute from 0 to 1000000 (0 for no limit)", src.value(sAuthorizeRate))
+	} else {
+		b.AuthorizePerMinute = n
+	}
 	b.AdminUser = src.value(sAdminUser)
 	b.AdminPassword = src.value(sAdminPassword)
 }

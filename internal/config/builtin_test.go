@@ -79,7 +79,8 @@ func TestBuiltinDefaults(t *testing.T) {
 		t.Errorf("DataDir = %q, want %q", b.DataDir, wantDir)
 	}
 	if b.DatabaseURL != "" || b.AccessTokenTTL != 15*time.Minute || b.RefreshTokenTTL != 720*time.Hour ||
-		b.KeyRotation != 720*time.Hour || b.AdminUser != "admin" || b.AdminPassword != "" || b.InsecureHTTPIssuer {
+		b.KeyRotation != 720*time.Hour || b.AdminUser != "admin" || b.AdminPassword != "" || b.InsecureHTTPIssuer ||
+		b.LoginAttempts != 5 || b.AuthorizePerMinute != 60 {
 		t.Errorf("builtin = %+v", b)
 	}
 	if a.ClockSkew != 60*time.Second {
@@ -93,15 +94,16 @@ func TestBuiltinSettings(t *testing.T) {
 		t.Skip("data directory layout differs on Windows")
 	}
 	cfg, err := loadWith(t, map[string]string{
-		"HOME":                        "/home/u",
-		"XDG_DATA_HOME":               "/data",
-		"NSAUTH_ISSUER":               "https://auth.example.com/",
-		"NSAUTH_ACCESS_TOKEN_TTL":     "5m",
-		"NSAUTH_REFRESH_TOKEN_TTL":    "24h",
-		"NSAUTH_SIGNING_KEY_ROTATION": "168h",
-		"NSAUTH_ADMIN_USER":           "root",
-		"NSAUTH_ADMIN_PASSWORD":       "a-long-password",
-		"NSAUTH_ALLOWED_SCOPES":       "openid offline_access",
+		"HOME":                                   "/home/u",
+		"XDG_DATA_HOME":                          "/data",
+		"NSAUTH_ISSUER":                          "https://auth.example.com/",
+		"NSAUTH_ACCESS_TOKEN_TTL":                "5m",
+		"NSAUTH_REFRESH_TOKEN_TTL":               "24h",
+		"NSAUTH_SIGNING_KEY_ROTATION":            "168h",
+		"NSAUTH_ADMIN_USER":                      "root",
+		"NSAUTH_ADMIN_PASSWORD":                  "a-long-password",
+		"NSAUTH_ALLOWED_SCOPES":                  "openid offline_access",
+		"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE": "120",
 	}, "--access-token-ttl", "10m")
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +123,28 @@ func TestBuiltinSettings(t *testing.T) {
 	}
 	if strings.Join(cfg.Auth.AllowedScopes, " ") != "openid offline_access" {
 		t.Errorf("AllowedScopes = %v", cfg.Auth.AllowedScopes)
+	}
+	if b.AuthorizePerMinute != 120 {
+		t.Errorf("AuthorizePerMinute = %v, want 120 from the environment", b.AuthorizePerMinute)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want float64
+	}{
+		{"the flag wins", []string{"--authorize-rate-limit", "30"}, 30},
+		{"0 disables the limit", []string{"--authorize-rate-limit", "0"}, 0},
+		{"fractions are rates", []string{"--authorize-rate-limit", "0.5"}, 0.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadWith(t, map[string]string{"HOME": "/h", "NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE": "120"}, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Auth.Builtin.AuthorizePerMinute; got != tc.want {
+				t.Fatalf("AuthorizePerMinute = %v, want %v", got, tc.want)
+			}
+		})
 	}
 
 	cfg, err = loadWith(t, map[string]string{"NSAUTH_DATABASE_URL": "postgres://u:pw@db/nsauth"})
@@ -160,6 +184,11 @@ func TestBuiltinErrors(t *testing.T) {
 		{"rotation not a duration", map[string]string{"HOME": "/h", "NSAUTH_SIGNING_KEY_ROTATION": "monthly"}, nil, "NSAUTH_SIGNING_KEY_ROTATION", nil},
 		{"external settings without a base URL", map[string]string{"HOME": "/h", "AUTH_AUDIENCE": "api", "AUTH_CLIENTID_SECRET": `{"cli":"hunter2"}`}, nil, "AUTH_BASEURL is not set", []string{"hunter2"}},
 		{"insecure not a bool", map[string]string{"HOME": "/h", "NSAUTH_INSECURE_HTTP_ISSUER": "maybe"}, nil, "NSAUTH_INSECURE_HTTP_ISSUER", nil},
+		{"authorize limit negative", map[string]string{"HOME": "/h", "NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE": "-1"}, nil, "NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE (--authorize-rate-limit)", nil},
+		{"authorize limit not a number", map[string]string{"HOME": "/h"}, []string{"--authorize-rate-limit", "lots"}, `--authorize-rate-limit): "lots" is not a number`, nil},
+		{"authorize limit NaN", map[string]string{"HOME": "/h", "NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE": "NaN"}, nil, "NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE", nil},
+		{"authorize limit infinite", map[string]string{"HOME": "/h", "NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE": "+Inf"}, nil, "NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE", nil},
+		{"authorize limit too high", map[string]string{"HOME": "/h", "NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE": "1e9"}, nil, "from 0 to 1000000", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

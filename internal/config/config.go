@@ -175,6 +175,10 @@ type Builtin struct {
 	// LoginAttempts is how many failed logins one account, and one client
 	// address, may make on the login page per minute. Default 5.
 	LoginAttempts int
+	// AuthorizePerMinute is how many authorize requests one client address
+	// may make per minute (NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE); 0
+	// disables the limit. Default 60.
+	AuthorizePerMinute float64
 }
 
 // setting is one configuration knob: a flag and the environment variables
@@ -234,18 +238,61 @@ var (
 	sAdminUser     = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
 	sAdminPassword = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv
 	sLoginAttempts = setting{"login-attempts", []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, "5", "built-in provider: failed logins allowed per account and per client address per minute"}
+	sAuthorizeRate = setting{"authorize-rate-limit", []string{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: /authorize requests allowed per client address per minute (0: no limit)"}
 	sInsecureHTTP  = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
 
-// booleanFlags are the flags that may be given alone to mean true.
-var booleanFlags = map[string]bool{sAuthEnabled.flag: true, sPprof.flag: true, sInsecureHTTP.flag: true, sRequirePKCE.flag: true}
+// Value kinds shown in help ("--rate-limit float"). A flag not in
+// flagKinds takes a string.
+const (
+	kindBool     = "bool" // may be given alone to mean true
+	kindDuration = "duration"
+	kindInt      = "int"
+	kindFloat    = "float"
+	kindList     = "list" // comma- or space-separated
+)
+
+// flagKinds says what kind of value each typed flag takes.
+var flagKinds = map[string]string{
+	sAuthEnabled.flag:     kindBool,
+	sPprof.flag:           kindBool,
+	sInsecureHTTP.flag:    kindBool,
+	sRequirePKCE.flag:     kindBool,
+	sShutdownTimeout.flag: kindDuration,
+	sClockSkew.flag:       kindDuration,
+	sIntrospectTTL.flag:   kindDuration,
+	sAccessTTL.flag:       kindDuration,
+	sRefreshTTL.flag:      kindDuration,
+	sKeyRotation.flag:     kindDuration,
+	sMaxRequestBytes.flag: kindInt,
+	sLoginAttempts.flag:   kindInt,
+	sRateLimit.flag:       kindFloat,
+	sAudience.flag:        kindList,
+	sAlgorithms.flag:      kindList,
+	sRedirectURIs.flag:    kindList,
+	sScopes.flag:          kindList,
+	sTrustedProxies.flag:  kindList,
+}
+
+// textValue holds a flag's text as given, and names its kind for help.
+// Parsing is left to Load, as for the environment: a bad value is then
+// reported with the setting's variable and flag, and in the same words
+// whichever way it came.
+type textValue struct {
+	text string
+	kind string
+}
+
+func (v *textValue) String() string     { return v.text }
+func (v *textValue) Set(s string) error { v.text = s; return nil }
+func (v *textValue) Type() string       { return v.kind }
 
 // flagged lists the settings that have a flag, in help order.
 var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
 	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
-	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sInsecureHTTP,
+	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sAuthorizeRate, sInsecureHTTP,
 }
 
 // storeFlagged are the settings of commands that only open the built-in
@@ -270,8 +317,12 @@ func registerFlags(fs *pflag.FlagSet, settings []setting) {
 		if len(s.env) > 0 {
 			usage += " [$" + strings.Join(s.env, ", $") + "]"
 		}
-		fs.String(s.flag, s.def, usage)
-		if booleanFlags[s.flag] {
+		kind := flagKinds[s.flag]
+		if kind == "" {
+			kind = "string"
+		}
+		fs.Var(&textValue{text: s.def, kind: kind}, s.flag, usage)
+		if kind == kindBool {
 			// `--pprof` alone means true, as for any boolean flag.
 			fs.Lookup(s.flag).NoOptDefVal = "true"
 		}

@@ -47,6 +47,9 @@ func TestAuthorizeRequests(t *testing.T) {
 		{"form_post response mode", url.Values{"response_mode": {"form_post"}}, toClient, "invalid_request"},
 		{"huge state", url.Values{"state": {strings.Repeat("s", 5000)}}, toClient, "invalid_request"},
 		{"request object", url.Values{"request": {"e30.e30."}}, toClient, "request_not_supported"},
+		// Every field within its bound, but together more than a sealed
+		// auth request may hold.
+		{"too large to seal", url.Values{"prompt": {strings.TrimSpace(strings.Repeat("login ", 1500))}}, toClient, "invalid_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -15,6 +15,12 @@
 //     a new key is published before it signs and the old one stays in the
 //     JWKS until every token it signed has expired. Replicas sharing a
 //     PostgreSQL database agree on keys through a row lock.
+//   - Pending auth requests are not stored: the authorize endpoint seals
+//     the validated request (AES-256-GCM, under a key shared by replicas
+//     through the store) into the login page's authRequestID, and the
+//     login page opens it. Only a successful login writes the request,
+//     once: a flood of authorize requests costs no storage. The endpoint
+//     is also rate-limited per client address.
 //   - The login page is plain server-rendered HTML with CSRF protection, a
 //     strict Content-Security-Policy, and failed-login limits per account
 //     and per client address.
@@ -42,6 +48,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -51,6 +58,8 @@ const (
 	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
 	DefaultKeyRotation     = 30 * 24 * time.Hour
 	DefaultLoginAttempts   = 5
+	// DefaultAuthorizePerMinute is the default of Config.AuthorizePerMinute.
+	DefaultAuthorizePerMinute = 60
 	// AuthRequestTTL is how long a login may take, from the authorize
 	// redirect to the password being accepted.
 	AuthRequestTTL = 10 * time.Minute
@@ -104,6 +113,13 @@ type Config struct {
 	// whatever this says; without it, a confidential client (the broker)
 	// may leave PKCE out, as Neosync's own CLI does. Default false.
 	RequirePKCE bool
+	// AuthorizePerMinute is how many authorize requests (GET or POST
+	// /authorize) one client address, grouped by [clientaddr.Key], may make
+	// a minute, in bursts of as many. Over it the endpoint answers 429 with
+	// Retry-After before doing any other work. Zero means
+	// [DefaultAuthorizePerMinute]; a negative value disables the limit.
+	// Counted in memory, per process.
+	AuthorizePerMinute float64
 	// InsecureAllowHTTP accepts an http:// issuer on a non-loopback host.
 	// Passwords and tokens then cross the network unencrypted: only for
 	// trusted networks or a TLS-terminating proxy that rewrites nothing.
@@ -127,10 +143,14 @@ type Issuer struct {
 	st       *store.Store
 	keys     *keyManager
 	storage  *storage
+	sealer   *requestSealer
 	guard    *loginGuard
 	refusals *refusalLog
-	handler  http.Handler
-	log      *slog.Logger
+	// authorizeLimit limits authorize requests per client address; nil
+	// when disabled.
+	authorizeLimit *ratelimit.Limiter
+	handler        http.Handler
+	log            *slog.Logger
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -161,6 +181,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	if cfg.LoginAttempts <= 0 {
 		cfg.LoginAttempts = DefaultLoginAttempts
 	}
+	if cfg.AuthorizePerMinute == 0 {
+		cfg.AuthorizePerMinute = DefaultAuthorizePerMinute
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -178,6 +201,14 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	if err := iss.keys.refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("issuer: preparing signing keys: %w", err)
 	}
+	key, err := authRequestKey(ctx, cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: loading the auth request key: %w", err)
+	}
+	if iss.sealer, err = newRequestSealer(key, cfg.Now); err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	iss.authorizeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.AuthorizePerMinute, Now: cfg.Now})
 	iss.storage = &storage{iss: iss}
 	macKey, err := cfg.Store.EnsureValue(ctx, deviceKeyName, store.RandomToken(32))
 	if err != nil {
@@ -319,6 +350,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
 
 	mux := http.NewServeMux()
+	mux.Handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
 	mux.Handle("GET "+loginPath, http.HandlerFunc(i.showLogin))
 	mux.Handle("POST "+loginPath, http.HandlerFunc(i.submitLogin))
 	mux.Handle(endSessionPath, http.HandlerFunc(srv.endSession))

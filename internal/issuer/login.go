@@ -39,8 +39,9 @@ const (
 	msgLoggedOut        = "You are signed out. You can close this window."
 )
 
-// maxLoginFormBytes bounds the login form body.
-const maxLoginFormBytes = 8 << 10
+// maxLoginFormBytes bounds the login form body: the sealed auth request
+// (at most maxAuthRequestIDLen) and room for the other fields.
+const maxLoginFormBytes = maxAuthRequestIDLen + 8<<10
 
 type loginPage struct {
 	Title         string
@@ -105,7 +106,7 @@ func (i *Issuer) showLoggedOut(w http.ResponseWriter, _ *http.Request) {
 // showLogin renders the form for a pending auth request.
 func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("authRequestID")
-	if id == "" || len(id) > 64 {
+	if id == "" || len(id) > maxAuthRequestIDLen {
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
 		return
 	}
@@ -114,23 +115,33 @@ func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	csrf := i.csrfCookie(w, r)
-	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, AuthRequestID: ar.ID, CSRF: csrf}, origin(ar.RedirectURI))
+	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, AuthRequestID: id, CSRF: csrf}, origin(ar.RedirectURI))
 }
 
-// pendingRequest loads an auth request a user may still log in for, or
-// writes the page explaining why not.
+// pendingRequest opens the sealed auth request id, one a user may still
+// log in for, or writes the page explaining why not. The page says no more
+// than expired or incomplete: why a blob does not open is nobody's
+// business.
 func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id string) (*store.AuthRequest, bool) {
-	ar, err := i.st.AuthRequestByID(ctx, id)
+	ar, err := i.sealer.open(id)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, errRequestExpired):
 		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
 		return nil, false
 	case err != nil:
+		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
+		return nil, false
+	}
+	// A stored request is a completed one. This read spares a used link
+	// the password check; the completion itself is what guarantees once.
+	_, err = i.st.AuthRequestByID(ctx, ar.ID)
+	switch {
+	case err == nil:
+		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
+		return nil, false
+	case !errors.Is(err, store.ErrNotFound):
 		i.log.Error("reading an auth request failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return nil, false
-	case ar.Done():
-		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
 		return nil, false
 	}
 	return ar, true
@@ -150,7 +161,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	form := r.PostForm
 	id := form.Get("authRequestID")
-	if id == "" || len(id) > 64 {
+	if id == "" || len(id) > maxAuthRequestIDLen {
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
 		return
 	}
@@ -181,7 +192,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page := loginPage{Title: "Sign in", Client: ar.ClientID, AuthRequestID: ar.ID, CSRF: csrf, Username: username}
+	page := loginPage{Title: "Sign in", Client: ar.ClientID, AuthRequestID: id, CSRF: csrf, Username: username}
 	fail := func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
@@ -240,8 +251,8 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	att.account = user.Username
 	i.guard.setDeviceCookie(w, att)
 
-	if err := i.st.CompleteAuthRequest(ctx, ar.ID, user.ID, []string{"pwd"}, CodeTTL+time.Minute); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, []string{"pwd"}, CodeTTL+time.Minute); err != nil {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 			i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
 			return
 		}

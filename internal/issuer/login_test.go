@@ -231,8 +231,8 @@ func TestLoginLinkProblems(t *testing.T) {
 		want string
 	}{
 		{"no id", "/login", "incomplete"},
-		{"unknown id", "/login?authRequestID=nope", "expired"},
-		{"huge id", "/login?authRequestID=" + strings.Repeat("x", 100), "incomplete"},
+		{"forged id", "/login?authRequestID=nope", "incomplete"},
+		{"huge id", "/login?authRequestID=" + strings.Repeat("x", issuer.MaxAuthRequestIDLen+1), "incomplete"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := h.get(tc.path, nil)

@@ -29,12 +29,22 @@ func (s *storage) st() *store.Store { return s.iss.st }
 func (s *storage) now() time.Time   { return s.iss.cfg.Now() }
 func (s *storage) cfg() *Config     { return &s.iss.cfg }
 
-// authRequest is a stored auth request as the library sees it.
-type authRequest struct{ store.AuthRequest }
+// authRequest is an auth request as the library sees it: pending (sealed,
+// its ID the sealed blob) or completed (stored, its ID the one sealed
+// inside, which its code and tokens refer to).
+type authRequest struct {
+	store.AuthRequest
+	sealed string
+}
 
 var _ op.AuthRequest = (*authRequest)(nil)
 
-func (a *authRequest) GetID() string         { return a.ID }
+func (a *authRequest) GetID() string {
+	if a.sealed != "" {
+		return a.sealed
+	}
+	return a.ID
+}
 func (a *authRequest) GetACR() string        { return "" }
 func (a *authRequest) GetAMR() []string      { return a.AMR }
 func (a *authRequest) GetAudience() []string { return []string{a.ClientID} }
@@ -87,8 +97,9 @@ func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
 // access token of one refresh, not to the refresh token (RFC 6749 §6).
 func (r *refreshRequest) grant() store.Grant { return r.Grant }
 
-// CreateAuthRequest stores a validated authorize request.
-func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+// CreateAuthRequest seals a validated authorize request; nothing is
+// stored until a user logs in for it.
+func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
 	ar := store.AuthRequest{
 		ClientID:            req.ClientID,
 		RedirectURI:         req.RedirectURI,
@@ -101,24 +112,32 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 		CodeChallengeMethod: string(req.CodeChallengeMethod),
 		Prompt:              req.Prompt,
 		LoginHint:           req.LoginHint,
-		ExpiresAt:           s.now().Add(AuthRequestTTL),
 	}
-	if err := s.st().CreateAuthRequest(ctx, &ar); err != nil {
-		return nil, internalError("storing the auth request", err)
+	sealed, err := s.iss.sealer.seal(&ar)
+	if errors.Is(err, errRequestTooLarge) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("the request is too large")
 	}
-	return &authRequest{ar}, nil
+	if err != nil {
+		return nil, internalError("sealing the auth request", err)
+	}
+	return &authRequest{AuthRequest: ar, sealed: sealed}, nil
 }
 
-// AuthRequestByID returns a pending auth request.
+// AuthRequestByID opens a sealed auth request, and returns its completed
+// form once a user has logged in for it.
 func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
-	ar, err := s.st().AuthRequestByID(ctx, id)
+	pending, err := s.iss.sealer.open(id)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired login request")
-		}
+		return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired login request")
+	}
+	done, err := s.st().AuthRequestByID(ctx, pending.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &authRequest{AuthRequest: *pending, sealed: id}, nil
+	case err != nil:
 		return nil, internalError("reading the auth request", err)
 	}
-	return &authRequest{*ar}, nil
+	return &authRequest{AuthRequest: *done}, nil
 }
 
 // AuthRequestByCode redeems a code: it can be called once per code. A
@@ -134,7 +153,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	case err != nil:
 		return nil, internalError("redeeming the code", err)
 	}
-	return &authRequest{*ar}, nil
+	return &authRequest{AuthRequest: *ar}, nil
 }
 
 // SaveAuthCode stores the code of a completed auth request.

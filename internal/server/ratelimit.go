@@ -1,20 +1,16 @@
 package server
 
 import (
-	"container/list"
 	"context"
 	"fmt"
-	"math"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect"
-	"golang.org/x/time/rate"
 
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/ratelimit"
 )
 
 // RateLimit limits how often one client address may call some procedures.
@@ -31,7 +27,7 @@ type RateLimit struct {
 	// (rounded up), at least 1.
 	Burst int
 	// MaxClients bounds how many addresses are tracked; the least recently
-	// seen are forgotten first. Defaults to 10000.
+	// seen are forgotten first. Defaults to [ratelimit.DefaultMaxClients].
 	MaxClients int
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
@@ -45,73 +41,30 @@ type RateLimit struct {
 type rateLimiter struct {
 	cfg     RateLimit
 	limited map[string]bool
-
-	mu      sync.Mutex
-	clients map[netip.Prefix]*list.Element
-	lru     *list.List
-}
-
-type clientBucket struct {
-	addr    netip.Prefix
-	limiter *rate.Limiter
+	limiter *ratelimit.Limiter
 }
 
 func newRateLimiter(cfg RateLimit) *rateLimiter {
-	if cfg.PerMinute <= 0 || len(cfg.Procedures) == 0 {
+	limiter := ratelimit.New(ratelimit.Config{PerMinute: cfg.PerMinute, Burst: cfg.Burst, MaxClients: cfg.MaxClients, Now: cfg.Now})
+	if limiter == nil || len(cfg.Procedures) == 0 {
 		return nil
 	}
-	if cfg.Burst <= 0 {
-		cfg.Burst = max(1, int(math.Ceil(cfg.PerMinute)))
-	}
-	if cfg.MaxClients <= 0 {
-		cfg.MaxClients = 10000
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	rl := &rateLimiter{cfg: cfg, limited: make(map[string]bool), clients: make(map[netip.Prefix]*list.Element), lru: list.New()}
+	rl := &rateLimiter{cfg: cfg, limited: make(map[string]bool), limiter: limiter}
 	for _, p := range cfg.Procedures {
 		rl.limited[p] = true
 	}
 	return rl
 }
 
-// allow reports whether the client may make a call now, and otherwise how
-// long it should wait.
-func (rl *rateLimiter) allow(key netip.Prefix) (bool, time.Duration) {
-	now := rl.cfg.Now()
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	var b *clientBucket
-	if el, ok := rl.clients[key]; ok {
-		rl.lru.MoveToFront(el)
-		b = el.Value.(*clientBucket)
-	} else {
-		b = &clientBucket{addr: key, limiter: rate.NewLimiter(rate.Limit(rl.cfg.PerMinute/60), rl.cfg.Burst)}
-		rl.clients[key] = rl.lru.PushFront(b)
-		for rl.lru.Len() > rl.cfg.MaxClients {
-			oldest := rl.lru.Back()
-			rl.lru.Remove(oldest)
-			delete(rl.clients, oldest.Value.(*clientBucket).addr)
-		}
-	}
-	r := b.limiter.ReserveN(now, 1)
-	if delay := r.DelayFrom(now); delay > 0 {
-		r.CancelAt(now)
-		return false, delay
-	}
-	return true, 0
-}
-
 func (rl *rateLimiter) check(procedure string, peer connect.Peer, header http.Header) error {
 	if !rl.limited[procedure] {
 		return nil
 	}
-	ok, wait := rl.allow(clientaddr.Key(rl.cfg.Clients.Addr(peer.Addr, header.Values("X-Forwarded-For"))))
+	ok, wait := rl.limiter.Allow(clientaddr.Key(rl.cfg.Clients.Addr(peer.Addr, header.Values("X-Forwarded-For"))))
 	if ok {
 		return nil
 	}
-	secs := int(math.Ceil(wait.Seconds()))
+	secs := ratelimit.RetryAfterSeconds(wait)
 	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("too many requests; retry in %d s", secs))
 	err.Meta().Set("Retry-After", strconv.Itoa(secs))
 	return err

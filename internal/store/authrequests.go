@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// AuthRequest is a pending authorization request: created at the authorize
-// endpoint, completed by the login page, redeemed through its code.
+// AuthRequest is an authorization request. Pending ones are not stored
+// (the built-in provider hands them to the browser sealed); a request is
+// stored once a user has logged in for it, and redeemed through its code.
 type AuthRequest struct {
 	ID                  string
 	ClientID            string
@@ -34,25 +35,50 @@ type AuthRequest struct {
 // Done reports whether a user has logged in for the request.
 func (r *AuthRequest) Done() bool { return r.UserID != "" }
 
-// CreateAuthRequest stores r. ID is generated when empty, CreatedAt is now;
-// ExpiresAt must be set.
-func (s *Store) CreateAuthRequest(ctx context.Context, r *AuthRequest) error {
-	if r.ExpiresAt.IsZero() {
-		return errors.New("an auth request needs an expiry")
+// InsertCompletedAuthRequest records that userID logged in for r, a
+// request that was pending until now: r is stored already completed, in
+// one statement. r.ID and r.ExpiresAt must be set; the stored expiry is
+// extended to at least minRemaining from now, so the code the request
+// yields outlives it. On success r holds what was stored (UserID, AuthTime,
+// AMR, the expiry, and CreatedAt when it was zero).
+//
+// A request completes once, across every process sharing the database: it
+// fails with [ErrConflict] when a request with r.ID was completed before,
+// even if its row was deleted since (its code's digest outlives the row),
+// and with [ErrNotFound] when r has expired.
+func (s *Store) InsertCompletedAuthRequest(ctx context.Context, r *AuthRequest, userID string, amr []string, minRemaining time.Duration) error {
+	if r.ID == "" || r.ExpiresAt.IsZero() {
+		return errors.New("a completed auth request needs an id and an expiry")
 	}
-	if r.ID == "" {
-		r.ID = NewID()
+	now := s.now()
+	if !r.ExpiresAt.After(now) {
+		return fmt.Errorf("auth request: %w", ErrNotFound)
 	}
-	r.CreatedAt = s.now()
-	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_auth_requests (id, client_id, redirect_uri, scopes, state, nonce, response_type,
-		response_mode, code_challenge, code_challenge_method, prompt, login_hint, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	expires := r.ExpiresAt
+	if floor := now.Add(minRemaining); expires.Before(floor) {
+		expires = floor
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = now
+	}
+	res, err := s.exec(ctx, s.db, `INSERT INTO nsauth_auth_requests (id, client_id, redirect_uri, scopes, state, nonce, response_type,
+		response_mode, code_challenge, code_challenge_method, prompt, login_hint, created_at, expires_at, user_id, auth_time, amr)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		WHERE NOT EXISTS (SELECT 1 FROM nsauth_auth_codes WHERE auth_request_id = ?)`,
 		r.ID, r.ClientID, r.RedirectURI, joinList(r.Scopes), r.State, r.Nonce, r.ResponseType,
 		r.ResponseMode, r.CodeChallenge, r.CodeChallengeMethod, joinList(r.Prompt), r.LoginHint,
-		r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli())
+		r.CreatedAt.UnixMilli(), expires.UnixMilli(), userID, now.UnixMilli(), joinList(amr), r.ID)
 	if err != nil {
-		return fmt.Errorf("storing auth request: %w", err)
+		if s.d.isUnique(err) {
+			return fmt.Errorf("auth request completed before: %w", ErrConflict)
+		}
+		return fmt.Errorf("storing completed auth request: %w", err)
 	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("auth request completed before: %w", ErrConflict)
+	}
+	r.ExpiresAt = expires
+	r.UserID, r.AuthTime, r.AMR = userID, time.UnixMilli(now.UnixMilli()), amr
 	return nil
 }
 
@@ -76,8 +102,8 @@ func scanAuthRequest(row interface{ Scan(...any) error }) (*AuthRequest, error) 
 	return &r, nil
 }
 
-// AuthRequestByID returns an unexpired auth request, or an error wrapping
-// [ErrNotFound].
+// AuthRequestByID returns an unexpired completed auth request, or an
+// error wrapping [ErrNotFound].
 func (s *Store) AuthRequestByID(ctx context.Context, id string) (*AuthRequest, error) {
 	r, err := scanAuthRequest(s.queryRow(ctx, s.db, `SELECT `+authRequestColumns+` FROM nsauth_auth_requests
 		WHERE id = ? AND expires_at > ?`, id, s.nowMillis()))
@@ -87,27 +113,9 @@ func (s *Store) AuthRequestByID(ctx context.Context, id string) (*AuthRequest, e
 	return r, nil
 }
 
-// CompleteAuthRequest records that userID logged in for the request. It
-// fails with [ErrNotFound] when the request is unknown, expired or already
-// completed, so one request can be completed once. The request's expiry is
-// extended by at least minRemaining, so the code it yields outlives it.
-func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, amr []string, minRemaining time.Duration) error {
-	now := s.now()
-	res, err := s.exec(ctx, s.db, `UPDATE nsauth_auth_requests SET user_id = ?, auth_time = ?, amr = ?,
-		expires_at = CASE WHEN expires_at < ? THEN ? ELSE expires_at END
-		WHERE id = ? AND user_id IS NULL AND expires_at > ?`,
-		userID, now.UnixMilli(), joinList(amr), now.Add(minRemaining).UnixMilli(), now.Add(minRemaining).UnixMilli(), id, now.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("completing auth request: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("auth request: %w", ErrNotFound)
-	}
-	return nil
-}
-
-// DeleteAuthRequest deletes an auth request. Its code, if any, is kept
-// until it expires so a replay can still be recognised.
+// DeleteAuthRequest deletes an auth request. Its code's digest, if any, is
+// kept past its expiry, so a replay can still be recognised and the
+// request cannot be completed again.
 func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 	if _, err := s.exec(ctx, s.db, `DELETE FROM nsauth_auth_requests WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("deleting auth request: %w", err)

@@ -55,11 +55,45 @@ func OpenSQLite(ctx context.Context, dataDir string, opts Options) (*Store, erro
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
 	s := newStore(db, sqliteDialect, path, opts)
+	if err := s.useIncrementalVacuum(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// useIncrementalVacuum makes the database file one that can give freed
+// pages back (see reclaimSpace): incremental auto-vacuum. A new file, or
+// one made before nsauth set it, is switched by a VACUUM on the connection
+// that set the mode: only a VACUUM (or the first table) records it, and on
+// an existing file the VACUUM rewrites it once, outside any transaction.
+// The mode is not set in the connection string: on an existing file that
+// rewrites its first page at every new connection.
+func (s *Store) useIncrementalVacuum(ctx context.Context) error {
+	const incremental = 2
+	var mode int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil {
+		return fmt.Errorf("reading auto_vacuum: %w", err)
+	}
+	if mode == incremental {
+		return nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to the database: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL`); err != nil {
+		return fmt.Errorf("setting auto_vacuum: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("switching the database to incremental vacuum: %w", err)
+	}
+	return nil
 }
 
 // OpenPostgres connects to the PostgreSQL database at databaseURL (a

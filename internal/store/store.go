@@ -1,6 +1,7 @@
 // Package store persists the built-in OpenID provider's state: users,
-// clients, pending authorization requests, authorization codes, refresh and
-// access token records, signing keys and failed-login counters.
+// clients, completed authorization requests (pending ones are not stored),
+// authorization codes, refresh and access token records, signing keys and
+// failed-login counters.
 //
 // Two backends share one implementation over database/sql: an embedded
 // SQLite file (modernc.org/sqlite, no cgo) for a single process, and
@@ -13,10 +14,11 @@
 // Secrets never reach the database in clear: codes, refresh tokens and
 // client secrets are stored as SHA-256 digests (they are random and long,
 // so a fast hash is enough), passwords only as the argon2id hashes callers
-// pass in. Two exceptions are forced by what the data is for: signing keys
-// are stored as PKCS #8, and the broker's own client secret is stored as an
-// instance value because every replica must present it. The database must
-// therefore be protected like a private key.
+// pass in. Three exceptions are forced by what the data is for: signing
+// keys are stored as PKCS #8, and the broker's own client secret and the
+// key that seals pending authorization requests are stored as instance
+// values because every replica must use them. The database must therefore
+// be protected like a private key.
 //
 // Errors are plain Go errors; callers branch on [ErrNotFound],
 // [ErrConflict], [ErrReused] and [ErrRevoked]. No error carries a secret.

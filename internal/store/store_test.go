@@ -40,16 +40,13 @@ func newFixture(t *testing.T, b storetest.Backend) *fixture {
 	return &fixture{s: s, clock: clock, b: b, user: u}
 }
 
-// completedRequest creates an auth request, logs the fixture user in for
-// it and issues code.
+// completedRequest records an auth request the fixture user logged in for
+// and issues code.
 func (f *fixture) completedRequest(t *testing.T, code string) *store.AuthRequest {
 	t.Helper()
-	r := &store.AuthRequest{ClientID: "cli", RedirectURI: "http://127.0.0.1:4242/cb", Scopes: []string{"openid", "offline_access"},
+	r := &store.AuthRequest{ID: store.NewID(), ClientID: "cli", RedirectURI: "http://127.0.0.1:4242/cb", Scopes: []string{"openid", "offline_access"},
 		State: "st", ResponseType: "code", CodeChallenge: "abc", CodeChallengeMethod: "S256", ExpiresAt: f.clock.Now().Add(10 * time.Minute)}
-	if err := f.s.CreateAuthRequest(ctx, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.s.CompleteAuthRequest(ctx, r.ID, f.user.ID, []string{"pwd"}, time.Minute); err != nil {
+	if err := f.s.InsertCompletedAuthRequest(ctx, r, f.user.ID, []string{"pwd"}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.s.SaveCode(ctx, code, r.ID, f.clock.Now().Add(time.Minute)); err != nil {
@@ -344,29 +341,29 @@ func TestAuthRequests(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		f := newFixture(t, b)
 		s := f.s
-		r := &store.AuthRequest{ClientID: "cli", RedirectURI: "http://127.0.0.1:1/cb", Scopes: []string{"openid", "email"},
-			State: "state", Nonce: "nonce", ResponseType: "code", CodeChallenge: "ch", CodeChallengeMethod: "S256",
-			Prompt: []string{"login"}, LoginHint: "alice", ExpiresAt: f.clock.Now().Add(10 * time.Minute)}
-		if err := s.CreateAuthRequest(ctx, r); err != nil {
+		pending := func(ttl time.Duration) *store.AuthRequest {
+			return &store.AuthRequest{ID: store.NewID(), ClientID: "cli", RedirectURI: "http://127.0.0.1:1/cb", Scopes: []string{"openid", "email"},
+				State: "state", Nonce: "nonce", ResponseType: "code", CodeChallenge: "ch", CodeChallengeMethod: "S256",
+				Prompt: []string{"login"}, LoginHint: "alice", ExpiresAt: f.clock.Now().Add(ttl)}
+		}
+		r := pending(10 * time.Minute)
+		// Nothing is stored while a request is pending.
+		_, err := s.AuthRequestByID(ctx, r.ID)
+		wantErr(t, err, store.ErrNotFound)
+		wantErr(t, s.SaveCode(ctx, "early", r.ID, f.clock.Now().Add(time.Minute)), store.ErrNotFound)
+
+		if err := s.InsertCompletedAuthRequest(ctx, r, f.user.ID, []string{"pwd"}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
+		again := *r
+		wantErr(t, s.InsertCompletedAuthRequest(ctx, &again, f.user.ID, nil, time.Minute), store.ErrConflict)
 		got, err := s.AuthRequestByID(ctx, r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Done() || got.Nonce != "nonce" || strings.Join(got.Scopes, ",") != "openid,email" || got.CodeChallenge != "ch" ||
+		if !got.Done() || got.UserID != f.user.ID || got.AuthTime.IsZero() || strings.Join(got.AMR, ",") != "pwd" ||
+			got.Nonce != "nonce" || strings.Join(got.Scopes, ",") != "openid,email" || got.CodeChallenge != "ch" ||
 			strings.Join(got.Prompt, ",") != "login" || got.LoginHint != "alice" || got.RedirectURI != r.RedirectURI {
-			t.Fatalf("AuthRequestByID = %+v", got)
-		}
-		// No code before the user logged in.
-		wantErr(t, s.SaveCode(ctx, "early", r.ID, f.clock.Now().Add(time.Minute)), store.ErrNotFound)
-
-		if err := s.CompleteAuthRequest(ctx, r.ID, f.user.ID, []string{"pwd"}, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		wantErr(t, s.CompleteAuthRequest(ctx, r.ID, f.user.ID, nil, time.Minute), store.ErrNotFound)
-		got, _ = s.AuthRequestByID(ctx, r.ID)
-		if !got.Done() || got.UserID != f.user.ID || got.AuthTime.IsZero() || strings.Join(got.AMR, ",") != "pwd" {
 			t.Fatalf("completed request = %+v", got)
 		}
 		if err := s.SaveCode(ctx, "code-1", r.ID, f.clock.Now().Add(time.Minute)); err != nil {
@@ -374,16 +371,74 @@ func TestAuthRequests(t *testing.T) {
 		}
 		wantErr(t, s.SaveCode(ctx, "code-2", r.ID, f.clock.Now().Add(time.Minute)), store.ErrConflict)
 
+		// Once its code was redeemed the row goes, and the request still
+		// cannot be completed again.
+		if _, err := s.RedeemCode(ctx, "code-1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteAuthRequest(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		again = *r
+		wantErr(t, s.InsertCompletedAuthRequest(ctx, &again, f.user.ID, nil, time.Minute), store.ErrConflict)
+
 		// Expiry.
 		f.clock.Advance(11 * time.Minute)
 		_, err = s.AuthRequestByID(ctx, r.ID)
 		wantErr(t, err, store.ErrNotFound)
-		r2 := &store.AuthRequest{ClientID: "cli", ExpiresAt: f.clock.Now().Add(time.Minute)}
-		if err := s.CreateAuthRequest(ctx, r2); err != nil {
+		late := pending(time.Minute)
+		f.clock.Advance(2 * time.Minute)
+		wantErr(t, s.InsertCompletedAuthRequest(ctx, late, f.user.ID, nil, time.Minute), store.ErrNotFound)
+
+		// A request completed near its end lives on long enough for its code.
+		short := pending(time.Second)
+		if err := s.InsertCompletedAuthRequest(ctx, short, f.user.ID, nil, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		f.clock.Advance(2 * time.Minute)
-		wantErr(t, s.CompleteAuthRequest(ctx, r2.ID, f.user.ID, nil, time.Minute), store.ErrNotFound)
+		f.clock.Advance(30 * time.Second)
+		if _, err := s.AuthRequestByID(ctx, short.ID); err != nil {
+			t.Fatalf("completed request expired before minRemaining: %v", err)
+		}
+	})
+}
+
+// TestCompleteAuthRequestOnce completes one request concurrently from two
+// stores on one database (two replicas, for PostgreSQL): exactly one wins.
+func TestCompleteAuthRequestOnce(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		other := b.Reopen(t, f.s, store.Options{Now: f.clock.Now})
+		id := store.NewID()
+		var wg sync.WaitGroup
+		results := make([]error, 8)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st := f.s
+				if i%2 == 1 {
+					st = other
+				}
+				r := &store.AuthRequest{ID: id, ClientID: "cli", RedirectURI: "http://127.0.0.1:1/cb", ResponseType: "code",
+					ExpiresAt: f.clock.Now().Add(time.Minute)}
+				results[i] = st.InsertCompletedAuthRequest(ctx, r, f.user.ID, []string{"pwd"}, time.Minute)
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range results {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrConflict):
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d completions succeeded, want exactly 1", ok)
+		}
 	})
 }
 

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
 
-// Claims are the verified claims of an access token.
+// Claims are the verified claims of an access token. Each call to a
+// [TokenVerifier] of this package returns its own Claims, which the caller
+// may change freely: cached results are copied, never shared.
 type Claims struct {
 	// Issuer is the `iss` claim.
 	Issuer string
@@ -33,6 +36,59 @@ type Claims struct {
 	// Scopes are the granted scopes, from the space-separated `scope` claim
 	// (RFC 9068) or the `scp` array some providers use.
 	Scopes []string
+
+	// payload is the verified JWT payload or the introspection answer, for
+	// Decode. It is never modified once set, so copies of Claims share it.
+	payload []byte
+}
+
+// Decode unmarshals the verified token's claims into v with
+// [encoding/json], so a service can read the claims this type does not
+// name (roles, email, tenant):
+//
+//	var extra struct {
+//		Email string   `json:"email"`
+//		Roles []string `json:"roles"`
+//	}
+//	if err := claims.Decode(&extra); err != nil { ... }
+//
+// For a JWT ([Verifier]) the claims are the token's payload, after its
+// signature and registered claims were checked. For an opaque token
+// ([Introspector]) they are the introspection answer (RFC 7662 §2.2):
+// `active`, `scope`, `client_id`, `username`, `token_type`, `exp`, `iat`,
+// `nbf`, `sub`, `aud`, `iss` and `jti` when the provider sends them, plus
+// whatever extensions it adds. Providers differ here: many answer with
+// those registered members only (nsauth's built-in provider does), and some
+// nest custom claims (Ory Hydra under `ext`), so check what yours sends
+// before relying on a claim in introspection mode.
+//
+// Member names were checked to be unique (ignoring case) before the token
+// was accepted, so encoding/json's case-insensitive matching cannot be
+// steered by a second spelling of a claim. Decode returns an error for
+// Claims that were not produced by a verifier of this package (built by
+// hand, as for [ContextWithClaims] in tests) and for claims that do not fit
+// v's types; it never changes the Claims.
+func (c *Claims) Decode(v any) error {
+	if c == nil || c.payload == nil {
+		return errors.New("authn: these claims carry no verified payload to decode")
+	}
+	if err := json.Unmarshal(c.payload, v); err != nil {
+		return fmt.Errorf("authn: decoding claims: %w", err)
+	}
+	return nil
+}
+
+// clone returns a copy of c that shares nothing mutable with it, so that a
+// caller changing its claims (sorting Scopes, say) cannot disturb the cache
+// or another request.
+func (c *Claims) clone() *Claims {
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	cp.Audience = slices.Clone(c.Audience)
+	cp.Scopes = slices.Clone(c.Scopes)
+	return &cp
 }
 
 // maxClaims bounds how many top-level members a token payload may hold; no
@@ -48,7 +104,7 @@ func parseClaims(payload []byte) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	var c Claims
+	c := Claims{payload: bytes.Clone(payload)}
 	if c.Issuer, err = stringClaim(members, "iss"); err != nil {
 		return nil, err
 	}

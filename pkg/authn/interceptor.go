@@ -19,14 +19,15 @@ type claimsKey struct{}
 
 // ClaimsFromContext returns the claims an [Interceptor] stored for the
 // current request, and false for public procedures or when no interceptor
-// ran.
+// ran. They are the request's own: changing them affects no other request.
 func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 	c, ok := ctx.Value(claimsKey{}).(*Claims)
 	return c, ok
 }
 
 // ContextWithClaims returns a copy of ctx carrying c. It is for tests and
-// for servers that verify tokens by other means.
+// for servers that verify tokens by other means. Claims built by hand have
+// no payload: their [Claims.Decode] returns an error.
 func ContextWithClaims(ctx context.Context, c *Claims) context.Context {
 	return context.WithValue(ctx, claimsKey{}, c)
 }
@@ -35,7 +36,10 @@ func ContextWithClaims(ctx context.Context, c *Claims) context.Context {
 type InterceptorOption func(*Interceptor)
 
 // WithPublicProcedures names procedures (such as
-// "/mgmt.v1alpha1.AuthService/GetAuthStatus") that need no token.
+// "/mgmt.v1alpha1.AuthService/GetAuthStatus") that need no token. Their
+// handlers run without claims in the context, whatever the request's
+// Authorization header says; the header is not even read. Without it
+// (or with no names), every procedure needs a token.
 func WithPublicProcedures(procedures ...string) InterceptorOption {
 	return func(i *Interceptor) {
 		for _, p := range procedures {
@@ -45,9 +49,14 @@ func WithPublicProcedures(procedures ...string) InterceptorOption {
 }
 
 // WithLogger makes the interceptor log why each token was refused, at debug
-// level. Tokens themselves are never logged. Without it, nothing is logged.
+// level, and why none could be judged, at warning level. Tokens themselves
+// are never logged. Without it, or with a nil logger, nothing is logged.
 func WithLogger(l *slog.Logger) InterceptorOption {
-	return func(i *Interceptor) { i.logger = l }
+	return func(i *Interceptor) {
+		if l != nil {
+			i.logger = l
+		}
+	}
 }
 
 // Interceptor is a Connect interceptor that requires a valid bearer token on
@@ -61,7 +70,8 @@ type Interceptor struct {
 	logger   *slog.Logger
 }
 
-// NewInterceptor returns an Interceptor that checks tokens with v.
+// NewInterceptor returns an Interceptor that checks tokens with v, which
+// must not be nil.
 func NewInterceptor(v TokenVerifier, opts ...InterceptorOption) *Interceptor {
 	i := &Interceptor{verifier: v, public: make(map[string]bool), logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
@@ -70,10 +80,11 @@ func NewInterceptor(v TokenVerifier, opts ...InterceptorOption) *Interceptor {
 	return i
 }
 
-// WrapUnary implements [connect.Interceptor].
+// WrapUnary implements [connect.Interceptor]. Installed on a client, it
+// does nothing: it guards handlers only.
 func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if i.public[req.Spec().Procedure] {
+		if req.Spec().IsClient || i.public[req.Spec().Procedure] {
 			return next(ctx, req)
 		}
 		ctx, err := i.authenticate(ctx, req.Spec().Procedure, req.Header())

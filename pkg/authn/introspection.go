@@ -30,7 +30,11 @@ type IntrospectorConfig struct {
 	// carries one.
 	Audiences []string
 	// HTTPClient makes the requests. Defaults to a client with a 10 s
-	// timeout.
+	// timeout that does not follow redirects, so that a 307 or 308 from the
+	// endpoint cannot send the token and the client credentials elsewhere
+	// (the answer counts as an unavailable endpoint). A client passed here
+	// is used as it is: it MUST NOT follow redirects either (set its
+	// CheckRedirect to return [http.ErrUseLastResponse]).
 	HTTPClient *http.Client
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
@@ -63,7 +67,7 @@ func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
 		return nil, errors.New("authn: IntrospectorConfig.URL is required")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		cfg.HTTPClient = newHTTPClient()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -87,7 +91,8 @@ func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
 	return in, nil
 }
 
-// Verify implements [TokenVerifier].
+// Verify implements [TokenVerifier]. The Claims are the caller's own copy;
+// [Claims.Decode] reads the introspection answer they were taken from.
 func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if rawToken == "" || len(rawToken) > in.cfg.MaxTokenBytes {
 		return nil, invalid("token is empty or longer than %d bytes", in.cfg.MaxTokenBytes)
@@ -101,7 +106,7 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 	now := in.cfg.Now()
 	if in.cache != nil {
 		if e := in.cache.get(key, now); e != nil {
-			return e.claims, e.err
+			return e.claims.clone(), e.err
 		}
 	}
 	// Concurrent checks of one token share one request. It runs on its own
@@ -126,6 +131,8 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 		}
 		return nil, err
 	}
+	// Every caller that shared the request gets the same result: hand
+	// each its own copy.
 	claims := v.(*Claims)
 	if in.cache != nil {
 		expires := now.Add(in.cfg.CacheTTL)
@@ -134,7 +141,7 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 		}
 		in.cache.put(&cacheEntry{key: key, claims: claims, expires: expires})
 	}
-	return claims, nil
+	return claims.clone(), nil
 }
 
 // introspectionTimeout bounds one introspection request, whatever the
@@ -227,14 +234,25 @@ func (in *Introspector) checkActive(c *Claims, tokenType string) error {
 // refused without introspection, so a forged JWT cannot be laundered
 // through the endpoint.
 type ChainVerifier struct {
-	JWT           TokenVerifier
+	// JWT checks tokens shaped like a JWT (three dot-separated segments),
+	// usually a [Verifier]. When nil, such tokens are refused.
+	JWT TokenVerifier
+	// Introspection checks all other tokens, usually an [Introspector].
+	// When nil, such tokens are refused.
 	Introspection TokenVerifier
 }
 
-// Verify implements [TokenVerifier].
+// Verify implements [TokenVerifier]. A token whose verifier is nil is
+// refused with [ErrInvalidToken].
 func (c ChainVerifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if looksLikeJWT(rawToken) {
+		if c.JWT == nil {
+			return nil, invalid("JWTs are not accepted")
+		}
 		return c.JWT.Verify(ctx, rawToken)
+	}
+	if c.Introspection == nil {
+		return nil, invalid("only JWTs are accepted")
 	}
 	return c.Introspection.Verify(ctx, rawToken)
 }

@@ -174,3 +174,22 @@ func TestIntrospectionSharedRequestSurvivesOneCallerLeaving(t *testing.T) {
 		t.Errorf("introspection requests = %d, want 1 (shared)", n)
 	}
 }
+
+// TestChainVerifierWithOneVerifier leaves one of the two verifiers out:
+// the tokens it would have checked are refused, not a nil dereference.
+func TestChainVerifierWithOneVerifier(t *testing.T) {
+	t.Parallel()
+	p := oidctest.New(t, oidctest.WithES256())
+	jwtVerifier, _ := newVerifier(t, p, nil)
+	jwtOnly := authn.ChainVerifier{JWT: jwtVerifier}
+	if _, err := jwtOnly.Verify(context.Background(), p.AccessToken()); err != nil {
+		t.Errorf("JWT through a JWT-only chain: %v", err)
+	}
+	if _, err := jwtOnly.Verify(context.Background(), "opaque-token"); !errors.Is(err, authn.ErrInvalidToken) {
+		t.Errorf("opaque token through a JWT-only chain: %v, want ErrInvalidToken", err)
+	}
+	var none authn.ChainVerifier
+	if _, err := none.Verify(context.Background(), p.AccessToken()); !errors.Is(err, authn.ErrInvalidToken) {
+		t.Errorf("JWT through an empty chain: %v, want ErrInvalidToken", err)
+	}
+}

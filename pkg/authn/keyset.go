@@ -40,7 +40,10 @@ type RemoteKeySetConfig struct {
 	// URL returns the JWKS URL. It is called before every fetch, so it may
 	// come from a discovery document that changes. Required.
 	URL func(ctx context.Context) (string, error)
-	// HTTPClient fetches the JWKS. Defaults to a client with a 10 s timeout.
+	// HTTPClient fetches the JWKS. Defaults to a client with a 10 s timeout
+	// that does not follow redirects (a redirected JWKS is an error). A
+	// client passed here is used as it is: set its CheckRedirect to return
+	// [http.ErrUseLastResponse] to keep that property.
 	HTTPClient *http.Client
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
@@ -80,7 +83,7 @@ func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 		return nil, errors.New("authn: RemoteKeySetConfig.URL is required")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		cfg.HTTPClient = newHTTPClient()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -100,8 +103,8 @@ func NewRemoteKeySet(cfg RemoteKeySetConfig) (*RemoteKeySet, error) {
 	return &RemoteKeySet{cfg: cfg}, nil
 }
 
-// StaticURL returns a URL function for [RemoteKeySetConfig] that always
-// answers u.
+// StaticURL returns a URL function for [RemoteKeySetConfig] or
+// [IntrospectorConfig] that always answers u.
 func StaticURL(u string) func(context.Context) (string, error) {
 	return func(context.Context) (string, error) { return u, nil }
 }

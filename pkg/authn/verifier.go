@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -55,16 +56,27 @@ func invalidForNow(format string, args ...any) error {
 	return &refusal{reason: fmt.Sprintf(format, args...)}
 }
 
-// TokenVerifier checks a raw bearer token and returns its claims.
+// TokenVerifier checks a raw bearer token and returns its claims. The
+// verifiers of this package ([Verifier], [Introspector], [ChainVerifier])
+// return Claims that belong to the caller: never a value shared with the
+// cache or with other calls.
 type TokenVerifier interface {
 	Verify(ctx context.Context, rawToken string) (*Claims, error)
 }
 
 // Defaults for [VerifierConfig].
 const (
-	DefaultClockSkew     = 60 * time.Second
+	// DefaultClockSkew is the tolerance applied to `exp`, `nbf` and `iat`
+	// when VerifierConfig.ClockSkew is zero.
+	DefaultClockSkew = 60 * time.Second
+	// DefaultMaxTokenBytes is the longest token accepted when
+	// VerifierConfig.MaxTokenBytes (or IntrospectorConfig.MaxTokenBytes) is
+	// zero: 16 KiB.
 	DefaultMaxTokenBytes = 16 << 10
-	DefaultAlgorithm     = "RS256"
+	// DefaultAlgorithm is the one signature algorithm accepted when
+	// VerifierConfig.Algorithms is empty (and, with [NewFromIssuer], the
+	// discovery document names none that a verifier accepts).
+	DefaultAlgorithm = "RS256"
 )
 
 // asymmetricAlgorithms are the only algorithms a verifier may be configured
@@ -89,7 +101,8 @@ var allowedHeaders = map[string]bool{"alg": true, "kid": true, "typ": true, "x5t
 
 // VerifierConfig configures a [Verifier].
 type VerifierConfig struct {
-	// Issuer is the exact `iss` tokens must carry. Required.
+	// Issuer is the exact `iss` tokens must carry. Required, except with
+	// [NewFromIssuer], which sets it.
 	Issuer string
 	// Audiences are the accepted `aud` values; a token must name at least one
 	// of them. Required.
@@ -97,7 +110,8 @@ type VerifierConfig struct {
 	// Algorithms is the allowlist of signature algorithms. Defaults to RS256.
 	// Only asymmetric algorithms are allowed (see [SupportedAlgorithms]).
 	Algorithms []string
-	// KeySet supplies verification keys. Required.
+	// KeySet supplies verification keys. Required, except with
+	// [NewFromIssuer], which builds it and wants it nil.
 	KeySet KeySet
 	// ClockSkew is the tolerance applied to `exp`, `nbf` and `iat`.
 	// Defaults to 60 s; negative values mean none.
@@ -118,6 +132,11 @@ type VerifierConfig struct {
 	// [DefaultCacheEntries]; negative disables caching. Caching needs a
 	// KeySet with a Generation method, such as [RemoteKeySet].
 	CacheEntries int
+	// HTTPClient is used by [NewFromIssuer] for the discovery document and
+	// the JWKS of the key set it builds. [NewVerifier] makes no request and
+	// ignores it: a KeySet makes its own. Defaults to a client with a 10 s
+	// timeout that does not follow redirects.
+	HTTPClient *http.Client
 }
 
 // Verifier verifies JWT access tokens. It is safe for concurrent use.
@@ -143,12 +162,9 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{DefaultAlgorithm}
 	}
-	algs := make([]jose.SignatureAlgorithm, 0, len(cfg.Algorithms))
-	for _, a := range cfg.Algorithms {
-		if !slices.Contains(asymmetricAlgorithms, a) {
-			return nil, fmt.Errorf("authn: signature algorithm %q is not allowed (allowed: %s)", a, strings.Join(asymmetricAlgorithms, ", "))
-		}
-		algs = append(algs, jose.SignatureAlgorithm(a))
+	algs, err := parseAlgorithms(cfg.Algorithms)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = DefaultClockSkew
@@ -175,8 +191,21 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify checks rawToken and returns its claims, which callers must treat
-// as read-only (they may be shared with other calls). Errors match
+// parseAlgorithms checks names against the allowlist.
+func parseAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
+	algs := make([]jose.SignatureAlgorithm, 0, len(names))
+	for _, a := range names {
+		if !slices.Contains(asymmetricAlgorithms, a) {
+			return nil, fmt.Errorf("authn: signature algorithm %q is not allowed (allowed: %s)", a, strings.Join(asymmetricAlgorithms, ", "))
+		}
+		algs = append(algs, jose.SignatureAlgorithm(a))
+	}
+	return algs, nil
+}
+
+// Verify checks rawToken and returns its claims. The Claims are the
+// caller's own (a cached result is copied), so they may be changed without
+// affecting other calls. Errors match
 // [ErrInvalidToken] (and [ErrTokenExpired] for expiry) when the token is
 // refused, or [ErrUnavailable] when no keys can be had to judge it. The
 // signature is checked before any claim, so a forged token is never
@@ -193,7 +222,7 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error)
 			return nil, e.err
 		}
 		if e.generation == gen {
-			return e.claims, nil
+			return e.claims.clone(), nil
 		}
 		// The key set changed since: the signing key may be gone.
 	}
@@ -210,6 +239,7 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error)
 			expires = fresh
 		}
 		v.cache.put(&cacheEntry{key: key, claims: claims, expires: expires, generation: gen})
+		return claims.clone(), nil
 	case errors.As(err, &r) && r.permanent:
 		v.cache.put(&cacheEntry{key: key, err: err, expires: now.Add(negativeCacheTTL)})
 	}

@@ -15,10 +15,10 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
-	"github.com/nsauth/nsauth/internal/tokenstore"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
-// Defaults.
+// Defaults for [Config].
 const (
 	// DefaultMargin is how much life a cached token must have left to be
 	// used without refreshing.
@@ -31,14 +31,6 @@ const (
 // fix: nothing stored for the API URL, no refresh token, or a refresh token
 // the server rejected.
 var ErrLoginRequired = errors.New("login required")
-
-// Keyring is an OS keyring, for entries stored with `nsauth login
-// --keyring`. Get and Delete report a missing item with an error.
-type Keyring interface {
-	Get(service, user string) (string, error)
-	Set(service, user, secret string) error
-	Delete(service, user string) error
-}
 
 // Config configures a [TokenSource].
 type Config struct {
@@ -61,9 +53,10 @@ type Config struct {
 	// this machine. Tokens then cross the network in the clear; it MUST NOT
 	// be set outside of trusted networks.
 	InsecureAllowHTTP bool
-	// Keyring reads entries stored with --keyring. Defaults to the
-	// operating system's keyring.
-	Keyring Keyring
+	// Keyring reads and writes the secrets of entries stored with `nsauth
+	// login --keyring`. Defaults to the operating system's keyring
+	// ([tokenstore.SystemKeyring]); entries stored in files never use it.
+	Keyring tokenstore.Keyring
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -114,11 +107,7 @@ func New(cfg Config) (*TokenSource, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	var kr tokenstore.Keyring
-	if cfg.Keyring != nil {
-		kr = cfg.Keyring
-	}
-	store, err := tokenstore.New(tokenstore.Config{Dir: cfg.ConfigDir, Keyring: kr, Now: cfg.Now})
+	store, err := tokenstore.New(tokenstore.Config{Dir: cfg.ConfigDir, Keyring: cfg.Keyring, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +199,7 @@ func (s *TokenSource) refresh(ctx context.Context, seen *tokenstore.Entry) (*tok
 			_ = s.store.Save(cur)
 			return nil, fmt.Errorf("the server rejected the refresh token for %s: %w", s.apiURL, ErrLoginRequired)
 		}
-		return nil, fmt.Errorf("refreshing the access token: %s", DescribeError(err))
+		return nil, fmt.Errorf("refreshing the access token: %s", describeFailure(err))
 	}
 	next, err := tokenstore.FromAccessToken(s.apiURL, resp.Msg.GetAccessToken(), now)
 	if err != nil {
@@ -253,11 +242,13 @@ func toOAuth2(e *tokenstore.Entry) *oauth2.Token {
 	return t.WithExtra(extra)
 }
 
-// DescribeError summarizes an RPC error for people. It never repeats what
-// the server said: a misbehaving or hostile server could put anything in
-// an error message, tokens included. Connection failures, which happen on
-// this side, are described as they are.
-func DescribeError(err error) string {
+// describeFailure says why a RefreshCli call failed, for the error
+// message. It never repeats what the server said: a misbehaving or hostile
+// server could put anything in an error message, tokens included.
+// Connection failures, which happen on this side, are described as they
+// are. Rejections (Unauthenticated, InvalidArgument, PermissionDenied) end
+// in ErrLoginRequired and never come here.
+func describeFailure(err error) string {
 	var opErr *net.OpError
 	if errors.As(err, &opErr) {
 		return "cannot reach the server: " + opErr.Err.Error()
@@ -271,24 +262,16 @@ func DescribeError(err error) string {
 	code := connect.CodeOf(err)
 	var text string
 	switch code {
-	case connect.CodeUnauthenticated:
-		text = "the server did not accept the credentials"
-	case connect.CodePermissionDenied:
-		text = "permission denied"
-	case connect.CodeInvalidArgument:
-		text = "the server rejected the request as invalid"
-	case connect.CodeFailedPrecondition:
-		text = "the server cannot do this in its current configuration (is authentication enabled?)"
-	case connect.CodeUnimplemented:
-		text = "the server does not implement this call (is this an nsauth or Neosync API URL?)"
 	case connect.CodeUnavailable:
 		text = "the server or its identity provider is unavailable"
 	case connect.CodeDeadlineExceeded:
 		text = "the server did not answer in time"
-	case connect.CodeNotFound:
-		text = "not found (is this an nsauth or Neosync API URL?)"
 	case connect.CodeResourceExhausted:
 		text = "the server is rate limiting; try again later"
+	case connect.CodeFailedPrecondition:
+		text = "the server cannot refresh tokens in its current configuration (is authentication enabled?)"
+	case connect.CodeUnimplemented, connect.CodeNotFound:
+		text = "the server does not offer RefreshCli (is this an nsauth or Neosync API URL?)"
 	default:
 		text = "the server failed"
 	}

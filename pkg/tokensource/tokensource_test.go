@@ -13,8 +13,8 @@ import (
 	"connectrpc.com/connect"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/internal/tokenstore"
 	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // setup stores a login for apiURL in a new config dir and returns it.
@@ -275,6 +275,8 @@ func TestTransientFailureKeepsTheRefreshToken(t *testing.T) {
 	}{
 		{"unavailable", connect.NewError(connect.CodeUnavailable, errors.New("provider down LEAKBAIT rt-1")), "unavailable (unavailable)"},
 		{"internal", connect.NewError(connect.CodeInternal, errors.New("stack trace LEAKBAIT")), "the server failed (internal)"},
+		{"rate limited", connect.NewError(connect.CodeResourceExhausted, errors.New("LEAKBAIT")), "rate limiting; try again later (resource_exhausted)"},
+		{"not an nsauth server", connect.NewError(connect.CodeUnimplemented, errors.New("LEAKBAIT")), "does not offer RefreshCli"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -98,16 +98,23 @@ func (b *Browser) Open(t testing.TB, authorizeURL string) *Page {
 	return b.Do(t, req)
 }
 
-// Submit posts the login form of page with the credentials and returns the
-// answer: a redirect to the client, or the page again with an error.
-func (b *Browser) Submit(t testing.TB, page *Page, username, password string) *Page {
-	t.Helper()
+// LoginForm returns the page's hidden fields with the credentials: the
+// body of the login form's POST.
+func (p *Page) LoginForm(username, password string) url.Values {
 	form := url.Values{}
-	for k, v := range page.Form {
+	for k, v := range p.Form {
 		form[k] = v
 	}
 	form.Set("username", username)
 	form.Set("password", password)
+	return form
+}
+
+// Submit posts the login form of page with the credentials and returns the
+// answer: a redirect to the client, or the page again with an error.
+func (b *Browser) Submit(t testing.TB, page *Page, username, password string) *Page {
+	t.Helper()
+	form := page.LoginForm(username, password)
 	target := *page.URL
 	target.RawQuery = ""
 	target.Path = "/login"

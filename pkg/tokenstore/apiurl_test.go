@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nsauth/nsauth/internal/tokenstore"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 func TestNormalizeAPIURL(t *testing.T) {

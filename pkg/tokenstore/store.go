@@ -41,7 +41,9 @@ type Config struct {
 
 // Store reads and writes entries. It keeps no state between calls, so one
 // Store may be used from several goroutines, and several processes may use
-// the same directory; writers serialize with [Store.Lock].
+// the same directory; writers serialize with [Store.Lock]. The API URLs
+// given to its methods must be normalized with [NormalizeAPIURL]: two
+// spellings of one server would otherwise be two entries.
 type Store struct {
 	dir     string
 	keyring Keyring
@@ -174,7 +176,8 @@ func jsonProblem(err error) string {
 	}
 }
 
-// Save writes e atomically. Secrets go where e.Storage says: the file, or
+// Save writes e atomically, setting e.UpdatedAt (and e.Storage to
+// StorageFile when empty). Secrets go where e.Storage says: the file, or
 // the keyring (then the file gets metadata only). A keyring that cannot be
 // reached is an error and nothing is written. Callers that read, change and
 // write an entry should hold [Store.Lock].

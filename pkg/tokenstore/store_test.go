@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nsauth/nsauth/internal/tokenstore"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 const testURL = "http://127.0.0.1:8080"

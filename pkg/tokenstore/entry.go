@@ -43,7 +43,26 @@ type Entry struct {
 	Expiry time.Time `json:"expiry,omitzero"`
 	// UpdatedAt is when the entry was last written.
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// RefusedAt is when the server refused this session: it rejected the
+	// access token (CheckToken) with no refresh token to try, or rejected
+	// the refresh token. [Entry.MarkRefused] deletes the tokens and keeps
+	// this, so that later commands can say the session is over, and since
+	// when, rather than hand out a token the server will not take. Zero
+	// for a usable entry; a new login replaces the entry.
+	RefusedAt time.Time `json:"refused_at,omitzero"`
 }
+
+// MarkRefused records that the server refused the session at t: the
+// access, refresh and ID tokens are deleted (none of them is of use any
+// more) and RefusedAt is set. Save the entry to keep it.
+func (e *Entry) MarkRefused(t time.Time) {
+	e.AccessToken, e.RefreshToken, e.IDToken = "", "", ""
+	e.Expiry = time.Time{}
+	e.RefusedAt = t.UTC().Truncate(time.Second)
+}
+
+// Refused reports whether the server refused the session (see RefusedAt).
+func (e *Entry) Refused() bool { return e != nil && !e.RefusedAt.IsZero() }
 
 // fileEntry is the on-disk form of an Entry.
 type fileEntry struct {
@@ -60,7 +79,8 @@ type secrets struct {
 
 // Fresh reports whether the access token is usable for at least margin
 // more. A token whose expiry is unknown counts as fresh, as in
-// golang.org/x/oauth2: the server will say when it is not.
+// golang.org/x/oauth2: the server will say when it is not. A nil entry, or
+// one without an access token, is never fresh.
 func (e *Entry) Fresh(now time.Time, margin time.Duration) bool {
 	if e == nil || e.AccessToken == "" {
 		return false
@@ -74,8 +94,12 @@ func (e Entry) String() string {
 	if !e.Expiry.IsZero() {
 		exp = e.Expiry.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("tokenstore.Entry{api_url=%s storage=%s access_token=%s refresh_token=%s expiry=%s}",
-		e.APIURL, e.storage(), redacted(e.AccessToken), redacted(e.RefreshToken), exp)
+	refused := ""
+	if !e.RefusedAt.IsZero() {
+		refused = " refused_at=" + e.RefusedAt.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("tokenstore.Entry{api_url=%s storage=%s access_token=%s refresh_token=%s expiry=%s%s}",
+		e.APIURL, e.storage(), redacted(e.AccessToken), redacted(e.RefreshToken), exp, refused)
 }
 
 // GoString is String, so that %#v does not print the tokens either.
@@ -88,6 +112,7 @@ func (e Entry) LogValue() slog.Value {
 		slog.String("storage", string(e.storage())),
 		slog.Bool("has_refresh_token", e.RefreshToken != ""),
 		slog.Time("expiry", e.Expiry),
+		slog.Time("refused_at", e.RefusedAt),
 	)
 }
 

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
-	"github.com/nsauth/nsauth/internal/tokenstore"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 func TestFromAccessToken(t *testing.T) {

@@ -1,5 +1,9 @@
-// Package tokenstore keeps the terminal client's tokens: one entry per API
-// URL, so several servers can be used side by side.
+// Package tokenstore reads and writes the tokens `nsauth login` stores: one
+// entry per API URL, so several servers can be used side by side. It is
+// the storage format that `nsauth` and [github.com/nsauth/nsauth/pkg/tokensource]
+// share; a program that only needs a token should use tokensource, which
+// also refreshes it. Use this package to find out whether the user is
+// logged in to an API URL, or to store or forget a login.
 //
 // Entries live in <dir>/tokens/, a directory only its owner can enter
 // (0700). Each is a JSON file written atomically (temporary file, fsync,

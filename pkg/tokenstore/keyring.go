@@ -12,7 +12,10 @@ import (
 const keyringService = "nsauth"
 
 // Keyring is the part of an OS keyring the store uses. Get and Delete
-// return an error wrapping ErrNotFound for a missing item.
+// return an error wrapping ErrNotFound for a missing item. The store keeps
+// each entry's secrets under the service "nsauth", with the normalized API
+// URL as the user. Tests pass an in-memory implementation; programs
+// normally leave it to [SystemKeyring].
 type Keyring interface {
 	Get(service, user string) (string, error)
 	Set(service, user, secret string) error

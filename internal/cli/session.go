@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/oauth2"
+
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/pkg/tokensource"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
+)
+
+// What the client commands remember of a session the server refused, and
+// what they say about it. A refused session must not be handed out again:
+// `nsauth token` would print a token that only fails later, and status
+// would call it a login.
+
+// sessionTimeout bounds waiting for the token lock to record a refusal, and
+// asking the server whether authentication is enabled.
+const sessionTimeout = 10 * time.Second
+
+// sessionRefusedError says that the server refused the stored session.
+func sessionRefusedError(apiURL string) error {
+	return fmt.Errorf("the server refused your session; %s", loginHint(apiURL))
+}
+
+// authDisabledError says that apiURL needs no login at all.
+func authDisabledError(apiURL string) error {
+	return fmt.Errorf("authentication is disabled on %s: requests need no token, and there is nothing to log in to", apiURL)
+}
+
+// token returns a usable access token for c, refreshing it if it has less
+// than margin left (see tokensource.Config.Margin). When there is none it
+// says why: apiURL is not an API server, the server refused the session
+// (now, which is recorded, or before), authentication is disabled there,
+// or a login is needed.
+func (d clientDeps) token(ctx context.Context, c clientOptions, margin time.Duration) (*oauth2.Token, error) {
+	ts, err := d.tokenSource(c, margin)
+	if err != nil {
+		return nil, err
+	}
+	refreshes := d.Exchanges.called(mgmtv1alpha1connect.AuthServiceRefreshCliProcedure)
+	tok, err := ts.TokenContext(ctx)
+	if err == nil {
+		return tok, nil
+	}
+	if s := d.Exchanges.diagnosis(c.APIURL); s != "" {
+		return nil, errors.New(s)
+	}
+	if !errors.Is(err, tokensource.ErrLoginRequired) {
+		return nil, fmt.Errorf("%w; try again later, or %s", err, loginHint(c.APIURL))
+	}
+	store, serr := d.store(c.ConfigDir)
+	if serr != nil {
+		return nil, serr
+	}
+	// tokensource asks for a login after calling RefreshCli only when the
+	// server refused the refresh token. It forgets that token; the access
+	// token, which may look fresh, must go too.
+	if d.Exchanges.called(mgmtv1alpha1connect.AuthServiceRefreshCliProcedure) > refreshes {
+		if err := d.recordRefusal(ctx, store, c.APIURL, func(e *tokenstore.Entry) bool { return e.RefreshToken == "" }); err != nil {
+			return nil, err
+		}
+		return nil, sessionRefusedError(c.APIURL)
+	}
+	if e, lerr := store.LoadMetadata(c.APIURL); lerr == nil && e.Refused() {
+		return nil, sessionRefusedError(c.APIURL)
+	}
+	// Nothing usable is stored. Before sending anyone to log in, check that
+	// there is something to log in to.
+	if enabled, known := d.authEnabled(ctx, c.APIURL); known && !enabled {
+		return nil, authDisabledError(c.APIURL)
+	}
+	if s := d.Exchanges.diagnosis(c.APIURL); s != "" {
+		return nil, errors.New(s)
+	}
+	return nil, fmt.Errorf("%w; %s", err, loginHint(c.APIURL))
+}
+
+// authEnabled asks apiURL whether it has authentication enabled; known is
+// false when it could not tell.
+func (d clientDeps) authEnabled(ctx context.Context, apiURL string) (enabled, known bool) {
+	ctx, cancel := context.WithTimeout(ctx, sessionTimeout)
+	defer cancel()
+	resp, err := d.authClient(apiURL).GetAuthStatus(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
+	if err != nil {
+		return false, false
+	}
+	return resp.Msg.GetIsEnabled(), true
+}
+
+// refusedAccessToken handles CheckToken's refusal of accessToken. With a
+// refresh token stored, the access token alone is forgotten and canRefresh
+// is true: a refresh may still work. Without one the session is over and
+// recorded as refused. An entry that no longer holds accessToken (another
+// process refreshed or logged in meanwhile) is left alone, with canRefresh
+// true.
+func (d clientDeps) refusedAccessToken(ctx context.Context, c clientOptions, accessToken string) (canRefresh bool, err error) {
+	store, err := d.store(c.ConfigDir)
+	if err != nil {
+		return false, err
+	}
+	canRefresh = true
+	err = d.updateEntry(ctx, store, c.APIURL, func(e *tokenstore.Entry) bool {
+		if e.AccessToken != accessToken {
+			return false
+		}
+		if e.RefreshToken != "" {
+			e.AccessToken, e.Expiry = "", time.Time{}
+		} else {
+			canRefresh = false
+			e.MarkRefused(d.Now())
+		}
+		return true
+	})
+	return canRefresh, err
+}
+
+// recordRefusal marks apiURL's entry refused if stillRefused says it is
+// still the refused one.
+func (d clientDeps) recordRefusal(ctx context.Context, store *tokenstore.Store, apiURL string, stillRefused func(*tokenstore.Entry) bool) error {
+	return d.updateEntry(ctx, store, apiURL, func(e *tokenstore.Entry) bool {
+		if e.Refused() || !stillRefused(e) {
+			return false
+		}
+		e.MarkRefused(d.Now())
+		return true
+	})
+}
+
+// updateEntry changes apiURL's entry under its lock; change reports
+// whether there is anything to save. A missing entry is left missing.
+func (d clientDeps) updateEntry(ctx context.Context, store *tokenstore.Store, apiURL string, change func(*tokenstore.Entry) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, sessionTimeout)
+	defer cancel()
+	unlock, err := store.Lock(ctx, apiURL)
+	if err != nil {
+		return fmt.Errorf("recording the server's refusal: %w", err)
+	}
+	defer unlock()
+	e, err := store.Load(apiURL)
+	switch {
+	case errors.Is(err, tokenstore.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("recording the server's refusal: %w", err)
+	}
+	if !change(e) {
+		return nil
+	}
+	if err := store.Save(e); err != nil {
+		return fmt.Errorf("recording the server's refusal: %w", err)
+	}
+	return nil
+}
