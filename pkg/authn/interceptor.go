@@ -48,8 +48,8 @@ func WithPublicProcedures(procedures ...string) InterceptorOption {
 	}
 }
 
-// WithLogger makes the interceptor log why each token was refused, at debug
-// level, and why none could be judged, at warning level. Tokens themselves
+// WithLogger makes the interceptor log why each token was refused (the
+// check that refused it, and a detail), at debug level, and why none could be judged, at warning level. Tokens themselves
 // are never logged. Without it, or with a nil logger, nothing is logged.
 func WithLogger(l *slog.Logger) InterceptorOption {
 	return func(i *Interceptor) {
@@ -129,7 +129,7 @@ func (i *Interceptor) authenticate(ctx context.Context, procedure string, header
 		i.logger.WarnContext(ctx, "cannot verify token now", "procedure", procedure, "reason", err.Error())
 		return ctx, connect.NewError(connect.CodeUnavailable, errors.New("token verification is temporarily unavailable"))
 	default:
-		i.logger.DebugContext(ctx, "token refused", "procedure", procedure, "reason", err.Error())
+		i.logger.DebugContext(ctx, "token refused", "procedure", procedure, "check", string(refusedBy(err)), "reason", err.Error())
 		return ctx, unauthenticated(`Bearer error="invalid_token"`)
 	}
 }
