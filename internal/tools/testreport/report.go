@@ -38,7 +38,7 @@ type verdict struct {
 
 // ok reports whether CI may pass.
 func (v *verdict) ok() bool {
-	return v.failed == 0 && len(v.failedPackages) == 0 && len(v.disallowed) == 0 &&
+	return v.passed > 0 && v.failed == 0 && len(v.failedPackages) == 0 && len(v.disallowed) == 0 &&
 		len(v.unfinished) == 0 && len(v.unreadable) == 0
 }
 
@@ -47,7 +47,8 @@ func (v *verdict) ok() bool {
 // ok/FAIL lines, and a closing count. A test that fails, a package that does
 // not build or fails outside any test, a skip whose test name is on no line
 // of allow, a test that starts and never ends, and a line that is not JSON
-// all make the verdict not ok.
+// all make the verdict not ok; so does a stream in which no test passed,
+// which is not the output of a real run.
 func judge(r io.Reader, allow []*allowedSkip, w io.Writer) (*verdict, error) {
 	v := &verdict{}
 	output := map[testKey][]string{}
@@ -175,6 +176,9 @@ func judge(r io.Reader, allow []*allowedSkip, w io.Writer) (*verdict, error) {
 		fmt.Fprintf(w, ", %d packages failed", n)
 	}
 	fmt.Fprintln(w)
+	if v.passed == 0 {
+		fmt.Fprintln(w, "no test passed: this is not the log of a test run")
+	}
 	return v, nil
 }
 

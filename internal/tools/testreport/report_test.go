@@ -83,7 +83,8 @@ func TestJudge(t *testing.T) {
 		want   []string // in the report
 	}{
 		{"a pass", passLines, true, []string{"ok  \texample.com/rec/a", "1 passed, 0 failed, 0 skipped"}},
-		{"a package without tests", noTestsLines, true, []string{"[no test files]", "0 passed, 0 failed, 0 skipped"}},
+		{"a package without tests, alone", noTestsLines, false, []string{"[no test files]", "0 passed, 0 failed, 0 skipped", "no test passed"}},
+		{"nothing at all", "", false, []string{"no test passed"}},
 		{"a fail", failLines, false, []string{"--- FAIL example.com/rec/a TestFail", "a_test.go:6: boom", "FAIL\texample.com/rec/a", "0 passed, 1 failed"}},
 		{"an allowed skip", skipLines, true, []string{"TestSkips/allowed_case: a_test.go:8: needs a pty (allow-list line 2: needs a pseudo-terminal", "1 passed, 0 failed, 1 skipped (1 allowed, 0 not allowed)"}},
 		{"a skip not on the list", otherSkipLines, false, []string{"SKIP NOT ALLOWED example.com/rec/d TestSkips/other", "no reason", "1 skipped (0 allowed, 1 not allowed)"}},
