@@ -11,7 +11,7 @@ import (
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/authservice"
-	"github.com/nsauth/nsauth/internal/redirect"
+	"github.com/nsauth/nsauth/internal/redirect/redirecttest"
 	"github.com/nsauth/nsauth/internal/upstream"
 )
 
@@ -26,9 +26,9 @@ func (b checkingBroker) clean(what, v string, max int) {
 }
 
 func (b checkingBroker) AuthorizeURL(r upstream.AuthorizeRequest) (string, error) {
-	b.clean("state", r.State, redirect.MaxStateLen)
-	b.clean("scope", r.Scope, 1024)
-	if redirect.ValidateURI(r.RedirectURI, nil) != nil {
+	b.clean("state", r.State, redirecttest.MaxStateBytes)
+	b.clean("scope", r.Scope, redirecttest.MaxScopeBytes)
+	if !redirecttest.MayBeAccepted(r.RedirectURI, nil) && !redirecttest.QueryOutsideRFC3986(r.RedirectURI) {
 		b.t.Fatalf("broker got a bad redirect URI %q", r.RedirectURI)
 	}
 	if r.CodeChallenge != "" && r.CodeChallengeMethod != "S256" {
@@ -38,8 +38,8 @@ func (b checkingBroker) AuthorizeURL(r upstream.AuthorizeRequest) (string, error
 }
 
 func (b checkingBroker) Exchange(_ context.Context, code, redirectURI, verifier string) (*upstream.Token, error) {
-	b.clean("code", code, 2048)
-	if redirect.ValidateURI(redirectURI, nil) != nil {
+	b.clean("code", code, redirecttest.MaxCodeBytes)
+	if !redirecttest.MayBeAccepted(redirectURI, nil) && !redirecttest.QueryOutsideRFC3986(redirectURI) {
 		b.t.Fatalf("broker got a bad redirect URI %q", redirectURI)
 	}
 	if verifier != "" && (len(verifier) < 43 || len(verifier) > 128) {
@@ -49,12 +49,12 @@ func (b checkingBroker) Exchange(_ context.Context, code, redirectURI, verifier 
 }
 
 func (b checkingBroker) Refresh(_ context.Context, rt string) (*upstream.Token, error) {
-	b.clean("refresh token", rt, 8192)
+	b.clean("refresh token", rt, redirecttest.MaxRefreshTokenBytes)
 	return &upstream.Token{AccessToken: "a", TokenType: "Bearer"}, nil
 }
 
 func (b checkingBroker) Revoke(_ context.Context, rt string) (bool, error) {
-	b.clean("refresh token", rt, 8192)
+	b.clean("refresh token", rt, redirecttest.MaxRefreshTokenBytes)
 	return true, nil
 }
 

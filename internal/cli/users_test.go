@@ -223,7 +223,25 @@ func TestUsersPasswdPrompt(t *testing.T) {
 	if good, _ := password.Verify("typed-secret-123", u.PasswordHash); !good {
 		t.Fatal("the typed password was not stored")
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Type a marker now that the prompt is over and echo is back on: the
+	// terminal echoes it after anything it echoed before, so once it is on
+	// the screen, so is any echo of the password.
+	if _, err := io.WriteString(ptmx, "echo-marker\r"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		marked := strings.Contains(screen.String(), "echo-marker")
+		mu.Unlock()
+		if marked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the marker typed after the prompt was not echoed: is echo still off?")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if strings.Contains(screen.String(), "typed-secret") {

@@ -3,11 +3,13 @@ package contract_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,18 +20,48 @@ import (
 // header (-expand-headers), so that it never appears in a command line.
 const tokenEnv = "NSAUTH_TEST_BEARER"
 
+var (
+	grpcurlOnce sync.Once
+	grpcurlBin  string
+	grpcurlErr  error
+)
+
+// grpcurlBinary builds grpcurl from tools/go.mod once per test binary. The
+// subtests run in parallel: each running `go tool grpcurl` would compile it
+// in parallel on a cold cache, and on a small machine some of them ran out
+// of time.
+func grpcurlBinary(t *testing.T) string {
+	t.Helper()
+	grpcurlOnce.Do(func() {
+		toolsDir, err := filepath.Abs(filepath.Join("..", "..", "tools"))
+		if err != nil {
+			grpcurlErr = err
+			return
+		}
+		grpcurlBin = filepath.Join(buildDir, "grpcurl")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // cold module and build caches
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", grpcurlBin, "github.com/fullstorydev/grpcurl/cmd/grpcurl")
+		cmd.Dir = toolsDir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			grpcurlErr = fmt.Errorf("building grpcurl from tools/go.mod: %v\n%s", err, out)
+		}
+	})
+	if grpcurlErr != nil {
+		t.Fatal(grpcurlErr)
+	}
+	return grpcurlBin
+}
+
 // grpcurl runs grpcurl, a generic gRPC client that knows nothing of our
-// proto but what server reflection tells it, from tools/go.mod. token, if
-// not empty, is in its environment as $NSAUTH_TEST_BEARER.
+// proto but what server reflection tells it, built from tools/go.mod. token,
+// if not empty, is in its environment as $NSAUTH_TEST_BEARER.
 func grpcurl(t *testing.T, token string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	modfile, absErr := filepath.Abs(filepath.Join("..", "..", "tools", "go.mod"))
-	if absErr != nil {
-		t.Fatal(absErr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // the first run compiles grpcurl
+	bin := grpcurlBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", append([]string{"tool", "-modfile=" + modfile, "grpcurl"}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = os.Environ()
 	if token != "" {
 		cmd.Env = append(cmd.Env, tokenEnv+"="+token)

@@ -154,7 +154,17 @@ func TestRunRetriesDiscoveryUntilItSucceeds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go up.Run(ctx)
-	time.Sleep(100 * time.Millisecond)
+	// Wait for Run's second request: its first attempt has then been
+	// answered with garbage and handled, rather than hoping a sleep was
+	// long enough for that.
+	initAttempts := p.Count(oidctest.PathDiscovery)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Count(oidctest.PathDiscovery) < initAttempts+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Run made %d discovery attempts in 5 s, want 2", p.Count(oidctest.PathDiscovery)-initAttempts)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if up.Ready() {
 		t.Fatal("ready while discovery still fails")
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"connectrpc.com/connect"
 )
@@ -48,8 +49,8 @@ func WithPublicProcedures(procedures ...string) InterceptorOption {
 	}
 }
 
-// WithLogger makes the interceptor log why each token was refused, at debug
-// level, and why none could be judged, at warning level. Tokens themselves
+// WithLogger makes the interceptor log why each token was refused (the
+// check that refused it, and a detail), at debug level, and why none could be judged, at warning level. Tokens themselves
 // are never logged. Without it, or with a nil logger, nothing is logged.
 func WithLogger(l *slog.Logger) InterceptorOption {
 	return func(i *Interceptor) {
@@ -129,7 +130,7 @@ func (i *Interceptor) authenticate(ctx context.Context, procedure string, header
 		i.logger.WarnContext(ctx, "cannot verify token now", "procedure", procedure, "reason", err.Error())
 		return ctx, connect.NewError(connect.CodeUnavailable, errors.New("token verification is temporarily unavailable"))
 	default:
-		i.logger.DebugContext(ctx, "token refused", "procedure", procedure, "reason", err.Error())
+		i.logger.DebugContext(ctx, "token refused", "procedure", procedure, "check", string(refusedBy(err)), "reason", err.Error())
 		return ctx, unauthenticated(`Bearer error="invalid_token"`)
 	}
 }
@@ -141,17 +142,21 @@ func unauthenticated(challenge string) error {
 }
 
 // BearerToken extracts the token from an `Authorization: Bearer <token>`
-// header (RFC 6750 §2.1; the scheme is case-insensitive). It reports false
-// when the header is missing, repeated, uses another scheme or carries an
-// empty token.
+// header (RFC 6750 §2.1; the scheme is case-insensitive, and one space
+// separates it from the token). It reports false when the header is
+// missing, repeated, uses another scheme, or carries an empty token or one
+// with white space (of any kind, not only spaces and tabs) or control
+// characters.
 func BearerToken(h http.Header) (string, bool) {
 	values := h.Values("Authorization")
 	if len(values) != 1 {
 		return "", false
 	}
 	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.IndexFunc(token, notTokenRune) >= 0 {
 		return "", false
 	}
 	return token, true
 }
+
+func notTokenRune(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }

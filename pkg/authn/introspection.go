@@ -95,11 +95,11 @@ func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
 // [Claims.Decode] reads the introspection answer they were taken from.
 func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if rawToken == "" || len(rawToken) > in.cfg.MaxTokenBytes {
-		return nil, invalid("token is empty or longer than %d bytes", in.cfg.MaxTokenBytes)
+		return nil, invalid(checkSize, "token is empty or longer than %d bytes", in.cfg.MaxTokenBytes)
 	}
 	for i := 0; i < len(rawToken); i++ {
 		if rawToken[i] < 0x21 || rawToken[i] > 0x7e {
-			return nil, invalid("token contains characters outside visible ASCII")
+			return nil, invalid(checkEncoding, "token contains characters outside visible ASCII")
 		}
 	}
 	key := tokenKey(rawToken)
@@ -188,7 +188,7 @@ func (in *Introspector) introspect(ctx context.Context, rawToken string) (*Claim
 		return nil, fmt.Errorf("%w: introspection answer lacks a boolean \"active\"", ErrUnavailable)
 	}
 	if !active {
-		return nil, invalid("introspection says the token is not active")
+		return nil, invalid(checkInactive, "introspection says the token is not active")
 	}
 	claims, err := parseClaims(body)
 	if err != nil {
@@ -212,19 +212,19 @@ func (in *Introspector) checkActive(c *Claims, tokenType string) error {
 	// bearer access token (Hydra says "access_token", others "Bearer"), never
 	// a refresh token presented in its place.
 	if tokenType != "" && !strings.EqualFold(tokenType, "Bearer") && !strings.EqualFold(tokenType, "access_token") {
-		return invalid("introspected token is of type %q", tokenType)
+		return invalid(checkType, "introspected token is of type %q", tokenType)
 	}
 	if in.cfg.Issuer != "" && c.Issuer != "" && c.Issuer != in.cfg.Issuer {
-		return invalid("issuer %q is not the expected issuer", c.Issuer)
+		return invalid(checkIssuer, "issuer %q is not the expected issuer", c.Issuer)
 	}
 	if len(in.audOK) > 0 && len(c.Audience) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return in.audOK[a] }) {
-		return invalid("audience %q is not accepted", c.Audience)
+		return invalid(checkAudience, "audience %q is not accepted", c.Audience)
 	}
 	if c.Subject == "" {
-		return invalid("introspected token has no subject")
+		return invalid(checkSubject, "introspected token has no subject")
 	}
 	if !c.ExpiresAt.IsZero() && !in.cfg.Now().Before(c.ExpiresAt) {
-		return &refusal{reason: "expired", permanent: true, expired: true}
+		return &refusal{check: checkExpiry, reason: "expired", permanent: true, expired: true}
 	}
 	return nil
 }
@@ -247,12 +247,12 @@ type ChainVerifier struct {
 func (c ChainVerifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if looksLikeJWT(rawToken) {
 		if c.JWT == nil {
-			return nil, invalid("JWTs are not accepted")
+			return nil, invalid(checkType, "JWTs are not accepted")
 		}
 		return c.JWT.Verify(ctx, rawToken)
 	}
 	if c.Introspection == nil {
-		return nil, invalid("only JWTs are accepted")
+		return nil, invalid(checkType, "only JWTs are accepted")
 	}
 	return c.Introspection.Verify(ctx, rawToken)
 }

@@ -32,8 +32,32 @@ var ErrUnavailable = errors.New("authn: token verification is unavailable")
 // the JWKS has never been fetched successfully. It matches [ErrUnavailable].
 var ErrKeysUnavailable = fmt.Errorf("%w: no verification keys", ErrUnavailable)
 
+// check names the rule that refused a token: a small fixed vocabulary for
+// logs and tests, so that a test can tell a token refused for its type from
+// one that merely failed another check first. Clients never see it: they
+// learn only that the token was refused.
+type check string
+
+const (
+	checkSize      check = "size"          // empty, or longer than the limit
+	checkEncoding  check = "encoding"      // not three canonical base64url segments
+	checkHeader    check = "header"        // JOSE header malformed, or with a parameter or kid we refuse
+	checkAlgorithm check = "algorithm"     // alg outside the allowlist
+	checkType      check = "token type"    // not typed as an access token (RFC 9068), or not the kind of token this verifier takes
+	checkKey       check = "key"           // no key for the kid, or a key for another algorithm
+	checkSignature check = "signature"     // the signature does not verify
+	checkClaims    check = "claims"        // payload malformed: not an object, duplicates, wrong types
+	checkIssuer    check = "issuer"        // iss is not the expected issuer
+	checkSubject   check = "subject"       // sub missing or empty
+	checkAudience  check = "audience"      // no accepted aud
+	checkExpiry    check = "expiry"        // exp missing or past
+	checkNotYet    check = "not yet valid" // nbf or iat in the future
+	checkInactive  check = "inactive"      // the introspection endpoint says so
+)
+
 // refusal is a token that must not be accepted.
 type refusal struct {
+	check  check
 	reason string
 	// permanent refusals depend only on the token's bytes and the
 	// configuration (or, for expiry, on time moving forward), so they may be
@@ -48,12 +72,22 @@ func (r *refusal) Is(target error) bool {
 	return target == ErrInvalidToken || (r.expired && target == ErrTokenExpired)
 }
 
-func invalid(format string, args ...any) error {
-	return &refusal{reason: fmt.Sprintf(format, args...), permanent: true}
+func invalid(c check, format string, args ...any) error {
+	return &refusal{check: c, reason: fmt.Sprintf(format, args...), permanent: true}
 }
 
-func invalidForNow(format string, args ...any) error {
-	return &refusal{reason: fmt.Sprintf(format, args...)}
+func invalidForNow(c check, format string, args ...any) error {
+	return &refusal{check: c, reason: fmt.Sprintf(format, args...)}
+}
+
+// refusedBy returns the check that refused a token, or "" when err is not a
+// refusal of this package.
+func refusedBy(err error) check {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.check
+	}
+	return ""
 }
 
 // TokenVerifier checks a raw bearer token and returns its claims. The
@@ -256,28 +290,28 @@ func (v *Verifier) verify(ctx context.Context, rawToken string) (*Claims, error)
 	}
 	jws, err := jose.ParseSignedCompact(rawToken, v.algs)
 	if err != nil {
-		return nil, invalid("parsing: %v", err)
+		return nil, invalid(checkSignature, "parsing: %v", err)
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, invalid("expected exactly one signature")
+		return nil, invalid(checkEncoding, "expected exactly one signature")
 	}
 	key, err := v.cfg.KeySet.Lookup(ctx, header.kid)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			return nil, err
 		}
-		return nil, invalidForNow("key lookup: %v", err)
+		return nil, invalidForNow(checkKey, "key lookup: %v", err)
 	}
 	if key.Algorithm != "" && key.Algorithm != header.alg {
-		return nil, invalid("key is for %s, token uses %s", key.Algorithm, header.alg)
+		return nil, invalid(checkKey, "key is for %s, token uses %s", key.Algorithm, header.alg)
 	}
 	payload, err := jws.Verify(key)
 	if err != nil {
-		return nil, invalid("signature: %v", err)
+		return nil, invalid(checkSignature, "signature: %v", err)
 	}
 	claims, err := parseClaims(payload)
 	if err != nil {
-		return nil, invalid("%v", err)
+		return nil, invalid(checkClaims, "%v", err)
 	}
 	if err := v.checkClaims(claims); err != nil {
 		return nil, err
@@ -296,26 +330,26 @@ type joseHeader struct {
 func (v *Verifier) checkShape(raw string) (joseHeader, error) {
 	var h joseHeader
 	if len(raw) > v.cfg.MaxTokenBytes {
-		return h, invalid("token is longer than %d bytes", v.cfg.MaxTokenBytes)
+		return h, invalid(checkSize, "token is longer than %d bytes", v.cfg.MaxTokenBytes)
 	}
 	// base64 decoders skip \r and \n, so check the alphabet first.
 	for i := 0; i < len(raw); i++ {
 		if c := raw[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return h, invalid("token contains a character outside base64url")
+			return h, invalid(checkEncoding, "token contains a character outside base64url")
 		}
 	}
 	segments := strings.Split(raw, ".")
 	if len(segments) != 3 {
-		return h, invalid("token has %d segments, want 3", len(segments))
+		return h, invalid(checkEncoding, "token has %d segments, want 3", len(segments))
 	}
 	var headerJSON []byte
 	for i, seg := range segments {
 		if seg == "" {
-			return h, invalid("segment %d is empty", i)
+			return h, invalid(checkEncoding, "segment %d is empty", i)
 		}
 		b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
 		if err != nil {
-			return h, invalid("segment %d is not canonical base64url", i)
+			return h, invalid(checkEncoding, "segment %d is not canonical base64url", i)
 		}
 		if i == 0 {
 			headerJSON = b
@@ -323,36 +357,36 @@ func (v *Verifier) checkShape(raw string) (joseHeader, error) {
 	}
 	members, err := decodeObject(headerJSON)
 	if err != nil {
-		return h, invalid("header: %v", err)
+		return h, invalid(checkHeader, "header: %v", err)
 	}
 	for name := range members {
 		if !allowedHeaders[name] {
-			return h, invalid("header parameter %q is not accepted", name)
+			return h, invalid(checkHeader, "header parameter %q is not accepted", name)
 		}
 	}
 	if h.alg, err = stringClaim(members, "alg"); err != nil {
-		return h, invalid("header: %v", err)
+		return h, invalid(checkHeader, "header: %v", err)
 	}
 	if h.kid, err = stringClaim(members, "kid"); err != nil {
-		return h, invalid("header: %v", err)
+		return h, invalid(checkHeader, "header: %v", err)
 	}
 	if !validKeyID(h.kid) {
-		return h, invalid("header has an unacceptable key id")
+		return h, invalid(checkHeader, "header has an unacceptable key id")
 	}
 	if h.typ, err = stringClaim(members, "typ"); err != nil {
-		return h, invalid("header: %v", err)
+		return h, invalid(checkHeader, "header: %v", err)
 	}
 	if !slices.Contains(v.cfg.Algorithms, h.alg) {
-		return h, invalid("algorithm %q is not allowed", h.alg)
+		return h, invalid(checkAlgorithm, "algorithm %q is not allowed", h.alg)
 	}
 	switch strings.ToLower(h.typ) {
 	case "at+jwt", "application/at+jwt":
 	case "", "jwt":
 		if v.cfg.RequireAccessTokenType {
-			return h, invalid("token type %q is not an access token", h.typ)
+			return h, invalid(checkType, "token type %q is not an access token", h.typ)
 		}
 	default:
-		return h, invalid("token type %q is not an access token", h.typ)
+		return h, invalid(checkType, "token type %q is not an access token", h.typ)
 	}
 	return h, nil
 }
@@ -373,27 +407,27 @@ func validKeyID(kid string) bool {
 
 func (v *Verifier) checkClaims(c *Claims) error {
 	if c.Issuer != v.cfg.Issuer {
-		return invalid("issuer %q is not the expected issuer", c.Issuer)
+		return invalid(checkIssuer, "issuer %q is not the expected issuer", c.Issuer)
 	}
 	if c.Subject == "" {
-		return invalid("subject is missing")
+		return invalid(checkSubject, "subject is missing")
 	}
 	if !slices.ContainsFunc(c.Audience, func(a string) bool { return v.audOK[a] }) {
-		return invalid("audience %q is not accepted", c.Audience)
+		return invalid(checkAudience, "audience %q is not accepted", c.Audience)
 	}
 	now := v.cfg.Now()
 	skew := v.cfg.ClockSkew
 	if c.ExpiresAt.IsZero() {
-		return invalid("expiry is missing")
+		return invalid(checkExpiry, "expiry is missing")
 	}
 	if now.After(c.ExpiresAt.Add(skew)) {
-		return &refusal{reason: "expired at " + c.ExpiresAt.Format(time.RFC3339), permanent: true, expired: true}
+		return &refusal{check: checkExpiry, reason: "expired at " + c.ExpiresAt.Format(time.RFC3339), permanent: true, expired: true}
 	}
 	if !c.NotBefore.IsZero() && now.Add(skew).Before(c.NotBefore) {
-		return invalidForNow("token is not valid before %s", c.NotBefore.Format(time.RFC3339))
+		return invalidForNow(checkNotYet, "token is not valid before %s", c.NotBefore.Format(time.RFC3339))
 	}
 	if !c.IssuedAt.IsZero() && now.Add(skew).Before(c.IssuedAt) {
-		return invalidForNow("token was issued in the future (%s)", c.IssuedAt.Format(time.RFC3339))
+		return invalidForNow(checkNotYet, "token was issued in the future (%s)", c.IssuedAt.Format(time.RFC3339))
 	}
 	return nil
 }
