@@ -28,7 +28,7 @@ func (b checkingBroker) clean(what, v string, max int) {
 func (b checkingBroker) AuthorizeURL(r upstream.AuthorizeRequest) (string, error) {
 	b.clean("state", r.State, redirecttest.MaxStateBytes)
 	b.clean("scope", r.Scope, redirecttest.MaxScopeBytes)
-	if !redirecttest.MayBeAccepted(r.RedirectURI, nil) && !redirecttest.QueryOutsideRFC3986(r.RedirectURI) {
+	if !redirecttest.MayBeAccepted(r.RedirectURI, nil) {
 		b.t.Fatalf("broker got a bad redirect URI %q", r.RedirectURI)
 	}
 	if r.CodeChallenge != "" && r.CodeChallengeMethod != "S256" {
@@ -39,7 +39,7 @@ func (b checkingBroker) AuthorizeURL(r upstream.AuthorizeRequest) (string, error
 
 func (b checkingBroker) Exchange(_ context.Context, code, redirectURI, verifier string) (*upstream.Token, error) {
 	b.clean("code", code, redirecttest.MaxCodeBytes)
-	if !redirecttest.MayBeAccepted(redirectURI, nil) && !redirecttest.QueryOutsideRFC3986(redirectURI) {
+	if !redirecttest.MayBeAccepted(redirectURI, nil) {
 		b.t.Fatalf("broker got a bad redirect URI %q", redirectURI)
 	}
 	if verifier != "" && (len(verifier) < 43 || len(verifier) > 128) {

@@ -88,7 +88,33 @@ func ValidateURI(raw string, allowed map[string]bool) error {
 	if (&url.URL{Path: u.Path}).EscapedPath() != u.EscapedPath() {
 		return refuse
 	}
+	if !rfc3986Query(u.RawQuery) {
+		return refuse
+	}
 	return nil
+}
+
+// rfc3986Query accepts a query made only of what RFC 3986 §3.4 allows
+// there, with well-formed percent-encodings. url.Parse keeps a query
+// verbatim, so a space, a backslash or a stray % would otherwise pass.
+func rfc3986Query(q string) bool {
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; {
+		case c == '%':
+			if i+2 >= len(q) || !isHexDigit(q[i+1]) || !isHexDigit(q[i+2]) {
+				return false
+			}
+			i += 2
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~!$&'()*+,;=:@/?", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // loopbackHost accepts exactly one of loopbackHosts, optionally followed by

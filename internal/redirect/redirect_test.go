@@ -11,6 +11,7 @@ func TestValidateURI(t *testing.T) {
 	t.Parallel()
 	allowed := map[string]bool{"https://app.example.com/callback": true}
 	accept := []string{
+		"http://127.0.0.1:4242/cb?a=b&c=%2F:@/?",
 		"http://127.0.0.1:4242/api/auth/callback",
 		"http://127.0.0.1:1/",
 		"http://127.0.0.1:65535/cb?x=1",
@@ -22,6 +23,11 @@ func TestValidateURI(t *testing.T) {
 	}
 	refuse := []string{
 		"",
+		"http://127.0.0.1/cb?a b",      // a space in the query (RFC 3986 §3.4)
+		"http://127.0.0.1/cb?x=%zz",    // a malformed percent-encoding
+		"http://127.0.0.1/cb?x=%4",     // a truncated one
+		"http://127.0.0.1/cb?x=\\evil", // a backslash
+		"http://127.0.0.1/cb?x=é",      // non-ASCII
 		"https://evil.example/cb",
 		"http://evil.example/cb",
 		"http://127.0.0.1.example.com/cb",

@@ -84,19 +84,6 @@ func MustBeAccepted(raw string, allowed []string) bool {
 	return true
 }
 
-// QueryOutsideRFC3986 reports a loopback URI that would be
-// acceptable but for characters in its query that RFC 3986 does not allow
-// there (a space, a backslash, non-ASCII, a bare %). The validator accepts
-// those today: it compares the query only with Go's own re-spelling of it,
-// which keeps the query verbatim. See the fuzz target.
-func QueryOutsideRFC3986(raw string) bool {
-	if !specText(raw, MaxRedirectURIBytes) {
-		return false
-	}
-	path, query, hasQuery, ok := specLoopbackSplit(raw)
-	return ok && hasQuery && specPath(path) && !specQuery(query)
-}
-
 // specText: present, at most max bytes, valid UTF-8, no control characters.
 func specText(s string, max int) bool {
 	if s == "" || len(s) > max || !utf8.ValidString(s) {
