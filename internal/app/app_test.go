@@ -299,3 +299,39 @@ func TestServeStopsWithTheContext(t *testing.T) {
 		t.Fatal("still serving after Serve returned")
 	}
 }
+
+// TestIssuerChangeIsSaid: a server started on data that was last served
+// under another issuer URL (a replica configured apart from the others, or
+// a moved installation) says so, naming both; one started under the same
+// URL says nothing.
+func TestIssuerChangeIsSaid(t *testing.T) {
+	t.Parallel()
+	env := builtinEnv(t)
+	const warning = "this data was last served under another issuer URL"
+	tests := []struct {
+		name, issuer string
+		wantWarning  bool
+	}{
+		{"first start", "http://127.0.0.1:18601", false},
+		{"same issuer again", "http://127.0.0.1:18601", false},
+		{"another issuer", "http://localhost:18601", true},
+		{"and back", "http://127.0.0.1:18601", true},
+	}
+	prev := ""
+	for _, tt := range tests {
+		s := servetest.Start(t, servetest.Options{Env: env, Args: []string{"--issuer", tt.issuer}})
+		code := s.Stop(t)
+		logs := s.Logs.String()
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", tt.name, code, logs)
+		}
+		said := strings.Contains(logs, warning)
+		if said != tt.wantWarning {
+			t.Fatalf("%s: warning logged %v, want %v\n%s", tt.name, said, tt.wantWarning, logs)
+		}
+		if said && (!strings.Contains(logs, `"previous_issuer":"`+prev+`"`) || !strings.Contains(logs, `"issuer":"`+tt.issuer+`"`)) {
+			t.Fatalf("%s: the warning does not name both issuers (%s, %s):\n%s", tt.name, prev, tt.issuer, logs)
+		}
+		prev = tt.issuer
+	}
+}

@@ -28,6 +28,10 @@ type builtinProvider struct {
 	close    func() error
 }
 
+// issuerValueName is the instance value recording the issuer URL the data
+// was last served under.
+const issuerValueName = "issuer_url"
+
 // startBuiltin opens the store, prepares it at first start (client,
 // administrator), starts the provider and points a broker at it. The
 // issuer URL is --issuer, or derived from addr, the bound listen address.
@@ -50,6 +54,15 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	boot, err := issuer.Bootstrap(ctx, st, issuer.BootstrapConfig{AdminUser: b.AdminUser, AdminPassword: b.AdminPassword})
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)
+	}
+	prev, err := st.SwapValue(ctx, issuerValueName, issuerURL)
+	if err != nil {
+		return bp, fmt.Errorf("recording the issuer URL: %w", err)
+	}
+	if prev != "" && prev != issuerURL {
+		logger.Warn("this data was last served under another issuer URL: tokens it issued there are refused here, "+
+			"and replicas on one database must all use one issuer (set NSAUTH_ISSUER / --issuer to the same URL everywhere)",
+			"previous_issuer", prev, "issuer", issuerURL, "data", st.Location())
 	}
 	// The setting's 0 means no limit; issuer.Config's means its default.
 	authorizeLimit := b.AuthorizePerMinute

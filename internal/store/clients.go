@@ -90,6 +90,24 @@ func (s *Store) EnsureValue(ctx context.Context, name, value string) (string, er
 	return s.Value(ctx, name)
 }
 
+// SwapValue stores value under name and returns what was stored there
+// before ("" when nothing was).
+func (s *Store) SwapValue(ctx context.Context, name, value string) (string, error) {
+	var prev string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.queryRow(ctx, tx, `SELECT value FROM nsauth_instance_values WHERE name = ?`+s.d.lockRows, name).Scan(&prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_instance_values (name, value, created_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value, s.nowMillis()); err != nil {
+			return fmt.Errorf("storing %s: %w", name, err)
+		}
+		return nil
+	})
+	return prev, err
+}
+
 // Value returns a stored instance value, or an error wrapping
 // [ErrNotFound].
 func (s *Store) Value(ctx context.Context, name string) (string, error) {

@@ -1023,3 +1023,27 @@ func TestRedactURL(t *testing.T) {
 		})
 	}
 }
+
+func TestSwapValue(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t, store.Options{})
+		other := b.Reopen(t, s, store.Options{})
+		for i, step := range []struct {
+			st              *store.Store
+			value, wantPrev string
+		}{
+			{s, "http://a.example", ""},
+			{other, "http://b.example", "http://a.example"},
+			{s, "http://b.example", "http://b.example"},
+		} {
+			prev, err := step.st.SwapValue(ctx, "issuer_url", step.value)
+			if err != nil || prev != step.wantPrev {
+				t.Fatalf("step %d: SwapValue = %q, %v; want %q", i, prev, err, step.wantPrev)
+			}
+		}
+		if v, err := s.Value(ctx, "issuer_url"); err != nil || v != "http://b.example" {
+			t.Fatalf("Value = %q, %v", v, err)
+		}
+	})
+}
