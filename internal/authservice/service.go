@@ -13,6 +13,7 @@ import (
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/redirect"
+	"github.com/nsauth/nsauth/internal/stringset"
 	"github.com/nsauth/nsauth/internal/upstream"
 	"github.com/nsauth/nsauth/pkg/authn"
 )
@@ -73,19 +74,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Enabled && cfg.Broker == nil {
 		return nil, errors.New("authservice: a broker is required when auth is enabled")
 	}
-	s := &Service{cfg: cfg, redirects: toSet(cfg.AllowedRedirectURIs), scopes: toSet(cfg.AllowedScopes), logger: cfg.Logger}
+	s := &Service{cfg: cfg, redirects: stringset.Of(cfg.AllowedRedirectURIs), scopes: stringset.Of(cfg.AllowedScopes), logger: cfg.Logger}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
-}
-
-func toSet(list []string) map[string]bool {
-	m := make(map[string]bool, len(list))
-	for _, v := range list {
-		m[v] = true
-	}
-	return m
 }
 
 // GetAuthStatus reports whether authentication is enabled.

@@ -50,6 +50,7 @@ import (
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/stringset"
 )
 
 // Defaults for [Config].
@@ -137,15 +138,19 @@ type Config struct {
 // Issuer is the built-in OpenID provider. Its methods are safe for
 // concurrent use.
 type Issuer struct {
-	cfg      Config
-	origin   string // scheme://host of the issuer
-	secure   bool   // the issuer is https: cookies get Secure and __Host-
-	st       *store.Store
-	keys     *keyManager
-	storage  *storage
-	sealer   *requestSealer
-	guard    *loginGuard
-	refusals *refusalLog
+	cfg     Config
+	origin  string // scheme://host of the issuer
+	secure  bool   // the issuer is https: cookies get Secure and __Host-
+	st      *store.Store
+	keys    *keyManager
+	storage *storage
+	sealer  *requestSealer
+	guard   *loginGuard
+	// allowedRedirects and allowedScopes are the configured allowlists as
+	// sets; read-only once New returns.
+	allowedRedirects map[string]bool
+	allowedScopes    map[string]bool
+	refusals         *refusalLog
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
@@ -225,6 +230,8 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
 		macKey: []byte(macKey), hash: newHashGate(slots, queue), inFlight: map[string]int{}}
 	iss.refusals = newRefusalLog()
+	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
+	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
 	h, err := iss.newHandler()
 	if err != nil {
 		return nil, err

@@ -53,7 +53,7 @@ func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 		return nil, err
 	}
 	if c, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" {
-		if redirect.ValidateURI(r.Data.RedirectURI, toSet(s.iss.cfg.AllowedRedirectURIs)) == nil {
+		if redirect.ValidateURI(r.Data.RedirectURI, s.iss.allowedRedirects) == nil {
 			c.requestedRedirect = r.Data.RedirectURI
 		}
 	}
@@ -246,12 +246,4 @@ func (i *Issuer) tokenResponse(ctx context.Context, req tokenRequest, c op.Clien
 // through the error's parent) behind a generic server_error.
 func internalError(what string, err error) *oidc.Error {
 	return oidc.ErrServerError().WithDescription("internal error").WithParent(errors.Join(errors.New(what), err))
-}
-
-func toSet(list []string) map[string]bool {
-	m := make(map[string]bool, len(list))
-	for _, v := range list {
-		m[v] = true
-	}
-	return m
 }

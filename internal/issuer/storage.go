@@ -355,7 +355,7 @@ func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client
 		stored:          c,
 		redirectURIs:    append(slices.Clone(c.RedirectURIs), s.cfg().AllowedRedirectURIs...),
 		idTokenLifetime: s.cfg().AccessTokenTTL,
-		allowedScopes:   toSet(s.cfg().AllowedScopes),
+		allowedScopes:   s.iss.allowedScopes,
 		loginURL:        s.cfg().Issuer + loginPath,
 	}, nil
 }
