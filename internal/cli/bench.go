@@ -31,16 +31,22 @@ concurrent keep-alive clients over Connect and gRPC on loopback, and print
 requests per second, p50 and p99 latency per procedure and concurrency
 (medians of --runs runs), the provider's own token endpoint called directly,
 CPU time per call and the process's peak RSS. Nothing is read from or written
-to your own nsauth data.`,
-		Example: `  # The full matrix: 3 runs × 8 scenarios × 2 protocols × 3 concurrencies
+to your own nsauth data.
+
+Each scenario that needs no provider also runs, back to back with nsauth,
+against a ceiling: a bare connect-go server for the same AuthService with
+constant answers and the same HTTP and Connect settings. nsauth/ceiling is
+the ratio of the two throughputs (the median of each run's pair); scenarios
+that need a provider show "—".`,
+		Example: `  # The full matrix: 3 runs × 9 scenarios × 2 protocols × 3 concurrencies
   nsauth bench
 
   # A quick look, as JSON
   nsauth bench --runs 1 --duration 1s --concurrency 16 --json
 
-  # Where does GetAuthorizeUrl spend its time?
+  # Where does GetAuthorizeUrl spend its time in nsauth's server?
   nsauth bench --runs 1 --scenarios GetAuthorizeUrl --concurrency 16 --cpuprofile cpu.out
-  go tool pprof -top cpu.out`,
+  go tool pprof -top -tagfocus side=nsauth cpu.out`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := opts.config(app)
