@@ -69,7 +69,7 @@ that need a provider show "—".`,
 	f.IntVar(&opts.runs, "runs", 3, "runs of the whole matrix; figures are medians")
 	f.StringVar(&opts.scenarios, "scenarios", "", "comma-separated scenarios (default all: "+strings.Join(bench.Scenarios, ", ")+")")
 	f.BoolVar(&opts.json, "json", false, "print JSON instead of a table")
-	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (server and load generator) to this file (go tool pprof)")
+	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof; servers' samples are labelled side=nsauth or side=ceiling)")
 	return cmd
 }
 
@@ -86,9 +86,28 @@ func (o *benchOptions) config(app *App) (bench.Config, error) {
 		cfg.Concurrency = append(cfg.Concurrency, n)
 	}
 	if o.scenarios != "" {
-		for _, s := range strings.Split(o.scenarios, ",") {
-			cfg.Scenarios = append(cfg.Scenarios, strings.TrimSpace(s))
-		}
+		cfg.Scenarios = splitScenarios(o.scenarios)
 	}
 	return cfg, nil
+}
+
+// splitScenarios splits a comma-separated list of scenario names, some of
+// which hold commas between parentheses ("CheckToken (valid, cached)").
+func splitScenarios(list string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, r := range list {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth = max(0, depth-1)
+		case ',':
+			if depth == 0 {
+				out = append(out, strings.TrimSpace(list[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	return append(out, strings.TrimSpace(list[start:]))
 }
