@@ -189,8 +189,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	runs := make([][]Result, cfg.Runs)
 	var authorizeCalls int
 	var authorizeProviderRequests int64
-	pairs := 0
 	for run := range cfg.Runs {
+		cell := 0
 		for _, scenario := range cfg.Scenarios {
 			protocols := []string{"connect", "grpc"}
 			if scenario == ProviderTokenDirect || scenario == ProviderCodeDirect {
@@ -200,14 +200,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				for _, c := range cfg.Concurrency {
 					sides := []int{sideNsauth}
 					if hasCeiling(scenario) {
-						// Alternate which goes first, so neither always
-						// inherits the other's garbage.
+						// Which goes first alternates from cell to cell and,
+						// for one cell, from run to run, so that neither
+						// always follows the other or the previous cell.
 						sides = []int{sideNsauth, sideCeiling}
-						if pairs%2 == 1 {
+						if (run+cell)%2 == 1 {
 							sides = []int{sideCeiling, sideNsauth}
 						}
-						pairs++
 					}
+					cell++
 					var r, top cellResult
 					for _, side := range sides {
 						res, err := runCell(ctx, tg, side, scenario, proto, c, cfg.Duration)
@@ -276,6 +277,9 @@ func runCell(ctx context.Context, tg *target, side int, scenario, proto string, 
 			return cellResult{}, fmt.Errorf("bench: %s warm-up: %w", scenario, err)
 		}
 	}
+	// Collect the garbage of the preparation and of the previous cell now,
+	// so that this cell does not pay for it.
+	runtime.GC()
 	providerBefore, cpuBefore := tg.srv.ProviderRequests(), selfCPU()
 	latencies := make([][]time.Duration, concurrency)
 	errs := make([]int, concurrency)
