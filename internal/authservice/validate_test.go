@@ -32,6 +32,12 @@ func TestNormalizeScope(t *testing.T) {
 			t.Errorf("normalizeScope(%q) = %q, %v; want %q, error %v", tt.scope, got, err, tt.want, tt.wantErr)
 		}
 	}
+}
+
+// TestNormalScopeDoesNotAllocate is not parallel: AllocsPerRun counts the
+// whole process's allocations.
+func TestNormalScopeDoesNotAllocate(t *testing.T) {
+	allowed := map[string]bool{"openid": true, "profile": true, "offline_access": true}
 	if n := testing.AllocsPerRun(100, func() { _, _ = normalizeScope("openid profile offline_access", allowed) }); n != 0 {
 		t.Errorf("a normal scope costs %.0f allocations, want 0", n)
 	}
