@@ -49,6 +49,11 @@ func normalizeScope(scope string, allowed map[string]bool) (string, error) {
 	if err := redirect.RequireText("scope", scope, maxScopeLen); err != nil {
 		return "", err
 	}
+	if normalized, err := normalScope(scope, allowed); err != nil {
+		return "", err
+	} else if normalized {
+		return scope, nil
+	}
 	tokens := strings.Split(scope, " ")
 	kept := tokens[:0]
 	for _, t := range tokens {
@@ -70,6 +75,32 @@ func normalizeScope(scope string, allowed map[string]bool) (string, error) {
 		return "", fieldError("scope", "is required")
 	}
 	return strings.Join(kept, " "), nil
+}
+
+// normalScope judges, without allocating, the usual scope: tokens joined
+// by single spaces, nothing around them. It reports false (and no error)
+// for a scope that needs normalizing, which normalizeScope then does; the
+// token rules are the same.
+func normalScope(scope string, allowed map[string]bool) (bool, error) {
+	for rest := scope; ; {
+		t, tail, more := strings.Cut(rest, " ")
+		if t == "" {
+			return false, nil // leading, trailing or doubled space, or empty
+		}
+		for i := 0; i < len(t); i++ {
+			c := t[i]
+			if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+				return false, fieldError("scope", "must be space-separated scope tokens (RFC 6749 §3.3)")
+			}
+		}
+		if len(allowed) > 0 && !allowed[t] {
+			return false, fieldError("scope", "requests a scope this server does not allow")
+		}
+		if !more {
+			return true, nil
+		}
+		rest = tail
+	}
 }
 
 // validatePKCEChallenge accepts an S256 challenge: 43 base64url characters

@@ -9,6 +9,12 @@
 // Calls that consume a credential (an authorization code) get it before
 // the clock starts: each such cell first logs in through the provider's
 // login page as many times as it may need codes, then is timed.
+//
+// Next to nsauth runs a ceiling: a bare connect-go server for the same
+// AuthService with constant answers and the same HTTP and Connect settings.
+// Each cell that it can serve runs against both, back to back (which one
+// first alternates), and the report gives nsauth's throughput as a
+// fraction of the ceiling's, so that machine noise hits both alike.
 package bench
 
 import (
@@ -25,12 +31,20 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nsauth/nsauth/pkg/authn"
 )
 
 // Scenario names.
 const (
-	GetAuthStatus       = "GetAuthStatus"
-	CheckTokenValid     = "CheckToken (valid)"
+	GetAuthStatus = "GetAuthStatus"
+	// CheckTokenCached sends one valid token over and over: after the first
+	// call, every call is a hit in the verifier's cache.
+	CheckTokenCached = "CheckToken (valid, cached)"
+	// CheckTokenDistinct takes tokens in turn from a pool of distinct valid
+	// ones larger than the verifier's cache, so that every call verifies a
+	// signature.
+	CheckTokenDistinct  = "CheckToken (valid, distinct)"
 	CheckTokenInvalid   = "CheckToken (invalid)"
 	GetAuthorizeURL     = "GetAuthorizeUrl"
 	LoginCli            = "LoginCli"
@@ -40,7 +54,7 @@ const (
 )
 
 // Scenarios lists every scenario in report order.
-var Scenarios = []string{GetAuthStatus, CheckTokenValid, CheckTokenInvalid, GetAuthorizeURL, LoginCli, RefreshCli, ProviderCodeDirect, ProviderTokenDirect}
+var Scenarios = []string{GetAuthStatus, CheckTokenCached, CheckTokenDistinct, CheckTokenInvalid, GetAuthorizeURL, LoginCli, RefreshCli, ProviderCodeDirect, ProviderTokenDirect}
 
 // Config configures a run.
 type Config struct {
@@ -57,8 +71,16 @@ type Config struct {
 	// Progress receives a line per cell. Optional.
 	Progress io.Writer
 	// CPUProfile, when set, is a file to write a CPU profile of this
-	// process (server and load generator) to, taken over the whole run.
+	// process (server, ceiling and load generator) to, taken over the whole
+	// run. Samples carry the label side=nsauth or side=ceiling when taken
+	// in a server (none in the load generator).
 	CPUProfile string
+	// DistinctTokens is the size of the pool of distinct tokens the
+	// CheckToken (valid, distinct) scenario takes in turn. Defaults to
+	// authn.DefaultCacheEntries + 1024: more than the verifier's cache
+	// holds, so no call hits it. Fewer measure cache hits again; tests
+	// that only need the scenario to run use a few.
+	DistinctTokens int
 }
 
 // Result is one cell of the report.
@@ -74,6 +96,15 @@ type Result struct {
 	// CPUMicros is the CPU time per call spent by this process (server,
 	// provider and load generator share it), in microseconds.
 	CPUMicros float64 `json:"cpu_us_per_call"`
+	// CeilingRPS and CeilingCPUMicros are the ceiling's figures for the
+	// same cell; absent for scenarios it does not serve.
+	CeilingRPS       *float64 `json:"ceiling_rps,omitempty"`
+	CeilingCPUMicros *float64 `json:"ceiling_cpu_us_per_call,omitempty"`
+	// CeilingRatio is nsauth's throughput over the ceiling's: in each run,
+	// of the two cells run back to back; over runs, the median of those
+	// ratios (so not always CeilingRPS's quotient of medians). Absent
+	// where there is no ceiling.
+	CeilingRatio *float64 `json:"ceiling_ratio,omitempty"`
 }
 
 // Report is the outcome of a run.
@@ -84,7 +115,7 @@ type Report struct {
 	DurationPerCell string   `json:"duration_per_cell"`
 	Results         []Result `json:"results"`
 	// PeakRSSBytes is this process's VmHWM after the last run: the server
-	// with its provider, and the load generator.
+	// with its provider, the ceiling, and the load generator.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 	// ProviderRequestsPerGetAuthorizeURL is how many provider requests the
 	// GetAuthorizeUrl cells caused per call (the target is zero).
@@ -115,12 +146,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
+	if cfg.DistinctTokens <= 0 {
+		cfg.DistinctTokens = authn.DefaultCacheEntries + distinctMargin
+	}
 
 	tg, err := startTarget(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tg.stop()
+	tg.distinctTokens, tg.progress = cfg.DistinctTokens, cfg.Progress
+	tok, err := tg.login(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bench: logging in: %w", err)
+	}
+	tg.token = tok.GetAccessToken()
+	if tg.ceiling, err = startCeiling(ctx, tg); err != nil {
+		return nil, err
+	}
+	defer tg.ceiling.stop()
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
 		if err != nil {
@@ -146,6 +190,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var authorizeCalls int
 	var authorizeProviderRequests int64
 	for run := range cfg.Runs {
+		cell := 0
 		for _, scenario := range cfg.Scenarios {
 			protocols := []string{"connect", "grpc"}
 			if scenario == ProviderTokenDirect || scenario == ProviderCodeDirect {
@@ -153,16 +198,42 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			for _, proto := range protocols {
 				for _, c := range cfg.Concurrency {
-					r, err := runCell(ctx, tg, scenario, proto, c, cfg.Duration)
-					if err != nil {
-						return nil, err
+					sides := []int{sideNsauth}
+					if hasCeiling(scenario) {
+						// Which goes first alternates from cell to cell and,
+						// for one cell, from run to run, so that neither
+						// always follows the other or the previous cell.
+						sides = []int{sideNsauth, sideCeiling}
+						if (run+cell)%2 == 1 {
+							sides = []int{sideCeiling, sideNsauth}
+						}
+					}
+					cell++
+					var r, top cellResult
+					for _, side := range sides {
+						res, err := runCell(ctx, tg, side, scenario, proto, c, cfg.Duration)
+						if err != nil {
+							return nil, err
+						}
+						if side == sideCeiling {
+							top = res
+						} else {
+							r = res
+						}
+					}
+					if len(sides) == 2 {
+						r.CeilingRPS, r.CeilingCPUMicros = &top.RPS, &top.CPUMicros
+						if top.RPS > 0 {
+							ratio := r.RPS / top.RPS
+							r.CeilingRatio = &ratio
+						}
 					}
 					if scenario == GetAuthorizeURL {
 						authorizeCalls += r.Calls
 						authorizeProviderRequests += r.providerRequests
 					}
-					fmt.Fprintf(cfg.Progress, "run %d/%d  %-34s %-7s c=%-3d %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n",
-						run+1, cfg.Runs, scenario, proto, c, r.RPS, r.P50Millis, r.P99Millis, r.Errors)
+					fmt.Fprintf(cfg.Progress, "run %d/%d  %-34s %-7s c=%-3d %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %d%s\n",
+						run+1, cfg.Runs, scenario, proto, c, r.RPS, r.P50Millis, r.P99Millis, r.Errors, ceilingNote(r.Result))
 					runs[run] = append(runs[run], r.Result)
 				}
 			}
@@ -182,14 +253,21 @@ type cellResult struct {
 	providerRequests int64
 }
 
+func ceilingNote(r Result) string {
+	if r.CeilingRPS == nil || r.CeilingRatio == nil {
+		return ""
+	}
+	return fmt.Sprintf("  ceiling %9.0f req/s  ratio %.2f", *r.CeilingRPS, *r.CeilingRatio)
+}
+
 // runCell drives one scenario at one concurrency for d: it prepares one
 // caller per worker (untimed: logins, codes), warms up, then lets every
 // worker call in a loop until d has passed or its prepared credentials
 // run out.
-func runCell(ctx context.Context, tg *target, scenario, proto string, concurrency int, d time.Duration) (cellResult, error) {
+func runCell(ctx context.Context, tg *target, side int, scenario, proto string, concurrency int, d time.Duration) (cellResult, error) {
 	httpClient := newHTTPClient(concurrency, proto == "grpc")
 	defer httpClient.CloseIdleConnections()
-	callers, err := newCallers(ctx, tg, scenario, proto, httpClient, concurrency, d)
+	callers, err := newCallers(ctx, tg, side, scenario, proto, httpClient, concurrency, d)
 	if err != nil {
 		return cellResult{}, fmt.Errorf("bench: preparing %s: %w", scenario, err)
 	}
@@ -199,6 +277,9 @@ func runCell(ctx context.Context, tg *target, scenario, proto string, concurrenc
 			return cellResult{}, fmt.Errorf("bench: %s warm-up: %w", scenario, err)
 		}
 	}
+	// Collect the garbage of the preparation and of the previous cell now,
+	// so that this cell does not pay for it.
+	runtime.GC()
 	providerBefore, cpuBefore := tg.srv.ProviderRequests(), selfCPU()
 	latencies := make([][]time.Duration, concurrency)
 	errs := make([]int, concurrency)
@@ -272,6 +353,9 @@ func medians(runs [][]Result) []Result {
 		m.P50Millis = median(cells, func(r Result) float64 { return r.P50Millis })
 		m.P99Millis = median(cells, func(r Result) float64 { return r.P99Millis })
 		m.CPUMicros = median(cells, func(r Result) float64 { return r.CPUMicros })
+		m.CeilingRPS = medianOf(cells, func(r Result) *float64 { return r.CeilingRPS })
+		m.CeilingCPUMicros = medianOf(cells, func(r Result) *float64 { return r.CeilingCPUMicros })
+		m.CeilingRatio = medianOf(cells, func(r Result) *float64 { return r.CeilingRatio })
 		m.Calls, m.Errors = 0, 0
 		for _, c := range cells {
 			m.Calls += c.Calls
@@ -287,6 +371,26 @@ func median(cells []Result, f func(Result) float64) float64 {
 	for i, c := range cells {
 		v[i] = f(c)
 	}
+	return medianFloat(v)
+}
+
+// medianOf is the median of an optional figure over the cells that have
+// it; nil when none has.
+func medianOf(cells []Result, f func(Result) *float64) *float64 {
+	var v []float64
+	for _, c := range cells {
+		if p := f(c); p != nil {
+			v = append(v, *p)
+		}
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	m := medianFloat(v)
+	return &m
+}
+
+func medianFloat(v []float64) float64 {
 	sort.Float64s(v)
 	if len(v)%2 == 1 {
 		return v[len(v)/2]

@@ -11,8 +11,9 @@ import (
 )
 
 // TestRunEveryScenario runs the whole matrix briefly: every cell makes
-// calls and none fails, GetAuthorizeUrl makes no provider request, and the
-// report prints.
+// calls and none fails, GetAuthorizeUrl makes no provider request, the
+// scenarios the ceiling serves have its figures and the others have none,
+// and the report prints.
 func TestRunEveryScenario(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -21,6 +22,7 @@ func TestRunEveryScenario(t *testing.T) {
 	var progress bytes.Buffer
 	r, err := bench.Run(context.Background(), bench.Config{
 		Duration: 100 * time.Millisecond, Concurrency: []int{1, 4}, Runs: 1, Progress: &progress,
+		DistinctTokens: 16, // enough to run the scenario; the real pool outgrows the cache
 	})
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, progress.String())
@@ -32,6 +34,13 @@ func TestRunEveryScenario(t *testing.T) {
 		if res.Calls == 0 || res.Errors != 0 {
 			t.Errorf("%s %s c=%d: %d calls, %d errors", res.Scenario, res.Protocol, res.Concurrency, res.Calls, res.Errors)
 		}
+		served := res.Protocol != "http" && res.Scenario != bench.LoginCli && res.Scenario != bench.RefreshCli
+		if got := res.CeilingRPS != nil && res.CeilingRatio != nil && res.CeilingCPUMicros != nil; got != served {
+			t.Errorf("%s %s c=%d: ceiling figures present = %v, want %v", res.Scenario, res.Protocol, res.Concurrency, got, served)
+		}
+		if served && (*res.CeilingRPS <= 0 || *res.CeilingRatio <= 0) {
+			t.Errorf("%s %s c=%d: ceiling %.0f req/s, ratio %.2f", res.Scenario, res.Protocol, res.Concurrency, *res.CeilingRPS, *res.CeilingRatio)
+		}
 	}
 	if r.ProviderRequestsPerGetAuthorizeURL != 0 {
 		t.Errorf("GetAuthorizeUrl made %.3f provider requests per call, want 0", r.ProviderRequestsPerGetAuthorizeURL)
@@ -40,7 +49,7 @@ func TestRunEveryScenario(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| LoginCli", "provider refresh (direct)", "Peak RSS"} {
+	for _, want := range []string{"| LoginCli", "provider refresh (direct)", "Peak RSS", "nsauth/ceiling", "—"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, table.String())
 		}

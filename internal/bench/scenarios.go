@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
-	"golang.org/x/oauth2"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
@@ -32,19 +30,33 @@ var errExhausted = errors.New("bench: prepared codes used up")
 const codesPerSecond = 600
 
 // newCallers prepares a cell's callers: one per worker, sharing what can
-// be shared (a token, a pool of codes).
-func newCallers(ctx context.Context, tg *target, scenario, proto string, httpClient *http.Client, concurrency int, d time.Duration) ([]caller, error) {
+// be shared (a token, a pool of codes). side says which server they call:
+// nsauth, or the ceiling (for the scenarios [hasCeiling] accepts).
+func newCallers(ctx context.Context, tg *target, side int, scenario, proto string, httpClient *http.Client, concurrency int, d time.Duration) ([]caller, error) {
 	var opts []connect.ClientOption
 	if proto == "grpc" {
 		opts = append(opts, connect.WithGRPC())
 	}
-	client := mgmtv1alpha1connect.NewAuthServiceClient(httpClient, tg.url, opts...)
+	baseURL := tg.url
+	if side == sideCeiling {
+		if !hasCeiling(scenario) {
+			return nil, fmt.Errorf("%s has no ceiling", scenario)
+		}
+		baseURL = tg.ceiling.url
+	}
+	client := mgmtv1alpha1connect.NewAuthServiceClient(httpClient, baseURL, opts...)
 	same := func(c caller) []caller {
 		out := make([]caller, concurrency)
 		for i := range out {
 			out[i] = c
 		}
 		return out
+	}
+	checkToken := func(ctx context.Context, token string) error {
+		req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
+		req.Header().Set("Authorization", "Bearer "+token)
+		_, err := client.CheckToken(ctx, req)
+		return err
 	}
 	switch scenario {
 	case GetAuthStatus:
@@ -53,38 +65,30 @@ func newCallers(ctx context.Context, tg *target, scenario, proto string, httpCli
 			return err
 		}), nil
 
-	case CheckTokenValid, CheckTokenInvalid:
-		tok, err := tg.login(ctx)
+	case CheckTokenCached:
+		return same(func(ctx context.Context) error { return checkToken(ctx, tg.token) }), nil
+
+	case CheckTokenInvalid:
+		token := forged(tg.token)
+		return same(func(ctx context.Context) error {
+			err := checkToken(ctx, token)
+			if connect.CodeOf(err) == connect.CodeUnauthenticated {
+				return nil
+			}
+			return fmt.Errorf("invalid token not refused: %w", err)
+		}), nil
+
+	case CheckTokenDistinct:
+		pool, err := tg.distinctPool(ctx)
 		if err != nil {
 			return nil, err
 		}
-		token := tok.GetAccessToken()
-		if scenario == CheckTokenInvalid {
-			// Correct shape, forged signature: the expensive kind of bad
-			// token, the one a cache of refusals must make cheap.
-			parts := strings.Split(token, ".")
-			token = parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
-		}
-		return same(func(ctx context.Context) error {
-			req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
-			req.Header().Set("Authorization", "Bearer "+token)
-			_, err := client.CheckToken(ctx, req)
-			if scenario == CheckTokenInvalid {
-				if connect.CodeOf(err) == connect.CodeUnauthenticated {
-					return nil
-				}
-				return fmt.Errorf("invalid token not refused: %w", err)
-			}
-			return err
-		}), nil
+		return same(func(ctx context.Context) error { return checkToken(ctx, pool.take(side)) }), nil
 
 	case GetAuthorizeURL:
-		challenge, method := oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier()), "S256"
+		req := authorizeRequest()
 		return same(func(ctx context.Context) error {
-			_, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{
-				State: "bench-state-0123456789abcdef", RedirectUri: benchRedirectURI, Scope: benchScope,
-				CodeChallenge: &challenge, CodeChallengeMethod: &method,
-			}))
+			_, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(req))
 			return err
 		}), nil
 

@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -51,6 +53,21 @@ type target struct {
 	api     mgmtv1alpha1connect.AuthServiceClient
 	browser *browser
 	stop    func()
+	// maxRequestBytes is the server's request size limit, which the
+	// ceiling copies.
+	maxRequestBytes int64
+	// distinctTokens is how many tokens the distinct pool holds.
+	distinctTokens int
+	progress       io.Writer
+	// token is a valid access token, minted at start, that the cached and
+	// invalid CheckToken scenarios send (the latter forged).
+	token string
+	// ceiling is the bare server compared against.
+	ceiling *ceiling
+	// pool is the distinct tokens, minted at first need.
+	pool     *tokenPool
+	poolErr  error
+	poolOnce sync.Once
 }
 
 // startTarget starts the server in this process: the built-in provider on
@@ -86,7 +103,7 @@ func startTarget(ctx context.Context) (_ *target, err error) {
 	// beyond any person. Only this in-process server is configured so.
 	cfg.Auth.Builtin.LoginAttempts = 1 << 30
 
-	tg := &target{}
+	tg := &target{maxRequestBytes: cfg.MaxRequestBytes}
 	if tg.clientID, tg.clientSecret, tg.password, err = prepareStore(ctx, dir); err != nil {
 		return nil, err
 	}
@@ -95,7 +112,10 @@ func startTarget(ctx context.Context) (_ *target, err error) {
 	}
 	serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
-	go func() { served <- tg.srv.Serve(serveCtx) }()
+	// The server's goroutines carry the profiler label side=nsauth (its
+	// connections inherit it), the ceiling's side=ceiling, and the load
+	// generator's none: go tool pprof -tagfocus side=nsauth.
+	go pprof.Do(serveCtx, pprof.Labels("side", "nsauth"), func(ctx context.Context) { served <- tg.srv.Serve(ctx) })
 	tg.stop = func() {
 		cancel()
 		<-served
@@ -159,6 +179,27 @@ func discoverTokenEndpoint(ctx context.Context, base string) (string, error) {
 // grant is an authorization code and the PKCE verifier it was asked with.
 type grant struct {
 	code, verifier string
+}
+
+// authorizeRequest is the GetAuthorizeUrl request the bench sends: what
+// `nsauth login` sends, with PKCE.
+func authorizeRequest() *mgmtv1alpha1.GetAuthorizeUrlRequest {
+	challenge, method := oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier()), "S256"
+	return &mgmtv1alpha1.GetAuthorizeUrlRequest{
+		State: "bench-state-0123456789abcdef", RedirectUri: benchRedirectURI, Scope: benchScope,
+		CodeChallenge: &challenge, CodeChallengeMethod: &method,
+	}
+}
+
+// forged returns token with its signature replaced by one of the same
+// length: the right shape, the expensive kind of bad token, the one a
+// cache of refusals must make cheap.
+func forged(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return token
+	}
+	return parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
 }
 
 // mintCode logs the bench user in once, as `nsauth login` and a browser
@@ -284,3 +325,102 @@ func refreshForm(rt string) url.Values {
 
 // loginTimeout bounds one login while minting.
 const loginTimeout = 30 * time.Second
+
+// distinctMargin is how many tokens the distinct pool holds beyond the
+// verifier's cache: more than any concurrency reorders among calls taken
+// in turn, so none is still cached when it comes round again.
+const distinctMargin = 1024
+
+// mintChains is how many refresh-token chains mint the distinct pool at
+// once. Each chain is sequential (refresh tokens rotate).
+const mintChains = 8
+
+// tokenPool is a ring of distinct valid access tokens, more than the
+// verifier's cache holds. Taken in turn, a token comes round again only
+// after more than a cache's worth of others, so a least-recently-used cache
+// no longer holds it and every call verifies a signature. Each server has
+// its own turn: calls to the ceiling do not advance nsauth's.
+type tokenPool struct {
+	tokens []string
+	next   [2]atomic.Uint64 // by side: 0 nsauth, 1 ceiling
+}
+
+const (
+	sideNsauth  = 0
+	sideCeiling = 1
+)
+
+func (p *tokenPool) take(side int) string {
+	i := p.next[side].Add(1) - 1
+	return p.tokens[i%uint64(len(p.tokens))]
+}
+
+// distinctPool mints the pool at first need and returns it.
+func (tg *target) distinctPool(ctx context.Context) (*tokenPool, error) {
+	tg.poolOnce.Do(func() {
+		start := time.Now()
+		fmt.Fprintf(tg.progress, "minting %d distinct access tokens for %q (refresh grants at the provider's token endpoint; untimed)\n", tg.distinctTokens, CheckTokenDistinct)
+		tokens, err := tg.mintAccessTokens(ctx, tg.distinctTokens)
+		if err != nil {
+			tg.poolErr = fmt.Errorf("minting distinct tokens: %w", err)
+			return
+		}
+		fmt.Fprintf(tg.progress, "minted %d tokens in %s\n", len(tokens), time.Since(start).Round(time.Millisecond))
+		tg.pool = &tokenPool{tokens: tokens}
+	})
+	return tg.pool, tg.poolErr
+}
+
+// mintAccessTokens gets n distinct access tokens from the built-in
+// provider as the broker would: mintChains logins, each followed by
+// refresh grants at the token endpoint, every grant issuing a new access
+// token. These are real tokens, signed by the provider's current key with
+// its own claims; a login per token would cost a password check and three
+// requests more each, and signing outside the provider would not be its
+// tokens.
+func (tg *target) mintAccessTokens(ctx context.Context, n int) ([]string, error) {
+	chains := min(mintChains, n)
+	grants, err := tg.mintCodes(ctx, chains)
+	if err != nil {
+		return nil, err
+	}
+	client := newHTTPClient(chains, false)
+	defer client.CloseIdleConnections()
+	out := make([]string, n)
+	var slot atomic.Int64
+	errs := make(chan error, chains)
+	var wg sync.WaitGroup
+	for _, g := range grants {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := tg.postToken(ctx, client, exchangeForm(g))
+			for err == nil {
+				i := slot.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				out[i] = tok.AccessToken
+				if tok.RefreshToken == "" {
+					err = errors.New("the provider issued no refresh token")
+					break
+				}
+				tok, err = tg.postToken(ctx, client, refreshForm(tok.RefreshToken))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, n)
+	for _, t := range out {
+		if seen[t] {
+			return nil, errors.New("the provider issued the same access token twice")
+		}
+		seen[t] = true
+	}
+	return out, nil
+}

@@ -31,16 +31,22 @@ concurrent keep-alive clients over Connect and gRPC on loopback, and print
 requests per second, p50 and p99 latency per procedure and concurrency
 (medians of --runs runs), the provider's own token endpoint called directly,
 CPU time per call and the process's peak RSS. Nothing is read from or written
-to your own nsauth data.`,
-		Example: `  # The full matrix: 3 runs × 8 scenarios × 2 protocols × 3 concurrencies
+to your own nsauth data.
+
+Each scenario that needs no provider also runs, back to back with nsauth,
+against a ceiling: a bare connect-go server for the same AuthService with
+constant answers and the same HTTP and Connect settings. nsauth/ceiling is
+the ratio of the two throughputs (the median of each run's pair); scenarios
+that need a provider show "—".`,
+		Example: `  # The full matrix: 3 runs × 9 scenarios × 2 protocols × 3 concurrencies
   nsauth bench
 
   # A quick look, as JSON
   nsauth bench --runs 1 --duration 1s --concurrency 16 --json
 
-  # Where does GetAuthorizeUrl spend its time?
+  # Where does GetAuthorizeUrl spend its time in nsauth's server?
   nsauth bench --runs 1 --scenarios GetAuthorizeUrl --concurrency 16 --cpuprofile cpu.out
-  go tool pprof -top cpu.out`,
+  go tool pprof -top -tagfocus side=nsauth cpu.out`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := opts.config(app)
@@ -63,7 +69,7 @@ to your own nsauth data.`,
 	f.IntVar(&opts.runs, "runs", 3, "runs of the whole matrix; figures are medians")
 	f.StringVar(&opts.scenarios, "scenarios", "", "comma-separated scenarios (default all: "+strings.Join(bench.Scenarios, ", ")+")")
 	f.BoolVar(&opts.json, "json", false, "print JSON instead of a table")
-	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (server and load generator) to this file (go tool pprof)")
+	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof; servers' samples are labelled side=nsauth or side=ceiling)")
 	return cmd
 }
 
@@ -80,9 +86,28 @@ func (o *benchOptions) config(app *App) (bench.Config, error) {
 		cfg.Concurrency = append(cfg.Concurrency, n)
 	}
 	if o.scenarios != "" {
-		for _, s := range strings.Split(o.scenarios, ",") {
-			cfg.Scenarios = append(cfg.Scenarios, strings.TrimSpace(s))
-		}
+		cfg.Scenarios = splitScenarios(o.scenarios)
 	}
 	return cfg, nil
+}
+
+// splitScenarios splits a comma-separated list of scenario names, some of
+// which hold commas between parentheses ("CheckToken (valid, cached)").
+func splitScenarios(list string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, r := range list {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth = max(0, depth-1)
+		case ',':
+			if depth == 0 {
+				out = append(out, strings.TrimSpace(list[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	return append(out, strings.TrimSpace(list[start:]))
 }

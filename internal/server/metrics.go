@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -13,6 +14,17 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// byProcedure holds each procedure's *procedureMetrics, so that a
+	// successful call finds its series without hashing label values. Only
+	// procedures served by handlers with this interceptor reach it (the
+	// mux answers others), so it stays as small as the service.
+	byProcedure sync.Map
+}
+
+// procedureMetrics are one procedure's series for the common outcome.
+type procedureMetrics struct {
+	ok       prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,16 +46,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) observe(procedure string, start time.Time, err error) {
-	code := "ok"
-	if err != nil {
-		code = connect.CodeOf(err).String()
+	if err == nil {
+		pm := m.forProcedure(procedure)
+		pm.ok.Inc()
+		pm.duration.Observe(time.Since(start).Seconds())
+		return
 	}
-	m.record(procedure, start, code)
+	m.record(procedure, start, connect.CodeOf(err).String())
 }
 
 func (m *metrics) record(procedure string, start time.Time, code string) {
 	m.requests.WithLabelValues(procedure, code).Inc()
-	m.duration.WithLabelValues(procedure).Observe(time.Since(start).Seconds())
+	m.forProcedure(procedure).duration.Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) forProcedure(procedure string) *procedureMetrics {
+	if pm, ok := m.byProcedure.Load(procedure); ok {
+		return pm.(*procedureMetrics)
+	}
+	pm, _ := m.byProcedure.LoadOrStore(procedure, &procedureMetrics{
+		ok:       m.requests.WithLabelValues(procedure, "ok"),
+		duration: m.duration.WithLabelValues(procedure),
+	})
+	return pm.(*procedureMetrics)
 }
 
 // interceptor implements connect.Interceptor.

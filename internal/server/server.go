@@ -29,7 +29,8 @@ type Config struct {
 	Authn connect.Interceptor
 	// Ready reports readiness for health checks. Defaults to always ready.
 	Ready func() bool
-	// MaxRequestBytes caps request bodies. Defaults to 64 KiB.
+	// MaxRequestBytes caps request bodies. Defaults to
+	// [DefaultMaxRequestBytes].
 	MaxRequestBytes int64
 	// Logger receives one line per call. Defaults to discarding.
 	Logger *slog.Logger
@@ -46,6 +47,21 @@ type Config struct {
 	RateLimit RateLimit
 }
 
+// DefaultMaxRequestBytes is the request body limit when none is set.
+const DefaultMaxRequestBytes = 64 << 10
+
+// HandlerOptions are the Connect options every service on the server gets,
+// interceptors aside: the request size limit, and no compression of
+// responses under 1 KiB (compressing small messages costs more than it
+// saves). The bench's ceiling server uses them too, so that it differs
+// from nsauth only by what nsauth adds.
+func HandlerOptions(maxRequestBytes int64) []connect.HandlerOption {
+	return []connect.HandlerOption{
+		connect.WithReadMaxBytes(int(maxRequestBytes)),
+		connect.WithCompressMinBytes(1024),
+	}
+}
+
 // NewHandler returns the server's root handler.
 func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Service == nil {
@@ -55,7 +71,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		cfg.Ready = func() bool { return true }
 	}
 	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = 64 << 10
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -72,11 +88,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Authn != nil {
 		interceptors = append(interceptors, cfg.Authn)
 	}
-	opts := []connect.HandlerOption{
-		connect.WithInterceptors(interceptors...),
-		connect.WithReadMaxBytes(int(cfg.MaxRequestBytes)),
-		connect.WithCompressMinBytes(1024),
-	}
+	opts := append(HandlerOptions(cfg.MaxRequestBytes), connect.WithInterceptors(interceptors...))
 
 	mux := http.NewServeMux()
 	mux.Handle(mgmtv1alpha1connect.NewAuthServiceHandler(cfg.Service, opts...))

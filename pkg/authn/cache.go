@@ -34,7 +34,18 @@ func newResultCache(max int) *resultCache {
 	return &resultCache{max: max, entries: make(map[[32]byte]*list.Element), lru: list.New()}
 }
 
-func tokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
+// tokenKey hashes raw from a buffer on the stack when it fits: []byte(raw)
+// would copy the token to the heap on every call, cached or not.
+func tokenKey(raw string) [32]byte {
+	var buf [tokenKeyBuffer]byte
+	if len(raw) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], raw)])
+	}
+	return sha256.Sum256([]byte(raw))
+}
+
+// tokenKeyBuffer holds the access tokens providers issue (about 1 KiB).
+const tokenKeyBuffer = 2048
 
 // get returns the live entry for key, or nil.
 func (c *resultCache) get(key [32]byte, now time.Time) *cacheEntry {

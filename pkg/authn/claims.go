@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 )
@@ -86,8 +85,21 @@ func (c *Claims) clone() *Claims {
 		return nil
 	}
 	cp := *c
-	cp.Audience = slices.Clone(c.Audience)
-	cp.Scopes = slices.Clone(c.Scopes)
+	// One array holds both lists (a cached hit runs this on every call);
+	// the capacities are cut so that appending to one cannot write into
+	// the other.
+	if c.Audience != nil || c.Scopes != nil {
+		lists := make([]string, 0, len(c.Audience)+len(c.Scopes))
+		lists = append(append(lists, c.Audience...), c.Scopes...)
+		na := len(c.Audience)
+		cp.Audience, cp.Scopes = nil, nil
+		if c.Audience != nil {
+			cp.Audience = lists[:na:na]
+		}
+		if c.Scopes != nil {
+			cp.Scopes = lists[na:len(lists):len(lists)]
+		}
+	}
 	return &cp
 }
 

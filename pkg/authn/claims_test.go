@@ -179,6 +179,13 @@ func TestReturnedClaimsAreCopies(t *testing.T) {
 							t.Errorf("caller %d got claims changed by another: scopes %q, audience %q, subject %q", g, c.Scopes, c.Audience, c.Subject)
 							return
 						}
+						// The two lists may share an array: growing one
+						// must not write into the other.
+						c.Audience = append(c.Audience, "appended")
+						if !slices.Equal(c.Scopes, []string{"openid", "profile"}) {
+							t.Errorf("appending to Audience changed Scopes to %q", c.Scopes)
+							return
+						}
 						slices.Reverse(c.Scopes)
 						c.Scopes[0] = "mutated"
 						c.Scopes = append(c.Scopes, "admin")

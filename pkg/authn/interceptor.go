@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 )
@@ -153,10 +154,27 @@ func BearerToken(h http.Header) (string, bool) {
 		return "", false
 	}
 	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.IndexFunc(token, notTokenRune) >= 0 {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || hasNonTokenRune(token) {
 		return "", false
 	}
 	return token, true
+}
+
+// hasNonTokenRune reports whether s holds white space or a control
+// character. Tokens are ASCII, so bytes are checked directly (in ASCII,
+// exactly those up to the space, and DEL, are either); from the first
+// non-ASCII byte on, runes are decoded and judged by package unicode.
+func hasNonTokenRune(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return strings.IndexFunc(s[i:], notTokenRune) >= 0
+		}
+		if c <= ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func notTokenRune(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }

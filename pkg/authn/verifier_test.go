@@ -13,7 +13,7 @@ import (
 )
 
 // newVerifier returns a verifier trusting p, with an adjustable clock.
-func newVerifier(t *testing.T, p *oidctest.Provider, mutate func(*authn.VerifierConfig, *authn.RemoteKeySetConfig)) (*authn.Verifier, *fakeClock) {
+func newVerifier(t testing.TB, p *oidctest.Provider, mutate func(*authn.VerifierConfig, *authn.RemoteKeySetConfig)) (*authn.Verifier, *fakeClock) {
 	t.Helper()
 	clock := &fakeClock{t: time.Now()}
 	ksCfg := authn.RemoteKeySetConfig{URL: authn.StaticURL(p.Server.URL + oidctest.PathJWKS), Now: clock.Now}
