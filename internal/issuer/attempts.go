@@ -40,6 +40,9 @@ import (
 // in to an account. Every login renews it.
 const DeviceCookieTTL = 90 * 24 * time.Hour
 
+// deviceIDBytes is the size of a device id.
+const deviceIDBytes = 16
+
 // deviceKeyName is the instance value holding the device cookies' MAC key.
 const deviceKeyName = "device_cookie_key"
 
@@ -192,7 +195,7 @@ func (g *loginGuard) deviceOf(r *http.Request, account string) (string, bool) {
 		return "", false
 	}
 	parts := strings.Split(c.Value, ".")
-	if len(parts) != 4 || parts[0] != "v1" || !validToken22(parts[1]) {
+	if len(parts) != 4 || parts[0] != "v1" || !isRandomToken(parts[1], deviceIDBytes) {
 		return "", false
 	}
 	expiry, err := strconv.ParseInt(parts[2], 10, 64)
@@ -211,7 +214,7 @@ func (g *loginGuard) deviceOf(r *http.Request, account string) (string, bool) {
 func (g *loginGuard) setDeviceCookie(w http.ResponseWriter, a attempt) {
 	device := a.device
 	if device == "" {
-		device = store.RandomToken(16)
+		device = store.RandomToken(deviceIDBytes)
 	}
 	expiry := g.now().Add(DeviceCookieTTL).Unix()
 	http.SetCookie(w, &http.Cookie{
@@ -223,15 +226,6 @@ func (g *loginGuard) setDeviceCookie(w http.ResponseWriter, a attempt) {
 		Secure:   g.secure,
 		SameSite: http.SameSiteStrictMode,
 	})
-}
-
-// validToken22 accepts a 16-byte random id: 22 base64url characters.
-func validToken22(v string) bool {
-	if len(v) != 22 {
-		return false
-	}
-	_, err := base64.RawURLEncoding.DecodeString(v)
-	return err == nil
 }
 
 // hashGate bounds password hashing: at most `slots` hashes at once (each

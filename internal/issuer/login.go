@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -353,9 +354,14 @@ func (i *Issuer) checkCSRF(r *http.Request, formValue string) (string, bool) {
 	return c.Value, subtle.ConstantTimeCompare([]byte(c.Value), []byte(formValue)) == 1
 }
 
-// validToken accepts what csrfCookie generates: 43 base64url characters.
-func validToken(v string) bool {
-	if len(v) != 43 {
+// validToken accepts what csrfCookie generates: 32 random bytes as
+// store.RandomToken spells them.
+func validToken(v string) bool { return isRandomToken(v, 32) }
+
+// isRandomToken accepts what store.RandomToken(n) generates: the unpadded
+// base64url spelling of n bytes, nothing else.
+func isRandomToken(v string, n int) bool {
+	if len(v) != base64.RawURLEncoding.EncodedLen(n) {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
