@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,25 +37,6 @@ const (
 	// growth. Stateless auth requests should leave it about unchanged.
 	maxFloodGrowth = 10 << 20
 )
-
-// dataDirSize is the bytes of the files in dir: the database, its
-// write-ahead log and shared-memory index.
-func dataDirSize(t *testing.T, dir string) int64 {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += info.Size()
-	}
-	return n
-}
 
 // storedAuthRequests counts the rows of the auth request table, read
 // from the SQLite file on a connection of its own.
@@ -169,7 +149,7 @@ func TestAuthorizeFlood(t *testing.T) {
 		h := newHarness(t, sqlite(), func(c *issuer.Config) { c.AuthorizePerMinute = -1 })
 		dir := storetest.SQLiteDir(t, h.st)
 		baseline := timedLogin(h)
-		before := dataDirSize(t, dir)
+		before := storetest.DataDirSize(t, dir)
 
 		ctx, cancel := context.WithTimeout(context.Background(), floodDeadline)
 		defer cancel()
@@ -187,7 +167,7 @@ func TestAuthorizeFlood(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatalf("the flood did not finish within %v: %d of %d answered, %v", floodDeadline, done.Load(), floodRequests, res)
 		}
-		after := dataDirSize(t, dir)
+		after := storetest.DataDirSize(t, dir)
 		rows := storedAuthRequests(t, dir)
 
 		t.Logf("flood: %d GET /authorize from one address in %v (%.0f requests/s, %d workers): %v",
@@ -213,13 +193,13 @@ func TestAuthorizeFlood(t *testing.T) {
 	t.Run("default limit answers 429 with Retry-After", func(t *testing.T) {
 		h := newHarness(t, sqlite(), nil)
 		dir := storetest.SQLiteDir(t, h.st)
-		before := dataDirSize(t, dir)
+		before := storetest.DataDirSize(t, dir)
 		const n = 200
 		ctx, cancel := context.WithTimeout(context.Background(), floodDeadline)
 		defer cancel()
 		var done atomic.Int64
 		res := flood(ctx, h.authorizeURL(oauth2.GenerateVerifier(), nil), n, floodWorkers, &done)
-		after := dataDirSize(t, dir)
+		after := storetest.DataDirSize(t, dir)
 		t.Logf("limited flood: %d GET /authorize in %v: %v; data directory %+d bytes",
 			n, res.elapsed.Round(time.Millisecond), res, after-before)
 		// The test clock stands still: the burst passes, nothing refills.

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"database/sql"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,25 +10,6 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
-
-// dirSize is the bytes of the files in dir: the database, its write-ahead
-// log and shared-memory index.
-func dirSize(t *testing.T, dir string) int64 {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += info.Size()
-	}
-	return n
-}
 
 // autoVacuum reads the auto_vacuum mode of the database in dir on a
 // connection of its own: 0 none, 1 full, 2 incremental.
@@ -59,7 +39,7 @@ func TestDeleteExpiredShrinksSQLiteFile(t *testing.T) {
 	if _, err := f.s.DeleteExpired(ctx); err != nil {
 		t.Fatal(err)
 	}
-	empty := dirSize(t, dir)
+	empty := storetest.DataDirSize(t, dir)
 
 	const rows, rowBytes = 500, 8000
 	filler := strings.Repeat("s", rowBytes)
@@ -70,7 +50,7 @@ func TestDeleteExpiredShrinksSQLiteFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	full := dirSize(t, dir)
+	full := storetest.DataDirSize(t, dir)
 	if full < empty+rows*rowBytes {
 		t.Fatalf("%d rows of %d bytes grew the directory only from %d to %d bytes", rows, rowBytes, empty, full)
 	}
@@ -83,7 +63,7 @@ func TestDeleteExpiredShrinksSQLiteFile(t *testing.T) {
 	if n != rows {
 		t.Fatalf("DeleteExpired removed %d rows, want %d", n, rows)
 	}
-	after := dirSize(t, dir)
+	after := storetest.DataDirSize(t, dir)
 	t.Logf("data directory: %d bytes empty, %d with %d rows, %d after DeleteExpired", empty, full, rows, after)
 	if after > empty+256<<10 {
 		t.Fatalf("the data directory is %d bytes after deleting every row, %d before any: the space was not given back", after, empty)
