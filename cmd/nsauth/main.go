@@ -1,5 +1,8 @@
-// Command nsauth is the Neosync-compatible authentication service and its
-// terminal client. See `nsauth --help`.
+// Command nsauth is the terminal client of the Neosync-compatible
+// authentication service: login, token, whoami, status, logout. It links
+// none of the server, so that `$(nsauth token)` starts in a few
+// milliseconds; its serve, users and bench commands run nsauth-server,
+// installed beside it. See `nsauth --help`.
 package main
 
 import (
@@ -13,7 +16,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, cli.DefaultApp(), os.Args[1:])
+	code := cli.Run(ctx, cli.DefaultApp(), os.Args[1:], cli.ServerStandIns...)
 	stop()
 	os.Exit(code)
 }

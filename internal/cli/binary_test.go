@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,15 +30,29 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "nsauth")
+	binDir := t.TempDir()
+	bin := filepath.Join(binDir, "nsauth")
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is needed to build nsauth: %v", err)
 	}
-	build := exec.Command(goTool, "build", "-o", bin, "github.com/nsauth/nsauth/cmd/nsauth")
+	// Both commands, installed side by side as `go install ./cmd/...` does.
+	build := exec.Command(goTool, "build", "-o", binDir+string(filepath.Separator),
+		"github.com/nsauth/nsauth/cmd/nsauth", "github.com/nsauth/nsauth/cmd/nsauth-server")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	t.Run("server commands run nsauth-server", func(t *testing.T) {
+		t.Parallel()
+		testStandIns(t, bin)
+	})
+	t.Run("serve stops when nsauth is stopped", func(t *testing.T) {
+		t.Parallel()
+		if runtime.GOOS == "windows" {
+			t.Skip("no SIGTERM")
+		}
+		testStandInStops(t, bin)
+	})
 	t.Run("concurrent token processes refresh once", func(t *testing.T) {
 		t.Parallel()
 		testConcurrentProcesses(t, bin)
@@ -57,6 +72,116 @@ func TestBinary(t *testing.T) {
 		}
 		testManualPTY(t, bin)
 	})
+}
+
+// testStandIns: nsauth's serve, users and bench run nsauth-server with the
+// same arguments and exit as it does; without nsauth-server, they say how
+// to install it.
+func testStandIns(t *testing.T, bin string) {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	tests := []struct {
+		name     string
+		bin      string
+		args     []string
+		env      []string
+		code     int
+		stdout   string
+		stderr   string
+		noStderr string
+	}{
+		{name: "help is nsauth-server's", bin: bin, args: []string{"serve", "--help"}, env: env,
+			stdout: "--login-attempts int"},
+		{name: "usage error keeps its code, said once", bin: bin, args: []string{"serve", "--no-such-flag"}, env: env,
+			code: 2, stderr: "unknown flag: --no-such-flag", noStderr: "exit status"},
+		{name: "users", bin: bin, args: []string{"users", "list", "--data-dir", t.TempDir()}, env: env,
+			stdout: "USERNAME"},
+		{name: "not installed", bin: copyAlone(t, bin), args: []string{"serve"}, env: []string{"PATH=" + t.TempDir(), "HOME=" + t.TempDir()},
+			code: 1, stderr: "go install ./cmd/..."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(tc.bin, tc.args...)
+			cmd.Env = tc.env
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			if exit, ok := err.(*exec.ExitError); ok {
+				code = exit.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) ||
+				(tc.noStderr != "" && strings.Contains(stderr.String(), tc.noStderr)) {
+				t.Errorf("nsauth %s: exit %d (want %d)\nstdout (want %q):\n%s\nstderr (want %q, not %q):\n%s",
+					strings.Join(tc.args, " "), code, tc.code, tc.stdout, stdout.String(), tc.stderr, tc.noStderr, stderr.String())
+			}
+		})
+	}
+}
+
+// copyAlone copies bin into a directory of its own, without nsauth-server.
+func copyAlone(t *testing.T, bin string) string {
+	t.Helper()
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone := filepath.Join(t.TempDir(), filepath.Base(bin))
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return alone
+}
+
+// testStandInStops: SIGTERM to nsauth serve stops the server it runs
+// gracefully, and nsauth exits as the server does.
+func testStandInStops(t *testing.T, bin string) {
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-format", "text")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	waitFor := func(what string) {
+		t.Helper()
+		deadline := time.After(time.Minute)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("nsauth serve ended before logging %q", what)
+				}
+				if strings.Contains(l, what) {
+					return
+				}
+			case <-deadline:
+				_ = cmd.Process.Kill()
+				t.Fatalf("nsauth serve did not log %q within a minute", what)
+			}
+		}
+	}
+	waitFor("nsauth serving")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("nsauth stopped")
+	for range lines {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("nsauth serve after SIGTERM: %v", err)
+	}
 }
 
 // testVersion: the built binary names itself the same way with `version`

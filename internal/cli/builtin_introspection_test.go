@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd"
 )
 
 // TestBuiltinIntrospectionRevokesAtOnce: with NSAUTH_TOKEN_MODE=introspection
@@ -37,7 +38,7 @@ func TestBuiltinIntrospectionRevokesAtOnce(t *testing.T) {
 
 	var errOut strings.Builder
 	app := &cli.App{In: strings.NewReader(""), Out: &strings.Builder{}, ErrOut: &errOut, Getenv: mapEnv(map[string]string{"NSAUTH_DATA_DIR": dataDir}), Now: time.Now}
-	if code := cli.Run(context.Background(), app, []string{"users", "disable", "admin"}); code != 0 {
+	if code := cli.Run(context.Background(), app, []string{"users", "disable", "admin"}, servercmd.Commands...); code != 0 {
 		t.Fatalf("users disable: exit %d\n%s", code, errOut.String())
 	}
 	_, err = s.checkToken(tok.GetAccessToken())

@@ -271,7 +271,7 @@ func parseOutput(s string) (outputFormat, error) {
 	case outputText, outputJSON:
 		return f, nil
 	}
-	return "", newUsageError("--output %q is not text or json", s)
+	return "", UsageErrorf("--output %q is not text or json", s)
 }
 
 // displayText makes untrusted text (claims from a token, which anyone who

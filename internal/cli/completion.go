@@ -24,7 +24,7 @@ current shell, or install it where your shell looks for completions.`,
 		DisableFlagsInUseLine: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return newUsageError("%s needs exactly one shell: bash, zsh, fish or powershell", cmd.CommandPath())
+				return UsageErrorf("%s needs exactly one shell: bash, zsh, fish or powershell", cmd.CommandPath())
 			}
 			return nil
 		},
@@ -40,7 +40,7 @@ current shell, or install it where your shell looks for completions.`,
 			case "powershell":
 				return root.GenPowerShellCompletionWithDesc(out)
 			}
-			return newUsageError("unknown shell %q: use bash, zsh, fish or powershell", args[0])
+			return UsageErrorf("unknown shell %q: use bash, zsh, fish or powershell", args[0])
 		},
 	}
 }

@@ -263,37 +263,6 @@ func TestOpenBrowserRunsBROWSERWithoutAShell(t *testing.T) {
 	}
 }
 
-// TestServeHelpShowsFlagTypes: `serve --help` types each flag by what it
-// takes, booleans as booleans.
-func TestServeHelpShowsFlagTypes(t *testing.T) {
-	t.Parallel()
-	app := testApp(nil)
-	if code := Run(context.Background(), app, []string{"serve", "--help"}); code != ExitOK {
-		t.Fatalf("serve --help: exit %d", code)
-	}
-	help := app.Out.(*bytes.Buffer).String()
-	tests := []struct {
-		name    string
-		want    string
-		notWant string
-	}{
-		{"boolean alone", "--pprof  ", `--pprof string[="true"]`},
-		{"boolean auth switch", "--auth-enabled  ", `--auth-enabled string`},
-		{"whole number", "--login-attempts int  ", "--login-attempts string"},
-		{"rate", "--rate-limit float  ", "--rate-limit string"},
-		{"duration", "--shutdown-timeout duration  ", "--shutdown-timeout string"},
-		{"list", "--trusted-proxies list  ", "--trusted-proxies string"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if !strings.Contains(help, tc.want) || strings.Contains(help, tc.notWant) {
-				t.Errorf("serve --help: want %q, not %q:\n%s", tc.want, tc.notWant, help)
-			}
-		})
-	}
-}
-
 func TestBrowserErrorNamesWhatWasTried(t *testing.T) {
 	t.Parallel()
 	other := errors.New("xdg-open: exit status 3")

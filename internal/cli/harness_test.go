@@ -21,6 +21,7 @@ import (
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd"
 	"github.com/nsauth/nsauth/internal/oidctest"
 	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
@@ -171,7 +172,7 @@ func (e *env) runWith(ctx context.Context, stdin io.Reader, errOut *syncBuffer, 
 	}
 	var out syncBuffer
 	app := &cli.App{In: stdin, Out: &out, ErrOut: errOut, Getenv: mapEnv(e.environ()), Now: time.Now}
-	code := cli.Run(ctx, app, args)
+	code := cli.Run(ctx, app, args, servercmd.Commands...)
 	return result{code: code, out: out.String(), errOut: errOut.String()}
 }
 

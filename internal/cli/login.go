@@ -95,7 +95,7 @@ Tokens are stored per API URL in a 0600 file under --config-dir, or with
 
   # Keep the tokens in the OS keyring instead of a file
   nsauth login --keyring`,
-		Args: noArgs,
+		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.complete(); err != nil {
 				return err
@@ -122,14 +122,14 @@ func (o *loginOptions) complete() error {
 		return err
 	}
 	if o.Port < 0 || o.Port > 65535 {
-		return newUsageError("--port %d is not from 0 to 65535", o.Port)
+		return UsageErrorf("--port %d is not from 0 to 65535", o.Port)
 	}
 	if o.Timeout <= 0 {
-		return newUsageError("--timeout must be positive")
+		return UsageErrorf("--timeout must be positive")
 	}
 	ip := net.ParseIP(o.ListenAddress)
 	if ip == nil {
-		return newUsageError("--listen-address %q is not an IP address", o.ListenAddress)
+		return UsageErrorf("--listen-address %q is not an IP address", o.ListenAddress)
 	}
 	if o.RedirectHost == "" {
 		o.RedirectHost = o.ListenAddress
@@ -138,7 +138,7 @@ func (o *loginOptions) complete() error {
 		}
 	}
 	if strings.TrimSpace(o.Scope) == "" {
-		return newUsageError("--scope must not be empty")
+		return UsageErrorf("--scope must not be empty")
 	}
 	return nil
 }
@@ -196,7 +196,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 			}
 		}
 		if redirectURI, err = loopback.RedirectURI(o.RedirectHost, port, loopback.DefaultPath); err != nil {
-			return newUsageError("--redirect-host: %v", err)
+			return UsageErrorf("--redirect-host: %v", err)
 		}
 		wait = func(ctx context.Context) (string, error) { return o.promptForRedirect(ctx, redirectURI, state) }
 	} else {

@@ -40,7 +40,7 @@ says so, and exits with status 1 if revocation failed. An access token that
 was already issued stays valid until it expires: JWTs cannot be recalled.`,
 		Example: `  nsauth logout
   nsauth logout --api-url https://neosync.example.com`,
-		Args: noArgs,
+		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err

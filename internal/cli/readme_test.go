@@ -22,9 +22,9 @@ func TestREADMEGetsANewcomerToNsauth(t *testing.T) {
 	// README lines are wrapped; compare with single spaces.
 	flat := strings.Join(strings.Fields(readme), " ")
 	tests := []struct{ name, want string }{
-		{"run the service", "```sh\ngo run ./cmd/nsauth serve\n```"},
+		{"run the service", "```sh\ngo run ./cmd/nsauth-server serve\n```"},
 		{"run the tests", "```sh\ngo test -race ./...\n```"},
-		{"install", "```sh\ngo install ./cmd/nsauth\n```"},
+		{"install", "```sh\ngo install ./cmd/...\n```"},
 		{"where it lands", "$(go env GOBIN)`, or in `$(go env GOPATH)/bin`"},
 		{"the silent first build", "takes a few minutes and prints nothing meanwhile"},
 		{"version", "`nsauth version`"},
@@ -38,14 +38,14 @@ func TestREADMEGetsANewcomerToNsauth(t *testing.T) {
 		})
 	}
 
-	install := strings.Index(readme, "go install ./cmd/nsauth")
+	install := strings.Index(readme, "go install ./cmd/...")
 	typed := regexp.MustCompile(`(?m)^\$ nsauth (\S+)`)
 	first := typed.FindStringIndex(readme)
 	if install < 0 || first == nil || first[0] < install {
 		t.Errorf("the README types `$ nsauth …` (at byte %v) before saying how to install it (at byte %d)", first, install)
 	}
 	known := map[string]bool{}
-	for _, c := range cli.NewRootCommand(&cli.App{}).Commands() {
+	for _, c := range cli.NewRootCommand(&cli.App{}, cli.ServerStandIns...).Commands() {
 		known[c.Name()] = true
 	}
 	for _, m := range typed.FindAllStringSubmatch(readme, -1) {

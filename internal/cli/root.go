@@ -46,13 +46,22 @@ type usageError struct{ err error }
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
-// newUsageError reports a usage mistake.
-func newUsageError(format string, args ...any) error {
+// UsageErrorf reports a usage mistake.
+func UsageErrorf(format string, args ...any) error {
 	return &usageError{fmt.Errorf(format, args...)}
 }
 
-// NewRootCommand returns the `nsauth` command with every subcommand.
-func NewRootCommand(app *App) *cobra.Command {
+// NewCommand builds one subcommand for app.
+type NewCommand func(app *App) *cobra.Command
+
+// NewRootCommand returns the `nsauth` command with the terminal client's
+// subcommands (login, token, whoami, status, logout, completion, version)
+// and more: the server's commands (package servercmd) in nsauth-server, or
+// in nsauth the stand-ins that run nsauth-server ([ServerStandIns]). The
+// client's commands are in this package, and the server's are not, so that
+// a binary of the client links none of the server's packages and starts in
+// a few milliseconds: `$(nsauth token)` runs before every call of a script.
+func NewRootCommand(app *App, more ...NewCommand) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "nsauth",
 		Short: "Neosync-compatible authentication service and terminal client",
@@ -69,27 +78,32 @@ provider for command-line clients, and logs people in from a terminal.`,
 	root.SetErr(app.ErrOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
-		newServeCommand(app),
 		newLoginCommand(app, nil),
 		newTokenCommand(app, nil),
 		newWhoamiCommand(app, nil),
 		newStatusCommand(app, nil),
 		newLogoutCommand(app, nil),
 		newCompletionCommand(app),
-		newUsersCommand(app),
-		newBenchCommand(app),
 		newVersionCommand(app),
 	)
+	for _, newCmd := range more {
+		root.AddCommand(newCmd(app))
+	}
 	return root
 }
 
-// Run executes the command line args and returns the process exit code.
-func Run(ctx context.Context, app *App, args []string) int {
-	root := NewRootCommand(app)
+// Run executes the command line args with the root command of
+// [NewRootCommand](app, more...) and returns the process exit code.
+func Run(ctx context.Context, app *App, args []string, more ...NewCommand) int {
+	root := NewRootCommand(app, more...)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	var exit *exitCodeError
+	if errors.As(err, &exit) {
+		return exit.code // the program that failed has said why
 	}
 	fmt.Fprintf(app.ErrOut, "nsauth: %v\n", err)
 	var ue *usageError
@@ -111,10 +125,10 @@ func isCobraUsageError(err error) bool {
 	return false
 }
 
-// noArgs is cobra.NoArgs with a usage error.
-func noArgs(cmd *cobra.Command, args []string) error {
+// NoArgs is cobra.NoArgs with a usage error.
+func NoArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return newUsageError("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
+		return UsageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd"
 	"github.com/nsauth/nsauth/internal/servetest"
 )
 
@@ -25,7 +26,9 @@ func TestServeCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	go func() { done <- cli.Run(ctx, a, []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}) }()
+	go func() {
+		done <- cli.Run(ctx, a, []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, servercmd.Commands...)
+	}()
 	var url string
 	deadline := time.Now().Add(30 * time.Second)
 	for url == "" {
@@ -70,7 +73,7 @@ func TestServeCommandRefusesBadInput(t *testing.T) {
 			t.Parallel()
 			var errOut servetest.Buffer
 			a := &cli.App{In: strings.NewReader(""), Out: &servetest.Buffer{}, ErrOut: &errOut, Getenv: mapEnv(tt.env), Now: time.Now}
-			if code := cli.Run(context.Background(), a, tt.args); code != tt.code || !strings.Contains(errOut.String(), tt.want) {
+			if code := cli.Run(context.Background(), a, tt.args, servercmd.Commands...); code != tt.code || !strings.Contains(errOut.String(), tt.want) {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.code, errOut.String())
 			}
 		})

@@ -48,7 +48,7 @@ as an nsauth or Neosync API server, or the stored tokens cannot be read;
 not being logged in is not an error.`,
 		Example: `  nsauth status
   nsauth status --api-url https://neosync.example.com --output json`,
-		Args: noArgs,
+		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err

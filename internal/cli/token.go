@@ -41,13 +41,13 @@ authentication disabled on the server (no token is needed there).`,
 
   # Against another server
   NSAUTH_API_URL=https://neosync.example.com nsauth token`,
-		Args: noArgs,
+		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err
 			}
 			if o.Margin < 0 {
-				return newUsageError("--margin must not be negative")
+				return UsageErrorf("--margin must not be negative")
 			}
 			return runF(cmd.Context(), o)
 		},

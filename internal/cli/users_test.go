@@ -13,6 +13,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store"
@@ -30,7 +31,7 @@ func runUsers(env map[string]string, stdin io.Reader, args ...string) usersResul
 	}
 	out, errOut := &servetest.Buffer{}, &servetest.Buffer{}
 	app := &cli.App{In: stdin, Out: out, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Now: time.Now}
-	code := cli.Run(context.Background(), app, append([]string{"users"}, args...))
+	code := cli.Run(context.Background(), app, append([]string{"users"}, args...), servercmd.Commands...)
 	return usersResult{code, out.String(), errOut.String()}
 }
 
@@ -192,7 +193,7 @@ func TestUsersPasswdPrompt(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		app := &cli.App{In: tty, Out: io.Discard, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Now: time.Now}
-		done <- cli.Run(context.Background(), app, []string{"users", "add", "dave"})
+		done <- cli.Run(context.Background(), app, []string{"users", "add", "dave"}, servercmd.Commands...)
 	}()
 	waitFor := func(s string) {
 		t.Helper()

@@ -19,7 +19,7 @@ one installed with go install github.com/nsauth/nsauth/cmd/nsauth@vX.Y.Z says
 vX.Y.Z. nsauth --version prints the same line.`,
 		Example: `  nsauth version
   nsauth --version`,
-		Args: noArgs,
+		Args: NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			_, err := fmt.Fprintln(app.Out, versionLine(debug.ReadBuildInfo()))
 			return err

@@ -49,7 +49,7 @@ session is recorded as refused, and token and status say so until the next
 nsauth login.`,
 		Example: `  nsauth whoami
   nsauth whoami --output json | jq -r .email`,
-		Args: noArgs,
+		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err

@@ -14,7 +14,7 @@
 // originalpb registers the same protobuf full names (mgmt.v1alpha1.*) as
 // our gen/ packages, and the protobuf runtime refuses two registrations of
 // one name in a binary. So the tests here never import gen/ or anything
-// that does (internal/cli, internal/server, ...): they build cmd/nsauth and
+// that does (internal/cli, internal/server, ...): they build cmd/nsauth-server and
 // run it as a separate process.
 package contract
 

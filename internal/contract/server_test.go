@@ -37,8 +37,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// nsauthBinary returns the nsauth binary under test: $NSAUTH_BIN, or
-// cmd/nsauth built once per test run. It runs as a separate process because
+// nsauthBinary returns the nsauth-server binary under test: $NSAUTH_BIN, or
+// cmd/nsauth-server built once per test run. It runs as a separate process because
 // this test binary links the original API's generated code, whose protobuf
 // names collide with ours.
 func nsauthBinary(t *testing.T) string {
@@ -48,11 +48,11 @@ func nsauthBinary(t *testing.T) string {
 			builtBin = p
 			return
 		}
-		builtBin = filepath.Join(buildDir, "nsauth")
-		cmd := exec.Command("go", "build", "-o", builtBin, "github.com/nsauth/nsauth/cmd/nsauth")
+		builtBin = filepath.Join(buildDir, "nsauth-server")
+		cmd := exec.Command("go", "build", "-o", builtBin, "github.com/nsauth/nsauth/cmd/nsauth-server")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/nsauth: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build ./cmd/nsauth-server: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -15,6 +15,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
@@ -37,7 +38,7 @@ func runCLI(ctx context.Context, apiURL, configDir string, errOut *lockedBuffer,
 	}
 	env := map[string]string{"NSAUTH_API_URL": apiURL}
 	app := &cli.App{In: strings.NewReader(""), Out: &out, ErrOut: errOut, Getenv: mapEnv(env), Now: time.Now}
-	code := cli.Run(ctx, app, append(args, "--config-dir", configDir))
+	code := cli.Run(ctx, app, append(args, "--config-dir", configDir), servercmd.Commands...)
 	return cliResult{code: code, out: out.String(), errOut: errOut.String()}
 }
 

@@ -1,4 +1,4 @@
-package cli
+package servercmd
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nsauth/nsauth/internal/app"
+	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
@@ -22,14 +23,14 @@ import (
 
 // usersOptions holds what every `nsauth users` subcommand needs.
 type usersOptions struct {
-	app *App
+	app *cli.App
 	cmd *cobra.Command // the `users` command, whose flags locate the store
 	// readPassword reads a secret without echo from a terminal; nil means
 	// golang.org/x/term on In when it is one.
 	readPassword func(prompt string) (string, error)
 }
 
-func newUsersCommand(app *App) *cobra.Command {
+func newUsersCommand(app *cli.App) *cobra.Command {
 	o := &usersOptions{app: app}
 	cmd := &cobra.Command{
 		Use:   "users",
@@ -49,7 +50,7 @@ it after too many wrong passwords.`,
   nsauth users list
   NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth users disable bob
   nsauth users unlock admin`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 	}
 	o.cmd = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
@@ -71,7 +72,7 @@ it after too many wrong passwords.`,
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List users",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return o.withStore(c.Context(), o.list)
 		},
@@ -106,7 +107,7 @@ it after too many wrong passwords.`,
 
 func exactlyOneArg(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
-		return newUsageError("%s takes exactly one argument, the username", cmd.CommandPath())
+		return cli.UsageErrorf("%s takes exactly one argument, the username", cmd.CommandPath())
 	}
 	return nil
 }
@@ -134,7 +135,7 @@ func (o *usersOptions) withStore(ctx context.Context, fn func(context.Context, *
 func (o *usersOptions) add(ctx context.Context, st *store.Store, username, name, email string) error {
 	normalized, err := store.NormalizeUsername(username)
 	if err != nil {
-		return newUsageError("%v", err)
+		return cli.UsageErrorf("%v", err)
 	}
 	if _, err := st.UserByUsername(ctx, normalized); err == nil {
 		return fmt.Errorf("user %q already exists", normalized)

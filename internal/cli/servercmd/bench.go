@@ -1,4 +1,4 @@
-package cli
+package servercmd
 
 import (
 	"strconv"
@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsauth/nsauth/internal/bench"
+	"github.com/nsauth/nsauth/internal/cli"
 )
 
 // benchOptions are the flags of `nsauth bench`.
@@ -20,7 +21,7 @@ type benchOptions struct {
 	cpuProfile  string
 }
 
-func newBenchCommand(app *App) *cobra.Command {
+func newBenchCommand(app *cli.App) *cobra.Command {
 	opts := &benchOptions{}
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -47,7 +48,7 @@ that need a provider show "—".`,
   # Where does GetAuthorizeUrl spend its time in nsauth's server?
   nsauth bench --runs 1 --scenarios GetAuthorizeUrl --concurrency 16 --cpuprofile cpu.out
   go tool pprof -top -tagfocus side=nsauth cpu.out`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := opts.config(app)
 			if err != nil {
@@ -73,15 +74,15 @@ that need a provider show "—".`,
 	return cmd
 }
 
-func (o *benchOptions) config(app *App) (bench.Config, error) {
+func (o *benchOptions) config(app *cli.App) (bench.Config, error) {
 	cfg := bench.Config{Duration: o.duration, Runs: o.runs, Progress: app.ErrOut, CPUProfile: o.cpuProfile}
 	if o.duration <= 0 || o.runs <= 0 {
-		return cfg, newUsageError("--duration and --runs must be positive")
+		return cfg, cli.UsageErrorf("--duration and --runs must be positive")
 	}
 	for _, c := range strings.Split(o.concurrency, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || n < 1 || n > 4096 {
-			return cfg, newUsageError("--concurrency: %q is not a number from 1 to 4096", c)
+			return cfg, cli.UsageErrorf("--concurrency: %q is not a number from 1 to 4096", c)
 		}
 		cfg.Concurrency = append(cfg.Concurrency, n)
 	}

@@ -1,4 +1,4 @@
-package cli
+package servercmd
 
 import (
 	"slices"
@@ -11,7 +11,7 @@ func TestBenchScenariosFlagKeepsCommasInParentheses(t *testing.T) {
 	t.Parallel()
 	opts := &benchOptions{duration: 1, runs: 1, concurrency: "16",
 		scenarios: "GetAuthStatus, CheckToken (valid, cached),CheckToken (valid, distinct) ,GetAuthorizeUrl"}
-	cfg, err := opts.config(testApp(nil))
+	cfg, err := opts.config(testApp())
 	if err != nil {
 		t.Fatal(err)
 	}

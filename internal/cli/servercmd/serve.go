@@ -1,4 +1,4 @@
-package cli
+package servercmd
 
 import (
 	"context"
@@ -6,10 +6,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsauth/nsauth/internal/app"
+	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/config"
 )
 
-func newServeCommand(a *App) *cobra.Command {
+func newServeCommand(a *cli.App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the AuthService server",
@@ -32,7 +33,7 @@ start creates an administrator. AUTH_ENABLED=false turns authentication off.`,
   AUTH_BASEURL=https://auth.example.com/realms/neosync \
   AUTH_AUDIENCE=neosync AUTH_CLI_CLIENT_ID=neosync-cli \
   AUTH_CLIENTID_SECRET='{"neosync-cli":"…"}' nsauth serve --listen 0.0.0.0:8080`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cmd.Flags(), a.Getenv)
 			if err != nil {
@@ -47,13 +48,13 @@ start creates an administrator. AUTH_ENABLED=false turns authentication off.`,
 
 // deps are what the server takes from the outside world: the messages
 // stream and the clock.
-func (a *App) deps() app.Deps {
+func deps(a *cli.App) app.Deps {
 	return app.Deps{Stderr: a.ErrOut, Now: a.Now}
 }
 
 // runServe assembles the server and serves until ctx ends.
-func runServe(ctx context.Context, a *App, cfg *config.Server) error {
-	srv, err := app.New(ctx, cfg, a.deps())
+func runServe(ctx context.Context, a *cli.App, cfg *config.Server) error {
+	srv, err := app.New(ctx, cfg, deps(a))
 	if err != nil {
 		return err
 	}
