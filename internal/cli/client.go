@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/rpcfailure"
 	"github.com/nsauth/nsauth/pkg/tokensource"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
@@ -199,8 +200,8 @@ func notTLSMessage(apiURL string) string {
 }
 
 // describeError explains a failed call to the server for people. Like
-// describeError, which it falls back on, it never repeats what
-// the server said.
+// rpcfailure.Describe, which it falls back on, it never repeats what the
+// server said.
 func (d clientDeps) describeError(apiURL string, err error) string {
 	if s := d.Exchanges.diagnosis(apiURL); s != "" {
 		return s
@@ -209,7 +210,7 @@ func (d clientDeps) describeError(apiURL string, err error) string {
 	if errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &rhe) {
 		return notTLSMessage(apiURL)
 	}
-	return describeError(err)
+	return rpcfailure.Describe(err, "")
 }
 
 // callError is the error for a failed call made while doing what: the

@@ -15,6 +15,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/rpcfailure"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
@@ -199,7 +200,7 @@ func (s *TokenSource) refresh(ctx context.Context, seen *tokenstore.Entry) (*tok
 			_ = s.store.Save(cur)
 			return nil, fmt.Errorf("the server rejected the refresh token for %s: %w", s.apiURL, ErrLoginRequired)
 		}
-		return nil, fmt.Errorf("refreshing the access token: %s", describeFailure(err))
+		return nil, fmt.Errorf("refreshing the access token: %s", rpcfailure.Describe(err, "RefreshCli"))
 	}
 	next, err := tokenstore.FromAccessToken(s.apiURL, resp.Msg.GetAccessToken(), now)
 	if err != nil {
@@ -240,42 +241,6 @@ func toOAuth2(e *tokenstore.Entry) *oauth2.Token {
 		extra["scope"] = e.Scope
 	}
 	return t.WithExtra(extra)
-}
-
-// describeFailure says why a RefreshCli call failed, for the error
-// message. It never repeats what the server said: a misbehaving or hostile
-// server could put anything in an error message, tokens included.
-// Connection failures, which happen on this side, are described as they
-// are. Rejections (Unauthenticated, InvalidArgument, PermissionDenied) end
-// in ErrLoginRequired and never come here.
-func describeFailure(err error) string {
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		return "cannot reach the server: " + opErr.Err.Error()
-	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "the server did not answer in time"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	}
-	code := connect.CodeOf(err)
-	var text string
-	switch code {
-	case connect.CodeUnavailable:
-		text = "the server or its identity provider is unavailable"
-	case connect.CodeDeadlineExceeded:
-		text = "the server did not answer in time"
-	case connect.CodeResourceExhausted:
-		text = "the server is rate limiting; try again later"
-	case connect.CodeFailedPrecondition:
-		text = "the server cannot refresh tokens in its current configuration (is authentication enabled?)"
-	case connect.CodeUnimplemented, connect.CodeNotFound:
-		text = "the server does not offer RefreshCli (is this an nsauth or Neosync API URL?)"
-	default:
-		text = "the server failed"
-	}
-	return text + " (" + code.String() + ")"
 }
 
 // NewHTTPClient returns the HTTP client used by default: a 30 s overall

@@ -1,4 +1,7 @@
-package cli
+// Package rpcfailure says, for people, why a call to an AuthService server
+// failed: the one wording shared by the terminal client and
+// pkg/tokensource.
+package rpcfailure
 
 import (
 	"context"
@@ -8,11 +11,12 @@ import (
 	"connectrpc.com/connect"
 )
 
-// describeError summarizes an RPC error for people. It never repeats what
-// the server said: a misbehaving or hostile server could put anything in
-// an error message, tokens included. Connection failures, which happen on
-// this side, are described as they are.
-func describeError(err error) string {
+// Describe summarizes err, the failure of the call named call (such as
+// "RefreshCli"; empty for "this call"), and ends with its Connect code. It
+// never repeats what the server said: a misbehaving or hostile server could
+// put anything in an error message, tokens included. Connection failures,
+// which happen on this side, are described as they are.
+func Describe(err error, call string) string {
 	var opErr *net.OpError
 	if errors.As(err, &opErr) {
 		return "cannot reach the server: " + opErr.Err.Error()
@@ -22,6 +26,9 @@ func describeError(err error) string {
 		return "the server did not answer in time"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
+	}
+	if call == "" {
+		call = "this call"
 	}
 	code := connect.CodeOf(err)
 	var text string
@@ -34,14 +41,12 @@ func describeError(err error) string {
 		text = "the server rejected the request as invalid"
 	case connect.CodeFailedPrecondition:
 		text = "the server cannot do this in its current configuration (is authentication enabled?)"
-	case connect.CodeUnimplemented:
-		text = "the server does not implement this call (is this an nsauth or Neosync API URL?)"
+	case connect.CodeUnimplemented, connect.CodeNotFound:
+		text = "the server does not offer " + call + " (is this an nsauth or Neosync API URL?)"
 	case connect.CodeUnavailable:
 		text = "the server or its identity provider is unavailable"
 	case connect.CodeDeadlineExceeded:
 		text = "the server did not answer in time"
-	case connect.CodeNotFound:
-		text = "not found (is this an nsauth or Neosync API URL?)"
 	case connect.CodeResourceExhausted:
 		text = "the server is rate limiting; try again later"
 	default:
