@@ -107,7 +107,7 @@ func (s savedLogin) note(apiURL string) string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d accounts on this server", n)
+	fmt.Fprintf(&b, "%s on this server", countAccounts(n))
 	if s.previous != nil {
 		fmt.Fprintf(&b, "; %s to go back", switchHint(apiURL, displayText(tokenstore.Handle(*s.previous, s.accounts))))
 	}
@@ -116,6 +116,14 @@ func (s savedLogin) note(apiURL string) string {
 	}
 	b.WriteString("; nsauth accounts lists them.")
 	return b.String()
+}
+
+// countAccounts says "1 account" or "n accounts".
+func countAccounts(n int) string {
+	if n == 1 {
+		return "1 account"
+	}
+	return fmt.Sprintf("%d accounts", n)
 }
 
 // accountsOptions holds `nsauth accounts`' flags and dependencies.

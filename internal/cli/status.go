@@ -179,7 +179,7 @@ func (o *statusOptions) print(res statusResult) error {
 	case res.StoreError != "":
 		fmt.Fprintf(w, "Logged in:\tunknown: %s\n", res.StoreError)
 	case res.NoActiveAccount:
-		fmt.Fprintf(w, "Logged in:\tno active account (%d accounts on this server; %s)\n", res.Accounts, switchHint(res.APIURL, "ACCOUNT"))
+		fmt.Fprintf(w, "Logged in:\tno active account (%s on this server; %s)\n", countAccounts(res.Accounts), switchHint(res.APIURL, "ACCOUNT"))
 	case res.RefusedAt != nil:
 		fmt.Fprintf(w, "Logged in:\tno (the server refused the session at %s; %s)\n", formatPast(*res.RefusedAt, o.deps.Now()), loginHint(res.APIURL))
 	case res.LoggedIn:
@@ -191,7 +191,7 @@ func (o *statusOptions) print(res statusResult) error {
 	}
 	switch {
 	case res.Account != "" && res.Accounts > 1:
-		fmt.Fprintf(w, "Account:\t%s (active; %d accounts on this server, nsauth accounts lists them)\n", res.Account, res.Accounts)
+		fmt.Fprintf(w, "Account:\t%s (active; %s on this server, nsauth accounts lists them)\n", res.Account, countAccounts(res.Accounts))
 	case res.Account != "":
 		fmt.Fprintf(w, "Account:\t%s\n", res.Account)
 	}

@@ -14,13 +14,21 @@ import (
 // an account asked for by name or ID is not stored for the API URL. It
 // wraps [ErrNotFound], so callers that only ask "is there a login?" need
 // not know about accounts.
-var ErrUnknownAccount = fmt.Errorf("no such account: %w", ErrNotFound)
+var ErrUnknownAccount error = notFoundError("unknown account")
 
 // ErrNoActiveAccount is returned (wrapped, naming the server's accounts)
 // when accounts are stored for an API URL but none is active: the active
 // one was deleted, and nsauth never picks another user by itself. It wraps
 // [ErrNotFound].
-var ErrNoActiveAccount = fmt.Errorf("no active account: %w", ErrNotFound)
+var ErrNoActiveAccount error = notFoundError("no active account")
+
+// notFoundError is a kind of ErrNotFound with a message of its own.
+type notFoundError string
+
+func (e notFoundError) Error() string { return string(e) }
+
+// Is makes errors.Is(err, ErrNotFound) hold.
+func (notFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // ErrAmbiguousAccount is returned (wrapped, listing the candidates' IDs)
 // when a name given for an account belongs to several accounts of the API
@@ -166,7 +174,10 @@ func matchAccount(apiURL string, entries []*Entry, account, active string) (*Ent
 func describeAccounts(entries []*Entry, active string) string {
 	parts := make([]string, len(entries))
 	for i, e := range entries {
-		parts[i] = Handle(e.Account, entries)
+		parts[i] = e.Account.Name
+		if h := Handle(e.Account, entries); h != e.Account.Name {
+			parts[i] += " (ID " + h + ")"
+		}
 		if e.Account.ID == active {
 			parts[i] += " (active)"
 		}
