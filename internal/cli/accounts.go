@@ -58,6 +58,27 @@ func switchHint(apiURL, account string) string {
 	return "run nsauth switch --api-url " + apiURL + " " + account
 }
 
+// completeAccounts completes an account's name (or, where names clash,
+// its ID) from the store that c's flags select, for --account and switch.
+func completeAccounts(app *App, c *clientOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		opts := *c
+		if opts.resolve(app.Getenv) != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		store, err := tokenstore.New(tokenstore.Config{Dir: opts.ConfigDir})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		entries, _, _ := store.Accounts(opts.APIURL)
+		handles := make([]string, len(entries))
+		for i, e := range entries {
+			handles[i] = displayText(tokenstore.Handle(e.Account, entries))
+		}
+		return handles, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
 // savedLogin is what saveLogin did.
 type savedLogin struct {
 	// accounts are the server's accounts afterwards.
@@ -309,6 +330,13 @@ they started with.`,
 		},
 	}
 	o.client.addFlags(cmd.Flags())
+	complete := completeAccounts(app, &o.client)
+	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return complete(cmd, args, toComplete)
+	}
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,6 +238,13 @@ func TestAccountSelectionErrors(t *testing.T) {
 	}
 	if got := e.tokenSubject("--account", id456); got != "user-456" {
 		t.Errorf("token --account ID: subject %q", got)
+	}
+	// Completion offers names, and IDs where names clash.
+	for _, args := range [][]string{{"__complete", "switch", ""}, {"__complete", "token", "--account", ""}, {"__complete", "logout", "--account", ""}} {
+		r := e.run(context.Background(), nil, args...)
+		if got := strings.Fields(r.out); r.code != 0 || len(got) != 4 || got[0] != bobEmail || !slices.Contains(got, id123) || !slices.Contains(got, id456) || got[3] != ":4" {
+			t.Errorf("%v: exit %d, %q; want bob's name, the two IDs and :4 (no files)", args, r.code, r.out)
+		}
 	}
 	// Where the names clash, the hints give the ID.
 	r := e.run(context.Background(), nil, "switch", id456)

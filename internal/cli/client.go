@@ -48,8 +48,9 @@ func (o *clientOptions) addFlags(fs *pflag.FlagSet) {
 }
 
 // addAccountFlag adds --account, for the commands that act on one account.
-func (o *clientOptions) addAccountFlag(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Account, "account", "", "the account to use, by its name or ID as nsauth accounts shows them (default: the active account)")
+func (o *clientOptions) addAccountFlag(app *App, cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Account, "account", "", "the account to use, by its name or ID as nsauth accounts shows them (default: the active account)")
+	_ = cmd.RegisterFlagCompletionFunc("account", completeAccounts(app, o))
 }
 
 // resolve fills unset options from the environment and defaults, and checks

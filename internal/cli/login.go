@@ -280,11 +280,11 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 
 	who := identityFromTokens(entry.IDToken, entry.AccessToken).who()
 	fmt.Fprintf(errOut, "Logged in as %s until %s.\n", who, formatExpiry(entry.Expiry, o.deps.Now()))
-	if note := saved.note(o.client.APIURL); note != "" {
-		fmt.Fprintln(errOut, note)
-	}
 	if entry.RefreshToken != "" {
 		fmt.Fprintln(errOut, "The access token is refreshed automatically when it expires.")
+	}
+	if note := saved.note(o.client.APIURL); note != "" {
+		fmt.Fprintln(errOut, note)
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ was already issued stays valid until it expires: JWTs cannot be recalled.`,
 		},
 	}
 	o.client.addFlags(cmd.Flags())
-	o.client.addAccountFlag(cmd.Flags())
+	o.client.addAccountFlag(app, cmd)
 	cmd.Flags().BoolVar(&o.All, "all", false, "log out of every account of the API server")
 	return cmd
 }

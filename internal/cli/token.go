@@ -56,7 +56,7 @@ authentication disabled on the server (no token is needed there).`,
 		},
 	}
 	o.client.addFlags(cmd.Flags())
-	o.client.addAccountFlag(cmd.Flags())
+	o.client.addAccountFlag(app, cmd)
 	cmd.Flags().DurationVar(&o.Margin, "margin", tokensource.DefaultMargin, "refresh a token that expires within this long")
 	return cmd
 }

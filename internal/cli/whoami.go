@@ -65,7 +65,7 @@ nsauth login.`,
 		},
 	}
 	o.client.addFlags(cmd.Flags())
-	o.client.addAccountFlag(cmd.Flags())
+	o.client.addAccountFlag(app, cmd)
 	addOutputFlag(cmd, &output)
 	return cmd
 }
