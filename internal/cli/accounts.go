@@ -42,7 +42,7 @@ func noActiveAccountError(store *tokenstore.Store, apiURL string) error {
 	entries, _, _ := store.Accounts(apiURL)
 	handles := make([]string, len(entries))
 	for i, e := range entries {
-		handles[i] = displayText(tokenstore.Handle(e.Account, entries))
+		handles[i] = displayText(e.Account.Handle(entries))
 	}
 	return fmt.Errorf("no account is active on %s (its accounts: %s); %s, or %s", apiURL, strings.Join(handles, ", "), switchHint(apiURL, "ACCOUNT"), loginHint(apiURL))
 }
@@ -73,7 +73,7 @@ func completeAccounts(app *App, c *clientOptions) func(*cobra.Command, []string,
 		entries, _, _ := store.Accounts(opts.APIURL)
 		handles := make([]string, len(entries))
 		for i, e := range entries {
-			handles[i] = displayText(tokenstore.Handle(e.Account, entries))
+			handles[i] = displayText(e.Account.Handle(entries))
 		}
 		return handles, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -130,7 +130,7 @@ func (s savedLogin) note(apiURL string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s on this server", countAccounts(n))
 	if s.previous != nil {
-		fmt.Fprintf(&b, "; %s to go back", switchHint(apiURL, displayText(tokenstore.Handle(*s.previous, s.accounts))))
+		fmt.Fprintf(&b, "; %s to go back", switchHint(apiURL, displayText(s.previous.Handle(s.accounts))))
 	}
 	if s.replaced {
 		b.WriteString("; this one's tokens were replaced")
@@ -367,7 +367,7 @@ func runSwitch(ctx context.Context, o *switchOptions) error {
 	if err != nil {
 		return fmt.Errorf("reading the stored accounts: %w", err)
 	}
-	name := displayText(tokenstore.Handle(e.Account, entries))
+	name := displayText(e.Account.Handle(entries))
 	if e.Account.ID == active {
 		fmt.Fprintf(o.app.ErrOut, "%s is already the active account on %s.\n", name, apiURL)
 		return nil

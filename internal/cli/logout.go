@@ -118,7 +118,7 @@ func runLogout(ctx context.Context, o *logoutOptions) error {
 	if entries, active, err := store.Accounts(apiURL); err == nil && len(entries) > 0 {
 		handles := make([]string, len(entries))
 		for i, e := range entries {
-			handles[i] = displayText(tokenstore.Handle(e.Account, entries))
+			handles[i] = displayText(e.Account.Handle(entries))
 		}
 		switch {
 		case active != "":

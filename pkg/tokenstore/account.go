@@ -175,7 +175,7 @@ func describeAccounts(entries []*Entry, active string) string {
 	parts := make([]string, len(entries))
 	for i, e := range entries {
 		parts[i] = e.Account.Name
-		if h := Handle(e.Account, entries); h != e.Account.Name {
+		if h := e.Account.Handle(entries); h != e.Account.Name {
 			parts[i] += " (ID " + h + ")"
 		}
 		if e.Account.ID == active {
@@ -185,9 +185,10 @@ func describeAccounts(entries []*Entry, active string) string {
 	return strings.Join(parts, ", ")
 }
 
-// Handle returns what selects a among the accounts of entries: its name
-// when no other account has it, else its ID.
-func Handle(a Account, entries []*Entry) string {
+// Handle returns what selects a among the accounts of entries (a server's,
+// as [Store.Accounts] returns them): its name when no other account has
+// it, else its ID. It is what to show people who are to type it back.
+func (a Account) Handle(entries []*Entry) string {
 	for _, e := range entries {
 		if e.Account.ID != a.ID && e.Account.Name == a.Name {
 			return a.ID
