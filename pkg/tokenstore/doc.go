@@ -1,8 +1,7 @@
 // Package tokenstore reads and writes the tokens `nsauth login` stores: one
 // entry per account of each API URL, so several servers, and several users
-// of one server, can be used side by side. It is
-// the storage format that `nsauth` and [github.com/nsauth/nsauth/pkg/tokensource]
-// share; a program that only needs a token should use tokensource, which
+// of one server, can be used side by side. It is the storage format that
+// `nsauth` and [github.com/nsauth/nsauth/pkg/tokensource] share; a program that only needs a token should use tokensource, which
 // also refreshes it. Use this package to find out whether the user is
 // logged in to an API URL, or to store or forget a login.
 //
@@ -19,18 +18,18 @@
 // written atomically (temporary file, fsync, rename, fsync of the
 // directory) with mode 0600. A store written before accounts, one file per
 // server, is read as that server's only, active, account and is moved to
-// this layout on the next write. Reading refuses a file
-// that is a symbolic link, belongs to another user or is accessible by
-// group or others: such a file may have been planted or exposed, and
-// silently using (or "fixing") it would hide that.
+// this layout on the next write. Reading refuses a file that is a symbolic
+// link, belongs to another user or is accessible by group or others: such
+// a file may have been planted or exposed, and silently using (or
+// "fixing") it would hide that.
 //
 // With [StorageKeyring] the secrets (access, refresh and ID tokens) go to the
 // operating system's keyring and the file keeps only non-secret metadata, so
 // every command still finds out where an entry's secrets are. A keyring that
 // cannot be reached is an error, never a reason to write secrets to a file.
 //
-// [Store.Lock] takes a cross-process lock per server (for all its accounts,
-// as before accounts), held around a refresh so
-// that concurrent processes make one refresh call between them and never
-// lose a rotated refresh token.
+// [Store.Lock] takes a cross-process lock per server (for all its
+// accounts, as before accounts), held around a refresh so that concurrent
+// processes make one refresh call between them and never lose a rotated
+// refresh token.
 package tokenstore
