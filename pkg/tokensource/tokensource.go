@@ -71,8 +71,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// TokenSource returns the stored access token for one API URL, refreshing
-// it when needed. It is safe for concurrent use; one refresh runs at a time.
+// TokenSource returns the stored access token of one account of one API
+// URL (see [Config.Account]), refreshing it when needed. It is safe for concurrent use; one refresh runs at a time.
 type TokenSource struct {
 	apiURL      string
 	account     string // as configured: a name, an ID, or empty
