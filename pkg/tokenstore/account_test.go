@@ -365,6 +365,33 @@ func TestFormat1LeftoverIsNotRead(t *testing.T) {
 	}
 }
 
+// TestFormat1RefusedSessionIsNotAnAccount: a format-1 entry of a session
+// the server refused holds no tokens, so nothing says whose it was; the
+// login that replaces it does not leave it behind as an unnamed account.
+func TestFormat1RefusedSessionIsNotAnAccount(t *testing.T) {
+	t.Parallel()
+	s, dir := newStore(t, nil)
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.MkdirAll(tokens, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	refused := `{"version": 1, "api_url": "` + testURL + `", "storage": "file", "token_type": "Bearer", "refused_at": "2026-01-01T00:00:00Z"}`
+	if err := os.WriteFile(filepath.Join(tokens, legacyStem()+".json"), []byte(refused), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Load(testURL); err != nil || !e.Refused() {
+		t.Fatalf("Load of a refused format-1 entry = %v, %v; want it, refused", e, err)
+	}
+	alice := userEntry(testIssuer, "u-alice", "alice@example.test", "AT-alice")
+	if err := s.Save(alice); err != nil {
+		t.Fatal(err)
+	}
+	entries, active, err := s.Accounts(testURL)
+	if err != nil || len(entries) != 1 || active != alice.Account.ID {
+		t.Errorf("Accounts after a login over a refused format-1 entry = %v, %q, %v; want alice alone", entries, active, err)
+	}
+}
+
 func TestAccountFilesAreChecked(t *testing.T) {
 	t.Parallel()
 	if runtime.GOOS == "windows" {

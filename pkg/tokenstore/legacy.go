@@ -54,6 +54,11 @@ func (s *Store) migrate(apiURL string) error {
 		// Unreadable, untrusted, or its secrets gone: nothing to keep, and
 		// a login replaced such a file before accounts too.
 		return s.removeLegacy(apiURL)
+	case e.Refused() && e.AccessToken == "" && e.RefreshToken == "" && e.IDToken == "":
+		// A session the server refused, its tokens deleted: nothing says
+		// whose it was, and as an account it would linger, unnamed, beside
+		// the login that replaces it.
+		return s.removeLegacy(apiURL)
 	}
 	if err := s.writeAccount(e); err != nil {
 		return fmt.Errorf("moving the stored tokens of %s to the accounts layout: %w", apiURL, err)
