@@ -1,7 +1,7 @@
 // Command nsauth is the terminal client of the Neosync-compatible
-// authentication service: login, token, whoami, status, logout. It links
-// none of the server, so that `$(nsauth token)` starts in a few
-// milliseconds; its serve, users and bench commands run nsauth-server,
+// authentication service: login, token, whoami, status, logout, accounts,
+// switch. It links none of the server, so that `$(nsauth token)` starts in
+// a few milliseconds; its serve, users and bench commands run nsauth-server,
 // installed beside it. See `nsauth --help`.
 package main
 

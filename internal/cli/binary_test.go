@@ -57,6 +57,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testConcurrentProcesses(t, bin)
 	})
+	t.Run("concurrent token processes refresh once per account", func(t *testing.T) {
+		t.Parallel()
+		testConcurrentAccounts(t, bin)
+	})
 	t.Run("cached token makes no connection", func(t *testing.T) {
 		t.Parallel()
 		testNoNetwork(t, bin)
@@ -288,6 +292,79 @@ func testConcurrentProcesses(t *testing.T, bin string) {
 	}
 	if got := e.calls(procRefresh); got != 2 {
 		t.Errorf("RefreshCli calls = %d, want 2", got)
+	}
+}
+
+// testConcurrentAccounts: processes asking at once for the tokens of two
+// accounts of one server, both expired, make one refresh per account, and
+// each prints its own account's token.
+func testConcurrentAccounts(t *testing.T, bin string) {
+	e := newEnv(t)
+	e.login()
+	e.loginAs("user-bob", "Bob", bobEmail)
+	store, apiURL := e.store(), e.normalizedURL()
+	for _, name := range []string{aliceEmail, bobEmail} {
+		ent, err := store.LoadAccount(apiURL, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ent.Expiry = time.Now().Add(-time.Minute)
+		if err := store.Save(ent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.setDelay(procRefresh, 300*time.Millisecond)
+
+	// Half ask for alice by name, half for the active account, bob.
+	const n = 8
+	outs := make([]bytes.Buffer, n)
+	errs := make([]bytes.Buffer, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		args := []string{"token"}
+		if i%2 == 0 {
+			args = append(args, "--account", aliceEmail)
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = processEnv(e.apiURL, e.configDir)
+		cmd.Stdout, cmd.Stderr = &outs[i], &errs[i]
+		wg.Go(func() {
+			<-start
+			if err := cmd.Run(); err != nil {
+				t.Errorf("process %d (%v): %v, stderr %q", i, args, err, errs[i].String())
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := e.calls(procRefresh); got != 2 {
+		t.Errorf("RefreshCli calls reaching the server = %d, want 2 (one per account)", got)
+	}
+	printed := map[string]string{} // subject → token
+	for i := range n {
+		tok := strings.TrimSpace(outs[i].String())
+		resp, err := e.checkToken(tok)
+		if err != nil {
+			t.Errorf("process %d printed a token the server refuses: %v", i, err)
+			continue
+		}
+		want := "user-bob"
+		if i%2 == 0 {
+			want = "user-123"
+		}
+		if resp.GetSubject() != want {
+			t.Errorf("process %d printed a token of %s, want %s", i, resp.GetSubject(), want)
+		}
+		if prev, ok := printed[want]; ok && prev != tok {
+			t.Errorf("process %d printed another token of %s than an earlier process", i, want)
+		}
+		printed[want] = tok
+	}
+	for name, sub := range map[string]string{aliceEmail: "user-123", bobEmail: "user-bob"} {
+		if ent, err := store.LoadAccount(apiURL, name); err != nil || ent.AccessToken != printed[sub] {
+			t.Errorf("%s's stored token is not the one printed (%v)", name, err)
+		}
 	}
 }
 

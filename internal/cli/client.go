@@ -36,12 +36,21 @@ type clientOptions struct {
 	ConfigDir string
 	// InsecureAllowHTTP permits plain HTTP to a remote server.
 	InsecureAllowHTTP bool
+	// Account is the account to use, by name or ID (--account, for the
+	// commands that take it); empty means the server's active account.
+	Account string
 }
 
 func (o *clientOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.APIURL, "api-url", "", "the API server's URL (default "+DefaultAPIURL+") [$"+strings.Join(apiURLEnv, ", $")+"]")
 	fs.StringVar(&o.ConfigDir, "config-dir", "", "where tokens are stored (default: the nsauth directory in your user configuration directory) [$"+tokenstore.DirEnv+"]")
 	fs.BoolVar(&o.InsecureAllowHTTP, "insecure-allow-http", false, "allow plain http:// to a server other than this machine (tokens cross the network unencrypted)")
+}
+
+// addAccountFlag adds --account, for the commands that act on one account.
+func (o *clientOptions) addAccountFlag(app *App, cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Account, "account", "", "the account to use, by its name or ID as nsauth accounts shows them (default: the active account)")
+	_ = cmd.RegisterFlagCompletionFunc("account", completeAccounts(app, o))
 }
 
 // resolve fills unset options from the environment and defaults, and checks
@@ -234,6 +243,7 @@ func (d clientDeps) authClient(apiURL string) mgmtv1alpha1connect.AuthServiceCli
 func (d clientDeps) tokenSource(c clientOptions, margin time.Duration) (*tokensource.TokenSource, error) {
 	cfg := tokensource.Config{
 		APIURL:            c.APIURL,
+		Account:           c.Account,
 		ConfigDir:         c.ConfigDir,
 		HTTPClient:        d.HTTPClient,
 		Margin:            margin,

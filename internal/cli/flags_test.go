@@ -150,6 +150,8 @@ func TestTokenWhoamiStatusLogoutFlags(t *testing.T) {
 	whoamiCmd := func(args []string) (any, error) { return execute(newWhoamiCommand, env, args) }
 	statusCmd := func(args []string) (any, error) { return execute(newStatusCommand, env, args) }
 	logoutCmd := func(args []string) (any, error) { return execute(newLogoutCommand, env, args) }
+	accountsCmd := func(args []string) (any, error) { return execute(newAccountsCommand, env, args) }
+	switchCmd := func(args []string) (any, error) { return execute(newSwitchCommand, env, args) }
 	tests := []struct {
 		name    string
 		run     func(args []string) (any, error)
@@ -190,6 +192,46 @@ func TestTokenWhoamiStatusLogoutFlags(t *testing.T) {
 			}
 		}, ""},
 		{"logout argument", logoutCmd, []string{"all"}, nil, "takes no arguments"},
+		{"token account", tokenCmd, []string{"--account", "bob@example.com"}, func(t *testing.T, o any) {
+			if to := o.(*tokenOptions); to.client.Account != "bob@example.com" {
+				t.Errorf("Account = %q", to.client.Account)
+			}
+		}, ""},
+		{"token default account", tokenCmd, nil, func(t *testing.T, o any) {
+			if to := o.(*tokenOptions); to.client.Account != "" {
+				t.Errorf("Account = %q, want empty (the active one)", to.client.Account)
+			}
+		}, ""},
+		{"whoami account", whoamiCmd, []string{"--account", "3f2a9c01b7de"}, func(t *testing.T, o any) {
+			if wo := o.(*whoamiOptions); wo.client.Account != "3f2a9c01b7de" {
+				t.Errorf("Account = %q", wo.client.Account)
+			}
+		}, ""},
+		{"logout account", logoutCmd, []string{"--account", "bob"}, func(t *testing.T, o any) {
+			if lo := o.(*logoutOptions); lo.client.Account != "bob" || lo.All {
+				t.Errorf("%+v", lo)
+			}
+		}, ""},
+		{"logout all", logoutCmd, []string{"--all"}, func(t *testing.T, o any) {
+			if lo := o.(*logoutOptions); !lo.All {
+				t.Errorf("%+v", lo)
+			}
+		}, ""},
+		{"logout all and account", logoutCmd, []string{"--all", "--account", "bob"}, nil, "--all and --account exclude each other"},
+		{"status takes no account", statusCmd, []string{"--account", "bob"}, nil, "unknown flag: --account"},
+		{"accounts json", accountsCmd, []string{"-o", "json"}, func(t *testing.T, o any) {
+			if ao := o.(*accountsOptions); ao.Output != outputJSON || ao.client.APIURL != "https://neo.example.com" {
+				t.Errorf("%+v", ao)
+			}
+		}, ""},
+		{"accounts argument", accountsCmd, []string{"bob"}, nil, "takes no arguments"},
+		{"switch account", switchCmd, []string{"bob@example.com", "--api-url", "https://x.example.com"}, func(t *testing.T, o any) {
+			if so := o.(*switchOptions); so.client.Account != "bob@example.com" || so.client.APIURL != "https://x.example.com" {
+				t.Errorf("%+v", so)
+			}
+		}, ""},
+		{"switch without account", switchCmd, nil, nil, "takes one account"},
+		{"switch two accounts", switchCmd, []string{"a", "b"}, nil, "takes one account"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

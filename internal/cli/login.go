@@ -79,8 +79,10 @@ Where a browser cannot reach this machine (SSH, containers), --manual asks
 you to paste the address the browser ends up on after logging in (it will
 show an error page for http://127.0.0.1:…; that is expected).
 
-Tokens are stored per API URL in a 0600 file under --config-dir, or with
---keyring in the operating system's keyring.`,
+Tokens are stored per API URL and account in a 0600 file under --config-dir,
+or with --keyring in the operating system's keyring. Logging in as another
+user adds an account and makes it active (nsauth accounts, nsauth switch);
+logging in again as a stored account replaces its tokens.`,
 		Example: `  # Log in to the server on http://localhost:8080
   nsauth login
 
@@ -271,20 +273,18 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	if o.UseKeyring {
 		entry.Storage = tokenstore.StorageKeyring
 	}
-	unlock, err := store.Lock(ctx, o.client.APIURL)
+	saved, err := saveLogin(ctx, store, entry)
 	if err != nil {
 		return stopped(fmt.Errorf("saving the tokens: %w", err))
-	}
-	err = store.Save(entry)
-	unlock()
-	if err != nil {
-		return fmt.Errorf("saving the tokens: %w", err)
 	}
 
 	who := identityFromTokens(entry.IDToken, entry.AccessToken).who()
 	fmt.Fprintf(errOut, "Logged in as %s until %s.\n", who, formatExpiry(entry.Expiry, o.deps.Now()))
 	if entry.RefreshToken != "" {
 		fmt.Fprintln(errOut, "The access token is refreshed automatically when it expires.")
+	}
+	if note := saved.note(o.client.APIURL); note != "" {
+		fmt.Fprintln(errOut, note)
 	}
 	return nil
 }

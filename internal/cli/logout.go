@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -21,6 +22,9 @@ type logoutOptions struct {
 	app    *App
 	client clientOptions
 	deps   clientDeps
+
+	// All logs out of every account of the server.
+	All bool
 }
 
 func newLogoutCommand(app *App, runF func(context.Context, *logoutOptions) error) *cobra.Command {
@@ -32,23 +36,35 @@ func newLogoutCommand(app *App, runF func(context.Context, *logoutOptions) error
 		Use:   "logout",
 		Short: "Revoke the refresh token and delete the stored tokens",
 		Long: `Ask the server to revoke the stored refresh token at the identity provider
-(RevokeCli, RFC 7009), then delete the stored tokens for the API URL.
+(RevokeCli, RFC 7009), then delete the stored tokens of the active account for
+the API URL (of another with --account, of all with --all).
+
+The server's other accounts stay logged in. After logging out of the active
+account none is active, rather than another user silently taking its place:
+choose one with nsauth switch, or log in.
 
 The tokens are deleted even when revocation fails or is not supported (an
 older server, or a provider without a revocation endpoint); the command then
 says so, and exits with status 1 if revocation failed. An access token that
 was already issued stays valid until it expires: JWTs cannot be recalled.`,
 		Example: `  nsauth logout
-  nsauth logout --api-url https://neosync.example.com`,
+  nsauth logout --api-url https://neosync.example.com
+  nsauth logout --account bob@example.com
+  nsauth logout --all`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err
 			}
+			if o.All && o.client.Account != "" {
+				return UsageErrorf("--all and --account exclude each other")
+			}
 			return runF(cmd.Context(), o)
 		},
 	}
 	o.client.addFlags(cmd.Flags())
+	o.client.addAccountFlag(app, cmd)
+	cmd.Flags().BoolVar(&o.All, "all", false, "log out of every account of the API server")
 	return cmd
 }
 
@@ -62,10 +78,29 @@ func runLogout(ctx context.Context, o *logoutOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, logoutTimeout)
 	defer cancel()
 
-	e, loadErr := store.LoadMetadata(apiURL)
-	if errors.Is(loadErr, tokenstore.ErrNotFound) {
+	targets := []string{o.client.Account} // "": the active account
+	if o.All {
+		entries, _, err := store.Accounts(apiURL)
+		if err != nil {
+			return fmt.Errorf("reading the stored accounts: %w", err)
+		}
+		targets = targets[:0]
+		for _, e := range entries {
+			targets = append(targets, e.Account.ID)
+		}
+	}
+	e, err := store.LoadAccountMetadata(apiURL, o.client.Account)
+	switch {
+	case errors.Is(err, tokenstore.ErrUnknownAccount), errors.Is(err, tokenstore.ErrAmbiguousAccount):
+		return &usageError{fmt.Errorf("--account: %w", err)}
+	case !o.All && errors.Is(err, tokenstore.ErrNoActiveAccount):
+		fmt.Fprintf(errOut, "No account is active on %s; nothing to do (nsauth logout --account ACCOUNT logs out of another, --all of all).\n", apiURL)
+		return nil
+	case (!o.All && errors.Is(err, tokenstore.ErrNotFound)) || len(targets) == 0:
 		fmt.Fprintf(errOut, "Not logged in to %s; nothing to do.\n", apiURL)
 		return nil
+	case err == nil && !o.All:
+		targets[0] = e.Account.ID
 	}
 	// Hold the lock so that no refresh writes new tokens behind us.
 	unlock, err := store.Lock(ctx, apiURL)
@@ -74,11 +109,39 @@ func runLogout(ctx context.Context, o *logoutOptions) error {
 	}
 	defer unlock()
 
-	var revokeErr error
-	if loadErr == nil {
-		e, loadErr = store.Load(apiURL)
+	var failed []error
+	for _, account := range targets {
+		if err := o.logoutAccount(ctx, store, account); err != nil {
+			failed = append(failed, err)
+		}
 	}
+	if entries, active, err := store.Accounts(apiURL); err == nil && len(entries) > 0 {
+		handles := make([]string, len(entries))
+		for i, e := range entries {
+			handles[i] = displayText(e.Account.Handle(entries))
+		}
+		switch {
+		case active != "":
+			// Another account was logged out of; the active one stays.
+		case len(entries) == 1:
+			fmt.Fprintf(errOut, "Still logged in as %s, which is not active; %s to use it.\n", handles[0], switchHint(apiURL, handles[0]))
+		default:
+			fmt.Fprintf(errOut, "Still logged in as %s, none of them active; %s to use one.\n", strings.Join(handles, ", "), switchHint(apiURL, "ACCOUNT"))
+		}
+	}
+	return errors.Join(failed...)
+}
+
+// logoutAccount revokes and deletes the tokens of one account (an ID, or
+// "" for the active one), under the server's lock.
+func (o *logoutOptions) logoutAccount(ctx context.Context, store *tokenstore.Store, account string) error {
+	errOut := o.app.ErrOut
+	apiURL := o.client.APIURL
+	var revokeErr error
+	e, loadErr := store.LoadAccount(apiURL, account)
 	switch {
+	case errors.Is(loadErr, tokenstore.ErrNotFound):
+		return nil // gone meanwhile
 	case loadErr != nil:
 		fmt.Fprintf(errOut, "The stored tokens cannot be read (%v); deleting them without revoking.\n", loadErr)
 	case e.RefreshToken == "":
@@ -87,12 +150,16 @@ func runLogout(ctx context.Context, o *logoutOptions) error {
 		revokeErr = o.revoke(ctx, e.RefreshToken)
 	}
 
-	existed, err := store.Delete(apiURL)
+	existed, err := store.DeleteAccount(apiURL, account)
 	if err != nil {
 		return fmt.Errorf("deleting the stored tokens: %w", err)
 	}
 	if existed {
-		fmt.Fprintf(errOut, "Deleted the stored tokens for %s.\n", apiURL)
+		whose := ""
+		if loadErr == nil {
+			whose = " (" + displayText(e.Account.Name) + ")"
+		}
+		fmt.Fprintf(errOut, "Deleted the stored tokens for %s%s.\n", apiURL, whose)
 	}
 	if loadErr == nil && !e.Expiry.IsZero() && o.deps.Now().Before(e.Expiry) {
 		fmt.Fprintf(errOut, "An access token already handed out stays valid until %s.\n", formatExpiry(e.Expiry, o.deps.Now()))

@@ -55,7 +55,8 @@ func UsageErrorf(format string, args ...any) error {
 type NewCommand func(app *App) *cobra.Command
 
 // NewRootCommand returns the `nsauth` command with the terminal client's
-// subcommands (login, token, whoami, status, logout, completion, version)
+// subcommands (login, token, whoami, status, logout, accounts, switch,
+// completion, version)
 // and more: the server's commands (package servercmd) in nsauth-server, or
 // in nsauth the stand-ins that run nsauth-server ([ServerStandIns]). The
 // client's commands are in this package, and the server's are not, so that
@@ -83,6 +84,8 @@ provider for command-line clients, and logs people in from a terminal.`,
 		newWhoamiCommand(app, nil),
 		newStatusCommand(app, nil),
 		newLogoutCommand(app, nil),
+		newAccountsCommand(app, nil),
+		newSwitchCommand(app, nil),
 		newCompletionCommand(app),
 		newVersionCommand(app),
 	)

@@ -34,52 +34,62 @@ func authDisabledError(apiURL string) error {
 	return fmt.Errorf("authentication is disabled on %s: requests need no token, and there is nothing to log in to", apiURL)
 }
 
-// token returns a usable access token for c, refreshing it if it has less
-// than margin left (see tokensource.Config.Margin). When there is none it
-// says why: apiURL is not an API server, the server refused the session
-// (now, which is recorded, or before), authentication is disabled there,
-// or a login is needed.
-func (d clientDeps) token(ctx context.Context, c clientOptions, margin time.Duration) (*oauth2.Token, error) {
+// token returns a usable access token for c, and the account it belongs
+// to, refreshing it if it has less than margin left (see
+// tokensource.Config.Margin). When there is none it says why: apiURL is
+// not an API server, --account names no account (a usage error), none is
+// active, the server refused the session (now, which is recorded, or
+// before), authentication is disabled there, or a login is needed.
+func (d clientDeps) token(ctx context.Context, c clientOptions, margin time.Duration) (*oauth2.Token, tokenstore.Account, error) {
+	var none tokenstore.Account
+	store, err := d.store(c.ConfigDir)
+	if err != nil {
+		return nil, none, err
+	}
+	if err := checkAccountFlag(store, c); err != nil {
+		return nil, none, err
+	}
 	ts, err := d.tokenSource(c, margin)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	refreshes := d.Exchanges.called(mgmtv1alpha1connect.AuthServiceRefreshCliProcedure)
 	tok, err := ts.TokenContext(ctx)
 	if err == nil {
-		return tok, nil
+		return tok, ts.Account(), nil
 	}
 	if s := d.Exchanges.diagnosis(c.APIURL); s != "" {
-		return nil, errors.New(s)
+		return nil, none, errors.New(s)
+	}
+	if errors.Is(err, tokenstore.ErrNoActiveAccount) {
+		return nil, none, noActiveAccountError(store, c.APIURL)
 	}
 	if !errors.Is(err, tokensource.ErrLoginRequired) {
-		return nil, fmt.Errorf("%w; try again later, or %s", err, loginHint(c.APIURL))
+		return nil, none, fmt.Errorf("%w; try again later, or %s", err, loginHint(c.APIURL))
 	}
-	store, serr := d.store(c.ConfigDir)
-	if serr != nil {
-		return nil, serr
-	}
+	// The account the source read, if it got that far.
+	account := firstNonEmpty(ts.Account().ID, c.Account)
 	// tokensource asks for a login after calling RefreshCli only when the
 	// server refused the refresh token. It forgets that token; the access
 	// token, which may look fresh, must go too.
 	if d.Exchanges.called(mgmtv1alpha1connect.AuthServiceRefreshCliProcedure) > refreshes {
-		if err := d.recordRefusal(ctx, store, c.APIURL, func(e *tokenstore.Entry) bool { return e.RefreshToken == "" }); err != nil {
-			return nil, err
+		if err := d.recordRefusal(ctx, store, c.APIURL, account, func(e *tokenstore.Entry) bool { return e.RefreshToken == "" }); err != nil {
+			return nil, none, err
 		}
-		return nil, sessionRefusedError(c.APIURL)
+		return nil, none, sessionRefusedError(c.APIURL)
 	}
-	if e, lerr := store.LoadMetadata(c.APIURL); lerr == nil && e.Refused() {
-		return nil, sessionRefusedError(c.APIURL)
+	if e, lerr := store.LoadAccountMetadata(c.APIURL, account); lerr == nil && e.Refused() {
+		return nil, none, sessionRefusedError(c.APIURL)
 	}
 	// Nothing usable is stored. Before sending anyone to log in, check that
 	// there is something to log in to.
 	if enabled, known := d.authEnabled(ctx, c.APIURL); known && !enabled {
-		return nil, authDisabledError(c.APIURL)
+		return nil, none, authDisabledError(c.APIURL)
 	}
 	if s := d.Exchanges.diagnosis(c.APIURL); s != "" {
-		return nil, errors.New(s)
+		return nil, none, errors.New(s)
 	}
-	return nil, fmt.Errorf("%w; %s", err, loginHint(c.APIURL))
+	return nil, none, fmt.Errorf("%w; %s", err, loginHint(c.APIURL))
 }
 
 // authEnabled asks apiURL whether it has authentication enabled; known is
@@ -100,13 +110,13 @@ func (d clientDeps) authEnabled(ctx context.Context, apiURL string) (enabled, kn
 // recorded as refused. An entry that no longer holds accessToken (another
 // process refreshed or logged in meanwhile) is left alone, with canRefresh
 // true.
-func (d clientDeps) refusedAccessToken(ctx context.Context, c clientOptions, accessToken string) (canRefresh bool, err error) {
+func (d clientDeps) refusedAccessToken(ctx context.Context, c clientOptions, account, accessToken string) (canRefresh bool, err error) {
 	store, err := d.store(c.ConfigDir)
 	if err != nil {
 		return false, err
 	}
 	canRefresh = true
-	err = d.updateEntry(ctx, store, c.APIURL, func(e *tokenstore.Entry) bool {
+	err = d.updateEntry(ctx, store, c.APIURL, account, func(e *tokenstore.Entry) bool {
 		if e.AccessToken != accessToken {
 			return false
 		}
@@ -121,10 +131,10 @@ func (d clientDeps) refusedAccessToken(ctx context.Context, c clientOptions, acc
 	return canRefresh, err
 }
 
-// recordRefusal marks apiURL's entry refused if stillRefused says it is
-// still the refused one.
-func (d clientDeps) recordRefusal(ctx context.Context, store *tokenstore.Store, apiURL string, stillRefused func(*tokenstore.Entry) bool) error {
-	return d.updateEntry(ctx, store, apiURL, func(e *tokenstore.Entry) bool {
+// recordRefusal marks the entry of apiURL's account (an ID, or empty for
+// the active one) refused if stillRefused says it is still the refused one.
+func (d clientDeps) recordRefusal(ctx context.Context, store *tokenstore.Store, apiURL, account string, stillRefused func(*tokenstore.Entry) bool) error {
+	return d.updateEntry(ctx, store, apiURL, account, func(e *tokenstore.Entry) bool {
 		if e.Refused() || !stillRefused(e) {
 			return false
 		}
@@ -133,9 +143,10 @@ func (d clientDeps) recordRefusal(ctx context.Context, store *tokenstore.Store, 
 	})
 }
 
-// updateEntry changes apiURL's entry under its lock; change reports
-// whether there is anything to save. A missing entry is left missing.
-func (d clientDeps) updateEntry(ctx context.Context, store *tokenstore.Store, apiURL string, change func(*tokenstore.Entry) bool) error {
+// updateEntry changes the entry of apiURL's account (as for
+// recordRefusal) under the server's lock; change reports whether there is
+// anything to save. A missing entry is left missing.
+func (d clientDeps) updateEntry(ctx context.Context, store *tokenstore.Store, apiURL, account string, change func(*tokenstore.Entry) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, sessionTimeout)
 	defer cancel()
 	unlock, err := store.Lock(ctx, apiURL)
@@ -143,7 +154,7 @@ func (d clientDeps) updateEntry(ctx context.Context, store *tokenstore.Store, ap
 		return fmt.Errorf("recording the server's refusal: %w", err)
 	}
 	defer unlock()
-	e, err := store.Load(apiURL)
+	e, err := store.LoadAccount(apiURL, account)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
 		return nil

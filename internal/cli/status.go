@@ -37,8 +37,9 @@ func newStatusCommand(app *App, runF func(context.Context, *statusOptions) error
 		Use:   "status",
 		Short: "Show the API URL, whether it has authentication enabled, and whether you are logged in",
 		Long: `Show the API URL, whether the server is reachable and has authentication
-enabled (GetAuthStatus), whether tokens are stored for it, and when the
-access token expires. Nothing is refreshed.
+enabled (GetAuthStatus), whether tokens are stored for it, the active account
+and how many are stored, and when the access token expires. Nothing is
+refreshed.
 
 A session the server refused (found out by whoami or a refresh) shows as
 not logged in, with when it was refused.
@@ -68,11 +69,18 @@ not being logged in is not an error.`,
 
 // statusResult is status's JSON output.
 type statusResult struct {
-	APIURL          string     `json:"api_url"`
-	Reachable       bool       `json:"reachable"`
-	ServerError     string     `json:"server_error,omitempty"`
-	AuthEnabled     *bool      `json:"auth_enabled,omitempty"`
-	LoggedIn        bool       `json:"logged_in"`
+	APIURL      string `json:"api_url"`
+	Reachable   bool   `json:"reachable"`
+	ServerError string `json:"server_error,omitempty"`
+	AuthEnabled *bool  `json:"auth_enabled,omitempty"`
+	LoggedIn    bool   `json:"logged_in"`
+	// Account and AccountID are the active account's; Accounts counts the
+	// server's stored accounts.
+	Account   string `json:"account,omitempty"`
+	AccountID string `json:"account_id,omitempty"`
+	Accounts  int    `json:"accounts"`
+	// NoActiveAccount is set when accounts are stored and none is active.
+	NoActiveAccount bool       `json:"no_active_account,omitempty"`
 	StoreError      string     `json:"store_error,omitempty"`
 	Storage         string     `json:"storage,omitempty"`
 	TokenFile       string     `json:"token_file,omitempty"`
@@ -89,8 +97,14 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 	if err != nil {
 		return err
 	}
+	// Counting is best effort: a store that cannot be listed shows in
+	// LoadMetadata's error, or (a keyring to read) not at all.
+	entries, _, _ := store.Accounts(o.client.APIURL)
+	res.Accounts = len(entries)
 	e, err := store.LoadMetadata(o.client.APIURL)
 	switch {
+	case errors.Is(err, tokenstore.ErrNoActiveAccount):
+		res.NoActiveAccount = true
 	case errors.Is(err, tokenstore.ErrNotFound):
 	case err != nil:
 		res.StoreError = err.Error()
@@ -98,6 +112,10 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 		res.LoggedIn = e.AccessToken != "" || e.RefreshToken != "" || e.Storage == tokenstore.StorageKeyring
 		res.Storage = string(e.Storage)
 		res.TokenFile = store.Path(o.client.APIURL)
+		res.Account, res.AccountID = displayText(e.Account.Name), e.Account.ID
+		if res.Accounts == 0 {
+			res.Accounts = 1
+		}
 		if !e.Expiry.IsZero() {
 			exp := e.Expiry.UTC()
 			res.ExpiresAt = &exp
@@ -160,6 +178,8 @@ func (o *statusOptions) print(res statusResult) error {
 	switch {
 	case res.StoreError != "":
 		fmt.Fprintf(w, "Logged in:\tunknown: %s\n", res.StoreError)
+	case res.NoActiveAccount:
+		fmt.Fprintf(w, "Logged in:\tno active account (%s on this server; %s)\n", countAccounts(res.Accounts), switchHint(res.APIURL, "ACCOUNT"))
 	case res.RefusedAt != nil:
 		fmt.Fprintf(w, "Logged in:\tno (the server refused the session at %s; %s)\n", formatPast(*res.RefusedAt, o.deps.Now()), loginHint(res.APIURL))
 	case res.LoggedIn:
@@ -168,6 +188,12 @@ func (o *statusOptions) print(res statusResult) error {
 		fmt.Fprintf(w, "Logged in:\tno (the access token has expired and there is no refresh token)\n")
 	default:
 		fmt.Fprintf(w, "Logged in:\tno\n")
+	}
+	switch {
+	case res.Account != "" && res.Accounts > 1:
+		fmt.Fprintf(w, "Account:\t%s (active; %s on this server, nsauth accounts lists them)\n", res.Account, countAccounts(res.Accounts))
+	case res.Account != "":
+		fmt.Fprintf(w, "Account:\t%s\n", res.Account)
 	}
 	if res.ExpiresAt != nil {
 		verb := "expires"

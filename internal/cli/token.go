@@ -40,7 +40,10 @@ authentication disabled on the server (no token is needed there).`,
 		Example: `  curl -H "Authorization: Bearer $(nsauth token)" http://localhost:8080/…
 
   # Against another server
-  NSAUTH_API_URL=https://neosync.example.com nsauth token`,
+  NSAUTH_API_URL=https://neosync.example.com nsauth token
+
+  # As another of the accounts logged in (nsauth accounts lists them)
+  nsauth token --account bob@example.com`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.client.resolve(o.app.Getenv); err != nil {
@@ -53,6 +56,7 @@ authentication disabled on the server (no token is needed there).`,
 		},
 	}
 	o.client.addFlags(cmd.Flags())
+	o.client.addAccountFlag(app, cmd)
 	cmd.Flags().DurationVar(&o.Margin, "margin", tokensource.DefaultMargin, "refresh a token that expires within this long")
 	return cmd
 }
@@ -62,7 +66,7 @@ func runToken(ctx context.Context, o *tokenOptions) error {
 	if margin == 0 {
 		margin = -1 // tokensource: zero means the default, negative means none
 	}
-	tok, err := o.deps.token(ctx, o.client, margin)
+	tok, _, err := o.deps.token(ctx, o.client, margin)
 	if err != nil {
 		return err
 	}

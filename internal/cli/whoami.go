@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // whoamiOptions holds `nsauth whoami`'s flags and dependencies.
@@ -48,7 +49,8 @@ checks the new token; otherwise, or when the refresh is refused too, the
 session is recorded as refused, and token and status say so until the next
 nsauth login.`,
 		Example: `  nsauth whoami
-  nsauth whoami --output json | jq -r .email`,
+  nsauth whoami --output json | jq -r .email
+  nsauth whoami --account bob@example.com`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.client.resolve(o.app.Getenv); err != nil {
@@ -63,13 +65,17 @@ nsauth login.`,
 		},
 	}
 	o.client.addFlags(cmd.Flags())
+	o.client.addAccountFlag(app, cmd)
 	addOutputFlag(cmd, &output)
 	return cmd
 }
 
 // whoamiResult is whoami's JSON output.
 type whoamiResult struct {
-	APIURL    string     `json:"api_url"`
+	APIURL string `json:"api_url"`
+	// Account and AccountID are the stored account the token is of.
+	Account   string     `json:"account"`
+	AccountID string     `json:"account_id"`
 	Subject   string     `json:"subject,omitempty"`
 	Name      string     `json:"name,omitempty"`
 	Email     string     `json:"email,omitempty"`
@@ -80,7 +86,7 @@ type whoamiResult struct {
 }
 
 func runWhoami(ctx context.Context, o *whoamiOptions) error {
-	tok, resp, err := o.checkedToken(ctx)
+	tok, account, resp, err := o.checkedToken(ctx)
 	if err != nil {
 		return err
 	}
@@ -89,13 +95,15 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 	id := identityFromTokens(idToken, tok.AccessToken)
 	m := resp
 	res := whoamiResult{
-		APIURL:   o.client.APIURL,
-		Subject:  firstNonEmpty(displayText(m.GetSubject()), id.Subject),
-		Name:     id.Name,
-		Email:    id.Email,
-		Username: id.Username,
-		Issuer:   firstNonEmpty(displayText(m.GetIssuer()), id.Issuer),
-		Scopes:   m.GetScopes(),
+		APIURL:    o.client.APIURL,
+		Account:   displayText(account.Name),
+		AccountID: account.ID,
+		Subject:   firstNonEmpty(displayText(m.GetSubject()), id.Subject),
+		Name:      id.Name,
+		Email:     id.Email,
+		Username:  id.Username,
+		Issuer:    firstNonEmpty(displayText(m.GetIssuer()), id.Issuer),
+		Scopes:    m.GetScopes(),
 	}
 	if len(res.Scopes) == 0 {
 		res.Scopes = strings.Fields(scope)
@@ -127,6 +135,7 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 		}
 	}
 	row("API URL", res.APIURL)
+	row("Account", res.Account)
 	row("Subject", res.Subject)
 	row("Name", res.Name)
 	row("Email", res.Email)
@@ -143,32 +152,37 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 // CheckToken answer for it. A token the server refuses is forgotten (see
 // refusedAccessToken) and, when a refresh token is stored, replaced by a
 // refreshed one, which is checked in turn.
-func (o *whoamiOptions) checkedToken(ctx context.Context) (*oauth2.Token, *mgmtv1alpha1.CheckTokenResponse, error) {
+func (o *whoamiOptions) checkedToken(ctx context.Context) (*oauth2.Token, tokenstore.Account, *mgmtv1alpha1.CheckTokenResponse, error) {
 	apiURL := o.client.APIURL
+	client := o.client
+	var none tokenstore.Account
 	for attempt := 1; ; attempt++ {
-		tok, err := o.deps.token(ctx, o.client, 0)
+		tok, account, err := o.deps.token(ctx, client, 0)
 		if err != nil {
-			return nil, nil, err
+			return nil, none, nil, err
 		}
+		// A second attempt is about the same account, even if another
+		// became active meanwhile.
+		client.Account = account.ID
 		req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
 		req.Header().Set("Authorization", tok.Type()+" "+tok.AccessToken)
 		resp, err := o.deps.authClient(apiURL).CheckToken(ctx, req)
 		switch {
 		case err == nil:
-			return tok, resp.Msg, nil
+			return tok, account, resp.Msg, nil
 		case connect.CodeOf(err) != connect.CodeUnauthenticated || o.deps.Exchanges.diagnosis(apiURL) != "":
-			return nil, nil, o.deps.callError(apiURL, "checking the token", err)
+			return nil, none, nil, o.deps.callError(apiURL, "checking the token", err)
 		}
-		canRefresh, rerr := o.deps.refusedAccessToken(ctx, o.client, tok.AccessToken)
+		canRefresh, rerr := o.deps.refusedAccessToken(ctx, o.client, account.ID, tok.AccessToken)
 		switch {
 		case rerr != nil:
-			return nil, nil, rerr
+			return nil, none, nil, rerr
 		case !canRefresh:
-			return nil, nil, sessionRefusedError(apiURL)
+			return nil, none, nil, sessionRefusedError(apiURL)
 		case attempt == 2:
 			// A token refreshed a moment ago is refused too: logging in
 			// again would give another such token.
-			return nil, nil, errors.New("the server refuses even a freshly refreshed access token: its token checking does not match the tokens it issues (a configuration problem on the server, such as AUTH_AUDIENCE), not a problem with your login")
+			return nil, none, nil, errors.New("the server refuses even a freshly refreshed access token: its token checking does not match the tokens it issues (a configuration problem on the server, such as AUTH_AUDIENCE), not a problem with your login")
 		}
 	}
 }

@@ -109,8 +109,12 @@ type Provider struct {
 	stopped        chan struct{} // closed when the test ends, releasing hung handlers
 	noRecord       bool
 	tokenType      string
-	forms          []url.Values // token, revocation and introspection forms received
+	forms          []url.Values       // token, revocation and introspection forms received
+	profiles       map[string]profile // by subject; others are Test User
 }
+
+// profile is what the ID token says about a user besides the subject.
+type profile struct{ name, email string }
 
 type grant struct {
 	subject, scope, redirectURI, challenge, nonce string
@@ -435,6 +439,19 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
 }
 
+// SetUser makes the authorize endpoint approve subject from now on, with
+// name and email in its ID tokens (other subjects keep "Test User" and
+// "user@example.test"): a second person logging in.
+func (p *Provider) SetUser(subject, name, email string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.profiles == nil {
+		p.profiles = map[string]profile{}
+	}
+	p.Subject = subject
+	p.profiles[subject] = profile{name, email}
+}
+
 // oauthError writes an RFC 6749 §5.2 error with bait in the description.
 func oauthError(w http.ResponseWriter, status int, code string) {
 	writeJSON(w, status, map[string]string{"error": code, "error_description": "refused " + LeakBait})
@@ -505,7 +522,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		resp["access_token"] = p.signLocked(p.accessClaimsLocked(g.subject, g.scope), map[string]any{"typ": "at+jwt"})
 	}
 	if slices.Contains(strings.Fields(g.scope), "openid") {
-		idc := map[string]any{"iss": p.Issuer, "sub": g.subject, "aud": p.ClientID, "iat": p.now().Unix(), "exp": p.now().Add(p.accessTTL).Unix(), "name": "Test User", "email": "user@example.test"}
+		who, ok := p.profiles[g.subject]
+		if !ok {
+			who = profile{"Test User", "user@example.test"}
+		}
+		idc := map[string]any{"iss": p.Issuer, "sub": g.subject, "aud": p.ClientID, "iat": p.now().Unix(), "exp": p.now().Add(p.accessTTL).Unix(), "name": who.name, "email": who.email}
 		if g.nonce != "" {
 			idc["nonce"] = g.nonce
 		}

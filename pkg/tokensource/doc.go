@@ -9,6 +9,12 @@
 // writes the result. However many processes and goroutines ask at once, one
 // refresh call is made and a rotated refresh token is never lost.
 //
+// A server may have several accounts stored (`nsauth accounts`). A source
+// uses [Config.Account], or by default the account active when it first
+// reads the store, and keeps to it: refreshes of different accounts never
+// mix their tokens, and each account is refreshed once however many
+// processes ask.
+//
 // When the stored tokens cannot be refreshed (none stored, no refresh
 // token, or the server rejected it) the error wraps [ErrLoginRequired]: the
 // user must run `nsauth login` again. A rejected refresh token is forgotten,

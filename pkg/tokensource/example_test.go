@@ -70,6 +70,39 @@ func ExampleTokenSource_TokenContext() {
 	// Output: please run: nsauth login --api-url http://localhost:8080
 }
 
+// A program that acts for one of the users logged in to a server names the
+// account, as `nsauth accounts` shows it; without Config.Account it gets
+// the active one. An account that is not logged in is ErrLoginRequired, and
+// tokenstore.ErrUnknownAccount says why.
+func ExampleConfig_account() {
+	apiURL, configDir, cleanup, err := exampleLogin()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cleanup()
+
+	for _, account := range []string{"", "bob@example.com"} {
+		ts, err := tokensource.New(tokensource.Config{APIURL: apiURL, ConfigDir: configDir, Account: account})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		_, err = ts.Token()
+		switch {
+		case errors.Is(err, tokenstore.ErrUnknownAccount):
+			fmt.Printf("%s: not logged in (login required: %v)\n", account, errors.Is(err, tokensource.ErrLoginRequired))
+		case err != nil:
+			fmt.Println(err)
+		default:
+			fmt.Printf("the active account: %s\n", ts.Account().Name)
+		}
+	}
+	// Output:
+	// the active account: user-123
+	// bob@example.com: not logged in (login required: true)
+}
+
 // exampleLogin starts a fake API server and stores an expired login for
 // it through pkg/tokenstore, as `nsauth login` would have left it an hour
 // ago.
@@ -93,7 +126,8 @@ func exampleLogin() (apiURL, configDir string, cleanup func(), err error) {
 	if err != nil {
 		return fail(err)
 	}
-	err = store.Save(&tokenstore.Entry{APIURL: apiURL, AccessToken: at, RefreshToken: rt, Expiry: time.Now().Add(-time.Hour)})
+	account := tokenstore.Account{ID: tokenstore.AccountID(apiURL, "user-123"), Name: "user-123", Subject: "user-123", Issuer: apiURL}
+	err = store.Save(&tokenstore.Entry{APIURL: apiURL, AccessToken: at, RefreshToken: rt, Expiry: time.Now().Add(-time.Hour), Account: account})
 	if err != nil {
 		return fail(err)
 	}

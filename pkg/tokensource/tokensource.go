@@ -38,6 +38,15 @@ type Config struct {
 	// APIURL is the server's URL, as given to `nsauth login --api-url`.
 	// Required.
 	APIURL string
+	// Account selects which of the server's stored accounts to use: its
+	// name (as `nsauth accounts` shows it) or its ID, matched exactly.
+	// Empty means the account that is active when the source first reads
+	// the store. Either way the source keeps to the account it first read
+	// for its whole life: a later `nsauth switch` changes what new sources
+	// use, never the identity behind a running program's tokens. An
+	// account that is not stored is an error wrapping ErrLoginRequired and
+	// [tokenstore.ErrUnknownAccount].
+	Account string
 	// ConfigDir is nsauth's configuration directory. Defaults to
 	// $NSAUTH_CONFIG_DIR, or the nsauth directory in os.UserConfigDir.
 	ConfigDir string
@@ -62,10 +71,11 @@ type Config struct {
 	Now func() time.Time
 }
 
-// TokenSource returns the stored access token for one API URL, refreshing
-// it when needed. It is safe for concurrent use; one refresh runs at a time.
+// TokenSource returns the stored access token of one account of one API
+// URL (see [Config.Account]), refreshing it when needed. It is safe for concurrent use; one refresh runs at a time.
 type TokenSource struct {
 	apiURL      string
+	account     string // as configured: a name, an ID, or empty
 	store       *tokenstore.Store
 	client      mgmtv1alpha1connect.AuthServiceClient
 	margin      time.Duration
@@ -74,6 +84,8 @@ type TokenSource struct {
 
 	mu     sync.Mutex
 	cached *tokenstore.Entry
+	// resolved is the account first read, which every later read uses.
+	resolved tokenstore.Account
 }
 
 var _ oauth2.TokenSource = (*TokenSource)(nil)
@@ -114,6 +126,7 @@ func New(cfg Config) (*TokenSource, error) {
 	}
 	return &TokenSource{
 		apiURL:      apiURL,
+		account:     cfg.Account,
 		store:       store,
 		client:      mgmtv1alpha1connect.NewAuthServiceClient(cfg.HTTPClient, apiURL),
 		margin:      cfg.Margin,
@@ -124,6 +137,29 @@ func New(cfg Config) (*TokenSource, error) {
 
 // APIURL returns the normalized API URL the source serves tokens for.
 func (s *TokenSource) APIURL() string { return s.apiURL }
+
+// Account returns the account the source serves tokens for, once a call
+// of Token or TokenContext has read it from the store; before that, the
+// zero Account.
+func (s *TokenSource) Account() tokenstore.Account {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resolved
+}
+
+// load reads the stored entry of the source's account.
+func (s *TokenSource) load() (*tokenstore.Entry, error) {
+	account := s.account
+	if s.resolved.ID != "" {
+		account = s.resolved.ID
+	}
+	e, err := s.store.LoadAccount(s.apiURL, account)
+	if err != nil {
+		return nil, s.loadError(err)
+	}
+	s.resolved = e.Account
+	return e, nil
+}
 
 // Token implements oauth2.TokenSource. It is TokenContext without a
 // deadline of the caller's; the HTTP client's timeout and the lock timeout
@@ -142,9 +178,9 @@ func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	if s.cached.Fresh(s.now(), s.margin) {
 		return toOAuth2(s.cached), nil
 	}
-	e, err := s.store.Load(s.apiURL)
+	e, err := s.load()
 	if err != nil {
-		return nil, s.loadError(err)
+		return nil, err
 	}
 	if !e.Fresh(s.now(), s.margin) {
 		if e, err = s.refresh(ctx, e); err != nil {
@@ -156,7 +192,10 @@ func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 }
 
 func (s *TokenSource) loadError(err error) error {
-	if errors.Is(err, tokenstore.ErrNotFound) {
+	switch {
+	case errors.Is(err, tokenstore.ErrUnknownAccount), errors.Is(err, tokenstore.ErrNoActiveAccount):
+		return fmt.Errorf("%w: %w", err, ErrLoginRequired)
+	case errors.Is(err, tokenstore.ErrNotFound):
 		return fmt.Errorf("not logged in to %s: %w", s.apiURL, ErrLoginRequired)
 	}
 	return fmt.Errorf("reading stored tokens: %w", err)
@@ -173,9 +212,9 @@ func (s *TokenSource) refresh(ctx context.Context, seen *tokenstore.Entry) (*tok
 	}
 	defer unlock()
 
-	cur, err := s.store.Load(s.apiURL)
+	cur, err := s.load()
 	if err != nil {
-		return nil, s.loadError(err)
+		return nil, err
 	}
 	now := s.now()
 	if cur.Fresh(now, s.margin) {
@@ -207,6 +246,9 @@ func (s *TokenSource) refresh(ctx context.Context, seen *tokenstore.Entry) (*tok
 		return nil, fmt.Errorf("refreshing the access token: %w", err)
 	}
 	next.Storage = cur.Storage
+	// The same account, whatever the new tokens say (an email changed at
+	// the provider does not make another user).
+	next.Account = cur.Account
 	if next.RefreshToken == "" {
 		next.RefreshToken = cur.RefreshToken // not rotated
 	}

@@ -17,15 +17,22 @@ const (
 	StorageKeyring Storage = "keyring"
 )
 
-// entryVersion is the file format version written by this package.
-const entryVersion = 1
+// entryVersion is the file format version written by this package: 2
+// since accounts (see legacy.go for 1).
+const entryVersion = 2
 
-// Entry is what is stored for one API URL. Its String, GoString, Format and
+// Entry is what is stored for one account of one API URL. Its String, GoString, Format and
 // LogValue methods never reveal the tokens, so an Entry can be printed or
 // logged by mistake without leaking them.
 type Entry struct {
 	// APIURL is the normalized API URL the tokens belong to.
 	APIURL string `json:"api_url"`
+	// Account is the user the tokens belong to, one of the server's
+	// accounts. Zero means the active account to [Store.Save]. An entry
+	// read from a store written before accounts has the account its tokens
+	// name, except, from LoadMetadata, one whose tokens are in the keyring:
+	// its Account is zero.
+	Account Account `json:"account,omitzero"`
 	// Storage is where the secrets are kept. Empty means StorageFile.
 	Storage Storage `json:"storage"`
 	// AccessToken is the bearer token sent to the API.
@@ -98,8 +105,8 @@ func (e Entry) String() string {
 	if !e.RefusedAt.IsZero() {
 		refused = " refused_at=" + e.RefusedAt.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("tokenstore.Entry{api_url=%s storage=%s access_token=%s refresh_token=%s expiry=%s%s}",
-		e.APIURL, e.storage(), redacted(e.AccessToken), redacted(e.RefreshToken), exp, refused)
+	return fmt.Sprintf("tokenstore.Entry{api_url=%s account=%s storage=%s access_token=%s refresh_token=%s expiry=%s%s}",
+		e.APIURL, firstNonEmpty(e.Account.ID, "unknown"), e.storage(), redacted(e.AccessToken), redacted(e.RefreshToken), exp, refused)
 }
 
 // GoString is String, so that %#v does not print the tokens either.
@@ -109,6 +116,7 @@ func (e Entry) GoString() string { return e.String() }
 func (e Entry) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("api_url", e.APIURL),
+		slog.String("account", e.Account.ID),
 		slog.String("storage", string(e.storage())),
 		slog.Bool("has_refresh_token", e.RefreshToken != ""),
 		slog.Time("expiry", e.Expiry),

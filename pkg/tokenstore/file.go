@@ -12,31 +12,35 @@ import (
 // checkDir checks the token directory, creating it (mode 0700, parents
 // included) when create is set. A missing directory with create unset is
 // ErrNotFound.
-func (s *Store) checkDir(create bool) error {
-	fi, err := os.Lstat(s.dir)
+func (s *Store) checkDir(create bool) error { return checkPrivateDir(s.dir, create) }
+
+// checkPrivateDir checks a directory of the store (the token directory or
+// a server's), as checkDir does.
+func checkPrivateDir(dir string, create bool) error {
+	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
-			return fmt.Errorf("%s: %w", s.dir, ErrNotFound)
+			return fmt.Errorf("%s: %w", dir, ErrNotFound)
 		}
 		// MkdirAll applies the umask; chmod the leaf to be sure.
-		if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("creating the token directory: %w", err)
 		}
-		if err := os.Chmod(s.dir, 0o700); err != nil {
+		if err := os.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("creating the token directory: %w", err)
 		}
-		fi, err = os.Lstat(s.dir)
+		fi, err = os.Lstat(dir)
 	}
 	if err != nil {
 		return fmt.Errorf("checking the token directory: %w", err)
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		return fmt.Errorf("%w: %s is a symbolic link; remove it and log in again", ErrInsecureFile, s.dir)
+		return fmt.Errorf("%w: %s is a symbolic link; remove it and log in again", ErrInsecureFile, dir)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("%w: %s is not a directory", ErrInsecureFile, s.dir)
+		return fmt.Errorf("%w: %s is not a directory", ErrInsecureFile, dir)
 	}
-	return checkPrivate(s.dir, fi, "chmod 700")
+	return checkPrivate(dir, fi, "chmod 700")
 }
 
 // readPrivateFile reads a token file after checking that it is a regular

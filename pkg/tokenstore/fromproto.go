@@ -9,7 +9,7 @@ import (
 )
 
 // FromAccessToken turns a LoginCli or RefreshCli answer into a stored
-// entry. The expiry counts from issuedAt (taken before the call, so it errs
+// entry, of the account the tokens name ([AccountFromTokens]). The expiry counts from issuedAt (taken before the call, so it errs
 // early); when the server sends no lifetime, the access token's own `exp`
 // is used if it is a JWT, and otherwise the expiry stays unknown.
 func FromAccessToken(apiURL string, at *mgmtv1alpha1.AccessToken, issuedAt time.Time) (*Entry, error) {
@@ -28,6 +28,7 @@ func FromAccessToken(apiURL string, at *mgmtv1alpha1.AccessToken, issuedAt time.
 		IDToken:      at.GetIdToken(),
 		TokenType:    tokenType,
 		Scope:        at.GetScope(),
+		Account:      AccountFromTokens(at.GetIdToken(), at.GetAccessToken()),
 	}
 	switch {
 	case at.GetExpiresIn() > 0:

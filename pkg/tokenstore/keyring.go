@@ -8,13 +8,14 @@ import (
 )
 
 // keyringService is the service name under which entries are stored in the
-// OS keyring; the API URL is the item's user name.
+// OS keyring; see keyringUser for the item's user name.
 const keyringService = "nsauth"
 
 // Keyring is the part of an OS keyring the store uses. Get and Delete
 // return an error wrapping ErrNotFound for a missing item. The store keeps
-// each entry's secrets under the service "nsauth", with the normalized API
-// URL as the user. Tests pass an in-memory implementation; programs
+// each entry's secrets under the service "nsauth", with "<normalized API
+// URL>#<account ID>" as the user (the API URL alone in a store written
+// before accounts). Tests pass an in-memory implementation; programs
 // normally leave it to [SystemKeyring].
 type Keyring interface {
 	Get(service, user string) (string, error)
