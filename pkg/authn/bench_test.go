@@ -2,8 +2,10 @@ package authn_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -74,6 +76,28 @@ func BenchmarkInterceptorCached(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := call(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyCachedRevocations is BenchmarkVerifyCached with a
+// RevocationSet of 1000 other revoked tokens consulted on every call.
+func BenchmarkVerifyCachedRevocations(b *testing.B) {
+	p := oidctest.New(b)
+	revoked := &authn.RevocationSet{}
+	for i := range 1000 {
+		revoked.Add(fmt.Sprintf("other-%d", i), time.Now().Add(time.Hour))
+	}
+	v, _ := newVerifier(b, p, func(c *authn.VerifierConfig, _ *authn.RemoteKeySetConfig) { c.Revocations = revoked })
+	token := p.AccessToken()
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, token); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, token); err != nil {
 			b.Fatal(err)
 		}
 	}
