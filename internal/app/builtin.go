@@ -106,10 +106,6 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if err != nil {
 		return bp, fmt.Errorf("connecting to the built-in provider: %w", err)
 	}
-	revoked, err := followRevocations(bg, st, deps.Now, logger)
-	if err != nil {
-		return bp, err
-	}
 	a := cfg.Auth
 	a.BaseURL, a.ExpectedIssuer = issuerURL, issuerURL
 	a.Audiences = []string{iss.Audience()}
@@ -119,7 +115,13 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		now:          deps.Now,
 		httpClient:   upstream.NewHTTPClientWith(countRequests(transport, bp.requests)),
 		mustDiscover: true,
-		revocations:  revoked,
+	}
+	if a.TokenMode != config.TokenModeIntrospection {
+		// Introspection asks the provider, which reads the store, about
+		// every token: it needs no set of its own.
+		if start.revocations, err = followRevocations(bg, st, deps.Now, logger); err != nil {
+			return bp, err
+		}
 	}
 	p, err := startProvider(ctx, bg, a, start, logger)
 	if err != nil {
