@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
@@ -15,6 +16,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/upstream"
+	"github.com/nsauth/nsauth/pkg/authn"
 )
 
 // builtinProvider is the built-in OpenID provider as the server wires it:
@@ -114,12 +116,42 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		httpClient:   upstream.NewHTTPClientWith(countRequests(transport, bp.requests)),
 		mustDiscover: true,
 	}
+	if a.TokenMode != config.TokenModeIntrospection {
+		// Introspection asks the provider, which reads the store, about
+		// every token: it needs no set of its own.
+		if start.revocations, err = followRevocations(bg, st, deps.Now, logger); err != nil {
+			return bp, err
+		}
+	}
 	p, err := startProvider(ctx, bg, a, start, logger)
 	if err != nil {
 		return bp, fmt.Errorf("the built-in provider: %w", err)
 	}
 	bp.provider = *p
 	return bp, nil
+}
+
+// followRevocations keeps a revocation set current from the store until bg
+// ends, for the token verifier: a JWT access token revoked before it
+// expires (a replayed code, a reused or revoked refresh token, RevokeCli,
+// `nsauth users disable|passwd|delete`, end-session) is refused by the
+// next CheckToken in this process, and within a second in other replicas
+// and after `nsauth users` in another process (see store.FollowRevocations
+// for how each backend learns of them, and its periodic resync). No
+// verification queries the database.
+func followRevocations(bg context.Context, st *store.Store, now func() time.Time, logger *slog.Logger) (*authn.RevocationSet, error) {
+	revoked := &authn.RevocationSet{Now: now}
+	err := st.FollowRevocations(bg, store.FollowConfig{
+		OnError: func(err error) { logger.Warn("revoked tokens may be accepted until this recovers", "error", err) },
+	}, func(rs []store.Revocation) {
+		for _, r := range rs {
+			revoked.Add(r.TokenID, r.ExpiresAt)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading revoked tokens: %w", err)
+	}
+	return revoked, nil
 }
 
 // countRequests counts the requests t serves in process.

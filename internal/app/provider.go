@@ -30,6 +30,11 @@ type providerStart struct {
 	// reason to retry in the background: for the built-in provider, which
 	// is in this process and has no reason to be unreachable.
 	mustDiscover bool
+	// revocations, when set, is consulted by the JWT verifier for every
+	// token it would accept: the built-in provider's revocation set. An
+	// external provider publishes no revocations; there, the introspection
+	// token mode is what honours them before expiry.
+	revocations authn.RevocationChecker
 }
 
 // provider is a discovered provider as the AuthService uses it.
@@ -77,7 +82,7 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 	}
 	go broker.Run(bg)
 
-	verifier, err := newTokenVerifier(a, broker, httpClient, start.now, logger)
+	verifier, err := newTokenVerifier(a, broker, httpClient, start, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +95,8 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 // newTokenVerifier builds what checks access tokens for the configured
 // token mode: JWT verification against the provider's JWKS, RFC 7662
 // introspection, or both (JWT-shaped tokens verified, others introspected).
-func newTokenVerifier(a config.Auth, broker *upstream.Provider, httpClient *http.Client, now func() time.Time, logger *slog.Logger) (authn.TokenVerifier, error) {
+func newTokenVerifier(a config.Auth, broker *upstream.Provider, httpClient *http.Client, start providerStart, logger *slog.Logger) (authn.TokenVerifier, error) {
+	now := start.now
 	var jwtVerifier, introspector authn.TokenVerifier
 	if a.TokenMode != config.TokenModeIntrospection {
 		keys, err := authn.NewRemoteKeySet(authn.RemoteKeySetConfig{URL: broker.JWKSURL, HTTPClient: httpClient, Logger: logger, Now: now})
@@ -105,6 +111,7 @@ func newTokenVerifier(a config.Auth, broker *upstream.Provider, httpClient *http
 			ClockSkew:              a.ClockSkew,
 			Now:                    now,
 			RequireAccessTokenType: a.RequireAccessTokenType,
+			Revocations:            start.revocations,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("configuring token verification: %w", err)

@@ -46,7 +46,10 @@ choose one with nsauth switch, or log in.
 The tokens are deleted even when revocation fails or is not supported (an
 older server, or a provider without a revocation endpoint); the command then
 says so, and exits with status 1 if revocation failed. An access token that
-was already issued stays valid until it expires: JWTs cannot be recalled.`,
+was already issued is refused within a second by a server running the
+built-in provider, or asking an external one by introspection; a server
+checking an external provider's JWTs by signature accepts it until it
+expires.`,
 		Example: `  nsauth logout
   nsauth logout --api-url https://neosync.example.com
   nsauth logout --account bob@example.com

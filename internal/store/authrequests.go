@@ -195,8 +195,6 @@ func (s *Store) revokeGrant(ctx context.Context, q querier, grantID string) erro
 	if _, err := s.exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, now, grantID); err != nil {
 		return fmt.Errorf("revoking refresh tokens: %w", err)
 	}
-	if _, err := s.exec(ctx, q, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL`, now, grantID); err != nil {
-		return fmt.Errorf("revoking access tokens: %w", err)
-	}
-	return nil
+	_, err := s.revokeAccessTokens(ctx, q, now, `grant_id = ?`, grantID)
+	return err
 }

@@ -1,10 +1,30 @@
 package store
 
-import "context"
+import (
+	"context"
+	"database/sql"
+)
 
 // BumpSchemaForTest records a schema version one above this build's, as a
 // newer nsauth would have.
 func BumpSchemaForTest(s *Store) error {
 	_, err := s.exec(context.Background(), s.db, `INSERT INTO nsauth_schema_migrations (version, applied_at) VALUES (?, 0)`, SchemaVersion()+1)
 	return err
+}
+
+// RevocationChannelForTest returns the PostgreSQL channel s notifies
+// revocations on.
+func RevocationChannelForTest(s *Store) string { return s.channel }
+
+// RecordRevocationSilentlyForTest records a revocation without notifying
+// it: a notification that never arrived.
+func RecordRevocationSilentlyForTest(s *Store, id string, expiresAt int64) error {
+	_, err := s.exec(context.Background(), s.db, `INSERT INTO nsauth_revocations (token_id, expires_at, revoked_at) VALUES (?, ?, 0)`, id, expiresAt)
+	return err
+}
+
+// QueryRowForTest runs a query on s's database (PostgreSQL placeholders
+// as written).
+func (s *Store) QueryRowForTest(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.db.QueryRowContext(ctx, query, args...)
 }

@@ -27,6 +27,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		{`DELETE FROM nsauth_auth_requests WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_auth_codes WHERE expires_at <= ?`, now.Add(-codeRetention).UnixMilli()},
 		{`DELETE FROM nsauth_access_tokens WHERE expires_at <= ?`, ms},
+		{`DELETE FROM nsauth_revocations WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_refresh_tokens WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_login_attempts WHERE window_start <= ?`, now.Add(-time.Hour).UnixMilli()},
 		{`DELETE FROM nsauth_signing_keys WHERE expires_at IS NOT NULL AND expires_at <= ?`, ms},

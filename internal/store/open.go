@@ -122,6 +122,12 @@ func OpenPostgres(ctx context.Context, databaseURL string, opts Options) (*Store
 		_ = db.Close()
 		return nil, err
 	}
+	var schema string
+	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("reading the current schema: %w", err)
+	}
+	s.channel = revocationChannel(schema)
 	return s, nil
 }
 

@@ -63,6 +63,9 @@ type Store struct {
 	d        dialect
 	now      func() time.Time
 	location string
+	// channel is the PostgreSQL notification channel of revocations.
+	channel string
+	hooks   revocationHooks
 }
 
 func newStore(db *sql.DB, d dialect, location string, opts Options) *Store {
@@ -115,9 +118,12 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		s.hooks.finish(tx, false)
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	s.hooks.finish(tx, err == nil)
+	if err != nil {
 		return fmt.Errorf("committing transaction: %w", err)
 	}
 	return nil

@@ -157,21 +157,17 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID, userID, clientID strin
 	now := s.nowMillis()
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			`UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND user_id = ? AND client_id = ? AND revoked_at IS NULL`,
-			`UPDATE nsauth_access_tokens SET revoked_at = ? WHERE grant_id = ? AND user_id = ? AND client_id = ? AND revoked_at IS NULL`,
-		} {
-			res, err := s.exec(ctx, tx, q, now, grantID, userID, clientID)
-			if err != nil {
-				return fmt.Errorf("revoking grant: %w", err)
-			}
-			c, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("revoking grant: %w", err)
-			}
-			n += c
+		res, err := s.exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND user_id = ? AND client_id = ? AND revoked_at IS NULL`,
+			now, grantID, userID, clientID)
+		if err != nil {
+			return fmt.Errorf("revoking grant: %w", err)
 		}
-		return nil
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("revoking grant: %w", err)
+		}
+		c, err := s.revokeAccessTokens(ctx, tx, now, `grant_id = ? AND user_id = ? AND client_id = ?`, grantID, userID, clientID)
+		n += c
+		return err
 	})
 	if err != nil {
 		return 0, err
@@ -228,8 +224,6 @@ func (s *Store) ActiveAccessToken(ctx context.Context, id string) (*AccessToken,
 
 // RevokeAccessToken revokes one access token.
 func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
-	if _, err := s.exec(ctx, s.db, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, s.nowMillis(), id); err != nil {
-		return fmt.Errorf("revoking access token: %w", err)
-	}
-	return nil
+	_, err := s.revokeAccessTokens(ctx, s.db, s.nowMillis(), `id = ?`, id)
+	return err
 }

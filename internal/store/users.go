@@ -239,20 +239,27 @@ func (s *Store) updateUser(ctx context.Context, username, query string, args ...
 	})
 }
 
-// DeleteUser deletes a user and, by cascade, everything issued to it.
+// DeleteUser deletes a user and, by cascade, everything issued to it. Its
+// tokens are revoked first, so that the revocations outlive the token
+// records.
 func (s *Store) DeleteUser(ctx context.Context, username string) error {
 	name, err := NormalizeUsername(username)
 	if err != nil {
 		return fmt.Errorf("user: %w", ErrNotFound)
 	}
-	res, err := s.exec(ctx, s.db, `DELETE FROM nsauth_users WHERE username = ?`, name)
-	if err != nil {
-		return fmt.Errorf("deleting user: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("user: %w", ErrNotFound)
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var id string
+		if err := s.queryRow(ctx, tx, `SELECT id FROM nsauth_users WHERE username = ?`+s.d.lockRows, name).Scan(&id); err != nil {
+			return notFound(err, "user")
+		}
+		if err := s.revokeUserTokens(ctx, tx, id); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_users WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("deleting user: %w", err)
+		}
+		return nil
+	})
 }
 
 func (s *Store) revokeUserTokens(ctx context.Context, q querier, userID string) error {
@@ -260,8 +267,6 @@ func (s *Store) revokeUserTokens(ctx context.Context, q querier, userID string) 
 	if _, err := s.exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, now, userID); err != nil {
 		return fmt.Errorf("revoking refresh tokens: %w", err)
 	}
-	if _, err := s.exec(ctx, q, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, now, userID); err != nil {
-		return fmt.Errorf("revoking access tokens: %w", err)
-	}
-	return nil
+	_, err := s.revokeAccessTokens(ctx, q, now, `user_id = ?`, userID)
+	return err
 }

@@ -2,8 +2,10 @@ package authn_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -27,9 +29,11 @@ func BenchmarkBearerToken(b *testing.B) {
 	}
 }
 
-func BenchmarkVerifyCached(b *testing.B) {
+func BenchmarkVerifyCached(b *testing.B) { benchVerifyCached(b, nil) }
+
+func benchVerifyCached(b *testing.B, mutate func(*authn.VerifierConfig, *authn.RemoteKeySetConfig)) {
 	p := oidctest.New(b)
-	v, _ := newVerifier(b, p, nil)
+	v, _ := newVerifier(b, p, mutate)
 	token := p.AccessToken()
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, token); err != nil {
@@ -77,4 +81,33 @@ func BenchmarkInterceptorCached(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkVerifyCachedRevocations is BenchmarkVerifyCached with a
+// RevocationSet of 1000 other revoked tokens consulted on every call.
+func BenchmarkVerifyCachedRevocations(b *testing.B) {
+	revoked := &authn.RevocationSet{}
+	for i := range 1000 {
+		revoked.Add(fmt.Sprintf("other-%d", i), time.Now().Add(time.Hour))
+	}
+	benchVerifyCached(b, func(c *authn.VerifierConfig, _ *authn.RemoteKeySetConfig) { c.Revocations = revoked })
+}
+
+// BenchmarkRevocationSetRevoked is the check alone, from every core at
+// once, as concurrent requests make it.
+func BenchmarkRevocationSetRevoked(b *testing.B) {
+	revoked := &authn.RevocationSet{}
+	for i := range 1000 {
+		revoked.Add(fmt.Sprintf("other-%d", i), time.Now().Add(time.Hour))
+	}
+	claims := &authn.Claims{ID: "not-revoked"}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if revoked.Revoked(ctx, claims) {
+				b.Fatal("revoked")
+			}
+		}
+	})
 }

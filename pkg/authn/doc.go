@@ -6,7 +6,9 @@
 // [RemoteKeySet] that caches the provider's JWKS), then its issuer, audience
 // and validity times. [NewFromIssuer] builds one from the provider's issuer
 // URL by discovery ([Discover]). An [Introspector] asks the provider about
-// opaque tokens, and a [ChainVerifier] combines both.
+// opaque tokens, and a [ChainVerifier] combines both. A JWT is good until
+// it expires unless the Verifier is given a [RevocationChecker], such as a
+// [RevocationSet] the service keeps current from its provider.
 //
 // An [Interceptor] reads the `Authorization: Bearer` header, calls a
 // [TokenVerifier] and stores the resulting [Claims] in the request context,

@@ -355,3 +355,34 @@ func ExampleChainVerifier() {
 	// alice
 	// bob
 }
+
+// A RevocationSet lets a verifier refuse tokens revoked before they
+// expire: whatever learns of revocations (the provider's notifications, a
+// periodic fetch of its revocation list) adds their ids, and every
+// verification, cached or not, consults the set.
+func ExampleRevocationSet() {
+	provider := startExampleProvider()
+	defer provider.Close()
+
+	revoked := &authn.RevocationSet{}
+	verifier, err := authn.NewFromIssuer(context.Background(), provider.URL, authn.VerifierConfig{
+		Audiences:   []string{"my-api"},
+		Revocations: revoked,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	token := provider.issue("alice", map[string]any{"jti": "token-1"})
+	claims, err := verifier.Verify(context.Background(), token)
+	fmt.Println(claims.Subject, err)
+
+	// The provider says token-1 was revoked.
+	revoked.Add("token-1", claims.ExpiresAt)
+	_, err = verifier.Verify(context.Background(), token)
+	fmt.Println(errors.Is(err, authn.ErrInvalidToken))
+	// Output:
+	// alice <nil>
+	// true
+}

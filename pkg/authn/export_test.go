@@ -10,7 +10,7 @@ func Checks() []string {
 	var names []string
 	for _, c := range []check{
 		checkSize, checkEncoding, checkHeader, checkAlgorithm, checkType, checkKey, checkSignature,
-		checkClaims, checkIssuer, checkSubject, checkAudience, checkExpiry, checkNotYet, checkInactive,
+		checkClaims, checkIssuer, checkSubject, checkAudience, checkExpiry, checkNotYet, checkInactive, checkRevoked,
 	} {
 		names = append(names, string(c))
 	}

@@ -53,6 +53,7 @@ const (
 	checkExpiry    check = "expiry"        // exp missing or past
 	checkNotYet    check = "not yet valid" // nbf or iat in the future
 	checkInactive  check = "inactive"      // the introspection endpoint says so
+	checkRevoked   check = "revoked"       // the configured RevocationChecker says so
 )
 
 // refusal is a token that must not be accepted.
@@ -166,6 +167,11 @@ type VerifierConfig struct {
 	// [DefaultCacheEntries]; negative disables caching. Caching needs a
 	// KeySet with a Generation method, such as [RemoteKeySet].
 	CacheEntries int
+	// Revocations, when set, is asked about every token the verifier would
+	// accept, cached results included (see [RevocationChecker]); a token it
+	// reports revoked is refused with an error matching [ErrInvalidToken].
+	// Nil means tokens are good until they expire.
+	Revocations RevocationChecker
 	// HTTPClient is used by [NewFromIssuer] for the discovery document and
 	// the JWKS of the key set it builds. [NewVerifier] makes no request and
 	// ignores it: a KeySet makes its own. Defaults to a client with a 10 s
@@ -243,8 +249,21 @@ func parseAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
 // [ErrInvalidToken] (and [ErrTokenExpired] for expiry) when the token is
 // refused, or [ErrUnavailable] when no keys can be had to judge it. The
 // signature is checked before any claim, so a forged token is never
-// reported as merely expired.
+// reported as merely expired. A token that passes every check is still
+// refused when VerifierConfig.Revocations reports it revoked.
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
+	claims, err := v.verifyCached(ctx, rawToken)
+	if err == nil && v.cfg.Revocations != nil && v.cfg.Revocations.Revoked(ctx, claims) {
+		return nil, errRevoked
+	}
+	return claims, err
+}
+
+// errRevoked refuses a revoked token. It is never cached: the positive
+// result stays in the cache, and the checker is asked again on every call.
+var errRevoked error = &refusal{check: checkRevoked, reason: "token was revoked"}
+
+func (v *Verifier) verifyCached(ctx context.Context, rawToken string) (*Claims, error) {
 	if v.cache == nil || len(rawToken) > v.cfg.MaxTokenBytes {
 		return v.verify(ctx, rawToken)
 	}

@@ -1,0 +1,274 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/store/storetest"
+)
+
+// followed collects what a follower is told.
+type followed struct {
+	mu  sync.Mutex
+	ids map[string]time.Time
+}
+
+func (f *followed) apply(rs []store.Revocation) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range rs {
+		f.ids[r.TokenID] = r.ExpiresAt
+	}
+}
+
+func (f *followed) has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.ids[id]
+	return ok
+}
+
+// follow starts following s's revocations until the test ends.
+func follow(t *testing.T, s *store.Store, cfg store.FollowConfig) *followed {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f := &followed{ids: map[string]time.Time{}}
+	if err := s.FollowRevocations(ctx, cfg, f.apply); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// within polls cond until it holds or d has passed, and reports how long
+// it took; no sleep before a negative check.
+func within(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRevocationsFollowed checks that each way of revoking access tokens
+// records the live ones and that a follower learns of them within a
+// second: through the same handle, and through another (another process,
+// for SQLite; another replica, for PostgreSQL). Expired tokens are marked
+// revoked but not recorded.
+func TestRevocationsFollowed(t *testing.T) {
+	t.Parallel()
+	type tokens struct{ live, expired, other string }
+	tests := []struct {
+		name string
+		// revoke revokes through s the token live of the grant grantID,
+		// among others.
+		revoke func(t *testing.T, f *fixture, s *store.Store, grantID, live string)
+	}{
+		{"RevokeAccessToken", func(t *testing.T, f *fixture, s *store.Store, _, live string) {
+			if err := s.RevokeAccessToken(ctx, live); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"RevokeGrant", func(t *testing.T, f *fixture, s *store.Store, g, _ string) {
+			if _, err := s.RevokeGrant(ctx, g, f.user.ID, "cli"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"refresh token revoked", func(t *testing.T, f *fixture, s *store.Store, g, _ string) {
+			rt := f.refreshToken(t, g)
+			if err := s.RevokeRefreshToken(ctx, rt); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"refresh token reused", func(t *testing.T, f *fixture, s *store.Store, g, _ string) {
+			rt := f.refreshToken(t, g)
+			if _, err := s.RotateRefreshToken(ctx, rt, "next-value", nil, f.clock.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.RotateRefreshToken(ctx, rt, "other-value", nil, f.clock.Now().Add(time.Hour))
+			wantErr(t, err, store.ErrReused)
+		}},
+		{"code replayed", func(t *testing.T, f *fixture, s *store.Store, g, _ string) {
+			// g is a code's auth request; see grantFor.
+			_, err := s.RedeemCode(ctx, "code-"+g)
+			wantErr(t, err, store.ErrReused)
+		}},
+		{"user disabled", func(t *testing.T, f *fixture, s *store.Store, _, _ string) {
+			if err := s.SetDisabled(ctx, f.user.Username, true); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"password changed", func(t *testing.T, f *fixture, s *store.Store, _, _ string) {
+			if err := s.SetPassword(ctx, f.user.Username, "$argon2id$other"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"user deleted", func(t *testing.T, f *fixture, s *store.Store, _, _ string) {
+			if err := s.DeleteUser(ctx, f.user.Username); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		for _, tt := range tests {
+			for _, where := range []string{"same handle", "other handle"} {
+				t.Run(tt.name+"/"+where, func(t *testing.T) {
+					t.Parallel()
+					f := newFixture(t, b)
+					s := f.s
+					if where == "other handle" {
+						s = b.Reopen(t, f.s, store.Options{Now: f.clock.Now})
+					}
+					fl := follow(t, f.s, store.FollowConfig{ResyncInterval: time.Hour})
+					g := f.grantFor(t)
+					tk := tokens{live: f.accessToken(t, g, time.Hour), expired: f.accessToken(t, g, -time.Second), other: f.accessToken(t, "another-grant", time.Hour)}
+					tt.revoke(t, f, s, g, tk.live)
+					within(t, time.Second, "the follower learns of the revocation", func() bool { return fl.has(tk.live) })
+					live, err := f.s.LiveRevocations(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var ids []string
+					for _, r := range live {
+						ids = append(ids, r.TokenID)
+					}
+					wantOther := tt.name == "user disabled" || tt.name == "password changed" || tt.name == "user deleted"
+					for id, want := range map[string]bool{tk.live: true, tk.expired: false, tk.other: wantOther} {
+						got := false
+						for _, x := range ids {
+							got = got || x == id
+						}
+						if got != want {
+							t.Errorf("LiveRevocations holds %s: %v, want %v (%v)", id, got, want, ids)
+						}
+					}
+					if fl.has(tk.expired) {
+						t.Error("the follower was told of an expired token")
+					}
+				})
+			}
+		}
+	})
+}
+
+// grantFor completes an auth request, redeems its code (as "code-"+id)
+// and returns its id, the grant id of the tokens issued from it.
+func (f *fixture) grantFor(t *testing.T) string {
+	t.Helper()
+	r := &store.AuthRequest{ID: store.NewID(), ClientID: "cli", RedirectURI: "http://127.0.0.1:4242/cb", Scopes: []string{"openid"},
+		State: "st", ResponseType: "code", ExpiresAt: f.clock.Now().Add(10 * time.Minute)}
+	if err := f.s.InsertCompletedAuthRequest(ctx, r, f.user.ID, []string{"pwd"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.SaveCode(ctx, "code-"+r.ID, r.ID, f.clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.RedeemCode(ctx, "code-"+r.ID); err != nil {
+		t.Fatal(err)
+	}
+	return r.ID
+}
+
+func (f *fixture) accessToken(t *testing.T, grantID string, ttl time.Duration) string {
+	t.Helper()
+	at := &store.AccessToken{ID: store.NewID(), GrantID: grantID, UserID: f.user.ID, ClientID: "cli", ExpiresAt: f.clock.Now().Add(ttl)}
+	if err := f.s.RecordAccessToken(ctx, at); err != nil {
+		t.Fatal(err)
+	}
+	return at.ID
+}
+
+func (f *fixture) refreshToken(t *testing.T, grantID string) string {
+	t.Helper()
+	id, err := f.s.CreateRefreshToken(ctx, "rt-"+grantID, f.grant(grantID), f.clock.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestFollowerLoadsExisting checks that a follower starts with what was
+// revoked before it started, without what has expired since.
+func TestFollowerLoadsExisting(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		g := f.grantFor(t)
+		short, long := f.accessToken(t, g, time.Minute), f.accessToken(t, g, time.Hour)
+		if _, err := f.s.RevokeGrant(ctx, g, f.user.ID, "cli"); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(2 * time.Minute)
+		fl := follow(t, f.s, store.FollowConfig{})
+		if !fl.has(long) || fl.has(short) {
+			t.Fatalf("follower holds %v; want %s and not the expired %s", fl.ids, long, short)
+		}
+		// Expired revocations are collected with the rest.
+		if _, err := f.s.DeleteExpired(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestFollowerCatchesUpAfterLostConnection kills the PostgreSQL
+// connection a follower listens on, after recording a revocation that no
+// notification announces (one sent while nobody listened): the follower
+// reconnects and its resync finds it within a second, long before the
+// periodic resync would. Then it receives notifications again.
+func TestFollowerCatchesUpAfterLostConnection(t *testing.T) {
+	t.Parallel()
+	var pg storetest.Backend
+	for _, b := range storetest.Backends() {
+		if b.Name == "postgres" {
+			pg = b
+		}
+	}
+	f := newFixture(t, pg)
+	replica := pg.Reopen(t, f.s, store.Options{Now: f.clock.Now})
+	errs := make(chan error, 16)
+	fl := follow(t, f.s, store.FollowConfig{ResyncInterval: time.Hour, OnError: func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}})
+	listener := func() int {
+		var pid int
+		err := f.s.QueryRowForTest(ctx, `SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN "' || $1 || '"' AND state = 'idle'`,
+			store.RevocationChannelForTest(f.s)).Scan(&pid)
+		if err != nil {
+			return 0
+		}
+		return pid
+	}
+	var pid int
+	within(t, time.Second, "the follower listens", func() bool { pid = listener(); return pid != 0 })
+
+	if err := store.RecordRevocationSilentlyForTest(replica, "missed", f.clock.Now().Add(time.Hour).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.QueryRowForTest(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(new(bool)); err != nil {
+		t.Fatal(err)
+	}
+	within(t, time.Second, "the follower resyncs after reconnecting", func() bool { return fl.has("missed") })
+	select {
+	case err := <-errs:
+		t.Logf("reported: %v", err)
+	default:
+		t.Error("the lost connection was not reported")
+	}
+	within(t, time.Second, "the follower listens again", func() bool { p := listener(); return p != 0 && p != pid })
+
+	g := f.grantFor(t)
+	tok := f.accessToken(t, g, time.Hour)
+	if _, err := replica.RevokeGrant(ctx, g, f.user.ID, "cli"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, time.Second, "a notification after the reconnect", func() bool { return fl.has(tok) })
+}
