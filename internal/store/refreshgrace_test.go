@@ -24,15 +24,23 @@ type rotatedFamily struct {
 func newRotatedFamily(t *testing.T, b storetest.Backend) *rotatedFamily {
 	t.Helper()
 	f := newFixture(t, b)
-	id1, err := f.s.CreateRefreshToken(ctx, "rt-1", f.grant("fam"), f.clock.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	id1 := f.firstToken(t)
 	r, err := f.s.RotateRefreshTokenWithGrace(ctx, f.rotation(id1, "rt-1", "rt-2", "cli"))
 	if err != nil || r.Retried || r.Value != "rt-2" {
 		t.Fatalf("first rotation = %+v, %v", r, err)
 	}
 	return &rotatedFamily{fixture: f, id1: id1, id2: r.ID}
+}
+
+// firstToken stores rt-1, the first refresh token of family fam, and
+// returns its id.
+func (f *fixture) firstToken(t *testing.T) string {
+	t.Helper()
+	id, err := f.s.CreateRefreshToken(ctx, "rt-1", f.grant("fam"), f.clock.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 func (f *fixture) rotation(oldID, oldValue, newValue, clientID string) store.Rotation {
@@ -140,10 +148,7 @@ func TestRefreshGraceDisabled(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		f := newFixture(t, b)
-		id1, err := f.s.CreateRefreshToken(ctx, "rt-1", f.grant("fam"), f.clock.Now().Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
+		id1 := f.firstToken(t)
 		if _, err := f.s.RotateRefreshToken(ctx, id1, "rt-2", nil, f.clock.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
@@ -174,10 +179,7 @@ func TestRefreshGraceConcurrent(t *testing.T) {
 			t.Parallel()
 			storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 				f := newFixture(t, b)
-				id1, err := f.s.CreateRefreshToken(ctx, "rt-1", f.grant("fam"), f.clock.Now().Add(time.Hour))
-				if err != nil {
-					t.Fatal(err)
-				}
+				id1 := f.firstToken(t)
 				want := ""
 				if tc.rotated {
 					r, err := f.s.RotateRefreshTokenWithGrace(ctx, f.rotation(id1, "rt-1", "rt-2", "cli"))

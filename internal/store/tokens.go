@@ -76,14 +76,7 @@ func scanRefresh(row interface{ Scan(...any) error }) (*RefreshToken, error) {
 // §4.14.2): either the client or an attacker holds a stolen copy, and the
 // server cannot tell which.
 func (s *Store) RefreshTokenByValue(ctx context.Context, value string) (*RefreshToken, error) {
-	t, err := scanRefresh(s.queryRow(ctx, s.db, `SELECT `+refreshColumns+` FROM nsauth_refresh_tokens WHERE token_hash = ?`, HashSecret(value)))
-	if err != nil {
-		return nil, notFound(err, "refresh token")
-	}
-	if err := s.checkRefresh(ctx, t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return s.RefreshTokenByValueWithGrace(ctx, value, Grace{})
 }
 
 func (s *Store) checkRefresh(ctx context.Context, t *RefreshToken) error {
