@@ -196,13 +196,14 @@ func storeEnv(t *testing.T, b storetest.Backend) map[string]string {
 
 // TestBuiltinFullFlow is the whole story over HTTP, on each backend:
 // authorize URL → login form → code → LoginCli → CheckToken → RefreshCli →
-// reuse of the old refresh token fails and revokes the family → a token
-// whose key was rotated out after it expired fails CheckToken.
+// reuse of the old refresh token fails and revokes the family (the reuse
+// grace is off: TestBuiltinReplicas covers it) → a token whose key was
+// rotated out after it expired fails CheckToken.
 func TestBuiltinFullFlow(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		clock := storetest.NewClock(time.Time{})
-		s := startBuiltinServe(t, storeEnv(t, b), clock.Now, "--signing-key-rotation", "1h")
+		s := startBuiltinServe(t, storeEnv(t, b), clock.Now, "--signing-key-rotation", "1h", "--refresh-token-reuse-grace", "0")
 		status, err := s.api.GetAuthStatus(context.Background(), connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
 		if err != nil || !status.Msg.GetIsEnabled() {
 			t.Fatalf("GetAuthStatus = %v, %v; want enabled", status, err)
@@ -443,11 +444,18 @@ func TestBuiltinReplicas(t *testing.T) {
 		}
 	}
 
-	// Refresh on A; the old token's reuse is detected on B.
+	// Refresh on A; B answers the retry of a client that lost A's answer
+	// with the same new token, within the reuse grace; after it, the old
+	// token's reuse is detected on B.
 	next, err := a.refreshCli(tok.GetRefreshToken())
 	if err != nil {
 		t.Fatalf("RefreshCli on A: %v", err)
 	}
+	retry, err := b.refreshCli(tok.GetRefreshToken())
+	if err != nil || retry.GetRefreshToken() != next.GetRefreshToken() {
+		t.Fatalf("retry on B within the reuse grace = %v (same refresh token: %v), want A's new refresh token", err, err == nil && retry.GetRefreshToken() == next.GetRefreshToken())
+	}
+	clock.Advance(30 * time.Second) // the default reuse grace
 	_, err = b.refreshCli(tok.GetRefreshToken())
 	wantCode(t, err, connect.CodeUnauthenticated)
 	_, err = a.refreshCli(next.GetRefreshToken())

@@ -52,6 +52,10 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	}{
 		{sAccessTTL, &b.AccessTokenTTL, time.Minute, 24 * time.Hour},
 		{sRefreshTTL, &b.RefreshTokenTTL, time.Hour, 365 * 24 * time.Hour},
+		{sRefreshMax, &b.RefreshTokenMaxLifetime, time.Hour, 10 * 365 * 24 * time.Hour},
+		// Hydra caps its grace at 5 minutes too: longer, and a stolen
+		// token's window grows with it.
+		{sRefreshGrace, &b.RefreshReuseGrace, 0, 5 * time.Minute},
 		{sKeyRotation, &b.KeyRotation, time.Hour, 365 * 24 * time.Hour},
 	}
 	for _, d := range durations {
@@ -64,6 +68,9 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	}
 	if b.RefreshTokenTTL != 0 && b.RefreshTokenTTL <= b.AccessTokenTTL {
 		bad(sRefreshTTL, "must be longer than the access token lifetime")
+	}
+	if b.RefreshTokenMaxLifetime != 0 && b.RefreshTokenMaxLifetime < b.RefreshTokenTTL {
+		bad(sRefreshMax, "%s is shorter than the refresh token lifetime (%s, %s)", b.RefreshTokenMaxLifetime, sRefreshTTL.name(), b.RefreshTokenTTL)
 	}
 	if n, err := strconv.Atoi(src.value(sLoginAttempts)); err != nil || n < 1 || n > 1000 {
 		bad(sLoginAttempts, "%q is not a number from 1 to 1000", src.value(sLoginAttempts))

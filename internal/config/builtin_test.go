@@ -79,6 +79,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		t.Errorf("DataDir = %q, want %q", b.DataDir, wantDir)
 	}
 	if b.DatabaseURL != "" || b.AccessTokenTTL != 15*time.Minute || b.RefreshTokenTTL != 720*time.Hour ||
+		b.RefreshTokenMaxLifetime != 2160*time.Hour || b.RefreshReuseGrace != 30*time.Second ||
 		b.KeyRotation != 720*time.Hour || b.AdminUser != "admin" || b.AdminPassword != "" || b.InsecureHTTPIssuer ||
 		b.LoginAttempts != 5 || b.AuthorizePerMinute != 60 {
 		t.Errorf("builtin = %+v", b)
@@ -99,6 +100,8 @@ func TestBuiltinSettings(t *testing.T) {
 		"NSAUTH_ISSUER":                          "https://auth.example.com/",
 		"NSAUTH_ACCESS_TOKEN_TTL":                "5m",
 		"NSAUTH_REFRESH_TOKEN_TTL":               "24h",
+		"NSAUTH_REFRESH_TOKEN_MAX_LIFETIME":      "168h",
+		"NSAUTH_REFRESH_TOKEN_REUSE_GRACE":       "0s",
 		"NSAUTH_SIGNING_KEY_ROTATION":            "168h",
 		"NSAUTH_ADMIN_USER":                      "root",
 		"NSAUTH_ADMIN_PASSWORD":                  "a-long-password",
@@ -118,7 +121,7 @@ func TestBuiltinSettings(t *testing.T) {
 	if b.AccessTokenTTL != 10*time.Minute {
 		t.Errorf("AccessTokenTTL = %v: the flag must win", b.AccessTokenTTL)
 	}
-	if b.RefreshTokenTTL != 24*time.Hour || b.KeyRotation != 168*time.Hour || b.AdminUser != "root" || b.AdminPassword != "a-long-password" {
+	if b.RefreshTokenTTL != 24*time.Hour || b.RefreshTokenMaxLifetime != 168*time.Hour || b.RefreshReuseGrace != 0 || b.KeyRotation != 168*time.Hour || b.AdminUser != "root" || b.AdminPassword != "a-long-password" {
 		t.Errorf("builtin = %+v", b)
 	}
 	if strings.Join(cfg.Auth.AllowedScopes, " ") != "openid offline_access" {
@@ -181,6 +184,11 @@ func TestBuiltinErrors(t *testing.T) {
 		{"no home", map[string]string{}, nil, "$HOME is not set", nil},
 		{"access TTL too short", map[string]string{"HOME": "/h", "NSAUTH_ACCESS_TOKEN_TTL": "10s"}, nil, "NSAUTH_ACCESS_TOKEN_TTL", nil},
 		{"refresh shorter than access", map[string]string{"HOME": "/h", "NSAUTH_ACCESS_TOKEN_TTL": "2h", "NSAUTH_REFRESH_TOKEN_TTL": "1h"}, nil, "longer than the access token", nil},
+		{"max lifetime shorter than the refresh TTL", map[string]string{"HOME": "/h", "NSAUTH_REFRESH_TOKEN_MAX_LIFETIME": "24h"}, nil,
+			"NSAUTH_REFRESH_TOKEN_MAX_LIFETIME (--refresh-token-max-lifetime): 24h0m0s is shorter than the refresh token lifetime (NSAUTH_REFRESH_TOKEN_TTL", nil},
+		{"max lifetime not a duration", map[string]string{"HOME": "/h", "NSAUTH_REFRESH_TOKEN_MAX_LIFETIME": "forever"}, nil, "NSAUTH_REFRESH_TOKEN_MAX_LIFETIME", nil},
+		{"reuse grace negative", map[string]string{"HOME": "/h"}, []string{"--refresh-token-reuse-grace", "-1s"}, "NSAUTH_REFRESH_TOKEN_REUSE_GRACE (--refresh-token-reuse-grace)", nil},
+		{"reuse grace too long", map[string]string{"HOME": "/h", "NSAUTH_REFRESH_TOKEN_REUSE_GRACE": "1h"}, nil, "is not a duration from 0s to 5m0s", nil},
 		{"rotation not a duration", map[string]string{"HOME": "/h", "NSAUTH_SIGNING_KEY_ROTATION": "monthly"}, nil, "NSAUTH_SIGNING_KEY_ROTATION", nil},
 		{"external settings without a base URL", map[string]string{"HOME": "/h", "AUTH_AUDIENCE": "api", "AUTH_CLIENTID_SECRET": `{"cli":"hunter2"}`}, nil, "AUTH_BASEURL is not set", []string{"hunter2"}},
 		{"insecure not a bool", map[string]string{"HOME": "/h", "NSAUTH_INSECURE_HTTP_ISSUER": "maybe"}, nil, "NSAUTH_INSECURE_HTTP_ISSUER", nil},

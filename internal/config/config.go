@@ -162,6 +162,16 @@ type Builtin struct {
 	AccessTokenTTL time.Duration
 	// RefreshTokenTTL is a refresh token's lifetime. Default 30 days.
 	RefreshTokenTTL time.Duration
+	// RefreshTokenMaxLifetime is the longest a login's refresh tokens
+	// last, however often they are used
+	// (NSAUTH_REFRESH_TOKEN_MAX_LIFETIME). Default 90 days; never shorter
+	// than RefreshTokenTTL.
+	RefreshTokenMaxLifetime time.Duration
+	// RefreshReuseGrace is how long a client may present a refresh token
+	// it just used again, and get the same new one, when it lost the
+	// answer (NSAUTH_REFRESH_TOKEN_REUSE_GRACE); 0 means every reuse
+	// revokes. Default 30 s.
+	RefreshReuseGrace time.Duration
 	// KeyRotation is how often the signing key changes. Default 30 days.
 	KeyRotation time.Duration
 	// AdminUser names the administrator created at first start
@@ -233,7 +243,9 @@ var (
 	sDataDir       = setting{"data-dir", []string{"NSAUTH_DATA_DIR"}, "", "built-in provider: directory of its SQLite database (default: $XDG_DATA_HOME/nsauth)"}
 	sDatabaseURL   = setting{"database-url", []string{"NSAUTH_DATABASE_URL"}, "", "built-in provider: PostgreSQL URL (postgres://…) to use instead of SQLite; prefer the variable, argv is visible to other users"}
 	sAccessTTL     = setting{"access-token-ttl", []string{"NSAUTH_ACCESS_TOKEN_TTL"}, "15m", "built-in provider: access and ID token lifetime"}
-	sRefreshTTL    = setting{"refresh-token-ttl", []string{"NSAUTH_REFRESH_TOKEN_TTL"}, "720h", "built-in provider: refresh token lifetime (renewed at every use)"}
+	sRefreshTTL    = setting{"refresh-token-ttl", []string{"NSAUTH_REFRESH_TOKEN_TTL"}, "720h", "built-in provider: refresh token lifetime (renewed at every use, up to the maximum lifetime)"}
+	sRefreshMax    = setting{"refresh-token-max-lifetime", []string{"NSAUTH_REFRESH_TOKEN_MAX_LIFETIME"}, "2160h", "built-in provider: longest a login's refresh tokens last, however often they are used"}
+	sRefreshGrace  = setting{"refresh-token-reuse-grace", []string{"NSAUTH_REFRESH_TOKEN_REUSE_GRACE"}, "30s", "built-in provider: how long after a refresh the same client may retry with the old refresh token and get the same new one (0: every reuse revokes the login)"}
 	sKeyRotation   = setting{"signing-key-rotation", []string{"NSAUTH_SIGNING_KEY_ROTATION"}, "720h", "built-in provider: how often a new signing key is introduced"}
 	sAdminUser     = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
 	sAdminPassword = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv
@@ -263,6 +275,8 @@ var flagKinds = map[string]string{
 	sIntrospectTTL.flag:   kindDuration,
 	sAccessTTL.flag:       kindDuration,
 	sRefreshTTL.flag:      kindDuration,
+	sRefreshMax.flag:      kindDuration,
+	sRefreshGrace.flag:    kindDuration,
 	sKeyRotation.flag:     kindDuration,
 	sMaxRequestBytes.flag: kindInt,
 	sLoginAttempts.flag:   kindInt,
@@ -292,7 +306,7 @@ var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
 	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
-	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sAuthorizeRate, sInsecureHTTP,
+	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sLoginAttempts, sAuthorizeRate, sInsecureHTTP,
 }
 
 // storeFlagged are the settings of commands that only open the built-in

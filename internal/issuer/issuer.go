@@ -10,7 +10,10 @@
 //     plain JWTs, which a resource server cannot tell from ID tokens.
 //   - Authorization codes are random, single use and live 60 s; a replayed
 //     code revokes what it produced. Refresh tokens rotate on every use, and
-//     a used one presented again revokes its whole family.
+//     a used one presented again revokes its whole family, except as the
+//     retry of a refresh whose answer was lost: within a short grace, by
+//     the same client, it gets the same new token again. No refresh token
+//     outlives the login by more than a maximum lifetime.
 //   - Signing keys are generated at first start and rotated on a schedule;
 //     a new key is published before it signs and the old one stays in the
 //     JWKS until every token it signed has expired. Replicas sharing a
@@ -61,6 +64,11 @@ const (
 	DefaultLoginAttempts   = 5
 	// DefaultAuthorizePerMinute is the default of Config.AuthorizePerMinute.
 	DefaultAuthorizePerMinute = 60
+	// DefaultRefreshTokenMaxLifetime is the default of
+	// Config.RefreshTokenMaxLifetime.
+	DefaultRefreshTokenMaxLifetime = 90 * 24 * time.Hour
+	// DefaultRefreshReuseGrace is the default of Config.RefreshReuseGrace.
+	DefaultRefreshReuseGrace = 30 * time.Second
 	// AuthRequestTTL is how long a login may take, from the authorize
 	// redirect to the password being accepted.
 	AuthRequestTTL = 10 * time.Minute
@@ -87,8 +95,22 @@ type Config struct {
 	// AccessTokenTTL is the access (and ID) token lifetime. Default 15 min.
 	AccessTokenTTL time.Duration
 	// RefreshTokenTTL is how long a refresh token stays usable. Every use
-	// issues a new one with a fresh lifetime. Default 30 days.
+	// issues a new one with a fresh lifetime, up to RefreshTokenMaxLifetime.
+	// Default 30 days.
 	RefreshTokenTTL time.Duration
+	// RefreshTokenMaxLifetime caps a grant's refresh tokens: none is valid
+	// past the login it came from (its auth_time) plus this, however often
+	// they are used; then the user must log in again. Default 90 days. New
+	// refuses a value shorter than RefreshTokenTTL.
+	RefreshTokenMaxLifetime time.Duration
+	// RefreshReuseGrace is how long after a rotation the rotated refresh
+	// token, presented again by the same client, is answered with the same
+	// new refresh token (and a fresh access token of the same grant)
+	// instead of revoking the family, while that new refresh token is
+	// unused: a client that lost the answer to a refresh stays logged in
+	// (see store/refreshgrace.go). Zero means [DefaultRefreshReuseGrace];
+	// a negative value disables grace, so that every reuse revokes.
+	RefreshReuseGrace time.Duration
 	// KeyRotation is how often a new signing key is introduced. Default 30
 	// days.
 	KeyRotation time.Duration
@@ -179,6 +201,19 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	if cfg.RefreshTokenTTL <= 0 {
 		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if cfg.RefreshTokenMaxLifetime <= 0 {
+		cfg.RefreshTokenMaxLifetime = DefaultRefreshTokenMaxLifetime
+	}
+	if cfg.RefreshTokenMaxLifetime < cfg.RefreshTokenTTL {
+		return nil, fmt.Errorf("issuer: the refresh token maximum lifetime (%s) is shorter than the refresh token lifetime (%s)",
+			cfg.RefreshTokenMaxLifetime, cfg.RefreshTokenTTL)
+	}
+	switch {
+	case cfg.RefreshReuseGrace == 0:
+		cfg.RefreshReuseGrace = DefaultRefreshReuseGrace
+	case cfg.RefreshReuseGrace < 0:
+		cfg.RefreshReuseGrace = 0
 	}
 	if cfg.KeyRotation <= 0 {
 		cfg.KeyRotation = DefaultKeyRotation
@@ -310,6 +345,9 @@ func (i *Issuer) Run(ctx context.Context) {
 			i.log.Warn("deleting expired records failed", "error", err)
 		} else if n > 0 {
 			i.log.Debug("deleted expired records", "count", n)
+		}
+		if _, err := i.st.DropExpiredGrace(ctx, i.cfg.RefreshReuseGrace); err != nil {
+			i.log.Warn("dropping refresh tokens kept for retries failed", "error", err)
 		}
 	}
 }

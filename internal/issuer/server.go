@@ -141,16 +141,18 @@ func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 }
 
 // RefreshToken rotates a refresh token: the presented one is used up, a new
-// one is returned, and presenting a used one again revokes the family.
+// one is returned, and presenting a used one again revokes the family
+// (unless it is the same client's retry within the reuse grace). The
+// token is looked up knowing the authenticated client, which the
+// library's lookup does not pass on.
 func (s *server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
 	if len(r.Data.RefreshToken) > maxRefreshLength {
 		return nil, oidc.ErrInvalidGrant()
 	}
-	req, err := op.RefreshTokenRequestByRefreshToken(ctx, s.iss.storage, r.Data.RefreshToken)
+	rr, err := s.iss.storage.refreshRequest(ctx, r.Data.RefreshToken, r.Client.GetID())
 	if err != nil {
 		return nil, err
 	}
-	rr := req.(*refreshRequest)
 	if r.Client.GetID() != rr.ClientID {
 		return nil, oidc.ErrInvalidGrant()
 	}

@@ -207,14 +207,27 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		return "", "", time.Time{}, err
 	}
 	value := store.RandomToken(32)
-	exp := s.now().Add(s.cfg().RefreshTokenTTL)
+	now, end := s.now(), s.sessionEnd(g.AuthTime)
+	if !now.Before(end) {
+		return "", "", time.Time{}, errSessionMaxLifetime()
+	}
+	exp := now.Add(s.cfg().RefreshTokenTTL)
+	if end.Before(exp) {
+		exp = end
+	}
 	if rr, isRefresh := tr.(*refreshRequest); isRefresh {
 		if currentRefreshToken == "" {
 			return "", "", time.Time{}, oidc.ErrInvalidGrant()
 		}
-		if _, err := s.st().RotateRefreshToken(ctx, rr.ID, value, nil, exp); err != nil {
+		rot, err := s.st().RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefreshToken,
+			NewValue: value, ExpiresAt: exp, Grace: s.grace(rr.ClientID)})
+		if err != nil {
 			return "", "", time.Time{}, refreshError(s.iss, err)
 		}
+		if rot.Retried {
+			s.iss.log.Info("refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
+		}
+		value = rot.Value
 	} else if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
 		return "", "", time.Time{}, internalError("storing the refresh token", err)
 	}
@@ -253,13 +266,44 @@ func refreshError(iss *Issuer, err error) error {
 }
 
 // TokenRequestByRefreshToken returns the grant of a usable refresh token.
-// A token that was already rotated revokes its family.
+// A token that was already rotated revokes its family: the library's
+// callers do not say which client presents it, so there is no grace.
 func (s *storage) TokenRequestByRefreshToken(ctx context.Context, value string) (op.RefreshTokenRequest, error) {
-	t, err := s.st().RefreshTokenByValue(ctx, value)
+	return s.refreshRequest(ctx, value, "")
+}
+
+// refreshRequest returns the grant of a refresh token clientID presents
+// for a refresh: a usable one, or one rotated within the reuse grace
+// (whether that rotation is answered again is decided when rotating, see
+// CreateAccessAndRefreshTokens). Any other used token revokes its family.
+func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*refreshRequest, error) {
+	t, err := s.st().RefreshTokenByValueWithGrace(ctx, value, s.grace(clientID))
+	var expired *store.ExpiredError
+	if errors.As(err, &expired) && expired.ExpiresAt.UnixMilli() >= s.sessionEnd(expired.AuthTime).UnixMilli() {
+		return nil, errSessionMaxLifetime()
+	}
 	if err != nil {
 		return nil, refreshError(s.iss, err)
 	}
+	if !s.now().Before(s.sessionEnd(t.AuthTime)) {
+		return nil, errSessionMaxLifetime()
+	}
 	return &refreshRequest{RefreshToken: *t}, nil
+}
+
+// grace is the rotation grace of a refresh presented by clientID.
+func (s *storage) grace(clientID string) store.Grace {
+	return store.Grace{Window: s.cfg().RefreshReuseGrace, ClientID: clientID}
+}
+
+// sessionEnd is when the refresh tokens of a grant whose login was at
+// authTime stop, however often they are used.
+func (s *storage) sessionEnd(authTime time.Time) time.Time {
+	return authTime.Add(s.cfg().RefreshTokenMaxLifetime)
+}
+
+func errSessionMaxLifetime() *oidc.Error {
+	return oidc.ErrInvalidGrant().WithDescription("the session reached its maximum lifetime; log in again")
 }
 
 // TerminateSession is the library's end-session hook, which ends every

@@ -14,7 +14,9 @@
 // Secrets never reach the database in clear: codes, refresh tokens and
 // client secrets are stored as SHA-256 digests (they are random and long,
 // so a fast hash is enough), passwords only as the argon2id hashes callers
-// pass in. Three exceptions are forced by what the data is for: signing
+// pass in. A rotated refresh token keeps its successor for a short retry
+// window sealed under a key derived from its own value, which only its
+// holder knows (see refreshgrace.go). Three exceptions are forced by what the data is for: signing
 // keys are stored as PKCS #8, and the broker's own client secret and the
 // key that seals pending authorization requests are stored as instance
 // values because every replica must use them. The database must therefore

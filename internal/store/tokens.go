@@ -76,14 +76,7 @@ func scanRefresh(row interface{ Scan(...any) error }) (*RefreshToken, error) {
 // §4.14.2): either the client or an attacker holds a stolen copy, and the
 // server cannot tell which.
 func (s *Store) RefreshTokenByValue(ctx context.Context, value string) (*RefreshToken, error) {
-	t, err := scanRefresh(s.queryRow(ctx, s.db, `SELECT `+refreshColumns+` FROM nsauth_refresh_tokens WHERE token_hash = ?`, HashSecret(value)))
-	if err != nil {
-		return nil, notFound(err, "refresh token")
-	}
-	if err := s.checkRefresh(ctx, t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return s.RefreshTokenByValueWithGrace(ctx, value, Grace{})
 }
 
 func (s *Store) checkRefresh(ctx context.Context, t *RefreshToken) error {
@@ -96,23 +89,54 @@ func (s *Store) checkRefresh(ctx context.Context, t *RefreshToken) error {
 		}
 		return fmt.Errorf("refresh token: %w", ErrReused)
 	case !s.now().Before(t.ExpiresAt):
-		return fmt.Errorf("refresh token expired: %w", ErrNotFound)
+		return &ExpiredError{AuthTime: t.AuthTime, ExpiresAt: t.ExpiresAt}
 	}
 	return nil
 }
+
+// ExpiredError is the error of an expired refresh token. It wraps
+// [ErrNotFound] (an expired token is as good as none) and carries the
+// token's times, so that a caller can tell a session that reached its
+// maximum lifetime from an idle one.
+type ExpiredError struct {
+	AuthTime  time.Time
+	ExpiresAt time.Time
+}
+
+func (e *ExpiredError) Error() string { return "refresh token expired" }
+func (e *ExpiredError) Unwrap() error { return ErrNotFound }
 
 // RotateRefreshToken marks the refresh token oldID used and stores its
 // successor, atomically: of two concurrent rotations of one token, one
 // succeeds and the other fails with [ErrReused], revoking the family. The
 // successor inherits the grant; scopes may be narrowed by the caller.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID, newValue string, scopes []string, expiresAt time.Time) (string, error) {
+	r, err := s.RotateRefreshTokenWithGrace(ctx, Rotation{OldID: oldID, NewValue: newValue, Scopes: scopes, ExpiresAt: expiresAt})
+	return r.ID, err
+}
+
+// RotateRefreshTokenWithGrace is [Store.RotateRefreshToken] with the
+// rotation grace of r.Grace (see refreshgrace.go): the rotated token keeps
+// its successor sealed for the grace window, and a token already rotated
+// within it answers with that same successor instead of revoking the
+// family, when the rules of [Grace] allow.
+func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Rotated, error) {
+	oldID, newValue, scopes, expiresAt := r.OldID, r.NewValue, r.Scopes, r.ExpiresAt
 	newID := NewID()
+	stash, err := sealSuccessor(r, newID)
+	if err != nil {
+		return Rotated{}, err
+	}
 	var reused bool
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	var retried Rotated
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		now := s.nowMillis()
-		t, err := scanRefresh(s.queryRow(ctx, tx, `UPDATE nsauth_refresh_tokens SET used_at = ?
-			WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? RETURNING `+refreshColumns, now, oldID, now))
+		t, err := scanRefresh(s.queryRow(ctx, tx, `UPDATE nsauth_refresh_tokens SET used_at = ?, successor_id = ?, successor_sealed = ?
+			WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? RETURNING `+refreshColumns, now, newID, stash, oldID, now))
 		if errors.Is(err, sql.ErrNoRows) {
+			if retried, err = s.retryRotation(ctx, tx, r); retried.Retried || err != nil {
+				return err
+			}
 			var family string
 			if err := s.queryRow(ctx, tx, `SELECT family_id FROM nsauth_refresh_tokens WHERE id = ?`, oldID).Scan(&family); err != nil {
 				return notFound(err, "refresh token")
@@ -127,15 +151,21 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID, newValue string, 
 		if scopes != nil {
 			g.Scopes = scopes
 		}
-		return s.insertRefreshToken(ctx, tx, newID, newValue, g, expiresAt)
+		if err := s.insertRefreshToken(ctx, tx, newID, newValue, g, expiresAt); err != nil {
+			return err
+		}
+		return s.dropPredecessorStash(ctx, tx, g.ID, oldID)
 	})
 	if reused && err == nil {
-		return "", fmt.Errorf("refresh token: %w", ErrReused)
+		return Rotated{}, fmt.Errorf("refresh token: %w", ErrReused)
 	}
 	if err != nil {
-		return "", err
+		return Rotated{}, err
 	}
-	return newID, nil
+	if retried.Retried {
+		return retried, nil
+	}
+	return Rotated{ID: newID, Value: newValue}, nil
 }
 
 // RevokeRefreshToken revokes one refresh token and, because a refresh token
