@@ -249,6 +249,15 @@ func TestFollowerCatchesUpAfterLostConnection(t *testing.T) {
 	}
 	var pid int
 	within(t, time.Second, "the follower listens", func() bool { pid = listener(); return pid != 0 })
+	// The follower reloads after LISTEN, on another connection; a
+	// notification it applies proves that reload is over, so that "missed"
+	// below can only be found by the reload after the reconnect.
+	g0 := f.grantFor(t)
+	tok0 := f.accessToken(t, g0, time.Hour)
+	if _, err := replica.RevokeGrant(ctx, g0, f.user.ID, "cli"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, time.Second, "a notification before the cut", func() bool { return fl.has(tok0) })
 
 	if err := store.RecordRevocationSilentlyForTest(replica, "missed", f.clock.Now().Add(time.Hour).UnixMilli()); err != nil {
 		t.Fatal(err)
