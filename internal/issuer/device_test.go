@@ -548,3 +548,61 @@ func fourLetters(n int) string {
 	}
 	return string(b)
 }
+
+// TestDeviceRacesAcrossReplicas sends an approval and denials of one
+// device login at the same instant to two replicas, then polls at the same
+// instant: one decision wins, and the tokens are issued once.
+func TestDeviceRacesAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, nil)
+		targets := []string{h.host(), h.replica(nil)}
+		d := h.startDevice("openid offline_access")
+		br := browserFrom(t, "127.0.0.1")
+		page := h.approvalPage(br, d.UserCode)
+
+		raw := func(path, auth string, form url.Values) []byte {
+			body := form.Encode()
+			return []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n%s"+
+				"Content-Length: %d\r\nConnection: close\r\n\r\n%s", path, h.host(), auth, len(body), body))
+		}
+		cookie := "Cookie: nsauth_csrf=" + page.Form.Get("csrf") + "\r\n"
+		decisions := make([][]byte, 6)
+		for i := range decisions {
+			decision := "deny"
+			if i == 0 {
+				decision = "approve"
+			}
+			decisions[i] = raw("/device/decision", cookie, url.Values{"ticket": {page.Form.Get("ticket")}, "csrf": {page.Form.Get("csrf")}, "decision": {decision}})
+		}
+		counts := tally(sendTogether(t, "127.0.0.1", targets, decisions, nil))
+		checkOnly(t, "simultaneous decisions", counts, http.StatusOK, http.StatusConflict)
+		if counts[http.StatusOK] != 1 {
+			t.Fatalf("%d decisions were recorded, want 1: %v", counts[http.StatusOK], counts)
+		}
+		// Whichever won, the device sees it.
+		if tr := h.pollDevice(d.DeviceCode); tr.status != http.StatusOK && tr.Error != "access_denied" {
+			t.Fatalf("poll after the decisions: HTTP %d %s", tr.status, tr.Error)
+		}
+
+		// A second device login, approved, polled at once from both replicas.
+		d = h.startDevice("openid offline_access")
+		decide(h, br, h.approvalPage(br, d.UserCode), "approve")
+		basic := "Authorization: Basic " + basicAuth(h.client, h.secret) + "\r\n"
+		polls := make([][]byte, 8)
+		for i := range polls {
+			polls[i] = raw("/oauth/token", basic, url.Values{"grant_type": {deviceGrant}, "device_code": {d.DeviceCode}})
+		}
+		counts = tally(sendTogether(t, "127.0.0.1", targets, polls, nil))
+		checkOnly(t, "simultaneous polls", counts, http.StatusOK, http.StatusBadRequest)
+		if counts[http.StatusOK] != 1 {
+			t.Fatalf("%d polls got tokens, want 1: %v", counts[http.StatusOK], counts)
+		}
+	})
+}
+
+func basicAuth(user, pass string) string {
+	r, _ := http.NewRequest(http.MethodGet, "http://x", nil)
+	r.SetBasicAuth(user, pass)
+	return strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
+}
