@@ -2,6 +2,7 @@ package issuer_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
@@ -605,4 +607,39 @@ func basicAuth(user, pass string) string {
 	r, _ := http.NewRequest(http.MethodGet, "http://x", nil)
 	r.SetBasicAuth(user, pass)
 	return strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
+}
+
+// TestDeviceAuthorizationStorage checks the library's storage interface
+// keeps the token endpoint's rules: the state is read on our clock, an
+// approval is redeemed once, and a code is stored only in our alphabet.
+func TestDeviceAuthorizationStorage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	ds := h.iss.DeviceStorage()
+	if err := ds.StoreDeviceAuthorization(ctx, h.client, "lib-device-code", "AEIO-UAEI", h.clock.Now().Add(time.Minute), []string{"openid"}); err == nil {
+		t.Fatal("a user code outside the alphabet was stored")
+	}
+	if err := ds.StoreDeviceAuthorization(ctx, h.client, "lib-device-code", "BCDF-GHJK", h.clock.Now().Add(time.Minute), []string{"openid"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.StoreDeviceAuthorization(ctx, h.client, "lib-device-code-2", "bcdfghjk", h.clock.Now().Add(time.Minute), []string{"openid"}); !errors.Is(err, op.ErrDuplicateUserCode) {
+		t.Fatalf("a taken user code: %v, want op.ErrDuplicateUserCode", err)
+	}
+	st, err := ds.GetDeviceAuthorizatonState(ctx, h.client, "lib-device-code")
+	if err != nil || st.Done || st.Denied || !st.Expires.After(time.Now()) {
+		t.Fatalf("pending state = %+v, %v", st, err)
+	}
+	b := issuertest.NewBrowser(t)
+	decide(h, b, h.approvalPage(b, "BCDF-GHJK"), "approve")
+	h.clock.Advance(5 * time.Second)
+	st, err = ds.GetDeviceAuthorizatonState(ctx, h.client, "lib-device-code")
+	if err != nil || !st.Done || st.Subject != h.alice.ID {
+		t.Fatalf("approved state = %+v, %v", st, err)
+	}
+	if _, err := ds.GetDeviceAuthorizatonState(ctx, h.client, "lib-device-code"); err == nil {
+		t.Fatal("an approval was redeemed twice")
+	}
+	if _, err := ds.GetDeviceAuthorizatonState(ctx, "other", "nothing"); err == nil {
+		t.Fatal("an unknown device code has a state")
+	}
 }
