@@ -125,7 +125,7 @@ func (s *server) DeviceAuthorization(ctx context.Context, r *op.ClientRequest[oi
 			VerificationURI:         verify,
 			VerificationURIComplete: verify + "?" + url.Values{"user_code": {userCode}}.Encode(),
 			ExpiresIn:               int(DeviceCodeTTL / time.Second),
-			Interval:                int(cfg.DevicePollInterval / time.Second),
+			Interval:                int((cfg.DevicePollInterval + time.Second - 1) / time.Second), // whole seconds, rounded up
 		}), nil
 	}
 	return nil, internalError("storing the device authorization", errors.New("drawn codes kept colliding with stored ones"))
