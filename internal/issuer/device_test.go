@@ -107,6 +107,9 @@ func (h *harness) approvalPage(b *issuertest.Browser, code string) *issuertest.P
 	if login.URL.Path != "/login" || login.Form.Get("authRequestID") == "" {
 		h.t.Fatalf("code entry did not lead to the login page: %s HTTP %d\n%s", login.URL, login.Response.StatusCode, login.Body)
 	}
+	if !strings.Contains(login.Body, "Sign in to connect a device") {
+		h.t.Fatalf("the login page does not say it is for a device:\n%s", login.Body)
+	}
 	page := b.Submit(h.t, login, "alice", alicePassword)
 	if page.Response.StatusCode != http.StatusOK || page.Form.Get("ticket") == "" {
 		h.t.Fatalf("login did not lead to the approval page: HTTP %d\n%s", page.Response.StatusCode, page.Body)
