@@ -722,6 +722,299 @@ func (x *RevokeCliResponse) GetRevoked() bool {
 	return false
 }
 
+// nsauth addition: starts a device login (RFC 8628, the device
+// authorization grant) for a client that cannot receive a browser redirect.
+type StartDeviceLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The scopes to request, space-separated. Empty asks for the server's
+	// default: "openid profile email offline_access".
+	Scope         *string `protobuf:"bytes,1,opt,name=scope,proto3,oneof" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartDeviceLoginRequest) Reset() {
+	*x = StartDeviceLoginRequest{}
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartDeviceLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartDeviceLoginRequest) ProtoMessage() {}
+
+func (x *StartDeviceLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartDeviceLoginRequest.ProtoReflect.Descriptor instead.
+func (*StartDeviceLoginRequest) Descriptor() ([]byte, []int) {
+	return file_mgmt_v1alpha1_auth_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StartDeviceLoginRequest) GetScope() string {
+	if x != nil && x.Scope != nil {
+		return *x.Scope
+	}
+	return ""
+}
+
+type StartDeviceLoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device code: the client sends it to PollDeviceLogin and shows it to
+	// no one.
+	DeviceCode string `protobuf:"bytes,1,opt,name=device_code,json=deviceCode,proto3" json:"device_code,omitempty"`
+	// The code the user enters at verification_uri.
+	UserCode string `protobuf:"bytes,2,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
+	// Where the user goes, on any device, to enter user_code and approve.
+	VerificationUri string `protobuf:"bytes,3,opt,name=verification_uri,json=verificationUri,proto3" json:"verification_uri,omitempty"`
+	// verification_uri with the user code in it, when the provider gives one:
+	// opening it spares the user typing the code.
+	VerificationUriComplete *string `protobuf:"bytes,4,opt,name=verification_uri_complete,json=verificationUriComplete,proto3,oneof" json:"verification_uri_complete,omitempty"`
+	// Seconds until device_code and user_code expire.
+	ExpiresIn int64 `protobuf:"varint,5,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	// Seconds the client waits between two PollDeviceLogin calls.
+	Interval      int64 `protobuf:"varint,6,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartDeviceLoginResponse) Reset() {
+	*x = StartDeviceLoginResponse{}
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartDeviceLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartDeviceLoginResponse) ProtoMessage() {}
+
+func (x *StartDeviceLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartDeviceLoginResponse.ProtoReflect.Descriptor instead.
+func (*StartDeviceLoginResponse) Descriptor() ([]byte, []int) {
+	return file_mgmt_v1alpha1_auth_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StartDeviceLoginResponse) GetDeviceCode() string {
+	if x != nil {
+		return x.DeviceCode
+	}
+	return ""
+}
+
+func (x *StartDeviceLoginResponse) GetUserCode() string {
+	if x != nil {
+		return x.UserCode
+	}
+	return ""
+}
+
+func (x *StartDeviceLoginResponse) GetVerificationUri() string {
+	if x != nil {
+		return x.VerificationUri
+	}
+	return ""
+}
+
+func (x *StartDeviceLoginResponse) GetVerificationUriComplete() string {
+	if x != nil && x.VerificationUriComplete != nil {
+		return *x.VerificationUriComplete
+	}
+	return ""
+}
+
+func (x *StartDeviceLoginResponse) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *StartDeviceLoginResponse) GetInterval() int64 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
+// nsauth addition: asks whether the user approved a device login.
+type PollDeviceLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device_code of StartDeviceLoginResponse.
+	DeviceCode    string `protobuf:"bytes,1,opt,name=device_code,json=deviceCode,proto3" json:"device_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollDeviceLoginRequest) Reset() {
+	*x = PollDeviceLoginRequest{}
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollDeviceLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollDeviceLoginRequest) ProtoMessage() {}
+
+func (x *PollDeviceLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollDeviceLoginRequest.ProtoReflect.Descriptor instead.
+func (*PollDeviceLoginRequest) Descriptor() ([]byte, []int) {
+	return file_mgmt_v1alpha1_auth_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PollDeviceLoginRequest) GetDeviceCode() string {
+	if x != nil {
+		return x.DeviceCode
+	}
+	return ""
+}
+
+type PollDeviceLoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tokens, once the user approved.
+	AccessToken   *AccessToken `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollDeviceLoginResponse) Reset() {
+	*x = PollDeviceLoginResponse{}
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollDeviceLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollDeviceLoginResponse) ProtoMessage() {}
+
+func (x *PollDeviceLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollDeviceLoginResponse.ProtoReflect.Descriptor instead.
+func (*PollDeviceLoginResponse) Descriptor() ([]byte, []int) {
+	return file_mgmt_v1alpha1_auth_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PollDeviceLoginResponse) GetAccessToken() *AccessToken {
+	if x != nil {
+		return x.AccessToken
+	}
+	return nil
+}
+
+// nsauth addition: the detail of a PollDeviceLogin error, saying which of
+// RFC 8628's answers (section 3.5) it is. The Connect codes are:
+// authorization_pending: Unavailable (poll again after interval);
+// slow_down: ResourceExhausted (poll again, after the new interval);
+// access_denied: PermissionDenied (the user refused; the login is over);
+// expired_token: FailedPrecondition (the codes expired; start again).
+type DeviceLoginError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The RFC 8628 error code: "authorization_pending", "slow_down",
+	// "access_denied" or "expired_token".
+	Error string `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	// Seconds to wait before the next poll, for authorization_pending and
+	// slow_down.
+	Interval      int64 `protobuf:"varint,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceLoginError) Reset() {
+	*x = DeviceLoginError{}
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceLoginError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceLoginError) ProtoMessage() {}
+
+func (x *DeviceLoginError) ProtoReflect() protoreflect.Message {
+	mi := &file_mgmt_v1alpha1_auth_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceLoginError.ProtoReflect.Descriptor instead.
+func (*DeviceLoginError) Descriptor() ([]byte, []int) {
+	return file_mgmt_v1alpha1_auth_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeviceLoginError) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DeviceLoginError) GetInterval() int64 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
 var File_mgmt_v1alpha1_auth_proto protoreflect.FileDescriptor
 
 const file_mgmt_v1alpha1_auth_proto_rawDesc = "" +
@@ -777,7 +1070,28 @@ const file_mgmt_v1alpha1_auth_proto_rawDesc = "" +
 	"\x10RevokeCliRequest\x12#\n" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"-\n" +
 	"\x11RevokeCliResponse\x12\x18\n" +
-	"\arevoked\x18\x01 \x01(\bR\arevoked2\xa0\x04\n" +
+	"\arevoked\x18\x01 \x01(\bR\arevoked\">\n" +
+	"\x17StartDeviceLoginRequest\x12\x19\n" +
+	"\x05scope\x18\x01 \x01(\tH\x00R\x05scope\x88\x01\x01B\b\n" +
+	"\x06_scope\"\x9d\x02\n" +
+	"\x18StartDeviceLoginResponse\x12\x1f\n" +
+	"\vdevice_code\x18\x01 \x01(\tR\n" +
+	"deviceCode\x12\x1b\n" +
+	"\tuser_code\x18\x02 \x01(\tR\buserCode\x12)\n" +
+	"\x10verification_uri\x18\x03 \x01(\tR\x0fverificationUri\x12?\n" +
+	"\x19verification_uri_complete\x18\x04 \x01(\tH\x00R\x17verificationUriComplete\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"expires_in\x18\x05 \x01(\x03R\texpiresIn\x12\x1a\n" +
+	"\binterval\x18\x06 \x01(\x03R\bintervalB\x1c\n" +
+	"\x1a_verification_uri_complete\"9\n" +
+	"\x16PollDeviceLoginRequest\x12\x1f\n" +
+	"\vdevice_code\x18\x01 \x01(\tR\n" +
+	"deviceCode\"X\n" +
+	"\x17PollDeviceLoginResponse\x12=\n" +
+	"\faccess_token\x18\x01 \x01(\v2\x1a.mgmt.v1alpha1.AccessTokenR\vaccessToken\"D\n" +
+	"\x10DeviceLoginError\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1a\n" +
+	"\binterval\x18\x02 \x01(\x03R\binterval2\xeb\x05\n" +
 	"\vAuthService\x12M\n" +
 	"\bLoginCli\x12\x1e.mgmt.v1alpha1.LoginCliRequest\x1a\x1f.mgmt.v1alpha1.LoginCliResponse\"\x00\x12S\n" +
 	"\n" +
@@ -786,7 +1100,9 @@ const file_mgmt_v1alpha1_auth_proto_rawDesc = "" +
 	"CheckToken\x12 .mgmt.v1alpha1.CheckTokenRequest\x1a!.mgmt.v1alpha1.CheckTokenResponse\"\x00\x12e\n" +
 	"\x0fGetAuthorizeUrl\x12%.mgmt.v1alpha1.GetAuthorizeUrlRequest\x1a&.mgmt.v1alpha1.GetAuthorizeUrlResponse\"\x03\x90\x02\x01\x12_\n" +
 	"\rGetAuthStatus\x12#.mgmt.v1alpha1.GetAuthStatusRequest\x1a$.mgmt.v1alpha1.GetAuthStatusResponse\"\x03\x90\x02\x01\x12P\n" +
-	"\tRevokeCli\x12\x1f.mgmt.v1alpha1.RevokeCliRequest\x1a .mgmt.v1alpha1.RevokeCliResponse\"\x00B9Z7github.com/nsauth/nsauth/gen/mgmt/v1alpha1;mgmtv1alpha1b\x06proto3"
+	"\tRevokeCli\x12\x1f.mgmt.v1alpha1.RevokeCliRequest\x1a .mgmt.v1alpha1.RevokeCliResponse\"\x00\x12e\n" +
+	"\x10StartDeviceLogin\x12&.mgmt.v1alpha1.StartDeviceLoginRequest\x1a'.mgmt.v1alpha1.StartDeviceLoginResponse\"\x00\x12b\n" +
+	"\x0fPollDeviceLogin\x12%.mgmt.v1alpha1.PollDeviceLoginRequest\x1a&.mgmt.v1alpha1.PollDeviceLoginResponse\"\x00B9Z7github.com/nsauth/nsauth/gen/mgmt/v1alpha1;mgmtv1alpha1b\x06proto3"
 
 var (
 	file_mgmt_v1alpha1_auth_proto_rawDescOnce sync.Once
@@ -800,42 +1116,52 @@ func file_mgmt_v1alpha1_auth_proto_rawDescGZIP() []byte {
 	return file_mgmt_v1alpha1_auth_proto_rawDescData
 }
 
-var file_mgmt_v1alpha1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_mgmt_v1alpha1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_mgmt_v1alpha1_auth_proto_goTypes = []any{
-	(*AccessToken)(nil),             // 0: mgmt.v1alpha1.AccessToken
-	(*LoginCliRequest)(nil),         // 1: mgmt.v1alpha1.LoginCliRequest
-	(*LoginCliResponse)(nil),        // 2: mgmt.v1alpha1.LoginCliResponse
-	(*GetAuthStatusRequest)(nil),    // 3: mgmt.v1alpha1.GetAuthStatusRequest
-	(*GetAuthStatusResponse)(nil),   // 4: mgmt.v1alpha1.GetAuthStatusResponse
-	(*GetAuthorizeUrlRequest)(nil),  // 5: mgmt.v1alpha1.GetAuthorizeUrlRequest
-	(*GetAuthorizeUrlResponse)(nil), // 6: mgmt.v1alpha1.GetAuthorizeUrlResponse
-	(*RefreshCliRequest)(nil),       // 7: mgmt.v1alpha1.RefreshCliRequest
-	(*RefreshCliResponse)(nil),      // 8: mgmt.v1alpha1.RefreshCliResponse
-	(*CheckTokenRequest)(nil),       // 9: mgmt.v1alpha1.CheckTokenRequest
-	(*CheckTokenResponse)(nil),      // 10: mgmt.v1alpha1.CheckTokenResponse
-	(*RevokeCliRequest)(nil),        // 11: mgmt.v1alpha1.RevokeCliRequest
-	(*RevokeCliResponse)(nil),       // 12: mgmt.v1alpha1.RevokeCliResponse
+	(*AccessToken)(nil),              // 0: mgmt.v1alpha1.AccessToken
+	(*LoginCliRequest)(nil),          // 1: mgmt.v1alpha1.LoginCliRequest
+	(*LoginCliResponse)(nil),         // 2: mgmt.v1alpha1.LoginCliResponse
+	(*GetAuthStatusRequest)(nil),     // 3: mgmt.v1alpha1.GetAuthStatusRequest
+	(*GetAuthStatusResponse)(nil),    // 4: mgmt.v1alpha1.GetAuthStatusResponse
+	(*GetAuthorizeUrlRequest)(nil),   // 5: mgmt.v1alpha1.GetAuthorizeUrlRequest
+	(*GetAuthorizeUrlResponse)(nil),  // 6: mgmt.v1alpha1.GetAuthorizeUrlResponse
+	(*RefreshCliRequest)(nil),        // 7: mgmt.v1alpha1.RefreshCliRequest
+	(*RefreshCliResponse)(nil),       // 8: mgmt.v1alpha1.RefreshCliResponse
+	(*CheckTokenRequest)(nil),        // 9: mgmt.v1alpha1.CheckTokenRequest
+	(*CheckTokenResponse)(nil),       // 10: mgmt.v1alpha1.CheckTokenResponse
+	(*RevokeCliRequest)(nil),         // 11: mgmt.v1alpha1.RevokeCliRequest
+	(*RevokeCliResponse)(nil),        // 12: mgmt.v1alpha1.RevokeCliResponse
+	(*StartDeviceLoginRequest)(nil),  // 13: mgmt.v1alpha1.StartDeviceLoginRequest
+	(*StartDeviceLoginResponse)(nil), // 14: mgmt.v1alpha1.StartDeviceLoginResponse
+	(*PollDeviceLoginRequest)(nil),   // 15: mgmt.v1alpha1.PollDeviceLoginRequest
+	(*PollDeviceLoginResponse)(nil),  // 16: mgmt.v1alpha1.PollDeviceLoginResponse
+	(*DeviceLoginError)(nil),         // 17: mgmt.v1alpha1.DeviceLoginError
 }
 var file_mgmt_v1alpha1_auth_proto_depIdxs = []int32{
 	0,  // 0: mgmt.v1alpha1.LoginCliResponse.access_token:type_name -> mgmt.v1alpha1.AccessToken
 	0,  // 1: mgmt.v1alpha1.RefreshCliResponse.access_token:type_name -> mgmt.v1alpha1.AccessToken
-	1,  // 2: mgmt.v1alpha1.AuthService.LoginCli:input_type -> mgmt.v1alpha1.LoginCliRequest
-	7,  // 3: mgmt.v1alpha1.AuthService.RefreshCli:input_type -> mgmt.v1alpha1.RefreshCliRequest
-	9,  // 4: mgmt.v1alpha1.AuthService.CheckToken:input_type -> mgmt.v1alpha1.CheckTokenRequest
-	5,  // 5: mgmt.v1alpha1.AuthService.GetAuthorizeUrl:input_type -> mgmt.v1alpha1.GetAuthorizeUrlRequest
-	3,  // 6: mgmt.v1alpha1.AuthService.GetAuthStatus:input_type -> mgmt.v1alpha1.GetAuthStatusRequest
-	11, // 7: mgmt.v1alpha1.AuthService.RevokeCli:input_type -> mgmt.v1alpha1.RevokeCliRequest
-	2,  // 8: mgmt.v1alpha1.AuthService.LoginCli:output_type -> mgmt.v1alpha1.LoginCliResponse
-	8,  // 9: mgmt.v1alpha1.AuthService.RefreshCli:output_type -> mgmt.v1alpha1.RefreshCliResponse
-	10, // 10: mgmt.v1alpha1.AuthService.CheckToken:output_type -> mgmt.v1alpha1.CheckTokenResponse
-	6,  // 11: mgmt.v1alpha1.AuthService.GetAuthorizeUrl:output_type -> mgmt.v1alpha1.GetAuthorizeUrlResponse
-	4,  // 12: mgmt.v1alpha1.AuthService.GetAuthStatus:output_type -> mgmt.v1alpha1.GetAuthStatusResponse
-	12, // 13: mgmt.v1alpha1.AuthService.RevokeCli:output_type -> mgmt.v1alpha1.RevokeCliResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	0,  // 2: mgmt.v1alpha1.PollDeviceLoginResponse.access_token:type_name -> mgmt.v1alpha1.AccessToken
+	1,  // 3: mgmt.v1alpha1.AuthService.LoginCli:input_type -> mgmt.v1alpha1.LoginCliRequest
+	7,  // 4: mgmt.v1alpha1.AuthService.RefreshCli:input_type -> mgmt.v1alpha1.RefreshCliRequest
+	9,  // 5: mgmt.v1alpha1.AuthService.CheckToken:input_type -> mgmt.v1alpha1.CheckTokenRequest
+	5,  // 6: mgmt.v1alpha1.AuthService.GetAuthorizeUrl:input_type -> mgmt.v1alpha1.GetAuthorizeUrlRequest
+	3,  // 7: mgmt.v1alpha1.AuthService.GetAuthStatus:input_type -> mgmt.v1alpha1.GetAuthStatusRequest
+	11, // 8: mgmt.v1alpha1.AuthService.RevokeCli:input_type -> mgmt.v1alpha1.RevokeCliRequest
+	13, // 9: mgmt.v1alpha1.AuthService.StartDeviceLogin:input_type -> mgmt.v1alpha1.StartDeviceLoginRequest
+	15, // 10: mgmt.v1alpha1.AuthService.PollDeviceLogin:input_type -> mgmt.v1alpha1.PollDeviceLoginRequest
+	2,  // 11: mgmt.v1alpha1.AuthService.LoginCli:output_type -> mgmt.v1alpha1.LoginCliResponse
+	8,  // 12: mgmt.v1alpha1.AuthService.RefreshCli:output_type -> mgmt.v1alpha1.RefreshCliResponse
+	10, // 13: mgmt.v1alpha1.AuthService.CheckToken:output_type -> mgmt.v1alpha1.CheckTokenResponse
+	6,  // 14: mgmt.v1alpha1.AuthService.GetAuthorizeUrl:output_type -> mgmt.v1alpha1.GetAuthorizeUrlResponse
+	4,  // 15: mgmt.v1alpha1.AuthService.GetAuthStatus:output_type -> mgmt.v1alpha1.GetAuthStatusResponse
+	12, // 16: mgmt.v1alpha1.AuthService.RevokeCli:output_type -> mgmt.v1alpha1.RevokeCliResponse
+	14, // 17: mgmt.v1alpha1.AuthService.StartDeviceLogin:output_type -> mgmt.v1alpha1.StartDeviceLoginResponse
+	16, // 18: mgmt.v1alpha1.AuthService.PollDeviceLogin:output_type -> mgmt.v1alpha1.PollDeviceLoginResponse
+	11, // [11:19] is the sub-list for method output_type
+	3,  // [3:11] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_mgmt_v1alpha1_auth_proto_init() }
@@ -847,13 +1173,15 @@ func file_mgmt_v1alpha1_auth_proto_init() {
 	file_mgmt_v1alpha1_auth_proto_msgTypes[1].OneofWrappers = []any{}
 	file_mgmt_v1alpha1_auth_proto_msgTypes[5].OneofWrappers = []any{}
 	file_mgmt_v1alpha1_auth_proto_msgTypes[10].OneofWrappers = []any{}
+	file_mgmt_v1alpha1_auth_proto_msgTypes[13].OneofWrappers = []any{}
+	file_mgmt_v1alpha1_auth_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mgmt_v1alpha1_auth_proto_rawDesc), len(file_mgmt_v1alpha1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

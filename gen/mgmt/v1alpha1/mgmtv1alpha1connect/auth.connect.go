@@ -47,6 +47,12 @@ const (
 	AuthServiceGetAuthStatusProcedure = "/mgmt.v1alpha1.AuthService/GetAuthStatus"
 	// AuthServiceRevokeCliProcedure is the fully-qualified name of the AuthService's RevokeCli RPC.
 	AuthServiceRevokeCliProcedure = "/mgmt.v1alpha1.AuthService/RevokeCli"
+	// AuthServiceStartDeviceLoginProcedure is the fully-qualified name of the AuthService's
+	// StartDeviceLogin RPC.
+	AuthServiceStartDeviceLoginProcedure = "/mgmt.v1alpha1.AuthService/StartDeviceLogin"
+	// AuthServicePollDeviceLoginProcedure is the fully-qualified name of the AuthService's
+	// PollDeviceLogin RPC.
+	AuthServicePollDeviceLoginProcedure = "/mgmt.v1alpha1.AuthService/PollDeviceLogin"
 )
 
 // AuthServiceClient is a client for the mgmt.v1alpha1.AuthService service.
@@ -64,6 +70,13 @@ type AuthServiceClient interface {
 	// the server's client credentials. Used by `nsauth logout`; servers that lack
 	// it answer Unimplemented and the client only deletes its local tokens.
 	RevokeCli(context.Context, *connect.Request[v1alpha1.RevokeCliRequest]) (*connect.Response[v1alpha1.RevokeCliResponse], error)
+	// nsauth addition: starts a device login (RFC 8628) with the server's
+	// client. Servers whose provider has no device authorization endpoint
+	// answer FailedPrecondition; servers that lack it, Unimplemented.
+	StartDeviceLogin(context.Context, *connect.Request[v1alpha1.StartDeviceLoginRequest]) (*connect.Response[v1alpha1.StartDeviceLoginResponse], error)
+	// nsauth addition: polls a device login started with StartDeviceLogin.
+	// Errors carry a DeviceLoginError detail naming RFC 8628's answer.
+	PollDeviceLogin(context.Context, *connect.Request[v1alpha1.PollDeviceLoginRequest]) (*connect.Response[v1alpha1.PollDeviceLoginResponse], error)
 }
 
 // NewAuthServiceClient constructs a client for the mgmt.v1alpha1.AuthService service. By default,
@@ -115,17 +128,31 @@ func NewAuthServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(authServiceMethods.ByName("RevokeCli")),
 			connect.WithClientOptions(opts...),
 		),
+		startDeviceLogin: connect.NewClient[v1alpha1.StartDeviceLoginRequest, v1alpha1.StartDeviceLoginResponse](
+			httpClient,
+			baseURL+AuthServiceStartDeviceLoginProcedure,
+			connect.WithSchema(authServiceMethods.ByName("StartDeviceLogin")),
+			connect.WithClientOptions(opts...),
+		),
+		pollDeviceLogin: connect.NewClient[v1alpha1.PollDeviceLoginRequest, v1alpha1.PollDeviceLoginResponse](
+			httpClient,
+			baseURL+AuthServicePollDeviceLoginProcedure,
+			connect.WithSchema(authServiceMethods.ByName("PollDeviceLogin")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // authServiceClient implements AuthServiceClient.
 type authServiceClient struct {
-	loginCli        *connect.Client[v1alpha1.LoginCliRequest, v1alpha1.LoginCliResponse]
-	refreshCli      *connect.Client[v1alpha1.RefreshCliRequest, v1alpha1.RefreshCliResponse]
-	checkToken      *connect.Client[v1alpha1.CheckTokenRequest, v1alpha1.CheckTokenResponse]
-	getAuthorizeUrl *connect.Client[v1alpha1.GetAuthorizeUrlRequest, v1alpha1.GetAuthorizeUrlResponse]
-	getAuthStatus   *connect.Client[v1alpha1.GetAuthStatusRequest, v1alpha1.GetAuthStatusResponse]
-	revokeCli       *connect.Client[v1alpha1.RevokeCliRequest, v1alpha1.RevokeCliResponse]
+	loginCli         *connect.Client[v1alpha1.LoginCliRequest, v1alpha1.LoginCliResponse]
+	refreshCli       *connect.Client[v1alpha1.RefreshCliRequest, v1alpha1.RefreshCliResponse]
+	checkToken       *connect.Client[v1alpha1.CheckTokenRequest, v1alpha1.CheckTokenResponse]
+	getAuthorizeUrl  *connect.Client[v1alpha1.GetAuthorizeUrlRequest, v1alpha1.GetAuthorizeUrlResponse]
+	getAuthStatus    *connect.Client[v1alpha1.GetAuthStatusRequest, v1alpha1.GetAuthStatusResponse]
+	revokeCli        *connect.Client[v1alpha1.RevokeCliRequest, v1alpha1.RevokeCliResponse]
+	startDeviceLogin *connect.Client[v1alpha1.StartDeviceLoginRequest, v1alpha1.StartDeviceLoginResponse]
+	pollDeviceLogin  *connect.Client[v1alpha1.PollDeviceLoginRequest, v1alpha1.PollDeviceLoginResponse]
 }
 
 // LoginCli calls mgmt.v1alpha1.AuthService.LoginCli.
@@ -158,6 +185,16 @@ func (c *authServiceClient) RevokeCli(ctx context.Context, req *connect.Request[
 	return c.revokeCli.CallUnary(ctx, req)
 }
 
+// StartDeviceLogin calls mgmt.v1alpha1.AuthService.StartDeviceLogin.
+func (c *authServiceClient) StartDeviceLogin(ctx context.Context, req *connect.Request[v1alpha1.StartDeviceLoginRequest]) (*connect.Response[v1alpha1.StartDeviceLoginResponse], error) {
+	return c.startDeviceLogin.CallUnary(ctx, req)
+}
+
+// PollDeviceLogin calls mgmt.v1alpha1.AuthService.PollDeviceLogin.
+func (c *authServiceClient) PollDeviceLogin(ctx context.Context, req *connect.Request[v1alpha1.PollDeviceLoginRequest]) (*connect.Response[v1alpha1.PollDeviceLoginResponse], error) {
+	return c.pollDeviceLogin.CallUnary(ctx, req)
+}
+
 // AuthServiceHandler is an implementation of the mgmt.v1alpha1.AuthService service.
 type AuthServiceHandler interface {
 	LoginCli(context.Context, *connect.Request[v1alpha1.LoginCliRequest]) (*connect.Response[v1alpha1.LoginCliResponse], error)
@@ -173,6 +210,13 @@ type AuthServiceHandler interface {
 	// the server's client credentials. Used by `nsauth logout`; servers that lack
 	// it answer Unimplemented and the client only deletes its local tokens.
 	RevokeCli(context.Context, *connect.Request[v1alpha1.RevokeCliRequest]) (*connect.Response[v1alpha1.RevokeCliResponse], error)
+	// nsauth addition: starts a device login (RFC 8628) with the server's
+	// client. Servers whose provider has no device authorization endpoint
+	// answer FailedPrecondition; servers that lack it, Unimplemented.
+	StartDeviceLogin(context.Context, *connect.Request[v1alpha1.StartDeviceLoginRequest]) (*connect.Response[v1alpha1.StartDeviceLoginResponse], error)
+	// nsauth addition: polls a device login started with StartDeviceLogin.
+	// Errors carry a DeviceLoginError detail naming RFC 8628's answer.
+	PollDeviceLogin(context.Context, *connect.Request[v1alpha1.PollDeviceLoginRequest]) (*connect.Response[v1alpha1.PollDeviceLoginResponse], error)
 }
 
 // NewAuthServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -220,6 +264,18 @@ func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(authServiceMethods.ByName("RevokeCli")),
 		connect.WithHandlerOptions(opts...),
 	)
+	authServiceStartDeviceLoginHandler := connect.NewUnaryHandler(
+		AuthServiceStartDeviceLoginProcedure,
+		svc.StartDeviceLogin,
+		connect.WithSchema(authServiceMethods.ByName("StartDeviceLogin")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authServicePollDeviceLoginHandler := connect.NewUnaryHandler(
+		AuthServicePollDeviceLoginProcedure,
+		svc.PollDeviceLogin,
+		connect.WithSchema(authServiceMethods.ByName("PollDeviceLogin")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/mgmt.v1alpha1.AuthService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AuthServiceLoginCliProcedure:
@@ -234,6 +290,10 @@ func NewAuthServiceHandler(svc AuthServiceHandler, opts ...connect.HandlerOption
 			authServiceGetAuthStatusHandler.ServeHTTP(w, r)
 		case AuthServiceRevokeCliProcedure:
 			authServiceRevokeCliHandler.ServeHTTP(w, r)
+		case AuthServiceStartDeviceLoginProcedure:
+			authServiceStartDeviceLoginHandler.ServeHTTP(w, r)
+		case AuthServicePollDeviceLoginProcedure:
+			authServicePollDeviceLoginHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -265,4 +325,12 @@ func (UnimplementedAuthServiceHandler) GetAuthStatus(context.Context, *connect.R
 
 func (UnimplementedAuthServiceHandler) RevokeCli(context.Context, *connect.Request[v1alpha1.RevokeCliRequest]) (*connect.Response[v1alpha1.RevokeCliResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("mgmt.v1alpha1.AuthService.RevokeCli is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) StartDeviceLogin(context.Context, *connect.Request[v1alpha1.StartDeviceLoginRequest]) (*connect.Response[v1alpha1.StartDeviceLoginResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("mgmt.v1alpha1.AuthService.StartDeviceLogin is not implemented"))
+}
+
+func (UnimplementedAuthServiceHandler) PollDeviceLogin(context.Context, *connect.Request[v1alpha1.PollDeviceLoginRequest]) (*connect.Response[v1alpha1.PollDeviceLoginResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("mgmt.v1alpha1.AuthService.PollDeviceLogin is not implemented"))
 }
