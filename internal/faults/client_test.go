@@ -57,13 +57,13 @@ type session struct {
 	refreshToken, accessToken string
 
 	// Results, read after run returns.
-	calls       map[string]int // "RefreshCli ok", "CheckToken Unavailable", …
-	refreshes   int            // successful refreshes
-	violations  []string       // answers other than OK and Unavailable, transport errors to a live replica
-	falseReuse  int            // refreshes refused with Unauthenticated: our clients never reuse a token
-	lostAnswers int            // failed refreshes whose rotation had been committed
-	lost        string         // why the session ended early, if it did
-	longestGap  time.Duration  // longest time from a failed call to the next success
+	calls       map[string]int  // "RefreshCli ok", "CheckToken Unavailable", …
+	refreshes   int             // successful refreshes
+	violations  []string        // answers other than OK and Unavailable, transport errors to a live replica
+	falseReuse  int             // refreshes refused with Unauthenticated: our clients never reuse a token
+	lostAnswers map[outcome]int // failed refreshes whose rotation had been committed, by what the client got
+	lost        string          // why the session ended early, if it did
+	longestGap  time.Duration   // longest time from a failed call to the next success
 	failingFrom time.Time
 }
 
@@ -119,7 +119,7 @@ func (s *session) refresh(ctx context.Context) bool {
 			// The rotation is in the database, but its answer never came
 			// back: the retry below presents a token that is already used.
 			committedSeen = true
-			s.lostAnswers++
+			s.lostAnswers[o]++
 		}
 		if time.Since(s.failingFrom) > giveUp {
 			s.lost = fmt.Sprintf("no refresh succeeded for %v", giveUp)

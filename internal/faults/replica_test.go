@@ -2,13 +2,16 @@ package faults_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,6 +190,39 @@ func (r *replica) rssKiB() (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc/<pid>/status")
+}
+
+// logSummary describes the incarnations' JSON logs at levels WARN and
+// ERROR: how many lines carry each message, and the first few ERROR lines
+// in full.
+func (r *replica) logSummary(errorLines int) (string, error) {
+	r.mu.Lock()
+	logs := append([]string(nil), r.logs...)
+	r.mu.Unlock()
+	counts := map[string]int{}
+	var errs []string
+	for i, p := range logs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		for line := range strings.Lines(string(b)) {
+			var entry struct{ Level, Msg string }
+			if json.Unmarshal([]byte(line), &entry) != nil || (entry.Level != "WARN" && entry.Level != "ERROR") {
+				continue
+			}
+			counts[entry.Level+" "+entry.Msg]++
+			if entry.Level == "ERROR" && len(errs) < errorLines {
+				errs = append(errs, fmt.Sprintf("  [%s-%d] %s", r.name, i+1, line))
+			}
+		}
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(&b, "  %6d × %s\n", counts[k], k)
+	}
+	b.WriteString(strings.Join(errs, ""))
+	return b.String(), nil
 }
 
 // countInLogs counts the lines of every incarnation's log that contain s.
