@@ -60,7 +60,7 @@ type session struct {
 	calls       map[string]int  // "RefreshCli ok", "CheckToken Unavailable", …
 	refreshes   int             // successful refreshes
 	violations  []string        // answers other than OK and Unavailable, transport errors to a live replica
-	falseReuse  int             // refreshes refused with Unauthenticated: our clients never reuse a token
+	refused     int             // refreshes refused with Unauthenticated: the session is over, as for `nsauth token`
 	lostAnswers map[outcome]int // failed refreshes whose rotation had been committed, by what the client got
 	lost        string          // why the session ended early, if it did
 	longestGap  time.Duration   // longest time from a failed call to the next success
@@ -111,7 +111,7 @@ func (s *session) refresh(ctx context.Context) bool {
 			return false
 		}
 		if o == outcome(connect.CodeUnauthenticated.String()) {
-			s.falseReuse++
+			s.refused++
 			s.lost = fmt.Sprintf("RefreshCli refused the current refresh token (Unauthenticated) on replica %s after %d attempt(s)", ep.r.name, attempt+1)
 			return false
 		}
@@ -183,7 +183,7 @@ func (s *session) record(method string, ep *endpoint, epoch int64, err error) ou
 	switch {
 	case o == outcomeOK, o == outcomeTransportDown, o == outcome(connect.CodeUnavailable.String()):
 	case method == "RefreshCli" && o == outcome(connect.CodeUnauthenticated.String()):
-		// A false reuse detection: refresh counts it and ends the session.
+		// The session's end: refresh counts it.
 	default:
 		// Connect errors carry the server's fixed message or the transport's
 		// error, never the request: no token reaches the log.

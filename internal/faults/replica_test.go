@@ -193,8 +193,8 @@ func (r *replica) rssKiB() (int64, error) {
 }
 
 // logSummary describes the incarnations' JSON logs at levels WARN and
-// ERROR: how many lines carry each message, and the first few ERROR lines
-// in full.
+// ERROR: how many lines carry each message, and the first few lines in
+// full that are errors or refused grants.
 func (r *replica) logSummary(errorLines int) (string, error) {
 	r.mu.Lock()
 	logs := append([]string(nil), r.logs...)
@@ -212,7 +212,8 @@ func (r *replica) logSummary(errorLines int) (string, error) {
 				continue
 			}
 			counts[entry.Level+" "+entry.Msg]++
-			if entry.Level == "ERROR" && len(errs) < errorLines {
+			// Errors and refusals of a grant are what explain a lost session.
+			if (entry.Level == "ERROR" || strings.Contains(line, "invalid_grant")) && len(errs) < errorLines {
 				errs = append(errs, fmt.Sprintf("  [%s-%d] %s", r.name, i+1, line))
 			}
 		}
