@@ -199,6 +199,7 @@ func TestReplicaFaults(t *testing.T) {
 			if v, err := survivor.rssKiB(); err == nil {
 				memMu.Lock()
 				mem.peak = max(mem.peak, v)
+				mem.samples = append(mem.samples, rssSample{time.Since(start), v})
 				memMu.Unlock()
 			}
 			sleep(samplerCtx, 2*time.Second)
@@ -333,6 +334,14 @@ type rssFigures struct {
 	baseline int64 // after the first kill and the first outage
 	end      int64 // when the sessions stopped
 	peak     int64 // highest of the samples, every 2 s from the warm-up
+	// samples are every sample from the warm-up on, for the summary's
+	// timeline.
+	samples []rssSample
+}
+
+type rssSample struct {
+	at  time.Duration // since the sessions started
+	kib int64
 }
 
 // outageLength is how long the database stays cut each time.
@@ -449,6 +458,14 @@ func summarize(t *testing.T, sessions []*session, faults faultLog, reuses []int,
 		reuseWarning, reuses[0], reuses[1], refused, lostSessions, violations)
 	fmt.Fprintf(&b, "replica B RSS: %d KiB after warm-up, %d KiB after the first kill and outage, %d KiB at the end (%+.1f%% from there), %d KiB peak sampled",
 		mem.warm, mem.baseline, mem.end, 100*float64(mem.end-mem.baseline)/float64(mem.baseline), mem.peak)
+	// A timeline of about ten points, to tell growth that levels off (the
+	// verifier's cache of checked tokens filling up to its bound) from
+	// growth that goes on.
+	b.WriteString("; timeline:")
+	step := max(len(mem.samples)/10, 1)
+	for i := 0; i < len(mem.samples); i += step {
+		fmt.Fprintf(&b, " %v %d", mem.samples[i].at.Round(time.Second), mem.samples[i].kib)
+	}
 	t.Log(b.String())
 }
 
