@@ -57,7 +57,7 @@ type session struct {
 	refreshToken, accessToken string
 
 	// Results, read after run returns.
-	calls       map[string]int  // "RefreshCli ok", "CheckToken Unavailable", …
+	calls       map[string]int  // "RefreshCli ok", "CheckToken unavailable", …
 	refreshes   int             // successful refreshes
 	violations  []string        // answers other than OK and Unavailable, transport errors to a live replica
 	refused     int             // refreshes refused with Unauthenticated: the session is over, as for `nsauth token`
