@@ -92,6 +92,7 @@ func (r *replica) start(ctx context.Context) error {
 	cmd := exec.Command(r.bin, append([]string{"serve"}, r.args...)...)
 	cmd.Env = r.env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
 		return fmt.Errorf("starting replica %s: %w", r.name, err)
