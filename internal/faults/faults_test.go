@@ -83,7 +83,9 @@ func TestReplicaFaults(t *testing.T) {
 			t.Fatalf("%s=%q: want an unsigned integer", seedEnv, v)
 		}
 	}
-	t.Logf("duration %v, seed %d (%s=%d reproduces the fault schedule)", duration, seed, seedEnv, seed)
+	// The seed fixes the random pauses of the schedule and of the sessions;
+	// where each kill lands in a refresh is up to the scheduler.
+	t.Logf("duration %v, seed %d (%s=%d repeats the random pauses)", duration, seed, seedEnv, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	pgURL := storetest.PostgresURL(t)
