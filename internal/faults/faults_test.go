@@ -288,8 +288,11 @@ func TestReplicaFaults(t *testing.T) {
 	if faults.kills == 0 || faults.outages == 0 {
 		t.Errorf("the run had %d kill(s) and %d outage(s): both kinds must happen", faults.kills, faults.outages)
 	}
-	// Flat memory: a generous bound, since the heap of a Go process under
-	// steady load still moves with the collector's pacing.
+	// Flat memory, with a generous bound: over the default two minutes the
+	// verifier's cache of checked tokens (authn.DefaultCacheEntries, each
+	// refresh a new token) is still filling, which measured +13 to +29 %
+	// from the baseline; a five-minute run levelled off at +39 % from the
+	// third minute on. Growth by more than half is not the cache.
 	if mem.end > mem.baseline*3/2 {
 		t.Errorf("replica B's RSS grew from %d KiB after the first kill and outage to %d KiB at the end (more than +50%%)", mem.baseline, mem.end)
 	}
