@@ -3,8 +3,10 @@ package authservice_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/nsauth/nsauth/internal/authservice"
 	"github.com/nsauth/nsauth/internal/oidctest"
 	"github.com/nsauth/nsauth/internal/server"
+	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/upstream"
 )
 
@@ -350,6 +353,75 @@ func TestPollDeviceLoginKeepsTheInterval(t *testing.T) {
 	other := e.start(t, "connect")
 	if _, err := e.clients["connect"].PollDeviceLogin(context.Background(), connect.NewRequest(&mgmtv1alpha1.PollDeviceLoginRequest{DeviceCode: other.GetDeviceCode()})); deviceDetail(err).GetError() != "authorization_pending" {
 		t.Errorf("first poll of another login = %v, want pending", err)
+	}
+}
+
+// TestDevicePollRateLimitPerAddress: polls from one address have a budget
+// of their own (--device-poll-rate-limit), apart from the one
+// StartDeviceLogin shares with LoginCli, RefreshCli and RevokeCli
+// (--rate-limit); over either, ResourceExhausted without asking the
+// provider.
+func TestDevicePollRateLimitPerAddress(t *testing.T) {
+	t.Parallel()
+	fake := oidctest.New(t)
+	clk := newClock()
+	secrets, _ := json.Marshal(map[string]string{fake.ClientID: fake.ClientSecret})
+	srv := servetest.Start(t, servetest.Options{
+		Env: map[string]string{
+			"AUTH_BASEURL": fake.Issuer, "AUTH_AUDIENCE": fake.Audience,
+			"AUTH_CLI_CLIENT_ID": fake.ClientID, "AUTH_CLIENTID_SECRET": string(secrets),
+		},
+		Args: []string{"--rate-limit", "2", "--device-poll-rate-limit", "3"},
+		Now:  clk.Now,
+	})
+	c := mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, srv.URL)
+	ctx := context.Background()
+	start := func() (*mgmtv1alpha1.StartDeviceLoginResponse, error) {
+		resp, err := c.StartDeviceLogin(ctx, connect.NewRequest(&mgmtv1alpha1.StartDeviceLoginRequest{}))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg, nil
+	}
+	poll := func(code string) error {
+		_, err := c.PollDeviceLogin(ctx, connect.NewRequest(&mgmtv1alpha1.PollDeviceLoginRequest{DeviceCode: code}))
+		return err
+	}
+	first, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := start(); connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("third StartDeviceLogin = %v, want ResourceExhausted (--rate-limit 2)", err)
+	}
+	// Polls (each on its own device code, so no interval is broken) are
+	// not held back by the spent StartDeviceLogin budget…
+	steps := []struct {
+		name string
+		code string
+		want connect.Code
+	}{
+		{"first login", first.GetDeviceCode(), connect.CodeUnavailable},
+		{"second login", second.GetDeviceCode(), connect.CodeUnavailable},
+		{"an unknown device code counts too", "dc-unknown", connect.CodeUnauthenticated},
+		{"over the poll budget", first.GetDeviceCode() + "x", connect.CodeResourceExhausted},
+	}
+	for _, s := range steps {
+		if err := poll(s.code); connect.CodeOf(err) != s.want {
+			t.Fatalf("%s: %v, want %v", s.name, err, s.want)
+		}
+	}
+	if n := fake.Count(oidctest.PathToken); n != 3 {
+		t.Errorf("%d token requests, want 3: a poll over the budget must not reach the provider", n)
+	}
+	// …and the budget refills with time (3 a minute).
+	clk.Advance(20 * time.Second)
+	if err := poll(second.GetDeviceCode()); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Errorf("poll after 20 s: %v, want pending", err)
 	}
 }
 
