@@ -296,7 +296,7 @@ func TestDeviceLoginAgainstAServerWithoutIt(t *testing.T) {
 		clk := &deviceClock{now: time.Now()}
 		e := newDeviceEnv(t, clk, oidctest.WithoutDeviceEndpoint())
 		r := runDevice(context.Background(), e, clk, &syncBuffer{})
-		if r.code != cli.ExitFailure || r.errOut != "nsauth: this server's identity provider does not offer device login: use nsauth login without --device\n" {
+		if r.code != cli.ExitFailure || r.errOut != "nsauth: this server cannot start device logins: its identity provider offers none, or not to the server's client; use nsauth login without --device\n" {
 			t.Errorf("exit %d:\n%s", r.code, r.errOut)
 		}
 	})

@@ -137,7 +137,7 @@ func (o *loginOptions) deviceStartError(err error) error {
 	case connect.CodeUnimplemented:
 		return errors.New("this server does not offer device login (StartDeviceLogin): use nsauth login without --device")
 	case connect.CodeFailedPrecondition:
-		return errors.New("this server's identity provider does not offer device login: use nsauth login without --device")
+		return errors.New("this server cannot start device logins: its identity provider offers none, or not to the server's client; use nsauth login without --device")
 	}
 	return o.deps.callError(o.client.APIURL, "starting a device login", err)
 }
