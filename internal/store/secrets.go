@@ -106,7 +106,9 @@ func (s *Store) CheckSecrets(ctx context.Context) error {
 // SealSecrets checks every sealed value, as [Store.CheckSecrets] does, and
 // seals in place, in one transaction, the secrets that an earlier nsauth
 // stored in clear: every private signing key, and the instance values
-// whose name isSecret accepts. It returns how many it sealed.
+// whose name isSecret accepts. It returns how many it sealed. When it
+// sealed any, the space the plaintext occupied is rewritten too (see
+// scrub), so the database files no longer hold it.
 func (s *Store) SealSecrets(ctx context.Context, isSecret func(name string) bool) (SecretCounts, error) {
 	return s.walkSecrets(ctx, isSecret, sealPlaintext)
 }
@@ -116,7 +118,7 @@ func (s *Store) SealSecrets(ctx context.Context, isSecret func(name string) bool
 // (an old one given for a rotation), and those still in clear as
 // SealSecrets would. Afterwards only the current key is needed. It returns
 // how many values it rewrote; if any value does not open, it rewrites
-// none.
+// none. Like SealSecrets, it scrubs the space of the values it replaced.
 func (s *Store) ResealSecrets(ctx context.Context, isSecret func(name string) bool) (SecretCounts, error) {
 	return s.walkSecrets(ctx, isSecret, resealAll)
 }
@@ -212,5 +214,33 @@ func (s *Store) walkSecrets(ctx context.Context, isSecret func(string) bool, mod
 	if err != nil {
 		return SecretCounts{}, err
 	}
+	if n.Total() > 0 {
+		if err := s.scrub(ctx); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
+}
+
+// scrub rewrites the tables of secrets after values were replaced, so the
+// replaced ones (plaintext, or sealed under a retired key) are not left in
+// free space. SQLite: VACUUM rebuilds the file from the live rows, and a
+// truncating checkpoint empties the write-ahead log. PostgreSQL: VACUUM
+// FULL writes the two tables anew, without the dead row versions. Neither
+// reaches copies made before (backups, PostgreSQL's WAL archive).
+func (s *Store) scrub(ctx context.Context) error {
+	if s.d.name == "postgres" {
+		if _, err := s.db.ExecContext(ctx, `VACUUM (FULL) nsauth_signing_keys, nsauth_instance_values`); err != nil {
+			return fmt.Errorf("the secrets are sealed, but rewriting their tables failed: %w", err)
+		}
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("the secrets are sealed, but rewriting the database file failed: %w", err)
+	}
+	var busy, logFrames, checkpointed int64
+	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
+		return fmt.Errorf("the secrets are sealed, but truncating the write-ahead log failed: %w", err)
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -133,7 +135,7 @@ func TestSealSecretsUpgradesPlaintext(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		ring, _ := newRing(t)
 		s := b.Open(t, store.Options{Keyring: ring})
-		der := []byte("\x30\x82 legacy PKCS#8 DER")
+		der := append([]byte("\x30\x82"), store.RandomToken(48)...) // stands in for PKCS #8 DER
 		legacy := []struct{ query, name, value string }{
 			{`INSERT INTO nsauth_instance_values (name, value, created_at) VALUES (?, ?, 0)`, "client_secret:nsauth-cli", "legacy-client-secret"},
 			{`INSERT INTO nsauth_instance_values (name, value, created_at) VALUES (?, ?, 0)`, "auth_request_key", "legacy-request-key"},
@@ -179,6 +181,27 @@ func TestSealSecretsUpgradesPlaintext(t *testing.T) {
 		}
 		if n, err := s.SealSecrets(ctx, isSecret); err != nil || n.Total() != 0 {
 			t.Fatalf("second SealSecrets = %+v, %v; want nothing to do", n, err)
+		}
+		if b.Name != "sqlite" {
+			return
+		}
+		// Nothing of the plaintext is left in the files: not in free space
+		// of the database, nor in its write-ahead log.
+		dir := storetest.SQLiteDir(t, s)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, plain := range [][]byte{der, []byte("legacy-client-secret"), []byte("legacy-request-key")} {
+				if bytes.Contains(data, plain) {
+					t.Errorf("%s still holds %q after the upgrade", e.Name(), plain)
+				}
+			}
 		}
 	})
 }
