@@ -77,6 +77,7 @@ provider for command-line clients, and logs people in from a terminal.`,
 		newLogoutCommand(app, nil),
 		newCompletionCommand(app),
 		newUsersCommand(app),
+		newKeysCommand(app),
 		newBenchCommand(app),
 		newVersionCommand(app),
 	)
