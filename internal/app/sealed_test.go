@@ -3,8 +3,10 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -528,4 +531,113 @@ func TestRotateSecretKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUpgradeSealsPlaintext starts a server on a database as an nsauth
+// from before sealing left it: a signing key in clear (PKCS #8 DER), and
+// the client secret and instance keys in clear. The start seals them in
+// place, says so, and goes on using them: the JWKS publishes the same key,
+// the provider accepts the same client secret; and nothing of them is left
+// at rest.
+func TestUpgradeSealsPlaintext(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := newSealedBackend(t, name)
+			// The schema as migrations make it, without any secret.
+			var st *store.Store
+			var err error
+			if name == "sqlite" {
+				st, err = store.OpenSQLite(context.Background(), b.dir, store.Options{})
+			} else {
+				st, err = store.OpenPostgres(context.Background(), b.pgURL, store.Options{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = st.Close()
+
+			priv, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := x509.MarshalPKCS8PrivateKey(priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			legacy := map[string]string{}
+			for _, n := range secretNames {
+				legacy[n] = store.RandomToken(32)
+			}
+			legacy["auth_request_key"] = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+			db := b.rawDB(t)
+			ph := func(n int) string {
+				if name == "postgres" {
+					return "$" + strconv.Itoa(n)
+				}
+				return "?"
+			}
+			for n, v := range legacy {
+				if _, err := db.Exec(`INSERT INTO nsauth_instance_values (name, value, created_at) VALUES (`+ph(1)+`, `+ph(2)+`, 0)`, n, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.Exec(`INSERT INTO nsauth_clients (id, secret_hash, redirect_uris, created_at) VALUES (`+ph(1)+`, `+ph(2)+`, '[]', 0)`,
+				issuer.DefaultClientID, store.HashSecret(legacy[secretNames[0]])); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`INSERT INTO nsauth_signing_keys (id, algorithm, private_key, created_at, activates_at) VALUES ('legacy-kid', 'RS256', `+ph(1)+`, 0, 0)`, der); err != nil {
+				t.Fatal(err)
+			}
+			_ = db.Close()
+
+			s := servetest.Start(t, servetest.Options{Env: b.env, Args: sealedArgs})
+			logs := s.Logs.String()
+			if !strings.Contains(logs, "sealed the secrets an earlier nsauth stored in clear") || !strings.Contains(logs, `"signing_keys":1,"values":3`) {
+				t.Fatalf("the upgrade is not said, or not counted:\n%s", logs)
+			}
+			if n := jwksModuli(t, s.URL)["legacy-kid"]; n == nil || n.Cmp(priv.N) != 0 {
+				t.Fatal("the JWKS does not publish the legacy signing key")
+			}
+			if !clientAccepted(t, s.URL, legacy[secretNames[0]]) {
+				t.Fatal("the provider does not accept the legacy client secret")
+			}
+			login(t, s)
+
+			find := needles{}
+			find.addKey("legacy-kid", der, priv)
+			for n, v := range legacy {
+				find.addSecret(n, v)
+			}
+			if code := s.Stop(t); code != 0 {
+				t.Fatalf("exit %d\n%s", code, s.Logs.String())
+			}
+			for file, data := range b.atRest(t) {
+				for what, needle := range find {
+					if bytes.Contains(data, needle) {
+						t.Errorf("after the upgrade, %s holds the %s", file, what)
+					}
+				}
+			}
+		})
+	}
+}
+
+// rawDB opens the database with database/sql alone, as an earlier nsauth
+// (or anyone with the file or the URL) would.
+func (b *sealedBackend) rawDB(t *testing.T) *sql.DB {
+	t.Helper()
+	var db *sql.DB
+	var err error
+	if b.name == "sqlite" {
+		db, err = sql.Open("sqlite", filepath.Join(b.dir, store.SQLiteFileName))
+	} else {
+		db, err = sql.Open("pgx", b.pgURL)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
