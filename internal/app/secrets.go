@@ -41,6 +41,9 @@ func openSealedStore(ctx context.Context, b config.Builtin, now func() time.Time
 		if keys.generated != "" {
 			if err := st.CheckSecrets(ctx); err != nil {
 				_ = st.Close()
+				if _, statErr := os.Stat(keys.file); statErr == nil {
+					continue // another process made the file and sealed with it meanwhile
+				}
 				return nil, fmt.Errorf("the database in %s holds secrets sealed with another key, and its secret key file %s is missing: "+
 					"restore that file from a backup, or set %s to the key: %w", b.DataDir, keys.file, config.SecretKeySettings(), keyIDError(err))
 			}

@@ -200,6 +200,7 @@ type KeyError struct {
 	ID string
 }
 
+// Error names the key id; an id reveals nothing of the key.
 func (e *KeyError) Error() string { return "sealed with key id " + e.ID + ", which was not given" }
 
 // Unwrap makes errors.Is(err, ErrUnknownKey) hold.
