@@ -26,6 +26,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/app"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/issuer"
@@ -640,4 +641,41 @@ func (b *sealedBackend) rawDB(t *testing.T) *sql.DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// TestConcurrentFirstStartsShareOneKeyFile: processes starting at once on
+// a fresh SQLite directory agree on one key file, made by one of them.
+func TestConcurrentFirstStartsShareOneKeyFile(t *testing.T) {
+	t.Parallel()
+	b := newSealedBackend(t, "sqlite")
+	const n = 3
+	logs := make([]servetest.Buffer, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			srv, err := servetest.New(context.Background(), b.env, sealedArgs, app.Deps{Stderr: &logs[i]})
+			if err == nil {
+				err = srv.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a concurrent first start failed: %v", err)
+		}
+	}
+	made := 0
+	for i := range logs {
+		if strings.Contains(logs[i].String(), "made the secret key") {
+			made++
+		}
+	}
+	if made != 1 {
+		t.Fatalf("%d starts said they made the key file, want 1", made)
+	}
+	st := b.open(t)
+	if err := st.CheckSecrets(context.Background()); err != nil {
+		t.Fatalf("the key file does not open the database: %v", err)
+	}
 }
