@@ -488,6 +488,22 @@ func TestRotateSecretKey(t *testing.T) {
 			if name == "postgres" {
 				env["NSAUTH_OLD_SECRET_KEY"] = b.env["NSAUTH_SECRET_KEY"]
 			} // SQLite: the old key is the data directory's secret.key
+
+			// Rolling the replicas first: both keys given, before the
+			// rotation, a server starts and reads what the old key sealed.
+			rolling := b.with("NSAUTH_SECRET_KEY", newKey, "NSAUTH_OLD_SECRET_KEY_FILE", filepath.Join(t.TempDir(), "old.key"))
+			if name == "postgres" {
+				rolling = b.with("NSAUTH_SECRET_KEY", newKey, "NSAUTH_OLD_SECRET_KEY", b.env["NSAUTH_SECRET_KEY"])
+			} else if err := os.Link(filepath.Join(b.dir, config.DefaultSecretKeyFile), rolling["NSAUTH_OLD_SECRET_KEY_FILE"]); err != nil {
+				t.Fatal(err)
+			}
+			both := servetest.Start(t, servetest.Options{Env: rolling, Args: sealedArgs})
+			if err := checkToken(both.URL, tok.GetAccessToken()); err != nil {
+				t.Fatalf("with both keys before the rotation: CheckToken = %v", err)
+			}
+			if code := both.Stop(t); code != 0 {
+				t.Fatalf("exit %d\n%s", code, both.Logs.String())
+			}
 			var stdout, stderr bytes.Buffer
 			rotate := &cli.App{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr, Getenv: servetest.Env(env)}
 			if code := cli.Run(context.Background(), rotate, []string{"keys", "rotate-secret-key"}); code != 0 {
