@@ -16,16 +16,21 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// openSealedStore opens the built-in provider's store with the keys that
-// seal its secrets, checks that they open every sealed value, and seals in
-// place what an earlier nsauth stored in clear.
+// OpenSealedStore opens the built-in provider's store as `nsauth serve`
+// does: with the keys that seal its secrets, checked to open every sealed
+// value, and with what an earlier nsauth stored in clear sealed in place.
+// A nil logger discards what it would say (such as the making of a key
+// file).
 //
 // Without a configured key (SQLite only; config refuses PostgreSQL without
 // one) the key is the file config.DefaultSecretKeyFile in the data
 // directory. At first start it is made there, 0600, once the database is
 // known not to hold values sealed under another key: a lost key file is
 // then reported rather than silently replaced.
-func openSealedStore(ctx context.Context, b config.Builtin, now func() time.Time, logger *slog.Logger) (*store.Store, error) {
+func OpenSealedStore(ctx context.Context, b config.Builtin, now func() time.Time, logger *slog.Logger) (*store.Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	loc := config.Store{DataDir: b.DataDir, DatabaseURL: b.DatabaseURL}
 	// Two processes making the key file at once: the loser reads the
 	// winner's, on its second turn.

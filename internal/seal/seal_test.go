@@ -83,7 +83,11 @@ func TestSealOpen(t *testing.T) {
 	sealedA := seal.NewKeyring(a).Seal(plain, []byte("row 1"))
 	sealedB := seal.NewKeyring(b).Seal(plain, []byte("row 1"))
 	tampered := bytes.Clone(sealedA)
-	tampered[len(tampered)-3] ^= 'A' ^ 'B'
+	if tampered[len(tampered)-3] == 'A' { // another base64url character, so the value still decodes
+		tampered[len(tampered)-3] = 'B'
+	} else {
+		tampered[len(tampered)-3] = 'A'
+	}
 	relabelled := []byte(strings.Replace(string(sealedA), a.ID(), b.ID(), 1))
 
 	for _, tc := range []struct {
