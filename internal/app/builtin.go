@@ -48,7 +48,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	// ours, warnings and up (its info lines are route listings).
 	slog.SetDefault(slog.New(minLevel{logger.Handler(), max(slog.LevelWarn, cfg.LogLevel)}).With("component", "oidc"))
 
-	st, err := OpenStore(ctx, config.Store{DataDir: b.DataDir, DatabaseURL: b.DatabaseURL}, deps.Now)
+	st, err := OpenSealedStore(ctx, b, deps.Now, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -135,7 +135,7 @@ func startTarget(ctx context.Context) (_ *target, err error) {
 // that the bench learns the broker's client credentials, and adds the
 // bench user with a password only this run knows.
 func prepareStore(ctx context.Context, dir string) (clientID, clientSecret, pw string, err error) {
-	st, err := app.OpenStore(ctx, config.Store{DataDir: dir}, nil)
+	st, err := app.OpenSealedStore(ctx, config.Builtin{DataDir: dir}, nil, nil)
 	if err != nil {
 		return "", "", "", fmt.Errorf("bench: %w", err)
 	}

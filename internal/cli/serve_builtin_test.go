@@ -25,6 +25,7 @@ import (
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/internal/seal"
 	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
@@ -188,6 +189,7 @@ func storeEnv(t *testing.T, b storetest.Backend) map[string]string {
 	env := map[string]string{"NSAUTH_ADMIN_PASSWORD": biAdminPassword}
 	if b.Name == "postgres" {
 		env["NSAUTH_DATABASE_URL"] = storetest.PostgresURL(t)
+		env["NSAUTH_SECRET_KEY"] = seal.GenerateKey()
 	} else {
 		env["NSAUTH_DATA_DIR"] = filepath.Join(t.TempDir(), "data")
 	}
@@ -392,7 +394,7 @@ func TestBuiltinReplicas(t *testing.T) {
 	}))
 	t.Cleanup(proxy.Close)
 
-	env := map[string]string{"NSAUTH_DATABASE_URL": pgURL, "NSAUTH_ADMIN_PASSWORD": biAdminPassword}
+	env := map[string]string{"NSAUTH_DATABASE_URL": pgURL, "NSAUTH_SECRET_KEY": seal.GenerateKey(), "NSAUTH_ADMIN_PASSWORD": biAdminPassword}
 	var a, b *biServer
 	var wg sync.WaitGroup
 	wg.Add(2)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/seal"
 )
 
 func loadWith(t *testing.T, env map[string]string, args ...string) (*config.Server, error) {
@@ -150,7 +151,7 @@ func TestBuiltinSettings(t *testing.T) {
 		})
 	}
 
-	cfg, err = loadWith(t, map[string]string{"NSAUTH_DATABASE_URL": "postgres://u:pw@db/nsauth"})
+	cfg, err = loadWith(t, map[string]string{"NSAUTH_DATABASE_URL": "postgres://u:pw@db/nsauth", "NSAUTH_SECRET_KEY": seal.GenerateKey()})
 	if err != nil {
 		t.Fatal(err)
 	}

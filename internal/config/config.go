@@ -195,6 +195,10 @@ type Builtin struct {
 	// may make per minute (NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE); 0
 	// disables the limit. Default 60.
 	AuthorizePerMinute float64
+	// SecretKeys seal the provider's secrets in its database
+	// (NSAUTH_SECRET_KEY, NSAUTH_SECRET_KEY_FILE and their NSAUTH_OLD_
+	// counterparts). Required with PostgreSQL.
+	SecretKeys SecretKeys
 }
 
 // setting is one configuration knob: a flag and the environment variables
@@ -315,6 +319,7 @@ var flagged = []setting{
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
 	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sDevicePollRate, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sLoginAttempts, sAuthorizeRate, sInsecureHTTP,
+	sSecretKeyFile, sOldSecretKeyFile,
 }
 
 // storeFlagged are the settings of commands that only open the built-in

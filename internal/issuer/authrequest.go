@@ -48,12 +48,11 @@ var (
 
 // authRequestKey returns the key that seals pending auth requests: 32
 // random bytes made at first start and shared by every replica through the
-// store. It is the only place the key is read, so that sealing instance
-// values at rest changes this function alone.
+// store, sealed there under the secret key (see [SecretValue]).
 func authRequestKey(ctx context.Context, st *store.Store) ([]byte, error) {
 	fresh := make([]byte, 32)
 	_, _ = rand.Read(fresh)
-	v, err := st.EnsureValue(ctx, authRequestKeyName, base64.RawURLEncoding.EncodeToString(fresh))
+	v, err := st.EnsureSecret(ctx, authRequestKeyName, base64.RawURLEncoding.EncodeToString(fresh))
 	if err != nil {
 		return nil, err
 	}

@@ -22,10 +22,10 @@ import (
 )
 
 // sealingKey is the provider's auth request key, read from its store as
-// anyone holding the database could.
+// anyone holding the database and the secret key could.
 func (h *harness) sealingKey() []byte {
 	h.t.Helper()
-	v, err := h.st.Value(ctx, issuer.AuthRequestKeyName)
+	v, err := h.st.Secret(ctx, issuer.AuthRequestKeyName)
 	if err != nil {
 		h.t.Fatal(err)
 	}

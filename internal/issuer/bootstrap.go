@@ -68,7 +68,7 @@ func Bootstrap(ctx context.Context, st *store.Store, cfg BootstrapConfig) (*Boot
 		}
 	}
 
-	secret, err := st.EnsureValue(ctx, "client_secret:"+cfg.ClientID, store.RandomToken(32))
+	secret, err := st.EnsureSecret(ctx, clientSecretPrefix+cfg.ClientID, store.RandomToken(32))
 	if err != nil {
 		return nil, fmt.Errorf("preparing the client secret: %w", err)
 	}

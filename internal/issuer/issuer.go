@@ -261,7 +261,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	iss.authorizeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.AuthorizePerMinute, Now: cfg.Now})
 	iss.storage = &storage{iss: iss}
-	macKey, err := cfg.Store.EnsureValue(ctx, deviceKeyName, store.RandomToken(32))
+	macKey, err := cfg.Store.EnsureSecret(ctx, deviceKeyName, store.RandomToken(32))
 	if err != nil {
 		return nil, fmt.Errorf("issuer: loading the device cookie key: %w", err)
 	}

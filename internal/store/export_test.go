@@ -28,3 +28,17 @@ func RecordRevocationSilentlyForTest(s *Store, id string, expiresAt int64) error
 func (s *Store) QueryRowForTest(ctx context.Context, query string, args ...any) *sql.Row {
 	return s.db.QueryRowContext(ctx, query, args...)
 }
+
+// ExecForTest runs a statement (with `?` placeholders) on the store's
+// database, as an earlier nsauth or an attacker with the file would.
+func ExecForTest(s *Store, query string, args ...any) error {
+	_, err := s.exec(context.Background(), s.db, query, args...)
+	return err
+}
+
+// RawForTest reads one column of one row as stored, without opening it.
+func RawForTest(s *Store, query string, args ...any) ([]byte, error) {
+	var v []byte
+	err := s.queryRow(context.Background(), s.db, query, args...).Scan(&v)
+	return v, err
+}

@@ -14,7 +14,8 @@ type SigningKey struct {
 	ID string
 	// Algorithm is the JWS algorithm, such as RS256.
 	Algorithm string
-	// PrivateKey is the PKCS #8 DER encoding of the private key.
+	// PrivateKey is the PKCS #8 DER encoding of the private key. It is
+	// sealed in the database (see [Options.Keyring]) and clear here.
 	PrivateKey []byte
 	CreatedAt  time.Time
 	// ActivatesAt is when the key starts signing. Keys are published before
@@ -56,6 +57,11 @@ func (s *Store) signingKeys(ctx context.Context, q querier) ([]SigningKey, error
 			return nil, fmt.Errorf("reading signing keys: %w", err)
 		}
 		k.CreatedAt, k.ActivatesAt, k.ExpiresAt = time.UnixMilli(created), time.UnixMilli(activates), fromMillis(expires)
+		der, err := s.open(k.PrivateKey, signingKeyAD(k.ID))
+		if err != nil {
+			return nil, fmt.Errorf("opening signing key %s: %w", k.ID, err)
+		}
+		k.PrivateKey = der
 		out = append(out, k)
 	}
 	if err := rows.Err(); err != nil {
@@ -92,9 +98,13 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, decide func(keys []Signin
 			if k.ID == "" || k.Algorithm == "" || len(k.PrivateKey) == 0 {
 				return errors.New("a signing key needs an id, an algorithm and a private key")
 			}
+			sealed, err := s.seal(k.PrivateKey, signingKeyAD(k.ID))
+			if err != nil {
+				return fmt.Errorf("sealing signing key: %w", err)
+			}
 			k.CreatedAt = s.now()
 			if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_signing_keys (id, algorithm, private_key, created_at, activates_at, expires_at)
-				VALUES (?, ?, ?, ?, ?, ?)`, k.ID, k.Algorithm, k.PrivateKey, k.CreatedAt.UnixMilli(), k.ActivatesAt.UnixMilli(), millis(k.ExpiresAt)); err != nil {
+				VALUES (?, ?, ?, ?, ?, ?)`, k.ID, k.Algorithm, sealed, k.CreatedAt.UnixMilli(), k.ActivatesAt.UnixMilli(), millis(k.ExpiresAt)); err != nil {
 				return fmt.Errorf("storing signing key: %w", err)
 			}
 		}

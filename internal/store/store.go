@@ -14,13 +14,14 @@
 // Secrets never reach the database in clear: codes, refresh tokens and
 // client secrets are stored as SHA-256 digests (they are random and long,
 // so a fast hash is enough), passwords only as the argon2id hashes callers
-// pass in. A rotated refresh token keeps its successor for a short retry
+// pass in. What must be read back (the private signing keys, and the
+// instance secrets every replica shares: the broker's client secret, the
+// keys that seal pending authorization requests and sign device cookies)
+// is sealed with AES-256-GCM under [Options.Keyring], whose keys are kept
+// out of the database (see package seal). A copy of the database alone
+// therefore mints no token. A rotated refresh token keeps its successor for a short retry
 // window sealed under a key derived from its own value, which only its
-// holder knows (see refreshgrace.go). Three exceptions are forced by what the data is for: signing
-// keys are stored as PKCS #8, and the broker's own client secret and the
-// key that seals pending authorization requests are stored as instance
-// values because every replica must use them. The database must therefore
-// be protected like a private key.
+// holder knows (see refreshgrace.go).
 //
 // Errors are plain Go errors; callers branch on [ErrNotFound],
 // [ErrConflict], [ErrReused] and [ErrRevoked]. No error carries a secret.
@@ -36,6 +37,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/seal"
 )
 
 // Sentinel errors.
@@ -56,6 +59,11 @@ var (
 type Options struct {
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Keyring seals the secrets the store keeps (signing keys and the
+	// values of [Store.EnsureSecret]) and opens them. Nil means the store
+	// holds no key: methods that read or write a secret fail with
+	// [ErrNoKeyring], and the rest work (as `nsauth users` needs).
+	Keyring *seal.Keyring
 }
 
 // Store is the provider's persistence. It is safe for concurrent use, and
@@ -68,6 +76,7 @@ type Store struct {
 	// channel is the PostgreSQL notification channel of revocations.
 	channel string
 	hooks   revocationHooks
+	ring    *seal.Keyring
 }
 
 func newStore(db *sql.DB, d dialect, location string, opts Options) *Store {
@@ -75,7 +84,7 @@ func newStore(db *sql.DB, d dialect, location string, opts Options) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, d: d, now: now, location: location}
+	return &Store{db: db, d: d, now: now, location: location, ring: opts.Keyring}
 }
 
 // Backend names the database kind: "sqlite" or "postgres".

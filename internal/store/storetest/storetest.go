@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nsauth/nsauth/internal/seal"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -30,7 +31,8 @@ type Backend struct {
 	// Name is "sqlite" or "postgres".
 	Name string
 	// Open returns a fresh, migrated, empty store that is closed (and, for
-	// PostgreSQL, dropped) when the test ends.
+	// PostgreSQL, dropped) when the test ends. Without opts.Keyring it
+	// seals secrets with [Keyring].
 	Open func(t testing.TB, opts store.Options) *store.Store
 	// Reopen opens another store on the same database as s (a second
 	// process, for PostgreSQL; a second handle on the file, for SQLite).
@@ -56,6 +58,30 @@ func ForEach(t *testing.T, fn func(t *testing.T, b Backend)) {
 	}
 }
 
+// testKeyText is the secret key of [Keyring]. It is a test fixture, public
+// on purpose.
+const testKeyText = "bnNhdXRoIHN0b3JldGVzdCBzZWNyZXQga2V5IDMyIGI="
+
+var testKeyring = func() *seal.Keyring {
+	k, err := seal.ParseKey(testKeyText)
+	if err != nil {
+		panic(err)
+	}
+	return seal.NewKeyring(k)
+}()
+
+// Keyring is the keyring stores opened by this package seal secrets with
+// when the test's options give none: one fixed key, the same for every
+// store, so a reopened store reads what the first one sealed.
+func Keyring() *seal.Keyring { return testKeyring }
+
+func withKeyring(opts store.Options) store.Options {
+	if opts.Keyring == nil {
+		opts.Keyring = testKeyring
+	}
+	return opts
+}
+
 var (
 	sqliteDirs sync.Map // *store.Store → data dir
 	pgURLs     sync.Map // *store.Store → URL with search_path
@@ -63,6 +89,7 @@ var (
 
 func openSQLite(t testing.TB, opts store.Options) *store.Store {
 	t.Helper()
+	opts = withKeyring(opts)
 	dir := t.TempDir()
 	s, err := store.OpenSQLite(context.Background(), dir, opts)
 	if err != nil {
@@ -75,6 +102,7 @@ func openSQLite(t testing.TB, opts store.Options) *store.Store {
 
 func reopenSQLite(t testing.TB, s *store.Store, opts store.Options) *store.Store {
 	t.Helper()
+	opts = withKeyring(opts)
 	dir, ok := sqliteDirs.Load(s)
 	if !ok {
 		t.Fatal("storetest: Reopen of a store storetest did not open")
@@ -99,6 +127,7 @@ func SQLiteDir(t testing.TB, s *store.Store) string {
 
 func openPostgres(t testing.TB, opts store.Options) *store.Store {
 	t.Helper()
+	opts = withKeyring(opts)
 	u := PostgresURL(t)
 	s, err := store.OpenPostgres(context.Background(), u, opts)
 	if err != nil {
@@ -111,6 +140,7 @@ func openPostgres(t testing.TB, opts store.Options) *store.Store {
 
 func reopenPostgres(t testing.TB, s *store.Store, opts store.Options) *store.Store {
 	t.Helper()
+	opts = withKeyring(opts)
 	u, ok := pgURLs.Load(s)
 	if !ok {
 		t.Fatal("storetest: Reopen of a store storetest did not open")
