@@ -18,6 +18,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/internal/seal"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
@@ -193,7 +194,7 @@ func TestRevocationReachesReplicas(t *testing.T) {
 		httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
 	}))
 	t.Cleanup(proxy.Close)
-	env := map[string]string{"NSAUTH_DATABASE_URL": pgURL, "NSAUTH_ADMIN_PASSWORD": biAdminPassword}
+	env := map[string]string{"NSAUTH_DATABASE_URL": pgURL, "NSAUTH_SECRET_KEY": seal.GenerateKey(), "NSAUTH_ADMIN_PASSWORD": biAdminPassword}
 	a := startBuiltinServe(t, env, nil, "--issuer", proxy.URL)
 	b := startBuiltinServe(t, env, nil, "--issuer", proxy.URL)
 	ua, _ := url.Parse(a.url)

@@ -24,6 +24,7 @@ import (
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/internal/seal"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
@@ -102,6 +103,7 @@ func TestReplicaFaults(t *testing.T) {
 	home := t.TempDir()
 	replicas := make([]*replica, 2)
 	proxies := make([]*dbProxy, 2)
+	secretKey := seal.GenerateKey() // the replicas' one key-encryption key
 	for i, name := range []string{"A", "B"} {
 		u, err := url.Parse(pgURL)
 		if err != nil {
@@ -121,6 +123,7 @@ func TestReplicaFaults(t *testing.T) {
 			env: []string{
 				"HOME=" + home,
 				"NSAUTH_DATABASE_URL=" + u.String(),
+				"NSAUTH_SECRET_KEY=" + secretKey,
 				"NSAUTH_ADMIN_PASSWORD=" + adminPassword,
 			},
 		}
