@@ -107,20 +107,33 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		AllowedScopes:       cfg.Auth.AllowedScopes,
 		RequirePKCE:         cfg.Auth.RequirePKCE,
 		Logger:              logger,
+		Now:                 deps.Now,
 	}
+	clients := clientaddr.NewResolver(cfg.TrustedProxies)
 	srvCfg := server.Config{
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Logger:          logger,
 		Pprof:           cfg.Pprof,
-		RateLimit: server.RateLimit{
+		RateLimits: []server.RateLimit{{
 			Procedures: []string{
 				mgmtv1alpha1connect.AuthServiceLoginCliProcedure,
 				mgmtv1alpha1connect.AuthServiceRefreshCliProcedure,
 				mgmtv1alpha1connect.AuthServiceRevokeCliProcedure,
+				mgmtv1alpha1connect.AuthServiceStartDeviceLoginProcedure,
 			},
 			PerMinute: cfg.RateLimitPerMinute,
-			Clients:   clientaddr.NewResolver(cfg.TrustedProxies),
-		},
+			Clients:   clients,
+			Now:       deps.Now,
+		}, {
+			// A device login polls every few seconds for minutes: its own
+			// budget, sized for that, so that polling neither eats the
+			// logins' budget nor is cut short by it. Each device code's
+			// interval is the service's to enforce.
+			Procedures: []string{mgmtv1alpha1connect.AuthServicePollDeviceLoginProcedure},
+			PerMinute:  cfg.DevicePollRateLimitPerMinute,
+			Clients:    clients,
+			Now:        deps.Now,
+		}},
 	}
 	if cfg.Pprof {
 		logger.Warn("pprof endpoints are served under /debug/pprof/ (--pprof): they expose internals; do not enable this in production")

@@ -58,6 +58,16 @@ func (b checkingBroker) Revoke(_ context.Context, rt string) (bool, error) {
 	return true, nil
 }
 
+func (b checkingBroker) StartDevice(_ context.Context, scope string) (*upstream.DeviceAuthorization, error) {
+	b.clean("scope", scope, redirecttest.MaxScopeBytes)
+	return &upstream.DeviceAuthorization{DeviceCode: "dc", UserCode: "AB-CD", VerificationURI: "https://provider.example/device", ExpiresIn: 600, Interval: 5}, nil
+}
+
+func (b checkingBroker) PollDevice(_ context.Context, deviceCode string) (*upstream.Token, error) {
+	b.clean("device code", deviceCode, upstream.MaxDeviceCodeBytes)
+	return &upstream.Token{AccessToken: "a", TokenType: "Bearer"}, nil
+}
+
 var fuzzProcedures = []string{
 	mgmtv1alpha1connect.AuthServiceGetAuthStatusProcedure,
 	mgmtv1alpha1connect.AuthServiceGetAuthorizeUrlProcedure,
@@ -65,6 +75,8 @@ var fuzzProcedures = []string{
 	mgmtv1alpha1connect.AuthServiceRefreshCliProcedure,
 	mgmtv1alpha1connect.AuthServiceCheckTokenProcedure,
 	mgmtv1alpha1connect.AuthServiceRevokeCliProcedure,
+	mgmtv1alpha1connect.AuthServiceStartDeviceLoginProcedure,
+	mgmtv1alpha1connect.AuthServicePollDeviceLoginProcedure,
 }
 
 // FuzzRPCRequests posts arbitrary bodies, as Connect JSON or binary, to
@@ -85,6 +97,10 @@ func FuzzRPCRequests(f *testing.F) {
 		{1, false, "\x0a\x01s\x12\x1ahttp://127.0.0.1:4242/cb\x1a\x06openid"},
 		{2, false, "\x0a\x03abc\x12\x18http://127.0.0.1:4242/cb"},
 		{1, true, `{"state":"\u0000","redirectUri":"http://127.0.0.1@evil/","scope":"x"}`},
+		{6, true, `{}`},
+		{6, true, `{"scope":"openid offline_access"}`},
+		{7, true, `{"deviceCode":"dc"}`},
+		{7, false, "\x0a\x02dc"},
 	}
 	for _, s := range seeds {
 		f.Add(s.proc, s.json, []byte(s.body))

@@ -1,5 +1,6 @@
 // Package authservice implements mgmt.v1alpha1.AuthService: the five RPCs
-// Neosync clients call, plus nsauth's RevokeCli. It is the only place where
+// Neosync clients call, plus nsauth's RevokeCli and device login
+// (StartDeviceLogin, PollDeviceLogin). It is the only place where
 // errors become Connect codes for this service.
 package authservice
 
@@ -7,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -34,6 +36,8 @@ var PublicProcedures = []string{
 	mgmtv1alpha1connect.AuthServiceLoginCliProcedure,
 	mgmtv1alpha1connect.AuthServiceRefreshCliProcedure,
 	mgmtv1alpha1connect.AuthServiceRevokeCliProcedure,
+	mgmtv1alpha1connect.AuthServiceStartDeviceLoginProcedure,
+	mgmtv1alpha1connect.AuthServicePollDeviceLoginProcedure,
 }
 
 // Config configures a [Service].
@@ -57,6 +61,12 @@ type Config struct {
 	RequirePKCE bool
 	// Logger receives one line per failed call. Defaults to discarding.
 	Logger *slog.Logger
+	// Now is the clock of the device-poll interval. Defaults to time.Now.
+	Now func() time.Time
+	// MaxDeviceLogins bounds how many device logins are remembered to
+	// enforce their polling interval. Defaults to
+	// [DefaultMaxDeviceLogins].
+	MaxDeviceLogins int
 }
 
 // Service implements mgmtv1alpha1connect.AuthServiceHandler.
@@ -65,6 +75,7 @@ type Service struct {
 	redirects map[string]bool
 	scopes    map[string]bool
 	logger    *slog.Logger
+	polls     *pollGate
 }
 
 var _ mgmtv1alpha1connect.AuthServiceHandler = (*Service)(nil)
@@ -74,7 +85,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Enabled && cfg.Broker == nil {
 		return nil, errors.New("authservice: a broker is required when auth is enabled")
 	}
-	s := &Service{cfg: cfg, redirects: stringset.Of(cfg.AllowedRedirectURIs), scopes: stringset.Of(cfg.AllowedScopes), logger: cfg.Logger}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg, redirects: stringset.Of(cfg.AllowedRedirectURIs), scopes: stringset.Of(cfg.AllowedScopes), logger: cfg.Logger,
+		polls: newPollGate(cfg.Now, cfg.MaxDeviceLogins)}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -239,6 +254,8 @@ func rejectedMessage(method string) string {
 		return "the authorization code was rejected"
 	case "RefreshCli":
 		return "the refresh token was rejected; log in again"
+	case "PollDeviceLogin":
+		return "the device code was rejected; start a new device login"
 	default:
 		return "the identity provider rejected the request"
 	}

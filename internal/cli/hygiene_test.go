@@ -10,11 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/oidctest"
 )
 
 // TestNoSecretsInLogsErrorsOrMetrics runs a whole session (login, token,
-// refresh, check, a refused refresh, a refused token, logout) with the
+// refresh, check, a refused refresh, a refused token, logout, a device
+// login and a refused device code) with the
 // server logging at debug level, then looks for every secret that crossed
 // the wire in everything a person or a log collector could see: server
 // logs, each command's stderr, error messages, and /metrics.
@@ -92,6 +97,29 @@ func TestNoSecretsInLogsErrorsOrMetrics(t *testing.T) {
 		t.Fatalf("logout: exit %d\n%s", r.code, r.errOut)
 	}
 
+	// A device login, approved at its first poll, then a poll of its used
+	// device code, refused.
+	clk := &deviceClock{now: time.Now()}
+	deviceOut := &syncBuffer{}
+	clk.onWait = func(int) bool {
+		if m := userCodePattern.FindStringSubmatch(deviceOut.String()); m != nil {
+			fake.ApproveDevice(m[1])
+		}
+		return true
+	}
+	if r := show(runDevice(ctx, e, clk, deviceOut)); r.code != 0 {
+		t.Fatalf("login --device: exit %d\n%s", r.code, r.errOut)
+	}
+	third := e.entry()
+	for _, dc := range fake.DeviceCodes() {
+		_, err := mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, e.apiURL).PollDeviceLogin(ctx,
+			connect.NewRequest(&mgmtv1alpha1.PollDeviceLoginRequest{DeviceCode: dc}))
+		if err == nil {
+			t.Fatal("a used device code brought tokens again")
+		}
+		seen = append(seen, err.Error())
+	}
+
 	resp, err := http.Get(serverURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -101,9 +129,11 @@ func TestNoSecretsInLogsErrorsOrMetrics(t *testing.T) {
 	seen = append(seen, string(metrics), serverLogs.String())
 
 	// Every secret that crossed the wire.
-	wanted := []string{first.AccessToken, first.RefreshToken, first.IDToken, second.AccessToken, second.RefreshToken, second.IDToken}
+	wanted := []string{first.AccessToken, first.RefreshToken, first.IDToken, second.AccessToken, second.RefreshToken, second.IDToken,
+		third.AccessToken, third.RefreshToken, third.IDToken}
+	wanted = append(wanted, fake.DeviceCodes()...)
 	for _, form := range fake.Forms() {
-		for _, k := range []string{"code", "code_verifier", "refresh_token", "client_secret"} {
+		for _, k := range []string{"code", "code_verifier", "refresh_token", "client_secret", "device_code"} {
 			wanted = append(wanted, form.Get(k))
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os/exec"
+	"runtime"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/oauth2"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/loopback"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
@@ -48,16 +50,27 @@ type loginOptions struct {
 	RedirectHost  string
 	NoBrowser     bool
 	Manual        bool
+	Device        bool
 	UseKeyring    bool
 	Timeout       time.Duration
 
 	// OpenBrowser shows url to the user in a browser.
 	OpenBrowser func(url string) error
+	// After waits between device-login polls (App.After).
+	After func(time.Duration) <-chan time.Time
+
+	// browserFlags are the loopback login's flags that were given, which
+	// --device refuses.
+	browserFlags []string
 }
 
 func newLoginCommand(app *App, runF func(context.Context, *loginOptions) error) *cobra.Command {
 	o := &loginOptions{app: app, deps: defaultClientDeps(app)}
 	o.OpenBrowser = func(u string) error { return openBrowser(app, u) }
+	o.After = app.After
+	if o.After == nil {
+		o.After = time.After
+	}
 	if runF == nil {
 		runF = runLogin
 	}
@@ -75,9 +88,12 @@ the redirect URI the original Neosync CLI uses). The URL to open is always
 printed on standard error, and opened in your browser ($BROWSER, if set)
 unless --no-browser is given.
 
-Where a browser cannot reach this machine (SSH, containers), --manual asks
-you to paste the address the browser ends up on after logging in (it will
-show an error page for http://127.0.0.1:…; that is expected).
+Where a browser cannot reach this machine (SSH, containers), --device logs
+in with a code instead (RFC 8628, the device authorization grant): open the
+URL it prints on any device, check the code, approve, and the login ends
+here on its own. --manual is the other way: it asks you to paste the
+address the browser ends up on after logging in (it will show an error page
+for http://127.0.0.1:…; that is expected).
 
 Tokens are stored per API URL in a 0600 file under --config-dir, or with
 --keyring in the operating system's keyring.`,
@@ -87,7 +103,10 @@ Tokens are stored per API URL in a 0600 file under --config-dir, or with
   # Another server; print the URL instead of opening a browser
   nsauth login --api-url https://neosync.example.com --no-browser
 
-  # Over SSH: open the URL on your laptop, paste the final address back
+  # Over SSH: open the URL on your phone or laptop and approve the code
+  nsauth login --device
+
+  # Over SSH, without device login: paste the final address back
   nsauth login --manual
 
   # A provider that only allows Neosync's fixed redirect URI
@@ -97,6 +116,11 @@ Tokens are stored per API URL in a 0600 file under --config-dir, or with
   nsauth login --keyring`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, name := range []string{"manual", "port", "listen-address", "redirect-host"} {
+				if cmd.Flags().Changed(name) {
+					o.browserFlags = append(o.browserFlags, "--"+name)
+				}
+			}
 			if err := o.complete(); err != nil {
 				return err
 			}
@@ -111,6 +135,7 @@ Tokens are stored per API URL in a 0600 file under --config-dir, or with
 	fs.StringVar(&o.RedirectHost, "redirect-host", "", "host name in the redirect URI: 127.0.0.1, localhost or ::1 (default: the listen address)")
 	fs.BoolVar(&o.NoBrowser, "no-browser", false, "print the login URL without opening a browser")
 	fs.BoolVar(&o.Manual, "manual", false, "do not listen for the callback; paste the redirected URL at a prompt instead")
+	fs.BoolVar(&o.Device, "device", false, "log in with a code, from a browser on any device (RFC 8628 device login)")
 	fs.BoolVar(&o.UseKeyring, "keyring", false, "store the tokens in the OS keyring (fails if there is none)")
 	fs.DurationVar(&o.Timeout, "timeout", defaultLoginTimeout, "give up if the login has not finished after this long")
 	return cmd
@@ -126,6 +151,9 @@ func (o *loginOptions) complete() error {
 	}
 	if o.Timeout <= 0 {
 		return UsageErrorf("--timeout must be positive")
+	}
+	if o.Device && len(o.browserFlags) > 0 {
+		return UsageErrorf("--device does not use %s: the browser is on another device and comes back to no listener", strings.Join(o.browserFlags, ", "))
 	}
 	ip := net.ParseIP(o.ListenAddress)
 	if ip == nil {
@@ -179,9 +207,27 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 		return nil
 	}
 
+	var tokens *mgmtv1alpha1.AccessToken
+	var issuedAt time.Time
+	if o.Device {
+		tokens, issuedAt, err = o.deviceLogin(ctx, client)
+	} else {
+		tokens, issuedAt, err = o.browserLogin(ctx, client)
+	}
+	if err != nil {
+		return stopped(err)
+	}
+	return o.saveLogin(ctx, store, tokens, issuedAt, stopped)
+}
+
+// browserLogin logs in through a browser that comes back to a loopback
+// listener (or, with --manual, whose final address is pasted), and returns
+// the tokens LoginCli gave and when it was asked.
+func (o *loginOptions) browserLogin(ctx context.Context, client mgmtv1alpha1connect.AuthServiceClient) (*mgmtv1alpha1.AccessToken, time.Time, error) {
+	errOut := o.app.ErrOut
 	state, err := newState()
 	if err != nil {
-		return err
+		return nil, time.Time{}, err
 	}
 	verifier := oauth2.GenerateVerifier()
 	challenge := oauth2.S256ChallengeFromVerifier(verifier)
@@ -192,11 +238,11 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 		port := o.Port
 		if port == 0 {
 			if port, err = freePort(o.ListenAddress); err != nil {
-				return err
+				return nil, time.Time{}, err
 			}
 		}
 		if redirectURI, err = loopback.RedirectURI(o.RedirectHost, port, loopback.DefaultPath); err != nil {
-			return UsageErrorf("--redirect-host: %v", err)
+			return nil, time.Time{}, UsageErrorf("--redirect-host: %v", err)
 		}
 		wait = func(ctx context.Context) (string, error) { return o.promptForRedirect(ctx, redirectURI, state) }
 	} else {
@@ -208,9 +254,9 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 		})
 		if err != nil {
 			if o.Port != 0 {
-				return fmt.Errorf("%w (is another login running? try another --port)", err)
+				return nil, time.Time{}, fmt.Errorf("%w (is another login running? try another --port)", err)
 			}
-			return err
+			return nil, time.Time{}, err
 		}
 		defer l.Close()
 		if ip := net.ParseIP(o.ListenAddress); !ip.IsLoopback() {
@@ -229,12 +275,12 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	}
 	authResp, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(authReq))
 	if err != nil {
-		return stopped(o.deps.callError(o.client.APIURL, "asking for the login URL", err))
+		return nil, time.Time{}, o.deps.callError(o.client.APIURL, "asking for the login URL", err)
 	}
 	authURL := authResp.Msg.GetUrl()
 	pkce, err := checkAuthorizeURL(authURL, state, challenge)
 	if err != nil {
-		return err
+		return nil, time.Time{}, err
 	}
 	if !pkce {
 		fmt.Fprintln(errOut, "Warning: the server did not pass PKCE on to the identity provider (an older server?); this login relies on its state parameter alone.")
@@ -244,6 +290,9 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	if !o.NoBrowser && !o.Manual {
 		if err := o.OpenBrowser(authURL); err != nil {
 			fmt.Fprintf(errOut, "Could not open a browser (%v); open this URL yourself: %s\n", err, authURL)
+			if noDisplay(o.app.Getenv) {
+				fmt.Fprintln(errOut, deviceHint)
+			}
 		}
 	}
 	if !o.Manual {
@@ -252,7 +301,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 
 	code, err := wait(ctx)
 	if err != nil {
-		return stopped(fmt.Errorf("login failed: %w", err))
+		return nil, time.Time{}, fmt.Errorf("login failed: %w", err)
 	}
 
 	issuedAt := o.deps.Now()
@@ -262,9 +311,36 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 	}
 	loginResp, err := client.LoginCli(ctx, connect.NewRequest(loginReq))
 	if err != nil {
-		return stopped(o.deps.callError(o.client.APIURL, "exchanging the authorization code", err))
+		return nil, time.Time{}, o.deps.callError(o.client.APIURL, "exchanging the authorization code", err)
 	}
-	entry, err := tokenstore.FromAccessToken(o.client.APIURL, loginResp.Msg.GetAccessToken(), issuedAt)
+	return loginResp.Msg.GetAccessToken(), issuedAt, nil
+}
+
+// deviceHint tells someone whose machine cannot show a browser that
+// another device can log them in.
+const deviceHint = "There is no display here (DISPLAY and WAYLAND_DISPLAY are unset: an SSH session?). " +
+	"nsauth login --device logs you in from a browser on any other device, with a code."
+
+// noDisplay reports whether this is a Unix session without a graphical
+// display, where no browser can open: macOS and Windows have one without
+// DISPLAY.
+func noDisplay(getenv func(string) (string, bool)) bool {
+	if runtime.GOOS == "darwin" || runtime.GOOS == "windows" {
+		return false
+	}
+	for _, name := range []string{"DISPLAY", "WAYLAND_DISPLAY"} {
+		if v, ok := getenv(name); ok && strings.TrimSpace(v) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// saveLogin stores the tokens a login brought, as every login does, and
+// says who is logged in until when.
+func (o *loginOptions) saveLogin(ctx context.Context, store *tokenstore.Store, tokens *mgmtv1alpha1.AccessToken, issuedAt time.Time, stopped func(error) error) error {
+	errOut := o.app.ErrOut
+	entry, err := tokenstore.FromAccessToken(o.client.APIURL, tokens, issuedAt)
 	if err != nil {
 		return fmt.Errorf("logging in: %w", err)
 	}

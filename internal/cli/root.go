@@ -33,11 +33,14 @@ type App struct {
 	Getenv func(string) (string, bool)
 	// Now is the clock.
 	Now func() time.Time
+	// After waits, as time.After does: between a device login's polls.
+	// Nil means time.After.
+	After func(time.Duration) <-chan time.Time
 }
 
 // DefaultApp returns an App bound to the process's streams and environment.
 func DefaultApp() *App {
-	return &App{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, Getenv: os.LookupEnv, Now: time.Now}
+	return &App{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, Getenv: os.LookupEnv, Now: time.Now, After: time.After}
 }
 
 // usageError marks an error as a usage mistake (exit code 2).

@@ -42,10 +42,16 @@ type Server struct {
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
 	// Default 30 s.
 	ShutdownTimeout time.Duration
-	// RateLimitPerMinute is how many LoginCli, RefreshCli and RevokeCli
-	// calls one client address may make a minute; 0 disables the limit.
+	// RateLimitPerMinute is how many LoginCli, RefreshCli, RevokeCli and
+	// StartDeviceLogin calls one client address may make a minute; 0 disables the limit.
 	// Default 60.
 	RateLimitPerMinute float64
+	// DevicePollRateLimitPerMinute is how many PollDeviceLogin calls one
+	// client address may make a minute, apart from RateLimitPerMinute: a
+	// device login polls every 5 s for up to its codes' lifetime. 0
+	// disables the limit. Default 120 (ten logins at once from one
+	// address).
+	DevicePollRateLimitPerMinute float64
 	// Pprof serves net/http/pprof under /debug/pprof/. Default off.
 	Pprof bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
@@ -222,7 +228,8 @@ var (
 	sRedirectURIs    = setting{"allowed-redirect-uri", []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, "", "non-loopback redirect URIs to accept, comma-separated"}
 	sScopes          = setting{"allowed-scopes", []string{"NSAUTH_ALLOWED_SCOPES"}, "", "scopes clients may request, comma- or space-separated (default: any)"}
 	sRequirePKCE     = setting{"require-pkce", []string{"NSAUTH_REQUIRE_PKCE"}, "false", "refuse logins without PKCE (S256); Neosync's own CLI sends none and cannot log in then"}
-	sRateLimit       = setting{"rate-limit", []string{"NSAUTH_RATE_LIMIT_PER_MINUTE"}, "60", "LoginCli, RefreshCli and RevokeCli calls allowed per client address per minute (0: no limit)"}
+	sRateLimit       = setting{"rate-limit", []string{"NSAUTH_RATE_LIMIT_PER_MINUTE"}, "60", "LoginCli, RefreshCli, RevokeCli and StartDeviceLogin calls allowed per client address per minute (0: no limit)"}
+	sDevicePollRate  = setting{"device-poll-rate-limit", []string{"NSAUTH_DEVICE_POLL_RATE_LIMIT_PER_MINUTE"}, "120", "PollDeviceLogin calls allowed per client address per minute, apart from --rate-limit (0: no limit)"}
 	sTrustedProxies  = setting{"trusted-proxies", []string{"NSAUTH_TRUSTED_PROXIES"}, "", "reverse proxies (CIDRs or IPs, comma-separated) whose X-Forwarded-For names the client address; default none"}
 	sPprof           = setting{"pprof", []string{"NSAUTH_PPROF"}, "false", "serve net/http/pprof under /debug/pprof/ (exposes internals: keep it off in production)"}
 	sTokenMode       = setting{"token-mode", []string{"NSAUTH_TOKEN_MODE"}, string(TokenModeJWT), "how access tokens are checked: jwt, introspection (RFC 7662, for opaque tokens) or jwt-or-introspection"}
@@ -267,6 +274,7 @@ var flagKinds = map[string]string{
 	sMaxRequestBytes.flag: kindInt,
 	sLoginAttempts.flag:   kindInt,
 	sRateLimit.flag:       kindFloat,
+	sDevicePollRate.flag:  kindFloat,
 	sAudience.flag:        kindList,
 	sAlgorithms.flag:      kindList,
 	sRedirectURIs.flag:    kindList,
@@ -291,7 +299,7 @@ func (v *textValue) Type() string       { return v.kind }
 var flagged = []setting{
 	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
-	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
+	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sDevicePollRate, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sKeyRotation, sLoginAttempts, sAuthorizeRate, sInsecureHTTP,
 }
 
@@ -408,6 +416,11 @@ func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Server, error
 		bad(sRateLimit, "%q is not a number of calls per minute (0 for no limit)", src.value(sRateLimit))
 	} else {
 		cfg.RateLimitPerMinute = n
+	}
+	if n, err := strconv.ParseFloat(src.value(sDevicePollRate), 64); err != nil || n < 0 || n > 1e6 {
+		bad(sDevicePollRate, "%q is not a number of calls per minute (0 for no limit)", src.value(sDevicePollRate))
+	} else {
+		cfg.DevicePollRateLimitPerMinute = n
 	}
 	if p, err := clientaddr.ParseTrusted(splitList(src.value(sTrustedProxies))); err != nil {
 		bad(sTrustedProxies, "%v", err)

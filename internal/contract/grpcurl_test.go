@@ -106,6 +106,7 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 				"mgmt.v1alpha1.AuthService.LoginCli", "mgmt.v1alpha1.AuthService.RefreshCli",
 				"mgmt.v1alpha1.AuthService.CheckToken", "mgmt.v1alpha1.AuthService.GetAuthorizeUrl",
 				"mgmt.v1alpha1.AuthService.GetAuthStatus", "mgmt.v1alpha1.AuthService.RevokeCli",
+				"mgmt.v1alpha1.AuthService.StartDeviceLogin", "mgmt.v1alpha1.AuthService.PollDeviceLogin",
 			},
 		},
 		{

@@ -1,6 +1,7 @@
 // Package oidctest is an in-process OpenID provider for tests: discovery,
-// JWKS, an authorize endpoint that approves at once, a token endpoint
-// (authorization code with PKCE, rotating refresh tokens), revocation,
+// JWKS, an authorize endpoint that approves at once, device authorization
+// (RFC 8628) whose logins the test approves or denies, a token endpoint
+// (authorization code with PKCE, rotating refresh tokens, device codes), revocation,
 // introspection and userinfo, on an httptest server. It signs real RS256
 // and ES256 tokens, counts every request by endpoint, and can be told to
 // fail in the ways real providers do.
@@ -39,6 +40,7 @@ const (
 	PathRevoke     = "/revoke"
 	PathIntrospect = "/introspect"
 	PathUserinfo   = "/userinfo"
+	PathDevice     = "/device_authorization"
 )
 
 // Failure is a way an endpoint can misbehave.
@@ -110,12 +112,25 @@ type Provider struct {
 	noRecord       bool
 	tokenType      string
 	forms          []url.Values // token, revocation and introspection forms received
+	noDevice       bool
+	devices        map[string]*deviceGrant // by device code
+	deviceInterval int64
+	deviceTTL      time.Duration
+	deviceAnswers  []string // scripted token-endpoint errors for device polls, first first
 }
 
 type grant struct {
 	subject, scope, redirectURI, challenge, nonce string
 	expires                                       time.Time
 	used, revoked                                 bool
+}
+
+// deviceGrant is a device login (RFC 8628) in progress.
+type deviceGrant struct {
+	userCode, scope string
+	expires         time.Time
+	decision        string // "", "approved" or "denied"
+	used            bool
 }
 
 // Option configures a Provider.
@@ -140,6 +155,19 @@ func WithoutRefreshRotation() Option { return func(p *Provider) { p.noRotate = t
 // WithTokenType makes the token endpoint answer token_type tt (providers
 // differ in case: Hydra says "bearer").
 func WithTokenType(tt string) Option { return func(p *Provider) { p.tokenType = tt } }
+
+// WithoutDeviceEndpoint makes the provider offer no device authorization:
+// discovery names no device_authorization_endpoint.
+func WithoutDeviceEndpoint() Option { return func(p *Provider) { p.noDevice = true } }
+
+// WithDeviceInterval sets the polling interval, in seconds, that device
+// authorization responses give (default 5).
+func WithDeviceInterval(seconds int64) Option {
+	return func(p *Provider) { p.deviceInterval = seconds }
+}
+
+// WithDeviceTTL sets how long device and user codes live (default 10 min).
+func WithDeviceTTL(d time.Duration) Option { return func(p *Provider) { p.deviceTTL = d } }
 
 // WithES256 makes the first signing key an ES256 key instead of RS256.
 func WithES256() Option {
@@ -176,18 +204,21 @@ func New(tb testing.TB, opts ...Option) *Provider {
 // returns a function that stops it.
 func Start(opts ...Option) (*Provider, func()) {
 	p := &Provider{
-		ClientID:     "nsauth-cli",
-		ClientSecret: "test-client-secret-" + randomString(8),
-		Audience:     "https://api.example.test",
-		Subject:      "user-123",
-		now:          time.Now,
-		codes:        map[string]*grant{},
-		refresh:      map[string]*grant{},
-		access:       map[string]*grant{},
-		failures:     map[string]Failure{},
-		counts:       map[string]int{},
-		accessTTL:    15 * time.Minute,
-		stopped:      make(chan struct{}),
+		ClientID:       "nsauth-cli",
+		ClientSecret:   "test-client-secret-" + randomString(8),
+		Audience:       "https://api.example.test",
+		Subject:        "user-123",
+		now:            time.Now,
+		codes:          map[string]*grant{},
+		refresh:        map[string]*grant{},
+		access:         map[string]*grant{},
+		failures:       map[string]Failure{},
+		counts:         map[string]int{},
+		accessTTL:      15 * time.Minute,
+		stopped:        make(chan struct{}),
+		devices:        map[string]*deviceGrant{},
+		deviceTTL:      10 * time.Minute,
+		deviceInterval: 5,
 	}
 	for _, o := range opts {
 		o(p)
@@ -203,6 +234,9 @@ func Start(opts ...Option) (*Provider, func()) {
 	mux.HandleFunc(PathRevoke, p.wrap(PathRevoke, p.revoke))
 	mux.HandleFunc(PathIntrospect, p.wrap(PathIntrospect, p.introspect))
 	mux.HandleFunc(PathUserinfo, p.wrap(PathUserinfo, p.userinfo))
+	if !p.noDevice {
+		mux.HandleFunc(PathDevice, p.wrap(PathDevice, p.deviceAuthorization))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.count(r.URL.Path, r)
 		http.NotFound(w, r)
@@ -385,6 +419,9 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 	if methods != nil {
 		doc["token_endpoint_auth_methods_supported"] = methods
 	}
+	if !p.noDevice {
+		doc["device_authorization_endpoint"] = base + PathDevice
+	}
 	writeJSON(w, http.StatusOK, doc)
 }
 
@@ -475,6 +512,10 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		verifier := r.PostForm.Get("code_verifier")
 		if (g.challenge == "") != (verifier == "") || (g.challenge != "" && s256(verifier) != g.challenge) {
 			oauthError(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+	case deviceGrantType:
+		if g = p.deviceTokenLocked(w, r.PostForm.Get("device_code")); g == nil {
 			return
 		}
 	case "refresh_token":

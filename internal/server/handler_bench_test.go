@@ -50,10 +50,10 @@ func BenchmarkHandler(b *testing.B) {
 	nsauth, err := server.NewHandler(server.Config{
 		Service: svc,
 		Authn:   authn.NewInterceptor(verifier, authn.WithPublicProcedures(authservice.PublicProcedures...)),
-		RateLimit: server.RateLimit{
+		RateLimits: []server.RateLimit{{
 			Procedures: []string{mgmtv1alpha1connect.AuthServiceLoginCliProcedure},
 			PerMinute:  1 << 20, // on, as in production, but never in the way
-		},
+		}},
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -2,11 +2,34 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"connectrpc.com/connect"
+
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 )
+
+// deviceLoginErrorType is the type name of PollDeviceLogin's error detail.
+var deviceLoginErrorType = string((&mgmtv1alpha1.DeviceLoginError{}).ProtoReflect().Descriptor().FullName())
+
+// devicePending reports whether err is a device login's "not approved
+// yet", which a client hears every few seconds until its user decides: the
+// normal course of a login, logged at debug level like a success rather
+// than as a failure.
+func devicePending(err error) bool {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return false
+	}
+	for _, d := range ce.Details() {
+		if d.Type() == deviceLoginErrorType {
+			return true
+		}
+	}
+	return false
+}
 
 // loggingInterceptor writes one line per call: procedure, protocol, code
 // and duration. Request and response contents, headers and error details
@@ -42,6 +65,11 @@ func (i loggingInterceptor) log(ctx context.Context, procedure, protocol string,
 		switch connect.CodeOf(err) {
 		case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss:
 			level = slog.LevelError
+		case connect.CodeUnavailable:
+			level = slog.LevelInfo
+			if devicePending(err) {
+				level = slog.LevelDebug
+			}
 		default:
 			level = slog.LevelInfo
 		}

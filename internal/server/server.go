@@ -42,9 +42,9 @@ type Config struct {
 	Fallback http.Handler
 	// Pprof serves net/http/pprof under /debug/pprof/ when true.
 	Pprof bool
-	// RateLimit limits calls per client address. The zero value limits
-	// nothing.
-	RateLimit RateLimit
+	// RateLimits limit calls per client address, each with its own budget
+	// (a procedure in several is counted by each). None limits nothing.
+	RateLimits []RateLimit
 }
 
 // DefaultMaxRequestBytes is the request body limit when none is set.
@@ -82,8 +82,10 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	}
 
 	interceptors := []connect.Interceptor{newMetrics(cfg.Registry).interceptor(), loggingInterceptor{cfg.Logger}}
-	if rl := newRateLimiter(cfg.RateLimit); rl != nil {
-		interceptors = append(interceptors, rl)
+	for _, limit := range cfg.RateLimits {
+		if rl := newRateLimiter(limit); rl != nil {
+			interceptors = append(interceptors, rl)
+		}
 	}
 	if cfg.Authn != nil {
 		interceptors = append(interceptors, cfg.Authn)

@@ -22,6 +22,7 @@ type Metadata struct {
 	RevocationEndpoint                string   `json:"revocation_endpoint,omitempty"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint,omitempty"`
 	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint,omitempty"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported,omitempty"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported,omitempty"`
@@ -99,7 +100,7 @@ func fetchMetadata(ctx context.Context, client *http.Client, baseURL, expectedIs
 	if err := md.prepareAuthorize(); err != nil {
 		return nil, unavailable("discovery document: authorization_endpoint: %v", err)
 	}
-	for _, v := range []*string{&md.UserinfoEndpoint, &md.RevocationEndpoint, &md.IntrospectionEndpoint, &md.EndSessionEndpoint} {
+	for _, v := range []*string{&md.UserinfoEndpoint, &md.RevocationEndpoint, &md.IntrospectionEndpoint, &md.EndSessionEndpoint, &md.DeviceAuthorizationEndpoint} {
 		if *v != "" && checkEndpoint(*v) != nil {
 			*v = "" // an unusable optional endpoint is treated as absent
 		}

@@ -1,0 +1,358 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/authservice"
+	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd"
+	"github.com/nsauth/nsauth/internal/oidctest"
+	"github.com/nsauth/nsauth/internal/servetest"
+	"github.com/nsauth/nsauth/internal/upstream"
+)
+
+// deviceClock is the clock of a device-login test: the client's waits
+// between polls move it (and the server's, which shares it) forward at
+// once, so a login of minutes runs in no time and nothing sleeps.
+type deviceClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	waits []time.Duration
+	// onWait runs at the client's n-th wait (from 1), after the clock
+	// moved; false keeps the client waiting for ever (until Ctrl-C or
+	// --timeout).
+	onWait func(n int) bool
+}
+
+func (c *deviceClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *deviceClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.waits = append(c.waits, d)
+	n, now, onWait := len(c.waits), c.now, c.onWait
+	c.mu.Unlock()
+	if onWait != nil && !onWait(n) {
+		return nil
+	}
+	ch := make(chan time.Time, 1)
+	ch <- now
+	return ch
+}
+
+func (c *deviceClock) Waits() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.waits)
+}
+
+// newDeviceEnv is newEnv with the server on clk.
+func newDeviceEnv(t *testing.T, clk *deviceClock, opts ...oidctest.Option) *env {
+	t.Helper()
+	fake := oidctest.New(t, opts...)
+	secrets, _ := json.Marshal(map[string]string{fake.ClientID: fake.ClientSecret})
+	s := servetest.Start(t, servetest.Options{Env: map[string]string{
+		"AUTH_BASEURL":         fake.Issuer,
+		"AUTH_AUDIENCE":        fake.Audience,
+		"AUTH_CLI_CLIENT_ID":   fake.ClientID,
+		"AUTH_CLIENTID_SECRET": string(secrets),
+	}, Now: clk.Now})
+	e := &env{t: t, fake: fake, configDir: filepath.Join(t.TempDir(), "config"), counts: map[string]int{}}
+	e.apiURL = e.countingProxy(s.URL)
+	return e
+}
+
+// runDevice runs `nsauth login --device --no-browser` (and args) on clk.
+func runDevice(ctx context.Context, e *env, clk *deviceClock, errOut *syncBuffer, args ...string) result {
+	var out syncBuffer
+	app := &cli.App{In: strings.NewReader(""), Out: &out, ErrOut: errOut, Getenv: mapEnv(e.environ()), Now: clk.Now, After: clk.After}
+	code := cli.Run(ctx, app, append([]string{"login", "--device", "--no-browser"}, args...), servercmd.Commands...)
+	return result{code: code, out: out.String(), errOut: errOut.String()}
+}
+
+var userCodePattern = regexp.MustCompile(`shows the code (\S+)\.`)
+
+// TestDeviceLogin: each way a device login ends, as the user sees it and
+// as the exit status says, against `nsauth serve` brokering a provider
+// whose user approves, refuses or lets the code expire at a given poll.
+func TestDeviceLogin(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		opts []oidctest.Option
+		// decide acts as the user (or the provider) before the n-th poll.
+		decide    func(p *oidctest.Provider, userCode string, n int)
+		wantCode  int
+		wantOut   []string
+		wantWaits []time.Duration
+	}{
+		{
+			name: "approved at once",
+			decide: func(p *oidctest.Provider, u string, n int) {
+				p.ApproveDevice(u)
+			},
+			wantCode:  0,
+			wantOut:   []string{"Logged in as Test User <user@example.test> until ", "refreshed automatically"},
+			wantWaits: []time.Duration{5 * time.Second},
+		},
+		{
+			name: "approved after two pending polls",
+			decide: func(p *oidctest.Provider, u string, n int) {
+				if n == 3 {
+					p.ApproveDevice(u)
+				}
+			},
+			wantCode:  0,
+			wantOut:   []string{"Logged in as Test User"},
+			wantWaits: []time.Duration{5 * time.Second, 5 * time.Second, 5 * time.Second},
+		},
+		{
+			name: "slow_down lengthens the interval",
+			decide: func(p *oidctest.Provider, u string, n int) {
+				switch n {
+				case 1:
+					p.QueueDeviceAnswers("slow_down")
+				case 3:
+					p.ApproveDevice(u)
+				}
+			},
+			wantCode:  0,
+			wantOut:   []string{"Logged in as Test User"},
+			wantWaits: []time.Duration{5 * time.Second, 10 * time.Second, 10 * time.Second},
+		},
+		{
+			name:      "the provider's interval",
+			opts:      []oidctest.Option{oidctest.WithDeviceInterval(2)},
+			decide:    func(p *oidctest.Provider, u string, n int) { p.ApproveDevice(u) },
+			wantCode:  0,
+			wantWaits: []time.Duration{2 * time.Second},
+		},
+		{
+			name: "denied",
+			decide: func(p *oidctest.Provider, u string, n int) {
+				if n == 2 {
+					p.DenyDevice(u)
+				}
+			},
+			wantCode: 1,
+			wantOut:  []string{"nsauth: the login was denied at the identity provider\n"},
+		},
+		{
+			name: "expired",
+			decide: func(p *oidctest.Provider, u string, n int) {
+				if n == 2 {
+					p.ExpireDevices()
+				}
+			},
+			wantCode: 1,
+			wantOut:  []string{"expired before the login was approved; run nsauth login --device again\n"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clk := &deviceClock{now: time.Now()}
+			e := newDeviceEnv(t, clk, tt.opts...)
+			errOut := &syncBuffer{}
+			clk.onWait = func(n int) bool {
+				m := userCodePattern.FindStringSubmatch(errOut.String())
+				if m == nil {
+					t.Errorf("no user code shown before polling:\n%s", errOut.String())
+					return true
+				}
+				tt.decide(e.fake, m[1], n)
+				return true
+			}
+			r := runDevice(context.Background(), e, clk, errOut)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\n%s", r.code, tt.wantCode, r.errOut)
+			}
+			if r.out != "" {
+				t.Errorf("login wrote to standard output: %q", r.out)
+			}
+			mustContain(t, "stderr", r.errOut, append([]string{
+				"To log in, open this URL in a browser on any device:\n\n    " + e.fake.Server.URL + "/device?user_code=",
+				"and check that it shows the code ",
+				"The code expires at ",
+				"Waiting for the login to be approved (Ctrl-C to cancel) …\n",
+			}, tt.wantOut...)...)
+			if tt.wantWaits != nil && !slices.Equal(clk.Waits(), tt.wantWaits) {
+				t.Errorf("waited %v between polls, want %v", clk.Waits(), tt.wantWaits)
+			}
+			if n := e.fake.Count(oidctest.PathToken); n != len(clk.Waits()) {
+				t.Errorf("%d polls reached the provider after %d waits: one each", n, len(clk.Waits()))
+			}
+			for _, secret := range e.fake.DeviceCodes() {
+				mustNotContain(t, "stderr", r.errOut, secret)
+			}
+			if tt.wantCode == 0 {
+				ent := e.entry()
+				if ent.AccessToken == "" || ent.RefreshToken == "" {
+					t.Errorf("stored entry lacks tokens: %v", ent)
+				}
+				mustNotContain(t, "stderr", r.errOut, ent.AccessToken, ent.RefreshToken, ent.IDToken)
+			}
+		})
+	}
+}
+
+// TestDeviceLoginStops: Ctrl-C and --timeout end a device login that is
+// waiting, with exit status 1 and nothing stored.
+func TestDeviceLoginStops(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		ctrlC    bool
+		wantText string
+	}{
+		{"Ctrl-C", nil, true, "nsauth: login canceled\n"},
+		{"--timeout", []string{"--timeout", "200ms"}, false, "nsauth: login timed out after 200ms\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clk := &deviceClock{now: time.Now()}
+			e := newDeviceEnv(t, clk)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			waiting := make(chan struct{})
+			clk.onWait = func(n int) bool {
+				if n == 2 {
+					close(waiting)
+					return false // the user never decides
+				}
+				return true
+			}
+			done := make(chan result, 1)
+			go func() { done <- runDevice(ctx, e, clk, &syncBuffer{}, tt.args...) }()
+			if tt.ctrlC {
+				<-waiting
+				cancel()
+			}
+			r := wait(t, done)
+			if r.code != cli.ExitFailure || !strings.HasSuffix(r.errOut, tt.wantText) {
+				t.Errorf("exit %d, want 1 ending with %q:\n%s", r.code, tt.wantText, r.errOut)
+			}
+			if _, err := e.store().Load(e.normalizedURL()); err == nil {
+				t.Error("tokens stored after a login that did not finish")
+			}
+		})
+	}
+}
+
+// TestDeviceLoginAgainstAServerWithoutIt: an unmodified Neosync server
+// (no StartDeviceLogin) and a provider without a device endpoint are
+// named as such, with exit status 1.
+func TestDeviceLoginAgainstAServerWithoutIt(t *testing.T) {
+	t.Parallel()
+	t.Run("unmodified Neosync", func(t *testing.T) {
+		t.Parallel()
+		fake := oidctest.New(t)
+		provider, err := upstream.New(upstream.Config{BaseURL: fake.Issuer, ClientID: fake.ClientID, ClientSecret: fake.ClientSecret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := provider.Init(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		svc, err := authservice.New(authservice.Config{Enabled: true, Broker: provider})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle(mgmtv1alpha1connect.NewAuthServiceHandler(oldServer{svc: svc}))
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		e := &env{t: t, fake: fake, configDir: filepath.Join(t.TempDir(), "config"), counts: map[string]int{}}
+		e.apiURL = e.countingProxy(srv.URL)
+		clk := &deviceClock{now: time.Now()}
+		r := runDevice(context.Background(), e, clk, &syncBuffer{})
+		if r.code != cli.ExitFailure || r.errOut != "nsauth: this server does not offer device login (StartDeviceLogin): use nsauth login without --device\n" {
+			t.Errorf("exit %d:\n%s", r.code, r.errOut)
+		}
+	})
+	t.Run("provider without a device endpoint", func(t *testing.T) {
+		t.Parallel()
+		clk := &deviceClock{now: time.Now()}
+		e := newDeviceEnv(t, clk, oidctest.WithoutDeviceEndpoint())
+		r := runDevice(context.Background(), e, clk, &syncBuffer{})
+		if r.code != cli.ExitFailure || r.errOut != "nsauth: this server's identity provider does not offer device login: use nsauth login without --device\n" {
+			t.Errorf("exit %d:\n%s", r.code, r.errOut)
+		}
+	})
+}
+
+// TestLoginSuggestsDeviceWithoutADisplay: when no browser opens and
+// there is no display (an SSH session), login says that --device exists;
+// with a display, it does not.
+func TestLoginSuggestsDeviceWithoutADisplay(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantHint bool
+	}{
+		{"SSH session without a display", map[string]string{"SSH_CONNECTION": "192.0.2.1 5000 192.0.2.2 22"}, true},
+		{"empty DISPLAY", map[string]string{"DISPLAY": ""}, true},
+		{"X display", map[string]string{"DISPLAY": ":0"}, false},
+		{"Wayland display", map[string]string{"WAYLAND_DISPLAY": "wayland-0"}, false},
+	}
+	e := newEnv(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			environ := e.environ()
+			environ["NSAUTH_CONFIG_DIR"] = filepath.Join(t.TempDir(), "config")
+			environ["BROWSER"] = filepath.Join(t.TempDir(), "no-such-browser")
+			for k, v := range tt.env {
+				environ[k] = v
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errOut := &syncBuffer{}
+			done := make(chan int, 1)
+			go func() {
+				app := &cli.App{In: strings.NewReader(""), Out: &syncBuffer{}, ErrOut: errOut, Getenv: mapEnv(environ), Now: time.Now}
+				done <- cli.Run(ctx, app, []string{"login"})
+			}()
+			errOut.waitFor(t, regexp.MustCompile(`Waiting for the browser`), 10*time.Second)
+			cancel()
+			<-done
+			hint := strings.Contains(errOut.String(), "nsauth login --device logs you in from a browser on any other device")
+			if hint != tt.wantHint {
+				t.Errorf("hint shown = %v, want %v:\n%s", hint, tt.wantHint, errOut.String())
+			}
+		})
+	}
+}
+
+func TestDeviceRefusesBrowserFlags(t *testing.T) {
+	t.Parallel()
+	for _, flag := range [][]string{{"--manual"}, {"--port", "4242"}, {"--listen-address", "127.0.0.1"}, {"--redirect-host", "localhost"}} {
+		t.Run(flag[0], func(t *testing.T) {
+			t.Parallel()
+			errOut := &syncBuffer{}
+			app := &cli.App{In: strings.NewReader(""), Out: &syncBuffer{}, ErrOut: errOut, Getenv: mapEnv(map[string]string{"NSAUTH_CONFIG_DIR": t.TempDir()}), Now: time.Now}
+			code := cli.Run(context.Background(), app, append([]string{"login", "--device"}, flag...))
+			if code != cli.ExitUsage || !strings.Contains(errOut.String(), "--device does not use "+flag[0]) {
+				t.Errorf("exit %d, want 2:\n%s", code, errOut.String())
+			}
+		})
+	}
+}

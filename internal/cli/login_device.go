@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+)
+
+// Bounds on the polling interval a server may ask for: a hostile or broken
+// one can neither make the client hammer it nor wait for ever between two
+// polls.
+const (
+	minDeviceInterval     = time.Second
+	maxDeviceInterval     = 5 * time.Minute
+	defaultDeviceInterval = 5 * time.Second // RFC 8628 §3.2
+	slowDownStep          = 5 * time.Second // RFC 8628 §3.5
+	// maxDevicePollFailures is how many polls in a row may fail for a
+	// passing reason (the provider or the network unavailable) before the
+	// login gives up.
+	maxDevicePollFailures = 3
+)
+
+// deviceLogin logs in with RFC 8628's device authorization grant, through
+// the server's StartDeviceLogin and PollDeviceLogin: it shows the
+// verification URL and the user code, opens the URL unless --no-browser,
+// and polls at the server's interval until the login is approved, denied
+// or expired (or ctx ends: --timeout, Ctrl-C). It returns the tokens and
+// when the successful poll was sent.
+func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1connect.AuthServiceClient) (*mgmtv1alpha1.AccessToken, time.Time, error) {
+	errOut := o.app.ErrOut
+	startResp, err := client.StartDeviceLogin(ctx, connect.NewRequest(&mgmtv1alpha1.StartDeviceLoginRequest{Scope: &o.Scope}))
+	if err != nil {
+		return nil, time.Time{}, o.deviceStartError(err)
+	}
+	start := startResp.Msg
+	if start.GetDeviceCode() == "" || start.GetUserCode() == "" {
+		return nil, time.Time{}, errors.New("the server started a device login without a device code or user code")
+	}
+	verify, err := checkVerificationURL(start.GetVerificationUri())
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	complete, err := checkVerificationURL(start.GetVerificationUriComplete())
+	if err != nil {
+		complete = "" // optional: without it, the user types the code
+	}
+	userCode := displayText(start.GetUserCode())
+	expires := o.deps.Now().Add(time.Duration(max(0, start.GetExpiresIn())) * time.Second)
+
+	open := verify
+	if complete != "" {
+		open = complete
+		fmt.Fprintf(errOut, "To log in, open this URL in a browser on any device:\n\n    %s\n\nand check that it shows the code %s.\n", complete, userCode)
+	} else {
+		fmt.Fprintf(errOut, "To log in, open this URL in a browser on any device:\n\n    %s\n\nand enter the code %s.\n", verify, userCode)
+	}
+	if start.GetExpiresIn() > 0 {
+		fmt.Fprintf(errOut, "The code expires at %s.\n", formatExpiry(expires, o.deps.Now()))
+	}
+	if !o.NoBrowser {
+		if err := o.OpenBrowser(open); err != nil {
+			fmt.Fprintf(errOut, "Could not open a browser here (%v); open the URL on any device.\n", err)
+		}
+	}
+	fmt.Fprintln(errOut, "Waiting for the login to be approved (Ctrl-C to cancel) …")
+
+	interval := clampInterval(time.Duration(start.GetInterval()) * time.Second)
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, time.Time{}, ctx.Err()
+		case <-o.After(interval):
+		}
+		issuedAt := o.deps.Now()
+		resp, err := client.PollDeviceLogin(ctx, connect.NewRequest(&mgmtv1alpha1.PollDeviceLoginRequest{DeviceCode: start.GetDeviceCode()}))
+		if err == nil {
+			return resp.Msg.GetAccessToken(), issuedAt, nil
+		}
+		if ctx.Err() != nil {
+			return nil, time.Time{}, ctx.Err()
+		}
+		detail := deviceLoginDetail(err)
+		code := connect.CodeOf(err)
+		switch {
+		case detail.GetError() == "authorization_pending":
+			failures = 0
+			if detail.GetInterval() > 0 {
+				interval = clampInterval(time.Duration(detail.GetInterval()) * time.Second)
+			}
+		case detail.GetError() == "slow_down", code == connect.CodeResourceExhausted:
+			// The server's new interval, else RFC 8628's step; a per-address
+			// limit says how long in Retry-After.
+			failures = 0
+			next := interval + slowDownStep
+			if detail.GetInterval() > 0 {
+				next = time.Duration(detail.GetInterval()) * time.Second
+			}
+			if s, perr := strconv.Atoi(connectMeta(err, "Retry-After")); perr == nil && time.Duration(s)*time.Second > next {
+				next = time.Duration(s) * time.Second
+			}
+			interval = clampInterval(next)
+		case detail.GetError() == "access_denied", code == connect.CodePermissionDenied && detail == nil:
+			return nil, time.Time{}, errors.New("the login was denied at the identity provider")
+		case detail.GetError() == "expired_token":
+			return nil, time.Time{}, fmt.Errorf("the code %s expired before the login was approved; run nsauth login --device again", userCode)
+		case (code == connect.CodeUnavailable || code == connect.CodeDeadlineExceeded) && failures < maxDevicePollFailures-1 && o.deps.Exchanges.diagnosis(o.client.APIURL) == "":
+			failures++ // a passing failure: try again at the next interval
+		default:
+			return nil, time.Time{}, o.deps.callError(o.client.APIURL, "waiting for the device login", err)
+		}
+		if start.GetExpiresIn() > 0 && o.deps.Now().After(expires) {
+			return nil, time.Time{}, fmt.Errorf("the code %s expired before the login was approved; run nsauth login --device again", userCode)
+		}
+	}
+}
+
+// deviceStartError explains why StartDeviceLogin failed; a server without
+// device login (an unmodified Neosync, or a provider without the
+// endpoint) is told as such, with the way to log in that remains.
+func (o *loginOptions) deviceStartError(err error) error {
+	if s := o.deps.Exchanges.diagnosis(o.client.APIURL); s != "" {
+		return errors.New(s)
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeUnimplemented:
+		return errors.New("this server does not offer device login (StartDeviceLogin): use nsauth login without --device")
+	case connect.CodeFailedPrecondition:
+		return errors.New("this server's identity provider does not offer device login: use nsauth login without --device")
+	}
+	return o.deps.callError(o.client.APIURL, "starting a device login", err)
+}
+
+// checkVerificationURL refuses a verification URL a browser should not be
+// sent to, and makes it safe to print.
+func checkVerificationURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || displayText(raw) != raw {
+		return "", errors.New("the server gave a verification URL that is not an http(s) URL; refusing to use it")
+	}
+	return raw, nil
+}
+
+// deviceLoginDetail returns err's DeviceLoginError detail, or nil.
+func deviceLoginDetail(err error) *mgmtv1alpha1.DeviceLoginError {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return nil
+	}
+	for _, d := range ce.Details() {
+		if v, derr := d.Value(); derr == nil {
+			if m, ok := v.(*mgmtv1alpha1.DeviceLoginError); ok {
+				return m
+			}
+		}
+	}
+	return nil
+}
+
+// connectMeta returns a header or trailer of a Connect error.
+func connectMeta(err error, key string) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Meta().Get(key)
+	}
+	return ""
+}
+
+func clampInterval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return defaultDeviceInterval
+	}
+	return min(max(d, minDeviceInterval), maxDeviceInterval)
+}
