@@ -19,6 +19,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // zitadelAccessTokenTTL is the example storage's access-token lifetime.
@@ -122,9 +123,83 @@ func TestZitadelDeviceLoginDenied(t *testing.T) {
 	}
 }
 
+// TestZitadelNsauthLoginDevice is the terminal client's device login end to
+// end against the zitadel provider: `nsauth login --device` prints the
+// provider's verification URL with the code in it, the user allows there,
+// and the command stores tokens that token, whoami and status use.
+func TestZitadelNsauthLoginDevice(t *testing.T) {
+	t.Parallel()
+	p := startZitadelOP(t, zitadelJWT)
+	srv := startServe(t, zitadelEnv(p, modeJWT))
+	configDir := t.TempDir()
+	ctx := context.Background()
+
+	loginErr := &lockedBuffer{}
+	done := make(chan cliResult, 1)
+	go func() {
+		done <- runCLI(ctx, srv.URL, configDir, loginErr, "login", "--device", "--no-browser", "--timeout", "2m")
+	}()
+	verifyURL := waitLoginURL(t, loginErr, done)
+	u, err := url.Parse(verifyURL)
+	if err != nil || u.Scheme+"://"+u.Host+u.Path != p.Issuer+"/device" || u.Query().Get("user_code") == "" {
+		t.Fatalf("login --device printed %s, not the provider's verification_uri_complete", verifyURL)
+	}
+	if code := u.Query().Get("user_code"); !strings.Contains(loginErr.String(), "shows the code "+code) {
+		t.Errorf("login --device does not show the code of the URL:\n%s", loginErr.String())
+	}
+	newBrowser(t).zitadelDevice(t, verifyURL, "", p.ClientID, defaultDeviceScope, "allowed")
+
+	var r cliResult
+	select {
+	case r = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("login --device did not finish after the user allowed it")
+	}
+	if r.code != 0 {
+		t.Fatalf("login --device: exit %d\n%s", r.code, r.errOut)
+	}
+	if !strings.Contains(r.errOut, "Logged in as "+zitadelUsername) {
+		t.Errorf("login --device did not name the user:\n%s", r.errOut)
+	}
+
+	store, err := tokenstore.New(tokenstore.Config{Dir: configDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiURL, err := tokenstore.NormalizeAPIURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := store.Load(apiURL)
+	if err != nil {
+		t.Fatalf("loading the stored tokens: %v", err)
+	}
+	secrets := []string{entry.AccessToken, entry.IDToken, p.ClientSecret}
+	t.Cleanup(func() {
+		assertClean(t, "nsauth serve logs", srv.Logs.String(), secrets...)
+		assertClean(t, "login output", r.errOut, secrets...)
+	})
+
+	tokenOut := runCLI(ctx, srv.URL, configDir, nil, "token")
+	if tokenOut.code != 0 || strings.TrimSpace(tokenOut.out) != entry.AccessToken {
+		t.Errorf("token: exit %d; want the stored access token on stdout\n%s", tokenOut.code, tokenOut.errOut)
+	}
+	checkZitadelAccepted(t, newClient(srv.URL), p, modeJWT, entry.AccessToken)
+	who := runCLI(ctx, srv.URL, configDir, nil, "whoami", "-o", "json")
+	if who.code != 0 || !strings.Contains(who.out, zitadelUsername) {
+		t.Errorf("whoami: exit %d, does not show the user:\n%s%s", who.code, who.out, who.errOut)
+	}
+	assertClean(t, "whoami output", who.out+who.errOut, secrets...)
+	st := runCLI(ctx, srv.URL, configDir, nil, "status", "--output", "json")
+	if !strings.Contains(st.out, `"logged_in": true`) && !strings.Contains(st.out, `"logged_in":true`) {
+		t.Errorf("status after login --device:\n%s%s", st.out, st.errOut)
+	}
+}
+
 // TestHydraDeviceLoginUnsupported: Hydra v2.3.0 has no device
 // authorization endpoint, so both device RPCs answer FailedPrecondition
-// with a message naming what the provider lacks.
+// with a message naming what the provider lacks, and `nsauth login
+// --device` says the provider does not offer device login.
 func TestHydraDeviceLoginUnsupported(t *testing.T) {
 	t.Parallel()
 	h := hydraFor(t, strategyJWT)
@@ -143,6 +218,11 @@ func TestHydraDeviceLoginUnsupported(t *testing.T) {
 	checkNoDeviceEndpoint(t, "StartDeviceLogin", err)
 	_, err = client.PollDeviceLogin(ctx, connect.NewRequest(&mgmtv1alpha1.PollDeviceLoginRequest{DeviceCode: randomHex(16)}))
 	checkNoDeviceEndpoint(t, "PollDeviceLogin", err)
+
+	r := runCLI(ctx, srv.URL, t.TempDir(), nil, "login", "--device", "--no-browser", "--timeout", "1m")
+	if r.code == 0 || !strings.Contains(r.errOut, "does not offer device login") {
+		t.Errorf("login --device with Hydra: exit %d; want a failure saying the provider does not offer device login\n%s", r.code, r.errOut)
+	}
 	assertClean(t, "nsauth serve logs", srv.Logs.String(), h.ClientSecret)
 }
 
