@@ -47,7 +47,19 @@ func (s *Service) StartDeviceLogin(ctx context.Context, req *connect.Request[mgm
 		return nil, invalidArgument(err)
 	}
 	da, err := broker.StartDevice(ctx, scope)
-	if err != nil {
+	var re *upstream.RejectedError
+	switch {
+	case errors.As(err, &re) && re.Code == "invalid_scope":
+		s.logger.WarnContext(ctx, "provider call failed", "method", "StartDeviceLogin", "code", connect.CodeInvalidArgument.String(), "error", err)
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("the identity provider refused the requested scope"))
+	case errors.As(err, &re):
+		// The server's client may not start device logins (unauthorized_client,
+		// invalid_client): the server's configuration, not the caller's
+		// doing.
+		s.logger.WarnContext(ctx, "provider call failed", "method", "StartDeviceLogin", "code", connect.CodeFailedPrecondition.String(), "error", err)
+		return nil, connect.NewError(connect.CodeFailedPrecondition,
+			errors.New("the identity provider refused to start a device login for this server's client; is the device grant allowed for it?"))
+	case err != nil:
 		return nil, s.deviceError(ctx, "StartDeviceLogin", err)
 	}
 	s.polls.started(da.DeviceCode, da.Interval, da.ExpiresIn)

@@ -298,6 +298,60 @@ func TestDeviceLoginWithoutProviderEndpoint(t *testing.T) {
 	}
 }
 
+// TestStartDeviceLoginRefusedByTheProvider: a provider that will not
+// start a device login for the server's client is the server's
+// configuration (FailedPrecondition), a refused scope the caller's
+// (InvalidArgument).
+func TestStartDeviceLoginRefusedByTheProvider(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		status   int
+		code     string
+		wantCode connect.Code
+		wantText string
+	}{
+		{"client not allowed the grant", http.StatusBadRequest, "unauthorized_client", connect.CodeFailedPrecondition, "is the device grant allowed for it?"},
+		{"client not authenticated", http.StatusUnauthorized, "invalid_client", connect.CodeFailedPrecondition, "is the device grant allowed for it?"},
+		{"scope refused", http.StatusBadRequest, "invalid_scope", connect.CodeInvalidArgument, "refused the requested scope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var base string
+			mux := http.NewServeMux()
+			mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+				_ = json.NewEncoder(w).Encode(map[string]string{"issuer": base, "authorization_endpoint": base + "/authorize",
+					"token_endpoint": base + "/token", "jwks_uri": base + "/jwks", "device_authorization_endpoint": base + "/device"})
+			})
+			mux.HandleFunc("/device", func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(`{"error":"` + tt.code + `","error_description":"` + oidctest.LeakBait + `"}`))
+			})
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			base = srv.URL
+			up, err := upstream.New(upstream.Config{BaseURL: base, ClientID: "c", ClientSecret: "s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := up.Init(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			svc, err := authservice.New(authservice.Config{Enabled: true, Broker: up})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = svc.StartDeviceLogin(context.Background(), connect.NewRequest(&mgmtv1alpha1.StartDeviceLoginRequest{}))
+			var ce *connect.Error
+			if !errors.As(err, &ce) || ce.Code() != tt.wantCode || !strings.Contains(ce.Message(), tt.wantText) || strings.Contains(ce.Message(), oidctest.LeakBait) {
+				t.Errorf("StartDeviceLogin = %v, want %v saying %q", err, tt.wantCode, tt.wantText)
+			}
+		})
+	}
+}
+
 func TestDeviceLoginWhenAuthDisabled(t *testing.T) {
 	t.Parallel()
 	svc, err := authservice.New(authservice.Config{})

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/authservice"
 	"github.com/nsauth/nsauth/internal/cli"
@@ -292,7 +296,7 @@ func TestDeviceLoginAgainstAServerWithoutIt(t *testing.T) {
 		clk := &deviceClock{now: time.Now()}
 		e := newDeviceEnv(t, clk, oidctest.WithoutDeviceEndpoint())
 		r := runDevice(context.Background(), e, clk, &syncBuffer{})
-		if r.code != cli.ExitFailure || r.errOut != "nsauth: this server's identity provider does not offer device login: use nsauth login without --device\n" {
+		if r.code != cli.ExitFailure || r.errOut != "nsauth: this server cannot start device logins: its identity provider offers none, or not to the server's client; use nsauth login without --device\n" {
 			t.Errorf("exit %d:\n%s", r.code, r.errOut)
 		}
 	})
@@ -356,3 +360,120 @@ func TestDeviceRefusesBrowserFlags(t *testing.T) {
 		})
 	}
 }
+
+// scriptedServer is an AuthService whose device login answers as a test
+// says: a server the CLI must not trust blindly, and failures a real one
+// shows rarely.
+type scriptedServer struct {
+	mgmtv1alpha1connect.UnimplementedAuthServiceHandler
+	start *mgmtv1alpha1.StartDeviceLoginResponse
+	polls []error // nil: tokens
+
+	mu sync.Mutex
+	n  int
+}
+
+func (s *scriptedServer) GetAuthStatus(context.Context, *connect.Request[mgmtv1alpha1.GetAuthStatusRequest]) (*connect.Response[mgmtv1alpha1.GetAuthStatusResponse], error) {
+	return connect.NewResponse(&mgmtv1alpha1.GetAuthStatusResponse{IsEnabled: true}), nil
+}
+
+func (s *scriptedServer) StartDeviceLogin(context.Context, *connect.Request[mgmtv1alpha1.StartDeviceLoginRequest]) (*connect.Response[mgmtv1alpha1.StartDeviceLoginResponse], error) {
+	return connect.NewResponse(s.start), nil
+}
+
+func (s *scriptedServer) PollDeviceLogin(context.Context, *connect.Request[mgmtv1alpha1.PollDeviceLoginRequest]) (*connect.Response[mgmtv1alpha1.PollDeviceLoginResponse], error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n >= len(s.polls) {
+		return nil, connect.NewError(connect.CodeInternal, errors.New("script over"))
+	}
+	err := s.polls[s.n]
+	s.n++
+	if err != nil {
+		return nil, err
+	}
+	rt := "rt-scripted"
+	return connect.NewResponse(&mgmtv1alpha1.PollDeviceLoginResponse{AccessToken: &mgmtv1alpha1.AccessToken{
+		AccessToken: "at-scripted", RefreshToken: &rt, ExpiresIn: 900, TokenType: "Bearer", Scope: "openid"}}), nil
+}
+
+func withRetryAfter(err *connect.Error, secs string) *connect.Error {
+	err.Meta().Set("Retry-After", secs)
+	return err
+}
+
+// TestDeviceLoginAgainstAScriptedServer: what the client does with
+// answers a well-behaved nsauth rarely gives: per-address limits, passing
+// failures, intervals out of bounds, and URLs or codes it must not show.
+func TestDeviceLoginAgainstAScriptedServer(t *testing.T) {
+	t.Parallel()
+	normal := func() *mgmtv1alpha1.StartDeviceLoginResponse {
+		return &mgmtv1alpha1.StartDeviceLoginResponse{DeviceCode: "dc-scripted-secret", UserCode: "BCDF-GHJK",
+			VerificationUri: "https://idp.example/device", VerificationUriComplete: ptr("https://idp.example/device?user_code=BCDF-GHJK"),
+			ExpiresIn: 600, Interval: 5}
+	}
+	unavailable := func() error { return connect.NewError(connect.CodeUnavailable, errors.New("provider down")) }
+	tests := []struct {
+		name      string
+		start     func(*mgmtv1alpha1.StartDeviceLoginResponse)
+		polls     []error
+		wantCode  int
+		wantOut   []string
+		wantWaits []time.Duration
+	}{
+		{"per-address limit: Retry-After is kept", nil,
+			[]error{withRetryAfter(connect.NewError(connect.CodeResourceExhausted, errors.New("too many")), "30"), nil},
+			0, []string{"Logged in as "}, []time.Duration{5 * time.Second, 30 * time.Second}},
+		{"per-address limit without Retry-After: 5 s more", nil,
+			[]error{connect.NewError(connect.CodeResourceExhausted, errors.New("too many")), nil},
+			0, nil, []time.Duration{5 * time.Second, 10 * time.Second}},
+		{"a passing failure is retried", nil,
+			[]error{unavailable(), unavailable(), nil},
+			0, nil, []time.Duration{5 * time.Second, 5 * time.Second, 5 * time.Second}},
+		{"three failures in a row end it", nil,
+			[]error{unavailable(), unavailable(), unavailable()},
+			1, []string{"nsauth: waiting for the device login: the server or its identity provider is unavailable (unavailable)\n"}, nil},
+		{"no interval: RFC 8628's 5 s", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.Interval = 0 },
+			[]error{nil}, 0, nil, []time.Duration{5 * time.Second}},
+		{"an absurd interval is bounded", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.Interval = 1 << 40 },
+			[]error{nil}, 0, nil, []time.Duration{5 * time.Minute}},
+		{"no complete URL: the code is typed", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.VerificationUriComplete = nil },
+			[]error{nil}, 0, []string{"    https://idp.example/device\n\nand enter the code BCDF-GHJK.\n"}, nil},
+		{"a hostile complete URL is not shown", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.VerificationUriComplete = ptr("javascript:alert(1)") },
+			[]error{nil}, 0, []string{"    https://idp.example/device\n\nand enter the code BCDF-GHJK.\n"}, nil},
+		{"a hostile verification URL ends it", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.VerificationUri = "file:///etc/passwd" },
+			nil, 1, []string{"nsauth: the server gave a verification URL that is not an http(s) URL; refusing to use it\n"}, nil},
+		{"control characters in the user code are dropped", func(s *mgmtv1alpha1.StartDeviceLoginResponse) {
+			s.UserCode, s.VerificationUriComplete = "BCDF\x1b[2J-GHJK", nil
+		}, []error{nil}, 0, []string{"and enter the code BCDF[2J-GHJK.\n"}, nil},
+		{"denied without a detail", nil,
+			[]error{connect.NewError(connect.CodePermissionDenied, errors.New("no"))},
+			1, []string{"nsauth: the login was denied at the identity provider\n"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := &scriptedServer{start: normal(), polls: tt.polls}
+			if tt.start != nil {
+				tt.start(s.start)
+			}
+			mux := http.NewServeMux()
+			mux.Handle(mgmtv1alpha1connect.NewAuthServiceHandler(s))
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			e := &env{t: t, apiURL: srv.URL, configDir: filepath.Join(t.TempDir(), "config"), counts: map[string]int{}}
+			clk := &deviceClock{now: time.Now()}
+			r := runDevice(context.Background(), e, clk, &syncBuffer{})
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d:\n%s", r.code, tt.wantCode, r.errOut)
+			}
+			mustContain(t, "stderr", r.errOut, tt.wantOut...)
+			mustNotContain(t, "stderr", r.errOut, "dc-scripted-secret", "javascript:", "\x1b")
+			if tt.wantWaits != nil && !slices.Equal(clk.Waits(), tt.wantWaits) {
+				t.Errorf("waited %v between polls, want %v", clk.Waits(), tt.wantWaits)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -18,8 +18,11 @@ import (
 // one can neither make the client hammer it nor wait for ever between two
 // polls.
 const (
-	minDeviceInterval     = time.Second
-	maxDeviceInterval     = 5 * time.Minute
+	minDeviceInterval = time.Second
+	maxDeviceInterval = 5 * time.Minute
+	// maxDeviceLifetime bounds, in seconds, how long the codes are said
+	// to live.
+	maxDeviceLifetime     = 24 * 60 * 60
 	defaultDeviceInterval = 5 * time.Second // RFC 8628 §3.2
 	slowDownStep          = 5 * time.Second // RFC 8628 §3.5
 	// maxDevicePollFailures is how many polls in a row may fail for a
@@ -53,7 +56,7 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 		complete = "" // optional: without it, the user types the code
 	}
 	userCode := displayText(start.GetUserCode())
-	expires := o.deps.Now().Add(time.Duration(max(0, start.GetExpiresIn())) * time.Second)
+	expires := o.deps.Now().Add(time.Duration(min(max(0, start.GetExpiresIn()), maxDeviceLifetime)) * time.Second)
 
 	open := verify
 	if complete != "" {
@@ -72,7 +75,7 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 	}
 	fmt.Fprintln(errOut, "Waiting for the login to be approved (Ctrl-C to cancel) …")
 
-	interval := clampInterval(time.Duration(start.GetInterval()) * time.Second)
+	interval := intervalOf(start.GetInterval())
 	failures := 0
 	for {
 		select {
@@ -94,20 +97,20 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 		case detail.GetError() == "authorization_pending":
 			failures = 0
 			if detail.GetInterval() > 0 {
-				interval = clampInterval(time.Duration(detail.GetInterval()) * time.Second)
+				interval = intervalOf(detail.GetInterval())
 			}
 		case detail.GetError() == "slow_down", code == connect.CodeResourceExhausted:
 			// The server's new interval, else RFC 8628's step; a per-address
 			// limit says how long in Retry-After.
 			failures = 0
-			next := interval + slowDownStep
+			next := clampInterval(interval + slowDownStep)
 			if detail.GetInterval() > 0 {
-				next = time.Duration(detail.GetInterval()) * time.Second
+				next = intervalOf(detail.GetInterval())
 			}
-			if s, perr := strconv.Atoi(connectMeta(err, "Retry-After")); perr == nil && time.Duration(s)*time.Second > next {
-				next = time.Duration(s) * time.Second
+			if s, perr := strconv.ParseInt(connectMeta(err, "Retry-After"), 10, 64); perr == nil && s > 0 {
+				next = max(next, intervalOf(s))
 			}
-			interval = clampInterval(next)
+			interval = next
 		case detail.GetError() == "access_denied", code == connect.CodePermissionDenied && detail == nil:
 			return nil, time.Time{}, errors.New("the login was denied at the identity provider")
 		case detail.GetError() == "expired_token":
@@ -134,7 +137,7 @@ func (o *loginOptions) deviceStartError(err error) error {
 	case connect.CodeUnimplemented:
 		return errors.New("this server does not offer device login (StartDeviceLogin): use nsauth login without --device")
 	case connect.CodeFailedPrecondition:
-		return errors.New("this server's identity provider does not offer device login: use nsauth login without --device")
+		return errors.New("this server cannot start device logins: its identity provider offers none, or not to the server's client; use nsauth login without --device")
 	}
 	return o.deps.callError(o.client.APIURL, "starting a device login", err)
 }
@@ -172,6 +175,14 @@ func connectMeta(err error, key string) string {
 		return ce.Meta().Get(key)
 	}
 	return ""
+}
+
+// intervalOf is an interval given in seconds, within the bounds.
+func intervalOf(seconds int64) time.Duration {
+	if seconds <= 0 {
+		return defaultDeviceInterval
+	}
+	return clampInterval(time.Duration(min(seconds, int64(maxDeviceInterval/time.Second))) * time.Second)
 }
 
 func clampInterval(d time.Duration) time.Duration {
