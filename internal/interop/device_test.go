@@ -199,7 +199,7 @@ func TestZitadelNsauthLoginDevice(t *testing.T) {
 // TestHydraDeviceLoginUnsupported: Hydra v2.3.0 has no device
 // authorization endpoint, so both device RPCs answer FailedPrecondition
 // with a message naming what the provider lacks, and `nsauth login
-// --device` says the provider does not offer device login.
+// --device` fails pointing to the login that remains.
 func TestHydraDeviceLoginUnsupported(t *testing.T) {
 	t.Parallel()
 	h := hydraFor(t, strategyJWT)
@@ -220,8 +220,8 @@ func TestHydraDeviceLoginUnsupported(t *testing.T) {
 	checkNoDeviceEndpoint(t, "PollDeviceLogin", err)
 
 	r := runCLI(ctx, srv.URL, t.TempDir(), nil, "login", "--device", "--no-browser", "--timeout", "1m")
-	if r.code == 0 || !strings.Contains(r.errOut, "does not offer device login") {
-		t.Errorf("login --device with Hydra: exit %d; want a failure saying the provider does not offer device login\n%s", r.code, r.errOut)
+	if r.code == 0 || !strings.Contains(r.errOut, "nsauth login without --device") {
+		t.Errorf("login --device with Hydra: exit %d; want a failure pointing to nsauth login without --device\n%s", r.code, r.errOut)
 	}
 	assertClean(t, "nsauth serve logs", srv.Logs.String(), h.ClientSecret)
 }
