@@ -123,6 +123,42 @@ func TestZitadelDeviceLoginDenied(t *testing.T) {
 	}
 }
 
+// TestZitadelDeviceLoginRefusedClient: when the provider will not start
+// device logins for nsauth's client, because the client lacks the device
+// grant (unauthorized_client) or nsauth has the wrong secret
+// (invalid_client), StartDeviceLogin answers FailedPrecondition, the
+// server's configuration being at fault, and asks about the device grant.
+func TestZitadelDeviceLoginRefusedClient(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		flags []string
+		// secret replaces the client's secret in nsauth's configuration.
+		secret string
+	}{
+		{name: "client without the device grant", flags: []string{"-client", "web"}},
+		{name: "wrong client secret", secret: randomHex(24)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := startZitadelOP(t, zitadelOpaque, tc.flags...)
+			env := zitadelEnv(p, modeIntrospection)
+			if tc.secret != "" {
+				secrets, _ := json.Marshal(map[string]string{p.ClientID: tc.secret})
+				env["AUTH_CLIENTID_SECRET"] = string(secrets)
+			}
+			srv := startServe(t, env)
+			_, err := newClient(srv.URL).StartDeviceLogin(context.Background(), connect.NewRequest(&mgmtv1alpha1.StartDeviceLoginRequest{}))
+			var ce *connect.Error
+			if !errors.As(err, &ce) || ce.Code() != connect.CodeFailedPrecondition || !strings.Contains(ce.Message(), "device grant") {
+				t.Errorf("StartDeviceLogin: %v; want FailedPrecondition asking about the device grant", err)
+			}
+			assertClean(t, "nsauth serve logs", srv.Logs.String(), p.ClientSecret, tc.secret)
+		})
+	}
+}
+
 // TestZitadelNsauthLoginDevice is the terminal client's device login end to
 // end against the zitadel provider: `nsauth login --device` prints the
 // provider's verification URL with the code in it, the user allows there,

@@ -81,10 +81,10 @@ func zitadelBinary() (string, error) {
 }
 
 // startZitadelOP starts a provider of its own for the test, issuing
-// access tokens of accessToken's type, and stops it when the test ends. It
-// fails the test, never skips it, when the provider cannot be built or
-// started.
-func startZitadelOP(t *testing.T, accessToken string) *zitadelOP {
+// access tokens of accessToken's type, with more zitadelop flags, and
+// stops it when the test ends. It fails the test, never skips it, when the
+// provider cannot be built or started.
+func startZitadelOP(t *testing.T, accessToken string, flags ...string) *zitadelOP {
 	t.Helper()
 	bin, err := zitadelBinary()
 	if err != nil {
@@ -93,7 +93,7 @@ func startZitadelOP(t *testing.T, accessToken string) *zitadelOP {
 	p := &zitadelOP{ClientID: cliClientID, ClientSecret: randomHex(24), exited: make(chan error, 1), logs: &lockedBuffer{}}
 	// Port 0: the provider binds first and then prints its issuer, so no
 	// other process can take the port in between.
-	p.cmd = exec.Command(bin, "-listen", "127.0.0.1:0", "-client-id", p.ClientID, "-access-token", accessToken)
+	p.cmd = exec.Command(bin, append([]string{"-listen", "127.0.0.1:0", "-client-id", p.ClientID, "-access-token", accessToken}, flags...)...)
 	p.cmd.Env = []string{"ZITADELOP_CLIENT_SECRET=" + p.ClientSecret}
 	p.cmd.Stderr = p.logs
 	// Never outlive a test binary that crashed or timed out.

@@ -2,7 +2,7 @@
 // the interoperability tests of the device authorization grant (RFC 8628):
 // zitadel/oidc's example provider (example/server/exampleop and
 // example/server/storage, as published) with one confidential client
-// registered for the device grant.
+// registered for the device grant (or, with -client web, one without it).
 //
 //	ZITADELOP_CLIENT_SECRET=… zitadelop -listen 127.0.0.1:0 -client-id nsauth-cli -access-token opaque
 //
@@ -52,6 +52,16 @@ const (
 	accessTokenJWT    = "jwt"
 )
 
+// Values of -client: which of the example's clients is registered.
+const (
+	// clientDevice is storage.DeviceClient: the device grant only.
+	clientDevice = "device"
+	// clientWeb is storage.WebClient: the code, refresh and token-exchange
+	// grants and no device grant, so the provider refuses its device
+	// logins (unauthorized_client).
+	clientWeb = "web"
+)
+
 // config is what the command line and the environment choose.
 type config struct {
 	// Listen is the TCP address to listen on; port 0 picks a free port.
@@ -64,6 +74,8 @@ type config struct {
 	// AccessToken is accessTokenOpaque (the example's default: checked by
 	// introspection) or accessTokenJWT.
 	AccessToken string
+	// Client is clientDevice or clientWeb.
+	Client string
 }
 
 func parseConfig(args []string, getenv func(string) string, errOut io.Writer) (config, error) {
@@ -74,6 +86,7 @@ func parseConfig(args []string, getenv func(string) string, errOut io.Writer) (c
 	fs.StringVar(&cfg.Issuer, "issuer", "", "issuer URL (default: http://<listening address>)")
 	fs.StringVar(&cfg.ClientID, "client-id", "nsauth-cli", "the device client's ID; its secret is $"+clientSecretEnv)
 	fs.StringVar(&cfg.AccessToken, "access-token", accessTokenOpaque, "access tokens the client gets: opaque or jwt")
+	fs.StringVar(&cfg.Client, "client", clientDevice, "the example's client to register: device (the device grant) or web (no device grant)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -90,10 +103,13 @@ func parseConfig(args []string, getenv func(string) string, errOut io.Writer) (c
 	if cfg.AccessToken != accessTokenOpaque && cfg.AccessToken != accessTokenJWT {
 		return config{}, fmt.Errorf("-access-token %q: want %s or %s", cfg.AccessToken, accessTokenOpaque, accessTokenJWT)
 	}
+	if cfg.Client != clientDevice && cfg.Client != clientWeb {
+		return config{}, fmt.Errorf("-client %q: want %s or %s", cfg.Client, clientDevice, clientWeb)
+	}
 	return cfg, nil
 }
 
-// deviceClient is the example's device client with a chosen access-token
+// deviceClient is one of the example's clients with a chosen access-token
 // type: storage.DeviceClient always issues opaque tokens, and its fields
 // are not exported.
 type deviceClient struct {
@@ -157,6 +173,9 @@ func run(ctx context.Context, cfg config, out, errOut io.Writer) error {
 		tokenType = op.AccessTokenTypeJWT
 	}
 	client := storage.DeviceClient(cfg.ClientID, cfg.ClientSecret)
+	if cfg.Client == clientWeb {
+		client = storage.WebClient(cfg.ClientID, cfg.ClientSecret)
+	}
 	st := store{
 		Storage: storage.NewStorageWithClients(usersByName{storage.NewUserStore(issuer)}, map[string]*storage.Client{cfg.ClientID: client}),
 		client:  deviceClient{Client: client, accessTokenType: tokenType},
