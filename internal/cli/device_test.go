@@ -443,6 +443,8 @@ func TestDeviceLoginAgainstAScriptedServer(t *testing.T) {
 			[]error{nil}, 0, []string{"    https://idp.example/device\n\nand enter the code BCDF-GHJK.\n"}, nil},
 		{"a hostile verification URL ends it", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.VerificationUri = "file:///etc/passwd" },
 			nil, 1, []string{"nsauth: the server gave a verification URL that is not an http(s) URL; refusing to use it\n"}, nil},
+		{"a verification URL with an escape sequence ends it", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.VerificationUri = "https://idp.example/\x1b]0;pwned\x07device" },
+			nil, 1, []string{"refusing to use it\n"}, nil},
 		{"control characters in the user code are dropped", func(s *mgmtv1alpha1.StartDeviceLoginResponse) {
 			s.UserCode, s.VerificationUriComplete = "BCDF\x1b[2J-GHJK", nil
 		}, []error{nil}, 0, []string{"and enter the code BCDF[2J-GHJK.\n"}, nil},

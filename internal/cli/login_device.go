@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"connectrpc.com/connect"
 
@@ -29,6 +31,8 @@ const (
 	// passing reason (the provider or the network unavailable) before the
 	// login gives up.
 	maxDevicePollFailures = 3
+	// maxVerificationURLBytes bounds a verification URL to print.
+	maxVerificationURLBytes = 2048
 )
 
 // deviceLogin logs in with RFC 8628's device authorization grant, through
@@ -146,7 +150,8 @@ func (o *loginOptions) deviceStartError(err error) error {
 // sent to, and makes it safe to print.
 func checkVerificationURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || displayText(raw) != raw {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(raw) > maxVerificationURLBytes ||
+		strings.IndexFunc(raw, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) >= 0 {
 		return "", errors.New("the server gave a verification URL that is not an http(s) URL; refusing to use it")
 	}
 	return raw, nil
