@@ -82,9 +82,11 @@ func TestZitadelDeviceLogin(t *testing.T) {
 			// a client must wait anyway.
 			time.Sleep(interval)
 			_, err := client.PollDeviceLogin(ctx, connect.NewRequest(&mgmtv1alpha1.PollDeviceLoginRequest{DeviceCode: start.GetDeviceCode()}))
-			if d := deviceLoginError(err); connect.CodeOf(err) != connect.CodeUnavailable || d.GetError() != "authorization_pending" || d.GetInterval() <= 0 {
+			d := deviceLoginError(err)
+			if connect.CodeOf(err) != connect.CodeUnavailable || d.GetError() != "authorization_pending" || d.GetInterval() <= 0 {
 				t.Fatalf("PollDeviceLogin before approval: %v with detail %v; want Unavailable, authorization_pending and an interval", err, d)
 			}
+			interval = time.Duration(d.GetInterval()) * time.Second
 
 			wantScope := defaultDeviceScope
 			if tc.scope != nil {
