@@ -413,6 +413,15 @@ func TestDeviceLoginAgainstAScriptedServer(t *testing.T) {
 			ExpiresIn: 600, Interval: 5}
 	}
 	unavailable := func() error { return connect.NewError(connect.CodeUnavailable, errors.New("provider down")) }
+	pending := func() error {
+		err := connect.NewError(connect.CodeUnavailable, errors.New("pending"))
+		d, derr := connect.NewErrorDetail(&mgmtv1alpha1.DeviceLoginError{Error: "authorization_pending"})
+		if derr != nil {
+			t.Fatal(derr)
+		}
+		err.AddDetail(d)
+		return err
+	}
 	tests := []struct {
 		name      string
 		start     func(*mgmtv1alpha1.StartDeviceLoginResponse)
@@ -443,11 +452,21 @@ func TestDeviceLoginAgainstAScriptedServer(t *testing.T) {
 			[]error{nil}, 0, []string{"    https://idp.example/device\n\nand enter the code BCDF-GHJK.\n"}, nil},
 		{"a hostile verification URL ends it", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.VerificationUri = "file:///etc/passwd" },
 			nil, 1, []string{"nsauth: the server gave a verification URL that is not an http(s) URL; refusing to use it\n"}, nil},
-		{"a verification URL with an escape sequence ends it", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.VerificationUri = "https://idp.example/\x1b]0;pwned\x07device" },
+		{"a verification URL with an escape sequence ends it", func(s *mgmtv1alpha1.StartDeviceLoginResponse) {
+			s.VerificationUri = "https://idp.example/\x1b]0;pwned\x07device"
+		},
 			nil, 1, []string{"refusing to use it\n"}, nil},
 		{"control characters in the user code are dropped", func(s *mgmtv1alpha1.StartDeviceLoginResponse) {
 			s.UserCode, s.VerificationUriComplete = "BCDF\x1b[2J-GHJK", nil
 		}, []error{nil}, 0, []string{"and enter the code BCDF[2J-GHJK.\n"}, nil},
+		{"the code's lifetime ends it", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.ExpiresIn = 12 },
+			[]error{pending(), pending(), pending(), nil},
+			1, []string{"The code expires at ", "nsauth: the code BCDF-GHJK expired before the login was approved; run nsauth login --device again\n"},
+			[]time.Duration{5 * time.Second, 5 * time.Second, 5 * time.Second}},
+		{"no lifetime: five minutes", func(s *mgmtv1alpha1.StartDeviceLoginResponse) { s.ExpiresIn, s.Interval = 0, 60 },
+			[]error{pending(), pending(), pending(), pending(), pending(), pending()},
+			1, []string{"expired before the login was approved"},
+			[]time.Duration{time.Minute, time.Minute, time.Minute, time.Minute, time.Minute, time.Minute}},
 		{"denied without a detail", nil,
 			[]error{connect.NewError(connect.CodePermissionDenied, errors.New("no"))},
 			1, []string{"nsauth: the login was denied at the identity provider\n"}, nil},

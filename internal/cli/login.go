@@ -62,6 +62,9 @@ type loginOptions struct {
 	// browserFlags are the loopback login's flags that were given, which
 	// --device refuses.
 	browserFlags []string
+	// timeoutSet tells whether --timeout was given: a device login
+	// otherwise lasts as long as its code.
+	timeoutSet bool
 }
 
 func newLoginCommand(app *App, runF func(context.Context, *loginOptions) error) *cobra.Command {
@@ -116,6 +119,7 @@ Tokens are stored per API URL in a 0600 file under --config-dir, or with
   nsauth login --keyring`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.timeoutSet = cmd.Flags().Changed("timeout")
 			for _, name := range []string{"manual", "port", "listen-address", "redirect-host"} {
 				if cmd.Flags().Changed(name) {
 					o.browserFlags = append(o.browserFlags, "--"+name)
@@ -137,7 +141,7 @@ Tokens are stored per API URL in a 0600 file under --config-dir, or with
 	fs.BoolVar(&o.Manual, "manual", false, "do not listen for the callback; paste the redirected URL at a prompt instead")
 	fs.BoolVar(&o.Device, "device", false, "log in with a code, from a browser on any device (RFC 8628 device login)")
 	fs.BoolVar(&o.UseKeyring, "keyring", false, "store the tokens in the OS keyring (fails if there is none)")
-	fs.DurationVar(&o.Timeout, "timeout", defaultLoginTimeout, "give up if the login has not finished after this long")
+	fs.DurationVar(&o.Timeout, "timeout", defaultLoginTimeout, "give up if the login has not finished after this long (with --device, by default: when the code expires)")
 	return cmd
 }
 
@@ -154,6 +158,11 @@ func (o *loginOptions) complete() error {
 	}
 	if o.Device && len(o.browserFlags) > 0 {
 		return UsageErrorf("--device does not use %s: the browser is on another device and comes back to no listener", strings.Join(o.browserFlags, ", "))
+	}
+	if o.Device && !o.timeoutSet {
+		// The code's own lifetime ends the login (deviceLogin); this only
+		// bounds a server that would keep it pending for ever.
+		o.Timeout = maxDeviceLifetime*time.Second + time.Minute
 	}
 	ip := net.ParseIP(o.ListenAddress)
 	if ip == nil {

@@ -60,7 +60,13 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 		complete = "" // optional: without it, the user types the code
 	}
 	userCode := displayText(start.GetUserCode())
-	expires := o.deps.Now().Add(time.Duration(min(max(0, start.GetExpiresIn()), maxDeviceLifetime)) * time.Second)
+	// A server that says nothing of the codes' lifetime gets the default
+	// login timeout as one.
+	lifetime := defaultLoginTimeout
+	if start.GetExpiresIn() > 0 {
+		lifetime = time.Duration(min(start.GetExpiresIn(), maxDeviceLifetime)) * time.Second
+	}
+	expires := o.deps.Now().Add(lifetime)
 
 	open := verify
 	if complete != "" {
@@ -124,7 +130,7 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 		default:
 			return nil, time.Time{}, o.deps.callError(o.client.APIURL, "waiting for the device login", err)
 		}
-		if start.GetExpiresIn() > 0 && o.deps.Now().After(expires) {
+		if o.deps.Now().After(expires) {
 			return nil, time.Time{}, fmt.Errorf("the code %s expired before the login was approved; run nsauth login --device again", userCode)
 		}
 	}

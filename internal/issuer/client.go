@@ -16,7 +16,8 @@ const DefaultClientID = "nsauth-cli"
 
 // client is the library's view of a stored client: a native application
 // (so loopback redirect URIs are judged by RFC 8252 rules) that
-// authenticates with a secret, uses the code flow only, and may refresh.
+// authenticates with a secret, uses the code flow or the device flow, and
+// may refresh.
 type client struct {
 	stored          *store.Client
 	redirectURIs    []string
@@ -54,7 +55,7 @@ func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c *client) ClockSkew() time.Duration             { return 0 }
 
 func (c *client) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode}
 }
 
 func (c *client) LoginURL(authRequestID string) string {

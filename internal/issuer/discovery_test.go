@@ -73,7 +73,7 @@ func TestDiscoveryAdvertisesWhatIsSupported(t *testing.T) {
 		got, want []string
 	}{
 		{"response types", d.ResponseTypes, []string{"code"}},
-		{"grant types", d.GrantTypes, []string{"authorization_code", "refresh_token"}},
+		{"grant types", d.GrantTypes, []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"}},
 		{"PKCE methods", d.PKCE, []string{"S256"}},
 		{"token auth methods", d.AuthMethods, []string{"client_secret_basic", "client_secret_post"}},
 		{"signing algorithms", d.Algs, []string{"RS256"}},
@@ -83,8 +83,8 @@ func TestDiscoveryAdvertisesWhatIsSupported(t *testing.T) {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
 		}
 	}
-	if d.Device != "" {
-		t.Errorf("device authorization endpoint advertised: %q", d.Device)
+	if want := h.url + "/oauth/device_authorization"; d.Device != want {
+		t.Errorf("device authorization endpoint = %q, want %q", d.Device, want)
 	}
 }
 

@@ -32,7 +32,7 @@ func securityHeaders(next http.Handler) http.Handler {
 // in logs and histories.
 func postOnly(next http.Handler, e op.Endpoints) http.Handler {
 	strict := map[string]bool{}
-	for _, ep := range []*op.Endpoint{e.Token, e.Introspection, e.Revocation} {
+	for _, ep := range []*op.Endpoint{e.Token, e.Introspection, e.Revocation, e.DeviceAuthorization} {
 		strict[ep.Relative()] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -21,6 +21,9 @@
 //     login page opens it. Only a successful login writes the request,
 //     once: a flood of authorize requests costs no storage. The endpoint
 //     is also rate-limited per client address.
+//   - The device authorization grant (RFC 8628) is served with pages of
+//     ours for entering the code and approving, after the login page
+//     (device.go, devicepages.go).
 //   - The login page is plain server-rendered HTML with CSRF protection, a
 //     strict Content-Security-Policy, and failed-login limits per account
 //     and per client address.
@@ -100,8 +103,9 @@ type Config struct {
 	AllowedScopes []string
 	// LoginAttempts is how many login attempts may be made per minute on
 	// each counter: an account from browsers that never logged in to it, a
-	// client address, and each browser that did (its device cookie).
-	// Default 5.
+	// client address, and each browser that did (its device cookie). It is
+	// also how many device user codes one client address may enter a
+	// minute (a right code gives its place back). Default 5.
 	LoginAttempts int
 	// HashConcurrency is how many passwords are checked at once. Default
 	// GOMAXPROCS, at least 2.
@@ -114,6 +118,10 @@ type Config struct {
 	// whatever this says; without it, a confidential client (the broker)
 	// may leave PKCE out, as Neosync's own CLI does. Default false.
 	RequirePKCE bool
+	// DevicePollInterval is the least time a device client must wait
+	// between polls of the token endpoint (RFC 8628); polling sooner is
+	// answered slow_down. Default 5 s.
+	DevicePollInterval time.Duration
 	// AuthorizePerMinute is how many authorize requests (GET or POST
 	// /authorize) one client address, grouped by [clientaddr.Key], may make
 	// a minute, in bursts of as many. Over it the endpoint answers 429 with
@@ -185,6 +193,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	if cfg.LoginAttempts <= 0 {
 		cfg.LoginAttempts = DefaultLoginAttempts
+	}
+	if cfg.DevicePollInterval <= 0 {
+		cfg.DevicePollInterval = DefaultDevicePollInterval
 	}
 	if cfg.AuthorizePerMinute == 0 {
 		cfg.AuthorizePerMinute = DefaultAuthorizePerMinute
@@ -314,16 +325,17 @@ func (i *Issuer) Run(ctx context.Context) {
 	}
 }
 
-// endpoints are the library's routes we serve: no device flow, no session
-// iframe, and no end-session, which we serve ourselves (endsession.go).
+// endpoints are the library's routes we serve: no session iframe, and no
+// end-session, which we serve ourselves (endsession.go).
 func endpoints() op.Endpoints {
 	return op.Endpoints{
-		Authorization: op.NewEndpoint("authorize"),
-		Token:         op.NewEndpoint("oauth/token"),
-		Introspection: op.NewEndpoint("oauth/introspect"),
-		Userinfo:      op.NewEndpoint("userinfo"),
-		Revocation:    op.NewEndpoint("oauth/revoke"),
-		JwksURI:       op.NewEndpoint("keys"),
+		Authorization:       op.NewEndpoint("authorize"),
+		DeviceAuthorization: op.NewEndpoint("oauth/device_authorization"),
+		Token:               op.NewEndpoint("oauth/token"),
+		Introspection:       op.NewEndpoint("oauth/introspect"),
+		Userinfo:            op.NewEndpoint("userinfo"),
+		Revocation:          op.NewEndpoint("oauth/revoke"),
+		JwksURI:             op.NewEndpoint("keys"),
 	}
 }
 
@@ -334,6 +346,11 @@ const (
 	loginPath      = "/login"
 	loggedOutPath  = "/logged-out"
 	assetsPath     = "/assets/"
+	// devicePath is the verification URI of the device flow: where users
+	// enter the code their device shows.
+	devicePath = "/device"
+	// deviceDecisionPath takes the approval page's answer.
+	deviceDecisionPath = "/device/decision"
 )
 
 func (i *Issuer) newHandler() (http.Handler, error) {
@@ -347,6 +364,12 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 		GrantTypeRefreshToken:    true,
 		DefaultLogoutRedirectURI: i.cfg.Issuer + loggedOutPath,
 		SupportedScopes:          supportedScopes(i.cfg.AllowedScopes),
+		DeviceAuthorization: op.DeviceAuthorizationConfig{
+			Lifetime:     DeviceCodeTTL,
+			PollInterval: i.cfg.DevicePollInterval,
+			UserFormPath: devicePath,
+			UserCode:     userCodeFormat,
+		},
 	}, i.storage, op.StaticIssuer(i.cfg.Issuer), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: creating the provider: %w", err)
@@ -362,6 +385,9 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("POST "+loginPath, http.HandlerFunc(i.submitLogin))
 	mux.Handle(endSessionPath, http.HandlerFunc(srv.endSession))
 	mux.Handle("POST "+logoutPath, http.HandlerFunc(srv.confirmLogout))
+	mux.Handle("GET "+devicePath, http.HandlerFunc(i.showDeviceEntry))
+	mux.Handle("POST "+devicePath, http.HandlerFunc(i.submitDeviceEntry))
+	mux.Handle("POST "+deviceDecisionPath, http.HandlerFunc(i.submitDeviceDecision))
 	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	mux.Handle("GET "+assetsPath, assetHandler())
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))

@@ -47,6 +47,7 @@ const maxLoginFormBytes = maxAuthRequestIDLen + 8<<10
 type loginPage struct {
 	Title         string
 	Client        string
+	Device        bool // the login is for a device authorization
 	Error         string
 	AuthRequestID string
 	CSRF          string
@@ -116,7 +117,7 @@ func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	csrf := i.csrfCookie(w, r)
-	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, AuthRequestID: id, CSRF: csrf}, origin(ar.RedirectURI))
+	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf}, origin(ar.RedirectURI))
 }
 
 // pendingRequest opens the sealed auth request id, one a user may still
@@ -193,7 +194,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page := loginPage{Title: "Sign in", Client: ar.ClientID, AuthRequestID: id, CSRF: csrf, Username: username}
+	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username}
 	fail := func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
@@ -251,6 +252,11 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	i.guard.succeeded(ctx, att)
 	att.account = user.Username
 	i.guard.setDeviceCookie(w, att)
+
+	if isDeviceLogin(ar) {
+		i.showDeviceApproval(w, ctx, ar, user, []string{"pwd"}, csrf)
+		return
+	}
 
 	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, []string{"pwd"}, CodeTTL+time.Minute); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {

@@ -13,10 +13,10 @@ import (
 const codeRetention = 24 * time.Hour
 
 // DeleteExpired removes what can no longer be used: expired auth requests,
-// old codes, expired token records, stale login counters and signing keys
-// past their expiry. It returns how many rows went. On SQLite it then gives
-// the freed space back to the file system. Concurrent calls from several
-// processes are harmless.
+// old codes and device authorizations, expired token records, stale login
+// counters and signing keys past their expiry. It returns how many rows
+// went. On SQLite it then gives the freed space back to the file system.
+// Concurrent calls from several processes are harmless.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	now := s.now()
 	ms := now.UnixMilli()
@@ -26,6 +26,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	}{
 		{`DELETE FROM nsauth_auth_requests WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_auth_codes WHERE expires_at <= ?`, now.Add(-codeRetention).UnixMilli()},
+		{`DELETE FROM nsauth_device_authorizations WHERE expires_at <= ?`, now.Add(-deviceRetention).UnixMilli()},
 		{`DELETE FROM nsauth_access_tokens WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_refresh_tokens WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_login_attempts WHERE window_start <= ?`, now.Add(-time.Hour).UnixMilli()},
