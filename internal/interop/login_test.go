@@ -42,6 +42,26 @@ func runCLI(ctx context.Context, apiURL, configDir string, errOut *lockedBuffer,
 	return cliResult{code: code, out: out.String(), errOut: errOut.String()}
 }
 
+// waitLoginURL returns the URL a running `nsauth login` printed on
+// errOut, failing when it ends or prints none within 30 s.
+func waitLoginURL(t *testing.T, errOut *lockedBuffer, done <-chan cliResult) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := loginURLPattern.FindStringSubmatch(errOut.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("login ended before printing a URL: exit %d\n%s", r.code, r.errOut)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("login printed no URL:\n%s", errOut.String())
+		}
+	}
+}
+
 // TestHydraNsauthLogin is the terminal client end to end: `nsauth login`
 // prints Hydra's authorize URL (through nsauth serve), a browser follows it
 // through Hydra's login and consent to the command's loopback callback,
@@ -71,22 +91,7 @@ func TestHydraNsauthLogin(t *testing.T) {
 			loginErr := &lockedBuffer{}
 			done := make(chan cliResult, 1)
 			go func() { done <- runCLI(ctx, srv.URL, configDir, loginErr, "login", "--no-browser", "--timeout", "2m") }()
-			var authURL string
-			deadline := time.Now().Add(30 * time.Second)
-			for authURL == "" {
-				if m := loginURLPattern.FindStringSubmatch(loginErr.String()); m != nil {
-					authURL = m[1]
-					break
-				}
-				select {
-				case r := <-done:
-					t.Fatalf("login ended before printing a URL: exit %d\n%s", r.code, r.errOut)
-				case <-time.After(10 * time.Millisecond):
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("login printed no URL:\n%s", loginErr.String())
-				}
-			}
+			authURL := waitLoginURL(t, loginErr, done)
 			if !strings.HasPrefix(authURL, h.Issuer+"/oauth2/auth?") {
 				t.Fatalf("login URL is not Hydra's authorize endpoint: %s", authURL)
 			}
