@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,34 +17,9 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 
+	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/servetest"
 )
-
-// findChromium returns the headless browser to drive: $NSAUTH_TEST_CHROMIUM,
-// or Debian's chromium. Without one the test is skipped, except in CI
-// ($CI=true), where a missing browser is a failure.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	candidates := []string{os.Getenv("NSAUTH_TEST_CHROMIUM"), "/usr/bin/chromium"}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			candidates = append(candidates, p)
-		}
-	}
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if fi, err := os.Stat(c); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return c
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is required in CI (apt-get install chromium) but was not found")
-	}
-	t.Skip("skipping: no chromium found (install Debian's chromium, or set NSAUTH_TEST_CHROMIUM); in CI this fails")
-	return ""
-}
 
 // TestBuiltinBrowserLogin drives the login page in headless Chromium, from
 // the authorize URL to the loopback redirect: a wrong password first (the
@@ -54,7 +27,7 @@ func findChromium(t *testing.T) string {
 // browser delivers is then redeemed with LoginCli, as the CLI would.
 func TestBuiltinBrowserLogin(t *testing.T) {
 	t.Parallel()
-	chromium := findChromium(t)
+	chromium := issuertest.FindChromium(t)
 	s := startBuiltinServe(t, map[string]string{
 		"NSAUTH_DATA_DIR":       filepath.Join(t.TempDir(), "data"),
 		"NSAUTH_ADMIN_PASSWORD": biAdminPassword,
