@@ -79,3 +79,19 @@ func TestTheClientLinksNoServer(t *testing.T) {
 		t.Error("cmd/nsauth does not link internal/cli: the list above is stale")
 	}
 }
+
+// TestPublicPackagesImportNoInternal: what pkg/ offers other modules can
+// be built by them, so it imports nothing from internal/.
+func TestPublicPackagesImportNoInternal(t *testing.T) {
+	t.Parallel()
+	const internal = "github.com/nsauth/nsauth/internal/"
+	var bad []string
+	for _, pkg := range deps(t, "github.com/nsauth/nsauth/pkg/...") {
+		if strings.HasPrefix(pkg, internal) {
+			bad = append(bad, pkg)
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("pkg/... imports %s", strings.Join(bad, ", "))
+	}
+}

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
-	"github.com/nsauth/nsauth/internal/rpcfailure"
+	"github.com/nsauth/nsauth/pkg/rpcfailure"
 	"github.com/nsauth/nsauth/pkg/tokensource"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )

@@ -15,7 +15,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
-	"github.com/nsauth/nsauth/internal/rpcfailure"
+	"github.com/nsauth/nsauth/pkg/rpcfailure"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 

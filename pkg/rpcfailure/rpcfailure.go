@@ -1,6 +1,9 @@
 // Package rpcfailure says, for people, why a call to an AuthService server
-// failed: the one wording shared by the terminal client and
-// pkg/tokensource.
+// (nsauth's or Neosync's mgmt.v1alpha1.AuthService) failed, in words safe
+// to print and log: it names the Connect code and what it usually means,
+// and never repeats the server's own message, which a misbehaving server
+// could fill with anything, tokens included. The nsauth terminal client and
+// package tokensource use it; so can any other client of the API.
 package rpcfailure
 
 import (
