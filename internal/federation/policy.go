@@ -22,6 +22,8 @@ import (
 // Policy trusts the tokens of one issuer, for one audience, whose subject
 // matches a pattern, as the machine client ClientID.
 type Policy struct {
+	// ID is the stored policy's id (the grant id of the tokens it yields).
+	ID string
 	// Name identifies the policy; unique.
 	Name string
 	// Issuer is the foreign provider's issuer URL, exactly as its tokens
