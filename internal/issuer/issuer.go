@@ -206,8 +206,8 @@ type Issuer struct {
 	exchangePolicyLimit *ratelimit.Limiter
 	// federation verifies the subject tokens of token exchanges.
 	federation *federation.Verifier
-	handler        http.Handler
-	log            *slog.Logger
+	handler    http.Handler
+	log        *slog.Logger
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
