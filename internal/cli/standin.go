@@ -24,6 +24,7 @@ var serverCommands = []struct{ name, short string }{
 	{"serve", "Run the AuthService server"},
 	{"users", "Manage the built-in provider's user accounts"},
 	{"keys", "Manage the secret key that seals the built-in provider's secrets"},
+	{"federation", "Manage the policies that let CI jobs exchange their ID tokens for nsauth tokens"},
 	{"bench", "Measure nsauth serve under load"},
 }
 
