@@ -110,7 +110,7 @@ func TestKeylessCI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("CheckToken of the exchanged token: %v", err)
 		}
-		if checked.GetSubject() != client.ID || strings.Join(checked.GetScopes(), " ") != "deploy" {
+		if checked.GetSubject() != client.ID || checked.GetClientId() != client.ID || !checked.GetMachine() || strings.Join(checked.GetScopes(), " ") != "deploy" {
 			t.Fatalf("CheckToken: subject %q scopes %v, want the machine client %q", checked.GetSubject(), checked.GetScopes(), client.ID)
 		}
 

@@ -2,12 +2,9 @@ package issuer
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +29,9 @@ import (
 //     …:jwt; requested_token_type, when sent, is …:access_token; an
 //     actor_token (delegation) is refused; audience and resource, when
 //     sent, must name this server's audience.
-//   - The token's lifetime is the least of the server's access token
+//   - The token is a machine client's (machine.go: sub = client_id = the
+//     client, scopes the requested ones the client is allowed, or all of
+//     them), and its lifetime the least of the server's access token
 //     lifetime, the client's and the policy's maximum. The foreign token's
 //     own expiry does not shorten it: that token proves who the job is at
 //     the exchange, as a password would. There is never a refresh token.
@@ -67,25 +66,6 @@ const (
 // accepted, whatever the reason.
 func errExchangeRefused() *oidc.Error {
 	return oidc.ErrInvalidGrant().WithDescription("the subject token is not accepted")
-}
-
-// exchangeRequest is what an access token is signed from.
-type exchangeRequest struct {
-	clientID string
-	scopes   []string
-	grantID  string
-}
-
-var _ tokenRequest = (*exchangeRequest)(nil)
-
-func (e *exchangeRequest) GetAMR() []string       { return nil }
-func (e *exchangeRequest) GetAudience() []string  { return []string{e.clientID} }
-func (e *exchangeRequest) GetAuthTime() time.Time { return time.Time{} }
-func (e *exchangeRequest) GetClientID() string    { return e.clientID }
-func (e *exchangeRequest) GetScopes() []string    { return e.scopes }
-func (e *exchangeRequest) GetSubject() string     { return e.clientID }
-func (e *exchangeRequest) grant() store.Grant {
-	return store.Grant{ID: e.grantID, ClientID: e.clientID, Scopes: e.scopes}
 }
 
 // routeTokenExchange sends token-exchange requests at the token endpoint
@@ -167,7 +147,7 @@ func (i *Issuer) exchangeTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := m.Policy
-	if ok, wait := i.exchangePolicyLimit.Allow(policyKey(p.Name)); !ok {
+	if ok, wait := i.exchangePolicyLimit.Allow(p.ID); !ok {
 		i.log.Info("token exchange over the policy's rate", "policy", p.Name)
 		tooMany(w, wait)
 		return
@@ -216,27 +196,24 @@ func (i *Issuer) exchangeResponse(ctx context.Context, m *federation.Match, requ
 		i.log.Debug("token exchange refused", "reason", "the policy's client is disabled", "policy", p.Name)
 		return nil, errExchangeRefused()
 	}
-	scopes := c.Scopes
-	if len(requested) > 0 {
-		for _, sc := range requested {
-			if !slices.Contains(c.Scopes, sc) {
-				return nil, oidc.ErrInvalidScope().WithDescription("a requested scope is not the client's")
-			}
+	scopes, err := machineScopes(requested, c.Scopes)
+	if err != nil {
+		var oe *oidc.Error
+		if errors.As(err, &oe) {
+			return nil, oe
 		}
-		scopes = slices.Compact(slices.Sorted(slices.Values(requested)))
+		return nil, internalError("choosing the scopes", err)
 	}
-	ttl := i.cfg.AccessTokenTTL
-	for _, limit := range []time.Duration{c.TokenTTL, p.MaxTTL} {
-		if limit > 0 && limit < ttl {
-			ttl = limit
-		}
+	ttl := i.MachineTokenTTL(c.TokenTTL)
+	if p.MaxTTL > 0 && p.MaxTTL < ttl {
+		ttl = p.MaxTTL
 	}
+	// The policy's id is the grant: deleting the policy revokes the token.
 	at := store.AccessToken{ID: store.NewID(), GrantID: p.ID, ClientID: c.ID, Scopes: scopes, ExpiresAt: i.cfg.Now().Add(ttl)}
 	if err := i.st.RecordAccessToken(ctx, &at); err != nil {
 		return nil, internalError("recording the access token", err)
 	}
-	req := &exchangeRequest{clientID: c.ID, scopes: scopes, grantID: p.ID}
-	signed, err := i.signAccessToken(ctx, req, c.ID, at.ID, at.ExpiresAt)
+	signed, err := i.signAccessToken(ctx, machineSubject{clientID: c.ID, scopes: scopes}, c.ID, at.ID, at.ExpiresAt)
 	if err != nil {
 		var oe *oidc.Error
 		if errors.As(err, &oe) {
@@ -251,15 +228,6 @@ func (i *Issuer) exchangeResponse(ctx context.Context, m *federation.Match, requ
 		ExpiresIn:       int64(max(0, at.ExpiresAt.Sub(i.cfg.Now()).Seconds())),
 		Scope:           strings.Join(scopes, " "),
 	}, nil
-}
-
-// policyKey is a policy's bucket in a [ratelimit.Limiter], whose keys are
-// address prefixes: a digest of the name as an IPv6 address no real
-// client has (a ratelimit limiter keeps its own map per use, so these
-// never meet addresses).
-func policyKey(name string) netip.Prefix {
-	sum := sha256.Sum256([]byte(name))
-	return netip.PrefixFrom(netip.AddrFrom16([16]byte(sum[:16])), 128)
 }
 
 func tooMany(w http.ResponseWriter, wait time.Duration) {

@@ -16,8 +16,7 @@ import (
 )
 
 func newFederationCommand(app *cli.App) *cobra.Command {
-	// The store is opened as `nsauth users` opens it.
-	o := &usersOptions{app: app}
+	o := &storeCommand{app: app}
 	cmd := &cobra.Command{
 		Use:   "federation",
 		Short: "Manage the policies that let CI jobs exchange their ID tokens for nsauth tokens",
@@ -53,7 +52,7 @@ deletes the policy.`,
 	add := &cobra.Command{
 		Use:   "add <name>",
 		Short: "Add a policy",
-		Args:  exactlyOneName,
+		Args:  exactlyOnePolicy,
 		RunE: func(c *cobra.Command, args []string) error {
 			p.Name = args[0]
 			own, _ := app.Getenv("NSAUTH_ISSUER")
@@ -83,7 +82,7 @@ deletes the policy.`,
 	del := &cobra.Command{
 		Use:   "delete <name>",
 		Short: "Delete a policy and revoke the tokens issued under it",
-		Args:  exactlyOneName,
+		Args:  exactlyOnePolicy,
 		RunE: func(c *cobra.Command, args []string) error {
 			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				if err := st.DeleteFederationPolicy(ctx, args[0]); err != nil {
@@ -101,7 +100,7 @@ deletes the policy.`,
 	return cmd
 }
 
-func exactlyOneName(cmd *cobra.Command, args []string) error {
+func exactlyOnePolicy(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
 		return cli.UsageErrorf("%s takes exactly one argument, the policy name", cmd.CommandPath())
 	}
@@ -109,13 +108,7 @@ func exactlyOneName(cmd *cobra.Command, args []string) error {
 }
 
 func addPolicy(ctx context.Context, app *cli.App, st *store.Store, p federation.Policy, client string) error {
-	c, err := st.MachineClientByName(ctx, client)
-	if errors.Is(err, store.ErrNotFound) {
-		c, err = st.MachineClientByID(ctx, client)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no machine client %q", client)
-	}
+	c, err := findClient(ctx, st, client)
 	if err != nil {
 		return err
 	}
