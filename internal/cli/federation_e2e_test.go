@@ -89,6 +89,19 @@ func TestKeylessCI(t *testing.T) {
 			"--subject", "repo:acme/*:ref:refs/heads/main", "--client", "ci-deployer", "--max-ttl", "10m"); r.code != 0 {
 			t.Fatalf("federation add: exit %d\n%s", r.code, r.errOut)
 		}
+		for name, args := range map[string][]string{
+			"a second policy of that name": {"deploy-main", "--client", "ci-deployer"},
+			"an unknown client":            {"other", "--client", "nobody"},
+		} {
+			args = append(args, "--issuer", ci.URL, "--audience", s.issuer, "--subject", "repo:acme/app:pull_request")
+			if r := runFederation(env, append([]string{"add"}, args...)...); r.code != 1 {
+				t.Fatalf("federation add of %s: exit %d, want 1\n%s", name, r.code, r.errOut)
+			}
+		}
+		if r := runFederation(env, "add", "glob-only", "--issuer", ci.URL, "--audience", s.issuer, "--subject", "*:*",
+			"--client", "ci-deployer"); r.code != cli.ExitUsage {
+			t.Fatalf("federation add of a pattern that trusts every subject: exit %d\n%s", r.code, r.errOut)
+		}
 		ownEnv := maps.Clone(env)
 		ownEnv["NSAUTH_ISSUER"] = s.issuer
 		if r := runFederation(ownEnv, "add", "self", "--issuer", s.issuer, "--audience", s.issuer, "--subject", "x",
