@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/subtle"
 	"database/sql"
 	"fmt"
 	"strings"
@@ -57,9 +56,7 @@ func (c *MachineClient) Disabled() bool { return !c.DisabledAt.IsZero() }
 
 // CheckSecret reports whether secret is the client's secret, in constant
 // time.
-func (c *MachineClient) CheckSecret(secret string) bool {
-	return subtle.ConstantTimeCompare(HashSecret(secret), c.SecretHash) == 1
-}
+func (c *MachineClient) CheckSecret(secret string) bool { return secretMatches(secret, c.SecretHash) }
 
 // MaxClientNameLen bounds machine client names.
 const MaxClientNameLen = 64
