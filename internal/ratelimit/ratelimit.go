@@ -1,7 +1,8 @@
 // Package ratelimit limits how often one client may do something: a token
 // bucket per key, for a bounded number of keys. It is the one limiter the
 // RPC interceptor (internal/server) and the built-in provider's authorize
-// endpoint (internal/issuer) share; both key it by clientaddr.Key.
+// and token endpoints (internal/issuer) share; they key it by
+// clientaddr.Key, and the token endpoint also by client id ([Keyed]).
 //
 // Buckets live in memory, per process: replicas each allow the full rate.
 package ratelimit
