@@ -78,6 +78,13 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if machineAddrLimit == 0 {
 		machineAddrLimit = -1
 	}
+	exchangeLimit, exchangePolicyLimit := b.ExchangePerMinute, b.ExchangePerPolicyMinute
+	if exchangeLimit == 0 {
+		exchangeLimit = -1
+	}
+	if exchangePolicyLimit == 0 {
+		exchangePolicyLimit = -1
+	}
 	// Likewise for the reuse grace.
 	reuseGrace := b.RefreshReuseGrace
 	if reuseGrace == 0 {
@@ -97,6 +104,8 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		AuthorizePerMinute:               authorizeLimit,
 		MachineTokensPerMinute:           machineLimit,
 		MachineTokensPerAddressPerMinute: machineAddrLimit,
+		ExchangePerMinute:                exchangeLimit,
+		ExchangePerPolicyMinute:          exchangePolicyLimit,
 		AllowedRedirectURIs:              cfg.Auth.AllowedRedirectURIs,
 		AllowedScopes:                    cfg.Auth.AllowedScopes,
 		InsecureAllowHTTP:                b.InsecureHTTPIssuer,

@@ -203,6 +203,14 @@ type Builtin struct {
 	// limit. Defaults 60 and 300.
 	MachineTokensPerMinute           float64
 	MachineTokensPerAddressPerMinute float64
+	// ExchangePerMinute is how many token-exchange (keyless CI) requests
+	// one client address may make per minute
+	// (NSAUTH_TOKEN_EXCHANGE_RATE_LIMIT_PER_MINUTE), and
+	// ExchangePerPolicyMinute how many tokens one federation policy may
+	// yield (NSAUTH_TOKEN_EXCHANGE_POLICY_RATE_LIMIT_PER_MINUTE); 0
+	// disables a limit. Defaults 30 and 120.
+	ExchangePerMinute       float64
+	ExchangePerPolicyMinute float64
 	// SecretKeys seal the provider's secrets in its database
 	// (NSAUTH_SECRET_KEY, NSAUTH_SECRET_KEY_FILE and their NSAUTH_OLD_
 	// counterparts). Required with PostgreSQL.
@@ -271,6 +279,8 @@ var (
 	sLoginAttempts   = setting{"login-attempts", []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, "5", "built-in provider: failed logins allowed per account and per client address per minute"}
 	sMachineRate     = setting{"machine-token-rate-limit", []string{"NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: client-credentials token requests allowed per machine client per minute (0: no limit)"}
 	sMachineAddrRate = setting{"machine-token-address-rate-limit", []string{"NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE"}, "300", "built-in provider: client-credentials token requests allowed per client address per minute (0: no limit)"}
+	sExchangeRate    = setting{"token-exchange-rate-limit", []string{"NSAUTH_TOKEN_EXCHANGE_RATE_LIMIT_PER_MINUTE"}, "30", "built-in provider: token-exchange (keyless CI) requests allowed per client address per minute (0: no limit)"}
+	sExchangePolicy  = setting{"token-exchange-policy-rate-limit", []string{"NSAUTH_TOKEN_EXCHANGE_POLICY_RATE_LIMIT_PER_MINUTE"}, "120", "built-in provider: tokens one federation policy may yield per minute (0: no limit)"}
 	sAuthorizeRate   = setting{"authorize-rate-limit", []string{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: /authorize requests allowed per client address per minute (0: no limit)"}
 	sInsecureHTTP    = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
@@ -303,6 +313,8 @@ var flagKinds = map[string]string{
 	sLoginAttempts.flag:   kindInt,
 	sRateLimit.flag:       kindFloat,
 	sDevicePollRate.flag:  kindFloat,
+	sExchangeRate.flag:    kindFloat,
+	sExchangePolicy.flag:  kindFloat,
 	sAudience.flag:        kindList,
 	sAlgorithms.flag:      kindList,
 	sRedirectURIs.flag:    kindList,
@@ -329,7 +341,7 @@ var flagged = []setting{
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
 	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sDevicePollRate, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sLoginAttempts, sAuthorizeRate, sInsecureHTTP,
-	sMachineRate, sMachineAddrRate, sSecretKeyFile, sOldSecretKeyFile,
+	sMachineRate, sMachineAddrRate, sExchangeRate, sExchangePolicy, sSecretKeyFile, sOldSecretKeyFile,
 }
 
 // storeFlagged are the settings of commands that only open the built-in
