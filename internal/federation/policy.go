@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Policy trusts the tokens of one issuer, for one audience, whose subject
@@ -100,12 +101,16 @@ func matchField(p, s string) bool {
 	for sx < len(s) {
 		switch {
 		case px < len(p) && p[px] == '*':
-			star, next = px, sx+1
-			px, sx = px+1, sx+1 // the wildcard's first, mandatory character
+			// The wildcard's first, mandatory character: a whole one, so
+			// that ** needs two characters, not two bytes.
+			_, n := utf8.DecodeRuneInString(s[sx:])
+			star, next = px, sx+n
+			px, sx = px+1, sx+n
 		case px < len(p) && p[px] == s[sx]:
 			px, sx = px+1, sx+1
-		case star >= 0:
-			next++
+		case star >= 0 && next < len(s):
+			_, n := utf8.DecodeRuneInString(s[next:])
+			next += n
 			px, sx = star+1, next
 		default:
 			return false
