@@ -70,12 +70,13 @@ func exchangeAt(t *testing.T, issuer, subjectToken string) (int, map[string]any)
 // jobs as a machine client; a job's ID token is exchanged at the token
 // endpoint; CheckToken accepts the access token as the client's; the
 // built-in provider's own token is refused as a CI token; `federation
-// delete` revokes what the policy yielded; no token reaches the logs.
+// delete` revokes what the policy yielded; no token reaches the logs, at
+// debug level either.
 func TestKeylessCI(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		env := storeEnv(t, b)
-		s := startBuiltinServe(t, env, nil)
+		s := startBuiltinServe(t, env, nil, "--log-level", "debug")
 		s.waitReady(t)
 		ci := federationtest.NewIssuer(t)
 		st := openEnvStore(t, env)
@@ -148,6 +149,8 @@ func TestKeylessCI(t *testing.T) {
 		if _, err := s.checkToken(access); connect.CodeOf(err) != connect.CodeUnauthenticated {
 			t.Fatalf("CheckToken after the policy was deleted: %v", err)
 		}
-		mustNotContain(t, "the server's logs", s.errOut.String(), idToken, access, other, own.GetAccessToken())
+		logs := s.errOut.String()
+		mustNotContain(t, "the server's debug logs", logs, idToken, access, other, own.GetAccessToken(), own.GetIdToken())
+		mustContain(t, "the server's debug logs", logs, "token exchange refused", "token exchanged")
 	})
 }
