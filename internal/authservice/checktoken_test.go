@@ -59,4 +59,3 @@ func TestCheckTokenKnowsAMachine(t *testing.T) {
 		t.Errorf("with authentication disabled: %v, %v", resp, err)
 	}
 }
-
