@@ -232,7 +232,7 @@ func (i *Issuer) exchangeResponse(ctx context.Context, m *federation.Match, requ
 
 func tooMany(w http.ResponseWriter, wait time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
-	writeTokenError(w, oidc.ErrSlowDown().WithDescription("too many token requests; try again later"), http.StatusTooManyRequests)
+	writeTokenError(w, &oidc.Error{ErrorType: "temporarily_unavailable", Description: "too many token requests; retry later"}, http.StatusTooManyRequests)
 }
 
 // writeTokenError writes an RFC 6749 §5.2 error answer.

@@ -298,8 +298,8 @@ func TestTokenExchangeRateLimits(t *testing.T) {
 			}
 		}
 		before := f.ci.JWKSFetches()
-		if a := f.exchange(f.ciToken(nil), nil); a.status != http.StatusTooManyRequests {
-			t.Fatalf("fourth request: HTTP %d %+v, want 429", a.status, a)
+		if a := f.exchange(f.ciToken(nil), nil); a.status != http.StatusTooManyRequests || a.Error != "temporarily_unavailable" {
+			t.Fatalf("fourth request: HTTP %d %+v, want 429 temporarily_unavailable", a.status, a)
 		}
 		if f.ci.JWKSFetches() != before {
 			t.Fatal("a request over the limit was verified")
