@@ -187,7 +187,11 @@ func TestTokenExchange(t *testing.T) {
 // reaches the logs.
 func TestTokenExchangeRefusals(t *testing.T) {
 	t.Parallel()
-	f := newExchangeFixture(t, sqlite(), nil)
+	storetest.ForEach(t, testTokenExchangeRefusals)
+}
+
+func testTokenExchangeRefusals(t *testing.T, b storetest.Backend) {
+	f := newExchangeFixture(t, b, nil)
 	now := f.clock.Now()
 	strangerKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
