@@ -24,6 +24,9 @@
 //     login page opens it. Only a successful login writes the request,
 //     once: a flood of authorize requests costs no storage. The endpoint
 //     is also rate-limited per client address.
+//   - Machine clients (programs, CI jobs) get access tokens for
+//     themselves with the client-credentials grant, without refresh
+//     tokens, rate-limited per client and per address (machine.go).
 //   - The device authorization grant (RFC 8628) is served with pages of
 //     ours for entering the code and approving, after the login page
 //     (device.go, devicepages.go).
@@ -54,6 +57,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
@@ -67,6 +71,12 @@ const (
 	DefaultLoginAttempts   = 5
 	// DefaultAuthorizePerMinute is the default of Config.AuthorizePerMinute.
 	DefaultAuthorizePerMinute = 60
+	// DefaultMachineTokensPerMinute is the default of
+	// Config.MachineTokensPerMinute.
+	DefaultMachineTokensPerMinute = 60
+	// DefaultMachineTokensPerAddressPerMinute is the default of
+	// Config.MachineTokensPerAddressPerMinute.
+	DefaultMachineTokensPerAddressPerMinute = 300
 	// DefaultRefreshTokenMaxLifetime is the default of
 	// Config.RefreshTokenMaxLifetime.
 	DefaultRefreshTokenMaxLifetime = 90 * 24 * time.Hour
@@ -151,6 +161,32 @@ type Config struct {
 	// [DefaultAuthorizePerMinute]; a negative value disables the limit.
 	// Counted in memory, per process.
 	AuthorizePerMinute float64
+	// MachineTokensPerMinute is how many client-credentials token requests
+	// one client id may make a minute, in bursts of as many, whether they
+	// succeed or not; over it the token endpoint answers 429 with
+	// Retry-After. Zero means [DefaultMachineTokensPerMinute]; a negative
+	// value disables the limit. Counted in memory, per process.
+	MachineTokensPerMinute float64
+	// MachineTokensPerAddressPerMinute is the same budget per client
+	// address, grouped by [clientaddr.Key]. Zero means
+	// [DefaultMachineTokensPerAddressPerMinute]; a negative value disables
+	// the limit.
+	MachineTokensPerAddressPerMinute float64
+	// ExchangePerMinute is how many token-exchange requests (keyless CI,
+	// exchange.go) one client address, grouped by [clientaddr.Key], may
+	// make a minute, in bursts of as many; over it the token endpoint
+	// answers 429 before verifying anything. Zero means
+	// [DefaultExchangePerMinute]; negative disables the limit. Counted in
+	// memory, per process.
+	ExchangePerMinute float64
+	// ExchangePerPolicyMinute is how many tokens one federation policy may
+	// yield a minute, whatever the addresses asking. Zero means
+	// [DefaultExchangePerPolicyMinute]; negative disables the limit.
+	ExchangePerPolicyMinute float64
+	// FederationHTTPClient fetches the discovery documents and key sets of
+	// the issuers federation policies name. Nil means a client with a 10 s
+	// timeout that does not follow redirects.
+	FederationHTTPClient *http.Client
 	// InsecureAllowHTTP accepts an http:// issuer on a non-loopback host.
 	// Passwords and tokens then cross the network unencrypted: only for
 	// trusted networks or a TLS-terminating proxy that rewrites nothing.
@@ -184,8 +220,19 @@ type Issuer struct {
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
-	handler        http.Handler
-	log            *slog.Logger
+	// machineClientLimit and machineAddrLimit limit client-credentials
+	// token requests per client id and per client address; nil when
+	// disabled.
+	machineClientLimit *ratelimit.Keyed[string]
+	machineAddrLimit   *ratelimit.Limiter
+	// exchangeLimit and exchangePolicyLimit limit token exchanges per
+	// client address and per federation policy; nil when disabled.
+	exchangeLimit       *ratelimit.Limiter
+	exchangePolicyLimit *ratelimit.Keyed[string]
+	// federation verifies the subject tokens of token exchanges.
+	federation *federation.Verifier
+	handler    http.Handler
+	log        *slog.Logger
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -235,6 +282,12 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	if cfg.AuthorizePerMinute == 0 {
 		cfg.AuthorizePerMinute = DefaultAuthorizePerMinute
 	}
+	if cfg.MachineTokensPerMinute == 0 {
+		cfg.MachineTokensPerMinute = DefaultMachineTokensPerMinute
+	}
+	if cfg.MachineTokensPerAddressPerMinute == 0 {
+		cfg.MachineTokensPerAddressPerMinute = DefaultMachineTokensPerAddressPerMinute
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -260,6 +313,26 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	iss.authorizeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.AuthorizePerMinute, Now: cfg.Now})
+	iss.machineClientLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.MachineTokensPerMinute, Now: cfg.Now})
+	iss.machineAddrLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.MachineTokensPerAddressPerMinute, Now: cfg.Now})
+	if cfg.ExchangePerMinute == 0 {
+		cfg.ExchangePerMinute = DefaultExchangePerMinute
+	}
+	if cfg.ExchangePerPolicyMinute == 0 {
+		cfg.ExchangePerPolicyMinute = DefaultExchangePerPolicyMinute
+	}
+	iss.cfg = cfg
+	iss.exchangeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.ExchangePerMinute, Now: cfg.Now})
+	iss.exchangePolicyLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.ExchangePerPolicyMinute, Now: cfg.Now})
+	if iss.federation, err = federation.NewVerifier(federation.Config{
+		Policies:   iss.federationPolicies,
+		OwnIssuer:  cfg.Issuer,
+		HTTPClient: cfg.FederationHTTPClient,
+		Now:        cfg.Now,
+		Logger:     cfg.Logger,
+	}); err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
 	iss.storage = &storage{iss: iss}
 	macKey, err := cfg.Store.EnsureSecret(ctx, deviceKeyName, store.RandomToken(32))
 	if err != nil {
@@ -428,6 +501,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("POST "+deviceDecisionPath, http.HandlerFunc(i.submitDeviceDecision))
 	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	mux.Handle("GET "+assetsPath, assetHandler())
+	mux.Handle(endpoints().Token.Relative(), postOnly(i.routeTokenExchange(i.limitMachineTokens(oidcHandler)), endpoints()))
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))
 	return securityHeaders(mux), nil
 }

@@ -183,6 +183,11 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
 	g := tr.grant()
+	if g.UserID == g.ClientID {
+		// sub = client_id marks a machine client's token (RFC 9068 §2.2,
+		// pkg/authn's Claims.Machine): a user's never looks like one.
+		return "", time.Time{}, internalError("issuing an access token", errors.New("the user id equals the client id"))
+	}
 	if err := s.checkUser(ctx, g.UserID); err != nil {
 		return "", time.Time{}, err
 	}
@@ -476,9 +481,15 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo,
 }
 
 // SetIntrospectionFromToken describes an active access token. Only the
-// client it was issued to may introspect it.
+// client it was issued to may introspect a user's token; a machine
+// client's token is introspected by the broker's client (Config.ClientID),
+// which is the resource server in front of this provider (machine clients
+// cannot authenticate at the introspection endpoint).
 func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
 	at, err := s.st().ActiveAccessToken(ctx, tokenID)
+	if err == nil && at.UserID == "" {
+		return s.machineIntrospection(ctx, resp, at, subject, clientID)
+	}
 	if err != nil || at.UserID != subject || at.ClientID != clientID {
 		return errors.New("token not active for this client")
 	}

@@ -107,3 +107,28 @@ func TestRetryAfterSeconds(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyedByString(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(0, 0)
+	l := ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: 1, MaxClients: 2, Now: func() time.Time { return now }})
+	tests := []struct {
+		name, key string
+		want      bool
+	}{
+		{"first of a", "a", true},
+		{"second of a", "a", false},
+		{"first of b", "b", true},
+		{"c pushes out the least recent (a)", "c", true},
+		{"a starts again with a full bucket", "a", true},
+	}
+	for _, tt := range tests {
+		if ok, _ := l.Allow(tt.key); ok != tt.want {
+			t.Fatalf("%s: Allow = %v, want %v", tt.name, ok, tt.want)
+		}
+	}
+	var none *ratelimit.Keyed[string]
+	if ok, _ := none.Allow("x"); !ok {
+		t.Error("a nil Keyed refused")
+	}
+}

@@ -56,12 +56,13 @@ func (s *Store) SetClientRedirectURIs(ctx context.Context, id string, uris []str
 	return nil
 }
 
-// ClientByID returns a client, or an error wrapping [ErrNotFound].
+// ClientByID returns a native client (never a [MachineClient]), or an
+// error wrapping [ErrNotFound].
 func (s *Store) ClientByID(ctx context.Context, id string) (*Client, error) {
 	var c Client
 	var uris string
 	var created int64
-	err := s.queryRow(ctx, s.db, `SELECT id, secret_hash, redirect_uris, created_at FROM nsauth_clients WHERE id = ?`, id).
+	err := s.queryRow(ctx, s.db, `SELECT id, secret_hash, redirect_uris, created_at FROM nsauth_clients WHERE id = ? AND kind = 'native'`, id).
 		Scan(&c.ID, &c.SecretHash, &uris, &created)
 	if err != nil {
 		return nil, notFound(err, "client")
@@ -75,8 +76,12 @@ func (s *Store) ClientByID(ctx context.Context, id string) (*Client, error) {
 
 // CheckSecret reports whether secret is the client's secret, in constant
 // time.
-func (c *Client) CheckSecret(secret string) bool {
-	return subtle.ConstantTimeCompare(HashSecret(secret), c.SecretHash) == 1
+func (c *Client) CheckSecret(secret string) bool { return secretMatches(secret, c.SecretHash) }
+
+// secretMatches is the one comparison of a client secret with its stored
+// digest: constant time, so a wrong guess learns nothing from the timing.
+func secretMatches(secret string, hash []byte) bool {
+	return len(hash) > 0 && subtle.ConstantTimeCompare(HashSecret(secret), hash) == 1
 }
 
 // EnsureValue stores name=value unless name already has a value, and

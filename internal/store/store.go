@@ -1,7 +1,7 @@
 // Package store persists the built-in OpenID provider's state: users,
-// clients, completed authorization requests (pending ones are not stored),
-// authorization codes, refresh and access token records, signing keys and
-// failed-login counters.
+// clients, federation policies, completed authorization requests (pending
+// ones are not stored), authorization codes, refresh and access token
+// records, signing keys and failed-login counters.
 //
 // Two backends share one implementation over database/sql: an embedded
 // SQLite file (modernc.org/sqlite, no cgo) for a single process, and
