@@ -67,7 +67,7 @@ func Discover(ctx context.Context, issuer string, client *http.Client) (*Provide
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("discovery at %s: %w", docURL, err)
+		return nil, fmt.Errorf("discovery: %w", err) // *url.Error names the URL
 	}
 	defer resp.Body.Close()
 	switch {
