@@ -208,3 +208,37 @@ func TestTokenWithMachineCredentials(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenMachineCredentialsWithABroker: a server that brokers an
+// external provider serves no discovery document, so nsauth token asks for
+// NSAUTH_ISSUER, and works with it.
+func TestTokenMachineCredentialsWithABroker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.fake.AddMachineClient(machineClientID, machineSecret)
+	environ := e.environ()
+	environ["NSAUTH_CLIENT_ID"], environ["NSAUTH_CLIENT_SECRET"] = machineClientID, machineSecret
+	run := func() result {
+		var out, errOut syncBuffer
+		app := &cli.App{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: mapEnv(environ), Now: time.Now}
+		code := cli.Run(context.Background(), app, []string{"token"})
+		return result{code: code, out: out.String(), errOut: errOut.String()}
+	}
+
+	r := run()
+	if r.code != cli.ExitFailure {
+		t.Fatalf("without NSAUTH_ISSUER: exit %d, want 1; stderr:\n%s", r.code, r.errOut)
+	}
+	mustContain(t, "stderr", r.errOut, "/.well-known/openid-configuration: HTTP 404", "set NSAUTH_ISSUER to your identity provider's issuer URL")
+
+	environ["NSAUTH_ISSUER"] = e.fake.Issuer
+	r = run()
+	if r.code != cli.ExitOK || r.out == "" {
+		t.Fatalf("with NSAUTH_ISSUER: exit %d, stdout %q; stderr:\n%s", r.code, r.out, r.errOut)
+	}
+	// The server itself saw nothing but the discovery request.
+	if n := e.totalCalls(); n != 1 {
+		t.Errorf("requests that reached the API server = %d, want 1 (its discovery document)", n)
+	}
+	mustNotContain(t, "the output", r.out+r.errOut, machineSecret)
+}
