@@ -2,6 +2,7 @@ package oidctest
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -109,7 +110,10 @@ func (p *Provider) machineToken(w http.ResponseWriter, r *http.Request) (handled
 	switch gt {
 	case clientCredentialsGrantType:
 		id, secret, basic := r.BasicAuth()
-		if !basic {
+		if basic { // RFC 6749 §2.3.1: form-encoded before Basic
+			id, _ = url.QueryUnescape(id)
+			secret, _ = url.QueryUnescape(secret)
+		} else {
 			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 		}
 		want, ok := m.secrets[id]

@@ -89,6 +89,13 @@ func TestClientCredentials(t *testing.T) {
 			wantScope: "jobs:read jobs:write",
 		},
 		{
+			name: "client ID and secret with reserved characters",
+			cfg: func(p *oidctest.Provider) tokensource.ClientCredentialsConfig {
+				p.AddMachineClient("odd client:1", "p@ss:w/rd+% &=")
+				return tokensource.ClientCredentialsConfig{TokenURL: p.Issuer + oidctest.PathToken, ClientID: "odd client:1", ClientSecret: "p@ss:w/rd+% &="}
+			},
+		},
+		{
 			name: "wrong secret",
 			cfg: func(p *oidctest.Provider) tokensource.ClientCredentialsConfig {
 				return tokensource.ClientCredentialsConfig{Issuer: p.Issuer, ClientID: machineID, ClientSecret: "wrong-" + machineSecret}
