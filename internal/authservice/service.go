@@ -192,12 +192,18 @@ func (s *Service) CheckToken(ctx context.Context, _ *connect.Request[mgmtv1alpha
 		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New(authn.UnauthenticatedMessage))
 	}
 	exp := claims.ExpiresAt.Unix()
-	return connect.NewResponse(&mgmtv1alpha1.CheckTokenResponse{
+	machine := claims.Machine()
+	resp := &mgmtv1alpha1.CheckTokenResponse{
 		Subject:   &claims.Subject,
 		Scopes:    claims.Scopes,
 		ExpiresAt: &exp,
 		Issuer:    &claims.Issuer,
-	}), nil
+		Machine:   &machine,
+	}
+	if claims.ClientID != "" {
+		resp.ClientId = &claims.ClientID
+	}
+	return connect.NewResponse(resp), nil
 }
 
 // RevokeCli revokes a refresh token at the provider.

@@ -23,6 +23,7 @@ const ServerProgram = "nsauth-server"
 var serverCommands = []struct{ name, short string }{
 	{"serve", "Run the AuthService server"},
 	{"users", "Manage the built-in provider's user accounts"},
+	{"clients", "Manage the built-in provider's machine clients"},
 	{"keys", "Manage the secret key that seals the built-in provider's secrets"},
 	{"bench", "Measure nsauth serve under load"},
 }

@@ -24,6 +24,9 @@
 //     login page opens it. Only a successful login writes the request,
 //     once: a flood of authorize requests costs no storage. The endpoint
 //     is also rate-limited per client address.
+//   - Machine clients (programs, CI jobs) get access tokens for
+//     themselves with the client-credentials grant, without refresh
+//     tokens, rate-limited per client and per address (machine.go).
 //   - The device authorization grant (RFC 8628) is served with pages of
 //     ours for entering the code and approving, after the login page
 //     (device.go, devicepages.go).
@@ -67,6 +70,12 @@ const (
 	DefaultLoginAttempts   = 5
 	// DefaultAuthorizePerMinute is the default of Config.AuthorizePerMinute.
 	DefaultAuthorizePerMinute = 60
+	// DefaultMachineTokensPerMinute is the default of
+	// Config.MachineTokensPerMinute.
+	DefaultMachineTokensPerMinute = 60
+	// DefaultMachineTokensPerAddressPerMinute is the default of
+	// Config.MachineTokensPerAddressPerMinute.
+	DefaultMachineTokensPerAddressPerMinute = 300
 	// DefaultRefreshTokenMaxLifetime is the default of
 	// Config.RefreshTokenMaxLifetime.
 	DefaultRefreshTokenMaxLifetime = 90 * 24 * time.Hour
@@ -151,6 +160,17 @@ type Config struct {
 	// [DefaultAuthorizePerMinute]; a negative value disables the limit.
 	// Counted in memory, per process.
 	AuthorizePerMinute float64
+	// MachineTokensPerMinute is how many client-credentials token requests
+	// one client id may make a minute, in bursts of as many, whether they
+	// succeed or not; over it the token endpoint answers 429 with
+	// Retry-After. Zero means [DefaultMachineTokensPerMinute]; a negative
+	// value disables the limit. Counted in memory, per process.
+	MachineTokensPerMinute float64
+	// MachineTokensPerAddressPerMinute is the same budget per client
+	// address, grouped by [clientaddr.Key]. Zero means
+	// [DefaultMachineTokensPerAddressPerMinute]; a negative value disables
+	// the limit.
+	MachineTokensPerAddressPerMinute float64
 	// InsecureAllowHTTP accepts an http:// issuer on a non-loopback host.
 	// Passwords and tokens then cross the network unencrypted: only for
 	// trusted networks or a TLS-terminating proxy that rewrites nothing.
@@ -184,8 +204,13 @@ type Issuer struct {
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
-	handler        http.Handler
-	log            *slog.Logger
+	// machineClientLimit and machineAddrLimit limit client-credentials
+	// token requests per client id and per client address; nil when
+	// disabled.
+	machineClientLimit *ratelimit.Keyed[string]
+	machineAddrLimit   *ratelimit.Limiter
+	handler            http.Handler
+	log                *slog.Logger
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -235,6 +260,12 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	if cfg.AuthorizePerMinute == 0 {
 		cfg.AuthorizePerMinute = DefaultAuthorizePerMinute
 	}
+	if cfg.MachineTokensPerMinute == 0 {
+		cfg.MachineTokensPerMinute = DefaultMachineTokensPerMinute
+	}
+	if cfg.MachineTokensPerAddressPerMinute == 0 {
+		cfg.MachineTokensPerAddressPerMinute = DefaultMachineTokensPerAddressPerMinute
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -260,6 +291,8 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	iss.authorizeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.AuthorizePerMinute, Now: cfg.Now})
+	iss.machineClientLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.MachineTokensPerMinute, Now: cfg.Now})
+	iss.machineAddrLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.MachineTokensPerAddressPerMinute, Now: cfg.Now})
 	iss.storage = &storage{iss: iss}
 	macKey, err := cfg.Store.EnsureSecret(ctx, deviceKeyName, store.RandomToken(32))
 	if err != nil {
@@ -428,6 +461,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("POST "+deviceDecisionPath, http.HandlerFunc(i.submitDeviceDecision))
 	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	mux.Handle("GET "+assetsPath, assetHandler())
+	mux.Handle(endpoints().Token.Relative(), postOnly(i.limitMachineTokens(oidcHandler), endpoints()))
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))
 	return securityHeaders(mux), nil
 }

@@ -183,6 +183,11 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
 	g := tr.grant()
+	if g.UserID == g.ClientID {
+		// sub = client_id marks a machine client's token (RFC 9068 §2.2,
+		// pkg/authn's Claims.Machine): a user's never looks like one.
+		return "", time.Time{}, internalError("issuing an access token", errors.New("the user id equals the client id"))
+	}
 	if err := s.checkUser(ctx, g.UserID); err != nil {
 		return "", time.Time{}, err
 	}

@@ -32,9 +32,17 @@ type accessTokenClaims struct {
 	AuthTime int64  `json:"auth_time,omitempty"`
 }
 
+// accessTokenSubject is what an access token is signed for: a user's
+// grant (a tokenRequest) or a machine client (machineSubject).
+type accessTokenSubject interface {
+	GetSubject() string
+	GetScopes() []string
+	GetAuthTime() time.Time
+}
+
 // signAccessToken signs the access token whose record (jti, exp) the
 // storage created.
-func (i *Issuer) signAccessToken(ctx context.Context, req tokenRequest, clientID, jti string, exp time.Time) (string, error) {
+func (i *Issuer) signAccessToken(ctx context.Context, req accessTokenSubject, clientID, jti string, exp time.Time) (string, error) {
 	key, err := i.keys.signing(ctx)
 	if err != nil {
 		return "", internalError("loading the signing key", err)

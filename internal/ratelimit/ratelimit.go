@@ -35,24 +35,33 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Limiter is a token bucket per key. It is safe for concurrent use. A nil
-// *Limiter allows everything.
-type Limiter struct {
+// Limiter is a token bucket per client address prefix (see
+// clientaddr.Key). It is safe for concurrent use. A nil *Limiter allows
+// everything.
+type Limiter = Keyed[netip.Prefix]
+
+// Keyed is a token bucket per key of any kind (such as an OAuth client
+// id). It is safe for concurrent use. A nil *Keyed allows everything.
+type Keyed[K comparable] struct {
 	cfg Config
 
 	mu      sync.Mutex
-	buckets map[netip.Prefix]*list.Element
-	lru     *list.List // of *bucket, most recently seen first
+	buckets map[K]*list.Element
+	lru     *list.List // of *bucket[K], most recently seen first
 }
 
-type bucket struct {
-	key     netip.Prefix
+type bucket[K comparable] struct {
+	key     K
 	limiter *rate.Limiter
 }
 
 // New returns a Limiter for cfg, or nil (which allows everything) when
 // cfg.PerMinute is not positive.
-func New(cfg Config) *Limiter {
+func New(cfg Config) *Limiter { return NewKeyed[netip.Prefix](cfg) }
+
+// NewKeyed returns a Keyed limiter for cfg, or nil (which allows
+// everything) when cfg.PerMinute is not positive.
+func NewKeyed[K comparable](cfg Config) *Keyed[K] {
 	if !(cfg.PerMinute > 0) {
 		return nil
 	}
@@ -65,29 +74,29 @@ func New(cfg Config) *Limiter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Limiter{cfg: cfg, buckets: make(map[netip.Prefix]*list.Element), lru: list.New()}
+	return &Keyed[K]{cfg: cfg, buckets: make(map[K]*list.Element), lru: list.New()}
 }
 
 // Allow reports whether the client with key may act now and, when it may
 // not, how long it should wait. A refused event uses up nothing.
-func (l *Limiter) Allow(key netip.Prefix) (ok bool, retryAfter time.Duration) {
+func (l *Keyed[K]) Allow(key K) (ok bool, retryAfter time.Duration) {
 	if l == nil {
 		return true, 0
 	}
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var b *bucket
+	var b *bucket[K]
 	if el, found := l.buckets[key]; found {
 		l.lru.MoveToFront(el)
-		b = el.Value.(*bucket)
+		b = el.Value.(*bucket[K])
 	} else {
-		b = &bucket{key: key, limiter: rate.NewLimiter(rate.Limit(l.cfg.PerMinute/60), l.cfg.Burst)}
+		b = &bucket[K]{key: key, limiter: rate.NewLimiter(rate.Limit(l.cfg.PerMinute/60), l.cfg.Burst)}
 		l.buckets[key] = l.lru.PushFront(b)
 		for l.lru.Len() > l.cfg.MaxClients {
 			oldest := l.lru.Back()
 			l.lru.Remove(oldest)
-			delete(l.buckets, oldest.Value.(*bucket).key)
+			delete(l.buckets, oldest.Value.(*bucket[K]).key)
 		}
 	}
 	r := b.limiter.ReserveN(now, 1)

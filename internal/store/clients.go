@@ -56,12 +56,13 @@ func (s *Store) SetClientRedirectURIs(ctx context.Context, id string, uris []str
 	return nil
 }
 
-// ClientByID returns a client, or an error wrapping [ErrNotFound].
+// ClientByID returns a native client (never a [MachineClient]), or an
+// error wrapping [ErrNotFound].
 func (s *Store) ClientByID(ctx context.Context, id string) (*Client, error) {
 	var c Client
 	var uris string
 	var created int64
-	err := s.queryRow(ctx, s.db, `SELECT id, secret_hash, redirect_uris, created_at FROM nsauth_clients WHERE id = ?`, id).
+	err := s.queryRow(ctx, s.db, `SELECT id, secret_hash, redirect_uris, created_at FROM nsauth_clients WHERE id = ? AND kind = 'native'`, id).
 		Scan(&c.ID, &c.SecretHash, &uris, &created)
 	if err != nil {
 		return nil, notFound(err, "client")

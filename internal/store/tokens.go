@@ -209,8 +209,9 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID, userID, clientID strin
 // `jti`, so that introspection, userinfo and revocation can refuse it
 // before it expires.
 type AccessToken struct {
-	ID        string
-	GrantID   string
+	ID      string
+	GrantID string
+	// UserID is empty for a machine client's token.
 	UserID    string
 	ClientID  string
 	Scopes    []string
@@ -219,11 +220,12 @@ type AccessToken struct {
 	RevokedAt time.Time
 }
 
-// RecordAccessToken stores an access token's record. CreatedAt is now.
+// RecordAccessToken stores an access token's record. CreatedAt is now. A
+// machine client's token has no UserID.
 func (s *Store) RecordAccessToken(ctx context.Context, t *AccessToken) error {
 	t.CreatedAt = s.now()
 	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, t.UserID, t.ClientID, joinList(t.Scopes), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, sql.NullString{String: t.UserID, Valid: t.UserID != ""}, t.ClientID, joinList(t.Scopes), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("recording access token: %w", err)
 	}
@@ -237,7 +239,7 @@ func (s *Store) ActiveAccessToken(ctx context.Context, id string) (*AccessToken,
 	var scopes string
 	var created, expires int64
 	var revoked sql.NullInt64
-	err := s.queryRow(ctx, s.db, `SELECT id, grant_id, user_id, client_id, scopes, created_at, expires_at, revoked_at
+	err := s.queryRow(ctx, s.db, `SELECT id, grant_id, COALESCE(user_id, ''), client_id, scopes, created_at, expires_at, revoked_at
 		FROM nsauth_access_tokens WHERE id = ?`, id).Scan(&t.ID, &t.GrantID, &t.UserID, &t.ClientID, &scopes, &created, &expires, &revoked)
 	if err != nil {
 		return nil, notFound(err, "access token")

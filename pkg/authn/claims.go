@@ -41,6 +41,23 @@ type Claims struct {
 	payload []byte
 }
 
+// Machine reports whether the token's subject is a machine client: a
+// program that obtained the token for itself (the client-credentials grant,
+// or a token exchange for one) rather than for a person. The rule is RFC
+// 9068 §2.2's: such a token's `sub` is the client's own identifier, so
+// Machine is true exactly when ClientID is set and equals Subject.
+//
+// nsauth's built-in provider issues machine tokens that way and never
+// issues a person's token whose subject equals its client id. With another
+// provider the rule holds as far as that provider follows RFC 9068; one
+// that gives service accounts a subject of their own (a user id) makes
+// their tokens look like a person's, never the reverse, unless it lets a
+// client be named like a user's subject. Callers MUST NOT grant a person's
+// rights on Machine alone: it tells what the subject is, not who.
+func (c *Claims) Machine() bool {
+	return c != nil && c.ClientID != "" && c.Subject == c.ClientID
+}
+
 // Decode unmarshals the verified token's claims into v with
 // [encoding/json], so a service can read the claims this type does not
 // name (roles, email, tenant):

@@ -203,3 +203,27 @@ func TestReturnedClaimsAreCopies(t *testing.T) {
 		})
 	}
 }
+
+func TestClaimsMachine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		claims *authn.Claims
+		want   bool
+	}{
+		{"nil", nil, false},
+		{"a person at a client", &authn.Claims{Subject: "u-1", ClientID: "nsauth-cli"}, false},
+		{"no client", &authn.Claims{Subject: "u-1"}, false},
+		{"empty subject and client", &authn.Claims{}, false},
+		{"the client itself", &authn.Claims{Subject: "m-abc", ClientID: "m-abc"}, true},
+		{"case matters", &authn.Claims{Subject: "M-abc", ClientID: "m-abc"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.claims.Machine(); got != tt.want {
+				t.Errorf("Machine() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -233,6 +233,32 @@ func ExampleClaims_Decode() {
 	// Output: alice alice@example.com [admin billing] acme
 }
 
+// Claims.Machine tells a program's own token (its subject is the client
+// it was issued to, RFC 9068 §2.2) from a person's.
+func ExampleClaims_Machine() {
+	provider := startExampleProvider()
+	defer provider.Close()
+	verifier, err := authn.NewFromIssuer(context.Background(), provider.URL, authn.VerifierConfig{Audiences: []string{"my-api"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, token := range []string{
+		provider.issue("alice", nil),
+		provider.issue("m-deploy", map[string]any{"client_id": "m-deploy"}),
+	} {
+		claims, err := verifier.Verify(context.Background(), token)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(claims.Subject, claims.ClientID, claims.Machine())
+	}
+	// Output:
+	// alice web-app false
+	// m-deploy m-deploy true
+}
+
 // The interceptor guards every procedure of a Connect handler; handlers
 // read the caller's claims from their context. A generated handler takes
 // the interceptor the same way:

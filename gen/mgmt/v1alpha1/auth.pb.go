@@ -568,7 +568,16 @@ type CheckTokenResponse struct {
 	// the Unix epoch.
 	ExpiresAt *int64 `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3,oneof" json:"expires_at,omitempty"`
 	// nsauth addition: the issuer (`iss`) of the checked access token.
-	Issuer        *string `protobuf:"bytes,4,opt,name=issuer,proto3,oneof" json:"issuer,omitempty"`
+	Issuer *string `protobuf:"bytes,4,opt,name=issuer,proto3,oneof" json:"issuer,omitempty"`
+	// nsauth addition: the client the checked access token was issued to
+	// (`client_id`, RFC 9068). Unset when authentication is disabled or the
+	// token names no client.
+	ClientId *string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3,oneof" json:"client_id,omitempty"`
+	// nsauth addition: whether the subject is a machine client (a program
+	// that obtained the token for itself, with the client-credentials grant
+	// or a token exchange) rather than a person. Then subject and client_id
+	// are equal (RFC 9068 §2.2). Unset when authentication is disabled.
+	Machine       *bool `protobuf:"varint,6,opt,name=machine,proto3,oneof" json:"machine,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -629,6 +638,20 @@ func (x *CheckTokenResponse) GetIssuer() string {
 		return *x.Issuer
 	}
 	return ""
+}
+
+func (x *CheckTokenResponse) GetClientId() string {
+	if x != nil && x.ClientId != nil {
+		return *x.ClientId
+	}
+	return ""
+}
+
+func (x *CheckTokenResponse) GetMachine() bool {
+	if x != nil && x.Machine != nil {
+		return *x.Machine
+	}
+	return false
 }
 
 type RevokeCliRequest struct {
@@ -1056,17 +1079,23 @@ const file_mgmt_v1alpha1_auth_proto_rawDesc = "" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"S\n" +
 	"\x12RefreshCliResponse\x12=\n" +
 	"\faccess_token\x18\x01 \x01(\v2\x1a.mgmt.v1alpha1.AccessTokenR\vaccessToken\"\x13\n" +
-	"\x11CheckTokenRequest\"\xb2\x01\n" +
+	"\x11CheckTokenRequest\"\x8d\x02\n" +
 	"\x12CheckTokenResponse\x12\x1d\n" +
 	"\asubject\x18\x01 \x01(\tH\x00R\asubject\x88\x01\x01\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\"\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\x03H\x01R\texpiresAt\x88\x01\x01\x12\x1b\n" +
-	"\x06issuer\x18\x04 \x01(\tH\x02R\x06issuer\x88\x01\x01B\n" +
+	"\x06issuer\x18\x04 \x01(\tH\x02R\x06issuer\x88\x01\x01\x12 \n" +
+	"\tclient_id\x18\x05 \x01(\tH\x03R\bclientId\x88\x01\x01\x12\x1d\n" +
+	"\amachine\x18\x06 \x01(\bH\x04R\amachine\x88\x01\x01B\n" +
 	"\n" +
 	"\b_subjectB\r\n" +
 	"\v_expires_atB\t\n" +
-	"\a_issuer\"7\n" +
+	"\a_issuerB\f\n" +
+	"\n" +
+	"_client_idB\n" +
+	"\n" +
+	"\b_machine\"7\n" +
 	"\x10RevokeCliRequest\x12#\n" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"-\n" +
 	"\x11RevokeCliResponse\x12\x18\n" +

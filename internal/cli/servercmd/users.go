@@ -21,17 +21,24 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
+// storeCommand opens the built-in provider's store for a command that
+// administers it (`nsauth users`, `nsauth clients`): the command carries
+// the store flags (config.RegisterStoreFlags) for its subcommands.
+type storeCommand struct {
+	app *cli.App
+	cmd *cobra.Command // the parent command, whose flags locate the store
+}
+
 // usersOptions holds what every `nsauth users` subcommand needs.
 type usersOptions struct {
-	app *cli.App
-	cmd *cobra.Command // the `users` command, whose flags locate the store
+	storeCommand
 	// readPassword reads a secret without echo from a terminal; nil means
 	// golang.org/x/term on In when it is one.
 	readPassword func(prompt string) (string, error)
 }
 
 func newUsersCommand(app *cli.App) *cobra.Command {
-	o := &usersOptions{app: app}
+	o := &usersOptions{storeCommand: storeCommand{app: app}}
 	cmd := &cobra.Command{
 		Use:   "users",
 		Short: "Manage the built-in provider's user accounts",
@@ -114,7 +121,7 @@ func exactlyOneArg(cmd *cobra.Command, args []string) error {
 
 // withStore opens the store the flags and environment point at, runs fn
 // and closes it.
-func (o *usersOptions) withStore(ctx context.Context, fn func(context.Context, *store.Store) error) error {
+func (o *storeCommand) withStore(ctx context.Context, fn func(context.Context, *store.Store) error) error {
 	loc, err := config.LoadStore(o.cmd.PersistentFlags(), o.app.Getenv)
 	if err != nil {
 		return err
