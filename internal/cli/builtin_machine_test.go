@@ -1,0 +1,90 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd"
+)
+
+// TestMachineTokenThroughTheBuiltinProvider: a machine client made with
+// `nsauth clients add` gets a token from `nsauth token` with nothing but
+// the API URL, its ID and its secret; the token endpoint is found through
+// the API server's discovery document (reached here through a proxy, so
+// the document names another origin, the issuer's, which is followed),
+// and the server's CheckToken accepts the token as the machine's.
+func TestMachineTokenThroughTheBuiltinProvider(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	serverURL := startServe(t, map[string]string{"NSAUTH_DATA_DIR": dataDir, "NSAUTH_ADMIN_PASSWORD": adminPassword})
+	waitReady(t, serverURL)
+	e := &env{t: t, configDir: filepath.Join(t.TempDir(), "config"), counts: map[string]int{}}
+	e.apiURL = e.countingProxy(serverURL)
+
+	run := func(environ map[string]string, stdin string, args ...string) result {
+		var out, errOut syncBuffer
+		app := &cli.App{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut, Getenv: mapEnv(environ), Now: time.Now}
+		code := cli.Run(context.Background(), app, args, servercmd.Commands...)
+		return result{code: code, out: out.String(), errOut: errOut.String()}
+	}
+	r := run(map[string]string{"NSAUTH_DATA_DIR": dataDir}, "", "clients", "add", "deployer", "--scopes", "deploy", "--json")
+	if r.code != cli.ExitOK {
+		t.Fatalf("clients add: exit %d; stderr:\n%s", r.code, r.errOut)
+	}
+	var created struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &created); err != nil || created.ClientSecret == "" {
+		t.Fatalf("clients add --json printed %q: %v", r.out, err)
+	}
+
+	environ := e.environ()
+	environ["NSAUTH_CLIENT_ID"] = created.ClientID
+	r = run(environ, created.ClientSecret+"\n", "token", "--client-secret-stdin", "--scope", "deploy")
+	if r.code != cli.ExitOK {
+		t.Fatalf("token: exit %d; stderr:\n%s", r.code, r.errOut)
+	}
+	mustNotContain(t, "the output", r.out+r.errOut, created.ClientSecret)
+	tok := strings.TrimSpace(r.out)
+	check, err := e.checkToken(tok)
+	if err != nil {
+		t.Fatalf("CheckToken of the machine token: %v", err)
+	}
+	if !check.GetMachine() || check.GetClientId() != created.ClientID || check.GetSubject() != created.ClientID {
+		t.Errorf("CheckToken = machine %v, client %q, subject %q; want the machine client %q", check.GetMachine(), check.GetClientId(), check.GetSubject(), created.ClientID)
+	}
+
+	environ["NSAUTH_CLIENT_SECRET"] = "not-" + created.ClientSecret
+	r = run(environ, "", "token")
+	if r.code != cli.ExitFailure {
+		t.Fatalf("token with a wrong secret: exit %d, want 1", r.code)
+	}
+	mustContain(t, "stderr", r.errOut, "the client ID (NSAUTH_CLIENT_ID="+created.ClientID+") or the secret (NSAUTH_CLIENT_SECRET) is wrong")
+	mustNotContain(t, "the output", r.out+r.errOut, created.ClientSecret)
+}
+
+// waitReady waits until serverURL's /readyz answers 200.
+func waitReady(t *testing.T, serverURL string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(serverURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the built-in provider did not become ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
