@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -212,13 +213,13 @@ func (m *machineCredentials) readSecret(getenv func(string) (string, bool), stdi
 // else from the discovery document at the API URL's origin (served there
 // by the built-in provider), whose issuer must name itself in its own
 // document.
-func (d clientDeps) tokenURL(ctx context.Context, c clientOptions, m *machineCredentials) (string, error) {
+func (d clientDeps) tokenEndpoint(ctx context.Context, c clientOptions, m *machineCredentials) (*tokensource.ProviderMetadata, error) {
 	issuer := m.Issuer
 	from := issuer
 	if issuer == "" {
 		u, err := url.Parse(c.APIURL)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		issuer = u.Scheme + "://" + u.Host
 		from = "the API server " + issuer
@@ -232,16 +233,16 @@ func (d clientDeps) tokenURL(ctx context.Context, c clientOptions, m *machineCre
 	}
 	if err != nil {
 		if m.Issuer != "" {
-			return "", fmt.Errorf("finding the token endpoint of the issuer %s: %w; check %s", m.Issuer, err, envIssuer)
+			return nil, fmt.Errorf("finding the token endpoint of the issuer %s: %w; check %s", m.Issuer, err, envIssuer)
 		}
-		return "", fmt.Errorf("finding the token endpoint from %s: %w; set %s to your identity provider's issuer URL", from, err, envIssuer)
+		return nil, fmt.Errorf("finding the token endpoint from %s: %w; set %s to your identity provider's issuer URL", from, err, envIssuer)
 	}
 	for _, u := range []string{md.Issuer, md.TokenURL} {
 		if err := tokenstore.CheckTransport(u, c.InsecureAllowHTTP); err != nil {
-			return "", fmt.Errorf("the identity provider's token endpoint %s: %w", md.TokenURL, err)
+			return nil, fmt.Errorf("the identity provider's token endpoint %s: %w", md.TokenURL, err)
 		}
 	}
-	return md.TokenURL, nil
+	return md, nil
 }
 
 // machineToken gets an access token with machine credentials. Nothing is
@@ -251,7 +252,7 @@ func (d clientDeps) machineToken(ctx context.Context, app *App, c clientOptions,
 	if err != nil {
 		return nil, err
 	}
-	tokenURL, err := d.tokenURL(ctx, c, m)
+	md, err := d.tokenEndpoint(ctx, c, m)
 	if err != nil {
 		return nil, err
 	}
@@ -261,12 +262,12 @@ func (d clientDeps) machineToken(ctx context.Context, app *App, c clientOptions,
 	switch m.Mode {
 	case clientCredentials:
 		ts, err = tokensource.NewClientCredentials(tokensource.ClientCredentialsConfig{
-			TokenURL: tokenURL, ClientID: m.ClientID, ClientSecret: secret, Scopes: m.Scopes,
+			TokenURL: md.TokenURL, AuthStyle: md.AuthStyle(), ClientID: m.ClientID, ClientSecret: secret, Scopes: m.Scopes,
 			HTTPClient: d.HTTPClient, InsecureAllowHTTP: c.InsecureAllowHTTP, Now: d.Now,
 		})
 	case tokenExchange:
 		ts, err = tokensource.NewTokenExchange(tokensource.TokenExchangeConfig{
-			TokenURL:     tokenURL,
+			TokenURL:     md.TokenURL,
 			SubjectToken: func(context.Context) (string, error) { return secret, nil },
 			Scopes:       m.Scopes,
 			HTTPClient:   d.HTTPClient, InsecureAllowHTTP: c.InsecureAllowHTTP, Now: d.Now,
@@ -289,6 +290,8 @@ func (m *machineCredentials) tokenError(err error) error {
 		return err
 	}
 	switch {
+	case te.StatusCode == http.StatusTooManyRequests:
+		return fmt.Errorf("the identity provider is limiting token requests from here; try again in a while (%w)", err)
 	case m.Mode == clientCredentials && te.ErrorCode == "invalid_client":
 		return fmt.Errorf("the identity provider refused the machine client's credentials: the client ID (%s=%s) or the secret (%s) is wrong",
 			envClientID, displayText(m.ClientID), m.secretSetting())

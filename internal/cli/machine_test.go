@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,6 +135,12 @@ func TestTokenWithMachineCredentials(t *testing.T) {
 			s.env["NSAUTH_CLIENT_ID"], s.env["NSAUTH_CLIENT_SECRET"] = machineClientID, machineSecret
 			s.wantErr = []string{"the token endpoint refused the request (HTTP 500)"}
 			s.wantCalls = nil
+		}},
+		{"rate limited", func(t *testing.T, s *setup) {
+			s.p.FailNextGrant("client_credentials", http.StatusTooManyRequests, "slow_down")
+			s.env["NSAUTH_ISSUER"] = s.p.Issuer
+			s.env["NSAUTH_CLIENT_ID"], s.env["NSAUTH_CLIENT_SECRET"] = machineClientID, machineSecret
+			s.wantErr = []string{"the identity provider is limiting token requests from here; try again in a while"}
 		}},
 		{"client secret file missing", func(t *testing.T, s *setup) {
 			s.env["NSAUTH_ISSUER"] = s.p.Issuer

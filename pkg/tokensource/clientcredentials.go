@@ -28,6 +28,12 @@ type ClientCredentialsConfig struct {
 	// Scopes are requested with each token; none means the provider's
 	// default for the client.
 	Scopes []string
+	// AuthStyle is how the secret is sent. Zero means: as the discovery
+	// document asks ([ProviderMetadata.AuthStyle]) with an Issuer, in the
+	// Authorization header (client_secret_basic) with a TokenURL. The
+	// source never guesses (golang.org/x/oauth2's auto-detection resends a
+	// refused request the other way, doubling every failure).
+	AuthStyle oauth2.AuthStyle
 	// HTTPClient makes the requests. It must have a timeout and MUST NOT
 	// follow redirects, which could carry the secret elsewhere. Defaults
 	// to [NewHTTPClient].
@@ -51,6 +57,7 @@ type ClientCredentialsConfig struct {
 type ClientCredentials struct {
 	endpoint *endpoint
 	conf     clientcredentials.Config
+	style    oauth2.AuthStyle // as configured; zero follows the endpoint
 	now      func() time.Time
 	cache    *cache
 }
@@ -73,6 +80,7 @@ func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, erro
 	s := &ClientCredentials{
 		endpoint: ep,
 		conf:     clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes},
+		style:    cfg.AuthStyle,
 		now:      cfg.Now,
 	}
 	if s.now == nil {
@@ -103,7 +111,10 @@ func (s *ClientCredentials) fetch(ctx context.Context) (*oauth2.Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.conf.TokenURL = tokenURL
+	s.conf.TokenURL, s.conf.AuthStyle = tokenURL, s.style
+	if s.style == oauth2.AuthStyleAutoDetect {
+		s.conf.AuthStyle = s.endpoint.authStyle
+	}
 	start := s.now()
 	tok, err := s.conf.Token(withClient(ctx, s.endpoint.client))
 	if err != nil {

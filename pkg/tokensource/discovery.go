@@ -8,7 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+
+	"golang.org/x/oauth2"
 )
 
 // ProviderMetadata is what [Discover] reads from a provider's discovery
@@ -20,6 +23,21 @@ type ProviderMetadata struct {
 	// TokenURL is the document's `token_endpoint`. Discover fails without
 	// it.
 	TokenURL string
+	// TokenEndpointAuthMethods is the document's
+	// `token_endpoint_auth_methods_supported`; empty when it names none,
+	// which means client_secret_basic only (RFC 8414 §2).
+	TokenEndpointAuthMethods []string
+}
+
+// AuthStyle is how a client secret should be sent to the token endpoint:
+// in the Authorization header (client_secret_basic, the default every
+// provider must accept) unless the document names client_secret_post and
+// not client_secret_basic.
+func (md *ProviderMetadata) AuthStyle() oauth2.AuthStyle {
+	if slices.Contains(md.TokenEndpointAuthMethods, "client_secret_post") && !slices.Contains(md.TokenEndpointAuthMethods, "client_secret_basic") {
+		return oauth2.AuthStyleInParams
+	}
+	return oauth2.AuthStyleInHeader
 }
 
 // IssuerMismatchError is returned by [Discover] when the document found at
@@ -85,8 +103,9 @@ func Discover(ctx context.Context, issuer string, client *http.Client) (*Provide
 		return nil, fmt.Errorf("discovery at %s: the answer is larger than %d bytes", docURL, maxDiscoveryBytes)
 	}
 	var doc struct {
-		Issuer   *string `json:"issuer"`
-		TokenURL *string `json:"token_endpoint"`
+		Issuer      *string  `json:"issuer"`
+		TokenURL    *string  `json:"token_endpoint"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	// The body is never quoted: it is the server's text, maybe a web page.
 	if err := json.Unmarshal(body, &doc); err != nil || doc.Issuer == nil {
@@ -95,7 +114,7 @@ func Discover(ctx context.Context, issuer string, client *http.Client) (*Provide
 	if *doc.Issuer != issuer {
 		return nil, &IssuerMismatchError{URL: issuer, Named: *doc.Issuer}
 	}
-	md := &ProviderMetadata{Issuer: issuer}
+	md := &ProviderMetadata{Issuer: issuer, TokenEndpointAuthMethods: doc.AuthMethods}
 	if doc.TokenURL != nil {
 		md.TokenURL = *doc.TokenURL
 	}

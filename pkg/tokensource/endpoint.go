@@ -59,6 +59,7 @@ func errorCode(code string) string {
 // or found by discovery of an issuer at the first request.
 type endpoint struct {
 	issuer, tokenURL  string
+	authStyle         oauth2.AuthStyle // from discovery; AuthStyleInHeader with a TokenURL given
 	insecureAllowHTTP bool
 	client            *http.Client
 }
@@ -84,7 +85,7 @@ func newEndpoint(issuer, tokenURL string, insecureAllowHTTP bool, client *http.C
 	if client == nil {
 		client = NewHTTPClient()
 	}
-	return &endpoint{issuer: issuer, tokenURL: tokenURL, insecureAllowHTTP: insecureAllowHTTP, client: client}, nil
+	return &endpoint{issuer: issuer, tokenURL: tokenURL, authStyle: oauth2.AuthStyleInHeader, insecureAllowHTTP: insecureAllowHTTP, client: client}, nil
 }
 
 // resolve returns the token URL, discovering it the first time. The caller
@@ -100,7 +101,7 @@ func (e *endpoint) resolve(ctx context.Context) (string, error) {
 	if err := tokenstore.CheckTransport(md.TokenURL, e.insecureAllowHTTP); err != nil {
 		return "", fmt.Errorf("the token endpoint %s: %w", md.TokenURL, err)
 	}
-	e.tokenURL = md.TokenURL
+	e.tokenURL, e.authStyle = md.TokenURL, md.AuthStyle()
 	return e.tokenURL, nil
 }
 

@@ -570,3 +570,63 @@ func TestMachineConfigErrors(t *testing.T) {
 		t.Errorf("NewTokenExchange without SubjectToken: %v", err)
 	}
 }
+
+// TestClientCredentialsAuthStyle: the secret goes where the discovery
+// document says, and a refusal is not retried the other way.
+func TestClientCredentialsAuthStyle(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		methods    []string // token_endpoint_auth_methods_supported; nil: none named
+		tokenURL   bool     // give the TokenURL instead of the issuer
+		style      oauth2.AuthStyle
+		wantHeader bool
+	}{
+		{name: "none named: basic", wantHeader: true},
+		{name: "both named: basic", methods: []string{"client_secret_post", "client_secret_basic"}, wantHeader: true},
+		{name: "post only", methods: []string{"client_secret_post"}, wantHeader: false},
+		{name: "token URL: basic", tokenURL: true, methods: []string{"client_secret_post"}, wantHeader: true},
+		{name: "configured", style: oauth2.AuthStyleInParams, wantHeader: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var opts []oidctest.Option
+			if tc.methods != nil {
+				opts = append(opts, oidctest.WithAuthMethods(tc.methods...))
+			}
+			p := machineProvider(t, opts...)
+			for _, secret := range []string{machineSecret, "wrong"} {
+				cfg := tokensource.ClientCredentialsConfig{Issuer: p.Issuer, ClientID: machineID, ClientSecret: secret, AuthStyle: tc.style}
+				if tc.tokenURL {
+					cfg.Issuer, cfg.TokenURL = "", p.Issuer+oidctest.PathToken
+				}
+				ts, err := tokensource.NewClientCredentials(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				before := p.GrantCount("client_credentials")
+				_, err = ts.Token()
+				if (err == nil) != (secret == machineSecret) {
+					t.Fatalf("secret %q: Token error %v", secret, err)
+				}
+				if got := p.GrantCount("client_credentials") - before; got != 1 {
+					t.Errorf("secret %q: %d token requests, want 1", secret, got)
+				}
+			}
+			for _, r := range p.Requests() {
+				if r.URL.Path != oidctest.PathToken {
+					continue
+				}
+				if got := r.Header.Get("Authorization") != ""; got != tc.wantHeader {
+					t.Errorf("Authorization header sent: %v, want %v", got, tc.wantHeader)
+				}
+			}
+			for _, f := range p.Forms() {
+				if got := f.Get("client_secret") != ""; got == tc.wantHeader {
+					t.Errorf("client_secret in the form: %v, want %v", got, !tc.wantHeader)
+				}
+			}
+		})
+	}
+}
