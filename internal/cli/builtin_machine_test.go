@@ -61,6 +61,29 @@ func TestMachineTokenThroughTheBuiltinProvider(t *testing.T) {
 		t.Errorf("CheckToken = machine %v, client %q, subject %q; want the machine client %q", check.GetMachine(), check.GetClientId(), check.GetSubject(), created.ClientID)
 	}
 
+	// whoami with the same credentials shows what the server says.
+	environ["NSAUTH_CLIENT_SECRET"] = created.ClientSecret
+	r = run(environ, "", "whoami", "-o", "json")
+	if r.code != cli.ExitOK {
+		t.Fatalf("whoami: exit %d; stderr:\n%s", r.code, r.errOut)
+	}
+	var who struct {
+		Account  string   `json:"account"`
+		Subject  string   `json:"subject"`
+		ClientID string   `json:"client_id"`
+		Machine  bool     `json:"machine"`
+		Scopes   []string `json:"scopes"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &who); err != nil {
+		t.Fatalf("whoami -o json printed %q: %v", r.out, err)
+	}
+	if !who.Machine || who.ClientID != created.ClientID || who.Subject != created.ClientID || who.Account != "" {
+		t.Errorf("whoami = %+v, want the machine client %q and no account", who, created.ClientID)
+	}
+	r = run(environ, "", "whoami")
+	mustContain(t, "whoami", r.out, "Client:", created.ClientID+" (machine)")
+	mustNotContain(t, "whoami", r.out+r.errOut, created.ClientSecret)
+
 	environ["NSAUTH_CLIENT_SECRET"] = "not-" + created.ClientSecret
 	r = run(environ, "", "token")
 	if r.code != cli.ExitFailure {

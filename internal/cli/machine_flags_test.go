@@ -84,3 +84,18 @@ func TestTokenMachineCredentialFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestWhoamiMachineCredentialFlags(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"NSAUTH_CONFIG_DIR": "/cfg", "NSAUTH_CLIENT_ID": "ci", "NSAUTH_CLIENT_SECRET_FILE": "/run/s"}
+	got, err := execute(newWhoamiCommand, env, nil)
+	if err != nil || got.Credentials.Mode != clientCredentials || got.Credentials.SecretFile != "/run/s" {
+		t.Fatalf("whoami with a machine client: %v, %+v", err, got)
+	}
+	if _, err := execute(newWhoamiCommand, env, []string{"--account", "bob"}); err == nil || !strings.Contains(err.Error(), "--account names a stored login") {
+		t.Errorf("whoami --account with a machine client: %v", err)
+	}
+	if _, err := execute(newWhoamiCommand, env, []string{"--id-token-file", "/tmp/t"}); err == nil || !strings.Contains(err.Error(), "both a machine client") {
+		t.Errorf("whoami with a machine client and an ID token: %v", err)
+	}
+}
