@@ -99,3 +99,19 @@ func TestWhoamiMachineCredentialFlags(t *testing.T) {
 		t.Errorf("whoami with a machine client and an ID token: %v", err)
 	}
 }
+
+// TestMachineCredentialsNeedNoConfigDir: with machine credentials nothing
+// is stored, so the configuration directory is not looked for (a CI
+// container may have no $HOME).
+func TestMachineCredentialsNeedNoConfigDir(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"NSAUTH_ID_TOKEN_FILE": "/run/ci/token"}
+	got, err := execute(newTokenCommand, env, nil)
+	if err != nil || got.client.ConfigDir != "" || got.Credentials.Mode != tokenExchange {
+		t.Fatalf("token with an ID token file: %v; config dir %q", err, got.client.ConfigDir)
+	}
+	got, err = execute(newTokenCommand, map[string]string{}, nil)
+	if err == nil && got.client.ConfigDir == "" {
+		t.Error("token with a stored login resolved no configuration directory")
+	}
+}

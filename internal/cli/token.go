@@ -71,15 +71,16 @@ origin, where nsauth's built-in provider serves it.`,
   nsauth token --id-token-file "$CI_ID_TOKEN_FILE"`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := resolveMachine(o.Machine, o.app.Getenv)
+			if err != nil {
+				return err
+			}
+			o.client.noStore = m.Mode != storedLogin
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err
 			}
 			if o.Margin < 0 {
 				return UsageErrorf("--margin must not be negative")
-			}
-			m, err := resolveMachine(o.Machine, o.app.Getenv)
-			if err != nil {
-				return err
 			}
 			if m.Mode != storedLogin && o.client.Account != "" {
 				return UsageErrorf("--account names a stored login; machine credentials (%s) are their own account", m.secretSetting())

@@ -61,6 +61,11 @@ to check it and shows what it says: the client and the scopes it is granted.`,
   nsauth whoami --account bob@example.com`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := resolveMachine(o.Machine, o.app.Getenv)
+			if err != nil {
+				return err
+			}
+			o.client.noStore = m.Mode != storedLogin
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err
 			}
@@ -69,10 +74,6 @@ to check it and shows what it says: the client and the scopes it is granted.`,
 				return err
 			}
 			o.Output = f
-			m, err := resolveMachine(o.Machine, o.app.Getenv)
-			if err != nil {
-				return err
-			}
 			if m.Mode != storedLogin && o.client.Account != "" {
 				return UsageErrorf("--account names a stored login; machine credentials (%s) are their own account", m.secretSetting())
 			}
