@@ -25,6 +25,7 @@ var serverCommands = []struct{ name, short string }{
 	{"users", "Manage the built-in provider's user accounts"},
 	{"clients", "Manage the built-in provider's machine clients"},
 	{"keys", "Manage the secret key that seals the built-in provider's secrets"},
+	{"federation", "Manage the policies that let CI jobs exchange their ID tokens for nsauth tokens"},
 	{"bench", "Measure nsauth serve under load"},
 }
 

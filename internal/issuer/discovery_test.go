@@ -73,7 +73,8 @@ func TestDiscoveryAdvertisesWhatIsSupported(t *testing.T) {
 		got, want []string
 	}{
 		{"response types", d.ResponseTypes, []string{"code"}},
-		{"grant types", d.GrantTypes, []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", "client_credentials"}},
+		{"grant types", d.GrantTypes, []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", "client_credentials",
+			"urn:ietf:params:oauth:grant-type:token-exchange"}},
 		{"PKCE methods", d.PKCE, []string{"S256"}},
 		{"token auth methods", d.AuthMethods, []string{"client_secret_basic", "client_secret_post"}},
 		{"signing algorithms", d.Algs, []string{"RS256"}},

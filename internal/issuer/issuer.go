@@ -57,6 +57,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
@@ -171,6 +172,21 @@ type Config struct {
 	// [DefaultMachineTokensPerAddressPerMinute]; a negative value disables
 	// the limit.
 	MachineTokensPerAddressPerMinute float64
+	// ExchangePerMinute is how many token-exchange requests (keyless CI,
+	// exchange.go) one client address, grouped by [clientaddr.Key], may
+	// make a minute, in bursts of as many; over it the token endpoint
+	// answers 429 before verifying anything. Zero means
+	// [DefaultExchangePerMinute]; negative disables the limit. Counted in
+	// memory, per process.
+	ExchangePerMinute float64
+	// ExchangePerPolicyMinute is how many tokens one federation policy may
+	// yield a minute, whatever the addresses asking. Zero means
+	// [DefaultExchangePerPolicyMinute]; negative disables the limit.
+	ExchangePerPolicyMinute float64
+	// FederationHTTPClient fetches the discovery documents and key sets of
+	// the issuers federation policies name. Nil means a client with a 10 s
+	// timeout that does not follow redirects.
+	FederationHTTPClient *http.Client
 	// InsecureAllowHTTP accepts an http:// issuer on a non-loopback host.
 	// Passwords and tokens then cross the network unencrypted: only for
 	// trusted networks or a TLS-terminating proxy that rewrites nothing.
@@ -209,8 +225,14 @@ type Issuer struct {
 	// disabled.
 	machineClientLimit *ratelimit.Keyed[string]
 	machineAddrLimit   *ratelimit.Limiter
-	handler            http.Handler
-	log                *slog.Logger
+	// exchangeLimit and exchangePolicyLimit limit token exchanges per
+	// client address and per federation policy; nil when disabled.
+	exchangeLimit       *ratelimit.Limiter
+	exchangePolicyLimit *ratelimit.Keyed[string]
+	// federation verifies the subject tokens of token exchanges.
+	federation *federation.Verifier
+	handler    http.Handler
+	log        *slog.Logger
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -293,6 +315,24 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.authorizeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.AuthorizePerMinute, Now: cfg.Now})
 	iss.machineClientLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.MachineTokensPerMinute, Now: cfg.Now})
 	iss.machineAddrLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.MachineTokensPerAddressPerMinute, Now: cfg.Now})
+	if cfg.ExchangePerMinute == 0 {
+		cfg.ExchangePerMinute = DefaultExchangePerMinute
+	}
+	if cfg.ExchangePerPolicyMinute == 0 {
+		cfg.ExchangePerPolicyMinute = DefaultExchangePerPolicyMinute
+	}
+	iss.cfg = cfg
+	iss.exchangeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.ExchangePerMinute, Now: cfg.Now})
+	iss.exchangePolicyLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.ExchangePerPolicyMinute, Now: cfg.Now})
+	if iss.federation, err = federation.NewVerifier(federation.Config{
+		Policies:   iss.federationPolicies,
+		OwnIssuer:  cfg.Issuer,
+		HTTPClient: cfg.FederationHTTPClient,
+		Now:        cfg.Now,
+		Logger:     cfg.Logger,
+	}); err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
 	iss.storage = &storage{iss: iss}
 	macKey, err := cfg.Store.EnsureSecret(ctx, deviceKeyName, store.RandomToken(32))
 	if err != nil {
@@ -461,7 +501,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("POST "+deviceDecisionPath, http.HandlerFunc(i.submitDeviceDecision))
 	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	mux.Handle("GET "+assetsPath, assetHandler())
-	mux.Handle(endpoints().Token.Relative(), postOnly(i.limitMachineTokens(oidcHandler), endpoints()))
+	mux.Handle(endpoints().Token.Relative(), postOnly(i.routeTokenExchange(i.limitMachineTokens(oidcHandler)), endpoints()))
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))
 	return securityHeaders(mux), nil
 }

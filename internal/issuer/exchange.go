@@ -1,0 +1,262 @@
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/federation"
+	"github.com/nsauth/nsauth/internal/ratelimit"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// The token-exchange grant (RFC 8693) for keyless CI. A job presents the
+// ID token its CI platform gave it as the subject token; when a federation
+// policy trusts it (package federation verifies it: issuer, signature,
+// audience, times, subject pattern), the answer is an RFC 9068 access token
+// of the policy's machine client:
+//
+//   - No client authentication: the subject token is the credential. A
+//     client_id sent anyway must be the policy's client.
+//   - subject_token_type is urn:ietf:params:oauth:token-type:id_token or
+//     …:jwt; requested_token_type, when sent, is …:access_token; an
+//     actor_token (delegation) is refused; audience and resource, when
+//     sent, must name this server's audience.
+//   - The token is a machine client's (machine.go: sub = client_id = the
+//     client, scopes the requested ones the client is allowed, or all of
+//     them), and its lifetime the least of the server's access token
+//     lifetime, the client's and the policy's maximum. The foreign token's
+//     own expiry does not shorten it: that token proves who the job is at
+//     the exchange, as a password would. There is never a refresh token.
+//   - The token is recorded with the policy's id as its grant, so that
+//     revoking it, disabling or deleting the client, or deleting the
+//     policy, refuses it from then on.
+//   - Every refusal of the subject token, and a disabled or deleted
+//     client, get one fixed invalid_grant answer; the reason is logged at
+//     debug level, never the token.
+//   - Requests are limited per client address before anything is parsed
+//     beyond the grant type, and per policy once one matched.
+//
+// The library's own token-exchange path would authenticate a client first
+// and then ask for a subject from the storage; it does not fit a grant
+// whose credential is a foreign token, so the token endpoint hands this
+// grant to exchangeTokens before the library sees it (as device.go does
+// its own answers, for the same kind of reason).
+
+// Token exchange settings.
+const (
+	// DefaultExchangePerMinute is the default of Config.ExchangePerMinute.
+	DefaultExchangePerMinute = 30
+	// DefaultExchangePerPolicyMinute is the default of
+	// Config.ExchangePerPolicyMinute.
+	DefaultExchangePerPolicyMinute = 120
+	// maxTokenRequestBytes bounds a token request's body: a CI ID token is
+	// a few KiB, and the federation verifier refuses more than 8.
+	maxTokenRequestBytes = 64 << 10
+)
+
+// errExchangeRefused is the one answer to a subject token that is not
+// accepted, whatever the reason.
+func errExchangeRefused() *oidc.Error {
+	return oidc.ErrInvalidGrant().WithDescription("the subject token is not accepted")
+}
+
+// routeTokenExchange sends token-exchange requests at the token endpoint
+// to exchangeTokens, and every other request to next.
+func (i *Issuer) routeTokenExchange(next http.Handler) http.Handler {
+	tokenPath := endpoints().Token.Relative()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != tokenPath || r.Method != http.MethodPost || r.URL.RawQuery != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequestBytes)
+		if err := r.ParseForm(); err != nil {
+			writeTokenError(w, oidc.ErrInvalidRequest().WithDescription("the request body is malformed or too large"), http.StatusBadRequest)
+			return
+		}
+		if r.PostForm.Get("grant_type") != string(oidc.GrantTypeTokenExchange) {
+			next.ServeHTTP(w, r) // the library reads the form already parsed
+			return
+		}
+		i.exchangeTokens(w, r)
+	})
+}
+
+func (i *Issuer) exchangeTokens(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if ok, wait := i.exchangeLimit.Allow(clientaddr.Key(i.cfg.Clients.FromRequest(r))); !ok {
+		tooMany(w, wait)
+		return
+	}
+	f := r.PostForm
+	for name, values := range f {
+		if len(values) > 1 {
+			writeTokenError(w, oidc.ErrInvalidRequest().WithDescription("the parameter %s is repeated", strconv.Quote(name)), http.StatusBadRequest)
+			return
+		}
+	}
+	switch oidc.TokenType(f.Get("subject_token_type")) {
+	case oidc.IDTokenType, oidc.JWTTokenType:
+	default:
+		writeTokenError(w, oidc.ErrInvalidRequest().WithDescription("subject_token_type must be urn:ietf:params:oauth:token-type:id_token or …:jwt"), http.StatusBadRequest)
+		return
+	}
+	if t := f.Get("requested_token_type"); t != "" && t != string(oidc.AccessTokenType) {
+		writeTokenError(w, oidc.ErrInvalidRequest().WithDescription("only access tokens are issued: requested_token_type must be urn:ietf:params:oauth:token-type:access_token"), http.StatusBadRequest)
+		return
+	}
+	if f.Get("actor_token") != "" || f.Get("actor_token_type") != "" {
+		writeTokenError(w, oidc.ErrInvalidRequest().WithDescription("delegation (actor_token) is not supported"), http.StatusBadRequest)
+		return
+	}
+	for _, name := range []string{"audience", "resource"} {
+		if v := f.Get(name); v != "" && v != i.cfg.Audience {
+			writeTokenError(w, oidc.ErrInvalidTarget().WithDescription("tokens are issued only for %s", i.cfg.Audience), http.StatusBadRequest)
+			return
+		}
+	}
+	scopes := strings.Fields(f.Get("scope"))
+	if len(scopes) > maxScopes {
+		writeTokenError(w, oidc.ErrInvalidScope().WithDescription("too many scopes"), http.StatusBadRequest)
+		return
+	}
+	subjectToken := f.Get("subject_token")
+	if subjectToken == "" {
+		writeTokenError(w, oidc.ErrInvalidRequest().WithDescription("subject_token is required"), http.StatusBadRequest)
+		return
+	}
+
+	ctx := r.Context()
+	m, err := i.federation.Verify(ctx, subjectToken)
+	if errors.Is(err, federation.ErrNoMatch) {
+		i.log.Debug("token exchange refused", "reason", err)
+		writeTokenError(w, errExchangeRefused(), http.StatusBadRequest)
+		return
+	}
+	if err != nil {
+		i.log.Error("token exchange failed", "error", err)
+		writeTokenError(w, oidc.ErrServerError().WithDescription("internal error"), http.StatusInternalServerError)
+		return
+	}
+	p := m.Policy
+	if ok, wait := i.exchangePolicyLimit.Allow(p.ID); !ok {
+		i.log.Info("token exchange over the policy's rate", "policy", p.Name)
+		tooMany(w, wait)
+		return
+	}
+	if id := f.Get("client_id"); id != "" && id != p.ClientID {
+		i.log.Debug("token exchange refused", "reason", "the request names another client than the policy's", "policy", p.Name)
+		writeTokenError(w, errExchangeRefused(), http.StatusBadRequest)
+		return
+	}
+	resp, oerr := i.exchangeResponse(ctx, m, scopes)
+	if oerr != nil {
+		status := http.StatusBadRequest
+		if oerr.ErrorType == oidc.ServerError {
+			i.log.Error("token exchange failed", "error", errors.Unwrap(oerr))
+			status = http.StatusInternalServerError
+		}
+		writeTokenError(w, oerr, status)
+		return
+	}
+	i.log.Info("token exchanged", "policy", p.Name, "client_id", p.ClientID, "subject", m.Subject)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Pragma", "no-cache")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// exchangeResponse is the RFC 8693 §2.2.1 answer.
+type exchangeResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope,omitempty"`
+}
+
+// exchangeResponse issues the access token of a matched policy's client.
+func (i *Issuer) exchangeResponse(ctx context.Context, m *federation.Match, requested []string) (*exchangeResponse, *oidc.Error) {
+	p := m.Policy
+	c, err := i.st.MachineClientByID(ctx, p.ClientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		i.log.Debug("token exchange refused", "reason", "the policy's client no longer exists", "policy", p.Name)
+		return nil, errExchangeRefused()
+	case err != nil:
+		return nil, internalError("reading the machine client", err)
+	case c.Disabled():
+		i.log.Debug("token exchange refused", "reason", "the policy's client is disabled", "policy", p.Name)
+		return nil, errExchangeRefused()
+	}
+	scopes, err := machineScopes(requested, c.Scopes)
+	if err != nil {
+		var oe *oidc.Error
+		if errors.As(err, &oe) {
+			return nil, oe
+		}
+		return nil, internalError("choosing the scopes", err)
+	}
+	ttl := i.MachineTokenTTL(c.TokenTTL)
+	if p.MaxTTL > 0 && p.MaxTTL < ttl {
+		ttl = p.MaxTTL
+	}
+	// The policy's id is the grant: deleting the policy revokes the token.
+	at := store.AccessToken{ID: store.NewID(), GrantID: p.ID, ClientID: c.ID, Scopes: scopes, ExpiresAt: i.cfg.Now().Add(ttl)}
+	if err := i.st.RecordAccessToken(ctx, &at); err != nil {
+		return nil, internalError("recording the access token", err)
+	}
+	signed, err := i.signAccessToken(ctx, machineSubject{clientID: c.ID, scopes: scopes}, c.ID, at.ID, at.ExpiresAt)
+	if err != nil {
+		var oe *oidc.Error
+		if errors.As(err, &oe) {
+			return nil, oe
+		}
+		return nil, internalError("signing the access token", err)
+	}
+	return &exchangeResponse{
+		AccessToken:     signed,
+		IssuedTokenType: string(oidc.AccessTokenType),
+		TokenType:       oidc.BearerToken,
+		ExpiresIn:       int64(max(0, at.ExpiresAt.Sub(i.cfg.Now()).Seconds())),
+		Scope:           strings.Join(scopes, " "),
+	}, nil
+}
+
+func tooMany(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
+	writeTokenError(w, oidc.ErrSlowDown().WithDescription("too many token requests; try again later"), http.StatusTooManyRequests)
+}
+
+// writeTokenError writes an RFC 6749 §5.2 error answer.
+func writeTokenError(w http.ResponseWriter, e *oidc.Error, status int) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{string(e.ErrorType), e.Description})
+}
+
+// federationPolicies is the verifier's policy source: the store's policies
+// of an issuer.
+func (i *Issuer) federationPolicies(ctx context.Context, issuer string) ([]federation.Policy, error) {
+	stored, err := i.st.FederationPoliciesByIssuer(ctx, issuer)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]federation.Policy, 0, len(stored))
+	for _, p := range stored {
+		out = append(out, federation.Policy{ID: p.ID, Name: p.Name, Issuer: p.Issuer, Audience: p.Audience, Subject: p.Subject,
+			ClientID: p.ClientID, MaxTTL: p.MaxTTL, CreatedAt: p.CreatedAt})
+	}
+	return out, nil
+}
