@@ -71,29 +71,38 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if authorizeLimit == 0 {
 		authorizeLimit = -1
 	}
+	machineLimit, machineAddrLimit := b.MachineTokensPerMinute, b.MachineTokensPerAddressPerMinute
+	if machineLimit == 0 {
+		machineLimit = -1
+	}
+	if machineAddrLimit == 0 {
+		machineAddrLimit = -1
+	}
 	// Likewise for the reuse grace.
 	reuseGrace := b.RefreshReuseGrace
 	if reuseGrace == 0 {
 		reuseGrace = -1
 	}
 	iss, err := issuer.New(ctx, issuer.Config{
-		Issuer:                  issuerURL,
-		Store:                   st,
-		ClientID:                boot.ClientID,
-		AccessTokenTTL:          b.AccessTokenTTL,
-		RefreshTokenTTL:         b.RefreshTokenTTL,
-		RefreshTokenMaxLifetime: b.RefreshTokenMaxLifetime,
-		RefreshReuseGrace:       reuseGrace,
-		KeyRotation:             b.KeyRotation,
-		LoginAttempts:           b.LoginAttempts,
-		RequirePKCE:             cfg.Auth.RequirePKCE,
-		AuthorizePerMinute:      authorizeLimit,
-		AllowedRedirectURIs:     cfg.Auth.AllowedRedirectURIs,
-		AllowedScopes:           cfg.Auth.AllowedScopes,
-		InsecureAllowHTTP:       b.InsecureHTTPIssuer,
-		Clients:                 clientaddr.NewResolver(cfg.TrustedProxies),
-		Now:                     deps.Now,
-		Logger:                  logger.With("component", "issuer"),
+		Issuer:                           issuerURL,
+		Store:                            st,
+		ClientID:                         boot.ClientID,
+		AccessTokenTTL:                   b.AccessTokenTTL,
+		RefreshTokenTTL:                  b.RefreshTokenTTL,
+		RefreshTokenMaxLifetime:          b.RefreshTokenMaxLifetime,
+		RefreshReuseGrace:                reuseGrace,
+		KeyRotation:                      b.KeyRotation,
+		LoginAttempts:                    b.LoginAttempts,
+		RequirePKCE:                      cfg.Auth.RequirePKCE,
+		AuthorizePerMinute:               authorizeLimit,
+		MachineTokensPerMinute:           machineLimit,
+		MachineTokensPerAddressPerMinute: machineAddrLimit,
+		AllowedRedirectURIs:              cfg.Auth.AllowedRedirectURIs,
+		AllowedScopes:                    cfg.Auth.AllowedScopes,
+		InsecureAllowHTTP:                b.InsecureHTTPIssuer,
+		Clients:                          clientaddr.NewResolver(cfg.TrustedProxies),
+		Now:                              deps.Now,
+		Logger:                           logger.With("component", "issuer"),
 	})
 	if err != nil {
 		return bp, fmt.Errorf("starting the built-in provider: %w", err)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/cli/servercmd"
 	"github.com/nsauth/nsauth/internal/servetest"
@@ -229,4 +231,33 @@ func TestMachineTokenCheckToken(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMachineTokenIntrospection: with NSAUTH_TOKEN_MODE=introspection the
+// server introspects a machine token as the broker's client, CheckToken
+// still says it is a machine's, and disabling the client refuses it at
+// once.
+func TestMachineTokenIntrospection(t *testing.T) {
+	t.Parallel()
+	env := storeEnv(t, storetest.Backends()[0])
+	env["NSAUTH_TOKEN_MODE"] = "introspection"
+	env["NSAUTH_INTROSPECTION_CACHE_TTL"] = "0s"
+	s := startBuiltinServe(t, env, time.Now)
+	s.waitReady(t)
+	c := decodeCreated(t, mustClients(t, env, "add", "ci", "--scopes", "read", "--json"))
+	status, tok := machineToken(t, s, c.ClientID, c.ClientSecret)
+	if status != http.StatusOK {
+		t.Fatalf("client credentials: HTTP %d", status)
+	}
+	resp, err := s.checkToken(tok)
+	if err != nil {
+		t.Fatalf("CheckToken through introspection: %v", err)
+	}
+	if resp.GetSubject() != c.ClientID || resp.GetClientId() != c.ClientID || !resp.GetMachine() {
+		t.Errorf("CheckToken = %v", resp)
+	}
+	mustClients(t, env, "disable", "ci")
+	if _, err := s.checkToken(tok); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("CheckToken after disable: %v, want Unauthenticated", err)
+	}
 }

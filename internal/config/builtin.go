@@ -87,6 +87,16 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	} else {
 		b.AuthorizePerMinute = n
 	}
+	for _, r := range []struct {
+		s   setting
+		dst *float64
+	}{{sMachineRate, &b.MachineTokensPerMinute}, {sMachineAddrRate, &b.MachineTokensPerAddressPerMinute}} {
+		if n, err := strconv.ParseFloat(src.value(r.s), 64); err != nil || !(n >= 0 && n <= 1e6) {
+			bad(r.s, "%q is not a number of requests per minute from 0 to 1000000 (0 for no limit)", src.value(r.s))
+		} else {
+			*r.dst = n
+		}
+	}
 	b.AdminUser = src.value(sAdminUser)
 	b.AdminPassword = src.value(sAdminPassword)
 }

@@ -195,6 +195,14 @@ type Builtin struct {
 	// may make per minute (NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE); 0
 	// disables the limit. Default 60.
 	AuthorizePerMinute float64
+	// MachineTokensPerMinute is how many client-credentials token requests
+	// one machine client may make per minute
+	// (NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE), and
+	// MachineTokensPerAddressPerMinute how many one client address may
+	// (NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE); 0 disables a
+	// limit. Defaults 60 and 300.
+	MachineTokensPerMinute           float64
+	MachineTokensPerAddressPerMinute float64
 	// SecretKeys seal the provider's secrets in its database
 	// (NSAUTH_SECRET_KEY, NSAUTH_SECRET_KEY_FILE and their NSAUTH_OLD_
 	// counterparts). Required with PostgreSQL.
@@ -250,19 +258,21 @@ var (
 	sIntrospectURL   = setting{"introspection-url", []string{"NSAUTH_INTROSPECTION_URL"}, "", "token introspection endpoint (default: from the discovery document)"}
 	sIntrospectTTL   = setting{"introspection-cache-ttl", []string{"NSAUTH_INTROSPECTION_CACHE_TTL"}, "1m", "longest reuse of an introspection result (never past the token's exp)"}
 
-	sIssuer        = setting{"issuer", []string{"NSAUTH_ISSUER"}, "", "built-in provider: issuer URL, https unless on loopback (default: derived from the listen address)"}
-	sDataDir       = setting{"data-dir", []string{"NSAUTH_DATA_DIR"}, "", "built-in provider: directory of its SQLite database (default: $XDG_DATA_HOME/nsauth)"}
-	sDatabaseURL   = setting{"database-url", []string{"NSAUTH_DATABASE_URL"}, "", "built-in provider: PostgreSQL URL (postgres://…) to use instead of SQLite; prefer the variable, argv is visible to other users"}
-	sAccessTTL     = setting{"access-token-ttl", []string{"NSAUTH_ACCESS_TOKEN_TTL"}, "15m", "built-in provider: access and ID token lifetime"}
-	sRefreshTTL    = setting{"refresh-token-ttl", []string{"NSAUTH_REFRESH_TOKEN_TTL"}, "720h", "built-in provider: refresh token lifetime (renewed at every use, up to the maximum lifetime)"}
-	sRefreshMax    = setting{"refresh-token-max-lifetime", []string{"NSAUTH_REFRESH_TOKEN_MAX_LIFETIME"}, "2160h", "built-in provider: longest a login's refresh tokens last, however often they are used"}
-	sRefreshGrace  = setting{"refresh-token-reuse-grace", []string{"NSAUTH_REFRESH_TOKEN_REUSE_GRACE"}, "30s", "built-in provider: how long after a refresh the same client may retry with the old refresh token and get the same new one (0: every reuse revokes the login)"}
-	sKeyRotation   = setting{"signing-key-rotation", []string{"NSAUTH_SIGNING_KEY_ROTATION"}, "720h", "built-in provider: how often a new signing key is introduced"}
-	sAdminUser     = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
-	sAdminPassword = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv
-	sLoginAttempts = setting{"login-attempts", []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, "5", "built-in provider: failed logins allowed per account and per client address per minute"}
-	sAuthorizeRate = setting{"authorize-rate-limit", []string{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: /authorize requests allowed per client address per minute (0: no limit)"}
-	sInsecureHTTP  = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
+	sIssuer          = setting{"issuer", []string{"NSAUTH_ISSUER"}, "", "built-in provider: issuer URL, https unless on loopback (default: derived from the listen address)"}
+	sDataDir         = setting{"data-dir", []string{"NSAUTH_DATA_DIR"}, "", "built-in provider: directory of its SQLite database (default: $XDG_DATA_HOME/nsauth)"}
+	sDatabaseURL     = setting{"database-url", []string{"NSAUTH_DATABASE_URL"}, "", "built-in provider: PostgreSQL URL (postgres://…) to use instead of SQLite; prefer the variable, argv is visible to other users"}
+	sAccessTTL       = setting{"access-token-ttl", []string{"NSAUTH_ACCESS_TOKEN_TTL"}, "15m", "built-in provider: access and ID token lifetime"}
+	sRefreshTTL      = setting{"refresh-token-ttl", []string{"NSAUTH_REFRESH_TOKEN_TTL"}, "720h", "built-in provider: refresh token lifetime (renewed at every use, up to the maximum lifetime)"}
+	sRefreshMax      = setting{"refresh-token-max-lifetime", []string{"NSAUTH_REFRESH_TOKEN_MAX_LIFETIME"}, "2160h", "built-in provider: longest a login's refresh tokens last, however often they are used"}
+	sRefreshGrace    = setting{"refresh-token-reuse-grace", []string{"NSAUTH_REFRESH_TOKEN_REUSE_GRACE"}, "30s", "built-in provider: how long after a refresh the same client may retry with the old refresh token and get the same new one (0: every reuse revokes the login)"}
+	sKeyRotation     = setting{"signing-key-rotation", []string{"NSAUTH_SIGNING_KEY_ROTATION"}, "720h", "built-in provider: how often a new signing key is introduced"}
+	sAdminUser       = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
+	sAdminPassword   = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv
+	sLoginAttempts   = setting{"login-attempts", []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, "5", "built-in provider: failed logins allowed per account and per client address per minute"}
+	sMachineRate     = setting{"machine-token-rate-limit", []string{"NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: client-credentials token requests allowed per machine client per minute (0: no limit)"}
+	sMachineAddrRate = setting{"machine-token-address-rate-limit", []string{"NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE"}, "300", "built-in provider: client-credentials token requests allowed per client address per minute (0: no limit)"}
+	sAuthorizeRate   = setting{"authorize-rate-limit", []string{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: /authorize requests allowed per client address per minute (0: no limit)"}
+	sInsecureHTTP    = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
 
 // Value kinds shown in help ("--rate-limit float"). A flag not in
@@ -319,7 +329,7 @@ var flagged = []setting{
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
 	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sDevicePollRate, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sLoginAttempts, sAuthorizeRate, sInsecureHTTP,
-	sSecretKeyFile, sOldSecretKeyFile,
+	sMachineRate, sMachineAddrRate, sSecretKeyFile, sOldSecretKeyFile,
 }
 
 // storeFlagged are the settings of commands that only open the built-in

@@ -229,3 +229,25 @@ func requestClientID(r *http.Request) string {
 	}
 	return r.PostForm.Get("client_id")
 }
+
+// machineIntrospection describes an active machine token to the broker's
+// client, while its machine client exists and is enabled.
+func (s *storage) machineIntrospection(ctx context.Context, resp *oidc.IntrospectionResponse, at *store.AccessToken, subject, clientID string) error {
+	if subject != at.ClientID || clientID != s.cfg().ClientID {
+		return errors.New("token not active for this client")
+	}
+	c, err := s.st().MachineClientByID(ctx, at.ClientID)
+	if err != nil || c.Disabled() {
+		return errors.New("client not active")
+	}
+	resp.Scope = at.Scopes
+	resp.ClientID = at.ClientID
+	resp.TokenType = oidc.BearerToken
+	resp.Expiration = oidc.FromTime(at.ExpiresAt)
+	resp.IssuedAt = oidc.FromTime(at.CreatedAt)
+	resp.Subject = at.ClientID
+	resp.Audience = oidc.Audience{s.cfg().Audience}
+	resp.Issuer = s.cfg().Issuer
+	resp.JWTID = at.ID
+	return nil
+}

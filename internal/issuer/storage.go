@@ -481,9 +481,15 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo,
 }
 
 // SetIntrospectionFromToken describes an active access token. Only the
-// client it was issued to may introspect it.
+// client it was issued to may introspect a user's token; a machine
+// client's token is introspected by the broker's client (Config.ClientID),
+// which is the resource server in front of this provider (machine clients
+// cannot authenticate at the introspection endpoint).
 func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
 	at, err := s.st().ActiveAccessToken(ctx, tokenID)
+	if err == nil && at.UserID == "" {
+		return s.machineIntrospection(ctx, resp, at, subject, clientID)
+	}
 	if err != nil || at.UserID != subject || at.ClientID != clientID {
 		return errors.New("token not active for this client")
 	}

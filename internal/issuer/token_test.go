@@ -166,8 +166,12 @@ func TestCodeExchangeRefusals(t *testing.T) {
 			return url.Values{"grant_type": {"authorization_code"}, "code": {"bm90IGEgY29kZQ"}, "redirect_uri": {redirectURI}, "code_verifier": {oauth2.GenerateVerifier()}}
 		}, http.StatusBadRequest, "invalid_grant"},
 		{"unsupported grant", func() url.Values {
-			return url.Values{"grant_type": {"client_credentials"}}
+			return url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePassword}}
 		}, http.StatusBadRequest, "unsupported_grant_type"},
+		// Only machine clients may use client credentials (machine_test.go).
+		{"client credentials of the broker's client", func() url.Values {
+			return url.Values{"grant_type": {"client_credentials"}}
+		}, http.StatusUnauthorized, "invalid_client"},
 		{"jwt bearer grant", func() url.Values {
 			return url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {"a.b.c"}}
 		}, http.StatusBadRequest, "unsupported_grant_type"},

@@ -37,6 +37,12 @@ func TestMachineClientLifecycle(t *testing.T) {
 		if err := f.s.CreateMachineClient(ctx, dup); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("a second client of the same name: %v, want ErrConflict", err)
 		}
+		for _, scopes := range [][]string{{"openid"}, {"read", "offline_access"}, {"two words"}, {""}} {
+			bad := &store.MachineClient{Name: "bad", SecretHash: store.HashSecret("x"), Scopes: scopes}
+			if err := f.s.CreateMachineClient(ctx, bad); err == nil {
+				t.Errorf("a client allowed %q was created", scopes)
+			}
+		}
 		got, err := f.s.MachineClientByName(ctx, "CI-DEPLOY")
 		if err != nil {
 			t.Fatal(err)

@@ -16,6 +16,8 @@
 // the claims this package does not name (roles, email, tenant) into the
 // caller's own struct. Every verification returns Claims of the caller's
 // own, never a value shared with the cache or with other requests.
+// [Claims.Machine] tells a program's own token (client credentials: `sub`
+// equals `client_id`, RFC 9068 §2.2) from a person's.
 //
 // The default HTTP clients do not follow redirects: a redirected discovery
 // document, JWKS or introspection answer is an error, so that a token and
