@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/cli/servercmd"
+	"github.com/nsauth/nsauth/internal/federation/federationtest"
 )
 
 // TestMachineTokenThroughTheBuiltinProvider: a machine client made with
@@ -109,5 +111,77 @@ func waitReady(t *testing.T, serverURL string) {
 			t.Fatalf("the built-in provider did not become ready: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKeylessCITokenThroughTheBuiltinProvider: a CI job's ID token, in a
+// file, becomes a machine client's access token with `nsauth token
+// --id-token-file` and nothing else but the API URL, as the README's GitHub
+// Actions job does; an expired one is refused with a message that says so.
+func TestKeylessCITokenThroughTheBuiltinProvider(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"NSAUTH_DATA_DIR": filepath.Join(t.TempDir(), "data"), "NSAUTH_ADMIN_PASSWORD": adminPassword}
+	s := startBuiltinServe(t, env, nil)
+	s.waitReady(t)
+	ci := federationtest.NewIssuer(t)
+
+	run := func(environ map[string]string, args ...string) result {
+		var out, errOut syncBuffer
+		app := &cli.App{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: mapEnv(environ), Now: time.Now}
+		code := cli.Run(context.Background(), app, args, servercmd.Commands...)
+		return result{code: code, out: out.String(), errOut: errOut.String()}
+	}
+	r := run(env, "clients", "add", "ci-deployer", "--scopes", "deploy", "--json")
+	var created struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &created); r.code != cli.ExitOK || err != nil {
+		t.Fatalf("clients add: exit %d, %v\n%s", r.code, err, r.errOut)
+	}
+	const subject = "repo:acme/app:ref:refs/heads/main"
+	if r := run(env, "federation", "add", "deploy-main", "--issuer", ci.URL, "--audience", s.issuer,
+		"--subject", subject, "--client", "ci-deployer"); r.code != cli.ExitOK {
+		t.Fatalf("federation add: exit %d\n%s", r.code, r.errOut)
+	}
+
+	dir := t.TempDir()
+	client := map[string]string{"NSAUTH_API_URL": s.url, "NSAUTH_CONFIG_DIR": filepath.Join(dir, "config")}
+	tests := []struct {
+		name    string
+		issued  time.Time
+		wantErr string
+	}{
+		{name: "fresh ID token", issued: time.Now()},
+		{name: "expired ID token", issued: time.Now().Add(-30 * time.Minute),
+			wantErr: "the identity provider refused the ID token from --id-token-file"},
+	}
+	for _, tc := range tests {
+		idToken := ci.Mint(t, ci.Claims(tc.issued, s.issuer, subject))
+		path := filepath.Join(dir, "id-token")
+		if err := os.WriteFile(path, []byte(idToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := run(client, "token", "--id-token-file", path)
+		mustNotContain(t, tc.name+": stderr", r.errOut, idToken)
+		if tc.wantErr != "" {
+			if r.code != cli.ExitFailure || r.out != "" {
+				t.Fatalf("%s: exit %d, stdout %q; want 1 and nothing", tc.name, r.code, r.out)
+			}
+			mustContain(t, tc.name+": stderr", r.errOut, tc.wantErr, "get a fresh token from your CI system")
+			continue
+		}
+		if r.code != cli.ExitOK {
+			t.Fatalf("%s: exit %d\n%s", tc.name, r.code, r.errOut)
+		}
+		checked, err := s.checkToken(strings.TrimSpace(r.out))
+		if err != nil {
+			t.Fatalf("%s: CheckToken: %v", tc.name, err)
+		}
+		if !checked.GetMachine() || checked.GetClientId() != created.ClientID {
+			t.Errorf("%s: CheckToken = machine %v, client %q; want %q", tc.name, checked.GetMachine(), checked.GetClientId(), created.ClientID)
+		}
+	}
+	if _, err := os.Stat(client["NSAUTH_CONFIG_DIR"]); !os.IsNotExist(err) {
+		t.Errorf("nsauth token --id-token-file touched the configuration directory (%v)", err)
 	}
 }
