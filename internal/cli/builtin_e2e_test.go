@@ -30,20 +30,7 @@ func newBuiltinEnv(t *testing.T) *env {
 		"NSAUTH_DATA_DIR":       filepath.Join(t.TempDir(), "data"),
 		"NSAUTH_ADMIN_PASSWORD": adminPassword,
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(serverURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the built-in provider did not become ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReady(t, serverURL)
 	e := &env{t: t, configDir: filepath.Join(t.TempDir(), "config"), counts: map[string]int{}}
 	e.apiURL = e.countingProxy(serverURL)
 	return e

@@ -39,6 +39,11 @@ type clientOptions struct {
 	// Account is the account to use, by name or ID (--account, for the
 	// commands that take it); empty means the server's active account.
 	Account string
+	// noStore is set before resolve by commands run with machine
+	// credentials, which read and write no token file: ConfigDir stays
+	// empty, and a machine without a configuration directory (a CI
+	// container without $HOME) is no error.
+	noStore bool
 }
 
 func (o *clientOptions) addFlags(fs *pflag.FlagSet) {
@@ -76,7 +81,7 @@ func (o *clientOptions) resolve(getenv func(string) (string, bool)) error {
 		return &usageError{err}
 	}
 	o.APIURL = u
-	if o.ConfigDir == "" {
+	if o.ConfigDir == "" && !o.noStore {
 		if o.ConfigDir, err = tokenstore.DefaultDir(getenv); err != nil {
 			return err
 		}

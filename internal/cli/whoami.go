@@ -24,6 +24,10 @@ type whoamiOptions struct {
 	deps   clientDeps
 
 	Output outputFormat
+	// Machine are the machine credentials' flags, and Credentials what
+	// they and the environment resolve to (see nsauth token).
+	Machine     machineFlags
+	Credentials *machineCredentials
 }
 
 func newWhoamiCommand(app *App, runF func(context.Context, *whoamiOptions) error) *cobra.Command {
@@ -47,12 +51,21 @@ When the server refuses the access token (after its database was reset,
 say), the token is forgotten: with a refresh token, whoami refreshes and
 checks the new token; otherwise, or when the refresh is refused too, the
 session is recorded as refused, and token and status say so until the next
-nsauth login.`,
+nsauth login.
+
+With machine credentials (a machine client's, or a CI job's ID token: see
+nsauth token --help), whoami gets a token with them instead, asks the server
+to check it and shows what it says: the client and the scopes it is granted.`,
 		Example: `  nsauth whoami
   nsauth whoami --output json | jq -r .email
   nsauth whoami --account bob@example.com`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := resolveMachine(o.Machine, o.app.Getenv)
+			if err != nil {
+				return err
+			}
+			o.client.noStore = m.Mode != storedLogin
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err
 			}
@@ -61,12 +74,17 @@ nsauth login.`,
 				return err
 			}
 			o.Output = f
+			if m.Mode != storedLogin && o.client.Account != "" {
+				return UsageErrorf("--account names a stored login; machine credentials (%s) are their own account", m.secretSetting())
+			}
+			o.Credentials = m
 			return runF(cmd.Context(), o)
 		},
 	}
 	o.client.addFlags(cmd.Flags())
 	o.client.addAccountFlag(app, cmd)
 	addOutputFlag(cmd, &output)
+	o.Machine.add(cmd.Flags())
 	return cmd
 }
 
@@ -83,10 +101,23 @@ type whoamiResult struct {
 	Issuer    string     `json:"issuer,omitempty"`
 	Scopes    []string   `json:"scopes"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// ClientID and Machine are set for machine credentials.
+	ClientID string `json:"client_id,omitempty"`
+	Machine  bool   `json:"machine,omitempty"`
 }
 
 func runWhoami(ctx context.Context, o *whoamiOptions) error {
-	tok, account, resp, err := o.checkedToken(ctx)
+	var (
+		tok     *oauth2.Token
+		account tokenstore.Account
+		resp    *mgmtv1alpha1.CheckTokenResponse
+		err     error
+	)
+	if m := o.Credentials; m != nil && m.Mode != storedLogin {
+		tok, resp, err = o.checkedMachineToken(ctx, m)
+	} else {
+		tok, account, resp, err = o.checkedToken(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -104,6 +135,8 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 		Username:  id.Username,
 		Issuer:    firstNonEmpty(displayText(m.GetIssuer()), id.Issuer),
 		Scopes:    m.GetScopes(),
+		ClientID:  displayText(m.GetClientId()),
+		Machine:   m.GetMachine(),
 	}
 	if len(res.Scopes) == 0 {
 		res.Scopes = strings.Fields(scope)
@@ -136,6 +169,9 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 	}
 	row("API URL", res.APIURL)
 	row("Account", res.Account)
+	if res.Machine {
+		row("Client", res.ClientID+" (machine)")
+	}
 	row("Subject", res.Subject)
 	row("Name", res.Name)
 	row("Email", res.Email)
@@ -185,6 +221,26 @@ func (o *whoamiOptions) checkedToken(ctx context.Context) (*oauth2.Token, tokens
 			return nil, none, nil, errors.New("the server refuses even a freshly refreshed access token: its token checking does not match the tokens it issues (a configuration problem on the server, such as AUTH_AUDIENCE), not a problem with your login")
 		}
 	}
+}
+
+// checkedMachineToken gets a token with machine credentials and the
+// server's CheckToken answer for it. Nothing is stored or forgotten.
+func (o *whoamiOptions) checkedMachineToken(ctx context.Context, m *machineCredentials) (*oauth2.Token, *mgmtv1alpha1.CheckTokenResponse, error) {
+	apiURL := o.client.APIURL
+	tok, err := o.deps.machineToken(ctx, o.app, o.client, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
+	req.Header().Set("Authorization", tok.Type()+" "+tok.AccessToken)
+	resp, err := o.deps.authClient(apiURL).CheckToken(ctx, req)
+	switch {
+	case err == nil:
+		return tok, resp.Msg, nil
+	case connect.CodeOf(err) == connect.CodeUnauthenticated && o.deps.Exchanges.diagnosis(apiURL) == "":
+		return nil, nil, fmt.Errorf("the server refuses the machine token the identity provider just issued: it does not accept that provider's tokens (check %s, and the server's issuer and AUTH_AUDIENCE)", envIssuer)
+	}
+	return nil, nil, o.deps.callError(apiURL, "checking the token", err)
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -1,7 +1,8 @@
 // Package oidctest is an in-process OpenID provider for tests: discovery,
 // JWKS, an authorize endpoint that approves at once, device authorization
 // (RFC 8628) whose logins the test approves or denies, a token endpoint
-// (authorization code with PKCE, rotating refresh tokens, device codes), revocation,
+// (authorization code with PKCE, rotating refresh tokens, device codes,
+// client credentials for machine clients, token exchange of CI ID tokens), revocation,
 // introspection and userinfo, on an httptest server. It signs real RS256
 // and ES256 tokens, counts every request by endpoint, and can be told to
 // fail in the ways real providers do.
@@ -118,6 +119,7 @@ type Provider struct {
 	deviceInterval int64
 	deviceTTL      time.Duration
 	deviceAnswers  []string // scripted token-endpoint errors for device polls, first first
+	machine        *machineState
 }
 
 // profile is what the ID token says about a user besides the subject.
@@ -511,6 +513,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.recordForm(r)
+	if p.machineToken(w, r) {
+		return
+	}
 	if !p.authenticateClient(r) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client")
 		return

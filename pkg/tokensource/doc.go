@@ -1,6 +1,13 @@
-// Package tokensource gives Go programs the access token `nsauth login`
-// stored, as an [oauth2.TokenSource], refreshing it through the server's
-// RefreshCli RPC when it is about to expire. `nsauth token` is built on it.
+// Package tokensource gives Go programs access tokens as
+// [oauth2.TokenSource] values: a person's, stored by `nsauth login` ([New]),
+// or a program's own, from the provider's token endpoint: a machine
+// client's with the client credentials grant ([NewClientCredentials]), or a
+// CI job's by exchanging its ID token ([NewTokenExchange]). `nsauth token`
+// is built on them. Every source reuses a token until it has less than its
+// margin of life left, and is safe for concurrent use.
+//
+// [New] refreshes the stored token through the server's RefreshCli RPC
+// when it is about to expire.
 //
 // A cached token with more than [Config.Margin] of life left is returned
 // without any network call. Otherwise the source takes a cross-process lock
@@ -19,4 +26,9 @@
 // token, or the server rejected it) the error wraps [ErrLoginRequired]: the
 // user must run `nsauth login` again. A rejected refresh token is forgotten,
 // so later calls fail at once without asking the server again.
+//
+// The machine sources keep their tokens in memory only. They find the
+// token endpoint with [Discover] from an issuer URL (or are given it), and
+// report a provider's refusal as a [*TokenEndpointError] whose ErrorCode
+// says why; their errors never contain a secret or a token.
 package tokensource
