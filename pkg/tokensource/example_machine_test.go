@@ -33,8 +33,8 @@ func ExampleNewClientCredentials() {
 		fmt.Println(err)
 		return
 	}
-	// oauth2.NewClient(ctx, ts) gives an *http.Client that sends the token;
-	// here, the token itself.
+	// &http.Client{Transport: &oauth2.Transport{Source: ts}} sends the
+	// token on every request; here, the token itself.
 	for range 3 {
 		tok, err := ts.TokenContext(context.Background())
 		if err != nil {
