@@ -14,6 +14,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/redirect"
 	"github.com/nsauth/nsauth/internal/stringset"
 	"github.com/nsauth/nsauth/internal/upstream"
@@ -67,6 +68,9 @@ type Config struct {
 	// enforce their polling interval. Defaults to
 	// [DefaultMaxDeviceLogins].
 	MaxDeviceLogins int
+	// Audit records the events of the RPCs (logout, revocation, device
+	// approval). Defaults to audit.Nop.
+	Audit audit.Recorder
 }
 
 // Service implements mgmtv1alpha1connect.AuthServiceHandler.
@@ -87,6 +91,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.Nop
 	}
 	s := &Service{cfg: cfg, redirects: stringset.Of(cfg.AllowedRedirectURIs), scopes: stringset.Of(cfg.AllowedScopes), logger: cfg.Logger,
 		polls: newPollGate(cfg.Now, cfg.MaxDeviceLogins)}

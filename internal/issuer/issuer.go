@@ -56,6 +56,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/ratelimit"
@@ -199,6 +200,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational messages. Defaults to discarding.
 	Logger *slog.Logger
+	// Audit records the provider's events (logins, codes, refresh tokens,
+	// machine grants, key rotation). Defaults to audit.Nop.
+	Audit audit.Recorder
 }
 
 // Issuer is the built-in OpenID provider. Its methods are safe for
@@ -247,6 +251,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	if cfg.ClientID == "" {
 		cfg.ClientID = DefaultClientID
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.Nop
 	}
 	if cfg.Audience == "" {
 		cfg.Audience = cfg.Issuer

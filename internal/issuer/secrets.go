@@ -1,6 +1,10 @@
 package issuer
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/nsauth/nsauth/internal/audit"
+)
 
 // clientSecretPrefix starts the name of the instance value holding a
 // client's secret: the broker must send it, so it is kept, sealed, besides
@@ -9,10 +13,11 @@ const clientSecretPrefix = "client_secret:"
 
 // SecretValue reports whether the provider keeps a secret in the store's
 // instance value called name: the broker's client secret, the key that
-// seals pending auth requests and the key that signs device cookies. They
+// seals pending auth requests, the key that signs device cookies and the
+// audit trail's HMAC key (audit.KeyName). They
 // are written and read with store.EnsureSecret, sealed at rest; an nsauth
 // from before sealing stored them in clear, and store.SealSecrets seals
 // those it names.
 func SecretValue(name string) bool {
-	return name == authRequestKeyName || name == deviceKeyName || strings.HasPrefix(name, clientSecretPrefix)
+	return name == authRequestKeyName || name == deviceKeyName || name == audit.KeyName || strings.HasPrefix(name, clientSecretPrefix)
 }

@@ -1,0 +1,200 @@
+// Package audit is nsauth's audit trail: one typed [Event] for each thing
+// an operator may have to account for (logins, codes, refresh tokens,
+// logouts and revocations, device approvals, machine grants, the changes
+// made with nsauth users, clients and federation, signing-key rotation),
+// and a [Recorder] that writes them to the store and, optionally, to a
+// JSON-lines stream for log shippers.
+//
+// No secret is ever recorded. An event that concerns a token, a code or a
+// client secret carries a keyed HMAC of it ([Recorder.Ref]) under
+// [Refs]: the key is an instance secret kept sealed like the others
+// ([KeyName]), and `nsauth audit hash` computes the same HMAC for a value
+// an operator holds, so its events can be found without the trail holding
+// anything that can be replayed.
+//
+// The package is a leaf: it imports nothing of nsauth's, so every layer
+// (the store, the issuer, the RPC handlers, the commands) can use it.
+package audit
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Type is the kind of an event. Its text is stable: it is stored, streamed
+// and filtered on.
+type Type string
+
+// The event types.
+const (
+	// LoginSucceeded: a password was accepted on the login page.
+	LoginSucceeded Type = "login.succeeded"
+	// LoginFailed: a login was refused; Reason says why (a category such
+	// as "bad_credentials", never the password).
+	LoginFailed Type = "login.failed"
+	// LoginLockedOut: a failed-login limit was reached, and the account,
+	// browser or address is kept out for a while.
+	LoginLockedOut Type = "login.locked_out"
+	// CodeIssued: an authorization code was issued after a login.
+	CodeIssued Type = "code.issued"
+	// CodeExchanged: a code was exchanged for tokens.
+	CodeExchanged Type = "code.exchanged"
+	// CodeReplayed: a used code was presented again, and what it produced
+	// was revoked.
+	CodeReplayed Type = "code.replayed"
+	// RefreshRotated: a refresh token was used and replaced.
+	RefreshRotated Type = "refresh.rotated"
+	// RefreshReuseDetected: a rotated refresh token was presented again
+	// outside its grace, and its whole family was revoked.
+	RefreshReuseDetected Type = "refresh.reuse_detected"
+	// Logout: a session ended at the end-session endpoint.
+	Logout Type = "session.logout"
+	// TokenRevoked: a token was revoked (the revocation endpoint or RPC).
+	TokenRevoked Type = "token.revoked"
+	// DeviceApproved: a user approved a device authorization.
+	DeviceApproved Type = "device.approved"
+	// DeviceDenied: a user denied a device authorization.
+	DeviceDenied Type = "device.denied"
+	// ClientCredentialsGrant: a machine client asked for a token with the
+	// client-credentials grant (Outcome says whether it got one).
+	ClientCredentialsGrant Type = "grant.client_credentials"
+	// TokenExchangeGrant: a workload exchanged a federated ID token.
+	TokenExchangeGrant Type = "grant.token_exchange"
+	// UserChanged: nsauth users changed an account; Reason is the action
+	// ("added", "password_changed", "disabled", "enabled", "deleted",
+	// "unlocked") and Actor the operating-system user who ran it.
+	UserChanged Type = "admin.user"
+	// ClientChanged: nsauth clients changed a machine client; Reason is
+	// the action, Actor who ran it.
+	ClientChanged Type = "admin.client"
+	// FederationChanged: nsauth federation changed a policy; Reason is the
+	// action, Actor who ran it, Target the policy.
+	FederationChanged Type = "admin.federation"
+	// SigningKeyRotated: a new signing key was introduced.
+	SigningKeyRotated Type = "key.rotated"
+)
+
+// Types lists every event type, in the order of the documentation.
+func Types() []Type {
+	return []Type{
+		LoginSucceeded, LoginFailed, LoginLockedOut,
+		CodeIssued, CodeExchanged, CodeReplayed,
+		RefreshRotated, RefreshReuseDetected,
+		Logout, TokenRevoked,
+		DeviceApproved, DeviceDenied,
+		ClientCredentialsGrant, TokenExchangeGrant,
+		UserChanged, ClientChanged, FederationChanged,
+		SigningKeyRotated,
+	}
+}
+
+// Valid reports whether t is one of [Types].
+func (t Type) Valid() bool {
+	for _, k := range Types() {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Outcome says whether what the event records succeeded.
+type Outcome string
+
+// The outcomes.
+const (
+	Success Outcome = "success"
+	Failure Outcome = "failure"
+)
+
+// Ref names under [Event.Refs]: the keyed HMAC ([Recorder.Ref]) of the
+// secret the event concerns.
+const (
+	RefToken   = "token_hmac"   // an access token
+	RefRefresh = "refresh_hmac" // a refresh token
+	RefCode    = "code_hmac"    // an authorization code
+	RefDevice  = "device_hmac"  // a device code
+	RefGrant   = "grant_hmac"   // a grant (session) id
+)
+
+// Event is one audit record. Fields left empty are filled or omitted: the
+// Recorder sets Time, Replica and TraceID when they are zero.
+type Event struct {
+	// ID is the store's sequence number; zero until stored, and absent
+	// from the stream.
+	ID int64 `json:"id,omitempty"`
+	// Time is when it happened, in UTC, to the millisecond.
+	Time time.Time `json:"time"`
+	// Type is the kind of event. Required.
+	Type Type `json:"type"`
+	// Outcome is Success or Failure; empty means Success.
+	Outcome Outcome `json:"outcome"`
+	// Subject is the user's stable id (the tokens' sub), or a machine
+	// client's.
+	Subject string `json:"subject,omitempty"`
+	// Username is the account name, when known.
+	Username string `json:"username,omitempty"`
+	// ClientID is the OAuth client.
+	ClientID string `json:"client_id,omitempty"`
+	// ClientAddr is the client address (package clientaddr's rule).
+	ClientAddr string `json:"client_addr,omitempty"`
+	// UserAgent is the request's User-Agent, truncated.
+	UserAgent string `json:"user_agent,omitempty"`
+	// TraceID is the OpenTelemetry trace id of the request, when traced.
+	TraceID string `json:"trace_id,omitempty"`
+	// Replica names the process that recorded it (Config.Replica).
+	Replica string `json:"replica,omitempty"`
+	// Reason is a category from a fixed vocabulary ("bad_credentials",
+	// "locked", "disabled", "added", ...): never text from the network.
+	Reason string `json:"reason,omitempty"`
+	// Actor is the operating-system user who ran an administrative
+	// command ([OSUser]).
+	Actor string `json:"actor,omitempty"`
+	// Target names what an administrative command changed when no other
+	// field does (a federation policy).
+	Target string `json:"target,omitempty"`
+	// Refs holds keyed HMACs of the secrets the event concerns, by the
+	// Ref* names. Never a secret itself: build values with Recorder.Ref.
+	Refs map[string]string `json:"refs,omitempty"`
+}
+
+// Field limits: what exceeds them is cut, so that a hostile header cannot
+// make records large.
+const (
+	maxUserAgent = 256
+	maxField     = 200
+)
+
+// normalize bounds the event's fields and defaults its outcome.
+func (e *Event) normalize() {
+	if e.Outcome == "" {
+		e.Outcome = Success
+	}
+	e.UserAgent = truncate(e.UserAgent, maxUserAgent)
+	for _, f := range []*string{&e.Subject, &e.Username, &e.ClientID, &e.ClientAddr, &e.TraceID, &e.Replica, &e.Reason, &e.Actor, &e.Target} {
+		*f = truncate(*f, maxField)
+	}
+}
+
+// truncate cuts s to at most n bytes at a rune boundary, and replaces
+// control characters, so one record stays one line wherever it is shown.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+		for len(s) > 0 && !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	if strings.ContainsFunc(s, isControl) {
+		s = strings.Map(func(r rune) rune {
+			if isControl(r) {
+				return '?'
+			}
+			return r
+		}, s)
+	}
+	return s
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

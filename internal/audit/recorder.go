@@ -1,0 +1,168 @@
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// KeyName is the store's instance value holding the HMAC key of
+// [Recorder.Ref]. It is a secret: kept sealed with store.EnsureSecret.
+const KeyName = "audit_hmac_key"
+
+// ErrNotRecorded wraps the error of an event that could not be recorded
+// when recording is required (Config.Required): the caller MUST fail the
+// request it was recording.
+var ErrNotRecorded = errors.New("the audit event could not be recorded")
+
+// Recorder records events. Implementations are safe for concurrent use.
+type Recorder interface {
+	// Record fills the event's Time, Replica and TraceID (from ctx's span)
+	// when they are empty, and records it. A non-nil error wraps
+	// ErrNotRecorded and means the request MUST fail: it is returned only
+	// when recording is required; otherwise failures are logged and
+	// counted, and Record returns nil.
+	Record(ctx context.Context, e Event) error
+	// Ref returns the keyed HMAC that stands for a secret value (a token,
+	// a code) in Event.Refs. The empty string stays empty.
+	Ref(secret string) string
+}
+
+// Nop records nothing: for tests and for commands that do not audit. Its
+// Ref returns "" so no value of a secret can leak through it.
+var Nop Recorder = nop{}
+
+type nop struct{}
+
+func (nop) Record(context.Context, Event) error { return nil }
+func (nop) Ref(string) string                   { return "" }
+
+// Sink stores events: the store implements it.
+type Sink interface {
+	InsertAuditEvent(ctx context.Context, e Event) error
+}
+
+// Config configures an [Auditor].
+type Config struct {
+	// Key is the HMAC key of Ref (the opened value of KeyName). Required:
+	// New refuses a key shorter than 16 bytes.
+	Key []byte
+	// Sink stores events (the store). Nil stores nothing.
+	Sink Sink
+	// Stream, when set, receives every event as one JSON line.
+	Stream *Stream
+	// Required makes Record return an error when an event cannot be
+	// written to the Sink or the Stream, so the request fails rather than
+	// going unrecorded (NSAUTH_AUDIT_REQUIRED). Default false: failures
+	// are logged and counted.
+	Required bool
+	// Replica names this process in events (defaults to the host name).
+	Replica string
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Logger reports events that could not be recorded. Nil discards.
+	Logger *slog.Logger
+	// WriteTimeout bounds one write to the Sink. Default 5 s. The write
+	// does not end when the request's context is cancelled: a client that
+	// hangs up does not erase its trace.
+	WriteTimeout time.Duration
+}
+
+// Auditor is the [Recorder] of a running server.
+type Auditor struct {
+	cfg      Config
+	failures atomic.Uint64
+}
+
+// New returns an Auditor.
+func New(cfg Config) (*Auditor, error) {
+	if len(cfg.Key) < 16 {
+		return nil, errors.New("audit: the HMAC key must be at least 16 bytes")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	return &Auditor{cfg: cfg}, nil
+}
+
+// Ref is [Hash] under the Auditor's key.
+func (a *Auditor) Ref(secret string) string { return Hash(a.cfg.Key, secret) }
+
+// Failures counts the events that could not be recorded (to the Sink or
+// the Stream) since New, for metrics.
+func (a *Auditor) Failures() uint64 { return a.failures.Load() }
+
+// Record implements [Recorder].
+func (a *Auditor) Record(ctx context.Context, e Event) error {
+	if e.Time.IsZero() {
+		e.Time = a.cfg.Now()
+	}
+	e.Time = e.Time.UTC().Truncate(time.Millisecond)
+	if e.Replica == "" {
+		e.Replica = a.cfg.Replica
+	}
+	if e.TraceID == "" {
+		if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+			e.TraceID = sc.TraceID().String()
+		}
+	}
+	e.ID = 0
+	e.normalize()
+	var errs []error
+	if !e.Type.Valid() {
+		errs = append(errs, fmt.Errorf("unknown event type %q", e.Type))
+	} else {
+		if a.cfg.Sink != nil {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.WriteTimeout)
+			err := a.cfg.Sink.InsertAuditEvent(wctx, e)
+			cancel()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("storing: %w", err))
+			}
+		}
+		if a.cfg.Stream != nil {
+			if err := a.cfg.Stream.Write(e); err != nil {
+				errs = append(errs, fmt.Errorf("streaming: %w", err))
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	a.failures.Add(1)
+	err := errors.Join(errs...)
+	a.cfg.Logger.ErrorContext(ctx, "audit event not recorded", "type", string(e.Type), "required", a.cfg.Required, "err", err)
+	if a.cfg.Required {
+		return fmt.Errorf("%w (%s): %w", ErrNotRecorded, e.Type, err)
+	}
+	return nil
+}
+
+// refLabel separates this HMAC's inputs from any other use of the key.
+const refLabel = "nsauth audit ref v1\x00"
+
+// Hash returns the keyed HMAC-SHA256 of a secret value as it appears in
+// Event.Refs: the first 128 bits, in hex. The empty string stays empty.
+func Hash(key []byte, secret string) string {
+	if secret == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(refLabel))
+	m.Write([]byte(secret))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
