@@ -299,3 +299,28 @@ func TestTypesAreValidAndDistinct(t *testing.T) {
 		t.Error("a prefix is a valid type")
 	}
 }
+
+// TestRawSecretInRefsIsHashed: a caller that puts a raw token in Refs by
+// mistake still records only its HMAC; Ref's output is kept as is and
+// Nop's empty refs are dropped.
+func TestRawSecretInRefsIsHashed(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	sink := &memSink{}
+	a := newAuditor(t, audit.Config{Sink: sink, Stream: audit.NewStream(&buf)})
+	raw := "eyJhbGciOiJSUzI1NiJ9.raw-token-by-mistake"
+	err := a.Record(context.Background(), audit.Event{Type: audit.TokenRevoked, Refs: map[string]string{
+		audit.RefToken: raw, audit.RefRefresh: a.Ref("rt"), audit.RefCode: audit.Nop.Ref("c"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sink.events[0].Refs
+	want := map[string]string{audit.RefToken: a.Ref(raw), audit.RefRefresh: a.Ref("rt")}
+	if len(got) != len(want) || got[audit.RefToken] != want[audit.RefToken] || got[audit.RefRefresh] != want[audit.RefRefresh] {
+		t.Errorf("refs %v, want %v", got, want)
+	}
+	if strings.Contains(buf.String(), raw) {
+		t.Error("the stream holds the raw token")
+	}
+}
