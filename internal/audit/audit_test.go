@@ -70,6 +70,7 @@ func TestRecordFillsTimeReplicaTraceAndBounds(t *testing.T) {
 		Type:      audit.LoginFailed,
 		Outcome:   audit.Failure,
 		Username:  "alice",
+		ClientID:  "cli\r\nforged: line",
 		UserAgent: strings.Repeat("x", 1000) + "\n",
 		Reason:    "bad\x1b[31m_credentials",
 	})
@@ -89,7 +90,8 @@ func TestRecordFillsTimeReplicaTraceAndBounds(t *testing.T) {
 		{"replica", e.Replica, "replica-1"},
 		{"trace id from the span", e.TraceID, traceID.String()},
 		{"user agent is cut", len(e.UserAgent), 256},
-		{"control characters are replaced", e.Reason, "bad?[31m_credentials"},
+		{"a reason that is no category is not recorded", e.Reason, "unlisted"},
+		{"control characters are replaced", e.ClientID, "cli??forged: line"},
 		{"outcome kept", e.Outcome, audit.Failure},
 	}
 	for _, tc := range tests {
