@@ -150,6 +150,27 @@ func TestNewRefusesShortKey(t *testing.T) {
 	}
 }
 
+// TestWithoutKeyNoRefs: a recorder without a key (a command that opened the
+// store without its secret key) records events but no ref, and no value
+// given as one.
+func TestWithoutKeyNoRefs(t *testing.T) {
+	t.Parallel()
+	sink := &memSink{}
+	a, err := audit.New(audit.Config{Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Ref("x") != "" {
+		t.Error("Ref without a key is not empty")
+	}
+	if err := a.Record(context.Background(), audit.Event{Type: audit.UserChanged, Refs: map[string]string{audit.RefToken: "raw"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.events) != 1 || sink.events[0].Refs != nil {
+		t.Errorf("events %+v, want one without refs", sink.events)
+	}
+}
+
 // TestRequired: an event that cannot be written fails the caller only when
 // recording is required; otherwise it is counted and logged.
 func TestRequired(t *testing.T) {

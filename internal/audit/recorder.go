@@ -53,8 +53,10 @@ type Sink interface {
 
 // Config configures an [Auditor].
 type Config struct {
-	// Key is the HMAC key of Ref (the opened value of KeyName). Required:
-	// New refuses a key shorter than 16 bytes.
+	// Key is the HMAC key of Ref (the opened value of KeyName). New
+	// refuses a key shorter than 16 bytes. Empty means a recorder without
+	// refs, for commands that open the store without its secret key (nsauth
+	// users): Ref returns "" and every value of Refs is dropped.
 	Key []byte
 	// Sink stores events (the store). Nil stores nothing.
 	Sink Sink
@@ -85,7 +87,7 @@ type Auditor struct {
 
 // New returns an Auditor.
 func New(cfg Config) (*Auditor, error) {
-	if len(cfg.Key) < 16 {
+	if len(cfg.Key) > 0 && len(cfg.Key) < 16 {
 		return nil, errors.New("audit: the HMAC key must be at least 16 bytes")
 	}
 	if cfg.Now == nil {
@@ -100,8 +102,13 @@ func New(cfg Config) (*Auditor, error) {
 	return &Auditor{cfg: cfg}, nil
 }
 
-// Ref is [Hash] under the Auditor's key.
-func (a *Auditor) Ref(secret string) string { return Hash(a.cfg.Key, secret) }
+// Ref is [Hash] under the Auditor's key, or "" without a key.
+func (a *Auditor) Ref(secret string) string {
+	if len(a.cfg.Key) == 0 {
+		return ""
+	}
+	return Hash(a.cfg.Key, secret)
+}
 
 // Failures counts the events that could not be recorded (to the Sink or
 // the Stream) since New, for metrics.
@@ -158,7 +165,7 @@ func (a *Auditor) Record(ctx context.Context, e Event) error {
 // any other: a caller that passes a raw token by mistake still stores
 // only its HMAC. Empty values (Nop's refs) are dropped.
 func (a *Auditor) refs(in map[string]string) map[string]string {
-	if len(in) == 0 {
+	if len(in) == 0 || len(a.cfg.Key) == 0 {
 		return nil
 	}
 	out := make(map[string]string, len(in))
