@@ -94,3 +94,32 @@ func TestAuditRequiredFailsClosedInTheServer(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreAuditor: the store-administration commands' recorder writes
+// events, with the operating-system user, to a store opened without the
+// secret key.
+func TestStoreAuditor(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	sealed, err := app.OpenSealedStore(context.Background(), config.Builtin{DataDir: dir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sealed.Close()
+	st, err := app.OpenStore(context.Background(), config.Store{DataDir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := app.StoreAuditor(st, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Record(context.Background(), audit.Event{Type: audit.UserChanged, Username: "alice", Reason: "disabled", Actor: audit.OSUser()}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.AuditEvents(context.Background(), store.AuditFilter{User: "alice"})
+	if err != nil || len(got) != 1 || got[0].Actor == "" || got[0].Reason != "disabled" {
+		t.Fatalf("events %+v, %v", got, err)
+	}
+}
