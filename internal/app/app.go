@@ -28,11 +28,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"connectrpc.com/connect"
+	"connectrpc.com/otelconnect"
+
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/authservice"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/server"
+	"github.com/nsauth/nsauth/internal/telemetry"
 )
 
 // Deps are what a server takes from the outside world. The zero value is
@@ -85,14 +89,36 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	tracing, err := telemetry.New(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
 	logger := newLogger(deps.Stderr, cfg.LogFormat, cfg.LogLevel)
+	if tracing.Enabled() {
+		logger = slog.New(telemetry.LogHandler(logger.Handler()))
+	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{cfg: cfg, logger: logger, now: deps.Now, stop: stop}
+	// First in, last out: spans of everything else's closing are flushed.
+	s.closers = append(s.closers, func() error { return tracing.Shutdown(context.WithoutCancel(ctx)) })
 	defer func() {
 		if err != nil {
 			_ = s.Close()
 		}
 	}()
+	var rpcTracing connect.Interceptor
+	if tracing.Enabled() {
+		logger.Info("tracing: exporting spans over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
+		interceptor, err := otelconnect.NewInterceptor(
+			otelconnect.WithTracerProvider(tracing.Provider()),
+			otelconnect.WithPropagator(tracing.Propagator()),
+			otelconnect.WithoutMetrics(),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("tracing RPCs: %w", err)
+		}
+		rpcTracing = interceptor
+	}
 
 	if cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
@@ -111,6 +137,7 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	}
 	clients := clientaddr.NewResolver(cfg.TrustedProxies)
 	srvCfg := server.Config{
+		Tracing:         rpcTracing,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Logger:          logger,
 		Pprof:           cfg.Pprof,
@@ -153,14 +180,14 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	case config.AuthDisabled:
 		logger.Warn("authentication is DISABLED: every procedure is open and clients send no tokens; unset AUTH_ENABLED=false to use the built-in provider, or set AUTH_BASEURL (and AUTH_AUDIENCE, AUTH_CLI_CLIENT_ID) for an external one")
 	case config.AuthExternal:
-		p, err := startProvider(ctx, bg, cfg.Auth, providerStart{now: deps.Now}, logger)
+		p, err := startProvider(ctx, bg, cfg.Auth, providerStart{now: deps.Now, tracing: tracing}, logger)
 		if err != nil {
 			return nil, err
 		}
 		svcCfg.Enabled, svcCfg.Broker = true, p.broker
 		srvCfg.Authn, srvCfg.Ready = p.interceptor, p.broker.Ready
 	case config.AuthBuiltin:
-		b, err := startBuiltin(ctx, bg, cfg, ln.Addr(), s.tls != nil, deps, logger)
+		b, err := startBuiltin(ctx, bg, cfg, ln.Addr(), s.tls != nil, deps, tracing, logger)
 		if b != nil {
 			s.closers = append(s.closers, b.close)
 		}

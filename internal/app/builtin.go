@@ -15,6 +15,7 @@ import (
 	"github.com/nsauth/nsauth/internal/inprocess"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/telemetry"
 	"github.com/nsauth/nsauth/internal/upstream"
 	"github.com/nsauth/nsauth/pkg/authn"
 )
@@ -38,7 +39,7 @@ const issuerValueName = "issuer_url"
 // administrator), starts the provider and points a broker at it. The
 // issuer URL is --issuer, or derived from addr, the bound listen address.
 // It returns what must be closed even when it fails.
-func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, useTLS bool, deps Deps, logger *slog.Logger) (*builtinProvider, error) {
+func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, useTLS bool, deps Deps, tracing *telemetry.Tracing, logger *slog.Logger) (*builtinProvider, error) {
 	b := cfg.Auth.Builtin
 	issuerURL := b.Issuer
 	if issuerURL == "" {
@@ -117,7 +118,10 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		return bp, fmt.Errorf("starting the built-in provider: %w", err)
 	}
 	go iss.Run(bg)
-	bp.handler = iss.Handler()
+	// Traced once, here: requests from browsers and from the broker in
+	// process alike get a server span, the latter as a child of the
+	// broker's client span.
+	bp.handler = tracing.Handler(iss.Handler(), "issuer")
 	printBuiltinBanner(deps.Stderr, st, issuerURL, boot)
 	logger.Info("built-in OpenID provider", "issuer", issuerURL, "store", st.Backend(), "location", st.Location())
 
@@ -138,7 +142,8 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	a.CLIAudience = ""
 	start := providerStart{
 		now:          deps.Now,
-		httpClient:   upstream.NewHTTPClientWith(countRequests(transport, bp.requests)),
+		tracing:      tracing,
+		httpClient:   upstream.NewHTTPClientWith(tracing.Transport(countRequests(transport, bp.requests))),
 		mustDiscover: true,
 	}
 	if a.TokenMode != config.TokenModeIntrospection {

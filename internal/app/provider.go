@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/authservice"
 	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/telemetry"
 	"github.com/nsauth/nsauth/internal/upstream"
 	"github.com/nsauth/nsauth/pkg/authn"
 )
@@ -26,6 +27,8 @@ type providerStart struct {
 	// httpClient makes the broker's and the verifier's requests. Nil means
 	// upstream.NewHTTPClient: over the network.
 	httpClient *http.Client
+	// tracing traces the requests of the default client (httpClient nil).
+	tracing *telemetry.Tracing
 	// mustDiscover makes a failed first discovery an error rather than a
 	// reason to retry in the background: for the built-in provider, which
 	// is in this process and has no reason to be unreachable.
@@ -54,7 +57,7 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 	}
 	httpClient := start.httpClient
 	if httpClient == nil {
-		httpClient = upstream.NewHTTPClient()
+		httpClient = upstream.NewHTTPClientWith(start.tracing.Transport(upstream.NewTransport()))
 	}
 	broker, err := upstream.New(upstream.Config{
 		BaseURL:        a.BaseURL,

@@ -25,6 +25,10 @@ import (
 type Config struct {
 	// Service is the AuthService implementation. Required.
 	Service mgmtv1alpha1connect.AuthServiceHandler
+	// Tracing, when set, is the outermost interceptor of the service (so
+	// that every other interceptor's log lines and refusals fall within
+	// its span): OpenTelemetry's, or nil when tracing is off.
+	Tracing connect.Interceptor
 	// Authn guards the service; nil when authentication is disabled.
 	Authn connect.Interceptor
 	// Ready reports readiness for health checks. Defaults to always ready.
@@ -81,7 +85,13 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 
-	interceptors := []connect.Interceptor{newMetrics(cfg.Registry).interceptor(), loggingInterceptor{cfg.Logger}}
+	// The onion, outermost first: tracing, metrics, logging, rate limits,
+	// authentication.
+	var interceptors []connect.Interceptor
+	if cfg.Tracing != nil {
+		interceptors = append(interceptors, cfg.Tracing)
+	}
+	interceptors = append(interceptors, newMetrics(cfg.Registry).interceptor(), loggingInterceptor{cfg.Logger})
 	for _, limit := range cfg.RateLimits {
 		if rl := newRateLimiter(limit); rl != nil {
 			interceptors = append(interceptors, rl)
