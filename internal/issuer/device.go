@@ -229,6 +229,7 @@ func (s *storage) pollDevice(ctx context.Context, clientID, deviceCode string) (
 	switch {
 	case errors.Is(err, store.ErrReused):
 		s.iss.log.Warn("device code presented again after its tokens were issued; revoked them", "client_id", clientID)
+		s.cfg().Observer.replay(ReplayDeviceCode)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid device code")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid device code")

@@ -199,6 +199,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational messages. Defaults to discarding.
 	Logger *slog.Logger
+	// Observer is told of logins, lockouts and replays, for metrics. Nil
+	// tells nothing.
+	Observer *Observer
 }
 
 // Issuer is the built-in OpenID provider. Its methods are safe for

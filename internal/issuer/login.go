@@ -183,6 +183,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		// As many attempts as the limit allows are being checked right
 		// now: whatever they find, this one could not have a place. It is
 		// refused before any other work, so a burst costs little.
+		i.cfg.Observer.login(LoginBusy)
 		i.logRefusal(ctx, att, store.Reservation{Full: att.counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
 		w.Header().Set("Retry-After", "1")
 		i.message(w, http.StatusTooManyRequests, "Sign in", fmt.Sprintf(msgTooManyAttempts, time.Second))
@@ -203,11 +204,13 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	res, err := i.guard.reserve(ctx, att)
 	if err != nil {
 		i.log.Error("counting a login attempt failed", "error", err)
+		i.cfg.Observer.login(LoginError)
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
 	if !res.OK {
 		i.logRefusal(ctx, att, res)
+		i.cfg.Observer.login(LoginLockedOut)
 		i.tooMany(w, &page, ar, res.RetryAt)
 		return
 	}
@@ -216,6 +219,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		// No password was checked: the attempt gives its places back.
 		i.guard.release(ctx, att)
 		if errors.Is(err, errHashBusy) {
+			i.cfg.Observer.login(LoginBusy)
 			if ok, suppressed := i.refusals.allow(); ok {
 				i.log.Warn("login refused: password checks are at capacity", "client_address", att.address, "suppressed_since_last", suppressed)
 			}
@@ -229,6 +233,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if !errors.Is(err, errWrongCredentials) {
 			i.log.Error("checking credentials failed", "error", err)
+			i.cfg.Observer.login(LoginError)
 			fail(http.StatusInternalServerError, msgInternal)
 			return
 		}
@@ -239,7 +244,9 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 			account = user.Username
 		}
 		i.log.Info("failed login", "username", account, "client_address", att.address, "known_device", att.device != "")
+		i.cfg.Observer.login(LoginWrongCredentials)
 		if res.Remaining == 0 {
+			i.cfg.Observer.lockout()
 			// This attempt used the last place: say so now rather than at
 			// the next try.
 			wait := i.retryAfter(w, res.RetryAt)
@@ -250,6 +257,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i.guard.succeeded(ctx, att)
+	i.cfg.Observer.login(LoginSucceeded)
 	att.account = user.Username
 	i.guard.setDeviceCookie(w, att)
 

@@ -147,6 +147,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	switch {
 	case errors.Is(err, store.ErrReused):
 		s.iss.log.Warn("authorization code replayed; revoked the tokens issued from it")
+		s.cfg().Observer.replay(ReplayCode)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
@@ -263,6 +264,7 @@ func refreshError(iss *Issuer, err error) error {
 	switch {
 	case errors.Is(err, store.ErrReused):
 		iss.log.Warn("refresh token reused; revoked its family")
+		iss.cfg.Observer.replay(ReplayRefreshToken)
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
