@@ -136,8 +136,11 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		Now:                 deps.Now,
 	}
 	clients := clientaddr.NewResolver(cfg.TrustedProxies)
+	registry := server.NewRegistry()
+	metrics := server.NewAuthMetrics(registry)
 	srvCfg := server.Config{
 		Tracing:         rpcTracing,
+		Registry:        registry,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Logger:          logger,
 		Pprof:           cfg.Pprof,
@@ -180,14 +183,14 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	case config.AuthDisabled:
 		logger.Warn("authentication is DISABLED: every procedure is open and clients send no tokens; unset AUTH_ENABLED=false to use the built-in provider, or set AUTH_BASEURL (and AUTH_AUDIENCE, AUTH_CLI_CLIENT_ID) for an external one")
 	case config.AuthExternal:
-		p, err := startProvider(ctx, bg, cfg.Auth, providerStart{now: deps.Now, tracing: tracing}, logger)
+		p, err := startProvider(ctx, bg, cfg.Auth, providerStart{now: deps.Now, tracing: tracing, metrics: metrics}, logger)
 		if err != nil {
 			return nil, err
 		}
 		svcCfg.Enabled, svcCfg.Broker = true, p.broker
 		srvCfg.Authn, srvCfg.Ready = p.interceptor, p.broker.Ready
 	case config.AuthBuiltin:
-		b, err := startBuiltin(ctx, bg, cfg, ln.Addr(), s.tls != nil, deps, tracing, logger)
+		b, err := startBuiltin(ctx, bg, cfg, ln.Addr(), s.tls != nil, deps, tracing, metrics, logger)
 		if b != nil {
 			s.closers = append(s.closers, b.close)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/inprocess"
 	"github.com/nsauth/nsauth/internal/issuer"
+	"github.com/nsauth/nsauth/internal/server"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/telemetry"
 	"github.com/nsauth/nsauth/internal/upstream"
@@ -39,7 +40,7 @@ const issuerValueName = "issuer_url"
 // administrator), starts the provider and points a broker at it. The
 // issuer URL is --issuer, or derived from addr, the bound listen address.
 // It returns what must be closed even when it fails.
-func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, useTLS bool, deps Deps, tracing *telemetry.Tracing, logger *slog.Logger) (*builtinProvider, error) {
+func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, useTLS bool, deps Deps, tracing *telemetry.Tracing, metrics *server.AuthMetrics, logger *slog.Logger) (*builtinProvider, error) {
 	b := cfg.Auth.Builtin
 	issuerURL := b.Issuer
 	if issuerURL == "" {
@@ -113,6 +114,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		Clients:                          clientaddr.NewResolver(cfg.TrustedProxies),
 		Now:                              deps.Now,
 		Logger:                           logger.With("component", "issuer"),
+		Observer:                         &issuer.Observer{Login: metrics.Login, Lockout: metrics.Lockout, Replay: metrics.Replay},
 	})
 	if err != nil {
 		return bp, fmt.Errorf("starting the built-in provider: %w", err)
@@ -143,6 +145,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	start := providerStart{
 		now:          deps.Now,
 		tracing:      tracing,
+		metrics:      metrics,
 		httpClient:   upstream.NewHTTPClientWith(tracing.Transport(countRequests(transport, bp.requests))),
 		mustDiscover: true,
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/authservice"
 	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/server"
 	"github.com/nsauth/nsauth/internal/telemetry"
 	"github.com/nsauth/nsauth/internal/upstream"
 	"github.com/nsauth/nsauth/pkg/authn"
@@ -29,6 +30,8 @@ type providerStart struct {
 	httpClient *http.Client
 	// tracing traces the requests of the default client (httpClient nil).
 	tracing *telemetry.Tracing
+	// metrics count provider latency and token-verification cache use.
+	metrics *server.AuthMetrics
 	// mustDiscover makes a failed first discovery an error rather than a
 	// reason to retry in the background: for the built-in provider, which
 	// is in this process and has no reason to be unreachable.
@@ -68,6 +71,7 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 		HTTPClient:     httpClient,
 		Now:            start.now,
 		Logger:         logger,
+		ObserveLatency: start.metrics.ProviderRequest,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the provider: %w", err)
@@ -85,7 +89,7 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 	}
 	go broker.Run(bg)
 
-	verifier, err := newTokenVerifier(a, broker, httpClient, start, logger)
+	verifier, err := newTokenVerifier(a, broker, broker.HTTPClient(), start, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +119,7 @@ func newTokenVerifier(a config.Auth, broker *upstream.Provider, httpClient *http
 			Now:                    now,
 			RequireAccessTokenType: a.RequireAccessTokenType,
 			Revocations:            start.revocations,
+			OnCacheLookup:          start.metrics.CacheLookup,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("configuring token verification: %w", err)
