@@ -122,8 +122,8 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	go iss.Run(bg)
 	// Traced once, here: requests from browsers and from the broker in
 	// process alike get a server span, the latter as a child of the
-	// broker's client span.
-	bp.handler = tracing.Handler(iss.Handler(), "issuer")
+	// broker's client span; a browser's traceparent is only linked.
+	bp.handler = tracing.Handler(iss.Handler(), "issuer", fromInProcess)
 	printBuiltinBanner(deps.Stderr, st, issuerURL, boot)
 	logger.Info("built-in OpenID provider", "issuer", issuerURL, "store", st.Backend(), "location", st.Location())
 
@@ -186,6 +186,10 @@ func followRevocations(bg context.Context, st *store.Store, now func() time.Time
 	}
 	return revoked, nil
 }
+
+// fromInProcess reports whether r came from this process (the broker, the
+// verifier): only those continue the caller's trace.
+func fromInProcess(r *http.Request) bool { return r.RemoteAddr == inprocess.RemoteAddr }
 
 // countRequests counts the requests t serves in process.
 func countRequests(t *inprocess.Transport, n *atomic.Int64) http.RoundTripper {

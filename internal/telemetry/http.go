@@ -7,13 +7,17 @@ import (
 )
 
 // Handler returns h traced: one server span per request, named by method
-// and path ("GET /authorize"), continuing the caller's trace. It returns h
-// itself when tracing is off. Query strings and bodies are never recorded.
-func (t *Tracing) Handler(h http.Handler, operation string) http.Handler {
+// and path ("GET /authorize"). A request for which trustParent is true
+// continues the caller's trace; any other starts a trace of its own,
+// linked to the caller's, as suits a public endpoint whose callers may
+// send any traceparent. It returns h itself when tracing is off. Query
+// strings and bodies are never recorded.
+func (t *Tracing) Handler(h http.Handler, operation string, trustParent func(*http.Request) bool) http.Handler {
 	if !t.Enabled() {
 		return h
 	}
 	return otelhttp.NewHandler(h, operation,
+		otelhttp.WithPublicEndpointFn(func(r *http.Request) bool { return !trustParent(r) }),
 		otelhttp.WithTracerProvider(t.provider),
 		otelhttp.WithPropagators(t.propagator),
 		otelhttp.WithMeterProvider(noopMeters),
