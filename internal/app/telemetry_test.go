@@ -207,6 +207,15 @@ func TestSpansReachTheCollector(t *testing.T) {
 		t.Errorf("no log line of LoginCli with trace_id %s:\n%s", traceID, s.Logs.String())
 	})
 
+	t.Run("provider's log line of the login carries a trace id", func(t *testing.T) {
+		for line := range strings.SplitSeq(s.Logs.String(), "\n") {
+			if strings.Contains(line, `"msg":"login"`) && strings.Contains(line, `"trace_id":"`) {
+				return
+			}
+		}
+		t.Errorf("no login line with a trace_id:\n%s", s.Logs.String())
+	})
+
 	secrets := map[string]string{
 		"access token":           tok.GetAccessToken(),
 		"refresh token":          tok.GetRefreshToken(),
