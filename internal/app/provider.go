@@ -136,14 +136,15 @@ func newTokenVerifier(a config.Auth, broker *upstream.Provider, httpClient *http
 			cacheTTL = -1 // "0s" means no reuse at all
 		}
 		in, err := authn.NewIntrospector(authn.IntrospectorConfig{
-			URL:          endpoint,
-			ClientID:     a.ClientID,
-			ClientSecret: a.ClientSecret,
-			Issuer:       a.ExpectedIssuer,
-			Audiences:    a.Audiences,
-			HTTPClient:   httpClient,
-			Now:          now,
-			CacheTTL:     cacheTTL,
+			URL:           endpoint,
+			ClientID:      a.ClientID,
+			ClientSecret:  a.ClientSecret,
+			Issuer:        a.ExpectedIssuer,
+			Audiences:     a.Audiences,
+			HTTPClient:    httpClient,
+			Now:           now,
+			OnCacheLookup: start.metrics.CacheLookup,
+			CacheTTL:      cacheTTL,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("configuring token introspection: %w", err)
