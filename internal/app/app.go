@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,10 @@ type Deps struct {
 	// Now is the clock of the broker, of token verification and of the
 	// built-in provider. Defaults to time.Now.
 	Now func() time.Time
+	// Getenv is the environment tracing is switched on from
+	// (OTEL_EXPORTER_OTLP_ENDPOINT and the others telemetry.New reads).
+	// Defaults to os.LookupEnv.
+	Getenv func(string) (string, bool)
 }
 
 // Server is an assembled nsauth server: listening, with its provider
@@ -89,7 +94,10 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	tracing, err := telemetry.New(ctx, nil)
+	if deps.Getenv == nil {
+		deps.Getenv = os.LookupEnv
+	}
+	tracing, err := telemetry.New(ctx, func(k string) string { v, _ := deps.Getenv(k); return v })
 	if err != nil {
 		return nil, err
 	}

@@ -2,103 +2,32 @@ package app_test
 
 import (
 	"context"
-	"encoding/hex"
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"golang.org/x/oauth2"
-	"google.golang.org/protobuf/proto"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/servetest"
+	"github.com/nsauth/nsauth/internal/telemetry/telemetrytest"
 )
-
-// collector is an OTLP/HTTP trace endpoint: it keeps every span it is
-// sent, with its resource's attributes.
-type collector struct {
-	mu       sync.Mutex
-	spans    []*tracepb.Span
-	resource []*commonpb.KeyValue
-}
-
-func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" {
-		http.NotFound(w, r)
-		return
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	var req coltracepb.ExportTraceServiceRequest
-	if err := proto.Unmarshal(body, &req); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	c.mu.Lock()
-	for _, rs := range req.GetResourceSpans() {
-		c.resource = append(c.resource, rs.GetResource().GetAttributes()...)
-		for _, ss := range rs.GetScopeSpans() {
-			c.spans = append(c.spans, ss.GetSpans()...)
-		}
-	}
-	c.mu.Unlock()
-	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = w.Write(out)
-}
-
-func (c *collector) collected() ([]*tracepb.Span, []*commonpb.KeyValue) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.spans, c.resource
-}
-
-// spanText is everything a span says, for the secret-hygiene check.
-func spanText(s *tracepb.Span) string {
-	var b strings.Builder
-	b.WriteString(s.GetName() + "\n" + s.GetStatus().GetMessage() + "\n")
-	writeAttrs := func(attrs []*commonpb.KeyValue) {
-		for _, a := range attrs {
-			v, _ := json.Marshal(a.GetValue())
-			b.WriteString(a.GetKey() + "=" + string(v) + "\n")
-		}
-	}
-	writeAttrs(s.GetAttributes())
-	for _, ev := range s.GetEvents() {
-		b.WriteString(ev.GetName() + "\n")
-		writeAttrs(ev.GetAttributes())
-	}
-	return b.String()
-}
 
 // TestSpansReachTheCollector runs the CLI login flow against the built-in
 // provider with tracing pointed at an OTLP/HTTP endpoint served here, and
 // checks what arrives: the RPC spans, the token endpoint's span as a
 // grandchild of LoginCli's (through the broker's client span, in process),
 // the trace id in the server's log line for the call, and no secret in
-// any span. It sets the process environment, so it is not parallel.
+// any span.
 func TestSpansReachTheCollector(t *testing.T) {
-	col := &collector{}
-	ts := httptest.NewServer(col)
-	t.Cleanup(ts.Close)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", ts.URL)
-	t.Setenv("OTEL_SERVICE_NAME", "nsauth-test")
-	t.Setenv("OTEL_TRACES_SAMPLER", "always_on")
-
+	t.Parallel()
+	col := telemetrytest.New(t)
 	env := builtinEnv(t)
+	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = col.URL
 	s := servetest.Start(t, servetest.Options{Env: env, Args: []string{"--log-level", "debug"}})
 	api := mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, s.URL)
 	ctx := context.Background()
@@ -134,13 +63,13 @@ func TestSpansReachTheCollector(t *testing.T) {
 	if code := s.Stop(t); code != 0 {
 		t.Fatalf("nsauth serve exited with %d:\n%s", code, s.Logs.String())
 	}
-	spans, resource := col.collected()
+	spans, resource := col.Spans(), col.Resource()
 
 	byID := map[string]*tracepb.Span{}
 	for _, sp := range spans {
-		byID[hex.EncodeToString(sp.GetSpanId())] = sp
+		byID[telemetrytest.ID(sp.GetSpanId())] = sp
 	}
-	parent := func(sp *tracepb.Span) *tracepb.Span { return byID[hex.EncodeToString(sp.GetParentSpanId())] }
+	parent := func(sp *tracepb.Span) *tracepb.Span { return byID[telemetrytest.ID(sp.GetParentSpanId())] }
 	find := func(name string, kind tracepb.Span_SpanKind) *tracepb.Span {
 		for _, sp := range spans {
 			if sp.GetName() == name && sp.GetKind() == kind {
@@ -156,11 +85,11 @@ func TestSpansReachTheCollector(t *testing.T) {
 
 	t.Run("resource names the service", func(t *testing.T) {
 		for _, a := range resource {
-			if a.GetKey() == "service.name" && a.GetValue().GetStringValue() == "nsauth-test" {
+			if a.GetKey() == "service.name" && a.GetValue().GetStringValue() == "nsauth" {
 				return
 			}
 		}
-		t.Errorf("no service.name=nsauth-test in the resource %v", resource)
+		t.Errorf("no service.name=nsauth in the resource %v", resource)
 	})
 
 	loginSpan := find("mgmt.v1alpha1.AuthService/LoginCli", tracepb.Span_SPAN_KIND_SERVER)
@@ -198,7 +127,7 @@ func TestSpansReachTheCollector(t *testing.T) {
 		if loginSpan == nil {
 			t.Fatal("no LoginCli span")
 		}
-		traceID := hex.EncodeToString(loginSpan.GetTraceId())
+		traceID := telemetrytest.ID(loginSpan.GetTraceId())
 		for line := range strings.SplitSeq(s.Logs.String(), "\n") {
 			if strings.Contains(line, `"procedure":"/mgmt.v1alpha1.AuthService/LoginCli"`) && strings.Contains(line, `"trace_id":"`+traceID+`"`) {
 				return
@@ -234,7 +163,7 @@ func TestSpansReachTheCollector(t *testing.T) {
 				t.Skip("not issued")
 			}
 			for _, sp := range spans {
-				if text := spanText(sp); strings.Contains(text, secret) {
+				if text := telemetrytest.SpanText(sp); strings.Contains(text, secret) {
 					t.Errorf("span %q holds the %s:\n%s", sp.GetName(), name, text)
 				}
 			}
@@ -242,7 +171,7 @@ func TestSpansReachTheCollector(t *testing.T) {
 	}
 	t.Run("no query string in spans", func(t *testing.T) {
 		for _, sp := range spans {
-			text := spanText(sp)
+			text := telemetrytest.SpanText(sp)
 			for _, marker := range []string{"?", "code_challenge", "client_secret", "password=", "Bearer "} {
 				if strings.Contains(text, marker) {
 					t.Errorf("span %q holds %q:\n%s", sp.GetName(), marker, text)

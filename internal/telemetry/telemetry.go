@@ -60,9 +60,10 @@ func Off() *Tracing {
 
 // New returns the tracing that getenv's OTEL_* variables describe (getenv
 // is os.Getenv when nil). When no OTLP endpoint is set, or
-// OTEL_SDK_DISABLED=true, it returns [Off]. The SDK reads the variables
-// other than those deciding whether tracing is on from the process
-// environment itself.
+// OTEL_SDK_DISABLED=true, it returns [Off]. getenv gives the variables that
+// switch tracing on, its protocol and its endpoint; the SDK reads the
+// others (service name, resource, sampler, exporter headers and timeout,
+// batching) from the process environment itself.
 func New(ctx context.Context, getenv func(string) string) (*Tracing, error) {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -79,7 +80,14 @@ func New(ctx context.Context, getenv func(string) string) (*Tracing, error) {
 			return nil, fmt.Errorf("%s=%s is not supported: nsauth exports spans over OTLP/HTTP only (http/protobuf)", name, p)
 		}
 	}
-	exporter, err := otlptracehttp.New(ctx)
+	// The endpoint is read here, from getenv, as the SDK would read it
+	// (the traces variable, a full URL, wins over the base one): the
+	// server's environment need not be the process's (tests).
+	endpoint := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if endpoint == "" {
+		endpoint = strings.TrimRight(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "/") + "/v1/traces"
+	}
+	exporter, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
 	if err != nil {
 		return nil, fmt.Errorf("creating the OTLP trace exporter: %w", err)
 	}
