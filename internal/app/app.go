@@ -97,11 +97,11 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	if deps.Getenv == nil {
 		deps.Getenv = os.LookupEnv
 	}
-	tracing, err := telemetry.New(ctx, func(k string) string { v, _ := deps.Getenv(k); return v })
+	logger := newLogger(deps.Stderr, cfg.LogFormat, cfg.LogLevel)
+	tracing, err := telemetry.New(ctx, func(k string) string { v, _ := deps.Getenv(k); return v }, logger)
 	if err != nil {
 		return nil, err
 	}
-	logger := newLogger(deps.Stderr, cfg.LogFormat, cfg.LogLevel)
 	if tracing.Enabled() {
 		logger = slog.New(telemetry.LogHandler(logger.Handler()))
 	}

@@ -2,8 +2,11 @@ package telemetry
 
 import (
 	"context"
+	"log/slog"
 	"net/url"
 	"regexp"
+	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -15,14 +18,50 @@ import (
 // code) and its user info. otelhttp's client spans record url.full with
 // its query, and a transport error's message quotes the URL; bodies and
 // headers are never recorded by the instrumentation nsauth configures.
-type redactingExporter struct{ sdktrace.SpanExporter }
+//
+// It also keeps export failures from OpenTelemetry's global error handler:
+// they are logged, and the spans of a failed batch are dropped.
+type redactingExporter struct {
+	sdktrace.SpanExporter
+	failures *failureLog
+}
 
 func (e redactingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	out := make([]sdktrace.ReadOnlySpan, len(spans))
 	for i, s := range spans {
 		out[i] = redactedSpan{s}
 	}
-	return e.SpanExporter.ExportSpans(ctx, out)
+	if err := e.SpanExporter.ExportSpans(ctx, out); err != nil {
+		e.failures.note(len(spans), err)
+	}
+	return nil
+}
+
+// failureLog logs export failures, at most one line a minute, counting
+// the spans dropped since the last line.
+type failureLog struct {
+	logger   *slog.Logger
+	endpoint string
+
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+func newFailureLog(logger *slog.Logger, endpoint string) *failureLog {
+	return &failureLog{logger: logger, endpoint: redactText(endpoint)}
+}
+
+func (l *failureLog) note(spans int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropped += spans
+	now := time.Now()
+	if now.Sub(l.last) < time.Minute {
+		return
+	}
+	l.logger.Warn("exporting spans failed; dropped them", "endpoint", l.endpoint, "dropped_spans", l.dropped, "error", redactText(err.Error()))
+	l.last, l.dropped = now, 0
 }
 
 // redactedSpan is a span whose attributes, events and status are redacted.

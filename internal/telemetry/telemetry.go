@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -64,9 +65,16 @@ func Off() *Tracing {
 // switch tracing on, its protocol and its endpoint; the SDK reads the
 // others (service name, resource, sampler, exporter headers and timeout,
 // batching) from the process environment itself.
-func New(ctx context.Context, getenv func(string) string) (*Tracing, error) {
+//
+// Export failures are logged to logger (at most one line a minute) rather
+// than handed to OpenTelemetry's global error handler, which would print
+// them to the process's standard error. A nil logger discards them.
+func New(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*Tracing, error) {
 	if getenv == nil {
 		getenv = os.Getenv
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") ||
 		(getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "") {
@@ -104,7 +112,7 @@ func New(ctx context.Context, getenv func(string) string) (*Tracing, error) {
 	// The sampler is the SDK's default, which honours OTEL_TRACES_SAMPLER
 	// and OTEL_TRACES_SAMPLER_ARG.
 	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(redactingExporter{exporter}),
+		sdktrace.WithBatcher(redactingExporter{SpanExporter: exporter, failures: newFailureLog(logger, endpoint)}),
 		sdktrace.WithResource(res),
 	)
 	return &Tracing{

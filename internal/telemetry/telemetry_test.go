@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
@@ -31,7 +34,7 @@ func TestNewIsOnOnlyWithAnEndpoint(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tr, err := telemetry.New(context.Background(), func(k string) string { return tc.env[k] })
+			tr, err := telemetry.New(context.Background(), func(k string) string { return tc.env[k] }, nil)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("New = %v, want an error with %q", err, tc.err)
@@ -85,4 +88,47 @@ func TestLogHandlerAddsTheTraceID(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExportFailuresAreLogged: a collector that refuses spans is reported
+// in the server's log, once, and never on the process's standard error
+// through OpenTelemetry's global handler.
+func TestExportFailuresAreLogged(t *testing.T) {
+	t.Parallel()
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusBadRequest)
+	}))
+	t.Cleanup(refusing.Close)
+	var logs syncBuffer
+	tr, err := telemetry.New(context.Background(), func(k string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": refusing.URL}[k]
+	}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.Provider().Tracer("test").Start(context.Background(), "refused")
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got := logs.String(); strings.Count(got, "exporting spans failed") != 1 || !strings.Contains(got, "dropped_spans=1") {
+		t.Errorf("log = %q, want one line about 1 dropped span", got)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
