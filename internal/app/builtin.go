@@ -92,8 +92,14 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if reuseGrace == 0 {
 		reuseGrace = -1
 	}
+	var federationClient *http.Client // the issuer's default
+	if tracing.Enabled() {
+		// The same timeout and redirect rule as the default, traced.
+		federationClient = upstream.NewHTTPClientWith(tracing.Transport(upstream.NewTransport()))
+	}
 	iss, err := issuer.New(ctx, issuer.Config{
 		Issuer:                           issuerURL,
+		FederationHTTPClient:             federationClient,
 		Store:                            st,
 		ClientID:                         boot.ClientID,
 		AccessTokenTTL:                   b.AccessTokenTTL,
