@@ -24,9 +24,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/otelconnect"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/audit"
@@ -34,6 +38,7 @@ import (
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/server"
+	"github.com/nsauth/nsauth/internal/telemetry"
 )
 
 // Deps are what a server takes from the outside world. The zero value is
@@ -50,6 +55,10 @@ type Deps struct {
 	// Now is the clock of the broker, of token verification and of the
 	// built-in provider. Defaults to time.Now.
 	Now func() time.Time
+	// Getenv is the environment tracing is switched on from
+	// (OTEL_EXPORTER_OTLP_ENDPOINT and the others telemetry.New reads).
+	// Defaults to os.LookupEnv.
+	Getenv func(string) (string, bool)
 }
 
 // Server is an assembled nsauth server: listening, with its provider
@@ -99,14 +108,39 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Getenv == nil {
+		deps.Getenv = os.LookupEnv
+	}
 	logger := newLogger(deps.Stderr, cfg.LogFormat, cfg.LogLevel)
+	tracing, err := telemetry.New(ctx, func(k string) string { v, _ := deps.Getenv(k); return v }, logger)
+	if err != nil {
+		return nil, err
+	}
+	if tracing.Enabled() {
+		logger = slog.New(telemetry.LogHandler(logger.Handler()))
+	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{cfg: cfg, logger: logger, now: deps.Now, stop: stop, audit: audit.Nop}
+	// First in, last out: spans of everything else's closing are flushed.
+	s.closers = append(s.closers, func() error { return tracing.Shutdown(context.WithoutCancel(ctx)) })
 	defer func() {
 		if err != nil {
 			_ = s.Close()
 		}
 	}()
+	var rpcTracing connect.Interceptor
+	if tracing.Enabled() {
+		logger.Info("tracing: exporting spans over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
+		interceptor, err := otelconnect.NewInterceptor(
+			otelconnect.WithTracerProvider(tracing.Provider()),
+			otelconnect.WithPropagator(tracing.Propagator()),
+			otelconnect.WithoutMetrics(),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("tracing RPCs: %w", err)
+		}
+		rpcTracing = interceptor
+	}
 
 	if cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
@@ -124,7 +158,11 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		Now:                 deps.Now,
 	}
 	clients := clientaddr.NewResolver(cfg.TrustedProxies)
+	registry := server.NewRegistry()
+	metrics := server.NewAuthMetrics(registry)
 	srvCfg := server.Config{
+		Tracing:         rpcTracing,
+		Registry:        registry,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Logger:          logger,
 		Pprof:           cfg.Pprof,
@@ -167,14 +205,14 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	case config.AuthDisabled:
 		logger.Warn("authentication is DISABLED: every procedure is open and clients send no tokens; unset AUTH_ENABLED=false to use the built-in provider, or set AUTH_BASEURL (and AUTH_AUDIENCE, AUTH_CLI_CLIENT_ID) for an external one")
 	case config.AuthExternal:
-		p, err := startProvider(ctx, bg, cfg.Auth, providerStart{now: deps.Now}, logger)
+		p, err := startProvider(ctx, bg, cfg.Auth, providerStart{now: deps.Now, tracing: tracing, metrics: metrics}, logger)
 		if err != nil {
 			return nil, err
 		}
 		svcCfg.Enabled, svcCfg.Broker = true, p.broker
 		srvCfg.Authn, srvCfg.Ready = p.interceptor, p.broker.Ready
 	case config.AuthBuiltin:
-		b, err := startBuiltin(ctx, bg, cfg, ln.Addr(), s.tls != nil, deps, logger)
+		b, err := startBuiltin(ctx, bg, cfg, ln.Addr(), s.tls != nil, deps, tracing, metrics, logger)
 		if b != nil {
 			s.closers = append(s.closers, b.close)
 		}

@@ -16,7 +16,9 @@ import (
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/inprocess"
 	"github.com/nsauth/nsauth/internal/issuer"
+	"github.com/nsauth/nsauth/internal/server"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/telemetry"
 	"github.com/nsauth/nsauth/internal/upstream"
 	"github.com/nsauth/nsauth/pkg/authn"
 )
@@ -41,7 +43,7 @@ const issuerValueName = "issuer_url"
 // administrator), starts the provider and points a broker at it. The
 // issuer URL is --issuer, or derived from addr, the bound listen address.
 // It returns what must be closed even when it fails.
-func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, useTLS bool, deps Deps, logger *slog.Logger) (*builtinProvider, error) {
+func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, useTLS bool, deps Deps, tracing *telemetry.Tracing, metrics *server.AuthMetrics, logger *slog.Logger) (*builtinProvider, error) {
 	b := cfg.Auth.Builtin
 	issuerURL := b.Issuer
 	if issuerURL == "" {
@@ -99,8 +101,14 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if reuseGrace == 0 {
 		reuseGrace = -1
 	}
+	var federationClient *http.Client // the issuer's default
+	if tracing.Enabled() {
+		// The same timeout and redirect rule as the default, traced.
+		federationClient = upstream.NewHTTPClientWith(tracing.Transport(upstream.NewTransport()))
+	}
 	iss, err := issuer.New(ctx, issuer.Config{
 		Issuer:                           issuerURL,
+		FederationHTTPClient:             federationClient,
 		Store:                            st,
 		ClientID:                         boot.ClientID,
 		AccessTokenTTL:                   b.AccessTokenTTL,
@@ -122,12 +130,16 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		Now:                              deps.Now,
 		Logger:                           logger.With("component", "issuer"),
 		Audit:                            auditor,
+		Observer:                         &issuer.Observer{Login: metrics.Login, Lockout: metrics.Lockout, Replay: metrics.Replay},
 	})
 	if err != nil {
 		return bp, fmt.Errorf("starting the built-in provider: %w", err)
 	}
 	go iss.Run(bg)
-	bp.handler = iss.Handler()
+	// Traced once, here: requests from browsers and from the broker in
+	// process alike get a server span, the latter as a child of the
+	// broker's client span; a browser's traceparent is only linked.
+	bp.handler = tracing.Handler(iss.Handler(), "issuer", fromInProcess)
 	printBuiltinBanner(deps.Stderr, st, issuerURL, boot)
 	logger.Info("built-in OpenID provider", "issuer", issuerURL, "store", st.Backend(), "location", st.Location())
 
@@ -148,7 +160,9 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	a.CLIAudience = ""
 	start := providerStart{
 		now:          deps.Now,
-		httpClient:   upstream.NewHTTPClientWith(countRequests(transport, bp.requests)),
+		tracing:      tracing,
+		metrics:      metrics,
+		httpClient:   upstream.NewHTTPClientWith(tracing.Transport(countRequests(transport, bp.requests))),
 		mustDiscover: true,
 	}
 	if a.TokenMode != config.TokenModeIntrospection {
@@ -188,6 +202,10 @@ func followRevocations(bg context.Context, st *store.Store, now func() time.Time
 	}
 	return revoked, nil
 }
+
+// fromInProcess reports whether r came from this process (the broker, the
+// verifier): only those continue the caller's trace.
+func fromInProcess(r *http.Request) bool { return r.RemoteAddr == inprocess.RemoteAddr }
 
 // countRequests counts the requests t serves in process.
 func countRequests(t *inprocess.Transport, n *atomic.Int64) http.RoundTripper {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nsauth/nsauth/internal/authservice"
 	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/server"
+	"github.com/nsauth/nsauth/internal/telemetry"
 	"github.com/nsauth/nsauth/internal/upstream"
 	"github.com/nsauth/nsauth/pkg/authn"
 )
@@ -26,6 +28,10 @@ type providerStart struct {
 	// httpClient makes the broker's and the verifier's requests. Nil means
 	// upstream.NewHTTPClient: over the network.
 	httpClient *http.Client
+	// tracing traces the requests of the default client (httpClient nil).
+	tracing *telemetry.Tracing
+	// metrics count provider latency and token-verification cache use.
+	metrics *server.AuthMetrics
 	// mustDiscover makes a failed first discovery an error rather than a
 	// reason to retry in the background: for the built-in provider, which
 	// is in this process and has no reason to be unreachable.
@@ -54,7 +60,7 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 	}
 	httpClient := start.httpClient
 	if httpClient == nil {
-		httpClient = upstream.NewHTTPClient()
+		httpClient = upstream.NewHTTPClientWith(start.tracing.Transport(upstream.NewTransport()))
 	}
 	broker, err := upstream.New(upstream.Config{
 		BaseURL:        a.BaseURL,
@@ -65,6 +71,7 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 		HTTPClient:     httpClient,
 		Now:            start.now,
 		Logger:         logger,
+		ObserveLatency: start.metrics.ProviderRequest,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the provider: %w", err)
@@ -82,7 +89,7 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 	}
 	go broker.Run(bg)
 
-	verifier, err := newTokenVerifier(a, broker, httpClient, start, logger)
+	verifier, err := newTokenVerifier(a, broker, broker.HTTPClient(), start, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +119,7 @@ func newTokenVerifier(a config.Auth, broker *upstream.Provider, httpClient *http
 			Now:                    now,
 			RequireAccessTokenType: a.RequireAccessTokenType,
 			Revocations:            start.revocations,
+			OnCacheLookup:          start.metrics.CacheLookup,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("configuring token verification: %w", err)
@@ -128,14 +136,15 @@ func newTokenVerifier(a config.Auth, broker *upstream.Provider, httpClient *http
 			cacheTTL = -1 // "0s" means no reuse at all
 		}
 		in, err := authn.NewIntrospector(authn.IntrospectorConfig{
-			URL:          endpoint,
-			ClientID:     a.ClientID,
-			ClientSecret: a.ClientSecret,
-			Issuer:       a.ExpectedIssuer,
-			Audiences:    a.Audiences,
-			HTTPClient:   httpClient,
-			Now:          now,
-			CacheTTL:     cacheTTL,
+			URL:           endpoint,
+			ClientID:      a.ClientID,
+			ClientSecret:  a.ClientSecret,
+			Issuer:        a.ExpectedIssuer,
+			Audiences:     a.Audiences,
+			HTTPClient:    httpClient,
+			Now:           now,
+			OnCacheLookup: start.metrics.CacheLookup,
+			CacheTTL:      cacheTTL,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("configuring token introspection: %w", err)

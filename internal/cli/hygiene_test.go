@@ -15,6 +15,8 @@ import (
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/oidctest"
+	"github.com/nsauth/nsauth/internal/servetest"
+	"github.com/nsauth/nsauth/internal/telemetry/telemetrytest"
 )
 
 // TestNoSecretsInLogsErrorsOrMetrics runs a whole session (login, token,
@@ -22,17 +24,21 @@ import (
 // login and a refused device code) with the
 // server logging at debug level, then looks for every secret that crossed
 // the wire in everything a person or a log collector could see: server
-// logs, each command's stderr, error messages, and /metrics.
+// logs, each command's stderr, error messages, /metrics, and the spans
+// exported to an OTLP endpoint.
 func TestNoSecretsInLogsErrorsOrMetrics(t *testing.T) {
 	t.Parallel()
 	fake := oidctest.New(t)
 	secrets, _ := json.Marshal(map[string]string{fake.ClientID: fake.ClientSecret})
-	serverURL, serverLogs := startServeLogs(t, map[string]string{
-		"AUTH_BASEURL":         fake.Issuer,
-		"AUTH_AUDIENCE":        fake.Audience,
-		"AUTH_CLI_CLIENT_ID":   fake.ClientID,
-		"AUTH_CLIENTID_SECRET": string(secrets),
-	}, "--log-level", "debug")
+	spans := telemetrytest.New(t)
+	srv := servetest.Start(t, servetest.Options{Env: map[string]string{
+		"AUTH_BASEURL":                fake.Issuer,
+		"AUTH_AUDIENCE":               fake.Audience,
+		"AUTH_CLI_CLIENT_ID":          fake.ClientID,
+		"AUTH_CLIENTID_SECRET":        string(secrets),
+		"OTEL_EXPORTER_OTLP_ENDPOINT": spans.URL,
+	}, Args: []string{"--log-level", "debug"}})
+	serverURL, serverLogs := srv.URL, srv.Logs
 	e := &env{t: t, fake: fake, configDir: filepath.Join(t.TempDir(), "config"), counts: map[string]int{}}
 	e.apiURL = e.countingProxy(serverURL)
 	ctx := context.Background()
@@ -126,7 +132,14 @@ func TestNoSecretsInLogsErrorsOrMetrics(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	seen = append(seen, string(metrics), serverLogs.String())
+	// Stopping the server flushes its spans.
+	if code := srv.Stop(t); code != 0 {
+		t.Fatalf("nsauth serve exited with %d", code)
+	}
+	seen = append(seen, string(metrics), serverLogs.String(), spans.Text())
+	if !strings.Contains(spans.Text(), "POST /token\n") {
+		t.Errorf("no span of a call to the provider's token endpoint among the exported spans:\n%s", spans.Text())
+	}
 
 	// Every secret that crossed the wire.
 	wanted := []string{first.AccessToken, first.RefreshToken, first.IDToken, second.AccessToken, second.RefreshToken, second.IDToken,

@@ -228,7 +228,8 @@ func (s *storage) pollDevice(ctx context.Context, clientID, deviceCode string) (
 	p, err := s.st().PollDeviceAuthorization(ctx, deviceCode, clientID, deviceSlowDownStep, deviceMaxInterval)
 	switch {
 	case errors.Is(err, store.ErrReused):
-		s.iss.log.Warn("device code presented again after its tokens were issued; revoked them", "client_id", clientID)
+		s.iss.log.WarnContext(ctx, "device code presented again after its tokens were issued; revoked them", "client_id", clientID)
+		s.cfg().Observer.replay(ReplayDeviceCode)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid device code")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid device code")

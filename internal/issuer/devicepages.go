@@ -126,7 +126,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	att := attempt{address: address, counters: []store.AttemptCounter{{Key: codeCounter + address}}}
 	tooMany := func(retryAt time.Time) {
 		if ok, suppressed := i.refusals.allow(); ok {
-			i.log.Warn("device code entry refused: too many attempts", "client_address", address,
+			i.log.WarnContext(ctx, "device code entry refused: too many attempts", "client_address", address,
 				"until", retryAt.UTC().Format(time.RFC3339), "suppressed_since_last", suppressed)
 		}
 		page.Error = fmt.Sprintf(msgTooManyCodes, i.retryAfter(w, retryAt))
@@ -142,7 +142,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	res, err := i.guard.reserve(ctx, att)
 	if err != nil {
-		i.log.Error("counting a device code entry failed", "error", err)
+		i.log.ErrorContext(ctx, "counting a device code entry failed", "error", err)
 		page.Error = msgInternal
 		i.render(w, http.StatusInternalServerError, "device.html", page, "")
 		return
@@ -157,7 +157,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 		d, err = i.st.PendingDeviceAuthorization(ctx, code)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			i.guard.release(ctx, att)
-			i.log.Error("reading a device authorization failed", "error", err)
+			i.log.ErrorContext(ctx, "reading a device authorization failed", "error", err)
 			page.Error = msgInternal
 			i.render(w, http.StatusInternalServerError, "device.html", page, "")
 			return
@@ -166,7 +166,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	if d == nil {
 		// The code is not logged: a near miss of a real one is worth
 		// something to whoever reads the logs.
-		i.log.Info("wrong device code entered", "client_address", address)
+		i.log.InfoContext(ctx, "wrong device code entered", "client_address", address)
 		page.Error = msgWrongUserCode
 		if res.Remaining == 0 {
 			page.Error += " " + fmt.Sprintf(msgTooManyCodes, i.retryAfter(w, res.RetryAt))
@@ -180,7 +180,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	login := store.AuthRequest{ClientID: d.ClientID, Scopes: d.Scopes, State: d.ID, ResponseType: deviceResponseType}
 	sealed, err := i.sealer.seal(&login)
 	if err != nil {
-		i.log.Error("sealing a device login failed", "error", err)
+		i.log.ErrorContext(ctx, "sealing a device login failed", "error", err)
 		i.message(w, http.StatusInternalServerError, page.Title, msgInternal)
 		return
 	}
@@ -202,7 +202,7 @@ func (i *Issuer) showDeviceApproval(w http.ResponseWriter, ctx context.Context, 
 		i.message(w, http.StatusBadRequest, title, msgDeviceGone)
 		return
 	case err != nil:
-		i.log.Error("reading a device authorization failed", "error", err)
+		i.log.ErrorContext(ctx, "reading a device authorization failed", "error", err)
 		i.message(w, http.StatusInternalServerError, title, msgInternal)
 		return
 	case d.State != store.DevicePending || d.Expired(i.cfg.Now()):
@@ -219,7 +219,7 @@ func (i *Issuer) showDeviceApproval(w http.ResponseWriter, ctx context.Context, 
 	for _, sc := range d.Scopes {
 		page.Scopes = append(page.Scopes, scopeLine{Name: sc, Description: scopeDescriptions[sc]})
 	}
-	i.log.Info("login for a device", "username", user.Username, "client_id", d.ClientID)
+	i.log.InfoContext(ctx, "login for a device", "username", user.Username, "client_id", d.ClientID)
 	i.render(w, http.StatusOK, "device_approve.html", page, "")
 }
 
@@ -268,16 +268,16 @@ func (i *Issuer) submitDeviceDecision(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusBadRequest, title, msgDeviceGone)
 		return
 	case err != nil:
-		i.log.Error("recording a device decision failed", "error", err)
+		i.log.ErrorContext(ctx, "recording a device decision failed", "error", err)
 		i.message(w, http.StatusInternalServerError, title, msgInternal)
 		return
 	}
 	if approve {
-		i.log.Info("device login approved", "username", t.Username, "client_id", d.ClientID)
+		i.log.InfoContext(ctx, "device login approved", "username", t.Username, "client_id", d.ClientID)
 		i.message(w, http.StatusOK, "Device approved", msgDeviceApproved)
 		return
 	}
-	i.log.Info("device login denied", "username", t.Username, "client_id", d.ClientID)
+	i.log.InfoContext(ctx, "device login denied", "username", t.Username, "client_id", d.ClientID)
 	i.message(w, http.StatusOK, "Device login denied", msgDeviceDenied)
 }
 

@@ -213,7 +213,7 @@ func (s *server) checkEndSession(ctx context.Context, w http.ResponseWriter, p e
 	}
 	var oe *oidc.Error
 	if errors.As(err, &oe) && oe.ErrorType == oidc.ServerError {
-		s.iss.log.Error("validating an end-session request failed", "error", oe.Parent)
+		s.iss.log.ErrorContext(ctx, "validating an end-session request failed", "error", oe.Parent)
 		s.iss.message(w, http.StatusInternalServerError, titleSignOut, msgInternal)
 		return nil, false
 	}
@@ -221,7 +221,7 @@ func (s *server) checkEndSession(ctx context.Context, w http.ResponseWriter, p e
 	if oe != nil {
 		reason = oe.Description
 	}
-	s.iss.log.Info("end-session refused", "reason", reason)
+	s.iss.log.InfoContext(ctx, "end-session refused", "reason", reason)
 	s.iss.message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
 	return nil, false
 }
@@ -231,10 +231,10 @@ func (s *server) checkEndSession(ctx context.Context, w http.ResponseWriter, p e
 func (s *server) revokeSession(ctx context.Context, w http.ResponseWriter, es *endSession) bool {
 	n, err := s.iss.st.RevokeGrant(ctx, es.grantID(), es.hint.Subject, es.clientID)
 	if err != nil {
-		s.iss.log.Error("ending a session failed", "error", err)
+		s.iss.log.ErrorContext(ctx, "ending a session failed", "error", err)
 		s.iss.message(w, http.StatusInternalServerError, titleSignOut, msgInternal)
 		return false
 	}
-	s.iss.log.Info("session ended", "user_id", es.hint.Subject, "client_id", es.clientID, "revoked_tokens", n)
+	s.iss.log.InfoContext(ctx, "session ended", "user_id", es.hint.Subject, "client_id", es.clientID, "revoked_tokens", n)
 	return true
 }

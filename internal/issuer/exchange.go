@@ -137,23 +137,23 @@ func (i *Issuer) exchangeTokens(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	m, err := i.federation.Verify(ctx, subjectToken)
 	if errors.Is(err, federation.ErrNoMatch) {
-		i.log.Debug("token exchange refused", "reason", err)
+		i.log.DebugContext(ctx, "token exchange refused", "reason", err)
 		writeTokenError(w, errExchangeRefused(), http.StatusBadRequest)
 		return
 	}
 	if err != nil {
-		i.log.Error("token exchange failed", "error", err)
+		i.log.ErrorContext(ctx, "token exchange failed", "error", err)
 		writeTokenError(w, oidc.ErrServerError().WithDescription("internal error"), http.StatusInternalServerError)
 		return
 	}
 	p := m.Policy
 	if ok, wait := i.exchangePolicyLimit.Allow(p.ID); !ok {
-		i.log.Info("token exchange over the policy's rate", "policy", p.Name)
+		i.log.InfoContext(ctx, "token exchange over the policy's rate", "policy", p.Name)
 		tooMany(w, wait)
 		return
 	}
 	if id := f.Get("client_id"); id != "" && id != p.ClientID {
-		i.log.Debug("token exchange refused", "reason", "the request names another client than the policy's", "policy", p.Name)
+		i.log.DebugContext(ctx, "token exchange refused", "reason", "the request names another client than the policy's", "policy", p.Name)
 		writeTokenError(w, errExchangeRefused(), http.StatusBadRequest)
 		return
 	}
@@ -161,13 +161,13 @@ func (i *Issuer) exchangeTokens(w http.ResponseWriter, r *http.Request) {
 	if oerr != nil {
 		status := http.StatusBadRequest
 		if oerr.ErrorType == oidc.ServerError {
-			i.log.Error("token exchange failed", "error", errors.Unwrap(oerr))
+			i.log.ErrorContext(ctx, "token exchange failed", "error", errors.Unwrap(oerr))
 			status = http.StatusInternalServerError
 		}
 		writeTokenError(w, oerr, status)
 		return
 	}
-	i.log.Info("token exchanged", "policy", p.Name, "client_id", p.ClientID, "subject", m.Subject)
+	i.log.InfoContext(ctx, "token exchanged", "policy", p.Name, "client_id", p.ClientID, "subject", m.Subject)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Pragma", "no-cache")
 	_ = json.NewEncoder(w).Encode(resp)
@@ -188,12 +188,12 @@ func (i *Issuer) exchangeResponse(ctx context.Context, m *federation.Match, requ
 	c, err := i.st.MachineClientByID(ctx, p.ClientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		i.log.Debug("token exchange refused", "reason", "the policy's client no longer exists", "policy", p.Name)
+		i.log.DebugContext(ctx, "token exchange refused", "reason", "the policy's client no longer exists", "policy", p.Name)
 		return nil, errExchangeRefused()
 	case err != nil:
 		return nil, internalError("reading the machine client", err)
 	case c.Disabled():
-		i.log.Debug("token exchange refused", "reason", "the policy's client is disabled", "policy", p.Name)
+		i.log.DebugContext(ctx, "token exchange refused", "reason", "the policy's client is disabled", "policy", p.Name)
 		return nil, errExchangeRefused()
 	}
 	scopes, err := machineScopes(requested, c.Scopes)

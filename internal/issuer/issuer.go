@@ -203,6 +203,9 @@ type Config struct {
 	// Audit records the provider's events (logins, codes, refresh tokens,
 	// machine grants, key rotation). Defaults to audit.Nop.
 	Audit audit.Recorder
+	// Observer is told of logins, lockouts and replays, for metrics. Nil
+	// tells nothing.
+	Observer *Observer
 }
 
 // Issuer is the built-in OpenID provider. Its methods are safe for
@@ -430,15 +433,15 @@ func (i *Issuer) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		if err := i.keys.refresh(ctx, true); err != nil {
-			i.log.Warn("checking signing keys failed", "error", err)
+			i.log.WarnContext(ctx, "checking signing keys failed", "error", err)
 		}
 		if n, err := i.st.DeleteExpired(ctx); err != nil {
-			i.log.Warn("deleting expired records failed", "error", err)
+			i.log.WarnContext(ctx, "deleting expired records failed", "error", err)
 		} else if n > 0 {
-			i.log.Debug("deleted expired records", "count", n)
+			i.log.DebugContext(ctx, "deleted expired records", "count", n)
 		}
 		if _, err := i.st.DropExpiredGrace(ctx, i.cfg.RefreshReuseGrace); err != nil {
-			i.log.Warn("dropping refresh tokens kept for retries failed", "error", err)
+			i.log.WarnContext(ctx, "dropping refresh tokens kept for retries failed", "error", err)
 		}
 	}
 }

@@ -106,17 +106,17 @@ func (m *keyManager) refresh(ctx context.Context, force bool) error {
 	keys := make([]*signingKey, 0, len(stored))
 	for _, sk := range stored {
 		if sk.Algorithm != string(jose.RS256) {
-			m.log.Warn("ignoring a signing key with an unsupported algorithm", "kid", sk.ID, "alg", sk.Algorithm)
+			m.log.WarnContext(ctx, "ignoring a signing key with an unsupported algorithm", "kid", sk.ID, "alg", sk.Algorithm)
 			continue
 		}
 		parsed, err := x509.ParsePKCS8PrivateKey(sk.PrivateKey)
 		if err != nil {
-			m.log.Warn("ignoring an unreadable signing key", "kid", sk.ID, "error", err)
+			m.log.WarnContext(ctx, "ignoring an unreadable signing key", "kid", sk.ID, "error", err)
 			continue
 		}
 		priv, ok := parsed.(*rsa.PrivateKey)
 		if !ok {
-			m.log.Warn("ignoring a signing key that is not RSA", "kid", sk.ID)
+			m.log.WarnContext(ctx, "ignoring a signing key that is not RSA", "kid", sk.ID)
 			continue
 		}
 		keys = append(keys, &signingKey{id: sk.ID, priv: priv, activates: sk.ActivatesAt, expires: sk.ExpiresAt})
@@ -180,7 +180,7 @@ func (m *keyManager) decide(keys []store.SigningKey) (store.KeyChange, error) {
 // activated one.
 func (m *keyManager) signing(ctx context.Context) (*signingKey, error) {
 	if err := m.refresh(ctx, false); err != nil {
-		m.log.Warn("refreshing signing keys failed; using the cached ones", "error", err)
+		m.log.WarnContext(ctx, "refreshing signing keys failed; using the cached ones", "error", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -201,7 +201,7 @@ func (m *keyManager) signing(ctx context.Context) (*signingKey, error) {
 // one that is not signing yet.
 func (m *keyManager) published(ctx context.Context) ([]op.Key, error) {
 	if err := m.refresh(ctx, false); err != nil {
-		m.log.Warn("refreshing signing keys failed; using the cached ones", "error", err)
+		m.log.WarnContext(ctx, "refreshing signing keys failed; using the cached ones", "error", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -142,7 +142,7 @@ func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id s
 		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
 		return nil, false
 	case !errors.Is(err, store.ErrNotFound):
-		i.log.Error("reading an auth request failed", "error", err)
+		i.log.ErrorContext(ctx, "reading an auth request failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return nil, false
 	}
@@ -183,6 +183,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		// As many attempts as the limit allows are being checked right
 		// now: whatever they find, this one could not have a place. It is
 		// refused before any other work, so a burst costs little.
+		i.cfg.Observer.login(LoginBusy)
 		i.logRefusal(ctx, att, store.Reservation{Full: att.counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
 		w.Header().Set("Retry-After", "1")
 		i.message(w, http.StatusTooManyRequests, "Sign in", fmt.Sprintf(msgTooManyAttempts, time.Second))
@@ -202,12 +203,14 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 
 	res, err := i.guard.reserve(ctx, att)
 	if err != nil {
-		i.log.Error("counting a login attempt failed", "error", err)
+		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
+		i.cfg.Observer.login(LoginError)
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
 	if !res.OK {
 		i.logRefusal(ctx, att, res)
+		i.cfg.Observer.login(LoginLockedOut)
 		i.tooMany(w, &page, ar, res.RetryAt)
 		return
 	}
@@ -216,8 +219,9 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		// No password was checked: the attempt gives its places back.
 		i.guard.release(ctx, att)
 		if errors.Is(err, errHashBusy) {
+			i.cfg.Observer.login(LoginBusy)
 			if ok, suppressed := i.refusals.allow(); ok {
-				i.log.Warn("login refused: password checks are at capacity", "client_address", att.address, "suppressed_since_last", suppressed)
+				i.log.WarnContext(ctx, "login refused: password checks are at capacity", "client_address", att.address, "suppressed_since_last", suppressed)
 			}
 			w.Header().Set("Retry-After", "1")
 			fail(http.StatusTooManyRequests, msgBusy)
@@ -228,7 +232,8 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	leave()
 	if err != nil {
 		if !errors.Is(err, errWrongCredentials) {
-			i.log.Error("checking credentials failed", "error", err)
+			i.log.ErrorContext(ctx, "checking credentials failed", "error", err)
+			i.cfg.Observer.login(LoginError)
 			fail(http.StatusInternalServerError, msgInternal)
 			return
 		}
@@ -238,8 +243,10 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		if user != nil {
 			account = user.Username
 		}
-		i.log.Info("failed login", "username", account, "client_address", att.address, "known_device", att.device != "")
+		i.log.InfoContext(ctx, "failed login", "username", account, "client_address", att.address, "known_device", att.device != "")
+		i.cfg.Observer.login(LoginWrongCredentials)
 		if res.Remaining == 0 {
+			i.cfg.Observer.lockout()
 			// This attempt used the last place: say so now rather than at
 			// the next try.
 			wait := i.retryAfter(w, res.RetryAt)
@@ -250,6 +257,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i.guard.succeeded(ctx, att)
+	i.cfg.Observer.login(LoginSucceeded)
 	att.account = user.Username
 	i.guard.setDeviceCookie(w, att)
 
@@ -263,24 +271,24 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 			i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
 			return
 		}
-		i.log.Error("completing an auth request failed", "error", err)
+		i.log.ErrorContext(ctx, "completing an auth request failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
 	code := store.RandomToken(32)
 	if err := i.storage.SaveAuthCode(ctx, ar.ID, code); err != nil {
-		i.log.Error("storing a code failed", "error", err)
+		i.log.ErrorContext(ctx, "storing a code failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
 	target, err := op.AuthResponseURL(ar.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery,
 		&op.CodeResponseType{Code: code, State: ar.State}, oidc.NewEncoder())
 	if err != nil {
-		i.log.Error("building the redirect failed", "error", err)
+		i.log.ErrorContext(ctx, "building the redirect failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	i.log.Info("login", "username", user.Username, "client_id", ar.ClientID)
+	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
@@ -423,7 +431,7 @@ func (i *Issuer) logRefusal(ctx context.Context, a attempt, res store.Reservatio
 			account = u.Username
 		}
 	}
-	i.log.Warn("login refused: too many attempts", "counter", counterKind(res.Full), "username", account,
+	i.log.WarnContext(ctx, "login refused: too many attempts", "counter", counterKind(res.Full), "username", account,
 		"client_address", a.address, "known_device", a.device != "", "until", res.RetryAt.UTC().Format(time.RFC3339),
 		"suppressed_since_last", suppressed)
 }

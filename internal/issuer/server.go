@@ -135,7 +135,7 @@ func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		return nil, err
 	}
 	if err := s.iss.storage.DeleteAuthRequest(ctx, ar.ID); err != nil {
-		s.iss.log.Warn("deleting a redeemed auth request failed", "error", err)
+		s.iss.log.WarnContext(ctx, "deleting a redeemed auth request failed", "error", err)
 	}
 	return op.NewResponse(resp), nil
 }

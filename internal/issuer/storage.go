@@ -146,7 +146,8 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	ar, err := s.st().RedeemCode(ctx, code)
 	switch {
 	case errors.Is(err, store.ErrReused):
-		s.iss.log.Warn("authorization code replayed; revoked the tokens issued from it")
+		s.iss.log.WarnContext(ctx, "authorization code replayed; revoked the tokens issued from it")
+		s.cfg().Observer.replay(ReplayCode)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
@@ -230,7 +231,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 			return "", "", time.Time{}, refreshError(s.iss, err)
 		}
 		if rot.Retried {
-			s.iss.log.Info("refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
+			s.iss.log.InfoContext(ctx, "refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
 		}
 		value = rot.Value
 	} else if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
@@ -263,6 +264,7 @@ func refreshError(iss *Issuer, err error) error {
 	switch {
 	case errors.Is(err, store.ErrReused):
 		iss.log.Warn("refresh token reused; revoked its family")
+		iss.cfg.Observer.replay(ReplayRefreshToken)
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")

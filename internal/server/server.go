@@ -15,7 +15,6 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
@@ -25,6 +24,10 @@ import (
 type Config struct {
 	// Service is the AuthService implementation. Required.
 	Service mgmtv1alpha1connect.AuthServiceHandler
+	// Tracing, when set, is the outermost interceptor of the service (so
+	// that every other interceptor's log lines and refusals fall within
+	// its span): OpenTelemetry's, or nil when tracing is off.
+	Tracing connect.Interceptor
 	// Authn guards the service; nil when authentication is disabled.
 	Authn connect.Interceptor
 	// Ready reports readiness for health checks. Defaults to always ready.
@@ -77,11 +80,16 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Registry = NewRegistry()
 	}
 
-	interceptors := []connect.Interceptor{newMetrics(cfg.Registry).interceptor(), loggingInterceptor{cfg.Logger}}
+	// The onion, outermost first: tracing, metrics, logging, rate limits,
+	// authentication.
+	var interceptors []connect.Interceptor
+	if cfg.Tracing != nil {
+		interceptors = append(interceptors, cfg.Tracing)
+	}
+	interceptors = append(interceptors, newMetrics(cfg.Registry).interceptor(), loggingInterceptor{cfg.Logger})
 	for _, limit := range cfg.RateLimits {
 		if rl := newRateLimiter(limit); rl != nil {
 			interceptors = append(interceptors, rl)

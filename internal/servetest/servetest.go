@@ -98,7 +98,7 @@ func Start(t testing.TB, opts Options) *Server {
 	s := &Server{Logs: &Buffer{}, Stdout: &Buffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	srv, err := New(ctx, opts.Env, append(slices.Clone(harnessArgs), opts.Args...), app.Deps{Stderr: s.Logs, Stdout: s.Stdout, Now: opts.Now})
+	srv, err := New(ctx, opts.Env, append(slices.Clone(harnessArgs), opts.Args...), app.Deps{Stderr: s.Logs, Stdout: s.Stdout, Now: opts.Now, Getenv: Env(opts.Env)})
 	if err != nil {
 		cancel()
 		t.Fatalf("nsauth serve did not start: %v\n%s", err, s.Logs.String())
@@ -136,6 +136,9 @@ func New(ctx context.Context, env map[string]string, args []string, deps app.Dep
 	if err != nil {
 		return nil, err
 	}
+	if deps.Getenv == nil {
+		deps.Getenv = Env(env)
+	}
 	return app.New(ctx, cfg, deps)
 }
 
@@ -163,7 +166,7 @@ func Run(t testing.TB, env map[string]string, args ...string) (int, string) {
 	var stderr Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := New(ctx, env, args, app.Deps{Stderr: &stderr, Now: time.Now})
+	srv, err := New(ctx, env, args, app.Deps{Stderr: &stderr, Now: time.Now, Getenv: Env(env)})
 	if err != nil {
 		fmt.Fprintf(&stderr, "nsauth: %v\n", err)
 		return 1, stderr.String()

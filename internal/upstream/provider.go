@@ -43,6 +43,11 @@ type Config struct {
 	// Logger receives discovery progress and failures. Defaults to
 	// discarding them.
 	Logger *slog.Logger
+	// ObserveLatency, when set, is told the duration of every request made
+	// through [Provider.HTTPClient], with the endpoint it went to (one of
+	// the Endpoint* names, taken from the discovery document; in process
+	// or over the network alike). Nil times nothing.
+	ObserveLatency func(endpoint string, d time.Duration)
 }
 
 // Provider is an OpenID provider as seen by the broker. It is safe for
@@ -117,7 +122,17 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Provider{cfg: cfg, lastErr: ErrNotReady, updated: make(chan struct{})}, nil
+	p := &Provider{cfg: cfg, lastErr: ErrNotReady, updated: make(chan struct{})}
+	if cfg.ObserveLatency != nil {
+		timed := *cfg.HTTPClient
+		next := timed.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		timed.Transport = latencyTransport{next: next, p: p, observe: cfg.ObserveLatency}
+		p.cfg.HTTPClient = &timed
+	}
+	return p, nil
 }
 
 // Metadata returns the current discovery document, or an error wrapping

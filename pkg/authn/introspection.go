@@ -44,6 +44,11 @@ type IntrospectorConfig struct {
 	CacheTTL time.Duration
 	// CacheEntries bounds the cache. Defaults to [DefaultCacheEntries].
 	CacheEntries int
+	// OnCacheLookup, when set, is told of each lookup in the cache: hit is
+	// true when a cached answer was reused, false when the provider is
+	// asked. As [VerifierConfig.OnCacheLookup]: fast, safe for concurrent
+	// use, not told when caching is disabled. Nil tells nothing.
+	OnCacheLookup func(hit bool)
 	// MaxTokenBytes rejects longer tokens without a request. Defaults to
 	// 16 KiB.
 	MaxTokenBytes int
@@ -105,7 +110,11 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 	key := tokenKey(rawToken)
 	now := in.cfg.Now()
 	if in.cache != nil {
-		if e := in.cache.get(key, now); e != nil {
+		e := in.cache.get(key, now)
+		if in.cfg.OnCacheLookup != nil {
+			in.cfg.OnCacheLookup(e != nil)
+		}
+		if e != nil {
 			return e.claims.clone(), e.err
 		}
 	}

@@ -38,15 +38,23 @@ func opaqueToken(t *testing.T, p *oidctest.Provider) (access, refresh string) {
 
 func newIntrospector(t *testing.T, p *oidctest.Provider, clock *fakeClock) *authn.Introspector {
 	t.Helper()
-	in, err := authn.NewIntrospector(authn.IntrospectorConfig{
+	return newIntrospectorWith(t, p, func(c *authn.IntrospectorConfig) { c.Now = clock.Now })
+}
+
+// newIntrospectorWith returns an introspector asking p, with a 30 s cache,
+// its configuration changed by mutate.
+func newIntrospectorWith(t *testing.T, p *oidctest.Provider, mutate func(*authn.IntrospectorConfig)) *authn.Introspector {
+	t.Helper()
+	cfg := authn.IntrospectorConfig{
 		URL:          authn.StaticURL(p.Server.URL + oidctest.PathIntrospect),
 		ClientID:     p.ClientID,
 		ClientSecret: p.ClientSecret,
 		Issuer:       p.Issuer,
 		Audiences:    []string{p.Audience},
-		Now:          clock.Now,
 		CacheTTL:     30 * time.Second,
-	})
+	}
+	mutate(&cfg)
+	in, err := authn.NewIntrospector(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,6 +167,13 @@ type VerifierConfig struct {
 	// [DefaultCacheEntries]; negative disables caching. Caching needs a
 	// KeySet with a Generation method, such as [RemoteKeySet].
 	CacheEntries int
+	// OnCacheLookup, when set, is told of each lookup in the result cache:
+	// hit is true when a cached result answered without verifying, false
+	// when the token was verified (and perhaps cached). It is called on
+	// the verifying goroutine and must be fast and safe for concurrent
+	// use: a counter for metrics. Lookups that bypass the cache (caching
+	// disabled, an oversized token) are not told. Nil tells nothing.
+	OnCacheLookup func(hit bool)
 	// Revocations, when set, is asked about every token the verifier would
 	// accept, cached results included (see [RevocationChecker]); a token it
 	// reports revoked is refused with an error matching [ErrInvalidToken].
@@ -272,13 +279,16 @@ func (v *Verifier) verifyCached(ctx context.Context, rawToken string) (*Claims, 
 	gen := v.keys.Generation()
 	if e := v.cache.get(key, now); e != nil {
 		if e.claims == nil {
+			v.lookedUp(true)
 			return nil, e.err
 		}
 		if e.generation == gen {
+			v.lookedUp(true)
 			return e.claims.clone(), nil
 		}
 		// The key set changed since: the signing key may be gone.
 	}
+	v.lookedUp(false)
 	claims, err := v.verify(ctx, rawToken)
 	var r *refusal
 	switch {
@@ -297,6 +307,12 @@ func (v *Verifier) verifyCached(ctx context.Context, rawToken string) (*Claims, 
 		v.cache.put(&cacheEntry{key: key, err: err, expires: now.Add(negativeCacheTTL)})
 	}
 	return claims, err
+}
+
+func (v *Verifier) lookedUp(hit bool) {
+	if v.cfg.OnCacheLookup != nil {
+		v.cfg.OnCacheLookup(hit)
+	}
 }
 
 // negativeCacheTTL is how long a permanent refusal is remembered.
