@@ -308,7 +308,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		st:     cfg.Store,
 		log:    cfg.Logger,
 	}
-	iss.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger)
+	iss.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, cfg.Audit)
 	if err := iss.keys.refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("issuer: preparing signing keys: %w", err)
 	}
@@ -510,7 +510,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("GET "+assetsPath, assetHandler())
 	mux.Handle(endpoints().Token.Relative(), postOnly(i.routeTokenExchange(i.limitMachineTokens(oidcHandler)), endpoints()))
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))
-	return securityHeaders(mux), nil
+	return securityHeaders(i.withRequestInfo(mux)), nil
 }
 
 // supportedScopes is what discovery advertises.

@@ -11,6 +11,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -34,6 +35,7 @@ func (s *storage) cfg() *Config     { return &s.iss.cfg }
 // inside, which its code and tokens refer to).
 type authRequest struct {
 	store.AuthRequest
+	issuance
 	sealed string
 }
 
@@ -75,6 +77,7 @@ func (a *authRequest) grant() store.Grant {
 // refreshRequest is a valid, unused refresh token as the library sees it.
 type refreshRequest struct {
 	store.RefreshToken
+	issuance
 	scopes []string // narrowed by the refresh request, if it asked
 }
 
@@ -143,10 +146,20 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 // AuthRequestByCode redeems a code: it can be called once per code. A
 // replay revokes everything the code produced.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	return s.redeemCode(ctx, code, "")
+}
+
+// redeemCode is AuthRequestByCode for clientID, which the audit event of a
+// replay names.
+func (s *storage) redeemCode(ctx context.Context, code, clientID string) (*authRequest, error) {
 	ar, err := s.st().RedeemCode(ctx, code)
 	switch {
 	case errors.Is(err, store.ErrReused):
 		s.iss.log.Warn("authorization code replayed; revoked the tokens issued from it")
+		if err := s.iss.record(ctx, audit.Event{Type: audit.CodeReplayed, Outcome: audit.Failure, ClientID: clientID,
+			Reason: "code_reused", Refs: s.iss.refs(audit.RefCode, code)}); err != nil {
+			return nil, errAuditUnavailable(err)
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
@@ -188,7 +201,7 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 		// pkg/authn's Claims.Machine): a user's never looks like one.
 		return "", time.Time{}, internalError("issuing an access token", errors.New("the user id equals the client id"))
 	}
-	if err := s.checkUser(ctx, g.UserID); err != nil {
+	if err := s.checkUser(ctx, tr); err != nil {
 		return "", time.Time{}, err
 	}
 	at := store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
@@ -208,7 +221,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
 	g := tr.grant()
-	if err := s.checkUser(ctx, g.UserID); err != nil {
+	if err := s.checkUser(ctx, tr); err != nil {
 		return "", "", time.Time{}, err
 	}
 	value := store.RandomToken(32)
@@ -227,11 +240,12 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		rot, err := s.st().RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefreshToken,
 			NewValue: value, ExpiresAt: exp, Grace: s.grace(rr.ClientID)})
 		if err != nil {
-			return "", "", time.Time{}, refreshError(s.iss, err)
+			return "", "", time.Time{}, s.refreshError(ctx, err, currentRefreshToken, rr.ClientID)
 		}
 		if rot.Retried {
 			s.iss.log.Info("refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
 		}
+		rr.retried = rot.Retried
 		value = rot.Value
 	} else if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
 		return "", "", time.Time{}, internalError("storing the refresh token", err)
@@ -244,9 +258,10 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 }
 
 // checkUser refuses to issue tokens to a user who was disabled or deleted
-// since the login.
-func (s *storage) checkUser(ctx context.Context, userID string) error {
-	u, err := s.st().UserByID(ctx, userID)
+// since the login, and notes the username for the audit event of the
+// issuance.
+func (s *storage) checkUser(ctx context.Context, tr tokenRequest) error {
+	u, err := s.st().UserByID(ctx, tr.grant().UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return oidc.ErrInvalidGrant().WithDescription("the user no longer exists")
 	}
@@ -256,13 +271,22 @@ func (s *storage) checkUser(ctx context.Context, userID string) error {
 	if u.Disabled() {
 		return oidc.ErrInvalidGrant().WithDescription("the user is disabled")
 	}
+	tr.issued().username = u.Username
 	return nil
 }
 
-func refreshError(iss *Issuer, err error) error {
+// refreshError maps the store's refusal of refresh token value, presented
+// by clientID ("" when the library does not say), to the client's error.
+// A reuse revoked the family: that is recorded here, the one place both
+// the lookup and the rotation report it.
+func (s *storage) refreshError(ctx context.Context, err error, value, clientID string) error {
 	switch {
 	case errors.Is(err, store.ErrReused):
-		iss.log.Warn("refresh token reused; revoked its family")
+		s.iss.log.Warn("refresh token reused; revoked its family")
+		if err := s.iss.record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Outcome: audit.Failure, ClientID: clientID,
+			Reason: "family_revoked", Refs: s.iss.refs(audit.RefRefresh, value)}); err != nil {
+			return errAuditUnavailable(err)
+		}
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
@@ -288,7 +312,7 @@ func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*
 		return nil, errSessionMaxLifetime()
 	}
 	if err != nil {
-		return nil, refreshError(s.iss, err)
+		return nil, s.refreshError(ctx, err, value, clientID)
 	}
 	if !s.now().Before(s.sessionEnd(t.AuthTime)) {
 		return nil, errSessionMaxLifetime()
@@ -340,12 +364,16 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, value strin
 
 // RevokeToken revokes a refresh token (and its family) or an access token.
 // Unknown tokens are not an error (RFC 7009 §2.2).
-func (s *storage) RevokeToken(ctx context.Context, tokenOrID, _ string, clientID string) *oidc.Error {
+func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID string, clientID string) *oidc.Error {
 	if id, ok := cutPrefix(tokenOrID, refreshIDPrefix); ok {
-		if err := s.st().RevokeRefreshToken(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		err := s.st().RevokeRefreshToken(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
 			return internalError("revoking the refresh token", err)
 		}
-		return nil
+		return s.recordRevocation(ctx, userID, clientID, "refresh_token")
 	}
 	at, err := s.st().ActiveAccessToken(ctx, tokenOrID)
 	if err != nil || at.ClientID != clientID {
@@ -353,6 +381,16 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, _ string, clientID
 	}
 	if err := s.st().RevokeAccessToken(ctx, at.ID); err != nil {
 		return internalError("revoking the access token", err)
+	}
+	return s.recordRevocation(ctx, at.UserID, clientID, "access_token")
+}
+
+// recordRevocation records the audit.TokenRevoked event of a revocation
+// request. The token's value does not reach RevokeToken (the library
+// hands it an id), so the event names the kind of token, not an HMAC.
+func (s *storage) recordRevocation(ctx context.Context, subject, clientID, kind string) *oidc.Error {
+	if err := s.iss.record(ctx, audit.Event{Type: audit.TokenRevoked, Subject: subject, ClientID: clientID, Target: kind}); err != nil {
+		return errAuditUnavailable(err)
 	}
 	return nil
 }
@@ -534,3 +572,14 @@ func (s *storage) Health(ctx context.Context) error {
 	}
 	return nil
 }
+
+// issuance is what issuing tokens for a request learned that its audit
+// event records, without reading anything again: the username (checkUser
+// reads the user anyway) and whether a refresh was the retry of one whose
+// answer was lost.
+type issuance struct {
+	username string
+	retried  bool
+}
+
+func (x *issuance) issued() *issuance { return x }
