@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/authservice"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
@@ -43,6 +44,9 @@ type Deps struct {
 	// terminal, never a log collector that keeps it. Defaults to
 	// io.Discard.
 	Stderr io.Writer
+	// Stdout receives the audit stream when NSAUTH_AUDIT_LOG is "stdout".
+	// Defaults to io.Discard.
+	Stdout io.Writer
 	// Now is the clock of the broker, of token verification and of the
 	// built-in provider. Defaults to time.Now.
 	Now func() time.Time
@@ -62,11 +66,18 @@ type Server struct {
 	// providerRequests counts requests to the built-in provider made in
 	// process; nil in other modes.
 	providerRequests *atomic.Int64
+	// audit records the built-in provider's events; audit.Nop in other
+	// modes.
+	audit audit.Recorder
 
 	stop      context.CancelFunc // ends background work
 	closeOnce sync.Once
 	closers   []func() error
 }
+
+// Audit is the recorder of the server's audit events: the built-in
+// provider's, or audit.Nop in other modes.
+func (s *Server) Audit() audit.Recorder { return s.audit }
 
 // New assembles the server cfg describes and opens its listener (the
 // built-in provider's default issuer URL is derived from the bound
@@ -82,12 +93,15 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	if deps.Stderr == nil {
 		deps.Stderr = io.Discard
 	}
+	if deps.Stdout == nil {
+		deps.Stdout = io.Discard
+	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
 	logger := newLogger(deps.Stderr, cfg.LogFormat, cfg.LogLevel)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{cfg: cfg, logger: logger, now: deps.Now, stop: stop}
+	s := &Server{cfg: cfg, logger: logger, now: deps.Now, stop: stop, audit: audit.Nop}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -170,6 +184,7 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		svcCfg.Enabled, svcCfg.Broker = true, b.broker
 		srvCfg.Authn, srvCfg.Ready, srvCfg.Fallback = b.interceptor, b.broker.Ready, b.handler
 		s.providerRequests = b.requests
+		s.audit, svcCfg.Audit = b.audit, b.audit
 	default:
 		return nil, fmt.Errorf("unknown authentication mode %v", cfg.Auth.Mode)
 	}

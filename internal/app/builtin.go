@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/inprocess"
@@ -27,6 +29,7 @@ type builtinProvider struct {
 	provider
 	handler  http.Handler
 	requests *atomic.Int64
+	audit    audit.Recorder
 	close    func() error
 }
 
@@ -53,6 +56,12 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		return nil, err
 	}
 	bp := &builtinProvider{close: st.Close, requests: new(atomic.Int64)}
+	auditor, closeAudit, err := newAuditor(ctx, st, b, deps, logger)
+	if err != nil {
+		return bp, err
+	}
+	bp.audit = auditor
+	bp.close = func() error { return errors.Join(st.Close(), closeAudit()) }
 	boot, err := issuer.Bootstrap(ctx, st, issuer.BootstrapConfig{AdminUser: b.AdminUser, AdminPassword: b.AdminPassword})
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)
@@ -112,6 +121,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		Clients:                          clientaddr.NewResolver(cfg.TrustedProxies),
 		Now:                              deps.Now,
 		Logger:                           logger.With("component", "issuer"),
+		Audit:                            auditor,
 	})
 	if err != nil {
 		return bp, fmt.Errorf("starting the built-in provider: %w", err)

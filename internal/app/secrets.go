@@ -39,7 +39,7 @@ func OpenSealedStore(ctx context.Context, b config.Builtin, now func() time.Time
 		if err != nil {
 			return nil, err
 		}
-		st, err := openStore(ctx, loc, store.Options{Now: now, Keyring: keys.ring})
+		st, err := openStore(ctx, loc, store.Options{Now: now, Keyring: keys.ring, AuditRetention: b.AuditRetention})
 		if err != nil {
 			return nil, err
 		}

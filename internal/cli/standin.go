@@ -26,6 +26,7 @@ var serverCommands = []struct{ name, short string }{
 	{"clients", "Manage the built-in provider's machine clients"},
 	{"keys", "Manage the secret key that seals the built-in provider's secrets"},
 	{"federation", "Manage the policies that let CI jobs exchange their ID tokens for nsauth tokens"},
+	{"audit", "Read the built-in provider's audit trail"},
 	{"bench", "Measure nsauth serve under load"},
 }
 

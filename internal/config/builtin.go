@@ -62,6 +62,7 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 		// token's window grows with it.
 		{sRefreshGrace, &b.RefreshReuseGrace, 0, 5 * time.Minute},
 		{sKeyRotation, &b.KeyRotation, time.Hour, 365 * 24 * time.Hour},
+		{sAuditRetention, &b.AuditRetention, time.Hour, 100 * 365 * 24 * time.Hour},
 	}
 	for _, d := range durations {
 		v, err := time.ParseDuration(src.value(d.s))
@@ -98,6 +99,13 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 			*r.dst = n
 		}
 	}
+	if v, err := strconv.ParseBool(src.value(sAuditRequired)); err != nil {
+		bad(sAuditRequired, "%q is not true or false", src.value(sAuditRequired))
+	} else {
+		b.AuditRequired = v
+	}
+	b.AuditLog = src.value(sAuditLog)
+	b.AuditLog = strings.TrimSpace(b.AuditLog)
 	b.AdminUser = src.value(sAdminUser)
 	b.AdminPassword = src.value(sAdminPassword)
 }

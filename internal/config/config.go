@@ -215,6 +215,17 @@ type Builtin struct {
 	// (NSAUTH_SECRET_KEY, NSAUTH_SECRET_KEY_FILE and their NSAUTH_OLD_
 	// counterparts). Required with PostgreSQL.
 	SecretKeys SecretKeys
+	// AuditRetention is how long audit events are kept in the store
+	// (NSAUTH_AUDIT_RETENTION). Default 2160h (90 days).
+	AuditRetention time.Duration
+	// AuditLog names where audit events are also written as JSON lines
+	// (NSAUTH_AUDIT_LOG): "stdout", "stderr" or a file path (appended to,
+	// created 0600). Empty means the store only.
+	AuditLog string
+	// AuditRequired makes a request fail when its audit event cannot be
+	// recorded (NSAUTH_AUDIT_REQUIRED). Default false: the failure is
+	// logged and counted.
+	AuditRequired bool
 }
 
 // setting is one configuration knob: a flag and the environment variables
@@ -282,6 +293,9 @@ var (
 	sExchangeRate    = setting{"token-exchange-rate-limit", []string{"NSAUTH_TOKEN_EXCHANGE_RATE_LIMIT_PER_MINUTE"}, "30", "built-in provider: token-exchange (keyless CI) requests allowed per client address per minute (0: no limit)"}
 	sExchangePolicy  = setting{"token-exchange-policy-rate-limit", []string{"NSAUTH_TOKEN_EXCHANGE_POLICY_RATE_LIMIT_PER_MINUTE"}, "120", "built-in provider: tokens one federation policy may yield per minute (0: no limit)"}
 	sAuthorizeRate   = setting{"authorize-rate-limit", []string{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: /authorize requests allowed per client address per minute (0: no limit)"}
+	sAuditRetention  = setting{"audit-retention", []string{"NSAUTH_AUDIT_RETENTION"}, "2160h", "built-in provider: how long audit events are kept in the database"}
+	sAuditLog        = setting{"audit-log", []string{"NSAUTH_AUDIT_LOG"}, "", "built-in provider: also write audit events as JSON lines to stdout, stderr or this file (appended, 0600)"}
+	sAuditRequired   = setting{"audit-required", []string{"NSAUTH_AUDIT_REQUIRED"}, "false", "built-in provider: fail a request whose audit event cannot be recorded"}
 	sInsecureHTTP    = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
 
@@ -309,6 +323,8 @@ var flagKinds = map[string]string{
 	sRefreshMax.flag:      kindDuration,
 	sRefreshGrace.flag:    kindDuration,
 	sKeyRotation.flag:     kindDuration,
+	sAuditRetention.flag:  kindDuration,
+	sAuditRequired.flag:   kindBool,
 	sMaxRequestBytes.flag: kindInt,
 	sLoginAttempts.flag:   kindInt,
 	sRateLimit.flag:       kindFloat,
@@ -342,6 +358,7 @@ var flagged = []setting{
 	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sDevicePollRate, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sLoginAttempts, sAuthorizeRate, sInsecureHTTP,
 	sMachineRate, sMachineAddrRate, sExchangeRate, sExchangePolicy, sSecretKeyFile, sOldSecretKeyFile,
+	sAuditRetention, sAuditLog, sAuditRequired,
 }
 
 // storeFlagged are the settings of commands that only open the built-in

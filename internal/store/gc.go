@@ -14,7 +14,8 @@ const codeRetention = 24 * time.Hour
 
 // DeleteExpired removes what can no longer be used: expired auth requests,
 // old codes and device authorizations, expired token records, stale login
-// counters and signing keys past their expiry. It returns how many rows
+// counters, signing keys past their expiry and audit events older than
+// the retention (Options.AuditRetention). It returns how many rows
 // went. On SQLite it then gives the freed space back to the file system.
 // Concurrent calls from several processes are harmless.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
@@ -32,6 +33,12 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		{`DELETE FROM nsauth_refresh_tokens WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_login_attempts WHERE window_start <= ?`, now.Add(-time.Hour).UnixMilli()},
 		{`DELETE FROM nsauth_signing_keys WHERE expires_at IS NOT NULL AND expires_at <= ?`, ms},
+	}
+	if s.auditRetention > 0 {
+		stmts = append(stmts, struct {
+			query string
+			arg   int64
+		}{`DELETE FROM nsauth_audit_events WHERE at <= ?`, now.Add(-s.auditRetention).UnixMilli()})
 	}
 	var total int64
 	for _, st := range stmts {

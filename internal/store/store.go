@@ -1,7 +1,7 @@
 // Package store persists the built-in OpenID provider's state: users,
 // clients, federation policies, completed authorization requests (pending
 // ones are not stored), authorization codes, refresh and access token
-// records, signing keys and failed-login counters.
+// records, signing keys, failed-login counters and the audit trail.
 //
 // Two backends share one implementation over database/sql: an embedded
 // SQLite file (modernc.org/sqlite, no cgo) for a single process, and
@@ -64,7 +64,14 @@ type Options struct {
 	// holds no key: methods that read or write a secret fail with
 	// [ErrNoKeyring], and the rest work (as `nsauth users` needs).
 	Keyring *seal.Keyring
+	// AuditRetention is how long audit events are kept: [Store.DeleteExpired]
+	// deletes older ones. Zero means [DefaultAuditRetention]; a negative
+	// value keeps them for good.
+	AuditRetention time.Duration
 }
+
+// DefaultAuditRetention is the default of Options.AuditRetention: 90 days.
+const DefaultAuditRetention = 90 * 24 * time.Hour
 
 // Store is the provider's persistence. It is safe for concurrent use, and
 // several processes may share one PostgreSQL database.
@@ -77,6 +84,8 @@ type Store struct {
 	channel string
 	hooks   revocationHooks
 	ring    *seal.Keyring
+	// auditRetention is Options.AuditRetention, defaulted.
+	auditRetention time.Duration
 }
 
 func newStore(db *sql.DB, d dialect, location string, opts Options) *Store {
@@ -84,7 +93,11 @@ func newStore(db *sql.DB, d dialect, location string, opts Options) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, d: d, now: now, location: location, ring: opts.Keyring}
+	retention := opts.AuditRetention
+	if retention == 0 {
+		retention = DefaultAuditRetention
+	}
+	return &Store{db: db, d: d, now: now, location: location, ring: opts.Keyring, auditRetention: retention}
 }
 
 // Backend names the database kind: "sqlite" or "postgres".

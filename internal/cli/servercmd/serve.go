@@ -47,9 +47,9 @@ start creates an administrator. AUTH_ENABLED=false turns authentication off.`,
 }
 
 // deps are what the server takes from the outside world: the messages
-// stream and the clock.
+// stream, the audit stream's standard output and the clock.
 func deps(a *cli.App) app.Deps {
-	return app.Deps{Stderr: a.ErrOut, Now: a.Now}
+	return app.Deps{Stderr: a.ErrOut, Stdout: a.Out, Now: a.Now}
 }
 
 // runServe assembles the server and serves until ctx ends.

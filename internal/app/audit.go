@@ -1,0 +1,87 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// newAuditor makes the built-in provider's audit recorder: events go to
+// the store and, when NSAUTH_AUDIT_LOG names one, to a JSON-lines stream.
+// Its HMAC key is an instance secret, sealed like the others and shared by
+// replicas, so one ref finds a token's events whichever replica recorded
+// them. The returned function closes the stream's file.
+func newAuditor(ctx context.Context, st *store.Store, b config.Builtin, deps Deps, logger *slog.Logger) (*audit.Auditor, func() error, error) {
+	noClose := func() error { return nil }
+	key, err := AuditKey(ctx, st)
+	if err != nil {
+		return nil, noClose, err
+	}
+	stream, err := audit.OpenStream(b.AuditLog, deps.Stdout, deps.Stderr)
+	if err != nil {
+		return nil, noClose, err
+	}
+	replica, _ := os.Hostname()
+	a, err := audit.New(audit.Config{
+		Key:      key,
+		Sink:     st,
+		Stream:   stream,
+		Required: b.AuditRequired,
+		Replica:  replica,
+		Now:      deps.Now,
+		Logger:   logger.With("component", "audit"),
+	})
+	if err != nil {
+		_ = stream.Close()
+		return nil, noClose, err
+	}
+	return a, stream.Close, nil
+}
+
+// AuditKey returns the audit trail's HMAC key from st, made at first use:
+// st must hold the secret key (see [OpenSealedStore]).
+func AuditKey(ctx context.Context, st *store.Store) ([]byte, error) {
+	v, err := st.EnsureSecret(ctx, audit.KeyName, store.RandomToken(32))
+	if err != nil {
+		return nil, fmt.Errorf("reading the audit key: %w", err)
+	}
+	return []byte(v), nil
+}
+
+// ErrNoAuditKey means the store holds no audit key yet: no server has
+// started on it since audit events exist, so no event carries a ref.
+var ErrNoAuditKey = errors.New("the database holds no audit key yet: start nsauth serve once")
+
+// ReadAuditKey opens the store loc points at with the secret keys (or,
+// for SQLite without one, the data directory's key file, which it never
+// makes), and returns the audit trail's HMAC key, for `nsauth audit hash`.
+// It changes nothing in the store.
+func ReadAuditKey(ctx context.Context, loc config.Store, keys config.SecretKeys, now func() time.Time) ([]byte, error) {
+	ring, err := secretKeyring(config.Builtin{DataDir: loc.DataDir, DatabaseURL: loc.DatabaseURL, SecretKeys: keys})
+	if err != nil {
+		return nil, err
+	}
+	if ring.generated != "" {
+		return nil, fmt.Errorf("no secret key: set %s, or give the --data-dir that holds %s", config.SecretKeySettings(), config.DefaultSecretKeyFile)
+	}
+	st, err := openStore(ctx, loc, store.Options{Now: now, Keyring: ring.ring})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	v, err := st.Secret(ctx, audit.KeyName)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoAuditKey
+	}
+	if err != nil {
+		return nil, secretKeyError(err, ring)
+	}
+	return []byte(v), nil
+}

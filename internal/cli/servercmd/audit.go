@@ -1,0 +1,301 @@
+package servercmd
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsauth/nsauth/internal/app"
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// auditPollInterval is how often --follow asks the store for new events.
+const auditPollInterval = time.Second
+
+// auditBatch bounds the rows one query of --follow reads.
+const auditBatch = 1000
+
+// auditOptions are the flags of `nsauth audit`.
+type auditOptions struct {
+	storeCommand
+	since, output     string
+	types             []string
+	user, client, ref string
+	follow            bool
+}
+
+func newAuditCommand(a *cli.App) *cobra.Command {
+	o := &auditOptions{storeCommand: storeCommand{app: a}}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Read the built-in provider's audit trail",
+		Long: `Print the built-in provider's audit events, oldest first: logins (with a reason
+when refused, never the password), lockouts, authorization codes, refresh
+tokens, logouts and revocations, device approvals, machine grants, the
+changes made with nsauth users, clients and federation (with the system user
+who ran them), and signing-key rotations. Use the same --data-dir or
+--database-url as nsauth serve.
+
+Tokens, codes and secrets are never recorded. An event about one carries a
+keyed HMAC of it instead: ` + "`nsauth audit hash`" + ` computes it for a value you hold,
+and --ref finds its events.
+
+--since takes a duration back from now (90m, 24h) or a time (RFC 3339, or a
+date). --type takes event types, comma-separated, or their prefix
+(login, code, refresh, admin, ...). --follow keeps printing new events until
+interrupted; with PostgreSQL and several replicas, an event committed after a
+later-numbered one may be missed by a follower (the listing without --follow
+shows it).`,
+		Example: `  nsauth audit --since 1h
+  nsauth audit --type login.failed,login.locked_out --user alice
+  nsauth audit --follow -o json
+  printf '%s' "$REFRESH_TOKEN" | nsauth audit hash
+  nsauth audit --since 720h --ref 5d41402abc4b2a76b9719d911017c592`,
+		Args: cli.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			f, err := o.filter()
+			if err != nil {
+				return err
+			}
+			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				return o.run(ctx, st, f)
+			})
+		},
+	}
+	o.cmd = cmd
+	config.RegisterStoreFlags(cmd.PersistentFlags())
+	fl := cmd.Flags()
+	fl.StringVar(&o.since, "since", "24h", "events from this long ago (a duration) or this time (RFC 3339 or a date); \"all\" for every event kept")
+	fl.StringSliceVar(&o.types, "type", nil, "event types or type prefixes, comma-separated")
+	fl.StringVar(&o.user, "user", "", "events of this username or subject")
+	fl.StringVar(&o.client, "client", "", "events of this client id")
+	fl.StringVar(&o.ref, "ref", "", "events about the token or code whose `nsauth audit hash` this is")
+	fl.BoolVarP(&o.follow, "follow", "f", false, "keep printing new events until interrupted")
+	fl.StringVarP(&o.output, "output", "o", "table", "output format: table or json (one object per line)")
+	cmd.AddCommand(newAuditHashCommand(a, &o.storeCommand))
+	return cmd
+}
+
+// filter turns the flags into a store filter.
+func (o *auditOptions) filter() (store.AuditFilter, error) {
+	var f store.AuditFilter
+	if o.output != "table" && o.output != "json" {
+		return f, cli.UsageErrorf("--output %q: want table or json", o.output)
+	}
+	since, err := parseSince(o.since, o.app.Now())
+	if err != nil {
+		return f, cli.UsageErrorf("--since %q: %v", o.since, err)
+	}
+	f.Since = since
+	for _, t := range o.types {
+		t = strings.TrimSpace(t)
+		var matched []audit.Type
+		for _, k := range audit.Types() {
+			if string(k) == t || strings.HasPrefix(string(k), t+".") {
+				matched = append(matched, k)
+			}
+		}
+		if len(matched) == 0 {
+			return f, cli.UsageErrorf("--type %q: not an event type (%s)", t, typeList())
+		}
+		for _, k := range matched {
+			if !slices.Contains(f.Types, k) {
+				f.Types = append(f.Types, k)
+			}
+		}
+	}
+	f.User, f.ClientID = o.user, o.client
+	f.Ref = strings.ToLower(strings.TrimSpace(o.ref))
+	if f.Ref != "" && strings.Trim(f.Ref, "0123456789abcdef") != "" {
+		return f, cli.UsageErrorf("--ref %q: want the hexadecimal output of nsauth audit hash", o.ref)
+	}
+	return f, nil
+}
+
+func typeList() string {
+	names := make([]string, 0, len(audit.Types()))
+	for _, t := range audit.Types() {
+		names = append(names, string(t))
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseSince reads --since: "all", a duration back from now, an RFC 3339
+// time or a date (UTC midnight).
+func parseSince(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "all" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, errors.New("a duration back from now must not be negative")
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errors.New("want a duration (24h), an RFC 3339 time or a date (2006-01-02)")
+}
+
+// run prints the events f selects and, with --follow, those recorded
+// afterwards, polling every auditPollInterval (app.After) until ctx ends.
+func (o *auditOptions) run(ctx context.Context, st *store.Store, f store.AuditFilter) error {
+	p := &eventPrinter{w: o.app.Out, json: o.output == "json"}
+	if !o.follow {
+		events, err := st.AuditEvents(ctx, f)
+		if err != nil {
+			return err
+		}
+		return p.print(events)
+	}
+	after := o.app.After
+	if after == nil {
+		after = time.After
+	}
+	for {
+		f.Limit = auditBatch
+		events, err := st.AuditEvents(ctx, f)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := p.print(events); err != nil {
+			return err
+		}
+		if len(events) > 0 {
+			f.AfterID = events[len(events)-1].ID
+		}
+		if len(events) == auditBatch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil // interrupted: the normal end of --follow
+		case <-after(auditPollInterval):
+		}
+	}
+}
+
+// eventPrinter prints events as a table (fixed columns, so that batches
+// printed by --follow line up) or as JSON lines.
+type eventPrinter struct {
+	w      io.Writer
+	json   bool
+	header bool
+}
+
+const auditRow = "%-24s  %-24s  %-7s  %-16s  %-20s  %-15s  %s\n"
+
+func (p *eventPrinter) print(events []audit.Event) error {
+	if p.json {
+		enc := json.NewEncoder(p.w)
+		for _, e := range events {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !p.header {
+		p.header = true
+		if _, err := fmt.Fprintf(p.w, auditRow, "TIME", "TYPE", "OUTCOME", "USER", "CLIENT", "ADDRESS", "DETAIL"); err != nil {
+			return err
+		}
+	}
+	for _, e := range events {
+		user := e.Username
+		if user == "" {
+			user = e.Subject
+		}
+		var detail []string
+		if e.Reason != "" {
+			detail = append(detail, e.Reason)
+		}
+		if e.Target != "" {
+			detail = append(detail, e.Target)
+		}
+		if e.Actor != "" {
+			detail = append(detail, "by "+e.Actor)
+		}
+		if _, err := fmt.Fprintf(p.w, auditRow, e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), e.Type, e.Outcome,
+			orDash(user), orDash(e.ClientID), orDash(e.ClientAddr), orDash(strings.Join(detail, " "))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newAuditHashCommand(a *cli.App, sc *storeCommand) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hash",
+		Short: "Print the audit ref of a token or code read from standard input",
+		Long: `Read a token, code or other secret value from standard input (its first line;
+never from the command line, where other users can see it) and print the
+keyed HMAC that stands for it in audit events, for --ref. The key is in the
+provider's database, sealed: give the same secret key settings as nsauth
+serve (NSAUTH_SECRET_KEY or NSAUTH_SECRET_KEY_FILE; with SQLite, the data
+directory's secret.key serves).`,
+		Example: `  printf '%s' "$ACCESS_TOKEN" | nsauth audit hash
+  nsauth audit --since all --ref "$(printf '%s' "$ACCESS_TOKEN" | nsauth audit hash)"`,
+		Args: cli.NoArgs,
+	}
+	config.RegisterSecretKeyFlags(cmd.Flags())
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		value, err := readSecretLine(a.In)
+		if err != nil {
+			return err
+		}
+		loc, err := config.LoadStore(sc.cmd.PersistentFlags(), a.Getenv)
+		if err != nil {
+			return err
+		}
+		keys, err := config.LoadSecretKeys(c.Flags(), a.Getenv)
+		if err != nil {
+			return err
+		}
+		if loc.DatabaseURL == "" {
+			if _, err := os.Stat(loc.DataDir); errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("no nsauth data in %s: give --data-dir (or --database-url)", loc.DataDir)
+			}
+		}
+		key, err := app.ReadAuditKey(c.Context(), *loc, *keys, a.Now)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(a.Out, audit.Hash(key, value))
+		return err
+	}
+	return cmd
+}
+
+// readSecretLine reads the first line of r, without its line ending.
+func readSecretLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 64<<10)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading standard input: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", cli.UsageErrorf("nothing on standard input: pipe the token or code in")
+	}
+	return line, nil
+}

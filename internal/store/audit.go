@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nsauth/nsauth/internal/audit"
+)
+
+// InsertAuditEvent stores an event: one INSERT. It implements audit.Sink.
+// The event's ID is ignored; the database numbers rows.
+func (s *Store) InsertAuditEvent(ctx context.Context, e audit.Event) error {
+	var refs string
+	if len(e.Refs) > 0 {
+		b, err := json.Marshal(e.Refs)
+		if err != nil {
+			return fmt.Errorf("encoding audit refs: %w", err)
+		}
+		refs = string(b)
+	}
+	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_audit_events
+		(at, type, outcome, subject, username, client_id, client_addr, user_agent, trace_id, replica, reason, actor, target, refs)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Time.UnixMilli(), string(e.Type), string(e.Outcome), e.Subject, e.Username, e.ClientID, e.ClientAddr,
+		e.UserAgent, e.TraceID, e.Replica, e.Reason, e.Actor, e.Target, refs)
+	if err != nil {
+		return fmt.Errorf("storing an audit event: %w", err)
+	}
+	return nil
+}
+
+// AuditFilter selects audit events. Zero fields select everything.
+type AuditFilter struct {
+	// Since and Until bound the events' time: Since inclusive, Until
+	// exclusive.
+	Since, Until time.Time
+	// Types keeps the events of these types.
+	Types []audit.Type
+	// User keeps the events whose username or subject is this.
+	User string
+	// ClientID keeps the events of this client.
+	ClientID string
+	// Ref keeps the events that carry this keyed HMAC (audit.Hash of a
+	// token or code) under any name.
+	Ref string
+	// AfterID keeps the events stored after the one with this ID.
+	AfterID int64
+	// Limit caps how many are returned (the first ones in order); zero
+	// means no cap.
+	Limit int
+}
+
+// AuditEvents returns the events f selects, oldest first (in ID order).
+func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error) {
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) {
+		where = append(where, cond)
+		args = append(args, a...)
+	}
+	if !f.Since.IsZero() {
+		add(`at >= ?`, f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		add(`at < ?`, f.Until.UnixMilli())
+	}
+	if len(f.Types) > 0 {
+		marks := make([]string, len(f.Types))
+		for i, t := range f.Types {
+			marks[i] = "?"
+			args = append(args, string(t))
+		}
+		where = append(where, `type IN (`+strings.Join(marks, ", ")+`)`)
+	}
+	if f.User != "" {
+		add(`(username = ? OR subject = ?)`, f.User, f.User)
+	}
+	if f.ClientID != "" {
+		add(`client_id = ?`, f.ClientID)
+	}
+	if f.Ref != "" {
+		// A ref is hex, so it holds no LIKE wildcard; the quotes make it
+		// match a whole value of the JSON object.
+		if strings.Trim(f.Ref, "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("%q is not an audit ref: refs are hexadecimal", f.Ref)
+		}
+		add(`refs LIKE ?`, `%"`+f.Ref+`"%`)
+	}
+	if f.AfterID > 0 {
+		add(`id > ?`, f.AfterID)
+	}
+	q := `SELECT id, at, type, outcome, subject, username, client_id, client_addr, user_agent, trace_id, replica, reason, actor, target, refs
+		FROM nsauth_audit_events`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY id`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
+	}
+	rows, err := s.query(ctx, s.db, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading audit events: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Event
+	for rows.Next() {
+		var e audit.Event
+		var at int64
+		var typ, outcome, refs string
+		if err := rows.Scan(&e.ID, &at, &typ, &outcome, &e.Subject, &e.Username, &e.ClientID, &e.ClientAddr,
+			&e.UserAgent, &e.TraceID, &e.Replica, &e.Reason, &e.Actor, &e.Target, &refs); err != nil {
+			return nil, fmt.Errorf("reading audit events: %w", err)
+		}
+		e.Time = time.UnixMilli(at).UTC()
+		e.Type, e.Outcome = audit.Type(typ), audit.Outcome(outcome)
+		if refs != "" {
+			if err := json.Unmarshal([]byte(refs), &e.Refs); err != nil {
+				return nil, fmt.Errorf("reading audit event %d's refs: %w", e.ID, err)
+			}
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading audit events: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,269 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/seal"
+	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/store/storetest"
+)
+
+// testClock is a settable clock for stores and auditors.
+type testClock struct{ ms atomic.Int64 }
+
+func newTestClock(t time.Time) *testClock {
+	c := &testClock{}
+	c.ms.Store(t.UnixMilli())
+	return c
+}
+
+func (c *testClock) Now() time.Time          { return time.UnixMilli(c.ms.Load()).UTC() }
+func (c *testClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+var auditT0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+// auditedStore is a store with an Auditor writing to it, on a test clock.
+func auditedStore(t *testing.T, b storetest.Backend, opts store.Options) (*store.Store, *audit.Auditor, *testClock) {
+	t.Helper()
+	clock := newTestClock(auditT0)
+	opts.Now = clock.Now
+	st := b.Open(t, opts)
+	key, err := st.EnsureSecret(context.Background(), audit.KeyName, store.RandomToken(32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := audit.New(audit.Config{Key: []byte(key), Sink: st, Now: clock.Now, Replica: "r1", Required: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, a, clock
+}
+
+func TestAuditEventsFilters(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		st, a, clock := auditedStore(t, b, store.Options{})
+		ctx := context.Background()
+		tokenRef := a.Ref("access-token-1")
+		events := []audit.Event{
+			{Type: audit.LoginFailed, Outcome: audit.Failure, Username: "alice", ClientAddr: "192.0.2.1", Reason: "bad_credentials"},
+			{Type: audit.LoginSucceeded, Username: "alice", Subject: "sub-alice", ClientID: "neosync-cli"},
+			{Type: audit.CodeIssued, Subject: "sub-alice", ClientID: "neosync-cli", Refs: map[string]string{audit.RefCode: a.Ref("code-1")}},
+			{Type: audit.TokenRevoked, Subject: "sub-bob", Username: "bob", ClientID: "other", Refs: map[string]string{audit.RefToken: tokenRef}},
+			{Type: audit.UserChanged, Username: "carol", Reason: "added", Actor: "root"},
+		}
+		for _, e := range events {
+			if err := a.Record(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(time.Minute)
+		}
+		tests := []struct {
+			name   string
+			filter store.AuditFilter
+			want   []audit.Type
+		}{
+			{"everything", store.AuditFilter{}, []audit.Type{audit.LoginFailed, audit.LoginSucceeded, audit.CodeIssued, audit.TokenRevoked, audit.UserChanged}},
+			{"since is inclusive", store.AuditFilter{Since: auditT0.Add(2 * time.Minute)}, []audit.Type{audit.CodeIssued, audit.TokenRevoked, audit.UserChanged}},
+			{"until is exclusive", store.AuditFilter{Until: auditT0.Add(2 * time.Minute)}, []audit.Type{audit.LoginFailed, audit.LoginSucceeded}},
+			{"types", store.AuditFilter{Types: []audit.Type{audit.LoginFailed, audit.UserChanged}}, []audit.Type{audit.LoginFailed, audit.UserChanged}},
+			{"user by username", store.AuditFilter{User: "alice"}, []audit.Type{audit.LoginFailed, audit.LoginSucceeded}},
+			{"user by subject", store.AuditFilter{User: "sub-alice"}, []audit.Type{audit.LoginSucceeded, audit.CodeIssued}},
+			{"client", store.AuditFilter{ClientID: "neosync-cli"}, []audit.Type{audit.LoginSucceeded, audit.CodeIssued}},
+			{"ref", store.AuditFilter{Ref: tokenRef}, []audit.Type{audit.TokenRevoked}},
+			{"ref of nothing", store.AuditFilter{Ref: a.Ref("unknown")}, nil},
+			{"limit", store.AuditFilter{Limit: 2}, []audit.Type{audit.LoginFailed, audit.LoginSucceeded}},
+			{"combined", store.AuditFilter{User: "alice", Types: []audit.Type{audit.LoginSucceeded}, ClientID: "neosync-cli"}, []audit.Type{audit.LoginSucceeded}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				got, err := st.AuditEvents(ctx, tc.filter)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var types []audit.Type
+				for _, e := range got {
+					types = append(types, e.Type)
+				}
+				if !slices.Equal(types, tc.want) {
+					t.Errorf("got %v, want %v", types, tc.want)
+				}
+			})
+		}
+		t.Run("fields round-trip, and after-id continues", func(t *testing.T) {
+			all, err := st.AuditEvents(ctx, store.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := all[3]
+			if e.ID == 0 || !e.Time.Equal(auditT0.Add(3*time.Minute)) || e.Replica != "r1" || e.Refs[audit.RefToken] != tokenRef ||
+				e.Username != "bob" || e.Subject != "sub-bob" || e.Outcome != audit.Success {
+				t.Errorf("stored event %+v", e)
+			}
+			if all[4].Actor != "root" || all[4].Reason != "added" {
+				t.Errorf("admin event %+v", all[4])
+			}
+			rest, err := st.AuditEvents(ctx, store.AuditFilter{AfterID: e.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rest) != 1 || rest[0].Type != audit.UserChanged {
+				t.Errorf("after id %d: %+v", e.ID, rest)
+			}
+		})
+		t.Run("a ref that is not hex is refused", func(t *testing.T) {
+			if _, err := st.AuditEvents(ctx, store.AuditFilter{Ref: `%"`}); err == nil {
+				t.Error("a LIKE pattern was accepted as a ref")
+			}
+		})
+	})
+}
+
+func TestAuditRetention(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		retention time.Duration
+		age       time.Duration // the clock's advance after the first event
+		kept      int           // of two events, the second recorded at the end
+	}{
+		{"older than the retention go", time.Hour, 2 * time.Hour, 1},
+		{"within the retention stay", time.Hour, 30 * time.Minute, 2},
+		{"default is 90 days", 0, 89 * 24 * time.Hour, 2},
+		{"default ends after 90 days", 0, 91 * 24 * time.Hour, 1},
+		{"negative keeps for good", -1, 10 * 365 * 24 * time.Hour, 2},
+	}
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				st, a, clock := auditedStore(t, b, store.Options{AuditRetention: tc.retention})
+				ctx := context.Background()
+				if err := a.Record(ctx, audit.Event{Type: audit.SigningKeyRotated}); err != nil {
+					t.Fatal(err)
+				}
+				clock.Advance(tc.age)
+				if err := a.Record(ctx, audit.Event{Type: audit.SigningKeyRotated}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.DeleteExpired(ctx); err != nil {
+					t.Fatal(err)
+				}
+				got, err := st.AuditEvents(ctx, store.AuditFilter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != tc.kept {
+					t.Errorf("kept %d events, want %d", len(got), tc.kept)
+				}
+			})
+		}
+	})
+}
+
+// TestAuditRequiredFailsClosed: with recording required, an event that the
+// store cannot write (its database is closed) is an error the caller must
+// turn into a failed request; without, it is counted and Record succeeds.
+func TestAuditRequiredFailsClosed(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		for _, required := range []bool{true, false} {
+			st := b.Open(t, store.Options{})
+			a, err := audit.New(audit.Config{Key: []byte(store.RandomToken(32)), Sink: st, Required: required})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			err = a.Record(context.Background(), audit.Event{Type: audit.LoginSucceeded, Username: "alice"})
+			switch {
+			case required && !errors.Is(err, audit.ErrNotRecorded):
+				t.Errorf("required: Record on a closed store = %v, want ErrNotRecorded", err)
+			case !required && err != nil:
+				t.Errorf("not required: Record on a closed store = %v, want nil", err)
+			}
+			if a.Failures() != 1 {
+				t.Errorf("required=%v: Failures = %d, want 1", required, a.Failures())
+			}
+		}
+	})
+}
+
+// TestAuditHoldsNoSecret: the HMAC key is sealed at rest, and events built
+// with Ref for known secrets hold none of them, in the database or the
+// stream.
+func TestAuditHoldsNoSecret(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st, _, clock := auditedStore(t, b, store.Options{})
+		key, err := st.Secret(ctx, audit.KeyName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := store.RawForTest(st, `SELECT value FROM nsauth_instance_values WHERE name = ?`, audit.KeyName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !seal.IsSealed(raw) || bytes.Contains(raw, []byte(key)) {
+			t.Errorf("the audit key is stored in clear: %q", raw)
+		}
+
+		var stream bytes.Buffer
+		a, err := audit.New(audit.Config{Key: []byte(key), Sink: st, Stream: audit.NewStream(&stream), Now: clock.Now, Required: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets := map[string]string{
+			audit.RefToken:   "eyJhbGciOiJFUzI1NiJ9.access-token-secret-part",
+			audit.RefRefresh: "refresh-token-secret-value-0123456789",
+			audit.RefCode:    "authorization-code-secret-value",
+			audit.RefDevice:  "device-code-secret-value",
+		}
+		for name, v := range secrets {
+			if err := a.Record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Outcome: audit.Failure, Refs: map[string]string{name: a.Ref(v)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stored, err := st.AuditEvents(ctx, store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dump, _ := json.Marshal(stored)
+		places := map[string][]byte{"stored events": dump, "stream": stream.Bytes()}
+		if b.Name == "sqlite" {
+			dir := storetest.SQLiteDir(t, st)
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				if err == nil {
+					places["file "+e.Name()] = data
+				}
+			}
+		}
+		for where, data := range places {
+			for name, v := range secrets {
+				if bytes.Contains(data, []byte(v)) {
+					t.Errorf("%s holds the %s secret", where, name)
+				}
+				// The files (database and write-ahead log) hold the refs
+				// somewhere; the rows and the stream, in each event.
+				if isRecord(where) && !bytes.Contains(data, []byte(a.Ref(v))) {
+					t.Errorf("%s lacks the ref of the %s secret", where, name)
+				}
+			}
+		}
+	})
+}
+
+func isRecord(where string) bool { return where == "stored events" || where == "stream" }
