@@ -85,3 +85,21 @@ func ReadAuditKey(ctx context.Context, loc config.Store, keys config.SecretKeys,
 	}
 	return []byte(v), nil
 }
+
+// CommandAuditor is the audit recorder of a command that changes the store
+// directly (`nsauth users`, `clients`, `federation`): its events go to the
+// store, with the operating-system user who ran the command as their
+// actor. Such commands hold no secret key, so they cannot read the
+// instance's HMAC key; they record no token, code or secret either, and
+// the recorder's Ref, under a key of its own, must not be used.
+func CommandAuditor(st *store.Store, loc config.Store, now func() time.Time, logger *slog.Logger) (audit.Recorder, error) {
+	host, _ := os.Hostname()
+	return audit.New(audit.Config{
+		Key:      []byte(store.RandomToken(32)),
+		Sink:     st,
+		Required: loc.AuditRequired,
+		Replica:  "cli@" + host,
+		Now:      now,
+		Logger:   logger,
+	})
+}

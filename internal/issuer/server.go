@@ -11,8 +11,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/nsauth/nsauth/internal/redirect"
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/redirect"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
