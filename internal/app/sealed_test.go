@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,8 +38,12 @@ import (
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
-// secretNames are the instance values the provider keeps secret.
-var secretNames = []string{"client_secret:" + issuer.DefaultClientID, "auth_request_key", "device_cookie_key"}
+// legacySecretNames are the instance values an nsauth from before sealing
+// kept in clear; secretNames all those the provider keeps secret now.
+var (
+	legacySecretNames = []string{"client_secret:" + issuer.DefaultClientID, "auth_request_key", "device_cookie_key"}
+	secretNames       = append(slices.Clone(legacySecretNames), "audit_hmac_key")
+)
 
 // sealedBackend is a built-in provider's database as the tests see it:
 // the server's environment, and every byte the database holds at rest
@@ -510,7 +515,7 @@ func TestRotateSecretKey(t *testing.T) {
 			if code := cli.Run(context.Background(), rotate, []string{"keys", "rotate-secret-key"}, servercmd.Commands...); code != 0 {
 				t.Fatalf("rotate-secret-key: exit %d\n%s", code, stderr.String())
 			}
-			if !strings.Contains(stderr.String(), "Sealed 1 signing key(s) and 3 other secret(s) again") {
+			if !strings.Contains(stderr.String(), "Sealed 1 signing key(s) and 4 other secret(s) again") {
 				t.Errorf("rotate-secret-key said:\n%s", stderr.String())
 			}
 			for _, key := range []string{newKey, b.env["NSAUTH_SECRET_KEY"]} {
@@ -585,7 +590,7 @@ func TestUpgradeSealsPlaintext(t *testing.T) {
 				t.Fatal(err)
 			}
 			legacy := map[string]string{}
-			for _, n := range secretNames {
+			for _, n := range legacySecretNames {
 				legacy[n] = store.RandomToken(32)
 			}
 			legacy["auth_request_key"] = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
@@ -602,7 +607,7 @@ func TestUpgradeSealsPlaintext(t *testing.T) {
 				}
 			}
 			if _, err := db.Exec(`INSERT INTO nsauth_clients (id, secret_hash, redirect_uris, created_at) VALUES (`+ph(1)+`, `+ph(2)+`, '[]', 0)`,
-				issuer.DefaultClientID, store.HashSecret(legacy[secretNames[0]])); err != nil {
+				issuer.DefaultClientID, store.HashSecret(legacy[legacySecretNames[0]])); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := db.Exec(`INSERT INTO nsauth_signing_keys (id, algorithm, private_key, created_at, activates_at) VALUES ('legacy-kid', 'RS256', `+ph(1)+`, 0, 0)`, der); err != nil {
@@ -618,7 +623,7 @@ func TestUpgradeSealsPlaintext(t *testing.T) {
 			if n := jwksModuli(t, s.URL)["legacy-kid"]; n == nil || n.Cmp(priv.N) != 0 {
 				t.Fatal("the JWKS does not publish the legacy signing key")
 			}
-			if !clientAccepted(t, s.URL, legacy[secretNames[0]]) {
+			if !clientAccepted(t, s.URL, legacy[legacySecretNames[0]]) {
 				t.Fatal("the provider does not accept the legacy client secret")
 			}
 			login(t, s)

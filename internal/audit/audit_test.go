@@ -39,7 +39,9 @@ func (m *memSink) InsertAuditEvent(_ context.Context, e audit.Event) error {
 	return nil
 }
 
-func fixedNow() time.Time { return time.Date(2026, 11, 30, 18, 0, 0, 123456789, time.FixedZone("CET", 3600)) }
+func fixedNow() time.Time {
+	return time.Date(2026, 11, 30, 18, 0, 0, 123456789, time.FixedZone("CET", 3600))
+}
 
 func newAuditor(t *testing.T, cfg audit.Config) *audit.Auditor {
 	t.Helper()

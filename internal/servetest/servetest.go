@@ -71,7 +71,8 @@ type Server struct {
 	URL string
 	// Logs is its standard error: the JSON log and any banner.
 	Logs *Buffer
-	// Stdout is its standard output; the server writes nothing there.
+	// Stdout is its standard output: the server writes nothing there but
+	// the audit stream, with NSAUTH_AUDIT_LOG=stdout.
 	Stdout *Buffer
 	// App is the server itself.
 	App *app.Server
@@ -97,7 +98,7 @@ func Start(t testing.TB, opts Options) *Server {
 	s := &Server{Logs: &Buffer{}, Stdout: &Buffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	srv, err := New(ctx, opts.Env, append(slices.Clone(harnessArgs), opts.Args...), app.Deps{Stderr: s.Logs, Now: opts.Now})
+	srv, err := New(ctx, opts.Env, append(slices.Clone(harnessArgs), opts.Args...), app.Deps{Stderr: s.Logs, Stdout: s.Stdout, Now: opts.Now})
 	if err != nil {
 		cancel()
 		t.Fatalf("nsauth serve did not start: %v\n%s", err, s.Logs.String())

@@ -94,7 +94,11 @@ func (o *auditOptions) filter() (store.AuditFilter, error) {
 	if o.output != "table" && o.output != "json" {
 		return f, cli.UsageErrorf("--output %q: want table or json", o.output)
 	}
-	since, err := parseSince(o.since, o.app.Now())
+	now := time.Now
+	if o.app.Now != nil {
+		now = o.app.Now
+	}
+	since, err := parseSince(o.since, now())
 	if err != nil {
 		return f, cli.UsageErrorf("--since %q: %v", o.since, err)
 	}
