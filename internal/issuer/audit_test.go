@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -91,4 +94,102 @@ func TestAuditRequiredFailsTheRequest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// eventLine is what TestAuditEvents compares of each event.
+type eventLine struct {
+	Type     audit.Type
+	Outcome  audit.Outcome
+	Username string
+	ClientID string
+	Reason   string
+}
+
+// TestAuditEvents: the provider's events other than the session's
+// (internal/cli's audit_e2e_test.go): a lockout, logins refused by it,
+// machine grants and their refusals, revocation of an access token,
+// end-session, and a scheduled key rotation, in order.
+func TestAuditEvents(t *testing.T) {
+	t.Parallel()
+	var trail *auditTrail
+	h := newHarness(t, sqlite(), func(c *issuer.Config) {
+		c.KeyRotation = time.Hour
+		trail = withAudit(t, c)
+	})
+	var want []eventLine
+	expect := func(lines ...eventLine) { want = append(want, lines...) }
+	expect(eventLine{audit.SigningKeyRotated, audit.Success, "", "", "first_key"})
+
+	b := issuertest.NewBrowser(t)
+	page := b.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
+	for i := range issuer.DefaultLoginAttempts {
+		b.Submit(t, page, "alice", fmt.Sprintf("guess-%d", i))
+		expect(eventLine{audit.LoginFailed, audit.Failure, "alice", h.client, "bad_password"})
+	}
+	expect(eventLine{audit.LoginLockedOut, audit.Failure, "alice", h.client, "too_many_failures"})
+	b.Submit(t, page, "alice", alicePassword)
+	expect(eventLine{audit.LoginFailed, audit.Failure, "", h.client, "locked"})
+	h.clock.Advance(issuer.LoginWindow + time.Second)
+
+	tr := h.tokens(nil)
+	expect(eventLine{audit.LoginSucceeded, audit.Success, "alice", h.client, ""},
+		eventLine{audit.CodeIssued, audit.Success, "alice", h.client, ""},
+		eventLine{audit.CodeExchanged, audit.Success, "alice", h.client, ""})
+
+	id, secret := h.machine("deploy", []string{"read"}, 5*time.Minute)
+	if r := h.clientCredentials(id, secret, nil, false); r.status != http.StatusOK {
+		t.Fatalf("client credentials: %d %s", r.status, r.Error)
+	}
+	h.clientCredentials(id, secret+"x", nil, false)
+	h.clientCredentials("m-nobody", secret, nil, false)
+	h.clientCredentials(id, secret, url.Values{"scope": {"admin"}}, false)
+	expect(eventLine{audit.ClientCredentialsGrant, audit.Success, "", id, ""},
+		eventLine{audit.ClientCredentialsGrant, audit.Failure, "", id, "bad_secret"},
+		eventLine{audit.ClientCredentialsGrant, audit.Failure, "", "", "unknown_client"},
+		eventLine{audit.ClientCredentialsGrant, audit.Failure, "", id, "invalid_scope"})
+
+	if resp, _ := h.post("/oauth/revoke", url.Values{"token": {tr.AccessToken}, "token_type_hint": {"access_token"}}, true); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revocation: HTTP %d", resp.StatusCode)
+	}
+	expect(eventLine{audit.TokenRevoked, audit.Success, "", h.client, ""})
+
+	other := h.tokens(nil)
+	expect(eventLine{audit.LoginSucceeded, audit.Success, "alice", h.client, ""},
+		eventLine{audit.CodeIssued, audit.Success, "alice", h.client, ""},
+		eventLine{audit.CodeExchanged, audit.Success, "alice", h.client, ""})
+	if resp, _ := h.get("/oauth/end_session?id_token_hint="+url.QueryEscape(other.IDToken), nil); resp.StatusCode != http.StatusFound {
+		t.Fatalf("end-session: HTTP %d", resp.StatusCode)
+	}
+	expect(eventLine{audit.Logout, audit.Success, "", h.client, ""})
+
+	h.clock.Advance(46 * time.Minute)
+	if len(kidsAt(t, h.url)) != 2 {
+		t.Fatal("no key was added")
+	}
+	expect(eventLine{audit.SigningKeyRotated, audit.Success, "", "", "scheduled"})
+
+	events, records := trail.records(t)
+	var got []eventLine
+	for _, e := range events {
+		got = append(got, eventLine{e.Type, e.Outcome, e.Username, e.ClientID, e.Reason})
+		if e.Time.IsZero() || e.Replica != "test" {
+			t.Errorf("%s: time %v, replica %q", e.Type, e.Time, e.Replica)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events:\n%s\nwant:\n%s", lines(got), lines(want))
+	}
+	for _, s := range []string{secret, alicePassword, tr.AccessToken, tr.RefreshToken, tr.IDToken, other.IDToken, other.AccessToken, other.RefreshToken} {
+		if strings.Contains(records, s) {
+			t.Fatalf("the audit records contain a secret:\n%s", records)
+		}
+	}
+}
+
+func lines(ls []eventLine) string {
+	var b strings.Builder
+	for _, l := range ls {
+		fmt.Fprintf(&b, "  %v\n", l)
+	}
+	return b.String()
 }
