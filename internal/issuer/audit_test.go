@@ -193,3 +193,38 @@ func lines(ls []eventLine) string {
 	}
 	return b.String()
 }
+
+// TestAuditDeviceDecisions: approving and denying a device login record
+// one event each, naming the user and the device's client, and neither the
+// device code nor the user code.
+func TestAuditDeviceDecisions(t *testing.T) {
+	t.Parallel()
+	var trail *auditTrail
+	h := newHarness(t, sqlite(), func(c *issuer.Config) { trail = withAudit(t, c) })
+	approved, denied := h.startDevice("openid offline_access"), h.startDevice("openid")
+	b := issuertest.NewBrowser(t)
+	if res := decide(h, b, h.approvalPage(b, approved.UserCode), "approve"); res.Response.StatusCode != http.StatusOK {
+		t.Fatalf("approve: HTTP %d", res.Response.StatusCode)
+	}
+	if res := decide(h, b, h.approvalPage(b, denied.UserCode), "deny"); res.Response.StatusCode != http.StatusOK {
+		t.Fatalf("deny: HTTP %d", res.Response.StatusCode)
+	}
+	events, records := trail.records(t)
+	var got []eventLine
+	for _, e := range events {
+		if e.Type == audit.DeviceApproved || e.Type == audit.DeviceDenied {
+			got = append(got, eventLine{e.Type, e.Outcome, e.Username, e.ClientID, e.Reason})
+		}
+	}
+	want := []eventLine{{audit.DeviceApproved, audit.Success, "alice", h.client, ""}, {audit.DeviceDenied, audit.Success, "alice", h.client, ""}}
+	if !slices.Equal(got, want) {
+		t.Errorf("device events:\n%s\nwant:\n%s", lines(got), lines(want))
+	}
+	for _, d := range []deviceAuth{approved, denied} {
+		for _, s := range []string{d.DeviceCode, d.UserCode, strings.ReplaceAll(d.UserCode, "-", "")} {
+			if strings.Contains(records, s) {
+				t.Fatalf("the audit records contain a device or user code:\n%s", records)
+			}
+		}
+	}
+}
