@@ -228,3 +228,47 @@ func TestAuditDeviceDecisions(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditTokenExchange: a token exchange records its grant or the
+// category of its refusal, never the subject token or the one issued.
+func TestAuditTokenExchange(t *testing.T) {
+	t.Parallel()
+	var trail *auditTrail
+	f := newExchangeFixture(t, sqlite(), func(c *issuer.Config) { trail = withAudit(t, c) })
+	subject := f.ciToken(nil)
+	ok := f.exchange(subject, nil)
+	if ok.status != http.StatusOK {
+		t.Fatalf("exchange: %d %s", ok.status, ok.Error)
+	}
+	f.exchange(subject, url.Values{"client_id": {"m-someone-else"}})
+	f.exchange(subject, url.Values{"scope": {"admin"}})
+	f.exchange(f.ciToken(func(c map[string]any) { c["sub"] = "repo:evil/app:ref:refs/heads/main" }), nil)
+	if err := f.st.SetMachineClientDisabled(ctx, f.client.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	f.exchange(subject, nil)
+
+	events, records := trail.records(t)
+	var got []eventLine
+	for _, e := range events {
+		if e.Type == audit.TokenExchangeGrant {
+			got = append(got, eventLine{e.Type, e.Outcome, e.Username, e.ClientID, e.Reason})
+		}
+	}
+	id := f.client.ID
+	want := []eventLine{
+		{audit.TokenExchangeGrant, audit.Success, "", id, ""},
+		{audit.TokenExchangeGrant, audit.Failure, "", id, "client_mismatch"},
+		{audit.TokenExchangeGrant, audit.Failure, "", id, "invalid_scope"},
+		{audit.TokenExchangeGrant, audit.Failure, "", "", "no_matching_policy"},
+		{audit.TokenExchangeGrant, audit.Failure, "", id, "client_disabled"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("exchange events:\n%s\nwant:\n%s", lines(got), lines(want))
+	}
+	for _, s := range []string{subject, ok.AccessToken} {
+		if strings.Contains(records, s) {
+			t.Fatalf("the audit records contain a token:\n%s", records)
+		}
+	}
+}
