@@ -221,6 +221,9 @@ type Issuer struct {
 	allowedRedirects map[string]bool
 	allowedScopes    map[string]bool
 	refusals         *refusalLog
+	// auditRefusals throttles the audit events of refused logins that
+	// cost no password check (recordLoginFailure).
+	auditRefusals *refusalLog
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
@@ -356,6 +359,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
 		macKey: []byte(macKey), hash: newHashGate(slots, queue), inFlight: map[string]int{}}
 	iss.refusals = newRefusalLog()
+	iss.auditRefusals = newRefusalLog()
 	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
 	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
 	h, err := iss.newHandler()
