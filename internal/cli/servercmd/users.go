@@ -167,9 +167,9 @@ func (o *storeCommand) changed(ctx context.Context, e audit.Event) error {
 // userChanged records the audit.UserChanged event of action on u (or on
 // the account named username, when the command did not read it).
 func (o *storeCommand) userChanged(ctx context.Context, u *store.User, username, action string) error {
-	e := audit.Event{Type: audit.UserChanged, Username: strings.ToLower(username), Target: strings.ToLower(username), Reason: action}
+	e := audit.Event{Type: audit.UserChanged, Username: strings.ToLower(username), Reason: action}
 	if u != nil {
-		e.Subject, e.Username, e.Target = u.ID, u.Username, u.Username
+		e.Subject, e.Username = u.ID, u.Username
 	}
 	return o.changed(ctx, e)
 }
