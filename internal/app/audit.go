@@ -86,20 +86,12 @@ func ReadAuditKey(ctx context.Context, loc config.Store, keys config.SecretKeys,
 	return []byte(v), nil
 }
 
-// CommandAuditor is the audit recorder of a command that changes the store
-// directly (`nsauth users`, `clients`, `federation`): its events go to the
-// store, with the operating-system user who ran the command as their
-// actor. Such commands hold no secret key, so they cannot read the
-// instance's HMAC key; they record no token, code or secret either, and
-// the recorder's Ref, under a key of its own, must not be used.
-func CommandAuditor(st *store.Store, loc config.Store, now func() time.Time, logger *slog.Logger) (audit.Recorder, error) {
-	host, _ := os.Hostname()
-	return audit.New(audit.Config{
-		Key:      []byte(store.RandomToken(32)),
-		Sink:     st,
-		Required: loc.AuditRequired,
-		Replica:  "cli@" + host,
-		Now:      now,
-		Logger:   logger,
-	})
+// StoreAuditor records events in st for a command that administers the
+// store (nsauth users, clients, federation): without refs, since such a
+// command opens the store without the secret key, and without a stream.
+// With required (NSAUTH_AUDIT_REQUIRED), Record fails when st cannot be
+// written, and the command must then fail too.
+func StoreAuditor(st *store.Store, required bool, now func() time.Time) (*audit.Auditor, error) {
+	replica, _ := os.Hostname()
+	return audit.New(audit.Config{Sink: st, Required: required, Replica: replica, Now: now})
 }

@@ -49,8 +49,11 @@ func TestAuditIsWired(t *testing.T) {
 			if err := rec.Record(context.Background(), audit.Event{Type: audit.TokenRevoked, Username: "admin", Refs: map[string]string{audit.RefToken: ref}}); err != nil {
 				t.Fatal(err)
 			}
+			// The last line: the server recorded its own events before
+			// (the first signing key).
+			lines := strings.Split(strings.TrimSpace(tc.stream(s)), "\n")
 			var streamed audit.Event
-			if err := json.Unmarshal([]byte(strings.TrimSpace(tc.stream(s))), &streamed); err != nil || streamed.Type != audit.TokenRevoked || streamed.Replica == "" {
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &streamed); err != nil || streamed.Type != audit.TokenRevoked || streamed.Replica == "" {
 				t.Errorf("stream: %+v, %v", streamed, err)
 			}
 			st, err := app.OpenSealedStore(context.Background(), config.Builtin{DataDir: env["NSAUTH_DATA_DIR"]}, nil, nil)
@@ -92,5 +95,34 @@ func TestAuditRequiredFailsClosedInTheServer(t *testing.T) {
 				t.Errorf("Record after the store closed = %v", err)
 			}
 		})
+	}
+}
+
+// TestStoreAuditor: the store-administration commands' recorder writes
+// events, with the operating-system user, to a store opened without the
+// secret key.
+func TestStoreAuditor(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	sealed, err := app.OpenSealedStore(context.Background(), config.Builtin{DataDir: dir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sealed.Close()
+	st, err := app.OpenStore(context.Background(), config.Store{DataDir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := app.StoreAuditor(st, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Record(context.Background(), audit.Event{Type: audit.UserChanged, Username: "alice", Reason: "disabled", Actor: audit.OSUser()}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.AuditEvents(context.Background(), store.AuditFilter{User: "alice"})
+	if err != nil || len(got) != 1 || got[0].Actor == "" || got[0].Reason != "disabled" {
+		t.Fatalf("events %+v, %v", got, err)
 	}
 }

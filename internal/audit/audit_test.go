@@ -70,6 +70,7 @@ func TestRecordFillsTimeReplicaTraceAndBounds(t *testing.T) {
 		Type:      audit.LoginFailed,
 		Outcome:   audit.Failure,
 		Username:  "alice",
+		ClientID:  "cli\r\nforged: line",
 		UserAgent: strings.Repeat("x", 1000) + "\n",
 		Reason:    "bad\x1b[31m_credentials",
 	})
@@ -89,7 +90,8 @@ func TestRecordFillsTimeReplicaTraceAndBounds(t *testing.T) {
 		{"replica", e.Replica, "replica-1"},
 		{"trace id from the span", e.TraceID, traceID.String()},
 		{"user agent is cut", len(e.UserAgent), 256},
-		{"control characters are replaced", e.Reason, "bad?[31m_credentials"},
+		{"a reason that is no category is not recorded", e.Reason, "unlisted"},
+		{"control characters are replaced", e.ClientID, "cli??forged: line"},
 		{"outcome kept", e.Outcome, audit.Failure},
 	}
 	for _, tc := range tests {
@@ -145,6 +147,27 @@ func TestNewRefusesShortKey(t *testing.T) {
 	t.Parallel()
 	if _, err := audit.New(audit.Config{Key: []byte("short")}); err == nil {
 		t.Fatal("New accepted a 5-byte key")
+	}
+}
+
+// TestWithoutKeyNoRefs: a recorder without a key (a command that opened the
+// store without its secret key) records events but no ref, and no value
+// given as one.
+func TestWithoutKeyNoRefs(t *testing.T) {
+	t.Parallel()
+	sink := &memSink{}
+	a, err := audit.New(audit.Config{Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Ref("x") != "" {
+		t.Error("Ref without a key is not empty")
+	}
+	if err := a.Record(context.Background(), audit.Event{Type: audit.UserChanged, Refs: map[string]string{audit.RefToken: "raw"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.events) != 1 || sink.events[0].Refs != nil {
+		t.Errorf("events %+v, want one without refs", sink.events)
 	}
 }
 
@@ -297,5 +320,30 @@ func TestTypesAreValidAndDistinct(t *testing.T) {
 	}
 	if audit.Type("login").Valid() {
 		t.Error("a prefix is a valid type")
+	}
+}
+
+// TestRawSecretInRefsIsHashed: a caller that puts a raw token in Refs by
+// mistake still records only its HMAC; Ref's output is kept as is and
+// Nop's empty refs are dropped.
+func TestRawSecretInRefsIsHashed(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	sink := &memSink{}
+	a := newAuditor(t, audit.Config{Sink: sink, Stream: audit.NewStream(&buf)})
+	raw := "eyJhbGciOiJSUzI1NiJ9.raw-token-by-mistake"
+	err := a.Record(context.Background(), audit.Event{Type: audit.TokenRevoked, Refs: map[string]string{
+		audit.RefToken: raw, audit.RefRefresh: a.Ref("rt"), audit.RefCode: audit.Nop.Ref("c"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sink.events[0].Refs
+	want := map[string]string{audit.RefToken: a.Ref(raw), audit.RefRefresh: a.Ref("rt")}
+	if len(got) != len(want) || got[audit.RefToken] != want[audit.RefToken] || got[audit.RefRefresh] != want[audit.RefRefresh] {
+		t.Errorf("refs %v, want %v", got, want)
+	}
+	if strings.Contains(buf.String(), raw) {
+		t.Error("the stream holds the raw token")
 	}
 }

@@ -147,6 +147,8 @@ type Event struct {
 	Replica string `json:"replica,omitempty"`
 	// Reason is a category from a fixed vocabulary ("bad_credentials",
 	// "locked", "disabled", "added", ...): never text from the network.
+	// A reason that is not of the form of one (lowercase letters, digits,
+	// "_.-", at most 64) is recorded as "unlisted".
 	Reason string `json:"reason,omitempty"`
 	// Actor is the operating-system user who ran an administrative
 	// command ([OSUser]).
@@ -170,6 +172,9 @@ const (
 func (e *Event) normalize() {
 	if e.Outcome == "" {
 		e.Outcome = Success
+	}
+	if !isCategory(e.Reason) {
+		e.Reason = "unlisted"
 	}
 	e.UserAgent = truncate(e.UserAgent, maxUserAgent)
 	for _, f := range []*string{&e.Subject, &e.Username, &e.ClientID, &e.ClientAddr, &e.TraceID, &e.Replica, &e.Reason, &e.Actor, &e.Target} {
@@ -195,6 +200,21 @@ func truncate(s string, n int) string {
 		}, s)
 	}
 	return s
+}
+
+// isCategory reports whether a reason has the form of a category: up to
+// 64 lowercase letters, digits and "_.-". Anything else (free text, which
+// might come from the network) is recorded as "unlisted".
+func isCategory(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -26,7 +26,8 @@ var ErrNotRecorded = errors.New("the audit event could not be recorded")
 // Recorder records events. Implementations are safe for concurrent use.
 type Recorder interface {
 	// Record fills the event's Time, Replica and TraceID (from ctx's span)
-	// when they are empty, and records it. A non-nil error wraps
+	// when they are empty, and records it. A value of Refs that is not
+	// Ref's output is recorded as its Ref, never as given. A non-nil error wraps
 	// ErrNotRecorded and means the request MUST fail: it is returned only
 	// when recording is required; otherwise failures are logged and
 	// counted, and Record returns nil.
@@ -52,8 +53,10 @@ type Sink interface {
 
 // Config configures an [Auditor].
 type Config struct {
-	// Key is the HMAC key of Ref (the opened value of KeyName). Required:
-	// New refuses a key shorter than 16 bytes.
+	// Key is the HMAC key of Ref (the opened value of KeyName). New
+	// refuses a key shorter than 16 bytes. Empty means a recorder without
+	// refs, for commands that open the store without its secret key (nsauth
+	// users): Ref returns "" and every value of Refs is dropped.
 	Key []byte
 	// Sink stores events (the store). Nil stores nothing.
 	Sink Sink
@@ -84,7 +87,7 @@ type Auditor struct {
 
 // New returns an Auditor.
 func New(cfg Config) (*Auditor, error) {
-	if len(cfg.Key) < 16 {
+	if len(cfg.Key) > 0 && len(cfg.Key) < 16 {
 		return nil, errors.New("audit: the HMAC key must be at least 16 bytes")
 	}
 	if cfg.Now == nil {
@@ -99,8 +102,13 @@ func New(cfg Config) (*Auditor, error) {
 	return &Auditor{cfg: cfg}, nil
 }
 
-// Ref is [Hash] under the Auditor's key.
-func (a *Auditor) Ref(secret string) string { return Hash(a.cfg.Key, secret) }
+// Ref is [Hash] under the Auditor's key, or "" without a key.
+func (a *Auditor) Ref(secret string) string {
+	if len(a.cfg.Key) == 0 {
+		return ""
+	}
+	return Hash(a.cfg.Key, secret)
+}
 
 // Failures counts the events that could not be recorded (to the Sink or
 // the Stream) since New, for metrics.
@@ -122,6 +130,7 @@ func (a *Auditor) Record(ctx context.Context, e Event) error {
 	}
 	e.ID = 0
 	e.normalize()
+	e.Refs = a.refs(e.Refs)
 	var errs []error
 	if !e.Type.Valid() {
 		errs = append(errs, fmt.Errorf("unknown event type %q", e.Type))
@@ -152,6 +161,45 @@ func (a *Auditor) Record(ctx context.Context, e Event) error {
 	return nil
 }
 
+// refs copies an event's refs, keeping the values Ref made and hashing
+// any other: a caller that passes a raw token by mistake still stores
+// only its HMAC. Empty values (Nop's refs) are dropped.
+func (a *Auditor) refs(in map[string]string) map[string]string {
+	if len(in) == 0 || len(a.cfg.Key) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for name, v := range in {
+		if v == "" {
+			continue
+		}
+		if !isRef(v) {
+			v = a.Ref(v)
+		}
+		out[truncate(name, maxField)] = v
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// isRef reports whether v has the form of Hash's output.
+func isRef(v string) bool {
+	if len(v) != 2*refBytes {
+		return false
+	}
+	for _, c := range v {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// refBytes is how much of the HMAC a ref keeps: 128 bits.
+const refBytes = 16
+
 // refLabel separates this HMAC's inputs from any other use of the key.
 const refLabel = "nsauth audit ref v1\x00"
 
@@ -164,5 +212,5 @@ func Hash(key []byte, secret string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(refLabel))
 	m.Write([]byte(secret))
-	return hex.EncodeToString(m.Sum(nil)[:16])
+	return hex.EncodeToString(m.Sum(nil)[:refBytes])
 }

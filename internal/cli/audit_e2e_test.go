@@ -162,7 +162,7 @@ func checkAuditSession(t *testing.T, s *auditSession, loc config.Store) {
 		if (e.Type == audit.LoginSucceeded || e.Type == audit.LoginFailed) && (e.ClientAddr == "" || e.UserAgent == "") {
 			t.Errorf("%s: no client address or user agent: %+v", e.Type, e)
 		}
-		if e.Replica != "" && !strings.HasPrefix(e.Replica, "cli@") {
+		if e.Replica != "" {
 			replicas[e.Replica] = true
 		}
 	}

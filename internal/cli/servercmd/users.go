@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -142,7 +141,7 @@ func (o *storeCommand) withStore(ctx context.Context, fn func(context.Context, *
 		return err
 	}
 	defer st.Close()
-	if o.audit, err = app.CommandAuditor(st, *loc, o.app.Now, slog.New(slog.NewTextHandler(o.app.ErrOut, nil))); err != nil {
+	if o.audit, err = app.StoreAuditor(st, loc.AuditRequired, o.app.Now); err != nil {
 		return err
 	}
 	return fn(ctx, st)
