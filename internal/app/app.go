@@ -124,6 +124,7 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		Now:                 deps.Now,
 	}
 	clients := clientaddr.NewResolver(cfg.TrustedProxies)
+	var wrap func(http.Handler) http.Handler // around the whole handler, in built-in mode
 	srvCfg := server.Config{
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		Logger:          logger,
@@ -185,6 +186,7 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		srvCfg.Authn, srvCfg.Ready, srvCfg.Fallback = b.interceptor, b.broker.Ready, b.handler
 		s.providerRequests = b.requests
 		s.audit, svcCfg.Audit = b.audit, b.audit
+		wrap = b.clientInfo
 	default:
 		return nil, fmt.Errorf("unknown authentication mode %v", cfg.Auth.Mode)
 	}
@@ -196,6 +198,9 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	srvCfg.Service = svc
 	if s.handler, err = server.NewHandler(srvCfg); err != nil {
 		return nil, err
+	}
+	if wrap != nil {
+		s.handler = wrap(s.handler)
 	}
 	return s, nil
 }

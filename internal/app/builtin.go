@@ -27,10 +27,13 @@ import (
 // reach it in process through the same HTTP code as any external provider.
 type builtinProvider struct {
 	provider
-	handler  http.Handler
-	requests *atomic.Int64
-	audit    audit.Recorder
-	close    func() error
+	handler http.Handler
+	// clientInfo wraps the server's handler so that the provider's audit
+	// events name the RPC caller (issuer.Issuer.WithClientInfo).
+	clientInfo func(http.Handler) http.Handler
+	requests   *atomic.Int64
+	audit      audit.Recorder
+	close      func() error
 }
 
 // issuerValueName is the instance value recording the issuer URL the data
@@ -127,7 +130,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		return bp, fmt.Errorf("starting the built-in provider: %w", err)
 	}
 	go iss.Run(bg)
-	bp.handler = iss.Handler()
+	bp.handler, bp.clientInfo = iss.Handler(), iss.WithClientInfo
 	printBuiltinBanner(deps.Stderr, st, issuerURL, boot)
 	logger.Info("built-in OpenID provider", "issuer", issuerURL, "store", st.Backend(), "location", st.Location())
 

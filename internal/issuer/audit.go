@@ -37,11 +37,22 @@ type requestInfo struct {
 	userAgent string
 }
 
-// withRequestInfo puts the request's client address (as the per-address
-// limits resolve it) and user agent in its context. The user agent is
-// truncated by the recorder.
+// WithClientInfo puts the request's client address (as the per-address
+// limits resolve it) and user agent in its context, where the audit events
+// of what it causes find them. The provider's own handler does this for
+// its requests; wrapping the whole server's handler too makes the
+// requests the broker sends the provider in-process on behalf of an RPC
+// (LoginCli, RefreshCli, RevokeCli), which inherit the RPC's context, be
+// recorded with the RPC caller's address and user agent rather than none.
+// Information already in the context is kept.
+func (i *Issuer) WithClientInfo(next http.Handler) http.Handler { return i.withRequestInfo(next) }
+
 func (i *Issuer) withRequestInfo(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Context().Value(requestInfoKey{}).(requestInfo); ok {
+			next.ServeHTTP(w, r)
+			return
+		}
 		info := requestInfo{userAgent: r.UserAgent()}
 		if a := i.cfg.Clients.FromRequest(r); a.IsValid() {
 			info.addr = a.String()
