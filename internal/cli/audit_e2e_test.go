@@ -187,6 +187,22 @@ func checkAuditSession(t *testing.T, s *auditSession, loc config.Store) {
 	if len(replicas) == 0 {
 		t.Error("no event names its replica")
 	}
+	// The revocation names the refresh token the second exchange issued,
+	// and the grant, by the same refs.
+	var exchanged, revoked audit.Event
+	for _, e := range events {
+		switch e.Type {
+		case audit.CodeExchanged:
+			exchanged = e
+		case audit.TokenRevoked:
+			revoked = e
+		}
+	}
+	for _, name := range []string{audit.RefRefresh, audit.RefGrant} {
+		if r := revoked.Refs[name]; r == "" || r != exchanged.Refs[name] {
+			t.Errorf("the revocation's %s is %q, the exchange's %q", name, r, exchanged.Refs[name])
+		}
+	}
 
 	// Secret hygiene: the audit records, stored and streamed.
 	var seen []string

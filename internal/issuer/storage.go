@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -359,13 +360,17 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, value strin
 		// this client (RFC 7009 §2.2 answers 200 either way).
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return t.UserID, refreshIDPrefix + t.ID, nil
+	// The id handed to the library carries the refs of the token and its
+	// grant, for the audit event of the revocation: RevokeToken sees only
+	// what this returns.
+	return t.UserID, refreshIDPrefix + t.ID + "." + s.iss.cfg.Audit.Ref(value) + "." + s.iss.cfg.Audit.Ref(t.Grant.ID), nil
 }
 
 // RevokeToken revokes a refresh token (and its family) or an access token.
 // Unknown tokens are not an error (RFC 7009 §2.2).
 func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID string, clientID string) *oidc.Error {
-	if id, ok := cutPrefix(tokenOrID, refreshIDPrefix); ok {
+	if rest, ok := cutPrefix(tokenOrID, refreshIDPrefix); ok {
+		id, refs := refreshRevocation(rest)
 		err := s.st().RevokeRefreshToken(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -373,7 +378,7 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID string, cli
 		if err != nil {
 			return internalError("revoking the refresh token", err)
 		}
-		return s.recordRevocation(ctx, userID, clientID, "refresh_token")
+		return s.recordRevocation(ctx, audit.Event{Subject: userID, ClientID: clientID, Target: "refresh_token", Refs: refs})
 	}
 	at, err := s.st().ActiveAccessToken(ctx, tokenOrID)
 	if err != nil || at.ClientID != clientID {
@@ -382,17 +387,38 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID string, cli
 	if err := s.st().RevokeAccessToken(ctx, at.ID); err != nil {
 		return internalError("revoking the access token", err)
 	}
-	return s.recordRevocation(ctx, at.UserID, clientID, "access_token")
+	return s.recordRevocation(ctx, audit.Event{Subject: at.UserID, ClientID: clientID, Target: "access_token",
+		Refs: s.iss.refs(audit.RefGrant, at.GrantID)})
 }
 
-// recordRevocation records the audit.TokenRevoked event of a revocation
-// request. The token's value does not reach RevokeToken (the library
-// hands it an id), so the event names the kind of token, not an HMAC.
-func (s *storage) recordRevocation(ctx context.Context, subject, clientID, kind string) *oidc.Error {
-	if err := s.iss.record(ctx, audit.Event{Type: audit.TokenRevoked, Subject: subject, ClientID: clientID, Target: kind}); err != nil {
+// recordRevocation records e as the audit.TokenRevoked event of a
+// revocation request.
+func (s *storage) recordRevocation(ctx context.Context, e audit.Event) *oidc.Error {
+	e.Type = audit.TokenRevoked
+	if err := s.iss.record(ctx, e); err != nil {
 		return errAuditUnavailable(err)
 	}
 	return nil
+}
+
+// refreshRevocation splits what GetRefreshTokenInfo handed the library
+// (after the prefix) into the refresh token's id and the refs of the token
+// and its grant. Refs that are not hex HMACs are dropped: the string may
+// have come from the network.
+func refreshRevocation(s string) (string, map[string]string) {
+	parts := strings.Split(s, ".")
+	refs := map[string]string{}
+	if len(parts) == 3 {
+		for name, v := range map[string]string{audit.RefRefresh: parts[1], audit.RefGrant: parts[2]} {
+			if len(v) == 32 && strings.Trim(v, "0123456789abcdef") == "" {
+				refs[name] = v
+			}
+		}
+	}
+	if len(refs) == 0 {
+		refs = nil
+	}
+	return parts[0], refs
 }
 
 func cutPrefix(s, prefix string) (string, bool) {
