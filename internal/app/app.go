@@ -160,6 +160,7 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	clients := clientaddr.NewResolver(cfg.TrustedProxies)
 	registry := server.NewRegistry()
 	metrics := server.NewAuthMetrics(registry)
+	var wrap func(http.Handler) http.Handler // around the whole handler, in built-in mode
 	srvCfg := server.Config{
 		Tracing:         rpcTracing,
 		Registry:        registry,
@@ -223,6 +224,7 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		srvCfg.Authn, srvCfg.Ready, srvCfg.Fallback = b.interceptor, b.broker.Ready, b.handler
 		s.providerRequests = b.requests
 		s.audit, svcCfg.Audit = b.audit, b.audit
+		wrap = b.clientInfo
 	default:
 		return nil, fmt.Errorf("unknown authentication mode %v", cfg.Auth.Mode)
 	}
@@ -234,6 +236,9 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	srvCfg.Service = svc
 	if s.handler, err = server.NewHandler(srvCfg); err != nil {
 		return nil, err
+	}
+	if wrap != nil {
+		s.handler = wrap(s.handler)
 	}
 	return s, nil
 }

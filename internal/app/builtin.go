@@ -29,10 +29,13 @@ import (
 // reach it in process through the same HTTP code as any external provider.
 type builtinProvider struct {
 	provider
-	handler  http.Handler
-	requests *atomic.Int64
-	audit    audit.Recorder
-	close    func() error
+	handler http.Handler
+	// clientInfo wraps the server's handler so that the provider's audit
+	// events name the RPC caller (issuer.Issuer.WithClientInfo).
+	clientInfo func(http.Handler) http.Handler
+	requests   *atomic.Int64
+	audit      audit.Recorder
+	close      func() error
 }
 
 // issuerValueName is the instance value recording the issuer URL the data
@@ -139,7 +142,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	// Traced once, here: requests from browsers and from the broker in
 	// process alike get a server span, the latter as a child of the
 	// broker's client span; a browser's traceparent is only linked.
-	bp.handler = tracing.Handler(iss.Handler(), "issuer", fromInProcess)
+	bp.handler, bp.clientInfo = tracing.Handler(iss.Handler(), "issuer", fromInProcess), iss.WithClientInfo
 	printBuiltinBanner(deps.Stderr, st, issuerURL, boot)
 	logger.Info("built-in OpenID provider", "issuer", issuerURL, "store", st.Backend(), "location", st.Location())
 

@@ -18,9 +18,10 @@ import (
 )
 
 // minAuditRecords is how many events the session below must leave at the
-// least, so that the search looks where the refs are. It is 0 while no
-// code path records events; the change that makes them record raises it.
-const minAuditRecords = 0
+// least, so that the search looks where the refs are: the first key, a
+// failed login, two logins with their codes issued and exchanged, the
+// replay, a rotation and the reuse.
+const minAuditRecords = 11
 
 // TestBuiltinAuditHoldsNoSecret is the secret-hygiene check of the audit
 // trail: after a built-in session (a wrong password, a login whose code is

@@ -164,6 +164,10 @@ type Store struct {
 	DataDir string
 	// DatabaseURL is a PostgreSQL URL.
 	DatabaseURL string
+	// AuditRequired (NSAUTH_AUDIT_REQUIRED) makes a command that changes
+	// the store fail when its audit event cannot be recorded, as it makes
+	// the server's requests fail.
+	AuditRequired bool
 }
 
 // LoadStore reads --data-dir and --database-url (and their variables); fs
@@ -176,6 +180,11 @@ func LoadStore(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Store, e
 	}
 	st := &Store{}
 	loadStoreLocation(src, &st.DataDir, &st.DatabaseURL, bad)
+	if v, err := strconv.ParseBool(src.value(sAuditRequired)); err != nil {
+		bad(sAuditRequired, "%q is not true or false", src.value(sAuditRequired))
+	} else {
+		st.AuditRequired = v
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -332,4 +333,17 @@ func (l *refusalLog) allow() (bool, int) {
 	n := l.suppressed
 	l.suppressed = 0
 	return true, n
+}
+
+// recordLockout records the audit.LoginLockedOut event of the attempt that
+// took the last place in one of its counters (res.Full): from now until
+// res.RetryAt, that account's unknown browsers, that browser or that
+// address is kept out. The account is named only when user says it exists.
+func (i *Issuer) recordLockout(ctx context.Context, user *store.User, clientID string, res store.Reservation) error {
+	e := audit.Event{Type: audit.LoginLockedOut, Outcome: audit.Failure, ClientID: clientID,
+		Reason: "too_many_failures", Target: counterKind(res.Full)}
+	if user != nil {
+		e.Subject, e.Username = user.ID, user.Username
+	}
+	return i.record(ctx, e)
 }

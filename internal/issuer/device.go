@@ -159,6 +159,7 @@ func (s *server) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 // it when tokens are issued from it.
 type deviceRequest struct {
 	store.DeviceAuthorization
+	issuance
 }
 
 var _ tokenRequest = (*deviceRequest)(nil)

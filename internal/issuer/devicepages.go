@@ -14,6 +14,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -269,6 +270,14 @@ func (i *Issuer) submitDeviceDecision(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		i.log.ErrorContext(ctx, "recording a device decision failed", "error", err)
+		i.message(w, http.StatusInternalServerError, title, msgInternal)
+		return
+	}
+	e := audit.Event{Type: audit.DeviceDenied, Subject: t.UserID, Username: t.Username, ClientID: d.ClientID, Refs: i.refs(audit.RefGrant, t.ID)}
+	if approve {
+		e.Type = audit.DeviceApproved
+	}
+	if err := i.record(ctx, e); err != nil {
 		i.message(w, http.StatusInternalServerError, title, msgInternal)
 		return
 	}

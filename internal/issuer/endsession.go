@@ -9,6 +9,8 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/nsauth/nsauth/internal/audit"
 )
 
 // End-session (OpenID Connect RP-Initiated Logout 1.0). The provider keeps
@@ -236,5 +238,10 @@ func (s *server) revokeSession(ctx context.Context, w http.ResponseWriter, es *e
 		return false
 	}
 	s.iss.log.InfoContext(ctx, "session ended", "user_id", es.hint.Subject, "client_id", es.clientID, "revoked_tokens", n)
+	if err := s.iss.record(ctx, audit.Event{Type: audit.Logout, Subject: es.hint.Subject, ClientID: es.clientID,
+		Refs: s.iss.refs(audit.RefGrant, es.grantID())}); err != nil {
+		s.iss.message(w, http.StatusInternalServerError, titleSignOut, msgInternal)
+		return false
+	}
 	return true
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/ratelimit"
@@ -138,7 +139,7 @@ func (i *Issuer) exchangeTokens(w http.ResponseWriter, r *http.Request) {
 	m, err := i.federation.Verify(ctx, subjectToken)
 	if errors.Is(err, federation.ErrNoMatch) {
 		i.log.DebugContext(ctx, "token exchange refused", "reason", err)
-		writeTokenError(w, errExchangeRefused(), http.StatusBadRequest)
+		i.refuseExchange(w, ctx, nil, "no_matching_policy")
 		return
 	}
 	if err != nil {
@@ -154,10 +155,16 @@ func (i *Issuer) exchangeTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	if id := f.Get("client_id"); id != "" && id != p.ClientID {
 		i.log.DebugContext(ctx, "token exchange refused", "reason", "the request names another client than the policy's", "policy", p.Name)
-		writeTokenError(w, errExchangeRefused(), http.StatusBadRequest)
+		i.refuseExchange(w, ctx, m, "client_mismatch")
 		return
 	}
 	resp, oerr := i.exchangeResponse(ctx, m, scopes)
+	if oerr != nil && oerr.ErrorType != oidc.ServerError {
+		reason := exchangeRefusalReason(oerr)
+		if err := i.record(ctx, exchangeEvent(m, audit.Failure, reason)); err != nil {
+			oerr = errAuditUnavailable(err)
+		}
+	}
 	if oerr != nil {
 		status := http.StatusBadRequest
 		if oerr.ErrorType == oidc.ServerError {
@@ -165,6 +172,13 @@ func (i *Issuer) exchangeTokens(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusInternalServerError
 		}
 		writeTokenError(w, oerr, status)
+		return
+	}
+	e := exchangeEvent(m, audit.Success, "")
+	e.Refs = i.refs(audit.RefToken, resp.AccessToken)
+	if err := i.record(ctx, e); err != nil {
+		i.log.ErrorContext(ctx, "token exchange failed", "error", err)
+		writeTokenError(w, errAuditUnavailable(err), http.StatusInternalServerError)
 		return
 	}
 	i.log.InfoContext(ctx, "token exchanged", "policy", p.Name, "client_id", p.ClientID, "subject", m.Subject)
@@ -189,12 +203,12 @@ func (i *Issuer) exchangeResponse(ctx context.Context, m *federation.Match, requ
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		i.log.DebugContext(ctx, "token exchange refused", "reason", "the policy's client no longer exists", "policy", p.Name)
-		return nil, errExchangeRefused()
+		return nil, errExchangeRefused().WithParent(errExchangeClientGone)
 	case err != nil:
 		return nil, internalError("reading the machine client", err)
 	case c.Disabled():
 		i.log.DebugContext(ctx, "token exchange refused", "reason", "the policy's client is disabled", "policy", p.Name)
-		return nil, errExchangeRefused()
+		return nil, errExchangeRefused().WithParent(errExchangeClientDisabled)
 	}
 	scopes, err := machineScopes(requested, c.Scopes)
 	if err != nil {
@@ -259,4 +273,43 @@ func (i *Issuer) federationPolicies(ctx context.Context, issuer string) ([]feder
 			ClientID: p.ClientID, MaxTTL: p.MaxTTL, CreatedAt: p.CreatedAt})
 	}
 	return out, nil
+}
+
+// Why exchangeResponse refused, for the audit trail (the client is told
+// only errExchangeRefused).
+var (
+	errExchangeClientGone     = errors.New("the policy's client no longer exists")
+	errExchangeClientDisabled = errors.New("the policy's client is disabled")
+)
+
+// exchangeRefusalReason is the reason category of an exchangeResponse
+// refusal.
+func exchangeRefusalReason(oerr *oidc.Error) string {
+	switch {
+	case errors.Is(oerr, errExchangeClientGone):
+		return "client_missing"
+	case errors.Is(oerr, errExchangeClientDisabled):
+		return "client_disabled"
+	}
+	return string(oerr.ErrorType)
+}
+
+// exchangeEvent is the audit.TokenExchangeGrant event of a verified
+// subject token (m) or, when m is nil, of one no policy accepts. The
+// subject token is never recorded; its subject and the policy are.
+func exchangeEvent(m *federation.Match, outcome audit.Outcome, reason string) audit.Event {
+	e := audit.Event{Type: audit.TokenExchangeGrant, Outcome: outcome, Reason: reason}
+	if m != nil {
+		e.Subject, e.ClientID, e.Target = m.Subject, m.Policy.ClientID, m.Policy.Name
+	}
+	return e
+}
+
+// refuseExchange records a refused token exchange and answers it.
+func (i *Issuer) refuseExchange(w http.ResponseWriter, ctx context.Context, m *federation.Match, reason string) {
+	if err := i.record(ctx, exchangeEvent(m, audit.Failure, reason)); err != nil {
+		writeTokenError(w, errAuditUnavailable(err), http.StatusInternalServerError)
+		return
+	}
+	writeTokenError(w, errExchangeRefused(), http.StatusBadRequest)
 }

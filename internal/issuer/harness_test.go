@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/password"
@@ -249,4 +250,40 @@ func (h *harness) get(path string, header http.Header) (*http.Response, []byte) 
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp, body
+}
+
+// auditTrail records the harness's audit events to its store and to a
+// JSON-lines stream, as nsauth serve does with NSAUTH_AUDIT_LOG set.
+type auditTrail struct {
+	st     *store.Store
+	stream *lockedBuffer
+}
+
+// withAudit sets c.Audit to a recorder writing to c.Store and to the
+// returned trail's stream.
+func withAudit(t testing.TB, c *issuer.Config) *auditTrail {
+	t.Helper()
+	tr := &auditTrail{st: c.Store, stream: &lockedBuffer{}}
+	a, err := audit.New(audit.Config{Key: []byte("an audit key of thirty-two bytes"), Sink: c.Store, Stream: audit.NewStream(tr.stream), Now: c.Now, Replica: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Audit = a
+	return tr
+}
+
+// records returns every stored event, each as its JSON, and the stream.
+func (tr *auditTrail) records(t testing.TB) ([]audit.Event, string) {
+	t.Helper()
+	events, err := tr.st.AuditEvents(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range events {
+		j, _ := json.Marshal(e)
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	return events, b.String() + tr.stream.String()
 }

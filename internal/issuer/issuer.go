@@ -224,6 +224,9 @@ type Issuer struct {
 	allowedRedirects map[string]bool
 	allowedScopes    map[string]bool
 	refusals         *refusalLog
+	// auditRefusals throttles the audit events of refused logins that
+	// cost no password check (recordLoginFailure).
+	auditRefusals *refusalLog
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
@@ -311,7 +314,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		st:     cfg.Store,
 		log:    cfg.Logger,
 	}
-	iss.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger)
+	iss.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, cfg.Audit)
 	if err := iss.keys.refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("issuer: preparing signing keys: %w", err)
 	}
@@ -359,6 +362,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
 		macKey: []byte(macKey), hash: newHashGate(slots, queue), inFlight: map[string]int{}}
 	iss.refusals = newRefusalLog()
+	iss.auditRefusals = newRefusalLog()
 	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
 	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
 	h, err := iss.newHandler()
@@ -513,7 +517,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("GET "+assetsPath, assetHandler())
 	mux.Handle(endpoints().Token.Relative(), postOnly(i.routeTokenExchange(i.limitMachineTokens(oidcHandler)), endpoints()))
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))
-	return securityHeaders(mux), nil
+	return securityHeaders(i.withRequestInfo(mux)), nil
 }
 
 // supportedScopes is what discovery advertises.

@@ -14,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -67,13 +68,14 @@ type keyManager struct {
 	prepublish time.Duration
 	lifetime   time.Duration // how long a retired key must stay published
 	log        *slog.Logger
+	audit      audit.Recorder
 
 	mu      sync.Mutex
 	keys    []*signingKey // sorted by activation
 	checked time.Time
 }
 
-func newKeyManager(st *store.Store, now func() time.Time, rotation, tokenTTL time.Duration, log *slog.Logger) *keyManager {
+func newKeyManager(st *store.Store, now func() time.Time, rotation, tokenTTL time.Duration, log *slog.Logger, rec audit.Recorder) *keyManager {
 	return &keyManager{
 		st:         st,
 		now:        now,
@@ -81,6 +83,7 @@ func newKeyManager(st *store.Store, now func() time.Time, rotation, tokenTTL tim
 		prepublish: min(maxPrepublish, rotation/2),
 		lifetime:   tokenTTL + keyExpirySlack,
 		log:        log,
+		audit:      rec,
 	}
 }
 
@@ -95,8 +98,26 @@ func (m *keyManager) refresh(ctx context.Context, force bool) error {
 		return nil
 	}
 	if m.rotationDue(m.keys, now) {
-		if err := m.st.UpdateSigningKeys(ctx, m.decide); err != nil {
+		// decide runs in the store's transaction, which may not commit:
+		// the event is recorded once the new key is stored, by the one
+		// replica that added it.
+		var added *store.SigningKey
+		var first bool
+		if err := m.st.UpdateSigningKeys(ctx, func(keys []store.SigningKey) (store.KeyChange, error) {
+			c, err := m.decide(keys)
+			added, first = c.Add, len(keys) == 0
+			return c, err
+		}); err != nil {
 			return err
+		}
+		if added != nil {
+			reason := "scheduled"
+			if first {
+				reason = "first_key"
+			}
+			if err := m.audit.Record(ctx, audit.Event{Type: audit.SigningKeyRotated, Target: added.ID, Reason: reason}); err != nil {
+				return err
+			}
 		}
 	}
 	stored, err := m.st.SigningKeys(ctx)

@@ -19,6 +19,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
@@ -153,7 +154,7 @@ func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id s
 // the auth request and redirects to the client with a code.
 func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !i.sameOrigin(r) {
-		i.message(w, http.StatusForbidden, "Sign in", msgForged)
+		i.refuseLogin(w, r.Context(), loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginFormBytes)
@@ -169,7 +170,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
 	if !ok {
-		i.message(w, http.StatusForbidden, "Sign in", msgForged)
+		i.refuseLogin(w, r.Context(), loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
 		return
 	}
 	ctx := r.Context()
@@ -185,6 +186,10 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		// refused before any other work, so a burst costs little.
 		i.cfg.Observer.login(LoginBusy)
 		i.logRefusal(ctx, att, store.Reservation{Full: att.counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, counter: counterKind(att.counters[0].Key)}) != nil {
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
 		w.Header().Set("Retry-After", "1")
 		i.message(w, http.StatusTooManyRequests, "Sign in", fmt.Sprintf(msgTooManyAttempts, time.Second))
 		return
@@ -211,6 +216,10 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !res.OK {
 		i.logRefusal(ctx, att, res)
 		i.cfg.Observer.login(LoginLockedOut)
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: ar.ClientID, counter: counterKind(res.Full)}) != nil {
+			fail(http.StatusInternalServerError, msgInternal)
+			return
+		}
 		i.tooMany(w, &page, ar, res.RetryAt)
 		return
 	}
@@ -222,6 +231,10 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 			i.cfg.Observer.login(LoginBusy)
 			if ok, suppressed := i.refusals.allow(); ok {
 				i.log.WarnContext(ctx, "login refused: password checks are at capacity", "client_address", att.address, "suppressed_since_last", suppressed)
+			}
+			if i.recordLoginFailure(ctx, loginFailure{reason: reasonBusy, clientID: ar.ClientID}) != nil {
+				fail(http.StatusInternalServerError, msgInternal)
+				return
 			}
 			w.Header().Set("Retry-After", "1")
 			fail(http.StatusTooManyRequests, msgBusy)
@@ -244,9 +257,17 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 			account = user.Username
 		}
 		i.log.InfoContext(ctx, "failed login", "username", account, "client_address", att.address, "known_device", att.device != "")
+		if i.recordLoginFailure(ctx, loginFailure{reason: credentialsReason(err), user: user, clientID: ar.ClientID}) != nil {
+			fail(http.StatusInternalServerError, msgInternal)
+			return
+		}
 		i.cfg.Observer.login(LoginWrongCredentials)
 		if res.Remaining == 0 {
 			i.cfg.Observer.lockout()
+			if i.recordLockout(ctx, user, ar.ClientID, res) != nil {
+				fail(http.StatusInternalServerError, msgInternal)
+				return
+			}
 			// This attempt used the last place: say so now rather than at
 			// the next try.
 			wait := i.retryAfter(w, res.RetryAt)
@@ -254,6 +275,10 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fail(http.StatusUnauthorized, msgWrongCredentials)
+		return
+	}
+	if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID}); err != nil {
+		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
 	i.guard.succeeded(ctx, att)
@@ -281,6 +306,12 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
+	// The code is stored but not yet handed out: unrecorded, it never is.
+	if err := i.record(ctx, audit.Event{Type: audit.CodeIssued, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Refs: i.refs(audit.RefCode, code, audit.RefGrant, ar.ID)}); err != nil {
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
 	target, err := op.AuthResponseURL(ar.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery,
 		&op.CodeResponseType{Code: code, State: ar.State}, oidc.NewEncoder())
 	if err != nil {
@@ -293,7 +324,14 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
-var errWrongCredentials = errors.New("wrong credentials")
+// errWrongCredentials is every refusal of checkCredentials; the page says
+// the same for each, the audit trail tells them apart.
+var (
+	errWrongCredentials = errors.New("wrong credentials")
+	errUnknownUser      = fmt.Errorf("%w: unknown user", errWrongCredentials)
+	errBadPassword      = fmt.Errorf("%w: bad password", errWrongCredentials)
+	errUserDisabled     = fmt.Errorf("%w: disabled", errWrongCredentials)
+)
 
 // checkCredentials returns the user when the password is right and the
 // account enabled. The caller holds a hashing slot. On errWrongCredentials it still returns the account the
@@ -303,7 +341,7 @@ func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*st
 	user, err := i.st.UserByUsername(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		password.Burn(pw)
-		return nil, errWrongCredentials
+		return nil, errUnknownUser
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the user: %w", err)
@@ -312,8 +350,11 @@ func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*st
 	if err != nil {
 		return nil, fmt.Errorf("verifying the password of %q: %w", user.Username, err)
 	}
-	if !ok || user.Disabled() {
-		return user, errWrongCredentials
+	if !ok {
+		return user, errBadPassword
+	}
+	if user.Disabled() {
+		return user, errUserDisabled
 	}
 	return user, nil
 }
@@ -434,4 +475,65 @@ func (i *Issuer) logRefusal(ctx context.Context, a attempt, res store.Reservatio
 	i.log.WarnContext(ctx, "login refused: too many attempts", "counter", counterKind(res.Full), "username", account,
 		"client_address", a.address, "known_device", a.device != "", "until", res.RetryAt.UTC().Format(time.RFC3339),
 		"suppressed_since_last", suppressed)
+}
+
+// Reason categories of audit.LoginFailed events. What was typed into the
+// form is never one of them.
+const (
+	reasonCSRF         = "csrf"         // the form failed the origin or CSRF check
+	reasonRateLimited  = "rate_limited" // as many attempts as allowed were being checked
+	reasonLocked       = "locked"       // a failed-login counter was full
+	reasonBusy         = "busy"         // the password checks were at capacity
+	reasonUnknownUser  = "unknown_user" // no account has the username
+	reasonBadPassword  = "bad_password" // the password was wrong
+	reasonUserDisabled = "disabled"     // the password was right, the account disabled
+)
+
+// credentialsReason is the reason category of a checkCredentials refusal.
+func credentialsReason(err error) string {
+	switch {
+	case errors.Is(err, errUnknownUser):
+		return reasonUnknownUser
+	case errors.Is(err, errUserDisabled):
+		return reasonUserDisabled
+	}
+	return reasonBadPassword
+}
+
+// loginFailure is what the audit trail keeps of a refused login. The
+// account is named only when one exists by the username typed (user):
+// people type passwords into the username field.
+type loginFailure struct {
+	reason   string
+	user     *store.User
+	clientID string
+	counter  string // the full counter's kind, for limits
+}
+
+// recordLoginFailure records an audit.LoginFailed event. Refusals that
+// need no password check (csrf, rate_limited, locked, busy) cost an
+// attacker nothing, so their events are throttled like their log lines:
+// a flood must not become a flood of writes. Wrong passwords are bounded
+// by the login counters and always recorded, as is each lockout.
+func (i *Issuer) recordLoginFailure(ctx context.Context, f loginFailure) error {
+	switch f.reason {
+	case reasonCSRF, reasonRateLimited, reasonLocked, reasonBusy:
+		if ok, _ := i.auditRefusals.allow(); !ok {
+			return nil
+		}
+	}
+	e := audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, ClientID: f.clientID, Reason: f.reason, Target: f.counter}
+	if f.user != nil {
+		e.Subject, e.Username = f.user.ID, f.user.Username
+	}
+	return i.record(ctx, e)
+}
+
+// refuseLogin records f and writes the page of a refusal, or the server
+// error's when the event was required and not recorded.
+func (i *Issuer) refuseLogin(w http.ResponseWriter, ctx context.Context, f loginFailure, status int, msg string) {
+	if i.recordLoginFailure(ctx, f) != nil {
+		status, msg = http.StatusInternalServerError, msgInternal
+	}
+	i.message(w, status, "Sign in", msg)
 }

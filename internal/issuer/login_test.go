@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/password"
@@ -284,8 +286,10 @@ func (b *lockedBuffer) String() string {
 func TestLoginLogsNoSecrets(t *testing.T) {
 	t.Parallel()
 	logs := &lockedBuffer{}
+	var trail *auditTrail
 	h := newHarness(t, sqlite(), func(c *issuer.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		trail = withAudit(t, c)
 	})
 	b := issuertest.NewBrowser(t)
 	v := oauth2.GenerateVerifier()
@@ -302,10 +306,24 @@ func TestLoginLogsNoSecrets(t *testing.T) {
 	h.clock.Advance(issuer.DefaultRefreshReuseGrace) // within it, a reuse is a retry
 	h.refresh(tr.RefreshToken)                       // reuse, logged as such
 	out := logs.String()
+	events, records := trail.records(t)
 	for _, secret := range []string{alicePassword, "wrong-secret-guess", code, tr.AccessToken, tr.RefreshToken, tr.IDToken, h.secret, page.Form.Get("csrf")} {
 		if secret != "" && strings.Contains(out, secret) {
 			t.Fatalf("the log contains a secret:\n%s", out)
 		}
+		if secret != "" && strings.Contains(records, secret) {
+			t.Fatalf("the audit records contain a secret:\n%s", records)
+		}
+	}
+	var reasons []string
+	for _, e := range events {
+		if e.Type == audit.LoginFailed {
+			reasons = append(reasons, e.Username+":"+e.Reason)
+		}
+	}
+	// The password typed as a username names no account: the event names none.
+	if want := []string{":unknown_user", "alice:bad_password"}; !slices.Equal(reasons, want) {
+		t.Errorf("failed logins recorded as %v, want %v", reasons, want)
 	}
 	for _, want := range []string{`msg="failed login" username=(unknown)`, `msg="failed login" username=alice`, `msg=login username=alice`, "refresh token reused"} {
 		if !strings.Contains(out, want) {

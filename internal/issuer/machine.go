@@ -12,6 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
@@ -71,24 +72,35 @@ func (c *machineClient) RestrictAdditionalAccessTokenScopes() func([]string) []s
 // compared in constant time; every refusal is [errMachineClient].
 func (s *storage) ClientCredentials(ctx context.Context, clientID, secret string) (op.Client, error) {
 	if clientID == "" || len(clientID) > maxClientIDLen || secret == "" {
-		return nil, errMachineClient()
+		return nil, s.refuseMachineClient(ctx, "", "invalid_request")
 	}
 	c, err := s.st().MachineClientByID(ctx, clientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, errMachineClient()
+		return nil, s.refuseMachineClient(ctx, "", "unknown_client")
 	case err != nil:
 		return nil, internalError("reading the client", err)
 	}
 	// The secret is checked before the state, so that a disabled client
 	// tells nothing to whoever does not hold its secret.
 	if !c.CheckSecret(secret) {
-		return nil, errMachineClient()
+		return nil, s.refuseMachineClient(ctx, c.ID, "bad_secret")
 	}
 	if c.Disabled() {
-		return nil, errMachineClient()
+		return nil, s.refuseMachineClient(ctx, c.ID, "client_disabled")
 	}
 	return &machineClient{stored: c}, nil
+}
+
+// refuseMachineClient records a client-credentials request whose client
+// did not authenticate, and returns its refusal. The client id is
+// recorded only when it names a client: what is typed there may be a
+// secret.
+func (s *storage) refuseMachineClient(ctx context.Context, clientID, reason string) error {
+	if err := s.iss.record(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
+		return errAuditUnavailable(err)
+	}
+	return errMachineClient()
 }
 
 // ClientCredentialsTokenRequest completes the library's
@@ -106,11 +118,18 @@ func (s *server) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 	}
 	scopes, err := machineScopes(r.Data.Scope, mc.stored.Scopes)
 	if err != nil {
+		if rerr := s.iss.record(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure, ClientID: mc.stored.ID, Reason: "invalid_scope"}); rerr != nil {
+			return nil, errAuditUnavailable(rerr)
+		}
 		return nil, err
 	}
 	resp, err := s.iss.machineToken(ctx, mc.stored, scopes)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.iss.record(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Subject: mc.stored.ID, ClientID: mc.stored.ID,
+		Refs: s.iss.refs(audit.RefToken, resp.AccessToken)}); err != nil {
+		return nil, errAuditUnavailable(err)
 	}
 	return op.NewResponse(resp), nil
 }

@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
@@ -260,8 +262,10 @@ func TestRefreshReuseGraceConcurrent(t *testing.T) {
 func TestRefreshGraceLogsNoSecrets(t *testing.T) {
 	t.Parallel()
 	logs := &lockedBuffer{}
+	var trail *auditTrail
 	h := newHarness(t, sqlite(), func(c *issuer.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		trail = withAudit(t, c)
 	})
 	first := h.tokens(nil)
 	second := h.refresh(first.RefreshToken)
@@ -272,12 +276,26 @@ func TestRefreshGraceLogsNoSecrets(t *testing.T) {
 		t.Fatalf("retry %d, third %d, refused %d %s", retry.status, third.status, refused.status, refused.Error)
 	}
 	out := logs.String()
+	events, records := trail.records(t)
 	for _, tr := range []tokenResponse{first, second, retry, third} {
 		for _, secret := range []string{tr.AccessToken, tr.RefreshToken, tr.IDToken} {
 			if secret != "" && strings.Contains(out, secret) {
 				t.Fatalf("the log contains a token:\n%s", out)
 			}
+			if secret != "" && strings.Contains(records, secret) {
+				t.Fatalf("the audit records contain a token:\n%s", records)
+			}
 		}
+	}
+	var kinds []string
+	for _, e := range events {
+		if e.Type == audit.RefreshRotated || e.Type == audit.RefreshReuseDetected {
+			kinds = append(kinds, string(e.Type)+":"+e.Reason)
+		}
+	}
+	want := []string{"refresh.rotated:", "refresh.rotated:retry_within_grace", "refresh.rotated:", "refresh.reuse_detected:family_revoked"}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("refresh events %v, want %v", kinds, want)
 	}
 	for _, want := range []string{"refresh retried within the reuse grace", "refresh token reused"} {
 		if !strings.Contains(out, want) {

@@ -11,6 +11,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/redirect"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -112,11 +113,10 @@ func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 // CodeExchange redeems an authorization code (single use: a replay revokes
 // what the code produced) and answers with our tokens.
 func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
-	authReq, err := op.AuthRequestByCode(ctx, s.iss.storage, r.Data.Code)
+	ar, err := s.iss.storage.redeemCode(ctx, r.Data.Code, r.Client.GetID())
 	if err != nil {
 		return nil, err
 	}
-	ar := authReq.(*authRequest)
 	// The verifier is checked whenever the request carried a challenge, for
 	// confidential clients too, so PKCE cannot be stripped off.
 	if err := op.AuthorizeCodeChallenge(r.Data.CodeVerifier, ar.GetCodeChallenge()); err != nil {
@@ -133,6 +133,10 @@ func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	resp, err := s.iss.tokenResponse(ctx, ar, r.Client, r.Data.Code, "")
 	if err != nil {
 		return nil, err
+	}
+	if err := s.iss.record(ctx, audit.Event{Type: audit.CodeExchanged, Subject: ar.UserID, Username: ar.username, ClientID: ar.ClientID,
+		Refs: s.iss.refs(audit.RefCode, r.Data.Code, audit.RefGrant, ar.ID, audit.RefToken, resp.AccessToken, audit.RefRefresh, resp.RefreshToken)}); err != nil {
+		return nil, errAuditUnavailable(err)
 	}
 	if err := s.iss.storage.DeleteAuthRequest(ctx, ar.ID); err != nil {
 		s.iss.log.WarnContext(ctx, "deleting a redeemed auth request failed", "error", err)
@@ -162,6 +166,14 @@ func (s *server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	resp, err := s.iss.tokenResponse(ctx, rr, r.Client, "", r.Data.RefreshToken)
 	if err != nil {
 		return nil, err
+	}
+	e := audit.Event{Type: audit.RefreshRotated, Subject: rr.UserID, Username: rr.username, ClientID: rr.ClientID,
+		Refs: s.iss.refs(audit.RefRefresh, r.Data.RefreshToken, refSuccessor, resp.RefreshToken, audit.RefGrant, rr.Grant.ID, audit.RefToken, resp.AccessToken)}
+	if rr.retried {
+		e.Reason = "retry_within_grace"
+	}
+	if err := s.iss.record(ctx, e); err != nil {
+		return nil, errAuditUnavailable(err)
 	}
 	return op.NewResponse(resp), nil
 }
@@ -202,6 +214,7 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 type tokenRequest interface {
 	op.IDTokenRequest
 	grant() store.Grant
+	issued() *issuance
 }
 
 // tokenResponse issues an access token (and, when the grant includes

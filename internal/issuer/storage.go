@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -34,6 +36,7 @@ func (s *storage) cfg() *Config     { return &s.iss.cfg }
 // inside, which its code and tokens refer to).
 type authRequest struct {
 	store.AuthRequest
+	issuance
 	sealed string
 }
 
@@ -75,6 +78,7 @@ func (a *authRequest) grant() store.Grant {
 // refreshRequest is a valid, unused refresh token as the library sees it.
 type refreshRequest struct {
 	store.RefreshToken
+	issuance
 	scopes []string // narrowed by the refresh request, if it asked
 }
 
@@ -143,11 +147,21 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 // AuthRequestByCode redeems a code: it can be called once per code. A
 // replay revokes everything the code produced.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	return s.redeemCode(ctx, code, "")
+}
+
+// redeemCode is AuthRequestByCode for clientID, which the audit event of a
+// replay names.
+func (s *storage) redeemCode(ctx context.Context, code, clientID string) (*authRequest, error) {
 	ar, err := s.st().RedeemCode(ctx, code)
 	switch {
 	case errors.Is(err, store.ErrReused):
 		s.iss.log.WarnContext(ctx, "authorization code replayed; revoked the tokens issued from it")
 		s.cfg().Observer.replay(ReplayCode)
+		if err := s.iss.record(ctx, audit.Event{Type: audit.CodeReplayed, Outcome: audit.Failure, ClientID: clientID,
+			Reason: "code_reused", Refs: s.iss.refs(audit.RefCode, code)}); err != nil {
+			return nil, errAuditUnavailable(err)
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
@@ -189,7 +203,7 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 		// pkg/authn's Claims.Machine): a user's never looks like one.
 		return "", time.Time{}, internalError("issuing an access token", errors.New("the user id equals the client id"))
 	}
-	if err := s.checkUser(ctx, g.UserID); err != nil {
+	if err := s.checkUser(ctx, tr); err != nil {
 		return "", time.Time{}, err
 	}
 	at := store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
@@ -209,7 +223,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
 	g := tr.grant()
-	if err := s.checkUser(ctx, g.UserID); err != nil {
+	if err := s.checkUser(ctx, tr); err != nil {
 		return "", "", time.Time{}, err
 	}
 	value := store.RandomToken(32)
@@ -228,11 +242,12 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		rot, err := s.st().RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefreshToken,
 			NewValue: value, ExpiresAt: exp, Grace: s.grace(rr.ClientID)})
 		if err != nil {
-			return "", "", time.Time{}, refreshError(s.iss, err)
+			return "", "", time.Time{}, s.refreshError(ctx, err, currentRefreshToken, rr.ClientID)
 		}
 		if rot.Retried {
 			s.iss.log.InfoContext(ctx, "refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
 		}
+		rr.retried = rot.Retried
 		value = rot.Value
 	} else if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
 		return "", "", time.Time{}, internalError("storing the refresh token", err)
@@ -245,9 +260,10 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 }
 
 // checkUser refuses to issue tokens to a user who was disabled or deleted
-// since the login.
-func (s *storage) checkUser(ctx context.Context, userID string) error {
-	u, err := s.st().UserByID(ctx, userID)
+// since the login, and notes the username for the audit event of the
+// issuance.
+func (s *storage) checkUser(ctx context.Context, tr tokenRequest) error {
+	u, err := s.st().UserByID(ctx, tr.grant().UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return oidc.ErrInvalidGrant().WithDescription("the user no longer exists")
 	}
@@ -257,14 +273,23 @@ func (s *storage) checkUser(ctx context.Context, userID string) error {
 	if u.Disabled() {
 		return oidc.ErrInvalidGrant().WithDescription("the user is disabled")
 	}
+	tr.issued().username = u.Username
 	return nil
 }
 
-func refreshError(iss *Issuer, err error) error {
+// refreshError maps the store's refusal of refresh token value, presented
+// by clientID ("" when the library does not say), to the client's error.
+// A reuse revoked the family: that is recorded here, the one place both
+// the lookup and the rotation report it.
+func (s *storage) refreshError(ctx context.Context, err error, value, clientID string) error {
 	switch {
 	case errors.Is(err, store.ErrReused):
-		iss.log.Warn("refresh token reused; revoked its family")
-		iss.cfg.Observer.replay(ReplayRefreshToken)
+		s.iss.log.WarnContext(ctx, "refresh token reused; revoked its family")
+		s.cfg().Observer.replay(ReplayRefreshToken)
+		if err := s.iss.record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Outcome: audit.Failure, ClientID: clientID,
+			Reason: "family_revoked", Refs: s.iss.refs(audit.RefRefresh, value)}); err != nil {
+			return errAuditUnavailable(err)
+		}
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
@@ -290,7 +315,7 @@ func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*
 		return nil, errSessionMaxLifetime()
 	}
 	if err != nil {
-		return nil, refreshError(s.iss, err)
+		return nil, s.refreshError(ctx, err, value, clientID)
 	}
 	if !s.now().Before(s.sessionEnd(t.AuthTime)) {
 		return nil, errSessionMaxLifetime()
@@ -337,17 +362,25 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, value strin
 		// this client (RFC 7009 §2.2 answers 200 either way).
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return t.UserID, refreshIDPrefix + t.ID, nil
+	// The id handed to the library carries the refs of the token and its
+	// grant, for the audit event of the revocation: RevokeToken sees only
+	// what this returns.
+	return t.UserID, refreshIDPrefix + t.ID + "." + s.iss.cfg.Audit.Ref(value) + "." + s.iss.cfg.Audit.Ref(t.Grant.ID), nil
 }
 
 // RevokeToken revokes a refresh token (and its family) or an access token.
 // Unknown tokens are not an error (RFC 7009 §2.2).
-func (s *storage) RevokeToken(ctx context.Context, tokenOrID, _ string, clientID string) *oidc.Error {
-	if id, ok := cutPrefix(tokenOrID, refreshIDPrefix); ok {
-		if err := s.st().RevokeRefreshToken(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID string, clientID string) *oidc.Error {
+	if rest, ok := cutPrefix(tokenOrID, refreshIDPrefix); ok {
+		id, refs := refreshRevocation(rest)
+		err := s.st().RevokeRefreshToken(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
 			return internalError("revoking the refresh token", err)
 		}
-		return nil
+		return s.recordRevocation(ctx, audit.Event{Subject: userID, ClientID: clientID, Target: "refresh_token", Refs: refs})
 	}
 	at, err := s.st().ActiveAccessToken(ctx, tokenOrID)
 	if err != nil || at.ClientID != clientID {
@@ -356,7 +389,38 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, _ string, clientID
 	if err := s.st().RevokeAccessToken(ctx, at.ID); err != nil {
 		return internalError("revoking the access token", err)
 	}
+	return s.recordRevocation(ctx, audit.Event{Subject: at.UserID, ClientID: clientID, Target: "access_token",
+		Refs: s.iss.refs(audit.RefGrant, at.GrantID)})
+}
+
+// recordRevocation records e as the audit.TokenRevoked event of a
+// revocation request.
+func (s *storage) recordRevocation(ctx context.Context, e audit.Event) *oidc.Error {
+	e.Type = audit.TokenRevoked
+	if err := s.iss.record(ctx, e); err != nil {
+		return errAuditUnavailable(err)
+	}
 	return nil
+}
+
+// refreshRevocation splits what GetRefreshTokenInfo handed the library
+// (after the prefix) into the refresh token's id and the refs of the token
+// and its grant. Refs that are not hex HMACs are dropped: the string may
+// have come from the network.
+func refreshRevocation(s string) (string, map[string]string) {
+	parts := strings.Split(s, ".")
+	refs := map[string]string{}
+	if len(parts) == 3 {
+		for name, v := range map[string]string{audit.RefRefresh: parts[1], audit.RefGrant: parts[2]} {
+			if len(v) == 32 && strings.Trim(v, "0123456789abcdef") == "" {
+				refs[name] = v
+			}
+		}
+	}
+	if len(refs) == 0 {
+		refs = nil
+	}
+	return parts[0], refs
 }
 
 func cutPrefix(s, prefix string) (string, bool) {
@@ -536,3 +600,14 @@ func (s *storage) Health(ctx context.Context) error {
 	}
 	return nil
 }
+
+// issuance is what issuing tokens for a request learned that its audit
+// event records, without reading anything again: the username (checkUser
+// reads the user anyway) and whether a refresh was the retry of one whose
+// answer was lost.
+type issuance struct {
+	username string
+	retried  bool
+}
+
+func (x *issuance) issued() *issuance { return x }

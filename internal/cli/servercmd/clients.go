@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/store"
@@ -124,6 +125,9 @@ once. A client is named by its NAME or its client id.`,
 			if err := st.SetMachineClientDisabled(ctx, c.ID, true); err != nil {
 				return clientError(c.Name, err)
 			}
+			if err := o.clientChanged(ctx, c, "disabled"); err != nil {
+				return err
+			}
 			fmt.Fprintf(o.app.ErrOut, "Disabled %q and revoked its tokens.\n", c.Name)
 			return nil
 		}),
@@ -131,12 +135,18 @@ once. A client is named by its NAME or its client id.`,
 			if err := st.SetMachineClientDisabled(ctx, c.ID, false); err != nil {
 				return clientError(c.Name, err)
 			}
+			if err := o.clientChanged(ctx, c, "enabled"); err != nil {
+				return err
+			}
 			fmt.Fprintf(o.app.ErrOut, "Enabled %q.\n", c.Name)
 			return nil
 		}),
 		simple("delete", "Delete a client and revoke its tokens", func(ctx context.Context, st *store.Store, c *store.MachineClient) error {
 			if err := st.DeleteMachineClient(ctx, c.ID); err != nil {
 				return clientError(c.Name, err)
+			}
+			if err := o.clientChanged(ctx, c, "deleted"); err != nil {
+				return err
 			}
 			fmt.Fprintf(o.app.ErrOut, "Deleted %q and revoked its tokens.\n", c.Name)
 			return nil
@@ -194,6 +204,9 @@ func (o *clientsOptions) add(ctx context.Context, st *store.Store, name string, 
 		}
 		return err
 	}
+	if err := o.clientChanged(ctx, c, "added"); err != nil {
+		return err
+	}
 	fmt.Fprintf(o.app.ErrOut, "Created machine client %q.\n", c.Name)
 	return o.printSecret(c, secret, asJSON)
 }
@@ -206,6 +219,11 @@ func (o *clientsOptions) rotate(ctx context.Context, st *store.Store, ref string
 	secret := o.secret()
 	if err := st.SetMachineClientSecret(ctx, c.ID, store.HashSecret(secret)); err != nil {
 		return clientError(c.Name, err)
+	}
+	// Unrecorded, the new secret is never shown: the client stays locked
+	// out until a rotation is recorded.
+	if err := o.clientChanged(ctx, c, "secret_rotated"); err != nil {
+		return err
 	}
 	fmt.Fprintf(o.app.ErrOut, "Replaced the secret of %q; the old one no longer works and its tokens are revoked.\n", c.Name)
 	return o.printSecret(c, secret, asJSON)
@@ -271,4 +289,10 @@ func (o *clientsOptions) list(ctx context.Context, st *store.Store, asJSON bool)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.ID, status, orDash(strings.Join(c.Scopes, ",")), ttl, c.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()
+}
+
+// clientChanged records the audit.ClientChanged event of action on c. The
+// secret is never part of it.
+func (o *clientsOptions) clientChanged(ctx context.Context, c *store.MachineClient, action string) error {
+	return o.changed(ctx, audit.Event{Type: audit.ClientChanged, Subject: c.ID, ClientID: c.ID, Target: c.Name, Reason: action})
 }

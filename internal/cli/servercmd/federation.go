@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/federation"
@@ -61,7 +62,7 @@ deletes the policy.`,
 				return cli.UsageErrorf("%v", err)
 			}
 			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return addPolicy(ctx, app, st, p, client)
+				return o.addPolicy(ctx, st, p, client)
 			})
 		},
 	}
@@ -91,6 +92,9 @@ deletes the policy.`,
 					}
 					return err
 				}
+				if err := o.changed(ctx, audit.Event{Type: audit.FederationChanged, Target: args[0], Reason: "deleted"}); err != nil {
+					return err
+				}
 				fmt.Fprintf(app.ErrOut, "Deleted the federation policy %q; the tokens issued under it are revoked.\n", args[0])
 				return nil
 			})
@@ -107,7 +111,8 @@ func exactlyOnePolicy(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func addPolicy(ctx context.Context, app *cli.App, st *store.Store, p federation.Policy, client string) error {
+func (o *storeCommand) addPolicy(ctx context.Context, st *store.Store, p federation.Policy, client string) error {
+	app := o.app
 	c, err := findClient(ctx, st, client)
 	if err != nil {
 		return err
@@ -117,6 +122,9 @@ func addPolicy(ctx context.Context, app *cli.App, st *store.Store, p federation.
 		if errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("a federation policy %q already exists", p.Name)
 		}
+		return err
+	}
+	if err := o.changed(ctx, audit.Event{Type: audit.FederationChanged, ClientID: c.ID, Target: sp.Name, Reason: "added"}); err != nil {
 		return err
 	}
 	fmt.Fprintf(app.ErrOut, "Added the federation policy %q: tokens of %s for %s whose subject matches %s are exchanged for tokens of %s.\n",

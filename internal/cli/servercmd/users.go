@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nsauth/nsauth/internal/app"
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/password"
@@ -27,6 +28,10 @@ import (
 type storeCommand struct {
 	app *cli.App
 	cmd *cobra.Command // the parent command, whose flags locate the store
+	// audit records the changes the command makes, set by withStore.
+	audit audit.Recorder
+	// osUser names who ran the command; nil means audit.OSUser.
+	osUser func() string
 }
 
 // usersOptions holds what every `nsauth users` subcommand needs.
@@ -136,7 +141,36 @@ func (o *storeCommand) withStore(ctx context.Context, fn func(context.Context, *
 		return err
 	}
 	defer st.Close()
+	if o.audit, err = app.StoreAuditor(st, loc.AuditRequired, o.app.Now); err != nil {
+		return err
+	}
 	return fn(ctx, st)
+}
+
+// changed records the audit event of a change the command made, with the
+// operating-system user who ran it as its actor. Under
+// NSAUTH_AUDIT_REQUIRED an event that cannot be recorded fails the
+// command; the change itself is made by then, and the error says so.
+func (o *storeCommand) changed(ctx context.Context, e audit.Event) error {
+	who := o.osUser
+	if who == nil {
+		who = audit.OSUser
+	}
+	e.Actor = who()
+	if err := o.audit.Record(ctx, e); err != nil {
+		return fmt.Errorf("the change was made, but its audit event was not recorded: %w", err)
+	}
+	return nil
+}
+
+// userChanged records the audit.UserChanged event of action on u (or on
+// the account named username, when the command did not read it).
+func (o *storeCommand) userChanged(ctx context.Context, u *store.User, username, action string) error {
+	e := audit.Event{Type: audit.UserChanged, Username: strings.ToLower(username), Reason: action}
+	if u != nil {
+		e.Subject, e.Username = u.ID, u.Username
+	}
+	return o.changed(ctx, e)
 }
 
 func (o *usersOptions) add(ctx context.Context, st *store.Store, username, name, email string) error {
@@ -160,6 +194,9 @@ func (o *usersOptions) add(ctx context.Context, st *store.Store, username, name,
 		if errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("user %q already exists", normalized)
 		}
+		return err
+	}
+	if err := o.userChanged(ctx, u, u.Username, "added"); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.app.ErrOut, "Created user %q.\n", u.Username)
@@ -206,6 +243,9 @@ func (o *usersOptions) passwd(ctx context.Context, st *store.Store, username str
 	if err := st.SetPassword(ctx, u.Username, hash); err != nil {
 		return userError(username, err)
 	}
+	if err := o.userChanged(ctx, u, u.Username, "password_changed"); err != nil {
+		return err
+	}
 	fmt.Fprintf(o.app.ErrOut, "Changed the password of %q; its tokens are revoked.\n", u.Username)
 	return nil
 }
@@ -213,6 +253,13 @@ func (o *usersOptions) passwd(ctx context.Context, st *store.Store, username str
 func (o *usersOptions) setDisabled(ctx context.Context, st *store.Store, username string, disabled bool) error {
 	if err := st.SetDisabled(ctx, username, disabled); err != nil {
 		return userError(username, err)
+	}
+	action := "enabled"
+	if disabled {
+		action = "disabled"
+	}
+	if err := o.userChanged(ctx, nil, username, action); err != nil {
+		return err
 	}
 	if disabled {
 		fmt.Fprintf(o.app.ErrOut, "Disabled %q and revoked its tokens.\n", strings.ToLower(username))
@@ -225,6 +272,9 @@ func (o *usersOptions) setDisabled(ctx context.Context, st *store.Store, usernam
 func (o *usersOptions) delete(ctx context.Context, st *store.Store, username string) error {
 	if err := st.DeleteUser(ctx, username); err != nil {
 		return userError(username, err)
+	}
+	if err := o.userChanged(ctx, nil, username, "deleted"); err != nil {
+		return err
 	}
 	fmt.Fprintf(o.app.ErrOut, "Deleted %q.\n", strings.ToLower(username))
 	return nil
@@ -241,6 +291,9 @@ func (o *usersOptions) unlock(ctx context.Context, st *store.Store, username str
 	}
 	n, err := st.ClearAccountLoginAttempts(ctx, u.Username)
 	if err != nil {
+		return err
+	}
+	if err := o.userChanged(ctx, u, u.Username, "unlocked"); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.app.ErrOut, "Unlocked %q (cleared %d login-attempt counter(s)); every browser may sign in to it again.\n", u.Username, n)
