@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -268,18 +267,13 @@ directory's secret.key serves).`,
 		if err != nil {
 			return err
 		}
-		loc, err := config.LoadStore(sc.cmd.PersistentFlags(), a.Getenv)
+		loc, err := loadExistingStore(sc.cmd.PersistentFlags(), a.Getenv)
 		if err != nil {
 			return err
 		}
 		keys, err := config.LoadSecretKeys(c.Flags(), a.Getenv)
 		if err != nil {
 			return err
-		}
-		if loc.DatabaseURL == "" {
-			if _, err := os.Stat(loc.DataDir); errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("no nsauth data in %s: give --data-dir (or --database-url)", loc.DataDir)
-			}
 		}
 		key, err := app.ReadAuditKey(c.Context(), *loc, *keys, a.Now)
 		if err != nil {

@@ -1,7 +1,6 @@
 package servercmd
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,18 +67,13 @@ nsauth serve.`,
 	config.RegisterStoreFlags(cmd.Flags())
 	config.RegisterSecretKeyFlags(cmd.Flags())
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
-		loc, err := config.LoadStore(c.Flags(), a.Getenv)
+		loc, err := loadExistingStore(c.Flags(), a.Getenv)
 		if err != nil {
 			return err
 		}
 		keys, err := config.LoadSecretKeys(c.Flags(), a.Getenv)
 		if err != nil {
 			return err
-		}
-		if loc.DatabaseURL == "" {
-			if _, err := os.Stat(loc.DataDir); errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("no nsauth data in %s: give --data-dir (or --database-url)", loc.DataDir)
-			}
 		}
 		n, err := app.RotateSecretKey(c.Context(), *loc, *keys, a.Now)
 		if err != nil {

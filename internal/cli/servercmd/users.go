@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/nsauth/nsauth/internal/app"
@@ -127,14 +128,9 @@ func exactlyOneArg(cmd *cobra.Command, args []string) error {
 // withStore opens the store the flags and environment point at, runs fn
 // and closes it.
 func (o *storeCommand) withStore(ctx context.Context, fn func(context.Context, *store.Store) error) error {
-	loc, err := config.LoadStore(o.cmd.PersistentFlags(), o.app.Getenv)
+	loc, err := loadExistingStore(o.cmd.PersistentFlags(), o.app.Getenv)
 	if err != nil {
 		return err
-	}
-	if loc.DatabaseURL == "" {
-		if _, err := os.Stat(loc.DataDir); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no nsauth data in %s: start `nsauth serve` once, or give --data-dir (or --database-url)", loc.DataDir)
-		}
 	}
 	st, err := app.OpenStore(ctx, *loc, o.app.Now)
 	if err != nil {
@@ -349,4 +345,20 @@ func (o *usersOptions) newPassword() (string, error) {
 		return "", err
 	}
 	return pw, nil
+}
+
+// loadExistingStore reads where the store is from the flags and the
+// environment, and refuses a data directory that does not exist: a command
+// that manages data must not make an empty database somewhere unintended.
+func loadExistingStore(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*config.Store, error) {
+	loc, err := config.LoadStore(fs, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if loc.DatabaseURL == "" {
+		if _, err := os.Stat(loc.DataDir); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no nsauth data in %s: start `nsauth serve` once, or give --data-dir (or --database-url)", loc.DataDir)
+		}
+	}
+	return loc, nil
 }
