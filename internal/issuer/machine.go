@@ -259,14 +259,6 @@ func (s *storage) machineIntrospection(ctx context.Context, resp *oidc.Introspec
 	if err != nil || c.Disabled() {
 		return errors.New("client not active")
 	}
-	resp.Scope = at.Scopes
-	resp.ClientID = at.ClientID
-	resp.TokenType = oidc.BearerToken
-	resp.Expiration = oidc.FromTime(at.ExpiresAt)
-	resp.IssuedAt = oidc.FromTime(at.CreatedAt)
-	resp.Subject = at.ClientID
-	resp.Audience = oidc.Audience{s.cfg().Audience}
-	resp.Issuer = s.cfg().Issuer
-	resp.JWTID = at.ID
+	s.describeActive(resp, at, at.ClientID)
 	return nil
 }

@@ -563,17 +563,23 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 	if err != nil || u.Disabled() {
 		return errors.New("user not active")
 	}
+	s.describeActive(resp, at, at.UserID)
+	resp.Username = u.Username
+	return nil
+}
+
+// describeActive fills resp for the active access token at, whose subject
+// is subject: a user's id, or a machine client's.
+func (s *storage) describeActive(resp *oidc.IntrospectionResponse, at *store.AccessToken, subject string) {
 	resp.Scope = at.Scopes
 	resp.ClientID = at.ClientID
 	resp.TokenType = oidc.BearerToken
 	resp.Expiration = oidc.FromTime(at.ExpiresAt)
 	resp.IssuedAt = oidc.FromTime(at.CreatedAt)
-	resp.Subject = at.UserID
+	resp.Subject = subject
 	resp.Audience = oidc.Audience{s.cfg().Audience}
 	resp.Issuer = s.cfg().Issuer
 	resp.JWTID = at.ID
-	resp.Username = u.Username
-	return nil
 }
 
 // GetPrivateClaimsFromScopes adds no private claims.
