@@ -161,7 +161,6 @@ func newAccountsCommand(app *App, runF func(context.Context, *accountsOptions) e
 	if runF == nil {
 		runF = runAccounts
 	}
-	var output string
 	cmd := &cobra.Command{
 		Use:   "accounts",
 		Short: "List the accounts logged in to the API server, the active one marked",
@@ -181,16 +180,11 @@ to the server.`,
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err
 			}
-			f, err := parseOutput(output)
-			if err != nil {
-				return err
-			}
-			o.Output = f
 			return runF(cmd.Context(), o)
 		},
 	}
 	o.client.addFlags(cmd.Flags())
-	addOutputFlag(cmd, &output)
+	addOutputFlag(cmd, &o.Output)
 	return cmd
 }
 

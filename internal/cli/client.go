@@ -277,18 +277,28 @@ const (
 	outputJSON outputFormat = "json"
 )
 
-func addOutputFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVarP(p, "output", "o", string(outputText), "output format: text or json")
+// addOutputFlag binds --output (-o) to p, which starts as text; the flag
+// takes only text or json.
+func addOutputFlag(cmd *cobra.Command, p *outputFormat) {
+	*p = outputText
+	cmd.Flags().VarP(p, "output", "o", "output format: text or json")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-func parseOutput(s string) (outputFormat, error) {
-	switch f := outputFormat(s); f {
+// Set takes an --output value: text or json.
+func (f *outputFormat) Set(s string) error {
+	switch v := outputFormat(s); v {
 	case outputText, outputJSON:
-		return f, nil
+		*f = v
+		return nil
 	}
-	return "", UsageErrorf("--output %q is not text or json", s)
+	return fmt.Errorf("--output %q is not text or json", s)
 }
+
+func (f *outputFormat) String() string { return string(*f) }
+
+// Type names the flag's value in help.
+func (f *outputFormat) Type() string { return "format" }
 
 // displayText makes untrusted text (claims from a token, which anyone who
 // can issue tokens controls) safe for a terminal: control characters, which

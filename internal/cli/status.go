@@ -32,7 +32,6 @@ func newStatusCommand(app *App, runF func(context.Context, *statusOptions) error
 	if runF == nil {
 		runF = runStatus
 	}
-	var output string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the API URL, whether it has authentication enabled, and whether you are logged in",
@@ -54,16 +53,11 @@ not being logged in is not an error.`,
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err
 			}
-			f, err := parseOutput(output)
-			if err != nil {
-				return err
-			}
-			o.Output = f
 			return runF(cmd.Context(), o)
 		},
 	}
 	o.client.addFlags(cmd.Flags())
-	addOutputFlag(cmd, &output)
+	addOutputFlag(cmd, &o.Output)
 	return cmd
 }
 

@@ -35,7 +35,6 @@ func newWhoamiCommand(app *App, runF func(context.Context, *whoamiOptions) error
 	if runF == nil {
 		runF = runWhoami
 	}
-	var output string
 	cmd := &cobra.Command{
 		Use:   "whoami",
 		Short: "Show who you are logged in as, after the server confirms the token",
@@ -69,11 +68,6 @@ to check it and shows what it says: the client and the scopes it is granted.`,
 			if err := o.client.resolve(o.app.Getenv); err != nil {
 				return err
 			}
-			f, err := parseOutput(output)
-			if err != nil {
-				return err
-			}
-			o.Output = f
 			if m.Mode != storedLogin && o.client.Account != "" {
 				return UsageErrorf("--account names a stored login; machine credentials (%s) are their own account", m.secretSetting())
 			}
@@ -83,7 +77,7 @@ to check it and shows what it says: the client and the scopes it is granted.`,
 	}
 	o.client.addFlags(cmd.Flags())
 	o.client.addAccountFlag(app, cmd)
-	addOutputFlag(cmd, &output)
+	addOutputFlag(cmd, &o.Output)
 	o.Machine.add(cmd.Flags())
 	return cmd
 }
