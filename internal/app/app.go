@@ -297,10 +297,6 @@ func (s *Server) Serve(ctx context.Context) error {
 			attrs = append(attrs, "network_url", s.scheme()+"://"+net.JoinHostPort(ip, port))
 		}
 		s.logger.Info("listening on all interfaces: reachable from other machines", attrs...)
-		if s.cfg.Auth.Mode == config.AuthBuiltin && s.cfg.Auth.Builtin.Issuer == "" {
-			s.logger.Warn("the built-in provider's issuer is derived from the listen address, which browsers on other machines cannot reach; set --issuer (NSAUTH_ISSUER) to a URL they can",
-				"issuer", config.DeriveIssuer(s.ln.Addr(), s.tls != nil))
-		}
 	}
 	s.logger.Info("nsauth serving", "url", s.URL(), "auth", s.cfg.Auth.Mode.String())
 	err := server.Serve(ctx, s.ln, s.handler, server.ServeOptions{TLS: s.tls, ShutdownTimeout: s.cfg.ShutdownTimeout, Logger: s.logger})

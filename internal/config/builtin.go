@@ -130,8 +130,29 @@ func checkIssuer(raw string, insecure bool) (string, error) {
 	return u.Scheme + "://" + u.Host, nil
 }
 
+// requireReachableIssuer refuses a built-in provider that would derive its
+// issuer from a listen address other machines use. The issuer is the URL
+// browsers are sent to and tokens name; derived from 0.0.0.0 it is
+// http://127.0.0.1:PORT, which only this machine (in a container, only the
+// container) reaches, and derived from a LAN address it is plain http.
+// Serving on loopback alone, the derived issuer is the right one. In broker
+// mode the issuer is AUTH_BASEURL's, and nothing is derived.
+func requireReachableIssuer(cfg *Server, bad func(setting, string, ...any)) {
+	if cfg.Auth.Mode != AuthBuiltin || cfg.Auth.Builtin.Issuer != "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil || isLoopback(host) {
+		return // a malformed address is reported with its own setting
+	}
+	bad(sIssuer, "is required when listening on %q, which is not a loopback address: "+
+		"an issuer derived from it is not a URL other machines can open. "+
+		"Set NSAUTH_ISSUER (--issuer) to the URL browsers reach nsauth at, such as https://auth.example.com, "+
+		"or set AUTH_BASEURL to use an external provider instead of the built-in one", cfg.Listen)
+}
+
 func isLoopback(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
@@ -140,8 +161,8 @@ func isLoopback(host string) bool {
 
 // DeriveIssuer returns the default issuer URL for a server listening on
 // addr: its address, with 127.0.0.1 standing in for an unspecified one
-// (0.0.0.0, ::). Browsers on other machines cannot reach that; set the
-// issuer explicitly for them.
+// (0.0.0.0, ::). Browsers on other machines cannot reach that, so [Load]
+// accepts a derived issuer only on a loopback listen address.
 func DeriveIssuer(addr net.Addr, tls bool) string {
 	scheme := "http"
 	if tls {

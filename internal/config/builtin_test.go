@@ -225,6 +225,65 @@ func TestBuiltinErrors(t *testing.T) {
 	}
 }
 
+// TestIssuerRequiredOffLoopback: a built-in provider derives its issuer
+// only when it listens on loopback; anywhere else (a container's 0.0.0.0
+// above all) it refuses to start until NSAUTH_ISSUER or AUTH_BASEURL says
+// where browsers reach it.
+func TestIssuerRequiredOffLoopback(t *testing.T) {
+	t.Parallel()
+	const refusal = "NSAUTH_ISSUER (--issuer): is required when listening on"
+	external := map[string]string{"AUTH_BASEURL": "https://idp.example.com", "AUTH_AUDIENCE": "api", "AUTH_CLI_CLIENT_ID": "cli"}
+	issuer := map[string]string{"NSAUTH_ISSUER": "https://auth.example.com"}
+	disabled := map[string]string{"AUTH_ENABLED": "false"}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		refused bool
+	}{
+		{"default listen address", nil, nil, false},
+		{"IPv4 loopback", nil, []string{"--listen", "127.0.0.1:8080"}, false},
+		{"other IPv4 loopback", nil, []string{"--listen", "127.0.0.2:8080"}, false},
+		{"IPv6 loopback", nil, []string{"--listen", "[::1]:8080"}, false},
+		{"localhost", nil, []string{"--listen", "localhost:8080"}, false},
+		{"localhost from HOST", map[string]string{"HOST": "LocalHost"}, nil, false},
+		{"all IPv4 interfaces", nil, []string{"--listen", "0.0.0.0:8080"}, true},
+		{"all IPv4 interfaces from HOST, as in a container", map[string]string{"HOST": "0.0.0.0"}, nil, true},
+		{"all IPv6 interfaces", nil, []string{"--listen", "[::]:8080"}, true},
+		{"all interfaces, no host", nil, []string{"--listen", ":8080"}, true},
+		{"LAN address", nil, []string{"--listen", "192.168.1.10:8080"}, true},
+		{"host name", nil, []string{"--listen", "auth.internal:8080"}, true},
+		{"all interfaces with NSAUTH_ISSUER", issuer, []string{"--listen", "0.0.0.0:8080"}, false},
+		{"all interfaces with --issuer", nil, []string{"--listen", "[::]:8080", "--issuer", "https://auth.example.com"}, false},
+		{"LAN address with NSAUTH_ISSUER", issuer, []string{"--listen", "192.168.1.10:8080"}, false},
+		{"all interfaces with AUTH_BASEURL (broker mode)", external, []string{"--listen", "0.0.0.0:8080"}, false},
+		{"all interfaces without authentication", disabled, []string{"--listen", "0.0.0.0:8080"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"HOME": "/h"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			_, err := loadWith(t, env, tc.args...)
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Load succeeded without an issuer on a non-loopback address")
+			}
+			for _, want := range []string{refusal, "NSAUTH_ISSUER", "AUTH_BASEURL", "https://"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
 func TestDeriveIssuer(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -492,6 +492,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Server, error
 	}
 
 	loadAuth(src, &cfg.Auth, bad)
+	requireReachableIssuer(cfg, bad)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}

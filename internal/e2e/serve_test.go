@@ -107,6 +107,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"enabled not a bool", with("AUTH_ENABLED", "maybe"), nil, "AUTH_ENABLED"},
 		{"port not a number", map[string]string{"PORT": "eighty"}, nil, "PORT"},
 		{"listen flag malformed", nil, []string{"--listen", "nowhere"}, "--listen"},
+		{"built-in provider on all interfaces without an issuer", map[string]string{"HOST": "0.0.0.0"}, nil, `NSAUTH_ISSUER (--issuer): is required when listening on "0.0.0.0:8080"`},
 		{"log format", nil, []string{"--log-format", "xml"}, "--log-format"},
 		{"tls cert without key", nil, []string{"--tls-cert", "x.pem"}, "--tls-cert"},
 	}
