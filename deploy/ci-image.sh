@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# The container image's CI step (run by .ci/run; runs alone too, as root on
+# Debian: bash deploy/ci-image.sh). It builds the image twice and wants the
+# same bytes, loads it into Debian's podman and checks, against the running
+# container: the issuer rule, /healthz, /readyz, GetAuthStatus, that the
+# server runs as 65532, that `nsauth version` in it says what the labels
+# say, a whole login through the built-in provider with a volume on /data,
+# a clean drain on `podman stop`, and a second start on the same volume.
+# Any failure prints the container's logs. It removes every container,
+# volume and image it made.
+#
+# podman runs with --runtime runc (on these machines crun cannot raise the
+# limits and the cgroup mode wants runc) and --ulimit nofile=1024:4096
+# --ulimit nproc=4096:4096: without them runc fails with "error setting
+# rlimit type 7: operation not permitted".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { printf '\nIMAGE CHECK FAILED: %s\n' "$*" >&2; exit 1; }
+note() { printf -- '--- %s\n' "$*"; }
+
+# The host port the container's 8080 is published on (loopback only).
+port=${NSAUTH_IMAGE_TEST_PORT:-18080}
+api="http://127.0.0.1:$port"
+podman_run=(podman run --runtime runc --ulimit nofile=1024:4096 --ulimit nproc=4096:4096)
+
+if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then
+  note "installing Debian's podman and runc"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null) \
+    || fail "could not install podman and runc from Debian's packages (apt-get install podman runc, as root)"
+fi
+podman --version
+runc --version | head -n1
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  fail "127.0.0.1:$port is in use: stop what listens there, or set NSAUTH_IMAGE_TEST_PORT"
+fi
+
+note "the image tools module (deploy/imagebuild)"
+(cd deploy/imagebuild && go mod download && go mod verify && go mod tidy -diff && go vet ./... && go test -count=1 ./...) \
+  || fail "deploy/imagebuild: modules missing, altered or not tidy, go vet or its tests failed"
+
+work=$(mktemp -d)
+tag="localhost/nsauth:ci-$$"
+name="nsauth-ci-image-$$"
+volume="nsauth-ci-image-$$"
+loaded=false
+cleanup() {
+  podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
+  podman volume rm -f "$volume" >/dev/null 2>&1 || true
+  if $loaded; then podman rmi -f "$tag" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+logs_and_fail() {
+  printf '\n--- container logs (%s)\n' "$name" >&2
+  podman logs "$name" >&2 2>&1 || true
+  fail "$*"
+}
+
+note "build the image twice: the same commit must give the same bytes"
+NSAUTH_IMAGE_TAG=$tag bash deploy/image.sh "$work/a.tar" > "$work/a.txt" || fail "deploy/image.sh failed"
+NSAUTH_IMAGE_TAG=$tag bash deploy/image.sh "$work/b.tar" > "$work/b.txt" || fail "deploy/image.sh failed the second time"
+cat "$work/a.txt"
+sum_a=$(sha256sum < "$work/a.tar" | cut -d' ' -f1)
+sum_b=$(sha256sum < "$work/b.tar" | cut -d' ' -f1)
+cmp -s "$work/a.txt" "$work/b.txt" || { diff "$work/a.txt" "$work/b.txt" >&2 || true; fail "two builds gave different image digests"; }
+[ "$sum_a" = "$sum_b" ] || fail "two builds gave different tarballs: sha256 $sum_a and $sum_b"
+echo "tarball: $(stat -c %s "$work/a.tar") bytes, sha256 $sum_a (both builds)"
+field() { sed -n "s/^$1=//p" "$work/a.txt"; }
+id=$(field id) version=$(field version) revision=$(field revision)
+[ "$revision" = "$(git rev-parse HEAD)" ] || fail "the image's revision label $revision is not HEAD ($(git rev-parse HEAD))"
+
+note "podman load"
+podman load -i "$work/a.tar"
+loaded=true
+[ "sha256:$(podman image inspect --format '{{.Id}}' "$tag")" = "$id" ] || fail "podman loaded another image id than image.sh built ($id)"
+podman image ls "$tag"
+
+note "the issuer rule: on 0.0.0.0 without NSAUTH_ISSUER the server refuses to start"
+status=0
+refusal=$("${podman_run[@]}" --rm "$tag" 2>&1) || status=$?
+[ "$status" -ne 0 ] || fail "the container started without NSAUTH_ISSUER"
+grep -q 'NSAUTH_ISSUER (--issuer): is required when listening on "0.0.0.0:8080"' <<<"$refusal" \
+  || fail "the refusal does not name NSAUTH_ISSUER: $refusal"
+echo "refused (exit $status): $(grep -o 'NSAUTH_ISSUER (--issuer): is required[^.]*' <<<"$refusal")"
+
+note "run it: volume $volume on /data, $api -> 8080"
+password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+podman volume create "$volume" >/dev/null
+NSAUTH_ADMIN_PASSWORD=$password "${podman_run[@]}" -d --name "$name" \
+  -p "127.0.0.1:$port:8080" -v "$volume:/data" \
+  -e NSAUTH_ISSUER="$api" -e NSAUTH_ADMIN_PASSWORD -e NSAUTH_LOG_FORMAT=json \
+  "$tag" >/dev/null || logs_and_fail "podman run failed"
+ready=false
+for _ in $(seq 1 60); do
+  if curl -fsS -o /dev/null "$api/readyz" 2>/dev/null; then ready=true; break; fi
+  [ "$(podman inspect --format '{{.State.Running}}' "$name")" = true ] || logs_and_fail "the container exited"
+  sleep 0.5
+done
+$ready || logs_and_fail "$api/readyz did not answer 200 within 30 s"
+
+note "/healthz, /readyz, GetAuthStatus"
+for path in healthz readyz; do
+  code=$(curl -sS -o /dev/null -w '%{http_code}' "$api/$path") || logs_and_fail "GET /$path failed"
+  [ "$code" = 200 ] || logs_and_fail "GET /$path answered $code"
+  echo "/$path: $code"
+done
+got=$(curl -sS -H 'Content-Type: application/json' -d '{}' "$api/mgmt.v1alpha1.AuthService/GetAuthStatus") \
+  || logs_and_fail "GetAuthStatus failed"
+[ "$got" = '{"isEnabled":true}' ] || logs_and_fail "GetAuthStatus answered $got, want {\"isEnabled\":true}"
+echo "GetAuthStatus: $got"
+
+note "the server runs as 65532"
+podman top "$name" user group pid args
+[ "$(podman top "$name" user | tail -n +2 | tr -d ' ')" = nonroot ] || logs_and_fail "the server does not run as nonroot"
+hostpid=$(podman inspect --format '{{.State.Pid}}' "$name")
+uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$hostpid/status")
+gids=$(awk '/^Gid:/ {print $2, $3, $4, $5}' "/proc/$hostpid/status")
+[ "$uids" = "65532 65532 65532 65532" ] && [ "$gids" = "65532 65532 65532 65532" ] \
+  || logs_and_fail "the server's uids are $uids and gids $gids, want 65532"
+echo "uid/gid (real, effective, saved, fs): $uids / $gids"
+
+note "nsauth version in the container says what the labels say"
+inside=$(podman exec "$name" nsauth version) || logs_and_fail "nsauth version failed in the container"
+echo "$inside"
+committed=$(TZ=UTC0 git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ HEAD)
+[ "$inside" = "nsauth $version commit ${revision:0:12} $committed" ] \
+  || logs_and_fail "nsauth version says '$inside'; the labels say version $version, revision $revision"
+[ "$(podman image inspect --format '{{index .Labels "org.opencontainers.image.version"}}' "$tag")" = "$version" ] \
+  || logs_and_fail "podman sees another version label"
+
+note "log in through the built-in provider: nsauth login (the image's binary) and a form-filling browser"
+podman cp "$name:/usr/local/bin/nsauth-server" "$work/nsauth" || logs_and_fail "podman cp failed"
+(cd deploy/imagebuild && go build -o "$work/browserlogin" ./browserlogin) || fail "building deploy/imagebuild/browserlogin"
+"$work/nsauth" login --api-url "$api" --no-browser --config-dir "$work/config" >"$work/login.out" 2>"$work/login.err" &
+login_pid=$!
+url=
+for _ in $(seq 1 50); do
+  url=$(grep -o "$api/authorize?[^ ]*" "$work/login.err" | head -n1 || true)
+  [ -n "$url" ] && break
+  sleep 0.2
+done
+[ -n "$url" ] || { kill "$login_pid" 2>/dev/null || true; cat "$work/login.err" >&2; logs_and_fail "nsauth login printed no authorize URL"; }
+NSAUTH_LOGIN_USER=admin NSAUTH_LOGIN_PASSWORD=$password "$work/browserlogin" -url "$url" \
+  || { kill "$login_pid" 2>/dev/null || true; logs_and_fail "the login page did not log admin in"; }
+login_status=0
+wait "$login_pid" || login_status=$?
+[ "$login_status" -eq 0 ] || { cat "$work/login.err" >&2; logs_and_fail "nsauth login exited $login_status"; }
+cat "$work/login.out"
+"$work/nsauth" whoami --api-url "$api" --config-dir "$work/config" | tee "$work/whoami.out" || logs_and_fail "nsauth whoami failed"
+grep -q '^Username: *admin$' "$work/whoami.out" || logs_and_fail "whoami does not name admin"
+token=$("$work/nsauth" token --api-url "$api" --config-dir "$work/config") || logs_and_fail "nsauth token failed"
+checked=$(curl -sSf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d '{}' \
+  "$api/mgmt.v1alpha1.AuthService/CheckToken") || logs_and_fail "CheckToken failed"
+grep -q "\"issuer\":\"$api\"" <<<"$checked" || logs_and_fail "CheckToken does not name the issuer $api: $checked"
+echo "CheckToken with the login's access token: valid"
+
+note "podman stop drains cleanly"
+podman stop -t 30 "$name" >/dev/null || logs_and_fail "podman stop failed"
+code=$(podman inspect --format '{{.State.ExitCode}}' "$name")
+[ "$code" = 0 ] || logs_and_fail "the server exited $code on SIGTERM"
+last=$(podman logs "$name" 2>&1 | tail -n1)
+grep -q '"msg":"nsauth stopped"' <<<"$last" || logs_and_fail "the last log line is not 'nsauth stopped': $last"
+echo "exit 0; $last"
+
+note "a second start on the same volume keeps the data"
+podman start "$name" >/dev/null || logs_and_fail "podman start failed"
+ready=false
+for _ in $(seq 1 60); do
+  if curl -fsS -o /dev/null "$api/readyz" 2>/dev/null; then ready=true; break; fi
+  sleep 0.5
+done
+$ready || logs_and_fail "the second start did not become ready"
+starts=$(podman logs "$name" 2>&1 | grep -c 'First start' || true)
+[ "$starts" = 1 ] || logs_and_fail "'First start' logged $starts times: the volume did not keep the data"
+# The access token from before is still accepted: the signing keys were kept.
+checked=$(curl -sSf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d '{}' \
+  "$api/mgmt.v1alpha1.AuthService/CheckToken") || logs_and_fail "CheckToken after the restart failed"
+unset token
+grep -q "\"issuer\":\"$api\"" <<<"$checked" || logs_and_fail "after the restart CheckToken answered: $checked"
+podman stop -t 30 "$name" >/dev/null
+echo "second start: ready, no new administrator, the access token from before still valid"
+
+printf '\nimage check passed: %s, digest %s, id %s\n' "$tag" "$(field digest)" "$id"
