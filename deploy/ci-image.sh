@@ -47,6 +47,7 @@ loaded=false
 cleanup() {
   podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
   podman volume rm -f "$volume" >/dev/null 2>&1 || true
+  podman secret rm "$name" >/dev/null 2>&1 || true
   if $loaded; then podman rmi -f "$tag" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
@@ -82,14 +83,19 @@ refusal=$("${podman_run[@]}" --rm "$tag" 2>&1) || status=$?
 [ "$status" -ne 0 ] || fail "the container started without NSAUTH_ISSUER"
 grep -q 'NSAUTH_ISSUER (--issuer): is required when listening on "0.0.0.0:8080"' <<<"$refusal" \
   || fail "the refusal does not name NSAUTH_ISSUER: $refusal"
-echo "refused (exit $status): $(grep -o 'NSAUTH_ISSUER (--issuer): is required[^.]*' <<<"$refusal")"
+echo "refused (exit $status): $(grep -m1 -o 'NSAUTH_ISSUER (--issuer): is required.*' <<<"$refusal")"
 
 note "run it: volume $volume on /data, $api -> 8080"
+# The first administrator's password comes from a podman secret, as the
+# README advises: in a container, standard output is the log, and an -e
+# value is in `podman inspect`.
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+printf '%s' "$password" | podman secret create "$name" - >/dev/null || fail "podman secret create failed"
 podman volume create "$volume" >/dev/null
-NSAUTH_ADMIN_PASSWORD=$password "${podman_run[@]}" -d --name "$name" \
+"${podman_run[@]}" -d --name "$name" \
   -p "127.0.0.1:$port:8080" -v "$volume:/data" \
-  -e NSAUTH_ISSUER="$api" -e NSAUTH_ADMIN_PASSWORD -e NSAUTH_LOG_FORMAT=json \
+  --secret "$name,type=env,target=NSAUTH_ADMIN_PASSWORD" \
+  -e NSAUTH_ISSUER="$api" -e NSAUTH_LOG_FORMAT=json \
   "$tag" >/dev/null || logs_and_fail "podman run failed"
 ready=false
 for _ in $(seq 1 60); do
@@ -146,7 +152,7 @@ NSAUTH_LOGIN_USER=admin NSAUTH_LOGIN_PASSWORD=$password "$work/browserlogin" -ur
 login_status=0
 wait "$login_pid" || login_status=$?
 [ "$login_status" -eq 0 ] || { cat "$work/login.err" >&2; logs_and_fail "nsauth login exited $login_status"; }
-cat "$work/login.out"
+grep '^Logged in as' "$work/login.err" || true
 "$work/nsauth" whoami --api-url "$api" --config-dir "$work/config" | tee "$work/whoami.out" || logs_and_fail "nsauth whoami failed"
 grep -q '^Username: *admin$' "$work/whoami.out" || logs_and_fail "whoami does not name admin"
 token=$("$work/nsauth" token --api-url "$api" --config-dir "$work/config") || logs_and_fail "nsauth token failed"
