@@ -86,9 +86,10 @@ grep -q 'NSAUTH_ISSUER (--issuer): is required when listening on "0.0.0.0:8080"'
 echo "refused (exit $status): $(grep -m1 -o 'NSAUTH_ISSUER (--issuer): is required.*' <<<"$refusal")"
 
 note "run it: volume $volume on /data, $api -> 8080"
-# The first administrator's password comes from a podman secret, as the
-# README advises: in a container, standard output is the log, and an -e
-# value is in `podman inspect`.
+# The first administrator's password is given, from a podman secret as the
+# README shows: a generated one would be printed to standard output, which
+# in a container is the log. (The secret keeps it out of argv; podman 4.3
+# still shows it in `podman inspect`'s Config.Env.)
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 printf '%s' "$password" | podman secret create "$name" - >/dev/null || fail "podman secret create failed"
 podman volume create "$volume" >/dev/null
@@ -138,7 +139,7 @@ committed=$(TZ=UTC0 git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%
 note "log in through the built-in provider: nsauth login (the image's binary) and a form-filling browser"
 podman cp "$name:/usr/local/bin/nsauth-server" "$work/nsauth" || logs_and_fail "podman cp failed"
 (cd deploy/imagebuild && go build -o "$work/browserlogin" ./browserlogin) || fail "building deploy/imagebuild/browserlogin"
-"$work/nsauth" login --api-url "$api" --no-browser --config-dir "$work/config" >"$work/login.out" 2>"$work/login.err" &
+timeout 120 "$work/nsauth" login --api-url "$api" --no-browser --config-dir "$work/config" >"$work/login.out" 2>"$work/login.err" &
 login_pid=$!
 url=
 for _ in $(seq 1 50); do
