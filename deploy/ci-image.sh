@@ -36,8 +36,9 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 fi
 
 note "the image tools module (deploy/imagebuild)"
-(cd deploy/imagebuild && go mod download && go mod verify && go mod tidy -diff && go vet ./... && go test -count=1 ./...) \
-  || fail "deploy/imagebuild: modules missing, altered or not tidy, go vet or its tests failed"
+(cd deploy/imagebuild && go mod download && go mod verify && go mod tidy -diff && go vet ./... \
+  && go tool -modfile=../../tools/go.mod staticcheck ./... && go test -count=1 ./...) \
+  || fail "deploy/imagebuild: modules missing, altered or not tidy, or go vet, staticcheck or its tests failed"
 
 work=$(mktemp -d)
 tag="localhost/nsauth:ci-$$"
