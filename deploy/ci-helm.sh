@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# ci-helm.sh checks the Helm chart in deploy/helm/nsauth against Kubernetes
+# itself, offline, for both of its modes (deploy/helm/ci/*.yaml: one replica
+# on SQLite, several on PostgreSQL):
+#
+#  1. helm lint --strict;
+#  2. kubeconform -strict on every rendered document, with schemas generated
+#     from the OpenAPI spec of the k8s.io/kubernetes module (no download);
+#  3. a server-side dry run (?dryRun=All&fieldValidation=Strict) of every
+#     document against a real kube-apiserver with an embedded etcd, built
+#     from deploy/kube/apiserver/go.mod and started on loopback;
+#  4. negative cases, which must be refused, or the checks above prove
+#     nothing: a chart with misspelt fields (runAsUsr, pathh) must fail both
+#     kubeconform and the apiserver, and a chart whose Deployment selector
+#     does not match its pod labels must fail the apiserver.
+#
+# The tools are cached (deploy/kube/build-*.sh). Run from any directory.
+# Environment: NSAUTH_KUBE_CACHE (see the build scripts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n--> helm: %s\n' "$*"; }
+fail() { printf '\nHELM CHECK FAILED: %s\n' "$*" >&2; exit 1; }
+
+chart=deploy/helm/nsauth
+modes=(sqlite postgres-replicas)
+namespace=nsauth
+api_port=16443 etcd_client=127.0.0.1:12379 etcd_peer=127.0.0.1:12380
+
+step "modules: deploy/kube/tools and deploy/kube/apiserver"
+for m in deploy/kube/tools deploy/kube/apiserver; do
+  (cd "$m" && go mod download && go mod verify >/dev/null && go mod tidy -diff && go vet ./...) \
+    || fail "$m/go.mod: modules missing, altered or not tidy, or go vet failed"
+done
+
+step "build the tools (cached after the first build)"
+tools=$(bash deploy/kube/build-tools.sh) || fail "could not build helm, kubeconform, kube-schemagen and kube-dryrun"
+apiserver=$(bash deploy/kube/build-apiserver.sh) || fail "could not build kube-apiserver and etcd from deploy/kube/apiserver"
+helm="$tools/bin/helm" kubeconform="$tools/bin/kubeconform" dryrun="$tools/bin/kube-dryrun"
+k8s_version=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' deploy/kube/apiserver/go.mod)
+k8s_version=${k8s_version#v}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/nsauth-helm.XXXXXX")
+api_pid=""
+cleanup() {
+  if [ -n "$api_pid" ] && kill -0 "$api_pid" 2>/dev/null; then
+    kill "$api_pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do kill -0 "$api_pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$api_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# render CHART MODE OUT renders CHART with deploy/helm/ci/MODE.yaml.
+render() {
+  "$helm" template nsauth "$1" --namespace "$namespace" --kube-version "$k8s_version" \
+    -f "deploy/helm/ci/$2.yaml" > "$3"
+}
+kubeconform_check() {
+  "$kubeconform" -strict -summary -output text -kubernetes-version "$k8s_version" \
+    -schema-location "$tools/schemas" "$@"
+}
+
+step "the chart refuses values that cannot work"
+# Each case: what is wrong, the --set flags, a piece of the message.
+refusals=(
+  "no issuer|--set issuer=|issuer is required"
+  "http issuer|--set issuer=http://auth.example.com|must be an https:// URL"
+  "SQLite with replicas|--set issuer=https://a.example --set replicaCount=3|SQLite runs one replica"
+  "PostgreSQL without a database URL|--set issuer=https://a.example --set database.type=postgres --set replicaCount=3 --set secrets.secretKey=$(head -c 32 /dev/zero | base64)|needs a database URL"
+  "PostgreSQL without a secret key|--set issuer=https://a.example --set database.type=postgres --set database.url=postgres://db/nsauth|needs secrets.secretKey"
+)
+for case in "${refusals[@]}"; do
+  IFS='|' read -r what flags want <<<"$case"
+  # shellcheck disable=SC2086 # flags are words
+  if out=$("$helm" template nsauth "$chart" --kube-version "$k8s_version" $flags 2>&1); then
+    fail "the chart rendered with $what; it must refuse"
+  fi
+  grep -qF "$want" <<<"$out" || fail "the chart refused $what, but not with '$want': $out"
+  echo "refused, as it must: $what: $(grep -o 'execution error.*' <<<"$out" | head -n1)"
+done
+
+for mode in "${modes[@]}"; do
+  step "$mode: helm lint --strict"
+  "$helm" lint --strict "$chart" -f "deploy/helm/ci/$mode.yaml" || fail "helm lint --strict failed for $mode"
+  step "$mode: render and validate with kubeconform -strict (Kubernetes $k8s_version schemas)"
+  render "$chart" "$mode" "$work/$mode.yaml" || fail "helm template failed for $mode"
+  kubeconform_check "$work/$mode.yaml" || fail "kubeconform refused the $mode rendering ($work/$mode.yaml)"
+done
+
+# The negative cases: copies of the chart with one fault each.
+cp -r "$chart" "$work/typo"
+sed -i 's/runAsUser: 65532/runAsUsr: 65532/; s|path: /healthz|pathh: /healthz|' "$work/typo/values.yaml"
+grep -q runAsUsr "$work/typo/values.yaml" && grep -q pathh "$work/typo/values.yaml" || fail "could not plant the typos in the chart copy"
+cp -r "$chart" "$work/selector"
+# The Deployment selects a label its pods do not carry.
+sed -i '/^  selector:$/,/^  template:$/ s/{{- include "nsauth.selectorLabels" . | nindent 6 }}/{{- include "nsauth.selectorLabels" . | nindent 6 }}\n      app.kubernetes.io\/component: server/' \
+  "$work/selector/templates/deployment.yaml"
+grep -q 'component: server' "$work/selector/templates/deployment.yaml" || fail "could not plant the selector mismatch in the chart copy"
+render "$work/typo" sqlite "$work/typo.yaml" || fail "helm template failed on the typo'd chart"
+render "$work/selector" postgres-replicas "$work/selector.yaml" || fail "helm template failed on the mismatched chart"
+
+step "negative: a chart with typos (runAsUsr, pathh) must fail kubeconform"
+echo "(helm lint --strict on it: $("$helm" lint --strict "$work/typo" -f deploy/helm/ci/sqlite.yaml >/dev/null 2>&1 && echo passes, which is why the checks below exist || echo fails))"
+if out=$(kubeconform_check "$work/typo.yaml" 2>&1); then
+  printf '%s\n' "$out"
+  fail "kubeconform accepted a Deployment with runAsUsr and pathh: the schemas are not strict"
+fi
+printf '%s\n' "$out"
+grep -q "runAsUsr" <<<"$out" && grep -q "pathh" <<<"$out" || fail "kubeconform refused the typo'd chart, but did not name runAsUsr and pathh"
+
+step "start kube-apiserver $k8s_version and etcd on loopback (127.0.0.1:$api_port, etcd $etcd_client)"
+"$dryrun" prepare -dir "$work/api"
+"$apiserver" -etcd-dir "$work/api/etcd" -etcd-client "$etcd_client" -etcd-peer "$etcd_peer" -- \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+  --cert-dir="$work/api/certs" \
+  --etcd-servers="http://$etcd_client" \
+  --token-auth-file="$work/api/tokens.csv" --authorization-mode=RBAC \
+  --service-account-issuer=https://kubernetes.default.svc \
+  --service-account-key-file="$work/api/sa.key" --service-account-signing-key-file="$work/api/sa.key" \
+  --service-cluster-ip-range=10.96.0.0/16 \
+  --endpoint-reconciler-type=none \
+  > "$work/apiserver.log" 2>&1 &
+api_pid=$!
+start=$(date +%s)
+if ! "$dryrun" wait -server "https://127.0.0.1:$api_port" -dir "$work/api" -timeout 180s; then
+  tail -n 40 "$work/apiserver.log" >&2
+  fail "kube-apiserver did not become ready (its log's end is above)"
+fi
+echo "kube-apiserver ready in $(( $(date +%s) - start ))s"
+
+for mode in "${modes[@]}"; do
+  step "$mode: server-side dry run of every document (dryRun=All, fieldValidation=Strict)"
+  "$dryrun" apply -server "https://127.0.0.1:$api_port" -dir "$work/api" -namespace "$namespace" "$work/$mode.yaml" \
+    || fail "the apiserver refused the $mode rendering (above: which document and what it said)"
+done
+
+step "negative: the chart with typos must be refused by the apiserver"
+if out=$("$dryrun" apply -server "https://127.0.0.1:$api_port" -dir "$work/api" -namespace "$namespace" "$work/typo.yaml" 2>&1); then
+  printf '%s\n' "$out"
+  fail "the apiserver accepted a Deployment with runAsUsr and pathh: strict field validation is not working"
+fi
+printf '%s\n' "$out"
+grep -q 'REFUSED  Deployment/nsauth.*runAsUsr' <<<"$out" || fail "the apiserver refused the typo'd chart, but not its Deployment for runAsUsr"
+
+step "negative: a Deployment whose selector does not match its pod labels must be refused by the apiserver"
+kubeconform_check "$work/selector.yaml" >/dev/null 2>&1 \
+  && echo "(kubeconform accepts it: a schema cannot compare two fields, which is why the dry run exists)"
+if out=$("$dryrun" apply -server "https://127.0.0.1:$api_port" -dir "$work/api" -namespace "$namespace" "$work/selector.yaml" 2>&1); then
+  printf '%s\n' "$out"
+  fail "the apiserver accepted a Deployment whose selector does not match its template's labels"
+fi
+printf '%s\n' "$out"
+grep -q 'REFUSED  Deployment/nsauth.*selector' <<<"$out" || fail "the apiserver refused the mismatched chart, but not its Deployment's selector"
+
+printf '\nhelm: the chart passed lint, kubeconform and the apiserver dry run in both modes, and the faulty charts were refused\n'
