@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ci-helm.sh checks the Helm chart in deploy/helm/nsauth against Kubernetes
-# itself, offline, for both of its modes (deploy/helm/ci/*.yaml: one replica
-# on SQLite, several on PostgreSQL):
+# itself, offline, for both of its modes and as a broker (deploy/helm/ci/*.yaml: one replica
+# on SQLite, several on PostgreSQL, several in front of an external provider):
 #
 #  1. helm lint --strict;
 #  2. kubeconform -strict on every rendered document, with schemas generated
@@ -23,13 +23,13 @@ step() { printf '\n--> helm: %s\n' "$*"; }
 fail() { printf '\nHELM CHECK FAILED: %s\n' "$*" >&2; exit 1; }
 
 chart=deploy/helm/nsauth
-modes=(sqlite postgres-replicas)
+modes=(sqlite postgres-replicas broker)
 namespace=nsauth
 api_port=16443 etcd_client=127.0.0.1:12379 etcd_peer=127.0.0.1:12380
 
 step "modules: deploy/kube/tools and deploy/kube/apiserver"
 for m in deploy/kube/tools deploy/kube/apiserver; do
-  (cd "$m" && go mod download && go mod verify >/dev/null && go mod tidy -diff && go vet ./...) \
+  (cd "$m" && go mod download && go mod verify >/dev/null && go mod tidy -diff && CGO_ENABLED=0 go vet -trimpath ./...) \
     || fail "$m/go.mod: modules missing, altered or not tidy, or go vet failed"
 done
 
@@ -87,6 +87,18 @@ for mode in "${modes[@]}"; do
   step "$mode: render and validate with kubeconform -strict (Kubernetes $k8s_version schemas)"
   render "$chart" "$mode" "$work/$mode.yaml" || fail "helm template failed for $mode"
   kubeconform_check "$work/$mode.yaml" || fail "kubeconform refused the $mode rendering ($work/$mode.yaml)"
+done
+
+step "every variable the chart sets is one the server reads (internal/config)"
+# Neither a schema nor the apiserver knows nsauth's variables: a misspelt
+# name would be ignored by the server without a word.
+known=$(cat $(git ls-files 'internal/config/*.go' | grep -v '_test.go$') | grep -oE '"(NSAUTH_|AUTH_)[A-Z_]*"|"HOST"|"PORT"' | tr -d '"' | sort -u)
+[ -n "$known" ] || fail "found no variable names in internal/config"
+for mode in "${modes[@]}"; do
+  for name in $(grep -oE -- '- name: (NSAUTH_[A-Z_]*|AUTH_[A-Z_]*|HOST|PORT)$' "$work/$mode.yaml" | awk '{print $3}' | sort -u); do
+    grep -qx "$name" <<<"$known" || fail "the $mode rendering sets $name, which internal/config does not read"
+  done
+  echo "$mode: $(grep -cE -- '- name: (NSAUTH_|AUTH_|HOST$|PORT$)' "$work/$mode.yaml") variables, all read by the server"
 done
 
 # The negative cases: copies of the chart with one fault each.
