@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ci-helm.sh checks the Helm chart in deploy/helm/nsauth against Kubernetes
-# itself, offline, for both of its modes and as a broker (deploy/helm/ci/*.yaml: one replica
-# on SQLite, several on PostgreSQL, several in front of an external provider):
+# itself, offline, in both of its modes and as a broker (deploy/helm/ci/:
+# one replica on SQLite, several on PostgreSQL, several in front of an
+# external provider):
 #
 #  1. helm lint --strict;
 #  2. kubeconform -strict on every rendered document, with schemas generated
@@ -11,8 +12,10 @@
 #     from deploy/kube/apiserver/go.mod and started on loopback;
 #  4. negative cases, which must be refused, or the checks above prove
 #     nothing: a chart with misspelt fields (runAsUsr, pathh) must fail both
-#     kubeconform and the apiserver, and a chart whose Deployment selector
-#     does not match its pod labels must fail the apiserver.
+#     kubeconform and the apiserver; one whose Deployment selector does not
+#     match its pod labels must fail the apiserver; one whose Service
+#     selects no pods (which Kubernetes accepts) must fail kube-dryrun's
+#     selector check, which runs on every rendering.
 #
 # The tools are cached (deploy/kube/build-*.sh). Run from any directory.
 # Environment: NSAUTH_KUBE_CACHE (see the build scripts).
@@ -87,6 +90,8 @@ for mode in "${modes[@]}"; do
   step "$mode: render and validate with kubeconform -strict (Kubernetes $k8s_version schemas)"
   render "$chart" "$mode" "$work/$mode.yaml" || fail "helm template failed for $mode"
   kubeconform_check "$work/$mode.yaml" || fail "kubeconform refused the $mode rendering ($work/$mode.yaml)"
+  step "$mode: every Service and PodDisruptionBudget selects the Deployment's pods, the autoscaler scales it"
+  "$dryrun" selectors "$work/$mode.yaml" || fail "in the $mode rendering a selector misses the pods (above)"
 done
 
 step "every variable the chart sets is one the server reads (internal/config)"
@@ -110,6 +115,12 @@ cp -r "$chart" "$work/selector"
 sed -i '/^  selector:$/,/^  template:$/ s/{{- include "nsauth.selectorLabels" . | nindent 6 }}/{{- include "nsauth.selectorLabels" . | nindent 6 }}\n      app.kubernetes.io\/component: server/' \
   "$work/selector/templates/deployment.yaml"
 grep -q 'component: server' "$work/selector/templates/deployment.yaml" || fail "could not plant the selector mismatch in the chart copy"
+cp -r "$chart" "$work/service"
+# The Service selects a label its pods do not carry: Kubernetes accepts it.
+sed -i 's/{{- include "nsauth.selectorLabels" . | nindent 4 }}/{{- include "nsauth.selectorLabels" . | nindent 4 }}\n    app.kubernetes.io\/component: server/' \
+  "$work/service/templates/service.yaml"
+grep -q 'component: server' "$work/service/templates/service.yaml" || fail "could not plant the Service selector mismatch in the chart copy"
+render "$work/service" sqlite "$work/service.yaml" || fail "helm template failed on the chart with the Service mismatch"
 render "$work/typo" sqlite "$work/typo.yaml" || fail "helm template failed on the typo'd chart"
 render "$work/selector" postgres-replicas "$work/selector.yaml" || fail "helm template failed on the mismatched chart"
 
@@ -121,6 +132,14 @@ if out=$(kubeconform_check "$work/typo.yaml" 2>&1); then
 fi
 printf '%s\n' "$out"
 grep -q "runAsUsr" <<<"$out" && grep -q "pathh" <<<"$out" || fail "kubeconform refused the typo'd chart, but did not name runAsUsr and pathh"
+
+step "negative: a Service whose selector misses the pods must be caught by the selector check"
+if out=$("$dryrun" selectors "$work/service.yaml" 2>&1); then
+  printf '%s\n' "$out"
+  fail "the selector check accepted a Service that selects no pods"
+fi
+printf '%s\n' "$out"
+grep -q 'MISMATCH Service/nsauth' <<<"$out" || fail "the selector check failed, but not on the Service"
 
 step "start kube-apiserver $k8s_version and etcd on loopback (127.0.0.1:$api_port, etcd $etcd_client)"
 "$dryrun" prepare -dir "$work/api"

@@ -16,6 +16,10 @@
 //	    creates NS (for real), then dry-runs every document of every FILE
 //	    and prints, for each, accepted or REFUSED with what the server said;
 //	    exits 1 when any document is refused
+//	kube-dryrun selectors FILE...
+//	    checks, offline, that every Service and PodDisruptionBudget selects
+//	    the pods of a Deployment in FILE... and every HorizontalPodAutoscaler
+//	    scales one of them; exits 1 when one does not
 //
 // The server's certificate is checked against DIR/certs/apiserver.crt, the
 // self-signed certificate kube-apiserver writes to its --cert-dir.
@@ -57,7 +61,7 @@ func main() {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: kube-dryrun prepare|wait|apply [flags]")
+		return errors.New("usage: kube-dryrun prepare|wait|apply|selectors [flags]")
 	}
 	fs := flag.NewFlagSet("kube-dryrun "+args[0], flag.ContinueOnError)
 	dir := fs.String("dir", "", "directory of the key, token and the apiserver's --cert-dir (certs/)")
@@ -66,6 +70,9 @@ func run(args []string, stdout io.Writer) error {
 	timeout := fs.Duration("timeout", 3*time.Minute, "wait: how long to wait for /readyz")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if args[0] == "selectors" {
+		return checkSelectors(stdout, fs.Args())
 	}
 	if *dir == "" {
 		return errors.New("-dir is required")
@@ -86,7 +93,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 		return c.apply(stdout, *namespace, fs.Args())
 	default:
-		return fmt.Errorf("unknown command %q: want prepare, wait or apply", args[0])
+		return fmt.Errorf("unknown command %q: want prepare, wait, apply or selectors", args[0])
 	}
 }
 
