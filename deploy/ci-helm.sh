@@ -72,6 +72,7 @@ refusals=(
   "http issuer|--set issuer=http://auth.example.com|must be an https:// URL"
   "SQLite with replicas|--set issuer=https://a.example --set replicaCount=3|SQLite runs one replica"
   "PostgreSQL without a database URL|--set issuer=https://a.example --set database.type=postgres --set replicaCount=3 --set secrets.secretKey=$(head -c 32 /dev/zero | base64)|needs a database URL"
+  "a misspelt value (values.schema.json)|--set issuer=https://a.example --set database.typ=postgres|additional properties 'typ' not allowed"
   "PostgreSQL without a secret key|--set issuer=https://a.example --set database.type=postgres --set database.url=postgres://db/nsauth|needs secrets.secretKey"
 )
 for case in "${refusals[@]}"; do
@@ -81,7 +82,7 @@ for case in "${refusals[@]}"; do
     fail "the chart rendered with $what; it must refuse"
   fi
   grep -qF "$want" <<<"$out" || fail "the chart refused $what, but not with '$want': $out"
-  echo "refused, as it must: $what: $(grep -o 'execution error.*' <<<"$out" | head -n1)"
+  echo "refused, as it must: $what: $(grep -oE "execution error.*|additional properties.*" <<<"$out" | head -n1)"
 done
 
 for mode in "${modes[@]}"; do
