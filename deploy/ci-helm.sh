@@ -44,8 +44,9 @@ k8s_version=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' deploy/kube/api
 k8s_version=${k8s_version#v}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nsauth-helm.XXXXXX")
-api_pid=""
+api_pid="" server_pid=""
 cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
   if [ -n "$api_pid" ] && kill -0 "$api_pid" 2>/dev/null; then
     kill "$api_pid" 2>/dev/null || true
     for _ in $(seq 1 20); do kill -0 "$api_pid" 2>/dev/null || break; sleep 0.5; done
@@ -106,6 +107,40 @@ for mode in "${modes[@]}"; do
   done
   echo "$mode: $(grep -cE -- '- name: (NSAUTH_|AUTH_|HOST$|PORT$)' "$work/$mode.yaml") variables, all read by the server"
 done
+
+step "sqlite: nsauth-server starts with the rendered Deployment's environment (on loopback)"
+# The same variables and Secret values the pod gets, but listening on
+# loopback and with a temporary data directory; the server must become
+# ready, publish the chart's issuer, keep the administrator's password out of
+# its log and drain on SIGTERM.
+go build -o "$work/nsauth-server" ./cmd/nsauth-server || fail "could not build cmd/nsauth-server"
+server_port=16480
+"$dryrun" exec -set HOST=127.0.0.1 -set PORT="$server_port" -set NSAUTH_DATA_DIR="$work/data" \
+  "$work/sqlite.yaml" -- "$work/nsauth-server" serve > "$work/server.log" 2>&1 &
+server_pid=$!
+ready=""
+for _ in $(seq 1 60); do
+  if curl -fsS "http://127.0.0.1:$server_port/readyz" >/dev/null 2>&1; then ready=yes; break; fi
+  kill -0 "$server_pid" 2>/dev/null || break
+  sleep 0.5
+done
+if [ -z "$ready" ]; then
+  cat "$work/server.log" >&2
+  fail "nsauth-server did not become ready with the sqlite rendering's environment (its log is above)"
+fi
+want_issuer=$(awk '$1 == "issuer:" { print $2 }' deploy/helm/ci/sqlite.yaml)
+[ -n "$want_issuer" ] || fail "deploy/helm/ci/sqlite.yaml sets no issuer"
+discovery=$(curl -fsS "http://127.0.0.1:$server_port/.well-known/openid-configuration")
+grep -qF "\"issuer\":\"$want_issuer\"" <<<"$discovery" || fail "the server's issuer is not the chart's ($want_issuer): $discovery"
+kill -TERM "$server_pid"
+server_status=0
+wait "$server_pid" || server_status=$?
+server_pid=""
+admin_password=$(awk '$1 == "adminPassword:" { print $2 }' deploy/helm/ci/sqlite.yaml)
+[ -n "$admin_password" ] || fail "deploy/helm/ci/sqlite.yaml sets no secrets.adminPassword"
+if grep -qF "$admin_password" "$work/server.log"; then fail "the server's log holds the administrator's password"; fi
+[ "$server_status" -eq 0 ] || { cat "$work/server.log" >&2; fail "nsauth-server exited with status $server_status on SIGTERM"; }
+echo "nsauth-server was ready with issuer $want_issuer, kept the password out of its log and drained on SIGTERM"
 
 # The negative cases: copies of the chart with one fault each.
 cp -r "$chart" "$work/typo"

@@ -20,6 +20,10 @@
 //	    checks, offline, that every Service and PodDisruptionBudget selects
 //	    the pods of a Deployment in FILE... and every HorizontalPodAutoscaler
 //	    scales one of them; exits 1 when one does not
+//	kube-dryrun exec [-set NAME=VALUE]... FILE... -- COMMAND ARGS...
+//	    runs COMMAND with the environment the container of the Deployment in
+//	    FILE... would get (secretKeyRef values from the Secrets in FILE...),
+//	    to check that the server starts with it
 //
 // The server's certificate is checked against DIR/certs/apiserver.crt, the
 // self-signed certificate kube-apiserver writes to its --cert-dir.
@@ -61,18 +65,30 @@ func main() {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: kube-dryrun prepare|wait|apply|selectors [flags]")
+		return errors.New("usage: kube-dryrun prepare|wait|apply|selectors|exec [flags]")
 	}
 	fs := flag.NewFlagSet("kube-dryrun "+args[0], flag.ContinueOnError)
 	dir := fs.String("dir", "", "directory of the key, token and the apiserver's --cert-dir (certs/)")
 	server := fs.String("server", "https://127.0.0.1:16443", "kube-apiserver URL")
 	namespace := fs.String("namespace", "nsauth", "namespace of namespaced objects")
 	timeout := fs.Duration("timeout", 3*time.Minute, "wait: how long to wait for /readyz")
+	var sets multiFlag
+	fs.Var(&sets, "set", "exec: NAME=VALUE to add to or override in the Deployment's environment (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if args[0] == "selectors" {
+	switch args[0] {
+	case "selectors":
 		return checkSelectors(stdout, fs.Args())
+	case "exec":
+		files, argv := fs.Args(), []string(nil)
+		for i, a := range files {
+			if a == "--" {
+				files, argv = files[:i], files[i+1:]
+				break
+			}
+		}
+		return execWithEnv(files, sets, argv)
 	}
 	if *dir == "" {
 		return errors.New("-dir is required")
@@ -93,7 +109,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 		return c.apply(stdout, *namespace, fs.Args())
 	default:
-		return fmt.Errorf("unknown command %q: want prepare, wait, apply or selectors", args[0])
+		return fmt.Errorf("unknown command %q: want prepare, wait, apply, selectors or exec", args[0])
 	}
 }
 
@@ -124,6 +140,12 @@ func prepare(dir string) error {
 	line := fmt.Sprintf("%s,dryrun-admin,dryrun-admin,\"system:masters\"\n", token)
 	return os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(line), 0o600)
 }
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 type client struct {
 	server string
