@@ -29,6 +29,9 @@ chart=deploy/helm/nsauth
 modes=(sqlite postgres-replicas broker)
 namespace=nsauth
 api_port=16443 etcd_client=127.0.0.1:12379 etcd_peer=127.0.0.1:12380
+# The Prometheus Operator release whose ServiceMonitor CRD the chart's
+# optional ServiceMonitor is checked against.
+prom_operator=v0.85.0
 
 step "modules: deploy/kube/tools and deploy/kube/apiserver"
 for m in deploy/kube/tools deploy/kube/apiserver; do
@@ -203,6 +206,28 @@ for mode in "${modes[@]}"; do
     || fail "the apiserver refused the $mode rendering (above: which document and what it said)"
 done
 
+step "ServiceMonitor: the Prometheus Operator's CRD ($prom_operator, a Go module) installed, the chart's ServiceMonitor dry-run against it"
+# The Operator's module holds its CRDs; the Go checksum database vouches for it.
+prom_dir=$(cd deploy/kube/tools && go mod download -json "github.com/prometheus-operator/prometheus-operator@$prom_operator" \
+  | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+crd="$prom_dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+[ -f "$crd" ] || fail "no ServiceMonitor CRD at $crd"
+"$dryrun" apply -dry-run=false -server "https://127.0.0.1:$api_port" -dir "$work/api" -namespace "$namespace" "$crd" \
+  || fail "the apiserver refused the ServiceMonitor CRD"
+"$helm" template nsauth "$chart" --namespace "$namespace" --kube-version "$k8s_version" \
+  -f deploy/helm/ci/sqlite.yaml --set metrics.serviceMonitor.enabled=true --show-only templates/servicemonitor.yaml \
+  > "$work/servicemonitor.yaml" || fail "helm template failed with metrics.serviceMonitor.enabled=true"
+"$dryrun" apply -server "https://127.0.0.1:$api_port" -dir "$work/api" -namespace "$namespace" "$work/servicemonitor.yaml" \
+  || fail "the apiserver refused the chart's ServiceMonitor (above: what it said)"
+sed 's/^      interval:/      intervall:/' "$work/servicemonitor.yaml" > "$work/servicemonitor-typo.yaml"
+grep -q intervall "$work/servicemonitor-typo.yaml" || fail "could not plant a typo in the ServiceMonitor"
+if out=$("$dryrun" apply -server "https://127.0.0.1:$api_port" -dir "$work/api" -namespace "$namespace" "$work/servicemonitor-typo.yaml" 2>&1); then
+  printf '%s\n' "$out"
+  fail "the apiserver accepted a ServiceMonitor with 'intervall': strict validation does not reach the CRD"
+fi
+grep -q 'REFUSED  ServiceMonitor/nsauth.*intervall' <<<"$out" || { printf '%s\n' "$out"; fail "the apiserver refused the typo'd ServiceMonitor, but not for 'intervall'"; }
+echo "and refused, as it must, a ServiceMonitor with a typo: $(grep -o 'HTTP.*' <<<"$out")"
+
 step "negative: the chart with typos must be refused by the apiserver"
 if out=$("$dryrun" apply -server "https://127.0.0.1:$api_port" -dir "$work/api" -namespace "$namespace" "$work/typo.yaml" 2>&1); then
   printf '%s\n' "$out"
@@ -221,4 +246,4 @@ fi
 printf '%s\n' "$out"
 grep -q 'REFUSED  Deployment/nsauth.*selector' <<<"$out" || fail "the apiserver refused the mismatched chart, but not its Deployment's selector"
 
-printf '\nhelm: the chart passed lint, kubeconform and the apiserver dry run in both modes, and the faulty charts were refused\n'
+printf '\nhelm: the chart passed lint, kubeconform, the selector and variable checks, the server start and the apiserver dry run in both modes and as a broker, and the faulty charts were refused\n'

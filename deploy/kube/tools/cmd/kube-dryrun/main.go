@@ -15,7 +15,8 @@
 //	kube-dryrun apply -server URL -dir DIR -namespace NS FILE...
 //	    creates NS (for real), then dry-runs every document of every FILE
 //	    and prints, for each, accepted or REFUSED with what the server said;
-//	    exits 1 when any document is refused
+//	    exits 1 when any document is refused; with -dry-run=false it creates
+//	    them (the CustomResourceDefinitions later dry runs need)
 //	kube-dryrun selectors FILE...
 //	    checks, offline, that every Service and PodDisruptionBudget selects
 //	    the pods of a Deployment in FILE... and every HorizontalPodAutoscaler
@@ -72,6 +73,7 @@ func run(args []string, stdout io.Writer) error {
 	server := fs.String("server", "https://127.0.0.1:16443", "kube-apiserver URL")
 	namespace := fs.String("namespace", "nsauth", "namespace of namespaced objects")
 	timeout := fs.Duration("timeout", 3*time.Minute, "wait: how long to wait for /readyz")
+	dryRun := fs.Bool("dry-run", true, "apply: false creates the objects for real (for a CRD the dry runs need)")
 	var sets multiFlag
 	fs.Var(&sets, "set", "exec: NAME=VALUE to add to or override in the Deployment's environment (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -107,7 +109,7 @@ func run(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return c.apply(stdout, *namespace, fs.Args())
+		return c.apply(stdout, *namespace, fs.Args(), *dryRun)
 	default:
 		return fmt.Errorf("unknown command %q: want prepare, wait, apply, selectors or exec", args[0])
 	}
@@ -304,9 +306,19 @@ func (c *client) discover(gv, kind string, cache map[string]map[string]resource)
 		if !strings.Contains(gv, "/") {
 			path = "/api/" + gv
 		}
-		status, body, err := c.do(http.MethodGet, path, nil)
-		if err != nil {
-			return resource{}, err
+		var status int
+		var body []byte
+		var err error
+		// A new CRD's group is served a moment after its creation.
+		for try := 0; try < 30; try++ {
+			status, body, err = c.do(http.MethodGet, path, nil)
+			if err != nil {
+				return resource{}, err
+			}
+			if status != http.StatusNotFound {
+				break
+			}
+			time.Sleep(time.Second)
 		}
 		if status != http.StatusOK {
 			return resource{}, fmt.Errorf("the server does not serve %s (HTTP %d on %s)", gv, status, path)
@@ -336,7 +348,7 @@ func (c *client) discover(gv, kind string, cache map[string]map[string]resource)
 	return r, nil
 }
 
-func (c *client) apply(stdout io.Writer, namespace string, files []string) error {
+func (c *client) apply(stdout io.Writer, namespace string, files []string, dryRun bool) error {
 	if len(files) == 0 {
 		return errors.New("apply: no manifest files given")
 	}
@@ -368,7 +380,11 @@ func (c *client) apply(stdout io.Writer, namespace string, files []string) error
 		if r.namespaced {
 			path = prefix + "/namespaces/" + url.PathEscape(namespace) + "/" + r.name
 		}
-		status, body, err := c.do(http.MethodPost, path+"?dryRun=All&fieldValidation=Strict", d.json)
+		query := "?fieldValidation=Strict"
+		if dryRun {
+			query += "&dryRun=All"
+		}
+		status, body, err := c.do(http.MethodPost, path+query, d.json)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -382,7 +398,11 @@ func (c *client) apply(stdout io.Writer, namespace string, files []string) error
 	if refused > 0 {
 		return fmt.Errorf("the apiserver refused %d of %d documents", refused, len(docs))
 	}
-	fmt.Fprintf(stdout, "the apiserver accepted all %d documents (dry run, strict field validation)\n", len(docs))
+	how := "created"
+	if dryRun {
+		how = "dry run"
+	}
+	fmt.Fprintf(stdout, "the apiserver accepted all %d documents (%s, strict field validation)\n", len(docs), how)
 	return nil
 }
 
