@@ -33,6 +33,8 @@ api_port=16443 etcd_client=127.0.0.1:12379 etcd_peer=127.0.0.1:12380
 # optional ServiceMonitor is checked against.
 prom_operator=v0.85.0
 
+command -v curl >/dev/null 2>&1 || fail "curl is not installed (Debian's curl package): the server start check needs it"
+
 step "modules: deploy/kube/tools and deploy/kube/apiserver"
 for m in deploy/kube/tools deploy/kube/apiserver; do
   (cd "$m" && go mod download && go mod verify >/dev/null && go mod tidy -diff && CGO_ENABLED=0 go vet -trimpath ./...) \
