@@ -40,6 +40,7 @@ for m in deploy/kube/tools deploy/kube/apiserver; do
   (cd "$m" && go mod download && go mod verify >/dev/null && go mod tidy -diff && CGO_ENABLED=0 go vet -trimpath ./...) \
     || fail "$m/go.mod: modules missing, altered or not tidy, or go vet failed"
 done
+(cd deploy/kube/tools && go test -count=1 ./...) || fail "the tests of kube-schemagen or kube-dryrun failed"
 
 step "build the tools (cached after the first build)"
 tools=$(bash deploy/kube/build-tools.sh) || fail "could not build helm, kubeconform, kube-schemagen and kube-dryrun"
