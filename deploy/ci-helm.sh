@@ -50,9 +50,15 @@ k8s_version=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' deploy/kube/api
 k8s_version=${k8s_version#v}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nsauth-helm.XXXXXX")
-api_pid="" server_pid=""
+api_pid="" server_pid="" replica_pids="" pg_db=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$replica_pids" ]; then
+    # shellcheck disable=SC2086 # a list of pids
+    kill $replica_pids 2>/dev/null || true
+    sleep 1
+  fi
+  if [ -n "$pg_db" ]; then psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true; fi
   if [ -n "$api_pid" ] && kill -0 "$api_pid" 2>/dev/null; then
     kill "$api_pid" 2>/dev/null || true
     for _ in $(seq 1 20); do kill -0 "$api_pid" 2>/dev/null || break; sleep 0.5; done
@@ -147,6 +153,54 @@ admin_password=$(awk '$1 == "adminPassword:" { print $2 }' deploy/helm/ci/sqlite
 if grep -qF "$admin_password" "$work/server.log"; then fail "the server's log holds the administrator's password"; fi
 [ "$server_status" -eq 0 ] || { cat "$work/server.log" >&2; fail "nsauth-server exited with status $server_status on SIGTERM"; }
 echo "nsauth-server was ready with issuer $want_issuer, kept the password out of its log and drained on SIGTERM"
+
+step "postgres-replicas: two nsauth-servers start at once on one new PostgreSQL database with the rendered environment"
+# As two replicas would: the same variables, the existing Secret's keys
+# filled in here (a fresh database on the CI's PostgreSQL and a new secret
+# key); both must become ready and serve the same signing keys.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  [ "${CI:-}" != true ] || fail "PostgreSQL is not answering on 127.0.0.1:5432"
+  echo "not run: PostgreSQL is not answering on 127.0.0.1:5432 (outside CI only; CI fails here)"
+else
+  pg_db="nsauth_helm_$$_$RANDOM"
+  psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE $pg_db" || fail "could not create database $pg_db"
+  b64() { printf '%s' "$1" | base64 -w0; }
+  cat > "$work/nsauth-secrets.yaml" <<SECRET
+apiVersion: v1
+kind: Secret
+metadata:
+  name: nsauth-secrets
+data:
+  database-url: $(b64 "postgres://postgres@127.0.0.1:5432/$pg_db?sslmode=disable")
+  secret-key: $(b64 "$(head -c 32 /dev/urandom | base64 -w0)")
+  admin-password: $(b64 "$(head -c 18 /dev/urandom | base64 -w0)")
+SECRET
+  pids=()
+  for port in 16481 16482; do
+    "$dryrun" exec -set HOST=127.0.0.1 -set PORT="$port" \
+      "$work/postgres-replicas.yaml" "$work/nsauth-secrets.yaml" -- "$work/nsauth-server" serve > "$work/server-$port.log" 2>&1 &
+    pids+=($!)
+  done
+  replica_pids="${pids[*]}"
+  for port in 16481 16482; do
+    ready=""
+    for _ in $(seq 1 60); do
+      if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ready=yes; break; fi
+      sleep 0.5
+    done
+    [ -n "$ready" ] || { cat "$work/server-$port.log" >&2; fail "the replica on port $port did not become ready on PostgreSQL (its log is above)"; }
+  done
+  keys_a=$(curl -fsS http://127.0.0.1:16481/keys) keys_b=$(curl -fsS http://127.0.0.1:16482/keys)
+  [ -n "$keys_a" ] && [ "$keys_a" = "$keys_b" ] || fail "the two replicas serve different signing keys: $keys_a / $keys_b"
+  curl -fsS http://127.0.0.1:16482/.well-known/openid-configuration | grep -qF "\"issuer\":\"$want_issuer\"" \
+    || fail "the PostgreSQL replica's issuer is not the chart's ($want_issuer)"
+  kill -TERM "${pids[@]}"
+  for pid in "${pids[@]}"; do wait "$pid" || fail "a PostgreSQL replica did not exit cleanly on SIGTERM"; done
+  replica_pids=""
+  admin_password=$(grep 'admin-password:' "$work/nsauth-secrets.yaml" | awk '{print $2}' | base64 -d)
+  if grep -qF "$admin_password" "$work"/server-1648*.log; then fail "a replica's log holds the administrator's password"; fi
+  echo "both replicas were ready on database $pg_db with the same signing keys, and drained on SIGTERM"
+fi
 
 # The negative cases: copies of the chart with one fault each.
 cp -r "$chart" "$work/typo"

@@ -17,7 +17,7 @@ k8s_version=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' ../apiserver/go
 [ -n "$k8s_version" ] || { echo "no k8s.io/kubernetes requirement in deploy/kube/apiserver/go.mod" >&2; exit 1; }
 
 cache="${NSAUTH_KUBE_CACHE:-$(dirname "$(go env GOCACHE)")/nsauth-kube}"
-key=$( { cat go.mod go.sum; find cmd -name '*.go' | sort | xargs cat; go version; echo "$k8s_version"; } | sha256sum | cut -c1-16)
+key=$( { cat go.mod go.sum; find cmd -name '*.go' ! -name '*_test.go' | sort | xargs cat; go version; echo "$k8s_version"; } | sha256sum | cut -c1-16)
 out="$cache/tools-$key"
 
 if [ ! -f "$out/done" ]; then
