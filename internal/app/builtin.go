@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/nsauth/nsauth/internal/telemetry"
 	"github.com/nsauth/nsauth/internal/upstream"
 	"github.com/nsauth/nsauth/pkg/authn"
+	"golang.org/x/term"
 )
 
 // builtinProvider is the built-in OpenID provider as the server wires it:
@@ -143,7 +145,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	// process alike get a server span, the latter as a child of the
 	// broker's client span; a browser's traceparent is only linked.
 	bp.handler, bp.clientInfo = tracing.Handler(iss.Handler(), "issuer", fromInProcess), iss.WithClientInfo
-	printBuiltinBanner(deps.Stderr, st, issuerURL, boot)
+	printBuiltinBanner(deps.Stderr, st, issuerURL, boot, showGeneratedPassword(deps.Stderr, addr))
 	logger.Info("built-in OpenID provider", "issuer", issuerURL, "store", st.Backend(), "location", st.Location())
 
 	// Requests for the issuer's origin never leave the process; anything
@@ -227,13 +229,19 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // printBuiltinBanner tells the operator, on the terminal and never in the
 // log, where the data is, what the issuer is and, at first start, how to log
 // in. The generated password appears here once and nowhere else.
-func printBuiltinBanner(w io.Writer, st *store.Store, issuerURL string, boot *issuer.BootstrapResult) {
+func printBuiltinBanner(w io.Writer, st *store.Store, issuerURL string, boot *issuer.BootstrapResult, showPassword bool) {
 	kind := "SQLite database"
 	if st.Backend() == "postgres" {
 		kind = "PostgreSQL"
 	}
 	fmt.Fprintf(w, "nsauth built-in OpenID provider\n  data:   %s %s\n  issuer: %s\n", kind, st.Location(), issuerURL)
 	switch {
+	case boot.AdminCreated && boot.GeneratedPassword != "" && !showPassword:
+		fmt.Fprintf(w, "\nFirst start: created the administrator account %q. Its generated password is not shown:\n"+
+			"nsauth listens beyond this machine and standard error is not a terminal, so this is\n"+
+			"likely a log that others read. Choose the password with `nsauth users passwd %s`\n"+
+			"(in a container: podman exec -it CONTAINER nsauth users passwd %s), or give\n"+
+			"NSAUTH_ADMIN_PASSWORD at the first start.\n\n", boot.AdminUser, boot.AdminUser, boot.AdminUser)
 	case boot.AdminCreated && boot.GeneratedPassword != "":
 		fmt.Fprintf(w, "\nFirst start: created the administrator account.\n  username: %s\n  password: %s\n"+
 			"This password is shown only this once and is stored only as a hash. Log in with\n"+
@@ -245,4 +253,21 @@ func printBuiltinBanner(w io.Writer, st *store.Store, issuerURL string, boot *is
 		fmt.Fprintf(w, "note: NSAUTH_ADMIN_PASSWORD is ignored: the administrator was created at an earlier start.\n"+
 			"      Change passwords with `nsauth users passwd <username>`.\n")
 	}
+}
+
+// showGeneratedPassword says whether the first start may print the
+// administrator's generated password to w. On a terminal it may; on
+// loopback it may too (a developer's `nsauth serve 2>log`). A server that
+// listens beyond this machine and writes to a pipe or a file is a service
+// whose standard error is collected as its log (a container's, a unit's),
+// and a password there outlives the first start: it is not shown.
+func showGeneratedPassword(w io.Writer, listen net.Addr) bool {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return true
+	}
+	host, _, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return false
+	}
+	return config.IsLoopbackHost(host)
 }

@@ -27,6 +27,8 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/seal"
 	"github.com/nsauth/nsauth/internal/servetest"
+	"github.com/nsauth/nsauth/internal/password"
+	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
@@ -639,5 +641,49 @@ func TestBuiltinAuthorizeRateLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBuiltinFirstStartBeyondLoopbackShowsNoPassword: a server listening on
+// every interface with its standard error not a terminal (a container's or
+// a unit's log) creates the administrator but does not print the generated
+// password; it says how to choose one, and that way works.
+func TestBuiltinFirstStartBeyondLoopbackShowsNoPassword(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	s := servetest.Start(t, servetest.Options{
+		Env:  map[string]string{"NSAUTH_DATA_DIR": dir, "NSAUTH_ISSUER": "https://auth.example.com"},
+		Args: []string{"--listen", "0.0.0.0:0"},
+	})
+	if code := s.Stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	out := s.Logs.String()
+	if regexp.MustCompile(`(?m)^\s*password: `).MatchString(out) {
+		t.Fatalf("a generated password was printed into what is likely a log:\n%s", out)
+	}
+	for _, want := range []string{`First start: created the administrator account "admin"`, "nsauth users passwd admin", "NSAUTH_ADMIN_PASSWORD"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first start output lacks %q:\n%s", want, out)
+		}
+	}
+	env := map[string]string{"NSAUTH_DATA_DIR": dir}
+	if r := runUsers(env, nil, "list"); r.code != 0 || !strings.Contains(r.out, "admin") {
+		t.Fatalf("users list: exit %d, out %q, err %q: want the administrator", r.code, r.out, r.errOut)
+	}
+	if r := runUsers(env, strings.NewReader("a-chosen-admin-password\n"), "passwd", "admin"); r.code != 0 {
+		t.Fatalf("users passwd admin: exit %d: %s", r.code, r.errOut)
+	}
+	st, err := store.OpenSQLite(context.Background(), dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u, err := st.UserByUsername(context.Background(), "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := password.Verify("a-chosen-admin-password", u.PasswordHash); err != nil || !ok {
+		t.Fatalf("the chosen password does not verify: %v %v", ok, err)
 	}
 }

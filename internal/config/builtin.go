@@ -124,7 +124,7 @@ func checkIssuer(raw string, insecure bool) (string, error) {
 	if u.Path != "" && u.Path != "/" {
 		return "", errors.New("must not have a path: serve nsauth at the root of its host")
 	}
-	if u.Scheme == "http" && !insecure && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !insecure && !IsLoopbackHost(u.Hostname()) {
 		return "", errors.New("must use https on a non-loopback host (or set NSAUTH_INSECURE_HTTP_ISSUER=true)")
 	}
 	return u.Scheme + "://" + u.Host, nil
@@ -142,7 +142,7 @@ func requireReachableIssuer(cfg *Server, bad func(setting, string, ...any)) {
 		return
 	}
 	host, _, err := net.SplitHostPort(cfg.Listen)
-	if err != nil || isLoopback(host) {
+	if err != nil || IsLoopbackHost(host) {
 		return // a malformed address is reported with its own setting
 	}
 	bad(sIssuer, "is required when listening on %q, which is not a loopback address: "+
@@ -151,7 +151,9 @@ func requireReachableIssuer(cfg *Server, bad func(setting, string, ...any)) {
 		"or set AUTH_BASEURL to use an external provider instead of the built-in one", cfg.Listen)
 }
 
-func isLoopback(host string) bool {
+// IsLoopbackHost says whether host (a name or an IP address, no port) is
+// this machine only: localhost or a loopback address.
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
