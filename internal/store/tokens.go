@@ -212,9 +212,9 @@ type AccessToken struct {
 	ID      string
 	GrantID string
 	// UserID is empty for a machine client's token.
-	UserID    string
-	ClientID  string
-	Scopes    []string
+	UserID   string
+	ClientID string
+	Scopes   []string
 	// AMR is how the user authenticated (the grant's amr); nil for a
 	// machine client's token.
 	AMR       []string
