@@ -57,12 +57,16 @@ Passwords are read from the terminal without echo, or from the first line of
 standard input when it is not a terminal; never from the command line.
 Disabling a user, changing its password or deleting it revokes its tokens.
 Unlocking a user clears the failed-login counters that keep browsers out of
-it after too many wrong passwords.`,
+it after too many wrong passwords. "totp enroll" sets up an authenticator
+app (one-time codes) and prints recovery codes; "mfa-reset" removes every
+second factor of a user who lost their device.`,
 		Example: `  nsauth users add alice --name "Alice Liddell" --email alice@example.com
   printf '%s\n' "$PASSWORD" | nsauth users passwd alice
   nsauth users list
   NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth users disable bob
-  nsauth users unlock admin`,
+  nsauth users unlock admin
+  nsauth users totp enroll alice
+  nsauth users mfa-reset alice`,
 		Args: cli.NoArgs,
 	}
 	o.cmd = cmd
@@ -115,6 +119,7 @@ it after too many wrong passwords.`,
 		simple("delete", "Delete a user and everything issued to it", o.delete),
 		simple("unlock", "Clear a user's failed-login counters, so every browser may try again at once", o.unlock),
 	)
+	o.addSecondFactorCommands(cmd)
 	return cmd
 }
 
@@ -205,13 +210,17 @@ func (o *usersOptions) list(ctx context.Context, st *store.Store) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tSTATUS\tNAME\tEMAIL\tCREATED")
+	fmt.Fprintln(tw, "USERNAME\tSTATUS\tMFA\tNAME\tEMAIL\tCREATED")
 	for _, u := range users {
 		status := "enabled"
 		if u.Disabled() {
 			status = "disabled"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Username, status, orDash(u.Name), orDash(u.Email), u.CreatedAt.UTC().Format(time.DateOnly))
+		f, err := st.SecondFactors(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, status, secondFactorStatus(f), orDash(u.Name), orDash(u.Email), u.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()
 }
