@@ -54,6 +54,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/audit"
@@ -219,6 +220,9 @@ type Issuer struct {
 	storage *storage
 	sealer  *requestSealer
 	guard   *loginGuard
+	// passkeys is the WebAuthn relying party; nil when the issuer's host
+	// cannot be one (passkey.go).
+	passkeys *webauthn.WebAuthn
 	// allowedRedirects and allowedScopes are the configured allowlists as
 	// sets; read-only once New returns.
 	allowedRedirects map[string]bool
@@ -361,6 +365,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
 		macKey: []byte(macKey), hash: newHashGate(slots, queue), inFlight: map[string]int{}}
+	if iss.passkeys, err = newPasskeys(u, iss.origin); err != nil {
+		cfg.Logger.Warn("passkeys are unavailable", "reason", err.Error())
+	}
 	iss.refusals = newRefusalLog()
 	iss.auditRefusals = newRefusalLog()
 	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
@@ -515,6 +522,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("POST "+deviceDecisionPath, http.HandlerFunc(i.submitDeviceDecision))
 	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	mux.Handle("GET "+assetsPath, assetHandler())
+	i.routePasskeys(mux)
 	mux.Handle(endpoints().Token.Relative(), postOnly(i.routeTokenExchange(i.limitMachineTokens(oidcHandler)), endpoints()))
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))
 	return securityHeaders(i.withRequestInfo(mux)), nil
