@@ -36,6 +36,19 @@ const (
 	// LoginLockedOut: a failed-login limit was reached, and the account,
 	// browser or address is kept out for a while.
 	LoginLockedOut Type = "login.locked_out"
+	// SecondFactorSucceeded: a second factor was accepted after the
+	// password; Reason is the method ("totp", "recovery_code").
+	SecondFactorSucceeded Type = "login.second_factor_succeeded"
+	// SecondFactorFailed: a second factor was refused; Reason says why (a
+	// category such as "wrong_code" or "replayed", never the code).
+	SecondFactorFailed Type = "login.second_factor_failed"
+	// SecondFactorEnrolled: a user enrolled a second factor; Reason is
+	// the method ("totp"), Actor who ran nsauth users when it was not the
+	// user at the login page.
+	SecondFactorEnrolled Type = "mfa.enrolled"
+	// SecondFactorReset: nsauth users removed second factors of an account;
+	// Reason is the action ("mfa_reset", "totp_removed"), Actor who ran it.
+	SecondFactorReset Type = "mfa.reset"
 	// CodeIssued: an authorization code was issued after a login.
 	CodeIssued Type = "code.issued"
 	// CodeExchanged: a code was exchanged for tokens.
@@ -92,6 +105,7 @@ const (
 func Types() []Type {
 	return []Type{
 		LoginSucceeded, LoginFailed, LoginLockedOut,
+		SecondFactorSucceeded, SecondFactorFailed, SecondFactorEnrolled, SecondFactorReset,
 		CodeIssued, CodeExchanged, CodeReplayed,
 		RefreshRotated, RefreshReuseDetected,
 		Logout, TokenRevoked,

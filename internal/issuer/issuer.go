@@ -197,6 +197,12 @@ type Config struct {
 	// limits (behind trusted proxies, from X-Forwarded-For). Nil means the
 	// TCP peer.
 	Clients *clientaddr.Resolver
+	// RequireSecondFactor makes a second factor compulsory: a user who has
+	// none is taken through TOTP enrolment after their password, before
+	// the login completes (NSAUTH_MFA=required). Default false: users
+	// with a second factor are asked for it, others log in with their
+	// password alone.
+	RequireSecondFactor bool
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives operational messages. Defaults to discarding.
@@ -515,6 +521,9 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
 	mux.Handle("GET "+loginPath, http.HandlerFunc(i.showLogin))
 	mux.Handle("POST "+loginPath, http.HandlerFunc(i.submitLogin))
+	mux.Handle("POST "+mfaPath, http.HandlerFunc(i.submitSecondFactor))
+	mux.Handle("POST "+mfaEnrollPath, http.HandlerFunc(i.submitEnrollment))
+	mux.Handle("POST "+mfaContinuePath, http.HandlerFunc(i.submitContinue))
 	mux.Handle(endSessionPath, http.HandlerFunc(srv.endSession))
 	mux.Handle("POST "+logoutPath, http.HandlerFunc(srv.confirmLogout))
 	mux.Handle("GET "+devicePath, http.HandlerFunc(i.showDeviceEntry))

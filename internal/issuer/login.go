@@ -159,8 +159,8 @@ func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id s
 	return ar, true
 }
 
-// submitLogin checks the credentials and, when they are right, completes
-// the auth request and redirects to the client with a code.
+// submitLogin checks the credentials and, when they are right, goes on to
+// the second factor (afterFirstFactor), or completes the login.
 func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !i.sameOrigin(r) {
 		i.refuseLogin(w, r.Context(), loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
@@ -291,20 +291,23 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	i.guard.succeeded(ctx, att)
-	i.cfg.Observer.login(LoginSucceeded)
 	att.account = user.Username
-	i.guard.setDeviceCookie(w, att)
-	if i.offerPasskey(w, r, ar, id, user, []string{"pwd"}, csrf) {
-		return
-	}
+	i.afterFirstFactor(w, r, id, ar, user, []string{amrPassword}, csrf, att)
+}
 
+// completeLogin ends a login whose user proved every factor needed (amr):
+// a device login goes on to the approval page; a browser login completes
+// its auth request (once: a second completion finds it taken) and is
+// redirected to the client with a code. The caller has given the
+// attempt's places back (loginSucceeded).
+func (i *Issuer) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
+	ctx := r.Context()
 	if isDeviceLogin(ar) {
-		i.showDeviceApproval(w, ctx, ar, user, []string{"pwd"}, csrf)
+		i.showDeviceApproval(w, ctx, ar, user, amr, csrf)
 		return
 	}
 
-	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, []string{"pwd"}, CodeTTL+time.Minute); err != nil {
+	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, amr, CodeTTL+time.Minute); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 			i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
 			return

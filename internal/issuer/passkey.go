@@ -57,6 +57,9 @@ const (
 	kindRegister     = "register"
 	kindPasswordless = "passwordless"
 	kindSecondFactor = "second_factor"
+	// kindEnroll registers a passkey as the second factor a required
+	// policy asks for (the enrolment page of mfa.go).
+	kindEnroll = "enroll"
 )
 
 // Limits of the passkey endpoints.
@@ -187,21 +190,30 @@ func (i *Issuer) takeCeremony(ctx context.Context, ar *store.AuthRequest, kinds 
 	return c, st, nil
 }
 
-// passkeyAMR is how a login with the passkey p is described (see the
-// package comment above). afterPassword: the passkey was the second
-// factor.
-func passkeyAMR(p *store.Passkey, afterPassword, userVerified bool) []string {
-	kind := "hwk"
+// passkeyMethod is the amr value of the passkey p (see the package
+// comment above): "swk" for a passkey that may be synced, "hwk" otherwise.
+func passkeyMethod(p *store.Passkey) string {
 	if p.BackupEligible {
-		kind = "swk"
+		return amrSoftwareKey
 	}
-	if afterPassword {
-		return []string{"pwd", kind, "mfa"}
-	}
+	return amrHardwareKey
+}
+
+// amr values of passkeys (RFC 8176).
+const (
+	amrHardwareKey = "hwk"
+	amrSoftwareKey = "swk"
+	amrUser        = "user"
+)
+
+// passwordlessAMR describes a login with the passkey p alone. Passwordless
+// ceremonies require user verification, so userVerified is true for every
+// login that gets here; it is checked again all the same.
+func passwordlessAMR(p *store.Passkey, userVerified bool) []string {
 	if userVerified {
-		return []string{kind, "user", "mfa"}
+		return []string{passkeyMethod(p), amrUser, amrMFA}
 	}
-	return []string{kind}
+	return []string{passkeyMethod(p)}
 }
 
 // jsonError answers a begin request.
@@ -216,6 +228,9 @@ func jsonError(w http.ResponseWriter, status int, msg string) {
 type passkeyBeginRequest struct {
 	AuthRequestID string `json:"authRequestID"`
 	Mode          string `json:"mode"`
+	// Token is the second-factor step's pending state (mfa.go), for the
+	// modes second_factor and enroll.
+	Token string `json:"token,omitempty"`
 }
 
 // beginPasskey starts a ceremony for a pending auth request and answers
@@ -272,7 +287,9 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 	case kindRegister:
 		options, err = i.beginRegistration(ctx, ar)
 	case kindSecondFactor:
-		options, err = i.beginSecondFactor(ctx, ar)
+		options, err = i.beginPasskeySecondFactor(ctx, ar, req.Token)
+	case kindEnroll:
+		options, err = i.beginPasskeyEnroll(ctx, ar, req.Token)
 	default:
 		jsonError(w, http.StatusBadRequest, "Unknown passkey mode.")
 		return
@@ -343,9 +360,19 @@ func (i *Issuer) beginRegistration(ctx context.Context, ar *store.AuthRequest) (
 	if err != nil {
 		return restore(err)
 	}
-	existing, err := i.st.PasskeysByUser(ctx, user.ID)
+	options, err := i.beginCreate(ctx, ar, kindRegister, user, st.AMR)
 	if err != nil {
 		return restore(err)
+	}
+	return options, nil
+}
+
+// beginCreate starts the registration of a passkey for user, excluding
+// the authenticators that hold one of theirs already.
+func (i *Issuer) beginCreate(ctx context.Context, ar *store.AuthRequest, kind string, user *store.User, amr []string) (any, error) {
+	existing, err := i.st.PasskeysByUser(ctx, user.ID)
+	if err != nil {
+		return nil, err
 	}
 	exclude := make([]protocol.CredentialDescriptor, len(existing))
 	for j := range existing {
@@ -355,10 +382,10 @@ func (i *Issuer) beginRegistration(ctx context.Context, ar *store.AuthRequest) (
 	options, session, err := i.passkeys.BeginRegistration(passkeyUser{u: user},
 		webauthn.WithExclusions(exclude), webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired))
 	if err != nil {
-		return restore(err)
+		return nil, err
 	}
-	if err := i.putCeremony(ctx, ar, kindRegister, user.ID, ceremonyState{Session: session, AMR: st.AMR}); err != nil {
-		return restore(err)
+	if err := i.putCeremony(ctx, ar, kind, user.ID, ceremonyState{Session: session, AMR: amr}); err != nil {
+		return nil, err
 	}
 	return options, nil
 }
@@ -405,8 +432,6 @@ func (i *Issuer) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		i.finishPasswordless(w, r, ar, id, csrf, form.Get("credential"))
 	case kindRegister:
 		i.finishRegistration(w, r, ar, id, csrf, form.Get("name"), form.Get("credential"))
-	case kindSecondFactor:
-		i.finishSecondFactor(w, r, ar, id, csrf, form.Get("credential"))
 	default:
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
 	}
@@ -516,18 +541,14 @@ func (i *Issuer) verifyAssertion(ctx context.Context, ar *store.AuthRequest, kin
 	return user, pk, parsed.Response.AuthenticatorData.Flags.HasUserVerified(), nil
 }
 
-// passkeyLogin runs a passkey assertion as a login attempt: it takes its
-// place in the login counters (of the address for a passwordless login,
-// of the account or this browser after a password), is checked, and on
-// success completes the login. fail writes the page of a refusal.
-func (i *Issuer) passkeyLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, kind string, known *store.User,
-	credential, csrf string, fail func(status int, msg string)) {
+// passwordlessLogin runs a passkey assertion as a login attempt: it takes
+// its place in the login counters (of the client address: the account is
+// unknown until the passkey is checked), is checked, and on success
+// completes the login. fail writes the page of a refusal.
+func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, credential, csrf string,
+	fail func(status int, msg string)) {
 	ctx := r.Context()
-	username := ""
-	if known != nil {
-		username = known.Username
-	}
-	att := i.guard.newAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	att := i.guard.newAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	done, ok := i.guard.enter(att)
 	if !ok {
 		i.cfg.Observer.login(LoginBusy)
@@ -552,7 +573,7 @@ func (i *Issuer) passkeyLogin(w http.ResponseWriter, r *http.Request, ar *store.
 		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt)))
 		return
 	}
-	user, pk, uv, err := i.verifyAssertion(ctx, ar, kind, known, credential)
+	user, pk, uv, err := i.verifyAssertion(ctx, ar, kindPasswordless, nil, credential)
 	var refused *passkeyRefusal
 	if errors.As(err, &refused) {
 		i.cfg.Observer.login(LoginWrongCredentials)
@@ -581,31 +602,27 @@ func (i *Issuer) passkeyLogin(w http.ResponseWriter, r *http.Request, ar *store.
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	amr := passkeyAMR(pk, kind == kindSecondFactor, uv)
+	amr := passwordlessAMR(pk, uv)
 	if err := i.record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
-		Reason: kind, Target: pk.Name}); err != nil {
+		Reason: kindPasswordless, Target: pk.Name}); err != nil {
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	if kind == kindPasswordless {
-		// After a password, the password's success was recorded already.
-		if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
-			Reason: "passkey"}); err != nil {
-			fail(http.StatusInternalServerError, msgInternal)
-			return
-		}
+	if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Reason: "passkey"}); err != nil {
+		fail(http.StatusInternalServerError, msgInternal)
+		return
 	}
 	att.account = user.Username
-	i.guard.succeeded(ctx, att)
 	i.cfg.Observer.login(LoginSucceeded)
-	i.guard.setDeviceCookie(w, att)
+	i.loginSucceeded(w, ctx, att)
 	i.completeLogin(w, r, ar, user, amr, csrf)
 }
 
 // finishPasswordless completes a login with a discoverable passkey alone.
 func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
 	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
-	i.passkeyLogin(w, r, ar, kindPasswordless, nil, credential, csrf, func(status int, msg string) {
+	i.passwordlessLogin(w, r, ar, credential, csrf, func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
 	})

@@ -45,6 +45,8 @@ func (i *Issuer) routePasskeys(mux *http.ServeMux) {
 	mux.Handle("POST "+passkeyBeginPath, http.HandlerFunc(i.beginPasskey))
 	mux.Handle("POST "+passkeyFinishPath, http.HandlerFunc(i.finishPasskey))
 	mux.Handle("POST "+passkeySkipPath, http.HandlerFunc(i.skipPasskey))
+	mux.Handle("POST "+mfaPasskeyPath, http.HandlerFunc(i.submitPasskeySecondFactor))
+	mux.Handle("POST "+mfaPasskeyEnrollPath, http.HandlerFunc(i.submitPasskeyEnroll))
 }
 
 // offerPasskey shows the offer to add a passkey to a user who just logged
@@ -167,23 +169,44 @@ func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *
 		}
 		i.showOffer(w, ar, id, status, csrf, msg)
 	}
-	if err := store.CheckPasskeyName(name); err != nil {
-		again(http.StatusBadRequest, "The name of a passkey must be 1 to 64 characters on one line.", "")
+	_, refused, err := i.createPasskey(ctx, user, st, name, credential)
+	if err != nil {
+		i.log.ErrorContext(ctx, "storing a passkey failed", "error", err)
+		again(http.StatusInternalServerError, msgInternal, "")
 		return
 	}
-	if st.Session == nil || credential == "" {
-		again(http.StatusBadRequest, msgPasskeyNotSaved, "bad_attestation")
+	if refused != nil {
+		again(refused.status, refused.msg, refused.reason)
 		return
+	}
+	i.completeLogin(w, r, ar, user, st.AMR, csrf)
+}
+
+// registrationRefusal is why a new passkey was not stored: the status and
+// message of the page, and the audit reason when the browser's answer was
+// refused ("" for a name the user can fix).
+type registrationRefusal struct {
+	status      int
+	msg, reason string
+}
+
+// createPasskey checks the browser's answer to a registration ceremony
+// (state st, for user) and stores the passkey under name.
+func (i *Issuer) createPasskey(ctx context.Context, user *store.User, st ceremonyState, name, credential string) (*store.Passkey, *registrationRefusal, error) {
+	if err := store.CheckPasskeyName(name); err != nil {
+		return nil, &registrationRefusal{http.StatusBadRequest, "The name of a passkey must be 1 to 64 characters on one line.", ""}, nil
+	}
+	notSaved := &registrationRefusal{http.StatusBadRequest, msgPasskeyNotSaved, "bad_attestation"}
+	if st.Session == nil || credential == "" {
+		return nil, notSaved, nil
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes([]byte(credential))
 	if err != nil {
-		again(http.StatusBadRequest, msgPasskeyNotSaved, "bad_attestation")
-		return
+		return nil, notSaved, nil
 	}
 	cred, err := i.passkeys.CreateCredential(passkeyUser{u: user}, *st.Session, parsed)
 	if err != nil {
-		again(http.StatusBadRequest, msgPasskeyNotSaved, "bad_attestation")
-		return
+		return nil, notSaved, nil
 	}
 	transports := make([]string, len(cred.Transport))
 	for j, t := range cred.Transport {
@@ -194,21 +217,15 @@ func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *
 		Transports: transports, AAGUID: cred.Authenticator.AAGUID, AttestationType: cred.AttestationType}
 	switch err := i.st.AddPasskey(ctx, pk); {
 	case errors.Is(err, store.ErrConflict):
-		again(http.StatusConflict, "You already have a passkey of that name, or this passkey is registered already.", "")
-		return
+		return nil, &registrationRefusal{http.StatusConflict, "You already have a passkey of that name, or this passkey is registered already.", ""}, nil
 	case errors.Is(err, store.ErrTooManyPasskeys):
-		again(http.StatusConflict, "You have as many passkeys as allowed. Ask an administrator to remove one.", "")
-		return
+		return nil, &registrationRefusal{http.StatusConflict, "You have as many passkeys as allowed. Ask an administrator to remove one.", ""}, nil
 	case err != nil:
-		i.log.ErrorContext(ctx, "storing a passkey failed", "error", err)
-		again(http.StatusInternalServerError, msgInternal, "")
-		return
+		return nil, nil, err
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username,
-		ClientID: ar.ClientID, Target: pk.Name}); err != nil {
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
+	if err := i.record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, Target: pk.Name}); err != nil {
+		return nil, nil, err
 	}
 	i.log.InfoContext(ctx, "passkey registered", "username", user.Username, "passkey", pk.Name)
-	i.completeLogin(w, r, ar, user, st.AMR, csrf)
+	return pk, nil, nil
 }

@@ -150,3 +150,25 @@ func RedirectOf(p *Page) (*url.URL, error) {
 	}
 	return url.Parse(p.Response.Header.Get("Location"))
 }
+
+// Post posts the hidden fields of page, with fields added or replacing
+// them, to path on the page's server, and returns the answer.
+func (b *Browser) Post(t testing.TB, page *Page, path string, fields url.Values) *Page {
+	t.Helper()
+	form := url.Values{}
+	for k, v := range page.Form {
+		form[k] = v
+	}
+	for k, v := range fields {
+		form[k] = v
+	}
+	target := *page.URL
+	target.RawQuery = ""
+	target.Path = path
+	req, err := http.NewRequest(http.MethodPost, target.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.Do(t, req)
+}

@@ -55,7 +55,11 @@
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": form.elements.csrf.value },
-      body: JSON.stringify({ authRequestID: form.elements.authRequestID.value, mode: mode })
+      body: JSON.stringify({
+        authRequestID: form.elements.authRequestID.value,
+        mode: mode,
+        token: form.elements.token ? form.elements.token.value : undefined
+      })
     }).then(function (resp) {
       return resp.json().then(function (body) {
         if (!resp.ok) {
@@ -118,7 +122,7 @@
     status.textContent = "Waiting for your passkey…";
     begin()
       .then(function (options) {
-        return mode === "register" ? create(options) : get(options);
+        return mode === "register" || mode === "enroll" ? create(options) : get(options);
       })
       .then(function (answer) {
         form.elements.credential.value = JSON.stringify(answer);

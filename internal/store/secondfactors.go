@@ -1,0 +1,288 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Second factors (issue 15): a user's TOTP secret, their recovery codes,
+// and the logins waiting between password and second factor. The passkey
+// tables come in a later migration; [Store.ResetSecondFactors] is the one
+// place that removes every factor, so a new kind is added there.
+
+// SecondFactors says which second factors a user has.
+type SecondFactors struct {
+	// TOTP is true when the user has a confirmed TOTP secret.
+	TOTP bool
+	// RecoveryCodes is how many unused recovery codes the user has.
+	RecoveryCodes int
+}
+
+// Any reports whether the user has a factor that can log in on its own
+// (recovery codes alone do not count: they are the way back in when the
+// factor is lost).
+func (f SecondFactors) Any() bool { return f.TOTP }
+
+func totpSecretAD(userID string) []byte {
+	return []byte("nsauth_totp.secret\x00" + userID)
+}
+
+func pendingSecretAD(tokenHash []byte) []byte {
+	return []byte("nsauth_mfa_pending.totp_secret\x00" + hex.EncodeToString(tokenHash))
+}
+
+// SecondFactors returns which second factors the user has; none (and no
+// error) for an unknown user.
+func (s *Store) SecondFactors(ctx context.Context, userID string) (SecondFactors, error) {
+	var f SecondFactors
+	var totp int
+	err := s.queryRow(ctx, s.db, `SELECT
+		(SELECT COUNT(*) FROM nsauth_totp WHERE user_id = ?),
+		(SELECT COUNT(*) FROM nsauth_recovery_codes WHERE user_id = ?)`, userID, userID).Scan(&totp, &f.RecoveryCodes)
+	if err != nil {
+		return SecondFactors{}, fmt.Errorf("reading second factors: %w", err)
+	}
+	f.TOTP = totp > 0
+	return f, nil
+}
+
+// EnrollTOTP stores a user's confirmed TOTP secret and replaces their
+// recovery codes with recoveryCodes, in one transaction. usedStep is the
+// time step of the code that confirmed the secret: that code cannot be
+// used again. It returns an error wrapping [ErrConflict] when the user
+// already has a TOTP secret, and [ErrNotFound] when there is no such
+// user. The secret is sealed under the keyring.
+func (s *Store) EnrollTOTP(ctx context.Context, userID, secret string, usedStep int64, recoveryCodes []string) error {
+	sealed, err := s.seal([]byte(secret), totpSecretAD(userID))
+	if err != nil {
+		return fmt.Errorf("sealing the TOTP secret: %w", err)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := s.queryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.d.lockRows, userID).Scan(&one); err != nil {
+			return notFound(err, "user")
+		}
+		now := s.nowMillis()
+		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_totp (user_id, secret, last_step, created_at) VALUES (?, ?, ?, ?)`,
+			userID, sealed, usedStep, now); err != nil {
+			if s.d.isUnique(err) {
+				return fmt.Errorf("the user already has a TOTP secret: %w", ErrConflict)
+			}
+			return fmt.Errorf("storing the TOTP secret: %w", err)
+		}
+		return s.replaceRecoveryCodes(ctx, tx, userID, recoveryCodes)
+	})
+}
+
+// ReplaceRecoveryCodes replaces a user's recovery codes.
+func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID string, codes []string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.replaceRecoveryCodes(ctx, tx, userID, codes) })
+}
+
+func (s *Store) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID string, codes []string) error {
+	if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_recovery_codes WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("removing recovery codes: %w", err)
+	}
+	now := s.nowMillis()
+	for _, c := range codes {
+		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)`,
+			userID, HashSecret(c), now); err != nil {
+			return fmt.Errorf("storing recovery codes: %w", err)
+		}
+	}
+	return nil
+}
+
+// TOTPSecret returns a user's TOTP secret, in clear, and the time step of
+// the last code accepted. It returns an error wrapping [ErrNotFound] when
+// the user has none.
+func (s *Store) TOTPSecret(ctx context.Context, userID string) (secret string, lastStep int64, err error) {
+	var sealed []byte
+	if err := s.queryRow(ctx, s.db, `SELECT secret, last_step FROM nsauth_totp WHERE user_id = ?`, userID).Scan(&sealed, &lastStep); err != nil {
+		return "", 0, notFound(err, "TOTP secret")
+	}
+	plain, err := s.open(sealed, totpSecretAD(userID))
+	if err != nil {
+		return "", 0, fmt.Errorf("opening the TOTP secret: %w", err)
+	}
+	return string(plain), lastStep, nil
+}
+
+// UseTOTPStep records that a code of time step `step` was accepted for a
+// user. It returns an error wrapping [ErrReused] when a code of that step
+// or a later one was accepted before (so of two simultaneous uses of one
+// code exactly one succeeds, across replicas), and [ErrNotFound] when the
+// user has no TOTP secret.
+func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) error {
+	res, err := s.exec(ctx, s.db, `UPDATE nsauth_totp SET last_step = ? WHERE user_id = ? AND last_step < ?`, step, userID, step)
+	if err != nil {
+		return fmt.Errorf("recording a TOTP code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var one int
+	if err := s.queryRow(ctx, s.db, `SELECT 1 FROM nsauth_totp WHERE user_id = ?`, userID).Scan(&one); err != nil {
+		return notFound(err, "TOTP secret")
+	}
+	return fmt.Errorf("TOTP code: %w", ErrReused)
+}
+
+// UseRecoveryCode uses up one of a user's recovery codes. It returns an
+// error wrapping [ErrNotFound] when the user has no such unused code: of
+// two simultaneous uses of one code, exactly one succeeds.
+func (s *Store) UseRecoveryCode(ctx context.Context, userID, code string) error {
+	res, err := s.exec(ctx, s.db, `DELETE FROM nsauth_recovery_codes WHERE user_id = ? AND code_hash = ?`, userID, HashSecret(code))
+	if err != nil {
+		return fmt.Errorf("using a recovery code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("recovery code: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// RemoveTOTP removes a user's TOTP secret. Recovery codes stay. It
+// returns an error wrapping [ErrNotFound] when the user had none.
+func (s *Store) RemoveTOTP(ctx context.Context, userID string) error {
+	res, err := s.exec(ctx, s.db, `DELETE FROM nsauth_totp WHERE user_id = ?`, userID)
+	if err != nil {
+		return fmt.Errorf("removing the TOTP secret: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("TOTP secret: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// ResetSecondFactors removes every second factor of a user (TOTP secret,
+// recovery codes) and the logins waiting for one, in one transaction, for
+// a user who lost their device. It returns how many rows went. Every new
+// kind of second factor must be removed here too.
+func (s *Store) ResetSecondFactors(ctx context.Context, userID string) (int64, error) {
+	var total int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM nsauth_totp WHERE user_id = ?`,
+			`DELETE FROM nsauth_recovery_codes WHERE user_id = ?`,
+			`DELETE FROM nsauth_mfa_pending WHERE user_id = ?`,
+		} {
+			res, err := s.exec(ctx, tx, q, userID)
+			if err != nil {
+				return fmt.Errorf("resetting second factors: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			total += n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return total, nil
+}
+
+// Kinds of [PendingMFA].
+const (
+	// PendingVerify waits for a second factor the user has.
+	PendingVerify = "verify"
+	// PendingEnroll waits for the user to enrol a second factor, which the
+	// policy requires.
+	PendingEnroll = "enroll"
+	// PendingEnrolled waits for the user who just enrolled to go on, once
+	// they have their recovery codes.
+	PendingEnrolled = "enrolled"
+)
+
+// PendingMFA is a login whose password was right and whose second factor
+// (or enrolment) is still to come.
+type PendingMFA struct {
+	// AuthRequestID is the auth request the login is for; the state is
+	// good for no other.
+	AuthRequestID string
+	UserID        string
+	// AMR lists the methods used so far ("pwd").
+	AMR []string
+	// Kind is PendingVerify, PendingEnroll or PendingEnrolled.
+	Kind string
+	// TOTPSecret is the secret offered to a user enrolling in the browser,
+	// in clear here and sealed in the database; "" otherwise.
+	TOTPSecret string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+
+// MaxPendingMFAPerUser bounds the waiting logins kept per user: creating
+// one more removes the oldest.
+const MaxPendingMFAPerUser = 5
+
+// CreatePendingMFA stores p under token, a random value the browser
+// holds (only its digest is stored). CreatedAt is set. A user keeps at
+// most [MaxPendingMFAPerUser] of them: the oldest go first.
+func (s *Store) CreatePendingMFA(ctx context.Context, p *PendingMFA, token string) error {
+	if p.AuthRequestID == "" || p.UserID == "" || p.ExpiresAt.IsZero() || (p.Kind != PendingVerify && p.Kind != PendingEnroll && p.Kind != PendingEnrolled) {
+		return errors.New("a pending second factor needs an auth request, a user, a kind and an expiry")
+	}
+	hash := HashSecret(token)
+	var sealed []byte
+	if p.TOTPSecret != "" {
+		var err error
+		if sealed, err = s.seal([]byte(p.TOTPSecret), pendingSecretAD(hash)); err != nil {
+			return fmt.Errorf("sealing the offered TOTP secret: %w", err)
+		}
+	}
+	p.CreatedAt = s.now()
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_mfa_pending (token_hash, auth_request_id, user_id, amr, kind, totp_secret, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, hash, p.AuthRequestID, p.UserID, joinList(p.AMR), p.Kind, sealed,
+			p.CreatedAt.UnixMilli(), p.ExpiresAt.UnixMilli()); err != nil {
+			return fmt.Errorf("storing a pending second factor: %w", err)
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_mfa_pending WHERE user_id = ? AND token_hash NOT IN
+			(SELECT token_hash FROM nsauth_mfa_pending WHERE user_id = ? AND expires_at > ? ORDER BY created_at DESC, token_hash LIMIT ?)`,
+			p.UserID, p.UserID, p.CreatedAt.UnixMilli(), MaxPendingMFAPerUser); err != nil {
+			return fmt.Errorf("bounding pending second factors: %w", err)
+		}
+		return nil
+	})
+}
+
+// PendingMFA returns the unexpired pending state stored under token, or
+// an error wrapping [ErrNotFound].
+func (s *Store) PendingMFA(ctx context.Context, token string) (*PendingMFA, error) {
+	hash := HashSecret(token)
+	return s.scanPending(s.queryRow(ctx, s.db, `SELECT auth_request_id, user_id, amr, kind, totp_secret, created_at, expires_at
+		FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?`, hash, s.nowMillis()), hash)
+}
+
+// TakePendingMFA deletes and returns the unexpired pending state stored
+// under token, or returns an error wrapping [ErrNotFound]: of two
+// simultaneous takes, exactly one gets it.
+func (s *Store) TakePendingMFA(ctx context.Context, token string) (*PendingMFA, error) {
+	hash := HashSecret(token)
+	return s.scanPending(s.queryRow(ctx, s.db, `DELETE FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?
+		RETURNING auth_request_id, user_id, amr, kind, totp_secret, created_at, expires_at`, hash, s.nowMillis()), hash)
+}
+
+func (s *Store) scanPending(row *sql.Row, hash []byte) (*PendingMFA, error) {
+	var p PendingMFA
+	var amr string
+	var sealed []byte
+	var created, expires int64
+	if err := row.Scan(&p.AuthRequestID, &p.UserID, &amr, &p.Kind, &sealed, &created, &expires); err != nil {
+		return nil, notFound(err, "pending second factor")
+	}
+	p.AMR, p.CreatedAt, p.ExpiresAt = splitList(amr), time.UnixMilli(created), time.UnixMilli(expires)
+	if len(sealed) > 0 {
+		plain, err := s.open(sealed, pendingSecretAD(hash))
+		if err != nil {
+			return nil, fmt.Errorf("opening the offered TOTP secret: %w", err)
+		}
+		p.TOTPSecret = string(plain)
+	}
+	return &p, nil
+}
