@@ -239,21 +239,6 @@ func (s *Store) DeletePasskey(ctx context.Context, userID, nameOrID string) (*Pa
 	return p, nil
 }
 
-// DeletePasskeys removes every passkey of the user and returns how many
-// there were (resetting an account's second factors).
-func (s *Store) DeletePasskeys(ctx context.Context, userID string) (int64, error) {
-	return s.deletePasskeys(ctx, s.db, userID)
-}
-
-func (s *Store) deletePasskeys(ctx context.Context, q querier, userID string) (int64, error) {
-	res, err := s.exec(ctx, q, `DELETE FROM nsauth_passkeys WHERE user_id = ?`, userID)
-	if err != nil {
-		return 0, fmt.Errorf("deleting passkeys: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n, nil
-}
-
 // PasskeyCeremony is a WebAuthn ceremony in progress for a pending auth
 // request.
 type PasskeyCeremony struct {

@@ -137,10 +137,21 @@ func TestPasskeysPerUserLimit(t *testing.T) {
 			t.Fatalf("%d added, %d refused as too many; want %d and 5", ok, full, store.MaxPasskeysPerUser)
 		}
 		n, _ := f.s.CountPasskeys(ctx, f.user.ID)
-		deleted, err := f.s.DeletePasskeys(ctx, f.user.ID)
-		if err != nil || deleted != int64(n) {
-			t.Fatalf("DeletePasskeys = %d, %v; had %d", deleted, err, n)
+		if err := f.s.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: "ar", Kind: "second_factor", UserID: f.user.ID,
+			Session: []byte("{}"), ExpiresAt: f.clock.Now().Add(time.Minute)}, 0); err != nil {
+			t.Fatal(err)
 		}
+		// Resetting an account's second factors removes its passkeys and
+		// its ceremonies in progress.
+		deleted, err := f.s.ResetSecondFactors(ctx, f.user.ID)
+		if err != nil || deleted != int64(n)+1 {
+			t.Fatalf("ResetSecondFactors = %d, %v; had %d passkeys and a ceremony", deleted, err, n)
+		}
+		if left, _ := f.s.CountPasskeys(ctx, f.user.ID); left != 0 {
+			t.Fatalf("%d passkeys left after the reset", left)
+		}
+		_, err = f.s.TakePasskeyCeremony(ctx, "ar")
+		wantErr(t, err, store.ErrNotFound)
 	})
 }
 

@@ -160,7 +160,8 @@ func (s *Store) RemoveTOTP(ctx context.Context, userID string) error {
 }
 
 // ResetSecondFactors removes every second factor of a user (TOTP secret,
-// recovery codes) and the logins waiting for one, in one transaction, for
+// recovery codes, passkeys) and the logins and passkey ceremonies waiting
+// for one, in one transaction, for
 // a user who lost their device. It returns how many rows went. Every new
 // kind of second factor must be removed here too.
 func (s *Store) ResetSecondFactors(ctx context.Context, userID string) (int64, error) {
@@ -170,6 +171,8 @@ func (s *Store) ResetSecondFactors(ctx context.Context, userID string) (int64, e
 			`DELETE FROM nsauth_totp WHERE user_id = ?`,
 			`DELETE FROM nsauth_recovery_codes WHERE user_id = ?`,
 			`DELETE FROM nsauth_mfa_pending WHERE user_id = ?`,
+			`DELETE FROM nsauth_passkeys WHERE user_id = ?`,
+			`DELETE FROM nsauth_passkey_ceremonies WHERE user_id = ?`,
 		} {
 			res, err := s.exec(ctx, tx, q, userID)
 			if err != nil {
