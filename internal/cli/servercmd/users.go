@@ -114,6 +114,7 @@ it after too many wrong passwords.`,
 		}),
 		simple("delete", "Delete a user and everything issued to it", o.delete),
 		simple("unlock", "Clear a user's failed-login counters, so every browser may try again at once", o.unlock),
+		newUsersPasskeysCommand(o),
 	)
 	return cmd
 }
