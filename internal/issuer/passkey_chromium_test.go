@@ -200,7 +200,7 @@ func screenshot(t *testing.T, c *issuertest.Chromium, name string) {
 	if dir == "" {
 		return
 	}
-	png := issuertest.Get(t, c, chromedp.FullScreenshot(90))
+	png := issuertest.Get(t, c, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -298,6 +298,7 @@ func TestPasskeysInChromium(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "Laptop") || !strings.Contains(out, used.ID) || !strings.Contains(out, "device-bound") {
 				t.Fatalf("nsauth users passkeys alice: exit %d\n%s%s", code, out, errOut)
 			}
+			t.Logf("$ nsauth users passkeys alice\n%s", out)
 			if code, _, errOut := e.users(t, "passkeys", "alice", "--remove", "Laptop"); code != 0 || !strings.Contains(errOut, "Removed") {
 				t.Fatalf("--remove: exit %d\n%s", code, errOut)
 			}
@@ -358,5 +359,41 @@ func TestPasskeysInChromium(t *testing.T) {
 			}
 			checkNoSecrets(t, e.logs.String(), tr.AccessToken, tr.RefreshToken, tr.IDToken)
 		})
+	}
+}
+
+// TestChromiumRefusesAnIPAddressAsRelyingParty is why passkeys need an
+// issuer with a host name: on a page of http://127.0.0.1:PORT (a secure
+// context), Chromium refuses to create a credential for the relying party
+// id 127.0.0.1, while on http://localhost:PORT it creates one for
+// localhost.
+func TestChromiumRefusesAnIPAddressAsRelyingParty(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	c := issuertest.NewChromium(t, 60*time.Second)
+	virtualAuthenticator(t, c)
+	create := func(rpID string) string {
+		return `navigator.credentials.create({publicKey: {
+			rp: {id: "` + rpID + `", name: "probe"},
+			user: {id: new Uint8Array(16), name: "probe", displayName: "probe"},
+			challenge: new Uint8Array(32),
+			pubKeyCredParams: [{type: "public-key", alg: -7}],
+			authenticatorSelection: {residentKey: "required", userVerification: "required"}
+		}}).then(() => "created", e => e.name + ": " + e.message)`
+	}
+	u, _ := url.Parse(h.url)
+	cases := []struct {
+		name, origin, rpID, want string
+	}{
+		{"IP address", "http://" + u.Host, "127.0.0.1", "SecurityError"},
+		{"localhost", "http://localhost:" + u.Port(), "localhost", "created"},
+	}
+	for _, tc := range cases {
+		c.Do(t, "opening "+tc.origin, chromedp.Navigate(tc.origin+"/logged-out"))
+		got := issuertest.Get(t, c, chromedp.Evaluate[string](create(tc.rpID), chromedp.EvalAwaitPromise))
+		if !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s: creating a credential for %q on %s: %q, want %s", tc.name, tc.rpID, tc.origin, got, tc.want)
+		}
+		t.Logf("%s: %s", tc.name, got)
 	}
 }
