@@ -120,6 +120,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		RefreshReuseGrace:                reuseGrace,
 		KeyRotation:                      b.KeyRotation,
 		LoginAttempts:                    b.LoginAttempts,
+		RequireSecondFactor:              b.RequireSecondFactor,
 		RequirePKCE:                      cfg.Auth.RequirePKCE,
 		AuthorizePerMinute:               authorizeLimit,
 		MachineTokensPerMinute:           machineLimit,

@@ -206,6 +206,7 @@ func (s *Service) CheckToken(ctx context.Context, _ *connect.Request[mgmtv1alpha
 		ExpiresAt: &exp,
 		Issuer:    &claims.Issuer,
 		Machine:   &machine,
+		Amr:       claims.AMR,
 	}
 	if claims.ClientID != "" {
 		resp.ClientId = &claims.ClientID

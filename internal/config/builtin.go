@@ -83,6 +83,13 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	} else {
 		b.LoginAttempts = n
 	}
+	switch v := src.value(sMFA); v {
+	case "optional":
+	case "required":
+		b.RequireSecondFactor = true
+	default:
+		bad(sMFA, "%q is not optional or required", v)
+	}
 	if n, err := strconv.ParseFloat(src.value(sAuthorizeRate), 64); err != nil || !(n >= 0 && n <= 1e6) {
 		bad(sAuthorizeRate, "%q is not a number of requests per minute from 0 to 1000000 (0 for no limit)", src.value(sAuthorizeRate))
 	} else {

@@ -89,11 +89,7 @@ func (i *Issuer) userFactors(ctx context.Context, userID string) (factors, error
 	if err != nil {
 		return factors{}, err
 	}
-	passkeys, err := i.st.CountPasskeys(ctx, userID)
-	if err != nil {
-		return factors{}, err
-	}
-	return factors{TOTP: sf.TOTP, RecoveryCodes: sf.RecoveryCodes, Passkeys: passkeys}, nil
+	return factors{TOTP: sf.TOTP, RecoveryCodes: sf.RecoveryCodes, Passkeys: sf.Passkeys}, nil
 }
 
 // mfaPage is the data of the second-factor pages (mfa.html,

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -32,17 +30,17 @@ import (
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
-// callbackServer stands in for the client's redirect URI: it records the
+// passkeyCallback stands in for the client's redirect URI: it records the
 // redirects that reach it and shows a page the browser can wait for.
-type callbackServer struct {
+type passkeyCallback struct {
 	url string
 	mu  sync.Mutex
 	got []url.URL
 }
 
-func newCallbackServer(t *testing.T) *callbackServer {
+func newPasskeyCallback(t *testing.T) *passkeyCallback {
 	t.Helper()
-	cb := &callbackServer{}
+	cb := &passkeyCallback{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/auth/callback" {
 			http.NotFound(w, r) // the browser's favicon
@@ -60,7 +58,7 @@ func newCallbackServer(t *testing.T) *callbackServer {
 }
 
 // last returns the code of the last redirect.
-func (cb *callbackServer) lastCode(t *testing.T) string {
+func (cb *passkeyCallback) lastCode(t *testing.T) string {
 	t.Helper()
 	cb.mu.Lock()
 	defer cb.mu.Unlock()
@@ -82,12 +80,12 @@ type passkeyEnv struct {
 	env   map[string]string
 	trail *auditTrail
 	logs  *servetest.Buffer
-	cb    *callbackServer
+	cb    *passkeyCallback
 }
 
 func newPasskeyEnv(t *testing.T, b storetest.Backend, mod func(*issuer.Config)) *passkeyEnv {
 	t.Helper()
-	e := &passkeyEnv{env: map[string]string{}, cb: newCallbackServer(t)}
+	e := &passkeyEnv{env: map[string]string{}, cb: newPasskeyCallback(t)}
 	// The store is opened here, not by the backend, so that the command
 	// line can be pointed at the same database.
 	opened := storetest.Backend{Name: b.Name, Open: func(t testing.TB, opts store.Options) *store.Store {
@@ -145,7 +143,7 @@ func (e *passkeyEnv) users(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-func amrOf(claims map[string]any) []string {
+func claimAMR(claims map[string]any) []string {
 	var out []string
 	list, _ := claims["amr"].([]any)
 	for _, v := range list {
@@ -192,20 +190,6 @@ func authenticatorCredentials(t *testing.T, c *issuertest.Chromium, id webauthn.
 	return creds
 }
 
-// screenshot saves the page to $NSAUTH_PASSKEY_SCREENSHOTS/name.png when
-// that is set (how docs/ got its pictures); tests never write elsewhere.
-func screenshot(t *testing.T, c *issuertest.Chromium, name string) {
-	t.Helper()
-	dir := os.Getenv("NSAUTH_PASSKEY_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	png := issuertest.Get(t, c, chromedp.FullScreenshot(100))
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestPasskeysInChromium is the user's whole story with a passkey, in
 // headless Chromium with a DevTools virtual authenticator, on each
 // backend: after a password login the user adds a passkey (tokens: pwd);
@@ -243,7 +227,7 @@ func TestPasskeysInChromium(t *testing.T) {
 				chromedp.WaitVisible(css("#callback")),
 			)
 			_, claims := e.redeem(t, v1)
-			if got := amrOf(claims); !slices.Equal(got, []string{"pwd"}) {
+			if got := claimAMR(claims); !slices.Equal(got, []string{"pwd"}) {
 				t.Errorf("amr after a password login that added a passkey = %v, want [pwd]", got)
 			}
 			pks, err := e.h.st.PasskeysByUser(ctx, e.h.alice.ID)
@@ -272,7 +256,7 @@ func TestPasskeysInChromium(t *testing.T) {
 				chromedp.WaitVisible(css("#callback")),
 			)
 			_, claims = e.redeem(t, v2)
-			if got := amrOf(claims); !slices.Equal(got, []string{"pwd", "hwk", "mfa"}) {
+			if got := claimAMR(claims); !slices.Equal(got, []string{"pwd", "hwk", "mfa"}) {
 				t.Errorf("amr with the passkey as second factor = %v, want [pwd hwk mfa]", got)
 			}
 
@@ -285,7 +269,7 @@ func TestPasskeysInChromium(t *testing.T) {
 				chromedp.WaitVisible(css("#callback")),
 			)
 			tr, claims := e.redeem(t, v3)
-			if got := amrOf(claims); !slices.Equal(got, []string{"hwk", "user", "mfa"}) || claims["sub"] != e.h.alice.ID {
+			if got := claimAMR(claims); !slices.Equal(got, []string{"hwk", "user", "mfa"}) || claims["sub"] != e.h.alice.ID {
 				t.Errorf("passwordless: sub %v amr %v, want alice and [hwk user mfa]", claims["sub"], got)
 			}
 			used, err := e.h.st.PasskeyByCredentialID(ctx, pks[0].CredentialID)
@@ -325,8 +309,8 @@ func TestPasskeysInChromium(t *testing.T) {
 				chromedp.Click(css("#passkey-skip")),
 				chromedp.WaitVisible(css("#callback")),
 			)
-			if _, claims := e.redeem(t, v4); !slices.Equal(amrOf(claims), []string{"pwd"}) {
-				t.Errorf("amr after Not now = %v", amrOf(claims))
+			if _, claims := e.redeem(t, v4); !slices.Equal(claimAMR(claims), []string{"pwd"}) {
+				t.Errorf("amr after Not now = %v", claimAMR(claims))
 			}
 
 			// The audit trail tells the story, with no credential in it.

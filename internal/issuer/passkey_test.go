@@ -572,7 +572,7 @@ func TestPasskeySecondFactorOverHTTP(t *testing.T) {
 	}
 	tr := f.h.exchange(loc.Query().Get("code"), f.verfier)
 	_, claims := jwtParts(t, tr.IDToken)
-	if got := amrOf(claims); strings.Join(got, " ") != "pwd hwk mfa" {
+	if got := claimAMR(claims); strings.Join(got, " ") != "pwd hwk mfa" {
 		t.Fatalf("amr %v", got)
 	}
 }
@@ -598,7 +598,7 @@ func TestPasskeyEnrolmentWhenRequired(t *testing.T) {
 	}
 	tr := f.h.exchange(loc.Query().Get("code"), f.verfier)
 	_, claims := jwtParts(t, tr.IDToken)
-	if got := strings.Join(amrOf(claims), " "); got != "pwd hwk mfa" {
+	if got := strings.Join(claimAMR(claims), " "); got != "pwd hwk mfa" {
 		t.Fatalf("amr after enrolling a passkey: %v", got)
 	}
 	f.open(nil)
@@ -607,8 +607,8 @@ func TestPasskeyEnrolmentWhenRequired(t *testing.T) {
 		t.Fatalf("passwordless under a required policy: %v", err)
 	}
 	tr = f.h.exchange(loc.Query().Get("code"), f.verfier)
-	if _, claims := jwtParts(t, tr.IDToken); strings.Join(amrOf(claims), " ") != "hwk user mfa" {
-		t.Fatalf("passwordless amr %v", amrOf(claims))
+	if _, claims := jwtParts(t, tr.IDToken); strings.Join(claimAMR(claims), " ") != "hwk user mfa" {
+		t.Fatalf("passwordless amr %v", claimAMR(claims))
 	}
 }
 

@@ -207,7 +207,7 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 		return "", time.Time{}, err
 	}
 	at := store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
-		Scopes: req.GetScopes(), ExpiresAt: s.now().Add(s.cfg().AccessTokenTTL)}
+		Scopes: req.GetScopes(), AMR: g.AMR, ExpiresAt: s.now().Add(s.cfg().AccessTokenTTL)}
 	if err := s.st().RecordAccessToken(ctx, &at); err != nil {
 		return "", time.Time{}, internalError("recording the access token", err)
 	}
@@ -580,6 +580,7 @@ func (s *storage) describeActive(resp *oidc.IntrospectionResponse, at *store.Acc
 	resp.Audience = oidc.Audience{s.cfg().Audience}
 	resp.Issuer = s.cfg().Issuer
 	resp.JWTID = at.ID
+	resp.AuthenticationMethodsReferences = at.AMR
 }
 
 // GetPrivateClaimsFromScopes adds no private claims.

@@ -30,6 +30,10 @@ type accessTokenClaims struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope"`
 	AuthTime int64  `json:"auth_time,omitempty"`
+	// AMR is how the user authenticated (RFC 8176), as the ID token says:
+	// a resource server can tell a login with a second factor from one
+	// without. Machine tokens have none.
+	AMR []string `json:"amr,omitempty"`
 }
 
 // accessTokenSubject is what an access token is signed for: a user's
@@ -59,6 +63,9 @@ func (i *Issuer) signAccessToken(ctx context.Context, req accessTokenSubject, cl
 	}
 	if t := req.GetAuthTime(); !t.IsZero() {
 		claims.AuthTime = t.Unix()
+	}
+	if r, ok := req.(interface{ GetAMR() []string }); ok {
+		claims.AMR = r.GetAMR()
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {

@@ -20,12 +20,14 @@ type SecondFactors struct {
 	TOTP bool
 	// RecoveryCodes is how many unused recovery codes the user has.
 	RecoveryCodes int
+	// Passkeys is how many passkeys the user has (passkeys.go).
+	Passkeys int
 }
 
 // Any reports whether the user has a factor that can log in on its own
 // (recovery codes alone do not count: they are the way back in when the
 // factor is lost).
-func (f SecondFactors) Any() bool { return f.TOTP }
+func (f SecondFactors) Any() bool { return f.TOTP || f.Passkeys > 0 }
 
 func totpSecretAD(userID string) []byte {
 	return []byte("nsauth_totp.secret\x00" + userID)
@@ -42,7 +44,8 @@ func (s *Store) SecondFactors(ctx context.Context, userID string) (SecondFactors
 	var totp int
 	err := s.queryRow(ctx, s.db, `SELECT
 		(SELECT COUNT(*) FROM nsauth_totp WHERE user_id = ?),
-		(SELECT COUNT(*) FROM nsauth_recovery_codes WHERE user_id = ?)`, userID, userID).Scan(&totp, &f.RecoveryCodes)
+		(SELECT COUNT(*) FROM nsauth_recovery_codes WHERE user_id = ?),
+		(SELECT COUNT(*) FROM nsauth_passkeys WHERE user_id = ?)`, userID, userID, userID).Scan(&totp, &f.RecoveryCodes, &f.Passkeys)
 	if err != nil {
 		return SecondFactors{}, fmt.Errorf("reading second factors: %w", err)
 	}

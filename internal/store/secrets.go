@@ -19,10 +19,13 @@ type SecretCounts struct {
 	SigningKeys int
 	// Values counts instance secrets (see [Store.EnsureSecret]).
 	Values int
+	// SecondFactors counts users' TOTP secrets, and those offered to
+	// users enrolling at the login page.
+	SecondFactors int
 }
 
-// Total is SigningKeys + Values.
-func (c SecretCounts) Total() int { return c.SigningKeys + c.Values }
+// Total is SigningKeys + Values + SecondFactors.
+func (c SecretCounts) Total() int { return c.SigningKeys + c.Values + c.SecondFactors }
 
 // Associated data binds each sealed value to its row: a value copied into
 // another row (another key's id, another secret's name) does not open.
@@ -209,6 +212,55 @@ func (s *Store) walkSecrets(ctx context.Context, isSecret func(string) bool, mod
 			}
 			n.Values++
 		}
+		// TOTP secrets have been sealed from the start (schema 9): none is
+		// in clear, but a rotation must seal them again like the rest.
+		totps, err := read(`SELECT user_id, secret FROM nsauth_totp ORDER BY user_id` + s.d.lockRows)
+		if err != nil {
+			return fmt.Errorf("reading TOTP secrets: %w", err)
+		}
+		for _, v := range totps {
+			change, sealed, err := rewrite(v.value, totpSecretAD(v.key), true)
+			if err != nil {
+				return fmt.Errorf("the TOTP secret of user %s: %w", v.key, err)
+			}
+			if !change {
+				continue
+			}
+			if _, err := s.exec(ctx, tx, `UPDATE nsauth_totp SET secret = ? WHERE user_id = ?`, sealed, v.key); err != nil {
+				return fmt.Errorf("sealing a TOTP secret: %w", err)
+			}
+			n.SecondFactors++
+		}
+		pending, err := s.query(ctx, tx, `SELECT token_hash, totp_secret FROM nsauth_mfa_pending WHERE totp_secret IS NOT NULL ORDER BY token_hash`+s.d.lockRows)
+		if err != nil {
+			return fmt.Errorf("reading offered TOTP secrets: %w", err)
+		}
+		type offered struct{ hash, value []byte }
+		var offers []offered
+		for pending.Next() {
+			var o offered
+			if err := pending.Scan(&o.hash, &o.value); err != nil {
+				pending.Close()
+				return fmt.Errorf("reading offered TOTP secrets: %w", err)
+			}
+			offers = append(offers, o)
+		}
+		if err := errors.Join(pending.Err(), pending.Close()); err != nil {
+			return fmt.Errorf("reading offered TOTP secrets: %w", err)
+		}
+		for _, o := range offers {
+			change, sealed, err := rewrite(o.value, pendingSecretAD(o.hash), true)
+			if err != nil {
+				return fmt.Errorf("a TOTP secret offered at the login page: %w", err)
+			}
+			if !change {
+				continue
+			}
+			if _, err := s.exec(ctx, tx, `UPDATE nsauth_mfa_pending SET totp_secret = ? WHERE token_hash = ?`, sealed, o.hash); err != nil {
+				return fmt.Errorf("sealing an offered TOTP secret: %w", err)
+			}
+			n.SecondFactors++
+		}
 		return nil
 	})
 	if err != nil {
@@ -230,7 +282,7 @@ func (s *Store) walkSecrets(ctx context.Context, isSecret func(string) bool, mod
 // reaches copies made before (backups, PostgreSQL's WAL archive).
 func (s *Store) scrub(ctx context.Context) error {
 	if s.d.name == "postgres" {
-		if _, err := s.db.ExecContext(ctx, `VACUUM (FULL) nsauth_signing_keys, nsauth_instance_values`); err != nil {
+		if _, err := s.db.ExecContext(ctx, `VACUUM (FULL) nsauth_signing_keys, nsauth_instance_values, nsauth_totp, nsauth_mfa_pending`); err != nil {
 			return fmt.Errorf("the secrets are sealed, but rewriting their tables failed: %w", err)
 		}
 		return nil

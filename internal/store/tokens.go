@@ -212,9 +212,12 @@ type AccessToken struct {
 	ID      string
 	GrantID string
 	// UserID is empty for a machine client's token.
-	UserID    string
-	ClientID  string
-	Scopes    []string
+	UserID   string
+	ClientID string
+	Scopes   []string
+	// AMR is how the user authenticated (the grant's amr); nil for a
+	// machine client's token.
+	AMR       []string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RevokedAt time.Time
@@ -224,8 +227,9 @@ type AccessToken struct {
 // machine client's token has no UserID.
 func (s *Store) RecordAccessToken(ctx context.Context, t *AccessToken) error {
 	t.CreatedAt = s.now()
-	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, sql.NullString{String: t.UserID, Valid: t.UserID != ""}, t.ClientID, joinList(t.Scopes), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
+	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, amr, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, sql.NullString{String: t.UserID, Valid: t.UserID != ""}, t.ClientID, joinList(t.Scopes),
+		joinList(t.AMR), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("recording access token: %w", err)
 	}
@@ -236,14 +240,15 @@ func (s *Store) RecordAccessToken(ctx context.Context, t *AccessToken) error {
 // expired nor revoked, or an error wrapping [ErrNotFound] or [ErrRevoked].
 func (s *Store) ActiveAccessToken(ctx context.Context, id string) (*AccessToken, error) {
 	var t AccessToken
-	var scopes string
+	var scopes, amr string
 	var created, expires int64
 	var revoked sql.NullInt64
-	err := s.queryRow(ctx, s.db, `SELECT id, grant_id, COALESCE(user_id, ''), client_id, scopes, created_at, expires_at, revoked_at
-		FROM nsauth_access_tokens WHERE id = ?`, id).Scan(&t.ID, &t.GrantID, &t.UserID, &t.ClientID, &scopes, &created, &expires, &revoked)
+	err := s.queryRow(ctx, s.db, `SELECT id, grant_id, COALESCE(user_id, ''), client_id, scopes, amr, created_at, expires_at, revoked_at
+		FROM nsauth_access_tokens WHERE id = ?`, id).Scan(&t.ID, &t.GrantID, &t.UserID, &t.ClientID, &scopes, &amr, &created, &expires, &revoked)
 	if err != nil {
 		return nil, notFound(err, "access token")
 	}
+	t.AMR = splitList(amr)
 	t.Scopes, t.CreatedAt, t.ExpiresAt, t.RevokedAt = splitList(scopes), time.UnixMilli(created), time.UnixMilli(expires), fromMillis(revoked)
 	if !t.RevokedAt.IsZero() {
 		return nil, fmt.Errorf("access token: %w", ErrRevoked)

@@ -35,6 +35,10 @@ type Claims struct {
 	// Scopes are the granted scopes, from the space-separated `scope` claim
 	// (RFC 9068) or the `scp` array some providers use.
 	Scopes []string
+	// AMR lists how the user authenticated, from the `amr` claim (RFC 8176
+	// values such as "pwd", "otp", "hwk", "swk", "mfa"); nil when the token
+	// carries none (machine tokens, and providers that do not send it).
+	AMR []string
 
 	// payload is the verified JWT payload or the introspection answer, for
 	// Decode. It is never modified once set, so copies of Claims share it.
@@ -105,16 +109,19 @@ func (c *Claims) clone() *Claims {
 	// One array holds both lists (a cached hit runs this on every call);
 	// the capacities are cut so that appending to one cannot write into
 	// the other.
-	if c.Audience != nil || c.Scopes != nil {
-		lists := make([]string, 0, len(c.Audience)+len(c.Scopes))
-		lists = append(append(lists, c.Audience...), c.Scopes...)
-		na := len(c.Audience)
-		cp.Audience, cp.Scopes = nil, nil
+	if c.Audience != nil || c.Scopes != nil || c.AMR != nil {
+		lists := make([]string, 0, len(c.Audience)+len(c.Scopes)+len(c.AMR))
+		lists = append(append(append(lists, c.Audience...), c.Scopes...), c.AMR...)
+		na, ns := len(c.Audience), len(c.Audience)+len(c.Scopes)
+		cp.Audience, cp.Scopes, cp.AMR = nil, nil, nil
 		if c.Audience != nil {
 			cp.Audience = lists[:na:na]
 		}
 		if c.Scopes != nil {
-			cp.Scopes = lists[na:len(lists):len(lists)]
+			cp.Scopes = lists[na:ns:ns]
+		}
+		if c.AMR != nil {
+			cp.AMR = lists[ns:len(lists):len(lists)]
 		}
 	}
 	return &cp
@@ -164,6 +171,9 @@ func parseClaims(payload []byte) (*Claims, error) {
 		return nil, err
 	}
 	if c.Scopes, err = scopeClaim(members); err != nil {
+		return nil, err
+	}
+	if c.AMR, err = amrClaim(members); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -273,6 +283,26 @@ func timeClaim(members map[string]json.RawMessage, name string) (time.Time, erro
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+}
+
+// maxAMR bounds the `amr` list: RFC 8176 registers fewer than twenty
+// values.
+const maxAMR = 32
+
+// amrClaim reads `amr` (OpenID Connect Core §2): a JSON array of strings.
+func amrClaim(members map[string]json.RawMessage) ([]string, error) {
+	raw, ok := members["amr"]
+	if !ok {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
+		return nil, errors.New(`claim "amr" is not a list of strings`)
+	}
+	if len(list) > maxAMR {
+		return nil, errors.New(`claim "amr" has too many values`)
+	}
+	return list, nil
 }
 
 func scopeClaim(members map[string]json.RawMessage) ([]string, error) {

@@ -577,7 +577,13 @@ type CheckTokenResponse struct {
 	// that obtained the token for itself, with the client-credentials grant
 	// or a token exchange) rather than a person. Then subject and client_id
 	// are equal (RFC 9068 §2.2). Unset when authentication is disabled.
-	Machine       *bool `protobuf:"varint,6,opt,name=machine,proto3,oneof" json:"machine,omitempty"`
+	Machine *bool `protobuf:"varint,6,opt,name=machine,proto3,oneof" json:"machine,omitempty"`
+	// nsauth addition: how the user authenticated, from the checked access
+	// token's `amr` claim (RFC 8176 values: "pwd" a password, "otp" a
+	// one-time code, "hwk"/"swk" a passkey, "mfa" more than one factor).
+	// Empty when the token carries none (machine tokens, authentication
+	// disabled, or a provider that does not say).
+	Amr           []string `protobuf:"bytes,7,rep,name=amr,proto3" json:"amr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -652,6 +658,13 @@ func (x *CheckTokenResponse) GetMachine() bool {
 		return *x.Machine
 	}
 	return false
+}
+
+func (x *CheckTokenResponse) GetAmr() []string {
+	if x != nil {
+		return x.Amr
+	}
+	return nil
 }
 
 type RevokeCliRequest struct {
@@ -1079,7 +1092,7 @@ const file_mgmt_v1alpha1_auth_proto_rawDesc = "" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"S\n" +
 	"\x12RefreshCliResponse\x12=\n" +
 	"\faccess_token\x18\x01 \x01(\v2\x1a.mgmt.v1alpha1.AccessTokenR\vaccessToken\"\x13\n" +
-	"\x11CheckTokenRequest\"\x8d\x02\n" +
+	"\x11CheckTokenRequest\"\x9f\x02\n" +
 	"\x12CheckTokenResponse\x12\x1d\n" +
 	"\asubject\x18\x01 \x01(\tH\x00R\asubject\x88\x01\x01\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\"\n" +
@@ -1087,7 +1100,8 @@ const file_mgmt_v1alpha1_auth_proto_rawDesc = "" +
 	"expires_at\x18\x03 \x01(\x03H\x01R\texpiresAt\x88\x01\x01\x12\x1b\n" +
 	"\x06issuer\x18\x04 \x01(\tH\x02R\x06issuer\x88\x01\x01\x12 \n" +
 	"\tclient_id\x18\x05 \x01(\tH\x03R\bclientId\x88\x01\x01\x12\x1d\n" +
-	"\amachine\x18\x06 \x01(\bH\x04R\amachine\x88\x01\x01B\n" +
+	"\amachine\x18\x06 \x01(\bH\x04R\amachine\x88\x01\x01\x12\x10\n" +
+	"\x03amr\x18\a \x03(\tR\x03amrB\n" +
 	"\n" +
 	"\b_subjectB\r\n" +
 	"\v_expires_atB\t\n" +

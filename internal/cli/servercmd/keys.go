@@ -81,7 +81,7 @@ nsauth serve.`,
 		}
 		fmt.Fprintf(a.ErrOut, "Sealed %d signing key(s) and %d other secret(s) again under the key with id %s.\n"+
 			"Start every server with this key alone now: the old one opens nothing any more.\n",
-			n.SigningKeys, n.Values, keys.Current.ID())
+			n.SigningKeys, n.Values+n.SecondFactors, keys.Current.ID())
 		if loc.DatabaseURL == "" {
 			file := filepath.Join(loc.DataDir, config.DefaultSecretKeyFile)
 			if _, err := os.Stat(file); err == nil {

@@ -116,6 +116,7 @@ it after too many wrong passwords.`,
 		simple("unlock", "Clear a user's failed-login counters, so every browser may try again at once", o.unlock),
 		newUsersPasskeysCommand(o),
 	)
+	o.addSecondFactorCommands(cmd)
 	return cmd
 }
 
@@ -206,13 +207,17 @@ func (o *usersOptions) list(ctx context.Context, st *store.Store) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tSTATUS\tNAME\tEMAIL\tCREATED")
+	fmt.Fprintln(tw, "USERNAME\tSTATUS\tMFA\tNAME\tEMAIL\tCREATED")
 	for _, u := range users {
 		status := "enabled"
 		if u.Disabled() {
 			status = "disabled"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Username, status, orDash(u.Name), orDash(u.Email), u.CreatedAt.UTC().Format(time.DateOnly))
+		f, err := st.SecondFactors(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, status, secondFactorStatus(f), orDash(u.Name), orDash(u.Email), u.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()
 }

@@ -40,3 +40,7 @@ CREATE TABLE nsauth_mfa_pending (
 );
 CREATE INDEX nsauth_mfa_pending_user_id ON nsauth_mfa_pending (user_id, created_at);
 CREATE INDEX nsauth_mfa_pending_expires_at ON nsauth_mfa_pending (expires_at);
+
+-- How the user of an access token authenticated (its grant's amr, RFC
+-- 8176), for introspection; '' for machine tokens and older records.
+ALTER TABLE nsauth_access_tokens ADD COLUMN amr TEXT NOT NULL DEFAULT '';

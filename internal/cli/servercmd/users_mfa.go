@@ -1,0 +1,234 @@
+package servercmd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsauth/nsauth/internal/app"
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/secondfactor"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// maxCodeTries is how many codes `users totp enroll` reads before giving
+// up: a mistyped code need not restart the enrolment, endless guessing
+// gets nowhere.
+const maxCodeTries = 3
+
+// addSecondFactorCommands adds `users totp …` and `users mfa-reset` to the
+// users command.
+func (o *usersOptions) addSecondFactorCommands(cmd *cobra.Command) {
+	totp := &cobra.Command{
+		Use:   "totp",
+		Short: "Manage a user's one-time codes (TOTP authenticator app)",
+		Args:  cli.NoArgs,
+	}
+	var issuer string
+	enroll := &cobra.Command{
+		Use:   "enroll <username>",
+		Short: "Set up an authenticator app for a user: prints its QR code, asks for a first code, prints recovery codes",
+		Long: `Set up one-time codes (TOTP, RFC 6238) for a user. The command prints a QR
+code and the otpauth:// link for an authenticator app, then asks for the code
+the app shows, to check the app has the secret. Once the code is right it
+stores the secret (sealed with the server's secret key: give the same
+NSAUTH_SECRET_KEY or key file as to nsauth serve) and prints ten recovery
+codes, once: each lets the user in once when the app is lost.
+
+From then on the user is asked for a code after their password. Run this where
+only the user sees the screen: the QR code and the link carry the secret.`,
+		Example: `  nsauth users totp enroll alice`,
+		Args:    exactlyOneArg,
+		RunE: func(c *cobra.Command, args []string) error {
+			keys, err := config.LoadSecretKeys(c.Flags(), o.app.Getenv)
+			if err != nil {
+				return err
+			}
+			label := issuer
+			if label == "" {
+				label, _ = o.app.Getenv("NSAUTH_ISSUER")
+			}
+			return o.withKeyedStore(c.Context(), *keys, func(ctx context.Context, st *store.Store) error {
+				return o.enrollTOTP(ctx, st, args[0], label)
+			})
+		},
+	}
+	enroll.Flags().StringVar(&issuer, "issuer", "", "the provider's issuer URL, named in the authenticator app (default: $NSAUTH_ISSUER)")
+	config.RegisterSecretKeyFlags(enroll.Flags())
+	remove := &cobra.Command{
+		Use:   "remove <username>",
+		Short: "Remove a user's authenticator app (recovery codes stay)",
+		Args:  exactlyOneArg,
+		RunE: func(c *cobra.Command, args []string) error {
+			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				return o.removeTOTP(ctx, st, args[0])
+			})
+		},
+	}
+	totp.AddCommand(enroll, remove)
+	reset := &cobra.Command{
+		Use:   "mfa-reset <username>",
+		Short: "Remove every second factor of a user who lost their device (authenticator app, recovery codes, passkeys)",
+		Long: `Remove every second factor of a user: the authenticator app's secret, the
+recovery codes and the passkeys, and the logins waiting for one. The user then
+logs in with their password alone, or, with NSAUTH_MFA=required, is taken
+through setting up a new second factor at their next login.`,
+		Args: exactlyOneArg,
+		RunE: func(c *cobra.Command, args []string) error {
+			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				return o.resetSecondFactors(ctx, st, args[0])
+			})
+		},
+	}
+	cmd.AddCommand(totp, reset)
+}
+
+// withKeyedStore is withStore for a command that writes a secret.
+func (o *usersOptions) withKeyedStore(ctx context.Context, keys config.SecretKeys, fn func(context.Context, *store.Store) error) error {
+	loc, err := loadExistingStore(o.cmd.PersistentFlags(), o.app.Getenv)
+	if err != nil {
+		return err
+	}
+	st, err := app.OpenKeyedStore(ctx, *loc, keys, o.app.Now)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if o.audit, err = app.StoreAuditor(st, loc.AuditRequired, o.app.Now); err != nil {
+		return err
+	}
+	return fn(ctx, st)
+}
+
+// totpLabel is the issuer name an authenticator app shows: "nsauth", and
+// the issuer's host when known.
+func totpLabel(issuer string) string {
+	if u, err := url.Parse(issuer); err == nil && u.Host != "" {
+		return "nsauth " + u.Host
+	}
+	return "nsauth"
+}
+
+func (o *usersOptions) enrollTOTP(ctx context.Context, st *store.Store, username, issuer string) error {
+	u, err := st.UserByUsername(ctx, username)
+	if err != nil {
+		return userError(username, err)
+	}
+	f, err := st.SecondFactors(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	if f.TOTP {
+		return fmt.Errorf("%q already has an authenticator app: remove it first with `nsauth users totp remove %s`", u.Username, u.Username)
+	}
+	secret, uri, err := secondfactor.NewTOTP(totpLabel(issuer), u.Username)
+	if err != nil {
+		return err
+	}
+	qr, err := secondfactor.QRTerminal(uri)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.app.Out, "Scan this QR code with the authenticator app of %s:\n\n%s\n", u.Username, qr)
+	fmt.Fprintf(o.app.Out, "Or open this link on the device:\n  %s\nor type this key into the app:\n  %s\n\n", uri, secret)
+
+	in := bufio.NewReader(io.LimitReader(o.app.In, 1<<10))
+	var step int64
+	for try := 1; ; try++ {
+		fmt.Fprint(o.app.ErrOut, "Code shown by the app: ")
+		line, err := in.ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading the code: %w", err)
+		}
+		line = strings.TrimSpace(line)
+		if line == "" && err != nil {
+			fmt.Fprintln(o.app.ErrOut)
+			return errors.New("no code on standard input: nothing was stored; run the command again and type the code the app shows")
+		}
+		step, err = secondfactor.CheckTOTP(secret, line, o.app.Now())
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, secondfactor.ErrWrongCode) {
+			return err
+		}
+		if try == maxCodeTries {
+			return errors.New("the codes were not right: nothing was stored; check the clock of the device and run the command again")
+		}
+		fmt.Fprintln(o.app.ErrOut, "That code is not right; check the clock of the device and try again.")
+	}
+	codes := secondfactor.NewRecoveryCodes()
+	if err := st.EnrollTOTP(ctx, u.ID, secret, step, codes); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("%q got an authenticator app meanwhile: nothing was changed", u.Username)
+		}
+		return err
+	}
+	if err := o.changed(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: u.ID, Username: u.Username, Reason: "totp"}); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.app.Out, "\nThe authenticator app is set up for %s. Recovery codes (each works once; keep them safe, they are not shown again):\n\n", u.Username)
+	for _, c := range codes {
+		fmt.Fprintf(o.app.Out, "  %s\n", c)
+	}
+	return nil
+}
+
+func (o *usersOptions) removeTOTP(ctx context.Context, st *store.Store, username string) error {
+	u, err := st.UserByUsername(ctx, username)
+	if err != nil {
+		return userError(username, err)
+	}
+	if err := st.RemoveTOTP(ctx, u.ID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%q has no authenticator app", u.Username)
+		}
+		return err
+	}
+	if err := o.changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "totp_removed"}); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.app.ErrOut, "Removed the authenticator app of %q.\n", u.Username)
+	return nil
+}
+
+func (o *usersOptions) resetSecondFactors(ctx context.Context, st *store.Store, username string) error {
+	u, err := st.UserByUsername(ctx, username)
+	if err != nil {
+		return userError(username, err)
+	}
+	if _, err := st.ResetSecondFactors(ctx, u.ID); err != nil {
+		return err
+	}
+	if err := o.changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.app.ErrOut, "Removed every second factor of %q: it logs in with its password alone, or sets up a new second factor at its next login if NSAUTH_MFA=required.\n", u.Username)
+	return nil
+}
+
+// secondFactorStatus is the MFA column of `users list`.
+func secondFactorStatus(f store.SecondFactors) string {
+	var parts []string
+	if f.TOTP {
+		parts = append(parts, "totp")
+	}
+	if f.RecoveryCodes > 0 {
+		parts = append(parts, fmt.Sprintf("recovery:%d", f.RecoveryCodes))
+	}
+	if f.Passkeys > 0 {
+		parts = append(parts, fmt.Sprintf("passkeys:%d", f.Passkeys))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}
