@@ -372,7 +372,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
 		macKey: []byte(macKey), hash: newHashGate(slots, queue), inFlight: map[string]int{}}
 	if iss.passkeys, err = newPasskeys(u, iss.origin); err != nil {
-		cfg.Logger.Warn("passkeys are unavailable", "reason", err.Error())
+		// The default issuer (http://127.0.0.1:PORT) is such a host: not
+		// a fault, but worth one line.
+		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
 	iss.refusals = newRefusalLog()
 	iss.auditRefusals = newRefusalLog()

@@ -170,7 +170,7 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	pk, refused, err := i.createPasskey(ctx, f.user, st, r.PostForm.Get("name"), r.PostForm.Get("credential"))
+	pk, refused, err := i.createPasskey(ctx, f.ar, f.user, st, r.PostForm.Get("name"), r.PostForm.Get("credential"))
 	if err != nil {
 		i.log.ErrorContext(ctx, "storing a passkey failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)

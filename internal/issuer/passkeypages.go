@@ -169,7 +169,7 @@ func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *
 		}
 		i.showOffer(w, ar, id, status, csrf, msg)
 	}
-	_, refused, err := i.createPasskey(ctx, user, st, name, credential)
+	_, refused, err := i.createPasskey(ctx, ar, user, st, name, credential)
 	if err != nil {
 		i.log.ErrorContext(ctx, "storing a passkey failed", "error", err)
 		again(http.StatusInternalServerError, msgInternal, "")
@@ -192,7 +192,7 @@ type registrationRefusal struct {
 
 // createPasskey checks the browser's answer to a registration ceremony
 // (state st, for user) and stores the passkey under name.
-func (i *Issuer) createPasskey(ctx context.Context, user *store.User, st ceremonyState, name, credential string) (*store.Passkey, *registrationRefusal, error) {
+func (i *Issuer) createPasskey(ctx context.Context, ar *store.AuthRequest, user *store.User, st ceremonyState, name, credential string) (*store.Passkey, *registrationRefusal, error) {
 	if err := store.CheckPasskeyName(name); err != nil {
 		return nil, &registrationRefusal{http.StatusBadRequest, "The name of a passkey must be 1 to 64 characters on one line.", ""}, nil
 	}
@@ -223,7 +223,8 @@ func (i *Issuer) createPasskey(ctx context.Context, user *store.User, st ceremon
 	case err != nil:
 		return nil, nil, err
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, Target: pk.Name}); err != nil {
+	if err := i.record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Target: pk.Name}); err != nil {
 		return nil, nil, err
 	}
 	i.log.InfoContext(ctx, "passkey registered", "username", user.Username, "passkey", pk.Name)
