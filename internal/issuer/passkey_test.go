@@ -514,6 +514,38 @@ func TestPasskeyFailuresCountTowardLoginLimits(t *testing.T) {
 	}
 }
 
+// TestPasskeyOfferNotNow: "Not now" finishes the password login and keeps
+// the offer away from that browser; another browser is offered again.
+func TestPasskeyOfferNotNow(t *testing.T) {
+	t.Parallel()
+	h, trail := newPasskeyHarness(t, sqlite(), nil)
+	f := &passkeyFlow{t: t, h: h, trail: trail}
+	f.open(nil)
+	if p := f.password(); !strings.Contains(p.Body, "Not now") {
+		t.Fatalf("no offer: HTTP %d\n%s", p.Response.StatusCode, p.Body)
+	}
+	loc, err := issuertest.RedirectOf(f.b.Post(t, f.page, "/login/passkey/skip", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := h.exchange(loc.Query().Get("code"), f.verfier)
+	if _, claims := jwtParts(t, tr.IDToken); strings.Join(claimAMR(claims), " ") != "pwd" {
+		t.Fatalf("amr %v", claimAMR(claims))
+	}
+	// "Not now" again: the offer was used up.
+	if again := f.b.Post(t, f.page, "/login/passkey/skip", nil); again.Response.StatusCode != http.StatusBadRequest {
+		t.Fatalf("second Not now: HTTP %d", again.Response.StatusCode)
+	}
+	f.open(f.b)
+	if _, err := issuertest.RedirectOf(f.password()); err != nil {
+		t.Fatalf("the same browser is offered again: %v", err)
+	}
+	f.open(nil)
+	if p := f.password(); !strings.Contains(p.Body, "Not now") {
+		t.Fatalf("another browser is not offered: HTTP %d", p.Response.StatusCode)
+	}
+}
+
 // TestPasskeyCeremoniesAreBounded: one live ceremony per auth request,
 // however often begin is called; a new one replaces the old.
 func TestPasskeyCeremoniesAreBounded(t *testing.T) {

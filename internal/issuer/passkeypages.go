@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 
@@ -56,6 +57,9 @@ func (i *Issuer) offerPasskey(w http.ResponseWriter, r *http.Request, ar *store.
 	if i.passkeys == nil {
 		return false
 	}
+	if _, err := r.Cookie(i.passkeyLaterCookie()); err == nil {
+		return false // "Not now", said on this browser lately
+	}
 	ctx := r.Context()
 	n, err := i.st.CountPasskeys(ctx, user.ID)
 	if err != nil {
@@ -97,7 +101,22 @@ func (i *Issuer) skipPasskey(w http.ResponseWriter, r *http.Request) {
 		i.passkeyStateGone(w, ctx, err)
 		return
 	}
+	http.SetCookie(w, &http.Cookie{Name: i.passkeyLaterCookie(), Value: "1", Path: "/", MaxAge: int(passkeyOfferPause / time.Second),
+		HttpOnly: true, Secure: i.secure, SameSite: http.SameSiteStrictMode})
 	i.completeLogin(w, r, ar, user, st.AMR, csrf)
+}
+
+// passkeyOfferPause is how long "Not now" keeps the offer away from the
+// browser that said it.
+const passkeyOfferPause = 30 * 24 * time.Hour
+
+// passkeyLaterCookie names the cookie of "Not now". It proves nothing and
+// guards nothing: it only spares the browser the offer.
+func (i *Issuer) passkeyLaterCookie() string {
+	if i.secure {
+		return "__Host-nsauth_passkey_later"
+	}
+	return "nsauth_passkey_later"
 }
 
 // passkeyForm checks a passkey page's form post (origin, size, CSRF) and
