@@ -692,3 +692,28 @@ func TestPasskeyLoginPageStandards(t *testing.T) {
 		t.Fatalf("script: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
+
+// TestPasskeyDeviceLogin: a device login's page offers the passkey too,
+// and a passkey alone leads to the approval page, whose approval gives
+// the device tokens that say how the user logged in.
+func TestPasskeyDeviceLogin(t *testing.T) {
+	t.Parallel()
+	f := newPasskeyFlow(t, nil)
+	d := f.h.startDevice("openid")
+	f.b = issuertest.NewBrowser(t)
+	f.page = f.h.enterCode(f.b, d.UserCode)
+	if f.page.URL.Path != "/login" || !strings.Contains(f.page.Body, "Sign in with a passkey") {
+		t.Fatalf("device login page: %s HTTP %d\n%s", f.page.URL, f.page.Response.StatusCode, f.page.Body)
+	}
+	approval := f.finish("/login/passkey/finish", "passwordless", f.key.get(t, f.options("passwordless").PublicKey.Challenge), nil)
+	if approval.Response.StatusCode != http.StatusOK || approval.Form.Get("ticket") == "" {
+		t.Fatalf("passkey did not lead to the approval page: HTTP %d\n%s", approval.Response.StatusCode, approval.Body)
+	}
+	if res := decide(f.h, f.b, approval, "approve"); res.Response.StatusCode != http.StatusOK {
+		t.Fatalf("approving: HTTP %d", res.Response.StatusCode)
+	}
+	tr := f.h.wantPoll(d.DeviceCode, "")
+	if _, claims := jwtParts(t, tr.IDToken); strings.Join(claimAMR(claims), " ") != "hwk user mfa" || claims["sub"] != f.h.alice.ID {
+		t.Fatalf("device tokens: sub %v amr %v", claims["sub"], claimAMR(claims))
+	}
+}

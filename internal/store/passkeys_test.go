@@ -202,3 +202,43 @@ func TestPasskeyCeremonies(t *testing.T) {
 		wantErr(t, err, store.ErrNotFound)
 	})
 }
+
+// TestPasskeyCeremonyTakenOnce: of simultaneous answers to one ceremony
+// (replicas included), exactly one gets it.
+func TestPasskeyCeremonyTakenOnce(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		other := b.Reopen(t, f.s, store.Options{Now: f.clock.Now})
+		if err := f.s.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: "ar", Kind: "passwordless",
+			Session: []byte("{}"), ExpiresAt: f.clock.Now().Add(time.Minute)}, 0); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		got := make([]error, 8)
+		for i := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := f.s
+				if i%2 == 1 {
+					s = other
+				}
+				_, got[i] = s.TakePasskeyCeremony(ctx, "ar")
+			}()
+		}
+		wg.Wait()
+		taken := 0
+		for _, err := range got {
+			switch {
+			case err == nil:
+				taken++
+			case !errors.Is(err, store.ErrNotFound):
+				t.Errorf("TakePasskeyCeremony: %v", err)
+			}
+		}
+		if taken != 1 {
+			t.Fatalf("%d of 8 simultaneous takes got the ceremony, want 1", taken)
+		}
+	})
+}
