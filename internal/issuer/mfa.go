@@ -133,7 +133,7 @@ func (i *Issuer) afterFirstFactor(w http.ResponseWriter, r *http.Request, id str
 	switch {
 	case f.any():
 		p := &store.PendingMFA{AuthRequestID: ar.ID, UserID: user.ID, AMR: amr, Kind: store.PendingVerify, ExpiresAt: i.pendingExpiry(ar)}
-		if page.Token, err = i.newPending(ctx, p); err != nil {
+		if page.Token, err = i.newPending(ctx, p, csrf); err != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
@@ -150,7 +150,7 @@ func (i *Issuer) afterFirstFactor(w http.ResponseWriter, r *http.Request, id str
 			return
 		}
 		p := &store.PendingMFA{AuthRequestID: ar.ID, UserID: user.ID, AMR: amr, Kind: store.PendingEnroll, TOTPSecret: secret, ExpiresAt: i.pendingExpiry(ar)}
-		if page.Token, err = i.newPending(ctx, p); err != nil {
+		if page.Token, err = i.newPending(ctx, p, csrf); err != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
@@ -176,14 +176,20 @@ func (i *Issuer) pendingExpiry(ar *store.AuthRequest) time.Time {
 	return exp
 }
 
-func (i *Issuer) newPending(ctx context.Context, p *store.PendingMFA) (string, error) {
+// newPending stores p and returns the token the page's form carries.
+func (i *Issuer) newPending(ctx context.Context, p *store.PendingMFA, csrf string) (string, error) {
 	token := store.RandomToken(32)
-	if err := i.st.CreatePendingMFA(ctx, p, token); err != nil {
+	if err := i.st.CreatePendingMFA(ctx, p, pendingKey(token, csrf)); err != nil {
 		i.log.ErrorContext(ctx, "storing a pending second factor failed", "error", err)
 		return "", err
 	}
 	return token, nil
 }
+
+// pendingKey is what a pending state is stored under: the form's token
+// and the browser's CSRF token together, so the state works only in the
+// browser that typed the password, as a device ticket does.
+func pendingKey(token, csrf string) string { return token + "." + csrf }
 
 // totpIssuer is the issuer name in otpauth:// URIs: what authenticator
 // apps show above the account.
@@ -238,7 +244,7 @@ func (i *Issuer) readMFAForm(w http.ResponseWriter, r *http.Request, kind string
 	if f.ar, ok = i.pendingRequest(w, ctx, f.id); !ok {
 		return nil, false
 	}
-	p, err := i.st.PendingMFA(ctx, f.token)
+	p, err := i.st.PendingMFA(ctx, pendingKey(f.token, f.csrf))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
@@ -445,7 +451,7 @@ func (i *Issuer) useRecoveryCode(ctx context.Context, userID, code string) error
 // event and goes on to completeLogin.
 func (i *Issuer) finishSecondFactor(w http.ResponseWriter, r *http.Request, f *mfaForm, att attempt, added []string, method string) {
 	ctx := r.Context()
-	p, err := i.st.TakePendingMFA(ctx, f.token)
+	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.csrf))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
@@ -500,7 +506,7 @@ func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 		i.wrongCode(w, ctx, f, "mfa_enroll.html", "wrong_code", res, msgWrongCode)
 		return
 	}
-	p, err := i.st.TakePendingMFA(ctx, f.token)
+	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.csrf))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
@@ -527,7 +533,7 @@ func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 	}
 	next := &store.PendingMFA{AuthRequestID: f.ar.ID, UserID: f.user.ID, AMR: mfaAMR(p.AMR, []string{amrOTP}),
 		Kind: pendingEnrolled, ExpiresAt: i.pendingExpiry(f.ar)}
-	token, err := i.newPending(ctx, next)
+	token, err := i.newPending(ctx, next, f.csrf)
 	if err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
@@ -547,7 +553,7 @@ func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
 	att := i.guard.newAttempt(r, f.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	// The code that proved the new factor was counted and accepted on the
 	// enrolment page: nothing is typed here.
-	p, err := i.st.TakePendingMFA(r.Context(), f.token)
+	p, err := i.st.TakePendingMFA(r.Context(), pendingKey(f.token, f.csrf))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)

@@ -420,6 +420,19 @@ func TestSecondFactorPendingStateRules(t *testing.T) {
 			t.Fatalf("its own state still works: %v", err)
 		}
 	})
+	t.Run("belongs to its browser", func(t *testing.T) {
+		h.clock.Advance(time.Minute)
+		_, page := h.mfaPage(oauth2.GenerateVerifier())
+		// Another browser, with its own CSRF cookie, sends the form.
+		other := issuertest.NewBrowser(t)
+		otherPage := other.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
+		form := url.Values{"authRequestID": {page.Form.Get("authRequestID")}, "token": {page.Form.Get("token")}, "csrf": {otherPage.Form.Get("csrf")},
+			"method": {"totp"}, "code": {totpAt(t, totpSecret, h.clock.Now())}}
+		res := other.Post(t, otherPage, "/login/mfa", form)
+		if res.Response.StatusCode != http.StatusBadRequest {
+			t.Fatalf("a pending state sent from another browser: HTTP %d\n%s", res.Response.StatusCode, res.Body)
+		}
+	})
 	t.Run("malformed token", func(t *testing.T) {
 		br, page := h.mfaPage(oauth2.GenerateVerifier())
 		for _, tok := range []string{"", "short", strings.Repeat("A", 44), strings.Repeat("A", 42) + "=", strings.Repeat("x", 5000)} {

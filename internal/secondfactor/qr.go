@@ -34,11 +34,11 @@ func QRSVG(content string, size int) (template.HTML, error) {
 	return template.HTML(b.String()), nil //nolint:gosec // built above from numbers only
 }
 
-// QRTerminal draws content as a QR code with Unicode half blocks, two
-// rows of modules per line, dark modules as black on a light terminal
-// background inverted: it prints light modules as blocks, so that it
-// scans on the usual dark terminal as well as on a light one with its
-// quiet zone.
+// QRTerminal draws content as a QR code with Unicode half blocks, two rows
+// of modules per line, quiet zone included. It draws the light modules
+// (blocks in the terminal's text colour) and leaves the dark ones blank
+// (the background): on the usual light-on-dark terminal the code reads
+// dark on light, as scanners expect.
 func QRTerminal(content string) (string, error) {
 	q, err := qrcode.New(content, qrcode.Medium)
 	if err != nil {

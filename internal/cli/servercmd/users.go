@@ -57,12 +57,16 @@ Passwords are read from the terminal without echo, or from the first line of
 standard input when it is not a terminal; never from the command line.
 Disabling a user, changing its password or deleting it revokes its tokens.
 Unlocking a user clears the failed-login counters that keep browsers out of
-it after too many wrong passwords.`,
+it after too many wrong passwords. "totp enroll" sets up an authenticator
+app (one-time codes) and prints recovery codes; "mfa-reset" removes every
+second factor of a user who lost their device.`,
 		Example: `  nsauth users add alice --name "Alice Liddell" --email alice@example.com
   printf '%s\n' "$PASSWORD" | nsauth users passwd alice
   nsauth users list
   NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth users disable bob
-  nsauth users unlock admin`,
+  nsauth users unlock admin
+  nsauth users totp enroll alice
+  nsauth users mfa-reset alice`,
 		Args: cli.NoArgs,
 	}
 	o.cmd = cmd
