@@ -263,7 +263,8 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, "The request is not valid JSON.")
 		return
 	}
-	if _, ok := i.checkCSRF(r, r.Header.Get("X-CSRF-Token")); !ok {
+	csrf, ok := i.checkCSRF(r, r.Header.Get("X-CSRF-Token"))
+	if !ok {
 		_ = i.recordLoginFailure(ctx, loginFailure{reason: reasonCSRF})
 		jsonError(w, http.StatusForbidden, msgForged)
 		return
@@ -287,9 +288,9 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 	case kindRegister:
 		options, err = i.beginRegistration(ctx, ar)
 	case kindSecondFactor:
-		options, err = i.beginPasskeySecondFactor(ctx, ar, req.Token)
+		options, err = i.beginPasskeySecondFactor(ctx, ar, req.Token, csrf)
 	case kindEnroll:
-		options, err = i.beginPasskeyEnroll(ctx, ar, req.Token)
+		options, err = i.beginPasskeyEnroll(ctx, ar, req.Token, csrf)
 	default:
 		jsonError(w, http.StatusBadRequest, "Unknown passkey mode.")
 		return

@@ -586,6 +586,13 @@ func TestPasskeySecondFactorOverHTTP(t *testing.T) {
 	if csp := p.Response.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
 		t.Fatalf("CSP %q", csp)
 	}
+	// The pending state works only in the browser that typed the password.
+	thief := &passkeyFlow{t: t, h: f.h}
+	thief.open(nil)
+	stolen, _ := json.Marshal(map[string]string{"authRequestID": p.Form.Get("authRequestID"), "mode": "second_factor", "token": p.Form.Get("token")})
+	if status, body := thief.begin("", stolen, nil); status != http.StatusBadRequest {
+		t.Fatalf("another browser began the second factor: HTTP %d %s", status, body)
+	}
 	o := f.options("second_factor")
 	if len(o.PublicKey.AllowCredentials) != 1 || o.PublicKey.AllowCredentials[0].ID != b64.EncodeToString(f.key.id) {
 		t.Fatalf("second-factor options allow %+v, want alice's one passkey", o.PublicKey.AllowCredentials)

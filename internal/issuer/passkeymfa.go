@@ -32,13 +32,13 @@ const (
 func (p mfaPage) scripted() bool { return p.Passkeys }
 
 // pendingFor returns the user of the pending second-factor state token
-// when it is of kind and belongs to ar, else an error wrapping
-// store.ErrNotFound.
-func (i *Issuer) pendingFor(ctx context.Context, ar *store.AuthRequest, token, kind string) (*store.PendingMFA, *store.User, error) {
+// (of the browser whose CSRF token is csrf) when it is of kind and
+// belongs to ar, else an error wrapping store.ErrNotFound.
+func (i *Issuer) pendingFor(ctx context.Context, ar *store.AuthRequest, token, csrf, kind string) (*store.PendingMFA, *store.User, error) {
 	if !isRandomToken(token, 32) {
 		return nil, nil, fmt.Errorf("pending second factor: %w", store.ErrNotFound)
 	}
-	p, err := i.st.PendingMFA(ctx, token)
+	p, err := i.st.PendingMFA(ctx, pendingKey(token, csrf))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -57,8 +57,8 @@ func (i *Issuer) pendingFor(ctx context.Context, ar *store.AuthRequest, token, k
 
 // beginPasskeySecondFactor asks for one of the user's passkeys after
 // their password.
-func (i *Issuer) beginPasskeySecondFactor(ctx context.Context, ar *store.AuthRequest, token string) (any, error) {
-	_, user, err := i.pendingFor(ctx, ar, token, store.PendingVerify)
+func (i *Issuer) beginPasskeySecondFactor(ctx context.Context, ar *store.AuthRequest, token, csrf string) (any, error) {
+	_, user, err := i.pendingFor(ctx, ar, token, csrf, store.PendingVerify)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +83,8 @@ func (i *Issuer) beginPasskeySecondFactor(ctx context.Context, ar *store.AuthReq
 
 // beginPasskeyEnroll starts registering a passkey as the second factor a
 // required policy asks for.
-func (i *Issuer) beginPasskeyEnroll(ctx context.Context, ar *store.AuthRequest, token string) (any, error) {
-	p, user, err := i.pendingFor(ctx, ar, token, store.PendingEnroll)
+func (i *Issuer) beginPasskeyEnroll(ctx context.Context, ar *store.AuthRequest, token, csrf string) (any, error) {
+	p, user, err := i.pendingFor(ctx, ar, token, csrf, store.PendingEnroll)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		i.renderMFAError(w, refused.status, "mfa_enroll.html", f, refused.msg)
 		return
 	}
-	p, err := i.st.TakePendingMFA(ctx, f.token)
+	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.csrf))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
