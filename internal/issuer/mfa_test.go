@@ -21,7 +21,6 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
-	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
@@ -459,11 +458,9 @@ func TestSecondFactorPendingStateRules(t *testing.T) {
 func TestSecondFactorCSRF(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, sqlite(), func(c *issuer.Config) { c.LoginAttempts = 50; c.RequireSecondFactor = true })
-	bob := &store.User{Username: "bob", PasswordHash: h.alice.PasswordHash}
-	if err := h.st.CreateUser(ctx, bob); err != nil {
-		t.Fatal(err)
-	}
 	h.enrollAlice()
+	// The CSRF check comes first on every second-factor form: each is
+	// refused with 403 before its state is looked at.
 	for _, path := range []string{"/login/mfa", "/login/mfa/enroll", "/login/mfa/continue"} {
 		for _, tc := range []struct {
 			name   string
@@ -503,6 +500,13 @@ func TestSecondFactorCSRF(t *testing.T) {
 				}
 			})
 		}
+	}
+	// Untampered, the same request gets in: the refusals above are the
+	// tampering's doing.
+	h.clock.Advance(time.Minute)
+	br, page := h.mfaPage(oauth2.GenerateVerifier())
+	if _, err := issuertest.RedirectOf(br.Post(t, page, "/login/mfa", totpForm(totpAt(t, totpSecret, h.clock.Now())))); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -721,4 +725,80 @@ func TestSecondFactorDeviceLogin(t *testing.T) {
 			t.Errorf("device %s token amr = %v, want %v", name, got, wantMFA)
 		}
 	}
+}
+
+// TestSecondFactorAcrossReplicas: two providers on one database (two
+// processes on PostgreSQL): the password typed at one, the enrolment code
+// at the other, the continue at the first; a code login split the same
+// way; and one code sent at once to both replicas by two logins lets
+// exactly one in.
+func TestSecondFactorAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		require := func(c *issuer.Config) { c.RequireSecondFactor = true; c.LoginAttempts = 50 }
+		h := newHarness(t, b, require)
+		other := h.replica(require)
+		to := func(br *issuertest.Browser, host string) {
+			br.Rewrite = func(u *url.URL) {
+				if u.Host == h.host() || u.Host == other {
+					u.Host = host
+				}
+			}
+		}
+		br := issuertest.NewBrowser(t)
+		v := oauth2.GenerateVerifier()
+		page := h.passwordStep(br, v)
+		m := secretOnPage.FindStringSubmatch(page.Body)
+		if m == nil {
+			t.Fatalf("no enrolment page: HTTP %d", page.Response.StatusCode)
+		}
+		to(br, other)
+		codes := br.Post(t, page, enrollFormURL, url.Values{"code": {totpAt(t, m[1], h.clock.Now())}})
+		if codes.Response.StatusCode != http.StatusOK || len(codesOnPage.FindAllString(codes.Body, -1)) != 10 {
+			t.Fatalf("the enrolment code at the other replica: HTTP %d\n%s", codes.Response.StatusCode, codes.Body)
+		}
+		to(br, h.host())
+		loc, err := issuertest.RedirectOf(br.Post(t, codes, "/login/mfa/continue", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := amrOf(t, h.exchange(loc.Query().Get("code"), v).IDToken); !slices.Equal(got, wantMFA) {
+			t.Errorf("amr = %v, want %v", got, wantMFA)
+		}
+
+		h.clock.Advance(time.Minute)
+		secret := m[1]
+		var logins [2]struct {
+			br   *issuertest.Browser
+			page *issuertest.Page
+		}
+		for i := range logins {
+			logins[i].br = issuertest.NewBrowser(t)
+			logins[i].page = h.passwordStep(logins[i].br, oauth2.GenerateVerifier())
+			if logins[i].page.Form.Get("token") == "" {
+				t.Fatalf("login %d: no second-factor page: HTTP %d", i, logins[i].page.Response.StatusCode)
+			}
+		}
+		to(logins[1].br, other)
+		form := totpForm(totpAt(t, secret, h.clock.Now()))
+		results := make([]*issuertest.Page, 2)
+		var wg sync.WaitGroup
+		for i := range logins {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = logins[i].br.Post(t, logins[i].page, "/login/mfa", form)
+			}()
+		}
+		wg.Wait()
+		wins := 0
+		for _, r := range results {
+			if _, err := issuertest.RedirectOf(r); err == nil {
+				wins++
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("one code at both replicas: %d logins got in, want 1 (HTTP %d, %d)", wins, results[0].Response.StatusCode, results[1].Response.StatusCode)
+		}
+	})
 }

@@ -46,8 +46,11 @@ func NormalizeRecoveryCode(code string) (string, bool) {
 	if len(c) != 16 {
 		return "", false
 	}
-	if _, err := recoveryEncoding.DecodeString(c); err != nil {
-		return "", false
+	// Each character checked: base32 decoding would skip line breaks.
+	for i := 0; i < len(c); i++ {
+		if !(c[i] >= 'A' && c[i] <= 'Z' || c[i] >= '2' && c[i] <= '7') {
+			return "", false
+		}
 	}
 	return c[0:4] + "-" + c[4:8] + "-" + c[8:12] + "-" + c[12:16], true
 }

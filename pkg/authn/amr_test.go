@@ -29,7 +29,7 @@ func TestClaimsAMR(t *testing.T) {
 		{"empty list", []string{}, []string{}, false},
 		{"a string", "pwd", nil, true},
 		{"numbers", []int{1, 2}, nil, true},
-		{"null", "null-literal", nil, true},
+		{"null, as absent", "null-literal", nil, false},
 		{"too many", strings.Split(strings.Repeat("x ", 40), " ")[:40], nil, true},
 	}
 	for _, tt := range tests {

@@ -292,7 +292,8 @@ const maxAMR = 32
 // amrClaim reads `amr` (OpenID Connect Core §2): a JSON array of strings.
 func amrClaim(members map[string]json.RawMessage) ([]string, error) {
 	raw, ok := members["amr"]
-	if !ok {
+	if !ok || string(raw) == "null" {
+		// null is how some encoders write an absent list.
 		return nil, nil
 	}
 	var list []string
