@@ -248,11 +248,13 @@ func TestPasskeysInChromium(t *testing.T) {
 				chromedp.SendKeys(css("#username"), "alice"),
 				chromedp.SendKeys(css("#password"), alicePassword),
 				chromedp.Click(css("form[action='/login'] button[type=submit]")),
-				chromedp.WaitVisible(css("#passkey-button")),
+				// The login page has a #passkey-button too: wait for the
+				// second-factor page's.
+				chromedp.WaitVisible(css("form[action='/login/mfa/passkey'] #passkey-button")),
 			)
 			screenshot(t, c, "passkey-second-factor")
 			c.Do(t, "the passkey as second factor",
-				chromedp.Click(css("#passkey-button")),
+				chromedp.Click(css("form[action='/login/mfa/passkey'] #passkey-button")),
 				chromedp.WaitVisible(css("#callback")),
 			)
 			_, claims = e.redeem(t, v2)
