@@ -86,6 +86,19 @@ const (
 	FederationChanged Type = "admin.federation"
 	// SigningKeyRotated: a new signing key was introduced.
 	SigningKeyRotated Type = "key.rotated"
+	// PasskeyRegistered: a user registered a passkey after logging in;
+	// Target is its name.
+	PasskeyRegistered Type = "passkey.registered"
+	// PasskeyRemoved: nsauth users passkeys --remove deleted a passkey;
+	// Target is its name, Actor who ran it.
+	PasskeyRemoved Type = "passkey.removed"
+	// PasskeyUsed: a passkey logged a user in (Reason "second_factor" or
+	// "passwordless"); Target is its name.
+	PasskeyUsed Type = "passkey.used"
+	// PasskeyFailed: a passkey ceremony was refused; Reason says why
+	// ("unknown_credential", "bad_assertion", "disabled", "expired",
+	// "clone_warning"...), never the credential.
+	PasskeyFailed Type = "passkey.failed"
 )
 
 // Types lists every event type, in the order of the documentation.
@@ -100,6 +113,7 @@ func Types() []Type {
 		ClientCredentialsGrant, TokenExchangeGrant,
 		UserChanged, ClientChanged, FederationChanged,
 		SigningKeyRotated,
+		PasskeyRegistered, PasskeyRemoved, PasskeyUsed, PasskeyFailed,
 	}
 }
 

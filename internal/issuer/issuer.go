@@ -54,6 +54,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/audit"
@@ -225,6 +226,9 @@ type Issuer struct {
 	storage *storage
 	sealer  *requestSealer
 	guard   *loginGuard
+	// passkeys is the WebAuthn relying party; nil when the issuer's host
+	// cannot be one (passkey.go).
+	passkeys *webauthn.WebAuthn
 	// allowedRedirects and allowedScopes are the configured allowlists as
 	// sets; read-only once New returns.
 	allowedRedirects map[string]bool
@@ -367,6 +371,11 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
 		macKey: []byte(macKey), hash: newHashGate(slots, queue), inFlight: map[string]int{}}
+	if iss.passkeys, err = newPasskeys(u, iss.origin); err != nil {
+		// The default issuer (http://127.0.0.1:PORT) is such a host: not
+		// a fault, but worth one line.
+		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
+	}
 	iss.refusals = newRefusalLog()
 	iss.auditRefusals = newRefusalLog()
 	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
@@ -524,6 +533,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("POST "+deviceDecisionPath, http.HandlerFunc(i.submitDeviceDecision))
 	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	mux.Handle("GET "+assetsPath, assetHandler())
+	i.routePasskeys(mux)
 	mux.Handle(endpoints().Token.Relative(), postOnly(i.routeTokenExchange(i.limitMachineTokens(oidcHandler)), endpoints()))
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))
 	return securityHeaders(i.withRequestInfo(mux)), nil

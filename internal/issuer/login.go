@@ -53,6 +53,8 @@ type loginPage struct {
 	AuthRequestID string
 	CSRF          string
 	Username      string
+	// Passkeys offers "Sign in with a passkey" (passkey.go).
+	Passkeys bool
 }
 
 type messagePage struct {
@@ -85,7 +87,13 @@ func (i *Issuer) render(w http.ResponseWriter, status int, name string, data any
 		formAction += " " + formTarget
 	}
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action "+formAction+
+	// Only pages that run our passkey script may run scripts, and only
+	// ours: same origin, no inline code.
+	scripts := ""
+	if p, ok := data.(interface{ scripted() bool }); ok && p.scripted() {
+		scripts = "script-src 'self'; connect-src 'self'; "
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; "+scripts+"style-src 'self'; img-src 'self'; form-action "+formAction+
 		"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -118,7 +126,8 @@ func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	csrf := i.csrfCookie(w, r)
-	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf}, origin(ar.RedirectURI))
+	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf,
+		Passkeys: i.passkeys != nil}, origin(ar.RedirectURI))
 }
 
 // pendingRequest opens the sealed auth request id, one a user may still
@@ -200,7 +209,8 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username}
+	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username,
+		Passkeys: i.passkeys != nil}
 	fail := func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "login.html", page, origin(ar.RedirectURI))

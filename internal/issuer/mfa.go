@@ -74,8 +74,7 @@ type factors struct {
 	TOTP bool
 	// RecoveryCodes is how many unused recovery codes the user has.
 	RecoveryCodes int
-	// Passkeys is how many passkeys the user has registered. userFactors
-	// leaves it 0 until the passkey store exists (migration 0010); the
+	// Passkeys is how many passkeys the user has registered; the
 	// second-factor page offers a passkey only when it is above 0.
 	Passkeys int
 }
@@ -90,7 +89,7 @@ func (i *Issuer) userFactors(ctx context.Context, userID string) (factors, error
 	if err != nil {
 		return factors{}, err
 	}
-	return factors{TOTP: sf.TOTP, RecoveryCodes: sf.RecoveryCodes}, nil
+	return factors{TOTP: sf.TOTP, RecoveryCodes: sf.RecoveryCodes, Passkeys: sf.Passkeys}, nil
 }
 
 // mfaPage is the data of the second-factor pages (mfa.html,
@@ -106,6 +105,9 @@ type mfaPage struct {
 	// Token is the pending state's token.
 	Token   string
 	Factors factors
+	// Passkeys: passkeys are available here (the issuer's host can be a
+	// WebAuthn relying party, passkey.go), so the pages offer them.
+	Passkeys bool
 	// Enrolment: the QR code of the otpauth URI, and the secret as text
 	// for typing.
 	QR     template.HTML
@@ -126,7 +128,8 @@ func (i *Issuer) afterFirstFactor(w http.ResponseWriter, r *http.Request, id str
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	page := mfaPage{Client: ar.ClientID, Device: isDeviceLogin(ar), Username: user.Username, AuthRequestID: id, CSRF: csrf, Factors: f}
+	page := mfaPage{Client: ar.ClientID, Device: isDeviceLogin(ar), Username: user.Username, AuthRequestID: id, CSRF: csrf, Factors: f,
+		Passkeys: i.passkeys != nil}
 	switch {
 	case f.any():
 		p := &store.PendingMFA{AuthRequestID: ar.ID, UserID: user.ID, AMR: amr, Kind: store.PendingVerify, ExpiresAt: i.pendingExpiry(ar)}
@@ -156,6 +159,9 @@ func (i *Issuer) afterFirstFactor(w http.ResponseWriter, r *http.Request, id str
 	default:
 		i.cfg.Observer.login(LoginSucceeded)
 		i.loginSucceeded(w, r.Context(), att)
+		if i.offerPasskey(w, r, ar, id, user, amr, csrf) {
+			return
+		}
 		i.completeLogin(w, r, ar, user, amr, csrf)
 	}
 }
@@ -269,7 +275,7 @@ func (i *Issuer) readMFAForm(w http.ResponseWriter, r *http.Request, kind string
 		return nil, false
 	}
 	f.page = mfaPage{Title: "Second factor", Client: f.ar.ClientID, Device: isDeviceLogin(f.ar), Username: user.Username,
-		AuthRequestID: f.id, CSRF: f.csrf, Token: f.token, Factors: fs}
+		AuthRequestID: f.id, CSRF: f.csrf, Token: f.token, Factors: fs, Passkeys: i.passkeys != nil}
 	return f, true
 }
 

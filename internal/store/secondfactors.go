@@ -20,12 +20,14 @@ type SecondFactors struct {
 	TOTP bool
 	// RecoveryCodes is how many unused recovery codes the user has.
 	RecoveryCodes int
+	// Passkeys is how many passkeys the user has (passkeys.go).
+	Passkeys int
 }
 
 // Any reports whether the user has a factor that can log in on its own
 // (recovery codes alone do not count: they are the way back in when the
 // factor is lost).
-func (f SecondFactors) Any() bool { return f.TOTP }
+func (f SecondFactors) Any() bool { return f.TOTP || f.Passkeys > 0 }
 
 func totpSecretAD(userID string) []byte {
 	return []byte("nsauth_totp.secret\x00" + userID)
@@ -42,7 +44,8 @@ func (s *Store) SecondFactors(ctx context.Context, userID string) (SecondFactors
 	var totp int
 	err := s.queryRow(ctx, s.db, `SELECT
 		(SELECT COUNT(*) FROM nsauth_totp WHERE user_id = ?),
-		(SELECT COUNT(*) FROM nsauth_recovery_codes WHERE user_id = ?)`, userID, userID).Scan(&totp, &f.RecoveryCodes)
+		(SELECT COUNT(*) FROM nsauth_recovery_codes WHERE user_id = ?),
+		(SELECT COUNT(*) FROM nsauth_passkeys WHERE user_id = ?)`, userID, userID, userID).Scan(&totp, &f.RecoveryCodes, &f.Passkeys)
 	if err != nil {
 		return SecondFactors{}, fmt.Errorf("reading second factors: %w", err)
 	}
@@ -160,7 +163,8 @@ func (s *Store) RemoveTOTP(ctx context.Context, userID string) error {
 }
 
 // ResetSecondFactors removes every second factor of a user (TOTP secret,
-// recovery codes) and the logins waiting for one, in one transaction, for
+// recovery codes, passkeys) and the logins and passkey ceremonies waiting
+// for one, in one transaction, for
 // a user who lost their device. It returns how many rows went. Every new
 // kind of second factor must be removed here too.
 func (s *Store) ResetSecondFactors(ctx context.Context, userID string) (int64, error) {
@@ -170,6 +174,8 @@ func (s *Store) ResetSecondFactors(ctx context.Context, userID string) (int64, e
 			`DELETE FROM nsauth_totp WHERE user_id = ?`,
 			`DELETE FROM nsauth_recovery_codes WHERE user_id = ?`,
 			`DELETE FROM nsauth_mfa_pending WHERE user_id = ?`,
+			`DELETE FROM nsauth_passkeys WHERE user_id = ?`,
+			`DELETE FROM nsauth_passkey_ceremonies WHERE user_id = ?`,
 		} {
 			res, err := s.exec(ctx, tx, q, userID)
 			if err != nil {

@@ -118,6 +118,7 @@ second factor of a user who lost their device.`,
 		}),
 		simple("delete", "Delete a user and everything issued to it", o.delete),
 		simple("unlock", "Clear a user's failed-login counters, so every browser may try again at once", o.unlock),
+		newUsersPasskeysCommand(o),
 	)
 	o.addSecondFactorCommands(cmd)
 	return cmd

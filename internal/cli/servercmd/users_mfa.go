@@ -224,6 +224,9 @@ func secondFactorStatus(f store.SecondFactors) string {
 	if f.RecoveryCodes > 0 {
 		parts = append(parts, fmt.Sprintf("recovery:%d", f.RecoveryCodes))
 	}
+	if f.Passkeys > 0 {
+		parts = append(parts, fmt.Sprintf("passkeys:%d", f.Passkeys))
+	}
 	if len(parts) == 0 {
 		return "-"
 	}

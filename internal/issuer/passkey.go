@@ -1,0 +1,630 @@
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// Passkeys (WebAuthn, github.com/go-webauthn/webauthn).
+//
+//   - The relying party id is the issuer's host name and the only origin
+//     accepted is the issuer's. Browsers refuse an IP address as a relying
+//     party id, so on an issuer such as http://127.0.0.1:8080 passkeys are
+//     unavailable (said once at start, and the pages do not offer them):
+//     use http://localhost:8080 for local use.
+//   - Every ceremony belongs to a pending auth request: its state (the
+//     challenge) is kept server-side in the store, one per auth request
+//     (a new one replaces the old), answered once, expiring with the auth
+//     request at the latest, and the table is bounded
+//     (maxPasskeyCeremonies). A begin request therefore needs a sealed
+//     auth request id, which only the authorize endpoint (rate-limited)
+//     hands out, and the CSRF cookie.
+//   - Begin endpoints take JSON (POST, CSRF token in X-CSRF-Token, bodies
+//     bounded) and answer the options JSON; the browser's answer is posted
+//     as a form (field credential), so that the result is a page or the
+//     redirect to the client, as with the password.
+//   - A passkey assertion is a login attempt: it takes its place in the
+//     login counters of attempts.go before it is checked, and a refused one
+//     keeps it.
+//
+// How the login is described in the tokens' amr (RFC 8176): a passkey is
+// "hwk" (a key bound to hardware) unless the authenticator says it may be
+// synced between devices (backup eligible), then "swk". Passwordless
+// logins require user verification (the authenticator's PIN or
+// biometric), which adds "user" and makes the login multi-factor ("mfa").
+// After a password, a passkey is the second factor: pwd, hwk|swk, mfa.
+
+// Ceremony kinds.
+const (
+	// kindOffer is not a WebAuthn ceremony: it is the state of a user who
+	// logged in with a password and is offered to add a passkey. Its AMR
+	// is how they logged in.
+	kindOffer        = "offer"
+	kindRegister     = "register"
+	kindPasswordless = "passwordless"
+	kindSecondFactor = "second_factor"
+	// kindEnroll registers a passkey as the second factor a required
+	// policy asks for (the enrolment page of mfa.go).
+	kindEnroll = "enroll"
+)
+
+// Limits of the passkey endpoints.
+const (
+	// maxPasskeyCeremonies bounds the ceremonies in progress across the
+	// whole provider.
+	maxPasskeyCeremonies = 10000
+	// passkeyCeremonyTTL is how long a ceremony may take, at most (and no
+	// longer than its auth request).
+	passkeyCeremonyTTL = 5 * time.Minute
+	// maxPasskeyBeginBytes bounds a begin request's body.
+	maxPasskeyBeginBytes = maxAuthRequestIDLen + 1<<10
+	// maxPasskeyFormBytes bounds a finish form: the auth request, the CSRF
+	// token and the authenticator's answer (attestation objects with
+	// certificates run to a few KiB).
+	maxPasskeyFormBytes = maxAuthRequestIDLen + 64<<10
+)
+
+// Messages of the passkey pages.
+const (
+	msgPasskeyRefused     = "That passkey was not accepted. Try again, or sign in with your password."
+	msgPasskeyExpired     = "The passkey request expired. Try again."
+	msgPasskeyUnavailable = "Passkeys are not available on this server."
+	msgPasskeyBusy        = "The server is busy. Try again in a moment."
+	msgPasskeyNotSaved    = "The passkey could not be added. Try again, or continue without it."
+)
+
+// newPasskeys returns the WebAuthn relying party of the issuer u, or nil
+// and the reason when browsers cannot use passkeys there.
+func newPasskeys(u *url.URL, origin string) (*webauthn.WebAuthn, error) {
+	host := u.Hostname()
+	if net.ParseIP(host) != nil {
+		return nil, fmt.Errorf("the issuer's host %s is an IP address, which browsers refuse as a WebAuthn relying party id: "+
+			"use a host name (http://localhost:PORT for local use)", host)
+	}
+	return webauthn.New(&webauthn.Config{
+		RPID:                  host,
+		RPDisplayName:         "nsauth",
+		RPOrigins:             []string{origin},
+		AttestationPreference: protocol.PreferNoAttestation,
+		AuthenticatorSelection: protocol.AuthenticatorSelection{
+			ResidentKey:      protocol.ResidentKeyRequirementRequired,
+			UserVerification: protocol.VerificationPreferred,
+		},
+	})
+}
+
+// passkeyUser is a store user as the WebAuthn library sees it. The user
+// handle is the user's id: random, stable, and no personal information.
+type passkeyUser struct {
+	u     *store.User
+	creds []webauthn.Credential
+}
+
+func (p passkeyUser) WebAuthnID() []byte   { return []byte(p.u.ID) }
+func (p passkeyUser) WebAuthnName() string { return p.u.Username }
+func (p passkeyUser) WebAuthnDisplayName() string {
+	if p.u.Name != "" {
+		return p.u.Name
+	}
+	return p.u.Username
+}
+func (p passkeyUser) WebAuthnCredentials() []webauthn.Credential { return p.creds }
+
+func toCredential(p *store.Passkey) webauthn.Credential {
+	transports := make([]protocol.AuthenticatorTransport, len(p.Transports))
+	for j, t := range p.Transports {
+		transports[j] = protocol.AuthenticatorTransport(t)
+	}
+	return webauthn.Credential{
+		ID:              p.CredentialID,
+		PublicKey:       p.PublicKey,
+		AttestationType: p.AttestationType,
+		Transport:       transports,
+		Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: p.UserVerified,
+			BackupEligible: p.BackupEligible, BackupState: p.BackupState},
+		Authenticator: webauthn.Authenticator{AAGUID: p.AAGUID, SignCount: p.SignCount},
+	}
+}
+
+// ceremonyState is what a ceremony keeps server-side.
+type ceremonyState struct {
+	// Session is the library's state: the challenge and what it expects.
+	Session *webauthn.SessionData `json:"session,omitempty"`
+	// AMR is how the user has logged in so far (the password), for the
+	// ceremonies after it.
+	AMR []string `json:"amr,omitempty"`
+}
+
+// putCeremony stores a ceremony of kind for ar.
+func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, kind, userID string, st ceremonyState) error {
+	if st.Session != nil {
+		// The store's expiry, on the injected clock, is the one that
+		// counts; the library's would use the wall clock.
+		st.Session.Expires = time.Time{}
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encoding a passkey ceremony: %w", err)
+	}
+	expires := i.cfg.Now().Add(passkeyCeremonyTTL)
+	if ar.ExpiresAt.Before(expires) {
+		expires = ar.ExpiresAt
+	}
+	return i.st.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: ar.ID, Kind: kind, UserID: userID, Session: data,
+		ExpiresAt: expires}, maxPasskeyCeremonies)
+}
+
+// takeCeremony takes ar's ceremony when it is of one of kinds; anything
+// else (none, expired, another kind) is store.ErrNotFound. A ceremony of
+// another kind is consumed too: each is answered once.
+func (i *Issuer) takeCeremony(ctx context.Context, ar *store.AuthRequest, kinds ...string) (*store.PasskeyCeremony, ceremonyState, error) {
+	var st ceremonyState
+	c, err := i.st.TakePasskeyCeremony(ctx, ar.ID)
+	if err != nil {
+		return nil, st, err
+	}
+	ok := false
+	for _, k := range kinds {
+		ok = ok || c.Kind == k
+	}
+	if !ok {
+		return nil, st, fmt.Errorf("passkey ceremony of kind %s: %w", c.Kind, store.ErrNotFound)
+	}
+	if err := json.Unmarshal(c.Session, &st); err != nil {
+		return nil, st, fmt.Errorf("decoding a passkey ceremony: %w", err)
+	}
+	return c, st, nil
+}
+
+// passkeyMethod is the amr value of the passkey p (see the package
+// comment above): "swk" for a passkey that may be synced, "hwk" otherwise.
+func passkeyMethod(p *store.Passkey) string {
+	if p.BackupEligible {
+		return amrSoftwareKey
+	}
+	return amrHardwareKey
+}
+
+// amr values of passkeys (RFC 8176).
+const (
+	amrHardwareKey = "hwk"
+	amrSoftwareKey = "swk"
+	amrUser        = "user"
+)
+
+// passwordlessAMR describes a login with the passkey p alone. Passwordless
+// ceremonies require user verification, so userVerified is true for every
+// login that gets here; it is checked again all the same.
+func passwordlessAMR(p *store.Passkey, userVerified bool) []string {
+	if userVerified {
+		return []string{passkeyMethod(p), amrUser, amrMFA}
+	}
+	return []string{passkeyMethod(p)}
+}
+
+// jsonError answers a begin request.
+func jsonError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+type passkeyBeginRequest struct {
+	AuthRequestID string `json:"authRequestID"`
+	Mode          string `json:"mode"`
+	// Token is the second-factor step's pending state (mfa.go), for the
+	// modes second_factor and enroll.
+	Token string `json:"token,omitempty"`
+}
+
+// beginPasskey starts a ceremony for a pending auth request and answers
+// the options for navigator.credentials.get or .create.
+func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
+	if i.passkeys == nil {
+		jsonError(w, http.StatusNotFound, msgPasskeyUnavailable)
+		return
+	}
+	ctx := r.Context()
+	if !i.sameOrigin(r) {
+		_ = i.recordLoginFailure(ctx, loginFailure{reason: reasonCSRF})
+		jsonError(w, http.StatusForbidden, msgForged)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		jsonError(w, http.StatusUnsupportedMediaType, "Send JSON.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxPasskeyBeginBytes)
+	var req passkeyBeginRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			jsonError(w, http.StatusRequestEntityTooLarge, "The request is too large.")
+			return
+		}
+		jsonError(w, http.StatusBadRequest, "The request is not valid JSON.")
+		return
+	}
+	csrf, ok := i.checkCSRF(r, r.Header.Get("X-CSRF-Token"))
+	if !ok {
+		_ = i.recordLoginFailure(ctx, loginFailure{reason: reasonCSRF})
+		jsonError(w, http.StatusForbidden, msgForged)
+		return
+	}
+	if req.AuthRequestID == "" || len(req.AuthRequestID) > maxAuthRequestIDLen {
+		jsonError(w, http.StatusBadRequest, msgIncomplete)
+		return
+	}
+	ar, status, msg := i.openPending(ctx, req.AuthRequestID)
+	if ar == nil {
+		jsonError(w, status, msg)
+		return
+	}
+	var (
+		options any
+		err     error
+	)
+	switch req.Mode {
+	case kindPasswordless:
+		options, err = i.beginPasswordless(ctx, ar)
+	case kindRegister:
+		options, err = i.beginRegistration(ctx, ar)
+	case kindSecondFactor:
+		options, err = i.beginPasskeySecondFactor(ctx, ar, req.Token, csrf)
+	case kindEnroll:
+		options, err = i.beginPasskeyEnroll(ctx, ar, req.Token, csrf)
+	default:
+		jsonError(w, http.StatusBadRequest, "Unknown passkey mode.")
+		return
+	}
+	switch {
+	case errors.Is(err, store.ErrCeremoniesFull):
+		w.Header().Set("Retry-After", "5")
+		jsonError(w, http.StatusServiceUnavailable, msgPasskeyBusy)
+		return
+	case errors.Is(err, store.ErrNotFound):
+		jsonError(w, http.StatusBadRequest, msgExpired)
+		return
+	case err != nil:
+		i.log.ErrorContext(ctx, "beginning a passkey ceremony failed", "error", err)
+		jsonError(w, http.StatusInternalServerError, msgInternal)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(options)
+}
+
+// openPending opens a sealed auth request a user may still log in for;
+// on failure it returns nil and the status and message to answer.
+func (i *Issuer) openPending(ctx context.Context, id string) (*store.AuthRequest, int, string) {
+	ar, err := i.sealer.open(id)
+	switch {
+	case errors.Is(err, errRequestExpired):
+		return nil, http.StatusBadRequest, msgExpired
+	case err != nil:
+		return nil, http.StatusBadRequest, msgIncomplete
+	}
+	_, err = i.st.AuthRequestByID(ctx, ar.ID)
+	switch {
+	case err == nil:
+		return nil, http.StatusBadRequest, msgExpired
+	case !errors.Is(err, store.ErrNotFound):
+		i.log.ErrorContext(ctx, "reading an auth request failed", "error", err)
+		return nil, http.StatusInternalServerError, msgInternal
+	}
+	return ar, 0, ""
+}
+
+func (i *Issuer) beginPasswordless(ctx context.Context, ar *store.AuthRequest) (any, error) {
+	options, session, err := i.passkeys.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return nil, err
+	}
+	return options, i.putCeremony(ctx, ar, kindPasswordless, "", ceremonyState{Session: session})
+}
+
+// beginRegistration follows the offer to add a passkey (or an earlier
+// registration attempt): the user logged in with a password for ar.
+func (i *Issuer) beginRegistration(ctx context.Context, ar *store.AuthRequest) (any, error) {
+	c, st, err := i.takeCeremony(ctx, ar, kindOffer, kindRegister)
+	if err != nil {
+		return nil, err
+	}
+	// Whatever happens next, the user keeps their place: they may still
+	// decline, or try again.
+	restore := func(err error) (any, error) {
+		if perr := i.putCeremony(ctx, ar, kindOffer, c.UserID, ceremonyState{AMR: st.AMR}); perr != nil {
+			return nil, errors.Join(err, perr)
+		}
+		return nil, err
+	}
+	user, err := i.st.UserByID(ctx, c.UserID)
+	if err != nil {
+		return restore(err)
+	}
+	options, err := i.beginCreate(ctx, ar, kindRegister, user, st.AMR)
+	if err != nil {
+		return restore(err)
+	}
+	return options, nil
+}
+
+// beginCreate starts the registration of a passkey for user, excluding
+// the authenticators that hold one of theirs already.
+func (i *Issuer) beginCreate(ctx context.Context, ar *store.AuthRequest, kind string, user *store.User, amr []string) (any, error) {
+	existing, err := i.st.PasskeysByUser(ctx, user.ID)
+	if err != nil {
+		return nil, err
+	}
+	exclude := make([]protocol.CredentialDescriptor, len(existing))
+	for j := range existing {
+		c := toCredential(&existing[j])
+		exclude[j] = c.Descriptor()
+	}
+	options, session, err := i.passkeys.BeginRegistration(passkeyUser{u: user},
+		webauthn.WithExclusions(exclude), webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired))
+	if err != nil {
+		return nil, err
+	}
+	if err := i.putCeremony(ctx, ar, kind, user.ID, ceremonyState{Session: session, AMR: amr}); err != nil {
+		return nil, err
+	}
+	return options, nil
+}
+
+// finishPasskey takes the browser's answer to a ceremony, posted as a
+// form: the credential's JSON in the field credential.
+func (i *Issuer) finishPasskey(w http.ResponseWriter, r *http.Request) {
+	if i.passkeys == nil {
+		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
+		return
+	}
+	ctx := r.Context()
+	if !i.sameOrigin(r) {
+		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxPasskeyFormBytes)
+	if err := r.ParseForm(); err != nil {
+		status := http.StatusBadRequest
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		i.message(w, status, "Sign in", msgForged)
+		return
+	}
+	form := r.PostForm
+	id := form.Get("authRequestID")
+	if id == "" || len(id) > maxAuthRequestIDLen {
+		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
+		return
+	}
+	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
+	if !ok {
+		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
+		return
+	}
+	ar, ok := i.pendingRequest(w, ctx, id)
+	if !ok {
+		return
+	}
+	switch form.Get("mode") {
+	case kindPasswordless:
+		i.finishPasswordless(w, r, ar, id, csrf, form.Get("credential"))
+	case kindRegister:
+		i.finishRegistration(w, r, ar, id, csrf, form.Get("name"), form.Get("credential"))
+	default:
+		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
+	}
+}
+
+// passkeyFailure records a refused passkey: the audit event (a reason
+// category, never the credential) and the log line.
+func (i *Issuer) passkeyFailure(ctx context.Context, reason string, user *store.User, clientID string) error {
+	e := audit.Event{Type: audit.PasskeyFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason}
+	account := "(unknown)"
+	if user != nil {
+		e.Subject, e.Username, account = user.ID, user.Username, user.Username
+	}
+	i.log.InfoContext(ctx, "passkey refused", "reason", reason, "username", account)
+	return i.record(ctx, e)
+}
+
+// passkeyRefusal is why an assertion was refused, for the audit trail.
+type passkeyRefusal struct {
+	reason string
+	user   *store.User
+}
+
+func (p *passkeyRefusal) Error() string { return "passkey refused: " + p.reason }
+
+// verifyAssertion checks a passkey assertion against ar's ceremony of
+// kind. user is the account the ceremony is for (second factor), nil for a
+// passwordless login, where the credential names the account. It returns
+// the user and the passkey, updated with the counter and flags of this
+// use; a *passkeyRefusal when the assertion is refused.
+func (i *Issuer) verifyAssertion(ctx context.Context, ar *store.AuthRequest, kind string, user *store.User, credential string) (*store.User, *store.Passkey, bool, error) {
+	_, st, err := i.takeCeremony(ctx, ar, kind)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, false, &passkeyRefusal{reason: "expired", user: user}
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if st.Session == nil || len(credential) == 0 {
+		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes([]byte(credential))
+	if err != nil {
+		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
+	}
+	var pk *store.Passkey
+	var lookupErr error
+	lookup := func(rawID, userHandle []byte) (webauthn.User, error) {
+		p, err := i.st.PasskeyByCredentialID(ctx, rawID)
+		if err != nil {
+			lookupErr = err
+			return nil, err
+		}
+		if string(userHandle) != p.UserID && len(userHandle) > 0 {
+			lookupErr = store.ErrNotFound
+			return nil, lookupErr
+		}
+		u := user
+		if u == nil {
+			if u, err = i.st.UserByID(ctx, p.UserID); err != nil {
+				lookupErr = err
+				return nil, err
+			}
+		} else if u.ID != p.UserID {
+			lookupErr = store.ErrNotFound
+			return nil, lookupErr
+		}
+		pk, user = p, u
+		return passkeyUser{u: u, creds: []webauthn.Credential{toCredential(p)}}, nil
+	}
+	var cred *webauthn.Credential
+	if kind == kindPasswordless {
+		_, cred, err = i.passkeys.ValidatePasskeyLogin(lookup, *st.Session, parsed)
+	} else {
+		var u webauthn.User
+		if u, err = lookup(parsed.RawID, parsed.Response.UserHandle); err == nil {
+			cred, err = i.passkeys.ValidateLogin(u, *st.Session, parsed)
+		}
+	}
+	switch {
+	case lookupErr != nil && !errors.Is(lookupErr, store.ErrNotFound):
+		return nil, nil, false, lookupErr
+	case lookupErr != nil:
+		return nil, nil, false, &passkeyRefusal{reason: "unknown_credential", user: user}
+	case err != nil:
+		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
+	}
+	if cred.Authenticator.CloneWarning {
+		// The counter went backwards: two copies of the key may be in use.
+		// The passkey is marked and refused; the user still has their
+		// password, and an administrator can remove it.
+		if err := i.st.RecordPasskeyUse(ctx, pk.ID, pk.SignCount, pk.BackupState, true); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, nil, false, err
+		}
+		return nil, nil, false, &passkeyRefusal{reason: "clone_warning", user: user}
+	}
+	if user.Disabled() {
+		return nil, nil, false, &passkeyRefusal{reason: reasonUserDisabled, user: user}
+	}
+	pk.SignCount, pk.BackupState = cred.Authenticator.SignCount, cred.Flags.BackupState
+	if err := i.st.RecordPasskeyUse(ctx, pk.ID, pk.SignCount, pk.BackupState, false); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, false, &passkeyRefusal{reason: "unknown_credential", user: user}
+		}
+		return nil, nil, false, err
+	}
+	return user, pk, parsed.Response.AuthenticatorData.Flags.HasUserVerified(), nil
+}
+
+// passwordlessLogin runs a passkey assertion as a login attempt: it takes
+// its place in the login counters (of the client address: the account is
+// unknown until the passkey is checked), is checked, and on success
+// completes the login. fail writes the page of a refusal.
+func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, credential, csrf string,
+	fail func(status int, msg string)) {
+	ctx := r.Context()
+	att := i.guard.newAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	done, ok := i.guard.enter(att)
+	if !ok {
+		i.cfg.Observer.login(LoginBusy)
+		w.Header().Set("Retry-After", "1")
+		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, time.Second))
+		return
+	}
+	defer done()
+	res, err := i.guard.reserve(ctx, att)
+	if err != nil {
+		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
+		fail(http.StatusInternalServerError, msgInternal)
+		return
+	}
+	if !res.OK {
+		i.logRefusal(ctx, att, res)
+		i.cfg.Observer.login(LoginLockedOut)
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: ar.ClientID, counter: counterKind(res.Full)}) != nil {
+			fail(http.StatusInternalServerError, msgInternal)
+			return
+		}
+		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt)))
+		return
+	}
+	user, pk, uv, err := i.verifyAssertion(ctx, ar, kindPasswordless, nil, credential)
+	var refused *passkeyRefusal
+	if errors.As(err, &refused) {
+		i.cfg.Observer.login(LoginWrongCredentials)
+		if i.passkeyFailure(ctx, refused.reason, refused.user, ar.ClientID) != nil {
+			fail(http.StatusInternalServerError, msgInternal)
+			return
+		}
+		msg := msgPasskeyRefused
+		if refused.reason == "expired" {
+			msg = msgPasskeyExpired
+		}
+		if res.Remaining == 0 {
+			i.cfg.Observer.lockout()
+			if i.recordLockout(ctx, refused.user, ar.ClientID, res) != nil {
+				fail(http.StatusInternalServerError, msgInternal)
+				return
+			}
+			msg += " " + fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt))
+		}
+		fail(http.StatusUnauthorized, msg)
+		return
+	}
+	if err != nil {
+		i.log.ErrorContext(ctx, "checking a passkey failed", "error", err)
+		i.cfg.Observer.login(LoginError)
+		fail(http.StatusInternalServerError, msgInternal)
+		return
+	}
+	amr := passwordlessAMR(pk, uv)
+	if err := i.record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Reason: kindPasswordless, Target: pk.Name}); err != nil {
+		fail(http.StatusInternalServerError, msgInternal)
+		return
+	}
+	if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Reason: "passkey"}); err != nil {
+		fail(http.StatusInternalServerError, msgInternal)
+		return
+	}
+	att.account = user.Username
+	i.cfg.Observer.login(LoginSucceeded)
+	i.loginSucceeded(w, ctx, att)
+	i.completeLogin(w, r, ar, user, amr, csrf)
+}
+
+// finishPasswordless completes a login with a discoverable passkey alone.
+func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
+	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
+	i.passwordlessLogin(w, r, ar, credential, csrf, func(status int, msg string) {
+		page.Error = msg
+		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
+	})
+}

@@ -1,0 +1,251 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// The passkey pages: after a password login, a user without a passkey is
+// offered to add one ("Add a passkey" / "Not now"). The offer is state of
+// the auth request, kept server-side like a ceremony: "Not now" and a
+// registered passkey both finish the login the password started, with
+// the password's amr (adding a passkey is not a second factor of this
+// login).
+
+// Paths of the passkey endpoints.
+const (
+	passkeyBeginPath  = "/login/passkey/begin"
+	passkeyFinishPath = "/login/passkey/finish"
+	passkeySkipPath   = "/login/passkey/skip"
+)
+
+// scripted reports whether the page runs our passkey script: its CSP then
+// allows scripts and fetches from our own origin, nothing else.
+func (p loginPage) scripted() bool { return p.Passkeys }
+
+type passkeyOfferPage struct {
+	Title         string
+	Client        string
+	Error         string
+	AuthRequestID string
+	CSRF          string
+	Name          string
+}
+
+func (passkeyOfferPage) scripted() bool { return true }
+
+// routePasskeys adds the passkey endpoints to mux.
+func (i *Issuer) routePasskeys(mux *http.ServeMux) {
+	mux.Handle("POST "+passkeyBeginPath, http.HandlerFunc(i.beginPasskey))
+	mux.Handle("POST "+passkeyFinishPath, http.HandlerFunc(i.finishPasskey))
+	mux.Handle("POST "+passkeySkipPath, http.HandlerFunc(i.skipPasskey))
+	mux.Handle("POST "+mfaPasskeyPath, http.HandlerFunc(i.submitPasskeySecondFactor))
+	mux.Handle("POST "+mfaPasskeyEnrollPath, http.HandlerFunc(i.submitPasskeyEnroll))
+}
+
+// offerPasskey shows the offer to add a passkey to a user who just logged
+// in with amr and has none, and reports whether it did. When it did not,
+// the caller completes the login.
+func (i *Issuer) offerPasskey(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id string, user *store.User, amr []string, csrf string) bool {
+	if i.passkeys == nil {
+		return false
+	}
+	if _, err := r.Cookie(i.passkeyLaterCookie()); err == nil {
+		return false // "Not now", said on this browser lately
+	}
+	ctx := r.Context()
+	n, err := i.st.CountPasskeys(ctx, user.ID)
+	if err != nil {
+		i.log.WarnContext(ctx, "counting passkeys failed; not offering one", "error", err)
+		return false
+	}
+	if n > 0 {
+		return false
+	}
+	if err := i.putCeremony(ctx, ar, kindOffer, user.ID, ceremonyState{AMR: amr}); err != nil {
+		if !errors.Is(err, store.ErrCeremoniesFull) {
+			i.log.WarnContext(ctx, "storing a passkey offer failed; not offering one", "error", err)
+		}
+		return false
+	}
+	i.showOffer(w, ar, id, http.StatusOK, csrf, "")
+	return true
+}
+
+func (i *Issuer) showOffer(w http.ResponseWriter, ar *store.AuthRequest, id string, status int, csrf, msg string) {
+	i.render(w, status, "passkey_offer.html", passkeyOfferPage{Title: "Add a passkey", Client: ar.ClientID, Error: msg,
+		AuthRequestID: id, CSRF: csrf, Name: "Passkey " + i.cfg.Now().UTC().Format("2006-01-02")}, origin(ar.RedirectURI))
+}
+
+// skipPasskey is "Not now": the login finishes as the password left it.
+func (i *Issuer) skipPasskey(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, csrf, ok := i.passkeyForm(w, r)
+	if !ok {
+		return
+	}
+	c, st, err := i.takeCeremony(ctx, ar, kindOffer, kindRegister)
+	if err != nil {
+		i.passkeyStateGone(w, ctx, err)
+		return
+	}
+	user, err := i.st.UserByID(ctx, c.UserID)
+	if err != nil {
+		i.passkeyStateGone(w, ctx, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: i.passkeyLaterCookie(), Value: "1", Path: "/", MaxAge: int(passkeyOfferPause / time.Second),
+		HttpOnly: true, Secure: i.secure, SameSite: http.SameSiteStrictMode})
+	i.completeLogin(w, r, ar, user, st.AMR, csrf)
+}
+
+// passkeyOfferPause is how long "Not now" keeps the offer away from the
+// browser that said it.
+const passkeyOfferPause = 30 * 24 * time.Hour
+
+// passkeyLaterCookie names the cookie of "Not now". It proves nothing and
+// guards nothing: it only spares the browser the offer.
+func (i *Issuer) passkeyLaterCookie() string {
+	if i.secure {
+		return "__Host-nsauth_passkey_later"
+	}
+	return "nsauth_passkey_later"
+}
+
+// passkeyForm checks a passkey page's form post (origin, size, CSRF) and
+// opens its auth request, or writes the page saying why not.
+func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request) (*store.AuthRequest, string, bool) {
+	ctx := r.Context()
+	if !i.sameOrigin(r) {
+		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
+		return nil, "", false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginFormBytes)
+	if err := r.ParseForm(); err != nil {
+		i.message(w, http.StatusBadRequest, "Sign in", msgForged)
+		return nil, "", false
+	}
+	id := r.PostForm.Get("authRequestID")
+	if id == "" || len(id) > maxAuthRequestIDLen {
+		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
+		return nil, "", false
+	}
+	csrf, ok := i.checkCSRF(r, r.PostForm.Get("csrf"))
+	if !ok {
+		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
+		return nil, "", false
+	}
+	ar, ok := i.pendingRequest(w, ctx, id)
+	if !ok {
+		return nil, "", false
+	}
+	return ar, csrf, true
+}
+
+// passkeyStateGone answers a post whose server-side state is gone (used,
+// expired, never there): the login must start again.
+func (i *Issuer) passkeyStateGone(w http.ResponseWriter, ctx context.Context, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
+		return
+	}
+	i.log.ErrorContext(ctx, "reading a passkey ceremony failed", "error", err)
+	i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+}
+
+// finishRegistration stores the passkey the browser created and finishes
+// the login.
+func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, name, credential string) {
+	ctx := r.Context()
+	c, st, err := i.takeCeremony(ctx, ar, kindRegister)
+	if err != nil {
+		i.passkeyStateGone(w, ctx, err)
+		return
+	}
+	user, err := i.st.UserByID(ctx, c.UserID)
+	if err != nil {
+		i.passkeyStateGone(w, ctx, err)
+		return
+	}
+	// A refusal puts the offer back: the user may try again or decline.
+	again := func(status int, msg, reason string) {
+		if reason != "" {
+			if i.passkeyFailure(ctx, reason, user, ar.ClientID) != nil {
+				status, msg = http.StatusInternalServerError, msgInternal
+			}
+		}
+		if err := i.putCeremony(ctx, ar, kindOffer, user.ID, ceremonyState{AMR: st.AMR}); err != nil {
+			i.log.ErrorContext(ctx, "storing a passkey offer failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+		i.showOffer(w, ar, id, status, csrf, msg)
+	}
+	_, refused, err := i.createPasskey(ctx, ar, user, st, name, credential)
+	if err != nil {
+		i.log.ErrorContext(ctx, "storing a passkey failed", "error", err)
+		again(http.StatusInternalServerError, msgInternal, "")
+		return
+	}
+	if refused != nil {
+		again(refused.status, refused.msg, refused.reason)
+		return
+	}
+	i.completeLogin(w, r, ar, user, st.AMR, csrf)
+}
+
+// registrationRefusal is why a new passkey was not stored: the status and
+// message of the page, and the audit reason when the browser's answer was
+// refused ("" for a name the user can fix).
+type registrationRefusal struct {
+	status      int
+	msg, reason string
+}
+
+// createPasskey checks the browser's answer to a registration ceremony
+// (state st, for user) and stores the passkey under name.
+func (i *Issuer) createPasskey(ctx context.Context, ar *store.AuthRequest, user *store.User, st ceremonyState, name, credential string) (*store.Passkey, *registrationRefusal, error) {
+	if err := store.CheckPasskeyName(name); err != nil {
+		return nil, &registrationRefusal{http.StatusBadRequest, "The name of a passkey must be 1 to 64 characters on one line.", ""}, nil
+	}
+	notSaved := &registrationRefusal{http.StatusBadRequest, msgPasskeyNotSaved, "bad_attestation"}
+	if st.Session == nil || credential == "" {
+		return nil, notSaved, nil
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes([]byte(credential))
+	if err != nil {
+		return nil, notSaved, nil
+	}
+	cred, err := i.passkeys.CreateCredential(passkeyUser{u: user}, *st.Session, parsed)
+	if err != nil {
+		return nil, notSaved, nil
+	}
+	transports := make([]string, len(cred.Transport))
+	for j, t := range cred.Transport {
+		transports[j] = string(t)
+	}
+	pk := &store.Passkey{UserID: user.ID, Name: name, CredentialID: cred.ID, PublicKey: cred.PublicKey, SignCount: cred.Authenticator.SignCount,
+		UserVerified: cred.Flags.UserVerified, BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
+		Transports: transports, AAGUID: cred.Authenticator.AAGUID, AttestationType: cred.AttestationType}
+	switch err := i.st.AddPasskey(ctx, pk); {
+	case errors.Is(err, store.ErrConflict):
+		return nil, &registrationRefusal{http.StatusConflict, "You already have a passkey of that name, or this passkey is registered already.", ""}, nil
+	case errors.Is(err, store.ErrTooManyPasskeys):
+		return nil, &registrationRefusal{http.StatusConflict, "You have as many passkeys as allowed. Ask an administrator to remove one.", ""}, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	if err := i.record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Target: pk.Name}); err != nil {
+		return nil, nil, err
+	}
+	i.log.InfoContext(ctx, "passkey registered", "username", user.Username, "passkey", pk.Name)
+	return pk, nil, nil
+}

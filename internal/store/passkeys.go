@@ -1,0 +1,311 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Passkey is a WebAuthn credential of a user. Only its public key is
+// stored: nothing here logs anyone in.
+type Passkey struct {
+	// ID is nsauth's id of the passkey (what `nsauth users passkeys`
+	// shows and --remove accepts besides the name).
+	ID     string
+	UserID string
+	// Name is the user's label for it, unique per user.
+	Name string
+	// CredentialID is the authenticator's credential id, unique.
+	CredentialID []byte
+	// PublicKey is the COSE-encoded credential public key.
+	PublicKey []byte
+	// SignCount is the last signature counter seen.
+	SignCount uint32
+	// UserVerified: the authenticator verified the user at registration.
+	UserVerified bool
+	// BackupEligible and BackupState: the credential may be, and is,
+	// synced between devices (a "synced passkey").
+	BackupEligible, BackupState bool
+	// CloneWarning: a signature counter went backwards once.
+	CloneWarning    bool
+	Transports      []string
+	AAGUID          []byte
+	AttestationType string
+	CreatedAt       time.Time
+	// LastUsedAt is zero until the passkey is first used to log in.
+	LastUsedAt time.Time
+}
+
+// Passkey flag bits (the flags column).
+const (
+	passkeyUV = 1 << iota
+	passkeyBE
+	passkeyBS
+	passkeyClone
+)
+
+func (p *Passkey) flags() int64 {
+	var f int64
+	for bit, set := range map[int64]bool{passkeyUV: p.UserVerified, passkeyBE: p.BackupEligible, passkeyBS: p.BackupState, passkeyClone: p.CloneWarning} {
+		if set {
+			f |= bit
+		}
+	}
+	return f
+}
+
+// Limits on passkeys.
+const (
+	// MaxPasskeyNameLen bounds a passkey's name.
+	MaxPasskeyNameLen = 64
+	// MaxPasskeysPerUser bounds how many passkeys one user may register.
+	MaxPasskeysPerUser = 20
+	// maxCredentialIDLen is the WebAuthn bound on credential ids.
+	maxCredentialIDLen = 1023
+	// maxPublicKeyLen is generous for any COSE key in use (ML-DSA
+	// included).
+	maxPublicKeyLen = 4096
+)
+
+// ErrTooManyPasskeys means the user already has MaxPasskeysPerUser.
+var ErrTooManyPasskeys = errors.New("too many passkeys")
+
+// CheckPasskeyName checks a passkey name: 1 to MaxPasskeyNameLen bytes of
+// single-line UTF-8 text. The error never contains the input.
+func CheckPasskeyName(name string) error {
+	if name == "" || len(name) > MaxPasskeyNameLen || !utf8.ValidString(name) || strings.TrimSpace(name) != name {
+		return fmt.Errorf("a passkey name must be 1 to %d characters of text, without leading or trailing spaces", MaxPasskeyNameLen)
+	}
+	if strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return errors.New("a passkey name must be single-line text")
+	}
+	return nil
+}
+
+// AddPasskey stores a new passkey for p.UserID. ID is generated when
+// empty. It fails with [ErrConflict] when the user has a passkey of that
+// name or the credential is registered already (to anyone), and with
+// [ErrTooManyPasskeys] when the user has MaxPasskeysPerUser.
+func (s *Store) AddPasskey(ctx context.Context, p *Passkey) error {
+	if err := CheckPasskeyName(p.Name); err != nil {
+		return err
+	}
+	if p.UserID == "" || len(p.CredentialID) == 0 || len(p.CredentialID) > maxCredentialIDLen ||
+		len(p.PublicKey) == 0 || len(p.PublicKey) > maxPublicKeyLen {
+		return errors.New("a passkey needs a user, a credential id and a public key of bounded size")
+	}
+	if p.ID == "" {
+		p.ID = NewID()
+	}
+	p.CreatedAt = time.UnixMilli(s.nowMillis())
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		// Lock the user's row so concurrent registrations count right.
+		var one int
+		if err := s.queryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.d.lockRows, p.UserID).Scan(&one); err != nil {
+			return notFound(err, "user")
+		}
+		var n int
+		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM nsauth_passkeys WHERE user_id = ?`, p.UserID).Scan(&n); err != nil {
+			return fmt.Errorf("counting passkeys: %w", err)
+		}
+		if n >= MaxPasskeysPerUser {
+			return ErrTooManyPasskeys
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO nsauth_passkeys (id, user_id, name, credential_id, public_key, sign_count, flags,
+			transports, aaguid, attestation_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.ID, p.UserID, p.Name, p.CredentialID, p.PublicKey, int64(p.SignCount), p.flags(),
+			joinList(p.Transports), p.AAGUID, p.AttestationType, p.CreatedAt.UnixMilli())
+		if err != nil {
+			if s.d.isUnique(err) {
+				return fmt.Errorf("passkey %q: %w", p.Name, ErrConflict)
+			}
+			return fmt.Errorf("storing passkey: %w", err)
+		}
+		return nil
+	})
+}
+
+const passkeyColumns = `id, user_id, name, credential_id, public_key, sign_count, flags, transports, aaguid, attestation_type, created_at, last_used_at`
+
+func scanPasskey(row interface{ Scan(...any) error }) (*Passkey, error) {
+	var p Passkey
+	var count, flags, created int64
+	var transports string
+	var used sql.NullInt64
+	if err := row.Scan(&p.ID, &p.UserID, &p.Name, &p.CredentialID, &p.PublicKey, &count, &flags, &transports, &p.AAGUID,
+		&p.AttestationType, &created, &used); err != nil {
+		return nil, err
+	}
+	p.SignCount = uint32(count)
+	p.UserVerified, p.BackupEligible = flags&passkeyUV != 0, flags&passkeyBE != 0
+	p.BackupState, p.CloneWarning = flags&passkeyBS != 0, flags&passkeyClone != 0
+	p.Transports = splitList(transports)
+	p.CreatedAt, p.LastUsedAt = time.UnixMilli(created), fromMillis(used)
+	return &p, nil
+}
+
+// PasskeysByUser returns the user's passkeys, oldest first.
+func (s *Store) PasskeysByUser(ctx context.Context, userID string) ([]Passkey, error) {
+	rows, err := s.query(ctx, s.db, `SELECT `+passkeyColumns+` FROM nsauth_passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("reading passkeys: %w", err)
+	}
+	defer rows.Close()
+	var out []Passkey
+	for rows.Next() {
+		p, err := scanPasskey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading passkeys: %w", err)
+		}
+		out = append(out, *p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading passkeys: %w", err)
+	}
+	return out, nil
+}
+
+// CountPasskeys returns how many passkeys the user has.
+func (s *Store) CountPasskeys(ctx context.Context, userID string) (int, error) {
+	var n int
+	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM nsauth_passkeys WHERE user_id = ?`, userID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting passkeys: %w", err)
+	}
+	return n, nil
+}
+
+// PasskeyByCredentialID returns the passkey with that credential id, or an
+// error wrapping [ErrNotFound].
+func (s *Store) PasskeyByCredentialID(ctx context.Context, credentialID []byte) (*Passkey, error) {
+	if len(credentialID) == 0 || len(credentialID) > maxCredentialIDLen {
+		return nil, fmt.Errorf("passkey: %w", ErrNotFound)
+	}
+	p, err := scanPasskey(s.queryRow(ctx, s.db, `SELECT `+passkeyColumns+` FROM nsauth_passkeys WHERE credential_id = ?`, credentialID))
+	if err != nil {
+		return nil, notFound(err, "passkey")
+	}
+	return p, nil
+}
+
+// RecordPasskeyUse stores what a successful assertion changed: the
+// signature counter, the backup state, a clone warning (which stays once
+// set) and the time of use. It fails with [ErrNotFound] when the passkey
+// was removed meanwhile.
+func (s *Store) RecordPasskeyUse(ctx context.Context, id string, signCount uint32, backupState, cloneWarning bool) error {
+	set := int64(0)
+	if backupState {
+		set |= passkeyBS
+	}
+	if cloneWarning {
+		set |= passkeyClone
+	}
+	// flags keeps UV, BE and a clone warning; BS follows the authenticator.
+	res, err := s.exec(ctx, s.db, `UPDATE nsauth_passkeys SET sign_count = ?, last_used_at = ?,
+		flags = (flags - (flags & ?)) | ? WHERE id = ?`,
+		int64(signCount), s.nowMillis(), int64(passkeyBS), set, id)
+	if err != nil {
+		return fmt.Errorf("recording passkey use: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("passkey: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// DeletePasskey removes the user's passkey named, or with the id,
+// nameOrID, and returns it; an error wrapping [ErrNotFound] when there is
+// none.
+func (s *Store) DeletePasskey(ctx context.Context, userID, nameOrID string) (*Passkey, error) {
+	var p *Passkey
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		p, err = scanPasskey(s.queryRow(ctx, tx, `SELECT `+passkeyColumns+` FROM nsauth_passkeys
+			WHERE user_id = ? AND (name = ? OR id = ?) ORDER BY CASE WHEN name = ? THEN 0 ELSE 1 END LIMIT 1`, userID, nameOrID, nameOrID, nameOrID))
+		if err != nil {
+			return notFound(err, "passkey")
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_passkeys WHERE id = ?`, p.ID); err != nil {
+			return fmt.Errorf("deleting passkey: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// PasskeyCeremony is a WebAuthn ceremony in progress for a pending auth
+// request.
+type PasskeyCeremony struct {
+	AuthRequestID string
+	// Kind says what it is for (the issuer's vocabulary: "register",
+	// "second_factor", "passwordless").
+	Kind string
+	// UserID is the user it is for; empty for a passwordless login, where
+	// the authenticator picks the account.
+	UserID string
+	// Session is the library's session data, JSON.
+	Session   []byte
+	ExpiresAt time.Time
+}
+
+// MaxPasskeyCeremonySession bounds a ceremony's stored session data.
+const MaxPasskeyCeremonySession = 16 << 10
+
+// ErrCeremoniesFull means as many ceremonies as allowed are in progress.
+var ErrCeremoniesFull = errors.New("too many passkey ceremonies in progress")
+
+// PutPasskeyCeremony stores c, replacing any ceremony of the same auth
+// request: one auth request has at most one live ceremony. It refuses with
+// [ErrCeremoniesFull] when limit or more unexpired ceremonies exist
+// (limit <= 0: no limit), so that unauthenticated begin requests cannot
+// grow the table without bound.
+func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, limit int) error {
+	if c.AuthRequestID == "" || c.Kind == "" || c.ExpiresAt.IsZero() || len(c.Session) == 0 || len(c.Session) > MaxPasskeyCeremonySession {
+		return errors.New("a passkey ceremony needs an auth request, a kind, an expiry and bounded session data")
+	}
+	now := s.nowMillis()
+	if limit > 0 {
+		var n int
+		if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE expires_at > ? AND auth_request_id <> ?`,
+			now, c.AuthRequestID).Scan(&n); err != nil {
+			return fmt.Errorf("counting passkey ceremonies: %w", err)
+		}
+		if n >= limit {
+			return ErrCeremoniesFull
+		}
+	}
+	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_passkey_ceremonies (auth_request_id, kind, user_id, session, expires_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (auth_request_id) DO UPDATE SET kind = excluded.kind, user_id = excluded.user_id,
+		session = excluded.session, expires_at = excluded.expires_at`,
+		c.AuthRequestID, c.Kind, c.UserID, string(c.Session), c.ExpiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("storing passkey ceremony: %w", err)
+	}
+	return nil
+}
+
+// TakePasskeyCeremony removes and returns the auth request's ceremony: a
+// ceremony is answered once, right or wrong. It fails with [ErrNotFound]
+// when there is none or it has expired.
+func (s *Store) TakePasskeyCeremony(ctx context.Context, authRequestID string) (*PasskeyCeremony, error) {
+	var c PasskeyCeremony
+	var session string
+	var expires int64
+	err := s.queryRow(ctx, s.db, `DELETE FROM nsauth_passkey_ceremonies WHERE auth_request_id = ?
+		RETURNING auth_request_id, kind, user_id, session, expires_at`, authRequestID).
+		Scan(&c.AuthRequestID, &c.Kind, &c.UserID, &session, &expires)
+	if err != nil {
+		return nil, notFound(err, "passkey ceremony")
+	}
+	c.Session, c.ExpiresAt = []byte(session), time.UnixMilli(expires)
+	if expires <= s.nowMillis() {
+		return nil, fmt.Errorf("passkey ceremony: %w", ErrNotFound)
+	}
+	return &c, nil
+}
