@@ -127,8 +127,9 @@ func (b *Browser) Submit(t testing.TB, page *Page, username, password string) *P
 }
 
 // Login opens authorizeURL, submits the credentials and returns the
-// redirect back to the client (with code and state). It fails the test
-// when the provider does not redirect.
+// redirect back to the client (with code and state), saying "Not now" if
+// the provider offers to add a passkey on the way. It fails the test when
+// the provider does not redirect.
 func (b *Browser) Login(t testing.TB, authorizeURL, username, password string) *url.URL {
 	t.Helper()
 	page := b.Open(t, authorizeURL)
@@ -136,6 +137,11 @@ func (b *Browser) Login(t testing.TB, authorizeURL, username, password string) *
 		t.Fatalf("authorize did not lead to the login form: HTTP %d\n%s", page.Response.StatusCode, page.Body)
 	}
 	res := b.Submit(t, page, username, password)
+	if res.Response.StatusCode == http.StatusOK && strings.Contains(res.Body, `action="/login/passkey/skip"`) {
+		// The provider offers to add a passkey (an issuer with a host
+		// name, a user without one): decline, as a user would.
+		res = b.Post(t, res, "/login/passkey/skip", nil)
+	}
 	loc, err := RedirectOf(res)
 	if err != nil {
 		t.Fatal(err)
