@@ -60,6 +60,10 @@ const (
 	// kindEnroll registers a passkey as the second factor a required
 	// policy asks for (the enrolment page of mfa.go).
 	kindEnroll = "enroll"
+	// kindRecoveryCodes is not a WebAuthn ceremony either: a passkey was
+	// added from the offer and the user's new recovery codes are on
+	// screen; continuing finishes the login with its AMR.
+	kindRecoveryCodes = "recovery_codes"
 )
 
 // Limits of the passkey endpoints.
