@@ -153,7 +153,16 @@ func TestPasskeyFirstFactorGivesRecoveryCodes(t *testing.T) {
 			if sf, _ := h.st.SecondFactors(ctx, h.alice.ID); sf.RecoveryCodes != 9 {
 				t.Errorf("%d recovery codes left, want 9", sf.RecoveryCodes)
 			}
-			_, records := trail.records(t)
+			events, records := trail.records(t)
+			enrolled := 0
+			for _, ev := range events {
+				if ev.Type == audit.SecondFactorEnrolled && ev.Reason == "passkey" {
+					enrolled++
+				}
+			}
+			if enrolled != 1 {
+				t.Errorf("%d mfa.enrolled events for the passkey, want 1", enrolled)
+			}
 			for _, c := range codes {
 				if strings.Contains(records, c) {
 					t.Fatal("a recovery code reached the audit trail")
@@ -297,6 +306,42 @@ func TestPasskeyOfferOneMore(t *testing.T) {
 	}
 	if !slices.Equal(registered, []string{"Laptop", "Phone"}) {
 		t.Errorf("passkey.registered events name %q", registered)
+	}
+}
+
+// TestNewPasskeyName: the name suggested for one more passkey tells it
+// from the others.
+func TestNewPasskeyName(t *testing.T) {
+	t.Parallel()
+	const (
+		firefoxLinux = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+		chromeMac    = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+		edgeWindows  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"
+		safariIPhone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+		chromeAndroi = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"
+	)
+	cases := []struct {
+		name, ua string
+		taken    []string
+		want     string
+	}{
+		{"Firefox on Linux", firefoxLinux, []string{"Laptop"}, "Firefox on Linux"},
+		{"Chrome on a Mac", chromeMac, nil, "Chrome on macOS"},
+		{"Edge, which names Chrome too", edgeWindows, nil, "Edge on Windows"},
+		{"Safari on an iPhone, which names Mac OS X too", safariIPhone, nil, "Safari on iPhone"},
+		{"Chrome on Android, which names Linux too", chromeAndroi, nil, "Chrome on Android"},
+		{"taken", firefoxLinux, []string{"Firefox on Linux"}, "Firefox on Linux (2)"},
+		{"taken twice", firefoxLinux, []string{"Firefox on Linux", "Firefox on Linux (2)"}, "Firefox on Linux (3)"},
+		{"unknown agent", "curl/8.5.0", nil, "Passkey 2026-11-30"},
+		{"unknown agent, fallback taken", "", []string{"Passkey 2026-11-30"}, "Passkey 2026-11-30 (2)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := issuer.NewPasskeyName(tc.ua, "Passkey 2026-11-30", tc.taken); got != tc.want {
+				t.Fatalf("name %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -259,6 +259,12 @@ func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *
 		}
 		i.showOffer(w, r, ar, id, user, status, csrf, msg)
 	}
+	before, err := i.userFactors(ctx, user.ID)
+	if err != nil {
+		i.log.ErrorContext(ctx, "reading second factors failed", "error", err)
+		again(http.StatusInternalServerError, msgInternal, "")
+		return
+	}
 	_, refused, err := i.createPasskey(ctx, ar, user, st, name, credential)
 	if err != nil {
 		i.log.ErrorContext(ctx, "storing a passkey failed", "error", err)
@@ -268,6 +274,15 @@ func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *
 	if refused != nil {
 		again(refused.status, refused.msg, refused.reason)
 		return
+	}
+	if !before.any() {
+		// The passkey is the user's second factor from now on, as if
+		// enrolled on the enrolment page.
+		if err := i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: user.ID, Username: user.Username,
+			ClientID: ar.ClientID, Reason: "passkey"}); err != nil {
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
 	}
 	codes, err := i.newRecoveryCodesIfNone(ctx, user.ID)
 	if err != nil {
