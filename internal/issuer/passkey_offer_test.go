@@ -346,3 +346,31 @@ func TestNewPasskeyName(t *testing.T) {
 }
 
 var offerName = regexp.MustCompile(`id="passkey-name" name="name" type="text" value="([^"]*)"`)
+
+// TestPasskeyEnrolmentKeepsExistingRecoveryCodes: under a required
+// policy, a user left with recovery codes only (their app removed)
+// enrols a passkey and goes straight on: no new codes; theirs still work.
+func TestPasskeyEnrolmentKeepsExistingRecoveryCodes(t *testing.T) {
+	t.Parallel()
+	h, trail := newPasskeyHarness(t, sqlite(), func(c *issuer.Config) { c.RequireSecondFactor = true })
+	if err := h.st.ReplaceRecoveryCodes(ctx, h.alice.ID, recoveryCodes); err != nil {
+		t.Fatal(err)
+	}
+	f := &passkeyFlow{t: t, h: h, trail: trail, key: newSoftKey(t, h.url)}
+	f.open(nil)
+	if p := f.password(); !strings.Contains(p.Body, "/login/mfa/passkey/enroll") {
+		t.Fatalf("no enrolment page: HTTP %d\n%s", p.Response.StatusCode, p.Body)
+	}
+	res := f.finish("/login/mfa/passkey/enroll", "enroll", f.key.create(t, f.options("enroll")), url.Values{"name": {"Laptop"}})
+	loc, err := issuertest.RedirectOf(res)
+	if err != nil {
+		t.Fatalf("a user with recovery codes was shown something: %v", err)
+	}
+	if got := strings.Join(amrOf(t, h.exchange(loc.Query().Get("code"), f.verfier).IDToken), " "); got != "pwd hwk mfa" {
+		t.Errorf("amr %q", got)
+	}
+	wantStoredHashed(t, h.st, h.alice.ID, recoveryCodes)
+	if got := useRecoveryCode(t, h, recoveryCodes[2]); !slices.Equal(got, wantMFA) {
+		t.Errorf("amr with an old recovery code: %v", got)
+	}
+}

@@ -202,25 +202,32 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	amr := mfaAMR(p.AMR, []string{passkeyMethod(pk)})
-	codes, err := i.newRecoveryCodesIfNone(ctx, f.user.ID)
-	if err != nil {
-		i.log.ErrorContext(ctx, "storing recovery codes failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	if codes != nil {
+	if f.page.Factors.RecoveryCodes == 0 {
 		// As after an authenticator app: the codes, then submitContinue
-		// completes the login.
+		// completes the login. Its state comes first: codes are never
+		// stored without the page that shows them.
 		next := &store.PendingMFA{AuthRequestID: f.ar.ID, UserID: f.user.ID, AMR: amr, Kind: pendingEnrolled, ExpiresAt: i.pendingExpiry(f.ar)}
 		token, err := i.newPending(ctx, next, f.csrf)
 		if err != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
-		page := f.page
-		page.Token = token
-		i.showRecoveryCodes(w, f.ar, page, "passkey", mfaContinuePath, codes)
-		return
+		codes, err := i.newRecoveryCodesIfNone(ctx, f.user.ID)
+		if err != nil {
+			i.log.ErrorContext(ctx, "storing recovery codes failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+		if codes != nil {
+			page := f.page
+			page.Token = token
+			i.showRecoveryCodes(w, f.ar, page, "passkey", mfaContinuePath, codes)
+			return
+		}
+		// Codes were given meanwhile (another login): nothing to show.
+		if _, err := i.st.TakePendingMFA(ctx, pendingKey(token, f.csrf)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			i.log.WarnContext(ctx, "removing a pending second factor failed", "error", err)
+		}
 	}
 	att := i.guard.newAttempt(r, f.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	i.cfg.Observer.login(LoginSucceeded)

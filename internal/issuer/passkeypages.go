@@ -284,23 +284,31 @@ func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *
 			return
 		}
 	}
-	codes, err := i.newRecoveryCodesIfNone(ctx, user.ID)
-	if err != nil {
-		i.log.ErrorContext(ctx, "storing recovery codes failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
+	if before.RecoveryCodes == 0 {
+		// The state that goes on after the codes comes first: codes are
+		// never stored without the page that shows them.
+		if err := i.putCeremony(ctx, ar, kindRecoveryCodes, user.ID, ceremonyState{AMR: st.AMR}); err != nil {
+			i.log.ErrorContext(ctx, "storing the login after a passkey failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+		codes, err := i.newRecoveryCodesIfNone(ctx, user.ID)
+		if err != nil {
+			i.log.ErrorContext(ctx, "storing recovery codes failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+		if codes != nil {
+			i.showRecoveryCodes(w, ar, mfaPage{Client: ar.ClientID, Device: isDeviceLogin(ar), Username: user.Username, AuthRequestID: id, CSRF: csrf},
+				"passkey", passkeyContinuePath, codes)
+			return
+		}
+		// Codes were given meanwhile (another login): nothing to show.
+		if _, _, err := i.takeCeremony(ctx, ar, kindRecoveryCodes); err != nil && !errors.Is(err, store.ErrNotFound) {
+			i.log.WarnContext(ctx, "removing a passkey ceremony failed", "error", err)
+		}
 	}
-	if codes == nil {
-		i.completeLogin(w, r, ar, user, st.AMR, csrf)
-		return
-	}
-	if err := i.putCeremony(ctx, ar, kindRecoveryCodes, user.ID, ceremonyState{AMR: st.AMR}); err != nil {
-		i.log.ErrorContext(ctx, "storing the login after a passkey failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	i.showRecoveryCodes(w, ar, mfaPage{Client: ar.ClientID, Device: isDeviceLogin(ar), Username: user.Username, AuthRequestID: id, CSRF: csrf},
-		"passkey", passkeyContinuePath, codes)
+	i.completeLogin(w, r, ar, user, st.AMR, csrf)
 }
 
 // continueAfterPasskey goes on with a login after the passkey added from
