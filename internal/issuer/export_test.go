@@ -12,3 +12,6 @@ const (
 // DeviceStorage is the provider's op.DeviceAuthorizationStorage, which its
 // own token endpoint does not use.
 func (i *Issuer) DeviceStorage() op.DeviceAuthorizationStorage { return i.storage }
+
+// NewPasskeyName is the name the offer of one more passkey suggests.
+var NewPasskeyName = newPasskeyName

@@ -112,8 +112,12 @@ type mfaPage struct {
 	// for typing.
 	QR     template.HTML
 	Secret string
-	// RecoveryCodes are shown once, after enrolment.
+	// RecoveryCodes are shown once, after enrolment; Enrolled names the
+	// factor just set up ("authenticator app", "passkey") and Continue is
+	// where the page's button posts (showRecoveryCodes).
 	RecoveryCodes []string
+	Enrolled      string
+	Continue      string
 }
 
 // afterFirstFactor is how a login goes on after its first factor (amr so
@@ -468,7 +472,11 @@ func (i *Issuer) finishSecondFactor(w http.ResponseWriter, r *http.Request, f *m
 	}
 	i.cfg.Observer.login(LoginSucceeded)
 	i.loginSucceeded(w, ctx, att)
-	i.completeLogin(w, r, f.ar, f.user, mfaAMR(p.AMR, added), f.csrf)
+	amr := mfaAMR(p.AMR, added)
+	if i.offerPasskey(w, r, f.ar, f.id, f.user, amr, f.csrf) {
+		return
+	}
+	i.completeLogin(w, r, f.ar, f.user, amr, f.csrf)
 }
 
 // mfaAMR adds the methods of a second factor to the login's and "mfa".
@@ -539,8 +547,37 @@ func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := f.page
-	page.Title, page.Token, page.RecoveryCodes, page.Error = "Save your recovery codes", token, codes, ""
-	i.render(w, http.StatusOK, "mfa_recovery.html", page, origin(f.ar.RedirectURI))
+	page.Token = token
+	i.showRecoveryCodes(w, f.ar, page, "authenticator app", mfaContinuePath, codes)
+}
+
+// The recovery codes (issue 15): ten single-use codes, stored hashed,
+// shown once, when a user sets up their first second factor, whichever
+// it is. TOTP enrolment replaces them (store.EnrollTOTP); a passkey
+// creates them when the user has none (newRecoveryCodesIfNone). Both show
+// them with showRecoveryCodes before the login goes on.
+
+// newRecoveryCodesIfNone gives a user who has no recovery codes ten, and
+// returns them to be shown once; nil when the user has some already.
+func (i *Issuer) newRecoveryCodesIfNone(ctx context.Context, userID string) ([]string, error) {
+	codes := secondfactor.NewRecoveryCodes()
+	switch err := i.st.AddRecoveryCodesIfNone(ctx, userID, codes); {
+	case errors.Is(err, store.ErrConflict):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("storing recovery codes: %w", err)
+	}
+	return codes, nil
+}
+
+// showRecoveryCodes shows new recovery codes once, after the factor
+// enrolled was set up; the page's button posts page's form fields (the
+// auth request, the CSRF token and the state's token, if any) to next,
+// which goes on with the login.
+func (i *Issuer) showRecoveryCodes(w http.ResponseWriter, ar *store.AuthRequest, page mfaPage, enrolled, next string, codes []string) {
+	page.Title, page.RecoveryCodes, page.Enrolled, page.Continue, page.Error = "Save your recovery codes", codes, enrolled, next, ""
+	page.Passkeys = false // nothing to run on this page
+	i.render(w, http.StatusOK, "mfa_recovery.html", page, origin(ar.RedirectURI))
 }
 
 // submitContinue completes a login after its user enrolled and saw the
@@ -565,6 +602,9 @@ func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
 	}
 	i.cfg.Observer.login(LoginSucceeded)
 	i.loginSucceeded(w, r.Context(), att)
+	if i.offerPasskey(w, r, f.ar, f.id, f.user, p.AMR, f.csrf) {
+		return
+	}
 	i.completeLogin(w, r, f.ar, f.user, p.AMR, f.csrf)
 }
 

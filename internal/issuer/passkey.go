@@ -60,6 +60,10 @@ const (
 	// kindEnroll registers a passkey as the second factor a required
 	// policy asks for (the enrolment page of mfa.go).
 	kindEnroll = "enroll"
+	// kindRecoveryCodes is not a WebAuthn ceremony either: a passkey was
+	// added from the offer and the user's new recovery codes are on
+	// screen; continuing finishes the login with its AMR.
+	kindRecoveryCodes = "recovery_codes"
 )
 
 // Limits of the passkey endpoints.
@@ -507,9 +511,17 @@ func (i *Issuer) verifyAssertion(ctx context.Context, ar *store.AuthRequest, kin
 	if kind == kindPasswordless {
 		_, cred, err = i.passkeys.ValidatePasskeyLogin(lookup, *st.Session, parsed)
 	} else {
-		var u webauthn.User
-		if u, err = lookup(parsed.RawID, parsed.Response.UserHandle); err == nil {
-			cred, err = i.passkeys.ValidateLogin(u, *st.Session, parsed)
+		// The ceremony allowed every passkey of the user, and the library
+		// wants the user to own each of them: give it them all.
+		if _, err = lookup(parsed.RawID, parsed.Response.UserHandle); err == nil {
+			var all []store.Passkey
+			if all, lookupErr = i.st.PasskeysByUser(ctx, user.ID); lookupErr == nil {
+				creds := make([]webauthn.Credential, len(all))
+				for j := range all {
+					creds[j] = toCredential(&all[j])
+				}
+				cred, err = i.passkeys.ValidateLogin(passkeyUser{u: user, creds: creds}, *st.Session, parsed)
+			}
 		}
 	}
 	switch {

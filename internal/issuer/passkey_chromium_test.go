@@ -224,6 +224,21 @@ func TestPasskeysInChromium(t *testing.T) {
 			c.Do(t, "adding a passkey",
 				chromedp.SetValue(css("#passkey-name"), "Laptop"),
 				chromedp.Click(css("#passkey-button")),
+				chromedp.WaitVisible(css("#recovery-codes")),
+			)
+			// The first second factor comes with ten recovery codes, shown
+			// once; then the login goes on.
+			shown := issuertest.Get(t, c, chromedp.Evaluate[[]string](
+				`[...document.querySelectorAll("#recovery-codes code")].map(e => e.textContent)`))
+			if len(shown) != 10 || len(slices.Compact(slices.Sorted(slices.Values(shown)))) != 10 {
+				t.Fatalf("recovery codes page shows %q, want ten distinct codes", shown)
+			}
+			if f, err := e.h.st.SecondFactors(ctx, e.h.alice.ID); err != nil || f.RecoveryCodes != 10 {
+				t.Fatalf("stored recovery codes: %+v, %v", f, err)
+			}
+			screenshot(t, c, "passkey-recovery-codes")
+			c.Do(t, "continuing after the recovery codes",
+				chromedp.Click(css("#recovery-continue")),
 				chromedp.WaitVisible(css("#callback")),
 			)
 			_, claims := e.redeem(t, v1)

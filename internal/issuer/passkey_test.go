@@ -279,9 +279,30 @@ func (f *passkeyFlow) register(name string) {
 		f.t.Fatalf("relying party id %q, want the issuer's host", o.PublicKey.RP.ID)
 	}
 	res := f.finish("/login/passkey/finish", "register", f.key.create(f.t, o), url.Values{"name": {name}})
-	if _, err := issuertest.RedirectOf(res); err != nil {
-		f.t.Fatalf("registering: %v", err)
+	// A first passkey comes with recovery codes (a password-only user has
+	// none): the page shows them, and its button goes on.
+	if codes := recoveryCodesOn(f.t, res); len(codes) != 10 {
+		f.t.Fatalf("registering a first passkey showed %d recovery codes, want 10", len(codes))
 	}
+	if _, err := issuertest.RedirectOf(f.b.Post(f.t, res, "/login/passkey/continue", nil)); err != nil {
+		f.t.Fatalf("continuing after the recovery codes: %v", err)
+	}
+}
+
+// recoveryCodesOn returns the recovery codes a page shows, failing when
+// they repeat.
+func recoveryCodesOn(t *testing.T, p *issuertest.Page) []string {
+	t.Helper()
+	var codes []string
+	seen := map[string]bool{}
+	for _, m := range codesOnPage.FindAllStringSubmatch(p.Body, -1) {
+		if seen[m[1]] {
+			t.Fatalf("recovery code %d repeats", len(codes))
+		}
+		seen[m[1]] = true
+		codes = append(codes, m[1])
+	}
+	return codes
 }
 
 func newPasskeyFlow(t *testing.T, mod func(*issuer.Config)) *passkeyFlow {
@@ -631,7 +652,10 @@ func TestPasskeyEnrolmentWhenRequired(t *testing.T) {
 	}
 	o := f.options("enroll")
 	res := f.finish("/login/mfa/passkey/enroll", "enroll", f.key.create(t, o), url.Values{"name": {"Laptop"}})
-	loc, err := issuertest.RedirectOf(res)
+	if codes := recoveryCodesOn(t, res); len(codes) != 10 || !strings.Contains(res.Body, `action="/login/mfa/continue"`) {
+		t.Fatalf("after enrolling a passkey: HTTP %d, %d recovery codes\n%s", res.Response.StatusCode, len(codes), res.Body)
+	}
+	loc, err := issuertest.RedirectOf(f.b.Post(t, res, "/login/mfa/continue", nil))
 	if err != nil {
 		t.Fatal(err)
 	}

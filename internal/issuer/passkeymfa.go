@@ -148,7 +148,9 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 
 // submitPasskeyEnroll stores the passkey registered on the enrolment page
 // and completes the login: the new passkey, created with the user's
-// verification right after their password, is the second factor.
+// verification right after their password, is the second factor. A user
+// without recovery codes gets ten first, shown once, as after an
+// authenticator app.
 func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 	if i.passkeys == nil {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
@@ -199,8 +201,36 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
+	amr := mfaAMR(p.AMR, []string{passkeyMethod(pk)})
+	if f.page.Factors.RecoveryCodes == 0 {
+		// As after an authenticator app: the codes, then submitContinue
+		// completes the login. Its state comes first: codes are never
+		// stored without the page that shows them.
+		next := &store.PendingMFA{AuthRequestID: f.ar.ID, UserID: f.user.ID, AMR: amr, Kind: pendingEnrolled, ExpiresAt: i.pendingExpiry(f.ar)}
+		token, err := i.newPending(ctx, next, f.csrf)
+		if err != nil {
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+		codes, err := i.newRecoveryCodesIfNone(ctx, f.user.ID)
+		if err != nil {
+			i.log.ErrorContext(ctx, "storing recovery codes failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+		if codes != nil {
+			page := f.page
+			page.Token = token
+			i.showRecoveryCodes(w, f.ar, page, "passkey", mfaContinuePath, codes)
+			return
+		}
+		// Codes were given meanwhile (another login): nothing to show.
+		if _, err := i.st.TakePendingMFA(ctx, pendingKey(token, f.csrf)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			i.log.WarnContext(ctx, "removing a pending second factor failed", "error", err)
+		}
+	}
 	att := i.guard.newAttempt(r, f.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	i.cfg.Observer.login(LoginSucceeded)
 	i.loginSucceeded(w, ctx, att)
-	i.completeLogin(w, r, f.ar, f.user, mfaAMR(p.AMR, []string{passkeyMethod(pk)}), f.csrf)
+	i.completeLogin(w, r, f.ar, f.user, amr, f.csrf)
 }

@@ -3,7 +3,10 @@ package issuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -12,18 +15,24 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// The passkey pages: after a password login, a user without a passkey is
-// offered to add one ("Add a passkey" / "Not now"). The offer is state of
-// the auth request, kept server-side like a ceremony: "Not now" and a
-// registered passkey both finish the login the password started, with
-// the password's amr (adding a passkey is not a second factor of this
-// login).
+// The passkey pages: after a login in which no passkey was used (the
+// password alone, or with a code or a recovery code), the user is offered
+// to add a passkey for this device ("Add a passkey" / "Not now"), unless
+// they have as many as allowed or said "Not now" on this browser lately.
+// The offer is state of the auth request, kept server-side like a
+// ceremony: "Not now" and a registered passkey both finish the login as
+// it was, with its amr (adding a passkey is not a factor of this login).
+// A user who has no recovery codes gets ten with the passkey, shown once
+// (mfa.go) before the login goes on.
 
 // Paths of the passkey endpoints.
 const (
 	passkeyBeginPath  = "/login/passkey/begin"
 	passkeyFinishPath = "/login/passkey/finish"
 	passkeySkipPath   = "/login/passkey/skip"
+	// passkeyContinuePath goes on with the login after the recovery codes
+	// that came with a passkey added from the offer.
+	passkeyContinuePath = "/login/passkey/continue"
 )
 
 // scripted reports whether the page runs our passkey script: its CSP then
@@ -37,6 +46,9 @@ type passkeyOfferPage struct {
 	AuthRequestID string
 	CSRF          string
 	Name          string
+	// Existing is how many passkeys the user has already: the page then
+	// offers one more, for this device.
+	Existing int
 }
 
 func (passkeyOfferPage) scripted() bool { return true }
@@ -46,15 +58,18 @@ func (i *Issuer) routePasskeys(mux *http.ServeMux) {
 	mux.Handle("POST "+passkeyBeginPath, http.HandlerFunc(i.beginPasskey))
 	mux.Handle("POST "+passkeyFinishPath, http.HandlerFunc(i.finishPasskey))
 	mux.Handle("POST "+passkeySkipPath, http.HandlerFunc(i.skipPasskey))
+	mux.Handle("POST "+passkeyContinuePath, http.HandlerFunc(i.continueAfterPasskey))
 	mux.Handle("POST "+mfaPasskeyPath, http.HandlerFunc(i.submitPasskeySecondFactor))
 	mux.Handle("POST "+mfaPasskeyEnrollPath, http.HandlerFunc(i.submitPasskeyEnroll))
 }
 
 // offerPasskey shows the offer to add a passkey to a user who just logged
-// in with amr and has none, and reports whether it did. When it did not,
-// the caller completes the login.
+// in with amr, and reports whether it did. When it did not, the caller
+// completes the login. No offer after a login that used a passkey (the
+// device has one), to a user at store.MaxPasskeysPerUser, or to a browser
+// that said "Not now" lately.
 func (i *Issuer) offerPasskey(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id string, user *store.User, amr []string, csrf string) bool {
-	if i.passkeys == nil {
+	if i.passkeys == nil || slices.Contains(amr, amrHardwareKey) || slices.Contains(amr, amrSoftwareKey) {
 		return false
 	}
 	if _, err := r.Cookie(i.passkeyLaterCookie()); err == nil {
@@ -66,7 +81,7 @@ func (i *Issuer) offerPasskey(w http.ResponseWriter, r *http.Request, ar *store.
 		i.log.WarnContext(ctx, "counting passkeys failed; not offering one", "error", err)
 		return false
 	}
-	if n > 0 {
+	if n >= store.MaxPasskeysPerUser {
 		return false
 	}
 	if err := i.putCeremony(ctx, ar, kindOffer, user.ID, ceremonyState{AMR: amr}); err != nil {
@@ -75,13 +90,69 @@ func (i *Issuer) offerPasskey(w http.ResponseWriter, r *http.Request, ar *store.
 		}
 		return false
 	}
-	i.showOffer(w, ar, id, http.StatusOK, csrf, "")
+	i.showOffer(w, r, ar, id, user, http.StatusOK, csrf, "")
 	return true
 }
 
-func (i *Issuer) showOffer(w http.ResponseWriter, ar *store.AuthRequest, id string, status int, csrf, msg string) {
-	i.render(w, status, "passkey_offer.html", passkeyOfferPage{Title: "Add a passkey", Client: ar.ClientID, Error: msg,
-		AuthRequestID: id, CSRF: csrf, Name: "Passkey " + i.cfg.Now().UTC().Format("2006-01-02")}, origin(ar.RedirectURI))
+func (i *Issuer) showOffer(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id string, user *store.User, status int, csrf, msg string) {
+	page := passkeyOfferPage{Title: "Add a passkey", Client: ar.ClientID, Error: msg, AuthRequestID: id, CSRF: csrf,
+		Name: "Passkey " + i.cfg.Now().UTC().Format("2006-01-02")}
+	existing, err := i.st.PasskeysByUser(r.Context(), user.ID)
+	if err != nil {
+		i.log.WarnContext(r.Context(), "reading passkeys failed", "error", err)
+	}
+	if page.Existing = len(existing); page.Existing > 0 {
+		page.Title = "Add a passkey for this device"
+		names := make([]string, len(existing))
+		for j := range existing {
+			names[j] = existing[j].Name
+		}
+		page.Name = newPasskeyName(r.UserAgent(), page.Name, names)
+	}
+	i.render(w, status, "passkey_offer.html", page, origin(ar.RedirectURI))
+}
+
+// newPasskeyName suggests a name for one more passkey that tells it from
+// the user's others (taken): the browser and system the user agent
+// names ("Firefox on Linux"), else fallback, numbered when taken.
+func newPasskeyName(userAgent, fallback string, taken []string) string {
+	base := fallback
+	if device := deviceOf(userAgent); device != "" {
+		base = device
+	}
+	name := base
+	for n := 2; slices.Contains(taken, name) && n <= store.MaxPasskeysPerUser+1; n++ {
+		name = fmt.Sprintf("%s (%d)", base, n)
+	}
+	return name
+}
+
+// deviceOf names the browser and system of a User-Agent header, or "".
+// Order matters: Edge's and Chrome's headers name Safari too, Edge's
+// names Chrome, Android's names Linux, iOS's names Mac OS X.
+func deviceOf(ua string) string {
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	first := func(pairs ...string) string {
+		for j := 0; j+1 < len(pairs); j += 2 {
+			if strings.Contains(ua, pairs[j]) {
+				return pairs[j+1]
+			}
+		}
+		return ""
+	}
+	browser := first("Edg/", "Edge", "Firefox/", "Firefox", "Chrome/", "Chrome", "Chromium/", "Chromium", "Safari/", "Safari")
+	system := first("iPhone", "iPhone", "iPad", "iPad", "Android", "Android", "Windows", "Windows", "Mac OS X", "macOS",
+		"CrOS", "ChromeOS", "Linux", "Linux")
+	switch {
+	case browser != "" && system != "":
+		return browser + " on " + system
+	case system != "":
+		return system
+	default:
+		return browser
+	}
 }
 
 // skipPasskey is "Not now": the login finishes as the password left it.
@@ -186,7 +257,13 @@ func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
-		i.showOffer(w, ar, id, status, csrf, msg)
+		i.showOffer(w, r, ar, id, user, status, csrf, msg)
+	}
+	before, err := i.userFactors(ctx, user.ID)
+	if err != nil {
+		i.log.ErrorContext(ctx, "reading second factors failed", "error", err)
+		again(http.StatusInternalServerError, msgInternal, "")
+		return
 	}
 	_, refused, err := i.createPasskey(ctx, ar, user, st, name, credential)
 	if err != nil {
@@ -196,6 +273,60 @@ func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *
 	}
 	if refused != nil {
 		again(refused.status, refused.msg, refused.reason)
+		return
+	}
+	if !before.any() {
+		// The passkey is the user's second factor from now on, as if
+		// enrolled on the enrolment page.
+		if err := i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: user.ID, Username: user.Username,
+			ClientID: ar.ClientID, Reason: "passkey"}); err != nil {
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+	}
+	if before.RecoveryCodes == 0 {
+		// The state that goes on after the codes comes first: codes are
+		// never stored without the page that shows them.
+		if err := i.putCeremony(ctx, ar, kindRecoveryCodes, user.ID, ceremonyState{AMR: st.AMR}); err != nil {
+			i.log.ErrorContext(ctx, "storing the login after a passkey failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+		codes, err := i.newRecoveryCodesIfNone(ctx, user.ID)
+		if err != nil {
+			i.log.ErrorContext(ctx, "storing recovery codes failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+		if codes != nil {
+			i.showRecoveryCodes(w, ar, mfaPage{Client: ar.ClientID, Device: isDeviceLogin(ar), Username: user.Username, AuthRequestID: id, CSRF: csrf},
+				"passkey", passkeyContinuePath, codes)
+			return
+		}
+		// Codes were given meanwhile (another login): nothing to show.
+		if _, _, err := i.takeCeremony(ctx, ar, kindRecoveryCodes); err != nil && !errors.Is(err, store.ErrNotFound) {
+			i.log.WarnContext(ctx, "removing a passkey ceremony failed", "error", err)
+		}
+	}
+	i.completeLogin(w, r, ar, user, st.AMR, csrf)
+}
+
+// continueAfterPasskey goes on with a login after the passkey added from
+// the offer and the recovery codes that came with it: as the login was.
+func (i *Issuer) continueAfterPasskey(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, csrf, ok := i.passkeyForm(w, r)
+	if !ok {
+		return
+	}
+	c, st, err := i.takeCeremony(ctx, ar, kindRecoveryCodes)
+	if err != nil {
+		i.passkeyStateGone(w, ctx, err)
+		return
+	}
+	user, err := i.st.UserByID(ctx, c.UserID)
+	if err != nil {
+		i.passkeyStateGone(w, ctx, err)
 		return
 	}
 	i.completeLogin(w, r, ar, user, st.AMR, csrf)

@@ -86,6 +86,27 @@ func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID string, codes [
 	return s.inTx(ctx, func(tx *sql.Tx) error { return s.replaceRecoveryCodes(ctx, tx, userID, codes) })
 }
 
+// AddRecoveryCodesIfNone stores codes as a user's recovery codes when the
+// user has none, in one transaction: of two simultaneous calls, one
+// stores its codes and the other gets an error wrapping [ErrConflict]
+// (as does a user who has some). [ErrNotFound]: no such user.
+func (s *Store) AddRecoveryCodesIfNone(ctx context.Context, userID string, codes []string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := s.queryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.d.lockRows, userID).Scan(&one); err != nil {
+			return notFound(err, "user")
+		}
+		var n int
+		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM nsauth_recovery_codes WHERE user_id = ?`, userID).Scan(&n); err != nil {
+			return fmt.Errorf("counting recovery codes: %w", err)
+		}
+		if n > 0 {
+			return fmt.Errorf("the user has recovery codes: %w", ErrConflict)
+		}
+		return s.replaceRecoveryCodes(ctx, tx, userID, codes)
+	})
+}
+
 func (s *Store) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID string, codes []string) error {
 	if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_recovery_codes WHERE user_id = ?`, userID); err != nil {
 		return fmt.Errorf("removing recovery codes: %w", err)

@@ -291,3 +291,35 @@ func storetestKey(t *testing.T) *seal.Key {
 	}
 	return k
 }
+
+// TestAddRecoveryCodesIfNone: codes are stored for a user who has none,
+// never added to or replacing ones the user has.
+func TestAddRecoveryCodesIfNone(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		s, uid := f.s, f.user.ID
+		first := []string{"AAAA-BBBB-CCCC-DDDD", "EEEE-FFFF-GGGG-HHHH"}
+		if err := s.AddRecoveryCodesIfNone(ctx, uid, first); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, s.AddRecoveryCodesIfNone(ctx, uid, []string{"JJJJ-KKKK-LLLL-MMMM"}), store.ErrConflict)
+		wantErr(t, s.AddRecoveryCodesIfNone(ctx, "no-such-user", first), store.ErrNotFound)
+		if got, _ := s.SecondFactors(ctx, uid); got.RecoveryCodes != 2 {
+			t.Fatalf("recovery codes after a refused second call: %+v", got)
+		}
+		wantErr(t, s.UseRecoveryCode(ctx, uid, "JJJJ-KKKK-LLLL-MMMM"), store.ErrNotFound)
+		for _, c := range first {
+			if err := s.UseRecoveryCode(ctx, uid, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// All used up: the user has none, and gets new ones.
+		if err := s.AddRecoveryCodesIfNone(ctx, uid, []string{"JJJJ-KKKK-LLLL-MMMM"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UseRecoveryCode(ctx, uid, "JJJJ-KKKK-LLLL-MMMM"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
