@@ -455,14 +455,8 @@ func (i *Issuer) useRecoveryCode(ctx context.Context, userID, code string) error
 // event and goes on to completeLogin.
 func (i *Issuer) finishSecondFactor(w http.ResponseWriter, r *http.Request, f *mfaForm, att attempt, added []string, method string) {
 	ctx := r.Context()
-	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.csrf))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
-		return
-	case err != nil:
-		i.log.ErrorContext(ctx, "taking a pending second factor failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+	p, ok := i.takePending(w, ctx, f)
+	if !ok {
 		return
 	}
 	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorSucceeded, Subject: f.user.ID, Username: f.user.Username,
@@ -514,14 +508,8 @@ func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 		i.wrongCode(w, ctx, f, "mfa_enroll.html", "wrong_code", res, msgWrongCode)
 		return
 	}
-	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.csrf))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
-		return
-	case err != nil:
-		i.log.ErrorContext(ctx, "taking a pending second factor failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+	p, ok := i.takePending(w, ctx, f)
+	if !ok {
 		return
 	}
 	codes := secondfactor.NewRecoveryCodes()
@@ -590,14 +578,8 @@ func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
 	att := i.guard.newAttempt(r, f.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	// The code that proved the new factor was counted and accepted on the
 	// enrolment page: nothing is typed here.
-	p, err := i.st.TakePendingMFA(r.Context(), pendingKey(f.token, f.csrf))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
-		return
-	case err != nil:
-		i.log.ErrorContext(r.Context(), "taking a pending second factor failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+	p, ok := i.takePending(w, r.Context(), f)
+	if !ok {
 		return
 	}
 	i.cfg.Observer.login(LoginSucceeded)
@@ -631,4 +613,20 @@ func (i *Issuer) refuseSecondFactor(w http.ResponseWriter, ctx context.Context, 
 		status, msg = http.StatusInternalServerError, msgInternal
 	}
 	i.message(w, status, "Sign in", msg)
+}
+
+// takePending takes (single use) the pending second factor a form names,
+// or writes the answer: expired or already used, or an internal error.
+func (i *Issuer) takePending(w http.ResponseWriter, ctx context.Context, f *mfaForm) (*store.PendingMFA, bool) {
+	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.csrf))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
+		return nil, false
+	case err != nil:
+		i.log.ErrorContext(ctx, "taking a pending second factor failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return nil, false
+	}
+	return p, true
 }

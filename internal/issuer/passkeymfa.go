@@ -186,14 +186,8 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		i.renderMFAError(w, refused.status, "mfa_enroll.html", f, refused.msg)
 		return
 	}
-	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.csrf))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
-		return
-	case err != nil:
-		i.log.ErrorContext(ctx, "taking a pending second factor failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+	p, ok := i.takePending(w, ctx, f)
+	if !ok {
 		return
 	}
 	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: f.user.ID, Username: f.user.Username,
