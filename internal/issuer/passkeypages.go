@@ -162,14 +162,8 @@ func (i *Issuer) skipPasskey(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, st, err := i.takeCeremony(ctx, ar, kindOffer, kindRegister)
-	if err != nil {
-		i.passkeyStateGone(w, ctx, err)
-		return
-	}
-	user, err := i.st.UserByID(ctx, c.UserID)
-	if err != nil {
-		i.passkeyStateGone(w, ctx, err)
+	user, st, ok := i.takeCeremonyOfUser(w, ctx, ar, kindOffer, kindRegister)
+	if !ok {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: i.passkeyLaterCookie(), Value: "1", Path: "/", MaxAge: int(passkeyOfferPause / time.Second),
@@ -235,14 +229,8 @@ func (i *Issuer) passkeyStateGone(w http.ResponseWriter, ctx context.Context, er
 // the login.
 func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, name, credential string) {
 	ctx := r.Context()
-	c, st, err := i.takeCeremony(ctx, ar, kindRegister)
-	if err != nil {
-		i.passkeyStateGone(w, ctx, err)
-		return
-	}
-	user, err := i.st.UserByID(ctx, c.UserID)
-	if err != nil {
-		i.passkeyStateGone(w, ctx, err)
+	user, st, ok := i.takeCeremonyOfUser(w, ctx, ar, kindRegister)
+	if !ok {
 		return
 	}
 	// A refusal puts the offer back: the user may try again or decline.
@@ -319,14 +307,8 @@ func (i *Issuer) continueAfterPasskey(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, st, err := i.takeCeremony(ctx, ar, kindRecoveryCodes)
-	if err != nil {
-		i.passkeyStateGone(w, ctx, err)
-		return
-	}
-	user, err := i.st.UserByID(ctx, c.UserID)
-	if err != nil {
-		i.passkeyStateGone(w, ctx, err)
+	user, st, ok := i.takeCeremonyOfUser(w, ctx, ar, kindRecoveryCodes)
+	if !ok {
 		return
 	}
 	i.completeLogin(w, r, ar, user, st.AMR, csrf)
@@ -379,4 +361,20 @@ func (i *Issuer) createPasskey(ctx context.Context, ar *store.AuthRequest, user 
 	}
 	i.log.InfoContext(ctx, "passkey registered", "username", user.Username, "passkey", pk.Name)
 	return pk, nil, nil
+}
+
+// takeCeremonyOfUser takes ar's ceremony of one of kinds with the user it
+// belongs to, or answers that the step is gone.
+func (i *Issuer) takeCeremonyOfUser(w http.ResponseWriter, ctx context.Context, ar *store.AuthRequest, kinds ...string) (*store.User, ceremonyState, bool) {
+	c, st, err := i.takeCeremony(ctx, ar, kinds...)
+	if err != nil {
+		i.passkeyStateGone(w, ctx, err)
+		return nil, st, false
+	}
+	user, err := i.st.UserByID(ctx, c.UserID)
+	if err != nil {
+		i.passkeyStateGone(w, ctx, err)
+		return nil, st, false
+	}
+	return user, st, true
 }
