@@ -175,23 +175,7 @@ func (s *Store) MachineClientByName(ctx context.Context, name string) (*MachineC
 
 // ListMachineClients returns every machine client, ordered by name.
 func (s *Store) ListMachineClients(ctx context.Context) ([]MachineClient, error) {
-	rows, err := s.query(ctx, s.db, `SELECT `+machineClientColumns+` FROM nsauth_clients WHERE kind = ? ORDER BY name`, machineKind)
-	if err != nil {
-		return nil, fmt.Errorf("listing clients: %w", err)
-	}
-	defer rows.Close()
-	var out []MachineClient
-	for rows.Next() {
-		c, err := scanMachineClient(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing clients: %w", err)
-		}
-		out = append(out, *c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing clients: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "listing clients", scanMachineClient, `SELECT `+machineClientColumns+` FROM nsauth_clients WHERE kind = ? ORDER BY name`, machineKind)
 }
 
 // SetMachineClientSecret replaces a machine client's secret hash and

@@ -150,23 +150,7 @@ func scanPasskey(row interface{ Scan(...any) error }) (*Passkey, error) {
 
 // PasskeysByUser returns the user's passkeys, oldest first.
 func (s *Store) PasskeysByUser(ctx context.Context, userID string) ([]Passkey, error) {
-	rows, err := s.query(ctx, s.db, `SELECT `+passkeyColumns+` FROM nsauth_passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("reading passkeys: %w", err)
-	}
-	defer rows.Close()
-	var out []Passkey
-	for rows.Next() {
-		p, err := scanPasskey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading passkeys: %w", err)
-		}
-		out = append(out, *p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading passkeys: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "reading passkeys", scanPasskey, `SELECT `+passkeyColumns+` FROM nsauth_passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
 }
 
 // CountPasskeys returns how many passkeys the user has.

@@ -174,23 +174,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (*User, error) {
 
 // ListUsers returns every user, ordered by username.
 func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.query(ctx, s.db, `SELECT `+userColumns+` FROM nsauth_users ORDER BY username`)
-	if err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing users: %w", err)
-		}
-		out = append(out, *u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "listing users", scanUser, `SELECT `+userColumns+` FROM nsauth_users ORDER BY username`)
 }
 
 // SetPassword replaces a user's password hash and revokes every token the
