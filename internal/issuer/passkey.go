@@ -402,36 +402,11 @@ func (i *Issuer) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	ctx := r.Context()
-	if !i.sameOrigin(r) {
-		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxPasskeyFormBytes)
-	if err := r.ParseForm(); err != nil {
-		status := http.StatusBadRequest
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		i.message(w, status, "Sign in", msgForged)
+	ar, id, csrf, ok := i.passkeyForm(w, r, maxPasskeyFormBytes)
+	if !ok {
 		return
 	}
 	form := r.PostForm
-	id := form.Get("authRequestID")
-	if id == "" || len(id) > maxAuthRequestIDLen {
-		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return
-	}
-	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
-	if !ok {
-		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return
-	}
-	ar, ok := i.pendingRequest(w, ctx, id)
-	if !ok {
-		return
-	}
 	switch form.Get("mode") {
 	case kindPasswordless:
 		i.finishPasswordless(w, r, ar, id, csrf, form.Get("credential"))

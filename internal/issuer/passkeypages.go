@@ -158,7 +158,7 @@ func deviceOf(ua string) string {
 // skipPasskey is "Not now": the login finishes as the password left it.
 func (i *Issuer) skipPasskey(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, csrf, ok := i.passkeyForm(w, r)
+	ar, _, csrf, ok := i.passkeyForm(w, r, maxLoginFormBytes)
 	if !ok {
 		return
 	}
@@ -184,34 +184,40 @@ func (i *Issuer) passkeyLaterCookie() string {
 	return "nsauth_passkey_later"
 }
 
-// passkeyForm checks a passkey page's form post (origin, size, CSRF) and
-// opens its auth request, or writes the page saying why not.
-func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request) (*store.AuthRequest, string, bool) {
+// passkeyForm checks a passkey page's form post (origin, a body of at most
+// limit bytes, answered 413 beyond, CSRF) and opens its auth request, or
+// writes the page saying why not.
+func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request, limit int64) (ar *store.AuthRequest, id, csrf string, ok bool) {
 	ctx := r.Context()
 	if !i.sameOrigin(r) {
 		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return nil, "", false
+		return nil, "", "", false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if err := r.ParseForm(); err != nil {
-		i.message(w, http.StatusBadRequest, "Sign in", msgForged)
-		return nil, "", false
+		status := http.StatusBadRequest
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		i.message(w, status, "Sign in", msgForged)
+		return nil, "", "", false
 	}
-	id := r.PostForm.Get("authRequestID")
+	id = r.PostForm.Get("authRequestID")
 	if id == "" || len(id) > maxAuthRequestIDLen {
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return nil, "", false
+		return nil, "", "", false
 	}
-	csrf, ok := i.checkCSRF(r, r.PostForm.Get("csrf"))
+	csrf, ok = i.checkCSRF(r, r.PostForm.Get("csrf"))
 	if !ok {
 		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return nil, "", false
+		return nil, "", "", false
 	}
-	ar, ok := i.pendingRequest(w, ctx, id)
+	ar, ok = i.pendingRequest(w, ctx, id)
 	if !ok {
-		return nil, "", false
+		return nil, "", "", false
 	}
-	return ar, csrf, true
+	return ar, id, csrf, true
 }
 
 // passkeyStateGone answers a post whose server-side state is gone (used,
@@ -303,7 +309,7 @@ func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *
 // the offer and the recovery codes that came with it: as the login was.
 func (i *Issuer) continueAfterPasskey(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, csrf, ok := i.passkeyForm(w, r)
+	ar, _, csrf, ok := i.passkeyForm(w, r, maxLoginFormBytes)
 	if !ok {
 		return
 	}
