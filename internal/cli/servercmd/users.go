@@ -134,11 +134,18 @@ func exactlyOneArg(cmd *cobra.Command, args []string) error {
 // withStore opens the store the flags and environment point at, runs fn
 // and closes it.
 func (o *storeCommand) withStore(ctx context.Context, fn func(context.Context, *store.Store) error) error {
+	return o.withStoreOpenedBy(ctx, func(ctx context.Context, loc config.Store) (*store.Store, error) {
+		return app.OpenStore(ctx, loc, o.app.Now)
+	}, fn)
+}
+
+// withStoreOpenedBy is withStore with the store opened by open.
+func (o *storeCommand) withStoreOpenedBy(ctx context.Context, open func(context.Context, config.Store) (*store.Store, error), fn func(context.Context, *store.Store) error) error {
 	loc, err := loadExistingStore(o.cmd.PersistentFlags(), o.app.Getenv)
 	if err != nil {
 		return err
 	}
-	st, err := app.OpenStore(ctx, *loc, o.app.Now)
+	st, err := open(ctx, *loc)
 	if err != nil {
 		return err
 	}

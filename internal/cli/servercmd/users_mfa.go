@@ -93,19 +93,9 @@ through setting up a new second factor at their next login.`,
 
 // withKeyedStore is withStore for a command that writes a secret.
 func (o *usersOptions) withKeyedStore(ctx context.Context, keys config.SecretKeys, fn func(context.Context, *store.Store) error) error {
-	loc, err := loadExistingStore(o.cmd.PersistentFlags(), o.app.Getenv)
-	if err != nil {
-		return err
-	}
-	st, err := app.OpenKeyedStore(ctx, *loc, keys, o.app.Now)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if o.audit, err = app.StoreAuditor(st, loc.AuditRequired, o.app.Now); err != nil {
-		return err
-	}
-	return fn(ctx, st)
+	return o.withStoreOpenedBy(ctx, func(ctx context.Context, loc config.Store) (*store.Store, error) {
+		return app.OpenKeyedStore(ctx, loc, keys, o.app.Now)
+	}, fn)
 }
 
 // totpLabel is the issuer name an authenticator app shows: "nsauth", and
