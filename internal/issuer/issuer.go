@@ -526,6 +526,8 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("POST "+mfaPath, http.HandlerFunc(i.submitSecondFactor))
 	mux.Handle("POST "+mfaEnrollPath, http.HandlerFunc(i.submitEnrollment))
 	mux.Handle("POST "+mfaContinuePath, http.HandlerFunc(i.submitContinue))
+	mux.Handle("GET "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.showEnrolLink)))
+	mux.Handle("POST "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.submitEnrolLink)))
 	mux.Handle(endSessionPath, http.HandlerFunc(srv.endSession))
 	mux.Handle("POST "+logoutPath, http.HandlerFunc(srv.confirmLogout))
 	mux.Handle("GET "+devicePath, http.HandlerFunc(i.showDeviceEntry))
