@@ -71,7 +71,11 @@ func (a *attacker) tryEverything(what string, victim *issuertest.Page) {
 	o.PublicKey.User.ID = b64.EncodeToString([]byte(a.h.alice.ID))
 	credential := a.key.create(a.t, o)
 	for _, path := range stepPaths {
-		for _, mode := range []string{"register", "second_factor", "enroll", "passwordless"} {
+		modes := []string{"register"}
+		if path == "/login/passkey/finish" {
+			modes = append(modes, "passwordless") // the one path where the mode chooses the handler
+		}
+		for _, mode := range modes {
 			fields := url.Values{"csrf": {csrf}, "mode": {mode}, "method": {"totp"}, "code": {totpAt(a.t, totpSecret, a.h.clock.Now())},
 				"name": {"Attacker's key"}, "credential": {credential}}
 			res := a.b.Post(a.t, victim, path, fields)
@@ -107,7 +111,8 @@ func TestAttackStepsFromAnotherBrowser(t *testing.T) {
 		h, trail := newPasskeyHarness(t, b, mod)
 		h.enrollAlice() // an app, no recovery codes yet
 		link := h.authorizeURL(oauth2.GenerateVerifier(), nil)
-		evil := newAttacker(t, h, link, h.replica(mod))
+		// The replica records its events where the harness reads them.
+		evil := newAttacker(t, h, link, h.replica(func(c *issuer.Config) { mod(c); withAudit(t, c) }))
 
 		victim := &passkeyFlow{t: t, h: h, trail: trail, key: newSoftKey(t, h.url), b: issuertest.NewBrowser(t)}
 		victim.page = victim.b.Open(t, link)
@@ -262,7 +267,7 @@ func TestAttackEnrolmentLink(t *testing.T) {
 		// Opening it (a mail scanner) spends nothing: the next steps work.
 		h.openLink(issuertest.NewBrowser(t), link)
 
-		other := h.replica(mod)
+		other := h.replica(func(c *issuer.Config) { mod(c); withAudit(t, c) })
 		targets := []string{h.host(), other}
 		const n = 16
 		reqs := make([][]byte, n)
