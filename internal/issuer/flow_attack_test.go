@@ -211,26 +211,6 @@ func TestAttackPasswordAloneAddsNoFactor(t *testing.T) {
 	}
 }
 
-// formRequest is a raw form POST of page's hidden fields and fields to
-// path, with the cookies b holds for the provider.
-func formRequest(t testing.TB, b *issuertest.Browser, page *issuertest.Page, host, path string, fields url.Values) []byte {
-	t.Helper()
-	form := url.Values{}
-	for k, v := range page.Form {
-		form[k] = v
-	}
-	for k, v := range fields {
-		form[k] = v
-	}
-	body := form.Encode()
-	var cookies []string
-	for _, c := range b.Client.Jar.Cookies(page.URL) {
-		cookies = append(cookies, c.Name+"="+c.Value)
-	}
-	return []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
-		"Cookie: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", path, host, strings.Join(cookies, "; "), len(body), body))
-}
-
 // TestAttackEnrolmentLink: an enrolment link is bound to its user, needs
 // that user's password (counted like any login), is not spent by opening
 // it, works once however many browsers send it at the same instant (on two

@@ -45,23 +45,7 @@ func TestEnrolLinks(t *testing.T) {
 
 		// Simultaneous uses, through two handles on the same data.
 		other := b.Reopen(t, s, store.Options{Now: f.clock.Now})
-		var wg sync.WaitGroup
-		wins := make(chan struct{}, 16)
-		for i := range 16 {
-			h := s
-			if i%2 == 1 {
-				h = other
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if h.TakeEnrolLink(ctx, token, uid) == nil {
-					wins <- struct{}{}
-				}
-			}()
-		}
-		wg.Wait()
-		if len(wins) != 1 {
+		if wins := together(16, s, other, func(h *store.Store) (string, bool) { return "", h.TakeEnrolLink(ctx, token, uid) == nil }); len(wins) != 1 {
 			t.Fatalf("%d of 16 simultaneous uses of one link succeeded, want 1", len(wins))
 		}
 		_, err = s.EnrolLinkUser(ctx, token)
@@ -135,27 +119,10 @@ func TestPendingStepCeremony(t *testing.T) {
 			t.Fatal(err)
 		}
 		other := b.Reopen(t, s, store.Options{Now: f.clock.Now})
-		var wg sync.WaitGroup
-		taken := make(chan string, 16)
-		for i := range 16 {
-			h := s
-			if i%2 == 1 {
-				h = other
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if c, err := h.TakePendingCeremony(ctx, key); err == nil {
-					taken <- string(c)
-				}
-			}()
-		}
-		wg.Wait()
-		close(taken)
-		var all []string
-		for c := range taken {
-			all = append(all, c)
-		}
+		all := together(16, s, other, func(h *store.Store) (string, bool) {
+			c, err := h.TakePendingCeremony(ctx, key)
+			return string(c), err == nil
+		})
 		if len(all) != 1 || all[0] != `{"c":2}` {
 			t.Fatalf("simultaneous answers took %q, want the newer ceremony once", all)
 		}
@@ -165,4 +132,31 @@ func TestPendingStepCeremony(t *testing.T) {
 		f.clock.Advance(6 * time.Minute)
 		wantErr(t, s.SetPendingCeremony(ctx, key, []byte(`{"c":3}`)), store.ErrNotFound)
 	})
+}
+
+// together runs fn n times at once, alternately on a and b, and returns
+// what the calls that succeeded returned.
+func together(n int, a, b *store.Store, fn func(*store.Store) (string, bool)) []string {
+	var wg sync.WaitGroup
+	got := make(chan string, n)
+	for i := range n {
+		h := a
+		if i%2 == 1 {
+			h = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, ok := fn(h); ok {
+				got <- v
+			}
+		}()
+	}
+	wg.Wait()
+	close(got)
+	var out []string
+	for v := range got {
+		out = append(out, v)
+	}
+	return out
 }
