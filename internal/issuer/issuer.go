@@ -198,8 +198,9 @@ type Config struct {
 	// TCP peer.
 	Clients *clientaddr.Resolver
 	// RequireSecondFactor makes a second factor compulsory: a user who has
-	// none is taken through TOTP enrolment after their password, before
-	// the login completes (NSAUTH_MFA=required). Default false: users
+	// none cannot finish a login until they enrol through an enrolment
+	// link, since a password alone never adds a factor (flow.go)
+	// (NSAUTH_MFA=required). Default false: users
 	// with a second factor are asked for it, others log in with their
 	// password alone.
 	RequireSecondFactor bool
