@@ -40,9 +40,10 @@ type builtinProvider struct {
 	close      func() error
 }
 
-// issuerValueName is the instance value recording the issuer URL the data
-// was last served under.
-const issuerValueName = "issuer_url"
+// IssuerValueName is the instance value recording the issuer URL the data
+// was last served under: the administration commands that print links
+// (nsauth users enrol-link) read it.
+const IssuerValueName = "issuer_url"
 
 // startBuiltin opens the store, prepares it at first start (client,
 // administrator), starts the provider and points a broker at it. The
@@ -73,7 +74,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)
 	}
-	prev, err := st.SwapValue(ctx, issuerValueName, issuerURL)
+	prev, err := st.SwapValue(ctx, IssuerValueName, issuerURL)
 	if err != nil {
 		return bp, fmt.Errorf("recording the issuer URL: %w", err)
 	}

@@ -92,6 +92,11 @@ const (
 	// PasskeyRemoved: nsauth users passkeys --remove deleted a passkey;
 	// Target is its name, Actor who ran it.
 	PasskeyRemoved Type = "passkey.removed"
+	// EnrolLinkUsed: a user opened their enrolment link and gave their
+	// password, which allows them to add a second factor (the factor
+	// itself is mfa.enrolled). Links are made and revoked by admin.user
+	// events (Reason "enrol_link_created", "enrol_link_revoked").
+	EnrolLinkUsed Type = "mfa.enrol_link_used"
 	// PasskeyUsed: a passkey logged a user in (Reason "second_factor" or
 	// "passwordless"); Target is its name.
 	PasskeyUsed Type = "passkey.used"
@@ -105,7 +110,7 @@ const (
 func Types() []Type {
 	return []Type{
 		LoginSucceeded, LoginFailed, LoginLockedOut,
-		SecondFactorSucceeded, SecondFactorFailed, SecondFactorEnrolled, SecondFactorReset,
+		SecondFactorSucceeded, SecondFactorFailed, SecondFactorEnrolled, SecondFactorReset, EnrolLinkUsed,
 		CodeIssued, CodeExchanged, CodeReplayed,
 		RefreshRotated, RefreshReuseDetected,
 		Logout, TokenRevoked,

@@ -1,9 +1,11 @@
 package cli_test
 
 import (
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,8 +22,8 @@ var (
 )
 
 // TestBuiltinSecondFactorCheckToken: nsauth serve with NSAUTH_MFA=required
-// takes the administrator through TOTP enrolment at the login page, and
-// CheckToken reports the login's amr (pwd, otp, mfa) in both token modes,
+// refuses the administrator's password alone; a link from nsauth users
+// enrol-link takes them through TOTP enrolment, and CheckToken reports the login's amr (pwd, otp, mfa) in both token modes,
 // after a refresh too; on each backend.
 func TestBuiltinSecondFactorCheckToken(t *testing.T) {
 	t.Parallel()
@@ -35,18 +37,39 @@ func TestBuiltinSecondFactorCheckToken(t *testing.T) {
 				s := startBuiltinServe(t, env, time.Now)
 				s.waitReady(t)
 
-				v := oauth2.GenerateVerifier()
+				// The password alone cannot finish a login without a
+				// second factor, nor add one.
 				br := issuertest.NewBrowser(t)
-				page := br.Submit(t, br.Open(t, s.authorize(t, v)), "admin", biAdminPassword)
+				refused := br.Submit(t, br.Open(t, s.authorize(t, oauth2.GenerateVerifier())), "admin", biAdminPassword)
+				if refused.Response.StatusCode != http.StatusForbidden || !strings.Contains(refused.Body, "nsauth users enrol-link admin") ||
+					enrolSecret.MatchString(refused.Body) {
+					t.Fatalf("the password alone under NSAUTH_MFA=required: HTTP %d\n%s", refused.Response.StatusCode, refused.Body)
+				}
+				// An enrolment link from the command line, and the password.
+				r := runUsers(env, nil, "enrol-link", "admin")
+				if r.code != 0 || !strings.HasPrefix(r.out, s.issuer+"/login/enrol?link=") {
+					t.Fatalf("nsauth users enrol-link admin: exit %d\n%s%s", r.code, r.out, r.errOut)
+				}
+				link := issuertest.NewBrowser(t)
+				form := link.Open(t, strings.TrimSpace(r.out))
+				page := link.Post(t, form, "/login/enrol", url.Values{"password": {biAdminPassword}})
 				m := enrolSecret.FindStringSubmatch(page.Body)
 				if m == nil {
-					t.Fatalf("the password did not lead to enrolment: HTTP %d\n%s", page.Response.StatusCode, page.Body)
+					t.Fatalf("the link and the password did not lead to enrolment: HTTP %d\n%s", page.Response.StatusCode, page.Body)
 				}
-				codes := br.Post(t, page, "/login/mfa/enroll", url.Values{"code": {rfc6238(t, m[1], time.Now())}})
-				if n := len(enrolRecovery.FindAllString(codes.Body, -1)); n != 10 {
-					t.Fatalf("enrolment showed %d recovery codes: HTTP %d\n%s", n, codes.Response.StatusCode, codes.Body)
+				codes := link.Post(t, page, "/login/mfa/enroll", url.Values{"code": {rfc6238(t, m[1], time.Now())}})
+				recovery := enrolRecovery.FindAllStringSubmatch(codes.Body, -1)
+				if len(recovery) != 10 {
+					t.Fatalf("enrolment showed %d recovery codes: HTTP %d\n%s", len(recovery), codes.Response.StatusCode, codes.Body)
 				}
-				loc, err := issuertest.RedirectOf(br.Post(t, codes, "/login/mfa/continue", nil))
+				if done := link.Post(t, codes, "/login/mfa/continue", nil); !strings.Contains(done.Body, "second factor is set up") {
+					t.Fatalf("the end of the enrolment: HTTP %d\n%s", done.Response.StatusCode, done.Body)
+				}
+				// Then a login with the password and a recovery code (the
+				// app's code of this time step was used by the enrolment).
+				v := oauth2.GenerateVerifier()
+				mfa := br.Submit(t, br.Open(t, s.authorize(t, v)), "admin", biAdminPassword)
+				loc, err := issuertest.RedirectOf(br.Post(t, mfa, "/login/mfa", url.Values{"method": {"recovery"}, "recovery_code": {recovery[0][1]}}))
 				if err != nil {
 					t.Fatal(err)
 				}

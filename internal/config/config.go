@@ -293,7 +293,7 @@ var (
 	sAdminUser       = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
 	sAdminPassword   = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv
 	sLoginAttempts   = setting{"login-attempts", []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, "5", "built-in provider: failed logins allowed per account and per client address per minute"}
-	sMFA             = setting{"mfa", []string{"NSAUTH_MFA"}, "optional", "built-in provider: second factor policy, optional (asked from users who have one) or required (users without one enrol at their next login)"}
+	sMFA             = setting{"mfa", []string{"NSAUTH_MFA"}, "optional", "built-in provider: second factor policy, optional (asked from users who have one) or required (users without one cannot sign in until they enrol through nsauth users enrol-link)"}
 	sMachineRate     = setting{"machine-token-rate-limit", []string{"NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: client-credentials token requests allowed per machine client per minute (0: no limit)"}
 	sMachineAddrRate = setting{"machine-token-address-rate-limit", []string{"NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE"}, "300", "built-in provider: client-credentials token requests allowed per client address per minute (0: no limit)"}
 	sExchangeRate    = setting{"token-exchange-rate-limit", []string{"NSAUTH_TOKEN_EXCHANGE_RATE_LIMIT_PER_MINUTE"}, "30", "built-in provider: token-exchange (keyless CI) requests allowed per client address per minute (0: no limit)"}

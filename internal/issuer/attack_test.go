@@ -70,13 +70,20 @@ func dialerFrom(ip string) *net.Dialer {
 // the browser holds for the provider.
 func loginRequest(t testing.TB, b *issuertest.Browser, page *issuertest.Page, host, username, password string) []byte {
 	t.Helper()
-	body := page.LoginForm(username, password).Encode()
+	return formRequest(t, b, page, host, "/login", url.Values{"username": {username}, "password": {password}})
+}
+
+// formRequest is a raw form POST of page's hidden fields and fields to
+// path, carrying the cookies b holds for the provider.
+func formRequest(t testing.TB, b *issuertest.Browser, page *issuertest.Page, host, path string, fields url.Values) []byte {
+	t.Helper()
+	body := page.FormWith(fields).Encode()
 	var cookies []string
 	for _, c := range b.Client.Jar.Cookies(page.URL) {
 		cookies = append(cookies, c.Name+"="+c.Value)
 	}
-	return []byte(fmt.Sprintf("POST /login HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
-		"Cookie: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", host, strings.Join(cookies, "; "), len(body), body))
+	return []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+		"Cookie: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", path, host, strings.Join(cookies, "; "), len(body), body))
 }
 
 // sendTogether sends reqs[i] to targets[i%len(targets)] from the loopback

@@ -198,8 +198,9 @@ type Config struct {
 	// TCP peer.
 	Clients *clientaddr.Resolver
 	// RequireSecondFactor makes a second factor compulsory: a user who has
-	// none is taken through TOTP enrolment after their password, before
-	// the login completes (NSAUTH_MFA=required). Default false: users
+	// none cannot finish a login until they enrol through an enrolment
+	// link, since a password alone never adds a factor (flow.go)
+	// (NSAUTH_MFA=required). Default false: users
 	// with a second factor are asked for it, others log in with their
 	// password alone.
 	RequireSecondFactor bool
@@ -526,6 +527,8 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("POST "+mfaPath, http.HandlerFunc(i.submitSecondFactor))
 	mux.Handle("POST "+mfaEnrollPath, http.HandlerFunc(i.submitEnrollment))
 	mux.Handle("POST "+mfaContinuePath, http.HandlerFunc(i.submitContinue))
+	mux.Handle("GET "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.showEnrolLink)))
+	mux.Handle("POST "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.submitEnrolLink)))
 	mux.Handle(endSessionPath, http.HandlerFunc(srv.endSession))
 	mux.Handle("POST "+logoutPath, http.HandlerFunc(srv.confirmLogout))
 	mux.Handle("GET "+devicePath, http.HandlerFunc(i.showDeviceEntry))

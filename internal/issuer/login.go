@@ -135,32 +135,16 @@ func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
 // than expired or incomplete: why a blob does not open is nobody's
 // business.
 func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id string) (*store.AuthRequest, bool) {
-	ar, err := i.sealer.open(id)
-	switch {
-	case errors.Is(err, errRequestExpired):
-		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
-		return nil, false
-	case err != nil:
-		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return nil, false
-	}
-	// A stored request is a completed one. This read spares a used link
-	// the password check; the completion itself is what guarantees once.
-	_, err = i.st.AuthRequestByID(ctx, ar.ID)
-	switch {
-	case err == nil:
-		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
-		return nil, false
-	case !errors.Is(err, store.ErrNotFound):
-		i.log.ErrorContext(ctx, "reading an auth request failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+	ar, status, msg := i.openPending(ctx, id)
+	if ar == nil {
+		i.message(w, status, "Sign in", msg)
 		return nil, false
 	}
 	return ar, true
 }
 
-// submitLogin checks the credentials and, when they are right, goes on to
-// the second factor (afterFirstFactor), or completes the login.
+// submitLogin is the password step of a login: right, the login goes on
+// to what next decides.
 func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !i.sameOrigin(r) {
 		i.refuseLogin(w, r.Context(), loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
@@ -187,20 +171,8 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if len(username) > store.MaxUsernameLen {
 		username = username[:store.MaxUsernameLen]
 	}
-	att := i.guard.newAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
-	done, ok := i.guard.enter(att)
+	att, done, ok := i.admitAttempt(w, r, username)
 	if !ok {
-		// As many attempts as the limit allows are being checked right
-		// now: whatever they find, this one could not have a place. It is
-		// refused before any other work, so a burst costs little.
-		i.cfg.Observer.login(LoginBusy)
-		i.logRefusal(ctx, att, store.Reservation{Full: att.counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
-		if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, counter: counterKind(att.counters[0].Key)}) != nil {
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-		w.Header().Set("Retry-After", "1")
-		i.message(w, http.StatusTooManyRequests, "Sign in", fmt.Sprintf(msgTooManyAttempts, time.Second))
 		return
 	}
 	defer done()
@@ -211,54 +183,89 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username,
 		Passkeys: i.passkeys != nil}
-	fail := func(status int, msg string) {
+	user, ok := i.checkPassword(w, r, &att, username, form.Get("password"), ar.ClientID, func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
+	})
+	if !ok {
+		return
 	}
+	i.next(w, r, &loginFlow{id: id, ar: ar, csrf: csrf, user: user, amr: []string{amrPassword}, att: &att})
+}
 
-	res, err := i.guard.reserve(ctx, att)
+// admitAttempt counts a password attempt for username in this process,
+// or refuses it at once when as many as the limit allows are being
+// checked right now: whatever they find, this one could not have a place.
+// It is refused before any other work, so a burst costs little. The
+// returned function ends the attempt.
+func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username string) (attempt, func(), bool) {
+	ctx := r.Context()
+	att := i.guard.newAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	done, ok := i.guard.enter(att)
+	if ok {
+		return att, done, true
+	}
+	i.cfg.Observer.login(LoginBusy)
+	i.logRefusal(ctx, att, store.Reservation{Full: att.counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
+	if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, counter: counterKind(att.counters[0].Key)}) != nil {
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return att, nil, false
+	}
+	w.Header().Set("Retry-After", "1")
+	i.message(w, http.StatusTooManyRequests, "Sign in", fmt.Sprintf(msgTooManyAttempts, time.Second))
+	return att, nil, false
+}
+
+// checkPassword checks the password of an admitted attempt: it takes a
+// place in the attempt's counters, waits for a hashing slot, verifies the
+// password and records the outcome. It returns the user when the password
+// is right and the account enabled; the places stay taken until the login
+// is complete. Otherwise it has answered with fail (status, message).
+func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
+	ctx := r.Context()
+	res, err := i.guard.reserve(ctx, *att)
 	if err != nil {
 		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
 		i.cfg.Observer.login(LoginError)
 		fail(http.StatusInternalServerError, msgInternal)
-		return
+		return nil, false
 	}
 	if !res.OK {
-		i.logRefusal(ctx, att, res)
+		i.logRefusal(ctx, *att, res)
 		i.cfg.Observer.login(LoginLockedOut)
-		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: ar.ClientID, counter: counterKind(res.Full)}) != nil {
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: clientID, counter: counterKind(res.Full)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
-			return
+			return nil, false
 		}
-		i.tooMany(w, &page, ar, res.RetryAt)
-		return
+		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt)))
+		return nil, false
 	}
 	leave, err := i.guard.hash.enter(ctx, att.address)
 	if err != nil {
 		// No password was checked: the attempt gives its places back.
-		i.guard.release(ctx, att)
+		i.guard.release(ctx, *att)
 		if errors.Is(err, errHashBusy) {
 			i.cfg.Observer.login(LoginBusy)
 			if ok, suppressed := i.refusals.allow(); ok {
 				i.log.WarnContext(ctx, "login refused: password checks are at capacity", "client_address", att.address, "suppressed_since_last", suppressed)
 			}
-			if i.recordLoginFailure(ctx, loginFailure{reason: reasonBusy, clientID: ar.ClientID}) != nil {
+			if i.recordLoginFailure(ctx, loginFailure{reason: reasonBusy, clientID: clientID}) != nil {
 				fail(http.StatusInternalServerError, msgInternal)
-				return
+				return nil, false
 			}
 			w.Header().Set("Retry-After", "1")
 			fail(http.StatusTooManyRequests, msgBusy)
 		}
-		return
+		return nil, false
 	}
-	user, err := i.checkCredentials(ctx, username, form.Get("password"))
+	user, err := i.checkCredentials(ctx, username, pw)
 	leave()
 	if err != nil {
 		if !errors.Is(err, errWrongCredentials) {
 			i.log.ErrorContext(ctx, "checking credentials failed", "error", err)
 			i.cfg.Observer.login(LoginError)
 			fail(http.StatusInternalServerError, msgInternal)
-			return
+			return nil, false
 		}
 		// The username is logged only when it names an account: people type
 		// passwords into the username field, and those must not reach logs.
@@ -267,32 +274,32 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 			account = user.Username
 		}
 		i.log.InfoContext(ctx, "failed login", "username", account, "client_address", att.address, "known_device", att.device != "")
-		if i.recordLoginFailure(ctx, loginFailure{reason: credentialsReason(err), user: user, clientID: ar.ClientID}) != nil {
+		if i.recordLoginFailure(ctx, loginFailure{reason: credentialsReason(err), user: user, clientID: clientID}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
-			return
+			return nil, false
 		}
 		i.cfg.Observer.login(LoginWrongCredentials)
 		if res.Remaining == 0 {
 			i.cfg.Observer.lockout()
-			if i.recordLockout(ctx, user, ar.ClientID, res) != nil {
+			if i.recordLockout(ctx, user, clientID, res) != nil {
 				fail(http.StatusInternalServerError, msgInternal)
-				return
+				return nil, false
 			}
 			// This attempt used the last place: say so now rather than at
 			// the next try.
 			wait := i.retryAfter(w, res.RetryAt)
 			fail(http.StatusUnauthorized, msgWrongCredentials+" "+fmt.Sprintf(msgTooManyAttempts, wait))
-			return
+			return nil, false
 		}
 		fail(http.StatusUnauthorized, msgWrongCredentials)
-		return
+		return nil, false
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID}); err != nil {
+	if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: clientID}); err != nil {
 		fail(http.StatusInternalServerError, msgInternal)
-		return
+		return nil, false
 	}
 	att.account = user.Username
-	i.afterFirstFactor(w, r, id, ar, user, []string{amrPassword}, csrf, att)
+	return user, true
 }
 
 // completeLogin ends a login whose user proved every factor needed (amr):
@@ -456,13 +463,6 @@ func origin(raw string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
-}
-
-// tooMany answers an attempt refused by its counters: HTTP 429 with
-// Retry-After, and the page saying how long to wait.
-func (i *Issuer) tooMany(w http.ResponseWriter, page *loginPage, ar *store.AuthRequest, retryAt time.Time) {
-	page.Error = fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, retryAt))
-	i.render(w, http.StatusTooManyRequests, "login.html", page, origin(ar.RedirectURI))
 }
 
 // retryAfter sets Retry-After for a lockout that ends at retryAt and

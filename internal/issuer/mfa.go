@@ -16,31 +16,16 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// The second-factor step of the login (issue 15). After the password,
-// afterFirstFactor decides what comes next:
-//
-//   - the user has a second factor: the login waits, as a pending state in
-//     the store (store.PendingMFA, kind verify) tied to this auth request,
-//     and the second-factor page asks for it;
-//   - the user has none and the policy requires one (Config.RequireSecondFactor):
-//     the login waits (kind enroll) and the enrolment page offers a TOTP
-//     secret; once confirmed, the recovery codes are shown once and the
-//     login goes on (kind enrolled);
-//   - otherwise the login is complete (completeLogin).
-//
-// The browser holds the state's random token in the form, with the sealed
-// auth request and the CSRF token; the store holds its digest. The state
-// is good for its auth request only, for PendingMFATTL, and once: the step
-// that completes the login takes it (store.TakePendingMFA). Every code
-// typed counts on the login limits like a password (the guard), and a
-// login's places are given back only when it is complete, so knowing the
-// password does not reset the count of wrong codes.
-//
-// Other methods plug in through factors (what the user has) and the
-// second-factor page's blocks ("mfa_passkey", "mfa_enroll_passkey"); a
-// method that proves the second factor calls finishSecondFactor.
+// The second-factor steps of a login (flow.go decides when each comes):
+// the second-factor page (a TOTP code, a recovery code, or a passkey,
+// passkeymfa.go), the enrolment page of a flow that may add a factor (an
+// enrolment link's), and the recovery codes shown once after a first
+// factor is set up. Every code typed counts on the login limits like a
+// password (guardCode), and a login's places are given back only when it
+// is complete, so knowing the password does not reset the count of wrong
+// codes.
 
-// PendingMFATTL is how long a login waits for its second factor.
+// PendingMFATTL is how long a login waits at one of its steps.
 const PendingMFATTL = 5 * time.Minute
 
 // Paths of the second-factor pages.
@@ -118,82 +103,9 @@ type mfaPage struct {
 	RecoveryCodes []string
 	Enrolled      string
 	Continue      string
+	// Link: the flow began with an enrolment link (no client waits).
+	Link bool
 }
-
-// afterFirstFactor is how a login goes on after its first factor (amr so
-// far: ["pwd"]): to the second-factor page, to enrolment, or to its end.
-// id is the sealed auth request, att the attempt that checked the
-// password: its places are given back only when the login is complete.
-func (i *Issuer) afterFirstFactor(w http.ResponseWriter, r *http.Request, id string, ar *store.AuthRequest, user *store.User, amr []string, csrf string, att attempt) {
-	ctx := r.Context()
-	f, err := i.userFactors(ctx, user.ID)
-	if err != nil {
-		i.log.ErrorContext(ctx, "reading second factors failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	page := mfaPage{Client: ar.ClientID, Device: isDeviceLogin(ar), Username: user.Username, AuthRequestID: id, CSRF: csrf, Factors: f,
-		Passkeys: i.passkeys != nil}
-	switch {
-	case f.any():
-		p := &store.PendingMFA{AuthRequestID: ar.ID, UserID: user.ID, AMR: amr, Kind: store.PendingVerify, ExpiresAt: i.pendingExpiry(ar)}
-		if page.Token, err = i.newPending(ctx, p, csrf); err != nil {
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-		page.Title = "Second factor"
-		i.render(w, http.StatusOK, "mfa.html", page, origin(ar.RedirectURI))
-	case i.cfg.RequireSecondFactor:
-		secret, _, err := secondfactor.NewTOTP(i.totpIssuer(), user.Username)
-		if err == nil {
-			err = i.fillEnrollPage(&page, user, secret)
-		}
-		if err != nil {
-			i.log.ErrorContext(ctx, "preparing a TOTP secret failed", "error", err)
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-		p := &store.PendingMFA{AuthRequestID: ar.ID, UserID: user.ID, AMR: amr, Kind: store.PendingEnroll, TOTPSecret: secret, ExpiresAt: i.pendingExpiry(ar)}
-		if page.Token, err = i.newPending(ctx, p, csrf); err != nil {
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-		page.Title = "Set up a second factor"
-		i.render(w, http.StatusOK, "mfa_enroll.html", page, origin(ar.RedirectURI))
-	default:
-		i.cfg.Observer.login(LoginSucceeded)
-		i.loginSucceeded(w, r.Context(), att)
-		if i.offerPasskey(w, r, ar, id, user, amr, csrf) {
-			return
-		}
-		i.completeLogin(w, r, ar, user, amr, csrf)
-	}
-}
-
-// pendingExpiry is when a pending state for ar ends: after PendingMFATTL,
-// or with the auth request if that is sooner.
-func (i *Issuer) pendingExpiry(ar *store.AuthRequest) time.Time {
-	exp := i.cfg.Now().Add(PendingMFATTL)
-	if !ar.ExpiresAt.IsZero() && ar.ExpiresAt.Before(exp) {
-		exp = ar.ExpiresAt
-	}
-	return exp
-}
-
-// newPending stores p and returns the token the page's form carries.
-func (i *Issuer) newPending(ctx context.Context, p *store.PendingMFA, csrf string) (string, error) {
-	token := store.RandomToken(32)
-	if err := i.st.CreatePendingMFA(ctx, p, pendingKey(token, csrf)); err != nil {
-		i.log.ErrorContext(ctx, "storing a pending second factor failed", "error", err)
-		return "", err
-	}
-	return token, nil
-}
-
-// pendingKey is what a pending state is stored under: the form's token
-// and the browser's CSRF token together, so the state works only in the
-// browser that typed the password, as a device ticket does.
-func pendingKey(token, csrf string) string { return token + "." + csrf }
 
 // totpIssuer is the issuer name in otpauth:// URIs: what authenticator
 // apps show above the account.
@@ -202,93 +114,78 @@ func (i *Issuer) totpIssuer() string {
 	return "nsauth " + host
 }
 
-// loginSucceeded gives back a complete login's places in the counters and
-// gives the browser its device cookie for the account.
-func (i *Issuer) loginSucceeded(w http.ResponseWriter, ctx context.Context, att attempt) {
-	i.guard.succeeded(ctx, att)
-	i.guard.setDeviceCookie(w, att)
-}
-
-// mfaForm is a parsed, checked post of a second-factor page.
-type mfaForm struct {
-	id      string // the sealed auth request
-	csrf    string
-	token   string
-	ar      *store.AuthRequest
+// stepForm is a parsed, checked post of a step's page.
+type stepForm struct {
+	fl      *loginFlow
+	token   string // the step's token
 	pending *store.PendingMFA
-	user    *store.User
 	page    mfaPage
 }
 
-// readMFAForm checks what every second-factor post must carry (same
-// origin, size, CSRF token, a live pending state of the kind wanted for
-// this very auth request, an enabled user) or writes the refusal.
-func (i *Issuer) readMFAForm(w http.ResponseWriter, r *http.Request, kind string) (*mfaForm, bool) {
+// readStepForm checks what every post of a step must carry (same origin,
+// a body of at most limit bytes, answered 413 beyond, the CSRF token, a
+// live step of one of kinds of this browser, for this very auth request,
+// of an enabled user) or writes the refusal.
+func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, limit int64, kinds ...string) (*stepForm, bool) {
 	ctx := r.Context()
 	if !i.sameOrigin(r) {
 		i.refuseSecondFactor(w, ctx, nil, "", reasonCSRF, http.StatusForbidden, msgForged)
 		return nil, false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if err := r.ParseForm(); err != nil {
-		i.message(w, http.StatusBadRequest, "Sign in", msgForged)
+		status := http.StatusBadRequest
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		i.message(w, status, "Sign in", msgForged)
 		return nil, false
 	}
 	form := r.PostForm
-	f := &mfaForm{id: form.Get("authRequestID"), token: form.Get("token")}
-	if f.id == "" || len(f.id) > maxAuthRequestIDLen || !isRandomToken(f.token, 32) {
-		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return nil, false
-	}
-	var ok bool
-	if f.csrf, ok = i.checkCSRF(r, form.Get("csrf")); !ok {
+	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
+	if !ok {
 		i.refuseSecondFactor(w, ctx, nil, "", reasonCSRF, http.StatusForbidden, msgForged)
 		return nil, false
 	}
-	if f.ar, ok = i.pendingRequest(w, ctx, f.id); !ok {
-		return nil, false
-	}
-	p, err := i.st.PendingMFA(ctx, pendingKey(f.token, f.csrf))
+	id, token := form.Get("authRequestID"), form.Get("token")
+	fl, p, err := i.openStep(ctx, id, token, csrf, kinds...)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, errStepIncomplete):
+		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
+		return nil, false
+	case errors.Is(err, errRequestExpired):
+		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
+		return nil, false
+	case errors.Is(err, errStepGone) && id == "":
+		i.message(w, http.StatusBadRequest, titleEnrolByLink, msgLinkFlowGone)
+		return nil, false
+	case errors.Is(err, errStepGone):
 		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
 		return nil, false
 	case err != nil:
-		i.log.ErrorContext(ctx, "reading a pending second factor failed", "error", err)
+		i.log.ErrorContext(ctx, "opening a login step failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return nil, false
-	case p.AuthRequestID != f.ar.ID || p.Kind != kind:
-		// A state of another login (or another step) is no good here.
-		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
-		return nil, false
 	}
-	f.pending = p
-	user, err := i.st.UserByID(ctx, p.UserID)
-	if err != nil || user.Disabled() {
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			i.log.ErrorContext(ctx, "reading a user failed", "error", err)
-		}
-		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)
-		return nil, false
-	}
-	f.user = user
-	fs, err := i.userFactors(ctx, user.ID)
+	f, err := i.userFactors(ctx, fl.user.ID)
 	if err != nil {
 		i.log.ErrorContext(ctx, "reading second factors failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return nil, false
 	}
-	f.page = mfaPage{Title: "Second factor", Client: f.ar.ClientID, Device: isDeviceLogin(f.ar), Username: user.Username,
-		AuthRequestID: f.id, CSRF: f.csrf, Token: f.token, Factors: fs, Passkeys: i.passkeys != nil}
-	return f, true
+	sf := &stepForm{fl: fl, token: token, pending: p, page: i.stepPage(fl, f)}
+	sf.page.Token = token
+	return sf, true
 }
 
 // guardCode counts a typed code on the login limits, as a password is
 // counted. It returns the attempt and a function ending it, or writes the
 // refusal (too many attempts) and returns false.
-func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *mfaForm, tmpl string) (attempt, func(), store.Reservation, bool) {
+func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, tmpl string) (attempt, func(), store.Reservation, bool) {
 	ctx := r.Context()
-	att := i.guard.newAttempt(r, f.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	user := f.fl.user
+	att := i.guard.newAttempt(r, user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	done, ok := i.guard.enter(att)
 	if !ok {
 		i.cfg.Observer.login(LoginBusy)
@@ -307,7 +204,7 @@ func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *mfaForm, t
 		done()
 		i.logRefusal(ctx, att, res)
 		i.cfg.Observer.login(LoginLockedOut)
-		if i.recordSecondFactorFailure(ctx, f.user, f.ar.ClientID, reasonLocked, counterKind(res.Full)) != nil {
+		if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reasonLocked, counterKind(res.Full)) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return att, nil, res, false
 		}
@@ -318,39 +215,48 @@ func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *mfaForm, t
 	return att, done, res, true
 }
 
-// wrongCode answers a refused code: the audit event, the lockout when the
-// attempt took the last place, and the page again with msg.
-func (i *Issuer) wrongCode(w http.ResponseWriter, ctx context.Context, f *mfaForm, tmpl, reason string, res store.Reservation, msg string) {
-	i.log.InfoContext(ctx, "wrong second factor", "username", f.user.Username, "reason", reason)
+// wrongCode answers a refused code or passkey: the audit event, the
+// lockout when the attempt took the last place, and the page again with
+// msg.
+func (i *Issuer) wrongCode(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl, reason string, res store.Reservation, msg string) {
+	user := f.fl.user
+	i.log.InfoContext(ctx, "wrong second factor", "username", user.Username, "reason", reason)
 	i.cfg.Observer.login(LoginWrongCredentials)
-	if i.recordSecondFactorFailure(ctx, f.user, f.ar.ClientID, reason, "") != nil {
+	if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reason, "") != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
+	i.refuseAgain(w, ctx, f, tmpl, res, msg)
+}
+
+// refuseAgain shows a step's page again after a refused answer, with the
+// lockout when the attempt took the last place.
+func (i *Issuer) refuseAgain(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl string, res store.Reservation, msg string) {
 	if res.Remaining == 0 {
 		i.cfg.Observer.lockout()
-		if i.recordLockout(ctx, f.user, f.ar.ClientID, res) != nil {
+		if i.recordLockout(ctx, f.fl.user, f.fl.clientID(), res) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
-		wait := i.retryAfter(w, res.RetryAt)
-		i.renderMFAError(w, http.StatusUnauthorized, tmpl, f, msg+" "+fmt.Sprintf(msgTooManyAttempts, wait))
-		return
+		msg += " " + fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt))
 	}
 	i.renderMFAError(w, http.StatusUnauthorized, tmpl, f, msg)
 }
 
-func (i *Issuer) renderMFAError(w http.ResponseWriter, status int, tmpl string, f *mfaForm, msg string) {
+func (i *Issuer) renderMFAError(w http.ResponseWriter, status int, tmpl string, f *stepForm, msg string) {
 	f.page.Error = msg
 	if tmpl == "mfa_enroll.html" {
-		f.page.Title = "Set up a second factor"
-		if err := i.fillEnrollPage(&f.page, f.user, f.pending.TOTPSecret); err != nil {
-			i.log.Error("drawing a QR code failed", "error", err)
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
+		f.page.Title = titleEnrolByLink
+		f.page.Passkeys = i.passkeys != nil && f.page.Factors.Passkeys < store.MaxPasskeysPerUser
+		if f.pending.TOTPSecret != "" {
+			if err := i.fillEnrollPage(&f.page, f.fl.user, f.pending.TOTPSecret); err != nil {
+				i.log.Error("drawing a QR code failed", "error", err)
+				i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+				return
+			}
 		}
 	}
-	i.render(w, status, tmpl, f.page, origin(f.ar.RedirectURI))
+	i.render(w, status, tmpl, f.page, f.fl.formTarget())
 }
 
 func (i *Issuer) fillEnrollPage(page *mfaPage, user *store.User, secret string) error {
@@ -369,7 +275,7 @@ func (i *Issuer) fillEnrollPage(page *mfaPage, user *store.User, secret string) 
 // submitSecondFactor checks a TOTP code or a recovery code typed on the
 // second-factor page.
 func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readMFAForm(w, r, store.PendingVerify)
+	f, ok := i.readStepForm(w, r, maxLoginFormBytes, store.PendingVerify)
 	if !ok {
 		return
 	}
@@ -386,9 +292,9 @@ func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch method {
 	case "totp":
-		err = i.checkTOTP(ctx, f.user.ID, r.PostForm.Get("code"))
+		err = i.checkTOTP(ctx, f.fl.user.ID, r.PostForm.Get("code"))
 	default:
-		err = i.useRecoveryCode(ctx, f.user.ID, r.PostForm.Get("recovery_code"))
+		err = i.useRecoveryCode(ctx, f.fl.user.ID, r.PostForm.Get("recovery_code"))
 	}
 	switch {
 	case errors.Is(err, errCodeReplayed):
@@ -405,7 +311,7 @@ func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	i.finishSecondFactor(w, r, f, att, []string{amrOTP}, method)
+	i.secondFactorProven(w, r, f, att, []string{amrOTP}, method)
 }
 
 // errCodeReplayed is a right TOTP code whose time step was used before.
@@ -449,28 +355,24 @@ func (i *Issuer) useRecoveryCode(ctx context.Context, userID, code string) error
 	return err
 }
 
-// finishSecondFactor completes a login whose second factor (method, amr
-// values added) was just proven: it takes the pending state, so that of
-// two simultaneous proofs only one completes the login, records the
-// event and goes on to completeLogin.
-func (i *Issuer) finishSecondFactor(w http.ResponseWriter, r *http.Request, f *mfaForm, att attempt, added []string, method string) {
+// secondFactorProven goes on with a login whose second factor (method,
+// amr values added) was just proven: it takes the step, so that of two
+// simultaneous proofs only one goes on, records the event and hands the
+// flow to next.
+func (i *Issuer) secondFactorProven(w http.ResponseWriter, r *http.Request, f *stepForm, att attempt, added []string, method string) {
 	ctx := r.Context()
 	p, ok := i.takePending(w, ctx, f)
 	if !ok {
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorSucceeded, Subject: f.user.ID, Username: f.user.Username,
-		ClientID: f.ar.ClientID, Reason: method}); err != nil {
+	fl := f.fl
+	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorSucceeded, Subject: fl.user.ID, Username: fl.user.Username,
+		ClientID: fl.clientID(), Reason: method}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	i.cfg.Observer.login(LoginSucceeded)
-	i.loginSucceeded(w, ctx, att)
-	amr := mfaAMR(p.AMR, added)
-	if i.offerPasskey(w, r, f.ar, f.id, f.user, amr, f.csrf) {
-		return
-	}
-	i.completeLogin(w, r, f.ar, f.user, amr, f.csrf)
+	fl.amr, fl.att = mfaAMR(p.AMR, added), &att
+	i.next(w, r, fl)
 }
 
 // mfaAMR adds the methods of a second factor to the login's and "mfa".
@@ -488,12 +390,17 @@ func mfaAMR(amr, added []string) []string {
 // enrolment page. Right, the secret and fresh recovery codes are stored,
 // and the codes are shown once.
 func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readMFAForm(w, r, store.PendingEnroll)
+	f, ok := i.readStepForm(w, r, maxLoginFormBytes, store.PendingEnroll)
 	if !ok {
 		return
 	}
+	if f.pending.TOTPSecret == "" {
+		// No app was offered on this page (the user has one).
+		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
+		return
+	}
 	ctx := r.Context()
-	_, done, res, ok := i.guardCode(w, r, f, "mfa_enroll.html")
+	att, done, res, ok := i.guardCode(w, r, f, "mfa_enroll.html")
 	if !ok {
 		return
 	}
@@ -512,82 +419,86 @@ func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	fl := f.fl
+	fl.amr, fl.att = mfaAMR(p.AMR, []string{amrOTP}), &att
+	fl.done(store.StepEnrolled)
 	codes := secondfactor.NewRecoveryCodes()
-	switch err := i.st.EnrollTOTP(ctx, f.user.ID, p.TOTPSecret, step, codes); {
-	case errors.Is(err, store.ErrConflict):
-		i.message(w, http.StatusConflict, "Sign in", msgAlreadyEnabled)
-		return
-	case err != nil:
-		i.log.ErrorContext(ctx, "storing a TOTP secret failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: f.user.ID, Username: f.user.Username,
-		ClientID: f.ar.ClientID, Reason: "totp"}); err != nil {
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	next := &store.PendingMFA{AuthRequestID: f.ar.ID, UserID: f.user.ID, AMR: mfaAMR(p.AMR, []string{amrOTP}),
-		Kind: pendingEnrolled, ExpiresAt: i.pendingExpiry(f.ar)}
-	token, err := i.newPending(ctx, next, f.csrf)
-	if err != nil {
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	page := f.page
-	page.Token = token
-	i.showRecoveryCodes(w, f.ar, page, "authenticator app", mfaContinuePath, codes)
+	i.showRecoveryCodes(w, r, fl, f.page, "authenticator app", codes, func() error {
+		switch err := i.st.EnrollTOTP(ctx, fl.user.ID, p.TOTPSecret, step, codes); {
+		case errors.Is(err, store.ErrConflict):
+			return errAlreadyEnabled
+		case err != nil:
+			return fmt.Errorf("storing a TOTP secret: %w", err)
+		}
+		return i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
+			ClientID: fl.clientID(), Reason: "totp"})
+	})
 }
+
+// errAlreadyEnabled: a factor of the kind being enrolled was set up
+// meanwhile, by another login or an administrator.
+var errAlreadyEnabled = errors.New("second factor set up meanwhile")
 
 // The recovery codes (issue 15): ten single-use codes, stored hashed,
 // shown once, when a user sets up their first second factor, whichever
 // it is. TOTP enrolment replaces them (store.EnrollTOTP); a passkey
-// creates them when the user has none (newRecoveryCodesIfNone). Both show
-// them with showRecoveryCodes before the login goes on.
+// creates them when the user has none (recoveryCodesWithPasskey). Both
+// show them with showRecoveryCodes before the login goes on.
 
-// newRecoveryCodesIfNone gives a user who has no recovery codes ten, and
-// returns them to be shown once; nil when the user has some already.
-func (i *Issuer) newRecoveryCodesIfNone(ctx context.Context, userID string) ([]string, error) {
-	codes := secondfactor.NewRecoveryCodes()
-	switch err := i.st.AddRecoveryCodesIfNone(ctx, userID, codes); {
-	case errors.Is(err, store.ErrConflict):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("storing recovery codes: %w", err)
-	}
-	return codes, nil
-}
+// errNoCodesToShow: the user was given recovery codes meanwhile (another
+// login): there are none to show, and the login goes on.
+var errNoCodesToShow = errors.New("recovery codes given meanwhile")
 
 // showRecoveryCodes shows new recovery codes once, after the factor
-// enrolled was set up; the page's button posts page's form fields (the
-// auth request, the CSRF token and the state's token, if any) to next,
-// which goes on with the login.
-func (i *Issuer) showRecoveryCodes(w http.ResponseWriter, ar *store.AuthRequest, page mfaPage, enrolled, next string, codes []string) {
-	page.Title, page.RecoveryCodes, page.Enrolled, page.Continue, page.Error = "Save your recovery codes", codes, enrolled, next, ""
+// enrolled was set up, on a page whose button goes on with the flow
+// (submitContinue). The step that goes on is stored first and save then
+// stores the factor and the codes: codes are never stored without the page that shows
+// them. When save fails the step is taken back.
+func (i *Issuer) showRecoveryCodes(w http.ResponseWriter, r *http.Request, fl *loginFlow, page mfaPage, enrolled string, codes []string, save func() error) {
+	ctx := r.Context()
+	token, err := i.pause(ctx, fl, pendingEnrolled, "")
+	if err != nil {
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	if err := save(); err != nil {
+		if _, terr := i.st.TakePendingMFA(ctx, pendingKey(token, fl.csrf)); terr != nil && !errors.Is(terr, store.ErrNotFound) {
+			i.log.WarnContext(ctx, "removing a pending login step failed", "error", terr)
+		}
+		switch {
+		case errors.Is(err, errNoCodesToShow):
+			i.next(w, r, fl)
+			return
+		case errors.Is(err, errAlreadyEnabled):
+			i.message(w, http.StatusConflict, "Sign in", msgAlreadyEnabled)
+			return
+		}
+		i.log.ErrorContext(ctx, "storing a second factor failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	page.Token = token
+	page.Title, page.RecoveryCodes, page.Enrolled, page.Continue, page.Error = "Save your recovery codes", codes, enrolled, mfaContinuePath, ""
 	page.Passkeys = false // nothing to run on this page
-	i.render(w, http.StatusOK, "mfa_recovery.html", page, origin(ar.RedirectURI))
+	i.render(w, http.StatusOK, "mfa_recovery.html", page, fl.formTarget())
 }
 
-// submitContinue completes a login after its user enrolled and saw the
-// recovery codes.
+// submitContinue goes on with a login after its user set up a factor and
+// saw the recovery codes.
 func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readMFAForm(w, r, pendingEnrolled)
+	f, ok := i.readStepForm(w, r, maxLoginFormBytes, pendingEnrolled)
 	if !ok {
 		return
 	}
-	att := i.guard.newAttempt(r, f.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	// The code that proved the new factor was counted and accepted on the
-	// enrolment page: nothing is typed here.
-	p, ok := i.takePending(w, r.Context(), f)
-	if !ok {
+	// enrolment page: nothing is typed here. This attempt names the
+	// counters whose places that login still holds.
+	att := i.guard.newAttempt(r, f.fl.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	if _, ok := i.takePending(w, r.Context(), f); !ok {
 		return
 	}
-	i.cfg.Observer.login(LoginSucceeded)
-	i.loginSucceeded(w, r.Context(), att)
-	if i.offerPasskey(w, r, f.ar, f.id, f.user, p.AMR, f.csrf) {
-		return
-	}
-	i.completeLogin(w, r, f.ar, f.user, p.AMR, f.csrf)
+	f.fl.att = &att
+	i.next(w, r, f.fl)
 }
 
 // recordSecondFactorFailure records an audit.SecondFactorFailed event.
@@ -615,10 +526,10 @@ func (i *Issuer) refuseSecondFactor(w http.ResponseWriter, ctx context.Context, 
 	i.message(w, status, "Sign in", msg)
 }
 
-// takePending takes (single use) the pending second factor a form names,
-// or writes the answer: expired or already used, or an internal error.
-func (i *Issuer) takePending(w http.ResponseWriter, ctx context.Context, f *mfaForm) (*store.PendingMFA, bool) {
-	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.csrf))
+// takePending takes (single use) the step a form names, or writes the
+// answer: expired or already used, or an internal error.
+func (i *Issuer) takePending(w http.ResponseWriter, ctx context.Context, f *stepForm) (*store.PendingMFA, bool) {
+	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.fl.csrf))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		i.message(w, http.StatusBadRequest, "Sign in", msgMFAExpired)

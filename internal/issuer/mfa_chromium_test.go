@@ -61,10 +61,12 @@ func screenshot(t *testing.T, c *issuertest.Chromium, name string) {
 }
 
 // TestSecondFactorInChromium: in headless Chromium, with NSAUTH_MFA=required,
-// a user without a second factor logs in, is shown the QR code and the key,
-// types the first code, sees the ten recovery codes and goes on to the
-// client with a code whose tokens say pwd, otp, mfa. The next login asks
-// for a code from the app, and a replayed one is refused. The pages run
+// a user without a second factor cannot finish a login with the password;
+// through an enrolment link and the password they are shown the QR code
+// and the key, type the first code and see the ten recovery codes once.
+// The next login asks for a code from the app, a replayed one is refused,
+// and a fresh one goes on to the client with tokens that say pwd, otp,
+// mfa. The pages run
 // under their strict CSP (Chromium enforces form-action on the redirect to
 // the client).
 func TestSecondFactorInChromium(t *testing.T) {
@@ -100,9 +102,19 @@ func TestSecondFactorInChromium(t *testing.T) {
 				return tr
 			}
 
-			v := login("first login")
+			login("first login")
 			screenshot(t, c, "mfa-1-password")
-			c.Do(t, "first login: to enrolment",
+			c.Do(t, "first login: refused without a second factor",
+				chromedp.Click(css("button[type=submit]")),
+				chromedp.WaitVisible(css("#message")),
+			)
+			if msg := issuertest.Get(t, c, chromedp.Text(css("#message"))); !strings.Contains(msg, "nsauth users enrol-link alice") {
+				t.Fatalf("the password alone under a required policy says %q", msg)
+			}
+			c.Do(t, "enrolment link: password",
+				chromedp.Navigate(h.enrolLink()),
+				chromedp.WaitVisible(css("#password")),
+				chromedp.SendKeys(css("#password"), alicePassword),
 				chromedp.Click(css("button[type=submit]")),
 				chromedp.WaitVisible(css("#totp-secret")),
 				chromedp.WaitVisible(css(".qr svg")),
@@ -112,7 +124,7 @@ func TestSecondFactorInChromium(t *testing.T) {
 			if !regexp.MustCompile(`^[A-Z2-7]{32}$`).MatchString(secret) {
 				t.Fatalf("the page shows the key %q", secret)
 			}
-			c.Do(t, "first login: first code",
+			c.Do(t, "enrolment link: first code",
 				chromedp.SendKeys(css("#code"), totpAt(t, secret, h.clock.Now())),
 				chromedp.Click(css("button[type=submit]")),
 				chromedp.WaitVisible(css("#recovery-codes")),
@@ -122,17 +134,17 @@ func TestSecondFactorInChromium(t *testing.T) {
 			if len(shown) != 10 {
 				t.Fatalf("the page shows %d recovery codes: %q", len(shown), shown)
 			}
-			c.Do(t, "first login: continue",
+			c.Do(t, "enrolment link: continue",
 				chromedp.Click(css("button[type=submit]")),
-				chromedp.WaitVisible(css("#done")),
+				chromedp.WaitVisible(css("#message")),
 			)
-			if got := amrOf(t, redeem(v).IDToken); !slices.Equal(got, wantMFA) {
-				t.Errorf("amr after enrolment = %v, want %v", got, wantMFA)
+			if msg := issuertest.Get(t, c, chromedp.Text(css("#message"))); !strings.Contains(msg, msgLinkEnrolled) {
+				t.Fatalf("the end of the enrolment says %q", msg)
 			}
 
 			// Second login, in the same browser: the code page.
 			used := totpAt(t, secret, h.clock.Now())
-			v = login("second login")
+			v := login("second login")
 			c.Do(t, "second login: to the code page",
 				chromedp.Click(css("button[type=submit]")),
 				chromedp.WaitVisible(css("#code")),

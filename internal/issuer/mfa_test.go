@@ -518,18 +518,25 @@ var (
 )
 
 // TestSecondFactorRequiredEnrolment: with the policy required, a user
-// without a second factor is taken through TOTP enrolment after their
-// password: a wrong first code is refused, the right one shows ten
-// recovery codes once, and continuing completes the login with
-// amr pwd otp mfa. The next login asks for a code.
+// without a second factor cannot finish a login with the password alone;
+// an enrolment link and the password take them through TOTP enrolment: a
+// wrong first code is refused, the right one shows ten recovery codes
+// once, and continuing ends the enrolment. The next login asks for a
+// code.
 func TestSecondFactorRequiredEnrolment(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		var trail *auditTrail
 		h := newHarness(t, b, func(c *issuer.Config) { c.RequireSecondFactor = true; trail = withAudit(t, c) })
 		br := issuertest.NewBrowser(t)
-		v := oauth2.GenerateVerifier()
-		page := h.passwordStep(br, v)
+		if page := h.passwordStep(br, oauth2.GenerateVerifier()); page.Response.StatusCode != http.StatusForbidden ||
+			!strings.Contains(page.Body, "nsauth users enrol-link alice") || secretOnPage.MatchString(page.Body) {
+			t.Fatalf("the password alone under a required policy: HTTP %d\n%s", page.Response.StatusCode, page.Body)
+		}
+		// That refused login keeps its place in the counters: let its
+		// window pass.
+		h.clock.Advance(issuer.LoginWindow + time.Second)
+		page := h.enrolPage(br)
 		m := secretOnPage.FindStringSubmatch(page.Body)
 		if page.Response.StatusCode != http.StatusOK || m == nil || !svgQROnPage.MatchString(page.Body) || !strings.Contains(page.Body, `action="`+enrollFormURL+`"`) {
 			t.Fatalf("the password did not lead to the enrolment page with a QR code and the key: HTTP %d\n%s", page.Response.StatusCode, page.Body)
@@ -559,14 +566,7 @@ func TestSecondFactorRequiredEnrolment(t *testing.T) {
 		if again := br.Post(t, page, enrollFormURL, url.Values{"code": {totpAt(t, secret, h.clock.Now())}}); again.Response.StatusCode != http.StatusBadRequest {
 			t.Fatalf("the enrolment form sent again: HTTP %d", again.Response.StatusCode)
 		}
-		loc, err := issuertest.RedirectOf(br.Post(t, res, "/login/mfa/continue", nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := h.exchange(loc.Query().Get("code"), v)
-		if got := amrOf(t, tr.IDToken); !slices.Equal(got, wantMFA) {
-			t.Errorf("amr after enrolment = %v, want %v", got, wantMFA)
-		}
+		wantLinkDone(t, br.Post(t, res, "/login/mfa/continue", nil))
 		stored, _, err := h.st.TOTPSecret(ctx, h.alice.ID)
 		if err != nil || stored != secret {
 			t.Fatalf("stored secret %q, %v; the page showed %q", stored, err, secret)
@@ -589,7 +589,8 @@ func TestSecondFactorRequiredEnrolment(t *testing.T) {
 				types = append(types, string(e.Type)+":"+e.Reason)
 			}
 		}
-		want := []string{"login.second_factor_failed:wrong_code", "mfa.enrolled:totp", "login.second_factor_failed:replayed", "login.second_factor_succeeded:recovery_code"}
+		want := []string{"login.second_factor_failed:enrolment_needed", "mfa.enrol_link_used:", "login.second_factor_failed:wrong_code", "mfa.enrolled:totp",
+			"login.second_factor_failed:replayed", "login.second_factor_succeeded:recovery_code"}
 		if !slices.Equal(types, want) {
 			t.Errorf("second-factor audit events %v, want %v", types, want)
 		}
@@ -615,7 +616,7 @@ func TestSecondFactorLogsNoSecrets(t *testing.T) {
 		trail = withAudit(t, c)
 	})
 	br := issuertest.NewBrowser(t)
-	page := h.passwordStep(br, oauth2.GenerateVerifier())
+	page := h.enrolPage(br)
 	secret := secretOnPage.FindStringSubmatch(page.Body)[1]
 	wrongFirst := "987654"
 	if wrongFirst == totpAt(t, secret, h.clock.Now()) {
@@ -631,9 +632,7 @@ func TestSecondFactorLogsNoSecrets(t *testing.T) {
 	if len(codes) != 10 {
 		t.Fatalf("enrolment failed: HTTP %d", res.Response.StatusCode)
 	}
-	if _, err := issuertest.RedirectOf(br.Post(t, res, "/login/mfa/continue", nil)); err != nil {
-		t.Fatal(err)
-	}
+	wantLinkDone(t, br.Post(t, res, "/login/mfa/continue", nil))
 	h.clock.Advance(time.Minute)
 	br, page = h.mfaPage(oauth2.GenerateVerifier())
 	br.Post(t, page, "/login/mfa", url.Values{"method": {"recovery"}, "recovery_code": {"QQQQ-QQQQ-QQQQ-QQQQ"}})
@@ -728,8 +727,8 @@ func TestSecondFactorDeviceLogin(t *testing.T) {
 }
 
 // TestSecondFactorAcrossReplicas: two providers on one database (two
-// processes on PostgreSQL): the password typed at one, the enrolment code
-// at the other, the continue at the first; a code login split the same
+// processes on PostgreSQL): an enrolment link's password typed at one,
+// the enrolment code at the other, the continue at the first; a code login split the same
 // way; and one code sent at once to both replicas by two logins lets
 // exactly one in.
 func TestSecondFactorAcrossReplicas(t *testing.T) {
@@ -746,8 +745,7 @@ func TestSecondFactorAcrossReplicas(t *testing.T) {
 			}
 		}
 		br := issuertest.NewBrowser(t)
-		v := oauth2.GenerateVerifier()
-		page := h.passwordStep(br, v)
+		page := h.enrolPage(br)
 		m := secretOnPage.FindStringSubmatch(page.Body)
 		if m == nil {
 			t.Fatalf("no enrolment page: HTTP %d", page.Response.StatusCode)
@@ -758,13 +756,7 @@ func TestSecondFactorAcrossReplicas(t *testing.T) {
 			t.Fatalf("the enrolment code at the other replica: HTTP %d\n%s", codes.Response.StatusCode, codes.Body)
 		}
 		to(br, h.host())
-		loc, err := issuertest.RedirectOf(br.Post(t, codes, "/login/mfa/continue", nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := amrOf(t, h.exchange(loc.Query().Get("code"), v).IDToken); !slices.Equal(got, wantMFA) {
-			t.Errorf("amr = %v, want %v", got, wantMFA)
-		}
+		wantLinkDone(t, br.Post(t, codes, "/login/mfa/continue", nil))
 
 		h.clock.Advance(time.Minute)
 		secret := m[1]

@@ -26,13 +26,14 @@ import (
 //     party id, so on an issuer such as http://127.0.0.1:8080 passkeys are
 //     unavailable (said once at start, and the pages do not offer them):
 //     use http://localhost:8080 for local use.
-//   - Every ceremony belongs to a pending auth request: its state (the
-//     challenge) is kept server-side in the store, one per auth request
-//     (a new one replaces the old), answered once, expiring with the auth
-//     request at the latest, and the table is bounded
+//   - A passwordless ceremony belongs to a pending auth request: its state
+//     (the challenge) is kept server-side in the store, one per auth
+//     request (a new one replaces the old), answered once, expiring with
+//     the auth request at the latest, and the table is bounded
 //     (maxPasskeyCeremonies). A begin request therefore needs a sealed
 //     auth request id, which only the authorize endpoint (rate-limited)
-//     hands out, and the CSRF cookie.
+//     hands out, and the CSRF cookie. The ceremonies of the steps after
+//     the first factor are kept on their step (passkeymfa.go).
 //   - Begin endpoints take JSON (POST, CSRF token in X-CSRF-Token, bodies
 //     bounded) and answer the options JSON; the browser's answer is posted
 //     as a form (field credential), so that the result is a page or the
@@ -48,22 +49,18 @@ import (
 // biometric), which adds "user" and makes the login multi-factor ("mfa").
 // After a password, a passkey is the second factor: pwd, hwk|swk, mfa.
 
-// Ceremony kinds.
+// Ceremony modes, as the pages' script names them. A passwordless
+// ceremony comes before any factor and is kept in the ceremony table, one
+// per auth request; the others belong to a step after the first factor and
+// are kept on that step, bound to its browser (passkeymfa.go).
 const (
-	// kindOffer is not a WebAuthn ceremony: it is the state of a user who
-	// logged in with a password and is offered to add a passkey. Its AMR
-	// is how they logged in.
-	kindOffer        = "offer"
-	kindRegister     = "register"
 	kindPasswordless = "passwordless"
+	// kindRegister adds a passkey from the offer (passkeypages.go).
+	kindRegister     = "register"
 	kindSecondFactor = "second_factor"
-	// kindEnroll registers a passkey as the second factor a required
-	// policy asks for (the enrolment page of mfa.go).
+	// kindEnroll registers a passkey on the enrolment page of a flow that
+	// may add a factor (an enrolment link's).
 	kindEnroll = "enroll"
-	// kindRecoveryCodes is not a WebAuthn ceremony either: a passkey was
-	// added from the offer and the user's new recovery codes are on
-	// screen; continuing finishes the login with its AMR.
-	kindRecoveryCodes = "recovery_codes"
 )
 
 // Limits of the passkey endpoints.
@@ -144,13 +141,10 @@ func toCredential(p *store.Passkey) webauthn.Credential {
 	}
 }
 
-// ceremonyState is what a ceremony keeps server-side.
+// ceremonyState is what a passwordless ceremony keeps server-side.
 type ceremonyState struct {
 	// Session is the library's state: the challenge and what it expects.
 	Session *webauthn.SessionData `json:"session,omitempty"`
-	// AMR is how the user has logged in so far (the password), for the
-	// ceremonies after it.
-	AMR []string `json:"amr,omitempty"`
 }
 
 // putCeremony stores a ceremony of kind for ar.
@@ -273,28 +267,24 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusForbidden, msgForged)
 		return
 	}
-	if req.AuthRequestID == "" || len(req.AuthRequestID) > maxAuthRequestIDLen {
-		jsonError(w, http.StatusBadRequest, msgIncomplete)
-		return
-	}
-	ar, status, msg := i.openPending(ctx, req.AuthRequestID)
-	if ar == nil {
-		jsonError(w, status, msg)
-		return
-	}
 	var (
 		options any
 		err     error
 	)
 	switch req.Mode {
 	case kindPasswordless:
+		if req.AuthRequestID == "" || len(req.AuthRequestID) > maxAuthRequestIDLen {
+			jsonError(w, http.StatusBadRequest, msgIncomplete)
+			return
+		}
+		ar, status, msg := i.openPending(ctx, req.AuthRequestID)
+		if ar == nil {
+			jsonError(w, status, msg)
+			return
+		}
 		options, err = i.beginPasswordless(ctx, ar)
-	case kindRegister:
-		options, err = i.beginRegistration(ctx, ar)
-	case kindSecondFactor:
-		options, err = i.beginPasskeySecondFactor(ctx, ar, req.Token, csrf)
-	case kindEnroll:
-		options, err = i.beginPasskeyEnroll(ctx, ar, req.Token, csrf)
+	case kindRegister, kindSecondFactor, kindEnroll:
+		options, err = i.beginStepCeremony(ctx, req.Mode, req.AuthRequestID, req.Token, csrf)
 	default:
 		jsonError(w, http.StatusBadRequest, "Unknown passkey mode.")
 		return
@@ -304,7 +294,10 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		jsonError(w, http.StatusServiceUnavailable, msgPasskeyBusy)
 		return
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, errStepIncomplete):
+		jsonError(w, http.StatusBadRequest, msgIncomplete)
+		return
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, errStepGone), errors.Is(err, errRequestExpired):
 		jsonError(w, http.StatusBadRequest, msgExpired)
 		return
 	case err != nil:
@@ -320,18 +313,13 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 // openPending opens a sealed auth request a user may still log in for;
 // on failure it returns nil and the status and message to answer.
 func (i *Issuer) openPending(ctx context.Context, id string) (*store.AuthRequest, int, string) {
-	ar, err := i.sealer.open(id)
+	ar, err := i.openUnfinished(ctx, id)
 	switch {
 	case errors.Is(err, errRequestExpired):
 		return nil, http.StatusBadRequest, msgExpired
-	case err != nil:
+	case errors.Is(err, errStepIncomplete):
 		return nil, http.StatusBadRequest, msgIncomplete
-	}
-	_, err = i.st.AuthRequestByID(ctx, ar.ID)
-	switch {
-	case err == nil:
-		return nil, http.StatusBadRequest, msgExpired
-	case !errors.Is(err, store.ErrNotFound):
+	case err != nil:
 		i.log.ErrorContext(ctx, "reading an auth request failed", "error", err)
 		return nil, http.StatusInternalServerError, msgInternal
 	}
@@ -344,55 +332,6 @@ func (i *Issuer) beginPasswordless(ctx context.Context, ar *store.AuthRequest) (
 		return nil, err
 	}
 	return options, i.putCeremony(ctx, ar, kindPasswordless, "", ceremonyState{Session: session})
-}
-
-// beginRegistration follows the offer to add a passkey (or an earlier
-// registration attempt): the user logged in with a password for ar.
-func (i *Issuer) beginRegistration(ctx context.Context, ar *store.AuthRequest) (any, error) {
-	c, st, err := i.takeCeremony(ctx, ar, kindOffer, kindRegister)
-	if err != nil {
-		return nil, err
-	}
-	// Whatever happens next, the user keeps their place: they may still
-	// decline, or try again.
-	restore := func(err error) (any, error) {
-		if perr := i.putCeremony(ctx, ar, kindOffer, c.UserID, ceremonyState{AMR: st.AMR}); perr != nil {
-			return nil, errors.Join(err, perr)
-		}
-		return nil, err
-	}
-	user, err := i.st.UserByID(ctx, c.UserID)
-	if err != nil {
-		return restore(err)
-	}
-	options, err := i.beginCreate(ctx, ar, kindRegister, user, st.AMR)
-	if err != nil {
-		return restore(err)
-	}
-	return options, nil
-}
-
-// beginCreate starts the registration of a passkey for user, excluding
-// the authenticators that hold one of theirs already.
-func (i *Issuer) beginCreate(ctx context.Context, ar *store.AuthRequest, kind string, user *store.User, amr []string) (any, error) {
-	existing, err := i.st.PasskeysByUser(ctx, user.ID)
-	if err != nil {
-		return nil, err
-	}
-	exclude := make([]protocol.CredentialDescriptor, len(existing))
-	for j := range existing {
-		c := toCredential(&existing[j])
-		exclude[j] = c.Descriptor()
-	}
-	options, session, err := i.passkeys.BeginRegistration(passkeyUser{u: user},
-		webauthn.WithExclusions(exclude), webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired))
-	if err != nil {
-		return nil, err
-	}
-	if err := i.putCeremony(ctx, ar, kind, user.ID, ceremonyState{Session: session, AMR: amr}); err != nil {
-		return nil, err
-	}
-	return options, nil
 }
 
 // finishPasskey takes the browser's answer to a ceremony, posted as a
@@ -410,8 +349,6 @@ func (i *Issuer) finishPasskey(w http.ResponseWriter, r *http.Request) {
 	switch form.Get("mode") {
 	case kindPasswordless:
 		i.finishPasswordless(w, r, ar, id, csrf, form.Get("credential"))
-	case kindRegister:
-		i.finishRegistration(w, r, ar, id, csrf, form.Get("name"), form.Get("credential"))
 	default:
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
 	}
@@ -437,20 +374,18 @@ type passkeyRefusal struct {
 
 func (p *passkeyRefusal) Error() string { return "passkey refused: " + p.reason }
 
-// verifyAssertion checks a passkey assertion against ar's ceremony of
-// kind. user is the account the ceremony is for (second factor), nil for a
-// passwordless login, where the credential names the account. It returns
-// the user and the passkey, updated with the counter and flags of this
-// use; a *passkeyRefusal when the assertion is refused.
-func (i *Issuer) verifyAssertion(ctx context.Context, ar *store.AuthRequest, kind string, user *store.User, credential string) (*store.User, *store.Passkey, bool, error) {
-	_, st, err := i.takeCeremony(ctx, ar, kind)
-	if errors.Is(err, store.ErrNotFound) {
+// verifyAssertion checks a passkey assertion against the ceremony
+// session (nil when none was begun, or it was answered). user is the
+// account the ceremony is for (second factor), nil for a passwordless
+// login, where the credential names the account. It returns the user and
+// the passkey, updated with the counter and flags of this use; a
+// *passkeyRefusal when the assertion is refused.
+func (i *Issuer) verifyAssertion(ctx context.Context, session *webauthn.SessionData, user *store.User, credential string) (*store.User, *store.Passkey, bool, error) {
+	if session == nil {
 		return nil, nil, false, &passkeyRefusal{reason: "expired", user: user}
 	}
-	if err != nil {
-		return nil, nil, false, err
-	}
-	if st.Session == nil || len(credential) == 0 {
+	passwordless := user == nil
+	if len(credential) == 0 {
 		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes([]byte(credential))
@@ -483,8 +418,8 @@ func (i *Issuer) verifyAssertion(ctx context.Context, ar *store.AuthRequest, kin
 		return passkeyUser{u: u, creds: []webauthn.Credential{toCredential(p)}}, nil
 	}
 	var cred *webauthn.Credential
-	if kind == kindPasswordless {
-		_, cred, err = i.passkeys.ValidatePasskeyLogin(lookup, *st.Session, parsed)
+	if passwordless {
+		_, cred, err = i.passkeys.ValidatePasskeyLogin(lookup, *session, parsed)
 	} else {
 		// The ceremony allowed every passkey of the user, and the library
 		// wants the user to own each of them: give it them all.
@@ -495,7 +430,7 @@ func (i *Issuer) verifyAssertion(ctx context.Context, ar *store.AuthRequest, kin
 				for j := range all {
 					creds[j] = toCredential(&all[j])
 				}
-				cred, err = i.passkeys.ValidateLogin(passkeyUser{u: user, creds: creds}, *st.Session, parsed)
+				cred, err = i.passkeys.ValidateLogin(passkeyUser{u: user, creds: creds}, *session, parsed)
 			}
 		}
 	}
@@ -533,7 +468,7 @@ func (i *Issuer) verifyAssertion(ctx context.Context, ar *store.AuthRequest, kin
 // its place in the login counters (of the client address: the account is
 // unknown until the passkey is checked), is checked, and on success
 // completes the login. fail writes the page of a refusal.
-func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, credential, csrf string,
+func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, credential, csrf string,
 	fail func(status int, msg string)) {
 	ctx := r.Context()
 	att := i.guard.newAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
@@ -561,7 +496,16 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt)))
 		return
 	}
-	user, pk, uv, err := i.verifyAssertion(ctx, ar, kindPasswordless, nil, credential)
+	var session *webauthn.SessionData
+	switch _, st, err := i.takeCeremony(ctx, ar, kindPasswordless); {
+	case err == nil:
+		session = st.Session
+	case !errors.Is(err, store.ErrNotFound):
+		i.log.ErrorContext(ctx, "reading a passkey ceremony failed", "error", err)
+		fail(http.StatusInternalServerError, msgInternal)
+		return
+	}
+	user, pk, uv, err := i.verifyAssertion(ctx, session, nil, credential)
 	var refused *passkeyRefusal
 	if errors.As(err, &refused) {
 		i.cfg.Observer.login(LoginWrongCredentials)
@@ -602,15 +546,13 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 		return
 	}
 	att.account = user.Username
-	i.cfg.Observer.login(LoginSucceeded)
-	i.loginSucceeded(w, ctx, att)
-	i.completeLogin(w, r, ar, user, amr, csrf)
+	i.next(w, r, &loginFlow{id: id, ar: ar, csrf: csrf, user: user, amr: amr, att: &att})
 }
 
 // finishPasswordless completes a login with a discoverable passkey alone.
 func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
 	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
-	i.passwordlessLogin(w, r, ar, credential, csrf, func(status int, msg string) {
+	i.passwordlessLogin(w, r, ar, id, credential, csrf, func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
 	})

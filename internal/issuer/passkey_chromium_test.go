@@ -192,7 +192,8 @@ func authenticatorCredentials(t *testing.T, c *issuertest.Chromium, id webauthn.
 
 // TestPasskeysInChromium is the user's whole story with a passkey, in
 // headless Chromium with a DevTools virtual authenticator, on each
-// backend: after a password login the user adds a passkey (tokens: pwd);
+// backend: a password login is offered no passkey (tokens: pwd); an
+// enrolment link and the password add one, with ten recovery codes;
 // the next password login asks for it as the second factor (pwd, hwk,
 // mfa); then the passkey alone signs in, the account chosen by the
 // authenticator (hwk, user, mfa); an administrator removes it with
@@ -207,9 +208,11 @@ func TestPasskeysInChromium(t *testing.T) {
 			css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 			authID := virtualAuthenticator(t, c)
 
-			// 1. Password, then the offer: add a passkey.
+			// 1. The login page shows the passkey option; a password alone
+			// is offered nothing; an enrolment link and the password add a
+			// passkey.
 			v1 := oauth2.GenerateVerifier()
-			c.Do(t, "password login",
+			c.Do(t, "login page",
 				chromedp.Navigate(e.authorizeURL(v1)),
 				chromedp.WaitVisible(css("#passkey-button")), // the script shows the passkey option
 			)
@@ -218,16 +221,26 @@ func TestPasskeysInChromium(t *testing.T) {
 				chromedp.SendKeys(css("#username"), "alice"),
 				chromedp.SendKeys(css("#password"), alicePassword),
 				chromedp.Click(css("form[action='/login'] button[type=submit]")),
+				chromedp.WaitVisible(css("#callback")),
+			)
+			if _, claims := e.redeem(t, v1); !slices.Equal(claimAMR(claims), []string{"pwd"}) {
+				t.Errorf("amr of a password login = %v, want [pwd]", claimAMR(claims))
+			}
+			c.Do(t, "enrolment link",
+				chromedp.Navigate(e.h.enrolLink()),
+				chromedp.WaitVisible(css("#password")),
+				chromedp.SendKeys(css("#password"), alicePassword),
+				chromedp.Click(css("button[type=submit]")),
 				chromedp.WaitVisible(css("#passkey-name")),
 			)
-			screenshot(t, c, "passkey-offer")
+			screenshot(t, c, "passkey-enrol")
 			c.Do(t, "adding a passkey",
 				chromedp.SetValue(css("#passkey-name"), "Laptop"),
 				chromedp.Click(css("#passkey-button")),
 				chromedp.WaitVisible(css("#recovery-codes")),
 			)
 			// The first second factor comes with ten recovery codes, shown
-			// once; then the login goes on.
+			// once.
 			shown := issuertest.Get(t, c, chromedp.Evaluate[[]string](
 				`[...document.querySelectorAll("#recovery-codes code")].map(e => e.textContent)`))
 			if len(shown) != 10 || len(slices.Compact(slices.Sorted(slices.Values(shown)))) != 10 {
@@ -239,11 +252,10 @@ func TestPasskeysInChromium(t *testing.T) {
 			screenshot(t, c, "passkey-recovery-codes")
 			c.Do(t, "continuing after the recovery codes",
 				chromedp.Click(css("#recovery-continue")),
-				chromedp.WaitVisible(css("#callback")),
+				chromedp.WaitVisible(css("#message")),
 			)
-			_, claims := e.redeem(t, v1)
-			if got := claimAMR(claims); !slices.Equal(got, []string{"pwd"}) {
-				t.Errorf("amr after a password login that added a passkey = %v, want [pwd]", got)
+			if msg := issuertest.Get(t, c, chromedp.Text(css("#message"))); !strings.Contains(msg, msgLinkEnrolled) {
+				t.Fatalf("the end of the enrolment says %q", msg)
 			}
 			pks, err := e.h.st.PasskeysByUser(ctx, e.h.alice.ID)
 			if err != nil || len(pks) != 1 || pks[0].Name != "Laptop" || !pks[0].UserVerified || pks[0].BackupEligible {
@@ -272,7 +284,7 @@ func TestPasskeysInChromium(t *testing.T) {
 				chromedp.Click(css("form[action='/login/mfa/passkey'] #passkey-button")),
 				chromedp.WaitVisible(css("#callback")),
 			)
-			_, claims = e.redeem(t, v2)
+			_, claims := e.redeem(t, v2)
 			if got := claimAMR(claims); !slices.Equal(got, []string{"pwd", "hwk", "mfa"}) {
 				t.Errorf("amr with the passkey as second factor = %v, want [pwd hwk mfa]", got)
 			}
@@ -316,18 +328,16 @@ func TestPasskeysInChromium(t *testing.T) {
 			if msg := issuertest.Get(t, c, chromedp.Text(css("#login-error"))); !strings.Contains(msg, "not accepted") {
 				t.Fatalf("refusal says %q", msg)
 			}
-			// Without passkeys, the password alone is enough again (and the
-			// offer comes back).
+			// Without passkeys, the password alone is enough again (and is
+			// offered nothing).
 			c.Do(t, "password login without passkeys",
 				chromedp.SendKeys(css("#username"), "alice"),
 				chromedp.SendKeys(css("#password"), alicePassword),
 				chromedp.Click(css("form[action='/login'] button[type=submit]")),
-				chromedp.WaitVisible(css("#passkey-skip")),
-				chromedp.Click(css("#passkey-skip")),
 				chromedp.WaitVisible(css("#callback")),
 			)
 			if _, claims := e.redeem(t, v4); !slices.Equal(claimAMR(claims), []string{"pwd"}) {
-				t.Errorf("amr after Not now = %v", claimAMR(claims))
+				t.Errorf("amr of a password login = %v", claimAMR(claims))
 			}
 
 			// The audit trail tells the story, with no credential in it.

@@ -100,35 +100,22 @@ func useRecoveryCode(t *testing.T, h *harness, code string) []string {
 	return amr
 }
 
-// TestPasskeyFirstFactorGivesRecoveryCodes: whichever way a passkey
-// becomes a user's first second factor (the offer after a password-only
-// login, or the enrolment page of a required policy), ten distinct
-// recovery codes are shown once, stored as digests, and one of them then
-// logs in once as the second factor.
+// TestPasskeyFirstFactorGivesRecoveryCodes: a passkey that becomes a
+// user's first second factor (through an enrolment link, under either
+// policy) comes with ten distinct recovery codes, shown once, stored as
+// digests; one of them then logs in once as the second factor.
 func TestPasskeyFirstFactorGivesRecoveryCodes(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name     string
-		required bool
-		// path the passkey is posted to, mode, and where the codes page
-		// goes on.
-		path, mode, next string
-		// wantAMR is the amr of the login that added the passkey.
-		wantAMR string
-	}{
-		{"offer after a password login", false, "/login/passkey/finish", "register", "/login/passkey/continue", "pwd"},
-		{"enrolment of a required policy", true, "/login/mfa/passkey/enroll", "enroll", "/login/mfa/continue", "pwd hwk mfa"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, required := range []bool{false, true} {
+		t.Run(fmt.Sprintf("required=%v", required), func(t *testing.T) {
 			t.Parallel()
-			h, trail := newPasskeyHarness(t, sqlite(), func(c *issuer.Config) { c.RequireSecondFactor = tc.required })
+			h, trail := newPasskeyHarness(t, sqlite(), func(c *issuer.Config) { c.RequireSecondFactor = required })
 			f := &passkeyFlow{t: t, h: h, trail: trail, key: newSoftKey(t, h.url)}
-			f.open(nil)
-			f.password()
-			res := f.finish(tc.path, tc.mode, f.key.create(t, f.options(tc.mode)), url.Values{"name": {"Laptop"}})
+			f.b = issuertest.NewBrowser(t)
+			f.page = h.enrolPage(f.b)
+			res := f.finish("/login/mfa/passkey/enroll", "enroll", f.key.create(t, f.options("enroll")), url.Values{"name": {"Laptop"}})
 			codes := recoveryCodesOn(t, res)
-			if res.Response.StatusCode != http.StatusOK || len(codes) != 10 || !strings.Contains(res.Body, `action="`+tc.next+`"`) ||
+			if res.Response.StatusCode != http.StatusOK || len(codes) != 10 || !strings.Contains(res.Body, `action="/login/mfa/continue"`) ||
 				!strings.Contains(res.Body, "Your passkey is added") {
 				t.Fatalf("after adding a passkey: HTTP %d, %d codes\n%s", res.Response.StatusCode, len(codes), res.Body)
 			}
@@ -136,15 +123,9 @@ func TestPasskeyFirstFactorGivesRecoveryCodes(t *testing.T) {
 				t.Errorf("the codes page allows scripts: %q", csp)
 			}
 			wantStoredHashed(t, h.st, h.alice.ID, codes)
-			loc, err := issuertest.RedirectOf(f.b.Post(t, res, tc.next, nil))
-			if err != nil {
-				t.Fatalf("continuing: %v", err)
-			}
-			if got := strings.Join(amrOf(t, h.exchange(loc.Query().Get("code"), f.verfier).IDToken), " "); got != tc.wantAMR {
-				t.Errorf("amr of the login that added the passkey: %q, want %q", got, tc.wantAMR)
-			}
+			wantLinkDone(t, f.b.Post(t, res, "/login/mfa/continue", nil))
 			// The codes page is shown once: its button works once.
-			if again := f.b.Post(t, res, tc.next, nil); again.Response.StatusCode != http.StatusBadRequest {
+			if again := f.b.Post(t, res, "/login/mfa/continue", nil); again.Response.StatusCode != http.StatusBadRequest {
 				t.Errorf("continuing twice: HTTP %d", again.Response.StatusCode)
 			}
 			if got := useRecoveryCode(t, h, codes[7]); !slices.Equal(got, wantMFA) {
@@ -185,7 +166,7 @@ func TestPasskeyKeepsExistingRecoveryCodes(t *testing.T) {
 	if !strings.Contains(f.page.Body, `id="passkey-name"`) {
 		t.Fatalf("no offer after password and code: HTTP %d\n%s", f.page.Response.StatusCode, f.page.Body)
 	}
-	res := f.finish("/login/passkey/finish", "register", f.key.create(t, f.options("register")), url.Values{"name": {"Laptop"}})
+	res := f.finish("/login/passkey/register", "register", f.key.create(t, f.options("register")), url.Values{"name": {"Laptop"}})
 	loc, err := issuertest.RedirectOf(res)
 	if err != nil {
 		t.Fatalf("a user with recovery codes was shown something: %v", err)
@@ -236,7 +217,7 @@ func TestPasskeyOfferOneMore(t *testing.T) {
 		t.Fatalf("the name offered (%v) does not tell the new passkey from Laptop", name)
 	}
 	o := phone.options("register")
-	res := phone.finish("/login/passkey/finish", "register", phone.key.create(t, o), url.Values{"name": {"Phone"}})
+	res := phone.finish("/login/passkey/register", "register", phone.key.create(t, o), url.Values{"name": {"Phone"}})
 	loc, err := issuertest.RedirectOf(res)
 	if err != nil {
 		t.Fatalf("registering a second passkey: %v", err)
@@ -349,7 +330,8 @@ var offerName = regexp.MustCompile(`id="passkey-name" name="name" type="text" va
 
 // TestPasskeyEnrolmentKeepsExistingRecoveryCodes: under a required
 // policy, a user left with recovery codes only (their app removed)
-// enrols a passkey and goes straight on: no new codes; theirs still work.
+// enrols a passkey through an enrolment link and is done at once: no new
+// codes; theirs still work.
 func TestPasskeyEnrolmentKeepsExistingRecoveryCodes(t *testing.T) {
 	t.Parallel()
 	h, trail := newPasskeyHarness(t, sqlite(), func(c *issuer.Config) { c.RequireSecondFactor = true })
@@ -357,14 +339,14 @@ func TestPasskeyEnrolmentKeepsExistingRecoveryCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &passkeyFlow{t: t, h: h, trail: trail, key: newSoftKey(t, h.url)}
+	f.b = issuertest.NewBrowser(t)
+	f.page = h.enrolPage(f.b)
+	wantLinkDone(t, f.finish("/login/mfa/passkey/enroll", "enroll", f.key.create(t, f.options("enroll")), url.Values{"name": {"Laptop"}}))
 	f.open(nil)
-	if p := f.password(); !strings.Contains(p.Body, "/login/mfa/passkey/enroll") {
-		t.Fatalf("no enrolment page: HTTP %d\n%s", p.Response.StatusCode, p.Body)
-	}
-	res := f.finish("/login/mfa/passkey/enroll", "enroll", f.key.create(t, f.options("enroll")), url.Values{"name": {"Laptop"}})
-	loc, err := issuertest.RedirectOf(res)
+	f.password()
+	loc, err := issuertest.RedirectOf(f.finish("/login/mfa/passkey", "second_factor", f.key.get(t, f.options("second_factor").PublicKey.Challenge), nil))
 	if err != nil {
-		t.Fatalf("a user with recovery codes was shown something: %v", err)
+		t.Fatal(err)
 	}
 	if got := strings.Join(amrOf(t, h.exchange(loc.Query().Get("code"), f.verfier).IDToken), " "); got != "pwd hwk mfa" {
 		t.Errorf("amr %q", got)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -267,26 +268,22 @@ func (f *passkeyFlow) password() *issuertest.Page {
 	return f.page
 }
 
-// register logs alice in with her password and adds f.key as a passkey.
+// register adds f.key as alice's first passkey through an enrolment link
+// (a password alone adds none), with the ten recovery codes that come
+// with a first factor.
 func (f *passkeyFlow) register(name string) {
 	f.t.Helper()
-	f.open(nil)
-	if p := f.password(); p.Response.StatusCode != http.StatusOK || !strings.Contains(p.Body, `id="passkey-name"`) {
-		f.t.Fatalf("no passkey offer after the password: HTTP %d\n%s", p.Response.StatusCode, p.Body)
-	}
-	o := f.options("register")
+	f.b = issuertest.NewBrowser(f.t)
+	f.page = f.h.enrolPage(f.b)
+	o := f.options("enroll")
 	if o.PublicKey.RP.ID != "localhost" {
 		f.t.Fatalf("relying party id %q, want the issuer's host", o.PublicKey.RP.ID)
 	}
-	res := f.finish("/login/passkey/finish", "register", f.key.create(f.t, o), url.Values{"name": {name}})
-	// A first passkey comes with recovery codes (a password-only user has
-	// none): the page shows them, and its button goes on.
+	res := f.finish("/login/mfa/passkey/enroll", "enroll", f.key.create(f.t, o), url.Values{"name": {name}})
 	if codes := recoveryCodesOn(f.t, res); len(codes) != 10 {
-		f.t.Fatalf("registering a first passkey showed %d recovery codes, want 10", len(codes))
+		f.t.Fatalf("registering a first passkey showed %d recovery codes, want 10\n%s", len(codes), res.Body)
 	}
-	if _, err := issuertest.RedirectOf(f.b.Post(f.t, res, "/login/passkey/continue", nil)); err != nil {
-		f.t.Fatalf("continuing after the recovery codes: %v", err)
-	}
+	wantLinkDone(f.t, f.b.Post(f.t, res, "/login/mfa/continue", nil))
 }
 
 // recoveryCodesOn returns the recovery codes a page shows, failing when
@@ -535,14 +532,22 @@ func TestPasskeyFailuresCountTowardLoginLimits(t *testing.T) {
 	}
 }
 
-// TestPasskeyOfferNotNow: "Not now" finishes the password login and keeps
-// the offer away from that browser; another browser is offered again.
+// TestPasskeyOfferNotNow: after a login that proved two factors (password
+// and code), "Not now" finishes the login as it was and keeps the offer
+// away from that browser; another browser is offered again.
 func TestPasskeyOfferNotNow(t *testing.T) {
 	t.Parallel()
 	h, trail := newPasskeyHarness(t, sqlite(), nil)
+	h.enrollAlice(recoveryCodes...)
 	f := &passkeyFlow{t: t, h: h, trail: trail}
-	f.open(nil)
-	if p := f.password(); !strings.Contains(p.Body, "Not now") {
+	codeLogin := func(b *issuertest.Browser) *issuertest.Page {
+		t.Helper()
+		h.clock.Advance(30 * time.Second) // a code of a new time step
+		f.open(b)
+		f.page = f.b.Post(t, f.password(), "/login/mfa", totpForm(totpAt(t, totpSecret, h.clock.Now())))
+		return f.page
+	}
+	if p := codeLogin(nil); !strings.Contains(p.Body, "Not now") {
 		t.Fatalf("no offer: HTTP %d\n%s", p.Response.StatusCode, p.Body)
 	}
 	loc, err := issuertest.RedirectOf(f.b.Post(t, f.page, "/login/passkey/skip", nil))
@@ -550,19 +555,17 @@ func TestPasskeyOfferNotNow(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := h.exchange(loc.Query().Get("code"), f.verfier)
-	if _, claims := jwtParts(t, tr.IDToken); strings.Join(claimAMR(claims), " ") != "pwd" {
+	if _, claims := jwtParts(t, tr.IDToken); !slices.Equal(claimAMR(claims), wantMFA) {
 		t.Fatalf("amr %v", claimAMR(claims))
 	}
 	// "Not now" again: the offer was used up.
 	if again := f.b.Post(t, f.page, "/login/passkey/skip", nil); again.Response.StatusCode != http.StatusBadRequest {
 		t.Fatalf("second Not now: HTTP %d", again.Response.StatusCode)
 	}
-	f.open(f.b)
-	if _, err := issuertest.RedirectOf(f.password()); err != nil {
+	if _, err := issuertest.RedirectOf(codeLogin(f.b)); err != nil {
 		t.Fatalf("the same browser is offered again: %v", err)
 	}
-	f.open(nil)
-	if p := f.password(); !strings.Contains(p.Body, "Not now") {
+	if p := codeLogin(nil); !strings.Contains(p.Body, "Not now") {
 		t.Fatalf("another browser is not offered: HTTP %d", p.Response.StatusCode)
 	}
 }
@@ -638,31 +641,31 @@ func TestPasskeySecondFactorOverHTTP(t *testing.T) {
 }
 
 // TestPasskeyEnrolmentWhenRequired: under NSAUTH_MFA=required, a user
-// without a second factor may register a passkey on the enrolment page;
-// the login then counts as multi-factor, and later a passkey alone
-// satisfies the policy.
+// without a second factor cannot finish a login with the password; an
+// enrolment link and the password let them register a passkey (with ten
+// recovery codes), after which the password and the passkey log in as
+// multi-factor, and the passkey alone satisfies the policy.
 func TestPasskeyEnrolmentWhenRequired(t *testing.T) {
 	t.Parallel()
 	h, trail := newPasskeyHarness(t, sqlite(), func(c *issuer.Config) { c.RequireSecondFactor = true })
 	f := &passkeyFlow{t: t, h: h, trail: trail, key: newSoftKey(t, h.url)}
 	f.open(nil)
-	p := f.password()
-	if p.Response.StatusCode != http.StatusOK || !strings.Contains(p.Body, "/login/mfa/passkey/enroll") {
-		t.Fatalf("enrolment page: HTTP %d\n%s", p.Response.StatusCode, p.Body)
+	if p := f.password(); p.Response.StatusCode != http.StatusForbidden || !strings.Contains(p.Body, "nsauth users enrol-link alice") ||
+		strings.Contains(p.Body, "/login/mfa/passkey/enroll") {
+		t.Fatalf("a password alone under a required policy: HTTP %d\n%s", p.Response.StatusCode, p.Body)
 	}
-	o := f.options("enroll")
-	res := f.finish("/login/mfa/passkey/enroll", "enroll", f.key.create(t, o), url.Values{"name": {"Laptop"}})
-	if codes := recoveryCodesOn(t, res); len(codes) != 10 || !strings.Contains(res.Body, `action="/login/mfa/continue"`) {
-		t.Fatalf("after enrolling a passkey: HTTP %d, %d recovery codes\n%s", res.Response.StatusCode, len(codes), res.Body)
-	}
-	loc, err := issuertest.RedirectOf(f.b.Post(t, res, "/login/mfa/continue", nil))
+	f.register("Laptop")
+	f.open(nil)
+	f.password()
+	res := f.finish("/login/mfa/passkey", "second_factor", f.key.get(t, f.options("second_factor").PublicKey.Challenge), nil)
+	loc, err := issuertest.RedirectOf(res)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr := f.h.exchange(loc.Query().Get("code"), f.verfier)
 	_, claims := jwtParts(t, tr.IDToken)
 	if got := strings.Join(claimAMR(claims), " "); got != "pwd hwk mfa" {
-		t.Fatalf("amr after enrolling a passkey: %v", got)
+		t.Fatalf("amr with the enrolled passkey: %v", got)
 	}
 	f.open(nil)
 	res = f.finish("/login/passkey/finish", "passwordless", f.key.get(t, f.options("passwordless").PublicKey.Challenge), nil)

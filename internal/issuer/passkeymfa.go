@@ -2,24 +2,26 @@ package issuer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/audit"
-	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// Passkeys in the second-factor step (mfa.go): a user who has a passkey
-// may prove the second factor with it, and the enrolment page of a
-// required policy offers to register one instead of an authenticator
-// app. Both ride on the step's pending state (its token, kind verify or
-// enroll, for this auth request), which readMFAForm checks; the WebAuthn
-// ceremony itself is kept like every other (passkey.go).
+// Passkeys in the steps after the first factor: a user who has a passkey
+// may prove the second factor with it, a flow that may add a factor (an
+// enrolment link's) may register one, and the offer after a login that
+// proved two factors may add one for this device (passkeypages.go). The
+// WebAuthn ceremony of such a step is kept on the step itself
+// (store.SetPendingCeremony): bound to the browser like the step, one at a
+// time, answered once.
 
 // Paths of the second-factor step's passkey posts.
 const (
@@ -31,64 +33,78 @@ const (
 // are offered on them.
 func (p mfaPage) scripted() bool { return p.Passkeys }
 
-// pendingFor returns the user of the pending second-factor state token
-// (of the browser whose CSRF token is csrf) when it is of kind and
-// belongs to ar, else an error wrapping store.ErrNotFound.
-func (i *Issuer) pendingFor(ctx context.Context, ar *store.AuthRequest, token, csrf, kind string) (*store.PendingMFA, *store.User, error) {
-	if !isRandomToken(token, 32) {
-		return nil, nil, fmt.Errorf("pending second factor: %w", store.ErrNotFound)
-	}
-	p, err := i.st.PendingMFA(ctx, pendingKey(token, csrf))
-	if err != nil {
-		return nil, nil, err
-	}
-	if p.AuthRequestID != ar.ID || p.Kind != kind {
-		return nil, nil, fmt.Errorf("pending second factor of another step: %w", store.ErrNotFound)
-	}
-	user, err := i.st.UserByID(ctx, p.UserID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if user.Disabled() {
-		return nil, nil, fmt.Errorf("disabled user: %w", store.ErrNotFound)
-	}
-	return p, user, nil
+// stepKinds are the kinds of step a passkey begin mode belongs to.
+var stepKinds = map[string]string{
+	kindSecondFactor: store.PendingVerify,
+	kindEnroll:       store.PendingEnroll,
+	kindRegister:     store.PendingOffer,
 }
 
-// beginPasskeySecondFactor asks for one of the user's passkeys after
-// their password.
-func (i *Issuer) beginPasskeySecondFactor(ctx context.Context, ar *store.AuthRequest, token, csrf string) (any, error) {
-	_, user, err := i.pendingFor(ctx, ar, token, csrf, store.PendingVerify)
+// beginStepCeremony starts the WebAuthn ceremony of a step (mode: one of
+// stepKinds) and keeps it on the step: an assertion of one of the user's
+// passkeys for the second factor, a registration otherwise.
+func (i *Issuer) beginStepCeremony(ctx context.Context, mode, id, token, csrf string) (any, error) {
+	fl, _, err := i.openStep(ctx, id, token, csrf, stepKinds[mode])
 	if err != nil {
 		return nil, err
 	}
-	pks, err := i.st.PasskeysByUser(ctx, user.ID)
+	pks, err := i.st.PasskeysByUser(ctx, fl.user.ID)
 	if err != nil {
 		return nil, err
-	}
-	if len(pks) == 0 {
-		return nil, fmt.Errorf("no passkeys: %w", store.ErrNotFound)
 	}
 	creds := make([]webauthn.Credential, len(pks))
 	for j := range pks {
 		creds[j] = toCredential(&pks[j])
 	}
-	options, session, err := i.passkeys.BeginLogin(passkeyUser{u: user, creds: creds},
-		webauthn.WithUserVerification(protocol.VerificationPreferred))
+	var (
+		options any
+		session *webauthn.SessionData
+	)
+	if mode == kindSecondFactor {
+		if len(pks) == 0 {
+			return nil, errStepGone
+		}
+		options, session, err = i.passkeys.BeginLogin(passkeyUser{u: fl.user, creds: creds},
+			webauthn.WithUserVerification(protocol.VerificationPreferred))
+	} else {
+		exclude := make([]protocol.CredentialDescriptor, len(creds))
+		for j := range creds {
+			exclude[j] = creds[j].Descriptor()
+		}
+		options, session, err = i.passkeys.BeginRegistration(passkeyUser{u: fl.user},
+			webauthn.WithExclusions(exclude), webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired))
+	}
 	if err != nil {
 		return nil, err
 	}
-	return options, i.putCeremony(ctx, ar, kindSecondFactor, user.ID, ceremonyState{Session: session})
+	// The step's expiry, on the injected clock, is the one that counts;
+	// the library's would use the wall clock.
+	session.Expires = time.Time{}
+	data, err := json.Marshal(session)
+	if err != nil {
+		return nil, fmt.Errorf("encoding a passkey ceremony: %w", err)
+	}
+	if err := i.st.SetPendingCeremony(ctx, pendingKey(token, csrf), data); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errStepGone
+		}
+		return nil, err
+	}
+	return options, nil
 }
 
-// beginPasskeyEnroll starts registering a passkey as the second factor a
-// required policy asks for.
-func (i *Issuer) beginPasskeyEnroll(ctx context.Context, ar *store.AuthRequest, token, csrf string) (any, error) {
-	p, user, err := i.pendingFor(ctx, ar, token, csrf, store.PendingEnroll)
+// takeStepCeremony takes the ceremony of a step's form: store.ErrNotFound
+// when none was begun, or it was answered already.
+func (i *Issuer) takeStepCeremony(ctx context.Context, f *stepForm) (*webauthn.SessionData, error) {
+	data, err := i.st.TakePendingCeremony(ctx, pendingKey(f.token, f.fl.csrf))
 	if err != nil {
 		return nil, err
 	}
-	return i.beginCreate(ctx, ar, kindEnroll, user, p.AMR)
+	var session webauthn.SessionData
+	if err := json.Unmarshal(data, &session); err != nil {
+		return nil, fmt.Errorf("decoding a passkey ceremony: %w", err)
+	}
+	return &session, nil
 }
 
 // submitPasskeySecondFactor checks a passkey given as the second factor.
@@ -99,22 +115,28 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	f, ok := i.readMFAForm(w, r, store.PendingVerify)
+	f, ok := i.readStepForm(w, r, maxPasskeyFormBytes, store.PendingVerify)
 	if !ok {
 		return
 	}
 	f.page.Passkeys = true
-	ctx := r.Context()
+	ctx, user := r.Context(), f.fl.user
 	att, done, res, ok := i.guardCode(w, r, f, "mfa.html")
 	if !ok {
 		return
 	}
 	defer done()
-	_, pk, _, err := i.verifyAssertion(ctx, f.ar, kindSecondFactor, f.user, r.PostForm.Get("credential"))
+	session, err := i.takeStepCeremony(ctx, f)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		i.log.ErrorContext(ctx, "reading a passkey ceremony failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	_, pk, _, err := i.verifyAssertion(ctx, session, user, r.PostForm.Get("credential"))
 	var refused *passkeyRefusal
 	if errors.As(err, &refused) {
 		i.cfg.Observer.login(LoginWrongCredentials)
-		if i.passkeyFailure(ctx, refused.reason, f.user, f.ar.ClientID) != nil {
+		if i.passkeyFailure(ctx, refused.reason, user, f.fl.clientID()) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
@@ -122,15 +144,7 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		if refused.reason == "expired" {
 			msg = msgPasskeyExpired
 		}
-		if res.Remaining == 0 {
-			i.cfg.Observer.lockout()
-			if i.recordLockout(ctx, f.user, f.ar.ClientID, res) != nil {
-				i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-				return
-			}
-			msg += " " + fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt))
-		}
-		i.renderMFAError(w, http.StatusUnauthorized, "mfa.html", f, msg)
+		i.refuseAgain(w, ctx, f, "mfa.html", res, msg)
 		return
 	}
 	if err != nil {
@@ -138,31 +152,29 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: f.user.ID, Username: f.user.Username, ClientID: f.ar.ClientID,
+	if err := i.record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: f.fl.clientID(),
 		Reason: kindSecondFactor, Target: pk.Name}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	i.finishSecondFactor(w, r, f, att, []string{passkeyMethod(pk)}, "passkey")
+	i.secondFactorProven(w, r, f, att, []string{passkeyMethod(pk)}, "passkey")
 }
 
 // submitPasskeyEnroll stores the passkey registered on the enrolment page
-// and completes the login: the new passkey, created with the user's
-// verification right after their password, is the second factor. A user
-// without recovery codes gets ten first, shown once, as after an
-// authenticator app.
+// and goes on: a user without recovery codes gets ten first, shown once,
+// as after an authenticator app.
 func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 	if i.passkeys == nil {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	f, ok := i.readMFAForm(w, r, store.PendingEnroll)
+	f, ok := i.readStepForm(w, r, maxPasskeyFormBytes, store.PendingEnroll)
 	if !ok {
 		return
 	}
 	f.page.Passkeys = true
-	ctx := r.Context()
-	_, st, err := i.takeCeremony(ctx, f.ar, kindEnroll)
+	ctx, fl := r.Context(), f.fl
+	session, err := i.takeStepCeremony(ctx, f)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		i.renderMFAError(w, http.StatusBadRequest, "mfa_enroll.html", f, msgPasskeyExpired)
@@ -172,14 +184,14 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	pk, refused, err := i.createPasskey(ctx, f.ar, f.user, st, r.PostForm.Get("name"), r.PostForm.Get("credential"))
+	pk, refused, err := i.createPasskey(ctx, fl, session, r.PostForm.Get("name"), r.PostForm.Get("credential"))
 	if err != nil {
 		i.log.ErrorContext(ctx, "storing a passkey failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
 	if refused != nil {
-		if refused.reason != "" && i.passkeyFailure(ctx, refused.reason, f.user, f.ar.ClientID) != nil {
+		if refused.reason != "" && i.passkeyFailure(ctx, refused.reason, fl.user, fl.clientID()) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
@@ -190,41 +202,12 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: f.user.ID, Username: f.user.Username,
-		ClientID: f.ar.ClientID, Reason: "passkey"}); err != nil {
+	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
+		ClientID: fl.clientID(), Reason: "passkey"}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	amr := mfaAMR(p.AMR, []string{passkeyMethod(pk)})
-	if f.page.Factors.RecoveryCodes == 0 {
-		// As after an authenticator app: the codes, then submitContinue
-		// completes the login. Its state comes first: codes are never
-		// stored without the page that shows them.
-		next := &store.PendingMFA{AuthRequestID: f.ar.ID, UserID: f.user.ID, AMR: amr, Kind: pendingEnrolled, ExpiresAt: i.pendingExpiry(f.ar)}
-		token, err := i.newPending(ctx, next, f.csrf)
-		if err != nil {
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-		codes, err := i.newRecoveryCodesIfNone(ctx, f.user.ID)
-		if err != nil {
-			i.log.ErrorContext(ctx, "storing recovery codes failed", "error", err)
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-		if codes != nil {
-			page := f.page
-			page.Token = token
-			i.showRecoveryCodes(w, f.ar, page, "passkey", mfaContinuePath, codes)
-			return
-		}
-		// Codes were given meanwhile (another login): nothing to show.
-		if _, err := i.st.TakePendingMFA(ctx, pendingKey(token, f.csrf)); err != nil && !errors.Is(err, store.ErrNotFound) {
-			i.log.WarnContext(ctx, "removing a pending second factor failed", "error", err)
-		}
-	}
-	att := i.guard.newAttempt(r, f.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
-	i.cfg.Observer.login(LoginSucceeded)
-	i.loginSucceeded(w, ctx, att)
-	i.completeLogin(w, r, f.ar, f.user, amr, f.csrf)
+	fl.amr = mfaAMR(p.AMR, []string{passkeyMethod(pk)})
+	fl.done(store.StepEnrolled)
+	i.recoveryCodesWithPasskey(w, r, fl, f.page)
 }

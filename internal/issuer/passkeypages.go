@@ -10,29 +10,30 @@ import (
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// The passkey pages: after a login in which no passkey was used (the
-// password alone, or with a code or a recovery code), the user is offered
-// to add a passkey for this device ("Add a passkey" / "Not now"), unless
-// they have as many as allowed or said "Not now" on this browser lately.
-// The offer is state of the auth request, kept server-side like a
-// ceremony: "Not now" and a registered passkey both finish the login as
-// it was, with its amr (adding a passkey is not a factor of this login).
-// A user who has no recovery codes gets ten with the passkey, shown once
-// (mfa.go) before the login goes on.
+// The offer of a passkey: after a login that proved a second factor and
+// used no passkey, the user is offered to add one for this device ("Add a
+// passkey" / "Not now"), unless they have as many as allowed or said "Not
+// now" on this browser lately. The offer is a step of the login
+// (store.PendingOffer, bound to the browser like every step, flow.go);
+// "Not now" and a registered passkey both finish the login as it was,
+// with its amr (adding a passkey is not a factor of this login). A
+// password alone is never offered one: see the rule for lasting factors
+// in flow.go.
 
 // Paths of the passkey endpoints.
 const (
 	passkeyBeginPath  = "/login/passkey/begin"
 	passkeyFinishPath = "/login/passkey/finish"
-	passkeySkipPath   = "/login/passkey/skip"
-	// passkeyContinuePath goes on with the login after the recovery codes
-	// that came with a passkey added from the offer.
-	passkeyContinuePath = "/login/passkey/continue"
+	// passkeyRegisterPath takes the passkey created from the offer.
+	passkeyRegisterPath = "/login/passkey/register"
+	passkeySkipPath     = "/login/passkey/skip"
 )
 
 // scripted reports whether the page runs our passkey script: its CSP then
@@ -45,7 +46,9 @@ type passkeyOfferPage struct {
 	Error         string
 	AuthRequestID string
 	CSRF          string
-	Name          string
+	// Token is the offer step's token.
+	Token string
+	Name  string
 	// Existing is how many passkeys the user has already: the page then
 	// offers one more, for this device.
 	Existing int
@@ -57,47 +60,41 @@ func (passkeyOfferPage) scripted() bool { return true }
 func (i *Issuer) routePasskeys(mux *http.ServeMux) {
 	mux.Handle("POST "+passkeyBeginPath, http.HandlerFunc(i.beginPasskey))
 	mux.Handle("POST "+passkeyFinishPath, http.HandlerFunc(i.finishPasskey))
+	mux.Handle("POST "+passkeyRegisterPath, http.HandlerFunc(i.submitPasskeyRegistration))
 	mux.Handle("POST "+passkeySkipPath, http.HandlerFunc(i.skipPasskey))
-	mux.Handle("POST "+passkeyContinuePath, http.HandlerFunc(i.continueAfterPasskey))
 	mux.Handle("POST "+mfaPasskeyPath, http.HandlerFunc(i.submitPasskeySecondFactor))
 	mux.Handle("POST "+mfaPasskeyEnrollPath, http.HandlerFunc(i.submitPasskeyEnroll))
 }
 
-// offerPasskey shows the offer to add a passkey to a user who just logged
-// in with amr, and reports whether it did. When it did not, the caller
-// completes the login. No offer after a login that used a passkey (the
-// device has one), to a user at store.MaxPasskeysPerUser, or to a browser
-// that said "Not now" lately.
-func (i *Issuer) offerPasskey(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id string, user *store.User, amr []string, csrf string) bool {
-	if i.passkeys == nil || slices.Contains(amr, amrHardwareKey) || slices.Contains(amr, amrSoftwareKey) {
+// offersPasskey reports whether a login is offered a passkey: it proved a
+// second factor (a password alone never adds a factor), used no passkey
+// (this device has one), was not offered one already, and its user has
+// room for one more, on a browser that did not say "Not now" lately. An
+// enrolment link's flow has its own page.
+func (i *Issuer) offersPasskey(r *http.Request, fl *loginFlow, f factors) bool {
+	if i.passkeys == nil || fl.viaLink() || fl.did(store.StepOffered) || !slices.Contains(fl.amr, amrMFA) ||
+		slices.Contains(fl.amr, amrHardwareKey) || slices.Contains(fl.amr, amrSoftwareKey) || f.Passkeys >= store.MaxPasskeysPerUser {
 		return false
 	}
-	if _, err := r.Cookie(i.passkeyLaterCookie()); err == nil {
-		return false // "Not now", said on this browser lately
-	}
-	ctx := r.Context()
-	n, err := i.st.CountPasskeys(ctx, user.ID)
+	_, err := r.Cookie(i.passkeyLaterCookie())
+	return err != nil // a cookie: "Not now", said on this browser lately
+}
+
+// offerPasskey shows the offer, and reports whether it did: when the step
+// cannot be stored, nothing is written and the login goes on without it.
+func (i *Issuer) offerPasskey(w http.ResponseWriter, r *http.Request, fl *loginFlow) bool {
+	token, err := i.pause(r.Context(), fl, store.PendingOffer, "")
 	if err != nil {
-		i.log.WarnContext(ctx, "counting passkeys failed; not offering one", "error", err)
 		return false
 	}
-	if n >= store.MaxPasskeysPerUser {
-		return false
-	}
-	if err := i.putCeremony(ctx, ar, kindOffer, user.ID, ceremonyState{AMR: amr}); err != nil {
-		if !errors.Is(err, store.ErrCeremoniesFull) {
-			i.log.WarnContext(ctx, "storing a passkey offer failed; not offering one", "error", err)
-		}
-		return false
-	}
-	i.showOffer(w, r, ar, id, user, http.StatusOK, csrf, "")
+	i.showOffer(w, r, fl, token, http.StatusOK, "")
 	return true
 }
 
-func (i *Issuer) showOffer(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id string, user *store.User, status int, csrf, msg string) {
-	page := passkeyOfferPage{Title: "Add a passkey", Client: ar.ClientID, Error: msg, AuthRequestID: id, CSRF: csrf,
+func (i *Issuer) showOffer(w http.ResponseWriter, r *http.Request, fl *loginFlow, token string, status int, msg string) {
+	page := passkeyOfferPage{Title: "Add a passkey", Client: fl.clientID(), Error: msg, AuthRequestID: fl.id, CSRF: fl.csrf, Token: token,
 		Name: "Passkey " + i.cfg.Now().UTC().Format("2006-01-02")}
-	existing, err := i.st.PasskeysByUser(r.Context(), user.ID)
+	existing, err := i.st.PasskeysByUser(r.Context(), fl.user.ID)
 	if err != nil {
 		i.log.WarnContext(r.Context(), "reading passkeys failed", "error", err)
 	}
@@ -109,7 +106,7 @@ func (i *Issuer) showOffer(w http.ResponseWriter, r *http.Request, ar *store.Aut
 		}
 		page.Name = newPasskeyName(r.UserAgent(), page.Name, names)
 	}
-	i.render(w, status, "passkey_offer.html", page, origin(ar.RedirectURI))
+	i.render(w, status, "passkey_offer.html", page, fl.formTarget())
 }
 
 // newPasskeyName suggests a name for one more passkey that tells it from
@@ -155,20 +152,19 @@ func deviceOf(ua string) string {
 	}
 }
 
-// skipPasskey is "Not now": the login finishes as the password left it.
+// skipPasskey is "Not now": the login finishes as it was.
 func (i *Issuer) skipPasskey(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	ar, _, csrf, ok := i.passkeyForm(w, r, maxLoginFormBytes)
+	f, ok := i.readStepForm(w, r, maxLoginFormBytes, store.PendingOffer)
 	if !ok {
 		return
 	}
-	user, st, ok := i.takeCeremonyOfUser(w, ctx, ar, kindOffer, kindRegister)
-	if !ok {
+	if _, ok := i.takePending(w, r.Context(), f); !ok {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: i.passkeyLaterCookie(), Value: "1", Path: "/", MaxAge: int(passkeyOfferPause / time.Second),
 		HttpOnly: true, Secure: i.secure, SameSite: http.SameSiteStrictMode})
-	i.completeLogin(w, r, ar, user, st.AMR, csrf)
+	f.fl.done(store.StepOffered)
+	i.next(w, r, f.fl)
 }
 
 // passkeyOfferPause is how long "Not now" keeps the offer away from the
@@ -220,104 +216,66 @@ func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request, limit int64
 	return ar, id, csrf, true
 }
 
-// passkeyStateGone answers a post whose server-side state is gone (used,
-// expired, never there): the login must start again.
-func (i *Issuer) passkeyStateGone(w http.ResponseWriter, ctx context.Context, err error) {
-	if errors.Is(err, store.ErrNotFound) {
-		i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
+// submitPasskeyRegistration stores the passkey the browser created from
+// the offer and finishes the login. A refused answer leaves the offer on
+// screen: the user may try again or decline.
+func (i *Issuer) submitPasskeyRegistration(w http.ResponseWriter, r *http.Request) {
+	if i.passkeys == nil {
+		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	i.log.ErrorContext(ctx, "reading a passkey ceremony failed", "error", err)
-	i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-}
-
-// finishRegistration stores the passkey the browser created and finishes
-// the login.
-func (i *Issuer) finishRegistration(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, name, credential string) {
-	ctx := r.Context()
-	user, st, ok := i.takeCeremonyOfUser(w, ctx, ar, kindRegister)
+	f, ok := i.readStepForm(w, r, maxPasskeyFormBytes, store.PendingOffer)
 	if !ok {
 		return
 	}
-	// A refusal puts the offer back: the user may try again or decline.
-	again := func(status int, msg, reason string) {
-		if reason != "" {
-			if i.passkeyFailure(ctx, reason, user, ar.ClientID) != nil {
-				status, msg = http.StatusInternalServerError, msgInternal
-			}
-		}
-		if err := i.putCeremony(ctx, ar, kindOffer, user.ID, ceremonyState{AMR: st.AMR}); err != nil {
-			i.log.ErrorContext(ctx, "storing a passkey offer failed", "error", err)
+	ctx, fl := r.Context(), f.fl
+	session, err := i.takeStepCeremony(ctx, f)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			i.log.ErrorContext(ctx, "reading a passkey ceremony failed", "error", err)
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
-		i.showOffer(w, r, ar, id, user, status, csrf, msg)
+		session = nil // answered as a refusal below
 	}
-	before, err := i.userFactors(ctx, user.ID)
-	if err != nil {
-		i.log.ErrorContext(ctx, "reading second factors failed", "error", err)
-		again(http.StatusInternalServerError, msgInternal, "")
-		return
-	}
-	_, refused, err := i.createPasskey(ctx, ar, user, st, name, credential)
-	if err != nil {
+	_, refused, err := i.createPasskey(ctx, fl, session, r.PostForm.Get("name"), r.PostForm.Get("credential"))
+	switch {
+	case err != nil:
 		i.log.ErrorContext(ctx, "storing a passkey failed", "error", err)
-		again(http.StatusInternalServerError, msgInternal, "")
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	case refused != nil:
+		if refused.reason != "" && i.passkeyFailure(ctx, refused.reason, fl.user, fl.clientID()) != nil {
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+		i.showOffer(w, r, fl, f.token, refused.status, refused.msg)
 		return
 	}
-	if refused != nil {
-		again(refused.status, refused.msg, refused.reason)
+	if _, ok := i.takePending(w, ctx, f); !ok {
 		return
 	}
-	if !before.any() {
-		// The passkey is the user's second factor from now on, as if
-		// enrolled on the enrolment page.
-		if err := i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: user.ID, Username: user.Username,
-			ClientID: ar.ClientID, Reason: "passkey"}); err != nil {
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-	}
-	if before.RecoveryCodes == 0 {
-		// The state that goes on after the codes comes first: codes are
-		// never stored without the page that shows them.
-		if err := i.putCeremony(ctx, ar, kindRecoveryCodes, user.ID, ceremonyState{AMR: st.AMR}); err != nil {
-			i.log.ErrorContext(ctx, "storing the login after a passkey failed", "error", err)
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-		codes, err := i.newRecoveryCodesIfNone(ctx, user.ID)
-		if err != nil {
-			i.log.ErrorContext(ctx, "storing recovery codes failed", "error", err)
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-		if codes != nil {
-			i.showRecoveryCodes(w, ar, mfaPage{Client: ar.ClientID, Device: isDeviceLogin(ar), Username: user.Username, AuthRequestID: id, CSRF: csrf},
-				"passkey", passkeyContinuePath, codes)
-			return
-		}
-		// Codes were given meanwhile (another login): nothing to show.
-		if _, _, err := i.takeCeremony(ctx, ar, kindRecoveryCodes); err != nil && !errors.Is(err, store.ErrNotFound) {
-			i.log.WarnContext(ctx, "removing a passkey ceremony failed", "error", err)
-		}
-	}
-	i.completeLogin(w, r, ar, user, st.AMR, csrf)
+	fl.done(store.StepOffered)
+	i.recoveryCodesWithPasskey(w, r, fl, f.page)
 }
 
-// continueAfterPasskey goes on with a login after the passkey added from
-// the offer and the recovery codes that came with it: as the login was.
-func (i *Issuer) continueAfterPasskey(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	ar, _, csrf, ok := i.passkeyForm(w, r, maxLoginFormBytes)
-	if !ok {
+// recoveryCodesWithPasskey shows ten recovery codes to a user who just
+// added a passkey and has none, then goes on with the login; a user who
+// has some goes on at once.
+func (i *Issuer) recoveryCodesWithPasskey(w http.ResponseWriter, r *http.Request, fl *loginFlow, page mfaPage) {
+	if page.Factors.RecoveryCodes > 0 {
+		i.next(w, r, fl)
 		return
 	}
-	user, st, ok := i.takeCeremonyOfUser(w, ctx, ar, kindRecoveryCodes)
-	if !ok {
-		return
-	}
-	i.completeLogin(w, r, ar, user, st.AMR, csrf)
+	codes := secondfactor.NewRecoveryCodes()
+	i.showRecoveryCodes(w, r, fl, page, "passkey", codes, func() error {
+		if err := i.st.AddRecoveryCodesIfNone(r.Context(), fl.user.ID, codes); errors.Is(err, store.ErrConflict) {
+			return errNoCodesToShow
+		} else if err != nil {
+			return fmt.Errorf("storing recovery codes: %w", err)
+		}
+		return nil
+	})
 }
 
 // registrationRefusal is why a new passkey was not stored: the status and
@@ -329,20 +287,22 @@ type registrationRefusal struct {
 }
 
 // createPasskey checks the browser's answer to a registration ceremony
-// (state st, for user) and stores the passkey under name.
-func (i *Issuer) createPasskey(ctx context.Context, ar *store.AuthRequest, user *store.User, st ceremonyState, name, credential string) (*store.Passkey, *registrationRefusal, error) {
+// (session, nil when there was none) of the flow's user and stores the
+// passkey under name.
+func (i *Issuer) createPasskey(ctx context.Context, fl *loginFlow, session *webauthn.SessionData, name, credential string) (*store.Passkey, *registrationRefusal, error) {
 	if err := store.CheckPasskeyName(name); err != nil {
 		return nil, &registrationRefusal{http.StatusBadRequest, "The name of a passkey must be 1 to 64 characters on one line.", ""}, nil
 	}
 	notSaved := &registrationRefusal{http.StatusBadRequest, msgPasskeyNotSaved, "bad_attestation"}
-	if st.Session == nil || credential == "" {
+	if session == nil || credential == "" {
 		return nil, notSaved, nil
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes([]byte(credential))
 	if err != nil {
 		return nil, notSaved, nil
 	}
-	cred, err := i.passkeys.CreateCredential(passkeyUser{u: user}, *st.Session, parsed)
+	user := fl.user
+	cred, err := i.passkeys.CreateCredential(passkeyUser{u: user}, *session, parsed)
 	if err != nil {
 		return nil, notSaved, nil
 	}
@@ -361,26 +321,10 @@ func (i *Issuer) createPasskey(ctx context.Context, ar *store.AuthRequest, user 
 	case err != nil:
 		return nil, nil, err
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+	if err := i.record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, ClientID: fl.clientID(),
 		Target: pk.Name}); err != nil {
 		return nil, nil, err
 	}
 	i.log.InfoContext(ctx, "passkey registered", "username", user.Username, "passkey", pk.Name)
 	return pk, nil, nil
-}
-
-// takeCeremonyOfUser takes ar's ceremony of one of kinds with the user it
-// belongs to, or answers that the step is gone.
-func (i *Issuer) takeCeremonyOfUser(w http.ResponseWriter, ctx context.Context, ar *store.AuthRequest, kinds ...string) (*store.User, ceremonyState, bool) {
-	c, st, err := i.takeCeremony(ctx, ar, kinds...)
-	if err != nil {
-		i.passkeyStateGone(w, ctx, err)
-		return nil, st, false
-	}
-	user, err := i.st.UserByID(ctx, c.UserID)
-	if err != nil {
-		i.passkeyStateGone(w, ctx, err)
-		return nil, st, false
-	}
-	return user, st, true
 }

@@ -35,6 +35,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		{`DELETE FROM nsauth_mfa_pending WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_signing_keys WHERE expires_at IS NOT NULL AND expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_passkey_ceremonies WHERE expires_at <= ?`, ms},
+		{`DELETE FROM nsauth_enrol_links WHERE expires_at <= ?`, ms},
 	}
 	if s.auditRetention > 0 {
 		stmts = append(stmts, struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -223,19 +224,44 @@ const (
 	// PendingEnrolled waits for the user who just enrolled to go on, once
 	// they have their recovery codes.
 	PendingEnrolled = "enrolled"
+	// PendingOffer waits for the user's answer to the offer of a passkey,
+	// after a login that proved two factors.
+	PendingOffer = "offer"
 )
 
-// PendingMFA is a login whose password was right and whose second factor
-// (or enrolment) is still to come.
+// Steps a [PendingMFA] records as done.
+const (
+	// StepEnrolLink: the flow began with an enrolment link, not an auth
+	// request; it ends when the user has enrolled.
+	StepEnrolLink = "enrol_link"
+	// StepOffered: the offer of a passkey was answered (a passkey added,
+	// or "Not now"); it is not made twice in one login.
+	StepOffered = "offered"
+	// StepEnrolled: the user set up a factor in this flow.
+	StepEnrolled = "enrolled"
+)
+
+// maxPendingCeremony bounds the WebAuthn session data kept on a step.
+const maxPendingCeremony = 16 << 10
+
+// PendingMFA is a login whose password was right and whose next step
+// (second factor, enrolment, recovery codes, the offer of a passkey) is
+// still to come. It is stored under a key the browser that gave the
+// password holds half of (its CSRF token), so that no other browser can
+// take a step of it.
 type PendingMFA struct {
 	// AuthRequestID is the auth request the login is for; the state is
-	// good for no other.
+	// good for no other. Empty only for a flow that began with an
+	// enrolment link (Steps holds StepEnrolLink).
 	AuthRequestID string
 	UserID        string
 	// AMR lists the methods used so far ("pwd").
 	AMR []string
-	// Kind is PendingVerify, PendingEnroll or PendingEnrolled.
+	// Kind is PendingVerify, PendingEnroll, PendingEnrolled or
+	// PendingOffer.
 	Kind string
+	// Steps lists what the flow has done (StepEnrolLink, StepOffered).
+	Steps []string
 	// TOTPSecret is the secret offered to a user enrolling in the browser,
 	// in clear here and sealed in the database; "" otherwise.
 	TOTPSecret string
@@ -251,8 +277,10 @@ const MaxPendingMFAPerUser = 5
 // holds (only its digest is stored). CreatedAt is set. A user keeps at
 // most [MaxPendingMFAPerUser] of them: the oldest go first.
 func (s *Store) CreatePendingMFA(ctx context.Context, p *PendingMFA, token string) error {
-	if p.AuthRequestID == "" || p.UserID == "" || p.ExpiresAt.IsZero() || (p.Kind != PendingVerify && p.Kind != PendingEnroll && p.Kind != PendingEnrolled) {
-		return errors.New("a pending second factor needs an auth request, a user, a kind and an expiry")
+	viaLink := slices.Contains(p.Steps, StepEnrolLink)
+	if (p.AuthRequestID == "") != viaLink || p.UserID == "" || p.ExpiresAt.IsZero() ||
+		!slices.Contains([]string{PendingVerify, PendingEnroll, PendingEnrolled, PendingOffer}, p.Kind) {
+		return errors.New("a pending second factor needs an auth request (or an enrolment link), a user, a kind and an expiry")
 	}
 	hash := HashSecret(token)
 	var sealed []byte
@@ -264,8 +292,8 @@ func (s *Store) CreatePendingMFA(ctx context.Context, p *PendingMFA, token strin
 	}
 	p.CreatedAt = s.now()
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_mfa_pending (token_hash, auth_request_id, user_id, amr, kind, totp_secret, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, hash, p.AuthRequestID, p.UserID, joinList(p.AMR), p.Kind, sealed,
+		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_mfa_pending (token_hash, auth_request_id, user_id, amr, kind, totp_secret, steps, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, hash, p.AuthRequestID, p.UserID, joinList(p.AMR), p.Kind, sealed, joinList(p.Steps),
 			p.CreatedAt.UnixMilli(), p.ExpiresAt.UnixMilli()); err != nil {
 			return fmt.Errorf("storing a pending second factor: %w", err)
 		}
@@ -282,7 +310,7 @@ func (s *Store) CreatePendingMFA(ctx context.Context, p *PendingMFA, token strin
 // an error wrapping [ErrNotFound].
 func (s *Store) PendingMFA(ctx context.Context, token string) (*PendingMFA, error) {
 	hash := HashSecret(token)
-	return s.scanPending(s.queryRow(ctx, s.db, `SELECT auth_request_id, user_id, amr, kind, totp_secret, created_at, expires_at
+	return s.scanPending(s.queryRow(ctx, s.db, `SELECT `+pendingColumns+`
 		FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?`, hash, s.nowMillis()), hash)
 }
 
@@ -292,18 +320,20 @@ func (s *Store) PendingMFA(ctx context.Context, token string) (*PendingMFA, erro
 func (s *Store) TakePendingMFA(ctx context.Context, token string) (*PendingMFA, error) {
 	hash := HashSecret(token)
 	return s.scanPending(s.queryRow(ctx, s.db, `DELETE FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?
-		RETURNING auth_request_id, user_id, amr, kind, totp_secret, created_at, expires_at`, hash, s.nowMillis()), hash)
+		RETURNING `+pendingColumns, hash, s.nowMillis()), hash)
 }
+
+const pendingColumns = `auth_request_id, user_id, amr, kind, totp_secret, steps, created_at, expires_at`
 
 func (s *Store) scanPending(row *sql.Row, hash []byte) (*PendingMFA, error) {
 	var p PendingMFA
-	var amr string
+	var amr, steps string
 	var sealed []byte
 	var created, expires int64
-	if err := row.Scan(&p.AuthRequestID, &p.UserID, &amr, &p.Kind, &sealed, &created, &expires); err != nil {
+	if err := row.Scan(&p.AuthRequestID, &p.UserID, &amr, &p.Kind, &sealed, &steps, &created, &expires); err != nil {
 		return nil, notFound(err, "pending second factor")
 	}
-	p.AMR, p.CreatedAt, p.ExpiresAt = splitList(amr), time.UnixMilli(created), time.UnixMilli(expires)
+	p.AMR, p.Steps, p.CreatedAt, p.ExpiresAt = splitList(amr), splitList(steps), time.UnixMilli(created), time.UnixMilli(expires)
 	if len(sealed) > 0 {
 		plain, err := s.open(sealed, pendingSecretAD(hash))
 		if err != nil {
@@ -312,4 +342,50 @@ func (s *Store) scanPending(row *sql.Row, hash []byte) (*PendingMFA, error) {
 		p.TOTPSecret = string(plain)
 	}
 	return &p, nil
+}
+
+// SetPendingCeremony keeps the WebAuthn ceremony of the step stored under
+// token (the library's session data), replacing the one begun before: a
+// step has at most one ceremony in progress. It fails with [ErrNotFound]
+// when the step is gone or expired.
+func (s *Store) SetPendingCeremony(ctx context.Context, token string, session []byte) error {
+	if len(session) == 0 || len(session) > maxPendingCeremony {
+		return errors.New("a ceremony needs bounded session data")
+	}
+	res, err := s.exec(ctx, s.db, `UPDATE nsauth_mfa_pending SET ceremony = ? WHERE token_hash = ? AND expires_at > ?`,
+		string(session), HashSecret(token), s.nowMillis())
+	if err != nil {
+		return fmt.Errorf("storing a ceremony: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("pending second factor: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// TakePendingCeremony removes and returns the ceremony of the step stored
+// under token: a ceremony is answered once, right or wrong, and of two
+// simultaneous answers exactly one gets it. The step itself stays. It
+// fails with [ErrNotFound] when there is no ceremony (none begun, or
+// taken) or the step is gone.
+func (s *Store) TakePendingCeremony(ctx context.Context, token string) ([]byte, error) {
+	hash := HashSecret(token)
+	var session sql.NullString
+	err := s.queryRow(ctx, s.db, `SELECT ceremony FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?`, hash, s.nowMillis()).Scan(&session)
+	if err != nil {
+		return nil, notFound(err, "pending second factor")
+	}
+	if !session.Valid {
+		return nil, fmt.Errorf("ceremony: %w", ErrNotFound)
+	}
+	// Compare and clear: only the answer that still finds this very
+	// ceremony takes it.
+	res, err := s.exec(ctx, s.db, `UPDATE nsauth_mfa_pending SET ceremony = NULL WHERE token_hash = ? AND ceremony = ?`, hash, session.String)
+	if err != nil {
+		return nil, fmt.Errorf("taking a ceremony: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return nil, fmt.Errorf("ceremony: %w", ErrNotFound)
+	}
+	return []byte(session.String), nil
 }

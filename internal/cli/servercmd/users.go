@@ -109,7 +109,7 @@ second factor of a user who lost their device.`,
 	cmd.AddCommand(
 		add,
 		list,
-		simple("passwd", "Change a user's password (asks for it) and revoke its tokens", o.passwd),
+		newUsersPasswdCommand(o),
 		simple("disable", "Disable a user and revoke its tokens", func(ctx context.Context, st *store.Store, u string) error {
 			return o.setDisabled(ctx, st, u, true)
 		}),
@@ -119,6 +119,7 @@ second factor of a user who lost their device.`,
 		simple("delete", "Delete a user and everything issued to it", o.delete),
 		simple("unlock", "Clear a user's failed-login counters, so every browser may try again at once", o.unlock),
 		newUsersPasskeysCommand(o),
+		newUsersEnrolLinkCommand(o),
 	)
 	o.addSecondFactorCommands(cmd)
 	return cmd
@@ -240,10 +241,48 @@ func orDash(s string) string {
 	return s
 }
 
-func (o *usersOptions) passwd(ctx context.Context, st *store.Store, username string) error {
+func newUsersPasswdCommand(o *usersOptions) *cobra.Command {
+	var resetFactors bool
+	cmd := &cobra.Command{
+		Use:   "passwd <username>",
+		Short: "Change a user's password (asks for it) and revoke its tokens",
+		Long: `Change a user's password (asked for without echo, or read from the first line
+of standard input) and revoke every token issued to the user. The command
+says which second factors the user has: after a suspected takeover, whoever
+held the password may have added one, so --reset-factors also removes every
+second factor (authenticator app, recovery codes, passkeys), as
+nsauth users mfa-reset does, in the same command.`,
+		Example: `  nsauth users passwd alice
+  nsauth users passwd alice --reset-factors`,
+		Args: exactlyOneArg,
+		RunE: func(c *cobra.Command, args []string) error {
+			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				return o.passwd(ctx, st, args[0], resetFactors)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&resetFactors, "reset-factors", false, "also remove every second factor of the user (as users mfa-reset)")
+	return cmd
+}
+
+func (o *usersOptions) passwd(ctx context.Context, st *store.Store, username string, resetFactors bool) error {
 	u, err := st.UserByUsername(ctx, username)
 	if err != nil {
 		return userError(username, err)
+	}
+	f, err := st.SecondFactors(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	has := factorsInWords(f)
+	switch {
+	case has == "":
+		fmt.Fprintf(o.app.ErrOut, "%q has no second factor.\n", u.Username)
+	case resetFactors:
+		fmt.Fprintf(o.app.ErrOut, "%q has %s: --reset-factors removes them with the password change.\n", u.Username, has)
+	default:
+		fmt.Fprintf(o.app.ErrOut, "%q has %s. If someone else may have used this account, they may have added one: "+
+			"run the command with --reset-factors to remove them all.\n", u.Username, has)
 	}
 	pw, err := o.newPassword()
 	if err != nil {
@@ -259,8 +298,46 @@ func (o *usersOptions) passwd(ctx context.Context, st *store.Store, username str
 	if err := o.userChanged(ctx, u, u.Username, "password_changed"); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Changed the password of %q; its tokens are revoked.\n", u.Username)
+	if !resetFactors {
+		fmt.Fprintf(o.app.ErrOut, "Changed the password of %q; its tokens are revoked.\n", u.Username)
+		return nil
+	}
+	if _, err := st.ResetSecondFactors(ctx, u.ID); err != nil {
+		return fmt.Errorf("the password was changed, but removing the second factors failed (run nsauth users mfa-reset %s): %w", u.Username, err)
+	}
+	if err := o.changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.app.ErrOut, "Changed the password of %q and removed every second factor; its tokens are revoked.\n", u.Username)
 	return nil
+}
+
+// factorsInWords says which second factors f counts ("2 passkeys, 10
+// recovery codes and an authenticator app"), "" for none.
+func factorsInWords(f store.SecondFactors) string {
+	var parts []string
+	plural := func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	}
+	if f.Passkeys > 0 {
+		parts = append(parts, plural(f.Passkeys, "passkey", "passkeys"))
+	}
+	if f.RecoveryCodes > 0 {
+		parts = append(parts, plural(f.RecoveryCodes, "recovery code", "recovery codes"))
+	}
+	if f.TOTP {
+		parts = append(parts, "an authenticator app")
+	}
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return parts[0]
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }
 
 func (o *usersOptions) setDisabled(ctx context.Context, st *store.Store, username string, disabled bool) error {

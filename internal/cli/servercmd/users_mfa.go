@@ -79,8 +79,8 @@ only the user sees the screen: the QR code and the link carry the secret.`,
 		Short: "Remove every second factor of a user who lost their device (authenticator app, recovery codes, passkeys)",
 		Long: `Remove every second factor of a user: the authenticator app's secret, the
 recovery codes and the passkeys, and the logins waiting for one. The user then
-logs in with their password alone, or, with NSAUTH_MFA=required, is taken
-through setting up a new second factor at their next login.`,
+logs in with their password alone; with NSAUTH_MFA=required they cannot sign
+in until they set up a new factor through nsauth users enrol-link.`,
 		Args: exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
 			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
@@ -201,7 +201,8 @@ func (o *usersOptions) resetSecondFactors(ctx context.Context, st *store.Store, 
 	if err := o.changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Removed every second factor of %q: it logs in with its password alone, or sets up a new second factor at its next login if NSAUTH_MFA=required.\n", u.Username)
+	fmt.Fprintf(o.app.ErrOut, "Removed every second factor of %q: it logs in with its password alone; if NSAUTH_MFA=required, "+
+		"it cannot sign in until it sets up a new one through a link (nsauth users enrol-link %s).\n", u.Username, u.Username)
 	return nil
 }
 

@@ -98,16 +98,23 @@ func (b *Browser) Open(t testing.TB, authorizeURL string) *Page {
 	return b.Do(t, req)
 }
 
-// LoginForm returns the page's hidden fields with the credentials: the
-// body of the login form's POST.
-func (p *Page) LoginForm(username, password string) url.Values {
+// FormWith returns the page's hidden fields with fields added or
+// replacing them: the body of a POST of its form.
+func (p *Page) FormWith(fields url.Values) url.Values {
 	form := url.Values{}
 	for k, v := range p.Form {
 		form[k] = v
 	}
-	form.Set("username", username)
-	form.Set("password", password)
+	for k, v := range fields {
+		form[k] = v
+	}
 	return form
+}
+
+// LoginForm returns the page's hidden fields with the credentials: the
+// body of the login form's POST.
+func (p *Page) LoginForm(username, password string) url.Values {
+	return p.FormWith(url.Values{"username": {username}, "password": {password}})
 }
 
 // Submit posts the login form of page with the credentials and returns the
@@ -161,13 +168,7 @@ func RedirectOf(p *Page) (*url.URL, error) {
 // them, to path on the page's server, and returns the answer.
 func (b *Browser) Post(t testing.TB, page *Page, path string, fields url.Values) *Page {
 	t.Helper()
-	form := url.Values{}
-	for k, v := range page.Form {
-		form[k] = v
-	}
-	for k, v := range fields {
-		form[k] = v
-	}
+	form := page.FormWith(fields)
 	target := *page.URL
 	target.RawQuery = ""
 	target.Path = path

@@ -56,7 +56,7 @@
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": form.elements.csrf.value },
       body: JSON.stringify({
-        authRequestID: form.elements.authRequestID.value,
+        authRequestID: form.elements.authRequestID ? form.elements.authRequestID.value : "",
         mode: mode,
         token: form.elements.token ? form.elements.token.value : undefined
       })
