@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -240,7 +242,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 			return "", "", time.Time{}, oidc.ErrInvalidGrant()
 		}
 		rot, err := s.st().RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefreshToken,
-			NewValue: value, ExpiresAt: exp, Grace: s.grace(rr.ClientID)})
+			NewValue: value, ExpiresAt: exp, Grace: s.grace(ctx, rr.ClientID)})
 		if err != nil {
 			return "", "", time.Time{}, s.refreshError(ctx, err, currentRefreshToken, rr.ClientID)
 		}
@@ -309,7 +311,7 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, value string) 
 // (whether that rotation is answered again is decided when rotating, see
 // CreateAccessAndRefreshTokens). Any other used token revokes its family.
 func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*refreshRequest, error) {
-	t, err := s.st().RefreshTokenByValueWithGrace(ctx, value, s.grace(clientID))
+	t, err := s.st().RefreshTokenByValueWithGrace(ctx, value, s.grace(ctx, clientID))
 	var expired *store.ExpiredError
 	if errors.As(err, &expired) && expired.ExpiresAt.UnixMilli() >= s.sessionEnd(expired.AuthTime).UnixMilli() {
 		return nil, errSessionMaxLifetime()
@@ -323,9 +325,18 @@ func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*
 	return &refreshRequest{RefreshToken: *t}, nil
 }
 
-// grace is the rotation grace of a refresh presented by clientID.
-func (s *storage) grace(clientID string) store.Grace {
-	return store.Grace{Window: s.cfg().RefreshReuseGrace, ClientID: clientID}
+// grace is the rotation grace of a refresh presented by clientID from the
+// client address of the request in ctx: the address the audit trail
+// records (withRequestInfo), which for the broker's in-process requests on
+// behalf of an RPC (RefreshCli) is the RPC caller's, proxies resolved by
+// NSAUTH_TRUSTED_PROXIES. A retry is answered only from the same address
+// key (an IPv4 address, an IPv6 /64); an unknown address gets no grace.
+func (s *storage) grace(ctx context.Context, clientID string) store.Grace {
+	var from netip.Addr
+	if info, ok := ctx.Value(requestInfoKey{}).(requestInfo); ok {
+		from, _ = netip.ParseAddr(info.addr)
+	}
+	return store.Grace{Window: s.cfg().RefreshReuseGrace, ClientID: clientID, From: clientaddr.Key(from)}
 }
 
 // sessionEnd is when the refresh tokens of a grant whose login was at

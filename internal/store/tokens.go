@@ -123,7 +123,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID, newValue string, 
 func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Rotated, error) {
 	oldID, newValue, scopes, expiresAt := r.OldID, r.NewValue, r.Scopes, r.ExpiresAt
 	newID := NewID()
-	stash, err := sealSuccessor(r, newID)
+	sealed, err := sealSuccessor(r, newID)
 	if err != nil {
 		return Rotated{}, err
 	}
@@ -132,7 +132,7 @@ func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Ro
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		now := s.nowMillis()
 		t, err := scanRefresh(s.queryRow(ctx, tx, `UPDATE nsauth_refresh_tokens SET used_at = ?, successor_id = ?, successor_sealed = ?
-			WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? RETURNING `+refreshColumns, now, newID, stash, oldID, now))
+			WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? RETURNING `+refreshColumns, now, newID, sealed, oldID, now))
 		if errors.Is(err, sql.ErrNoRows) {
 			if retried, err = s.retryRotation(ctx, tx, r); retried.Retried || err != nil {
 				return err
