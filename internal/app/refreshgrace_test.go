@@ -182,6 +182,35 @@ func TestRefreshCliGraceThief(t *testing.T) {
 					wantLoginRevoked(t, "the first caller", first, servers)
 				})
 			}
+			t.Run("simultaneous", func(t *testing.T) {
+				rt := login(t, servers[0]).GetRefreshToken()
+				var calls []refreshCall
+				for i := range 8 {
+					by := theClient
+					if i%2 == 1 {
+						by = theThief
+					}
+					calls = append(calls, refreshCall{by, servers[(i/2)%len(servers)].URL, rt})
+				}
+				servedTo := map[string]bool{}
+				var issued []refreshAnswer
+				for i, a := range callRefreshCli(t, calls...) {
+					switch a.code {
+					case "":
+						servedTo[calls[i].by.ip] = true
+						issued = append(issued, a)
+					case connect.CodeUnauthenticated.String():
+					default:
+						t.Errorf("call %d from %s: %s, want tokens or unauthenticated", i, calls[i].by.ip, a.code)
+					}
+				}
+				if len(servedTo) > 1 {
+					t.Errorf("the thief and the client both got tokens of one login")
+				}
+				for _, a := range issued {
+					wantLoginRevoked(t, "a winner", a, servers)
+				}
+			})
 		})
 	}
 }

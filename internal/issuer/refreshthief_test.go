@@ -172,3 +172,58 @@ func TestRefreshGraceThief(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshGraceThiefSimultaneous presents one refresh token from the
+// thief's and the client's addresses at once, half to each of two
+// replicas: one presentation rotates, every other from the other address
+// is reuse. Whoever got tokens got them from one address only, and at the
+// end the whole family is revoked, including what the first rotation
+// issued.
+func TestRefreshGraceThiefSimultaneous(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h, replica := newThiefHarness(t, b)
+		hosts := []string{h.host(), replica}
+		for _, tc := range []struct {
+			name    string
+			rotated bool // the client rotated the token once before the race
+		}{
+			{"unused token", false},
+			{"token rotated a moment ago", true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				h := h.in(t)
+				rt := h.tokens(nil).RefreshToken
+				var issued []tokenResponse
+				if tc.rotated {
+					issued = append(issued, h.present(presentation{victim, hosts[0], rt, ""})...)
+				}
+				var ps []presentation
+				for i := range 8 {
+					by := victim
+					if i%2 == 1 {
+						by = thief
+					}
+					ps = append(ps, presentation{by, hosts[(i/2)%2], rt, ""})
+				}
+				answers := h.present(ps...)
+				servedTo := map[string]bool{}
+				for i, a := range answers {
+					switch {
+					case a.status == http.StatusOK:
+						servedTo[ps[i].by.ip] = true
+						issued = append(issued, a)
+					case a.status != http.StatusBadRequest || a.Error != "invalid_grant" || a.RefreshToken != "":
+						t.Errorf("presentation %d from %s = %d %s, want tokens or invalid_grant", i, ps[i].by.ip, a.status, a.Error)
+					}
+				}
+				if len(servedTo) > 1 {
+					t.Errorf("the thief and the client both got tokens of one family")
+				}
+				for _, tr := range issued {
+					h.wantFamilyRevoked("a winner", tr)
+				}
+			})
+		}
+	})
+}

@@ -199,33 +199,44 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	if !ok {
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
-	g := tr.grant()
-	if g.UserID == g.ClientID {
-		// sub = client_id marks a machine client's token (RFC 9068 §2.2,
-		// pkg/authn's Claims.Machine): a user's never looks like one.
-		return "", time.Time{}, internalError("issuing an access token", errors.New("the user id equals the client id"))
-	}
-	if err := s.checkUser(ctx, tr); err != nil {
+	at, err := s.accessToken(ctx, tr)
+	if err != nil {
 		return "", time.Time{}, err
 	}
-	at := store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
-		Scopes: req.GetScopes(), AMR: g.AMR, ExpiresAt: s.now().Add(s.cfg().AccessTokenTTL)}
-	if err := s.st().RecordAccessToken(ctx, &at); err != nil {
+	if err := s.st().RecordAccessToken(ctx, at); err != nil {
 		return "", time.Time{}, internalError("recording the access token", err)
 	}
 	return at.ID, at.ExpiresAt, nil
 }
 
+// accessToken is the record of a new access token for tr, not yet stored.
+func (s *storage) accessToken(ctx context.Context, tr tokenRequest) (*store.AccessToken, error) {
+	g := tr.grant()
+	if g.UserID == g.ClientID {
+		// sub = client_id marks a machine client's token (RFC 9068 §2.2,
+		// pkg/authn's Claims.Machine): a user's never looks like one.
+		return nil, internalError("issuing an access token", errors.New("the user id equals the client id"))
+	}
+	if err := s.checkUser(ctx, tr); err != nil {
+		return nil, err
+	}
+	return &store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
+		Scopes: tr.GetScopes(), AMR: g.AMR, ExpiresAt: s.now().Add(s.cfg().AccessTokenTTL)}, nil
+}
+
 // CreateAccessAndRefreshTokens records an access token and issues a refresh
 // token: the first of a family for an auth request, or the successor of
-// currentRefreshToken, which is used up atomically.
+// currentRefreshToken, which is used up atomically with the access token
+// recorded (so that a reuse revoking the family at the same moment
+// revokes that access token too).
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
 	tr, ok := req.(tokenRequest)
 	if !ok {
 		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
 	g := tr.grant()
-	if err := s.checkUser(ctx, tr); err != nil {
+	at, err := s.accessToken(ctx, tr)
+	if err != nil {
 		return "", "", time.Time{}, err
 	}
 	value := store.RandomToken(32)
@@ -242,7 +253,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 			return "", "", time.Time{}, oidc.ErrInvalidGrant()
 		}
 		rot, err := s.st().RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefreshToken,
-			NewValue: value, ExpiresAt: exp, Grace: s.grace(ctx, rr.ClientID)})
+			NewValue: value, ExpiresAt: exp, Grace: s.grace(ctx, rr.ClientID), Access: at})
 		if err != nil {
 			return "", "", time.Time{}, s.refreshError(ctx, err, currentRefreshToken, rr.ClientID)
 		}
@@ -250,15 +261,15 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 			s.iss.log.InfoContext(ctx, "refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
 		}
 		rr.retried = rot.Retried
-		value = rot.Value
-	} else if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
+		return at.ID, rot.Value, at.ExpiresAt, nil
+	}
+	if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
 		return "", "", time.Time{}, internalError("storing the refresh token", err)
 	}
-	id, atExp, err := s.CreateAccessToken(ctx, req)
-	if err != nil {
-		return "", "", time.Time{}, err
+	if err := s.st().RecordAccessToken(ctx, at); err != nil {
+		return "", "", time.Time{}, internalError("recording the access token", err)
 	}
-	return id, value, atExp, nil
+	return at.ID, value, at.ExpiresAt, nil
 }
 
 // checkUser refuses to issue tokens to a user who was disabled or deleted

@@ -105,6 +105,11 @@ type Rotation struct {
 	ExpiresAt time.Time
 	// Grace allows a retry of a rotation whose answer was lost.
 	Grace Grace
+	// Access, when not nil, is the access token answered with the
+	// successor, recorded (CreatedAt set) in the rotation's transaction:
+	// a reuse revoking the family at the same moment then revokes it too,
+	// whichever of the two commits first.
+	Access *AccessToken
 }
 
 // Rotated is the refresh token a rotation answers with.

@@ -202,16 +202,24 @@ func TestRefreshGraceDisabled(t *testing.T) {
 }
 
 // TestRefreshGraceConcurrent presents one token many times at once, from
-// two store handles (two processes, on PostgreSQL): everyone gets the same
-// successor, nothing is revoked and the family does not branch.
+// two store handles (two processes, on PostgreSQL). From one address,
+// everyone gets the same successor, nothing is revoked and the family does
+// not branch. From two addresses (a thief's and the client's, presenting
+// one token as one client, as RefreshCli's callers do), one rotation
+// happens and every presentation from the other address is reuse: at the
+// end the family is revoked, the access token recorded with the rotation
+// too, and no two presentations from different addresses got a token.
 func TestRefreshGraceConcurrent(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
-		rotated bool // rt-1 was already rotated before the burst
+		rotated bool // rt-1 was already rotated (by here) before the burst
+		from    []presenter
 	}{
-		{"simultaneous first presentations", false},
-		{"simultaneous retries", true},
+		{"simultaneous first presentations", false, []presenter{here}},
+		{"simultaneous retries", true, []presenter{here}},
+		{"simultaneous first presentations from two addresses", false, []presenter{here, there}},
+		{"simultaneous retries from two addresses", true, []presenter{here, there}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -229,6 +237,7 @@ func TestRefreshGraceConcurrent(t *testing.T) {
 				other := b.Reopen(t, f.s, store.Options{Now: f.clock.Now})
 				const n = 8
 				got := make([]store.Rotated, n)
+				access := make([]*store.AccessToken, n)
 				errs := make([]error, n)
 				var wg sync.WaitGroup
 				for i := range n {
@@ -237,41 +246,72 @@ func TestRefreshGraceConcurrent(t *testing.T) {
 						if i%2 == 1 {
 							st = other
 						}
-						if _, errs[i] = st.RefreshTokenByValueWithGrace(ctx, "rt-1", here.grace()); errs[i] != nil {
+						p := tc.from[(i/2)%len(tc.from)]
+						if _, errs[i] = st.RefreshTokenByValueWithGrace(ctx, "rt-1", p.grace()); errs[i] != nil {
 							return
 						}
-						got[i], errs[i] = st.RotateRefreshTokenWithGrace(ctx, f.rotation(id1, "rt-1", fmt.Sprintf("next-%d", i), here))
+						r := f.rotation(id1, "rt-1", fmt.Sprintf("next-%d", i), p)
+						access[i] = &store.AccessToken{ID: fmt.Sprintf("at-%d", i), GrantID: "fam", UserID: f.user.ID, ClientID: "cli", ExpiresAt: f.clock.Now().Add(time.Hour)}
+						r.Access = access[i]
+						got[i], errs[i] = st.RotateRefreshTokenWithGrace(ctx, r)
 					})
 				}
 				wg.Wait()
-				fresh := 0
-				for i := range n {
-					if errs[i] != nil {
-						t.Fatalf("presentation %d: %v", i, errs[i])
-					}
-					if !got[i].Retried {
-						fresh++
-					}
-					if want == "" {
-						want = got[i].Value
-					}
-					if got[i].Value != want {
-						t.Fatalf("presentation %d got %q, another got %q", i, got[i].Value, want)
-					}
-				}
-				if wantFresh := map[bool]int{false: 1, true: 0}[tc.rotated]; fresh != wantFresh {
-					t.Fatalf("%d presentations rotated, want %d", fresh, wantFresh)
-				}
-				// Only the successor exists and it works.
-				for i := range n {
-					if v := fmt.Sprintf("next-%d", i); v != want {
-						if _, err := f.s.RefreshTokenByValue(ctx, v); !errors.Is(err, store.ErrNotFound) {
-							t.Fatalf("a loser's token %s exists: %v", v, err)
+				if len(tc.from) == 1 {
+					fresh := 0
+					for i := range n {
+						if errs[i] != nil {
+							t.Fatalf("presentation %d: %v", i, errs[i])
+						}
+						if !got[i].Retried {
+							fresh++
+						}
+						if want == "" {
+							want = got[i].Value
+						}
+						if got[i].Value != want {
+							t.Fatalf("presentation %d got %q, another got %q", i, got[i].Value, want)
 						}
 					}
+					if wantFresh := map[bool]int{false: 1, true: 0}[tc.rotated]; fresh != wantFresh {
+						t.Fatalf("%d presentations rotated, want %d", fresh, wantFresh)
+					}
+					// Only the successor exists and it works.
+					for i := range n {
+						if v := fmt.Sprintf("next-%d", i); v != want {
+							if _, err := f.s.RefreshTokenByValue(ctx, v); !errors.Is(err, store.ErrNotFound) {
+								t.Fatalf("a loser's token %s exists: %v", v, err)
+							}
+						}
+					}
+					if _, err := f.s.RefreshTokenByValue(ctx, want); err != nil {
+						t.Fatalf("the successor after the burst: %v", err)
+					}
+					return
 				}
-				if _, err := f.s.RefreshTokenByValue(ctx, want); err != nil {
-					t.Fatalf("the successor after the burst: %v", err)
+				// Two addresses: whoever got a token, got it from one
+				// address only, and all of it is revoked now.
+				servedFrom := map[netip.Prefix]bool{}
+				for i := range n {
+					p := tc.from[(i/2)%len(tc.from)]
+					switch {
+					case errs[i] == nil:
+						servedFrom[p.from] = true
+						if _, err := f.s.ActiveAccessToken(ctx, access[i].ID); !errors.Is(err, store.ErrRevoked) {
+							t.Errorf("presentation %d from %v: its access token after the burst: %v, want revoked", i, p.from, err)
+						}
+						if _, err := f.s.RefreshTokenByValue(ctx, got[i].Value); !errors.Is(err, store.ErrRevoked) {
+							t.Errorf("presentation %d from %v: its refresh token after the burst: %v, want revoked", i, p.from, err)
+						}
+					case !errors.Is(errs[i], store.ErrReused) && !errors.Is(errs[i], store.ErrRevoked):
+						t.Errorf("presentation %d from %v: %v, want a token, reuse or revoked", i, p.from, errs[i])
+					}
+				}
+				if len(servedFrom) > 1 {
+					t.Errorf("presentations from %d addresses got tokens of one family", len(servedFrom))
+				}
+				if _, err := f.s.RefreshTokenByValue(ctx, "rt-1"); !errors.Is(err, store.ErrRevoked) {
+					t.Errorf("rt-1 after the burst: %v, want revoked", err)
 				}
 			})
 		})
