@@ -26,24 +26,17 @@ import (
 // new refresh token; any other presentation within the grace revokes the
 // login, whoever came first.
 
-// caller is where an RPC comes from: a loopback source address and, when
-// it is the trusted proxy, the X-Forwarded-For it sends.
-type caller struct {
-	ip  string
-	xff string
-}
-
 var (
-	theClient = caller{ip: "127.0.0.2"}
-	theThief  = caller{ip: "127.0.0.3"}
+	theClient = issuertest.Source{IP: "127.0.0.2"}
+	theThief  = issuertest.Source{IP: "127.0.0.3"}
 	// Through the proxy the servers trust (127.0.0.1).
-	clientBehindProxy = caller{"127.0.0.1", "198.51.100.20"}
-	thiefBehindProxy  = caller{"127.0.0.1", "198.51.100.21"}
+	clientBehindProxy = issuertest.Source{IP: "127.0.0.1", ForwardedFor: "198.51.100.20"}
+	thiefBehindProxy  = issuertest.Source{IP: "127.0.0.1", ForwardedFor: "198.51.100.21"}
 )
 
 // refreshCall is one RefreshCli call from by to the server at base.
 type refreshCall struct {
-	by   caller
+	by   issuertest.Source
 	base string
 	rt   string
 }
@@ -71,14 +64,11 @@ func callRefreshCli(t *testing.T, calls ...refreshCall) []refreshAnswer {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/json")
-		if c.by.xff != "" {
-			req.Header.Set("X-Forwarded-For", c.by.xff)
-		}
 		u, err := url.Parse(c.base)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sent[i] = issuertest.Sent{From: c.by.ip, Host: u.Host, Request: req}
+		sent[i] = issuertest.Sent{From: c.by, Host: u.Host, Request: req}
 	}
 	out := make([]refreshAnswer, len(calls))
 	for i, a := range issuertest.SendTogether(t, sent...) {
@@ -86,18 +76,18 @@ func callRefreshCli(t *testing.T, calls ...refreshCall) []refreshAnswer {
 			// A Connect error: {"code": "unauthenticated", "message": …}.
 			var e struct{ Code string }
 			if err := json.Unmarshal(a.Body, &e); err != nil || e.Code == "" {
-				t.Fatalf("call %d from %s: HTTP %d %s", i, calls[i].by.ip, a.Status, a.Body)
+				t.Fatalf("call %d from %s: HTTP %d %s", i, calls[i].by.IP, a.Status, a.Body)
 			}
 			out[i].code = e.Code
 			continue
 		}
 		var resp mgmtv1alpha1.RefreshCliResponse
 		if err := protojson.Unmarshal(a.Body, &resp); err != nil {
-			t.Fatalf("call %d from %s: %v", i, calls[i].by.ip, err)
+			t.Fatalf("call %d from %s: %v", i, calls[i].by.IP, err)
 		}
 		out[i].access, out[i].refresh = resp.GetAccessToken().GetAccessToken(), resp.GetAccessToken().GetRefreshToken()
 		if out[i].access == "" || out[i].refresh == "" {
-			t.Fatalf("call %d from %s answered without tokens", i, calls[i].by.ip)
+			t.Fatalf("call %d from %s answered without tokens", i, calls[i].by.IP)
 		}
 	}
 	return out
@@ -150,7 +140,7 @@ func TestRefreshCliGraceThief(t *testing.T) {
 			second := servers[len(servers)-1]
 			for _, tc := range []struct {
 				name          string
-				first, second caller
+				first, second issuertest.Source
 				sameToken     bool // second gets first's new refresh token; otherwise the login is revoked
 			}{
 				{name: "thief first, then the client's retry", first: theThief, second: theClient},
@@ -158,7 +148,7 @@ func TestRefreshCliGraceThief(t *testing.T) {
 				{name: "the client's retry from its own address", first: theClient, second: theClient, sameToken: true},
 				{name: "behind the proxy, the client's retry", first: clientBehindProxy, second: clientBehindProxy, sameToken: true},
 				{name: "behind the proxy, thief first", first: thiefBehindProxy, second: clientBehindProxy},
-				{name: "a forged X-Forwarded-For from an untrusted peer", first: clientBehindProxy, second: caller{theThief.ip, clientBehindProxy.xff}},
+				{name: "a forged X-Forwarded-For from an untrusted peer", first: clientBehindProxy, second: issuertest.Source{IP: theThief.IP, ForwardedFor: clientBehindProxy.ForwardedFor}},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					rt := login(t, servers[0]).GetRefreshToken()
@@ -197,11 +187,11 @@ func TestRefreshCliGraceThief(t *testing.T) {
 				for i, a := range callRefreshCli(t, calls...) {
 					switch a.code {
 					case "":
-						servedTo[calls[i].by.ip] = true
+						servedTo[calls[i].by.IP] = true
 						issued = append(issued, a)
 					case connect.CodeUnauthenticated.String():
 					default:
-						t.Errorf("call %d from %s: %s, want tokens or unauthenticated", i, calls[i].by.ip, a.code)
+						t.Errorf("call %d from %s: %s, want tokens or unauthenticated", i, calls[i].by.IP, a.code)
 					}
 				}
 				if len(servedTo) > 1 {

@@ -21,22 +21,15 @@ import (
 // Only a retry from where the rotation came from may get its successor
 // again; anything else within the reuse grace revokes the family.
 
-// presenter is where a presentation comes from: a loopback source address
-// and, when it is a proxy, the X-Forwarded-For header it sends.
-type presenter struct {
-	ip  string
-	xff string
-}
-
 var (
-	victim = presenter{ip: "127.0.0.2"}
-	thief  = presenter{ip: "127.0.0.3"}
+	victim = issuertest.Source{IP: "127.0.0.2"}
+	thief  = issuertest.Source{IP: "127.0.0.3"}
 )
 
 // presentation is one refresh request, sent to host (host:port) from by,
 // asking for scope when it is set.
 type presentation struct {
-	by    presenter
+	by    issuertest.Source
 	host  string
 	rt    string
 	scope string
@@ -57,16 +50,13 @@ func (h *harness) present(ps ...presentation) []tokenResponse {
 			h.t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if p.by.xff != "" {
-			req.Header.Set("X-Forwarded-For", p.by.xff)
-		}
 		req.SetBasicAuth(url.QueryEscape(h.client), url.QueryEscape(h.secret))
-		sent[i] = issuertest.Sent{From: p.by.ip, Host: p.host, Request: req}
+		sent[i] = issuertest.Sent{From: p.by, Host: p.host, Request: req}
 	}
 	out := make([]tokenResponse, len(ps))
 	for i, a := range issuertest.SendTogether(h.t, sent...) {
 		if err := json.Unmarshal(a.Body, &out[i]); err != nil {
-			h.t.Fatalf("presentation %d from %s: HTTP %d, not JSON: %v", i, ps[i].by.ip, a.Status, err)
+			h.t.Fatalf("presentation %d from %s: HTTP %d, not JSON: %v", i, ps[i].by.IP, a.Status, err)
 		}
 		out[i].status = a.Status
 	}
@@ -114,12 +104,12 @@ func (h *harness) in(t *testing.T) *harness {
 func TestRefreshGraceThief(t *testing.T) {
 	t.Parallel()
 	// Through the proxy both replicas trust.
-	proxied := func(xff string) presenter { return presenter{"127.0.0.1", xff} }
+	proxied := func(xff string) issuertest.Source { return issuertest.Source{IP: "127.0.0.1", ForwardedFor: xff} }
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		h, replica := newThiefHarness(t, b)
 		for _, tc := range []struct {
 			name          string
-			first, second presenter
+			first, second issuertest.Source
 			// scope is what the second presentation asks for.
 			scope string
 			// onReplica sends the second presentation to the replica.
@@ -134,10 +124,10 @@ func TestRefreshGraceThief(t *testing.T) {
 			{name: "the client's retry on another replica", first: victim, second: victim, onReplica: true, sameToken: true},
 			{name: "through the proxy, the client's retry", first: proxied("198.51.100.20"), second: proxied("198.51.100.20"), sameToken: true},
 			{name: "through the proxy, another client address", first: proxied("198.51.100.20"), second: proxied("198.51.100.21")},
-			{name: "a forged X-Forwarded-For from an untrusted peer", first: proxied("198.51.100.20"), second: presenter{thief.ip, "198.51.100.20"}},
+			{name: "a forged X-Forwarded-For from an untrusted peer", first: proxied("198.51.100.20"), second: issuertest.Source{IP: thief.IP, ForwardedFor: "198.51.100.20"}},
 			{name: "IPv6 through the proxy, the same /64", first: proxied("2001:db8:5:6::1"), second: proxied("2001:db8:5:6:a:b:c:d"), sameToken: true},
 			{name: "IPv6 through the proxy, another /64", first: proxied("2001:db8:5:6::1"), second: proxied("2001:db8:5:7::1")},
-			{name: "the client's address changed before its retry", first: victim, second: presenter{ip: "127.0.0.4"}},
+			{name: "the client's address changed before its retry", first: victim, second: issuertest.Source{IP: "127.0.0.4"}},
 			// Reuse is decided before anything else about the request.
 			{name: "client first, then the thief asking for more scopes", first: victim, second: thief, scope: "openid profile email offline_access admin"},
 		} {
@@ -211,10 +201,10 @@ func TestRefreshGraceThiefSimultaneous(t *testing.T) {
 				for i, a := range answers {
 					switch {
 					case a.status == http.StatusOK:
-						servedTo[ps[i].by.ip] = true
+						servedTo[ps[i].by.IP] = true
 						issued = append(issued, a)
 					case a.status != http.StatusBadRequest || a.Error != "invalid_grant" || a.RefreshToken != "":
-						t.Errorf("presentation %d from %s = %d %s, want tokens or invalid_grant", i, ps[i].by.ip, a.status, a.Error)
+						t.Errorf("presentation %d from %s = %d %s, want tokens or invalid_grant", i, ps[i].by.IP, a.status, a.Error)
 					}
 				}
 				if len(servedTo) > 1 {

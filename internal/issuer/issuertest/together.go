@@ -11,11 +11,19 @@ import (
 	"time"
 )
 
+// Source is where a request comes from: a loopback source address
+// (127.0.0.2 and up work as source addresses on Linux) and, when that
+// address is a proxy the server trusts, the X-Forwarded-For header the
+// proxy adds ("" for none).
+type Source struct {
+	IP           string
+	ForwardedFor string
+}
+
 // Sent is one request as an attacker racing a client sends it: on its own
-// connection, from the loopback source address From (127.0.0.2 and up
-// work as source addresses on Linux), to Host (host:port).
+// connection, from From, to Host (host:port).
 type Sent struct {
-	From    string
+	From    Source
 	Host    string
 	Request *http.Request
 }
@@ -39,14 +47,17 @@ func SendTogether(t testing.TB, reqs ...Sent) []Answer {
 	conns := make([]conn, len(reqs))
 	for i, s := range reqs {
 		s.Request.Close = true
+		if s.From.ForwardedFor != "" {
+			s.Request.Header.Set("X-Forwarded-For", s.From.ForwardedFor)
+		}
 		var raw bytes.Buffer
 		if err := s.Request.Write(&raw); err != nil {
 			t.Fatal(err)
 		}
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(s.From)}, Timeout: 10 * time.Second}
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(s.From.IP)}, Timeout: 10 * time.Second}
 		c, err := d.Dial("tcp", s.Host)
 		if err != nil {
-			t.Fatalf("connection %d from %s: %v", i, s.From, err)
+			t.Fatalf("connection %d from %s: %v", i, s.From.IP, err)
 		}
 		t.Cleanup(func() { _ = c.Close() })
 		b := raw.Bytes()
@@ -77,7 +88,7 @@ func SendTogether(t testing.TB, reqs ...Sent) []Answer {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("request %d from %s: %v", i, reqs[i].From, err)
+			t.Fatalf("request %d from %s: %v", i, reqs[i].From.IP, err)
 		}
 	}
 	return out
