@@ -174,9 +174,9 @@ type Builtin struct {
 	// than RefreshTokenTTL.
 	RefreshTokenMaxLifetime time.Duration
 	// RefreshReuseGrace is how long a client may present a refresh token
-	// it just used again, and get the same new one, when it lost the
-	// answer (NSAUTH_REFRESH_TOKEN_REUSE_GRACE); 0 means every reuse
-	// revokes. Default 30 s.
+	// it just used again, from the same address, and get the same new
+	// one, when it lost the answer (NSAUTH_REFRESH_TOKEN_REUSE_GRACE); 0
+	// means every reuse revokes. Default 30 s.
 	RefreshReuseGrace time.Duration
 	// KeyRotation is how often the signing key changes. Default 30 days.
 	KeyRotation time.Duration
@@ -288,7 +288,7 @@ var (
 	sAccessTTL       = setting{"access-token-ttl", []string{"NSAUTH_ACCESS_TOKEN_TTL"}, "15m", "built-in provider: access and ID token lifetime"}
 	sRefreshTTL      = setting{"refresh-token-ttl", []string{"NSAUTH_REFRESH_TOKEN_TTL"}, "720h", "built-in provider: refresh token lifetime (renewed at every use, up to the maximum lifetime)"}
 	sRefreshMax      = setting{"refresh-token-max-lifetime", []string{"NSAUTH_REFRESH_TOKEN_MAX_LIFETIME"}, "2160h", "built-in provider: longest a login's refresh tokens last, however often they are used"}
-	sRefreshGrace    = setting{"refresh-token-reuse-grace", []string{"NSAUTH_REFRESH_TOKEN_REUSE_GRACE"}, "30s", "built-in provider: how long after a refresh the same client may retry with the old refresh token and get the same new one (0: every reuse revokes the login)"}
+	sRefreshGrace    = setting{"refresh-token-reuse-grace", []string{"NSAUTH_REFRESH_TOKEN_REUSE_GRACE"}, "30s", "built-in provider: how long after a refresh the same client, from the same address, may retry with the old refresh token and get the same new one (0: every reuse revokes the login)"}
 	sKeyRotation     = setting{"signing-key-rotation", []string{"NSAUTH_SIGNING_KEY_ROTATION"}, "720h", "built-in provider: how often a new signing key is introduced"}
 	sAdminUser       = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
 	sAdminPassword   = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv

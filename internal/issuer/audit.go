@@ -43,8 +43,9 @@ type requestInfo struct {
 // its requests; wrapping the whole server's handler too makes the
 // requests the broker sends the provider in-process on behalf of an RPC
 // (LoginCli, RefreshCli, RevokeCli), which inherit the RPC's context, be
-// recorded with the RPC caller's address and user agent rather than none.
-// Information already in the context is kept.
+// recorded with the RPC caller's address and user agent rather than none,
+// and the refresh grace to tell RefreshCli's callers apart by that address
+// (storage.grace). Information already in the context is kept.
 func (i *Issuer) WithClientInfo(next http.Handler) http.Handler { return i.withRequestInfo(next) }
 
 func (i *Issuer) withRequestInfo(next http.Handler) http.Handler {

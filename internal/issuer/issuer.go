@@ -119,7 +119,9 @@ type Config struct {
 	// refuses a value shorter than RefreshTokenTTL.
 	RefreshTokenMaxLifetime time.Duration
 	// RefreshReuseGrace is how long after a rotation the rotated refresh
-	// token, presented again by the same client, is answered with the same
+	// token, presented again by the same client from the same address key
+	// (as Clients resolves it; for the broker's in-process requests, the
+	// RPC caller's, see WithClientInfo), is answered with the same
 	// new refresh token (and a fresh access token of the same grant)
 	// instead of revoking the family, while that new refresh token is
 	// unused: a client that lost the answer to a refresh stays logged in

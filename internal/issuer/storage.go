@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -197,33 +199,44 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	if !ok {
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
-	g := tr.grant()
-	if g.UserID == g.ClientID {
-		// sub = client_id marks a machine client's token (RFC 9068 §2.2,
-		// pkg/authn's Claims.Machine): a user's never looks like one.
-		return "", time.Time{}, internalError("issuing an access token", errors.New("the user id equals the client id"))
-	}
-	if err := s.checkUser(ctx, tr); err != nil {
+	at, err := s.accessToken(ctx, tr)
+	if err != nil {
 		return "", time.Time{}, err
 	}
-	at := store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
-		Scopes: req.GetScopes(), AMR: g.AMR, ExpiresAt: s.now().Add(s.cfg().AccessTokenTTL)}
-	if err := s.st().RecordAccessToken(ctx, &at); err != nil {
+	if err := s.st().RecordAccessToken(ctx, at); err != nil {
 		return "", time.Time{}, internalError("recording the access token", err)
 	}
 	return at.ID, at.ExpiresAt, nil
 }
 
+// accessToken is the record of a new access token for tr, not yet stored.
+func (s *storage) accessToken(ctx context.Context, tr tokenRequest) (*store.AccessToken, error) {
+	g := tr.grant()
+	if g.UserID == g.ClientID {
+		// sub = client_id marks a machine client's token (RFC 9068 §2.2,
+		// pkg/authn's Claims.Machine): a user's never looks like one.
+		return nil, internalError("issuing an access token", errors.New("the user id equals the client id"))
+	}
+	if err := s.checkUser(ctx, tr); err != nil {
+		return nil, err
+	}
+	return &store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
+		Scopes: tr.GetScopes(), AMR: g.AMR, ExpiresAt: s.now().Add(s.cfg().AccessTokenTTL)}, nil
+}
+
 // CreateAccessAndRefreshTokens records an access token and issues a refresh
 // token: the first of a family for an auth request, or the successor of
-// currentRefreshToken, which is used up atomically.
+// currentRefreshToken, which is used up atomically with the access token
+// recorded (so that a reuse revoking the family at the same moment
+// revokes that access token too).
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
 	tr, ok := req.(tokenRequest)
 	if !ok {
 		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
 	g := tr.grant()
-	if err := s.checkUser(ctx, tr); err != nil {
+	at, err := s.accessToken(ctx, tr)
+	if err != nil {
 		return "", "", time.Time{}, err
 	}
 	value := store.RandomToken(32)
@@ -240,7 +253,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 			return "", "", time.Time{}, oidc.ErrInvalidGrant()
 		}
 		rot, err := s.st().RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefreshToken,
-			NewValue: value, ExpiresAt: exp, Grace: s.grace(rr.ClientID)})
+			NewValue: value, ExpiresAt: exp, Grace: s.grace(ctx, rr.ClientID), Access: at})
 		if err != nil {
 			return "", "", time.Time{}, s.refreshError(ctx, err, currentRefreshToken, rr.ClientID)
 		}
@@ -248,15 +261,15 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 			s.iss.log.InfoContext(ctx, "refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
 		}
 		rr.retried = rot.Retried
-		value = rot.Value
-	} else if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
+		return at.ID, rot.Value, at.ExpiresAt, nil
+	}
+	if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
 		return "", "", time.Time{}, internalError("storing the refresh token", err)
 	}
-	id, atExp, err := s.CreateAccessToken(ctx, req)
-	if err != nil {
-		return "", "", time.Time{}, err
+	if err := s.st().RecordAccessToken(ctx, at); err != nil {
+		return "", "", time.Time{}, internalError("recording the access token", err)
 	}
-	return id, value, atExp, nil
+	return at.ID, value, at.ExpiresAt, nil
 }
 
 // checkUser refuses to issue tokens to a user who was disabled or deleted
@@ -309,7 +322,7 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, value string) 
 // (whether that rotation is answered again is decided when rotating, see
 // CreateAccessAndRefreshTokens). Any other used token revokes its family.
 func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*refreshRequest, error) {
-	t, err := s.st().RefreshTokenByValueWithGrace(ctx, value, s.grace(clientID))
+	t, err := s.st().RefreshTokenByValueWithGrace(ctx, value, s.grace(ctx, clientID))
 	var expired *store.ExpiredError
 	if errors.As(err, &expired) && expired.ExpiresAt.UnixMilli() >= s.sessionEnd(expired.AuthTime).UnixMilli() {
 		return nil, errSessionMaxLifetime()
@@ -323,9 +336,18 @@ func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*
 	return &refreshRequest{RefreshToken: *t}, nil
 }
 
-// grace is the rotation grace of a refresh presented by clientID.
-func (s *storage) grace(clientID string) store.Grace {
-	return store.Grace{Window: s.cfg().RefreshReuseGrace, ClientID: clientID}
+// grace is the rotation grace of a refresh presented by clientID from the
+// client address of the request in ctx: the address the audit trail
+// records (withRequestInfo), which for the broker's in-process requests on
+// behalf of an RPC (RefreshCli) is the RPC caller's, proxies resolved by
+// NSAUTH_TRUSTED_PROXIES. A retry is answered only from the same address
+// key (an IPv4 address, an IPv6 /64); an unknown address gets no grace.
+func (s *storage) grace(ctx context.Context, clientID string) store.Grace {
+	var from netip.Addr
+	if info, ok := ctx.Value(requestInfoKey{}).(requestInfo); ok {
+		from, _ = netip.ParseAddr(info.addr)
+	}
+	return store.Grace{Window: s.cfg().RefreshReuseGrace, ClientID: clientID, From: clientaddr.Key(from)}
 }
 
 // sessionEnd is when the refresh tokens of a grant whose login was at

@@ -189,12 +189,15 @@ func (s *Store) RedeemCode(ctx context.Context, code string) (*AuthRequest, erro
 }
 
 // revokeGrant revokes every refresh and access token of one grant (the
-// tokens descended from one authorization code).
-func (s *Store) revokeGrant(ctx context.Context, q querier, grantID string) error {
+// tokens descended from one authorization code), under the family's lock.
+func (s *Store) revokeGrant(ctx context.Context, tx *sql.Tx, grantID string) error {
+	if err := s.lockFamily(ctx, tx, grantID); err != nil {
+		return err
+	}
 	now := s.nowMillis()
-	if _, err := s.exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, now, grantID); err != nil {
+	if _, err := s.exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, now, grantID); err != nil {
 		return fmt.Errorf("revoking refresh tokens: %w", err)
 	}
-	_, err := s.revokeAccessTokens(ctx, q, now, `grant_id = ?`, grantID)
+	_, err := s.revokeAccessTokens(ctx, tx, now, `grant_id = ?`, grantID)
 	return err
 }

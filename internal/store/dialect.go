@@ -20,6 +20,11 @@ type dialect struct {
 	// until the transaction ends. SQLite needs none: its transactions hold
 	// the database's write lock from BEGIN.
 	lockRows string
+	// lockName is a statement that takes, until the transaction ends, an
+	// exclusive lock named by its one argument (in the current schema),
+	// for transactions that must not interleave although no one row
+	// stands for what they share. SQLite needs none, as for lockRows.
+	lockName string
 	// isUnique recognises a unique-constraint violation.
 	isUnique func(error) bool
 }
@@ -39,6 +44,7 @@ var postgresDialect = dialect{
 	name:     "postgres",
 	numbered: true,
 	lockRows: " FOR UPDATE",
+	lockName: `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.' || ?))`,
 	isUnique: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"

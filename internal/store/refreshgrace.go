@@ -13,18 +13,35 @@ package store
 // reuses is also bounded; Auth0 accepts only the previous token). We follow
 // the narrower answer FusionAuth and Cognito give instead: a retry gets the
 // same successor the first answer carried, so the family never branches;
-// only the client the family belongs to gets it; and only while that
-// successor has not been used (and was not revoked). Once the successor is
-// used the client evidently got the answer, so the old token is plain
-// reuse again and revokes the family as before. A thief holding the old
-// token can thus obtain nothing the legitimate client does not already
-// hold, and as soon as the two diverge, reuse detection fires.
+// only a retry from where the rotation came from gets it, the client the
+// family belongs to from the same address key (clientaddr.Key: an IPv4
+// address, an IPv6 /64); and only while that successor has not been used
+// (and was not revoked). Once the successor is used the client evidently
+// got the answer, so the old token is plain reuse again and revokes the
+// family as before.
+//
+// The address matters because the client is not always the party holding
+// the token: the AuthService's RefreshCli presents every caller's refresh
+// token as one client (the broker's). With the client alone, whoever
+// presented a rotated token second within the window got the successor
+// the first had been given (the owner's retry got a thief's, or a thief
+// the owner's), and the two shared the session. Bound to the address, a
+// presentation from anywhere else inside the window is reuse: it revokes
+// the family, whoever came first. What remains is a thief behind the same
+// address key (the same NAT, proxy or IPv6 /64); and a client whose
+// address changed between the lost answer and its retry loses the grace
+// (its retry revokes the family, and it logs in again), which is what
+// every reuse cost before the grace existed.
 //
 // Answering with the same successor means keeping its value, and tokens are
 // never stored in clear: the rotated token's row holds the successor's
 // value sealed with AES-256-GCM under a key derived (HKDF-SHA256) from the
-// rotated token's value, which the database holds only as a digest. Only
-// whoever presents the rotated token can open it. The sealed value is
+// rotated token's value, which the database holds only as a digest, and
+// bound (as the cipher's additional data) to the successor's id and to the
+// presenter of the rotation: its client and address key. Only whoever
+// presents the rotated token, as the same client from the same address
+// key, can open it; the database keeps nothing else about the presenter,
+// so no address can be read from it either. The sealed value is
 // dropped when the successor is rotated in turn, and by
 // [Store.DropExpiredGrace] once the window has passed.
 
@@ -39,6 +56,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -52,6 +70,24 @@ type Grace struct {
 	// ClientID is the authenticated client presenting the token. A rotated
 	// token presented by any client but the family's revokes the family.
 	ClientID string
+	// From is the key of the address presenting the token
+	// (clientaddr.Key of the client address, proxies resolved): a retry
+	// must come from the key the rotation came from. The zero Prefix, an
+	// address not known, disables grace, since it would match every other
+	// presenter whose address is not known.
+	From netip.Prefix
+}
+
+// enabled reports whether g allows any retry at all.
+func (g Grace) enabled() bool {
+	return g.Window > 0 && g.ClientID != "" && g.From.IsValid()
+}
+
+// presenter is what a sealed successor is bound to besides its id: who
+// rotated. The address key and the id have no NUL; the client id comes
+// last, so no two presenters read alike.
+func (g Grace) presenter(successorID string) []byte {
+	return []byte(successorID + "\x00" + g.From.Masked().String() + "\x00" + g.ClientID)
 }
 
 // Rotation is one use of a refresh token.
@@ -69,6 +105,11 @@ type Rotation struct {
 	ExpiresAt time.Time
 	// Grace allows a retry of a rotation whose answer was lost.
 	Grace Grace
+	// Access, when not nil, is the access token answered with the
+	// successor, recorded (CreatedAt set) in the rotation's transaction:
+	// a reuse revoking the family at the same moment then revokes it too,
+	// whichever of the two commits first.
+	Access *AccessToken
 }
 
 // Rotated is the refresh token a rotation answers with.
@@ -82,18 +123,24 @@ type Rotated struct {
 
 // RefreshTokenByValueWithGrace is [Store.RefreshTokenByValue] for a token
 // presented to be rotated under grace g: a token already rotated within
-// g.Window, presented by its own client, is returned (its UsedAt set)
-// instead of revoking its family. Whether it is answered with its
-// successor is then decided by [Store.RotateRefreshTokenWithGrace], which
-// checks the successor and revokes the family when the rotation cannot be
-// a retry.
+// g.Window, presented by the client and from the address key that rotated
+// it, is returned (its UsedAt set) instead of revoking its family. Whether
+// it is answered with its successor is then decided by
+// [Store.RotateRefreshTokenWithGrace], which checks the successor and
+// revokes the family when the rotation cannot be a retry.
 func (s *Store) RefreshTokenByValueWithGrace(ctx context.Context, value string, g Grace) (*RefreshToken, error) {
 	t, err := scanRefresh(s.queryRow(ctx, s.db, `SELECT `+refreshColumns+` FROM nsauth_refresh_tokens WHERE token_hash = ?`, HashSecret(value)))
 	if err != nil {
 		return nil, notFound(err, "refresh token")
 	}
-	if !t.UsedAt.IsZero() && t.RevokedAt.IsZero() && g.allows(t.ClientID, t.UsedAt, s.now()) {
-		return t, nil
+	if !t.UsedAt.IsZero() && t.RevokedAt.IsZero() && g.enabled() {
+		st, err := s.readStash(ctx, s.db, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := st.open(value, g, s.now()); ok {
+			return t, nil
+		}
 	}
 	if err := s.checkRefresh(ctx, t); err != nil {
 		return nil, err
@@ -101,39 +148,71 @@ func (s *Store) RefreshTokenByValueWithGrace(ctx context.Context, value string, 
 	return t, nil
 }
 
-// allows reports whether a token of clientID rotated at rotatedAt may be
-// presented again at now.
-func (g Grace) allows(clientID string, rotatedAt, now time.Time) bool {
-	return g.Window > 0 && g.ClientID != "" && g.ClientID == clientID && now.Before(rotatedAt.Add(g.Window))
+// stash is what the row of a rotated token keeps for a retry.
+type stash struct {
+	clientID    string
+	usedAt      time.Time
+	revoked     bool
+	successorID string
+	sealed      []byte
+}
+
+// readStash reads the stash of the token id; the zero stash, which opens
+// for nobody, when there is no such token.
+func (s *Store) readStash(ctx context.Context, q querier, id string) (stash, error) {
+	var (
+		st            stash
+		used, revoked sql.NullInt64
+		successorID   sql.NullString
+	)
+	err := s.queryRow(ctx, q, `SELECT client_id, used_at, revoked_at, successor_id, successor_sealed FROM nsauth_refresh_tokens WHERE id = ?`, id).
+		Scan(&st.clientID, &used, &revoked, &successorID, &st.sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return stash{}, nil
+	}
+	if err != nil {
+		return stash{}, fmt.Errorf("reading the rotated refresh token: %w", err)
+	}
+	st.usedAt, st.revoked, st.successorID = fromMillis(used), revoked.Valid, successorID.String
+	return st, nil
+}
+
+// open returns the successor's value when a presentation of oldValue
+// under g at now may be answered with it: the token was rotated less than
+// g.Window ago, is not revoked, belongs to g's client, still keeps its
+// successor sealed, and the seal opens under oldValue for g's presenter
+// (the client and the address key that rotated it). It says nothing of
+// the successor's own state.
+func (st stash) open(oldValue string, g Grace, now time.Time) (string, bool) {
+	if !g.enabled() || oldValue == "" || st.usedAt.IsZero() || st.revoked || st.successorID == "" || st.sealed == nil ||
+		g.ClientID != st.clientID || !now.Before(st.usedAt.Add(g.Window)) {
+		return "", false
+	}
+	value, err := openSuccessor(oldValue, g.presenter(st.successorID), st.sealed)
+	if err != nil {
+		return "", false
+	}
+	return value, true
 }
 
 // retryRotation answers a rotation of r.OldID that found the token
-// already used: when that use is within r.Grace of now, by the family's
-// client, and its successor is neither used, revoked nor expired, it opens
-// and returns the successor. Otherwise it drops the token's sealed
-// successor and returns the zero Rotated, and the caller revokes the
-// family. It runs in the rotation's transaction; the successor's row is
-// locked, so a concurrent rotation of the successor either happened before
-// (and the retry is refused) or waits until this transaction ends.
+// already used: when its stash opens for r (see [stash.open]) and its
+// successor is neither used, revoked nor expired, it returns the
+// successor. Otherwise it drops the token's sealed successor and returns
+// the zero Rotated, and the caller revokes the family. It runs in the
+// rotation's transaction; the successor's row is locked, so a concurrent
+// rotation of the successor either happened before (and the retry is
+// refused) or waits until this transaction ends.
 func (s *Store) retryRotation(ctx context.Context, tx *sql.Tx, r Rotation) (Rotated, error) {
-	if r.Grace.Window <= 0 || r.OldValue == "" {
+	if !r.Grace.enabled() || r.OldValue == "" {
 		return Rotated{}, nil
 	}
-	var (
-		clientID      string
-		used, revoked sql.NullInt64
-		successorID   sql.NullString
-		sealed        []byte
-	)
-	err := s.queryRow(ctx, tx, `SELECT client_id, used_at, revoked_at, successor_id, successor_sealed FROM nsauth_refresh_tokens WHERE id = ?`, r.OldID).
-		Scan(&clientID, &used, &revoked, &successorID, &sealed)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Rotated{}, nil
-	}
+	st, err := s.readStash(ctx, tx, r.OldID)
 	if err != nil {
-		return Rotated{}, fmt.Errorf("reading the rotated refresh token: %w", err)
+		return Rotated{}, err
 	}
-	if !used.Valid || revoked.Valid || !successorID.Valid || sealed == nil || !r.Grace.allows(clientID, fromMillis(used), s.now()) {
+	value, ok := st.open(r.OldValue, r.Grace, s.now())
+	if !ok {
 		return Rotated{}, s.dropStash(ctx, tx, r.OldID)
 	}
 	var (
@@ -141,7 +220,7 @@ func (s *Store) retryRotation(ctx context.Context, tx *sql.Tx, r Rotation) (Rota
 		expires               int64
 		succUsed, succRevoked sql.NullInt64
 	)
-	err = s.queryRow(ctx, tx, `SELECT token_hash, expires_at, used_at, revoked_at FROM nsauth_refresh_tokens WHERE id = ?`+s.d.lockRows, successorID.String).
+	err = s.queryRow(ctx, tx, `SELECT token_hash, expires_at, used_at, revoked_at FROM nsauth_refresh_tokens WHERE id = ?`+s.d.lockRows, st.successorID).
 		Scan(&hash, &expires, &succUsed, &succRevoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Rotated{}, s.dropStash(ctx, tx, r.OldID)
@@ -149,16 +228,10 @@ func (s *Store) retryRotation(ctx context.Context, tx *sql.Tx, r Rotation) (Rota
 	if err != nil {
 		return Rotated{}, fmt.Errorf("reading the successor refresh token: %w", err)
 	}
-	if succUsed.Valid || succRevoked.Valid || s.nowMillis() >= expires {
+	if succUsed.Valid || succRevoked.Valid || s.nowMillis() >= expires || subtle.ConstantTimeCompare(HashSecret(value), hash) != 1 {
 		return Rotated{}, s.dropStash(ctx, tx, r.OldID)
 	}
-	value, err := openSuccessor(r.OldValue, successorID.String, sealed)
-	if err != nil || subtle.ConstantTimeCompare(HashSecret(value), hash) != 1 {
-		// Not the key this stash was sealed with: the presented value is
-		// not the rotated token's, so this is no retry.
-		return Rotated{}, s.dropStash(ctx, tx, r.OldID)
-	}
-	return Rotated{ID: successorID.String, Value: value, Retried: true}, nil
+	return Rotated{ID: st.successorID, Value: value, Retried: true}, nil
 }
 
 func (s *Store) dropStash(ctx context.Context, q querier, id string) error {
@@ -212,10 +285,11 @@ func graceAEAD(oldValue string) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// sealSuccessor seals r's successor value, bound to its id, under r's old
-// value; nil (stored as NULL) when r's grace is disabled.
+// sealSuccessor seals r's successor value, bound to its id and r's
+// presenter, under r's old value; nil (stored as NULL) when r's grace is
+// disabled.
 func sealSuccessor(r Rotation, successorID string) (any, error) {
-	if r.Grace.Window <= 0 || r.OldValue == "" {
+	if !r.Grace.enabled() || r.OldValue == "" {
 		return nil, nil
 	}
 	aead, err := graceAEAD(r.OldValue)
@@ -224,10 +298,10 @@ func sealSuccessor(r Rotation, successorID string) (any, error) {
 	}
 	nonce := make([]byte, aead.NonceSize())
 	_, _ = rand.Read(nonce)
-	return aead.Seal(nonce, nonce, []byte(r.NewValue), []byte(successorID)), nil
+	return aead.Seal(nonce, nonce, []byte(r.NewValue), r.Grace.presenter(successorID)), nil
 }
 
-func openSuccessor(oldValue, successorID string, sealed []byte) (string, error) {
+func openSuccessor(oldValue string, presenter, sealed []byte) (string, error) {
 	aead, err := graceAEAD(oldValue)
 	if err != nil {
 		return "", err
@@ -235,7 +309,7 @@ func openSuccessor(oldValue, successorID string, sealed []byte) (string, error) 
 	if len(sealed) < aead.NonceSize() {
 		return "", errors.New("sealed refresh token too short")
 	}
-	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(successorID))
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], presenter)
 	if err != nil {
 		return "", errors.New("sealed refresh token does not open")
 	}

@@ -84,7 +84,7 @@ func (s *Store) checkRefresh(ctx context.Context, t *RefreshToken) error {
 	case !t.RevokedAt.IsZero():
 		return fmt.Errorf("refresh token: %w", ErrRevoked)
 	case !t.UsedAt.IsZero():
-		if err := s.revokeGrant(ctx, s.db, t.Grant.ID); err != nil {
+		if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.revokeGrant(ctx, tx, t.Grant.ID) }); err != nil {
 			return err
 		}
 		return fmt.Errorf("refresh token: %w", ErrReused)
@@ -119,27 +119,34 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID, newValue string, 
 // rotation grace of r.Grace (see refreshgrace.go): the rotated token keeps
 // its successor sealed for the grace window, and a token already rotated
 // within it answers with that same successor instead of revoking the
-// family, when the rules of [Grace] allow.
+// family, when the rules of [Grace] allow. r.Access, when given, is
+// recorded with the successor, or with its retry.
 func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Rotated, error) {
 	oldID, newValue, scopes, expiresAt := r.OldID, r.NewValue, r.Scopes, r.ExpiresAt
 	newID := NewID()
-	stash, err := sealSuccessor(r, newID)
+	sealed, err := sealSuccessor(r, newID)
 	if err != nil {
 		return Rotated{}, err
 	}
 	var reused bool
 	var retried Rotated
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var family string
+		if err := s.queryRow(ctx, tx, `SELECT family_id FROM nsauth_refresh_tokens WHERE id = ?`, oldID).Scan(&family); err != nil {
+			return notFound(err, "refresh token")
+		}
+		if err := s.lockFamily(ctx, tx, family); err != nil {
+			return err
+		}
 		now := s.nowMillis()
 		t, err := scanRefresh(s.queryRow(ctx, tx, `UPDATE nsauth_refresh_tokens SET used_at = ?, successor_id = ?, successor_sealed = ?
-			WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? RETURNING `+refreshColumns, now, newID, stash, oldID, now))
+			WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? RETURNING `+refreshColumns, now, newID, sealed, oldID, now))
 		if errors.Is(err, sql.ErrNoRows) {
-			if retried, err = s.retryRotation(ctx, tx, r); retried.Retried || err != nil {
+			if retried, err = s.retryRotation(ctx, tx, r); err != nil {
 				return err
 			}
-			var family string
-			if err := s.queryRow(ctx, tx, `SELECT family_id FROM nsauth_refresh_tokens WHERE id = ?`, oldID).Scan(&family); err != nil {
-				return notFound(err, "refresh token")
+			if retried.Retried {
+				return s.recordAccessToken(ctx, tx, r.Access)
 			}
 			reused = true
 			return s.revokeGrant(ctx, tx, family)
@@ -154,6 +161,9 @@ func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Ro
 		if err := s.insertRefreshToken(ctx, tx, newID, newValue, g, expiresAt); err != nil {
 			return err
 		}
+		if err := s.recordAccessToken(ctx, tx, r.Access); err != nil {
+			return err
+		}
 		return s.dropPredecessorStash(ctx, tx, g.ID, oldID)
 	})
 	if reused && err == nil {
@@ -166,6 +176,22 @@ func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Ro
 		return retried, nil
 	}
 	return Rotated{ID: newID, Value: newValue}, nil
+}
+
+// lockFamily serialises the transactions that write the refresh tokens of
+// family: a rotation, a retry, a reuse or a revocation. Each of them may
+// lock several of the family's rows (the presented token, its successor,
+// its predecessor's stash, all of them), in an order no one statement
+// fixes; taking the family's lock first means two of them never each
+// hold a row the other waits for. It holds until the transaction ends.
+func (s *Store) lockFamily(ctx context.Context, tx *sql.Tx, family string) error {
+	if s.d.lockName == "" {
+		return nil
+	}
+	if _, err := s.exec(ctx, tx, s.d.lockName, "nsauth_refresh_family:"+family); err != nil {
+		return fmt.Errorf("locking a refresh token family: %w", err)
+	}
+	return nil
 }
 
 // RevokeRefreshToken revokes one refresh token and, because a refresh token
@@ -187,6 +213,9 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID, userID, clientID strin
 	now := s.nowMillis()
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockFamily(ctx, tx, grantID); err != nil {
+			return err
+		}
 		res, err := s.exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND user_id = ? AND client_id = ? AND revoked_at IS NULL`,
 			now, grantID, userID, clientID)
 		if err != nil {
@@ -226,8 +255,17 @@ type AccessToken struct {
 // RecordAccessToken stores an access token's record. CreatedAt is now. A
 // machine client's token has no UserID.
 func (s *Store) RecordAccessToken(ctx context.Context, t *AccessToken) error {
+	return s.recordAccessToken(ctx, s.db, t)
+}
+
+// recordAccessToken is [Store.RecordAccessToken] through q; nothing when t
+// is nil.
+func (s *Store) recordAccessToken(ctx context.Context, q querier, t *AccessToken) error {
+	if t == nil {
+		return nil
+	}
 	t.CreatedAt = s.now()
-	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, amr, created_at, expires_at)
+	_, err := s.exec(ctx, q, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, amr, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, sql.NullString{String: t.UserID, Valid: t.UserID != ""}, t.ClientID, joinList(t.Scopes),
 		joinList(t.AMR), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
 	if err != nil {
