@@ -97,11 +97,11 @@ func (b *sealedBackend) keyring(t *testing.T) *seal.Keyring {
 		}
 		return seal.NewKeyring(k)
 	}
-	k, err := config.ReadSecretKeyFile(filepath.Join(b.dir, config.DefaultSecretKeyFile))
+	keys, err := config.ReadSecretKeyFile(filepath.Join(b.dir, config.DefaultSecretKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return seal.NewKeyring(k)
+	return seal.NewKeyring(keys[0], keys[1:]...)
 }
 
 // open opens the database as a second process holding the key would.

@@ -20,6 +20,10 @@ type dialect struct {
 	// until the transaction ends. SQLite needs none: its transactions hold
 	// the database's write lock from BEGIN.
 	lockRows string
+	// shareRows is appended to a SELECT whose rows must not change until
+	// the transaction ends, while others may read them so too. SQLite
+	// needs none, as for lockRows.
+	shareRows string
 	// isUnique recognises a unique-constraint violation.
 	isUnique func(error) bool
 }
@@ -36,9 +40,10 @@ var sqliteDialect = dialect{
 }
 
 var postgresDialect = dialect{
-	name:     "postgres",
-	numbered: true,
-	lockRows: " FOR UPDATE",
+	name:      "postgres",
+	numbered:  true,
+	lockRows:  " FOR UPDATE",
+	shareRows: " FOR SHARE",
 	isUnique: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"
