@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,7 +21,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/pquerna/otp/totp"
-	"golang.org/x/oauth2"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
@@ -33,6 +33,7 @@ import (
 	"github.com/nsauth/nsauth/internal/seal"
 	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
 // The tests of rotating the secret key while servers run. They use only
@@ -98,42 +99,29 @@ func loginTOTP(t *testing.T, s *servetest.Server, u totpUser, now time.Time) *mg
 // loginTOTPAt is loginTOTP against the server at base, with browser b.
 func loginTOTPAt(t *testing.T, base string, b *issuertest.Browser, u totpUser, now time.Time) *mgmtv1alpha1.AccessToken {
 	t.Helper()
-	api := mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, base)
-	verifier := oauth2.GenerateVerifier()
-	challenge, method := oauth2.S256ChallengeFromVerifier(verifier), "S256"
-	authz, err := api.GetAuthorizeUrl(context.Background(), connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{
-		State: "rotation-state", RedirectUri: redirectURI, Scope: scope, CodeChallenge: &challenge, CodeChallengeMethod: &method,
-	}))
-	if err != nil {
-		t.Fatalf("GetAuthorizeUrl: %v", err)
-	}
-	page := b.Open(t, authz.Msg.GetUrl())
-	if page.Response.StatusCode != http.StatusOK {
-		t.Fatalf("%s: authorize answered HTTP %d", u.name, page.Response.StatusCode)
-	}
-	page = b.Submit(t, page, u.name, totpUserPassword)
-	if page.Response.StatusCode != http.StatusOK || !strings.Contains(page.Body, `action="/login/mfa"`) {
-		t.Fatalf("%s: the password did not lead to the second-factor page: HTTP %d\n%s", u.name, page.Response.StatusCode, pageText(page.Body))
-	}
-	code, err := totp.GenerateCode(u.secret, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page = b.Post(t, page, "/login/mfa", map[string][]string{"method": {"totp"}, "code": {code}})
-	if page.Response.StatusCode == http.StatusOK && strings.Contains(page.Body, `action="/login/passkey/skip"`) {
-		page = b.Post(t, page, "/login/passkey/skip", nil)
-	}
-	loc, err := issuertest.RedirectOf(page)
-	if err != nil {
-		t.Fatalf("%s: the one-time code did not log in: %s", u.name, pageText(page.Body))
-	}
-	resp, err := api.LoginCli(context.Background(), connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{
-		Code: loc.Query().Get("code"), RedirectUri: redirectURI, CodeVerifier: &verifier,
-	}))
-	if err != nil {
-		t.Fatalf("%s: LoginCli: %v", u.name, err)
-	}
-	return resp.Msg.GetAccessToken()
+	return cliLogin(t, base, func(authorizeURL string) *url.URL {
+		page := b.Open(t, authorizeURL)
+		if page.Response.StatusCode != http.StatusOK {
+			t.Fatalf("%s: authorize answered HTTP %d", u.name, page.Response.StatusCode)
+		}
+		page = b.Submit(t, page, u.name, totpUserPassword)
+		if page.Response.StatusCode != http.StatusOK || !strings.Contains(page.Body, `action="/login/mfa"`) {
+			t.Fatalf("%s: the password did not lead to the second-factor page: HTTP %d\n%s", u.name, page.Response.StatusCode, pageText(page.Body))
+		}
+		code, err := totp.GenerateCode(u.secret, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page = b.Post(t, page, "/login/mfa", url.Values{"method": {"totp"}, "code": {code}})
+		if page.Response.StatusCode == http.StatusOK && strings.Contains(page.Body, `action="/login/passkey/skip"`) {
+			page = b.Post(t, page, "/login/passkey/skip", nil)
+		}
+		loc, err := issuertest.RedirectOf(page)
+		if err != nil {
+			t.Fatalf("%s: the one-time code did not log in: %s", u.name, pageText(page.Body))
+		}
+		return loc
+	})
 }
 
 // pageText is a page without its markup, for failure messages.
@@ -232,12 +220,7 @@ func sealedKeyIDs(t *testing.T, b *sealedBackend) map[string]int {
 	t.Helper()
 	db := b.rawDB(t)
 	ids := map[string]int{}
-	for _, q := range []string{
-		`SELECT private_key FROM nsauth_signing_keys`,
-		`SELECT value FROM nsauth_instance_values`,
-		`SELECT secret FROM nsauth_totp`,
-		`SELECT totp_secret FROM nsauth_mfa_pending WHERE totp_secret IS NOT NULL`,
-	} {
+	for _, q := range storetest.SealedColumns {
 		rows, err := db.Query(q)
 		if err != nil {
 			t.Fatal(err)

@@ -16,9 +16,14 @@ import (
 // keySource is a key file in small: the keys a store reads again when it
 // meets one it lacks, which the test changes as a rotation would.
 type keySource struct {
-	mu    sync.Mutex
-	keys  []*seal.Key
-	loads int
+	mu   sync.Mutex
+	keys []*seal.Key
+}
+
+func newKeySource(keys ...*seal.Key) *keySource {
+	k := &keySource{}
+	k.set(keys...)
+	return k
 }
 
 func (k *keySource) set(keys ...*seal.Key) {
@@ -30,7 +35,6 @@ func (k *keySource) set(keys ...*seal.Key) {
 func (k *keySource) load() ([]*seal.Key, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.loads++
 	return slices.Clone(k.keys), nil
 }
 
@@ -43,16 +47,22 @@ func newKey(t *testing.T) *seal.Key {
 	return k
 }
 
+// serving opens a store as a server starts on it: holding oldKey alone
+// (reading load again, when not nil), the database sealing under it.
+func serving(t *testing.T, b storetest.Backend, clock *storetest.Clock, oldKey *seal.Key, load func() ([]*seal.Key, error)) *store.Store {
+	t.Helper()
+	s := b.Open(t, store.Options{Now: clock.Now, Keyring: seal.NewKeyring(oldKey), LoadKeys: load})
+	if _, err := s.EnsureSealingKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // sealedUnder returns the key id every sealed value in the database names.
 func sealedUnder(t *testing.T, s *store.Store) map[string]int {
 	t.Helper()
 	ids := map[string]int{}
-	for _, q := range []string{
-		`SELECT private_key FROM nsauth_signing_keys`,
-		`SELECT value FROM nsauth_instance_values`,
-		`SELECT secret FROM nsauth_totp`,
-		`SELECT totp_secret FROM nsauth_mfa_pending WHERE totp_secret IS NOT NULL`,
-	} {
+	for _, q := range storetest.SealedColumns {
 		vals, err := store.RawAllForTest(s, q)
 		if err != nil {
 			t.Fatal(err)
@@ -75,14 +85,10 @@ func TestRunningStoreLearnsTheNewKey(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		oldKey, newKey := newKey(t), newKey(t)
-		src := &keySource{}
-		src.set(oldKey)
+		src := newKeySource(oldKey)
 		clock := storetest.NewClock(time.Time{})
-		running := b.Open(t, store.Options{Now: clock.Now, Keyring: seal.NewKeyring(oldKey), LoadKeys: src.load})
+		running := serving(t, b, clock, oldKey, src.load)
 		fixed := b.Reopen(t, running, store.Options{Now: clock.Now, Keyring: seal.NewKeyring(oldKey)})
-		if _, err := running.EnsureSealingKey(ctx); err != nil {
-			t.Fatal(err)
-		}
 		addKey(t, running, "kid-1", []byte("der 1"))
 		u := &store.User{Username: "alice", PasswordHash: "$argon2id$fake"}
 		if err := running.CreateUser(ctx, u); err != nil {
@@ -222,10 +228,7 @@ func TestRotationRefusal(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		clock := storetest.NewClock(time.Time{})
 		oldKey, newKey := newKey(t), newKey(t)
-		s := b.Open(t, store.Options{Now: clock.Now, Keyring: seal.NewKeyring(oldKey)})
-		if _, err := s.EnsureSealingKey(ctx); err != nil {
-			t.Fatal(err)
-		}
+		s := serving(t, b, clock, oldKey, nil)
 		addKey(t, s, "kid-1", []byte("der"))
 		now := clock.Now()
 		for _, h := range []store.KeyHolder{
@@ -242,8 +245,7 @@ func TestRotationRefusal(t *testing.T) {
 		}
 		refusal := errors.New("a live holder lacks the new key")
 		var seen []string
-		rot := b.Reopen(t, s, store.Options{Now: clock.Now, Keyring: seal.NewKeyring(newKey, oldKey)})
-		_, err := rot.ResealSecrets(ctx, isSecret, func(hs []store.KeyHolder) error {
+		refuseLacking := func(hs []store.KeyHolder) error {
 			for _, h := range hs {
 				seen = append(seen, h.ID)
 				if !h.Holds(newKey.ID()) {
@@ -251,7 +253,9 @@ func TestRotationRefusal(t *testing.T) {
 				}
 			}
 			return nil
-		})
+		}
+		rot := b.Reopen(t, s, store.Options{Now: clock.Now, Keyring: seal.NewKeyring(newKey, oldKey)})
+		_, err := rot.ResealSecrets(ctx, isSecret, refuseLacking)
 		if !errors.Is(err, refusal) || !slices.Equal(seen, []string{"live"}) && !slices.Equal(seen, []string{"live", "ready"}) {
 			t.Fatalf("ResealSecrets = %v after seeing %v; want the refusal, after seeing the live holders only", err, seen)
 		}
@@ -279,14 +283,7 @@ func TestRotationRefusal(t *testing.T) {
 		if err := s.RemoveKeyHolder(ctx, "live"); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := rot.ResealSecrets(ctx, isSecret, func(hs []store.KeyHolder) error {
-			for _, h := range hs {
-				if !h.Holds(newKey.ID()) {
-					return refusal
-				}
-			}
-			return nil
-		}); err != nil || n.SigningKeys != 1 {
+		if n, err := rot.ResealSecrets(ctx, isSecret, refuseLacking); err != nil || n.SigningKeys != 1 {
 			t.Fatalf("with every live holder ready: %+v, %v", n, err)
 		}
 	})
@@ -299,12 +296,8 @@ func TestReloadKeysRetiresOnlyWhatNothingNeeds(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		oldKey, newKey := newKey(t), newKey(t)
-		src := &keySource{}
-		src.set(oldKey)
-		s := b.Open(t, store.Options{Keyring: seal.NewKeyring(oldKey), LoadKeys: src.load})
-		if _, err := s.EnsureSealingKey(ctx); err != nil {
-			t.Fatal(err)
-		}
+		src := newKeySource(oldKey)
+		s := serving(t, b, storetest.NewClock(time.Time{}), oldKey, src.load)
 		addKey(t, s, "kid-1", []byte("der"))
 
 		src.set(newKey, oldKey)
@@ -340,10 +333,7 @@ func TestNoValueSealedBehindARotation(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		clock := storetest.NewClock(time.Time{})
 		oldKey, newKey := newKey(t), newKey(t)
-		first := b.Open(t, store.Options{Now: clock.Now, Keyring: seal.NewKeyring(oldKey)})
-		if _, err := first.EnsureSealingKey(ctx); err != nil {
-			t.Fatal(err)
-		}
+		first := serving(t, b, clock, oldKey, nil)
 		server := b.Reopen(t, first, store.Options{Now: clock.Now, Keyring: seal.NewKeyring(newKey, oldKey)})
 		const sealers = 12
 		users := make([]*store.User, sealers)
