@@ -55,7 +55,8 @@ func absPath(path string) string {
 	return path
 }
 
-// publish records, in st, that this process holds kr's keys.
+// publish records, in st, that this process holds kr's keys, and
+// removes the records of processes that stopped without removing theirs.
 func (h *keyHolder) publish(ctx context.Context, st *store.Store, kr *keyring) error {
 	h.st = st
 	h.rec.Source, h.rec.KeyFile = "NSAUTH_SECRET_KEY", ""
@@ -63,7 +64,11 @@ func (h *keyHolder) publish(ctx context.Context, st *store.Store, kr *keyring) e
 		h.rec.KeyFile = absPath(kr.source.path)
 		h.rec.Source = "the key file " + h.rec.KeyFile
 	}
-	return h.renew(ctx)
+	if err := h.renew(ctx); err != nil {
+		return err
+	}
+	_, err := st.KeyHolders(ctx)
+	return err
 }
 
 // renew records the keys the store holds now.

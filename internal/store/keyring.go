@@ -41,6 +41,12 @@ type keyring struct {
 	load func() ([]*seal.Key, error)
 	// mu makes concurrent misses of one new key share one load.
 	mu sync.Mutex
+	// refused is the list of keys ReloadKeys last kept others beside, with
+	// the database's sealing key then, and why: the same list is not
+	// checked against the database again until it seals with another key
+	// (a rotation).
+	refused    []string
+	refusedErr error
 }
 
 // Keyring returns the keys the store holds now, or nil when it was opened
@@ -233,10 +239,29 @@ func (s *Store) ReloadKeys(ctx context.Context) (*seal.Keyring, error) {
 		return listed, nil
 	}
 	// Some key held is no longer listed: drop it only if nothing needs it
-	// (the check needs the database's sealing key too).
-	if _, err := s.walkSecrets(ctx, walk{ring: listed, mode: checkSecrets}); err != nil {
+	// (the check needs the database's sealing key too). The check reads
+	// every sealed value, so a list refused once is not checked again
+	// until the source lists other keys.
+	sealing, err := s.SealingKeyID(ctx)
+	if err != nil {
 		s.keys.ring.Store(merged)
-		return merged, fmt.Errorf("keeping the keys the key source no longer lists: %w", err)
+		return merged, err
+	}
+	check := append(listed.IDs(), "sealing:"+sealing)
+	s.keys.mu.Lock()
+	refused, refusedErr := s.keys.refused, s.keys.refusedErr
+	s.keys.mu.Unlock()
+	if !slices.Equal(refused, check) {
+		_, refusedErr = s.walkSecrets(ctx, walk{ring: listed, mode: checkSecrets})
+	}
+	if refusedErr != nil {
+		if ctx.Err() == nil {
+			s.keys.mu.Lock()
+			s.keys.refused, s.keys.refusedErr = check, refusedErr
+			s.keys.mu.Unlock()
+		}
+		s.keys.ring.Store(merged)
+		return merged, fmt.Errorf("keeping the keys the key source no longer lists: %w", refusedErr)
 	}
 	s.keys.ring.Store(listed)
 	return listed, nil

@@ -311,6 +311,9 @@ func TestReloadKeysRetiresOnlyWhatNothingNeeds(t *testing.T) {
 		if !errors.As(err, &ke) || ke.ID != oldKey.ID() || !ring.Has(oldKey.ID()) || !s.Keyring().Has(oldKey.ID()) {
 			t.Fatalf("ReloadKeys without the key in use = %v, %v; want it kept, and an error naming it", ring.IDs(), err)
 		}
+		if ring, err := s.ReloadKeys(ctx); !errors.As(err, &ke) || !ring.Has(oldKey.ID()) {
+			t.Fatalf("ReloadKeys again, nothing changed = %v, %v; want the key kept and the same error", ring.IDs(), err)
+		}
 		if _, err := s.SigningKeys(ctx); err != nil {
 			t.Fatalf("after the early retirement: %v", err)
 		}
