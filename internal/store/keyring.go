@@ -139,7 +139,7 @@ func (s *Store) sealingKey(ctx context.Context, q querier, ring *seal.Keyring, l
 		err = &seal.KeyError{ID: id}
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("the database seals new secrets with key id %s, which was not given: %w", id, err)
+		return nil, "", fmt.Errorf("the database seals new secrets with a key this process lacks: %w", err)
 	}
 	return ring, id, nil
 }
