@@ -64,12 +64,9 @@ var ErrNoAuditKey = errors.New("the database holds no audit key yet: start nsaut
 // makes), and returns the audit trail's HMAC key, for `nsauth audit hash`.
 // It changes nothing in the store.
 func ReadAuditKey(ctx context.Context, loc config.Store, keys config.SecretKeys, now func() time.Time) ([]byte, error) {
-	ring, err := secretKeyring(config.Builtin{DataDir: loc.DataDir, DatabaseURL: loc.DatabaseURL, SecretKeys: keys})
+	ring, err := givenKeyring(loc, keys, "no secret key")
 	if err != nil {
 		return nil, err
-	}
-	if ring.generated != "" {
-		return nil, fmt.Errorf("no secret key: set %s, or give the --data-dir that holds %s", config.SecretKeySettings(), config.DefaultSecretKeyFile)
 	}
 	st, err := openStore(ctx, loc, store.Options{Now: now, Keyring: ring.ring})
 	if err != nil {

@@ -59,17 +59,20 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	// ours, warnings and up (its info lines are route listings).
 	slog.SetDefault(slog.New(minLevel{logger.Handler(), max(slog.LevelWarn, cfg.LogLevel)}).With("component", "oidc"))
 
-	st, err := OpenSealedStore(ctx, b, deps.Now, logger)
+	holder := newKeyHolder(deps.Now, logger)
+	st, err := openSealedStore(ctx, b, deps.Now, logger, holder)
 	if err != nil {
 		return nil, err
 	}
-	bp := &builtinProvider{close: st.Close, requests: new(atomic.Int64)}
+	holder.start(bg)
+	closeStore := func() error { return errors.Join(holder.remove(), st.Close()) }
+	bp := &builtinProvider{close: closeStore, requests: new(atomic.Int64)}
 	auditor, closeAudit, err := newAuditor(ctx, st, b, deps, logger)
 	if err != nil {
 		return bp, err
 	}
 	bp.audit = auditor
-	bp.close = func() error { return errors.Join(st.Close(), closeAudit()) }
+	bp.close = func() error { return errors.Join(closeStore(), closeAudit()) }
 	boot, err := issuer.Bootstrap(ctx, st, issuer.BootstrapConfig{AdminUser: b.AdminUser, AdminPassword: b.AdminPassword})
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)

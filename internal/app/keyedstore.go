@@ -2,14 +2,10 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"path/filepath"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/config"
-	"github.com/nsauth/nsauth/internal/seal"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -20,24 +16,11 @@ import (
 // makes it at its first start, and a second key would leave the database
 // with secrets no single key opens.
 func OpenKeyedStore(ctx context.Context, loc config.Store, keys config.SecretKeys, now func() time.Time) (*store.Store, error) {
-	var ring *seal.Keyring
-	switch {
-	case keys.Current != nil:
-		ring = seal.NewKeyring(keys.Current, keys.Old)
-	case loc.DatabaseURL != "":
-		return nil, fmt.Errorf("this command stores a secret and needs the key that seals them: set %s as for nsauth serve", config.SecretKeySettings())
-	default:
-		file := filepath.Join(loc.DataDir, config.DefaultSecretKeyFile)
-		k, err := config.ReadSecretKeyFile(file)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no secret key file %s: start nsauth serve once to make it, or set %s", file, config.SecretKeySettings())
-		}
-		if err != nil {
-			return nil, err
-		}
-		ring = seal.NewKeyring(k)
+	kr, err := givenKeyring(loc, keys, "this command stores a secret and needs the key that seals them")
+	if err != nil {
+		return nil, err
 	}
-	st, err := openStore(ctx, loc, store.Options{Now: now, Keyring: ring})
+	st, err := openStore(ctx, loc, store.Options{Now: now, Keyring: kr.ring})
 	if err != nil {
 		return nil, err
 	}
@@ -46,4 +29,20 @@ func OpenKeyedStore(ctx context.Context, loc config.Store, keys config.SecretKey
 		return nil, fmt.Errorf("the secret key does not open the secrets in the database (is it the server's?): %w", keyIDError(err))
 	}
 	return st, nil
+}
+
+// givenKeyring is secretKeyring for a command, which never makes a key:
+// why says why the command needs one.
+func givenKeyring(loc config.Store, keys config.SecretKeys, why string) (*keyring, error) {
+	if loc.DatabaseURL != "" && keys.Current() == nil {
+		return nil, fmt.Errorf("%s: set %s as for nsauth serve", why, config.SecretKeySettings())
+	}
+	kr, err := secretKeyring(config.Builtin{DataDir: loc.DataDir, DatabaseURL: loc.DatabaseURL, SecretKeys: keys})
+	if err != nil {
+		return nil, err
+	}
+	if kr.generated != "" {
+		return nil, fmt.Errorf("%s: there is no secret key file %s; start nsauth serve once to make it, or set %s", why, kr.file, config.SecretKeySettings())
+	}
+	return kr, nil
 }

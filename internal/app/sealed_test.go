@@ -97,11 +97,11 @@ func (b *sealedBackend) keyring(t *testing.T) *seal.Keyring {
 		}
 		return seal.NewKeyring(k)
 	}
-	k, err := config.ReadSecretKeyFile(filepath.Join(b.dir, config.DefaultSecretKeyFile))
+	keys, err := config.ReadSecretKeyFile(filepath.Join(b.dir, config.DefaultSecretKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return seal.NewKeyring(k)
+	return seal.NewKeyring(keys[0], keys[1:]...)
 }
 
 // open opens the database as a second process holding the key would.
@@ -274,7 +274,17 @@ var sealedArgs = []string{"--listen", "127.0.0.1:0", "--issuer", sealedIssuer}
 // tokens.
 func login(t *testing.T, s *servetest.Server) *mgmtv1alpha1.AccessToken {
 	t.Helper()
-	api := mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, s.URL)
+	return cliLogin(t, s.URL, func(authorizeURL string) *url.URL {
+		return inProcessBrowser(t, s.App, sealedIssuer).Login(t, authorizeURL, "admin", adminPassword)
+	})
+}
+
+// cliLogin runs the CLI's login against the server at base: an authorize
+// URL with PKCE, the browser's part (which returns the redirect back, with
+// the code), and LoginCli. It returns the tokens.
+func cliLogin(t *testing.T, base string, browser func(authorizeURL string) *url.URL) *mgmtv1alpha1.AccessToken {
+	t.Helper()
+	api := mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, base)
 	ctx := context.Background()
 	verifier := oauth2.GenerateVerifier()
 	challenge, method := oauth2.S256ChallengeFromVerifier(verifier), "S256"
@@ -284,7 +294,7 @@ func login(t *testing.T, s *servetest.Server) *mgmtv1alpha1.AccessToken {
 	if err != nil {
 		t.Fatalf("GetAuthorizeUrl: %v", err)
 	}
-	loc := inProcessBrowser(t, s.App, sealedIssuer).Login(t, authz.Msg.GetUrl(), "admin", adminPassword)
+	loc := browser(authz.Msg.GetUrl())
 	resp, err := api.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{
 		Code: loc.Query().Get("code"), RedirectUri: redirectURI, CodeVerifier: &verifier,
 	}))

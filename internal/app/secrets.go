@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/config"
@@ -27,7 +29,20 @@ import (
 // directory. At first start it is made there, 0600, once the database is
 // known not to hold values sealed under another key: a lost key file is
 // then reported rather than silently replaced.
+//
+// Keys read from a file (that one, or NSAUTH_SECRET_KEY_FILE) are read
+// again when the store meets a key it lacks, which is how a rotation
+// reaches a running server (see store.Options.LoadKeys).
 func OpenSealedStore(ctx context.Context, b config.Builtin, now func() time.Time, logger *slog.Logger) (*store.Store, error) {
+	return openSealedStore(ctx, b, now, logger, nil)
+}
+
+// openSealedStore is OpenSealedStore for a server, which publishes the
+// keys it holds as holder (nil: none), before it checks that they open
+// every value: a rotation either sees the record, or has finished by the
+// time the check runs (see store.ResealSecrets). A start that fails
+// removes the record.
+func openSealedStore(ctx context.Context, b config.Builtin, now func() time.Time, logger *slog.Logger, holder *keyHolder) (*store.Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -39,13 +54,29 @@ func OpenSealedStore(ctx context.Context, b config.Builtin, now func() time.Time
 		if err != nil {
 			return nil, err
 		}
-		st, err := openStore(ctx, loc, store.Options{Now: now, Keyring: keys.ring, AuditRetention: b.AuditRetention})
+		opts := store.Options{Now: now, Keyring: keys.ring, AuditRetention: b.AuditRetention}
+		if keys.source != nil {
+			opts.LoadKeys = keys.source.load
+		}
+		st, err := openStore(ctx, loc, opts)
 		if err != nil {
 			return nil, err
 		}
+		abandon := func() {
+			if holder != nil {
+				_ = holder.remove()
+			}
+			_ = st.Close()
+		}
+		if holder != nil {
+			if err := holder.publish(ctx, st, keys); err != nil {
+				abandon()
+				return nil, err
+			}
+		}
 		if keys.generated != "" {
 			if err := st.CheckSecrets(ctx); err != nil {
-				_ = st.Close()
+				abandon()
 				if _, statErr := os.Stat(keys.file); statErr == nil {
 					continue // another process made the file and sealed with it meanwhile
 				}
@@ -54,11 +85,11 @@ func OpenSealedStore(ctx context.Context, b config.Builtin, now func() time.Time
 			}
 			created, err := createKeyFile(keys.file, keys.generated)
 			if err != nil {
-				_ = st.Close()
+				abandon()
 				return nil, err
 			}
 			if !created {
-				_ = st.Close()
+				abandon()
 				continue
 			}
 			logger.Warn("made the secret key that seals the provider's private keys and secrets in its database: "+
@@ -67,8 +98,11 @@ func OpenSealedStore(ctx context.Context, b config.Builtin, now func() time.Time
 				"file", keys.file)
 		}
 		n, err := st.SealSecrets(ctx, issuer.SecretValue)
+		if err == nil {
+			_, err = st.EnsureSealingKey(ctx)
+		}
 		if err != nil {
-			_ = st.Close()
+			abandon()
 			return nil, secretKeyError(err, keys)
 		}
 		if n.Total() > 0 {
@@ -79,53 +113,31 @@ func OpenSealedStore(ctx context.Context, b config.Builtin, now func() time.Time
 	return nil, fmt.Errorf("the secret key file %s changed while nsauth started: start it again", filepath.Join(b.DataDir, config.DefaultSecretKeyFile))
 }
 
-// RotateSecretKey seals every secret in the store loc points at again,
-// under keys.Current, in one transaction: afterwards only that key is
-// needed. keys.Old is the key being replaced; with SQLite the data
-// directory's key file, when there is one, is tried too. It returns how
-// many values it sealed again.
-func RotateSecretKey(ctx context.Context, loc config.Store, keys config.SecretKeys, now func() time.Time) (store.SecretCounts, error) {
-	if keys.Current == nil {
-		return store.SecretCounts{}, fmt.Errorf("no new secret key: set %s to it (make one with `nsauth keys generate-secret-key`)", config.SecretKeySettings())
-	}
-	old := []*seal.Key{keys.Old}
-	if loc.DatabaseURL == "" {
-		if k, err := config.ReadSecretKeyFile(filepath.Join(loc.DataDir, config.DefaultSecretKeyFile)); err == nil {
-			old = append(old, k)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return store.SecretCounts{}, err
-		}
-	}
-	ring := &keyring{ring: seal.NewKeyring(keys.Current, old...), setting: config.SecretKeySettings()}
-	st, err := openStore(ctx, loc, store.Options{Now: now, Keyring: ring.ring})
-	if err != nil {
-		return store.SecretCounts{}, err
-	}
-	defer st.Close()
-	n, err := st.ResealSecrets(ctx, issuer.SecretValue)
-	if err != nil {
-		return store.SecretCounts{}, secretKeyError(err, ring)
-	}
-	return n, nil
-}
-
-// keyring is the secret keys a server runs with, and where they came from.
+// keyring is the secret keys a process runs with, and where they came
+// from.
 type keyring struct {
 	ring *seal.Keyring
-	// setting names where the current key was given, for messages.
+	// setting names where the keys were given, for messages.
 	setting string
-	// file is the data directory's key file, when the key is (or is to
+	// file is the data directory's key file, when the keys are (or are to
 	// be) that file.
 	file string
 	// generated is a new key's text, not yet written to file.
 	generated string
+	// source is the key file read again when it changes; nil when the
+	// keys cannot change while the process runs (NSAUTH_SECRET_KEY).
+	source *keyFile
 }
 
 // secretKeyring returns the configured keys, or the data directory's key
 // file, or a new key to be written there.
 func secretKeyring(b config.Builtin) (*keyring, error) {
-	if k := b.SecretKeys.Current; k != nil {
-		return &keyring{ring: seal.NewKeyring(k, b.SecretKeys.Old), setting: config.SecretKeySettings()}, nil
+	if keys := b.SecretKeys; keys.Current() != nil {
+		kr := &keyring{ring: seal.NewKeyring(keys.Current(), slices.Concat(keys.Listed[1:], keys.Old)...), setting: config.SecretKeySettings()}
+		if keys.File != "" {
+			kr.source = &keyFile{path: keys.File, old: keys.Old}
+		}
+		return kr, nil
 	}
 	// config guarantees a key with PostgreSQL; this is SQLite.
 	if err := os.MkdirAll(b.DataDir, 0o700); err != nil {
@@ -133,57 +145,19 @@ func secretKeyring(b config.Builtin) (*keyring, error) {
 	}
 	file := filepath.Join(b.DataDir, config.DefaultSecretKeyFile)
 	setting := "the secret key file " + file + " (or " + config.SecretKeySettings() + ")"
-	k, err := config.ReadSecretKeyFile(file)
+	keys, err := config.ReadSecretKeyFile(file)
 	if err == nil {
-		return &keyring{ring: seal.NewKeyring(k), setting: setting, file: file}, nil
+		return &keyring{ring: seal.NewKeyring(keys[0], keys[1:]...), setting: setting, file: file, source: &keyFile{path: file}}, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%v: restore the file from a backup, or set %s", err, config.SecretKeySettings())
 	}
 	text := seal.GenerateKey()
-	k, err = seal.ParseKey(text)
+	k, err := seal.ParseKey(text)
 	if err != nil {
 		return nil, err
 	}
-	return &keyring{ring: seal.NewKeyring(k), setting: setting, file: file, generated: text}, nil
-}
-
-// createKeyFile writes a new key file, mode 0600, that appears whole or
-// not at all: it is written under a temporary name and linked into place,
-// which fails when the file exists (another process made it first:
-// created is then false and the file is left as it is).
-func createKeyFile(path, text string) (created bool, err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".secret.key-*")
-	if err != nil {
-		return false, fmt.Errorf("creating the secret key file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		_ = tmp.Close()
-		return false, fmt.Errorf("creating the secret key file: %w", err)
-	}
-	if _, err := tmp.WriteString(text + "\n"); err != nil {
-		_ = tmp.Close()
-		return false, fmt.Errorf("writing the secret key file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return false, fmt.Errorf("writing the secret key file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("writing the secret key file: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("creating the secret key file: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return true, nil
+	return &keyring{ring: seal.NewKeyring(k), setting: setting, file: file, generated: text, source: &keyFile{path: file}}, nil
 }
 
 // secretKeyError explains why the store's secrets did not open, naming the
@@ -191,9 +165,14 @@ func createKeyFile(path, text string) (created bool, err error) {
 func secretKeyError(err error, keys *keyring) error {
 	switch {
 	case errors.Is(err, seal.ErrUnknownKey):
-		return fmt.Errorf("the database's secrets do not open with the secret key given in %s (key id %s): "+
-			"set it to the key they were sealed with; while rotating, give the previous key in %s: %w",
-			keys.setting, keys.ring.CurrentID(), config.OldSecretKeySettings(), keyIDError(err))
+		ids := "key id " + keys.ring.CurrentID()
+		if all := keys.ring.IDs(); len(all) > 1 {
+			ids = "key ids " + strings.Join(all, ", ")
+		}
+		return fmt.Errorf("the database's secrets do not open with the secret key given in %s (%s): "+
+			"give the key they were sealed with; while rotating, list the previous key after the new one, newest first "+
+			"(NSAUTH_SECRET_KEY=\"<new key>,<previous key>\"): %w",
+			keys.setting, ids, keyIDError(err))
 	case errors.Is(err, seal.ErrNotAuthentic), errors.Is(err, seal.ErrMalformed):
 		return fmt.Errorf("a sealed secret in the database does not open under the key of its key id, given in %s: "+
 			"it was altered or copied from another row; restore the database from a backup: %w", keys.setting, err)

@@ -45,7 +45,7 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	}
 	loadStoreLocation(src, &b.DataDir, &b.DatabaseURL, bad)
 	loadSecretKeys(src, &b.SecretKeys, bad)
-	if b.DatabaseURL != "" && b.SecretKeys.Current == nil {
+	if b.DatabaseURL != "" && b.SecretKeys.Current() == nil {
 		bad(sSecretKey, "is required with PostgreSQL: set %s to %s, the same on every replica, and keep it apart from the database and its backups",
 			secretKeySettings, makeSecretKeyAdvice)
 	}

@@ -12,12 +12,15 @@ import (
 )
 
 // The secret key seals the built-in provider's secrets at rest. The key
-// itself is read from the environment or a file, never from argv.
+// itself is read from the environment or a file, never from argv. Either
+// may list several keys, newest first, separated by commas (a key file:
+// by commas or lines): a server holds them all, so that a rotation can
+// give it the new key before the database is sealed again under it.
 var (
 	sSecretKey          = setting{"", []string{"NSAUTH_SECRET_KEY"}, "", ""} // secrets never come from argv
-	sSecretKeyFile      = setting{"secret-key-file", []string{"NSAUTH_SECRET_KEY_FILE"}, "", "built-in provider: file holding the key that seals secrets in the database (32 random bytes, base64); with SQLite the default is secret.key in the data directory, made at first start"}
+	sSecretKeyFile      = setting{"secret-key-file", []string{"NSAUTH_SECRET_KEY_FILE"}, "", "built-in provider: file holding the keys that seal secrets in the database (32 random bytes, base64; several: one per line, newest first), read again when it changes; with SQLite the default is secret.key in the data directory, made at first start"}
 	sOldSecretKey       = setting{"", []string{"NSAUTH_OLD_SECRET_KEY"}, "", ""} // secrets never come from argv
-	sOldSecretKeyFile   = setting{"old-secret-key-file", []string{"NSAUTH_OLD_SECRET_KEY_FILE"}, "", "built-in provider: file holding the previous secret key while it is rotated (see nsauth keys rotate-secret-key)"}
+	sOldSecretKeyFile   = setting{"old-secret-key-file", []string{"NSAUTH_OLD_SECRET_KEY_FILE"}, "", "built-in provider: file holding a previous secret key, which opens and never seals (listing it after the new key in NSAUTH_SECRET_KEY does the same)"}
 	secretKeySettings   = "NSAUTH_SECRET_KEY or NSAUTH_SECRET_KEY_FILE"
 	makeSecretKeyAdvice = "32 random bytes in base64, made with `nsauth keys generate-secret-key` or `openssl rand -base64 32`"
 )
@@ -26,7 +29,7 @@ var (
 var secretKeyFlagged = []setting{sSecretKeyFile, sOldSecretKeyFile}
 
 // maxKeyFileBytes bounds what is read from a key file: a key is 44 bytes
-// of base64 and a newline.
+// of base64 and a newline, and a file lists a few.
 const maxKeyFileBytes = 4 << 10
 
 // DefaultSecretKeyFile is the name, in the SQLite data directory, of the
@@ -37,15 +40,30 @@ const DefaultSecretKeyFile = "secret.key"
 // private signing keys, the broker's client secret, the keys of auth
 // requests and device cookies) in the database.
 type SecretKeys struct {
-	// Current seals, and opens (NSAUTH_SECRET_KEY or
-	// NSAUTH_SECRET_KEY_FILE). Nil when neither is set: required with
-	// PostgreSQL; with SQLite the server then uses DefaultSecretKeyFile in
-	// the data directory, made at first start.
-	Current *seal.Key
-	// Old opens values sealed before a rotation, and never seals
-	// (NSAUTH_OLD_SECRET_KEY or NSAUTH_OLD_SECRET_KEY_FILE). Nil when not
-	// rotating.
-	Old *seal.Key
+	// Listed are the keys of NSAUTH_SECRET_KEY, or of the file
+	// NSAUTH_SECRET_KEY_FILE names, newest first. All open; the first is
+	// the one `nsauth keys rotate-secret-key` moves the database to, and
+	// the database says which one seals. Empty when neither is set:
+	// required with PostgreSQL; with SQLite the server then uses
+	// DefaultSecretKeyFile in the data directory, made at first start.
+	Listed []*seal.Key
+	// File is NSAUTH_SECRET_KEY_FILE when Listed came from it: a server
+	// reads it again when it changes, so a rotation reaches servers that
+	// run without restarting them.
+	File string
+	// Old open values sealed before a rotation, and never seal
+	// (NSAUTH_OLD_SECRET_KEY or NSAUTH_OLD_SECRET_KEY_FILE, which may list
+	// several too). Listing them after the new key in NSAUTH_SECRET_KEY
+	// does the same.
+	Old []*seal.Key
+}
+
+// Current is the first key listed, or nil when none is.
+func (k SecretKeys) Current() *seal.Key {
+	if len(k.Listed) == 0 {
+		return nil
+	}
+	return k.Listed[0]
 }
 
 // RegisterSecretKeyFlags adds --secret-key-file and --old-secret-key-file
@@ -72,44 +90,42 @@ func LoadSecretKeys(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Sec
 }
 
 func loadSecretKeys(src source, keys *SecretKeys, bad func(setting, string, ...any)) {
-	keys.Current = loadKey(src, sSecretKey, sSecretKeyFile, bad)
-	keys.Old = loadKey(src, sOldSecretKey, sOldSecretKeyFile, bad)
-	if keys.Old != nil && keys.Current == nil {
+	keys.Listed, keys.File = loadKeys(src, sSecretKey, sSecretKeyFile, bad)
+	keys.Old, _ = loadKeys(src, sOldSecretKey, sOldSecretKeyFile, bad)
+	if len(keys.Old) > 0 && len(keys.Listed) == 0 {
 		bad(sOldSecretKey, "is the key being replaced: give the new one too, in %s", secretKeySettings)
 	}
 }
 
-// loadKey reads a key given as text in one setting or in a file named by
-// another.
-func loadKey(src source, text, file setting, bad func(setting, string, ...any)) *seal.Key {
+// loadKeys reads keys given as text in one setting or in a file named by
+// another, and the file's path when they came from one.
+func loadKeys(src source, text, file setting, bad func(setting, string, ...any)) ([]*seal.Key, string) {
 	v, vSet := src.get(text)
 	path, pathSet := src.get(file)
 	switch {
 	case vSet && pathSet:
-		bad(file, "cannot be combined with %s: give the key one way", text.name())
-		return nil
+		bad(file, "cannot be combined with %s: give the keys one way", text.name())
 	case vSet:
-		k, err := seal.ParseKey(v)
+		keys, err := seal.ParseKeys(v)
 		if err != nil {
 			bad(text, "%v", err)
-			return nil
+			return nil, ""
 		}
-		return k
+		return keys, ""
 	case pathSet:
-		k, err := ReadSecretKeyFile(path)
+		keys, err := ReadSecretKeyFile(path)
 		if err != nil {
 			bad(file, "%v", err)
-			return nil
+			return nil, ""
 		}
-		return k
+		return keys, path
 	}
-	return nil
+	return nil, ""
 }
 
-// ReadSecretKeyFile reads a key file: the key as NSAUTH_SECRET_KEY holds
-// it, optionally followed by a newline. Errors name the file, never the
-// key.
-func ReadSecretKeyFile(path string) (*seal.Key, error) {
+// ReadSecretKeyFile reads a key file: the keys as NSAUTH_SECRET_KEY holds
+// them, or one per line, newest first. Errors name the file, never a key.
+func ReadSecretKeyFile(path string) ([]*seal.Key, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the key file: %w", err)
@@ -120,13 +136,13 @@ func ReadSecretKeyFile(path string) (*seal.Key, error) {
 		return nil, fmt.Errorf("reading the key file %s: %w", path, err)
 	}
 	if len(b) > maxKeyFileBytes {
-		return nil, fmt.Errorf("the key file %s is larger than a key: want %s", path, makeSecretKeyAdvice)
+		return nil, fmt.Errorf("the key file %s is larger than a few keys: want %s, one per line", path, makeSecretKeyAdvice)
 	}
-	k, err := seal.ParseKey(string(b))
+	keys, err := seal.ParseKeys(string(b))
 	if err != nil {
-		return nil, fmt.Errorf("the key file %s %v", path, err)
+		return nil, fmt.Errorf("the key file %s: %v", path, err)
 	}
-	return k, nil
+	return keys, nil
 }
 
 // SecretKeySettings names the settings of the secret key, for messages.

@@ -96,6 +96,44 @@ func ParseKey(text string) (*Key, error) {
 	return NewKey(raw)
 }
 
+// KeySeparator separates the keys of a list (see [ParseKeys]). Neither
+// base64 alphabet has it, nor white space, so a list never splits a key.
+const KeySeparator = ","
+
+// ParseKeys reads a list of keys, newest first, as NSAUTH_SECRET_KEY and a
+// key file hold them: keys separated by commas or line breaks, each as
+// [ParseKey] reads it, with white space around each ignored. A list of one
+// key is that key. Errors name a bad key by its position ("key 2 of 3"),
+// never by its text; an empty place in the list, or a key listed twice,
+// is an error too, as a sign of a list put together wrong.
+func ParseKeys(text string) ([]*Key, error) {
+	places := strings.Split(strings.ReplaceAll(strings.TrimSpace(text), "\n", KeySeparator), KeySeparator)
+	if len(places) == 1 {
+		k, err := ParseKey(text)
+		if err != nil {
+			return nil, err
+		}
+		return []*Key{k}, nil
+	}
+	keys := make([]*Key, 0, len(places))
+	for i, place := range places {
+		if strings.TrimSpace(place) == "" {
+			return nil, fmt.Errorf("key %d of %d is empty: separate keys by one comma, newest first", i+1, len(places))
+		}
+		k, err := ParseKey(place)
+		if err != nil {
+			return nil, fmt.Errorf("key %d of %d %v", i+1, len(places), err)
+		}
+		for j, prev := range keys {
+			if prev.id == k.id {
+				return nil, fmt.Errorf("key %d of %d is key %d again: list each key once, newest first", i+1, len(places), j+1)
+			}
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
 // GenerateKey returns a new random key as [ParseKey] reads it: standard
 // base64 of 32 bytes from crypto/rand, without a newline.
 func GenerateKey() string {
@@ -114,20 +152,25 @@ func (k *Key) String() string { return "seal.Key(" + k.id + ")" }
 func (k *Key) GoString() string { return k.String() }
 
 // Keyring holds the key that seals and the keys that may still open: the
-// current one and those given during a rotation.
+// current one and those given during a rotation. It never changes: a
+// process that learns of other keys makes another keyring.
 type Keyring struct {
 	current *Key
 	byID    map[string]*Key
+	// keys are current, then the others in the order given.
+	keys []*Key
 }
 
 // NewKeyring returns a keyring that seals with current and opens values
-// sealed with current or any of old. Nil old keys are skipped.
+// sealed with current or any of old. Nil old keys, and keys given twice,
+// are skipped.
 func NewKeyring(current *Key, old ...*Key) *Keyring {
-	r := &Keyring{current: current, byID: map[string]*Key{current.id: current}}
+	r := &Keyring{current: current, byID: map[string]*Key{current.id: current}, keys: []*Key{current}}
 	for _, k := range old {
 		if k != nil {
 			if _, ok := r.byID[k.id]; !ok {
 				r.byID[k.id] = k
+				r.keys = append(r.keys, k)
 			}
 		}
 	}
@@ -136,6 +179,18 @@ func NewKeyring(current *Key, old ...*Key) *Keyring {
 
 // CurrentID is the id of the key that seals.
 func (r *Keyring) CurrentID() string { return r.current.id }
+
+// IDs are the ids of the keys the keyring holds, the current one first.
+func (r *Keyring) IDs() []string {
+	ids := make([]string, len(r.keys))
+	for i, k := range r.keys {
+		ids[i] = k.id
+	}
+	return ids
+}
+
+// Keys are the keys the keyring holds, the current one first.
+func (r *Keyring) Keys() []*Key { return append([]*Key(nil), r.keys...) }
 
 // Has reports whether the keyring holds the key with this id.
 func (r *Keyring) Has(id string) bool {
@@ -146,7 +201,22 @@ func (r *Keyring) Has(id string) bool {
 // Seal encrypts plaintext under the current key, binding it to
 // associatedData: the same bytes must be given to [Keyring.Open].
 func (r *Keyring) Seal(plaintext, associatedData []byte) []byte {
-	k := r.current
+	return r.current.seal(plaintext, associatedData)
+}
+
+// SealWith is Seal under the keyring's key with this id rather than the
+// current one: where several processes share sealed values, the key that
+// seals is agreed among them, and may be older than this one's newest. It
+// fails with a [*KeyError] when the keyring lacks the key.
+func (r *Keyring) SealWith(id string, plaintext, associatedData []byte) ([]byte, error) {
+	k, ok := r.byID[id]
+	if !ok {
+		return nil, &KeyError{ID: id}
+	}
+	return k.seal(plaintext, associatedData), nil
+}
+
+func (k *Key) seal(plaintext, associatedData []byte) []byte {
 	header := prefix + k.id + ":"
 	nonce := make([]byte, k.aead.NonceSize())
 	_, _ = rand.Read(nonce)

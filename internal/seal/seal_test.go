@@ -58,6 +58,82 @@ func TestParseKey(t *testing.T) {
 	}
 }
 
+func TestParseKeys(t *testing.T) {
+	t.Parallel()
+	a, b, c := seal.GenerateKey(), seal.GenerateKey(), seal.GenerateKey()
+	short := base64.StdEncoding.EncodeToString([]byte("sixteen byte key"))
+	for _, tc := range []struct {
+		name, text string
+		want       []string // the keys' texts, in order
+		wantErr    string
+	}{
+		{"one key", a, []string{a}, ""},
+		{"one key and a newline", a + "\n", []string{a}, ""},
+		{"two, by a comma", a + "," + b, []string{a, b}, ""},
+		{"three, by commas and spaces", a + " , " + b + ",\t" + c, []string{a, b, c}, ""},
+		{"lines, as a key file", a + "\n" + b + "\n" + c + "\n", []string{a, b, c}, ""},
+		{"CRLF lines", a + "\r\n" + b + "\r\n", []string{a, b}, ""},
+		{"empty", "", nil, "is empty"},
+		{"a bad first key", "!!," + a, nil, "key 1 of 2 is not base64"},
+		{"a short last key", a + "," + b + "," + short, nil, "key 3 of 3 decodes to 16 bytes, not 32"},
+		{"an empty place", a + ",," + b, nil, "key 2 of 3 is empty"},
+		{"a blank line between", a + "\n\n" + b, nil, "key 2 of 3 is empty"},
+		{"a trailing comma", a + ",", nil, "key 2 of 2 is empty"},
+		{"a key twice", a + "," + b + "," + a, nil, "key 3 of 3 is key 1 again"},
+		{"the same key in two encodings", a + "," + strings.TrimRight(a, "="), nil, "key 2 of 2 is key 1 again"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			keys, err := seal.ParseKeys(tc.text)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ParseKeys error = %v, want one containing %q", err, tc.wantErr)
+				}
+				for _, k := range []string{a, b, c, short} {
+					if strings.Contains(err.Error(), k) || strings.Contains(err.Error(), strings.TrimRight(k, "=")) {
+						t.Fatalf("the error shows a key: %v", err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseKeys: %v", err)
+			}
+			if len(keys) != len(tc.want) {
+				t.Fatalf("ParseKeys gave %d keys, want %d", len(keys), len(tc.want))
+			}
+			for i, text := range tc.want {
+				if want := mustKey(t, text).ID(); keys[i].ID() != want {
+					t.Fatalf("key %d has id %s, want %s", i+1, keys[i].ID(), want)
+				}
+			}
+		})
+	}
+	if strings.ContainsAny(seal.KeySeparator, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \t\r\n") {
+		t.Fatalf("the separator %q can appear in a key's encoding", seal.KeySeparator)
+	}
+}
+
+func TestSealWith(t *testing.T) {
+	t.Parallel()
+	older, newer := mustKey(t, seal.GenerateKey()), mustKey(t, seal.GenerateKey())
+	ring := seal.NewKeyring(newer, older, nil, newer)
+	if got := strings.Join(ring.IDs(), ","); got != newer.ID()+","+older.ID() {
+		t.Fatalf("IDs = %s, want the current key, then the old one, once each", got)
+	}
+	sealed, err := ring.SealWith(older.ID(), []byte("v"), []byte("row"))
+	if err != nil || seal.KeyID(sealed) != older.ID() {
+		t.Fatalf("SealWith(older) = key %s, %v; want sealed under %s", seal.KeyID(sealed), err, older.ID())
+	}
+	if plain, err := seal.NewKeyring(older).Open(sealed, []byte("row")); err != nil || string(plain) != "v" {
+		t.Fatalf("the older key alone opens it: %q, %v", plain, err)
+	}
+	var ke *seal.KeyError
+	if _, err := seal.NewKeyring(older).SealWith(newer.ID(), []byte("v"), nil); !errors.As(err, &ke) || ke.ID != newer.ID() {
+		t.Fatalf("SealWith a key the keyring lacks = %v, want a KeyError naming it", err)
+	}
+}
+
 func TestKeyNeverPrintsItself(t *testing.T) {
 	t.Parallel()
 	text := seal.GenerateKey()

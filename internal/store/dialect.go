@@ -25,6 +25,10 @@ type dialect struct {
 	// for transactions that must not interleave although no one row
 	// stands for what they share. SQLite needs none, as for lockRows.
 	lockName string
+	// shareRows is appended to a SELECT whose rows must not change until
+	// the transaction ends, while others may read them so too. SQLite
+	// needs none, as for lockRows.
+	shareRows string
 	// isUnique recognises a unique-constraint violation.
 	isUnique func(error) bool
 }
@@ -41,10 +45,11 @@ var sqliteDialect = dialect{
 }
 
 var postgresDialect = dialect{
-	name:     "postgres",
-	numbered: true,
-	lockRows: " FOR UPDATE",
-	lockName: `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.' || ?))`,
+	name:      "postgres",
+	numbered:  true,
+	lockRows:  " FOR UPDATE",
+	lockName:  `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.' || ?))`,
+	shareRows: " FOR SHARE",
 	isUnique: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"

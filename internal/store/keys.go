@@ -98,7 +98,7 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, decide func(keys []Signin
 			if k.ID == "" || k.Algorithm == "" || len(k.PrivateKey) == 0 {
 				return errors.New("a signing key needs an id, an algorithm and a private key")
 			}
-			sealed, err := s.seal(k.PrivateKey, signingKeyAD(k.ID))
+			sealed, err := s.sealIn(ctx, tx, k.PrivateKey, signingKeyAD(k.ID))
 			if err != nil {
 				return fmt.Errorf("sealing signing key: %w", err)
 			}

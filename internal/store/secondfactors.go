@@ -61,14 +61,14 @@ func (s *Store) SecondFactors(ctx context.Context, userID string) (SecondFactors
 // already has a TOTP secret, and [ErrNotFound] when there is no such
 // user. The secret is sealed under the keyring.
 func (s *Store) EnrollTOTP(ctx context.Context, userID, secret string, usedStep int64, recoveryCodes []string) error {
-	sealed, err := s.seal([]byte(secret), totpSecretAD(userID))
-	if err != nil {
-		return fmt.Errorf("sealing the TOTP secret: %w", err)
-	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var one int
 		if err := s.queryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.d.lockRows, userID).Scan(&one); err != nil {
 			return notFound(err, "user")
+		}
+		sealed, err := s.sealIn(ctx, tx, []byte(secret), totpSecretAD(userID))
+		if err != nil {
+			return fmt.Errorf("sealing the TOTP secret: %w", err)
 		}
 		now := s.nowMillis()
 		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_totp (user_id, secret, last_step, created_at) VALUES (?, ?, ?, ?)`,
@@ -283,15 +283,15 @@ func (s *Store) CreatePendingMFA(ctx context.Context, p *PendingMFA, token strin
 		return errors.New("a pending second factor needs an auth request (or an enrolment link), a user, a kind and an expiry")
 	}
 	hash := HashSecret(token)
-	var sealed []byte
-	if p.TOTPSecret != "" {
-		var err error
-		if sealed, err = s.seal([]byte(p.TOTPSecret), pendingSecretAD(hash)); err != nil {
-			return fmt.Errorf("sealing the offered TOTP secret: %w", err)
-		}
-	}
 	p.CreatedAt = s.now()
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var sealed []byte
+		if p.TOTPSecret != "" {
+			var err error
+			if sealed, err = s.sealIn(ctx, tx, []byte(p.TOTPSecret), pendingSecretAD(hash)); err != nil {
+				return fmt.Errorf("sealing the offered TOTP secret: %w", err)
+			}
+		}
 		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_mfa_pending (token_hash, auth_request_id, user_id, amr, kind, totp_secret, steps, created_at, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, hash, p.AuthRequestID, p.UserID, joinList(p.AMR), p.Kind, sealed, joinList(p.Steps),
 			p.CreatedAt.UnixMilli(), p.ExpiresAt.UnixMilli()); err != nil {

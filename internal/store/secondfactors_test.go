@@ -268,7 +268,7 @@ func TestSecondFactorSecretsSealed(t *testing.T) {
 		// seals both again, and a store with the new key alone opens them.
 		newKey, _ := seal.ParseKey(seal.GenerateKey())
 		rot := b.Reopen(t, f.s, store.Options{Now: f.clock.Now, Keyring: seal.NewKeyring(newKey, storetestKey(t))})
-		n, err := rot.ResealSecrets(ctx, nil)
+		n, err := rot.ResealSecrets(ctx, nil, nil)
 		if err != nil || n.SecondFactors != 2 {
 			t.Fatalf("ResealSecrets = %+v, %v; want 2 second-factor secrets", n, err)
 		}

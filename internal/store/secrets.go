@@ -37,36 +37,36 @@ func valueAD(name string) []byte {
 	return []byte("nsauth_instance_values.value\x00" + name)
 }
 
-func (s *Store) seal(plaintext, ad []byte) ([]byte, error) {
-	if s.ring == nil {
-		return nil, ErrNoKeyring
-	}
-	return s.ring.Seal(plaintext, ad), nil
-}
-
-// open opens a sealed value. A value still in clear is an error: it is
-// sealed at start (see [Store.SealSecrets]), before anything reads it.
+// open opens a sealed value with the store's keys. A value still in clear
+// is an error: it is sealed at start (see [Store.SealSecrets]), before
+// anything reads it.
 func (s *Store) open(v, ad []byte) ([]byte, error) {
-	if s.ring == nil {
+	if s.Keyring() == nil {
 		return nil, ErrNoKeyring
 	}
 	if !seal.IsSealed(v) {
 		return nil, errors.New("stored in clear: it is sealed when nsauth serve starts")
 	}
-	return s.ring.Open(v, ad)
+	return s.openWith(nil, v, ad)
 }
 
 // EnsureSecret is [Store.EnsureValue] for a secret: the value is sealed
 // before it is stored, and the stored one is returned opened. Processes
 // racing to initialise the same secret all get the one that won.
 func (s *Store) EnsureSecret(ctx context.Context, name, value string) (string, error) {
-	sealed, err := s.seal([]byte(value), valueAD(name))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		sealed, err := s.sealIn(ctx, tx, []byte(value), valueAD(name))
+		if err != nil {
+			return fmt.Errorf("sealing %s: %w", name, err)
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_instance_values (name, value, created_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO NOTHING`, name, string(sealed), s.nowMillis()); err != nil {
+			return fmt.Errorf("storing %s: %w", name, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return "", fmt.Errorf("sealing %s: %w", name, err)
-	}
-	if _, err := s.exec(ctx, s.db, `INSERT INTO nsauth_instance_values (name, value, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO NOTHING`, name, string(sealed), s.nowMillis()); err != nil {
-		return "", fmt.Errorf("storing %s: %w", name, err)
+		return "", err
 	}
 	return s.Secret(ctx, name)
 }
@@ -102,7 +102,7 @@ const (
 // nothing: it fails, with an error wrapping [seal.ErrUnknownKey] or
 // [seal.ErrNotAuthentic], when the keyring cannot open one of them.
 func (s *Store) CheckSecrets(ctx context.Context) error {
-	_, err := s.walkSecrets(ctx, nil, checkSecrets)
+	_, err := s.walkSecrets(ctx, walk{mode: checkSecrets})
 	return err
 }
 
@@ -113,50 +113,91 @@ func (s *Store) CheckSecrets(ctx context.Context) error {
 // sealed any, the space the plaintext occupied is rewritten too (see
 // scrub), so the database files no longer hold it.
 func (s *Store) SealSecrets(ctx context.Context, isSecret func(name string) bool) (SecretCounts, error) {
-	return s.walkSecrets(ctx, isSecret, sealPlaintext)
+	return s.walkSecrets(ctx, walk{isSecret: isSecret, mode: sealPlaintext})
 }
 
-// ResealSecrets seals every secret again under the keyring's current key,
-// in one transaction: the values sealed under another key of the keyring
-// (an old one given for a rotation), and those still in clear as
-// SealSecrets would. Afterwards only the current key is needed. It returns
-// how many values it rewrote; if any value does not open, it rewrites
-// none. Like SealSecrets, it scrubs the space of the values it replaced.
-func (s *Store) ResealSecrets(ctx context.Context, isSecret func(name string) bool) (SecretCounts, error) {
-	return s.walkSecrets(ctx, isSecret, resealAll)
+// ResealSecrets makes the keyring's current key the one the database
+// seals with, and seals every secret again under it, in one transaction:
+// the values sealed under another key of the keyring (an old one given for
+// a rotation), and those still in clear as SealSecrets would. Afterwards
+// only the current key is needed.
+//
+// ready is called in the transaction, before anything changes, with the
+// processes that hold keys and have not expired (see [KeyHolder]): a
+// process publishing itself later finds the values sealed under the new
+// key when it checks them. An error from ready aborts the rotation. No
+// sealer can store a value under the old key once this transaction holds
+// its lock (see keyring.go).
+//
+// It returns how many values it rewrote; if any value does not open, it
+// rewrites none. Like SealSecrets, it scrubs the space of the values it
+// replaced.
+func (s *Store) ResealSecrets(ctx context.Context, isSecret func(name string) bool, ready func([]KeyHolder) error) (SecretCounts, error) {
+	return s.walkSecrets(ctx, walk{isSecret: isSecret, mode: resealAll, ready: ready})
 }
 
-func (s *Store) walkSecrets(ctx context.Context, isSecret func(string) bool, mode secretsMode) (SecretCounts, error) {
+// walk says what walkSecrets does.
+type walk struct {
+	// ring opens (and seals); nil means the store's keys.
+	ring     *seal.Keyring
+	isSecret func(string) bool
+	mode     secretsMode
+	// ready vets the key holders before a rotation (resealAll).
+	ready func([]KeyHolder) error
+}
+
+func (s *Store) walkSecrets(ctx context.Context, w walk) (SecretCounts, error) {
 	var n SecretCounts
-	if s.ring == nil {
+	ring := w.ring
+	if ring == nil {
+		ring = s.Keyring()
+	}
+	if ring == nil {
 		return n, ErrNoKeyring
 	}
+	isSecret := w.isSecret
 	if isSecret == nil {
 		isSecret = func(string) bool { return false }
 	}
+	// sealID is the key values are sealed with: the database's, or for a
+	// rotation the keyring's current one.
+	var sealID string
 	// rewrite says whether a stored value must be sealed (again), after
 	// checking that a sealed one opens.
 	rewrite := func(v, ad []byte, secret bool) (bool, []byte, error) {
 		if !seal.IsSealed(v) {
-			if !secret || mode == checkSecrets {
+			if !secret || w.mode == checkSecrets {
 				return false, nil, nil
 			}
-			return true, s.ring.Seal(v, ad), nil
+			sealed, err := ring.SealWith(sealID, v, ad)
+			return err == nil, sealed, err
 		}
-		plain, err := s.ring.Open(v, ad)
+		plain, err := s.openWith(w.ring, v, ad)
 		if err != nil {
 			return false, nil, err
 		}
-		if mode != resealAll || seal.KeyID(v) == s.ring.CurrentID() {
+		if w.mode != resealAll || seal.KeyID(v) == sealID {
 			return false, nil, nil
 		}
-		return true, s.ring.Seal(plain, ad), nil
+		sealed, err := ring.SealWith(sealID, plain, ad)
+		return err == nil, sealed, err
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// Key rotation by another replica waits for this transaction.
 		var lock string
 		if err := s.queryRow(ctx, tx, `SELECT name FROM nsauth_locks WHERE name = 'signing_keys'`+s.d.lockRows).Scan(&lock); err != nil {
 			return fmt.Errorf("taking the signing-key lock: %w", err)
+		}
+		if w.mode == resealAll {
+			var err error
+			if sealID, err = s.switchSealingKey(ctx, tx, ring, w.ready); err != nil {
+				return err
+			}
+		} else {
+			var err error
+			if ring, sealID, err = s.sealingKey(ctx, tx, w.ring, s.d.shareRows); err != nil {
+				return err
+			}
 		}
 		type row struct {
 			key   string

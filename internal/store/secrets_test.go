@@ -227,11 +227,11 @@ func TestResealSecrets(t *testing.T) {
 			t.Fatalf("the new key alone before the rotation: CheckSecrets = %v, want ErrUnknownKey", err)
 		}
 		both := b.Reopen(t, s, store.Options{Keyring: seal.NewKeyring(newKey, oldKey)})
-		n, err := both.ResealSecrets(ctx, isSecret)
+		n, err := both.ResealSecrets(ctx, isSecret, nil)
 		if err != nil || n != (store.SecretCounts{SigningKeys: 1, Values: 1}) {
 			t.Fatalf("ResealSecrets = %+v, %v; want 1 signing key and 1 value", n, err)
 		}
-		if n, err := both.ResealSecrets(ctx, isSecret); err != nil || n.Total() != 0 {
+		if n, err := both.ResealSecrets(ctx, isSecret, nil); err != nil || n.Total() != 0 {
 			t.Fatalf("second ResealSecrets = %+v, %v; want nothing to do", n, err)
 		}
 
@@ -272,7 +272,7 @@ func TestResealSecretsIsAllOrNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		ringC, _ := newRing(t, keyA) // C is new, A old; B is missing
-		if _, err := b.Reopen(t, s, store.Options{Keyring: ringC}).ResealSecrets(ctx, isSecret); !errors.Is(err, seal.ErrUnknownKey) {
+		if _, err := b.Reopen(t, s, store.Options{Keyring: ringC}).ResealSecrets(ctx, isSecret, nil); !errors.Is(err, seal.ErrUnknownKey) {
 			t.Fatalf("ResealSecrets without key B = %v, want ErrUnknownKey", err)
 		}
 		if raw := rawKey(t, s, "kid-1"); seal.KeyID(raw) != keyA.ID() {

@@ -64,6 +64,13 @@ type Options struct {
 	// holds no key: methods that read or write a secret fail with
 	// [ErrNoKeyring], and the rest work (as `nsauth users` needs).
 	Keyring *seal.Keyring
+	// LoadKeys, when set, reads again the keys Keyring was made of, newest
+	// first, from a source a rotation rewrites (a key file): the store
+	// calls it when a value names a key it does not hold, or the database
+	// seals with one (see [Store.ReloadKeys] for when keys are dropped).
+	// It returns the same keys when its source has not changed. Nil: the
+	// keys are fixed.
+	LoadKeys func() ([]*seal.Key, error)
 	// AuditRetention is how long audit events are kept: [Store.DeleteExpired]
 	// deletes older ones. Zero means [DefaultAuditRetention]; a negative
 	// value keeps them for good.
@@ -83,7 +90,7 @@ type Store struct {
 	// channel is the PostgreSQL notification channel of revocations.
 	channel string
 	hooks   revocationHooks
-	ring    *seal.Keyring
+	keys    keyring
 	// auditRetention is Options.AuditRetention, defaulted.
 	auditRetention time.Duration
 }
@@ -97,7 +104,12 @@ func newStore(db *sql.DB, d dialect, location string, opts Options) *Store {
 	if retention == 0 {
 		retention = DefaultAuditRetention
 	}
-	return &Store{db: db, d: d, now: now, location: location, ring: opts.Keyring, auditRetention: retention}
+	st := &Store{db: db, d: d, now: now, location: location, auditRetention: retention}
+	st.keys.load = opts.LoadKeys
+	if opts.Keyring != nil {
+		st.keys.ring.Store(opts.Keyring)
+	}
+	return st
 }
 
 // Backend names the database kind: "sqlite" or "postgres".

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +23,12 @@ secret and the keys of login links and device cookies in its database, sealed
 with AES-256-GCM under a secret key kept elsewhere: NSAUTH_SECRET_KEY, or the
 file NSAUTH_SECRET_KEY_FILE names (32 random bytes in base64). With SQLite and
 neither set, the key is the file secret.key in the data directory, made at
-first start. PostgreSQL requires one.`,
+first start. PostgreSQL requires one.
+
+Either may list several keys, newest first, separated by commas (in a file,
+by commas or lines): a server holds them all and opens what any of them
+sealed, and the database says which one seals new values. That is how a
+rotation goes without downtime: see rotate-secret-key.`,
 		Args: cli.NoArgs,
 	}
 	cmd.AddCommand(newGenerateSecretKeyCommand(a), newRotateSecretKeyCommand(a))
@@ -48,20 +54,37 @@ Write it straight to a file readable only by the server's user.`,
 func newRotateSecretKeyCommand(a *cli.App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rotate-secret-key",
-		Short: "Seal every secret again under a new secret key",
-		Long: `Seal every secret in the provider's database again under the new key
-(NSAUTH_SECRET_KEY or NSAUTH_SECRET_KEY_FILE), in one transaction, opening
-them with the old key (NSAUTH_OLD_SECRET_KEY or NSAUTH_OLD_SECRET_KEY_FILE;
-with SQLite, the data directory's secret.key is tried too). Afterwards the
-new key alone is needed and the old one opens nothing.
+		Short: "Seal every secret again under a new secret key, while the servers run",
+		Long: `Seal every secret in the provider's database again under a new key, and make
+it the key that seals new ones, in one transaction, while the servers run.
 
-Servers that run meanwhile keep working when they were started with both
-keys: start them with the new key and the old one, rotate, then restart
-them with the new key alone. Use the same --data-dir or --database-url as
-nsauth serve.`,
-		Example: `  umask 077; nsauth keys generate-secret-key > new.key
-  NSAUTH_OLD_SECRET_KEY_FILE=old.key NSAUTH_SECRET_KEY_FILE=new.key \
-    NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth keys rotate-secret-key`,
+SQLite with the data directory's secret.key (no key settings given): the
+command makes the new key itself and writes it into secret.key above the old
+one; the running server reads the file again when it meets the new key, so
+it never stops opening what is sealed. After sealing everything again the
+file is left with the new key alone. Run it on the server's machine, as the
+user that owns secret.key.
+
+Keys in NSAUTH_SECRET_KEY (or a file of your own, NSAUTH_SECRET_KEY_FILE):
+the new key is the first one listed, and the others open what is sealed now.
+First give every server the new key, listed before the current one
+(NSAUTH_SECRET_KEY="<new key>,<current key>"): servers go on sealing with
+the current key until this command switches the database to the new one, so
+a rolling restart strands none. Then run this command with the same list.
+Afterwards the old key opens nothing: remove it from the list when
+convenient (servers that still list it keep working).
+
+Every running server publishes in the database which keys it holds. The
+command refuses, naming the servers and the fix, and changes nothing, when a
+running server does not hold the new key and would fail to open what is
+sealed under it. Use the same --data-dir or --database-url as nsauth serve.`,
+		Example: `  # SQLite, with the data directory's secret.key
+  nsauth keys rotate-secret-key --data-dir /var/lib/nsauth
+
+  # PostgreSQL replicas: deploy NSAUTH_SECRET_KEY="$NEW,$OLD" to every one first
+  NSAUTH_SECRET_KEY="$NEW,$OLD" NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth \
+    nsauth keys rotate-secret-key
+  # later, deploy NSAUTH_SECRET_KEY="$NEW" alone`,
 		Args: cli.NoArgs,
 	}
 	config.RegisterStoreFlags(cmd.Flags())
@@ -75,17 +98,27 @@ nsauth serve.`,
 		if err != nil {
 			return err
 		}
-		n, err := app.RotateSecretKey(c.Context(), *loc, *keys, a.Now)
+		rot, err := app.RotateSecretKey(c.Context(), *loc, *keys, a.Now)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.ErrOut, "Sealed %d signing key(s) and %d other secret(s) again under the key with id %s.\n"+
-			"Start every server with this key alone now: the old one opens nothing any more.\n",
-			n.SigningKeys, n.Values+n.SecondFactors, keys.Current.ID())
-		if loc.DatabaseURL == "" {
+		if rot.Resumed {
+			fmt.Fprintf(a.ErrOut, "%s listed a newer key above the one in use: finished that rotation.\n", rot.KeyFile)
+		}
+		fmt.Fprintf(a.ErrOut, "Sealed %d signing key(s) and %d other secret(s) again under the key with id %s; new secrets are sealed with it.\n",
+			rot.Sealed.SigningKeys, rot.Sealed.Values+rot.Sealed.SecondFactors, rot.KeyID)
+		switch {
+		case rot.KeyFile != "":
+			fmt.Fprintf(a.ErrOut, "%s holds the new key alone; running servers that read it keep working, and drop the old key by themselves.\n", rot.KeyFile)
+		case len(rot.Retired) > 0:
+			fmt.Fprintf(a.ErrOut, "Key id(s) %s open nothing any more: remove them from %s on every server when convenient; servers that still list them keep working.\n",
+				strings.Join(rot.Retired, ", "), config.SecretKeySettings())
+		}
+		if loc.DatabaseURL == "" && rot.KeyFile == "" {
 			file := filepath.Join(loc.DataDir, config.DefaultSecretKeyFile)
 			if _, err := os.Stat(file); err == nil {
-				fmt.Fprintf(a.ErrOut, "%s still holds the old key: replace it with the new one, or keep setting %s.\n", file, config.SecretKeySettings())
+				fmt.Fprintf(a.ErrOut, "%s still holds the old key: a server started without %s would not start; replace the file's key with the new one, or keep setting %s.\n",
+					file, config.SecretKeySettings(), config.SecretKeySettings())
 			}
 		}
 		return nil

@@ -58,6 +58,16 @@ func ForEach(t *testing.T, fn func(t *testing.T, b Backend)) {
 	}
 }
 
+// SealedColumns are queries that read, as stored, every sealed value the
+// provider keeps (one column each): for tests that look at which key they
+// are sealed under.
+var SealedColumns = []string{
+	`SELECT private_key FROM nsauth_signing_keys`,
+	`SELECT value FROM nsauth_instance_values`,
+	`SELECT secret FROM nsauth_totp`,
+	`SELECT totp_secret FROM nsauth_mfa_pending WHERE totp_secret IS NOT NULL`,
+}
+
 // testKeyText is the secret key of [Keyring]. It is a test fixture, public
 // on purpose.
 const testKeyText = "bnNhdXRoIHN0b3JldGVzdCBzZWNyZXQga2V5IDMyIGI="
