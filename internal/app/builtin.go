@@ -31,6 +31,8 @@ import (
 // reach it in process through the same HTTP code as any external provider.
 type builtinProvider struct {
 	provider
+	// issuer is the issuer URL it serves under.
+	issuer  string
 	handler http.Handler
 	// clientInfo wraps the server's handler so that the provider's audit
 	// events name the RPC caller (issuer.Issuer.WithClientInfo).
@@ -62,7 +64,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if err != nil {
 		return nil, err
 	}
-	bp := &builtinProvider{close: st.Close, requests: new(atomic.Int64)}
+	bp := &builtinProvider{issuer: issuerURL, close: st.Close, requests: new(atomic.Int64)}
 	auditor, closeAudit, err := newAuditor(ctx, st, b, deps, logger)
 	if err != nil {
 		return bp, err
