@@ -42,10 +42,6 @@ type builtinProvider struct {
 	close      func() error
 }
 
-// issuerValueName is the instance value recording the issuer URL the data
-// was last served under.
-const issuerValueName = "issuer_url"
-
 // startBuiltin opens the store, prepares it at first start (client,
 // administrator), starts the provider and points a broker at it. The
 // issuer URL is --issuer, or derived from addr, the bound listen address.
@@ -75,7 +71,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)
 	}
-	prev, err := st.SwapValue(ctx, issuerValueName, issuerURL)
+	prev, err := st.RecordServedIssuer(ctx, issuerURL)
 	if err != nil {
 		return bp, fmt.Errorf("recording the issuer URL: %w", err)
 	}

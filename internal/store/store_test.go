@@ -1115,3 +1115,24 @@ func TestSwapValue(t *testing.T) {
 		}
 	})
 }
+
+// TestServedIssuer: the issuer a server records is what the commands that
+// open the store read back (federation add refuses it), "" before any.
+func TestServedIssuer(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t, store.Options{})
+		other := b.Reopen(t, s, store.Options{})
+		if v, err := other.ServedIssuer(ctx); err != nil || v != "" {
+			t.Fatalf("ServedIssuer of data never served = %q, %v; want \"\"", v, err)
+		}
+		for i, step := range []struct{ value, wantPrev string }{{"http://127.0.0.1:8080", ""}, {"https://auth.example", "http://127.0.0.1:8080"}} {
+			if prev, err := s.RecordServedIssuer(ctx, step.value); err != nil || prev != step.wantPrev {
+				t.Fatalf("step %d: RecordServedIssuer = %q, %v; want %q", i, prev, err, step.wantPrev)
+			}
+		}
+		if v, err := other.ServedIssuer(ctx); err != nil || v != "https://auth.example" {
+			t.Fatalf("ServedIssuer = %q, %v", v, err)
+		}
+	})
+}

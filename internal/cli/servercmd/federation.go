@@ -56,12 +56,22 @@ deletes the policy.`,
 		Args:  exactlyOnePolicy,
 		RunE: func(c *cobra.Command, args []string) error {
 			p.Name = args[0]
-			own, _ := app.Getenv("NSAUTH_ISSUER")
-			if err := federation.CheckPolicy(&federation.Policy{Name: p.Name, Issuer: p.Issuer, Audience: p.Audience,
-				Subject: p.Subject, ClientID: client, MaxTTL: p.MaxTTL}, own); err != nil {
+			configured, _ := app.Getenv("NSAUTH_ISSUER")
+			check := &federation.Policy{Name: p.Name, Issuer: p.Issuer, Audience: p.Audience, Subject: p.Subject, ClientID: client, MaxTTL: p.MaxTTL}
+			if err := federation.CheckPolicy(check, configured); err != nil {
 				return cli.UsageErrorf("%v", err)
 			}
 			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				// The issuer the server serves this database under is known
+				// even when NSAUTH_ISSUER is not in this command's
+				// environment (a derived issuer, another shell).
+				served, err := st.ServedIssuer(ctx)
+				if err != nil {
+					return err
+				}
+				if err := federation.CheckPolicy(check, served); err != nil {
+					return cli.UsageErrorf("%v", err)
+				}
 				return o.addPolicy(ctx, st, p, client)
 			})
 		},
