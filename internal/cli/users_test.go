@@ -25,14 +25,21 @@ type usersResult struct {
 	out, errOut string
 }
 
-func runUsers(env map[string]string, stdin io.Reader, args ...string) usersResult {
+// runServerCommand runs an nsauth-server command (users, clients,
+// federation, audit: args[0]) with exactly env as its environment and
+// stdin (nil: nothing) as its input.
+func runServerCommand(env map[string]string, stdin io.Reader, args ...string) usersResult {
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
 	out, errOut := &servetest.Buffer{}, &servetest.Buffer{}
 	app := &cli.App{In: stdin, Out: out, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Now: time.Now}
-	code := cli.Run(context.Background(), app, append([]string{"users"}, args...), servercmd.Commands...)
+	code := cli.Run(context.Background(), app, args, servercmd.Commands...)
 	return usersResult{code, out.String(), errOut.String()}
+}
+
+func runUsers(env map[string]string, stdin io.Reader, args ...string) usersResult {
+	return runServerCommand(env, stdin, append([]string{"users"}, args...)...)
 }
 
 // usersEnv prepares a store of backend b and returns the environment that

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // Policy trusts the tokens of one issuer, for one audience, whose subject
@@ -141,6 +143,15 @@ func CheckPolicy(p *Policy, own ...string) error {
 		return errors.New("a client is required")
 	case p.MaxTTL < 0:
 		return errors.New("the maximum lifetime must not be negative")
+	}
+	// Every field is printed by nsauth federation list: text that shows as
+	// itself (package visible's rule).
+	for _, f := range []struct{ what, value string }{
+		{"the policy name", p.Name}, {"the issuer", p.Issuer}, {"the audience", p.Audience}, {"the subject pattern", p.Subject},
+	} {
+		if err := visible.Check(f.what, f.value); err != nil {
+			return err
+		}
 	}
 	if err := CheckIssuerURL(p.Issuer); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 func newFederationCommand(app *cli.App) *cobra.Command {
@@ -165,7 +166,7 @@ func listPolicies(ctx context.Context, app *cli.App, st *store.Store) error {
 		if p.MaxTTL > 0 {
 			ttl = p.MaxTTL.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Issuer, p.Audience, p.Subject, orDash(names[p.ClientID]), ttl,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", visible.Escape(p.Name), visible.Escape(p.Issuer), visible.Escape(p.Audience), visible.Escape(p.Subject), orDash(names[p.ClientID]), ttl,
 			p.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()

@@ -21,6 +21,7 @@ import (
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // storeCommand opens the built-in provider's store for a command that
@@ -230,7 +231,7 @@ func (o *usersOptions) list(ctx context.Context, st *store.Store) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, status, secondFactorStatus(f), orDash(u.Name), orDash(u.Email), u.CreatedAt.UTC().Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, status, secondFactorStatus(f), orDash(visible.Escape(u.Name)), orDash(visible.Escape(u.Email)), u.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()
 }
