@@ -795,14 +795,7 @@ func TestLoginAttemptCounters(t *testing.T) {
 			}
 			return r.OK, r.RetryAt
 		}
-		count := func(key string) int {
-			t.Helper()
-			n, err := s.LoginAttempts(ctx, key, time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
+		count := func(key string) int { return attemptsIn(t, s, key) }
 		start := clock.Now()
 		for i := 1; i <= 3; i++ {
 			st := []*store.Store{s, other}[i%2]
@@ -867,6 +860,17 @@ func TestLoginAttemptCounters(t *testing.T) {
 	})
 }
 
+// attemptsIn is how many attempts s's counter key holds in its open
+// one-minute window.
+func attemptsIn(t *testing.T, s *store.Store, key string) int {
+	t.Helper()
+	n, err := s.LoginAttempts(ctx, key, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestUnlockTakesAccountAttemptsOffAddresses: attempts reserved on an
 // address counter for an account (At) are taken off that counter when the
 // account is unlocked, in the counter's current window only; attempts at
@@ -888,14 +892,7 @@ func TestUnlockTakesAccountAttemptsOffAddresses(t *testing.T) {
 				}
 			}
 		}
-		count := func(key string) int {
-			t.Helper()
-			n, err := s.LoginAttempts(ctx, key, time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
+		count := func(key string) int { return attemptsIn(t, s, key) }
 		// One address tries alice 4 times and bob twice; another tries
 		// alice once; one of the first address's alice attempts is given
 		// back (its password was never checked).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -185,17 +186,10 @@ func TestHTTPSIssuerRefusesHTTPVerificationURI(t *testing.T) {
 // loopback http issuer (tests, a local setup) keeps its http endpoints.
 func TestHTTPIssuerMayUseHTTPEndpoints(t *testing.T) {
 	t.Parallel()
-	var base string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": base, "authorization_endpoint": base + "/authorize",
-			"token_endpoint": base + "/token", "jwks_uri": base + "/keys", "revocation_endpoint": base + "/revoke"})
-	}))
-	t.Cleanup(srv.Close)
-	base = srv.URL
-	up, err := upstream.New(upstream.Config{BaseURL: base, ClientID: "cli"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	up, base := brokerOfDocument(t, func(base string) string {
+		return fmt.Sprintf(`{"issuer":%q,"authorization_endpoint":"%s/authorize","token_endpoint":"%s/token","jwks_uri":"%s/keys","revocation_endpoint":"%s/revoke"}`,
+			base, base, base, base, base)
+	})
 	if err := up.Init(context.Background()); err != nil {
 		t.Fatalf("Init of an http issuer with http endpoints: %v", err)
 	}
