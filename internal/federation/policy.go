@@ -158,7 +158,7 @@ func CheckPolicy(p *Policy, own ...string) error {
 	}
 	for _, o := range own {
 		if o != "" && sameIssuer(p.Issuer, o) {
-			return fmt.Errorf("the issuer %q is this server's own (%s): its tokens are not CI tokens and cannot be exchanged", p.Issuer, o)
+			return fmt.Errorf("the issuer %q is this server's own: its tokens are not CI tokens and cannot be exchanged", o)
 		}
 	}
 	return nil
