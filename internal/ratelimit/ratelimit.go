@@ -141,17 +141,6 @@ func (l *Keyed[K]) take(full *time.Time, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
-// Tracked returns how many keys have a bucket of their own: at most
-// Config.MaxClients.
-func (l *Keyed[K]) Tracked() int {
-	if l == nil {
-		return 0
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
-}
-
 // fullOrder is a min-heap of buckets by the time they are full again.
 type fullOrder[K comparable] []*bucket[K]
 
