@@ -54,9 +54,9 @@ func writeOldData(t *testing.T, env map[string]string, query string, args ...any
 // TestNamesShowAsStored is the attack of a name that reads as another: a
 // bidirectional override (U+202E) in a passkey name, a user's name, a
 // federation policy or an audit record. Where a name is chosen it is
-// refused, with the rule; where old data (or what anyone typed at a login
-// page) holds one, nsauth users list, users passkeys, federation list and
-// audit (table and JSON) show it escaped, never raw.
+// refused, with the rule; where old data holds one, nsauth users list,
+// users passkeys, federation list and audit (table and JSON) show it
+// escaped, never raw.
 func TestNamesShowAsStored(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
@@ -90,7 +90,7 @@ func TestNamesShowAsStored(t *testing.T) {
 			}
 		}
 
-		// Old data: stored before the rule, or typed at a login page.
+		// Old data: stored before the rule.
 		if err := st.AddPasskey(ctx, &store.Passkey{UserID: u.ID, Name: "Laptop", CredentialID: []byte{1}, PublicKey: []byte("k1")}); err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestNamesShowAsStored(t *testing.T) {
 		if err := rec.Record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: u.ID, Username: "alice", Target: "Lap" + override + "potkcab"}); err != nil {
 			t.Fatal(err)
 		}
-		// An unknown username as typed at the login page.
+		// A username with an override and an isolate, in an older record.
 		if err := rec.Record(ctx, audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, Username: "admin" + override + "\u2066x", Reason: "bad_credentials"}); err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func TestNamesShowAsStored(t *testing.T) {
 			{"users list", func() usersResult { return runUsers(env, nil, "list") }, "Alice<U+202E>nimda"},
 			{"federation list", func() usersResult { return runFederation(env, "list") }, "refs/heads/<U+202E>niam"},
 			{"audit", func() usersResult { return runAudit(env, "--since", "all") }, "Lap<U+202E>potkcab"},
-			{"audit, the username typed at the login page", func() usersResult { return runAudit(env, "--since", "all") }, "admin<U+202E><U+2066>x"},
+			{"audit, the username of an older record", func() usersResult { return runAudit(env, "--since", "all") }, "admin<U+202E><U+2066>x"},
 		} {
 			r := tc.run()
 			if r.code != 0 {
