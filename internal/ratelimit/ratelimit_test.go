@@ -158,7 +158,7 @@ func TestChurnNeverResetsALimitedKey(t *testing.T) {
 		{"10,100 keys at once", 10100, 0, 1},
 		{"10,100 keys in 21 s", 10100, 21 * time.Second, 1},
 		{"10,100 keys in a second, each exhausted", 10100, time.Second, 60},
-		{"100,000 keys in 10 minutes (the bound holds)", 100000, 10 * time.Minute, 1},
+		{"30,000 keys in 10 minutes (the bound holds)", 30000, 10 * time.Minute, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
