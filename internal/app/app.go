@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,6 +162,7 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 	registry := server.NewRegistry()
 	metrics := server.NewAuthMetrics(registry)
 	var wrap func(http.Handler) http.Handler // around the whole handler, in built-in mode
+	var httpsIssuer bool                     // the built-in provider's issuer is https
 	srvCfg := server.Config{
 		Tracing:         rpcTracing,
 		Registry:        registry,
@@ -222,6 +224,7 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		}
 		svcCfg.Enabled, svcCfg.Broker = true, b.broker
 		srvCfg.Authn, srvCfg.Ready, srvCfg.Fallback = b.interceptor, b.broker.Ready, b.handler
+		httpsIssuer = strings.HasPrefix(b.issuer, "https:")
 		s.providerRequests = b.requests
 		s.audit, svcCfg.Audit = b.audit, b.audit
 		wrap = b.clientInfo
@@ -234,6 +237,10 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		return nil, err
 	}
 	srvCfg.Service = svc
+	if s.tls != nil || httpsIssuer {
+		// Reached over https, here or at a TLS-terminating proxy in front.
+		srvCfg.HSTSMaxAge = cfg.HSTSMaxAge
+	}
 	if s.handler, err = server.NewHandler(srvCfg); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,8 @@ import (
 // reach it in process through the same HTTP code as any external provider.
 type builtinProvider struct {
 	provider
+	// issuer is the issuer URL it serves under.
+	issuer  string
 	handler http.Handler
 	// clientInfo wraps the server's handler so that the provider's audit
 	// events name the RPC caller (issuer.Issuer.WithClientInfo).
@@ -39,11 +41,6 @@ type builtinProvider struct {
 	audit      audit.Recorder
 	close      func() error
 }
-
-// IssuerValueName is the instance value recording the issuer URL the data
-// was last served under: the administration commands that print links
-// (nsauth users enrol-link) read it.
-const IssuerValueName = "issuer_url"
 
 // startBuiltin opens the store, prepares it at first start (client,
 // administrator), starts the provider and points a broker at it. The
@@ -66,7 +63,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	}
 	holder.start(bg)
 	closeStore := func() error { return errors.Join(holder.remove(), st.Close()) }
-	bp := &builtinProvider{close: closeStore, requests: new(atomic.Int64)}
+	bp := &builtinProvider{issuer: issuerURL, close: closeStore, requests: new(atomic.Int64)}
 	auditor, closeAudit, err := newAuditor(ctx, st, b, deps, logger)
 	if err != nil {
 		return bp, err
@@ -77,7 +74,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)
 	}
-	prev, err := st.SwapValue(ctx, IssuerValueName, issuerURL)
+	prev, err := st.RecordServedIssuer(ctx, issuerURL)
 	if err != nil {
 		return bp, fmt.Errorf("recording the issuer URL: %w", err)
 	}

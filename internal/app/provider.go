@@ -51,9 +51,10 @@ type provider struct {
 
 // startProvider discovers the configured provider (once, briefly; then in
 // the background until bg ends) and builds the token-checking interceptor.
-// An issuer mismatch is fatal; an unreachable provider is not, unless
-// start.mustDiscover. The built-in provider goes through here too, over
-// HTTP, exactly as an external one; only its transport differs.
+// An issuer mismatch, or an http endpoint under an https issuer, is fatal;
+// an unreachable provider is not, unless start.mustDiscover. The built-in
+// provider goes through here too, over HTTP, exactly as an external one;
+// only its transport differs.
 func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, logger *slog.Logger) (*provider, error) {
 	if a.ClientSecret == "" {
 		logger.Info("no client secret configured for the CLI client; acting as a public client (clients should use PKCE)", "client_id", a.ClientID)
@@ -82,6 +83,8 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 	switch {
 	case errors.Is(err, upstream.ErrIssuerMismatch):
 		return nil, fmt.Errorf("invalid configuration: AUTH_EXPECTED_ISS / AUTH_BASEURL: %w", err)
+	case errors.Is(err, upstream.ErrInsecureEndpoint):
+		return nil, fmt.Errorf("the provider at AUTH_BASEURL is refused: %w", err)
 	case err != nil && start.mustDiscover:
 		return nil, fmt.Errorf("discovering the provider: %w", err)
 	case err != nil:

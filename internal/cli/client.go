@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/visible"
 	"github.com/nsauth/nsauth/pkg/rpcfailure"
 	"github.com/nsauth/nsauth/pkg/tokensource"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
@@ -301,12 +302,14 @@ func (f *outputFormat) String() string { return string(*f) }
 func (f *outputFormat) Type() string { return "format" }
 
 // displayText makes untrusted text (claims from a token, which anyone who
-// can issue tokens controls) safe for a terminal: control characters, which
-// could move the cursor or retitle the window, are dropped, and the length
-// is bounded.
+// can issue tokens controls) safe for a terminal: characters that do not
+// show as themselves (package visible's rule: controls, which could move
+// the cursor or retitle the window, and format characters such as
+// bidirectional overrides, which reorder what follows) are dropped, and
+// the length is bounded.
 func displayText(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+		if visible.Hidden(r) || r == unicode.ReplacementChar {
 			return -1
 		}
 		return r

@@ -12,17 +12,11 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/nsauth/nsauth/internal/cli"
-	"github.com/nsauth/nsauth/internal/cli/servercmd"
-	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
 func runClients(env map[string]string, args ...string) usersResult {
-	out, errOut := &servetest.Buffer{}, &servetest.Buffer{}
-	app := &cli.App{In: strings.NewReader(""), Out: out, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Now: time.Now}
-	code := cli.Run(context.Background(), app, append([]string{"clients"}, args...), servercmd.Commands...)
-	return usersResult{code, out.String(), errOut.String()}
+	return runServerCommand(env, nil, append([]string{"clients"}, args...)...)
 }
 
 // createdClient is what `clients add --json` and `clients rotate-secret

@@ -14,18 +14,13 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/nsauth/nsauth/internal/cli"
-	"github.com/nsauth/nsauth/internal/cli/servercmd"
 	"github.com/nsauth/nsauth/internal/federation/federationtest"
-	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
 func runFederation(env map[string]string, args ...string) usersResult {
-	out, errOut := &servetest.Buffer{}, &servetest.Buffer{}
-	app := &cli.App{In: strings.NewReader(""), Out: out, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Now: time.Now}
-	code := cli.Run(context.Background(), app, append([]string{"federation"}, args...), servercmd.Commands...)
-	return usersResult{code, out.String(), errOut.String()}
+	return runServerCommand(env, nil, append([]string{"federation"}, args...)...)
 }
 
 // openEnvStore opens another handle on the store env points nsauth at.
@@ -103,11 +98,25 @@ func TestKeylessCI(t *testing.T) {
 			"--client", "ci-deployer"); r.code != cli.ExitUsage {
 			t.Fatalf("federation add of a pattern that trusts every subject: exit %d\n%s", r.code, r.errOut)
 		}
+		// The server's own issuer is refused, whether the command's
+		// environment names it or not: the database records the issuer it
+		// is served under (here derived from the listen address, which no
+		// setting names).
 		ownEnv := maps.Clone(env)
 		ownEnv["NSAUTH_ISSUER"] = s.issuer
-		if r := runFederation(ownEnv, "add", "self", "--issuer", s.issuer, "--audience", s.issuer, "--subject", "x",
-			"--client", "ci-deployer"); r.code != cli.ExitUsage || !strings.Contains(r.errOut, "own") {
-			t.Fatalf("federation add of the server's own issuer: exit %d\n%s", r.code, r.errOut)
+		for _, tc := range []struct {
+			name   string
+			env    map[string]string
+			issuer string
+		}{
+			{"named by NSAUTH_ISSUER", ownEnv, s.issuer},
+			{"without NSAUTH_ISSUER, from the database", env, s.issuer},
+			{"without NSAUTH_ISSUER, with a trailing slash", env, s.issuer + "/"},
+		} {
+			if r := runFederation(tc.env, "add", "self", "--issuer", tc.issuer, "--audience", s.issuer, "--subject", "x",
+				"--client", "ci-deployer"); r.code != cli.ExitUsage || !strings.Contains(r.errOut, "this server's own") {
+				t.Fatalf("federation add of the server's own issuer, %s: exit %d\n%s", tc.name, r.code, r.errOut)
+			}
 		}
 		if r := runFederation(env, "list"); r.code != 0 || !regexpLine(r.out, "deploy-main", ci.URL, "repo:acme/*:ref:refs/heads/main", "ci-deployer", "10m0s") {
 			t.Fatalf("federation list: exit %d\n%s%s", r.code, r.out, r.errOut)

@@ -53,6 +53,8 @@ func TestDisplayText(t *testing.T) {
 		{"unicode", "Zoë Ångström", "Zoë Ångström"},
 		{"ANSI escape", "evil\x1b[2J\x1b]0;title\x07name", "evil[2J]0;titlename"},
 		{"newlines", "a\nb\rc\td", "abcd"},
+		{"a bidirectional override", "admin\u202Egpj.exe", "admingpj.exe"},
+		{"zero-width and tag characters", "ad\u200Bmin\U000E0041", "admin"},
 		{"long", strings.Repeat("x", 300), strings.Repeat("x", 200) + "…"},
 	}
 	for _, tc := range tests {

@@ -111,7 +111,7 @@ func TestUsersEnrolLink(t *testing.T) {
 		if r := runUsers(env, nil, "enrol-link", "alice"); r.code == 0 || !strings.Contains(r.errOut, "start nsauth serve with it once") || r.out != "" {
 			t.Fatalf("a link before the data was ever served: exit %d\n%s%s", r.code, r.out, r.errOut)
 		}
-		if _, err := st.SwapValue(ctx, "issuer_url", "https://auth.example.com"); err != nil {
+		if _, err := st.RecordServedIssuer(ctx, "https://auth.example.com"); err != nil {
 			t.Fatal(err)
 		}
 		link := func(args ...string) string {

@@ -25,14 +25,21 @@ type usersResult struct {
 	out, errOut string
 }
 
-func runUsers(env map[string]string, stdin io.Reader, args ...string) usersResult {
+// runServerCommand runs an nsauth-server command (users, clients,
+// federation, audit: args[0]) with exactly env as its environment and
+// stdin (nil: nothing) as its input.
+func runServerCommand(env map[string]string, stdin io.Reader, args ...string) usersResult {
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
 	out, errOut := &servetest.Buffer{}, &servetest.Buffer{}
 	app := &cli.App{In: stdin, Out: out, ErrOut: errOut, Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Now: time.Now}
-	code := cli.Run(context.Background(), app, append([]string{"users"}, args...), servercmd.Commands...)
+	code := cli.Run(context.Background(), app, args, servercmd.Commands...)
 	return usersResult{code, out.String(), errOut.String()}
+}
+
+func runUsers(env map[string]string, stdin io.Reader, args ...string) usersResult {
+	return runServerCommand(env, stdin, append([]string{"users"}, args...)...)
 }
 
 // usersEnv prepares a store of backend b and returns the environment that
@@ -95,17 +102,19 @@ func TestUsersCommand(t *testing.T) {
 		if !regexpLine(ok(runUsers(env, nil, "list"), "list").out, "alice", "enabled") {
 			t.Fatal("list does not show alice enabled")
 		}
-		// unlock clears the account's counters, and only the account's.
-		for _, c := range []store.AttemptCounter{{Key: "user:alice", Account: "alice"}, {Key: "dev:d1", Account: "alice"}, {Key: "user:bob", Account: "bob"}, {Key: "addr:192.0.2.1"}} {
+		// unlock clears the account's counters, and takes the account's
+		// attempts off the addresses' counters, and only the account's.
+		for _, c := range []store.AttemptCounter{{Key: "user:alice", Account: "alice"}, {Key: "dev:d1", Account: "alice"}, {Key: "user:bob", Account: "bob"},
+			{Key: "addr:192.0.2.1"}, {Key: "addr:192.0.2.2", At: "alice"}, {Key: "addr:192.0.2.3", At: "bob"}} {
 			if _, err := st.ReserveLoginAttempt(context.Background(), []store.AttemptCounter{c}, 5, time.Minute); err != nil {
 				t.Fatal(err)
 			}
 		}
 		unlocked := ok(runUsers(env, nil, "unlock", "ALICE"), "unlock")
-		if !strings.Contains(unlocked.errOut, `Unlocked "alice" (cleared 2 login-attempt counter(s))`) {
+		if !strings.Contains(unlocked.errOut, `Unlocked "alice": cleared 2 login-attempt counter(s) and took its failed sign-ins off 1 client address(es).`) {
 			t.Fatalf("unlock said %q", unlocked.errOut)
 		}
-		for key, want := range map[string]int{"user:alice": 0, "dev:d1": 0, "user:bob": 1, "addr:192.0.2.1": 1} {
+		for key, want := range map[string]int{"user:alice": 0, "dev:d1": 0, "user:bob": 1, "addr:192.0.2.1": 1, "addr:192.0.2.2": 0, "addr:192.0.2.3": 1} {
 			if n, _ := st.LoginAttempts(context.Background(), key, time.Minute); n != want {
 				t.Errorf("after unlock, counter %s = %d, want %d", key, n, want)
 			}

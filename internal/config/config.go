@@ -37,6 +37,11 @@ type Server struct {
 	LogLevel slog.Level
 	// TLSCertFile and TLSKeyFile enable TLS when both are set.
 	TLSCertFile, TLSKeyFile string
+	// HSTSMaxAge is the max-age of the Strict-Transport-Security header
+	// sent on every response when the server serves TLS or its built-in
+	// provider's issuer is https (NSAUTH_HSTS_MAX_AGE, --hsts-max-age);
+	// 0 sends none. Default one year, whole seconds.
+	HSTSMaxAge time.Duration
 	// MaxRequestBytes caps request bodies. Default 64 KiB.
 	MaxRequestBytes int64
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
@@ -260,6 +265,7 @@ var (
 	sLogLevel        = setting{"log-level", []string{"NSAUTH_LOG_LEVEL"}, "info", "log level: debug, info, warn or error"}
 	sTLSCert         = setting{"tls-cert", []string{"NSAUTH_TLS_CERT"}, "", "TLS certificate file (PEM); enables TLS with --tls-key"}
 	sTLSKey          = setting{"tls-key", []string{"NSAUTH_TLS_KEY"}, "", "TLS private key file (PEM)"}
+	sHSTSMaxAge      = setting{"hsts-max-age", []string{"NSAUTH_HSTS_MAX_AGE"}, "8760h", "max-age of the Strict-Transport-Security header sent when serving TLS or under an https issuer: a duration or a number of seconds (0: no header)"}
 	sMaxRequestBytes = setting{"max-request-bytes", []string{"NSAUTH_MAX_REQUEST_BYTES"}, "65536", "largest accepted request body, in bytes"}
 	sShutdownTimeout = setting{"shutdown-timeout", []string{"NSAUTH_SHUTDOWN_TIMEOUT"}, "30s", "how long to drain in-flight calls on SIGINT/SIGTERM"}
 	sAuthEnabled     = setting{"auth-enabled", []string{"AUTH_ENABLED"}, "", "enable authentication (true/false)"}
@@ -322,6 +328,7 @@ var flagKinds = map[string]string{
 	sInsecureHTTP.flag:    kindBool,
 	sRequirePKCE.flag:     kindBool,
 	sShutdownTimeout.flag: kindDuration,
+	sHSTSMaxAge.flag:      kindDuration,
 	sClockSkew.flag:       kindDuration,
 	sIntrospectTTL.flag:   kindDuration,
 	sAccessTTL.flag:       kindDuration,
@@ -359,7 +366,7 @@ func (v *textValue) Type() string       { return v.kind }
 
 // flagged lists the settings that have a flag, in help order.
 var flagged = []setting{
-	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sMaxRequestBytes, sShutdownTimeout,
+	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sHSTSMaxAge, sMaxRequestBytes, sShutdownTimeout,
 	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
 	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sDevicePollRate, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sLoginAttempts, sMFA, sAuthorizeRate, sInsecureHTTP,
@@ -464,6 +471,11 @@ func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Server, error
 	cfg.TLSCertFile, cfg.TLSKeyFile = src.value(sTLSCert), src.value(sTLSKey)
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		bad(sTLSCert, "--tls-cert and --tls-key must be given together")
+	}
+	if d, err := parseMaxAge(src.value(sHSTSMaxAge)); err != nil {
+		bad(sHSTSMaxAge, "%q %v", src.value(sHSTSMaxAge), err)
+	} else {
+		cfg.HSTSMaxAge = d
 	}
 	if n, err := strconv.ParseInt(src.value(sMaxRequestBytes), 10, 64); err != nil || n < 1024 || n > 64<<20 {
 		bad(sMaxRequestBytes, "%q is not a byte count from 1024 to 67108864", src.value(sMaxRequestBytes))
@@ -604,6 +616,33 @@ func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
 	} else {
 		a.RequirePKCE = v
 	}
+}
+
+// maxHSTSMaxAge bounds the HSTS max-age: two years is what browsers'
+// preload lists ask for; more only makes a mistake last longer.
+const maxHSTSMaxAge = 2 * 8760 * time.Hour
+
+// parseMaxAge reads an HSTS max-age: a duration ("8760h") or, as the
+// header counts it, a number of seconds ("31536000"), from 0 to two years,
+// in whole seconds.
+func parseMaxAge(v string) (time.Duration, error) {
+	outOfRange := errors.New("is not from 0 to two years (17520h)")
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 || n > int64(maxHSTSMaxAge/time.Second) {
+			return 0, outOfRange
+		}
+		d = time.Duration(n) * time.Second
+	} else if d, err = time.ParseDuration(v); err != nil {
+		return 0, errors.New("is not a duration (8760h) or a number of seconds (31536000)")
+	}
+	switch {
+	case d < 0 || d > maxHSTSMaxAge:
+		return 0, outOfRange
+	case d%time.Second != 0:
+		return 0, errors.New("is not a whole number of seconds")
+	}
+	return d, nil
 }
 
 func checkHTTPURL(raw string) error {

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -82,6 +83,14 @@ func TestTypedFlagsParseAsBefore(t *testing.T) {
 		{"--device-poll-rate-limit -1", disabled, []string{"--device-poll-rate-limit", "-1"}, nil, `NSAUTH_DEVICE_POLL_RATE_LIMIT_PER_MINUTE (--device-poll-rate-limit): "-1" is not a number`},
 		{"--shutdown-timeout soon", disabled, []string{"--shutdown-timeout", "soon"}, nil, `NSAUTH_SHUTDOWN_TIMEOUT (--shutdown-timeout): "soon" is not a duration`},
 		{"--max-request-bytes 1e6", disabled, []string{"--max-request-bytes", "1e6"}, nil, `NSAUTH_MAX_REQUEST_BYTES (--max-request-bytes): "1e6" is not a byte count`},
+		{"HSTS: one year by default", disabled, nil, func(c *config.Server) bool { return c.HSTSMaxAge == 8760*time.Hour }, ""},
+		{"--hsts-max-age 1h", disabled, []string{"--hsts-max-age", "1h"}, func(c *config.Server) bool { return c.HSTSMaxAge == time.Hour }, ""},
+		{"NSAUTH_HSTS_MAX_AGE in seconds", map[string]string{"AUTH_ENABLED": "false", "NSAUTH_HSTS_MAX_AGE": "63072000"}, nil, func(c *config.Server) bool { return c.HSTSMaxAge == 2*8760*time.Hour }, ""},
+		{"--hsts-max-age 0 sends none", disabled, []string{"--hsts-max-age", "0"}, func(c *config.Server) bool { return c.HSTSMaxAge == 0 }, ""},
+		{"--hsts-max-age 1.5s", disabled, []string{"--hsts-max-age", "1.5s"}, nil, `NSAUTH_HSTS_MAX_AGE (--hsts-max-age): "1.5s" is not a whole number of seconds`},
+		{"--hsts-max-age -1", disabled, []string{"--hsts-max-age=-1"}, nil, `NSAUTH_HSTS_MAX_AGE (--hsts-max-age): "-1" is not from 0 to two years`},
+		{"--hsts-max-age 3y", disabled, []string{"--hsts-max-age", "3y"}, nil, `NSAUTH_HSTS_MAX_AGE (--hsts-max-age): "3y" is not a duration (8760h) or a number of seconds`},
+		{"--hsts-max-age 20000h", disabled, []string{"--hsts-max-age", "20000h"}, nil, `"20000h" is not from 0 to two years`},
 		{"--login-attempts 7", map[string]string{"HOME": "/h"}, []string{"--login-attempts", "7"}, func(c *config.Server) bool { return c.Auth.Builtin.LoginAttempts == 7 }, ""},
 		{"--login-attempts many", map[string]string{"HOME": "/h"}, []string{"--login-attempts=many"}, nil, `NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE (--login-attempts): "many" is not a number from 1 to 1000`},
 	}

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // Policy trusts the tokens of one issuer, for one audience, whose subject
@@ -120,11 +122,12 @@ func matchField(p, s string) bool {
 }
 
 // CheckPolicy checks a policy before it is stored: every field present and
-// bounded, an issuer URL [CheckIssuerURL] accepts and that is not own (the
-// built-in provider's issuer: its tokens are not CI tokens), and a subject
-// pattern with a literal part beyond colons and wildcards, so that no
-// policy trusts every subject of an issuer by accident.
-func CheckPolicy(p *Policy, own string) error {
+// bounded, an issuer URL [CheckIssuerURL] accepts and that is none of own
+// (the built-in provider's issuer, as configured or as its database
+// records it: its tokens are not CI tokens; empty strings are ignored),
+// and a subject pattern with a literal part beyond colons and wildcards,
+// so that no policy trusts every subject of an issuer by accident.
+func CheckPolicy(p *Policy, own ...string) error {
 	switch {
 	case p.Name == "" || len(p.Name) > MaxNameLen || strings.ContainsFunc(p.Name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return fmt.Errorf("the policy name must be 1 to %d printable characters without spaces", MaxNameLen)
@@ -141,11 +144,22 @@ func CheckPolicy(p *Policy, own string) error {
 	case p.MaxTTL < 0:
 		return errors.New("the maximum lifetime must not be negative")
 	}
+	// Every field is printed by nsauth federation list: text that shows as
+	// itself (package visible's rule).
+	for _, f := range []struct{ what, value string }{
+		{"the policy name", p.Name}, {"the issuer", p.Issuer}, {"the audience", p.Audience}, {"the subject pattern", p.Subject},
+	} {
+		if err := visible.Check(f.what, f.value); err != nil {
+			return err
+		}
+	}
 	if err := CheckIssuerURL(p.Issuer); err != nil {
 		return err
 	}
-	if own != "" && sameIssuer(p.Issuer, own) {
-		return fmt.Errorf("the issuer %q is this server's own: its tokens cannot be exchanged", p.Issuer)
+	for _, o := range own {
+		if o != "" && sameIssuer(p.Issuer, o) {
+			return fmt.Errorf("the issuer %q is this server's own: its tokens are not CI tokens and cannot be exchanged", o)
+		}
 	}
 	return nil
 }

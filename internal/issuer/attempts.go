@@ -94,7 +94,9 @@ func (g *loginGuard) newAttempt(r *http.Request, username, address string) attem
 			return a
 		}
 	}
-	a.counters = []store.AttemptCounter{{Key: addressCounter + address}}
+	// The address counter knows which account the attempt was at, so that
+	// unlocking that account takes it off the address too.
+	a.counters = []store.AttemptCounter{{Key: addressCounter + address, At: a.account}}
 	if a.account != "" {
 		a.counters = append(a.counters, store.AttemptCounter{Key: accountCounter + a.account, Account: a.account})
 	}
@@ -134,7 +136,7 @@ func (g *loginGuard) reserve(ctx context.Context, a attempt) (store.Reservation,
 // checked.
 func (g *loginGuard) release(ctx context.Context, a attempt) {
 	for _, c := range a.counters {
-		_ = g.st.ReleaseLoginAttempt(context.WithoutCancel(ctx), c.Key)
+		_ = g.st.ReleaseLoginAttempt(context.WithoutCancel(ctx), c)
 	}
 }
 
@@ -148,9 +150,12 @@ func (g *loginGuard) succeeded(ctx context.Context, a attempt) {
 		_ = g.st.ClearLoginAttempts(ctx, deviceCounter+a.device)
 		return
 	}
-	_ = g.st.ReleaseLoginAttempt(ctx, addressCounter+a.address)
-	if a.account != "" {
-		_ = g.st.ClearLoginAttempts(ctx, accountCounter+a.account)
+	for _, c := range a.counters {
+		if c.Account == "" {
+			_ = g.st.ReleaseLoginAttempt(ctx, c) // the address's
+		} else {
+			_ = g.st.ClearLoginAttempts(ctx, c.Key) // the account's
+		}
 	}
 }
 

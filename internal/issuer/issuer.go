@@ -187,6 +187,11 @@ type Config struct {
 	// yield a minute, whatever the addresses asking. Zero means
 	// [DefaultExchangePerPolicyMinute]; negative disables the limit.
 	ExchangePerPolicyMinute float64
+	// RateLimitKeys bounds how many keys (addresses, client ids, policies)
+	// each of the limits above tracks in memory. A key is forgotten only
+	// once its budget is whole again; past the bound, newcomers share one
+	// budget (package ratelimit). Zero means [ratelimit.DefaultMaxClients].
+	RateLimitKeys int
 	// FederationHTTPClient fetches the discovery documents and key sets of
 	// the issuers federation policies name. Nil means a client with a 10 s
 	// timeout that does not follow redirects.
@@ -338,9 +343,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	if iss.sealer, err = newRequestSealer(key, cfg.Now); err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	iss.authorizeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.AuthorizePerMinute, Now: cfg.Now})
-	iss.machineClientLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.MachineTokensPerMinute, Now: cfg.Now})
-	iss.machineAddrLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.MachineTokensPerAddressPerMinute, Now: cfg.Now})
+	iss.authorizeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.AuthorizePerMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
+	iss.machineClientLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.MachineTokensPerMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
+	iss.machineAddrLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.MachineTokensPerAddressPerMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
 	if cfg.ExchangePerMinute == 0 {
 		cfg.ExchangePerMinute = DefaultExchangePerMinute
 	}
@@ -348,8 +353,8 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		cfg.ExchangePerPolicyMinute = DefaultExchangePerPolicyMinute
 	}
 	iss.cfg = cfg
-	iss.exchangeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.ExchangePerMinute, Now: cfg.Now})
-	iss.exchangePolicyLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.ExchangePerPolicyMinute, Now: cfg.Now})
+	iss.exchangeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.ExchangePerMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
+	iss.exchangePolicyLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.ExchangePerPolicyMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
 	if iss.federation, err = federation.NewVerifier(federation.Config{
 		Policies:   iss.federationPolicies,
 		OwnIssuer:  cfg.Issuer,

@@ -291,7 +291,7 @@ type registrationRefusal struct {
 // passkey under name.
 func (i *Issuer) createPasskey(ctx context.Context, fl *loginFlow, session *webauthn.SessionData, name, credential string) (*store.Passkey, *registrationRefusal, error) {
 	if err := store.CheckPasskeyName(name); err != nil {
-		return nil, &registrationRefusal{http.StatusBadRequest, "The name of a passkey must be 1 to 64 characters on one line.", ""}, nil
+		return nil, &registrationRefusal{http.StatusBadRequest, "The name of a passkey must be 1 to 64 characters on one line, without invisible formatting characters.", ""}, nil
 	}
 	notSaved := &registrationRefusal{http.StatusBadRequest, msgPasskeyNotSaved, "bad_attestation"}
 	if session == nil || credential == "" {

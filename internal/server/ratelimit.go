@@ -26,8 +26,9 @@ type RateLimit struct {
 	// Burst is how many calls may come at once. Defaults to PerMinute
 	// (rounded up), at least 1.
 	Burst int
-	// MaxClients bounds how many addresses are tracked; the least recently
-	// seen are forgotten first. Defaults to [ratelimit.DefaultMaxClients].
+	// MaxClients bounds how many addresses are tracked (see
+	// [ratelimit.Config]: an address is forgotten only once its budget is
+	// whole again). Defaults to [ratelimit.DefaultMaxClients].
 	MaxClients int
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time

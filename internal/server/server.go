@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
@@ -48,6 +49,11 @@ type Config struct {
 	// RateLimits limit calls per client address, each with its own budget
 	// (a procedure in several is counted by each). None limits nothing.
 	RateLimits []RateLimit
+	// HSTSMaxAge, when positive, makes every response carry
+	// Strict-Transport-Security with this max-age (whole seconds): for a
+	// server reached over https, directly or through a TLS-terminating
+	// proxy. Zero sends no such header.
+	HSTSMaxAge time.Duration
 }
 
 // DefaultMaxRequestBytes is the request body limit when none is set.
@@ -123,7 +129,25 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Fallback != nil {
 		mux.Handle("/", cfg.Fallback)
 	}
-	return http.MaxBytesHandler(mux, cfg.MaxRequestBytes), nil
+	return strictTransportSecurity(http.MaxBytesHandler(mux, cfg.MaxRequestBytes), cfg.HSTSMaxAge), nil
+}
+
+// strictTransportSecurity sets the Strict-Transport-Security header on
+// every response (RPCs, the provider's pages, health, metrics), before
+// anything else writes: browsers then never reach the server over plain
+// http again for maxAge, so a network attacker cannot strip TLS from the
+// login page. Browsers ignore the header on plain-http responses (RFC 6797
+// §8.1), so behind a TLS-terminating proxy it is sent as is. maxAge of
+// zero or less leaves h alone.
+func strictTransportSecurity(h http.Handler, maxAge time.Duration) http.Handler {
+	if maxAge <= 0 {
+		return h
+	}
+	value := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", value)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Timeouts of the HTTP server. WriteTimeout exceeds the provider client's

@@ -113,6 +113,28 @@ func (s *Store) SwapValue(ctx context.Context, name, value string) (string, erro
 	return prev, err
 }
 
+// servedIssuerName is the instance value recording the issuer URL the data
+// was last served under.
+const servedIssuerName = "issuer_url"
+
+// RecordServedIssuer records issuer as the URL the built-in provider
+// serves this data under, and returns the one recorded before ("" at the
+// first start).
+func (s *Store) RecordServedIssuer(ctx context.Context, issuer string) (string, error) {
+	return s.SwapValue(ctx, servedIssuerName, issuer)
+}
+
+// ServedIssuer returns the issuer URL the data was last served under, or
+// "" when no server has served it yet: what the commands that work on the
+// store directly know of the server's issuer without its settings.
+func (s *Store) ServedIssuer(ctx context.Context) (string, error) {
+	v, err := s.Value(ctx, servedIssuerName)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return v, err
+}
+
 // Value returns a stored instance value, or an error wrapping
 // [ErrNotFound].
 func (s *Store) Value(ctx context.Context, name string) (string, error) {

@@ -14,9 +14,25 @@ import (
 // as "addr:192.0.2.1" or "user:alice"), Account is the account it protects
 // ("" for counters of no account, such as an address's), so that
 // [Store.ClearAccountLoginAttempts] finds it.
+//
+// At, on a counter of no account, names the account the attempt was at
+// ("" when none): the store then keeps, beside the counter, how many of
+// the attempts in its current window were at that account, so that
+// unlocking the account takes them off the counter too, and leaves the
+// rest. Keys beginning with "share:" are the store's own, for this.
 type AttemptCounter struct {
 	Key     string
 	Account string
+	At      string
+}
+
+// sharePrefix begins the key of a counter's share: the attempts of its
+// window that were at one account.
+const sharePrefix = "share:"
+
+// shareKey is the key of the share of c's attempts that were at c.At.
+func (c AttemptCounter) shareKey() string {
+	return sharePrefix + c.At + ":" + c.Key
 }
 
 // errCounterFull aborts a reservation transaction.
@@ -80,6 +96,17 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, counters []AttemptCount
 			if err != nil {
 				return fmt.Errorf("counting a login attempt: %w", err)
 			}
+			if c.At != "" {
+				// The share follows its counter's window: a share of an
+				// older window starts again.
+				if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_login_attempts (key, account, window_start, attempts) VALUES (?, ?, ?, 1)
+					ON CONFLICT (key) DO UPDATE SET
+						attempts = CASE WHEN nsauth_login_attempts.window_start = excluded.window_start THEN nsauth_login_attempts.attempts + 1 ELSE 1 END,
+						window_start = excluded.window_start`,
+					c.shareKey(), c.At, start); err != nil {
+					return fmt.Errorf("counting a login attempt at an account: %w", err)
+				}
+			}
 			if left := max - n; left < res.Remaining {
 				res.Remaining = left
 				if left == 0 {
@@ -99,11 +126,17 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, counters []AttemptCount
 }
 
 // ReleaseLoginAttempt gives back one place taken by ReserveLoginAttempt in
-// the counter key: for an attempt that did not fail (the password was
-// right, or it was never checked).
-func (s *Store) ReleaseLoginAttempt(ctx context.Context, key string) error {
-	if _, err := s.exec(ctx, s.db, `UPDATE nsauth_login_attempts SET attempts = attempts - 1 WHERE key = ? AND attempts > 0`, key); err != nil {
-		return fmt.Errorf("releasing a login attempt: %w", err)
+// the counter c (and in its share of c.At's attempts): for an attempt that
+// did not fail (the password was right, or it was never checked).
+func (s *Store) ReleaseLoginAttempt(ctx context.Context, c AttemptCounter) error {
+	keys := []string{c.Key}
+	if c.At != "" {
+		keys = append(keys, c.shareKey())
+	}
+	for _, key := range keys {
+		if _, err := s.exec(ctx, s.db, `UPDATE nsauth_login_attempts SET attempts = attempts - 1 WHERE key = ? AND attempts > 0`, key); err != nil {
+			return fmt.Errorf("releasing a login attempt: %w", err)
+		}
 	}
 	return nil
 }
@@ -131,14 +164,76 @@ func (s *Store) ClearLoginAttempts(ctx context.Context, key string) error {
 	return nil
 }
 
-// ClearAccountLoginAttempts forgets every counter that protects account
-// (`nsauth users unlock`) and returns how many there were. Counters of
-// client addresses are kept: they limit a client across all accounts.
-func (s *Store) ClearAccountLoginAttempts(ctx context.Context, account string) (int64, error) {
-	res, err := s.exec(ctx, s.db, `DELETE FROM nsauth_login_attempts WHERE account = ? AND account <> ''`, account)
+// Unlocked is what [Store.ClearAccountLoginAttempts] cleared.
+type Unlocked struct {
+	// Counters is how many of the account's own counters were forgotten
+	// (the one of its unknown browsers, those of its known browsers).
+	Counters int64
+	// Addresses is how many counters of no account (client addresses')
+	// had the account's attempts of their current window taken off.
+	Addresses int64
+}
+
+// ClearAccountLoginAttempts forgets every counter that protects account,
+// and takes the attempts at account off the counters of client addresses
+// (those reserved with At set to account): `nsauth users unlock`. What an
+// address tried at other accounts still counts: it limits a client across
+// every account.
+func (s *Store) ClearAccountLoginAttempts(ctx context.Context, account string) (Unlocked, error) {
+	var u Unlocked
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		u = Unlocked{}
+		type share struct {
+			counter     string
+			windowStart int64
+			attempts    int64
+		}
+		rows, err := s.query(ctx, tx, `SELECT key, window_start, attempts FROM nsauth_login_attempts WHERE account = ? AND key LIKE 'share:%'`, account)
+		if err != nil {
+			return fmt.Errorf("reading the account's share of address counters: %w", err)
+		}
+		var shares []share
+		for rows.Next() {
+			var key string
+			var sh share
+			if err := rows.Scan(&key, &sh.windowStart, &sh.attempts); err != nil {
+				rows.Close()
+				return fmt.Errorf("reading the account's share of address counters: %w", err)
+			}
+			counter, ok := strings.CutPrefix(key, sharePrefix+account+":")
+			if ok && sh.attempts > 0 {
+				sh.counter = counter
+				shares = append(shares, sh)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading the account's share of address counters: %w", err)
+		}
+		// Counters in key order, as reservations lock them.
+		slices.SortFunc(shares, func(a, b share) int { return strings.Compare(a.counter, b.counter) })
+		for _, sh := range shares {
+			res, err := s.exec(ctx, tx, `UPDATE nsauth_login_attempts SET attempts = CASE WHEN attempts > ? THEN attempts - ? ELSE 0 END
+				WHERE key = ? AND window_start = ? AND account = ''`, sh.attempts, sh.attempts, sh.counter, sh.windowStart)
+			if err != nil {
+				return fmt.Errorf("taking the account's attempts off an address counter: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				u.Addresses++
+			}
+		}
+		res, err := s.exec(ctx, tx, `DELETE FROM nsauth_login_attempts WHERE account = ? AND account <> '' AND key NOT LIKE 'share:%'`, account)
+		if err != nil {
+			return fmt.Errorf("clearing the account's login attempts: %w", err)
+		}
+		u.Counters, _ = res.RowsAffected()
+		if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_login_attempts WHERE account = ? AND account <> '' AND key LIKE 'share:%'`, account); err != nil {
+			return fmt.Errorf("clearing the account's share of address counters: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("clearing the account's login attempts: %w", err)
+		return Unlocked{}, err
 	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	return u, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // Passkey is a WebAuthn credential of a user. Only its public key is
@@ -75,15 +77,15 @@ const (
 var ErrTooManyPasskeys = errors.New("too many passkeys")
 
 // CheckPasskeyName checks a passkey name: 1 to MaxPasskeyNameLen bytes of
-// single-line UTF-8 text. The error never contains the input.
+// UTF-8 text that shows as itself (package visible's rule: no control or
+// format characters, which could make an administrator read another name
+// in nsauth users passkeys or nsauth audit). The error never contains the
+// input.
 func CheckPasskeyName(name string) error {
 	if name == "" || len(name) > MaxPasskeyNameLen || !utf8.ValidString(name) || strings.TrimSpace(name) != name {
 		return fmt.Errorf("a passkey name must be 1 to %d characters of text, without leading or trailing spaces", MaxPasskeyNameLen)
 	}
-	if strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return errors.New("a passkey name must be single-line text")
-	}
-	return nil
+	return visible.Check("a passkey name", name)
 }
 
 // AddPasskey stores a new passkey for p.UserID. ID is generated when

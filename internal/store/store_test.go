@@ -795,14 +795,7 @@ func TestLoginAttemptCounters(t *testing.T) {
 			}
 			return r.OK, r.RetryAt
 		}
-		count := func(key string) int {
-			t.Helper()
-			n, err := s.LoginAttempts(ctx, key, time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
+		count := func(key string) int { return attemptsIn(t, s, key) }
 		start := clock.Now()
 		for i := 1; i <= 3; i++ {
 			st := []*store.Store{s, other}[i%2]
@@ -836,7 +829,7 @@ func TestLoginAttemptCounters(t *testing.T) {
 			t.Fatalf("refused attempt counted %d on the other address", n)
 		}
 		// Releasing gives one place back.
-		if err := s.ReleaseLoginAttempt(ctx, "user:alice"); err != nil {
+		if err := s.ReleaseLoginAttempt(ctx, store.AttemptCounter{Key: "user:alice", Account: "alice"}); err != nil {
 			t.Fatal(err)
 		}
 		if n := count("user:alice"); n != 2 {
@@ -855,14 +848,86 @@ func TestLoginAttemptCounters(t *testing.T) {
 			t.Fatal(err)
 		}
 		n, err := other.ClearAccountLoginAttempts(ctx, "alice")
-		if err != nil || n != 2 {
-			t.Fatalf("ClearAccountLoginAttempts = %d, %v; want 2 counters", n, err)
+		if err != nil || n != (store.Unlocked{Counters: 2}) {
+			t.Fatalf("ClearAccountLoginAttempts = %+v, %v; want 2 counters and no address", n, err)
 		}
 		if count("user:alice") != 0 || count("dev:x") != 0 || count("addr:192.0.2.1") != 1 {
 			t.Fatalf("after unlock: user %d dev %d addr %d", count("user:alice"), count("dev:x"), count("addr:192.0.2.1"))
 		}
 		if err := s.ClearLoginAttempts(ctx, "addr:192.0.2.1"); err != nil || count("addr:192.0.2.1") != 0 {
 			t.Fatalf("ClearLoginAttempts: %v, count %d", err, count("addr:192.0.2.1"))
+		}
+	})
+}
+
+// attemptsIn is how many attempts s's counter key holds in its open
+// one-minute window.
+func attemptsIn(t *testing.T, s *store.Store, key string) int {
+	t.Helper()
+	n, err := s.LoginAttempts(ctx, key, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestUnlockTakesAccountAttemptsOffAddresses: attempts reserved on an
+// address counter for an account (At) are taken off that counter when the
+// account is unlocked, in the counter's current window only; attempts at
+// other accounts stay, and a released attempt leaves the share too.
+func TestUnlockTakesAccountAttemptsOffAddresses(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		clock := storetest.NewClock(time.Time{})
+		s := b.Open(t, store.Options{Now: clock.Now})
+		other := b.Reopen(t, s, store.Options{Now: clock.Now})
+		at := func(addr, account string) []store.AttemptCounter {
+			return []store.AttemptCounter{{Key: "addr:" + addr, At: account}, {Key: "user:" + account, Account: account}}
+		}
+		reserve := func(st *store.Store, c []store.AttemptCounter, times int) {
+			t.Helper()
+			for range times {
+				if r, err := st.ReserveLoginAttempt(ctx, c, 10, time.Minute); err != nil || !r.OK {
+					t.Fatalf("reserve %v: %+v, %v", c, r, err)
+				}
+			}
+		}
+		count := func(key string) int { return attemptsIn(t, s, key) }
+		// One address tries alice 4 times and bob twice; another tries
+		// alice once; one of the first address's alice attempts is given
+		// back (its password was never checked).
+		reserve(s, at("192.0.2.1", "alice"), 4)
+		reserve(other, at("192.0.2.1", "bob"), 2)
+		reserve(other, at("192.0.2.2", "alice"), 1)
+		if err := s.ReleaseLoginAttempt(ctx, at("192.0.2.1", "alice")[0]); err != nil {
+			t.Fatal(err)
+		}
+		if count("addr:192.0.2.1") != 5 {
+			t.Fatalf("address counter = %d, want 5", count("addr:192.0.2.1"))
+		}
+		u, err := other.ClearAccountLoginAttempts(ctx, "alice")
+		if err != nil || u != (store.Unlocked{Counters: 1, Addresses: 2}) {
+			t.Fatalf("ClearAccountLoginAttempts = %+v, %v; want alice's counter and 2 addresses", u, err)
+		}
+		for key, want := range map[string]int{"addr:192.0.2.1": 2, "addr:192.0.2.2": 0, "user:alice": 0, "user:bob": 2} {
+			if n := count(key); n != want {
+				t.Errorf("after unlocking alice: %s = %d, want %d", key, n, want)
+			}
+		}
+		// Unlocking again finds nothing to take off.
+		if u, err := s.ClearAccountLoginAttempts(ctx, "alice"); err != nil || u != (store.Unlocked{}) {
+			t.Fatalf("second unlock = %+v, %v; want nothing", u, err)
+		}
+		// A share of a closed window takes nothing off the next one.
+		reserve(s, at("192.0.2.3", "carol"), 3)
+		clock.Advance(time.Minute)
+		reserve(s, at("192.0.2.3", "dave"), 1)
+		reserve(s, at("192.0.2.3", "carol"), 1)
+		if u, err := s.ClearAccountLoginAttempts(ctx, "carol"); err != nil || u.Addresses != 1 {
+			t.Fatalf("unlock carol = %+v, %v", u, err)
+		}
+		if n := count("addr:192.0.2.3"); n != 1 {
+			t.Fatalf("after unlocking carol: the address counts %d, want dave's 1 (carol's attempts of the closed window are gone with it)", n)
 		}
 	})
 }
@@ -1044,6 +1109,27 @@ func TestSwapValue(t *testing.T) {
 		}
 		if v, err := s.Value(ctx, "issuer_url"); err != nil || v != "http://b.example" {
 			t.Fatalf("Value = %q, %v", v, err)
+		}
+	})
+}
+
+// TestServedIssuer: the issuer a server records is what the commands that
+// open the store read back (federation add refuses it), "" before any.
+func TestServedIssuer(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t, store.Options{})
+		other := b.Reopen(t, s, store.Options{})
+		if v, err := other.ServedIssuer(ctx); err != nil || v != "" {
+			t.Fatalf("ServedIssuer of data never served = %q, %v; want \"\"", v, err)
+		}
+		for i, step := range []struct{ value, wantPrev string }{{"http://127.0.0.1:8080", ""}, {"https://auth.example", "http://127.0.0.1:8080"}} {
+			if prev, err := s.RecordServedIssuer(ctx, step.value); err != nil || prev != step.wantPrev {
+				t.Fatalf("step %d: RecordServedIssuer = %q, %v; want %q", i, prev, err, step.wantPrev)
+			}
+		}
+		if v, err := other.ServedIssuer(ctx); err != nil || v != "https://auth.example" {
+			t.Fatalf("ServedIssuer = %q, %v", v, err)
 		}
 	})
 }

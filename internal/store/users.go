@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // User is an account that can log in to the built-in provider.
@@ -53,14 +55,17 @@ func NormalizeUsername(name string) (string, error) {
 // maxProfileLen bounds the optional name and email.
 const maxProfileLen = 256
 
+// checkProfile checks the name and email an administrator reads in
+// nsauth users list: bounded, and text that shows as itself (package
+// visible's rule).
 func checkProfile(u *User) error {
 	if len(u.Name) > maxProfileLen || len(u.Email) > maxProfileLen {
 		return fmt.Errorf("name and email must be at most %d bytes", maxProfileLen)
 	}
-	if strings.ContainsAny(u.Name+u.Email, "\x00\r\n") {
-		return fmt.Errorf("name and email must be single-line text")
+	if err := visible.Check("a user's name", u.Name); err != nil {
+		return err
 	}
-	return nil
+	return visible.Check("an email address", u.Email)
 }
 
 // CreateUser stores a new user. ID is generated when empty; the username

@@ -128,15 +128,21 @@ func (p *Provider) StartDevice(ctx context.Context, scope string) (*DeviceAuthor
 		VerificationURI: raw.VerificationURI,
 		Interval:        DefaultDeviceInterval,
 	}
+	// Users are sent to the verification URI: under an https issuer it must
+	// be https, as the endpoints of the discovery document must.
+	httpsOnly := md.httpsOnly()
+	uriErr := checkEndpoint(da.VerificationURI, httpsOnly)
 	switch {
 	case !visibleASCII(da.DeviceCode, MaxDeviceCodeBytes):
 		return nil, unavailable("device authorization response: device_code is missing or unusable")
 	case !displayable(da.UserCode, maxUserCodeBytes):
 		return nil, unavailable("device authorization response: user_code is missing or unusable")
-	case len(da.VerificationURI) > maxVerificationURI || checkEndpoint(da.VerificationURI) != nil:
+	case errors.Is(uriErr, ErrInsecureEndpoint):
+		return nil, fmt.Errorf("%w: device authorization response: verification_uri %q: %w", ErrUnavailable, da.VerificationURI, uriErr)
+	case len(da.VerificationURI) > maxVerificationURI || uriErr != nil:
 		return nil, unavailable("device authorization response: verification_uri is missing or not an absolute http(s) URL")
 	}
-	if c := raw.VerificationURIComplete; c != "" && len(c) <= maxVerificationURI && checkEndpoint(c) == nil {
+	if c := raw.VerificationURIComplete; c != "" && len(c) <= maxVerificationURI && checkEndpoint(c, httpsOnly) == nil {
 		da.VerificationURIComplete = c
 	}
 	if n, ok := jsonSeconds(raw.ExpiresIn); ok && n > 0 {

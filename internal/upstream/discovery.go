@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,33 +89,75 @@ func fetchMetadata(ctx context.Context, client *http.Client, baseURL, expectedIs
 	if md.Issuer != expectedIssuer {
 		return nil, fmt.Errorf("%w: discovered %q, expected %q", ErrIssuerMismatch, md.Issuer, expectedIssuer)
 	}
-	for name, v := range map[string]string{
-		"authorization_endpoint": md.AuthorizationEndpoint,
-		"token_endpoint":         md.TokenEndpoint,
-		"jwks_uri":               md.JWKSURI,
-	} {
-		if err := checkEndpoint(v); err != nil {
-			return nil, unavailable("discovery document: %s: %v", name, err)
-		}
+	if err := md.checkEndpoints(); err != nil {
+		return nil, err
 	}
 	if err := md.prepareAuthorize(); err != nil {
 		return nil, unavailable("discovery document: authorization_endpoint: %v", err)
 	}
-	for _, v := range []*string{&md.UserinfoEndpoint, &md.RevocationEndpoint, &md.IntrospectionEndpoint, &md.EndSessionEndpoint, &md.DeviceAuthorizationEndpoint} {
-		if *v != "" && checkEndpoint(*v) != nil {
-			*v = "" // an unusable optional endpoint is treated as absent
-		}
-	}
 	return &md, nil
 }
 
-func checkEndpoint(raw string) error {
+// checkEndpoints checks every endpoint the broker calls or sends users to.
+// The required ones must be absolute http(s) URLs; an unusable optional
+// one is treated as absent. Under an https issuer each must be https too,
+// as pkg/authn and pkg/tokensource require of theirs: the broker posts its
+// client secret, codes and refresh tokens to these URLs and sends browsers
+// to the authorization endpoint, and an http one would hand them to anyone
+// on the path. Such a document is refused whole ([ErrInsecureEndpoint]),
+// naming the field, rather than used without the endpoint: it is the
+// provider's configuration that is wrong.
+func (md *Metadata) checkEndpoints() error {
+	httpsOnly := md.httpsOnly()
+	for _, ep := range []struct {
+		name     string
+		value    *string
+		required bool
+	}{
+		{"authorization_endpoint", &md.AuthorizationEndpoint, true},
+		{"token_endpoint", &md.TokenEndpoint, true},
+		{"jwks_uri", &md.JWKSURI, true},
+		{"userinfo_endpoint", &md.UserinfoEndpoint, false},
+		{"revocation_endpoint", &md.RevocationEndpoint, false},
+		{"introspection_endpoint", &md.IntrospectionEndpoint, false},
+		{"end_session_endpoint", &md.EndSessionEndpoint, false},
+		{"device_authorization_endpoint", &md.DeviceAuthorizationEndpoint, false},
+	} {
+		if !ep.required && *ep.value == "" {
+			continue
+		}
+		err := checkEndpoint(*ep.value, httpsOnly)
+		switch {
+		case errors.Is(err, ErrInsecureEndpoint):
+			return fmt.Errorf("discovery document: %s %q: %w", ep.name, *ep.value, err)
+		case err != nil && ep.required:
+			return unavailable("discovery document: %s: %v", ep.name, err)
+		case err != nil:
+			*ep.value = "" // an unusable optional endpoint is treated as absent
+		}
+	}
+	return nil
+}
+
+// httpsOnly reports whether the provider's URLs must be https: when its
+// issuer is.
+func (md *Metadata) httpsOnly() bool {
+	return strings.HasPrefix(md.Issuer, "https:")
+}
+
+// checkEndpoint accepts an absolute http(s) URL without user info or
+// fragment, and, when httpsOnly, only an https one (the error then wraps
+// [ErrInsecureEndpoint]).
+func checkEndpoint(raw string, httpsOnly bool) error {
 	if raw == "" {
 		return fmt.Errorf("missing")
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("not an absolute http(s) URL")
+	}
+	if httpsOnly && u.Scheme != "https" {
+		return ErrInsecureEndpoint
 	}
 	return nil
 }

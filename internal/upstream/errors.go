@@ -17,6 +17,10 @@ var (
 	// than the one configured. It is a configuration error: the document is
 	// never used.
 	ErrIssuerMismatch = errors.New("discovered issuer does not match the expected issuer")
+	// ErrInsecureEndpoint means the discovery document of an https issuer
+	// names an endpoint that is not https. It is a configuration error of
+	// the provider: the document is never used.
+	ErrInsecureEndpoint = errors.New("not https, as the issuer is")
 )
 
 // RejectedError is returned when the provider answers with an OAuth error

@@ -180,6 +180,7 @@ func (p *Provider) IntrospectionURL(context.Context) (string, error) {
 
 // Init makes the first discovery attempt, bounded by ctx. It returns an
 // error wrapping [ErrIssuerMismatch] when the provider names another issuer,
+// or [ErrInsecureEndpoint] when an https provider names an http endpoint,
 // which callers should treat as fatal; any other failure is returned too but
 // is expected (the provider may start later) and [Provider.Run] retries.
 func (p *Provider) Init(ctx context.Context) error {
@@ -224,7 +225,7 @@ func (p *Provider) refresh(ctx context.Context) error {
 	if err != nil {
 		p.lastErr = err
 		level := slog.LevelWarn
-		if errors.Is(err, ErrIssuerMismatch) {
+		if errors.Is(err, ErrIssuerMismatch) || errors.Is(err, ErrInsecureEndpoint) {
 			level = slog.LevelError
 		}
 		p.cfg.Logger.Log(ctx, level, "provider discovery failed", "discovery_url", DiscoveryURL(p.cfg.BaseURL), "error", err, "using_previous", p.md != nil)

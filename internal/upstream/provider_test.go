@@ -208,13 +208,14 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 }
 
-// TestAuthorizeURLKeepsEndpointQuery: an authorization endpoint with a
-// query of its own keeps it, minus any parameter nsauth sets itself.
-func TestAuthorizeURLKeepsEndpointQuery(t *testing.T) {
-	t.Parallel()
+// brokerOfDocument serves the discovery document doc(base) at a plain-http
+// loopback issuer base, and returns a broker for it (not yet discovered)
+// and base.
+func brokerOfDocument(t *testing.T, doc func(base string) string) (*upstream.Provider, string) {
+	t.Helper()
 	var base string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":"%s/authorize?tenant=a%%20b&state=planted&client_id=evil","token_endpoint":"%s/token","jwks_uri":"%s/jwks"}`, base, base, base, base)
+		_, _ = w.Write([]byte(doc(base)))
 	}))
 	t.Cleanup(srv.Close)
 	base = srv.URL
@@ -222,6 +223,16 @@ func TestAuthorizeURLKeepsEndpointQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return up, base
+}
+
+// TestAuthorizeURLKeepsEndpointQuery: an authorization endpoint with a
+// query of its own keeps it, minus any parameter nsauth sets itself.
+func TestAuthorizeURLKeepsEndpointQuery(t *testing.T) {
+	t.Parallel()
+	up, _ := brokerOfDocument(t, func(base string) string {
+		return fmt.Sprintf(`{"issuer":%q,"authorization_endpoint":"%s/authorize?tenant=a%%20b&state=planted&client_id=evil","token_endpoint":"%s/token","jwks_uri":"%s/jwks"}`, base, base, base, base)
+	})
 	if err := up.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // auditPollInterval is how often --follow asks the store for new events.
@@ -210,9 +211,15 @@ const auditRow = "%-24s  %-24s  %-7s  %-16s  %-20s  %-15s  %s\n"
 
 func (p *eventPrinter) print(events []audit.Event) error {
 	if p.json {
-		enc := json.NewEncoder(p.w)
+		// Escaped further than encoding/json does: the fields hold what
+		// anyone typed at a login page, and a terminal would obey a
+		// bidirectional override in it.
 		for _, e := range events {
-			if err := enc.Encode(e); err != nil {
+			line, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if _, err := p.w.Write(visible.EscapeJSON(append(line, '\n'))); err != nil {
 				return err
 			}
 		}
@@ -239,8 +246,8 @@ func (p *eventPrinter) print(events []audit.Event) error {
 		if e.Actor != "" {
 			detail = append(detail, "by "+e.Actor)
 		}
-		if _, err := fmt.Fprintf(p.w, auditRow, e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), e.Type, e.Outcome,
-			orDash(user), orDash(e.ClientID), orDash(e.ClientAddr), orDash(strings.Join(detail, " "))); err != nil {
+		if _, err := fmt.Fprintf(p.w, auditRow, e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), visible.Escape(string(e.Type)), visible.Escape(string(e.Outcome)),
+			orDash(visible.Escape(user)), orDash(visible.Escape(e.ClientID)), orDash(visible.Escape(e.ClientAddr)), orDash(visible.Escape(strings.Join(detail, " ")))); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 func newFederationCommand(app *cli.App) *cobra.Command {
@@ -56,12 +57,22 @@ deletes the policy.`,
 		Args:  exactlyOnePolicy,
 		RunE: func(c *cobra.Command, args []string) error {
 			p.Name = args[0]
-			own, _ := app.Getenv("NSAUTH_ISSUER")
-			if err := federation.CheckPolicy(&federation.Policy{Name: p.Name, Issuer: p.Issuer, Audience: p.Audience,
-				Subject: p.Subject, ClientID: client, MaxTTL: p.MaxTTL}, own); err != nil {
+			configured, _ := app.Getenv("NSAUTH_ISSUER")
+			check := &federation.Policy{Name: p.Name, Issuer: p.Issuer, Audience: p.Audience, Subject: p.Subject, ClientID: client, MaxTTL: p.MaxTTL}
+			if err := federation.CheckPolicy(check, configured); err != nil {
 				return cli.UsageErrorf("%v", err)
 			}
 			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				// The issuer the server serves this database under is known
+				// even when NSAUTH_ISSUER is not in this command's
+				// environment (a derived issuer, another shell).
+				served, err := st.ServedIssuer(ctx)
+				if err != nil {
+					return err
+				}
+				if err := federation.CheckPolicy(check, served); err != nil {
+					return cli.UsageErrorf("%v", err)
+				}
 				return o.addPolicy(ctx, st, p, client)
 			})
 		},
@@ -155,7 +166,7 @@ func listPolicies(ctx context.Context, app *cli.App, st *store.Store) error {
 		if p.MaxTTL > 0 {
 			ttl = p.MaxTTL.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Issuer, p.Audience, p.Subject, orDash(names[p.ClientID]), ttl,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", visible.Escape(p.Name), visible.Escape(p.Issuer), visible.Escape(p.Audience), visible.Escape(p.Subject), orDash(names[p.ClientID]), ttl,
 			p.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()

@@ -21,6 +21,7 @@ import (
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // storeCommand opens the built-in provider's store for a command that
@@ -57,7 +58,9 @@ Passwords are read from the terminal without echo, or from the first line of
 standard input when it is not a terminal; never from the command line.
 Disabling a user, changing its password or deleting it revokes its tokens.
 Unlocking a user clears the failed-login counters that keep browsers out of
-it after too many wrong passwords. "totp enroll" sets up an authenticator
+it after too many wrong passwords, and takes its failures off the counters of
+the addresses they came from (an address's failures at other accounts still
+count). "totp enroll" sets up an authenticator
 app (one-time codes) and prints recovery codes; "mfa-reset" removes every
 second factor of a user who lost their device.`,
 		Example: `  nsauth users add alice --name "Alice Liddell" --email alice@example.com
@@ -117,7 +120,7 @@ second factor of a user who lost their device.`,
 			return o.setDisabled(ctx, st, u, false)
 		}),
 		simple("delete", "Delete a user and everything issued to it", o.delete),
-		simple("unlock", "Clear a user's failed-login counters, so every browser may try again at once", o.unlock),
+		simple("unlock", "Clear a user's failed-login counters and its failures on address counters, so browsers may try again at once", o.unlock),
 		newUsersPasskeysCommand(o),
 		newUsersEnrolLinkCommand(o),
 	)
@@ -229,7 +232,7 @@ func (o *usersOptions) list(ctx context.Context, st *store.Store) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, status, secondFactorStatus(f), orDash(u.Name), orDash(u.Email), u.CreatedAt.UTC().Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, status, secondFactorStatus(f), orDash(visible.Escape(u.Name)), orDash(visible.Escape(u.Email)), u.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()
 }
@@ -370,23 +373,26 @@ func (o *usersOptions) delete(ctx context.Context, st *store.Store, username str
 	return nil
 }
 
-// unlock clears the account's login-attempt counters: the one for
-// browsers that never logged in to it and those of its known browsers.
-// Client addresses' counters are kept: they limit a client across every
-// account.
+// unlock clears the account's login-attempt counters (the one for
+// browsers that never logged in to it and those of its known browsers) and
+// takes its failures off the client addresses' counters. What an address
+// tried at other accounts still counts: it limits a client across every
+// account, and the message says so.
 func (o *usersOptions) unlock(ctx context.Context, st *store.Store, username string) error {
 	u, err := st.UserByUsername(ctx, username)
 	if err != nil {
 		return userError(username, err)
 	}
-	n, err := st.ClearAccountLoginAttempts(ctx, u.Username)
+	cleared, err := st.ClearAccountLoginAttempts(ctx, u.Username)
 	if err != nil {
 		return err
 	}
 	if err := o.userChanged(ctx, u, u.Username, "unlocked"); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Unlocked %q (cleared %d login-attempt counter(s)); every browser may sign in to it again.\n", u.Username, n)
+	fmt.Fprintf(o.app.ErrOut, "Unlocked %q: cleared %d login-attempt counter(s) and took its failed sign-ins off %d client address(es). "+
+		"Any browser may sign in to it again, from any address not still over the limit with failed sign-ins at other accounts.\n",
+		u.Username, cleared.Counters, cleared.Addresses)
 	return nil
 }
 

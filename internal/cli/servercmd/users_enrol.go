@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nsauth/nsauth/internal/app"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -67,8 +66,8 @@ func (o *usersOptions) enrolLink(ctx context.Context, st *store.Store, username 
 	if u.Disabled() {
 		return fmt.Errorf("%q is disabled: enable it first with nsauth users enable %s", u.Username, u.Username)
 	}
-	issuerURL, err := st.Value(ctx, app.IssuerValueName)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	issuerURL, err := st.ServedIssuer(ctx)
+	if err != nil {
 		return err
 	}
 	if issuerURL == "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // newUsersPasskeysCommand is `nsauth users passkeys <username> [--remove
@@ -64,7 +65,7 @@ func (o *usersOptions) listPasskeys(ctx context.Context, st *store.Store, userna
 		if !p.LastUsedAt.IsZero() {
 			used = p.LastUsedAt.UTC().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(p.Name), p.ID, passkeyKind(&p), p.CreatedAt.UTC().Format(time.DateTime), used, aaguid(p.AAGUID))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", visible.Escape(p.Name), p.ID, passkeyKind(&p), p.CreatedAt.UTC().Format(time.DateTime), used, aaguid(p.AAGUID))
 	}
 	return tw.Flush()
 }
@@ -92,16 +93,6 @@ func aaguid(b []byte) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// printable keeps a name on one cell of the table.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == '\t' {
-			return '?'
-		}
-		return r
-	}, s)
-}
-
 func (o *usersOptions) removePasskey(ctx context.Context, st *store.Store, username, nameOrID string) error {
 	if nameOrID == "" {
 		return cli.UsageErrorf("--remove needs the name or id of a passkey (nsauth users passkeys %s lists them)", username)
@@ -120,6 +111,6 @@ func (o *usersOptions) removePasskey(ctx context.Context, st *store.Store, usern
 	if err := o.changed(ctx, audit.Event{Type: audit.PasskeyRemoved, Subject: u.ID, Username: u.Username, Target: p.Name}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Removed the passkey %q of %q.\n", printable(p.Name), u.Username)
+	fmt.Fprintf(o.app.ErrOut, "Removed the passkey %q of %q.\n", p.Name, u.Username)
 	return nil
 }
