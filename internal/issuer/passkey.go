@@ -169,7 +169,7 @@ func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, kind, u
 		expires = ar.ExpiresAt
 	}
 	return i.st.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: ar.ID, Kind: kind, UserID: userID, Session: data,
-		ExpiresAt: expires}, maxPasskeyCeremonies)
+		ExpiresAt: expires}, store.CeremonyQuota{PoolLimit: maxPasskeyCeremonies})
 }
 
 // takeCeremony takes ar's ceremony when it is of one of kinds; anything
@@ -177,7 +177,7 @@ func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, kind, u
 // another kind is consumed too: each is answered once.
 func (i *Issuer) takeCeremony(ctx context.Context, ar *store.AuthRequest, kinds ...string) (*store.PasskeyCeremony, ceremonyState, error) {
 	var st ceremonyState
-	c, err := i.st.TakePasskeyCeremony(ctx, ar.ID)
+	c, err := i.st.TakePasskeyCeremony(ctx, ar.ID, "")
 	if err != nil {
 		return nil, st, err
 	}

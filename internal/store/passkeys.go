@@ -233,57 +233,133 @@ type PasskeyCeremony struct {
 	// UserID is the user it is for; empty for a passwordless login, where
 	// the authenticator picks the account.
 	UserID string
+	// Browser binds the ceremony to the browser that began it (a digest of
+	// a secret only that browser holds); empty binds it to none. Only a
+	// take naming the same Browser gets it.
+	Browser string
 	// Session is the library's session data, JSON.
 	Session   []byte
 	ExpiresAt time.Time
 }
 
+// CeremonyQuota is what a new ceremony counts against: a pool of
+// ceremonies shared by many holders, and the share of one holder in it.
+// Only unexpired ceremonies count, and not the one the new ceremony
+// replaces.
+type CeremonyQuota struct {
+	// Pool names the pool; PoolLimit is how many ceremonies it may hold
+	// (<= 0: no limit).
+	Pool      string
+	PoolLimit int
+	// Holder names who begins the ceremony, in words that are unique
+	// across pools (such as "addr:192.0.2.1"); HolderLimit is how many
+	// ceremonies one holder may hold (<= 0, or no Holder: no limit).
+	Holder      string
+	HolderLimit int
+}
+
 // MaxPasskeyCeremonySession bounds a ceremony's stored session data.
 const MaxPasskeyCeremonySession = 16 << 10
 
-// ErrCeremoniesFull means as many ceremonies as allowed are in progress.
-var ErrCeremoniesFull = errors.New("too many passkey ceremonies in progress")
+// maxCeremonyKeyLen bounds a ceremony's pool, holder and browser names.
+const maxCeremonyKeyLen = 256
+
+// Refusals of [Store.PutPasskeyCeremony].
+var (
+	// ErrCeremoniesFull means the pool holds as many ceremonies as allowed.
+	ErrCeremoniesFull = errors.New("too many passkey ceremonies in progress")
+	// ErrCeremonyHolderFull means the holder holds as many ceremonies as
+	// allowed.
+	ErrCeremonyHolderFull = errors.New("too many passkey ceremonies in progress for one holder")
+)
 
 // PutPasskeyCeremony stores c, replacing any ceremony of the same auth
 // request: one auth request has at most one live ceremony. It refuses with
-// [ErrCeremoniesFull] when limit or more unexpired ceremonies exist
-// (limit <= 0: no limit), so that unauthenticated begin requests cannot
-// grow the table without bound.
-func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, limit int) error {
+// [ErrCeremonyHolderFull] or [ErrCeremoniesFull] when q's holder or pool
+// is full, so that unauthenticated begin requests cannot grow the table
+// without bound, nor one client take it whole.
+//
+// A refusal costs reads only: a flood of begins that are refused writes
+// nothing. A ceremony that may fit is counted again and stored in one
+// transaction that locks its pool's row, so simultaneous puts, from one
+// process or from replicas sharing a PostgreSQL database, never exceed a
+// bound between them.
+func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q CeremonyQuota) error {
 	if c.AuthRequestID == "" || c.Kind == "" || c.ExpiresAt.IsZero() || len(c.Session) == 0 || len(c.Session) > MaxPasskeyCeremonySession {
 		return errors.New("a passkey ceremony needs an auth request, a kind, an expiry and bounded session data")
 	}
+	if len(q.Pool) > maxCeremonyKeyLen || len(q.Holder) > maxCeremonyKeyLen || len(c.Browser) > maxCeremonyKeyLen {
+		return errors.New("a passkey ceremony's pool, holder and browser must be short")
+	}
 	now := s.nowMillis()
-	if limit > 0 {
-		var n int
-		if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE expires_at > ? AND auth_request_id <> ?`,
-			now, c.AuthRequestID).Scan(&n); err != nil {
-			return fmt.Errorf("counting passkey ceremonies: %w", err)
+	if err := s.ceremonyRoom(ctx, s.db, c.AuthRequestID, q, now); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_passkey_ceremony_pools (pool) VALUES (?)
+			ON CONFLICT (pool) DO UPDATE SET pool = excluded.pool`, q.Pool); err != nil {
+			return fmt.Errorf("locking the passkey ceremony pool: %w", err)
 		}
-		if n >= limit {
-			return ErrCeremoniesFull
+		if err := s.ceremonyRoom(ctx, tx, c.AuthRequestID, q, now); err != nil {
+			return err
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO nsauth_passkey_ceremonies (auth_request_id, kind, user_id, session, expires_at, pool, holder, browser)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (auth_request_id) DO UPDATE SET kind = excluded.kind, user_id = excluded.user_id,
+			session = excluded.session, expires_at = excluded.expires_at, pool = excluded.pool, holder = excluded.holder,
+			browser = excluded.browser`,
+			c.AuthRequestID, c.Kind, c.UserID, string(c.Session), c.ExpiresAt.UnixMilli(), q.Pool, q.Holder, c.Browser)
+		if err != nil {
+			return fmt.Errorf("storing passkey ceremony: %w", err)
+		}
+		return nil
+	})
+}
+
+// ceremonyRoom reports whether q's holder and pool have room for the
+// ceremony of authRequestID at now (the one it replaces left out).
+func (s *Store) ceremonyRoom(ctx context.Context, q querier, authRequestID string, quota CeremonyQuota, now int64) error {
+	count := func(column, value string) (int, error) {
+		var n int
+		err := s.queryRow(ctx, q, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE `+column+` = ? AND expires_at > ? AND auth_request_id <> ?`,
+			value, now, authRequestID).Scan(&n)
+		if err != nil {
+			return 0, fmt.Errorf("counting passkey ceremonies: %w", err)
+		}
+		return n, nil
+	}
+	if quota.Holder != "" && quota.HolderLimit > 0 {
+		n, err := count("holder", quota.Holder)
+		if err != nil {
+			return err
+		}
+		if n >= quota.HolderLimit {
+			return ErrCeremonyHolderFull
 		}
 	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_passkey_ceremonies (auth_request_id, kind, user_id, session, expires_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (auth_request_id) DO UPDATE SET kind = excluded.kind, user_id = excluded.user_id,
-		session = excluded.session, expires_at = excluded.expires_at`,
-		c.AuthRequestID, c.Kind, c.UserID, string(c.Session), c.ExpiresAt.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("storing passkey ceremony: %w", err)
+	if quota.PoolLimit > 0 {
+		n, err := count("pool", quota.Pool)
+		if err != nil {
+			return err
+		}
+		if n >= quota.PoolLimit {
+			return ErrCeremoniesFull
+		}
 	}
 	return nil
 }
 
-// TakePasskeyCeremony removes and returns the auth request's ceremony: a
-// ceremony is answered once, right or wrong. It fails with [ErrNotFound]
-// when there is none or it has expired.
-func (s *Store) TakePasskeyCeremony(ctx context.Context, authRequestID string) (*PasskeyCeremony, error) {
+// TakePasskeyCeremony removes and returns the auth request's ceremony
+// bound to browser ("" for one bound to no browser): a ceremony is
+// answered once, right or wrong. It fails with [ErrNotFound] when there is
+// none, it has expired, or it is bound to another browser; the ceremony of
+// another browser stays as it was.
+func (s *Store) TakePasskeyCeremony(ctx context.Context, authRequestID, browser string) (*PasskeyCeremony, error) {
 	var c PasskeyCeremony
 	var session string
 	var expires int64
-	err := s.queryRow(ctx, s.db, `DELETE FROM nsauth_passkey_ceremonies WHERE auth_request_id = ?
-		RETURNING auth_request_id, kind, user_id, session, expires_at`, authRequestID).
-		Scan(&c.AuthRequestID, &c.Kind, &c.UserID, &session, &expires)
+	err := s.queryRow(ctx, s.db, `DELETE FROM nsauth_passkey_ceremonies WHERE auth_request_id = ? AND browser = ?
+		RETURNING auth_request_id, kind, user_id, browser, session, expires_at`, authRequestID, browser).
+		Scan(&c.AuthRequestID, &c.Kind, &c.UserID, &c.Browser, &session, &expires)
 	if err != nil {
 		return nil, notFound(err, "passkey ceremony")
 	}
