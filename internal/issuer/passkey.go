@@ -2,6 +2,8 @@ package issuer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,10 +31,19 @@ import (
 //   - Every ceremony belongs to a pending auth request: its state (the
 //     challenge) is kept server-side in the store, one per auth request
 //     (a new one replaces the old), answered once, expiring with the auth
-//     request at the latest, and the table is bounded
-//     (maxPasskeyCeremonies). A begin request therefore needs a sealed
+//     request at the latest. A begin request therefore needs a sealed
 //     auth request id, which only the authorize endpoint (rate-limited)
 //     hands out, and the CSRF cookie.
+//   - Passwordless ceremonies are begun by browsers nobody has
+//     authenticated, and are bounded so that no flood of them can switch
+//     passkey sign-in off (see ceremonyQuota): a browser that logged in
+//     before (its known-browser cookie, attempts.go) draws on a pool of
+//     its own, counted per account, that the others cannot reach; any
+//     other browser draws on a shared pool in which one client address
+//     holds at most maxCeremoniesPerAddress. A passwordless ceremony is
+//     bound to the browser that began it: only a finish carrying that
+//     browser's CSRF cookie takes it, and another browser's finish is
+//     refused and leaves it as it was.
 //   - Begin endpoints take JSON (POST, CSRF token in X-CSRF-Token, bodies
 //     bounded) and answer the options JSON; the browser's answer is posted
 //     as a form (field credential), so that the result is a page or the
@@ -68,9 +79,19 @@ const (
 
 // Limits of the passkey endpoints.
 const (
-	// maxPasskeyCeremonies bounds the ceremonies in progress across the
-	// whole provider.
+	// maxPasskeyCeremonies bounds the ceremonies in progress in each pool
+	// across the whole provider.
 	maxPasskeyCeremonies = 10000
+	// maxCeremoniesPerAddress bounds the passwordless ceremonies in
+	// progress of the browsers of one client address (grouped by
+	// clientaddr.Key) that the provider does not know. A person needs one;
+	// an office behind one address needs a few at a time.
+	maxCeremoniesPerAddress = 16
+	// maxCeremoniesPerKnownAccount bounds the passwordless ceremonies in
+	// progress of the known browsers of one account (several devices and
+	// tabs): a thief of one browser's cookies, or an insider with an
+	// account, holds no more of the known browsers' pool than that.
+	maxCeremoniesPerKnownAccount = 8
 	// passkeyCeremonyTTL is how long a ceremony may take, at most (and no
 	// longer than its auth request).
 	passkeyCeremonyTTL = 5 * time.Minute
@@ -88,6 +109,7 @@ const (
 	msgPasskeyExpired     = "The passkey request expired. Try again."
 	msgPasskeyUnavailable = "Passkeys are not available on this server."
 	msgPasskeyBusy        = "The server is busy. Try again in a moment."
+	msgPasskeyAddressBusy = "Too many passkey sign-ins are in progress from your network. Try again in a few minutes, or sign in with your password."
 	msgPasskeyNotSaved    = "The passkey could not be added. Try again, or continue without it."
 )
 
@@ -153,8 +175,28 @@ type ceremonyState struct {
 	AMR []string `json:"amr,omitempty"`
 }
 
-// putCeremony stores a ceremony of kind for ar.
+// Ceremony pools (store.CeremonyQuota).
+const (
+	// poolUnknown holds the passwordless ceremonies of browsers the
+	// provider does not know, counted per client address.
+	poolUnknown = "unknown"
+	// poolKnown holds those of browsers that logged in before, counted per
+	// account.
+	poolKnown = "known"
+	// poolUser holds the ceremonies of users who have given their first
+	// factor.
+	poolUser = "user"
+)
+
+// putCeremony stores a ceremony of kind for ar, for the user userID who
+// gave their first factor.
 func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, kind, userID string, st ceremonyState) error {
+	return i.putCeremonyIn(ctx, ar, kind, userID, "", st, store.CeremonyQuota{Pool: poolUser, PoolLimit: maxPasskeyCeremonies})
+}
+
+// putCeremonyIn stores a ceremony of kind for ar, bound to browser (""
+// for none), counted against q.
+func (i *Issuer) putCeremonyIn(ctx context.Context, ar *store.AuthRequest, kind, userID, browser string, st ceremonyState, q store.CeremonyQuota) error {
 	if st.Session != nil {
 		// The store's expiry, on the injected clock, is the one that
 		// counts; the library's would use the wall clock.
@@ -168,16 +210,23 @@ func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, kind, u
 	if ar.ExpiresAt.Before(expires) {
 		expires = ar.ExpiresAt
 	}
-	return i.st.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: ar.ID, Kind: kind, UserID: userID, Session: data,
-		ExpiresAt: expires}, store.CeremonyQuota{PoolLimit: maxPasskeyCeremonies})
+	return i.st.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: ar.ID, Kind: kind, UserID: userID, Browser: browser,
+		Session: data, ExpiresAt: expires}, q)
 }
 
-// takeCeremony takes ar's ceremony when it is of one of kinds; anything
-// else (none, expired, another kind) is store.ErrNotFound. A ceremony of
-// another kind is consumed too: each is answered once.
+// takeCeremony takes ar's ceremony, bound to no browser, when it is of one
+// of kinds; anything else (none, expired, another kind) is
+// store.ErrNotFound. A ceremony of another kind is consumed too: each is
+// answered once.
 func (i *Issuer) takeCeremony(ctx context.Context, ar *store.AuthRequest, kinds ...string) (*store.PasskeyCeremony, ceremonyState, error) {
+	return i.takeCeremonyOf(ctx, ar, "", kinds...)
+}
+
+// takeCeremonyOf is takeCeremony of a ceremony bound to browser. A
+// ceremony bound to another browser is not taken: it stays as it was.
+func (i *Issuer) takeCeremonyOf(ctx context.Context, ar *store.AuthRequest, browser string, kinds ...string) (*store.PasskeyCeremony, ceremonyState, error) {
 	var st ceremonyState
-	c, err := i.st.TakePasskeyCeremony(ctx, ar.ID, "")
+	c, err := i.st.TakePasskeyCeremony(ctx, ar.ID, browser)
 	if err != nil {
 		return nil, st, err
 	}
@@ -288,7 +337,7 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 	)
 	switch req.Mode {
 	case kindPasswordless:
-		options, err = i.beginPasswordless(ctx, ar)
+		options, err = i.beginPasswordless(ctx, r, ar, csrf)
 	case kindRegister:
 		options, err = i.beginRegistration(ctx, ar)
 	case kindSecondFactor:
@@ -300,6 +349,12 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case errors.Is(err, store.ErrCeremonyHolderFull):
+		// Its ceremonies end as they are answered, or after
+		// passkeyCeremonyTTL.
+		w.Header().Set("Retry-After", "60")
+		jsonError(w, http.StatusTooManyRequests, msgPasskeyAddressBusy)
+		return
 	case errors.Is(err, store.ErrCeremoniesFull):
 		w.Header().Set("Retry-After", "5")
 		jsonError(w, http.StatusServiceUnavailable, msgPasskeyBusy)
@@ -338,12 +393,43 @@ func (i *Issuer) openPending(ctx context.Context, id string) (*store.AuthRequest
 	return ar, 0, ""
 }
 
-func (i *Issuer) beginPasswordless(ctx context.Context, ar *store.AuthRequest) (any, error) {
+// beginPasswordless starts a passkey login for ar in the browser whose
+// CSRF token is csrf, bound to that browser and counted by ceremonyQuota.
+func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *store.AuthRequest, csrf string) (any, error) {
 	options, session, err := i.passkeys.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
 		return nil, err
 	}
-	return options, i.putCeremony(ctx, ar, kindPasswordless, "", ceremonyState{Session: session})
+	return options, i.putCeremonyIn(ctx, ar, kindPasswordless, "", ceremonyBrowser(csrf), ceremonyState{Session: session}, i.ceremonyQuota(r))
+}
+
+// ceremonyQuota is what a passwordless ceremony begun by r counts against.
+// A browser that logged in before (knownAccountOf) draws on the known
+// browsers' pool, up to maxCeremoniesPerKnownAccount per account; no flood
+// of other browsers can reach that pool, however many addresses it comes
+// from. Any other browser draws on the unknown browsers' pool, up to
+// maxCeremoniesPerAddress per client address (clientaddr.Key: IPv6 per
+// /64, behind trusted proxies the forwarded client). That pool can still
+// be filled, by 625 addresses each keeping 16 ceremonies (about 33 begins
+// a second, each with an authorize request); new browsers are then
+// refused until the flood stops and its ceremonies expire, known browsers
+// are not.
+func (i *Issuer) ceremonyQuota(r *http.Request) store.CeremonyQuota {
+	if tag, ok := i.guard.knownAccountOf(r); ok {
+		return store.CeremonyQuota{Pool: poolKnown, PoolLimit: maxPasskeyCeremonies,
+			Holder: "account:" + tag, HolderLimit: maxCeremoniesPerKnownAccount}
+	}
+	return store.CeremonyQuota{Pool: poolUnknown, PoolLimit: maxPasskeyCeremonies,
+		Holder: "addr:" + clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))), HolderLimit: maxCeremoniesPerAddress}
+}
+
+// ceremonyBrowser is what a passwordless ceremony is bound to: a digest of
+// the CSRF token of the browser that began it, a secret of that browser's
+// (an HttpOnly cookie) that the finish form carries too. The token itself
+// is not stored.
+func ceremonyBrowser(csrf string) string {
+	sum := sha256.Sum256([]byte("nsauth passkey ceremony browser\x00" + csrf))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // beginRegistration follows the offer to add a passkey (or an earlier
@@ -443,7 +529,12 @@ func (p *passkeyRefusal) Error() string { return "passkey refused: " + p.reason 
 // the user and the passkey, updated with the counter and flags of this
 // use; a *passkeyRefusal when the assertion is refused.
 func (i *Issuer) verifyAssertion(ctx context.Context, ar *store.AuthRequest, kind string, user *store.User, credential string) (*store.User, *store.Passkey, bool, error) {
-	_, st, err := i.takeCeremony(ctx, ar, kind)
+	return i.verifyAssertionOf(ctx, ar, "", kind, user, credential)
+}
+
+// verifyAssertionOf is verifyAssertion of a ceremony bound to browser.
+func (i *Issuer) verifyAssertionOf(ctx context.Context, ar *store.AuthRequest, browser, kind string, user *store.User, credential string) (*store.User, *store.Passkey, bool, error) {
+	_, st, err := i.takeCeremonyOf(ctx, ar, browser, kind)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, false, &passkeyRefusal{reason: "expired", user: user}
 	}
@@ -561,7 +652,9 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt)))
 		return
 	}
-	user, pk, uv, err := i.verifyAssertion(ctx, ar, kindPasswordless, nil, credential)
+	// Another browser's answer finds no ceremony: it is refused as
+	// expired, and the ceremony stays for the browser that began it.
+	user, pk, uv, err := i.verifyAssertionOf(ctx, ar, ceremonyBrowser(csrf), kindPasswordless, nil, credential)
 	var refused *passkeyRefusal
 	if errors.As(err, &refused) {
 		i.cfg.Observer.login(LoginWrongCredentials)
