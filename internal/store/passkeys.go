@@ -283,7 +283,10 @@ var (
 // nothing. A ceremony that may fit is counted again and stored in one
 // transaction that locks its pool's row, so simultaneous puts, from one
 // process or from replicas sharing a PostgreSQL database, never exceed a
-// bound between them.
+// bound between them. The pool's row keeps a ceiling on the pool's
+// ceremonies (raised by every put, never lowered by a take or an expiry),
+// so the pool is counted only when the ceiling reaches its limit, and
+// the ceiling is then set to the count.
 func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q CeremonyQuota) error {
 	if c.AuthRequestID == "" || c.Kind == "" || c.ExpiresAt.IsZero() || len(c.Session) == 0 || len(c.Session) > MaxPasskeyCeremonySession {
 		return errors.New("a passkey ceremony needs an auth request, a kind, an expiry and bounded session data")
@@ -292,60 +295,80 @@ func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q Ce
 		return errors.New("a passkey ceremony's pool, holder and browser must be short")
 	}
 	now := s.nowMillis()
-	if err := s.ceremonyRoom(ctx, s.db, c.AuthRequestID, q, now); err != nil {
+	room := ceremonyRoom{s: s, id: c.AuthRequestID, q: q, now: now}
+	var ceiling int
+	err := s.queryRow(ctx, s.db, `SELECT ceiling FROM nsauth_passkey_ceremony_pools WHERE pool = ?`, q.Pool).Scan(&ceiling)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("reading the passkey ceremony pool: %w", err)
+	}
+	if _, err := room.check(ctx, s.db, ceiling); err != nil {
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_passkey_ceremony_pools (pool) VALUES (?)
-			ON CONFLICT (pool) DO UPDATE SET pool = excluded.pool`, q.Pool); err != nil {
+		if err := s.queryRow(ctx, tx, `INSERT INTO nsauth_passkey_ceremony_pools (pool, ceiling) VALUES (?, 0)
+			ON CONFLICT (pool) DO UPDATE SET ceiling = nsauth_passkey_ceremony_pools.ceiling RETURNING ceiling`, q.Pool).Scan(&ceiling); err != nil {
 			return fmt.Errorf("locking the passkey ceremony pool: %w", err)
 		}
-		if err := s.ceremonyRoom(ctx, tx, c.AuthRequestID, q, now); err != nil {
+		counted, err := room.check(ctx, tx, ceiling)
+		if err != nil {
 			return err
 		}
-		_, err := s.exec(ctx, tx, `INSERT INTO nsauth_passkey_ceremonies (auth_request_id, kind, user_id, session, expires_at, pool, holder, browser)
+		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_passkey_ceremonies (auth_request_id, kind, user_id, session, expires_at, pool, holder, browser)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (auth_request_id) DO UPDATE SET kind = excluded.kind, user_id = excluded.user_id,
 			session = excluded.session, expires_at = excluded.expires_at, pool = excluded.pool, holder = excluded.holder,
 			browser = excluded.browser`,
-			c.AuthRequestID, c.Kind, c.UserID, string(c.Session), c.ExpiresAt.UnixMilli(), q.Pool, q.Holder, c.Browser)
-		if err != nil {
+			c.AuthRequestID, c.Kind, c.UserID, string(c.Session), c.ExpiresAt.UnixMilli(), q.Pool, q.Holder, c.Browser); err != nil {
 			return fmt.Errorf("storing passkey ceremony: %w", err)
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE nsauth_passkey_ceremony_pools SET ceiling = ? WHERE pool = ?`, counted+1, q.Pool); err != nil {
+			return fmt.Errorf("raising the passkey ceremony pool's ceiling: %w", err)
 		}
 		return nil
 	})
 }
 
-// ceremonyRoom reports whether q's holder and pool have room for the
-// ceremony of authRequestID at now (the one it replaces left out).
-func (s *Store) ceremonyRoom(ctx context.Context, q querier, authRequestID string, quota CeremonyQuota, now int64) error {
+// ceremonyRoom checks whether a quota has room at now for the ceremony of
+// the auth request id (the one it replaces left out).
+type ceremonyRoom struct {
+	s   *Store
+	id  string
+	q   CeremonyQuota
+	now int64
+}
+
+// check refuses when the holder or the pool is full. ceiling is the
+// pool's ceiling; it returns the ceiling, lowered to the count when it
+// counted the pool.
+func (r ceremonyRoom) check(ctx context.Context, q querier, ceiling int) (int, error) {
 	count := func(column, value string) (int, error) {
 		var n int
-		err := s.queryRow(ctx, q, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE `+column+` = ? AND expires_at > ? AND auth_request_id <> ?`,
-			value, now, authRequestID).Scan(&n)
+		err := r.s.queryRow(ctx, q, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE `+column+` = ? AND expires_at > ? AND auth_request_id <> ?`,
+			value, r.now, r.id).Scan(&n)
 		if err != nil {
 			return 0, fmt.Errorf("counting passkey ceremonies: %w", err)
 		}
 		return n, nil
 	}
-	if quota.Holder != "" && quota.HolderLimit > 0 {
-		n, err := count("holder", quota.Holder)
+	if r.q.Holder != "" && r.q.HolderLimit > 0 {
+		n, err := count("holder", r.q.Holder)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if n >= quota.HolderLimit {
-			return ErrCeremonyHolderFull
+		if n >= r.q.HolderLimit {
+			return 0, ErrCeremonyHolderFull
 		}
 	}
-	if quota.PoolLimit > 0 {
-		n, err := count("pool", quota.Pool)
+	if r.q.PoolLimit > 0 && ceiling >= r.q.PoolLimit {
+		n, err := count("pool", r.q.Pool)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if n >= quota.PoolLimit {
-			return ErrCeremoniesFull
+		if n >= r.q.PoolLimit {
+			return 0, ErrCeremoniesFull
 		}
+		ceiling = n
 	}
-	return nil
+	return ceiling, nil
 }
 
 // TakePasskeyCeremony removes and returns the auth request's ceremony

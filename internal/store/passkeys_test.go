@@ -192,6 +192,11 @@ func TestPasskeyCeremonies(t *testing.T) {
 		}
 		_, err = s.TakePasskeyCeremony(ctx, "ar1", "")
 		wantErr(t, err, store.ErrNotFound) // used once
+		// The taken ceremony's place is free again.
+		if err := put("ar6", "passwordless", time.Minute, pool(2)); err != nil {
+			t.Fatalf("a taken ceremony still counts against the limit: %v", err)
+		}
+		wantErr(t, put("ar7", "passwordless", time.Minute, pool(2)), store.ErrCeremoniesFull)
 
 		f.clock.Advance(time.Minute)
 		_, err = s.TakePasskeyCeremony(ctx, "ar2", "")

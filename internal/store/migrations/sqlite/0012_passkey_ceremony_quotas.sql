@@ -18,7 +18,10 @@ CREATE INDEX nsauth_passkey_ceremonies_holder ON nsauth_passkey_ceremonies (hold
 
 -- One row per pool, locked by every new ceremony of the pool while it
 -- counts and inserts, so that simultaneous begins, on every replica, never
--- exceed a bound between them.
+-- exceed a bound between them. ceiling is at least the number of the
+-- pool's live ceremonies (every new one raises it; takes and expiries do
+-- not lower it): the pool is counted only when it reaches the limit.
 CREATE TABLE nsauth_passkey_ceremony_pools (
-    pool TEXT PRIMARY KEY
+    pool    TEXT PRIMARY KEY,
+    ceiling BIGINT NOT NULL DEFAULT 0
 );
