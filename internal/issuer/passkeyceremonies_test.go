@@ -222,7 +222,7 @@ func TestPasswordlessBeginFloodLeavesPasskeysWorking(t *testing.T) {
 		known := f.b
 		known.Client.Transport = browserFrom(t, ips[0]).Client.Transport
 
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		start := time.Now()
 		res := floodBegins(ctx, beginFloodTarget{issuer: h.url, servers: []string{h.host(), h.replica(nil)}, client: h.client}, ips, begins)
