@@ -204,9 +204,9 @@ func floodBegins(ctx context.Context, target beginFloodTarget, ips []string, n i
 // still begins and completes a passkey login. A browser new to the
 // provider, from an address outside the flood, still gets a ceremony and
 // signs in too. The flood itself gets 16 ceremonies per address and is
-// refused the rest.
+// refused the rest. It does not run in parallel with other tests: its
+// 20,200 requests are bounded in time, and should not share it.
 func TestPasswordlessBeginFloodLeavesPasskeysWorking(t *testing.T) {
-	t.Parallel()
 	const (
 		begins    = 10100
 		addresses = 184

@@ -294,14 +294,16 @@ func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q Ce
 	if len(q.Pool) > maxCeremonyKeyLen || len(q.Holder) > maxCeremonyKeyLen || len(c.Browser) > maxCeremonyKeyLen {
 		return errors.New("a passkey ceremony's pool, holder and browser must be short")
 	}
-	now := s.nowMillis()
-	room := ceremonyRoom{s: s, id: c.AuthRequestID, q: q, now: now}
+	room := ceremonyRoom{s: s, id: c.AuthRequestID, q: q, now: s.nowMillis()}
+	if err := room.holderFull(ctx, s.db); err != nil {
+		return err
+	}
 	var ceiling int
 	err := s.queryRow(ctx, s.db, `SELECT ceiling FROM nsauth_passkey_ceremony_pools WHERE pool = ?`, q.Pool).Scan(&ceiling)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("reading the passkey ceremony pool: %w", err)
 	}
-	if _, err := room.check(ctx, s.db, ceiling); err != nil {
+	if _, err := room.poolFull(ctx, s.db, ceiling); err != nil {
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
@@ -309,7 +311,10 @@ func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q Ce
 			ON CONFLICT (pool) DO UPDATE SET ceiling = nsauth_passkey_ceremony_pools.ceiling RETURNING ceiling`, q.Pool).Scan(&ceiling); err != nil {
 			return fmt.Errorf("locking the passkey ceremony pool: %w", err)
 		}
-		counted, err := room.check(ctx, tx, ceiling)
+		if err := room.holderFull(ctx, tx); err != nil {
+			return err
+		}
+		counted, err := room.poolFull(ctx, tx, ceiling)
 		if err != nil {
 			return err
 		}
@@ -336,39 +341,48 @@ type ceremonyRoom struct {
 	now int64
 }
 
-// check refuses when the holder or the pool is full. ceiling is the
-// pool's ceiling; it returns the ceiling, lowered to the count when it
+func (r ceremonyRoom) count(ctx context.Context, q querier, column, value string) (int, error) {
+	var n int
+	err := r.s.queryRow(ctx, q, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE `+column+` = ? AND expires_at > ? AND auth_request_id <> ?`,
+		value, r.now, r.id).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting passkey ceremonies: %w", err)
+	}
+	return n, nil
+}
+
+// holderFull refuses with ErrCeremonyHolderFull when the holder has no
+// room. It is checked first: it is the cheaper count, and the refusal a
+// flood from few addresses meets.
+func (r ceremonyRoom) holderFull(ctx context.Context, q querier) error {
+	if r.q.Holder == "" || r.q.HolderLimit <= 0 {
+		return nil
+	}
+	n, err := r.count(ctx, q, "holder", r.q.Holder)
+	if err != nil {
+		return err
+	}
+	if n >= r.q.HolderLimit {
+		return ErrCeremonyHolderFull
+	}
+	return nil
+}
+
+// poolFull refuses with ErrCeremoniesFull when the pool has no room, given
+// its ceiling; it returns the ceiling, lowered to the count when it
 // counted the pool.
-func (r ceremonyRoom) check(ctx context.Context, q querier, ceiling int) (int, error) {
-	count := func(column, value string) (int, error) {
-		var n int
-		err := r.s.queryRow(ctx, q, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE `+column+` = ? AND expires_at > ? AND auth_request_id <> ?`,
-			value, r.now, r.id).Scan(&n)
-		if err != nil {
-			return 0, fmt.Errorf("counting passkey ceremonies: %w", err)
-		}
-		return n, nil
+func (r ceremonyRoom) poolFull(ctx context.Context, q querier, ceiling int) (int, error) {
+	if r.q.PoolLimit <= 0 || ceiling < r.q.PoolLimit {
+		return ceiling, nil
 	}
-	if r.q.Holder != "" && r.q.HolderLimit > 0 {
-		n, err := count("holder", r.q.Holder)
-		if err != nil {
-			return 0, err
-		}
-		if n >= r.q.HolderLimit {
-			return 0, ErrCeremonyHolderFull
-		}
+	n, err := r.count(ctx, q, "pool", r.q.Pool)
+	if err != nil {
+		return 0, err
 	}
-	if r.q.PoolLimit > 0 && ceiling >= r.q.PoolLimit {
-		n, err := count("pool", r.q.Pool)
-		if err != nil {
-			return 0, err
-		}
-		if n >= r.q.PoolLimit {
-			return 0, ErrCeremoniesFull
-		}
-		ceiling = n
+	if n >= r.q.PoolLimit {
+		return 0, ErrCeremoniesFull
 	}
-	return ceiling, nil
+	return n, nil
 }
 
 // TakePasskeyCeremony removes and returns the auth request's ceremony
