@@ -178,9 +178,19 @@ func counterKind(key string) string {
 // MAC of the account so names reveal nothing.
 
 func (g *loginGuard) cookieName(account string) string {
+	return g.hostCookie("nsauth_device_" + g.accountTag(account))
+}
+
+// accountTag names account in cookies without revealing it: a MAC of the
+// account, the same for every browser.
+func (g *loginGuard) accountTag(account string) string {
 	m := hmac.New(sha256.New, g.macKey)
 	m.Write([]byte("nsauth device cookie name\x00" + account))
-	name := "nsauth_device_" + hex.EncodeToString(m.Sum(nil)[:8])
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// hostCookie is the name of a cookie of ours: __Host- under https.
+func (g *loginGuard) hostCookie(name string) string {
 	if g.secure {
 		return "__Host-" + name
 	}
@@ -216,22 +226,77 @@ func (g *loginGuard) deviceOf(r *http.Request, account string) (string, bool) {
 }
 
 // setDeviceCookie gives the browser a device cookie for account, keeping
-// its device id when it had one.
+// its device id when it had one, and the known-browser cookie that goes
+// with it.
 func (g *loginGuard) setDeviceCookie(w http.ResponseWriter, a attempt) {
 	device := a.device
 	if device == "" {
 		device = store.RandomToken(deviceIDBytes)
 	}
 	expiry := g.now().Add(DeviceCookieTTL).Unix()
+	g.setCookie(w, g.cookieName(a.account), "v1."+device+"."+strconv.FormatInt(expiry, 10)+"."+g.deviceMAC(a.account, device, expiry))
+	tag := g.accountTag(a.account)
+	g.setCookie(w, g.hostCookie(knownBrowserCookie), "v1."+tag+"."+strconv.FormatInt(expiry, 10)+"."+g.knownBrowserMAC(tag, expiry))
+}
+
+func (g *loginGuard) setCookie(w http.ResponseWriter, name, value string) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     g.cookieName(a.account),
-		Value:    "v1." + device + "." + strconv.FormatInt(expiry, 10) + "." + g.deviceMAC(a.account, device, expiry),
+		Name:     name,
+		Value:    value,
 		Path:     "/",
 		MaxAge:   int(DeviceCookieTTL / time.Second),
 		HttpOnly: true,
 		Secure:   g.secure,
 		SameSite: http.SameSiteStrictMode,
 	})
+}
+
+// Known browsers. A passwordless sign-in begins before anyone says which
+// account it is for, so the device cookies, which are named after their
+// account and MACed with it, cannot be checked there: that would mean
+// trying every account. Every device cookie therefore comes with one
+// more cookie, the same for every account: "v1.<account tag>.<expiry,
+// Unix seconds>.<MAC>", the MAC (HMAC-SHA256, the device cookies' key)
+// covering the tag and the expiry. Checking it is one MAC and no database
+// read, and nobody can make one without logging in. It names the account
+// of the browser's last login only by its tag (accountTag), and proves
+// only that this browser logged in to that account within
+// DeviceCookieTTL: it opens no account, it only earns the browser a place
+// among the ceremonies kept for known browsers (passkey.go), counted per
+// account, since a device id is free to mint but an account is not.
+
+// knownBrowserCookie is the known-browser cookie's name (with __Host-
+// under https).
+const knownBrowserCookie = "nsauth_known_browser"
+
+func (g *loginGuard) knownBrowserMAC(tag string, expiry int64) string {
+	m := hmac.New(sha256.New, g.macKey)
+	m.Write([]byte("nsauth known browser v1\x00" + tag + "\x00" + strconv.FormatInt(expiry, 10)))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// knownAccountOf returns the account tag of a valid, unexpired
+// known-browser cookie, if the request carries one.
+func (g *loginGuard) knownAccountOf(r *http.Request) (string, bool) {
+	c, err := r.Cookie(g.hostCookie(knownBrowserCookie))
+	if err != nil || len(c.Value) > 128 {
+		return "", false
+	}
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 4 || parts[0] != "v1" || len(parts[1]) != 16 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(parts[1]); err != nil {
+		return "", false
+	}
+	expiry, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || expiry <= g.now().Unix() {
+		return "", false
+	}
+	if subtle.ConstantTimeCompare([]byte(parts[3]), []byte(g.knownBrowserMAC(parts[1], expiry))) != 1 {
+		return "", false
+	}
+	return parts[1], true
 }
 
 // hashGate bounds password hashing: at most `slots` hashes at once (each

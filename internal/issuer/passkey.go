@@ -2,6 +2,8 @@ package issuer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,11 +31,20 @@ import (
 //   - A passwordless ceremony belongs to a pending auth request: its state
 //     (the challenge) is kept server-side in the store, one per auth
 //     request (a new one replaces the old), answered once, expiring with
-//     the auth request at the latest, and the table is bounded
-//     (maxPasskeyCeremonies). A begin request therefore needs a sealed
-//     auth request id, which only the authorize endpoint (rate-limited)
-//     hands out, and the CSRF cookie. The ceremonies of the steps after
-//     the first factor are kept on their step (passkeymfa.go).
+//     the auth request at the latest. A begin request therefore needs a
+//     sealed auth request id, which only the authorize endpoint
+//     (rate-limited) hands out, and the CSRF cookie. The ceremonies of the
+//     steps after the first factor are kept on their step (passkeymfa.go).
+//   - Passwordless ceremonies are begun by browsers nobody has
+//     authenticated, and are bounded so that no flood of them can switch
+//     passkey sign-in off (see ceremonyQuota): a browser that logged in
+//     before (its known-browser cookie, attempts.go) draws on a pool of
+//     its own, counted per account, that the others cannot reach; any
+//     other browser draws on a shared pool in which one client address
+//     holds at most maxCeremoniesPerAddress. A passwordless ceremony is
+//     bound to the browser that began it: only a finish carrying that
+//     browser's CSRF cookie takes it, and another browser's finish is
+//     refused and leaves it as it was.
 //   - Begin endpoints take JSON (POST, CSRF token in X-CSRF-Token, bodies
 //     bounded) and answer the options JSON; the browser's answer is posted
 //     as a form (field credential), so that the result is a page or the
@@ -65,9 +76,19 @@ const (
 
 // Limits of the passkey endpoints.
 const (
-	// maxPasskeyCeremonies bounds the ceremonies in progress across the
-	// whole provider.
+	// maxPasskeyCeremonies bounds the ceremonies in progress in each pool
+	// across the whole provider.
 	maxPasskeyCeremonies = 10000
+	// maxCeremoniesPerAddress bounds the passwordless ceremonies in
+	// progress of the browsers of one client address (grouped by
+	// clientaddr.Key) that the provider does not know. A person needs one;
+	// an office behind one address needs a few at a time.
+	maxCeremoniesPerAddress = 16
+	// maxCeremoniesPerKnownAccount bounds the passwordless ceremonies in
+	// progress of the known browsers of one account (several devices and
+	// tabs): a thief of one browser's cookies, or an insider with an
+	// account, holds no more of the known browsers' pool than that.
+	maxCeremoniesPerKnownAccount = 8
 	// passkeyCeremonyTTL is how long a ceremony may take, at most (and no
 	// longer than its auth request).
 	passkeyCeremonyTTL = 5 * time.Minute
@@ -85,6 +106,7 @@ const (
 	msgPasskeyExpired     = "The passkey request expired. Try again."
 	msgPasskeyUnavailable = "Passkeys are not available on this server."
 	msgPasskeyBusy        = "The server is busy. Try again in a moment."
+	msgPasskeyAddressBusy = "Too many passkey sign-ins are in progress from your network. Try again in a few minutes, or sign in with your password."
 	msgPasskeyNotSaved    = "The passkey could not be added. Try again, or continue without it."
 )
 
@@ -147,8 +169,19 @@ type ceremonyState struct {
 	Session *webauthn.SessionData `json:"session,omitempty"`
 }
 
-// putCeremony stores a ceremony of kind for ar.
-func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, kind, userID string, st ceremonyState) error {
+// Ceremony pools (store.CeremonyQuota).
+const (
+	// poolUnknown holds the passwordless ceremonies of browsers the
+	// provider does not know, counted per client address.
+	poolUnknown = "unknown"
+	// poolKnown holds those of browsers that logged in before, counted per
+	// account.
+	poolKnown = "known"
+)
+
+// putCeremony stores a passwordless ceremony for ar, bound to browser
+// (ceremonyBrowser), counted against q.
+func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, browser string, st ceremonyState, q store.CeremonyQuota) error {
 	if st.Session != nil {
 		// The store's expiry, on the injected clock, is the one that
 		// counts; the library's would use the wall clock.
@@ -162,30 +195,26 @@ func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, kind, u
 	if ar.ExpiresAt.Before(expires) {
 		expires = ar.ExpiresAt
 	}
-	return i.st.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: ar.ID, Kind: kind, UserID: userID, Session: data,
-		ExpiresAt: expires}, maxPasskeyCeremonies)
+	return i.st.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: ar.ID, Kind: kindPasswordless, Browser: browser,
+		Session: data, ExpiresAt: expires}, q)
 }
 
-// takeCeremony takes ar's ceremony when it is of one of kinds; anything
-// else (none, expired, another kind) is store.ErrNotFound. A ceremony of
-// another kind is consumed too: each is answered once.
-func (i *Issuer) takeCeremony(ctx context.Context, ar *store.AuthRequest, kinds ...string) (*store.PasskeyCeremony, ceremonyState, error) {
+// takeCeremony takes ar's passwordless ceremony bound to browser; anything
+// else (none, expired, another kind) is store.ErrNotFound. A ceremony
+// bound to another browser is not taken: it stays as it was.
+func (i *Issuer) takeCeremony(ctx context.Context, ar *store.AuthRequest, browser string) (ceremonyState, error) {
 	var st ceremonyState
-	c, err := i.st.TakePasskeyCeremony(ctx, ar.ID)
+	c, err := i.st.TakePasskeyCeremony(ctx, ar.ID, browser)
 	if err != nil {
-		return nil, st, err
+		return st, err
 	}
-	ok := false
-	for _, k := range kinds {
-		ok = ok || c.Kind == k
-	}
-	if !ok {
-		return nil, st, fmt.Errorf("passkey ceremony of kind %s: %w", c.Kind, store.ErrNotFound)
+	if c.Kind != kindPasswordless {
+		return st, fmt.Errorf("passkey ceremony of kind %s: %w", c.Kind, store.ErrNotFound)
 	}
 	if err := json.Unmarshal(c.Session, &st); err != nil {
-		return nil, st, fmt.Errorf("decoding a passkey ceremony: %w", err)
+		return st, fmt.Errorf("decoding a passkey ceremony: %w", err)
 	}
-	return c, st, nil
+	return st, nil
 }
 
 // passkeyMethod is the amr value of the passkey p (see the package
@@ -282,7 +311,7 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 			jsonError(w, status, msg)
 			return
 		}
-		options, err = i.beginPasswordless(ctx, ar)
+		options, err = i.beginPasswordless(ctx, r, ar, csrf)
 	case kindRegister, kindSecondFactor, kindEnroll:
 		options, err = i.beginStepCeremony(ctx, req.Mode, req.AuthRequestID, req.Token, csrf)
 	default:
@@ -290,6 +319,12 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case errors.Is(err, store.ErrCeremonyHolderFull):
+		// Its ceremonies end as they are answered, or after
+		// passkeyCeremonyTTL.
+		w.Header().Set("Retry-After", "60")
+		jsonError(w, http.StatusTooManyRequests, msgPasskeyAddressBusy)
+		return
 	case errors.Is(err, store.ErrCeremoniesFull):
 		w.Header().Set("Retry-After", "5")
 		jsonError(w, http.StatusServiceUnavailable, msgPasskeyBusy)
@@ -326,12 +361,43 @@ func (i *Issuer) openPending(ctx context.Context, id string) (*store.AuthRequest
 	return ar, 0, ""
 }
 
-func (i *Issuer) beginPasswordless(ctx context.Context, ar *store.AuthRequest) (any, error) {
+// beginPasswordless starts a passkey login for ar in the browser whose
+// CSRF token is csrf, bound to that browser and counted by ceremonyQuota.
+func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *store.AuthRequest, csrf string) (any, error) {
 	options, session, err := i.passkeys.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
 		return nil, err
 	}
-	return options, i.putCeremony(ctx, ar, kindPasswordless, "", ceremonyState{Session: session})
+	return options, i.putCeremony(ctx, ar, ceremonyBrowser(csrf), ceremonyState{Session: session}, i.ceremonyQuota(r))
+}
+
+// ceremonyQuota is what a passwordless ceremony begun by r counts against.
+// A browser that logged in before (knownAccountOf) draws on the known
+// browsers' pool, up to maxCeremoniesPerKnownAccount per account; no flood
+// of other browsers can reach that pool, however many addresses it comes
+// from. Any other browser draws on the unknown browsers' pool, up to
+// maxCeremoniesPerAddress per client address (clientaddr.Key: IPv6 per
+// /64, behind trusted proxies the forwarded client). That pool can still
+// be filled, by 625 addresses each keeping 16 ceremonies (about 33 begins
+// a second, each with an authorize request); new browsers are then
+// refused until the flood stops and its ceremonies expire, known browsers
+// are not.
+func (i *Issuer) ceremonyQuota(r *http.Request) store.CeremonyQuota {
+	if tag, ok := i.guard.knownAccountOf(r); ok {
+		return store.CeremonyQuota{Pool: poolKnown, PoolLimit: maxPasskeyCeremonies,
+			Holder: "account:" + tag, HolderLimit: maxCeremoniesPerKnownAccount}
+	}
+	return store.CeremonyQuota{Pool: poolUnknown, PoolLimit: maxPasskeyCeremonies,
+		Holder: "addr:" + clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))), HolderLimit: maxCeremoniesPerAddress}
+}
+
+// ceremonyBrowser is what a passwordless ceremony is bound to: a digest of
+// the CSRF token of the browser that began it, a secret of that browser's
+// (an HttpOnly cookie) that the finish form carries too. The token itself
+// is not stored.
+func ceremonyBrowser(csrf string) string {
+	sum := sha256.Sum256([]byte("nsauth passkey ceremony browser\x00" + csrf))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // finishPasskey takes the browser's answer to a ceremony, posted as a
@@ -496,8 +562,10 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt)))
 		return
 	}
+	// Another browser's answer finds no ceremony: it is refused as
+	// expired, and the ceremony stays for the browser that began it.
 	var session *webauthn.SessionData
-	switch _, st, err := i.takeCeremony(ctx, ar, kindPasswordless); {
+	switch st, err := i.takeCeremony(ctx, ar, ceremonyBrowser(csrf)); {
 	case err == nil:
 		session = st.Session
 	case !errors.Is(err, store.ErrNotFound):

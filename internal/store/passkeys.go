@@ -235,57 +235,170 @@ type PasskeyCeremony struct {
 	// UserID is the user it is for; empty for a passwordless login, where
 	// the authenticator picks the account.
 	UserID string
+	// Browser binds the ceremony to the browser that began it (a digest of
+	// a secret only that browser holds); empty binds it to none. Only a
+	// take naming the same Browser gets it.
+	Browser string
 	// Session is the library's session data, JSON.
 	Session   []byte
 	ExpiresAt time.Time
 }
 
+// CeremonyQuota is what a new ceremony counts against: a pool of
+// ceremonies shared by many holders, and the share of one holder in it.
+// Only unexpired ceremonies count, and not the one the new ceremony
+// replaces.
+type CeremonyQuota struct {
+	// Pool names the pool; PoolLimit is how many ceremonies it may hold
+	// (<= 0: no limit).
+	Pool      string
+	PoolLimit int
+	// Holder names who begins the ceremony, in words that are unique
+	// across pools (such as "addr:192.0.2.1"); HolderLimit is how many
+	// ceremonies one holder may hold (<= 0, or no Holder: no limit).
+	Holder      string
+	HolderLimit int
+}
+
 // MaxPasskeyCeremonySession bounds a ceremony's stored session data.
 const MaxPasskeyCeremonySession = 16 << 10
 
-// ErrCeremoniesFull means as many ceremonies as allowed are in progress.
-var ErrCeremoniesFull = errors.New("too many passkey ceremonies in progress")
+// maxCeremonyKeyLen bounds a ceremony's pool, holder and browser names.
+const maxCeremonyKeyLen = 256
+
+// Refusals of [Store.PutPasskeyCeremony].
+var (
+	// ErrCeremoniesFull means the pool holds as many ceremonies as allowed.
+	ErrCeremoniesFull = errors.New("too many passkey ceremonies in progress")
+	// ErrCeremonyHolderFull means the holder holds as many ceremonies as
+	// allowed.
+	ErrCeremonyHolderFull = errors.New("too many passkey ceremonies in progress for one holder")
+)
 
 // PutPasskeyCeremony stores c, replacing any ceremony of the same auth
 // request: one auth request has at most one live ceremony. It refuses with
-// [ErrCeremoniesFull] when limit or more unexpired ceremonies exist
-// (limit <= 0: no limit), so that unauthenticated begin requests cannot
-// grow the table without bound.
-func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, limit int) error {
+// [ErrCeremonyHolderFull] or [ErrCeremoniesFull] when q's holder or pool
+// is full, so that unauthenticated begin requests cannot grow the table
+// without bound, nor one client take it whole.
+//
+// A refusal costs reads only: a flood of begins that are refused writes
+// nothing. A ceremony that may fit is counted again and stored in one
+// transaction that locks its pool's row, so simultaneous puts, from one
+// process or from replicas sharing a PostgreSQL database, never exceed a
+// bound between them. The pool's row keeps a ceiling on the pool's
+// ceremonies (raised by every put, never lowered by a take or an expiry),
+// so the pool is counted only when the ceiling reaches its limit, and
+// the ceiling is then set to the count.
+func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q CeremonyQuota) error {
 	if c.AuthRequestID == "" || c.Kind == "" || c.ExpiresAt.IsZero() || len(c.Session) == 0 || len(c.Session) > MaxPasskeyCeremonySession {
 		return errors.New("a passkey ceremony needs an auth request, a kind, an expiry and bounded session data")
 	}
-	now := s.nowMillis()
-	if limit > 0 {
-		var n int
-		if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE expires_at > ? AND auth_request_id <> ?`,
-			now, c.AuthRequestID).Scan(&n); err != nil {
-			return fmt.Errorf("counting passkey ceremonies: %w", err)
-		}
-		if n >= limit {
-			return ErrCeremoniesFull
-		}
+	if len(q.Pool) > maxCeremonyKeyLen || len(q.Holder) > maxCeremonyKeyLen || len(c.Browser) > maxCeremonyKeyLen {
+		return errors.New("a passkey ceremony's pool, holder and browser must be short")
 	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_passkey_ceremonies (auth_request_id, kind, user_id, session, expires_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (auth_request_id) DO UPDATE SET kind = excluded.kind, user_id = excluded.user_id,
-		session = excluded.session, expires_at = excluded.expires_at`,
-		c.AuthRequestID, c.Kind, c.UserID, string(c.Session), c.ExpiresAt.UnixMilli())
+	room := ceremonyRoom{s: s, id: c.AuthRequestID, q: q, now: s.nowMillis()}
+	if err := room.holderFull(ctx, s.db); err != nil {
+		return err
+	}
+	var ceiling int
+	err := s.queryRow(ctx, s.db, `SELECT ceiling FROM nsauth_passkey_ceremony_pools WHERE pool = ?`, q.Pool).Scan(&ceiling)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("reading the passkey ceremony pool: %w", err)
+	}
+	if _, err := room.poolFull(ctx, s.db, ceiling); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.queryRow(ctx, tx, `INSERT INTO nsauth_passkey_ceremony_pools (pool, ceiling) VALUES (?, 0)
+			ON CONFLICT (pool) DO UPDATE SET ceiling = nsauth_passkey_ceremony_pools.ceiling RETURNING ceiling`, q.Pool).Scan(&ceiling); err != nil {
+			return fmt.Errorf("locking the passkey ceremony pool: %w", err)
+		}
+		if err := room.holderFull(ctx, tx); err != nil {
+			return err
+		}
+		counted, err := room.poolFull(ctx, tx, ceiling)
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_passkey_ceremonies (auth_request_id, kind, user_id, session, expires_at, pool, holder, browser)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (auth_request_id) DO UPDATE SET kind = excluded.kind, user_id = excluded.user_id,
+			session = excluded.session, expires_at = excluded.expires_at, pool = excluded.pool, holder = excluded.holder,
+			browser = excluded.browser`,
+			c.AuthRequestID, c.Kind, c.UserID, string(c.Session), c.ExpiresAt.UnixMilli(), q.Pool, q.Holder, c.Browser); err != nil {
+			return fmt.Errorf("storing passkey ceremony: %w", err)
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE nsauth_passkey_ceremony_pools SET ceiling = ? WHERE pool = ?`, counted+1, q.Pool); err != nil {
+			return fmt.Errorf("raising the passkey ceremony pool's ceiling: %w", err)
+		}
+		return nil
+	})
+}
+
+// ceremonyRoom checks whether a quota has room at now for the ceremony of
+// the auth request id (the one it replaces left out).
+type ceremonyRoom struct {
+	s   *Store
+	id  string
+	q   CeremonyQuota
+	now int64
+}
+
+func (r ceremonyRoom) count(ctx context.Context, q querier, column, value string) (int, error) {
+	var n int
+	err := r.s.queryRow(ctx, q, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE `+column+` = ? AND expires_at > ? AND auth_request_id <> ?`,
+		value, r.now, r.id).Scan(&n)
 	if err != nil {
-		return fmt.Errorf("storing passkey ceremony: %w", err)
+		return 0, fmt.Errorf("counting passkey ceremonies: %w", err)
+	}
+	return n, nil
+}
+
+// holderFull refuses with ErrCeremonyHolderFull when the holder has no
+// room. It is checked first: it is the cheaper count, and the refusal a
+// flood from few addresses meets.
+func (r ceremonyRoom) holderFull(ctx context.Context, q querier) error {
+	if r.q.Holder == "" || r.q.HolderLimit <= 0 {
+		return nil
+	}
+	n, err := r.count(ctx, q, "holder", r.q.Holder)
+	if err != nil {
+		return err
+	}
+	if n >= r.q.HolderLimit {
+		return ErrCeremonyHolderFull
 	}
 	return nil
 }
 
-// TakePasskeyCeremony removes and returns the auth request's ceremony: a
-// ceremony is answered once, right or wrong. It fails with [ErrNotFound]
-// when there is none or it has expired.
-func (s *Store) TakePasskeyCeremony(ctx context.Context, authRequestID string) (*PasskeyCeremony, error) {
+// poolFull refuses with ErrCeremoniesFull when the pool has no room, given
+// its ceiling; it returns the ceiling, lowered to the count when it
+// counted the pool.
+func (r ceremonyRoom) poolFull(ctx context.Context, q querier, ceiling int) (int, error) {
+	if r.q.PoolLimit <= 0 || ceiling < r.q.PoolLimit {
+		return ceiling, nil
+	}
+	n, err := r.count(ctx, q, "pool", r.q.Pool)
+	if err != nil {
+		return 0, err
+	}
+	if n >= r.q.PoolLimit {
+		return 0, ErrCeremoniesFull
+	}
+	return n, nil
+}
+
+// TakePasskeyCeremony removes and returns the auth request's ceremony
+// bound to browser ("" for one bound to no browser): a ceremony is
+// answered once, right or wrong. It fails with [ErrNotFound] when there is
+// none, it has expired, or it is bound to another browser; the ceremony of
+// another browser stays as it was.
+func (s *Store) TakePasskeyCeremony(ctx context.Context, authRequestID, browser string) (*PasskeyCeremony, error) {
 	var c PasskeyCeremony
 	var session string
 	var expires int64
-	err := s.queryRow(ctx, s.db, `DELETE FROM nsauth_passkey_ceremonies WHERE auth_request_id = ?
-		RETURNING auth_request_id, kind, user_id, session, expires_at`, authRequestID).
-		Scan(&c.AuthRequestID, &c.Kind, &c.UserID, &session, &expires)
+	err := s.queryRow(ctx, s.db, `DELETE FROM nsauth_passkey_ceremonies WHERE auth_request_id = ? AND browser = ?
+		RETURNING auth_request_id, kind, user_id, browser, session, expires_at`, authRequestID, browser).
+		Scan(&c.AuthRequestID, &c.Kind, &c.UserID, &c.Browser, &session, &expires)
 	if err != nil {
 		return nil, notFound(err, "passkey ceremony")
 	}
