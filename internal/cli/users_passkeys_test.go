@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,7 +41,13 @@ func TestUsersPasskeysCommand(t *testing.T) {
 		if list.code != 0 || !regexpLine(list.out, "Laptop", "synced", "never") || !regexpLine(list.out, "Security key", "device-bound") {
 			t.Fatalf("list: exit %d\n%s%s", list.code, list.out, list.errOut)
 		}
+		// Two passkeys added in one millisecond list in either order: find
+		// the security key by its name.
 		pks, _ := st.PasskeysByUser(context.Background(), u.ID)
+		i := slices.IndexFunc(pks, func(p store.Passkey) bool { return p.Name == "Security key" })
+		if i < 0 {
+			t.Fatalf("stored passkeys %+v", pks)
+		}
 		cases := []struct {
 			name     string
 			args     []string
@@ -51,7 +58,7 @@ func TestUsersPasskeysCommand(t *testing.T) {
 			{"no name to remove", []string{"passkeys", "alice", "--remove", ""}, false, "--remove needs"},
 			{"unknown passkey", []string{"passkeys", "alice", "--remove", "Phone"}, false, "no passkey named"},
 			{"by name", []string{"passkeys", "alice", "--remove", "Laptop"}, true, `Removed the passkey "Laptop"`},
-			{"by id", []string{"passkeys", "alice", "--remove", pks[1].ID}, true, `Removed the passkey "Security key"`},
+			{"by id", []string{"passkeys", "alice", "--remove", pks[i].ID}, true, `Removed the passkey "Security key"`},
 		}
 		for _, tc := range cases {
 			r := runUsers(env, nil, tc.args...)
