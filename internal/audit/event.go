@@ -99,6 +99,11 @@ const (
 	// ("unknown_credential", "bad_assertion", "disabled", "expired",
 	// "clone_warning"...), never the credential.
 	PasskeyFailed Type = "passkey.failed"
+	// RefusalsDropped: refusals that found no place among a minute's
+	// aggregated rows ([Config.RefusalRowsPerMinute]) and are counted here
+	// instead: one row per minute, refused type (Target) and Reason, whose
+	// Count says how many.
+	RefusalsDropped Type = "audit.refusals_dropped"
 )
 
 // Types lists every event type, in the order of the documentation.
@@ -114,6 +119,7 @@ func Types() []Type {
 		UserChanged, ClientChanged, FederationChanged,
 		SigningKeyRotated,
 		PasskeyRegistered, PasskeyRemoved, PasskeyUsed, PasskeyFailed,
+		RefusalsDropped,
 	}
 }
 
@@ -187,6 +193,11 @@ type Event struct {
 	// Refs holds keyed HMACs of the secrets the event concerns, by the
 	// Ref* names. Never a secret itself: build values with Recorder.Ref.
 	Refs map[string]string `json:"refs,omitempty"`
+	// Count is set on an aggregated row ([Recorder.RecordRefusal]): how
+	// many refusals it stands for. Its Time is the start of its minute,
+	// and it has no UserAgent, TraceID or Replica. Zero (and absent from
+	// JSON) on a row that is one event.
+	Count int64 `json:"count,omitempty"`
 }
 
 // Field limits: what exceeds them is cut, so that a hostile header cannot

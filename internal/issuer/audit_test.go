@@ -35,6 +35,10 @@ func (r *failingRecorder) Record(_ context.Context, e audit.Event) error {
 	return nil
 }
 
+func (r *failingRecorder) RecordRefusal(ctx context.Context, e audit.Event) error {
+	return r.Record(ctx, e)
+}
+
 func (r *failingRecorder) Ref(string) string { return "" }
 
 func (r *failingRecorder) set(t audit.Type) {
