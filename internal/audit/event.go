@@ -69,6 +69,16 @@ const (
 	DeviceApproved Type = "device.approved"
 	// DeviceDenied: a user denied a device authorization.
 	DeviceDenied Type = "device.denied"
+	// DeviceCodeRefused: a user code entered on the device page was
+	// refused; Reason says why ("wrong_code", "locked", "rate_limited",
+	// "csrf"), never the code.
+	DeviceCodeRefused Type = "device.code_refused"
+	// ClientAuthFailed: a client did not authenticate at the token,
+	// revocation or introspection endpoint; Reason is "unknown_client" or
+	// "bad_secret", and ClientID names the client only when one exists by
+	// that id. Machine clients' client-credentials requests are
+	// ClientCredentialsGrant events.
+	ClientAuthFailed Type = "client.auth_failed"
 	// ClientCredentialsGrant: a machine client asked for a token with the
 	// client-credentials grant (Outcome says whether it got one).
 	ClientCredentialsGrant Type = "grant.client_credentials"
@@ -114,8 +124,8 @@ func Types() []Type {
 		CodeIssued, CodeExchanged, CodeReplayed,
 		RefreshRotated, RefreshReuseDetected,
 		Logout, TokenRevoked,
-		DeviceApproved, DeviceDenied,
-		ClientCredentialsGrant, TokenExchangeGrant,
+		DeviceApproved, DeviceDenied, DeviceCodeRefused,
+		ClientAuthFailed, ClientCredentialsGrant, TokenExchangeGrant,
 		UserChanged, ClientChanged, FederationChanged,
 		SigningKeyRotated,
 		PasskeyRegistered, PasskeyRemoved, PasskeyUsed, PasskeyFailed,

@@ -234,9 +234,6 @@ type Issuer struct {
 	allowedRedirects map[string]bool
 	allowedScopes    map[string]bool
 	refusals         *refusalLog
-	// auditRefusals throttles the audit events of refused logins that
-	// cost no password check (recordLoginFailure).
-	auditRefusals *refusalLog
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
@@ -377,7 +374,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
 	iss.refusals = newRefusalLog()
-	iss.auditRefusals = newRefusalLog()
 	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
 	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
 	h, err := iss.newHandler()
