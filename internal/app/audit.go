@@ -17,8 +17,10 @@ import (
 // the store and, when NSAUTH_AUDIT_LOG names one, to a JSON-lines stream.
 // Its HMAC key is an instance secret, sealed like the others and shared by
 // replicas, so one ref finds a token's events whichever replica recorded
-// them. The returned function closes the stream's file.
-func newAuditor(ctx context.Context, st *store.Store, b config.Builtin, deps Deps, logger *slog.Logger) (*audit.Auditor, func() error, error) {
+// them. It streams the aggregated rows of refusals as their minutes end
+// until bg ends; the returned function streams the rest and closes the
+// stream's file (before the store closes).
+func newAuditor(ctx, bg context.Context, st *store.Store, b config.Builtin, deps Deps, logger *slog.Logger) (*audit.Auditor, func() error, error) {
 	noClose := func() error { return nil }
 	key, err := AuditKey(ctx, st)
 	if err != nil {
@@ -37,12 +39,18 @@ func newAuditor(ctx context.Context, st *store.Store, b config.Builtin, deps Dep
 		Replica:  replica,
 		Now:      deps.Now,
 		Logger:   logger.With("component", "audit"),
+
+		RefusalRowsPerMinute: b.AuditRefusalRowsPerMinute,
 	})
 	if err != nil {
 		_ = stream.Close()
 		return nil, noClose, err
 	}
-	return a, stream.Close, nil
+	go a.Run(bg)
+	return a, func() error {
+		a.FlushRefusals(context.Background(), true)
+		return stream.Close()
+	}, nil
 }
 
 // AuditKey returns the audit trail's HMAC key from st, made at first use:

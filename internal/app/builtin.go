@@ -63,12 +63,13 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		return nil, err
 	}
 	bp := &builtinProvider{close: st.Close, requests: new(atomic.Int64)}
-	auditor, closeAudit, err := newAuditor(ctx, st, b, deps, logger)
+	auditor, closeAudit, err := newAuditor(ctx, bg, st, b, deps, logger)
 	if err != nil {
 		return bp, err
 	}
 	bp.audit = auditor
-	bp.close = func() error { return errors.Join(st.Close(), closeAudit()) }
+	bp.close = func() error { return errors.Join(closeAudit(), st.Close()) }
+	metrics.AuditRefusalsDropped(auditor.RefusalsDropped)
 	boot, err := issuer.Bootstrap(ctx, st, issuer.BootstrapConfig{AdminUser: b.AdminUser, AdminPassword: b.AdminPassword})
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)
