@@ -17,10 +17,10 @@ import (
 // the store and, when NSAUTH_AUDIT_LOG names one, to a JSON-lines stream.
 // Its HMAC key is an instance secret, sealed like the others and shared by
 // replicas, so one ref finds a token's events whichever replica recorded
-// them. It streams the aggregated rows of refusals as their minutes end
-// until bg ends; the returned function streams the rest and closes the
-// stream's file (before the store closes).
-func newAuditor(ctx, bg context.Context, st *store.Store, b config.Builtin, deps Deps, logger *slog.Logger) (*audit.Auditor, func() error, error) {
+// them. The returned function streams the aggregated rows of refusals it
+// still holds (the issuer's maintenance streams those of ended minutes)
+// and closes the stream's file: call it before the store closes.
+func newAuditor(ctx context.Context, st *store.Store, b config.Builtin, deps Deps, logger *slog.Logger) (*audit.Auditor, func() error, error) {
 	noClose := func() error { return nil }
 	key, err := AuditKey(ctx, st)
 	if err != nil {
@@ -46,7 +46,6 @@ func newAuditor(ctx, bg context.Context, st *store.Store, b config.Builtin, deps
 		_ = stream.Close()
 		return nil, noClose, err
 	}
-	go a.Run(bg)
 	return a, func() error {
 		a.FlushRefusals(context.Background(), true)
 		return stream.Close()

@@ -63,7 +63,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		return nil, err
 	}
 	bp := &builtinProvider{close: st.Close, requests: new(atomic.Int64)}
-	auditor, closeAudit, err := newAuditor(ctx, bg, st, b, deps, logger)
+	auditor, closeAudit, err := newAuditor(ctx, st, b, deps, logger)
 	if err != nil {
 		return bp, err
 	}

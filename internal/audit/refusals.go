@@ -37,8 +37,9 @@ import (
 // addresses; refusals are never dropped uncounted.
 //
 // The stream gets an aggregated row once its minute is over, with the
-// count this replica gave it (FlushRefusals, which Run calls): one line per
-// row and replica, rather than one per refusal.
+// count this replica gave it (FlushRefusals, which the first refusal of the
+// next minute and the server's maintenance call): one line per row and
+// replica, rather than one per refusal.
 
 // DefaultRefusalRowsPerMinute is the default of
 // [Config.RefusalRowsPerMinute]: room for every (address, reason) of an
@@ -184,26 +185,6 @@ func (a *Auditor) FlushRefusals(ctx context.Context, all bool) {
 		e.Replica = a.cfg.Replica
 		if err := a.cfg.Stream.Write(e); err != nil {
 			_ = a.failed(ctx, e.Type, []error{err})
-		}
-	}
-}
-
-// refusalFlushInterval is how often Run flushes: a row reaches the stream
-// at most this long after its minute ends.
-const refusalFlushInterval = 10 * time.Second
-
-// Run flushes the aggregated rows of the minutes that are over
-// (FlushRefusals) every few seconds until ctx ends. Call FlushRefusals
-// with all at shutdown, before closing the Stream.
-func (a *Auditor) Run(ctx context.Context) {
-	t := time.NewTicker(refusalFlushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.FlushRefusals(ctx, false)
 		}
 	}
 }
