@@ -7,24 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/store/storetest"
 )
-
-// stepClock is a settable clock.
-type stepClock struct{ ns atomic.Int64 }
-
-func newStepClock(t time.Time) *stepClock {
-	c := &stepClock{}
-	c.ns.Store(t.UnixNano())
-	return c
-}
-
-func (c *stepClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *stepClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 var minute0 = time.Date(2026, 11, 30, 18, 0, 0, 0, time.UTC)
 
@@ -60,7 +48,7 @@ func TestRecordRefusalAggregates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			clock := newStepClock(minute0)
+			clock := storetest.NewClock(minute0)
 			sink := &memSink{}
 			a := newAuditor(t, audit.Config{Sink: sink, Now: clock.Now, Replica: "r1"})
 			for _, s := range tc.steps {
@@ -89,7 +77,7 @@ func TestRecordRefusalAggregates(t *testing.T) {
 // count, and the next minute has room again.
 func TestRecordRefusalBound(t *testing.T) {
 	t.Parallel()
-	clock := newStepClock(minute0)
+	clock := storetest.NewClock(minute0)
 	sink := &memSink{}
 	a := newAuditor(t, audit.Config{Sink: sink, Now: clock.Now, RefusalRowsPerMinute: 3})
 	ctx := context.Background()
@@ -134,7 +122,7 @@ func TestRecordRefusalBound(t *testing.T) {
 // first refusal of the next minute; FlushRefusals with all writes the rest.
 func TestRefusalStream(t *testing.T) {
 	t.Parallel()
-	clock := newStepClock(minute0.Add(30 * time.Second))
+	clock := storetest.NewClock(minute0.Add(30 * time.Second))
 	var buf bytes.Buffer
 	a := newAuditor(t, audit.Config{Stream: audit.NewStream(&buf), Now: clock.Now, Replica: "r1"})
 	ctx := context.Background()

@@ -2,10 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/nsauth/nsauth/internal/audit"
@@ -18,36 +14,8 @@ func TestMigration0013KeepsAuditEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	ms, err := migrations("sqlite")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := -1
-	for i, m := range ms {
-		if strings.HasPrefix(m.name, "0013_") {
-			before = i
-		}
-	}
-	if before < 0 {
-		t.Fatal("no migration 0013")
-	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, SQLiteFileName)+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmts := []string{`CREATE TABLE nsauth_schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`}
-	for _, m := range ms[:before] {
-		stmts = append(stmts, m.sql, `INSERT INTO nsauth_schema_migrations (version, applied_at) VALUES (`+strconv.Itoa(m.version)+`, 0)`)
-	}
-	stmts = append(stmts, `INSERT INTO nsauth_audit_events (at, type, outcome, client_addr, reason) VALUES (1000, 'login.failed', 'failure', '192.0.2.1', 'unknown_user')`)
-	for _, q := range stmts {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%.60s: %v", q, err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	sqliteAtVersion(t, dir, 12,
+		`INSERT INTO nsauth_audit_events (at, type, outcome, client_addr, reason) VALUES (1000, 'login.failed', 'failure', '192.0.2.1', 'unknown_user')`)
 
 	s, err := OpenSQLite(ctx, dir, Options{})
 	if err != nil {

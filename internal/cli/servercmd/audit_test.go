@@ -83,14 +83,9 @@ func (f *auditFixture) app(in string) *cli.App {
 func jsonTypes(t *testing.T, out string) []audit.Type {
 	t.Helper()
 	var types []audit.Type
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		var e audit.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
-		}
+	for _, e := range jsonEvents(t, out) {
 		if e.ID == 0 || e.Time.IsZero() {
-			t.Errorf("line without id or time: %q", sc.Text())
+			t.Errorf("line without id or time: %+v", e)
 		}
 		types = append(types, e.Type)
 	}
@@ -217,6 +212,20 @@ func TestAuditHashFindsTheEvents(t *testing.T) {
 	}
 }
 
+// follow runs `nsauth audit --follow -o json --type types` with a until
+// cancel, its polls driven through cli.App.After: polled receives when it
+// waits, tick wakes it, done its exit code.
+func (f *auditFixture) follow(a *cli.App, types string) (polled chan struct{}, tick chan time.Time, done chan int, cancel func()) {
+	polled, tick, done = make(chan struct{}), make(chan time.Time), make(chan int)
+	a.After = func(time.Duration) <-chan time.Time {
+		polled <- struct{}{}
+		return tick
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- f.run(ctx, a, "audit", "--follow", "-o", "json", "--type", types) }()
+	return polled, tick, done, cancel
+}
+
 // TestAuditFollow: a follower prints the events that exist, then an event
 // recorded after it started, and ends without error when interrupted. The
 // test drives the follower's polls through cli.App.After: no sleeping.
@@ -224,16 +233,8 @@ func TestAuditFollow(t *testing.T) {
 	t.Parallel()
 	f := newAuditFixture(t)
 	a := f.app("")
-	polled := make(chan struct{})
-	tick := make(chan time.Time)
-	a.After = func(time.Duration) <-chan time.Time {
-		polled <- struct{}{}
-		return tick
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	polled, tick, done, cancel := f.follow(a, "login,device")
 	defer cancel()
-	done := make(chan int)
-	go func() { done <- f.run(ctx, a, "audit", "--follow", "-o", "json", "--type", "login,device") }()
 
 	<-polled // the follower has printed what existed and waits
 	f.record(t, audit.Event{Type: audit.DeviceApproved, Username: "alice", ClientID: "neosync-cli"})
@@ -317,16 +318,8 @@ func TestAuditFollowWaitsForAggregatedRows(t *testing.T) {
 	setClock := func(t time.Time) { clock.Store(t.UnixNano()) }
 	setClock(f.now.Add(10 * time.Second))
 	a.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	polled := make(chan struct{})
-	tick := make(chan time.Time)
-	a.After = func(time.Duration) <-chan time.Time {
-		polled <- struct{}{}
-		return tick
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	polled, tick, done, cancel := f.follow(a, "client,login.succeeded")
 	defer cancel()
-	done := make(chan int)
-	go func() { done <- f.run(ctx, a, "audit", "--follow", "-o", "json", "--type", "client,login.succeeded") }()
 	refuse := func() {
 		if err := f.a.RecordRefusal(context.Background(), audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure,
 			ClientAddr: "198.51.100.4", Reason: "bad_secret", ClientID: "neosync-cli"}); err != nil {
