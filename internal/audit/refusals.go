@@ -52,8 +52,10 @@ const refusalWindow = time.Minute
 
 // refusals holds this process's aggregated rows of the current minute (and
 // of late refusals of the minutes before), with the count it gave each,
-// until they are streamed. At most limit rows are admitted a minute, so
-// it holds at most limit rows plus the dropped rows of a minute.
+// until they are streamed. At most limit rows are admitted a minute, and
+// the first refusal of a minute has the rows of the minutes before
+// streamed and forgotten, so it holds about a minute's rows: at most
+// limit, plus that minute's dropped rows.
 type refusals struct {
 	limit   int
 	dropped atomic.Uint64
