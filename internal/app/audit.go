@@ -17,7 +17,9 @@ import (
 // the store and, when NSAUTH_AUDIT_LOG names one, to a JSON-lines stream.
 // Its HMAC key is an instance secret, sealed like the others and shared by
 // replicas, so one ref finds a token's events whichever replica recorded
-// them. The returned function closes the stream's file.
+// them. The returned function streams the aggregated rows of refusals it
+// still holds (the issuer's maintenance streams those of ended minutes)
+// and closes the stream's file: call it before the store closes.
 func newAuditor(ctx context.Context, st *store.Store, b config.Builtin, deps Deps, logger *slog.Logger) (*audit.Auditor, func() error, error) {
 	noClose := func() error { return nil }
 	key, err := AuditKey(ctx, st)
@@ -37,12 +39,17 @@ func newAuditor(ctx context.Context, st *store.Store, b config.Builtin, deps Dep
 		Replica:  replica,
 		Now:      deps.Now,
 		Logger:   logger.With("component", "audit"),
+
+		RefusalRowsPerMinute: b.AuditRefusalRowsPerMinute,
 	})
 	if err != nil {
 		_ = stream.Close()
 		return nil, noClose, err
 	}
-	return a, stream.Close, nil
+	return a, func() error {
+		a.FlushRefusals(context.Background(), true)
+		return stream.Close()
+	}, nil
 }
 
 // AuditKey returns the audit trail's HMAC key from st, made at first use:

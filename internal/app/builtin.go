@@ -69,7 +69,8 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		return bp, err
 	}
 	bp.audit = auditor
-	bp.close = func() error { return errors.Join(closeStore(), closeAudit()) }
+	bp.close = func() error { return errors.Join(closeAudit(), closeStore()) }
+	metrics.AuditRefusalsDropped(auditor.RefusalsDropped)
 	boot, err := issuer.Bootstrap(ctx, st, issuer.BootstrapConfig{AdminUser: b.AdminUser, AdminPassword: b.AdminPassword})
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)

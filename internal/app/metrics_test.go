@@ -4,9 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"golang.org/x/oauth2"
@@ -120,5 +122,41 @@ func TestAuthMetricsMove(t *testing.T) {
 				t.Errorf("%s moved by %v, want at least %v", tc.series, got, tc.atLeast)
 			}
 		})
+	}
+}
+
+// TestAuditRefusalsDroppedMetricMoves: with room for one aggregated row of
+// refusals a minute, the refusals that would start a second are counted by
+// nsauth_audit_refusals_dropped_total.
+func TestAuditRefusalsDroppedMetricMoves(t *testing.T) {
+	t.Parallel()
+	env := builtinEnv(t)
+	env["NSAUTH_AUDIT_REFUSAL_ROWS_PER_MINUTE"] = "1"
+	// A clock that stands still: the refusals fall in one minute.
+	frozen := time.Now()
+	s := servetest.Start(t, servetest.Options{Env: env, Now: func() time.Time { return frozen }})
+	const series = "nsauth_audit_refusals_dropped_total"
+	before := scrape(t, s.URL)
+	if _, ok := before[series]; !ok {
+		t.Fatalf("/metrics has no %s", series)
+	}
+	// One row for the unknown client's refusals; a client id without a
+	// secret (another reason) would start a second, and is dropped.
+	for _, form := range []url.Values{
+		{"grant_type": {"client_credentials"}, "client_id": {"m-nobody"}, "client_secret": {"guess"}},
+		{"grant_type": {"client_credentials"}, "client_id": {"m-nobody"}},
+		{"grant_type": {"client_credentials"}, "client_id": {"m-nobody"}},
+	} {
+		resp, err := http.PostForm(s.URL+"/oauth/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("token request %v: HTTP %d, want 401", form, resp.StatusCode)
+		}
+	}
+	if got := scrape(t, s.URL)[series] - before[series]; got != 2 {
+		t.Errorf("%s moved by %v, want 2", series, got)
 	}
 }

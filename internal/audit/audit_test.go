@@ -22,10 +22,12 @@ import (
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-// memSink keeps events, or fails every write with err.
+// memSink keeps events, or fails every write with err. Aggregated rows
+// are kept once per key, their counts added up as the store does.
 type memSink struct {
 	mu     sync.Mutex
 	events []audit.Event
+	keys   map[string]int // index in events of an aggregated row
 	err    error
 }
 
@@ -35,6 +37,24 @@ func (m *memSink) InsertAuditEvent(_ context.Context, e audit.Event) error {
 	if m.err != nil {
 		return m.err
 	}
+	m.events = append(m.events, e)
+	return nil
+}
+
+func (m *memSink) CountAuditEvent(_ context.Context, key string, e audit.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	if i, ok := m.keys[key]; ok {
+		m.events[i].Count += e.Count
+		return nil
+	}
+	if m.keys == nil {
+		m.keys = map[string]int{}
+	}
+	m.keys[key] = len(m.events)
 	m.events = append(m.events, e)
 	return nil
 }

@@ -69,6 +69,16 @@ const (
 	DeviceApproved Type = "device.approved"
 	// DeviceDenied: a user denied a device authorization.
 	DeviceDenied Type = "device.denied"
+	// DeviceCodeRefused: a user code entered on the device page was
+	// refused; Reason says why ("wrong_code", "locked", "rate_limited",
+	// "csrf"), never the code.
+	DeviceCodeRefused Type = "device.code_refused"
+	// ClientAuthFailed: a client did not authenticate at the token,
+	// revocation or introspection endpoint; Reason is "unknown_client" or
+	// "bad_secret", and ClientID names the client only when one exists by
+	// that id. Machine clients' client-credentials requests are
+	// ClientCredentialsGrant events.
+	ClientAuthFailed Type = "client.auth_failed"
 	// ClientCredentialsGrant: a machine client asked for a token with the
 	// client-credentials grant (Outcome says whether it got one).
 	ClientCredentialsGrant Type = "grant.client_credentials"
@@ -104,6 +114,11 @@ const (
 	// ("unknown_credential", "bad_assertion", "disabled", "expired",
 	// "clone_warning"...), never the credential.
 	PasskeyFailed Type = "passkey.failed"
+	// RefusalsDropped: refusals that found no place among a minute's
+	// aggregated rows ([Config.RefusalRowsPerMinute]) and are counted here
+	// instead: one row per minute, refused type (Target) and Reason, whose
+	// Count says how many.
+	RefusalsDropped Type = "audit.refusals_dropped"
 )
 
 // Types lists every event type, in the order of the documentation.
@@ -114,11 +129,12 @@ func Types() []Type {
 		CodeIssued, CodeExchanged, CodeReplayed,
 		RefreshRotated, RefreshReuseDetected,
 		Logout, TokenRevoked,
-		DeviceApproved, DeviceDenied,
-		ClientCredentialsGrant, TokenExchangeGrant,
+		DeviceApproved, DeviceDenied, DeviceCodeRefused,
+		ClientAuthFailed, ClientCredentialsGrant, TokenExchangeGrant,
 		UserChanged, ClientChanged, FederationChanged,
 		SigningKeyRotated,
 		PasskeyRegistered, PasskeyRemoved, PasskeyUsed, PasskeyFailed,
+		RefusalsDropped,
 	}
 }
 
@@ -192,6 +208,11 @@ type Event struct {
 	// Refs holds keyed HMACs of the secrets the event concerns, by the
 	// Ref* names. Never a secret itself: build values with Recorder.Ref.
 	Refs map[string]string `json:"refs,omitempty"`
+	// Count is set on an aggregated row ([Recorder.RecordRefusal]): how
+	// many refusals it stands for. Its Time is the start of its minute,
+	// and it has no UserAgent, TraceID or Replica. Zero (and absent from
+	// JSON) on a row that is one event.
+	Count int64 `json:"count,omitempty"`
 }
 
 // Field limits: what exceeds them is cut, so that a hostile header cannot

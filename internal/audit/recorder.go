@@ -32,6 +32,15 @@ type Recorder interface {
 	// when recording is required; otherwise failures are logged and
 	// counted, and Record returns nil.
 	Record(ctx context.Context, e Event) error
+	// RecordRefusal records the refusal of a request that proved no
+	// identity: a password, passkey, client secret or subject token that
+	// did not authenticate, or a request refused before any was checked.
+	// Such requests cost their sender nothing, so their events are
+	// aggregated rather than stored one row each (refusals.go): the
+	// refusals of one minute that agree in every field but the time, user
+	// agent, trace id and replica share one row, whose Count says how many
+	// they are. Its error is Record's.
+	RecordRefusal(ctx context.Context, e Event) error
 	// Ref returns the keyed HMAC that stands for a secret value (a token,
 	// a code) in Event.Refs. The empty string stays empty.
 	Ref(secret string) string
@@ -43,12 +52,19 @@ var Nop Recorder = nop{}
 
 type nop struct{}
 
-func (nop) Record(context.Context, Event) error { return nil }
-func (nop) Ref(string) string                   { return "" }
+func (nop) Record(context.Context, Event) error        { return nil }
+func (nop) RecordRefusal(context.Context, Event) error { return nil }
+func (nop) Ref(string) string                          { return "" }
 
 // Sink stores events: the store implements it.
 type Sink interface {
+	// InsertAuditEvent stores e as a row of its own.
 	InsertAuditEvent(ctx context.Context, e Event) error
+	// CountAuditEvent adds e.Count to the count of the aggregated row
+	// stored under key, storing e as that row when there is none yet. It
+	// is one atomic statement, so that replicas counting into one row at
+	// the same time lose nothing.
+	CountAuditEvent(ctx context.Context, key string, e Event) error
 }
 
 // Config configures an [Auditor].
@@ -77,12 +93,19 @@ type Config struct {
 	// does not end when the request's context is cancelled: a client that
 	// hangs up does not erase its trace.
 	WriteTimeout time.Duration
+	// RefusalRowsPerMinute bounds how many aggregated rows of refusals
+	// ([Recorder.RecordRefusal]) this Auditor starts in one minute: past
+	// it, a refusal that would start another is counted in the minute's
+	// RefusalsDropped row of its type and reason instead. Zero means
+	// [DefaultRefusalRowsPerMinute].
+	RefusalRowsPerMinute int
 }
 
 // Auditor is the [Recorder] of a running server.
 type Auditor struct {
 	cfg      Config
 	failures atomic.Uint64
+	refusals *refusals
 }
 
 // New returns an Auditor.
@@ -99,7 +122,10 @@ func New(cfg Config) (*Auditor, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
 	}
-	return &Auditor{cfg: cfg}, nil
+	if cfg.RefusalRowsPerMinute <= 0 {
+		cfg.RefusalRowsPerMinute = DefaultRefusalRowsPerMinute
+	}
+	return &Auditor{cfg: cfg, refusals: newRefusals(cfg.RefusalRowsPerMinute)}, nil
 }
 
 // Ref is [Hash] under the Auditor's key, or "" without a key.
@@ -116,6 +142,12 @@ func (a *Auditor) Failures() uint64 { return a.failures.Load() }
 
 // Record implements [Recorder].
 func (a *Auditor) Record(ctx context.Context, e Event) error {
+	e = a.fill(ctx, e)
+	return a.write(ctx, e, func(wctx context.Context) error { return a.cfg.Sink.InsertAuditEvent(wctx, e) }, true)
+}
+
+// fill completes and bounds an event as Record's documentation says.
+func (a *Auditor) fill(ctx context.Context, e Event) Event {
 	if e.Time.IsZero() {
 		e.Time = a.cfg.Now()
 	}
@@ -128,35 +160,49 @@ func (a *Auditor) Record(ctx context.Context, e Event) error {
 			e.TraceID = sc.TraceID().String()
 		}
 	}
-	e.ID = 0
+	e.ID, e.Count = 0, 0
 	e.normalize()
 	e.Refs = a.refs(e.Refs)
+	return e
+}
+
+// write stores e with store (given a context bounded by WriteTimeout that
+// outlives the request's) and, when stream says so, writes it to the
+// Stream; a failure is logged and counted, and returned when recording is
+// required.
+func (a *Auditor) write(ctx context.Context, e Event, store func(context.Context) error, stream bool) error {
 	var errs []error
 	if !e.Type.Valid() {
 		errs = append(errs, fmt.Errorf("unknown event type %q", e.Type))
 	} else {
 		if a.cfg.Sink != nil {
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.WriteTimeout)
-			err := a.cfg.Sink.InsertAuditEvent(wctx, e)
+			err := store(wctx)
 			cancel()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("storing: %w", err))
 			}
 		}
-		if a.cfg.Stream != nil {
+		if stream && a.cfg.Stream != nil {
 			if err := a.cfg.Stream.Write(e); err != nil {
 				errs = append(errs, fmt.Errorf("streaming: %w", err))
 			}
 		}
 	}
+	return a.failed(ctx, e.Type, errs)
+}
+
+// failed logs and counts the errors of recording an event of type t, if
+// any, and returns the error Record returns.
+func (a *Auditor) failed(ctx context.Context, t Type, errs []error) error {
 	if len(errs) == 0 {
 		return nil
 	}
 	a.failures.Add(1)
 	err := errors.Join(errs...)
-	a.cfg.Logger.ErrorContext(ctx, "audit event not recorded", "type", string(e.Type), "required", a.cfg.Required, "err", err)
+	a.cfg.Logger.ErrorContext(ctx, "audit event not recorded", "type", string(t), "required", a.cfg.Required, "err", err)
 	if a.cfg.Required {
-		return fmt.Errorf("%w (%s): %w", ErrNotRecorded, e.Type, err)
+		return fmt.Errorf("%w (%s): %w", ErrNotRecorded, t, err)
 	}
 	return nil
 }

@@ -44,6 +44,7 @@ type biServer struct {
 	issuer string
 	errOut *servetest.Buffer
 	api    mgmtv1alpha1connect.AuthServiceClient
+	srv    *servetest.Server
 }
 
 // startBuiltinServe runs `nsauth serve` on a free loopback port with the
@@ -61,6 +62,7 @@ func startBuiltinServe(t *testing.T, environ map[string]string, now func() time.
 		issuer: m[1],
 		errOut: srv.Logs,
 		api:    mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, srv.URL),
+		srv:    srv,
 	}
 }
 

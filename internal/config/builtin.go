@@ -113,6 +113,11 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	}
 	b.AuditLog = src.value(sAuditLog)
 	b.AuditLog = strings.TrimSpace(b.AuditLog)
+	if n, err := strconv.Atoi(src.value(sAuditRefusals)); err != nil || n < 1 || n > 1e6 {
+		bad(sAuditRefusals, "%q is not a number of rows per minute from 1 to 1000000", src.value(sAuditRefusals))
+	} else {
+		b.AuditRefusalRowsPerMinute = n
+	}
 	b.AdminUser = src.value(sAdminUser)
 	b.AdminPassword = src.value(sAdminPassword)
 }

@@ -236,6 +236,11 @@ type Builtin struct {
 	// recorded (NSAUTH_AUDIT_REQUIRED). Default false: the failure is
 	// logged and counted.
 	AuditRequired bool
+	// AuditRefusalRowsPerMinute bounds the rows of refused unauthenticated
+	// requests the audit trail starts a minute, per replica
+	// (NSAUTH_AUDIT_REFUSAL_ROWS_PER_MINUTE); refusals past it are counted
+	// in a dropped row. Default 1000 (audit.DefaultRefusalRowsPerMinute).
+	AuditRefusalRowsPerMinute int
 }
 
 // setting is one configuration knob: a flag and the environment variables
@@ -308,6 +313,7 @@ var (
 	sAuditRetention  = setting{"audit-retention", []string{"NSAUTH_AUDIT_RETENTION"}, "2160h", "built-in provider: how long audit events are kept in the database"}
 	sAuditLog        = setting{"audit-log", []string{"NSAUTH_AUDIT_LOG"}, "", "built-in provider: also write audit events as JSON lines to stdout, stderr or this file (appended, 0600)"}
 	sAuditRequired   = setting{"audit-required", []string{"NSAUTH_AUDIT_REQUIRED"}, "false", "built-in provider: fail a request whose audit event cannot be recorded"}
+	sAuditRefusals   = setting{"audit-refusal-rows", []string{"NSAUTH_AUDIT_REFUSAL_ROWS_PER_MINUTE"}, "1000", "built-in provider: most audit rows of refused unauthenticated requests (one per address, reason and minute) started per minute by each replica; refusals past it are counted in one dropped row"}
 	sInsecureHTTP    = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
 )
 
@@ -338,6 +344,7 @@ var flagKinds = map[string]string{
 	sKeyRotation.flag:     kindDuration,
 	sAuditRetention.flag:  kindDuration,
 	sAuditRequired.flag:   kindBool,
+	sAuditRefusals.flag:   kindInt,
 	sMaxRequestBytes.flag: kindInt,
 	sLoginAttempts.flag:   kindInt,
 	sRateLimit.flag:       kindFloat,
@@ -371,7 +378,7 @@ var flagged = []setting{
 	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sDevicePollRate, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
 	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sLoginAttempts, sMFA, sAuthorizeRate, sInsecureHTTP,
 	sMachineRate, sMachineAddrRate, sExchangeRate, sExchangePolicy, sSecretKeyFile, sOldSecretKeyFile,
-	sAuditRetention, sAuditLog, sAuditRequired,
+	sAuditRetention, sAuditLog, sAuditRequired, sAuditRefusals,
 }
 
 // storeFlagged are the settings of commands that only open the built-in

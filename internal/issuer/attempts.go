@@ -415,5 +415,5 @@ func (i *Issuer) recordLockout(ctx context.Context, user *store.User, clientID s
 	if user != nil {
 		e.Subject, e.Username = user.ID, user.Username
 	}
-	return i.record(ctx, e)
+	return i.recordRefusal(ctx, e)
 }

@@ -7,12 +7,15 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/clientaddr"
 )
 
 // The audit trail (internal/audit) gets one event from each place where
 // what it records happens: the login page (login.go, attempts.go), the
 // token endpoint (server.go, storage.go, machine.go, exchange.go), the
 // revocation and end-session endpoints, the device pages and key rotation.
+// Refusals of requests that proved no identity go through recordRefusal,
+// which aggregates them; everything else through record, one row each.
 // Every event of a request carries its client address and user agent,
 // which requestInfo puts in the request's context once, so that the
 // storage methods the library calls, which see no request, record them
@@ -35,6 +38,9 @@ type requestInfoKey struct{}
 type requestInfo struct {
 	addr      string
 	userAgent string
+	// group is the address as the per-address limits count it
+	// (clientaddr.Key): what the rows of refusals are aggregated by.
+	group string
 }
 
 // WithClientInfo puts the request's client address (as the per-address
@@ -56,7 +62,7 @@ func (i *Issuer) withRequestInfo(next http.Handler) http.Handler {
 		}
 		info := requestInfo{userAgent: r.UserAgent()}
 		if a := i.cfg.Clients.FromRequest(r); a.IsValid() {
-			info.addr = a.String()
+			info.addr, info.group = a.String(), clientaddr.Label(clientaddr.Key(a))
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
 	})
@@ -70,6 +76,20 @@ func (i *Issuer) record(ctx context.Context, e audit.Event) error {
 		e.ClientAddr, e.UserAgent = info.addr, info.userAgent
 	}
 	return i.cfg.Audit.Record(ctx, e)
+}
+
+// recordRefusal records e, the refusal of a request that proved no
+// identity (no password, passkey, client secret or subject token that
+// authenticated), with the client address of the request in ctx grouped
+// as the per-address limits group it (an IPv6 address stands for its
+// /64): audit.Recorder.RecordRefusal aggregates such refusals by address,
+// reason and minute, and bounds the rows they add. Events of an
+// authenticated subject and successes go to record. Its error is record's.
+func (i *Issuer) recordRefusal(ctx context.Context, e audit.Event) error {
+	if info, ok := ctx.Value(requestInfoKey{}).(requestInfo); ok {
+		e.ClientAddr = info.group
+	}
+	return i.cfg.Audit.RecordRefusal(ctx, e)
 }
 
 // refs returns the keyed HMACs of the named secrets (audit.RefToken and

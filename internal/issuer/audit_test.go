@@ -35,6 +35,10 @@ func (r *failingRecorder) Record(_ context.Context, e audit.Event) error {
 	return nil
 }
 
+func (r *failingRecorder) RecordRefusal(ctx context.Context, e audit.Event) error {
+	return r.Record(ctx, e)
+}
+
 func (r *failingRecorder) Ref(string) string { return "" }
 
 func (r *failingRecorder) set(t audit.Type) {
@@ -103,12 +107,15 @@ type eventLine struct {
 	Username string
 	ClientID string
 	Reason   string
+	Count    int64 // of an aggregated row of refusals; 0 for one event
 }
 
 // TestAuditEvents: the provider's events other than the session's
 // (internal/cli's audit_e2e_test.go): a lockout, logins refused by it,
 // machine grants and their refusals, revocation of an access token,
-// end-session, and a scheduled key rotation, in order.
+// end-session, and a scheduled key rotation, in order. Refusals are
+// aggregated rows: the wrong passwords of one minute from one address are
+// one row counting them.
 func TestAuditEvents(t *testing.T) {
 	t.Parallel()
 	var trail *auditTrail
@@ -118,23 +125,24 @@ func TestAuditEvents(t *testing.T) {
 	})
 	var want []eventLine
 	expect := func(lines ...eventLine) { want = append(want, lines...) }
-	expect(eventLine{audit.SigningKeyRotated, audit.Success, "", "", "first_key"})
+	expect(eventLine{audit.SigningKeyRotated, audit.Success, "", "", "first_key", 0})
 
 	b := issuertest.NewBrowser(t)
 	page := b.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
 	for i := range issuer.DefaultLoginAttempts {
 		b.Submit(t, page, "alice", fmt.Sprintf("guess-%d", i))
-		expect(eventLine{audit.LoginFailed, audit.Failure, "alice", h.client, "bad_password"})
 	}
-	expect(eventLine{audit.LoginLockedOut, audit.Failure, "alice", h.client, "too_many_failures"})
+	expect(eventLine{audit.LoginFailed, audit.Failure, "alice", h.client, "bad_password", issuer.DefaultLoginAttempts})
+	expect(eventLine{audit.LoginLockedOut, audit.Failure, "alice", h.client, "too_many_failures", 1})
 	b.Submit(t, page, "alice", alicePassword)
-	expect(eventLine{audit.LoginFailed, audit.Failure, "", h.client, "locked"})
+	b.Submit(t, page, "alice", alicePassword)
+	expect(eventLine{audit.LoginFailed, audit.Failure, "", h.client, "locked", 2})
 	h.clock.Advance(issuer.LoginWindow + time.Second)
 
 	tr := h.tokens(nil)
-	expect(eventLine{audit.LoginSucceeded, audit.Success, "alice", h.client, ""},
-		eventLine{audit.CodeIssued, audit.Success, "alice", h.client, ""},
-		eventLine{audit.CodeExchanged, audit.Success, "alice", h.client, ""})
+	expect(eventLine{audit.LoginSucceeded, audit.Success, "alice", h.client, "", 0},
+		eventLine{audit.CodeIssued, audit.Success, "alice", h.client, "", 0},
+		eventLine{audit.CodeExchanged, audit.Success, "alice", h.client, "", 0})
 
 	id, secret := h.machine("deploy", []string{"read"}, 5*time.Minute)
 	if r := h.clientCredentials(id, secret, nil, false); r.status != http.StatusOK {
@@ -143,37 +151,37 @@ func TestAuditEvents(t *testing.T) {
 	h.clientCredentials(id, secret+"x", nil, false)
 	h.clientCredentials("m-nobody", secret, nil, false)
 	h.clientCredentials(id, secret, url.Values{"scope": {"admin"}}, false)
-	expect(eventLine{audit.ClientCredentialsGrant, audit.Success, "", id, ""},
-		eventLine{audit.ClientCredentialsGrant, audit.Failure, "", id, "bad_secret"},
-		eventLine{audit.ClientCredentialsGrant, audit.Failure, "", "", "unknown_client"},
-		eventLine{audit.ClientCredentialsGrant, audit.Failure, "", id, "invalid_scope"})
+	expect(eventLine{audit.ClientCredentialsGrant, audit.Success, "", id, "", 0},
+		eventLine{audit.ClientCredentialsGrant, audit.Failure, "", id, "bad_secret", 1},
+		eventLine{audit.ClientCredentialsGrant, audit.Failure, "", "", "unknown_client", 1},
+		eventLine{audit.ClientCredentialsGrant, audit.Failure, "", id, "invalid_scope", 0})
 
 	if resp, _ := h.post("/oauth/revoke", url.Values{"token": {tr.AccessToken}, "token_type_hint": {"access_token"}}, true); resp.StatusCode != http.StatusOK {
 		t.Fatalf("revocation: HTTP %d", resp.StatusCode)
 	}
-	expect(eventLine{audit.TokenRevoked, audit.Success, "", h.client, ""})
+	expect(eventLine{audit.TokenRevoked, audit.Success, "", h.client, "", 0})
 
 	other := h.tokens(nil)
-	expect(eventLine{audit.LoginSucceeded, audit.Success, "alice", h.client, ""},
-		eventLine{audit.CodeIssued, audit.Success, "alice", h.client, ""},
-		eventLine{audit.CodeExchanged, audit.Success, "alice", h.client, ""})
+	expect(eventLine{audit.LoginSucceeded, audit.Success, "alice", h.client, "", 0},
+		eventLine{audit.CodeIssued, audit.Success, "alice", h.client, "", 0},
+		eventLine{audit.CodeExchanged, audit.Success, "alice", h.client, "", 0})
 	if resp, _ := h.get("/oauth/end_session?id_token_hint="+url.QueryEscape(other.IDToken), nil); resp.StatusCode != http.StatusFound {
 		t.Fatalf("end-session: HTTP %d", resp.StatusCode)
 	}
-	expect(eventLine{audit.Logout, audit.Success, "", h.client, ""})
+	expect(eventLine{audit.Logout, audit.Success, "", h.client, "", 0})
 
 	h.clock.Advance(46 * time.Minute)
 	if len(kidsAt(t, h.url)) != 2 {
 		t.Fatal("no key was added")
 	}
-	expect(eventLine{audit.SigningKeyRotated, audit.Success, "", "", "scheduled"})
+	expect(eventLine{audit.SigningKeyRotated, audit.Success, "", "", "scheduled", 0})
 
 	events, records := trail.records(t)
 	var got []eventLine
 	for _, e := range events {
-		got = append(got, eventLine{e.Type, e.Outcome, e.Username, e.ClientID, e.Reason})
-		if e.Time.IsZero() || e.Replica != "test" {
-			t.Errorf("%s: time %v, replica %q", e.Type, e.Time, e.Replica)
+		got = append(got, eventLine{e.Type, e.Outcome, e.Username, e.ClientID, e.Reason, e.Count})
+		if e.Time.IsZero() || (e.Replica != "test") != (e.Count > 0) || e.Count > 0 && e.ClientAddr != "127.0.0.1" {
+			t.Errorf("%s: time %v, replica %q, address %q, count %d", e.Type, e.Time, e.Replica, e.ClientAddr, e.Count)
 		}
 	}
 	if !slices.Equal(got, want) {
@@ -213,10 +221,10 @@ func TestAuditDeviceDecisions(t *testing.T) {
 	var got []eventLine
 	for _, e := range events {
 		if e.Type == audit.DeviceApproved || e.Type == audit.DeviceDenied {
-			got = append(got, eventLine{e.Type, e.Outcome, e.Username, e.ClientID, e.Reason})
+			got = append(got, eventLine{e.Type, e.Outcome, e.Username, e.ClientID, e.Reason, e.Count})
 		}
 	}
-	want := []eventLine{{audit.DeviceApproved, audit.Success, "alice", h.client, ""}, {audit.DeviceDenied, audit.Success, "alice", h.client, ""}}
+	want := []eventLine{{audit.DeviceApproved, audit.Success, "alice", h.client, "", 0}, {audit.DeviceDenied, audit.Success, "alice", h.client, "", 0}}
 	if !slices.Equal(got, want) {
 		t.Errorf("device events:\n%s\nwant:\n%s", lines(got), lines(want))
 	}
@@ -252,16 +260,16 @@ func TestAuditTokenExchange(t *testing.T) {
 	var got []eventLine
 	for _, e := range events {
 		if e.Type == audit.TokenExchangeGrant {
-			got = append(got, eventLine{e.Type, e.Outcome, e.Username, e.ClientID, e.Reason})
+			got = append(got, eventLine{e.Type, e.Outcome, e.Username, e.ClientID, e.Reason, e.Count})
 		}
 	}
 	id := f.client.ID
 	want := []eventLine{
-		{audit.TokenExchangeGrant, audit.Success, "", id, ""},
-		{audit.TokenExchangeGrant, audit.Failure, "", id, "client_mismatch"},
-		{audit.TokenExchangeGrant, audit.Failure, "", id, "invalid_scope"},
-		{audit.TokenExchangeGrant, audit.Failure, "", "", "no_matching_policy"},
-		{audit.TokenExchangeGrant, audit.Failure, "", id, "client_disabled"},
+		{audit.TokenExchangeGrant, audit.Success, "", id, "", 0},
+		{audit.TokenExchangeGrant, audit.Failure, "", id, "client_mismatch", 0},
+		{audit.TokenExchangeGrant, audit.Failure, "", id, "invalid_scope", 0},
+		{audit.TokenExchangeGrant, audit.Failure, "", "", "no_matching_policy", 1},
+		{audit.TokenExchangeGrant, audit.Failure, "", id, "client_disabled", 0},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("exchange events:\n%s\nwant:\n%s", lines(got), lines(want))

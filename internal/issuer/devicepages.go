@@ -103,8 +103,20 @@ func (i *Issuer) showDeviceEntry(w http.ResponseWriter, r *http.Request) {
 // for its device authorization.
 func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	page := deviceEntryPage{Title: "Connect a device"}
+	ctx := r.Context()
+	// refused records a refused entry (never the code typed): false when
+	// the event was required and not recorded, and the answer is written.
+	refused := func(reason string) bool {
+		if i.recordRefusal(ctx, audit.Event{Type: audit.DeviceCodeRefused, Outcome: audit.Failure, Reason: reason}) != nil {
+			i.message(w, http.StatusInternalServerError, page.Title, msgInternal)
+			return false
+		}
+		return true
+	}
 	if !i.sameOrigin(r) {
-		i.message(w, http.StatusForbidden, page.Title, msgForged)
+		if refused(reasonCSRF) {
+			i.message(w, http.StatusForbidden, page.Title, msgForged)
+		}
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxDeviceFormBytes)
@@ -114,7 +126,9 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	csrf, ok := i.checkCSRF(r, r.PostForm.Get("csrf"))
 	if !ok {
-		i.message(w, http.StatusForbidden, page.Title, msgForged)
+		if refused(reasonCSRF) {
+			i.message(w, http.StatusForbidden, page.Title, msgForged)
+		}
 		return
 	}
 	page.CSRF = csrf
@@ -122,10 +136,12 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	if len(typed) <= 4*userCodeLen {
 		page.UserCode = typed
 	}
-	ctx := r.Context()
 	address := clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r)))
 	att := attempt{address: address, counters: []store.AttemptCounter{{Key: codeCounter + address}}}
-	tooMany := func(retryAt time.Time) {
+	tooMany := func(reason string, retryAt time.Time) {
+		if !refused(reason) {
+			return
+		}
 		if ok, suppressed := i.refusals.allow(); ok {
 			i.log.WarnContext(ctx, "device code entry refused: too many attempts", "client_address", address,
 				"until", retryAt.UTC().Format(time.RFC3339), "suppressed_since_last", suppressed)
@@ -137,7 +153,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// As many entries as the limit allows are being checked now: this
 		// one could not have a place, whatever they find.
-		tooMany(i.cfg.Now().Add(time.Second))
+		tooMany(reasonRateLimited, i.cfg.Now().Add(time.Second))
 		return
 	}
 	defer done()
@@ -149,7 +165,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !res.OK {
-		tooMany(res.RetryAt)
+		tooMany(reasonLocked, res.RetryAt)
 		return
 	}
 
@@ -168,6 +184,9 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 		// The code is not logged: a near miss of a real one is worth
 		// something to whoever reads the logs.
 		i.log.InfoContext(ctx, "wrong device code entered", "client_address", address)
+		if !refused("wrong_code") {
+			return
+		}
 		page.Error = msgWrongUserCode
 		if res.Remaining == 0 {
 			page.Error += " " + fmt.Sprintf(msgTooManyCodes, i.retryAfter(w, res.RetryAt))

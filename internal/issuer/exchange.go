@@ -305,9 +305,15 @@ func exchangeEvent(m *federation.Match, outcome audit.Outcome, reason string) au
 	return e
 }
 
-// refuseExchange records a refused token exchange and answers it.
+// refuseExchange records a refused token exchange and answers it. A
+// subject token that no policy accepts (m nil) proved nothing: its refusal
+// is aggregated; one that verified names its workload, one event each.
 func (i *Issuer) refuseExchange(w http.ResponseWriter, ctx context.Context, m *federation.Match, reason string) {
-	if err := i.record(ctx, exchangeEvent(m, audit.Failure, reason)); err != nil {
+	record := i.record
+	if m == nil {
+		record = i.recordRefusal
+	}
+	if err := record(ctx, exchangeEvent(m, audit.Failure, reason)); err != nil {
 		writeTokenError(w, errAuditUnavailable(err), http.StatusInternalServerError)
 		return
 	}

@@ -255,20 +255,29 @@ func (h *harness) get(path string, header http.Header) (*http.Response, []byte) 
 // auditTrail records the harness's audit events to its store and to a
 // JSON-lines stream, as nsauth serve does with NSAUTH_AUDIT_LOG set.
 type auditTrail struct {
-	st     *store.Store
-	stream *lockedBuffer
+	st      *store.Store
+	stream  *lockedBuffer
+	auditor *audit.Auditor
 }
 
 // withAudit sets c.Audit to a recorder writing to c.Store and to the
 // returned trail's stream.
 func withAudit(t testing.TB, c *issuer.Config) *auditTrail {
 	t.Helper()
+	return withAuditConfig(t, c, audit.Config{})
+}
+
+// withAuditConfig is withAudit with the settings of ac that it leaves
+// unset.
+func withAuditConfig(t testing.TB, c *issuer.Config, ac audit.Config) *auditTrail {
+	t.Helper()
 	tr := &auditTrail{st: c.Store, stream: &lockedBuffer{}}
-	a, err := audit.New(audit.Config{Key: []byte("an audit key of thirty-two bytes"), Sink: c.Store, Stream: audit.NewStream(tr.stream), Now: c.Now, Replica: "test"})
+	ac.Key, ac.Sink, ac.Stream, ac.Now, ac.Replica = []byte("an audit key of thirty-two bytes"), c.Store, audit.NewStream(tr.stream), c.Now, "test"
+	a, err := audit.New(ac)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Audit = a
+	c.Audit, tr.auditor = a, a
 	return tr
 }
 

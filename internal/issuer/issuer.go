@@ -242,9 +242,6 @@ type Issuer struct {
 	allowedRedirects map[string]bool
 	allowedScopes    map[string]bool
 	refusals         *refusalLog
-	// auditRefusals throttles the audit events of refused logins that
-	// cost no password check (recordLoginFailure).
-	auditRefusals *refusalLog
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
@@ -385,7 +382,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
 	iss.refusals = newRefusalLog()
-	iss.auditRefusals = newRefusalLog()
 	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
 	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
 	h, err := iss.newHandler()
@@ -447,9 +443,16 @@ func (i *Issuer) ClientID() string { return i.cfg.ClientID }
 // records.
 const maintenanceInterval = time.Minute
 
+// refusalFlusher is an audit recorder that holds the aggregated rows of
+// refusals for its stream until their minute is over (audit.Auditor).
+type refusalFlusher interface {
+	FlushRefusals(ctx context.Context, all bool)
+}
+
 // Run does background maintenance until ctx ends: it checks whether a
-// signing key is due (so idle replicas publish a new key in time) and
-// deletes expired records.
+// signing key is due (so idle replicas publish a new key in time), deletes
+// expired records, and has the audit trail stream the rows of refusals
+// whose minute is over.
 func (i *Issuer) Run(ctx context.Context) {
 	t := time.NewTicker(maintenanceInterval)
 	defer t.Stop()
@@ -458,6 +461,9 @@ func (i *Issuer) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if f, ok := i.cfg.Audit.(refusalFlusher); ok {
+			f.FlushRefusals(ctx, false)
 		}
 		if err := i.keys.refresh(ctx, true); err != nil {
 			i.log.WarnContext(ctx, "checking signing keys failed", "error", err)

@@ -526,23 +526,14 @@ type loginFailure struct {
 	counter  string // the full counter's kind, for limits
 }
 
-// recordLoginFailure records an audit.LoginFailed event. Refusals that
-// need no password check (csrf, rate_limited, locked, busy) cost an
-// attacker nothing, so their events are throttled like their log lines:
-// a flood must not become a flood of writes. Wrong passwords are bounded
-// by the login counters and always recorded, as is each lockout.
+// recordLoginFailure records an audit.LoginFailed event: a refusal, which
+// recordRefusal aggregates by address, reason and minute.
 func (i *Issuer) recordLoginFailure(ctx context.Context, f loginFailure) error {
-	switch f.reason {
-	case reasonCSRF, reasonRateLimited, reasonLocked, reasonBusy:
-		if ok, _ := i.auditRefusals.allow(); !ok {
-			return nil
-		}
-	}
 	e := audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, ClientID: f.clientID, Reason: f.reason, Target: f.counter}
 	if f.user != nil {
 		e.Subject, e.Username = f.user.ID, f.user.Username
 	}
-	return i.record(ctx, e)
+	return i.recordRefusal(ctx, e)
 }
 
 // refuseLogin records f and writes the page of a refusal, or the server

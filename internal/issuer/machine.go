@@ -93,11 +93,11 @@ func (s *storage) ClientCredentials(ctx context.Context, clientID, secret string
 }
 
 // refuseMachineClient records a client-credentials request whose client
-// did not authenticate, and returns its refusal. The client id is
-// recorded only when it names a client: what is typed there may be a
-// secret.
+// did not authenticate (a refusal, aggregated), and returns its refusal.
+// The client id is recorded only when it names a client: what is typed
+// there may be a secret.
 func (s *storage) refuseMachineClient(ctx context.Context, clientID, reason string) error {
-	if err := s.iss.record(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
+	if err := s.iss.recordRefusal(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
 		return errAuditUnavailable(err)
 	}
 	return errMachineClient()

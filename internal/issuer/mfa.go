@@ -501,22 +501,15 @@ func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
 	i.next(w, r, f.fl)
 }
 
-// recordSecondFactorFailure records an audit.SecondFactorFailed event.
-// Wrong codes are bounded by the login counters and always recorded;
-// refusals that cost nothing (csrf, locked) are throttled like the
-// login page's.
+// recordSecondFactorFailure records an audit.SecondFactorFailed event: a
+// refusal (the login is not authenticated without its second factor),
+// which recordRefusal aggregates by address, account, reason and minute.
 func (i *Issuer) recordSecondFactorFailure(ctx context.Context, user *store.User, clientID, reason, counter string) error {
-	switch reason {
-	case reasonCSRF, reasonLocked:
-		if ok, _ := i.auditRefusals.allow(); !ok {
-			return nil
-		}
-	}
 	e := audit.Event{Type: audit.SecondFactorFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason, Target: counter}
 	if user != nil {
 		e.Subject, e.Username = user.ID, user.Username
 	}
-	return i.record(ctx, e)
+	return i.recordRefusal(ctx, e)
 }
 
 func (i *Issuer) refuseSecondFactor(w http.ResponseWriter, ctx context.Context, user *store.User, clientID, reason string, status int, msg string) {

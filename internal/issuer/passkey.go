@@ -429,7 +429,7 @@ func (i *Issuer) passkeyFailure(ctx context.Context, reason string, user *store.
 		e.Subject, e.Username, account = user.ID, user.Username, user.Username
 	}
 	i.log.InfoContext(ctx, "passkey refused", "reason", reason, "username", account)
-	return i.record(ctx, e)
+	return i.recordRefusal(ctx, e)
 }
 
 // passkeyRefusal is why an assertion was refused, for the audit trail.
@@ -541,6 +541,10 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	done, ok := i.guard.enter(att)
 	if !ok {
 		i.cfg.Observer.login(LoginBusy)
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, clientID: ar.ClientID, counter: counterKind(att.counters[0].Key)}) != nil {
+			fail(http.StatusInternalServerError, msgInternal)
+			return
+		}
 		w.Header().Set("Retry-After", "1")
 		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, time.Second))
 		return

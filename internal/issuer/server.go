@@ -100,9 +100,14 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 }
 
 // VerifyClient authenticates the client. A failed authentication answers
-// 401, as RFC 6749 §5.2 requires (the library would answer 400).
+// 401, as RFC 6749 §5.2 requires (the library would answer 400). A client
+// id that names no client is recorded here, where the library looked it up
+// (a wrong secret is recorded by AuthorizeClientIDSecret).
 func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
 	c, err := s.LegacyServer.VerifyClient(ctx, r)
+	if errors.Is(err, errUnknownClient) {
+		err = s.iss.refuseClient(ctx, "", err)
+	}
 	var oe *oidc.Error
 	if errors.As(err, &oe) && oe.ErrorType == oidc.InvalidClient {
 		return nil, op.NewStatusError(oe, http.StatusUnauthorized)

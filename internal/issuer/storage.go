@@ -479,11 +479,11 @@ func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) {
 // call: the server attaches per-request state to it.
 func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	if len(id) > maxClientIDLen {
-		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+		return nil, errNoSuchClient()
 	}
 	c, err := s.st().ClientByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+		return nil, errNoSuchClient()
 	}
 	if err != nil {
 		return nil, oidc.ErrServerError().WithDescription("internal error").WithParent(err)
@@ -497,16 +497,47 @@ func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client
 	}, nil
 }
 
-// AuthorizeClientIDSecret checks a client's secret in constant time.
+// errUnknownClient is the cause of errNoSuchClient, by which a refusal
+// of a client id that names no client is told from the others.
+var errUnknownClient = errors.New("unknown client")
+
+// errNoSuchClient is the answer to a client id that names no client.
+func errNoSuchClient() *oidc.Error {
+	return oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(errUnknownClient)
+}
+
+// AuthorizeClientIDSecret checks a client's secret in constant time, and
+// records a client that did not authenticate.
 func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
 	c, err := s.GetClientByClientID(ctx, id)
+	if errors.Is(err, errUnknownClient) {
+		// Without errUnknownClient, so that VerifyClient does not record
+		// it again.
+		return s.iss.refuseClient(ctx, "", oidc.ErrInvalidClient().WithDescription("unknown client"))
+	}
 	if err != nil {
 		return err
 	}
 	if !c.(*client).stored.CheckSecret(secret) {
-		return errors.New("wrong client secret")
+		return s.iss.refuseClient(ctx, id, errors.New("wrong client secret"))
 	}
 	return nil
+}
+
+// refuseClient records the refusal of a client that did not authenticate
+// at the token, revocation or introspection endpoint (a refusal,
+// aggregated), and returns refusal, or the server error when the event
+// was required and not recorded. clientID is empty when no client has the
+// id given: what is typed there may be a secret.
+func (i *Issuer) refuseClient(ctx context.Context, clientID string, refusal error) error {
+	reason := "bad_secret"
+	if clientID == "" {
+		reason = "unknown_client"
+	}
+	if err := i.recordRefusal(ctx, audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
+		return errAuditUnavailable(err)
+	}
+	return refusal
 }
 
 // SetUserinfoFromScopes is the library's deprecated hook; the claims are

@@ -20,6 +20,7 @@ func NewRegistry() *prometheus.Registry {
 // token verifier's cache hook, the broker's latency hook). Every label has
 // a small fixed set of values. Its methods are safe for concurrent use.
 type AuthMetrics struct {
+	reg           prometheus.Registerer
 	logins        *prometheus.CounterVec
 	lockouts      prometheus.Counter
 	replays       *prometheus.CounterVec
@@ -32,6 +33,7 @@ type AuthMetrics struct {
 // NewAuthMetrics registers the authentication series in reg.
 func NewAuthMetrics(reg prometheus.Registerer) *AuthMetrics {
 	m := &AuthMetrics{
+		reg: reg,
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "nsauth", Name: "logins_total",
 			Help: "Password logins at the built-in provider, by outcome (success, wrong_credentials, locked_out, busy, error).",
@@ -58,6 +60,17 @@ func NewAuthMetrics(reg prometheus.Registerer) *AuthMetrics {
 	m.cacheMiss = m.cacheLookups.WithLabelValues("miss")
 	reg.MustRegister(m.logins, m.lockouts, m.replays, m.cacheLookups, m.providerTimes)
 	return m
+}
+
+// AuditRefusalsDropped exports dropped, read at each scrape, as
+// nsauth_audit_refusals_dropped_total: the refusals the built-in
+// provider's audit trail counted in a dropped row, past its bound of rows
+// a minute (audit.Auditor.RefusalsDropped). Call it once.
+func (m *AuthMetrics) AuditRefusalsDropped(dropped func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "nsauth", Name: "audit_refusals_dropped_total",
+		Help: "Refused unauthenticated requests that found no room among their minute's aggregated audit rows (NSAUTH_AUDIT_REFUSAL_ROWS_PER_MINUTE) and were counted in an audit.refusals_dropped row instead.",
+	}, func() float64 { return float64(dropped()) }))
 }
 
 // Login counts a password login's outcome.

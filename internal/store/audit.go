@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -10,9 +11,27 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 )
 
-// InsertAuditEvent stores an event: one INSERT. It implements audit.Sink.
-// The event's ID is ignored; the database numbers rows.
+// InsertAuditEvent stores an event as a row of its own: one INSERT. It
+// implements audit.Sink. The event's ID is ignored; the database numbers
+// rows.
 func (s *Store) InsertAuditEvent(ctx context.Context, e audit.Event) error {
+	return s.insertAuditEvent(ctx, "", e)
+}
+
+// CountAuditEvent adds e.Count to the aggregated row stored under key,
+// storing e as that row when there is none: one INSERT ... ON CONFLICT DO
+// UPDATE, so that replicas adding to one row at once lose no count. It
+// implements audit.Sink.
+func (s *Store) CountAuditEvent(ctx context.Context, key string, e audit.Event) error {
+	if key == "" || e.Count <= 0 {
+		return fmt.Errorf("storing an aggregated audit event: a key and a positive count are required")
+	}
+	return s.insertAuditEvent(ctx, key, e)
+}
+
+// insertAuditEvent inserts e, or with a key, adds its count to the row of
+// that key.
+func (s *Store) insertAuditEvent(ctx context.Context, key string, e audit.Event) error {
 	var refs string
 	if len(e.Refs) > 0 {
 		b, err := json.Marshal(e.Refs)
@@ -21,11 +40,16 @@ func (s *Store) InsertAuditEvent(ctx context.Context, e audit.Event) error {
 		}
 		refs = string(b)
 	}
-	_, err := s.exec(ctx, s.db, `INSERT INTO nsauth_audit_events
-		(at, type, outcome, subject, username, client_id, client_addr, user_agent, trace_id, replica, reason, actor, target, refs)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	q := `INSERT INTO nsauth_audit_events
+		(at, type, outcome, subject, username, client_id, client_addr, user_agent, trace_id, replica, reason, actor, target, refs, agg_key, agg_count)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	aggKey := sql.NullString{String: key, Valid: key != ""}
+	if aggKey.Valid {
+		q += ` ON CONFLICT (agg_key) DO UPDATE SET agg_count = nsauth_audit_events.agg_count + excluded.agg_count`
+	}
+	_, err := s.exec(ctx, s.db, q,
 		e.Time.UnixMilli(), string(e.Type), string(e.Outcome), e.Subject, e.Username, e.ClientID, e.ClientAddr,
-		e.UserAgent, e.TraceID, e.Replica, e.Reason, e.Actor, e.Target, refs)
+		e.UserAgent, e.TraceID, e.Replica, e.Reason, e.Actor, e.Target, refs, aggKey, e.Count)
 	if err != nil {
 		return fmt.Errorf("storing an audit event: %w", err)
 	}
@@ -92,7 +116,7 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, 
 	if f.AfterID > 0 {
 		add(`id > ?`, f.AfterID)
 	}
-	q := `SELECT id, at, type, outcome, subject, username, client_id, client_addr, user_agent, trace_id, replica, reason, actor, target, refs
+	q := `SELECT id, at, type, outcome, subject, username, client_id, client_addr, user_agent, trace_id, replica, reason, actor, target, refs, agg_count
 		FROM nsauth_audit_events`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
@@ -112,7 +136,7 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, 
 		var at int64
 		var typ, outcome, refs string
 		if err := rows.Scan(&e.ID, &at, &typ, &outcome, &e.Subject, &e.Username, &e.ClientID, &e.ClientAddr,
-			&e.UserAgent, &e.TraceID, &e.Replica, &e.Reason, &e.Actor, &e.Target, &refs); err != nil {
+			&e.UserAgent, &e.TraceID, &e.Replica, &e.Reason, &e.Actor, &e.Target, &refs, &e.Count); err != nil {
 			return nil, fmt.Errorf("reading audit events: %w", err)
 		}
 		e.Time = time.UnixMilli(at).UTC()

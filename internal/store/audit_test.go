@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -267,3 +269,152 @@ func TestAuditHoldsNoSecret(t *testing.T) {
 }
 
 func isRecord(where string) bool { return where == "stored events" || where == "stream" }
+
+// refusalTally is what a test expects of aggregated rows: the count of each
+// (type, address, reason), apart from RefusalsDropped rows, whose counts
+// are summed under dropped.
+type refusalTally struct {
+	counts  map[string]int64
+	rows    int
+	dropped int64
+}
+
+func tallyRefusals(t *testing.T, st *store.Store) refusalTally {
+	t.Helper()
+	events, err := st.AuditEvents(context.Background(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := refusalTally{counts: map[string]int64{}, rows: len(events)}
+	for _, e := range events {
+		if e.Count < 1 {
+			t.Fatalf("a refusal was stored as a single event: %+v", e)
+		}
+		if e.UserAgent != "" || e.TraceID != "" || e.Replica != "" || e.Time.Second() != 0 || e.Time.Nanosecond() != 0 {
+			t.Errorf("an aggregated row keeps what varies per request, or a time within its minute: %+v", e)
+		}
+		if e.Type == audit.RefusalsDropped {
+			got.dropped += e.Count
+			continue
+		}
+		got.counts[string(e.Type)+" "+e.ClientAddr+" "+e.Reason] += e.Count
+	}
+	return got
+}
+
+// TestAuditRefusalsAggregateAcrossReplicas: two replicas (two stores on one
+// database, each with its own Auditor) record the same refusals at the same
+// time, many goroutines each; every (address, reason) ends as one row of
+// the minute whose count is the number of refusals sent, whichever replica
+// recorded them. A count kept by reading the row and writing it back would
+// lose some of them here.
+func TestAuditRefusalsAggregateAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		clock := newTestClock(auditT0.Add(17 * time.Second))
+		first := b.Open(t, store.Options{Now: clock.Now})
+		second := b.Reopen(t, first, store.Options{Now: clock.Now})
+		var auditors []*audit.Auditor
+		for i, st := range []*store.Store{first, second} {
+			a, err := audit.New(audit.Config{Sink: st, Now: clock.Now, Replica: fmt.Sprintf("r%d", i), Required: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			auditors = append(auditors, a)
+		}
+		const (
+			addresses = 4
+			workers   = 8 // per replica
+			each      = 25
+		)
+		reasons := []string{"unknown_client", "bad_secret"}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, a := range auditors {
+			for w := range workers {
+				wg.Go(func() {
+					<-start
+					for i := range each {
+						e := audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure,
+							ClientAddr: fmt.Sprintf("192.0.2.%d", (w+i)%addresses), Reason: reasons[i%len(reasons)],
+							UserAgent: fmt.Sprintf("agent-%d", i), TraceID: fmt.Sprintf("%032x", i)}
+						if err := a.RecordRefusal(context.Background(), e); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+
+		got := tallyRefusals(t, first)
+		var sum int64
+		for _, n := range got.counts {
+			sum += n
+		}
+		if want := int64(len(auditors) * workers * each); sum != want || got.dropped != 0 {
+			t.Errorf("counts sum to %d (dropped %d), want %d: %v", sum, got.dropped, want, got.counts)
+		}
+		if want := addresses * len(reasons); got.rows != want || len(got.counts) != want {
+			t.Errorf("%d rows for %d (address, reason) pairs, want one each: %v", got.rows, len(got.counts), got.counts)
+		}
+
+		// The next minute starts rows of its own.
+		clock.Advance(time.Minute)
+		if err := auditors[1].RecordRefusal(context.Background(), audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure,
+			ClientAddr: "192.0.2.0", Reason: "bad_secret"}); err != nil {
+			t.Fatal(err)
+		}
+		events, err := first.AuditEvents(context.Background(), store.AuditFilter{Since: auditT0.Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != 1 || events[0].Count != 1 || !events[0].Time.Equal(auditT0.Add(time.Minute)) {
+			t.Errorf("the next minute's refusal: %+v, want one row of its own, count 1", events)
+		}
+	})
+}
+
+// TestAuditRefusalRowsAreBounded: past its bound of rows a minute, an
+// Auditor counts refusals in the minute's dropped row of their type and
+// reason; nothing goes uncounted, and the rows of single events keep no
+// count.
+func TestAuditRefusalRowsAreBounded(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		clock := newTestClock(auditT0)
+		st := b.Open(t, store.Options{Now: clock.Now})
+		const limit = 5
+		a, err := audit.New(audit.Config{Sink: st, Now: clock.Now, Required: true, RefusalRowsPerMinute: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const addresses, each = 12, 3
+		for i := range addresses * each {
+			if err := a.RecordRefusal(context.Background(), audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure,
+				ClientAddr: fmt.Sprintf("198.51.100.%d", i%addresses), Reason: "unknown_user"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := tallyRefusals(t, st)
+		if got.rows != limit+1 || len(got.counts) != limit {
+			t.Errorf("%d rows (%d of addresses), want %d and one dropped row", got.rows, len(got.counts), limit)
+		}
+		var kept int64
+		for _, n := range got.counts {
+			kept += n
+		}
+		if kept+got.dropped != addresses*each || uint64(got.dropped) != a.RefusalsDropped() || got.dropped == 0 {
+			t.Errorf("kept %d + dropped %d (metric %d), want %d in all", kept, got.dropped, a.RefusalsDropped(), addresses*each)
+		}
+		if err := a.Record(context.Background(), audit.Event{Type: audit.LoginSucceeded, Username: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+		events, err := st.AuditEvents(context.Background(), store.AuditFilter{Types: []audit.Type{audit.LoginSucceeded}})
+		if err != nil || len(events) != 1 || events[0].Count != 0 {
+			t.Errorf("a single event: %+v (%v), want count 0", events, err)
+		}
+	})
+}

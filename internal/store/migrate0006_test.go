@@ -10,32 +10,25 @@ import (
 	"time"
 )
 
-// TestMigration0006KeepsAccessTokens: on SQLite, 0006 rebuilds
-// nsauth_access_tokens (user_id becomes nullable); a database at version 5
-// keeps its token records, their user cascade, and foreign keys intact.
-func TestMigration0006KeepsAccessTokens(t *testing.T) {
-	t.Parallel()
+// sqliteAtVersion makes, in dir, a SQLite database migrated to version
+// (before the migrations after it), then runs then in it: the state a
+// database of an older nsauth is in when this one opens it.
+func sqliteAtVersion(t *testing.T, dir string, version int, then ...string) {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
 	ms, err := migrations("sqlite")
-	if err != nil || len(ms) < 6 || ms[5].version != 6 {
+	if err != nil || len(ms) <= version || ms[version].version != version+1 {
 		t.Fatalf("migrations: %v", err)
 	}
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, SQLiteFileName)+"?_pragma=foreign_keys(1)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UnixMilli()
 	stmts := []string{`CREATE TABLE nsauth_schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`}
-	for _, m := range ms[:5] {
+	for _, m := range ms[:version] {
 		stmts = append(stmts, m.sql, `INSERT INTO nsauth_schema_migrations (version, applied_at) VALUES (`+strconv.Itoa(m.version)+`, 0)`)
 	}
-	stmts = append(stmts,
-		`INSERT INTO nsauth_users (id, username, password_hash, created_at, updated_at) VALUES ('u1', 'alice', 'x', 0, 0)`,
-		`INSERT INTO nsauth_clients (id, secret_hash, redirect_uris, created_at) VALUES ('cli', x'00', '[]', 0)`,
-		`INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, created_at, expires_at) VALUES ('t1', 'g1', 'u1', 'cli', 'openid', 0, `+strconv.FormatInt(now+3600_000, 10)+`)`,
-	)
-	for _, q := range stmts {
+	for _, q := range append(stmts, then...) {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%.60s: %v", q, err)
 		}
@@ -43,6 +36,21 @@ func TestMigration0006KeepsAccessTokens(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestMigration0006KeepsAccessTokens: on SQLite, 0006 rebuilds
+// nsauth_access_tokens (user_id becomes nullable); a database at version 5
+// keeps its token records, their user cascade, and foreign keys intact.
+func TestMigration0006KeepsAccessTokens(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	now := time.Now().UnixMilli()
+	sqliteAtVersion(t, dir, 5,
+		`INSERT INTO nsauth_users (id, username, password_hash, created_at, updated_at) VALUES ('u1', 'alice', 'x', 0, 0)`,
+		`INSERT INTO nsauth_clients (id, secret_hash, redirect_uris, created_at) VALUES ('cli', x'00', '[]', 0)`,
+		`INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, created_at, expires_at) VALUES ('t1', 'g1', 'u1', 'cli', 'openid', 0, `+strconv.FormatInt(now+3600_000, 10)+`)`,
+	)
 
 	s, err := OpenSQLite(ctx, dir, Options{})
 	if err != nil {

@@ -27,6 +27,12 @@ const auditPollInterval = time.Second
 // auditBatch bounds the rows one query of --follow reads.
 const auditBatch = 1000
 
+// auditRowSettle is how long after its minute an aggregated row of
+// refusals is taken as complete by --follow: the refusals of its last
+// moments may still be being written (within the audit trail's write
+// timeout), on replicas whose clocks differ a little.
+const auditRowSettle = 10 * time.Second
+
 // auditOptions are the flags of `nsauth audit`.
 type auditOptions struct {
 	storeCommand
@@ -57,7 +63,13 @@ date). --type takes event types, comma-separated, or their prefix
 (login, code, refresh, admin, ...). --follow keeps printing new events until
 interrupted; with PostgreSQL and several replicas, an event committed after a
 later-numbered one may be missed by a follower (the listing without --follow
-shows it).`,
+shows it).
+
+Refusals of requests that proved no identity (wrong passwords, unknown
+clients, bad secrets, codes or passkeys) are aggregated: one row per
+address, reason and minute, timed at the minute's start, with its count
+(DETAIL count=N; "count" in JSON, absent from a row that is one event).
+--follow prints such a row once its minute is over, with its final count.`,
 		Example: `  nsauth audit --since 1h
   nsauth audit --type login.failed,login.locked_out --user alice
   nsauth audit --follow -o json
@@ -173,6 +185,10 @@ func (o *auditOptions) run(ctx context.Context, st *store.Store, f store.AuditFi
 	if after == nil {
 		after = time.After
 	}
+	now := time.Now
+	if o.app.Now != nil {
+		now = o.app.Now
+	}
 	for {
 		f.Limit = auditBatch
 		events, err := st.AuditEvents(ctx, f)
@@ -182,13 +198,14 @@ func (o *auditOptions) run(ctx context.Context, st *store.Store, f store.AuditFi
 			}
 			return err
 		}
-		if err := p.print(events); err != nil {
+		ready := settled(events, now())
+		if err := p.print(ready); err != nil {
 			return err
 		}
-		if len(events) > 0 {
-			f.AfterID = events[len(events)-1].ID
+		if len(ready) > 0 {
+			f.AfterID = ready[len(ready)-1].ID
 		}
-		if len(events) == auditBatch {
+		if len(ready) == auditBatch {
 			continue
 		}
 		select {
@@ -197,6 +214,18 @@ func (o *auditOptions) run(ctx context.Context, st *store.Store, f store.AuditFi
 		case <-after(auditPollInterval):
 		}
 	}
+}
+
+// settled returns the events up to the first aggregated row whose count
+// may still grow at now (its minute, and auditRowSettle, are not over):
+// --follow prints it, and those after it, once it is complete.
+func settled(events []audit.Event, now time.Time) []audit.Event {
+	for i, e := range events {
+		if e.Count > 0 && now.Before(e.Time.Add(time.Minute+auditRowSettle)) {
+			return events[:i]
+		}
+	}
+	return events
 }
 
 // eventPrinter prints events as a table (fixed columns, so that batches
@@ -245,6 +274,9 @@ func (p *eventPrinter) print(events []audit.Event) error {
 		}
 		if e.Actor != "" {
 			detail = append(detail, "by "+e.Actor)
+		}
+		if e.Count > 0 {
+			detail = append(detail, fmt.Sprintf("count=%d", e.Count))
 		}
 		if _, err := fmt.Fprintf(p.w, auditRow, e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), visible.Escape(string(e.Type)), visible.Escape(string(e.Outcome)),
 			orDash(visible.Escape(user)), orDash(visible.Escape(e.ClientID)), orDash(visible.Escape(e.ClientAddr)), orDash(visible.Escape(strings.Join(detail, " ")))); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,14 +83,9 @@ func (f *auditFixture) app(in string) *cli.App {
 func jsonTypes(t *testing.T, out string) []audit.Type {
 	t.Helper()
 	var types []audit.Type
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		var e audit.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
-		}
+	for _, e := range jsonEvents(t, out) {
 		if e.ID == 0 || e.Time.IsZero() {
-			t.Errorf("line without id or time: %q", sc.Text())
+			t.Errorf("line without id or time: %+v", e)
 		}
 		types = append(types, e.Type)
 	}
@@ -216,6 +212,20 @@ func TestAuditHashFindsTheEvents(t *testing.T) {
 	}
 }
 
+// follow runs `nsauth audit --follow -o json --type types` with a until
+// cancel, its polls driven through cli.App.After: polled receives when it
+// waits, tick wakes it, done its exit code.
+func (f *auditFixture) follow(a *cli.App, types string) (polled chan struct{}, tick chan time.Time, done chan int, cancel func()) {
+	polled, tick, done = make(chan struct{}), make(chan time.Time), make(chan int)
+	a.After = func(time.Duration) <-chan time.Time {
+		polled <- struct{}{}
+		return tick
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- f.run(ctx, a, "audit", "--follow", "-o", "json", "--type", types) }()
+	return polled, tick, done, cancel
+}
+
 // TestAuditFollow: a follower prints the events that exist, then an event
 // recorded after it started, and ends without error when interrupted. The
 // test drives the follower's polls through cli.App.After: no sleeping.
@@ -223,16 +233,8 @@ func TestAuditFollow(t *testing.T) {
 	t.Parallel()
 	f := newAuditFixture(t)
 	a := f.app("")
-	polled := make(chan struct{})
-	tick := make(chan time.Time)
-	a.After = func(time.Duration) <-chan time.Time {
-		polled <- struct{}{}
-		return tick
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	polled, tick, done, cancel := f.follow(a, "login,device")
 	defer cancel()
-	done := make(chan int)
-	go func() { done <- f.run(ctx, a, "audit", "--follow", "-o", "json", "--type", "login,device") }()
 
 	<-polled // the follower has printed what existed and waits
 	f.record(t, audit.Event{Type: audit.DeviceApproved, Username: "alice", ClientID: "neosync-cli"})
@@ -246,5 +248,106 @@ func TestAuditFollow(t *testing.T) {
 	want := []audit.Type{audit.LoginFailed, audit.LoginSucceeded, audit.DeviceApproved}
 	if got := jsonTypes(t, a.Out.(*bytes.Buffer).String()); !slices.Equal(got, want) {
 		t.Errorf("follower printed %v, want %v", got, want)
+	}
+}
+
+// jsonEvents reads the JSON lines of nsauth audit -o json.
+func jsonEvents(t *testing.T, out string) []audit.Event {
+	t.Helper()
+	var events []audit.Event
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var e audit.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		events = append(events, e)
+	}
+	return events
+}
+
+// TestAuditCommandShowsCounts: an aggregated row of refusals shows its
+// count, in the table's DETAIL and as "count" in JSON; a row that is one
+// event has none, and reads as before.
+func TestAuditCommandShowsCounts(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+	for range 3 {
+		if err := f.a.RecordRefusal(context.Background(), audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure,
+			ClientAddr: "198.51.100.4", Reason: "unknown_client", UserAgent: "curl/8"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := f.app("")
+	if code := f.run(context.Background(), a, "audit", "--type", "login.failed,client"); code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, a.ErrOut)
+	}
+	lines := strings.Split(strings.TrimSpace(a.Out.(*bytes.Buffer).String()), "\n")
+	want := []string{
+		"TIME                      TYPE                      OUTCOME  USER              CLIENT                ADDRESS          DETAIL",
+		"2026-11-30T12:00:00.000Z  login.failed              failure  alice             neosync-cli           192.0.2.7        bad_credentials",
+		"2026-11-30T12:50:00.000Z  client.auth_failed        failure  -                 -                     198.51.100.4     unknown_client count=3",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("table:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+
+	a = f.app("")
+	if code := f.run(context.Background(), a, "audit", "--type", "login.failed,client", "-o", "json"); code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, a.ErrOut)
+	}
+	out := a.Out.(*bytes.Buffer).String()
+	events := jsonEvents(t, out)
+	if len(events) != 2 || events[0].Count != 0 || events[1].Count != 3 || events[1].UserAgent != "" {
+		t.Errorf("JSON events %+v, want one without a count and one counting 3 without a user agent", events)
+	}
+	first, _, _ := strings.Cut(out, "\n")
+	if strings.Contains(first, `"count"`) || !strings.Contains(out, `"count":3`) {
+		t.Errorf("JSON:\n%s\nwant count only on the aggregated row", out)
+	}
+}
+
+// TestAuditFollowWaitsForAggregatedRows: --follow prints an aggregated row
+// once its minute is over, with the count it ends with, and what was
+// recorded after it only then, in order.
+func TestAuditFollowWaitsForAggregatedRows(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+	a := f.app("")
+	var clock atomic.Int64 // the follower's, apart from the recorder's f.now
+	setClock := func(t time.Time) { clock.Store(t.UnixNano()) }
+	setClock(f.now.Add(10 * time.Second))
+	a.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	polled, tick, done, cancel := f.follow(a, "client,login.succeeded")
+	defer cancel()
+	refuse := func() {
+		if err := f.a.RecordRefusal(context.Background(), audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure,
+			ClientAddr: "198.51.100.4", Reason: "bad_secret", ClientID: "neosync-cli"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	printed := func() []audit.Event { return jsonEvents(t, a.Out.(*bytes.Buffer).String()) }
+
+	<-polled // the existing events are printed
+	refuse()
+	refuse()
+	f.record(t, audit.Event{Type: audit.LoginSucceeded, Username: "alice", ClientID: "neosync-cli"})
+	setClock(f.now.Add(50 * time.Second))
+	tick <- time.Time{}
+	<-polled
+	if got := printed(); len(got) != 1 {
+		t.Fatalf("within the row's minute the follower printed %+v, want only the earlier login", got)
+	}
+	refuse()
+	setClock(f.now.Add(time.Minute + auditRowSettle))
+	tick <- time.Time{}
+	<-polled
+	cancel()
+	if code := <-done; code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, a.ErrOut)
+	}
+	got := printed()
+	if len(got) != 3 || got[1].Type != audit.ClientAuthFailed || got[1].Count != 3 || got[2].Type != audit.LoginSucceeded {
+		t.Errorf("follower printed %+v, want the earlier login, the row counting 3, then the later login", got)
 	}
 }
