@@ -14,9 +14,13 @@ func newVersionCommand(app *App) *cobra.Command {
 		Short: "Print nsauth's version and the commit it was built from",
 		Long: `Print the module version and, for a binary built from a git checkout, the
 commit, its time, and "(modified)" when the checkout had uncommitted changes.
-A binary built with go install or go build from a checkout says "(devel)";
-one installed with go install github.com/nsauth/nsauth/cmd/nsauth@vX.Y.Z says
-vX.Y.Z. nsauth --version prints the same line.`,
+Built with go build or go install in a git clone (Go 1.24 or later), the
+version is the commit's pseudo-version, such as
+v0.0.0-20261206133805-2634160b001c (with "+dirty" when modified), or the tag
+vX.Y.Z on a tagged commit. Where Go stamps no commit (a git worktree, or
+-buildvcs=false, also through GOFLAGS) it says "(devel)". One installed with
+go install github.com/nsauth/nsauth/cmd/nsauth@vX.Y.Z says vX.Y.Z.
+nsauth --version prints the same line.`,
 		Example: `  nsauth version
   nsauth --version`,
 		Args: NoArgs,
@@ -28,7 +32,8 @@ vX.Y.Z. nsauth --version prints the same line.`,
 }
 
 // versionLine describes a binary from its build information, e.g.
-// "nsauth (devel) commit 1a2b3c4d5e6f 2026-11-30T10:00:00Z (modified)".
+// "nsauth v0.0.0-20261130100000-1a2b3c4d5e6f+dirty commit 1a2b3c4d5e6f
+// 2026-11-30T10:00:00Z (modified)".
 func versionLine(info *debug.BuildInfo, ok bool) string {
 	if !ok || info == nil {
 		return "nsauth (unknown version: built without module support)"
