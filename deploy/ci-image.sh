@@ -88,7 +88,7 @@ echo "refused (exit $status): $(grep -m1 -o 'NSAUTH_ISSUER (--issuer): is requir
 
 note "run it: volume $volume on /data, $api -> 8080"
 # The first administrator's password is given, from a podman secret as the
-# README shows: a generated one would be printed to standard output, which
+# docs/deployment.md shows: a generated one would be printed to standard output, which
 # in a container is the log. (The secret keeps it out of argv; podman 4.3
 # still shows it in `podman inspect`'s Config.Env.)
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')

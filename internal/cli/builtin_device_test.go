@@ -14,7 +14,7 @@ import (
 
 var completeURLPattern = regexp.MustCompile(`(?m)^    (https?://\S+)$`)
 
-// TestBuiltinDeviceLogin is the README's device session against `nsauth
+// TestBuiltinDeviceLogin is docs/cli.md's device session against `nsauth
 // serve` with its built-in provider: the user opens the URL the terminal
 // shows, enters the code, signs in as the administrator and approves; the
 // terminal's next poll brings the tokens.

@@ -94,7 +94,7 @@ func signIn(t *testing.T, authorizeURL, username, password string) browserResult
 	return browserResult{resp.StatusCode, string(body)}
 }
 
-// TestBuiltinProviderSession is the README's session: `nsauth serve` with
+// TestBuiltinProviderSession is the README's first session: `nsauth serve` with
 // nothing configured, the administrator logs in through the login page.
 func TestBuiltinProviderSession(t *testing.T) {
 	t.Parallel()

@@ -116,7 +116,7 @@ func waitReady(t *testing.T, serverURL string) {
 
 // TestKeylessCITokenThroughTheBuiltinProvider: a CI job's ID token, in a
 // file, becomes a machine client's access token with `nsauth token
-// --id-token-file` and nothing else but the API URL, as the README's GitHub
+// --id-token-file` and nothing else but the API URL, as docs/machine-clients.md's GitHub
 // Actions job does; an expired one is refused with a message that says so.
 func TestKeylessCITokenThroughTheBuiltinProvider(t *testing.T) {
 	t.Parallel()

@@ -30,7 +30,7 @@ func TestServeWithAuthDisabled(t *testing.T) {
 	t.Parallel()
 	s := startServe(t, map[string]string{"AUTH_ENABLED": "false"})
 
-	// The README's curl: Connect JSON, empty object in, proto3 JSON out.
+	// docs/getting-started.md's curl: Connect JSON, empty object in, proto3 JSON out.
 	resp, err := http.Post(s.URL+mgmtv1alpha1connect.AuthServiceGetAuthStatusProcedure, "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ const zitadelAccessTokenTTL = 5 * time.Minute
 // names no scope (auth.proto).
 const defaultDeviceScope = "openid profile email offline_access"
 
-// zitadelEnv configures `nsauth serve` for p as the README tells a
+// zitadelEnv configures `nsauth serve` for p as docs/external-providers.md tells a
 // deployment to configure an external provider. The example provider puts
 // the client's ID in its access tokens' aud.
 func zitadelEnv(p *zitadelOP, mode string) map[string]string {

@@ -36,8 +36,8 @@ const (
 	cacheTTL = 3 * time.Second
 )
 
-// nsauthEnv configures `nsauth serve` for h the way the README tells a
-// Neosync deployment to, plus extra.
+// nsauthEnv configures `nsauth serve` for h the way
+// docs/external-providers.md tells a Neosync deployment to, plus extra.
 func nsauthEnv(h *hydra, extra map[string]string) map[string]string {
 	secrets, _ := json.Marshal(map[string]string{cliClientID: h.ClientSecret})
 	env := map[string]string{

@@ -47,7 +47,7 @@ func callbackServer(t *testing.T) (string, <-chan url.Values) {
 }
 
 // screenshot saves the page as dir/name.png when $NSAUTH_TEST_SCREENSHOTS
-// names a directory (the README's pictures are made so).
+// names a directory (the pictures in docs/ are made so).
 func screenshot(t *testing.T, c *issuertest.Chromium, name string) {
 	t.Helper()
 	dir := os.Getenv("NSAUTH_TEST_SCREENSHOTS")

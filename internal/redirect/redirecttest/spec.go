@@ -12,9 +12,10 @@ import (
 )
 
 // The oracle below restates the redirect-URI rule from its sources (RFC 8252
-// §7.3 for loopback redirects, RFC 3986 for the URI grammar, and the README:
-// loopback URIs are always accepted, other URIs only when allowed, compared
-// exactly) without calling or importing the code under test. The size
+// §7.3 for loopback redirects, RFC 3986 for the URI grammar, and the setting
+// NSAUTH_ALLOWED_REDIRECT_URIS in docs/configuration.md: loopback URIs are
+// always accepted, other URIs only when allowed, compared exactly) without
+// calling or importing the code under test. The size
 // limits are literals on purpose, not the package's constants: a change to
 // a limit must be made here too, deliberately.
 const (
