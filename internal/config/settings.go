@@ -397,7 +397,8 @@ var (
 		Doc:   "client-credentials token requests per machine client per minute, wrong secrets included (`0`: no limit); over it, HTTP 429 with `Retry-After`"}
 	sMachineAddrRate = &Setting{Flag: "machine-token-address-rate-limit", Env: []string{"NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE"}, Default: strconv.Itoa(DefaultMachineTokensPerAddressPerMinute), Group: GroupBuiltin,
 		rule:  perMinute(requestsRefusal),
-		Usage: "built-in provider: client-credentials token requests allowed per client address per minute (0: no limit)"}
+		Usage: "built-in provider: client-credentials token requests allowed per client address per minute (0: no limit)",
+		Doc:   "client-credentials token requests per client address per minute (`0`: no limit)"}
 	sExchangeRate = &Setting{Flag: "token-exchange-rate-limit", Env: []string{"NSAUTH_TOKEN_EXCHANGE_RATE_LIMIT_PER_MINUTE"}, Default: strconv.Itoa(DefaultExchangePerMinute), Group: GroupBuiltin,
 		rule:  perMinute(requestsRefusal),
 		Usage: "built-in provider: token-exchange (keyless CI) requests allowed per client address per minute (0: no limit)",
@@ -441,7 +442,7 @@ var (
 		Doc: "`true`: a request whose event cannot be recorded (in the database, or in the stream when one is set) fails, as " +
 			"Vault does; `false`: the failure is logged and counted, and the request goes on. A refusal's row is written to the " +
 			"database with its request, but to the stream only when its minute is over: a stream failure then is logged and counted. " +
-			"`nsauth users` commands that change the store obey it too"}
+			"`nsauth users` and the other commands that change the store obey it too"}
 	sAuditRefusals = &Setting{Flag: "audit-refusal-rows", Env: []string{"NSAUTH_AUDIT_REFUSAL_ROWS_PER_MINUTE"}, Default: strconv.Itoa(audit.DefaultRefusalRowsPerMinute), Group: GroupAudit,
 		rule:  integerIn(1, 1e6, "a number of rows per minute"),
 		Usage: "built-in provider: most audit rows of refused unauthenticated requests (one per address, reason and minute) started per minute by each replica; refusals past it are counted in one dropped row",
