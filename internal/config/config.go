@@ -27,41 +27,40 @@ import (
 	"github.com/nsauth/nsauth/pkg/authn"
 )
 
-// Server is the validated configuration of `nsauth serve`.
+// Server is the validated configuration of `nsauth serve`. Each field's
+// variable, flag, default and accepted values are in the table of
+// settings (settings.go), and in docs/configuration.md, generated from it.
 type Server struct {
-	// Listen is the host:port to serve on. Default 127.0.0.1:8080.
+	// Listen is the host:port to serve on.
 	Listen string
-	// LogFormat is "text" or "json". Default "text".
+	// LogFormat is "text" or "json".
 	LogFormat string
-	// LogLevel is the minimum level logged. Default info.
+	// LogLevel is the minimum level logged.
 	LogLevel slog.Level
 	// TLSCertFile and TLSKeyFile enable TLS when both are set.
 	TLSCertFile, TLSKeyFile string
 	// HSTSMaxAge is the max-age of the Strict-Transport-Security header
 	// sent on every response when the server serves TLS or its built-in
 	// provider's issuer is https (NSAUTH_HSTS_MAX_AGE, --hsts-max-age);
-	// 0 sends none. Default one year, whole seconds.
+	// 0 sends none. Whole seconds.
 	HSTSMaxAge time.Duration
-	// MaxRequestBytes caps request bodies. Default 64 KiB.
+	// MaxRequestBytes caps request bodies.
 	MaxRequestBytes int64
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
-	// Default 30 s.
 	ShutdownTimeout time.Duration
 	// RateLimitPerMinute is how many LoginCli, RefreshCli, RevokeCli and
 	// StartDeviceLogin calls one client address may make a minute; 0 disables the limit.
-	// Default 60.
 	RateLimitPerMinute float64
 	// DevicePollRateLimitPerMinute is how many PollDeviceLogin calls one
 	// client address may make a minute, apart from RateLimitPerMinute: a
 	// device login polls every 5 s for up to its codes' lifetime. 0
-	// disables the limit. Default 120 (ten logins at once from one
-	// address).
+	// disables the limit.
 	DevicePollRateLimitPerMinute float64
-	// Pprof serves net/http/pprof under /debug/pprof/. Default off.
+	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's address (for rate limits and login counters).
-	// Default none: the TCP peer is the client.
+	// None: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
 	// Auth is the authentication configuration.
 	Auth Auth
@@ -112,9 +111,9 @@ type Auth struct {
 	// (AUTH_CLI_AUDIENCE).
 	CLIAudience string
 	// Algorithms is the signature algorithm allowlist
-	// (AUTH_SIGNATURE_ALGORITHM). Default RS256.
+	// (AUTH_SIGNATURE_ALGORITHM).
 	Algorithms []string
-	// ClockSkew is the tolerance on token times. Default 60 s.
+	// ClockSkew is the tolerance on token times.
 	ClockSkew time.Duration
 	// AllowedRedirectURIs are accepted besides loopback URIs.
 	AllowedRedirectURIs []string
@@ -136,7 +135,7 @@ type Auth struct {
 	// discovery document.
 	IntrospectionURL string
 	// IntrospectionCacheTTL bounds how long an introspection result is
-	// reused (never past the token's exp). Default 1 min.
+	// reused (never past the token's exp).
 	IntrospectionCacheTTL time.Duration
 	// Builtin configures the built-in provider (Mode AuthBuiltin).
 	Builtin Builtin
@@ -169,24 +168,24 @@ type Builtin struct {
 	// DatabaseURL selects PostgreSQL instead of SQLite
 	// (NSAUTH_DATABASE_URL).
 	DatabaseURL string
-	// AccessTokenTTL is the access and ID token lifetime. Default 15 min.
+	// AccessTokenTTL is the access and ID token lifetime.
 	AccessTokenTTL time.Duration
-	// RefreshTokenTTL is a refresh token's lifetime. Default 30 days.
+	// RefreshTokenTTL is a refresh token's lifetime.
 	RefreshTokenTTL time.Duration
 	// RefreshTokenMaxLifetime is the longest a login's refresh tokens
 	// last, however often they are used
-	// (NSAUTH_REFRESH_TOKEN_MAX_LIFETIME). Default 90 days; never shorter
-	// than RefreshTokenTTL.
+	// (NSAUTH_REFRESH_TOKEN_MAX_LIFETIME); never shorter than
+	// RefreshTokenTTL.
 	RefreshTokenMaxLifetime time.Duration
 	// RefreshReuseGrace is how long a client may present a refresh token
 	// it just used again, from the same address, and get the same new
 	// one, when it lost the answer (NSAUTH_REFRESH_TOKEN_REUSE_GRACE); 0
-	// means every reuse revokes. Default 30 s.
+	// means every reuse revokes.
 	RefreshReuseGrace time.Duration
-	// KeyRotation is how often the signing key changes. Default 30 days.
+	// KeyRotation is how often the signing key changes.
 	KeyRotation time.Duration
 	// AdminUser names the administrator created at first start
-	// (NSAUTH_ADMIN_USER). Default "admin".
+	// (NSAUTH_ADMIN_USER).
 	AdminUser string
 	// AdminPassword is the administrator's first password
 	// (NSAUTH_ADMIN_PASSWORD, environment only); empty means generate one.
@@ -194,7 +193,7 @@ type Builtin struct {
 	// InsecureHTTPIssuer allows an http:// issuer on a non-loopback host.
 	InsecureHTTPIssuer bool
 	// LoginAttempts is how many failed logins one account, and one client
-	// address, may make on the login page per minute. Default 5.
+	// address, may make on the login page per minute.
 	LoginAttempts int
 	// RequireSecondFactor is NSAUTH_MFA=required: every user needs a
 	// second factor, and one who has none is taken through enrolment at
@@ -203,14 +202,14 @@ type Builtin struct {
 	RequireSecondFactor bool
 	// AuthorizePerMinute is how many authorize requests one client address
 	// may make per minute (NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE); 0
-	// disables the limit. Default 60.
+	// disables the limit.
 	AuthorizePerMinute float64
 	// MachineTokensPerMinute is how many client-credentials token requests
 	// one machine client may make per minute
 	// (NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE), and
 	// MachineTokensPerAddressPerMinute how many one client address may
 	// (NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE); 0 disables a
-	// limit. Defaults 60 and 300.
+	// limit.
 	MachineTokensPerMinute           float64
 	MachineTokensPerAddressPerMinute float64
 	// ExchangePerMinute is how many token-exchange (keyless CI) requests
@@ -218,7 +217,7 @@ type Builtin struct {
 	// (NSAUTH_TOKEN_EXCHANGE_RATE_LIMIT_PER_MINUTE), and
 	// ExchangePerPolicyMinute how many tokens one federation policy may
 	// yield (NSAUTH_TOKEN_EXCHANGE_POLICY_RATE_LIMIT_PER_MINUTE); 0
-	// disables a limit. Defaults 30 and 120.
+	// disables a limit.
 	ExchangePerMinute       float64
 	ExchangePerPolicyMinute float64
 	// SecretKeys seal the provider's secrets in its database
@@ -226,7 +225,7 @@ type Builtin struct {
 	// counterparts). Required with PostgreSQL.
 	SecretKeys SecretKeys
 	// AuditRetention is how long audit events are kept in the store
-	// (NSAUTH_AUDIT_RETENTION). Default 2160h (90 days).
+	// (NSAUTH_AUDIT_RETENTION).
 	AuditRetention time.Duration
 	// AuditLog names where audit events are also written as JSON lines
 	// (NSAUTH_AUDIT_LOG): "stdout", "stderr" or a file path (appended to,
@@ -239,7 +238,7 @@ type Builtin struct {
 	// AuditRefusalRowsPerMinute bounds the rows of refused unauthenticated
 	// requests the audit trail starts a minute, per replica
 	// (NSAUTH_AUDIT_REFUSAL_ROWS_PER_MINUTE); refusals past it are counted
-	// in a dropped row. Default 1000 (audit.DefaultRefusalRowsPerMinute).
+	// in a dropped row.
 	AuditRefusalRowsPerMinute int
 }
 

@@ -22,8 +22,8 @@ import (
 // (`go generate ./internal/config`; CI checks the file is fresh).
 
 // Defaults that other packages also apply to a zero value of their own
-// configuration (issuer.Config): written here once, shown in the table
-// as text.
+// configuration (issuer.Config, store.Options): written here once, shown
+// in the table as text.
 const (
 	DefaultAccessTokenTTL                   = 15 * time.Minute
 	DefaultRefreshTokenTTL                  = 30 * 24 * time.Hour
@@ -36,6 +36,7 @@ const (
 	DefaultMachineTokensPerAddressPerMinute = 300
 	DefaultExchangePerMinute                = 30
 	DefaultExchangePerPolicyMinute          = 120
+	DefaultAuditRetention                   = 90 * 24 * time.Hour
 )
 
 // Kind is the type of value a setting takes, as flag help names it.
@@ -429,7 +430,7 @@ var (
 		Doc:   "a file holding the keys of `NSAUTH_OLD_SECRET_KEY`; not with `NSAUTH_OLD_SECRET_KEY`"}
 
 	// Built-in provider: audit trail.
-	sAuditRetention = &Setting{Flag: "audit-retention", Env: []string{"NSAUTH_AUDIT_RETENTION"}, Default: "2160h", Group: GroupAudit,
+	sAuditRetention = &Setting{Flag: "audit-retention", Env: []string{"NSAUTH_AUDIT_RETENTION"}, Default: shortDuration(DefaultAuditRetention), Group: GroupAudit,
 		rule:  durationIn(time.Hour, 100*365*24*time.Hour, ""),
 		Usage: "built-in provider: how long audit events are kept in the database",
 		Doc:   "how long events stay in the database; older ones go with the periodic (every minute) cleanup of expired rows"}
