@@ -17,7 +17,7 @@ import (
 // give it the new key before the database is sealed again under it.
 // The settings themselves are in the table (settings.go).
 var (
-	secretKeySettings   = "NSAUTH_SECRET_KEY or NSAUTH_SECRET_KEY_FILE"
+	secretKeySettings   = sSecretKey.Env[0] + " or " + sSecretKeyFile.Env[0]
 	makeSecretKeyAdvice = "32 random bytes in base64, made with `nsauth keys generate-secret-key` or `openssl rand -base64 32`"
 )
 
@@ -143,4 +143,4 @@ func SecretKeySettings() string { return secretKeySettings }
 
 // OldSecretKeySettings names the settings of the previous secret key, for
 // messages.
-func OldSecretKeySettings() string { return "NSAUTH_OLD_SECRET_KEY or NSAUTH_OLD_SECRET_KEY_FILE" }
+func OldSecretKeySettings() string { return sOldSecretKey.Env[0] + " or " + sOldSecretKeyFile.Env[0] }
