@@ -84,30 +84,6 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 			"and replicas on one database must all use one issuer (set NSAUTH_ISSUER / --issuer to the same URL everywhere)",
 			"previous_issuer", prev, "issuer", issuerURL, "data", st.Location())
 	}
-	// The setting's 0 means no limit; issuer.Config's means its default.
-	authorizeLimit := b.AuthorizePerMinute
-	if authorizeLimit == 0 {
-		authorizeLimit = -1
-	}
-	machineLimit, machineAddrLimit := b.MachineTokensPerMinute, b.MachineTokensPerAddressPerMinute
-	if machineLimit == 0 {
-		machineLimit = -1
-	}
-	if machineAddrLimit == 0 {
-		machineAddrLimit = -1
-	}
-	exchangeLimit, exchangePolicyLimit := b.ExchangePerMinute, b.ExchangePerPolicyMinute
-	if exchangeLimit == 0 {
-		exchangeLimit = -1
-	}
-	if exchangePolicyLimit == 0 {
-		exchangePolicyLimit = -1
-	}
-	// Likewise for the reuse grace.
-	reuseGrace := b.RefreshReuseGrace
-	if reuseGrace == 0 {
-		reuseGrace = -1
-	}
 	var federationClient *http.Client // the issuer's default
 	if tracing.Enabled() {
 		// The same timeout and redirect rule as the default, traced.
@@ -121,16 +97,16 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		AccessTokenTTL:                   b.AccessTokenTTL,
 		RefreshTokenTTL:                  b.RefreshTokenTTL,
 		RefreshTokenMaxLifetime:          b.RefreshTokenMaxLifetime,
-		RefreshReuseGrace:                reuseGrace,
+		RefreshReuseGrace:                zeroMeansOff(b.RefreshReuseGrace),
 		KeyRotation:                      b.KeyRotation,
 		LoginAttempts:                    b.LoginAttempts,
 		RequireSecondFactor:              b.RequireSecondFactor,
 		RequirePKCE:                      cfg.Auth.RequirePKCE,
-		AuthorizePerMinute:               authorizeLimit,
-		MachineTokensPerMinute:           machineLimit,
-		MachineTokensPerAddressPerMinute: machineAddrLimit,
-		ExchangePerMinute:                exchangeLimit,
-		ExchangePerPolicyMinute:          exchangePolicyLimit,
+		AuthorizePerMinute:               zeroMeansOff(b.AuthorizePerMinute),
+		MachineTokensPerMinute:           zeroMeansOff(b.MachineTokensPerMinute),
+		MachineTokensPerAddressPerMinute: zeroMeansOff(b.MachineTokensPerAddressPerMinute),
+		ExchangePerMinute:                zeroMeansOff(b.ExchangePerMinute),
+		ExchangePerPolicyMinute:          zeroMeansOff(b.ExchangePerPolicyMinute),
 		AllowedRedirectURIs:              cfg.Auth.AllowedRedirectURIs,
 		AllowedScopes:                    cfg.Auth.AllowedScopes,
 		InsecureAllowHTTP:                b.InsecureHTTPIssuer,
@@ -186,6 +162,16 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	}
 	bp.provider = *p
 	return bp, nil
+}
+
+// zeroMeansOff carries a setting whose 0 means off (no limit, no reuse
+// grace) into issuer.Config, where 0 means "the default" and a negative
+// value means off.
+func zeroMeansOff[T ~int64 | ~float64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // followRevocations keeps a revocation set current from the store until bg

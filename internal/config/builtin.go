@@ -2,12 +2,10 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/url"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,12 +16,12 @@ import (
 
 // loadBuiltin fills the settings of the built-in provider and the
 // verification settings that follow from it.
-func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
+func loadBuiltin(src source, a *Auth, bad badFunc) {
 	b := &a.Builtin
 	// Settings of an external provider without its base URL are most likely
 	// a forgotten AUTH_BASEURL: refuse rather than silently run another
 	// provider, with other users, than the one intended.
-	for _, s := range []setting{sExpectedIss, sAudience, sClientID, sCLIAudience, sClientSecrets} {
+	for _, s := range []*Setting{sExpectedIss, sAudience, sClientID, sCLIAudience, sClientSecrets} {
 		if _, set := src.get(s); set {
 			bad(s, "configures an external provider, but AUTH_BASEURL is not set: set AUTH_BASEURL, or unset this to use the built-in provider")
 		}
@@ -31,11 +29,7 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 	a.Algorithms = []string{authn.DefaultAlgorithm}
 	a.RequireAccessTokenType = true
 
-	if v, err := strconv.ParseBool(src.value(sInsecureHTTP)); err != nil {
-		bad(sInsecureHTTP, "%q is not true or false", src.value(sInsecureHTTP))
-	} else {
-		b.InsecureHTTPIssuer = v
-	}
+	b.InsecureHTTPIssuer, _ = read[bool](src, sInsecureHTTP, bad)
 	if raw := src.value(sIssuer); raw != "" {
 		iss, err := checkIssuer(raw, b.InsecureHTTPIssuer)
 		if err != nil {
@@ -50,73 +44,33 @@ func loadBuiltin(src source, a *Auth, bad func(setting, string, ...any)) {
 			secretKeySettings, makeSecretKeyAdvice)
 	}
 
-	durations := []struct {
-		s        setting
-		dst      *time.Duration
-		min, max time.Duration
-	}{
-		{sAccessTTL, &b.AccessTokenTTL, time.Minute, 24 * time.Hour},
-		{sRefreshTTL, &b.RefreshTokenTTL, time.Hour, 365 * 24 * time.Hour},
-		{sRefreshMax, &b.RefreshTokenMaxLifetime, time.Hour, 10 * 365 * 24 * time.Hour},
-		// Hydra caps its grace at 5 minutes too: longer, and a stolen
-		// token's window grows with it.
-		{sRefreshGrace, &b.RefreshReuseGrace, 0, 5 * time.Minute},
-		{sKeyRotation, &b.KeyRotation, time.Hour, 365 * 24 * time.Hour},
-		{sAuditRetention, &b.AuditRetention, time.Hour, 100 * 365 * 24 * time.Hour},
-	}
-	for _, d := range durations {
-		v, err := time.ParseDuration(src.value(d.s))
-		if err != nil || v < d.min || v > d.max {
-			bad(d.s, "%q is not a duration from %s to %s", src.value(d.s), d.min, d.max)
-			continue
-		}
-		*d.dst = v
-	}
+	b.AccessTokenTTL, _ = read[time.Duration](src, sAccessTTL, bad)
+	b.RefreshTokenTTL, _ = read[time.Duration](src, sRefreshTTL, bad)
+	b.RefreshTokenMaxLifetime, _ = read[time.Duration](src, sRefreshMax, bad)
+	b.RefreshReuseGrace, _ = read[time.Duration](src, sRefreshGrace, bad)
+	b.KeyRotation, _ = read[time.Duration](src, sKeyRotation, bad)
+	b.AuditRetention, _ = read[time.Duration](src, sAuditRetention, bad)
 	if b.RefreshTokenTTL != 0 && b.RefreshTokenTTL <= b.AccessTokenTTL {
 		bad(sRefreshTTL, "must be longer than the access token lifetime")
 	}
 	if b.RefreshTokenMaxLifetime != 0 && b.RefreshTokenMaxLifetime < b.RefreshTokenTTL {
-		bad(sRefreshMax, "%s is shorter than the refresh token lifetime (%s, %s)", b.RefreshTokenMaxLifetime, sRefreshTTL.name(), b.RefreshTokenTTL)
+		bad(sRefreshMax, "%s is shorter than the refresh token lifetime (%s, %s)", b.RefreshTokenMaxLifetime, sRefreshTTL.Name(), b.RefreshTokenTTL)
 	}
-	if n, err := strconv.Atoi(src.value(sLoginAttempts)); err != nil || n < 1 || n > 1000 {
-		bad(sLoginAttempts, "%q is not a number from 1 to 1000", src.value(sLoginAttempts))
-	} else {
-		b.LoginAttempts = n
+	if n, ok := read[int64](src, sLoginAttempts, bad); ok {
+		b.LoginAttempts = int(n)
 	}
-	switch v := src.value(sMFA); v {
-	case "optional":
-	case "required":
-		b.RequireSecondFactor = true
-	default:
-		bad(sMFA, "%q is not optional or required", v)
+	if mfa, ok := read[string](src, sMFA, bad); ok {
+		b.RequireSecondFactor = mfa == "required"
 	}
-	if n, err := strconv.ParseFloat(src.value(sAuthorizeRate), 64); err != nil || !(n >= 0 && n <= 1e6) {
-		bad(sAuthorizeRate, "%q is not a number of requests per minute from 0 to 1000000 (0 for no limit)", src.value(sAuthorizeRate))
-	} else {
-		b.AuthorizePerMinute = n
-	}
-	for _, r := range []struct {
-		s   setting
-		dst *float64
-	}{{sMachineRate, &b.MachineTokensPerMinute}, {sMachineAddrRate, &b.MachineTokensPerAddressPerMinute},
-		{sExchangeRate, &b.ExchangePerMinute}, {sExchangePolicy, &b.ExchangePerPolicyMinute}} {
-		if n, err := strconv.ParseFloat(src.value(r.s), 64); err != nil || !(n >= 0 && n <= 1e6) {
-			bad(r.s, "%q is not a number of requests per minute from 0 to 1000000 (0 for no limit)", src.value(r.s))
-		} else {
-			*r.dst = n
-		}
-	}
-	if v, err := strconv.ParseBool(src.value(sAuditRequired)); err != nil {
-		bad(sAuditRequired, "%q is not true or false", src.value(sAuditRequired))
-	} else {
-		b.AuditRequired = v
-	}
-	b.AuditLog = src.value(sAuditLog)
-	b.AuditLog = strings.TrimSpace(b.AuditLog)
-	if n, err := strconv.Atoi(src.value(sAuditRefusals)); err != nil || n < 1 || n > 1e6 {
-		bad(sAuditRefusals, "%q is not a number of rows per minute from 1 to 1000000", src.value(sAuditRefusals))
-	} else {
-		b.AuditRefusalRowsPerMinute = n
+	b.AuthorizePerMinute, _ = read[float64](src, sAuthorizeRate, bad)
+	b.MachineTokensPerMinute, _ = read[float64](src, sMachineRate, bad)
+	b.MachineTokensPerAddressPerMinute, _ = read[float64](src, sMachineAddrRate, bad)
+	b.ExchangePerMinute, _ = read[float64](src, sExchangeRate, bad)
+	b.ExchangePerPolicyMinute, _ = read[float64](src, sExchangePolicy, bad)
+	b.AuditRequired, _ = read[bool](src, sAuditRequired, bad)
+	b.AuditLog = strings.TrimSpace(src.value(sAuditLog))
+	if n, ok := read[int64](src, sAuditRefusals, bad); ok {
+		b.AuditRefusalRowsPerMinute = int(n)
 	}
 	b.AdminUser = src.value(sAdminUser)
 	b.AdminPassword = src.value(sAdminPassword)
@@ -149,7 +103,7 @@ func checkIssuer(raw string, insecure bool) (string, error) {
 // container) reaches, and derived from a LAN address it is plain http.
 // Serving on loopback alone, the derived issuer is the right one. In broker
 // mode the issuer is AUTH_BASEURL's, and nothing is derived.
-func requireReachableIssuer(cfg *Server, bad func(setting, string, ...any)) {
+func requireReachableIssuer(cfg *Server, bad badFunc) {
 	if cfg.Auth.Mode != AuthBuiltin || cfg.Auth.Builtin.Issuer != "" {
 		return
 	}
@@ -209,24 +163,17 @@ type Store struct {
 // holds flags added by [RegisterStoreFlags] and may be nil.
 func LoadStore(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Store, error) {
 	src := source{fs: fs, getenv: getenv}
-	var errs []error
-	bad := func(s setting, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", s.name(), fmt.Sprintf(format, args...)))
-	}
+	bad, result := collect()
 	st := &Store{}
 	loadStoreLocation(src, &st.DataDir, &st.DatabaseURL, bad)
-	if v, err := strconv.ParseBool(src.value(sAuditRequired)); err != nil {
-		bad(sAuditRequired, "%q is not true or false", src.value(sAuditRequired))
-	} else {
-		st.AuditRequired = v
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	st.AuditRequired, _ = read[bool](src, sAuditRequired, bad)
+	if err := result(); err != nil {
+		return nil, err
 	}
 	return st, nil
 }
 
-func loadStoreLocation(src source, dataDir, databaseURL *string, bad func(setting, string, ...any)) {
+func loadStoreLocation(src source, dataDir, databaseURL *string, bad badFunc) {
 	*databaseURL = src.value(sDatabaseURL)
 	dir, dirSet := src.get(sDataDir)
 	if *databaseURL != "" {

@@ -27,41 +27,40 @@ import (
 	"github.com/nsauth/nsauth/pkg/authn"
 )
 
-// Server is the validated configuration of `nsauth serve`.
+// Server is the validated configuration of `nsauth serve`. Each field's
+// variable, flag, default and accepted values are in the table of
+// settings (settings.go), and in docs/configuration.md, generated from it.
 type Server struct {
-	// Listen is the host:port to serve on. Default 127.0.0.1:8080.
+	// Listen is the host:port to serve on.
 	Listen string
-	// LogFormat is "text" or "json". Default "text".
+	// LogFormat is "text" or "json".
 	LogFormat string
-	// LogLevel is the minimum level logged. Default info.
+	// LogLevel is the minimum level logged.
 	LogLevel slog.Level
 	// TLSCertFile and TLSKeyFile enable TLS when both are set.
 	TLSCertFile, TLSKeyFile string
 	// HSTSMaxAge is the max-age of the Strict-Transport-Security header
 	// sent on every response when the server serves TLS or its built-in
 	// provider's issuer is https (NSAUTH_HSTS_MAX_AGE, --hsts-max-age);
-	// 0 sends none. Default one year, whole seconds.
+	// 0 sends none. Whole seconds.
 	HSTSMaxAge time.Duration
-	// MaxRequestBytes caps request bodies. Default 64 KiB.
+	// MaxRequestBytes caps request bodies.
 	MaxRequestBytes int64
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
-	// Default 30 s.
 	ShutdownTimeout time.Duration
 	// RateLimitPerMinute is how many LoginCli, RefreshCli, RevokeCli and
 	// StartDeviceLogin calls one client address may make a minute; 0 disables the limit.
-	// Default 60.
 	RateLimitPerMinute float64
 	// DevicePollRateLimitPerMinute is how many PollDeviceLogin calls one
 	// client address may make a minute, apart from RateLimitPerMinute: a
 	// device login polls every 5 s for up to its codes' lifetime. 0
-	// disables the limit. Default 120 (ten logins at once from one
-	// address).
+	// disables the limit.
 	DevicePollRateLimitPerMinute float64
-	// Pprof serves net/http/pprof under /debug/pprof/. Default off.
+	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's address (for rate limits and login counters).
-	// Default none: the TCP peer is the client.
+	// None: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
 	// Auth is the authentication configuration.
 	Auth Auth
@@ -112,9 +111,9 @@ type Auth struct {
 	// (AUTH_CLI_AUDIENCE).
 	CLIAudience string
 	// Algorithms is the signature algorithm allowlist
-	// (AUTH_SIGNATURE_ALGORITHM). Default RS256.
+	// (AUTH_SIGNATURE_ALGORITHM).
 	Algorithms []string
-	// ClockSkew is the tolerance on token times. Default 60 s.
+	// ClockSkew is the tolerance on token times.
 	ClockSkew time.Duration
 	// AllowedRedirectURIs are accepted besides loopback URIs.
 	AllowedRedirectURIs []string
@@ -136,7 +135,7 @@ type Auth struct {
 	// discovery document.
 	IntrospectionURL string
 	// IntrospectionCacheTTL bounds how long an introspection result is
-	// reused (never past the token's exp). Default 1 min.
+	// reused (never past the token's exp).
 	IntrospectionCacheTTL time.Duration
 	// Builtin configures the built-in provider (Mode AuthBuiltin).
 	Builtin Builtin
@@ -169,24 +168,24 @@ type Builtin struct {
 	// DatabaseURL selects PostgreSQL instead of SQLite
 	// (NSAUTH_DATABASE_URL).
 	DatabaseURL string
-	// AccessTokenTTL is the access and ID token lifetime. Default 15 min.
+	// AccessTokenTTL is the access and ID token lifetime.
 	AccessTokenTTL time.Duration
-	// RefreshTokenTTL is a refresh token's lifetime. Default 30 days.
+	// RefreshTokenTTL is a refresh token's lifetime.
 	RefreshTokenTTL time.Duration
 	// RefreshTokenMaxLifetime is the longest a login's refresh tokens
 	// last, however often they are used
-	// (NSAUTH_REFRESH_TOKEN_MAX_LIFETIME). Default 90 days; never shorter
-	// than RefreshTokenTTL.
+	// (NSAUTH_REFRESH_TOKEN_MAX_LIFETIME); never shorter than
+	// RefreshTokenTTL.
 	RefreshTokenMaxLifetime time.Duration
 	// RefreshReuseGrace is how long a client may present a refresh token
 	// it just used again, from the same address, and get the same new
 	// one, when it lost the answer (NSAUTH_REFRESH_TOKEN_REUSE_GRACE); 0
-	// means every reuse revokes. Default 30 s.
+	// means every reuse revokes.
 	RefreshReuseGrace time.Duration
-	// KeyRotation is how often the signing key changes. Default 30 days.
+	// KeyRotation is how often the signing key changes.
 	KeyRotation time.Duration
 	// AdminUser names the administrator created at first start
-	// (NSAUTH_ADMIN_USER). Default "admin".
+	// (NSAUTH_ADMIN_USER).
 	AdminUser string
 	// AdminPassword is the administrator's first password
 	// (NSAUTH_ADMIN_PASSWORD, environment only); empty means generate one.
@@ -194,7 +193,7 @@ type Builtin struct {
 	// InsecureHTTPIssuer allows an http:// issuer on a non-loopback host.
 	InsecureHTTPIssuer bool
 	// LoginAttempts is how many failed logins one account, and one client
-	// address, may make on the login page per minute. Default 5.
+	// address, may make on the login page per minute.
 	LoginAttempts int
 	// RequireSecondFactor is NSAUTH_MFA=required: every user needs a
 	// second factor, and one who has none is taken through enrolment at
@@ -203,14 +202,14 @@ type Builtin struct {
 	RequireSecondFactor bool
 	// AuthorizePerMinute is how many authorize requests one client address
 	// may make per minute (NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE); 0
-	// disables the limit. Default 60.
+	// disables the limit.
 	AuthorizePerMinute float64
 	// MachineTokensPerMinute is how many client-credentials token requests
 	// one machine client may make per minute
 	// (NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE), and
 	// MachineTokensPerAddressPerMinute how many one client address may
 	// (NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE); 0 disables a
-	// limit. Defaults 60 and 300.
+	// limit.
 	MachineTokensPerMinute           float64
 	MachineTokensPerAddressPerMinute float64
 	// ExchangePerMinute is how many token-exchange (keyless CI) requests
@@ -218,7 +217,7 @@ type Builtin struct {
 	// (NSAUTH_TOKEN_EXCHANGE_RATE_LIMIT_PER_MINUTE), and
 	// ExchangePerPolicyMinute how many tokens one federation policy may
 	// yield (NSAUTH_TOKEN_EXCHANGE_POLICY_RATE_LIMIT_PER_MINUTE); 0
-	// disables a limit. Defaults 30 and 120.
+	// disables a limit.
 	ExchangePerMinute       float64
 	ExchangePerPolicyMinute float64
 	// SecretKeys seal the provider's secrets in its database
@@ -226,7 +225,7 @@ type Builtin struct {
 	// counterparts). Required with PostgreSQL.
 	SecretKeys SecretKeys
 	// AuditRetention is how long audit events are kept in the store
-	// (NSAUTH_AUDIT_RETENTION). Default 2160h (90 days).
+	// (NSAUTH_AUDIT_RETENTION).
 	AuditRetention time.Duration
 	// AuditLog names where audit events are also written as JSON lines
 	// (NSAUTH_AUDIT_LOG): "stdout", "stderr" or a file path (appended to,
@@ -239,123 +238,8 @@ type Builtin struct {
 	// AuditRefusalRowsPerMinute bounds the rows of refused unauthenticated
 	// requests the audit trail starts a minute, per replica
 	// (NSAUTH_AUDIT_REFUSAL_ROWS_PER_MINUTE); refusals past it are counted
-	// in a dropped row. Default 1000 (audit.DefaultRefusalRowsPerMinute).
+	// in a dropped row.
 	AuditRefusalRowsPerMinute int
-}
-
-// setting is one configuration knob: a flag and the environment variables
-// that feed it, in order of preference.
-type setting struct {
-	flag  string
-	env   []string
-	def   string
-	usage string
-}
-
-func (s setting) name() string {
-	if len(s.env) == 0 {
-		return "--" + s.flag
-	}
-	if s.flag == "" {
-		return s.env[0]
-	}
-	return s.env[0] + " (--" + s.flag + ")"
-}
-
-var (
-	sListen          = setting{"listen", []string{"NSAUTH_LISTEN"}, "", "address to listen on (default 127.0.0.1:8080, or $HOST:$PORT)"}
-	sHost            = setting{"", []string{"HOST"}, "127.0.0.1", ""}
-	sPort            = setting{"", []string{"PORT"}, "8080", ""}
-	sLogFormat       = setting{"log-format", []string{"NSAUTH_LOG_FORMAT"}, "text", "log format: text or json"}
-	sLogLevel        = setting{"log-level", []string{"NSAUTH_LOG_LEVEL"}, "info", "log level: debug, info, warn or error"}
-	sTLSCert         = setting{"tls-cert", []string{"NSAUTH_TLS_CERT"}, "", "TLS certificate file (PEM); enables TLS with --tls-key"}
-	sTLSKey          = setting{"tls-key", []string{"NSAUTH_TLS_KEY"}, "", "TLS private key file (PEM)"}
-	sHSTSMaxAge      = setting{"hsts-max-age", []string{"NSAUTH_HSTS_MAX_AGE"}, "8760h", "max-age of the Strict-Transport-Security header sent when serving TLS or under an https issuer: a duration or a number of seconds (0: no header)"}
-	sMaxRequestBytes = setting{"max-request-bytes", []string{"NSAUTH_MAX_REQUEST_BYTES"}, "65536", "largest accepted request body, in bytes"}
-	sShutdownTimeout = setting{"shutdown-timeout", []string{"NSAUTH_SHUTDOWN_TIMEOUT"}, "30s", "how long to drain in-flight calls on SIGINT/SIGTERM"}
-	sAuthEnabled     = setting{"auth-enabled", []string{"AUTH_ENABLED"}, "", "enable authentication (true/false)"}
-	sBaseURL         = setting{"auth-base-url", []string{"AUTH_BASEURL"}, "", "the OpenID provider's issuer base URL"}
-	sExpectedIss     = setting{"auth-expected-iss", []string{"AUTH_EXPECTED_ISS"}, "", "the iss tokens carry, when it differs from --auth-base-url"}
-	sAudience        = setting{"auth-audience", []string{"AUTH_AUDIENCE"}, "", "accepted access-token audiences, comma- or space-separated"}
-	sClientID        = setting{"auth-cli-client-id", []string{"AUTH_CLI_CLIENT_ID"}, "", "the OAuth client id used for CLI logins"}
-	sCLIAudience     = setting{"auth-cli-audience", []string{"AUTH_CLI_AUDIENCE"}, "", "audience parameter added to the authorize URL (Auth0 style)"}
-	sClientSecrets   = setting{"", []string{"AUTH_CLIENTID_SECRET"}, "", ""} // secrets never come from argv
-	sAlgorithms      = setting{"auth-signature-algorithm", []string{"AUTH_SIGNATURE_ALGORITHM"}, authn.DefaultAlgorithm, "accepted token signature algorithms, comma-separated"}
-	sClockSkew       = setting{"auth-clock-skew", []string{"NSAUTH_CLOCK_SKEW"}, "60s", "tolerance on token exp/nbf/iat"}
-	sRedirectURIs    = setting{"allowed-redirect-uri", []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, "", "non-loopback redirect URIs to accept, comma-separated"}
-	sScopes          = setting{"allowed-scopes", []string{"NSAUTH_ALLOWED_SCOPES"}, "", "scopes clients may request, comma- or space-separated (default: any)"}
-	sRequirePKCE     = setting{"require-pkce", []string{"NSAUTH_REQUIRE_PKCE"}, "false", "refuse logins without PKCE (S256); Neosync's own CLI sends none and cannot log in then"}
-	sRateLimit       = setting{"rate-limit", []string{"NSAUTH_RATE_LIMIT_PER_MINUTE"}, "60", "LoginCli, RefreshCli, RevokeCli and StartDeviceLogin calls allowed per client address per minute (0: no limit)"}
-	sDevicePollRate  = setting{"device-poll-rate-limit", []string{"NSAUTH_DEVICE_POLL_RATE_LIMIT_PER_MINUTE"}, "120", "PollDeviceLogin calls allowed per client address per minute, apart from --rate-limit (0: no limit)"}
-	sTrustedProxies  = setting{"trusted-proxies", []string{"NSAUTH_TRUSTED_PROXIES"}, "", "reverse proxies (CIDRs or IPs, comma-separated) whose X-Forwarded-For names the client address; default none"}
-	sPprof           = setting{"pprof", []string{"NSAUTH_PPROF"}, "false", "serve net/http/pprof under /debug/pprof/ (exposes internals: keep it off in production)"}
-	sTokenMode       = setting{"token-mode", []string{"NSAUTH_TOKEN_MODE"}, string(TokenModeJWT), "how access tokens are checked: jwt, introspection (RFC 7662, for opaque tokens) or jwt-or-introspection"}
-	sIntrospectURL   = setting{"introspection-url", []string{"NSAUTH_INTROSPECTION_URL"}, "", "token introspection endpoint (default: from the discovery document)"}
-	sIntrospectTTL   = setting{"introspection-cache-ttl", []string{"NSAUTH_INTROSPECTION_CACHE_TTL"}, "1m", "longest reuse of an introspection result (never past the token's exp)"}
-
-	sIssuer          = setting{"issuer", []string{"NSAUTH_ISSUER"}, "", "built-in provider: issuer URL, https unless on loopback (default: derived from the listen address)"}
-	sDataDir         = setting{"data-dir", []string{"NSAUTH_DATA_DIR"}, "", "built-in provider: directory of its SQLite database (default: $XDG_DATA_HOME/nsauth)"}
-	sDatabaseURL     = setting{"database-url", []string{"NSAUTH_DATABASE_URL"}, "", "built-in provider: PostgreSQL URL (postgres://…) to use instead of SQLite; prefer the variable, argv is visible to other users"}
-	sAccessTTL       = setting{"access-token-ttl", []string{"NSAUTH_ACCESS_TOKEN_TTL"}, "15m", "built-in provider: access and ID token lifetime"}
-	sRefreshTTL      = setting{"refresh-token-ttl", []string{"NSAUTH_REFRESH_TOKEN_TTL"}, "720h", "built-in provider: refresh token lifetime (renewed at every use, up to the maximum lifetime)"}
-	sRefreshMax      = setting{"refresh-token-max-lifetime", []string{"NSAUTH_REFRESH_TOKEN_MAX_LIFETIME"}, "2160h", "built-in provider: longest a login's refresh tokens last, however often they are used"}
-	sRefreshGrace    = setting{"refresh-token-reuse-grace", []string{"NSAUTH_REFRESH_TOKEN_REUSE_GRACE"}, "30s", "built-in provider: how long after a refresh the same client, from the same address, may retry with the old refresh token and get the same new one (0: every reuse revokes the login)"}
-	sKeyRotation     = setting{"signing-key-rotation", []string{"NSAUTH_SIGNING_KEY_ROTATION"}, "720h", "built-in provider: how often a new signing key is introduced"}
-	sAdminUser       = setting{"", []string{"NSAUTH_ADMIN_USER"}, "admin", ""}
-	sAdminPassword   = setting{"", []string{"NSAUTH_ADMIN_PASSWORD"}, "", ""} // secrets never come from argv
-	sLoginAttempts   = setting{"login-attempts", []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, "5", "built-in provider: failed logins allowed per account and per client address per minute"}
-	sMFA             = setting{"mfa", []string{"NSAUTH_MFA"}, "optional", "built-in provider: second factor policy, optional (asked from users who have one) or required (users without one cannot sign in until they enrol through nsauth users enrol-link)"}
-	sMachineRate     = setting{"machine-token-rate-limit", []string{"NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: client-credentials token requests allowed per machine client per minute (0: no limit)"}
-	sMachineAddrRate = setting{"machine-token-address-rate-limit", []string{"NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE"}, "300", "built-in provider: client-credentials token requests allowed per client address per minute (0: no limit)"}
-	sExchangeRate    = setting{"token-exchange-rate-limit", []string{"NSAUTH_TOKEN_EXCHANGE_RATE_LIMIT_PER_MINUTE"}, "30", "built-in provider: token-exchange (keyless CI) requests allowed per client address per minute (0: no limit)"}
-	sExchangePolicy  = setting{"token-exchange-policy-rate-limit", []string{"NSAUTH_TOKEN_EXCHANGE_POLICY_RATE_LIMIT_PER_MINUTE"}, "120", "built-in provider: tokens one federation policy may yield per minute (0: no limit)"}
-	sAuthorizeRate   = setting{"authorize-rate-limit", []string{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE"}, "60", "built-in provider: /authorize requests allowed per client address per minute (0: no limit)"}
-	sAuditRetention  = setting{"audit-retention", []string{"NSAUTH_AUDIT_RETENTION"}, "2160h", "built-in provider: how long audit events are kept in the database"}
-	sAuditLog        = setting{"audit-log", []string{"NSAUTH_AUDIT_LOG"}, "", "built-in provider: also write audit events as JSON lines to stdout, stderr or this file (appended, 0600)"}
-	sAuditRequired   = setting{"audit-required", []string{"NSAUTH_AUDIT_REQUIRED"}, "false", "built-in provider: fail a request whose audit event cannot be recorded"}
-	sAuditRefusals   = setting{"audit-refusal-rows", []string{"NSAUTH_AUDIT_REFUSAL_ROWS_PER_MINUTE"}, "1000", "built-in provider: most audit rows of refused unauthenticated requests (one per address, reason and minute) started per minute by each replica; refusals past it are counted in one dropped row"}
-	sInsecureHTTP    = setting{"insecure-http-issuer", []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, "false", "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}
-)
-
-// Value kinds shown in help ("--rate-limit float"). A flag not in
-// flagKinds takes a string.
-const (
-	kindBool     = "bool" // may be given alone to mean true
-	kindDuration = "duration"
-	kindInt      = "int"
-	kindFloat    = "float"
-	kindList     = "list" // comma- or space-separated
-)
-
-// flagKinds says what kind of value each typed flag takes.
-var flagKinds = map[string]string{
-	sAuthEnabled.flag:     kindBool,
-	sPprof.flag:           kindBool,
-	sInsecureHTTP.flag:    kindBool,
-	sRequirePKCE.flag:     kindBool,
-	sShutdownTimeout.flag: kindDuration,
-	sHSTSMaxAge.flag:      kindDuration,
-	sClockSkew.flag:       kindDuration,
-	sIntrospectTTL.flag:   kindDuration,
-	sAccessTTL.flag:       kindDuration,
-	sRefreshTTL.flag:      kindDuration,
-	sRefreshMax.flag:      kindDuration,
-	sRefreshGrace.flag:    kindDuration,
-	sKeyRotation.flag:     kindDuration,
-	sAuditRetention.flag:  kindDuration,
-	sAuditRequired.flag:   kindBool,
-	sAuditRefusals.flag:   kindInt,
-	sMaxRequestBytes.flag: kindInt,
-	sLoginAttempts.flag:   kindInt,
-	sRateLimit.flag:       kindFloat,
-	sDevicePollRate.flag:  kindFloat,
-	sExchangeRate.flag:    kindFloat,
-	sExchangePolicy.flag:  kindFloat,
-	sAudience.flag:        kindList,
-	sAlgorithms.flag:      kindList,
-	sRedirectURIs.flag:    kindList,
-	sScopes.flag:          kindList,
-	sTrustedProxies.flag:  kindList,
 }
 
 // textValue holds a flag's text as given, and names its kind for help.
@@ -364,31 +248,22 @@ var flagKinds = map[string]string{
 // whichever way it came.
 type textValue struct {
 	text string
-	kind string
+	kind Kind
 }
 
 func (v *textValue) String() string     { return v.text }
 func (v *textValue) Set(s string) error { v.text = s; return nil }
-func (v *textValue) Type() string       { return v.kind }
-
-// flagged lists the settings that have a flag, in help order.
-var flagged = []setting{
-	sListen, sLogFormat, sLogLevel, sTLSCert, sTLSKey, sHSTSMaxAge, sMaxRequestBytes, sShutdownTimeout,
-	sAuthEnabled, sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sAlgorithms, sClockSkew,
-	sRedirectURIs, sScopes, sRequirePKCE, sRateLimit, sDevicePollRate, sTrustedProxies, sPprof, sTokenMode, sIntrospectURL, sIntrospectTTL,
-	sIssuer, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sLoginAttempts, sMFA, sAuthorizeRate, sInsecureHTTP,
-	sMachineRate, sMachineAddrRate, sExchangeRate, sExchangePolicy, sSecretKeyFile, sOldSecretKeyFile,
-	sAuditRetention, sAuditLog, sAuditRequired, sAuditRefusals,
-}
+func (v *textValue) Type() string       { return string(v.kind) }
 
 // storeFlagged are the settings of commands that only open the built-in
 // provider's store (`nsauth users`).
-var storeFlagged = []setting{sDataDir, sDatabaseURL}
+var storeFlagged = []*Setting{sDataDir, sDatabaseURL}
 
-// RegisterFlags adds the server's flags to fs. Defaults shown in help are
-// the built-in ones; environment variables apply when a flag is not set.
+// RegisterFlags adds the server's flags, every setting that has one, to
+// fs. Defaults shown in help are the built-in ones; environment variables
+// apply when a flag is not set.
 func RegisterFlags(fs *pflag.FlagSet) {
-	registerFlags(fs, flagged)
+	registerFlags(fs, settings)
 }
 
 // RegisterStoreFlags adds the flags that locate the built-in provider's
@@ -397,20 +272,19 @@ func RegisterStoreFlags(fs *pflag.FlagSet) {
 	registerFlags(fs, storeFlagged)
 }
 
-func registerFlags(fs *pflag.FlagSet, settings []setting) {
+func registerFlags(fs *pflag.FlagSet, settings []*Setting) {
 	for _, s := range settings {
-		usage := s.usage
-		if len(s.env) > 0 {
-			usage += " [$" + strings.Join(s.env, ", $") + "]"
+		if s.Flag == "" {
+			continue
 		}
-		kind := flagKinds[s.flag]
-		if kind == "" {
-			kind = "string"
+		usage := s.Usage
+		if len(s.Env) > 0 {
+			usage += " [$" + strings.Join(s.Env, ", $") + "]"
 		}
-		fs.Var(&textValue{text: s.def, kind: kind}, s.flag, usage)
-		if kind == kindBool {
+		fs.Var(&textValue{text: s.Default, kind: s.Kind()}, s.Flag, usage)
+		if s.Kind() == KindBool {
 			// `--pprof` alone means true, as for any boolean flag.
-			fs.Lookup(s.flag).NoOptDefVal = "true"
+			fs.Lookup(s.Flag).NoOptDefVal = "true"
 		}
 	}
 }
@@ -421,23 +295,41 @@ type source struct {
 	getenv func(string) (string, bool)
 }
 
-func (src source) get(s setting) (string, bool) {
-	if s.flag != "" && src.fs != nil {
-		if f := src.fs.Lookup(s.flag); f != nil && f.Changed {
+func (src source) get(s *Setting) (string, bool) {
+	if s.Flag != "" && src.fs != nil {
+		if f := src.fs.Lookup(s.Flag); f != nil && f.Changed {
 			return f.Value.String(), true
 		}
 	}
-	for _, e := range s.env {
+	for _, e := range s.Env {
 		if v, ok := src.getenv(e); ok && v != "" {
 			return v, true
 		}
 	}
-	return s.def, false
+	return s.Default, false
 }
 
-func (src source) value(s setting) string {
+func (src source) value(s *Setting) string {
 	v, _ := src.get(s)
 	return v
+}
+
+// badFunc reports a refused value of a setting.
+type badFunc func(s *Setting, format string, args ...any)
+
+// collect returns a badFunc that gathers refusals, and a function that
+// joins them into Load's error, nil when there were none.
+func collect() (badFunc, func() error) {
+	var errs []error
+	bad := func(s *Setting, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", s.Name(), fmt.Sprintf(format, args...)))
+	}
+	return bad, func() error {
+		if len(errs) == 0 {
+			return nil
+		}
+		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
 }
 
 // Load reads and validates the server configuration. fs holds flags added
@@ -446,10 +338,7 @@ func (src source) value(s setting) string {
 func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Server, error) {
 	src := source{fs: fs, getenv: getenv}
 	cfg := &Server{}
-	var errs []error
-	bad := func(s setting, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", s.name(), fmt.Sprintf(format, args...)))
-	}
+	bad, result := collect()
 
 	if v, ok := src.get(sListen); ok {
 		cfg.Listen = v
@@ -466,71 +355,38 @@ func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Server, error
 		bad(listenSetting, "port %q is not a number from 0 to 65535", port)
 	}
 
-	switch v := src.value(sLogFormat); v {
-	case "text", "json":
-		cfg.LogFormat = v
-	default:
-		bad(sLogFormat, "%q is not text or json", v)
-	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(src.value(sLogLevel))); err != nil {
-		bad(sLogLevel, "%q is not debug, info, warn or error", src.value(sLogLevel))
-	}
+	cfg.LogFormat, _ = read[string](src, sLogFormat, bad)
+	cfg.LogLevel, _ = read[slog.Level](src, sLogLevel, bad)
 	cfg.TLSCertFile, cfg.TLSKeyFile = src.value(sTLSCert), src.value(sTLSKey)
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		bad(sTLSCert, "--tls-cert and --tls-key must be given together")
 	}
-	if d, err := parseMaxAge(src.value(sHSTSMaxAge)); err != nil {
-		bad(sHSTSMaxAge, "%q %v", src.value(sHSTSMaxAge), err)
-	} else {
-		cfg.HSTSMaxAge = d
-	}
-	if n, err := strconv.ParseInt(src.value(sMaxRequestBytes), 10, 64); err != nil || n < 1024 || n > 64<<20 {
-		bad(sMaxRequestBytes, "%q is not a byte count from 1024 to 67108864", src.value(sMaxRequestBytes))
-	} else {
-		cfg.MaxRequestBytes = n
-	}
-	if d, err := time.ParseDuration(src.value(sShutdownTimeout)); err != nil || d < 0 {
-		bad(sShutdownTimeout, "%q is not a duration such as 30s", src.value(sShutdownTimeout))
-	} else {
-		cfg.ShutdownTimeout = d
-	}
-
-	if n, err := strconv.ParseFloat(src.value(sRateLimit), 64); err != nil || n < 0 || n > 1e6 {
-		bad(sRateLimit, "%q is not a number of calls per minute (0 for no limit)", src.value(sRateLimit))
-	} else {
-		cfg.RateLimitPerMinute = n
-	}
-	if n, err := strconv.ParseFloat(src.value(sDevicePollRate), 64); err != nil || n < 0 || n > 1e6 {
-		bad(sDevicePollRate, "%q is not a number of calls per minute (0 for no limit)", src.value(sDevicePollRate))
-	} else {
-		cfg.DevicePollRateLimitPerMinute = n
-	}
+	cfg.HSTSMaxAge, _ = read[time.Duration](src, sHSTSMaxAge, bad)
+	cfg.MaxRequestBytes, _ = read[int64](src, sMaxRequestBytes, bad)
+	cfg.ShutdownTimeout, _ = read[time.Duration](src, sShutdownTimeout, bad)
+	cfg.RateLimitPerMinute, _ = read[float64](src, sRateLimit, bad)
+	cfg.DevicePollRateLimitPerMinute, _ = read[float64](src, sDevicePollRate, bad)
 	if p, err := clientaddr.ParseTrusted(splitList(src.value(sTrustedProxies))); err != nil {
 		bad(sTrustedProxies, "%v", err)
 	} else {
 		cfg.TrustedProxies = p
 	}
-	if v, err := strconv.ParseBool(src.value(sPprof)); err != nil {
-		bad(sPprof, "%q is not true or false", src.value(sPprof))
-	} else {
-		cfg.Pprof = v
-	}
+	cfg.Pprof, _ = read[bool](src, sPprof, bad)
 
 	loadAuth(src, &cfg.Auth, bad)
 	requireReachableIssuer(cfg, bad)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	if err := result(); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
 
-func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
-	enabled, enabledSet := src.get(sAuthEnabled)
+func loadAuth(src source, a *Auth, bad badFunc) {
+	_, enabledSet := src.get(sAuthEnabled)
 	var on bool
 	if enabledSet {
-		b, err := strconv.ParseBool(enabled)
-		if err != nil {
-			bad(sAuthEnabled, "%q is not true or false", enabled)
+		b, ok := read[bool](src, sAuthEnabled, bad)
+		if !ok {
 			return
 		}
 		on = b
@@ -589,28 +445,17 @@ func loadAuth(src source, a *Auth, bad func(setting, string, ...any)) {
 // loadBrokerPolicy reads what the AuthService enforces whichever provider
 // is behind it: how tokens are checked, clock skew, redirect URI and scope
 // allowlists, PKCE.
-func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
-	switch m := TokenMode(src.value(sTokenMode)); m {
-	case TokenModeJWT, TokenModeIntrospection, TokenModeJWTOrIntrospection:
-		a.TokenMode = m
-	default:
-		bad(sTokenMode, "%q is not jwt, introspection or jwt-or-introspection", m)
+func loadBrokerPolicy(src source, a *Auth, bad badFunc) {
+	if m, ok := read[string](src, sTokenMode, bad); ok {
+		a.TokenMode = TokenMode(m)
 	}
 	if a.IntrospectionURL = src.value(sIntrospectURL); a.IntrospectionURL != "" {
 		if err := checkHTTPURL(a.IntrospectionURL); err != nil {
 			bad(sIntrospectURL, "%q %v", a.IntrospectionURL, err)
 		}
 	}
-	if d, err := time.ParseDuration(src.value(sIntrospectTTL)); err != nil || d < 0 || d > time.Hour {
-		bad(sIntrospectTTL, "%q is not a duration from 0s to 1h", src.value(sIntrospectTTL))
-	} else {
-		a.IntrospectionCacheTTL = d
-	}
-	if d, err := time.ParseDuration(src.value(sClockSkew)); err != nil || d < 0 || d > 10*time.Minute {
-		bad(sClockSkew, "%q is not a duration from 0s to 10m", src.value(sClockSkew))
-	} else {
-		a.ClockSkew = d
-	}
+	a.IntrospectionCacheTTL, _ = read[time.Duration](src, sIntrospectTTL, bad)
+	a.ClockSkew, _ = read[time.Duration](src, sClockSkew, bad)
 	a.AllowedRedirectURIs = splitList(src.value(sRedirectURIs))
 	for _, u := range a.AllowedRedirectURIs {
 		if err := checkHTTPURL(u); err != nil {
@@ -618,11 +463,7 @@ func loadBrokerPolicy(src source, a *Auth, bad func(setting, string, ...any)) {
 		}
 	}
 	a.AllowedScopes = splitList(src.value(sScopes))
-	if v, err := strconv.ParseBool(src.value(sRequirePKCE)); err != nil {
-		bad(sRequirePKCE, "%q is not true or false", src.value(sRequirePKCE))
-	} else {
-		a.RequirePKCE = v
-	}
+	a.RequirePKCE, _ = read[bool](src, sRequirePKCE, bad)
 }
 
 // maxHSTSMaxAge bounds the HSTS max-age: two years is what browsers'

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,17 +15,14 @@ import (
 // may list several keys, newest first, separated by commas (a key file:
 // by commas or lines): a server holds them all, so that a rotation can
 // give it the new key before the database is sealed again under it.
+// The settings themselves are in the table (settings.go).
 var (
-	sSecretKey          = setting{"", []string{"NSAUTH_SECRET_KEY"}, "", ""} // secrets never come from argv
-	sSecretKeyFile      = setting{"secret-key-file", []string{"NSAUTH_SECRET_KEY_FILE"}, "", "built-in provider: file holding the keys that seal secrets in the database (32 random bytes, base64; several: one per line, newest first), read again when it changes; with SQLite the default is secret.key in the data directory, made at first start"}
-	sOldSecretKey       = setting{"", []string{"NSAUTH_OLD_SECRET_KEY"}, "", ""} // secrets never come from argv
-	sOldSecretKeyFile   = setting{"old-secret-key-file", []string{"NSAUTH_OLD_SECRET_KEY_FILE"}, "", "built-in provider: file holding a previous secret key, which opens and never seals (listing it after the new key in NSAUTH_SECRET_KEY does the same)"}
-	secretKeySettings   = "NSAUTH_SECRET_KEY or NSAUTH_SECRET_KEY_FILE"
+	secretKeySettings   = sSecretKey.Env[0] + " or " + sSecretKeyFile.Env[0]
 	makeSecretKeyAdvice = "32 random bytes in base64, made with `nsauth keys generate-secret-key` or `openssl rand -base64 32`"
 )
 
 // secretKeyFlagged are the flags of the secret key settings.
-var secretKeyFlagged = []setting{sSecretKeyFile, sOldSecretKeyFile}
+var secretKeyFlagged = []*Setting{sSecretKeyFile, sOldSecretKeyFile}
 
 // maxKeyFileBytes bounds what is read from a key file: a key is 44 bytes
 // of base64 and a newline, and a file lists a few.
@@ -77,19 +73,16 @@ func RegisterSecretKeyFlags(fs *pflag.FlagSet) {
 // never contain a key.
 func LoadSecretKeys(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*SecretKeys, error) {
 	src := source{fs: fs, getenv: getenv}
-	var errs []error
-	bad := func(s setting, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", s.name(), fmt.Sprintf(format, args...)))
-	}
+	bad, result := collect()
 	keys := &SecretKeys{}
 	loadSecretKeys(src, keys, bad)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	if err := result(); err != nil {
+		return nil, err
 	}
 	return keys, nil
 }
 
-func loadSecretKeys(src source, keys *SecretKeys, bad func(setting, string, ...any)) {
+func loadSecretKeys(src source, keys *SecretKeys, bad badFunc) {
 	keys.Listed, keys.File = loadKeys(src, sSecretKey, sSecretKeyFile, bad)
 	keys.Old, _ = loadKeys(src, sOldSecretKey, sOldSecretKeyFile, bad)
 	if len(keys.Old) > 0 && len(keys.Listed) == 0 {
@@ -99,12 +92,12 @@ func loadSecretKeys(src source, keys *SecretKeys, bad func(setting, string, ...a
 
 // loadKeys reads keys given as text in one setting or in a file named by
 // another, and the file's path when they came from one.
-func loadKeys(src source, text, file setting, bad func(setting, string, ...any)) ([]*seal.Key, string) {
+func loadKeys(src source, text, file *Setting, bad badFunc) ([]*seal.Key, string) {
 	v, vSet := src.get(text)
 	path, pathSet := src.get(file)
 	switch {
 	case vSet && pathSet:
-		bad(file, "cannot be combined with %s: give the keys one way", text.name())
+		bad(file, "cannot be combined with %s: give the keys one way", text.Name())
 	case vSet:
 		keys, err := seal.ParseKeys(v)
 		if err != nil {
@@ -150,4 +143,4 @@ func SecretKeySettings() string { return secretKeySettings }
 
 // OldSecretKeySettings names the settings of the previous secret key, for
 // messages.
-func OldSecretKeySettings() string { return "NSAUTH_OLD_SECRET_KEY or NSAUTH_OLD_SECRET_KEY_FILE" }
+func OldSecretKeySettings() string { return sOldSecretKey.Env[0] + " or " + sOldSecretKeyFile.Env[0] }

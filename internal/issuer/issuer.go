@@ -59,31 +59,33 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
 )
 
-// Defaults for [Config].
+// Defaults for [Config]: the server's settings' defaults, from their one
+// table in package config.
 const (
-	DefaultAccessTokenTTL  = 15 * time.Minute
-	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
-	DefaultKeyRotation     = 30 * 24 * time.Hour
-	DefaultLoginAttempts   = 5
+	DefaultAccessTokenTTL  = config.DefaultAccessTokenTTL
+	DefaultRefreshTokenTTL = config.DefaultRefreshTokenTTL
+	DefaultKeyRotation     = config.DefaultKeyRotation
+	DefaultLoginAttempts   = config.DefaultLoginAttempts
 	// DefaultAuthorizePerMinute is the default of Config.AuthorizePerMinute.
-	DefaultAuthorizePerMinute = 60
+	DefaultAuthorizePerMinute = config.DefaultAuthorizePerMinute
 	// DefaultMachineTokensPerMinute is the default of
 	// Config.MachineTokensPerMinute.
-	DefaultMachineTokensPerMinute = 60
+	DefaultMachineTokensPerMinute = config.DefaultMachineTokensPerMinute
 	// DefaultMachineTokensPerAddressPerMinute is the default of
 	// Config.MachineTokensPerAddressPerMinute.
-	DefaultMachineTokensPerAddressPerMinute = 300
+	DefaultMachineTokensPerAddressPerMinute = config.DefaultMachineTokensPerAddressPerMinute
 	// DefaultRefreshTokenMaxLifetime is the default of
 	// Config.RefreshTokenMaxLifetime.
-	DefaultRefreshTokenMaxLifetime = 90 * 24 * time.Hour
+	DefaultRefreshTokenMaxLifetime = config.DefaultRefreshTokenMaxLifetime
 	// DefaultRefreshReuseGrace is the default of Config.RefreshReuseGrace.
-	DefaultRefreshReuseGrace = 30 * time.Second
+	DefaultRefreshReuseGrace = config.DefaultRefreshReuseGrace
 	// AuthRequestTTL is how long a login may take, from the authorize
 	// redirect to the password being accepted.
 	AuthRequestTTL = 10 * time.Minute
