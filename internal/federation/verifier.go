@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nsauth/nsauth/pkg/authn"
+	"github.com/nsauth/nsauth/pkg/noredirect"
 )
 
 // ErrNoMatch is wrapped by every refusal of a foreign token: malformed,
@@ -117,10 +118,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, errors.New("federation: the own issuer is required")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{
-			Timeout:       10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		cfg.HTTPClient = noredirect.NewClient(nil, 10*time.Second)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
