@@ -125,20 +125,20 @@ func URL(base string) string {
 // a document that cannot be used.
 func Discover(ctx context.Context, issuer string, opts Options) (*ProviderMetadata, error) {
 	if err := checkURL(issuer); err != nil {
-		return nil, fmt.Errorf("oidcdiscovery: issuer %w", err)
+		return nil, fmt.Errorf("issuer %w", err)
 	}
 	if strings.Contains(issuer, "?") {
-		return nil, fmt.Errorf("oidcdiscovery: issuer %q must not contain a query", issuer)
+		return nil, fmt.Errorf("issuer %q must not contain a query", issuer)
 	}
 	for _, name := range opts.Require {
 		if !slices.ContainsFunc((&ProviderMetadata{}).endpoints(), func(e endpoint) bool { return e.name == name }) {
-			return nil, fmt.Errorf("oidcdiscovery: %q is not an endpoint of a discovery document", name)
+			return nil, fmt.Errorf("%q is not an endpoint of a discovery document", name)
 		}
 	}
 	base := issuer
 	if opts.BaseURL != "" {
 		if err := checkURL(opts.BaseURL); err != nil {
-			return nil, fmt.Errorf("oidcdiscovery: base URL %w", err)
+			return nil, fmt.Errorf("base URL %w", err)
 		}
 		base = opts.BaseURL
 	}
