@@ -312,9 +312,14 @@ func (md *ProviderMetadata) checkEndpoints(require []string) error {
 	return nil
 }
 
-// checkURL returns an error (to follow the URL's name) unless raw is an
-// absolute http(s) URL without user info or fragment. Only a URL without
-// user info is quoted.
+// CheckEndpointURL returns an error, worded to follow the URL's name
+// ("issuer", "token_endpoint"), unless raw is an absolute http(s) URL
+// without user info or fragment: the rule [Discover] applies to the issuer
+// and to every endpoint, for a caller given an endpoint by other means.
+// The error quotes raw only when it has no user info. Whether http is
+// acceptable is the caller's to judge (see package issuerurl).
+func CheckEndpointURL(raw string) error { return checkURL(raw) }
+
 func checkURL(raw string) error {
 	if raw == "" {
 		return errors.New("is missing")

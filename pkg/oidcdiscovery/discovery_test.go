@@ -237,3 +237,34 @@ func TestURL(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckEndpointURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, raw, want string // want: part of the error; "" for none
+	}{
+		{"https", "https://auth.example.com/token", ""},
+		{"http", "http://127.0.0.1:8080/token", ""},
+		{"a query is allowed", "https://auth.example.com/token?tenant=a", ""},
+		{"empty", "", "is missing"},
+		{"relative", "/token", "not an absolute http(s) URL"},
+		{"another scheme", "ftp://auth.example.com/token", "not an absolute http(s) URL"},
+		{"no host", "https:///token", "not an absolute http(s) URL"},
+		{"user info", "https://u:" + leakBait + "@auth.example.com/token", "user info"},
+		{"a fragment", "https://auth.example.com/token#x", "fragment"},
+		{"an empty fragment", "https://auth.example.com/token#", "fragment"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := oidcdiscovery.CheckEndpointURL(tc.raw)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("CheckEndpointURL(%q) = %v", tc.raw, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("CheckEndpointURL(%q) = %v, want an error about %q", tc.raw, err, tc.want)
+			case err != nil && strings.Contains(err.Error(), leakBait):
+				t.Fatalf("CheckEndpointURL quotes user info: %v", err)
+			}
+		})
+	}
+}

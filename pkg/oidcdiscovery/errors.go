@@ -32,8 +32,12 @@ type IssuerMismatchError struct {
 }
 
 func (e *IssuerMismatchError) Error() string {
+	at := e.DocumentURL
+	if at == "" {
+		at = URL(e.URL)
+	}
 	return fmt.Sprintf("the discovery document at %s names the issuer %q, not %q; the issuer URL must be given exactly as the provider spells it",
-		e.DocumentURL, e.Named, e.URL)
+		at, e.Named, e.URL)
 }
 
 // Is makes IssuerMismatchError match [ErrIssuerMismatch].

@@ -66,3 +66,11 @@ func ExampleURL() {
 	fmt.Println(oidcdiscovery.URL("https://auth.example.com/realms/ci"))
 	// Output: https://auth.example.com/realms/ci/.well-known/openid-configuration
 }
+
+func ExampleCheckEndpointURL() {
+	fmt.Println(oidcdiscovery.CheckEndpointURL("https://auth.example.com/oauth/token"))
+	fmt.Println("token_endpoint", oidcdiscovery.CheckEndpointURL("/oauth/token"))
+	// Output:
+	// <nil>
+	// token_endpoint "/oauth/token" is not an absolute http(s) URL
+}
