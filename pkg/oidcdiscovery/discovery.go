@@ -284,25 +284,15 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 // endpoint, and when a required endpoint is missing or unusable; it
 // clears an unusable optional one.
 func (md *ProviderMetadata) checkEndpoints(require []string) error {
-	httpsOnly := strings.HasPrefix(md.Issuer, "https:")
 	eps := md.endpoints()
 	for _, ep := range eps {
-		if *ep.value == "" {
-			continue
-		}
-		if u, err := url.Parse(*ep.value); err == nil && u.Scheme == "http" && httpsOnly {
-			return fmt.Errorf("%s %q is %w", ep.name, *ep.value, ErrInsecureEndpoint)
+		if err := CheckEndpointURL(*ep.value, md.Issuer); errors.Is(err, ErrInsecureEndpoint) {
+			return fmt.Errorf("%s %w", ep.name, err)
 		}
 	}
 	for _, ep := range eps {
 		required := slices.Contains(require, ep.name)
-		if *ep.value == "" {
-			if required {
-				return fmt.Errorf("%s is missing", ep.name)
-			}
-			continue
-		}
-		if err := checkURL(*ep.value); err != nil {
+		if err := CheckEndpointURL(*ep.value, md.Issuer); err != nil {
 			if required {
 				return fmt.Errorf("%s %w", ep.name, err)
 			}
@@ -313,13 +303,26 @@ func (md *ProviderMetadata) checkEndpoints(require []string) error {
 }
 
 // CheckEndpointURL returns an error, worded to follow the URL's name
-// ("issuer", "token_endpoint"), unless raw is an absolute http(s) URL
-// without user info or fragment: the rule [Discover] applies to the issuer
-// and to every endpoint, for a caller given an endpoint by other means.
-// The error quotes raw only when it has no user info. Whether http is
-// acceptable is the caller's to judge (see package issuerurl).
-func CheckEndpointURL(raw string) error { return checkURL(raw) }
+// ("token_endpoint", "verification_uri"), unless raw is an absolute
+// http(s) URL without user info or fragment, and https when issuer is: the
+// rule [Discover] applies to every endpoint, for a caller given an
+// endpoint by other means. The error for an http endpoint of an https
+// issuer wraps [ErrInsecureEndpoint]. An empty issuer asks nothing of the
+// scheme: whether http is acceptable is then the caller's to judge (see
+// package issuerurl). The error quotes raw only when it has no user info.
+func CheckEndpointURL(raw, issuer string) error {
+	if err := checkURL(raw); err != nil {
+		return err
+	}
+	if iss, err := url.Parse(issuer); err == nil && iss.Scheme == "https" {
+		if u, _ := url.Parse(raw); u.Scheme != "https" {
+			return fmt.Errorf("%q is %w", raw, ErrInsecureEndpoint)
+		}
+	}
+	return nil
+}
 
+// checkURL is [CheckEndpointURL] without an issuer.
 func checkURL(raw string) error {
 	if raw == "" {
 		return errors.New("is missing")

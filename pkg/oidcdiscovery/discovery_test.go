@@ -240,30 +240,39 @@ func TestURL(t *testing.T) {
 
 func TestCheckEndpointURL(t *testing.T) {
 	t.Parallel()
+	const httpsIssuer, httpIssuer = "https://auth.example.com", "http://127.0.0.1:8080"
 	for _, tc := range []struct {
-		name, raw, want string // want: part of the error; "" for none
+		name, raw, issuer string
+		want              string // part of the error; "" for none
+		insecure          bool   // the error wraps ErrInsecureEndpoint
 	}{
-		{"https", "https://auth.example.com/token", ""},
-		{"http", "http://127.0.0.1:8080/token", ""},
-		{"a query is allowed", "https://auth.example.com/token?tenant=a", ""},
-		{"empty", "", "is missing"},
-		{"relative", "/token", "not an absolute http(s) URL"},
-		{"another scheme", "ftp://auth.example.com/token", "not an absolute http(s) URL"},
-		{"no host", "https:///token", "not an absolute http(s) URL"},
-		{"user info", "https://u:" + leakBait + "@auth.example.com/token", "user info"},
-		{"a fragment", "https://auth.example.com/token#x", "fragment"},
-		{"an empty fragment", "https://auth.example.com/token#", "fragment"},
+		{name: "https", raw: "https://auth.example.com/token", issuer: httpsIssuer},
+		{name: "https under an http issuer", raw: "https://auth.example.com/token", issuer: httpIssuer},
+		{name: "http under an http issuer", raw: "http://127.0.0.1:8080/token", issuer: httpIssuer},
+		{name: "http without an issuer", raw: "http://auth.example.com/token"},
+		{name: "a query is allowed", raw: "https://auth.example.com/token?tenant=a", issuer: httpsIssuer},
+		{name: "http under an https issuer", raw: "http://auth.example.com/token", issuer: httpsIssuer, want: "not https", insecure: true},
+		{name: "HTTP in capitals under an https issuer", raw: "HTTP://auth.example.com/token", issuer: httpsIssuer, want: "not https", insecure: true},
+		{name: "empty", raw: "", issuer: httpsIssuer, want: "is missing"},
+		{name: "relative", raw: "/token", want: "not an absolute http(s) URL"},
+		{name: "another scheme", raw: "ftp://auth.example.com/token", issuer: httpsIssuer, want: "not an absolute http(s) URL"},
+		{name: "no host", raw: "https:///token", want: "not an absolute http(s) URL"},
+		{name: "user info", raw: "https://u:" + leakBait + "@auth.example.com/token", want: "user info"},
+		{name: "a fragment", raw: "https://auth.example.com/token#x", want: "fragment"},
+		{name: "an empty fragment", raw: "https://auth.example.com/token#", want: "fragment"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := oidcdiscovery.CheckEndpointURL(tc.raw)
+			err := oidcdiscovery.CheckEndpointURL(tc.raw, tc.issuer)
 			switch {
 			case tc.want == "" && err != nil:
-				t.Fatalf("CheckEndpointURL(%q) = %v", tc.raw, err)
+				t.Fatalf("CheckEndpointURL(%q, %q) = %v", tc.raw, tc.issuer, err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("CheckEndpointURL(%q) = %v, want an error about %q", tc.raw, err, tc.want)
+				t.Fatalf("CheckEndpointURL(%q, %q) = %v, want an error about %q", tc.raw, tc.issuer, err, tc.want)
 			case err != nil && strings.Contains(err.Error(), leakBait):
 				t.Fatalf("CheckEndpointURL quotes user info: %v", err)
+			case errors.Is(err, oidcdiscovery.ErrInsecureEndpoint) != tc.insecure:
+				t.Fatalf("CheckEndpointURL(%q, %q) = %v; want ErrInsecureEndpoint: %v", tc.raw, tc.issuer, err, tc.insecure)
 			}
 		})
 	}

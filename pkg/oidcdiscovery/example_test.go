@@ -68,8 +68,8 @@ func ExampleURL() {
 }
 
 func ExampleCheckEndpointURL() {
-	fmt.Println(oidcdiscovery.CheckEndpointURL("https://auth.example.com/oauth/token"))
-	fmt.Println("token_endpoint", oidcdiscovery.CheckEndpointURL("/oauth/token"))
+	fmt.Println(oidcdiscovery.CheckEndpointURL("https://auth.example.com/oauth/token", "https://auth.example.com"))
+	fmt.Println("token_endpoint", oidcdiscovery.CheckEndpointURL("/oauth/token", ""))
 	// Output:
 	// <nil>
 	// token_endpoint "/oauth/token" is not an absolute http(s) URL

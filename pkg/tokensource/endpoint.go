@@ -76,7 +76,7 @@ func newEndpoint(issuer, tokenURL string, insecureAllowHTTP bool, client *http.C
 		if u == "" {
 			continue
 		}
-		if err := oidcdiscovery.CheckEndpointURL(u); err != nil {
+		if err := oidcdiscovery.CheckEndpointURL(u, ""); err != nil {
 			return nil, fmt.Errorf("tokensource: %w", err)
 		}
 		if err := tokenstore.CheckTransport(u, insecureAllowHTTP); err != nil {
