@@ -15,6 +15,7 @@ import (
 
 	"github.com/nsauth/nsauth/pkg/authn"
 	"github.com/nsauth/nsauth/pkg/noredirect"
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // ErrNoMatch is wrapped by every refusal of a foreign token: malformed,
@@ -300,11 +301,11 @@ func (v *Verifier) keySet(iss string) *authn.RemoteKeySet {
 		// that moves its keys is followed; fetches are rate-limited, so
 		// this costs at most one discovery request per key fetch.
 		URL: func(ctx context.Context) (string, error) {
-			md, err := authn.Discover(ctx, iss, client)
+			md, err := oidcdiscovery.Discover(ctx, iss, oidcdiscovery.Options{HTTPClient: client, Require: []string{oidcdiscovery.JWKSURI}})
 			if err != nil {
 				return "", err
 			}
-			return md.JWKSURL, nil
+			return md.JWKSURI, nil
 		},
 		HTTPClient:         client,
 		Now:                v.cfg.Now,
