@@ -118,6 +118,9 @@ func (e *unavailableError) Is(target error) bool { return target == ErrUnavailab
 //
 // Errors are those of Discover (matching [ErrUnavailable] when the provider
 // cannot be reached) and of NewVerifier.
+//
+// Deprecated: use [NewProvider] and [Provider.Verifier]: NewFromIssuer is
+// those two, with cfg split into [ProviderConfig] and [Config].
 func NewFromIssuer(ctx context.Context, issuer string, cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Issuer != "" && cfg.Issuer != issuer {
 		return nil, fmt.Errorf("authn: VerifierConfig.Issuer %q differs from the issuer URL %q", cfg.Issuer, issuer)
@@ -132,17 +135,19 @@ func NewFromIssuer(ctx context.Context, issuer string, cfg VerifierConfig) (*Ver
 	if _, err := parseAlgorithms(cfg.Algorithms); err != nil {
 		return nil, err
 	}
-	md, err := Discover(ctx, issuer, cfg.HTTPClient)
+	p, err := NewProvider(ctx, issuer, ProviderConfig{HTTPClient: cfg.HTTPClient, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
-	keys, err := NewRemoteKeySet(RemoteKeySetConfig{URL: StaticURL(md.JWKSURL), HTTPClient: cfg.HTTPClient, Now: cfg.Now})
-	if err != nil {
-		return nil, err
-	}
-	cfg.Issuer, cfg.KeySet = md.Issuer, keys
-	if len(cfg.Algorithms) == 0 {
-		cfg.Algorithms = md.SigningAlgorithms
-	}
-	return NewVerifier(cfg)
+	return p.Verifier(Config{
+		Audiences:              cfg.Audiences,
+		Algorithms:             cfg.Algorithms,
+		ClockSkew:              cfg.ClockSkew,
+		Now:                    cfg.Now,
+		MaxTokenBytes:          cfg.MaxTokenBytes,
+		RequireAccessTokenType: cfg.RequireAccessTokenType,
+		CacheEntries:           cfg.CacheEntries,
+		OnCacheLookup:          cfg.OnCacheLookup,
+		Revocations:            cfg.Revocations,
+	})
 }
