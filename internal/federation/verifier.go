@@ -193,11 +193,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Match, error) {
 	for _, p := range policies {
 		audiences = append(audiences, p.Audience)
 	}
-	verifier, err := authn.NewVerifier(authn.VerifierConfig{
-		Issuer:        iss,
+	provider, err := authn.NewProviderWithKeys(iss, v.keySet(iss))
+	if err != nil {
+		return nil, fmt.Errorf("federation: building the verifier: %w", err)
+	}
+	verifier, err := provider.Verifier(authn.Config{
 		Audiences:     audiences,
 		Algorithms:    authn.SupportedAlgorithms(),
-		KeySet:        v.keySet(iss),
 		ClockSkew:     v.cfg.ClockSkew,
 		Now:           v.cfg.Now,
 		MaxTokenBytes: v.cfg.MaxTokenBytes,
