@@ -31,11 +31,12 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/nsauth/nsauth/pkg/noredirect"
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // Endpoint paths.
 const (
-	PathDiscovery  = "/.well-known/openid-configuration"
+	PathDiscovery  = oidcdiscovery.WellKnownPath
 	PathJWKS       = "/jwks"
 	PathAuthorize  = "/authorize"
 	PathToken      = "/token"

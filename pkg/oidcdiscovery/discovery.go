@@ -105,10 +105,14 @@ const maxDocumentBytes = 1 << 20
 // fewer than a hundred.
 const maxMembers = 1024
 
+// WellKnownPath is the path of the discovery document under an issuer
+// (OpenID Connect Discovery 1.0 §4).
+const WellKnownPath = "/.well-known/openid-configuration"
+
 // URL returns where the discovery document of the provider at base is:
-// base + "/.well-known/openid-configuration", one slash between them.
+// base + [WellKnownPath], one slash between them.
 func URL(base string) string {
-	return strings.TrimSuffix(base, "/") + "/.well-known/openid-configuration"
+	return strings.TrimSuffix(base, "/") + WellKnownPath
 }
 
 // Discover fetches and checks the discovery document of issuer, which
