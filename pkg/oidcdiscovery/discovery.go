@@ -243,9 +243,6 @@ func parse(body []byte) (*ProviderMetadata, error) {
 			return nil, fmt.Errorf("member %q is not a list of strings", name)
 		}
 	}
-	if md.Issuer == "" {
-		return nil, errors.New(`member "issuer" is missing`)
-	}
 	return &md, nil
 }
 

@@ -27,7 +27,8 @@ var ErrInsecureEndpoint = errors.New("not https, as the issuer is")
 // own document must then name Named.
 type IssuerMismatchError struct {
 	// URL is the issuer Discover was given, Named the `issuer` the
-	// document names instead, and DocumentURL where the document was read.
+	// document names instead (empty when it names none), and DocumentURL
+	// where the document was read.
 	URL, Named, DocumentURL string
 }
 
@@ -35,6 +36,9 @@ func (e *IssuerMismatchError) Error() string {
 	at := e.DocumentURL
 	if at == "" {
 		at = URL(e.URL)
+	}
+	if e.Named == "" {
+		return fmt.Sprintf("the discovery document at %s names no issuer; is %s the issuer URL?", at, e.URL)
 	}
 	return fmt.Sprintf("the discovery document at %s names the issuer %q, not %q; the issuer URL must be given exactly as the provider spells it",
 		at, e.Named, e.URL)
