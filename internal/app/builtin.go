@@ -22,6 +22,7 @@ import (
 	"github.com/nsauth/nsauth/internal/telemetry"
 	"github.com/nsauth/nsauth/internal/upstream"
 	"github.com/nsauth/nsauth/pkg/authn"
+	"github.com/nsauth/nsauth/pkg/loopbackhost"
 	"golang.org/x/term"
 )
 
@@ -258,5 +259,5 @@ func showGeneratedPassword(w io.Writer, listen net.Addr) bool {
 	if err != nil {
 		return false
 	}
-	return config.IsLoopbackHost(host)
+	return loopbackhost.Is(host)
 }

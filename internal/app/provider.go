@@ -96,9 +96,11 @@ func startProvider(ctx, bg context.Context, a config.Auth, start providerStart, 
 	if err != nil {
 		return nil, err
 	}
-	interceptor := authn.NewInterceptor(verifier,
-		authn.WithPublicProcedures(authservice.PublicProcedures...),
-		authn.WithLogger(logger))
+	interceptor := authn.NewInterceptorFromConfig(verifier, authn.InterceptorConfig{
+		PublicProcedures: authservice.PublicProcedures,
+		Logger:           logger,
+		Now:              start.now,
+	})
 	return &provider{broker: broker, interceptor: interceptor}, nil
 }
 
@@ -113,11 +115,13 @@ func newTokenVerifier(a config.Auth, broker *upstream.Provider, httpClient *http
 		if err != nil {
 			return nil, err
 		}
-		v, err := authn.NewVerifier(authn.VerifierConfig{
-			Issuer:                 a.ExpectedIssuer,
+		p, err := authn.NewProviderWithKeys(a.ExpectedIssuer, keys)
+		if err != nil {
+			return nil, fmt.Errorf("configuring token verification: %w", err)
+		}
+		v, err := p.Verifier(authn.Config{
 			Audiences:              a.Audiences,
 			Algorithms:             a.Algorithms,
-			KeySet:                 keys,
 			ClockSkew:              a.ClockSkew,
 			Now:                    now,
 			RequireAccessTokenType: a.RequireAccessTokenType,

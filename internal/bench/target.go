@@ -26,6 +26,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // benchUser is the account the bench logs in as.
@@ -157,21 +158,19 @@ func prepareStore(ctx context.Context, dir string) (clientID, clientSecret, pw s
 	return boot.ClientID, boot.ClientSecret, pw, nil
 }
 
+// discoverTokenEndpoint reads the server's discovery document. The server
+// may name itself otherwise than the URL the bench reaches it at
+// (localhost for 127.0.0.1): then the document is read again at base,
+// expecting the name it gave.
 func discoverTokenEndpoint(ctx context.Context, base string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/.well-known/openid-configuration", nil)
+	opts := oidcdiscovery.Options{Require: []string{oidcdiscovery.TokenEndpoint}}
+	md, err := oidcdiscovery.Discover(ctx, base, opts)
+	if mismatch := (*oidcdiscovery.IssuerMismatchError)(nil); errors.As(err, &mismatch) {
+		opts.BaseURL = base
+		md, err = oidcdiscovery.Discover(ctx, mismatch.Named, opts)
+	}
 	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("bench: discovery: %w", err)
-	}
-	defer resp.Body.Close()
-	var md struct {
-		TokenEndpoint string `json:"token_endpoint"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md); err != nil || md.TokenEndpoint == "" {
-		return "", fmt.Errorf("bench: discovery document without a token endpoint (HTTP %d)", resp.StatusCode)
+		return "", fmt.Errorf("bench: %w", err)
 	}
 	return md.TokenEndpoint, nil
 }

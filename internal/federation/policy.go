@@ -13,13 +13,12 @@ package federation
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nsauth/nsauth/internal/visible"
+	"github.com/nsauth/nsauth/pkg/issuerurl"
 )
 
 // Policy trusts the tokens of one issuer, for one audience, whose subject
@@ -170,29 +169,14 @@ func sameIssuer(a, b string) bool {
 	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
 
-// CheckIssuerURL accepts an absolute https URL without user info, query or
-// fragment (a path is allowed: some providers have one), or an http URL on
-// a loopback host, for tests and local setups.
+// CheckIssuerURL accepts an issuer URL of at most [MaxIssuerLen]
+// characters that [issuerurl.Check] accepts with a path allowed (some
+// providers have one): https, or http on a loopback host for tests and
+// local setups, without user info, query or fragment.
 func CheckIssuerURL(raw string) error {
 	if raw == "" || len(raw) > MaxIssuerLen {
 		return fmt.Errorf("the issuer must be a URL of at most %d characters", MaxIssuerLen)
 	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("the issuer %q is not an absolute URL", raw)
-	}
-	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") {
-		return fmt.Errorf("the issuer %q must not have user info, a query or a fragment", raw)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return fmt.Errorf("the issuer %q must use https (http only on a loopback host)", raw)
-		}
-	default:
-		return fmt.Errorf("the issuer %q must use https", raw)
-	}
-	return nil
+	_, err := issuerurl.Check(raw, issuerurl.Options{AllowPath: true})
+	return err
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nsauth/nsauth/pkg/authn"
+	"github.com/nsauth/nsauth/pkg/noredirect"
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // ErrNoMatch is wrapped by every refusal of a foreign token: malformed,
@@ -117,10 +119,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, errors.New("federation: the own issuer is required")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{
-			Timeout:       10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		cfg.HTTPClient = noredirect.NewClient(nil, 10*time.Second)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -194,11 +193,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Match, error) {
 	for _, p := range policies {
 		audiences = append(audiences, p.Audience)
 	}
-	verifier, err := authn.NewVerifier(authn.VerifierConfig{
-		Issuer:        iss,
+	provider, err := authn.NewProviderWithKeys(iss, v.keySet(iss))
+	if err != nil {
+		return nil, fmt.Errorf("federation: building the verifier: %w", err)
+	}
+	verifier, err := provider.Verifier(authn.Config{
 		Audiences:     audiences,
 		Algorithms:    authn.SupportedAlgorithms(),
-		KeySet:        v.keySet(iss),
 		ClockSkew:     v.cfg.ClockSkew,
 		Now:           v.cfg.Now,
 		MaxTokenBytes: v.cfg.MaxTokenBytes,
@@ -302,11 +303,11 @@ func (v *Verifier) keySet(iss string) *authn.RemoteKeySet {
 		// that moves its keys is followed; fetches are rate-limited, so
 		// this costs at most one discovery request per key fetch.
 		URL: func(ctx context.Context) (string, error) {
-			md, err := authn.Discover(ctx, iss, client)
+			md, err := oidcdiscovery.Discover(ctx, iss, oidcdiscovery.Options{HTTPClient: client, Require: []string{oidcdiscovery.JWKSURI}})
 			if err != nil {
 				return "", err
 			}
-			return md.JWKSURL, nil
+			return md.JWKSURI, nil
 		},
 		HTTPClient:         client,
 		Now:                v.cfg.Now,

@@ -30,11 +30,13 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/nsauth/nsauth/pkg/noredirect"
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // Endpoint paths.
 const (
-	PathDiscovery  = "/.well-known/openid-configuration"
+	PathDiscovery  = oidcdiscovery.WellKnownPath
 	PathJWKS       = "/jwks"
 	PathAuthorize  = "/authorize"
 	PathToken      = "/token"
@@ -727,7 +729,7 @@ func (p *Provider) AccessToken() string {
 // code and state from the redirect (or the error parameters).
 func (p *Provider) Authorize(tb testing.TB, authorizeURL string) url.Values {
 	tb.Helper()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{CheckRedirect: noredirect.CheckRedirect}
 	resp, err := client.Get(authorizeURL)
 	if err != nil {
 		tb.Fatalf("authorize: %v", err)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/nsauth/nsauth/pkg/loopbackhost"
 )
 
 // Size limits. They are far above what honest clients send and low enough
@@ -27,8 +29,9 @@ const (
 
 // loopbackHosts are the host names a loopback redirect URI may use, with
 // any port (RFC 8252 §7.3; `localhost` is tolerated: §8.3 discourages it,
-// but many clients send it).
-var loopbackHosts = []string{"127.0.0.1", "[::1]", "localhost"}
+// but many clients send it), spelled exactly so: a redirect URI is
+// compared as a string.
+var loopbackHosts = loopbackhost.URLHosts()
 
 // FieldError is an invalid request field. Its text names the field and the
 // rule, never the value.

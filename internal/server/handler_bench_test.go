@@ -41,8 +41,11 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	// A revocation set is consulted on every call, as the built-in
 	// provider's verifier does.
-	verifier, err := authn.NewVerifier(authn.VerifierConfig{Issuer: p.Issuer, Audiences: []string{p.Audience}, KeySet: keys,
-		Revocations: &authn.RevocationSet{}})
+	provider, err := authn.NewProviderWithKeys(p.Issuer, keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	verifier, err := provider.Verifier(authn.Config{Audiences: []string{p.Audience}, Revocations: &authn.RevocationSet{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +55,7 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	nsauth, err := server.NewHandler(server.Config{
 		Service: svc,
-		Authn:   authn.NewInterceptor(verifier, authn.WithPublicProcedures(authservice.PublicProcedures...)),
+		Authn:   authn.NewInterceptorFromConfig(verifier, authn.InterceptorConfig{PublicProcedures: authservice.PublicProcedures}),
 		RateLimits: []server.RateLimit{{
 			Procedures: []string{mgmtv1alpha1connect.AuthServiceLoginCliProcedure},
 			PerMinute:  1 << 20, // on, as in production, but never in the way

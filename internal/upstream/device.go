@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // DeviceGrantType is the grant type of RFC 8628's token request.
@@ -130,8 +132,7 @@ func (p *Provider) StartDevice(ctx context.Context, scope string) (*DeviceAuthor
 	}
 	// Users are sent to the verification URI: under an https issuer it must
 	// be https, as the endpoints of the discovery document must.
-	httpsOnly := md.httpsOnly()
-	uriErr := checkEndpoint(da.VerificationURI, httpsOnly)
+	uriErr := oidcdiscovery.CheckEndpointURL(da.VerificationURI, md.Issuer)
 	switch {
 	case !visibleASCII(da.DeviceCode, MaxDeviceCodeBytes):
 		return nil, unavailable("device authorization response: device_code is missing or unusable")
@@ -142,7 +143,7 @@ func (p *Provider) StartDevice(ctx context.Context, scope string) (*DeviceAuthor
 	case len(da.VerificationURI) > maxVerificationURI || uriErr != nil:
 		return nil, unavailable("device authorization response: verification_uri is missing or not an absolute http(s) URL")
 	}
-	if c := raw.VerificationURIComplete; c != "" && len(c) <= maxVerificationURI && checkEndpoint(c, httpsOnly) == nil {
+	if c := raw.VerificationURIComplete; c != "" && len(c) <= maxVerificationURI && oidcdiscovery.CheckEndpointURL(c, md.Issuer) == nil {
 		da.VerificationURIComplete = c
 	}
 	if n, ok := jsonSeconds(raw.ExpiresIn); ok && n > 0 {

@@ -2,14 +2,13 @@ package upstream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
+
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // Metadata is the subset of an OpenID Provider's discovery document
@@ -53,113 +52,49 @@ func (md *Metadata) prepareAuthorize() error {
 	return nil
 }
 
-// maxDiscoveryBytes bounds the discovery document; real ones are a few KiB.
-const maxDiscoveryBytes = 1 << 20
-
 // DiscoveryURL returns the discovery document URL for an issuer base URL.
-func DiscoveryURL(baseURL string) string {
-	return strings.TrimSuffix(baseURL, "/") + "/.well-known/openid-configuration"
-}
+func DiscoveryURL(baseURL string) string { return oidcdiscovery.URL(baseURL) }
 
+// fetchMetadata reads the document at baseURL with [oidcdiscovery.Discover],
+// which refuses one naming another issuer than expectedIssuer or, under an
+// https issuer, an http endpoint, and requires the endpoints the broker
+// cannot work without. Those two refusals are configuration errors
+// ([ErrIssuerMismatch], [ErrInsecureEndpoint]); every other failure is
+// [ErrUnavailable], retried in the background, as a provider that is still
+// starting may answer 404 or an empty page.
 func fetchMetadata(ctx context.Context, client *http.Client, baseURL, expectedIssuer string) (*Metadata, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, DiscoveryURL(baseURL), nil)
-	if err != nil {
-		return nil, fmt.Errorf("building discovery request: %w", err)
+	d, err := oidcdiscovery.Discover(ctx, expectedIssuer, oidcdiscovery.Options{
+		HTTPClient: client,
+		BaseURL:    baseURL,
+		Require:    []string{oidcdiscovery.AuthorizationEndpoint, oidcdiscovery.TokenEndpoint, oidcdiscovery.JWKSURI},
+	})
+	var mismatch *oidcdiscovery.IssuerMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		return nil, fmt.Errorf("%w: discovered %q, expected %q", ErrIssuerMismatch, mismatch.Named, expectedIssuer)
+	case errors.Is(err, oidcdiscovery.ErrInsecureEndpoint):
+		return nil, fmt.Errorf("discovery document: %w", err)
+	case err != nil:
+		return nil, unavailable("%v", err)
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, unavailable("fetching discovery document: %v", redactURLError(err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, unavailable("fetching discovery document: HTTP %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDiscoveryBytes+1))
-	if err != nil {
-		return nil, unavailable("reading discovery document: %v", err)
-	}
-	if len(body) > maxDiscoveryBytes {
-		return nil, unavailable("discovery document is larger than %d bytes", maxDiscoveryBytes)
-	}
-	var md Metadata
-	if err := json.Unmarshal(body, &md); err != nil {
-		return nil, unavailable("discovery document is not valid JSON")
-	}
-	if md.Issuer != expectedIssuer {
-		return nil, fmt.Errorf("%w: discovered %q, expected %q", ErrIssuerMismatch, md.Issuer, expectedIssuer)
-	}
-	if err := md.checkEndpoints(); err != nil {
-		return nil, err
+	md := &Metadata{
+		Issuer:                            d.Issuer,
+		AuthorizationEndpoint:             d.AuthorizationEndpoint,
+		TokenEndpoint:                     d.TokenEndpoint,
+		JWKSURI:                           d.JWKSURI,
+		UserinfoEndpoint:                  d.UserinfoEndpoint,
+		RevocationEndpoint:                d.RevocationEndpoint,
+		IntrospectionEndpoint:             d.IntrospectionEndpoint,
+		EndSessionEndpoint:                d.EndSessionEndpoint,
+		DeviceAuthorizationEndpoint:       d.DeviceAuthorizationEndpoint,
+		TokenEndpointAuthMethodsSupported: d.TokenEndpointAuthMethodsSupported,
+		CodeChallengeMethodsSupported:     d.CodeChallengeMethodsSupported,
+		IDTokenSigningAlgValuesSupported:  d.IDTokenSigningAlgValuesSupported,
 	}
 	if err := md.prepareAuthorize(); err != nil {
 		return nil, unavailable("discovery document: authorization_endpoint: %v", err)
 	}
-	return &md, nil
-}
-
-// checkEndpoints checks every endpoint the broker calls or sends users to.
-// The required ones must be absolute http(s) URLs; an unusable optional
-// one is treated as absent. Under an https issuer each must be https too,
-// as pkg/authn and pkg/tokensource require of theirs: the broker posts its
-// client secret, codes and refresh tokens to these URLs and sends browsers
-// to the authorization endpoint, and an http one would hand them to anyone
-// on the path. Such a document is refused whole ([ErrInsecureEndpoint]),
-// naming the field, rather than used without the endpoint: it is the
-// provider's configuration that is wrong.
-func (md *Metadata) checkEndpoints() error {
-	httpsOnly := md.httpsOnly()
-	for _, ep := range []struct {
-		name     string
-		value    *string
-		required bool
-	}{
-		{"authorization_endpoint", &md.AuthorizationEndpoint, true},
-		{"token_endpoint", &md.TokenEndpoint, true},
-		{"jwks_uri", &md.JWKSURI, true},
-		{"userinfo_endpoint", &md.UserinfoEndpoint, false},
-		{"revocation_endpoint", &md.RevocationEndpoint, false},
-		{"introspection_endpoint", &md.IntrospectionEndpoint, false},
-		{"end_session_endpoint", &md.EndSessionEndpoint, false},
-		{"device_authorization_endpoint", &md.DeviceAuthorizationEndpoint, false},
-	} {
-		if !ep.required && *ep.value == "" {
-			continue
-		}
-		err := checkEndpoint(*ep.value, httpsOnly)
-		switch {
-		case errors.Is(err, ErrInsecureEndpoint):
-			return fmt.Errorf("discovery document: %s %q: %w", ep.name, *ep.value, err)
-		case err != nil && ep.required:
-			return unavailable("discovery document: %s: %v", ep.name, err)
-		case err != nil:
-			*ep.value = "" // an unusable optional endpoint is treated as absent
-		}
-	}
-	return nil
-}
-
-// httpsOnly reports whether the provider's URLs must be https: when its
-// issuer is.
-func (md *Metadata) httpsOnly() bool {
-	return strings.HasPrefix(md.Issuer, "https:")
-}
-
-// checkEndpoint accepts an absolute http(s) URL without user info or
-// fragment, and, when httpsOnly, only an https one (the error then wraps
-// [ErrInsecureEndpoint]).
-func checkEndpoint(raw string, httpsOnly bool) error {
-	if raw == "" {
-		return fmt.Errorf("missing")
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("not an absolute http(s) URL")
-	}
-	if httpsOnly && u.Scheme != "https" {
-		return ErrInsecureEndpoint
-	}
-	return nil
+	return md, nil
 }
 
 // supportsBasicAuth reports whether the token endpoint takes client

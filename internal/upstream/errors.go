@@ -3,6 +3,8 @@ package upstream
 import (
 	"errors"
 	"fmt"
+
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 var (
@@ -20,7 +22,9 @@ var (
 	// ErrInsecureEndpoint means the discovery document of an https issuer
 	// names an endpoint that is not https. It is a configuration error of
 	// the provider: the document is never used.
-	ErrInsecureEndpoint = errors.New("not https, as the issuer is")
+	// It is [oidcdiscovery.ErrInsecureEndpoint], the one rule for every
+	// reader of a discovery document.
+	ErrInsecureEndpoint = oidcdiscovery.ErrInsecureEndpoint
 )
 
 // RejectedError is returned when the provider answers with an OAuth error

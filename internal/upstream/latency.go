@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // Endpoint names told to Config.ObserveLatency: a small fixed set, fit
@@ -38,7 +40,7 @@ func (t latencyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // endpointOf names the endpoint u is, among those of the current
 // discovery document.
 func (p *Provider) endpointOf(u *url.URL) string {
-	if strings.HasSuffix(u.Path, "/.well-known/openid-configuration") {
+	if strings.HasSuffix(u.Path, oidcdiscovery.WellKnownPath) {
 		return EndpointDiscovery
 	}
 	p.mu.RLock()

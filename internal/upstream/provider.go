@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/nsauth/nsauth/pkg/noredirect"
 )
 
 // Config configures a [Provider].
@@ -82,13 +84,7 @@ func NewTransport() *http.Transport {
 // timeout and no redirects (a token endpoint that redirects is
 // misconfigured, and following it could leak credentials).
 func NewHTTPClientWith(rt http.RoundTripper) *http.Client {
-	return &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	return noredirect.NewClient(rt, 10*time.Second)
 }
 
 // New validates cfg and returns a Provider. It makes no network call; use

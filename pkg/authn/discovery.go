@@ -2,20 +2,20 @@ package authn
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
+
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // ProviderMetadata is what [Discover] reads from a provider's discovery
 // document (OpenID Connect Discovery 1.0 §3, RFC 8414 §2): where to find
 // its keys and its introspection endpoint.
+//
+// Deprecated: use [oidcdiscovery.ProviderMetadata], which [Provider.Metadata]
+// returns.
 type ProviderMetadata struct {
 	// Issuer is the document's `issuer`, which Discover checked is exactly
 	// the issuer URL it was given.
@@ -32,9 +32,6 @@ type ProviderMetadata struct {
 	SigningAlgorithms []string
 }
 
-// maxDiscoveryBytes bounds the discovery document; real ones are a few KiB.
-const maxDiscoveryBytes = 1 << 20
-
 // Discover fetches issuer + "/.well-known/openid-configuration" and returns
 // what it says about keys and introspection. issuer must be an absolute
 // http(s) URL without query or fragment, spelled exactly as the provider
@@ -48,114 +45,61 @@ const maxDiscoveryBytes = 1 << 20
 // reached or answers HTTP 5xx or 429 match [ErrUnavailable], so a caller
 // starting up may retry; other errors (wrong URL, not JSON, issuer
 // mismatch) are configuration errors that retrying does not fix.
+//
+// Deprecated: use [oidcdiscovery.Discover], whose [oidcdiscovery.ProviderMetadata]
+// names every endpoint, or [NewProvider]. Discover is that function with
+// jwks_uri required; its errors also match those of package oidcdiscovery.
 func Discover(ctx context.Context, issuer string, client *http.Client) (*ProviderMetadata, error) {
-	if err := checkEndpointURL(issuer, ""); err != nil {
-		return nil, fmt.Errorf("authn: issuer %w", err)
+	md, err := discover(ctx, issuer, client)
+	if err != nil {
+		return nil, err
 	}
-	if strings.Contains(issuer, "?") {
-		return nil, fmt.Errorf("authn: issuer %q must not contain a query", issuer)
-	}
+	return &ProviderMetadata{
+		Issuer:            md.Issuer,
+		JWKSURL:           md.JWKSURI,
+		IntrospectionURL:  md.IntrospectionEndpoint,
+		SigningAlgorithms: verifierAlgorithms(md.IDTokenSigningAlgValuesSupported),
+	}, nil
+}
+
+// discover runs [oidcdiscovery.Discover] with jwks_uri required and the
+// package's default client, and makes its unavailable errors match
+// [ErrUnavailable] too.
+func discover(ctx context.Context, issuer string, client *http.Client) (*oidcdiscovery.ProviderMetadata, error) {
 	if client == nil {
 		client = newHTTPClient()
 	}
-	docURL := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, docURL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("authn: discovery at %s: building the request: %w", docURL, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: discovery at %s: %v", ErrUnavailable, docURL, err)
-	}
-	defer resp.Body.Close()
+	md, err := oidcdiscovery.Discover(ctx, issuer, oidcdiscovery.Options{HTTPClient: client, Require: []string{oidcdiscovery.JWKSURI}})
 	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return nil, fmt.Errorf("%w: discovery at %s: HTTP %d", ErrUnavailable, docURL, resp.StatusCode)
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return nil, fmt.Errorf("authn: discovery at %s: HTTP %d, a redirect, which is not followed; give the issuer URL the provider names itself with", docURL, resp.StatusCode)
+	case err == nil:
+		return md, nil
+	case errors.Is(err, oidcdiscovery.ErrUnavailable):
+		return nil, &unavailableError{fmt.Errorf("authn: %w", err)}
 	default:
-		return nil, fmt.Errorf("authn: discovery at %s: HTTP %d; is %s the issuer URL?", docURL, resp.StatusCode, issuer)
+		return nil, fmt.Errorf("authn: %w", err)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDiscoveryBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: discovery at %s: reading the answer: %v", ErrUnavailable, docURL, err)
-	}
-	if len(body) > maxDiscoveryBytes {
-		return nil, fmt.Errorf("authn: discovery at %s: the answer is larger than %d bytes", docURL, maxDiscoveryBytes)
-	}
-	md, err := parseDiscovery(body)
-	if err != nil {
-		// The body is not quoted: it may be an unrelated page, and it is
-		// the provider's text, not ours.
-		mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-		return nil, fmt.Errorf("authn: discovery at %s: %w (Content-Type %q)", docURL, err, mediaType)
-	}
-	if md.Issuer != issuer {
-		return nil, fmt.Errorf("authn: discovery at %s names the issuer %q, not %q; the issuer URL must be given exactly as the provider spells it", docURL, md.Issuer, issuer)
-	}
-	scheme := ""
-	if strings.HasPrefix(issuer, "https:") {
-		scheme = "https"
-	}
-	if err := checkEndpointURL(md.JWKSURL, scheme); err != nil {
-		return nil, fmt.Errorf("authn: discovery at %s: jwks_uri %w", docURL, err)
-	}
-	if md.IntrospectionURL != "" {
-		if err := checkEndpointURL(md.IntrospectionURL, scheme); err != nil {
-			return nil, fmt.Errorf("authn: discovery at %s: introspection_endpoint %w", docURL, err)
-		}
-	}
-	return md, nil
 }
 
-// parseDiscovery decodes the members Discover uses, as strictly as token
-// payloads: one JSON object, no repeated member names.
-func parseDiscovery(body []byte) (*ProviderMetadata, error) {
-	members, err := decodeObject(body)
-	if err != nil {
-		return nil, errors.New("the answer is not a JSON object")
-	}
-	var md ProviderMetadata
-	for name, dst := range map[string]*string{"issuer": &md.Issuer, "jwks_uri": &md.JWKSURL, "introspection_endpoint": &md.IntrospectionURL} {
-		if *dst, err = stringClaim(members, name); err != nil {
-			return nil, fmt.Errorf("member %q is not a string", name)
+// verifierAlgorithms keeps the algorithms a [Verifier] accepts (see
+// [SupportedAlgorithms]), in the document's order, once each; "none" and
+// the HMAC family are left out.
+func verifierAlgorithms(announced []string) []string {
+	var algs []string
+	for _, a := range announced {
+		if slices.Contains(asymmetricAlgorithms, a) && !slices.Contains(algs, a) {
+			algs = append(algs, a)
 		}
 	}
-	if raw, ok := members["id_token_signing_alg_values_supported"]; ok {
-		var algs []string
-		if err := json.Unmarshal(raw, &algs); err != nil {
-			return nil, errors.New(`member "id_token_signing_alg_values_supported" is not a list of strings`)
-		}
-		for _, a := range algs {
-			if slices.Contains(asymmetricAlgorithms, a) && !slices.Contains(md.SigningAlgorithms, a) {
-				md.SigningAlgorithms = append(md.SigningAlgorithms, a)
-			}
-		}
-	}
-	return &md, nil
+	return algs
 }
 
-// checkEndpointURL returns an error (to follow the URL's name) unless raw
-// is an absolute http(s) URL without user info or fragment, with the given
-// scheme when one is given.
-func checkEndpointURL(raw, scheme string) error {
-	if raw == "" {
-		return errors.New("is missing")
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
-	}
-	if u.User != nil || strings.Contains(raw, "#") {
-		return fmt.Errorf("%q must not contain user info or a fragment", raw)
-	}
-	if scheme != "" && u.Scheme != scheme {
-		return fmt.Errorf("%q is not %s, as the issuer is", raw, scheme)
-	}
-	return nil
-}
+// unavailableError matches [ErrUnavailable] and keeps its cause's text and
+// chain (so it also matches [oidcdiscovery.ErrUnavailable]).
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string        { return e.err.Error() }
+func (e *unavailableError) Unwrap() error        { return e.err }
+func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 // NewFromIssuer returns a [Verifier] for the access tokens of the provider
 // whose issuer URL is issuer. It runs [Discover] (with cfg.HTTPClient, so
@@ -174,6 +118,9 @@ func checkEndpointURL(raw, scheme string) error {
 //
 // Errors are those of Discover (matching [ErrUnavailable] when the provider
 // cannot be reached) and of NewVerifier.
+//
+// Deprecated: use [NewProvider] and [Provider.Verifier]: NewFromIssuer is
+// those two, with cfg split into [ProviderConfig] and [Config].
 func NewFromIssuer(ctx context.Context, issuer string, cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Issuer != "" && cfg.Issuer != issuer {
 		return nil, fmt.Errorf("authn: VerifierConfig.Issuer %q differs from the issuer URL %q", cfg.Issuer, issuer)
@@ -188,17 +135,19 @@ func NewFromIssuer(ctx context.Context, issuer string, cfg VerifierConfig) (*Ver
 	if _, err := parseAlgorithms(cfg.Algorithms); err != nil {
 		return nil, err
 	}
-	md, err := Discover(ctx, issuer, cfg.HTTPClient)
+	p, err := NewProvider(ctx, issuer, ProviderConfig{HTTPClient: cfg.HTTPClient, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
-	keys, err := NewRemoteKeySet(RemoteKeySetConfig{URL: StaticURL(md.JWKSURL), HTTPClient: cfg.HTTPClient, Now: cfg.Now})
-	if err != nil {
-		return nil, err
-	}
-	cfg.Issuer, cfg.KeySet = md.Issuer, keys
-	if len(cfg.Algorithms) == 0 {
-		cfg.Algorithms = md.SigningAlgorithms
-	}
-	return NewVerifier(cfg)
+	return p.Verifier(Config{
+		Audiences:              cfg.Audiences,
+		Algorithms:             cfg.Algorithms,
+		ClockSkew:              cfg.ClockSkew,
+		Now:                    cfg.Now,
+		MaxTokenBytes:          cfg.MaxTokenBytes,
+		RequireAccessTokenType: cfg.RequireAccessTokenType,
+		CacheEntries:           cfg.CacheEntries,
+		OnCacheLookup:          cfg.OnCacheLookup,
+		Revocations:            cfg.Revocations,
+	})
 }

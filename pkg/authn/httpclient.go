@@ -3,6 +3,8 @@ package authn
 import (
 	"net/http"
 	"time"
+
+	"github.com/nsauth/nsauth/pkg/noredirect"
 )
 
 // defaultHTTPTimeout bounds every request of the default HTTP client.
@@ -15,8 +17,5 @@ const defaultHTTPTimeout = 10 * time.Second
 // moved is a configuration to fix, not something to chase. The redirect
 // answer itself is returned, and treated as any other non-200 answer.
 func newHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout:       defaultHTTPTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return noredirect.NewClient(nil, defaultHTTPTimeout)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -34,29 +35,72 @@ func ContextWithClaims(ctx context.Context, c *Claims) context.Context {
 	return context.WithValue(ctx, claimsKey{}, c)
 }
 
+// InterceptorConfig configures an [Interceptor]. The zero value requires
+// a token on every procedure and logs nothing.
+type InterceptorConfig struct {
+	// PublicProcedures names procedures (such as
+	// "/mgmt.v1alpha1.AuthService/GetAuthStatus") that need no token.
+	// Their handlers run without claims in the context, whatever the
+	// request's Authorization header says; the header is not even read.
+	PublicProcedures []string
+	// Logger receives why tokens were refused and why none could be
+	// judged. Tokens themselves are never logged. Each refusal is logged
+	// at debug level with the check that refused it and a detail; while
+	// no token has been accepted for a minute (a verifier refusing every
+	// token it sees: a wrong audience or issuer, say), the first refusal
+	// by each check in a minute is logged at warning level instead.
+	// Tokens that cannot be judged (keys unavailable) are logged at
+	// warning level. Nil logs nothing.
+	Logger *slog.Logger
+	// Now is the clock of that once-a-minute bound. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// NewInterceptorFromConfig returns an Interceptor that checks tokens with
+// v, which must not be nil, as cfg says.
+func NewInterceptorFromConfig(v TokenVerifier, cfg InterceptorConfig) *Interceptor {
+	i := &Interceptor{verifier: v, public: make(map[string]bool), logger: cfg.Logger}
+	for _, p := range cfg.PublicProcedures {
+		i.public[p] = true
+	}
+	if i.logger == nil {
+		i.logger = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	i.warner = newRefusalWarner(now)
+	return i
+}
+
 // InterceptorOption configures an [Interceptor].
-type InterceptorOption func(*Interceptor)
+//
+// Deprecated: use [InterceptorConfig] with [NewInterceptorFromConfig].
+type InterceptorOption func(*InterceptorConfig)
 
 // WithPublicProcedures names procedures (such as
 // "/mgmt.v1alpha1.AuthService/GetAuthStatus") that need no token. Their
 // handlers run without claims in the context, whatever the request's
 // Authorization header says; the header is not even read. Without it
 // (or with no names), every procedure needs a token.
+//
+// Deprecated: use [InterceptorConfig].PublicProcedures.
 func WithPublicProcedures(procedures ...string) InterceptorOption {
-	return func(i *Interceptor) {
-		for _, p := range procedures {
-			i.public[p] = true
-		}
+	return func(c *InterceptorConfig) {
+		c.PublicProcedures = append(c.PublicProcedures, procedures...)
 	}
 }
 
-// WithLogger makes the interceptor log why each token was refused (the
-// check that refused it, and a detail), at debug level, and why none could be judged, at warning level. Tokens themselves
-// are never logged. Without it, or with a nil logger, nothing is logged.
+// WithLogger makes the interceptor log why tokens were refused, as
+// [InterceptorConfig].Logger says. Without it, or with a nil logger,
+// nothing is logged.
+//
+// Deprecated: use [InterceptorConfig].Logger.
 func WithLogger(l *slog.Logger) InterceptorOption {
-	return func(i *Interceptor) {
+	return func(c *InterceptorConfig) {
 		if l != nil {
-			i.logger = l
+			c.Logger = l
 		}
 	}
 }
@@ -70,16 +114,20 @@ type Interceptor struct {
 	verifier TokenVerifier
 	public   map[string]bool
 	logger   *slog.Logger
+	warner   *refusalWarner
 }
 
 // NewInterceptor returns an Interceptor that checks tokens with v, which
 // must not be nil.
+//
+// Deprecated: use [NewInterceptorFromConfig], configured as the
+// [Verifier] is, with a struct.
 func NewInterceptor(v TokenVerifier, opts ...InterceptorOption) *Interceptor {
-	i := &Interceptor{verifier: v, public: make(map[string]bool), logger: slog.New(slog.DiscardHandler)}
+	var cfg InterceptorConfig
 	for _, o := range opts {
-		o(i)
+		o(&cfg)
 	}
-	return i
+	return NewInterceptorFromConfig(v, cfg)
 }
 
 // WrapUnary implements [connect.Interceptor]. Installed on a client, it
@@ -126,12 +174,19 @@ func (i *Interceptor) authenticate(ctx context.Context, procedure string, header
 	claims, err := i.verifier.Verify(ctx, raw)
 	switch {
 	case err == nil:
+		i.warner.accepted()
 		return ContextWithClaims(ctx, claims), nil
 	case errors.Is(err, ErrUnavailable):
 		i.logger.WarnContext(ctx, "cannot verify token now", "procedure", procedure, "reason", err.Error())
 		return ctx, connect.NewError(connect.CodeUnavailable, errors.New("token verification is temporarily unavailable"))
 	default:
-		i.logger.DebugContext(ctx, "token refused", "procedure", procedure, "check", string(refusedBy(err)), "reason", err.Error())
+		check := refusedBy(err)
+		if i.warner.warn(check) {
+			i.logger.WarnContext(ctx, "token refused, and no token accepted for a minute: check the verifier's issuer, audience and algorithms against the provider's tokens (more refusals by this check are logged at debug level for a minute)",
+				"procedure", procedure, "check", string(check), "reason", err.Error())
+		} else {
+			i.logger.DebugContext(ctx, "token refused", "procedure", procedure, "check", string(check), "reason", err.Error())
+		}
 		return ctx, unauthenticated(`Bearer error="invalid_token"`)
 	}
 }

@@ -134,7 +134,12 @@ func SupportedAlgorithms() []string { return slices.Clone(asymmetricAlgorithms) 
 // and `cty` mean compressed, encrypted or nested tokens.
 var allowedHeaders = map[string]bool{"alg": true, "kid": true, "typ": true, "x5t": true, "x5t#S256": true}
 
-// VerifierConfig configures a [Verifier].
+// VerifierConfig configures a [Verifier] built by [NewVerifier] or
+// [NewFromIssuer], which read its fields differently (Issuer, KeySet,
+// HTTPClient).
+//
+// Deprecated: use [Config] with [Provider.Verifier]: the issuer and the
+// key set are the [Provider]'s, and the HTTP client is [ProviderConfig]'s.
 type VerifierConfig struct {
 	// Issuer is the exact `iss` tokens must carry. Required, except with
 	// [NewFromIssuer], which sets it.
@@ -196,7 +201,12 @@ type Verifier struct {
 }
 
 // NewVerifier validates cfg and returns a Verifier.
-func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+//
+// Deprecated: use [NewProviderWithKeys] (or [NewProvider]) and
+// [Provider.Verifier], whose [Config] holds policy only.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) { return newVerifier(cfg) }
+
+func newVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("authn: an issuer is required")
 	}

@@ -193,10 +193,18 @@ func TestCachedKeysSurviveJWKSOutage(t *testing.T) {
 	if _, err := v.Verify(context.Background(), p.AccessToken()); err != nil {
 		t.Fatal(err)
 	}
+	if got := p.Count(oidctest.PathJWKS); got != 1 {
+		t.Fatalf("JWKS fetched %d times before the outage, want 1", got)
+	}
 	p.SetFailure(oidctest.PathJWKS, oidctest.Status500)
 	clock.Advance(11 * time.Minute) // past MaxAge: a refetch is attempted and fails
 	if _, err := v.Verify(context.Background(), p.AccessToken()); err != nil {
 		t.Fatalf("verify during JWKS outage: %v", err)
+	}
+	// Without this, a key set that never refetched (so never met the
+	// outage) would pass as one that survived it.
+	if got := p.Count(oidctest.PathJWKS); got != 2 {
+		t.Fatalf("JWKS requested %d times in all, want 2: the expired set must be refetched once, and the failure survived", got)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
@@ -75,7 +76,7 @@ func newEndpoint(issuer, tokenURL string, insecureAllowHTTP bool, client *http.C
 		if u == "" {
 			continue
 		}
-		if err := checkEndpointURL(u, ""); err != nil {
+		if err := oidcdiscovery.CheckEndpointURL(u, ""); err != nil {
 			return nil, fmt.Errorf("tokensource: %w", err)
 		}
 		if err := tokenstore.CheckTransport(u, insecureAllowHTTP); err != nil {
@@ -94,14 +95,14 @@ func (e *endpoint) resolve(ctx context.Context) (string, error) {
 	if e.tokenURL != "" {
 		return e.tokenURL, nil
 	}
-	md, err := Discover(ctx, e.issuer, e.client)
+	md, err := discover(ctx, e.issuer, e.client)
 	if err != nil {
 		return "", fmt.Errorf("finding the token endpoint: %w", err)
 	}
-	if err := tokenstore.CheckTransport(md.TokenURL, e.insecureAllowHTTP); err != nil {
-		return "", fmt.Errorf("the token endpoint %s: %w", md.TokenURL, err)
+	if err := tokenstore.CheckTransport(md.TokenEndpoint, e.insecureAllowHTTP); err != nil {
+		return "", fmt.Errorf("the token endpoint %s: %w", md.TokenEndpoint, err)
 	}
-	e.tokenURL, e.authStyle = md.TokenURL, md.AuthStyle()
+	e.tokenURL, e.authStyle = md.TokenEndpoint, AuthStyle(md.TokenEndpointAuthMethodsSupported)
 	return e.tokenURL, nil
 }
 

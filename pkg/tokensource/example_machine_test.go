@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/oidctest"
 	"github.com/nsauth/nsauth/pkg/tokensource"
+	"golang.org/x/oauth2"
 )
 
 // A service calls a protected API as itself, with a machine client's
@@ -128,4 +129,17 @@ func ExampleDiscover() {
 	// Output:
 	// true
 	// true
+}
+
+// AuthStyle reads a discovery document's
+// token_endpoint_auth_methods_supported: the secret goes in the
+// Authorization header unless the provider takes it only in the form.
+func ExampleAuthStyle() {
+	for _, methods := range [][]string{nil, {"client_secret_post"}, {"client_secret_basic", "client_secret_post"}} {
+		fmt.Println(methods, tokensource.AuthStyle(methods) == oauth2.AuthStyleInParams)
+	}
+	// Output:
+	// [] false
+	// [client_secret_post] true
+	// [client_secret_basic client_secret_post] false
 }

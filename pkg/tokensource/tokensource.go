@@ -15,6 +15,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/pkg/noredirect"
 	"github.com/nsauth/nsauth/pkg/rpcfailure"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
@@ -299,11 +300,5 @@ func NewHTTPClient() *http.Client {
 		IdleConnTimeout:       30 * time.Second,
 		MaxIdleConns:          4,
 	}
-	return &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: t,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	return noredirect.NewClient(t, 30*time.Second)
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/nsauth/nsauth/pkg/loopbackhost"
 )
 
 // NormalizeAPIURL checks that raw is an absolute http(s) URL without user
@@ -53,7 +55,7 @@ func CheckTransport(apiURL string, insecureAllowHTTP bool) error {
 	if err != nil {
 		return fmt.Errorf("API URL %q is not a URL", apiURL)
 	}
-	if u.Scheme != "http" || insecureAllowHTTP || IsLoopbackHost(u.Hostname()) {
+	if u.Scheme != "http" || insecureAllowHTTP || loopbackhost.Is(u.Hostname()) {
 		return nil
 	}
 	return fmt.Errorf("%w (%s); use https, or allow it explicitly with --insecure-allow-http", ErrInsecureHTTP, u.Host)
@@ -61,10 +63,6 @@ func CheckTransport(apiURL string, insecureAllowHTTP bool) error {
 
 // IsLoopbackHost reports whether host (without port or brackets) is
 // "localhost" or a loopback IP address.
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+//
+// Deprecated: use [loopbackhost.Is], the one rule for every caller.
+func IsLoopbackHost(host string) bool { return loopbackhost.Is(host) }

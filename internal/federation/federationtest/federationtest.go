@@ -21,6 +21,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
 // Issuer is a fake CI provider. Its keys are an RS256 key (kid "rsa-1")
@@ -54,7 +55,7 @@ func NewIssuer(t testing.TB) *Issuer {
 	}
 	iss := &Issuer{rsa: rk, ec: ek}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+oidcdiscovery.WellKnownPath, func(w http.ResponseWriter, _ *http.Request) {
 		iss.discoveryFetches.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
