@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"github.com/nsauth/nsauth/pkg/issuerurl"
+	"github.com/nsauth/nsauth/pkg/loopbackhost"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -90,10 +92,16 @@ func checkIssuer(raw string, insecure bool) (string, error) {
 	if u.Path != "" && u.Path != "/" {
 		return "", errors.New("must not have a path: serve nsauth at the root of its host")
 	}
-	if u.Scheme == "http" && !insecure && !IsLoopbackHost(u.Hostname()) {
+	// The rule itself is issuerurl's; the messages above and below name
+	// this setting's own words and opt-in.
+	checked, err := issuerurl.Check(u.Scheme+"://"+u.Host, issuerurl.Options{InsecureAllowHTTP: insecure})
+	if errors.Is(err, issuerurl.ErrInsecureHTTP) {
 		return "", errors.New("must use https on a non-loopback host (or set NSAUTH_INSECURE_HTTP_ISSUER=true)")
 	}
-	return u.Scheme + "://" + u.Host, nil
+	if err != nil {
+		return "", err
+	}
+	return checked.Scheme + "://" + checked.Host, nil
 }
 
 // requireReachableIssuer refuses a built-in provider that would derive its
@@ -108,23 +116,13 @@ func requireReachableIssuer(cfg *Server, bad badFunc) {
 		return
 	}
 	host, _, err := net.SplitHostPort(cfg.Listen)
-	if err != nil || IsLoopbackHost(host) {
+	if err != nil || loopbackhost.Is(host) {
 		return // a malformed address is reported with its own setting
 	}
 	bad(sIssuer, "is required when listening on %q, which is not a loopback address: "+
 		"an issuer derived from it is not a URL other machines can open. "+
 		"Set NSAUTH_ISSUER (--issuer) to the URL browsers reach nsauth at, such as https://auth.example.com, "+
 		"or set AUTH_BASEURL to use an external provider instead of the built-in one", cfg.Listen)
-}
-
-// IsLoopbackHost says whether host (a name or an IP address, no port) is
-// this machine only: localhost or a loopback address.
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // DeriveIssuer returns the default issuer URL for a server listening on
