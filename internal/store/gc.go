@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
-)
 
-// codeRetention is how long a redeemed or expired code's digest is kept,
-// so a late replay is still recognised (and punished) rather than looking
-// like an unknown code.
-const codeRetention = 24 * time.Hour
+	"github.com/nsauth/nsauth/internal/store/authrequests"
+	"github.com/nsauth/nsauth/internal/store/devices"
+)
 
 // DeleteExpired removes what can no longer be used: expired auth requests,
 // old codes and device authorizations, expired token records, stale login
@@ -19,15 +17,15 @@ const codeRetention = 24 * time.Hour
 // went. On SQLite it then gives the freed space back to the file system.
 // Concurrent calls from several processes are harmless.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
-	now := s.now()
+	now := s.db.Now()
 	ms := now.UnixMilli()
 	stmts := []struct {
 		query string
 		arg   int64
 	}{
 		{`DELETE FROM nsauth_auth_requests WHERE expires_at <= ?`, ms},
-		{`DELETE FROM nsauth_auth_codes WHERE expires_at <= ?`, now.Add(-codeRetention).UnixMilli()},
-		{`DELETE FROM nsauth_device_authorizations WHERE expires_at <= ?`, now.Add(-deviceRetention).UnixMilli()},
+		{`DELETE FROM nsauth_auth_codes WHERE expires_at <= ?`, now.Add(-authrequests.CodeRetention).UnixMilli()},
+		{`DELETE FROM nsauth_device_authorizations WHERE expires_at <= ?`, now.Add(-devices.Retention).UnixMilli()},
 		{`DELETE FROM nsauth_access_tokens WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_revocations WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_refresh_tokens WHERE expires_at <= ?`, ms},
@@ -45,14 +43,14 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	}
 	var total int64
 	for _, st := range stmts {
-		res, err := s.exec(ctx, s.db, st.query, st.arg)
+		res, err := s.db.Exec(ctx, s.db, st.query, st.arg)
 		if err != nil {
 			return total, fmt.Errorf("deleting expired records: %w", err)
 		}
 		n, _ := res.RowsAffected()
 		total += n
 	}
-	if s.d.name == "sqlite" {
+	if s.db.Dialect.Name == "sqlite" {
 		if err := s.reclaimSpace(ctx, total > 0); err != nil {
 			return total, err
 		}
