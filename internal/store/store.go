@@ -19,12 +19,49 @@
 // keys that seal pending authorization requests and sign device cookies)
 // is sealed with AES-256-GCM under [Options.Keyring], whose keys are kept
 // out of the database (see package seal). A copy of the database alone
-// therefore mints no token. A rotated refresh token keeps its successor for a short retry
-// window sealed under a key derived from its own value, which only its
-// holder knows (see refreshgrace.go).
+// therefore mints no token. A rotated refresh token keeps its successor
+// for a short retry window sealed under a key derived from its own value,
+// which only its holder knows (see package tokens).
 //
 // Errors are plain Go errors; callers branch on [ErrNotFound],
 // [ErrConflict], [ErrReused] and [ErrRevoked]. No error carries a secret.
+//
+// # Layout
+//
+// [Store] is the sum of sub-stores, one per domain, each in a package of
+// its own under internal/store and each with one job:
+//
+//   - users: accounts (a changed password revokes the user's tokens);
+//   - clients: native and machine clients, and federation policies;
+//   - authrequests: completed authorization requests and their codes;
+//   - tokens: refresh and access token records, and the rotation grace;
+//   - revocations: the one place tokens are revoked, and following the
+//     revocations of access tokens;
+//   - devices: device authorization grants (RFC 8628);
+//   - secondfactors: TOTP, recovery codes, logins waiting for a second
+//     factor, enrolment links;
+//   - passkeys: WebAuthn credentials and ceremonies;
+//   - attempts: login-attempt counters;
+//   - auditlog: the audit trail;
+//   - signingkeys: token-signing keys;
+//   - instance: values every replica shares;
+//   - secrets: sealed values, key holders and key rotation.
+//
+// They share internal/store/internal/core (the database, its dialect,
+// transactions, the clock, the sentinel errors) and
+// internal/store/internal/sealing (the keys that seal secrets); none of
+// them imports package store. Store embeds a pointer to each, so every
+// method is called on the store as before, and the types and constants
+// of the sub-packages keep their names here (names.go). Opening the
+// database, applying migrations and deleting what expired (which spans
+// every domain) stay in this package.
+//
+// A flow that needs one domain only can be given its sub-store (for the
+// device flow, s.DeviceStore) or depend on a role interface of roles.go
+// ([DeviceFlowStorage], [CodeFlowStorage], [TokenStorage],
+// [LoginAttemptStorage], [UserLookup], [SecondFactorStorage],
+// [PasskeyStorage], [SigningKeyStorage], [MachineGrantStorage]), as
+// fosite pairs each flow with the storage it needs.
 package store
 
 import (
@@ -94,9 +131,10 @@ const DefaultAuditRetention = 90 * 24 * time.Hour
 // Store is the provider's persistence. It is safe for concurrent use, and
 // several processes may share one PostgreSQL database.
 //
-// Its methods are those of its sub-stores, one per domain; a flow that
-// needs one domain only may be given that sub-store (s.DeviceStore, say)
-// or one of the role interfaces in roles.go.
+// Its methods are those of its sub-stores, one per domain (see the
+// package documentation); a flow that needs one domain only may be given
+// that sub-store (s.DeviceStore, say) or a role interface such as
+// [DeviceFlowStorage].
 type Store struct {
 	*users.UserStore
 	*clients.ClientStore

@@ -260,7 +260,7 @@ func (s *TokenStore) RecordAccessToken(ctx context.Context, t *AccessToken) erro
 	return s.recordAccessToken(ctx, s.db, t)
 }
 
-// recordAccessToken is [Store.RecordAccessToken] through q; nothing when t
+// recordAccessToken is [TokenStore.RecordAccessToken] through q; nothing when t
 // is nil.
 func (s *TokenStore) recordAccessToken(ctx context.Context, q core.Querier, t *AccessToken) error {
 	if t == nil {
