@@ -65,7 +65,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 // and briefly holds writers off.
 func (s *Store) reclaimSpace(ctx context.Context, deleted bool) error {
 	var free int64
-	if err := s.db.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
+	if err := s.db.SQL.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
 		return fmt.Errorf("reading the free page count: %w", err)
 	}
 	if free == 0 && !deleted {
@@ -75,7 +75,7 @@ func (s *Store) reclaimSpace(ctx context.Context, deleted bool) error {
 		// incremental_vacuum frees one page per step of its statement:
 		// reading all its rows runs it to the end, whatever a driver's Exec
 		// does with statements that return rows.
-		rows, err := s.db.QueryContext(ctx, `PRAGMA incremental_vacuum`)
+		rows, err := s.db.SQL.QueryContext(ctx, `PRAGMA incremental_vacuum`)
 		if err != nil {
 			return fmt.Errorf("reclaiming free pages: %w", err)
 		}
@@ -86,7 +86,7 @@ func (s *Store) reclaimSpace(ctx context.Context, deleted bool) error {
 		}
 	}
 	var busy, logFrames, checkpointed int64
-	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
+	if err := s.db.SQL.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
 		return fmt.Errorf("truncating the write-ahead log: %w", err)
 	}
 	// busy = 1 means a reader kept the log from being truncated this time;

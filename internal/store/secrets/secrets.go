@@ -324,16 +324,16 @@ func (s *SecretStore) walkSecrets(ctx context.Context, w walk) (SecretCounts, er
 // reaches copies made before (backups, PostgreSQL's WAL archive).
 func (s *SecretStore) scrub(ctx context.Context) error {
 	if s.db.Dialect.Name == "postgres" {
-		if _, err := s.db.ExecContext(ctx, `VACUUM (FULL) nsauth_signing_keys, nsauth_instance_values, nsauth_totp, nsauth_mfa_pending`); err != nil {
+		if _, err := s.db.SQL.ExecContext(ctx, `VACUUM (FULL) nsauth_signing_keys, nsauth_instance_values, nsauth_totp, nsauth_mfa_pending`); err != nil {
 			return fmt.Errorf("the secrets are sealed, but rewriting their tables failed: %w", err)
 		}
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, `VACUUM`); err != nil {
+	if _, err := s.db.SQL.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("the secrets are sealed, but rewriting the database file failed: %w", err)
 	}
 	var busy, logFrames, checkpointed int64
-	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
+	if err := s.db.SQL.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
 		return fmt.Errorf("the secrets are sealed, but truncating the write-ahead log failed: %w", err)
 	}
 	return nil
