@@ -6,6 +6,6 @@ import "context"
 // its successor's value (nil when nothing).
 func SealedSuccessorForTest(s *Store, id string) ([]byte, error) {
 	var sealed []byte
-	err := s.queryRow(context.Background(), s.db, `SELECT successor_sealed FROM nsauth_refresh_tokens WHERE id = ?`, id).Scan(&sealed)
+	err := s.db.QueryRow(context.Background(), s.db, `SELECT successor_sealed FROM nsauth_refresh_tokens WHERE id = ?`, id).Scan(&sealed)
 	return sealed, err
 }

@@ -5,7 +5,7 @@ import "context"
 // RawAllForTest reads one column of every row as stored, without opening
 // it.
 func RawAllForTest(s *Store, query string, args ...any) ([][]byte, error) {
-	rows, err := s.query(context.Background(), s.db, query, args...)
+	rows, err := s.db.Query(context.Background(), s.db, query, args...)
 	if err != nil {
 		return nil, err
 	}

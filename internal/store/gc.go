@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
-)
 
-// codeRetention is how long a redeemed or expired code's digest is kept,
-// so a late replay is still recognised (and punished) rather than looking
-// like an unknown code.
-const codeRetention = 24 * time.Hour
+	"github.com/nsauth/nsauth/internal/store/authrequests"
+	"github.com/nsauth/nsauth/internal/store/devices"
+)
 
 // DeleteExpired removes what can no longer be used: expired auth requests,
 // old codes and device authorizations, expired token records, stale login
@@ -19,15 +17,15 @@ const codeRetention = 24 * time.Hour
 // went. On SQLite it then gives the freed space back to the file system.
 // Concurrent calls from several processes are harmless.
 func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
-	now := s.now()
+	now := s.db.Now()
 	ms := now.UnixMilli()
 	stmts := []struct {
 		query string
 		arg   int64
 	}{
 		{`DELETE FROM nsauth_auth_requests WHERE expires_at <= ?`, ms},
-		{`DELETE FROM nsauth_auth_codes WHERE expires_at <= ?`, now.Add(-codeRetention).UnixMilli()},
-		{`DELETE FROM nsauth_device_authorizations WHERE expires_at <= ?`, now.Add(-deviceRetention).UnixMilli()},
+		{`DELETE FROM nsauth_auth_codes WHERE expires_at <= ?`, now.Add(-authrequests.CodeRetention).UnixMilli()},
+		{`DELETE FROM nsauth_device_authorizations WHERE expires_at <= ?`, now.Add(-devices.Retention).UnixMilli()},
 		{`DELETE FROM nsauth_access_tokens WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_revocations WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_refresh_tokens WHERE expires_at <= ?`, ms},
@@ -45,14 +43,14 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 	}
 	var total int64
 	for _, st := range stmts {
-		res, err := s.exec(ctx, s.db, st.query, st.arg)
+		res, err := s.db.Exec(ctx, s.db, st.query, st.arg)
 		if err != nil {
 			return total, fmt.Errorf("deleting expired records: %w", err)
 		}
 		n, _ := res.RowsAffected()
 		total += n
 	}
-	if s.d.name == "sqlite" {
+	if s.db.Dialect.Name == "sqlite" {
 		if err := s.reclaimSpace(ctx, total > 0); err != nil {
 			return total, err
 		}
@@ -67,7 +65,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 // and briefly holds writers off.
 func (s *Store) reclaimSpace(ctx context.Context, deleted bool) error {
 	var free int64
-	if err := s.db.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
+	if err := s.db.SQL.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
 		return fmt.Errorf("reading the free page count: %w", err)
 	}
 	if free == 0 && !deleted {
@@ -77,7 +75,7 @@ func (s *Store) reclaimSpace(ctx context.Context, deleted bool) error {
 		// incremental_vacuum frees one page per step of its statement:
 		// reading all its rows runs it to the end, whatever a driver's Exec
 		// does with statements that return rows.
-		rows, err := s.db.QueryContext(ctx, `PRAGMA incremental_vacuum`)
+		rows, err := s.db.SQL.QueryContext(ctx, `PRAGMA incremental_vacuum`)
 		if err != nil {
 			return fmt.Errorf("reclaiming free pages: %w", err)
 		}
@@ -88,7 +86,7 @@ func (s *Store) reclaimSpace(ctx context.Context, deleted bool) error {
 		}
 	}
 	var busy, logFrames, checkpointed int64
-	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
+	if err := s.db.SQL.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
 		return fmt.Errorf("truncating the write-ahead log: %w", err)
 	}
 	// busy = 1 means a reader kept the log from being truncated this time;

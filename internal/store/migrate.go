@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
 )
 
 //go:embed migrations
@@ -65,18 +67,18 @@ func SchemaVersion() int {
 // serialised: PostgreSQL by an advisory lock scoped to the current schema,
 // SQLite by its write lock. A database newer than this build is refused, so
 // an old replica never writes to a schema it does not understand.
-func (s *Store) migrate(ctx context.Context) error {
-	ms, err := migrations(s.d.name)
+func migrate(ctx context.Context, db *core.DB) error {
+	ms, err := migrations(db.Dialect.Name)
 	if err != nil {
 		return err
 	}
-	conn, err := s.db.Conn(ctx)
+	conn, err := db.SQL.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connecting to the database: %w", err)
 	}
 	defer conn.Close()
 
-	if s.d.name == "postgres" {
+	if db.Dialect.Name == "postgres" {
 		const lock = `SELECT pg_advisory_lock(hashtext(current_schema() || '.nsauth_migrate'))`
 		if _, err := conn.ExecContext(ctx, lock); err != nil {
 			return fmt.Errorf("taking the migration lock (does the schema on search_path exist?): %w", err)
@@ -106,7 +108,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("applying migration %s: %w", m.name, err)
 		}
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO nsauth_schema_migrations (version, applied_at) VALUES (?, ?)`), m.version, s.nowMillis()); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Dialect.Rebind(`INSERT INTO nsauth_schema_migrations (version, applied_at) VALUES (?, ?)`), m.version, db.NowMillis()); err != nil {
 			return fmt.Errorf("recording migration %s: %w", m.name, err)
 		}
 	}

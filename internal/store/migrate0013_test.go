@@ -22,7 +22,7 @@ func TestMigration0013KeepsAuditEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	row := audit.Event{Time: s.now(), Type: audit.LoginFailed, Outcome: audit.Failure, ClientAddr: "192.0.2.1", Reason: "unknown_user", Count: 1}
+	row := audit.Event{Time: s.db.Now(), Type: audit.LoginFailed, Outcome: audit.Failure, ClientAddr: "192.0.2.1", Reason: "unknown_user", Count: 1}
 	for range 2 {
 		if err := s.CountAuditEvent(ctx, "k", row); err != nil {
 			t.Fatal(err)

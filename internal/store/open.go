@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/nsauth/nsauth/internal/store/internal/core"
+	"github.com/nsauth/nsauth/internal/store/revocations"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -54,16 +56,16 @@ func OpenSQLite(ctx context.Context, dataDir string, opts Options) (*Store, erro
 	// connections that would only wait on its lock.
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
-	s := newStore(db, sqliteDialect, path, opts)
-	if err := s.useIncrementalVacuum(ctx); err != nil {
+	if err := useIncrementalVacuum(ctx, db); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
-	if err := s.migrate(ctx); err != nil {
+	cdb := core.New(db, core.SQLite, opts.Now)
+	if err := migrate(ctx, cdb); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
-	return s, nil
+	return newStore(cdb, path, "", opts), nil
 }
 
 // useIncrementalVacuum makes the database file one that can give freed
@@ -73,16 +75,16 @@ func OpenSQLite(ctx context.Context, dataDir string, opts Options) (*Store, erro
 // an existing file the VACUUM rewrites it once, outside any transaction.
 // The mode is not set in the connection string: on an existing file that
 // rewrites its first page at every new connection.
-func (s *Store) useIncrementalVacuum(ctx context.Context) error {
+func useIncrementalVacuum(ctx context.Context, db *sql.DB) error {
 	const incremental = 2
 	var mode int
-	if err := s.db.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil {
+	if err := db.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil {
 		return fmt.Errorf("reading auto_vacuum: %w", err)
 	}
 	if mode == incremental {
 		return nil
 	}
-	conn, err := s.db.Conn(ctx)
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connecting to the database: %w", err)
 	}
@@ -117,8 +119,8 @@ func OpenPostgres(ctx context.Context, databaseURL string, opts Options) (*Store
 		_ = db.Close()
 		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", RedactURL(databaseURL), err)
 	}
-	s := newStore(db, postgresDialect, RedactURL(databaseURL), opts)
-	if err := s.migrate(ctx); err != nil {
+	cdb := core.New(db, core.Postgres, opts.Now)
+	if err := migrate(ctx, cdb); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -127,8 +129,7 @@ func OpenPostgres(ctx context.Context, databaseURL string, opts Options) (*Store
 		_ = db.Close()
 		return nil, fmt.Errorf("reading the current schema: %w", err)
 	}
-	s.channel = revocationChannel(schema)
-	return s, nil
+	return newStore(cdb, RedactURL(databaseURL), revocations.Channel(schema), opts), nil
 }
 
 // RedactURL returns a database URL without its password, for messages. A

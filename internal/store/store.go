@@ -19,40 +19,88 @@
 // keys that seal pending authorization requests and sign device cookies)
 // is sealed with AES-256-GCM under [Options.Keyring], whose keys are kept
 // out of the database (see package seal). A copy of the database alone
-// therefore mints no token. A rotated refresh token keeps its successor for a short retry
-// window sealed under a key derived from its own value, which only its
-// holder knows (see refreshgrace.go).
+// therefore mints no token. A rotated refresh token keeps its successor
+// for a short retry window sealed under a key derived from its own value,
+// which only its holder knows (see package tokens).
 //
 // Errors are plain Go errors; callers branch on [ErrNotFound],
 // [ErrConflict], [ErrReused] and [ErrRevoked]. No error carries a secret.
+//
+// # Layout
+//
+// [Store] is the sum of sub-stores, one per domain, each in a package of
+// its own under internal/store and each with one job:
+//
+//   - users: accounts (a changed password revokes the user's tokens);
+//   - clients: native and machine clients, and federation policies;
+//   - authrequests: completed authorization requests and their codes;
+//   - tokens: refresh and access token records, and the rotation grace;
+//   - revocations: the one place tokens are revoked, and following the
+//     revocations of access tokens;
+//   - devices: device authorization grants (RFC 8628);
+//   - secondfactors: TOTP, recovery codes, logins waiting for a second
+//     factor, enrolment links;
+//   - passkeys: WebAuthn credentials and ceremonies;
+//   - attempts: login-attempt counters;
+//   - auditlog: the audit trail;
+//   - signingkeys: token-signing keys;
+//   - instance: values every replica shares;
+//   - secrets: sealed values, key holders and key rotation.
+//
+// They share internal/store/internal/core (the database, its dialect,
+// transactions, the clock, the sentinel errors) and
+// internal/store/internal/sealing (the keys that seal secrets); none of
+// them imports package store. Store embeds a pointer to each, so every
+// method is called on the store as before, and the types and constants
+// of the sub-packages keep their names here (names.go). Opening the
+// database, applying migrations and deleting what expired (which spans
+// every domain) stay in this package.
+//
+// A flow that needs one domain only can be given its sub-store (for the
+// device flow, s.DeviceStore) or depend on a role interface of roles.go
+// ([DeviceFlowStorage], [CodeFlowStorage], [TokenStorage],
+// [LoginAttemptStorage], [UserLookup], [SecondFactorStorage],
+// [PasskeyStorage], [SigningKeyStorage], [MachineGrantStorage]), as
+// fosite pairs each flow with the storage it needs.
 package store
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/base64"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/seal"
+	"github.com/nsauth/nsauth/internal/store/attempts"
+	"github.com/nsauth/nsauth/internal/store/auditlog"
+	"github.com/nsauth/nsauth/internal/store/authrequests"
+	"github.com/nsauth/nsauth/internal/store/clients"
+	"github.com/nsauth/nsauth/internal/store/devices"
+	"github.com/nsauth/nsauth/internal/store/instance"
+	"github.com/nsauth/nsauth/internal/store/internal/core"
+	"github.com/nsauth/nsauth/internal/store/internal/sealing"
+	"github.com/nsauth/nsauth/internal/store/passkeys"
+	"github.com/nsauth/nsauth/internal/store/revocations"
+	"github.com/nsauth/nsauth/internal/store/secondfactors"
+	"github.com/nsauth/nsauth/internal/store/secrets"
+	"github.com/nsauth/nsauth/internal/store/signingkeys"
+	"github.com/nsauth/nsauth/internal/store/tokens"
+	"github.com/nsauth/nsauth/internal/store/users"
 )
 
-// Sentinel errors.
+// Sentinel errors. Every sub-store returns these very values.
 var (
 	// ErrNotFound means the record does not exist or has expired.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = core.ErrNotFound
 	// ErrConflict means a unique value (such as a username) is taken.
-	ErrConflict = errors.New("already exists")
+	ErrConflict = core.ErrConflict
 	// ErrReused means a single-use credential (an authorization code or a
 	// refresh token) was presented again. Everything issued from it has been
 	// revoked by the time this error is returned.
-	ErrReused = errors.New("credential already used")
+	ErrReused = core.ErrReused
 	// ErrRevoked means the credential was revoked.
-	ErrRevoked = errors.New("credential revoked")
+	ErrRevoked = core.ErrRevoked
+	// ErrNoKeyring means a secret was to be read or written by a store
+	// opened without [Options.Keyring].
+	ErrNoKeyring = core.ErrNoKeyring
 )
 
 // Options configure a [Store].
@@ -82,164 +130,84 @@ const DefaultAuditRetention = 90 * 24 * time.Hour
 
 // Store is the provider's persistence. It is safe for concurrent use, and
 // several processes may share one PostgreSQL database.
+//
+// Its methods are those of its sub-stores, one per domain (see the
+// package documentation); a flow that needs one domain only may be given
+// that sub-store (s.DeviceStore, say) or a role interface such as
+// [DeviceFlowStorage].
 type Store struct {
-	db       *sql.DB
-	d        dialect
-	now      func() time.Time
+	*users.UserStore
+	*clients.ClientStore
+	*authrequests.RequestStore
+	*tokens.TokenStore
+	*revocations.RevocationStore
+	*devices.DeviceStore
+	*passkeys.PasskeyStore
+	*secondfactors.FactorStore
+	*attempts.AttemptStore
+	*auditlog.AuditStore
+	*signingkeys.KeyStore
+	*instance.ValueStore
+	*secrets.SecretStore
+
+	db       *core.DB
 	location string
 	// channel is the PostgreSQL notification channel of revocations.
 	channel string
-	hooks   revocationHooks
-	keys    keyring
 	// auditRetention is Options.AuditRetention, defaulted.
 	auditRetention time.Duration
 }
 
-func newStore(db *sql.DB, d dialect, location string, opts Options) *Store {
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
+// newStore assembles the sub-stores over db, a migrated database.
+func newStore(db *core.DB, location, channel string, opts Options) *Store {
 	retention := opts.AuditRetention
 	if retention == 0 {
 		retention = DefaultAuditRetention
 	}
-	st := &Store{db: db, d: d, now: now, location: location, auditRetention: retention}
-	st.keys.load = opts.LoadKeys
-	if opts.Keyring != nil {
-		st.keys.ring.Store(opts.Keyring)
+	keys := sealing.New(db, opts.Keyring, opts.LoadKeys)
+	revs, revoker := revocations.New(db, channel)
+	values := instance.New(db)
+	us := users.New(db, revoker)
+	return &Store{
+		UserStore:       us,
+		ClientStore:     clients.New(db, revoker),
+		RequestStore:    authrequests.New(db, revoker),
+		TokenStore:      tokens.New(db, revoker),
+		RevocationStore: revs,
+		DeviceStore:     devices.New(db, revoker),
+		PasskeyStore:    passkeys.New(db),
+		FactorStore:     secondfactors.New(db, keys, us),
+		AttemptStore:    attempts.New(db),
+		AuditStore:      auditlog.New(db),
+		KeyStore:        signingkeys.New(db, keys),
+		ValueStore:      values,
+		SecretStore:     secrets.New(db, keys, values),
+		db:              db,
+		location:        location,
+		channel:         channel,
+		auditRetention:  retention,
 	}
-	return st
 }
 
 // Backend names the database kind: "sqlite" or "postgres".
-func (s *Store) Backend() string { return s.d.name }
+func (s *Store) Backend() string { return s.db.Dialect.Name }
 
 // Location describes where the data lives, for people: a file path, or a
 // PostgreSQL URL with any password removed.
 func (s *Store) Location() string { return s.location }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.db.SQL.Close() }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-
-// exec, query and queryRow rewrite `?` placeholders for the dialect.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
-	return q.ExecContext(ctx, s.d.rebind(query), args...)
-}
-
-func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	return q.QueryContext(ctx, s.d.rebind(query), args...)
-}
-
-// queryAll runs query and scans every row with scan; what names the rows
-// in errors ("listing users").
-func queryAll[T any](ctx context.Context, s *Store, what string, scan func(interface{ Scan(...any) error }) (*T, error), query string, args ...any) ([]T, error) {
-	rows, err := s.query(ctx, s.db, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, *v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return out, nil
-}
-
-func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	return q.QueryRowContext(ctx, s.d.rebind(query), args...)
-}
-
-// inTx runs fn in a transaction, committing when it returns nil. SQLite
-// transactions take the write lock at BEGIN, so read-then-write sequences
-// cannot interleave.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("beginning transaction: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		s.hooks.finish(tx, false)
-		return err
-	}
-	err = tx.Commit()
-	s.hooks.finish(tx, err == nil)
-	if err != nil {
-		return fmt.Errorf("committing transaction: %w", err)
-	}
-	return nil
-}
-
-// millis converts a time to the stored representation; zero is NULL.
-func millis(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
-
-func fromMillis(n sql.NullInt64) time.Time {
-	if !n.Valid {
-		return time.Time{}
-	}
-	return time.UnixMilli(n.Int64)
-}
-
-func (s *Store) nowMillis() int64 { return s.now().UnixMilli() }
+func (s *Store) Ping(ctx context.Context) error { return s.db.SQL.PingContext(ctx) }
 
 // HashSecret returns the digest under which a random secret (code, token,
 // client secret) is stored and looked up.
-func HashSecret(secret string) []byte {
-	sum := sha256.Sum256([]byte(secret))
-	return sum[:]
-}
+func HashSecret(secret string) []byte { return core.HashSecret(secret) }
 
 // NewID returns a random identifier: 128 bits, base64url.
-func NewID() string {
-	return RandomToken(16)
-}
+func NewID() string { return core.NewID() }
 
 // RandomToken returns n random bytes, base64url-encoded without padding.
-// crypto/rand.Read never fails on supported platforms (and crashes the
-// program irrecoverably if it somehow does), so there is no error.
-func RandomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// joinList and splitList store short string lists (scopes, AMR values) as
-// one space-separated column; none of their elements contain spaces.
-func joinList(v []string) string { return strings.Join(v, " ") }
-
-func splitList(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Fields(s)
-}
-
-// notFound turns sql.ErrNoRows into ErrNotFound and wraps other errors.
-func notFound(err error, what string) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%s: %w", what, ErrNotFound)
-	}
-	return fmt.Errorf("reading %s: %w", what, err)
-}
+func RandomToken(n int) string { return core.RandomToken(n) }

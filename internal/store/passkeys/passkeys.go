@@ -1,4 +1,7 @@
-package store
+// Package passkeys keeps users' WebAuthn credentials (public keys only)
+// and the ceremonies in progress, bounded per pool and per holder so that
+// unauthenticated requests cannot grow them without limit.
+package passkeys
 
 import (
 	"context"
@@ -9,8 +12,19 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nsauth/nsauth/internal/store/internal/core"
 	"github.com/nsauth/nsauth/internal/visible"
 )
+
+// PasskeyStore keeps passkeys and passkey ceremonies.
+type PasskeyStore struct {
+	db *core.DB
+}
+
+// New returns the passkeys of db.
+func New(db *core.DB) *PasskeyStore {
+	return &PasskeyStore{db: db}
+}
 
 // Passkey is a WebAuthn credential of a user. Only its public key is
 // stored: nothing here logs anyone in.
@@ -89,10 +103,10 @@ func CheckPasskeyName(name string) error {
 }
 
 // AddPasskey stores a new passkey for p.UserID. ID is generated when
-// empty. It fails with [ErrConflict] when the user has a passkey of that
+// empty. It fails with [core.ErrConflict] when the user has a passkey of that
 // name or the credential is registered already (to anyone), and with
 // [ErrTooManyPasskeys] when the user has MaxPasskeysPerUser.
-func (s *Store) AddPasskey(ctx context.Context, p *Passkey) error {
+func (s *PasskeyStore) AddPasskey(ctx context.Context, p *Passkey) error {
 	if err := CheckPasskeyName(p.Name); err != nil {
 		return err
 	}
@@ -101,29 +115,29 @@ func (s *Store) AddPasskey(ctx context.Context, p *Passkey) error {
 		return errors.New("a passkey needs a user, a credential id and a public key of bounded size")
 	}
 	if p.ID == "" {
-		p.ID = NewID()
+		p.ID = core.NewID()
 	}
-	p.CreatedAt = time.UnixMilli(s.nowMillis())
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	p.CreatedAt = time.UnixMilli(s.db.NowMillis())
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// Lock the user's row so concurrent registrations count right.
 		var one int
-		if err := s.queryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.d.lockRows, p.UserID).Scan(&one); err != nil {
-			return notFound(err, "user")
+		if err := s.db.QueryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.db.Dialect.LockRows, p.UserID).Scan(&one); err != nil {
+			return core.NotFound(err, "user")
 		}
 		var n int
-		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM nsauth_passkeys WHERE user_id = ?`, p.UserID).Scan(&n); err != nil {
+		if err := s.db.QueryRow(ctx, tx, `SELECT COUNT(*) FROM nsauth_passkeys WHERE user_id = ?`, p.UserID).Scan(&n); err != nil {
 			return fmt.Errorf("counting passkeys: %w", err)
 		}
 		if n >= MaxPasskeysPerUser {
 			return ErrTooManyPasskeys
 		}
-		_, err := s.exec(ctx, tx, `INSERT INTO nsauth_passkeys (id, user_id, name, credential_id, public_key, sign_count, flags,
+		_, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_passkeys (id, user_id, name, credential_id, public_key, sign_count, flags,
 			transports, aaguid, attestation_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			p.ID, p.UserID, p.Name, p.CredentialID, p.PublicKey, int64(p.SignCount), p.flags(),
-			joinList(p.Transports), p.AAGUID, p.AttestationType, p.CreatedAt.UnixMilli())
+			core.JoinList(p.Transports), p.AAGUID, p.AttestationType, p.CreatedAt.UnixMilli())
 		if err != nil {
-			if s.d.isUnique(err) {
-				return fmt.Errorf("passkey %q: %w", p.Name, ErrConflict)
+			if s.db.Dialect.IsUnique(err) {
+				return fmt.Errorf("passkey %q: %w", p.Name, core.ErrConflict)
 			}
 			return fmt.Errorf("storing passkey: %w", err)
 		}
@@ -133,7 +147,7 @@ func (s *Store) AddPasskey(ctx context.Context, p *Passkey) error {
 
 const passkeyColumns = `id, user_id, name, credential_id, public_key, sign_count, flags, transports, aaguid, attestation_type, created_at, last_used_at`
 
-func scanPasskey(row interface{ Scan(...any) error }) (*Passkey, error) {
+func scanPasskey(row core.Scanner) (*Passkey, error) {
 	var p Passkey
 	var count, flags, created int64
 	var transports string
@@ -145,43 +159,43 @@ func scanPasskey(row interface{ Scan(...any) error }) (*Passkey, error) {
 	p.SignCount = uint32(count)
 	p.UserVerified, p.BackupEligible = flags&passkeyUV != 0, flags&passkeyBE != 0
 	p.BackupState, p.CloneWarning = flags&passkeyBS != 0, flags&passkeyClone != 0
-	p.Transports = splitList(transports)
-	p.CreatedAt, p.LastUsedAt = time.UnixMilli(created), fromMillis(used)
+	p.Transports = core.SplitList(transports)
+	p.CreatedAt, p.LastUsedAt = time.UnixMilli(created), core.FromMillis(used)
 	return &p, nil
 }
 
 // PasskeysByUser returns the user's passkeys, oldest first.
-func (s *Store) PasskeysByUser(ctx context.Context, userID string) ([]Passkey, error) {
-	return queryAll(ctx, s, "reading passkeys", scanPasskey, `SELECT `+passkeyColumns+` FROM nsauth_passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
+func (s *PasskeyStore) PasskeysByUser(ctx context.Context, userID string) ([]Passkey, error) {
+	return core.QueryAll(ctx, s.db, "reading passkeys", scanPasskey, `SELECT `+passkeyColumns+` FROM nsauth_passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
 }
 
 // CountPasskeys returns how many passkeys the user has.
-func (s *Store) CountPasskeys(ctx context.Context, userID string) (int, error) {
+func (s *PasskeyStore) CountPasskeys(ctx context.Context, userID string) (int, error) {
 	var n int
-	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM nsauth_passkeys WHERE user_id = ?`, userID).Scan(&n); err != nil {
+	if err := s.db.QueryRow(ctx, s.db, `SELECT COUNT(*) FROM nsauth_passkeys WHERE user_id = ?`, userID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting passkeys: %w", err)
 	}
 	return n, nil
 }
 
 // PasskeyByCredentialID returns the passkey with that credential id, or an
-// error wrapping [ErrNotFound].
-func (s *Store) PasskeyByCredentialID(ctx context.Context, credentialID []byte) (*Passkey, error) {
+// error wrapping [core.ErrNotFound].
+func (s *PasskeyStore) PasskeyByCredentialID(ctx context.Context, credentialID []byte) (*Passkey, error) {
 	if len(credentialID) == 0 || len(credentialID) > maxCredentialIDLen {
-		return nil, fmt.Errorf("passkey: %w", ErrNotFound)
+		return nil, fmt.Errorf("passkey: %w", core.ErrNotFound)
 	}
-	p, err := scanPasskey(s.queryRow(ctx, s.db, `SELECT `+passkeyColumns+` FROM nsauth_passkeys WHERE credential_id = ?`, credentialID))
+	p, err := scanPasskey(s.db.QueryRow(ctx, s.db, `SELECT `+passkeyColumns+` FROM nsauth_passkeys WHERE credential_id = ?`, credentialID))
 	if err != nil {
-		return nil, notFound(err, "passkey")
+		return nil, core.NotFound(err, "passkey")
 	}
 	return p, nil
 }
 
 // RecordPasskeyUse stores what a successful assertion changed: the
 // signature counter, the backup state, a clone warning (which stays once
-// set) and the time of use. It fails with [ErrNotFound] when the passkey
+// set) and the time of use. It fails with [core.ErrNotFound] when the passkey
 // was removed meanwhile.
-func (s *Store) RecordPasskeyUse(ctx context.Context, id string, signCount uint32, backupState, cloneWarning bool) error {
+func (s *PasskeyStore) RecordPasskeyUse(ctx context.Context, id string, signCount uint32, backupState, cloneWarning bool) error {
 	set := int64(0)
 	if backupState {
 		set |= passkeyBS
@@ -190,31 +204,31 @@ func (s *Store) RecordPasskeyUse(ctx context.Context, id string, signCount uint3
 		set |= passkeyClone
 	}
 	// flags keeps UV, BE and a clone warning; BS follows the authenticator.
-	res, err := s.exec(ctx, s.db, `UPDATE nsauth_passkeys SET sign_count = ?, last_used_at = ?,
+	res, err := s.db.Exec(ctx, s.db, `UPDATE nsauth_passkeys SET sign_count = ?, last_used_at = ?,
 		flags = (flags - (flags & ?)) | ? WHERE id = ?`,
-		int64(signCount), s.nowMillis(), int64(passkeyBS), set, id)
+		int64(signCount), s.db.NowMillis(), int64(passkeyBS), set, id)
 	if err != nil {
 		return fmt.Errorf("recording passkey use: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("passkey: %w", ErrNotFound)
+		return fmt.Errorf("passkey: %w", core.ErrNotFound)
 	}
 	return nil
 }
 
 // DeletePasskey removes the user's passkey named, or with the id,
-// nameOrID, and returns it; an error wrapping [ErrNotFound] when there is
+// nameOrID, and returns it; an error wrapping [core.ErrNotFound] when there is
 // none.
-func (s *Store) DeletePasskey(ctx context.Context, userID, nameOrID string) (*Passkey, error) {
+func (s *PasskeyStore) DeletePasskey(ctx context.Context, userID, nameOrID string) (*Passkey, error) {
 	var p *Passkey
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		p, err = scanPasskey(s.queryRow(ctx, tx, `SELECT `+passkeyColumns+` FROM nsauth_passkeys
+		p, err = scanPasskey(s.db.QueryRow(ctx, tx, `SELECT `+passkeyColumns+` FROM nsauth_passkeys
 			WHERE user_id = ? AND (name = ? OR id = ?) ORDER BY CASE WHEN name = ? THEN 0 ELSE 1 END LIMIT 1`, userID, nameOrID, nameOrID, nameOrID))
 		if err != nil {
-			return notFound(err, "passkey")
+			return core.NotFound(err, "passkey")
 		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_passkeys WHERE id = ?`, p.ID); err != nil {
+		if _, err := s.db.Exec(ctx, tx, `DELETE FROM nsauth_passkeys WHERE id = ?`, p.ID); err != nil {
 			return fmt.Errorf("deleting passkey: %w", err)
 		}
 		return nil
@@ -266,7 +280,7 @@ const MaxPasskeyCeremonySession = 16 << 10
 // maxCeremonyKeyLen bounds a ceremony's pool, holder and browser names.
 const maxCeremonyKeyLen = 256
 
-// Refusals of [Store.PutPasskeyCeremony].
+// Refusals of [PasskeyStore.PutPasskeyCeremony].
 var (
 	// ErrCeremoniesFull means the pool holds as many ceremonies as allowed.
 	ErrCeremoniesFull = errors.New("too many passkey ceremonies in progress")
@@ -289,27 +303,27 @@ var (
 // ceremonies (raised by every put, never lowered by a take or an expiry),
 // so the pool is counted only when the ceiling reaches its limit, and
 // the ceiling is then set to the count.
-func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q CeremonyQuota) error {
+func (s *PasskeyStore) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q CeremonyQuota) error {
 	if c.AuthRequestID == "" || c.Kind == "" || c.ExpiresAt.IsZero() || len(c.Session) == 0 || len(c.Session) > MaxPasskeyCeremonySession {
 		return errors.New("a passkey ceremony needs an auth request, a kind, an expiry and bounded session data")
 	}
 	if len(q.Pool) > maxCeremonyKeyLen || len(q.Holder) > maxCeremonyKeyLen || len(c.Browser) > maxCeremonyKeyLen {
 		return errors.New("a passkey ceremony's pool, holder and browser must be short")
 	}
-	room := ceremonyRoom{s: s, id: c.AuthRequestID, q: q, now: s.nowMillis()}
+	room := ceremonyRoom{s: s, id: c.AuthRequestID, q: q, now: s.db.NowMillis()}
 	if err := room.holderFull(ctx, s.db); err != nil {
 		return err
 	}
 	var ceiling int
-	err := s.queryRow(ctx, s.db, `SELECT ceiling FROM nsauth_passkey_ceremony_pools WHERE pool = ?`, q.Pool).Scan(&ceiling)
+	err := s.db.QueryRow(ctx, s.db, `SELECT ceiling FROM nsauth_passkey_ceremony_pools WHERE pool = ?`, q.Pool).Scan(&ceiling)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("reading the passkey ceremony pool: %w", err)
 	}
 	if _, err := room.poolFull(ctx, s.db, ceiling); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.queryRow(ctx, tx, `INSERT INTO nsauth_passkey_ceremony_pools (pool, ceiling) VALUES (?, 0)
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.QueryRow(ctx, tx, `INSERT INTO nsauth_passkey_ceremony_pools (pool, ceiling) VALUES (?, 0)
 			ON CONFLICT (pool) DO UPDATE SET ceiling = nsauth_passkey_ceremony_pools.ceiling RETURNING ceiling`, q.Pool).Scan(&ceiling); err != nil {
 			return fmt.Errorf("locking the passkey ceremony pool: %w", err)
 		}
@@ -320,14 +334,14 @@ func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q Ce
 		if err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_passkey_ceremonies (auth_request_id, kind, user_id, session, expires_at, pool, holder, browser)
+		if _, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_passkey_ceremonies (auth_request_id, kind, user_id, session, expires_at, pool, holder, browser)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (auth_request_id) DO UPDATE SET kind = excluded.kind, user_id = excluded.user_id,
 			session = excluded.session, expires_at = excluded.expires_at, pool = excluded.pool, holder = excluded.holder,
 			browser = excluded.browser`,
 			c.AuthRequestID, c.Kind, c.UserID, string(c.Session), c.ExpiresAt.UnixMilli(), q.Pool, q.Holder, c.Browser); err != nil {
 			return fmt.Errorf("storing passkey ceremony: %w", err)
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE nsauth_passkey_ceremony_pools SET ceiling = ? WHERE pool = ?`, counted+1, q.Pool); err != nil {
+		if _, err := s.db.Exec(ctx, tx, `UPDATE nsauth_passkey_ceremony_pools SET ceiling = ? WHERE pool = ?`, counted+1, q.Pool); err != nil {
 			return fmt.Errorf("raising the passkey ceremony pool's ceiling: %w", err)
 		}
 		return nil
@@ -337,15 +351,15 @@ func (s *Store) PutPasskeyCeremony(ctx context.Context, c *PasskeyCeremony, q Ce
 // ceremonyRoom checks whether a quota has room at now for the ceremony of
 // the auth request id (the one it replaces left out).
 type ceremonyRoom struct {
-	s   *Store
+	s   *PasskeyStore
 	id  string
 	q   CeremonyQuota
 	now int64
 }
 
-func (r ceremonyRoom) count(ctx context.Context, q querier, column, value string) (int, error) {
+func (r ceremonyRoom) count(ctx context.Context, q core.Querier, column, value string) (int, error) {
 	var n int
-	err := r.s.queryRow(ctx, q, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE `+column+` = ? AND expires_at > ? AND auth_request_id <> ?`,
+	err := r.s.db.QueryRow(ctx, q, `SELECT COUNT(*) FROM nsauth_passkey_ceremonies WHERE `+column+` = ? AND expires_at > ? AND auth_request_id <> ?`,
 		value, r.now, r.id).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("counting passkey ceremonies: %w", err)
@@ -356,7 +370,7 @@ func (r ceremonyRoom) count(ctx context.Context, q querier, column, value string
 // holderFull refuses with ErrCeremonyHolderFull when the holder has no
 // room. It is checked first: it is the cheaper count, and the refusal a
 // flood from few addresses meets.
-func (r ceremonyRoom) holderFull(ctx context.Context, q querier) error {
+func (r ceremonyRoom) holderFull(ctx context.Context, q core.Querier) error {
 	if r.q.Holder == "" || r.q.HolderLimit <= 0 {
 		return nil
 	}
@@ -373,7 +387,7 @@ func (r ceremonyRoom) holderFull(ctx context.Context, q querier) error {
 // poolFull refuses with ErrCeremoniesFull when the pool has no room, given
 // its ceiling; it returns the ceiling, lowered to the count when it
 // counted the pool.
-func (r ceremonyRoom) poolFull(ctx context.Context, q querier, ceiling int) (int, error) {
+func (r ceremonyRoom) poolFull(ctx context.Context, q core.Querier, ceiling int) (int, error) {
 	if r.q.PoolLimit <= 0 || ceiling < r.q.PoolLimit {
 		return ceiling, nil
 	}
@@ -389,22 +403,22 @@ func (r ceremonyRoom) poolFull(ctx context.Context, q querier, ceiling int) (int
 
 // TakePasskeyCeremony removes and returns the auth request's ceremony
 // bound to browser ("" for one bound to no browser): a ceremony is
-// answered once, right or wrong. It fails with [ErrNotFound] when there is
+// answered once, right or wrong. It fails with [core.ErrNotFound] when there is
 // none, it has expired, or it is bound to another browser; the ceremony of
 // another browser stays as it was.
-func (s *Store) TakePasskeyCeremony(ctx context.Context, authRequestID, browser string) (*PasskeyCeremony, error) {
+func (s *PasskeyStore) TakePasskeyCeremony(ctx context.Context, authRequestID, browser string) (*PasskeyCeremony, error) {
 	var c PasskeyCeremony
 	var session string
 	var expires int64
-	err := s.queryRow(ctx, s.db, `DELETE FROM nsauth_passkey_ceremonies WHERE auth_request_id = ? AND browser = ?
+	err := s.db.QueryRow(ctx, s.db, `DELETE FROM nsauth_passkey_ceremonies WHERE auth_request_id = ? AND browser = ?
 		RETURNING auth_request_id, kind, user_id, browser, session, expires_at`, authRequestID, browser).
 		Scan(&c.AuthRequestID, &c.Kind, &c.UserID, &c.Browser, &session, &expires)
 	if err != nil {
-		return nil, notFound(err, "passkey ceremony")
+		return nil, core.NotFound(err, "passkey ceremony")
 	}
 	c.Session, c.ExpiresAt = []byte(session), time.UnixMilli(expires)
-	if expires <= s.nowMillis() {
-		return nil, fmt.Errorf("passkey ceremony: %w", ErrNotFound)
+	if expires <= s.db.NowMillis() {
+		return nil, fmt.Errorf("passkey ceremony: %w", core.ErrNotFound)
 	}
 	return &c, nil
 }

@@ -1,4 +1,4 @@
-package store
+package revocations
 
 import (
 	"context"
@@ -29,7 +29,7 @@ const (
 	maxListenBackoff = 5 * time.Second
 )
 
-// FollowConfig configures [Store.FollowRevocations].
+// FollowConfig configures [RevocationStore.FollowRevocations].
 type FollowConfig struct {
 	// ResyncInterval is how often every live revocation is reloaded.
 	// Defaults to [DefaultResyncInterval].
@@ -46,7 +46,7 @@ type FollowConfig struct {
 
 // FollowRevocations calls apply with every live revocation, then keeps
 // calling it, until ctx ends, with every new one: those made through this
-// Store right after their transaction commits; those of other processes
+// store right after their transaction commits; those of other processes
 // (replicas on PostgreSQL, `nsauth users` on either backend) as they are
 // learnt of, through LISTEN/NOTIFY on PostgreSQL, by polling every
 // PollInterval on SQLite; and all live ones again every ResyncInterval,
@@ -55,7 +55,7 @@ type FollowConfig struct {
 // concurrently: it must be idempotent and safe for concurrent use. It
 // returns once the first load is done, with its error if it failed (and
 // then follows nothing).
-func (s *Store) FollowRevocations(ctx context.Context, cfg FollowConfig, apply func([]Revocation)) error {
+func (s *RevocationStore) FollowRevocations(ctx context.Context, cfg FollowConfig, apply func([]Revocation)) error {
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = DefaultResyncInterval
 	}
@@ -76,7 +76,7 @@ func (s *Store) FollowRevocations(ctx context.Context, cfg FollowConfig, apply f
 	}
 	s.hooks.follow(apply)
 	go s.resyncEvery(ctx, cfg, apply)
-	if s.d.name == "postgres" {
+	if s.db.Dialect.Name == "postgres" {
 		go s.listen(ctx, cfg, apply)
 	} else {
 		go s.poll(ctx, cfg, seq, apply)
@@ -84,7 +84,7 @@ func (s *Store) FollowRevocations(ctx context.Context, cfg FollowConfig, apply f
 	return nil
 }
 
-func (s *Store) resync(ctx context.Context, apply func([]Revocation)) error {
+func (s *RevocationStore) resync(ctx context.Context, apply func([]Revocation)) error {
 	rs, err := s.LiveRevocations(ctx)
 	if err != nil {
 		return err
@@ -95,7 +95,7 @@ func (s *Store) resync(ctx context.Context, apply func([]Revocation)) error {
 	return nil
 }
 
-func (s *Store) resyncEvery(ctx context.Context, cfg FollowConfig, apply func([]Revocation)) {
+func (s *RevocationStore) resyncEvery(ctx context.Context, cfg FollowConfig, apply func([]Revocation)) {
 	t := time.NewTicker(cfg.ResyncInterval)
 	defer t.Stop()
 	for {
@@ -114,7 +114,7 @@ func (s *Store) resyncEvery(ctx context.Context, cfg FollowConfig, apply func([]
 // SQLite serialises writers, so rows become visible in seq order and a
 // watermark misses none. The query is one index probe when there is
 // nothing new.
-func (s *Store) poll(ctx context.Context, cfg FollowConfig, seq int64, apply func([]Revocation)) {
+func (s *RevocationStore) poll(ctx context.Context, cfg FollowConfig, seq int64, apply func([]Revocation)) {
 	t := time.NewTicker(cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -139,7 +139,7 @@ func (s *Store) poll(ctx context.Context, cfg FollowConfig, seq int64, apply fun
 
 // listen holds a PostgreSQL connection that LISTENs on the revocation
 // channel, and re-establishes it (with backoff) whenever it fails.
-func (s *Store) listen(ctx context.Context, cfg FollowConfig, apply func([]Revocation)) {
+func (s *RevocationStore) listen(ctx context.Context, cfg FollowConfig, apply func([]Revocation)) {
 	backoff := minListenBackoff
 	for {
 		started := time.Now()
@@ -164,8 +164,8 @@ func (s *Store) listen(ctx context.Context, cfg FollowConfig, apply func([]Revoc
 // revocation (what was notified while no connection listened), then
 // applies each notification until the connection fails or ctx ends. The
 // connection is never returned to the pool: it may still be listening.
-func (s *Store) listenOnce(ctx context.Context, apply func([]Revocation)) error {
-	conn, err := s.db.Conn(ctx)
+func (s *RevocationStore) listenOnce(ctx context.Context, apply func([]Revocation)) error {
+	conn, err := s.db.SQL.Conn(ctx)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func (s *Store) listenOnce(ctx context.Context, apply func([]Revocation)) error 
 	return failed
 }
 
-func (s *Store) listenOn(ctx context.Context, dc any, apply func([]Revocation)) error {
+func (s *RevocationStore) listenOn(ctx context.Context, dc any, apply func([]Revocation)) error {
 	sc, ok := dc.(*stdlib.Conn)
 	if !ok {
 		return fmt.Errorf("unexpected driver connection %T", dc)

@@ -1,4 +1,6 @@
-package store
+// Package signingkeys keeps the provider's token-signing keys, their
+// private halves sealed, and serialises their rotation across processes.
+package signingkeys
 
 import (
 	"context"
@@ -6,7 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
+	"github.com/nsauth/nsauth/internal/store/internal/sealing"
 )
+
+// KeyStore keeps signing keys.
+type KeyStore struct {
+	db   *core.DB
+	keys *sealing.Keys
+}
+
+// New returns the signing keys of db, sealed with keys.
+func New(db *core.DB, keys *sealing.Keys) *KeyStore {
+	return &KeyStore{db: db, keys: keys}
+}
 
 // SigningKey is a token-signing key pair.
 type SigningKey struct {
@@ -26,7 +42,7 @@ type SigningKey struct {
 	ExpiresAt time.Time
 }
 
-// KeyChange is what an [Store.UpdateSigningKeys] callback decides.
+// KeyChange is what an [KeyStore.UpdateSigningKeys] callback decides.
 type KeyChange struct {
 	// Add is a key to store, or nil.
 	Add *SigningKey
@@ -36,14 +52,14 @@ type KeyChange struct {
 
 // SigningKeys returns the keys that have not expired, oldest activation
 // first.
-func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+func (s *KeyStore) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	return s.signingKeys(ctx, s.db)
 }
 
-func (s *Store) signingKeys(ctx context.Context, q querier) ([]SigningKey, error) {
+func (s *KeyStore) signingKeys(ctx context.Context, q core.Querier) ([]SigningKey, error) {
 	query := `SELECT id, algorithm, private_key, created_at, activates_at, expires_at FROM nsauth_signing_keys
 		WHERE expires_at IS NULL OR expires_at > ? ORDER BY activates_at, id`
-	rows, err := s.query(ctx, q, query, s.nowMillis())
+	rows, err := s.db.Query(ctx, q, query, s.db.NowMillis())
 	if err != nil {
 		return nil, fmt.Errorf("reading signing keys: %w", err)
 	}
@@ -56,8 +72,8 @@ func (s *Store) signingKeys(ctx context.Context, q querier) ([]SigningKey, error
 		if err := rows.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &created, &activates, &expires); err != nil {
 			return nil, fmt.Errorf("reading signing keys: %w", err)
 		}
-		k.CreatedAt, k.ActivatesAt, k.ExpiresAt = time.UnixMilli(created), time.UnixMilli(activates), fromMillis(expires)
-		der, err := s.open(k.PrivateKey, signingKeyAD(k.ID))
+		k.CreatedAt, k.ActivatesAt, k.ExpiresAt = time.UnixMilli(created), time.UnixMilli(activates), core.FromMillis(expires)
+		der, err := s.keys.Open(k.PrivateKey, sealing.SigningKeyAD(k.ID))
 		if err != nil {
 			return nil, fmt.Errorf("opening signing key %s: %w", k.ID, err)
 		}
@@ -75,10 +91,10 @@ func (s *Store) signingKeys(ctx context.Context, q querier) ([]SigningKey, error
 // it returns. Two processes deciding at once therefore see each other's
 // result: the second one finds the key the first one added. decide may be
 // called with no keys at all (first start).
-func (s *Store) UpdateSigningKeys(ctx context.Context, decide func(keys []SigningKey) (KeyChange, error)) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+func (s *KeyStore) UpdateSigningKeys(ctx context.Context, decide func(keys []SigningKey) (KeyChange, error)) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var name string
-		if err := s.queryRow(ctx, tx, `SELECT name FROM nsauth_locks WHERE name = 'signing_keys'`+s.d.lockRows).Scan(&name); err != nil {
+		if err := s.db.QueryRow(ctx, tx, `SELECT name FROM nsauth_locks WHERE name = 'signing_keys'`+s.db.Dialect.LockRows).Scan(&name); err != nil {
 			return fmt.Errorf("taking the signing-key lock: %w", err)
 		}
 		keys, err := s.signingKeys(ctx, tx)
@@ -90,7 +106,7 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, decide func(keys []Signin
 			return err
 		}
 		for id, at := range change.Expire {
-			if _, err := s.exec(ctx, tx, `UPDATE nsauth_signing_keys SET expires_at = ? WHERE id = ?`, at.UnixMilli(), id); err != nil {
+			if _, err := s.db.Exec(ctx, tx, `UPDATE nsauth_signing_keys SET expires_at = ? WHERE id = ?`, at.UnixMilli(), id); err != nil {
 				return fmt.Errorf("scheduling key expiry: %w", err)
 			}
 		}
@@ -98,13 +114,13 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, decide func(keys []Signin
 			if k.ID == "" || k.Algorithm == "" || len(k.PrivateKey) == 0 {
 				return errors.New("a signing key needs an id, an algorithm and a private key")
 			}
-			sealed, err := s.sealIn(ctx, tx, k.PrivateKey, signingKeyAD(k.ID))
+			sealed, err := s.keys.SealIn(ctx, tx, k.PrivateKey, sealing.SigningKeyAD(k.ID))
 			if err != nil {
 				return fmt.Errorf("sealing signing key: %w", err)
 			}
-			k.CreatedAt = s.now()
-			if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_signing_keys (id, algorithm, private_key, created_at, activates_at, expires_at)
-				VALUES (?, ?, ?, ?, ?, ?)`, k.ID, k.Algorithm, sealed, k.CreatedAt.UnixMilli(), k.ActivatesAt.UnixMilli(), millis(k.ExpiresAt)); err != nil {
+			k.CreatedAt = s.db.Now()
+			if _, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_signing_keys (id, algorithm, private_key, created_at, activates_at, expires_at)
+				VALUES (?, ?, ?, ?, ?, ?)`, k.ID, k.Algorithm, sealed, k.CreatedAt.UnixMilli(), k.ActivatesAt.UnixMilli(), core.Millis(k.ExpiresAt)); err != nil {
 				return fmt.Errorf("storing signing key: %w", err)
 			}
 		}

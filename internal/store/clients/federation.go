@@ -1,10 +1,13 @@
-package store
+package clients
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
+	"github.com/nsauth/nsauth/internal/store/revocations"
 )
 
 // FederationPolicy is a stored trust policy: the ID tokens of Issuer for
@@ -26,26 +29,26 @@ type FederationPolicy struct {
 }
 
 // CreateFederationPolicy stores a policy, checked by the caller. It fails
-// with an error wrapping [ErrConflict] when the name is taken, and
-// [ErrNotFound] when ClientID is not a machine client.
-func (s *Store) CreateFederationPolicy(ctx context.Context, p *FederationPolicy) error {
+// with an error wrapping [core.ErrConflict] when the name is taken, and
+// [core.ErrNotFound] when ClientID is not a machine client.
+func (s *ClientStore) CreateFederationPolicy(ctx context.Context, p *FederationPolicy) error {
 	if p.Name == "" || p.Issuer == "" || p.Audience == "" || p.Subject == "" || p.MaxTTL < 0 {
 		return fmt.Errorf("a federation policy needs a name, an issuer, an audience, a subject and no negative lifetime")
 	}
 	if p.ID == "" {
-		p.ID = NewID()
+		p.ID = core.NewID()
 	}
-	p.CreatedAt = s.now()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	p.CreatedAt = s.db.Now()
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var got string
-		if err := s.queryRow(ctx, tx, `SELECT id FROM nsauth_clients WHERE id = ? AND kind = ?`, p.ClientID, machineKind).Scan(&got); err != nil {
-			return notFound(err, "machine client")
+		if err := s.db.QueryRow(ctx, tx, `SELECT id FROM nsauth_clients WHERE id = ? AND kind = ?`, p.ClientID, machineKind).Scan(&got); err != nil {
+			return core.NotFound(err, "machine client")
 		}
-		_, err := s.exec(ctx, tx, `INSERT INTO nsauth_federation_policies (id, name, issuer, audience, subject, client_id, max_ttl_ms, created_at)
+		_, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_federation_policies (id, name, issuer, audience, subject, client_id, max_ttl_ms, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Issuer, p.Audience, p.Subject, p.ClientID, p.MaxTTL.Milliseconds(), p.CreatedAt.UnixMilli())
 		if err != nil {
-			if s.d.isUnique(err) {
-				return fmt.Errorf("federation policy %q: %w", p.Name, ErrConflict)
+			if s.db.Dialect.IsUnique(err) {
+				return fmt.Errorf("federation policy %q: %w", p.Name, core.ErrConflict)
 			}
 			return fmt.Errorf("storing the federation policy: %w", err)
 		}
@@ -56,18 +59,18 @@ func (s *Store) CreateFederationPolicy(ctx context.Context, p *FederationPolicy)
 const federationColumns = `id, name, issuer, audience, subject, client_id, max_ttl_ms, created_at`
 
 // FederationPolicies returns every policy, ordered by name.
-func (s *Store) FederationPolicies(ctx context.Context) ([]FederationPolicy, error) {
+func (s *ClientStore) FederationPolicies(ctx context.Context) ([]FederationPolicy, error) {
 	return s.federationPolicies(ctx, `SELECT `+federationColumns+` FROM nsauth_federation_policies ORDER BY name`)
 }
 
 // FederationPoliciesByIssuer returns the policies whose issuer is exactly
 // issuer (compared byte for byte), ordered by name; none is not an error.
-func (s *Store) FederationPoliciesByIssuer(ctx context.Context, issuer string) ([]FederationPolicy, error) {
+func (s *ClientStore) FederationPoliciesByIssuer(ctx context.Context, issuer string) ([]FederationPolicy, error) {
 	return s.federationPolicies(ctx, `SELECT `+federationColumns+` FROM nsauth_federation_policies WHERE issuer = ? ORDER BY name`, issuer)
 }
 
-func (s *Store) federationPolicies(ctx context.Context, query string, args ...any) ([]FederationPolicy, error) {
-	rows, err := s.query(ctx, s.db, query, args...)
+func (s *ClientStore) federationPolicies(ctx context.Context, query string, args ...any) ([]FederationPolicy, error) {
+	rows, err := s.db.Query(ctx, s.db, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading federation policies: %w", err)
 	}
@@ -90,14 +93,14 @@ func (s *Store) federationPolicies(ctx context.Context, query string, args ...an
 
 // DeleteFederationPolicy deletes the policy named name and revokes the
 // access tokens issued under it, atomically. It fails with an error
-// wrapping [ErrNotFound] when there is no such policy.
-func (s *Store) DeleteFederationPolicy(ctx context.Context, name string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+// wrapping [core.ErrNotFound] when there is no such policy.
+func (s *ClientStore) DeleteFederationPolicy(ctx context.Context, name string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var id, client string
-		if err := s.queryRow(ctx, tx, `DELETE FROM nsauth_federation_policies WHERE name = ? RETURNING id, client_id`, name).Scan(&id, &client); err != nil {
-			return notFound(err, "federation policy")
+		if err := s.db.QueryRow(ctx, tx, `DELETE FROM nsauth_federation_policies WHERE name = ? RETURNING id, client_id`, name).Scan(&id, &client); err != nil {
+			return core.NotFound(err, "federation policy")
 		}
-		_, err := s.revokeAccessTokens(ctx, tx, s.nowMillis(), `grant_id = ? AND client_id = ?`, id, client)
+		_, err := s.rev.AccessTokens(ctx, tx, s.db.NowMillis(), revocations.OfClientsGrant(id, client))
 		return err
 	})
 }

@@ -1,4 +1,6 @@
-package store
+// Package auditlog stores audit events, one row each or aggregated under
+// a key, and reads them back by filter.
+package auditlog
 
 import (
 	"context"
@@ -9,12 +11,23 @@ import (
 	"time"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/store/internal/core"
 )
+
+// AuditStore keeps the audit trail. It implements audit.Sink.
+type AuditStore struct {
+	db *core.DB
+}
+
+// New returns the audit trail of db.
+func New(db *core.DB) *AuditStore {
+	return &AuditStore{db: db}
+}
 
 // InsertAuditEvent stores an event as a row of its own: one INSERT. It
 // implements audit.Sink. The event's ID is ignored; the database numbers
 // rows.
-func (s *Store) InsertAuditEvent(ctx context.Context, e audit.Event) error {
+func (s *AuditStore) InsertAuditEvent(ctx context.Context, e audit.Event) error {
 	return s.insertAuditEvent(ctx, "", e)
 }
 
@@ -22,7 +35,7 @@ func (s *Store) InsertAuditEvent(ctx context.Context, e audit.Event) error {
 // storing e as that row when there is none: one INSERT ... ON CONFLICT DO
 // UPDATE, so that replicas adding to one row at once lose no count. It
 // implements audit.Sink.
-func (s *Store) CountAuditEvent(ctx context.Context, key string, e audit.Event) error {
+func (s *AuditStore) CountAuditEvent(ctx context.Context, key string, e audit.Event) error {
 	if key == "" || e.Count <= 0 {
 		return fmt.Errorf("storing an aggregated audit event: a key and a positive count are required")
 	}
@@ -31,7 +44,7 @@ func (s *Store) CountAuditEvent(ctx context.Context, key string, e audit.Event) 
 
 // insertAuditEvent inserts e, or with a key, adds its count to the row of
 // that key.
-func (s *Store) insertAuditEvent(ctx context.Context, key string, e audit.Event) error {
+func (s *AuditStore) insertAuditEvent(ctx context.Context, key string, e audit.Event) error {
 	var refs string
 	if len(e.Refs) > 0 {
 		b, err := json.Marshal(e.Refs)
@@ -47,7 +60,7 @@ func (s *Store) insertAuditEvent(ctx context.Context, key string, e audit.Event)
 	if aggKey.Valid {
 		q += ` ON CONFLICT (agg_key) DO UPDATE SET agg_count = nsauth_audit_events.agg_count + excluded.agg_count`
 	}
-	_, err := s.exec(ctx, s.db, q,
+	_, err := s.db.Exec(ctx, s.db, q,
 		e.Time.UnixMilli(), string(e.Type), string(e.Outcome), e.Subject, e.Username, e.ClientID, e.ClientAddr,
 		e.UserAgent, e.TraceID, e.Replica, e.Reason, e.Actor, e.Target, refs, aggKey, e.Count)
 	if err != nil {
@@ -78,7 +91,7 @@ type AuditFilter struct {
 }
 
 // AuditEvents returns the events f selects, oldest first (in ID order).
-func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error) {
+func (s *AuditStore) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) {
@@ -125,7 +138,7 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, 
 	if f.Limit > 0 {
 		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
 	}
-	rows, err := s.query(ctx, s.db, q, args...)
+	rows, err := s.db.Query(ctx, s.db, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading audit events: %w", err)
 	}

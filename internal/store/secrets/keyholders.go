@@ -1,4 +1,4 @@
-package store
+package secrets
 
 import (
 	"context"
@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
 )
 
 // KeyHolder is a process that opens and seals secrets with keys of its
 // own: a running server. Each publishes which keys it holds, and renews
 // the record while it runs, so that a rotation can refuse to switch to a
-// key some running server lacks (see [Store.ResealSecrets]). The record
+// key some running server lacks (see [SecretStore.ResealSecrets]). The record
 // names keys by id only.
 //
 // The records are instance values named keyHolderPrefix + ID rather than
@@ -60,7 +62,7 @@ const (
 )
 
 // PublishKeyHolder records h (as of now), replacing its earlier record.
-func (s *Store) PublishKeyHolder(ctx context.Context, h KeyHolder) error {
+func (s *SecretStore) PublishKeyHolder(ctx context.Context, h KeyHolder) error {
 	if h.ID == "" || len(h.KeyIDs) == 0 || !h.Expires.After(h.Seen) {
 		return errors.New("a key holder needs an id, keys and an expiry after it was seen")
 	}
@@ -71,16 +73,16 @@ func (s *Store) PublishKeyHolder(ctx context.Context, h KeyHolder) error {
 	if len(v) > maxKeyHolderBytes {
 		return errors.New("the key holder's record is too large")
 	}
-	if _, err := s.exec(ctx, s.db, `INSERT INTO nsauth_instance_values (name, value, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, keyHolderPrefix+h.ID, string(v), s.nowMillis()); err != nil {
+	if _, err := s.db.Exec(ctx, s.db, `INSERT INTO nsauth_instance_values (name, value, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, keyHolderPrefix+h.ID, string(v), s.db.NowMillis()); err != nil {
 		return fmt.Errorf("publishing the keys this server holds: %w", err)
 	}
 	return nil
 }
 
 // RemoveKeyHolder removes the record of a process that stops.
-func (s *Store) RemoveKeyHolder(ctx context.Context, id string) error {
-	if _, err := s.exec(ctx, s.db, `DELETE FROM nsauth_instance_values WHERE name = ?`, keyHolderPrefix+id); err != nil {
+func (s *SecretStore) RemoveKeyHolder(ctx context.Context, id string) error {
+	if _, err := s.db.Exec(ctx, s.db, `DELETE FROM nsauth_instance_values WHERE name = ?`, keyHolderPrefix+id); err != nil {
 		return fmt.Errorf("removing the record of this server's keys: %w", err)
 	}
 	return nil
@@ -88,14 +90,14 @@ func (s *Store) RemoveKeyHolder(ctx context.Context, id string) error {
 
 // KeyHolders returns the processes whose records have not expired, and
 // deletes the expired ones.
-func (s *Store) KeyHolders(ctx context.Context) ([]KeyHolder, error) {
+func (s *SecretStore) KeyHolders(ctx context.Context) ([]KeyHolder, error) {
 	live, expired, err := s.readKeyHolders(ctx, s.db)
 	if err != nil {
 		return nil, err
 	}
 	for name, v := range expired {
 		// Only the record as read: one renewed meanwhile stays.
-		if _, err := s.exec(ctx, s.db, `DELETE FROM nsauth_instance_values WHERE name = ? AND value = ?`, name, v); err != nil {
+		if _, err := s.db.Exec(ctx, s.db, `DELETE FROM nsauth_instance_values WHERE name = ? AND value = ?`, name, v); err != nil {
 			return nil, fmt.Errorf("removing expired key holders: %w", err)
 		}
 	}
@@ -103,18 +105,18 @@ func (s *Store) KeyHolders(ctx context.Context) ([]KeyHolder, error) {
 }
 
 // keyHolders returns the live key holders as q sees them.
-func (s *Store) keyHolders(ctx context.Context, q querier) ([]KeyHolder, error) {
+func (s *SecretStore) keyHolders(ctx context.Context, q core.Querier) ([]KeyHolder, error) {
 	live, _, err := s.readKeyHolders(ctx, q)
 	return live, err
 }
 
-func (s *Store) readKeyHolders(ctx context.Context, q querier) (live []KeyHolder, expired map[string]string, err error) {
-	rows, err := s.query(ctx, q, `SELECT name, value FROM nsauth_instance_values WHERE name >= ? AND name < ? ORDER BY name`, keyHolderPrefix, keyHolderEnd)
+func (s *SecretStore) readKeyHolders(ctx context.Context, q core.Querier) (live []KeyHolder, expired map[string]string, err error) {
+	rows, err := s.db.Query(ctx, q, `SELECT name, value FROM nsauth_instance_values WHERE name >= ? AND name < ? ORDER BY name`, keyHolderPrefix, keyHolderEnd)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading key holders: %w", err)
 	}
 	defer rows.Close()
-	now := s.now()
+	now := s.db.Now()
 	expired = map[string]string{}
 	for rows.Next() {
 		var name, v string

@@ -1,4 +1,4 @@
-package store
+package tokens
 
 // Rotation grace: a client that refreshed, but lost the answer (the
 // connection dropped after the server rotated), retries with the token it
@@ -43,7 +43,7 @@ package store
 // key, can open it; the database keeps nothing else about the presenter,
 // so no address can be read from it either. The sealed value is
 // dropped when the successor is rotated in turn, and by
-// [Store.DropExpiredGrace] once the window has passed.
+// [TokenStore.DropExpiredGrace] once the window has passed.
 
 import (
 	"context"
@@ -58,6 +58,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
 )
 
 // Grace configures the rotation grace of one refresh: whether a token
@@ -121,24 +123,24 @@ type Rotated struct {
 	Retried bool
 }
 
-// RefreshTokenByValueWithGrace is [Store.RefreshTokenByValue] for a token
+// RefreshTokenByValueWithGrace is [TokenStore.RefreshTokenByValue] for a token
 // presented to be rotated under grace g: a token already rotated within
 // g.Window, presented by the client and from the address key that rotated
 // it, is returned (its UsedAt set) instead of revoking its family. Whether
 // it is answered with its successor is then decided by
-// [Store.RotateRefreshTokenWithGrace], which checks the successor and
+// [TokenStore.RotateRefreshTokenWithGrace], which checks the successor and
 // revokes the family when the rotation cannot be a retry.
-func (s *Store) RefreshTokenByValueWithGrace(ctx context.Context, value string, g Grace) (*RefreshToken, error) {
-	t, err := scanRefresh(s.queryRow(ctx, s.db, `SELECT `+refreshColumns+` FROM nsauth_refresh_tokens WHERE token_hash = ?`, HashSecret(value)))
+func (s *TokenStore) RefreshTokenByValueWithGrace(ctx context.Context, value string, g Grace) (*RefreshToken, error) {
+	t, err := scanRefresh(s.db.QueryRow(ctx, s.db, `SELECT `+refreshColumns+` FROM nsauth_refresh_tokens WHERE token_hash = ?`, core.HashSecret(value)))
 	if err != nil {
-		return nil, notFound(err, "refresh token")
+		return nil, core.NotFound(err, "refresh token")
 	}
 	if !t.UsedAt.IsZero() && t.RevokedAt.IsZero() && g.enabled() {
 		st, err := s.readStash(ctx, s.db, t.ID)
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := st.open(value, g, s.now()); ok {
+		if _, ok := st.open(value, g, s.db.Now()); ok {
 			return t, nil
 		}
 	}
@@ -159,13 +161,13 @@ type stash struct {
 
 // readStash reads the stash of the token id; the zero stash, which opens
 // for nobody, when there is no such token.
-func (s *Store) readStash(ctx context.Context, q querier, id string) (stash, error) {
+func (s *TokenStore) readStash(ctx context.Context, q core.Querier, id string) (stash, error) {
 	var (
 		st            stash
 		used, revoked sql.NullInt64
 		successorID   sql.NullString
 	)
-	err := s.queryRow(ctx, q, `SELECT client_id, used_at, revoked_at, successor_id, successor_sealed FROM nsauth_refresh_tokens WHERE id = ?`, id).
+	err := s.db.QueryRow(ctx, q, `SELECT client_id, used_at, revoked_at, successor_id, successor_sealed FROM nsauth_refresh_tokens WHERE id = ?`, id).
 		Scan(&st.clientID, &used, &revoked, &successorID, &st.sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return stash{}, nil
@@ -173,7 +175,7 @@ func (s *Store) readStash(ctx context.Context, q querier, id string) (stash, err
 	if err != nil {
 		return stash{}, fmt.Errorf("reading the rotated refresh token: %w", err)
 	}
-	st.usedAt, st.revoked, st.successorID = fromMillis(used), revoked.Valid, successorID.String
+	st.usedAt, st.revoked, st.successorID = core.FromMillis(used), revoked.Valid, successorID.String
 	return st, nil
 }
 
@@ -203,7 +205,7 @@ func (st stash) open(oldValue string, g Grace, now time.Time) (string, bool) {
 // rotation's transaction; the successor's row is locked, so a concurrent
 // rotation of the successor either happened before (and the retry is
 // refused) or waits until this transaction ends.
-func (s *Store) retryRotation(ctx context.Context, tx *sql.Tx, r Rotation) (Rotated, error) {
+func (s *TokenStore) retryRotation(ctx context.Context, tx *sql.Tx, r Rotation) (Rotated, error) {
 	if !r.Grace.enabled() || r.OldValue == "" {
 		return Rotated{}, nil
 	}
@@ -211,7 +213,7 @@ func (s *Store) retryRotation(ctx context.Context, tx *sql.Tx, r Rotation) (Rota
 	if err != nil {
 		return Rotated{}, err
 	}
-	value, ok := st.open(r.OldValue, r.Grace, s.now())
+	value, ok := st.open(r.OldValue, r.Grace, s.db.Now())
 	if !ok {
 		return Rotated{}, s.dropStash(ctx, tx, r.OldID)
 	}
@@ -220,7 +222,7 @@ func (s *Store) retryRotation(ctx context.Context, tx *sql.Tx, r Rotation) (Rota
 		expires               int64
 		succUsed, succRevoked sql.NullInt64
 	)
-	err = s.queryRow(ctx, tx, `SELECT token_hash, expires_at, used_at, revoked_at FROM nsauth_refresh_tokens WHERE id = ?`+s.d.lockRows, st.successorID).
+	err = s.db.QueryRow(ctx, tx, `SELECT token_hash, expires_at, used_at, revoked_at FROM nsauth_refresh_tokens WHERE id = ?`+s.db.Dialect.LockRows, st.successorID).
 		Scan(&hash, &expires, &succUsed, &succRevoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Rotated{}, s.dropStash(ctx, tx, r.OldID)
@@ -228,14 +230,14 @@ func (s *Store) retryRotation(ctx context.Context, tx *sql.Tx, r Rotation) (Rota
 	if err != nil {
 		return Rotated{}, fmt.Errorf("reading the successor refresh token: %w", err)
 	}
-	if succUsed.Valid || succRevoked.Valid || s.nowMillis() >= expires || subtle.ConstantTimeCompare(HashSecret(value), hash) != 1 {
+	if succUsed.Valid || succRevoked.Valid || s.db.NowMillis() >= expires || subtle.ConstantTimeCompare(core.HashSecret(value), hash) != 1 {
 		return Rotated{}, s.dropStash(ctx, tx, r.OldID)
 	}
 	return Rotated{ID: st.successorID, Value: value, Retried: true}, nil
 }
 
-func (s *Store) dropStash(ctx context.Context, q querier, id string) error {
-	if _, err := s.exec(ctx, q, `UPDATE nsauth_refresh_tokens SET successor_sealed = NULL WHERE id = ? AND successor_sealed IS NOT NULL`, id); err != nil {
+func (s *TokenStore) dropStash(ctx context.Context, q core.Querier, id string) error {
+	if _, err := s.db.Exec(ctx, q, `UPDATE nsauth_refresh_tokens SET successor_sealed = NULL WHERE id = ? AND successor_sealed IS NOT NULL`, id); err != nil {
 		return fmt.Errorf("dropping a sealed refresh token: %w", err)
 	}
 	return nil
@@ -244,8 +246,8 @@ func (s *Store) dropStash(ctx context.Context, q querier, id string) error {
 // dropPredecessorStash drops the sealed successor of the token rotated
 // into usedID, now that usedID is used: its holder evidently got the
 // answer, and no retry of the older rotation is allowed any more.
-func (s *Store) dropPredecessorStash(ctx context.Context, tx *sql.Tx, family, usedID string) error {
-	if _, err := s.exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET successor_sealed = NULL
+func (s *TokenStore) dropPredecessorStash(ctx context.Context, tx *sql.Tx, family, usedID string) error {
+	if _, err := s.db.Exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET successor_sealed = NULL
 		WHERE family_id = ? AND successor_id = ? AND successor_sealed IS NOT NULL`, family, usedID); err != nil {
 		return fmt.Errorf("dropping a sealed refresh token: %w", err)
 	}
@@ -256,9 +258,9 @@ func (s *Store) dropPredecessorStash(ctx context.Context, tx *sql.Tx, family, us
 // passed (rotated window ago or earlier; with a window of zero, all of
 // them) or whose family was revoked, and returns how many it dropped.
 // Run it periodically, with the window rotations use.
-func (s *Store) DropExpiredGrace(ctx context.Context, window time.Duration) (int64, error) {
-	res, err := s.exec(ctx, s.db, `UPDATE nsauth_refresh_tokens SET successor_sealed = NULL
-		WHERE successor_sealed IS NOT NULL AND (used_at <= ? OR revoked_at IS NOT NULL)`, s.now().Add(-max(window, 0)).UnixMilli())
+func (s *TokenStore) DropExpiredGrace(ctx context.Context, window time.Duration) (int64, error) {
+	res, err := s.db.Exec(ctx, s.db, `UPDATE nsauth_refresh_tokens SET successor_sealed = NULL
+		WHERE successor_sealed IS NOT NULL AND (used_at <= ? OR revoked_at IS NOT NULL)`, s.db.Now().Add(-max(window, 0)).UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("dropping expired sealed refresh tokens: %w", err)
 	}

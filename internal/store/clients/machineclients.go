@@ -1,4 +1,4 @@
-package store
+package clients
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
 )
 
 // MachineClient is a confidential client that obtains access tokens for
@@ -14,7 +16,7 @@ import (
 //
 // Machine clients share nsauth_clients with the native clients (the
 // broker's own), so their access tokens are recorded and revoked like any
-// other; [Store.ClientByID] never returns one, so a machine client can
+// other; [ClientStore.ClientByID] never returns one, so a machine client can
 // never take part in a user's login.
 type MachineClient struct {
 	// ID is the client id, [MachineClientIDPrefix] and 128 random bits:
@@ -45,11 +47,11 @@ const MachineClientIDPrefix = "m-"
 const machineKind = "machine"
 
 // NewMachineClientID returns a fresh machine client id.
-func NewMachineClientID() string { return MachineClientIDPrefix + RandomToken(16) }
+func NewMachineClientID() string { return MachineClientIDPrefix + core.RandomToken(16) }
 
 // NewMachineClientSecret returns a fresh client secret: 256 random bits,
 // base64url.
-func NewMachineClientSecret() string { return RandomToken(32) }
+func NewMachineClientSecret() string { return core.RandomToken(32) }
 
 // Disabled reports whether the client is disabled.
 func (c *MachineClient) Disabled() bool { return !c.DisabledAt.IsZero() }
@@ -101,8 +103,8 @@ func checkClientScopes(scopes []string) error {
 
 // CreateMachineClient stores a new machine client. ID is generated when
 // empty; Name is normalised; SecretHash is required. It returns an error
-// wrapping [ErrConflict] when the name is taken.
-func (s *Store) CreateMachineClient(ctx context.Context, c *MachineClient) error {
+// wrapping [core.ErrConflict] when the name is taken.
+func (s *ClientStore) CreateMachineClient(ctx context.Context, c *MachineClient) error {
 	name, err := NormalizeClientName(c.Name)
 	if err != nil {
 		return err
@@ -120,14 +122,14 @@ func (s *Store) CreateMachineClient(ctx context.Context, c *MachineClient) error
 	if c.ID == "" {
 		c.ID = NewMachineClientID()
 	}
-	now := s.now()
+	now := s.db.Now()
 	c.CreatedAt, c.UpdatedAt = now, now
-	_, err = s.exec(ctx, s.db, `INSERT INTO nsauth_clients (id, secret_hash, redirect_uris, created_at, kind, name, scopes, token_ttl_ms, updated_at, disabled_at)
+	_, err = s.db.Exec(ctx, s.db, `INSERT INTO nsauth_clients (id, secret_hash, redirect_uris, created_at, kind, name, scopes, token_ttl_ms, updated_at, disabled_at)
 		VALUES (?, ?, '[]', ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.SecretHash, now.UnixMilli(), machineKind, c.Name, joinList(c.Scopes), c.TokenTTL.Milliseconds(), now.UnixMilli(), millis(c.DisabledAt))
+		c.ID, c.SecretHash, now.UnixMilli(), machineKind, c.Name, core.JoinList(c.Scopes), c.TokenTTL.Milliseconds(), now.UnixMilli(), core.Millis(c.DisabledAt))
 	if err != nil {
-		if s.d.isUnique(err) {
-			return fmt.Errorf("client %q: %w", c.Name, ErrConflict)
+		if s.db.Dialect.IsUnique(err) {
+			return fmt.Errorf("client %q: %w", c.Name, core.ErrConflict)
 		}
 		return fmt.Errorf("creating client: %w", err)
 	}
@@ -136,7 +138,7 @@ func (s *Store) CreateMachineClient(ctx context.Context, c *MachineClient) error
 
 const machineClientColumns = `id, name, secret_hash, scopes, token_ttl_ms, created_at, updated_at, disabled_at`
 
-func scanMachineClient(row interface{ Scan(...any) error }) (*MachineClient, error) {
+func scanMachineClient(row core.Scanner) (*MachineClient, error) {
 	var c MachineClient
 	var scopes string
 	var ttl, created int64
@@ -144,104 +146,95 @@ func scanMachineClient(row interface{ Scan(...any) error }) (*MachineClient, err
 	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &scopes, &ttl, &created, &updated, &disabled); err != nil {
 		return nil, err
 	}
-	c.Scopes, c.TokenTTL = splitList(scopes), time.Duration(ttl)*time.Millisecond
-	c.CreatedAt, c.UpdatedAt, c.DisabledAt = time.UnixMilli(created), fromMillis(updated), fromMillis(disabled)
+	c.Scopes, c.TokenTTL = core.SplitList(scopes), time.Duration(ttl)*time.Millisecond
+	c.CreatedAt, c.UpdatedAt, c.DisabledAt = time.UnixMilli(created), core.FromMillis(updated), core.FromMillis(disabled)
 	return &c, nil
 }
 
 // MachineClientByID returns a machine client, disabled or not, or an
-// error wrapping [ErrNotFound] (also for the id of a native client).
-func (s *Store) MachineClientByID(ctx context.Context, id string) (*MachineClient, error) {
-	c, err := scanMachineClient(s.queryRow(ctx, s.db, `SELECT `+machineClientColumns+` FROM nsauth_clients WHERE id = ? AND kind = ?`, id, machineKind))
+// error wrapping [core.ErrNotFound] (also for the id of a native client).
+func (s *ClientStore) MachineClientByID(ctx context.Context, id string) (*MachineClient, error) {
+	c, err := scanMachineClient(s.db.QueryRow(ctx, s.db, `SELECT `+machineClientColumns+` FROM nsauth_clients WHERE id = ? AND kind = ?`, id, machineKind))
 	if err != nil {
-		return nil, notFound(err, "client")
+		return nil, core.NotFound(err, "client")
 	}
 	return c, nil
 }
 
 // MachineClientByName returns the machine client with that
-// (case-insensitive) name, or an error wrapping [ErrNotFound].
-func (s *Store) MachineClientByName(ctx context.Context, name string) (*MachineClient, error) {
+// (case-insensitive) name, or an error wrapping [core.ErrNotFound].
+func (s *ClientStore) MachineClientByName(ctx context.Context, name string) (*MachineClient, error) {
 	n, err := NormalizeClientName(name)
 	if err != nil {
-		return nil, fmt.Errorf("client: %w", ErrNotFound)
+		return nil, fmt.Errorf("client: %w", core.ErrNotFound)
 	}
-	c, err := scanMachineClient(s.queryRow(ctx, s.db, `SELECT `+machineClientColumns+` FROM nsauth_clients WHERE name = ? AND kind = ?`, n, machineKind))
+	c, err := scanMachineClient(s.db.QueryRow(ctx, s.db, `SELECT `+machineClientColumns+` FROM nsauth_clients WHERE name = ? AND kind = ?`, n, machineKind))
 	if err != nil {
-		return nil, notFound(err, "client")
+		return nil, core.NotFound(err, "client")
 	}
 	return c, nil
 }
 
 // ListMachineClients returns every machine client, ordered by name.
-func (s *Store) ListMachineClients(ctx context.Context) ([]MachineClient, error) {
-	return queryAll(ctx, s, "listing clients", scanMachineClient, `SELECT `+machineClientColumns+` FROM nsauth_clients WHERE kind = ? ORDER BY name`, machineKind)
+func (s *ClientStore) ListMachineClients(ctx context.Context) ([]MachineClient, error) {
+	return core.QueryAll(ctx, s.db, "listing clients", scanMachineClient, `SELECT `+machineClientColumns+` FROM nsauth_clients WHERE kind = ? ORDER BY name`, machineKind)
 }
 
 // SetMachineClientSecret replaces a machine client's secret hash and
 // revokes every token issued to the client, atomically: the old secret
 // and what it obtained stop working together.
-func (s *Store) SetMachineClientSecret(ctx context.Context, id string, secretHash []byte) error {
+func (s *ClientStore) SetMachineClientSecret(ctx context.Context, id string, secretHash []byte) error {
 	if len(secretHash) == 0 {
 		return fmt.Errorf("a client secret hash is required")
 	}
 	return s.updateMachineClient(ctx, id, `UPDATE nsauth_clients SET secret_hash = ?, updated_at = ? WHERE id = ? AND kind = 'machine' RETURNING id`,
-		secretHash, s.nowMillis())
+		secretHash, s.db.NowMillis())
 }
 
 // SetMachineClientDisabled disables or enables a machine client.
 // Disabling revokes every token issued to it.
-func (s *Store) SetMachineClientDisabled(ctx context.Context, id string, disabled bool) error {
-	now := s.nowMillis()
+func (s *ClientStore) SetMachineClientDisabled(ctx context.Context, id string, disabled bool) error {
+	now := s.db.NowMillis()
 	if disabled {
 		return s.updateMachineClient(ctx, id, `UPDATE nsauth_clients SET disabled_at = COALESCE(disabled_at, ?), updated_at = ? WHERE id = ? AND kind = 'machine' RETURNING id`, now, now)
 	}
-	res, err := s.exec(ctx, s.db, `UPDATE nsauth_clients SET disabled_at = NULL, updated_at = ? WHERE id = ? AND kind = ?`, now, id, machineKind)
+	res, err := s.db.Exec(ctx, s.db, `UPDATE nsauth_clients SET disabled_at = NULL, updated_at = ? WHERE id = ? AND kind = ?`, now, id, machineKind)
 	if err != nil {
 		return fmt.Errorf("enabling client: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("client: %w", ErrNotFound)
+		return fmt.Errorf("client: %w", core.ErrNotFound)
 	}
 	return nil
 }
 
 // updateMachineClient runs an UPDATE … WHERE id = ? … RETURNING id (id
 // is appended to args) and revokes the client's tokens, atomically.
-func (s *Store) updateMachineClient(ctx context.Context, id, query string, args ...any) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+func (s *ClientStore) updateMachineClient(ctx context.Context, id, query string, args ...any) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var got string
-		if err := s.queryRow(ctx, tx, query, append(args, id)...).Scan(&got); err != nil {
-			return notFound(err, "client")
+		if err := s.db.QueryRow(ctx, tx, query, append(args, id)...).Scan(&got); err != nil {
+			return core.NotFound(err, "client")
 		}
-		return s.revokeClientTokens(ctx, tx, id)
+		return s.rev.ClientTokens(ctx, tx, id)
 	})
 }
 
 // DeleteMachineClient deletes a machine client and, by cascade, the
 // records of its tokens. The tokens are revoked first, so that the
 // revocations outlive the records.
-func (s *Store) DeleteMachineClient(ctx context.Context, id string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+func (s *ClientStore) DeleteMachineClient(ctx context.Context, id string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var got string
-		if err := s.queryRow(ctx, tx, `SELECT id FROM nsauth_clients WHERE id = ? AND kind = ?`+s.d.lockRows, id, machineKind).Scan(&got); err != nil {
-			return notFound(err, "client")
+		if err := s.db.QueryRow(ctx, tx, `SELECT id FROM nsauth_clients WHERE id = ? AND kind = ?`+s.db.Dialect.LockRows, id, machineKind).Scan(&got); err != nil {
+			return core.NotFound(err, "client")
 		}
-		if err := s.revokeClientTokens(ctx, tx, id); err != nil {
+		if err := s.rev.ClientTokens(ctx, tx, id); err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_clients WHERE id = ?`, id); err != nil {
+		if _, err := s.db.Exec(ctx, tx, `DELETE FROM nsauth_clients WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("deleting client: %w", err)
 		}
 		return nil
 	})
-}
-
-func (s *Store) revokeClientTokens(ctx context.Context, q querier, clientID string) error {
-	now := s.nowMillis()
-	if _, err := s.exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL`, now, clientID); err != nil {
-		return fmt.Errorf("revoking refresh tokens: %w", err)
-	}
-	_, err := s.revokeAccessTokens(ctx, q, now, `client_id = ?`, clientID)
-	return err
 }

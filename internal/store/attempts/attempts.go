@@ -1,4 +1,7 @@
-package store
+// Package attempts counts login attempts in fixed windows, atomically
+// across every process sharing the database, so that password guessing
+// is bounded per address and per account.
+package attempts
 
 import (
 	"context"
@@ -8,12 +11,24 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
 )
+
+// AttemptStore keeps login-attempt counters.
+type AttemptStore struct {
+	db *core.DB
+}
+
+// New returns the login-attempt counters of db.
+func New(db *core.DB) *AttemptStore {
+	return &AttemptStore{db: db}
+}
 
 // AttemptCounter names one login-attempt counter: Key identifies it (such
 // as "addr:192.0.2.1" or "user:alice"), Account is the account it protects
 // ("" for counters of no account, such as an address's), so that
-// [Store.ClearAccountLoginAttempts] finds it.
+// [AttemptStore.ClearAccountLoginAttempts] finds it.
 //
 // At, on a counter of no account, names the account the attempt was at
 // ("" when none): the store then keeps, beside the counter, how many of
@@ -38,7 +53,7 @@ func (c AttemptCounter) shareKey() string {
 // errCounterFull aborts a reservation transaction.
 var errCounterFull = errors.New("login attempt counter full")
 
-// Reservation is the outcome of [Store.ReserveLoginAttempt].
+// Reservation is the outcome of [AttemptStore.ReserveLoginAttempt].
 type Reservation struct {
 	// OK is true when the attempt got a place in every counter.
 	OK bool
@@ -62,7 +77,7 @@ type Reservation struct {
 // The reservation is one transaction whose upserts lock the counters'
 // rows, so concurrent attempts, from one process or from replicas sharing
 // a PostgreSQL database, can never take more than max places between them.
-func (s *Store) ReserveLoginAttempt(ctx context.Context, counters []AttemptCounter, max int, window time.Duration) (Reservation, error) {
+func (s *AttemptStore) ReserveLoginAttempt(ctx context.Context, counters []AttemptCounter, max int, window time.Duration) (Reservation, error) {
 	if max < 1 {
 		return Reservation{}, errors.New("a login attempt limit must be at least 1")
 	}
@@ -72,14 +87,14 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, counters []AttemptCount
 	counters = slices.CompactFunc(counters, func(a, b AttemptCounter) bool { return a.Key == b.Key })
 
 	var res Reservation
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		now := s.now()
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		now := s.db.Now()
 		open := now.Add(-window).UnixMilli()
 		res = Reservation{OK: true, Remaining: max}
 		for _, c := range counters {
 			var n int
 			var start int64
-			err := s.queryRow(ctx, tx, `INSERT INTO nsauth_login_attempts (key, account, window_start, attempts) VALUES (?, ?, ?, 1)
+			err := s.db.QueryRow(ctx, tx, `INSERT INTO nsauth_login_attempts (key, account, window_start, attempts) VALUES (?, ?, ?, 1)
 				ON CONFLICT (key) DO UPDATE SET
 					attempts = CASE WHEN nsauth_login_attempts.window_start > ? THEN nsauth_login_attempts.attempts + 1 ELSE 1 END,
 					window_start = CASE WHEN nsauth_login_attempts.window_start > ? THEN nsauth_login_attempts.window_start ELSE excluded.window_start END
@@ -87,7 +102,7 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, counters []AttemptCount
 				RETURNING attempts, window_start`,
 				c.Key, c.Account, now.UnixMilli(), open, open, open, max).Scan(&n, &start)
 			if errors.Is(err, sql.ErrNoRows) {
-				if err := s.queryRow(ctx, tx, `SELECT window_start FROM nsauth_login_attempts WHERE key = ?`, c.Key).Scan(&start); err != nil {
+				if err := s.db.QueryRow(ctx, tx, `SELECT window_start FROM nsauth_login_attempts WHERE key = ?`, c.Key).Scan(&start); err != nil {
 					return fmt.Errorf("reading a full login attempt counter: %w", err)
 				}
 				res = Reservation{Full: c.Key, RetryAt: time.UnixMilli(start).Add(window)}
@@ -99,7 +114,7 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, counters []AttemptCount
 			if c.At != "" {
 				// The share follows its counter's window: a share of an
 				// older window starts again.
-				if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_login_attempts (key, account, window_start, attempts) VALUES (?, ?, ?, 1)
+				if _, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_login_attempts (key, account, window_start, attempts) VALUES (?, ?, ?, 1)
 					ON CONFLICT (key) DO UPDATE SET
 						attempts = CASE WHEN nsauth_login_attempts.window_start = excluded.window_start THEN nsauth_login_attempts.attempts + 1 ELSE 1 END,
 						window_start = excluded.window_start`,
@@ -128,13 +143,13 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, counters []AttemptCount
 // ReleaseLoginAttempt gives back one place taken by ReserveLoginAttempt in
 // the counter c (and in its share of c.At's attempts): for an attempt that
 // did not fail (the password was right, or it was never checked).
-func (s *Store) ReleaseLoginAttempt(ctx context.Context, c AttemptCounter) error {
+func (s *AttemptStore) ReleaseLoginAttempt(ctx context.Context, c AttemptCounter) error {
 	keys := []string{c.Key}
 	if c.At != "" {
 		keys = append(keys, c.shareKey())
 	}
 	for _, key := range keys {
-		if _, err := s.exec(ctx, s.db, `UPDATE nsauth_login_attempts SET attempts = attempts - 1 WHERE key = ? AND attempts > 0`, key); err != nil {
+		if _, err := s.db.Exec(ctx, s.db, `UPDATE nsauth_login_attempts SET attempts = attempts - 1 WHERE key = ? AND attempts > 0`, key); err != nil {
 			return fmt.Errorf("releasing a login attempt: %w", err)
 		}
 	}
@@ -143,10 +158,10 @@ func (s *Store) ReleaseLoginAttempt(ctx context.Context, c AttemptCounter) error
 
 // LoginAttempts returns how many attempts the counter key holds in the
 // window still open at now, or 0.
-func (s *Store) LoginAttempts(ctx context.Context, key string, window time.Duration) (int, error) {
+func (s *AttemptStore) LoginAttempts(ctx context.Context, key string, window time.Duration) (int, error) {
 	var n int
-	err := s.queryRow(ctx, s.db, `SELECT attempts FROM nsauth_login_attempts WHERE key = ? AND window_start > ?`,
-		key, s.now().Add(-window).UnixMilli()).Scan(&n)
+	err := s.db.QueryRow(ctx, s.db, `SELECT attempts FROM nsauth_login_attempts WHERE key = ? AND window_start > ?`,
+		key, s.db.Now().Add(-window).UnixMilli()).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -157,14 +172,14 @@ func (s *Store) LoginAttempts(ctx context.Context, key string, window time.Durat
 }
 
 // ClearLoginAttempts forgets the counter key.
-func (s *Store) ClearLoginAttempts(ctx context.Context, key string) error {
-	if _, err := s.exec(ctx, s.db, `DELETE FROM nsauth_login_attempts WHERE key = ?`, key); err != nil {
+func (s *AttemptStore) ClearLoginAttempts(ctx context.Context, key string) error {
+	if _, err := s.db.Exec(ctx, s.db, `DELETE FROM nsauth_login_attempts WHERE key = ?`, key); err != nil {
 		return fmt.Errorf("clearing login attempts: %w", err)
 	}
 	return nil
 }
 
-// Unlocked is what [Store.ClearAccountLoginAttempts] cleared.
+// Unlocked is what [AttemptStore.ClearAccountLoginAttempts] cleared.
 type Unlocked struct {
 	// Counters is how many of the account's own counters were forgotten
 	// (the one of its unknown browsers, those of its known browsers).
@@ -179,16 +194,16 @@ type Unlocked struct {
 // (those reserved with At set to account): `nsauth users unlock`. What an
 // address tried at other accounts still counts: it limits a client across
 // every account.
-func (s *Store) ClearAccountLoginAttempts(ctx context.Context, account string) (Unlocked, error) {
+func (s *AttemptStore) ClearAccountLoginAttempts(ctx context.Context, account string) (Unlocked, error) {
 	var u Unlocked
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		u = Unlocked{}
 		type share struct {
 			counter     string
 			windowStart int64
 			attempts    int64
 		}
-		rows, err := s.query(ctx, tx, `SELECT key, window_start, attempts FROM nsauth_login_attempts WHERE account = ? AND key LIKE 'share:%'`, account)
+		rows, err := s.db.Query(ctx, tx, `SELECT key, window_start, attempts FROM nsauth_login_attempts WHERE account = ? AND key LIKE 'share:%'`, account)
 		if err != nil {
 			return fmt.Errorf("reading the account's share of address counters: %w", err)
 		}
@@ -213,7 +228,7 @@ func (s *Store) ClearAccountLoginAttempts(ctx context.Context, account string) (
 		// Counters in key order, as reservations lock them.
 		slices.SortFunc(shares, func(a, b share) int { return strings.Compare(a.counter, b.counter) })
 		for _, sh := range shares {
-			res, err := s.exec(ctx, tx, `UPDATE nsauth_login_attempts SET attempts = CASE WHEN attempts > ? THEN attempts - ? ELSE 0 END
+			res, err := s.db.Exec(ctx, tx, `UPDATE nsauth_login_attempts SET attempts = CASE WHEN attempts > ? THEN attempts - ? ELSE 0 END
 				WHERE key = ? AND window_start = ? AND account = ''`, sh.attempts, sh.attempts, sh.counter, sh.windowStart)
 			if err != nil {
 				return fmt.Errorf("taking the account's attempts off an address counter: %w", err)
@@ -222,12 +237,12 @@ func (s *Store) ClearAccountLoginAttempts(ctx context.Context, account string) (
 				u.Addresses++
 			}
 		}
-		res, err := s.exec(ctx, tx, `DELETE FROM nsauth_login_attempts WHERE account = ? AND account <> '' AND key NOT LIKE 'share:%'`, account)
+		res, err := s.db.Exec(ctx, tx, `DELETE FROM nsauth_login_attempts WHERE account = ? AND account <> '' AND key NOT LIKE 'share:%'`, account)
 		if err != nil {
 			return fmt.Errorf("clearing the account's login attempts: %w", err)
 		}
 		u.Counters, _ = res.RowsAffected()
-		if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_login_attempts WHERE account = ? AND account <> '' AND key LIKE 'share:%'`, account); err != nil {
+		if _, err := s.db.Exec(ctx, tx, `DELETE FROM nsauth_login_attempts WHERE account = ? AND account <> '' AND key LIKE 'share:%'`, account); err != nil {
 			return fmt.Errorf("clearing the account's share of address counters: %w", err)
 		}
 		return nil

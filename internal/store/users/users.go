@@ -1,4 +1,7 @@
-package store
+// Package users keeps the accounts that log in to the built-in provider.
+// A changed password, a disabled account and a deleted one revoke every
+// token the user holds, in the same transaction.
+package users
 
 import (
 	"context"
@@ -8,8 +11,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/store/internal/core"
+	"github.com/nsauth/nsauth/internal/store/revocations"
 	"github.com/nsauth/nsauth/internal/visible"
 )
+
+// UserStore keeps user accounts.
+type UserStore struct {
+	db  *core.DB
+	rev *revocations.Revoker
+}
+
+// New returns the users of db, whose tokens rev revokes.
+func New(db *core.DB, rev *revocations.Revoker) *UserStore {
+	return &UserStore{db: db, rev: rev}
+}
 
 // User is an account that can log in to the built-in provider.
 type User struct {
@@ -69,13 +85,13 @@ func checkProfile(u *User) error {
 }
 
 // CreateUser stores a new user. ID is generated when empty; the username
-// is normalised. It returns an error wrapping [ErrConflict] when the
+// is normalised. It returns an error wrapping [core.ErrConflict] when the
 // username is taken.
-func (s *Store) CreateUser(ctx context.Context, u *User) error {
+func (s *UserStore) CreateUser(ctx context.Context, u *User) error {
 	return s.createUser(ctx, s.db, u)
 }
 
-func (s *Store) createUser(ctx context.Context, q querier, u *User) error {
+func (s *UserStore) createUser(ctx context.Context, q core.Querier, u *User) error {
 	name, err := NormalizeUsername(u.Username)
 	if err != nil {
 		return err
@@ -88,16 +104,16 @@ func (s *Store) createUser(ctx context.Context, q querier, u *User) error {
 	}
 	u.Username = name
 	if u.ID == "" {
-		u.ID = NewID()
+		u.ID = core.NewID()
 	}
-	now := s.now()
+	now := s.db.Now()
 	u.CreatedAt, u.UpdatedAt = now, now
-	_, err = s.exec(ctx, q, `INSERT INTO nsauth_users (id, username, name, email, password_hash, created_at, updated_at, disabled_at)
+	_, err = s.db.Exec(ctx, q, `INSERT INTO nsauth_users (id, username, name, email, password_hash, created_at, updated_at, disabled_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, u.Name, u.Email, u.PasswordHash, now.UnixMilli(), now.UnixMilli(), millis(u.DisabledAt))
+		u.ID, u.Username, u.Name, u.Email, u.PasswordHash, now.UnixMilli(), now.UnixMilli(), core.Millis(u.DisabledAt))
 	if err != nil {
-		if s.d.isUnique(err) {
-			return fmt.Errorf("user %q: %w", u.Username, ErrConflict)
+		if s.db.Dialect.IsUnique(err) {
+			return fmt.Errorf("user %q: %w", u.Username, core.ErrConflict)
 		}
 		return fmt.Errorf("creating user: %w", err)
 	}
@@ -109,11 +125,11 @@ func (s *Store) createUser(ctx context.Context, q querier, u *User) error {
 // reports whether it did. It returns false with no error when a user with
 // that name already exists, which is then left untouched. Deleting the
 // administrator later does not bring it back at the next start.
-func (s *Store) CreateInitialAdmin(ctx context.Context, u *User) (bool, error) {
+func (s *UserStore) CreateInitialAdmin(ctx context.Context, u *User) (bool, error) {
 	created := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `INSERT INTO nsauth_instance_values (name, value, created_at) VALUES ('admin_bootstrapped', ?, ?)
-			ON CONFLICT (name) DO NOTHING`, u.Username, s.nowMillis())
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_instance_values (name, value, created_at) VALUES ('admin_bootstrapped', ?, ?)
+			ON CONFLICT (name) DO NOTHING`, u.Username, s.db.NowMillis())
 		if err != nil {
 			return fmt.Errorf("recording first start: %w", err)
 		}
@@ -125,7 +141,7 @@ func (s *Store) CreateInitialAdmin(ctx context.Context, u *User) (bool, error) {
 			return err
 		}
 		var exists int
-		err = s.queryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE username = ?`, name).Scan(&exists)
+		err = s.db.QueryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE username = ?`, name).Scan(&exists)
 		switch {
 		case err == nil:
 			return nil
@@ -143,119 +159,110 @@ func (s *Store) CreateInitialAdmin(ctx context.Context, u *User) (bool, error) {
 
 const userColumns = `id, username, name, email, password_hash, created_at, updated_at, disabled_at`
 
-func scanUser(row interface{ Scan(...any) error }) (*User, error) {
+func scanUser(row core.Scanner) (*User, error) {
 	var u User
 	var created, updated, disabled sql.NullInt64
 	if err := row.Scan(&u.ID, &u.Username, &u.Name, &u.Email, &u.PasswordHash, &created, &updated, &disabled); err != nil {
 		return nil, err
 	}
-	u.CreatedAt, u.UpdatedAt, u.DisabledAt = fromMillis(created), fromMillis(updated), fromMillis(disabled)
+	u.CreatedAt, u.UpdatedAt, u.DisabledAt = core.FromMillis(created), core.FromMillis(updated), core.FromMillis(disabled)
 	return &u, nil
 }
 
 // UserByUsername returns the user with that (case-insensitive) name, or an
-// error wrapping [ErrNotFound].
-func (s *Store) UserByUsername(ctx context.Context, username string) (*User, error) {
+// error wrapping [core.ErrNotFound].
+func (s *UserStore) UserByUsername(ctx context.Context, username string) (*User, error) {
 	name, err := NormalizeUsername(username)
 	if err != nil {
-		return nil, fmt.Errorf("user: %w", ErrNotFound)
+		return nil, fmt.Errorf("user: %w", core.ErrNotFound)
 	}
-	u, err := scanUser(s.queryRow(ctx, s.db, `SELECT `+userColumns+` FROM nsauth_users WHERE username = ?`, name))
+	u, err := scanUser(s.db.QueryRow(ctx, s.db, `SELECT `+userColumns+` FROM nsauth_users WHERE username = ?`, name))
 	if err != nil {
-		return nil, notFound(err, "user")
+		return nil, core.NotFound(err, "user")
 	}
 	return u, nil
 }
 
 // UserByID returns the user with that id, or an error wrapping
-// [ErrNotFound].
-func (s *Store) UserByID(ctx context.Context, id string) (*User, error) {
-	u, err := scanUser(s.queryRow(ctx, s.db, `SELECT `+userColumns+` FROM nsauth_users WHERE id = ?`, id))
+// [core.ErrNotFound].
+func (s *UserStore) UserByID(ctx context.Context, id string) (*User, error) {
+	u, err := scanUser(s.db.QueryRow(ctx, s.db, `SELECT `+userColumns+` FROM nsauth_users WHERE id = ?`, id))
 	if err != nil {
-		return nil, notFound(err, "user")
+		return nil, core.NotFound(err, "user")
 	}
 	return u, nil
 }
 
 // ListUsers returns every user, ordered by username.
-func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	return queryAll(ctx, s, "listing users", scanUser, `SELECT `+userColumns+` FROM nsauth_users ORDER BY username`)
+func (s *UserStore) ListUsers(ctx context.Context) ([]User, error) {
+	return core.QueryAll(ctx, s.db, "listing users", scanUser, `SELECT `+userColumns+` FROM nsauth_users ORDER BY username`)
 }
 
 // SetPassword replaces a user's password hash and revokes every token the
 // user holds, so a changed password ends existing sessions.
-func (s *Store) SetPassword(ctx context.Context, username, hash string) error {
+func (s *UserStore) SetPassword(ctx context.Context, username, hash string) error {
 	if hash == "" {
 		return fmt.Errorf("a password hash is required")
 	}
-	return s.updateUser(ctx, username, `UPDATE nsauth_users SET password_hash = ?, updated_at = ? WHERE username = ? RETURNING id`, hash, s.nowMillis())
+	return s.updateUser(ctx, username, `UPDATE nsauth_users SET password_hash = ?, updated_at = ? WHERE username = ? RETURNING id`, hash, s.db.NowMillis())
 }
 
 // SetDisabled disables or enables a user. Disabling revokes every token the
 // user holds.
-func (s *Store) SetDisabled(ctx context.Context, username string, disabled bool) error {
-	now := s.nowMillis()
+func (s *UserStore) SetDisabled(ctx context.Context, username string, disabled bool) error {
+	now := s.db.NowMillis()
 	if disabled {
 		return s.updateUser(ctx, username, `UPDATE nsauth_users SET disabled_at = COALESCE(disabled_at, ?), updated_at = ? WHERE username = ? RETURNING id`, now, now)
 	}
 	name, err := NormalizeUsername(username)
 	if err != nil {
-		return fmt.Errorf("user: %w", ErrNotFound)
+		return fmt.Errorf("user: %w", core.ErrNotFound)
 	}
-	res, err := s.exec(ctx, s.db, `UPDATE nsauth_users SET disabled_at = NULL, updated_at = ? WHERE username = ?`, now, name)
+	res, err := s.db.Exec(ctx, s.db, `UPDATE nsauth_users SET disabled_at = NULL, updated_at = ? WHERE username = ?`, now, name)
 	if err != nil {
 		return fmt.Errorf("enabling user: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("user: %w", ErrNotFound)
+		return fmt.Errorf("user: %w", core.ErrNotFound)
 	}
 	return nil
 }
 
 // updateUser runs an UPDATE … WHERE username = ? RETURNING id (the
 // username is appended to args) and revokes the user's tokens, atomically.
-func (s *Store) updateUser(ctx context.Context, username, query string, args ...any) error {
+func (s *UserStore) updateUser(ctx context.Context, username, query string, args ...any) error {
 	name, err := NormalizeUsername(username)
 	if err != nil {
-		return fmt.Errorf("user: %w", ErrNotFound)
+		return fmt.Errorf("user: %w", core.ErrNotFound)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var id string
-		if err := s.queryRow(ctx, tx, query, append(args, name)...).Scan(&id); err != nil {
-			return notFound(err, "user")
+		if err := s.db.QueryRow(ctx, tx, query, append(args, name)...).Scan(&id); err != nil {
+			return core.NotFound(err, "user")
 		}
-		return s.revokeUserTokens(ctx, tx, id)
+		return s.rev.UserTokens(ctx, tx, id)
 	})
 }
 
 // DeleteUser deletes a user and, by cascade, everything issued to it. Its
 // tokens are revoked first, so that the revocations outlive the token
 // records.
-func (s *Store) DeleteUser(ctx context.Context, username string) error {
+func (s *UserStore) DeleteUser(ctx context.Context, username string) error {
 	name, err := NormalizeUsername(username)
 	if err != nil {
-		return fmt.Errorf("user: %w", ErrNotFound)
+		return fmt.Errorf("user: %w", core.ErrNotFound)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var id string
-		if err := s.queryRow(ctx, tx, `SELECT id FROM nsauth_users WHERE username = ?`+s.d.lockRows, name).Scan(&id); err != nil {
-			return notFound(err, "user")
+		if err := s.db.QueryRow(ctx, tx, `SELECT id FROM nsauth_users WHERE username = ?`+s.db.Dialect.LockRows, name).Scan(&id); err != nil {
+			return core.NotFound(err, "user")
 		}
-		if err := s.revokeUserTokens(ctx, tx, id); err != nil {
+		if err := s.rev.UserTokens(ctx, tx, id); err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_users WHERE id = ?`, id); err != nil {
+		if _, err := s.db.Exec(ctx, tx, `DELETE FROM nsauth_users WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("deleting user: %w", err)
 		}
 		return nil
 	})
-}
-
-func (s *Store) revokeUserTokens(ctx context.Context, q querier, userID string) error {
-	now := s.nowMillis()
-	if _, err := s.exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, now, userID); err != nil {
-		return fmt.Errorf("revoking refresh tokens: %w", err)
-	}
-	_, err := s.revokeAccessTokens(ctx, q, now, `user_id = ?`, userID)
-	return err
 }

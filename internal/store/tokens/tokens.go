@@ -1,4 +1,8 @@
-package store
+// Package tokens keeps the records of refresh and access tokens: refresh
+// tokens rotated once each (with a grace for a retry whose answer was
+// lost), and access tokens recorded so that they can be refused before
+// they expire. Token values are never stored, only their digests.
+package tokens
 
 import (
 	"context"
@@ -6,7 +10,21 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
+	"github.com/nsauth/nsauth/internal/store/revocations"
 )
+
+// TokenStore keeps refresh and access token records.
+type TokenStore struct {
+	db  *core.DB
+	rev *revocations.Revoker
+}
+
+// New returns the token records of db, revoked through rev.
+func New(db *core.DB, rev *revocations.Revoker) *TokenStore {
+	return &TokenStore{db: db, rev: rev}
+}
 
 // Grant is what a chain of tokens was issued for: one user's consent to one
 // client, from one authorization code. Its ID (the auth request's id) ties
@@ -34,19 +52,19 @@ type RefreshToken struct {
 
 // CreateRefreshToken stores the first refresh token of a grant and returns
 // its id.
-func (s *Store) CreateRefreshToken(ctx context.Context, value string, g Grant, expiresAt time.Time) (string, error) {
-	id := NewID()
+func (s *TokenStore) CreateRefreshToken(ctx context.Context, value string, g Grant, expiresAt time.Time) (string, error) {
+	id := core.NewID()
 	if err := s.insertRefreshToken(ctx, s.db, id, value, g, expiresAt); err != nil {
 		return "", err
 	}
 	return id, nil
 }
 
-func (s *Store) insertRefreshToken(ctx context.Context, q querier, id, value string, g Grant, expiresAt time.Time) error {
-	_, err := s.exec(ctx, q, `INSERT INTO nsauth_refresh_tokens (id, token_hash, family_id, user_id, client_id, scopes, audience,
+func (s *TokenStore) insertRefreshToken(ctx context.Context, q core.Querier, id, value string, g Grant, expiresAt time.Time) error {
+	_, err := s.db.Exec(ctx, q, `INSERT INTO nsauth_refresh_tokens (id, token_hash, family_id, user_id, client_id, scopes, audience,
 		auth_time, amr, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, HashSecret(value), g.ID, g.UserID, g.ClientID, joinList(g.Scopes), joinList(g.Audience),
-		g.AuthTime.UnixMilli(), joinList(g.AMR), s.nowMillis(), expiresAt.UnixMilli())
+		id, core.HashSecret(value), g.ID, g.UserID, g.ClientID, core.JoinList(g.Scopes), core.JoinList(g.Audience),
+		g.AuthTime.UnixMilli(), core.JoinList(g.AMR), s.db.NowMillis(), expiresAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("storing refresh token: %w", err)
 	}
@@ -55,7 +73,7 @@ func (s *Store) insertRefreshToken(ctx context.Context, q querier, id, value str
 
 const refreshColumns = `id, family_id, user_id, client_id, scopes, audience, auth_time, amr, created_at, expires_at, used_at, revoked_at`
 
-func scanRefresh(row interface{ Scan(...any) error }) (*RefreshToken, error) {
+func scanRefresh(row core.Scanner) (*RefreshToken, error) {
 	var t RefreshToken
 	var scopes, aud, amr string
 	var authTime, created, expires int64
@@ -63,39 +81,39 @@ func scanRefresh(row interface{ Scan(...any) error }) (*RefreshToken, error) {
 	if err := row.Scan(&t.ID, &t.Grant.ID, &t.UserID, &t.ClientID, &scopes, &aud, &authTime, &amr, &created, &expires, &used, &revoked); err != nil {
 		return nil, err
 	}
-	t.Scopes, t.Audience, t.AMR = splitList(scopes), splitList(aud), splitList(amr)
+	t.Scopes, t.Audience, t.AMR = core.SplitList(scopes), core.SplitList(aud), core.SplitList(amr)
 	t.AuthTime, t.CreatedAt, t.ExpiresAt = time.UnixMilli(authTime), time.UnixMilli(created), time.UnixMilli(expires)
-	t.UsedAt, t.RevokedAt = fromMillis(used), fromMillis(revoked)
+	t.UsedAt, t.RevokedAt = core.FromMillis(used), core.FromMillis(revoked)
 	return &t, nil
 }
 
 // RefreshTokenByValue looks a refresh token up by its value and checks that
-// it may be used: unknown or expired tokens fail with [ErrNotFound],
-// revoked ones with [ErrRevoked], and a token that was already rotated
-// fails with [ErrReused] after its whole family has been revoked (RFC 9700
+// it may be used: unknown or expired tokens fail with [core.ErrNotFound],
+// revoked ones with [core.ErrRevoked], and a token that was already rotated
+// fails with [core.ErrReused] after its whole family has been revoked (RFC 9700
 // §4.14.2): either the client or an attacker holds a stolen copy, and the
 // server cannot tell which.
-func (s *Store) RefreshTokenByValue(ctx context.Context, value string) (*RefreshToken, error) {
+func (s *TokenStore) RefreshTokenByValue(ctx context.Context, value string) (*RefreshToken, error) {
 	return s.RefreshTokenByValueWithGrace(ctx, value, Grace{})
 }
 
-func (s *Store) checkRefresh(ctx context.Context, t *RefreshToken) error {
+func (s *TokenStore) checkRefresh(ctx context.Context, t *RefreshToken) error {
 	switch {
 	case !t.RevokedAt.IsZero():
-		return fmt.Errorf("refresh token: %w", ErrRevoked)
+		return fmt.Errorf("refresh token: %w", core.ErrRevoked)
 	case !t.UsedAt.IsZero():
-		if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.revokeGrant(ctx, tx, t.Grant.ID) }); err != nil {
+		if err := s.db.InTx(ctx, func(tx *sql.Tx) error { return s.rev.Grant(ctx, tx, t.Grant.ID) }); err != nil {
 			return err
 		}
-		return fmt.Errorf("refresh token: %w", ErrReused)
-	case !s.now().Before(t.ExpiresAt):
+		return fmt.Errorf("refresh token: %w", core.ErrReused)
+	case !s.db.Now().Before(t.ExpiresAt):
 		return &ExpiredError{AuthTime: t.AuthTime, ExpiresAt: t.ExpiresAt}
 	}
 	return nil
 }
 
 // ExpiredError is the error of an expired refresh token. It wraps
-// [ErrNotFound] (an expired token is as good as none) and carries the
+// [core.ErrNotFound] (an expired token is as good as none) and carries the
 // token's times, so that a caller can tell a session that reached its
 // maximum lifetime from an idle one.
 type ExpiredError struct {
@@ -104,42 +122,42 @@ type ExpiredError struct {
 }
 
 func (e *ExpiredError) Error() string { return "refresh token expired" }
-func (e *ExpiredError) Unwrap() error { return ErrNotFound }
+func (e *ExpiredError) Unwrap() error { return core.ErrNotFound }
 
 // RotateRefreshToken marks the refresh token oldID used and stores its
 // successor, atomically: of two concurrent rotations of one token, one
-// succeeds and the other fails with [ErrReused], revoking the family. The
+// succeeds and the other fails with [core.ErrReused], revoking the family. The
 // successor inherits the grant; scopes may be narrowed by the caller.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldID, newValue string, scopes []string, expiresAt time.Time) (string, error) {
+func (s *TokenStore) RotateRefreshToken(ctx context.Context, oldID, newValue string, scopes []string, expiresAt time.Time) (string, error) {
 	r, err := s.RotateRefreshTokenWithGrace(ctx, Rotation{OldID: oldID, NewValue: newValue, Scopes: scopes, ExpiresAt: expiresAt})
 	return r.ID, err
 }
 
-// RotateRefreshTokenWithGrace is [Store.RotateRefreshToken] with the
+// RotateRefreshTokenWithGrace is [TokenStore.RotateRefreshToken] with the
 // rotation grace of r.Grace (see refreshgrace.go): the rotated token keeps
 // its successor sealed for the grace window, and a token already rotated
 // within it answers with that same successor instead of revoking the
 // family, when the rules of [Grace] allow. r.Access, when given, is
 // recorded with the successor, or with its retry.
-func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Rotated, error) {
+func (s *TokenStore) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Rotated, error) {
 	oldID, newValue, scopes, expiresAt := r.OldID, r.NewValue, r.Scopes, r.ExpiresAt
-	newID := NewID()
+	newID := core.NewID()
 	sealed, err := sealSuccessor(r, newID)
 	if err != nil {
 		return Rotated{}, err
 	}
 	var reused bool
 	var retried Rotated
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var family string
-		if err := s.queryRow(ctx, tx, `SELECT family_id FROM nsauth_refresh_tokens WHERE id = ?`, oldID).Scan(&family); err != nil {
-			return notFound(err, "refresh token")
+		if err := s.db.QueryRow(ctx, tx, `SELECT family_id FROM nsauth_refresh_tokens WHERE id = ?`, oldID).Scan(&family); err != nil {
+			return core.NotFound(err, "refresh token")
 		}
-		if err := s.lockFamily(ctx, tx, family); err != nil {
+		if err := s.rev.LockFamily(ctx, tx, family); err != nil {
 			return err
 		}
-		now := s.nowMillis()
-		t, err := scanRefresh(s.queryRow(ctx, tx, `UPDATE nsauth_refresh_tokens SET used_at = ?, successor_id = ?, successor_sealed = ?
+		now := s.db.NowMillis()
+		t, err := scanRefresh(s.db.QueryRow(ctx, tx, `UPDATE nsauth_refresh_tokens SET used_at = ?, successor_id = ?, successor_sealed = ?
 			WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? RETURNING `+refreshColumns, now, newID, sealed, oldID, now))
 		if errors.Is(err, sql.ErrNoRows) {
 			if retried, err = s.retryRotation(ctx, tx, r); err != nil {
@@ -149,7 +167,7 @@ func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Ro
 				return s.recordAccessToken(ctx, tx, r.Access)
 			}
 			reused = true
-			return s.revokeGrant(ctx, tx, family)
+			return s.rev.Grant(ctx, tx, family)
 		}
 		if err != nil {
 			return fmt.Errorf("rotating refresh token: %w", err)
@@ -167,7 +185,7 @@ func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Ro
 		return s.dropPredecessorStash(ctx, tx, g.ID, oldID)
 	})
 	if reused && err == nil {
-		return Rotated{}, fmt.Errorf("refresh token: %w", ErrReused)
+		return Rotated{}, fmt.Errorf("refresh token: %w", core.ErrReused)
 	}
 	if err != nil {
 		return Rotated{}, err
@@ -178,30 +196,14 @@ func (s *Store) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Ro
 	return Rotated{ID: newID, Value: newValue}, nil
 }
 
-// lockFamily serialises the transactions that write the refresh tokens of
-// family: a rotation, a retry, a reuse or a revocation. Each of them may
-// lock several of the family's rows (the presented token, its successor,
-// its predecessor's stash, all of them), in an order no one statement
-// fixes; taking the family's lock first means two of them never each
-// hold a row the other waits for. It holds until the transaction ends.
-func (s *Store) lockFamily(ctx context.Context, tx *sql.Tx, family string) error {
-	if s.d.lockName == "" {
-		return nil
-	}
-	if _, err := s.exec(ctx, tx, s.d.lockName, "nsauth_refresh_family:"+family); err != nil {
-		return fmt.Errorf("locking a refresh token family: %w", err)
-	}
-	return nil
-}
-
 // RevokeRefreshToken revokes one refresh token and, because a refresh token
 // stands for its whole grant, every token of its family.
-func (s *Store) RevokeRefreshToken(ctx context.Context, id string) error {
+func (s *TokenStore) RevokeRefreshToken(ctx context.Context, id string) error {
 	var family string
-	if err := s.queryRow(ctx, s.db, `SELECT family_id FROM nsauth_refresh_tokens WHERE id = ?`, id).Scan(&family); err != nil {
-		return notFound(err, "refresh token")
+	if err := s.db.QueryRow(ctx, s.db, `SELECT family_id FROM nsauth_refresh_tokens WHERE id = ?`, id).Scan(&family); err != nil {
+		return core.NotFound(err, "refresh token")
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error { return s.revokeGrant(ctx, tx, family) })
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return s.rev.Grant(ctx, tx, family) })
 }
 
 // RevokeGrant revokes every refresh and access token of the grant grantID
@@ -209,14 +211,14 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, id string) error {
 // clientID, and returns how many tokens it revoked. Tokens of anyone else's
 // grant are left alone; an unknown grant, or one already revoked, revokes
 // nothing and is not an error.
-func (s *Store) RevokeGrant(ctx context.Context, grantID, userID, clientID string) (int64, error) {
-	now := s.nowMillis()
+func (s *TokenStore) RevokeGrant(ctx context.Context, grantID, userID, clientID string) (int64, error) {
+	now := s.db.NowMillis()
 	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockFamily(ctx, tx, grantID); err != nil {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.rev.LockFamily(ctx, tx, grantID); err != nil {
 			return err
 		}
-		res, err := s.exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND user_id = ? AND client_id = ? AND revoked_at IS NULL`,
+		res, err := s.db.Exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND user_id = ? AND client_id = ? AND revoked_at IS NULL`,
 			now, grantID, userID, clientID)
 		if err != nil {
 			return fmt.Errorf("revoking grant: %w", err)
@@ -224,7 +226,7 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID, userID, clientID strin
 		if n, err = res.RowsAffected(); err != nil {
 			return fmt.Errorf("revoking grant: %w", err)
 		}
-		c, err := s.revokeAccessTokens(ctx, tx, now, `grant_id = ? AND user_id = ? AND client_id = ?`, grantID, userID, clientID)
+		c, err := s.rev.AccessTokens(ctx, tx, now, revocations.OfUsersGrant(grantID, userID, clientID))
 		n += c
 		return err
 	})
@@ -254,20 +256,20 @@ type AccessToken struct {
 
 // RecordAccessToken stores an access token's record. CreatedAt is now. A
 // machine client's token has no UserID.
-func (s *Store) RecordAccessToken(ctx context.Context, t *AccessToken) error {
+func (s *TokenStore) RecordAccessToken(ctx context.Context, t *AccessToken) error {
 	return s.recordAccessToken(ctx, s.db, t)
 }
 
-// recordAccessToken is [Store.RecordAccessToken] through q; nothing when t
+// recordAccessToken is [TokenStore.RecordAccessToken] through q; nothing when t
 // is nil.
-func (s *Store) recordAccessToken(ctx context.Context, q querier, t *AccessToken) error {
+func (s *TokenStore) recordAccessToken(ctx context.Context, q core.Querier, t *AccessToken) error {
 	if t == nil {
 		return nil
 	}
-	t.CreatedAt = s.now()
-	_, err := s.exec(ctx, q, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, amr, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, sql.NullString{String: t.UserID, Valid: t.UserID != ""}, t.ClientID, joinList(t.Scopes),
-		joinList(t.AMR), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
+	t.CreatedAt = s.db.Now()
+	_, err := s.db.Exec(ctx, q, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, amr, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, sql.NullString{String: t.UserID, Valid: t.UserID != ""}, t.ClientID, core.JoinList(t.Scopes),
+		core.JoinList(t.AMR), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("recording access token: %w", err)
 	}
@@ -275,30 +277,30 @@ func (s *Store) recordAccessToken(ctx context.Context, q querier, t *AccessToken
 }
 
 // ActiveAccessToken returns the record of an access token that is neither
-// expired nor revoked, or an error wrapping [ErrNotFound] or [ErrRevoked].
-func (s *Store) ActiveAccessToken(ctx context.Context, id string) (*AccessToken, error) {
+// expired nor revoked, or an error wrapping [core.ErrNotFound] or [core.ErrRevoked].
+func (s *TokenStore) ActiveAccessToken(ctx context.Context, id string) (*AccessToken, error) {
 	var t AccessToken
 	var scopes, amr string
 	var created, expires int64
 	var revoked sql.NullInt64
-	err := s.queryRow(ctx, s.db, `SELECT id, grant_id, COALESCE(user_id, ''), client_id, scopes, amr, created_at, expires_at, revoked_at
+	err := s.db.QueryRow(ctx, s.db, `SELECT id, grant_id, COALESCE(user_id, ''), client_id, scopes, amr, created_at, expires_at, revoked_at
 		FROM nsauth_access_tokens WHERE id = ?`, id).Scan(&t.ID, &t.GrantID, &t.UserID, &t.ClientID, &scopes, &amr, &created, &expires, &revoked)
 	if err != nil {
-		return nil, notFound(err, "access token")
+		return nil, core.NotFound(err, "access token")
 	}
-	t.AMR = splitList(amr)
-	t.Scopes, t.CreatedAt, t.ExpiresAt, t.RevokedAt = splitList(scopes), time.UnixMilli(created), time.UnixMilli(expires), fromMillis(revoked)
+	t.AMR = core.SplitList(amr)
+	t.Scopes, t.CreatedAt, t.ExpiresAt, t.RevokedAt = core.SplitList(scopes), time.UnixMilli(created), time.UnixMilli(expires), core.FromMillis(revoked)
 	if !t.RevokedAt.IsZero() {
-		return nil, fmt.Errorf("access token: %w", ErrRevoked)
+		return nil, fmt.Errorf("access token: %w", core.ErrRevoked)
 	}
-	if !s.now().Before(t.ExpiresAt) {
-		return nil, fmt.Errorf("access token expired: %w", ErrNotFound)
+	if !s.db.Now().Before(t.ExpiresAt) {
+		return nil, fmt.Errorf("access token expired: %w", core.ErrNotFound)
 	}
 	return &t, nil
 }
 
 // RevokeAccessToken revokes one access token.
-func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
-	_, err := s.revokeAccessTokens(ctx, s.db, s.nowMillis(), `id = ?`, id)
+func (s *TokenStore) RevokeAccessToken(ctx context.Context, id string) error {
+	_, err := s.rev.AccessTokens(ctx, s.db, s.db.NowMillis(), revocations.ByID(id))
 	return err
 }

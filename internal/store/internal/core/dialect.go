@@ -1,4 +1,4 @@
-package store
+package core
 
 import (
 	"errors"
@@ -10,32 +10,34 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// dialect holds what differs between the backends. Queries are written
+// Dialect holds what differs between the backends. Queries are written
 // once, with `?` placeholders and portable SQL (ON CONFLICT, RETURNING).
-type dialect struct {
-	name string
+type Dialect struct {
+	// Name is "sqlite" or "postgres".
+	Name string
 	// numbered rewrites `?` to `$1`, `$2`, … (PostgreSQL).
 	numbered bool
-	// lockRows is appended to a SELECT that must lock the rows it reads
+	// LockRows is appended to a SELECT that must lock the rows it reads
 	// until the transaction ends. SQLite needs none: its transactions hold
 	// the database's write lock from BEGIN.
-	lockRows string
-	// lockName is a statement that takes, until the transaction ends, an
+	LockRows string
+	// LockName is a statement that takes, until the transaction ends, an
 	// exclusive lock named by its one argument (in the current schema),
 	// for transactions that must not interleave although no one row
-	// stands for what they share. SQLite needs none, as for lockRows.
-	lockName string
-	// shareRows is appended to a SELECT whose rows must not change until
+	// stands for what they share. SQLite needs none, as for LockRows.
+	LockName string
+	// ShareRows is appended to a SELECT whose rows must not change until
 	// the transaction ends, while others may read them so too. SQLite
-	// needs none, as for lockRows.
-	shareRows string
-	// isUnique recognises a unique-constraint violation.
-	isUnique func(error) bool
+	// needs none, as for LockRows.
+	ShareRows string
+	// IsUnique recognises a unique-constraint violation.
+	IsUnique func(error) bool
 }
 
-var sqliteDialect = dialect{
-	name: "sqlite",
-	isUnique: func(err error) bool {
+// SQLite is the dialect of modernc.org/sqlite.
+var SQLite = Dialect{
+	Name: "sqlite",
+	IsUnique: func(err error) bool {
 		var se *sqlite.Error
 		if !errors.As(err, &se) {
 			return false
@@ -44,20 +46,21 @@ var sqliteDialect = dialect{
 	},
 }
 
-var postgresDialect = dialect{
-	name:      "postgres",
+// Postgres is the dialect of PostgreSQL through pgx.
+var Postgres = Dialect{
+	Name:      "postgres",
 	numbered:  true,
-	lockRows:  " FOR UPDATE",
-	lockName:  `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.' || ?))`,
-	shareRows: " FOR SHARE",
-	isUnique: func(err error) bool {
+	LockRows:  " FOR UPDATE",
+	LockName:  `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.' || ?))`,
+	ShareRows: " FOR SHARE",
+	IsUnique: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"
 	},
 }
 
-// rebind rewrites placeholders. Our queries never contain a literal `?`.
-func (d dialect) rebind(q string) string {
+// Rebind rewrites placeholders. Our queries never contain a literal `?`.
+func (d Dialect) Rebind(q string) string {
 	if !d.numbered {
 		return q
 	}

@@ -1,19 +1,36 @@
-package store
+// Package secondfactors keeps what a login needs beyond the password
+// (issue 15): a user's TOTP secret, their recovery codes, the logins
+// waiting between password and second factor, and the enrolment links
+// that let a user add a factor in the browser. [FactorStore.ResetSecondFactors]
+// is the one place that removes every factor (passkeys included), so a
+// new kind is added there.
+package secondfactors
 
 import (
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
+	"github.com/nsauth/nsauth/internal/store/internal/sealing"
+	"github.com/nsauth/nsauth/internal/store/users"
 )
 
-// Second factors (issue 15): a user's TOTP secret, their recovery codes,
-// and the logins waiting between password and second factor. The passkey
-// tables come in a later migration; [Store.ResetSecondFactors] is the one
-// place that removes every factor, so a new kind is added there.
+// FactorStore keeps second factors and the logins waiting for one.
+type FactorStore struct {
+	db    *core.DB
+	keys  *sealing.Keys
+	users *users.UserStore
+}
+
+// New returns the second factors of db: TOTP secrets are sealed with
+// keys, and enrolment links name users of users.
+func New(db *core.DB, keys *sealing.Keys, users *users.UserStore) *FactorStore {
+	return &FactorStore{db: db, keys: keys, users: users}
+}
 
 // SecondFactors says which second factors a user has.
 type SecondFactors struct {
@@ -21,7 +38,7 @@ type SecondFactors struct {
 	TOTP bool
 	// RecoveryCodes is how many unused recovery codes the user has.
 	RecoveryCodes int
-	// Passkeys is how many passkeys the user has (passkeys.go).
+	// Passkeys is how many passkeys the user has (package passkeys).
 	Passkeys int
 }
 
@@ -30,20 +47,12 @@ type SecondFactors struct {
 // factor is lost).
 func (f SecondFactors) Any() bool { return f.TOTP || f.Passkeys > 0 }
 
-func totpSecretAD(userID string) []byte {
-	return []byte("nsauth_totp.secret\x00" + userID)
-}
-
-func pendingSecretAD(tokenHash []byte) []byte {
-	return []byte("nsauth_mfa_pending.totp_secret\x00" + hex.EncodeToString(tokenHash))
-}
-
 // SecondFactors returns which second factors the user has; none (and no
 // error) for an unknown user.
-func (s *Store) SecondFactors(ctx context.Context, userID string) (SecondFactors, error) {
+func (s *FactorStore) SecondFactors(ctx context.Context, userID string) (SecondFactors, error) {
 	var f SecondFactors
 	var totp int
-	err := s.queryRow(ctx, s.db, `SELECT
+	err := s.db.QueryRow(ctx, s.db, `SELECT
 		(SELECT COUNT(*) FROM nsauth_totp WHERE user_id = ?),
 		(SELECT COUNT(*) FROM nsauth_recovery_codes WHERE user_id = ?),
 		(SELECT COUNT(*) FROM nsauth_passkeys WHERE user_id = ?)`, userID, userID, userID).Scan(&totp, &f.RecoveryCodes, &f.Passkeys)
@@ -57,24 +66,24 @@ func (s *Store) SecondFactors(ctx context.Context, userID string) (SecondFactors
 // EnrollTOTP stores a user's confirmed TOTP secret and replaces their
 // recovery codes with recoveryCodes, in one transaction. usedStep is the
 // time step of the code that confirmed the secret: that code cannot be
-// used again. It returns an error wrapping [ErrConflict] when the user
-// already has a TOTP secret, and [ErrNotFound] when there is no such
+// used again. It returns an error wrapping [core.ErrConflict] when the user
+// already has a TOTP secret, and [core.ErrNotFound] when there is no such
 // user. The secret is sealed under the keyring.
-func (s *Store) EnrollTOTP(ctx context.Context, userID, secret string, usedStep int64, recoveryCodes []string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+func (s *FactorStore) EnrollTOTP(ctx context.Context, userID, secret string, usedStep int64, recoveryCodes []string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var one int
-		if err := s.queryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.d.lockRows, userID).Scan(&one); err != nil {
-			return notFound(err, "user")
+		if err := s.db.QueryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.db.Dialect.LockRows, userID).Scan(&one); err != nil {
+			return core.NotFound(err, "user")
 		}
-		sealed, err := s.sealIn(ctx, tx, []byte(secret), totpSecretAD(userID))
+		sealed, err := s.keys.SealIn(ctx, tx, []byte(secret), sealing.TOTPSecretAD(userID))
 		if err != nil {
 			return fmt.Errorf("sealing the TOTP secret: %w", err)
 		}
-		now := s.nowMillis()
-		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_totp (user_id, secret, last_step, created_at) VALUES (?, ?, ?, ?)`,
+		now := s.db.NowMillis()
+		if _, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_totp (user_id, secret, last_step, created_at) VALUES (?, ?, ?, ?)`,
 			userID, sealed, usedStep, now); err != nil {
-			if s.d.isUnique(err) {
-				return fmt.Errorf("the user already has a TOTP secret: %w", ErrConflict)
+			if s.db.Dialect.IsUnique(err) {
+				return fmt.Errorf("the user already has a TOTP secret: %w", core.ErrConflict)
 			}
 			return fmt.Errorf("storing the TOTP secret: %w", err)
 		}
@@ -83,39 +92,39 @@ func (s *Store) EnrollTOTP(ctx context.Context, userID, secret string, usedStep 
 }
 
 // ReplaceRecoveryCodes replaces a user's recovery codes.
-func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID string, codes []string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error { return s.replaceRecoveryCodes(ctx, tx, userID, codes) })
+func (s *FactorStore) ReplaceRecoveryCodes(ctx context.Context, userID string, codes []string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return s.replaceRecoveryCodes(ctx, tx, userID, codes) })
 }
 
 // AddRecoveryCodesIfNone stores codes as a user's recovery codes when the
 // user has none, in one transaction: of two simultaneous calls, one
-// stores its codes and the other gets an error wrapping [ErrConflict]
-// (as does a user who has some). [ErrNotFound]: no such user.
-func (s *Store) AddRecoveryCodesIfNone(ctx context.Context, userID string, codes []string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+// stores its codes and the other gets an error wrapping [core.ErrConflict]
+// (as does a user who has some). [core.ErrNotFound]: no such user.
+func (s *FactorStore) AddRecoveryCodesIfNone(ctx context.Context, userID string, codes []string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var one int
-		if err := s.queryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.d.lockRows, userID).Scan(&one); err != nil {
-			return notFound(err, "user")
+		if err := s.db.QueryRow(ctx, tx, `SELECT 1 FROM nsauth_users WHERE id = ?`+s.db.Dialect.LockRows, userID).Scan(&one); err != nil {
+			return core.NotFound(err, "user")
 		}
 		var n int
-		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM nsauth_recovery_codes WHERE user_id = ?`, userID).Scan(&n); err != nil {
+		if err := s.db.QueryRow(ctx, tx, `SELECT COUNT(*) FROM nsauth_recovery_codes WHERE user_id = ?`, userID).Scan(&n); err != nil {
 			return fmt.Errorf("counting recovery codes: %w", err)
 		}
 		if n > 0 {
-			return fmt.Errorf("the user has recovery codes: %w", ErrConflict)
+			return fmt.Errorf("the user has recovery codes: %w", core.ErrConflict)
 		}
 		return s.replaceRecoveryCodes(ctx, tx, userID, codes)
 	})
 }
 
-func (s *Store) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID string, codes []string) error {
-	if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_recovery_codes WHERE user_id = ?`, userID); err != nil {
+func (s *FactorStore) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID string, codes []string) error {
+	if _, err := s.db.Exec(ctx, tx, `DELETE FROM nsauth_recovery_codes WHERE user_id = ?`, userID); err != nil {
 		return fmt.Errorf("removing recovery codes: %w", err)
 	}
-	now := s.nowMillis()
+	now := s.db.NowMillis()
 	for _, c := range codes {
-		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)`,
-			userID, HashSecret(c), now); err != nil {
+		if _, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)`,
+			userID, core.HashSecret(c), now); err != nil {
 			return fmt.Errorf("storing recovery codes: %w", err)
 		}
 	}
@@ -123,14 +132,14 @@ func (s *Store) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, userID str
 }
 
 // TOTPSecret returns a user's TOTP secret, in clear, and the time step of
-// the last code accepted. It returns an error wrapping [ErrNotFound] when
+// the last code accepted. It returns an error wrapping [core.ErrNotFound] when
 // the user has none.
-func (s *Store) TOTPSecret(ctx context.Context, userID string) (secret string, lastStep int64, err error) {
+func (s *FactorStore) TOTPSecret(ctx context.Context, userID string) (secret string, lastStep int64, err error) {
 	var sealed []byte
-	if err := s.queryRow(ctx, s.db, `SELECT secret, last_step FROM nsauth_totp WHERE user_id = ?`, userID).Scan(&sealed, &lastStep); err != nil {
-		return "", 0, notFound(err, "TOTP secret")
+	if err := s.db.QueryRow(ctx, s.db, `SELECT secret, last_step FROM nsauth_totp WHERE user_id = ?`, userID).Scan(&sealed, &lastStep); err != nil {
+		return "", 0, core.NotFound(err, "TOTP secret")
 	}
-	plain, err := s.open(sealed, totpSecretAD(userID))
+	plain, err := s.keys.Open(sealed, sealing.TOTPSecretAD(userID))
 	if err != nil {
 		return "", 0, fmt.Errorf("opening the TOTP secret: %w", err)
 	}
@@ -138,12 +147,12 @@ func (s *Store) TOTPSecret(ctx context.Context, userID string) (secret string, l
 }
 
 // UseTOTPStep records that a code of time step `step` was accepted for a
-// user. It returns an error wrapping [ErrReused] when a code of that step
+// user. It returns an error wrapping [core.ErrReused] when a code of that step
 // or a later one was accepted before (so of two simultaneous uses of one
-// code exactly one succeeds, across replicas), and [ErrNotFound] when the
+// code exactly one succeeds, across replicas), and [core.ErrNotFound] when the
 // user has no TOTP secret.
-func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) error {
-	res, err := s.exec(ctx, s.db, `UPDATE nsauth_totp SET last_step = ? WHERE user_id = ? AND last_step < ?`, step, userID, step)
+func (s *FactorStore) UseTOTPStep(ctx context.Context, userID string, step int64) error {
+	res, err := s.db.Exec(ctx, s.db, `UPDATE nsauth_totp SET last_step = ? WHERE user_id = ? AND last_step < ?`, step, userID, step)
 	if err != nil {
 		return fmt.Errorf("recording a TOTP code: %w", err)
 	}
@@ -151,35 +160,35 @@ func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64) erro
 		return nil
 	}
 	var one int
-	if err := s.queryRow(ctx, s.db, `SELECT 1 FROM nsauth_totp WHERE user_id = ?`, userID).Scan(&one); err != nil {
-		return notFound(err, "TOTP secret")
+	if err := s.db.QueryRow(ctx, s.db, `SELECT 1 FROM nsauth_totp WHERE user_id = ?`, userID).Scan(&one); err != nil {
+		return core.NotFound(err, "TOTP secret")
 	}
-	return fmt.Errorf("TOTP code: %w", ErrReused)
+	return fmt.Errorf("TOTP code: %w", core.ErrReused)
 }
 
 // UseRecoveryCode uses up one of a user's recovery codes. It returns an
-// error wrapping [ErrNotFound] when the user has no such unused code: of
+// error wrapping [core.ErrNotFound] when the user has no such unused code: of
 // two simultaneous uses of one code, exactly one succeeds.
-func (s *Store) UseRecoveryCode(ctx context.Context, userID, code string) error {
-	res, err := s.exec(ctx, s.db, `DELETE FROM nsauth_recovery_codes WHERE user_id = ? AND code_hash = ?`, userID, HashSecret(code))
+func (s *FactorStore) UseRecoveryCode(ctx context.Context, userID, code string) error {
+	res, err := s.db.Exec(ctx, s.db, `DELETE FROM nsauth_recovery_codes WHERE user_id = ? AND code_hash = ?`, userID, core.HashSecret(code))
 	if err != nil {
 		return fmt.Errorf("using a recovery code: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("recovery code: %w", ErrNotFound)
+		return fmt.Errorf("recovery code: %w", core.ErrNotFound)
 	}
 	return nil
 }
 
 // RemoveTOTP removes a user's TOTP secret. Recovery codes stay. It
-// returns an error wrapping [ErrNotFound] when the user had none.
-func (s *Store) RemoveTOTP(ctx context.Context, userID string) error {
-	res, err := s.exec(ctx, s.db, `DELETE FROM nsauth_totp WHERE user_id = ?`, userID)
+// returns an error wrapping [core.ErrNotFound] when the user had none.
+func (s *FactorStore) RemoveTOTP(ctx context.Context, userID string) error {
+	res, err := s.db.Exec(ctx, s.db, `DELETE FROM nsauth_totp WHERE user_id = ?`, userID)
 	if err != nil {
 		return fmt.Errorf("removing the TOTP secret: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("TOTP secret: %w", ErrNotFound)
+		return fmt.Errorf("TOTP secret: %w", core.ErrNotFound)
 	}
 	return nil
 }
@@ -189,9 +198,9 @@ func (s *Store) RemoveTOTP(ctx context.Context, userID string) error {
 // for one, in one transaction, for
 // a user who lost their device. It returns how many rows went. Every new
 // kind of second factor must be removed here too.
-func (s *Store) ResetSecondFactors(ctx context.Context, userID string) (int64, error) {
+func (s *FactorStore) ResetSecondFactors(ctx context.Context, userID string) (int64, error) {
 	var total int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{
 			`DELETE FROM nsauth_totp WHERE user_id = ?`,
 			`DELETE FROM nsauth_recovery_codes WHERE user_id = ?`,
@@ -199,7 +208,7 @@ func (s *Store) ResetSecondFactors(ctx context.Context, userID string) (int64, e
 			`DELETE FROM nsauth_passkeys WHERE user_id = ?`,
 			`DELETE FROM nsauth_passkey_ceremonies WHERE user_id = ?`,
 		} {
-			res, err := s.exec(ctx, tx, q, userID)
+			res, err := s.db.Exec(ctx, tx, q, userID)
 			if err != nil {
 				return fmt.Errorf("resetting second factors: %w", err)
 			}
@@ -276,28 +285,28 @@ const MaxPendingMFAPerUser = 5
 // CreatePendingMFA stores p under token, a random value the browser
 // holds (only its digest is stored). CreatedAt is set. A user keeps at
 // most [MaxPendingMFAPerUser] of them: the oldest go first.
-func (s *Store) CreatePendingMFA(ctx context.Context, p *PendingMFA, token string) error {
+func (s *FactorStore) CreatePendingMFA(ctx context.Context, p *PendingMFA, token string) error {
 	viaLink := slices.Contains(p.Steps, StepEnrolLink)
 	if (p.AuthRequestID == "") != viaLink || p.UserID == "" || p.ExpiresAt.IsZero() ||
 		!slices.Contains([]string{PendingVerify, PendingEnroll, PendingEnrolled, PendingOffer}, p.Kind) {
 		return errors.New("a pending second factor needs an auth request (or an enrolment link), a user, a kind and an expiry")
 	}
-	hash := HashSecret(token)
-	p.CreatedAt = s.now()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	hash := core.HashSecret(token)
+	p.CreatedAt = s.db.Now()
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var sealed []byte
 		if p.TOTPSecret != "" {
 			var err error
-			if sealed, err = s.sealIn(ctx, tx, []byte(p.TOTPSecret), pendingSecretAD(hash)); err != nil {
+			if sealed, err = s.keys.SealIn(ctx, tx, []byte(p.TOTPSecret), sealing.PendingSecretAD(hash)); err != nil {
 				return fmt.Errorf("sealing the offered TOTP secret: %w", err)
 			}
 		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO nsauth_mfa_pending (token_hash, auth_request_id, user_id, amr, kind, totp_secret, steps, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, hash, p.AuthRequestID, p.UserID, joinList(p.AMR), p.Kind, sealed, joinList(p.Steps),
+		if _, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_mfa_pending (token_hash, auth_request_id, user_id, amr, kind, totp_secret, steps, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, hash, p.AuthRequestID, p.UserID, core.JoinList(p.AMR), p.Kind, sealed, core.JoinList(p.Steps),
 			p.CreatedAt.UnixMilli(), p.ExpiresAt.UnixMilli()); err != nil {
 			return fmt.Errorf("storing a pending second factor: %w", err)
 		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM nsauth_mfa_pending WHERE user_id = ? AND token_hash NOT IN
+		if _, err := s.db.Exec(ctx, tx, `DELETE FROM nsauth_mfa_pending WHERE user_id = ? AND token_hash NOT IN
 			(SELECT token_hash FROM nsauth_mfa_pending WHERE user_id = ? AND expires_at > ? ORDER BY created_at DESC, token_hash LIMIT ?)`,
 			p.UserID, p.UserID, p.CreatedAt.UnixMilli(), MaxPendingMFAPerUser); err != nil {
 			return fmt.Errorf("bounding pending second factors: %w", err)
@@ -307,35 +316,35 @@ func (s *Store) CreatePendingMFA(ctx context.Context, p *PendingMFA, token strin
 }
 
 // PendingMFA returns the unexpired pending state stored under token, or
-// an error wrapping [ErrNotFound].
-func (s *Store) PendingMFA(ctx context.Context, token string) (*PendingMFA, error) {
-	hash := HashSecret(token)
-	return s.scanPending(s.queryRow(ctx, s.db, `SELECT `+pendingColumns+`
-		FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?`, hash, s.nowMillis()), hash)
+// an error wrapping [core.ErrNotFound].
+func (s *FactorStore) PendingMFA(ctx context.Context, token string) (*PendingMFA, error) {
+	hash := core.HashSecret(token)
+	return s.scanPending(s.db.QueryRow(ctx, s.db, `SELECT `+pendingColumns+`
+		FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?`, hash, s.db.NowMillis()), hash)
 }
 
 // TakePendingMFA deletes and returns the unexpired pending state stored
-// under token, or returns an error wrapping [ErrNotFound]: of two
+// under token, or returns an error wrapping [core.ErrNotFound]: of two
 // simultaneous takes, exactly one gets it.
-func (s *Store) TakePendingMFA(ctx context.Context, token string) (*PendingMFA, error) {
-	hash := HashSecret(token)
-	return s.scanPending(s.queryRow(ctx, s.db, `DELETE FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?
-		RETURNING `+pendingColumns, hash, s.nowMillis()), hash)
+func (s *FactorStore) TakePendingMFA(ctx context.Context, token string) (*PendingMFA, error) {
+	hash := core.HashSecret(token)
+	return s.scanPending(s.db.QueryRow(ctx, s.db, `DELETE FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?
+		RETURNING `+pendingColumns, hash, s.db.NowMillis()), hash)
 }
 
 const pendingColumns = `auth_request_id, user_id, amr, kind, totp_secret, steps, created_at, expires_at`
 
-func (s *Store) scanPending(row *sql.Row, hash []byte) (*PendingMFA, error) {
+func (s *FactorStore) scanPending(row *sql.Row, hash []byte) (*PendingMFA, error) {
 	var p PendingMFA
 	var amr, steps string
 	var sealed []byte
 	var created, expires int64
 	if err := row.Scan(&p.AuthRequestID, &p.UserID, &amr, &p.Kind, &sealed, &steps, &created, &expires); err != nil {
-		return nil, notFound(err, "pending second factor")
+		return nil, core.NotFound(err, "pending second factor")
 	}
-	p.AMR, p.Steps, p.CreatedAt, p.ExpiresAt = splitList(amr), splitList(steps), time.UnixMilli(created), time.UnixMilli(expires)
+	p.AMR, p.Steps, p.CreatedAt, p.ExpiresAt = core.SplitList(amr), core.SplitList(steps), time.UnixMilli(created), time.UnixMilli(expires)
 	if len(sealed) > 0 {
-		plain, err := s.open(sealed, pendingSecretAD(hash))
+		plain, err := s.keys.Open(sealed, sealing.PendingSecretAD(hash))
 		if err != nil {
 			return nil, fmt.Errorf("opening the offered TOTP secret: %w", err)
 		}
@@ -346,19 +355,19 @@ func (s *Store) scanPending(row *sql.Row, hash []byte) (*PendingMFA, error) {
 
 // SetPendingCeremony keeps the WebAuthn ceremony of the step stored under
 // token (the library's session data), replacing the one begun before: a
-// step has at most one ceremony in progress. It fails with [ErrNotFound]
+// step has at most one ceremony in progress. It fails with [core.ErrNotFound]
 // when the step is gone or expired.
-func (s *Store) SetPendingCeremony(ctx context.Context, token string, session []byte) error {
+func (s *FactorStore) SetPendingCeremony(ctx context.Context, token string, session []byte) error {
 	if len(session) == 0 || len(session) > maxPendingCeremony {
 		return errors.New("a ceremony needs bounded session data")
 	}
-	res, err := s.exec(ctx, s.db, `UPDATE nsauth_mfa_pending SET ceremony = ? WHERE token_hash = ? AND expires_at > ?`,
-		string(session), HashSecret(token), s.nowMillis())
+	res, err := s.db.Exec(ctx, s.db, `UPDATE nsauth_mfa_pending SET ceremony = ? WHERE token_hash = ? AND expires_at > ?`,
+		string(session), core.HashSecret(token), s.db.NowMillis())
 	if err != nil {
 		return fmt.Errorf("storing a ceremony: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("pending second factor: %w", ErrNotFound)
+		return fmt.Errorf("pending second factor: %w", core.ErrNotFound)
 	}
 	return nil
 }
@@ -366,26 +375,26 @@ func (s *Store) SetPendingCeremony(ctx context.Context, token string, session []
 // TakePendingCeremony removes and returns the ceremony of the step stored
 // under token: a ceremony is answered once, right or wrong, and of two
 // simultaneous answers exactly one gets it. The step itself stays. It
-// fails with [ErrNotFound] when there is no ceremony (none begun, or
+// fails with [core.ErrNotFound] when there is no ceremony (none begun, or
 // taken) or the step is gone.
-func (s *Store) TakePendingCeremony(ctx context.Context, token string) ([]byte, error) {
-	hash := HashSecret(token)
+func (s *FactorStore) TakePendingCeremony(ctx context.Context, token string) ([]byte, error) {
+	hash := core.HashSecret(token)
 	var session sql.NullString
-	err := s.queryRow(ctx, s.db, `SELECT ceremony FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?`, hash, s.nowMillis()).Scan(&session)
+	err := s.db.QueryRow(ctx, s.db, `SELECT ceremony FROM nsauth_mfa_pending WHERE token_hash = ? AND expires_at > ?`, hash, s.db.NowMillis()).Scan(&session)
 	if err != nil {
-		return nil, notFound(err, "pending second factor")
+		return nil, core.NotFound(err, "pending second factor")
 	}
 	if !session.Valid {
-		return nil, fmt.Errorf("ceremony: %w", ErrNotFound)
+		return nil, fmt.Errorf("ceremony: %w", core.ErrNotFound)
 	}
 	// Compare and clear: only the answer that still finds this very
 	// ceremony takes it.
-	res, err := s.exec(ctx, s.db, `UPDATE nsauth_mfa_pending SET ceremony = NULL WHERE token_hash = ? AND ceremony = ?`, hash, session.String)
+	res, err := s.db.Exec(ctx, s.db, `UPDATE nsauth_mfa_pending SET ceremony = NULL WHERE token_hash = ? AND ceremony = ?`, hash, session.String)
 	if err != nil {
 		return nil, fmt.Errorf("taking a ceremony: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return nil, fmt.Errorf("ceremony: %w", ErrNotFound)
+		return nil, fmt.Errorf("ceremony: %w", core.ErrNotFound)
 	}
 	return []byte(session.String), nil
 }

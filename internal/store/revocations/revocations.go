@@ -1,0 +1,350 @@
+// Package revocations is the one place where tokens are revoked, and
+// where the revocations of access tokens are read and followed: a server
+// that verifies access tokens itself must refuse them until they expire.
+package revocations
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nsauth/nsauth/internal/store/internal/core"
+)
+
+// Revocation is an access token revoked before its expiry: a server that
+// verifies access tokens itself (JWTs) must refuse TokenID, the token's
+// `jti`, until ExpiresAt.
+type Revocation struct {
+	TokenID   string
+	ExpiresAt time.Time
+
+	seq int64 // its row, when read from nsauth_revocations
+}
+
+// revocationBatch bounds the rows of one INSERT into nsauth_revocations
+// and the entries of one PostgreSQL notification (whose payload must stay
+// under 8000 bytes: an entry is about 40).
+const revocationBatch = 150
+
+// Which selects the access tokens a revocation applies to.
+type Which struct {
+	where string
+	args  []any
+}
+
+// ByID selects one access token.
+func ByID(id string) Which { return Which{`id = ?`, []any{id}} }
+
+// OfGrant selects the access tokens of one grant.
+func OfGrant(grantID string) Which { return Which{`grant_id = ?`, []any{grantID}} }
+
+// OfUsersGrant selects the access tokens of one grant when it is userID's
+// at clientID.
+func OfUsersGrant(grantID, userID, clientID string) Which {
+	return Which{`grant_id = ? AND user_id = ? AND client_id = ?`, []any{grantID, userID, clientID}}
+}
+
+// OfClientsGrant selects the access tokens of one grant (such as a
+// federation policy's) issued to clientID.
+func OfClientsGrant(grantID, clientID string) Which {
+	return Which{`grant_id = ? AND client_id = ?`, []any{grantID, clientID}}
+}
+
+// OfUser selects every access token of a user.
+func OfUser(userID string) Which { return Which{`user_id = ?`, []any{userID}} }
+
+// OfClient selects every access token issued to a client.
+func OfClient(clientID string) Which { return Which{`client_id = ?`, []any{clientID}} }
+
+// Revoker is the one place where tokens are revoked, for the sub-stores
+// whose changes revoke tokens (a user disabled, a client deleted, a code
+// replayed). It shares its followers with the [RevocationStore] made
+// with it.
+type Revoker struct {
+	db      *core.DB
+	channel string
+	hooks   *hooks
+}
+
+// New returns the revocations of db: the store that reads and follows
+// them, and the revoker that records them. channel is the PostgreSQL
+// notification channel of the installation (see [Channel]); "" on SQLite.
+func New(db *core.DB, channel string) (*RevocationStore, *Revoker) {
+	h := &hooks{}
+	return &RevocationStore{db: db, channel: channel, hooks: h}, &Revoker{db: db, channel: channel, hooks: h}
+}
+
+// RevocationStore reads the revocations of access tokens, and follows
+// them as they are made.
+type RevocationStore struct {
+	db *core.DB
+	// channel is the PostgreSQL notification channel of revocations.
+	channel string
+	hooks   *hooks
+}
+
+// AccessTokens is the one place where access tokens are revoked: every
+// token w selects that is not revoked yet is marked revoked, and those
+// not yet expired are recorded in nsauth_revocations and published: on
+// PostgreSQL by a notification that replicas receive when the transaction
+// commits, and to this process's followers (see
+// [RevocationStore.FollowRevocations]) after the commit. It returns how
+// many tokens it marked. Given the database rather than a transaction, it
+// runs in one of its own.
+func (r *Revoker) AccessTokens(ctx context.Context, q core.Querier, now int64, w Which) (int64, error) {
+	tx, ok := q.(*sql.Tx)
+	if !ok {
+		var n int64
+		err := r.db.InTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			n, err = r.AccessTokens(ctx, tx, now, w)
+			return err
+		})
+		return n, err
+	}
+	rows, err := r.db.Query(ctx, tx, `UPDATE nsauth_access_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND (`+w.where+`)
+		RETURNING id, expires_at`, append([]any{now}, w.args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("revoking access tokens: %w", err)
+	}
+	var n int64
+	var live []Revocation
+	for rows.Next() {
+		var id string
+		var exp int64
+		if err := rows.Scan(&id, &exp); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("revoking access tokens: %w", err)
+		}
+		n++
+		if exp > now {
+			live = append(live, Revocation{TokenID: id, ExpiresAt: time.UnixMilli(exp)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("revoking access tokens: %w", err)
+	}
+	for batch := range slices.Chunk(live, revocationBatch) {
+		if err := r.record(ctx, tx, now, batch); err != nil {
+			return 0, err
+		}
+	}
+	r.hooks.hold(r.db, tx, live)
+	return n, nil
+}
+
+// Grant revokes every refresh and access token of one grant (the tokens
+// descended from one authorization code), under the family's lock.
+func (r *Revoker) Grant(ctx context.Context, tx *sql.Tx, grantID string) error {
+	if err := r.LockFamily(ctx, tx, grantID); err != nil {
+		return err
+	}
+	now := r.db.NowMillis()
+	if _, err := r.db.Exec(ctx, tx, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, now, grantID); err != nil {
+		return fmt.Errorf("revoking refresh tokens: %w", err)
+	}
+	_, err := r.AccessTokens(ctx, tx, now, OfGrant(grantID))
+	return err
+}
+
+// LockFamily serialises the transactions that write the refresh tokens of
+// family: a rotation, a retry, a reuse or a revocation. Each of them may
+// lock several of the family's rows (the presented token, its successor,
+// its predecessor's stash, all of them), in an order no one statement
+// fixes; taking the family's lock first means two of them never each
+// hold a row the other waits for. It holds until the transaction ends.
+func (r *Revoker) LockFamily(ctx context.Context, tx *sql.Tx, family string) error {
+	if r.db.Dialect.LockName == "" {
+		return nil
+	}
+	if _, err := r.db.Exec(ctx, tx, r.db.Dialect.LockName, "nsauth_refresh_family:"+family); err != nil {
+		return fmt.Errorf("locking a refresh token family: %w", err)
+	}
+	return nil
+}
+
+// UserTokens revokes every refresh and access token a user holds.
+func (r *Revoker) UserTokens(ctx context.Context, q core.Querier, userID string) error {
+	now := r.db.NowMillis()
+	if _, err := r.db.Exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, now, userID); err != nil {
+		return fmt.Errorf("revoking refresh tokens: %w", err)
+	}
+	_, err := r.AccessTokens(ctx, q, now, OfUser(userID))
+	return err
+}
+
+// ClientTokens revokes every refresh and access token issued to a client.
+func (r *Revoker) ClientTokens(ctx context.Context, q core.Querier, clientID string) error {
+	now := r.db.NowMillis()
+	if _, err := r.db.Exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL`, now, clientID); err != nil {
+		return fmt.Errorf("revoking refresh tokens: %w", err)
+	}
+	_, err := r.AccessTokens(ctx, q, now, OfClient(clientID))
+	return err
+}
+
+// recordRevocations inserts one batch and, on PostgreSQL, notifies it.
+func (r *Revoker) record(ctx context.Context, tx *sql.Tx, now int64, batch []Revocation) error {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO nsauth_revocations (token_id, expires_at, revoked_at) VALUES `)
+	args := make([]any, 0, 3*len(batch))
+	for i, r := range batch {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?)")
+		args = append(args, r.TokenID, r.ExpiresAt.UnixMilli(), now)
+	}
+	if _, err := r.db.Exec(ctx, tx, b.String(), args...); err != nil {
+		return fmt.Errorf("recording revocations: %w", err)
+	}
+	if r.db.Dialect.Name != "postgres" {
+		return nil
+	}
+	if _, err := r.db.Exec(ctx, tx, `SELECT pg_notify(?, ?)`, r.channel, encodeRevocations(batch)); err != nil {
+		return fmt.Errorf("notifying revocations: %w", err)
+	}
+	return nil
+}
+
+// encodeRevocations writes a notification payload: one "id expiry-ms"
+// line per revocation. Token ids are base64url, so never hold a space or a
+// newline.
+func encodeRevocations(rs []Revocation) string {
+	var b strings.Builder
+	for _, r := range rs {
+		b.WriteString(r.TokenID)
+		b.WriteByte(' ')
+		b.WriteString(strconv.FormatInt(r.ExpiresAt.UnixMilli(), 10))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// decodeRevocations reads what encodeRevocations wrote.
+func decodeRevocations(payload string) ([]Revocation, error) {
+	var out []Revocation
+	for line := range strings.Lines(payload) {
+		id, exp, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		ms, err := strconv.ParseInt(exp, 10, 64)
+		if !ok || id == "" || err != nil {
+			return nil, fmt.Errorf("malformed revocation notification")
+		}
+		out = append(out, Revocation{TokenID: id, ExpiresAt: time.UnixMilli(ms)})
+	}
+	return out, nil
+}
+
+// Channel is the PostgreSQL notification channel of the
+// installation in schema: notifications are database-wide, and several
+// installations may share a database in schemas of their own.
+func Channel(schema string) string {
+	sum := sha256.Sum256([]byte(schema))
+	return "nsauth_revocations_" + hex.EncodeToString(sum[:8])
+}
+
+// hooks holds what open transactions revoked, to publish to this
+// process's followers once they commit (and drop if they roll back), and
+// the followers.
+type hooks struct {
+	mu        sync.Mutex
+	pending   map[*sql.Tx][]Revocation
+	followers []func([]Revocation)
+}
+
+// hold keeps rs until tx, a transaction of db.InTx, ends.
+func (h *hooks) hold(db *core.DB, tx *sql.Tx, rs []Revocation) {
+	if len(rs) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending == nil {
+		h.pending = make(map[*sql.Tx][]Revocation)
+	}
+	if _, ok := h.pending[tx]; !ok {
+		db.AfterTx(tx, func(committed bool) { h.finish(tx, committed) })
+	}
+	h.pending[tx] = append(h.pending[tx], rs...)
+}
+
+// finish publishes tx's revocations when it committed, and forgets them.
+func (h *hooks) finish(tx *sql.Tx, committed bool) {
+	h.mu.Lock()
+	rs, ok := h.pending[tx]
+	delete(h.pending, tx)
+	followers := h.followers
+	h.mu.Unlock()
+	if !ok || !committed {
+		return
+	}
+	for _, f := range followers {
+		f(rs)
+	}
+}
+
+func (h *hooks) follow(f func([]Revocation)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.followers = append(h.followers, f)
+}
+
+// LiveRevocations returns every revocation whose token has not expired.
+func (s *RevocationStore) LiveRevocations(ctx context.Context) ([]Revocation, error) {
+	return s.readRevocations(ctx, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE expires_at > ?`, s.db.NowMillis())
+}
+
+// revocationsAfter returns the revocations recorded after seq and the
+// highest seq among them (seq when there are none). Only on SQLite do
+// rows become visible in seq order, writers being serialised; on
+// PostgreSQL a later seq may commit first.
+func (s *RevocationStore) revocationsAfter(ctx context.Context, seq int64) ([]Revocation, int64, error) {
+	var last int64
+	rs, err := s.readRevocations(ctx, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE seq > ? ORDER BY seq`, seq)
+	if err != nil {
+		return nil, seq, err
+	}
+	last = seq
+	for _, r := range rs {
+		last = max(last, r.seq)
+	}
+	return rs, last, nil
+}
+
+// lastRevocationSeq returns the highest seq recorded, 0 when none.
+func (s *RevocationStore) lastRevocationSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.db.QueryRow(ctx, s.db, `SELECT COALESCE(MAX(seq), 0) FROM nsauth_revocations`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("reading revocations: %w", err)
+	}
+	return seq, nil
+}
+
+func (s *RevocationStore) readRevocations(ctx context.Context, query string, arg int64) ([]Revocation, error) {
+	rows, err := s.db.Query(ctx, s.db, query, arg)
+	if err != nil {
+		return nil, fmt.Errorf("reading revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []Revocation
+	for rows.Next() {
+		var r Revocation
+		var exp int64
+		if err := rows.Scan(&r.seq, &r.TokenID, &exp); err != nil {
+			return nil, fmt.Errorf("reading revocations: %w", err)
+		}
+		r.ExpiresAt = time.UnixMilli(exp)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading revocations: %w", err)
+	}
+	return out, nil
+}
