@@ -135,7 +135,7 @@ func NewFromIssuer(ctx context.Context, issuer string, cfg VerifierConfig) (*Ver
 	if _, err := parseAlgorithms(cfg.Algorithms); err != nil {
 		return nil, err
 	}
-	p, err := NewProvider(ctx, issuer, ProviderConfig{HTTPClient: cfg.HTTPClient, Now: cfg.Now})
+	p, err := NewProviderFromConfig(ctx, issuer, ProviderConfig{HTTPClient: cfg.HTTPClient, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}

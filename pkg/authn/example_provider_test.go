@@ -23,7 +23,7 @@ func ExampleNewProvider() {
 	provider := startExampleProvider()
 	defer provider.Close()
 
-	p, err := authn.NewProvider(context.Background(), provider.URL, authn.ProviderConfig{})
+	p, err := authn.NewProvider(context.Background(), provider.URL)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -42,7 +42,7 @@ func ExampleNewProvider() {
 
 	// A provider is named by its issuer exactly: with a trailing slash it
 	// is another issuer, and discovery says so.
-	_, err = authn.NewProvider(context.Background(), provider.URL+"/", authn.ProviderConfig{})
+	_, err = authn.NewProvider(context.Background(), provider.URL+"/")
 	fmt.Println(err != nil && strings.Contains(err.Error(), "names the issuer"))
 	// Output:
 	// alice [my-api]
@@ -54,7 +54,7 @@ func ExampleNewProvider() {
 func ExampleProvider_Verifier() {
 	provider := startExampleProvider()
 	defer provider.Close()
-	p, err := authn.NewProvider(context.Background(), provider.URL, authn.ProviderConfig{})
+	p, err := authn.NewProvider(context.Background(), provider.URL)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -79,7 +79,7 @@ func ExampleProvider_Verifier() {
 func ExampleProvider_Metadata() {
 	provider := startExampleProvider()
 	defer provider.Close()
-	p, err := authn.NewProvider(context.Background(), provider.URL, authn.ProviderConfig{})
+	p, err := authn.NewProvider(context.Background(), provider.URL)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -125,7 +125,7 @@ func ExampleNewProviderWithKeys() {
 func ExampleNewInterceptorFromConfig() {
 	provider := startExampleProvider()
 	defer provider.Close()
-	p, err := authn.NewProvider(context.Background(), provider.URL, authn.ProviderConfig{})
+	p, err := authn.NewProvider(context.Background(), provider.URL)
 	if err != nil {
 		fmt.Println(err)
 		return

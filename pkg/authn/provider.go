@@ -37,7 +37,7 @@ type Provider struct {
 	md     *oidcdiscovery.ProviderMetadata // nil without discovery
 }
 
-// NewProvider reads the discovery document of the provider whose issuer
+// NewProvider reads, with the defaults of [ProviderConfig], the discovery document of the provider whose issuer
 // URL is issuer (with [oidcdiscovery.Discover], jwks_uri required) and
 // returns the Provider, with a [RemoteKeySet] on the announced jwks_uri.
 // The JWKS is fetched at the first verification, not here, and the
@@ -49,7 +49,13 @@ type Provider struct {
 // trailing slash counts). Errors are those of oidcdiscovery.Discover;
 // those of a provider that cannot answer now also match [ErrUnavailable],
 // so a caller starting up may retry.
-func NewProvider(ctx context.Context, issuer string, cfg ProviderConfig) (*Provider, error) {
+func NewProvider(ctx context.Context, issuer string) (*Provider, error) {
+	return NewProviderFromConfig(ctx, issuer, ProviderConfig{})
+}
+
+// NewProviderFromConfig is [NewProvider] reaching the provider as cfg
+// says: its HTTP client, clock and logger.
+func NewProviderFromConfig(ctx context.Context, issuer string, cfg ProviderConfig) (*Provider, error) {
 	md, err := discover(ctx, issuer, cfg.HTTPClient)
 	if err != nil {
 		return nil, err

@@ -16,7 +16,7 @@ import (
 func TestNewProvider(t *testing.T) {
 	t.Parallel()
 	p := oidctest.New(t, oidctest.WithES256())
-	provider, err := authn.NewProvider(context.Background(), p.Issuer, authn.ProviderConfig{})
+	provider, err := authn.NewProvider(context.Background(), p.Issuer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestNewProviderRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := authn.NewProvider(context.Background(), tc.issuer, authn.ProviderConfig{})
+			_, err := authn.NewProvider(context.Background(), tc.issuer)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("NewProvider = %v, want an error containing %q", err, tc.want)
 			}
@@ -167,7 +167,7 @@ func TestNewProviderUsesTheGivenClient(t *testing.T) {
 		used++
 		return http.DefaultTransport.RoundTrip(r)
 	})}
-	provider, err := authn.NewProvider(context.Background(), p.Issuer, authn.ProviderConfig{HTTPClient: client})
+	provider, err := authn.NewProviderFromConfig(context.Background(), p.Issuer, authn.ProviderConfig{HTTPClient: client})
 	if err != nil {
 		t.Fatal(err)
 	}
