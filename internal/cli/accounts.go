@@ -31,7 +31,7 @@ func checkAccountFlag(store *tokenstore.Store, c clientOptions) error {
 	}
 	_, err := store.LoadAccountMetadata(c.APIURL, c.Account)
 	if errors.Is(err, tokenstore.ErrUnknownAccount) || errors.Is(err, tokenstore.ErrAmbiguousAccount) {
-		return &usageError{fmt.Errorf("--account: %w", err)}
+		return &usageError{Err: fmt.Errorf("--account: %w", err)}
 	}
 	return nil
 }
@@ -356,7 +356,7 @@ func runSwitch(ctx context.Context, o *switchOptions) error {
 	}
 	e, err := store.LoadAccountMetadata(apiURL, o.client.Account)
 	if errors.Is(err, tokenstore.ErrUnknownAccount) || errors.Is(err, tokenstore.ErrAmbiguousAccount) {
-		return &usageError{err}
+		return &usageError{Err: err}
 	}
 	if err != nil {
 		return fmt.Errorf("reading the stored accounts: %w", err)

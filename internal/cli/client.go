@@ -76,10 +76,10 @@ func (o *clientOptions) resolve(getenv func(string) (string, bool)) error {
 	}
 	u, err := tokenstore.NormalizeAPIURL(raw)
 	if err != nil {
-		return &usageError{err}
+		return &usageError{Err: err}
 	}
 	if err := tokenstore.CheckTransport(u, o.InsecureAllowHTTP); err != nil {
-		return &usageError{err}
+		return &usageError{Err: err}
 	}
 	o.APIURL = u
 	if o.ConfigDir == "" && !o.noStore {

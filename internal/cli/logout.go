@@ -95,7 +95,7 @@ func runLogout(ctx context.Context, o *logoutOptions) error {
 	e, err := store.LoadAccountMetadata(apiURL, o.client.Account)
 	switch {
 	case errors.Is(err, tokenstore.ErrUnknownAccount), errors.Is(err, tokenstore.ErrAmbiguousAccount):
-		return &usageError{fmt.Errorf("--account: %w", err)}
+		return &usageError{Err: fmt.Errorf("--account: %w", err)}
 	case !o.All && errors.Is(err, tokenstore.ErrNoActiveAccount):
 		fmt.Fprintf(errOut, "No account is active on %s; nothing to do (nsauth logout --account ACCOUNT logs out of another, --all of all).\n", apiURL)
 		return nil

@@ -162,7 +162,7 @@ func resolveMachine(f machineFlags, getenv func(string) (string, bool)) (*machin
 	}
 	if m.Issuer != "" {
 		if err := checkIssuerURL(m.Issuer); err != nil {
-			return nil, &usageError{err}
+			return nil, &usageError{Err: err}
 		}
 	}
 	return m, nil

@@ -7,13 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nsauth/nsauth/internal/cli/cliapp"
 )
 
 // Exit codes.
@@ -23,35 +22,19 @@ const (
 	ExitUsage   = 2
 )
 
-// App holds what commands need from the outside world.
-type App struct {
-	// In, Out and ErrOut are the standard streams. Data goes to Out,
-	// messages to ErrOut.
-	In          io.Reader
-	Out, ErrOut io.Writer
-	// Getenv looks up environment variables.
-	Getenv func(string) (string, bool)
-	// Now is the clock.
-	Now func() time.Time
-	// After waits, as time.After does: between a device login's polls.
-	// Nil means time.After.
-	After func(time.Duration) <-chan time.Time
-}
+// App holds what commands need from the outside world (package cliapp,
+// which the packages of the commands share without importing this one).
+type App = cliapp.App
 
 // DefaultApp returns an App bound to the process's streams and environment.
-func DefaultApp() *App {
-	return &App{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, Getenv: os.LookupEnv, Now: time.Now, After: time.After}
-}
+func DefaultApp() *App { return cliapp.DefaultApp() }
 
 // usageError marks an error as a usage mistake (exit code 2).
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
+type usageError = cliapp.UsageError
 
 // UsageErrorf reports a usage mistake.
 func UsageErrorf(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
+	return cliapp.UsageErrorf(format, args...)
 }
 
 // NewCommand builds one subcommand for app.
@@ -80,7 +63,7 @@ provider for command-line clients, and logs people in from a terminal.`,
 	root.SetIn(app.In)
 	root.SetOut(app.Out)
 	root.SetErr(app.ErrOut)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{Err: err} })
 	root.AddCommand(
 		newLoginCommand(app, nil),
 		newTokenCommand(app, nil),
@@ -132,9 +115,4 @@ func isCobraUsageError(err error) bool {
 }
 
 // NoArgs is cobra.NoArgs with a usage error.
-func NoArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return UsageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
-	}
-	return nil
-}
+func NoArgs(cmd *cobra.Command, args []string) error { return cliapp.NoArgs(cmd, args) }
