@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsauth/nsauth/internal/cli/cliapp"
+	"github.com/nsauth/nsauth/internal/cli/logincmd"
 )
 
 // Exit codes.
@@ -65,7 +66,7 @@ provider for command-line clients, and logs people in from a terminal.`,
 	root.SetErr(app.ErrOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{Err: err} })
 	root.AddCommand(
-		newLoginCommand(app, nil),
+		logincmd.NewCommand(app),
 		newTokenCommand(app, nil),
 		newWhoamiCommand(app, nil),
 		newStatusCommand(app, nil),
