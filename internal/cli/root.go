@@ -1,6 +1,9 @@
-// Package cli holds nsauth's commands, one file each. Commands take their
-// dependencies (I/O streams, environment, clock) from an [App] so they can
-// be tested without touching the process's real ones.
+// Package cli holds nsauth's commands, one file each, and builds the root
+// command from them and from its sub-packages: logincmd (nsauth login) and,
+// in nsauth-server, servercmd. Commands take their dependencies (I/O
+// streams, environment, clock) from an [App] so they can be tested without
+// touching the process's real ones; what the client commands share about
+// the API server and the stored login is package session.
 package cli
 
 import (
@@ -46,7 +49,8 @@ type NewCommand func(app *App) *cobra.Command
 // completion, version)
 // and more: the server's commands (package servercmd) in nsauth-server, or
 // in nsauth the stand-ins that run nsauth-server ([ServerStandIns]). The
-// client's commands are in this package, and the server's are not, so that
+// client's commands are in this package and its sub-packages logincmd
+// and session, and the server's are not, so that
 // a binary of the client links none of the server's packages and starts in
 // a few milliseconds: `$(nsauth token)` runs before every call of a script.
 func NewRootCommand(app *App, more ...NewCommand) *cobra.Command {
