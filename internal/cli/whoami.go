@@ -182,8 +182,8 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 
 // checkedToken returns the stored access token and the server's
 // CheckToken answer for it. A token the server refuses is forgotten (see
-// refusedAccessToken) and, when a refresh token is stored, replaced by a
-// refreshed one, which is checked in turn.
+// session.Deps.RefusedAccessToken) and, when a refresh token is stored,
+// replaced by a refreshed one, which is checked in turn.
 func (o *whoamiOptions) checkedToken(ctx context.Context) (*oauth2.Token, tokenstore.Account, *mgmtv1alpha1.CheckTokenResponse, error) {
 	apiURL := o.client.APIURL
 	client := o.client

@@ -84,7 +84,7 @@ type SavedLogin struct {
 	previous *tokenstore.Account
 }
 
-// saveLogin stores entry, the tokens of a login, as its account's and
+// SaveLogin stores entry, the tokens of a login, as its account's and
 // makes that account active, under the server's lock: a login as another
 // user adds an account, a login as a stored one replaces its tokens.
 func SaveLogin(ctx context.Context, store *tokenstore.Store, entry *tokenstore.Entry) (SavedLogin, error) {

@@ -103,7 +103,7 @@ func connectAnswer(resp *http.Response) bool {
 
 // called returns how many requests went to procedure (a path such as
 // mgmtv1alpha1connect.AuthServiceRefreshCliProcedure).
-func (l *ExchangeLog) Called(procedure string) int {
+func (l *ExchangeLog) called(procedure string) int {
 	if l == nil {
 		return 0
 	}
@@ -178,9 +178,9 @@ func (d Deps) AuthClient(apiURL string) mgmtv1alpha1connect.AuthServiceClient {
 	return mgmtv1alpha1connect.NewAuthServiceClient(d.HTTPClient, apiURL)
 }
 
-// TokenSource is a token source for c's stored login, refreshing within
+// tokenSource is a token source for c's stored login, refreshing within
 // margin of expiry.
-func (d Deps) TokenSource(c Options, margin time.Duration) (*tokensource.TokenSource, error) {
+func (d Deps) tokenSource(c Options, margin time.Duration) (*tokensource.TokenSource, error) {
 	cfg := tokensource.Config{
 		APIURL:            c.APIURL,
 		Account:           c.Account,

@@ -30,8 +30,8 @@ func RefusedError(apiURL string) error {
 	return fmt.Errorf("the server refused your session; %s", LoginHint(apiURL))
 }
 
-// AuthDisabledError says that apiURL needs no login at all.
-func AuthDisabledError(apiURL string) error {
+// authDisabledError says that apiURL needs no login at all.
+func authDisabledError(apiURL string) error {
 	return fmt.Errorf("authentication is disabled on %s: requests need no token, and there is nothing to log in to", apiURL)
 }
 
@@ -50,11 +50,11 @@ func (d Deps) Token(ctx context.Context, c Options, margin time.Duration) (*oaut
 	if err := CheckAccountFlag(store, c); err != nil {
 		return nil, none, err
 	}
-	ts, err := d.TokenSource(c, margin)
+	ts, err := d.tokenSource(c, margin)
 	if err != nil {
 		return nil, none, err
 	}
-	refreshes := d.Exchanges.Called(mgmtv1alpha1connect.AuthServiceRefreshCliProcedure)
+	refreshes := d.Exchanges.called(mgmtv1alpha1connect.AuthServiceRefreshCliProcedure)
 	tok, err := ts.TokenContext(ctx)
 	if err == nil {
 		return tok, ts.Account(), nil
@@ -73,8 +73,8 @@ func (d Deps) Token(ctx context.Context, c Options, margin time.Duration) (*oaut
 	// tokensource asks for a login after calling RefreshCli only when the
 	// server refused the refresh token. It forgets that token; the access
 	// token, which may look fresh, must go too.
-	if d.Exchanges.Called(mgmtv1alpha1connect.AuthServiceRefreshCliProcedure) > refreshes {
-		if err := d.RecordRefusal(ctx, store, c.APIURL, account, func(e *tokenstore.Entry) bool { return e.RefreshToken == "" }); err != nil {
+	if d.Exchanges.called(mgmtv1alpha1connect.AuthServiceRefreshCliProcedure) > refreshes {
+		if err := d.recordRefusal(ctx, store, c.APIURL, account, func(e *tokenstore.Entry) bool { return e.RefreshToken == "" }); err != nil {
 			return nil, none, err
 		}
 		return nil, none, RefusedError(c.APIURL)
@@ -84,8 +84,8 @@ func (d Deps) Token(ctx context.Context, c Options, margin time.Duration) (*oaut
 	}
 	// Nothing usable is stored. Before sending anyone to log in, check that
 	// there is something to log in to.
-	if enabled, known := d.AuthEnabled(ctx, c.APIURL); known && !enabled {
-		return nil, none, AuthDisabledError(c.APIURL)
+	if enabled, known := d.authEnabled(ctx, c.APIURL); known && !enabled {
+		return nil, none, authDisabledError(c.APIURL)
 	}
 	if s := d.Exchanges.Diagnosis(c.APIURL); s != "" {
 		return nil, none, errors.New(s)
@@ -95,7 +95,7 @@ func (d Deps) Token(ctx context.Context, c Options, margin time.Duration) (*oaut
 
 // authEnabled asks apiURL whether it has authentication enabled; known is
 // false when it could not tell.
-func (d Deps) AuthEnabled(ctx context.Context, apiURL string) (enabled, known bool) {
+func (d Deps) authEnabled(ctx context.Context, apiURL string) (enabled, known bool) {
 	ctx, cancel := context.WithTimeout(ctx, sessionTimeout)
 	defer cancel()
 	resp, err := d.AuthClient(apiURL).GetAuthStatus(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
@@ -105,7 +105,7 @@ func (d Deps) AuthEnabled(ctx context.Context, apiURL string) (enabled, known bo
 	return resp.Msg.GetIsEnabled(), true
 }
 
-// refusedAccessToken handles CheckToken's refusal of accessToken. With a
+// RefusedAccessToken handles CheckToken's refusal of accessToken. With a
 // refresh token stored, the access token alone is forgotten and canRefresh
 // is true: a refresh may still work. Without one the session is over and
 // recorded as refused. An entry that no longer holds accessToken (another
@@ -134,7 +134,7 @@ func (d Deps) RefusedAccessToken(ctx context.Context, c Options, account, access
 
 // recordRefusal marks the entry of apiURL's account (an ID, or empty for
 // the active one) refused if stillRefused says it is still the refused one.
-func (d Deps) RecordRefusal(ctx context.Context, store *tokenstore.Store, apiURL, account string, stillRefused func(*tokenstore.Entry) bool) error {
+func (d Deps) recordRefusal(ctx context.Context, store *tokenstore.Store, apiURL, account string, stillRefused func(*tokenstore.Entry) bool) error {
 	return d.updateEntry(ctx, store, apiURL, account, func(e *tokenstore.Entry) bool {
 		if e.Refused() || !stillRefused(e) {
 			return false
