@@ -5,159 +5,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nsauth/nsauth/internal/cli/session"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
-
-// Several accounts per server: `nsauth accounts` lists them, `nsauth
-// switch` chooses the active one, and what the other commands say about
-// them. The store keys accounts by issuer and subject and names them from
-// the ID token (tokenstore.Account); people select one by that name, or by
-// its ID where two accounts share a name.
 
 // accountsTimeout bounds the wait for the server's lock.
 const accountsTimeout = 10 * time.Second
 
-// checkAccountFlag refuses an --account that selects no stored account,
-// or several, as a usage mistake whose message lists the accounts.
-func checkAccountFlag(store *tokenstore.Store, c clientOptions) error {
-	if c.Account == "" {
-		return nil
-	}
-	_, err := store.LoadAccountMetadata(c.APIURL, c.Account)
-	if errors.Is(err, tokenstore.ErrUnknownAccount) || errors.Is(err, tokenstore.ErrAmbiguousAccount) {
-		return &usageError{fmt.Errorf("--account: %w", err)}
-	}
-	return nil
-}
-
-// noActiveAccountError says that accounts are stored for apiURL but none
-// is active, and how to choose one.
-func noActiveAccountError(store *tokenstore.Store, apiURL string) error {
-	entries, _, _ := store.Accounts(apiURL)
-	handles := make([]string, len(entries))
-	for i, e := range entries {
-		handles[i] = displayText(e.Account.Handle(entries))
-	}
-	return fmt.Errorf("no account is active on %s (its accounts: %s); %s, or %s", apiURL, strings.Join(handles, ", "), switchHint(apiURL, "ACCOUNT"), loginHint(apiURL))
-}
-
-// switchHint is the command that makes account apiURL's active one.
-func switchHint(apiURL, account string) string {
-	if strings.ContainsAny(account, " \t'\"$`\\") {
-		account = "'" + strings.ReplaceAll(account, "'", `'\''`) + "'"
-	}
-	if apiURL == DefaultAPIURL {
-		return "run nsauth switch " + account
-	}
-	return "run nsauth switch --api-url " + apiURL + " " + account
-}
-
-// completeAccounts completes an account's name (or, where names clash,
-// its ID) from the store that c's flags select, for --account and switch.
-func completeAccounts(app *App, c *clientOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		opts := *c
-		if opts.resolve(app.Getenv) != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		store, err := tokenstore.New(tokenstore.Config{Dir: opts.ConfigDir})
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		entries, _, _ := store.Accounts(opts.APIURL)
-		handles := make([]string, len(entries))
-		for i, e := range entries {
-			handles[i] = displayText(e.Account.Handle(entries))
-		}
-		return handles, cobra.ShellCompDirectiveNoFileComp
-	}
-}
-
-// savedLogin is what saveLogin did.
-type savedLogin struct {
-	// accounts are the server's accounts afterwards.
-	accounts []*tokenstore.Entry
-	// replaced is set when the account was stored already.
-	replaced bool
-	// previous is the account active before, if another.
-	previous *tokenstore.Account
-}
-
-// saveLogin stores entry, the tokens of a login, as its account's and
-// makes that account active, under the server's lock: a login as another
-// user adds an account, a login as a stored one replaces its tokens.
-func saveLogin(ctx context.Context, store *tokenstore.Store, entry *tokenstore.Entry) (savedLogin, error) {
-	var res savedLogin
-	unlock, err := store.Lock(ctx, entry.APIURL)
-	if err != nil {
-		return res, err
-	}
-	defer unlock()
-	// A store that cannot be listed (a corrupt file, say) is replaced by
-	// the login, as it always was; only the message loses detail.
-	before, active, _ := store.Accounts(entry.APIURL)
-	for _, e := range before {
-		switch e.Account.ID {
-		case entry.Account.ID:
-			res.replaced = true
-		case active:
-			res.previous = &e.Account
-		}
-	}
-	if err := store.Save(entry); err != nil {
-		return res, err
-	}
-	if err := store.SetActive(entry.APIURL, entry.Account.ID); err != nil {
-		return res, err
-	}
-	res.accounts, _, _ = store.Accounts(entry.APIURL)
-	return res, nil
-}
-
-// note says what a login did to the server's accounts, when there is more
-// than one; "" otherwise.
-func (s savedLogin) note(apiURL string) string {
-	n := len(s.accounts)
-	if n < 2 {
-		return ""
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s on this server", countAccounts(n))
-	if s.previous != nil {
-		fmt.Fprintf(&b, "; %s to go back", switchHint(apiURL, displayText(s.previous.Handle(s.accounts))))
-	}
-	if s.replaced {
-		b.WriteString("; this one's tokens were replaced")
-	}
-	b.WriteString("; nsauth accounts lists them.")
-	return b.String()
-}
-
-// countAccounts says "1 account" or "n accounts".
-func countAccounts(n int) string {
-	if n == 1 {
-		return "1 account"
-	}
-	return fmt.Sprintf("%d accounts", n)
-}
-
 // accountsOptions holds `nsauth accounts`' flags and dependencies.
 type accountsOptions struct {
 	app    *App
-	client clientOptions
-	deps   clientDeps
+	client session.Options
+	deps   session.Deps
 
 	Output outputFormat
 }
 
 func newAccountsCommand(app *App, runF func(context.Context, *accountsOptions) error) *cobra.Command {
-	o := &accountsOptions{app: app, deps: defaultClientDeps(app)}
+	o := &accountsOptions{app: app, deps: session.NewDeps(app)}
 	if runF == nil {
 		runF = runAccounts
 	}
@@ -177,13 +47,13 @@ to the server.`,
   nsauth accounts --output json | jq -r '.accounts[] | select(.active) | .name'`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.client.resolve(o.app.Getenv); err != nil {
+			if err := o.client.Resolve(o.app.Getenv); err != nil {
 				return err
 			}
 			return runF(cmd.Context(), o)
 		},
 	}
-	o.client.addFlags(cmd.Flags())
+	o.client.AddFlags(cmd.Flags())
 	addOutputFlag(cmd, &o.Output)
 	return cmd
 }
@@ -209,7 +79,7 @@ type accountResult struct {
 }
 
 func runAccounts(_ context.Context, o *accountsOptions) error {
-	store, err := o.deps.store(o.client.ConfigDir)
+	store, err := o.deps.Store(o.client.ConfigDir)
 	if err != nil {
 		return err
 	}
@@ -221,10 +91,10 @@ func runAccounts(_ context.Context, o *accountsOptions) error {
 	res := accountsResult{APIURL: apiURL, Accounts: []accountResult{}}
 	for _, e := range entries {
 		a := accountResult{
-			Name:      displayText(e.Account.Name),
+			Name:      session.DisplayText(e.Account.Name),
 			ID:        e.Account.ID,
-			Subject:   displayText(e.Account.Subject),
-			Issuer:    displayText(e.Account.Issuer),
+			Subject:   session.DisplayText(e.Account.Subject),
+			Issuer:    session.DisplayText(e.Account.Issuer),
 			Active:    e.Account.ID == active,
 			Storage:   string(e.Storage),
 			TokenFile: store.AccountPath(apiURL, e.Account.ID),
@@ -250,7 +120,7 @@ func runAccounts(_ context.Context, o *accountsOptions) error {
 		return enc.Encode(res)
 	}
 	if len(entries) == 0 {
-		fmt.Fprintf(o.app.ErrOut, "Not logged in to %s; %s.\n", apiURL, loginHint(apiURL))
+		fmt.Fprintf(o.app.ErrOut, "Not logged in to %s; %s.\n", apiURL, session.LoginHint(apiURL))
 		return nil
 	}
 	now := o.deps.Now()
@@ -267,7 +137,7 @@ func runAccounts(_ context.Context, o *accountsOptions) error {
 		return err
 	}
 	if active == "" {
-		fmt.Fprintf(o.app.ErrOut, "No account is active; %s.\n", switchHint(apiURL, "ACCOUNT"))
+		fmt.Fprintf(o.app.ErrOut, "No account is active; %s.\n", session.SwitchHint(apiURL, "ACCOUNT"))
 	}
 	return nil
 }
@@ -276,11 +146,11 @@ func runAccounts(_ context.Context, o *accountsOptions) error {
 func sessionSummary(a accountResult, now time.Time) string {
 	switch {
 	case a.RefusedAt != nil:
-		return "refused by the server " + formatPast(*a.RefusedAt, now)
+		return "refused by the server " + session.FormatPast(*a.RefusedAt, now)
 	case a.ExpiresAt == nil:
 		return "logged in"
 	case now.Before(*a.ExpiresAt):
-		return "access token expires " + formatExpiry(*a.ExpiresAt, now)
+		return "access token expires " + session.FormatExpiry(*a.ExpiresAt, now)
 	case a.HasRefreshToken:
 		return "access token expired; refreshed when used"
 	}
@@ -290,12 +160,12 @@ func sessionSummary(a accountResult, now time.Time) string {
 // switchOptions holds `nsauth switch`'s flags and dependencies.
 type switchOptions struct {
 	app    *App
-	client clientOptions
-	deps   clientDeps
+	client session.Options
+	deps   session.Deps
 }
 
 func newSwitchCommand(app *App, runF func(context.Context, *switchOptions) error) *cobra.Command {
-	o := &switchOptions{app: app, deps: defaultClientDeps(app)}
+	o := &switchOptions{app: app, deps: session.NewDeps(app)}
 	if runF == nil {
 		runF = runSwitch
 	}
@@ -316,15 +186,15 @@ they started with.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.client.resolve(o.app.Getenv); err != nil {
+			if err := o.client.Resolve(o.app.Getenv); err != nil {
 				return err
 			}
 			o.client.Account = args[0]
 			return runF(cmd.Context(), o)
 		},
 	}
-	o.client.addFlags(cmd.Flags())
-	complete := completeAccounts(app, &o.client)
+	o.client.AddFlags(cmd.Flags())
+	complete := session.CompleteAccounts(app, &o.client)
 	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -336,7 +206,7 @@ they started with.`,
 
 func runSwitch(ctx context.Context, o *switchOptions) error {
 	apiURL := o.client.APIURL
-	store, err := o.deps.store(o.client.ConfigDir)
+	store, err := o.deps.Store(o.client.ConfigDir)
 	if err != nil {
 		return err
 	}
@@ -352,16 +222,16 @@ func runSwitch(ctx context.Context, o *switchOptions) error {
 		return fmt.Errorf("reading the stored accounts: %w", err)
 	}
 	if len(entries) == 0 {
-		return fmt.Errorf("not logged in to %s; %s", apiURL, loginHint(apiURL))
+		return fmt.Errorf("not logged in to %s; %s", apiURL, session.LoginHint(apiURL))
 	}
 	e, err := store.LoadAccountMetadata(apiURL, o.client.Account)
 	if errors.Is(err, tokenstore.ErrUnknownAccount) || errors.Is(err, tokenstore.ErrAmbiguousAccount) {
-		return &usageError{err}
+		return &usageError{Err: err}
 	}
 	if err != nil {
 		return fmt.Errorf("reading the stored accounts: %w", err)
 	}
-	name := displayText(e.Account.Handle(entries))
+	name := session.DisplayText(e.Account.Handle(entries))
 	if e.Account.ID == active {
 		fmt.Fprintf(o.app.ErrOut, "%s is already the active account on %s.\n", name, apiURL)
 		return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/internal/cli/session"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
@@ -20,15 +21,15 @@ const logoutTimeout = 30 * time.Second
 // logoutOptions holds `nsauth logout`'s flags and dependencies.
 type logoutOptions struct {
 	app    *App
-	client clientOptions
-	deps   clientDeps
+	client session.Options
+	deps   session.Deps
 
 	// All logs out of every account of the server.
 	All bool
 }
 
 func newLogoutCommand(app *App, runF func(context.Context, *logoutOptions) error) *cobra.Command {
-	o := &logoutOptions{app: app, deps: defaultClientDeps(app)}
+	o := &logoutOptions{app: app, deps: session.NewDeps(app)}
 	if runF == nil {
 		runF = runLogout
 	}
@@ -56,7 +57,7 @@ expires.`,
   nsauth logout --all`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.client.resolve(o.app.Getenv); err != nil {
+			if err := o.client.Resolve(o.app.Getenv); err != nil {
 				return err
 			}
 			if o.All && o.client.Account != "" {
@@ -65,8 +66,8 @@ expires.`,
 			return runF(cmd.Context(), o)
 		},
 	}
-	o.client.addFlags(cmd.Flags())
-	o.client.addAccountFlag(app, cmd)
+	o.client.AddFlags(cmd.Flags())
+	o.client.AddAccountFlag(app, cmd)
 	cmd.Flags().BoolVar(&o.All, "all", false, "log out of every account of the API server")
 	return cmd
 }
@@ -74,7 +75,7 @@ expires.`,
 func runLogout(ctx context.Context, o *logoutOptions) error {
 	errOut := o.app.ErrOut
 	apiURL := o.client.APIURL
-	store, err := o.deps.store(o.client.ConfigDir)
+	store, err := o.deps.Store(o.client.ConfigDir)
 	if err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func runLogout(ctx context.Context, o *logoutOptions) error {
 	e, err := store.LoadAccountMetadata(apiURL, o.client.Account)
 	switch {
 	case errors.Is(err, tokenstore.ErrUnknownAccount), errors.Is(err, tokenstore.ErrAmbiguousAccount):
-		return &usageError{fmt.Errorf("--account: %w", err)}
+		return &usageError{Err: fmt.Errorf("--account: %w", err)}
 	case !o.All && errors.Is(err, tokenstore.ErrNoActiveAccount):
 		fmt.Fprintf(errOut, "No account is active on %s; nothing to do (nsauth logout --account ACCOUNT logs out of another, --all of all).\n", apiURL)
 		return nil
@@ -121,15 +122,15 @@ func runLogout(ctx context.Context, o *logoutOptions) error {
 	if entries, active, err := store.Accounts(apiURL); err == nil && len(entries) > 0 {
 		handles := make([]string, len(entries))
 		for i, e := range entries {
-			handles[i] = displayText(e.Account.Handle(entries))
+			handles[i] = session.DisplayText(e.Account.Handle(entries))
 		}
 		switch {
 		case active != "":
 			// Another account was logged out of; the active one stays.
 		case len(entries) == 1:
-			fmt.Fprintf(errOut, "Still logged in as %s, which is not active; %s to use it.\n", handles[0], switchHint(apiURL, handles[0]))
+			fmt.Fprintf(errOut, "Still logged in as %s, which is not active; %s to use it.\n", handles[0], session.SwitchHint(apiURL, handles[0]))
 		default:
-			fmt.Fprintf(errOut, "Still logged in as %s, none of them active; %s to use one.\n", strings.Join(handles, ", "), switchHint(apiURL, "ACCOUNT"))
+			fmt.Fprintf(errOut, "Still logged in as %s, none of them active; %s to use one.\n", strings.Join(handles, ", "), session.SwitchHint(apiURL, "ACCOUNT"))
 		}
 	}
 	return errors.Join(failed...)
@@ -160,12 +161,12 @@ func (o *logoutOptions) logoutAccount(ctx context.Context, store *tokenstore.Sto
 	if existed {
 		whose := ""
 		if loadErr == nil {
-			whose = " (" + displayText(e.Account.Name) + ")"
+			whose = " (" + session.DisplayText(e.Account.Name) + ")"
 		}
 		fmt.Fprintf(errOut, "Deleted the stored tokens for %s%s.\n", apiURL, whose)
 	}
 	if loadErr == nil && !e.Expiry.IsZero() && o.deps.Now().Before(e.Expiry) {
-		fmt.Fprintf(errOut, "An access token already handed out stays valid until %s.\n", formatExpiry(e.Expiry, o.deps.Now()))
+		fmt.Fprintf(errOut, "An access token already handed out stays valid until %s.\n", session.FormatExpiry(e.Expiry, o.deps.Now()))
 	}
 	if revokeErr != nil {
 		return fmt.Errorf("logged out locally, but the refresh token was not revoked: %w", revokeErr)
@@ -177,7 +178,7 @@ func (o *logoutOptions) logoutAccount(ctx context.Context, store *tokenstore.Sto
 // It returns an error only when revocation was possible and failed.
 func (o *logoutOptions) revoke(ctx context.Context, refreshToken string) error {
 	errOut := o.app.ErrOut
-	resp, err := o.deps.authClient(o.client.APIURL).RevokeCli(ctx, connect.NewRequest(&mgmtv1alpha1.RevokeCliRequest{RefreshToken: refreshToken}))
+	resp, err := o.deps.AuthClient(o.client.APIURL).RevokeCli(ctx, connect.NewRequest(&mgmtv1alpha1.RevokeCliRequest{RefreshToken: refreshToken}))
 	switch {
 	case err == nil && resp.Msg.GetRevoked():
 		fmt.Fprintln(errOut, "Revoked the refresh token at the identity provider.")
@@ -190,7 +191,7 @@ func (o *logoutOptions) revoke(ctx context.Context, refreshToken string) error {
 	case connect.CodeOf(err) == connect.CodeUnauthenticated:
 		fmt.Fprintln(errOut, "The identity provider no longer accepts the refresh token; nothing to revoke.")
 	default:
-		return errors.New(o.deps.describeError(o.client.APIURL, err))
+		return errors.New(o.deps.DescribeError(o.client.APIURL, err))
 	}
 	return nil
 }

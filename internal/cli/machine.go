@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/oauth2"
 
+	"github.com/nsauth/nsauth/internal/cli/session"
 	"github.com/nsauth/nsauth/pkg/tokensource"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
@@ -162,7 +163,7 @@ func resolveMachine(f machineFlags, getenv func(string) (string, bool)) (*machin
 	}
 	if m.Issuer != "" {
 		if err := checkIssuerURL(m.Issuer); err != nil {
-			return nil, &usageError{err}
+			return nil, &usageError{Err: err}
 		}
 	}
 	return m, nil
@@ -213,7 +214,7 @@ func (m *machineCredentials) readSecret(getenv func(string) (string, bool), stdi
 // else from the discovery document at the API URL's origin (served there
 // by the built-in provider), whose issuer must name itself in its own
 // document.
-func (d clientDeps) tokenEndpoint(ctx context.Context, c clientOptions, m *machineCredentials) (*tokensource.ProviderMetadata, error) {
+func tokenEndpoint(ctx context.Context, d session.Deps, c session.Options, m *machineCredentials) (*tokensource.ProviderMetadata, error) {
 	issuer := m.Issuer
 	from := issuer
 	if issuer == "" {
@@ -247,12 +248,12 @@ func (d clientDeps) tokenEndpoint(ctx context.Context, c clientOptions, m *machi
 
 // machineToken gets an access token with machine credentials. Nothing is
 // stored.
-func (d clientDeps) machineToken(ctx context.Context, app *App, c clientOptions, m *machineCredentials) (*oauth2.Token, error) {
+func machineToken(ctx context.Context, d session.Deps, app *App, c session.Options, m *machineCredentials) (*oauth2.Token, error) {
 	secret, err := m.readSecret(app.Getenv, app.In)
 	if err != nil {
 		return nil, err
 	}
-	md, err := d.tokenEndpoint(ctx, c, m)
+	md, err := tokenEndpoint(ctx, d, c, m)
 	if err != nil {
 		return nil, err
 	}
@@ -294,9 +295,9 @@ func (m *machineCredentials) tokenError(err error) error {
 		return fmt.Errorf("the identity provider is limiting token requests from here; try again in a while (%w)", err)
 	case m.Mode == clientCredentials && te.ErrorCode == "invalid_client":
 		return fmt.Errorf("the identity provider refused the machine client's credentials: the client ID (%s=%s) or the secret (%s) is wrong",
-			envClientID, displayText(m.ClientID), m.secretSetting())
+			envClientID, session.DisplayText(m.ClientID), m.secretSetting())
 	case m.Mode == clientCredentials && te.ErrorCode == "unauthorized_client":
-		return fmt.Errorf("the identity provider does not allow the client %s the client credentials grant (%w)", displayText(m.ClientID), err)
+		return fmt.Errorf("the identity provider does not allow the client %s the client credentials grant (%w)", session.DisplayText(m.ClientID), err)
 	case m.Mode == tokenExchange && te.ErrorCode == "invalid_grant":
 		return fmt.Errorf("the identity provider refused the ID token from %s: it has expired, or it is trusted for no machine client; get a fresh token from your CI system (%w)", m.secretSetting(), err)
 	case m.Mode == tokenExchange && (te.ErrorCode == "unsupported_grant_type" || te.ErrorCode == "unauthorized_client"):

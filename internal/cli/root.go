@@ -1,19 +1,22 @@
-// Package cli holds nsauth's commands, one file each. Commands take their
-// dependencies (I/O streams, environment, clock) from an [App] so they can
-// be tested without touching the process's real ones.
+// Package cli holds nsauth's commands, one file each, and builds the root
+// command from them and from its sub-packages: logincmd (nsauth login) and,
+// in nsauth-server, servercmd. Commands take their dependencies (I/O
+// streams, environment, clock) from an [App] so they can be tested without
+// touching the process's real ones; what the client commands share about
+// the API server and the stored login is package session.
 package cli
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nsauth/nsauth/internal/cli/cliapp"
+	"github.com/nsauth/nsauth/internal/cli/logincmd"
 )
 
 // Exit codes.
@@ -23,35 +26,19 @@ const (
 	ExitUsage   = 2
 )
 
-// App holds what commands need from the outside world.
-type App struct {
-	// In, Out and ErrOut are the standard streams. Data goes to Out,
-	// messages to ErrOut.
-	In          io.Reader
-	Out, ErrOut io.Writer
-	// Getenv looks up environment variables.
-	Getenv func(string) (string, bool)
-	// Now is the clock.
-	Now func() time.Time
-	// After waits, as time.After does: between a device login's polls.
-	// Nil means time.After.
-	After func(time.Duration) <-chan time.Time
-}
+// App holds what commands need from the outside world (package cliapp,
+// which the packages of the commands share without importing this one).
+type App = cliapp.App
 
 // DefaultApp returns an App bound to the process's streams and environment.
-func DefaultApp() *App {
-	return &App{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, Getenv: os.LookupEnv, Now: time.Now, After: time.After}
-}
+func DefaultApp() *App { return cliapp.DefaultApp() }
 
 // usageError marks an error as a usage mistake (exit code 2).
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
+type usageError = cliapp.UsageError
 
 // UsageErrorf reports a usage mistake.
 func UsageErrorf(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
+	return cliapp.UsageErrorf(format, args...)
 }
 
 // NewCommand builds one subcommand for app.
@@ -62,7 +49,8 @@ type NewCommand func(app *App) *cobra.Command
 // completion, version)
 // and more: the server's commands (package servercmd) in nsauth-server, or
 // in nsauth the stand-ins that run nsauth-server ([ServerStandIns]). The
-// client's commands are in this package, and the server's are not, so that
+// client's commands are in this package and its sub-packages logincmd
+// and session, and the server's are not, so that
 // a binary of the client links none of the server's packages and starts in
 // a few milliseconds: `$(nsauth token)` runs before every call of a script.
 func NewRootCommand(app *App, more ...NewCommand) *cobra.Command {
@@ -80,9 +68,9 @@ provider for command-line clients, and logs people in from a terminal.`,
 	root.SetIn(app.In)
 	root.SetOut(app.Out)
 	root.SetErr(app.ErrOut)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{Err: err} })
 	root.AddCommand(
-		newLoginCommand(app, nil),
+		logincmd.NewCommand(app),
 		newTokenCommand(app, nil),
 		newWhoamiCommand(app, nil),
 		newStatusCommand(app, nil),
@@ -132,9 +120,4 @@ func isCobraUsageError(err error) bool {
 }
 
 // NoArgs is cobra.NoArgs with a usage error.
-func NoArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return UsageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
-	}
-	return nil
-}
+func NoArgs(cmd *cobra.Command, args []string) error { return cliapp.NoArgs(cmd, args) }

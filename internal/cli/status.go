@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/internal/cli/session"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
@@ -21,14 +22,14 @@ const statusTimeout = 10 * time.Second
 // statusOptions holds `nsauth status`'s flags and dependencies.
 type statusOptions struct {
 	app    *App
-	client clientOptions
-	deps   clientDeps
+	client session.Options
+	deps   session.Deps
 
 	Output outputFormat
 }
 
 func newStatusCommand(app *App, runF func(context.Context, *statusOptions) error) *cobra.Command {
-	o := &statusOptions{app: app, deps: defaultClientDeps(app)}
+	o := &statusOptions{app: app, deps: session.NewDeps(app)}
 	if runF == nil {
 		runF = runStatus
 	}
@@ -50,13 +51,13 @@ not being logged in is not an error.`,
   nsauth status --api-url https://neosync.example.com --output json`,
 		Args: NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.client.resolve(o.app.Getenv); err != nil {
+			if err := o.client.Resolve(o.app.Getenv); err != nil {
 				return err
 			}
 			return runF(cmd.Context(), o)
 		},
 	}
-	o.client.addFlags(cmd.Flags())
+	o.client.AddFlags(cmd.Flags())
 	addOutputFlag(cmd, &o.Output)
 	return cmd
 }
@@ -87,7 +88,7 @@ type statusResult struct {
 
 func runStatus(ctx context.Context, o *statusOptions) error {
 	res := statusResult{APIURL: o.client.APIURL}
-	store, err := o.deps.store(o.client.ConfigDir)
+	store, err := o.deps.Store(o.client.ConfigDir)
 	if err != nil {
 		return err
 	}
@@ -106,7 +107,7 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 		res.LoggedIn = e.AccessToken != "" || e.RefreshToken != "" || e.Storage == tokenstore.StorageKeyring
 		res.Storage = string(e.Storage)
 		res.TokenFile = store.Path(o.client.APIURL)
-		res.Account, res.AccountID = displayText(e.Account.Name), e.Account.ID
+		res.Account, res.AccountID = session.DisplayText(e.Account.Name), e.Account.ID
 		if res.Accounts == 0 {
 			res.Accounts = 1
 		}
@@ -129,14 +130,15 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 
 	callCtx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	resp, err := o.deps.authClient(o.client.APIURL).GetAuthStatus(callCtx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
+	resp, err := o.deps.AuthClient(o.client.APIURL).GetAuthStatus(callCtx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
 	if err != nil {
-		res.ServerError = o.deps.describeError(o.client.APIURL, err)
+		res.ServerError = o.deps.DescribeError(o.client.APIURL, err)
 		// Something answered, but not an API server.
-		res.Reachable = o.deps.Exchanges.diagnosis(o.client.APIURL) != ""
+		res.Reachable = o.deps.Exchanges.Diagnosis(o.client.APIURL) != ""
 	} else {
 		res.Reachable = true
-		res.AuthEnabled = ptr(resp.Msg.GetIsEnabled())
+		enabled := resp.Msg.GetIsEnabled()
+		res.AuthEnabled = &enabled
 	}
 
 	if err := o.print(res); err != nil {
@@ -173,9 +175,9 @@ func (o *statusOptions) print(res statusResult) error {
 	case res.StoreError != "":
 		fmt.Fprintf(w, "Logged in:\tunknown: %s\n", res.StoreError)
 	case res.NoActiveAccount:
-		fmt.Fprintf(w, "Logged in:\tno active account (%s on this server; %s)\n", countAccounts(res.Accounts), switchHint(res.APIURL, "ACCOUNT"))
+		fmt.Fprintf(w, "Logged in:\tno active account (%s on this server; %s)\n", session.CountAccounts(res.Accounts), session.SwitchHint(res.APIURL, "ACCOUNT"))
 	case res.RefusedAt != nil:
-		fmt.Fprintf(w, "Logged in:\tno (the server refused the session at %s; %s)\n", formatPast(*res.RefusedAt, o.deps.Now()), loginHint(res.APIURL))
+		fmt.Fprintf(w, "Logged in:\tno (the server refused the session at %s; %s)\n", session.FormatPast(*res.RefusedAt, o.deps.Now()), session.LoginHint(res.APIURL))
 	case res.LoggedIn:
 		fmt.Fprintf(w, "Logged in:\tyes (tokens in %s)\n", storageDescription(res))
 	case res.TokenFile != "":
@@ -185,7 +187,7 @@ func (o *statusOptions) print(res statusResult) error {
 	}
 	switch {
 	case res.Account != "" && res.Accounts > 1:
-		fmt.Fprintf(w, "Account:\t%s (active; %s on this server, nsauth accounts lists them)\n", res.Account, countAccounts(res.Accounts))
+		fmt.Fprintf(w, "Account:\t%s (active; %s on this server, nsauth accounts lists them)\n", res.Account, session.CountAccounts(res.Accounts))
 	case res.Account != "":
 		fmt.Fprintf(w, "Account:\t%s\n", res.Account)
 	}
@@ -194,7 +196,7 @@ func (o *statusOptions) print(res statusResult) error {
 		if res.Expired {
 			verb = "expired"
 		}
-		fmt.Fprintf(w, "Access token:\t%s %s\n", verb, formatExpiry(*res.ExpiresAt, o.deps.Now()))
+		fmt.Fprintf(w, "Access token:\t%s %s\n", verb, session.FormatExpiry(*res.ExpiresAt, o.deps.Now()))
 	}
 	if res.TokenFile != "" {
 		refresh := "no"

@@ -7,14 +7,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nsauth/nsauth/internal/cli/session"
 	"github.com/nsauth/nsauth/pkg/tokensource"
 )
 
 // tokenOptions holds `nsauth token`'s flags and dependencies.
 type tokenOptions struct {
 	app    *App
-	client clientOptions
-	deps   clientDeps
+	client session.Options
+	deps   session.Deps
 
 	// Margin is how much life a cached token must have left.
 	Margin time.Duration
@@ -25,7 +26,7 @@ type tokenOptions struct {
 }
 
 func newTokenCommand(app *App, runF func(context.Context, *tokenOptions) error) *cobra.Command {
-	o := &tokenOptions{app: app, deps: defaultClientDeps(app)}
+	o := &tokenOptions{app: app, deps: session.NewDeps(app)}
 	if runF == nil {
 		runF = runToken
 	}
@@ -75,8 +76,8 @@ origin, where nsauth's built-in provider serves it.`,
 			if err != nil {
 				return err
 			}
-			o.client.noStore = m.Mode != storedLogin
-			if err := o.client.resolve(o.app.Getenv); err != nil {
+			o.client.NoStore = m.Mode != storedLogin
+			if err := o.client.Resolve(o.app.Getenv); err != nil {
 				return err
 			}
 			if o.Margin < 0 {
@@ -89,8 +90,8 @@ origin, where nsauth's built-in provider serves it.`,
 			return runF(cmd.Context(), o)
 		},
 	}
-	o.client.addFlags(cmd.Flags())
-	o.client.addAccountFlag(app, cmd)
+	o.client.AddFlags(cmd.Flags())
+	o.client.AddAccountFlag(app, cmd)
 	cmd.Flags().DurationVar(&o.Margin, "margin", tokensource.DefaultMargin, "refresh a token that expires within this long")
 	o.Machine.add(cmd.Flags())
 	return cmd
@@ -98,7 +99,7 @@ origin, where nsauth's built-in provider serves it.`,
 
 func runToken(ctx context.Context, o *tokenOptions) error {
 	if m := o.Credentials; m != nil && m.Mode != storedLogin {
-		tok, err := o.deps.machineToken(ctx, o.app, o.client, m)
+		tok, err := machineToken(ctx, o.deps, o.app, o.client, m)
 		if err != nil {
 			return err
 		}
@@ -109,7 +110,7 @@ func runToken(ctx context.Context, o *tokenOptions) error {
 	if margin == 0 {
 		margin = -1 // tokensource: zero means the default, negative means none
 	}
-	tok, _, err := o.deps.token(ctx, o.client, margin)
+	tok, _, err := o.deps.Token(ctx, o.client, margin)
 	if err != nil {
 		return err
 	}

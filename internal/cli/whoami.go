@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,14 +15,15 @@ import (
 	"golang.org/x/oauth2"
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/internal/cli/session"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // whoamiOptions holds `nsauth whoami`'s flags and dependencies.
 type whoamiOptions struct {
 	app    *App
-	client clientOptions
-	deps   clientDeps
+	client session.Options
+	deps   session.Deps
 
 	Output outputFormat
 	// Machine are the machine credentials' flags, and Credentials what
@@ -31,7 +33,7 @@ type whoamiOptions struct {
 }
 
 func newWhoamiCommand(app *App, runF func(context.Context, *whoamiOptions) error) *cobra.Command {
-	o := &whoamiOptions{app: app, deps: defaultClientDeps(app)}
+	o := &whoamiOptions{app: app, deps: session.NewDeps(app)}
 	if runF == nil {
 		runF = runWhoami
 	}
@@ -64,8 +66,8 @@ to check it and shows what it says: the client and the scopes it is granted.`,
 			if err != nil {
 				return err
 			}
-			o.client.noStore = m.Mode != storedLogin
-			if err := o.client.resolve(o.app.Getenv); err != nil {
+			o.client.NoStore = m.Mode != storedLogin
+			if err := o.client.Resolve(o.app.Getenv); err != nil {
 				return err
 			}
 			if m.Mode != storedLogin && o.client.Account != "" {
@@ -75,8 +77,8 @@ to check it and shows what it says: the client and the scopes it is granted.`,
 			return runF(cmd.Context(), o)
 		},
 	}
-	o.client.addFlags(cmd.Flags())
-	o.client.addAccountFlag(app, cmd)
+	o.client.AddFlags(cmd.Flags())
+	o.client.AddAccountFlag(app, cmd)
 	addOutputFlag(cmd, &o.Output)
 	o.Machine.add(cmd.Flags())
 	return cmd
@@ -117,26 +119,26 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 	}
 	idToken, _ := tok.Extra("id_token").(string)
 	scope, _ := tok.Extra("scope").(string)
-	id := identityFromTokens(idToken, tok.AccessToken)
+	id := session.IdentityFromTokens(idToken, tok.AccessToken)
 	m := resp
 	res := whoamiResult{
 		APIURL:    o.client.APIURL,
-		Account:   displayText(account.Name),
+		Account:   session.DisplayText(account.Name),
 		AccountID: account.ID,
-		Subject:   firstNonEmpty(displayText(m.GetSubject()), id.Subject),
+		Subject:   cmp.Or(session.DisplayText(m.GetSubject()), id.Subject),
 		Name:      id.Name,
 		Email:     id.Email,
 		Username:  id.Username,
-		Issuer:    firstNonEmpty(displayText(m.GetIssuer()), id.Issuer),
+		Issuer:    cmp.Or(session.DisplayText(m.GetIssuer()), id.Issuer),
 		Scopes:    m.GetScopes(),
-		ClientID:  displayText(m.GetClientId()),
+		ClientID:  session.DisplayText(m.GetClientId()),
 		Machine:   m.GetMachine(),
 	}
 	if len(res.Scopes) == 0 {
 		res.Scopes = strings.Fields(scope)
 	}
 	for i, s := range res.Scopes {
-		res.Scopes[i] = displayText(s)
+		res.Scopes[i] = session.DisplayText(s)
 	}
 	if res.Scopes == nil {
 		res.Scopes = []string{}
@@ -173,21 +175,21 @@ func runWhoami(ctx context.Context, o *whoamiOptions) error {
 	row("Issuer", res.Issuer)
 	row("Scopes", strings.Join(res.Scopes, " "))
 	if res.ExpiresAt != nil {
-		row("Expires", formatExpiry(*res.ExpiresAt, o.deps.Now()))
+		row("Expires", session.FormatExpiry(*res.ExpiresAt, o.deps.Now()))
 	}
 	return w.Flush()
 }
 
 // checkedToken returns the stored access token and the server's
 // CheckToken answer for it. A token the server refuses is forgotten (see
-// refusedAccessToken) and, when a refresh token is stored, replaced by a
-// refreshed one, which is checked in turn.
+// session.Deps.RefusedAccessToken) and, when a refresh token is stored,
+// replaced by a refreshed one, which is checked in turn.
 func (o *whoamiOptions) checkedToken(ctx context.Context) (*oauth2.Token, tokenstore.Account, *mgmtv1alpha1.CheckTokenResponse, error) {
 	apiURL := o.client.APIURL
 	client := o.client
 	var none tokenstore.Account
 	for attempt := 1; ; attempt++ {
-		tok, account, err := o.deps.token(ctx, client, 0)
+		tok, account, err := o.deps.Token(ctx, client, 0)
 		if err != nil {
 			return nil, none, nil, err
 		}
@@ -196,19 +198,19 @@ func (o *whoamiOptions) checkedToken(ctx context.Context) (*oauth2.Token, tokens
 		client.Account = account.ID
 		req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
 		req.Header().Set("Authorization", tok.Type()+" "+tok.AccessToken)
-		resp, err := o.deps.authClient(apiURL).CheckToken(ctx, req)
+		resp, err := o.deps.AuthClient(apiURL).CheckToken(ctx, req)
 		switch {
 		case err == nil:
 			return tok, account, resp.Msg, nil
-		case connect.CodeOf(err) != connect.CodeUnauthenticated || o.deps.Exchanges.diagnosis(apiURL) != "":
-			return nil, none, nil, o.deps.callError(apiURL, "checking the token", err)
+		case connect.CodeOf(err) != connect.CodeUnauthenticated || o.deps.Exchanges.Diagnosis(apiURL) != "":
+			return nil, none, nil, o.deps.CallError(apiURL, "checking the token", err)
 		}
-		canRefresh, rerr := o.deps.refusedAccessToken(ctx, o.client, account.ID, tok.AccessToken)
+		canRefresh, rerr := o.deps.RefusedAccessToken(ctx, o.client, account.ID, tok.AccessToken)
 		switch {
 		case rerr != nil:
 			return nil, none, nil, rerr
 		case !canRefresh:
-			return nil, none, nil, sessionRefusedError(apiURL)
+			return nil, none, nil, session.RefusedError(apiURL)
 		case attempt == 2:
 			// A token refreshed a moment ago is refused too: logging in
 			// again would give another such token.
@@ -221,27 +223,18 @@ func (o *whoamiOptions) checkedToken(ctx context.Context) (*oauth2.Token, tokens
 // server's CheckToken answer for it. Nothing is stored or forgotten.
 func (o *whoamiOptions) checkedMachineToken(ctx context.Context, m *machineCredentials) (*oauth2.Token, *mgmtv1alpha1.CheckTokenResponse, error) {
 	apiURL := o.client.APIURL
-	tok, err := o.deps.machineToken(ctx, o.app, o.client, m)
+	tok, err := machineToken(ctx, o.deps, o.app, o.client, m)
 	if err != nil {
 		return nil, nil, err
 	}
 	req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
 	req.Header().Set("Authorization", tok.Type()+" "+tok.AccessToken)
-	resp, err := o.deps.authClient(apiURL).CheckToken(ctx, req)
+	resp, err := o.deps.AuthClient(apiURL).CheckToken(ctx, req)
 	switch {
 	case err == nil:
 		return tok, resp.Msg, nil
-	case connect.CodeOf(err) == connect.CodeUnauthenticated && o.deps.Exchanges.diagnosis(apiURL) == "":
+	case connect.CodeOf(err) == connect.CodeUnauthenticated && o.deps.Exchanges.Diagnosis(apiURL) == "":
 		return nil, nil, fmt.Errorf("the server refuses the machine token the identity provider just issued: it does not accept that provider's tokens (check %s, and the server's issuer and AUTH_AUDIENCE)", envIssuer)
 	}
-	return nil, nil, o.deps.callError(apiURL, "checking the token", err)
-}
-
-func firstNonEmpty(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
+	return nil, nil, o.deps.CallError(apiURL, "checking the token", err)
 }

@@ -1,4 +1,4 @@
-package cli
+package logincmd
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/cli/session"
 )
 
 // Bounds on the polling interval a server may ask for: a hostile or broken
@@ -59,7 +60,7 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 	if err != nil {
 		complete = "" // optional: without it, the user types the code
 	}
-	userCode := displayText(start.GetUserCode())
+	userCode := session.DisplayText(start.GetUserCode())
 	// A server that says nothing of the codes' lifetime gets the default
 	// login timeout as one.
 	lifetime := defaultLoginTimeout
@@ -76,7 +77,7 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 		fmt.Fprintf(errOut, "To log in, open this URL in a browser on any device:\n\n    %s\n\nand enter the code %s.\n", verify, userCode)
 	}
 	if start.GetExpiresIn() > 0 {
-		fmt.Fprintf(errOut, "The code expires at %s.\n", formatExpiry(expires, o.deps.Now()))
+		fmt.Fprintf(errOut, "The code expires at %s.\n", session.FormatExpiry(expires, o.deps.Now()))
 	}
 	if !o.NoBrowser {
 		if err := o.OpenBrowser(open); err != nil {
@@ -125,10 +126,10 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 			return nil, time.Time{}, errors.New("the login was denied at the identity provider")
 		case detail.GetError() == "expired_token":
 			return nil, time.Time{}, fmt.Errorf("the code %s expired before the login was approved; run nsauth login --device again", userCode)
-		case (code == connect.CodeUnavailable || code == connect.CodeDeadlineExceeded) && failures < maxDevicePollFailures-1 && o.deps.Exchanges.diagnosis(o.client.APIURL) == "":
+		case (code == connect.CodeUnavailable || code == connect.CodeDeadlineExceeded) && failures < maxDevicePollFailures-1 && o.deps.Exchanges.Diagnosis(o.client.APIURL) == "":
 			failures++ // a passing failure: try again at the next interval
 		default:
-			return nil, time.Time{}, o.deps.callError(o.client.APIURL, "waiting for the device login", err)
+			return nil, time.Time{}, o.deps.CallError(o.client.APIURL, "waiting for the device login", err)
 		}
 		if o.deps.Now().After(expires) {
 			return nil, time.Time{}, fmt.Errorf("the code %s expired before the login was approved; run nsauth login --device again", userCode)
@@ -140,7 +141,7 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 // device login (an unmodified Neosync, or a provider without the
 // endpoint) is told as such, with the way to log in that remains.
 func (o *loginOptions) deviceStartError(err error) error {
-	if s := o.deps.Exchanges.diagnosis(o.client.APIURL); s != "" {
+	if s := o.deps.Exchanges.Diagnosis(o.client.APIURL); s != "" {
 		return errors.New(s)
 	}
 	switch connect.CodeOf(err) {
@@ -149,7 +150,7 @@ func (o *loginOptions) deviceStartError(err error) error {
 	case connect.CodeFailedPrecondition:
 		return errors.New("this server cannot start device logins: its identity provider offers none, or not to the server's client; use nsauth login without --device")
 	}
-	return o.deps.callError(o.client.APIURL, "starting a device login", err)
+	return o.deps.CallError(o.client.APIURL, "starting a device login", err)
 }
 
 // checkVerificationURL refuses a verification URL a browser should not be

@@ -1,4 +1,9 @@
-package cli
+// Package logincmd is `nsauth login`: it logs a person in to an API server
+// through the server's identity provider and stores the tokens. The browser
+// comes back to a one-shot loopback listener, or its final address is
+// pasted (--manual), or the person approves a code on another device
+// (--device, RFC 8628).
+package logincmd
 
 import (
 	"bufio"
@@ -23,6 +28,8 @@ import (
 
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/cli/cliapp"
+	"github.com/nsauth/nsauth/internal/cli/session"
 	"github.com/nsauth/nsauth/internal/loopback"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
@@ -40,9 +47,9 @@ const (
 
 // loginOptions holds `nsauth login`'s flags and dependencies.
 type loginOptions struct {
-	app    *App
-	client clientOptions
-	deps   clientDeps
+	app    *cliapp.App
+	client session.Options
+	deps   session.Deps
 
 	Scope         string
 	Port          int
@@ -67,8 +74,11 @@ type loginOptions struct {
 	timeoutSet bool
 }
 
-func newLoginCommand(app *App, runF func(context.Context, *loginOptions) error) *cobra.Command {
-	o := &loginOptions{app: app, deps: defaultClientDeps(app)}
+// NewCommand returns `nsauth login` for app, for package cli's root command.
+func NewCommand(app *cliapp.App) *cobra.Command { return newLoginCommand(app, nil) }
+
+func newLoginCommand(app *cliapp.App, runF func(context.Context, *loginOptions) error) *cobra.Command {
+	o := &loginOptions{app: app, deps: session.NewDeps(app)}
 	o.OpenBrowser = func(u string) error { return openBrowser(app, u) }
 	o.After = app.After
 	if o.After == nil {
@@ -119,7 +129,7 @@ logging in again as a stored account replaces its tokens.`,
 
   # Keep the tokens in the OS keyring instead of a file
   nsauth login --keyring`,
-		Args: NoArgs,
+		Args: cliapp.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.timeoutSet = cmd.Flags().Changed("timeout")
 			for _, name := range []string{"manual", "port", "listen-address", "redirect-host"} {
@@ -134,7 +144,7 @@ logging in again as a stored account replaces its tokens.`,
 		},
 	}
 	fs := cmd.Flags()
-	o.client.addFlags(fs)
+	o.client.AddFlags(fs)
 	fs.StringVar(&o.Scope, "scope", defaultScope, "scopes to request (offline_access is needed for a refresh token)")
 	fs.IntVar(&o.Port, "port", 0, "port of the callback listener (default: a random free port)")
 	fs.StringVar(&o.ListenAddress, "listen-address", "127.0.0.1", "IP address of the callback listener")
@@ -149,17 +159,17 @@ logging in again as a stored account replaces its tokens.`,
 
 // complete checks flags and fills defaults.
 func (o *loginOptions) complete() error {
-	if err := o.client.resolve(o.app.Getenv); err != nil {
+	if err := o.client.Resolve(o.app.Getenv); err != nil {
 		return err
 	}
 	if o.Port < 0 || o.Port > 65535 {
-		return UsageErrorf("--port %d is not from 0 to 65535", o.Port)
+		return cliapp.UsageErrorf("--port %d is not from 0 to 65535", o.Port)
 	}
 	if o.Timeout <= 0 {
-		return UsageErrorf("--timeout must be positive")
+		return cliapp.UsageErrorf("--timeout must be positive")
 	}
 	if o.Device && len(o.browserFlags) > 0 {
-		return UsageErrorf("--device does not use %s: the browser is on another device and comes back to no listener", strings.Join(o.browserFlags, ", "))
+		return cliapp.UsageErrorf("--device does not use %s: the browser is on another device and comes back to no listener", strings.Join(o.browserFlags, ", "))
 	}
 	if o.Device && !o.timeoutSet {
 		// The code's own lifetime ends the login (deviceLogin); this only
@@ -168,7 +178,7 @@ func (o *loginOptions) complete() error {
 	}
 	ip := net.ParseIP(o.ListenAddress)
 	if ip == nil {
-		return UsageErrorf("--listen-address %q is not an IP address", o.ListenAddress)
+		return cliapp.UsageErrorf("--listen-address %q is not an IP address", o.ListenAddress)
 	}
 	if o.RedirectHost == "" {
 		o.RedirectHost = o.ListenAddress
@@ -177,14 +187,14 @@ func (o *loginOptions) complete() error {
 		}
 	}
 	if strings.TrimSpace(o.Scope) == "" {
-		return UsageErrorf("--scope must not be empty")
+		return cliapp.UsageErrorf("--scope must not be empty")
 	}
 	return nil
 }
 
 func runLogin(ctx context.Context, o *loginOptions) error {
 	errOut := o.app.ErrOut
-	store, err := o.deps.store(o.client.ConfigDir)
+	store, err := o.deps.Store(o.client.ConfigDir)
 	if err != nil {
 		return err
 	}
@@ -194,7 +204,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 			return err
 		}
 	}
-	client := o.deps.authClient(o.client.APIURL)
+	client := o.deps.AuthClient(o.client.APIURL)
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -211,7 +221,7 @@ func runLogin(ctx context.Context, o *loginOptions) error {
 
 	status, err := client.GetAuthStatus(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthStatusRequest{}))
 	if err != nil {
-		return stopped(o.deps.callError(o.client.APIURL, "asking "+o.client.APIURL+" whether authentication is enabled", err))
+		return stopped(o.deps.CallError(o.client.APIURL, "asking "+o.client.APIURL+" whether authentication is enabled", err))
 	}
 	if !status.Msg.GetIsEnabled() {
 		fmt.Fprintf(errOut, "Authentication is disabled on %s: there is nothing to log in to.\n", o.client.APIURL)
@@ -253,7 +263,7 @@ func (o *loginOptions) browserLogin(ctx context.Context, client mgmtv1alpha1conn
 			}
 		}
 		if redirectURI, err = loopback.RedirectURI(o.RedirectHost, port, loopback.DefaultPath); err != nil {
-			return nil, time.Time{}, UsageErrorf("--redirect-host: %v", err)
+			return nil, time.Time{}, cliapp.UsageErrorf("--redirect-host: %v", err)
 		}
 		wait = func(ctx context.Context) (string, error) { return o.promptForRedirect(ctx, redirectURI, state) }
 	} else {
@@ -286,7 +296,7 @@ func (o *loginOptions) browserLogin(ctx context.Context, client mgmtv1alpha1conn
 	}
 	authResp, err := client.GetAuthorizeUrl(ctx, connect.NewRequest(authReq))
 	if err != nil {
-		return nil, time.Time{}, o.deps.callError(o.client.APIURL, "asking for the login URL", err)
+		return nil, time.Time{}, o.deps.CallError(o.client.APIURL, "asking for the login URL", err)
 	}
 	authURL := authResp.Msg.GetUrl()
 	pkce, err := checkAuthorizeURL(authURL, state, challenge)
@@ -322,7 +332,7 @@ func (o *loginOptions) browserLogin(ctx context.Context, client mgmtv1alpha1conn
 	}
 	loginResp, err := client.LoginCli(ctx, connect.NewRequest(loginReq))
 	if err != nil {
-		return nil, time.Time{}, o.deps.callError(o.client.APIURL, "exchanging the authorization code", err)
+		return nil, time.Time{}, o.deps.CallError(o.client.APIURL, "exchanging the authorization code", err)
 	}
 	return loginResp.Msg.GetAccessToken(), issuedAt, nil
 }
@@ -358,17 +368,17 @@ func (o *loginOptions) saveLogin(ctx context.Context, store *tokenstore.Store, t
 	if o.UseKeyring {
 		entry.Storage = tokenstore.StorageKeyring
 	}
-	saved, err := saveLogin(ctx, store, entry)
+	saved, err := session.SaveLogin(ctx, store, entry)
 	if err != nil {
 		return stopped(fmt.Errorf("saving the tokens: %w", err))
 	}
 
-	who := identityFromTokens(entry.IDToken, entry.AccessToken).who()
-	fmt.Fprintf(errOut, "Logged in as %s until %s.\n", who, formatExpiry(entry.Expiry, o.deps.Now()))
+	who := session.IdentityFromTokens(entry.IDToken, entry.AccessToken).Who()
+	fmt.Fprintf(errOut, "Logged in as %s until %s.\n", who, session.FormatExpiry(entry.Expiry, o.deps.Now()))
 	if entry.RefreshToken != "" {
 		fmt.Fprintln(errOut, "The access token is refreshed automatically when it expires.")
 	}
-	if note := saved.note(o.client.APIURL); note != "" {
+	if note := saved.Note(o.client.APIURL); note != "" {
 		fmt.Fprintln(errOut, note)
 	}
 	return nil
@@ -492,7 +502,7 @@ func readLine(r *bufio.Reader, limit int) (string, error) {
 // default browser. $BROWSER is run directly, never through a shell, with
 // the URL as its last argument (or in place of %s): the URL comes from the
 // server and must not be able to run commands.
-func openBrowser(app *App, u string) error {
+func openBrowser(app *cliapp.App, u string) error {
 	if b, ok := app.Getenv("BROWSER"); ok && strings.TrimSpace(b) != "" {
 		args := strings.Fields(b)
 		replaced := false

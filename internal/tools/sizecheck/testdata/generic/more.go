@@ -1,0 +1,5 @@
+package generic
+
+func (*Plain) Y() {}
+
+func (List[E]) Last() {}
