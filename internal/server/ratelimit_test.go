@@ -75,6 +75,18 @@ func TestRateLimiter(t *testing.T) {
 		{"third call from that client through another proxy is limited", forwardedSpent},
 		{"another client behind the same proxy is not", then(forwardedSpent, call("/p/Limited", "10.0.0.1:1", "198.51.100.8", 0, true))},
 		{"an untrusted peer's header is ignored: counted as itself", then(ipv6Spent, call("/p/Limited", "[2001:db8::3]:1", "198.51.100.9", 0, false))},
+		// The old rows ran in one sequence, so their later calls came past
+		// MaxClients (3) and shared the overflow budget; this row keeps
+		// that case on purpose.
+		{"past MaxClients, newcomers share one budget", []rateLimitCall{
+			call("/p/Limited", "192.0.2.1:1", "", 0, true),
+			call("/p/Limited", "192.0.2.2:1", "", 0, true),
+			call("/p/Limited", "192.0.2.3:1", "", 0, true),
+			call("/p/Limited", "192.0.2.4:1", "", 0, true),
+			call("/p/Limited", "192.0.2.5:1", "", 0, true),
+			call("/p/Limited", "192.0.2.6:1", "", 0, false),
+			call("/p/Limited", "192.0.2.1:2", "", 0, true),
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
