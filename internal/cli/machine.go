@@ -14,6 +14,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/nsauth/nsauth/internal/cli/session"
+	"github.com/nsauth/nsauth/pkg/issuerurl"
+	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 	"github.com/nsauth/nsauth/pkg/tokensource"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
@@ -169,9 +171,11 @@ func resolveMachine(f machineFlags, getenv func(string) (string, bool)) (*machin
 	return m, nil
 }
 
+// checkIssuerURL checks the shape of an issuer URL given to the client;
+// whether it may be plain http is tokenstore.CheckTransport's to say, with
+// the client's own opt-in, once the document is read.
 func checkIssuerURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	if _, err := issuerurl.Check(raw, issuerurl.Options{AllowPath: true, InsecureAllowHTTP: true}); err != nil {
 		return fmt.Errorf("the issuer URL %q is not an absolute http(s) URL without user info, query or fragment", raw)
 	}
 	return nil
@@ -214,7 +218,7 @@ func (m *machineCredentials) readSecret(getenv func(string) (string, bool), stdi
 // else from the discovery document at the API URL's origin (served there
 // by the built-in provider), whose issuer must name itself in its own
 // document.
-func tokenEndpoint(ctx context.Context, d session.Deps, c session.Options, m *machineCredentials) (*tokensource.ProviderMetadata, error) {
+func tokenEndpoint(ctx context.Context, d session.Deps, c session.Options, m *machineCredentials) (*oidcdiscovery.ProviderMetadata, error) {
 	issuer := m.Issuer
 	from := issuer
 	if issuer == "" {
@@ -225,12 +229,19 @@ func tokenEndpoint(ctx context.Context, d session.Deps, c session.Options, m *ma
 		issuer = u.Scheme + "://" + u.Host
 		from = "the API server " + issuer
 	}
-	md, err := tokensource.Discover(ctx, issuer, d.HTTPClient)
-	var mismatch *tokensource.IssuerMismatchError
+	client := d.HTTPClient
+	if client == nil {
+		client = tokensource.NewHTTPClient()
+	}
+	discover := func(issuer string) (*oidcdiscovery.ProviderMetadata, error) {
+		return oidcdiscovery.Discover(ctx, issuer, oidcdiscovery.Options{HTTPClient: client, Require: []string{oidcdiscovery.TokenEndpoint}})
+	}
+	md, err := discover(issuer)
+	var mismatch *oidcdiscovery.IssuerMismatchError
 	if m.Issuer == "" && errors.As(err, &mismatch) && checkIssuerURL(mismatch.Named) == nil {
 		// The API server serves its provider's document under the issuer
 		// URL the provider was given (127.0.0.1 for localhost, say).
-		md, err = tokensource.Discover(ctx, mismatch.Named, d.HTTPClient)
+		md, err = discover(mismatch.Named)
 	}
 	if err != nil {
 		if m.Issuer != "" {
@@ -238,9 +249,9 @@ func tokenEndpoint(ctx context.Context, d session.Deps, c session.Options, m *ma
 		}
 		return nil, fmt.Errorf("finding the token endpoint from %s: %w; set %s to your identity provider's issuer URL", from, err, envIssuer)
 	}
-	for _, u := range []string{md.Issuer, md.TokenURL} {
+	for _, u := range []string{md.Issuer, md.TokenEndpoint} {
 		if err := tokenstore.CheckTransport(u, c.InsecureAllowHTTP); err != nil {
-			return nil, fmt.Errorf("the identity provider's token endpoint %s: %w", md.TokenURL, err)
+			return nil, fmt.Errorf("the identity provider's token endpoint %s: %w", md.TokenEndpoint, err)
 		}
 	}
 	return md, nil
@@ -263,12 +274,12 @@ func machineToken(ctx context.Context, d session.Deps, app *App, c session.Optio
 	switch m.Mode {
 	case clientCredentials:
 		ts, err = tokensource.NewClientCredentials(tokensource.ClientCredentialsConfig{
-			TokenURL: md.TokenURL, AuthStyle: md.AuthStyle(), ClientID: m.ClientID, ClientSecret: secret, Scopes: m.Scopes,
+			TokenURL: md.TokenEndpoint, AuthStyle: tokensource.AuthStyle(md.TokenEndpointAuthMethodsSupported), ClientID: m.ClientID, ClientSecret: secret, Scopes: m.Scopes,
 			HTTPClient: d.HTTPClient, InsecureAllowHTTP: c.InsecureAllowHTTP, Now: d.Now,
 		})
 	case tokenExchange:
 		ts, err = tokensource.NewTokenExchange(tokensource.TokenExchangeConfig{
-			TokenURL:     md.TokenURL,
+			TokenURL:     md.TokenEndpoint,
 			SubjectToken: func(context.Context) (string, error) { return secret, nil },
 			Scopes:       m.Scopes,
 			HTTPClient:   d.HTTPClient, InsecureAllowHTTP: c.InsecureAllowHTTP, Now: d.Now,

@@ -2,8 +2,6 @@ package config
 
 import (
 	"errors"
-	"github.com/nsauth/nsauth/pkg/issuerurl"
-	"github.com/nsauth/nsauth/pkg/loopbackhost"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -14,6 +12,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nsauth/nsauth/pkg/authn"
+	"github.com/nsauth/nsauth/pkg/issuerurl"
+	"github.com/nsauth/nsauth/pkg/loopbackhost"
 )
 
 // loadBuiltin fills the settings of the built-in provider and the

@@ -31,6 +31,7 @@ import (
 	"github.com/nsauth/nsauth/internal/cli/cliapp"
 	"github.com/nsauth/nsauth/internal/cli/session"
 	"github.com/nsauth/nsauth/internal/loopback"
+	"github.com/nsauth/nsauth/pkg/loopbackhost"
 	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
@@ -280,7 +281,7 @@ func (o *loginOptions) browserLogin(ctx context.Context, client mgmtv1alpha1conn
 			return nil, time.Time{}, err
 		}
 		defer l.Close()
-		if ip := net.ParseIP(o.ListenAddress); !ip.IsLoopback() {
+		if !loopbackhost.Is(o.ListenAddress) {
 			fmt.Fprintf(errOut, "Warning: the callback listener on %s is reachable from other machines.\n", l.Addr())
 		}
 		redirectURI = l.RedirectURI()
