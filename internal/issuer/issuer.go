@@ -60,6 +60,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/federation"
+	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
@@ -258,6 +259,8 @@ type Issuer struct {
 	federation *federation.Verifier
 	handler    http.Handler
 	log        *slog.Logger
+	// events emits the provider's events: audit row, metric, log line.
+	events *events.Recorder
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -328,6 +331,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		secure: u.Scheme == "https",
 		st:     cfg.Store,
 		log:    cfg.Logger,
+		events: events.New(cfg.Audit, (*events.Observer)(cfg.Observer), cfg.Logger),
 	}
 	iss.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, cfg.Audit)
 	if err := iss.keys.refresh(ctx, true); err != nil {
