@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/events"
@@ -13,7 +11,7 @@ import (
 
 // The audit trail (internal/audit) gets one event from each place where
 // what it records happens: the login page (login.go, attempts.go), the
-// token endpoint (server.go, storage.go, machine.go, exchange.go), the
+// token endpoint (server.go, packages storage and grants), the
 // revocation and end-session endpoints, the device pages and key rotation.
 // Each is emitted once through the issuer's events.Recorder (i.events),
 // which writes the row and derives the metric and the log line from it.
@@ -23,16 +21,6 @@ import (
 // which withRequestInfo puts in the request's context once, so that the
 // storage methods the library calls, which see no request, record them
 // too.
-
-// msgAuditUnavailable is all a client learns when an event that
-// NSAUTH_AUDIT_REQUIRED makes mandatory could not be recorded.
-const msgAuditUnavailable = "audit unavailable"
-
-// errAuditUnavailable is the token endpoint's answer when a required event
-// could not be recorded: nothing is issued.
-func errAuditUnavailable(err error) *oidc.Error {
-	return oidc.ErrServerError().WithDescription(msgAuditUnavailable).WithParent(err)
-}
 
 // WithClientInfo puts the request's client address (as the per-address
 // limits resolve it) and user agent in its context (events.WithClient),
@@ -84,7 +72,3 @@ func (i *Issuer) recordRefusal(ctx context.Context, e audit.Event) error {
 
 // refs returns the keyed HMACs of the named secrets (events.Recorder.Refs).
 func (i *Issuer) refs(kv ...string) map[string]string { return i.events.Refs(kv...) }
-
-// refSuccessor names the HMAC of the refresh token a rotation issued, next
-// to the presented one's (audit.RefRefresh).
-const refSuccessor = "successor_hmac"
