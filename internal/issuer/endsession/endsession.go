@@ -86,14 +86,17 @@ const MaxIDTokenHint = 16 << 10
 
 // Messages of the end-session pages.
 const (
-	titleSignOut      = "Sign out"
+	// TitleSignOut is the title of every end-session page.
+	TitleSignOut      = "Sign out"
 	msgSignOutInvalid = "This sign-out request is not valid. Sign out again from the application."
-	msgSignOutForged  = "This form could not be verified. Go back, reload the page and try again."
+	// MsgSignOutForged answers a confirmation form that failed its
+	// origin or CSRF check.
+	MsgSignOutForged = "This form could not be verified. Go back, reload the page and try again."
 )
 
-// maxEndSessionFormBytes bounds an end-session or sign-out form body: a
-// hint and a few short fields.
-const maxEndSessionFormBytes = MaxIDTokenHint + 8<<10
+// MaxFormBytes bounds an end-session or sign-out form body: a hint and a
+// few short fields.
+const MaxFormBytes = MaxIDTokenHint + 8<<10
 
 // endSessionParams are the end-session parameters we act on; logout_hint
 // and ui_locales are ignored.
@@ -186,14 +189,14 @@ func (s *Handler) EndSession(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxEndSessionFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.cfg.Pages.Message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 		return
 	}
 	p, ok := readEndSessionParams(r.Form)
 	if !ok {
-		s.cfg.Pages.Message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 		return
 	}
 	es, ok := s.checkEndSession(r.Context(), w, p)
@@ -208,7 +211,7 @@ func (s *Handler) EndSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Pages.Render(w, http.StatusOK, "logout.html", LogoutPage{
-		Title:                 titleSignOut,
+		Title:                 TitleSignOut,
 		Client:                es.clientID,
 		IDTokenHint:           p.IDTokenHint,
 		ClientID:              p.ClientID,
@@ -234,21 +237,21 @@ type LogoutPage struct {
 // our page), or nothing without a hint, and sends the browser on.
 func (s *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.Pages.SameOrigin(r) {
-		s.cfg.Pages.Message(w, http.StatusForbidden, titleSignOut, msgSignOutForged)
+		s.cfg.Pages.Message(w, http.StatusForbidden, TitleSignOut, MsgSignOutForged)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxEndSessionFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.cfg.Pages.Message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 		return
 	}
 	if !s.cfg.Pages.CheckCSRF(r, r.PostForm.Get("csrf")) {
-		s.cfg.Pages.Message(w, http.StatusForbidden, titleSignOut, msgSignOutForged)
+		s.cfg.Pages.Message(w, http.StatusForbidden, TitleSignOut, MsgSignOutForged)
 		return
 	}
 	p, ok := readEndSessionParams(r.PostForm)
 	if !ok {
-		s.cfg.Pages.Message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 		return
 	}
 	es, ok := s.checkEndSession(r.Context(), w, p)
@@ -272,7 +275,7 @@ func (s *Handler) checkEndSession(ctx context.Context, w http.ResponseWriter, p 
 	var oe *oidc.Error
 	if errors.As(err, &oe) && oe.ErrorType == oidc.ServerError {
 		s.cfg.Log.ErrorContext(ctx, "validating an end-session request failed", "error", oe.Parent)
-		s.cfg.Pages.Internal(w, http.StatusInternalServerError, titleSignOut)
+		s.cfg.Pages.Internal(w, http.StatusInternalServerError, TitleSignOut)
 		return nil, false
 	}
 	reason := "invalid id_token_hint"
@@ -280,7 +283,7 @@ func (s *Handler) checkEndSession(ctx context.Context, w http.ResponseWriter, p 
 		reason = oe.Description
 	}
 	s.cfg.Log.InfoContext(ctx, "end-session refused", "reason", reason)
-	s.cfg.Pages.Message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+	s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 	return nil, false
 }
 
@@ -290,12 +293,12 @@ func (s *Handler) revokeSession(ctx context.Context, w http.ResponseWriter, es *
 	_, err := s.cfg.Store.RevokeGrant(ctx, es.grantID(), es.hint.Subject, es.clientID)
 	if err != nil {
 		s.cfg.Log.ErrorContext(ctx, "ending a session failed", "error", err)
-		s.cfg.Pages.Internal(w, http.StatusInternalServerError, titleSignOut)
+		s.cfg.Pages.Internal(w, http.StatusInternalServerError, TitleSignOut)
 		return false
 	}
 	if err := s.cfg.Events.Record(ctx, audit.Event{Type: audit.Logout, Subject: es.hint.Subject, ClientID: es.clientID,
 		Refs: s.cfg.Events.Refs(audit.RefGrant, es.grantID())}); err != nil {
-		s.cfg.Pages.Internal(w, http.StatusInternalServerError, titleSignOut)
+		s.cfg.Pages.Internal(w, http.StatusInternalServerError, TitleSignOut)
 		return false
 	}
 	return true
