@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/issuer/storage"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -43,7 +44,7 @@ const (
 var (
 	errRequestExpired   = errors.New("the auth request has expired")
 	errRequestMalformed = errors.New("the auth request is not one we sealed")
-	errRequestTooLarge  = errors.New("the auth request is too large")
+	errRequestTooLarge  = storage.ErrRequestTooLarge
 )
 
 // authRequestKey returns the key that seals pending auth requests: 32
@@ -218,3 +219,10 @@ func (d *decoder) string() string {
 	}
 	return string(d.bytes(int(n)))
 }
+
+// Seal and Open are seal and open as storage.Sealer: the storage seals
+// the auth requests the library validated and opens them again.
+func (s *requestSealer) Seal(r *store.AuthRequest) (string, error) { return s.seal(r) }
+
+// Open is open, for storage.Sealer.
+func (s *requestSealer) Open(blob string) (*store.AuthRequest, error) { return s.open(blob) }

@@ -12,6 +12,9 @@ import (
 // DefaultAdminUser is the first-start administrator's username.
 const DefaultAdminUser = "admin"
 
+// DefaultClientID is the id of the client the broker acts as.
+const DefaultClientID = "nsauth-cli"
+
 // generatedPasswordLen is the length of a generated administrator
 // password (about 137 bits).
 const generatedPasswordLen = 24

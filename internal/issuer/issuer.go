@@ -26,10 +26,10 @@
 //     is also rate-limited per client address.
 //   - Machine clients (programs, CI jobs) get access tokens for
 //     themselves with the client-credentials grant, without refresh
-//     tokens, rate-limited per client and per address (machine.go).
+//     tokens, rate-limited per client and per address (package grants).
 //   - The device authorization grant (RFC 8628) is served with pages of
 //     ours for entering the code and approving, after the login page
-//     (device.go, devicepages.go).
+//     (package storage, devicepages.go).
 //   - The login page is plain server-rendered HTML with CSRF protection, a
 //     strict Content-Security-Policy, and failed-login limits per account
 //     and per client address.
@@ -60,7 +60,10 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
-	"github.com/nsauth/nsauth/internal/federation"
+	"github.com/nsauth/nsauth/internal/issuer/endsession"
+	"github.com/nsauth/nsauth/internal/issuer/events"
+	"github.com/nsauth/nsauth/internal/issuer/grants"
+	"github.com/nsauth/nsauth/internal/issuer/storage"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
@@ -90,7 +93,7 @@ const (
 	// redirect to the password being accepted.
 	AuthRequestTTL = 10 * time.Minute
 	// CodeTTL is the lifetime of an authorization code.
-	CodeTTL = 60 * time.Second
+	CodeTTL = storage.CodeTTL
 	// LoginWindow is the window failed logins are counted in.
 	LoginWindow = time.Minute
 )
@@ -179,7 +182,7 @@ type Config struct {
 	// the limit.
 	MachineTokensPerAddressPerMinute float64
 	// ExchangePerMinute is how many token-exchange requests (keyless CI,
-	// exchange.go) one client address, grouped by [clientaddr.Key], may
+	// package grants) one client address, grouped by [clientaddr.Key], may
 	// make a minute, in bursts of as many; over it the token endpoint
 	// answers 429 before verifying anything. Zero means
 	// [DefaultExchangePerMinute]; negative disables the limit. Counted in
@@ -232,10 +235,12 @@ type Issuer struct {
 	origin  string // scheme://host of the issuer
 	secure  bool   // the issuer is https: cookies get Secure and __Host-
 	st      *store.Store
-	keys    *keyManager
-	storage *storage
-	sealer  *requestSealer
-	guard   *loginGuard
+	keys    *storage.Keys
+	storage *storage.Storage
+	// grants serves client credentials and token exchange.
+	grants *grants.Handler
+	sealer *requestSealer
+	guard  *loginGuard
 	// passkeys is the WebAuthn relying party; nil when the issuer's host
 	// cannot be one (passkey.go).
 	passkeys *webauthn.WebAuthn
@@ -247,19 +252,10 @@ type Issuer struct {
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
-	// machineClientLimit and machineAddrLimit limit client-credentials
-	// token requests per client id and per client address; nil when
-	// disabled.
-	machineClientLimit *ratelimit.Keyed[string]
-	machineAddrLimit   *ratelimit.Limiter
-	// exchangeLimit and exchangePolicyLimit limit token exchanges per
-	// client address and per federation policy; nil when disabled.
-	exchangeLimit       *ratelimit.Limiter
-	exchangePolicyLimit *ratelimit.Keyed[string]
-	// federation verifies the subject tokens of token exchanges.
-	federation *federation.Verifier
-	handler    http.Handler
-	log        *slog.Logger
+	handler        http.Handler
+	log            *slog.Logger
+	// events emits the provider's events: audit row, metric, log line.
+	events *events.Recorder
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -330,9 +326,10 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		secure: u.Scheme == "https",
 		st:     cfg.Store,
 		log:    cfg.Logger,
+		events: events.New(cfg.Audit, (*events.Observer)(cfg.Observer), cfg.Logger),
 	}
-	iss.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, cfg.Audit)
-	if err := iss.keys.refresh(ctx, true); err != nil {
+	iss.keys = storage.NewKeys(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, cfg.Audit)
+	if err := iss.keys.Refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("issuer: preparing signing keys: %w", err)
 	}
 	key, err := authRequestKey(ctx, cfg.Store)
@@ -343,8 +340,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	iss.authorizeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.AuthorizePerMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
-	iss.machineClientLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.MachineTokensPerMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
-	iss.machineAddrLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.MachineTokensPerAddressPerMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
 	if cfg.ExchangePerMinute == 0 {
 		cfg.ExchangePerMinute = DefaultExchangePerMinute
 	}
@@ -352,18 +347,26 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		cfg.ExchangePerPolicyMinute = DefaultExchangePerPolicyMinute
 	}
 	iss.cfg = cfg
-	iss.exchangeLimit = ratelimit.New(ratelimit.Config{PerMinute: cfg.ExchangePerMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
-	iss.exchangePolicyLimit = ratelimit.NewKeyed[string](ratelimit.Config{PerMinute: cfg.ExchangePerPolicyMinute, MaxClients: cfg.RateLimitKeys, Now: cfg.Now})
-	if iss.federation, err = federation.NewVerifier(federation.Config{
-		Policies:   iss.federationPolicies,
-		OwnIssuer:  cfg.Issuer,
-		HTTPClient: cfg.FederationHTTPClient,
-		Now:        cfg.Now,
-		Logger:     cfg.Logger,
+	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
+	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
+	iss.storage = storage.New(storage.Config{
+		Store: cfg.Store, Now: cfg.Now,
+		Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
+		LoginURL: cfg.Issuer + loginPath, DeviceURI: cfg.Issuer + devicePath,
+		AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, RefreshTokenMaxLifetime: cfg.RefreshTokenMaxLifetime,
+		RefreshReuseGrace: cfg.RefreshReuseGrace, DevicePollInterval: cfg.DevicePollInterval, RequirePKCE: cfg.RequirePKCE,
+		AllowedRedirectURIs: cfg.AllowedRedirectURIs, AllowedScopes: iss.allowedScopes,
+		Sealer: iss.sealer, Keys: iss.keys, Events: iss.events, Log: cfg.Logger,
+	})
+	if iss.grants, err = grants.New(grants.Config{
+		Store: cfg.Store, Now: cfg.Now, Issuer: cfg.Issuer, Audience: cfg.Audience, AccessTokenTTL: cfg.AccessTokenTTL,
+		TokenPath: endpoints().Token.Relative(), Tokens: iss.storage, Events: iss.events, Clients: cfg.Clients,
+		MachineTokensPerMinute: cfg.MachineTokensPerMinute, MachineTokensPerAddressPerMinute: cfg.MachineTokensPerAddressPerMinute,
+		ExchangePerMinute: cfg.ExchangePerMinute, ExchangePerPolicyMinute: cfg.ExchangePerPolicyMinute, RateLimitKeys: cfg.RateLimitKeys,
+		FederationHTTPClient: cfg.FederationHTTPClient, Log: cfg.Logger,
 	}); err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	iss.storage = &storage{iss: iss}
 	macKey, err := cfg.Store.EnsureSecret(ctx, deviceKeyName, store.RandomToken(32))
 	if err != nil {
 		return nil, fmt.Errorf("issuer: loading the device cookie key: %w", err)
@@ -384,8 +387,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
 	iss.refusals = newRefusalLog()
-	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
-	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
 	h, err := iss.newHandler()
 	if err != nil {
 		return nil, err
@@ -467,7 +468,7 @@ func (i *Issuer) Run(ctx context.Context) {
 		if f, ok := i.cfg.Audit.(refusalFlusher); ok {
 			f.FlushRefusals(ctx, false)
 		}
-		if err := i.keys.refresh(ctx, true); err != nil {
+		if err := i.keys.Refresh(ctx, true); err != nil {
 			i.log.WarnContext(ctx, "checking signing keys failed", "error", err)
 		}
 		if n, err := i.st.DeleteExpired(ctx); err != nil {
@@ -482,7 +483,7 @@ func (i *Issuer) Run(ctx context.Context) {
 }
 
 // endpoints are the library's routes we serve: no session iframe, and no
-// end-session, which we serve ourselves (endsession.go).
+// end-session, which we serve ourselves (package endsession).
 func endpoints() op.Endpoints {
 	return op.Endpoints{
 		Authorization:       op.NewEndpoint("authorize"),
@@ -510,7 +511,7 @@ const (
 )
 
 func (i *Issuer) newHandler() (http.Handler, error) {
-	opts := []op.Option{op.WithCrypto(noOpaqueTokens{}), op.WithCORSOptions(nil)}
+	opts := []op.Option{op.WithCrypto(storage.NoOpaqueTokens{}), op.WithCORSOptions(nil)}
 	if u, _ := url.Parse(i.cfg.Issuer); u.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -524,13 +525,16 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 			Lifetime:     DeviceCodeTTL,
 			PollInterval: i.cfg.DevicePollInterval,
 			UserFormPath: devicePath,
-			UserCode:     userCodeFormat,
+			UserCode:     storage.UserCodeFormat,
 		},
 	}, i.storage, op.StaticIssuer(i.cfg.Issuer), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: creating the provider: %w", err)
 	}
-	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints()), iss: i}
+	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints()), storage: i.storage, grants: i.grants,
+		allowedRedirects: i.allowedRedirects, requirePKCE: i.cfg.RequirePKCE, endSessionURL: i.cfg.Issuer + endSessionPath}
+	endSession := endsession.New(endsession.Config{Issuer: i.cfg.Issuer, Now: i.cfg.Now, Store: i.st, Provider: provider,
+		Events: i.events, Pages: endSessionPages{i}, Log: i.log})
 	// The library's login callback (/authorize/callback) is not used: the
 	// login page issues the code itself, so the route answers 404.
 	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
@@ -544,15 +548,15 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	mux.Handle("POST "+mfaContinuePath, http.HandlerFunc(i.submitContinue))
 	mux.Handle("GET "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.showEnrolLink)))
 	mux.Handle("POST "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.submitEnrolLink)))
-	mux.Handle(endSessionPath, http.HandlerFunc(srv.endSession))
-	mux.Handle("POST "+logoutPath, http.HandlerFunc(srv.confirmLogout))
+	mux.Handle(endSessionPath, http.HandlerFunc(endSession.EndSession))
+	mux.Handle("POST "+logoutPath, http.HandlerFunc(endSession.ConfirmLogout))
 	mux.Handle("GET "+devicePath, http.HandlerFunc(i.showDeviceEntry))
 	mux.Handle("POST "+devicePath, http.HandlerFunc(i.submitDeviceEntry))
 	mux.Handle("POST "+deviceDecisionPath, http.HandlerFunc(i.submitDeviceDecision))
 	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	mux.Handle("GET "+assetsPath, assetHandler())
 	i.routePasskeys(mux)
-	mux.Handle(endpoints().Token.Relative(), postOnly(i.routeTokenExchange(i.limitMachineTokens(oidcHandler)), endpoints()))
+	mux.Handle(endpoints().Token.Relative(), postOnly(i.grants.RouteTokenExchange(i.grants.LimitMachineTokens(oidcHandler)), endpoints()))
 	mux.Handle("/", postOnly(oidcHandler, endpoints()))
 	return securityHeaders(i.withRequestInfo(mux)), nil
 }

@@ -5,41 +5,47 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"time"
 	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/endsession"
+	"github.com/nsauth/nsauth/internal/issuer/grants"
+	"github.com/nsauth/nsauth/internal/issuer/storage"
 	"github.com/nsauth/nsauth/internal/redirect"
-	"github.com/nsauth/nsauth/internal/store"
 )
 
 // server is the library's LegacyServer with the methods we do differently:
 // stricter authorize requests, loopback redirect URIs with any port and
 // path (as the AuthService accepts them), and token responses whose access
-// tokens we sign ourselves (RFC 9068). It also serves end-session
-// (endsession.go), which the library's Server interface cannot: that
-// endpoint may have to answer with a page rather than a redirect.
+// tokens we sign ourselves (RFC 9068: package storage issues them, package
+// grants those of machine clients). End-session is served by package
+// endsession, which the library's Server interface cannot: that endpoint
+// may have to answer with a page rather than a redirect.
 type server struct {
 	*op.LegacyServer
-	iss *Issuer
+	storage *storage.Storage
+	grants  *grants.Handler
+	// allowedRedirects is the configured allowlist of redirect URIs.
+	allowedRedirects map[string]bool
+	requirePKCE      bool
+	// endSessionURL is advertised by discovery.
+	endSessionURL string
 }
 
 // Bounds on authorize request fields: far above what honest clients send.
 // The state and redirect URI bounds are the AuthService's too.
 const (
-	maxStateLen      = redirect.MaxStateLen
-	maxNonceLen      = 512
-	maxLoginHintLen  = 256
-	maxScopes        = 32
-	maxScopeLen      = 128
-	maxRedirectLen   = redirect.MaxURILen
-	maxChallengeLen  = 128
-	maxIDTokenHint   = 16 << 10
-	maxClientIDLen   = 128
-	maxRefreshLength = 512
+	maxStateLen     = redirect.MaxStateLen
+	maxNonceLen     = 512
+	maxLoginHintLen = 256
+	maxScopes       = storage.MaxScopes
+	maxScopeLen     = storage.MaxScopeLen
+	maxRedirectLen  = redirect.MaxURILen
+	maxChallengeLen = 128
+	maxIDTokenHint  = endsession.MaxIDTokenHint
+	maxClientIDLen  = storage.MaxClientIDLen
 )
 
 // VerifyAuthRequest finds the client and, when the redirect URI is one the
@@ -53,9 +59,9 @@ func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 	if err != nil {
 		return nil, err
 	}
-	if c, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" {
-		if redirect.ValidateURI(r.Data.RedirectURI, s.iss.allowedRedirects) == nil {
-			c.requestedRedirect = r.Data.RedirectURI
+	if c, ok := cr.Client.(*storage.Client); ok && r.Data.RedirectURI != "" {
+		if redirect.ValidateURI(r.Data.RedirectURI, s.allowedRedirects) == nil {
+			c.AllowRedirect(r.Data.RedirectURI)
 		}
 	}
 	return cr, nil
@@ -78,7 +84,7 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	case d.CodeChallenge == "" && r.Client.AuthMethod() == oidc.AuthMethodNone:
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required for public clients")
-	case d.CodeChallenge == "" && s.iss.cfg.RequirePKCE:
+	case d.CodeChallenge == "" && s.requirePKCE:
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required: send a code_challenge with code_challenge_method=S256")
 	case slices.Contains(d.Prompt, oidc.PromptNone):
 		return nil, oidc.ErrLoginRequired().WithDescription("there is no session; the user must log in")
@@ -105,8 +111,8 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 // (a wrong secret is recorded by AuthorizeClientIDSecret).
 func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
 	c, err := s.LegacyServer.VerifyClient(ctx, r)
-	if errors.Is(err, errUnknownClient) {
-		err = s.iss.refuseClient(ctx, "", err)
+	if errors.Is(err, storage.ErrUnknownClient) {
+		err = s.storage.RefuseClient(ctx, "", err)
 	}
 	var oe *oidc.Error
 	if errors.As(err, &oe) && oe.ErrorType == oidc.InvalidClient {
@@ -118,69 +124,29 @@ func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 // CodeExchange redeems an authorization code (single use: a replay revokes
 // what the code produced) and answers with our tokens.
 func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
-	ar, err := s.iss.storage.redeemCode(ctx, r.Data.Code, r.Client.GetID())
-	if err != nil {
-		return nil, err
-	}
-	// The verifier is checked whenever the request carried a challenge, for
-	// confidential clients too, so PKCE cannot be stripped off.
-	if err := op.AuthorizeCodeChallenge(r.Data.CodeVerifier, ar.GetCodeChallenge()); err != nil {
-		return nil, err
-	}
-	if s.iss.cfg.RequirePKCE && ar.CodeChallenge == "" {
-		// Issued before PKCE was required, or by a replica that does not
-		// require it: whoever holds it proves nothing more than that.
-		return nil, oidc.ErrInvalidGrant().WithDescription("PKCE is required: the code was issued without a code_challenge")
-	}
-	if r.Client.GetID() != ar.ClientID || r.Data.RedirectURI != ar.RedirectURI {
-		return nil, oidc.ErrInvalidGrant().WithDescription("the code was issued to another client or redirect URI")
-	}
-	resp, err := s.iss.tokenResponse(ctx, ar, r.Client, r.Data.Code, "")
-	if err != nil {
-		return nil, err
-	}
-	if err := s.iss.record(ctx, audit.Event{Type: audit.CodeExchanged, Subject: ar.UserID, Username: ar.username, ClientID: ar.ClientID,
-		Refs: s.iss.refs(audit.RefCode, r.Data.Code, audit.RefGrant, ar.ID, audit.RefToken, resp.AccessToken, audit.RefRefresh, resp.RefreshToken)}); err != nil {
-		return nil, errAuditUnavailable(err)
-	}
-	if err := s.iss.storage.DeleteAuthRequest(ctx, ar.ID); err != nil {
-		s.iss.log.WarnContext(ctx, "deleting a redeemed auth request failed", "error", err)
-	}
-	return op.NewResponse(resp), nil
+	return s.storage.CodeExchange(ctx, r)
 }
 
-// RefreshToken rotates a refresh token: the presented one is used up, a new
-// one is returned, and presenting a used one again revokes the family
-// (unless it is the same client's retry within the reuse grace). The
-// token is looked up knowing the authenticated client, which the
-// library's lookup does not pass on.
+// RefreshToken rotates a refresh token (storage's RefreshExchange).
 func (s *server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
-	if len(r.Data.RefreshToken) > maxRefreshLength {
-		return nil, oidc.ErrInvalidGrant()
-	}
-	rr, err := s.iss.storage.refreshRequest(ctx, r.Data.RefreshToken, r.Client.GetID())
-	if err != nil {
-		return nil, err
-	}
-	if r.Client.GetID() != rr.ClientID {
-		return nil, oidc.ErrInvalidGrant()
-	}
-	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
-		return nil, err
-	}
-	resp, err := s.iss.tokenResponse(ctx, rr, r.Client, "", r.Data.RefreshToken)
-	if err != nil {
-		return nil, err
-	}
-	e := audit.Event{Type: audit.RefreshRotated, Subject: rr.UserID, Username: rr.username, ClientID: rr.ClientID,
-		Refs: s.iss.refs(audit.RefRefresh, r.Data.RefreshToken, refSuccessor, resp.RefreshToken, audit.RefGrant, rr.Grant.ID, audit.RefToken, resp.AccessToken)}
-	if rr.retried {
-		e.Reason = "retry_within_grace"
-	}
-	if err := s.iss.record(ctx, e); err != nil {
-		return nil, errAuditUnavailable(err)
-	}
-	return op.NewResponse(resp), nil
+	return s.storage.RefreshExchange(ctx, r)
+}
+
+// DeviceAuthorization starts a device authorization (storage's
+// StartDeviceAuthorization).
+func (s *server) DeviceAuthorization(ctx context.Context, r *op.ClientRequest[oidc.DeviceAuthorizationRequest]) (*op.Response, error) {
+	return s.storage.StartDeviceAuthorization(ctx, r)
+}
+
+// DeviceToken answers a device's poll (storage's DeviceToken).
+func (s *server) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.DeviceAccessTokenRequest]) (*op.Response, error) {
+	return s.storage.DeviceToken(ctx, r)
+}
+
+// ClientCredentialsExchange issues a machine client's access token
+// (package grants).
+func (s *server) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
+	return s.grants.ClientCredentials(ctx, r)
 }
 
 // JWTProfile is not offered: clients authenticate with secrets, not keys.
@@ -206,64 +172,10 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 		d.RevocationEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
 		d.RevocationEndpointAuthSigningAlgValuesSupported = nil
 		d.ClaimsSupported = []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "at_hash", "c_hash",
-			"azp", "client_id", "scope", "jti", "name", "preferred_username", "email", sessionIDClaim}
-		d.EndSessionEndpoint = s.iss.cfg.Issuer + endSessionPath
+			"azp", "client_id", "scope", "jti", "name", "preferred_username", "email", storage.SessionIDClaim}
+		d.EndSessionEndpoint = s.endSessionURL
 		d.RequestParameterSupported = false
 		d.RequestURIParameterSupported = false
 	}
 	return resp, nil
-}
-
-// tokenRequest is what a token response is built from: a redeemed auth
-// request or a refresh-token request.
-type tokenRequest interface {
-	op.IDTokenRequest
-	grant() store.Grant
-	issued() *issuance
-}
-
-// tokenResponse issues an access token (and, when the grant includes
-// offline_access, a rotated or first refresh token, and with openid an ID
-// token) for req.
-func (i *Issuer) tokenResponse(ctx context.Context, req tokenRequest, c op.Client, code, currentRefresh string) (*oidc.AccessTokenResponse, error) {
-	scopes := req.GetScopes()
-	var (
-		jti, refresh string
-		exp          time.Time
-		err          error
-	)
-	wantRefresh := currentRefresh != "" ||
-		(slices.Contains(scopes, oidc.ScopeOfflineAccess) && slices.Contains(c.GrantTypes(), oidc.GrantTypeRefreshToken))
-	if wantRefresh {
-		jti, refresh, exp, err = i.storage.CreateAccessAndRefreshTokens(ctx, req, currentRefresh)
-	} else {
-		jti, exp, err = i.storage.CreateAccessToken(ctx, req)
-	}
-	if err != nil {
-		return nil, err
-	}
-	access, err := i.signAccessToken(ctx, req, c.GetID(), jti, exp)
-	if err != nil {
-		return nil, err
-	}
-	resp := &oidc.AccessTokenResponse{
-		AccessToken:  access,
-		TokenType:    oidc.BearerToken,
-		RefreshToken: refresh,
-		ExpiresIn:    uint64(max(0, exp.Sub(i.cfg.Now()).Seconds())),
-		Scope:        scopes,
-	}
-	if slices.Contains(scopes, oidc.ScopeOpenID) {
-		resp.IDToken, err = op.CreateIDToken(ctx, i.cfg.Issuer, req, c.IDTokenLifetime(), access, code, i.storage, c)
-		if err != nil {
-			return nil, internalError("signing the ID token", err)
-		}
-	}
-	return resp, nil
-}
-
-// internalError hides err from the client (it is logged by the library
-// through the error's parent) behind a generic server_error.
-func internalError(what string, err error) *oidc.Error {
-	return oidc.ErrServerError().WithDescription("internal error").WithParent(errors.Join(errors.New(what), err))
 }

@@ -1,4 +1,4 @@
-package issuer
+package storage
 
 import (
 	"context"
@@ -13,11 +13,11 @@ import (
 // lets a resource server refuse an ID token presented as an access token.
 const accessTokenType = "at+jwt"
 
-// sessionIDClaim is the ID token claim naming the session the token belongs
+// SessionIDClaim is the ID token claim naming the session the token belongs
 // to (OpenID Connect Front-Channel Logout 1.0 §3). Its value is the grant
 // id: the auth request that the login completed, and the family id of the
 // refresh tokens issued from it, so it stays the same across refreshes.
-const sessionIDClaim = "sid"
+const SessionIDClaim = "sid"
 
 // accessTokenClaims are the claims of an RFC 9068 access token.
 type accessTokenClaims struct {
@@ -36,27 +36,27 @@ type accessTokenClaims struct {
 	AMR []string `json:"amr,omitempty"`
 }
 
-// accessTokenSubject is what an access token is signed for: a user's
+// AccessTokenSubject is what an access token is signed for: a user's
 // grant (a tokenRequest) or a machine client (machineSubject).
-type accessTokenSubject interface {
+type AccessTokenSubject interface {
 	GetSubject() string
 	GetScopes() []string
 	GetAuthTime() time.Time
 }
 
-// signAccessToken signs the access token whose record (jti, exp) the
+// SignAccessToken signs the access token whose record (jti, exp) the
 // storage created.
-func (i *Issuer) signAccessToken(ctx context.Context, req accessTokenSubject, clientID, jti string, exp time.Time) (string, error) {
-	key, err := i.keys.signing(ctx)
+func (s *core) SignAccessToken(ctx context.Context, req AccessTokenSubject, clientID, jti string, exp time.Time) (string, error) {
+	key, err := s.keys.signing(ctx)
 	if err != nil {
-		return "", internalError("loading the signing key", err)
+		return "", InternalError("loading the signing key", err)
 	}
 	claims := accessTokenClaims{
-		Issuer:   i.cfg.Issuer,
+		Issuer:   s.cfg.Issuer,
 		Subject:  req.GetSubject(),
-		Audience: i.cfg.Audience,
+		Audience: s.cfg.Audience,
 		Expiry:   exp.Unix(),
-		IssuedAt: i.cfg.Now().Unix(),
+		IssuedAt: s.cfg.Now().Unix(),
 		ID:       jti,
 		ClientID: clientID,
 		Scope:    strings.Join(req.GetScopes(), " "),
@@ -69,34 +69,34 @@ func (i *Issuer) signAccessToken(ctx context.Context, req accessTokenSubject, cl
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
-		return "", internalError("encoding the access token", err)
+		return "", InternalError("encoding the access token", err)
 	}
 	signer, err := jose.NewSigner(
 		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key.priv, KeyID: key.id}},
 		(&jose.SignerOptions{}).WithType(accessTokenType),
 	)
 	if err != nil {
-		return "", internalError("preparing the signer", err)
+		return "", InternalError("preparing the signer", err)
 	}
 	jws, err := signer.Sign(payload)
 	if err != nil {
-		return "", internalError("signing the access token", err)
+		return "", InternalError("signing the access token", err)
 	}
 	out, err := jws.CompactSerialize()
 	if err != nil {
-		return "", internalError("serializing the access token", err)
+		return "", InternalError("serializing the access token", err)
 	}
 	return out, nil
 }
 
-// noOpaqueTokens is the library's Crypto: it encrypts opaque access tokens
+// NoOpaqueTokens is the library's Crypto: it encrypts opaque access tokens
 // and decrypts presented ones. nsauth issues only JWT access tokens and
 // random codes, so it refuses both directions; without it the library
 // would accept tokens "encrypted" with a configured (or zero) key.
-type noOpaqueTokens struct{}
+type NoOpaqueTokens struct{}
 
-func (noOpaqueTokens) Encrypt(string) (string, error) { return "", errOpaque }
-func (noOpaqueTokens) Decrypt(string) (string, error) { return "", errOpaque }
+func (NoOpaqueTokens) Encrypt(string) (string, error) { return "", errOpaque }
+func (NoOpaqueTokens) Decrypt(string) (string, error) { return "", errOpaque }
 
 var errOpaque = opaqueError{}
 

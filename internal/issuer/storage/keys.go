@@ -1,4 +1,4 @@
-package issuer
+package storage
 
 import (
 	"context"
@@ -58,10 +58,10 @@ type publicKey struct{ *signingKey }
 
 func (k publicKey) Key() any { return &k.priv.PublicKey }
 
-// keyManager caches the signing keys and rotates them on schedule. Any
+// Keys caches the signing keys and rotates them on schedule. Any
 // number of processes may run one against a shared store: the decision to
 // add a key is taken under the store's lock, after rereading the keys.
-type keyManager struct {
+type Keys struct {
 	st         *store.Store
 	now        func() time.Time
 	rotation   time.Duration
@@ -75,8 +75,11 @@ type keyManager struct {
 	checked time.Time
 }
 
-func newKeyManager(st *store.Store, now func() time.Time, rotation, tokenTTL time.Duration, log *slog.Logger, rec audit.Recorder) *keyManager {
-	return &keyManager{
+// NewKeys returns the signing keys of st: a new one every rotation, each
+// kept published while tokens of tokenTTL signed with it may be in use.
+// Rotations are recorded with rec.
+func NewKeys(st *store.Store, now func() time.Time, rotation, tokenTTL time.Duration, log *slog.Logger, rec audit.Recorder) *Keys {
+	return &Keys{
 		st:         st,
 		now:        now,
 		rotation:   rotation,
@@ -87,10 +90,10 @@ func newKeyManager(st *store.Store, now func() time.Time, rotation, tokenTTL tim
 	}
 }
 
-// refresh rereads the keys from the store when the cache is older than
+// Refresh rereads the keys from the store when the cache is older than
 // keyCheckInterval (or always, with force), adding a key first when one is
 // due.
-func (m *keyManager) refresh(ctx context.Context, force bool) error {
+func (m *Keys) Refresh(ctx context.Context, force bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -152,7 +155,7 @@ func (m *keyManager) refresh(ctx context.Context, force bool) error {
 
 // rotationDue reports, from a possibly stale view, whether a new key may be
 // needed; decide makes the real decision under the lock.
-func (m *keyManager) rotationDue(keys []*signingKey, now time.Time) bool {
+func (m *Keys) rotationDue(keys []*signingKey, now time.Time) bool {
 	if len(keys) == 0 {
 		return true
 	}
@@ -166,7 +169,7 @@ func (m *keyManager) rotationDue(keys []*signingKey, now time.Time) bool {
 // after prepublish (immediately on first start), and every key it
 // supersedes is scheduled to leave the JWKS once all tokens it can have
 // signed have expired.
-func (m *keyManager) decide(keys []store.SigningKey) (store.KeyChange, error) {
+func (m *Keys) decide(keys []store.SigningKey) (store.KeyChange, error) {
 	now := m.now()
 	activates := now
 	if len(keys) > 0 {
@@ -199,8 +202,8 @@ func (m *keyManager) decide(keys []store.SigningKey) (store.KeyChange, error) {
 
 // signing returns the key that signs at this moment: the most recently
 // activated one.
-func (m *keyManager) signing(ctx context.Context) (*signingKey, error) {
-	if err := m.refresh(ctx, false); err != nil {
+func (m *Keys) signing(ctx context.Context) (*signingKey, error) {
+	if err := m.Refresh(ctx, false); err != nil {
 		m.log.WarnContext(ctx, "refreshing signing keys failed; using the cached ones", "error", err)
 	}
 	m.mu.Lock()
@@ -220,8 +223,8 @@ func (m *keyManager) signing(ctx context.Context) (*signingKey, error) {
 
 // published returns the keys of the JWKS: every unexpired key, including
 // one that is not signing yet.
-func (m *keyManager) published(ctx context.Context) ([]op.Key, error) {
-	if err := m.refresh(ctx, false); err != nil {
+func (m *Keys) published(ctx context.Context) ([]op.Key, error) {
+	if err := m.Refresh(ctx, false); err != nil {
 		m.log.WarnContext(ctx, "refreshing signing keys failed; using the cached ones", "error", err)
 	}
 	m.mu.Lock()

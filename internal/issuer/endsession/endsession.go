@@ -1,17 +1,72 @@
-package issuer
+// Package endsession serves OpenID Connect RP-Initiated Logout: the
+// end-session endpoint and the page where a user confirms a sign-out that
+// proved nothing.
+package endsession
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/events"
+	"github.com/nsauth/nsauth/internal/issuer/storage"
+	"github.com/nsauth/nsauth/internal/redirect"
+	"github.com/nsauth/nsauth/internal/store"
 )
+
+// Pages is the issuer's web layer, which end-session's pages are
+// written with.
+type Pages interface {
+	// Message writes a page with a title and a message.
+	Message(w http.ResponseWriter, status int, title, msg string)
+	// Internal writes the page of a server error.
+	Internal(w http.ResponseWriter, status int, title string)
+	// Render writes the template name with data; its form may send the
+	// browser on to the origin of redirect.
+	Render(w http.ResponseWriter, status int, name string, data any, redirect string)
+	// CSRFCookie gives the browser its CSRF cookie and returns the form's
+	// token.
+	CSRFCookie(w http.ResponseWriter, r *http.Request) string
+	// CheckCSRF reports whether formValue is the token of r's CSRF cookie.
+	CheckCSRF(r *http.Request, formValue string) bool
+	// SameOrigin reports whether r was sent by the issuer's own pages.
+	SameOrigin(r *http.Request) bool
+}
+
+// Config is what a Handler depends on; every field is required.
+type Config struct {
+	// Issuer is the issuer URL.
+	Issuer string
+	// Now is the clock.
+	Now func() time.Time
+	// Store revokes the grants.
+	Store *store.Store
+	// Provider verifies hints and checks clients and redirect URIs.
+	Provider op.OpenIDProvider
+	Events   *events.Recorder
+	Pages    Pages
+	Log      *slog.Logger
+}
+
+// Handler serves the end-session endpoint (EndSession) and the
+// confirmation form (ConfirmLogout).
+type Handler struct {
+	cfg Config
+}
+
+// New returns the Handler of cfg.
+func New(cfg Config) *Handler { return &Handler{cfg: cfg} }
+
+// MaxIDTokenHint bounds an id_token_hint, here and at authorize.
+const MaxIDTokenHint = 16 << 10
 
 // End-session (OpenID Connect RP-Initiated Logout 1.0). The provider keeps
 // no browser sessions: a session is a grant, the tokens issued from one
@@ -31,14 +86,17 @@ import (
 
 // Messages of the end-session pages.
 const (
-	titleSignOut      = "Sign out"
+	// TitleSignOut is the title of every end-session page.
+	TitleSignOut      = "Sign out"
 	msgSignOutInvalid = "This sign-out request is not valid. Sign out again from the application."
-	msgSignOutForged  = "This form could not be verified. Go back, reload the page and try again."
+	// MsgSignOutForged answers a confirmation form that failed its
+	// origin or CSRF check.
+	MsgSignOutForged = "This form could not be verified. Go back, reload the page and try again."
 )
 
-// maxEndSessionFormBytes bounds an end-session or sign-out form body: a
-// hint and a few short fields.
-const maxEndSessionFormBytes = maxIDTokenHint + 8<<10
+// MaxFormBytes bounds an end-session or sign-out form body: a hint and a
+// few short fields.
+const MaxFormBytes = MaxIDTokenHint + 8<<10
 
 // endSessionParams are the end-session parameters we act on; logout_hint
 // and ui_locales are ignored.
@@ -58,8 +116,8 @@ func readEndSessionParams(form url.Values) (endSessionParams, bool) {
 		PostLogoutRedirectURI: form.Get("post_logout_redirect_uri"),
 		State:                 form.Get("state"),
 	}
-	ok := len(p.IDTokenHint) <= maxIDTokenHint && len(p.ClientID) <= maxClientIDLen &&
-		len(p.PostLogoutRedirectURI) <= maxRedirectLen && len(p.State) <= maxStateLen &&
+	ok := len(p.IDTokenHint) <= MaxIDTokenHint && len(p.ClientID) <= storage.MaxClientIDLen &&
+		len(p.PostLogoutRedirectURI) <= redirect.MaxURILen && len(p.State) <= redirect.MaxStateLen &&
 		utf8.ValidString(p.IDTokenHint+p.ClientID+p.PostLogoutRedirectURI+p.State)
 	return p, ok
 }
@@ -93,9 +151,9 @@ var errBadHint = errors.New("the id_token_hint is not a valid ID token of this p
 // validateEndSession verifies the hint (an expired one is accepted; the
 // callers decide what it may do) and has the library check the client and
 // the post_logout_redirect_uri.
-func (s *server) validateEndSession(ctx context.Context, p endSessionParams) (*endSession, error) {
-	ctx = op.ContextWithIssuer(ctx, s.iss.cfg.Issuer)
-	provider := s.Provider()
+func (s *Handler) validateEndSession(ctx context.Context, p endSessionParams) (*endSession, error) {
+	ctx = op.ContextWithIssuer(ctx, s.cfg.Issuer)
+	provider := s.cfg.Provider
 	req := &oidc.EndSessionRequest{ClientID: p.ClientID, PostLogoutRedirectURI: p.PostLogoutRedirectURI, State: p.State}
 	es := &endSession{}
 	if p.IDTokenHint != "" {
@@ -113,7 +171,7 @@ func (s *server) validateEndSession(ctx context.Context, p endSessionParams) (*e
 		es.hint = claims
 		// The library judges expiry by the wall clock, the issuer by its
 		// own; a hint is fresh only when both agree.
-		es.fresh = err == nil && s.iss.cfg.Now().Before(claims.GetExpiration())
+		es.fresh = err == nil && s.cfg.Now().Before(claims.GetExpiration())
 	}
 	session, err := op.ValidateEndSessionRequest(ctx, req, provider)
 	if err != nil {
@@ -123,22 +181,22 @@ func (s *server) validateEndSession(ctx context.Context, p endSessionParams) (*e
 	return es, nil
 }
 
-// endSession serves the end-session endpoint, which the client's site
+// EndSession serves the end-session endpoint, which the client's site
 // sends the browser to (GET, or a POST form).
-func (s *server) endSession(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) EndSession(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxEndSessionFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.iss.message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 		return
 	}
 	p, ok := readEndSessionParams(r.Form)
 	if !ok {
-		s.iss.message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 		return
 	}
 	es, ok := s.checkEndSession(r.Context(), w, p)
@@ -152,18 +210,19 @@ func (s *server) endSession(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, es.redirect, http.StatusFound)
 		return
 	}
-	s.iss.render(w, http.StatusOK, "logout.html", logoutPage{
-		Title:                 titleSignOut,
+	s.cfg.Pages.Render(w, http.StatusOK, "logout.html", LogoutPage{
+		Title:                 TitleSignOut,
 		Client:                es.clientID,
 		IDTokenHint:           p.IDTokenHint,
 		ClientID:              p.ClientID,
 		PostLogoutRedirectURI: p.PostLogoutRedirectURI,
 		State:                 p.State,
-		CSRF:                  s.iss.csrfCookie(w, r),
-	}, origin(es.redirect))
+		CSRF:                  s.cfg.Pages.CSRFCookie(w, r),
+	}, es.redirect)
 }
 
-type logoutPage struct {
+// LogoutPage is what the confirmation page (logout.html) shows.
+type LogoutPage struct {
 	Title                 string
 	Client                string
 	IDTokenHint           string
@@ -173,26 +232,26 @@ type logoutPage struct {
 	CSRF                  string
 }
 
-// confirmLogout serves the confirmation form: it revokes the grant the
+// ConfirmLogout serves the confirmation form: it revokes the grant the
 // hint names (an expired hint is enough, now that the user confirmed on
 // our page), or nothing without a hint, and sends the browser on.
-func (s *server) confirmLogout(w http.ResponseWriter, r *http.Request) {
-	if !s.iss.sameOrigin(r) {
-		s.iss.message(w, http.StatusForbidden, titleSignOut, msgSignOutForged)
+func (s *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.Pages.SameOrigin(r) {
+		s.cfg.Pages.Message(w, http.StatusForbidden, TitleSignOut, MsgSignOutForged)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxEndSessionFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.iss.message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 		return
 	}
-	if _, ok := s.iss.checkCSRF(r, r.PostForm.Get("csrf")); !ok {
-		s.iss.message(w, http.StatusForbidden, titleSignOut, msgSignOutForged)
+	if !s.cfg.Pages.CheckCSRF(r, r.PostForm.Get("csrf")) {
+		s.cfg.Pages.Message(w, http.StatusForbidden, TitleSignOut, MsgSignOutForged)
 		return
 	}
 	p, ok := readEndSessionParams(r.PostForm)
 	if !ok {
-		s.iss.message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 		return
 	}
 	es, ok := s.checkEndSession(r.Context(), w, p)
@@ -208,39 +267,38 @@ func (s *server) confirmLogout(w http.ResponseWriter, r *http.Request) {
 // checkEndSession validates p, or writes the page saying why not. The hint
 // is never logged, nor why it failed verification (the library's reasons
 // quote its claims).
-func (s *server) checkEndSession(ctx context.Context, w http.ResponseWriter, p endSessionParams) (*endSession, bool) {
+func (s *Handler) checkEndSession(ctx context.Context, w http.ResponseWriter, p endSessionParams) (*endSession, bool) {
 	es, err := s.validateEndSession(ctx, p)
 	if err == nil {
 		return es, true
 	}
 	var oe *oidc.Error
 	if errors.As(err, &oe) && oe.ErrorType == oidc.ServerError {
-		s.iss.log.ErrorContext(ctx, "validating an end-session request failed", "error", oe.Parent)
-		s.iss.message(w, http.StatusInternalServerError, titleSignOut, msgInternal)
+		s.cfg.Log.ErrorContext(ctx, "validating an end-session request failed", "error", oe.Parent)
+		s.cfg.Pages.Internal(w, http.StatusInternalServerError, TitleSignOut)
 		return nil, false
 	}
 	reason := "invalid id_token_hint"
 	if oe != nil {
 		reason = oe.Description
 	}
-	s.iss.log.InfoContext(ctx, "end-session refused", "reason", reason)
-	s.iss.message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
+	s.cfg.Log.InfoContext(ctx, "end-session refused", "reason", reason)
+	s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
 	return nil, false
 }
 
 // revokeSession revokes the grant the verified hint names, when it is the
 // hint's subject's at the hint's client, or writes the error page.
-func (s *server) revokeSession(ctx context.Context, w http.ResponseWriter, es *endSession) bool {
-	n, err := s.iss.st.RevokeGrant(ctx, es.grantID(), es.hint.Subject, es.clientID)
+func (s *Handler) revokeSession(ctx context.Context, w http.ResponseWriter, es *endSession) bool {
+	_, err := s.cfg.Store.RevokeGrant(ctx, es.grantID(), es.hint.Subject, es.clientID)
 	if err != nil {
-		s.iss.log.ErrorContext(ctx, "ending a session failed", "error", err)
-		s.iss.message(w, http.StatusInternalServerError, titleSignOut, msgInternal)
+		s.cfg.Log.ErrorContext(ctx, "ending a session failed", "error", err)
+		s.cfg.Pages.Internal(w, http.StatusInternalServerError, TitleSignOut)
 		return false
 	}
-	s.iss.log.InfoContext(ctx, "session ended", "user_id", es.hint.Subject, "client_id", es.clientID, "revoked_tokens", n)
-	if err := s.iss.record(ctx, audit.Event{Type: audit.Logout, Subject: es.hint.Subject, ClientID: es.clientID,
-		Refs: s.iss.refs(audit.RefGrant, es.grantID())}); err != nil {
-		s.iss.message(w, http.StatusInternalServerError, titleSignOut, msgInternal)
+	if err := s.cfg.Events.Record(ctx, audit.Event{Type: audit.Logout, Subject: es.hint.Subject, ClientID: es.clientID,
+		Refs: s.cfg.Events.Refs(audit.RefGrant, es.grantID())}); err != nil {
+		s.cfg.Pages.Internal(w, http.StatusInternalServerError, TitleSignOut)
 		return false
 	}
 	return true

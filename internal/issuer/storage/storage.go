@@ -1,4 +1,4 @@
-package issuer
+package storage
 
 import (
 	"context"
@@ -15,23 +15,9 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/store"
 )
-
-// storage adapts [store.Store] to the library's op.Storage. Every error it
-// hands the library is an *oidc.Error with a fixed description: the library
-// writes descriptions to clients, and a database error must not reach
-// them. Details travel as the error's parent, which the library logs.
-type storage struct {
-	iss *Issuer
-}
-
-var _ op.Storage = (*storage)(nil)
-var _ op.CanSetUserinfoFromRequest = (*storage)(nil)
-
-func (s *storage) st() *store.Store { return s.iss.st }
-func (s *storage) now() time.Time   { return s.iss.cfg.Now() }
-func (s *storage) cfg() *Config     { return &s.iss.cfg }
 
 // authRequest is an auth request as the library sees it: pending (sealed,
 // its ID the sealed blob) or completed (stored, its ID the one sealed
@@ -105,7 +91,7 @@ func (r *refreshRequest) grant() store.Grant { return r.Grant }
 
 // CreateAuthRequest seals a validated authorize request; nothing is
 // stored until a user logs in for it.
-func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+func (s *requests) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
 	ar := store.AuthRequest{
 		ClientID:            req.ClientID,
 		RedirectURI:         req.RedirectURI,
@@ -119,82 +105,80 @@ func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ 
 		Prompt:              req.Prompt,
 		LoginHint:           req.LoginHint,
 	}
-	sealed, err := s.iss.sealer.seal(&ar)
-	if errors.Is(err, errRequestTooLarge) {
+	sealed, err := s.sealer.Seal(&ar)
+	if errors.Is(err, ErrRequestTooLarge) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("the request is too large")
 	}
 	if err != nil {
-		return nil, internalError("sealing the auth request", err)
+		return nil, InternalError("sealing the auth request", err)
 	}
 	return &authRequest{AuthRequest: ar, sealed: sealed}, nil
 }
 
 // AuthRequestByID opens a sealed auth request, and returns its completed
 // form once a user has logged in for it.
-func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
-	pending, err := s.iss.sealer.open(id)
+func (s *requests) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	pending, err := s.sealer.Open(id)
 	if err != nil {
 		return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired login request")
 	}
-	done, err := s.st().AuthRequestByID(ctx, pending.ID)
+	done, err := s.store.AuthRequestByID(ctx, pending.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return &authRequest{AuthRequest: *pending, sealed: id}, nil
 	case err != nil:
-		return nil, internalError("reading the auth request", err)
+		return nil, InternalError("reading the auth request", err)
 	}
 	return &authRequest{AuthRequest: *done}, nil
 }
 
 // AuthRequestByCode redeems a code: it can be called once per code. A
 // replay revokes everything the code produced.
-func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+func (s *requests) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	return s.redeemCode(ctx, code, "")
 }
 
 // redeemCode is AuthRequestByCode for clientID, which the audit event of a
 // replay names.
-func (s *storage) redeemCode(ctx context.Context, code, clientID string) (*authRequest, error) {
-	ar, err := s.st().RedeemCode(ctx, code)
+func (s *requests) redeemCode(ctx context.Context, code, clientID string) (*authRequest, error) {
+	ar, err := s.store.RedeemCode(ctx, code)
 	switch {
 	case errors.Is(err, store.ErrReused):
-		s.iss.log.WarnContext(ctx, "authorization code replayed; revoked the tokens issued from it")
-		s.cfg().Observer.replay(ReplayCode)
-		if err := s.iss.record(ctx, audit.Event{Type: audit.CodeReplayed, Outcome: audit.Failure, ClientID: clientID,
-			Reason: "code_reused", Refs: s.iss.refs(audit.RefCode, code)}); err != nil {
-			return nil, errAuditUnavailable(err)
+		if err := s.events.Record(ctx, audit.Event{Type: audit.CodeReplayed, Outcome: audit.Failure, ClientID: clientID,
+			Reason: "code_reused", Refs: s.events.Refs(audit.RefCode, code)}); err != nil {
+			return nil, ErrAuditUnavailable(err)
 		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	case err != nil:
-		return nil, internalError("redeeming the code", err)
+		return nil, InternalError("redeeming the code", err)
 	}
 	return &authRequest{AuthRequest: *ar}, nil
 }
 
 // SaveAuthCode stores the code of a completed auth request.
-func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
-	if err := s.st().SaveCode(ctx, code, id, s.now().Add(CodeTTL)); err != nil {
+func (s *requests) SaveAuthCode(ctx context.Context, id, code string) error {
+	if err := s.store.SaveCode(ctx, code, id, s.cfg.Now().Add(CodeTTL)); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
 			return oidc.ErrInvalidRequest().WithDescription("the login request was already used or has expired")
 		}
-		return internalError("storing the code", err)
+		return InternalError("storing the code", err)
 	}
 	return nil
 }
 
 // DeleteAuthRequest forgets an auth request once its code was redeemed.
-func (s *storage) DeleteAuthRequest(ctx context.Context, id string) error {
-	if err := s.st().DeleteAuthRequest(ctx, id); err != nil {
-		return internalError("deleting the auth request", err)
+func (s *requests) DeleteAuthRequest(ctx context.Context, id string) error {
+	if err := s.store.DeleteAuthRequest(ctx, id); err != nil {
+		return InternalError("deleting the auth request", err)
 	}
 	return nil
 }
 
 // CreateAccessToken records an access token for req and returns its id and
 // expiry; the token itself is signed by the caller.
-func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+func (s *tokens) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	tr, ok := req.(tokenRequest)
 	if !ok {
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
@@ -203,25 +187,25 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	if err := s.st().RecordAccessToken(ctx, at); err != nil {
-		return "", time.Time{}, internalError("recording the access token", err)
+	if err := s.store.RecordAccessToken(ctx, at); err != nil {
+		return "", time.Time{}, InternalError("recording the access token", err)
 	}
 	return at.ID, at.ExpiresAt, nil
 }
 
 // accessToken is the record of a new access token for tr, not yet stored.
-func (s *storage) accessToken(ctx context.Context, tr tokenRequest) (*store.AccessToken, error) {
+func (s *tokens) accessToken(ctx context.Context, tr tokenRequest) (*store.AccessToken, error) {
 	g := tr.grant()
 	if g.UserID == g.ClientID {
 		// sub = client_id marks a machine client's token (RFC 9068 §2.2,
 		// pkg/authn's Claims.Machine): a user's never looks like one.
-		return nil, internalError("issuing an access token", errors.New("the user id equals the client id"))
+		return nil, InternalError("issuing an access token", errors.New("the user id equals the client id"))
 	}
 	if err := s.checkUser(ctx, tr); err != nil {
 		return nil, err
 	}
 	return &store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
-		Scopes: tr.GetScopes(), AMR: g.AMR, ExpiresAt: s.now().Add(s.cfg().AccessTokenTTL)}, nil
+		Scopes: tr.GetScopes(), AMR: g.AMR, ExpiresAt: s.cfg.Now().Add(s.cfg.AccessTokenTTL)}, nil
 }
 
 // CreateAccessAndRefreshTokens records an access token and issues a refresh
@@ -229,7 +213,7 @@ func (s *storage) accessToken(ctx context.Context, tr tokenRequest) (*store.Acce
 // currentRefreshToken, which is used up atomically with the access token
 // recorded (so that a reuse revoking the family at the same moment
 // revokes that access token too).
-func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
+func (s *tokens) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
 	tr, ok := req.(tokenRequest)
 	if !ok {
 		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
@@ -240,11 +224,11 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		return "", "", time.Time{}, err
 	}
 	value := store.RandomToken(32)
-	now, end := s.now(), s.sessionEnd(g.AuthTime)
+	now, end := s.cfg.Now(), s.sessionEnd(g.AuthTime)
 	if !now.Before(end) {
 		return "", "", time.Time{}, errSessionMaxLifetime()
 	}
-	exp := now.Add(s.cfg().RefreshTokenTTL)
+	exp := now.Add(s.cfg.RefreshTokenTTL)
 	if end.Before(exp) {
 		exp = end
 	}
@@ -252,22 +236,22 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		if currentRefreshToken == "" {
 			return "", "", time.Time{}, oidc.ErrInvalidGrant()
 		}
-		rot, err := s.st().RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefreshToken,
+		rot, err := s.store.RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefreshToken,
 			NewValue: value, ExpiresAt: exp, Grace: s.grace(ctx, rr.ClientID), Access: at})
 		if err != nil {
 			return "", "", time.Time{}, s.refreshError(ctx, err, currentRefreshToken, rr.ClientID)
 		}
 		if rot.Retried {
-			s.iss.log.InfoContext(ctx, "refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
+			s.log.InfoContext(ctx, "refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
 		}
 		rr.retried = rot.Retried
 		return at.ID, rot.Value, at.ExpiresAt, nil
 	}
-	if _, err := s.st().CreateRefreshToken(ctx, value, g, exp); err != nil {
-		return "", "", time.Time{}, internalError("storing the refresh token", err)
+	if _, err := s.store.CreateRefreshToken(ctx, value, g, exp); err != nil {
+		return "", "", time.Time{}, InternalError("storing the refresh token", err)
 	}
-	if err := s.st().RecordAccessToken(ctx, at); err != nil {
-		return "", "", time.Time{}, internalError("recording the access token", err)
+	if err := s.store.RecordAccessToken(ctx, at); err != nil {
+		return "", "", time.Time{}, InternalError("recording the access token", err)
 	}
 	return at.ID, value, at.ExpiresAt, nil
 }
@@ -275,13 +259,13 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 // checkUser refuses to issue tokens to a user who was disabled or deleted
 // since the login, and notes the username for the audit event of the
 // issuance.
-func (s *storage) checkUser(ctx context.Context, tr tokenRequest) error {
-	u, err := s.st().UserByID(ctx, tr.grant().UserID)
+func (s *tokens) checkUser(ctx context.Context, tr tokenRequest) error {
+	u, err := s.store.UserByID(ctx, tr.grant().UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return oidc.ErrInvalidGrant().WithDescription("the user no longer exists")
 	}
 	if err != nil {
-		return internalError("reading the user", err)
+		return InternalError("reading the user", err)
 	}
 	if u.Disabled() {
 		return oidc.ErrInvalidGrant().WithDescription("the user is disabled")
@@ -294,26 +278,24 @@ func (s *storage) checkUser(ctx context.Context, tr tokenRequest) error {
 // by clientID ("" when the library does not say), to the client's error.
 // A reuse revoked the family: that is recorded here, the one place both
 // the lookup and the rotation report it.
-func (s *storage) refreshError(ctx context.Context, err error, value, clientID string) error {
+func (s *tokens) refreshError(ctx context.Context, err error, value, clientID string) error {
 	switch {
 	case errors.Is(err, store.ErrReused):
-		s.iss.log.WarnContext(ctx, "refresh token reused; revoked its family")
-		s.cfg().Observer.replay(ReplayRefreshToken)
-		if err := s.iss.record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Outcome: audit.Failure, ClientID: clientID,
-			Reason: "family_revoked", Refs: s.iss.refs(audit.RefRefresh, value)}); err != nil {
-			return errAuditUnavailable(err)
+		if err := s.events.Record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Outcome: audit.Failure, ClientID: clientID,
+			Reason: "family_revoked", Refs: s.events.Refs(audit.RefRefresh, value)}); err != nil {
+			return ErrAuditUnavailable(err)
 		}
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	}
-	return internalError("using the refresh token", err)
+	return InternalError("using the refresh token", err)
 }
 
 // TokenRequestByRefreshToken returns the grant of a usable refresh token.
 // A token that was already rotated revokes its family: the library's
 // callers do not say which client presents it, so there is no grace.
-func (s *storage) TokenRequestByRefreshToken(ctx context.Context, value string) (op.RefreshTokenRequest, error) {
+func (s *tokens) TokenRequestByRefreshToken(ctx context.Context, value string) (op.RefreshTokenRequest, error) {
 	return s.refreshRequest(ctx, value, "")
 }
 
@@ -321,8 +303,8 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, value string) 
 // for a refresh: a usable one, or one rotated within the reuse grace
 // (whether that rotation is answered again is decided when rotating, see
 // CreateAccessAndRefreshTokens). Any other used token revokes its family.
-func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*refreshRequest, error) {
-	t, err := s.st().RefreshTokenByValueWithGrace(ctx, value, s.grace(ctx, clientID))
+func (s *tokens) refreshRequest(ctx context.Context, value, clientID string) (*refreshRequest, error) {
+	t, err := s.store.RefreshTokenByValueWithGrace(ctx, value, s.grace(ctx, clientID))
 	var expired *store.ExpiredError
 	if errors.As(err, &expired) && expired.ExpiresAt.UnixMilli() >= s.sessionEnd(expired.AuthTime).UnixMilli() {
 		return nil, errSessionMaxLifetime()
@@ -330,7 +312,7 @@ func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*
 	if err != nil {
 		return nil, s.refreshError(ctx, err, value, clientID)
 	}
-	if !s.now().Before(s.sessionEnd(t.AuthTime)) {
+	if !s.cfg.Now().Before(s.sessionEnd(t.AuthTime)) {
 		return nil, errSessionMaxLifetime()
 	}
 	return &refreshRequest{RefreshToken: *t}, nil
@@ -338,22 +320,22 @@ func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*
 
 // grace is the rotation grace of a refresh presented by clientID from the
 // client address of the request in ctx: the address the audit trail
-// records (withRequestInfo), which for the broker's in-process requests on
+// records (events.ClientFrom), which for the broker's in-process requests on
 // behalf of an RPC (RefreshCli) is the RPC caller's, proxies resolved by
 // NSAUTH_TRUSTED_PROXIES. A retry is answered only from the same address
 // key (an IPv4 address, an IPv6 /64); an unknown address gets no grace.
-func (s *storage) grace(ctx context.Context, clientID string) store.Grace {
+func (s *tokens) grace(ctx context.Context, clientID string) store.Grace {
 	var from netip.Addr
-	if info, ok := ctx.Value(requestInfoKey{}).(requestInfo); ok {
-		from, _ = netip.ParseAddr(info.addr)
+	if c, ok := events.ClientFrom(ctx); ok {
+		from, _ = netip.ParseAddr(c.Addr)
 	}
-	return store.Grace{Window: s.cfg().RefreshReuseGrace, ClientID: clientID, From: clientaddr.Key(from)}
+	return store.Grace{Window: s.cfg.RefreshReuseGrace, ClientID: clientID, From: clientaddr.Key(from)}
 }
 
 // sessionEnd is when the refresh tokens of a grant whose login was at
 // authTime stop, however often they are used.
-func (s *storage) sessionEnd(authTime time.Time) time.Time {
-	return authTime.Add(s.cfg().RefreshTokenMaxLifetime)
+func (s *tokens) sessionEnd(authTime time.Time) time.Time {
+	return authTime.Add(s.cfg.RefreshTokenMaxLifetime)
 }
 
 func errSessionMaxLifetime() *oidc.Error {
@@ -362,11 +344,11 @@ func errSessionMaxLifetime() *oidc.Error {
 
 // TerminateSession is the library's end-session hook, which ends every
 // session a user has at a client. It is never called: end-session is
-// served by endsession.go, which revokes only the session the request
+// served by package endsession, which revokes only the session the request
 // proves. It refuses, so that a library path reaching it fails instead of
 // revoking more.
-func (s *storage) TerminateSession(context.Context, string, string) error {
-	return internalError("terminating sessions", errors.New("end-session is served by the issuer, not by the library"))
+func (s *tokens) TerminateSession(context.Context, string, string) error {
+	return InternalError("terminating sessions", errors.New("end-session is served by the issuer, not by the library"))
 }
 
 // refreshIDPrefix marks refresh token ids handed to the library by
@@ -374,11 +356,11 @@ func (s *storage) TerminateSession(context.Context, string, string) error {
 const refreshIDPrefix = "rt:"
 
 // GetRefreshTokenInfo identifies a refresh token presented for revocation.
-func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, value string) (string, string, error) {
+func (s *tokens) GetRefreshTokenInfo(ctx context.Context, clientID, value string) (string, string, error) {
 	if len(value) > maxRefreshLength {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	t, err := s.st().RefreshTokenByValue(ctx, value)
+	t, err := s.store.RefreshTokenByValue(ctx, value)
 	if err != nil || t.ClientID != clientID {
 		// Reused, revoked, unknown or someone else's: nothing to revoke for
 		// this client (RFC 7009 §2.2 answers 200 either way).
@@ -387,40 +369,40 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, value strin
 	// The id handed to the library carries the refs of the token and its
 	// grant, for the audit event of the revocation: RevokeToken sees only
 	// what this returns.
-	return t.UserID, refreshIDPrefix + t.ID + "." + s.iss.cfg.Audit.Ref(value) + "." + s.iss.cfg.Audit.Ref(t.Grant.ID), nil
+	return t.UserID, refreshIDPrefix + t.ID + "." + s.events.Audit().Ref(value) + "." + s.events.Audit().Ref(t.Grant.ID), nil
 }
 
 // RevokeToken revokes a refresh token (and its family) or an access token.
 // Unknown tokens are not an error (RFC 7009 §2.2).
-func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID string, clientID string) *oidc.Error {
+func (s *tokens) RevokeToken(ctx context.Context, tokenOrID, userID string, clientID string) *oidc.Error {
 	if rest, ok := cutPrefix(tokenOrID, refreshIDPrefix); ok {
 		id, refs := refreshRevocation(rest)
-		err := s.st().RevokeRefreshToken(ctx, id)
+		err := s.store.RevokeRefreshToken(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
-			return internalError("revoking the refresh token", err)
+			return InternalError("revoking the refresh token", err)
 		}
 		return s.recordRevocation(ctx, audit.Event{Subject: userID, ClientID: clientID, Target: "refresh_token", Refs: refs})
 	}
-	at, err := s.st().ActiveAccessToken(ctx, tokenOrID)
+	at, err := s.store.ActiveAccessToken(ctx, tokenOrID)
 	if err != nil || at.ClientID != clientID {
 		return nil
 	}
-	if err := s.st().RevokeAccessToken(ctx, at.ID); err != nil {
-		return internalError("revoking the access token", err)
+	if err := s.store.RevokeAccessToken(ctx, at.ID); err != nil {
+		return InternalError("revoking the access token", err)
 	}
 	return s.recordRevocation(ctx, audit.Event{Subject: at.UserID, ClientID: clientID, Target: "access_token",
-		Refs: s.iss.refs(audit.RefGrant, at.GrantID)})
+		Refs: s.events.Refs(audit.RefGrant, at.GrantID)})
 }
 
 // recordRevocation records e as the audit.TokenRevoked event of a
 // revocation request.
-func (s *storage) recordRevocation(ctx context.Context, e audit.Event) *oidc.Error {
+func (s *tokens) recordRevocation(ctx context.Context, e audit.Event) *oidc.Error {
 	e.Type = audit.TokenRevoked
-	if err := s.iss.record(ctx, e); err != nil {
-		return errAuditUnavailable(err)
+	if err := s.events.Record(ctx, e); err != nil {
+		return ErrAuditUnavailable(err)
 	}
 	return nil
 }
@@ -453,122 +435,122 @@ func cutPrefix(s, prefix string) (string, bool) {
 }
 
 // SigningKey returns the key that signs now.
-func (s *storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
-	k, err := s.iss.keys.signing(ctx)
+func (s *keySet) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	k, err := s.keys.signing(ctx)
 	if err != nil {
-		return nil, internalError("loading the signing key", err)
+		return nil, InternalError("loading the signing key", err)
 	}
 	return k, nil
 }
 
 // SignatureAlgorithms lists the algorithms of the published keys.
-func (s *storage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+func (s *keySet) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
 	return []jose.SignatureAlgorithm{jose.RS256}, nil
 }
 
 // KeySet returns the published public keys.
-func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) {
-	keys, err := s.iss.keys.published(ctx)
+func (s *keySet) KeySet(ctx context.Context) ([]op.Key, error) {
+	keys, err := s.keys.published(ctx)
 	if err != nil {
-		return nil, internalError("loading the key set", err)
+		return nil, InternalError("loading the key set", err)
 	}
 	return keys, nil
 }
 
 // GetClientByClientID loads a client. A fresh value is returned on every
 // call: the server attaches per-request state to it.
-func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	if len(id) > maxClientIDLen {
+func (s *clients) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	if len(id) > MaxClientIDLen {
 		return nil, errNoSuchClient()
 	}
-	c, err := s.st().ClientByID(ctx, id)
+	c, err := s.store.ClientByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errNoSuchClient()
 	}
 	if err != nil {
 		return nil, oidc.ErrServerError().WithDescription("internal error").WithParent(err)
 	}
-	return &client{
+	return &Client{
 		stored:          c,
-		redirectURIs:    append(slices.Clone(c.RedirectURIs), s.cfg().AllowedRedirectURIs...),
-		idTokenLifetime: s.cfg().AccessTokenTTL,
-		allowedScopes:   s.iss.allowedScopes,
-		loginURL:        s.cfg().Issuer + loginPath,
+		redirectURIs:    append(slices.Clone(c.RedirectURIs), s.cfg.AllowedRedirectURIs...),
+		idTokenLifetime: s.cfg.AccessTokenTTL,
+		allowedScopes:   s.allowedScopes,
+		loginURL:        s.cfg.LoginURL,
 	}, nil
 }
 
-// errUnknownClient is the cause of errNoSuchClient, by which a refusal
+// ErrUnknownClient is the cause of errNoSuchClient, by which a refusal
 // of a client id that names no client is told from the others.
-var errUnknownClient = errors.New("unknown client")
+var ErrUnknownClient = errors.New("unknown client")
 
 // errNoSuchClient is the answer to a client id that names no client.
 func errNoSuchClient() *oidc.Error {
-	return oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(errUnknownClient)
+	return oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(ErrUnknownClient)
 }
 
 // AuthorizeClientIDSecret checks a client's secret in constant time, and
 // records a client that did not authenticate.
-func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+func (s *clients) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
 	c, err := s.GetClientByClientID(ctx, id)
-	if errors.Is(err, errUnknownClient) {
-		// Without errUnknownClient, so that VerifyClient does not record
+	if errors.Is(err, ErrUnknownClient) {
+		// Without ErrUnknownClient, so that VerifyClient does not record
 		// it again.
-		return s.iss.refuseClient(ctx, "", oidc.ErrInvalidClient().WithDescription("unknown client"))
+		return s.RefuseClient(ctx, "", oidc.ErrInvalidClient().WithDescription("unknown client"))
 	}
 	if err != nil {
 		return err
 	}
-	if !c.(*client).stored.CheckSecret(secret) {
-		return s.iss.refuseClient(ctx, id, errors.New("wrong client secret"))
+	if !c.(*Client).stored.CheckSecret(secret) {
+		return s.RefuseClient(ctx, id, errors.New("wrong client secret"))
 	}
 	return nil
 }
 
-// refuseClient records the refusal of a client that did not authenticate
+// RefuseClient records the refusal of a client that did not authenticate
 // at the token, revocation or introspection endpoint (a refusal,
 // aggregated), and returns refusal, or the server error when the event
 // was required and not recorded. clientID is empty when no client has the
 // id given: what is typed there may be a secret.
-func (i *Issuer) refuseClient(ctx context.Context, clientID string, refusal error) error {
+func (s *clients) RefuseClient(ctx context.Context, clientID string, refusal error) error {
 	reason := "bad_secret"
 	if clientID == "" {
 		reason = "unknown_client"
 	}
-	if err := i.recordRefusal(ctx, audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
-		return errAuditUnavailable(err)
+	if err := s.events.Refusal(ctx, audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
+		return ErrAuditUnavailable(err)
 	}
 	return refusal
 }
 
 // SetUserinfoFromScopes is the library's deprecated hook; the claims are
 // set by SetUserinfoFromRequest, as the library's documentation asks.
-func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+func (s *userinfo) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
 	return nil
 }
 
 // SetUserinfoFromRequest sets the ID token's profile claims, and its `sid`:
 // the id of the grant the token was issued from, which end-session revokes
-// (see endsession.go). The library builds ID tokens without a session id
+// (see package endsession). The library builds ID tokens without a session id
 // and calls only this hook with the request, so the claim is added here;
 // the userinfo endpoint goes through SetUserinfoFromToken and never shows
 // it.
-func (s *storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+func (s *userinfo) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	if err := s.fillUserinfo(ctx, info, req.GetSubject(), scopes); err != nil {
 		return err
 	}
 	if tr, ok := req.(tokenRequest); ok {
-		info.AppendClaims(sessionIDClaim, tr.grant().ID)
+		info.AppendClaims(SessionIDClaim, tr.grant().ID)
 	}
 	return nil
 }
 
-func (s *storage) fillUserinfo(ctx context.Context, info *oidc.UserInfo, userID string, scopes []string) error {
-	u, err := s.st().UserByID(ctx, userID)
+func (s *userinfo) fillUserinfo(ctx context.Context, info *oidc.UserInfo, userID string, scopes []string) error {
+	u, err := s.store.UserByID(ctx, userID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return oidc.ErrAccessDenied().WithDescription("the user no longer exists")
 		}
-		return internalError("reading the user", err)
+		return InternalError("reading the user", err)
 	}
 	if u.Disabled() {
 		return oidc.ErrAccessDenied().WithDescription("the user is disabled")
@@ -591,8 +573,8 @@ func (s *storage) fillUserinfo(ctx context.Context, info *oidc.UserInfo, userID 
 
 // SetUserinfoFromToken answers the userinfo endpoint for a verified access
 // token that is still active.
-func (s *storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
-	at, err := s.st().ActiveAccessToken(ctx, tokenID)
+func (s *userinfo) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
+	at, err := s.store.ActiveAccessToken(ctx, tokenID)
 	if err != nil || at.UserID != subject {
 		return oidc.ErrAccessDenied().WithDescription("the access token is not active")
 	}
@@ -604,15 +586,15 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo,
 // client's token is introspected by the broker's client (Config.ClientID),
 // which is the resource server in front of this provider (machine clients
 // cannot authenticate at the introspection endpoint).
-func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
-	at, err := s.st().ActiveAccessToken(ctx, tokenID)
+func (s *userinfo) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	at, err := s.store.ActiveAccessToken(ctx, tokenID)
 	if err == nil && at.UserID == "" {
 		return s.machineIntrospection(ctx, resp, at, subject, clientID)
 	}
 	if err != nil || at.UserID != subject || at.ClientID != clientID {
 		return errors.New("token not active for this client")
 	}
-	u, err := s.st().UserByID(ctx, at.UserID)
+	u, err := s.store.UserByID(ctx, at.UserID)
 	if err != nil || u.Disabled() {
 		return errors.New("user not active")
 	}
@@ -623,39 +605,39 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 
 // describeActive fills resp for the active access token at, whose subject
 // is subject: a user's id, or a machine client's.
-func (s *storage) describeActive(resp *oidc.IntrospectionResponse, at *store.AccessToken, subject string) {
+func (s *userinfo) describeActive(resp *oidc.IntrospectionResponse, at *store.AccessToken, subject string) {
 	resp.Scope = at.Scopes
 	resp.ClientID = at.ClientID
 	resp.TokenType = oidc.BearerToken
 	resp.Expiration = oidc.FromTime(at.ExpiresAt)
 	resp.IssuedAt = oidc.FromTime(at.CreatedAt)
 	resp.Subject = subject
-	resp.Audience = oidc.Audience{s.cfg().Audience}
-	resp.Issuer = s.cfg().Issuer
+	resp.Audience = oidc.Audience{s.cfg.Audience}
+	resp.Issuer = s.cfg.Issuer
 	resp.JWTID = at.ID
 	resp.AuthenticationMethodsReferences = at.AMR
 }
 
 // GetPrivateClaimsFromScopes adds no private claims.
-func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+func (s *userinfo) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
 	return nil, nil
 }
 
 // GetKeyByIDAndClientID serves the JWT profile grant and private_key_jwt
 // client authentication, neither of which is offered.
-func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+func (s *clients) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
 	return nil, oidc.ErrInvalidClient().WithDescription("client keys are not supported")
 }
 
 // ValidateJWTProfileScopes serves the JWT profile grant, which is not
 // offered.
-func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+func (s *clients) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
 	return nil, oidc.ErrUnsupportedGrantType()
 }
 
 // Health reports whether the database answers.
-func (s *storage) Health(ctx context.Context) error {
-	if err := s.st().Ping(ctx); err != nil {
+func (s *Storage) Health(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
 	return nil

@@ -1,0 +1,155 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// The token responses of the grants whose state the storage keeps: a
+// code, a refresh token (and a device code, device.go). Each records its
+// event; none is counted or logged anywhere else.
+
+// CodeExchange redeems an authorization code (single use: a replay revokes
+// what the code produced) and answers with our tokens.
+func (s *tokens) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
+	ar, err := s.all.redeemCode(ctx, r.Data.Code, r.Client.GetID())
+	if err != nil {
+		return nil, err
+	}
+	// The verifier is checked whenever the request carried a challenge, for
+	// confidential clients too, so PKCE cannot be stripped off.
+	if err := op.AuthorizeCodeChallenge(r.Data.CodeVerifier, ar.GetCodeChallenge()); err != nil {
+		return nil, err
+	}
+	if s.cfg.RequirePKCE && ar.CodeChallenge == "" {
+		// Issued before PKCE was required, or by a replica that does not
+		// require it: whoever holds it proves nothing more than that.
+		return nil, oidc.ErrInvalidGrant().WithDescription("PKCE is required: the code was issued without a code_challenge")
+	}
+	if r.Client.GetID() != ar.ClientID || r.Data.RedirectURI != ar.RedirectURI {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the code was issued to another client or redirect URI")
+	}
+	resp, err := s.TokenResponse(ctx, ar, r.Client, r.Data.Code, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.events.Record(ctx, audit.Event{Type: audit.CodeExchanged, Subject: ar.UserID, Username: ar.username, ClientID: ar.ClientID,
+		Refs: s.events.Refs(audit.RefCode, r.Data.Code, audit.RefGrant, ar.ID, audit.RefToken, resp.AccessToken, audit.RefRefresh, resp.RefreshToken)}); err != nil {
+		return nil, ErrAuditUnavailable(err)
+	}
+	if err := s.all.DeleteAuthRequest(ctx, ar.ID); err != nil {
+		s.log.WarnContext(ctx, "deleting a redeemed auth request failed", "error", err)
+	}
+	return op.NewResponse(resp), nil
+}
+
+// RefreshExchange rotates a refresh token: the presented one is used up, a new
+// one is returned, and presenting a used one again revokes the family
+// (unless it is the same client's retry within the reuse grace). The
+// token is looked up knowing the authenticated client, which the
+// library's lookup does not pass on.
+func (s *tokens) RefreshExchange(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
+	if len(r.Data.RefreshToken) > maxRefreshLength {
+		return nil, oidc.ErrInvalidGrant()
+	}
+	rr, err := s.refreshRequest(ctx, r.Data.RefreshToken, r.Client.GetID())
+	if err != nil {
+		return nil, err
+	}
+	if r.Client.GetID() != rr.ClientID {
+		return nil, oidc.ErrInvalidGrant()
+	}
+	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
+		return nil, err
+	}
+	resp, err := s.TokenResponse(ctx, rr, r.Client, "", r.Data.RefreshToken)
+	if err != nil {
+		return nil, err
+	}
+	e := audit.Event{Type: audit.RefreshRotated, Subject: rr.UserID, Username: rr.username, ClientID: rr.ClientID,
+		Refs: s.events.Refs(audit.RefRefresh, r.Data.RefreshToken, refSuccessor, resp.RefreshToken, audit.RefGrant, rr.Grant.ID, audit.RefToken, resp.AccessToken)}
+	if rr.retried {
+		e.Reason = "retry_within_grace"
+	}
+	if err := s.events.Record(ctx, e); err != nil {
+		return nil, ErrAuditUnavailable(err)
+	}
+	return op.NewResponse(resp), nil
+}
+
+// tokenRequest is what a token response is built from: a redeemed auth
+// request or a refresh-token request.
+type tokenRequest interface {
+	op.IDTokenRequest
+	grant() store.Grant
+	issued() *issuance
+}
+
+// TokenResponse issues an access token (and, when the grant includes
+// offline_access, a rotated or first refresh token, and with openid an ID
+// token) for req.
+func (s *tokens) TokenResponse(ctx context.Context, req tokenRequest, c op.Client, code, currentRefresh string) (*oidc.AccessTokenResponse, error) {
+	scopes := req.GetScopes()
+	var (
+		jti, refresh string
+		exp          time.Time
+		err          error
+	)
+	wantRefresh := currentRefresh != "" ||
+		(slices.Contains(scopes, oidc.ScopeOfflineAccess) && slices.Contains(c.GrantTypes(), oidc.GrantTypeRefreshToken))
+	if wantRefresh {
+		jti, refresh, exp, err = s.CreateAccessAndRefreshTokens(ctx, req, currentRefresh)
+	} else {
+		jti, exp, err = s.CreateAccessToken(ctx, req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	access, err := s.SignAccessToken(ctx, req, c.GetID(), jti, exp)
+	if err != nil {
+		return nil, err
+	}
+	resp := &oidc.AccessTokenResponse{
+		AccessToken:  access,
+		TokenType:    oidc.BearerToken,
+		RefreshToken: refresh,
+		ExpiresIn:    uint64(max(0, exp.Sub(s.cfg.Now()).Seconds())),
+		Scope:        scopes,
+	}
+	if slices.Contains(scopes, oidc.ScopeOpenID) {
+		resp.IDToken, err = op.CreateIDToken(ctx, s.cfg.Issuer, req, c.IDTokenLifetime(), access, code, s.all, c)
+		if err != nil {
+			return nil, InternalError("signing the ID token", err)
+		}
+	}
+	return resp, nil
+}
+
+// InternalError hides err from the client (it is logged by the library
+// through the error's parent) behind a generic server_error.
+func InternalError(what string, err error) *oidc.Error {
+	return oidc.ErrServerError().WithDescription("internal error").WithParent(errors.Join(errors.New(what), err))
+}
+
+// ErrAuditUnavailable is the token endpoint's answer when a required event
+// could not be recorded: nothing is issued. All a client learns is
+// MsgAuditUnavailable.
+func ErrAuditUnavailable(err error) *oidc.Error {
+	return oidc.ErrServerError().WithDescription(MsgAuditUnavailable).WithParent(err)
+}
+
+// MsgAuditUnavailable is all a client learns when an event that
+// NSAUTH_AUDIT_REQUIRED makes mandatory could not be recorded.
+const MsgAuditUnavailable = "audit unavailable"
+
+// refSuccessor names the HMAC of the refresh token a rotation issued, next
+// to the presented one's (audit.RefRefresh).
+const refSuccessor = "successor_hmac"
