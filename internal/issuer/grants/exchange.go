@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/issuer/storage"
 	"github.com/nsauth/nsauth/internal/store"
@@ -52,11 +53,12 @@ import (
 
 // Token exchange settings.
 const (
-	// DefaultExchangePerMinute is the default of Config.ExchangePerMinute.
-	DefaultExchangePerMinute = 30
+	// DefaultExchangePerMinute is the default of Config.ExchangePerMinute:
+	// the settings table's (internal/config).
+	DefaultExchangePerMinute = config.DefaultExchangePerMinute
 	// DefaultExchangePerPolicyMinute is the default of
-	// Config.ExchangePerPolicyMinute.
-	DefaultExchangePerPolicyMinute = 120
+	// Config.ExchangePerPolicyMinute: the settings table's.
+	DefaultExchangePerPolicyMinute = config.DefaultExchangePerPolicyMinute
 	// maxTokenRequestBytes bounds a token request's body: a CI ID token is
 	// a few KiB, and the federation verifier refuses more than 8.
 	maxTokenRequestBytes = 64 << 10
