@@ -11,7 +11,8 @@
 // it holds, one file each: discovery.go, keys.go (JWKS and signing),
 // authorize.go, token.go (code and refresh grants, revocation,
 // introspection, userinfo), device.go, machine.go, and traffic.go (request
-// counts, recorded requests and injected failures).
+// counts, recorded requests and injected failures); attacks.go is the
+// battery of hostile tokens.
 package oidctest
 
 import (
