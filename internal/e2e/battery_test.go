@@ -26,7 +26,7 @@ import (
 func TestCheckTokenBattery(t *testing.T) {
 	t.Parallel()
 	p := oidctest.New(t)
-	p.AddKey("ES256")
+	p.Keys.Add("ES256")
 	var attackerHits atomic.Int64
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		attackerHits.Add(1)

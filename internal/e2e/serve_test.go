@@ -291,7 +291,7 @@ func TestKeyRotationVerifiesAfterOneRefetch(t *testing.T) {
 	before := p.Count(oidctest.PathJWKS)
 	// Unknown key ids may cause one refetch per 30 s interval.
 	ahead.Store(int64(31 * time.Second))
-	p.RotateKey("ES256")
+	p.Keys.Rotate("ES256")
 	for range 10 {
 		if _, err := client.CheckToken(ctx, withBearer(&mgmtv1alpha1.CheckTokenRequest{}, p.AccessToken())); err != nil {
 			t.Fatalf("CheckToken after rotation: %v", err)

@@ -60,7 +60,7 @@ func (p *Provider) Attacks(attackerURL string) []Attack {
 		}
 		return c
 	}
-	key := p.SigningKey()
+	key := p.Keys.Current()
 	// typed adds typ at+jwt to headers that do not set a typ.
 	typed := func(headers map[string]any) map[string]any {
 		h := map[string]any{"typ": "at+jwt"}
@@ -89,9 +89,9 @@ func (p *Provider) Attacks(attackerURL string) []Attack {
 	pubDER, _ := x509.MarshalPKIXPublicKey(key.Private.Public())
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 
-	published := p.PublishedKey("ES256")
+	published := p.Keys.Published("ES256")
 	if published == nil {
-		panic("oidctest: Attacks needs a published ES256 key; call AddKey(\"ES256\") first")
+		panic("oidctest: Attacks needs a published ES256 key; call Keys.Add(\"ES256\") first")
 	}
 	ecWrong := NewKey("ES256")
 	ecWrong.ID = key.ID // right kid, wrong key (and the wrong type)

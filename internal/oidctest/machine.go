@@ -2,7 +2,6 @@ package oidctest
 
 import (
 	"net/http"
-	"net/url"
 	"time"
 )
 
@@ -17,9 +16,11 @@ const (
 	AccessTokenType = "urn:ietf:params:oauth:token-type:access_token"
 )
 
-// machineState is what the fake knows of machine clients: their secrets,
-// the subject tokens it trusts for them, and scripted answers.
-type machineState struct {
+// machineGrants answers the grants of machine clients (client credentials
+// and token exchange) and knows their secrets, the subject tokens it
+// trusts for them, and scripted answers. Its state is guarded by p.mu.
+type machineGrants struct {
+	p        *Provider
 	secrets  map[string]string          // client ID → secret
 	subjects map[string]*subjectGrant   // subject token → what it stands for
 	answers  map[string][]scriptedError // by grant type, first first
@@ -37,24 +38,12 @@ type scriptedError struct {
 	code   string
 }
 
-func (p *Provider) machineLocked() *machineState {
-	if p.machine == nil {
-		p.machine = &machineState{
-			secrets:  map[string]string{},
-			subjects: map[string]*subjectGrant{},
-			answers:  map[string][]scriptedError{},
-			grants:   map[string]int{},
-		}
-	}
-	return p.machine
-}
-
 // AddMachineClient registers a confidential client that may use the
 // client credentials grant.
 func (p *Provider) AddMachineClient(id, secret string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.machineLocked().secrets[id] = secret
+	p.machine.secrets[id] = secret
 }
 
 // MintSubjectToken returns a subject token, as a CI system gives a job, that
@@ -65,11 +54,11 @@ func (p *Provider) MintSubjectToken(clientID string, ttl time.Duration) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	tok := p.signLocked(map[string]any{
+	tok := p.Keys.Sign(map[string]any{
 		"iss": "https://ci.example.test", "sub": "repo:example/app:ref:refs/heads/main", "aud": p.Issuer,
 		"iat": now.Unix(), "exp": now.Add(ttl).Unix(), "jti": randomString(12),
 	}, nil)
-	p.machineLocked().subjects[tok] = &subjectGrant{clientID: clientID, expires: now.Add(ttl)}
+	p.machine.subjects[tok] = &subjectGrant{clientID: clientID, expires: now.Add(ttl)}
 	return tok
 }
 
@@ -79,7 +68,7 @@ func (p *Provider) MintSubjectToken(clientID string, ttl time.Duration) string {
 func (p *Provider) FailNextGrant(grantType string, status int, code string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := p.machineLocked()
+	m := p.machine
 	m.answers[grantType] = append(m.answers[grantType], scriptedError{status, code})
 }
 
@@ -87,19 +76,19 @@ func (p *Provider) FailNextGrant(grantType string, status int, code string) {
 func (p *Provider) GrantCount(grantType string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.machineLocked().grants[grantType]
+	return p.machine.grants[grantType]
 }
 
-// machineToken answers the client credentials and token-exchange grants;
-// handled is false for other grants. The form is parsed.
-func (p *Provider) machineToken(w http.ResponseWriter, r *http.Request) (handled bool) {
+// serve answers the client credentials and token-exchange grants at the
+// token endpoint; handled is false for other grants. The form is parsed.
+func (m *machineGrants) serve(w http.ResponseWriter, r *http.Request) (handled bool) {
+	p := m.p
 	gt := r.PostForm.Get("grant_type")
 	if gt != clientCredentialsGrantType && gt != TokenExchangeGrantType {
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := p.machineLocked()
 	m.grants[gt]++
 	if answers := m.answers[gt]; len(answers) > 0 {
 		m.answers[gt] = answers[1:]
@@ -109,13 +98,7 @@ func (p *Provider) machineToken(w http.ResponseWriter, r *http.Request) (handled
 	var clientID, scope string
 	switch gt {
 	case clientCredentialsGrantType:
-		id, secret, basic := r.BasicAuth()
-		if basic { // RFC 6749 §2.3.1: form-encoded before Basic
-			id, _ = url.QueryUnescape(id)
-			secret, _ = url.QueryUnescape(secret)
-		} else {
-			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-		}
+		id, secret := clientCredentials(r)
 		want, ok := m.secrets[id]
 		if !ok || secret != want || secret == "" {
 			oauthError(w, http.StatusUnauthorized, "invalid_client")
@@ -136,11 +119,12 @@ func (p *Provider) machineToken(w http.ResponseWriter, r *http.Request) (handled
 		clientID, scope = g.clientID, r.PostForm.Get("scope")
 	}
 	now := p.now()
-	at := p.signLocked(map[string]any{
+	ttl := p.tokens.accessTTL
+	at := p.Keys.Sign(map[string]any{
 		"iss": p.Issuer, "sub": clientID, "aud": p.Audience, "client_id": clientID,
-		"iat": now.Unix(), "exp": now.Add(p.accessTTL).Unix(), "jti": randomString(12), "scope": scope,
+		"iat": now.Unix(), "exp": now.Add(ttl).Unix(), "jti": randomString(12), "scope": scope,
 	}, map[string]any{"typ": "at+jwt"})
-	resp := map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int64(p.accessTTL / time.Second)}
+	resp := map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int64(ttl / time.Second)}
 	if scope != "" {
 		resp["scope"] = scope
 	}

@@ -37,7 +37,7 @@ func TestTokenVerificationBattery(t *testing.T) {
 
 func runBattery(t *testing.T, typeRequired bool) {
 	p := oidctest.New(t)
-	p.AddKey("ES256")
+	p.Keys.Add("ES256")
 	var attackerHits atomic.Int64
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		attackerHits.Add(1)

@@ -143,7 +143,7 @@ func TestKeyRotationCausesOneRefetch(t *testing.T) {
 	// Unknown key ids trigger at most one refetch per interval (30 s), so
 	// the rotation happens a little after the first fetch.
 	clock.Advance(31 * time.Second)
-	p.RotateKey("ES256")
+	p.Keys.Rotate("ES256")
 	rotated := p.AccessToken()
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
@@ -223,15 +223,15 @@ func TestRemovedKeyStopsVerifying(t *testing.T) {
 	t.Parallel()
 	p := oidctest.New(t)
 	v, clock := newVerifier(t, p, nil)
-	old := p.SigningKey()
+	old := p.Keys.Current()
 	tok := p.AccessToken()
 	for range 2 { // the second time from the verifier's cache
 		if _, err := v.Verify(context.Background(), tok); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.RotateKey("RS256")
-	p.RemoveKey(old.ID)
+	p.Keys.Rotate("RS256")
+	p.Keys.Remove(old.ID)
 	clock.Advance(11 * time.Minute) // past the key set's MaxAge, within the token's 15 min
 	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, authn.ErrInvalidToken) {
 		t.Fatalf("token signed by a removed key: err = %v, want ErrInvalidToken", err)

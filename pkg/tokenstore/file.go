@@ -9,11 +9,6 @@ import (
 	"path/filepath"
 )
 
-// checkDir checks the token directory, creating it (mode 0700, parents
-// included) when create is set. A missing directory with create unset is
-// ErrNotFound.
-func (s *Store) checkDir(create bool) error { return checkPrivateDir(s.dir, create) }
-
 // checkPrivateDir checks a directory of the store (the token directory or
 // a server's), as checkDir does.
 func checkPrivateDir(dir string, create bool) error {

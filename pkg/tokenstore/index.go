@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 )
 
 // indexFile records, in a server's directory, which account is active.
@@ -21,17 +20,13 @@ type index struct {
 	Active string `json:"active"`
 }
 
-func (s *Store) indexPath(apiURL string) string {
-	return filepath.Join(s.serverDir(apiURL), indexFile)
-}
-
 // readIndex returns apiURL's index, or an error wrapping ErrNotFound when
 // the server has none (never logged in to, or stored before accounts).
 func (s *Store) readIndex(apiURL string) (*index, error) {
-	if err := checkPrivateDir(s.serverDir(apiURL), false); err != nil {
+	if err := checkPrivateDir(s.files.serverDir(apiURL), false); err != nil {
 		return nil, err
 	}
-	path := s.indexPath(apiURL)
+	path := s.files.indexPath(apiURL)
 	data, err := readPrivateFile(path)
 	if err != nil {
 		return nil, err
@@ -55,14 +50,14 @@ func (s *Store) readIndex(apiURL string) (*index, error) {
 // writeIndex records active (an ID, or empty for none) as apiURL's active
 // account.
 func (s *Store) writeIndex(apiURL, active string) error {
-	if err := checkPrivateDir(s.serverDir(apiURL), true); err != nil {
+	if err := checkPrivateDir(s.files.serverDir(apiURL), true); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(index{Version: entryVersion, APIURL: apiURL, Active: active}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the index: %w", err)
 	}
-	return writeFileAtomic(s.indexPath(apiURL), append(data, '\n'))
+	return writeFileAtomic(s.files.indexPath(apiURL), append(data, '\n'))
 }
 
 // Accounts returns the entries of apiURL's accounts as LoadMetadata does
@@ -72,7 +67,7 @@ func (s *Store) writeIndex(apiURL, active string) error {
 // its one entry as the active account; when that entry's secrets are in
 // the keyring, the keyring is read to find out whose they are.
 func (s *Store) Accounts(apiURL string) (entries []*Entry, active string, err error) {
-	if err := s.checkDir(false); err != nil {
+	if err := s.files.checkDir(false); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, "", nil
 		}
@@ -116,7 +111,7 @@ func (s *Store) SetActive(apiURL, account string) error {
 	if account == "" {
 		return errors.New("tokenstore: SetActive needs an account")
 	}
-	if err := s.checkDir(true); err != nil {
+	if err := s.files.checkDir(true); err != nil {
 		return err
 	}
 	if err := s.migrate(apiURL); err != nil {

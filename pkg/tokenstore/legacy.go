@@ -33,7 +33,7 @@ func legacyKeyringUser(apiURL string) string { return apiURL }
 // leftover old file, which is removed next time and never read again (the
 // account's file may hold a newer, rotated, refresh token by then).
 func (s *Store) migrate(apiURL string) error {
-	if !fileExists(s.legacyPath(apiURL)) {
+	if !fileExists(s.files.legacyPath(apiURL)) {
 		return nil
 	}
 	_, err := s.readIndex(apiURL)
@@ -43,7 +43,7 @@ func (s *Store) migrate(apiURL string) error {
 	case !errors.Is(err, ErrNotFound):
 		return err
 	}
-	e, err := readEntryFile(s.legacyPath(apiURL), apiURL, "")
+	e, err := readEntryFile(s.files.legacyPath(apiURL), apiURL, "")
 	if err == nil {
 		e, err = s.withSecrets(e, legacyKeyringUser(apiURL))
 	}
@@ -73,14 +73,14 @@ func (s *Store) migrate(apiURL string) error {
 // keyring item that cannot be deleted stays behind in the user's own
 // keyring, unread: that is no reason to fail the write that moved it.
 func (s *Store) removeLegacy(apiURL string) error {
-	path := s.legacyPath(apiURL)
+	path := s.files.legacyPath(apiURL)
 	if e, err := readEntryFile(path, apiURL, ""); err == nil && e.Storage == StorageKeyring {
 		_ = s.keyring.Delete(keyringService, legacyKeyringUser(apiURL))
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing the old token file: %w", err)
 	}
-	return syncDir(s.dir)
+	return syncDir(s.files.dir)
 }
 
 // deleteLegacy is DeleteAccount for a store written before accounts.
@@ -93,5 +93,5 @@ func (s *Store) deleteLegacy(apiURL, account string) (bool, error) {
 			return false, err
 		}
 	}
-	return s.removeEntry(s.legacyPath(apiURL), apiURL, "", legacyKeyringUser(apiURL))
+	return s.removeEntry(s.files.legacyPath(apiURL), apiURL, "", legacyKeyringUser(apiURL))
 }

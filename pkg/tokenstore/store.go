@@ -3,8 +3,6 @@ package tokenstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,7 +43,7 @@ type Config struct {
 // given to its methods must be normalized with [NormalizeAPIURL]: two
 // spellings of one server would otherwise be two entries.
 type Store struct {
-	dir     string
+	files   layout
 	keyring Keyring
 	now     func() time.Time
 }
@@ -61,11 +59,11 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{dir: filepath.Join(cfg.Dir, "tokens"), keyring: cfg.Keyring, now: cfg.Now}, nil
+	return &Store{files: layout{dir: filepath.Join(cfg.Dir, "tokens")}, keyring: cfg.Keyring, now: cfg.Now}, nil
 }
 
 // Dir returns the directory that holds the token files.
-func (s *Store) Dir() string { return s.dir }
+func (s *Store) Dir() string { return s.files.dir }
 
 // Path returns the file that holds apiURL's active account's entry (apiURL
 // must be normalized with [NormalizeAPIURL]); when no account is recorded
@@ -74,56 +72,15 @@ func (s *Store) Dir() string { return s.dir }
 // [Store.AccountPath] for any account's file.
 func (s *Store) Path(apiURL string) string {
 	if idx, err := s.readIndex(apiURL); err == nil && idx.Active != "" {
-		return s.AccountPath(apiURL, idx.Active)
+		return s.files.accountPath(apiURL, idx.Active)
 	}
-	return s.legacyPath(apiURL)
+	return s.files.legacyPath(apiURL)
 }
 
 // AccountPath returns the file that holds the entry of apiURL's account
 // with the given ID (an [Account.ID]).
 func (s *Store) AccountPath(apiURL, accountID string) string {
-	return filepath.Join(s.serverDir(apiURL), accountID+".json")
-}
-
-// serverDir holds one server's account files and its index.
-func (s *Store) serverDir(apiURL string) string {
-	return filepath.Join(s.dir, fileStem(apiURL))
-}
-
-// legacyPath is the one entry file of a server in format 1, before
-// accounts.
-func (s *Store) legacyPath(apiURL string) string {
-	return filepath.Join(s.dir, fileStem(apiURL)+".json")
-}
-
-// lockPath is the server's lock, the same for all its accounts and as it
-// was before accounts: an older nsauth refreshing at the same time still
-// excludes a newer one.
-func (s *Store) lockPath(apiURL string) string {
-	return filepath.Join(s.dir, fileStem(apiURL)+".lock")
-}
-
-// fileStem names an entry's files: the host and port, readable by people
-// listing the directory, then a digest of the whole URL so that URLs which
-// differ only in path or scheme do not collide.
-func fileStem(apiURL string) string {
-	sum := sha256.Sum256([]byte(apiURL))
-	host := apiURL
-	if _, rest, ok := strings.Cut(apiURL, "://"); ok {
-		host, _, _ = strings.Cut(rest, "/")
-	}
-	clean := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '-':
-			return r
-		default:
-			return '_'
-		}
-	}, strings.ToLower(host))
-	if len(clean) > 64 {
-		clean = clean[:64]
-	}
-	return clean + "-" + hex.EncodeToString(sum[:6])
+	return s.files.accountPath(apiURL, accountID)
 }
 
 // Load returns the entry of apiURL's active account with its secrets, from
@@ -170,7 +127,7 @@ func (s *Store) LoadAccountMetadata(apiURL, account string) (*Entry, error) {
 // locate finds the entry that account designates (see LoadAccount), and
 // the keyring item that holds its secrets.
 func (s *Store) locate(apiURL, account string) (*Entry, string, error) {
-	if err := s.checkDir(false); err != nil {
+	if err := s.files.checkDir(false); err != nil {
 		return nil, "", err
 	}
 	idx, err := s.readIndex(apiURL)
@@ -209,7 +166,7 @@ func (s *Store) locate(apiURL, account string) (*Entry, string, error) {
 
 // locateLegacy is locate for a server stored before accounts.
 func (s *Store) locateLegacy(apiURL, account string) (*Entry, string, error) {
-	e, err := readEntryFile(s.legacyPath(apiURL), apiURL, "")
+	e, err := readEntryFile(s.files.legacyPath(apiURL), apiURL, "")
 	if err != nil {
 		return nil, "", err
 	}
@@ -260,12 +217,12 @@ func (s *Store) readAccount(apiURL, id string) (*Entry, error) {
 	if !validAccountID(id) {
 		return nil, fmt.Errorf("%w: %q is not an account ID", ErrUnknownAccount, id)
 	}
-	return readEntryFile(s.AccountPath(apiURL, id), apiURL, id)
+	return readEntryFile(s.files.accountPath(apiURL, id), apiURL, id)
 }
 
 // readAccounts reads the files of all apiURL's accounts, sorted by name.
 func (s *Store) readAccounts(apiURL string) ([]*Entry, error) {
-	dir := s.serverDir(apiURL)
+	dir := s.files.serverDir(apiURL)
 	if err := checkPrivateDir(dir, false); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil
@@ -381,7 +338,7 @@ func (s *Store) Save(e *Entry) error {
 	if e.Storage != StorageFile && e.Storage != StorageKeyring {
 		return fmt.Errorf("tokenstore: unknown storage %q", e.Storage)
 	}
-	if err := s.checkDir(true); err != nil {
+	if err := s.files.checkDir(true); err != nil {
 		return err
 	}
 	if err := s.migrate(e.APIURL); err != nil {
@@ -417,11 +374,11 @@ func (s *Store) Save(e *Entry) error {
 // writeAccount writes e, whose Account is set, to its account's file and
 // keyring item.
 func (s *Store) writeAccount(e *Entry) error {
-	if err := checkPrivateDir(s.serverDir(e.APIURL), true); err != nil {
+	if err := checkPrivateDir(s.files.serverDir(e.APIURL), true); err != nil {
 		return err
 	}
 	user := keyringUser(e.APIURL, e.Account.ID)
-	path := s.AccountPath(e.APIURL, e.Account.ID)
+	path := s.files.accountPath(e.APIURL, e.Account.ID)
 	fe := fileEntry{Version: entryVersion, Entry: *e}
 	switch e.Storage {
 	case StorageKeyring:
@@ -462,7 +419,7 @@ func (s *Store) Delete(apiURL string) (bool, error) {
 // A file that cannot be read (insecure, corrupt) is still deleted when
 // account is empty or the file's ID, so that a bad entry can be removed.
 func (s *Store) DeleteAccount(apiURL, account string) (bool, error) {
-	if err := s.checkDir(false); err != nil {
+	if err := s.files.checkDir(false); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
@@ -482,7 +439,7 @@ func (s *Store) DeleteAccount(apiURL, account string) (bool, error) {
 	switch {
 	case account == "":
 		id = idx.Active
-	case validAccountID(account) && fileExists(s.AccountPath(apiURL, account)):
+	case validAccountID(account) && fileExists(s.files.accountPath(apiURL, account)):
 	default:
 		entries, err := s.readAccounts(apiURL)
 		if err != nil {
@@ -500,7 +457,7 @@ func (s *Store) DeleteAccount(apiURL, account string) (bool, error) {
 	if id == "" {
 		return false, nil
 	}
-	existed, err := s.removeEntry(s.AccountPath(apiURL, id), apiURL, id, keyringUser(apiURL, id))
+	existed, err := s.removeEntry(s.files.accountPath(apiURL, id), apiURL, id, keyringUser(apiURL, id))
 	if err != nil {
 		return existed, err
 	}
@@ -511,10 +468,10 @@ func (s *Store) DeleteAccount(apiURL, account string) (bool, error) {
 	case len(rest) == 0:
 		// Nothing left: the next account saved becomes active, as on a
 		// server never logged in to.
-		if err := os.Remove(s.indexPath(apiURL)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(s.files.indexPath(apiURL)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return existed, fmt.Errorf("deleting tokens: %w", err)
 		}
-		return existed, syncDir(s.serverDir(apiURL))
+		return existed, syncDir(s.files.serverDir(apiURL))
 	case id == idx.Active:
 		return existed, s.writeIndex(apiURL, "")
 	}
@@ -551,8 +508,8 @@ func fileExists(path string) bool {
 // accounts), waiting until ctx ends. Hold it from reading an entry to
 // writing its replacement. The returned function releases it.
 func (s *Store) Lock(ctx context.Context, apiURL string) (unlock func(), err error) {
-	if err := s.checkDir(true); err != nil {
+	if err := s.files.checkDir(true); err != nil {
 		return nil, err
 	}
-	return lockFile(ctx, s.lockPath(apiURL))
+	return lockFile(ctx, s.files.lockPath(apiURL))
 }
