@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -211,7 +212,7 @@ func (g *loginGuard) deviceOf(r *http.Request, account string) (string, bool) {
 		return "", false
 	}
 	parts := strings.Split(c.Value, ".")
-	if len(parts) != 4 || parts[0] != "v1" || !isRandomToken(parts[1], deviceIDBytes) {
+	if len(parts) != 4 || parts[0] != "v1" || !web.IsRandomToken(parts[1], deviceIDBytes) {
 		return "", false
 	}
 	expiry, err := strconv.ParseInt(parts[2], 10, 64)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -95,7 +96,7 @@ func (i *Issuer) showDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	if len(typed) > 4*userCodeLen {
 		typed = ""
 	}
-	csrf := i.csrfCookie(w, r)
+	csrf := i.csrf.Cookie(w, r)
 	i.render(w, http.StatusOK, "device.html", deviceEntryPage{Title: "Connect a device", CSRF: csrf, UserCode: typed}, "")
 }
 
@@ -113,25 +114,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 		}
 		return true
 	}
-	if !i.sameOrigin(r) {
-		if refused(reasonCSRF) {
-			i.message(w, http.StatusForbidden, page.Title, msgForged)
-		}
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxDeviceFormBytes)
-	if err := r.ParseForm(); err != nil {
-		i.message(w, http.StatusBadRequest, page.Title, msgForged)
-		return
-	}
-	csrf, ok := i.checkCSRF(r, r.PostForm.Get("csrf"))
-	if !ok {
-		if refused(reasonCSRF) {
-			i.message(w, http.StatusForbidden, page.Title, msgForged)
-		}
-		return
-	}
-	page.CSRF = csrf
+	page.CSRF = web.Token(r)
 	typed := r.PostForm.Get("user_code")
 	if len(typed) <= 4*userCodeLen {
 		page.UserCode = typed
@@ -246,20 +229,7 @@ func (i *Issuer) showDeviceApproval(w http.ResponseWriter, ctx context.Context, 
 // submitDeviceDecision records the approval page's answer.
 func (i *Issuer) submitDeviceDecision(w http.ResponseWriter, r *http.Request) {
 	const title = "Approve device login"
-	if !i.sameOrigin(r) {
-		i.message(w, http.StatusForbidden, title, msgForged)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxDeviceFormBytes)
-	if err := r.ParseForm(); err != nil {
-		i.message(w, http.StatusBadRequest, title, msgForged)
-		return
-	}
-	csrf, ok := i.checkCSRF(r, r.PostForm.Get("csrf"))
-	if !ok {
-		i.message(w, http.StatusForbidden, title, msgForged)
-		return
-	}
+	csrf := web.Token(r)
 	var approve bool
 	switch r.PostForm.Get("decision") {
 	case "approve":

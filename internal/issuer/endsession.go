@@ -11,6 +11,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 )
 
 // End-session (OpenID Connect RP-Initiated Logout 1.0). The provider keeps
@@ -159,8 +160,8 @@ func (s *server) endSession(w http.ResponseWriter, r *http.Request) {
 		ClientID:              p.ClientID,
 		PostLogoutRedirectURI: p.PostLogoutRedirectURI,
 		State:                 p.State,
-		CSRF:                  s.iss.csrfCookie(w, r),
-	}, origin(es.redirect))
+		CSRF:                  s.iss.csrf.Cookie(w, r),
+	}, web.Origin(es.redirect))
 }
 
 type logoutPage struct {
@@ -177,19 +178,8 @@ type logoutPage struct {
 // hint names (an expired hint is enough, now that the user confirmed on
 // our page), or nothing without a hint, and sends the browser on.
 func (s *server) confirmLogout(w http.ResponseWriter, r *http.Request) {
-	if !s.iss.sameOrigin(r) {
-		s.iss.message(w, http.StatusForbidden, titleSignOut, msgSignOutForged)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxEndSessionFormBytes)
-	if err := r.ParseForm(); err != nil {
-		s.iss.message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)
-		return
-	}
-	if _, ok := s.iss.checkCSRF(r, r.PostForm.Get("csrf")); !ok {
-		s.iss.message(w, http.StatusForbidden, titleSignOut, msgSignOutForged)
-		return
-	}
+	// The form guard (web.Guard, at the route) checked the origin, the
+	// size and the CSRF token, and parsed the form.
 	p, ok := readEndSessionParams(r.PostForm)
 	if !ok {
 		s.iss.message(w, http.StatusBadRequest, titleSignOut, msgSignOutInvalid)

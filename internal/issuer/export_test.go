@@ -15,3 +15,20 @@ func (i *Issuer) DeviceStorage() op.DeviceAuthorizationStorage { return i.storag
 
 // NewPasskeyName is the name the offer of one more passkey suggests.
 var NewPasskeyName = newPasskeyName
+
+// Route is a pattern of the provider's mux and whether the form guard
+// wraps it.
+type Route struct {
+	Pattern string
+	Guarded bool
+}
+
+// Routes lists every pattern the provider's mux serves, from the table
+// it was built from.
+func (i *Issuer) Routes() []Route {
+	out := make([]Route, len(i.routes))
+	for j, r := range i.routes {
+		out[j] = Route{Pattern: r.pattern, Guarded: r.guarded}
+	}
+	return out
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -86,7 +87,7 @@ func (fl *loginFlow) formTarget() string {
 	if fl.ar == nil {
 		return ""
 	}
-	return origin(fl.ar.RedirectURI)
+	return web.Origin(fl.ar.RedirectURI)
 }
 
 // Messages of flows that end without a client.
@@ -248,7 +249,7 @@ var (
 // its user, still enabled. It fails with errStepIncomplete, errStepGone,
 // errRequestExpired (the auth request) or a store error.
 func (i *Issuer) openStep(ctx context.Context, id, token, csrf string, kinds ...string) (*loginFlow, *store.PendingMFA, error) {
-	if len(id) > maxAuthRequestIDLen || !isRandomToken(token, 32) {
+	if len(id) > maxAuthRequestIDLen || !web.IsRandomToken(token, 32) {
 		return nil, nil, errStepIncomplete
 	}
 	p, err := i.st.PendingMFA(ctx, pendingKey(token, csrf))

@@ -60,6 +60,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/federation"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
@@ -258,6 +259,15 @@ type Issuer struct {
 	federation *federation.Verifier
 	handler    http.Handler
 	log        *slog.Logger
+	// pages renders the pages; csrf is their CSRF cookie; forms is the
+	// guard every form post goes through (package web).
+	pages web.Renderer
+	csrf  web.CSRF
+	forms *web.Guard
+	// formRefusals throttles the log lines of refused form posts.
+	formRefusals *refusalLog
+	// routes is the mux's table (routes.table).
+	routes []route
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -382,6 +392,10 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
 	iss.refusals = newRefusalLog()
+	iss.formRefusals = newRefusalLog()
+	iss.pages = web.Renderer{Log: cfg.Logger}
+	iss.csrf = web.CSRF{Secure: iss.secure, MaxAge: AuthRequestTTL}
+	iss.forms = web.NewGuard(iss.origin, iss.csrf, iss.pages, iss.formRefused)
 	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
 	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
 	h, err := iss.newHandler()
@@ -499,7 +513,6 @@ const (
 	logoutPath     = "/logout"
 	loginPath      = "/login"
 	loggedOutPath  = "/logged-out"
-	assetsPath     = "/assets/"
 	// devicePath is the verification URI of the device flow: where users
 	// enter the code their device shows.
 	devicePath = "/device"
@@ -533,26 +546,75 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	// login page issues the code itself, so the route answers 404.
 	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
 
-	mux := http.NewServeMux()
-	mux.Handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
-	mux.Handle("GET "+loginPath, http.HandlerFunc(i.showLogin))
-	mux.Handle("POST "+loginPath, http.HandlerFunc(i.submitLogin))
-	mux.Handle("POST "+mfaPath, http.HandlerFunc(i.submitSecondFactor))
-	mux.Handle("POST "+mfaEnrollPath, http.HandlerFunc(i.submitEnrollment))
-	mux.Handle("POST "+mfaContinuePath, http.HandlerFunc(i.submitContinue))
-	mux.Handle("GET "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.showEnrolLink)))
-	mux.Handle("POST "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.submitEnrolLink)))
-	mux.Handle(endSessionPath, http.HandlerFunc(srv.endSession))
-	mux.Handle("POST "+logoutPath, http.HandlerFunc(srv.confirmLogout))
-	mux.Handle("GET "+devicePath, http.HandlerFunc(i.showDeviceEntry))
-	mux.Handle("POST "+devicePath, http.HandlerFunc(i.submitDeviceEntry))
-	mux.Handle("POST "+deviceDecisionPath, http.HandlerFunc(i.submitDeviceDecision))
-	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
-	mux.Handle("GET "+assetsPath, assetHandler())
-	i.routePasskeys(mux)
-	mux.Handle(endpoints().Token.Relative(), postOnly(i.routeTokenExchange(i.limitMachineTokens(oidcHandler)), endpoints()))
-	mux.Handle("/", postOnly(oidcHandler, endpoints()))
-	return securityHeaders(i.withRequestInfo(mux)), nil
+	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
+	signIn := func(limit int64) web.Form { return web.Form{Limit: limit, Title: "Sign in"} }
+	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
+	rt.handle("GET "+loginPath, http.HandlerFunc(i.showLogin))
+	rt.form("POST "+loginPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitLogin))
+	rt.form("POST "+mfaPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitSecondFactor))
+	rt.form("POST "+mfaEnrollPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitEnrollment))
+	rt.form("POST "+mfaContinuePath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitContinue))
+	rt.handle("GET "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.showEnrolLink)))
+	// The authorize limit comes first: a refused post costs no more than it.
+	rt.handle("POST "+EnrolLinkPath, i.limitAuthorize(rt.guarded("POST "+EnrolLinkPath,
+		web.Form{Limit: maxLoginFormBytes, Title: titleEnrolByLink}, http.HandlerFunc(i.submitEnrolLink))))
+	// End-session itself is the client's site sending the browser here,
+	// across origins by design: not a form of ours, not guarded.
+	rt.handle(endSessionPath, http.HandlerFunc(srv.endSession))
+	rt.form("POST "+logoutPath, web.Form{Limit: maxEndSessionFormBytes, Title: titleSignOut, Forged: msgSignOutForged},
+		http.HandlerFunc(srv.confirmLogout))
+	rt.handle("GET "+devicePath, http.HandlerFunc(i.showDeviceEntry))
+	rt.form("POST "+devicePath, web.Form{Limit: maxDeviceFormBytes, Title: "Connect a device"}, http.HandlerFunc(i.submitDeviceEntry))
+	rt.form("POST "+deviceDecisionPath, web.Form{Limit: maxDeviceFormBytes, Title: "Approve device login"},
+		http.HandlerFunc(i.submitDeviceDecision))
+	rt.handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
+	rt.handle("GET "+web.AssetsPath, web.Assets())
+	rt.form("POST "+passkeyBeginPath, web.Form{Kind: web.JSONPost, Limit: maxPasskeyBeginBytes}, http.HandlerFunc(i.beginPasskey))
+	rt.form("POST "+passkeyFinishPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.finishPasskey))
+	rt.form("POST "+passkeyRegisterPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.submitPasskeyRegistration))
+	rt.form("POST "+passkeySkipPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.skipPasskey))
+	rt.form("POST "+mfaPasskeyPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.submitPasskeySecondFactor))
+	rt.form("POST "+mfaPasskeyEnrollPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.submitPasskeyEnroll))
+	rt.handle(endpoints().Token.Relative(), postOnly(i.routeTokenExchange(i.limitMachineTokens(oidcHandler)), endpoints()))
+	rt.handle("/", postOnly(oidcHandler, endpoints()))
+	i.routes = rt.table
+	return web.SecurityHeaders(i.withRequestInfo(rt.mux)), nil
+}
+
+// route is one pattern of the provider's mux, and whether the form guard
+// (web.Guard) wraps it.
+type route struct {
+	pattern string
+	guarded bool
+}
+
+// routes registers the provider's routes and keeps their table, so that a
+// test can walk every form post and prove the guard wraps it.
+type routes struct {
+	mux   *http.ServeMux
+	guard *web.Guard
+	table []route
+}
+
+func (rt *routes) handle(pattern string, h http.Handler) {
+	rt.mux.Handle(pattern, h)
+	for j := range rt.table {
+		if rt.table[j].pattern == pattern {
+			return // guarded() listed it
+		}
+	}
+	rt.table = append(rt.table, route{pattern: pattern})
+}
+
+// guarded returns h behind the form guard, and lists pattern as guarded.
+func (rt *routes) guarded(pattern string, f web.Form, h http.Handler) http.Handler {
+	rt.table = append(rt.table, route{pattern: pattern, guarded: true})
+	return rt.guard.Wrap(f, h)
+}
+
+// form registers a form post of ours behind the guard.
+func (rt *routes) form(pattern string, f web.Form, h http.Handler) {
+	rt.handle(pattern, rt.guarded(pattern, f, h))
 }
 
 // supportedScopes is what discovery advertises.

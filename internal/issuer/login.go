@@ -1,17 +1,10 @@
 package issuer
 
 import (
-	"bytes"
 	"context"
-	"crypto/subtle"
-	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"html/template"
-	"io/fs"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,12 +14,10 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
 )
-
-//go:embed web
-var webFiles embed.FS
 
 // Messages shown on the login page. The wrong-credentials one is the same
 // whether the user is unknown, disabled or typed the wrong password.
@@ -36,8 +27,7 @@ const (
 	msgBusy             = "The server is busy checking other sign-ins. Try again in a moment."
 	msgExpired          = "This sign-in link has expired or was already used. Start the login again from your terminal."
 	msgIncomplete       = "This sign-in link is incomplete. Start the login again from your terminal."
-	msgForged           = "This form could not be verified. Go back, reload the page and sign in again."
-	msgInternal         = "Something went wrong on the server. Try again in a moment."
+	msgInternal         = web.MsgInternal
 	msgLoggedOut        = "You are signed out. You can close this window."
 )
 
@@ -57,57 +47,13 @@ type loginPage struct {
 	Passkeys bool
 }
 
-type messagePage struct {
-	Title   string
-	Message string
-}
-
-var pageTemplates = template.Must(template.New("").ParseFS(webFiles, "web/templates/*.html"))
-
-func assetHandler() http.Handler {
-	sub, err := fs.Sub(webFiles, "web/assets")
-	if err != nil {
-		return http.NotFoundHandler()
-	}
-	return http.StripPrefix(assetsPath, http.FileServerFS(sub))
-}
-
-// render writes a page with the login CSP. formTarget is the origin the
-// form's redirect goes to (CSP form-action covers redirects after a form
-// submission); empty allows only our own origin.
+// render writes a page (web.Renderer.Render).
 func (i *Issuer) render(w http.ResponseWriter, status int, name string, data any, formTarget string) {
-	var buf bytes.Buffer
-	if err := pageTemplates.ExecuteTemplate(&buf, name, data); err != nil {
-		i.log.Error("rendering a page failed", "page", name, "error", err)
-		http.Error(w, msgInternal, http.StatusInternalServerError)
-		return
-	}
-	formAction := "'self'"
-	if formTarget != "" {
-		formAction += " " + formTarget
-	}
-	h := w.Header()
-	// Only pages that run our passkey script may run scripts, and only
-	// ours: same origin, no inline code.
-	scripts := ""
-	if p, ok := data.(interface{ scripted() bool }); ok && p.scripted() {
-		scripts = "script-src 'self'; connect-src 'self'; "
-	}
-	h.Set("Content-Security-Policy", "default-src 'none'; "+scripts+"style-src 'self'; img-src 'self'; form-action "+formAction+
-		"; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	// same-origin, not no-referrer: with no-referrer, browsers send
-	// "Origin: null" on the form post, and the origin check needs the real
-	// one. Cross-origin requests (the redirect to the client) still get no
-	// referrer.
-	h.Set("Referrer-Policy", "same-origin")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	i.pages.Render(w, status, name, data, formTarget)
 }
 
 func (i *Issuer) message(w http.ResponseWriter, status int, title, msg string) {
-	i.render(w, status, "message.html", messagePage{Title: title, Message: msg}, "")
+	i.pages.Message(w, status, title, msg)
 }
 
 func (i *Issuer) showLoggedOut(w http.ResponseWriter, _ *http.Request) {
@@ -125,9 +71,9 @@ func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	csrf := i.csrfCookie(w, r)
+	csrf := i.csrf.Cookie(w, r)
 	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf,
-		Passkeys: i.passkeys != nil}, origin(ar.RedirectURI))
+		Passkeys: i.passkeys != nil}, web.Origin(ar.RedirectURI))
 }
 
 // pendingRequest opens the sealed auth request id, one a user may still
@@ -146,24 +92,10 @@ func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id s
 // submitLogin is the password step of a login: right, the login goes on
 // to what next decides.
 func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
-	if !i.sameOrigin(r) {
-		i.refuseLogin(w, r.Context(), loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginFormBytes)
-	if err := r.ParseForm(); err != nil {
-		i.message(w, http.StatusBadRequest, "Sign in", msgForged)
-		return
-	}
-	form := r.PostForm
+	form, csrf := r.PostForm, web.Token(r)
 	id := form.Get("authRequestID")
 	if id == "" || len(id) > maxAuthRequestIDLen {
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return
-	}
-	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
-	if !ok {
-		i.refuseLogin(w, r.Context(), loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
 		return
 	}
 	ctx := r.Context()
@@ -185,7 +117,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 		Passkeys: i.passkeys != nil}
 	user, ok := i.checkPassword(w, r, &att, username, form.Get("password"), ar.ClientID, func(status int, msg string) {
 		page.Error = msg
-		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
+		i.render(w, status, "login.html", page, web.Origin(ar.RedirectURI))
 	})
 	if !ok {
 		return
@@ -382,89 +314,6 @@ func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*st
 	return user, nil
 }
 
-// sameOrigin refuses cross-site form posts when the browser says where the
-// request comes from. Requests without these headers (non-browser clients)
-// still need the CSRF token.
-func (i *Issuer) sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" && o != i.origin {
-		return false
-	}
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-		return true
-	}
-	return false
-}
-
-func (i *Issuer) csrfCookieName() string {
-	if i.secure {
-		return "__Host-nsauth_csrf"
-	}
-	return "nsauth_csrf"
-}
-
-// csrfCookie returns the browser's CSRF token (double-submit cookie),
-// setting a new one when it has none. Reusing it lets several login tabs
-// coexist.
-func (i *Issuer) csrfCookie(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(i.csrfCookieName()); err == nil && validToken(c.Value) {
-		return c.Value
-	}
-	v := store.RandomToken(32)
-	http.SetCookie(w, &http.Cookie{
-		Name:     i.csrfCookieName(),
-		Value:    v,
-		Path:     "/",
-		MaxAge:   int(AuthRequestTTL / time.Second),
-		HttpOnly: true,
-		Secure:   i.secure,
-		SameSite: http.SameSiteStrictMode,
-	})
-	return v
-}
-
-// checkCSRF compares the form's token with the cookie's.
-func (i *Issuer) checkCSRF(r *http.Request, formValue string) (string, bool) {
-	c, err := r.Cookie(i.csrfCookieName())
-	if err != nil || !validToken(c.Value) || !validToken(formValue) {
-		return "", false
-	}
-	return c.Value, subtle.ConstantTimeCompare([]byte(c.Value), []byte(formValue)) == 1
-}
-
-// validToken accepts what csrfCookie generates: 32 random bytes as
-// store.RandomToken spells them.
-func validToken(v string) bool { return isRandomToken(v, 32) }
-
-// isRandomToken accepts what store.RandomToken(n) generates: the unpadded
-// base64url spelling of n bytes, nothing else.
-func isRandomToken(v string, n int) bool {
-	if len(v) != base64.RawURLEncoding.EncodedLen(n) {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// origin returns scheme://host of a URL, for CSP, or "" when there is none.
-func origin(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return ""
-	}
-	// CSP source expressions cannot carry arbitrary characters; our
-	// redirect URIs are already validated, but stay strict.
-	if strings.ContainsAny(u.Host, " ;,'\"") {
-		return ""
-	}
-	return u.Scheme + "://" + u.Host
-}
-
 // retryAfter sets Retry-After for a lockout that ends at retryAt and
 // returns the wait, in whole seconds.
 func (i *Issuer) retryAfter(w http.ResponseWriter, retryAt time.Time) time.Duration {
@@ -496,7 +345,6 @@ func (i *Issuer) logRefusal(ctx context.Context, a attempt, res store.Reservatio
 // Reason categories of audit.LoginFailed events. What was typed into the
 // form is never one of them.
 const (
-	reasonCSRF         = "csrf"         // the form failed the origin or CSRF check
 	reasonRateLimited  = "rate_limited" // as many attempts as allowed were being checked
 	reasonLocked       = "locked"       // a failed-login counter was full
 	reasonBusy         = "busy"         // the password checks were at capacity
@@ -536,11 +384,14 @@ func (i *Issuer) recordLoginFailure(ctx context.Context, f loginFailure) error {
 	return i.recordRefusal(ctx, e)
 }
 
-// refuseLogin records f and writes the page of a refusal, or the server
-// error's when the event was required and not recorded.
-func (i *Issuer) refuseLogin(w http.ResponseWriter, ctx context.Context, f loginFailure, status int, msg string) {
-	if i.recordLoginFailure(ctx, f) != nil {
-		status, msg = http.StatusInternalServerError, msgInternal
+// formRefused is the form guard's refusal path (web.Guard.Refused): one
+// throttled log line and one audit event, a refusal that the audit trail
+// aggregates by address, reason and minute, and counts.
+func (i *Issuer) formRefused(r *http.Request, x web.Refusal) error {
+	ctx := r.Context()
+	if ok, suppressed := i.formRefusals.allow(); ok {
+		i.log.InfoContext(ctx, "form post refused", "path", r.URL.Path, "reason", x.Reason, "status", x.Status,
+			"client_address", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))), "suppressed_since_last", suppressed)
 	}
-	i.message(w, status, "Sign in", msg)
+	return i.recordRefusal(ctx, audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, Reason: x.Reason, Target: r.URL.Path})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -122,32 +123,12 @@ type stepForm struct {
 	page    mfaPage
 }
 
-// readStepForm checks what every post of a step must carry (same origin,
-// a body of at most limit bytes, answered 413 beyond, the CSRF token, a
-// live step of one of kinds of this browser, for this very auth request,
-// of an enabled user) or writes the refusal.
-func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, limit int64, kinds ...string) (*stepForm, bool) {
-	ctx := r.Context()
-	if !i.sameOrigin(r) {
-		i.refuseSecondFactor(w, ctx, nil, "", reasonCSRF, http.StatusForbidden, msgForged)
-		return nil, false
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	if err := r.ParseForm(); err != nil {
-		status := http.StatusBadRequest
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		i.message(w, status, "Sign in", msgForged)
-		return nil, false
-	}
-	form := r.PostForm
-	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
-	if !ok {
-		i.refuseSecondFactor(w, ctx, nil, "", reasonCSRF, http.StatusForbidden, msgForged)
-		return nil, false
-	}
+// readStepForm checks what every post of a step must carry besides what
+// the form guard checked (web.Guard): a live step of one of kinds of this
+// browser, for this very auth request, of an enabled user; or writes the
+// refusal.
+func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, kinds ...string) (*stepForm, bool) {
+	ctx, form, csrf := r.Context(), r.PostForm, web.Token(r)
 	id, token := form.Get("authRequestID"), form.Get("token")
 	fl, p, err := i.openStep(ctx, id, token, csrf, kinds...)
 	switch {
@@ -275,7 +256,7 @@ func (i *Issuer) fillEnrollPage(page *mfaPage, user *store.User, secret string) 
 // submitSecondFactor checks a TOTP code or a recovery code typed on the
 // second-factor page.
 func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readStepForm(w, r, maxLoginFormBytes, store.PendingVerify)
+	f, ok := i.readStepForm(w, r, store.PendingVerify)
 	if !ok {
 		return
 	}
@@ -390,7 +371,7 @@ func mfaAMR(amr, added []string) []string {
 // enrolment page. Right, the secret and fresh recovery codes are stored,
 // and the codes are shown once.
 func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readStepForm(w, r, maxLoginFormBytes, store.PendingEnroll)
+	f, ok := i.readStepForm(w, r, store.PendingEnroll)
 	if !ok {
 		return
 	}
@@ -486,7 +467,7 @@ func (i *Issuer) showRecoveryCodes(w http.ResponseWriter, r *http.Request, fl *l
 // submitContinue goes on with a login after its user set up a factor and
 // saw the recovery codes.
 func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readStepForm(w, r, maxLoginFormBytes, pendingEnrolled)
+	f, ok := i.readStepForm(w, r, pendingEnrolled)
 	if !ok {
 		return
 	}
@@ -510,13 +491,6 @@ func (i *Issuer) recordSecondFactorFailure(ctx context.Context, user *store.User
 		e.Subject, e.Username = user.ID, user.Username
 	}
 	return i.recordRefusal(ctx, e)
-}
-
-func (i *Issuer) refuseSecondFactor(w http.ResponseWriter, ctx context.Context, user *store.User, clientID, reason string, status int, msg string) {
-	if i.recordSecondFactorFailure(ctx, user, clientID, reason, "") != nil {
-		status, msg = http.StatusInternalServerError, msgInternal
-	}
-	i.message(w, status, "Sign in", msg)
 }
 
 // takePending takes (single use) the step a form names, or writes the

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -244,13 +245,7 @@ func passwordlessAMR(p *store.Passkey, userVerified bool) []string {
 }
 
 // jsonError answers a begin request.
-func jsonError(w http.ResponseWriter, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
+var jsonError = web.JSONError
 
 type passkeyBeginRequest struct {
 	AuthRequestID string `json:"authRequestID"`
@@ -267,33 +262,17 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusNotFound, msgPasskeyUnavailable)
 		return
 	}
-	ctx := r.Context()
-	if !i.sameOrigin(r) {
-		_ = i.recordLoginFailure(ctx, loginFailure{reason: reasonCSRF})
-		jsonError(w, http.StatusForbidden, msgForged)
-		return
-	}
+	ctx, csrf := r.Context(), web.Token(r)
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		jsonError(w, http.StatusUnsupportedMediaType, "Send JSON.")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxPasskeyBeginBytes)
+	// The form guard read the body, at most maxPasskeyBeginBytes.
 	var req passkeyBeginRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			jsonError(w, http.StatusRequestEntityTooLarge, "The request is too large.")
-			return
-		}
 		jsonError(w, http.StatusBadRequest, "The request is not valid JSON.")
-		return
-	}
-	csrf, ok := i.checkCSRF(r, r.Header.Get("X-CSRF-Token"))
-	if !ok {
-		_ = i.recordLoginFailure(ctx, loginFailure{reason: reasonCSRF})
-		jsonError(w, http.StatusForbidden, msgForged)
 		return
 	}
 	var (
@@ -407,7 +386,7 @@ func (i *Issuer) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	ar, id, csrf, ok := i.passkeyForm(w, r, maxPasskeyFormBytes)
+	ar, id, csrf, ok := i.passkeyForm(w, r)
 	if !ok {
 		return
 	}
@@ -626,6 +605,6 @@ func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *
 	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
 	i.passwordlessLogin(w, r, ar, id, credential, csrf, func(status int, msg string) {
 		page.Error = msg
-		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
+		i.render(w, status, "login.html", page, web.Origin(ar.RedirectURI))
 	})
 }

@@ -29,9 +29,9 @@ const (
 	mfaPasskeyEnrollPath = "/login/mfa/passkey/enroll"
 )
 
-// scripted: the second-factor pages run the passkey script when passkeys
+// Scripted: the second-factor pages run the passkey script when passkeys
 // are offered on them.
-func (p mfaPage) scripted() bool { return p.Passkeys }
+func (p mfaPage) Scripted() bool { return p.Passkeys }
 
 // stepKinds are the kinds of step a passkey begin mode belongs to.
 var stepKinds = map[string]string{
@@ -115,7 +115,7 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	f, ok := i.readStepForm(w, r, maxPasskeyFormBytes, store.PendingVerify)
+	f, ok := i.readStepForm(w, r, store.PendingVerify)
 	if !ok {
 		return
 	}
@@ -168,7 +168,7 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	f, ok := i.readStepForm(w, r, maxPasskeyFormBytes, store.PendingEnroll)
+	f, ok := i.readStepForm(w, r, store.PendingEnroll)
 	if !ok {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -36,9 +37,9 @@ const (
 	passkeySkipPath     = "/login/passkey/skip"
 )
 
-// scripted reports whether the page runs our passkey script: its CSP then
+// Scripted reports whether the page runs our passkey script: its CSP then
 // allows scripts and fetches from our own origin, nothing else.
-func (p loginPage) scripted() bool { return p.Passkeys }
+func (p loginPage) Scripted() bool { return p.Passkeys }
 
 type passkeyOfferPage struct {
 	Title         string
@@ -54,17 +55,7 @@ type passkeyOfferPage struct {
 	Existing int
 }
 
-func (passkeyOfferPage) scripted() bool { return true }
-
-// routePasskeys adds the passkey endpoints to mux.
-func (i *Issuer) routePasskeys(mux *http.ServeMux) {
-	mux.Handle("POST "+passkeyBeginPath, http.HandlerFunc(i.beginPasskey))
-	mux.Handle("POST "+passkeyFinishPath, http.HandlerFunc(i.finishPasskey))
-	mux.Handle("POST "+passkeyRegisterPath, http.HandlerFunc(i.submitPasskeyRegistration))
-	mux.Handle("POST "+passkeySkipPath, http.HandlerFunc(i.skipPasskey))
-	mux.Handle("POST "+mfaPasskeyPath, http.HandlerFunc(i.submitPasskeySecondFactor))
-	mux.Handle("POST "+mfaPasskeyEnrollPath, http.HandlerFunc(i.submitPasskeyEnroll))
-}
+func (passkeyOfferPage) Scripted() bool { return true }
 
 // offersPasskey reports whether a login is offered a passkey: it proved a
 // second factor (a password alone never adds a factor), used no passkey
@@ -154,7 +145,7 @@ func deviceOf(ua string) string {
 
 // skipPasskey is "Not now": the login finishes as it was.
 func (i *Issuer) skipPasskey(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readStepForm(w, r, maxLoginFormBytes, store.PendingOffer)
+	f, ok := i.readStepForm(w, r, store.PendingOffer)
 	if !ok {
 		return
 	}
@@ -180,33 +171,14 @@ func (i *Issuer) passkeyLaterCookie() string {
 	return "nsauth_passkey_later"
 }
 
-// passkeyForm checks a passkey page's form post (origin, a body of at most
-// limit bytes, answered 413 beyond, CSRF) and opens its auth request, or
-// writes the page saying why not.
-func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request, limit int64) (ar *store.AuthRequest, id, csrf string, ok bool) {
+// passkeyForm opens the auth request of a passkey page's form post that
+// the form guard let through (web.Guard), or writes the page saying why
+// not.
+func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request) (ar *store.AuthRequest, id, csrf string, ok bool) {
 	ctx := r.Context()
-	if !i.sameOrigin(r) {
-		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return nil, "", "", false
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	if err := r.ParseForm(); err != nil {
-		status := http.StatusBadRequest
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		i.message(w, status, "Sign in", msgForged)
-		return nil, "", "", false
-	}
-	id = r.PostForm.Get("authRequestID")
+	id, csrf = r.PostForm.Get("authRequestID"), web.Token(r)
 	if id == "" || len(id) > maxAuthRequestIDLen {
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return nil, "", "", false
-	}
-	csrf, ok = i.checkCSRF(r, r.PostForm.Get("csrf"))
-	if !ok {
-		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
 		return nil, "", "", false
 	}
 	ar, ok = i.pendingRequest(w, ctx, id)
@@ -224,7 +196,7 @@ func (i *Issuer) submitPasskeyRegistration(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	f, ok := i.readStepForm(w, r, maxPasskeyFormBytes, store.PendingOffer)
+	f, ok := i.readStepForm(w, r, store.PendingOffer)
 	if !ok {
 		return
 	}
