@@ -16,6 +16,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -120,19 +121,19 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 		page.UserCode = typed
 	}
 	address := clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r)))
-	att := attempt{address: address, counters: []store.AttemptCounter{{Key: codeCounter + address}}}
+	att := attempts.Attempt{Address: address, Counters: []store.AttemptCounter{{Key: codeCounter + address}}}
 	tooMany := func(reason string, retryAt time.Time) {
 		if !refused(reason) {
 			return
 		}
-		if ok, suppressed := i.refusals.allow(); ok {
+		if ok, suppressed := i.refusals.Allow(); ok {
 			i.log.WarnContext(ctx, "device code entry refused: too many attempts", "client_address", address,
 				"until", retryAt.UTC().Format(time.RFC3339), "suppressed_since_last", suppressed)
 		}
 		page.Error = fmt.Sprintf(msgTooManyCodes, i.retryAfter(w, retryAt))
 		i.render(w, http.StatusTooManyRequests, "device.html", page, "")
 	}
-	done, ok := i.guard.enter(att)
+	done, ok := i.guard.Enter(att)
 	if !ok {
 		// As many entries as the limit allows are being checked now: this
 		// one could not have a place, whatever they find.
@@ -140,7 +141,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	res, err := i.guard.reserve(ctx, att)
+	res, err := i.guard.Reserve(ctx, att)
 	if err != nil {
 		i.log.ErrorContext(ctx, "counting a device code entry failed", "error", err)
 		page.Error = msgInternal
@@ -156,7 +157,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	if code, valid := normalizeUserCode(typed); valid {
 		d, err = i.st.PendingDeviceAuthorization(ctx, code)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			i.guard.release(ctx, att)
+			i.guard.Release(ctx, att)
 			i.log.ErrorContext(ctx, "reading a device authorization failed", "error", err)
 			page.Error = msgInternal
 			i.render(w, http.StatusInternalServerError, "device.html", page, "")
@@ -178,7 +179,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A right code does not count against the address.
-	i.guard.release(ctx, att)
+	i.guard.Release(ctx, att)
 
 	login := store.AuthRequest{ClientID: d.ClientID, Scopes: d.Scopes, State: d.ID, ResponseType: deviceResponseType}
 	sealed, err := i.sealer.seal(&login)

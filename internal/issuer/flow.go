@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
@@ -60,7 +61,7 @@ type loginFlow struct {
 	// taken: they are given back when the login is complete, so knowing
 	// the password buys no extra guesses at the second factor. Nil once
 	// given back, or when the step's request counted nothing.
-	att *attempt
+	att *attempts.Attempt
 }
 
 func (fl *loginFlow) viaLink() bool { return slices.Contains(fl.steps, store.StepEnrolLink) }
@@ -143,8 +144,8 @@ func (i *Issuer) loginComplete(w http.ResponseWriter, ctx context.Context, fl *l
 		return
 	}
 	i.cfg.Observer.login(LoginSucceeded)
-	i.guard.succeeded(ctx, *fl.att)
-	i.guard.setDeviceCookie(w, *fl.att)
+	i.guard.Succeeded(ctx, *fl.att)
+	i.guard.SetDeviceCookie(w, *fl.att)
 	fl.att = nil
 }
 

@@ -60,6 +60,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/federation"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
@@ -234,7 +235,7 @@ type Issuer struct {
 	keys    *keyManager
 	storage *storage
 	sealer  *requestSealer
-	guard   *loginGuard
+	guard   *attempts.Guard
 	// passkeys is the WebAuthn relying party; nil when the issuer's host
 	// cannot be one (passkey.go).
 	passkeys *webauthn.WebAuthn
@@ -242,7 +243,7 @@ type Issuer struct {
 	// sets; read-only once New returns.
 	allowedRedirects map[string]bool
 	allowedScopes    map[string]bool
-	refusals         *refusalLog
+	refusals         *attempts.RefusalLog
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
@@ -265,7 +266,7 @@ type Issuer struct {
 	csrf  web.CSRF
 	forms *web.Guard
 	// formRefusals throttles the log lines of refused form posts.
-	formRefusals *refusalLog
+	formRefusals *attempts.RefusalLog
 	// routes is the mux's table (routes.table).
 	routes []route
 }
@@ -384,15 +385,15 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	if queue <= 0 {
 		queue = 4 * slots
 	}
-	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
-		macKey: []byte(macKey), hash: newHashGate(slots, queue), inFlight: map[string]int{}}
+	iss.guard = attempts.New(attempts.Config{Store: cfg.Store, Max: cfg.LoginAttempts, Window: LoginWindow, Now: cfg.Now, Secure: iss.secure,
+		MACKey: []byte(macKey), Hash: attempts.NewHashGate(slots, queue)})
 	if iss.passkeys, err = newPasskeys(u, iss.origin); err != nil {
 		// The default issuer (http://127.0.0.1:PORT) is such a host: not
 		// a fault, but worth one line.
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
-	iss.refusals = newRefusalLog()
-	iss.formRefusals = newRefusalLog()
+	iss.refusals = attempts.NewRefusalLog()
+	iss.formRefusals = attempts.NewRefusalLog()
 	iss.pages = web.Renderer{Log: cfg.Logger}
 	iss.csrf = web.CSRF{Secure: iss.secure, MaxAge: AuthRequestTTL}
 	iss.forms = web.NewGuard(iss.origin, iss.csrf, iss.pages, iss.formRefused)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
@@ -130,16 +131,16 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 // checked right now: whatever they find, this one could not have a place.
 // It is refused before any other work, so a burst costs little. The
 // returned function ends the attempt.
-func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username string) (attempt, func(), bool) {
+func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username string) (attempts.Attempt, func(), bool) {
 	ctx := r.Context()
-	att := i.guard.newAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
-	done, ok := i.guard.enter(att)
+	att := i.guard.NewAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	done, ok := i.guard.Enter(att)
 	if ok {
 		return att, done, true
 	}
 	i.cfg.Observer.login(LoginBusy)
-	i.logRefusal(ctx, att, store.Reservation{Full: att.counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
-	if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, counter: counterKind(att.counters[0].Key)}) != nil {
+	i.logRefusal(ctx, att, store.Reservation{Full: att.Counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
+	if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, counter: attempts.CounterKind(att.Counters[0].Key)}) != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return att, nil, false
 	}
@@ -153,11 +154,11 @@ func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username s
 // password and records the outcome. It returns the user when the password
 // is right and the account enabled; the places stay taken until the login
 // is complete. Otherwise it has answered with fail (status, message).
-func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
+func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *attempts.Attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
 	ctx := r.Context()
-	res, err := i.guard.reserve(ctx, *att)
+	res, err := i.guard.Reserve(ctx, *att)
 	if err != nil {
-		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
+		i.log.ErrorContext(ctx, "counting a login attempts.Attempt failed", "error", err)
 		i.cfg.Observer.login(LoginError)
 		fail(http.StatusInternalServerError, msgInternal)
 		return nil, false
@@ -165,21 +166,21 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 	if !res.OK {
 		i.logRefusal(ctx, *att, res)
 		i.cfg.Observer.login(LoginLockedOut)
-		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: clientID, counter: counterKind(res.Full)}) != nil {
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: clientID, counter: attempts.CounterKind(res.Full)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
 		}
 		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt)))
 		return nil, false
 	}
-	leave, err := i.guard.hash.enter(ctx, att.address)
+	leave, err := i.guard.Hash.Enter(ctx, att.Address)
 	if err != nil {
 		// No password was checked: the attempt gives its places back.
-		i.guard.release(ctx, *att)
-		if errors.Is(err, errHashBusy) {
+		i.guard.Release(ctx, *att)
+		if errors.Is(err, attempts.ErrHashBusy) {
 			i.cfg.Observer.login(LoginBusy)
-			if ok, suppressed := i.refusals.allow(); ok {
-				i.log.WarnContext(ctx, "login refused: password checks are at capacity", "client_address", att.address, "suppressed_since_last", suppressed)
+			if ok, suppressed := i.refusals.Allow(); ok {
+				i.log.WarnContext(ctx, "login refused: password checks are at capacity", "client_address", att.Address, "suppressed_since_last", suppressed)
 			}
 			if i.recordLoginFailure(ctx, loginFailure{reason: reasonBusy, clientID: clientID}) != nil {
 				fail(http.StatusInternalServerError, msgInternal)
@@ -205,7 +206,7 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 		if user != nil {
 			account = user.Username
 		}
-		i.log.InfoContext(ctx, "failed login", "username", account, "client_address", att.address, "known_device", att.device != "")
+		i.log.InfoContext(ctx, "failed login", "username", account, "client_address", att.Address, "known_device", att.Device != "")
 		if i.recordLoginFailure(ctx, loginFailure{reason: credentialsReason(err), user: user, clientID: clientID}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
@@ -230,7 +231,7 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 		fail(http.StatusInternalServerError, msgInternal)
 		return nil, false
 	}
-	att.account = user.Username
+	att.Account = user.Username
 	return user, true
 }
 
@@ -325,20 +326,20 @@ func (i *Issuer) retryAfter(w http.ResponseWriter, retryAt time.Time) time.Durat
 // logRefusal logs an attempt refused by its counters, throttled. It names
 // the account only when one exists by that name: what people type into
 // the username field may be a password.
-func (i *Issuer) logRefusal(ctx context.Context, a attempt, res store.Reservation) {
-	ok, suppressed := i.refusals.allow()
+func (i *Issuer) logRefusal(ctx context.Context, a attempts.Attempt, res store.Reservation) {
+	ok, suppressed := i.refusals.Allow()
 	if !ok {
 		return
 	}
 	account := "(none)"
-	if a.account != "" {
+	if a.Account != "" {
 		account = "(unknown)"
-		if u, err := i.st.UserByUsername(ctx, a.account); err == nil {
+		if u, err := i.st.UserByUsername(ctx, a.Account); err == nil {
 			account = u.Username
 		}
 	}
-	i.log.WarnContext(ctx, "login refused: too many attempts", "counter", counterKind(res.Full), "username", account,
-		"client_address", a.address, "known_device", a.device != "", "until", res.RetryAt.UTC().Format(time.RFC3339),
+	i.log.WarnContext(ctx, "login refused: too many attempts", "counter", attempts.CounterKind(res.Full), "username", account,
+		"client_address", a.Address, "known_device", a.Device != "", "until", res.RetryAt.UTC().Format(time.RFC3339),
 		"suppressed_since_last", suppressed)
 }
 
@@ -389,7 +390,7 @@ func (i *Issuer) recordLoginFailure(ctx context.Context, f loginFailure) error {
 // aggregates by address, reason and minute, and counts.
 func (i *Issuer) formRefused(r *http.Request, x web.Refusal) error {
 	ctx := r.Context()
-	if ok, suppressed := i.formRefusals.allow(); ok {
+	if ok, suppressed := i.formRefusals.Allow(); ok {
 		i.log.InfoContext(ctx, "form post refused", "path", r.URL.Path, "reason", x.Reason, "status", x.Status,
 			"client_address", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))), "suppressed_since_last", suppressed)
 	}

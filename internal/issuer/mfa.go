@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
@@ -163,21 +164,21 @@ func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, kinds ...s
 // guardCode counts a typed code on the login limits, as a password is
 // counted. It returns the attempt and a function ending it, or writes the
 // refusal (too many attempts) and returns false.
-func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, tmpl string) (attempt, func(), store.Reservation, bool) {
+func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, tmpl string) (attempts.Attempt, func(), store.Reservation, bool) {
 	ctx := r.Context()
 	user := f.fl.user
-	att := i.guard.newAttempt(r, user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
-	done, ok := i.guard.enter(att)
+	att := i.guard.NewAttempt(r, user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	done, ok := i.guard.Enter(att)
 	if !ok {
 		i.cfg.Observer.login(LoginBusy)
 		w.Header().Set("Retry-After", "1")
 		i.renderMFAError(w, http.StatusTooManyRequests, tmpl, f, fmt.Sprintf(msgTooManyAttempts, time.Second))
 		return att, nil, store.Reservation{}, false
 	}
-	res, err := i.guard.reserve(ctx, att)
+	res, err := i.guard.Reserve(ctx, att)
 	if err != nil {
 		done()
-		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
+		i.log.ErrorContext(ctx, "counting a login attempts.Attempt failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return att, nil, res, false
 	}
@@ -185,7 +186,7 @@ func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, 
 		done()
 		i.logRefusal(ctx, att, res)
 		i.cfg.Observer.login(LoginLockedOut)
-		if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reasonLocked, counterKind(res.Full)) != nil {
+		if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reasonLocked, attempts.CounterKind(res.Full)) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return att, nil, res, false
 		}
@@ -340,7 +341,7 @@ func (i *Issuer) useRecoveryCode(ctx context.Context, userID, code string) error
 // amr values added) was just proven: it takes the step, so that of two
 // simultaneous proofs only one goes on, records the event and hands the
 // flow to next.
-func (i *Issuer) secondFactorProven(w http.ResponseWriter, r *http.Request, f *stepForm, att attempt, added []string, method string) {
+func (i *Issuer) secondFactorProven(w http.ResponseWriter, r *http.Request, f *stepForm, att attempts.Attempt, added []string, method string) {
 	ctx := r.Context()
 	p, ok := i.takePending(w, ctx, f)
 	if !ok {
@@ -474,7 +475,7 @@ func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
 	// The code that proved the new factor was counted and accepted on the
 	// enrolment page: nothing is typed here. This attempt names the
 	// counters whose places that login still holds.
-	att := i.guard.newAttempt(r, f.fl.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	att := i.guard.NewAttempt(r, f.fl.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	if _, ok := i.takePending(w, r.Context(), f); !ok {
 		return
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -362,7 +363,7 @@ func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *sto
 // refused until the flood stops and its ceremonies expire, known browsers
 // are not.
 func (i *Issuer) ceremonyQuota(r *http.Request) store.CeremonyQuota {
-	if tag, ok := i.guard.knownAccountOf(r); ok {
+	if tag, ok := i.guard.KnownAccountOf(r); ok {
 		return store.CeremonyQuota{Pool: poolKnown, PoolLimit: maxPasskeyCeremonies,
 			Holder: "account:" + tag, HolderLimit: maxCeremoniesPerKnownAccount}
 	}
@@ -516,11 +517,11 @@ func (i *Issuer) verifyAssertion(ctx context.Context, session *webauthn.SessionD
 func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, credential, csrf string,
 	fail func(status int, msg string)) {
 	ctx := r.Context()
-	att := i.guard.newAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
-	done, ok := i.guard.enter(att)
+	att := i.guard.NewAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	done, ok := i.guard.Enter(att)
 	if !ok {
 		i.cfg.Observer.login(LoginBusy)
-		if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, clientID: ar.ClientID, counter: counterKind(att.counters[0].Key)}) != nil {
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, clientID: ar.ClientID, counter: attempts.CounterKind(att.Counters[0].Key)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return
 		}
@@ -529,16 +530,16 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 		return
 	}
 	defer done()
-	res, err := i.guard.reserve(ctx, att)
+	res, err := i.guard.Reserve(ctx, att)
 	if err != nil {
-		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
+		i.log.ErrorContext(ctx, "counting a login attempts.Attempt failed", "error", err)
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
 	if !res.OK {
 		i.logRefusal(ctx, att, res)
 		i.cfg.Observer.login(LoginLockedOut)
-		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: ar.ClientID, counter: counterKind(res.Full)}) != nil {
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: ar.ClientID, counter: attempts.CounterKind(res.Full)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return
 		}
@@ -596,7 +597,7 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	att.account = user.Username
+	att.Account = user.Username
 	i.next(w, r, &loginFlow{id: id, ar: ar, csrf: csrf, user: user, amr: amr, att: &att})
 }
 
