@@ -11,6 +11,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -229,8 +231,7 @@ func (s *storage) pollDevice(ctx context.Context, clientID, deviceCode string) (
 	p, err := s.st().PollDeviceAuthorization(ctx, deviceCode, clientID, deviceSlowDownStep, deviceMaxInterval)
 	switch {
 	case errors.Is(err, store.ErrReused):
-		s.iss.log.WarnContext(ctx, "device code presented again after its tokens were issued; revoked them", "client_id", clientID)
-		s.cfg().Observer.replay(ReplayDeviceCode)
+		s.iss.events.Note(ctx, audit.Event{Type: events.DeviceCodeReplayed, Outcome: audit.Failure, ClientID: clientID})
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid device code")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid device code")

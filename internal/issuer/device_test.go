@@ -224,8 +224,10 @@ func TestDeviceFlowOutcomes(t *testing.T) {
 	tests := []struct {
 		name string
 		run  func(t *testing.T, h *harness, d deviceAuth)
+		// metrics, when set, is exactly what the Observer is told.
+		metrics map[string]int
 	}{
-		{"denial ends the login", func(t *testing.T, h *harness, d deviceAuth) {
+		{name: "denial ends the login", run: func(t *testing.T, h *harness, d deviceAuth) {
 			b := issuertest.NewBrowser(t)
 			res := decide(h, b, h.approvalPage(b, d.UserCode), "deny")
 			if res.Response.StatusCode != http.StatusOK || !strings.Contains(res.Body, "denied") {
@@ -238,7 +240,7 @@ func TestDeviceFlowOutcomes(t *testing.T) {
 				t.Fatalf("entering a denied code: HTTP %d", again.Response.StatusCode)
 			}
 		}},
-		{"expiry", func(t *testing.T, h *harness, d deviceAuth) {
+		{name: "expiry", run: func(t *testing.T, h *harness, d deviceAuth) {
 			h.clock.Advance(issuer.DeviceCodeTTL - time.Second)
 			h.wantPoll(d.DeviceCode, "authorization_pending")
 			b := issuertest.NewBrowser(t)
@@ -253,7 +255,7 @@ func TestDeviceFlowOutcomes(t *testing.T) {
 				t.Fatalf("entering an expired code: HTTP %d", again.Response.StatusCode)
 			}
 		}},
-		{"slow down", func(t *testing.T, h *harness, d deviceAuth) {
+		{name: "slow down", run: func(t *testing.T, h *harness, d deviceAuth) {
 			h.wantPoll(d.DeviceCode, "authorization_pending")
 			h.clock.Advance(4 * time.Second)
 			h.wantPoll(d.DeviceCode, "slow_down")
@@ -263,7 +265,7 @@ func TestDeviceFlowOutcomes(t *testing.T) {
 			h.clock.Advance(15 * time.Second)
 			h.wantPoll(d.DeviceCode, "authorization_pending")
 		}},
-		{"one decision per code", func(t *testing.T, h *harness, d deviceAuth) {
+		{name: "one decision per code", run: func(t *testing.T, h *harness, d deviceAuth) {
 			b := issuertest.NewBrowser(t)
 			page := h.approvalPage(b, d.UserCode)
 			if res := decide(h, b, page, "approve"); res.Response.StatusCode != http.StatusOK {
@@ -280,8 +282,8 @@ func TestDeviceFlowOutcomes(t *testing.T) {
 			if got := h.refresh(tr.RefreshToken); got.Error != "invalid_grant" {
 				t.Fatalf("refresh after the device code was replayed: %d %s", got.status, got.Error)
 			}
-		}},
-		{"another client's device code", func(t *testing.T, h *harness, d deviceAuth) {
+		}, metrics: map[string]int{"login:success": 1, "replay:device_code": 1}},
+		{name: "another client's device code", run: func(t *testing.T, h *harness, d deviceAuth) {
 			b := issuertest.NewBrowser(t)
 			decide(h, b, h.approvalPage(b, d.UserCode), "approve")
 			if _, err := h.st.EnsureClient(ctx, &store.Client{ID: "other", SecretHash: store.HashSecret("other-secret")}); err != nil {
@@ -301,10 +303,14 @@ func TestDeviceFlowOutcomes(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				h, logs := newLoggedHarness(t, b, nil)
+				m := &metricTally{}
+				h, logs := newLoggedHarness(t, b, func(c *issuer.Config) { c.Observer = m.observer() })
 				d := h.startDevice("openid offline_access")
 				tt.run(t, h, d)
 				checkNoSecrets(t, logs.String(), d.DeviceCode, d.UserCode, strings.ReplaceAll(d.UserCode, "-", ""))
+				if tt.metrics != nil {
+					m.expect(t, tt.metrics)
+				}
 			})
 		}
 	})

@@ -221,15 +221,14 @@ func (s *server) checkEndSession(ctx context.Context, w http.ResponseWriter, p e
 // revokeSession revokes the grant the verified hint names, when it is the
 // hint's subject's at the hint's client, or writes the error page.
 func (s *server) revokeSession(ctx context.Context, w http.ResponseWriter, es *endSession) bool {
-	n, err := s.iss.st.RevokeGrant(ctx, es.grantID(), es.hint.Subject, es.clientID)
+	_, err := s.iss.st.RevokeGrant(ctx, es.grantID(), es.hint.Subject, es.clientID)
 	if err != nil {
 		s.iss.log.ErrorContext(ctx, "ending a session failed", "error", err)
 		s.iss.message(w, http.StatusInternalServerError, titleSignOut, msgInternal)
 		return false
 	}
-	s.iss.log.InfoContext(ctx, "session ended", "user_id", es.hint.Subject, "client_id", es.clientID, "revoked_tokens", n)
-	if err := s.iss.record(ctx, audit.Event{Type: audit.Logout, Subject: es.hint.Subject, ClientID: es.clientID,
-		Refs: s.iss.refs(audit.RefGrant, es.grantID())}); err != nil {
+	if err := s.iss.events.Record(ctx, audit.Event{Type: audit.Logout, Subject: es.hint.Subject, ClientID: es.clientID,
+		Refs: s.iss.events.Refs(audit.RefGrant, es.grantID())}); err != nil {
 		s.iss.message(w, http.StatusInternalServerError, titleSignOut, msgInternal)
 		return false
 	}

@@ -161,7 +161,7 @@ func (i *Issuer) exchangeTokens(w http.ResponseWriter, r *http.Request) {
 	resp, oerr := i.exchangeResponse(ctx, m, scopes)
 	if oerr != nil && oerr.ErrorType != oidc.ServerError {
 		reason := exchangeRefusalReason(oerr)
-		if err := i.record(ctx, exchangeEvent(m, audit.Failure, reason)); err != nil {
+		if err := i.events.Record(ctx, exchangeEvent(m, audit.Failure, reason)); err != nil {
 			oerr = errAuditUnavailable(err)
 		}
 	}
@@ -175,13 +175,12 @@ func (i *Issuer) exchangeTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := exchangeEvent(m, audit.Success, "")
-	e.Refs = i.refs(audit.RefToken, resp.AccessToken)
-	if err := i.record(ctx, e); err != nil {
+	e.Refs = i.events.Refs(audit.RefToken, resp.AccessToken)
+	if err := i.events.Record(ctx, e); err != nil {
 		i.log.ErrorContext(ctx, "token exchange failed", "error", err)
 		writeTokenError(w, errAuditUnavailable(err), http.StatusInternalServerError)
 		return
 	}
-	i.log.InfoContext(ctx, "token exchanged", "policy", p.Name, "client_id", p.ClientID, "subject", m.Subject)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Pragma", "no-cache")
 	_ = json.NewEncoder(w).Encode(resp)
@@ -309,9 +308,9 @@ func exchangeEvent(m *federation.Match, outcome audit.Outcome, reason string) au
 // subject token that no policy accepts (m nil) proved nothing: its refusal
 // is aggregated; one that verified names its workload, one event each.
 func (i *Issuer) refuseExchange(w http.ResponseWriter, ctx context.Context, m *federation.Match, reason string) {
-	record := i.record
+	record := i.events.Record
 	if m == nil {
-		record = i.recordRefusal
+		record = i.events.Refusal
 	}
 	if err := record(ctx, exchangeEvent(m, audit.Failure, reason)); err != nil {
 		writeTokenError(w, errAuditUnavailable(err), http.StatusInternalServerError)

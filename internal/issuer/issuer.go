@@ -62,6 +62,7 @@ import (
 	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/web"
+	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
@@ -269,6 +270,8 @@ type Issuer struct {
 	formRefusals *attempts.RefusalLog
 	// routes is the mux's table (routes.table).
 	routes []route
+	// events emits the provider's events: audit row, metric, log line.
+	events *events.Recorder
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -339,6 +342,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		secure: u.Scheme == "https",
 		st:     cfg.Store,
 		log:    cfg.Logger,
+		events: events.New(cfg.Audit, (*events.Observer)(cfg.Observer), cfg.Logger),
 	}
 	iss.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, cfg.Audit)
 	if err := iss.keys.refresh(ctx, true); err != nil {

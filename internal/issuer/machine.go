@@ -97,7 +97,7 @@ func (s *storage) ClientCredentials(ctx context.Context, clientID, secret string
 // The client id is recorded only when it names a client: what is typed
 // there may be a secret.
 func (s *storage) refuseMachineClient(ctx context.Context, clientID, reason string) error {
-	if err := s.iss.recordRefusal(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
+	if err := s.iss.events.Refusal(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
 		return errAuditUnavailable(err)
 	}
 	return errMachineClient()
@@ -118,7 +118,7 @@ func (s *server) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 	}
 	scopes, err := machineScopes(r.Data.Scope, mc.stored.Scopes)
 	if err != nil {
-		if rerr := s.iss.record(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure, ClientID: mc.stored.ID, Reason: "invalid_scope"}); rerr != nil {
+		if rerr := s.iss.events.Record(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Outcome: audit.Failure, ClientID: mc.stored.ID, Reason: "invalid_scope"}); rerr != nil {
 			return nil, errAuditUnavailable(rerr)
 		}
 		return nil, err
@@ -127,8 +127,8 @@ func (s *server) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 	if err != nil {
 		return nil, err
 	}
-	if err := s.iss.record(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Subject: mc.stored.ID, ClientID: mc.stored.ID,
-		Refs: s.iss.refs(audit.RefToken, resp.AccessToken)}); err != nil {
+	if err := s.iss.events.Record(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Subject: mc.stored.ID, ClientID: mc.stored.ID,
+		Refs: s.iss.events.Refs(audit.RefToken, resp.AccessToken)}); err != nil {
 		return nil, errAuditUnavailable(err)
 	}
 	return op.NewResponse(resp), nil

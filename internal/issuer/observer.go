@@ -1,37 +1,32 @@
 package issuer
 
+import "github.com/nsauth/nsauth/internal/issuer/events"
+
 // Login outcomes told to [Observer.Login]: a small fixed set, fit for a
 // metric label.
 const (
-	LoginSucceeded        = "success"
-	LoginWrongCredentials = "wrong_credentials"
-	LoginLockedOut        = "locked_out" // refused by the attempt limits
-	LoginBusy             = "busy"       // password checks at capacity
-	LoginError            = "error"      // the store or a check failed
+	LoginSucceeded        = events.LoginSucceeded
+	LoginWrongCredentials = events.LoginWrongCredentials
+	LoginLockedOut        = events.LoginLockedOut // refused by the attempt limits
+	LoginBusy             = events.LoginBusy      // password checks at capacity
+	LoginError            = events.LoginError     // the store or a check failed
 )
 
 // Replays told to [Observer.Replay].
 const (
-	ReplayRefreshToken = "refresh_token"
-	ReplayCode         = "authorization_code"
-	ReplayDeviceCode   = "device_code"
+	ReplayRefreshToken = events.ReplayRefreshToken
+	ReplayCode         = events.ReplayCode
+	ReplayDeviceCode   = events.ReplayDeviceCode
 )
 
-// Observer is told of the provider's security events, for metrics. Its
-// methods are called on the request's goroutine and must be fast and safe
-// for concurrent use. Nil fields of [Config.Observer] are not called.
-type Observer struct {
-	// Login is told the outcome of each password login (one of the
-	// Login* constants).
-	Login func(outcome string)
-	// Lockout is told when a failed login used the last attempt its
-	// limits allowed: the account or address is locked out from now on.
-	Lockout func()
-	// Replay is told when a one-time credential is presented again (one
-	// of the Replay* constants) and what it produced was revoked:
-	// refresh-token reuse, a replayed code.
-	Replay func(kind string)
-}
+// Observer is told of the provider's security events, for metrics
+// (events.Observer): the issuer's events.Recorder derives them from the
+// events it records. Nil fields of [Config.Observer] are not called.
+type Observer events.Observer
+
+// login, lockout and replay are for the login pages' sites that still
+// tell the Observer themselves; each goes once they emit through
+// i.events.
 
 func (o *Observer) login(outcome string) {
 	if o != nil && o.Login != nil {
@@ -42,11 +37,5 @@ func (o *Observer) login(outcome string) {
 func (o *Observer) lockout() {
 	if o != nil && o.Lockout != nil {
 		o.Lockout()
-	}
-}
-
-func (o *Observer) replay(kind string) {
-	if o != nil && o.Replay != nil {
-		o.Replay(kind)
 	}
 }

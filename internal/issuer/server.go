@@ -139,8 +139,8 @@ func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err != nil {
 		return nil, err
 	}
-	if err := s.iss.record(ctx, audit.Event{Type: audit.CodeExchanged, Subject: ar.UserID, Username: ar.username, ClientID: ar.ClientID,
-		Refs: s.iss.refs(audit.RefCode, r.Data.Code, audit.RefGrant, ar.ID, audit.RefToken, resp.AccessToken, audit.RefRefresh, resp.RefreshToken)}); err != nil {
+	if err := s.iss.events.Record(ctx, audit.Event{Type: audit.CodeExchanged, Subject: ar.UserID, Username: ar.username, ClientID: ar.ClientID,
+		Refs: s.iss.events.Refs(audit.RefCode, r.Data.Code, audit.RefGrant, ar.ID, audit.RefToken, resp.AccessToken, audit.RefRefresh, resp.RefreshToken)}); err != nil {
 		return nil, errAuditUnavailable(err)
 	}
 	if err := s.iss.storage.DeleteAuthRequest(ctx, ar.ID); err != nil {
@@ -173,11 +173,11 @@ func (s *server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		return nil, err
 	}
 	e := audit.Event{Type: audit.RefreshRotated, Subject: rr.UserID, Username: rr.username, ClientID: rr.ClientID,
-		Refs: s.iss.refs(audit.RefRefresh, r.Data.RefreshToken, refSuccessor, resp.RefreshToken, audit.RefGrant, rr.Grant.ID, audit.RefToken, resp.AccessToken)}
+		Refs: s.iss.events.Refs(audit.RefRefresh, r.Data.RefreshToken, refSuccessor, resp.RefreshToken, audit.RefGrant, rr.Grant.ID, audit.RefToken, resp.AccessToken)}
 	if rr.retried {
 		e.Reason = "retry_within_grace"
 	}
-	if err := s.iss.record(ctx, e); err != nil {
+	if err := s.iss.events.Record(ctx, e); err != nil {
 		return nil, errAuditUnavailable(err)
 	}
 	return op.NewResponse(resp), nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -158,10 +159,8 @@ func (s *storage) redeemCode(ctx context.Context, code, clientID string) (*authR
 	ar, err := s.st().RedeemCode(ctx, code)
 	switch {
 	case errors.Is(err, store.ErrReused):
-		s.iss.log.WarnContext(ctx, "authorization code replayed; revoked the tokens issued from it")
-		s.cfg().Observer.replay(ReplayCode)
-		if err := s.iss.record(ctx, audit.Event{Type: audit.CodeReplayed, Outcome: audit.Failure, ClientID: clientID,
-			Reason: "code_reused", Refs: s.iss.refs(audit.RefCode, code)}); err != nil {
+		if err := s.iss.events.Record(ctx, audit.Event{Type: audit.CodeReplayed, Outcome: audit.Failure, ClientID: clientID,
+			Reason: "code_reused", Refs: s.iss.events.Refs(audit.RefCode, code)}); err != nil {
 			return nil, errAuditUnavailable(err)
 		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
@@ -297,10 +296,8 @@ func (s *storage) checkUser(ctx context.Context, tr tokenRequest) error {
 func (s *storage) refreshError(ctx context.Context, err error, value, clientID string) error {
 	switch {
 	case errors.Is(err, store.ErrReused):
-		s.iss.log.WarnContext(ctx, "refresh token reused; revoked its family")
-		s.cfg().Observer.replay(ReplayRefreshToken)
-		if err := s.iss.record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Outcome: audit.Failure, ClientID: clientID,
-			Reason: "family_revoked", Refs: s.iss.refs(audit.RefRefresh, value)}); err != nil {
+		if err := s.iss.events.Record(ctx, audit.Event{Type: audit.RefreshReuseDetected, Outcome: audit.Failure, ClientID: clientID,
+			Reason: "family_revoked", Refs: s.iss.events.Refs(audit.RefRefresh, value)}); err != nil {
 			return errAuditUnavailable(err)
 		}
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
@@ -338,14 +335,14 @@ func (s *storage) refreshRequest(ctx context.Context, value, clientID string) (*
 
 // grace is the rotation grace of a refresh presented by clientID from the
 // client address of the request in ctx: the address the audit trail
-// records (withRequestInfo), which for the broker's in-process requests on
+// records (events.ClientFrom), which for the broker's in-process requests on
 // behalf of an RPC (RefreshCli) is the RPC caller's, proxies resolved by
 // NSAUTH_TRUSTED_PROXIES. A retry is answered only from the same address
 // key (an IPv4 address, an IPv6 /64); an unknown address gets no grace.
 func (s *storage) grace(ctx context.Context, clientID string) store.Grace {
 	var from netip.Addr
-	if info, ok := ctx.Value(requestInfoKey{}).(requestInfo); ok {
-		from, _ = netip.ParseAddr(info.addr)
+	if c, ok := events.ClientFrom(ctx); ok {
+		from, _ = netip.ParseAddr(c.Addr)
 	}
 	return store.Grace{Window: s.cfg().RefreshReuseGrace, ClientID: clientID, From: clientaddr.Key(from)}
 }
@@ -412,14 +409,14 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID string, cli
 		return internalError("revoking the access token", err)
 	}
 	return s.recordRevocation(ctx, audit.Event{Subject: at.UserID, ClientID: clientID, Target: "access_token",
-		Refs: s.iss.refs(audit.RefGrant, at.GrantID)})
+		Refs: s.iss.events.Refs(audit.RefGrant, at.GrantID)})
 }
 
 // recordRevocation records e as the audit.TokenRevoked event of a
 // revocation request.
 func (s *storage) recordRevocation(ctx context.Context, e audit.Event) *oidc.Error {
 	e.Type = audit.TokenRevoked
-	if err := s.iss.record(ctx, e); err != nil {
+	if err := s.iss.events.Record(ctx, e); err != nil {
 		return errAuditUnavailable(err)
 	}
 	return nil
@@ -534,7 +531,7 @@ func (i *Issuer) refuseClient(ctx context.Context, clientID string, refusal erro
 	if clientID == "" {
 		reason = "unknown_client"
 	}
-	if err := i.recordRefusal(ctx, audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
+	if err := i.events.Refusal(ctx, audit.Event{Type: audit.ClientAuthFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason}); err != nil {
 		return errAuditUnavailable(err)
 	}
 	return refusal

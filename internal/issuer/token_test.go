@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,7 +105,8 @@ func TestScopesShapeTokens(t *testing.T) {
 func TestCodeIsSingleUseAndReplayRevokes(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
-		h := newHarness(t, b, nil)
+		m := &metricTally{}
+		h := newHarness(t, b, func(c *issuer.Config) { c.Observer = m.observer() })
 		v := oauth2.GenerateVerifier()
 		code := h.login(v, nil)
 		first := h.exchange(code, v)
@@ -131,7 +133,50 @@ func TestCodeIsSingleUseAndReplayRevokes(t *testing.T) {
 		if st, _ := h.userinfo(first.AccessToken); st == http.StatusOK {
 			t.Error("userinfo still answers for a revoked access token")
 		}
+		// Exactly once each: a replay counted by its site and by the
+		// event recorder would be two.
+		m.expect(t, map[string]int{"login:success": 1, "replay:authorization_code": 1})
 	})
+}
+
+// metricTally counts what an issuer tells its Observer, by metric and
+// label.
+type metricTally struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (m *metricTally) add(k string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n == nil {
+		m.n = map[string]int{}
+	}
+	m.n[k]++
+}
+
+func (m *metricTally) observer() *issuer.Observer {
+	return &issuer.Observer{
+		Login:   func(o string) { m.add("login:" + o) },
+		Lockout: func() { m.add("lockout") },
+		Replay:  func(k string) { m.add("replay:" + k) },
+	}
+}
+
+// expect fails t unless the tally is exactly want.
+func (m *metricTally) expect(t *testing.T, want map[string]int) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.n) != len(want) {
+		t.Errorf("metrics %v, want exactly %v", m.n, want)
+		return
+	}
+	for k, n := range want {
+		if m.n[k] != n {
+			t.Errorf("%s moved by %d, want %d (all: %v)", k, m.n[k], n, m.n)
+		}
+	}
 }
 
 func TestCodeExchangeRefusals(t *testing.T) {
