@@ -25,5 +25,5 @@ func (i *Issuer) recordLockout(ctx context.Context, user *store.User, clientID s
 	if user != nil {
 		e.Subject, e.Username = user.ID, user.Username
 	}
-	return i.recordRefusal(ctx, e)
+	return i.events.Refusal(ctx, e)
 }

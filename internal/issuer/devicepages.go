@@ -109,7 +109,7 @@ func (i *Issuer) submitDeviceEntry(w http.ResponseWriter, r *http.Request) {
 	// refused records a refused entry (never the code typed): false when
 	// the event was required and not recorded, and the answer is written.
 	refused := func(reason string) bool {
-		if i.recordRefusal(ctx, audit.Event{Type: audit.DeviceCodeRefused, Outcome: audit.Failure, Reason: reason}) != nil {
+		if i.events.Refusal(ctx, audit.Event{Type: audit.DeviceCodeRefused, Outcome: audit.Failure, Reason: reason}) != nil {
 			i.message(w, http.StatusInternalServerError, page.Title, msgInternal)
 			return false
 		}
@@ -263,11 +263,11 @@ func (i *Issuer) submitDeviceDecision(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, title, msgInternal)
 		return
 	}
-	e := audit.Event{Type: audit.DeviceDenied, Subject: t.UserID, Username: t.Username, ClientID: d.ClientID, Refs: i.refs(audit.RefGrant, t.ID)}
+	e := audit.Event{Type: audit.DeviceDenied, Subject: t.UserID, Username: t.Username, ClientID: d.ClientID, Refs: i.events.Refs(audit.RefGrant, t.ID)}
 	if approve {
 		e.Type = audit.DeviceApproved
 	}
-	if err := i.record(ctx, e); err != nil {
+	if err := i.events.Record(ctx, e); err != nil {
 		i.message(w, http.StatusInternalServerError, title, msgInternal)
 		return
 	}

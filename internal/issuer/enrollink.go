@@ -104,7 +104,7 @@ func (i *Issuer) submitEnrolLink(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusBadRequest, titleEnrolByLink, msgLinkGone)
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.EnrolLinkUsed, Subject: user.ID, Username: user.Username}); err != nil {
+	if err := i.events.Record(ctx, audit.Event{Type: audit.EnrolLinkUsed, Subject: user.ID, Username: user.Username}); err != nil {
 		i.message(w, http.StatusInternalServerError, titleEnrolByLink, msgInternal)
 		return
 	}

@@ -8,7 +8,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
@@ -143,7 +145,7 @@ func (i *Issuer) loginComplete(w http.ResponseWriter, ctx context.Context, fl *l
 	if fl.att == nil {
 		return
 	}
-	i.cfg.Observer.login(LoginSucceeded)
+	i.events.Note(ctx, audit.Event{Type: events.LoginCompleted, Subject: fl.user.ID, Username: fl.user.Username, ClientID: fl.clientID()})
 	i.guard.Succeeded(ctx, *fl.att)
 	i.guard.SetDeviceCookie(w, *fl.att)
 	fl.att = nil

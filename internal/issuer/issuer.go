@@ -266,8 +266,6 @@ type Issuer struct {
 	pages web.Renderer
 	csrf  web.CSRF
 	forms *web.Guard
-	// formRefusals throttles the log lines of refused form posts.
-	formRefusals *attempts.RefusalLog
 	// routes is the mux's table (routes.table).
 	routes []route
 	// events emits the provider's events: audit row, metric, log line.
@@ -397,7 +395,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
 	iss.refusals = attempts.NewRefusalLog()
-	iss.formRefusals = attempts.NewRefusalLog()
 	iss.pages = web.Renderer{Log: cfg.Logger}
 	iss.csrf = web.CSRF{Secure: iss.secure, MaxAge: AuthRequestTTL}
 	iss.forms = web.NewGuard(iss.origin, iss.csrf, iss.pages, iss.formRefused)

@@ -15,6 +15,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
@@ -138,7 +139,6 @@ func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username s
 	if ok {
 		return att, done, true
 	}
-	i.cfg.Observer.login(LoginBusy)
 	i.logRefusal(ctx, att, store.Reservation{Full: att.Counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
 	if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, counter: attempts.CounterKind(att.Counters[0].Key)}) != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
@@ -158,14 +158,13 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 	ctx := r.Context()
 	res, err := i.guard.Reserve(ctx, *att)
 	if err != nil {
-		i.log.ErrorContext(ctx, "counting a login attempts.Attempt failed", "error", err)
-		i.cfg.Observer.login(LoginError)
+		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
+		i.events.Note(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "counting"})
 		fail(http.StatusInternalServerError, msgInternal)
 		return nil, false
 	}
 	if !res.OK {
 		i.logRefusal(ctx, *att, res)
-		i.cfg.Observer.login(LoginLockedOut)
 		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: clientID, counter: attempts.CounterKind(res.Full)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
@@ -178,7 +177,6 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 		// No password was checked: the attempt gives its places back.
 		i.guard.Release(ctx, *att)
 		if errors.Is(err, attempts.ErrHashBusy) {
-			i.cfg.Observer.login(LoginBusy)
 			if ok, suppressed := i.refusals.Allow(); ok {
 				i.log.WarnContext(ctx, "login refused: password checks are at capacity", "client_address", att.Address, "suppressed_since_last", suppressed)
 			}
@@ -196,7 +194,7 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 	if err != nil {
 		if !errors.Is(err, errWrongCredentials) {
 			i.log.ErrorContext(ctx, "checking credentials failed", "error", err)
-			i.cfg.Observer.login(LoginError)
+			i.events.Note(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "password"})
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
 		}
@@ -211,9 +209,7 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
 		}
-		i.cfg.Observer.login(LoginWrongCredentials)
 		if res.Remaining == 0 {
-			i.cfg.Observer.lockout()
 			if i.recordLockout(ctx, user, clientID, res) != nil {
 				fail(http.StatusInternalServerError, msgInternal)
 				return nil, false
@@ -227,7 +223,7 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 		fail(http.StatusUnauthorized, msgWrongCredentials)
 		return nil, false
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: clientID}); err != nil {
+	if err := i.events.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: clientID}); err != nil {
 		fail(http.StatusInternalServerError, msgInternal)
 		return nil, false
 	}
@@ -263,8 +259,8 @@ func (i *Issuer) completeLogin(w http.ResponseWriter, r *http.Request, ar *store
 		return
 	}
 	// The code is stored but not yet handed out: unrecorded, it never is.
-	if err := i.record(ctx, audit.Event{Type: audit.CodeIssued, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
-		Refs: i.refs(audit.RefCode, code, audit.RefGrant, ar.ID)}); err != nil {
+	if err := i.events.Record(ctx, audit.Event{Type: audit.CodeIssued, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Refs: i.events.Refs(audit.RefCode, code, audit.RefGrant, ar.ID)}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
@@ -376,23 +372,18 @@ type loginFailure struct {
 }
 
 // recordLoginFailure records an audit.LoginFailed event: a refusal, which
-// recordRefusal aggregates by address, reason and minute.
+// events.Recorder.Refusal aggregates by address, reason and minute.
 func (i *Issuer) recordLoginFailure(ctx context.Context, f loginFailure) error {
 	e := audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, ClientID: f.clientID, Reason: f.reason, Target: f.counter}
 	if f.user != nil {
 		e.Subject, e.Username = f.user.ID, f.user.Username
 	}
-	return i.recordRefusal(ctx, e)
+	return i.events.Refusal(ctx, e)
 }
 
 // formRefused is the form guard's refusal path (web.Guard.Refused): one
-// throttled log line and one audit event, a refusal that the audit trail
-// aggregates by address, reason and minute, and counts.
+// event, a refusal that the audit trail aggregates by address, reason and
+// minute, and from which events.Recorder derives the log line.
 func (i *Issuer) formRefused(r *http.Request, x web.Refusal) error {
-	ctx := r.Context()
-	if ok, suppressed := i.formRefusals.Allow(); ok {
-		i.log.InfoContext(ctx, "form post refused", "path", r.URL.Path, "reason", x.Reason, "status", x.Status,
-			"client_address", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))), "suppressed_since_last", suppressed)
-	}
-	return i.recordRefusal(ctx, audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, Reason: x.Reason, Target: r.URL.Path})
+	return i.events.Refusal(r.Context(), audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, Reason: x.Reason, Target: r.URL.Path})
 }

@@ -170,7 +170,10 @@ func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, 
 	att := i.guard.NewAttempt(r, user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	done, ok := i.guard.Enter(att)
 	if !ok {
-		i.cfg.Observer.login(LoginBusy)
+		// Counted, not kept: the trail has no row of a code refused
+		// before it was checked.
+		i.events.Note(ctx, audit.Event{Type: audit.SecondFactorFailed, Outcome: audit.Failure, Subject: user.ID, Username: user.Username,
+			ClientID: f.fl.clientID(), Reason: reasonRateLimited})
 		w.Header().Set("Retry-After", "1")
 		i.renderMFAError(w, http.StatusTooManyRequests, tmpl, f, fmt.Sprintf(msgTooManyAttempts, time.Second))
 		return att, nil, store.Reservation{}, false
@@ -178,14 +181,13 @@ func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, 
 	res, err := i.guard.Reserve(ctx, att)
 	if err != nil {
 		done()
-		i.log.ErrorContext(ctx, "counting a login attempts.Attempt failed", "error", err)
+		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return att, nil, res, false
 	}
 	if !res.OK {
 		done()
 		i.logRefusal(ctx, att, res)
-		i.cfg.Observer.login(LoginLockedOut)
 		if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reasonLocked, attempts.CounterKind(res.Full)) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return att, nil, res, false
@@ -203,7 +205,6 @@ func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, 
 func (i *Issuer) wrongCode(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl, reason string, res store.Reservation, msg string) {
 	user := f.fl.user
 	i.log.InfoContext(ctx, "wrong second factor", "username", user.Username, "reason", reason)
-	i.cfg.Observer.login(LoginWrongCredentials)
 	if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reason, "") != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
@@ -215,7 +216,6 @@ func (i *Issuer) wrongCode(w http.ResponseWriter, ctx context.Context, f *stepFo
 // lockout when the attempt took the last place.
 func (i *Issuer) refuseAgain(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl string, res store.Reservation, msg string) {
 	if res.Remaining == 0 {
-		i.cfg.Observer.lockout()
 		if i.recordLockout(ctx, f.fl.user, f.fl.clientID(), res) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
@@ -348,7 +348,7 @@ func (i *Issuer) secondFactorProven(w http.ResponseWriter, r *http.Request, f *s
 		return
 	}
 	fl := f.fl
-	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorSucceeded, Subject: fl.user.ID, Username: fl.user.Username,
+	if err := i.events.Record(ctx, audit.Event{Type: audit.SecondFactorSucceeded, Subject: fl.user.ID, Username: fl.user.Username,
 		ClientID: fl.clientID(), Reason: method}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
@@ -412,7 +412,7 @@ func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			return fmt.Errorf("storing a TOTP secret: %w", err)
 		}
-		return i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
+		return i.events.Record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
 			ClientID: fl.clientID(), Reason: "totp"})
 	})
 }
@@ -485,13 +485,13 @@ func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
 
 // recordSecondFactorFailure records an audit.SecondFactorFailed event: a
 // refusal (the login is not authenticated without its second factor),
-// which recordRefusal aggregates by address, account, reason and minute.
+// which events.Recorder.Refusal aggregates by address, account, reason and minute.
 func (i *Issuer) recordSecondFactorFailure(ctx context.Context, user *store.User, clientID, reason, counter string) error {
 	e := audit.Event{Type: audit.SecondFactorFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason, Target: counter}
 	if user != nil {
 		e.Subject, e.Username = user.ID, user.Username
 	}
-	return i.recordRefusal(ctx, e)
+	return i.events.Refusal(ctx, e)
 }
 
 // takePending takes (single use) the step a form names, or writes the

@@ -19,6 +19,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -409,7 +410,7 @@ func (i *Issuer) passkeyFailure(ctx context.Context, reason string, user *store.
 		e.Subject, e.Username, account = user.ID, user.Username, user.Username
 	}
 	i.log.InfoContext(ctx, "passkey refused", "reason", reason, "username", account)
-	return i.recordRefusal(ctx, e)
+	return i.events.Refusal(ctx, e)
 }
 
 // passkeyRefusal is why an assertion was refused, for the audit trail.
@@ -520,7 +521,6 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	att := i.guard.NewAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	done, ok := i.guard.Enter(att)
 	if !ok {
-		i.cfg.Observer.login(LoginBusy)
 		if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, clientID: ar.ClientID, counter: attempts.CounterKind(att.Counters[0].Key)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return
@@ -532,13 +532,12 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	defer done()
 	res, err := i.guard.Reserve(ctx, att)
 	if err != nil {
-		i.log.ErrorContext(ctx, "counting a login attempts.Attempt failed", "error", err)
+		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
 	if !res.OK {
 		i.logRefusal(ctx, att, res)
-		i.cfg.Observer.login(LoginLockedOut)
 		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: ar.ClientID, counter: attempts.CounterKind(res.Full)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return
@@ -560,7 +559,6 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	user, pk, uv, err := i.verifyAssertion(ctx, session, nil, credential)
 	var refused *passkeyRefusal
 	if errors.As(err, &refused) {
-		i.cfg.Observer.login(LoginWrongCredentials)
 		if i.passkeyFailure(ctx, refused.reason, refused.user, ar.ClientID) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return
@@ -570,7 +568,6 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 			msg = msgPasskeyExpired
 		}
 		if res.Remaining == 0 {
-			i.cfg.Observer.lockout()
 			if i.recordLockout(ctx, refused.user, ar.ClientID, res) != nil {
 				fail(http.StatusInternalServerError, msgInternal)
 				return
@@ -582,17 +579,17 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	}
 	if err != nil {
 		i.log.ErrorContext(ctx, "checking a passkey failed", "error", err)
-		i.cfg.Observer.login(LoginError)
+		i.events.Note(ctx, audit.Event{Type: events.LoginErrored, ClientID: ar.ClientID, Reason: "passkey"})
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
 	amr := passwordlessAMR(pk, uv)
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+	if err := i.events.Record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
 		Reason: kindPasswordless, Target: pk.Name}); err != nil {
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+	if err := i.events.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
 		Reason: "passkey"}); err != nil {
 		fail(http.StatusInternalServerError, msgInternal)
 		return

@@ -135,7 +135,6 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 	_, pk, _, err := i.verifyAssertion(ctx, session, user, r.PostForm.Get("credential"))
 	var refused *passkeyRefusal
 	if errors.As(err, &refused) {
-		i.cfg.Observer.login(LoginWrongCredentials)
 		if i.passkeyFailure(ctx, refused.reason, user, f.fl.clientID()) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
@@ -152,7 +151,7 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: f.fl.clientID(),
+	if err := i.events.Record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: f.fl.clientID(),
 		Reason: kindSecondFactor, Target: pk.Name}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
@@ -202,7 +201,7 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
+	if err := i.events.Record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
 		ClientID: fl.clientID(), Reason: "passkey"}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return

@@ -293,7 +293,7 @@ func (i *Issuer) createPasskey(ctx context.Context, fl *loginFlow, session *weba
 	case err != nil:
 		return nil, nil, err
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, ClientID: fl.clientID(),
+	if err := i.events.Record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, ClientID: fl.clientID(),
 		Target: pk.Name}); err != nil {
 		return nil, nil, err
 	}
