@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
@@ -186,7 +187,7 @@ func (i *Issuer) stepPage(fl *loginFlow, f factors) mfaPage {
 	page := mfaPage{Title: "Second factor", Client: fl.clientID(), Username: fl.user.Username, AuthRequestID: fl.id, CSRF: fl.csrf,
 		Factors: f, Passkeys: i.passkeys != nil, Link: fl.viaLink()}
 	if fl.ar != nil {
-		page.Device = isDeviceLogin(fl.ar)
+		page.Device = devicepages.IsDeviceLogin(fl.ar)
 	}
 	return page
 }

@@ -61,6 +61,7 @@ import (
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/ratelimit"
@@ -268,6 +269,8 @@ type Issuer struct {
 	forms *web.Guard
 	// routes is the mux's table (routes.table).
 	routes []route
+	// device serves the device flow's pages.
+	device *devicepages.Pages
 	// events emits the provider's events: audit row, metric, log line.
 	events *events.Recorder
 }
@@ -398,6 +401,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.pages = web.Renderer{Log: cfg.Logger}
 	iss.csrf = web.CSRF{Secure: iss.secure, MaxAge: AuthRequestTTL}
 	iss.forms = web.NewGuard(iss.origin, iss.csrf, iss.pages, iss.formRefused)
+	iss.device = devicepages.New(devicepages.Config{Store: cfg.Store, Sealer: deviceSealer{iss.sealer}, Guard: iss.guard, Events: iss.events,
+		Pages: iss.pages, CSRF: iss.csrf, Clients: cfg.Clients, Refusals: iss.refusals, Now: cfg.Now, Log: cfg.Logger, LoginPath: loginPath,
+		NormalizeUserCode: normalizeUserCode, MaxTyped: 4 * userCodeLen})
 	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
 	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
 	h, err := iss.newHandler()
@@ -565,10 +571,10 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	rt.handle(endSessionPath, http.HandlerFunc(srv.endSession))
 	rt.form("POST "+logoutPath, web.Form{Limit: maxEndSessionFormBytes, Title: titleSignOut, Forged: msgSignOutForged},
 		http.HandlerFunc(srv.confirmLogout))
-	rt.handle("GET "+devicePath, http.HandlerFunc(i.showDeviceEntry))
-	rt.form("POST "+devicePath, web.Form{Limit: maxDeviceFormBytes, Title: "Connect a device"}, http.HandlerFunc(i.submitDeviceEntry))
-	rt.form("POST "+deviceDecisionPath, web.Form{Limit: maxDeviceFormBytes, Title: "Approve device login"},
-		http.HandlerFunc(i.submitDeviceDecision))
+	rt.handle("GET "+devicePath, http.HandlerFunc(i.device.ShowEntry))
+	rt.form("POST "+devicePath, web.Form{Limit: devicepages.MaxFormBytes, Title: "Connect a device"}, http.HandlerFunc(i.device.SubmitEntry))
+	rt.form("POST "+deviceDecisionPath, web.Form{Limit: devicepages.MaxFormBytes, Title: "Approve device login"},
+		http.HandlerFunc(i.device.SubmitDecision))
 	rt.handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	rt.handle("GET "+web.AssetsPath, web.Assets())
 	rt.form("POST "+passkeyBeginPath, web.Form{Kind: web.JSONPost, Limit: maxPasskeyBeginBytes}, http.HandlerFunc(i.beginPasskey))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/password"
@@ -74,7 +74,7 @@ func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	csrf := i.csrf.Cookie(w, r)
-	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf,
+	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf,
 		Passkeys: i.passkeys != nil}, web.Origin(ar.RedirectURI))
 }
 
@@ -115,7 +115,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username,
+	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username,
 		Passkeys: i.passkeys != nil}
 	user, ok := i.checkPassword(w, r, &att, username, form.Get("password"), ar.ClientID, func(status int, msg string) {
 		page.Error = msg
@@ -238,8 +238,8 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 // attempt's places back (loginSucceeded).
 func (i *Issuer) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
 	ctx := r.Context()
-	if isDeviceLogin(ar) {
-		i.showDeviceApproval(w, ctx, ar, user, amr, csrf)
+	if devicepages.IsDeviceLogin(ar) {
+		i.device.ShowApproval(w, ctx, ar, user, amr, csrf)
 		return
 	}
 
@@ -314,9 +314,7 @@ func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*st
 // retryAfter sets Retry-After for a lockout that ends at retryAt and
 // returns the wait, in whole seconds.
 func (i *Issuer) retryAfter(w http.ResponseWriter, retryAt time.Time) time.Duration {
-	wait := max(time.Second, retryAt.Sub(i.cfg.Now()).Round(time.Second))
-	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
-	return wait
+	return web.RetryAfter(w, i.cfg.Now(), retryAt)
 }
 
 // logRefusal logs an attempt refused by its counters, throttled. It names

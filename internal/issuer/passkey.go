@@ -19,6 +19,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
@@ -600,7 +601,7 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 
 // finishPasswordless completes a login with a discoverable passkey alone.
 func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
-	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
+	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
 	i.passwordlessLogin(w, r, ar, id, credential, csrf, func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "login.html", page, web.Origin(ar.RedirectURI))

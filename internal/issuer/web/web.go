@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 )
 
 //go:embed templates assets
@@ -105,4 +107,12 @@ func Origin(raw string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// RetryAfter sets Retry-After for a wait that ends at retryAt and returns
+// the wait, in whole seconds, at least one.
+func RetryAfter(w http.ResponseWriter, now, retryAt time.Time) time.Duration {
+	wait := max(time.Second, retryAt.Sub(now).Round(time.Second))
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
+	return wait
 }
