@@ -1,6 +1,9 @@
 package issuer
 
-import "github.com/zitadel/oidc/v3/pkg/op"
+import (
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
 
 // Names the tests use to forge sealed auth requests.
 const (
@@ -14,7 +17,7 @@ const (
 func (i *Issuer) DeviceStorage() op.DeviceAuthorizationStorage { return i.storage }
 
 // NewPasskeyName is the name the offer of one more passkey suggests.
-var NewPasskeyName = newPasskeyName
+var NewPasskeyName = passkey.NewName
 
 // Route is a pattern of the provider's mux and whether the form guard
 // wraps it.

@@ -63,6 +63,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/events"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
@@ -392,7 +393,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	iss.guard = attempts.New(attempts.Config{Store: cfg.Store, Max: cfg.LoginAttempts, Window: LoginWindow, Now: cfg.Now, Secure: iss.secure,
 		MACKey: []byte(macKey), Hash: attempts.NewHashGate(slots, queue)})
-	if iss.passkeys, err = newPasskeys(u, iss.origin); err != nil {
+	if iss.passkeys, err = passkey.NewRelyingParty(u, iss.origin); err != nil {
 		// The default issuer (http://127.0.0.1:PORT) is such a host: not
 		// a fault, but worth one line.
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())

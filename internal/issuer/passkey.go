@@ -2,15 +2,11 @@ package issuer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -21,6 +17,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/events"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -114,59 +111,6 @@ const (
 	msgPasskeyNotSaved    = "The passkey could not be added. Try again, or continue without it."
 )
 
-// newPasskeys returns the WebAuthn relying party of the issuer u, or nil
-// and the reason when browsers cannot use passkeys there.
-func newPasskeys(u *url.URL, origin string) (*webauthn.WebAuthn, error) {
-	host := u.Hostname()
-	if net.ParseIP(host) != nil {
-		return nil, fmt.Errorf("the issuer's host %s is an IP address, which browsers refuse as a WebAuthn relying party id: "+
-			"use a host name (http://localhost:PORT for local use)", host)
-	}
-	return webauthn.New(&webauthn.Config{
-		RPID:                  host,
-		RPDisplayName:         "nsauth",
-		RPOrigins:             []string{origin},
-		AttestationPreference: protocol.PreferNoAttestation,
-		AuthenticatorSelection: protocol.AuthenticatorSelection{
-			ResidentKey:      protocol.ResidentKeyRequirementRequired,
-			UserVerification: protocol.VerificationPreferred,
-		},
-	})
-}
-
-// passkeyUser is a store user as the WebAuthn library sees it. The user
-// handle is the user's id: random, stable, and no personal information.
-type passkeyUser struct {
-	u     *store.User
-	creds []webauthn.Credential
-}
-
-func (p passkeyUser) WebAuthnID() []byte   { return []byte(p.u.ID) }
-func (p passkeyUser) WebAuthnName() string { return p.u.Username }
-func (p passkeyUser) WebAuthnDisplayName() string {
-	if p.u.Name != "" {
-		return p.u.Name
-	}
-	return p.u.Username
-}
-func (p passkeyUser) WebAuthnCredentials() []webauthn.Credential { return p.creds }
-
-func toCredential(p *store.Passkey) webauthn.Credential {
-	transports := make([]protocol.AuthenticatorTransport, len(p.Transports))
-	for j, t := range p.Transports {
-		transports[j] = protocol.AuthenticatorTransport(t)
-	}
-	return webauthn.Credential{
-		ID:              p.CredentialID,
-		PublicKey:       p.PublicKey,
-		AttestationType: p.AttestationType,
-		Transport:       transports,
-		Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: p.UserVerified,
-			BackupEligible: p.BackupEligible, BackupState: p.BackupState},
-		Authenticator: webauthn.Authenticator{AAGUID: p.AAGUID, SignCount: p.SignCount},
-	}
-}
-
 // ceremonyState is what a passwordless ceremony keeps server-side.
 type ceremonyState struct {
 	// Session is the library's state: the challenge and what it expects.
@@ -221,30 +165,14 @@ func (i *Issuer) takeCeremony(ctx context.Context, ar *store.AuthRequest, browse
 	return st, nil
 }
 
-// passkeyMethod is the amr value of the passkey p (see the package
-// comment above): "swk" for a passkey that may be synced, "hwk" otherwise.
-func passkeyMethod(p *store.Passkey) string {
-	if p.BackupEligible {
-		return amrSoftwareKey
-	}
-	return amrHardwareKey
-}
-
-// amr values of passkeys (RFC 8176).
-const (
-	amrHardwareKey = "hwk"
-	amrSoftwareKey = "swk"
-	amrUser        = "user"
-)
-
 // passwordlessAMR describes a login with the passkey p alone. Passwordless
 // ceremonies require user verification, so userVerified is true for every
 // login that gets here; it is checked again all the same.
 func passwordlessAMR(p *store.Passkey, userVerified bool) []string {
 	if userVerified {
-		return []string{passkeyMethod(p), amrUser, amrMFA}
+		return []string{passkey.Method(p), passkey.AMRUser, amrMFA}
 	}
-	return []string{passkeyMethod(p)}
+	return []string{passkey.Method(p)}
 }
 
 // jsonError answers a begin request.
@@ -350,7 +278,7 @@ func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *sto
 	if err != nil {
 		return nil, err
 	}
-	return options, i.putCeremony(ctx, ar, ceremonyBrowser(csrf), ceremonyState{Session: session}, i.ceremonyQuota(r))
+	return options, i.putCeremony(ctx, ar, passkey.CeremonyBrowser(csrf), ceremonyState{Session: session}, i.ceremonyQuota(r))
 }
 
 // ceremonyQuota is what a passwordless ceremony begun by r counts against.
@@ -371,15 +299,6 @@ func (i *Issuer) ceremonyQuota(r *http.Request) store.CeremonyQuota {
 	}
 	return store.CeremonyQuota{Pool: poolUnknown, PoolLimit: maxPasskeyCeremonies,
 		Holder: "addr:" + clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))), HolderLimit: maxCeremoniesPerAddress}
-}
-
-// ceremonyBrowser is what a passwordless ceremony is bound to: a digest of
-// the CSRF token of the browser that began it, a secret of that browser's
-// (an HttpOnly cookie) that the finish form carries too. The token itself
-// is not stored.
-func ceremonyBrowser(csrf string) string {
-	sum := sha256.Sum256([]byte("nsauth passkey ceremony browser\x00" + csrf))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // finishPasskey takes the browser's answer to a ceremony, posted as a
@@ -412,104 +331,6 @@ func (i *Issuer) passkeyFailure(ctx context.Context, reason string, user *store.
 	}
 	i.log.InfoContext(ctx, "passkey refused", "reason", reason, "username", account)
 	return i.events.Refusal(ctx, e)
-}
-
-// passkeyRefusal is why an assertion was refused, for the audit trail.
-type passkeyRefusal struct {
-	reason string
-	user   *store.User
-}
-
-func (p *passkeyRefusal) Error() string { return "passkey refused: " + p.reason }
-
-// verifyAssertion checks a passkey assertion against the ceremony
-// session (nil when none was begun, or it was answered). user is the
-// account the ceremony is for (second factor), nil for a passwordless
-// login, where the credential names the account. It returns the user and
-// the passkey, updated with the counter and flags of this use; a
-// *passkeyRefusal when the assertion is refused.
-func (i *Issuer) verifyAssertion(ctx context.Context, session *webauthn.SessionData, user *store.User, credential string) (*store.User, *store.Passkey, bool, error) {
-	if session == nil {
-		return nil, nil, false, &passkeyRefusal{reason: "expired", user: user}
-	}
-	passwordless := user == nil
-	if len(credential) == 0 {
-		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
-	}
-	parsed, err := protocol.ParseCredentialRequestResponseBytes([]byte(credential))
-	if err != nil {
-		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
-	}
-	var pk *store.Passkey
-	var lookupErr error
-	lookup := func(rawID, userHandle []byte) (webauthn.User, error) {
-		p, err := i.st.PasskeyByCredentialID(ctx, rawID)
-		if err != nil {
-			lookupErr = err
-			return nil, err
-		}
-		if string(userHandle) != p.UserID && len(userHandle) > 0 {
-			lookupErr = store.ErrNotFound
-			return nil, lookupErr
-		}
-		u := user
-		if u == nil {
-			if u, err = i.st.UserByID(ctx, p.UserID); err != nil {
-				lookupErr = err
-				return nil, err
-			}
-		} else if u.ID != p.UserID {
-			lookupErr = store.ErrNotFound
-			return nil, lookupErr
-		}
-		pk, user = p, u
-		return passkeyUser{u: u, creds: []webauthn.Credential{toCredential(p)}}, nil
-	}
-	var cred *webauthn.Credential
-	if passwordless {
-		_, cred, err = i.passkeys.ValidatePasskeyLogin(lookup, *session, parsed)
-	} else {
-		// The ceremony allowed every passkey of the user, and the library
-		// wants the user to own each of them: give it them all.
-		if _, err = lookup(parsed.RawID, parsed.Response.UserHandle); err == nil {
-			var all []store.Passkey
-			if all, lookupErr = i.st.PasskeysByUser(ctx, user.ID); lookupErr == nil {
-				creds := make([]webauthn.Credential, len(all))
-				for j := range all {
-					creds[j] = toCredential(&all[j])
-				}
-				cred, err = i.passkeys.ValidateLogin(passkeyUser{u: user, creds: creds}, *session, parsed)
-			}
-		}
-	}
-	switch {
-	case lookupErr != nil && !errors.Is(lookupErr, store.ErrNotFound):
-		return nil, nil, false, lookupErr
-	case lookupErr != nil:
-		return nil, nil, false, &passkeyRefusal{reason: "unknown_credential", user: user}
-	case err != nil:
-		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
-	}
-	if cred.Authenticator.CloneWarning {
-		// The counter went backwards: two copies of the key may be in use.
-		// The passkey is marked and refused; the user still has their
-		// password, and an administrator can remove it.
-		if err := i.st.RecordPasskeyUse(ctx, pk.ID, pk.SignCount, pk.BackupState, true); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, nil, false, err
-		}
-		return nil, nil, false, &passkeyRefusal{reason: "clone_warning", user: user}
-	}
-	if user.Disabled() {
-		return nil, nil, false, &passkeyRefusal{reason: reasonUserDisabled, user: user}
-	}
-	pk.SignCount, pk.BackupState = cred.Authenticator.SignCount, cred.Flags.BackupState
-	if err := i.st.RecordPasskeyUse(ctx, pk.ID, pk.SignCount, pk.BackupState, false); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, false, &passkeyRefusal{reason: "unknown_credential", user: user}
-		}
-		return nil, nil, false, err
-	}
-	return user, pk, parsed.Response.AuthenticatorData.Flags.HasUserVerified(), nil
 }
 
 // passwordlessLogin runs a passkey assertion as a login attempt: it takes
@@ -549,7 +370,7 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	// Another browser's answer finds no ceremony: it is refused as
 	// expired, and the ceremony stays for the browser that began it.
 	var session *webauthn.SessionData
-	switch st, err := i.takeCeremony(ctx, ar, ceremonyBrowser(csrf)); {
+	switch st, err := i.takeCeremony(ctx, ar, passkey.CeremonyBrowser(csrf)); {
 	case err == nil:
 		session = st.Session
 	case !errors.Is(err, store.ErrNotFound):
@@ -557,19 +378,19 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	user, pk, uv, err := i.verifyAssertion(ctx, session, nil, credential)
-	var refused *passkeyRefusal
+	user, pk, uv, err := i.verifier().Verify(ctx, session, nil, credential)
+	var refused *passkey.Refusal
 	if errors.As(err, &refused) {
-		if i.passkeyFailure(ctx, refused.reason, refused.user, ar.ClientID) != nil {
+		if i.passkeyFailure(ctx, refused.Reason, refused.User, ar.ClientID) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return
 		}
 		msg := msgPasskeyRefused
-		if refused.reason == "expired" {
+		if refused.Reason == "expired" {
 			msg = msgPasskeyExpired
 		}
 		if res.Remaining == 0 {
-			if i.recordLockout(ctx, refused.user, ar.ClientID, res) != nil {
+			if i.recordLockout(ctx, refused.User, ar.ClientID, res) != nil {
 				fail(http.StatusInternalServerError, msgInternal)
 				return
 			}
@@ -607,3 +428,6 @@ func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *
 		i.render(w, status, "login.html", page, web.Origin(ar.RedirectURI))
 	})
 }
+
+// verifier checks passkey assertions with the issuer's relying party.
+func (i *Issuer) verifier() *passkey.Verifier { return &passkey.Verifier{RP: i.passkeys, Store: i.st} }

@@ -12,6 +12,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -54,7 +55,7 @@ func (i *Issuer) beginStepCeremony(ctx context.Context, mode, id, token, csrf st
 	}
 	creds := make([]webauthn.Credential, len(pks))
 	for j := range pks {
-		creds[j] = toCredential(&pks[j])
+		creds[j] = passkey.Credential(&pks[j])
 	}
 	var (
 		options any
@@ -64,14 +65,14 @@ func (i *Issuer) beginStepCeremony(ctx context.Context, mode, id, token, csrf st
 		if len(pks) == 0 {
 			return nil, errStepGone
 		}
-		options, session, err = i.passkeys.BeginLogin(passkeyUser{u: fl.user, creds: creds},
+		options, session, err = i.passkeys.BeginLogin(passkey.User{U: fl.user, Creds: creds},
 			webauthn.WithUserVerification(protocol.VerificationPreferred))
 	} else {
 		exclude := make([]protocol.CredentialDescriptor, len(creds))
 		for j := range creds {
 			exclude[j] = creds[j].Descriptor()
 		}
-		options, session, err = i.passkeys.BeginRegistration(passkeyUser{u: fl.user},
+		options, session, err = i.passkeys.BeginRegistration(passkey.User{U: fl.user},
 			webauthn.WithExclusions(exclude), webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired))
 	}
 	if err != nil {
@@ -132,15 +133,15 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	_, pk, _, err := i.verifyAssertion(ctx, session, user, r.PostForm.Get("credential"))
-	var refused *passkeyRefusal
+	_, pk, _, err := i.verifier().Verify(ctx, session, user, r.PostForm.Get("credential"))
+	var refused *passkey.Refusal
 	if errors.As(err, &refused) {
-		if i.passkeyFailure(ctx, refused.reason, user, f.fl.clientID()) != nil {
+		if i.passkeyFailure(ctx, refused.Reason, user, f.fl.clientID()) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
 		msg := msgPasskeyRefused
-		if refused.reason == "expired" {
+		if refused.Reason == "expired" {
 			msg = msgPasskeyExpired
 		}
 		i.refuseAgain(w, ctx, f, "mfa.html", res, msg)
@@ -156,7 +157,7 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	i.secondFactorProven(w, r, f, att, []string{passkeyMethod(pk)}, "passkey")
+	i.secondFactorProven(w, r, f, att, []string{passkey.Method(pk)}, "passkey")
 }
 
 // submitPasskeyEnroll stores the passkey registered on the enrolment page
@@ -206,7 +207,7 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	fl.amr = mfaAMR(p.AMR, []string{passkeyMethod(pk)})
+	fl.amr = mfaAMR(p.AMR, []string{passkey.Method(pk)})
 	fl.done(store.StepEnrolled)
 	i.recoveryCodesWithPasskey(w, r, fl, f.page)
 }

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
@@ -64,7 +64,7 @@ func (passkeyOfferPage) Scripted() bool { return true }
 // enrolment link's flow has its own page.
 func (i *Issuer) offersPasskey(r *http.Request, fl *loginFlow, f factors) bool {
 	if i.passkeys == nil || fl.viaLink() || fl.did(store.StepOffered) || !slices.Contains(fl.amr, amrMFA) ||
-		slices.Contains(fl.amr, amrHardwareKey) || slices.Contains(fl.amr, amrSoftwareKey) || f.Passkeys >= store.MaxPasskeysPerUser {
+		slices.Contains(fl.amr, passkey.AMRHardwareKey) || slices.Contains(fl.amr, passkey.AMRSoftwareKey) || f.Passkeys >= store.MaxPasskeysPerUser {
 		return false
 	}
 	_, err := r.Cookie(i.passkeyLaterCookie())
@@ -95,52 +95,9 @@ func (i *Issuer) showOffer(w http.ResponseWriter, r *http.Request, fl *loginFlow
 		for j := range existing {
 			names[j] = existing[j].Name
 		}
-		page.Name = newPasskeyName(r.UserAgent(), page.Name, names)
+		page.Name = passkey.NewName(r.UserAgent(), page.Name, names)
 	}
 	i.render(w, status, "passkey_offer.html", page, fl.formTarget())
-}
-
-// newPasskeyName suggests a name for one more passkey that tells it from
-// the user's others (taken): the browser and system the user agent
-// names ("Firefox on Linux"), else fallback, numbered when taken.
-func newPasskeyName(userAgent, fallback string, taken []string) string {
-	base := fallback
-	if device := deviceOf(userAgent); device != "" {
-		base = device
-	}
-	name := base
-	for n := 2; slices.Contains(taken, name) && n <= store.MaxPasskeysPerUser+1; n++ {
-		name = fmt.Sprintf("%s (%d)", base, n)
-	}
-	return name
-}
-
-// deviceOf names the browser and system of a User-Agent header, or "".
-// Order matters: Edge's and Chrome's headers name Safari too, Edge's
-// names Chrome, Android's names Linux, iOS's names Mac OS X.
-func deviceOf(ua string) string {
-	if len(ua) > 512 {
-		ua = ua[:512]
-	}
-	first := func(pairs ...string) string {
-		for j := 0; j+1 < len(pairs); j += 2 {
-			if strings.Contains(ua, pairs[j]) {
-				return pairs[j+1]
-			}
-		}
-		return ""
-	}
-	browser := first("Edg/", "Edge", "Firefox/", "Firefox", "Chrome/", "Chrome", "Chromium/", "Chromium", "Safari/", "Safari")
-	system := first("iPhone", "iPhone", "iPad", "iPad", "Android", "Android", "Windows", "Windows", "Mac OS X", "macOS",
-		"CrOS", "ChromeOS", "Linux", "Linux")
-	switch {
-	case browser != "" && system != "":
-		return browser + " on " + system
-	case system != "":
-		return system
-	default:
-		return browser
-	}
 }
 
 // skipPasskey is "Not now": the login finishes as it was.
@@ -274,7 +231,7 @@ func (i *Issuer) createPasskey(ctx context.Context, fl *loginFlow, session *weba
 		return nil, notSaved, nil
 	}
 	user := fl.user
-	cred, err := i.passkeys.CreateCredential(passkeyUser{u: user}, *session, parsed)
+	cred, err := i.passkeys.CreateCredential(passkey.User{U: user}, *session, parsed)
 	if err != nil {
 		return nil, notSaved, nil
 	}
