@@ -12,6 +12,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/events"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
@@ -108,21 +109,21 @@ const (
 // one: each step's handler updates fl and calls it.
 func (i *Issuer) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 	ctx := r.Context()
-	f, err := i.userFactors(ctx, fl.user.ID)
+	f, err := i.mfa().UserFactors(ctx, fl.user.ID)
 	if err != nil {
-		i.log.ErrorContext(ctx, "reading second factors failed", "error", err)
+		i.log.ErrorContext(ctx, "reading second mfa.Factors failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
 	switch {
-	case f.any() && !slices.Contains(fl.amr, amrMFA):
+	case f.Any() && !slices.Contains(fl.amr, amrMFA):
 		i.askSecondFactor(w, r, fl, f)
 	case fl.viaLink() && !fl.did(store.StepEnrolled):
 		i.askEnrolment(w, r, fl, f)
 	case fl.viaLink():
 		i.loginComplete(w, ctx, fl)
 		i.message(w, http.StatusOK, titleEnrolByLink, msgLinkEnrolled)
-	case !f.any() && i.cfg.RequireSecondFactor:
+	case !f.Any() && i.cfg.RequireSecondFactor:
 		// The password was right, but nothing may be added on its
 		// strength: the places it took stay taken.
 		i.log.InfoContext(ctx, "login refused: the account needs a second factor", "username", fl.user.Username)
@@ -183,7 +184,7 @@ func (i *Issuer) pendingExpiry(ar *store.AuthRequest) time.Time {
 func pendingKey(token, csrf string) string { return token + "." + csrf }
 
 // stepPage is the data every page of a step carries.
-func (i *Issuer) stepPage(fl *loginFlow, f factors) mfaPage {
+func (i *Issuer) stepPage(fl *loginFlow, f mfa.Factors) mfaPage {
 	page := mfaPage{Title: "Second factor", Client: fl.clientID(), Username: fl.user.Username, AuthRequestID: fl.id, CSRF: fl.csrf,
 		Factors: f, Passkeys: i.passkeys != nil, Link: fl.viaLink()}
 	if fl.ar != nil {
@@ -193,7 +194,7 @@ func (i *Issuer) stepPage(fl *loginFlow, f factors) mfaPage {
 }
 
 // askSecondFactor shows the second-factor page.
-func (i *Issuer) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f factors) {
+func (i *Issuer) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
 	page := i.stepPage(fl, f)
 	var err error
 	if page.Token, err = i.pause(r.Context(), fl, store.PendingVerify, ""); err != nil {
@@ -206,7 +207,7 @@ func (i *Issuer) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *log
 // askEnrolment shows the enrolment page of a flow that may add a factor:
 // an authenticator app when the user has none, a passkey when the server
 // offers them and the user has room for one more.
-func (i *Issuer) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f factors) {
+func (i *Issuer) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
 	ctx := r.Context()
 	page := i.stepPage(fl, f)
 	page.Title = titleEnrolByLink

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
@@ -51,33 +51,10 @@ const (
 
 // amr values (RFC 8176).
 const (
-	amrPassword = "pwd"
-	amrOTP      = "otp"
-	amrMFA      = "mfa"
+	amrPassword = mfa.AMRPassword
+	amrOTP      = mfa.AMROTP
+	amrMFA      = mfa.AMRMFA
 )
-
-// factors is what second factors a user has.
-type factors struct {
-	TOTP bool
-	// RecoveryCodes is how many unused recovery codes the user has.
-	RecoveryCodes int
-	// Passkeys is how many passkeys the user has registered; the
-	// second-factor page offers a passkey only when it is above 0.
-	Passkeys int
-}
-
-// any reports whether the user has a factor that logs in on its own.
-// Recovery codes do not count: they are for when the factor is lost.
-func (f factors) any() bool { return f.TOTP || f.Passkeys > 0 }
-
-// userFactors returns what second factors a user has.
-func (i *Issuer) userFactors(ctx context.Context, userID string) (factors, error) {
-	sf, err := i.st.SecondFactors(ctx, userID)
-	if err != nil {
-		return factors{}, err
-	}
-	return factors{TOTP: sf.TOTP, RecoveryCodes: sf.RecoveryCodes, Passkeys: sf.Passkeys}, nil
-}
 
 // mfaPage is the data of the second-factor pages (mfa.html,
 // mfa_enroll.html, mfa_recovery.html).
@@ -91,7 +68,7 @@ type mfaPage struct {
 	CSRF          string
 	// Token is the pending state's token.
 	Token   string
-	Factors factors
+	Factors mfa.Factors
 	// Passkeys: passkeys are available here (the issuer's host can be a
 	// WebAuthn relying party, passkey.go), so the pages offer them.
 	Passkeys bool
@@ -150,9 +127,9 @@ func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, kinds ...s
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return nil, false
 	}
-	f, err := i.userFactors(ctx, fl.user.ID)
+	f, err := i.mfa().UserFactors(ctx, fl.user.ID)
 	if err != nil {
-		i.log.ErrorContext(ctx, "reading second factors failed", "error", err)
+		i.log.ErrorContext(ctx, "reading second mfa.Factors failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return nil, false
 	}
@@ -274,12 +251,12 @@ func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch method {
 	case "totp":
-		err = i.checkTOTP(ctx, f.fl.user.ID, r.PostForm.Get("code"))
+		err = i.mfa().CheckTOTP(ctx, f.fl.user.ID, r.PostForm.Get("code"))
 	default:
-		err = i.useRecoveryCode(ctx, f.fl.user.ID, r.PostForm.Get("recovery_code"))
+		err = i.mfa().UseRecoveryCode(ctx, f.fl.user.ID, r.PostForm.Get("recovery_code"))
 	}
 	switch {
-	case errors.Is(err, errCodeReplayed):
+	case errors.Is(err, mfa.ErrCodeReplayed):
 		i.wrongCode(w, ctx, f, "mfa.html", "replayed", res, msgWrongCode)
 		return
 	case errors.Is(err, secondfactor.ErrWrongCode) && method == "totp":
@@ -294,47 +271,6 @@ func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i.secondFactorProven(w, r, f, att, []string{amrOTP}, method)
-}
-
-// errCodeReplayed is a right TOTP code whose time step was used before.
-var errCodeReplayed = errors.New("TOTP code used before")
-
-// checkTOTP accepts a user's TOTP code once: it returns
-// secondfactor.ErrWrongCode or errCodeReplayed otherwise.
-func (i *Issuer) checkTOTP(ctx context.Context, userID, code string) error {
-	secret, _, err := i.st.TOTPSecret(ctx, userID)
-	if errors.Is(err, store.ErrNotFound) {
-		return secondfactor.ErrWrongCode
-	}
-	if err != nil {
-		return err
-	}
-	step, err := secondfactor.CheckTOTP(secret, code, i.cfg.Now())
-	if err != nil {
-		return err
-	}
-	switch err := i.st.UseTOTPStep(ctx, userID, step); {
-	case errors.Is(err, store.ErrReused):
-		return errCodeReplayed
-	case errors.Is(err, store.ErrNotFound):
-		return secondfactor.ErrWrongCode
-	default:
-		return err
-	}
-}
-
-// useRecoveryCode uses up one of a user's recovery codes, or returns
-// secondfactor.ErrWrongCode.
-func (i *Issuer) useRecoveryCode(ctx context.Context, userID, code string) error {
-	c, ok := secondfactor.NormalizeRecoveryCode(code)
-	if !ok {
-		return secondfactor.ErrWrongCode
-	}
-	err := i.st.UseRecoveryCode(ctx, userID, c)
-	if errors.Is(err, store.ErrNotFound) {
-		return secondfactor.ErrWrongCode
-	}
-	return err
 }
 
 // secondFactorProven goes on with a login whose second factor (method,
@@ -353,19 +289,8 @@ func (i *Issuer) secondFactorProven(w http.ResponseWriter, r *http.Request, f *s
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	fl.amr, fl.att = mfaAMR(p.AMR, added), &att
+	fl.amr, fl.att = mfa.AddAMR(p.AMR, added), &att
 	i.next(w, r, fl)
-}
-
-// mfaAMR adds the methods of a second factor to the login's and "mfa".
-func mfaAMR(amr, added []string) []string {
-	out := slices.Clone(amr)
-	for _, a := range append(slices.Clone(added), amrMFA) {
-		if !slices.Contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // submitEnrollment checks the first code of a TOTP secret offered on the
@@ -402,7 +327,7 @@ func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fl := f.fl
-	fl.amr, fl.att = mfaAMR(p.AMR, []string{amrOTP}), &att
+	fl.amr, fl.att = mfa.AddAMR(p.AMR, []string{amrOTP}), &att
 	fl.done(store.StepEnrolled)
 	codes := secondfactor.NewRecoveryCodes()
 	i.showRecoveryCodes(w, r, fl, f.page, "authenticator app", codes, func() error {
@@ -509,3 +434,6 @@ func (i *Issuer) takePending(w http.ResponseWriter, ctx context.Context, f *step
 	}
 	return p, true
 }
+
+// mfa checks second factors against the issuer's store.
+func (i *Issuer) mfa() *mfa.Checker { return &mfa.Checker{Store: i.st, Now: i.cfg.Now} }

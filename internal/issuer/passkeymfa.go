@@ -12,6 +12,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
 	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -207,7 +208,7 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	fl.amr = mfaAMR(p.AMR, []string{passkey.Method(pk)})
+	fl.amr = mfa.AddAMR(p.AMR, []string{passkey.Method(pk)})
 	fl.done(store.StepEnrolled)
 	i.recoveryCodesWithPasskey(w, r, fl, f.page)
 }

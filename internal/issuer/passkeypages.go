@@ -12,6 +12,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
 	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
@@ -62,7 +63,7 @@ func (passkeyOfferPage) Scripted() bool { return true }
 // (this device has one), was not offered one already, and its user has
 // room for one more, on a browser that did not say "Not now" lately. An
 // enrolment link's flow has its own page.
-func (i *Issuer) offersPasskey(r *http.Request, fl *loginFlow, f factors) bool {
+func (i *Issuer) offersPasskey(r *http.Request, fl *loginFlow, f mfa.Factors) bool {
 	if i.passkeys == nil || fl.viaLink() || fl.did(store.StepOffered) || !slices.Contains(fl.amr, amrMFA) ||
 		slices.Contains(fl.amr, passkey.AMRHardwareKey) || slices.Contains(fl.amr, passkey.AMRSoftwareKey) || f.Passkeys >= store.MaxPasskeysPerUser {
 		return false
