@@ -90,9 +90,6 @@ const (
 	// tabs): a thief of one browser's cookies, or an insider with an
 	// account, holds no more of the known browsers' pool than that.
 	maxCeremoniesPerKnownAccount = 8
-	// passkeyCeremonyTTL is how long a ceremony may take, at most (and no
-	// longer than its auth request).
-	passkeyCeremonyTTL = 5 * time.Minute
 	// maxPasskeyBeginBytes bounds a begin request's body.
 	maxPasskeyBeginBytes = maxAuthRequestIDLen + 1<<10
 	// maxPasskeyFormBytes bounds a finish form: the auth request, the CSRF
@@ -110,60 +107,6 @@ const (
 	msgPasskeyAddressBusy = "Too many passkey sign-ins are in progress from your network. Try again in a few minutes, or sign in with your password."
 	msgPasskeyNotSaved    = "The passkey could not be added. Try again, or continue without it."
 )
-
-// ceremonyState is what a passwordless ceremony keeps server-side.
-type ceremonyState struct {
-	// Session is the library's state: the challenge and what it expects.
-	Session *webauthn.SessionData `json:"session,omitempty"`
-}
-
-// Ceremony pools (store.CeremonyQuota).
-const (
-	// poolUnknown holds the passwordless ceremonies of browsers the
-	// provider does not know, counted per client address.
-	poolUnknown = "unknown"
-	// poolKnown holds those of browsers that logged in before, counted per
-	// account.
-	poolKnown = "known"
-)
-
-// putCeremony stores a passwordless ceremony for ar, bound to browser
-// (ceremonyBrowser), counted against q.
-func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, browser string, st ceremonyState, q store.CeremonyQuota) error {
-	if st.Session != nil {
-		// The store's expiry, on the injected clock, is the one that
-		// counts; the library's would use the wall clock.
-		st.Session.Expires = time.Time{}
-	}
-	data, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encoding a passkey ceremony: %w", err)
-	}
-	expires := i.cfg.Now().Add(passkeyCeremonyTTL)
-	if ar.ExpiresAt.Before(expires) {
-		expires = ar.ExpiresAt
-	}
-	return i.st.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: ar.ID, Kind: kindPasswordless, Browser: browser,
-		Session: data, ExpiresAt: expires}, q)
-}
-
-// takeCeremony takes ar's passwordless ceremony bound to browser; anything
-// else (none, expired, another kind) is store.ErrNotFound. A ceremony
-// bound to another browser is not taken: it stays as it was.
-func (i *Issuer) takeCeremony(ctx context.Context, ar *store.AuthRequest, browser string) (ceremonyState, error) {
-	var st ceremonyState
-	c, err := i.st.TakePasskeyCeremony(ctx, ar.ID, browser)
-	if err != nil {
-		return st, err
-	}
-	if c.Kind != kindPasswordless {
-		return st, fmt.Errorf("passkey ceremony of kind %s: %w", c.Kind, store.ErrNotFound)
-	}
-	if err := json.Unmarshal(c.Session, &st); err != nil {
-		return st, fmt.Errorf("decoding a passkey ceremony: %w", err)
-	}
-	return st, nil
-}
 
 // passwordlessAMR describes a login with the passkey p alone. Passwordless
 // ceremonies require user verification, so userVerified is true for every
@@ -231,7 +174,7 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, store.ErrCeremonyHolderFull):
 		// Its ceremonies end as they are answered, or after
-		// passkeyCeremonyTTL.
+		// passkey.CeremonyTTL.
 		w.Header().Set("Retry-After", "60")
 		jsonError(w, http.StatusTooManyRequests, msgPasskeyAddressBusy)
 		return
@@ -278,7 +221,7 @@ func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *sto
 	if err != nil {
 		return nil, err
 	}
-	return options, i.putCeremony(ctx, ar, passkey.CeremonyBrowser(csrf), ceremonyState{Session: session}, i.ceremonyQuota(r))
+	return options, i.ceremonies().Put(ctx, ar, passkey.CeremonyBrowser(csrf), session, i.ceremonyQuota(r))
 }
 
 // ceremonyQuota is what a passwordless ceremony begun by r counts against.
@@ -294,10 +237,10 @@ func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *sto
 // are not.
 func (i *Issuer) ceremonyQuota(r *http.Request) store.CeremonyQuota {
 	if tag, ok := i.guard.KnownAccountOf(r); ok {
-		return store.CeremonyQuota{Pool: poolKnown, PoolLimit: maxPasskeyCeremonies,
+		return store.CeremonyQuota{Pool: passkey.PoolKnown, PoolLimit: maxPasskeyCeremonies,
 			Holder: "account:" + tag, HolderLimit: maxCeremoniesPerKnownAccount}
 	}
-	return store.CeremonyQuota{Pool: poolUnknown, PoolLimit: maxPasskeyCeremonies,
+	return store.CeremonyQuota{Pool: passkey.PoolUnknown, PoolLimit: maxPasskeyCeremonies,
 		Holder: "addr:" + clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))), HolderLimit: maxCeremoniesPerAddress}
 }
 
@@ -370,9 +313,9 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	// Another browser's answer finds no ceremony: it is refused as
 	// expired, and the ceremony stays for the browser that began it.
 	var session *webauthn.SessionData
-	switch st, err := i.takeCeremony(ctx, ar, passkey.CeremonyBrowser(csrf)); {
+	switch st, err := i.ceremonies().Take(ctx, ar, passkey.CeremonyBrowser(csrf)); {
 	case err == nil:
-		session = st.Session
+		session = st
 	case !errors.Is(err, store.ErrNotFound):
 		i.log.ErrorContext(ctx, "reading a passkey ceremony failed", "error", err)
 		fail(http.StatusInternalServerError, msgInternal)
@@ -431,3 +374,8 @@ func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *
 
 // verifier checks passkey assertions with the issuer's relying party.
 func (i *Issuer) verifier() *passkey.Verifier { return &passkey.Verifier{RP: i.passkeys, Store: i.st} }
+
+// ceremonies keeps passwordless ceremonies in the issuer's store.
+func (i *Issuer) ceremonies() *passkey.Ceremonies {
+	return &passkey.Ceremonies{Store: i.st, Now: i.cfg.Now, Kind: kindPasswordless}
+}

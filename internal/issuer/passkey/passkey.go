@@ -7,12 +7,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -250,4 +252,78 @@ func deviceOf(ua string) string {
 	default:
 		return browser
 	}
+}
+
+// CeremonyTTL is how long a ceremony may take, at most (and no longer
+// than its auth request).
+const CeremonyTTL = 5 * time.Minute
+
+// CeremonyStore is the storage of passwordless ceremonies.
+type CeremonyStore interface {
+	PutPasskeyCeremony(ctx context.Context, c *store.PasskeyCeremony, q store.CeremonyQuota) error
+	TakePasskeyCeremony(ctx context.Context, authRequestID, browser string) (*store.PasskeyCeremony, error)
+}
+
+// Ceremonies keeps passwordless ceremonies server-side, one per auth
+// request, bound to the browser that began it.
+type Ceremonies struct {
+	Store CeremonyStore
+	Now   func() time.Time
+	// Kind is the kind the ceremonies are stored as.
+	Kind string
+}
+
+// ceremonyState is what a passwordless ceremony keeps server-side.
+type ceremonyState struct {
+	// Session is the library's state: the challenge and what it expects.
+	Session *webauthn.SessionData `json:"session,omitempty"`
+}
+
+// Ceremony pools (store.CeremonyQuota).
+const (
+	// PoolUnknown holds the passwordless ceremonies of browsers the
+	// provider does not know, counted per client address.
+	PoolUnknown = "unknown"
+	// PoolKnown holds those of browsers that logged in before, counted per
+	// account.
+	PoolKnown = "known"
+)
+
+// Put stores a passwordless ceremony (the library's session) for ar,
+// bound to browser (CeremonyBrowser), counted against q.
+func (c *Ceremonies) Put(ctx context.Context, ar *store.AuthRequest, browser string, session *webauthn.SessionData, q store.CeremonyQuota) error {
+	st := ceremonyState{Session: session}
+	if st.Session != nil {
+		// The store's expiry, on the injected clock, is the one that
+		// counts; the library's would use the wall clock.
+		st.Session.Expires = time.Time{}
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encoding a passkey ceremony: %w", err)
+	}
+	expires := c.Now().Add(CeremonyTTL)
+	if ar.ExpiresAt.Before(expires) {
+		expires = ar.ExpiresAt
+	}
+	return c.Store.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: ar.ID, Kind: c.Kind, Browser: browser,
+		Session: data, ExpiresAt: expires}, q)
+}
+
+// Take takes ar's passwordless ceremony bound to browser; anything
+// else (none, expired, another kind) is store.ErrNotFound. A ceremony
+// bound to another browser is not taken: it stays as it was.
+func (c *Ceremonies) Take(ctx context.Context, ar *store.AuthRequest, browser string) (*webauthn.SessionData, error) {
+	var st ceremonyState
+	pc, err := c.Store.TakePasskeyCeremony(ctx, ar.ID, browser)
+	if err != nil {
+		return nil, err
+	}
+	if pc.Kind != c.Kind {
+		return nil, fmt.Errorf("passkey ceremony of kind %s: %w", pc.Kind, store.ErrNotFound)
+	}
+	if err := json.Unmarshal(pc.Session, &st); err != nil {
+		return nil, fmt.Errorf("decoding a passkey ceremony: %w", err)
+	}
+	return st.Session, nil
 }
