@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/nsauth/nsauth/internal/issuer/endsession"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 )
 
 // endSessionPages are the issuer's web layer as package endsession writes
@@ -21,16 +22,9 @@ func (p endSessionPages) Internal(w http.ResponseWriter, status int, title strin
 }
 
 func (p endSessionPages) Render(w http.ResponseWriter, status int, name string, data any, redirect string) {
-	p.i.render(w, status, name, data, origin(redirect))
+	p.i.render(w, status, name, data, web.Origin(redirect))
 }
 
 func (p endSessionPages) CSRFCookie(w http.ResponseWriter, r *http.Request) string {
-	return p.i.csrfCookie(w, r)
+	return p.i.csrf.Cookie(w, r)
 }
-
-func (p endSessionPages) CheckCSRF(r *http.Request, formValue string) bool {
-	_, ok := p.i.checkCSRF(r, formValue)
-	return ok
-}
-
-func (p endSessionPages) SameOrigin(r *http.Request) bool { return p.i.sameOrigin(r) }

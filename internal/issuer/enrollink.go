@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -44,7 +45,7 @@ type enrolLinkPage struct {
 // the page saying the link is not valid.
 func (i *Issuer) linkUser(w http.ResponseWriter, r *http.Request, link string) (*store.User, bool) {
 	ctx := r.Context()
-	if !isRandomToken(link, 32) {
+	if !web.IsRandomToken(link, 32) {
 		i.message(w, http.StatusBadRequest, titleEnrolByLink, msgLinkGone)
 		return nil, false
 	}
@@ -69,28 +70,13 @@ func (i *Issuer) showEnrolLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	i.render(w, http.StatusOK, "enrol.html", enrolLinkPage{Title: titleEnrolByLink, Username: user.Username, Link: link,
-		CSRF: i.csrfCookie(w, r)}, "")
+		CSRF: i.csrf.Cookie(w, r)}, "")
 }
 
 // submitEnrolLink checks the password of the link's user and, when it is
 // right, uses the link up and goes on to enrolment.
 func (i *Issuer) submitEnrolLink(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if !i.sameOrigin(r) {
-		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginFormBytes)
-	if err := r.ParseForm(); err != nil {
-		i.message(w, http.StatusBadRequest, titleEnrolByLink, msgForged)
-		return
-	}
-	form := r.PostForm
-	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
-	if !ok {
-		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return
-	}
+	ctx, form, csrf := r.Context(), r.PostForm, web.Token(r)
 	link := form.Get("link")
 	user, ok := i.linkUser(w, r, link)
 	if !ok {
@@ -118,7 +104,7 @@ func (i *Issuer) submitEnrolLink(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusBadRequest, titleEnrolByLink, msgLinkGone)
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.EnrolLinkUsed, Subject: user.ID, Username: user.Username}); err != nil {
+	if err := i.events.Record(ctx, audit.Event{Type: audit.EnrolLinkUsed, Subject: user.ID, Username: user.Username}); err != nil {
 		i.message(w, http.StatusInternalServerError, titleEnrolByLink, msgInternal)
 		return
 	}

@@ -8,6 +8,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/devicepages"
+	"github.com/nsauth/nsauth/internal/issuer/events"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -59,7 +65,7 @@ type loginFlow struct {
 	// taken: they are given back when the login is complete, so knowing
 	// the password buys no extra guesses at the second factor. Nil once
 	// given back, or when the step's request counted nothing.
-	att *attempt
+	att *attempts.Attempt
 }
 
 func (fl *loginFlow) viaLink() bool { return slices.Contains(fl.steps, store.StepEnrolLink) }
@@ -86,7 +92,7 @@ func (fl *loginFlow) formTarget() string {
 	if fl.ar == nil {
 		return ""
 	}
-	return origin(fl.ar.RedirectURI)
+	return web.Origin(fl.ar.RedirectURI)
 }
 
 // Messages of flows that end without a client.
@@ -103,21 +109,21 @@ const (
 // one: each step's handler updates fl and calls it.
 func (i *Issuer) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 	ctx := r.Context()
-	f, err := i.userFactors(ctx, fl.user.ID)
+	f, err := i.mfa().UserFactors(ctx, fl.user.ID)
 	if err != nil {
-		i.log.ErrorContext(ctx, "reading second factors failed", "error", err)
+		i.log.ErrorContext(ctx, "reading second mfa.Factors failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
 	switch {
-	case f.any() && !slices.Contains(fl.amr, amrMFA):
+	case f.Any() && !slices.Contains(fl.amr, amrMFA):
 		i.askSecondFactor(w, r, fl, f)
 	case fl.viaLink() && !fl.did(store.StepEnrolled):
 		i.askEnrolment(w, r, fl, f)
 	case fl.viaLink():
 		i.loginComplete(w, ctx, fl)
 		i.message(w, http.StatusOK, titleEnrolByLink, msgLinkEnrolled)
-	case !f.any() && i.cfg.RequireSecondFactor:
+	case !f.Any() && i.cfg.RequireSecondFactor:
 		// The password was right, but nothing may be added on its
 		// strength: the places it took stay taken.
 		i.log.InfoContext(ctx, "login refused: the account needs a second factor", "username", fl.user.Username)
@@ -141,9 +147,9 @@ func (i *Issuer) loginComplete(w http.ResponseWriter, ctx context.Context, fl *l
 	if fl.att == nil {
 		return
 	}
-	i.cfg.Observer.login(LoginSucceeded)
-	i.guard.succeeded(ctx, *fl.att)
-	i.guard.setDeviceCookie(w, *fl.att)
+	i.events.Note(ctx, audit.Event{Type: events.LoginCompleted, Subject: fl.user.ID, Username: fl.user.Username, ClientID: fl.clientID()})
+	i.guard.Succeeded(ctx, *fl.att)
+	i.guard.SetDeviceCookie(w, *fl.att)
 	fl.att = nil
 }
 
@@ -178,17 +184,17 @@ func (i *Issuer) pendingExpiry(ar *store.AuthRequest) time.Time {
 func pendingKey(token, csrf string) string { return token + "." + csrf }
 
 // stepPage is the data every page of a step carries.
-func (i *Issuer) stepPage(fl *loginFlow, f factors) mfaPage {
+func (i *Issuer) stepPage(fl *loginFlow, f mfa.Factors) mfaPage {
 	page := mfaPage{Title: "Second factor", Client: fl.clientID(), Username: fl.user.Username, AuthRequestID: fl.id, CSRF: fl.csrf,
 		Factors: f, Passkeys: i.passkeys != nil, Link: fl.viaLink()}
 	if fl.ar != nil {
-		page.Device = isDeviceLogin(fl.ar)
+		page.Device = devicepages.IsDeviceLogin(fl.ar)
 	}
 	return page
 }
 
 // askSecondFactor shows the second-factor page.
-func (i *Issuer) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f factors) {
+func (i *Issuer) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
 	page := i.stepPage(fl, f)
 	var err error
 	if page.Token, err = i.pause(r.Context(), fl, store.PendingVerify, ""); err != nil {
@@ -201,7 +207,7 @@ func (i *Issuer) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *log
 // askEnrolment shows the enrolment page of a flow that may add a factor:
 // an authenticator app when the user has none, a passkey when the server
 // offers them and the user has room for one more.
-func (i *Issuer) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f factors) {
+func (i *Issuer) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
 	ctx := r.Context()
 	page := i.stepPage(fl, f)
 	page.Title = titleEnrolByLink
@@ -248,7 +254,7 @@ var (
 // its user, still enabled. It fails with errStepIncomplete, errStepGone,
 // errRequestExpired (the auth request) or a store error.
 func (i *Issuer) openStep(ctx context.Context, id, token, csrf string, kinds ...string) (*loginFlow, *store.PendingMFA, error) {
-	if len(id) > maxAuthRequestIDLen || !isRandomToken(token, 32) {
+	if len(id) > maxAuthRequestIDLen || !web.IsRandomToken(token, 32) {
 		return nil, nil, errStepIncomplete
 	}
 	p, err := i.st.PendingMFA(ctx, pendingKey(token, csrf))

@@ -2,30 +2,9 @@ package issuer
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
-
-// securityHeaders sets the headers every provider response carries. Pages
-// replace the Content-Security-Policy with their own.
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-		if !strings.HasPrefix(r.URL.Path, assetsPath) {
-			// Token responses must not be cached (RFC 6749 §5.1); nothing
-			// else here benefits from caching enough to be worth an
-			// exception.
-			h.Set("Cache-Control", "no-store")
-			h.Set("Pragma", "no-cache")
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 // postOnly makes the endpoints that take credentials accept POST with a
 // form body only: no GET, and no query string, where secrets would end up

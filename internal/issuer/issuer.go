@@ -60,10 +60,14 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/endsession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/grants"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/issuer/storage"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
@@ -240,7 +244,7 @@ type Issuer struct {
 	// grants serves client credentials and token exchange.
 	grants *grants.Handler
 	sealer *requestSealer
-	guard  *loginGuard
+	guard  *attempts.Guard
 	// passkeys is the WebAuthn relying party; nil when the issuer's host
 	// cannot be one (passkey.go).
 	passkeys *webauthn.WebAuthn
@@ -248,12 +252,21 @@ type Issuer struct {
 	// sets; read-only once New returns.
 	allowedRedirects map[string]bool
 	allowedScopes    map[string]bool
-	refusals         *refusalLog
+	refusals         *attempts.RefusalLog
 	// authorizeLimit limits authorize requests per client address; nil
 	// when disabled.
 	authorizeLimit *ratelimit.Limiter
 	handler        http.Handler
 	log            *slog.Logger
+	// pages renders the pages; csrf is their CSRF cookie; forms is the
+	// guard every form post goes through (package web).
+	pages web.Renderer
+	csrf  web.CSRF
+	forms *web.Guard
+	// routes is the mux's table (routes.table).
+	routes []route
+	// device serves the device flow's pages.
+	device *devicepages.Pages
 	// events emits the provider's events: audit row, metric, log line.
 	events *events.Recorder
 }
@@ -379,14 +392,20 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	if queue <= 0 {
 		queue = 4 * slots
 	}
-	iss.guard = &loginGuard{st: cfg.Store, max: cfg.LoginAttempts, now: cfg.Now, secure: iss.secure,
-		macKey: []byte(macKey), hash: newHashGate(slots, queue), inFlight: map[string]int{}}
-	if iss.passkeys, err = newPasskeys(u, iss.origin); err != nil {
+	iss.guard = attempts.New(attempts.Config{Store: cfg.Store, Max: cfg.LoginAttempts, Window: LoginWindow, Now: cfg.Now, Secure: iss.secure,
+		MACKey: []byte(macKey), Hash: attempts.NewHashGate(slots, queue)})
+	if iss.passkeys, err = passkey.NewRelyingParty(u, iss.origin); err != nil {
 		// The default issuer (http://127.0.0.1:PORT) is such a host: not
 		// a fault, but worth one line.
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
-	iss.refusals = newRefusalLog()
+	iss.refusals = attempts.NewRefusalLog()
+	iss.pages = web.Renderer{Log: cfg.Logger}
+	iss.csrf = web.CSRF{Secure: iss.secure, MaxAge: AuthRequestTTL}
+	iss.forms = web.NewGuard(iss.origin, iss.csrf, iss.pages, iss.formRefused)
+	iss.device = devicepages.New(devicepages.Config{Store: cfg.Store, Sealer: deviceSealer{iss.sealer}, Guard: iss.guard, Events: iss.events,
+		Pages: iss.pages, CSRF: iss.csrf, Clients: cfg.Clients, Refusals: iss.refusals, Now: cfg.Now, Log: cfg.Logger, LoginPath: loginPath,
+		NormalizeUserCode: normalizeUserCode, MaxTyped: 4 * userCodeLen})
 	h, err := iss.newHandler()
 	if err != nil {
 		return nil, err
@@ -502,7 +521,6 @@ const (
 	logoutPath     = "/logout"
 	loginPath      = "/login"
 	loggedOutPath  = "/logged-out"
-	assetsPath     = "/assets/"
 	// devicePath is the verification URI of the device flow: where users
 	// enter the code their device shows.
 	devicePath = "/device"
@@ -539,26 +557,75 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	// login page issues the code itself, so the route answers 404.
 	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
 
-	mux := http.NewServeMux()
-	mux.Handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
-	mux.Handle("GET "+loginPath, http.HandlerFunc(i.showLogin))
-	mux.Handle("POST "+loginPath, http.HandlerFunc(i.submitLogin))
-	mux.Handle("POST "+mfaPath, http.HandlerFunc(i.submitSecondFactor))
-	mux.Handle("POST "+mfaEnrollPath, http.HandlerFunc(i.submitEnrollment))
-	mux.Handle("POST "+mfaContinuePath, http.HandlerFunc(i.submitContinue))
-	mux.Handle("GET "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.showEnrolLink)))
-	mux.Handle("POST "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.submitEnrolLink)))
-	mux.Handle(endSessionPath, http.HandlerFunc(endSession.EndSession))
-	mux.Handle("POST "+logoutPath, http.HandlerFunc(endSession.ConfirmLogout))
-	mux.Handle("GET "+devicePath, http.HandlerFunc(i.showDeviceEntry))
-	mux.Handle("POST "+devicePath, http.HandlerFunc(i.submitDeviceEntry))
-	mux.Handle("POST "+deviceDecisionPath, http.HandlerFunc(i.submitDeviceDecision))
-	mux.Handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
-	mux.Handle("GET "+assetsPath, assetHandler())
-	i.routePasskeys(mux)
-	mux.Handle(endpoints().Token.Relative(), postOnly(i.grants.RouteTokenExchange(i.grants.LimitMachineTokens(oidcHandler)), endpoints()))
-	mux.Handle("/", postOnly(oidcHandler, endpoints()))
-	return securityHeaders(i.withRequestInfo(mux)), nil
+	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
+	signIn := func(limit int64) web.Form { return web.Form{Limit: limit, Title: "Sign in"} }
+	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
+	rt.handle("GET "+loginPath, http.HandlerFunc(i.showLogin))
+	rt.form("POST "+loginPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitLogin))
+	rt.form("POST "+mfaPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitSecondFactor))
+	rt.form("POST "+mfaEnrollPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitEnrollment))
+	rt.form("POST "+mfaContinuePath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitContinue))
+	rt.handle("GET "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.showEnrolLink)))
+	// The authorize limit comes first: a refused post costs no more than it.
+	rt.handle("POST "+EnrolLinkPath, i.limitAuthorize(rt.guarded("POST "+EnrolLinkPath,
+		web.Form{Limit: maxLoginFormBytes, Title: titleEnrolByLink}, http.HandlerFunc(i.submitEnrolLink))))
+	// End-session itself is the client's site sending the browser here,
+	// across origins by design: not a form of ours, not guarded.
+	rt.handle(endSessionPath, http.HandlerFunc(endSession.EndSession))
+	rt.form("POST "+logoutPath, web.Form{Limit: endsession.MaxFormBytes, Title: endsession.TitleSignOut, Forged: endsession.MsgSignOutForged},
+		http.HandlerFunc(endSession.ConfirmLogout))
+	rt.handle("GET "+devicePath, http.HandlerFunc(i.device.ShowEntry))
+	rt.form("POST "+devicePath, web.Form{Limit: devicepages.MaxFormBytes, Title: "Connect a device"}, http.HandlerFunc(i.device.SubmitEntry))
+	rt.form("POST "+deviceDecisionPath, web.Form{Limit: devicepages.MaxFormBytes, Title: "Approve device login"},
+		http.HandlerFunc(i.device.SubmitDecision))
+	rt.handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
+	rt.handle("GET "+web.AssetsPath, web.Assets())
+	rt.form("POST "+passkeyBeginPath, web.Form{Kind: web.JSONPost, Limit: maxPasskeyBeginBytes}, http.HandlerFunc(i.beginPasskey))
+	rt.form("POST "+passkeyFinishPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.finishPasskey))
+	rt.form("POST "+passkeyRegisterPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.submitPasskeyRegistration))
+	rt.form("POST "+passkeySkipPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.skipPasskey))
+	rt.form("POST "+mfaPasskeyPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.submitPasskeySecondFactor))
+	rt.form("POST "+mfaPasskeyEnrollPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.submitPasskeyEnroll))
+	rt.handle(endpoints().Token.Relative(), postOnly(i.grants.RouteTokenExchange(i.grants.LimitMachineTokens(oidcHandler)), endpoints()))
+	rt.handle("/", postOnly(oidcHandler, endpoints()))
+	i.routes = rt.table
+	return web.SecurityHeaders(i.withRequestInfo(rt.mux)), nil
+}
+
+// route is one pattern of the provider's mux, and whether the form guard
+// (web.Guard) wraps it.
+type route struct {
+	pattern string
+	guarded bool
+}
+
+// routes registers the provider's routes and keeps their table, so that a
+// test can walk every form post and prove the guard wraps it.
+type routes struct {
+	mux   *http.ServeMux
+	guard *web.Guard
+	table []route
+}
+
+func (rt *routes) handle(pattern string, h http.Handler) {
+	rt.mux.Handle(pattern, h)
+	for j := range rt.table {
+		if rt.table[j].pattern == pattern {
+			return // guarded() listed it
+		}
+	}
+	rt.table = append(rt.table, route{pattern: pattern})
+}
+
+// guarded returns h behind the form guard, and lists pattern as guarded.
+func (rt *routes) guarded(pattern string, f web.Form, h http.Handler) http.Handler {
+	rt.table = append(rt.table, route{pattern: pattern, guarded: true})
+	return rt.guard.Wrap(f, h)
+}
+
+// form registers a form post of ours behind the guard.
+func (rt *routes) form(pattern string, f web.Form, h http.Handler) {
+	rt.handle(pattern, rt.guarded(pattern, f, h))
 }
 
 // supportedScopes is what discovery advertises.

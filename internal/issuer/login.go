@@ -1,18 +1,10 @@
 package issuer
 
 import (
-	"bytes"
 	"context"
-	"crypto/subtle"
-	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"html/template"
-	"io/fs"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,12 +13,13 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/devicepages"
+	"github.com/nsauth/nsauth/internal/issuer/events"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
 )
-
-//go:embed web
-var webFiles embed.FS
 
 // Messages shown on the login page. The wrong-credentials one is the same
 // whether the user is unknown, disabled or typed the wrong password.
@@ -36,8 +29,7 @@ const (
 	msgBusy             = "The server is busy checking other sign-ins. Try again in a moment."
 	msgExpired          = "This sign-in link has expired or was already used. Start the login again from your terminal."
 	msgIncomplete       = "This sign-in link is incomplete. Start the login again from your terminal."
-	msgForged           = "This form could not be verified. Go back, reload the page and sign in again."
-	msgInternal         = "Something went wrong on the server. Try again in a moment."
+	msgInternal         = web.MsgInternal
 	msgLoggedOut        = "You are signed out. You can close this window."
 )
 
@@ -57,57 +49,13 @@ type loginPage struct {
 	Passkeys bool
 }
 
-type messagePage struct {
-	Title   string
-	Message string
-}
-
-var pageTemplates = template.Must(template.New("").ParseFS(webFiles, "web/templates/*.html"))
-
-func assetHandler() http.Handler {
-	sub, err := fs.Sub(webFiles, "web/assets")
-	if err != nil {
-		return http.NotFoundHandler()
-	}
-	return http.StripPrefix(assetsPath, http.FileServerFS(sub))
-}
-
-// render writes a page with the login CSP. formTarget is the origin the
-// form's redirect goes to (CSP form-action covers redirects after a form
-// submission); empty allows only our own origin.
+// render writes a page (web.Renderer.Render).
 func (i *Issuer) render(w http.ResponseWriter, status int, name string, data any, formTarget string) {
-	var buf bytes.Buffer
-	if err := pageTemplates.ExecuteTemplate(&buf, name, data); err != nil {
-		i.log.Error("rendering a page failed", "page", name, "error", err)
-		http.Error(w, msgInternal, http.StatusInternalServerError)
-		return
-	}
-	formAction := "'self'"
-	if formTarget != "" {
-		formAction += " " + formTarget
-	}
-	h := w.Header()
-	// Only pages that run our passkey script may run scripts, and only
-	// ours: same origin, no inline code.
-	scripts := ""
-	if p, ok := data.(interface{ scripted() bool }); ok && p.scripted() {
-		scripts = "script-src 'self'; connect-src 'self'; "
-	}
-	h.Set("Content-Security-Policy", "default-src 'none'; "+scripts+"style-src 'self'; img-src 'self'; form-action "+formAction+
-		"; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	// same-origin, not no-referrer: with no-referrer, browsers send
-	// "Origin: null" on the form post, and the origin check needs the real
-	// one. Cross-origin requests (the redirect to the client) still get no
-	// referrer.
-	h.Set("Referrer-Policy", "same-origin")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	i.pages.Render(w, status, name, data, formTarget)
 }
 
 func (i *Issuer) message(w http.ResponseWriter, status int, title, msg string) {
-	i.render(w, status, "message.html", messagePage{Title: title, Message: msg}, "")
+	i.pages.Message(w, status, title, msg)
 }
 
 func (i *Issuer) showLoggedOut(w http.ResponseWriter, _ *http.Request) {
@@ -125,9 +73,9 @@ func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	csrf := i.csrfCookie(w, r)
-	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf,
-		Passkeys: i.passkeys != nil}, origin(ar.RedirectURI))
+	csrf := i.csrf.Cookie(w, r)
+	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf,
+		Passkeys: i.passkeys != nil}, web.Origin(ar.RedirectURI))
 }
 
 // pendingRequest opens the sealed auth request id, one a user may still
@@ -146,24 +94,10 @@ func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id s
 // submitLogin is the password step of a login: right, the login goes on
 // to what next decides.
 func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
-	if !i.sameOrigin(r) {
-		i.refuseLogin(w, r.Context(), loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginFormBytes)
-	if err := r.ParseForm(); err != nil {
-		i.message(w, http.StatusBadRequest, "Sign in", msgForged)
-		return
-	}
-	form := r.PostForm
+	form, csrf := r.PostForm, web.Token(r)
 	id := form.Get("authRequestID")
 	if id == "" || len(id) > maxAuthRequestIDLen {
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return
-	}
-	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
-	if !ok {
-		i.refuseLogin(w, r.Context(), loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
 		return
 	}
 	ctx := r.Context()
@@ -181,11 +115,11 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username,
+	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username,
 		Passkeys: i.passkeys != nil}
 	user, ok := i.checkPassword(w, r, &att, username, form.Get("password"), ar.ClientID, func(status int, msg string) {
 		page.Error = msg
-		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
+		i.render(w, status, "login.html", page, web.Origin(ar.RedirectURI))
 	})
 	if !ok {
 		return
@@ -198,16 +132,15 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 // checked right now: whatever they find, this one could not have a place.
 // It is refused before any other work, so a burst costs little. The
 // returned function ends the attempt.
-func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username string) (attempt, func(), bool) {
+func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username string) (attempts.Attempt, func(), bool) {
 	ctx := r.Context()
-	att := i.guard.newAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
-	done, ok := i.guard.enter(att)
+	att := i.guard.NewAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	done, ok := i.guard.Enter(att)
 	if ok {
 		return att, done, true
 	}
-	i.cfg.Observer.login(LoginBusy)
-	i.logRefusal(ctx, att, store.Reservation{Full: att.counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
-	if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, counter: counterKind(att.counters[0].Key)}) != nil {
+	i.logRefusal(ctx, att, store.Reservation{Full: att.Counters[0].Key, RetryAt: i.cfg.Now().Add(time.Second)})
+	if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, counter: attempts.CounterKind(att.Counters[0].Key)}) != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return att, nil, false
 	}
@@ -221,33 +154,31 @@ func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username s
 // password and records the outcome. It returns the user when the password
 // is right and the account enabled; the places stay taken until the login
 // is complete. Otherwise it has answered with fail (status, message).
-func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
+func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *attempts.Attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
 	ctx := r.Context()
-	res, err := i.guard.reserve(ctx, *att)
+	res, err := i.guard.Reserve(ctx, *att)
 	if err != nil {
 		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
-		i.cfg.Observer.login(LoginError)
+		i.events.Note(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "counting"})
 		fail(http.StatusInternalServerError, msgInternal)
 		return nil, false
 	}
 	if !res.OK {
 		i.logRefusal(ctx, *att, res)
-		i.cfg.Observer.login(LoginLockedOut)
-		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: clientID, counter: counterKind(res.Full)}) != nil {
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: clientID, counter: attempts.CounterKind(res.Full)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
 		}
 		fail(http.StatusTooManyRequests, fmt.Sprintf(msgTooManyAttempts, i.retryAfter(w, res.RetryAt)))
 		return nil, false
 	}
-	leave, err := i.guard.hash.enter(ctx, att.address)
+	leave, err := i.guard.Hash.Enter(ctx, att.Address)
 	if err != nil {
 		// No password was checked: the attempt gives its places back.
-		i.guard.release(ctx, *att)
-		if errors.Is(err, errHashBusy) {
-			i.cfg.Observer.login(LoginBusy)
-			if ok, suppressed := i.refusals.allow(); ok {
-				i.log.WarnContext(ctx, "login refused: password checks are at capacity", "client_address", att.address, "suppressed_since_last", suppressed)
+		i.guard.Release(ctx, *att)
+		if errors.Is(err, attempts.ErrHashBusy) {
+			if ok, suppressed := i.refusals.Allow(); ok {
+				i.log.WarnContext(ctx, "login refused: password checks are at capacity", "client_address", att.Address, "suppressed_since_last", suppressed)
 			}
 			if i.recordLoginFailure(ctx, loginFailure{reason: reasonBusy, clientID: clientID}) != nil {
 				fail(http.StatusInternalServerError, msgInternal)
@@ -263,7 +194,7 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 	if err != nil {
 		if !errors.Is(err, errWrongCredentials) {
 			i.log.ErrorContext(ctx, "checking credentials failed", "error", err)
-			i.cfg.Observer.login(LoginError)
+			i.events.Note(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "password"})
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
 		}
@@ -273,14 +204,12 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 		if user != nil {
 			account = user.Username
 		}
-		i.log.InfoContext(ctx, "failed login", "username", account, "client_address", att.address, "known_device", att.device != "")
+		i.log.InfoContext(ctx, "failed login", "username", account, "client_address", att.Address, "known_device", att.Device != "")
 		if i.recordLoginFailure(ctx, loginFailure{reason: credentialsReason(err), user: user, clientID: clientID}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
 		}
-		i.cfg.Observer.login(LoginWrongCredentials)
 		if res.Remaining == 0 {
-			i.cfg.Observer.lockout()
 			if i.recordLockout(ctx, user, clientID, res) != nil {
 				fail(http.StatusInternalServerError, msgInternal)
 				return nil, false
@@ -294,11 +223,11 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 		fail(http.StatusUnauthorized, msgWrongCredentials)
 		return nil, false
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: clientID}); err != nil {
+	if err := i.events.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: clientID}); err != nil {
 		fail(http.StatusInternalServerError, msgInternal)
 		return nil, false
 	}
-	att.account = user.Username
+	att.Account = user.Username
 	return user, true
 }
 
@@ -309,8 +238,8 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 // attempt's places back (loginSucceeded).
 func (i *Issuer) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
 	ctx := r.Context()
-	if isDeviceLogin(ar) {
-		i.showDeviceApproval(w, ctx, ar, user, amr, csrf)
+	if devicepages.IsDeviceLogin(ar) {
+		i.device.ShowApproval(w, ctx, ar, user, amr, csrf)
 		return
 	}
 
@@ -330,8 +259,8 @@ func (i *Issuer) completeLogin(w http.ResponseWriter, r *http.Request, ar *store
 		return
 	}
 	// The code is stored but not yet handed out: unrecorded, it never is.
-	if err := i.record(ctx, audit.Event{Type: audit.CodeIssued, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
-		Refs: i.refs(audit.RefCode, code, audit.RefGrant, ar.ID)}); err != nil {
+	if err := i.events.Record(ctx, audit.Event{Type: audit.CodeIssued, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Refs: i.events.Refs(audit.RefCode, code, audit.RefGrant, ar.ID)}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
@@ -382,121 +311,35 @@ func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*st
 	return user, nil
 }
 
-// sameOrigin refuses cross-site form posts when the browser says where the
-// request comes from. Requests without these headers (non-browser clients)
-// still need the CSRF token.
-func (i *Issuer) sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" && o != i.origin {
-		return false
-	}
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-		return true
-	}
-	return false
-}
-
-func (i *Issuer) csrfCookieName() string {
-	if i.secure {
-		return "__Host-nsauth_csrf"
-	}
-	return "nsauth_csrf"
-}
-
-// csrfCookie returns the browser's CSRF token (double-submit cookie),
-// setting a new one when it has none. Reusing it lets several login tabs
-// coexist.
-func (i *Issuer) csrfCookie(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(i.csrfCookieName()); err == nil && validToken(c.Value) {
-		return c.Value
-	}
-	v := store.RandomToken(32)
-	http.SetCookie(w, &http.Cookie{
-		Name:     i.csrfCookieName(),
-		Value:    v,
-		Path:     "/",
-		MaxAge:   int(AuthRequestTTL / time.Second),
-		HttpOnly: true,
-		Secure:   i.secure,
-		SameSite: http.SameSiteStrictMode,
-	})
-	return v
-}
-
-// checkCSRF compares the form's token with the cookie's.
-func (i *Issuer) checkCSRF(r *http.Request, formValue string) (string, bool) {
-	c, err := r.Cookie(i.csrfCookieName())
-	if err != nil || !validToken(c.Value) || !validToken(formValue) {
-		return "", false
-	}
-	return c.Value, subtle.ConstantTimeCompare([]byte(c.Value), []byte(formValue)) == 1
-}
-
-// validToken accepts what csrfCookie generates: 32 random bytes as
-// store.RandomToken spells them.
-func validToken(v string) bool { return isRandomToken(v, 32) }
-
-// isRandomToken accepts what store.RandomToken(n) generates: the unpadded
-// base64url spelling of n bytes, nothing else.
-func isRandomToken(v string, n int) bool {
-	if len(v) != base64.RawURLEncoding.EncodedLen(n) {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// origin returns scheme://host of a URL, for CSP, or "" when there is none.
-func origin(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return ""
-	}
-	// CSP source expressions cannot carry arbitrary characters; our
-	// redirect URIs are already validated, but stay strict.
-	if strings.ContainsAny(u.Host, " ;,'\"") {
-		return ""
-	}
-	return u.Scheme + "://" + u.Host
-}
-
 // retryAfter sets Retry-After for a lockout that ends at retryAt and
 // returns the wait, in whole seconds.
 func (i *Issuer) retryAfter(w http.ResponseWriter, retryAt time.Time) time.Duration {
-	wait := max(time.Second, retryAt.Sub(i.cfg.Now()).Round(time.Second))
-	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
-	return wait
+	return web.RetryAfter(w, i.cfg.Now(), retryAt)
 }
 
 // logRefusal logs an attempt refused by its counters, throttled. It names
 // the account only when one exists by that name: what people type into
 // the username field may be a password.
-func (i *Issuer) logRefusal(ctx context.Context, a attempt, res store.Reservation) {
-	ok, suppressed := i.refusals.allow()
+func (i *Issuer) logRefusal(ctx context.Context, a attempts.Attempt, res store.Reservation) {
+	ok, suppressed := i.refusals.Allow()
 	if !ok {
 		return
 	}
 	account := "(none)"
-	if a.account != "" {
+	if a.Account != "" {
 		account = "(unknown)"
-		if u, err := i.st.UserByUsername(ctx, a.account); err == nil {
+		if u, err := i.st.UserByUsername(ctx, a.Account); err == nil {
 			account = u.Username
 		}
 	}
-	i.log.WarnContext(ctx, "login refused: too many attempts", "counter", counterKind(res.Full), "username", account,
-		"client_address", a.address, "known_device", a.device != "", "until", res.RetryAt.UTC().Format(time.RFC3339),
+	i.log.WarnContext(ctx, "login refused: too many attempts", "counter", attempts.CounterKind(res.Full), "username", account,
+		"client_address", a.Address, "known_device", a.Device != "", "until", res.RetryAt.UTC().Format(time.RFC3339),
 		"suppressed_since_last", suppressed)
 }
 
 // Reason categories of audit.LoginFailed events. What was typed into the
 // form is never one of them.
 const (
-	reasonCSRF         = "csrf"         // the form failed the origin or CSRF check
 	reasonRateLimited  = "rate_limited" // as many attempts as allowed were being checked
 	reasonLocked       = "locked"       // a failed-login counter was full
 	reasonBusy         = "busy"         // the password checks were at capacity
@@ -527,20 +370,18 @@ type loginFailure struct {
 }
 
 // recordLoginFailure records an audit.LoginFailed event: a refusal, which
-// recordRefusal aggregates by address, reason and minute.
+// events.Recorder.Refusal aggregates by address, reason and minute.
 func (i *Issuer) recordLoginFailure(ctx context.Context, f loginFailure) error {
 	e := audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, ClientID: f.clientID, Reason: f.reason, Target: f.counter}
 	if f.user != nil {
 		e.Subject, e.Username = f.user.ID, f.user.Username
 	}
-	return i.recordRefusal(ctx, e)
+	return i.events.Refusal(ctx, e)
 }
 
-// refuseLogin records f and writes the page of a refusal, or the server
-// error's when the event was required and not recorded.
-func (i *Issuer) refuseLogin(w http.ResponseWriter, ctx context.Context, f loginFailure, status int, msg string) {
-	if i.recordLoginFailure(ctx, f) != nil {
-		status, msg = http.StatusInternalServerError, msgInternal
-	}
-	i.message(w, status, "Sign in", msg)
+// formRefused is the form guard's refusal path (web.Guard.Refused): one
+// event, a refusal that the audit trail aggregates by address, reason and
+// minute, and from which events.Recorder derives the log line.
+func (i *Issuer) formRefused(r *http.Request, x web.Refusal) error {
+	return i.events.Refusal(r.Context(), audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, Reason: x.Reason, Target: r.URL.Path})
 }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -49,33 +51,10 @@ const (
 
 // amr values (RFC 8176).
 const (
-	amrPassword = "pwd"
-	amrOTP      = "otp"
-	amrMFA      = "mfa"
+	amrPassword = mfa.AMRPassword
+	amrOTP      = mfa.AMROTP
+	amrMFA      = mfa.AMRMFA
 )
-
-// factors is what second factors a user has.
-type factors struct {
-	TOTP bool
-	// RecoveryCodes is how many unused recovery codes the user has.
-	RecoveryCodes int
-	// Passkeys is how many passkeys the user has registered; the
-	// second-factor page offers a passkey only when it is above 0.
-	Passkeys int
-}
-
-// any reports whether the user has a factor that logs in on its own.
-// Recovery codes do not count: they are for when the factor is lost.
-func (f factors) any() bool { return f.TOTP || f.Passkeys > 0 }
-
-// userFactors returns what second factors a user has.
-func (i *Issuer) userFactors(ctx context.Context, userID string) (factors, error) {
-	sf, err := i.st.SecondFactors(ctx, userID)
-	if err != nil {
-		return factors{}, err
-	}
-	return factors{TOTP: sf.TOTP, RecoveryCodes: sf.RecoveryCodes, Passkeys: sf.Passkeys}, nil
-}
 
 // mfaPage is the data of the second-factor pages (mfa.html,
 // mfa_enroll.html, mfa_recovery.html).
@@ -89,7 +68,7 @@ type mfaPage struct {
 	CSRF          string
 	// Token is the pending state's token.
 	Token   string
-	Factors factors
+	Factors mfa.Factors
 	// Passkeys: passkeys are available here (the issuer's host can be a
 	// WebAuthn relying party, passkey.go), so the pages offer them.
 	Passkeys bool
@@ -122,32 +101,12 @@ type stepForm struct {
 	page    mfaPage
 }
 
-// readStepForm checks what every post of a step must carry (same origin,
-// a body of at most limit bytes, answered 413 beyond, the CSRF token, a
-// live step of one of kinds of this browser, for this very auth request,
-// of an enabled user) or writes the refusal.
-func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, limit int64, kinds ...string) (*stepForm, bool) {
-	ctx := r.Context()
-	if !i.sameOrigin(r) {
-		i.refuseSecondFactor(w, ctx, nil, "", reasonCSRF, http.StatusForbidden, msgForged)
-		return nil, false
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	if err := r.ParseForm(); err != nil {
-		status := http.StatusBadRequest
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		i.message(w, status, "Sign in", msgForged)
-		return nil, false
-	}
-	form := r.PostForm
-	csrf, ok := i.checkCSRF(r, form.Get("csrf"))
-	if !ok {
-		i.refuseSecondFactor(w, ctx, nil, "", reasonCSRF, http.StatusForbidden, msgForged)
-		return nil, false
-	}
+// readStepForm checks what every post of a step must carry besides what
+// the form guard checked (web.Guard): a live step of one of kinds of this
+// browser, for this very auth request, of an enabled user; or writes the
+// refusal.
+func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, kinds ...string) (*stepForm, bool) {
+	ctx, form, csrf := r.Context(), r.PostForm, web.Token(r)
 	id, token := form.Get("authRequestID"), form.Get("token")
 	fl, p, err := i.openStep(ctx, id, token, csrf, kinds...)
 	switch {
@@ -168,9 +127,9 @@ func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, limit int6
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return nil, false
 	}
-	f, err := i.userFactors(ctx, fl.user.ID)
+	f, err := i.mfa().UserFactors(ctx, fl.user.ID)
 	if err != nil {
-		i.log.ErrorContext(ctx, "reading second factors failed", "error", err)
+		i.log.ErrorContext(ctx, "reading second mfa.Factors failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return nil, false
 	}
@@ -182,18 +141,21 @@ func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, limit int6
 // guardCode counts a typed code on the login limits, as a password is
 // counted. It returns the attempt and a function ending it, or writes the
 // refusal (too many attempts) and returns false.
-func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, tmpl string) (attempt, func(), store.Reservation, bool) {
+func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, tmpl string) (attempts.Attempt, func(), store.Reservation, bool) {
 	ctx := r.Context()
 	user := f.fl.user
-	att := i.guard.newAttempt(r, user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
-	done, ok := i.guard.enter(att)
+	att := i.guard.NewAttempt(r, user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	done, ok := i.guard.Enter(att)
 	if !ok {
-		i.cfg.Observer.login(LoginBusy)
+		// Counted, not kept: the trail has no row of a code refused
+		// before it was checked.
+		i.events.Note(ctx, audit.Event{Type: audit.SecondFactorFailed, Outcome: audit.Failure, Subject: user.ID, Username: user.Username,
+			ClientID: f.fl.clientID(), Reason: reasonRateLimited})
 		w.Header().Set("Retry-After", "1")
 		i.renderMFAError(w, http.StatusTooManyRequests, tmpl, f, fmt.Sprintf(msgTooManyAttempts, time.Second))
 		return att, nil, store.Reservation{}, false
 	}
-	res, err := i.guard.reserve(ctx, att)
+	res, err := i.guard.Reserve(ctx, att)
 	if err != nil {
 		done()
 		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
@@ -203,8 +165,7 @@ func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, 
 	if !res.OK {
 		done()
 		i.logRefusal(ctx, att, res)
-		i.cfg.Observer.login(LoginLockedOut)
-		if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reasonLocked, counterKind(res.Full)) != nil {
+		if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reasonLocked, attempts.CounterKind(res.Full)) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return att, nil, res, false
 		}
@@ -221,7 +182,6 @@ func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, 
 func (i *Issuer) wrongCode(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl, reason string, res store.Reservation, msg string) {
 	user := f.fl.user
 	i.log.InfoContext(ctx, "wrong second factor", "username", user.Username, "reason", reason)
-	i.cfg.Observer.login(LoginWrongCredentials)
 	if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reason, "") != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
@@ -233,7 +193,6 @@ func (i *Issuer) wrongCode(w http.ResponseWriter, ctx context.Context, f *stepFo
 // lockout when the attempt took the last place.
 func (i *Issuer) refuseAgain(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl string, res store.Reservation, msg string) {
 	if res.Remaining == 0 {
-		i.cfg.Observer.lockout()
 		if i.recordLockout(ctx, f.fl.user, f.fl.clientID(), res) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
@@ -275,7 +234,7 @@ func (i *Issuer) fillEnrollPage(page *mfaPage, user *store.User, secret string) 
 // submitSecondFactor checks a TOTP code or a recovery code typed on the
 // second-factor page.
 func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readStepForm(w, r, maxLoginFormBytes, store.PendingVerify)
+	f, ok := i.readStepForm(w, r, store.PendingVerify)
 	if !ok {
 		return
 	}
@@ -292,12 +251,12 @@ func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch method {
 	case "totp":
-		err = i.checkTOTP(ctx, f.fl.user.ID, r.PostForm.Get("code"))
+		err = i.mfa().CheckTOTP(ctx, f.fl.user.ID, r.PostForm.Get("code"))
 	default:
-		err = i.useRecoveryCode(ctx, f.fl.user.ID, r.PostForm.Get("recovery_code"))
+		err = i.mfa().UseRecoveryCode(ctx, f.fl.user.ID, r.PostForm.Get("recovery_code"))
 	}
 	switch {
-	case errors.Is(err, errCodeReplayed):
+	case errors.Is(err, mfa.ErrCodeReplayed):
 		i.wrongCode(w, ctx, f, "mfa.html", "replayed", res, msgWrongCode)
 		return
 	case errors.Is(err, secondfactor.ErrWrongCode) && method == "totp":
@@ -314,83 +273,31 @@ func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
 	i.secondFactorProven(w, r, f, att, []string{amrOTP}, method)
 }
 
-// errCodeReplayed is a right TOTP code whose time step was used before.
-var errCodeReplayed = errors.New("TOTP code used before")
-
-// checkTOTP accepts a user's TOTP code once: it returns
-// secondfactor.ErrWrongCode or errCodeReplayed otherwise.
-func (i *Issuer) checkTOTP(ctx context.Context, userID, code string) error {
-	secret, _, err := i.st.TOTPSecret(ctx, userID)
-	if errors.Is(err, store.ErrNotFound) {
-		return secondfactor.ErrWrongCode
-	}
-	if err != nil {
-		return err
-	}
-	step, err := secondfactor.CheckTOTP(secret, code, i.cfg.Now())
-	if err != nil {
-		return err
-	}
-	switch err := i.st.UseTOTPStep(ctx, userID, step); {
-	case errors.Is(err, store.ErrReused):
-		return errCodeReplayed
-	case errors.Is(err, store.ErrNotFound):
-		return secondfactor.ErrWrongCode
-	default:
-		return err
-	}
-}
-
-// useRecoveryCode uses up one of a user's recovery codes, or returns
-// secondfactor.ErrWrongCode.
-func (i *Issuer) useRecoveryCode(ctx context.Context, userID, code string) error {
-	c, ok := secondfactor.NormalizeRecoveryCode(code)
-	if !ok {
-		return secondfactor.ErrWrongCode
-	}
-	err := i.st.UseRecoveryCode(ctx, userID, c)
-	if errors.Is(err, store.ErrNotFound) {
-		return secondfactor.ErrWrongCode
-	}
-	return err
-}
-
 // secondFactorProven goes on with a login whose second factor (method,
 // amr values added) was just proven: it takes the step, so that of two
 // simultaneous proofs only one goes on, records the event and hands the
 // flow to next.
-func (i *Issuer) secondFactorProven(w http.ResponseWriter, r *http.Request, f *stepForm, att attempt, added []string, method string) {
+func (i *Issuer) secondFactorProven(w http.ResponseWriter, r *http.Request, f *stepForm, att attempts.Attempt, added []string, method string) {
 	ctx := r.Context()
 	p, ok := i.takePending(w, ctx, f)
 	if !ok {
 		return
 	}
 	fl := f.fl
-	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorSucceeded, Subject: fl.user.ID, Username: fl.user.Username,
+	if err := i.events.Record(ctx, audit.Event{Type: audit.SecondFactorSucceeded, Subject: fl.user.ID, Username: fl.user.Username,
 		ClientID: fl.clientID(), Reason: method}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	fl.amr, fl.att = mfaAMR(p.AMR, added), &att
+	fl.amr, fl.att = mfa.AddAMR(p.AMR, added), &att
 	i.next(w, r, fl)
-}
-
-// mfaAMR adds the methods of a second factor to the login's and "mfa".
-func mfaAMR(amr, added []string) []string {
-	out := slices.Clone(amr)
-	for _, a := range append(slices.Clone(added), amrMFA) {
-		if !slices.Contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // submitEnrollment checks the first code of a TOTP secret offered on the
 // enrolment page. Right, the secret and fresh recovery codes are stored,
 // and the codes are shown once.
 func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readStepForm(w, r, maxLoginFormBytes, store.PendingEnroll)
+	f, ok := i.readStepForm(w, r, store.PendingEnroll)
 	if !ok {
 		return
 	}
@@ -420,7 +327,7 @@ func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fl := f.fl
-	fl.amr, fl.att = mfaAMR(p.AMR, []string{amrOTP}), &att
+	fl.amr, fl.att = mfa.AddAMR(p.AMR, []string{amrOTP}), &att
 	fl.done(store.StepEnrolled)
 	codes := secondfactor.NewRecoveryCodes()
 	i.showRecoveryCodes(w, r, fl, f.page, "authenticator app", codes, func() error {
@@ -430,7 +337,7 @@ func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			return fmt.Errorf("storing a TOTP secret: %w", err)
 		}
-		return i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
+		return i.events.Record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
 			ClientID: fl.clientID(), Reason: "totp"})
 	})
 }
@@ -486,14 +393,14 @@ func (i *Issuer) showRecoveryCodes(w http.ResponseWriter, r *http.Request, fl *l
 // submitContinue goes on with a login after its user set up a factor and
 // saw the recovery codes.
 func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readStepForm(w, r, maxLoginFormBytes, pendingEnrolled)
+	f, ok := i.readStepForm(w, r, pendingEnrolled)
 	if !ok {
 		return
 	}
 	// The code that proved the new factor was counted and accepted on the
 	// enrolment page: nothing is typed here. This attempt names the
 	// counters whose places that login still holds.
-	att := i.guard.newAttempt(r, f.fl.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	att := i.guard.NewAttempt(r, f.fl.user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	if _, ok := i.takePending(w, r.Context(), f); !ok {
 		return
 	}
@@ -503,20 +410,13 @@ func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
 
 // recordSecondFactorFailure records an audit.SecondFactorFailed event: a
 // refusal (the login is not authenticated without its second factor),
-// which recordRefusal aggregates by address, account, reason and minute.
+// which events.Recorder.Refusal aggregates by address, account, reason and minute.
 func (i *Issuer) recordSecondFactorFailure(ctx context.Context, user *store.User, clientID, reason, counter string) error {
 	e := audit.Event{Type: audit.SecondFactorFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason, Target: counter}
 	if user != nil {
 		e.Subject, e.Username = user.ID, user.Username
 	}
-	return i.recordRefusal(ctx, e)
-}
-
-func (i *Issuer) refuseSecondFactor(w http.ResponseWriter, ctx context.Context, user *store.User, clientID, reason string, status int, msg string) {
-	if i.recordSecondFactorFailure(ctx, user, clientID, reason, "") != nil {
-		status, msg = http.StatusInternalServerError, msgInternal
-	}
-	i.message(w, status, "Sign in", msg)
+	return i.events.Refusal(ctx, e)
 }
 
 // takePending takes (single use) the step a form names, or writes the
@@ -534,3 +434,6 @@ func (i *Issuer) takePending(w http.ResponseWriter, ctx context.Context, f *step
 	}
 	return p, true
 }
+
+// mfa checks second factors against the issuer's store.
+func (i *Issuer) mfa() *mfa.Checker { return &mfa.Checker{Store: i.st, Now: i.cfg.Now} }

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -365,22 +364,17 @@ func TestSecondFactorSimultaneousUse(t *testing.T) {
 				logins[i].br, logins[i].page = h.mfaPage(oauth2.GenerateVerifier())
 			}
 			form := c.form()
-			var wg sync.WaitGroup
-			results := make([]*issuertest.Page, n)
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					results[i] = logins[i].br.Post(t, logins[i].page, "/login/mfa", form)
-				}()
+			sent := make([]issuertest.Sent, n)
+			for i := range sent {
+				req := logins[i].br.PostRequest(t, logins[i].page, "/login/mfa", form)
+				sent[i] = issuertest.Sent{From: issuertest.Source{IP: "127.0.0.1"}, Host: req.URL.Host, Request: req}
 			}
-			wg.Wait()
 			wins := 0
-			for _, r := range results {
-				if _, err := issuertest.RedirectOf(r); err == nil {
+			for _, r := range issuertest.SendTogether(t, sent...) {
+				if _, err := r.Redirect(); err == nil {
 					wins++
-				} else if r.Response.StatusCode != http.StatusUnauthorized && r.Response.StatusCode != http.StatusBadRequest {
-					t.Errorf("%s: the loser got HTTP %d", c.name, r.Response.StatusCode)
+				} else if r.Status != http.StatusUnauthorized && r.Status != http.StatusBadRequest {
+					t.Errorf("%s: the loser got HTTP %d", c.name, r.Status)
 				}
 			}
 			if wins != 1 {
@@ -773,24 +767,20 @@ func TestSecondFactorAcrossReplicas(t *testing.T) {
 		}
 		to(logins[1].br, other)
 		form := totpForm(totpAt(t, secret, h.clock.Now()))
-		results := make([]*issuertest.Page, 2)
-		var wg sync.WaitGroup
+		sent := make([]issuertest.Sent, len(logins))
 		for i := range logins {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				results[i] = logins[i].br.Post(t, logins[i].page, "/login/mfa", form)
-			}()
+			req := logins[i].br.PostRequest(t, logins[i].page, "/login/mfa", form)
+			sent[i] = issuertest.Sent{From: issuertest.Source{IP: "127.0.0.1"}, Host: req.URL.Host, Request: req}
 		}
-		wg.Wait()
+		results := issuertest.SendTogether(t, sent...)
 		wins := 0
 		for _, r := range results {
-			if _, err := issuertest.RedirectOf(r); err == nil {
+			if _, err := r.Redirect(); err == nil {
 				wins++
 			}
 		}
 		if wins != 1 {
-			t.Fatalf("one code at both replicas: %d logins got in, want 1 (HTTP %d, %d)", wins, results[0].Response.StatusCode, results[1].Response.StatusCode)
+			t.Fatalf("one code at both replicas: %d logins got in, want 1 (HTTP %d, %d)", wins, results[0].Status, results[1].Status)
 		}
 	})
 }

@@ -2,15 +2,11 @@ package issuer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -18,6 +14,11 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/devicepages"
+	"github.com/nsauth/nsauth/internal/issuer/events"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -89,9 +90,6 @@ const (
 	// tabs): a thief of one browser's cookies, or an insider with an
 	// account, holds no more of the known browsers' pool than that.
 	maxCeremoniesPerKnownAccount = 8
-	// passkeyCeremonyTTL is how long a ceremony may take, at most (and no
-	// longer than its auth request).
-	passkeyCeremonyTTL = 5 * time.Minute
 	// maxPasskeyBeginBytes bounds a begin request's body.
 	maxPasskeyBeginBytes = maxAuthRequestIDLen + 1<<10
 	// maxPasskeyFormBytes bounds a finish form: the auth request, the CSRF
@@ -110,147 +108,18 @@ const (
 	msgPasskeyNotSaved    = "The passkey could not be added. Try again, or continue without it."
 )
 
-// newPasskeys returns the WebAuthn relying party of the issuer u, or nil
-// and the reason when browsers cannot use passkeys there.
-func newPasskeys(u *url.URL, origin string) (*webauthn.WebAuthn, error) {
-	host := u.Hostname()
-	if net.ParseIP(host) != nil {
-		return nil, fmt.Errorf("the issuer's host %s is an IP address, which browsers refuse as a WebAuthn relying party id: "+
-			"use a host name (http://localhost:PORT for local use)", host)
-	}
-	return webauthn.New(&webauthn.Config{
-		RPID:                  host,
-		RPDisplayName:         "nsauth",
-		RPOrigins:             []string{origin},
-		AttestationPreference: protocol.PreferNoAttestation,
-		AuthenticatorSelection: protocol.AuthenticatorSelection{
-			ResidentKey:      protocol.ResidentKeyRequirementRequired,
-			UserVerification: protocol.VerificationPreferred,
-		},
-	})
-}
-
-// passkeyUser is a store user as the WebAuthn library sees it. The user
-// handle is the user's id: random, stable, and no personal information.
-type passkeyUser struct {
-	u     *store.User
-	creds []webauthn.Credential
-}
-
-func (p passkeyUser) WebAuthnID() []byte   { return []byte(p.u.ID) }
-func (p passkeyUser) WebAuthnName() string { return p.u.Username }
-func (p passkeyUser) WebAuthnDisplayName() string {
-	if p.u.Name != "" {
-		return p.u.Name
-	}
-	return p.u.Username
-}
-func (p passkeyUser) WebAuthnCredentials() []webauthn.Credential { return p.creds }
-
-func toCredential(p *store.Passkey) webauthn.Credential {
-	transports := make([]protocol.AuthenticatorTransport, len(p.Transports))
-	for j, t := range p.Transports {
-		transports[j] = protocol.AuthenticatorTransport(t)
-	}
-	return webauthn.Credential{
-		ID:              p.CredentialID,
-		PublicKey:       p.PublicKey,
-		AttestationType: p.AttestationType,
-		Transport:       transports,
-		Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: p.UserVerified,
-			BackupEligible: p.BackupEligible, BackupState: p.BackupState},
-		Authenticator: webauthn.Authenticator{AAGUID: p.AAGUID, SignCount: p.SignCount},
-	}
-}
-
-// ceremonyState is what a passwordless ceremony keeps server-side.
-type ceremonyState struct {
-	// Session is the library's state: the challenge and what it expects.
-	Session *webauthn.SessionData `json:"session,omitempty"`
-}
-
-// Ceremony pools (store.CeremonyQuota).
-const (
-	// poolUnknown holds the passwordless ceremonies of browsers the
-	// provider does not know, counted per client address.
-	poolUnknown = "unknown"
-	// poolKnown holds those of browsers that logged in before, counted per
-	// account.
-	poolKnown = "known"
-)
-
-// putCeremony stores a passwordless ceremony for ar, bound to browser
-// (ceremonyBrowser), counted against q.
-func (i *Issuer) putCeremony(ctx context.Context, ar *store.AuthRequest, browser string, st ceremonyState, q store.CeremonyQuota) error {
-	if st.Session != nil {
-		// The store's expiry, on the injected clock, is the one that
-		// counts; the library's would use the wall clock.
-		st.Session.Expires = time.Time{}
-	}
-	data, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encoding a passkey ceremony: %w", err)
-	}
-	expires := i.cfg.Now().Add(passkeyCeremonyTTL)
-	if ar.ExpiresAt.Before(expires) {
-		expires = ar.ExpiresAt
-	}
-	return i.st.PutPasskeyCeremony(ctx, &store.PasskeyCeremony{AuthRequestID: ar.ID, Kind: kindPasswordless, Browser: browser,
-		Session: data, ExpiresAt: expires}, q)
-}
-
-// takeCeremony takes ar's passwordless ceremony bound to browser; anything
-// else (none, expired, another kind) is store.ErrNotFound. A ceremony
-// bound to another browser is not taken: it stays as it was.
-func (i *Issuer) takeCeremony(ctx context.Context, ar *store.AuthRequest, browser string) (ceremonyState, error) {
-	var st ceremonyState
-	c, err := i.st.TakePasskeyCeremony(ctx, ar.ID, browser)
-	if err != nil {
-		return st, err
-	}
-	if c.Kind != kindPasswordless {
-		return st, fmt.Errorf("passkey ceremony of kind %s: %w", c.Kind, store.ErrNotFound)
-	}
-	if err := json.Unmarshal(c.Session, &st); err != nil {
-		return st, fmt.Errorf("decoding a passkey ceremony: %w", err)
-	}
-	return st, nil
-}
-
-// passkeyMethod is the amr value of the passkey p (see the package
-// comment above): "swk" for a passkey that may be synced, "hwk" otherwise.
-func passkeyMethod(p *store.Passkey) string {
-	if p.BackupEligible {
-		return amrSoftwareKey
-	}
-	return amrHardwareKey
-}
-
-// amr values of passkeys (RFC 8176).
-const (
-	amrHardwareKey = "hwk"
-	amrSoftwareKey = "swk"
-	amrUser        = "user"
-)
-
 // passwordlessAMR describes a login with the passkey p alone. Passwordless
 // ceremonies require user verification, so userVerified is true for every
 // login that gets here; it is checked again all the same.
 func passwordlessAMR(p *store.Passkey, userVerified bool) []string {
 	if userVerified {
-		return []string{passkeyMethod(p), amrUser, amrMFA}
+		return []string{passkey.Method(p), passkey.AMRUser, amrMFA}
 	}
-	return []string{passkeyMethod(p)}
+	return []string{passkey.Method(p)}
 }
 
 // jsonError answers a begin request.
-func jsonError(w http.ResponseWriter, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
+var jsonError = web.JSONError
 
 type passkeyBeginRequest struct {
 	AuthRequestID string `json:"authRequestID"`
@@ -267,33 +136,17 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusNotFound, msgPasskeyUnavailable)
 		return
 	}
-	ctx := r.Context()
-	if !i.sameOrigin(r) {
-		_ = i.recordLoginFailure(ctx, loginFailure{reason: reasonCSRF})
-		jsonError(w, http.StatusForbidden, msgForged)
-		return
-	}
+	ctx, csrf := r.Context(), web.Token(r)
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		jsonError(w, http.StatusUnsupportedMediaType, "Send JSON.")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxPasskeyBeginBytes)
+	// The form guard read the body, at most maxPasskeyBeginBytes.
 	var req passkeyBeginRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			jsonError(w, http.StatusRequestEntityTooLarge, "The request is too large.")
-			return
-		}
 		jsonError(w, http.StatusBadRequest, "The request is not valid JSON.")
-		return
-	}
-	csrf, ok := i.checkCSRF(r, r.Header.Get("X-CSRF-Token"))
-	if !ok {
-		_ = i.recordLoginFailure(ctx, loginFailure{reason: reasonCSRF})
-		jsonError(w, http.StatusForbidden, msgForged)
 		return
 	}
 	var (
@@ -321,7 +174,7 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, store.ErrCeremonyHolderFull):
 		// Its ceremonies end as they are answered, or after
-		// passkeyCeremonyTTL.
+		// passkey.CeremonyTTL.
 		w.Header().Set("Retry-After", "60")
 		jsonError(w, http.StatusTooManyRequests, msgPasskeyAddressBusy)
 		return
@@ -368,7 +221,7 @@ func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *sto
 	if err != nil {
 		return nil, err
 	}
-	return options, i.putCeremony(ctx, ar, ceremonyBrowser(csrf), ceremonyState{Session: session}, i.ceremonyQuota(r))
+	return options, i.ceremonies().Put(ctx, ar, passkey.CeremonyBrowser(csrf), session, i.ceremonyQuota(r))
 }
 
 // ceremonyQuota is what a passwordless ceremony begun by r counts against.
@@ -383,21 +236,12 @@ func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *sto
 // refused until the flood stops and its ceremonies expire, known browsers
 // are not.
 func (i *Issuer) ceremonyQuota(r *http.Request) store.CeremonyQuota {
-	if tag, ok := i.guard.knownAccountOf(r); ok {
-		return store.CeremonyQuota{Pool: poolKnown, PoolLimit: maxPasskeyCeremonies,
+	if tag, ok := i.guard.KnownAccountOf(r); ok {
+		return store.CeremonyQuota{Pool: passkey.PoolKnown, PoolLimit: maxPasskeyCeremonies,
 			Holder: "account:" + tag, HolderLimit: maxCeremoniesPerKnownAccount}
 	}
-	return store.CeremonyQuota{Pool: poolUnknown, PoolLimit: maxPasskeyCeremonies,
+	return store.CeremonyQuota{Pool: passkey.PoolUnknown, PoolLimit: maxPasskeyCeremonies,
 		Holder: "addr:" + clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))), HolderLimit: maxCeremoniesPerAddress}
-}
-
-// ceremonyBrowser is what a passwordless ceremony is bound to: a digest of
-// the CSRF token of the browser that began it, a secret of that browser's
-// (an HttpOnly cookie) that the finish form carries too. The token itself
-// is not stored.
-func ceremonyBrowser(csrf string) string {
-	sum := sha256.Sum256([]byte("nsauth passkey ceremony browser\x00" + csrf))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // finishPasskey takes the browser's answer to a ceremony, posted as a
@@ -407,7 +251,7 @@ func (i *Issuer) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	ar, id, csrf, ok := i.passkeyForm(w, r, maxPasskeyFormBytes)
+	ar, id, csrf, ok := i.passkeyForm(w, r)
 	if !ok {
 		return
 	}
@@ -429,105 +273,7 @@ func (i *Issuer) passkeyFailure(ctx context.Context, reason string, user *store.
 		e.Subject, e.Username, account = user.ID, user.Username, user.Username
 	}
 	i.log.InfoContext(ctx, "passkey refused", "reason", reason, "username", account)
-	return i.recordRefusal(ctx, e)
-}
-
-// passkeyRefusal is why an assertion was refused, for the audit trail.
-type passkeyRefusal struct {
-	reason string
-	user   *store.User
-}
-
-func (p *passkeyRefusal) Error() string { return "passkey refused: " + p.reason }
-
-// verifyAssertion checks a passkey assertion against the ceremony
-// session (nil when none was begun, or it was answered). user is the
-// account the ceremony is for (second factor), nil for a passwordless
-// login, where the credential names the account. It returns the user and
-// the passkey, updated with the counter and flags of this use; a
-// *passkeyRefusal when the assertion is refused.
-func (i *Issuer) verifyAssertion(ctx context.Context, session *webauthn.SessionData, user *store.User, credential string) (*store.User, *store.Passkey, bool, error) {
-	if session == nil {
-		return nil, nil, false, &passkeyRefusal{reason: "expired", user: user}
-	}
-	passwordless := user == nil
-	if len(credential) == 0 {
-		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
-	}
-	parsed, err := protocol.ParseCredentialRequestResponseBytes([]byte(credential))
-	if err != nil {
-		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
-	}
-	var pk *store.Passkey
-	var lookupErr error
-	lookup := func(rawID, userHandle []byte) (webauthn.User, error) {
-		p, err := i.st.PasskeyByCredentialID(ctx, rawID)
-		if err != nil {
-			lookupErr = err
-			return nil, err
-		}
-		if string(userHandle) != p.UserID && len(userHandle) > 0 {
-			lookupErr = store.ErrNotFound
-			return nil, lookupErr
-		}
-		u := user
-		if u == nil {
-			if u, err = i.st.UserByID(ctx, p.UserID); err != nil {
-				lookupErr = err
-				return nil, err
-			}
-		} else if u.ID != p.UserID {
-			lookupErr = store.ErrNotFound
-			return nil, lookupErr
-		}
-		pk, user = p, u
-		return passkeyUser{u: u, creds: []webauthn.Credential{toCredential(p)}}, nil
-	}
-	var cred *webauthn.Credential
-	if passwordless {
-		_, cred, err = i.passkeys.ValidatePasskeyLogin(lookup, *session, parsed)
-	} else {
-		// The ceremony allowed every passkey of the user, and the library
-		// wants the user to own each of them: give it them all.
-		if _, err = lookup(parsed.RawID, parsed.Response.UserHandle); err == nil {
-			var all []store.Passkey
-			if all, lookupErr = i.st.PasskeysByUser(ctx, user.ID); lookupErr == nil {
-				creds := make([]webauthn.Credential, len(all))
-				for j := range all {
-					creds[j] = toCredential(&all[j])
-				}
-				cred, err = i.passkeys.ValidateLogin(passkeyUser{u: user, creds: creds}, *session, parsed)
-			}
-		}
-	}
-	switch {
-	case lookupErr != nil && !errors.Is(lookupErr, store.ErrNotFound):
-		return nil, nil, false, lookupErr
-	case lookupErr != nil:
-		return nil, nil, false, &passkeyRefusal{reason: "unknown_credential", user: user}
-	case err != nil:
-		return nil, nil, false, &passkeyRefusal{reason: "bad_assertion", user: user}
-	}
-	if cred.Authenticator.CloneWarning {
-		// The counter went backwards: two copies of the key may be in use.
-		// The passkey is marked and refused; the user still has their
-		// password, and an administrator can remove it.
-		if err := i.st.RecordPasskeyUse(ctx, pk.ID, pk.SignCount, pk.BackupState, true); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, nil, false, err
-		}
-		return nil, nil, false, &passkeyRefusal{reason: "clone_warning", user: user}
-	}
-	if user.Disabled() {
-		return nil, nil, false, &passkeyRefusal{reason: reasonUserDisabled, user: user}
-	}
-	pk.SignCount, pk.BackupState = cred.Authenticator.SignCount, cred.Flags.BackupState
-	if err := i.st.RecordPasskeyUse(ctx, pk.ID, pk.SignCount, pk.BackupState, false); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, false, &passkeyRefusal{reason: "unknown_credential", user: user}
-		}
-		return nil, nil, false, err
-	}
-	return user, pk, parsed.Response.AuthenticatorData.Flags.HasUserVerified(), nil
+	return i.events.Refusal(ctx, e)
 }
 
 // passwordlessLogin runs a passkey assertion as a login attempt: it takes
@@ -537,11 +283,10 @@ func (i *Issuer) verifyAssertion(ctx context.Context, session *webauthn.SessionD
 func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, credential, csrf string,
 	fail func(status int, msg string)) {
 	ctx := r.Context()
-	att := i.guard.newAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
-	done, ok := i.guard.enter(att)
+	att := i.guard.NewAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
+	done, ok := i.guard.Enter(att)
 	if !ok {
-		i.cfg.Observer.login(LoginBusy)
-		if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, clientID: ar.ClientID, counter: counterKind(att.counters[0].Key)}) != nil {
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonRateLimited, clientID: ar.ClientID, counter: attempts.CounterKind(att.Counters[0].Key)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return
 		}
@@ -550,7 +295,7 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 		return
 	}
 	defer done()
-	res, err := i.guard.reserve(ctx, att)
+	res, err := i.guard.Reserve(ctx, att)
 	if err != nil {
 		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
 		fail(http.StatusInternalServerError, msgInternal)
@@ -558,8 +303,7 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	}
 	if !res.OK {
 		i.logRefusal(ctx, att, res)
-		i.cfg.Observer.login(LoginLockedOut)
-		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: ar.ClientID, counter: counterKind(res.Full)}) != nil {
+		if i.recordLoginFailure(ctx, loginFailure{reason: reasonLocked, clientID: ar.ClientID, counter: attempts.CounterKind(res.Full)}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return
 		}
@@ -569,29 +313,27 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	// Another browser's answer finds no ceremony: it is refused as
 	// expired, and the ceremony stays for the browser that began it.
 	var session *webauthn.SessionData
-	switch st, err := i.takeCeremony(ctx, ar, ceremonyBrowser(csrf)); {
+	switch st, err := i.ceremonies().Take(ctx, ar, passkey.CeremonyBrowser(csrf)); {
 	case err == nil:
-		session = st.Session
+		session = st
 	case !errors.Is(err, store.ErrNotFound):
 		i.log.ErrorContext(ctx, "reading a passkey ceremony failed", "error", err)
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	user, pk, uv, err := i.verifyAssertion(ctx, session, nil, credential)
-	var refused *passkeyRefusal
+	user, pk, uv, err := i.verifier().Verify(ctx, session, nil, credential)
+	var refused *passkey.Refusal
 	if errors.As(err, &refused) {
-		i.cfg.Observer.login(LoginWrongCredentials)
-		if i.passkeyFailure(ctx, refused.reason, refused.user, ar.ClientID) != nil {
+		if i.passkeyFailure(ctx, refused.Reason, refused.User, ar.ClientID) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return
 		}
 		msg := msgPasskeyRefused
-		if refused.reason == "expired" {
+		if refused.Reason == "expired" {
 			msg = msgPasskeyExpired
 		}
 		if res.Remaining == 0 {
-			i.cfg.Observer.lockout()
-			if i.recordLockout(ctx, refused.user, ar.ClientID, res) != nil {
+			if i.recordLockout(ctx, refused.User, ar.ClientID, res) != nil {
 				fail(http.StatusInternalServerError, msgInternal)
 				return
 			}
@@ -602,30 +344,38 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 	}
 	if err != nil {
 		i.log.ErrorContext(ctx, "checking a passkey failed", "error", err)
-		i.cfg.Observer.login(LoginError)
+		i.events.Note(ctx, audit.Event{Type: events.LoginErrored, ClientID: ar.ClientID, Reason: "passkey"})
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
 	amr := passwordlessAMR(pk, uv)
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+	if err := i.events.Record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
 		Reason: kindPasswordless, Target: pk.Name}); err != nil {
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+	if err := i.events.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
 		Reason: "passkey"}); err != nil {
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}
-	att.account = user.Username
+	att.Account = user.Username
 	i.next(w, r, &loginFlow{id: id, ar: ar, csrf: csrf, user: user, amr: amr, att: &att})
 }
 
 // finishPasswordless completes a login with a discoverable passkey alone.
 func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
-	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: isDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
+	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
 	i.passwordlessLogin(w, r, ar, id, credential, csrf, func(status int, msg string) {
 		page.Error = msg
-		i.render(w, status, "login.html", page, origin(ar.RedirectURI))
+		i.render(w, status, "login.html", page, web.Origin(ar.RedirectURI))
 	})
+}
+
+// verifier checks passkey assertions with the issuer's relying party.
+func (i *Issuer) verifier() *passkey.Verifier { return &passkey.Verifier{RP: i.passkeys, Store: i.st} }
+
+// ceremonies keeps passwordless ceremonies in the issuer's store.
+func (i *Issuer) ceremonies() *passkey.Ceremonies {
+	return &passkey.Ceremonies{Store: i.st, Now: i.cfg.Now, Kind: kindPasswordless}
 }

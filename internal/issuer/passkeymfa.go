@@ -12,6 +12,8 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -29,9 +31,9 @@ const (
 	mfaPasskeyEnrollPath = "/login/mfa/passkey/enroll"
 )
 
-// scripted: the second-factor pages run the passkey script when passkeys
+// Scripted: the second-factor pages run the passkey script when passkeys
 // are offered on them.
-func (p mfaPage) scripted() bool { return p.Passkeys }
+func (p mfaPage) Scripted() bool { return p.Passkeys }
 
 // stepKinds are the kinds of step a passkey begin mode belongs to.
 var stepKinds = map[string]string{
@@ -54,7 +56,7 @@ func (i *Issuer) beginStepCeremony(ctx context.Context, mode, id, token, csrf st
 	}
 	creds := make([]webauthn.Credential, len(pks))
 	for j := range pks {
-		creds[j] = toCredential(&pks[j])
+		creds[j] = passkey.Credential(&pks[j])
 	}
 	var (
 		options any
@@ -64,14 +66,14 @@ func (i *Issuer) beginStepCeremony(ctx context.Context, mode, id, token, csrf st
 		if len(pks) == 0 {
 			return nil, errStepGone
 		}
-		options, session, err = i.passkeys.BeginLogin(passkeyUser{u: fl.user, creds: creds},
+		options, session, err = i.passkeys.BeginLogin(passkey.User{U: fl.user, Creds: creds},
 			webauthn.WithUserVerification(protocol.VerificationPreferred))
 	} else {
 		exclude := make([]protocol.CredentialDescriptor, len(creds))
 		for j := range creds {
 			exclude[j] = creds[j].Descriptor()
 		}
-		options, session, err = i.passkeys.BeginRegistration(passkeyUser{u: fl.user},
+		options, session, err = i.passkeys.BeginRegistration(passkey.User{U: fl.user},
 			webauthn.WithExclusions(exclude), webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired))
 	}
 	if err != nil {
@@ -115,7 +117,7 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	f, ok := i.readStepForm(w, r, maxPasskeyFormBytes, store.PendingVerify)
+	f, ok := i.readStepForm(w, r, store.PendingVerify)
 	if !ok {
 		return
 	}
@@ -132,16 +134,15 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	_, pk, _, err := i.verifyAssertion(ctx, session, user, r.PostForm.Get("credential"))
-	var refused *passkeyRefusal
+	_, pk, _, err := i.verifier().Verify(ctx, session, user, r.PostForm.Get("credential"))
+	var refused *passkey.Refusal
 	if errors.As(err, &refused) {
-		i.cfg.Observer.login(LoginWrongCredentials)
-		if i.passkeyFailure(ctx, refused.reason, user, f.fl.clientID()) != nil {
+		if i.passkeyFailure(ctx, refused.Reason, user, f.fl.clientID()) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 			return
 		}
 		msg := msgPasskeyRefused
-		if refused.reason == "expired" {
+		if refused.Reason == "expired" {
 			msg = msgPasskeyExpired
 		}
 		i.refuseAgain(w, ctx, f, "mfa.html", res, msg)
@@ -152,12 +153,12 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: f.fl.clientID(),
+	if err := i.events.Record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: user.ID, Username: user.Username, ClientID: f.fl.clientID(),
 		Reason: kindSecondFactor, Target: pk.Name}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	i.secondFactorProven(w, r, f, att, []string{passkeyMethod(pk)}, "passkey")
+	i.secondFactorProven(w, r, f, att, []string{passkey.Method(pk)}, "passkey")
 }
 
 // submitPasskeyEnroll stores the passkey registered on the enrolment page
@@ -168,7 +169,7 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	f, ok := i.readStepForm(w, r, maxPasskeyFormBytes, store.PendingEnroll)
+	f, ok := i.readStepForm(w, r, store.PendingEnroll)
 	if !ok {
 		return
 	}
@@ -202,12 +203,12 @@ func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
+	if err := i.events.Record(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: fl.user.ID, Username: fl.user.Username,
 		ClientID: fl.clientID(), Reason: "passkey"}); err != nil {
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	fl.amr = mfaAMR(p.AMR, []string{passkeyMethod(pk)})
+	fl.amr = mfa.AddAMR(p.AMR, []string{passkey.Method(pk)})
 	fl.done(store.StepEnrolled)
 	i.recoveryCodesWithPasskey(w, r, fl, f.page)
 }

@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
+	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -36,9 +38,9 @@ const (
 	passkeySkipPath     = "/login/passkey/skip"
 )
 
-// scripted reports whether the page runs our passkey script: its CSP then
+// Scripted reports whether the page runs our passkey script: its CSP then
 // allows scripts and fetches from our own origin, nothing else.
-func (p loginPage) scripted() bool { return p.Passkeys }
+func (p loginPage) Scripted() bool { return p.Passkeys }
 
 type passkeyOfferPage struct {
 	Title         string
@@ -54,26 +56,16 @@ type passkeyOfferPage struct {
 	Existing int
 }
 
-func (passkeyOfferPage) scripted() bool { return true }
-
-// routePasskeys adds the passkey endpoints to mux.
-func (i *Issuer) routePasskeys(mux *http.ServeMux) {
-	mux.Handle("POST "+passkeyBeginPath, http.HandlerFunc(i.beginPasskey))
-	mux.Handle("POST "+passkeyFinishPath, http.HandlerFunc(i.finishPasskey))
-	mux.Handle("POST "+passkeyRegisterPath, http.HandlerFunc(i.submitPasskeyRegistration))
-	mux.Handle("POST "+passkeySkipPath, http.HandlerFunc(i.skipPasskey))
-	mux.Handle("POST "+mfaPasskeyPath, http.HandlerFunc(i.submitPasskeySecondFactor))
-	mux.Handle("POST "+mfaPasskeyEnrollPath, http.HandlerFunc(i.submitPasskeyEnroll))
-}
+func (passkeyOfferPage) Scripted() bool { return true }
 
 // offersPasskey reports whether a login is offered a passkey: it proved a
 // second factor (a password alone never adds a factor), used no passkey
 // (this device has one), was not offered one already, and its user has
 // room for one more, on a browser that did not say "Not now" lately. An
 // enrolment link's flow has its own page.
-func (i *Issuer) offersPasskey(r *http.Request, fl *loginFlow, f factors) bool {
+func (i *Issuer) offersPasskey(r *http.Request, fl *loginFlow, f mfa.Factors) bool {
 	if i.passkeys == nil || fl.viaLink() || fl.did(store.StepOffered) || !slices.Contains(fl.amr, amrMFA) ||
-		slices.Contains(fl.amr, amrHardwareKey) || slices.Contains(fl.amr, amrSoftwareKey) || f.Passkeys >= store.MaxPasskeysPerUser {
+		slices.Contains(fl.amr, passkey.AMRHardwareKey) || slices.Contains(fl.amr, passkey.AMRSoftwareKey) || f.Passkeys >= store.MaxPasskeysPerUser {
 		return false
 	}
 	_, err := r.Cookie(i.passkeyLaterCookie())
@@ -104,57 +96,14 @@ func (i *Issuer) showOffer(w http.ResponseWriter, r *http.Request, fl *loginFlow
 		for j := range existing {
 			names[j] = existing[j].Name
 		}
-		page.Name = newPasskeyName(r.UserAgent(), page.Name, names)
+		page.Name = passkey.NewName(r.UserAgent(), page.Name, names)
 	}
 	i.render(w, status, "passkey_offer.html", page, fl.formTarget())
 }
 
-// newPasskeyName suggests a name for one more passkey that tells it from
-// the user's others (taken): the browser and system the user agent
-// names ("Firefox on Linux"), else fallback, numbered when taken.
-func newPasskeyName(userAgent, fallback string, taken []string) string {
-	base := fallback
-	if device := deviceOf(userAgent); device != "" {
-		base = device
-	}
-	name := base
-	for n := 2; slices.Contains(taken, name) && n <= store.MaxPasskeysPerUser+1; n++ {
-		name = fmt.Sprintf("%s (%d)", base, n)
-	}
-	return name
-}
-
-// deviceOf names the browser and system of a User-Agent header, or "".
-// Order matters: Edge's and Chrome's headers name Safari too, Edge's
-// names Chrome, Android's names Linux, iOS's names Mac OS X.
-func deviceOf(ua string) string {
-	if len(ua) > 512 {
-		ua = ua[:512]
-	}
-	first := func(pairs ...string) string {
-		for j := 0; j+1 < len(pairs); j += 2 {
-			if strings.Contains(ua, pairs[j]) {
-				return pairs[j+1]
-			}
-		}
-		return ""
-	}
-	browser := first("Edg/", "Edge", "Firefox/", "Firefox", "Chrome/", "Chrome", "Chromium/", "Chromium", "Safari/", "Safari")
-	system := first("iPhone", "iPhone", "iPad", "iPad", "Android", "Android", "Windows", "Windows", "Mac OS X", "macOS",
-		"CrOS", "ChromeOS", "Linux", "Linux")
-	switch {
-	case browser != "" && system != "":
-		return browser + " on " + system
-	case system != "":
-		return system
-	default:
-		return browser
-	}
-}
-
 // skipPasskey is "Not now": the login finishes as it was.
 func (i *Issuer) skipPasskey(w http.ResponseWriter, r *http.Request) {
-	f, ok := i.readStepForm(w, r, maxLoginFormBytes, store.PendingOffer)
+	f, ok := i.readStepForm(w, r, store.PendingOffer)
 	if !ok {
 		return
 	}
@@ -180,33 +129,14 @@ func (i *Issuer) passkeyLaterCookie() string {
 	return "nsauth_passkey_later"
 }
 
-// passkeyForm checks a passkey page's form post (origin, a body of at most
-// limit bytes, answered 413 beyond, CSRF) and opens its auth request, or
-// writes the page saying why not.
-func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request, limit int64) (ar *store.AuthRequest, id, csrf string, ok bool) {
+// passkeyForm opens the auth request of a passkey page's form post that
+// the form guard let through (web.Guard), or writes the page saying why
+// not.
+func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request) (ar *store.AuthRequest, id, csrf string, ok bool) {
 	ctx := r.Context()
-	if !i.sameOrigin(r) {
-		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
-		return nil, "", "", false
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	if err := r.ParseForm(); err != nil {
-		status := http.StatusBadRequest
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		i.message(w, status, "Sign in", msgForged)
-		return nil, "", "", false
-	}
-	id = r.PostForm.Get("authRequestID")
+	id, csrf = r.PostForm.Get("authRequestID"), web.Token(r)
 	if id == "" || len(id) > maxAuthRequestIDLen {
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return nil, "", "", false
-	}
-	csrf, ok = i.checkCSRF(r, r.PostForm.Get("csrf"))
-	if !ok {
-		i.refuseLogin(w, ctx, loginFailure{reason: reasonCSRF}, http.StatusForbidden, msgForged)
 		return nil, "", "", false
 	}
 	ar, ok = i.pendingRequest(w, ctx, id)
@@ -224,7 +154,7 @@ func (i *Issuer) submitPasskeyRegistration(w http.ResponseWriter, r *http.Reques
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
 	}
-	f, ok := i.readStepForm(w, r, maxPasskeyFormBytes, store.PendingOffer)
+	f, ok := i.readStepForm(w, r, store.PendingOffer)
 	if !ok {
 		return
 	}
@@ -302,7 +232,7 @@ func (i *Issuer) createPasskey(ctx context.Context, fl *loginFlow, session *weba
 		return nil, notSaved, nil
 	}
 	user := fl.user
-	cred, err := i.passkeys.CreateCredential(passkeyUser{u: user}, *session, parsed)
+	cred, err := i.passkeys.CreateCredential(passkey.User{U: user}, *session, parsed)
 	if err != nil {
 		return nil, notSaved, nil
 	}
@@ -321,7 +251,7 @@ func (i *Issuer) createPasskey(ctx context.Context, fl *loginFlow, session *weba
 	case err != nil:
 		return nil, nil, err
 	}
-	if err := i.record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, ClientID: fl.clientID(),
+	if err := i.events.Record(ctx, audit.Event{Type: audit.PasskeyRegistered, Subject: user.ID, Username: user.Username, ClientID: fl.clientID(),
 		Target: pk.Name}); err != nil {
 		return nil, nil, err
 	}

@@ -35,10 +35,6 @@ type Pages interface {
 	// CSRFCookie gives the browser its CSRF cookie and returns the form's
 	// token.
 	CSRFCookie(w http.ResponseWriter, r *http.Request) string
-	// CheckCSRF reports whether formValue is the token of r's CSRF cookie.
-	CheckCSRF(r *http.Request, formValue string) bool
-	// SameOrigin reports whether r was sent by the issuer's own pages.
-	SameOrigin(r *http.Request) bool
 }
 
 // Config is what a Handler depends on; every field is required.
@@ -236,19 +232,8 @@ type LogoutPage struct {
 // hint names (an expired hint is enough, now that the user confirmed on
 // our page), or nothing without a hint, and sends the browser on.
 func (s *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request) {
-	if !s.cfg.Pages.SameOrigin(r) {
-		s.cfg.Pages.Message(w, http.StatusForbidden, TitleSignOut, MsgSignOutForged)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)
-		return
-	}
-	if !s.cfg.Pages.CheckCSRF(r, r.PostForm.Get("csrf")) {
-		s.cfg.Pages.Message(w, http.StatusForbidden, TitleSignOut, MsgSignOutForged)
-		return
-	}
+	// The form guard (web.Guard, at the route) checked the origin, the
+	// size and the CSRF token, and parsed the form.
 	p, ok := readEndSessionParams(r.PostForm)
 	if !ok {
 		s.cfg.Pages.Message(w, http.StatusBadRequest, TitleSignOut, msgSignOutInvalid)

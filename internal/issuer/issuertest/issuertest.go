@@ -164,6 +164,28 @@ func RedirectOf(p *Page) (*url.URL, error) {
 	return url.Parse(p.Response.Header.Get("Location"))
 }
 
+// PostRequest is the request Post would send, with the browser's cookies
+// for its target, for sending otherwise (SendTogether).
+func (b *Browser) PostRequest(t testing.TB, page *Page, path string, fields url.Values) *http.Request {
+	t.Helper()
+	target := *page.URL
+	target.RawQuery = ""
+	target.Path = path
+	req, err := http.NewRequest(http.MethodPost, target.String(), strings.NewReader(page.FormWith(fields).Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range b.Client.Jar.Cookies(req.URL) {
+		req.AddCookie(c)
+	}
+	if b.Rewrite != nil {
+		b.Rewrite(req.URL)
+		req.Host = req.URL.Host
+	}
+	return req
+}
+
 // Post posts the hidden fields of page, with fields added or replacing
 // them, to path on the page's server, and returns the answer.
 func (b *Browser) Post(t testing.TB, page *Page, path string, fields url.Values) *Page {

@@ -1,4 +1,4 @@
-package issuer
+package attempts
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 func TestHashGate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	g := newHashGate(2, 2) // 2 running, 2 waiting; one address holds at most 1
+	g := NewHashGate(2, 2) // 2 running, 2 waiting; one address holds at most 1
 
-	leaveA1, err := g.enter(ctx, "a")
+	leaveA1, err := g.Enter(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +20,7 @@ func TestHashGate(t *testing.T) {
 	// other slot at once.
 	waitingA := make(chan func(), 1)
 	go func() {
-		leave, err := g.enter(ctx, "a")
+		leave, err := g.Enter(ctx, "a")
 		if err != nil {
 			t.Error(err)
 		}
@@ -41,12 +41,12 @@ func TestHashGate(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancelled := make(chan error, 1)
 	go func() {
-		_, err := g.enter(cctx, "c")
+		_, err := g.Enter(cctx, "c")
 		cancelled <- err
 	}()
 	waitUntil(t, func() bool { return len(g.admitted) == 4 })
-	if _, err := g.enter(ctx, "d"); !errors.Is(err, errHashBusy) {
-		t.Fatalf("a full queue answered %v, want errHashBusy", err)
+	if _, err := g.Enter(ctx, "d"); !errors.Is(err, ErrHashBusy) {
+		t.Fatalf("a full queue answered %v, want ErrHashBusy", err)
 	}
 	// A waiter that gives up frees its place in the queue.
 	cancel()
@@ -66,10 +66,10 @@ func TestHashGate(t *testing.T) {
 	}
 }
 
-func enterWithin(g *hashGate, key string, d time.Duration) (func(), error) {
+func enterWithin(g *HashGate, key string, d time.Duration) (func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return g.enter(ctx, key)
+	return g.Enter(ctx, key)
 }
 
 func waitUntil(t *testing.T, cond func() bool) {
