@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nsauth/nsauth/internal/issuer"
+	"github.com/nsauth/nsauth/pkg/issuerurl"
 )
 
 func TestDiscoveryIsStatic(t *testing.T) {
@@ -141,9 +141,9 @@ func TestCheckIssuerURL(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := issuer.CheckIssuerURL(tc.raw, tc.allowHTTP)
+			_, err := issuerurl.Check(tc.raw, issuerurl.Options{InsecureAllowHTTP: tc.allowHTTP})
 			if (err == nil) != tc.ok {
-				t.Fatalf("CheckIssuerURL(%q) = %v, want ok=%v", tc.raw, err, tc.ok)
+				t.Fatalf("issuerurl.Check(%q) = %v, want ok=%v", tc.raw, err, tc.ok)
 			}
 		})
 	}

@@ -123,7 +123,11 @@ func (f *exchangeFixture) exchange(subjectToken string, extra url.Values) exchan
 // verifier checks the provider's access tokens as a resource server would.
 func (f *exchangeFixture) verifier() *authn.Verifier {
 	f.t.Helper()
-	v, err := authn.NewFromIssuer(ctx, f.url, authn.VerifierConfig{Audiences: []string{f.url}, RequireAccessTokenType: true, Now: f.clock.Now})
+	p, err := authn.NewProviderFromConfig(ctx, f.url, authn.ProviderConfig{Now: f.clock.Now})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	v, err := p.Verifier(authn.Config{Audiences: []string{f.url}, RequireAccessTokenType: true, Now: f.clock.Now})
 	if err != nil {
 		f.t.Fatal(err)
 	}

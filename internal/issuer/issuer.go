@@ -47,7 +47,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -71,6 +70,7 @@ import (
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
+	"github.com/nsauth/nsauth/pkg/issuerurl"
 )
 
 // Defaults for [Config]: the server's settings' defaults, from their one
@@ -277,7 +277,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("issuer: a store is required")
 	}
-	u, err := CheckIssuerURL(cfg.Issuer, cfg.InsecureAllowHTTP)
+	u, err := issuerurl.Check(cfg.Issuer, issuerurl.Options{InsecureAllowHTTP: cfg.InsecureAllowHTTP})
 	if err != nil {
 		return nil, err
 	}
@@ -412,40 +412,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	}
 	iss.handler = h
 	return iss, nil
-}
-
-// CheckIssuerURL parses and checks an issuer URL: absolute, https (or http
-// on a loopback host, or anywhere with allowHTTP), with no user info, path,
-// query or fragment.
-func CheckIssuerURL(raw string, allowHTTP bool) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return nil, fmt.Errorf("issuer URL %q is not an absolute URL", raw)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
-		return nil, fmt.Errorf("issuer URL %q must not have user info, a query or a fragment", raw)
-	}
-	if u.Path != "" {
-		return nil, fmt.Errorf("issuer URL %q must not have a path: serve nsauth at the root of its host", raw)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !allowHTTP && !isLoopbackHost(u.Hostname()) {
-			return nil, fmt.Errorf("issuer URL %q uses http on a non-loopback host: use https, or opt in with the insecure setting", raw)
-		}
-	default:
-		return nil, fmt.Errorf("issuer URL %q must use https", raw)
-	}
-	return u, nil
-}
-
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Handler returns the provider's HTTP handler: the OpenID endpoints at the
