@@ -1,4 +1,4 @@
-package issuer_test
+package authflow_test
 
 import (
 	"go/ast"
@@ -22,7 +22,7 @@ func TestStepsNeverCallOneAnother(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	methods := map[string]*ast.FuncDecl{} // the methods of *Issuer
+	methods := map[string]*ast.FuncDecl{} // the methods of *core
 	var handlers []string
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
@@ -37,7 +37,7 @@ func TestStepsNeverCallOneAnother(t *testing.T) {
 			case *ast.FuncDecl:
 				if n.Recv != nil && len(n.Recv.List) == 1 {
 					if star, ok := n.Recv.List[0].Type.(*ast.StarExpr); ok {
-						if id, ok := star.X.(*ast.Ident); ok && id.Name == "Issuer" {
+						if id, ok := star.X.(*ast.Ident); ok && id.Name == "core" {
 							methods[n.Name.Name] = n
 						}
 					}
@@ -54,7 +54,7 @@ func TestStepsNeverCallOneAnother(t *testing.T) {
 			return true
 		})
 	}
-	// calls lists the methods of *Issuer that m calls (or passes on as
+	// calls lists the methods of *core that m calls (or passes on as
 	// values) in its body.
 	calls := func(m string) []string {
 		var out []string
@@ -75,7 +75,7 @@ func TestStepsNeverCallOneAnother(t *testing.T) {
 		return out
 	}
 	if methods["next"] == nil {
-		t.Fatal("no dispatcher (Issuer.next) found")
+		t.Fatal("no dispatcher (core.next) found")
 	}
 	// A step answers the request: it takes the ResponseWriter and the
 	// Request. The dispatcher's other calls are helpers (reading factors,
