@@ -108,7 +108,13 @@ type Config struct {
 // Flow serves the pages of a browser login: the password page, the steps
 // after it, passwordless passkeys and enrolment links.
 type Flow struct {
-	*core
+	*deps
+	password     *passwordStep
+	enrolLink    *enrolLinkStep
+	secondFactor *secondFactorStep
+	enrol        *enrolStep
+	passkey      *passkeyStep
+	offer        *passkeyOffer
 }
 
 // New returns the login flow of cfg.
@@ -119,10 +125,14 @@ func New(cfg Config) *Flow {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &core{cfg: cfg, st: cfg.Store, sealer: cfg.Requests, codes: cfg.Codes, device: cfg.Device, events: cfg.Events,
+	d := &deps{cfg: cfg, st: cfg.Store, sealer: cfg.Requests, codes: cfg.Codes, device: cfg.Device, events: cfg.Events,
 		pages: cfg.Pages, csrf: cfg.CSRF, guard: cfg.Guard, refusals: cfg.Refusals, passkeys: cfg.Passkeys,
 		origin: cfg.Origin, secure: cfg.Secure, log: cfg.Log}
-	return &Flow{core: c}
+	forms, check := &stepForms{d}, passwordCheck{d}
+	f := &Flow{deps: d, password: &passwordStep{d, check}, enrolLink: &enrolLinkStep{d, check}, secondFactor: &secondFactorStep{d, forms},
+		enrol: &enrolStep{d, forms}, passkey: &passkeyStep{d}, offer: &passkeyOffer{d, forms}}
+	d.next = f.next
+	return f
 }
 
 // Route is one page of the flow for the provider's mux.
@@ -141,22 +151,21 @@ type Route struct {
 // Routes lists the flow's pages.
 func (f *Flow) Routes() []Route {
 	signIn := func(limit int64) *web.Form { return &web.Form{Limit: limit, Title: "Sign in"} }
-	i := f.core
 	return []Route{
-		{Pattern: "GET " + loginPath, Handler: http.HandlerFunc(i.showLogin)},
-		{Pattern: "POST " + loginPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(i.submitLogin)},
-		{Pattern: "POST " + mfaPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(i.submitSecondFactor)},
-		{Pattern: "POST " + mfaEnrollPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(i.submitEnrollment)},
-		{Pattern: "POST " + mfaContinuePath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(i.submitContinue)},
-		{Pattern: "GET " + EnrolLinkPath, Limited: true, Handler: http.HandlerFunc(i.showEnrolLink)},
+		{Pattern: "GET " + loginPath, Handler: http.HandlerFunc(f.password.showLogin)},
+		{Pattern: "POST " + loginPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(f.password.submitLogin)},
+		{Pattern: "POST " + mfaPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(f.secondFactor.submitSecondFactor)},
+		{Pattern: "POST " + mfaEnrollPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(f.enrol.submitEnrollment)},
+		{Pattern: "POST " + mfaContinuePath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(f.enrol.submitContinue)},
+		{Pattern: "GET " + EnrolLinkPath, Limited: true, Handler: http.HandlerFunc(f.enrolLink.showEnrolLink)},
 		{Pattern: "POST " + EnrolLinkPath, Limited: true, Form: &web.Form{Limit: maxLoginFormBytes, Title: titleEnrolByLink},
-			Handler: http.HandlerFunc(i.submitEnrolLink)},
-		{Pattern: "POST " + passkeyBeginPath, Form: &web.Form{Kind: web.JSONPost, Limit: maxPasskeyBeginBytes}, Handler: http.HandlerFunc(i.beginPasskey)},
-		{Pattern: "POST " + passkeyFinishPath, Form: signIn(maxPasskeyFormBytes), Handler: http.HandlerFunc(i.finishPasskey)},
-		{Pattern: "POST " + passkeyRegisterPath, Form: signIn(maxPasskeyFormBytes), Handler: http.HandlerFunc(i.submitPasskeyRegistration)},
-		{Pattern: "POST " + passkeySkipPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(i.skipPasskey)},
-		{Pattern: "POST " + mfaPasskeyPath, Form: signIn(maxPasskeyFormBytes), Handler: http.HandlerFunc(i.submitPasskeySecondFactor)},
-		{Pattern: "POST " + mfaPasskeyEnrollPath, Form: signIn(maxPasskeyFormBytes), Handler: http.HandlerFunc(i.submitPasskeyEnroll)},
+			Handler: http.HandlerFunc(f.enrolLink.submitEnrolLink)},
+		{Pattern: "POST " + passkeyBeginPath, Form: &web.Form{Kind: web.JSONPost, Limit: maxPasskeyBeginBytes}, Handler: http.HandlerFunc(f.passkey.beginPasskey)},
+		{Pattern: "POST " + passkeyFinishPath, Form: signIn(maxPasskeyFormBytes), Handler: http.HandlerFunc(f.passkey.finishPasskey)},
+		{Pattern: "POST " + passkeyRegisterPath, Form: signIn(maxPasskeyFormBytes), Handler: http.HandlerFunc(f.offer.submitPasskeyRegistration)},
+		{Pattern: "POST " + passkeySkipPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(f.offer.skipPasskey)},
+		{Pattern: "POST " + mfaPasskeyPath, Form: signIn(maxPasskeyFormBytes), Handler: http.HandlerFunc(f.secondFactor.submitPasskeySecondFactor)},
+		{Pattern: "POST " + mfaPasskeyEnrollPath, Form: signIn(maxPasskeyFormBytes), Handler: http.HandlerFunc(f.enrol.submitPasskeyEnroll)},
 	}
 }
 

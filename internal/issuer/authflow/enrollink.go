@@ -43,7 +43,7 @@ type enrolLinkPage struct {
 
 // linkUser returns the enabled user of a live enrolment link, or writes
 // the page saying the link is not valid.
-func (i *core) linkUser(w http.ResponseWriter, r *http.Request, link string) (*store.User, bool) {
+func (i *enrolLinkStep) linkUser(w http.ResponseWriter, r *http.Request, link string) (*store.User, bool) {
 	ctx := r.Context()
 	if !web.IsRandomToken(link, 32) {
 		i.message(w, http.StatusBadRequest, titleEnrolByLink, msgLinkGone)
@@ -63,7 +63,7 @@ func (i *core) linkUser(w http.ResponseWriter, r *http.Request, link string) (*s
 }
 
 // showEnrolLink renders the password form of an enrolment link.
-func (i *core) showEnrolLink(w http.ResponseWriter, r *http.Request) {
+func (i *enrolLinkStep) showEnrolLink(w http.ResponseWriter, r *http.Request) {
 	link := r.URL.Query().Get("link")
 	user, ok := i.linkUser(w, r, link)
 	if !ok {
@@ -75,7 +75,7 @@ func (i *core) showEnrolLink(w http.ResponseWriter, r *http.Request) {
 
 // submitEnrolLink checks the password of the link's user and, when it is
 // right, uses the link up and goes on to enrolment.
-func (i *core) submitEnrolLink(w http.ResponseWriter, r *http.Request) {
+func (i *enrolLinkStep) submitEnrolLink(w http.ResponseWriter, r *http.Request) {
 	ctx, form, csrf := r.Context(), r.PostForm, web.Token(r)
 	link := form.Get("link")
 	user, ok := i.linkUser(w, r, link)

@@ -107,7 +107,7 @@ const (
 
 // next takes a login to its next step. It is the only place that decides
 // one: each step's handler updates fl and calls it.
-func (i *core) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
+func (i *Flow) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 	ctx := r.Context()
 	f, err := i.mfa().UserFactors(ctx, fl.user.ID)
 	if err != nil {
@@ -117,9 +117,9 @@ func (i *core) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 	}
 	switch {
 	case f.Any() && !slices.Contains(fl.amr, amrMFA):
-		i.askSecondFactor(w, r, fl, f)
+		i.secondFactor.askSecondFactor(w, r, fl, f)
 	case fl.viaLink() && !fl.did(store.StepEnrolled):
-		i.askEnrolment(w, r, fl, f)
+		i.enrol.askEnrolment(w, r, fl, f)
 	case fl.viaLink():
 		i.loginComplete(w, ctx, fl)
 		i.message(w, http.StatusOK, titleEnrolByLink, msgLinkEnrolled)
@@ -132,9 +132,9 @@ func (i *core) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 			return
 		}
 		i.message(w, http.StatusForbidden, "Second factor needed", fmt.Sprintf(msgNeedsEnrolLink, fl.user.Username))
-	case i.offersPasskey(r, fl, f):
+	case i.offer.offersPasskey(r, fl, f):
 		i.loginComplete(w, ctx, fl)
-		i.offerPasskey(w, r, fl)
+		i.offer.offerPasskey(w, r, fl)
 	default:
 		i.loginComplete(w, ctx, fl)
 		i.completeLogin(w, r, fl.ar, fl.user, fl.amr, fl.csrf)
@@ -143,7 +143,7 @@ func (i *core) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 
 // loginComplete marks the login as proven: the places its attempt took are
 // given back and the browser gets its device cookie.
-func (i *core) loginComplete(w http.ResponseWriter, ctx context.Context, fl *loginFlow) {
+func (i *deps) loginComplete(w http.ResponseWriter, ctx context.Context, fl *loginFlow) {
 	if fl.att == nil {
 		return
 	}
@@ -155,7 +155,7 @@ func (i *core) loginComplete(w http.ResponseWriter, ctx context.Context, fl *log
 
 // pause keeps the flow at a step of kind and returns the token the step's
 // page carries.
-func (i *core) pause(ctx context.Context, fl *loginFlow, kind, totpSecret string) (string, error) {
+func (i *deps) pause(ctx context.Context, fl *loginFlow, kind, totpSecret string) (string, error) {
 	p := &store.PendingMFA{UserID: fl.user.ID, AMR: fl.amr, Kind: kind, Steps: fl.steps, TOTPSecret: totpSecret, ExpiresAt: i.pendingExpiry(fl.ar)}
 	if fl.ar != nil {
 		p.AuthRequestID = fl.ar.ID
@@ -170,7 +170,7 @@ func (i *core) pause(ctx context.Context, fl *loginFlow, kind, totpSecret string
 
 // pendingExpiry is when a step of a login for ar ends: after
 // PendingMFATTL, or with the auth request if that is sooner.
-func (i *core) pendingExpiry(ar *store.AuthRequest) time.Time {
+func (i *deps) pendingExpiry(ar *store.AuthRequest) time.Time {
 	exp := i.cfg.Now().Add(PendingMFATTL)
 	if ar != nil && !ar.ExpiresAt.IsZero() && ar.ExpiresAt.Before(exp) {
 		exp = ar.ExpiresAt
@@ -184,7 +184,7 @@ func (i *core) pendingExpiry(ar *store.AuthRequest) time.Time {
 func pendingKey(token, csrf string) string { return token + "." + csrf }
 
 // stepPage is the data every page of a step carries.
-func (i *core) stepPage(fl *loginFlow, f mfa.Factors) mfaPage {
+func (i *deps) stepPage(fl *loginFlow, f mfa.Factors) mfaPage {
 	page := mfaPage{Title: "Second factor", Client: fl.clientID(), Username: fl.user.Username, AuthRequestID: fl.id, CSRF: fl.csrf,
 		Factors: f, Passkeys: i.passkeys != nil, Link: fl.viaLink()}
 	if fl.ar != nil {
@@ -194,7 +194,7 @@ func (i *core) stepPage(fl *loginFlow, f mfa.Factors) mfaPage {
 }
 
 // askSecondFactor shows the second-factor page.
-func (i *core) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
+func (i *secondFactorStep) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
 	page := i.stepPage(fl, f)
 	var err error
 	if page.Token, err = i.pause(r.Context(), fl, store.PendingVerify, ""); err != nil {
@@ -207,7 +207,7 @@ func (i *core) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *login
 // askEnrolment shows the enrolment page of a flow that may add a factor:
 // an authenticator app when the user has none, a passkey when the server
 // offers them and the user has room for one more.
-func (i *core) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
+func (i *enrolStep) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
 	ctx := r.Context()
 	page := i.stepPage(fl, f)
 	page.Title = titleEnrolByLink
@@ -253,7 +253,7 @@ var (
 // sealed one the form carries: empty for an enrolment link's flow) and
 // its user, still enabled. It fails with errStepIncomplete, errStepGone,
 // errRequestExpired (the auth request) or a store error.
-func (i *core) openStep(ctx context.Context, id, token, csrf string, kinds ...string) (*loginFlow, *store.PendingMFA, error) {
+func (i *deps) openStep(ctx context.Context, id, token, csrf string, kinds ...string) (*loginFlow, *store.PendingMFA, error) {
 	if len(id) > maxAuthRequestIDLen || !web.IsRandomToken(token, 32) {
 		return nil, nil, errStepIncomplete
 	}
@@ -297,7 +297,7 @@ func (i *core) openStep(ctx context.Context, id, token, csrf string, kinds ...st
 // progress: one that did not complete yet. It fails with
 // errRequestExpired, errStepIncomplete (it does not open) or a store
 // error.
-func (i *core) openUnfinished(ctx context.Context, id string) (*store.AuthRequest, error) {
+func (i *deps) openUnfinished(ctx context.Context, id string) (*store.AuthRequest, error) {
 	ar, err := i.sealer.Open(id)
 	switch {
 	case errors.Is(err, errRequestExpired):

@@ -49,16 +49,16 @@ type loginPage struct {
 }
 
 // render writes a page (web.Renderer.Render).
-func (i *core) render(w http.ResponseWriter, status int, name string, data any, formTarget string) {
+func (i *deps) render(w http.ResponseWriter, status int, name string, data any, formTarget string) {
 	i.pages.Render(w, status, name, data, formTarget)
 }
 
-func (i *core) message(w http.ResponseWriter, status int, title, msg string) {
+func (i *deps) message(w http.ResponseWriter, status int, title, msg string) {
 	i.pages.Message(w, status, title, msg)
 }
 
 // showLogin renders the form for a pending auth request.
-func (i *core) showLogin(w http.ResponseWriter, r *http.Request) {
+func (i *passwordStep) showLogin(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("authRequestID")
 	if id == "" || len(id) > maxAuthRequestIDLen {
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
@@ -77,7 +77,7 @@ func (i *core) showLogin(w http.ResponseWriter, r *http.Request) {
 // log in for, or writes the page explaining why not. The page says no more
 // than expired or incomplete: why a blob does not open is nobody's
 // business.
-func (i *core) pendingRequest(w http.ResponseWriter, ctx context.Context, id string) (*store.AuthRequest, bool) {
+func (i *deps) pendingRequest(w http.ResponseWriter, ctx context.Context, id string) (*store.AuthRequest, bool) {
 	ar, status, msg := i.openPending(ctx, id)
 	if ar == nil {
 		i.message(w, status, "Sign in", msg)
@@ -88,7 +88,7 @@ func (i *core) pendingRequest(w http.ResponseWriter, ctx context.Context, id str
 
 // submitLogin is the password step of a login: right, the login goes on
 // to what next decides.
-func (i *core) submitLogin(w http.ResponseWriter, r *http.Request) {
+func (i *passwordStep) submitLogin(w http.ResponseWriter, r *http.Request) {
 	form, csrf := r.PostForm, web.Token(r)
 	id := form.Get("authRequestID")
 	if id == "" || len(id) > maxAuthRequestIDLen {
@@ -127,7 +127,7 @@ func (i *core) submitLogin(w http.ResponseWriter, r *http.Request) {
 // checked right now: whatever they find, this one could not have a place.
 // It is refused before any other work, so a burst costs little. The
 // returned function ends the attempt.
-func (i *core) admitAttempt(w http.ResponseWriter, r *http.Request, username string) (attempts.Attempt, func(), bool) {
+func (i *passwordCheck) admitAttempt(w http.ResponseWriter, r *http.Request, username string) (attempts.Attempt, func(), bool) {
 	ctx := r.Context()
 	att := i.guard.NewAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	done, ok := i.guard.Enter(att)
@@ -149,7 +149,7 @@ func (i *core) admitAttempt(w http.ResponseWriter, r *http.Request, username str
 // password and records the outcome. It returns the user when the password
 // is right and the account enabled; the places stay taken until the login
 // is complete. Otherwise it has answered with fail (status, message).
-func (i *core) checkPassword(w http.ResponseWriter, r *http.Request, att *attempts.Attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
+func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, att *attempts.Attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
 	ctx := r.Context()
 	res, err := i.guard.Reserve(ctx, *att)
 	if err != nil {
@@ -231,7 +231,7 @@ func (i *core) checkPassword(w http.ResponseWriter, r *http.Request, att *attemp
 // its auth request (once: a second completion finds it taken) and is
 // redirected to the client with a code. The caller has given the
 // attempt's places back (loginSucceeded).
-func (i *core) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
+func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
 	ctx := r.Context()
 	if devicepages.IsDeviceLogin(ar) {
 		i.device.ShowApproval(w, ctx, ar, user, amr, csrf)
@@ -284,7 +284,7 @@ var (
 // account enabled. The caller holds a hashing slot. On errWrongCredentials it still returns the account the
 // username named, if any, for logging. Unknown users cost as much time as
 // known ones.
-func (i *core) checkCredentials(ctx context.Context, username, pw string) (*store.User, error) {
+func (i *passwordCheck) checkCredentials(ctx context.Context, username, pw string) (*store.User, error) {
 	user, err := i.st.UserByUsername(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		password.Burn(pw)
@@ -308,14 +308,14 @@ func (i *core) checkCredentials(ctx context.Context, username, pw string) (*stor
 
 // retryAfter sets Retry-After for a lockout that ends at retryAt and
 // returns the wait, in whole seconds.
-func (i *core) retryAfter(w http.ResponseWriter, retryAt time.Time) time.Duration {
+func (i *deps) retryAfter(w http.ResponseWriter, retryAt time.Time) time.Duration {
 	return web.RetryAfter(w, i.cfg.Now(), retryAt)
 }
 
 // logRefusal logs an attempt refused by its counters, throttled. It names
 // the account only when one exists by that name: what people type into
 // the username field may be a password.
-func (i *core) logRefusal(ctx context.Context, a attempts.Attempt, res store.Reservation) {
+func (i *deps) logRefusal(ctx context.Context, a attempts.Attempt, res store.Reservation) {
 	ok, suppressed := i.refusals.Allow()
 	if !ok {
 		return
@@ -366,7 +366,7 @@ type loginFailure struct {
 
 // recordLoginFailure records an audit.LoginFailed event: a refusal, which
 // events.Recorder.Refusal aggregates by address, reason and minute.
-func (i *core) recordLoginFailure(ctx context.Context, f loginFailure) error {
+func (i *deps) recordLoginFailure(ctx context.Context, f loginFailure) error {
 	e := audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, ClientID: f.clientID, Reason: f.reason, Target: f.counter}
 	if f.user != nil {
 		e.Subject, e.Username = f.user.ID, f.user.Username
@@ -378,7 +378,7 @@ func (i *core) recordLoginFailure(ctx context.Context, f loginFailure) error {
 // took the last place in one of its counters (res.Full): from now until
 // res.RetryAt, that account's unknown browsers, that browser or that
 // address is kept out. The account is named only when user says it exists.
-func (i *core) recordLockout(ctx context.Context, user *store.User, clientID string, res store.Reservation) error {
+func (i *deps) recordLockout(ctx context.Context, user *store.User, clientID string, res store.Reservation) error {
 	e := audit.Event{Type: audit.LoginLockedOut, Outcome: audit.Failure, ClientID: clientID,
 		Reason: "too_many_failures", Target: attempts.CounterKind(res.Full)}
 	if user != nil {

@@ -131,7 +131,7 @@ type passkeyBeginRequest struct {
 
 // beginPasskey starts a ceremony for a pending auth request and answers
 // the options for navigator.credentials.get or .create.
-func (i *core) beginPasskey(w http.ResponseWriter, r *http.Request) {
+func (i *passkeyStep) beginPasskey(w http.ResponseWriter, r *http.Request) {
 	if i.passkeys == nil {
 		jsonError(w, http.StatusNotFound, msgPasskeyUnavailable)
 		return
@@ -200,7 +200,7 @@ func (i *core) beginPasskey(w http.ResponseWriter, r *http.Request) {
 
 // openPending opens a sealed auth request a user may still log in for;
 // on failure it returns nil and the status and message to answer.
-func (i *core) openPending(ctx context.Context, id string) (*store.AuthRequest, int, string) {
+func (i *deps) openPending(ctx context.Context, id string) (*store.AuthRequest, int, string) {
 	ar, err := i.openUnfinished(ctx, id)
 	switch {
 	case errors.Is(err, errRequestExpired):
@@ -216,7 +216,7 @@ func (i *core) openPending(ctx context.Context, id string) (*store.AuthRequest, 
 
 // beginPasswordless starts a passkey login for ar in the browser whose
 // CSRF token is csrf, bound to that browser and counted by ceremonyQuota.
-func (i *core) beginPasswordless(ctx context.Context, r *http.Request, ar *store.AuthRequest, csrf string) (any, error) {
+func (i *passkeyStep) beginPasswordless(ctx context.Context, r *http.Request, ar *store.AuthRequest, csrf string) (any, error) {
 	options, session, err := i.passkeys.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
 		return nil, err
@@ -235,7 +235,7 @@ func (i *core) beginPasswordless(ctx context.Context, r *http.Request, ar *store
 // a second, each with an authorize request); new browsers are then
 // refused until the flood stops and its ceremonies expire, known browsers
 // are not.
-func (i *core) ceremonyQuota(r *http.Request) store.CeremonyQuota {
+func (i *passkeyStep) ceremonyQuota(r *http.Request) store.CeremonyQuota {
 	if tag, ok := i.guard.KnownAccountOf(r); ok {
 		return store.CeremonyQuota{Pool: passkey.PoolKnown, PoolLimit: maxPasskeyCeremonies,
 			Holder: "account:" + tag, HolderLimit: maxCeremoniesPerKnownAccount}
@@ -246,7 +246,7 @@ func (i *core) ceremonyQuota(r *http.Request) store.CeremonyQuota {
 
 // finishPasskey takes the browser's answer to a ceremony, posted as a
 // form: the credential's JSON in the field credential.
-func (i *core) finishPasskey(w http.ResponseWriter, r *http.Request) {
+func (i *passkeyStep) finishPasskey(w http.ResponseWriter, r *http.Request) {
 	if i.passkeys == nil {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
@@ -266,7 +266,7 @@ func (i *core) finishPasskey(w http.ResponseWriter, r *http.Request) {
 
 // passkeyFailure records a refused passkey: the audit event (a reason
 // category, never the credential) and the log line.
-func (i *core) passkeyFailure(ctx context.Context, reason string, user *store.User, clientID string) error {
+func (i *deps) passkeyFailure(ctx context.Context, reason string, user *store.User, clientID string) error {
 	e := audit.Event{Type: audit.PasskeyFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason}
 	account := "(unknown)"
 	if user != nil {
@@ -280,7 +280,7 @@ func (i *core) passkeyFailure(ctx context.Context, reason string, user *store.Us
 // its place in the login counters (of the client address: the account is
 // unknown until the passkey is checked), is checked, and on success
 // completes the login. fail writes the page of a refusal.
-func (i *core) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, credential, csrf string,
+func (i *passkeyStep) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, credential, csrf string,
 	fail func(status int, msg string)) {
 	ctx := r.Context()
 	att := i.guard.NewAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
@@ -364,7 +364,7 @@ func (i *core) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *sto
 }
 
 // finishPasswordless completes a login with a discoverable passkey alone.
-func (i *core) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
+func (i *passkeyStep) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
 	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
 	i.passwordlessLogin(w, r, ar, id, credential, csrf, func(status int, msg string) {
 		page.Error = msg
@@ -373,9 +373,9 @@ func (i *core) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *st
 }
 
 // verifier checks passkey assertions with the issuer's relying party.
-func (i *core) verifier() *passkey.Verifier { return &passkey.Verifier{RP: i.passkeys, Store: i.st} }
+func (i *deps) verifier() *passkey.Verifier { return &passkey.Verifier{RP: i.passkeys, Store: i.st} }
 
 // ceremonies keeps passwordless ceremonies in the issuer's store.
-func (i *core) ceremonies() *passkey.Ceremonies {
+func (i *deps) ceremonies() *passkey.Ceremonies {
 	return &passkey.Ceremonies{Store: i.st, Now: i.cfg.Now, Kind: kindPasswordless}
 }
