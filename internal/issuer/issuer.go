@@ -29,10 +29,11 @@
 //     tokens, rate-limited per client and per address (package grants).
 //   - The device authorization grant (RFC 8628) is served with pages of
 //     ours for entering the code and approving, after the login page
-//     (package storage, devicepages.go).
+//     (packages storage and devicepages).
 //   - The login page is plain server-rendered HTML with CSRF protection, a
 //     strict Content-Security-Policy, and failed-login limits per account
-//     and per client address.
+//     and per client address; the login's steps after the password (second
+//     factor, passkeys, enrolment links) are package authflow's.
 //   - End-session revokes only the session (grant) the ID token hint names
 //     in `sid`: at once for an unexpired hint, and after the user confirms
 //     on a page of ours otherwise. The library would revoke everything the
@@ -216,7 +217,7 @@ type Config struct {
 	Clients *clientaddr.Resolver
 	// RequireSecondFactor makes a second factor compulsory: a user who has
 	// none cannot finish a login until they enrol through an enrolment
-	// link, since a password alone never adds a factor (flow.go)
+	// link, since a password alone never adds a factor (package authflow)
 	// (NSAUTH_MFA=required). Default false: users
 	// with a second factor are asked for it, others log in with their
 	// password alone.
@@ -247,7 +248,7 @@ type Issuer struct {
 	sealer *requestSealer
 	guard  *attempts.Guard
 	// passkeys is the WebAuthn relying party; nil when the issuer's host
-	// cannot be one (passkey.go).
+	// cannot be one (package passkey).
 	passkeys *webauthn.WebAuthn
 	// allowedRedirects and allowedScopes are the configured allowlists as
 	// sets; read-only once New returns.

@@ -11,7 +11,7 @@ import (
 
 // The enrolment link's page (nsauth users enrol-link NAME): the way a user
 // adds a second factor in the browser when no login of theirs proved one
-// (flow.go: the rule for lasting factors). The link names the user; its
+// (the package doc: the rule for lasting factors). The link names the user; its
 // holder gives that user's password, which counts on the login limits
 // like any other, and the link is used up: the flow then goes to the
 // enrolment page, bound to this browser like every step after the
@@ -39,6 +39,13 @@ type enrolLinkPage struct {
 	Username string
 	Link     string
 	CSRF     string
+}
+
+// enrolLinkStep is the page of an enrolment link: its user's password,
+// then enrolment.
+type enrolLinkStep struct {
+	*deps
+	passwordCheck
 }
 
 // linkUser returns the enabled user of a live enrolment link, or writes

@@ -14,38 +14,10 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/mfa"
 	"github.com/nsauth/nsauth/internal/issuer/web"
-	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
-
-// A login after its first factor is one value, loginFlow, and one
-// dispatcher, next, decides where it goes: the second factor, enrolment,
-// the offer of a passkey, or its end. A step's handler reads its form
-// (readStepForm), does its one thing (checks a code, stores a passkey),
-// updates the flow and hands it to next; steps never call one another.
-//
-// Every step after the first factor is bound to the browser that proved
-// it. Its state is a store.PendingMFA stored under the digest of a random
-// token, which the page's forms carry, joined to the browser's CSRF token,
-// which only that browser's cookie holds (HttpOnly, SameSite=Strict). A
-// second browser holding the auth request id, even the token, finds no
-// state: its post is refused and changes nothing, the first browser's
-// login goes on.
-//
-// The rule for lasting factors. A factor that can later stand in for the
-// password (a passkey, which also logs in alone; an authenticator app;
-// recovery codes) is never added on the strength of the password alone,
-// which an attacker may have. It is added in the browser only
-//   - after a login that proved a second factor the user already has (one
-//     more passkey, offered after password and code), or
-//   - in a flow that began with an enrolment link an administrator made
-//     for the user (nsauth users enrol-link NAME: single use, short-lived,
-//     bound to the user), together with the user's password.
-//
-// So, without a second factor, a user logs in with the password alone
-// under NSAUTH_MFA=optional and is offered nothing; under required they
-// cannot finish a login until they enrol through a link (or an
-// administrator enrols them with nsauth users totp enroll).
 
 // loginFlow is a login whose first factor was proven.
 type loginFlow struct {
@@ -193,51 +165,6 @@ func (i *deps) stepPage(fl *loginFlow, f mfa.Factors) mfaPage {
 	return page
 }
 
-// askSecondFactor shows the second-factor page.
-func (i *secondFactorStep) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
-	page := i.stepPage(fl, f)
-	var err error
-	if page.Token, err = i.pause(r.Context(), fl, store.PendingVerify, ""); err != nil {
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	i.render(w, http.StatusOK, "mfa.html", page, fl.formTarget())
-}
-
-// askEnrolment shows the enrolment page of a flow that may add a factor:
-// an authenticator app when the user has none, a passkey when the server
-// offers them and the user has room for one more.
-func (i *enrolStep) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
-	ctx := r.Context()
-	page := i.stepPage(fl, f)
-	page.Title = titleEnrolByLink
-	page.Passkeys = i.passkeys != nil && f.Passkeys < store.MaxPasskeysPerUser
-	var secret string
-	if !f.TOTP {
-		var err error
-		if secret, _, err = secondfactor.NewTOTP(i.totpIssuer(), fl.user.Username); err == nil {
-			err = i.fillEnrollPage(&page, fl.user, secret)
-		}
-		if err != nil {
-			i.log.ErrorContext(ctx, "preparing a TOTP secret failed", "error", err)
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-	}
-	if secret == "" && !page.Passkeys {
-		fl.done(store.StepEnrolled)
-		i.loginComplete(w, ctx, fl)
-		i.message(w, http.StatusOK, titleEnrolByLink, msgLinkNothing)
-		return
-	}
-	var err error
-	if page.Token, err = i.pause(ctx, fl, store.PendingEnroll, secret); err != nil {
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	i.render(w, http.StatusOK, "mfa_enroll.html", page, fl.formTarget())
-}
-
 // Why a step's state could not be opened.
 var (
 	// errStepIncomplete: the request lacks what a step needs, or holds it
@@ -314,4 +241,49 @@ func (i *deps) openUnfinished(ctx context.Context, id string) (*store.AuthReques
 		return nil, fmt.Errorf("reading an auth request: %w", err)
 	}
 	return ar, nil
+}
+
+// completeLogin ends a login whose user proved every factor needed (amr):
+// a device login goes on to the approval page; a browser login completes
+// its auth request (once: a second completion finds it taken) and is
+// redirected to the client with a code. The caller has given the
+// attempt's places back (loginSucceeded).
+func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
+	ctx := r.Context()
+	if devicepages.IsDeviceLogin(ar) {
+		i.device.ShowApproval(w, ctx, ar, user, amr, csrf)
+		return
+	}
+
+	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, amr, i.cfg.CodeTTL+time.Minute); err != nil {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
+			return
+		}
+		i.log.ErrorContext(ctx, "completing an auth request failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	code := store.RandomToken(32)
+	if err := i.codes.SaveAuthCode(ctx, ar.ID, code); err != nil {
+		i.log.ErrorContext(ctx, "storing a code failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	// The code is stored but not yet handed out: unrecorded, it never is.
+	if err := i.events.Record(ctx, audit.Event{Type: audit.CodeIssued, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Refs: i.events.Refs(audit.RefCode, code, audit.RefGrant, ar.ID)}); err != nil {
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	target, err := op.AuthResponseURL(ar.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery,
+		&op.CodeResponseType{Code: code, State: ar.State}, oidc.NewEncoder())
+	if err != nil {
+		i.log.ErrorContext(ctx, "building the redirect failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }

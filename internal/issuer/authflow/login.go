@@ -8,9 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
-
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
@@ -48,14 +45,15 @@ type loginPage struct {
 	Passkeys bool
 }
 
-// render writes a page (web.Renderer.Render).
-func (i *deps) render(w http.ResponseWriter, status int, name string, data any, formTarget string) {
-	i.pages.Render(w, status, name, data, formTarget)
+// passwordStep is the login page: the password, the first factor.
+type passwordStep struct {
+	*deps
+	passwordCheck
 }
 
-func (i *deps) message(w http.ResponseWriter, status int, title, msg string) {
-	i.pages.Message(w, status, title, msg)
-}
+// passwordCheck admits and checks a password against the login limits,
+// for the login page and the enrolment link's page.
+type passwordCheck struct{ *deps }
 
 // showLogin renders the form for a pending auth request.
 func (i *passwordStep) showLogin(w http.ResponseWriter, r *http.Request) {
@@ -224,51 +222,6 @@ func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, at
 	}
 	att.Account = user.Username
 	return user, true
-}
-
-// completeLogin ends a login whose user proved every factor needed (amr):
-// a device login goes on to the approval page; a browser login completes
-// its auth request (once: a second completion finds it taken) and is
-// redirected to the client with a code. The caller has given the
-// attempt's places back (loginSucceeded).
-func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
-	ctx := r.Context()
-	if devicepages.IsDeviceLogin(ar) {
-		i.device.ShowApproval(w, ctx, ar, user, amr, csrf)
-		return
-	}
-
-	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, amr, i.cfg.CodeTTL+time.Minute); err != nil {
-		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-			i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
-			return
-		}
-		i.log.ErrorContext(ctx, "completing an auth request failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	code := store.RandomToken(32)
-	if err := i.codes.SaveAuthCode(ctx, ar.ID, code); err != nil {
-		i.log.ErrorContext(ctx, "storing a code failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	// The code is stored but not yet handed out: unrecorded, it never is.
-	if err := i.events.Record(ctx, audit.Event{Type: audit.CodeIssued, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
-		Refs: i.events.Refs(audit.RefCode, code, audit.RefGrant, ar.ID)}); err != nil {
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	target, err := op.AuthResponseURL(ar.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery,
-		&op.CodeResponseType{Code: code, State: ar.State}, oidc.NewEncoder())
-	if err != nil {
-		i.log.ErrorContext(ctx, "building the redirect failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID)
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
 // errWrongCredentials is every refusal of checkCredentials; the page says

@@ -18,8 +18,8 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// The second-factor steps of a login (flow.go decides when each comes):
-// the second-factor page (a TOTP code, a recovery code, or a passkey,
+// The second-factor steps of a login (the dispatcher, Flow.next, decides
+// when each comes): the second-factor page (a TOTP code, a recovery code, or a passkey,
 // passkeymfa.go), the enrolment page of a flow that may add a factor (an
 // enrolment link's), and the recovery codes shown once after a first
 // factor is set up. Every code typed counts on the login limits like a
@@ -85,6 +85,25 @@ type mfaPage struct {
 	// Link: the flow began with an enrolment link (no client waits).
 	Link bool
 }
+
+// secondFactorStep asks for a second factor the user has: a TOTP code, a
+// recovery code or a passkey.
+type secondFactorStep struct {
+	*deps
+	*stepForms
+}
+
+// enrolStep adds a first second factor in a flow that may add one (an
+// enrolment link's): an authenticator app or a passkey, then the recovery
+// codes.
+type enrolStep struct {
+	*deps
+	*stepForms
+}
+
+// stepForms reads and answers the forms of the steps after the first
+// factor (second factor, enrolment, the offer of a passkey).
+type stepForms struct{ *deps }
 
 // totpIssuer is the issuer name in otpauth:// URIs: what authenticator
 // apps show above the account.
@@ -437,3 +456,48 @@ func (i *stepForms) takePending(w http.ResponseWriter, ctx context.Context, f *s
 
 // mfa checks second factors against the issuer's store.
 func (i *deps) mfa() *mfa.Checker { return &mfa.Checker{Store: i.st, Now: i.cfg.Now} }
+
+// askSecondFactor shows the second-factor page.
+func (i *secondFactorStep) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
+	page := i.stepPage(fl, f)
+	var err error
+	if page.Token, err = i.pause(r.Context(), fl, store.PendingVerify, ""); err != nil {
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	i.render(w, http.StatusOK, "mfa.html", page, fl.formTarget())
+}
+
+// askEnrolment shows the enrolment page of a flow that may add a factor:
+// an authenticator app when the user has none, a passkey when the server
+// offers them and the user has room for one more.
+func (i *enrolStep) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
+	ctx := r.Context()
+	page := i.stepPage(fl, f)
+	page.Title = titleEnrolByLink
+	page.Passkeys = i.passkeys != nil && f.Passkeys < store.MaxPasskeysPerUser
+	var secret string
+	if !f.TOTP {
+		var err error
+		if secret, _, err = secondfactor.NewTOTP(i.totpIssuer(), fl.user.Username); err == nil {
+			err = i.fillEnrollPage(&page, fl.user, secret)
+		}
+		if err != nil {
+			i.log.ErrorContext(ctx, "preparing a TOTP secret failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+	}
+	if secret == "" && !page.Passkeys {
+		fl.done(store.StepEnrolled)
+		i.loginComplete(w, ctx, fl)
+		i.message(w, http.StatusOK, titleEnrolByLink, msgLinkNothing)
+		return
+	}
+	var err error
+	if page.Token, err = i.pause(ctx, fl, store.PendingEnroll, secret); err != nil {
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	i.render(w, http.StatusOK, "mfa_enroll.html", page, fl.formTarget())
+}

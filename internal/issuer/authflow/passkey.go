@@ -39,7 +39,7 @@ import (
 //   - Passwordless ceremonies are begun by browsers nobody has
 //     authenticated, and are bounded so that no flood of them can switch
 //     passkey sign-in off (see ceremonyQuota): a browser that logged in
-//     before (its known-browser cookie, attempts.go) draws on a pool of
+//     before (its known-browser cookie, package attempts) draws on a pool of
 //     its own, counted per account, that the others cannot reach; any
 //     other browser draws on a shared pool in which one client address
 //     holds at most maxCeremoniesPerAddress. A passwordless ceremony is
@@ -51,7 +51,7 @@ import (
 //     as a form (field credential), so that the result is a page or the
 //     redirect to the client, as with the password.
 //   - A passkey assertion is a login attempt: it takes its place in the
-//     login counters of attempts.go before it is checked, and a refused one
+//     login counters (package attempts) before it is checked, and a refused one
 //     keeps it.
 //
 // How the login is described in the tokens' amr (RFC 8176): a passkey is
@@ -107,6 +107,10 @@ const (
 	msgPasskeyAddressBusy = "Too many passkey sign-ins are in progress from your network. Try again in a few minutes, or sign in with your password."
 	msgPasskeyNotSaved    = "The passkey could not be added. Try again, or continue without it."
 )
+
+// passkeyStep begins every passkey ceremony and finishes a passwordless
+// login.
+type passkeyStep struct{ *deps }
 
 // passwordlessAMR describes a login with the passkey p alone. Passwordless
 // ceremonies require user verification, so userVerified is true for every

@@ -23,11 +23,11 @@ import (
 // used no passkey, the user is offered to add one for this device ("Add a
 // passkey" / "Not now"), unless they have as many as allowed or said "Not
 // now" on this browser lately. The offer is a step of the login
-// (store.PendingOffer, bound to the browser like every step, flow.go);
+// (store.PendingOffer, bound to the browser like every step);
 // "Not now" and a registered passkey both finish the login as it was,
 // with its amr (adding a passkey is not a factor of this login). A
 // password alone is never offered one: see the rule for lasting factors
-// in flow.go.
+// in the package doc.
 
 // Paths of the passkey endpoints.
 const (
@@ -37,6 +37,13 @@ const (
 	passkeyRegisterPath = "/login/passkey/register"
 	passkeySkipPath     = "/login/passkey/skip"
 )
+
+// passkeyOffer offers one more passkey after a login that proved a second
+// factor.
+type passkeyOffer struct {
+	*deps
+	*stepForms
+}
 
 // Scripted reports whether the page runs our passkey script: its CSP then
 // allows scripts and fetches from our own origin, nothing else.
