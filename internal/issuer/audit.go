@@ -1,16 +1,14 @@
 package issuer
 
 import (
-	"context"
 	"net/http"
 
-	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 )
 
 // The audit trail (internal/audit) gets one event from each place where
-// what it records happens: the login page (login.go, attempts.go), the
+// what it records happens: the login pages (package authflow), the
 // token endpoint (server.go, packages storage and grants), the
 // revocation and end-session endpoints, the device pages and key rotation.
 // Each is emitted once through the issuer's events.Recorder (i.events),
@@ -46,29 +44,3 @@ func (i *Issuer) requestClient(r *http.Request) events.Client {
 	}
 	return c
 }
-
-// record records e, one row, without deriving its metric or log line:
-// for the login pages' sites, which still tell the Observer themselves
-// until they call i.events.Record (then this goes). An error means the
-// event was required (NSAUTH_AUDIT_REQUIRED) and not recorded: the caller
-// fails its request and issues nothing.
-func (i *Issuer) record(ctx context.Context, e audit.Event) error {
-	if c, ok := events.ClientFrom(ctx); ok {
-		e.ClientAddr, e.UserAgent = c.Addr, c.UserAgent
-	}
-	return i.cfg.Audit.Record(ctx, e)
-}
-
-// recordRefusal is record for the refusal of a request that proved no
-// identity, aggregated as events.Recorder.Refusal aggregates it, and
-// likewise left to the login pages' sites until they call
-// i.events.Refusal.
-func (i *Issuer) recordRefusal(ctx context.Context, e audit.Event) error {
-	if c, ok := events.ClientFrom(ctx); ok {
-		e.ClientAddr = c.Group
-	}
-	return i.cfg.Audit.RecordRefusal(ctx, e)
-}
-
-// refs returns the keyed HMACs of the named secrets (events.Recorder.Refs).
-func (i *Issuer) refs(kv ...string) map[string]string { return i.events.Refs(kv...) }

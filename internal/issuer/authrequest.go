@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/issuer/authflow"
 	"github.com/nsauth/nsauth/internal/issuer/storage"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -29,7 +30,7 @@ const (
 	// this is refused at the authorize endpoint ("the request is too
 	// large"). Login URLs and forms stay far below what browsers and our
 	// servers accept.
-	maxAuthRequestIDLen = 8 << 10
+	maxAuthRequestIDLen = authflow.MaxAuthRequestIDLen
 	// authRequestPurpose is the sealed request's additional data: a blob
 	// sealed for any other purpose, under the same key, never opens as an
 	// auth request. Change it when the encoding changes.
@@ -42,7 +43,7 @@ const (
 
 // Why a request does not seal, or a sealed one does not open.
 var (
-	errRequestExpired   = errors.New("the auth request has expired")
+	errRequestExpired   = authflow.ErrRequestExpired
 	errRequestMalformed = errors.New("the auth request is not one we sealed")
 	errRequestTooLarge  = storage.ErrRequestTooLarge
 )

@@ -29,10 +29,11 @@
 //     tokens, rate-limited per client and per address (package grants).
 //   - The device authorization grant (RFC 8628) is served with pages of
 //     ours for entering the code and approving, after the login page
-//     (package storage, devicepages.go).
+//     (packages storage and devicepages).
 //   - The login page is plain server-rendered HTML with CSRF protection, a
 //     strict Content-Security-Policy, and failed-login limits per account
-//     and per client address.
+//     and per client address; the login's steps after the password (second
+//     factor, passkeys, enrolment links) are package authflow's.
 //   - End-session revokes only the session (grant) the ID token hint names
 //     in `sid`: at once for an unexpired hint, and after the user confirms
 //     on a page of ours otherwise. The library would revoke everything the
@@ -60,6 +61,7 @@ import (
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/authflow"
 	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/endsession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
@@ -215,7 +217,7 @@ type Config struct {
 	Clients *clientaddr.Resolver
 	// RequireSecondFactor makes a second factor compulsory: a user who has
 	// none cannot finish a login until they enrol through an enrolment
-	// link, since a password alone never adds a factor (flow.go)
+	// link, since a password alone never adds a factor (package authflow)
 	// (NSAUTH_MFA=required). Default false: users
 	// with a second factor are asked for it, others log in with their
 	// password alone.
@@ -246,7 +248,7 @@ type Issuer struct {
 	sealer *requestSealer
 	guard  *attempts.Guard
 	// passkeys is the WebAuthn relying party; nil when the issuer's host
-	// cannot be one (passkey.go).
+	// cannot be one (package passkey).
 	passkeys *webauthn.WebAuthn
 	// allowedRedirects and allowedScopes are the configured allowlists as
 	// sets; read-only once New returns.
@@ -269,6 +271,8 @@ type Issuer struct {
 	device *devicepages.Pages
 	// events emits the provider's events: audit row, metric, log line.
 	events *events.Recorder
+	// flow serves the login's pages (package authflow).
+	flow *authflow.Flow
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -406,6 +410,10 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.device = devicepages.New(devicepages.Config{Store: cfg.Store, Sealer: deviceSealer{iss.sealer}, Guard: iss.guard, Events: iss.events,
 		Pages: iss.pages, CSRF: iss.csrf, Clients: cfg.Clients, Refusals: iss.refusals, Now: cfg.Now, Log: cfg.Logger, LoginPath: loginPath,
 		NormalizeUserCode: normalizeUserCode, MaxTyped: 4 * userCodeLen})
+	iss.flow = authflow.New(authflow.Config{Store: cfg.Store, Requests: iss.sealer, Codes: iss.storage, Device: iss.device,
+		Events: iss.events, Pages: iss.pages, CSRF: iss.csrf, Guard: iss.guard, Refusals: iss.refusals, Passkeys: iss.passkeys,
+		Clients: cfg.Clients, Origin: iss.origin, Secure: iss.secure, RequireSecondFactor: cfg.RequireSecondFactor,
+		CodeTTL: CodeTTL, Now: cfg.Now, Log: cfg.Logger})
 	h, err := iss.newHandler()
 	if err != nil {
 		return nil, err
@@ -485,7 +493,7 @@ func endpoints() op.Endpoints {
 const (
 	endSessionPath = "/oauth/end_session"
 	logoutPath     = "/logout"
-	loginPath      = "/login"
+	loginPath      = authflow.LoginPath
 	loggedOutPath  = "/logged-out"
 	// devicePath is the verification URI of the device flow: where users
 	// enter the code their device shows.
@@ -524,17 +532,20 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
 
 	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
-	signIn := func(limit int64) web.Form { return web.Form{Limit: limit, Title: "Sign in"} }
 	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
-	rt.handle("GET "+loginPath, http.HandlerFunc(i.showLogin))
-	rt.form("POST "+loginPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitLogin))
-	rt.form("POST "+mfaPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitSecondFactor))
-	rt.form("POST "+mfaEnrollPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitEnrollment))
-	rt.form("POST "+mfaContinuePath, signIn(maxLoginFormBytes), http.HandlerFunc(i.submitContinue))
-	rt.handle("GET "+EnrolLinkPath, i.limitAuthorize(http.HandlerFunc(i.showEnrolLink)))
-	// The authorize limit comes first: a refused post costs no more than it.
-	rt.handle("POST "+EnrolLinkPath, i.limitAuthorize(rt.guarded("POST "+EnrolLinkPath,
-		web.Form{Limit: maxLoginFormBytes, Title: titleEnrolByLink}, http.HandlerFunc(i.submitEnrolLink))))
+	for _, fr := range i.flow.Routes() {
+		switch {
+		case fr.Form == nil && fr.Limited:
+			rt.handle(fr.Pattern, i.limitAuthorize(fr.Handler))
+		case fr.Form == nil:
+			rt.handle(fr.Pattern, fr.Handler)
+		case fr.Limited:
+			// The authorize limit comes first: a refused post costs no more than it.
+			rt.handle(fr.Pattern, i.limitAuthorize(rt.guarded(fr.Pattern, *fr.Form, fr.Handler)))
+		default:
+			rt.form(fr.Pattern, *fr.Form, fr.Handler)
+		}
+	}
 	// End-session itself is the client's site sending the browser here,
 	// across origins by design: not a form of ours, not guarded.
 	rt.handle(endSessionPath, http.HandlerFunc(endSession.EndSession))
@@ -546,12 +557,6 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 		http.HandlerFunc(i.device.SubmitDecision))
 	rt.handle("GET "+loggedOutPath, http.HandlerFunc(i.showLoggedOut))
 	rt.handle("GET "+web.AssetsPath, web.Assets())
-	rt.form("POST "+passkeyBeginPath, web.Form{Kind: web.JSONPost, Limit: maxPasskeyBeginBytes}, http.HandlerFunc(i.beginPasskey))
-	rt.form("POST "+passkeyFinishPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.finishPasskey))
-	rt.form("POST "+passkeyRegisterPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.submitPasskeyRegistration))
-	rt.form("POST "+passkeySkipPath, signIn(maxLoginFormBytes), http.HandlerFunc(i.skipPasskey))
-	rt.form("POST "+mfaPasskeyPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.submitPasskeySecondFactor))
-	rt.form("POST "+mfaPasskeyEnrollPath, signIn(maxPasskeyFormBytes), http.HandlerFunc(i.submitPasskeyEnroll))
 	rt.handle(endpoints().Token.Relative(), postOnly(i.grants.RouteTokenExchange(i.grants.LimitMachineTokens(oidcHandler)), endpoints()))
 	rt.handle("/", postOnly(oidcHandler, endpoints()))
 	i.routes = rt.table

@@ -23,19 +23,3 @@ const (
 // (events.Observer): the issuer's events.Recorder derives them from the
 // events it records. Nil fields of [Config.Observer] are not called.
 type Observer events.Observer
-
-// login, lockout and replay are for the login pages' sites that still
-// tell the Observer themselves; each goes once they emit through
-// i.events.
-
-func (o *Observer) login(outcome string) {
-	if o != nil && o.Login != nil {
-		o.Login(outcome)
-	}
-}
-
-func (o *Observer) lockout() {
-	if o != nil && o.Lockout != nil {
-		o.Lockout()
-	}
-}

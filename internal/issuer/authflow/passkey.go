@@ -1,4 +1,4 @@
-package issuer
+package authflow
 
 import (
 	"context"
@@ -39,7 +39,7 @@ import (
 //   - Passwordless ceremonies are begun by browsers nobody has
 //     authenticated, and are bounded so that no flood of them can switch
 //     passkey sign-in off (see ceremonyQuota): a browser that logged in
-//     before (its known-browser cookie, attempts.go) draws on a pool of
+//     before (its known-browser cookie, package attempts) draws on a pool of
 //     its own, counted per account, that the others cannot reach; any
 //     other browser draws on a shared pool in which one client address
 //     holds at most maxCeremoniesPerAddress. A passwordless ceremony is
@@ -51,7 +51,7 @@ import (
 //     as a form (field credential), so that the result is a page or the
 //     redirect to the client, as with the password.
 //   - A passkey assertion is a login attempt: it takes its place in the
-//     login counters of attempts.go before it is checked, and a refused one
+//     login counters (package attempts) before it is checked, and a refused one
 //     keeps it.
 //
 // How the login is described in the tokens' amr (RFC 8176): a passkey is
@@ -108,6 +108,10 @@ const (
 	msgPasskeyNotSaved    = "The passkey could not be added. Try again, or continue without it."
 )
 
+// passkeyStep begins every passkey ceremony and finishes a passwordless
+// login.
+type passkeyStep struct{ *deps }
+
 // passwordlessAMR describes a login with the passkey p alone. Passwordless
 // ceremonies require user verification, so userVerified is true for every
 // login that gets here; it is checked again all the same.
@@ -131,7 +135,7 @@ type passkeyBeginRequest struct {
 
 // beginPasskey starts a ceremony for a pending auth request and answers
 // the options for navigator.credentials.get or .create.
-func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
+func (i *passkeyStep) beginPasskey(w http.ResponseWriter, r *http.Request) {
 	if i.passkeys == nil {
 		jsonError(w, http.StatusNotFound, msgPasskeyUnavailable)
 		return
@@ -200,7 +204,7 @@ func (i *Issuer) beginPasskey(w http.ResponseWriter, r *http.Request) {
 
 // openPending opens a sealed auth request a user may still log in for;
 // on failure it returns nil and the status and message to answer.
-func (i *Issuer) openPending(ctx context.Context, id string) (*store.AuthRequest, int, string) {
+func (i *deps) openPending(ctx context.Context, id string) (*store.AuthRequest, int, string) {
 	ar, err := i.openUnfinished(ctx, id)
 	switch {
 	case errors.Is(err, errRequestExpired):
@@ -216,7 +220,7 @@ func (i *Issuer) openPending(ctx context.Context, id string) (*store.AuthRequest
 
 // beginPasswordless starts a passkey login for ar in the browser whose
 // CSRF token is csrf, bound to that browser and counted by ceremonyQuota.
-func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *store.AuthRequest, csrf string) (any, error) {
+func (i *passkeyStep) beginPasswordless(ctx context.Context, r *http.Request, ar *store.AuthRequest, csrf string) (any, error) {
 	options, session, err := i.passkeys.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
 		return nil, err
@@ -235,7 +239,7 @@ func (i *Issuer) beginPasswordless(ctx context.Context, r *http.Request, ar *sto
 // a second, each with an authorize request); new browsers are then
 // refused until the flood stops and its ceremonies expire, known browsers
 // are not.
-func (i *Issuer) ceremonyQuota(r *http.Request) store.CeremonyQuota {
+func (i *passkeyStep) ceremonyQuota(r *http.Request) store.CeremonyQuota {
 	if tag, ok := i.guard.KnownAccountOf(r); ok {
 		return store.CeremonyQuota{Pool: passkey.PoolKnown, PoolLimit: maxPasskeyCeremonies,
 			Holder: "account:" + tag, HolderLimit: maxCeremoniesPerKnownAccount}
@@ -246,7 +250,7 @@ func (i *Issuer) ceremonyQuota(r *http.Request) store.CeremonyQuota {
 
 // finishPasskey takes the browser's answer to a ceremony, posted as a
 // form: the credential's JSON in the field credential.
-func (i *Issuer) finishPasskey(w http.ResponseWriter, r *http.Request) {
+func (i *passkeyStep) finishPasskey(w http.ResponseWriter, r *http.Request) {
 	if i.passkeys == nil {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
@@ -266,7 +270,7 @@ func (i *Issuer) finishPasskey(w http.ResponseWriter, r *http.Request) {
 
 // passkeyFailure records a refused passkey: the audit event (a reason
 // category, never the credential) and the log line.
-func (i *Issuer) passkeyFailure(ctx context.Context, reason string, user *store.User, clientID string) error {
+func (i *deps) passkeyFailure(ctx context.Context, reason string, user *store.User, clientID string) error {
 	e := audit.Event{Type: audit.PasskeyFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason}
 	account := "(unknown)"
 	if user != nil {
@@ -280,7 +284,7 @@ func (i *Issuer) passkeyFailure(ctx context.Context, reason string, user *store.
 // its place in the login counters (of the client address: the account is
 // unknown until the passkey is checked), is checked, and on success
 // completes the login. fail writes the page of a refusal.
-func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, credential, csrf string,
+func (i *passkeyStep) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, credential, csrf string,
 	fail func(status int, msg string)) {
 	ctx := r.Context()
 	att := i.guard.NewAttempt(r, "", clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
@@ -364,7 +368,7 @@ func (i *Issuer) passwordlessLogin(w http.ResponseWriter, r *http.Request, ar *s
 }
 
 // finishPasswordless completes a login with a discoverable passkey alone.
-func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
+func (i *passkeyStep) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
 	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
 	i.passwordlessLogin(w, r, ar, id, credential, csrf, func(status int, msg string) {
 		page.Error = msg
@@ -373,9 +377,9 @@ func (i *Issuer) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *
 }
 
 // verifier checks passkey assertions with the issuer's relying party.
-func (i *Issuer) verifier() *passkey.Verifier { return &passkey.Verifier{RP: i.passkeys, Store: i.st} }
+func (i *deps) verifier() *passkey.Verifier { return &passkey.Verifier{RP: i.passkeys, Store: i.st} }
 
 // ceremonies keeps passwordless ceremonies in the issuer's store.
-func (i *Issuer) ceremonies() *passkey.Ceremonies {
+func (i *deps) ceremonies() *passkey.Ceremonies {
 	return &passkey.Ceremonies{Store: i.st, Now: i.cfg.Now, Kind: kindPasswordless}
 }

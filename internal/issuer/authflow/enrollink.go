@@ -1,4 +1,4 @@
-package issuer
+package authflow
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 // The enrolment link's page (nsauth users enrol-link NAME): the way a user
 // adds a second factor in the browser when no login of theirs proved one
-// (flow.go: the rule for lasting factors). The link names the user; its
+// (the package doc: the rule for lasting factors). The link names the user; its
 // holder gives that user's password, which counts on the login limits
 // like any other, and the link is used up: the flow then goes to the
 // enrolment page, bound to this browser like every step after the
@@ -41,9 +41,16 @@ type enrolLinkPage struct {
 	CSRF     string
 }
 
+// enrolLinkStep is the page of an enrolment link: its user's password,
+// then enrolment.
+type enrolLinkStep struct {
+	*deps
+	passwordCheck
+}
+
 // linkUser returns the enabled user of a live enrolment link, or writes
 // the page saying the link is not valid.
-func (i *Issuer) linkUser(w http.ResponseWriter, r *http.Request, link string) (*store.User, bool) {
+func (i *enrolLinkStep) linkUser(w http.ResponseWriter, r *http.Request, link string) (*store.User, bool) {
 	ctx := r.Context()
 	if !web.IsRandomToken(link, 32) {
 		i.message(w, http.StatusBadRequest, titleEnrolByLink, msgLinkGone)
@@ -63,7 +70,7 @@ func (i *Issuer) linkUser(w http.ResponseWriter, r *http.Request, link string) (
 }
 
 // showEnrolLink renders the password form of an enrolment link.
-func (i *Issuer) showEnrolLink(w http.ResponseWriter, r *http.Request) {
+func (i *enrolLinkStep) showEnrolLink(w http.ResponseWriter, r *http.Request) {
 	link := r.URL.Query().Get("link")
 	user, ok := i.linkUser(w, r, link)
 	if !ok {
@@ -75,7 +82,7 @@ func (i *Issuer) showEnrolLink(w http.ResponseWriter, r *http.Request) {
 
 // submitEnrolLink checks the password of the link's user and, when it is
 // right, uses the link up and goes on to enrolment.
-func (i *Issuer) submitEnrolLink(w http.ResponseWriter, r *http.Request) {
+func (i *enrolLinkStep) submitEnrolLink(w http.ResponseWriter, r *http.Request) {
 	ctx, form, csrf := r.Context(), r.PostForm, web.Token(r)
 	link := form.Get("link")
 	user, ok := i.linkUser(w, r, link)

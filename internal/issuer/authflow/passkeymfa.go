@@ -1,4 +1,4 @@
-package issuer
+package authflow
 
 import (
 	"context"
@@ -45,7 +45,7 @@ var stepKinds = map[string]string{
 // beginStepCeremony starts the WebAuthn ceremony of a step (mode: one of
 // stepKinds) and keeps it on the step: an assertion of one of the user's
 // passkeys for the second factor, a registration otherwise.
-func (i *Issuer) beginStepCeremony(ctx context.Context, mode, id, token, csrf string) (any, error) {
+func (i *passkeyStep) beginStepCeremony(ctx context.Context, mode, id, token, csrf string) (any, error) {
 	fl, _, err := i.openStep(ctx, id, token, csrf, stepKinds[mode])
 	if err != nil {
 		return nil, err
@@ -97,7 +97,7 @@ func (i *Issuer) beginStepCeremony(ctx context.Context, mode, id, token, csrf st
 
 // takeStepCeremony takes the ceremony of a step's form: store.ErrNotFound
 // when none was begun, or it was answered already.
-func (i *Issuer) takeStepCeremony(ctx context.Context, f *stepForm) (*webauthn.SessionData, error) {
+func (i *stepForms) takeStepCeremony(ctx context.Context, f *stepForm) (*webauthn.SessionData, error) {
 	data, err := i.st.TakePendingCeremony(ctx, pendingKey(f.token, f.fl.csrf))
 	if err != nil {
 		return nil, err
@@ -112,7 +112,7 @@ func (i *Issuer) takeStepCeremony(ctx context.Context, f *stepForm) (*webauthn.S
 // submitPasskeySecondFactor checks a passkey given as the second factor.
 // Like a typed code, the assertion takes its place in the login counters
 // first (guardCode), and a refused one keeps it.
-func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Request) {
+func (i *secondFactorStep) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Request) {
 	if i.passkeys == nil {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
@@ -164,7 +164,7 @@ func (i *Issuer) submitPasskeySecondFactor(w http.ResponseWriter, r *http.Reques
 // submitPasskeyEnroll stores the passkey registered on the enrolment page
 // and goes on: a user without recovery codes gets ten first, shown once,
 // as after an authenticator app.
-func (i *Issuer) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
+func (i *enrolStep) submitPasskeyEnroll(w http.ResponseWriter, r *http.Request) {
 	if i.passkeys == nil {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return

@@ -1,4 +1,4 @@
-package issuer
+package authflow
 
 import (
 	"context"
@@ -7,9 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
@@ -30,7 +27,6 @@ const (
 	msgExpired          = "This sign-in link has expired or was already used. Start the login again from your terminal."
 	msgIncomplete       = "This sign-in link is incomplete. Start the login again from your terminal."
 	msgInternal         = web.MsgInternal
-	msgLoggedOut        = "You are signed out. You can close this window."
 )
 
 // maxLoginFormBytes bounds the login form body: the sealed auth request
@@ -49,21 +45,18 @@ type loginPage struct {
 	Passkeys bool
 }
 
-// render writes a page (web.Renderer.Render).
-func (i *Issuer) render(w http.ResponseWriter, status int, name string, data any, formTarget string) {
-	i.pages.Render(w, status, name, data, formTarget)
+// passwordStep is the login page: the password, the first factor.
+type passwordStep struct {
+	*deps
+	passwordCheck
 }
 
-func (i *Issuer) message(w http.ResponseWriter, status int, title, msg string) {
-	i.pages.Message(w, status, title, msg)
-}
-
-func (i *Issuer) showLoggedOut(w http.ResponseWriter, _ *http.Request) {
-	i.message(w, http.StatusOK, "Signed out", msgLoggedOut)
-}
+// passwordCheck admits and checks a password against the login limits,
+// for the login page and the enrolment link's page.
+type passwordCheck struct{ *deps }
 
 // showLogin renders the form for a pending auth request.
-func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
+func (i *passwordStep) showLogin(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("authRequestID")
 	if id == "" || len(id) > maxAuthRequestIDLen {
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
@@ -82,7 +75,7 @@ func (i *Issuer) showLogin(w http.ResponseWriter, r *http.Request) {
 // log in for, or writes the page explaining why not. The page says no more
 // than expired or incomplete: why a blob does not open is nobody's
 // business.
-func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id string) (*store.AuthRequest, bool) {
+func (i *deps) pendingRequest(w http.ResponseWriter, ctx context.Context, id string) (*store.AuthRequest, bool) {
 	ar, status, msg := i.openPending(ctx, id)
 	if ar == nil {
 		i.message(w, status, "Sign in", msg)
@@ -93,7 +86,7 @@ func (i *Issuer) pendingRequest(w http.ResponseWriter, ctx context.Context, id s
 
 // submitLogin is the password step of a login: right, the login goes on
 // to what next decides.
-func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
+func (i *passwordStep) submitLogin(w http.ResponseWriter, r *http.Request) {
 	form, csrf := r.PostForm, web.Token(r)
 	id := form.Get("authRequestID")
 	if id == "" || len(id) > maxAuthRequestIDLen {
@@ -132,7 +125,7 @@ func (i *Issuer) submitLogin(w http.ResponseWriter, r *http.Request) {
 // checked right now: whatever they find, this one could not have a place.
 // It is refused before any other work, so a burst costs little. The
 // returned function ends the attempt.
-func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username string) (attempts.Attempt, func(), bool) {
+func (i *passwordCheck) admitAttempt(w http.ResponseWriter, r *http.Request, username string) (attempts.Attempt, func(), bool) {
 	ctx := r.Context()
 	att := i.guard.NewAttempt(r, username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
 	done, ok := i.guard.Enter(att)
@@ -154,7 +147,7 @@ func (i *Issuer) admitAttempt(w http.ResponseWriter, r *http.Request, username s
 // password and records the outcome. It returns the user when the password
 // is right and the account enabled; the places stay taken until the login
 // is complete. Otherwise it has answered with fail (status, message).
-func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *attempts.Attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
+func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, att *attempts.Attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
 	ctx := r.Context()
 	res, err := i.guard.Reserve(ctx, *att)
 	if err != nil {
@@ -231,51 +224,6 @@ func (i *Issuer) checkPassword(w http.ResponseWriter, r *http.Request, att *atte
 	return user, true
 }
 
-// completeLogin ends a login whose user proved every factor needed (amr):
-// a device login goes on to the approval page; a browser login completes
-// its auth request (once: a second completion finds it taken) and is
-// redirected to the client with a code. The caller has given the
-// attempt's places back (loginSucceeded).
-func (i *Issuer) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
-	ctx := r.Context()
-	if devicepages.IsDeviceLogin(ar) {
-		i.device.ShowApproval(w, ctx, ar, user, amr, csrf)
-		return
-	}
-
-	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, amr, CodeTTL+time.Minute); err != nil {
-		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-			i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
-			return
-		}
-		i.log.ErrorContext(ctx, "completing an auth request failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	code := store.RandomToken(32)
-	if err := i.storage.SaveAuthCode(ctx, ar.ID, code); err != nil {
-		i.log.ErrorContext(ctx, "storing a code failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	// The code is stored but not yet handed out: unrecorded, it never is.
-	if err := i.events.Record(ctx, audit.Event{Type: audit.CodeIssued, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
-		Refs: i.events.Refs(audit.RefCode, code, audit.RefGrant, ar.ID)}); err != nil {
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	target, err := op.AuthResponseURL(ar.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery,
-		&op.CodeResponseType{Code: code, State: ar.State}, oidc.NewEncoder())
-	if err != nil {
-		i.log.ErrorContext(ctx, "building the redirect failed", "error", err)
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID)
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
 // errWrongCredentials is every refusal of checkCredentials; the page says
 // the same for each, the audit trail tells them apart.
 var (
@@ -289,7 +237,7 @@ var (
 // account enabled. The caller holds a hashing slot. On errWrongCredentials it still returns the account the
 // username named, if any, for logging. Unknown users cost as much time as
 // known ones.
-func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*store.User, error) {
+func (i *passwordCheck) checkCredentials(ctx context.Context, username, pw string) (*store.User, error) {
 	user, err := i.st.UserByUsername(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		password.Burn(pw)
@@ -313,14 +261,14 @@ func (i *Issuer) checkCredentials(ctx context.Context, username, pw string) (*st
 
 // retryAfter sets Retry-After for a lockout that ends at retryAt and
 // returns the wait, in whole seconds.
-func (i *Issuer) retryAfter(w http.ResponseWriter, retryAt time.Time) time.Duration {
+func (i *deps) retryAfter(w http.ResponseWriter, retryAt time.Time) time.Duration {
 	return web.RetryAfter(w, i.cfg.Now(), retryAt)
 }
 
 // logRefusal logs an attempt refused by its counters, throttled. It names
 // the account only when one exists by that name: what people type into
 // the username field may be a password.
-func (i *Issuer) logRefusal(ctx context.Context, a attempts.Attempt, res store.Reservation) {
+func (i *deps) logRefusal(ctx context.Context, a attempts.Attempt, res store.Reservation) {
 	ok, suppressed := i.refusals.Allow()
 	if !ok {
 		return
@@ -371,7 +319,7 @@ type loginFailure struct {
 
 // recordLoginFailure records an audit.LoginFailed event: a refusal, which
 // events.Recorder.Refusal aggregates by address, reason and minute.
-func (i *Issuer) recordLoginFailure(ctx context.Context, f loginFailure) error {
+func (i *deps) recordLoginFailure(ctx context.Context, f loginFailure) error {
 	e := audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, ClientID: f.clientID, Reason: f.reason, Target: f.counter}
 	if f.user != nil {
 		e.Subject, e.Username = f.user.ID, f.user.Username
@@ -379,9 +327,15 @@ func (i *Issuer) recordLoginFailure(ctx context.Context, f loginFailure) error {
 	return i.events.Refusal(ctx, e)
 }
 
-// formRefused is the form guard's refusal path (web.Guard.Refused): one
-// event, a refusal that the audit trail aggregates by address, reason and
-// minute, and from which events.Recorder derives the log line.
-func (i *Issuer) formRefused(r *http.Request, x web.Refusal) error {
-	return i.events.Refusal(r.Context(), audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, Reason: x.Reason, Target: r.URL.Path})
+// recordLockout records the audit.LoginLockedOut event of the attempt that
+// took the last place in one of its counters (res.Full): from now until
+// res.RetryAt, that account's unknown browsers, that browser or that
+// address is kept out. The account is named only when user says it exists.
+func (i *deps) recordLockout(ctx context.Context, user *store.User, clientID string, res store.Reservation) error {
+	e := audit.Event{Type: audit.LoginLockedOut, Outcome: audit.Failure, ClientID: clientID,
+		Reason: "too_many_failures", Target: attempts.CounterKind(res.Full)}
+	if user != nil {
+		e.Subject, e.Username = user.ID, user.Username
+	}
+	return i.events.Refusal(ctx, e)
 }

@@ -1,4 +1,4 @@
-package issuer
+package authflow
 
 import (
 	"context"
@@ -14,38 +14,10 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/mfa"
 	"github.com/nsauth/nsauth/internal/issuer/web"
-	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
-
-// A login after its first factor is one value, loginFlow, and one
-// dispatcher, next, decides where it goes: the second factor, enrolment,
-// the offer of a passkey, or its end. A step's handler reads its form
-// (readStepForm), does its one thing (checks a code, stores a passkey),
-// updates the flow and hands it to next; steps never call one another.
-//
-// Every step after the first factor is bound to the browser that proved
-// it. Its state is a store.PendingMFA stored under the digest of a random
-// token, which the page's forms carry, joined to the browser's CSRF token,
-// which only that browser's cookie holds (HttpOnly, SameSite=Strict). A
-// second browser holding the auth request id, even the token, finds no
-// state: its post is refused and changes nothing, the first browser's
-// login goes on.
-//
-// The rule for lasting factors. A factor that can later stand in for the
-// password (a passkey, which also logs in alone; an authenticator app;
-// recovery codes) is never added on the strength of the password alone,
-// which an attacker may have. It is added in the browser only
-//   - after a login that proved a second factor the user already has (one
-//     more passkey, offered after password and code), or
-//   - in a flow that began with an enrolment link an administrator made
-//     for the user (nsauth users enrol-link NAME: single use, short-lived,
-//     bound to the user), together with the user's password.
-//
-// So, without a second factor, a user logs in with the password alone
-// under NSAUTH_MFA=optional and is offered nothing; under required they
-// cannot finish a login until they enrol through a link (or an
-// administrator enrols them with nsauth users totp enroll).
 
 // loginFlow is a login whose first factor was proven.
 type loginFlow struct {
@@ -107,7 +79,7 @@ const (
 
 // next takes a login to its next step. It is the only place that decides
 // one: each step's handler updates fl and calls it.
-func (i *Issuer) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
+func (i *Flow) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 	ctx := r.Context()
 	f, err := i.mfa().UserFactors(ctx, fl.user.ID)
 	if err != nil {
@@ -117,9 +89,9 @@ func (i *Issuer) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 	}
 	switch {
 	case f.Any() && !slices.Contains(fl.amr, amrMFA):
-		i.askSecondFactor(w, r, fl, f)
+		i.secondFactor.askSecondFactor(w, r, fl, f)
 	case fl.viaLink() && !fl.did(store.StepEnrolled):
-		i.askEnrolment(w, r, fl, f)
+		i.enrol.askEnrolment(w, r, fl, f)
 	case fl.viaLink():
 		i.loginComplete(w, ctx, fl)
 		i.message(w, http.StatusOK, titleEnrolByLink, msgLinkEnrolled)
@@ -132,9 +104,9 @@ func (i *Issuer) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 			return
 		}
 		i.message(w, http.StatusForbidden, "Second factor needed", fmt.Sprintf(msgNeedsEnrolLink, fl.user.Username))
-	case i.offersPasskey(r, fl, f):
+	case i.offer.offersPasskey(r, fl, f):
 		i.loginComplete(w, ctx, fl)
-		i.offerPasskey(w, r, fl)
+		i.offer.offerPasskey(w, r, fl)
 	default:
 		i.loginComplete(w, ctx, fl)
 		i.completeLogin(w, r, fl.ar, fl.user, fl.amr, fl.csrf)
@@ -143,7 +115,7 @@ func (i *Issuer) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 
 // loginComplete marks the login as proven: the places its attempt took are
 // given back and the browser gets its device cookie.
-func (i *Issuer) loginComplete(w http.ResponseWriter, ctx context.Context, fl *loginFlow) {
+func (i *deps) loginComplete(w http.ResponseWriter, ctx context.Context, fl *loginFlow) {
 	if fl.att == nil {
 		return
 	}
@@ -155,7 +127,7 @@ func (i *Issuer) loginComplete(w http.ResponseWriter, ctx context.Context, fl *l
 
 // pause keeps the flow at a step of kind and returns the token the step's
 // page carries.
-func (i *Issuer) pause(ctx context.Context, fl *loginFlow, kind, totpSecret string) (string, error) {
+func (i *deps) pause(ctx context.Context, fl *loginFlow, kind, totpSecret string) (string, error) {
 	p := &store.PendingMFA{UserID: fl.user.ID, AMR: fl.amr, Kind: kind, Steps: fl.steps, TOTPSecret: totpSecret, ExpiresAt: i.pendingExpiry(fl.ar)}
 	if fl.ar != nil {
 		p.AuthRequestID = fl.ar.ID
@@ -170,7 +142,7 @@ func (i *Issuer) pause(ctx context.Context, fl *loginFlow, kind, totpSecret stri
 
 // pendingExpiry is when a step of a login for ar ends: after
 // PendingMFATTL, or with the auth request if that is sooner.
-func (i *Issuer) pendingExpiry(ar *store.AuthRequest) time.Time {
+func (i *deps) pendingExpiry(ar *store.AuthRequest) time.Time {
 	exp := i.cfg.Now().Add(PendingMFATTL)
 	if ar != nil && !ar.ExpiresAt.IsZero() && ar.ExpiresAt.Before(exp) {
 		exp = ar.ExpiresAt
@@ -184,58 +156,13 @@ func (i *Issuer) pendingExpiry(ar *store.AuthRequest) time.Time {
 func pendingKey(token, csrf string) string { return token + "." + csrf }
 
 // stepPage is the data every page of a step carries.
-func (i *Issuer) stepPage(fl *loginFlow, f mfa.Factors) mfaPage {
+func (i *deps) stepPage(fl *loginFlow, f mfa.Factors) mfaPage {
 	page := mfaPage{Title: "Second factor", Client: fl.clientID(), Username: fl.user.Username, AuthRequestID: fl.id, CSRF: fl.csrf,
 		Factors: f, Passkeys: i.passkeys != nil, Link: fl.viaLink()}
 	if fl.ar != nil {
 		page.Device = devicepages.IsDeviceLogin(fl.ar)
 	}
 	return page
-}
-
-// askSecondFactor shows the second-factor page.
-func (i *Issuer) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
-	page := i.stepPage(fl, f)
-	var err error
-	if page.Token, err = i.pause(r.Context(), fl, store.PendingVerify, ""); err != nil {
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	i.render(w, http.StatusOK, "mfa.html", page, fl.formTarget())
-}
-
-// askEnrolment shows the enrolment page of a flow that may add a factor:
-// an authenticator app when the user has none, a passkey when the server
-// offers them and the user has room for one more.
-func (i *Issuer) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
-	ctx := r.Context()
-	page := i.stepPage(fl, f)
-	page.Title = titleEnrolByLink
-	page.Passkeys = i.passkeys != nil && f.Passkeys < store.MaxPasskeysPerUser
-	var secret string
-	if !f.TOTP {
-		var err error
-		if secret, _, err = secondfactor.NewTOTP(i.totpIssuer(), fl.user.Username); err == nil {
-			err = i.fillEnrollPage(&page, fl.user, secret)
-		}
-		if err != nil {
-			i.log.ErrorContext(ctx, "preparing a TOTP secret failed", "error", err)
-			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-			return
-		}
-	}
-	if secret == "" && !page.Passkeys {
-		fl.done(store.StepEnrolled)
-		i.loginComplete(w, ctx, fl)
-		i.message(w, http.StatusOK, titleEnrolByLink, msgLinkNothing)
-		return
-	}
-	var err error
-	if page.Token, err = i.pause(ctx, fl, store.PendingEnroll, secret); err != nil {
-		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
-		return
-	}
-	i.render(w, http.StatusOK, "mfa_enroll.html", page, fl.formTarget())
 }
 
 // Why a step's state could not be opened.
@@ -253,7 +180,7 @@ var (
 // sealed one the form carries: empty for an enrolment link's flow) and
 // its user, still enabled. It fails with errStepIncomplete, errStepGone,
 // errRequestExpired (the auth request) or a store error.
-func (i *Issuer) openStep(ctx context.Context, id, token, csrf string, kinds ...string) (*loginFlow, *store.PendingMFA, error) {
+func (i *deps) openStep(ctx context.Context, id, token, csrf string, kinds ...string) (*loginFlow, *store.PendingMFA, error) {
 	if len(id) > maxAuthRequestIDLen || !web.IsRandomToken(token, 32) {
 		return nil, nil, errStepIncomplete
 	}
@@ -297,8 +224,8 @@ func (i *Issuer) openStep(ctx context.Context, id, token, csrf string, kinds ...
 // progress: one that did not complete yet. It fails with
 // errRequestExpired, errStepIncomplete (it does not open) or a store
 // error.
-func (i *Issuer) openUnfinished(ctx context.Context, id string) (*store.AuthRequest, error) {
-	ar, err := i.sealer.open(id)
+func (i *deps) openUnfinished(ctx context.Context, id string) (*store.AuthRequest, error) {
+	ar, err := i.sealer.Open(id)
 	switch {
 	case errors.Is(err, errRequestExpired):
 		return nil, errRequestExpired
@@ -314,4 +241,49 @@ func (i *Issuer) openUnfinished(ctx context.Context, id string) (*store.AuthRequ
 		return nil, fmt.Errorf("reading an auth request: %w", err)
 	}
 	return ar, nil
+}
+
+// completeLogin ends a login whose user proved every factor needed (amr):
+// a device login goes on to the approval page; a browser login completes
+// its auth request (once: a second completion finds it taken) and is
+// redirected to the client with a code. The caller has given the
+// attempt's places back (loginSucceeded).
+func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
+	ctx := r.Context()
+	if devicepages.IsDeviceLogin(ar) {
+		i.device.ShowApproval(w, ctx, ar, user, amr, csrf)
+		return
+	}
+
+	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, amr, i.cfg.CodeTTL+time.Minute); err != nil {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
+			return
+		}
+		i.log.ErrorContext(ctx, "completing an auth request failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	code := store.RandomToken(32)
+	if err := i.codes.SaveAuthCode(ctx, ar.ID, code); err != nil {
+		i.log.ErrorContext(ctx, "storing a code failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	// The code is stored but not yet handed out: unrecorded, it never is.
+	if err := i.events.Record(ctx, audit.Event{Type: audit.CodeIssued, Subject: user.ID, Username: user.Username, ClientID: ar.ClientID,
+		Refs: i.events.Refs(audit.RefCode, code, audit.RefGrant, ar.ID)}); err != nil {
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	target, err := op.AuthResponseURL(ar.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery,
+		&op.CodeResponseType{Code: code, State: ar.State}, oidc.NewEncoder())
+	if err != nil {
+		i.log.ErrorContext(ctx, "building the redirect failed", "error", err)
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }

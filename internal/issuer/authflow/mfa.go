@@ -1,4 +1,4 @@
-package issuer
+package authflow
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// The second-factor steps of a login (flow.go decides when each comes):
-// the second-factor page (a TOTP code, a recovery code, or a passkey,
+// The second-factor steps of a login (the dispatcher, Flow.next, decides
+// when each comes): the second-factor page (a TOTP code, a recovery code, or a passkey,
 // passkeymfa.go), the enrolment page of a flow that may add a factor (an
 // enrolment link's), and the recovery codes shown once after a first
 // factor is set up. Every code typed counts on the login limits like a
@@ -86,9 +86,28 @@ type mfaPage struct {
 	Link bool
 }
 
+// secondFactorStep asks for a second factor the user has: a TOTP code, a
+// recovery code or a passkey.
+type secondFactorStep struct {
+	*deps
+	*stepForms
+}
+
+// enrolStep adds a first second factor in a flow that may add one (an
+// enrolment link's): an authenticator app or a passkey, then the recovery
+// codes.
+type enrolStep struct {
+	*deps
+	*stepForms
+}
+
+// stepForms reads and answers the forms of the steps after the first
+// factor (second factor, enrolment, the offer of a passkey).
+type stepForms struct{ *deps }
+
 // totpIssuer is the issuer name in otpauth:// URIs: what authenticator
 // apps show above the account.
-func (i *Issuer) totpIssuer() string {
+func (i *deps) totpIssuer() string {
 	_, host, _ := strings.Cut(i.origin, "://")
 	return "nsauth " + host
 }
@@ -105,7 +124,7 @@ type stepForm struct {
 // the form guard checked (web.Guard): a live step of one of kinds of this
 // browser, for this very auth request, of an enabled user; or writes the
 // refusal.
-func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, kinds ...string) (*stepForm, bool) {
+func (i *stepForms) readStepForm(w http.ResponseWriter, r *http.Request, kinds ...string) (*stepForm, bool) {
 	ctx, form, csrf := r.Context(), r.PostForm, web.Token(r)
 	id, token := form.Get("authRequestID"), form.Get("token")
 	fl, p, err := i.openStep(ctx, id, token, csrf, kinds...)
@@ -141,7 +160,7 @@ func (i *Issuer) readStepForm(w http.ResponseWriter, r *http.Request, kinds ...s
 // guardCode counts a typed code on the login limits, as a password is
 // counted. It returns the attempt and a function ending it, or writes the
 // refusal (too many attempts) and returns false.
-func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, tmpl string) (attempts.Attempt, func(), store.Reservation, bool) {
+func (i *stepForms) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, tmpl string) (attempts.Attempt, func(), store.Reservation, bool) {
 	ctx := r.Context()
 	user := f.fl.user
 	att := i.guard.NewAttempt(r, user.Username, clientaddr.Label(clientaddr.Key(i.cfg.Clients.FromRequest(r))))
@@ -179,7 +198,7 @@ func (i *Issuer) guardCode(w http.ResponseWriter, r *http.Request, f *stepForm, 
 // wrongCode answers a refused code or passkey: the audit event, the
 // lockout when the attempt took the last place, and the page again with
 // msg.
-func (i *Issuer) wrongCode(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl, reason string, res store.Reservation, msg string) {
+func (i *stepForms) wrongCode(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl, reason string, res store.Reservation, msg string) {
 	user := f.fl.user
 	i.log.InfoContext(ctx, "wrong second factor", "username", user.Username, "reason", reason)
 	if i.recordSecondFactorFailure(ctx, user, f.fl.clientID(), reason, "") != nil {
@@ -191,7 +210,7 @@ func (i *Issuer) wrongCode(w http.ResponseWriter, ctx context.Context, f *stepFo
 
 // refuseAgain shows a step's page again after a refused answer, with the
 // lockout when the attempt took the last place.
-func (i *Issuer) refuseAgain(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl string, res store.Reservation, msg string) {
+func (i *stepForms) refuseAgain(w http.ResponseWriter, ctx context.Context, f *stepForm, tmpl string, res store.Reservation, msg string) {
 	if res.Remaining == 0 {
 		if i.recordLockout(ctx, f.fl.user, f.fl.clientID(), res) != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
@@ -202,7 +221,7 @@ func (i *Issuer) refuseAgain(w http.ResponseWriter, ctx context.Context, f *step
 	i.renderMFAError(w, http.StatusUnauthorized, tmpl, f, msg)
 }
 
-func (i *Issuer) renderMFAError(w http.ResponseWriter, status int, tmpl string, f *stepForm, msg string) {
+func (i *stepForms) renderMFAError(w http.ResponseWriter, status int, tmpl string, f *stepForm, msg string) {
 	f.page.Error = msg
 	if tmpl == "mfa_enroll.html" {
 		f.page.Title = titleEnrolByLink
@@ -218,7 +237,7 @@ func (i *Issuer) renderMFAError(w http.ResponseWriter, status int, tmpl string, 
 	i.render(w, status, tmpl, f.page, f.fl.formTarget())
 }
 
-func (i *Issuer) fillEnrollPage(page *mfaPage, user *store.User, secret string) error {
+func (i *deps) fillEnrollPage(page *mfaPage, user *store.User, secret string) error {
 	uri, err := secondfactor.TOTPURI(i.totpIssuer(), user.Username, secret)
 	if err != nil {
 		return err
@@ -233,7 +252,7 @@ func (i *Issuer) fillEnrollPage(page *mfaPage, user *store.User, secret string) 
 
 // submitSecondFactor checks a TOTP code or a recovery code typed on the
 // second-factor page.
-func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
+func (i *secondFactorStep) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
 	f, ok := i.readStepForm(w, r, store.PendingVerify)
 	if !ok {
 		return
@@ -277,7 +296,7 @@ func (i *Issuer) submitSecondFactor(w http.ResponseWriter, r *http.Request) {
 // amr values added) was just proven: it takes the step, so that of two
 // simultaneous proofs only one goes on, records the event and hands the
 // flow to next.
-func (i *Issuer) secondFactorProven(w http.ResponseWriter, r *http.Request, f *stepForm, att attempts.Attempt, added []string, method string) {
+func (i *secondFactorStep) secondFactorProven(w http.ResponseWriter, r *http.Request, f *stepForm, att attempts.Attempt, added []string, method string) {
 	ctx := r.Context()
 	p, ok := i.takePending(w, ctx, f)
 	if !ok {
@@ -296,7 +315,7 @@ func (i *Issuer) secondFactorProven(w http.ResponseWriter, r *http.Request, f *s
 // submitEnrollment checks the first code of a TOTP secret offered on the
 // enrolment page. Right, the secret and fresh recovery codes are stored,
 // and the codes are shown once.
-func (i *Issuer) submitEnrollment(w http.ResponseWriter, r *http.Request) {
+func (i *enrolStep) submitEnrollment(w http.ResponseWriter, r *http.Request) {
 	f, ok := i.readStepForm(w, r, store.PendingEnroll)
 	if !ok {
 		return
@@ -361,7 +380,7 @@ var errNoCodesToShow = errors.New("recovery codes given meanwhile")
 // (submitContinue). The step that goes on is stored first and save then
 // stores the factor and the codes: codes are never stored without the page that shows
 // them. When save fails the step is taken back.
-func (i *Issuer) showRecoveryCodes(w http.ResponseWriter, r *http.Request, fl *loginFlow, page mfaPage, enrolled string, codes []string, save func() error) {
+func (i *stepForms) showRecoveryCodes(w http.ResponseWriter, r *http.Request, fl *loginFlow, page mfaPage, enrolled string, codes []string, save func() error) {
 	ctx := r.Context()
 	token, err := i.pause(ctx, fl, pendingEnrolled, "")
 	if err != nil {
@@ -392,7 +411,7 @@ func (i *Issuer) showRecoveryCodes(w http.ResponseWriter, r *http.Request, fl *l
 
 // submitContinue goes on with a login after its user set up a factor and
 // saw the recovery codes.
-func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
+func (i *enrolStep) submitContinue(w http.ResponseWriter, r *http.Request) {
 	f, ok := i.readStepForm(w, r, pendingEnrolled)
 	if !ok {
 		return
@@ -411,7 +430,7 @@ func (i *Issuer) submitContinue(w http.ResponseWriter, r *http.Request) {
 // recordSecondFactorFailure records an audit.SecondFactorFailed event: a
 // refusal (the login is not authenticated without its second factor),
 // which events.Recorder.Refusal aggregates by address, account, reason and minute.
-func (i *Issuer) recordSecondFactorFailure(ctx context.Context, user *store.User, clientID, reason, counter string) error {
+func (i *deps) recordSecondFactorFailure(ctx context.Context, user *store.User, clientID, reason, counter string) error {
 	e := audit.Event{Type: audit.SecondFactorFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason, Target: counter}
 	if user != nil {
 		e.Subject, e.Username = user.ID, user.Username
@@ -421,7 +440,7 @@ func (i *Issuer) recordSecondFactorFailure(ctx context.Context, user *store.User
 
 // takePending takes (single use) the step a form names, or writes the
 // answer: expired or already used, or an internal error.
-func (i *Issuer) takePending(w http.ResponseWriter, ctx context.Context, f *stepForm) (*store.PendingMFA, bool) {
+func (i *stepForms) takePending(w http.ResponseWriter, ctx context.Context, f *stepForm) (*store.PendingMFA, bool) {
 	p, err := i.st.TakePendingMFA(ctx, pendingKey(f.token, f.fl.csrf))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -436,4 +455,49 @@ func (i *Issuer) takePending(w http.ResponseWriter, ctx context.Context, f *step
 }
 
 // mfa checks second factors against the issuer's store.
-func (i *Issuer) mfa() *mfa.Checker { return &mfa.Checker{Store: i.st, Now: i.cfg.Now} }
+func (i *deps) mfa() *mfa.Checker { return &mfa.Checker{Store: i.st, Now: i.cfg.Now} }
+
+// askSecondFactor shows the second-factor page.
+func (i *secondFactorStep) askSecondFactor(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
+	page := i.stepPage(fl, f)
+	var err error
+	if page.Token, err = i.pause(r.Context(), fl, store.PendingVerify, ""); err != nil {
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	i.render(w, http.StatusOK, "mfa.html", page, fl.formTarget())
+}
+
+// askEnrolment shows the enrolment page of a flow that may add a factor:
+// an authenticator app when the user has none, a passkey when the server
+// offers them and the user has room for one more.
+func (i *enrolStep) askEnrolment(w http.ResponseWriter, r *http.Request, fl *loginFlow, f mfa.Factors) {
+	ctx := r.Context()
+	page := i.stepPage(fl, f)
+	page.Title = titleEnrolByLink
+	page.Passkeys = i.passkeys != nil && f.Passkeys < store.MaxPasskeysPerUser
+	var secret string
+	if !f.TOTP {
+		var err error
+		if secret, _, err = secondfactor.NewTOTP(i.totpIssuer(), fl.user.Username); err == nil {
+			err = i.fillEnrollPage(&page, fl.user, secret)
+		}
+		if err != nil {
+			i.log.ErrorContext(ctx, "preparing a TOTP secret failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+	}
+	if secret == "" && !page.Passkeys {
+		fl.done(store.StepEnrolled)
+		i.loginComplete(w, ctx, fl)
+		i.message(w, http.StatusOK, titleEnrolByLink, msgLinkNothing)
+		return
+	}
+	var err error
+	if page.Token, err = i.pause(ctx, fl, store.PendingEnroll, secret); err != nil {
+		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+		return
+	}
+	i.render(w, http.StatusOK, "mfa_enroll.html", page, fl.formTarget())
+}

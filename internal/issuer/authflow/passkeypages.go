@@ -1,4 +1,4 @@
-package issuer
+package authflow
 
 import (
 	"context"
@@ -23,11 +23,11 @@ import (
 // used no passkey, the user is offered to add one for this device ("Add a
 // passkey" / "Not now"), unless they have as many as allowed or said "Not
 // now" on this browser lately. The offer is a step of the login
-// (store.PendingOffer, bound to the browser like every step, flow.go);
+// (store.PendingOffer, bound to the browser like every step);
 // "Not now" and a registered passkey both finish the login as it was,
 // with its amr (adding a passkey is not a factor of this login). A
 // password alone is never offered one: see the rule for lasting factors
-// in flow.go.
+// in the package doc.
 
 // Paths of the passkey endpoints.
 const (
@@ -37,6 +37,13 @@ const (
 	passkeyRegisterPath = "/login/passkey/register"
 	passkeySkipPath     = "/login/passkey/skip"
 )
+
+// passkeyOffer offers one more passkey after a login that proved a second
+// factor.
+type passkeyOffer struct {
+	*deps
+	*stepForms
+}
 
 // Scripted reports whether the page runs our passkey script: its CSP then
 // allows scripts and fetches from our own origin, nothing else.
@@ -63,7 +70,7 @@ func (passkeyOfferPage) Scripted() bool { return true }
 // (this device has one), was not offered one already, and its user has
 // room for one more, on a browser that did not say "Not now" lately. An
 // enrolment link's flow has its own page.
-func (i *Issuer) offersPasskey(r *http.Request, fl *loginFlow, f mfa.Factors) bool {
+func (i *passkeyOffer) offersPasskey(r *http.Request, fl *loginFlow, f mfa.Factors) bool {
 	if i.passkeys == nil || fl.viaLink() || fl.did(store.StepOffered) || !slices.Contains(fl.amr, amrMFA) ||
 		slices.Contains(fl.amr, passkey.AMRHardwareKey) || slices.Contains(fl.amr, passkey.AMRSoftwareKey) || f.Passkeys >= store.MaxPasskeysPerUser {
 		return false
@@ -74,7 +81,7 @@ func (i *Issuer) offersPasskey(r *http.Request, fl *loginFlow, f mfa.Factors) bo
 
 // offerPasskey shows the offer, and reports whether it did: when the step
 // cannot be stored, nothing is written and the login goes on without it.
-func (i *Issuer) offerPasskey(w http.ResponseWriter, r *http.Request, fl *loginFlow) bool {
+func (i *passkeyOffer) offerPasskey(w http.ResponseWriter, r *http.Request, fl *loginFlow) bool {
 	token, err := i.pause(r.Context(), fl, store.PendingOffer, "")
 	if err != nil {
 		return false
@@ -83,7 +90,7 @@ func (i *Issuer) offerPasskey(w http.ResponseWriter, r *http.Request, fl *loginF
 	return true
 }
 
-func (i *Issuer) showOffer(w http.ResponseWriter, r *http.Request, fl *loginFlow, token string, status int, msg string) {
+func (i *passkeyOffer) showOffer(w http.ResponseWriter, r *http.Request, fl *loginFlow, token string, status int, msg string) {
 	page := passkeyOfferPage{Title: "Add a passkey", Client: fl.clientID(), Error: msg, AuthRequestID: fl.id, CSRF: fl.csrf, Token: token,
 		Name: "Passkey " + i.cfg.Now().UTC().Format("2006-01-02")}
 	existing, err := i.st.PasskeysByUser(r.Context(), fl.user.ID)
@@ -102,7 +109,7 @@ func (i *Issuer) showOffer(w http.ResponseWriter, r *http.Request, fl *loginFlow
 }
 
 // skipPasskey is "Not now": the login finishes as it was.
-func (i *Issuer) skipPasskey(w http.ResponseWriter, r *http.Request) {
+func (i *passkeyOffer) skipPasskey(w http.ResponseWriter, r *http.Request) {
 	f, ok := i.readStepForm(w, r, store.PendingOffer)
 	if !ok {
 		return
@@ -122,7 +129,7 @@ const passkeyOfferPause = 30 * 24 * time.Hour
 
 // passkeyLaterCookie names the cookie of "Not now". It proves nothing and
 // guards nothing: it only spares the browser the offer.
-func (i *Issuer) passkeyLaterCookie() string {
+func (i *deps) passkeyLaterCookie() string {
 	if i.secure {
 		return "__Host-nsauth_passkey_later"
 	}
@@ -132,7 +139,7 @@ func (i *Issuer) passkeyLaterCookie() string {
 // passkeyForm opens the auth request of a passkey page's form post that
 // the form guard let through (web.Guard), or writes the page saying why
 // not.
-func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request) (ar *store.AuthRequest, id, csrf string, ok bool) {
+func (i *passkeyStep) passkeyForm(w http.ResponseWriter, r *http.Request) (ar *store.AuthRequest, id, csrf string, ok bool) {
 	ctx := r.Context()
 	id, csrf = r.PostForm.Get("authRequestID"), web.Token(r)
 	if id == "" || len(id) > maxAuthRequestIDLen {
@@ -149,7 +156,7 @@ func (i *Issuer) passkeyForm(w http.ResponseWriter, r *http.Request) (ar *store.
 // submitPasskeyRegistration stores the passkey the browser created from
 // the offer and finishes the login. A refused answer leaves the offer on
 // screen: the user may try again or decline.
-func (i *Issuer) submitPasskeyRegistration(w http.ResponseWriter, r *http.Request) {
+func (i *passkeyOffer) submitPasskeyRegistration(w http.ResponseWriter, r *http.Request) {
 	if i.passkeys == nil {
 		i.message(w, http.StatusNotFound, "Sign in", msgPasskeyUnavailable)
 		return
@@ -192,7 +199,7 @@ func (i *Issuer) submitPasskeyRegistration(w http.ResponseWriter, r *http.Reques
 // recoveryCodesWithPasskey shows ten recovery codes to a user who just
 // added a passkey and has none, then goes on with the login; a user who
 // has some goes on at once.
-func (i *Issuer) recoveryCodesWithPasskey(w http.ResponseWriter, r *http.Request, fl *loginFlow, page mfaPage) {
+func (i *stepForms) recoveryCodesWithPasskey(w http.ResponseWriter, r *http.Request, fl *loginFlow, page mfaPage) {
 	if page.Factors.RecoveryCodes > 0 {
 		i.next(w, r, fl)
 		return
@@ -219,7 +226,7 @@ type registrationRefusal struct {
 // createPasskey checks the browser's answer to a registration ceremony
 // (session, nil when there was none) of the flow's user and stores the
 // passkey under name.
-func (i *Issuer) createPasskey(ctx context.Context, fl *loginFlow, session *webauthn.SessionData, name, credential string) (*store.Passkey, *registrationRefusal, error) {
+func (i *stepForms) createPasskey(ctx context.Context, fl *loginFlow, session *webauthn.SessionData, name, credential string) (*store.Passkey, *registrationRefusal, error) {
 	if err := store.CheckPasskeyName(name); err != nil {
 		return nil, &registrationRefusal{http.StatusBadRequest, "The name of a passkey must be 1 to 64 characters on one line, without invisible formatting characters.", ""}, nil
 	}
