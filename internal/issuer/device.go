@@ -5,7 +5,7 @@ import "github.com/nsauth/nsauth/internal/issuer/storage"
 // The device authorization grant (RFC 8628): its protocol part (the
 // device authorization endpoint, the polls, the storage) is in package
 // storage; the pages where users enter the code and decide are
-// devicepages.go.
+// package devicepages.
 
 // Device flow settings.
 const (

@@ -294,7 +294,7 @@ func (g *Guard) setCookie(w http.ResponseWriter, name, value string) {
 // of the browser's last login only by its tag (accountTag), and proves
 // only that this browser logged in to that account within
 // DeviceCookieTTL: it opens no account, it only earns the browser a place
-// among the ceremonies kept for known browsers (passkey.go), counted per
+// among the ceremonies kept for known browsers (package passkey), counted per
 // account, since a device id is free to mint but an account is not.
 
 // knownBrowserCookie is the known-browser cookie's name (with __Host-

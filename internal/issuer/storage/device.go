@@ -28,7 +28,7 @@ import (
 //   - The user enters the code on /device (code entry is counted per client
 //     address like login attempts), logs in on the login page, and
 //     approves or denies on a page naming the client and the scopes
-//     (the issuer's devicepages.go).
+//     (package devicepages).
 //   - The token endpoint answers polls from the store, in one locked
 //     transaction per poll: authorization_pending, slow_down when polled
 //     sooner than the interval (which then grows by 5 s), access_denied
