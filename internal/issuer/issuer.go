@@ -1,8 +1,15 @@
-// Package issuer is nsauth's built-in OpenID provider: the protocol
-// endpoints (discovery, JWKS, authorize, token, userinfo, revocation,
-// introspection, end-session), served by github.com/zitadel/oidc's op
-// package over [store.Store], and the login page people type their
-// password into.
+// Package issuer wires nsauth's built-in OpenID provider: its
+// configuration, and one route table over the protocol endpoints
+// (discovery, JWKS, authorize, token, userinfo, revocation,
+// introspection, end-session, served by github.com/zitadel/oidc's op
+// package) and the pages people log in on.
+//
+// Each job is a package of its own, which this one builds and routes to:
+// storage (the op.Storage adapter), grants (client credentials, token
+// exchange), endsession, authflow (a browser login, step by step), mfa
+// and passkey (the second factors' checks), attempts (failed-login
+// limits), devicepages, web (pages, CSRF, headers, the one form guard) and
+// events (one event per happening).
 //
 // What it adds to the library, and why:
 //   - Access tokens are JWTs per RFC 9068 (`typ: at+jwt`, with client_id
