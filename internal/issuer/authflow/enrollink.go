@@ -115,6 +115,5 @@ func (i *enrolLinkStep) submitEnrolLink(w http.ResponseWriter, r *http.Request) 
 		i.message(w, http.StatusInternalServerError, titleEnrolByLink, msgInternal)
 		return
 	}
-	i.log.InfoContext(ctx, "enrolment link used", "username", user.Username)
 	i.next(w, r, &loginFlow{csrf: csrf, user: user, amr: []string{amrPassword}, steps: []string{store.StepEnrolLink}, att: &att})
 }

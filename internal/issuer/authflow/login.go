@@ -151,8 +151,7 @@ func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, at
 	ctx := r.Context()
 	res, err := i.guard.Reserve(ctx, *att)
 	if err != nil {
-		i.log.ErrorContext(ctx, "counting a login attempt failed", "error", err)
-		i.events.Note(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "counting"})
+		i.events.Failed(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "counting"}, err)
 		fail(http.StatusInternalServerError, msgInternal)
 		return nil, false
 	}
@@ -186,8 +185,7 @@ func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, at
 	leave()
 	if err != nil {
 		if !errors.Is(err, errWrongCredentials) {
-			i.log.ErrorContext(ctx, "checking credentials failed", "error", err)
-			i.events.Note(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "password"})
+			i.events.Failed(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "password"}, err)
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
 		}

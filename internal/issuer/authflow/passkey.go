@@ -272,11 +272,9 @@ func (i *passkeyStep) finishPasskey(w http.ResponseWriter, r *http.Request) {
 // category, never the credential) and the log line.
 func (i *deps) passkeyFailure(ctx context.Context, reason string, user *store.User, clientID string) error {
 	e := audit.Event{Type: audit.PasskeyFailed, Outcome: audit.Failure, ClientID: clientID, Reason: reason}
-	account := "(unknown)"
 	if user != nil {
-		e.Subject, e.Username, account = user.ID, user.Username, user.Username
+		e.Subject, e.Username = user.ID, user.Username
 	}
-	i.log.InfoContext(ctx, "passkey refused", "reason", reason, "username", account)
 	return i.events.Refusal(ctx, e)
 }
 
@@ -347,8 +345,7 @@ func (i *passkeyStep) passwordlessLogin(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	if err != nil {
-		i.log.ErrorContext(ctx, "checking a passkey failed", "error", err)
-		i.events.Note(ctx, audit.Event{Type: events.LoginErrored, ClientID: ar.ClientID, Reason: "passkey"})
+		i.events.Failed(ctx, audit.Event{Type: events.LoginErrored, ClientID: ar.ClientID, Reason: "passkey"}, err)
 		fail(http.StatusInternalServerError, msgInternal)
 		return
 	}

@@ -262,6 +262,5 @@ func (i *stepForms) createPasskey(ctx context.Context, fl *loginFlow, session *w
 		Target: pk.Name}); err != nil {
 		return nil, nil, err
 	}
-	i.log.InfoContext(ctx, "passkey registered", "username", user.Username, "passkey", pk.Name)
 	return pk, nil, nil
 }

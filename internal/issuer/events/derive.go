@@ -29,7 +29,13 @@ func derive(e audit.Event) derived {
 	case audit.SecondFactorFailed:
 		return derived{login: secondFactorFailure(e.Reason), level: slog.LevelDebug, msg: "second factor refused"}
 	case audit.PasskeyFailed:
-		return derived{login: passkeyFailure(e.Reason), level: slog.LevelDebug, msg: "passkey refused"}
+		// At info, as the login page logged it before its line was
+		// derived from the event.
+		return derived{login: passkeyFailure(e.Reason), level: slog.LevelInfo, msg: "passkey refused"}
+	case audit.PasskeyRegistered:
+		return derived{level: slog.LevelInfo, msg: "passkey registered"}
+	case audit.EnrolLinkUsed:
+		return derived{level: slog.LevelInfo, msg: "enrolment link used"}
 	case audit.LoginLockedOut:
 		return derived{lockout: true, level: slog.LevelWarn, msg: "locked out after too many failures"}
 	case audit.CodeReplayed:

@@ -118,6 +118,17 @@ func (r *Recorder) Note(ctx context.Context, e audit.Event) {
 	r.emit(ctx, e)
 }
 
+// Failed emits the metric and log line of e, a check that failed on an
+// internal error (e.Type [LoginErrored], e.Reason what was being checked),
+// which the audit trail keeps no row of; the log line carries err, so that
+// the happening is logged once, with its cause.
+func (r *Recorder) Failed(ctx context.Context, e audit.Event, err error) {
+	if c, ok := ClientFrom(ctx); ok {
+		e.ClientAddr = c.Addr
+	}
+	r.emit(ctx, e, slog.Any("error", err))
+}
+
 // Refs returns the keyed HMACs of the named secrets (audit.RefToken and
 // the like, each followed by its value), leaving out empty ones; nil when
 // none is left. Nothing but the HMAC leaves this function.
@@ -139,7 +150,7 @@ func (r *Recorder) Refs(kv ...string) map[string]string {
 	return out
 }
 
-func (r *Recorder) emit(ctx context.Context, e audit.Event) {
+func (r *Recorder) emit(ctx context.Context, e audit.Event, extra ...slog.Attr) {
 	d := derive(e)
 	if d.login != "" {
 		r.obs.login(d.login)
@@ -164,7 +175,7 @@ func (r *Recorder) emit(ctx context.Context, e audit.Event) {
 			attrs = append(attrs, slog.String(kv[0], kv[1]))
 		}
 	}
-	r.log.LogAttrs(ctx, d.level, d.msg, attrs...)
+	r.log.LogAttrs(ctx, d.level, d.msg, append(attrs, extra...)...)
 }
 
 type clientKey struct{}

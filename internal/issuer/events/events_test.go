@@ -184,3 +184,56 @@ func TestLogLineFromEvent(t *testing.T) {
 		t.Errorf("Refs %v, want the grant's alone", refs)
 	}
 }
+
+// TestFailedLogsItsCauseOnce: a check that failed on an internal error is
+// counted as an errored login and logged once, at error, with its cause;
+// it writes no audit row.
+func TestFailedLogsItsCauseOnce(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	tr, c := &trail{}, counts{}
+	rec := events.New(tr, observer(c), slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	rec.Failed(context.Background(), audit.Event{Type: events.LoginErrored, ClientID: "cli", Reason: "password"}, errors.New("database is locked"))
+	out := buf.String()
+	if n := strings.Count(out, "\n"); n != 1 {
+		t.Fatalf("%d log lines, want 1:\n%s", n, out)
+	}
+	for _, want := range []string{"level=ERROR", `error="database is locked"`, "reason=password", "client_id=cli"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %s:\n%s", want, out)
+		}
+	}
+	if len(c) != 1 || c["login:error"] != 1 {
+		t.Errorf("metrics %v, want login:error once", c)
+	}
+	if len(tr.rows)+len(tr.refusals) != 0 {
+		t.Errorf("%d rows written, want none", len(tr.rows)+len(tr.refusals))
+	}
+}
+
+// TestBrowserEventsLogAtInfo: the passkey and enrolment-link events log
+// the lines (and level) the login pages logged before the events were the
+// one source of their lines.
+func TestBrowserEventsLogAtInfo(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		e    audit.Event
+		msg  string
+	}{
+		{"passkey refused", audit.Event{Type: audit.PasskeyFailed, Outcome: audit.Failure, Reason: "bad_assertion"}, `msg="passkey refused"`},
+		{"passkey registered", audit.Event{Type: audit.PasskeyRegistered, Username: "ada", Target: "laptop"}, `msg="passkey registered"`},
+		{"enrolment link used", audit.Event{Type: audit.EnrolLinkUsed, Username: "ada"}, `msg="enrolment link used"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			rec := events.New(&trail{}, nil, slog.New(slog.NewTextHandler(&buf, nil)))
+			_ = rec.Record(context.Background(), tc.e)
+			out := buf.String()
+			if strings.Count(out, "\n") != 1 || !strings.Contains(out, tc.msg) || !strings.Contains(out, "level=INFO") {
+				t.Fatalf("want one info line %s, got:\n%s", tc.msg, out)
+			}
+		})
+	}
+}
