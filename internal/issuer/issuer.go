@@ -352,7 +352,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		log:    cfg.Logger,
 		events: events.New(cfg.Audit, (*events.Observer)(cfg.Observer), cfg.Logger),
 	}
-	iss.keys = storage.NewKeys(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, cfg.Audit)
+	iss.keys = storage.NewKeys(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, iss.events)
 	if err := iss.keys.Refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("issuer: preparing signing keys: %w", err)
 	}

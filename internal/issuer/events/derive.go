@@ -58,6 +58,10 @@ func derive(e audit.Event) derived {
 		return derived{level: slog.LevelInfo, msg: "grant issued a token"}
 	case audit.Logout:
 		return derived{level: slog.LevelInfo, msg: "session ended"}
+	case audit.SigningKeyRotated:
+		// Logged once the key is stored, by the replica that added it
+		// (target: its kid; reason: scheduled or first_key).
+		return derived{level: slog.LevelInfo, msg: "added a signing key"}
 	case audit.TokenRevoked:
 		return derived{level: slog.LevelInfo, msg: "token revoked"}
 	case audit.CodeExchanged:

@@ -118,6 +118,16 @@ func (r *Recorder) Note(ctx context.Context, e audit.Event) {
 	r.emit(ctx, e)
 }
 
+// System records e, a happening no request caused (a signing key added
+// on schedule), one row, and derives its log line, as Record does; the
+// row names no client address or user agent even when ctx is a request's
+// that triggered the work. Its error is Record's.
+func (r *Recorder) System(ctx context.Context, e audit.Event) error {
+	e.ClientAddr, e.UserAgent = "", ""
+	r.emit(ctx, e)
+	return r.audit.Record(ctx, e)
+}
+
 // Failed emits the metric and log line of e, a check that failed on an
 // internal error (e.Type [LoginErrored], e.Reason what was being checked),
 // which the audit trail keeps no row of; the log line carries err, so that

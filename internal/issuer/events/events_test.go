@@ -237,3 +237,25 @@ func TestBrowserEventsLogAtInfo(t *testing.T) {
 		})
 	}
 }
+
+// TestSystemEventNamesNoClient: a happening no request caused (a signing
+// key added on schedule) is one row with no client address or user agent,
+// even when the request that triggered the work is in ctx, and one log
+// line.
+func TestSystemEventNamesNoClient(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	tr := &trail{}
+	rec := events.New(tr, nil, slog.New(slog.NewTextHandler(&buf, nil)))
+	ctx := events.WithClient(context.Background(), events.Client{Addr: "192.0.2.7", Group: "192.0.2.7", UserAgent: "curl"})
+	if err := rec.System(ctx, audit.Event{Type: audit.SigningKeyRotated, Target: "kid-1", Reason: "scheduled"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.rows) != 1 || tr.rows[0].ClientAddr != "" || tr.rows[0].UserAgent != "" || tr.rows[0].Target != "kid-1" {
+		t.Fatalf("rows %+v, want one row for kid-1 naming no client", tr.rows)
+	}
+	out := buf.String()
+	if strings.Count(out, "\n") != 1 || !strings.Contains(out, `msg="added a signing key"`) || !strings.Contains(out, "target=kid-1") || strings.Contains(out, "192.0.2.7") {
+		t.Fatalf("want one line for the new key, naming no client:\n%s", out)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -68,7 +69,7 @@ type Keys struct {
 	prepublish time.Duration
 	lifetime   time.Duration // how long a retired key must stay published
 	log        *slog.Logger
-	audit      audit.Recorder
+	events     *events.Recorder
 
 	mu      sync.Mutex
 	keys    []*signingKey // sorted by activation
@@ -77,8 +78,8 @@ type Keys struct {
 
 // NewKeys returns the signing keys of st: a new one every rotation, each
 // kept published while tokens of tokenTTL signed with it may be in use.
-// Rotations are recorded with rec.
-func NewKeys(st *store.Store, now func() time.Time, rotation, tokenTTL time.Duration, log *slog.Logger, rec audit.Recorder) *Keys {
+// Each key added is one event of rec (its audit row and its log line).
+func NewKeys(st *store.Store, now func() time.Time, rotation, tokenTTL time.Duration, log *slog.Logger, rec *events.Recorder) *Keys {
 	return &Keys{
 		st:         st,
 		now:        now,
@@ -86,7 +87,7 @@ func NewKeys(st *store.Store, now func() time.Time, rotation, tokenTTL time.Dura
 		prepublish: min(maxPrepublish, rotation/2),
 		lifetime:   tokenTTL + keyExpirySlack,
 		log:        log,
-		audit:      rec,
+		events:     rec,
 	}
 }
 
@@ -118,7 +119,7 @@ func (m *Keys) Refresh(ctx context.Context, force bool) error {
 			if first {
 				reason = "first_key"
 			}
-			if err := m.audit.Record(ctx, audit.Event{Type: audit.SigningKeyRotated, Target: added.ID, Reason: reason}); err != nil {
+			if err := m.events.System(ctx, audit.Event{Type: audit.SigningKeyRotated, Target: added.ID, Reason: reason}); err != nil {
 				return err
 			}
 		}
@@ -196,7 +197,6 @@ func (m *Keys) decide(keys []store.SigningKey) (store.KeyChange, error) {
 			change.Expire[k.ID] = activates.Add(m.lifetime)
 		}
 	}
-	m.log.Info("added a signing key", "kid", change.Add.ID, "activates", activates.UTC().Format(time.RFC3339))
 	return change, nil
 }
 
