@@ -11,21 +11,11 @@ import (
 	"github.com/nsauth/nsauth/pkg/oidcdiscovery"
 )
 
-// Metadata is the subset of an OpenID Provider's discovery document
-// (OpenID Connect Discovery 1.0 §3, RFC 8414) that the broker uses.
+// Metadata is a provider's discovery document as the broker uses it:
+// oidcdiscovery's reading of it, and the authorization endpoint prepared
+// for AuthorizeURL.
 type Metadata struct {
-	Issuer                            string   `json:"issuer"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	UserinfoEndpoint                  string   `json:"userinfo_endpoint,omitempty"`
-	RevocationEndpoint                string   `json:"revocation_endpoint,omitempty"`
-	IntrospectionEndpoint             string   `json:"introspection_endpoint,omitempty"`
-	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
-	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint,omitempty"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported,omitempty"`
-	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
-	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	oidcdiscovery.ProviderMetadata
 
 	// authorizeBase is the authorization endpoint without its query, and
 	// authorizeExtra its own query parameters (encoded) minus the ones
@@ -77,20 +67,7 @@ func fetchMetadata(ctx context.Context, client *http.Client, baseURL, expectedIs
 	case err != nil:
 		return nil, unavailable("%v", err)
 	}
-	md := &Metadata{
-		Issuer:                            d.Issuer,
-		AuthorizationEndpoint:             d.AuthorizationEndpoint,
-		TokenEndpoint:                     d.TokenEndpoint,
-		JWKSURI:                           d.JWKSURI,
-		UserinfoEndpoint:                  d.UserinfoEndpoint,
-		RevocationEndpoint:                d.RevocationEndpoint,
-		IntrospectionEndpoint:             d.IntrospectionEndpoint,
-		EndSessionEndpoint:                d.EndSessionEndpoint,
-		DeviceAuthorizationEndpoint:       d.DeviceAuthorizationEndpoint,
-		TokenEndpointAuthMethodsSupported: d.TokenEndpointAuthMethodsSupported,
-		CodeChallengeMethodsSupported:     d.CodeChallengeMethodsSupported,
-		IDTokenSigningAlgValuesSupported:  d.IDTokenSigningAlgValuesSupported,
-	}
+	md := &Metadata{ProviderMetadata: *d}
 	if err := md.prepareAuthorize(); err != nil {
 		return nil, unavailable("discovery document: authorization_endpoint: %v", err)
 	}
