@@ -7,24 +7,27 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/web"
 )
 
-// endSessionPages are the issuer's web layer as package endsession writes
-// its pages with it (endsession.Pages).
-type endSessionPages struct{ i *Issuer }
+// endSessionPages are the web layer as package endsession writes its pages
+// with it (endsession.Pages): the provider's renderer and CSRF cookie.
+type endSessionPages struct {
+	pages web.Renderer
+	csrf  web.CSRF
+}
 
 var _ endsession.Pages = endSessionPages{}
 
 func (p endSessionPages) Message(w http.ResponseWriter, status int, title, msg string) {
-	p.i.message(w, status, title, msg)
+	p.pages.Message(w, status, title, msg)
 }
 
 func (p endSessionPages) Internal(w http.ResponseWriter, status int, title string) {
-	p.i.message(w, status, title, msgInternal)
+	p.pages.Message(w, status, title, msgInternal)
 }
 
 func (p endSessionPages) Render(w http.ResponseWriter, status int, name string, data any, redirect string) {
-	p.i.render(w, status, name, data, web.Origin(redirect))
+	p.pages.Render(w, status, name, data, web.Origin(redirect))
 }
 
 func (p endSessionPages) CSRFCookie(w http.ResponseWriter, r *http.Request) string {
-	return p.i.csrf.Cookie(w, r)
+	return p.csrf.Cookie(w, r)
 }

@@ -14,17 +14,8 @@ const (
 	msgLoggedOut = "You are signed out. You can close this window."
 )
 
-// render writes a page (web.Renderer.Render).
-func (i *Issuer) render(w http.ResponseWriter, status int, name string, data any, formTarget string) {
-	i.pages.Render(w, status, name, data, formTarget)
-}
-
-func (i *Issuer) message(w http.ResponseWriter, status int, title, msg string) {
-	i.pages.Message(w, status, title, msg)
-}
-
 func (i *Issuer) showLoggedOut(w http.ResponseWriter, _ *http.Request) {
-	i.message(w, http.StatusOK, "Signed out", msgLoggedOut)
+	i.pages.Message(w, http.StatusOK, "Signed out", msgLoggedOut)
 }
 
 // formRefused is the form guard's refusal path (web.Guard.Refused): one
