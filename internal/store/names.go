@@ -5,11 +5,13 @@ import (
 	"github.com/nsauth/nsauth/internal/store/auditlog"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
 	"github.com/nsauth/nsauth/internal/store/clients"
+	"github.com/nsauth/nsauth/internal/store/consents"
 	"github.com/nsauth/nsauth/internal/store/devices"
 	"github.com/nsauth/nsauth/internal/store/passkeys"
 	"github.com/nsauth/nsauth/internal/store/revocations"
 	"github.com/nsauth/nsauth/internal/store/secondfactors"
 	"github.com/nsauth/nsauth/internal/store/secrets"
+	"github.com/nsauth/nsauth/internal/store/sessions"
 	"github.com/nsauth/nsauth/internal/store/signingkeys"
 	"github.com/nsauth/nsauth/internal/store/tokens"
 	"github.com/nsauth/nsauth/internal/store/users"
@@ -218,3 +220,16 @@ type (
 	// KeyHolder is [secrets.KeyHolder].
 	KeyHolder = secrets.KeyHolder
 )
+
+// Browser sessions and consents (issue 24).
+type (
+	// Session is [sessions.Session].
+	Session = sessions.Session
+	// SessionGrant is [sessions.Grant].
+	SessionGrant = sessions.Grant
+	// Consent is [consents.Consent].
+	Consent = consents.Consent
+)
+
+// DefaultAppGrantTypes is [clients.DefaultAppGrantTypes].
+var DefaultAppGrantTypes = clients.DefaultAppGrantTypes

@@ -73,6 +73,7 @@ import (
 	"github.com/nsauth/nsauth/internal/store/auditlog"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
 	"github.com/nsauth/nsauth/internal/store/clients"
+	"github.com/nsauth/nsauth/internal/store/consents"
 	"github.com/nsauth/nsauth/internal/store/devices"
 	"github.com/nsauth/nsauth/internal/store/instance"
 	"github.com/nsauth/nsauth/internal/store/internal/core"
@@ -81,6 +82,7 @@ import (
 	"github.com/nsauth/nsauth/internal/store/revocations"
 	"github.com/nsauth/nsauth/internal/store/secondfactors"
 	"github.com/nsauth/nsauth/internal/store/secrets"
+	"github.com/nsauth/nsauth/internal/store/sessions"
 	"github.com/nsauth/nsauth/internal/store/signingkeys"
 	"github.com/nsauth/nsauth/internal/store/tokens"
 	"github.com/nsauth/nsauth/internal/store/users"
@@ -149,6 +151,8 @@ type Store struct {
 	*signingkeys.KeyStore
 	*instance.ValueStore
 	*secrets.SecretStore
+	*sessions.SessionStore
+	*consents.ConsentStore
 
 	db       *core.DB
 	location string
@@ -182,6 +186,8 @@ func newStore(db *core.DB, location, channel string, opts Options) *Store {
 		KeyStore:        signingkeys.New(db, keys),
 		ValueStore:      values,
 		SecretStore:     secrets.New(db, keys, values),
+		SessionStore:    sessions.New(db, revoker),
+		ConsentStore:    consents.New(db),
 		db:              db,
 		location:        location,
 		channel:         channel,

@@ -47,8 +47,15 @@ type AuthRequest struct {
 	CodeChallengeMethod string
 	Prompt              []string
 	LoginHint           string
-	CreatedAt           time.Time
-	ExpiresAt           time.Time
+	// Resources are the audiences (RFC 8707 resource, or audience) the
+	// request asked its access tokens to be for, besides nsauth's own.
+	Resources []string
+	// MaxAge is the request's max_age when HasMaxAge: the longest time
+	// since the user last proved who they are that the app accepts.
+	MaxAge    time.Duration
+	HasMaxAge bool
+	CreatedAt time.Time
+	ExpiresAt time.Time
 	// UserID, AuthTime and AMR are set once the user has logged in.
 	UserID   string
 	AuthTime time.Time

@@ -28,15 +28,70 @@ func New(db *core.DB, rev *revocations.Revoker) *ClientStore {
 	return &ClientStore{db: db, rev: rev}
 }
 
-// Client is an OAuth client registered with the built-in provider.
+// Client is an application registered with the built-in provider: a
+// client that sends people's browsers to the login page (the broker's own
+// nsauth-cli is one). Its id is its name. Machine clients are
+// [MachineClient]s, never Clients.
 type Client struct {
+	// ID is the client id, which is also the app's name (see
+	// [NormalizeClientName]).
 	ID string
-	// SecretHash is [HashSecret] of the client secret.
+	// DisplayName is shown on the login and consent pages; empty means ID.
+	DisplayName string
+	// SecretHash is [HashSecret] of the client secret; empty for a public
+	// client.
 	SecretHash []byte
-	// RedirectURIs are the exact redirect URIs registered besides the
-	// loopback ones every native client may use.
+	// Public marks a client that holds no secret (token_endpoint_auth_method
+	// none): it must use PKCE S256.
+	Public bool
+	// Native lets loopback redirect URIs vary their port (RFC 8252 §7.3);
+	// every other redirect URI matches exactly.
+	Native bool
+	// ThirdParty apps get a consent page listing the scopes, once per user
+	// and app (until the consent is revoked).
+	ThirdParty bool
+	// RedirectURIs are the exact redirect URIs registered.
 	RedirectURIs []string
-	CreatedAt    time.Time
+	// PostLogoutRedirectURIs are where end-session may send the browser.
+	PostLogoutRedirectURIs []string
+	// Scopes are the scopes the app may ask for; empty means every scope
+	// the server supports.
+	Scopes []string
+	// GrantTypes are the OAuth grant types the app may use
+	// (authorization_code, refresh_token,
+	// urn:ietf:params:oauth:grant-type:device_code); empty means
+	// [DefaultAppGrantTypes].
+	GrantTypes []string
+	// Audiences are the audiences (RFC 8707 resources) the app's access
+	// tokens may be issued for besides nsauth's own.
+	Audiences []string
+	// AccessTokenTTL and RefreshTokenTTL are the app's token lifetimes;
+	// zero means the server's.
+	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// BackchannelLogoutURI, when set, receives OpenID Connect back-channel
+	// logout tokens.
+	BackchannelLogoutURI string
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
+	DisabledAt           time.Time
+}
+
+// DefaultAppGrantTypes are the grant types of an app registered without
+// any: the code flow and refreshing.
+var DefaultAppGrantTypes = []string{"authorization_code", "refresh_token"}
+
+// Disabled reports whether the app is disabled.
+func (c *Client) Disabled() bool { return !c.DisabledAt.IsZero() }
+
+// Name is the app's name: its id.
+func (c *Client) Name() string { return c.ID }
+
+// Title is what pages call the app: its display name, or its name.
+func (c *Client) Title() string {
+	if c.DisplayName != "" {
+		return c.DisplayName
+	}
+	return c.ID
 }
 
 // EnsureClient registers c unless a client with its id exists, and

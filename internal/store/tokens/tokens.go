@@ -35,8 +35,11 @@ type Grant struct {
 	ClientID string
 	Scopes   []string
 	Audience []string
-	AuthTime time.Time
-	AMR      []string
+	// Resources are the audiences of the grant's access tokens besides
+	// nsauth's own (RFC 8707).
+	Resources []string
+	AuthTime  time.Time
+	AMR       []string
 }
 
 // RefreshToken is the stored record of a refresh token. Its value is never
@@ -248,7 +251,9 @@ type AccessToken struct {
 	Scopes   []string
 	// AMR is how the user authenticated (the grant's amr); nil for a
 	// machine client's token.
-	AMR       []string
+	AMR []string
+	// Resources are the token's audiences besides nsauth's own.
+	Resources []string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RevokedAt time.Time
