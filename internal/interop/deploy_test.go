@@ -1,0 +1,221 @@
+//go:build interop
+
+package interop_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsauth/nsauth/internal/seal"
+	"github.com/nsauth/nsauth/internal/store/storetest"
+)
+
+// The built-in provider's administrator in every deployment below.
+const (
+	deployAdmin         = "admin"
+	deployAdminPassword = "interop-admin-password"
+)
+
+// buildNsauthServer builds cmd/nsauth-server, without the race detector:
+// the servers are the system under test, run as an operator runs them.
+func buildNsauthServer(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build nsauth-server: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "nsauth-server")
+	out, err := exec.Command(goTool, "build", "-o", bin, "github.com/nsauth/nsauth/cmd/nsauth-server").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/nsauth-server: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// deployment is nsauth-server as an operator runs it: one replica on
+// SQLite, or two on one PostgreSQL database behind a load balancer whose
+// target the test switches (sign in on one, go on with the other).
+type deployment struct {
+	// Issuer is the URL browsers and apps use: the only replica, or the
+	// load balancer.
+	Issuer string
+	// Replicas are the servers' own URLs.
+	Replicas []string
+
+	bin     string
+	env     []string // the store's settings, for serve and the admin commands
+	logs    []string
+	target  atomic.Int32
+	backend string
+}
+
+// startDeployment starts nsauth-server on backend ("sqlite" or
+// "postgres") and stops it when the test ends.
+func startDeployment(t *testing.T, bin, backend string) *deployment {
+	t.Helper()
+	d := &deployment{bin: bin, backend: backend}
+	home := t.TempDir()
+	d.env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "NSAUTH_ADMIN_PASSWORD=" + deployAdminPassword}
+	replicas := 1
+	switch backend {
+	case "sqlite":
+		d.env = append(d.env, "NSAUTH_DATA_DIR="+filepath.Join(home, "data"))
+	case "postgres":
+		d.env = append(d.env, "NSAUTH_DATABASE_URL="+storetest.PostgresURL(t), "NSAUTH_SECRET_KEY="+seal.GenerateKey())
+		replicas = 2
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
+	addrs := make([]string, replicas)
+	for i := range addrs {
+		addrs[i] = freeLoopbackAddr(t)
+		d.Replicas = append(d.Replicas, "http://"+addrs[i])
+	}
+	d.Issuer = d.Replicas[0]
+	if replicas > 1 {
+		d.Issuer = d.startBalancer(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i, addr := range addrs {
+		d.startReplica(t, ctx, i, addr)
+	}
+	return d
+}
+
+// startBalancer serves the replica d.target names, as a load balancer in
+// front of replicas does (keeping the Host the browser asked for).
+func (d *deployment) startBalancer(t *testing.T) string {
+	t.Helper()
+	proxies := make([]*httputil.ReverseProxy, len(d.Replicas))
+	for i, r := range d.Replicas {
+		u, err := url.Parse(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxies[i] = httputil.NewSingleHostReverseProxy(u)
+	}
+	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxies[d.target.Load()].ServeHTTP(w, r)
+	}))
+	t.Cleanup(lb.Close)
+	return lb.URL
+}
+
+// Use sends the load balancer's traffic to replica i from now on.
+func (d *deployment) Use(i int) { d.target.Store(int32(i)) }
+
+func (d *deployment) startReplica(t *testing.T, ctx context.Context, i int, addr string) {
+	t.Helper()
+	logFile, err := os.CreateTemp(t.TempDir(), fmt.Sprintf("nsauth-%d-*.log", i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.logs = append(d.logs, logFile.Name())
+	cmd := exec.Command(d.bin, "serve", "--listen", addr, "--issuer", d.Issuer, "--log-format", "json",
+		"--rate-limit", "0", "--authorize-rate-limit", "0")
+	cmd.Env = d.env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting nsauth-server serve: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = logFile.Close()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("replica %d's log (%s):\n%s", i, d.backend, tailFile(logFile.Name(), 40))
+		}
+	})
+	probe := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := probe.Get("http://" + addr + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("nsauth-server serve exited before it was ready:\n%s", tailFile(logFile.Name(), 40))
+		case <-ctx.Done():
+			t.Fatalf("nsauth-server serve not ready: %v\n%s", ctx.Err(), tailFile(logFile.Name(), 40))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Admin runs an administration command (`nsauth-server apps …`) on the
+// deployment's store and returns its standard output.
+func (d *deployment) Admin(t *testing.T, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(d.bin, args...)
+	cmd.Env = d.env
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("nsauth %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// appCredentials is what `nsauth apps add --json` prints.
+type appCredentials struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+}
+
+// AddApp registers an app with `nsauth apps add NAME --json FLAGS…`.
+func (d *deployment) AddApp(t *testing.T, name string, flags ...string) appCredentials {
+	t.Helper()
+	out := d.Admin(t, append([]string{"apps", "add", name, "--json"}, flags...)...)
+	var c appCredentials
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		t.Fatalf("nsauth apps add %s --json printed no JSON: %v", name, err)
+	}
+	if c.ClientID != name {
+		t.Fatalf("nsauth apps add %s: client_id %q", name, c.ClientID)
+	}
+	return c
+}
+
+// freeLoopbackAddr returns a free port on 127.0.0.1.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
