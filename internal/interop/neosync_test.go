@@ -274,7 +274,9 @@ func ssoChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *dep
 	configDir := t.TempDir()
 	loginErr := &lockedBuffer{}
 	done := make(chan cliResult, 1)
-	go func() { done <- runServerBinary(ctx, d, configDir, loginErr, "login", "--no-browser", "--timeout", "2m") }()
+	go func() {
+		done <- runServerBinary(ctx, d, configDir, loginErr, "login", "--no-browser", "--timeout", "2m")
+	}()
 	authURL := waitLoginURL(t, loginErr, done)
 	c.Do(t, "nsauth login: the provider's page",
 		chromedp.Navigate(authURL),
