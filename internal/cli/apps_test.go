@@ -297,7 +297,15 @@ func sameApp(a, b shownApp) bool {
 func TestAppsCommandKeepsTheBrokersApp(t *testing.T) {
 	t.Parallel()
 	env, st := usersEnv(t, storetest.Backend{Name: "sqlite"})
-	if _, err := issuer.Bootstrap(context.Background(), st, issuer.BootstrapConfig{AdminPassword: "correct-horse-battery"}); err != nil {
+	// The server bootstraps with its secret key, which the commands do
+	// not need.
+	keyed, err := store.OpenSQLite(context.Background(), env["NSAUTH_DATA_DIR"], store.Options{Keyring: storetest.Keyring()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = issuer.Bootstrap(context.Background(), keyed, issuer.BootstrapConfig{AdminPassword: "correct-horse-battery"})
+	_ = keyed.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

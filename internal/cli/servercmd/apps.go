@@ -41,7 +41,7 @@ const appSecretWarning = "Store the client secret now: it is shown only this onc
 const (
 	grantAuthorizationCode = "authorization_code"
 	grantRefreshToken      = "refresh_token"
-	grantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+	grantDeviceCode        = store.DeviceCodeGrantType
 )
 
 // Bounds on an app's lists and texts: far above what an app needs, low
@@ -504,14 +504,27 @@ func appError(id string, err error) error {
 	return err
 }
 
-// refuseBrokerApp refuses to delete the broker's own app (nsauth-cli) or
-// to rotate its secret: the server keeps that secret and checks it at
-// every start, so either would stop nsauth login from working.
+// isBrokerApp reports whether a is the broker's own app (nsauth-cli): the
+// one whose secret the server keeps and checks at every start. Its
+// redirect URIs are the server's (any loopback URI, and
+// NSAUTH_ALLOWED_REDIRECT_URIS), not its own.
+func isBrokerApp(ctx context.Context, st *store.Store, a *store.Client) (bool, error) {
+	_, err := st.Value(ctx, issuer.BrokerSecretName(a.ID))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// refuseBrokerApp refuses to delete the broker's own app or to rotate its
+// secret: either would stop nsauth login from working.
 func refuseBrokerApp(ctx context.Context, st *store.Store, a *store.Client, what string) error {
-	if _, err := st.Value(ctx, issuer.BrokerSecretName(a.ID)); err == nil {
-		return fmt.Errorf("%q is the app nsauth's own login uses; its secret is the server's, and it cannot be %s (nsauth apps update changes its settings)", a.ID, what)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	broker, err := isBrokerApp(ctx, st, a)
+	if err != nil {
 		return err
+	}
+	if broker {
+		return fmt.Errorf("%q is the app nsauth's own login uses; its secret is the server's, and it cannot be %s (nsauth apps update changes its settings)", a.ID, what)
 	}
 	return nil
 }
@@ -552,8 +565,14 @@ func (o *appsOptions) update(ctx context.Context, st *store.Store, ref string, f
 		return err
 	}
 	f.apply(fs, a, false)
-	if err := checkApp(a); err != nil {
+	broker, err := isBrokerApp(ctx, st, a)
+	if err != nil {
 		return err
+	}
+	if !broker {
+		if err := checkApp(a); err != nil {
+			return err
+		}
 	}
 	if err := st.UpdateApp(ctx, a); err != nil {
 		return appError(a.ID, err)
