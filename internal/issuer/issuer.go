@@ -149,6 +149,11 @@ type Config struct {
 	// KeyRotation is how often a new signing key is introduced. Default 30
 	// days.
 	KeyRotation time.Duration
+	// SessionIdleTimeout ends a browser session unused for that long;
+	// default 12 h. SessionLifetime ends it that long after its sign-in;
+	// default 7 days (package browsersession).
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
 	// AllowedRedirectURIs are accepted besides loopback redirect URIs,
 	// compared exactly.
 	AllowedRedirectURIs []string
