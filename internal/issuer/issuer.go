@@ -41,10 +41,12 @@
 //     strict Content-Security-Policy, and failed-login limits per account
 //     and per client address; the login's steps after the password (second
 //     factor, passkeys, enrolment links) are package authflow's.
-//   - End-session revokes only the session (grant) the ID token hint names
-//     in `sid`: at once for an unexpired hint, and after the user confirms
-//     on a page of ours otherwise. The library would revoke everything the
-//     user holds at the client on an expired hint, unasked.
+//   - End-session ends the browser session of the grant the ID token
+//     hint names in `sid` (keeping other apps' offline grants), at once
+//     for an unexpired hint and after the user confirms on a page of ours
+//     otherwise, and tells the session's other apps by back-channel
+//     logout (packages endsession, backchannel). The library would revoke
+//     everything the user holds at the client on an expired hint, unasked.
 //
 // The issuer URL is static configuration: Host and X-Forwarded-* headers
 // never change it.
@@ -69,6 +71,8 @@ import (
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/authflow"
+	"github.com/nsauth/nsauth/internal/issuer/backchannel"
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/endsession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
@@ -244,6 +248,14 @@ type Config struct {
 	// Observer is told of logins, lockouts and replays, for metrics. Nil
 	// tells nothing.
 	Observer *Observer
+	// BackchannelHTTPClient delivers back-channel logout tokens to apps.
+	// Nil means a client that follows no redirect and times out after
+	// [backchannel.DefaultTimeout].
+	BackchannelHTTPClient *http.Client
+	// BackchannelBackoff is the wait after a failed back-channel logout
+	// delivery, doubled after each later one (5 tries). Zero means
+	// [backchannel.DefaultBackoff] (4 s: about a minute in all).
+	BackchannelBackoff time.Duration
 }
 
 // Issuer is the built-in OpenID provider. Its methods are safe for
@@ -537,7 +549,17 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	}
 	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints()), storage: i.storage, grants: i.grants,
 		allowedRedirects: i.allowedRedirects, requirePKCE: i.cfg.RequirePKCE, endSessionURL: i.cfg.Issuer + endSessionPath}
+	logouts, err := backchannel.New(backchannel.Config{Issuer: i.cfg.Issuer, Keys: i.storage, Events: i.events,
+		HTTPClient: i.cfg.BackchannelHTTPClient, Now: i.cfg.Now, Backoff: i.cfg.BackchannelBackoff, Log: i.log})
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	// TODO(issue 24, at merge): the issuer's one browsersession.Manager
+	// once package authflow's wiring holds it; it keeps no state.
+	browserSessions := browsersession.New(browsersession.Config{Store: i.st, Devices: i.guard, Secure: i.secure,
+		IdleTimeout: i.cfg.SessionIdleTimeout, Lifetime: i.cfg.SessionLifetime, Now: i.cfg.Now})
 	endSession := endsession.New(endsession.Config{Issuer: i.cfg.Issuer, Now: i.cfg.Now, Store: i.st, Provider: provider,
+		Sessions: browserSessions, Backchannel: logouts,
 		Events: i.events, Pages: endSessionPages{pages: i.pages, csrf: i.csrf}, Log: i.log})
 	// The library's login callback (/authorize/callback) is not used: the
 	// login page issues the code itself, so the route answers 404.
