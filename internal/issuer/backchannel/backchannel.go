@@ -294,7 +294,7 @@ func (s *Sender) try(ctx context.Context, l Logout) (reason string, retry bool) 
 // record emits the outcome of l: sent when reason is "", failed with
 // reason otherwise. No request caused it, so it names no client address.
 func (s *Sender) record(ctx context.Context, l Logout, reason string) {
-	e := audit.Event{Type: audit.BackchannelSent, Subject: l.Subject, ClientID: l.ClientID,
+	e := audit.Event{Type: audit.BackchannelSent, Outcome: audit.Success, Subject: l.Subject, ClientID: l.ClientID,
 		Refs: s.cfg.Events.Refs(audit.RefGrant, l.SessionID)}
 	if reason != "" {
 		e.Type, e.Outcome, e.Reason = audit.BackchannelFailed, audit.Failure, reason
