@@ -539,7 +539,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
 
 	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
-	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
+	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(authorizationResponses(i.cfg.Issuer, i.cfg.Issuer+loginPath, oidcHandler)))
 	for _, fr := range i.flow.Routes() {
 		switch {
 		case fr.Form == nil && fr.Limited:
