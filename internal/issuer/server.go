@@ -72,9 +72,9 @@ func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 // Authorize refuses what we do not support before the request is stored:
 // anything but the code flow with query responses, PKCE methods other than
 // S256, no PKCE from a public client (or from any client when
-// Config.RequirePKCE is set), prompt=none (there are no browser sessions
-// to answer it from) and oversized values. Its errors reach the client's
-// redirect URI.
+// Config.RequirePKCE is set) and oversized values. Its errors reach the
+// client's redirect URI. prompt=none is the login page's to answer, from
+// the browser session (package authflow).
 func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
 	d := r.Data
 	switch {
@@ -88,8 +88,6 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required for public clients")
 	case d.CodeChallenge == "" && s.requirePKCE:
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required: send a code_challenge with code_challenge_method=S256")
-	case slices.Contains(d.Prompt, oidc.PromptNone):
-		return nil, oidc.ErrLoginRequired().WithDescription("there is no session; the user must log in")
 	case len(d.State) > maxStateLen, len(d.Nonce) > maxNonceLen, len(d.LoginHint) > maxLoginHintLen,
 		len(d.CodeChallenge) > maxChallengeLen, len(d.Scopes) > maxScopes:
 		return nil, oidc.ErrInvalidRequest().WithDescription("a request parameter is too long")
