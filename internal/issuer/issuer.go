@@ -297,6 +297,8 @@ type Issuer struct {
 	events *events.Recorder
 	// flow serves the login's pages (package authflow).
 	flow *authflow.Flow
+	// sessions keeps the browser sessions (package browsersession).
+	sessions *browsersession.Manager
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -434,9 +436,12 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.device = devicepages.New(devicepages.Config{Store: cfg.Store, Sealer: deviceSealer{iss.sealer}, Guard: iss.guard, Events: iss.events,
 		Pages: iss.pages, CSRF: iss.csrf, Clients: cfg.Clients, Refusals: iss.refusals, Now: cfg.Now, Log: cfg.Logger, LoginPath: loginPath,
 		NormalizeUserCode: normalizeUserCode, MaxTyped: 4 * userCodeLen})
+	iss.sessions = browsersession.New(browsersession.Config{Store: cfg.Store, Devices: iss.guard, Secure: iss.secure,
+		IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime, Now: cfg.Now})
 	iss.flow = authflow.New(authflow.Config{Store: cfg.Store, Requests: iss.sealer, Codes: iss.storage, Device: iss.device,
 		Events: iss.events, Pages: iss.pages, CSRF: iss.csrf, Guard: iss.guard, Refusals: iss.refusals, Passkeys: iss.passkeys,
-		Clients: cfg.Clients, Origin: iss.origin, Secure: iss.secure, RequireSecondFactor: cfg.RequireSecondFactor,
+		Clients: cfg.Clients, Sessions: iss.sessions, Issuer: cfg.Issuer, BrokerClientID: cfg.ClientID,
+		Origin: iss.origin, Secure: iss.secure, RequireSecondFactor: cfg.RequireSecondFactor,
 		CodeTTL: CodeTTL, Now: cfg.Now, Log: cfg.Logger})
 	h, err := iss.newHandler()
 	if err != nil {
@@ -554,19 +559,15 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
-	// TODO(issue 24, at merge): the issuer's one browsersession.Manager
-	// once package authflow's wiring holds it; it keeps no state.
-	browserSessions := browsersession.New(browsersession.Config{Store: i.st, Devices: i.guard, Secure: i.secure,
-		IdleTimeout: i.cfg.SessionIdleTimeout, Lifetime: i.cfg.SessionLifetime, Now: i.cfg.Now})
 	endSession := endsession.New(endsession.Config{Issuer: i.cfg.Issuer, Now: i.cfg.Now, Store: i.st, Provider: provider,
-		Sessions: browserSessions, Backchannel: logouts,
+		Sessions: i.sessions, Backchannel: logouts,
 		Events: i.events, Pages: endSessionPages{pages: i.pages, csrf: i.csrf}, Log: i.log})
 	// The library's login callback (/authorize/callback) is not used: the
 	// login page issues the code itself, so the route answers 404.
 	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
 
 	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
-	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
+	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(authorizationResponses(i.cfg.Issuer, i.cfg.Issuer+loginPath, oidcHandler)))
 	for _, fr := range i.flow.Routes() {
 		switch {
 		case fr.Form == nil && fr.Limited:
