@@ -1,7 +1,8 @@
 // Package audit is nsauth's audit trail: one typed [Event] for each thing
 // an operator may have to account for (logins, codes, refresh tokens,
 // logouts and revocations, device approvals, machine grants, the changes
-// made with nsauth users, clients and federation, signing-key rotation),
+// made with nsauth users, clients, apps, sessions and federation, browser
+// sessions and consents, back-channel logouts, signing-key rotation),
 // and a [Recorder] that writes them to the store and, optionally, to a
 // JSON-lines stream for log shippers.
 //
@@ -121,6 +122,48 @@ const (
 	RefusalsDropped Type = "audit.refusals_dropped"
 )
 
+// Apps, browser sessions, consents and back-channel logout (issue 24).
+const (
+	// AppAdded: nsauth apps add registered an app; ClientID is the app,
+	// Actor who ran it.
+	AppAdded Type = "app.added"
+	// AppUpdated: nsauth apps update changed an app's settings.
+	AppUpdated Type = "app.updated"
+	// AppSecretRotated: nsauth apps rotate-secret replaced an app's secret
+	// (and revoked its tokens).
+	AppSecretRotated Type = "app.secret_rotated"
+	// AppDisabled: nsauth apps disable disabled an app (and revoked its
+	// tokens).
+	AppDisabled Type = "app.disabled"
+	// AppEnabled: nsauth apps enable enabled a disabled app.
+	AppEnabled Type = "app.enabled"
+	// AppDeleted: nsauth apps delete deleted an app (and revoked its
+	// tokens).
+	AppDeleted Type = "app.deleted"
+	// SessionStarted: a login started a browser session; Subject is the
+	// user, Target the session id.
+	SessionStarted Type = "session.started"
+	// SessionEnded: a browser session ended at the end-session endpoint;
+	// Target is the session id, ClientID the app that signed out.
+	SessionEnded Type = "session.ended"
+	// SessionRevoked: nsauth sessions revoke ended a browser session;
+	// Target is the session id, Actor who ran it.
+	SessionRevoked Type = "session.revoked"
+	// ConsentGranted: a user allowed a third-party app the scopes on the
+	// consent page.
+	ConsentGranted Type = "consent.granted"
+	// ConsentRevoked: nsauth apps consents revoke forgot what a user
+	// allowed an app; Actor is who ran it.
+	ConsentRevoked Type = "consent.revoked"
+	// BackchannelSent: an app's back-channel logout URI accepted a logout
+	// token (never recorded: the token).
+	BackchannelSent Type = "backchannel.sent"
+	// BackchannelFailed: an app's back-channel logout URI did not accept
+	// a logout token after every try; Reason says why ("timeout",
+	// "status", "unreachable"...).
+	BackchannelFailed Type = "backchannel.failed"
+)
+
 // Types lists every event type, in the order of the documentation.
 func Types() []Type {
 	return []Type{
@@ -135,6 +178,10 @@ func Types() []Type {
 		SigningKeyRotated,
 		PasskeyRegistered, PasskeyRemoved, PasskeyUsed, PasskeyFailed,
 		RefusalsDropped,
+		AppAdded, AppUpdated, AppSecretRotated, AppDisabled, AppEnabled, AppDeleted,
+		SessionStarted, SessionEnded, SessionRevoked,
+		ConsentGranted, ConsentRevoked,
+		BackchannelSent, BackchannelFailed,
 	}
 }
 

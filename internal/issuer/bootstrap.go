@@ -75,7 +75,7 @@ func Bootstrap(ctx context.Context, st *store.Store, cfg BootstrapConfig) (*Boot
 	if err != nil {
 		return nil, fmt.Errorf("preparing the client secret: %w", err)
 	}
-	if _, err := st.EnsureClient(ctx, &store.Client{ID: cfg.ClientID, SecretHash: store.HashSecret(secret)}); err != nil {
+	if _, err := st.EnsureClient(ctx, BrokerApp(cfg.ClientID, store.HashSecret(secret))); err != nil {
 		return nil, fmt.Errorf("registering the client: %w", err)
 	}
 	c, err := st.ClientByID(ctx, cfg.ClientID)
@@ -116,4 +116,13 @@ func Bootstrap(ctx context.Context, st *store.Store, cfg BootstrapConfig) (*Boot
 		res.AdminPasswordIgnored = true
 	}
 	return res, nil
+}
+
+// BrokerApp is the broker's client as first registered: a native,
+// first-party app with the code flow, refreshing and the device flow, and
+// no post-logout redirect URIs (migration 0014 gives an existing one the
+// same settings).
+func BrokerApp(id string, secretHash []byte) *store.Client {
+	return &store.Client{ID: id, SecretHash: secretHash, Native: true,
+		GrantTypes: []string{"authorization_code", "refresh_token", store.DeviceCodeGrantType}}
 }

@@ -6,7 +6,8 @@
 //
 // Each job is a package of its own, which this one builds and routes to:
 // storage (the op.Storage adapter), grants (client credentials, token
-// exchange), endsession, authflow (a browser login, step by step), mfa
+// exchange), endsession (the logout rule), backchannel (logout tokens
+// sent to apps), authflow (a browser login, step by step), mfa
 // and passkey (the second factors' checks), attempts (failed-login
 // limits), devicepages, web (pages, CSRF, headers, the one form guard) and
 // events (one event per happening).
@@ -41,10 +42,12 @@
 //     strict Content-Security-Policy, and failed-login limits per account
 //     and per client address; the login's steps after the password (second
 //     factor, passkeys, enrolment links) are package authflow's.
-//   - End-session revokes only the session (grant) the ID token hint names
-//     in `sid`: at once for an unexpired hint, and after the user confirms
-//     on a page of ours otherwise. The library would revoke everything the
-//     user holds at the client on an expired hint, unasked.
+//   - End-session ends the browser session of the grant the ID token
+//     hint names in `sid` (keeping other apps' offline grants), at once
+//     for an unexpired hint and after the user confirms on a page of ours
+//     otherwise, and tells the session's other apps by back-channel
+//     logout (packages endsession, backchannel). The library would revoke
+//     everything the user holds at the client on an expired hint, unasked.
 //
 // The issuer URL is static configuration: Host and X-Forwarded-* headers
 // never change it.
@@ -69,6 +72,8 @@ import (
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/authflow"
+	"github.com/nsauth/nsauth/internal/issuer/backchannel"
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/endsession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
@@ -149,6 +154,11 @@ type Config struct {
 	// KeyRotation is how often a new signing key is introduced. Default 30
 	// days.
 	KeyRotation time.Duration
+	// SessionIdleTimeout ends a browser session unused for that long;
+	// default 12 h. SessionLifetime ends it that long after its sign-in;
+	// default 7 days (package browsersession).
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
 	// AllowedRedirectURIs are accepted besides loopback redirect URIs,
 	// compared exactly.
 	AllowedRedirectURIs []string
@@ -239,6 +249,14 @@ type Config struct {
 	// Observer is told of logins, lockouts and replays, for metrics. Nil
 	// tells nothing.
 	Observer *Observer
+	// BackchannelHTTPClient delivers back-channel logout tokens to apps.
+	// Nil means a client that follows no redirect and times out after
+	// [backchannel.DefaultTimeout].
+	BackchannelHTTPClient *http.Client
+	// BackchannelBackoff is the wait after a failed back-channel logout
+	// delivery, doubled after each later one (5 tries). Zero means
+	// [backchannel.DefaultBackoff] (4 s: about a minute in all).
+	BackchannelBackoff time.Duration
 }
 
 // Issuer is the built-in OpenID provider. Its methods are safe for
@@ -280,6 +298,8 @@ type Issuer struct {
 	events *events.Recorder
 	// flow serves the login's pages (package authflow).
 	flow *authflow.Flow
+	// sessions keeps the browser sessions (package browsersession).
+	sessions *browsersession.Manager
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -417,9 +437,12 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.device = devicepages.New(devicepages.Config{Store: cfg.Store, Sealer: deviceSealer{iss.sealer}, Guard: iss.guard, Events: iss.events,
 		Pages: iss.pages, CSRF: iss.csrf, Clients: cfg.Clients, Refusals: iss.refusals, Now: cfg.Now, Log: cfg.Logger, LoginPath: loginPath,
 		NormalizeUserCode: normalizeUserCode, MaxTyped: 4 * userCodeLen})
+	iss.sessions = browsersession.New(browsersession.Config{Store: cfg.Store, Devices: iss.guard, Secure: iss.secure,
+		IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime, Now: cfg.Now})
 	iss.flow = authflow.New(authflow.Config{Store: cfg.Store, Requests: iss.sealer, Codes: iss.storage, Device: iss.device,
 		Events: iss.events, Pages: iss.pages, CSRF: iss.csrf, Guard: iss.guard, Refusals: iss.refusals, Passkeys: iss.passkeys,
-		Clients: cfg.Clients, Origin: iss.origin, Secure: iss.secure, RequireSecondFactor: cfg.RequireSecondFactor,
+		Clients: cfg.Clients, Sessions: iss.sessions, Issuer: cfg.Issuer, BrokerClientID: cfg.ClientID,
+		Origin: iss.origin, Secure: iss.secure, RequireSecondFactor: cfg.RequireSecondFactor,
 		CodeTTL: CodeTTL, Now: cfg.Now, Log: cfg.Logger})
 	h, err := iss.newHandler()
 	if err != nil {
@@ -532,14 +555,20 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	}
 	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints()), storage: i.storage, grants: i.grants,
 		allowedRedirects: i.allowedRedirects, requirePKCE: i.cfg.RequirePKCE, endSessionURL: i.cfg.Issuer + endSessionPath}
+	logouts, err := backchannel.New(backchannel.Config{Issuer: i.cfg.Issuer, Keys: i.storage, Events: i.events,
+		HTTPClient: i.cfg.BackchannelHTTPClient, Now: i.cfg.Now, Backoff: i.cfg.BackchannelBackoff, Log: i.log})
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
 	endSession := endsession.New(endsession.Config{Issuer: i.cfg.Issuer, Now: i.cfg.Now, Store: i.st, Provider: provider,
+		Sessions: i.sessions, Backchannel: logouts,
 		Events: i.events, Pages: endSessionPages{pages: i.pages, csrf: i.csrf}, Log: i.log})
 	// The library's login callback (/authorize/callback) is not used: the
 	// login page issues the code itself, so the route answers 404.
 	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
 
 	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
-	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
+	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(authorizationResponses(i.cfg.Issuer, i.cfg.Issuer+loginPath, oidcHandler)))
 	for _, fr := range i.flow.Routes() {
 		switch {
 		case fr.Form == nil && fr.Limited:

@@ -231,5 +231,8 @@ type (
 	Consent = consents.Consent
 )
 
+// DeviceCodeGrantType is [clients.DeviceCodeGrantType].
+const DeviceCodeGrantType = clients.DeviceCodeGrantType
+
 // DefaultAppGrantTypes is [clients.DefaultAppGrantTypes].
 var DefaultAppGrantTypes = clients.DefaultAppGrantTypes

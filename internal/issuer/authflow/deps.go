@@ -7,6 +7,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 )
@@ -30,10 +31,14 @@ type deps struct {
 	guard    *attempts.Guard
 	refusals *attempts.RefusalLog
 	passkeys *webauthn.WebAuthn
+	sessions *browsersession.Manager
 	origin   string
 	secure   bool
 	log      *slog.Logger
 	next     dispatch
+	// finish ends a login whose factors are all proven (Flow.finishLogin):
+	// consent, then the code.
+	finish dispatch
 }
 
 // render writes a page (web.Renderer.Render).

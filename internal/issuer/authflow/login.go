@@ -55,17 +55,9 @@ type passwordStep struct {
 // for the login page and the enrolment link's page.
 type passwordCheck struct{ *deps }
 
-// showLogin renders the form for a pending auth request.
-func (i *passwordStep) showLogin(w http.ResponseWriter, r *http.Request) {
-	id := r.URL.Query().Get("authRequestID")
-	if id == "" || len(id) > maxAuthRequestIDLen {
-		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return
-	}
-	ar, ok := i.pendingRequest(w, r.Context(), id)
-	if !ok {
-		return
-	}
+// showLoginPage renders the password page of the pending auth request
+// ar, sealed in id.
+func (i *passwordStep) showLoginPage(w http.ResponseWriter, r *http.Request, id string, ar *store.AuthRequest) {
 	csrf := i.csrf.Cookie(w, r)
 	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf,
 		Passkeys: i.passkeys != nil}, web.Origin(ar.RedirectURI))

@@ -56,8 +56,12 @@ func derive(e audit.Event) derived {
 			return derived{level: slog.LevelInfo, msg: "token exchanged"}
 		}
 		return derived{level: slog.LevelInfo, msg: "grant issued a token"}
-	case audit.Logout:
+	case audit.Logout, audit.SessionEnded:
 		return derived{level: slog.LevelInfo, msg: "session ended"}
+	case audit.BackchannelSent:
+		return derived{level: slog.LevelInfo, msg: "back-channel logout delivered"}
+	case audit.BackchannelFailed:
+		return derived{level: slog.LevelWarn, msg: "back-channel logout given up"}
 	case audit.SigningKeyRotated:
 		// Logged once the key is stored, by the replica that added it
 		// (target: its kid; reason: scheduled or first_key).

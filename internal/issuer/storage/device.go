@@ -172,6 +172,7 @@ func (d *deviceRequest) GetAuthTime() time.Time { return d.AuthTime }
 func (d *deviceRequest) GetClientID() string    { return d.ClientID }
 func (d *deviceRequest) GetScopes() []string    { return d.Scopes }
 func (d *deviceRequest) GetSubject() string     { return d.UserID }
+func (d *deviceRequest) GetResources() []string { return nil }
 
 func (d *deviceRequest) grant() store.Grant {
 	return store.Grant{ID: d.ID, UserID: d.UserID, ClientID: d.ClientID, Scopes: d.Scopes,

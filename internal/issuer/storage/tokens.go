@@ -23,7 +23,7 @@ const SessionIDClaim = "sid"
 type accessTokenClaims struct {
 	Issuer   string `json:"iss"`
 	Subject  string `json:"sub"`
-	Audience string `json:"aud"`
+	Audience audience `json:"aud"`
 	Expiry   int64  `json:"exp"`
 	IssuedAt int64  `json:"iat"`
 	ID       string `json:"jti"`
@@ -54,7 +54,7 @@ func (s *core) SignAccessToken(ctx context.Context, req AccessTokenSubject, clie
 	claims := accessTokenClaims{
 		Issuer:   s.cfg.Issuer,
 		Subject:  req.GetSubject(),
-		Audience: s.cfg.Audience,
+		Audience: s.tokenAudience(nil),
 		Expiry:   exp.Unix(),
 		IssuedAt: s.cfg.Now().Unix(),
 		ID:       jti,
@@ -66,6 +66,9 @@ func (s *core) SignAccessToken(ctx context.Context, req AccessTokenSubject, clie
 	}
 	if r, ok := req.(interface{ GetAMR() []string }); ok {
 		claims.AMR = r.GetAMR()
+	}
+	if r, ok := req.(interface{ GetResources() []string }); ok {
+		claims.Audience = s.tokenAudience(r.GetResources())
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {

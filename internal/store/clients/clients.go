@@ -95,17 +95,32 @@ func (c *Client) Title() string {
 }
 
 // EnsureClient registers c unless a client with its id exists, and
-// reports whether it did. An existing client is left as it is.
+// reports whether it did. An existing client is left as it is. c is
+// stored with its app settings (the broker registers itself so, as a
+// native app with the device flow); it takes its id as its name unless a
+// machine client has that name.
 func (s *ClientStore) EnsureClient(ctx context.Context, c *Client) (bool, error) {
 	if c.ID == "" || len(c.SecretHash) == 0 {
 		return false, errors.New("a client needs an id and a secret hash")
 	}
-	uris, err := json.Marshal(c.RedirectURIs)
-	if err != nil {
-		return false, fmt.Errorf("encoding redirect URIs: %w", err)
+	if err := checkApp(c); err != nil {
+		return false, err
 	}
-	res, err := s.db.Exec(ctx, s.db, `INSERT INTO nsauth_clients (id, secret_hash, redirect_uris, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`, c.ID, c.SecretHash, string(uris), s.db.NowMillis())
+	row, err := encodeApp(c)
+	if err != nil {
+		return false, err
+	}
+	now := s.db.NowMillis()
+	res, err := s.db.Exec(ctx, s.db, `INSERT INTO nsauth_clients (id, kind, name, secret_hash, redirect_uris, created_at, updated_at,
+		display_name, is_public, native, third_party, post_logout_redirect_uris, scopes, grant_types, audiences,
+		token_ttl_ms, refresh_token_ttl_ms, backchannel_logout_uri)
+		SELECT ?, ?, CASE WHEN EXISTS (SELECT 1 FROM nsauth_clients WHERE name = ?) THEN NULL ELSE ? END, ?, ?, ?, ?,
+		?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		WHERE true ON CONFLICT (id) DO NOTHING`,
+		c.ID, nativeKind, c.ID, c.ID, c.SecretHash, row.uris, now, now,
+		c.DisplayName, boolInt(c.Native), boolInt(c.ThirdParty), row.postLogout, core.JoinList(c.Scopes),
+		core.JoinList(row.grantTypes), core.JoinList(c.Audiences), c.AccessTokenTTL.Milliseconds(), c.RefreshTokenTTL.Milliseconds(),
+		c.BackchannelLogoutURI)
 	if err != nil {
 		return false, fmt.Errorf("registering client: %w", err)
 	}
@@ -115,7 +130,7 @@ func (s *ClientStore) EnsureClient(ctx context.Context, c *Client) (bool, error)
 
 // SetClientRedirectURIs replaces a client's extra redirect URIs.
 func (s *ClientStore) SetClientRedirectURIs(ctx context.Context, id string, uris []string) error {
-	b, err := json.Marshal(uris)
+	b, err := json.Marshal(nonNil(uris))
 	if err != nil {
 		return fmt.Errorf("encoding redirect URIs: %w", err)
 	}
@@ -129,22 +144,15 @@ func (s *ClientStore) SetClientRedirectURIs(ctx context.Context, id string, uris
 	return nil
 }
 
-// ClientByID returns a native client (never a [MachineClient]), or an
-// error wrapping [core.ErrNotFound].
+// ClientByID returns an app (a native client, never a [MachineClient])
+// with all its settings, disabled or not, or an error wrapping
+// [core.ErrNotFound].
 func (s *ClientStore) ClientByID(ctx context.Context, id string) (*Client, error) {
-	var c Client
-	var uris string
-	var created int64
-	err := s.db.QueryRow(ctx, s.db, `SELECT id, secret_hash, redirect_uris, created_at FROM nsauth_clients WHERE id = ? AND kind = 'native'`, id).
-		Scan(&c.ID, &c.SecretHash, &uris, &created)
+	c, err := scanApp(s.db.QueryRow(ctx, s.db, `SELECT `+appColumns+` FROM nsauth_clients WHERE id = ? AND kind = ?`, id, nativeKind))
 	if err != nil {
 		return nil, core.NotFound(err, "client")
 	}
-	if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
-		return nil, fmt.Errorf("client %q has unreadable redirect URIs: %w", id, err)
-	}
-	c.CreatedAt = time.UnixMilli(created)
-	return &c, nil
+	return c, nil
 }
 
 // CheckSecret reports whether secret is the client's secret, in constant

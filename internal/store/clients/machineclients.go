@@ -81,19 +81,27 @@ func NormalizeClientName(name string) (string, error) {
 	return n, nil
 }
 
-// maxClientScopes bounds a machine client's allowed scopes.
+// maxClientScopes bounds a client's allowed scopes.
 const maxClientScopes = 32
 
 func checkClientScopes(scopes []string) error {
-	if len(scopes) > maxClientScopes {
-		return fmt.Errorf("a client may have at most %d scopes", maxClientScopes)
-	}
 	for _, sc := range scopes {
 		if sc == "openid" || sc == "offline_access" {
 			// A machine client gets no ID token (there is no person) and no
 			// refresh token (it holds its secret).
 			return fmt.Errorf("a machine client cannot be allowed the openid or offline_access scope")
 		}
+	}
+	return checkScopeSyntax(scopes)
+}
+
+// checkScopeSyntax bounds a client's allowed scopes (machine client or
+// app) and checks their characters.
+func checkScopeSyntax(scopes []string) error {
+	if len(scopes) > maxClientScopes {
+		return fmt.Errorf("a client may have at most %d scopes", maxClientScopes)
+	}
+	for _, sc := range scopes {
 		if sc == "" || len(sc) > 128 || strings.ContainsFunc(sc, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r > '~' }) {
 			return fmt.Errorf("a scope must be 1 to 128 printable ASCII characters without spaces, quotes or backslashes")
 		}
