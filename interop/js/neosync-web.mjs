@@ -20,9 +20,7 @@
 //                           port on 127.0.0.1)
 //   NEOSYNC_STANDIN_TEST_HOOKS=1  enables /test/* (below), for the tests.
 //
-// Test hooks (never in Neosync): POST /test/clock?advance=SECONDS moves the
-// clock the jwt callback compares the token's expiry with; GET /test/state
-// reports how many refreshes succeeded and failed (no token); POST
+// Test hooks (never in Neosync): GET /test/state reports how many refreshes succeeded and failed (no token); POST
 // /test/refresh runs the refresh POST again with the last refresh token the
 // app held and answers {status, error} (no token), so that a test can see
 // that sign-out made the provider refuse it.
@@ -110,8 +108,6 @@ async function logoutURL() {
 
 // What the tests may observe (no token leaves through it).
 const observed = { refreshes: 0, refreshFailures: 0, lastRefreshError: '', lastRefreshToken: '' };
-let clockOffsetMs = 0;
-const now = () => new Date(Date.now() + clockOffsetMs);
 
 // refresh is Neosync's refresh request: a form POST with the client's id and
 // secret in the body (client_secret_post) to the discovered token endpoint.
@@ -152,7 +148,7 @@ const authConfig = {
       if (token.refreshToken) {
         observed.lastRefreshToken = token.refreshToken;
       }
-      if (!token.expiresAt || now() > new Date(token.expiresAt * 1000)) {
+      if (!token.expiresAt || new Date() > new Date(token.expiresAt * 1000)) {
         if (!token.refreshToken) {
           throw new Error('session is expired, no refresh token available');
         }
@@ -176,7 +172,7 @@ const authConfig = {
         if (tokens.expires_at) {
           token.expiresAt = tokens.expires_at;
         } else if (tokens.expires_in) {
-          token.expiresAt = Math.floor(now().getTime() / 1000) + tokens.expires_in;
+          token.expiresAt = Math.floor(Date.now() / 1000) + tokens.expires_in;
         }
       }
       return token;
@@ -271,10 +267,6 @@ function json(v, status = 200) {
 }
 
 async function testHook(req, url) {
-  if (url.pathname === '/test/clock' && req.method === 'POST') {
-    clockOffsetMs += Number(url.searchParams.get('advance') ?? '0') * 1000;
-    return json({ offsetSeconds: clockOffsetMs / 1000 });
-  }
   if (url.pathname === '/test/state' && req.method === 'GET') {
     const { refreshes, refreshFailures, lastRefreshError } = observed;
     return json({ refreshes, refreshFailures, lastRefreshError, holdsRefreshToken: observed.lastRefreshToken !== '' });
