@@ -403,7 +403,7 @@ func newAppCallback(t *testing.T) *appCallback {
 // (no page of the provider's waited for a click).
 func (cb *appCallback) navigate(t *testing.T, c *issuertest.Chromium, d *deployment, params url.Values) url.Values {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(c.Ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(c.Ctx, 20*time.Second) // the tab exists: cancelling ends only these steps
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate(d.authorizeURL(t, params)), chromedp.WaitVisible(chromedp.CSS("#app-done"))); err != nil {
 		loc, _ := chromedp.Run(c.Ctx, chromedp.Location())

@@ -37,6 +37,7 @@ func TestRelyingParties(t *testing.T) {
 	bin := buildNsauthServer(t)
 	d := startDeployment(t, bin, "sqlite")
 	c := issuertest.NewChromium(t, 5*time.Minute)
+	c.Do(t, "starting the browser", chromedp.Navigate("about:blank"))
 
 	listen := freeLoopbackAddr(t)
 	cbBase := "http://" + listen
@@ -112,14 +113,16 @@ func stuckPath(u *url.URL, cbBase string) string {
 // did not get there.
 func driveToApp(t *testing.T, c *issuertest.Chromium, u, app string) (string, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(c.Ctx, 30*time.Second)
-	defer cancel()
+	// Every action runs in c.Ctx itself: the browser's tab belongs to the
+	// context it was first used in, and a derived one would close it when
+	// cancelled.
+	ctx := c.Ctx
 	if err := chromedp.Do(ctx, chromedp.Navigate(u)); err != nil {
 		t.Logf("navigating: %v", err)
 	}
 	clicks := 0
 	var loc string
-	for ctx.Err() == nil {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
 		loc, _ = chromedp.Run(ctx, chromedp.Location())
 		if strings.HasPrefix(loc, app) {
 			return loc, true

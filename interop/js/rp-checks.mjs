@@ -96,6 +96,14 @@ async function check(library, name, fn) {
   }
 }
 
+// expect passes when cond holds, and fails the check with detail otherwise.
+function expect(cond, detail) {
+  if (!cond) {
+    throw new Error(detail);
+  }
+  return true;
+}
+
 function decodePayload(jwt) {
   return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 }
@@ -149,7 +157,7 @@ async function oauth4webapiChecks() {
   }
   if (!tokens) return;
   const claims = o.getValidatedIdTokenClaims(tokens);
-  await check(L, "the ID token's aud is the public client", () => audList(claims.aud).join(' ') === c.client_id || `aud ${claims.aud}`);
+  await check(L, "the ID token's aud is the public client", () => expect(audList(claims.aud).join(' ') === c.client_id, `aud ${claims.aud}`));
   await check(L, 'userinfo names the same subject', async () => {
     const u = await o.processUserInfoResponse(as, c, claims.sub, await o.userInfoRequest(as, c, tokens.access_token, insecure));
     return u.sub === claims.sub;
@@ -175,14 +183,14 @@ async function oauth4webapiChecks() {
     const p = o.validateAuthResponse(as, c, f.back, f.state);
     const r = await o.processAuthorizationCodeResponse(as, c, await o.authorizationCodeGrantRequest(as, c, o.None(), p, redirectURI, f.verifier, insecure), { requireIdToken: true });
     const aud = audList(decodePayload(r.access_token).aud);
-    return aud.includes(env.RESOURCE) || `aud ${aud}`;
+    return expect(aud.includes(env.RESOURCE), `aud ${aud}`);
   });
   await check(L, 'an unknown resource is refused with invalid_target', async () => {
     const f = await authorize({ resource: 'https://not-allowed.example' });
     try {
       o.validateAuthResponse(as, c, f.back, f.state);
     } catch (err) {
-      if (err instanceof o.AuthorizationResponseError) return err.error === 'invalid_target' || `error ${err.error}`;
+      if (err instanceof o.AuthorizationResponseError) return expect(err.error === 'invalid_target', `error ${err.error}`);
       throw err;
     }
     throw new Error('the provider issued a code for an unknown resource');
@@ -192,7 +200,7 @@ async function oauth4webapiChecks() {
     try {
       await o.processRefreshTokenResponse(as, c, await o.refreshTokenGrantRequest(as, c, o.None(), refreshToken, insecure));
     } catch (err) {
-      if (err instanceof o.ResponseBodyError) return err.error === 'invalid_grant' || `error ${err.error}`;
+      if (err instanceof o.ResponseBodyError) return expect(err.error === 'invalid_grant', `error ${err.error}`);
       throw err;
     }
     throw new Error('a revoked refresh token still works');
@@ -223,16 +231,16 @@ async function openidClientChecks(publicApp) {
   });
   if (!tokens) return;
   const claims = tokens.claims();
-  await check(L, "the ID token's aud is the app", () => audList(claims.aud).join(' ') === env.CONF_CLIENT_ID || `aud ${claims.aud}`);
+  await check(L, "the ID token's aud is the app", () => expect(audList(claims.aud).join(' ') === env.CONF_CLIENT_ID, `aud ${claims.aud}`));
   await check(L, 'userinfo', async () => (await client.fetchUserInfo(config, tokens.access_token, claims.sub)).sub === claims.sub);
   await check(L, "introspection of the app's own access token", async () => {
     const r = await client.tokenIntrospection(config, tokens.access_token);
-    return (r.active === true && r.client_id === env.CONF_CLIENT_ID) || `active ${r.active}, client_id ${r.client_id}`;
+    return expect((r.active === true && r.client_id === env.CONF_CLIENT_ID), `active ${r.active}, client_id ${r.client_id}`);
   });
   if (publicApp) {
     await check(L, "introspection of another app's token says inactive", async () => {
       const r = await client.tokenIntrospection(config, publicApp.accessToken);
-      return r.active === false || 'another app read it';
+      return expect(r.active === false, 'another app read it');
     });
   }
   let refreshToken = tokens.refresh_token;
@@ -250,7 +258,7 @@ async function openidClientChecks(publicApp) {
     try {
       await client.refreshTokenGrant(config, refreshToken);
     } catch (err) {
-      return err.error === 'invalid_grant' || `error ${err.error ?? err.message}`;
+      return expect(err.error === 'invalid_grant', `error ${err.error ?? err.message}`);
     }
     throw new Error('a revoked refresh token still works');
   });
@@ -258,7 +266,7 @@ async function openidClientChecks(publicApp) {
     const state = client.randomState();
     const url = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token, post_logout_redirect_uri: `${callbackBase}/bye`, state });
     const back = await browse(url, '/bye');
-    return back.searchParams.get('state') === state || 'state lost';
+    return expect(back.searchParams.get('state') === state, 'state lost');
   });
 }
 
