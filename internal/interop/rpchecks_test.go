@@ -17,6 +17,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/oauth2"
 
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 )
 
@@ -93,6 +94,7 @@ loop:
 		}
 	}
 	zitadelRPChecks(t, ctx, c, d)
+	xoauth2Checks(t, ctx, c, d)
 }
 
 // stuckPath is the app's path the browser was sent towards: the
@@ -257,4 +259,91 @@ func noRedirectClient() *http.Client {
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// xoauth2Checks: golang.org/x/oauth2 with a public app: the device flow
+// (RFC 8628, which sends no secret), approved at nsauth's device pages,
+// and the code flow with PKCE, refreshed by its TokenSource.
+func xoauth2Checks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment) {
+	t.Helper()
+	l := newChecklist(t, "golang.org/x/oauth2 v0.38.0")
+	cb := newAppCallback(t)
+	app := d.AddApp(t, "device-app", "--public", "--redirect-uri", cb.URL,
+		"--grant-type", "authorization_code,refresh_token,device_code")
+	var disc struct {
+		AuthorizationEndpoint string `json:"authorization_endpoint"`
+		TokenEndpoint         string `json:"token_endpoint"`
+		DeviceEndpoint        string `json:"device_authorization_endpoint"`
+	}
+	getJSONOrFail(t, d.Issuer+"/.well-known/openid-configuration", &disc)
+	cfg := &oauth2.Config{
+		ClientID: app.ClientID, RedirectURL: cb.URL,
+		Scopes: []string{"openid", "profile", "offline_access"},
+		Endpoint: oauth2.Endpoint{AuthURL: disc.AuthorizationEndpoint, TokenURL: disc.TokenEndpoint,
+			DeviceAuthURL: disc.DeviceEndpoint, AuthStyle: oauth2.AuthStyleInParams},
+	}
+
+	da, err := cfg.DeviceAuth(ctx)
+	if l.Check(t, "device authorization with a public client", err == nil && da.UserCode != "", "%v", err) {
+		l.Check(t, "the user approves at the device pages", driveDevice(t, c, da.VerificationURIComplete), "the pages did not end with a message")
+		pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		tok, err := cfg.DeviceAccessToken(pctx, da)
+		cancel()
+		if l.Check(t, "the device access token", err == nil && tok.AccessToken != "", "%v", err) {
+			resp, err := apiClient(d.Issuer).CheckToken(ctx, bearer(&mgmtv1alpha1.CheckTokenRequest{}, tok.AccessToken))
+			l.Check(t, "CheckToken accepts the device flow's access token", err == nil && resp.Msg.GetClientId() == app.ClientID, "%v", err)
+		}
+	}
+
+	verifier := oauth2.GenerateVerifier()
+	state := randomHex(8)
+	u := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
+	if _, ok := driveToApp(t, c, u, cb.URL); !l.Check(t, "code flow with PKCE comes back to the app", ok, "the browser did not come back") {
+		return
+	}
+	q := cb.wait(t)
+	tok, err := cfg.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if !l.Check(t, "code exchange with PKCE and no secret", err == nil && tok.Extra("id_token") != nil, "%v", err) {
+		return
+	}
+	expired := *tok
+	expired.Expiry = time.Now().Add(-time.Minute)
+	next, err := cfg.TokenSource(ctx, &expired).Token()
+	l.Check(t, "the TokenSource refreshes an expired token", err == nil && next.AccessToken != tok.AccessToken, "%v", err)
+}
+
+// driveDevice opens a device verification URI (the code filled in) and
+// plays the user: continue, the password if asked, approve.
+func driveDevice(t *testing.T, c *issuertest.Chromium, u string) bool {
+	t.Helper()
+	if err := chromedp.Do(c.Ctx, chromedp.Navigate(u)); err != nil {
+		t.Logf("navigating: %v", err)
+		return false
+	}
+	clicks := 0
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && clicks < 6; {
+		state, _ := chromedp.Run(c.Ctx, chromedp.Evaluate[string](`document.readyState !== "complete" ? "loading" :
+			document.querySelector("#approve") ? "approve" :
+			document.querySelector("#password") ? "password" :
+			document.querySelector("#message") ? "message" :
+			document.querySelector("form button[type=submit]") ? "form" : "page"`))
+		switch state {
+		case "message":
+			return true
+		case "approve":
+			clicks++
+			_ = chromedp.Do(c.Ctx, chromedp.Click(chromedp.CSS("#approve")))
+		case "password":
+			clicks++
+			_ = chromedp.Do(c.Ctx,
+				chromedp.SendKeys(chromedp.CSS("#username"), deployAdmin),
+				chromedp.SendKeys(chromedp.CSS("#password"), deployAdminPassword),
+				chromedp.Click(chromedp.CSS("button[type=submit]")))
+		case "form":
+			clicks++
+			_ = chromedp.Do(c.Ctx, chromedp.Click(chromedp.CSS("form button[type=submit]")))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return false
 }
