@@ -98,6 +98,7 @@ func TestAppsCommandRefusesBadSettings(t *testing.T) {
 		{"display name with a control character", []string{"add", "web", "--redirect-uri", cb, "--display-name", "Web\x1b[2J"}, "--display-name"},
 		{"a secret on the command line", []string{"add", "web", "--redirect-uri", cb, "--secret", "s"}, "unknown flag"},
 		{"update cannot make an app public", []string{"update", "web", "--public"}, "unknown flag"},
+		{"update with no setting", []string{"update", "web"}, "none was given"},
 		{"update with a bad URI", []string{"update", "web", "--redirect-uri", "http://app.example.com/cb"}, "--redirect-uri"},
 		{"consent revoked without a user", []string{"consents", "revoke", "web"}, "--user"},
 	}
@@ -322,6 +323,9 @@ func TestAppsCommandKeepsTheBrokersApp(t *testing.T) {
 				t.Errorf("apps %q: exit %d, want %q:\n%s", tc.args, r.code, tc.want, r.errOut)
 			}
 		})
+	}
+	if out := mustApps(t, env, "show", "nsauth-cli").out; !strings.Contains(out, "any loopback URI") {
+		t.Errorf("show nsauth-cli does not say whose redirect URIs it has:\n%s", out)
 	}
 	mustApps(t, env, "update", "nsauth-cli", "--access-token-ttl", "5m")
 	if a, err := st.ClientByID(context.Background(), "nsauth-cli"); err != nil || a.AccessTokenTTL != 5*time.Minute {

@@ -119,6 +119,9 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Short: "Change an app's settings (each list flag given replaces its list)",
 		Args:  exactlyOneApp,
 		RunE: func(c *cobra.Command, args []string) error {
+			if !updateFlags.anyGiven(c.Flags()) {
+				return cli.UsageErrorf("%s changes the settings given as flags, and none was given (see --help)", c.CommandPath())
+			}
 			if err := updateFlags.check(c.Flags()); err != nil {
 				return err
 			}
@@ -152,7 +155,11 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 				if err != nil {
 					return err
 				}
-				return o.show(a, asJSON)
+				broker, err := isBrokerApp(ctx, st, a)
+				if err != nil {
+					return err
+				}
+				return o.show(a, broker, asJSON)
 			})
 		},
 	}
@@ -270,6 +277,15 @@ func (f *appFlags) register(fs *pflag.FlagSet, update bool) {
 	if !update {
 		fs.BoolVar(&f.asJSON, "json", false, "print the client id and secret as JSON")
 	}
+}
+
+// settingFlags are the flags that set an app's settings.
+var settingFlags = []string{"redirect-uri", "post-logout-redirect-uri", "native", "third-party", "display-name", "scope",
+	"grant-type", "audience", "access-token-ttl", "refresh-token-ttl", "backchannel-logout-uri"}
+
+// anyGiven reports whether any setting was given on the command line.
+func (f *appFlags) anyGiven(fs *pflag.FlagSet) bool {
+	return slices.ContainsFunc(settingFlags, fs.Changed)
 }
 
 // newApp checks the flags of add and returns the app they describe.
@@ -733,7 +749,7 @@ func (o *appsOptions) list(ctx context.Context, st *store.Store, asJSON bool) er
 	return tw.Flush()
 }
 
-func (o *appsOptions) show(a *store.Client, asJSON bool) error {
+func (o *appsOptions) show(a *store.Client, broker, asJSON bool) error {
 	if asJSON {
 		return o.printJSON(toAppJSON(a))
 	}
@@ -758,7 +774,11 @@ func (o *appsOptions) show(a *store.Client, asJSON bool) error {
 	fmt.Fprintf(tw, "display name:\t%s\n", orDash(visible.Escape(a.DisplayName)))
 	fmt.Fprintf(tw, "status:\t%s\n", appStatus(a))
 	fmt.Fprintf(tw, "kind:\t%s\n", appKind(a))
-	fmt.Fprintf(tw, "redirect URIs:\t%s\n", lines(a.RedirectURIs))
+	if broker {
+		fmt.Fprintf(tw, "redirect URIs:\t%s\n", "the server's: any loopback URI, and NSAUTH_ALLOWED_REDIRECT_URIS")
+	} else {
+		fmt.Fprintf(tw, "redirect URIs:\t%s\n", lines(a.RedirectURIs))
+	}
 	fmt.Fprintf(tw, "post-logout redirect URIs:\t%s\n", lines(a.PostLogoutRedirectURIs))
 	fmt.Fprintf(tw, "scopes:\t%s\n", scopes)
 	fmt.Fprintf(tw, "grant types:\t%s\n", strings.Join(appGrantTypes(a), " "))
