@@ -355,7 +355,7 @@ func TestAppAudiences(t *testing.T) {
 		}
 		_, body := h.appPost(a, "/oauth/introspect", url.Values{"token": {token}})
 		var in struct {
-			Active bool         `json:"active"`
+			Active bool          `json:"active"`
 			Aud    oidc.Audience `json:"aud"`
 		}
 		_ = json.Unmarshal(body, &in)
