@@ -100,6 +100,8 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		RefreshTokenMaxLifetime:          b.RefreshTokenMaxLifetime,
 		RefreshReuseGrace:                zeroMeansOff(b.RefreshReuseGrace),
 		KeyRotation:                      b.KeyRotation,
+		SessionIdleTimeout:               b.SessionIdleTimeout,
+		SessionLifetime:                  b.SessionLifetime,
 		LoginAttempts:                    b.LoginAttempts,
 		RequireSecondFactor:              b.RequireSecondFactor,
 		RequirePKCE:                      cfg.Auth.RequirePKCE,

@@ -51,6 +51,11 @@ func loadBuiltin(src source, a *Auth, bad badFunc) {
 	b.RefreshTokenMaxLifetime, _ = read[time.Duration](src, sRefreshMax, bad)
 	b.RefreshReuseGrace, _ = read[time.Duration](src, sRefreshGrace, bad)
 	b.KeyRotation, _ = read[time.Duration](src, sKeyRotation, bad)
+	b.SessionIdleTimeout, _ = read[time.Duration](src, sSessionIdle, bad)
+	b.SessionLifetime, _ = read[time.Duration](src, sSessionLifetime, bad)
+	if b.SessionLifetime != 0 && b.SessionLifetime < b.SessionIdleTimeout {
+		bad(sSessionLifetime, "%s is shorter than the session idle timeout (%s, %s)", b.SessionLifetime, sSessionIdle.Name(), b.SessionIdleTimeout)
+	}
 	b.AuditRetention, _ = read[time.Duration](src, sAuditRetention, bad)
 	if b.RefreshTokenTTL != 0 && b.RefreshTokenTTL <= b.AccessTokenTTL {
 		bad(sRefreshTTL, "must be longer than the access token lifetime")

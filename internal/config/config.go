@@ -184,6 +184,11 @@ type Builtin struct {
 	RefreshReuseGrace time.Duration
 	// KeyRotation is how often the signing key changes.
 	KeyRotation time.Duration
+	// SessionIdleTimeout ends a browser session not used for that long
+	// (NSAUTH_SESSION_IDLE_TIMEOUT); SessionLifetime ends it that long
+	// after its sign-in (NSAUTH_SESSION_LIFETIME).
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
 	// AdminUser names the administrator created at first start
 	// (NSAUTH_ADMIN_USER).
 	AdminUser string

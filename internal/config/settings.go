@@ -37,6 +37,8 @@ const (
 	DefaultExchangePerMinute                = 30
 	DefaultExchangePerPolicyMinute          = 120
 	DefaultAuditRetention                   = 90 * 24 * time.Hour
+	DefaultSessionIdleTimeout               = 12 * time.Hour
+	DefaultSessionLifetime                  = 7 * 24 * time.Hour
 )
 
 // Kind is the type of value a setting takes, as flag help names it.
@@ -378,6 +380,15 @@ var (
 	sKeyRotation = &Setting{Flag: "signing-key-rotation", Env: []string{"NSAUTH_SIGNING_KEY_ROTATION"}, Default: shortDuration(DefaultKeyRotation), Group: GroupBuiltin,
 		rule:  durationIn(time.Hour, 365*24*time.Hour, ""),
 		Usage: "built-in provider: how often a new signing key is introduced"}
+	sSessionIdle = &Setting{Flag: "session-idle-timeout", Env: []string{"NSAUTH_SESSION_IDLE_TIMEOUT"}, Default: shortDuration(DefaultSessionIdleTimeout), Group: GroupBuiltin,
+		rule:  durationIn(time.Minute, 30*24*time.Hour, ""),
+		Usage: "built-in provider: a browser session not used for this long ends, and the next app login asks for the password again",
+		Doc: "a browser session (the sign-in that lets every app log in without the password again) not used for this long " +
+			"ends"}
+	sSessionLifetime = &Setting{Flag: "session-lifetime", Env: []string{"NSAUTH_SESSION_LIFETIME"}, Default: shortDuration(DefaultSessionLifetime), Group: GroupBuiltin,
+		rule:  durationIn(time.Minute, 365*24*time.Hour, ""),
+		Usage: "built-in provider: the longest a browser session lasts after its sign-in, however often it is used",
+		Doc:   "the longest a browser session lasts after its sign-in, however often it is used; at least `--session-idle-timeout`"}
 	sLoginAttempts = &Setting{Flag: "login-attempts", Env: []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, Default: strconv.Itoa(DefaultLoginAttempts), Group: GroupBuiltin,
 		rule:  integerIn(1, 1000, "a number"),
 		Usage: "built-in provider: failed logins allowed per account and per client address per minute",
@@ -457,7 +468,7 @@ var settings = []*Setting{
 	sTrustedProxies, sRateLimit, sDevicePollRate,
 	sAuthEnabled, sTokenMode, sIntrospectURL, sIntrospectTTL, sClockSkew, sRedirectURIs, sScopes, sRequirePKCE,
 	sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sClientSecrets, sAlgorithms,
-	sIssuer, sInsecureHTTP, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation,
+	sIssuer, sInsecureHTTP, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sSessionIdle, sSessionLifetime,
 	sLoginAttempts, sMFA, sAuthorizeRate, sMachineRate, sMachineAddrRate, sExchangeRate, sExchangePolicy, sAdminUser, sAdminPassword,
 	sSecretKey, sSecretKeyFile, sOldSecretKey, sOldSecretKeyFile,
 	sAuditRetention, sAuditLog, sAuditRequired, sAuditRefusals,

@@ -77,6 +77,8 @@ func knownSettings(t *testing.T) []knownSetting {
 		{"NSAUTH_REFRESH_TOKEN_MAX_LIFETIME", "refresh-token-max-lifetime", "1000h", nil},
 		{"NSAUTH_REFRESH_TOKEN_REUSE_GRACE", "refresh-token-reuse-grace", "0s", nil},
 		{"NSAUTH_SIGNING_KEY_ROTATION", "signing-key-rotation", "24h", nil},
+		{"NSAUTH_SESSION_IDLE_TIMEOUT", "session-idle-timeout", "2h", nil},
+		{"NSAUTH_SESSION_LIFETIME", "session-lifetime", "48h", nil},
 		{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE", "login-attempts", "3", nil},
 		{"NSAUTH_MFA", "mfa", "required", nil},
 		{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE", "authorize-rate-limit", "0", nil},
@@ -217,6 +219,8 @@ func TestDefaultsAsKnown(t *testing.T) {
 		{"refresh token max", b.RefreshTokenMaxLifetime, 2160 * time.Hour},
 		{"reuse grace", b.RefreshReuseGrace, 30 * time.Second},
 		{"key rotation", b.KeyRotation, 720 * time.Hour},
+		{"session idle timeout", b.SessionIdleTimeout, 12 * time.Hour},
+		{"session lifetime", b.SessionLifetime, 168 * time.Hour},
 		{"login attempts", b.LoginAttempts, 5},
 		{"authorize", b.AuthorizePerMinute, 60.0},
 		{"machine", b.MachineTokensPerMinute, 60.0},
@@ -240,6 +244,7 @@ func TestDefaultsAsKnown(t *testing.T) {
 		"signing-key-rotation": "720h", "login-attempts": "5", "authorize-rate-limit": "60", "machine-token-rate-limit": "60",
 		"machine-token-address-rate-limit": "300", "token-exchange-rate-limit": "30", "token-exchange-policy-rate-limit": "120",
 		"audit-refusal-rows": "1000", "auth-clock-skew": "60s", "auth-signature-algorithm": "RS256", "mfa": "optional",
+		"session-idle-timeout": "12h", "session-lifetime": "168h",
 	} {
 		if got := fs.Lookup(flag).DefValue; got != want {
 			t.Errorf("--%s: help shows the default %q, want %q", flag, got, want)

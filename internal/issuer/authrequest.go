@@ -34,11 +34,14 @@ const (
 	// authRequestPurpose is the sealed request's additional data: a blob
 	// sealed for any other purpose, under the same key, never opens as an
 	// auth request. Change it when the encoding changes.
-	authRequestPurpose = "nsauth auth request v1"
+	authRequestPurpose = "nsauth auth request v2"
 	// authRequestKeyName is the instance value holding the sealing key.
 	authRequestKeyName = "auth_request_key"
 	// authRequestIDBytes is the size of the random ID sealed in a request.
 	authRequestIDBytes = 16
+	// maxSealedMaxAge bounds a sealed max_age, so its seconds convert to a
+	// time.Duration without overflow.
+	maxSealedMaxAge = 100 * 365 * 24 * time.Hour
 )
 
 // Why a request does not seal, or a sealed one does not open.
@@ -134,7 +137,8 @@ func (s *requestSealer) open(blob string) (*store.AuthRequest, error) {
 
 // encodeAuthRequest is the sealed plaintext: the expiry (Unix
 // milliseconds, uvarint), the raw ID, then each string field and list as
-// uvarint-length-prefixed bytes, in a fixed order.
+// uvarint-length-prefixed bytes, in a fixed order, and last max_age: 0 when
+// absent, else 1 + its seconds (uvarint).
 func encodeAuthRequest(id []byte, r *store.AuthRequest) []byte {
 	b := make([]byte, 0, 128+len(r.ClientID)+len(r.RedirectURI)+len(r.State)+len(r.Nonce)+len(r.CodeChallenge)+len(r.LoginHint))
 	b = binary.AppendUvarint(b, uint64(r.ExpiresAt.UnixMilli()))
@@ -143,13 +147,17 @@ func encodeAuthRequest(id []byte, r *store.AuthRequest) []byte {
 		r.CodeChallenge, r.CodeChallengeMethod, r.LoginHint} {
 		b = appendString(b, f)
 	}
-	for _, list := range [][]string{r.Scopes, r.Prompt} {
+	for _, list := range [][]string{r.Scopes, r.Prompt, r.Resources} {
 		b = binary.AppendUvarint(b, uint64(len(list)))
 		for _, v := range list {
 			b = appendString(b, v)
 		}
 	}
-	return b
+	var maxAge uint64
+	if r.HasMaxAge {
+		maxAge = 1 + uint64(max(0, r.MaxAge/time.Second))
+	}
+	return binary.AppendUvarint(b, maxAge)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -166,7 +174,7 @@ func decodeAuthRequest(b []byte) (*store.AuthRequest, error) {
 		&r.CodeChallenge, &r.CodeChallengeMethod, &r.LoginHint} {
 		*f = d.string()
 	}
-	for _, list := range []*[]string{&r.Scopes, &r.Prompt} {
+	for _, list := range []*[]string{&r.Scopes, &r.Prompt, &r.Resources} {
 		n := d.uvarint()
 		if n > uint64(len(d.b)) {
 			return nil, errRequestMalformed
@@ -174,6 +182,12 @@ func decodeAuthRequest(b []byte) (*store.AuthRequest, error) {
 		for range n {
 			*list = append(*list, d.string())
 		}
+	}
+	if maxAge := d.uvarint(); maxAge > 0 {
+		if maxAge > uint64(maxSealedMaxAge/time.Second)+1 {
+			return nil, errRequestMalformed
+		}
+		r.HasMaxAge, r.MaxAge = true, time.Duration(maxAge-1)*time.Second
 	}
 	if d.bad || len(d.b) != 0 {
 		return nil, errRequestMalformed

@@ -76,7 +76,7 @@ func TestDiscoveryAdvertisesWhatIsSupported(t *testing.T) {
 		{"grant types", d.GrantTypes, []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", "client_credentials",
 			"urn:ietf:params:oauth:grant-type:token-exchange"}},
 		{"PKCE methods", d.PKCE, []string{"S256"}},
-		{"token auth methods", d.AuthMethods, []string{"client_secret_basic", "client_secret_post"}},
+		{"token auth methods", d.AuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
 		{"signing algorithms", d.Algs, []string{"RS256"}},
 		{"scopes", d.Scopes, []string{"openid", "profile", "email", "offline_access"}},
 	} {

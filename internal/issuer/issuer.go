@@ -69,6 +69,7 @@ import (
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/authflow"
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/endsession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
@@ -149,6 +150,11 @@ type Config struct {
 	// KeyRotation is how often a new signing key is introduced. Default 30
 	// days.
 	KeyRotation time.Duration
+	// SessionIdleTimeout ends a browser session unused for that long;
+	// default 12 h. SessionLifetime ends it that long after its sign-in;
+	// default 7 days (package browsersession).
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
 	// AllowedRedirectURIs are accepted besides loopback redirect URIs,
 	// compared exactly.
 	AllowedRedirectURIs []string
@@ -280,6 +286,8 @@ type Issuer struct {
 	events *events.Recorder
 	// flow serves the login's pages (package authflow).
 	flow *authflow.Flow
+	// sessions keeps the browser sessions (package browsersession).
+	sessions *browsersession.Manager
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -417,9 +425,12 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.device = devicepages.New(devicepages.Config{Store: cfg.Store, Sealer: deviceSealer{iss.sealer}, Guard: iss.guard, Events: iss.events,
 		Pages: iss.pages, CSRF: iss.csrf, Clients: cfg.Clients, Refusals: iss.refusals, Now: cfg.Now, Log: cfg.Logger, LoginPath: loginPath,
 		NormalizeUserCode: normalizeUserCode, MaxTyped: 4 * userCodeLen})
+	iss.sessions = browsersession.New(browsersession.Config{Store: cfg.Store, Devices: iss.guard, Secure: iss.secure,
+		IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime, Now: cfg.Now})
 	iss.flow = authflow.New(authflow.Config{Store: cfg.Store, Requests: iss.sealer, Codes: iss.storage, Device: iss.device,
 		Events: iss.events, Pages: iss.pages, CSRF: iss.csrf, Guard: iss.guard, Refusals: iss.refusals, Passkeys: iss.passkeys,
-		Clients: cfg.Clients, Origin: iss.origin, Secure: iss.secure, RequireSecondFactor: cfg.RequireSecondFactor,
+		Clients: cfg.Clients, Sessions: iss.sessions, Issuer: cfg.Issuer, BrokerClientID: cfg.ClientID,
+		Origin: iss.origin, Secure: iss.secure, RequireSecondFactor: cfg.RequireSecondFactor,
 		CodeTTL: CodeTTL, Now: cfg.Now, Log: cfg.Logger})
 	h, err := iss.newHandler()
 	if err != nil {
@@ -539,7 +550,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	oidcHandler := op.RegisterLegacyServer(srv, http.NotFound, op.WithServerCORSOptions(nil))
 
 	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
-	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(oidcHandler))
+	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(authorizationResponses(i.cfg.Issuer, i.cfg.Issuer+loginPath, oidcHandler)))
 	for _, fr := range i.flow.Routes() {
 		switch {
 		case fr.Form == nil && fr.Limited:

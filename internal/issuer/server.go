@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -48,9 +50,11 @@ const (
 	maxClientIDLen  = storage.MaxClientIDLen
 )
 
-// VerifyAuthRequest finds the client and, when the redirect URI is one the
-// AuthService itself would accept (a loopback URI on any port, or an
-// allowed one), lets the client use it for this request.
+// VerifyAuthRequest finds the client and checks the redirect URI by our
+// rule (storage.Client.AllowRedirect: the broker's client, any loopback
+// URI or a server-wide allowed one; any other app, its own), which the
+// library's check then never widens. A redirect URI the rule refuses is
+// answered here, never redirected to.
 func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
 	if len(r.Data.ClientID) > maxClientIDLen || len(r.Data.RedirectURI) > maxRedirectLen || len(r.Data.IDTokenHint) > maxIDTokenHint {
 		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("the request is too large")
@@ -59,10 +63,8 @@ func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 	if err != nil {
 		return nil, err
 	}
-	if c, ok := cr.Client.(*storage.Client); ok && r.Data.RedirectURI != "" {
-		if redirect.ValidateURI(r.Data.RedirectURI, s.allowedRedirects) == nil {
-			c.AllowRedirect(r.Data.RedirectURI)
-		}
+	if c, ok := cr.Client.(*storage.Client); ok && r.Data.RedirectURI != "" && !c.AllowRedirect(r.Data.RedirectURI) {
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("the redirect_uri is not registered for this client")
 	}
 	return cr, nil
 }
@@ -70,9 +72,9 @@ func (s *server) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 // Authorize refuses what we do not support before the request is stored:
 // anything but the code flow with query responses, PKCE methods other than
 // S256, no PKCE from a public client (or from any client when
-// Config.RequirePKCE is set), prompt=none (there are no browser sessions
-// to answer it from) and oversized values. Its errors reach the client's
-// redirect URI.
+// Config.RequirePKCE is set) and oversized values. Its errors reach the
+// client's redirect URI. prompt=none is the login page's to answer, from
+// the browser session (package authflow).
 func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
 	d := r.Data
 	switch {
@@ -86,8 +88,6 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required for public clients")
 	case d.CodeChallenge == "" && s.requirePKCE:
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required: send a code_challenge with code_challenge_method=S256")
-	case slices.Contains(d.Prompt, oidc.PromptNone):
-		return nil, oidc.ErrLoginRequired().WithDescription("there is no session; the user must log in")
 	case len(d.State) > maxStateLen, len(d.Nonce) > maxNonceLen, len(d.LoginHint) > maxLoginHintLen,
 		len(d.CodeChallenge) > maxChallengeLen, len(d.Scopes) > maxScopes:
 		return nil, oidc.ErrInvalidRequest().WithDescription("a request parameter is too long")
@@ -102,8 +102,75 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	if !slices.Contains(d.Scopes, oidc.ScopeOpenID) {
 		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
 	}
-	return s.LegacyServer.Authorize(ctx, r)
+	if !op.ValidateGrantType(r.Client, oidc.GrantTypeCode) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("the client may not use the authorization code flow")
+	}
+	if c, ok := r.Client.(*storage.Client); ok {
+		d.Scopes = slices.DeleteFunc(d.Scopes, func(sc string) bool { return !c.PermitsScope(sc) })
+	}
+	resources, err := s.storage.Resources(r.Client, requestedResources(r.Form))
+	if err != nil {
+		return nil, err
+	}
+	// The library's Authorize, with the resources: the hint is checked
+	// (an invalid one is login_required), and the request sealed.
+	if _, err := op.ValidateAuthReqIDTokenHint(ctx, d.IDTokenHint, s.Provider().IDTokenHintVerifier(ctx)); err != nil {
+		return nil, err
+	}
+	if d.RequestParam != "" {
+		return nil, oidc.ErrRequestNotSupported()
+	}
+	req, err := s.storage.CreatePendingAuthRequest(ctx, d, resources)
+	if err != nil {
+		return nil, oidc.DefaultToServerError(err, "unable to save auth request")
+	}
+	return op.NewRedirect(r.Client.LoginURL(req.GetID())), nil
 }
+
+// requestedResources are the resources an authorize request names: each
+// `resource` (RFC 8707), and each space-separated value of each
+// `audience`.
+func requestedResources(form url.Values) []string {
+	out := slices.Clone(form["resource"])
+	for _, a := range form["audience"] {
+		out = append(out, strings.Fields(a)...)
+	}
+	return out
+}
+
+// authorizationResponses adds the issuer's identifier (RFC 9207 `iss`) to
+// every authorization response h sends to a client's redirect URI: the
+// library's error redirects, and ours. A redirect to the login page
+// (loginURL) is not a response, and is left alone.
+func authorizationResponses(issuer, loginURL string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&issWriter{ResponseWriter: w, issuer: issuer, loginURL: loginURL}, r)
+	})
+}
+
+// issWriter rewrites the Location of a redirect as it is written.
+type issWriter struct {
+	http.ResponseWriter
+	issuer, loginURL string
+	wrote            bool
+}
+
+func (w *issWriter) WriteHeader(code int) {
+	if !w.wrote && code >= 300 && code < 400 {
+		if loc := w.Header().Get("Location"); loc != "" && !strings.HasPrefix(loc, w.loginURL+"?") {
+			w.Header().Set("Location", redirect.AddIssuer(loc, w.issuer))
+		}
+	}
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *issWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *issWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // VerifyClient authenticates the client. A failed authentication answers
 // 401, as RFC 6749 §5.2 requires (the library would answer 400). A client
@@ -165,7 +232,7 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 		d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 		d.ResponseModesSupported = []string{string(oidc.ResponseModeQuery)}
 		d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode, oidc.GrantTypeClientCredentials, oidc.GrantTypeTokenExchange}
-		d.TokenEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
+		d.TokenEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
 		d.TokenEndpointAuthSigningAlgValuesSupported = nil
 		d.IntrospectionEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
 		d.IntrospectionEndpointAuthSigningAlgValuesSupported = nil
@@ -176,6 +243,17 @@ func (s *server) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.Re
 		d.EndSessionEndpoint = s.endSessionURL
 		d.RequestParameterSupported = false
 		d.RequestURIParameterSupported = false
+		d.BackChannelLogoutSupported = true
+		d.BackChannelLogoutSessionSupported = true
+		resp.Data = discovery{DiscoveryConfiguration: d, AuthorizationResponseISSParameterSupported: true}
 	}
 	return resp, nil
+}
+
+// discovery is the library's discovery document with what it lacks.
+type discovery struct {
+	*oidc.DiscoveryConfiguration
+	// AuthorizationResponseISSParameterSupported: every authorization
+	// response carries `iss` (RFC 9207 §3).
+	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }

@@ -235,8 +235,13 @@ func (g *Guard) deviceMAC(account, device string, expiry int64) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// deviceOf returns the device id of a valid, unexpired device cookie for
-// account, if the request carries one.
+// DeviceOf returns the device id of a valid, unexpired device cookie for
+// account, if the request carries one. Browser sessions are bound to it
+// (package browsersession).
+func (g *Guard) DeviceOf(r *http.Request, account string) (string, bool) {
+	return g.deviceOf(r, account)
+}
+
 func (g *Guard) deviceOf(r *http.Request, account string) (string, bool) {
 	c, err := r.Cookie(g.cookieName(account))
 	if err != nil || len(c.Value) > 128 {
@@ -259,8 +264,8 @@ func (g *Guard) deviceOf(r *http.Request, account string) (string, bool) {
 
 // SetDeviceCookie gives the browser a device cookie for account, keeping
 // its device id when it had one, and the known-browser cookie that goes
-// with it.
-func (g *Guard) SetDeviceCookie(w http.ResponseWriter, a Attempt) {
+// with it. It returns the device id.
+func (g *Guard) SetDeviceCookie(w http.ResponseWriter, a Attempt) string {
 	device := a.Device
 	if device == "" {
 		device = store.RandomToken(deviceIDBytes)
@@ -269,8 +274,14 @@ func (g *Guard) SetDeviceCookie(w http.ResponseWriter, a Attempt) {
 	g.setCookie(w, g.cookieName(a.Account), "v1."+device+"."+strconv.FormatInt(expiry, 10)+"."+g.deviceMAC(a.Account, device, expiry))
 	tag := g.accountTag(a.Account)
 	g.setCookie(w, g.hostCookie(knownBrowserCookie), "v1."+tag+"."+strconv.FormatInt(expiry, 10)+"."+g.knownBrowserMAC(tag, expiry))
+	return device
 }
 
+// setCookie sets a device or known-browser cookie. They are SameSite=Lax,
+// not Strict: a browser session is bound to the device cookie, and its
+// login page is reached by a top-level navigation from an app's site,
+// which carries Lax cookies only. They authorise nothing alone, so a
+// cross-site navigation carrying them forges nothing.
 func (g *Guard) setCookie(w http.ResponseWriter, name, value string) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
@@ -279,7 +290,7 @@ func (g *Guard) setCookie(w http.ResponseWriter, name, value string) {
 		MaxAge:   int(DeviceCookieTTL / time.Second),
 		HttpOnly: true,
 		Secure:   g.secure,
-		SameSite: http.SameSiteStrictMode,
+		SameSite: http.SameSiteLaxMode,
 	})
 }
 

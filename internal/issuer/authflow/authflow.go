@@ -11,6 +11,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/mfa"
 	"github.com/nsauth/nsauth/internal/issuer/passkey"
@@ -68,6 +69,18 @@ type Store interface {
 	TakeEnrolLink(ctx context.Context, token, userID string) error
 	InsertCompletedAuthRequest(ctx context.Context, r *store.AuthRequest, userID string, amr []string, minRemaining time.Duration) error
 	AuthRequestByID(ctx context.Context, id string) (*store.AuthRequest, error)
+	SessionStore
+}
+
+// SessionStore is what single sign-on needs besides the login's storage:
+// the apps, the grants issued in a browser session, consents, and the
+// auth_time of a login completed from a session.
+type SessionStore interface {
+	ClientByID(ctx context.Context, id string) (*store.Client, error)
+	AddSessionGrant(ctx context.Context, g store.SessionGrant) error
+	ConsentedScopes(ctx context.Context, userID, clientID string) ([]string, error)
+	GrantConsent(ctx context.Context, userID, clientID string, scopes []string) error
+	SetCompletedAuthTime(ctx context.Context, id string, authTime time.Time) error
 }
 
 // Config is what a login flow needs. Every field is required unless its
@@ -93,6 +106,16 @@ type Config struct {
 	Passkeys *webauthn.WebAuthn
 	// Clients resolves a request's client address.
 	Clients *clientaddr.Resolver
+	// Sessions keeps the browser sessions; nil means none: every login
+	// asks for the password and none starts a session.
+	Sessions *browsersession.Manager
+	// Issuer is the issuer URL, which authorization responses carry
+	// (RFC 9207 iss).
+	Issuer string
+	// BrokerClientID is the broker's app (nsauth-cli): within a browser
+	// session its logins show one "Continue as" page, since a terminal
+	// login must stay a deliberate act.
+	BrokerClientID string
 	// Origin is the issuer's scheme://host; Secure says it is https.
 	Origin string
 	Secure bool
@@ -115,6 +138,7 @@ type Flow struct {
 	enrol        *enrolStep
 	passkey      *passkeyStep
 	offer        *passkeyOffer
+	sso          *ssoStep
 }
 
 // New returns the login flow of cfg.
@@ -127,11 +151,11 @@ func New(cfg Config) *Flow {
 	}
 	d := &deps{cfg: cfg, st: cfg.Store, sealer: cfg.Requests, codes: cfg.Codes, device: cfg.Device, events: cfg.Events,
 		pages: cfg.Pages, csrf: cfg.CSRF, guard: cfg.Guard, refusals: cfg.Refusals, passkeys: cfg.Passkeys,
-		origin: cfg.Origin, secure: cfg.Secure, log: cfg.Log}
+		origin: cfg.Origin, secure: cfg.Secure, log: cfg.Log, sessions: cfg.Sessions}
 	forms, check := &stepForms{d}, passwordCheck{d}
 	f := &Flow{deps: d, password: &passwordStep{d, check}, enrolLink: &enrolLinkStep{d, check}, secondFactor: &secondFactorStep{d, forms},
-		enrol: &enrolStep{d, forms}, passkey: &passkeyStep{d}, offer: &passkeyOffer{d, forms}}
-	d.next = f.next
+		enrol: &enrolStep{d, forms}, passkey: &passkeyStep{d}, offer: &passkeyOffer{d, forms}, sso: &ssoStep{d}}
+	d.next, d.finish = f.next, f.finishLogin
 	return f
 }
 
@@ -152,7 +176,9 @@ type Route struct {
 func (f *Flow) Routes() []Route {
 	signIn := func(limit int64) *web.Form { return &web.Form{Limit: limit, Title: "Sign in"} }
 	return []Route{
-		{Pattern: "GET " + loginPath, Handler: http.HandlerFunc(f.password.showLogin)},
+		{Pattern: "GET " + loginPath, Handler: http.HandlerFunc(f.showLogin)},
+		{Pattern: "POST " + continuePath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(f.sso.submitContinue)},
+		{Pattern: "POST " + consentPath, Form: &web.Form{Limit: maxLoginFormBytes, Title: titleConsent}, Handler: http.HandlerFunc(f.sso.submitConsent)},
 		{Pattern: "POST " + loginPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(f.password.submitLogin)},
 		{Pattern: "POST " + mfaPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(f.secondFactor.submitSecondFactor)},
 		{Pattern: "POST " + mfaEnrollPath, Form: signIn(maxLoginFormBytes), Handler: http.HandlerFunc(f.enrol.submitEnrollment)},

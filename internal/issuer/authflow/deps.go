@@ -7,6 +7,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 )
@@ -30,9 +31,11 @@ type deps struct {
 	guard    *attempts.Guard
 	refusals *attempts.RefusalLog
 	passkeys *webauthn.WebAuthn
+	sessions *browsersession.Manager
 	origin   string
 	secure   bool
 	log      *slog.Logger
+	finish   dispatch // ends a login whose factors are proven: consent, then the code (Flow.finishLogin)
 	next     dispatch
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/mfa"
 	"github.com/nsauth/nsauth/internal/issuer/web"
+	"github.com/nsauth/nsauth/internal/redirect"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -38,6 +39,15 @@ type loginFlow struct {
 	// the password buys no extra guesses at the second factor. Nil once
 	// given back, or when the step's request counted nothing.
 	att *attempts.Attempt
+	// device is the browser's device id for the user, once its device
+	// cookie is set (loginComplete); the session is bound to it.
+	device string
+	// session is the browser session the login belongs to: started by
+	// this login (startSession) or reused (ssoStep); nil when there is
+	// none. authTime is when the user proved amr: zero for now, the
+	// session's for a login completed from one.
+	session  *store.Session
+	authTime time.Time
 }
 
 func (fl *loginFlow) viaLink() bool { return slices.Contains(fl.steps, store.StepEnrolLink) }
@@ -106,10 +116,12 @@ func (i *Flow) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 		i.message(w, http.StatusForbidden, "Second factor needed", fmt.Sprintf(msgNeedsEnrolLink, fl.user.Username))
 	case i.offer.offersPasskey(r, fl, f):
 		i.loginComplete(w, ctx, fl)
+		i.startSession(w, r, fl)
 		i.offer.offerPasskey(w, r, fl)
 	default:
 		i.loginComplete(w, ctx, fl)
-		i.completeLogin(w, r, fl.ar, fl.user, fl.amr, fl.csrf)
+		i.startSession(w, r, fl)
+		i.finishLogin(w, r, fl)
 	}
 }
 
@@ -121,7 +133,7 @@ func (i *deps) loginComplete(w http.ResponseWriter, ctx context.Context, fl *log
 	}
 	i.events.Note(ctx, audit.Event{Type: events.LoginCompleted, Subject: fl.user.ID, Username: fl.user.Username, ClientID: fl.clientID()})
 	i.guard.Succeeded(ctx, *fl.att)
-	i.guard.SetDeviceCookie(w, *fl.att)
+	fl.device = i.guard.SetDeviceCookie(w, *fl.att)
 	fl.att = nil
 }
 
@@ -243,19 +255,21 @@ func (i *deps) openUnfinished(ctx context.Context, id string) (*store.AuthReques
 	return ar, nil
 }
 
-// completeLogin ends a login whose user proved every factor needed (amr):
-// a device login goes on to the approval page; a browser login completes
-// its auth request (once: a second completion finds it taken) and is
-// redirected to the client with a code. The caller has given the
-// attempt's places back (loginSucceeded).
-func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, user *store.User, amr []string, csrf string) {
+// completeLogin ends a login whose user proved every factor needed
+// (fl.amr, at fl.authTime): a device login goes on to the approval page; a
+// browser login completes its auth request (once: a second completion
+// finds it taken), records it as a grant of the browser session, and is
+// redirected to the client with a code and the issuer (RFC 9207). The
+// caller has given the attempt's places back (loginComplete).
+func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 	ctx := r.Context()
+	ar, user := fl.ar, fl.user
 	if devicepages.IsDeviceLogin(ar) {
-		i.device.ShowApproval(w, ctx, ar, user, amr, csrf)
+		i.device.ShowApproval(w, ctx, ar, user, fl.amr, fl.csrf)
 		return
 	}
 
-	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, amr, i.cfg.CodeTTL+time.Minute); err != nil {
+	if err := i.st.InsertCompletedAuthRequest(ctx, ar, user.ID, fl.amr, i.cfg.CodeTTL+time.Minute); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 			i.message(w, http.StatusBadRequest, "Sign in", msgExpired)
 			return
@@ -263,6 +277,26 @@ func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.A
 		i.log.ErrorContext(ctx, "completing an auth request failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
+	}
+	// A login completed from a session keeps the session's auth_time:
+	// nobody proved anything just now.
+	if !fl.authTime.IsZero() {
+		if err := i.st.SetCompletedAuthTime(ctx, ar.ID, fl.authTime); err != nil {
+			i.log.ErrorContext(ctx, "setting a login's auth_time failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
+	}
+	// Before the code exists: a grant the session does not know of would
+	// survive the session's end.
+	if fl.session != nil {
+		g := store.SessionGrant{SessionID: fl.session.ID, GrantID: ar.ID, ClientID: ar.ClientID,
+			Offline: slices.Contains(ar.Scopes, oidc.ScopeOfflineAccess)}
+		if err := i.st.AddSessionGrant(ctx, g); err != nil {
+			i.log.ErrorContext(ctx, "recording a session's grant failed", "error", err)
+			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
+			return
+		}
 	}
 	code := store.RandomToken(32)
 	if err := i.codes.SaveAuthCode(ctx, ar.ID, code); err != nil {
@@ -283,7 +317,7 @@ func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, ar *store.A
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID)
+	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID, "session", fl.session != nil && !fl.authTime.IsZero())
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	http.Redirect(w, r, redirect.AddIssuer(target, i.cfg.Issuer), http.StatusSeeOther)
 }

@@ -176,6 +176,10 @@ var scopeDescriptions = map[string]string{
 	oidc.ScopeOfflineAccess: "stay signed in (refresh tokens)",
 }
 
+// ScopeDescription says in words what a standard scope gives a client;
+// "" for another scope. The consent page says the same (package authflow).
+func ScopeDescription(scope string) string { return scopeDescriptions[scope] }
+
 // ShowEntry renders the code-entry form. It reads nothing from the
 // store, so it costs no more than the login page.
 func (p *Pages) ShowEntry(w http.ResponseWriter, r *http.Request) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/stringset"
 )
 
 // Bounds on what the library hands the storage: far above what honest
@@ -71,7 +72,8 @@ type Config struct {
 	DevicePollInterval time.Duration
 	// RequirePKCE refuses codes issued without a challenge.
 	RequirePKCE bool
-	// AllowedRedirectURIs are added to every client's; AllowedScopes are
+	// AllowedRedirectURIs are added to the broker's client's (ClientID);
+	// AllowedScopes are
 	// the scopes beyond the standard ones clients may ask for (a set).
 	AllowedRedirectURIs []string
 	AllowedScopes       map[string]bool
@@ -108,7 +110,9 @@ type core struct {
 	events        *events.Recorder
 	log           *slog.Logger
 	allowedScopes map[string]bool
-	all           *Storage
+	// serverRedirects is cfg.AllowedRedirectURIs as a set.
+	serverRedirects map[string]bool
+	all             *Storage
 }
 
 // The roles: each serves one part of op.Storage.
@@ -127,7 +131,7 @@ func New(cfg Config) *Storage {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &core{cfg: cfg, store: cfg.Store, sealer: cfg.Sealer, keys: cfg.Keys, events: cfg.Events, log: cfg.Log,
-		allowedScopes: cfg.AllowedScopes}
+		allowedScopes: cfg.AllowedScopes, serverRedirects: stringset.Of(cfg.AllowedRedirectURIs)}
 	s := &Storage{requests: &requests{c}, tokens: &tokens{c}, clients: &clients{c}, userinfo: &userinfo{c},
 		keySet: &keySet{c}, devices: &devices{c}, core: c}
 	c.all = s

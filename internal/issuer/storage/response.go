@@ -70,6 +70,12 @@ func (s *tokens) RefreshExchange(ctx context.Context, r *op.ClientRequest[oidc.R
 	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
 		return nil, err
 	}
+	if requested := r.Form["resource"]; len(requested) > 0 {
+		if rr.resources, err = s.narrowResources(rr.Resources, requested); err != nil {
+			return nil, err
+		}
+		rr.narrowed = true
+	}
 	resp, err := s.TokenResponse(ctx, rr, r.Client, "", r.Data.RefreshToken)
 	if err != nil {
 		return nil, err
@@ -89,6 +95,8 @@ func (s *tokens) RefreshExchange(ctx context.Context, r *op.ClientRequest[oidc.R
 // request or a refresh-token request.
 type tokenRequest interface {
 	op.IDTokenRequest
+	// GetResources are the access token's audiences besides the server's.
+	GetResources() []string
 	grant() store.Grant
 	issued() *issuance
 }
@@ -98,6 +106,10 @@ type tokenRequest interface {
 // token) for req.
 func (s *tokens) TokenResponse(ctx context.Context, req tokenRequest, c op.Client, code, currentRefresh string) (*oidc.AccessTokenResponse, error) {
 	scopes := req.GetScopes()
+	if app, ok := c.(*Client); ok {
+		x := req.issued()
+		x.accessTTL, x.refreshTTL = app.lifetimes()
+	}
 	var (
 		jti, refresh string
 		exp          time.Time

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -56,18 +55,26 @@ func (a *authRequest) GetResponseMode() oidc.ResponseMode { return oidc.Response
 func (a *authRequest) GetScopes() []string                { return a.Scopes }
 func (a *authRequest) GetState() string                   { return a.State }
 func (a *authRequest) GetSubject() string                 { return a.UserID }
+func (a *authRequest) GetResources() []string             { return a.Resources }
 func (a *authRequest) Done() bool                         { return a.AuthRequest.Done() }
 
 func (a *authRequest) grant() store.Grant {
 	return store.Grant{ID: a.ID, UserID: a.UserID, ClientID: a.ClientID, Scopes: a.Scopes,
-		Audience: a.GetAudience(), AuthTime: a.AuthTime, AMR: a.AMR}
+		Audience: a.GetAudience(), Resources: a.Resources, AuthTime: a.AuthTime, AMR: a.AMR}
 }
+
+// maxAgeSeconds bounds a request's max_age (a century), so that it fits
+// a time.Duration.
+const maxAgeSeconds = 100 * 365 * 24 * 3600
 
 // refreshRequest is a valid, unused refresh token as the library sees it.
 type refreshRequest struct {
 	store.RefreshToken
 	issuance
 	scopes []string // narrowed by the refresh request, if it asked
+	// resources are narrowed by the refresh request when narrowed is set.
+	resources []string
+	narrowed  bool
 }
 
 var _ op.RefreshTokenRequest = (*refreshRequest)(nil)
@@ -82,7 +89,13 @@ func (r *refreshRequest) GetScopes() []string {
 	}
 	return r.Scopes
 }
-func (r *refreshRequest) GetSubject() string               { return r.UserID }
+func (r *refreshRequest) GetSubject() string { return r.UserID }
+func (r *refreshRequest) GetResources() []string {
+	if r.narrowed {
+		return r.resources
+	}
+	return r.Resources
+}
 func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
 
 // grant keeps the family's original scopes: narrowing applies to the
@@ -90,8 +103,16 @@ func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
 func (r *refreshRequest) grant() store.Grant { return r.Grant }
 
 // CreateAuthRequest seals a validated authorize request; nothing is
-// stored until a user logs in for it.
-func (s *requests) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+// stored until a user logs in for it. The issuer's authorize endpoint
+// calls CreatePendingAuthRequest instead, with the resources it checked.
+func (s *requests) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+	return s.CreatePendingAuthRequest(ctx, req, nil)
+}
+
+// CreatePendingAuthRequest seals a validated authorize request with the
+// resources its access tokens are for (checked by [Storage.Resources]) and
+// its max_age.
+func (s *requests) CreatePendingAuthRequest(_ context.Context, req *oidc.AuthRequest, resources []string) (op.AuthRequest, error) {
 	ar := store.AuthRequest{
 		ClientID:            req.ClientID,
 		RedirectURI:         req.RedirectURI,
@@ -104,6 +125,10 @@ func (s *requests) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _
 		CodeChallengeMethod: string(req.CodeChallengeMethod),
 		Prompt:              req.Prompt,
 		LoginHint:           req.LoginHint,
+		Resources:           resources,
+	}
+	if req.MaxAge != nil {
+		ar.HasMaxAge, ar.MaxAge = true, time.Duration(min(uint64(*req.MaxAge), maxAgeSeconds))*time.Second
 	}
 	sealed, err := s.sealer.Seal(&ar)
 	if errors.Is(err, ErrRequestTooLarge) {
@@ -204,8 +229,12 @@ func (s *tokens) accessToken(ctx context.Context, tr tokenRequest) (*store.Acces
 	if err := s.checkUser(ctx, tr); err != nil {
 		return nil, err
 	}
+	ttl := tr.issued().accessTTL
+	if ttl <= 0 {
+		ttl = s.cfg.AccessTokenTTL
+	}
 	return &store.AccessToken{ID: store.NewID(), GrantID: g.ID, UserID: g.UserID, ClientID: g.ClientID,
-		Scopes: tr.GetScopes(), AMR: g.AMR, ExpiresAt: s.cfg.Now().Add(s.cfg.AccessTokenTTL)}, nil
+		Scopes: tr.GetScopes(), AMR: g.AMR, Resources: tr.GetResources(), ExpiresAt: s.cfg.Now().Add(ttl)}, nil
 }
 
 // CreateAccessAndRefreshTokens records an access token and issues a refresh
@@ -228,7 +257,11 @@ func (s *tokens) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenR
 	if !now.Before(end) {
 		return "", "", time.Time{}, errSessionMaxLifetime()
 	}
-	exp := now.Add(s.cfg.RefreshTokenTTL)
+	ttl := tr.issued().refreshTTL
+	if ttl <= 0 {
+		ttl = s.cfg.RefreshTokenTTL
+	}
+	exp := now.Add(ttl)
 	if end.Before(exp) {
 		exp = end
 	}
@@ -457,8 +490,9 @@ func (s *keySet) KeySet(ctx context.Context) ([]op.Key, error) {
 	return keys, nil
 }
 
-// GetClientByClientID loads a client. A fresh value is returned on every
-// call: the server attaches per-request state to it.
+// GetClientByClientID loads an app. A fresh value is returned on every
+// call: the server attaches per-request state to it. A disabled app is
+// an unknown client.
 func (s *clients) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	if len(id) > MaxClientIDLen {
 		return nil, errNoSuchClient()
@@ -470,12 +504,25 @@ func (s *clients) GetClientByClientID(ctx context.Context, id string) (op.Client
 	if err != nil {
 		return nil, oidc.ErrServerError().WithDescription("internal error").WithParent(err)
 	}
+	if c.Disabled() {
+		return nil, errNoSuchClient()
+	}
+	access, refresh := s.cfg.AccessTokenTTL, s.cfg.RefreshTokenTTL
+	if c.AccessTokenTTL > 0 {
+		access = c.AccessTokenTTL
+	}
+	if c.RefreshTokenTTL > 0 {
+		refresh = c.RefreshTokenTTL
+	}
 	return &Client{
-		stored:          c,
-		redirectURIs:    append(slices.Clone(c.RedirectURIs), s.cfg.AllowedRedirectURIs...),
-		idTokenLifetime: s.cfg.AccessTokenTTL,
-		allowedScopes:   s.allowedScopes,
-		loginURL:        s.cfg.LoginURL,
+		stored:             c,
+		broker:             c.ID == s.cfg.ClientID,
+		serverRedirects:    s.serverRedirects,
+		serverRedirectList: s.cfg.AllowedRedirectURIs,
+		accessTTL:          access,
+		refreshTTL:         refresh,
+		allowedScopes:      s.allowedScopes,
+		loginURL:           s.cfg.LoginURL,
 	}, nil
 }
 
@@ -612,7 +659,7 @@ func (s *userinfo) describeActive(resp *oidc.IntrospectionResponse, at *store.Ac
 	resp.Expiration = oidc.FromTime(at.ExpiresAt)
 	resp.IssuedAt = oidc.FromTime(at.CreatedAt)
 	resp.Subject = subject
-	resp.Audience = oidc.Audience{s.cfg.Audience}
+	resp.Audience = oidc.Audience(s.tokenAudience(at.Resources))
 	resp.Issuer = s.cfg.Issuer
 	resp.JWTID = at.ID
 	resp.AuthenticationMethodsReferences = at.AMR
@@ -646,10 +693,14 @@ func (s *Storage) Health(ctx context.Context) error {
 // issuance is what issuing tokens for a request learned that its audit
 // event records, without reading anything again: the username (checkUser
 // reads the user anyway) and whether a refresh was the retry of one whose
-// answer was lost.
+// answer was lost; and the client's token lifetimes, which the token
+// response sets from the client it answers.
 type issuance struct {
 	username string
 	retried  bool
+	// accessTTL and refreshTTL are the lifetimes of the client's tokens;
+	// zero means the server's.
+	accessTTL, refreshTTL time.Duration
 }
 
 func (x *issuance) issued() *issuance { return x }

@@ -21,15 +21,15 @@ const SessionIDClaim = "sid"
 
 // accessTokenClaims are the claims of an RFC 9068 access token.
 type accessTokenClaims struct {
-	Issuer   string `json:"iss"`
-	Subject  string `json:"sub"`
-	Audience string `json:"aud"`
-	Expiry   int64  `json:"exp"`
-	IssuedAt int64  `json:"iat"`
-	ID       string `json:"jti"`
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
-	AuthTime int64  `json:"auth_time,omitempty"`
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience audience `json:"aud"`
+	Expiry   int64    `json:"exp"`
+	IssuedAt int64    `json:"iat"`
+	ID       string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope"`
+	AuthTime int64    `json:"auth_time,omitempty"`
 	// AMR is how the user authenticated (RFC 8176), as the ID token says:
 	// a resource server can tell a login with a second factor from one
 	// without. Machine tokens have none.
@@ -54,7 +54,7 @@ func (s *core) SignAccessToken(ctx context.Context, req AccessTokenSubject, clie
 	claims := accessTokenClaims{
 		Issuer:   s.cfg.Issuer,
 		Subject:  req.GetSubject(),
-		Audience: s.cfg.Audience,
+		Audience: s.tokenAudience(nil),
 		Expiry:   exp.Unix(),
 		IssuedAt: s.cfg.Now().Unix(),
 		ID:       jti,
@@ -66,6 +66,9 @@ func (s *core) SignAccessToken(ctx context.Context, req AccessTokenSubject, clie
 	}
 	if r, ok := req.(interface{ GetAMR() []string }); ok {
 		claims.AMR = r.GetAMR()
+	}
+	if r, ok := req.(interface{ GetResources() []string }); ok {
+		claims.Audience = s.tokenAudience(r.GetResources())
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
