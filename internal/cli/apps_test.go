@@ -3,6 +3,8 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -331,4 +333,69 @@ func TestAppsCommandKeepsTheBrokersApp(t *testing.T) {
 	if a, err := st.ClientByID(context.Background(), "nsauth-cli"); err != nil || a.AccessTokenTTL != 5*time.Minute {
 		t.Errorf("nsauth-cli after update: %+v, %v", a, err)
 	}
+}
+
+// TestAppsCommandWithServe: an app added with nsauth apps authenticates at
+// a running server's revocation endpoint with the secret printed once, and
+// disable, enable, rotate-secret and delete take effect at once; no secret
+// reaches the server's log.
+func TestAppsCommandWithServe(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		env := storeEnv(t, b)
+		s := startBuiltinServe(t, env, nil)
+		s.waitReady(t)
+		created := decodeAppCredentials(t, mustApps(t, env, "add", "web", "--redirect-uri", "https://web.example.com/cb", "--json"))
+		if created.ClientSecret == nil {
+			t.Fatal("no secret for a confidential app")
+		}
+		revoke := func(secret string) int {
+			t.Helper()
+			req, _ := http.NewRequest(http.MethodPost, s.issuer+"/oauth/revoke", strings.NewReader(url.Values{"token": {"not-a-token"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(url.QueryEscape(created.ClientID), url.QueryEscape(secret))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			return resp.StatusCode
+		}
+		first := *created.ClientSecret
+		var rotated string
+		steps := []struct {
+			name    string
+			command []string
+			secret  func() string
+			want    int
+		}{
+			{"added", nil, func() string { return first }, http.StatusOK},
+			{"wrong secret", nil, func() string { return first + "x" }, http.StatusUnauthorized},
+			{"disabled", []string{"disable", "web"}, func() string { return first }, http.StatusUnauthorized},
+			{"enabled", []string{"enable", "web"}, func() string { return first }, http.StatusOK},
+			{"old secret after rotation", []string{"rotate-secret", "web", "--json"}, func() string { return first }, http.StatusUnauthorized},
+			{"new secret after rotation", nil, func() string { return rotated }, http.StatusOK},
+			{"deleted", []string{"delete", "web"}, func() string { return rotated }, http.StatusUnauthorized},
+		}
+		for _, step := range steps {
+			if step.command != nil {
+				r := mustApps(t, env, step.command...)
+				if step.command[0] == "rotate-secret" {
+					c := decodeAppCredentials(t, r)
+					if c.ClientSecret == nil {
+						t.Fatal("rotate-secret printed no secret")
+					}
+					rotated = *c.ClientSecret
+				}
+			}
+			if got := revoke(step.secret()); got != step.want {
+				t.Errorf("%s: the revocation endpoint answered HTTP %d, want %d", step.name, got, step.want)
+			}
+		}
+		for _, secret := range []string{first, rotated} {
+			if strings.Contains(s.errOut.String(), secret) {
+				t.Error("an app's secret appears in the server's log")
+			}
+		}
+	})
 }
