@@ -523,8 +523,8 @@ func (o *storeCommand) printJSON(v any) error {
 	return err
 }
 
-// appChanged records an app event of the kind t. The secret is never part
-// of it.
+// appChanged records an app event of the kind t; the app's id is its
+// name, so ClientID names it. The secret is never part of it.
 func (o *appsOptions) appChanged(ctx context.Context, t audit.Type, a *store.Client) error {
-	return o.changed(ctx, audit.Event{Type: t, ClientID: a.ID, Target: a.ID})
+	return o.changed(ctx, audit.Event{Type: t, ClientID: a.ID})
 }
