@@ -251,6 +251,9 @@ func checkAppURI(raw string) error {
 	if err := redirect.RequireText("the URI", raw, redirect.MaxURILen); err != nil {
 		return errors.New(strings.TrimPrefix(err.Error(), "the URI "))
 	}
+	if err := visible.Check("it", raw); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "it "))
+	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Opaque != "" || u.Host == "" {
 		return errors.New("must be an absolute URI (https://host/path)")
@@ -281,6 +284,9 @@ func checkAppURI(raw string) error {
 func checkAudience(raw string) error {
 	if err := redirect.RequireText("the audience", raw, redirect.MaxURILen); err != nil {
 		return errors.New(strings.TrimPrefix(err.Error(), "the audience "))
+	}
+	if err := visible.Check("it", raw); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "it "))
 	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || strings.ContainsAny(raw, " \t") {
