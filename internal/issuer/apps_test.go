@@ -507,3 +507,25 @@ func TestAppSettings(t *testing.T) {
 		t.Fatalf("ID token lifetime %v s, want 120", exp-iat)
 	}
 }
+
+// TestAppRefreshesWithSecretInForm: Neosync's web app refreshes by POSTing
+// client_id and client_secret in the form (client_secret_post).
+func TestAppRefreshesWithSecretInForm(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	a := h.addApp(store.Client{ID: "neosync", RedirectURIs: []string{"https://neosync.example/api/auth/callback/nsauth"}})
+	tr := h.appTokens(a, nil)
+	for _, tc := range []struct {
+		name, secret string
+		status       int
+	}{
+		{"right secret", a.secret, http.StatusOK},
+		{"wrong secret", "wrong", http.StatusUnauthorized},
+	} {
+		resp, body := h.post("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken},
+			"client_id": {a.id}, "client_secret": {tc.secret}}, false)
+		if resp.StatusCode != tc.status {
+			t.Fatalf("%s: HTTP %d, want %d: %s", tc.name, resp.StatusCode, tc.status, body)
+		}
+	}
+}
