@@ -373,4 +373,16 @@ func TestThirdPartyConsent(t *testing.T) {
 	if got, err := h.st.ConsentedScopes(ctx, h.alice.ID, appThird); err != nil || !slices.Contains(got, "email") {
 		t.Errorf("consented scopes = %v, %v", got, err)
 	}
+	// Asking for more scopes, or for consent again (prompt=consent), shows
+	// the page once more.
+	for _, extra := range []url.Values{{"scope": {"openid email profile"}}, {"scope": {"openid email"}, "prompt": {"consent"}}} {
+		v := oauth2.GenerateVerifier()
+		p := alice.Open(t, h.appAuthorizeURL(appThird, v, extra))
+		if p.Response.StatusCode != http.StatusOK || !strings.Contains(p.Body, `action="/login/consent"`) {
+			t.Fatalf("%v: want the consent page, got HTTP %d\n%s", extra, p.Response.StatusCode, p.Body)
+		}
+		h.appExchange(appThird, h.codeOf(t, appThird, alice.Post(t, p, "/login/consent", url.Values{"decision": {"allow"}})), v)
+	}
+	// A first-party app never shows it.
+	h.ssoLogin(t, alice, appDocs, url.Values{"prompt": {"consent"}})
 }

@@ -194,9 +194,15 @@ func (i *deps) startSession(w http.ResponseWriter, r *http.Request, fl *loginFlo
 		i.log.ErrorContext(ctx, "starting a browser session failed", "error", err)
 		return
 	}
+	// A session the trail does not know of is not used (the recorder
+	// logged why).
+	if i.events.Record(ctx, audit.Event{Type: audit.SessionStarted, Subject: fl.user.ID, Username: fl.user.Username,
+		ClientID: fl.clientID(), Target: s.ID}) != nil {
+		i.sessions.Clear(w)
+		return
+	}
 	fl.session = s
 	fl.done(stepSession)
-	i.events.Note(ctx, audit.Event{Type: audit.SessionStarted, Subject: fl.user.ID, Username: fl.user.Username, ClientID: fl.clientID(), Target: s.ID})
 }
 
 // finishLogin ends a login whose factors are proven: a third-party app's
@@ -228,7 +234,7 @@ func (i *ssoStep) needsConsent(ctx context.Context, fl *loginFlow) (bool, *store
 	if err != nil {
 		return false, nil, err
 	}
-	if !client.ThirdParty {
+	if !client.ThirdParty || fl.consented {
 		return false, client, nil
 	}
 	if slices.Contains(fl.ar.Prompt, oidc.PromptConsent) {
@@ -338,6 +344,7 @@ func (i *ssoStep) submitConsent(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, titleConsent, msgInternal)
 		return
 	}
+	fl.consented = true
 	i.finish(w, r, fl)
 }
 
