@@ -301,3 +301,37 @@ func TestUserChangesEndSessions(t *testing.T) {
 		})
 	}
 }
+
+// TestEndSessionRacesAGrant: a grant recorded while its session ends is
+// either refused or revoked with the session, on every replica.
+func TestEndSessionRacesAGrant(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		other := b.Reopen(t, f.s, store.Options{Now: f.clock.Now})
+		for i := range 10 {
+			sess := f.newSession(t, store.RandomToken(16))
+			grantID := store.NewID()
+			value := store.RandomToken(32)
+			if _, err := f.s.CreateRefreshToken(ctx, value, f.grant(grantID), f.clock.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			added := make(chan error, 1)
+			go func() {
+				added <- other.AddSessionGrant(ctx, store.SessionGrant{SessionID: sess.ID, GrantID: grantID, ClientID: "cli"})
+			}()
+			if _, err := f.s.EndSession(ctx, sess.ID, nil); err != nil {
+				t.Fatal(err)
+			}
+			err := <-added
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("round %d: AddSessionGrant: %v", i, err)
+			}
+			if err == nil {
+				if _, err := f.s.RefreshTokenByValue(ctx, value); !errors.Is(err, store.ErrRevoked) {
+					t.Fatalf("round %d: a grant recorded in a session that ended is alive: %v", i, err)
+				}
+			}
+		}
+	})
+}

@@ -280,37 +280,58 @@ func endSession(ctx context.Context, db *core.DB, tx *sql.Tx, rev *revocations.R
 func (s *SessionStore) EndUserSessions(ctx context.Context, userID string) (int, error) {
 	var n int
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		n, err = EndUserSessionsTx(ctx, s.db, tx, s.rev, userID)
-		return err
+		ids, err := userSessions(ctx, s.db, tx, userID)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := endSession(ctx, s.db, tx, s.rev, id, nil); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
 	})
 	return n, err
 }
 
-// EndUserSessionsTx is [SessionStore.EndUserSessions] in tx, for the
-// users store: disabling a user or changing their password ends their
-// browser sessions in the same transaction.
-func EndUserSessionsTx(ctx context.Context, db *core.DB, tx *sql.Tx, rev *revocations.Revoker, userID string) (int, error) {
+// userSessions locks and lists the sessions of userID that have not
+// ended.
+func userSessions(ctx context.Context, db *core.DB, tx *sql.Tx, userID string) ([]string, error) {
 	rows, err := db.Query(ctx, tx, `SELECT id FROM nsauth_browser_sessions WHERE user_id = ? AND ended_at IS NULL ORDER BY id`+db.Dialect.LockRows, userID)
 	if err != nil {
-		return 0, fmt.Errorf("listing the user's sessions: %w", err)
+		return nil, fmt.Errorf("listing the user's sessions: %w", err)
 	}
 	var ids []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("listing the user's sessions: %w", err)
+			return nil, fmt.Errorf("listing the user's sessions: %w", err)
 		}
 		ids = append(ids, id)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return 0, fmt.Errorf("listing the user's sessions: %w", err)
+		return nil, fmt.Errorf("listing the user's sessions: %w", err)
 	}
-	for _, id := range ids {
-		if _, err := endSession(ctx, db, tx, rev, id, nil); err != nil {
-			return 0, err
-		}
+	return ids, nil
+}
+
+// EndRevokedUserSessions ends, in tx, every session of userID, for a
+// caller that revokes all the user's tokens in the same transaction (the
+// users store, disabling a user or changing their password, with
+// [revocations.Revoker.UserTokens]): it marks the sessions ended and their
+// grants revoked without revoking anything itself. The caller calls it
+// before revoking, so that, like [SessionStore.EndSession], it locks the
+// sessions before the tokens' rows, and the two cannot deadlock.
+func EndRevokedUserSessions(ctx context.Context, db *core.DB, tx *sql.Tx, userID string) error {
+	now := db.NowMillis()
+	if _, err := db.Exec(ctx, tx, `UPDATE nsauth_session_grants SET revoked_at = ? WHERE revoked_at IS NULL AND session_id IN
+		(SELECT id FROM nsauth_browser_sessions WHERE user_id = ? AND ended_at IS NULL)`, now, userID); err != nil {
+		return fmt.Errorf("revoking the user's session grants: %w", err)
 	}
-	return len(ids), nil
+	if _, err := db.Exec(ctx, tx, `UPDATE nsauth_browser_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL`, now, userID); err != nil {
+		return fmt.Errorf("ending the user's sessions: %w", err)
+	}
+	return nil
 }

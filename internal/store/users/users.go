@@ -243,11 +243,12 @@ func (s *UserStore) updateUser(ctx context.Context, username, query string, args
 		if err := s.db.QueryRow(ctx, tx, query, append(args, name)...).Scan(&id); err != nil {
 			return core.NotFound(err, "user")
 		}
-		if err := s.rev.UserTokens(ctx, tx, id); err != nil {
+		// Sessions first: end-session locks a session, then its grants'
+		// tokens; taking the locks in the same order cannot deadlock.
+		if err := sessions.EndRevokedUserSessions(ctx, s.db, tx, id); err != nil {
 			return err
 		}
-		_, err := sessions.EndUserSessionsTx(ctx, s.db, tx, s.rev, id)
-		return err
+		return s.rev.UserTokens(ctx, tx, id)
 	})
 }
 
