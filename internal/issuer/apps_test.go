@@ -529,3 +529,20 @@ func TestAppRefreshesWithSecretInForm(t *testing.T) {
 		}
 	}
 }
+
+// TestAppRefreshTokenLifetime: an app's refresh token lifetime replaces the
+// server's.
+func TestAppRefreshTokenLifetime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	short := h.addApp(store.Client{ID: "short", RedirectURIs: []string{"https://short.example.com/cb"}, RefreshTokenTTL: time.Hour})
+	server := h.addApp(store.Client{ID: "server", RedirectURIs: []string{"https://server.example.com/cb"}})
+	trShort, trServer := h.appTokens(short, nil), h.appTokens(server, nil)
+	h.clock.Advance(time.Hour + time.Second)
+	if got := h.appToken(short, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {trShort.RefreshToken}}); got.Error != "invalid_grant" {
+		t.Fatalf("the short-lived app's refresh token after an hour: HTTP %d %q, want invalid_grant", got.status, got.Error)
+	}
+	if got := h.appToken(server, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {trServer.RefreshToken}}); got.status != http.StatusOK {
+		t.Fatalf("an app with the server's lifetime after an hour: HTTP %d %q", got.status, got.Error)
+	}
+}
