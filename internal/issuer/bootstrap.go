@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
@@ -124,5 +125,5 @@ func Bootstrap(ctx context.Context, st *store.Store, cfg BootstrapConfig) (*Boot
 // same settings).
 func BrokerApp(id string, secretHash []byte) *store.Client {
 	return &store.Client{ID: id, SecretHash: secretHash, Native: true,
-		GrantTypes: []string{"authorization_code", "refresh_token", store.DeviceCodeGrantType}}
+		GrantTypes: slices.Clone(store.BrokerGrantTypes)}
 }

@@ -235,5 +235,11 @@ func TestEnsureClientAsApp(t *testing.T) {
 		if err := s.CreateMachineClient(ctx, &store.MachineClient{Name: "nsauth-cli", SecretHash: store.HashSecret("x")}); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("a machine client named as the broker: %v, want ErrConflict", err)
 		}
+		if _, err := s.EnsureClient(ctx, &store.Client{ID: "other", SecretHash: store.HashSecret("o")}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ClientByID(ctx, "other"); err != nil || !reflect.DeepEqual(got.GrantTypes, store.BrokerGrantTypes) {
+			t.Fatalf("a client ensured without grant types: %+v, %v", got, err)
+		}
 	})
 }

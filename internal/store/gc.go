@@ -8,11 +8,13 @@ import (
 
 	"github.com/nsauth/nsauth/internal/store/authrequests"
 	"github.com/nsauth/nsauth/internal/store/devices"
+	"github.com/nsauth/nsauth/internal/store/sessions"
 )
 
 // DeleteExpired removes what can no longer be used: expired auth requests,
 // old codes and device authorizations, expired token records, stale login
-// counters, signing keys past their expiry and audit events older than
+// counters, signing keys past their expiry, browser sessions a day after
+// they ended, and audit events older than
 // the retention (Options.AuditRetention). It returns how many rows
 // went. On SQLite it then gives the freed space back to the file system.
 // Concurrent calls from several processes are harmless.
@@ -34,6 +36,10 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		{`DELETE FROM nsauth_signing_keys WHERE expires_at IS NOT NULL AND expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_passkey_ceremonies WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_enrol_links WHERE expires_at <= ?`, ms},
+		// A session is kept a day past its end (so `nsauth sessions` and
+		// end-session still find it); its grant links go with it.
+		{`DELETE FROM nsauth_browser_sessions WHERE expires_at <= ?`, now.Add(-sessions.Retention).UnixMilli()},
+		{`DELETE FROM nsauth_browser_sessions WHERE ended_at <= ?`, now.Add(-sessions.Retention).UnixMilli()},
 	}
 	if s.auditRetention > 0 {
 		stmts = append(stmts, struct {

@@ -236,3 +236,6 @@ const DeviceCodeGrantType = clients.DeviceCodeGrantType
 
 // DefaultAppGrantTypes is [clients.DefaultAppGrantTypes].
 var DefaultAppGrantTypes = clients.DefaultAppGrantTypes
+
+// BrokerGrantTypes is [clients.BrokerGrantTypes].
+var BrokerGrantTypes = clients.BrokerGrantTypes

@@ -6,9 +6,11 @@ import (
 
 	"github.com/nsauth/nsauth/internal/store/attempts"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
+	"github.com/nsauth/nsauth/internal/store/consents"
 	"github.com/nsauth/nsauth/internal/store/devices"
 	"github.com/nsauth/nsauth/internal/store/passkeys"
 	"github.com/nsauth/nsauth/internal/store/secondfactors"
+	"github.com/nsauth/nsauth/internal/store/sessions"
 	"github.com/nsauth/nsauth/internal/store/signingkeys"
 	"github.com/nsauth/nsauth/internal/store/tokens"
 	"github.com/nsauth/nsauth/internal/store/users"
@@ -122,6 +124,26 @@ type MachineGrantStorage interface {
 	RecordAccessToken(ctx context.Context, t *AccessToken) error
 }
 
+// SessionStorage is what browser sessions need: the login flow starts
+// them and records the grants issued within them, end-session ends them.
+// [sessions.SessionStore] satisfies it.
+type SessionStorage interface {
+	CreateSession(ctx context.Context, sess *Session, token string) error
+	SessionByToken(ctx context.Context, token string, idle time.Duration) (*Session, error)
+	SessionByID(ctx context.Context, id string) (*Session, error)
+	SessionOfGrant(ctx context.Context, grantID string) (*Session, error)
+	AddSessionGrant(ctx context.Context, g SessionGrant) error
+	SessionGrants(ctx context.Context, sessionID string) ([]SessionGrant, error)
+	EndSession(ctx context.Context, id string, keep func(SessionGrant) bool) ([]SessionGrant, error)
+}
+
+// ConsentStorage is what the consent page of third-party apps needs.
+// [consents.ConsentStore] satisfies it.
+type ConsentStorage interface {
+	ConsentedScopes(ctx context.Context, userID, clientID string) ([]string, error)
+	GrantConsent(ctx context.Context, userID, clientID string, scopes []string) error
+}
+
 // Each role is satisfied by the whole store and by its own sub-store.
 var (
 	_ DeviceFlowStorage   = (*Store)(nil)
@@ -141,4 +163,8 @@ var (
 	_ SigningKeyStorage   = (*Store)(nil)
 	_ SigningKeyStorage   = (*signingkeys.KeyStore)(nil)
 	_ MachineGrantStorage = (*Store)(nil)
+	_ SessionStorage      = (*Store)(nil)
+	_ SessionStorage      = (*sessions.SessionStore)(nil)
+	_ ConsentStorage      = (*Store)(nil)
+	_ ConsentStorage      = (*consents.ConsentStore)(nil)
 )

@@ -31,8 +31,10 @@
 // [Store] is the sum of sub-stores, one per domain, each in a package of
 // its own under internal/store and each with one job:
 //
-//   - users: accounts (a changed password revokes the user's tokens);
-//   - clients: native and machine clients, and federation policies;
+//   - users: accounts (a changed password revokes the user's tokens and
+//     ends their browser sessions);
+//   - clients: apps (native clients, the broker's among them), machine
+//     clients, and federation policies;
 //   - authrequests: completed authorization requests and their codes;
 //   - tokens: refresh and access token records, and the rotation grace;
 //   - revocations: the one place tokens are revoked, and following the
@@ -45,7 +47,9 @@
 //   - auditlog: the audit trail;
 //   - signingkeys: token-signing keys;
 //   - instance: values every replica shares;
-//   - secrets: sealed values, key holders and key rotation.
+//   - secrets: sealed values, key holders and key rotation;
+//   - sessions: browser sessions and the grants issued within them;
+//   - consents: what users allowed third-party apps.
 //
 // They share internal/store/internal/core (the database, its dialect,
 // transactions, the clock, the sentinel errors) and
@@ -60,7 +64,8 @@
 // device flow, s.DeviceStore) or depend on a role interface of roles.go
 // ([DeviceFlowStorage], [CodeFlowStorage], [TokenStorage],
 // [LoginAttemptStorage], [UserLookup], [SecondFactorStorage],
-// [PasskeyStorage], [SigningKeyStorage], [MachineGrantStorage]), as
+// [PasskeyStorage], [SigningKeyStorage], [MachineGrantStorage],
+// [SessionStorage], [ConsentStorage]), as
 // fosite pairs each flow with the storage it needs.
 package store
 

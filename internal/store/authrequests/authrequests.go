@@ -91,12 +91,13 @@ func (s *RequestStore) InsertCompletedAuthRequest(ctx context.Context, r *AuthRe
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = now
 	}
+	maxAge := sql.NullInt64{Int64: r.MaxAge.Milliseconds(), Valid: r.HasMaxAge}
 	res, err := s.db.Exec(ctx, s.db, `INSERT INTO nsauth_auth_requests (id, client_id, redirect_uri, scopes, state, nonce, response_type,
-		response_mode, code_challenge, code_challenge_method, prompt, login_hint, created_at, expires_at, user_id, auth_time, amr)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		response_mode, code_challenge, code_challenge_method, prompt, login_hint, resources, max_age_ms, created_at, expires_at, user_id, auth_time, amr)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 		WHERE NOT EXISTS (SELECT 1 FROM nsauth_auth_codes WHERE auth_request_id = ?)`,
 		r.ID, r.ClientID, r.RedirectURI, core.JoinList(r.Scopes), r.State, r.Nonce, r.ResponseType,
-		r.ResponseMode, r.CodeChallenge, r.CodeChallengeMethod, core.JoinList(r.Prompt), r.LoginHint,
+		r.ResponseMode, r.CodeChallenge, r.CodeChallengeMethod, core.JoinList(r.Prompt), r.LoginHint, core.JoinList(r.Resources), maxAge,
 		r.CreatedAt.UnixMilli(), expires.UnixMilli(), userID, now.UnixMilli(), core.JoinList(amr), r.ID)
 	if err != nil {
 		if s.db.Dialect.IsUnique(err) {
@@ -113,19 +114,20 @@ func (s *RequestStore) InsertCompletedAuthRequest(ctx context.Context, r *AuthRe
 }
 
 const authRequestColumns = `id, client_id, redirect_uri, scopes, state, nonce, response_type, response_mode, code_challenge,
-	code_challenge_method, prompt, login_hint, created_at, expires_at, user_id, auth_time, amr`
+	code_challenge_method, prompt, login_hint, resources, max_age_ms, created_at, expires_at, user_id, auth_time, amr`
 
 func scanAuthRequest(row core.Scanner) (*AuthRequest, error) {
 	var r AuthRequest
-	var scopes, prompt, amr string
+	var scopes, prompt, resources, amr string
 	var created, expires int64
 	var userID sql.NullString
-	var authTime sql.NullInt64
+	var authTime, maxAge sql.NullInt64
 	if err := row.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &scopes, &r.State, &r.Nonce, &r.ResponseType, &r.ResponseMode,
-		&r.CodeChallenge, &r.CodeChallengeMethod, &prompt, &r.LoginHint, &created, &expires, &userID, &authTime, &amr); err != nil {
+		&r.CodeChallenge, &r.CodeChallengeMethod, &prompt, &r.LoginHint, &resources, &maxAge, &created, &expires, &userID, &authTime, &amr); err != nil {
 		return nil, err
 	}
-	r.Scopes, r.Prompt, r.AMR = core.SplitList(scopes), core.SplitList(prompt), core.SplitList(amr)
+	r.Scopes, r.Prompt, r.Resources, r.AMR = core.SplitList(scopes), core.SplitList(prompt), core.SplitList(resources), core.SplitList(amr)
+	r.MaxAge, r.HasMaxAge = time.Duration(maxAge.Int64)*time.Millisecond, maxAge.Valid
 	r.CreatedAt, r.ExpiresAt = time.UnixMilli(created), time.UnixMilli(expires)
 	r.UserID = userID.String
 	r.AuthTime = core.FromMillis(authTime)

@@ -80,6 +80,10 @@ type Client struct {
 // any: the code flow and refreshing.
 var DefaultAppGrantTypes = []string{"authorization_code", "refresh_token"}
 
+// BrokerGrantTypes are the grant types of the broker's client (nsauth-cli):
+// the code flow, refreshing and the device flow.
+var BrokerGrantTypes = []string{"authorization_code", "refresh_token", DeviceCodeGrantType}
+
 // Disabled reports whether the app is disabled.
 func (c *Client) Disabled() bool { return !c.DisabledAt.IsZero() }
 
@@ -94,11 +98,12 @@ func (c *Client) Title() string {
 	return c.ID
 }
 
-// EnsureClient registers c unless a client with its id exists, and
-// reports whether it did. An existing client is left as it is. c is
-// stored with its app settings (the broker registers itself so, as a
-// native app with the device flow); it takes its id as its name unless a
-// machine client has that name.
+// EnsureClient registers c, a confidential app such as the broker's,
+// unless a client with its id exists, and reports whether it did. An
+// existing client is left as it is. c is stored with its app settings;
+// empty GrantTypes are [BrokerGrantTypes] (not [DefaultAppGrantTypes]),
+// as for the clients registered before apps had settings. It takes its id
+// as its name unless a machine client has that name.
 func (s *ClientStore) EnsureClient(ctx context.Context, c *Client) (bool, error) {
 	if c.ID == "" || len(c.SecretHash) == 0 {
 		return false, errors.New("a client needs an id and a secret hash")
@@ -106,7 +111,11 @@ func (s *ClientStore) EnsureClient(ctx context.Context, c *Client) (bool, error)
 	if err := checkApp(c); err != nil {
 		return false, err
 	}
-	row, err := encodeApp(c)
+	withGrants := *c
+	if len(withGrants.GrantTypes) == 0 {
+		withGrants.GrantTypes = BrokerGrantTypes
+	}
+	row, err := encodeApp(&withGrants)
 	if err != nil {
 		return false, err
 	}

@@ -65,26 +65,26 @@ func (s *TokenStore) CreateRefreshToken(ctx context.Context, value string, g Gra
 
 func (s *TokenStore) insertRefreshToken(ctx context.Context, q core.Querier, id, value string, g Grant, expiresAt time.Time) error {
 	_, err := s.db.Exec(ctx, q, `INSERT INTO nsauth_refresh_tokens (id, token_hash, family_id, user_id, client_id, scopes, audience,
-		auth_time, amr, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		resources, auth_time, amr, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		id, core.HashSecret(value), g.ID, g.UserID, g.ClientID, core.JoinList(g.Scopes), core.JoinList(g.Audience),
-		g.AuthTime.UnixMilli(), core.JoinList(g.AMR), s.db.NowMillis(), expiresAt.UnixMilli())
+		core.JoinList(g.Resources), g.AuthTime.UnixMilli(), core.JoinList(g.AMR), s.db.NowMillis(), expiresAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("storing refresh token: %w", err)
 	}
 	return nil
 }
 
-const refreshColumns = `id, family_id, user_id, client_id, scopes, audience, auth_time, amr, created_at, expires_at, used_at, revoked_at`
+const refreshColumns = `id, family_id, user_id, client_id, scopes, audience, resources, auth_time, amr, created_at, expires_at, used_at, revoked_at`
 
 func scanRefresh(row core.Scanner) (*RefreshToken, error) {
 	var t RefreshToken
-	var scopes, aud, amr string
+	var scopes, aud, resources, amr string
 	var authTime, created, expires int64
 	var used, revoked sql.NullInt64
-	if err := row.Scan(&t.ID, &t.Grant.ID, &t.UserID, &t.ClientID, &scopes, &aud, &authTime, &amr, &created, &expires, &used, &revoked); err != nil {
+	if err := row.Scan(&t.ID, &t.Grant.ID, &t.UserID, &t.ClientID, &scopes, &aud, &resources, &authTime, &amr, &created, &expires, &used, &revoked); err != nil {
 		return nil, err
 	}
-	t.Scopes, t.Audience, t.AMR = core.SplitList(scopes), core.SplitList(aud), core.SplitList(amr)
+	t.Scopes, t.Audience, t.Resources, t.AMR = core.SplitList(scopes), core.SplitList(aud), core.SplitList(resources), core.SplitList(amr)
 	t.AuthTime, t.CreatedAt, t.ExpiresAt = time.UnixMilli(authTime), time.UnixMilli(created), time.UnixMilli(expires)
 	t.UsedAt, t.RevokedAt = core.FromMillis(used), core.FromMillis(revoked)
 	return &t, nil
@@ -130,7 +130,9 @@ func (e *ExpiredError) Unwrap() error { return core.ErrNotFound }
 // RotateRefreshToken marks the refresh token oldID used and stores its
 // successor, atomically: of two concurrent rotations of one token, one
 // succeeds and the other fails with [core.ErrReused], revoking the family. The
-// successor inherits the grant; scopes may be narrowed by the caller.
+// successor inherits the grant (its Resources too: a refresh that asks for
+// fewer resources narrows its access token, r.Access, not the grant);
+// scopes may be narrowed by the caller.
 func (s *TokenStore) RotateRefreshToken(ctx context.Context, oldID, newValue string, scopes []string, expiresAt time.Time) (string, error) {
 	r, err := s.RotateRefreshTokenWithGrace(ctx, Rotation{OldID: oldID, NewValue: newValue, Scopes: scopes, ExpiresAt: expiresAt})
 	return r.ID, err
@@ -272,9 +274,9 @@ func (s *TokenStore) recordAccessToken(ctx context.Context, q core.Querier, t *A
 		return nil
 	}
 	t.CreatedAt = s.db.Now()
-	_, err := s.db.Exec(ctx, q, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, amr, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, sql.NullString{String: t.UserID, Valid: t.UserID != ""}, t.ClientID, core.JoinList(t.Scopes),
-		core.JoinList(t.AMR), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
+	_, err := s.db.Exec(ctx, q, `INSERT INTO nsauth_access_tokens (id, grant_id, user_id, client_id, scopes, amr, resources, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.ID, t.GrantID, sql.NullString{String: t.UserID, Valid: t.UserID != ""}, t.ClientID, core.JoinList(t.Scopes),
+		core.JoinList(t.AMR), core.JoinList(t.Resources), t.CreatedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("recording access token: %w", err)
 	}
@@ -285,15 +287,15 @@ func (s *TokenStore) recordAccessToken(ctx context.Context, q core.Querier, t *A
 // expired nor revoked, or an error wrapping [core.ErrNotFound] or [core.ErrRevoked].
 func (s *TokenStore) ActiveAccessToken(ctx context.Context, id string) (*AccessToken, error) {
 	var t AccessToken
-	var scopes, amr string
+	var scopes, amr, resources string
 	var created, expires int64
 	var revoked sql.NullInt64
-	err := s.db.QueryRow(ctx, s.db, `SELECT id, grant_id, COALESCE(user_id, ''), client_id, scopes, amr, created_at, expires_at, revoked_at
-		FROM nsauth_access_tokens WHERE id = ?`, id).Scan(&t.ID, &t.GrantID, &t.UserID, &t.ClientID, &scopes, &amr, &created, &expires, &revoked)
+	err := s.db.QueryRow(ctx, s.db, `SELECT id, grant_id, COALESCE(user_id, ''), client_id, scopes, amr, resources, created_at, expires_at, revoked_at
+		FROM nsauth_access_tokens WHERE id = ?`, id).Scan(&t.ID, &t.GrantID, &t.UserID, &t.ClientID, &scopes, &amr, &resources, &created, &expires, &revoked)
 	if err != nil {
 		return nil, core.NotFound(err, "access token")
 	}
-	t.AMR = core.SplitList(amr)
+	t.AMR, t.Resources = core.SplitList(amr), core.SplitList(resources)
 	t.Scopes, t.CreatedAt, t.ExpiresAt, t.RevokedAt = core.SplitList(scopes), time.UnixMilli(created), time.UnixMilli(expires), core.FromMillis(revoked)
 	if !t.RevokedAt.IsZero() {
 		return nil, fmt.Errorf("access token: %w", core.ErrRevoked)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/store/internal/core"
 	"github.com/nsauth/nsauth/internal/store/revocations"
+	"github.com/nsauth/nsauth/internal/store/sessions"
 	"github.com/nsauth/nsauth/internal/visible"
 )
 
@@ -198,8 +199,9 @@ func (s *UserStore) ListUsers(ctx context.Context) ([]User, error) {
 	return core.QueryAll(ctx, s.db, "listing users", scanUser, `SELECT `+userColumns+` FROM nsauth_users ORDER BY username`)
 }
 
-// SetPassword replaces a user's password hash and revokes every token the
-// user holds, so a changed password ends existing sessions.
+// SetPassword replaces a user's password hash, revokes every token the
+// user holds and ends the user's browser sessions, so a changed password
+// ends existing sessions.
 func (s *UserStore) SetPassword(ctx context.Context, username, hash string) error {
 	if hash == "" {
 		return fmt.Errorf("a password hash is required")
@@ -208,7 +210,7 @@ func (s *UserStore) SetPassword(ctx context.Context, username, hash string) erro
 }
 
 // SetDisabled disables or enables a user. Disabling revokes every token the
-// user holds.
+// user holds and ends the user's browser sessions.
 func (s *UserStore) SetDisabled(ctx context.Context, username string, disabled bool) error {
 	now := s.db.NowMillis()
 	if disabled {
@@ -229,7 +231,8 @@ func (s *UserStore) SetDisabled(ctx context.Context, username string, disabled b
 }
 
 // updateUser runs an UPDATE … WHERE username = ? RETURNING id (the
-// username is appended to args) and revokes the user's tokens, atomically.
+// username is appended to args), revokes the user's tokens and ends the
+// user's browser sessions, atomically.
 func (s *UserStore) updateUser(ctx context.Context, username, query string, args ...any) error {
 	name, err := NormalizeUsername(username)
 	if err != nil {
@@ -239,6 +242,11 @@ func (s *UserStore) updateUser(ctx context.Context, username, query string, args
 		var id string
 		if err := s.db.QueryRow(ctx, tx, query, append(args, name)...).Scan(&id); err != nil {
 			return core.NotFound(err, "user")
+		}
+		// Sessions first: end-session locks a session, then its grants'
+		// tokens; taking the locks in the same order cannot deadlock.
+		if err := sessions.EndRevokedUserSessions(ctx, s.db, tx, id); err != nil {
+			return err
 		}
 		return s.rev.UserTokens(ctx, tx, id)
 	})
