@@ -423,3 +423,45 @@ func TestBackchannelReceiverDown(t *testing.T) {
 		t.Errorf("the wiki was tried %d times, want %d", tries, backchannel.DefaultTries)
 	}
 }
+
+// TestSignOutWithoutHint: a sign-out that names no app (no hint), once
+// the user confirms it on our page, ends this browser's session: its
+// online grants are revoked, offline ones kept, and the next prompt=none
+// authorization finds no session.
+func TestSignOutWithoutHint(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	terminal := h.addLogoutApp("terminal", "http://127.0.0.1:3001", "")
+	wiki := h.addLogoutApp("wiki", "http://127.0.0.1:3002", "")
+	b := issuertest.NewBrowser(t)
+	term := terminal.signIn(b, "openid offline_access")
+	wk := wiki.signIn(b, "openid")
+	other := issuertest.NewBrowser(t)
+	elsewhere := wiki.signIn(other, "openid")
+
+	page := b.Do(t, endSessionRequest(t, h.url, "", url.Values{}))
+	if page.Response.StatusCode != http.StatusOK {
+		t.Fatalf("end_session: HTTP %d, want the confirmation page", page.Response.StatusCode)
+	}
+	if status, _ := h.userinfo(wk.AccessToken); status != http.StatusOK {
+		t.Fatal("the wiki's grant died before the user confirmed")
+	}
+	loc, err := issuertest.RedirectOf(confirm(t, h, b, page, nil, &confirmation{}))
+	if err != nil || loc.String() != h.url+"/logged-out" {
+		t.Fatalf("confirmation: %v, %v", loc, err)
+	}
+	if status, _ := h.userinfo(wk.AccessToken); status == http.StatusOK {
+		t.Error("the wiki's online grant survived")
+	}
+	if !terminal.alive(term) {
+		t.Error("the terminal's offline grant did not survive")
+	}
+	if status, _ := h.userinfo(elsewhere.AccessToken); status != http.StatusOK {
+		t.Error("the session of another browser ended too")
+	}
+	v := oauth2.GenerateVerifier()
+	answer := b.Open(t, wiki.authorizeURL(v, "openid")+"&prompt=none")
+	if loc, err := issuertest.RedirectOf(answer); err != nil || loc.Query().Get("error") != "login_required" {
+		t.Errorf("prompt=none after the sign-out: %v, %v", loc, err)
+	}
+}
