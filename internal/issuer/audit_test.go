@@ -141,6 +141,7 @@ func TestAuditEvents(t *testing.T) {
 
 	tr := h.tokens(nil)
 	expect(eventLine{audit.LoginSucceeded, audit.Success, "alice", h.client, "", 0},
+		eventLine{audit.SessionStarted, audit.Success, "alice", h.client, "", 0},
 		eventLine{audit.CodeIssued, audit.Success, "alice", h.client, "", 0},
 		eventLine{audit.CodeExchanged, audit.Success, "alice", h.client, "", 0})
 
@@ -163,6 +164,7 @@ func TestAuditEvents(t *testing.T) {
 
 	other := h.tokens(nil)
 	expect(eventLine{audit.LoginSucceeded, audit.Success, "alice", h.client, "", 0},
+		eventLine{audit.SessionStarted, audit.Success, "alice", h.client, "", 0},
 		eventLine{audit.CodeIssued, audit.Success, "alice", h.client, "", 0},
 		eventLine{audit.CodeExchanged, audit.Success, "alice", h.client, "", 0})
 	if resp, _ := h.get("/oauth/end_session?id_token_hint="+url.QueryEscape(other.IDToken), nil); resp.StatusCode != http.StatusFound {

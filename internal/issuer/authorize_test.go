@@ -42,7 +42,8 @@ func TestAuthorizeRequests(t *testing.T) {
 		{"unknown client", url.Values{"client_id": {"someone-else"}}, notRedirct, ""},
 		{"plain PKCE", url.Values{"code_challenge_method": {"plain"}, "code_challenge": {strings.Repeat("a", 43)}}, toClient, "invalid_request"},
 		{"implicit flow", url.Values{"response_type": {"token"}}, toClient, "unauthorized_client"},
-		{"prompt=none", url.Values{"prompt": {"none"}}, toClient, "login_required"},
+		// The login page answers it from the browser session (sso_test.go).
+		{"prompt=none", url.Values{"prompt": {"none"}}, toLogin, ""},
 		{"no openid scope", url.Values{"scope": {"profile"}}, toClient, "invalid_scope"},
 		{"form_post response mode", url.Values{"response_mode": {"form_post"}}, toClient, "invalid_request"},
 		{"huge state", url.Values{"state": {strings.Repeat("s", 5000)}}, toClient, "invalid_request"},

@@ -286,7 +286,8 @@ func TestDeviceFlowOutcomes(t *testing.T) {
 		{name: "another client's device code", run: func(t *testing.T, h *harness, d deviceAuth) {
 			b := issuertest.NewBrowser(t)
 			decide(h, b, h.approvalPage(b, d.UserCode), "approve")
-			if _, err := h.st.EnsureClient(ctx, &store.Client{ID: "other", SecretHash: store.HashSecret("other-secret")}); err != nil {
+			if _, err := h.st.EnsureClient(ctx, &store.Client{ID: "other", SecretHash: store.HashSecret("other-secret"),
+				GrantTypes: []string{"authorization_code", store.DeviceCodeGrantType}}); err != nil {
 				t.Fatal(err)
 			}
 			owner, secret := h.client, h.secret

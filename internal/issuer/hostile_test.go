@@ -32,8 +32,8 @@ func TestHostileInputs(t *testing.T) {
 		// location, when set, is where the answer redirects.
 		location string
 	}{
-		{"authorize, thousands of scopes", "GET", "/authorize?" + url.Values{"client_id": {h.client}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {strings.Repeat("openid ", 5000)}}.Encode(), "", nil, 302, "", redirectURI + "?error=invalid_request&error_description=a+request+parameter+is+too+long"},
-		{"authorize, NUL bytes", "GET", "/authorize?client_id=" + url.QueryEscape(h.client) + "&redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2F%00&response_type=code&scope=openid&state=%00%ff", "", nil, 400, `"error":"invalid_request","error_description":"The requested redirect_uri is missing`, ""},
+		{"authorize, thousands of scopes", "GET", "/authorize?" + url.Values{"client_id": {h.client}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {strings.Repeat("openid ", 5000)}}.Encode(), "", nil, 302, "", redirectURI + "?error=invalid_request&error_description=a+request+parameter+is+too+long&iss=" + url.QueryEscape(h.url)},
+		{"authorize, NUL bytes", "GET", "/authorize?client_id=" + url.QueryEscape(h.client) + "&redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2F%00&response_type=code&scope=openid&state=%00%ff", "", nil, 400, `"error":"invalid_request","error_description":"the redirect_uri is not registered for this client"`, ""},
 		{"authorize, broken escapes", "GET", "/authorize?client_id=%zz&redirect_uri=%", "", nil, 400, `"error":"invalid_request","error_description":"error parsing form"`, ""},
 		{"authorize, huge client id", "GET", "/authorize?client_id=" + long[:4096] + "&redirect_uri=" + url.QueryEscape(redirectURI), "", nil, 400, `"error":"invalid_request","error_description":"the request is too large"`, ""},
 		{"authorize, repeated parameters", "GET", "/authorize?client_id=a&client_id=b&redirect_uri=x&redirect_uri=y&response_type=code&response_type=token", "", nil, 400, `"error":"invalid_client","error_description":"unknown client"`, ""},

@@ -102,6 +102,9 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	if !slices.Contains(d.Scopes, oidc.ScopeOpenID) {
 		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
 	}
+	if !op.ValidateGrantType(r.Client, oidc.GrantTypeCode) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("the client may not use the authorization code flow")
+	}
 	if c, ok := r.Client.(*storage.Client); ok {
 		d.Scopes = slices.DeleteFunc(d.Scopes, func(sc string) bool { return !c.PermitsScope(sc) })
 	}

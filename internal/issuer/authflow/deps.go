@@ -35,10 +35,8 @@ type deps struct {
 	origin   string
 	secure   bool
 	log      *slog.Logger
+	finish   dispatch // ends a login whose factors are proven: consent, then the code (Flow.finishLogin)
 	next     dispatch
-	// finish ends a login whose factors are all proven (Flow.finishLogin):
-	// consent, then the code.
-	finish dispatch
 }
 
 // render writes a page (web.Renderer.Render).

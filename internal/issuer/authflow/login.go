@@ -59,8 +59,8 @@ type passwordCheck struct{ *deps }
 // ar, sealed in id.
 func (i *passwordStep) showLoginPage(w http.ResponseWriter, r *http.Request, id string, ar *store.AuthRequest) {
 	csrf := i.csrf.Cookie(w, r)
-	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf,
-		Passkeys: i.passkeys != nil}, web.Origin(ar.RedirectURI))
+	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: i.clientTitle(r.Context(), ar.ClientID), Device: devicepages.IsDeviceLogin(ar),
+		AuthRequestID: id, CSRF: csrf, Passkeys: i.passkeys != nil}, web.Origin(ar.RedirectURI))
 }
 
 // pendingRequest opens the sealed auth request id, one a user may still
@@ -100,7 +100,7 @@ func (i *passwordStep) submitLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username,
+	page := loginPage{Title: "Sign in", Client: i.clientTitle(ctx, ar.ClientID), Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username,
 		Passkeys: i.passkeys != nil}
 	user, ok := i.checkPassword(w, r, &att, username, form.Get("password"), ar.ClientID, func(status int, msg string) {
 		page.Error = msg

@@ -194,9 +194,15 @@ func (i *deps) startSession(w http.ResponseWriter, r *http.Request, fl *loginFlo
 		i.log.ErrorContext(ctx, "starting a browser session failed", "error", err)
 		return
 	}
+	// A session the trail does not know of is not used (the recorder
+	// logged why).
+	if i.events.Record(ctx, audit.Event{Type: audit.SessionStarted, Subject: fl.user.ID, Username: fl.user.Username,
+		ClientID: fl.clientID(), Target: s.ID}) != nil {
+		i.sessions.Clear(w)
+		return
+	}
 	fl.session = s
 	fl.done(stepSession)
-	i.events.Note(ctx, audit.Event{Type: audit.SessionStarted, Subject: fl.user.ID, Username: fl.user.Username, ClientID: fl.clientID(), Target: s.ID})
 }
 
 // finishLogin ends a login whose factors are proven: a third-party app's

@@ -36,6 +36,10 @@ func derive(e audit.Event) derived {
 		return derived{level: slog.LevelInfo, msg: "passkey registered"}
 	case audit.EnrolLinkUsed:
 		return derived{level: slog.LevelInfo, msg: "enrolment link used"}
+	case audit.SessionStarted:
+		return derived{level: slog.LevelInfo, msg: "browser session started"}
+	case audit.ConsentGranted:
+		return derived{level: slog.LevelInfo, msg: "consent granted"}
 	case audit.LoginLockedOut:
 		return derived{lockout: true, level: slog.LevelWarn, msg: "locked out after too many failures"}
 	case audit.CodeReplayed:

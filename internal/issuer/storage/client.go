@@ -30,10 +30,10 @@ type Client struct {
 	// in their order), which only the broker's client may use.
 	serverRedirects    map[string]bool
 	serverRedirectList []string
-	accessTTL       time.Duration
-	refreshTTL      time.Duration
-	allowedScopes   map[string]bool
-	loginURL        string
+	accessTTL          time.Duration
+	refreshTTL         time.Duration
+	allowedScopes      map[string]bool
+	loginURL           string
 	// requestedRedirect is the redirect URI of the current authorize
 	// request when it passed AllowRedirect: the library then finds it
 	// registered.

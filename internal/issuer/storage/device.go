@@ -90,6 +90,9 @@ func NormalizeUserCode(typed string) (string, bool) {
 // client: it drops scopes the client may not have (as authorize does),
 // requires openid, stores the grant and answers with its codes.
 func (s *devices) StartDeviceAuthorization(ctx context.Context, r *op.ClientRequest[oidc.DeviceAuthorizationRequest]) (*op.Response, error) {
+	if !op.ValidateGrantType(r.Client, oidc.GrantTypeDeviceCode) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("the client may not use the device flow")
+	}
 	if len(r.Data.Scopes) > MaxScopes {
 		return nil, oidc.ErrInvalidScope().WithDescription("too many scopes")
 	}
@@ -101,6 +104,9 @@ func (s *devices) StartDeviceAuthorization(ctx context.Context, r *op.ClientRequ
 	scopes, err := op.ValidateAuthReqScopes(r.Client, slices.Compact(slices.Clone(r.Data.Scopes)))
 	if err != nil {
 		return nil, err
+	}
+	if app, ok := r.Client.(*Client); ok {
+		scopes = slices.DeleteFunc(scopes, func(sc string) bool { return !app.PermitsScope(sc) })
 	}
 	if !slices.Contains(scopes, oidc.ScopeOpenID) {
 		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")

@@ -89,7 +89,7 @@ func (r *refreshRequest) GetScopes() []string {
 	}
 	return r.Scopes
 }
-func (r *refreshRequest) GetSubject() string               { return r.UserID }
+func (r *refreshRequest) GetSubject() string { return r.UserID }
 func (r *refreshRequest) GetResources() []string {
 	if r.narrowed {
 		return r.resources

@@ -21,15 +21,15 @@ const SessionIDClaim = "sid"
 
 // accessTokenClaims are the claims of an RFC 9068 access token.
 type accessTokenClaims struct {
-	Issuer   string `json:"iss"`
-	Subject  string `json:"sub"`
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
 	Audience audience `json:"aud"`
-	Expiry   int64  `json:"exp"`
-	IssuedAt int64  `json:"iat"`
-	ID       string `json:"jti"`
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
-	AuthTime int64  `json:"auth_time,omitempty"`
+	Expiry   int64    `json:"exp"`
+	IssuedAt int64    `json:"iat"`
+	ID       string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope"`
+	AuthTime int64    `json:"auth_time,omitempty"`
 	// AMR is how the user authenticated (RFC 8176), as the ID token says:
 	// a resource server can tell a login with a second factor from one
 	// without. Machine tokens have none.
