@@ -3,6 +3,8 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -96,8 +98,12 @@ func TestAppsCommandRefusesBadSettings(t *testing.T) {
 		{"relative audience", []string{"add", "web", "--redirect-uri", cb, "--audience", "api"}, "--audience"},
 		{"scope with a space", []string{"add", "web", "--redirect-uri", cb, "--scope", "a b"}, "--scope"},
 		{"display name with a control character", []string{"add", "web", "--redirect-uri", cb, "--display-name", "Web\x1b[2J"}, "--display-name"},
+		{"display name with a bidirectional override", []string{"add", "web", "--redirect-uri", cb, "--display-name", "Lap\u202Epotkcab"}, "--display-name"},
+		{"host with a bidirectional override", []string{"add", "web", "--redirect-uri", "https://app\u202Eexample.com/cb"}, "U+202E"},
+		{"audience with a bidirectional override", []string{"add", "web", "--redirect-uri", cb, "--audience", "https://api\u202E.example.com"}, "U+202E"},
 		{"a secret on the command line", []string{"add", "web", "--redirect-uri", cb, "--secret", "s"}, "unknown flag"},
 		{"update cannot make an app public", []string{"update", "web", "--public"}, "unknown flag"},
+		{"update with no setting", []string{"update", "web"}, "none was given"},
 		{"update with a bad URI", []string{"update", "web", "--redirect-uri", "http://app.example.com/cb"}, "--redirect-uri"},
 		{"consent revoked without a user", []string{"consents", "revoke", "web"}, "--user"},
 	}
@@ -323,8 +329,76 @@ func TestAppsCommandKeepsTheBrokersApp(t *testing.T) {
 			}
 		})
 	}
+	if out := mustApps(t, env, "show", "nsauth-cli").out; !strings.Contains(out, "any loopback URI") {
+		t.Errorf("show nsauth-cli does not say whose redirect URIs it has:\n%s", out)
+	}
 	mustApps(t, env, "update", "nsauth-cli", "--access-token-ttl", "5m")
 	if a, err := st.ClientByID(context.Background(), "nsauth-cli"); err != nil || a.AccessTokenTTL != 5*time.Minute {
 		t.Errorf("nsauth-cli after update: %+v, %v", a, err)
 	}
+}
+
+// TestAppsCommandWithServe: an app added with nsauth apps authenticates at
+// a running server's revocation endpoint with the secret printed once, and
+// disable, enable, rotate-secret and delete take effect at once; no secret
+// reaches the server's log.
+func TestAppsCommandWithServe(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		env := storeEnv(t, b)
+		s := startBuiltinServe(t, env, nil)
+		s.waitReady(t)
+		created := decodeAppCredentials(t, mustApps(t, env, "add", "web", "--redirect-uri", "https://web.example.com/cb", "--json"))
+		if created.ClientSecret == nil {
+			t.Fatal("no secret for a confidential app")
+		}
+		revoke := func(secret string) int {
+			t.Helper()
+			req, _ := http.NewRequest(http.MethodPost, s.issuer+"/oauth/revoke", strings.NewReader(url.Values{"token": {"not-a-token"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(url.QueryEscape(created.ClientID), url.QueryEscape(secret))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			return resp.StatusCode
+		}
+		first := *created.ClientSecret
+		var rotated string
+		steps := []struct {
+			name    string
+			command []string
+			secret  func() string
+			want    int
+		}{
+			{"added", nil, func() string { return first }, http.StatusOK},
+			{"wrong secret", nil, func() string { return first + "x" }, http.StatusUnauthorized},
+			{"disabled", []string{"disable", "web"}, func() string { return first }, http.StatusUnauthorized},
+			{"enabled", []string{"enable", "web"}, func() string { return first }, http.StatusOK},
+			{"old secret after rotation", []string{"rotate-secret", "web", "--json"}, func() string { return first }, http.StatusUnauthorized},
+			{"new secret after rotation", nil, func() string { return rotated }, http.StatusOK},
+			{"deleted", []string{"delete", "web"}, func() string { return rotated }, http.StatusUnauthorized},
+		}
+		for _, step := range steps {
+			if step.command != nil {
+				r := mustApps(t, env, step.command...)
+				if step.command[0] == "rotate-secret" {
+					c := decodeAppCredentials(t, r)
+					if c.ClientSecret == nil {
+						t.Fatal("rotate-secret printed no secret")
+					}
+					rotated = *c.ClientSecret
+				}
+			}
+			if got := revoke(step.secret()); got != step.want {
+				t.Errorf("%s: the revocation endpoint answered HTTP %d, want %d", step.name, got, step.want)
+			}
+		}
+		for _, secret := range []string{first, rotated} {
+			if strings.Contains(s.errOut.String(), secret) {
+				t.Error("an app's secret appears in the server's log")
+			}
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // newConsentsCommand is `nsauth apps consents`: what users allowed
@@ -108,7 +109,7 @@ func (o *appsOptions) listConsents(ctx context.Context, st *store.Store, usernam
 	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tAPP\tSCOPES\tGRANTED\tUPDATED")
 	for _, c := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Username, c.ClientID, orDash(strings.Join(c.Scopes, " ")), c.CreatedAt.Format(time.DateOnly), c.UpdatedAt.Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Username, c.ClientID, orDash(visible.Escape(strings.Join(c.Scopes, " "))), c.CreatedAt.Format(time.DateOnly), c.UpdatedAt.Format(time.DateOnly))
 	}
 	return tw.Flush()
 }
