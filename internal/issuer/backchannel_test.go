@@ -465,3 +465,43 @@ func TestSignOutWithoutHint(t *testing.T) {
 		t.Errorf("prompt=none after the sign-out: %v, %v", loc, err)
 	}
 }
+
+// TestSignOutOnAnotherReplica: signed in through one replica, signed out
+// through another sharing the database: the first refuses the app's
+// refresh token at once, keeps the other app's offline grant, and the
+// other app is told by the replica that ended the session.
+func TestSignOutOnAnotherReplica(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, nil)
+		second := h.replica(nil)
+		rc := newLogoutReceiver(t, h.url)
+		neosync := h.addLogoutApp("neosync", "http://127.0.0.1:3000", "")
+		terminal := h.addLogoutApp("terminal", "http://127.0.0.1:3001", rc.uri())
+		browser := issuertest.NewBrowser(t)
+		neo := neosync.signIn(browser, "openid offline_access")
+		term := terminal.signIn(browser, "openid offline_access")
+		h.clock.Advance(time.Hour)
+
+		browser.Rewrite = func(u *url.URL) { u.Host = second }
+		params := url.Values{"id_token_hint": {neo.IDToken}, "post_logout_redirect_uri": {"http://127.0.0.1:3000"}, "state": {"s"}}
+		page := browser.Do(t, endSessionRequest(t, h.url, "", params))
+		if page.Response.StatusCode != http.StatusOK {
+			t.Fatalf("end_session on the second replica: HTTP %d", page.Response.StatusCode)
+		}
+		loc, err := issuertest.RedirectOf(confirm(t, h, browser, page, nil, &confirmation{}))
+		if err != nil || loc.String() != "http://127.0.0.1:3000?state=s" {
+			t.Fatalf("confirmation on the second replica: %v, %v", loc, err)
+		}
+		if neosync.alive(neo) {
+			t.Error("the first replica still refreshes Neosync's grant")
+		}
+		if !terminal.alive(term) {
+			t.Error("the terminal's offline grant did not survive")
+		}
+		got := byAudience(rc.received(1))["terminal"]
+		if len(got) != 1 || got[0]["sid"] != sidOf(t, term.IDToken) {
+			t.Errorf("the terminal's logout tokens: %v", got)
+		}
+	})
+}
