@@ -170,7 +170,7 @@ func TestAuditEvents(t *testing.T) {
 	if resp, _ := h.get("/oauth/end_session?id_token_hint="+url.QueryEscape(other.IDToken), nil); resp.StatusCode != http.StatusFound {
 		t.Fatalf("end-session: HTTP %d", resp.StatusCode)
 	}
-	expect(eventLine{audit.Logout, audit.Success, "", h.client, "", 0})
+	expect(eventLine{audit.SessionEnded, audit.Success, "", h.client, "", 0}) // the grant's browser session ended
 
 	h.clock.Advance(46 * time.Minute)
 	if len(kidsAt(t, h.url)) != 2 {

@@ -247,6 +247,10 @@ func TestNeosyncSignOut(t *testing.T) {
 
 		browser := issuertest.NewBrowser(t)
 		neo := neosync.signIn(browser, "openid profile email offline_access")
+		issuerURL, _ := url.Parse(h.url)
+		if !slices.ContainsFunc(browser.Client.Jar.Cookies(issuerURL), func(c *http.Cookie) bool { return c.Name == "nsauth_session" }) {
+			t.Fatal("the sign-in left no session cookie")
+		}
 		term := terminal.signIn(browser, "openid offline_access")
 		h.clock.Advance(time.Hour) // Neosync's ID token has expired
 		// The wiki asks for no refresh token: its access token is its grant.
@@ -285,8 +289,8 @@ func TestNeosyncSignOut(t *testing.T) {
 		if live, err := h.st.ListSessions(ctx, h.alice.ID); err != nil || len(live) != 0 {
 			t.Errorf("live browser sessions after the sign-out: %v, %v", live, err)
 		}
-		for _, c := range browser.Client.Jar.Cookies(loc) {
-			if strings.Contains(c.Name, "nsauth_session") && c.Value != "" {
+		for _, c := range browser.Client.Jar.Cookies(issuerURL) {
+			if strings.Contains(c.Name, "nsauth_session") {
 				t.Errorf("the browser still holds its session cookie %s", c.Name)
 			}
 		}
@@ -320,14 +324,19 @@ func TestUnregisteredPostLogoutURI(t *testing.T) {
 		name, uri string
 		expire    bool
 	}{
+		// Fresh hints first: the test clock only moves forward, and the
+		// library takes a hint issued in its future for an expired one.
 		{"another site, fresh hint", "https://evil.example.com/", false},
-		{"another site, confirmed", "https://evil.example.com/", true},
 		{"the registered URI with a path added", "http://127.0.0.1:3000/x", false},
-		{"another app's registered URI", "http://127.0.0.1:3001", true},
+		{"another site, confirmed", "https://evil.example.com/", true},
+		{"another app's registered URI, confirmed", "http://127.0.0.1:3001", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := issuertest.NewBrowser(t)
-			s := app.signIn(b, "openid")
+			s := app.signIn(b, "openid offline_access")
+			if !app.alive(s) {
+				t.Fatal("the app's grant does not work")
+			}
 			if tc.expire {
 				h.clock.Advance(time.Hour)
 			}
@@ -413,4 +422,86 @@ func TestBackchannelReceiverDown(t *testing.T) {
 	if tries != backchannel.DefaultTries {
 		t.Errorf("the wiki was tried %d times, want %d", tries, backchannel.DefaultTries)
 	}
+}
+
+// TestSignOutWithoutHint: a sign-out that names no app (no hint), once
+// the user confirms it on our page, ends this browser's session: its
+// online grants are revoked, offline ones kept, and the next prompt=none
+// authorization finds no session.
+func TestSignOutWithoutHint(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	terminal := h.addLogoutApp("terminal", "http://127.0.0.1:3001", "")
+	wiki := h.addLogoutApp("wiki", "http://127.0.0.1:3002", "")
+	b := issuertest.NewBrowser(t)
+	term := terminal.signIn(b, "openid offline_access")
+	wk := wiki.signIn(b, "openid")
+	other := issuertest.NewBrowser(t)
+	elsewhere := wiki.signIn(other, "openid")
+
+	page := b.Do(t, endSessionRequest(t, h.url, "", url.Values{}))
+	if page.Response.StatusCode != http.StatusOK {
+		t.Fatalf("end_session: HTTP %d, want the confirmation page", page.Response.StatusCode)
+	}
+	if status, _ := h.userinfo(wk.AccessToken); status != http.StatusOK {
+		t.Fatal("the wiki's grant died before the user confirmed")
+	}
+	loc, err := issuertest.RedirectOf(confirm(t, h, b, page, nil, &confirmation{}))
+	if err != nil || loc.String() != h.url+"/logged-out" {
+		t.Fatalf("confirmation: %v, %v", loc, err)
+	}
+	if status, _ := h.userinfo(wk.AccessToken); status == http.StatusOK {
+		t.Error("the wiki's online grant survived")
+	}
+	if !terminal.alive(term) {
+		t.Error("the terminal's offline grant did not survive")
+	}
+	if status, _ := h.userinfo(elsewhere.AccessToken); status != http.StatusOK {
+		t.Error("the session of another browser ended too")
+	}
+	v := oauth2.GenerateVerifier()
+	answer := b.Open(t, wiki.authorizeURL(v, "openid")+"&prompt=none")
+	if loc, err := issuertest.RedirectOf(answer); err != nil || loc.Query().Get("error") != "login_required" {
+		t.Errorf("prompt=none after the sign-out: %v, %v", loc, err)
+	}
+}
+
+// TestSignOutOnAnotherReplica: signed in through one replica, signed out
+// through another sharing the database: the first refuses the app's
+// refresh token at once, keeps the other app's offline grant, and the
+// other app is told by the replica that ended the session.
+func TestSignOutOnAnotherReplica(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, nil)
+		second := h.replica(nil)
+		rc := newLogoutReceiver(t, h.url)
+		neosync := h.addLogoutApp("neosync", "http://127.0.0.1:3000", "")
+		terminal := h.addLogoutApp("terminal", "http://127.0.0.1:3001", rc.uri())
+		browser := issuertest.NewBrowser(t)
+		neo := neosync.signIn(browser, "openid offline_access")
+		term := terminal.signIn(browser, "openid offline_access")
+		h.clock.Advance(time.Hour)
+
+		browser.Rewrite = func(u *url.URL) { u.Host = second }
+		params := url.Values{"id_token_hint": {neo.IDToken}, "post_logout_redirect_uri": {"http://127.0.0.1:3000"}, "state": {"s"}}
+		page := browser.Do(t, endSessionRequest(t, h.url, "", params))
+		if page.Response.StatusCode != http.StatusOK {
+			t.Fatalf("end_session on the second replica: HTTP %d", page.Response.StatusCode)
+		}
+		loc, err := issuertest.RedirectOf(confirm(t, h, browser, page, nil, &confirmation{}))
+		if err != nil || loc.String() != "http://127.0.0.1:3000?state=s" {
+			t.Fatalf("confirmation on the second replica: %v, %v", loc, err)
+		}
+		if neosync.alive(neo) {
+			t.Error("the first replica still refreshes Neosync's grant")
+		}
+		if !terminal.alive(term) {
+			t.Error("the terminal's offline grant did not survive")
+		}
+		got := byAudience(rc.received(1))["terminal"]
+		if len(got) != 1 || got[0]["sid"] != sidOf(t, term.IDToken) {
+			t.Errorf("the terminal's logout tokens: %v", got)
+		}
+	})
 }

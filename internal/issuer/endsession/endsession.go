@@ -44,7 +44,7 @@ type Pages interface {
 // and their grants, the grants themselves, and the apps (their
 // back-channel logout URIs). *store.Store satisfies it.
 type Storage interface {
-	ListSessions(ctx context.Context, userID string) ([]store.Session, error)
+	SessionOfGrant(ctx context.Context, grantID string) (*store.Session, error)
 	SessionGrants(ctx context.Context, sessionID string) ([]store.SessionGrant, error)
 	EndSession(ctx context.Context, id string, keep func(store.SessionGrant) bool) ([]store.SessionGrant, error)
 	RevokeGrant(ctx context.Context, grantID, userID, clientID string) (int64, error)
@@ -377,22 +377,28 @@ func (s *Handler) signOut(w http.ResponseWriter, r *http.Request, es *endSession
 	return s.endBrowserSession(ctx, w, sess, es)
 }
 
-// sessionOfGrant returns the live browser session of userID that holds
-// grantID at clientID, or nil.
+// sessionOfGrant returns the live browser session of userID within
+// which grantID was issued to clientID, or nil.
 func (s *Handler) sessionOfGrant(ctx context.Context, userID, grantID, clientID string) (*store.Session, error) {
-	sessions, err := s.cfg.Store.ListSessions(ctx, userID)
-	if err != nil {
-		return nil, fmt.Errorf("listing sessions: %w", err)
+	sess, err := s.cfg.Store.SessionOfGrant(ctx, grantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
-	for j := range sessions {
-		grants, err := s.cfg.Store.SessionGrants(ctx, sessions[j].ID)
-		if err != nil {
-			return nil, fmt.Errorf("listing a session's grants: %w", err)
-		}
-		for _, g := range grants {
-			if g.GrantID == grantID && g.ClientID == clientID {
-				return &sessions[j], nil
-			}
+	if err != nil {
+		return nil, fmt.Errorf("finding a grant's session: %w", err)
+	}
+	// An ended session's kept grants are revoked one by one: ending it
+	// again would revoke nothing.
+	if sess.UserID != userID || !sess.Live(s.cfg.Now()) {
+		return nil, nil
+	}
+	grants, err := s.cfg.Store.SessionGrants(ctx, sess.ID)
+	if err != nil {
+		return nil, fmt.Errorf("listing a session's grants: %w", err)
+	}
+	for _, g := range grants {
+		if g.GrantID == grantID && g.ClientID == clientID {
+			return sess, nil
 		}
 	}
 	return nil, nil
