@@ -24,6 +24,7 @@ import (
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/pkg/tokenstore"
 )
 
 // What the Neosync stand-in is registered with.
@@ -128,7 +129,7 @@ func runNeosyncWebApp(t *testing.T, bin, backend string) {
 	// expired, on the other replica.
 	d.Use(last)
 	s2 := refreshedSession(t, checks, c, d, base, s, 1)
-	ssoChecks(t, ctx, c, d, sub)
+	apps := ssoChecks(t, ctx, c, d, sub)
 	// Sign out with a live access token (refreshed again) and the first
 	// ID token, long expired.
 	s3 := refreshedSession(t, checks, c, d, base, s2, 2)
@@ -156,6 +157,7 @@ func runNeosyncWebApp(t *testing.T, bin, backend string) {
 	} else {
 		t.Errorf("the access token expired before the sign-out ended: the machine is too slow for %v tokens", neosyncTokenTTL)
 	}
+	afterSignOutChecks(t, ctx, c, d, apps)
 }
 
 // neosyncTokenTTL is the web app's access and ID token lifetime.
@@ -297,7 +299,7 @@ func followSignOut(t *testing.T, c *issuertest.Chromium, base string) (string, b
 // ssoChecks are the single sign-on acceptance in the browser signed in to
 // the web app: `nsauth login` with one click, a second app's prompt=none,
 // a third-party app's consent once.
-func ssoChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment, sub string) {
+func ssoChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment, sub string) ssoApps {
 	t.Helper()
 	checks := newChecklist(t, "nsauth's browser session (SSO)")
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
@@ -326,8 +328,8 @@ func ssoChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *dep
 
 	// A second first-party app: prompt=none gets a code without a page.
 	cb := newAppCallback(t)
-	second := d.AddApp(t, "second-app", "--redirect-uri", cb.URL)
-	_ = second
+	bc := newBackchannelReceiver(t)
+	d.AddApp(t, "second-app", "--redirect-uri", cb.URL, "--backchannel-logout-uri", bc.URL)
 	q := cb.navigate(t, c, d, authorizeParams("second-app", cb.URL, "openid profile", url.Values{"prompt": {"none"}}))
 	checks.Check(t, "a second app's prompt=none returns a code without a page", q.Get("code") != "" && q.Get("error") == "", "callback %v", redactCode(q))
 	checks.Check(t, "the authorization response carries iss (RFC 9207)", q.Get("iss") == d.Issuer, "iss %q", q.Get("iss"))
@@ -342,14 +344,52 @@ func ssoChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *dep
 	clicked := issuertest.Get(t, c, chromedp.Evaluate[bool](`(() => {
 		const b = [...document.querySelectorAll("form button[type=submit]")].find(b => !/deny|cancel|refuse/i.test(b.textContent + " " + (b.value || "")));
 		if (!b) return false; b.click(); return true; })()`))
+	apps := ssoApps{cliConfigDir: configDir, second: cb, secondBackchannel: bc}
 	if !checks.Check(t, "the consent page has an approve button", clicked, "no approve button") {
-		return
+		return apps
 	}
 	q = cb3.wait(t)
 	checks.Check(t, "approving consent returns a code", q.Get("code") != "", "callback %v", redactCode(q))
 	q = cb3.navigate(t, c, d, authorizeParams("third-party-app", cb3.URL, "openid profile email", nil))
 	checks.Check(t, "consent is asked once: the next authorization has no page", q.Get("code") != "", "callback %v", redactCode(q))
 	_ = sub
+	return apps
+}
+
+// ssoApps are the apps ssoChecks signed in to, for the checks after the
+// web app's sign-out.
+type ssoApps struct {
+	cliConfigDir      string // nsauth login's tokens (offline_access)
+	second            *appCallback
+	secondBackchannel *backchannelReceiver
+}
+
+// afterSignOutChecks: the terminal's offline login survives the web app's
+// sign-out; the second app, whose grant ended with the session, receives a
+// logout token; the browser session is over (prompt=none: login_required).
+func afterSignOutChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment, apps ssoApps) {
+	t.Helper()
+	checks := newChecklist(t, "nsauth's logout rule")
+	store, err := tokenstore.New(tokenstore.Config{Dir: apps.cliConfigDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiURL, err := tokenstore.NormalizeAPIURL(d.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry, err := store.Load(apiURL); checks.Check(t, "nsauth login stored its tokens", err == nil, "%v", err) {
+		_, err := apiClient(d.Issuer).RefreshCli(ctx, connect.NewRequest(&mgmtv1alpha1.RefreshCliRequest{RefreshToken: entry.RefreshToken}))
+		checks.Check(t, "the terminal's offline login survives the web app's sign-out", err == nil, "RefreshCli: %v", err)
+	}
+	if apps.secondBackchannel != nil {
+		problem := apps.secondBackchannel.verifyLogoutToken(t, d, "second-app")
+		checks.Check(t, "the second app receives a valid back-channel logout token", problem == "", "%s", problem)
+	}
+	if apps.second != nil {
+		q := apps.second.navigate(t, c, d, authorizeParams("second-app", apps.second.URL, "openid", url.Values{"prompt": {"none"}}))
+		checks.Check(t, "after sign-out the browser session is over: prompt=none gets login_required", q.Get("error") == "login_required", "callback %v", redactCode(q))
+	}
 }
 
 // authorizeParams is an authorization request with PKCE S256.
