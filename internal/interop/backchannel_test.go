@@ -50,7 +50,7 @@ func (b *backchannelReceiver) verifyLogoutToken(t *testing.T, d *deployment, cli
 	case <-time.After(15 * time.Second):
 		return "no logout token arrived within 15 s"
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return "not a signed JWT: " + err.Error()
 	}
