@@ -168,8 +168,14 @@ const neosyncTokenTTL = 15 * time.Second
 // refresh), and checks the new access token.
 func refreshedSession(t *testing.T, checks *checklist, c *issuertest.Chromium, d *deployment, base string, prev session, n int) session {
 	t.Helper()
-	time.Sleep(time.Until(expiry(prev.AccessToken)) + 1500*time.Millisecond)
+	// Auth.js dates the expiry from its own clock when the answer arrived:
+	// read the session until the jwt callback has refreshed.
+	time.Sleep(time.Until(expiry(prev.AccessToken)) + time.Second)
 	s := readSession(t, c, base)
+	for deadline := time.Now().Add(10 * time.Second); s.AccessToken == prev.AccessToken && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		s = readSession(t, c, base)
+	}
 	var st standinState
 	getJSONOrFail(t, base+"/test/state", &st)
 	checks.Check(t, fmt.Sprintf("Neosync's refresh POST (client_secret_post) succeeds (%d)", n), st.Refreshes == n && st.RefreshFailures == 0,
