@@ -542,7 +542,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 		return nil, fmt.Errorf("issuer: creating the provider: %w", err)
 	}
 	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints()), storage: i.storage, grants: i.grants,
-		allowedRedirects: i.allowedRedirects, requirePKCE: i.cfg.RequirePKCE, endSessionURL: i.cfg.Issuer + endSessionPath}
+		requirePKCE: i.cfg.RequirePKCE, endSessionURL: i.cfg.Issuer + endSessionPath}
 	endSession := endsession.New(endsession.Config{Issuer: i.cfg.Issuer, Now: i.cfg.Now, Store: i.st, Provider: provider,
 		Events: i.events, Pages: endSessionPages{pages: i.pages, csrf: i.csrf}, Log: i.log})
 	// The library's login callback (/authorize/callback) is not used: the
