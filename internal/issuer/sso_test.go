@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
@@ -452,5 +453,42 @@ func TestSingleSignOnInChromium(t *testing.T) {
 			chromedp.WaitVisible(css("#cb")),
 		)
 		callback(c, "site-b")
+	}
+}
+
+// TestSessionReplacedAndEnded: a login as another user in the same browser
+// replaces the session; changing the user's password ends it.
+func TestSessionReplacedAndEnded(t *testing.T) {
+	t.Parallel()
+	h := newSSOHarness(t, sqlite())
+	hash, err := password.Hash("bob-password-123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := &store.User{Username: "bob", PasswordHash: hash}
+	if err := h.st.CreateUser(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	b := issuertest.NewBrowser(t)
+	h.signIn(t, b, appWeb)
+	h.clock.Advance(time.Second)
+
+	v := oauth2.GenerateVerifier()
+	p := b.Open(t, h.appAuthorizeURL(appDocs, v, url.Values{"prompt": {"login"}}))
+	if !isPasswordPage(p) {
+		t.Fatalf("prompt=login: want the password page, got HTTP %d", p.Response.StatusCode)
+	}
+	if c := idClaims(t, h.appExchange(appDocs, h.codeOf(t, appDocs, b.Submit(t, p, "bob", "bob-password-123")), v)); c["sub"] != bob.ID {
+		t.Fatalf("sub = %v, want bob's", c["sub"])
+	}
+	if c := idClaims(t, h.ssoLogin(t, b, appWeb, nil)); c["sub"] != bob.ID {
+		t.Fatalf("after bob's login the session is %v's, want bob's", c["sub"])
+	}
+
+	if err := h.st.SetPassword(ctx, "bob", hash); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.Open(t, h.appAuthorizeURL(appWeb, oauth2.GenerateVerifier(), nil)); !isPasswordPage(p) {
+		t.Fatalf("the session survived a password change: HTTP %d\n%s", p.Response.StatusCode, p.Body)
 	}
 }
