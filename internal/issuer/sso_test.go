@@ -492,3 +492,34 @@ func TestSessionReplacedAndEnded(t *testing.T) {
 		t.Fatalf("the session survived a password change: HTTP %d\n%s", p.Response.StatusCode, p.Body)
 	}
 }
+
+// TestSingleSignOnAcrossReplicas: a session started on one replica serves
+// the next app's login on another, and the Continue page posted there.
+func TestSingleSignOnAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newSSOHarness(t, b)
+		other := h.replica(nil)
+		br := issuertest.NewBrowser(t)
+		h.signIn(t, br, appWeb)
+		br.Rewrite = func(u *url.URL) {
+			if u.Host == h.host() {
+				u.Host = other
+			}
+		}
+		h.ssoLogin(t, br, appDocs, nil)
+		v := oauth2.GenerateVerifier()
+		p := br.Open(t, h.authorizeURL(v, nil))
+		if !strings.Contains(p.Body, `action="/login/continue"`) {
+			t.Fatalf("want the Continue page on the other replica, got HTTP %d\n%s", p.Response.StatusCode, p.Body)
+		}
+		br.Rewrite = nil
+		loc, err := issuertest.RedirectOf(br.Post(t, p, "/login/continue", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr := h.exchange(loc.Query().Get("code"), v); tr.status != http.StatusOK {
+			t.Fatalf("exchange: HTTP %d %s", tr.status, tr.Error)
+		}
+	})
+}
