@@ -2,17 +2,21 @@ package issuer_test
 
 import (
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
@@ -373,4 +377,149 @@ func TestThirdPartyConsent(t *testing.T) {
 	if got, err := h.st.ConsentedScopes(ctx, h.alice.ID, appThird); err != nil || !slices.Contains(got, "email") {
 		t.Errorf("consented scopes = %v, %v", got, err)
 	}
+	// Asking for more scopes, or for consent again (prompt=consent), shows
+	// the page once more.
+	for _, extra := range []url.Values{{"scope": {"openid email profile"}}, {"scope": {"openid email"}, "prompt": {"consent"}}} {
+		v := oauth2.GenerateVerifier()
+		p := alice.Open(t, h.appAuthorizeURL(appThird, v, extra))
+		if p.Response.StatusCode != http.StatusOK || !strings.Contains(p.Body, `action="/login/consent"`) {
+			t.Fatalf("%v: want the consent page, got HTTP %d\n%s", extra, p.Response.StatusCode, p.Body)
+		}
+		h.appExchange(appThird, h.codeOf(t, appThird, alice.Post(t, p, "/login/consent", url.Values{"decision": {"allow"}})), v)
+	}
+	// A first-party app never shows it.
+	h.ssoLogin(t, alice, appDocs, url.Values{"prompt": {"consent"}})
+}
+
+// TestSingleSignOnInChromium: in a real browser, with the apps on another
+// site (localhost) than the provider (127.0.0.1), the session and the
+// device cookie it is bound to reach the provider on the apps' top-level
+// navigations (SameSite=Lax): after a password login to one app, a link
+// from the other app's site signs in without a page, prompt=none too.
+func TestSingleSignOnInChromium(t *testing.T) {
+	t.Parallel()
+	h := newSSOHarness(t, sqlite())
+	// The apps' site: a page linking to an authorize URL, and the callback.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /start", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><a id="go" href="`+html.EscapeString(r.URL.Query().Get("to"))+`">Sign in</a>`)
+	})
+	mux.HandleFunc("GET /cb", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><p id="cb">`+html.EscapeString(r.URL.RawQuery)+`</p>`)
+	})
+	site := httptest.NewServer(mux)
+	t.Cleanup(site.Close)
+	base := strings.Replace(site.URL, "127.0.0.1", "localhost", 1)
+	for _, app := range []string{"site-a", "site-b"} {
+		if err := h.st.AddApp(ctx, &store.Client{ID: app, Public: true, RedirectURIs: []string{base + "/cb"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	authorize := func(app string, extra url.Values) string {
+		q := url.Values{"client_id": {app}, "response_type": {"code"}, "redirect_uri": {base + "/cb"}, "scope": {"openid"},
+			"state": {"s-" + app}, "code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}}
+		for k, v := range extra {
+			q[k] = v
+		}
+		return base + "/start?" + url.Values{"to": {h.url + "/authorize?" + q.Encode()}}.Encode()
+	}
+	callback := func(c *issuertest.Chromium, app string) {
+		t.Helper()
+		raw := issuertest.Get(t, c, chromedp.Text(chromedp.CSS("#cb")))
+		q, _ := url.ParseQuery(raw)
+		if q.Get("code") == "" || q.Get("state") != "s-"+app || q.Get("iss") != h.url {
+			t.Fatalf("%s's callback got %q, want a code, its state and iss", app, raw)
+		}
+	}
+
+	c := issuertest.NewChromium(t, 90*time.Second)
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	c.Do(t, "signing in to site-a with the password",
+		chromedp.Navigate(authorize("site-a", nil)),
+		chromedp.Click(css("#go")),
+		chromedp.WaitVisible(css("#password")),
+		chromedp.SendKeys(css("#username"), "alice"),
+		chromedp.SendKeys(css("#password"), alicePassword),
+		chromedp.Click(css("button[type=submit]")),
+		chromedp.WaitVisible(css("#cb")),
+	)
+	callback(c, "site-a")
+	for _, extra := range []url.Values{nil, {"prompt": {"none"}}} {
+		c.Do(t, "signing in to site-b from its site",
+			chromedp.Navigate(authorize("site-b", extra)),
+			chromedp.Click(css("#go")),
+			chromedp.WaitVisible(css("#cb")),
+		)
+		callback(c, "site-b")
+	}
+}
+
+// TestSessionReplacedAndEnded: a login as another user in the same browser
+// replaces the session; changing the user's password ends it.
+func TestSessionReplacedAndEnded(t *testing.T) {
+	t.Parallel()
+	h := newSSOHarness(t, sqlite())
+	hash, err := password.Hash("bob-password-123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := &store.User{Username: "bob", PasswordHash: hash}
+	if err := h.st.CreateUser(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	b := issuertest.NewBrowser(t)
+	h.signIn(t, b, appWeb)
+	h.clock.Advance(time.Second)
+
+	v := oauth2.GenerateVerifier()
+	p := b.Open(t, h.appAuthorizeURL(appDocs, v, url.Values{"prompt": {"login"}}))
+	if !isPasswordPage(p) {
+		t.Fatalf("prompt=login: want the password page, got HTTP %d", p.Response.StatusCode)
+	}
+	if c := idClaims(t, h.appExchange(appDocs, h.codeOf(t, appDocs, b.Submit(t, p, "bob", "bob-password-123")), v)); c["sub"] != bob.ID {
+		t.Fatalf("sub = %v, want bob's", c["sub"])
+	}
+	if c := idClaims(t, h.ssoLogin(t, b, appWeb, nil)); c["sub"] != bob.ID {
+		t.Fatalf("after bob's login the session is %v's, want bob's", c["sub"])
+	}
+
+	if err := h.st.SetPassword(ctx, "bob", hash); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.Open(t, h.appAuthorizeURL(appWeb, oauth2.GenerateVerifier(), nil)); !isPasswordPage(p) {
+		t.Fatalf("the session survived a password change: HTTP %d\n%s", p.Response.StatusCode, p.Body)
+	}
+}
+
+// TestSingleSignOnAcrossReplicas: a session started on one replica serves
+// the next app's login on another, and the Continue page posted there.
+func TestSingleSignOnAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newSSOHarness(t, b)
+		other := h.replica(nil)
+		br := issuertest.NewBrowser(t)
+		h.signIn(t, br, appWeb)
+		br.Rewrite = func(u *url.URL) {
+			if u.Host == h.host() {
+				u.Host = other
+			}
+		}
+		h.ssoLogin(t, br, appDocs, nil)
+		v := oauth2.GenerateVerifier()
+		p := br.Open(t, h.authorizeURL(v, nil))
+		if !strings.Contains(p.Body, `action="/login/continue"`) {
+			t.Fatalf("want the Continue page on the other replica, got HTTP %d\n%s", p.Response.StatusCode, p.Body)
+		}
+		br.Rewrite = nil
+		loc, err := issuertest.RedirectOf(br.Post(t, p, "/login/continue", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr := h.exchange(loc.Query().Get("code"), v); tr.status != http.StatusOK {
+			t.Fatalf("exchange: HTTP %d %s", tr.status, tr.Error)
+		}
+	})
 }

@@ -48,6 +48,8 @@ type loginFlow struct {
 	// session's for a login completed from one.
 	session  *store.Session
 	authTime time.Time
+	// consented: the user just allowed the app on its consent page.
+	consented bool
 }
 
 func (fl *loginFlow) viaLink() bool { return slices.Contains(fl.steps, store.StepEnrolLink) }
@@ -317,7 +319,7 @@ func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, fl *loginFl
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID, "session", fl.session != nil && !fl.authTime.IsZero())
+	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID, "from_session", !fl.authTime.IsZero())
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, redirect.AddIssuer(target, i.cfg.Issuer), http.StatusSeeOther)
 }

@@ -234,7 +234,7 @@ func (i *ssoStep) needsConsent(ctx context.Context, fl *loginFlow) (bool, *store
 	if err != nil {
 		return false, nil, err
 	}
-	if !client.ThirdParty {
+	if !client.ThirdParty || fl.consented {
 		return false, client, nil
 	}
 	if slices.Contains(fl.ar.Prompt, oidc.PromptConsent) {
@@ -344,6 +344,7 @@ func (i *ssoStep) submitConsent(w http.ResponseWriter, r *http.Request) {
 		i.message(w, http.StatusInternalServerError, titleConsent, msgInternal)
 		return
 	}
+	fl.consented = true
 	i.finish(w, r, fl)
 }
 
