@@ -24,6 +24,8 @@ var serverCommands = []struct{ name, short string }{
 	{"serve", "Run the AuthService server"},
 	{"users", "Manage the built-in provider's user accounts"},
 	{"clients", "Manage the built-in provider's machine clients"},
+	{"apps", "Manage the applications people log in to with the built-in provider"},
+	{"sessions", "List and end the built-in provider's browser sessions"},
 	{"keys", "Manage the secret key that seals the built-in provider's secrets"},
 	{"federation", "Manage the policies that let CI jobs exchange their ID tokens for nsauth tokens"},
 	{"audit", "Read the built-in provider's audit trail"},

@@ -21,3 +21,8 @@ const clientSecretPrefix = "client_secret:"
 func SecretValue(name string) bool {
 	return name == authRequestKeyName || name == deviceKeyName || name == audit.KeyName || strings.HasPrefix(name, clientSecretPrefix)
 }
+
+// BrokerSecretName is the name of the instance value holding the secret of
+// the broker's client clientID. Only the broker's client has one: the
+// server generated its secret and checks it at every start.
+func BrokerSecretName(clientID string) string { return clientSecretPrefix + clientID }
