@@ -109,7 +109,7 @@ func (rc *receiver) got() (int, []map[string]any) {
 // verify checks a logout token's signature with pub and its type, and
 // returns its claims.
 func verify(token string, pub *rsa.PublicKey) (map[string]any, error) {
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, err
 	}
