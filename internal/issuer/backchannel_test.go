@@ -190,7 +190,7 @@ func verifyLogoutToken(issuerURL, token string) (map[string]any, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&keys); err != nil {
 		return nil, err
 	}
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, err
 	}

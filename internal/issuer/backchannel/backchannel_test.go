@@ -6,9 +6,11 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,7 +111,7 @@ func (rc *receiver) got() (int, []map[string]any) {
 // verify checks a logout token's signature with pub and its type, and
 // returns its claims.
 func verify(token string, pub *rsa.PublicKey) (map[string]any, error) {
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, err
 	}
@@ -317,5 +319,65 @@ func TestSendNeverBlocks(t *testing.T) {
 	}
 	if sent != 2 {
 		t.Errorf("%d sent, want 2", sent)
+	}
+}
+
+// lockedBuffer is a log destination safe for the workers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestTokenNeverLogged: the failed tries and the outcome are logged at
+// debug, and no part of any token sent appears in the log.
+func TestTokenNeverLogged(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var sent []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sent = append(sent, r.PostFormValue("logout_token"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(srv.Close)
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tr := newTrail()
+	s := newSender(t, tr, &waits{}, func(c *backchannel.Config) {
+		c.Log = log
+		c.Events = events.New(tr, nil, log)
+	})
+	l := logout
+	l.URI = srv.URL
+	s.Send(context.Background(), l)
+	waitIdle(t, s)
+	out := logs.String()
+	if !strings.Contains(out, "back-channel logout given up") || !strings.Contains(out, "trying again") {
+		t.Errorf("the log lacks the tries and the outcome:\n%s", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != backchannel.DefaultTries {
+		t.Fatalf("%d tokens sent", len(sent))
+	}
+	for _, token := range sent {
+		for _, part := range strings.Split(token, ".")[1:] {
+			if strings.Contains(out, part) {
+				t.Fatalf("the log contains a logout token:\n%s", out)
+			}
+		}
 	}
 }
