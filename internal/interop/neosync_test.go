@@ -50,19 +50,27 @@ const (
 func TestNeosyncWebApp(t *testing.T) {
 	t.Parallel()
 	bin := buildNsauthServer(t)
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
+	cases := []struct {
+		name, backend string
+		authCore      string // a package of interop/js
+	}{
+		{"sqlite", "sqlite", "@auth/core"},
+		{"postgres", "postgres", "@auth/core"},
+		// A newer next-auth's @auth/core, for the day Neosync upgrades.
+		{"sqlite, auth-core 0.41", "sqlite", "auth-core-0.41"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			runNeosyncWebApp(t, bin, backend)
+			runNeosyncWebApp(t, bin, tc.backend, tc.authCore)
 		})
 	}
 }
 
-func runNeosyncWebApp(t *testing.T, bin, backend string) {
+func runNeosyncWebApp(t *testing.T, bin, backend, authCore string) {
 	ctx := context.Background()
 	d := startDeployment(t, bin, backend)
 	last := len(d.Replicas) - 1
-	checks := newChecklist(t, "@auth/core 0.37.2 as Neosync's web app, "+backend)
 
 	webAddr := freeLoopbackAddr(t)
 	_, port, _ := net.SplitHostPort(webAddr)
@@ -93,8 +101,11 @@ func runNeosyncWebApp(t *testing.T, bin, backend string) {
 		"NEXTAUTH_SECRET":            randomHex(32),
 		"NEOSYNC_STANDIN_LISTEN":     webAddr,
 		"NEOSYNC_STANDIN_TEST_HOOKS": "1",
+		"NEOSYNC_STANDIN_AUTH_CORE":  authCore,
 	})
-	web.waitLine(t, ctx, "neosync-web listening on", 30*time.Second)
+	ready := web.waitLine(t, ctx, "neosync-web listening on", 30*time.Second)
+	_, version, _ := strings.Cut(ready, " with ")
+	checks := newChecklist(t, version+" as Neosync's web app, "+backend)
 	t.Cleanup(func() { assertClean(t, "the web app's standard error", web.Stderr.String(), app.ClientSecret) })
 
 	c := issuertest.NewChromium(t, 4*time.Minute)

@@ -19,6 +19,7 @@
 //   NEOSYNC_STANDIN_LISTEN  host:port to listen on (default: NEXTAUTH_URL's
 //                           port on 127.0.0.1)
 //   NEOSYNC_STANDIN_TEST_HOOKS=1  enables /test/* (below), for the tests.
+//   NEOSYNC_STANDIN_AUTH_CORE     the @auth/core package to run (below).
 //
 // Test hooks (never in Neosync): GET /test/state reports how many refreshes succeeded and failed (no token); POST
 // /test/refresh runs the refresh POST again with the last refresh token the
@@ -27,7 +28,14 @@
 //
 // It prints one line `neosync-web listening on URL` when ready.
 import { createServer } from 'node:http';
-import { Auth, setEnvDefaults } from '@auth/core';
+import { readFileSync } from 'node:fs';
+
+// NEOSYNC_STANDIN_AUTH_CORE names another @auth/core to run (a package of
+// interop/js, e.g. auth-core-0.41 for a newer next-auth's); the default is
+// 0.37.2, the one Neosync's next-auth 5.0.0-beta.25 resolves to.
+const authCore = process.env.NEOSYNC_STANDIN_AUTH_CORE || '@auth/core';
+const { Auth, setEnvDefaults } = await import(authCore);
+const authCoreVersion = JSON.parse(readFileSync(new URL(`./node_modules/${authCore}/package.json`, import.meta.url))).version;
 
 const env = process.env;
 
@@ -342,7 +350,7 @@ const server = createServer(async (req, res) => {
 const listen = env.NEOSYNC_STANDIN_LISTEN ?? `127.0.0.1:${baseURL.port || 80}`;
 const colon = listen.lastIndexOf(':');
 server.listen(Number(listen.slice(colon + 1)), listen.slice(0, colon), () => {
-  console.log(`neosync-web listening on ${base}`);
+  console.log(`neosync-web listening on ${base} with @auth/core ${authCoreVersion}`);
 });
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => server.close(() => process.exit(0)));
