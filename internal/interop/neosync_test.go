@@ -124,12 +124,12 @@ func runNeosyncWebApp(t *testing.T, bin, backend, authCore string) {
 	)
 	checks.Check(t, "sign in through the login page with audience and scope params", true, "")
 	name := strings.TrimSpace(issuertest.Get(t, c, chromedp.Text(css("#user-name"))))
-	checks.Check(t, "the session names the user", name != "", "the app shows an empty name")
-
 	s := readSession(t, c, base)
 	checks.Check(t, "the session carries an access token and an ID token", s.AccessToken != "" && s.IDToken != "", "session %+v", s.User)
 	sub := checkTokenOn(t, checks, d, "sign-in", s.AccessToken)
 	idClaims, _ := payload(s.IDToken)
+	checks.Check(t, "the session names the user (the ID token's name)", name != "" && name == idClaims["name"] && s.User.Name == name,
+		"the page shows %q, the session %q, the ID token %v", name, s.User.Name, idClaims["name"])
 	checks.Check(t, "the ID token's aud is the app's client id", audiences(idClaims["aud"]).equal(neosyncApp), "aud %v", idClaims["aud"])
 	checks.Check(t, "the ID token's iss is the issuer", idClaims["iss"] == d.Issuer, "iss %v", idClaims["iss"])
 	atClaims, _ := payload(s.AccessToken)
@@ -339,6 +339,8 @@ func ssoChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *dep
 	select {
 	case r := <-done:
 		checks.Check(t, "nsauth login completes with one click", r.code == 0, "exit %d\n%s", r.code, r.errOut)
+		who := runServerBinary(ctx, d, configDir, &lockedBuffer{}, "whoami", "-o", "json")
+		checks.Check(t, "nsauth login is the web app's user", who.code == 0 && sub != "" && strings.Contains(who.out, sub), "whoami: exit %d", who.code)
 	case <-time.After(60 * time.Second):
 		checks.Check(t, "nsauth login completes with one click", false, "login did not finish:\n%s", loginErr.String())
 	}
@@ -369,7 +371,6 @@ func ssoChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *dep
 	checks.Check(t, "approving consent returns a code", q.Get("code") != "", "callback %v", redactCode(q))
 	q = cb3.navigate(t, c, d, authorizeParams("third-party-app", cb3.URL, "openid profile email", nil))
 	checks.Check(t, "consent is asked once: the next authorization has no page", q.Get("code") != "", "callback %v", redactCode(q))
-	_ = sub
 	return apps
 }
 
