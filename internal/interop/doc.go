@@ -11,11 +11,27 @@
 //     device authorization grant (RFC 8628) end to end, the user's side
 //     played at the example's own pages.
 //
+// and relying parties nobody here wrote against nsauth's own provider, run
+// as an operator runs it (nsauth-server built from this module, apps added
+// with `nsauth apps add`, on SQLite and on two PostgreSQL replicas behind a
+// load balancer), the user's side played by headless Chromium at nsauth's
+// pages:
+//
+//   - Neosync's web app: its Auth.js configuration on @auth/core from npm
+//     (interop/js/neosync-web.mjs), from sign-in to sign-out, with single
+//     sign-on to other apps and `nsauth login` in the same browser;
+//   - oauth4webapi and openid-client (interop/js/rp-checks.mjs), zitadel/oidc's
+//     rp and rs, and x/oauth2, each ending with a tally
+//     "RP checks: N passed of M (library)".
+//
+// The JavaScript packages are pinned by interop/js/package-lock.json and
+// installed by `npm ci` (.ci/run does it); the tests never download.
+//
 // The tests carry the build tag "interop" because building Hydra the first
 // time takes minutes; .ci/run runs them with
 //
 //	go test -tags interop ./internal/interop/
 //
 // They never skip: without a provider (no Go proxy, no PostgreSQL, a broken
-// build) they fail.
+// build), node, interop/js/node_modules or Chromium (in CI) they fail.
 package interop
