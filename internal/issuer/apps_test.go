@@ -390,6 +390,33 @@ func TestAppAudiences(t *testing.T) {
 			t.Fatalf("widening refresh: HTTP %d %q, want 400 invalid_target", widened.status, widened.Error)
 		}
 	})
+	t.Run("a code redeemed for one of its resources", func(t *testing.T) {
+		t.Parallel()
+		v := oauth2.GenerateVerifier()
+		code := h.appLogin(a, v, url.Values{"resource": {api, "https://other.example"}}).Query().Get("code")
+		tr := h.appToken(a, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.redirect}, "code_verifier": {v},
+			"resource": {api}})
+		if tr.status != http.StatusOK {
+			t.Fatalf("HTTP %d %s: %s", tr.status, tr.Error, tr.ErrorDescription)
+		}
+		wantAud(t, tr.AccessToken, "https://nsauth.example/api", api)
+		// The grant keeps both: a refresh may ask for the other.
+		got := h.appToken(a, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "resource": {"https://other.example"}})
+		if got.status != http.StatusOK {
+			t.Fatalf("refresh for the grant's other resource: HTTP %d %s", got.status, got.Error)
+		}
+		wantAud(t, got.AccessToken, "https://nsauth.example/api", "https://other.example")
+	})
+	t.Run("a code redeemed for a resource it was not issued for", func(t *testing.T) {
+		t.Parallel()
+		v := oauth2.GenerateVerifier()
+		code := h.appLogin(a, v, url.Values{"resource": {api}}).Query().Get("code")
+		tr := h.appToken(a, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.redirect}, "code_verifier": {v},
+			"resource": {"https://other.example"}})
+		if tr.status != http.StatusBadRequest || tr.Error != "invalid_target" {
+			t.Fatalf("HTTP %d %q, want 400 invalid_target", tr.status, tr.Error)
+		}
+	})
 	t.Run("resources, repeated and duplicated", func(t *testing.T) {
 		t.Parallel()
 		tr := h.appTokens(a, url.Values{"resource": {api, "https://other.example", api, "https://nsauth.example/api"}})
