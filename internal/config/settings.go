@@ -305,8 +305,8 @@ var (
 		Doc:   "tolerance on `exp`/`nbf`/`iat`"}
 	sRedirectURIs = &Setting{Flag: "allowed-redirect-uri", Env: []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, Group: GroupTokens,
 		rule:  list("absolute http(s) URLs, comma-separated"),
-		Usage: "non-loopback redirect URIs to accept, comma-separated",
-		Doc:   "non-loopback redirect URIs to accept (exact match); loopback URIs (RFC 8252 §7.3) are always accepted"}
+		Usage: "non-loopback redirect URIs nsauth-cli may use, comma-separated",
+		Doc:   "non-loopback redirect URIs the broker's client (`nsauth-cli`) may use (exact match), besides loopback URIs (RFC 8252 §7.3); other apps have their own (`nsauth apps`)"}
 	sScopes = &Setting{Flag: "allowed-scopes", Env: []string{"NSAUTH_ALLOWED_SCOPES"}, Group: GroupTokens,
 		rule: list("scopes, comma- or space-separated"), DefaultDoc: "any",
 		Usage: "scopes clients may request, comma- or space-separated (default: any)",

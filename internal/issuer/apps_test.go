@@ -390,6 +390,33 @@ func TestAppAudiences(t *testing.T) {
 			t.Fatalf("widening refresh: HTTP %d %q, want 400 invalid_target", widened.status, widened.Error)
 		}
 	})
+	t.Run("a code redeemed for one of its resources", func(t *testing.T) {
+		t.Parallel()
+		v := oauth2.GenerateVerifier()
+		code := h.appLogin(a, v, url.Values{"resource": {api, "https://other.example"}}).Query().Get("code")
+		tr := h.appToken(a, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.redirect}, "code_verifier": {v},
+			"resource": {api}})
+		if tr.status != http.StatusOK {
+			t.Fatalf("HTTP %d %s: %s", tr.status, tr.Error, tr.ErrorDescription)
+		}
+		wantAud(t, tr.AccessToken, "https://nsauth.example/api", api)
+		// The grant keeps both: a refresh may ask for the other.
+		got := h.appToken(a, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "resource": {"https://other.example"}})
+		if got.status != http.StatusOK {
+			t.Fatalf("refresh for the grant's other resource: HTTP %d %s", got.status, got.Error)
+		}
+		wantAud(t, got.AccessToken, "https://nsauth.example/api", "https://other.example")
+	})
+	t.Run("a code redeemed for a resource it was not issued for", func(t *testing.T) {
+		t.Parallel()
+		v := oauth2.GenerateVerifier()
+		code := h.appLogin(a, v, url.Values{"resource": {api}}).Query().Get("code")
+		tr := h.appToken(a, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.redirect}, "code_verifier": {v},
+			"resource": {"https://other.example"}})
+		if tr.status != http.StatusBadRequest || tr.Error != "invalid_target" {
+			t.Fatalf("HTTP %d %q, want 400 invalid_target", tr.status, tr.Error)
+		}
+	})
 	t.Run("resources, repeated and duplicated", func(t *testing.T) {
 		t.Parallel()
 		tr := h.appTokens(a, url.Values{"resource": {api, "https://other.example", api, "https://nsauth.example/api"}})
@@ -527,5 +554,22 @@ func TestAppRefreshesWithSecretInForm(t *testing.T) {
 		if resp.StatusCode != tc.status {
 			t.Fatalf("%s: HTTP %d, want %d: %s", tc.name, resp.StatusCode, tc.status, body)
 		}
+	}
+}
+
+// TestAppRefreshTokenLifetime: an app's refresh token lifetime replaces the
+// server's.
+func TestAppRefreshTokenLifetime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	short := h.addApp(store.Client{ID: "short", RedirectURIs: []string{"https://short.example.com/cb"}, RefreshTokenTTL: time.Hour})
+	server := h.addApp(store.Client{ID: "server", RedirectURIs: []string{"https://server.example.com/cb"}})
+	trShort, trServer := h.appTokens(short, nil), h.appTokens(server, nil)
+	h.clock.Advance(time.Hour + time.Second)
+	if got := h.appToken(short, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {trShort.RefreshToken}}); got.Error != "invalid_grant" {
+		t.Fatalf("the short-lived app's refresh token after an hour: HTTP %d %q, want invalid_grant", got.status, got.Error)
+	}
+	if got := h.appToken(server, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {trServer.RefreshToken}}); got.status != http.StatusOK {
+		t.Fatalf("an app with the server's lifetime after an hour: HTTP %d %q", got.status, got.Error)
 	}
 }

@@ -32,6 +32,13 @@
 //     login page opens it. Only a successful login writes the request,
 //     once: a flood of authorize requests costs no storage. The endpoint
 //     is also rate-limited per client address.
+//   - Apps (`nsauth apps`) are clients of their own: confidential or
+//     public (PKCE, no secret), each with its redirect URIs (matched
+//     exactly; a native app's loopback ones on any port), scopes, grant
+//     types and token lifetimes. An authorize request may name the
+//     resources (`resource`, `audience`) its access tokens are for, among
+//     the app's audiences; every authorization response carries `iss`
+//     (RFC 9207).
 //   - Machine clients (programs, CI jobs) get access tokens for
 //     themselves with the client-credentials grant, without refresh
 //     tokens, rate-limited per client and per address (package grants).
@@ -159,8 +166,9 @@ type Config struct {
 	// default 7 days (package browsersession).
 	SessionIdleTimeout time.Duration
 	SessionLifetime    time.Duration
-	// AllowedRedirectURIs are accepted besides loopback redirect URIs,
-	// compared exactly.
+	// AllowedRedirectURIs are accepted for the broker's client (ClientID)
+	// besides loopback redirect URIs, compared exactly. Every other app
+	// has only its own redirect URIs (`nsauth apps`).
 	AllowedRedirectURIs []string
 	// AllowedScopes, when set, are the scopes clients may ask for besides
 	// the standard OpenID ones.
@@ -554,7 +562,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 		return nil, fmt.Errorf("issuer: creating the provider: %w", err)
 	}
 	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints()), storage: i.storage, grants: i.grants,
-		allowedRedirects: i.allowedRedirects, requirePKCE: i.cfg.RequirePKCE, endSessionURL: i.cfg.Issuer + endSessionPath}
+		requirePKCE: i.cfg.RequirePKCE, endSessionURL: i.cfg.Issuer + endSessionPath}
 	logouts, err := backchannel.New(backchannel.Config{Issuer: i.cfg.Issuer, Keys: i.storage, Events: i.events,
 		HTTPClient: i.cfg.BackchannelHTTPClient, Now: i.cfg.Now, Backoff: i.cfg.BackchannelBackoff, Log: i.log})
 	if err != nil {

@@ -19,19 +19,19 @@ import (
 )
 
 // server is the library's LegacyServer with the methods we do differently:
-// stricter authorize requests, loopback redirect URIs with any port and
-// path (as the AuthService accepts them), and token responses whose access
-// tokens we sign ourselves (RFC 9068: package storage issues them, package
+// stricter authorize requests, each app's own redirect URIs (the broker's
+// client, loopback ones with any port and path, as the AuthService
+// accepts them), requested resources (RFC 8707), `iss` on authorization
+// responses (RFC 9207), and token responses whose access tokens we sign
+// ourselves (RFC 9068: package storage issues them, package
 // grants those of machine clients). End-session is served by package
 // endsession, which the library's Server interface cannot: that endpoint
 // may have to answer with a page rather than a redirect.
 type server struct {
 	*op.LegacyServer
-	storage *storage.Storage
-	grants  *grants.Handler
-	// allowedRedirects is the configured allowlist of redirect URIs.
-	allowedRedirects map[string]bool
-	requirePKCE      bool
+	storage     *storage.Storage
+	grants      *grants.Handler
+	requirePKCE bool
 	// endSessionURL is advertised by discovery.
 	endSessionURL string
 }

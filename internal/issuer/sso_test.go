@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
+	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
@@ -453,4 +454,72 @@ func TestSingleSignOnInChromium(t *testing.T) {
 		)
 		callback(c, "site-b")
 	}
+}
+
+// TestSessionReplacedAndEnded: a login as another user in the same browser
+// replaces the session; changing the user's password ends it.
+func TestSessionReplacedAndEnded(t *testing.T) {
+	t.Parallel()
+	h := newSSOHarness(t, sqlite())
+	hash, err := password.Hash("bob-password-123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := &store.User{Username: "bob", PasswordHash: hash}
+	if err := h.st.CreateUser(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	b := issuertest.NewBrowser(t)
+	h.signIn(t, b, appWeb)
+	h.clock.Advance(time.Second)
+
+	v := oauth2.GenerateVerifier()
+	p := b.Open(t, h.appAuthorizeURL(appDocs, v, url.Values{"prompt": {"login"}}))
+	if !isPasswordPage(p) {
+		t.Fatalf("prompt=login: want the password page, got HTTP %d", p.Response.StatusCode)
+	}
+	if c := idClaims(t, h.appExchange(appDocs, h.codeOf(t, appDocs, b.Submit(t, p, "bob", "bob-password-123")), v)); c["sub"] != bob.ID {
+		t.Fatalf("sub = %v, want bob's", c["sub"])
+	}
+	if c := idClaims(t, h.ssoLogin(t, b, appWeb, nil)); c["sub"] != bob.ID {
+		t.Fatalf("after bob's login the session is %v's, want bob's", c["sub"])
+	}
+
+	if err := h.st.SetPassword(ctx, "bob", hash); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.Open(t, h.appAuthorizeURL(appWeb, oauth2.GenerateVerifier(), nil)); !isPasswordPage(p) {
+		t.Fatalf("the session survived a password change: HTTP %d\n%s", p.Response.StatusCode, p.Body)
+	}
+}
+
+// TestSingleSignOnAcrossReplicas: a session started on one replica serves
+// the next app's login on another, and the Continue page posted there.
+func TestSingleSignOnAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newSSOHarness(t, b)
+		other := h.replica(nil)
+		br := issuertest.NewBrowser(t)
+		h.signIn(t, br, appWeb)
+		br.Rewrite = func(u *url.URL) {
+			if u.Host == h.host() {
+				u.Host = other
+			}
+		}
+		h.ssoLogin(t, br, appDocs, nil)
+		v := oauth2.GenerateVerifier()
+		p := br.Open(t, h.authorizeURL(v, nil))
+		if !strings.Contains(p.Body, `action="/login/continue"`) {
+			t.Fatalf("want the Continue page on the other replica, got HTTP %d\n%s", p.Response.StatusCode, p.Body)
+		}
+		br.Rewrite = nil
+		loc, err := issuertest.RedirectOf(br.Post(t, p, "/login/continue", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr := h.exchange(loc.Query().Get("code"), v); tr.status != http.StatusOK {
+			t.Fatalf("exchange: HTTP %d %s", tr.status, tr.Error)
+		}
+	})
 }

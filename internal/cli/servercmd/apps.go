@@ -23,9 +23,6 @@ import (
 // appsOptions holds what every `nsauth apps` subcommand needs.
 type appsOptions struct {
 	storeCommand
-	// newSecret returns a fresh client secret; nil means
-	// store.NewMachineClientSecret.
-	newSecret func() string
 }
 
 // appSecretWarning goes to standard error whenever an app's secret is
@@ -269,17 +266,10 @@ func refuseBrokerApp(ctx context.Context, st *store.Store, a *store.Client, what
 	return nil
 }
 
-func (o *appsOptions) secret() string {
-	if o.newSecret != nil {
-		return o.newSecret()
-	}
-	return store.NewMachineClientSecret()
-}
-
 func (o *appsOptions) add(ctx context.Context, st *store.Store, a *store.Client, asJSON bool) error {
 	var secret string
 	if !a.Public {
-		secret = o.secret()
+		secret = store.NewMachineClientSecret() // 256 random bits, like a machine client's
 		a.SecretHash = store.HashSecret(secret)
 	}
 	if err := st.AddApp(ctx, a); err != nil {
@@ -335,7 +325,7 @@ func (o *appsOptions) rotate(ctx context.Context, st *store.Store, ref string, a
 	if err := refuseBrokerApp(ctx, st, a, "given another secret"); err != nil {
 		return err
 	}
-	secret := o.secret()
+	secret := store.NewMachineClientSecret() // 256 random bits, like a machine client's
 	if err := st.SetAppSecret(ctx, a.ID, store.HashSecret(secret)); err != nil {
 		return appError(a.ID, err)
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/json"
+	"net/url"
 	"slices"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -54,9 +55,9 @@ func (s *Storage) Resources(c op.Client, requested []string) ([]string, error) {
 	return out, nil
 }
 
-// narrowResources checks the resources a refresh request names: each one
-// must be the server's audience or one of the grant's (a refresh narrows,
-// RFC 8707 §2.2), else invalid_target.
+// narrowResources checks the resources a token request names: each one
+// must be the server's audience or one of the grant's (the token endpoint
+// narrows, RFC 8707 §2.2), else invalid_target.
 func (s *core) narrowResources(grant, requested []string) ([]string, error) {
 	if len(requested) > MaxResources {
 		return nil, ErrInvalidTarget().WithDescription("too many resources or audiences")
@@ -71,6 +72,37 @@ func (s *core) narrowResources(grant, requested []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// narrowing is the resources a token request named (RFC 8707 §2.2), for
+// its access token only: the grant keeps all of its own.
+type narrowing struct {
+	resources []string
+	narrowed  bool
+}
+
+// resourcesOf is the access token's resources: the narrowed ones, else
+// the grant's.
+func (n *narrowing) resourcesOf(grant []string) []string {
+	if n.narrowed {
+		return n.resources
+	}
+	return grant
+}
+
+// narrow narrows n to the resources a token request names in form, when
+// it names any; each must be the server's audience or one of grant's.
+func (s *core) narrow(n *narrowing, form url.Values, grant []string) error {
+	requested := form["resource"]
+	if len(requested) == 0 {
+		return nil
+	}
+	r, err := s.narrowResources(grant, requested)
+	if err != nil {
+		return err
+	}
+	n.resources, n.narrowed = r, true
+	return nil
 }
 
 // tokenAudience is the `aud` of an access token for resources: the

@@ -85,15 +85,16 @@ func (c *Client) DevMode() bool                        { return false }
 func (c *Client) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c *Client) ClockSkew() time.Duration             { return 0 }
 
-// GrantTypes are the app's; an app stored without any has
-// store.DefaultAppGrantTypes, and the broker's client (until its row
-// names them) the code flow, refreshing and the device flow.
+// GrantTypes are the app's; a row without any (which the store does not
+// write) has store.DefaultAppGrantTypes, or for the broker's client
+// store.BrokerGrantTypes.
 func (c *Client) GrantTypes() []oidc.GrantType {
 	stored := c.stored.GrantTypes
-	if len(stored) == 0 {
-		if c.broker {
-			return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode}
-		}
+	switch {
+	case len(stored) > 0:
+	case c.broker:
+		stored = store.BrokerGrantTypes
+	default:
 		stored = store.DefaultAppGrantTypes
 	}
 	out := make([]oidc.GrantType, len(stored))
@@ -102,9 +103,6 @@ func (c *Client) GrantTypes() []oidc.GrantType {
 	}
 	return out
 }
-
-// HasGrantType reports whether the app may use grant type g.
-func (c *Client) HasGrantType(g oidc.GrantType) bool { return slices.Contains(c.GrantTypes(), g) }
 
 func (c *Client) LoginURL(authRequestID string) string {
 	return c.loginURL + "?" + url.Values{"authRequestID": {authRequestID}}.Encode()

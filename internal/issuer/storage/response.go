@@ -37,6 +37,9 @@ func (s *tokens) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if r.Client.GetID() != ar.ClientID || r.Data.RedirectURI != ar.RedirectURI {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the code was issued to another client or redirect URI")
 	}
+	if err := s.narrow(&ar.narrowing, r.Form, ar.Resources); err != nil {
+		return nil, err
+	}
 	resp, err := s.TokenResponse(ctx, ar, r.Client, r.Data.Code, "")
 	if err != nil {
 		return nil, err
@@ -70,11 +73,8 @@ func (s *tokens) RefreshExchange(ctx context.Context, r *op.ClientRequest[oidc.R
 	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
 		return nil, err
 	}
-	if requested := r.Form["resource"]; len(requested) > 0 {
-		if rr.resources, err = s.narrowResources(rr.Resources, requested); err != nil {
-			return nil, err
-		}
-		rr.narrowed = true
+	if err := s.narrow(&rr.narrowing, r.Form, rr.Resources); err != nil {
+		return nil, err
 	}
 	resp, err := s.TokenResponse(ctx, rr, r.Client, "", r.Data.RefreshToken)
 	if err != nil {

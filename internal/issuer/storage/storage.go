@@ -24,6 +24,7 @@ import (
 type authRequest struct {
 	store.AuthRequest
 	issuance
+	narrowing
 	sealed string
 }
 
@@ -55,7 +56,7 @@ func (a *authRequest) GetResponseMode() oidc.ResponseMode { return oidc.Response
 func (a *authRequest) GetScopes() []string                { return a.Scopes }
 func (a *authRequest) GetState() string                   { return a.State }
 func (a *authRequest) GetSubject() string                 { return a.UserID }
-func (a *authRequest) GetResources() []string             { return a.Resources }
+func (a *authRequest) GetResources() []string             { return a.resourcesOf(a.Resources) }
 func (a *authRequest) Done() bool                         { return a.AuthRequest.Done() }
 
 func (a *authRequest) grant() store.Grant {
@@ -71,10 +72,8 @@ const maxAgeSeconds = 100 * 365 * 24 * 3600
 type refreshRequest struct {
 	store.RefreshToken
 	issuance
+	narrowing
 	scopes []string // narrowed by the refresh request, if it asked
-	// resources are narrowed by the refresh request when narrowed is set.
-	resources []string
-	narrowed  bool
 }
 
 var _ op.RefreshTokenRequest = (*refreshRequest)(nil)
@@ -89,13 +88,8 @@ func (r *refreshRequest) GetScopes() []string {
 	}
 	return r.Scopes
 }
-func (r *refreshRequest) GetSubject() string { return r.UserID }
-func (r *refreshRequest) GetResources() []string {
-	if r.narrowed {
-		return r.resources
-	}
-	return r.Resources
-}
+func (r *refreshRequest) GetSubject() string               { return r.UserID }
+func (r *refreshRequest) GetResources() []string           { return r.resourcesOf(r.Resources) }
 func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
 
 // grant keeps the family's original scopes: narrowing applies to the
