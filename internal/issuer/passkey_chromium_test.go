@@ -117,8 +117,10 @@ func newPasskeyEnv(t *testing.T, b storetest.Backend, mod func(*issuer.Config)) 
 }
 
 // authorizeURL starts a login that comes back to the callback server.
+// Each is a new login (prompt=login), not one completed from the browser
+// session the previous one started.
 func (e *passkeyEnv) authorizeURL(verifier string) string {
-	return e.h.authorizeURL(verifier, url.Values{"redirect_uri": {e.cb.url}})
+	return e.h.authorizeURL(verifier, url.Values{"redirect_uri": {e.cb.url}, "prompt": {"login"}})
 }
 
 // redeem exchanges the last code for tokens and returns the ID token's

@@ -155,7 +155,9 @@ func (i *ssoStep) usable(ar *store.AuthRequest, s *store.Session, user *store.Us
 			return false
 		}
 	}
-	fresh := !s.AuthTime.Before(ar.CreatedAt)
+	// Strictly after: a session as old as the request, to the millisecond,
+	// may be the one the request was made to escape.
+	fresh := s.AuthTime.After(ar.CreatedAt)
 	if slices.Contains(ar.Prompt, oidc.PromptLogin) && !fresh {
 		return false
 	}
