@@ -206,6 +206,20 @@ func (d *deployment) AddApp(t *testing.T, name string, flags ...string) appCrede
 	return c
 }
 
+// AssertLogsClean fails the test when a replica's log so far holds any of
+// the secrets (named by position, never by value).
+func (d *deployment) AssertLogsClean(t *testing.T, secrets ...string) {
+	t.Helper()
+	for i, path := range d.logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("reading replica %d's log: %v", i, err)
+			continue
+		}
+		assertClean(t, fmt.Sprintf("replica %d's log", i), string(b), secrets...)
+	}
+}
+
 // freeLoopbackAddr returns a free port on 127.0.0.1.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()

@@ -169,6 +169,7 @@ func runNeosyncWebApp(t *testing.T, bin, backend, authCore string) {
 		t.Errorf("the access token expired before the sign-out ended: the machine is too slow for %v tokens", neosyncTokenTTL)
 	}
 	afterSignOutChecks(t, ctx, c, d, apps)
+	d.AssertLogsClean(t, app.ClientSecret, s.AccessToken, s.IDToken, s2.AccessToken, s3.AccessToken)
 }
 
 // neosyncTokenTTL is the web app's access and ID token lifetime.
