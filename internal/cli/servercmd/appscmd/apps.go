@@ -1,4 +1,4 @@
-package servercmd
+package appscmd
 
 import (
 	"context"
@@ -32,7 +32,9 @@ type appsOptions struct {
 const appSecretWarning = "Store the client secret now: it is shown only this once (nsauth keeps only a digest of it).\n" +
 	"Anyone who holds it can redeem this app's codes and refresh tokens; `nsauth apps rotate-secret` replaces it.\n"
 
-func newAppsCommand(app *cli.App) *cobra.Command {
+// NewAppsCommand is `nsauth apps`: the applications people log in to with
+// the built-in provider, and what users allowed them (`apps consents`).
+func NewAppsCommand(app *cli.App) *cobra.Command {
 	o := &appsOptions{Command: storecmd.Command{App: app}}
 	cmd := &cobra.Command{
 		Use:   "apps",

@@ -1,4 +1,4 @@
-package servercmd
+package appscmd
 
 import (
 	"context"
@@ -18,7 +18,9 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-func newSessionsCommand(app *cli.App) *cobra.Command {
+// NewSessionsCommand is `nsauth sessions`: the built-in provider's browser
+// sessions, listed and ended.
+func NewSessionsCommand(app *cli.App) *cobra.Command {
 	o := &storecmd.Command{App: app}
 	cmd := &cobra.Command{
 		Use:   "sessions",
