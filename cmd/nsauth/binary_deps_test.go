@@ -55,6 +55,8 @@ func TestTheClientLinksNoServer(t *testing.T) {
 	server := []string{
 		"github.com/nsauth/nsauth/internal/app",
 		"github.com/nsauth/nsauth/internal/cli/servercmd",
+		"github.com/nsauth/nsauth/internal/cli/servercmd/appscmd",
+		"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd",
 		"github.com/nsauth/nsauth/internal/issuer",
 		"github.com/nsauth/nsauth/internal/store",
 		"github.com/nsauth/nsauth/internal/server",

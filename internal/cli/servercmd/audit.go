@@ -16,6 +16,7 @@ import (
 	"github.com/nsauth/nsauth/internal/app"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/visible"
@@ -35,7 +36,7 @@ const auditRowSettle = 10 * time.Second
 
 // auditOptions are the flags of `nsauth audit`.
 type auditOptions struct {
-	storeCommand
+	storecmd.Command
 	since, output     string
 	types             []string
 	user, client, ref string
@@ -43,7 +44,7 @@ type auditOptions struct {
 }
 
 func newAuditCommand(a *cli.App) *cobra.Command {
-	o := &auditOptions{storeCommand: storeCommand{app: a}}
+	o := &auditOptions{Command: storecmd.Command{App: a}}
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Read the built-in provider's audit trail",
@@ -81,12 +82,12 @@ address, reason and minute, timed at the minute's start, with its count
 			if err != nil {
 				return err
 			}
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.run(ctx, st, f)
 			})
 		},
 	}
-	o.cmd = cmd
+	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
 	fl := cmd.Flags()
 	fl.StringVar(&o.since, "since", "24h", "events from this long ago (a duration) or this time (RFC 3339 or a date); \"all\" for every event kept")
@@ -96,7 +97,7 @@ address, reason and minute, timed at the minute's start, with its count
 	fl.StringVar(&o.ref, "ref", "", "events about the token or code whose `nsauth audit hash` this is")
 	fl.BoolVarP(&o.follow, "follow", "f", false, "keep printing new events until interrupted")
 	fl.StringVarP(&o.output, "output", "o", "table", "output format: table or json (one object per line)")
-	cmd.AddCommand(newAuditHashCommand(a, &o.storeCommand))
+	cmd.AddCommand(newAuditHashCommand(a, &o.Command))
 	return cmd
 }
 
@@ -107,8 +108,8 @@ func (o *auditOptions) filter() (store.AuditFilter, error) {
 		return f, cli.UsageErrorf("--output %q: want table or json", o.output)
 	}
 	now := time.Now
-	if o.app.Now != nil {
-		now = o.app.Now
+	if o.App.Now != nil {
+		now = o.App.Now
 	}
 	since, err := parseSince(o.since, now())
 	if err != nil {
@@ -173,7 +174,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // run prints the events f selects and, with --follow, those recorded
 // afterwards, polling every auditPollInterval (app.After) until ctx ends.
 func (o *auditOptions) run(ctx context.Context, st *store.Store, f store.AuditFilter) error {
-	p := &eventPrinter{w: o.app.Out, json: o.output == "json"}
+	p := &eventPrinter{w: o.App.Out, json: o.output == "json"}
 	if !o.follow {
 		events, err := st.AuditEvents(ctx, f)
 		if err != nil {
@@ -181,13 +182,13 @@ func (o *auditOptions) run(ctx context.Context, st *store.Store, f store.AuditFi
 		}
 		return p.print(events)
 	}
-	after := o.app.After
+	after := o.App.After
 	if after == nil {
 		after = time.After
 	}
 	now := time.Now
-	if o.app.Now != nil {
-		now = o.app.Now
+	if o.App.Now != nil {
+		now = o.App.Now
 	}
 	for {
 		f.Limit = auditBatch
@@ -279,14 +280,14 @@ func (p *eventPrinter) print(events []audit.Event) error {
 			detail = append(detail, fmt.Sprintf("count=%d", e.Count))
 		}
 		if _, err := fmt.Fprintf(p.w, auditRow, e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), visible.Escape(string(e.Type)), visible.Escape(string(e.Outcome)),
-			orDash(visible.Escape(user)), orDash(visible.Escape(e.ClientID)), orDash(visible.Escape(e.ClientAddr)), orDash(visible.Escape(strings.Join(detail, " ")))); err != nil {
+			storecmd.OrDash(visible.Escape(user)), storecmd.OrDash(visible.Escape(e.ClientID)), storecmd.OrDash(visible.Escape(e.ClientAddr)), storecmd.OrDash(visible.Escape(strings.Join(detail, " ")))); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func newAuditHashCommand(a *cli.App, sc *storeCommand) *cobra.Command {
+func newAuditHashCommand(a *cli.App, sc *storecmd.Command) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hash",
 		Short: "Print the audit ref of a token or code read from standard input",
@@ -306,7 +307,7 @@ directory's secret.key serves).`,
 		if err != nil {
 			return err
 		}
-		loc, err := loadExistingStore(sc.cmd.PersistentFlags(), a.Getenv)
+		loc, err := storecmd.LoadExistingStore(sc.Parent.PersistentFlags(), a.Getenv)
 		if err != nil {
 			return err
 		}

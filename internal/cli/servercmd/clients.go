@@ -13,13 +13,14 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
 // clientsOptions holds what every `nsauth clients` subcommand needs.
 type clientsOptions struct {
-	storeCommand
+	storecmd.Command
 	// newSecret returns a fresh client secret; nil means
 	// store.NewMachineClientSecret.
 	newSecret func() string
@@ -30,7 +31,7 @@ const secretWarning = "Store the client secret now: it is shown only this once (
 	"Anyone who holds it obtains tokens as this client; `nsauth clients rotate-secret` replaces it.\n"
 
 func newClientsCommand(app *cli.App) *cobra.Command {
-	o := &clientsOptions{storeCommand: storeCommand{app: app}}
+	o := &clientsOptions{Command: storecmd.Command{App: app}}
 	cmd := &cobra.Command{
 		Use:   "clients",
 		Short: "Manage the built-in provider's machine clients",
@@ -55,7 +56,7 @@ once. A client is named by its NAME or its client id.`,
   NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth clients disable deploy`,
 		Args: cli.NoArgs,
 	}
-	o.cmd = cmd
+	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
 
 	var (
@@ -68,7 +69,7 @@ once. A client is named by its NAME or its client id.`,
 		Short: "Create a machine client and print its secret once",
 		Args:  exactlyOneName,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.add(ctx, st, args[0], scopes, tokenTTL, asJSON)
 			})
 		},
@@ -82,7 +83,7 @@ once. A client is named by its NAME or its client id.`,
 		Short: "List machine clients",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.list(ctx, st, asJSON)
 			})
 		},
@@ -94,7 +95,7 @@ once. A client is named by its NAME or its client id.`,
 		Short: "Replace a client's secret, print the new one once, and revoke its tokens",
 		Args:  exactlyOneName,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.rotate(ctx, st, args[0], asJSON)
 			})
 		},
@@ -107,7 +108,7 @@ once. A client is named by its NAME or its client id.`,
 			Short: short,
 			Args:  exactlyOneName,
 			RunE: func(c *cobra.Command, args []string) error {
-				return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 					mc, err := findClient(ctx, st, args[0])
 					if err != nil {
 						return err
@@ -128,7 +129,7 @@ once. A client is named by its NAME or its client id.`,
 			if err := o.clientChanged(ctx, c, "disabled"); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.app.ErrOut, "Disabled %q and revoked its tokens.\n", c.Name)
+			fmt.Fprintf(o.App.ErrOut, "Disabled %q and revoked its tokens.\n", c.Name)
 			return nil
 		}),
 		simple("enable", "Enable a disabled client", func(ctx context.Context, st *store.Store, c *store.MachineClient) error {
@@ -138,7 +139,7 @@ once. A client is named by its NAME or its client id.`,
 			if err := o.clientChanged(ctx, c, "enabled"); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.app.ErrOut, "Enabled %q.\n", c.Name)
+			fmt.Fprintf(o.App.ErrOut, "Enabled %q.\n", c.Name)
 			return nil
 		}),
 		simple("delete", "Delete a client and revoke its tokens", func(ctx context.Context, st *store.Store, c *store.MachineClient) error {
@@ -148,7 +149,7 @@ once. A client is named by its NAME or its client id.`,
 			if err := o.clientChanged(ctx, c, "deleted"); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.app.ErrOut, "Deleted %q and revoked its tokens.\n", c.Name)
+			fmt.Fprintf(o.App.ErrOut, "Deleted %q and revoked its tokens.\n", c.Name)
 			return nil
 		}),
 	)
@@ -207,7 +208,7 @@ func (o *clientsOptions) add(ctx context.Context, st *store.Store, name string, 
 	if err := o.clientChanged(ctx, c, "added"); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Created machine client %q.\n", c.Name)
+	fmt.Fprintf(o.App.ErrOut, "Created machine client %q.\n", c.Name)
 	return o.printSecret(c, secret, asJSON)
 }
 
@@ -225,22 +226,22 @@ func (o *clientsOptions) rotate(ctx context.Context, st *store.Store, ref string
 	if err := o.clientChanged(ctx, c, "secret_rotated"); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Replaced the secret of %q; the old one no longer works and its tokens are revoked.\n", c.Name)
+	fmt.Fprintf(o.App.ErrOut, "Replaced the secret of %q; the old one no longer works and its tokens are revoked.\n", c.Name)
 	return o.printSecret(c, secret, asJSON)
 }
 
 // printSecret prints a client's id and secret on standard output, the one
 // time the secret is shown, with the warning on standard error.
 func (o *clientsOptions) printSecret(c *store.MachineClient, secret string, asJSON bool) error {
-	fmt.Fprint(o.app.ErrOut, secretWarning)
+	fmt.Fprint(o.App.ErrOut, secretWarning)
 	if asJSON {
-		return json.NewEncoder(o.app.Out).Encode(struct {
+		return json.NewEncoder(o.App.Out).Encode(struct {
 			Name         string `json:"name"`
 			ClientID     string `json:"client_id"`
 			ClientSecret string `json:"client_secret"`
 		}{c.Name, c.ID, secret})
 	}
-	_, err := fmt.Fprintf(o.app.Out, "client_id:     %s\nclient_secret: %s\n", c.ID, secret)
+	_, err := fmt.Fprintf(o.App.Out, "client_id:     %s\nclient_secret: %s\n", c.ID, secret)
 	return err
 }
 
@@ -271,11 +272,11 @@ func (o *clientsOptions) list(ctx context.Context, st *store.Store, asJSON bool)
 			}
 			out = append(out, j)
 		}
-		enc := json.NewEncoder(o.app.Out)
+		enc := json.NewEncoder(o.App.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tCLIENT ID\tSTATUS\tSCOPES\tTOKEN TTL\tCREATED")
 	for _, c := range clients {
 		status := "enabled"
@@ -286,7 +287,7 @@ func (o *clientsOptions) list(ctx context.Context, st *store.Store, asJSON bool)
 		if c.TokenTTL > 0 {
 			ttl = c.TokenTTL.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.ID, status, orDash(strings.Join(c.Scopes, ",")), ttl, c.CreatedAt.UTC().Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.ID, status, storecmd.OrDash(strings.Join(c.Scopes, ",")), ttl, c.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()
 }
@@ -294,5 +295,5 @@ func (o *clientsOptions) list(ctx context.Context, st *store.Store, asJSON bool)
 // clientChanged records the audit.ClientChanged event of action on c. The
 // secret is never part of it.
 func (o *clientsOptions) clientChanged(ctx context.Context, c *store.MachineClient, action string) error {
-	return o.changed(ctx, audit.Event{Type: audit.ClientChanged, Subject: c.ID, ClientID: c.ID, Target: c.Name, Reason: action})
+	return o.Changed(ctx, audit.Event{Type: audit.ClientChanged, Subject: c.ID, ClientID: c.ID, Target: c.Name, Reason: action})
 }

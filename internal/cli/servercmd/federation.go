@@ -11,6 +11,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/federation"
 	"github.com/nsauth/nsauth/internal/store"
@@ -18,7 +19,7 @@ import (
 )
 
 func newFederationCommand(app *cli.App) *cobra.Command {
-	o := &storeCommand{app: app}
+	o := &storecmd.Command{App: app}
 	cmd := &cobra.Command{
 		Use:   "federation",
 		Short: "Manage the policies that let CI jobs exchange their ID tokens for nsauth tokens",
@@ -46,7 +47,7 @@ deletes the policy.`,
   nsauth federation delete deploy-main`,
 		Args: cli.NoArgs,
 	}
-	o.cmd = cmd
+	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
 
 	var p federation.Policy
@@ -62,7 +63,7 @@ deletes the policy.`,
 			if err := federation.CheckPolicy(check, configured); err != nil {
 				return cli.UsageErrorf("%v", err)
 			}
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				// The issuer the server serves this database under is known
 				// even when NSAUTH_ISSUER is not in this command's
 				// environment (a derived issuer, another shell).
@@ -73,7 +74,7 @@ deletes the policy.`,
 				if err := federation.CheckPolicy(check, served); err != nil {
 					return cli.UsageErrorf("%v", err)
 				}
-				return o.addPolicy(ctx, st, p, client)
+				return addPolicy(ctx, o, st, p, client)
 			})
 		},
 	}
@@ -88,7 +89,7 @@ deletes the policy.`,
 		Short: "List policies",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error { return listPolicies(ctx, app, st) })
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error { return listPolicies(ctx, app, st) })
 		},
 	}
 	del := &cobra.Command{
@@ -96,14 +97,14 @@ deletes the policy.`,
 		Short: "Delete a policy and revoke the tokens issued under it",
 		Args:  exactlyOnePolicy,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				if err := st.DeleteFederationPolicy(ctx, args[0]); err != nil {
 					if errors.Is(err, store.ErrNotFound) {
 						return fmt.Errorf("no federation policy %q", args[0])
 					}
 					return err
 				}
-				if err := o.changed(ctx, audit.Event{Type: audit.FederationChanged, Target: args[0], Reason: "deleted"}); err != nil {
+				if err := o.Changed(ctx, audit.Event{Type: audit.FederationChanged, Target: args[0], Reason: "deleted"}); err != nil {
 					return err
 				}
 				fmt.Fprintf(app.ErrOut, "Deleted the federation policy %q; the tokens issued under it are revoked.\n", args[0])
@@ -122,8 +123,8 @@ func exactlyOnePolicy(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func (o *storeCommand) addPolicy(ctx context.Context, st *store.Store, p federation.Policy, client string) error {
-	app := o.app
+func addPolicy(ctx context.Context, o *storecmd.Command, st *store.Store, p federation.Policy, client string) error {
+	app := o.App
 	c, err := findClient(ctx, st, client)
 	if err != nil {
 		return err
@@ -135,7 +136,7 @@ func (o *storeCommand) addPolicy(ctx context.Context, st *store.Store, p federat
 		}
 		return err
 	}
-	if err := o.changed(ctx, audit.Event{Type: audit.FederationChanged, ClientID: c.ID, Target: sp.Name, Reason: "added"}); err != nil {
+	if err := o.Changed(ctx, audit.Event{Type: audit.FederationChanged, ClientID: c.ID, Target: sp.Name, Reason: "added"}); err != nil {
 		return err
 	}
 	fmt.Fprintf(app.ErrOut, "Added the federation policy %q: tokens of %s for %s whose subject matches %s are exchanged for tokens of %s.\n",
@@ -166,7 +167,7 @@ func listPolicies(ctx context.Context, app *cli.App, st *store.Store) error {
 		if p.MaxTTL > 0 {
 			ttl = p.MaxTTL.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", visible.Escape(p.Name), visible.Escape(p.Issuer), visible.Escape(p.Audience), visible.Escape(p.Subject), orDash(names[p.ClientID]), ttl,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", visible.Escape(p.Name), visible.Escape(p.Issuer), visible.Escape(p.Audience), visible.Escape(p.Subject), storecmd.OrDash(names[p.ClientID]), ttl,
 			p.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()

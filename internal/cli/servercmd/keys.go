@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/app"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/seal"
 )
@@ -90,7 +91,7 @@ sealed under it. Use the same --data-dir or --database-url as nsauth serve.`,
 	config.RegisterStoreFlags(cmd.Flags())
 	config.RegisterSecretKeyFlags(cmd.Flags())
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
-		loc, err := loadExistingStore(c.Flags(), a.Getenv)
+		loc, err := storecmd.LoadExistingStore(c.Flags(), a.Getenv)
 		if err != nil {
 			return err
 		}

@@ -12,40 +12,27 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/nsauth/nsauth/internal/app"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/visible"
 )
 
-// storeCommand opens the built-in provider's store for a command that
-// administers it (`nsauth users`, `nsauth clients`): the command carries
-// the store flags (config.RegisterStoreFlags) for its subcommands.
-type storeCommand struct {
-	app *cli.App
-	cmd *cobra.Command // the parent command, whose flags locate the store
-	// audit records the changes the command makes, set by withStore.
-	audit audit.Recorder
-	// osUser names who ran the command; nil means audit.OSUser.
-	osUser func() string
-}
-
 // usersOptions holds what every `nsauth users` subcommand needs.
 type usersOptions struct {
-	storeCommand
+	storecmd.Command
 	// readPassword reads a secret without echo from a terminal; nil means
 	// golang.org/x/term on In when it is one.
 	readPassword func(prompt string) (string, error)
 }
 
 func newUsersCommand(app *cli.App) *cobra.Command {
-	o := &usersOptions{storeCommand: storeCommand{app: app}}
+	o := &usersOptions{Command: storecmd.Command{App: app}}
 	cmd := &cobra.Command{
 		Use:   "users",
 		Short: "Manage the built-in provider's user accounts",
@@ -72,7 +59,7 @@ second factor of a user who lost their device.`,
   nsauth users mfa-reset alice`,
 		Args: cli.NoArgs,
 	}
-	o.cmd = cmd
+	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
 
 	var name, email string
@@ -81,7 +68,7 @@ second factor of a user who lost their device.`,
 		Short: "Create a user (asks for the password)",
 		Args:  exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.add(ctx, st, args[0], name, email)
 			})
 		},
@@ -94,7 +81,7 @@ second factor of a user who lost their device.`,
 		Short: "List users",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.withStore(c.Context(), o.list)
+			return o.WithStore(c.Context(), o.list)
 		},
 	}
 	simple := func(use, short string, run func(ctx context.Context, st *store.Store, username string) error) *cobra.Command {
@@ -103,7 +90,7 @@ second factor of a user who lost their device.`,
 			Short: short,
 			Args:  exactlyOneArg,
 			RunE: func(c *cobra.Command, args []string) error {
-				return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 					return run(ctx, st, args[0])
 				})
 			},
@@ -135,55 +122,14 @@ func exactlyOneArg(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// withStore opens the store the flags and environment point at, runs fn
-// and closes it.
-func (o *storeCommand) withStore(ctx context.Context, fn func(context.Context, *store.Store) error) error {
-	return o.withStoreOpenedBy(ctx, func(ctx context.Context, loc config.Store) (*store.Store, error) {
-		return app.OpenStore(ctx, loc, o.app.Now)
-	}, fn)
-}
-
-// withStoreOpenedBy is withStore with the store opened by open.
-func (o *storeCommand) withStoreOpenedBy(ctx context.Context, open func(context.Context, config.Store) (*store.Store, error), fn func(context.Context, *store.Store) error) error {
-	loc, err := loadExistingStore(o.cmd.PersistentFlags(), o.app.Getenv)
-	if err != nil {
-		return err
-	}
-	st, err := open(ctx, *loc)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if o.audit, err = app.StoreAuditor(st, loc.AuditRequired, o.app.Now); err != nil {
-		return err
-	}
-	return fn(ctx, st)
-}
-
-// changed records the audit event of a change the command made, with the
-// operating-system user who ran it as its actor. Under
-// NSAUTH_AUDIT_REQUIRED an event that cannot be recorded fails the
-// command; the change itself is made by then, and the error says so.
-func (o *storeCommand) changed(ctx context.Context, e audit.Event) error {
-	who := o.osUser
-	if who == nil {
-		who = audit.OSUser
-	}
-	e.Actor = who()
-	if err := o.audit.Record(ctx, e); err != nil {
-		return fmt.Errorf("the change was made, but its audit event was not recorded: %w", err)
-	}
-	return nil
-}
-
 // userChanged records the audit.UserChanged event of action on u (or on
 // the account named username, when the command did not read it).
-func (o *storeCommand) userChanged(ctx context.Context, u *store.User, username, action string) error {
+func (o *usersOptions) userChanged(ctx context.Context, u *store.User, username, action string) error {
 	e := audit.Event{Type: audit.UserChanged, Username: strings.ToLower(username), Reason: action}
 	if u != nil {
 		e.Subject, e.Username = u.ID, u.Username
 	}
-	return o.changed(ctx, e)
+	return o.Changed(ctx, e)
 }
 
 func (o *usersOptions) add(ctx context.Context, st *store.Store, username, name, email string) error {
@@ -212,7 +158,7 @@ func (o *usersOptions) add(ctx context.Context, st *store.Store, username, name,
 	if err := o.userChanged(ctx, u, u.Username, "added"); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Created user %q.\n", u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Created user %q.\n", u.Username)
 	return nil
 }
 
@@ -221,7 +167,7 @@ func (o *usersOptions) list(ctx context.Context, st *store.Store) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USERNAME\tSTATUS\tMFA\tNAME\tEMAIL\tCREATED")
 	for _, u := range users {
 		status := "enabled"
@@ -232,16 +178,9 @@ func (o *usersOptions) list(ctx context.Context, st *store.Store) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, status, secondFactorStatus(f), orDash(visible.Escape(u.Name)), orDash(visible.Escape(u.Email)), u.CreatedAt.UTC().Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, status, secondFactorStatus(f), storecmd.OrDash(visible.Escape(u.Name)), storecmd.OrDash(visible.Escape(u.Email)), u.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func newUsersPasswdCommand(o *usersOptions) *cobra.Command {
@@ -259,7 +198,7 @@ nsauth users mfa-reset does, in the same command.`,
   nsauth users passwd alice --reset-factors`,
 		Args: exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.passwd(ctx, st, args[0], resetFactors)
 			})
 		},
@@ -280,11 +219,11 @@ func (o *usersOptions) passwd(ctx context.Context, st *store.Store, username str
 	has := factorsInWords(f)
 	switch {
 	case has == "":
-		fmt.Fprintf(o.app.ErrOut, "%q has no second factor.\n", u.Username)
+		fmt.Fprintf(o.App.ErrOut, "%q has no second factor.\n", u.Username)
 	case resetFactors:
-		fmt.Fprintf(o.app.ErrOut, "%q has %s: --reset-factors removes them with the password change.\n", u.Username, has)
+		fmt.Fprintf(o.App.ErrOut, "%q has %s: --reset-factors removes them with the password change.\n", u.Username, has)
 	default:
-		fmt.Fprintf(o.app.ErrOut, "%q has %s. If someone else may have used this account, they may have added one: "+
+		fmt.Fprintf(o.App.ErrOut, "%q has %s. If someone else may have used this account, they may have added one: "+
 			"run the command with --reset-factors to remove them all.\n", u.Username, has)
 	}
 	pw, err := o.newPassword()
@@ -302,16 +241,16 @@ func (o *usersOptions) passwd(ctx context.Context, st *store.Store, username str
 		return err
 	}
 	if !resetFactors {
-		fmt.Fprintf(o.app.ErrOut, "Changed the password of %q; its tokens are revoked.\n", u.Username)
+		fmt.Fprintf(o.App.ErrOut, "Changed the password of %q; its tokens are revoked.\n", u.Username)
 		return nil
 	}
 	if _, err := st.ResetSecondFactors(ctx, u.ID); err != nil {
 		return fmt.Errorf("the password was changed, but removing the second factors failed (run nsauth users mfa-reset %s): %w", u.Username, err)
 	}
-	if err := o.changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
+	if err := o.Changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Changed the password of %q and removed every second factor; its tokens are revoked.\n", u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Changed the password of %q and removed every second factor; its tokens are revoked.\n", u.Username)
 	return nil
 }
 
@@ -355,9 +294,9 @@ func (o *usersOptions) setDisabled(ctx context.Context, st *store.Store, usernam
 		return err
 	}
 	if disabled {
-		fmt.Fprintf(o.app.ErrOut, "Disabled %q and revoked its tokens.\n", strings.ToLower(username))
+		fmt.Fprintf(o.App.ErrOut, "Disabled %q and revoked its tokens.\n", strings.ToLower(username))
 	} else {
-		fmt.Fprintf(o.app.ErrOut, "Enabled %q.\n", strings.ToLower(username))
+		fmt.Fprintf(o.App.ErrOut, "Enabled %q.\n", strings.ToLower(username))
 	}
 	return nil
 }
@@ -369,7 +308,7 @@ func (o *usersOptions) delete(ctx context.Context, st *store.Store, username str
 	if err := o.userChanged(ctx, nil, username, "deleted"); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Deleted %q.\n", strings.ToLower(username))
+	fmt.Fprintf(o.App.ErrOut, "Deleted %q.\n", strings.ToLower(username))
 	return nil
 }
 
@@ -390,7 +329,7 @@ func (o *usersOptions) unlock(ctx context.Context, st *store.Store, username str
 	if err := o.userChanged(ctx, u, u.Username, "unlocked"); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Unlocked %q: cleared %d login-attempt counter(s) and took its failed sign-ins off %d client address(es). "+
+	fmt.Fprintf(o.App.ErrOut, "Unlocked %q: cleared %d login-attempt counter(s) and took its failed sign-ins off %d client address(es). "+
 		"Any browser may sign in to it again, from any address not still over the limit with failed sign-ins at other accounts.\n",
 		u.Username, cleared.Counters, cleared.Addresses)
 	return nil
@@ -408,11 +347,11 @@ func userError(username string, err error) error {
 func (o *usersOptions) newPassword() (string, error) {
 	read := o.readPassword
 	if read == nil {
-		if f, ok := o.app.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if f, ok := o.App.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			read = func(prompt string) (string, error) {
-				fmt.Fprint(o.app.ErrOut, prompt)
+				fmt.Fprint(o.App.ErrOut, prompt)
 				b, err := term.ReadPassword(int(f.Fd()))
-				fmt.Fprintln(o.app.ErrOut)
+				fmt.Fprintln(o.App.ErrOut)
 				return string(b), err
 			}
 		}
@@ -432,7 +371,7 @@ func (o *usersOptions) newPassword() (string, error) {
 		}
 		pw = first
 	} else {
-		line, err := bufio.NewReader(io.LimitReader(o.app.In, password.MaxLength+2)).ReadString('\n')
+		line, err := bufio.NewReader(io.LimitReader(o.App.In, password.MaxLength+2)).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return "", fmt.Errorf("reading the password from standard input: %w", err)
 		}
@@ -445,20 +384,4 @@ func (o *usersOptions) newPassword() (string, error) {
 		return "", err
 	}
 	return pw, nil
-}
-
-// loadExistingStore reads where the store is from the flags and the
-// environment, and refuses a data directory that does not exist: a command
-// that manages data must not make an empty database somewhere unintended.
-func loadExistingStore(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*config.Store, error) {
-	loc, err := config.LoadStore(fs, getenv)
-	if err != nil {
-		return nil, err
-	}
-	if loc.DatabaseURL == "" {
-		if _, err := os.Stat(loc.DataDir); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("no nsauth data in %s: start `nsauth serve` once, or give --data-dir (or --database-url)", loc.DataDir)
-		}
-	}
-	return loc, nil
 }

@@ -45,7 +45,7 @@ printed on standard output, once, and stored only as a digest.`,
 			if ttl <= 0 || ttl > store.MaxEnrolLinkTTL {
 				return fmt.Errorf("--ttl must be above 0 and at most %s, not %s", store.MaxEnrolLinkTTL, ttl)
 			}
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				if revoke {
 					return o.revokeEnrolLink(ctx, st, args[0])
 				}
@@ -74,16 +74,16 @@ func (o *usersOptions) enrolLink(ctx context.Context, st *store.Store, username 
 		return errors.New("this data has never been served, so its issuer URL is unknown: start nsauth serve with it once (with the NSAUTH_ISSUER users reach), then make the link")
 	}
 	token := store.RandomToken(32)
-	expires := o.app.Now().Add(ttl)
+	expires := o.App.Now().Add(ttl)
 	if err := st.CreateEnrolLink(ctx, u.ID, token, expires); err != nil {
 		return userError(username, err)
 	}
 	if err := o.userChanged(ctx, u, u.Username, "enrol_link_created"); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Enrolment link for %q, valid once until %s. Give it to %s alone: with the account's password it adds a second factor.\n",
+	fmt.Fprintf(o.App.ErrOut, "Enrolment link for %q, valid once until %s. Give it to %s alone: with the account's password it adds a second factor.\n",
 		u.Username, expires.UTC().Format("2006-01-02 15:04 MST"), u.Username)
-	fmt.Fprintln(o.app.Out, issuerURL+issuer.EnrolLinkPath+"?link="+url.QueryEscape(token))
+	fmt.Fprintln(o.App.Out, issuerURL+issuer.EnrolLinkPath+"?link="+url.QueryEscape(token))
 	return nil
 }
 
@@ -102,6 +102,6 @@ func (o *usersOptions) revokeEnrolLink(ctx context.Context, st *store.Store, use
 	if err := o.userChanged(ctx, u, u.Username, "enrol_link_revoked"); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Revoked the enrolment link of %q.\n", u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Revoked the enrolment link of %q.\n", u.Username)
 	return nil
 }

@@ -48,13 +48,13 @@ only the user sees the screen: the QR code and the link carry the secret.`,
 		Example: `  nsauth users totp enroll alice`,
 		Args:    exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			keys, err := config.LoadSecretKeys(c.Flags(), o.app.Getenv)
+			keys, err := config.LoadSecretKeys(c.Flags(), o.App.Getenv)
 			if err != nil {
 				return err
 			}
 			label := issuer
 			if label == "" {
-				label, _ = o.app.Getenv("NSAUTH_ISSUER")
+				label, _ = o.App.Getenv("NSAUTH_ISSUER")
 			}
 			return o.withKeyedStore(c.Context(), *keys, func(ctx context.Context, st *store.Store) error {
 				return o.enrollTOTP(ctx, st, args[0], label)
@@ -68,7 +68,7 @@ only the user sees the screen: the QR code and the link carry the secret.`,
 		Short: "Remove a user's authenticator app (recovery codes stay)",
 		Args:  exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.removeTOTP(ctx, st, args[0])
 			})
 		},
@@ -83,7 +83,7 @@ logs in with their password alone; with NSAUTH_MFA=required they cannot sign
 in until they set up a new factor through nsauth users enrol-link.`,
 		Args: exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.resetSecondFactors(ctx, st, args[0])
 			})
 		},
@@ -91,10 +91,10 @@ in until they set up a new factor through nsauth users enrol-link.`,
 	cmd.AddCommand(totp, reset)
 }
 
-// withKeyedStore is withStore for a command that writes a secret.
+// withKeyedStore is WithStore for a command that writes a secret.
 func (o *usersOptions) withKeyedStore(ctx context.Context, keys config.SecretKeys, fn func(context.Context, *store.Store) error) error {
-	return o.withStoreOpenedBy(ctx, func(ctx context.Context, loc config.Store) (*store.Store, error) {
-		return app.OpenKeyedStore(ctx, loc, keys, o.app.Now)
+	return o.WithStoreOpenedBy(ctx, func(ctx context.Context, loc config.Store) (*store.Store, error) {
+		return app.OpenKeyedStore(ctx, loc, keys, o.App.Now)
 	}, fn)
 }
 
@@ -127,23 +127,23 @@ func (o *usersOptions) enrollTOTP(ctx context.Context, st *store.Store, username
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.Out, "Scan this QR code with the authenticator app of %s:\n\n%s\n", u.Username, qr)
-	fmt.Fprintf(o.app.Out, "Or open this link on the device:\n  %s\nor type this key into the app:\n  %s\n\n", uri, secret)
+	fmt.Fprintf(o.App.Out, "Scan this QR code with the authenticator app of %s:\n\n%s\n", u.Username, qr)
+	fmt.Fprintf(o.App.Out, "Or open this link on the device:\n  %s\nor type this key into the app:\n  %s\n\n", uri, secret)
 
-	in := bufio.NewReader(io.LimitReader(o.app.In, 1<<10))
+	in := bufio.NewReader(io.LimitReader(o.App.In, 1<<10))
 	var step int64
 	for try := 1; ; try++ {
-		fmt.Fprint(o.app.ErrOut, "Code shown by the app: ")
+		fmt.Fprint(o.App.ErrOut, "Code shown by the app: ")
 		line, err := in.ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("reading the code: %w", err)
 		}
 		line = strings.TrimSpace(line)
 		if line == "" && err != nil {
-			fmt.Fprintln(o.app.ErrOut)
+			fmt.Fprintln(o.App.ErrOut)
 			return errors.New("no code on standard input: nothing was stored; run the command again and type the code the app shows")
 		}
-		step, err = secondfactor.CheckTOTP(secret, line, o.app.Now())
+		step, err = secondfactor.CheckTOTP(secret, line, o.App.Now())
 		if err == nil {
 			break
 		}
@@ -153,7 +153,7 @@ func (o *usersOptions) enrollTOTP(ctx context.Context, st *store.Store, username
 		if try == maxCodeTries {
 			return errors.New("the codes were not right: nothing was stored; check the clock of the device and run the command again")
 		}
-		fmt.Fprintln(o.app.ErrOut, "That code is not right; check the clock of the device and try again.")
+		fmt.Fprintln(o.App.ErrOut, "That code is not right; check the clock of the device and try again.")
 	}
 	codes := secondfactor.NewRecoveryCodes()
 	if err := st.EnrollTOTP(ctx, u.ID, secret, step, codes); err != nil {
@@ -162,12 +162,12 @@ func (o *usersOptions) enrollTOTP(ctx context.Context, st *store.Store, username
 		}
 		return err
 	}
-	if err := o.changed(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: u.ID, Username: u.Username, Reason: "totp"}); err != nil {
+	if err := o.Changed(ctx, audit.Event{Type: audit.SecondFactorEnrolled, Subject: u.ID, Username: u.Username, Reason: "totp"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.Out, "\nThe authenticator app is set up for %s. Recovery codes (each works once; keep them safe, they are not shown again):\n\n", u.Username)
+	fmt.Fprintf(o.App.Out, "\nThe authenticator app is set up for %s. Recovery codes (each works once; keep them safe, they are not shown again):\n\n", u.Username)
 	for _, c := range codes {
-		fmt.Fprintf(o.app.Out, "  %s\n", c)
+		fmt.Fprintf(o.App.Out, "  %s\n", c)
 	}
 	return nil
 }
@@ -183,10 +183,10 @@ func (o *usersOptions) removeTOTP(ctx context.Context, st *store.Store, username
 		}
 		return err
 	}
-	if err := o.changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "totp_removed"}); err != nil {
+	if err := o.Changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "totp_removed"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Removed the authenticator app of %q.\n", u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Removed the authenticator app of %q.\n", u.Username)
 	return nil
 }
 
@@ -198,10 +198,10 @@ func (o *usersOptions) resetSecondFactors(ctx context.Context, st *store.Store, 
 	if _, err := st.ResetSecondFactors(ctx, u.ID); err != nil {
 		return err
 	}
-	if err := o.changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
+	if err := o.Changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Removed every second factor of %q: it logs in with its password alone; if NSAUTH_MFA=required, "+
+	fmt.Fprintf(o.App.ErrOut, "Removed every second factor of %q: it logs in with its password alone; if NSAUTH_MFA=required, "+
 		"it cannot sign in until it sets up a new one through a link (nsauth users enrol-link %s).\n", u.Username, u.Username)
 	return nil
 }

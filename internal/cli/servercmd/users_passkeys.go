@@ -33,7 +33,7 @@ along with their other second factors.`,
   nsauth users passkeys alice --remove "Passkey 2026-11-30"`,
 		Args: exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				if c.Flags().Changed("remove") {
 					return o.removePasskey(ctx, st, args[0], remove)
 				}
@@ -55,10 +55,10 @@ func (o *usersOptions) listPasskeys(ctx context.Context, st *store.Store, userna
 		return err
 	}
 	if len(pks) == 0 {
-		fmt.Fprintf(o.app.ErrOut, "%q has no passkeys.\n", u.Username)
+		fmt.Fprintf(o.App.ErrOut, "%q has no passkeys.\n", u.Username)
 		return nil
 	}
-	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tKIND\tADDED\tLAST USED\tAAGUID")
 	for _, p := range pks {
 		used := "never"
@@ -108,9 +108,9 @@ func (o *usersOptions) removePasskey(ctx context.Context, st *store.Store, usern
 		}
 		return err
 	}
-	if err := o.changed(ctx, audit.Event{Type: audit.PasskeyRemoved, Subject: u.ID, Username: u.Username, Target: p.Name}); err != nil {
+	if err := o.Changed(ctx, audit.Event{Type: audit.PasskeyRemoved, Subject: u.ID, Username: u.Username, Target: p.Name}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Removed the passkey %q of %q.\n", p.Name, u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Removed the passkey %q of %q.\n", p.Name, u.Username)
 	return nil
 }

@@ -1,10 +1,11 @@
-package servercmd
+package appscmd
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/store"
@@ -22,7 +24,7 @@ import (
 
 // appsOptions holds what every `nsauth apps` subcommand needs.
 type appsOptions struct {
-	storeCommand
+	storecmd.Command
 }
 
 // appSecretWarning goes to standard error whenever an app's secret is
@@ -30,8 +32,10 @@ type appsOptions struct {
 const appSecretWarning = "Store the client secret now: it is shown only this once (nsauth keeps only a digest of it).\n" +
 	"Anyone who holds it can redeem this app's codes and refresh tokens; `nsauth apps rotate-secret` replaces it.\n"
 
-func newAppsCommand(app *cli.App) *cobra.Command {
-	o := &appsOptions{storeCommand: storeCommand{app: app}}
+// NewAppsCommand is `nsauth apps`: the applications people log in to with
+// the built-in provider, and what users allowed them (`apps consents`).
+func NewAppsCommand(app *cli.App) *cobra.Command {
+	o := &appsOptions{Command: storecmd.Command{App: app}}
 	cmd := &cobra.Command{
 		Use:   "apps",
 		Short: "Manage the applications people log in to with the built-in provider",
@@ -70,7 +74,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
   nsauth apps consents revoke partner-app --user alice`,
 		Args: cli.NoArgs,
 	}
-	o.cmd = cmd
+	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
 
 	var addFlags appFlags
@@ -83,7 +87,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 			if err != nil {
 				return err
 			}
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.add(ctx, st, a, addFlags.asJSON)
 			})
 		},
@@ -102,7 +106,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 			if err := updateFlags.check(c.Flags()); err != nil {
 				return err
 			}
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.update(ctx, st, args[0], c.Flags(), &updateFlags)
 			})
 		},
@@ -115,7 +119,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Short: "List apps",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.list(ctx, st, asJSON)
 			})
 		},
@@ -127,7 +131,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Short: "Show an app's settings",
 		Args:  exactlyOneApp,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				a, err := findApp(ctx, st, args[0])
 				if err != nil {
 					return err
@@ -147,7 +151,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Short: "Replace an app's secret, print the new one once, and revoke its tokens",
 		Args:  exactlyOneApp,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.rotate(ctx, st, args[0], asJSON)
 			})
 		},
@@ -160,7 +164,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 			Short: short,
 			Args:  exactlyOneApp,
 			RunE: func(c *cobra.Command, args []string) error {
-				return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 					a, err := findApp(ctx, st, args[0])
 					if err != nil {
 						return err
@@ -183,7 +187,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 			if err := o.appChanged(ctx, audit.AppDisabled, a); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.app.ErrOut, "Disabled app %q and revoked its tokens.\n", a.ID)
+			fmt.Fprintf(o.App.ErrOut, "Disabled app %q and revoked its tokens.\n", a.ID)
 			return nil
 		}),
 		simple("enable", "Enable a disabled app", func(ctx context.Context, st *store.Store, a *store.Client) error {
@@ -193,7 +197,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 			if err := o.appChanged(ctx, audit.AppEnabled, a); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.app.ErrOut, "Enabled app %q.\n", a.ID)
+			fmt.Fprintf(o.App.ErrOut, "Enabled app %q.\n", a.ID)
 			return nil
 		}),
 		simple("delete", "Delete an app, its consents and its tokens", func(ctx context.Context, st *store.Store, a *store.Client) error {
@@ -206,7 +210,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 			if err := o.appChanged(ctx, audit.AppDeleted, a); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.app.ErrOut, "Deleted app %q and revoked its tokens.\n", a.ID)
+			fmt.Fprintf(o.App.ErrOut, "Deleted app %q and revoked its tokens.\n", a.ID)
 			return nil
 		}),
 		newConsentsCommand(o),
@@ -285,7 +289,7 @@ func (o *appsOptions) add(ctx context.Context, st *store.Store, a *store.Client,
 	if a.Public {
 		kind = "public"
 	}
-	fmt.Fprintf(o.app.ErrOut, "Registered %s app %q.\n", kind, a.ID)
+	fmt.Fprintf(o.App.ErrOut, "Registered %s app %q.\n", kind, a.ID)
 	return o.printCredentials(a, secret, asJSON)
 }
 
@@ -310,7 +314,7 @@ func (o *appsOptions) update(ctx context.Context, st *store.Store, ref string, f
 	if err := o.appChanged(ctx, audit.AppUpdated, a); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Updated app %q.\n", a.ID)
+	fmt.Fprintf(o.App.ErrOut, "Updated app %q.\n", a.ID)
 	return nil
 }
 
@@ -334,7 +338,7 @@ func (o *appsOptions) rotate(ctx context.Context, st *store.Store, ref string, a
 	if err := o.appChanged(ctx, audit.AppSecretRotated, a); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Replaced the secret of app %q; the old one no longer works and its tokens are revoked.\n", a.ID)
+	fmt.Fprintf(o.App.ErrOut, "Replaced the secret of app %q; the old one no longer works and its tokens are revoked.\n", a.ID)
 	return o.printCredentials(a, secret, asJSON)
 }
 
@@ -342,19 +346,19 @@ func (o *appsOptions) rotate(ctx context.Context, st *store.Store, ref string, a
 // it is shown (with the warning on standard error); a public app has none.
 func (o *appsOptions) printCredentials(a *store.Client, secret string, asJSON bool) error {
 	if secret != "" {
-		fmt.Fprint(o.app.ErrOut, appSecretWarning)
+		fmt.Fprint(o.App.ErrOut, appSecretWarning)
 	}
 	if asJSON {
-		return json.NewEncoder(o.app.Out).Encode(struct {
+		return json.NewEncoder(o.App.Out).Encode(struct {
 			ClientID     string `json:"client_id"`
 			ClientSecret string `json:"client_secret,omitempty"`
 		}{a.ID, secret})
 	}
 	if secret == "" {
-		_, err := fmt.Fprintf(o.app.Out, "client_id:     %s\n", a.ID)
+		_, err := fmt.Fprintf(o.App.Out, "client_id:     %s\n", a.ID)
 		return err
 	}
-	_, err := fmt.Fprintf(o.app.Out, "client_id:     %s\nclient_secret: %s\n", a.ID, secret)
+	_, err := fmt.Fprintf(o.App.Out, "client_id:     %s\nclient_secret: %s\n", a.ID, secret)
 	return err
 }
 
@@ -452,20 +456,20 @@ func (o *appsOptions) list(ctx context.Context, st *store.Store, asJSON bool) er
 		for i := range apps {
 			out = append(out, toAppJSON(&apps[i]))
 		}
-		return o.printJSON(out)
+		return printJSON(o.App.Out, out)
 	}
-	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATUS\tKIND\tDISPLAY NAME\tREDIRECT URIS\tCREATED")
 	for i := range apps {
 		a := &apps[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", a.ID, appStatus(a), appKind(a), orDash(visible.Escape(a.DisplayName)), len(a.RedirectURIs), a.CreatedAt.UTC().Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", a.ID, appStatus(a), appKind(a), storecmd.OrDash(visible.Escape(a.DisplayName)), len(a.RedirectURIs), a.CreatedAt.UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()
 }
 
 func (o *appsOptions) show(a *store.Client, broker, asJSON bool) error {
 	if asJSON {
-		return o.printJSON(toAppJSON(a))
+		return printJSON(o.App.Out, toAppJSON(a))
 	}
 	ttl := func(d time.Duration) string {
 		if d > 0 {
@@ -483,9 +487,9 @@ func (o *appsOptions) show(a *store.Client, broker, asJSON bool) error {
 	if len(a.Scopes) > 0 {
 		scopes = strings.Join(a.Scopes, " ")
 	}
-	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "client_id:\t%s\n", a.ID)
-	fmt.Fprintf(tw, "display name:\t%s\n", orDash(visible.Escape(a.DisplayName)))
+	fmt.Fprintf(tw, "display name:\t%s\n", storecmd.OrDash(visible.Escape(a.DisplayName)))
 	fmt.Fprintf(tw, "status:\t%s\n", appStatus(a))
 	fmt.Fprintf(tw, "kind:\t%s\n", appKind(a))
 	if broker {
@@ -499,22 +503,24 @@ func (o *appsOptions) show(a *store.Client, broker, asJSON bool) error {
 	fmt.Fprintf(tw, "audiences:\t%s\n", lines(a.Audiences))
 	fmt.Fprintf(tw, "access token TTL:\t%s\n", ttl(a.AccessTokenTTL))
 	fmt.Fprintf(tw, "refresh token TTL:\t%s\n", ttl(a.RefreshTokenTTL))
-	fmt.Fprintf(tw, "back-channel logout URI:\t%s\n", orDash(a.BackchannelLogoutURI))
+	fmt.Fprintf(tw, "back-channel logout URI:\t%s\n", storecmd.OrDash(a.BackchannelLogoutURI))
 	fmt.Fprintf(tw, "created:\t%s\n", a.CreatedAt.UTC().Format(time.RFC3339))
 	return tw.Flush()
 }
 
-func (o *storeCommand) printJSON(v any) error {
+// printJSON writes v to w as indented JSON, with no hidden character left
+// raw (visible.EscapeJSON).
+func printJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	_, err = o.app.Out.Write(append(visible.EscapeJSON(b), '\n'))
+	_, err = w.Write(append(visible.EscapeJSON(b), '\n'))
 	return err
 }
 
 // appChanged records an app event of the kind t; the app's id is its
 // name, so ClientID names it. The secret is never part of it.
 func (o *appsOptions) appChanged(ctx context.Context, t audit.Type, a *store.Client) error {
-	return o.changed(ctx, audit.Event{Type: t, ClientID: a.ID})
+	return o.Changed(ctx, audit.Event{Type: t, ClientID: a.ID})
 }

@@ -1,4 +1,4 @@
-package servercmd
+package appscmd
 
 import (
 	"context"
@@ -13,12 +13,15 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-func newSessionsCommand(app *cli.App) *cobra.Command {
-	o := &storeCommand{app: app}
+// NewSessionsCommand is `nsauth sessions`: the built-in provider's browser
+// sessions, listed and ended.
+func NewSessionsCommand(app *cli.App) *cobra.Command {
+	o := &storecmd.Command{App: app}
 	cmd := &cobra.Command{
 		Use:   "sessions",
 		Short: "List and end the built-in provider's browser sessions",
@@ -37,7 +40,7 @@ does.`,
   nsauth sessions revoke --user alice`,
 		Args: cli.NoArgs,
 	}
-	o.cmd = cmd
+	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
 
 	var (
@@ -49,7 +52,7 @@ does.`,
 		Short: "List the live browser sessions, newest first",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return listSessions(ctx, o, st, user, asJSON)
 			})
 		},
@@ -70,7 +73,7 @@ does.`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				if user != "" {
 					return revokeUserSessions(ctx, o, st, user)
 				}
@@ -136,7 +139,7 @@ type sessionJSON struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 }
 
-func listSessions(ctx context.Context, o *storeCommand, st *store.Store, username string, asJSON bool) error {
+func listSessions(ctx context.Context, o *storecmd.Command, st *store.Store, username string, asJSON bool) error {
 	var userID string
 	if username != "" {
 		u, err := findUser(ctx, st, username)
@@ -174,18 +177,18 @@ func listSessions(ctx context.Context, o *storeCommand, st *store.Store, usernam
 			CreatedAt: s.CreatedAt.UTC(), LastSeenAt: s.LastSeenAt.UTC(), ExpiresAt: s.ExpiresAt.UTC()})
 	}
 	if asJSON {
-		return o.printJSON(out)
+		return printJSON(o.App.Out, out)
 	}
-	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tUSER\tSIGNED IN\tMETHODS\tLAST SEEN\tEXPIRES\tAPPS")
 	for _, s := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Username, s.AuthTime.Format(time.RFC3339), orDash(strings.Join(s.AMR, ",")),
-			s.LastSeenAt.Format(time.RFC3339), s.ExpiresAt.Format(time.RFC3339), orDash(strings.Join(s.Apps, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Username, s.AuthTime.Format(time.RFC3339), storecmd.OrDash(strings.Join(s.AMR, ",")),
+			s.LastSeenAt.Format(time.RFC3339), s.ExpiresAt.Format(time.RFC3339), storecmd.OrDash(strings.Join(s.Apps, ",")))
 	}
 	return tw.Flush()
 }
 
-func revokeSession(ctx context.Context, o *storeCommand, st *store.Store, id string) error {
+func revokeSession(ctx context.Context, o *storecmd.Command, st *store.Store, id string) error {
 	id = strings.TrimSpace(id)
 	s, err := st.SessionByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -195,7 +198,7 @@ func revokeSession(ctx context.Context, o *storeCommand, st *store.Store, id str
 		return err
 	}
 	if !s.EndedAt.IsZero() {
-		fmt.Fprintf(o.app.ErrOut, "Session %s had already ended.\n", s.ID)
+		fmt.Fprintf(o.App.ErrOut, "Session %s had already ended.\n", s.ID)
 		return nil
 	}
 	grants, err := st.EndSession(ctx, s.ID, nil)
@@ -206,7 +209,7 @@ func revokeSession(ctx context.Context, o *storeCommand, st *store.Store, id str
 	if err != nil {
 		return err
 	}
-	if err := o.changed(ctx, audit.Event{Type: audit.SessionRevoked, Subject: s.UserID, Username: name, Target: s.ID}); err != nil {
+	if err := o.Changed(ctx, audit.Event{Type: audit.SessionRevoked, Subject: s.UserID, Username: name, Target: s.ID}); err != nil {
 		return err
 	}
 	revoked := 0
@@ -215,11 +218,11 @@ func revokeSession(ctx context.Context, o *storeCommand, st *store.Store, id str
 			revoked++
 		}
 	}
-	fmt.Fprintf(o.app.ErrOut, "Ended session %s of %q and revoked the tokens of %d app login(s) within it.\n", s.ID, name, revoked)
+	fmt.Fprintf(o.App.ErrOut, "Ended session %s of %q and revoked the tokens of %d app login(s) within it.\n", s.ID, name, revoked)
 	return nil
 }
 
-func revokeUserSessions(ctx context.Context, o *storeCommand, st *store.Store, username string) error {
+func revokeUserSessions(ctx context.Context, o *storecmd.Command, st *store.Store, username string) error {
 	u, err := findUser(ctx, st, username)
 	if err != nil {
 		return err
@@ -229,12 +232,12 @@ func revokeUserSessions(ctx context.Context, o *storeCommand, st *store.Store, u
 		return err
 	}
 	if n == 0 {
-		fmt.Fprintf(o.app.ErrOut, "%q has no live session.\n", u.Username)
+		fmt.Fprintf(o.App.ErrOut, "%q has no live session.\n", u.Username)
 		return nil
 	}
-	if err := o.changed(ctx, audit.Event{Type: audit.SessionRevoked, Subject: u.ID, Username: u.Username, Reason: "all_sessions"}); err != nil {
+	if err := o.Changed(ctx, audit.Event{Type: audit.SessionRevoked, Subject: u.ID, Username: u.Username, Reason: "all_sessions"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Ended %d session(s) of %q and revoked the tokens issued within them.\n", n, u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Ended %d session(s) of %q and revoked the tokens issued within them.\n", n, u.Username)
 	return nil
 }

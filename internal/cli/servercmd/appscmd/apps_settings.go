@@ -1,4 +1,4 @@
-package servercmd
+package appscmd
 
 import (
 	"errors"

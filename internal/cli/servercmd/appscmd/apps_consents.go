@@ -1,4 +1,4 @@
-package servercmd
+package appscmd
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/visible"
 )
@@ -40,7 +41,7 @@ revoke or nsauth apps rotate-secret do).`,
 		Short: "List consents",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.listConsents(ctx, st, user, asJSON)
 			})
 		},
@@ -57,7 +58,7 @@ revoke or nsauth apps rotate-secret do).`,
 			if revokeUser == "" {
 				return cli.UsageErrorf("%s needs --user, the user whose consent to revoke", c.CommandPath())
 			}
-			return o.withStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.revokeConsent(ctx, st, args[0], revokeUser)
 			})
 		},
@@ -104,12 +105,12 @@ func (o *appsOptions) listConsents(ctx context.Context, st *store.Store, usernam
 		out = append(out, consentJSON{UserID: c.UserID, Username: name, ClientID: c.ClientID, Scopes: scopes, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()})
 	}
 	if asJSON {
-		return o.printJSON(out)
+		return printJSON(o.App.Out, out)
 	}
-	tw := tabwriter.NewWriter(o.app.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tAPP\tSCOPES\tGRANTED\tUPDATED")
 	for _, c := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Username, c.ClientID, orDash(visible.Escape(strings.Join(c.Scopes, " "))), c.CreatedAt.Format(time.DateOnly), c.UpdatedAt.Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Username, c.ClientID, storecmd.OrDash(visible.Escape(strings.Join(c.Scopes, " "))), c.CreatedAt.Format(time.DateOnly), c.UpdatedAt.Format(time.DateOnly))
 	}
 	return tw.Flush()
 }
@@ -129,9 +130,9 @@ func (o *appsOptions) revokeConsent(ctx context.Context, st *store.Store, appNam
 		}
 		return err
 	}
-	if err := o.changed(ctx, audit.Event{Type: audit.ConsentRevoked, Subject: u.ID, Username: u.Username, ClientID: a.ID}); err != nil {
+	if err := o.Changed(ctx, audit.Event{Type: audit.ConsentRevoked, Subject: u.ID, Username: u.Username, ClientID: a.ID}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.ErrOut, "Revoked the consent %q gave app %q; it will ask again at the next login.\n", u.Username, a.ID)
+	fmt.Fprintf(o.App.ErrOut, "Revoked the consent %q gave app %q; it will ask again at the next login.\n", u.Username, a.ID)
 	return nil
 }
