@@ -61,7 +61,12 @@ type deployment struct {
 	env     []string // the store's settings, for serve and the admin commands
 	logs    []string
 	target  atomic.Int32
+	split   atomic.Bool
 	backend string
+
+	// served counts the load balancer's requests by replica and by client:
+	// [replica][0] the browser's, [replica][1] any other client's.
+	served [][2]atomic.Int64
 }
 
 // startDeployment starts nsauth-server on backend ("sqlite" or
@@ -110,8 +115,22 @@ func (d *deployment) startBalancer(t *testing.T) string {
 		}
 		proxies[i] = httputil.NewSingleHostReverseProxy(u)
 	}
+	d.served = make([][2]atomic.Int64, len(d.Replicas))
 	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		proxies[d.target.Load()].ServeHTTP(w, r)
+		browser := isBrowser(r)
+		i := int(d.target.Load())
+		if d.split.Load() {
+			i = len(d.Replicas) - 1
+			if browser {
+				i = 0
+			}
+		}
+		client := 1
+		if browser {
+			client = 0
+		}
+		d.served[i][client].Add(1)
+		proxies[i].ServeHTTP(w, r)
 	}))
 	t.Cleanup(lb.Close)
 	return lb.URL
@@ -119,6 +138,25 @@ func (d *deployment) startBalancer(t *testing.T) string {
 
 // Use sends the load balancer's traffic to replica i from now on.
 func (d *deployment) Use(i int) { d.target.Store(int32(i)) }
+
+// SplitBrowser makes the load balancer send, from now on, the browser's
+// requests (the authorization, login, consent, device and end-session
+// pages) to replica 0 and every other client's (the apps' back channel:
+// discovery, keys, token, userinfo, introspection, revocation) to the last
+// replica, so that every code, session and token the pages create is
+// redeemed, refreshed, introspected and revoked on another replica than
+// the one that made it. It overrides Use.
+func (d *deployment) SplitBrowser() { d.split.Store(true) }
+
+// Served returns how many requests the load balancer sent to replica i
+// from the browser and from any other client.
+func (d *deployment) Served(i int) (browser, other int64) {
+	return d.served[i][0].Load(), d.served[i][1].Load()
+}
+
+// isBrowser reports whether r comes from Chromium, by its User-Agent;
+// node's, Go's and the libraries' clients never say "Chrome/".
+func isBrowser(r *http.Request) bool { return strings.Contains(r.UserAgent(), "Chrome/") }
 
 func (d *deployment) startReplica(t *testing.T, ctx context.Context, i int, addr string) {
 	t.Helper()

@@ -5,6 +5,7 @@ package interop_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -25,21 +26,64 @@ import (
 const rpResource = "https://api.rp.test"
 
 // TestRelyingParties runs three relying-party libraries nobody here wrote
-// against apps registered with `nsauth apps add` on nsauth-server
-// (SQLite), the browser's part played by Chromium through nsauth's own
-// pages: oauth4webapi with a public client (PKCE S256 and `none`),
-// openid-client with a confidential one (interop/js/rp-checks.mjs), and
-// zitadel/oidc's rp and rs packages (ID token signatures verified against
-// the provider's keys, isolation between apps). Each prints
-// "RP checks: N passed of M (library)".
+// against apps registered with `nsauth apps add` on nsauth-server, once
+// on SQLite (one replica) and once on PostgreSQL with two replicas behind
+// a load balancer that sends the browser to replica 0 and the apps' back
+// channel to replica 1 (deployment.SplitBrowser): every code, session and
+// token made at the pages is exchanged, refreshed, introspected and
+// revoked on the other replica. The browser's part is played by Chromium
+// through nsauth's own pages: oauth4webapi with a public client (PKCE S256
+// and `none`), openid-client with a confidential one
+// (interop/js/rp-checks.mjs), zitadel/oidc's rp and rs packages (ID token
+// signatures verified against the provider's keys, isolation between
+// apps), and x/oauth2 (device flow, code flow with PKCE). Each prints
+// "RP checks: N passed of M (library, backend)".
 func TestRelyingParties(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	bin := buildNsauthServer(t)
-	d := startDeployment(t, bin, "sqlite")
-	c := issuertest.NewChromium(t, 5*time.Minute)
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			runRelyingParties(t, bin, backend)
+		})
+	}
+}
+
+// runRelyingParties runs every library's checks, each in a subtest of its
+// own, on one deployment and one browser.
+func runRelyingParties(t *testing.T, bin, backend string) {
+	ctx := context.Background()
+	d := startDeployment(t, bin, backend)
+	label := backend
+	if n := len(d.Replicas); n > 1 {
+		d.SplitBrowser()
+		label = fmt.Sprintf("%s, %d replicas", backend, n)
+	}
+	c := issuertest.NewChromium(t, 8*time.Minute)
 	c.Do(t, "starting the browser", chromedp.Navigate("about:blank"))
 
+	t.Run("oauth4webapi+openid-client", func(t *testing.T) { jsRPChecks(t, c, d, label) })
+	t.Run("zitadel-rp", func(t *testing.T) { zitadelRPChecks(t, ctx, c, d, label) })
+	t.Run("x-oauth2", func(t *testing.T) { xoauth2Checks(t, ctx, c, d, label) })
+
+	if len(d.Replicas) > 1 {
+		// The crossing is what the PostgreSQL run is for: make sure it
+		// happened, the pages on replica 0 only and the back channel on
+		// the last replica only.
+		last := len(d.Replicas) - 1
+		b0, o0 := d.Served(0)
+		bl, ol := d.Served(last)
+		t.Logf("the load balancer sent replica 0 %d browser and %d other requests, replica %d %d browser and %d other requests", b0, o0, last, bl, ol)
+		if b0 == 0 || o0 != 0 || bl != 0 || ol == 0 {
+			t.Errorf("the state did not cross replicas as meant: replica 0 served %d browser and %d other requests, replica %d %d browser and %d other requests", b0, o0, last, bl, ol)
+		}
+	}
+}
+
+// jsRPChecks runs interop/js/rp-checks.mjs (oauth4webapi and
+// openid-client) and plays its browser.
+func jsRPChecks(t *testing.T, c *issuertest.Chromium, d *deployment, label string) {
+	t.Helper()
 	listen := freeLoopbackAddr(t)
 	cbBase := "http://" + listen
 	spa := d.AddApp(t, "spa-app", "--public", "--redirect-uri", cbBase+"/public", "--audience", rpResource)
@@ -51,7 +95,6 @@ func TestRelyingParties(t *testing.T) {
 	})
 	lists := map[string]*checklist{}
 	deadline := time.After(4 * time.Minute)
-loop:
 	for {
 		var line string
 		select {
@@ -77,7 +120,7 @@ loop:
 		}
 		switch {
 		case m.Done:
-			break loop
+			return
 		case m.Open != "":
 			u, _ := url.Parse(m.Open)
 			if at, ok := driveToApp(t, c, m.Open, cbBase); !ok {
@@ -87,14 +130,12 @@ loop:
 		case m.Library != "":
 			l := lists[m.Library]
 			if l == nil {
-				l = newChecklist(t, m.Library)
+				l = newChecklist(t, m.Library+", "+label)
 				lists[m.Library] = l
 			}
 			l.Check(t, m.Check, m.OK, "%s", m.Detail)
 		}
 	}
-	zitadelRPChecks(t, ctx, c, d)
-	xoauth2Checks(t, ctx, c, d)
 }
 
 // stuckPath is the app's path the browser was sent towards: the
@@ -170,9 +211,9 @@ func driveToApp(t *testing.T, c *issuertest.Chromium, u, app string) (string, bo
 // (rs) with two confidential apps: the code flow with PKCE (the ID token's
 // signature checked against the provider's keys), userinfo, refresh,
 // introspection and revocation, and the isolation between the two apps.
-func zitadelRPChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment) {
+func zitadelRPChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment, label string) {
 	t.Helper()
-	l := newChecklist(t, "zitadel/oidc v3.52.0 rp")
+	l := newChecklist(t, "zitadel/oidc v3.52.0 rp, "+label)
 	cbA, cbB := newAppCallback(t), newAppCallback(t)
 	a := d.AddApp(t, "rp-app", "--redirect-uri", cbA.URL)
 	b := d.AddApp(t, "rp-other", "--redirect-uri", cbB.URL)
@@ -264,9 +305,9 @@ func noRedirectClient() *http.Client {
 // xoauth2Checks: golang.org/x/oauth2 with a public app: the device flow
 // (RFC 8628, which sends no secret), approved at nsauth's device pages,
 // and the code flow with PKCE, refreshed by its TokenSource.
-func xoauth2Checks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment) {
+func xoauth2Checks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment, label string) {
 	t.Helper()
-	l := newChecklist(t, "golang.org/x/oauth2 v0.38.0")
+	l := newChecklist(t, "golang.org/x/oauth2 v0.38.0, "+label)
 	cb := newAppCallback(t)
 	app := d.AddApp(t, "device-app", "--public", "--redirect-uri", cb.URL,
 		"--grant-type", "authorization_code,refresh_token,device_code")
