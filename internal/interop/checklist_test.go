@@ -11,7 +11,8 @@ import (
 
 // checklist counts named checks of one relying-party library against
 // nsauth, fails the test for each that fails, and prints the tally the
-// issue's closing note compares: "RP checks: N passed of M (library)".
+// issue's closing note compares: "RP checks: N passed of M (library)",
+// where library names the backend too ("…, postgres, 2 replicas").
 type checklist struct {
 	library string
 

@@ -21,8 +21,9 @@
 //     (interop/js/neosync-web.mjs), from sign-in to sign-out, with single
 //     sign-on to other apps and `nsauth login` in the same browser;
 //   - oauth4webapi and openid-client (interop/js/rp-checks.mjs), zitadel/oidc's
-//     rp and rs, and x/oauth2, each ending with a tally
-//     "RP checks: N passed of M (library)".
+//     rp and rs, and x/oauth2, the pages on one replica and the apps' back
+//     channel on the other, each ending with a tally per backend
+//     "RP checks: N passed of M (library, backend)".
 //
 // The JavaScript packages are pinned by interop/js/package-lock.json and
 // installed by `npm ci` (.ci/run does it); the tests never download.
