@@ -319,7 +319,7 @@ func followSignOut(t *testing.T, c *issuertest.Chromium, base string) (string, b
 // a third-party app's consent once.
 func ssoChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment, sub string) ssoApps {
 	t.Helper()
-	checks := newChecklist(t, "nsauth's browser session (SSO)")
+	checks := newChecklist(t, "nsauth's browser session (SSO), "+d.backend)
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
 	// nsauth login: one "Continue as" page, one button, no password.
@@ -388,7 +388,7 @@ type ssoApps struct {
 // logout token; the browser session is over (prompt=none: login_required).
 func afterSignOutChecks(t *testing.T, ctx context.Context, c *issuertest.Chromium, d *deployment, apps ssoApps) {
 	t.Helper()
-	checks := newChecklist(t, "nsauth's logout rule")
+	checks := newChecklist(t, "nsauth's logout rule, "+d.backend)
 	store, err := tokenstore.New(tokenstore.Config{Dir: apps.cliConfigDir})
 	if err != nil {
 		t.Fatal(err)
