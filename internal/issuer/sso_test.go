@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
@@ -343,6 +344,52 @@ func TestSessionBoundToBrowser(t *testing.T) {
 	if p := alice.Open(t, h.appAuthorizeURL(appDocs, oauth2.GenerateVerifier(), nil)); !isPasswordPage(p) {
 		t.Fatalf("the session survived disabling the user: HTTP %d\n%s", p.Response.StatusCode, p.Body)
 	}
+}
+
+// TestStolenCookieKeepsNoSessionAlive: the session cookie copied into
+// another browser is refused, and its use there is no sign of life: only
+// the victim's own browser extends the idle timeout, so the session ends
+// one idle timeout after the victim last used it, however often the
+// copy is presented.
+func TestStolenCookieKeepsNoSessionAlive(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newSSOHarness(t, b)
+		alice := issuertest.NewBrowser(t)
+		h.signIn(t, alice, appWeb)
+		u, _ := url.Parse(h.url)
+		thief := issuertest.NewBrowser(t)
+		for _, c := range alice.Client.Jar.Cookies(u) {
+			if c.Name == "nsauth_session" {
+				thief.Client.Jar.SetCookies(u, []*http.Cookie{c})
+			}
+		}
+		idle := browsersession.DefaultIdleTimeout
+		h.clock.Advance(idle / 2)
+		h.ssoLogin(t, alice, appDocs, nil) // her own use: the session lives on
+		lastUse := h.clock.Now()
+		list, err := h.st.ListSessions(ctx, h.alice.ID)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("alice's sessions: %+v, %v", list, err)
+		}
+		sess := list[0]
+
+		// The thief presents the copy every quarter of the idle timeout,
+		// the last a second before the session idles out.
+		for _, at := range []time.Duration{idle / 4, idle / 2, idle * 3 / 4, idle - time.Second} {
+			h.clock.Advance(lastUse.Add(at).Sub(h.clock.Now()))
+			if p := thief.Open(t, h.appAuthorizeURL(appWeb, oauth2.GenerateVerifier(), nil)); !isPasswordPage(p) {
+				t.Fatalf("the copied session cookie was honoured: HTTP %d\n%s", p.Response.StatusCode, p.Body)
+			}
+			if got, err := h.st.SessionByID(ctx, sess.ID); err != nil || !got.LastSeenAt.Equal(lastUse) {
+				t.Fatalf("after the thief's request %v past her last use: %+v, %v; want it last seen at %v", at, got, err, lastUse)
+			}
+		}
+		h.clock.Advance(2 * time.Second) // a second past her last use's idle timeout
+		if p := alice.Open(t, h.appAuthorizeURL(appWeb, oauth2.GenerateVerifier(), nil)); !isPasswordPage(p) {
+			t.Fatalf("the session outlived its idle timeout: HTTP %d\n%s", p.Response.StatusCode, p.Body)
+		}
+	})
 }
 
 // TestThirdPartyConsent: a third-party app gets a consent page listing its
