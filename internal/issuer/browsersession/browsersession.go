@@ -8,9 +8,11 @@
 // only their digest. A session is bound to the browser that logged in: it
 // records the device id of the device cookie the login gave the browser
 // (package attempts), and a session cookie presented without that device
-// cookie is not used. A session ends when idle for IdleTimeout, after
+// cookie is neither used nor marked seen: only its own browser keeps it
+// from idling out. A session ends when idle for IdleTimeout, after
 // Lifetime, when its user is disabled, or when it is ended (sign-out,
-// nsauth sessions revoke).
+// nsauth sessions revoke, a login replacing it in its browser: package
+// authflow ends it).
 package browsersession
 
 import (
