@@ -143,8 +143,10 @@ const (
 	// SessionStarted: a login started a browser session; Subject is the
 	// user, Target the session id.
 	SessionStarted Type = "session.started"
-	// SessionEnded: a browser session ended at the end-session endpoint;
-	// Target is the session id, ClientID the app that signed out.
+	// SessionEnded: a browser session ended at the end-session endpoint
+	// (Target is the session id, ClientID the app that signed out), or
+	// because a login in its browser replaced it (Reason "replaced",
+	// Subject and Username its user, Target the session id).
 	SessionEnded Type = "session.ended"
 	// SessionRevoked: nsauth sessions revoke ended a browser session;
 	// Target is the session id, Actor who ran it.

@@ -15,6 +15,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer"
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
@@ -40,7 +43,14 @@ func appRedirect(app string) string {
 
 func newSSOHarness(t *testing.T, b storetest.Backend) *ssoHarness {
 	t.Helper()
-	h := &ssoHarness{newHarness(t, b, nil)}
+	return newSSOHarnessWith(t, b, nil)
+}
+
+// newSSOHarnessWith is newSSOHarness with the provider's configuration
+// changed by mod.
+func newSSOHarnessWith(t *testing.T, b storetest.Backend, mod func(*issuer.Config)) *ssoHarness {
+	t.Helper()
+	h := &ssoHarness{newHarness(t, b, mod)}
 	for _, app := range []string{appWeb, appDocs, appThird} {
 		c := &store.Client{ID: app, Public: true, RedirectURIs: []string{appRedirect(app)}, ThirdParty: app == appThird,
 			DisplayName: "The " + app + " app"}
@@ -345,6 +355,52 @@ func TestSessionBoundToBrowser(t *testing.T) {
 	}
 }
 
+// TestStolenCookieKeepsNoSessionAlive: the session cookie copied into
+// another browser is refused, and its use there is no sign of life: only
+// the victim's own browser extends the idle timeout, so the session ends
+// one idle timeout after the victim last used it, however often the
+// copy is presented.
+func TestStolenCookieKeepsNoSessionAlive(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newSSOHarness(t, b)
+		alice := issuertest.NewBrowser(t)
+		h.signIn(t, alice, appWeb)
+		u, _ := url.Parse(h.url)
+		thief := issuertest.NewBrowser(t)
+		for _, c := range alice.Client.Jar.Cookies(u) {
+			if c.Name == "nsauth_session" {
+				thief.Client.Jar.SetCookies(u, []*http.Cookie{c})
+			}
+		}
+		idle := browsersession.DefaultIdleTimeout
+		h.clock.Advance(idle / 2)
+		h.ssoLogin(t, alice, appDocs, nil) // her own use: the session lives on
+		lastUse := h.clock.Now()
+		list, err := h.st.ListSessions(ctx, h.alice.ID)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("alice's sessions: %+v, %v", list, err)
+		}
+		sess := list[0]
+
+		// The thief presents the copy every quarter of the idle timeout,
+		// the last a second before the session idles out.
+		for _, at := range []time.Duration{idle / 4, idle / 2, idle * 3 / 4, idle - time.Second} {
+			h.clock.Advance(lastUse.Add(at).Sub(h.clock.Now()))
+			if p := thief.Open(t, h.appAuthorizeURL(appWeb, oauth2.GenerateVerifier(), nil)); !isPasswordPage(p) {
+				t.Fatalf("the copied session cookie was honoured: HTTP %d\n%s", p.Response.StatusCode, p.Body)
+			}
+			if got, err := h.st.SessionByID(ctx, sess.ID); err != nil || !got.LastSeenAt.Equal(lastUse) {
+				t.Fatalf("after the thief's request %v past her last use: %+v, %v; want it last seen at %v", at, got, err, lastUse)
+			}
+		}
+		h.clock.Advance(2 * time.Second) // a second past her last use's idle timeout
+		if p := alice.Open(t, h.appAuthorizeURL(appWeb, oauth2.GenerateVerifier(), nil)); !isPasswordPage(p) {
+			t.Fatalf("the session outlived its idle timeout: HTTP %d\n%s", p.Response.StatusCode, p.Body)
+		}
+	})
+}
+
 // TestThirdPartyConsent: a third-party app gets a consent page listing its
 // scopes, after the password and within a session, until allowed; then
 // never again; denied, the app gets access_denied; prompt=none never
@@ -457,10 +513,14 @@ func TestSingleSignOnInChromium(t *testing.T) {
 }
 
 // TestSessionReplacedAndEnded: a login as another user in the same browser
-// replaces the session; changing the user's password ends it.
+// replaces the session, and the replaced session ends (recorded as
+// session.ended, reason replaced) while the tokens its apps got stay
+// valid; a password login of the same user replaces and ends the
+// session too; changing the user's password ends it.
 func TestSessionReplacedAndEnded(t *testing.T) {
 	t.Parallel()
-	h := newSSOHarness(t, sqlite())
+	var trail *auditTrail
+	h := newSSOHarnessWith(t, sqlite(), func(c *issuer.Config) { trail = withAudit(t, c) })
 	hash, err := password.Hash("bob-password-123")
 	if err != nil {
 		t.Fatal(err)
@@ -470,7 +530,12 @@ func TestSessionReplacedAndEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := issuertest.NewBrowser(t)
-	h.signIn(t, b, appWeb)
+	aliceTokens := h.signIn(t, b, appWeb)
+	aliceSessions, err := h.st.ListSessions(ctx, h.alice.ID)
+	if err != nil || len(aliceSessions) != 1 {
+		t.Fatalf("alice's sessions: %+v, %v", aliceSessions, err)
+	}
+	replaced := aliceSessions[0]
 	h.clock.Advance(time.Second)
 
 	v := oauth2.GenerateVerifier()
@@ -483,6 +548,50 @@ func TestSessionReplacedAndEnded(t *testing.T) {
 	}
 	if c := idClaims(t, h.ssoLogin(t, b, appWeb, nil)); c["sub"] != bob.ID {
 		t.Fatalf("after bob's login the session is %v's, want bob's", c["sub"])
+	}
+
+	// Alice's session ended, and nothing else: the web app's grant
+	// within it is not revoked.
+	if got, err := h.st.ListSessions(ctx, h.alice.ID); err != nil || len(got) != 0 {
+		t.Errorf("alice's sessions after bob's login: %+v, %v; want none", got, err)
+	}
+	if got, err := h.st.SessionByID(ctx, replaced.ID); err != nil || !got.EndedAt.Equal(h.clock.Now()) {
+		t.Errorf("the replaced session: %+v, %v; want it ended at bob's login", got, err)
+	}
+	grants, err := h.st.SessionGrants(ctx, replaced.ID)
+	if err != nil || len(grants) != 1 || grants[0].ClientID != appWeb || grants[0].Revoked {
+		t.Errorf("the replaced session's grants: %+v, %v; want the web app's, not revoked", grants, err)
+	}
+	if status, _ := h.userinfo(aliceTokens.AccessToken); status != http.StatusOK {
+		t.Errorf("alice's access token after the replacement: userinfo HTTP %d", status)
+	}
+	events, _ := trail.records(t)
+	var ended []audit.Event
+	for _, e := range events {
+		if e.Type == audit.SessionEnded {
+			ended = append(ended, e)
+		}
+	}
+	if len(ended) != 1 || ended[0].Reason != "replaced" || ended[0].Target != replaced.ID || ended[0].Subject != h.alice.ID ||
+		ended[0].Username != "alice" || ended[0].Outcome != audit.Success {
+		t.Errorf("session.ended events: %+v; want one for alice's session, reason replaced", ended)
+	}
+
+	// Bob's password again (prompt=login): his first session is replaced
+	// and ends too.
+	bobSessions, err := h.st.ListSessions(ctx, bob.ID)
+	if err != nil || len(bobSessions) != 1 {
+		t.Fatalf("bob's sessions: %+v, %v", bobSessions, err)
+	}
+	h.clock.Advance(time.Second)
+	v = oauth2.GenerateVerifier()
+	p = b.Open(t, h.appAuthorizeURL(appDocs, v, url.Values{"prompt": {"login"}}))
+	if !isPasswordPage(p) {
+		t.Fatalf("prompt=login: want the password page, got HTTP %d", p.Response.StatusCode)
+	}
+	h.appExchange(appDocs, h.codeOf(t, appDocs, b.Submit(t, p, "bob", "bob-password-123")), v)
+	if got, err := h.st.ListSessions(ctx, bob.ID); err != nil || len(got) != 1 || got[0].ID == bobSessions[0].ID {
+		t.Errorf("bob's sessions after his second login: %+v, %v; want only the new one", got, err)
 	}
 
 	if err := h.st.SetPassword(ctx, "bob", hash); err != nil {

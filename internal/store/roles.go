@@ -130,6 +130,7 @@ type MachineGrantStorage interface {
 type SessionStorage interface {
 	CreateSession(ctx context.Context, sess *Session, token string) error
 	SessionByToken(ctx context.Context, token string, idle time.Duration) (*Session, error)
+	TouchSession(ctx context.Context, id, browser string, idle time.Duration) (*Session, error)
 	SessionByID(ctx context.Context, id string) (*Session, error)
 	SessionOfGrant(ctx context.Context, grantID string) (*Session, error)
 	AddSessionGrant(ctx context.Context, g SessionGrant) error

@@ -61,26 +61,56 @@ func TestSessionLookup(t *testing.T) {
 			t.Fatalf("stored %q, %v: want the digest only", raw, err)
 		}
 
-		// Each use is a sign of life: 50 minutes, twice, stays within an
-		// idle hour; 61 minutes do not.
+		// A lookup is no sign of life, nor a touch by another browser:
+		// both leave the idle timer running.
 		f.clock.Advance(50 * time.Minute)
-		if got, err := f.s.SessionByToken(ctx, "cookie-1", time.Hour); err != nil || !got.LastSeenAt.Equal(f.clock.Now()) {
+		if got, err := f.s.SessionByToken(ctx, "cookie-1", time.Hour); err != nil || !got.LastSeenAt.Equal(sess.CreatedAt) {
+			t.Fatalf("a lookup after 50 minutes: %+v, %v; want it found, not marked seen", got, err)
+		}
+		if _, err := f.s.TouchSession(ctx, sess.ID, "b2", time.Hour); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("touched by another browser: %v, want ErrNotFound", err)
+		}
+		f.clock.Advance(11 * time.Minute)
+		if _, err := f.s.SessionByToken(ctx, "cookie-1", time.Hour); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("looked up and touched by another browser only, idle for 61 minutes: %v, want ErrNotFound", err)
+		}
+		if _, err := f.s.TouchSession(ctx, sess.ID, "b1", time.Hour); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("its own browser revives an idled-out session: %v, want ErrNotFound", err)
+		}
+
+		// Each use by its own browser is a sign of life: 50 minutes,
+		// twice, stays within an idle hour; 61 minutes do not.
+		sess = f.newSession(t, "cookie-3")
+		f.clock.Advance(50 * time.Minute)
+		if got, err := f.s.TouchSession(ctx, sess.ID, "b1", time.Hour); err != nil || got.ID != sess.ID || !got.LastSeenAt.Equal(f.clock.Now()) {
 			t.Fatalf("after 50 minutes: %+v, %v", got, err)
 		}
 		f.clock.Advance(50 * time.Minute)
-		if _, err := f.s.SessionByToken(ctx, "cookie-1", time.Hour); err != nil {
+		if _, err := f.s.TouchSession(ctx, sess.ID, "b1", time.Hour); err != nil {
 			t.Fatalf("after 50 more minutes: %v", err)
 		}
+		if got, err := f.s.SessionByToken(ctx, "cookie-3", time.Hour); err != nil || !got.LastSeenAt.Equal(f.clock.Now()) {
+			t.Fatalf("looked up after its uses: %+v, %v", got, err)
+		}
 		f.clock.Advance(61 * time.Minute)
-		if _, err := f.s.SessionByToken(ctx, "cookie-1", time.Hour); !errors.Is(err, store.ErrNotFound) {
+		if _, err := f.s.SessionByToken(ctx, "cookie-3", time.Hour); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("idle for 61 minutes: %v, want ErrNotFound", err)
 		}
-		if _, err := f.s.SessionByToken(ctx, "cookie-1", 0); err != nil {
+		if _, err := f.s.TouchSession(ctx, sess.ID, "b1", time.Hour); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("touched when idle for 61 minutes: %v, want ErrNotFound", err)
+		}
+		if _, err := f.s.SessionByToken(ctx, "cookie-3", 0); err != nil {
 			t.Fatalf("without an idle timeout: %v", err)
 		}
+		if _, err := f.s.TouchSession(ctx, sess.ID, "b1", 0); err != nil {
+			t.Fatalf("touched without an idle timeout: %v", err)
+		}
 		f.clock.Advance(7 * 24 * time.Hour)
-		if _, err := f.s.SessionByToken(ctx, "cookie-1", 0); !errors.Is(err, store.ErrNotFound) {
+		if _, err := f.s.SessionByToken(ctx, "cookie-3", 0); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("past its expiry: %v, want ErrNotFound", err)
+		}
+		if _, err := f.s.TouchSession(ctx, sess.ID, "b1", 0); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("touched past its expiry: %v, want ErrNotFound", err)
 		}
 		if got, err := f.s.SessionByID(ctx, sess.ID); err != nil || got.Live(f.clock.Now()) {
 			t.Fatalf("SessionByID of an expired session: %+v, %v", got, err)
@@ -209,6 +239,9 @@ func TestEndSession(t *testing.T) {
 		}
 		if _, err := f.s.SessionByToken(ctx, "cookie", 0); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("an ended session is found by its cookie: %v", err)
+		}
+		if _, err := f.s.TouchSession(ctx, sess.ID, "b1", 0); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("an ended session is touched: %v", err)
 		}
 		if got, err := f.s.SessionByID(ctx, sess.ID); err != nil || got.EndedAt.IsZero() || got.Live(f.clock.Now()) {
 			t.Errorf("SessionByID after the end: %+v, %v", got, err)

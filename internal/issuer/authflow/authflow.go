@@ -73,11 +73,13 @@ type Store interface {
 }
 
 // SessionStore is what single sign-on needs besides the login's storage:
-// the apps, the grants issued in a browser session, consents, and the
-// auth_time of a login completed from a session.
+// the apps, the grants issued in a browser session, the end of a session
+// a login replaced, consents, and the auth_time of a login completed
+// from a session.
 type SessionStore interface {
 	ClientByID(ctx context.Context, id string) (*store.Client, error)
 	AddSessionGrant(ctx context.Context, g store.SessionGrant) error
+	EndSession(ctx context.Context, id string, keep func(store.SessionGrant) bool) ([]store.SessionGrant, error)
 	ConsentedScopes(ctx context.Context, userID, clientID string) ([]string, error)
 	GrantConsent(ctx context.Context, userID, clientID string, scopes []string) error
 	SetCompletedAuthTime(ctx context.Context, id string, authTime time.Time) error

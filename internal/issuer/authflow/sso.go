@@ -18,7 +18,9 @@ import (
 )
 
 // Single sign-on. A completed browser login starts a browser session
-// (package browsersession), replacing the browser's previous one. Within
+// (package browsersession), replacing the browser's previous one, which
+// ends then (its grants are kept: the apps signed in within it stay
+// signed in, as they would had it idled out). Within
 // it, the login page of any app's authorization completes without the
 // password, with the session's amr and auth_time (never upgraded by
 // reuse):
@@ -183,6 +185,14 @@ func (i *deps) startSession(w http.ResponseWriter, r *http.Request, fl *loginFlo
 		}
 		return
 	}
+	// The session the browser holds, if any, is replaced: its cookie is
+	// overwritten below, and the session ends once the new one started.
+	// One the browser presents without being its own (a copied cookie)
+	// is not this browser's to end.
+	replaced, replacedUser, err := i.sessions.CurrentUser(r)
+	if err != nil && !errors.Is(err, browsersession.ErrNoSession) {
+		i.log.ErrorContext(ctx, "reading the browser session a login replaces failed", "error", err)
+	}
 	device := fl.device
 	if device == "" {
 		var ok bool
@@ -196,6 +206,9 @@ func (i *deps) startSession(w http.ResponseWriter, r *http.Request, fl *loginFlo
 		i.log.ErrorContext(ctx, "starting a browser session failed", "error", err)
 		return
 	}
+	if replaced != nil {
+		i.endReplaced(ctx, replaced, replacedUser)
+	}
 	// A session the trail does not know of is not used (the recorder
 	// logged why).
 	if i.events.Record(ctx, audit.Event{Type: audit.SessionStarted, Subject: fl.user.ID, Username: fl.user.Username,
@@ -205,6 +218,21 @@ func (i *deps) startSession(w http.ResponseWriter, r *http.Request, fl *loginFlo
 	}
 	fl.session = s
 	fl.done(stepSession)
+}
+
+// endReplaced ends session s of user u, whose cookie a login in the same
+// browser just replaced, and records it (reason "replaced"). Unlike a
+// sign-out (package endsession) it revokes nothing and tells no app: the
+// apps signed in within it keep their tokens, as they would had the
+// session idled out. A failure is logged: the login goes on.
+func (i *deps) endReplaced(ctx context.Context, s *store.Session, u *store.User) {
+	if _, err := i.st.EndSession(ctx, s.ID, func(store.SessionGrant) bool { return true }); err != nil {
+		i.log.ErrorContext(ctx, "ending the browser session a login replaced failed", "error", err)
+		return
+	}
+	// The recorder logs a failure to record.
+	_ = i.events.Record(ctx, audit.Event{Type: audit.SessionEnded, Subject: s.UserID, Username: u.Username,
+		Target: s.ID, Reason: "replaced"})
 }
 
 // finishLogin ends a login whose factors are proven: a third-party app's

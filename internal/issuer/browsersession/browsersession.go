@@ -8,9 +8,11 @@
 // only their digest. A session is bound to the browser that logged in: it
 // records the device id of the device cookie the login gave the browser
 // (package attempts), and a session cookie presented without that device
-// cookie is not used. A session ends when idle for IdleTimeout, after
+// cookie is neither used nor marked seen: only its own browser keeps it
+// from idling out. A session ends when idle for IdleTimeout, after
 // Lifetime, when its user is disabled, or when it is ended (sign-out,
-// nsauth sessions revoke).
+// nsauth sessions revoke, a login replacing it in its browser: package
+// authflow ends it).
 package browsersession
 
 import (
@@ -37,6 +39,7 @@ const tokenBytes = 32
 type Store interface {
 	CreateSession(ctx context.Context, s *store.Session, token string) error
 	SessionByToken(ctx context.Context, token string, idle time.Duration) (*store.Session, error)
+	TouchSession(ctx context.Context, id, browser string, idle time.Duration) (*store.Session, error)
 	UserByID(ctx context.Context, id string) (*store.User, error)
 }
 
@@ -92,8 +95,9 @@ func (m *Manager) CookieName() string {
 
 // Current returns the browser's live session, marked seen now: one that
 // has not ended, expired or idled out, whose user is enabled, presented
-// with the device cookie it is bound to. A store error counts as no
-// session.
+// with the device cookie it is bound to. A session presented otherwise
+// (a copied cookie, a disabled user) is not marked seen: its idle timer
+// runs on. A store error counts as no session.
 func (m *Manager) Current(r *http.Request) (*store.Session, bool) {
 	s, _, err := m.CurrentUser(r)
 	return s, err == nil
@@ -125,8 +129,19 @@ func (m *Manager) CurrentUser(r *http.Request) (*store.Session, *store.User, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading a session's user: %w", err)
 	}
-	if dev, ok := m.cfg.Devices.DeviceOf(r, u.Username); !ok || dev != s.Browser {
+	// Only now is it a use: the store marks it seen if this browser's
+	// device cookie is the one it is bound to, so that a copied cookie
+	// keeps nothing alive.
+	dev, ok := m.cfg.Devices.DeviceOf(r, u.Username)
+	if !ok {
 		return nil, nil, ErrNoSession
+	}
+	s, err = m.cfg.Store.TouchSession(ctx, s.ID, dev, m.cfg.IdleTimeout)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("marking a browser session seen: %w", err)
 	}
 	return s, u, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ type fakeStore struct {
 	sessions map[string]*store.Session
 	users    map[string]*store.User
 	idle     time.Duration
+	touched  []string // the browsers that marked a session seen
 }
 
 func (f *fakeStore) CreateSession(_ context.Context, s *store.Session, token string) error {
@@ -31,6 +33,16 @@ func (f *fakeStore) SessionByToken(_ context.Context, token string, idle time.Du
 		return nil, store.ErrNotFound
 	}
 	return s, nil
+}
+
+func (f *fakeStore) TouchSession(_ context.Context, id, browser string, idle time.Duration) (*store.Session, error) {
+	for _, s := range f.sessions {
+		if s.ID == id && s.Browser == browser {
+			f.touched = append(f.touched, browser)
+			return s, nil
+		}
+	}
+	return nil, store.ErrNotFound
 }
 
 func (f *fakeStore) UserByID(_ context.Context, id string) (*store.User, error) {
@@ -94,6 +106,7 @@ func TestSessionCookie(t *testing.T) {
 				{"disabled user", "dev1", &store.User{ID: "u1", Username: "alice", DisabledAt: now}, false},
 			} {
 				st.users["u1"] = bc.user
+				st.touched = nil
 				r := httptest.NewRequest(http.MethodGet, "/login", nil)
 				r.AddCookie(c)
 				if bc.device != "" {
@@ -101,6 +114,10 @@ func TestSessionCookie(t *testing.T) {
 				}
 				if got, ok := m.Current(r); ok != bc.want || ok && got.ID != s.ID {
 					t.Errorf("%s: Current = %v, %v; want %v", bc.name, got, ok, bc.want)
+				}
+				// Only a use by the session's own browser keeps it alive.
+				if want := []string{"dev1"}; bc.want && !slices.Equal(st.touched, want) || !bc.want && len(st.touched) != 0 {
+					t.Errorf("%s: marked seen by %q", bc.name, st.touched)
 				}
 			}
 			if st.idle != browsersession.DefaultIdleTimeout {

@@ -102,18 +102,44 @@ func (sess *Session) Live(now time.Time) bool {
 	return sess.EndedAt.IsZero() && now.Before(sess.ExpiresAt)
 }
 
-// SessionByToken returns the live session whose cookie value is token, and
-// marks it seen now. A session that ended, passed ExpiresAt, or was not
-// seen for idle (when idle > 0) fails with [core.ErrNotFound].
-func (s *SessionStore) SessionByToken(ctx context.Context, token string, idle time.Duration) (*Session, error) {
-	now := s.db.NowMillis()
+// liveAt is the rule of a live session, for a WHERE clause: not ended,
+// not past expires_at, and seen within idle (when idle > 0). Its
+// arguments are [liveArgs].
+const liveAt = `ended_at IS NULL AND expires_at > ? AND last_seen_at > ?`
+
+func liveArgs(now int64, idle time.Duration) []any {
 	seenAfter := int64(-1)
 	if idle > 0 {
 		seenAfter = now - idle.Milliseconds()
 	}
+	return []any{now, seenAfter}
+}
+
+// SessionByToken returns the live session whose cookie value is token. A
+// session that ended, passed ExpiresAt, or was not seen for idle (when
+// idle > 0) fails with [core.ErrNotFound]. It does not mark the session
+// seen: a cookie is not a use of its session until the caller checked
+// that it came from the session's browser ([SessionStore.TouchSession]).
+func (s *SessionStore) SessionByToken(ctx context.Context, token string, idle time.Duration) (*Session, error) {
+	sess, err := scanSession(s.db.QueryRow(ctx, s.db, `SELECT `+sessionColumns+` FROM nsauth_browser_sessions
+		WHERE token_hash = ? AND `+liveAt, append([]any{core.HashSecret(token)}, liveArgs(s.db.NowMillis(), idle)...)...))
+	if err != nil {
+		return nil, core.NotFound(err, "session")
+	}
+	return sess, nil
+}
+
+// TouchSession marks session id seen now, as used by browser (the device
+// id of the request's device cookie), and returns it. Only the session's
+// own browser can keep it alive: a session bound to another browser, or
+// no longer live by the rule of [SessionStore.SessionByToken] (it may
+// have ended since it was read), is left as it is and fails with
+// [core.ErrNotFound].
+func (s *SessionStore) TouchSession(ctx context.Context, id, browser string, idle time.Duration) (*Session, error) {
+	now := s.db.NowMillis()
 	sess, err := scanSession(s.db.QueryRow(ctx, s.db, `UPDATE nsauth_browser_sessions SET last_seen_at = ?
-		WHERE token_hash = ? AND ended_at IS NULL AND expires_at > ? AND last_seen_at > ? RETURNING `+sessionColumns,
-		now, core.HashSecret(token), now, seenAfter))
+		WHERE id = ? AND browser = ? AND `+liveAt+` RETURNING `+sessionColumns,
+		append([]any{now, id, browser}, liveArgs(now, idle)...)...))
 	if err != nil {
 		return nil, core.NotFound(err, "session")
 	}
