@@ -133,6 +133,9 @@ func wantAuditSession() []auditLine {
 		{audit.RefreshRotated, audit.Success, user, client, "", 0},
 		{audit.RefreshReuseDetected, audit.Failure, "", client, "family_revoked", 0},
 		{audit.LoginSucceeded, audit.Success, user, client, "", 0},
+		// The second password login, in the same browser, replaces the
+		// first login's browser session, which ends.
+		{audit.SessionEnded, audit.Success, user, "", "replaced", 0},
 		{audit.SessionStarted, audit.Success, user, client, "", 0},
 		{audit.CodeIssued, audit.Success, user, client, "", 0},
 		{audit.CodeExchanged, audit.Success, user, client, "", 0},
