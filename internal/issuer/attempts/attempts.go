@@ -222,12 +222,7 @@ func (g *Guard) accountTag(account string) string {
 }
 
 // hostCookie is the name of a cookie of ours: __Host- under https.
-func (g *Guard) hostCookie(name string) string {
-	if g.secure {
-		return "__Host-" + name
-	}
-	return name
-}
+func (g *Guard) hostCookie(name string) string { return web.CookieName(name, g.secure) }
 
 func (g *Guard) deviceMAC(account, device string, expiry int64) string {
 	m := hmac.New(sha256.New, g.macKey)

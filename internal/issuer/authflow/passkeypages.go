@@ -129,12 +129,7 @@ const passkeyOfferPause = 30 * 24 * time.Hour
 
 // passkeyLaterCookie names the cookie of "Not now". It proves nothing and
 // guards nothing: it only spares the browser the offer.
-func (i *deps) passkeyLaterCookie() string {
-	if i.secure {
-		return "__Host-nsauth_passkey_later"
-	}
-	return "nsauth_passkey_later"
-}
+func (i *deps) passkeyLaterCookie() string { return web.CookieName("nsauth_passkey_later", i.secure) }
 
 // passkeyForm opens the auth request of a passkey page's form post that
 // the form guard let through (web.Guard), or writes the page saying why

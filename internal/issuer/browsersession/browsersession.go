@@ -86,12 +86,7 @@ func New(cfg Config) *Manager {
 }
 
 // CookieName is the session cookie's name.
-func (m *Manager) CookieName() string {
-	if m.cfg.Secure {
-		return "__Host-nsauth_session"
-	}
-	return "nsauth_session"
-}
+func (m *Manager) CookieName() string { return web.CookieName("nsauth_session", m.cfg.Secure) }
 
 // Current returns the browser's live session, marked seen now: one that
 // has not ended, expired or idled out, whose user is enabled, presented

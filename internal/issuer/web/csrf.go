@@ -19,11 +19,16 @@ type CSRF struct {
 }
 
 // Name is the cookie's name.
-func (c CSRF) Name() string {
-	if c.Secure {
-		return "__Host-nsauth_csrf"
+func (c CSRF) Name() string { return CookieName("nsauth_csrf", c.Secure) }
+
+// CookieName is the name of a cookie of ours called name: with the
+// __Host- prefix under an https issuer (the browser then keeps it to this
+// host, Secure and Path=/), as is under http.
+func CookieName(name string, secure bool) string {
+	if secure {
+		return "__Host-" + name
 	}
-	return "nsauth_csrf"
+	return name
 }
 
 // Cookie returns the browser's CSRF token, setting a new one when it has
