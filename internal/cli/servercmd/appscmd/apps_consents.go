@@ -79,13 +79,9 @@ type consentJSON struct {
 }
 
 func (o *appsOptions) listConsents(ctx context.Context, st *store.Store, username string, asJSON bool) error {
-	var userID string
-	if username != "" {
-		u, err := findUser(ctx, st, username)
-		if err != nil {
-			return err
-		}
-		userID = u.ID
+	userID, err := filterUserID(ctx, st, username)
+	if err != nil {
+		return err
 	}
 	consents, err := st.ListConsents(ctx, userID)
 	if err != nil {

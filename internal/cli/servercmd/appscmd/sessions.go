@@ -87,6 +87,19 @@ does.`,
 	return cmd
 }
 
+// filterUserID is the id of the user a listing's optional --user flag
+// names, or "" (every user's) when it names none.
+func filterUserID(ctx context.Context, st *store.Store, username string) (string, error) {
+	if username == "" {
+		return "", nil
+	}
+	u, err := findUser(ctx, st, username)
+	if err != nil {
+		return "", err
+	}
+	return u.ID, nil
+}
+
 // findUser finds the user named username, for a --user flag.
 func findUser(ctx context.Context, st *store.Store, username string) (*store.User, error) {
 	name, err := store.NormalizeUsername(username)
@@ -140,13 +153,9 @@ type sessionJSON struct {
 }
 
 func listSessions(ctx context.Context, o *storecmd.Command, st *store.Store, username string, asJSON bool) error {
-	var userID string
-	if username != "" {
-		u, err := findUser(ctx, st, username)
-		if err != nil {
-			return err
-		}
-		userID = u.ID
+	userID, err := filterUserID(ctx, st, username)
+	if err != nil {
+		return err
 	}
 	sessions, err := st.ListSessions(ctx, userID)
 	if err != nil {
