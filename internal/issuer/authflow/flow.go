@@ -312,14 +312,21 @@ func (i *Flow) completeLogin(w http.ResponseWriter, r *http.Request, fl *loginFl
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	target, err := op.AuthResponseURL(ar.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery,
-		&op.CodeResponseType{Code: code, State: ar.State}, oidc.NewEncoder())
+	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID, "from_session", !fl.authTime.IsZero())
+	i.authResponse(w, r, ar, &op.CodeResponseType{Code: code, State: ar.State})
+}
+
+// authResponse sends the browser back to the app with the authorization
+// response resp (a code, or an *oidc.Error with the request's state), as
+// the library encodes it, with the issuer's identifier (RFC 9207 iss,
+// redirect.AddIssuer): the one way the login pages answer an app.
+func (i *deps) authResponse(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, resp any) {
+	target, err := op.AuthResponseURL(ar.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseModeQuery, resp, oidc.NewEncoder())
 	if err != nil {
-		i.log.ErrorContext(ctx, "building the redirect failed", "error", err)
+		i.log.ErrorContext(r.Context(), "building the redirect failed", "error", err)
 		i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		return
 	}
-	i.log.InfoContext(ctx, "login", "username", user.Username, "client_id", ar.ClientID, "from_session", !fl.authTime.IsZero())
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, redirect.AddIssuer(target, i.cfg.Issuer), http.StatusSeeOther)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -51,14 +50,9 @@ const (
 	msgSessionGone = "Your sign-in session has ended. Start the login again from the application."
 )
 
-// Errors of authorization responses (OpenID Connect Core §3.1.2.6).
-const (
-	errLoginRequired       = "login_required"
-	errInteractionRequired = "interaction_required"
-	errConsentRequired     = "consent_required"
-	errAccessDenied        = "access_denied"
-	errServerError         = "server_error"
-)
+// errConsentRequired is the authorization error of OpenID Connect Core
+// §3.1.2.6 the library has no constructor for.
+func errConsentRequired() *oidc.Error { return &oidc.Error{ErrorType: "consent_required"} }
 
 // stepSession marks a flow whose login started its browser session.
 const stepSession = "session"
@@ -110,7 +104,7 @@ func (i *ssoStep) fromSession(w http.ResponseWriter, r *http.Request, id string,
 	none := slices.Contains(ar.Prompt, oidc.PromptNone)
 	if i.sessions == nil || devicepages.IsDeviceLogin(ar) {
 		if none {
-			i.errorRedirect(w, r, ar, errLoginRequired, "there is no session; the user must log in")
+			i.errorRedirect(w, r, ar, oidc.ErrLoginRequired().WithDescription("there is no session; the user must log in"))
 			return true
 		}
 		return false
@@ -120,7 +114,7 @@ func (i *ssoStep) fromSession(w http.ResponseWriter, r *http.Request, id string,
 	if err != nil && !errors.Is(err, browsersession.ErrNoSession) {
 		i.log.ErrorContext(ctx, "reading a browser session failed", "error", err)
 		if none {
-			i.errorRedirect(w, r, ar, errServerError, "the session could not be read")
+			i.errorRedirect(w, r, ar, oidc.ErrServerError().WithDescription("the session could not be read"))
 		} else {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)
 		}
@@ -128,7 +122,7 @@ func (i *ssoStep) fromSession(w http.ResponseWriter, r *http.Request, id string,
 	}
 	if s == nil || !i.usable(ar, s, user) {
 		if none {
-			i.errorRedirect(w, r, ar, errLoginRequired, "the user must log in")
+			i.errorRedirect(w, r, ar, oidc.ErrLoginRequired().WithDescription("the user must log in"))
 			return true
 		}
 		return false
@@ -136,7 +130,7 @@ func (i *ssoStep) fromSession(w http.ResponseWriter, r *http.Request, id string,
 	fl := &loginFlow{id: id, ar: ar, csrf: i.csrf.Cookie(w, r), user: user, amr: s.AMR, session: s, authTime: s.AuthTime}
 	if ar.ClientID == i.cfg.BrokerClientID {
 		if none {
-			i.errorRedirect(w, r, ar, errInteractionRequired, "a terminal login needs the user's click")
+			i.errorRedirect(w, r, ar, oidc.ErrInteractionRequired().WithDescription("a terminal login needs the user's click"))
 			return true
 		}
 		i.render(w, http.StatusOK, "continue.html", continuePage{Title: titleContinue, Client: i.clientTitle(ctx, ar.ClientID),
@@ -287,7 +281,7 @@ func (i *ssoStep) needsConsent(ctx context.Context, fl *loginFlow) (bool, *store
 // keep: without a session no consent can be given.
 func (i *ssoStep) askConsent(w http.ResponseWriter, r *http.Request, fl *loginFlow, client *store.Client) {
 	if slices.Contains(fl.ar.Prompt, oidc.PromptNone) {
-		i.errorRedirect(w, r, fl.ar, errConsentRequired, "the user has not allowed the app these scopes")
+		i.errorRedirect(w, r, fl.ar, errConsentRequired().WithDescription("the user has not allowed the app these scopes"))
 		return
 	}
 	if fl.session == nil {
@@ -361,7 +355,7 @@ func (i *ssoStep) submitConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if r.PostForm.Get("decision") != "allow" {
-		i.errorRedirect(w, r, fl.ar, errAccessDenied, "the user did not allow the app access")
+		i.errorRedirect(w, r, fl.ar, oidc.ErrAccessDenied().WithDescription("the user did not allow the app access"))
 		return
 	}
 	if err := i.st.GrantConsent(ctx, fl.user.ID, fl.ar.ClientID, fl.ar.Scopes); err != nil {
@@ -388,21 +382,8 @@ func (i *deps) clientTitle(ctx context.Context, id string) string {
 
 // errorRedirect sends the browser back to the app with an error (RFC 6749
 // §4.1.2.1), the request's state and the issuer (RFC 9207).
-func (i *deps) errorRedirect(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, code, desc string) {
-	u, err := url.Parse(ar.RedirectURI)
-	if err != nil {
-		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
-		return
-	}
-	q := u.Query()
-	q.Set("error", code)
-	q.Set("error_description", desc)
-	if ar.State != "" {
-		q.Set("state", ar.State)
-	}
-	q.Set("iss", i.cfg.Issuer)
-	u.RawQuery = q.Encode()
-	i.log.InfoContext(r.Context(), "authorization refused", "client_id", ar.ClientID, "error", code)
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+func (i *deps) errorRedirect(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, e *oidc.Error) {
+	i.log.InfoContext(r.Context(), "authorization refused", "client_id", ar.ClientID, "error", string(e.ErrorType))
+	e.State = ar.State
+	i.authResponse(w, r, ar, e)
 }
