@@ -5,6 +5,7 @@ import (
 	"github.com/nsauth/nsauth/internal/store/auditlog"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
 	"github.com/nsauth/nsauth/internal/store/clients"
+	"github.com/nsauth/nsauth/internal/store/connectors"
 	"github.com/nsauth/nsauth/internal/store/consents"
 	"github.com/nsauth/nsauth/internal/store/devices"
 	"github.com/nsauth/nsauth/internal/store/passkeys"
@@ -239,3 +240,20 @@ var DefaultAppGrantTypes = clients.DefaultAppGrantTypes
 
 // BrokerGrantTypes is [clients.BrokerGrantTypes].
 var BrokerGrantTypes = clients.BrokerGrantTypes
+
+// Connectors (issue 28).
+type (
+	// Connector is [connectors.Connector].
+	Connector = connectors.Connector
+	// Identity is [connectors.Identity].
+	Identity = connectors.Identity
+	// PendingLogin is [connectors.Pending].
+	PendingLogin = connectors.Pending
+)
+
+// Connector types ([connectors.TypeOIDC] and the others).
+const (
+	ConnectorOIDC   = connectors.TypeOIDC
+	ConnectorGitHub = connectors.TypeGitHub
+	ConnectorLDAP   = connectors.TypeLDAP
+)

@@ -49,7 +49,10 @@
 //   - instance: values every replica shares;
 //   - secrets: sealed values, key holders and key rotation;
 //   - sessions: browser sessions and the grants issued within them;
-//   - consents: what users allowed third-party apps.
+//   - consents: what users allowed third-party apps;
+//   - connectors: login methods backed by an upstream identity source
+//     (OpenID Connect, GitHub, LDAP), the users bound to upstream
+//     identities, and sign-ins waiting at an upstream provider.
 //
 // They share internal/store/internal/core (the database, its dialect,
 // transactions, the clock, the sentinel errors) and
@@ -78,6 +81,7 @@ import (
 	"github.com/nsauth/nsauth/internal/store/auditlog"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
 	"github.com/nsauth/nsauth/internal/store/clients"
+	"github.com/nsauth/nsauth/internal/store/connectors"
 	"github.com/nsauth/nsauth/internal/store/consents"
 	"github.com/nsauth/nsauth/internal/store/devices"
 	"github.com/nsauth/nsauth/internal/store/instance"
@@ -158,6 +162,7 @@ type Store struct {
 	*secrets.SecretStore
 	*sessions.SessionStore
 	*consents.ConsentStore
+	*connectors.ConnectorStore
 
 	db       *core.DB
 	location string
@@ -193,6 +198,7 @@ func newStore(db *core.DB, location, channel string, opts Options) *Store {
 		SecretStore:     secrets.New(db, keys, values),
 		SessionStore:    sessions.New(db, revoker),
 		ConsentStore:    consents.New(db),
+		ConnectorStore:  connectors.New(db, keys, us),
 		db:              db,
 		location:        location,
 		channel:         channel,
