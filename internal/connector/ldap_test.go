@@ -73,6 +73,12 @@ func TestLDAPLogin(t *testing.T) {
 			}
 		})
 	}
+	t.Run("username in another case", func(t *testing.T) {
+		id, err := mustLDAP(t, ldapSettings(dir, "plain"), ldaptest.BindPassword).Login(t.Context(), "ALICE", ldaptest.Alice.Password)
+		if err != nil || id.Username != "alice" {
+			t.Fatalf("Login = %+v, %v; want alice as the directory spells her", id, err)
+		}
+	})
 	t.Run("no group search", func(t *testing.T) {
 		s := ldapSettings(dir, "plain")
 		s.GroupBaseDN, s.GroupFilter = "", ""
@@ -140,12 +146,13 @@ func TestLDAPCheck(t *testing.T) {
 	alice, bob, dave := login(ldaptest.Alice), login(ldaptest.Bob), login(ldaptest.Dave)
 	dir.Disable(t, ldaptest.Bob)
 	dir.Delete(t, ldaptest.Dave)
+	dir.Rename(t, ldaptest.Alice, "alice2")
 	for _, tc := range []struct {
 		name           string
 		subject, state string
 		reason         string
 	}{
-		{"still there", alice.Subject, alice.State, ""},
+		{"renamed, still allowed", alice.Subject, alice.State, ""},
 		{"disabled", bob.Subject, bob.State, ReasonUserGone},
 		{"deleted", dave.Subject, dave.State, ReasonUserGone},
 		{"unknown subject", "00000000-0000-0000-0000-000000000000", alice.State, ReasonUserGone},
@@ -160,6 +167,13 @@ func TestLDAPCheck(t *testing.T) {
 		})
 	}
 	t.Run("login after", func(t *testing.T) {
+		id, err := c.Login(t.Context(), "alice2", ldaptest.Alice.Password)
+		if err != nil || id.Subject != alice.Subject || id.Username != "alice2" || id.State == alice.State {
+			t.Errorf("renamed alice: %+v, %v; want the same subject, the new uid and DN", id, err)
+		}
+		if _, err := c.Login(t.Context(), "alice", ldaptest.Alice.Password); ReasonOf(err) != ReasonWrongCredentials {
+			t.Errorf("alice's old uid: %v, want %s", err, ReasonWrongCredentials)
+		}
 		if _, err := c.Login(t.Context(), "bob", ldaptest.Bob.Password); ReasonOf(err) != ReasonNotAllowed {
 			t.Errorf("disabled bob: %v, want %s", err, ReasonNotAllowed)
 		}

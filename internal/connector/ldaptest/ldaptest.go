@@ -290,6 +290,15 @@ func (s *Server) Delete(t testing.TB, u User) {
 	}
 }
 
+// Rename gives u's entry the uid newUID (its DN changes, its entryUUID
+// stays).
+func (s *Server) Rename(t testing.TB, u User, newUID string) {
+	t.Helper()
+	if err := s.Admin(t).ModifyDN(ldap.NewModifyDNRequest(u.DN(), "uid="+ldap.EscapeDN(newUID), true, "")); err != nil {
+		t.Fatalf("renaming %s: %v", u.DN(), err)
+	}
+}
+
 // Disable marks u employeeType=disabled, which UserFilter keeps out.
 func (s *Server) Disable(t testing.TB, u User) {
 	t.Helper()
