@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ const (
 	// sees them.
 	maxLDAPUsername = 256
 	maxLDAPPassword = 1024
+	maxLDAPSubject  = 1024
 	// maxLDAPGroups bounds a person's groups; more fails the sign-in
 	// rather than silently dropping some.
 	maxLDAPGroups         = 1000
@@ -301,7 +303,7 @@ func (c *ldapConnector) Login(ctx context.Context, username, password string) (I
 // Check finds the entry by its id attribute (wherever it moved) and
 // requires that the user filter still finds it by its username.
 func (c *ldapConnector) Check(ctx context.Context, subject, _ string) error {
-	if subject == "" || len(subject) > 1024 {
+	if subject == "" || len(subject) > maxLDAPSubject {
 		return Refused(ReasonUserGone, "The account no longer exists in the directory.")
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -314,21 +316,27 @@ func (c *ldapConnector) Check(ctx context.Context, subject, _ string) error {
 	if err := c.serviceBind(conn); err != nil {
 		return c.failed(ctx, "binding as bind_dn", err)
 	}
-	entry, err := c.findUser(conn, fmt.Sprintf("(%s=%s)", c.s.IDAttr, ldap.EscapeFilter(subject)))
+	byID, ok := c.subjectFilter(subject)
+	if !ok {
+		return Refused(ReasonUserGone, "The account no longer exists in the directory.")
+	}
+	entry, err := c.findUser(conn, byID)
 	if err != nil {
 		return c.failed(ctx, "searching user_base_dn by id_attr", err)
 	}
 	if entry == nil {
 		return Refused(ReasonUserGone, "The account no longer exists in the directory.")
 	}
-	username := entry.GetAttributeValue(c.s.UsernameAttr)
+	username := entry.GetEqualFoldAttributeValue(c.s.UsernameAttr)
 	if username != "" {
 		allowed, err := c.findUser(conn, fmt.Sprintf(c.s.UserFilter, ldap.EscapeFilter(username)))
 		if err != nil {
 			return c.failed(ctx, "searching user_base_dn with user_filter", err)
 		}
-		if allowed != nil && allowed.GetAttributeValue(c.s.IDAttr) == subject {
-			return nil
+		if allowed != nil {
+			if again, err := c.subjectOf(allowed); err == nil && again == subject {
+				return nil
+			}
 		}
 	}
 	return Refused(ReasonUserGone, "The account is disabled in the directory or no longer allowed to sign in.")
@@ -418,22 +426,90 @@ func (c *ldapConnector) findUser(conn *ldap.Conn, filter string) (*ldap.Entry, e
 }
 
 func (c *ldapConnector) identity(e *ldap.Entry) (Identity, error) {
+	subject, err := c.subjectOf(e)
+	if err != nil {
+		return Identity{}, err
+	}
 	id := Identity{
-		Subject:  e.GetAttributeValue(c.s.IDAttr),
-		Username: e.GetAttributeValue(c.s.UsernameAttr),
-		Name:     e.GetAttributeValue(c.s.NameAttr),
+		Subject:  subject,
+		Username: e.GetEqualFoldAttributeValue(c.s.UsernameAttr),
+		Name:     e.GetEqualFoldAttributeValue(c.s.NameAttr),
 		// The directory is the organisation's own record: its mail is
 		// taken as verified.
-		Email: e.GetAttributeValue(c.s.EmailAttr),
+		Email: e.GetEqualFoldAttributeValue(c.s.EmailAttr),
 		State: e.DN,
 	}
-	if id.Subject == "" {
-		return Identity{}, fmt.Errorf("LDAP directory %s: the person's entry has no %s attribute (id_attr), the stable id nsauth binds to", c.addr, c.s.IDAttr)
-	}
-	if !utf8.ValidString(id.Subject) {
-		return Identity{}, fmt.Errorf("LDAP directory %s: id_attr %s is binary; name a text attribute", c.addr, c.s.IDAttr)
-	}
 	return id, nil
+}
+
+// subjectOf is the entry's id attribute as text. Active Directory's
+// objectGUID is 16 bytes: its text is the GUID as Windows writes it
+// (Get-ADUser's ObjectGUID).
+func (c *ldapConnector) subjectOf(e *ldap.Entry) (string, error) {
+	if c.adGUID() {
+		raw := e.GetEqualFoldRawAttributeValue(c.s.IDAttr)
+		if len(raw) != 16 {
+			return "", fmt.Errorf("LDAP directory %s: the person's entry has no 16-byte %s (id_attr)", c.addr, c.s.IDAttr)
+		}
+		return formatGUID(raw), nil
+	}
+	v := e.GetEqualFoldAttributeValue(c.s.IDAttr)
+	if v == "" {
+		return "", fmt.Errorf("LDAP directory %s: the person's entry has no %s attribute (id_attr), the stable id nsauth binds to", c.addr, c.s.IDAttr)
+	}
+	if !utf8.ValidString(v) || len(v) > maxLDAPSubject {
+		return "", fmt.Errorf("LDAP directory %s: id_attr %s is binary or longer than %d bytes; name a text attribute (or objectGUID)", c.addr, c.s.IDAttr, maxLDAPSubject)
+	}
+	return v, nil
+}
+
+// subjectFilter finds the entry of subject by its id attribute; false
+// when subject cannot be one.
+func (c *ldapConnector) subjectFilter(subject string) (string, bool) {
+	if !c.adGUID() {
+		return fmt.Sprintf("(%s=%s)", c.s.IDAttr, ldap.EscapeFilter(subject)), true
+	}
+	raw, ok := parseGUID(subject)
+	if !ok {
+		return "", false
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "(%s=", c.s.IDAttr)
+	for _, x := range raw {
+		fmt.Fprintf(&b, "\\%02x", x)
+	}
+	b.WriteString(")")
+	return b.String(), true
+}
+
+func (c *ldapConnector) adGUID() bool { return strings.EqualFold(c.s.IDAttr, "objectGUID") }
+
+// guidOrder is where each byte of a GUID's text comes from: the first
+// three fields are little-endian in AD's bytes.
+var guidOrder = [16]int{3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15}
+
+func formatGUID(raw []byte) string {
+	var t [16]byte
+	for i, j := range guidOrder {
+		t[i] = raw[j]
+	}
+	h := hex.EncodeToString(t[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func parseGUID(s string) ([]byte, bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return nil, false
+	}
+	t, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if err != nil || len(t) != 16 {
+		return nil, false
+	}
+	raw := make([]byte, 16)
+	for i, j := range guidOrder {
+		raw[j] = t[i]
+	}
+	return raw, true
 }
 
 // groups returns the names of the groups group_filter finds for dn,
@@ -450,7 +526,7 @@ func (c *ldapConnector) groups(conn *ldap.Conn, dn string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range res.Entries {
-		if n := e.GetAttributeValue(c.s.GroupNameAttr); n != "" {
+		if n := e.GetEqualFoldAttributeValue(c.s.GroupNameAttr); n != "" {
 			names = append(names, n)
 		}
 	}

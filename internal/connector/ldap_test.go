@@ -79,6 +79,18 @@ func TestLDAPLogin(t *testing.T) {
 			t.Fatalf("Login = %+v, %v; want alice as the directory spells her", id, err)
 		}
 	})
+	t.Run("attribute names in another case", func(t *testing.T) {
+		s := ldapSettings(dir, "plain")
+		s.IDAttr, s.UsernameAttr, s.NameAttr, s.EmailAttr, s.GroupNameAttr = "entryuuid", "UID", "CN", "Mail", "CN"
+		c := mustLDAP(t, s, ldaptest.BindPassword)
+		id, err := c.Login(t.Context(), "alice", ldaptest.Alice.Password)
+		if err != nil || id.Username != "alice" || id.Email != ldaptest.Alice.Mail || !uuidPattern.MatchString(id.Subject) || len(id.Groups) != 2 {
+			t.Fatalf("Login = %+v, %v", id, err)
+		}
+		if err := c.Check(t.Context(), id.Subject, id.State); err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+	})
 	t.Run("no group search", func(t *testing.T) {
 		s := ldapSettings(dir, "plain")
 		s.GroupBaseDN, s.GroupFilter = "", ""
@@ -433,5 +445,29 @@ func assertNoSecret(t *testing.T, err error, secrets ...string) {
 		if s != "" && strings.Contains(err.Error(), url.QueryEscape(s)) {
 			t.Errorf("the error holds a secret, escaped: %v", err)
 		}
+	}
+}
+
+// TestLDAPObjectGUID: Active Directory's binary objectGUID becomes the
+// GUID's usual text, and back into an escaped filter for Check.
+func TestLDAPObjectGUID(t *testing.T) {
+	raw := []byte{0xd4, 0xc3, 0xb2, 0xa1, 0xf6, 0xe5, 0x18, 0x07, 0x29, 0x3a, 0x4b, 0x5c, 0x6d, 0x7e, 0x8f, 0x90}
+	const text = "a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f90"
+	if got := formatGUID(raw); got != text {
+		t.Fatalf("formatGUID = %s, want %s", got, text)
+	}
+	c := &ldapConnector{s: LDAPSettings{IDAttr: "objectGUID"}}
+	filter, ok := c.subjectFilter(text)
+	if want := `(objectGUID=\d4\c3\b2\a1\f6\e5\18\07\29\3a\4b\5c\6d\7e\8f\90)`; !ok || filter != want {
+		t.Fatalf("subjectFilter = %q, %v; want %q", filter, ok, want)
+	}
+	for _, bad := range []string{"", "*", "a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f9", "a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f9g", "a1b2c3d4e5f60718293a4b5c6d7e8f90xxxx"} {
+		if f, ok := c.subjectFilter(bad); ok {
+			t.Errorf("subjectFilter(%q) = %q, want refused", bad, f)
+		}
+	}
+	c.s.IDAttr = "entryUUID"
+	if f, _ := c.subjectFilter("*)(uid=*"); f != `(entryUUID=\2a\29\28uid=\2a)` {
+		t.Errorf("subjectFilter escapes %q", f)
 	}
 }
