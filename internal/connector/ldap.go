@@ -300,8 +300,9 @@ func (c *ldapConnector) Login(ctx context.Context, username, password string) (I
 	return id, nil
 }
 
-// Check finds the entry by its id attribute (wherever it moved) and
-// requires that the user filter still finds it by its username.
+// Check finds the entry by its id attribute (wherever it moved: the DN
+// in state is not needed) and requires that the user filter still finds
+// it by its username.
 func (c *ldapConnector) Check(ctx context.Context, subject, _ string) error {
 	if subject == "" || len(subject) > maxLDAPSubject {
 		return Refused(ReasonUserGone, "The account no longer exists in the directory.")

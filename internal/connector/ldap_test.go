@@ -1,7 +1,9 @@
 package connector
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/url"
 	"regexp"
@@ -14,23 +16,17 @@ import (
 )
 
 // ldapSettings are the test directory's settings over transport
-// ("plain", "starttls" or "ldaps").
-func ldapSettings(s *ldaptest.Server, transport string) *LDAPSettings {
-	set := &LDAPSettings{
-		URL:         s.URL,
-		BindDN:      ldaptest.BindDN,
-		UserBaseDN:  ldaptest.PeopleDN,
-		UserFilter:  ldaptest.UserFilter,
-		GroupBaseDN: ldaptest.GroupsDN,
-		GroupFilter: ldaptest.GroupFilter,
+// ("plain", "starttls" or "ldaps"), from the JSON ldaptest gives other
+// packages' tests (unknown fields refused, so that it stays in step).
+func ldapSettings(t *testing.T, s *ldaptest.Server, transport string) *LDAPSettings {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(s.SettingsJSON(transport)))
+	dec.DisallowUnknownFields()
+	var set LDAPSettings
+	if err := dec.Decode(&set); err != nil {
+		t.Fatal(err)
 	}
-	switch transport {
-	case "starttls":
-		set.StartTLS, set.RootCAFile = true, s.CAFile
-	case "ldaps":
-		set.URL, set.RootCAFile = s.LDAPSURL, s.CAFile
-	}
-	return set
+	return &set
 }
 
 func mustLDAP(t *testing.T, s *LDAPSettings, secret string) *ldapConnector {
@@ -51,7 +47,7 @@ func TestLDAPLogin(t *testing.T) {
 	dir := ldaptest.Start(t)
 	for _, transport := range []string{"plain", "starttls", "ldaps"} {
 		t.Run(transport, func(t *testing.T) {
-			c := mustLDAP(t, ldapSettings(dir, transport), ldaptest.BindPassword)
+			c := mustLDAP(t, ldapSettings(t, dir, transport), ldaptest.BindPassword)
 			id, err := c.Login(t.Context(), "alice", ldaptest.Alice.Password)
 			if err != nil {
 				t.Fatal(err)
@@ -74,13 +70,13 @@ func TestLDAPLogin(t *testing.T) {
 		})
 	}
 	t.Run("username in another case", func(t *testing.T) {
-		id, err := mustLDAP(t, ldapSettings(dir, "plain"), ldaptest.BindPassword).Login(t.Context(), "ALICE", ldaptest.Alice.Password)
+		id, err := mustLDAP(t, ldapSettings(t, dir, "plain"), ldaptest.BindPassword).Login(t.Context(), "ALICE", ldaptest.Alice.Password)
 		if err != nil || id.Username != "alice" {
 			t.Fatalf("Login = %+v, %v; want alice as the directory spells her", id, err)
 		}
 	})
 	t.Run("attribute names in another case", func(t *testing.T) {
-		s := ldapSettings(dir, "plain")
+		s := ldapSettings(t, dir, "plain")
 		s.IDAttr, s.UsernameAttr, s.NameAttr, s.EmailAttr, s.GroupNameAttr = "entryuuid", "UID", "CN", "Mail", "CN"
 		c := mustLDAP(t, s, ldaptest.BindPassword)
 		id, err := c.Login(t.Context(), "alice", ldaptest.Alice.Password)
@@ -92,7 +88,7 @@ func TestLDAPLogin(t *testing.T) {
 		}
 	})
 	t.Run("no group search", func(t *testing.T) {
-		s := ldapSettings(dir, "plain")
+		s := ldapSettings(t, dir, "plain")
 		s.GroupBaseDN, s.GroupFilter = "", ""
 		id, err := mustLDAP(t, s, ldaptest.BindPassword).Login(t.Context(), "bob", ldaptest.Bob.Password)
 		if err != nil || id.Groups != nil || id.Username != "bob" {
@@ -105,7 +101,7 @@ func TestLDAPLogin(t *testing.T) {
 // usernames that try to widen the filter find nobody.
 func TestLDAPRefusals(t *testing.T) {
 	dir := ldaptest.Start(t)
-	c := mustLDAP(t, ldapSettings(dir, "plain"), ldaptest.BindPassword)
+	c := mustLDAP(t, ldapSettings(t, dir, "plain"), ldaptest.BindPassword)
 	for _, tc := range []struct {
 		name, username, password, reason string
 	}{
@@ -146,7 +142,7 @@ func TestLDAPRefusals(t *testing.T) {
 // by Check (a refresh) and by the next Login; the others still pass.
 func TestLDAPCheck(t *testing.T) {
 	dir := ldaptest.Start(t)
-	c := mustLDAP(t, ldapSettings(dir, "plain"), ldaptest.BindPassword)
+	c := mustLDAP(t, ldapSettings(t, dir, "plain"), ldaptest.BindPassword)
 	login := func(u ldaptest.User) Identity {
 		t.Helper()
 		id, err := c.Login(t.Context(), u.UID, u.Password)
@@ -222,7 +218,7 @@ func TestLDAPDirectoryFailures(t *testing.T) {
 		{"no id attribute", func(s *LDAPSettings) { s.IDAttr = "employeeNumber" }, ldaptest.BindPassword, "no employeeNumber attribute"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := ldapSettings(dir, "plain")
+			s := ldapSettings(t, dir, "plain")
 			tc.change(s)
 			c := mustLDAP(t, s, tc.secret)
 			if tc.name == "name not in the certificate" {
@@ -243,7 +239,7 @@ func TestLDAPDirectoryFailures(t *testing.T) {
 		})
 	}
 	t.Run("insecure skip verify", func(t *testing.T) {
-		s := ldapSettings(dir, "ldaps")
+		s := ldapSettings(t, dir, "ldaps")
 		s.RootCAFile, s.InsecureSkipVerify = "", true
 		if _, err := mustLDAP(t, s, ldaptest.BindPassword).Login(t.Context(), "alice", ldaptest.Alice.Password); err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -264,6 +265,35 @@ func directoryLDIF() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// SettingsJSON are an LDAP connector's settings (connector.LDAPSettings'
+// JSON, as the store keeps them) for this directory over transport:
+// "plain" (ldap:// to 127.0.0.1), "starttls" or "ldaps" (both trusting
+// CAFile). The bind password (the connector's secret) is BindPassword.
+func (s *Server) SettingsJSON(transport string) []byte {
+	set := map[string]any{
+		"url":           s.URL,
+		"bind_dn":       BindDN,
+		"user_base_dn":  PeopleDN,
+		"user_filter":   UserFilter,
+		"group_base_dn": GroupsDN,
+		"group_filter":  GroupFilter,
+	}
+	switch transport {
+	case "plain":
+	case "starttls":
+		set["start_tls"], set["root_ca_file"] = true, s.CAFile
+	case "ldaps":
+		set["url"], set["root_ca_file"] = s.LDAPSURL, s.CAFile
+	default:
+		panic("ldaptest: transport is plain, starttls or ldaps, not " + transport)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // Admin returns a connection bound as the directory's root, for a test
