@@ -87,11 +87,14 @@ type Server struct {
 // Binary is the slapd Start runs.
 const Binary = "/usr/sbin/slapd"
 
+// slapdPath is Binary, but for the test of a missing slapd.
+var slapdPath = Binary
+
 // Start runs a slapd with the test directory, stopped when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if _, err := os.Stat(Binary); err != nil {
-		msg := "OpenLDAP's slapd is not installed (" + Binary + "); on Debian: apt-get install slapd ldap-utils"
+	if _, err := os.Stat(slapdPath); err != nil {
+		msg := "OpenLDAP's slapd is not installed (" + slapdPath + "); on Debian: apt-get install slapd ldap-utils"
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg + " (CI is set: the LDAP tests must run)")
 		}
@@ -150,7 +153,7 @@ func start(t testing.TB, dir, conf string, caPool *x509.CertPool) (*Server, erro
 	}
 	// -d keeps slapd in the foreground, a child of the test that the
 	// cleanup stops; level 0 logs only what goes wrong.
-	s.cmd = exec.Command(Binary, "-f", conf, "-d", "0",
+	s.cmd = exec.Command(slapdPath, "-f", conf, "-d", "0",
 		"-h", s.URL+"/ "+s.LDAPSURL+"/")
 	s.cmd.Stdout = s.stderr
 	s.cmd.Stderr = s.stderr
