@@ -112,9 +112,6 @@ func (s *LDAPSettings) validate() error {
 			return err
 		}
 	}
-	if s.GroupNameAttr != "" && s.GroupBaseDN == "" {
-		return errors.New("group_name_attr: needs group_base_dn")
-	}
 	for _, a := range []struct{ name, value string }{
 		{"username_attr", s.UsernameAttr}, {"id_attr", s.IDAttr}, {"name_attr", s.NameAttr},
 		{"email_attr", s.EmailAttr}, {"group_name_attr", s.GroupNameAttr},

@@ -360,6 +360,7 @@ func TestLDAPSettings(t *testing.T) {
 			s.GroupBaseDN, s.GroupFilter = "ou=groups,dc=example,dc=com", "(&(objectClass=groupOfNames)(member=%s))"
 		}, ""},
 		{"group filter without %s", func(s *LDAPSettings) { s.GroupBaseDN, s.GroupFilter = "ou=groups,dc=example,dc=com", "(member=x)" }, "group_filter: must hold"},
+		{"group name attribute, no group search", func(s *LDAPSettings) { s.GroupNameAttr = "cn" }, ""}, // ParseSettings fills it in
 		{"attribute name", func(s *LDAPSettings) { s.IDAttr = "objectGUID" }, ""},
 		{"attribute OID", func(s *LDAPSettings) { s.IDAttr = "1.3.6.1.1.16.4" }, ""},
 		{"attribute not a name", func(s *LDAPSettings) { s.UsernameAttr = "uid)(x" }, "username_attr:"},
