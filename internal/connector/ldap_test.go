@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -466,5 +468,37 @@ func TestLDAPObjectGUID(t *testing.T) {
 	c.s.IDAttr = "entryUUID"
 	if f, _ := c.subjectFilter("*)(uid=*"); f != `(entryUUID=\2a\29\28uid=\2a)` {
 		t.Errorf("subjectFilter escapes %q", f)
+	}
+}
+
+// TestLDAPConcurrent: one connector serves many sign-ins at once (each on
+// its own connection), rightly each.
+func TestLDAPConcurrent(t *testing.T) {
+	dir := ldaptest.Start(t)
+	c := mustLDAP(t, ldapSettings(t, dir, "starttls"), ldaptest.BindPassword)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Go(func() {
+			u, password, want := ldaptest.Alice, ldaptest.Alice.Password, ""
+			switch i % 3 {
+			case 1:
+				u, password = ldaptest.Bob, ldaptest.Bob.Password
+			case 2:
+				password, want = "not-"+u.Password, ReasonWrongCredentials
+			}
+			id, err := c.Login(t.Context(), u.UID, password)
+			switch {
+			case want == "" && (err != nil || id.Username != u.UID):
+				errs <- fmt.Errorf("%s: %+v, %v", u.UID, id, err)
+			case want != "" && ReasonOf(err) != want:
+				errs <- fmt.Errorf("%s with a wrong password: %v", u.UID, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
