@@ -321,8 +321,16 @@ func requireFlags(fs *pflag.FlagSet, f *connectorFlags, typ string) error {
 	return nil
 }
 
+// update changes a connector; it needs the secret key only when it
+// replaces the secret (the store never opens the stored one).
 func (o *options) update(ctx context.Context, fs *pflag.FlagSet, name string, f *connectorFlags) error {
-	return o.withKeyedStore(ctx, fs, func(ctx context.Context, st *store.Store) error {
+	withStore := o.WithStore
+	if f.secretGiven() {
+		withStore = func(ctx context.Context, fn func(context.Context, *store.Store) error) error {
+			return o.withKeyedStore(ctx, fs, fn)
+		}
+	}
+	return withStore(ctx, func(ctx context.Context, st *store.Store) error {
 		k, err := findConnector(ctx, st, name)
 		if err != nil {
 			return err
@@ -383,9 +391,12 @@ func (o *options) changed(ctx context.Context, t audit.Type, k *store.Connector,
 }
 
 // callbackURL is the connector's callback at nsauth, "" when the issuer
-// URL is unknown: the one the data was last served under, else
-// NSAUTH_ISSUER.
-func (o *options) callbackURL(ctx context.Context, st *store.Store, name string) (string, error) {
+// URL is unknown (the one the data was last served under, else
+// NSAUTH_ISSUER) or the connector has none (LDAP).
+func (o *options) callbackURL(ctx context.Context, st *store.Store, k *store.Connector) (string, error) {
+	if k.Type == store.ConnectorLDAP {
+		return "", nil
+	}
 	iss, err := st.ServedIssuer(ctx)
 	if err != nil {
 		return "", err
@@ -396,7 +407,7 @@ func (o *options) callbackURL(ctx context.Context, st *store.Store, name string)
 	if iss == "" {
 		return "", nil
 	}
-	return CallbackURL(iss, name), nil
+	return CallbackURL(iss, k.Name), nil
 }
 
 // CallbackURL is the callback of the connector name at the provider of
@@ -460,7 +471,7 @@ func (o *options) list(ctx context.Context, st *store.Store, asJSON bool) error 
 	if asJSON {
 		out := make([]connectorJSON, 0, len(all))
 		for i := range all {
-			cb, err := o.callbackURL(ctx, st, all[i].Name)
+			cb, err := o.callbackURL(ctx, st, &all[i])
 			if err != nil {
 				return err
 			}
@@ -479,15 +490,15 @@ func (o *options) list(ctx context.Context, st *store.Store, asJSON bool) error 
 }
 
 func (o *options) show(ctx context.Context, st *store.Store, k *store.Connector, asJSON bool) error {
-	cb, err := o.callbackURL(ctx, st, k.Name)
+	cb, err := o.callbackURL(ctx, st, k)
 	if err != nil {
 		return err
 	}
 	if asJSON {
 		return printJSON(o.App.Out, toJSON(k, cb))
 	}
-	if cb == "" {
-		cb = "unknown until nsauth serve has served this data: ISSUER/login/connector/" + k.Name + "/callback, ISSUER being NSAUTH_ISSUER"
+	if cb == "" && k.Type != store.ConnectorLDAP {
+		cb = "unknown until nsauth serve has served this data (or NSAUTH_ISSUER is set): ISSUER/login/connector/" + k.Name + "/callback"
 	}
 	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	line := func(label, value string) { fmt.Fprintf(tw, "%s:\t%s\n", label, storecmd.OrDash(visible.Escape(value))) }
@@ -495,12 +506,14 @@ func (o *options) show(ctx context.Context, st *store.Store, k *store.Connector,
 	line("type", k.Type)
 	line("display name", k.DisplayName)
 	line("status", status(k))
-	line("callback URL", cb)
+	if cb != "" {
+		line("callback URL", cb)
+	}
 	for _, s := range settingLines(k.Type, k.Settings) {
 		line(s[0], s[1])
 	}
 	line("create users", yesNo(k.CreateUsers))
-	if k.Type != store.ConnectorLDAP {
+	if k.Type == store.ConnectorOIDC {
 		line("trust upstream MFA", yesNo(k.TrustUpstreamMFA))
 	}
 	line("created", k.CreatedAt.UTC().Format(time.RFC3339))

@@ -78,8 +78,8 @@ type connectorFlags struct {
 
 // The flags of each connector type, and those every type takes.
 var (
-	commonFlags = []string{"display-name", "create-users", "trust-upstream-mfa"}
-	oidcFlags   = []string{"issuer", "client-id", "client-secret-file", "client-secret-stdin", "scopes", "allowed-domains", "groups-claim"}
+	commonFlags = []string{"display-name", "create-users"}
+	oidcFlags   = []string{"issuer", "client-id", "client-secret-file", "client-secret-stdin", "scopes", "allowed-domains", "groups-claim", "trust-upstream-mfa"}
 	githubFlags = []string{"client-id", "client-secret-file", "client-secret-stdin", "org", "team", "allowed-domains", "api-url", "base-url"}
 	ldapFlags   = []string{"url", "bind-dn", "bind-password-file", "bind-password-stdin", "user-base-dn", "user-filter",
 		"username-attr", "id-attr", "name-attr", "email-attr", "group-base-dn", "group-filter", "group-name-attr",
@@ -114,10 +114,10 @@ func (f *connectorFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.StringVar(&f.clientID, "client-id", "", "the client `id` nsauth has at the upstream (oidc, github)")
 	fs.StringVar(&f.secretFile, "client-secret-file", "", "read the client secret from `FILE` (oidc, github)")
 	fs.BoolVar(&f.secretStdin, "client-secret-stdin", false, "read the client secret from the first line of standard input (oidc, github)")
-	fs.StringSliceVar(&f.allowedDomains, "allowed-domains", nil, "admit only verified emails of these `domains` (comma-separated; oidc, github)"+replaces)
+	fs.StringSliceVar(&f.allowedDomains, "allowed-domains", nil, "admit only verified emails of these domains, `D,…` (comma-separated; oidc, github)"+replaces)
 
 	fs.StringVar(&f.issuer, "issuer", "", "the upstream's issuer `URL`, where its discovery document is (oidc)")
-	fs.StringSliceVar(&f.scopes, "scopes", nil, "`scopes` to ask for besides openid (comma-separated; default profile,email; oidc)"+replaces)
+	fs.StringSliceVar(&f.scopes, "scopes", nil, "`scopes` to ask for besides openid, S,… (comma-separated; default profile,email; oidc)"+replaces)
 	fs.StringVar(&f.groupsClaim, "groups-claim", "", "the ID token `claim` that lists groups (default groups; oidc)")
 
 	fs.StringVar(&f.org, "org", "", "admit only members of this GitHub `organisation` (github)")
@@ -129,13 +129,13 @@ func (f *connectorFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.StringVar(&f.bindDN, "bind-dn", "", "the `DN` nsauth binds as to search the directory (ldap)")
 	fs.StringVar(&f.secretFile, "bind-password-file", "", "read the bind password from `FILE` (ldap)")
 	fs.BoolVar(&f.secretStdin, "bind-password-stdin", false, "read the bind password from the first line of standard input (ldap)")
-	fs.StringVar(&f.userBaseDN, "user-base-dn", "", "where to search for people, such as ou=people,dc=example,dc=com (ldap)")
+	fs.StringVar(&f.userBaseDN, "user-base-dn", "", "where to search for people, a `DN` such as ou=people,dc=example,dc=com (ldap)")
 	fs.StringVar(&f.userFilter, "user-filter", "", "the `filter` that finds a person, %s the escaped username, such as (&(objectClass=person)(uid=%s)) (ldap)")
 	fs.StringVar(&f.usernameAttr, "username-attr", "", "the `attribute` that is the username (default uid; ldap)")
 	fs.StringVar(&f.idAttr, "id-attr", "", "the `attribute` that identifies the entry for good (default entryUUID; ldap)")
 	fs.StringVar(&f.nameAttr, "name-attr", "", "the `attribute` of the display name (default cn; ldap)")
 	fs.StringVar(&f.emailAttr, "email-attr", "", "the `attribute` of the email address (default mail; ldap)")
-	fs.StringVar(&f.groupBaseDN, "group-base-dn", "", "where to search for groups; none searched when empty (ldap)")
+	fs.StringVar(&f.groupBaseDN, "group-base-dn", "", "where to search for groups, a `DN`; none searched when empty (ldap)")
 	fs.StringVar(&f.groupFilter, "group-filter", "", "the `filter` that finds a person's groups, %s the escaped user DN, such as (&(objectClass=groupOfNames)(member=%s)) (ldap)")
 	fs.StringVar(&f.groupNameAttr, "group-name-attr", "", "the `attribute` that names a group (default cn; ldap)")
 	fs.BoolVar(&f.startTLS, "start-tls", false, "upgrade an ldap:// connection with StartTLS (ldap)")
@@ -165,11 +165,11 @@ func (f *connectorFlags) checkFlags(fs *pflag.FlagSet, typ string) error {
 			foreign = append(foreign, "--"+fl.Name)
 		}
 	})
+	if slices.Equal(foreign, []string{"--trust-upstream-mfa"}) {
+		return cli.UsageErrorf("--trust-upstream-mfa: only an OpenID Connect upstream says (in its amr claim) whether it checked a second factor; a %s connector's sign-ins count as one factor", typ)
+	}
 	if len(foreign) > 0 {
 		return cli.UsageErrorf("%s: not a setting of a connector of type %s (see nsauth connectors add --help)", strings.Join(foreign, ", "), typ)
-	}
-	if typ == store.ConnectorLDAP && fs.Changed("trust-upstream-mfa") {
-		return cli.UsageErrorf("--trust-upstream-mfa: an LDAP directory checks a password only; it says nothing of a second factor")
 	}
 	fileFlag, stdinFlag := secretFlags(typ)
 	if f.secretFile != "" && f.secretStdin {
