@@ -517,7 +517,7 @@ func (o *options) show(ctx context.Context, st *store.Store, k *store.Connector,
 		line("trust upstream MFA", yesNo(k.TrustUpstreamMFA))
 	}
 	line("created", k.CreatedAt.UTC().Format(time.RFC3339))
-	if !k.UpdatedAt.IsZero() {
+	if !k.UpdatedAt.IsZero() && !k.UpdatedAt.Equal(k.CreatedAt) {
 		line("updated", k.UpdatedAt.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
