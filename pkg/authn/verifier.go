@@ -165,6 +165,9 @@ type VerifierConfig struct {
 	// `at+jwt` (RFC 9068), which tells access tokens from ID tokens. Leave it
 	// off for providers that do not set it.
 	RequireAccessTokenType bool
+	// IDTokens makes the verifier one of OpenID Connect ID tokens, for a
+	// relying party: see [Config].IDTokens.
+	IDTokens bool
 	// CacheEntries bounds the cache of verification results, keyed by a
 	// SHA-256 of the token. A cached acceptance lasts until the token expires
 	// or the key set changes; a cached refusal is kept only when it cannot
@@ -215,6 +218,9 @@ func newVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}
 	if cfg.KeySet == nil {
 		return nil, errors.New("authn: a key set is required")
+	}
+	if cfg.IDTokens && cfg.RequireAccessTokenType {
+		return nil, errors.New("authn: a verifier of ID tokens cannot require the access token type")
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{DefaultAlgorithm}
@@ -426,11 +432,17 @@ func (v *Verifier) checkShape(raw string) (joseHeader, error) {
 	}
 	switch strings.ToLower(h.typ) {
 	case "at+jwt", "application/at+jwt":
+		if v.cfg.IDTokens {
+			return h, invalid(checkType, "token type %q is an access token, not an ID token", h.typ)
+		}
 	case "", "jwt":
 		if v.cfg.RequireAccessTokenType {
 			return h, invalid(checkType, "token type %q is not an access token", h.typ)
 		}
 	default:
+		if v.cfg.IDTokens {
+			return h, invalid(checkType, "token type %q is not an ID token", h.typ)
+		}
 		return h, invalid(checkType, "token type %q is not an access token", h.typ)
 	}
 	return h, nil
