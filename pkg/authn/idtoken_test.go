@@ -61,7 +61,7 @@ func TestIDTokens(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, authn.ErrInvalidToken) || authn.RefusedBy(err) != tc.refusedBy {
+			if !errors.Is(err, authn.ErrInvalidToken) || authn.RefusedCheck(err) != tc.refusedBy || authn.RefusedBy(err) != tc.refusedBy {
 				t.Errorf("err = %v (refused by %q), want refused by %q", err, authn.RefusedBy(err), tc.refusedBy)
 			}
 		})
@@ -86,4 +86,13 @@ func mustKeySet(t *testing.T, p *oidctest.Provider) *authn.RemoteKeySet {
 		t.Fatal(err)
 	}
 	return ks
+}
+
+func TestRefusedCheckOfOtherErrors(t *testing.T) {
+	t.Parallel()
+	for _, err := range []error{nil, errors.New("other"), authn.ErrUnavailable, authn.ErrKeysUnavailable} {
+		if got := authn.RefusedCheck(err); got != "" {
+			t.Errorf("RefusedCheck(%v) = %q, want none", err, got)
+		}
+	}
 }

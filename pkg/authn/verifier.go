@@ -91,6 +91,18 @@ func refusedBy(err error) check {
 	return ""
 }
 
+// RefusedCheck names the check that refused a token, for a caller that
+// must tell refusals apart (an audit trail's reason, a relying party that
+// answers a wrong issuer otherwise than an expired ID token). It returns
+// one of "size", "encoding", "header", "algorithm", "token type", "key",
+// "signature", "claims", "issuer", "subject", "audience", "expiry",
+// "not yet valid", "inactive" and "revoked", or "" when err is not a
+// refusal of this package (nil, or an error matching [ErrUnavailable]).
+// Checks run in that order, the signature before any claim, so a forged
+// token is never reported as having a wrong issuer. The names are for
+// programs and logs; what a client is told stays "invalid token".
+func RefusedCheck(err error) string { return string(refusedBy(err)) }
+
 // TokenVerifier checks a raw bearer token and returns its claims. The
 // verifiers of this package ([Verifier], [Introspector], [ChainVerifier])
 // return Claims that belong to the caller: never a value shared with the
