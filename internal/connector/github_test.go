@@ -90,7 +90,9 @@ func TestGitHubRefusals(t *testing.T) {
 		{name: "not in the team", settings: func(s *connector.GitHubSettings) { s.Teams = []string{"acme/security"} }, reason: connector.ReasonNotInTeam},
 		{name: "a team of the same slug in another org", user: func(u *connectortest.GitHubUser) { u.Teams = []string{"evil/platform"} },
 			settings: func(s *connector.GitHubSettings) { s.Teams = []string{"acme/platform"} }, reason: connector.ReasonNotInTeam},
-		{name: "unverified primary email", user: func(u *connectortest.GitHubUser) { u.Emails = []connectortest.GitHubEmail{{Email: "mona@acme.example", Primary: true}} },
+		{name: "unverified primary email", user: func(u *connectortest.GitHubUser) {
+			u.Emails = []connectortest.GitHubEmail{{Email: "mona@acme.example", Primary: true}}
+		},
 			settings: func(s *connector.GitHubSettings) { s.AllowedDomains = []string{"acme.example"} }, reason: connector.ReasonUnverifiedEmail},
 		{name: "no email", user: func(u *connectortest.GitHubUser) { u.Emails = nil },
 			settings: func(s *connector.GitHubSettings) { s.AllowedDomains = []string{"acme.example"} }, reason: connector.ReasonUnverifiedEmail},
