@@ -246,7 +246,7 @@ func (c *oidcConnector) Exchange(ctx context.Context, q url.Values, nonce, verif
 	if err != nil {
 		return Identity{}, err
 	}
-	if profile.missesSome() && p.md.UserinfoEndpoint != "" {
+	if (profile.missesSome() || len(c.s.AllowedDomains) > 0 && !profile.hasEmail) && p.md.UserinfoEndpoint != "" {
 		if err := c.userinfo(ctx, p, tok, claims.Subject, &profile); err != nil {
 			return Identity{}, err
 		}
