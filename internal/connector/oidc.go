@@ -110,13 +110,24 @@ func (c *oidcConnector) provider(ctx context.Context) (*oidcProvider, error) {
 			ClientSecret: c.secret,
 			Endpoint:     oauth2.Endpoint{AuthURL: md.AuthorizationEndpoint, TokenURL: md.TokenEndpoint, AuthStyle: style},
 			RedirectURL:  c.env.Callback,
-			Scopes:       append([]string{"openid"}, c.s.Scopes...),
+			Scopes:       scopes(c.s.Scopes),
 		},
 	}
 	c.mu.Lock()
 	c.p = p
 	c.mu.Unlock()
 	return p, nil
+}
+
+// scopes are openid first, then the settings' others, once each.
+func scopes(asked []string) []string {
+	out := []string{"openid"}
+	for _, sc := range asked {
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // authStyle picks how the client secret reaches the token endpoint:
