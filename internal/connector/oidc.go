@@ -29,6 +29,7 @@ const (
 	maxGroups        = 1000
 	maxGroupLen      = 256
 	maxAMRValues     = 32
+	maxIDTokenBytes  = 64 << 10
 )
 
 // oidcConnector signs in at an OpenID provider.
@@ -94,7 +95,8 @@ func (c *oidcConnector) provider(ctx context.Context) (*oidcProvider, error) {
 		// Discovery §3); HMAC and none are never accepted.
 		algs = []string{authn.DefaultAlgorithm}
 	}
-	v, err := prov.Verifier(authn.Config{Audiences: []string{c.s.ClientID}, Algorithms: algs, Now: c.env.Now, IDTokens: true, CacheEntries: -1})
+	// ID tokens listing many groups run larger than access tokens.
+	v, err := prov.Verifier(authn.Config{Audiences: []string{c.s.ClientID}, Algorithms: algs, Now: c.env.Now, IDTokens: true, CacheEntries: -1, MaxTokenBytes: maxIDTokenBytes})
 	if err != nil {
 		return nil, fmt.Errorf("connector: %w", err)
 	}

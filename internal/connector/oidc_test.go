@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -178,6 +179,15 @@ func TestOIDCSignInVariants(t *testing.T) {
 					t.Errorf("groups = %q", id.Groups)
 				}
 			}},
+		{name: "an ID token of 500 groups (over 16 KiB)", user: func(u *connectortest.User) {
+			for i := range 500 {
+				u.Groups = append(u.Groups, fmt.Sprintf("group-%03d-%s", i, strings.Repeat("g", 50)))
+			}
+		}, check: func(t *testing.T, id connector.Identity, _ *connectortest.OIDC) {
+			if len(id.Groups) != 500 {
+				t.Errorf("%d groups", len(id.Groups))
+			}
+		}},
 		{name: "several audiences with azp", bad: connectortest.Misbehaviour{ExtraAudience: "api", AZP: "nsauth-connector"}},
 		{name: "email_verified as a string", user: func(u *connectortest.User) { u.Extra = map[string]any{"email_verified": "true"} },
 			settings: func(s *connector.OIDCSettings) { s.AllowedDomains = []string{"example.com"} }},
