@@ -346,6 +346,16 @@ func TestOIDCUnreachable(t *testing.T) {
 	}
 }
 
+func TestOIDCTokenEndpointDown(t *testing.T) {
+	t.Parallel()
+	up := connectortest.NewOIDC(t)
+	up.Misbehave(connectortest.Misbehaviour{TokenStatus: http.StatusServiceUnavailable})
+	_, err := signIn(t, buildOIDC(t, up, nil))
+	if err == nil || connector.ReasonOf(err) != "" || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Exchange with the token endpoint down = %v, want a plain error naming HTTP 503", err)
+	}
+}
+
 func TestOIDCRefusesToStartWithoutProtections(t *testing.T) {
 	t.Parallel()
 	up := connectortest.NewOIDC(t)
