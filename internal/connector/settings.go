@@ -324,16 +324,6 @@ func (s *LDAPSettings) check() error {
 	return nil
 }
 
-// CheckIntervalDuration returns the parsed CheckInterval (the default when
-// empty or unparseable; ParseSettings refuses the latter).
-func (s *LDAPSettings) CheckIntervalDuration() time.Duration {
-	d, err := time.ParseDuration(s.CheckInterval)
-	if s.CheckInterval == "" || err != nil || d < 0 {
-		return DefaultLDAPCheckInterval
-	}
-	return d
-}
-
 // checkFilter requires an LDAP filter in parentheses with exactly one %s
 // and no other %.
 func checkFilter(name, f string) error {

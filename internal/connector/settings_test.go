@@ -54,7 +54,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := got.(*connector.LDAPSettings)
-	if l.UsernameAttr != "uid" || l.IDAttr != "entryUUID" || l.NameAttr != "cn" || l.EmailAttr != "mail" || l.GroupNameAttr != "cn" || l.CheckInterval != "5m0s" || l.CheckIntervalDuration().Minutes() != 5 {
+	if l.UsernameAttr != "uid" || l.IDAttr != "entryUUID" || l.NameAttr != "cn" || l.EmailAttr != "mail" || l.GroupNameAttr != "cn" || l.CheckInterval != "5m0s" {
 		t.Errorf("LDAP settings = %+v", l)
 	}
 }
