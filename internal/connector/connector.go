@@ -129,7 +129,10 @@ type Env struct {
 	// Callback is the connector's callback URL at nsauth
 	// (issuer/login/connector/NAME/callback).
 	Callback string
-	// HTTPClient reaches the upstream; nil means a client with a timeout.
+	// HTTPClient reaches the upstream; nil means a client with a timeout
+	// of DefaultTimeout. Build makes a copy that follows no redirect
+	// (package noredirect): a code, a client secret or an access token is
+	// never sent on to where an answer points.
 	HTTPClient *http.Client
 	Now        func() time.Time
 }
@@ -152,6 +155,10 @@ func Build(typ string, settings []byte, secret string, env Env) (any, error) {
 	}
 	if env.HTTPClient == nil {
 		env.HTTPClient = noredirect.NewClient(nil, DefaultTimeout)
+	} else {
+		client := *env.HTTPClient
+		client.CheckRedirect = noredirect.CheckRedirect
+		env.HTTPClient = &client
 	}
 	switch s := parsed.(type) {
 	case *OIDCSettings:
