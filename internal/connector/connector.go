@@ -160,15 +160,21 @@ func Build(typ string, settings []byte, secret string, env Env) (any, error) {
 		client.CheckRedirect = noredirect.CheckRedirect
 		env.HTTPClient = &client
 	}
+	var c any
 	switch s := parsed.(type) {
 	case *OIDCSettings:
-		return newOIDC(s, secret, env)
+		c, err = newOIDC(s, secret, env)
 	case *GitHubSettings:
-		return newGitHub(s, secret, env)
+		c, err = newGitHub(s, secret, env)
 	case *LDAPSettings:
-		return newLDAP(s, secret, env)
+		c, err = newLDAP(s, secret, env)
+	default:
+		err = fmt.Errorf("connector type %q has no implementation", typ)
 	}
-	return nil, fmt.Errorf("connector type %q has no implementation", typ)
+	if err != nil {
+		return nil, err // never a typed nil in the any
+	}
+	return c, nil
 }
 
 // DefaultTimeout bounds each request to an upstream when Env.HTTPClient is

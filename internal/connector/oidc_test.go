@@ -395,8 +395,8 @@ func TestBuildRefuses(t *testing.T) {
 		{"no callback", "oidc", js, "s", connector.Env{}},
 		{"github without secret", "github", []byte(`{"client_id":"x"}`), "", connector.Env{Callback: callback}},
 	} {
-		if c, err := connector.Build(tc.typ, tc.settings, tc.secret, tc.env); err == nil {
-			t.Errorf("%s: Build = %T, want an error", tc.name, c)
+		if c, err := connector.Build(tc.typ, tc.settings, tc.secret, tc.env); err == nil || c != nil {
+			t.Errorf("%s: Build = %T (%v), %v; want nil and an error", tc.name, c, c, err)
 		}
 	}
 }
