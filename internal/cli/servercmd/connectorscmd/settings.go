@@ -472,9 +472,13 @@ func settingLines(typ string, raw []byte) [][2]string {
 	}
 	switch s := parsed.(type) {
 	case *connector.OIDCSettings:
+		scopes := s.Scopes
+		if !slices.Contains(scopes, "openid") {
+			scopes = append([]string{"openid"}, scopes...) // always asked
+		}
 		return [][2]string{
 			{"issuer", s.Issuer}, {"client id", s.ClientID}, {"client secret", sealed},
-			{"scopes", strings.Join(append([]string{"openid"}, s.Scopes...), " ")},
+			{"scopes", strings.Join(scopes, " ")},
 			{"allowed domains", list(s.AllowedDomains, "any")}, {"groups claim", s.GroupsClaim},
 		}
 	case *connector.GitHubSettings:
