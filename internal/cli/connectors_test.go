@@ -387,3 +387,43 @@ func TestConnectorsCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestConnectorsCallbackURLAndKey: show builds the callback from the
+// issuer the data was last served under (else NSAUTH_ISSUER, else says it
+// is unknown), and add refuses to store a secret without the server's
+// key, naming the setting, and stores nothing.
+func TestConnectorsCallbackURLAndKey(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		env, st := connectorsEnv(t, b)
+		delete(env, "NSAUTH_ISSUER")
+		keyless := map[string]string{}
+		for k, v := range env {
+			if k != "NSAUTH_SECRET_KEY" {
+				keyless[k] = v
+			}
+		}
+		add := []string{"add", "okta", "--type", "oidc", "--issuer", "https://acme.okta.com", "--client-id", "0oa1", "--client-secret-stdin"}
+		r := runConnectors(keyless, strings.NewReader("okta-secret\n"), add...)
+		if r.code == 0 || !strings.Contains(r.errOut, "NSAUTH_SECRET_KEY") || strings.Contains(r.out+r.errOut, "okta-secret") {
+			t.Fatalf("add without the key: exit %d\n%s%s", r.code, r.out, r.errOut)
+		}
+		if all, err := st.Connectors(context.Background()); err != nil || len(all) != 0 {
+			t.Fatalf("stored %v, %v", all, err)
+		}
+		mustRun(t, runConnectors(env, strings.NewReader("okta-secret\n"), add...), "add")
+		if show := mustRun(t, runConnectors(env, nil, "show", "okta"), "show").out; !strings.Contains(show, "unknown until nsauth serve") {
+			t.Errorf("show without an issuer:\n%s", show)
+		}
+		env["NSAUTH_ISSUER"] = "https://auth.example.com/"
+		if c := decodeConnector(t, mustRun(t, runConnectors(env, nil, "show", "okta", "--json"), "show").out); c.CallbackURL != "https://auth.example.com/login/connector/okta/callback" {
+			t.Errorf("callback from NSAUTH_ISSUER: %q", c.CallbackURL)
+		}
+		if _, err := st.RecordServedIssuer(context.Background(), "https://id.example.org"); err != nil {
+			t.Fatal(err)
+		}
+		if c := decodeConnector(t, mustRun(t, runConnectors(env, nil, "show", "okta", "--json"), "show").out); c.CallbackURL != "https://id.example.org/login/connector/okta/callback" {
+			t.Errorf("callback from the served issuer: %q", c.CallbackURL)
+		}
+	})
+}
