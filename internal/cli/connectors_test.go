@@ -91,6 +91,10 @@ func TestConnectorsCommandRefusesBadSettings(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	bigFile := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(bigFile, []byte(strings.Repeat("s", 4097)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	oidc := []string{"add", "google", "--type", "oidc", "--issuer", "https://accounts.google.com", "--client-id", "id", "--client-secret-file", secretFile}
 	ldap := []string{"add", "corp", "--type", "ldap", "--url", "ldaps://ldap.example.com", "--user-base-dn", "ou=people,dc=example,dc=com",
 		"--user-filter", "(uid=%s)", "--bind-dn", "cn=nsauth,dc=example,dc=com", "--bind-password-file", secretFile}
@@ -113,6 +117,7 @@ func TestConnectorsCommandRefusesBadSettings(t *testing.T) {
 		{"both secret flags", with(oidc, "--client-secret-stdin"), "s\n", "not both"},
 		{"a secret on the command line", with(oidc, "--client-secret", "s"), "", "unknown flag"},
 		{"secret file missing", []string{"add", "google", "--type", "oidc", "--issuer", "https://accounts.google.com", "--client-id", "id", "--client-secret-file", secretFile + ".missing"}, "", "--client-secret-file"},
+		{"secret too long", []string{"add", "google", "--type", "oidc", "--issuer", "https://accounts.google.com", "--client-id", "id", "--client-secret-file", bigFile}, "", "longer than 4096 bytes"},
 		{"empty secret on stdin", []string{"add", "google", "--type", "oidc", "--issuer", "https://accounts.google.com", "--client-id", "id", "--client-secret-stdin"}, "\n", "no secret"},
 		{"a GitHub flag on oidc", with(oidc, "--org", "acme"), "", "--org: not a setting of a connector of type oidc"},
 		{"an LDAP flag on github", []string{"add", "gh", "--type", "github", "--client-id", "id", "--client-secret-file", secretFile, "--user-filter", "(uid=%s)"}, "", "--user-filter: not a setting"},

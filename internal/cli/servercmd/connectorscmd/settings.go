@@ -254,10 +254,10 @@ func (f *connectorFlags) readSecret(typ string, stdin io.Reader) (string, error)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("reading the secret from %s: %w", from, err)
 	}
-	if len(line) > maxSecretLen && !strings.HasSuffix(line, "\n") {
+	secret := strings.TrimRight(line, "\r\n")
+	if len(secret) > maxSecretLen {
 		return "", fmt.Errorf("the secret in %s is longer than %d bytes", from, maxSecretLen)
 	}
-	secret := strings.TrimRight(line, "\r\n")
 	if secret == "" {
 		return "", fmt.Errorf("no secret in %s: its first line is empty", from)
 	}
