@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/nsauth/nsauth/pkg/loopbackhost"
 )
 
 // The LDAP connector's bounds.
@@ -73,7 +75,7 @@ func (s *LDAPSettings) validate() error {
 		return errors.New("start_tls: not with ldaps:// (already TLS); use ldap:// with start_tls, or ldaps:// alone")
 	case encrypted && s.InsecurePlaintext:
 		return errors.New("insecure_plaintext: only for ldap:// without start_tls")
-	case !encrypted && !s.InsecurePlaintext && !isLoopbackHost(u.Hostname()):
+	case !encrypted && !s.InsecurePlaintext && !loopbackhost.Is(u.Hostname()):
 		return errors.New("url: plain ldap:// sends passwords in clear, allowed only to a loopback host; use ldaps://, start_tls, or insecure_plaintext")
 	case !encrypted && (s.InsecureSkipVerify || s.RootCAFile != ""):
 		return errors.New("insecure_skip_verify, root_ca_file: only with TLS (ldaps:// or start_tls)")
@@ -138,14 +140,6 @@ func checkLDAPFilter(name, filter string) error {
 		return fmt.Errorf("%s: not an LDAP filter: %v", name, err)
 	}
 	return nil
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // ldapConnector is an LDAP directory: it finds a person with the service

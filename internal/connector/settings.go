@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nsauth/nsauth/pkg/issuerurl"
-	"github.com/nsauth/nsauth/pkg/loopbackhost"
 )
 
 // OIDCSettings are an OpenID Connect connector's settings (its client
@@ -262,95 +261,40 @@ func (s *GitHubSettings) check() error {
 }
 
 func (s *LDAPSettings) check() error {
-	u, err := url.Parse(s.URL)
-	switch {
-	case s.URL == "":
+	if s.URL == "" {
 		return settingErr("url", "required (ldaps://HOST:PORT or ldap://HOST:PORT)")
-	case err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" || u.User != nil ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
-		return settingErr("url", "%q is not ldaps://HOST[:PORT] or ldap://HOST[:PORT]", s.URL)
-	case u.Scheme == "ldaps" && s.StartTLS:
-		return settingErr("start_tls", "not with an ldaps:// URL, which is TLS already")
-	case u.Scheme == "ldap" && !s.StartTLS && !s.InsecurePlaintext && !loopbackhost.Is(u.Hostname()):
-		return settingErr("url", "plain ldap:// to %s sends passwords in the clear: use ldaps://, start_tls, or (only on a network that protects it) insecure_plaintext", u.Hostname())
-	case s.InsecureSkipVerify && s.RootCAFile != "":
-		return settingErr("insecure_skip_verify", "not with root_ca_file: one checks the certificate, the other does not")
 	}
-	for name, v := range map[string]string{"bind_dn": s.BindDN, "user_base_dn": s.UserBaseDN} {
-		if v == "" {
-			return settingErr(name, "required")
-		}
+	if s.BindDN == "" {
+		return settingErr("bind_dn", "required")
 	}
-	for name, v := range map[string]string{"bind_dn": s.BindDN, "user_base_dn": s.UserBaseDN, "group_base_dn": s.GroupBaseDN, "root_ca_file": s.RootCAFile} {
+	for name, v := range map[string]string{"url": s.URL, "bind_dn": s.BindDN, "user_base_dn": s.UserBaseDN, "group_base_dn": s.GroupBaseDN,
+		"root_ca_file": s.RootCAFile, "user_filter": s.UserFilter, "group_filter": s.GroupFilter} {
 		if len(v) > maxValueLen || strings.ContainsAny(v, "\x00\r\n") {
 			return settingErr(name, "longer than %d bytes or holds a control character", maxValueLen)
 		}
 	}
-	if err := checkFilter("user_filter", s.UserFilter); err != nil {
-		return err
-	}
-	if s.GroupBaseDN != "" || s.GroupFilter != "" {
-		if s.GroupBaseDN == "" {
-			return settingErr("group_base_dn", "required with group_filter")
-		}
-		if err := checkFilter("group_filter", s.GroupFilter); err != nil {
-			return err
-		}
-	}
 	for _, a := range []struct {
-		name string
-		v    *string
-		def  string
+		v   *string
+		def string
 	}{
-		{"username_attr", &s.UsernameAttr, DefaultLDAPUsernameAttr},
-		{"id_attr", &s.IDAttr, DefaultLDAPIDAttr},
-		{"name_attr", &s.NameAttr, DefaultLDAPNameAttr},
-		{"email_attr", &s.EmailAttr, DefaultLDAPEmailAttr},
-		{"group_name_attr", &s.GroupNameAttr, DefaultLDAPGroupNameAttr},
+		{&s.UsernameAttr, DefaultLDAPUsernameAttr},
+		{&s.IDAttr, DefaultLDAPIDAttr},
+		{&s.NameAttr, DefaultLDAPNameAttr},
+		{&s.EmailAttr, DefaultLDAPEmailAttr},
+		{&s.GroupNameAttr, DefaultLDAPGroupNameAttr},
 	} {
 		if *a.v == "" {
 			*a.v = a.def
-		}
-		if !validAttr(*a.v) {
-			return settingErr(a.name, "%q is not an attribute name", *a.v)
 		}
 	}
 	if s.CheckInterval == "" {
 		s.CheckInterval = DefaultLDAPCheckInterval.String()
 	}
-	if d, err := time.ParseDuration(s.CheckInterval); err != nil || d < 0 || d > 24*time.Hour {
-		return settingErr("check_interval", "%q is not a duration between 0s and 24h", s.CheckInterval)
-	}
-	return nil
-}
-
-// checkFilter requires an LDAP filter in parentheses with exactly one %s
-// and no other %.
-func checkFilter(name, f string) error {
-	switch {
-	case f == "":
-		return settingErr(name, "required, e.g. (&(objectClass=person)(uid=%%s))")
-	case len(f) > maxValueLen || strings.ContainsAny(f, "\x00\r\n"):
-		return settingErr(name, "longer than %d bytes or holds a control character", maxValueLen)
-	case !strings.HasPrefix(f, "(") || !strings.HasSuffix(f, ")"):
-		return settingErr(name, "%q is not a filter in parentheses", f)
-	case strings.Count(f, "%s") != 1 || strings.Count(f, "%") != 1:
-		return settingErr(name, "%q must hold exactly one %%s and no other %%", f)
-	}
-	depth := 0
-	for _, c := range f {
-		switch c {
-		case '(':
-			depth++
-		case ')':
-			depth--
-		}
-		if depth < 0 {
-			break
-		}
-	}
-	if depth != 0 {
-		return settingErr(name, "%q has unbalanced parentheses", f)
+	// The rules of the connection, the DNs, the filters and the
+	// attributes are the connector's own (ldap.go), the one place they
+	// live: it names the setting at fault.
+	if err := s.validate(); err != nil {
+		return fmt.Errorf("setting %w", err)
 	}
 	return nil
 }

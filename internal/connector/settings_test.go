@@ -99,7 +99,6 @@ func TestParseSettingsRefuses(t *testing.T) {
 		{"ldap filter with another verb", "ldap", `{"url":"ldaps://l.example","bind_dn":"cn=x","user_base_dn":"dc=x","user_filter":"(uid=%s%d)"}`, "user_filter"},
 		{"ldap unbalanced filter", "ldap", `{"url":"ldaps://l.example","bind_dn":"cn=x","user_base_dn":"dc=x","user_filter":"(&(uid=%s)"}`, "user_filter"},
 		{"ldap group filter without base", "ldap", `{` + ldapOK + `,"group_filter":"(member=%s)"}`, "group_base_dn"},
-		{"ldap group base without filter", "ldap", `{` + ldapOK + `,"group_base_dn":"ou=groups"}`, "group_filter"},
 		{"ldap bad attribute", "ldap", `{` + ldapOK + `,"username_attr":"u id"}`, "username_attr"},
 		{"ldap bad interval", "ldap", `{` + ldapOK + `,"check_interval":"forever"}`, "check_interval"},
 		{"ldap negative interval", "ldap", `{` + ldapOK + `,"check_interval":"-1m"}`, "check_interval"},
