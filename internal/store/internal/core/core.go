@@ -197,9 +197,15 @@ func HashSecret(secret string) []byte {
 	return sum[:]
 }
 
-// NewID returns a random identifier: 128 bits, base64url.
+// NewID returns a random identifier: 128 bits, base64url. It never begins
+// with "-", so that an administrator can pass it as an argument
+// (nsauth sessions revoke ID) without it being read as a flag.
 func NewID() string {
-	return RandomToken(16)
+	for {
+		if id := RandomToken(16); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 // RandomToken returns n random bytes, base64url-encoded without padding.
