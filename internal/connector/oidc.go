@@ -324,13 +324,26 @@ func parseProfile(src claimSource, groupsClaim string) (profile, error) {
 	}
 	p.username, p.name, p.email = str("preferred_username"), str("name"), str("email")
 	p.hasEmail = p.email != ""
-	if raw, ok := m["email_verified"]; ok {
-		switch strings.TrimSpace(string(raw)) {
+	verified := func(claim string) (bool, error) {
+		switch strings.TrimSpace(string(m[claim])) {
 		case "true", `"true"`:
-			p.emailVerified = true
-		case "false", `"false"`, "null":
-		default:
-			return profile{}, Refused(ReasonMalformed, "the provider's email_verified claim is not a boolean")
+			return true, nil
+		case "false", `"false"`, "null", "":
+			return false, nil
+		}
+		return false, Refused(ReasonMalformed, "the provider's "+claim+" claim is not a boolean")
+	}
+	var err error
+	if p.emailVerified, err = verified("email_verified"); err != nil {
+		return profile{}, err
+	}
+	if raw := strings.TrimSpace(string(m["email_verified"])); raw == "" || raw == "null" {
+		// Microsoft Entra sends no email_verified for work accounts; its
+		// optional claim xms_edov (the email's domain owner is verified),
+		// which an administrator adds to the app's token configuration,
+		// says what email_verified would.
+		if p.emailVerified, err = verified("xms_edov"); err != nil {
+			return profile{}, err
 		}
 	}
 	if raw, ok := m[groupsClaim]; ok && string(raw) != "null" {

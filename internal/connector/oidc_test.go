@@ -191,6 +191,14 @@ func TestOIDCSignInVariants(t *testing.T) {
 		{name: "several audiences with azp", bad: connectortest.Misbehaviour{ExtraAudience: "api", AZP: "nsauth-connector"}},
 		{name: "email_verified as a string", user: func(u *connectortest.User) { u.Extra = map[string]any{"email_verified": "true"} },
 			settings: func(s *connector.OIDCSettings) { s.AllowedDomains = []string{"example.com"} }},
+		{name: "no email_verified, Entra's xms_edov true", user: func(u *connectortest.User) {
+			u.Extra = map[string]any{"email_verified": nil, "xms_edov": true}
+		}, settings: func(s *connector.OIDCSettings) { s.AllowedDomains = []string{"example.com"} },
+			check: func(t *testing.T, id connector.Identity, _ *connectortest.OIDC) {
+				if id.Email == "" {
+					t.Error("the email of a verified domain owner (xms_edov) was dropped")
+				}
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -244,6 +252,13 @@ func TestOIDCRefusals(t *testing.T) {
 		{name: "issued in the future", bad: connectortest.Misbehaviour{IssuedInFuture: true}, reason: connector.ReasonExpired},
 		{name: "unverified email", user: func(u *connectortest.User) { u.EmailVerified = false },
 			settings: func(s *connector.OIDCSettings) { s.AllowedDomains = []string{"example.com"} }, reason: connector.ReasonUnverifiedEmail},
+		{name: "email_verified false outweighs xms_edov", user: func(u *connectortest.User) {
+			u.EmailVerified = false
+			u.Extra = map[string]any{"xms_edov": true}
+		}, settings: func(s *connector.OIDCSettings) { s.AllowedDomains = []string{"example.com"} }, reason: connector.ReasonUnverifiedEmail},
+		{name: "no email_verified and xms_edov false", user: func(u *connectortest.User) {
+			u.Extra = map[string]any{"email_verified": nil, "xms_edov": false}
+		}, settings: func(s *connector.OIDCSettings) { s.AllowedDomains = []string{"example.com"} }, reason: connector.ReasonUnverifiedEmail},
 		{name: "no email where domains are required", user: func(u *connectortest.User) { u.Email = "" },
 			settings: func(s *connector.OIDCSettings) { s.AllowedDomains = []string{"example.com"} }, reason: connector.ReasonUnverifiedEmail},
 		{name: "domain not allowed", settings: func(s *connector.OIDCSettings) { s.AllowedDomains = []string{"corp.example"} }, reason: connector.ReasonDomainNotAllowed},
