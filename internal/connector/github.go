@@ -109,19 +109,9 @@ func (c *githubConnector) Exchange(ctx context.Context, q url.Values, _, verifie
 	if err := checkStart("-", "", verifier, false); err != nil {
 		return Identity{}, err
 	}
-	if err := callbackError(q); err != nil {
-		return Identity{}, err
-	}
-	code, err := callbackValue(q, "code")
+	tok, err := redeem(ctx, c.oauth, c.env.HTTPClient, q, verifier, "GitHub's answer")
 	if err != nil {
 		return Identity{}, err
-	}
-	if code == "" {
-		return Identity{}, Refused(ReasonMalformed, "GitHub's answer has no authorization code")
-	}
-	tok, err := c.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, c.env.HTTPClient), code, oauth2.VerifierOption(verifier))
-	if err != nil {
-		return Identity{}, tokenEndpointError(err)
 	}
 	api := &githubAPI{c: c, ctx: ctx, token: tok.AccessToken}
 	var user struct {

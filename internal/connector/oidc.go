@@ -218,19 +218,9 @@ func (c *oidcConnector) Exchange(ctx context.Context, q url.Values, nonce, verif
 	case iss == "" && p.md.AuthorizationResponseIssParameterSupported:
 		return Identity{}, Refused(ReasonWrongIssuer, "the answer does not name the provider, which says it always does")
 	}
-	if err := callbackError(q); err != nil {
-		return Identity{}, err
-	}
-	code, err := callbackValue(q, "code")
+	tok, err := redeem(ctx, p.oauth, c.env.HTTPClient, q, verifier, "the provider's answer")
 	if err != nil {
 		return Identity{}, err
-	}
-	if code == "" {
-		return Identity{}, Refused(ReasonMalformed, "the provider's answer has no authorization code")
-	}
-	tok, err := p.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, c.env.HTTPClient), code, oauth2.VerifierOption(verifier))
-	if err != nil {
-		return Identity{}, tokenEndpointError(err)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -548,4 +538,25 @@ func bounded(s string) string {
 		return ""
 	}
 	return s
+}
+
+// redeem turns a callback (q) into the upstream's tokens: it refuses an
+// error answer and one without a code, and redeems the code with the PKCE
+// verifier. what names the answer in a refusal.
+func redeem(ctx context.Context, cfg *oauth2.Config, client *http.Client, q url.Values, verifier, what string) (*oauth2.Token, error) {
+	if err := callbackError(q); err != nil {
+		return nil, err
+	}
+	code, err := callbackValue(q, "code")
+	if err != nil {
+		return nil, err
+	}
+	if code == "" {
+		return nil, Refused(ReasonMalformed, what+" has no authorization code")
+	}
+	tok, err := cfg.Exchange(context.WithValue(ctx, oauth2.HTTPClient, client), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		return nil, tokenEndpointError(err)
+	}
+	return tok, nil
 }
