@@ -113,7 +113,9 @@ func (f *Flow) Routes() []authflow.Route {
 
 // CallbackURL is where the upstream sends the browser back for connector
 // name: what its administrator registers upstream.
-func CallbackURL(issuer, name string) string { return issuer + "/login/connector/" + name + "/callback" }
+func CallbackURL(issuer, name string) string {
+	return issuer + "/login/connector/" + name + "/callback"
+}
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
