@@ -269,7 +269,7 @@ func (i *passwordCheck) checkCredentials(ctx context.Context, c credentials) (*s
 	if err != nil {
 		return nil, fmt.Errorf("reading the user: %w", err)
 	}
-	if user.PasswordHash == "" {
+	if !user.HasPassword() {
 		// A user a connector created has no password: as long to refuse
 		// as a wrong one.
 		password.Burn(c.password)

@@ -10,6 +10,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/connector"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/store/connectors"
 )
 
 // Bounds on what an upstream sends that is kept.
@@ -91,12 +92,16 @@ func (f *Flow) createUser(ctx context.Context, c *store.Connector, id connector.
 			}
 			return u, nil
 		}
+		if errors.Is(err, connectors.ErrIdentityBound) {
+			// Bound meanwhile (two first sign-ins at once): that user.
+			bound, err := f.cfg.Store.IdentityBySubject(ctx, c.Name, id.Subject)
+			if err != nil {
+				return nil, fmt.Errorf("reading an identity: %w", err)
+			}
+			return f.cfg.Store.UserByID(ctx, bound.UserID)
+		}
 		if !errors.Is(err, store.ErrConflict) {
 			return nil, fmt.Errorf("creating a connector's user: %w", err)
-		}
-		// The identity may have been bound meanwhile (two first sign-ins).
-		if bound, err := f.cfg.Store.IdentityBySubject(ctx, c.Name, id.Subject); err == nil {
-			return f.cfg.Store.UserByID(ctx, bound.UserID)
 		}
 	}
 	return nil, fmt.Errorf("no free username for a user of connector %s", c.Name)
