@@ -35,7 +35,10 @@ func TestConnectorLDAPLogin(t *testing.T) {
 		name, connector, username, password string
 		setup                               func(t *testing.T, h *connectorHarness)
 		wantReason                          string // "" for a sign-in
+		unreachable                         bool
 	}{
+		{name: "directory unreachable: named, not a wrong password", connector: "dir", username: "bob", password: "bob-password", unreachable: true,
+			setup: func(t *testing.T, h *connectorHarness) { h.dir.unreachable = true }},
 		{name: "right password", connector: "dir", username: "bob", password: "bob-password"},
 		{name: "wrong password", connector: "dir", username: "bob", password: "guess", wantReason: "wrong_credentials"},
 		{name: "unknown user", connector: "dir", username: "nobody", password: "guess", wantReason: "wrong_credentials"},
@@ -69,6 +72,12 @@ func TestConnectorLDAPLogin(t *testing.T) {
 			b := issuertest.NewBrowser(t)
 			page := b.Open(t, h.authorizeURL(connectorVerifier, nil))
 			p := b.Post(t, page, "/login", url.Values{"username": {tc.username}, "password": {tc.password}, "connector": {tc.connector}})
+			if tc.unreachable {
+				if p.Response.StatusCode != http.StatusBadGateway || !strings.Contains(p.Body, "dir is unreachable; try again later.") {
+					t.Fatalf("HTTP %d, want 502 naming the connector:\n%s", p.Response.StatusCode, p.Body)
+				}
+				return
+			}
 			if tc.wantReason == "" {
 				claims := h.wantCode(t, p)
 				bob, err := h.st.UserByUsername(ctx, "bob")
