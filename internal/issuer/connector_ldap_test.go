@@ -43,6 +43,7 @@ func TestConnectorLDAPLogin(t *testing.T) {
 		{name: "wrong password", connector: "dir", username: "bob", password: "guess", wantReason: "wrong_credentials"},
 		{name: "unknown user", connector: "dir", username: "nobody", password: "guess", wantReason: "wrong_credentials"},
 		{name: "no such connector", connector: "nope", username: "bob", password: "bob-password", wantReason: "connector_unavailable"},
+		{name: "not a connector's name: not kept", connector: "<b>Dir</b>", username: "bob", password: "bob-password", wantReason: "connector_unavailable"},
 		{name: "gone from the directory", connector: "dir", username: "bob", password: "bob-password", wantReason: "user_gone",
 			setup: func(t *testing.T, h *connectorHarness) { h.dir.gone["bob-uuid"] = true }},
 		{name: "disabled in nsauth", connector: "dir", username: "bob", password: "bob-password", wantReason: "disabled",
@@ -92,8 +93,12 @@ func TestConnectorLDAPLogin(t *testing.T) {
 			if p.Response.StatusCode != http.StatusUnauthorized || !strings.Contains(p.Body, "Wrong username or password.") {
 				t.Fatalf("HTTP %d, want 401 wrong credentials:\n%s", p.Response.StatusCode, p.Body)
 			}
-			if e := h.lastRefusal(t); e.Reason != tc.wantReason {
-				t.Fatalf("refusal %+v, want reason %s", e, tc.wantReason)
+			wantTarget := tc.connector
+			if strings.ContainsAny(wantTarget, "<>") {
+				wantTarget = ""
+			}
+			if e := h.lastRefusal(t); e.Reason != tc.wantReason || e.Target != wantTarget {
+				t.Fatalf("refusal %+v, want reason %s at %q", e, tc.wantReason, wantTarget)
 			}
 		})
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/store/connectors"
 )
 
 // Messages shown on the login page. The wrong-credentials one is the same
@@ -202,6 +203,9 @@ func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, at
 	}
 	user, err := i.checkCredentials(ctx, c)
 	leave()
+	if connectors.CheckName(c.connector) != nil {
+		c.connector = "" // for the audit trail: what the form said is no connector's name
+	}
 	if err != nil {
 		if !errors.Is(err, ErrWrongCredentials) {
 			i.events.Failed(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "password", Target: c.connector}, err)

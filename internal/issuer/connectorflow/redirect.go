@@ -181,6 +181,9 @@ func (f *Flow) refuse(w http.ResponseWriter, r *http.Request, name, reason, msg 
 }
 
 func (f *Flow) recordRefusal(ctx context.Context, name, reason string, u *store.User) error {
+	if !validName.MatchString(name) {
+		name = "" // what a form said: not a connector's name, not kept
+	}
 	e := audit.Event{Type: audit.LoginFailed, Outcome: audit.Failure, Reason: reason, Target: name}
 	if u != nil {
 		e.Subject, e.Username = u.ID, u.Username
