@@ -120,7 +120,9 @@ const title = "Sign in"
 // Routes lists the connectors' pages.
 func (f *Flow) Routes() []authflow.Route {
 	return []authflow.Route{
-		{Pattern: "POST " + StartPath, Form: &web.Form{Limit: maxFormBytes, Title: title}, Handler: http.HandlerFunc(f.start)},
+		// Both behind the authorize endpoint's limit per client address: a
+		// start stores a pending sign-in, a callback may reach the upstream.
+		{Pattern: "POST " + StartPath, Limited: true, Form: &web.Form{Limit: maxFormBytes, Title: title}, Handler: http.HandlerFunc(f.start)},
 		{Pattern: "GET " + CallbackPath, Limited: true, Handler: http.HandlerFunc(f.callback)},
 	}
 }
