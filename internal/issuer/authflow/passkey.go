@@ -15,7 +15,6 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
-	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/issuer/web"
@@ -366,7 +365,7 @@ func (i *passkeyStep) passwordlessLogin(w http.ResponseWriter, r *http.Request, 
 
 // finishPasswordless completes a login with a discoverable passkey alone.
 func (i *passkeyStep) finishPasswordless(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, id, csrf, credential string) {
-	page := loginPage{Title: "Sign in", Client: ar.ClientID, Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Passkeys: true}
+	page := i.newLoginPage(r.Context(), id, csrf, ar)
 	i.passwordlessLogin(w, r, ar, id, credential, csrf, func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "login.html", page, web.Origin(ar.RedirectURI))
