@@ -104,6 +104,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		SessionLifetime:                  b.SessionLifetime,
 		LoginAttempts:                    b.LoginAttempts,
 		RequireSecondFactor:              b.RequireSecondFactor,
+		NoPasswordLogin:                  b.NoPasswordLogin,
 		RequirePKCE:                      cfg.Auth.RequirePKCE,
 		AuthorizePerMinute:               zeroMeansOff(b.AuthorizePerMinute),
 		MachineTokensPerMinute:           zeroMeansOff(b.MachineTokensPerMinute),

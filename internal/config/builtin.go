@@ -69,6 +69,9 @@ func loadBuiltin(src source, a *Auth, bad badFunc) {
 	if mfa, ok := read[string](src, sMFA, bad); ok {
 		b.RequireSecondFactor = mfa == "required"
 	}
+	if on, ok := read[bool](src, sPasswordLogin, bad); ok {
+		b.NoPasswordLogin = !on
+	}
 	b.AuthorizePerMinute, _ = read[float64](src, sAuthorizeRate, bad)
 	b.MachineTokensPerMinute, _ = read[float64](src, sMachineRate, bad)
 	b.MachineTokensPerAddressPerMinute, _ = read[float64](src, sMachineAddrRate, bad)

@@ -205,6 +205,10 @@ type Builtin struct {
 	// their next login. Default (NSAUTH_MFA=optional) false: a second
 	// factor is asked for only from users who have one.
 	RequireSecondFactor bool
+	// NoPasswordLogin is NSAUTH_PASSWORD_LOGIN=false: the login page does
+	// not take nsauth passwords, only the connectors' sign-ins. Default
+	// false (passwords are taken).
+	NoPasswordLogin bool
 	// AuthorizePerMinute is how many authorize requests one client address
 	// may make per minute (NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE); 0
 	// disables the limit.

@@ -44,3 +44,31 @@ func TestSecondFactorPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestPasswordLogin: NSAUTH_PASSWORD_LOGIN is on unless set false.
+func TestPasswordLogin(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     map[string]string
+		wantOff bool
+		wantErr bool
+	}{
+		{"default on", map[string]string{"HOME": "/h"}, false, false},
+		{"false", map[string]string{"HOME": "/h", "NSAUTH_PASSWORD_LOGIN": "false"}, true, false},
+		{"true", map[string]string{"HOME": "/h", "NSAUTH_PASSWORD_LOGIN": "true"}, false, false},
+		{"anything else", map[string]string{"HOME": "/h", "NSAUTH_PASSWORD_LOGIN": "maybe"}, false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := loadWith(t, tc.env)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want an error: %v", err, tc.wantErr)
+			}
+			if err == nil && cfg.Auth.Builtin.NoPasswordLogin != tc.wantOff {
+				t.Fatalf("NoPasswordLogin = %v, want %v", cfg.Auth.Builtin.NoPasswordLogin, tc.wantOff)
+			}
+		})
+	}
+}

@@ -399,6 +399,10 @@ var (
 		Usage: "built-in provider: second factor policy, optional (asked from users who have one) or required (users without one cannot sign in until they enrol through nsauth users enrol-link)",
 		Doc: "second factor policy: `optional` (asked from users who have one) or `required` (users without one cannot sign in " +
 			"until they set one up through `nsauth users enrol-link`)"}
+	sPasswordLogin = &Setting{Flag: "password-login", Env: []string{"NSAUTH_PASSWORD_LOGIN"}, Default: "true", Group: GroupBuiltin, rule: boolean(),
+		Usage: "built-in provider: the login page takes nsauth passwords; false leaves only the connectors (nsauth connectors) to sign in with",
+		Doc: "the login page takes the passwords of nsauth accounts; `false` leaves only the connectors (`nsauth connectors`: " +
+			"OpenID Connect, GitHub, LDAP) to sign in with, once one works. Passkeys still sign in"}
 	sAuthorizeRate = &Setting{Flag: "authorize-rate-limit", Env: []string{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE"}, Default: strconv.Itoa(DefaultAuthorizePerMinute), Group: GroupBuiltin,
 		rule:  perMinute(requestsRefusal),
 		Usage: "built-in provider: /authorize requests allowed per client address per minute (0: no limit)",
@@ -469,7 +473,7 @@ var settings = []*Setting{
 	sAuthEnabled, sTokenMode, sIntrospectURL, sIntrospectTTL, sClockSkew, sRedirectURIs, sScopes, sRequirePKCE,
 	sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sClientSecrets, sAlgorithms,
 	sIssuer, sInsecureHTTP, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sSessionIdle, sSessionLifetime,
-	sLoginAttempts, sMFA, sAuthorizeRate, sMachineRate, sMachineAddrRate, sExchangeRate, sExchangePolicy, sAdminUser, sAdminPassword,
+	sLoginAttempts, sMFA, sPasswordLogin, sAuthorizeRate, sMachineRate, sMachineAddrRate, sExchangeRate, sExchangePolicy, sAdminUser, sAdminPassword,
 	sSecretKey, sSecretKeyFile, sOldSecretKey, sOldSecretKeyFile,
 	sAuditRetention, sAuditLog, sAuditRequired, sAuditRefusals,
 }

@@ -81,6 +81,7 @@ func knownSettings(t *testing.T) []knownSetting {
 		{"NSAUTH_SESSION_LIFETIME", "session-lifetime", "48h", nil},
 		{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE", "login-attempts", "3", nil},
 		{"NSAUTH_MFA", "mfa", "required", nil},
+		{"NSAUTH_PASSWORD_LOGIN", "password-login", "false", nil},
 		{"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE", "authorize-rate-limit", "0", nil},
 		{"NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE", "machine-token-rate-limit", "10", nil},
 		{"NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE", "machine-token-address-rate-limit", "20", nil},

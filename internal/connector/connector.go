@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/nsauth/nsauth/pkg/noredirect"
 )
 
 // Identity is who the upstream says signed in.
@@ -132,13 +134,36 @@ type Env struct {
 	Now        func() time.Time
 }
 
-// ErrNotImplemented is the skeleton's placeholder (issue 28).
-var ErrNotImplemented = errors.New("not implemented")
-
 // Build makes the connector of a stored one: typ is "oidc", "github" or
 // "ldap", settings its JSON settings (ParseSettings), secret its client
 // secret or bind password. The result implements Redirecting or
-// PasswordChecker.
+// PasswordChecker. Build makes no request: an OIDC connector reads its
+// provider's discovery document at its first use, and keeps it (and the
+// provider's keys) as long as it lives, so a caller that builds one per
+// use asks the provider each time and one that keeps it (per name and
+// UpdatedAt) does not.
 func Build(typ string, settings []byte, secret string, env Env) (any, error) {
-	return nil, ErrNotImplemented
+	parsed, err := ParseSettings(typ, settings)
+	if err != nil {
+		return nil, err
+	}
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.HTTPClient == nil {
+		env.HTTPClient = noredirect.NewClient(nil, DefaultTimeout)
+	}
+	switch s := parsed.(type) {
+	case *OIDCSettings:
+		return newOIDC(s, secret, env)
+	case *GitHubSettings:
+		return newGitHub(s, secret, env)
+	case *LDAPSettings:
+		return newLDAP(s, secret, env)
+	}
+	return nil, fmt.Errorf("connector type %q has no implementation", typ)
 }
+
+// DefaultTimeout bounds each request to an upstream when Env.HTTPClient is
+// nil.
+const DefaultTimeout = 10 * time.Second

@@ -1,5 +1,19 @@
 package connector
 
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nsauth/nsauth/pkg/issuerurl"
+	"github.com/nsauth/nsauth/pkg/loopbackhost"
+)
+
 // OIDCSettings are an OpenID Connect connector's settings (its client
 // secret is kept apart, sealed).
 type OIDCSettings struct {
@@ -69,9 +83,401 @@ type LDAPSettings struct {
 	CheckInterval string `json:"check_interval,omitempty"`
 }
 
+// Defaults filled in by ParseSettings.
+var (
+	DefaultOIDCScopes = []string{"profile", "email"}
+)
+
+// Defaults filled in by ParseSettings.
+const (
+	DefaultGroupsClaim       = "groups"
+	DefaultLDAPUsernameAttr  = "uid"
+	DefaultLDAPIDAttr        = "entryUUID"
+	DefaultLDAPNameAttr      = "cn"
+	DefaultLDAPEmailAttr     = "mail"
+	DefaultLDAPGroupNameAttr = "cn"
+	DefaultLDAPCheckInterval = 5 * time.Minute
+)
+
+// Bounds of the settings.
+const (
+	maxSettingsBytes = 16 << 10
+	maxListLen       = 50
+	maxValueLen      = 512
+)
+
 // ParseSettings decodes and checks typ's settings (unknown fields
 // refused); the error names the setting at fault. It returns
-// *OIDCSettings, *GitHubSettings or *LDAPSettings.
+// *OIDCSettings, *GitHubSettings or *LDAPSettings, with the defaults
+// filled in (scopes, groups claim, LDAP attributes and check interval;
+// GitHub's URLs stay empty for github.com, and one of them given derives
+// the other).
 func ParseSettings(typ string, settings []byte) (any, error) {
-	return nil, ErrNotImplemented
+	if len(settings) > maxSettingsBytes {
+		return nil, fmt.Errorf("%s settings are longer than %d bytes", typ, maxSettingsBytes)
+	}
+	switch typ {
+	case TypeOIDC:
+		var s OIDCSettings
+		if err := decodeStrict(settings, &s); err != nil {
+			return nil, err
+		}
+		if err := s.check(); err != nil {
+			return nil, err
+		}
+		return &s, nil
+	case TypeGitHub:
+		var s GitHubSettings
+		if err := decodeStrict(settings, &s); err != nil {
+			return nil, err
+		}
+		if err := s.check(); err != nil {
+			return nil, err
+		}
+		return &s, nil
+	case TypeLDAP:
+		var s LDAPSettings
+		if err := decodeStrict(settings, &s); err != nil {
+			return nil, err
+		}
+		if err := s.check(); err != nil {
+			return nil, err
+		}
+		return &s, nil
+	}
+	return nil, fmt.Errorf("connector type %q is not one of %s, %s, %s", typ, TypeOIDC, TypeGitHub, TypeLDAP)
+}
+
+// Types of connectors (as the store names them).
+const (
+	TypeOIDC   = "oidc"
+	TypeGitHub = "github"
+	TypeLDAP   = "ldap"
+)
+
+// decodeStrict decodes one JSON object into v, refusing unknown members
+// and anything after it. The error names the member at fault when
+// encoding/json says which.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te) && te.Field != "":
+			return fmt.Errorf("setting %s: wrong type (want %s)", te.Field, te.Type)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fmt.Errorf("unknown setting %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		return fmt.Errorf("settings are not a JSON object: %v", err)
+	}
+	if dec.More() {
+		return errors.New("settings have data after the JSON object")
+	}
+	return nil
+}
+
+func settingErr(name, format string, args ...any) error {
+	return fmt.Errorf("setting %s: %s", name, fmt.Sprintf(format, args...))
+}
+
+func (s *OIDCSettings) check() error {
+	if s.Issuer == "" {
+		return settingErr("issuer", "required (the provider's issuer URL)")
+	}
+	if _, err := issuerurl.Check(s.Issuer, issuerurl.Options{AllowPath: true}); err != nil {
+		return settingErr("issuer", "%v", err)
+	}
+	if err := checkToken("client_id", s.ClientID); err != nil {
+		return err
+	}
+	if s.Scopes == nil {
+		s.Scopes = slices.Clone(DefaultOIDCScopes)
+	}
+	if len(s.Scopes) > maxListLen {
+		return settingErr("scopes", "more than %d", maxListLen)
+	}
+	for _, sc := range s.Scopes {
+		if !validScope(sc) {
+			return settingErr("scopes", "%q is not a scope (RFC 6749 §3.3)", sc)
+		}
+	}
+	s.Scopes = slices.DeleteFunc(s.Scopes, func(sc string) bool { return sc == "openid" })
+	var err error
+	if s.AllowedDomains, err = checkDomains(s.AllowedDomains); err != nil {
+		return err
+	}
+	if s.GroupsClaim == "" {
+		s.GroupsClaim = DefaultGroupsClaim
+	}
+	if len(s.GroupsClaim) > 64 || !validScope(s.GroupsClaim) {
+		return settingErr("groups_claim", "%q is not a claim name", s.GroupsClaim)
+	}
+	return nil
+}
+
+func (s *GitHubSettings) check() error {
+	if err := checkToken("client_id", s.ClientID); err != nil {
+		return err
+	}
+	if s.Org != "" && !validGitHubName(s.Org) {
+		return settingErr("org", "%q is not a GitHub organisation login", s.Org)
+	}
+	if len(s.Teams) > maxListLen {
+		return settingErr("teams", "more than %d", maxListLen)
+	}
+	for _, t := range s.Teams {
+		org, slug, ok := strings.Cut(t, "/")
+		if !ok || !validGitHubName(org) || !validTeamSlug(slug) {
+			return settingErr("teams", "%q is not ORG/TEAM-SLUG", t)
+		}
+		if s.Org != "" && !strings.EqualFold(org, s.Org) {
+			return settingErr("teams", "team %q is not of the organisation %q", t, s.Org)
+		}
+	}
+	var err error
+	if s.AllowedDomains, err = checkDomains(s.AllowedDomains); err != nil {
+		return err
+	}
+	if s.APIURL != "" {
+		if _, err := issuerurl.Check(s.APIURL, issuerurl.Options{AllowPath: true}); err != nil {
+			return settingErr("api_url", "%v", err)
+		}
+		s.APIURL = strings.TrimSuffix(s.APIURL, "/")
+	}
+	if s.BaseURL != "" {
+		if _, err := issuerurl.Check(strings.TrimSuffix(s.BaseURL, "/"), issuerurl.Options{}); err != nil {
+			return settingErr("base_url", "%v", err)
+		}
+		s.BaseURL = strings.TrimSuffix(s.BaseURL, "/")
+	}
+	switch {
+	case s.APIURL != "" && s.BaseURL == "":
+		u, _ := url.Parse(s.APIURL)
+		s.BaseURL = u.Scheme + "://" + u.Host
+	case s.BaseURL != "" && s.APIURL == "":
+		s.APIURL = s.BaseURL + "/api/v3"
+	}
+	return nil
+}
+
+func (s *LDAPSettings) check() error {
+	u, err := url.Parse(s.URL)
+	switch {
+	case s.URL == "":
+		return settingErr("url", "required (ldaps://HOST:PORT or ldap://HOST:PORT)")
+	case err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return settingErr("url", "%q is not ldaps://HOST[:PORT] or ldap://HOST[:PORT]", s.URL)
+	case u.Scheme == "ldaps" && s.StartTLS:
+		return settingErr("start_tls", "not with an ldaps:// URL, which is TLS already")
+	case u.Scheme == "ldap" && !s.StartTLS && !s.InsecurePlaintext && !loopbackhost.Is(u.Hostname()):
+		return settingErr("url", "plain ldap:// to %s sends passwords in the clear: use ldaps://, start_tls, or (only on a network that protects it) insecure_plaintext", u.Hostname())
+	case s.InsecureSkipVerify && s.RootCAFile != "":
+		return settingErr("insecure_skip_verify", "not with root_ca_file: one checks the certificate, the other does not")
+	}
+	for name, v := range map[string]string{"bind_dn": s.BindDN, "user_base_dn": s.UserBaseDN} {
+		if v == "" {
+			return settingErr(name, "required")
+		}
+	}
+	for name, v := range map[string]string{"bind_dn": s.BindDN, "user_base_dn": s.UserBaseDN, "group_base_dn": s.GroupBaseDN, "root_ca_file": s.RootCAFile} {
+		if len(v) > maxValueLen || strings.ContainsAny(v, "\x00\r\n") {
+			return settingErr(name, "longer than %d bytes or holds a control character", maxValueLen)
+		}
+	}
+	if err := checkFilter("user_filter", s.UserFilter); err != nil {
+		return err
+	}
+	if s.GroupBaseDN != "" || s.GroupFilter != "" {
+		if s.GroupBaseDN == "" {
+			return settingErr("group_base_dn", "required with group_filter")
+		}
+		if err := checkFilter("group_filter", s.GroupFilter); err != nil {
+			return err
+		}
+	}
+	for _, a := range []struct {
+		name string
+		v    *string
+		def  string
+	}{
+		{"username_attr", &s.UsernameAttr, DefaultLDAPUsernameAttr},
+		{"id_attr", &s.IDAttr, DefaultLDAPIDAttr},
+		{"name_attr", &s.NameAttr, DefaultLDAPNameAttr},
+		{"email_attr", &s.EmailAttr, DefaultLDAPEmailAttr},
+		{"group_name_attr", &s.GroupNameAttr, DefaultLDAPGroupNameAttr},
+	} {
+		if *a.v == "" {
+			*a.v = a.def
+		}
+		if !validAttr(*a.v) {
+			return settingErr(a.name, "%q is not an attribute name", *a.v)
+		}
+	}
+	if s.CheckInterval == "" {
+		s.CheckInterval = DefaultLDAPCheckInterval.String()
+	}
+	if d, err := time.ParseDuration(s.CheckInterval); err != nil || d < 0 || d > 24*time.Hour {
+		return settingErr("check_interval", "%q is not a duration between 0s and 24h", s.CheckInterval)
+	}
+	return nil
+}
+
+// CheckIntervalDuration returns the parsed CheckInterval (the default when
+// empty or unparseable; ParseSettings refuses the latter).
+func (s *LDAPSettings) CheckIntervalDuration() time.Duration {
+	d, err := time.ParseDuration(s.CheckInterval)
+	if s.CheckInterval == "" || err != nil || d < 0 {
+		return DefaultLDAPCheckInterval
+	}
+	return d
+}
+
+// checkFilter requires an LDAP filter in parentheses with exactly one %s
+// and no other %.
+func checkFilter(name, f string) error {
+	switch {
+	case f == "":
+		return settingErr(name, "required, e.g. (&(objectClass=person)(uid=%%s))")
+	case len(f) > maxValueLen || strings.ContainsAny(f, "\x00\r\n"):
+		return settingErr(name, "longer than %d bytes or holds a control character", maxValueLen)
+	case !strings.HasPrefix(f, "(") || !strings.HasSuffix(f, ")"):
+		return settingErr(name, "%q is not a filter in parentheses", f)
+	case strings.Count(f, "%s") != 1 || strings.Count(f, "%") != 1:
+		return settingErr(name, "%q must hold exactly one %%s and no other %%", f)
+	}
+	depth := 0
+	for _, c := range f {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		}
+		if depth < 0 {
+			break
+		}
+	}
+	if depth != 0 {
+		return settingErr(name, "%q has unbalanced parentheses", f)
+	}
+	return nil
+}
+
+// checkToken requires a printable ASCII value without spaces.
+func checkToken(name, v string) error {
+	if v == "" {
+		return settingErr(name, "required")
+	}
+	if len(v) > maxValueLen {
+		return settingErr(name, "longer than %d bytes", maxValueLen)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= 0x20 || v[i] >= 0x7f {
+			return settingErr(name, "holds a space or a character outside printable ASCII")
+		}
+	}
+	return nil
+}
+
+// checkDomains lowercases the allowed domains and refuses what is not a
+// domain name.
+func checkDomains(ds []string) ([]string, error) {
+	if len(ds) > maxListLen {
+		return nil, settingErr("allowed_domains", "more than %d", maxListLen)
+	}
+	out := make([]string, 0, len(ds))
+	for _, d := range ds {
+		d = strings.ToLower(strings.TrimPrefix(d, "@"))
+		if !validDomain(d) {
+			return nil, settingErr("allowed_domains", "%q is not a domain name", d)
+		}
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+func validDomain(d string) bool {
+	if len(d) == 0 || len(d) > 253 || !strings.Contains(d, ".") {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validScope is RFC 6749's scope-token: %x21 / %x23-5B / %x5D-7E.
+func validScope(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// validGitHubName is a GitHub user or organisation login: 1 to 39
+// alphanumerics or single hyphens, not at either end.
+func validGitHubName(s string) bool {
+	if s == "" || len(s) > 39 || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validTeamSlug is a GitHub team slug: lowercase alphanumerics, - and _.
+func validTeamSlug(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validAttr is an LDAP attribute description: a name (letter, then
+// letters, digits, -) or a numeric OID.
+func validAttr(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	if s[0] >= '0' && s[0] <= '9' {
+		for _, c := range s {
+			if !(c >= '0' && c <= '9' || c == '.') {
+				return false
+			}
+		}
+		return true
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -78,7 +78,7 @@ func TestDiscoveryAdvertisesWhatIsSupported(t *testing.T) {
 		{"PKCE methods", d.PKCE, []string{"S256"}},
 		{"token auth methods", d.AuthMethods, []string{"client_secret_basic", "client_secret_post", "none"}},
 		{"signing algorithms", d.Algs, []string{"RS256"}},
-		{"scopes", d.Scopes, []string{"openid", "profile", "email", "offline_access"}},
+		{"scopes", d.Scopes, []string{"openid", "profile", "email", "offline_access", "groups"}},
 	} {
 		if !slices.Equal(tc.got, tc.want) {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)

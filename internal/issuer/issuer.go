@@ -81,6 +81,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/authflow"
 	"github.com/nsauth/nsauth/internal/issuer/backchannel"
 	"github.com/nsauth/nsauth/internal/issuer/browsersession"
+	"github.com/nsauth/nsauth/internal/issuer/connectorflow"
 	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/endsession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
@@ -247,6 +248,15 @@ type Config struct {
 	// with a second factor are asked for it, others log in with their
 	// password alone.
 	RequireSecondFactor bool
+	// NoPasswordLogin: the login page takes no nsauth password, only the
+	// connectors' sign-ins (NSAUTH_PASSWORD_LOGIN=false). Default false.
+	NoPasswordLogin bool
+	// ConnectorHTTPClient reaches the connectors' upstreams (OpenID
+	// providers, GitHub); nil means the connectors' default client.
+	ConnectorHTTPClient *http.Client
+	// BuildConnector makes a connector of a stored one; nil means
+	// connector.Build (tests put fakes behind it).
+	BuildConnector connectorflow.Builder
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives operational messages. Defaults to discarding.
@@ -308,6 +318,8 @@ type Issuer struct {
 	flow *authflow.Flow
 	// sessions keeps the browser sessions (package browsersession).
 	sessions *browsersession.Manager
+	// connectors serves the connectors' sign-ins (package connectorflow).
+	connectors *connectorflow.Flow
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -401,6 +413,10 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.cfg = cfg
 	iss.allowedRedirects = stringset.Of(cfg.AllowedRedirectURIs)
 	iss.allowedScopes = stringset.Of(cfg.AllowedScopes)
+	iss.pages = web.Renderer{Log: cfg.Logger}
+	iss.csrf = web.CSRF{Secure: iss.secure, MaxAge: AuthRequestTTL}
+	iss.connectors = connectorflow.New(connectorflow.Config{Store: cfg.Store, Issuer: cfg.Issuer, Events: iss.events, Pages: iss.pages, CSRF: iss.csrf,
+		HTTPClient: cfg.ConnectorHTTPClient, Build: cfg.BuildConnector, Now: cfg.Now, Log: cfg.Logger})
 	iss.storage = storage.New(storage.Config{
 		Store: cfg.Store, Now: cfg.Now,
 		Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
@@ -408,7 +424,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, RefreshTokenMaxLifetime: cfg.RefreshTokenMaxLifetime,
 		RefreshReuseGrace: cfg.RefreshReuseGrace, DevicePollInterval: cfg.DevicePollInterval, RequirePKCE: cfg.RequirePKCE,
 		AllowedRedirectURIs: cfg.AllowedRedirectURIs, AllowedScopes: iss.allowedScopes,
-		Sealer: iss.sealer, Keys: iss.keys, Events: iss.events, Log: cfg.Logger,
+		Sealer: iss.sealer, Keys: iss.keys, Events: iss.events, Upstream: iss.connectors, Log: cfg.Logger,
 	})
 	if iss.grants, err = grants.New(grants.Config{
 		Store: cfg.Store, Now: cfg.Now, Issuer: cfg.Issuer, Audience: cfg.Audience, AccessTokenTTL: cfg.AccessTokenTTL,
@@ -439,8 +455,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
 	iss.refusals = attempts.NewRefusalLog()
-	iss.pages = web.Renderer{Log: cfg.Logger}
-	iss.csrf = web.CSRF{Secure: iss.secure, MaxAge: AuthRequestTTL}
 	iss.forms = web.NewGuard(iss.origin, iss.csrf, iss.pages, iss.formRefused)
 	iss.device = devicepages.New(devicepages.Config{Store: cfg.Store, Sealer: deviceSealer{iss.sealer}, Guard: iss.guard, Events: iss.events,
 		Pages: iss.pages, CSRF: iss.csrf, Clients: cfg.Clients, Refusals: iss.refusals, Now: cfg.Now, Log: cfg.Logger, LoginPath: loginPath,
@@ -451,7 +465,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		Events: iss.events, Pages: iss.pages, CSRF: iss.csrf, Guard: iss.guard, Refusals: iss.refusals, Passkeys: iss.passkeys,
 		Clients: cfg.Clients, Sessions: iss.sessions, Issuer: cfg.Issuer, BrokerClientID: cfg.ClientID,
 		Origin: iss.origin, Secure: iss.secure, RequireSecondFactor: cfg.RequireSecondFactor,
+		Connectors: iss.connectors, NoPasswordLogin: cfg.NoPasswordLogin,
 		CodeTTL: CodeTTL, Now: cfg.Now, Log: cfg.Logger})
+	iss.connectors.Attach(iss.flow)
 	h, err := iss.newHandler()
 	if err != nil {
 		return nil, err
@@ -577,7 +593,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 
 	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
 	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(authorizationResponses(i.cfg.Issuer, i.cfg.Issuer+loginPath, oidcHandler)))
-	for _, fr := range i.flow.Routes() {
+	for _, fr := range append(i.flow.Routes(), i.connectors.Routes()...) {
 		switch {
 		case fr.Form == nil && fr.Limited:
 			rt.handle(fr.Pattern, i.limitAuthorize(fr.Handler))
@@ -645,7 +661,7 @@ func (rt *routes) form(pattern string, f web.Form, h http.Handler) {
 
 // supportedScopes is what discovery advertises.
 func supportedScopes(extra []string) []string {
-	out := []string{"openid", "profile", "email", "offline_access"}
+	out := []string{"openid", "profile", "email", "offline_access", storage.ScopeGroups}
 	for _, s := range extra {
 		if !slices.Contains(out, s) {
 			out = append(out, s)

@@ -13,8 +13,9 @@ import (
 
 // DeleteExpired removes what can no longer be used: expired auth requests,
 // old codes and device authorizations, expired token records, stale login
-// counters, signing keys past their expiry, browser sessions a day after
-// they ended, and audit events older than
+// counters, signing keys past their expiry, sign-ins that waited too long
+// at an upstream provider, browser sessions a day after they ended, and
+// audit events older than
 // the retention (Options.AuditRetention). It returns how many rows
 // went. On SQLite it then gives the freed space back to the file system.
 // Concurrent calls from several processes are harmless.
@@ -36,6 +37,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		{`DELETE FROM nsauth_signing_keys WHERE expires_at IS NOT NULL AND expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_passkey_ceremonies WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_enrol_links WHERE expires_at <= ?`, ms},
+		{`DELETE FROM nsauth_connector_pending WHERE expires_at <= ?`, ms},
 		// A session is kept a day past its end (so `nsauth sessions` and
 		// end-session still find it); its grant links go with it.
 		{`DELETE FROM nsauth_browser_sessions WHERE expires_at <= ?`, now.Add(-sessions.Retention).UnixMilli()},

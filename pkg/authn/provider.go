@@ -124,6 +124,17 @@ type Config struct {
 	// `at+jwt` (RFC 9068), which tells access tokens from ID tokens. Leave
 	// it off for providers that do not set it.
 	RequireAccessTokenType bool
+	// IDTokens makes the Verifier one of OpenID Connect ID tokens (OpenID
+	// Connect Core 1.0 §3.1.3.7), for a relying party that signs people in
+	// with the provider, instead of access tokens: a token typed at+jwt
+	// (an access token, RFC 9068) is refused, and RequireAccessTokenType
+	// must be off. The rest is checked as for access tokens: an asymmetric
+	// algorithm of the allowlist, the signature, iss, sub, aud (Audiences
+	// is then the relying party's client id), exp and iat. What only the
+	// relying party knows stays its own to check on the returned Claims
+	// (with [Claims.Decode]): the nonce it sent, azp when aud names
+	// several audiences, auth_time against a max_age it asked for.
+	IDTokens bool
 	// CacheEntries bounds the cache of verification results; see
 	// [VerifierConfig].CacheEntries. Defaults to [DefaultCacheEntries];
 	// negative disables caching.
@@ -154,6 +165,7 @@ func (p *Provider) Verifier(cfg Config) (*Verifier, error) {
 		Now:                    cfg.Now,
 		MaxTokenBytes:          cfg.MaxTokenBytes,
 		RequireAccessTokenType: cfg.RequireAccessTokenType,
+		IDTokens:               cfg.IDTokens,
 		CacheEntries:           cfg.CacheEntries,
 		OnCacheLookup:          cfg.OnCacheLookup,
 		Revocations:            cfg.Revocations,

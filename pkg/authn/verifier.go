@@ -91,6 +91,18 @@ func refusedBy(err error) check {
 	return ""
 }
 
+// RefusedCheck names the check that refused a token, for a caller that
+// must tell refusals apart (an audit trail's reason, a relying party that
+// answers a wrong issuer otherwise than an expired ID token). It returns
+// one of "size", "encoding", "header", "algorithm", "token type", "key",
+// "signature", "claims", "issuer", "subject", "audience", "expiry",
+// "not yet valid", "inactive" and "revoked", or "" when err is not a
+// refusal of this package (nil, or an error matching [ErrUnavailable]).
+// Checks run in that order, the signature before any claim, so a forged
+// token is never reported as having a wrong issuer. The names are for
+// programs and logs; what a client is told stays "invalid token".
+func RefusedCheck(err error) string { return string(refusedBy(err)) }
+
 // TokenVerifier checks a raw bearer token and returns its claims. The
 // verifiers of this package ([Verifier], [Introspector], [ChainVerifier])
 // return Claims that belong to the caller: never a value shared with the
@@ -165,6 +177,9 @@ type VerifierConfig struct {
 	// `at+jwt` (RFC 9068), which tells access tokens from ID tokens. Leave it
 	// off for providers that do not set it.
 	RequireAccessTokenType bool
+	// IDTokens makes the verifier one of OpenID Connect ID tokens, for a
+	// relying party: see [Config].IDTokens.
+	IDTokens bool
 	// CacheEntries bounds the cache of verification results, keyed by a
 	// SHA-256 of the token. A cached acceptance lasts until the token expires
 	// or the key set changes; a cached refusal is kept only when it cannot
@@ -215,6 +230,9 @@ func newVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}
 	if cfg.KeySet == nil {
 		return nil, errors.New("authn: a key set is required")
+	}
+	if cfg.IDTokens && cfg.RequireAccessTokenType {
+		return nil, errors.New("authn: a verifier of ID tokens cannot require the access token type")
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{DefaultAlgorithm}
@@ -426,11 +444,17 @@ func (v *Verifier) checkShape(raw string) (joseHeader, error) {
 	}
 	switch strings.ToLower(h.typ) {
 	case "at+jwt", "application/at+jwt":
+		if v.cfg.IDTokens {
+			return h, invalid(checkType, "token type %q is an access token, not an ID token", h.typ)
+		}
 	case "", "jwt":
 		if v.cfg.RequireAccessTokenType {
 			return h, invalid(checkType, "token type %q is not an access token", h.typ)
 		}
 	default:
+		if v.cfg.IDTokens {
+			return h, invalid(checkType, "token type %q is not an ID token", h.typ)
+		}
 		return h, invalid(checkType, "token type %q is not an access token", h.typ)
 	}
 	return h, nil

@@ -54,6 +54,10 @@ type ProviderMetadata struct {
 	// IDTokenSigningAlgValuesSupported is the document's list as it is,
 	// "none" and HMAC names included: a verifier filters it.
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	// AuthorizationResponseIssParameterSupported says the provider puts
+	// its issuer in the `iss` parameter of its authorization responses
+	// (RFC 9207 §3): a client must then require it there.
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 }
 
 // endpoints returns the endpoint members by name, pointing into md.
@@ -241,6 +245,11 @@ func parse(body []byte) (*ProviderMetadata, error) {
 		}
 		if raw[0] != '[' || json.Unmarshal(raw, dst) != nil || slices.Contains(*dst, "") {
 			return nil, fmt.Errorf("member %q is not a list of strings", name)
+		}
+	}
+	if raw, ok := members["authorization_response_iss_parameter_supported"]; ok && string(raw) != "null" {
+		if json.Unmarshal(raw, &md.AuthorizationResponseIssParameterSupported) != nil || (string(raw) != "true" && string(raw) != "false") {
+			return nil, errors.New(`member "authorization_response_iss_parameter_supported" is not a boolean`)
 		}
 	}
 	return &md, nil

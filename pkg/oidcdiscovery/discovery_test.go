@@ -64,6 +64,7 @@ func TestDiscover(t *testing.T) {
 		"token_endpoint_auth_methods_supported": ["client_secret_post"],
 		"code_challenge_methods_supported": ["S256"],
 		"id_token_signing_alg_values_supported": ["RS256", "none"],
+		"authorization_response_iss_parameter_supported": true,
 		"unknown_member": {"ignored": true}
 	}`)
 	md, err := oidcdiscovery.Discover(context.Background(), base, oidcdiscovery.Options{
@@ -73,14 +74,15 @@ func TestDiscover(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := oidcdiscovery.ProviderMetadata{
-		Issuer:                            base,
-		AuthorizationEndpoint:             base + "/authorize",
-		TokenEndpoint:                     base + "/token",
-		JWKSURI:                           base + "/jwks",
-		IntrospectionEndpoint:             base + "/introspect",
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_post"},
-		CodeChallengeMethodsSupported:     []string{"S256"},
-		IDTokenSigningAlgValuesSupported:  []string{"RS256", "none"},
+		Issuer:                                     base,
+		AuthorizationEndpoint:                      base + "/authorize",
+		TokenEndpoint:                              base + "/token",
+		JWKSURI:                                    base + "/jwks",
+		IntrospectionEndpoint:                      base + "/introspect",
+		TokenEndpointAuthMethodsSupported:          []string{"client_secret_post"},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		IDTokenSigningAlgValuesSupported:           []string{"RS256", "none"},
+		AuthorizationResponseIssParameterSupported: true,
 	}
 	if fmt.Sprint(*md) != fmt.Sprint(want) {
 		t.Fatalf("Discover =\n%+v\nwant\n%+v", *md, want)
@@ -126,6 +128,7 @@ func TestDiscoverRefuses(t *testing.T) {
 		{name: "issuer not a string", status: 200, contentType: jsonType, body: `{"issuer":42}`, want: `"issuer" is not a string`},
 		{name: "endpoint not a string", status: 200, contentType: jsonType, body: `{"issuer":"{base}","token_endpoint":["{base}/t"]}`, want: `"token_endpoint" is not a string`},
 		{name: "list not a list", status: 200, contentType: jsonType, body: `{"issuer":"{base}","id_token_signing_alg_values_supported":"RS256"}`, want: "not a list of strings"},
+		{name: "iss parameter flag not a boolean", status: 200, contentType: jsonType, body: `{"issuer":"{base}","authorization_response_iss_parameter_supported":"true"}`, want: "is not a boolean"},
 		{name: "HTML", status: 200, contentType: "text/html; charset=utf-8", body: "<html>" + leakBait + "</html>",
 			want: `not a discovery document: not a JSON object (Content-Type "text/html")`},
 		{name: "a JSON array", status: 200, contentType: jsonType, body: `["{base}"]`, want: "not a JSON object"},

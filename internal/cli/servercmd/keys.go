@@ -107,7 +107,7 @@ sealed under it. Use the same --data-dir or --database-url as nsauth serve.`,
 			fmt.Fprintf(a.ErrOut, "%s listed a newer key above the one in use: finished that rotation.\n", rot.KeyFile)
 		}
 		fmt.Fprintf(a.ErrOut, "Sealed %d signing key(s) and %d other secret(s) again under the key with id %s; new secrets are sealed with it.\n",
-			rot.Sealed.SigningKeys, rot.Sealed.Values+rot.Sealed.SecondFactors, rot.KeyID)
+			rot.Sealed.SigningKeys, rot.Sealed.Total()-rot.Sealed.SigningKeys, rot.KeyID)
 		switch {
 		case rot.KeyFile != "":
 			fmt.Fprintf(a.ErrOut, "%s holds the new key alone; running servers that read it keep working, and drop the old key by themselves.\n", rot.KeyFile)

@@ -124,6 +124,11 @@ type Config struct {
 	// RequireSecondFactor: a user without a second factor cannot finish a
 	// login.
 	RequireSecondFactor bool
+	// Connectors are the login page's connectors (connectorflow); nil
+	// means none. NoPasswordLogin: the password form takes no nsauth
+	// password (NSAUTH_PASSWORD_LOGIN=false), only LDAP connectors'.
+	Connectors      Connectors
+	NoPasswordLogin bool
 	// CodeTTL is how long an authorization code lives.
 	CodeTTL time.Duration
 	Now     func() time.Time

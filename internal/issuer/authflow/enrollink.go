@@ -95,7 +95,7 @@ func (i *enrolLinkStep) submitEnrolLink(w http.ResponseWriter, r *http.Request) 
 	}
 	defer done()
 	page := enrolLinkPage{Title: titleEnrolByLink, Username: user.Username, Link: link, CSRF: csrf}
-	if _, ok := i.checkPassword(w, r, &att, user.Username, form.Get("password"), "", func(status int, msg string) {
+	if _, ok := i.checkPassword(w, r, &att, credentials{username: user.Username, password: form.Get("password")}, "", func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "enrol.html", page, "")
 	}); !ok {

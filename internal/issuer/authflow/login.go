@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/connector"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/devicepages"
 	"github.com/nsauth/nsauth/internal/issuer/events"
@@ -27,6 +28,7 @@ const (
 	msgExpired          = "This sign-in link has expired or was already used. Start the login again from your terminal."
 	msgIncomplete       = "This sign-in link is incomplete. Start the login again from your terminal."
 	msgInternal         = web.MsgInternal
+	msgNoPasswordLogin  = "This server does not take nsauth passwords: sign in with one of the other ways on this page."
 )
 
 // maxLoginFormBytes bounds the login form body: the sealed auth request
@@ -43,6 +45,12 @@ type loginPage struct {
 	Username      string
 	// Passkeys offers "Sign in with a passkey" (passkey.go).
 	Passkeys bool
+	// Password: the form takes nsauth passwords; Directories are the
+	// LDAP connectors it also takes (Connector the one chosen); Buttons
+	// are the "Continue with" forms of the redirecting connectors.
+	Password             bool
+	Connector            string
+	Buttons, Directories []LoginOption
 }
 
 // passwordStep is the login page: the password, the first factor.
@@ -58,16 +66,29 @@ type passwordCheck struct{ *deps }
 // showLoginPage renders the password page of the pending auth request
 // ar, sealed in id.
 func (i *passwordStep) showLoginPage(w http.ResponseWriter, r *http.Request, id string, ar *store.AuthRequest) {
-	csrf := i.csrf.Cookie(w, r)
-	i.render(w, http.StatusOK, "login.html", loginPage{Title: "Sign in", Client: i.clientTitle(r.Context(), ar.ClientID), Device: devicepages.IsDeviceLogin(ar),
-		AuthRequestID: id, CSRF: csrf, Passkeys: i.passkeys != nil}, web.Origin(ar.RedirectURI))
+	i.render(w, http.StatusOK, "login.html", i.newLoginPage(r.Context(), id, i.csrf.Cookie(w, r), ar), web.Origin(ar.RedirectURI))
 }
 
-// pendingRequest opens the sealed auth request id, one a user may still
-// log in for, or writes the page explaining why not. The page says no more
+// newLoginPage is the login page's data for ar, sealed in id, with the
+// enabled connectors (none when they cannot be read: logged).
+func (i *deps) newLoginPage(ctx context.Context, id, csrf string, ar *store.AuthRequest) loginPage {
+	page := loginPage{Title: "Sign in", Client: i.clientTitle(ctx, ar.ClientID), Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf,
+		Passkeys: i.passkeys != nil, Password: !i.cfg.NoPasswordLogin}
+	if i.cfg.Connectors != nil {
+		var err error
+		if page.Buttons, page.Directories, err = i.cfg.Connectors.LoginOptions(ctx); err != nil {
+			i.log.ErrorContext(ctx, "reading the connectors failed", "error", err)
+		}
+	}
+	return page
+}
+
+// OpenRequest opens the sealed auth request id, one a user may still
+// log in for, or writes the page explaining why not (connectorflow's
+// sign-ins carry the id upstream and back). The page says no more
 // than expired or incomplete: why a blob does not open is nobody's
 // business.
-func (i *deps) pendingRequest(w http.ResponseWriter, ctx context.Context, id string) (*store.AuthRequest, bool) {
+func (i *deps) OpenRequest(w http.ResponseWriter, ctx context.Context, id string) (*store.AuthRequest, bool) {
 	ar, status, msg := i.openPending(ctx, id)
 	if ar == nil {
 		i.message(w, status, "Sign in", msg)
@@ -96,16 +117,21 @@ func (i *passwordStep) submitLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	defer done()
 
-	ar, ok := i.pendingRequest(w, ctx, id)
+	ar, ok := i.OpenRequest(w, ctx, id)
 	if !ok {
 		return
 	}
-	page := loginPage{Title: "Sign in", Client: i.clientTitle(ctx, ar.ClientID), Device: devicepages.IsDeviceLogin(ar), AuthRequestID: id, CSRF: csrf, Username: username,
-		Passkeys: i.passkeys != nil}
-	user, ok := i.checkPassword(w, r, &att, username, form.Get("password"), ar.ClientID, func(status int, msg string) {
+	page := i.newLoginPage(ctx, id, csrf, ar)
+	page.Username, page.Connector = username, form.Get("connector")
+	fail := func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "login.html", page, web.Origin(ar.RedirectURI))
-	})
+	}
+	if page.Connector == "" && !page.Password {
+		fail(http.StatusBadRequest, msgNoPasswordLogin)
+		return
+	}
+	user, ok := i.checkPassword(w, r, &att, credentials{username, form.Get("password"), page.Connector}, ar.ClientID, fail)
 	if !ok {
 		return
 	}
@@ -139,7 +165,7 @@ func (i *passwordCheck) admitAttempt(w http.ResponseWriter, r *http.Request, use
 // password and records the outcome. It returns the user when the password
 // is right and the account enabled; the places stay taken until the login
 // is complete. Otherwise it has answered with fail (status, message).
-func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, att *attempts.Attempt, username, pw, clientID string, fail func(status int, msg string)) (*store.User, bool) {
+func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, att *attempts.Attempt, c credentials, clientID string, fail func(status int, msg string)) (*store.User, bool) {
 	ctx := r.Context()
 	res, err := i.guard.Reserve(ctx, *att)
 	if err != nil {
@@ -173,10 +199,10 @@ func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, at
 		}
 		return nil, false
 	}
-	user, err := i.checkCredentials(ctx, username, pw)
+	user, err := i.checkCredentials(ctx, c)
 	leave()
 	if err != nil {
-		if !errors.Is(err, errWrongCredentials) {
+		if !errors.Is(err, ErrWrongCredentials) {
 			i.events.Failed(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "password"}, err)
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
@@ -188,7 +214,7 @@ func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, at
 			account = user.Username
 		}
 		i.log.InfoContext(ctx, "failed login", "username", account, "client_address", att.Address, "known_device", att.Device != "")
-		if i.recordLoginFailure(ctx, loginFailure{reason: credentialsReason(err), user: user, clientID: clientID}) != nil {
+		if i.recordLoginFailure(ctx, loginFailure{reason: credentialsReason(err), user: user, clientID: clientID, counter: c.connector}) != nil {
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
 		}
@@ -206,7 +232,7 @@ func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, at
 		fail(http.StatusUnauthorized, msgWrongCredentials)
 		return nil, false
 	}
-	if err := i.events.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: clientID}); err != nil {
+	if err := i.events.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Subject: user.ID, Username: user.Username, ClientID: clientID, Target: c.connector}); err != nil {
 		fail(http.StatusInternalServerError, msgInternal)
 		return nil, false
 	}
@@ -214,29 +240,42 @@ func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, at
 	return user, true
 }
 
-// errWrongCredentials is every refusal of checkCredentials; the page says
-// the same for each, the audit trail tells them apart.
+// ErrWrongCredentials is every refusal of checkCredentials and of a
+// DirectoryLogin; the page says the same for each, the audit trail tells
+// them apart (a DirectoryLogin's by the *connector.Refusal it wraps).
 var (
-	errWrongCredentials = errors.New("wrong credentials")
-	errUnknownUser      = fmt.Errorf("%w: unknown user", errWrongCredentials)
-	errBadPassword      = fmt.Errorf("%w: bad password", errWrongCredentials)
-	errUserDisabled     = fmt.Errorf("%w: disabled", errWrongCredentials)
+	ErrWrongCredentials = errors.New("wrong credentials")
+	errUnknownUser      = fmt.Errorf("%w: unknown user", ErrWrongCredentials)
+	errBadPassword      = fmt.Errorf("%w: bad password", ErrWrongCredentials)
+	errUserDisabled     = fmt.Errorf("%w: disabled", ErrWrongCredentials)
 )
 
 // checkCredentials returns the user when the password is right and the
-// account enabled. The caller holds a hashing slot. On errWrongCredentials it still returns the account the
+// account enabled. The caller holds a hashing slot. On ErrWrongCredentials it still returns the account the
 // username named, if any, for logging. Unknown users cost as much time as
 // known ones.
-func (i *passwordCheck) checkCredentials(ctx context.Context, username, pw string) (*store.User, error) {
-	user, err := i.st.UserByUsername(ctx, username)
+func (i *passwordCheck) checkCredentials(ctx context.Context, c credentials) (*store.User, error) {
+	if c.connector != "" {
+		if i.cfg.Connectors == nil {
+			return nil, errUnknownUser
+		}
+		return i.cfg.Connectors.LoginWithDirectory(ctx, c.connector, c.username, c.password)
+	}
+	user, err := i.st.UserByUsername(ctx, c.username)
 	if errors.Is(err, store.ErrNotFound) {
-		password.Burn(pw)
+		password.Burn(c.password)
 		return nil, errUnknownUser
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the user: %w", err)
 	}
-	ok, err := password.Verify(pw, user.PasswordHash)
+	if !user.HasPassword() {
+		// A user a connector created has no password: as long to refuse
+		// as a wrong one.
+		password.Burn(c.password)
+		return user, errBadPassword
+	}
+	ok, err := password.Verify(c.password, user.PasswordHash)
 	if err != nil {
 		return nil, fmt.Errorf("verifying the password of %q: %w", user.Username, err)
 	}
@@ -286,9 +325,15 @@ const (
 	reasonUserDisabled = "disabled"     // the password was right, the account disabled
 )
 
+// credentials are what the password form carries: connector names the
+// LDAP connector to check them, "" for an nsauth password.
+type credentials struct{ username, password, connector string }
+
 // credentialsReason is the reason category of a checkCredentials refusal.
 func credentialsReason(err error) string {
 	switch {
+	case connector.ReasonOf(err) != "":
+		return connector.ReasonOf(err)
 	case errors.Is(err, errUnknownUser):
 		return reasonUnknownUser
 	case errors.Is(err, errUserDisabled):

@@ -141,7 +141,7 @@ func (i *passkeyStep) passkeyForm(w http.ResponseWriter, r *http.Request) (ar *s
 		i.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
 		return nil, "", "", false
 	}
-	ar, ok = i.pendingRequest(w, ctx, id)
+	ar, ok = i.OpenRequest(w, ctx, id)
 	if !ok {
 		return nil, "", "", false
 	}

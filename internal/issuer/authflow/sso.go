@@ -88,7 +88,7 @@ func (f *Flow) showLogin(w http.ResponseWriter, r *http.Request) {
 		f.message(w, http.StatusBadRequest, "Sign in", msgIncomplete)
 		return
 	}
-	ar, ok := f.pendingRequest(w, r.Context(), id)
+	ar, ok := f.OpenRequest(w, r.Context(), id)
 	if !ok {
 		return
 	}

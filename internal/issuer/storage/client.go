@@ -120,7 +120,7 @@ func (c *Client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 // them and the app's scopes (if it lists any) include them; the library
 // always admits the standard OpenID scopes, which PermitsScope narrows.
 func (c *Client) IsScopeAllowed(scope string) bool {
-	return c.allowedScopes[scope] && (len(c.stored.Scopes) == 0 || slices.Contains(c.stored.Scopes, scope))
+	return (c.allowedScopes[scope] || scope == ScopeGroups) && (len(c.stored.Scopes) == 0 || slices.Contains(c.stored.Scopes, scope))
 }
 
 // PermitsScope reports whether the app may be granted scope: openid
@@ -138,7 +138,7 @@ func (c *Client) PermitsScope(scope string) bool {
 
 func standardScope(s string) bool {
 	switch s {
-	case oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess:
+	case oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess, ScopeGroups:
 		return true
 	}
 	return false

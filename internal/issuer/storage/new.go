@@ -17,6 +17,7 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -80,9 +81,23 @@ type Config struct {
 	Sealer              Sealer
 	Keys                *Keys
 	Events              *events.Recorder
+	// Upstream asks the upstream identity sources at each refresh whether
+	// the user may still sign in (connectorflow.Flow); nil asks none.
+	Upstream UpstreamCheck
 	// Log receives operational messages. Nil discards them.
 	Log *slog.Logger
 }
+
+// UpstreamCheck asks the upstream identity sources (LDAP directories)
+// whether a user may still sign in.
+type UpstreamCheck interface {
+	// MayRefresh is false when an upstream says the user is gone; an
+	// error when one cannot say.
+	MayRefresh(ctx context.Context, userID string) (bool, error)
+}
+
+// ScopeGroups asks for the user's groups (the groups claim).
+const ScopeGroups = "groups"
 
 // Storage is the provider's op.Storage. Its methods are safe for
 // concurrent use.

@@ -73,6 +73,9 @@ func (s *tokens) RefreshExchange(ctx context.Context, r *op.ClientRequest[oidc.R
 	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
 		return nil, err
 	}
+	if err := s.checkUpstream(ctx, rr.UserID); err != nil {
+		return nil, err
+	}
 	if err := s.narrow(&rr.narrowing, r.Form, rr.Resources); err != nil {
 		return nil, err
 	}
@@ -89,6 +92,23 @@ func (s *tokens) RefreshExchange(ctx context.Context, r *op.ClientRequest[oidc.R
 		return nil, ErrAuditUnavailable(err)
 	}
 	return op.NewResponse(resp), nil
+}
+
+// checkUpstream refuses a refresh for a user an upstream directory no
+// longer lets sign in, and fails (never passes) when it cannot say.
+func (s *tokens) checkUpstream(ctx context.Context, userID string) error {
+	if s.cfg.Upstream == nil {
+		return nil
+	}
+	ok, err := s.cfg.Upstream.MayRefresh(ctx, userID)
+	if err != nil {
+		s.log.WarnContext(ctx, "refresh refused: the upstream directory could not be asked", "error", err)
+		return oidc.ErrServerError().WithDescription("the user's directory is unreachable; try again later")
+	}
+	if !ok {
+		return oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in upstream")
+	}
+	return nil
 }
 
 // tokenRequest is what a token response is built from: a redeemed auth

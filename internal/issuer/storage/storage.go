@@ -607,6 +607,12 @@ func (s *userinfo) fillUserinfo(ctx context.Context, info *oidc.UserInfo, userID
 			// Addresses are entered by administrators and never verified,
 			// so email_verified is left out.
 			info.Email = u.Email
+		case ScopeGroups:
+			groups, err := s.store.UserGroups(ctx, u.ID)
+			if err != nil {
+				return InternalError("reading the user's groups", err)
+			}
+			info.AppendClaims(ScopeGroups, groups)
 		}
 	}
 	return nil

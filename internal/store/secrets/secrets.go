@@ -1,8 +1,8 @@
 // Package secrets keeps the installation's sealed values and the key that
 // seals them: instance secrets, the record of which key seals new values,
 // the processes that hold keys, and the checks and rotations that seal
-// every secret of the store again (signing keys and TOTP secrets
-// included).
+// every secret of the store again (signing keys, TOTP secrets and
+// connectors' secrets included).
 //
 // The keys a running store holds can change: a rotation gives every
 // process the new key (a key file they re-read, or a restart with it
@@ -46,10 +46,13 @@ type SecretCounts struct {
 	// SecondFactors counts users' TOTP secrets, and those offered to
 	// users enrolling at the login page.
 	SecondFactors int
+	// Connectors counts connectors' secrets (client secrets, LDAP bind
+	// passwords) and the states kept for identities' refresh checks.
+	Connectors int
 }
 
-// Total is SigningKeys + Values + SecondFactors.
-func (c SecretCounts) Total() int { return c.SigningKeys + c.Values + c.SecondFactors }
+// Total is SigningKeys + Values + SecondFactors + Connectors.
+func (c SecretCounts) Total() int { return c.SigningKeys + c.Values + c.SecondFactors + c.Connectors }
 
 // EnsureSecret is [SecretStore.EnsureValue] for a secret: the value is sealed
 // before it is stored, and the stored one is returned opened. Processes
@@ -303,6 +306,58 @@ func (s *SecretStore) walkSecrets(ctx context.Context, w walk) (SecretCounts, er
 			}
 			n.SecondFactors++
 		}
+		// Connectors' secrets and identities' states have been sealed
+		// from the start (schema 15), like TOTP secrets.
+		conns, err := read(`SELECT name, secret FROM nsauth_connectors WHERE secret IS NOT NULL ORDER BY name` + s.db.Dialect.LockRows)
+		if err != nil {
+			return fmt.Errorf("reading connectors' secrets: %w", err)
+		}
+		for _, c := range conns {
+			change, sealed, err := rewrite(c.value, sealing.ConnectorSecretAD(c.key), true)
+			if err != nil {
+				return fmt.Errorf("the secret of connector %s: %w", c.key, err)
+			}
+			if !change {
+				continue
+			}
+			if _, err := s.db.Exec(ctx, tx, `UPDATE nsauth_connectors SET secret = ? WHERE name = ?`, sealed, c.key); err != nil {
+				return fmt.Errorf("sealing the secret of connector %s: %w", c.key, err)
+			}
+			n.Connectors++
+		}
+		states, err := s.db.Query(ctx, tx, `SELECT connector, subject, state FROM nsauth_identities WHERE state IS NOT NULL ORDER BY connector, subject`+s.db.Dialect.LockRows)
+		if err != nil {
+			return fmt.Errorf("reading identities' states: %w", err)
+		}
+		type identityState struct {
+			connector, subject string
+			value              []byte
+		}
+		var kept []identityState
+		for states.Next() {
+			var v identityState
+			if err := states.Scan(&v.connector, &v.subject, &v.value); err != nil {
+				states.Close()
+				return fmt.Errorf("reading identities' states: %w", err)
+			}
+			kept = append(kept, v)
+		}
+		if err := errors.Join(states.Err(), states.Close()); err != nil {
+			return fmt.Errorf("reading identities' states: %w", err)
+		}
+		for _, v := range kept {
+			change, sealed, err := rewrite(v.value, sealing.IdentityStateAD(v.connector, v.subject), true)
+			if err != nil {
+				return fmt.Errorf("the state of an identity of connector %s: %w", v.connector, err)
+			}
+			if !change {
+				continue
+			}
+			if _, err := s.db.Exec(ctx, tx, `UPDATE nsauth_identities SET state = ? WHERE connector = ? AND subject = ?`, sealed, v.connector, v.subject); err != nil {
+				return fmt.Errorf("sealing the state of an identity of connector %s: %w", v.connector, err)
+			}
+			n.Connectors++
+		}
 		return nil
 	})
 	if err != nil {
@@ -320,11 +375,11 @@ func (s *SecretStore) walkSecrets(ctx context.Context, w walk) (SecretCounts, er
 // replaced ones (plaintext, or sealed under a retired key) are not left in
 // free space. SQLite: VACUUM rebuilds the file from the live rows, and a
 // truncating checkpoint empties the write-ahead log. PostgreSQL: VACUUM
-// FULL writes the two tables anew, without the dead row versions. Neither
+// FULL writes the tables of secrets anew, without the dead row versions. Neither
 // reaches copies made before (backups, PostgreSQL's WAL archive).
 func (s *SecretStore) scrub(ctx context.Context) error {
 	if s.db.Dialect.Name == "postgres" {
-		if _, err := s.db.SQL.ExecContext(ctx, `VACUUM (FULL) nsauth_signing_keys, nsauth_instance_values, nsauth_totp, nsauth_mfa_pending`); err != nil {
+		if _, err := s.db.SQL.ExecContext(ctx, `VACUUM (FULL) nsauth_signing_keys, nsauth_instance_values, nsauth_totp, nsauth_mfa_pending, nsauth_connectors, nsauth_identities`); err != nil {
 			return fmt.Errorf("the secrets are sealed, but rewriting their tables failed: %w", err)
 		}
 		return nil

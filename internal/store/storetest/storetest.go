@@ -66,6 +66,8 @@ var SealedColumns = []string{
 	`SELECT value FROM nsauth_instance_values`,
 	`SELECT secret FROM nsauth_totp`,
 	`SELECT totp_secret FROM nsauth_mfa_pending WHERE totp_secret IS NOT NULL`,
+	`SELECT secret FROM nsauth_connectors WHERE secret IS NOT NULL`,
+	`SELECT state FROM nsauth_identities WHERE state IS NOT NULL`,
 }
 
 // testKeyText is the secret key of [Keyring]. It is a test fixture, public

@@ -37,7 +37,9 @@ type User struct {
 	Username string
 	// Name and Email are optional profile claims.
 	Name, Email string
-	// PasswordHash is the argon2id PHC string; never the password.
+	// PasswordHash is the argon2id PHC string; never the password. It is
+	// empty for a user created by a connector sign-in (see
+	// [CreateWithoutPassword]), whom no password lets in until one is set.
 	PasswordHash string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
@@ -47,6 +49,11 @@ type User struct {
 
 // Disabled reports whether the account is disabled.
 func (u *User) Disabled() bool { return !u.DisabledAt.IsZero() }
+
+// HasPassword reports whether the account has a password: a user created
+// by a connector sign-in has none, and a password check must then fail
+// (spending the time of one, as for an unknown user).
+func (u *User) HasPassword() bool { return u.PasswordHash != "" }
 
 // MaxUsernameLen bounds usernames.
 const MaxUsernameLen = 64
@@ -89,10 +96,21 @@ func checkProfile(u *User) error {
 // is normalised. It returns an error wrapping [core.ErrConflict] when the
 // username is taken.
 func (s *UserStore) CreateUser(ctx context.Context, u *User) error {
-	return s.createUser(ctx, s.db, u)
+	return s.createUser(ctx, s.db, u, false)
 }
 
-func (s *UserStore) createUser(ctx context.Context, q core.Querier, u *User) error {
+// CreateWithoutPassword is CreateUser, in tx, for a user without a
+// password (u.PasswordHash must be empty): the connectors store creates
+// one bound to an upstream identity in the same transaction. It is a
+// function, not a method, so that it is not one of package store's.
+func CreateWithoutPassword(ctx context.Context, s *UserStore, tx *sql.Tx, u *User) error {
+	if u.PasswordHash != "" {
+		return fmt.Errorf("a user created without a password has no password hash")
+	}
+	return s.createUser(ctx, tx, u, true)
+}
+
+func (s *UserStore) createUser(ctx context.Context, q core.Querier, u *User, noPassword bool) error {
 	name, err := NormalizeUsername(u.Username)
 	if err != nil {
 		return err
@@ -100,7 +118,7 @@ func (s *UserStore) createUser(ctx context.Context, q core.Querier, u *User) err
 	if err := checkProfile(u); err != nil {
 		return err
 	}
-	if u.PasswordHash == "" {
+	if u.PasswordHash == "" && !noPassword {
 		return fmt.Errorf("a password hash is required")
 	}
 	u.Username = name
@@ -149,7 +167,7 @@ func (s *UserStore) CreateInitialAdmin(ctx context.Context, u *User) (bool, erro
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("reading users: %w", err)
 		}
-		if err := s.createUser(ctx, tx, u); err != nil {
+		if err := s.createUser(ctx, tx, u, false); err != nil {
 			return err
 		}
 		created = true

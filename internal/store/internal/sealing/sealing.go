@@ -62,6 +62,18 @@ func PendingSecretAD(tokenHash []byte) []byte {
 	return []byte("nsauth_mfa_pending.totp_secret\x00" + hex.EncodeToString(tokenHash))
 }
 
+// ConnectorSecretAD binds a connector's secret (client secret, LDAP bind
+// password) to the connector's name.
+func ConnectorSecretAD(name string) []byte {
+	return []byte("nsauth_connectors.secret\x00" + name)
+}
+
+// IdentityStateAD binds the state kept for an identity's refresh checks
+// to the identity (connector and subject).
+func IdentityStateAD(connector, subject string) []byte {
+	return []byte("nsauth_identities.state\x00" + connector + "\x00" + subject)
+}
+
 // Keys is the keys a store holds now, and where to look for more.
 type Keys struct {
 	db   *core.DB

@@ -1,0 +1,55 @@
+package ldaptest
+
+import (
+	"crypto/tls"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// TestStart: the directory answers on plain LDAP, StartTLS and LDAPS, the
+// service account reads people and groups, a person binds with their
+// password.
+func TestStart(t *testing.T) {
+	s := Start(t)
+	tlsConfig := &tls.Config{RootCAs: s.CAPool, ServerName: "127.0.0.1"}
+	for _, tc := range []struct {
+		name string
+		dial func() (*ldap.Conn, error)
+	}{
+		{"plain", func() (*ldap.Conn, error) { return ldap.DialURL(s.URL) }},
+		{"starttls", func() (*ldap.Conn, error) {
+			c, err := ldap.DialURL(s.URL)
+			if err != nil {
+				return nil, err
+			}
+			return c, c.StartTLS(tlsConfig)
+		}},
+		{"ldaps", func() (*ldap.Conn, error) { return ldap.DialURL(s.LDAPSURL, ldap.DialWithTLSConfig(tlsConfig)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Bind(BindDN, BindPassword); err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.Search(ldap.NewSearchRequest(PeopleDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+				"(objectClass=inetOrgPerson)", []string{"uid", "entryUUID"}, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Entries) != len(Users) {
+				t.Fatalf("%d people, want %d", len(res.Entries), len(Users))
+			}
+			if res.Entries[0].GetAttributeValue("entryUUID") == "" {
+				t.Fatal("no entryUUID")
+			}
+			if err := c.Bind(Alice.DN(), Alice.Password); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
