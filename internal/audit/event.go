@@ -166,6 +166,29 @@ const (
 	BackchannelFailed Type = "backchannel.failed"
 )
 
+// Connectors and the identities bound through them (issue 28).
+const (
+	// ConnectorAdded: nsauth connectors add added a connector; Target is
+	// its name, Reason its type, Actor who ran it. Never its secret.
+	ConnectorAdded Type = "connector.added"
+	// ConnectorUpdated: nsauth connectors update changed a connector's
+	// settings (Reason "secret_replaced" when its secret was among them).
+	ConnectorUpdated Type = "connector.updated"
+	// ConnectorDisabled: nsauth connectors disable disabled a connector.
+	ConnectorDisabled Type = "connector.disabled"
+	// ConnectorEnabled: nsauth connectors enable enabled a connector.
+	ConnectorEnabled Type = "connector.enabled"
+	// ConnectorDeleted: nsauth connectors delete deleted a connector and
+	// the identities bound through it.
+	ConnectorDeleted Type = "connector.deleted"
+	// UserLinked: an nsauth user was bound to an upstream identity;
+	// Subject and Username are the user, Target the connector.
+	UserLinked Type = "user.linked"
+	// UserUnlinked: an nsauth user's binding to a connector's identity was
+	// removed; Target is the connector.
+	UserUnlinked Type = "user.unlinked"
+)
+
 // Types lists every event type, in the order of the documentation.
 func Types() []Type {
 	return []Type{
@@ -184,6 +207,8 @@ func Types() []Type {
 		SessionStarted, SessionEnded, SessionRevoked,
 		ConsentGranted, ConsentRevoked,
 		BackchannelSent, BackchannelFailed,
+		ConnectorAdded, ConnectorUpdated, ConnectorDisabled, ConnectorEnabled, ConnectorDeleted,
+		UserLinked, UserUnlinked,
 	}
 }
 

@@ -26,6 +26,7 @@ var serverCommands = []struct{ name, short string }{
 	{"clients", "Manage the built-in provider's machine clients"},
 	{"apps", "Manage the applications people log in to with the built-in provider"},
 	{"sessions", "List and end the built-in provider's browser sessions"},
+	{"connectors", "Manage the connectors that sign people in with an identity they already have (OpenID Connect, GitHub, LDAP)"},
 	{"keys", "Manage the secret key that seals the built-in provider's secrets"},
 	{"federation", "Manage the policies that let CI jobs exchange their ID tokens for nsauth tokens"},
 	{"audit", "Read the built-in provider's audit trail"},

@@ -246,7 +246,7 @@ func (c *oidcConnector) Exchange(ctx context.Context, q url.Values, nonce, verif
 	if err != nil {
 		return Identity{}, err
 	}
-	if profile.missesSome() && p.md.UserinfoEndpoint != "" {
+	if (profile.missesSome() || len(c.s.AllowedDomains) > 0 && !profile.hasEmail) && p.md.UserinfoEndpoint != "" {
 		if err := c.userinfo(ctx, p, tok, claims.Subject, &profile); err != nil {
 			return Identity{}, err
 		}
@@ -483,10 +483,11 @@ func idTokenError(err error) error {
 		return Refused(ReasonWrongAudience, "the ID token was issued to another client")
 	case "expiry", "not yet valid":
 		return Refused(ReasonExpired, "the ID token has expired or is not valid yet (check the clocks)")
-	case "claims", "subject", "size", "encoding":
+	case "claims", "subject", "size":
 		return Refused(ReasonMalformed, "the ID token does not parse")
 	}
-	// header, algorithm, token type, key, signature
+	// encoding (alg none has no signature), header, algorithm, token
+	// type, key, signature
 	return Refused(ReasonBadSignature, "the ID token is not signed by the provider's keys with an accepted algorithm")
 }
 

@@ -1,7 +1,8 @@
 // Package servercmd holds the commands of nsauth-server that the terminal
 // client does not need: serve, users, clients, keys, federation, audit and
-// bench here, apps and sessions in package appscmd, all listed in
-// [Commands]; what the store-backed ones share is package storecmd. They
+// bench here, apps and sessions in package appscmd, connectors in package
+// connectorscmd, all listed in [Commands]; what the store-backed ones share
+// is package storecmd. They
 // are apart from package cli because they link the server (the built-in
 // provider, the stores, the metrics), whose package initialisation alone
 // takes longer than the whole of `nsauth token`; nsauth runs them through
@@ -11,7 +12,8 @@ package servercmd
 import (
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/cli/servercmd/appscmd"
+	"github.com/nsauth/nsauth/internal/cli/servercmd/connectorscmd"
 )
 
 // Commands are the server's subcommands, for [cli.NewRootCommand].
-var Commands = []cli.NewCommand{newServeCommand, newUsersCommand, newClientsCommand, appscmd.NewAppsCommand, appscmd.NewSessionsCommand, newKeysCommand, newFederationCommand, newAuditCommand, newBenchCommand}
+var Commands = []cli.NewCommand{newServeCommand, newUsersCommand, newClientsCommand, appscmd.NewAppsCommand, appscmd.NewSessionsCommand, connectorscmd.NewConnectorsCommand, newKeysCommand, newFederationCommand, newAuditCommand, newBenchCommand}

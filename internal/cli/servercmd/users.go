@@ -49,32 +49,64 @@ it after too many wrong passwords, and takes its failures off the counters of
 the addresses they came from (an address's failures at other accounts still
 count). "totp enroll" sets up an authenticator
 app (one-time codes) and prints recovery codes; "mfa-reset" removes every
-second factor of a user who lost their device.`,
+second factor of a user who lost their device. "link" binds a user to their
+identity at a connector (nsauth connectors), "unlink" removes it.`,
 		Example: `  nsauth users add alice --name "Alice Liddell" --email alice@example.com
   printf '%s\n' "$PASSWORD" | nsauth users passwd alice
   nsauth users list
   NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth users disable bob
   nsauth users unlock admin
   nsauth users totp enroll alice
-  nsauth users mfa-reset alice`,
+  nsauth users mfa-reset alice
+  nsauth users link alice --connector google --subject 110248495921238986420`,
 		Args: cli.NoArgs,
 	}
 	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
 
-	var name, email string
+	var (
+		name, email string
+		noPassword  bool
+		identity    identityFlags
+	)
 	add := &cobra.Command{
 		Use:   "add <username>",
 		Short: "Create a user (asks for the password)",
-		Args:  exactlyOneArg,
+		Long: `Create a user. The password is asked for without echo, or read from the first
+line of standard input. With --no-password --connector NAME --subject SUBJECT
+the user has no password and is linked to their identity at the connector:
+they sign in only through it (nsauth users passwd gives them a password later).`,
+		Example: `  nsauth users add alice --name "Alice Liddell" --email alice@example.com
+  nsauth users add bob --no-password --connector google --subject 110248495921238986420`,
+		Args: exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
+			linked := c.Flags().Changed("connector") || c.Flags().Changed("subject")
+			switch {
+			case noPassword && !linked:
+				return cli.UsageErrorf("--no-password needs --connector and --subject: a user without a password signs in only through a connector")
+			case linked && !noPassword:
+				return cli.UsageErrorf("--connector and --subject go with --no-password; to link a user who has a password, run nsauth users link after add")
+			case linked:
+				if err := identity.check(true); err != nil {
+					return err
+				}
+			}
 			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				if noPassword {
+					normalized, err := store.NormalizeUsername(args[0])
+					if err != nil {
+						return cli.UsageErrorf("%v", err)
+					}
+					return o.addWithIdentity(ctx, st, &store.User{Username: normalized, Name: name, Email: email}, identity)
+				}
 				return o.add(ctx, st, args[0], name, email)
 			})
 		},
 	}
 	add.Flags().StringVar(&name, "name", "", "display name (the ID token's name claim)")
 	add.Flags().StringVar(&email, "email", "", "email address (the ID token's email claim)")
+	add.Flags().BoolVar(&noPassword, "no-password", false, "create the user without a password, linked to --connector and --subject")
+	identity.register(add.Flags(), true)
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -111,6 +143,7 @@ second factor of a user who lost their device.`,
 		newUsersPasskeysCommand(o),
 		newUsersEnrolLinkCommand(o),
 	)
+	cmd.AddCommand(newUsersLinkCommands(o)...)
 	o.addSecondFactorCommands(cmd)
 	return cmd
 }
