@@ -300,6 +300,7 @@ func mfaConnectorChecks(t *testing.T, bin, backend string) {
 	res := b.appSignIn(t, l, "no second factor", app, cb, "openid profile", display)
 	l.Check(t, "MFA required: a connector user without a second factor is refused, naming the way out",
 		res.State.Kind == "message" && strings.Contains(strings.ToLower(res.State.Text), "second factor"), "%s", res.State)
+	wayOutChecks(t, l, b, "bob", res.State.Text)
 
 	secretTOTP, err := d.enrolTOTP(t, "bob")
 	if l.Check(t, "users totp enroll for the created user", err == nil, "%v", err) {
@@ -354,6 +355,31 @@ func mfaConnectorChecks(t *testing.T, bin, backend string) {
 	l.Check(t, "--trust-upstream-mfa with an upstream amr of pwd only: MFA still required", res.State.Kind == "message", "%s", res.State)
 	d.checkCrossed(t, l)
 	d.AssertLogsClean(t, secret, trustSecret)
+}
+
+// wayOutChecks: the way out that the refusal of a connector user without
+// a second factor names must work for a user without a password: an
+// enrolment link whose page lets them prove who they are otherwise than by
+// a password, or an administrator's `nsauth users totp enroll`.
+func wayOutChecks(t *testing.T, l *checklist, b *connectorBrowser, username, refusal string) {
+	t.Helper()
+	if !strings.Contains(refusal, "enrol-link") {
+		l.Check(t, "MFA required: the refusal names a way out for a user without a password", strings.Contains(refusal, "nsauth users totp enroll"), "%s", refusal)
+		return
+	}
+	code, out, errOut := b.d.AdminIn(t, "", "users", "enrol-link", username)
+	link := strings.TrimSpace(out)
+	if !l.Check(t, "users enrol-link for the connector user", code == 0 && strings.HasPrefix(link, b.d.Issuer), "exit %d\n%s", code, errOut) {
+		return
+	}
+	b.forget(t)
+	b.c.Do(t, "opening the enrolment link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("form")))
+	st := b.read("page")
+	asksPassword := issuertest.Get(t, b.c, chromedp.Evaluate[bool](`document.querySelector("input[type=password]") !== null`))
+	other := issuertest.Get(t, b.c, chromedp.Evaluate[bool](`[...document.querySelectorAll("button")].some(e => e.textContent.includes("Continue with "))`))
+	l.Check(t, "MFA required: the enrolment link the refusal names lets a user without a password in (not a password form only)",
+		!asksPassword || other, "the link's page asks for the password %s has not got:\n%s", username, tail(st.Text, 8))
+	_, _, _ = b.d.AdminIn(t, "", "users", "enrol-link", username, "--revoke")
 }
 
 // connectorAuthenticator gives the browser a DevTools virtual
