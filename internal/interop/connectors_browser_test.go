@@ -69,6 +69,9 @@ func (b *connectorBrowser) stateJS(display, done string) string {
 	q := func(s string) string { j, _ := json.Marshal(s); return string(j) }
 	return `(() => {
 	if (document.readyState !== "complete") return "loading";
+	// nsauth's way to an upstream and its bounce of the upstream's
+	// cross-site redirect back: pages that move on by themselves.
+	if (document.querySelector('meta[http-equiv="refresh"]')) return "loading";
 	const here = location.href;
 	if (here.startsWith(` + q(done) + `)) return "done";
 	if (here.startsWith(` + q(b.d.Issuer+"/") + `)) {
