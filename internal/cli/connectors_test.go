@@ -119,7 +119,11 @@ func TestConnectorsCommandRefusesBadSettings(t *testing.T) {
 		{"oidc creating users for anyone", with(oidc, "--create-users"), "", "--create-users"},
 		{"github creating users for anyone", []string{"add", "gh", "--type", "github", "--client-id", "id", "--client-secret-file", secretFile, "--create-users"}, "", "--org, --team"},
 		{"team without org", []string{"add", "gh", "--type", "github", "--client-id", "id", "--client-secret-file", secretFile, "--team", "ops"}, "", "--team"},
-		{"base URL without API URL", []string{"add", "gh", "--type", "github", "--client-id", "id", "--client-secret-file", secretFile, "--base-url", "https://ghe.example.com"}, "", "--api-url"},
+		{"API URL over http", []string{"add", "gh", "--type", "github", "--client-id", "id", "--client-secret-file", secretFile, "--api-url", "http://ghe.example.com/api/v3"}, "", "--api-url (setting api_url)"},
+		{"plain LDAP to a remote host", []string{"add", "corp", "--type", "ldap", "--url", "ldap://ldap.example.com", "--user-base-dn", "dc=x", "--user-filter", "(uid=%s)", "--bind-dn", "cn=x", "--bind-password-file", secretFile}, "", "--url (setting url): plain ldap://"},
+		{"user filter without %s", with(ldap, "--user-filter", "(uid=alice)"), "", "--user-filter (setting user_filter)"},
+		{"StartTLS on ldaps", with(ldap, "--start-tls"), "", "--start-tls (setting start_tls)"},
+		{"issuer over http", []string{"add", "google", "--type", "oidc", "--issuer", "http://accounts.example.com", "--client-id", "id", "--client-secret-file", secretFile}, "", "--issuer (setting issuer)"},
 		{"display name with a control character", with(oidc, "--display-name", "G\x1b[2J"), "", "--display-name"},
 		{"display name with a bidirectional override", with(oidc, "--display-name", "Goo\u202Eelg"), "", "--display-name"},
 		{"domain with a space", with(oidc, "--allowed-domains", "a b"), "", "--allowed-domains"},
@@ -127,7 +131,7 @@ func TestConnectorsCommandRefusesBadSettings(t *testing.T) {
 		{"ldap without url", []string{"add", "corp", "--type", "ldap", "--user-base-dn", "dc=x", "--user-filter", "(uid=%s)"}, "", "--url is required"},
 		{"ldap without filter", []string{"add", "corp", "--type", "ldap", "--url", "ldaps://ldap.example.com", "--user-base-dn", "dc=x"}, "", "--user-filter is required"},
 		{"ldap bind DN without password", []string{"add", "corp", "--type", "ldap", "--url", "ldaps://ldap.example.com", "--user-base-dn", "dc=x", "--user-filter", "(uid=%s)", "--bind-dn", "cn=x"}, "", "--bind-password-file or --bind-password-stdin is required"},
-		{"ldap password without bind DN", []string{"add", "corp", "--type", "ldap", "--url", "ldaps://ldap.example.com", "--user-base-dn", "dc=x", "--user-filter", "(uid=%s)", "--bind-password-file", secretFile}, "", "--bind-dn"},
+		{"ldap without bind DN", []string{"add", "corp", "--type", "ldap", "--url", "ldaps://ldap.example.com", "--user-base-dn", "dc=x", "--user-filter", "(uid=%s)", "--bind-password-file", secretFile}, "", "--bind-dn is required"},
 		{"zero check interval", with(ldap, "--check-interval", "0s"), "", "--check-interval"},
 		{"not a duration", with(ldap, "--check-interval", "soon"), "", "check-interval"},
 		{"update with no setting", []string{"update", "google"}, "", "none was given"},
@@ -208,8 +212,11 @@ func TestConnectorsCommand(t *testing.T) {
 		if err := json.Unmarshal(gh.Settings, &ghs); err != nil {
 			t.Fatal(err)
 		}
-		if ghs.Org != "acme" || !slices.Equal(ghs.Teams, []string{"acme/ops"}) || ghs.APIURL != "https://ghe.example.com/api/v3" || ghs.BaseURL != "https://ghe.example.com" {
+		if ghs.Org != "acme" || !slices.Equal(ghs.Teams, []string{"acme/ops"}) || ghs.APIURL != "https://ghe.example.com/api/v3" {
 			t.Fatalf("github settings %s", gh.Settings)
+		}
+		if show := mustRun(t, runConnectors(env, nil, "show", "github"), "show github").out; !regexpLine(show, "web URL:", "https://ghe.example.com") {
+			t.Errorf("show github does not derive the web URL of the API URL:\n%s", show)
 		}
 		if got := openedSecret(t, env, "github"); got != githubSecret {
 			t.Fatalf("stored secret %q", got)

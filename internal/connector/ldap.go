@@ -112,9 +112,6 @@ func (s *LDAPSettings) validate() error {
 			return err
 		}
 	}
-	if s.GroupNameAttr != "" && s.GroupBaseDN == "" {
-		return errors.New("group_name_attr: needs group_base_dn")
-	}
 	for _, a := range []struct{ name, value string }{
 		{"username_attr", s.UsernameAttr}, {"id_attr", s.IDAttr}, {"name_attr", s.NameAttr},
 		{"email_attr", s.EmailAttr}, {"group_name_attr", s.GroupNameAttr},
@@ -300,8 +297,9 @@ func (c *ldapConnector) Login(ctx context.Context, username, password string) (I
 	return id, nil
 }
 
-// Check finds the entry by its id attribute (wherever it moved) and
-// requires that the user filter still finds it by its username.
+// Check finds the entry by its id attribute (wherever it moved: the DN
+// in state is not needed) and requires that the user filter still finds
+// it by its username.
 func (c *ldapConnector) Check(ctx context.Context, subject, _ string) error {
 	if subject == "" || len(subject) > maxLDAPSubject {
 		return Refused(ReasonUserGone, "The account no longer exists in the directory.")

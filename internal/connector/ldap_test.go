@@ -1,12 +1,16 @@
 package connector
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,23 +18,17 @@ import (
 )
 
 // ldapSettings are the test directory's settings over transport
-// ("plain", "starttls" or "ldaps").
-func ldapSettings(s *ldaptest.Server, transport string) *LDAPSettings {
-	set := &LDAPSettings{
-		URL:         s.URL,
-		BindDN:      ldaptest.BindDN,
-		UserBaseDN:  ldaptest.PeopleDN,
-		UserFilter:  ldaptest.UserFilter,
-		GroupBaseDN: ldaptest.GroupsDN,
-		GroupFilter: ldaptest.GroupFilter,
+// ("plain", "starttls" or "ldaps"), from the JSON ldaptest gives other
+// packages' tests (unknown fields refused, so that it stays in step).
+func ldapSettings(t *testing.T, s *ldaptest.Server, transport string) *LDAPSettings {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(s.SettingsJSON(transport)))
+	dec.DisallowUnknownFields()
+	var set LDAPSettings
+	if err := dec.Decode(&set); err != nil {
+		t.Fatal(err)
 	}
-	switch transport {
-	case "starttls":
-		set.StartTLS, set.RootCAFile = true, s.CAFile
-	case "ldaps":
-		set.URL, set.RootCAFile = s.LDAPSURL, s.CAFile
-	}
-	return set
+	return &set
 }
 
 func mustLDAP(t *testing.T, s *LDAPSettings, secret string) *ldapConnector {
@@ -51,7 +49,7 @@ func TestLDAPLogin(t *testing.T) {
 	dir := ldaptest.Start(t)
 	for _, transport := range []string{"plain", "starttls", "ldaps"} {
 		t.Run(transport, func(t *testing.T) {
-			c := mustLDAP(t, ldapSettings(dir, transport), ldaptest.BindPassword)
+			c := mustLDAP(t, ldapSettings(t, dir, transport), ldaptest.BindPassword)
 			id, err := c.Login(t.Context(), "alice", ldaptest.Alice.Password)
 			if err != nil {
 				t.Fatal(err)
@@ -74,13 +72,13 @@ func TestLDAPLogin(t *testing.T) {
 		})
 	}
 	t.Run("username in another case", func(t *testing.T) {
-		id, err := mustLDAP(t, ldapSettings(dir, "plain"), ldaptest.BindPassword).Login(t.Context(), "ALICE", ldaptest.Alice.Password)
+		id, err := mustLDAP(t, ldapSettings(t, dir, "plain"), ldaptest.BindPassword).Login(t.Context(), "ALICE", ldaptest.Alice.Password)
 		if err != nil || id.Username != "alice" {
 			t.Fatalf("Login = %+v, %v; want alice as the directory spells her", id, err)
 		}
 	})
 	t.Run("attribute names in another case", func(t *testing.T) {
-		s := ldapSettings(dir, "plain")
+		s := ldapSettings(t, dir, "plain")
 		s.IDAttr, s.UsernameAttr, s.NameAttr, s.EmailAttr, s.GroupNameAttr = "entryuuid", "UID", "CN", "Mail", "CN"
 		c := mustLDAP(t, s, ldaptest.BindPassword)
 		id, err := c.Login(t.Context(), "alice", ldaptest.Alice.Password)
@@ -92,7 +90,7 @@ func TestLDAPLogin(t *testing.T) {
 		}
 	})
 	t.Run("no group search", func(t *testing.T) {
-		s := ldapSettings(dir, "plain")
+		s := ldapSettings(t, dir, "plain")
 		s.GroupBaseDN, s.GroupFilter = "", ""
 		id, err := mustLDAP(t, s, ldaptest.BindPassword).Login(t.Context(), "bob", ldaptest.Bob.Password)
 		if err != nil || id.Groups != nil || id.Username != "bob" {
@@ -105,7 +103,7 @@ func TestLDAPLogin(t *testing.T) {
 // usernames that try to widen the filter find nobody.
 func TestLDAPRefusals(t *testing.T) {
 	dir := ldaptest.Start(t)
-	c := mustLDAP(t, ldapSettings(dir, "plain"), ldaptest.BindPassword)
+	c := mustLDAP(t, ldapSettings(t, dir, "plain"), ldaptest.BindPassword)
 	for _, tc := range []struct {
 		name, username, password, reason string
 	}{
@@ -146,7 +144,7 @@ func TestLDAPRefusals(t *testing.T) {
 // by Check (a refresh) and by the next Login; the others still pass.
 func TestLDAPCheck(t *testing.T) {
 	dir := ldaptest.Start(t)
-	c := mustLDAP(t, ldapSettings(dir, "plain"), ldaptest.BindPassword)
+	c := mustLDAP(t, ldapSettings(t, dir, "plain"), ldaptest.BindPassword)
 	login := func(u ldaptest.User) Identity {
 		t.Helper()
 		id, err := c.Login(t.Context(), u.UID, u.Password)
@@ -222,7 +220,7 @@ func TestLDAPDirectoryFailures(t *testing.T) {
 		{"no id attribute", func(s *LDAPSettings) { s.IDAttr = "employeeNumber" }, ldaptest.BindPassword, "no employeeNumber attribute"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := ldapSettings(dir, "plain")
+			s := ldapSettings(t, dir, "plain")
 			tc.change(s)
 			c := mustLDAP(t, s, tc.secret)
 			if tc.name == "name not in the certificate" {
@@ -243,7 +241,7 @@ func TestLDAPDirectoryFailures(t *testing.T) {
 		})
 	}
 	t.Run("insecure skip verify", func(t *testing.T) {
-		s := ldapSettings(dir, "ldaps")
+		s := ldapSettings(t, dir, "ldaps")
 		s.RootCAFile, s.InsecureSkipVerify = "", true
 		if _, err := mustLDAP(t, s, ldaptest.BindPassword).Login(t.Context(), "alice", ldaptest.Alice.Password); err != nil {
 			t.Fatal(err)
@@ -364,6 +362,7 @@ func TestLDAPSettings(t *testing.T) {
 			s.GroupBaseDN, s.GroupFilter = "ou=groups,dc=example,dc=com", "(&(objectClass=groupOfNames)(member=%s))"
 		}, ""},
 		{"group filter without %s", func(s *LDAPSettings) { s.GroupBaseDN, s.GroupFilter = "ou=groups,dc=example,dc=com", "(member=x)" }, "group_filter: must hold"},
+		{"group name attribute, no group search", func(s *LDAPSettings) { s.GroupNameAttr = "cn" }, ""}, // ParseSettings fills it in
 		{"attribute name", func(s *LDAPSettings) { s.IDAttr = "objectGUID" }, ""},
 		{"attribute OID", func(s *LDAPSettings) { s.IDAttr = "1.3.6.1.1.16.4" }, ""},
 		{"attribute not a name", func(s *LDAPSettings) { s.UsernameAttr = "uid)(x" }, "username_attr:"},
@@ -469,5 +468,37 @@ func TestLDAPObjectGUID(t *testing.T) {
 	c.s.IDAttr = "entryUUID"
 	if f, _ := c.subjectFilter("*)(uid=*"); f != `(entryUUID=\2a\29\28uid=\2a)` {
 		t.Errorf("subjectFilter escapes %q", f)
+	}
+}
+
+// TestLDAPConcurrent: one connector serves many sign-ins at once (each on
+// its own connection), rightly each.
+func TestLDAPConcurrent(t *testing.T) {
+	dir := ldaptest.Start(t)
+	c := mustLDAP(t, ldapSettings(t, dir, "starttls"), ldaptest.BindPassword)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Go(func() {
+			u, password, want := ldaptest.Alice, ldaptest.Alice.Password, ""
+			switch i % 3 {
+			case 1:
+				u, password = ldaptest.Bob, ldaptest.Bob.Password
+			case 2:
+				password, want = "not-"+u.Password, ReasonWrongCredentials
+			}
+			id, err := c.Login(t.Context(), u.UID, password)
+			switch {
+			case want == "" && (err != nil || id.Username != u.UID):
+				errs <- fmt.Errorf("%s: %+v, %v", u.UID, id, err)
+			case want != "" && ReasonOf(err) != want:
+				errs <- fmt.Errorf("%s with a wrong password: %v", u.UID, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

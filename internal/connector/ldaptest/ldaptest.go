@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -86,11 +87,14 @@ type Server struct {
 // Binary is the slapd Start runs.
 const Binary = "/usr/sbin/slapd"
 
+// slapdPath is Binary, but for the test of a missing slapd.
+var slapdPath = Binary
+
 // Start runs a slapd with the test directory, stopped when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if _, err := os.Stat(Binary); err != nil {
-		msg := "OpenLDAP's slapd is not installed (" + Binary + "); on Debian: apt-get install slapd ldap-utils"
+	if _, err := os.Stat(slapdPath); err != nil {
+		msg := "OpenLDAP's slapd is not installed (" + slapdPath + "); on Debian: apt-get install slapd ldap-utils"
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg + " (CI is set: the LDAP tests must run)")
 		}
@@ -149,7 +153,7 @@ func start(t testing.TB, dir, conf string, caPool *x509.CertPool) (*Server, erro
 	}
 	// -d keeps slapd in the foreground, a child of the test that the
 	// cleanup stops; level 0 logs only what goes wrong.
-	s.cmd = exec.Command(Binary, "-f", conf, "-d", "0",
+	s.cmd = exec.Command(slapdPath, "-f", conf, "-d", "0",
 		"-h", s.URL+"/ "+s.LDAPSURL+"/")
 	s.cmd.Stdout = s.stderr
 	s.cmd.Stderr = s.stderr
@@ -264,6 +268,35 @@ func directoryLDIF() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// SettingsJSON are an LDAP connector's settings (connector.LDAPSettings'
+// JSON, as the store keeps them) for this directory over transport:
+// "plain" (ldap:// to 127.0.0.1), "starttls" or "ldaps" (both trusting
+// CAFile). The bind password (the connector's secret) is BindPassword.
+func (s *Server) SettingsJSON(transport string) []byte {
+	set := map[string]any{
+		"url":           s.URL,
+		"bind_dn":       BindDN,
+		"user_base_dn":  PeopleDN,
+		"user_filter":   UserFilter,
+		"group_base_dn": GroupsDN,
+		"group_filter":  GroupFilter,
+	}
+	switch transport {
+	case "plain":
+	case "starttls":
+		set["start_tls"], set["root_ca_file"] = true, s.CAFile
+	case "ldaps":
+		set["url"], set["root_ca_file"] = s.LDAPSURL, s.CAFile
+	default:
+		panic("ldaptest: transport is plain, starttls or ldaps, not " + transport)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // Admin returns a connection bound as the directory's root, for a test

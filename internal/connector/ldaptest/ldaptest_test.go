@@ -2,6 +2,9 @@ package ldaptest
 
 import (
 	"crypto/tls"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
@@ -52,4 +55,47 @@ func TestStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMissingSlapd: without slapd, Start skips saying how to install it;
+// with CI set, it fails instead.
+func TestMissingSlapd(t *testing.T) {
+	slapdPath = "/nonexistent/slapd"
+	t.Cleanup(func() { slapdPath = Binary })
+	for _, tc := range []struct {
+		name, ci, want string
+	}{
+		{"developer's machine", "", "skip"},
+		{"CI", "true", "fatal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CI", tc.ci)
+			r := &outcome{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				Start(r)
+			}()
+			<-done
+			if r.kind != tc.want || !strings.Contains(r.msg, "apt-get install slapd ldap-utils") {
+				t.Fatalf("Start: %s %q, want %s naming the install command", r.kind, r.msg, tc.want)
+			}
+		})
+	}
+}
+
+// outcome records how Start ended a test.
+type outcome struct {
+	testing.TB
+	kind, msg string
+}
+
+func (o *outcome) Helper() {}
+func (o *outcome) Skip(args ...any) {
+	o.kind, o.msg = "skip", fmt.Sprint(args...)
+	runtime.Goexit()
+}
+func (o *outcome) Fatal(args ...any) {
+	o.kind, o.msg = "fatal", fmt.Sprint(args...)
+	runtime.Goexit()
 }

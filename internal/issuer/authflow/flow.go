@@ -107,9 +107,10 @@ func (i *Flow) next(w http.ResponseWriter, r *http.Request, fl *loginFlow) {
 	case fl.viaLink():
 		i.loginComplete(w, ctx, fl)
 		i.message(w, http.StatusOK, titleEnrolByLink, msgLinkEnrolled)
-	case !f.Any() && i.cfg.RequireSecondFactor:
+	case !f.Any() && i.cfg.RequireSecondFactor && !slices.Contains(fl.amr, amrMFA):
 		// The password was right, but nothing may be added on its
-		// strength: the places it took stay taken.
+		// strength: the places it took stay taken. (A connector trusted
+		// for its upstream's second factor proved one: amr has mfa.)
 		i.log.InfoContext(ctx, "login refused: the account needs a second factor", "username", fl.user.Username)
 		if i.recordSecondFactorFailure(ctx, fl.user, fl.clientID(), "enrolment_needed", "") != nil {
 			i.message(w, http.StatusInternalServerError, "Sign in", msgInternal)

@@ -28,6 +28,7 @@ const (
 	msgExpired          = "This sign-in link has expired or was already used. Start the login again from your terminal."
 	msgIncomplete       = "This sign-in link is incomplete. Start the login again from your terminal."
 	msgInternal         = web.MsgInternal
+	msgUnreachable      = "%s is unreachable; try again later."
 	msgNoPasswordLogin  = "This server does not take nsauth passwords: sign in with one of the other ways on this page."
 )
 
@@ -203,7 +204,11 @@ func (i *passwordCheck) checkPassword(w http.ResponseWriter, r *http.Request, at
 	leave()
 	if err != nil {
 		if !errors.Is(err, ErrWrongCredentials) {
-			i.events.Failed(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "password"}, err)
+			i.events.Failed(ctx, audit.Event{Type: events.LoginErrored, ClientID: clientID, Reason: "password", Target: c.connector}, err)
+			if c.connector != "" {
+				fail(http.StatusBadGateway, fmt.Sprintf(msgUnreachable, c.connector))
+				return nil, false
+			}
 			fail(http.StatusInternalServerError, msgInternal)
 			return nil, false
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/connector"
@@ -66,7 +67,20 @@ type Config struct {
 type Flow struct {
 	cfg   Config
 	login Login
+	// built caches the connectors built, by name, while their stored
+	// version (UpdatedAt) stands, for at most builtTTL: an OpenID
+	// connector keeps its discovery document and keys.
+	mu    sync.Mutex
+	built map[string]builtConnector
 }
+
+type builtConnector struct {
+	version, at time.Time
+	c           any
+}
+
+// builtTTL bounds how long a built connector (its discovery) is reused.
+const builtTTL = time.Hour
 
 // New returns the Flow of cfg; Attach gives it the login flow.
 func New(cfg Config) *Flow {
@@ -81,7 +95,7 @@ func New(cfg Config) *Flow {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Flow{cfg: cfg}
+	return &Flow{cfg: cfg, built: map[string]builtConnector{}}
 }
 
 // Attach sets the login flow sign-ins go on in (built after f, which it
@@ -168,7 +182,7 @@ func build[T any](ctx context.Context, f *Flow, name string) (T, *store.Connecto
 	if c.Disabled() {
 		return zero, c, errUnavailable
 	}
-	built, err := f.cfg.Build(c, connector.Env{Callback: CallbackURL(f.cfg.Issuer, name), HTTPClient: f.cfg.HTTPClient, Now: f.cfg.Now})
+	built, err := f.buildCached(c)
 	if err != nil {
 		return zero, c, fmt.Errorf("building connector %s: %w", name, err)
 	}
@@ -177,6 +191,26 @@ func build[T any](ctx context.Context, f *Flow, name string) (T, *store.Connecto
 		return zero, c, errUnavailable
 	}
 	return t, c, nil
+}
+
+// buildCached builds c, or reuses what was built of the same version
+// lately. The cache holds one entry per stored connector name.
+func (f *Flow) buildCached(c *store.Connector) (any, error) {
+	now := f.cfg.Now()
+	f.mu.Lock()
+	b, ok := f.built[c.Name]
+	f.mu.Unlock()
+	if ok && b.version.Equal(c.UpdatedAt) && now.Sub(b.at) < builtTTL {
+		return b.c, nil
+	}
+	built, err := f.cfg.Build(c, connector.Env{Callback: CallbackURL(f.cfg.Issuer, c.Name), HTTPClient: f.cfg.HTTPClient, Now: f.cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.built[c.Name] = builtConnector{version: c.UpdatedAt, at: now, c: built}
+	f.mu.Unlock()
+	return built, nil
 }
 
 // derive is the nonce and the PKCE verifier of a sign-in whose state is

@@ -85,7 +85,7 @@ func derive(e audit.Event) derived {
 // and count as no login.
 func loginFailure(reason string) string {
 	switch reason {
-	case "unknown_user", "bad_password", "disabled":
+	case "unknown_user", "bad_password", "disabled", "wrong_credentials", "not_allowed", "user_gone", "not_linked":
 		return LoginWrongCredentials
 	case "locked":
 		return LoginLockedOut

@@ -311,11 +311,11 @@ func requireFlags(fs *pflag.FlagSet, f *connectorFlags, typ string) error {
 		if err := need("user-filter", "the filter that finds a person, such as (&(objectClass=person)(uid=%s))"); err != nil {
 			return err
 		}
-		if f.bindDN != "" && !f.secretGiven() {
-			return cli.UsageErrorf("%s or %s is required with --bind-dn: the password of %s", fileFlag, stdinFlag, visible.Escape(f.bindDN))
+		if err := need("bind-dn", "the service account nsauth searches the directory as"); err != nil {
+			return err
 		}
-		if f.bindDN == "" && f.secretGiven() {
-			return cli.UsageErrorf("a bind password without --bind-dn: give the DN it is the password of")
+		if !f.secretGiven() {
+			return cli.UsageErrorf("%s or %s is required for an ldap connector: the password of --bind-dn", fileFlag, stdinFlag)
 		}
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -321,17 +320,16 @@ func (f *connectorFlags) settings(fs *pflag.FlagSet, typ string, base []byte, ad
 			g.AllowedDomains = lower(f.allowedDomains)
 		}
 		if given("api-url") {
-			api, web, err := gitHubURLs(f.apiURL)
-			if err != nil {
-				return nil, err
+			// github.com's API is the default, spelled as nothing; the web
+			// URL of an Enterprise server is derived from its API URL
+			// (connector.ParseSettings) unless --base-url names it.
+			g.APIURL = strings.TrimSuffix(f.apiURL, "/")
+			if g.APIURL == "https://api.github.com" {
+				g.APIURL = ""
 			}
-			g.APIURL, g.BaseURL = api, web
 		}
-		if fs.Changed("base-url") {
+		if given("base-url") {
 			g.BaseURL = strings.TrimSuffix(f.baseURL, "/")
-		}
-		if g.BaseURL != "" && g.APIURL == "" {
-			return nil, cli.UsageErrorf("--base-url is GitHub Enterprise's web address: give its --api-url too")
 		}
 		s = &g
 	case store.ConnectorLDAP:
@@ -372,9 +370,30 @@ func (f *connectorFlags) settings(fs *pflag.FlagSet, typ string, base []byte, ad
 		return nil, err
 	}
 	if _, err := connector.ParseSettings(typ, raw); err != nil {
-		return nil, fmt.Errorf("the %s connector's settings are refused: %w", typ, err)
+		return nil, settingError(typ, err)
 	}
 	return raw, nil
+}
+
+// settingError names the flag of the setting connector.ParseSettings
+// refused ("setting start_tls: …" becomes "--start-tls: …").
+func settingError(typ string, err error) error {
+	msg := err.Error()
+	name, rest, ok := strings.Cut(strings.TrimPrefix(msg, "setting "), ": ")
+	if !ok || !strings.HasPrefix(msg, "setting ") {
+		return fmt.Errorf("the %s connector's settings are refused: %w", typ, err)
+	}
+	flag := strings.ReplaceAll(name, "_", "-")
+	switch name {
+	case "teams":
+		flag = "team"
+	case "bind_password":
+		flag = "bind-password-file"
+	}
+	if !slices.Contains(typeFlags(typ), flag) {
+		return fmt.Errorf("the %s connector's settings are refused: %w", typ, err)
+	}
+	return cli.UsageErrorf("--%s (setting %s): %s", flag, name, rest)
 }
 
 // unmarshal decodes stored settings; nil is the zero settings.
@@ -386,21 +405,6 @@ func unmarshal(raw []byte, v any) error {
 		return fmt.Errorf("the stored settings do not decode: %w", err)
 	}
 	return nil
-}
-
-// gitHubURLs returns the API URL and web URL of a GitHub: both empty for
-// github.com (https://api.github.com or nothing), else the API URL given
-// (https://HOST/api/v3) and its origin.
-func gitHubURLs(api string) (apiURL, webURL string, err error) {
-	api = strings.TrimSuffix(api, "/")
-	if api == "" || api == "https://api.github.com" {
-		return "", "", nil
-	}
-	u, err := url.Parse(api)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", "", cli.UsageErrorf("--api-url %q: an absolute URL such as https://github.example.com/api/v3", visible.Escape(api))
-	}
-	return api, u.Scheme + "://" + u.Host, nil
 }
 
 // restricts reports whether the settings bound who may sign in, which
@@ -445,8 +449,9 @@ func dedupe(l []string) []string {
 	return out
 }
 
-// settingLines are the settings show prints, by label, and where the
-// secret is; never the secret.
+// settingLines are the settings show prints, by label, as the server
+// reads them (connector.ParseSettings fills in the defaults), and where
+// the secret is; never the secret.
 func settingLines(typ string, raw []byte) [][2]string {
 	list := func(l []string, none string) string {
 		if len(l) == 0 {
@@ -461,30 +466,24 @@ func settingLines(typ string, raw []byte) [][2]string {
 		return s
 	}
 	const sealed = "set, sealed (never shown; a secret flag of update replaces it)"
-	switch typ {
-	case store.ConnectorOIDC:
-		var s connector.OIDCSettings
-		_ = json.Unmarshal(raw, &s)
+	parsed, err := connector.ParseSettings(typ, raw)
+	if err != nil {
+		return [][2]string{{"settings", "refused: " + err.Error() + " (fix with nsauth connectors update)"}}
+	}
+	switch s := parsed.(type) {
+	case *connector.OIDCSettings:
 		return [][2]string{
 			{"issuer", s.Issuer}, {"client id", s.ClientID}, {"client secret", sealed},
-			{"scopes", "openid " + strings.Join(or2(s.Scopes, []string{"profile", "email"}), " ")},
-			{"allowed domains", list(s.AllowedDomains, "any")}, {"groups claim", or(s.GroupsClaim, "groups")},
+			{"scopes", strings.Join(append([]string{"openid"}, s.Scopes...), " ")},
+			{"allowed domains", list(s.AllowedDomains, "any")}, {"groups claim", s.GroupsClaim},
 		}
-	case store.ConnectorGitHub:
-		var s connector.GitHubSettings
-		_ = json.Unmarshal(raw, &s)
+	case *connector.GitHubSettings:
 		return [][2]string{
 			{"client id", s.ClientID}, {"client secret", sealed},
 			{"org", or(s.Org, "any")}, {"teams", list(s.Teams, "any")}, {"allowed domains", list(s.AllowedDomains, "any")},
 			{"API URL", or(s.APIURL, "https://api.github.com")}, {"web URL", or(s.BaseURL, "https://github.com")},
 		}
-	case store.ConnectorLDAP:
-		var s connector.LDAPSettings
-		_ = json.Unmarshal(raw, &s)
-		bind := "anonymous"
-		if s.BindDN != "" {
-			bind = s.BindDN + " (its password set, sealed, never shown)"
-		}
+	case *connector.LDAPSettings:
 		transport := "TLS (ldaps)"
 		switch {
 		case strings.HasPrefix(strings.ToLower(s.URL), "ldap://") && s.StartTLS:
@@ -499,21 +498,14 @@ func settingLines(typ string, raw []byte) [][2]string {
 		}
 		groups := "not searched"
 		if s.GroupBaseDN != "" {
-			groups = s.GroupBaseDN + " " + s.GroupFilter + " (name: " + or(s.GroupNameAttr, "cn") + ")"
+			groups = s.GroupBaseDN + " " + s.GroupFilter + " (name: " + s.GroupNameAttr + ")"
 		}
 		return [][2]string{
-			{"URL", s.URL}, {"transport", transport}, {"bind", bind},
+			{"URL", s.URL}, {"transport", transport}, {"bind", s.BindDN + " (its password set, sealed, never shown)"},
 			{"user base DN", s.UserBaseDN}, {"user filter", s.UserFilter},
-			{"attributes", fmt.Sprintf("username %s, id %s, name %s, email %s", or(s.UsernameAttr, "uid"), or(s.IDAttr, "entryUUID"), or(s.NameAttr, "cn"), or(s.EmailAttr, "mail"))},
-			{"groups", groups}, {"check interval", or(s.CheckInterval, "5m")},
+			{"attributes", fmt.Sprintf("username %s, id %s, name %s, email %s", s.UsernameAttr, s.IDAttr, s.NameAttr, s.EmailAttr)},
+			{"groups", groups}, {"check interval", s.CheckInterval},
 		}
 	}
 	return nil
-}
-
-func or2(l, def []string) []string {
-	if len(l) == 0 {
-		return def
-	}
-	return l
 }
