@@ -52,6 +52,8 @@ type connectorBrowser struct {
 // "timeout"; Text is the page's text.
 type pageState struct {
 	Kind, Loc, Text string
+	// Error is the login page's error (#login-error).
+	Error string
 }
 
 func (s pageState) String() string {
@@ -148,7 +150,8 @@ func (b *connectorBrowser) signIn(t *testing.T, u, display, done string) pageSta
 func (b *connectorBrowser) read(kind string) pageState {
 	loc, _ := chromedp.Run(b.c.Ctx, chromedp.Location())
 	text, _ := chromedp.Run(b.c.Ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-	return pageState{Kind: kind, Loc: loc, Text: text}
+	loginErr, _ := chromedp.Run(b.c.Ctx, chromedp.Evaluate[string](`(document.querySelector("#login-error") || {}).innerText || ""`))
+	return pageState{Kind: kind, Loc: loc, Text: text, Error: loginErr}
 }
 
 // waitKind waits for the page shown to be of kind.

@@ -4,12 +4,16 @@ package interop_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
@@ -40,6 +44,7 @@ func TestConnectors(t *testing.T) {
 			t.Run("hydra", func(t *testing.T) { hydraConnectorChecks(t, bin, backend) })
 			t.Run("zitadel", func(t *testing.T) { zitadelConnectorChecks(t, bin, backend) })
 			t.Run("mfa", func(t *testing.T) { mfaConnectorChecks(t, bin, backend) })
+			t.Run("ldap", func(t *testing.T) { ldapConnectorChecks(t, bin, backend) })
 		})
 	}
 }
@@ -105,6 +110,8 @@ func hydraConnectorChecks(t *testing.T, bin, backend string) {
 			"exit %d\n%s", who.code, who.out)
 		resp, err := apiClient(d.Issuer).CheckToken(ctx, bearer(&mgmtv1alpha1.CheckTokenRequest{}, entry.AccessToken))
 		l.Check(t, "CheckToken accepts the terminal's access token", err == nil && resp.Msg.GetSubject() == sub, "%v", err)
+		ref, err := apiClient(d.Issuer).RefreshCli(ctx, connect.NewRequest(&mgmtv1alpha1.RefreshCliRequest{RefreshToken: entry.RefreshToken}))
+		l.Check(t, "the terminal's refresh token refreshes for the connector's user (no password)", err == nil && ref.Msg.GetAccessToken().GetAccessToken() != "", "%v", err)
 		d.AssertLogsClean(t, secret, entry.AccessToken, entry.RefreshToken, entry.IDToken)
 	}
 	code, out, errOut = d.AdminIn(t, "", "users", "list")
@@ -123,6 +130,8 @@ func hydraConnectorChecks(t *testing.T, bin, backend string) {
 		l.Check(t, "app: the groups scope brings the upstream's groups, prefixed hydra:",
 			slices.Contains(groups, "hydra:ops") && slices.Contains(groups, "hydra:dev"), "groups %v", res.Claims["groups"])
 		l.Check(t, "app: the ID token's email is the upstream's verified email", res.Claims["email"] == ada.Email, "email %v", res.Claims["email"])
+		info, err := userinfo(d, res.Tokens.AccessToken)
+		l.Check(t, "app: userinfo carries the groups too", err == nil && slices.Contains(claimStrings(info, "groups"), "hydra:ops"), "%v %v", info["groups"], err)
 	}
 	l.Check(t, "the upstream saw a login per sign-in", h.App.Logins(clientID) >= 2, "%d logins", h.App.Logins(clientID))
 
@@ -412,4 +421,30 @@ func connectorCredentials(t *testing.T, c *issuertest.Chromium, id webauthn.Auth
 		return err
 	}))
 	return creds
+}
+
+// userinfo asks the deployment's userinfo endpoint with an access token.
+func userinfo(d *connectorDeployment, accessToken string) (map[string]any, error) {
+	var disc struct {
+		UserinfoEndpoint string `json:"userinfo_endpoint"`
+	}
+	if err := getJSON(d.Issuer+"/.well-known/openid-configuration", &disc); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(http.MethodGet, disc.UserinfoEndpoint, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("userinfo: HTTP %d", resp.StatusCode)
+	}
+	var out map[string]any
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
+	return out, err
 }
