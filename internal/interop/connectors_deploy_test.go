@@ -31,12 +31,18 @@ import (
 // balancer sends each upstream's redirect back (the connector callback) to
 // the last replica and every other browser request to replica 0, so every
 // sign-in is started on one replica and finished on another; the apps'
-// back channel goes to the last replica.
+// back channel goes to the last replica. With one replica (SQLite) the load
+// balancer sends everything to it.
 type connectorDeployment struct {
 	*deployment
 	// starts and callbacks count POST /login/connector and
 	// GET /login/connector/NAME/callback by replica.
 	starts, callbacks []atomic.Int64
+	// hold, when set, makes the load balancer keep the next upstream
+	// redirect back to itself (sent on held) instead of serving it, as an
+	// attacker who stole it would.
+	hold atomic.Bool
+	held chan string
 }
 
 // startConnectorDeployment starts nsauth-server on backend with extra
@@ -62,15 +68,9 @@ func startConnectorDeployment(t *testing.T, bin, backend string, extra ...string
 		addrs[i] = freeLoopbackAddr(t)
 		d.Replicas = append(d.Replicas, "http://"+addrs[i])
 	}
-	cd := &connectorDeployment{deployment: d,
+	cd := &connectorDeployment{deployment: d, held: make(chan string, 1),
 		starts: make([]atomic.Int64, replicas), callbacks: make([]atomic.Int64, replicas)}
-	if replicas > 1 {
-		d.Issuer = cd.startBalancer(t)
-	} else {
-		// The replica's own port, named by host name.
-		d.Issuer = strings.Replace(d.Replicas[0], "127.0.0.1", "localhost", 1)
-		d.Replicas[0] = d.Issuer
-	}
+	d.Issuer = cd.startBalancer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for i, addr := range addrs {
@@ -100,6 +100,11 @@ func (cd *connectorDeployment) startBalancer(t *testing.T) string {
 	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i := last
 		switch {
+		case isConnectorCallback(r) && cd.hold.CompareAndSwap(true, false):
+			cd.held <- r.URL.RequestURI()
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write([]byte(`<!doctype html><title>held</title><p id="held">held by the test</p>`))
+			return
 		case isConnectorCallback(r):
 			cd.callbacks[last].Add(1)
 		case isBrowser(r):

@@ -135,6 +135,11 @@ func hydraConnectorChecks(t *testing.T, bin, backend string) {
 	}
 	l.Check(t, "the upstream saw a login per sign-in", h.App.Logins(clientID) >= 2, "%d logins", h.App.Logins(clientID))
 
+	// 2b. The upstream's redirect back, stolen: another browser (with a
+	// CSRF cookie of its own) is refused it; the browser that began the
+	// sign-in still finishes it.
+	stolenCallbackChecks(t, l, b, app, cb, display)
+
 	// 3. Device login through the connector, in a browser without a session.
 	b.forget(t)
 	connectorDeviceChecks(t, l, b, display, sub)
@@ -198,6 +203,41 @@ func hydraConnectorChecks(t *testing.T, bin, backend string) {
 	}
 	d.checkCrossed(t, l)
 	d.AssertLogsClean(t, secret, linkedSecret)
+}
+
+// stolenCallbackChecks: the load balancer keeps the upstream's redirect
+// back (code and state) from the browser that began the sign-in; another
+// browser that opens it, having been to nsauth's login page itself, is
+// refused; then the first browser opens it and gets to the app.
+func stolenCallbackChecks(t *testing.T, l *checklist, b *connectorBrowser, app appCredentials, cb *appCallback, display string) {
+	t.Helper()
+	b.forget(t)
+	verifier, state := oauth2.GenerateVerifier(), randomHex(8)
+	params := authorizeParams(app.ClientID, cb.URL, "openid", nil)
+	params.Set("state", state)
+	params.Set("code_challenge", oauth2.S256ChallengeFromVerifier(verifier))
+	b.d.hold.Store(true)
+	st := b.signIn(t, b.d.authorizeURL(t, params), display, b.d.Issuer+"/login/connector/")
+	var stolen string
+	select {
+	case stolen = <-b.d.held:
+	case <-time.After(5 * time.Second):
+	}
+	b.d.hold.Store(false)
+	if !l.Check(t, "stolen callback: the upstream redirected back", stolen != "", "%s", st) {
+		return
+	}
+	attacker := &connectorBrowser{c: issuertest.NewChromium(t, 2*time.Minute), d: b.d}
+	attacker.c.Do(t, "attacker: nsauth's login page (a CSRF cookie of its own)",
+		chromedp.Navigate(b.d.authorizeURL(t, authorizeParams(app.ClientID, cb.URL, "openid", nil))),
+		chromedp.WaitVisible(chromedp.CSS("form")))
+	ast := attacker.signIn(t, b.d.Issuer+stolen, display, cb.URL)
+	l.Check(t, "stolen callback: another browser is refused", ast.Kind == "message" || ast.Kind == "page", "%s", ast)
+	vst := b.signIn(t, b.d.Issuer+stolen, display, cb.URL)
+	if l.Check(t, "stolen callback: the browser that began the sign-in still finishes it", vst.Kind == "done", "%s", vst) {
+		res := b.redeem(t, l, "after the stolen callback", app, cb, state, verifier, appSignIn{State: vst})
+		l.Check(t, "after the stolen callback: the app gets its tokens", res.Claims != nil, "no ID token")
+	}
 }
 
 // connectorDeviceChecks: the device flow (x/oauth2) approved at nsauth's
