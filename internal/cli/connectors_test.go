@@ -91,6 +91,10 @@ func TestConnectorsCommandRefusesBadSettings(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	bigFile := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(bigFile, []byte(strings.Repeat("s", 4097)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	oidc := []string{"add", "google", "--type", "oidc", "--issuer", "https://accounts.google.com", "--client-id", "id", "--client-secret-file", secretFile}
 	ldap := []string{"add", "corp", "--type", "ldap", "--url", "ldaps://ldap.example.com", "--user-base-dn", "ou=people,dc=example,dc=com",
 		"--user-filter", "(uid=%s)", "--bind-dn", "cn=nsauth,dc=example,dc=com", "--bind-password-file", secretFile}
@@ -113,6 +117,7 @@ func TestConnectorsCommandRefusesBadSettings(t *testing.T) {
 		{"both secret flags", with(oidc, "--client-secret-stdin"), "s\n", "not both"},
 		{"a secret on the command line", with(oidc, "--client-secret", "s"), "", "unknown flag"},
 		{"secret file missing", []string{"add", "google", "--type", "oidc", "--issuer", "https://accounts.google.com", "--client-id", "id", "--client-secret-file", secretFile + ".missing"}, "", "--client-secret-file"},
+		{"secret too long", []string{"add", "google", "--type", "oidc", "--issuer", "https://accounts.google.com", "--client-id", "id", "--client-secret-file", bigFile}, "", "longer than 4096 bytes"},
 		{"empty secret on stdin", []string{"add", "google", "--type", "oidc", "--issuer", "https://accounts.google.com", "--client-id", "id", "--client-secret-stdin"}, "\n", "no secret"},
 		{"a GitHub flag on oidc", with(oidc, "--org", "acme"), "", "--org: not a setting of a connector of type oidc"},
 		{"an LDAP flag on github", []string{"add", "gh", "--type", "github", "--client-id", "id", "--client-secret-file", secretFile, "--user-filter", "(uid=%s)"}, "", "--user-filter: not a setting"},
@@ -384,6 +389,46 @@ func TestConnectorsCommand(t *testing.T) {
 		}
 		if !slices.Equal(trail, wantTrail) {
 			t.Errorf("events:\n  %s\nwant:\n  %s", strings.Join(trail, "\n  "), strings.Join(wantTrail, "\n  "))
+		}
+	})
+}
+
+// TestConnectorsCallbackURLAndKey: show builds the callback from the
+// issuer the data was last served under (else NSAUTH_ISSUER, else says it
+// is unknown), and add refuses to store a secret without the server's
+// key, naming the setting, and stores nothing.
+func TestConnectorsCallbackURLAndKey(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		env, st := connectorsEnv(t, b)
+		delete(env, "NSAUTH_ISSUER")
+		keyless := map[string]string{}
+		for k, v := range env {
+			if k != "NSAUTH_SECRET_KEY" {
+				keyless[k] = v
+			}
+		}
+		add := []string{"add", "okta", "--type", "oidc", "--issuer", "https://acme.okta.com", "--client-id", "0oa1", "--client-secret-stdin"}
+		r := runConnectors(keyless, strings.NewReader("okta-secret\n"), add...)
+		if r.code == 0 || !strings.Contains(r.errOut, "NSAUTH_SECRET_KEY") || strings.Contains(r.out+r.errOut, "okta-secret") {
+			t.Fatalf("add without the key: exit %d\n%s%s", r.code, r.out, r.errOut)
+		}
+		if all, err := st.Connectors(context.Background()); err != nil || len(all) != 0 {
+			t.Fatalf("stored %v, %v", all, err)
+		}
+		mustRun(t, runConnectors(env, strings.NewReader("okta-secret\n"), add...), "add")
+		if show := mustRun(t, runConnectors(env, nil, "show", "okta"), "show").out; !strings.Contains(show, "unknown until nsauth serve") {
+			t.Errorf("show without an issuer:\n%s", show)
+		}
+		env["NSAUTH_ISSUER"] = "https://auth.example.com/"
+		if c := decodeConnector(t, mustRun(t, runConnectors(env, nil, "show", "okta", "--json"), "show").out); c.CallbackURL != "https://auth.example.com/login/connector/okta/callback" {
+			t.Errorf("callback from NSAUTH_ISSUER: %q", c.CallbackURL)
+		}
+		if _, err := st.RecordServedIssuer(context.Background(), "https://id.example.org"); err != nil {
+			t.Fatal(err)
+		}
+		if c := decodeConnector(t, mustRun(t, runConnectors(env, nil, "show", "okta", "--json"), "show").out); c.CallbackURL != "https://id.example.org/login/connector/okta/callback" {
+			t.Errorf("callback from the served issuer: %q", c.CallbackURL)
 		}
 	})
 }

@@ -129,7 +129,10 @@ type Env struct {
 	// Callback is the connector's callback URL at nsauth
 	// (issuer/login/connector/NAME/callback).
 	Callback string
-	// HTTPClient reaches the upstream; nil means a client with a timeout.
+	// HTTPClient reaches the upstream; nil means a client with a timeout
+	// of DefaultTimeout. Build makes a copy that follows no redirect
+	// (package noredirect): a code, a client secret or an access token is
+	// never sent on to where an answer points.
 	HTTPClient *http.Client
 	Now        func() time.Time
 }
@@ -152,16 +155,26 @@ func Build(typ string, settings []byte, secret string, env Env) (any, error) {
 	}
 	if env.HTTPClient == nil {
 		env.HTTPClient = noredirect.NewClient(nil, DefaultTimeout)
+	} else {
+		client := *env.HTTPClient
+		client.CheckRedirect = noredirect.CheckRedirect
+		env.HTTPClient = &client
 	}
+	var c any
 	switch s := parsed.(type) {
 	case *OIDCSettings:
-		return newOIDC(s, secret, env)
+		c, err = newOIDC(s, secret, env)
 	case *GitHubSettings:
-		return newGitHub(s, secret, env)
+		c, err = newGitHub(s, secret, env)
 	case *LDAPSettings:
-		return newLDAP(s, secret, env)
+		c, err = newLDAP(s, secret, env)
+	default:
+		err = fmt.Errorf("connector type %q has no implementation", typ)
 	}
-	return nil, fmt.Errorf("connector type %q has no implementation", typ)
+	if err != nil {
+		return nil, err // never a typed nil in the any
+	}
+	return c, nil
 }
 
 // DefaultTimeout bounds each request to an upstream when Env.HTTPClient is

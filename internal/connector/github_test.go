@@ -2,6 +2,8 @@ package connector_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -173,5 +175,26 @@ func TestGitHubPagesTeams(t *testing.T) {
 	}
 	if n := up.Count(connectortest.GitHubPathTeams); n != 2 {
 		t.Errorf("%d team pages asked, want 2", n)
+	}
+}
+
+// TestRedirectsNotFollowedWithTheCallersClient: Build makes the caller's
+// client one that follows no redirect, so the access token is not sent
+// on to where GitHub's answer points.
+func TestRedirectsNotFollowedWithTheCallersClient(t *testing.T) {
+	t.Parallel()
+	up := connectortest.NewGitHub(t)
+	js, _ := json.Marshal(up.Settings())
+	built, err := connector.Build("github", js, up.ClientSecret, connector.Env{Callback: callback, HTTPClient: &http.Client{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := built.(connector.Redirecting)
+	a := newAttempt(t)
+	_, back := authorize(t, c, a)
+	up.Misbehave(connectortest.GitHubMisbehaviour{RedirectAPI: true})
+	_, err = c.Exchange(context.Background(), back, "", a.verifier)
+	if err == nil || connector.ReasonOf(err) != "" || !strings.Contains(err.Error(), "307") {
+		t.Fatalf("Exchange = %v, want a plain error naming the redirect (HTTP 307)", err)
 	}
 }

@@ -29,6 +29,7 @@ const (
 	maxGroups        = 1000
 	maxGroupLen      = 256
 	maxAMRValues     = 32
+	maxIDTokenBytes  = 64 << 10
 )
 
 // oidcConnector signs in at an OpenID provider.
@@ -94,7 +95,8 @@ func (c *oidcConnector) provider(ctx context.Context) (*oidcProvider, error) {
 		// Discovery §3); HMAC and none are never accepted.
 		algs = []string{authn.DefaultAlgorithm}
 	}
-	v, err := prov.Verifier(authn.Config{Audiences: []string{c.s.ClientID}, Algorithms: algs, Now: c.env.Now, IDTokens: true, CacheEntries: -1})
+	// ID tokens listing many groups run larger than access tokens.
+	v, err := prov.Verifier(authn.Config{Audiences: []string{c.s.ClientID}, Algorithms: algs, Now: c.env.Now, IDTokens: true, CacheEntries: -1, MaxTokenBytes: maxIDTokenBytes})
 	if err != nil {
 		return nil, fmt.Errorf("connector: %w", err)
 	}
@@ -110,13 +112,24 @@ func (c *oidcConnector) provider(ctx context.Context) (*oidcProvider, error) {
 			ClientSecret: c.secret,
 			Endpoint:     oauth2.Endpoint{AuthURL: md.AuthorizationEndpoint, TokenURL: md.TokenEndpoint, AuthStyle: style},
 			RedirectURL:  c.env.Callback,
-			Scopes:       append([]string{"openid"}, c.s.Scopes...),
+			Scopes:       scopes(c.s.Scopes),
 		},
 	}
 	c.mu.Lock()
 	c.p = p
 	c.mu.Unlock()
 	return p, nil
+}
+
+// scopes are openid first, then the settings' others, once each.
+func scopes(asked []string) []string {
+	out := []string{"openid"}
+	for _, sc := range asked {
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // authStyle picks how the client secret reaches the token endpoint:

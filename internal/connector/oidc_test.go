@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -178,6 +179,15 @@ func TestOIDCSignInVariants(t *testing.T) {
 					t.Errorf("groups = %q", id.Groups)
 				}
 			}},
+		{name: "an ID token of 500 groups (over 16 KiB)", user: func(u *connectortest.User) {
+			for i := range 500 {
+				u.Groups = append(u.Groups, fmt.Sprintf("group-%03d-%s", i, strings.Repeat("g", 50)))
+			}
+		}, check: func(t *testing.T, id connector.Identity, _ *connectortest.OIDC) {
+			if len(id.Groups) != 500 {
+				t.Errorf("%d groups", len(id.Groups))
+			}
+		}},
 		{name: "several audiences with azp", bad: connectortest.Misbehaviour{ExtraAudience: "api", AZP: "nsauth-connector"}},
 		{name: "email_verified as a string", user: func(u *connectortest.User) { u.Extra = map[string]any{"email_verified": "true"} },
 			settings: func(s *connector.OIDCSettings) { s.AllowedDomains = []string{"example.com"} }},
@@ -336,6 +346,16 @@ func TestOIDCUnreachable(t *testing.T) {
 	}
 }
 
+func TestOIDCTokenEndpointDown(t *testing.T) {
+	t.Parallel()
+	up := connectortest.NewOIDC(t)
+	up.Misbehave(connectortest.Misbehaviour{TokenStatus: http.StatusServiceUnavailable})
+	_, err := signIn(t, buildOIDC(t, up, nil))
+	if err == nil || connector.ReasonOf(err) != "" || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Exchange with the token endpoint down = %v, want a plain error naming HTTP 503", err)
+	}
+}
+
 func TestOIDCRefusesToStartWithoutProtections(t *testing.T) {
 	t.Parallel()
 	up := connectortest.NewOIDC(t)
@@ -375,8 +395,8 @@ func TestBuildRefuses(t *testing.T) {
 		{"no callback", "oidc", js, "s", connector.Env{}},
 		{"github without secret", "github", []byte(`{"client_id":"x"}`), "", connector.Env{Callback: callback}},
 	} {
-		if c, err := connector.Build(tc.typ, tc.settings, tc.secret, tc.env); err == nil {
-			t.Errorf("%s: Build = %T, want an error", tc.name, c)
+		if c, err := connector.Build(tc.typ, tc.settings, tc.secret, tc.env); err == nil || c != nil {
+			t.Errorf("%s: Build = %T (%v), %v; want nil and an error", tc.name, c, c, err)
 		}
 	}
 }

@@ -21,7 +21,8 @@ type OIDCSettings struct {
 	// host); its discovery document is read from it.
 	Issuer   string `json:"issuer"`
 	ClientID string `json:"client_id"`
-	// Scopes asked for besides openid; default "profile email".
+	// Scopes asked for besides openid (always asked, listed or not);
+	// default (when empty) "profile email".
 	Scopes []string `json:"scopes,omitempty"`
 	// AllowedDomains, when set, admits only verified emails of these
 	// domains.
@@ -191,7 +192,7 @@ func (s *OIDCSettings) check() error {
 	if err := checkToken("client_id", s.ClientID); err != nil {
 		return err
 	}
-	if s.Scopes == nil {
+	if len(s.Scopes) == 0 {
 		s.Scopes = slices.Clone(DefaultOIDCScopes)
 	}
 	if len(s.Scopes) > maxListLen {
@@ -202,7 +203,6 @@ func (s *OIDCSettings) check() error {
 			return settingErr("scopes", "%q is not a scope (RFC 6749 §3.3)", sc)
 		}
 	}
-	s.Scopes = slices.DeleteFunc(s.Scopes, func(sc string) bool { return sc == "openid" })
 	var err error
 	if s.AllowedDomains, err = checkDomains(s.AllowedDomains); err != nil {
 		return err
@@ -322,16 +322,6 @@ func (s *LDAPSettings) check() error {
 		return settingErr("check_interval", "%q is not a duration between 0s and 24h", s.CheckInterval)
 	}
 	return nil
-}
-
-// CheckIntervalDuration returns the parsed CheckInterval (the default when
-// empty or unparseable; ParseSettings refuses the latter).
-func (s *LDAPSettings) CheckIntervalDuration() time.Duration {
-	d, err := time.ParseDuration(s.CheckInterval)
-	if s.CheckInterval == "" || err != nil || d < 0 {
-		return DefaultLDAPCheckInterval
-	}
-	return d
 }
 
 // checkFilter requires an LDAP filter in parentheses with exactly one %s

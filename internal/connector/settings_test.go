@@ -1,6 +1,7 @@
 package connector_test
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -22,8 +23,8 @@ func TestParseSettingsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := got.(*connector.OIDCSettings); !slices.Equal(o.Scopes, []string{"groups"}) {
-		t.Errorf("scopes = %q: openid is always asked, not listed", o.Scopes)
+	if o := got.(*connector.OIDCSettings); !slices.Equal(o.Scopes, []string{"openid", "groups"}) {
+		t.Errorf("scopes = %q, want them as given", o.Scopes)
 	}
 
 	got, err = connector.ParseSettings("github", []byte(`{"client_id":"x","api_url":"https://ghe.example.com/api/v3/"}`))
@@ -53,7 +54,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := got.(*connector.LDAPSettings)
-	if l.UsernameAttr != "uid" || l.IDAttr != "entryUUID" || l.NameAttr != "cn" || l.EmailAttr != "mail" || l.GroupNameAttr != "cn" || l.CheckInterval != "5m0s" || l.CheckIntervalDuration().Minutes() != 5 {
+	if l.UsernameAttr != "uid" || l.IDAttr != "entryUUID" || l.NameAttr != "cn" || l.EmailAttr != "mail" || l.GroupNameAttr != "cn" || l.CheckInterval != "5m0s" {
 		t.Errorf("LDAP settings = %+v", l)
 	}
 }
@@ -135,4 +136,30 @@ func TestParseSettingsAcceptsLoopbackPlainLDAP(t *testing.T) {
 	if _, err := connector.ParseSettings("ldap", []byte(js)); err != nil {
 		t.Errorf("start_tls: %v", err)
 	}
+}
+
+// FuzzParseSettings: hostile settings never panic, and accepted ones are
+// a fixed point: encoded again they parse to the same settings (the
+// defaults filled in once are not filled in differently the second time).
+func FuzzParseSettings(f *testing.F) {
+	f.Add("oidc", `{"issuer":"https://idp.example.com/t/v2.0","client_id":"x","scopes":["openid","groups"],"allowed_domains":["@A.example"]}`)
+	f.Add("github", `{"client_id":"x","org":"acme","teams":["acme/dev"],"api_url":"https://ghe.example/api/v3/"}`)
+	f.Add("ldap", `{"url":"ldap://127.0.0.1:389","bind_dn":"cn=x","user_base_dn":"dc=x","user_filter":"(&(uid=%s)(!(x=y)))","group_base_dn":"ou=g","group_filter":"(member=%s)"}`)
+	f.Fuzz(func(t *testing.T, typ, js string) {
+		got, err := connector.ParseSettings(typ, []byte(js))
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(got)
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		got2, err := connector.ParseSettings(typ, again)
+		if err != nil {
+			t.Fatalf("accepted settings %s, encoded again as %s, refused: %v", js, again, err)
+		}
+		if again2, _ := json.Marshal(got2); string(again2) != string(again) {
+			t.Fatalf("not a fixed point: %s then %s", again, again2)
+		}
+	})
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/nsauth/nsauth/internal/visible"
 )
 
-// maxSubjectLen bounds an upstream subject: OIDC's sub is at most 255
-// ASCII characters (OpenID Connect Core 1.0 §2).
-const maxSubjectLen = 255
+// maxSubjectLen bounds an upstream subject as the store does (OIDC's sub
+// is at most 255 ASCII characters, but not every upstream keeps to it).
+const maxSubjectLen = 1024
 
 // connectorNameRule is a connector's name (package connectorscmd's rule).
 var connectorNameRule = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)

@@ -95,6 +95,9 @@ type Misbehaviour struct {
 	Error string
 	// TokenError makes the token endpoint answer 400 {"error": TokenError}.
 	TokenError string
+	// TokenStatus makes the token endpoint answer this HTTP status (a 5xx
+	// plays an upstream that is down).
+	TokenStatus int
 	// ClaimsInUserinfo leaves everything but sub out of the ID token: the
 	// user's claims are only in the userinfo answer (as some providers do
 	// by default).
@@ -382,6 +385,9 @@ func (o *OIDC) serveToken(w http.ResponseWriter, r *http.Request) {
 	case g.challenge != "" && s256(r.PostForm.Get("code_verifier")) != g.challenge,
 		g.challenge == "" && r.PostForm.Get("code_verifier") != "":
 		tokenError(w, http.StatusBadRequest, "invalid_grant")
+		return
+	case g.bad.TokenStatus != 0:
+		tokenError(w, g.bad.TokenStatus, "temporarily_unavailable")
 		return
 	case g.bad.TokenError != "":
 		tokenError(w, http.StatusBadRequest, g.bad.TokenError)

@@ -121,8 +121,9 @@ const (
 	MaxSecretLen = 4 << 10
 	// MaxSubjectLen bounds an upstream subject, in bytes.
 	MaxSubjectLen = 1024
-	// MaxGroups bounds the groups kept for one identity; a caller keeps
-	// the first MaxGroups (sorted) when an upstream sends more.
+	// MaxGroups bounds the groups kept for one identity: more are
+	// refused, so a caller keeps the first MaxGroups (sorted) of what an
+	// upstream sends.
 	MaxGroups = 1024
 	// MaxGroupLen bounds one group, prefix included, in bytes.
 	MaxGroupLen = 512

@@ -85,6 +85,7 @@ change; each list flag given replaces that whole list.`,
 		},
 	}
 	addFlags.register(add.Flags(), false)
+	_ = add.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{store.ConnectorOIDC, store.ConnectorGitHub, store.ConnectorLDAP}, cobra.ShellCompDirectiveNoFileComp))
 	config.RegisterSecretKeyFlags(add.Flags())
 
 	var updateFlags connectorFlags

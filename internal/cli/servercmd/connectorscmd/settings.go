@@ -254,10 +254,10 @@ func (f *connectorFlags) readSecret(typ string, stdin io.Reader) (string, error)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("reading the secret from %s: %w", from, err)
 	}
-	if len(line) > maxSecretLen && !strings.HasSuffix(line, "\n") {
+	secret := strings.TrimRight(line, "\r\n")
+	if len(secret) > maxSecretLen {
 		return "", fmt.Errorf("the secret in %s is longer than %d bytes", from, maxSecretLen)
 	}
-	secret := strings.TrimRight(line, "\r\n")
 	if secret == "" {
 		return "", fmt.Errorf("no secret in %s: its first line is empty", from)
 	}
@@ -472,9 +472,13 @@ func settingLines(typ string, raw []byte) [][2]string {
 	}
 	switch s := parsed.(type) {
 	case *connector.OIDCSettings:
+		scopes := s.Scopes
+		if !slices.Contains(scopes, "openid") {
+			scopes = append([]string{"openid"}, scopes...) // always asked
+		}
 		return [][2]string{
 			{"issuer", s.Issuer}, {"client id", s.ClientID}, {"client secret", sealed},
-			{"scopes", strings.Join(append([]string{"openid"}, s.Scopes...), " ")},
+			{"scopes", strings.Join(scopes, " ")},
 			{"allowed domains", list(s.AllowedDomains, "any")}, {"groups claim", s.GroupsClaim},
 		}
 	case *connector.GitHubSettings:
