@@ -203,6 +203,34 @@ func hydraConnectorChecks(t *testing.T, bin, backend string) {
 	}
 	d.checkCrossed(t, l)
 	d.AssertLogsClean(t, secret, linkedSecret)
+	auditChecks(t, l, d, secret, linkedSecret)
+}
+
+// auditChecks reads `nsauth audit -o json`: the connectors' story, one
+// event per happening, with no connector secret.
+func auditChecks(t *testing.T, l *checklist, d *connectorDeployment, secrets ...string) {
+	t.Helper()
+	code, out, errOut := d.AdminIn(t, "", "audit", "-o", "json")
+	if !l.Check(t, "nsauth audit", code == 0, "exit %d\n%s", code, errOut) {
+		return
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		var ev struct{ Type, Target, Reason, Username string }
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Type != "" {
+			seen[ev.Type+" "+ev.Target] = true
+			if ev.Type == "admin.user" && ev.Target == "hydra" && ev.Username == "ada" {
+				seen["created ada"] = true
+			}
+		}
+	}
+	for _, want := range []string{"connector.added hydra", "connector.added hydra-linked", "connector.disabled hydra", "connector.enabled hydra",
+		"login.succeeded hydra", "login.failed hydra", "login.failed hydra-linked", "user.linked hydra-linked", "created ada"} {
+		l.Check(t, "audit: "+want, seen[want], "not among the events")
+	}
+	for i, s := range secrets {
+		l.Check(t, fmt.Sprintf("audit: no connector secret (#%d)", i), !strings.Contains(out, s), "the audit trail holds it")
+	}
 }
 
 // stolenCallbackChecks: the load balancer keeps the upstream's redirect
