@@ -190,14 +190,30 @@ func hydraConnectorChecks(t *testing.T, bin, backend string) {
 
 	// 7. Disabled: the button is gone (on every replica at once); enabled
 	// again: it is back.
+	// A sign-in under way at the upstream when the connector is disabled
+	// is refused when it comes back.
+	h.App.SetUser(clientID, ada)
+	b.forget(t)
+	d.hold.Store(true)
+	st := b.signIn(t, d.authorizeURL(t, authorizeParams(app.ClientID, cb.URL, "openid", nil)), display, d.Issuer+"/login/connector/")
+	var inFlight string
+	select {
+	case inFlight = <-d.held:
+	case <-time.After(5 * time.Second):
+		l.Check(t, "a sign-in under way: the upstream redirected back", false, "%s", st)
+	}
+	d.hold.Store(false)
 	code, out, errOut = d.AdminIn(t, "", "connectors", "disable", "hydra")
+	if inFlight != "" {
+		st = b.signIn(t, d.Issuer+inFlight, display, cb.URL)
+		l.Check(t, "disabled while a sign-in was at the upstream: refused at the callback", st.Kind == "message" || st.Kind == "page", "%s", st)
+	}
 	if l.Check(t, "connectors disable", code == 0, "exit %d\n%s%s", code, out, errOut) {
 		b.forget(t)
-		st := b.signIn(t, d.authorizeURL(t, authorizeParams(app.ClientID, cb.URL, "openid", nil)), display, cb.URL)
+		st = b.signIn(t, d.authorizeURL(t, authorizeParams(app.ClientID, cb.URL, "openid", nil)), display, cb.URL)
 		l.Check(t, "disabled: the login page has no Continue with "+display, st.Kind == "page" && strings.Contains(st.Text, "Hydra without new users"), "%s", st)
 		code, out, errOut = d.AdminIn(t, "", "connectors", "enable", "hydra")
 		l.Check(t, "connectors enable", code == 0, "exit %d\n%s%s", code, out, errOut)
-		h.App.SetUser(clientID, ada)
 		st = b.signIn(t, d.authorizeURL(t, authorizeParams(app.ClientID, cb.URL, "openid", nil)), display, cb.URL)
 		l.Check(t, "enabled again: Continue with "+display+" signs in", st.Kind == "done", "%s", st)
 	}
