@@ -45,6 +45,7 @@ func TestConnectors(t *testing.T) {
 			t.Run("zitadel", func(t *testing.T) { zitadelConnectorChecks(t, bin, backend) })
 			t.Run("mfa", func(t *testing.T) { mfaConnectorChecks(t, bin, backend) })
 			t.Run("ldap", func(t *testing.T) { ldapConnectorChecks(t, bin, backend) })
+			t.Run("github", func(t *testing.T) { githubConnectorChecks(t, bin, backend) })
 		})
 	}
 }
