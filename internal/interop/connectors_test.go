@@ -46,6 +46,7 @@ func TestConnectors(t *testing.T) {
 			t.Run("mfa", func(t *testing.T) { mfaConnectorChecks(t, bin, backend) })
 			t.Run("ldap", func(t *testing.T) { ldapConnectorChecks(t, bin, backend) })
 			t.Run("github", func(t *testing.T) { githubConnectorChecks(t, bin, backend) })
+			t.Run("no-password-login", func(t *testing.T) { noPasswordLoginChecks(t, bin, backend) })
 		})
 	}
 }
