@@ -7,7 +7,8 @@
 // Each job is a package of its own, which this one builds and routes to:
 // storage (the op.Storage adapter), grants (client credentials, token
 // exchange), endsession (the logout rule), backchannel (logout tokens
-// sent to apps), authflow (a browser login, step by step), mfa
+// sent to apps), authflow (a browser login, step by step), connectorflow
+// (sign-ins through OpenID Connect, GitHub and LDAP connectors), mfa
 // and passkey (the second factors' checks), attempts (failed-login
 // limits), devicepages, web (pages, CSRF, headers, the one form guard) and
 // events (one event per happening).

@@ -181,7 +181,8 @@ change; each list flag given replaces that whole list.`,
 			if err := o.changed(ctx, audit.ConnectorDeleted, k, k.Type); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.App.ErrOut, "Deleted connector %q and the bindings of users to its identities; the users stay.\n", k.Name)
+			fmt.Fprintf(o.App.ErrOut, "Deleted connector %q and the bindings of users to its identities; the users stay "+
+				"(those it created have no password: nsauth users passwd gives one, nsauth users link binds them to another connector).\n", k.Name)
 			return nil
 		}),
 	)
