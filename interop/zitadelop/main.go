@@ -11,6 +11,11 @@
 // port), logs requests (method and path only) on stderr, and stops on
 // SIGINT or SIGTERM.
 //
+// With -client web, -redirect-uri (repeatable) registers the client's
+// redirect URIs instead of the example's http://localhost:9999/auth/callback:
+// the connector tests make it an upstream of nsauth's provider, whose
+// callback is ISSUER/login/connector/NAME/callback.
+//
 // The example's users log in on its pages: test-user@<issuer host> with
 // the password verysecure. The user side of the device flow is the
 // example's pages under /device: enter the user code, log in, then allow
@@ -76,6 +81,9 @@ type config struct {
 	AccessToken string
 	// Client is clientDevice or clientWeb.
 	Client string
+	// RedirectURIs are the web client's redirect URIs; empty means the
+	// example's default.
+	RedirectURIs []string
 }
 
 func parseConfig(args []string, getenv func(string) string, errOut io.Writer) (config, error) {
@@ -87,6 +95,10 @@ func parseConfig(args []string, getenv func(string) string, errOut io.Writer) (c
 	fs.StringVar(&cfg.ClientID, "client-id", "nsauth-cli", "the device client's ID; its secret is $"+clientSecretEnv)
 	fs.StringVar(&cfg.AccessToken, "access-token", accessTokenOpaque, "access tokens the client gets: opaque or jwt")
 	fs.StringVar(&cfg.Client, "client", clientDevice, "the example's client to register: device (the device grant) or web (no device grant)")
+	fs.Func("redirect-uri", "a redirect URI of the web client (repeatable; default: the example's)", func(v string) error {
+		cfg.RedirectURIs = append(cfg.RedirectURIs, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -105,6 +117,9 @@ func parseConfig(args []string, getenv func(string) string, errOut io.Writer) (c
 	}
 	if cfg.Client != clientDevice && cfg.Client != clientWeb {
 		return config{}, fmt.Errorf("-client %q: want %s or %s", cfg.Client, clientDevice, clientWeb)
+	}
+	if len(cfg.RedirectURIs) > 0 && cfg.Client != clientWeb {
+		return config{}, errors.New("-redirect-uri is for -client web only (the device client has none)")
 	}
 	return cfg, nil
 }
@@ -174,7 +189,7 @@ func run(ctx context.Context, cfg config, out, errOut io.Writer) error {
 	}
 	client := storage.DeviceClient(cfg.ClientID, cfg.ClientSecret)
 	if cfg.Client == clientWeb {
-		client = storage.WebClient(cfg.ClientID, cfg.ClientSecret)
+		client = storage.WebClient(cfg.ClientID, cfg.ClientSecret, cfg.RedirectURIs...)
 	}
 	st := store{
 		Storage: storage.NewStorageWithClients(usersByName{storage.NewUserStore(issuer)}, map[string]*storage.Client{cfg.ClientID: client}),
