@@ -393,25 +393,3 @@ func validTeamSlug(s string) bool {
 	}
 	return true
 }
-
-// validAttr is an LDAP attribute description: a name (letter, then
-// letters, digits, -) or a numeric OID.
-func validAttr(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	if s[0] >= '0' && s[0] <= '9' {
-		for _, c := range s {
-			if !(c >= '0' && c <= '9' || c == '.') {
-				return false
-			}
-		}
-		return true
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}

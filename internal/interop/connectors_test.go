@@ -395,7 +395,7 @@ func mfaConnectorChecks(t *testing.T, bin, backend string) {
 	res := b.appSignIn(t, l, "no second factor", app, cb, "openid profile", display)
 	l.Check(t, "MFA required: a connector user without a second factor is refused, naming the way out",
 		res.State.Kind == "message" && strings.Contains(strings.ToLower(res.State.Text), "second factor"), "%s", res.State)
-	wayOutChecks(t, l, b, "bob", res.State.Text)
+	wayOutChecks(t, l, b, "bob", display, res.State.Text)
 
 	secretTOTP, err := d.enrolTOTP(t, "bob")
 	if l.Check(t, "users totp enroll for the created user", err == nil, "%v", err) {
@@ -469,7 +469,7 @@ func mfaConnectorChecks(t *testing.T, bin, backend string) {
 // a second factor names must work for a user without a password: an
 // enrolment link whose page lets them prove who they are otherwise than by
 // a password, or an administrator's `nsauth users totp enroll`.
-func wayOutChecks(t *testing.T, l *checklist, b *connectorBrowser, username, refusal string) {
+func wayOutChecks(t *testing.T, l *checklist, b *connectorBrowser, username, display, refusal string) {
 	t.Helper()
 	if !strings.Contains(refusal, "enrol-link") {
 		l.Check(t, "MFA required: the refusal names a way out for a user without a password", strings.Contains(refusal, "nsauth users totp enroll"), "%s", refusal)
@@ -485,8 +485,14 @@ func wayOutChecks(t *testing.T, l *checklist, b *connectorBrowser, username, ref
 	st := b.read("page")
 	asksPassword := issuertest.Get(t, b.c, chromedp.Evaluate[bool](`document.querySelector("input[type=password]") !== null`))
 	other := issuertest.Get(t, b.c, chromedp.Evaluate[bool](`[...document.querySelectorAll("button")].some(e => e.textContent.includes("Continue with "))`))
-	l.Check(t, "MFA required: the enrolment link the refusal names lets a user without a password in (not a password form only)",
-		!asksPassword || other, "the link's page asks for the password %s has not got:\n%s", username, tail(st.Text, 8))
+	if l.Check(t, "MFA required: the enrolment link the refusal names lets a user without a password in (not a password form only)",
+		!asksPassword || other, "the link's page asks for the password %s has not got:\n%s", username, tail(st.Text, 8)) {
+		// Continue with the upstream from the link's page: the enrolment
+		// page follows (an authenticator app's code, #code).
+		st := b.signIn(t, "", display, b.d.Issuer+"/never")
+		l.Check(t, "MFA required: through the upstream from the enrolment link's page to enrolment", st.Kind == "totp" &&
+			strings.Contains(strings.ToLower(st.Text), "authenticator"), "%s", st)
+	}
 	_, _, _ = b.d.AdminIn(t, "", "users", "enrol-link", username, "--revoke")
 }
 

@@ -495,6 +495,7 @@ func TestPendingLogins(t *testing.T) {
 			{"unknown connector", "k1", &store.PendingLogin{Connector: "gone", AuthRequest: "x", ExpiresAt: now.Add(time.Minute)}, store.ErrNotFound},
 			{"no key", "", &store.PendingLogin{Connector: "corp", AuthRequest: "x", ExpiresAt: now.Add(time.Minute)}, nil},
 			{"no auth request", "k2", &store.PendingLogin{Connector: "corp", ExpiresAt: now.Add(time.Minute)}, nil},
+			{"both an auth request and an enrolment link", "k5", &store.PendingLogin{Connector: "corp", AuthRequest: "x", EnrolLink: true, ExpiresAt: now.Add(time.Minute)}, nil},
 			{"huge auth request", "k3", &store.PendingLogin{Connector: "corp", AuthRequest: strings.Repeat("a", 1<<20), ExpiresAt: now.Add(time.Minute)}, nil},
 			{"expired", "k4", &store.PendingLogin{Connector: "corp", AuthRequest: "x", ExpiresAt: now}, nil},
 		}
@@ -517,6 +518,16 @@ func TestPendingLogins(t *testing.T) {
 		}
 		if _, err := f.s.TakePendingLogin(ctx, key); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("taken twice: %v", err)
+		}
+
+		// A sign-in for an enrolment link keeps no auth request.
+		linkKey := store.RandomToken(32) + "." + store.RandomToken(32)
+		lp := &store.PendingLogin{Connector: "corp", EnrolLink: true, ExpiresAt: now.Add(10 * time.Minute)}
+		if err := f.s.CreatePendingLogin(ctx, linkKey, lp); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.s.TakePendingLogin(ctx, linkKey); err != nil || !reflect.DeepEqual(got, lp) {
+			t.Fatalf("took %+v, %v; want %+v", got, err, lp)
 		}
 
 		// An expired one is not given, and goes with the expired records.

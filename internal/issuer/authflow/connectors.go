@@ -28,6 +28,10 @@ type Connectors interface {
 	// LoginOptions lists the enabled connectors: the redirecting ones
 	// (buttons) and the LDAP ones (the password form's options).
 	LoginOptions(ctx context.Context) (buttons, directories []LoginOption, err error)
+	// UserOptions lists the enabled connectors userID is bound to, alike:
+	// what a user without a password proves themselves with on an
+	// enrolment link's page.
+	UserOptions(ctx context.Context, userID string) (buttons, directories []LoginOption, err error)
 }
 
 // FirstFactor is a first factor proven elsewhere: a connector's sign-in.
@@ -42,6 +46,11 @@ type FirstFactor struct {
 	AMR []string
 	// Method names the connector, for the audit trail.
 	Method string
+	// EnrolLink: the sign-in proved the user of an enrolment link (used
+	// up by now), in place of the password a connector's user does not
+	// have; AuthRequestID and Request are empty. The flow goes on to
+	// enrolment, as after the link's password.
+	EnrolLink bool
 }
 
 // SignedIn takes a login whose first factor a connector proved on to its
@@ -51,5 +60,9 @@ type FirstFactor struct {
 // no place in the failed-login counters, so it gives none back.
 func (f *Flow) SignedIn(w http.ResponseWriter, r *http.Request, s FirstFactor) {
 	att := attempts.Attempt{Account: s.User.Username}
-	f.next(w, r, &loginFlow{id: s.AuthRequestID, ar: s.Request, csrf: s.CSRF, user: s.User, amr: s.AMR, att: &att})
+	fl := &loginFlow{id: s.AuthRequestID, ar: s.Request, csrf: s.CSRF, user: s.User, amr: s.AMR, att: &att}
+	if s.EnrolLink {
+		fl.id, fl.ar, fl.steps = "", nil, []string{store.StepEnrolLink}
+	}
+	f.next(w, r, fl)
 }

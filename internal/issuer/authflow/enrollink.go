@@ -1,8 +1,10 @@
 package authflow
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer/web"
@@ -39,6 +41,26 @@ type enrolLinkPage struct {
 	Username string
 	Link     string
 	CSRF     string
+	// Password asks for the account's password; a user a connector
+	// created has none and proves themselves with one of their
+	// connectors instead: Buttons (a sign-in at the upstream) or
+	// Directories (the directory's username and password).
+	Password    bool
+	Buttons     []LoginOption
+	Directories []LoginOption
+	Connector   string
+	DirUsername string
+}
+
+// newEnrolLinkPage is the data of the link's page for user.
+func (i *enrolLinkStep) newEnrolLinkPage(ctx context.Context, user *store.User, link, csrf string) (enrolLinkPage, error) {
+	page := enrolLinkPage{Title: titleEnrolByLink, Username: user.Username, Link: link, CSRF: csrf, Password: user.HasPassword()}
+	if page.Password || i.cfg.Connectors == nil {
+		return page, nil
+	}
+	var err error
+	page.Buttons, page.Directories, err = i.cfg.Connectors.UserOptions(ctx, user.ID)
+	return page, err
 }
 
 // enrolLinkStep is the page of an enrolment link: its user's password,
@@ -76,8 +98,13 @@ func (i *enrolLinkStep) showEnrolLink(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	i.render(w, http.StatusOK, "enrol.html", enrolLinkPage{Title: titleEnrolByLink, Username: user.Username, Link: link,
-		CSRF: i.csrf.Cookie(w, r)}, "")
+	page, err := i.newEnrolLinkPage(r.Context(), user, link, i.csrf.Cookie(w, r))
+	if err != nil {
+		i.log.ErrorContext(r.Context(), "listing a user's connectors failed", "error", err)
+		i.message(w, http.StatusInternalServerError, titleEnrolByLink, msgInternal)
+		return
+	}
+	i.render(w, http.StatusOK, "enrol.html", page, "")
 }
 
 // submitEnrolLink checks the password of the link's user and, when it is
@@ -94,11 +121,30 @@ func (i *enrolLinkStep) submitEnrolLink(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	defer done()
-	page := enrolLinkPage{Title: titleEnrolByLink, Username: user.Username, Link: link, CSRF: csrf}
-	if _, ok := i.checkPassword(w, r, &att, credentials{username: user.Username, password: form.Get("password")}, "", func(status int, msg string) {
+	page, err := i.newEnrolLinkPage(ctx, user, link, csrf)
+	if err != nil {
+		i.log.ErrorContext(ctx, "listing a user's connectors failed", "error", err)
+		i.message(w, http.StatusInternalServerError, titleEnrolByLink, msgInternal)
+		return
+	}
+	cred := credentials{username: user.Username, password: form.Get("password")}
+	if !user.HasPassword() {
+		// The directory's account the user is bound to, which may be
+		// named otherwise there; it must be this user's.
+		cred.connector, cred.username = form.Get("connector"), strings.TrimSpace(form.Get("username"))
+		page.Connector, page.DirUsername = cred.connector, cred.username
+	}
+	proven, ok := i.checkPassword(w, r, &att, cred, "", func(status int, msg string) {
 		page.Error = msg
 		i.render(w, status, "enrol.html", page, "")
-	}); !ok {
+	})
+	if !ok {
+		return
+	}
+	if proven.ID != user.ID {
+		// Another account's right password: as wrong as any other.
+		page.Error = msgWrongCredentials
+		i.render(w, http.StatusUnauthorized, "enrol.html", page, "")
 		return
 	}
 	// Of two browsers giving the password at once, one uses the link.

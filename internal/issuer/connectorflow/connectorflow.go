@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +33,8 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (*store.User, error)
 	CreatePendingLogin(ctx context.Context, key string, p *store.PendingLogin) error
 	TakePendingLogin(ctx context.Context, key string) (*store.PendingLogin, error)
+	EnrolLinkUser(ctx context.Context, token string) (*store.User, error)
+	TakeEnrolLink(ctx context.Context, token, userID string) error
 }
 
 // Login is the login flow a connector's sign-in goes on in
@@ -151,6 +154,34 @@ func (f *Flow) LoginOptions(ctx context.Context) (buttons, directories []authflo
 			directories = append(directories, o)
 		} else {
 			buttons = append(buttons, o)
+		}
+	}
+	return buttons, directories, nil
+}
+
+// UserOptions lists the enabled connectors userID is bound to, as
+// LoginOptions does: what a password-less user proves themselves with on
+// an enrolment link's page.
+func (f *Flow) UserOptions(ctx context.Context, userID string) (buttons, directories []authflow.LoginOption, err error) {
+	ids, err := f.cfg.Store.IdentitiesOfUser(ctx, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, moreDirs, err := f.LoginOptions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	bound := func(o authflow.LoginOption) bool {
+		return slices.ContainsFunc(ids, func(id store.Identity) bool { return id.Connector == o.Name })
+	}
+	for _, o := range all {
+		if bound(o) {
+			buttons = append(buttons, o)
+		}
+	}
+	for _, o := range moreDirs {
+		if bound(o) {
+			directories = append(directories, o)
 		}
 	}
 	return buttons, directories, nil

@@ -30,14 +30,26 @@ type redirectPage struct{ Title, Message, URL string }
 // its sign-in bound to the browser's CSRF token.
 func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 	ctx, csrf := r.Context(), web.Token(r)
-	id, name := r.PostForm.Get("authRequestID"), r.PostForm.Get("connector")
-	if id == "" || len(id) > authflow.MaxAuthRequestIDLen {
+	id, link, name := r.PostForm.Get("authRequestID"), r.PostForm.Get("link"), r.PostForm.Get("connector")
+	pending := &store.PendingLogin{AuthRequest: id, ExpiresAt: f.cfg.Now().Add(PendingTTL)}
+	switch {
+	case id == "" && link != "":
+		// An enrolment link's page, for a user without a password.
+		if f.linkUser(w, ctx, link) == nil {
+			return
+		}
+		pending.EnrolLink = true
+	case id == "" || len(id) > authflow.MaxAuthRequestIDLen:
 		f.cfg.Pages.Message(w, http.StatusBadRequest, title, msgBadState)
 		return
-	}
-	ar, ok := f.login.OpenRequest(w, ctx, id)
-	if !ok {
-		return
+	default:
+		ar, ok := f.login.OpenRequest(w, ctx, id)
+		if !ok {
+			return
+		}
+		if !ar.ExpiresAt.IsZero() && ar.ExpiresAt.Before(pending.ExpiresAt) {
+			pending.ExpiresAt = ar.ExpiresAt
+		}
 	}
 	rc, c, err := build[connector.Redirecting](ctx, f, name)
 	if err != nil {
@@ -46,11 +58,8 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 	}
 	state := store.RandomToken(32)
 	nonce, verifier := derive(state, csrf)
-	exp := f.cfg.Now().Add(PendingTTL)
-	if !ar.ExpiresAt.IsZero() && ar.ExpiresAt.Before(exp) {
-		exp = ar.ExpiresAt
-	}
-	if err := f.cfg.Store.CreatePendingLogin(ctx, pendingKey(state, csrf), &store.PendingLogin{Connector: c.Name, AuthRequest: id, ExpiresAt: exp}); err != nil {
+	pending.Connector = c.Name
+	if err := f.cfg.Store.CreatePendingLogin(ctx, pendingKey(state, csrf), pending); err != nil {
 		if errors.Is(err, connectors.ErrFull) {
 			w.Header().Set("Retry-After", "5")
 			f.cfg.Pages.Message(w, http.StatusServiceUnavailable, title, msgBusy)
@@ -64,6 +73,9 @@ func (f *Flow) start(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		f.unreachable(w, r, c, err)
 		return
+	}
+	if pending.EnrolLink {
+		f.holdLink(w, link)
 	}
 	// A page, not a redirect: CSP form-action would hold a form's redirect
 	// to the upstream's origin. The refresh is no script.
@@ -108,9 +120,12 @@ func (f *Flow) callback(w http.ResponseWriter, r *http.Request) {
 		f.cfg.Pages.Message(w, http.StatusInternalServerError, title, web.MsgInternal)
 		return
 	}
-	ar, ok := f.login.OpenRequest(w, ctx, p.AuthRequest)
-	if !ok {
-		return
+	var ar *store.AuthRequest
+	if !p.EnrolLink {
+		var ok bool
+		if ar, ok = f.login.OpenRequest(w, ctx, p.AuthRequest); !ok {
+			return
+		}
 	}
 	rc, c, err := build[connector.Redirecting](ctx, f, name)
 	if err != nil {
@@ -128,12 +143,16 @@ func (f *Flow) callback(w http.ResponseWriter, r *http.Request) {
 		f.unreachable(w, r, c, err)
 		return
 	}
+	if p.EnrolLink && f.useLink(w, r, c, id) == nil {
+		return
+	}
 	user, amr, err := f.signIn(ctx, c, id)
 	if err != nil {
 		f.refused(w, r, c, err)
 		return
 	}
-	f.login.SignedIn(w, r, authflow.FirstFactor{AuthRequestID: p.AuthRequest, Request: ar, CSRF: csrf, User: user, AMR: amr, Method: c.Name})
+	f.login.SignedIn(w, r, authflow.FirstFactor{AuthRequestID: p.AuthRequest, Request: ar, CSRF: csrf, User: user, AMR: amr, Method: c.Name,
+		EnrolLink: p.EnrolLink})
 }
 
 // unavailable answers a start or callback for a connector that is not

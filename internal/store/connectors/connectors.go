@@ -93,9 +93,14 @@ type Identity struct {
 // token), single use.
 type Pending struct {
 	Connector string
-	// AuthRequest is the sealed auth request the sign-in is for.
+	// AuthRequest is the sealed auth request the sign-in is for; empty
+	// when EnrolLink.
 	AuthRequest string
-	ExpiresAt   time.Time
+	// EnrolLink: the sign-in proves who opened an enrolment link (a
+	// password-less user's, in place of the password); the link's secret
+	// is not stored.
+	EnrolLink bool
+	ExpiresAt time.Time
 }
 
 // ConnectorStore keeps connectors, identities and pending sign-ins.
@@ -655,8 +660,8 @@ func (s *ConnectorStore) CreatePendingLogin(ctx context.Context, key string, p *
 	if CheckName(p.Connector) != nil {
 		return fmt.Errorf("connector: %w", core.ErrNotFound)
 	}
-	if p.AuthRequest == "" || len(p.AuthRequest) > maxAuthRequestLen {
-		return fmt.Errorf("a pending sign-in's auth request must be 1 to %d bytes", maxAuthRequestLen)
+	if (p.AuthRequest == "") != p.EnrolLink || len(p.AuthRequest) > maxAuthRequestLen {
+		return fmt.Errorf("a pending sign-in is for an auth request (1 to %d bytes) or an enrolment link, one of them", maxAuthRequestLen)
 	}
 	now := s.db.Now()
 	if !p.ExpiresAt.After(now) {
@@ -685,8 +690,8 @@ func (s *ConnectorStore) CreatePendingLogin(ctx context.Context, key string, p *
 		if !ok {
 			return fmt.Errorf("connector %s: %w", p.Connector, core.ErrNotFound)
 		}
-		_, err = s.db.Exec(ctx, tx, `INSERT INTO nsauth_connector_pending (key_hash, connector, auth_request, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-			core.HashSecret(key), p.Connector, p.AuthRequest, now.UnixMilli(), p.ExpiresAt.UnixMilli())
+		_, err = s.db.Exec(ctx, tx, `INSERT INTO nsauth_connector_pending (key_hash, connector, auth_request, enrol_link, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			core.HashSecret(key), p.Connector, p.AuthRequest, boolInt(p.EnrolLink), now.UnixMilli(), p.ExpiresAt.UnixMilli())
 		if err != nil {
 			if s.db.Dialect.IsUnique(err) {
 				return fmt.Errorf("pending sign-in: %w", core.ErrConflict)
@@ -702,13 +707,13 @@ func (s *ConnectorStore) CreatePendingLogin(ctx context.Context, key string, p *
 // takes it: of concurrent takers (replicas included), one gets it.
 func (s *ConnectorStore) TakePendingLogin(ctx context.Context, key string) (*Pending, error) {
 	var p Pending
-	var expires int64
-	err := s.db.QueryRow(ctx, s.db, `DELETE FROM nsauth_connector_pending WHERE key_hash = ? RETURNING connector, auth_request, expires_at`,
-		core.HashSecret(key)).Scan(&p.Connector, &p.AuthRequest, &expires)
+	var expires, link int64
+	err := s.db.QueryRow(ctx, s.db, `DELETE FROM nsauth_connector_pending WHERE key_hash = ? RETURNING connector, auth_request, enrol_link, expires_at`,
+		core.HashSecret(key)).Scan(&p.Connector, &p.AuthRequest, &link, &expires)
 	if err != nil {
 		return nil, core.NotFound(err, "pending sign-in")
 	}
-	p.ExpiresAt = time.UnixMilli(expires)
+	p.ExpiresAt, p.EnrolLink = time.UnixMilli(expires), link == 1
 	if !p.ExpiresAt.After(s.db.Now()) {
 		return nil, fmt.Errorf("pending sign-in: %w", core.ErrNotFound)
 	}

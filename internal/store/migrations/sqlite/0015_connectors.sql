@@ -40,11 +40,15 @@ CREATE TABLE nsauth_identities (
 -- nsauth_connector_pending: a sign-in waiting at an upstream provider,
 -- under the digest of its key (the state sent upstream joined to the
 -- browser's CSRF token). Single use: taking it deletes the row; expired
--- rows are deleted with the other expired records.
+-- rows are deleted with the other expired records. auth_request is the
+-- sealed auth request the sign-in is for; empty, with enrol_link 1, for a
+-- sign-in that opens an enrolment link (whose secret stays in the
+-- browser).
 CREATE TABLE nsauth_connector_pending (
     key_hash     BLOB PRIMARY KEY,
     connector    TEXT NOT NULL REFERENCES nsauth_connectors (name) ON DELETE CASCADE,
     auth_request TEXT NOT NULL,
+    enrol_link   INTEGER NOT NULL DEFAULT 0,
     created_at   BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL
 );
