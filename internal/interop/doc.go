@@ -25,6 +25,14 @@
 //     channel on the other, each ending with a tally per backend
 //     "RP checks: N passed of M (library, backend)".
 //
+// and the same deployments signing people in through connectors (issue 28),
+// the upstream's callback served by the other replica than the start:
+// Hydra and zitadel's example provider as OpenID Connect upstreams, Debian's
+// slapd as an LDAP directory and connectortest's fake GitHub, into
+// `nsauth login`, an app and a device login, with NSAUTH_MFA=required, the
+// passkey offer and NSAUTH_PASSWORD_LOGIN=false; each ends with a tally
+// "connector checks: N passed of M (upstream, backend)".
+//
 // The JavaScript packages are pinned by interop/js/package-lock.json and
 // installed by `npm ci` (.ci/run does it); the tests never download.
 //
