@@ -102,3 +102,55 @@ func dropCookie(t *testing.T, b *issuertest.Browser, u *url.URL, name string) {
 	}
 	t.Fatalf("no cookie %s to drop", name)
 }
+
+// TestDirectoryUserEnrolsByLink: a password-less user bound to an LDAP
+// connector proves themselves on the enrolment link's page with the
+// directory's username and password; another directory account's right
+// password is as wrong as a wrong one, and leaves the link unused.
+func TestDirectoryUserEnrolsByLink(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, username, password string
+		wantStatus               int
+		want                     string
+	}{
+		{name: "the link's user: enrolment", username: "pat.dir", password: "pat-directory-password", wantStatus: http.StatusOK, want: `action="/login/mfa/enroll"`},
+		{name: "the link's user, wrong password", username: "pat.dir", password: "wrong", wantStatus: http.StatusUnauthorized, want: "Wrong username or password."},
+		{name: "another account's right password", username: "eve.dir", password: "eve-directory-password", wantStatus: http.StatusUnauthorized, want: "Wrong username or password."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newConnectorHarness(t, func(c *issuer.Config) { c.RequireSecondFactor = true })
+			h.addLDAP(t, "dir", nil)
+			for _, p := range []struct{ user, dirName, password, subject string }{
+				{"pat", "pat.dir", "pat-directory-password", "pat-sub"},
+				{"eve", "eve.dir", "eve-directory-password", "eve-sub"},
+			} {
+				if err := h.st.CreateUserWithIdentity(ctx, &store.User{Username: p.user}, &store.Identity{Connector: "dir", Subject: p.subject}); err != nil {
+					t.Fatal(err)
+				}
+				h.dir.add(p.dirName, p.password, p.subject)
+			}
+			pat, err := h.st.UserByUsername(ctx, "pat")
+			if err != nil {
+				t.Fatal(err)
+			}
+			token := store.RandomToken(32)
+			if err := h.st.CreateEnrolLink(ctx, pat.ID, token, h.clock.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			b := issuertest.NewBrowser(t)
+			page := b.Open(t, h.url+issuer.EnrolLinkPath+"?link="+url.QueryEscape(token))
+			if page.Response.StatusCode != http.StatusOK || !strings.Contains(page.Body, `<option value="dir"`) || !strings.Contains(page.Body, `name="username" type="text"`) {
+				t.Fatalf("the link's page of a directory user: HTTP %d, want the directory's form:\n%s", page.Response.StatusCode, page.Body)
+			}
+			got := b.Post(t, page, issuer.EnrolLinkPath, url.Values{"connector": {"dir"}, "username": {tc.username}, "password": {tc.password}})
+			if got.Response.StatusCode != tc.wantStatus || !strings.Contains(got.Body, tc.want) {
+				t.Fatalf("HTTP %d, want %d with %q:\n%s", got.Response.StatusCode, tc.wantStatus, tc.want, got.Body)
+			}
+			if _, err := h.st.EnrolLinkUser(ctx, token); (err == nil) != (tc.wantStatus != http.StatusOK) {
+				t.Fatalf("after the post the link is live: %v; want live only when refused", err == nil)
+			}
+		})
+	}
+}
