@@ -159,20 +159,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 	rotate.Flags().BoolVar(&asJSON, "json", false, "print the client id and secret as JSON")
 
 	simple := func(use, short string, run func(ctx context.Context, st *store.Store, a *store.Client) error) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " <name>",
-			Short: short,
-			Args:  exactlyOneApp,
-			RunE: func(c *cobra.Command, args []string) error {
-				return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-					a, err := findApp(ctx, st, args[0])
-					if err != nil {
-						return err
-					}
-					return run(ctx, st, a)
-				})
-			},
-		}
+		return storecmd.OnOne(&o.Command, use, short, exactlyOneApp, findApp, run)
 	}
 	cmd.AddCommand(
 		add,

@@ -133,20 +133,7 @@ change; each list flag given replaces that whole list.`,
 	show.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
 	simple := func(use, short string, run func(ctx context.Context, st *store.Store, k *store.Connector) error) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " <name>",
-			Short: short,
-			Args:  exactlyOneConnector,
-			RunE: func(c *cobra.Command, args []string) error {
-				return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-					k, err := findConnector(ctx, st, args[0])
-					if err != nil {
-						return err
-					}
-					return run(ctx, st, k)
-				})
-			},
-		}
+		return storecmd.OnOne(&o.Command, use, short, exactlyOneConnector, findConnector, run)
 	}
 	cmd.AddCommand(
 		add,

@@ -98,3 +98,26 @@ func OrDash(s string) string {
 	}
 	return s
 }
+
+// OnOne is a command `use <name>` that finds the record its one argument
+// names (find, which says when there is none) and runs run on it, with
+// the store open: the shape of `nsauth apps disable`, `nsauth connectors
+// enable` and their kin.
+func OnOne[T any](o *Command, use, short string, args cobra.PositionalArgs,
+	find func(context.Context, *store.Store, string) (T, error),
+	run func(context.Context, *store.Store, T) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " <name>",
+		Short: short,
+		Args:  args,
+		RunE: func(c *cobra.Command, a []string) error {
+			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+				r, err := find(ctx, st, a[0])
+				if err != nil {
+					return err
+				}
+				return run(ctx, st, r)
+			})
+		},
+	}
+}
