@@ -242,13 +242,13 @@ func (s *GitHubSettings) check() error {
 		if _, err := issuerurl.Check(s.APIURL, issuerurl.Options{AllowPath: true}); err != nil {
 			return settingErr("api_url", "%v", err)
 		}
-		s.APIURL = strings.TrimSuffix(s.APIURL, "/")
+		s.APIURL = strings.TrimRight(s.APIURL, "/")
 	}
 	if s.BaseURL != "" {
-		if _, err := issuerurl.Check(strings.TrimSuffix(s.BaseURL, "/"), issuerurl.Options{}); err != nil {
+		if _, err := issuerurl.Check(strings.TrimRight(s.BaseURL, "/"), issuerurl.Options{}); err != nil {
 			return settingErr("base_url", "%v", err)
 		}
-		s.BaseURL = strings.TrimSuffix(s.BaseURL, "/")
+		s.BaseURL = strings.TrimRight(s.BaseURL, "/")
 	}
 	switch {
 	case s.APIURL != "" && s.BaseURL == "":
