@@ -583,7 +583,11 @@ type CheckTokenResponse struct {
 	// one-time code, "hwk"/"swk" a passkey, "mfa" more than one factor).
 	// Empty when the token carries none (machine tokens, authentication
 	// disabled, or a provider that does not say).
-	Amr           []string `protobuf:"bytes,7,rep,name=amr,proto3" json:"amr,omitempty"`
+	Amr []string `protobuf:"bytes,7,rep,name=amr,proto3" json:"amr,omitempty"`
+	// nsauth addition: the groups of the checked access token's user, from
+	// its `groups` claim (granted with the `groups` scope). Empty when the
+	// token carries none.
+	Groups        []string `protobuf:"bytes,8,rep,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -663,6 +667,13 @@ func (x *CheckTokenResponse) GetMachine() bool {
 func (x *CheckTokenResponse) GetAmr() []string {
 	if x != nil {
 		return x.Amr
+	}
+	return nil
+}
+
+func (x *CheckTokenResponse) GetGroups() []string {
+	if x != nil {
+		return x.Groups
 	}
 	return nil
 }
@@ -1092,7 +1103,7 @@ const file_mgmt_v1alpha1_auth_proto_rawDesc = "" +
 	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"S\n" +
 	"\x12RefreshCliResponse\x12=\n" +
 	"\faccess_token\x18\x01 \x01(\v2\x1a.mgmt.v1alpha1.AccessTokenR\vaccessToken\"\x13\n" +
-	"\x11CheckTokenRequest\"\x9f\x02\n" +
+	"\x11CheckTokenRequest\"\xb7\x02\n" +
 	"\x12CheckTokenResponse\x12\x1d\n" +
 	"\asubject\x18\x01 \x01(\tH\x00R\asubject\x88\x01\x01\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\"\n" +
@@ -1101,7 +1112,8 @@ const file_mgmt_v1alpha1_auth_proto_rawDesc = "" +
 	"\x06issuer\x18\x04 \x01(\tH\x02R\x06issuer\x88\x01\x01\x12 \n" +
 	"\tclient_id\x18\x05 \x01(\tH\x03R\bclientId\x88\x01\x01\x12\x1d\n" +
 	"\amachine\x18\x06 \x01(\bH\x04R\amachine\x88\x01\x01\x12\x10\n" +
-	"\x03amr\x18\a \x03(\tR\x03amrB\n" +
+	"\x03amr\x18\a \x03(\tR\x03amr\x12\x16\n" +
+	"\x06groups\x18\b \x03(\tR\x06groupsB\n" +
 	"\n" +
 	"\b_subjectB\r\n" +
 	"\v_expires_atB\t\n" +
