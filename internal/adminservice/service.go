@@ -19,6 +19,8 @@ import (
 	"log/slog"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store"
@@ -90,9 +92,15 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 	return c, ok
 }
 
-// record audits e with the caller as its actor.
+// record audits e with the caller as its actor. It is called once the
+// change is made: its error (a *connect.Error, Internal) says so, for the
+// caller to return as is.
 func (s *Service) record(ctx context.Context, e audit.Event) error {
 	c, _ := CallerFrom(ctx)
 	e.Actor = c.Actor
-	return s.cfg.Audit.Record(ctx, e)
+	if err := s.cfg.Audit.Record(ctx, e); err != nil {
+		s.cfg.Log.ErrorContext(ctx, "an admin change was made but its audit event was not recorded", "type", e.Type, "actor", e.Actor, "error", err)
+		return connect.NewError(connect.CodeInternal, internalError{msg: "the change was made, but its audit event was not recorded", cause: err})
+	}
+	return nil
 }
