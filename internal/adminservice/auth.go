@@ -44,7 +44,12 @@ func (a authorizer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err != nil {
 			return nil, err
 		}
-		return next(WithCaller(ctx, c), req)
+		resp, err := next(WithCaller(ctx, c), req)
+		if d := Detail(err); d != err {
+			// The cause of an Internal error, which the caller is not told.
+			a.s.cfg.Log.ErrorContext(ctx, "admin call failed", "procedure", req.Spec().Procedure, "actor", c.Actor, "error", d)
+		}
+		return resp, err
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
 	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store"
@@ -103,4 +104,15 @@ func (s *Service) record(ctx context.Context, e audit.Event) error {
 		return connect.NewError(connect.CodeInternal, internalError{msg: "the change was made, but its audit event was not recorded", cause: err})
 	}
 	return nil
+}
+
+// Procedures lists the service's procedures ("/nsauth.admin.v1.AdminService/ListUsers", ...),
+// for rate limits.
+func Procedures() []string {
+	methods := adminv1.File_nsauth_admin_v1_admin_proto.Services().ByName("AdminService").Methods()
+	out := make([]string, 0, methods.Len())
+	for i := range methods.Len() {
+		out = append(out, "/"+adminv1connect.AdminServiceName+"/"+string(methods.Get(i).Name()))
+	}
+	return out
 }
