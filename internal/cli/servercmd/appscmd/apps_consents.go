@@ -132,3 +132,23 @@ func (o *appsOptions) revokeConsent(ctx context.Context, st *store.Store, appNam
 	fmt.Fprintf(o.App.ErrOut, "Revoked the consent %q gave app %q; it will ask again at the next login.\n", u.Username, a.ID)
 	return nil
 }
+
+// findApp finds an app by its name (its client id).
+func findApp(ctx context.Context, st *store.Store, ref string) (*store.Client, error) {
+	id, err := store.NormalizeClientName(ref)
+	if err != nil {
+		return nil, cli.UsageErrorf("%v", err)
+	}
+	a, err := st.ClientByID(ctx, id)
+	if err != nil {
+		return nil, appError(id, err)
+	}
+	return a, nil
+}
+
+func appError(id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no app %q", strings.ToLower(id))
+	}
+	return err
+}
