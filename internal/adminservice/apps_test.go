@@ -226,7 +226,7 @@ func TestAppsOverHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g := got.Msg.GetApp();  !g.GetThirdParty() || g.GetAccessTokenTtlSeconds() != 0 || g.GetDisplayName() != "Neosync" || g.GetBroker() {
+		if g := got.Msg.GetApp(); !g.GetThirdParty() || g.GetAccessTokenTtlSeconds() != 0 || g.GetDisplayName() != "Neosync" || g.GetBroker() {
 			t.Errorf("after UpdateApp: %v, %v", got, err)
 		}
 
