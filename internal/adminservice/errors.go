@@ -47,25 +47,38 @@ func toConnect(err error, what string) error {
 // internal is an Internal error whose message is "internal error" and
 // whose cause stays in the chain (never on the wire).
 func internal(err error) error {
-	return connect.NewError(connect.CodeInternal, internalError{err})
+	return connect.NewError(connect.CodeInternal, internalError{cause: err})
 }
 
 // internalError hides its cause from Error (which Connect sends as the
-// message) but keeps it for errors.Unwrap.
-type internalError struct{ cause error }
+// message) but keeps it for errors.Unwrap and [Detail]. msg, when set, is
+// what the wire says instead of "internal error": it must hold no detail
+// of the cause.
+type internalError struct {
+	msg   string
+	cause error
+}
 
-func (e internalError) Error() string { return "internal error" }
+func (e internalError) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return "internal error"
+}
 func (e internalError) Unwrap() error { return e.cause }
 
 // Detail returns what an in-process caller (an offline command) shows of
-// err: the cause of an Internal error the service made, err otherwise.
-// Remote callers only ever see "internal error".
+// err: for an Internal error the service made, its message with the cause
+// (which remote callers never see); err itself otherwise.
 func Detail(err error) error {
 	var ie internalError
-	if errors.As(err, &ie) && ie.cause != nil {
+	if !errors.As(err, &ie) || ie.cause == nil {
+		return err
+	}
+	if ie.msg == "" {
 		return ie.cause
 	}
-	return err
+	return fmt.Errorf("%s: %w", ie.msg, ie.cause)
 }
 
 // invalid is an InvalidArgument error; its message names the field and
