@@ -76,6 +76,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 	}
 	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
+	o.RegisterRemoteFlags(cmd.PersistentFlags())
 
 	var addFlags appFlags
 	add := &cobra.Command{
