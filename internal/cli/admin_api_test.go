@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -206,6 +207,79 @@ func TestAdminAPIFromAnotherDirectory(t *testing.T) {
 		}
 		if r := remote(e, "", "users", "list"); r.code != 1 || !strings.Contains(r.errOut, "not an nsauth administrator") {
 			t.Errorf("users list once out of the group: exit %d\n%s", r.code, r.errOut)
+		}
+	})
+}
+
+// TestAdminAPIMachineClient: a machine client given the scope
+// nsauth:admin administers through the API, named "client:NAME" in the
+// audit trail; a machine token without that scope (or with the scope
+// asked for but not granted) is refused with PermissionDenied.
+func TestAdminAPIMachineClient(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		serverEnv := storeEnv(t, b)
+		serverURL := startServe(t, serverEnv)
+		waitReady(t, serverURL)
+		st := openServedStore(t, serverEnv)
+
+		machineToken := func(name, scopes string) string {
+			t.Helper()
+			r := runServerCommand(serverEnv, nil, "clients", "add", name, "--scopes", scopes, "--json")
+			if r.code != 0 {
+				t.Fatalf("clients add %s: exit %d\n%s", name, r.code, r.errOut)
+			}
+			var created struct {
+				ClientID     string `json:"client_id"`
+				ClientSecret string `json:"client_secret"`
+			}
+			if err := json.Unmarshal([]byte(r.out), &created); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"NSAUTH_API_URL": serverURL, "NSAUTH_CLIENT_ID": created.ClientID}
+			tr := runServerCommand(env, strings.NewReader(created.ClientSecret+"\n"), "token", "--client-secret-stdin")
+			if tr.code != 0 {
+				t.Fatalf("token for %s: exit %d\n%s", name, tr.code, tr.errOut)
+			}
+			return strings.TrimSpace(tr.out)
+		}
+		api := adminv1connect.NewAdminServiceClient(http.DefaultClient, serverURL)
+		call := func(tok string) (*adminv1.WhoAmIResponse, error) {
+			req := connect.NewRequest(&adminv1.WhoAmIRequest{})
+			req.Header().Set("Authorization", "Bearer "+tok)
+			resp, err := api.WhoAmI(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			return resp.Msg, nil
+		}
+
+		robot := machineToken("robot", "nsauth:admin")
+		who, err := call(robot)
+		if err != nil || who.GetActor() != "client:robot" || !who.GetMachine() {
+			t.Fatalf("WhoAmI as robot: %v, %v; want client:robot, a machine", who, err)
+		}
+		req := connect.NewRequest(&adminv1.CreateUserRequest{Username: "dave", Password: "dave-password-1"})
+		req.Header().Set("Authorization", "Bearer "+robot)
+		if _, err := api.CreateUser(ctx, req); err != nil {
+			t.Fatalf("CreateUser as robot: %v", err)
+		}
+		events, err := st.AuditEvents(ctx, store.AuditFilter{Types: []audit.Type{audit.UserChanged}, User: "dave"})
+		if err != nil || len(events) != 1 || events[0].Actor != "client:robot" {
+			t.Errorf("dave's audit events: %+v, %v; want one by client:robot", events, err)
+		}
+
+		plain := machineToken("plain", "deploy")
+		if _, err := call(plain); connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "nsauth:admin") {
+			t.Errorf("WhoAmI as a machine client without nsauth:admin: %v, want PermissionDenied naming the scope", err)
+		}
+		// Disabled, the admin client is refused at once.
+		if r := runServerCommand(serverEnv, nil, "clients", "disable", "robot"); r.code != 0 {
+			t.Fatalf("clients disable robot: exit %d\n%s", r.code, r.errOut)
+		}
+		if _, err := call(robot); connect.CodeOf(err) == 0 {
+			t.Error("WhoAmI with a disabled admin client's token succeeded")
 		}
 	})
 }
