@@ -90,7 +90,9 @@ deletes the policy.`,
 		Short: "List policies",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error { return listPolicies(ctx, app, api) })
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return listPolicies(ctx, app, api)
+			})
 		},
 	}
 	del := &cobra.Command{
