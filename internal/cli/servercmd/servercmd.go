@@ -16,4 +16,4 @@ import (
 )
 
 // Commands are the server's subcommands, for [cli.NewRootCommand].
-var Commands = []cli.NewCommand{newServeCommand, newUsersCommand, newClientsCommand, appscmd.NewAppsCommand, appscmd.NewSessionsCommand, connectorscmd.NewConnectorsCommand, newKeysCommand, newFederationCommand, newAuditCommand, newBenchCommand}
+var Commands = []cli.NewCommand{newServeCommand, newUsersCommand, newGroupsCommand, newClientsCommand, appscmd.NewAppsCommand, appscmd.NewSessionsCommand, connectorscmd.NewConnectorsCommand, newKeysCommand, newFederationCommand, newAuditCommand, newBenchCommand}

@@ -155,6 +155,7 @@ they sign in only through it (nsauth users passwd gives them a password later).`
 	)
 	cmd.AddCommand(newUsersLinkCommands(o)...)
 	o.addSecondFactorCommands(cmd)
+	cmd.AddCommand(newUsersGroupsCommand(o))
 	return cmd
 }
 
