@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -231,12 +229,12 @@ func appSettings(m *adminv1.AppSettings, given func(appsettings.Field) bool) (*a
 	}
 	var err error
 	if given(appsettings.AccessTokenTTL) {
-		if s.AccessTokenTTL, err = ttlSeconds(appsettings.AccessTokenTTL, m.GetAccessTokenTtlSeconds()); err != nil {
+		if s.AccessTokenTTL, err = lifetime(string(appsettings.AccessTokenTTL), m.GetAccessTokenTtlSeconds()); err != nil {
 			return nil, err
 		}
 	}
 	if given(appsettings.RefreshTokenTTL) {
-		if s.RefreshTokenTTL, err = ttlSeconds(appsettings.RefreshTokenTTL, m.GetRefreshTokenTtlSeconds()); err != nil {
+		if s.RefreshTokenTTL, err = lifetime(string(appsettings.RefreshTokenTTL), m.GetRefreshTokenTtlSeconds()); err != nil {
 			return nil, err
 		}
 	}
@@ -256,18 +254,6 @@ func appSettings(m *adminv1.AppSettings, given func(appsettings.Field) bool) (*a
 		return nil, invalid("%v", err)
 	}
 	return s, nil
-}
-
-// ttlSeconds is a lifetime given in seconds: never negative, and no
-// longer than a time.Duration holds.
-func ttlSeconds(f appsettings.Field, sec int64) (time.Duration, error) {
-	switch {
-	case sec < 0:
-		return 0, invalid("%s cannot be negative", f)
-	case sec > int64(math.MaxInt64/time.Second):
-		return 0, invalid("%s is too long", f)
-	}
-	return time.Duration(sec) * time.Second, nil
 }
 
 func fieldList() string {
