@@ -85,7 +85,9 @@ type User struct {
 	// Zero when the user is enabled.
 	DisabledAt  int64 `protobuf:"varint,7,opt,name=disabled_at,json=disabledAt,proto3" json:"disabled_at,omitempty"`
 	HasPassword bool  `protobuf:"varint,8,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
-	// The second factors the user has: "totp", "passkey", "recovery".
+	// The second factors the user has, one entry each: "totp" (the
+	// authenticator app), "passkey" (once per passkey), "recovery" (once per
+	// unused recovery code).
 	Factors []string `protobuf:"bytes,9,rep,name=factors,proto3" json:"factors,omitempty"`
 	// The user's groups (nsauth groups and, prefixed "CONNECTOR:", those a
 	// connector reported).
@@ -486,9 +488,12 @@ func (x *CreateUserResponse) GetUser() *User {
 }
 
 type SetUserPasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// Also remove every second factor of the user (authenticator app,
+	// recovery codes, passkeys), after a suspected takeover.
+	ResetFactors  bool `protobuf:"varint,3,opt,name=reset_factors,json=resetFactors,proto3" json:"reset_factors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -537,8 +542,17 @@ func (x *SetUserPasswordRequest) GetPassword() string {
 	return ""
 }
 
+func (x *SetUserPasswordRequest) GetResetFactors() bool {
+	if x != nil {
+		return x.ResetFactors
+	}
+	return false
+}
+
 type SetUserPasswordResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the second factors were removed (reset_factors).
+	FactorsReset  bool `protobuf:"varint,1,opt,name=factors_reset,json=factorsReset,proto3" json:"factors_reset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +585,13 @@ func (x *SetUserPasswordResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use SetUserPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetUserPasswordResponse) Descriptor() ([]byte, []int) {
 	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SetUserPasswordResponse) GetFactorsReset() bool {
+	if x != nil {
+		return x.FactorsReset
+	}
+	return false
 }
 
 type SetUserDisabledRequest struct {
@@ -715,7 +736,12 @@ func (x *UnlockUserRequest) GetUsername() string {
 }
 
 type UnlockUserResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the account's login-attempt counters were cleared.
+	Counters int64 `protobuf:"varint,1,opt,name=counters,proto3" json:"counters,omitempty"`
+	// How many client addresses' counters had the account's failures
+	// taken off.
+	Addresses     int64 `protobuf:"varint,2,opt,name=addresses,proto3" json:"addresses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -748,6 +774,20 @@ func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use UnlockUserResponse.ProtoReflect.Descriptor instead.
 func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
 	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UnlockUserResponse) GetCounters() int64 {
+	if x != nil {
+		return x.Counters
+	}
+	return 0
+}
+
+func (x *UnlockUserResponse) GetAddresses() int64 {
+	if x != nil {
+		return x.Addresses
+	}
+	return 0
 }
 
 type DeleteUserRequest struct {
@@ -1490,8 +1530,12 @@ type App struct {
 	CreatedAt              int64    `protobuf:"varint,14,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt              int64    `protobuf:"varint,15,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	DisabledAt             int64    `protobuf:"varint,16,opt,name=disabled_at,json=disabledAt,proto3" json:"disabled_at,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// The app nsauth's own login uses (nsauth-cli): its redirect URIs are
+	// the server's (any loopback URI, and NSAUTH_ALLOWED_REDIRECT_URIS), and
+	// it can be neither deleted nor given another secret.
+	Broker        bool `protobuf:"varint,17,opt,name=broker,proto3" json:"broker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
@@ -1634,6 +1678,13 @@ func (x *App) GetDisabledAt() int64 {
 		return x.DisabledAt
 	}
 	return 0
+}
+
+func (x *App) GetBroker() bool {
+	if x != nil {
+		return x.Broker
+	}
+	return false
 }
 
 // AppSettings are what CreateApp and UpdateApp set. In UpdateApp only the
@@ -2749,9 +2800,11 @@ func (x *RotateMachineClientSecretRequest) GetName() string {
 }
 
 type RotateMachineClientSecretResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	ClientSecret  string                 `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClientId     string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientSecret string                 `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	// The client's name (the request may name it by its client id).
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2796,6 +2849,13 @@ func (x *RotateMachineClientSecretResponse) GetClientId() string {
 func (x *RotateMachineClientSecretResponse) GetClientSecret() string {
 	if x != nil {
 		return x.ClientSecret
+	}
+	return ""
+}
+
+func (x *RotateMachineClientSecretResponse) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -2853,8 +2913,10 @@ func (x *SetMachineClientDisabledRequest) GetDisabled() bool {
 }
 
 type SetMachineClientDisabledResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Changed       bool                   `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Changed bool                   `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	// The client's name (the request may name it by its client id).
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2894,6 +2956,13 @@ func (x *SetMachineClientDisabledResponse) GetChanged() bool {
 		return x.Changed
 	}
 	return false
+}
+
+func (x *SetMachineClientDisabledResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type DeleteMachineClientRequest struct {
@@ -2941,7 +3010,9 @@ func (x *DeleteMachineClientRequest) GetName() string {
 }
 
 type DeleteMachineClientResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The client's name (the request may name it by its client id).
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2974,6 +3045,13 @@ func (x *DeleteMachineClientResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use DeleteMachineClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMachineClientResponse) Descriptor() ([]byte, []int) {
 	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *DeleteMachineClientResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type FederationPolicy struct {
@@ -3194,10 +3272,13 @@ func (x *CreateFederationPolicyRequest) GetPolicy() *FederationPolicy {
 }
 
 type CreateFederationPolicyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Policy        *FederationPolicy      `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *FederationPolicy      `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The policy's machine client is disabled: no token is issued under
+	// the policy until it is enabled.
+	ClientDisabled bool `protobuf:"varint,2,opt,name=client_disabled,json=clientDisabled,proto3" json:"client_disabled,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateFederationPolicyResponse) Reset() {
@@ -3235,6 +3316,13 @@ func (x *CreateFederationPolicyResponse) GetPolicy() *FederationPolicy {
 		return x.Policy
 	}
 	return nil
+}
+
+func (x *CreateFederationPolicyResponse) GetClientDisabled() bool {
+	if x != nil {
+		return x.ClientDisabled
+	}
+	return false
 }
 
 type DeleteFederationPolicyRequest struct {
@@ -3569,10 +3657,17 @@ func (x *EndSessionsRequest) GetUsername() string {
 }
 
 type EndSessionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ended         int32                  `protobuf:"varint,1,opt,name=ended,proto3" json:"ended,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many sessions ended: zero when the one named by id had already
+	// ended, or the user had no live session.
+	Ended int32 `protobuf:"varint,1,opt,name=ended,proto3" json:"ended,omitempty"`
+	// The user whose sessions ended (or whose session had already ended).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// How many app logins within the ended sessions had their tokens
+	// revoked (counted when a session is named by id).
+	AppLoginsRevoked int32 `protobuf:"varint,3,opt,name=app_logins_revoked,json=appLoginsRevoked,proto3" json:"app_logins_revoked,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EndSessionsResponse) Reset() {
@@ -3608,6 +3703,20 @@ func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
 func (x *EndSessionsResponse) GetEnded() int32 {
 	if x != nil {
 		return x.Ended
+	}
+	return 0
+}
+
+func (x *EndSessionsResponse) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *EndSessionsResponse) GetAppLoginsRevoked() int32 {
+	if x != nil {
+		return x.AppLoginsRevoked
 	}
 	return 0
 }
@@ -3952,19 +4061,23 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\bpassword\x18\x04 \x01(\tR\bpassword\x12\x16\n" +
 	"\x06groups\x18\x05 \x03(\tR\x06groups\"?\n" +
 	"\x12CreateUserResponse\x12)\n" +
-	"\x04user\x18\x01 \x01(\v2\x15.nsauth.admin.v1.UserR\x04user\"P\n" +
+	"\x04user\x18\x01 \x01(\v2\x15.nsauth.admin.v1.UserR\x04user\"u\n" +
 	"\x16SetUserPasswordRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x19\n" +
-	"\x17SetUserPasswordResponse\"P\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12#\n" +
+	"\rreset_factors\x18\x03 \x01(\bR\fresetFactors\">\n" +
+	"\x17SetUserPasswordResponse\x12#\n" +
+	"\rfactors_reset\x18\x01 \x01(\bR\ffactorsReset\"P\n" +
 	"\x16SetUserDisabledRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"3\n" +
 	"\x17SetUserDisabledResponse\x12\x18\n" +
 	"\achanged\x18\x01 \x01(\bR\achanged\"/\n" +
 	"\x11UnlockUserRequest\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\"\x14\n" +
-	"\x12UnlockUserResponse\"/\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"N\n" +
+	"\x12UnlockUserResponse\x12\x1a\n" +
+	"\bcounters\x18\x01 \x01(\x03R\bcounters\x12\x1c\n" +
+	"\taddresses\x18\x02 \x01(\x03R\taddresses\"/\n" +
 	"\x11DeleteUserRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\"\x14\n" +
 	"\x12DeleteUserResponse\"\\\n" +
@@ -4004,7 +4117,7 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\v2\x16.nsauth.admin.v1.GroupR\x05group\"(\n" +
 	"\x12DeleteGroupRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
-	"\x13DeleteGroupResponse\"\xcd\x04\n" +
+	"\x13DeleteGroupResponse\"\xe5\x04\n" +
 	"\x03App\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x16\n" +
@@ -4027,7 +4140,8 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x0f \x01(\x03R\tupdatedAt\x12\x1f\n" +
 	"\vdisabled_at\x18\x10 \x01(\x03R\n" +
-	"disabledAt\"\xe2\x03\n" +
+	"disabledAt\x12\x16\n" +
+	"\x06broker\x18\x11 \x01(\bR\x06broker\"\xe2\x03\n" +
 	"\vAppSettings\x12!\n" +
 	"\fdisplay_name\x18\x01 \x01(\tR\vdisplayName\x12\x16\n" +
 	"\x06public\x18\x02 \x01(\bR\x06public\x12\x16\n" +
@@ -4099,18 +4213,21 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\x06client\x18\x01 \x01(\v2\x1e.nsauth.admin.v1.MachineClientR\x06client\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"6\n" +
 	" RotateMachineClientSecretRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"e\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"y\n" +
 	"!RotateMachineClientSecretResponse\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
-	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"Q\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"Q\n" +
 	"\x1fSetMachineClientDisabledRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"<\n" +
+	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"P\n" +
 	" SetMachineClientDisabledResponse\x12\x18\n" +
-	"\achanged\x18\x01 \x01(\bR\achanged\"0\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"0\n" +
 	"\x1aDeleteMachineClientRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x1d\n" +
-	"\x1bDeleteMachineClientResponse\"\xd3\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"1\n" +
+	"\x1bDeleteMachineClientResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xd3\x01\n" +
 	"\x10FederationPolicy\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1a\n" +
@@ -4124,9 +4241,10 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\x1eListFederationPoliciesResponse\x12=\n" +
 	"\bpolicies\x18\x01 \x03(\v2!.nsauth.admin.v1.FederationPolicyR\bpolicies\"Z\n" +
 	"\x1dCreateFederationPolicyRequest\x129\n" +
-	"\x06policy\x18\x01 \x01(\v2!.nsauth.admin.v1.FederationPolicyR\x06policy\"[\n" +
+	"\x06policy\x18\x01 \x01(\v2!.nsauth.admin.v1.FederationPolicyR\x06policy\"\x84\x01\n" +
 	"\x1eCreateFederationPolicyResponse\x129\n" +
-	"\x06policy\x18\x01 \x01(\v2!.nsauth.admin.v1.FederationPolicyR\x06policy\"3\n" +
+	"\x06policy\x18\x01 \x01(\v2!.nsauth.admin.v1.FederationPolicyR\x06policy\x12'\n" +
+	"\x0fclient_disabled\x18\x02 \x01(\bR\x0eclientDisabled\"3\n" +
 	"\x1dDeleteFederationPolicyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\" \n" +
 	"\x1eDeleteFederationPolicyResponse\"\xf1\x01\n" +
@@ -4149,9 +4267,11 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\bsessions\x18\x01 \x03(\v2\x18.nsauth.admin.v1.SessionR\bsessions\"@\n" +
 	"\x12EndSessionsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"+\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"u\n" +
 	"\x13EndSessionsResponse\x12\x14\n" +
-	"\x05ended\x18\x01 \x01(\x05R\x05ended\"0\n" +
+	"\x05ended\x18\x01 \x01(\x05R\x05ended\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12,\n" +
+	"\x12app_logins_revoked\x18\x03 \x01(\x05R\x10appLoginsRevoked\"0\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
