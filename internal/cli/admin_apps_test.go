@@ -56,7 +56,7 @@ func TestAppsClientsFederationSessionsRemotely(t *testing.T) {
 
 		added := remote("apps", "add", "web", "--display-name", "Web", "--redirect-uri", "https://web.example.com/cb", "--scope", "openid,groups",
 			"--access-token-ttl", "10m", "--json")
-		creds := decodeAppCredentials(t, usersResult{added.code, added.out, added.errOut})
+		creds := decodeAppCredentials(t, usersResult(added))
 		if creds.ClientSecret == nil || !strings.Contains(added.errOut, `Registered confidential app "web".`) {
 			t.Fatalf("apps add through the API: %q\n%s", added.out, added.errOut)
 		}
@@ -74,7 +74,7 @@ func TestAppsClientsFederationSessionsRemotely(t *testing.T) {
 				t.Errorf("%s prints through the API:\n%s%s\nand offline:\n%s%s", strings.Join(args, " "), r.out, r.errOut, o.out, o.errOut)
 			}
 		}
-		machine := decodeCreated(t, usersResult{client.code, client.out, client.errOut})
+		machine := decodeCreated(t, usersResult(client))
 		for _, out := range []string{remote("apps", "list", "--json").out, remote("clients", "list", "--json").out} {
 			if strings.Contains(out, *creds.ClientSecret) || strings.Contains(out, machine.ClientSecret) {
 				t.Errorf("a listing shows a secret:\n%s", out)
