@@ -34,9 +34,9 @@ const (
 //   - a machine client's token: admitted when it carries [AdminScope] and
 //     the client exists and is enabled;
 //   - anything else: PermissionDenied, saying what is missing.
-func (s *Service) Interceptor() connect.Interceptor { return authorizer{s} }
+func (s *callerRPC) Interceptor() connect.Interceptor { return authorizer{s} }
 
-type authorizer struct{ s *Service }
+type authorizer struct{ s *callerRPC }
 
 func (a authorizer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
@@ -70,7 +70,7 @@ func (a authorizer) WrapStreamingHandler(next connect.StreamingHandlerFunc) conn
 }
 
 // authorize judges the verified claims in ctx.
-func (s *Service) authorize(ctx context.Context) (Caller, error) {
+func (s *callerRPC) authorize(ctx context.Context) (Caller, error) {
 	claims, ok := authn.ClaimsFromContext(ctx)
 	if !ok || claims == nil || claims.Subject == "" {
 		return Caller{}, connect.NewError(connect.CodeUnauthenticated, errors.New(authn.UnauthenticatedMessage))
@@ -97,7 +97,7 @@ func (s *Service) authorize(ctx context.Context) (Caller, error) {
 	return Caller{Actor: u.Username, Subject: u.ID}, nil
 }
 
-func (s *Service) authorizeMachine(ctx context.Context, claims *authn.Claims) (Caller, error) {
+func (s *callerRPC) authorizeMachine(ctx context.Context, claims *authn.Claims) (Caller, error) {
 	if !slices.Contains(claims.Scopes, AdminScope) {
 		return Caller{}, denied(fmt.Sprintf("the machine client's token lacks the scope %q", AdminScope))
 	}
@@ -114,7 +114,7 @@ func (s *Service) authorizeMachine(ctx context.Context, claims *authn.Claims) (C
 }
 
 // isAdmin reports whether the user is in AdminGroup now.
-func (s *Service) isAdmin(ctx context.Context, userID string) (bool, error) {
+func (s *callerRPC) isAdmin(ctx context.Context, userID string) (bool, error) {
 	return s.cfg.Store.InGroup(ctx, userID, AdminGroup)
 }
 
@@ -122,7 +122,7 @@ func denied(why string) error {
 	return connect.NewError(connect.CodePermissionDenied, errors.New("not an nsauth administrator: "+why))
 }
 
-func (s *Service) authzError(ctx context.Context, err error) error {
+func (s *callerRPC) authzError(ctx context.Context, err error) error {
 	s.cfg.Log.ErrorContext(ctx, "authorizing an admin call", "error", err)
 	return toConnect(err, "caller")
 }

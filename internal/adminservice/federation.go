@@ -18,7 +18,7 @@ import (
 
 // ListFederationPolicies lists every policy, each naming its machine
 // client by name.
-func (s *Service) ListFederationPolicies(ctx context.Context, _ *connect.Request[adminv1.ListFederationPoliciesRequest]) (*connect.Response[adminv1.ListFederationPoliciesResponse], error) {
+func (s *federationRPC) ListFederationPolicies(ctx context.Context, _ *connect.Request[adminv1.ListFederationPoliciesRequest]) (*connect.Response[adminv1.ListFederationPoliciesResponse], error) {
 	policies, err := s.cfg.Store.FederationPolicies(ctx)
 	if err != nil {
 		return nil, toConnect(err, "federation policies")
@@ -40,7 +40,7 @@ func (s *Service) ListFederationPolicies(ctx context.Context, _ *connect.Request
 
 // CreateFederationPolicy adds a policy. Its issuer must not be this
 // server's own (as configured, or as its database records it).
-func (s *Service) CreateFederationPolicy(ctx context.Context, req *connect.Request[adminv1.CreateFederationPolicyRequest]) (*connect.Response[adminv1.CreateFederationPolicyResponse], error) {
+func (s *federationRPC) CreateFederationPolicy(ctx context.Context, req *connect.Request[adminv1.CreateFederationPolicyRequest]) (*connect.Response[adminv1.CreateFederationPolicyResponse], error) {
 	m := req.Msg.GetPolicy()
 	maxTTL, err := lifetime("policy.max_ttl_seconds", m.GetMaxTtlSeconds())
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *Service) CreateFederationPolicy(ctx context.Context, req *connect.Reque
 
 // DeleteFederationPolicy deletes a policy and revokes the tokens issued
 // under it.
-func (s *Service) DeleteFederationPolicy(ctx context.Context, req *connect.Request[adminv1.DeleteFederationPolicyRequest]) (*connect.Response[adminv1.DeleteFederationPolicyResponse], error) {
+func (s *federationRPC) DeleteFederationPolicy(ctx context.Context, req *connect.Request[adminv1.DeleteFederationPolicyRequest]) (*connect.Response[adminv1.DeleteFederationPolicyResponse], error) {
 	name := req.Msg.GetName()
 	if name == "" {
 		return nil, invalid("name: name the policy to delete")
