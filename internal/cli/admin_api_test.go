@@ -283,3 +283,23 @@ func TestAdminAPIMachineClient(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreOnlyCommandsRefuseAPIURL: a command that works only on the
+// store, given --api-url, refuses (a usage error) rather than open a store
+// the user did not mean; one given --config-dir without --api-url too.
+func TestStoreOnlyCommandsRefuseAPIURL(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"NSAUTH_DATA_DIR": filepath.Join(t.TempDir(), "data")}
+	for _, args := range [][]string{
+		{"users", "mfa-reset", "alice", "--api-url", "https://auth.example.com"},
+		{"users", "add", "bob", "--no-password", "--connector", "google", "--subject", "1", "--api-url", "https://auth.example.com"},
+		{"audit", "hash", "--api-url", "https://auth.example.com"},
+		{"apps", "consents", "list", "--api-url", "https://auth.example.com"},
+		{"users", "list", "--config-dir", t.TempDir()},
+	} {
+		r := runServerCommand(env, strings.NewReader("a-token\n"), args...)
+		if r.code != 2 || !strings.Contains(r.errOut, "api-url") {
+			t.Errorf("%s: exit %d, want 2 (a usage error)\n%s", strings.Join(args, " "), r.code, r.errOut)
+		}
+	}
+}
