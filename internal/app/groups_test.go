@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -49,25 +50,7 @@ func TestGroupsInTokens(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
 		ctx := context.Background()
-		env := map[string]string{"NSAUTH_ADMIN_PASSWORD": adminPassword}
-		var st *store.Store
-		var err error
-		if b.Name == "postgres" {
-			env["NSAUTH_DATABASE_URL"] = storetest.PostgresURL(t)
-			env["NSAUTH_SECRET_KEY"] = seal.GenerateKey()
-		} else {
-			env["NSAUTH_DATA_DIR"] = filepath.Join(t.TempDir(), "data")
-		}
-		s := servetest.Start(t, servetest.Options{Env: env})
-		if b.Name == "postgres" {
-			st, err = store.OpenPostgres(ctx, env["NSAUTH_DATABASE_URL"], store.Options{})
-		} else {
-			st, err = store.OpenSQLite(ctx, env["NSAUTH_DATA_DIR"], store.Options{})
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
+		s, st := serveWithStore(t, b, nil)
 
 		// admin is in ops and sre; bob in none.
 		for _, g := range []string{"ops", "sre"} {
@@ -177,6 +160,93 @@ func TestGroupsInTokens(t *testing.T) {
 				t.Errorf("a new access token's groups = %v, want [ops]", got)
 			}
 		})
+	})
+}
+
+// serveWithStore starts a built-in provider on a fresh database of
+// backend b (with env added to its environment) and opens a store of its
+// own on it.
+func serveWithStore(t *testing.T, b storetest.Backend, env map[string]string) (*servetest.Server, *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	env = maps.Clone(env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["NSAUTH_ADMIN_PASSWORD"] = adminPassword
+	if b.Name == "postgres" {
+		env["NSAUTH_DATABASE_URL"] = storetest.PostgresURL(t)
+		env["NSAUTH_SECRET_KEY"] = seal.GenerateKey()
+	} else {
+		env["NSAUTH_DATA_DIR"] = filepath.Join(t.TempDir(), "data")
+	}
+	s := servetest.Start(t, servetest.Options{Env: env})
+	var st *store.Store
+	var err error
+	if b.Name == "postgres" {
+		st, err = store.OpenPostgres(ctx, env["NSAUTH_DATABASE_URL"], store.Options{})
+	} else {
+		st, err = store.OpenSQLite(ctx, env["NSAUTH_DATA_DIR"], store.Options{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return s, st
+}
+
+// TestGroupsInCheckTokenByIntrospection: with NSAUTH_TOKEN_MODE=
+// introspection, CheckToken's groups come from the provider's
+// introspection answer, which says what the user's groups are now: a
+// membership removed is gone from the next CheckToken.
+func TestGroupsInCheckTokenByIntrospection(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		s, st := serveWithStore(t, b, map[string]string{"NSAUTH_TOKEN_MODE": "introspection", "NSAUTH_INTROSPECTION_CACHE_TTL": "0s"})
+		if _, err := st.CreateGroup(ctx, "ops", ""); err != nil {
+			t.Fatal(err)
+		}
+		admin, err := st.UserByUsername(ctx, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.SetUserGroups(ctx, admin.ID, []string{"ops"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		api := mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, s.URL)
+		verifier := oauth2.GenerateVerifier()
+		challenge, method := oauth2.S256ChallengeFromVerifier(verifier), "S256"
+		authz, err := api.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{
+			State: "st", RedirectUri: redirectURI, Scope: "openid profile groups", CodeChallenge: &challenge, CodeChallengeMethod: &method,
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		loc := issuertest.NewBrowser(t).Login(t, authz.Msg.GetUrl(), "admin", adminPassword)
+		login, err := api.LoginCli(ctx, connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: loc.Query().Get("code"), RedirectUri: redirectURI, CodeVerifier: &verifier}))
+		if err != nil {
+			t.Fatalf("LoginCli: %v", err)
+		}
+		check := func() []string {
+			t.Helper()
+			req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
+			req.Header().Set("Authorization", "Bearer "+login.Msg.GetAccessToken().GetAccessToken())
+			ct, err := api.CheckToken(ctx, req)
+			if err != nil {
+				t.Fatalf("CheckToken: %v", err)
+			}
+			return ct.Msg.GetGroups()
+		}
+		if got := check(); !slices.Equal(got, []string{"ops"}) {
+			t.Fatalf("CheckToken groups = %v, want [ops]", got)
+		}
+		if _, err := st.SetUserGroups(ctx, admin.ID, nil, []string{"ops"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := check(); len(got) != 0 {
+			t.Fatalf("CheckToken groups after leaving ops = %v, want none", got)
+		}
 	})
 }
 

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -118,4 +119,93 @@ func TestGroupsCommand(t *testing.T) {
 			t.Fatalf("audit trail %q, want %q", got, want)
 		}
 	})
+}
+
+// TestGroupsCommandThroughTheAdminAPI runs the same commands from a
+// directory that holds only an administrator's `nsauth login`, through
+// --api-url: they print what they print offline, the audit trail names
+// the administrator, and a user outside the group admin is refused.
+func TestGroupsCommandThroughTheAdminAPI(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		serverEnv := storeEnv(t, b)
+		serverURL := startServe(t, serverEnv)
+		waitReady(t, serverURL)
+		st := openServedStore(t, serverEnv)
+		admin, err := st.UserByUsername(ctx, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CreateGroup(ctx, "admin", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.SetUserGroups(ctx, admin.ID, []string{"admin"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if r := runUsers(serverEnv, strings.NewReader("carol-password-1\n"), "add", "carol"); r.code != 0 {
+			t.Fatalf("users add carol: exit %d\n%s", r.code, r.errOut)
+		}
+
+		e := &env{t: t, configDir: filepath.Join(t.TempDir(), "config"), apiURL: serverURL, counts: map[string]int{}}
+		remote := func(e *env, args ...string) result {
+			t.Helper()
+			return e.run(ctx, nil, append(args, "--api-url", e.apiURL)...)
+		}
+		loginAs(t, e, "admin", biAdminPassword)
+		for _, c := range []struct {
+			args             []string
+			wantOut, wantErr string
+		}{
+			{[]string{"groups", "add", "Ops", "--description", "On-call engineers"}, "", "Created the group \"ops\".\n"},
+			{[]string{"users", "groups", "carol", "--add", "ops"}, "", "\"carol\" is now in the groups ops.\n"},
+			{[]string{"users", "groups", "carol"}, "ops\n", ""},
+			{[]string{"groups", "delete", "ops"}, "", "Deleted the group \"ops\"; tokens already issued keep naming it until they expire.\n"},
+		} {
+			r := remote(e, c.args...)
+			if r.code != 0 || r.out != c.wantOut || r.errOut != c.wantErr {
+				t.Fatalf("%v through the API: exit %d, %q, %q; want %q, %q", c.args, r.code, r.out, r.errOut, c.wantOut, c.wantErr)
+			}
+		}
+		if r := remote(e, "groups", "list"); r.code != 0 || !regexpLine(r.out, "admin", "1", "-") {
+			t.Fatalf("groups list through the API: exit %d\n%s%s", r.code, r.out, r.errOut)
+		}
+		if r := remote(e, "groups", "delete", "nope"); r.code != cli.ExitFailure || !strings.Contains(r.errOut, `no group "nope"`) {
+			t.Fatalf("groups delete nope through the API: exit %d %q", r.code, r.errOut)
+		}
+
+		events, err := st.AuditEvents(ctx, store.AuditFilter{Types: []audit.Type{audit.GroupChanged}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ev := range events {
+			got = append(got, ev.Target+" "+ev.Reason+" "+ev.Actor)
+		}
+		want := []string{"ops added admin", "ops member_added admin", "ops deleted admin"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("audit trail %q, want %q", got, want)
+		}
+
+		carol := &env{t: t, configDir: filepath.Join(t.TempDir(), "config"), apiURL: serverURL, counts: map[string]int{}}
+		loginAs(t, carol, "carol", "carol-password-1")
+		if r := remote(carol, "users", "groups", "carol", "--add", "admin"); r.code != cli.ExitFailure || !strings.Contains(r.errOut, "admin") {
+			t.Fatalf("carol adding herself to admin: exit %d %q", r.code, r.errOut)
+		}
+		if in, _ := st.InGroup(ctx, admin.ID, "admin"); !in {
+			t.Fatal("admin left the group admin")
+		}
+		if g, _ := st.LocalUserGroups(ctx, mustUserID(t, st, "carol")); g != nil {
+			t.Fatalf("carol joined %v", g)
+		}
+	})
+}
+
+func mustUserID(t *testing.T, st *store.Store, username string) string {
+	t.Helper()
+	u, err := st.UserByUsername(context.Background(), username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
 }

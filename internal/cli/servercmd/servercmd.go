@@ -1,5 +1,5 @@
 // Package servercmd holds the commands of nsauth-server that the terminal
-// client does not need: serve, users, clients, keys, federation, audit and
+// client does not need: serve, users, groups, clients, keys, federation, audit and
 // bench here, apps and sessions in package appscmd, connectors in package
 // connectorscmd, all listed in [Commands]; what the store-backed ones share
 // is package storecmd. They
