@@ -1688,7 +1688,9 @@ func (x *App) GetBroker() bool {
 }
 
 // AppSettings are what CreateApp and UpdateApp set. In UpdateApp only the
-// fields named in update_mask change (their names as in this message).
+// fields named in update_mask change (their names as in this message),
+// except public, which is chosen once, when the app is added. Lifetimes
+// are in seconds, zero meaning the server's.
 type AppSettings struct {
 	state                  protoimpl.MessageState `protogen:"open.v1"`
 	DisplayName            string                 `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
