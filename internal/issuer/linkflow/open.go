@@ -13,7 +13,6 @@ import (
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/secondfactor"
 	"github.com/nsauth/nsauth/internal/store"
-	"github.com/nsauth/nsauth/internal/store/accountlinks"
 )
 
 // linkCookieTTL bounds how long the browser keeps a link's secret after
@@ -52,7 +51,7 @@ var errLinkGone = errors.New("link gone")
 // liveLink returns the live link of secret and its enabled user. An
 // expired link found here is audited (link.expired, with its ref) and
 // deleted.
-func (f *Flow) liveLink(ctx context.Context, secret string) (*accountlinks.Link, *store.User, error) {
+func (f *Flow) liveLink(ctx context.Context, secret string) (*store.Link, *store.User, error) {
 	if !web.IsRandomToken(secret, SecretBytes) {
 		return nil, nil, errLinkGone
 	}
@@ -151,8 +150,8 @@ func (f *Flow) open(w http.ResponseWriter, r *http.Request) {
 	f.cfg.Pages.Render(w, http.StatusOK, "link.html", page, "")
 }
 
-func (f *Flow) newPasswordPage(ctx context.Context, l *accountlinks.Link, u *store.User, csrf string) (passwordPage, error) {
-	page := passwordPage{Title: titleSetPassword, Username: u.Username, CSRF: csrf, Reset: l.Purpose == accountlinks.PurposeReset}
+func (f *Flow) newPasswordPage(ctx context.Context, l *store.Link, u *store.User, csrf string) (passwordPage, error) {
+	page := passwordPage{Title: titleSetPassword, Username: u.Username, CSRF: csrf, Reset: l.Purpose == store.LinkReset}
 	fs, err := f.mfa().UserFactors(ctx, u.ID)
 	if err != nil {
 		return page, err
