@@ -19,6 +19,9 @@ import (
 	"log/slog"
 	"time"
 
+	"connectrpc.com/connect"
+
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
 	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store"
@@ -90,9 +93,26 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 	return c, ok
 }
 
-// record audits e with the caller as its actor.
+// record audits e with the caller as its actor. It is called once the
+// change is made: its error (a *connect.Error, Internal) says so, for the
+// caller to return as is.
 func (s *Service) record(ctx context.Context, e audit.Event) error {
 	c, _ := CallerFrom(ctx)
 	e.Actor = c.Actor
-	return s.cfg.Audit.Record(ctx, e)
+	if err := s.cfg.Audit.Record(ctx, e); err != nil {
+		s.cfg.Log.ErrorContext(ctx, "an admin change was made but its audit event was not recorded", "type", e.Type, "actor", e.Actor, "error", err)
+		return connect.NewError(connect.CodeInternal, internalError{msg: "the change was made, but its audit event was not recorded", cause: err})
+	}
+	return nil
+}
+
+// Procedures lists the service's procedures ("/nsauth.admin.v1.AdminService/ListUsers", ...),
+// for rate limits.
+func Procedures() []string {
+	methods := adminv1.File_nsauth_admin_v1_admin_proto.Services().ByName("AdminService").Methods()
+	out := make([]string, 0, methods.Len())
+	for i := range methods.Len() {
+		out = append(out, "/"+adminv1connect.AdminServiceName+"/"+string(methods.Get(i).Name()))
+	}
+	return out
 }

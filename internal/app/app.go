@@ -34,6 +34,7 @@ import (
 	"connectrpc.com/otelconnect"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/internal/adminservice"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/authservice"
 	"github.com/nsauth/nsauth/internal/clientaddr"
@@ -224,6 +225,15 @@ func New(ctx context.Context, cfg *config.Server, deps Deps) (_ *Server, err err
 		}
 		svcCfg.Enabled, svcCfg.Broker = true, b.broker
 		srvCfg.Authn, srvCfg.Ready, srvCfg.Fallback = b.interceptor, b.broker.Ready, b.handler
+		srvCfg.Admin, srvCfg.AdminAuthz = b.admin, b.admin.Interceptor()
+		// The admin API's calls: a budget of their own, as large as the
+		// logins' (audit --follow polls it every few seconds).
+		srvCfg.RateLimits = append(srvCfg.RateLimits, server.RateLimit{
+			Procedures: adminservice.Procedures(),
+			PerMinute:  cfg.RateLimitPerMinute,
+			Clients:    clients,
+			Now:        deps.Now,
+		})
 		httpsIssuer = strings.HasPrefix(b.issuer, "https:")
 		s.providerRequests = b.requests
 		s.audit, svcCfg.Audit = b.audit, b.audit

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/adminservice"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
@@ -40,7 +41,9 @@ type builtinProvider struct {
 	clientInfo func(http.Handler) http.Handler
 	requests   *atomic.Int64
 	audit      audit.Recorder
-	close      func() error
+	// admin is nsauth.admin.v1.AdminService over the provider's store.
+	admin *adminservice.Service
+	close func() error
 }
 
 // startBuiltin opens the store, prepares it at first start (client,
@@ -124,6 +127,15 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		return bp, fmt.Errorf("starting the built-in provider: %w", err)
 	}
 	go iss.Run(bg)
+	if bp.admin, err = adminservice.New(adminservice.Config{
+		Store:  st,
+		Audit:  auditor,
+		Now:    deps.Now,
+		Issuer: issuerURL,
+		Log:    logger.With("component", "admin"),
+	}); err != nil {
+		return bp, err
+	}
 	// Traced once, here: requests from browsers and from the broker in
 	// process alike get a server span, the latter as a child of the
 	// broker's client span; a browser's traceparent is only linked.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 )
 
 // Config describes what the handler serves.
@@ -49,6 +51,14 @@ type Config struct {
 	// RateLimits limit calls per client address, each with its own budget
 	// (a procedure in several is counted by each). None limits nothing.
 	RateLimits []RateLimit
+	// Admin, when set, is nsauth.admin.v1.AdminService (the built-in
+	// provider's administration), served behind the same interceptors as
+	// the AuthService (its calls then need a token the Authn interceptor
+	// verified) and then AdminAuthz. Reflection lists it.
+	Admin adminv1connect.AdminServiceHandler
+	// AdminAuthz admits callers of Admin (adminservice's interceptor).
+	// Required with Admin.
+	AdminAuthz connect.Interceptor
 	// HSTSMaxAge, when positive, makes every response carry
 	// Strict-Transport-Security with this max-age (whole seconds): for a
 	// server reached over https, directly or through a TLS-terminating
@@ -75,6 +85,9 @@ func HandlerOptions(maxRequestBytes int64) []connect.HandlerOption {
 func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("server: a service is required")
+	}
+	if cfg.Admin != nil && (cfg.AdminAuthz == nil || cfg.Authn == nil) {
+		return nil, errors.New("server: the admin service needs token verification and its authorization interceptor")
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func() bool { return true }
@@ -108,12 +121,21 @@ func NewHandler(cfg Config) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle(mgmtv1alpha1connect.NewAuthServiceHandler(cfg.Service, opts...))
+	services := []string{mgmtv1alpha1connect.AuthServiceName, grpchealth.HealthV1ServiceName}
+	if cfg.Admin != nil {
+		adminOpts := append(HandlerOptions(cfg.MaxRequestBytes), connect.WithInterceptors(append(slices.Clip(interceptors), cfg.AdminAuthz)...))
+		mux.Handle(adminv1connect.NewAdminServiceHandler(cfg.Admin, adminOpts...))
+		services = append(services, adminv1connect.AdminServiceName)
+	}
 	checker := readinessChecker{
-		services: map[string]bool{mgmtv1alpha1connect.AuthServiceName: true, grpchealth.HealthV1ServiceName: true},
+		services: map[string]bool{},
 		ready:    cfg.Ready,
 	}
+	for _, name := range services {
+		checker.services[name] = true
+	}
 	mux.Handle(grpchealth.NewHandler(checker, connect.WithReadMaxBytes(int(cfg.MaxRequestBytes))))
-	reflector := grpcreflect.NewStaticReflector(mgmtv1alpha1connect.AuthServiceName, grpchealth.HealthV1ServiceName)
+	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, connect.WithReadMaxBytes(int(cfg.MaxRequestBytes))))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, connect.WithReadMaxBytes(int(cfg.MaxRequestBytes))))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))

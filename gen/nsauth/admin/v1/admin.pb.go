@@ -85,7 +85,9 @@ type User struct {
 	// Zero when the user is enabled.
 	DisabledAt  int64 `protobuf:"varint,7,opt,name=disabled_at,json=disabledAt,proto3" json:"disabled_at,omitempty"`
 	HasPassword bool  `protobuf:"varint,8,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
-	// The second factors the user has: "totp", "passkey", "recovery".
+	// The second factors the user has, one entry each: "totp" (the
+	// authenticator app), "passkey" (once per passkey), "recovery" (once per
+	// unused recovery code).
 	Factors []string `protobuf:"bytes,9,rep,name=factors,proto3" json:"factors,omitempty"`
 	// The user's groups (nsauth groups and, prefixed "CONNECTOR:", those a
 	// connector reported).
@@ -486,9 +488,12 @@ func (x *CreateUserResponse) GetUser() *User {
 }
 
 type SetUserPasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// Also remove every second factor of the user (authenticator app,
+	// recovery codes, passkeys), after a suspected takeover.
+	ResetFactors  bool `protobuf:"varint,3,opt,name=reset_factors,json=resetFactors,proto3" json:"reset_factors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -537,8 +542,17 @@ func (x *SetUserPasswordRequest) GetPassword() string {
 	return ""
 }
 
+func (x *SetUserPasswordRequest) GetResetFactors() bool {
+	if x != nil {
+		return x.ResetFactors
+	}
+	return false
+}
+
 type SetUserPasswordResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the second factors were removed (reset_factors).
+	FactorsReset  bool `protobuf:"varint,1,opt,name=factors_reset,json=factorsReset,proto3" json:"factors_reset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +585,13 @@ func (x *SetUserPasswordResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use SetUserPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetUserPasswordResponse) Descriptor() ([]byte, []int) {
 	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SetUserPasswordResponse) GetFactorsReset() bool {
+	if x != nil {
+		return x.FactorsReset
+	}
+	return false
 }
 
 type SetUserDisabledRequest struct {
@@ -715,7 +736,12 @@ func (x *UnlockUserRequest) GetUsername() string {
 }
 
 type UnlockUserResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the account's login-attempt counters were cleared.
+	Counters int64 `protobuf:"varint,1,opt,name=counters,proto3" json:"counters,omitempty"`
+	// How many client addresses' counters had the account's failures
+	// taken off.
+	Addresses     int64 `protobuf:"varint,2,opt,name=addresses,proto3" json:"addresses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -748,6 +774,20 @@ func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use UnlockUserResponse.ProtoReflect.Descriptor instead.
 func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
 	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UnlockUserResponse) GetCounters() int64 {
+	if x != nil {
+		return x.Counters
+	}
+	return 0
+}
+
+func (x *UnlockUserResponse) GetAddresses() int64 {
+	if x != nil {
+		return x.Addresses
+	}
+	return 0
 }
 
 type DeleteUserRequest struct {
@@ -3952,19 +3992,23 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\bpassword\x18\x04 \x01(\tR\bpassword\x12\x16\n" +
 	"\x06groups\x18\x05 \x03(\tR\x06groups\"?\n" +
 	"\x12CreateUserResponse\x12)\n" +
-	"\x04user\x18\x01 \x01(\v2\x15.nsauth.admin.v1.UserR\x04user\"P\n" +
+	"\x04user\x18\x01 \x01(\v2\x15.nsauth.admin.v1.UserR\x04user\"u\n" +
 	"\x16SetUserPasswordRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x19\n" +
-	"\x17SetUserPasswordResponse\"P\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12#\n" +
+	"\rreset_factors\x18\x03 \x01(\bR\fresetFactors\">\n" +
+	"\x17SetUserPasswordResponse\x12#\n" +
+	"\rfactors_reset\x18\x01 \x01(\bR\ffactorsReset\"P\n" +
 	"\x16SetUserDisabledRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"3\n" +
 	"\x17SetUserDisabledResponse\x12\x18\n" +
 	"\achanged\x18\x01 \x01(\bR\achanged\"/\n" +
 	"\x11UnlockUserRequest\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\"\x14\n" +
-	"\x12UnlockUserResponse\"/\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"N\n" +
+	"\x12UnlockUserResponse\x12\x1a\n" +
+	"\bcounters\x18\x01 \x01(\x03R\bcounters\x12\x1c\n" +
+	"\taddresses\x18\x02 \x01(\x03R\taddresses\"/\n" +
 	"\x11DeleteUserRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\"\x14\n" +
 	"\x12DeleteUserResponse\"\\\n" +
