@@ -113,14 +113,9 @@ func (s *Service) authorizeMachine(ctx context.Context, claims *authn.Claims) (C
 	return Caller{Actor: "client:" + c.Name, Subject: c.ID, Machine: true}, nil
 }
 
-// isAdmin reports whether the user is in AdminGroup now. Connector groups
-// are named "CONNECTOR:name", so only the nsauth group matches.
+// isAdmin reports whether the user is in AdminGroup now.
 func (s *Service) isAdmin(ctx context.Context, userID string) (bool, error) {
-	groups, err := s.cfg.Store.UserGroups(ctx, userID)
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(groups, AdminGroup), nil
+	return s.cfg.Store.InGroup(ctx, userID, AdminGroup)
 }
 
 func denied(why string) error {

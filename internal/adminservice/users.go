@@ -150,8 +150,9 @@ func (s *Service) CreateUser(ctx context.Context, req *connect.Request[adminv1.C
 	if err != nil {
 		return nil, invalid("username: %v", err)
 	}
+	var groups []string
 	if len(m.GetGroups()) > 0 {
-		if err := s.checkGroups(ctx, m.GetGroups()); err != nil {
+		if groups, err = s.checkGroups(ctx, m.GetGroups()); err != nil {
 			return nil, err
 		}
 	}
@@ -167,8 +168,8 @@ func (s *Service) CreateUser(ctx context.Context, req *connect.Request[adminv1.C
 	if err := s.userChanged(ctx, u, "added"); err != nil {
 		return nil, err
 	}
-	if len(m.GetGroups()) > 0 {
-		if err := s.addToGroups(ctx, u, m.GetGroups()); err != nil {
+	if len(groups) > 0 {
+		if _, err := s.setUserGroups(ctx, u, groups, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -266,14 +267,17 @@ func (s *Service) DeleteUser(ctx context.Context, req *connect.Request[adminv1.D
 	return connect.NewResponse(&adminv1.DeleteUserResponse{}), nil
 }
 
-// checkGroups refuses groups that do not exist, before a user is created
-// in them.
-func (s *Service) checkGroups(ctx context.Context, groups []string) error {
-	// TODO(i25): the store's groups (i25-store).
-	return precondition("groups: this server has no groups yet")
-}
-
-// addToGroups adds a new user to groups (checked by checkGroups).
-func (s *Service) addToGroups(ctx context.Context, u *store.User, groups []string) error {
-	return precondition("groups: this server has no groups yet")
+// checkGroups normalizes the groups a new user is to join and refuses
+// those that do not exist, before the user is created.
+func (s *Service) checkGroups(ctx context.Context, groups []string) ([]string, error) {
+	names, err := groupNames("groups", groups)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range names {
+		if _, err := s.cfg.Store.GroupByName(ctx, g); err != nil {
+			return nil, toConnect(err, groupWhat(g))
+		}
+	}
+	return names, nil
 }

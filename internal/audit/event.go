@@ -95,6 +95,11 @@ const (
 	// FederationChanged: nsauth federation changed a policy; Reason is the
 	// action, Actor who ran it, Target the policy.
 	FederationChanged Type = "admin.federation"
+	// GroupChanged: an administrator changed a group nsauth keeps; Target
+	// is the group, Actor who, Reason the action: "added", "deleted", or
+	// for one user's membership (Subject, Username) "member_added",
+	// "member_removed".
+	GroupChanged Type = "admin.group"
 	// SigningKeyRotated: a new signing key was introduced.
 	SigningKeyRotated Type = "key.rotated"
 	// PasskeyRegistered: a user registered a passkey after logging in;
@@ -215,7 +220,7 @@ func Types() []Type {
 		Logout, TokenRevoked,
 		DeviceApproved, DeviceDenied, DeviceCodeRefused,
 		ClientAuthFailed, ClientCredentialsGrant, TokenExchangeGrant,
-		UserChanged, ClientChanged, FederationChanged,
+		UserChanged, ClientChanged, FederationChanged, GroupChanged,
 		SigningKeyRotated,
 		PasskeyRegistered, PasskeyRemoved, PasskeyUsed, PasskeyFailed,
 		RefusalsDropped,

@@ -207,6 +207,7 @@ func (s *Service) CheckToken(ctx context.Context, _ *connect.Request[mgmtv1alpha
 		Issuer:    &claims.Issuer,
 		Machine:   &machine,
 		Amr:       claims.AMR,
+		Groups:    claims.Groups(),
 	}
 	if claims.ClientID != "" {
 		resp.ClientId = &claims.ClientID

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -40,6 +41,10 @@ type Claims struct {
 	// carries none (machine tokens, and providers that do not send it).
 	AMR []string
 
+	// groups is the `groups` claim, read by Groups; never modified once
+	// set, so copies of Claims share it.
+	groups []string
+
 	// payload is the verified JWT payload or the introspection answer, for
 	// Decode. It is never modified once set, so copies of Claims share it.
 	payload []byte
@@ -61,6 +66,29 @@ type Claims struct {
 func (c *Claims) Machine() bool {
 	return c != nil && c.ClientID != "" && c.Subject == c.ClientID
 }
+
+// Groups returns the groups the token's `groups` claim names (RFC 9068
+// §2.2.3.1; nsauth's built-in provider sets it when the app was granted the
+// `groups` scope), as a new slice the caller may change. It is nil when the
+// token carries no `groups` claim, when the claim is not a JSON array of
+// strings, and when it names more than [MaxGroups] groups: a token is not
+// refused for its groups, but such a claim names no group, so a
+// requirement of one ([Group]) fails closed. Claims built by hand have no
+// groups.
+//
+// Groups are what the provider knew when it issued the token (or, for an
+// opaque token, when it was introspected): a user removed from a group
+// keeps it in tokens already issued until they expire.
+func (c *Claims) Groups() []string {
+	if c == nil || c.groups == nil {
+		return nil
+	}
+	return slices.Clone(c.groups)
+}
+
+// MaxGroups bounds the `groups` claim [Claims.Groups] reads. A token whose
+// claim names more groups has none as far as this package is concerned.
+const MaxGroups = 1024
 
 // Decode unmarshals the verified token's claims into v with
 // [encoding/json], so a service can read the claims this type does not
@@ -176,6 +204,7 @@ func parseClaims(payload []byte) (*Claims, error) {
 	if c.AMR, err = amrClaim(members); err != nil {
 		return nil, err
 	}
+	c.groups = groupsClaim(members)
 	return &c, nil
 }
 
@@ -304,6 +333,20 @@ func amrClaim(members map[string]json.RawMessage) ([]string, error) {
 		return nil, errors.New(`claim "amr" has too many values`)
 	}
 	return list, nil
+}
+
+// groupsClaim reads `groups`: a JSON array of at most MaxGroups strings,
+// else nil (see Claims.Groups).
+func groupsClaim(members map[string]json.RawMessage) []string {
+	raw, ok := members["groups"]
+	if !ok || len(raw) == 0 || raw[0] != '[' {
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil || len(list) > MaxGroups {
+		return nil
+	}
+	return list
 }
 
 func scopeClaim(members map[string]json.RawMessage) ([]string, error) {

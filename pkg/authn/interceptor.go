@@ -54,14 +54,23 @@ type InterceptorConfig struct {
 	Logger *slog.Logger
 	// Now is the clock of that once-a-minute bound. Defaults to time.Now.
 	Now func() time.Time
+
+	// requirements are the procedures' requirements, set by Require.
+	requirements map[string][]Requirement
 }
 
 // NewInterceptorFromConfig returns an Interceptor that checks tokens with
-// v, which must not be nil, as cfg says.
-func NewInterceptorFromConfig(v TokenVerifier, cfg InterceptorConfig) *Interceptor {
-	i := &Interceptor{verifier: v, public: make(map[string]bool), logger: cfg.Logger}
+// v, which must not be nil, as cfg says, and with what opts add to cfg
+// (such as [Require] for the scopes and groups a procedure needs).
+func NewInterceptorFromConfig(v TokenVerifier, cfg InterceptorConfig, opts ...InterceptorOption) *Interceptor {
+	for _, o := range opts {
+		o(&cfg)
+	}
+	i := &Interceptor{verifier: v, public: make(map[string]bool), logger: cfg.Logger, required: cfg.requirements}
 	for _, p := range cfg.PublicProcedures {
-		i.public[p] = true
+		if _, guarded := i.required[p]; !guarded {
+			i.public[p] = true
+		}
 	}
 	if i.logger == nil {
 		i.logger = slog.New(slog.DiscardHandler)
@@ -74,9 +83,8 @@ func NewInterceptorFromConfig(v TokenVerifier, cfg InterceptorConfig) *Intercept
 	return i
 }
 
-// InterceptorOption configures an [Interceptor].
-//
-// Deprecated: use [InterceptorConfig] with [NewInterceptorFromConfig].
+// InterceptorOption configures an [Interceptor], as [Require] does. Pass
+// options to [NewInterceptorFromConfig].
 type InterceptorOption func(*InterceptorConfig)
 
 // WithPublicProcedures names procedures (such as
@@ -109,10 +117,12 @@ func WithLogger(l *slog.Logger) InterceptorOption {
 // every procedure except the public ones. Refused tokens get
 // CodeUnauthenticated with [UnauthenticatedMessage] and a
 // `WWW-Authenticate: Bearer` header (RFC 6750 §3); when keys cannot be
-// obtained it answers CodeUnavailable.
+// obtained it answers CodeUnavailable. A valid token that lacks a scope or
+// group the procedure requires ([Require]) gets CodePermissionDenied.
 type Interceptor struct {
 	verifier TokenVerifier
 	public   map[string]bool
+	required map[string][]Requirement
 	logger   *slog.Logger
 	warner   *refusalWarner
 }
@@ -123,11 +133,7 @@ type Interceptor struct {
 // Deprecated: use [NewInterceptorFromConfig], configured as the
 // [Verifier] is, with a struct.
 func NewInterceptor(v TokenVerifier, opts ...InterceptorOption) *Interceptor {
-	var cfg InterceptorConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
-	return NewInterceptorFromConfig(v, cfg)
+	return NewInterceptorFromConfig(v, InterceptorConfig{}, opts...)
 }
 
 // WrapUnary implements [connect.Interceptor]. Installed on a client, it
@@ -175,6 +181,10 @@ func (i *Interceptor) authenticate(ctx context.Context, procedure string, header
 	switch {
 	case err == nil:
 		i.warner.accepted()
+		if err := permissionDenied(claims, i.required[procedure]); err != nil {
+			i.logger.DebugContext(ctx, "token lacks what the procedure requires", "procedure", procedure, "reason", err.Error())
+			return ctx, err
+		}
 		return ContextWithClaims(ctx, claims), nil
 	case errors.Is(err, ErrUnavailable):
 		i.logger.WarnContext(ctx, "cannot verify token now", "procedure", procedure, "reason", err.Error())

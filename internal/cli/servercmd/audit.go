@@ -11,8 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
+	"github.com/nsauth/nsauth/internal/adminservice"
 	"github.com/nsauth/nsauth/internal/app"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
@@ -22,11 +26,16 @@ import (
 	"github.com/nsauth/nsauth/internal/visible"
 )
 
-// auditPollInterval is how often --follow asks the store for new events.
-const auditPollInterval = time.Second
+// auditPollInterval is how often --follow asks the store for new events;
+// auditRemotePollInterval how often it asks the admin API (whose calls
+// count against the server's per-address rate limit).
+const (
+	auditPollInterval       = time.Second
+	auditRemotePollInterval = 2 * time.Second
+)
 
-// auditBatch bounds the rows one query of --follow reads.
-const auditBatch = 1000
+// auditBatch bounds the rows one query reads.
+const auditBatch = adminservice.MaxAuditEvents
 
 // auditRowSettle is how long after its minute an aggregated row of
 // refusals is taken as complete by --follow: the refusals of its last
@@ -82,13 +91,14 @@ address, reason and minute, timed at the minute's start, with its count
 			if err != nil {
 				return err
 			}
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.run(ctx, st, f)
+			return o.Admin(c.Context(), func(ctx context.Context, admin adminv1connect.AdminServiceClient) error {
+				return o.run(ctx, admin, f)
 			})
 		},
 	}
 	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
+	o.RegisterRemoteFlags(cmd.PersistentFlags())
 	fl := cmd.Flags()
 	fl.StringVar(&o.since, "since", "24h", "events from this long ago (a duration) or this time (RFC 3339 or a date); \"all\" for every event kept")
 	fl.StringSliceVar(&o.types, "type", nil, "event types or type prefixes, comma-separated")
@@ -173,14 +183,22 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 // run prints the events f selects and, with --follow, those recorded
 // afterwards, polling every auditPollInterval (app.After) until ctx ends.
-func (o *auditOptions) run(ctx context.Context, st *store.Store, f store.AuditFilter) error {
+func (o *auditOptions) run(ctx context.Context, admin adminv1connect.AdminServiceClient, f store.AuditFilter) error {
 	p := &eventPrinter{w: o.App.Out, json: o.output == "json"}
 	if !o.follow {
-		events, err := st.AuditEvents(ctx, f)
-		if err != nil {
-			return err
+		for {
+			events, err := auditEvents(ctx, admin, f)
+			if err != nil {
+				return err
+			}
+			if err := p.print(events); err != nil {
+				return err
+			}
+			if len(events) < auditBatch {
+				return nil
+			}
+			f.AfterID = events[len(events)-1].ID
 		}
-		return p.print(events)
 	}
 	after := o.App.After
 	if after == nil {
@@ -190,9 +208,12 @@ func (o *auditOptions) run(ctx context.Context, st *store.Store, f store.AuditFi
 	if o.App.Now != nil {
 		now = o.App.Now
 	}
+	interval := auditPollInterval
+	if o.Remote() {
+		interval = auditRemotePollInterval
+	}
 	for {
-		f.Limit = auditBatch
-		events, err := st.AuditEvents(ctx, f)
+		events, err := auditEvents(ctx, admin, f)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -212,9 +233,49 @@ func (o *auditOptions) run(ctx context.Context, st *store.Store, f store.AuditFi
 		select {
 		case <-ctx.Done():
 			return nil // interrupted: the normal end of --follow
-		case <-after(auditPollInterval):
+		case <-after(interval):
 		}
 	}
+}
+
+// auditEvents reads at most auditBatch events f selects through the admin
+// service.
+func auditEvents(ctx context.Context, admin adminv1connect.AdminServiceClient, f store.AuditFilter) ([]audit.Event, error) {
+	req := &adminv1.ListAuditEventsRequest{
+		Since:    unixSeconds(f.Since),
+		Until:    unixSeconds(f.Until),
+		User:     f.User,
+		ClientId: f.ClientID,
+		Ref:      f.Ref,
+		AfterId:  f.AfterID,
+		Limit:    auditBatch,
+	}
+	for _, t := range f.Types {
+		req.Types = append(req.Types, string(t))
+	}
+	resp, err := admin.ListAuditEvents(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, err
+	}
+	events := make([]audit.Event, 0, len(resp.Msg.GetEvents()))
+	for _, e := range resp.Msg.GetEvents() {
+		var ev audit.Event
+		if err := json.Unmarshal([]byte(e.GetJson()), &ev); err != nil {
+			return nil, fmt.Errorf("reading audit event %d: %w", e.GetId(), err)
+		}
+		ev.ID = e.GetId()
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+// unixSeconds is t in seconds since the epoch (rounded down), 0 for the
+// zero time.
+func unixSeconds(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // settled returns the events up to the first aggregated row whose count

@@ -11,9 +11,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
+	"github.com/nsauth/nsauth/internal/adminservice"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
@@ -63,6 +67,7 @@ identity at a connector (nsauth connectors), "unlink" removes it.`,
 	}
 	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
+	o.RegisterRemoteFlags(cmd.PersistentFlags())
 
 	var (
 		name, email string
@@ -91,15 +96,20 @@ they sign in only through it (nsauth users passwd gives them a password later).`
 					return err
 				}
 			}
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				if noPassword {
+			if noPassword {
+				if err := o.OfflineOnly("nsauth users add --no-password"); err != nil {
+					return err
+				}
+				return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 					normalized, err := store.NormalizeUsername(args[0])
 					if err != nil {
 						return cli.UsageErrorf("%v", err)
 					}
 					return o.addWithIdentity(ctx, st, &store.User{Username: normalized, Name: name, Email: email}, identity)
-				}
-				return o.add(ctx, st, args[0], name, email)
+				})
+			}
+			return o.Admin(c.Context(), func(ctx context.Context, admin adminv1connect.AdminServiceClient) error {
+				return o.add(ctx, admin, args[0], name, email)
 			})
 		},
 	}
@@ -113,17 +123,17 @@ they sign in only through it (nsauth users passwd gives them a password later).`
 		Short: "List users",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.WithStore(c.Context(), o.list)
+			return o.Admin(c.Context(), o.list)
 		},
 	}
-	simple := func(use, short string, run func(ctx context.Context, st *store.Store, username string) error) *cobra.Command {
+	simple := func(use, short string, run func(ctx context.Context, admin adminv1connect.AdminServiceClient, username string) error) *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " <username>",
 			Short: short,
 			Args:  exactlyOneArg,
 			RunE: func(c *cobra.Command, args []string) error {
-				return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-					return run(ctx, st, args[0])
+				return o.Admin(c.Context(), func(ctx context.Context, admin adminv1connect.AdminServiceClient) error {
+					return run(ctx, admin, args[0])
 				})
 			},
 		}
@@ -132,11 +142,11 @@ they sign in only through it (nsauth users passwd gives them a password later).`
 		add,
 		list,
 		newUsersPasswdCommand(o),
-		simple("disable", "Disable a user and revoke its tokens", func(ctx context.Context, st *store.Store, u string) error {
-			return o.setDisabled(ctx, st, u, true)
+		simple("disable", "Disable a user and revoke its tokens", func(ctx context.Context, admin adminv1connect.AdminServiceClient, u string) error {
+			return o.setDisabled(ctx, admin, u, true)
 		}),
-		simple("enable", "Enable a disabled user", func(ctx context.Context, st *store.Store, u string) error {
-			return o.setDisabled(ctx, st, u, false)
+		simple("enable", "Enable a disabled user", func(ctx context.Context, admin adminv1connect.AdminServiceClient, u string) error {
+			return o.setDisabled(ctx, admin, u, false)
 		}),
 		simple("delete", "Delete a user and everything issued to it", o.delete),
 		simple("unlock", "Clear a user's failed-login counters and its failures on address counters, so browsers may try again at once", o.unlock),
@@ -167,53 +177,41 @@ func (o *usersOptions) userChanged(ctx context.Context, u *store.User, username,
 	return o.Changed(ctx, e)
 }
 
-func (o *usersOptions) add(ctx context.Context, st *store.Store, username, name, email string) error {
+func (o *usersOptions) add(ctx context.Context, admin adminv1connect.AdminServiceClient, username, name, email string) error {
 	normalized, err := store.NormalizeUsername(username)
 	if err != nil {
 		return cli.UsageErrorf("%v", err)
 	}
-	if _, err := st.UserByUsername(ctx, normalized); err == nil {
+	if _, err := admin.GetUser(ctx, connect.NewRequest(&adminv1.GetUserRequest{Username: normalized})); err == nil {
 		return fmt.Errorf("user %q already exists", normalized)
+	} else if connect.CodeOf(err) != connect.CodeNotFound {
+		return err
 	}
 	pw, err := o.newPassword()
 	if err != nil {
 		return err
 	}
-	hash, err := password.Hash(pw)
+	resp, err := admin.CreateUser(ctx, connect.NewRequest(&adminv1.CreateUserRequest{Username: normalized, Name: name, Email: email, Password: pw}))
 	if err != nil {
 		return err
 	}
-	u := &store.User{Username: normalized, Name: name, Email: email, PasswordHash: hash}
-	if err := st.CreateUser(ctx, u); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("user %q already exists", normalized)
-		}
-		return err
-	}
-	if err := o.userChanged(ctx, u, u.Username, "added"); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.App.ErrOut, "Created user %q.\n", u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Created user %q.\n", resp.Msg.GetUser().GetUsername())
 	return nil
 }
 
-func (o *usersOptions) list(ctx context.Context, st *store.Store) error {
-	users, err := st.ListUsers(ctx)
+func (o *usersOptions) list(ctx context.Context, admin adminv1connect.AdminServiceClient) error {
+	resp, err := admin.ListUsers(ctx, connect.NewRequest(&adminv1.ListUsersRequest{}))
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USERNAME\tSTATUS\tMFA\tNAME\tEMAIL\tCREATED")
-	for _, u := range users {
+	for _, u := range resp.Msg.GetUsers() {
 		status := "enabled"
-		if u.Disabled() {
+		if u.GetDisabledAt() != 0 {
 			status = "disabled"
 		}
-		f, err := st.SecondFactors(ctx, u.ID)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, status, secondFactorStatus(f), storecmd.OrDash(visible.Escape(u.Name)), storecmd.OrDash(visible.Escape(u.Email)), u.CreatedAt.UTC().Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.GetUsername(), status, secondFactorStatus(adminservice.Factors(u)), storecmd.OrDash(visible.Escape(u.GetName())), storecmd.OrDash(visible.Escape(u.GetEmail())), time.Unix(u.GetCreatedAt(), 0).UTC().Format(time.DateOnly))
 	}
 	return tw.Flush()
 }
@@ -233,8 +231,8 @@ nsauth users mfa-reset does, in the same command.`,
   nsauth users passwd alice --reset-factors`,
 		Args: exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.passwd(ctx, st, args[0], resetFactors)
+			return o.Admin(c.Context(), func(ctx context.Context, admin adminv1connect.AdminServiceClient) error {
+				return o.passwd(ctx, admin, args[0], resetFactors)
 			})
 		},
 	}
@@ -242,50 +240,34 @@ nsauth users mfa-reset does, in the same command.`,
 	return cmd
 }
 
-func (o *usersOptions) passwd(ctx context.Context, st *store.Store, username string, resetFactors bool) error {
-	u, err := st.UserByUsername(ctx, username)
-	if err != nil {
-		return userError(username, err)
-	}
-	f, err := st.SecondFactors(ctx, u.ID)
+func (o *usersOptions) passwd(ctx context.Context, admin adminv1connect.AdminServiceClient, username string, resetFactors bool) error {
+	got, err := admin.GetUser(ctx, connect.NewRequest(&adminv1.GetUserRequest{Username: username}))
 	if err != nil {
 		return err
 	}
-	has := factorsInWords(f)
+	u := got.Msg.GetUser()
+	has := factorsInWords(adminservice.Factors(u))
 	switch {
 	case has == "":
-		fmt.Fprintf(o.App.ErrOut, "%q has no second factor.\n", u.Username)
+		fmt.Fprintf(o.App.ErrOut, "%q has no second factor.\n", u.GetUsername())
 	case resetFactors:
-		fmt.Fprintf(o.App.ErrOut, "%q has %s: --reset-factors removes them with the password change.\n", u.Username, has)
+		fmt.Fprintf(o.App.ErrOut, "%q has %s: --reset-factors removes them with the password change.\n", u.GetUsername(), has)
 	default:
 		fmt.Fprintf(o.App.ErrOut, "%q has %s. If someone else may have used this account, they may have added one: "+
-			"run the command with --reset-factors to remove them all.\n", u.Username, has)
+			"run the command with --reset-factors to remove them all.\n", u.GetUsername(), has)
 	}
 	pw, err := o.newPassword()
 	if err != nil {
 		return err
 	}
-	hash, err := password.Hash(pw)
-	if err != nil {
-		return err
-	}
-	if err := st.SetPassword(ctx, u.Username, hash); err != nil {
-		return userError(username, err)
-	}
-	if err := o.userChanged(ctx, u, u.Username, "password_changed"); err != nil {
+	if _, err := admin.SetUserPassword(ctx, connect.NewRequest(&adminv1.SetUserPasswordRequest{Username: u.GetUsername(), Password: pw, ResetFactors: resetFactors})); err != nil {
 		return err
 	}
 	if !resetFactors {
-		fmt.Fprintf(o.App.ErrOut, "Changed the password of %q; its tokens are revoked.\n", u.Username)
+		fmt.Fprintf(o.App.ErrOut, "Changed the password of %q; its tokens are revoked.\n", u.GetUsername())
 		return nil
 	}
-	if _, err := st.ResetSecondFactors(ctx, u.ID); err != nil {
-		return fmt.Errorf("the password was changed, but removing the second factors failed (run nsauth users mfa-reset %s): %w", u.Username, err)
-	}
-	if err := o.Changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.App.ErrOut, "Changed the password of %q and removed every second factor; its tokens are revoked.\n", u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Changed the password of %q and removed every second factor; its tokens are revoked.\n", u.GetUsername())
 	return nil
 }
 
@@ -317,15 +299,8 @@ func factorsInWords(f store.SecondFactors) string {
 	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }
 
-func (o *usersOptions) setDisabled(ctx context.Context, st *store.Store, username string, disabled bool) error {
-	if err := st.SetDisabled(ctx, username, disabled); err != nil {
-		return userError(username, err)
-	}
-	action := "enabled"
-	if disabled {
-		action = "disabled"
-	}
-	if err := o.userChanged(ctx, nil, username, action); err != nil {
+func (o *usersOptions) setDisabled(ctx context.Context, admin adminv1connect.AdminServiceClient, username string, disabled bool) error {
+	if _, err := admin.SetUserDisabled(ctx, connect.NewRequest(&adminv1.SetUserDisabledRequest{Username: username, Disabled: disabled})); err != nil {
 		return err
 	}
 	if disabled {
@@ -336,37 +311,26 @@ func (o *usersOptions) setDisabled(ctx context.Context, st *store.Store, usernam
 	return nil
 }
 
-func (o *usersOptions) delete(ctx context.Context, st *store.Store, username string) error {
-	if err := st.DeleteUser(ctx, username); err != nil {
-		return userError(username, err)
-	}
-	if err := o.userChanged(ctx, nil, username, "deleted"); err != nil {
+func (o *usersOptions) delete(ctx context.Context, admin adminv1connect.AdminServiceClient, username string) error {
+	if _, err := admin.DeleteUser(ctx, connect.NewRequest(&adminv1.DeleteUserRequest{Username: username})); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.App.ErrOut, "Deleted %q.\n", strings.ToLower(username))
 	return nil
 }
 
-// unlock clears the account's login-attempt counters (the one for
-// browsers that never logged in to it and those of its known browsers) and
-// takes its failures off the client addresses' counters. What an address
-// tried at other accounts still counts: it limits a client across every
-// account, and the message says so.
-func (o *usersOptions) unlock(ctx context.Context, st *store.Store, username string) error {
-	u, err := st.UserByUsername(ctx, username)
+// unlock clears the account's login-attempt counters and takes its
+// failures off the client addresses' counters (adminservice's UnlockUser).
+// What an address tried at other accounts still counts: it limits a
+// client across every account, and the message says so.
+func (o *usersOptions) unlock(ctx context.Context, admin adminv1connect.AdminServiceClient, username string) error {
+	resp, err := admin.UnlockUser(ctx, connect.NewRequest(&adminv1.UnlockUserRequest{Username: username}))
 	if err != nil {
-		return userError(username, err)
-	}
-	cleared, err := st.ClearAccountLoginAttempts(ctx, u.Username)
-	if err != nil {
-		return err
-	}
-	if err := o.userChanged(ctx, u, u.Username, "unlocked"); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.App.ErrOut, "Unlocked %q: cleared %d login-attempt counter(s) and took its failed sign-ins off %d client address(es). "+
 		"Any browser may sign in to it again, from any address not still over the limit with failed sign-ins at other accounts.\n",
-		u.Username, cleared.Counters, cleared.Addresses)
+		strings.ToLower(username), resp.Msg.GetCounters(), resp.Msg.GetAddresses())
 	return nil
 }
 

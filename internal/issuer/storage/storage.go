@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -647,6 +648,20 @@ func (s *userinfo) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Int
 	}
 	s.describeActive(resp, at, at.UserID)
 	resp.Username = u.Username
+	if slices.Contains(at.Scopes, ScopeGroups) {
+		// The user's groups as they are now; the access token's own
+		// claim holds them as they were when it was issued.
+		groups, err := s.store.UserGroups(ctx, u.ID)
+		if err != nil {
+			return InternalError("reading the user's groups", err)
+		}
+		if len(groups) > 0 {
+			if resp.Claims == nil {
+				resp.Claims = make(map[string]any)
+			}
+			resp.Claims[ScopeGroups] = groups
+		}
+	}
 	return nil
 }
 

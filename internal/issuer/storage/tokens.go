@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,11 @@ type accessTokenClaims struct {
 	// a resource server can tell a login with a second factor from one
 	// without. Machine tokens have none.
 	AMR []string `json:"amr,omitempty"`
+	// Groups are the user's groups when the grant includes the `groups`
+	// scope (RFC 9068 §2.2.3.1): nsauth groups and, prefixed with their
+	// connector, the groups a connector reported; read when the token is
+	// issued. Machine tokens have none.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // AccessTokenSubject is what an access token is signed for: a user's
@@ -69,6 +75,11 @@ func (s *core) SignAccessToken(ctx context.Context, req AccessTokenSubject, clie
 	}
 	if r, ok := req.(interface{ GetResources() []string }); ok {
 		claims.Audience = s.tokenAudience(r.GetResources())
+	}
+	if _, user := req.(tokenRequest); user && slices.Contains(req.GetScopes(), ScopeGroups) {
+		if claims.Groups, err = s.store.UserGroups(ctx, req.GetSubject()); err != nil {
+			return "", InternalError("reading the user's groups", err)
+		}
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {

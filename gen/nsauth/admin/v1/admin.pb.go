@@ -1530,8 +1530,12 @@ type App struct {
 	CreatedAt              int64    `protobuf:"varint,14,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt              int64    `protobuf:"varint,15,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	DisabledAt             int64    `protobuf:"varint,16,opt,name=disabled_at,json=disabledAt,proto3" json:"disabled_at,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// The app nsauth's own login uses (nsauth-cli): its redirect URIs are
+	// the server's (any loopback URI, and NSAUTH_ALLOWED_REDIRECT_URIS), and
+	// it can be neither deleted nor given another secret.
+	Broker        bool `protobuf:"varint,17,opt,name=broker,proto3" json:"broker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
@@ -1674,6 +1678,13 @@ func (x *App) GetDisabledAt() int64 {
 		return x.DisabledAt
 	}
 	return 0
+}
+
+func (x *App) GetBroker() bool {
+	if x != nil {
+		return x.Broker
+	}
+	return false
 }
 
 // AppSettings are what CreateApp and UpdateApp set. In UpdateApp only the
@@ -3234,10 +3245,13 @@ func (x *CreateFederationPolicyRequest) GetPolicy() *FederationPolicy {
 }
 
 type CreateFederationPolicyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Policy        *FederationPolicy      `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *FederationPolicy      `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The policy's machine client is disabled: no token is issued under
+	// the policy until it is enabled.
+	ClientDisabled bool `protobuf:"varint,2,opt,name=client_disabled,json=clientDisabled,proto3" json:"client_disabled,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateFederationPolicyResponse) Reset() {
@@ -3275,6 +3289,13 @@ func (x *CreateFederationPolicyResponse) GetPolicy() *FederationPolicy {
 		return x.Policy
 	}
 	return nil
+}
+
+func (x *CreateFederationPolicyResponse) GetClientDisabled() bool {
+	if x != nil {
+		return x.ClientDisabled
+	}
+	return false
 }
 
 type DeleteFederationPolicyRequest struct {
@@ -3609,10 +3630,17 @@ func (x *EndSessionsRequest) GetUsername() string {
 }
 
 type EndSessionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ended         int32                  `protobuf:"varint,1,opt,name=ended,proto3" json:"ended,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many sessions ended: zero when the one named by id had already
+	// ended, or the user had no live session.
+	Ended int32 `protobuf:"varint,1,opt,name=ended,proto3" json:"ended,omitempty"`
+	// The user whose sessions ended (or whose session had already ended).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// How many app logins within the ended sessions had their tokens
+	// revoked (counted when a session is named by id).
+	AppLoginsRevoked int32 `protobuf:"varint,3,opt,name=app_logins_revoked,json=appLoginsRevoked,proto3" json:"app_logins_revoked,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EndSessionsResponse) Reset() {
@@ -3648,6 +3676,20 @@ func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
 func (x *EndSessionsResponse) GetEnded() int32 {
 	if x != nil {
 		return x.Ended
+	}
+	return 0
+}
+
+func (x *EndSessionsResponse) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *EndSessionsResponse) GetAppLoginsRevoked() int32 {
+	if x != nil {
+		return x.AppLoginsRevoked
 	}
 	return 0
 }
@@ -4048,7 +4090,7 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\v2\x16.nsauth.admin.v1.GroupR\x05group\"(\n" +
 	"\x12DeleteGroupRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
-	"\x13DeleteGroupResponse\"\xcd\x04\n" +
+	"\x13DeleteGroupResponse\"\xe5\x04\n" +
 	"\x03App\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x16\n" +
@@ -4071,7 +4113,8 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x0f \x01(\x03R\tupdatedAt\x12\x1f\n" +
 	"\vdisabled_at\x18\x10 \x01(\x03R\n" +
-	"disabledAt\"\xe2\x03\n" +
+	"disabledAt\x12\x16\n" +
+	"\x06broker\x18\x11 \x01(\bR\x06broker\"\xe2\x03\n" +
 	"\vAppSettings\x12!\n" +
 	"\fdisplay_name\x18\x01 \x01(\tR\vdisplayName\x12\x16\n" +
 	"\x06public\x18\x02 \x01(\bR\x06public\x12\x16\n" +
@@ -4168,9 +4211,10 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\x1eListFederationPoliciesResponse\x12=\n" +
 	"\bpolicies\x18\x01 \x03(\v2!.nsauth.admin.v1.FederationPolicyR\bpolicies\"Z\n" +
 	"\x1dCreateFederationPolicyRequest\x129\n" +
-	"\x06policy\x18\x01 \x01(\v2!.nsauth.admin.v1.FederationPolicyR\x06policy\"[\n" +
+	"\x06policy\x18\x01 \x01(\v2!.nsauth.admin.v1.FederationPolicyR\x06policy\"\x84\x01\n" +
 	"\x1eCreateFederationPolicyResponse\x129\n" +
-	"\x06policy\x18\x01 \x01(\v2!.nsauth.admin.v1.FederationPolicyR\x06policy\"3\n" +
+	"\x06policy\x18\x01 \x01(\v2!.nsauth.admin.v1.FederationPolicyR\x06policy\x12'\n" +
+	"\x0fclient_disabled\x18\x02 \x01(\bR\x0eclientDisabled\"3\n" +
 	"\x1dDeleteFederationPolicyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\" \n" +
 	"\x1eDeleteFederationPolicyResponse\"\xf1\x01\n" +
@@ -4193,9 +4237,11 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\bsessions\x18\x01 \x03(\v2\x18.nsauth.admin.v1.SessionR\bsessions\"@\n" +
 	"\x12EndSessionsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"+\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"u\n" +
 	"\x13EndSessionsResponse\x12\x14\n" +
-	"\x05ended\x18\x01 \x01(\x05R\x05ended\"0\n" +
+	"\x05ended\x18\x01 \x01(\x05R\x05ended\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12,\n" +
+	"\x12app_logins_revoked\x18\x03 \x01(\x05R\x10appLoginsRevoked\"0\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +

@@ -3,21 +3,21 @@ package appscmd
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
-	"github.com/nsauth/nsauth/internal/audit"
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
+	"github.com/nsauth/nsauth/internal/appsettings"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
-	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/visible"
 )
@@ -83,12 +83,12 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Short: "Register an app and print its client secret once",
 		Args:  exactlyOneApp,
 		RunE: func(c *cobra.Command, args []string) error {
-			a, err := addFlags.newApp(c.Flags(), args[0])
+			id, settings, err := addFlags.newApp(args[0])
 			if err != nil {
 				return err
 			}
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.add(ctx, st, a, addFlags.asJSON)
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return o.add(ctx, api, id, settingsProto(settings, addFlags.public), addFlags.asJSON)
 			})
 		},
 	}
@@ -100,14 +100,15 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Short: "Change an app's settings (each list flag given replaces its list)",
 		Args:  exactlyOneApp,
 		RunE: func(c *cobra.Command, args []string) error {
-			if !updateFlags.anyGiven(c.Flags()) {
+			if !anyGiven(c.Flags()) {
 				return cli.UsageErrorf("%s changes the settings given as flags, and none was given (see --help)", c.CommandPath())
 			}
-			if err := updateFlags.check(c.Flags()); err != nil {
+			settings, err := updateFlags.settings()
+			if err != nil {
 				return err
 			}
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.update(ctx, st, args[0], c.Flags(), &updateFlags)
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return o.update(ctx, api, args[0], settings, given(c.Flags()))
 			})
 		},
 	}
@@ -119,8 +120,8 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Short: "List apps",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.list(ctx, st, asJSON)
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return o.list(ctx, api, asJSON)
 			})
 		},
 	}
@@ -131,16 +132,16 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Short: "Show an app's settings",
 		Args:  exactlyOneApp,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				a, err := findApp(ctx, st, args[0])
+			id, err := appName(args[0])
+			if err != nil {
+				return err
+			}
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				res, err := api.GetApp(ctx, connect.NewRequest(&adminv1.GetAppRequest{Name: id}))
 				if err != nil {
 					return err
 				}
-				broker, err := isBrokerApp(ctx, st, a)
-				if err != nil {
-					return err
-				}
-				return o.show(a, broker, asJSON)
+				return o.show(appFromProto(res.Msg.GetApp()), res.Msg.GetApp().GetBroker(), asJSON)
 			})
 		},
 	}
@@ -151,15 +152,37 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Short: "Replace an app's secret, print the new one once, and revoke its tokens",
 		Args:  exactlyOneApp,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.rotate(ctx, st, args[0], asJSON)
+			id, err := appName(args[0])
+			if err != nil {
+				return err
+			}
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				res, err := api.RotateAppSecret(ctx, connect.NewRequest(&adminv1.RotateAppSecretRequest{Name: id}))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(o.App.ErrOut, "Replaced the secret of app %q; the old one no longer works and its tokens are revoked.\n", res.Msg.GetClientId())
+				return o.printCredentials(res.Msg.GetClientId(), res.Msg.GetClientSecret(), asJSON)
 			})
 		},
 	}
 	rotate.Flags().BoolVar(&asJSON, "json", false, "print the client id and secret as JSON")
 
-	simple := func(use, short string, run func(ctx context.Context, st *store.Store, a *store.Client) error) *cobra.Command {
-		return storecmd.OnOne(&o.Command, use, short, exactlyOneApp, findApp, run)
+	simple := func(use, short string, run func(ctx context.Context, api adminv1connect.AdminServiceClient, id string) error) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " <name>",
+			Short: short,
+			Args:  exactlyOneApp,
+			RunE: func(c *cobra.Command, args []string) error {
+				id, err := appName(args[0])
+				if err != nil {
+					return err
+				}
+				return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+					return run(ctx, api, id)
+				})
+			},
+		}
 	}
 	cmd.AddCommand(
 		add,
@@ -167,37 +190,25 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 		show,
 		update,
 		rotate,
-		simple("disable", "Disable an app and revoke its tokens", func(ctx context.Context, st *store.Store, a *store.Client) error {
-			if err := st.SetAppDisabled(ctx, a.ID, true); err != nil {
-				return appError(a.ID, err)
-			}
-			if err := o.appChanged(ctx, audit.AppDisabled, a); err != nil {
+		simple("disable", "Disable an app and revoke its tokens", func(ctx context.Context, api adminv1connect.AdminServiceClient, id string) error {
+			if _, err := api.SetAppDisabled(ctx, connect.NewRequest(&adminv1.SetAppDisabledRequest{Name: id, Disabled: true})); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.App.ErrOut, "Disabled app %q and revoked its tokens.\n", a.ID)
+			fmt.Fprintf(o.App.ErrOut, "Disabled app %q and revoked its tokens.\n", id)
 			return nil
 		}),
-		simple("enable", "Enable a disabled app", func(ctx context.Context, st *store.Store, a *store.Client) error {
-			if err := st.SetAppDisabled(ctx, a.ID, false); err != nil {
-				return appError(a.ID, err)
-			}
-			if err := o.appChanged(ctx, audit.AppEnabled, a); err != nil {
+		simple("enable", "Enable a disabled app", func(ctx context.Context, api adminv1connect.AdminServiceClient, id string) error {
+			if _, err := api.SetAppDisabled(ctx, connect.NewRequest(&adminv1.SetAppDisabledRequest{Name: id, Disabled: false})); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.App.ErrOut, "Enabled app %q.\n", a.ID)
+			fmt.Fprintf(o.App.ErrOut, "Enabled app %q.\n", id)
 			return nil
 		}),
-		simple("delete", "Delete an app, its consents and its tokens", func(ctx context.Context, st *store.Store, a *store.Client) error {
-			if err := refuseBrokerApp(ctx, st, a, "deleted"); err != nil {
+		simple("delete", "Delete an app, its consents and its tokens", func(ctx context.Context, api adminv1connect.AdminServiceClient, id string) error {
+			if _, err := api.DeleteApp(ctx, connect.NewRequest(&adminv1.DeleteAppRequest{Name: id})); err != nil {
 				return err
 			}
-			if err := st.DeleteApp(ctx, a.ID); err != nil {
-				return appError(a.ID, err)
-			}
-			if err := o.appChanged(ctx, audit.AppDeleted, a); err != nil {
-				return err
-			}
-			fmt.Fprintf(o.App.ErrOut, "Deleted app %q and revoked its tokens.\n", a.ID)
+			fmt.Fprintf(o.App.ErrOut, "Deleted app %q and revoked its tokens.\n", id)
 			return nil
 		}),
 		newConsentsCommand(o),
@@ -212,126 +223,63 @@ func exactlyOneApp(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// findApp finds an app by its name (its client id).
-func findApp(ctx context.Context, st *store.Store, ref string) (*store.Client, error) {
+// appName is the app name ref spells, or a usage error.
+func appName(ref string) (string, error) {
 	id, err := store.NormalizeClientName(ref)
 	if err != nil {
-		return nil, cli.UsageErrorf("%v", err)
+		return "", cli.UsageErrorf("%v", err)
 	}
-	a, err := st.ClientByID(ctx, id)
+	return id, nil
+}
+
+func (o *appsOptions) add(ctx context.Context, api adminv1connect.AdminServiceClient, id string, settings *adminv1.AppSettings, asJSON bool) error {
+	res, err := api.CreateApp(ctx, connect.NewRequest(&adminv1.CreateAppRequest{Name: id, Settings: settings}))
 	if err != nil {
-		return nil, appError(id, err)
-	}
-	return a, nil
-}
-
-func appError(id string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no app %q", strings.ToLower(id))
-	}
-	return err
-}
-
-// isBrokerApp reports whether a is the broker's own app (nsauth-cli): the
-// one whose secret the server keeps and checks at every start. Its
-// redirect URIs are the server's (any loopback URI, and
-// NSAUTH_ALLOWED_REDIRECT_URIS), not its own.
-func isBrokerApp(ctx context.Context, st *store.Store, a *store.Client) (bool, error) {
-	_, err := st.Value(ctx, issuer.BrokerSecretName(a.ID))
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// refuseBrokerApp refuses to delete the broker's own app or to rotate its
-// secret: either would stop nsauth login from working.
-func refuseBrokerApp(ctx context.Context, st *store.Store, a *store.Client, what string) error {
-	broker, err := isBrokerApp(ctx, st, a)
-	if err != nil {
-		return err
-	}
-	if broker {
-		return fmt.Errorf("%q is the app nsauth's own login uses; its secret is the server's, and it cannot be %s (nsauth apps update changes its settings)", a.ID, what)
-	}
-	return nil
-}
-
-func (o *appsOptions) add(ctx context.Context, st *store.Store, a *store.Client, asJSON bool) error {
-	var secret string
-	if !a.Public {
-		secret = store.NewMachineClientSecret() // 256 random bits, like a machine client's
-		a.SecretHash = store.HashSecret(secret)
-	}
-	if err := st.AddApp(ctx, a); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("the name %q is taken by an app or a machine client", a.ID)
-		}
-		return err
-	}
-	if err := o.appChanged(ctx, audit.AppAdded, a); err != nil {
 		return err
 	}
 	kind := "confidential"
-	if a.Public {
+	if settings.GetPublic() {
 		kind = "public"
 	}
-	fmt.Fprintf(o.App.ErrOut, "Registered %s app %q.\n", kind, a.ID)
-	return o.printCredentials(a, secret, asJSON)
+	fmt.Fprintf(o.App.ErrOut, "Registered %s app %q.\n", kind, res.Msg.GetApp().GetName())
+	return o.printCredentials(res.Msg.GetApp().GetName(), res.Msg.GetClientSecret(), asJSON)
 }
 
-func (o *appsOptions) update(ctx context.Context, st *store.Store, ref string, fs *pflag.FlagSet, f *appFlags) error {
-	a, err := findApp(ctx, st, ref)
+// update checks the app the settings given make before asking the
+// service to change them, so that its refusal names the flags (the
+// service checks it again).
+func (o *appsOptions) update(ctx context.Context, api adminv1connect.AdminServiceClient, ref string, settings *appsettings.Settings, given func(appsettings.Field) bool) error {
+	id, err := appName(ref)
 	if err != nil {
 		return err
 	}
-	f.apply(fs, a, false)
-	broker, err := isBrokerApp(ctx, st, a)
+	res, err := api.GetApp(ctx, connect.NewRequest(&adminv1.GetAppRequest{Name: id}))
 	if err != nil {
 		return err
 	}
-	if !broker {
-		if err := checkApp(a); err != nil {
-			return err
+	a := appFromProto(res.Msg.GetApp())
+	appsettings.Apply(settings, a, given)
+	if !res.Msg.GetApp().GetBroker() {
+		if err := appsettings.CheckApp(a, appsettings.Flag); err != nil {
+			return cli.UsageErrorf("%v", err)
 		}
 	}
-	if err := st.UpdateApp(ctx, a); err != nil {
-		return appError(a.ID, err)
+	var mask []string
+	for _, f := range appsettings.Fields {
+		if given(f) {
+			mask = append(mask, string(f))
+		}
 	}
-	if err := o.appChanged(ctx, audit.AppUpdated, a); err != nil {
+	if _, err := api.UpdateApp(ctx, connect.NewRequest(&adminv1.UpdateAppRequest{Name: id, Settings: settingsProto(settings, false), UpdateMask: mask})); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.App.ErrOut, "Updated app %q.\n", a.ID)
+	fmt.Fprintf(o.App.ErrOut, "Updated app %q.\n", id)
 	return nil
-}
-
-func (o *appsOptions) rotate(ctx context.Context, st *store.Store, ref string, asJSON bool) error {
-	a, err := findApp(ctx, st, ref)
-	if err != nil {
-		return err
-	}
-	if a.Public {
-		return fmt.Errorf("%q is a public app: it has no secret to rotate", a.ID)
-	}
-	if err := refuseBrokerApp(ctx, st, a, "given another secret"); err != nil {
-		return err
-	}
-	secret := store.NewMachineClientSecret() // 256 random bits, like a machine client's
-	if err := st.SetAppSecret(ctx, a.ID, store.HashSecret(secret)); err != nil {
-		return appError(a.ID, err)
-	}
-	// Unrecorded, the new secret is never shown: the app stays locked out
-	// until a rotation is recorded.
-	if err := o.appChanged(ctx, audit.AppSecretRotated, a); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.App.ErrOut, "Replaced the secret of app %q; the old one no longer works and its tokens are revoked.\n", a.ID)
-	return o.printCredentials(a, secret, asJSON)
 }
 
 // printCredentials prints an app's client id, and its secret the one time
 // it is shown (with the warning on standard error); a public app has none.
-func (o *appsOptions) printCredentials(a *store.Client, secret string, asJSON bool) error {
+func (o *appsOptions) printCredentials(clientID, secret string, asJSON bool) error {
 	if secret != "" {
 		fmt.Fprint(o.App.ErrOut, appSecretWarning)
 	}
@@ -339,13 +287,13 @@ func (o *appsOptions) printCredentials(a *store.Client, secret string, asJSON bo
 		return json.NewEncoder(o.App.Out).Encode(struct {
 			ClientID     string `json:"client_id"`
 			ClientSecret string `json:"client_secret,omitempty"`
-		}{a.ID, secret})
+		}{clientID, secret})
 	}
 	if secret == "" {
-		_, err := fmt.Fprintf(o.App.Out, "client_id:     %s\n", a.ID)
+		_, err := fmt.Fprintf(o.App.Out, "client_id:     %s\n", clientID)
 		return err
 	}
-	_, err := fmt.Fprintf(o.App.Out, "client_id:     %s\nclient_secret: %s\n", a.ID, secret)
+	_, err := fmt.Fprintf(o.App.Out, "client_id:     %s\nclient_secret: %s\n", clientID, secret)
 	return err
 }
 
@@ -433,10 +381,14 @@ func appStatus(a *store.Client) string {
 	return "enabled"
 }
 
-func (o *appsOptions) list(ctx context.Context, st *store.Store, asJSON bool) error {
-	apps, err := st.ListApps(ctx)
+func (o *appsOptions) list(ctx context.Context, api adminv1connect.AdminServiceClient, asJSON bool) error {
+	res, err := api.ListApps(ctx, connect.NewRequest(&adminv1.ListAppsRequest{}))
 	if err != nil {
 		return err
+	}
+	apps := make([]store.Client, 0, len(res.Msg.GetApps()))
+	for _, a := range res.Msg.GetApps() {
+		apps = append(apps, *appFromProto(a))
 	}
 	if asJSON {
 		out := make([]appJSON, 0, len(apps))
@@ -504,10 +456,4 @@ func printJSON(w io.Writer, v any) error {
 	}
 	_, err = w.Write(append(visible.EscapeJSON(b), '\n'))
 	return err
-}
-
-// appChanged records an app event of the kind t; the app's id is its
-// name, so ClientID names it. The secret is never part of it.
-func (o *appsOptions) appChanged(ctx context.Context, t audit.Type, a *store.Client) error {
-	return o.Changed(ctx, audit.Event{Type: t, ClientID: a.ID})
 }

@@ -132,3 +132,74 @@ func (o *appsOptions) revokeConsent(ctx context.Context, st *store.Store, appNam
 	fmt.Fprintf(o.App.ErrOut, "Revoked the consent %q gave app %q; it will ask again at the next login.\n", u.Username, a.ID)
 	return nil
 }
+
+// findApp finds an app by its name (its client id).
+func findApp(ctx context.Context, st *store.Store, ref string) (*store.Client, error) {
+	id, err := store.NormalizeClientName(ref)
+	if err != nil {
+		return nil, cli.UsageErrorf("%v", err)
+	}
+	a, err := st.ClientByID(ctx, id)
+	if err != nil {
+		return nil, appError(id, err)
+	}
+	return a, nil
+}
+
+func appError(id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no app %q", strings.ToLower(id))
+	}
+	return err
+}
+
+// filterUserID is the id of the user a listing's optional --user flag
+// names, or "" (every user's) when it names none.
+func filterUserID(ctx context.Context, st *store.Store, username string) (string, error) {
+	if username == "" {
+		return "", nil
+	}
+	u, err := findUser(ctx, st, username)
+	if err != nil {
+		return "", err
+	}
+	return u.ID, nil
+}
+
+// findUser finds the user named username, for a --user flag.
+func findUser(ctx context.Context, st *store.Store, username string) (*store.User, error) {
+	name, err := store.NormalizeUsername(username)
+	if err != nil {
+		return nil, cli.UsageErrorf("--user: %v", err)
+	}
+	u, err := st.UserByUsername(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("--user: no user %q", name)
+	}
+	return u, err
+}
+
+// usernames names users by id, asking the store once per user.
+type usernames struct {
+	st    *store.Store
+	names map[string]string
+}
+
+func (n *usernames) of(ctx context.Context, id string) (string, error) {
+	if name, ok := n.names[id]; ok {
+		return name, nil
+	}
+	if n.names == nil {
+		n.names = map[string]string{}
+	}
+	u, err := n.st.UserByID(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		n.names[id] = "(deleted user)"
+	case err != nil:
+		return "", err
+	default:
+		n.names[id] = u.Username
+	}
+	return n.names[id], nil
+}

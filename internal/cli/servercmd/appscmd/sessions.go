@@ -2,16 +2,16 @@ package appscmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
-	"github.com/nsauth/nsauth/internal/audit"
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
@@ -52,8 +52,12 @@ does.`,
 		Short: "List the live browser sessions, newest first",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return listSessions(ctx, o, st, user, asJSON)
+			name, err := userFlag(user)
+			if err != nil {
+				return err
+			}
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return listSessions(ctx, o, api, name, asJSON)
 			})
 		},
 	}
@@ -73,11 +77,17 @@ does.`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				if user != "" {
-					return revokeUserSessions(ctx, o, st, user)
+			if user != "" {
+				name, err := userFlag(user)
+				if err != nil {
+					return err
 				}
-				return revokeSession(ctx, o, st, args[0])
+				return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+					return revokeUserSessions(ctx, o, api, name)
+				})
+			}
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return revokeSession(ctx, o, api, args[0])
 			})
 		},
 	}
@@ -85,57 +95,6 @@ does.`,
 
 	cmd.AddCommand(list, revoke)
 	return cmd
-}
-
-// filterUserID is the id of the user a listing's optional --user flag
-// names, or "" (every user's) when it names none.
-func filterUserID(ctx context.Context, st *store.Store, username string) (string, error) {
-	if username == "" {
-		return "", nil
-	}
-	u, err := findUser(ctx, st, username)
-	if err != nil {
-		return "", err
-	}
-	return u.ID, nil
-}
-
-// findUser finds the user named username, for a --user flag.
-func findUser(ctx context.Context, st *store.Store, username string) (*store.User, error) {
-	name, err := store.NormalizeUsername(username)
-	if err != nil {
-		return nil, cli.UsageErrorf("--user: %v", err)
-	}
-	u, err := st.UserByUsername(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("--user: no user %q", name)
-	}
-	return u, err
-}
-
-// usernames names users by id, asking the store once per user.
-type usernames struct {
-	st    *store.Store
-	names map[string]string
-}
-
-func (n *usernames) of(ctx context.Context, id string) (string, error) {
-	if name, ok := n.names[id]; ok {
-		return name, nil
-	}
-	if n.names == nil {
-		n.names = map[string]string{}
-	}
-	u, err := n.st.UserByID(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		n.names[id] = "(deleted user)"
-	case err != nil:
-		return "", err
-	default:
-		n.names[id] = u.Username
-	}
-	return n.names[id], nil
 }
 
 // sessionJSON is a session as `sessions list --json` prints it: never
@@ -152,38 +111,43 @@ type sessionJSON struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 }
 
-func listSessions(ctx context.Context, o *storecmd.Command, st *store.Store, username string, asJSON bool) error {
-	userID, err := filterUserID(ctx, st, username)
-	if err != nil {
-		return err
+// userFlag is the username a --user flag gives, or a usage error.
+func userFlag(username string) (string, error) {
+	if username == "" {
+		return "", nil
 	}
-	sessions, err := st.ListSessions(ctx, userID)
+	name, err := store.NormalizeUsername(username)
 	if err != nil {
-		return err
+		return "", cli.UsageErrorf("--user: %v", err)
 	}
-	names := &usernames{st: st}
-	out := make([]sessionJSON, 0, len(sessions))
-	for _, s := range sessions {
-		name, err := names.of(ctx, s.UserID)
-		if err != nil {
-			return err
-		}
-		grants, err := st.SessionGrants(ctx, s.ID)
-		if err != nil {
-			return err
-		}
-		apps := []string{}
-		for _, g := range grants {
-			if !g.Revoked && !slices.Contains(apps, g.ClientID) {
-				apps = append(apps, g.ClientID)
-			}
-		}
-		amr := s.AMR
+	return name, nil
+}
+
+// noUser says that --user names no user, when err is the service's
+// NotFound.
+func noUser(err error, name string) error {
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		return fmt.Errorf("--user: no user %q", name)
+	}
+	return err
+}
+
+func listSessions(ctx context.Context, o *storecmd.Command, api adminv1connect.AdminServiceClient, username string, asJSON bool) error {
+	res, err := api.ListSessions(ctx, connect.NewRequest(&adminv1.ListSessionsRequest{Username: username}))
+	if err != nil {
+		return noUser(err, username)
+	}
+	out := make([]sessionJSON, 0, len(res.Msg.GetSessions()))
+	for _, s := range res.Msg.GetSessions() {
+		amr, apps := s.GetAmr(), s.GetApps()
 		if amr == nil {
 			amr = []string{}
 		}
-		out = append(out, sessionJSON{ID: s.ID, UserID: s.UserID, Username: name, AuthTime: s.AuthTime.UTC(), AMR: amr, Apps: apps,
-			CreatedAt: s.CreatedAt.UTC(), LastSeenAt: s.LastSeenAt.UTC(), ExpiresAt: s.ExpiresAt.UTC()})
+		if apps == nil {
+			apps = []string{}
+		}
+		out = append(out, sessionJSON{ID: s.GetId(), UserID: s.GetUserId(), Username: s.GetUsername(), AuthTime: fromUnix(s.GetAuthTime()), AMR: amr, Apps: apps,
+			CreatedAt: fromUnix(s.GetCreatedAt()), LastSeenAt: fromUnix(s.GetLastSeenAt()), ExpiresAt: fromUnix(s.GetExpiresAt())})
 	}
 	if asJSON {
 		return printJSON(o.App.Out, out)
@@ -197,56 +161,32 @@ func listSessions(ctx context.Context, o *storecmd.Command, st *store.Store, use
 	return tw.Flush()
 }
 
-func revokeSession(ctx context.Context, o *storecmd.Command, st *store.Store, id string) error {
+func revokeSession(ctx context.Context, o *storecmd.Command, api adminv1connect.AdminServiceClient, id string) error {
 	id = strings.TrimSpace(id)
-	s, err := st.SessionByID(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	res, err := api.EndSessions(ctx, connect.NewRequest(&adminv1.EndSessionsRequest{Id: id}))
+	if connect.CodeOf(err) == connect.CodeNotFound {
 		return fmt.Errorf("no session %q (nsauth sessions list shows them)", id)
 	}
 	if err != nil {
 		return err
 	}
-	if !s.EndedAt.IsZero() {
-		fmt.Fprintf(o.App.ErrOut, "Session %s had already ended.\n", s.ID)
+	if res.Msg.GetEnded() == 0 {
+		fmt.Fprintf(o.App.ErrOut, "Session %s had already ended.\n", id)
 		return nil
 	}
-	grants, err := st.EndSession(ctx, s.ID, nil)
-	if err != nil {
-		return err
-	}
-	name, err := (&usernames{st: st}).of(ctx, s.UserID)
-	if err != nil {
-		return err
-	}
-	if err := o.Changed(ctx, audit.Event{Type: audit.SessionRevoked, Subject: s.UserID, Username: name, Target: s.ID}); err != nil {
-		return err
-	}
-	revoked := 0
-	for _, g := range grants {
-		if g.Revoked {
-			revoked++
-		}
-	}
-	fmt.Fprintf(o.App.ErrOut, "Ended session %s of %q and revoked the tokens of %d app login(s) within it.\n", s.ID, name, revoked)
+	fmt.Fprintf(o.App.ErrOut, "Ended session %s of %q and revoked the tokens of %d app login(s) within it.\n", id, res.Msg.GetUsername(), res.Msg.GetAppLoginsRevoked())
 	return nil
 }
 
-func revokeUserSessions(ctx context.Context, o *storecmd.Command, st *store.Store, username string) error {
-	u, err := findUser(ctx, st, username)
+func revokeUserSessions(ctx context.Context, o *storecmd.Command, api adminv1connect.AdminServiceClient, username string) error {
+	res, err := api.EndSessions(ctx, connect.NewRequest(&adminv1.EndSessionsRequest{Username: username}))
 	if err != nil {
-		return err
+		return noUser(err, username)
 	}
-	n, err := st.EndUserSessions(ctx, u.ID)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		fmt.Fprintf(o.App.ErrOut, "%q has no live session.\n", u.Username)
+	if res.Msg.GetEnded() == 0 {
+		fmt.Fprintf(o.App.ErrOut, "%q has no live session.\n", res.Msg.GetUsername())
 		return nil
 	}
-	if err := o.Changed(ctx, audit.Event{Type: audit.SessionRevoked, Subject: u.ID, Username: u.Username, Reason: "all_sessions"}); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.App.ErrOut, "Ended %d session(s) of %q and revoked the tokens issued within them.\n", n, u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Ended %d session(s) of %q and revoked the tokens issued within them.\n", res.Msg.GetEnded(), res.Msg.GetUsername())
 	return nil
 }

@@ -32,6 +32,8 @@ type Command struct {
 
 	// audit records the changes the command makes, set by WithStore.
 	audit audit.Recorder
+	// remote is set by RegisterRemoteFlags.
+	remote *remoteFlags
 }
 
 // WithStore opens the store the flags and environment point at, runs fn
