@@ -40,7 +40,7 @@ func newLinkHarness(t *testing.T, b storetest.Backend, mod func(*issuer.Config))
 		}
 	})
 	lh.bob = &store.User{Username: "bob"}
-	if err := lh.st.CreateUser(ctx, lh.bob); err != nil {
+	if err := lh.st.CreateInvited(ctx, lh.bob); err != nil {
 		t.Fatal(err)
 	}
 	return lh
