@@ -38,6 +38,10 @@ type Config struct {
 	// Issuer is the provider's URL, for one-time links; empty means the
 	// issuer the store was last served under (store.ServedIssuer).
 	Issuer string
+	// LinkTTL is how long a one-time link stays valid when the request
+	// names no lifetime (NSAUTH_LINK_TTL); zero means
+	// config.DefaultLinkTTL.
+	LinkTTL time.Duration
 	// Log receives operational messages; nil discards them.
 	Log *slog.Logger
 }

@@ -133,6 +133,8 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		Now:    deps.Now,
 		Issuer: issuerURL,
 		Log:    logger.With("component", "admin"),
+		// One-time links (package linkflow).
+		LinkTTL: b.LinkTTL,
 	}); err != nil {
 		return bp, err
 	}

@@ -156,6 +156,8 @@ they sign in only through it (nsauth users passwd gives them a password later).`
 		simple("unlock", "Clear a user's failed-login counters and its failures on address counters, so browsers may try again at once", o.unlock),
 		newUsersPasskeysCommand(o),
 		newUsersEnrolLinkCommand(o),
+		newUsersInviteCommand(o),
+		newUsersResetLinkCommand(o),
 	)
 	cmd.AddCommand(newUsersLinkCommands(o)...)
 	o.addSecondFactorCommands(cmd)
