@@ -44,6 +44,12 @@ type Config struct {
 	LinkTTL time.Duration
 	// Log receives operational messages; nil discards them.
 	Log *slog.Logger
+	// TerminalClientID is the client `nsauth login` (the AuthService) logs
+	// people in with. A person's token is admitted only when issued to it:
+	// a token an app received when an administrator signed in to it
+	// carries the server's audience too, and must not administer nsauth.
+	// Empty admits a person's token of any client.
+	TerminalClientID string
 }
 
 // Service implements adminv1connect.AdminServiceHandler (and, for calls in
