@@ -16,14 +16,11 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// appRPCs are the apps' RPCs of [Service], which embeds them.
-type appRPCs struct{ *Service }
-
 // Apps: the clients people log in to. An app's name is its client id; the
 // rules of its settings are appsettings', named as AppSettings' fields.
 
 // ListApps lists every app, by name.
-func (s appRPCs) ListApps(ctx context.Context, _ *connect.Request[adminv1.ListAppsRequest]) (*connect.Response[adminv1.ListAppsResponse], error) {
+func (s *appsRPC) ListApps(ctx context.Context, _ *connect.Request[adminv1.ListAppsRequest]) (*connect.Response[adminv1.ListAppsResponse], error) {
 	apps, err := s.cfg.Store.ListApps(ctx)
 	if err != nil {
 		return nil, toConnect(err, "apps")
@@ -40,7 +37,7 @@ func (s appRPCs) ListApps(ctx context.Context, _ *connect.Request[adminv1.ListAp
 }
 
 // GetApp returns the app named.
-func (s appRPCs) GetApp(ctx context.Context, req *connect.Request[adminv1.GetAppRequest]) (*connect.Response[adminv1.GetAppResponse], error) {
+func (s *appsRPC) GetApp(ctx context.Context, req *connect.Request[adminv1.GetAppRequest]) (*connect.Response[adminv1.GetAppResponse], error) {
 	a, broker, err := s.findApp(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -50,7 +47,7 @@ func (s appRPCs) GetApp(ctx context.Context, req *connect.Request[adminv1.GetApp
 
 // CreateApp registers an app and returns its client secret, the one time
 // it is shown (none for a public app); only its digest is stored.
-func (s appRPCs) CreateApp(ctx context.Context, req *connect.Request[adminv1.CreateAppRequest]) (*connect.Response[adminv1.CreateAppResponse], error) {
+func (s *appsRPC) CreateApp(ctx context.Context, req *connect.Request[adminv1.CreateAppRequest]) (*connect.Response[adminv1.CreateAppResponse], error) {
 	id, err := store.NormalizeClientName(req.Msg.GetName())
 	if err != nil {
 		return nil, invalid("name: %v", err)
@@ -83,7 +80,7 @@ func (s appRPCs) CreateApp(ctx context.Context, req *connect.Request[adminv1.Cre
 }
 
 // UpdateApp changes the settings update_mask names; the others are kept.
-func (s appRPCs) UpdateApp(ctx context.Context, req *connect.Request[adminv1.UpdateAppRequest]) (*connect.Response[adminv1.UpdateAppResponse], error) {
+func (s *appsRPC) UpdateApp(ctx context.Context, req *connect.Request[adminv1.UpdateAppRequest]) (*connect.Response[adminv1.UpdateAppResponse], error) {
 	mask := req.Msg.GetUpdateMask()
 	if len(mask) == 0 {
 		return nil, invalid("update_mask: name the settings to change (%s)", fieldList())
@@ -121,7 +118,7 @@ func (s appRPCs) UpdateApp(ctx context.Context, req *connect.Request[adminv1.Upd
 }
 
 // SetAppDisabled disables an app, revoking its tokens, or enables it.
-func (s appRPCs) SetAppDisabled(ctx context.Context, req *connect.Request[adminv1.SetAppDisabledRequest]) (*connect.Response[adminv1.SetAppDisabledResponse], error) {
+func (s *appsRPC) SetAppDisabled(ctx context.Context, req *connect.Request[adminv1.SetAppDisabledRequest]) (*connect.Response[adminv1.SetAppDisabledResponse], error) {
 	a, _, err := s.findApp(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -142,7 +139,7 @@ func (s appRPCs) SetAppDisabled(ctx context.Context, req *connect.Request[adminv
 }
 
 // DeleteApp deletes an app, its consents and its tokens.
-func (s appRPCs) DeleteApp(ctx context.Context, req *connect.Request[adminv1.DeleteAppRequest]) (*connect.Response[adminv1.DeleteAppResponse], error) {
+func (s *appsRPC) DeleteApp(ctx context.Context, req *connect.Request[adminv1.DeleteAppRequest]) (*connect.Response[adminv1.DeleteAppResponse], error) {
 	a, broker, err := s.findApp(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -161,7 +158,7 @@ func (s appRPCs) DeleteApp(ctx context.Context, req *connect.Request[adminv1.Del
 
 // RotateAppSecret replaces a confidential app's secret, revoking its
 // tokens, and returns the new one, the one time it is shown.
-func (s appRPCs) RotateAppSecret(ctx context.Context, req *connect.Request[adminv1.RotateAppSecretRequest]) (*connect.Response[adminv1.RotateAppSecretResponse], error) {
+func (s *appsRPC) RotateAppSecret(ctx context.Context, req *connect.Request[adminv1.RotateAppSecretRequest]) (*connect.Response[adminv1.RotateAppSecretResponse], error) {
 	a, broker, err := s.findApp(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -186,7 +183,7 @@ func (s appRPCs) RotateAppSecret(ctx context.Context, req *connect.Request[admin
 
 // findApp finds an app by its name (its client id), and says whether it is
 // the broker's own.
-func (s appRPCs) findApp(ctx context.Context, name string) (*store.Client, bool, error) {
+func (s *appsRPC) findApp(ctx context.Context, name string) (*store.Client, bool, error) {
 	id, err := store.NormalizeClientName(name)
 	if err != nil {
 		return nil, false, invalid("name: %v", err)
@@ -206,7 +203,7 @@ func (s appRPCs) findApp(ctx context.Context, name string) (*store.Client, bool,
 // one whose secret the server keeps and checks at every start. Its
 // redirect URIs are the server's (any loopback URI, and
 // NSAUTH_ALLOWED_REDIRECT_URIS), not its own.
-func (s appRPCs) isBrokerApp(ctx context.Context, a *store.Client) (bool, error) {
+func (s *appsRPC) isBrokerApp(ctx context.Context, a *store.Client) (bool, error) {
 	_, err := s.cfg.Store.Value(ctx, issuer.BrokerSecretName(a.ID))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil

@@ -13,16 +13,13 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// clientRPCs are the machine clients' RPCs of [Service], which embeds them.
-type clientRPCs struct{ *Service }
-
 // Machine clients: programs that obtain tokens for themselves with the
 // client-credentials grant. A client is named by its name or its client
 // id; its secret is returned once, when created or rotated, and only its
 // digest is stored.
 
 // ListMachineClients lists every machine client, by name.
-func (s clientRPCs) ListMachineClients(ctx context.Context, _ *connect.Request[adminv1.ListMachineClientsRequest]) (*connect.Response[adminv1.ListMachineClientsResponse], error) {
+func (s *clientsRPC) ListMachineClients(ctx context.Context, _ *connect.Request[adminv1.ListMachineClientsRequest]) (*connect.Response[adminv1.ListMachineClientsResponse], error) {
 	clients, err := s.cfg.Store.ListMachineClients(ctx)
 	if err != nil {
 		return nil, toConnect(err, "machine clients")
@@ -36,7 +33,7 @@ func (s clientRPCs) ListMachineClients(ctx context.Context, _ *connect.Request[a
 
 // CreateMachineClient creates a machine client and returns its secret,
 // the one time it is shown.
-func (s clientRPCs) CreateMachineClient(ctx context.Context, req *connect.Request[adminv1.CreateMachineClientRequest]) (*connect.Response[adminv1.CreateMachineClientResponse], error) {
+func (s *clientsRPC) CreateMachineClient(ctx context.Context, req *connect.Request[adminv1.CreateMachineClientRequest]) (*connect.Response[adminv1.CreateMachineClientResponse], error) {
 	name, err := store.NormalizeClientName(req.Msg.GetName())
 	if err != nil {
 		return nil, invalid("name: %v", err)
@@ -58,7 +55,7 @@ func (s clientRPCs) CreateMachineClient(ctx context.Context, req *connect.Reques
 
 // RotateMachineClientSecret replaces a client's secret, revoking its
 // tokens, and returns the new one, the one time it is shown.
-func (s clientRPCs) RotateMachineClientSecret(ctx context.Context, req *connect.Request[adminv1.RotateMachineClientSecretRequest]) (*connect.Response[adminv1.RotateMachineClientSecretResponse], error) {
+func (s *clientsRPC) RotateMachineClientSecret(ctx context.Context, req *connect.Request[adminv1.RotateMachineClientSecretRequest]) (*connect.Response[adminv1.RotateMachineClientSecretResponse], error) {
 	c, err := s.findMachineClient(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -77,7 +74,7 @@ func (s clientRPCs) RotateMachineClientSecret(ctx context.Context, req *connect.
 
 // SetMachineClientDisabled disables a client, revoking its tokens, or
 // enables it.
-func (s clientRPCs) SetMachineClientDisabled(ctx context.Context, req *connect.Request[adminv1.SetMachineClientDisabledRequest]) (*connect.Response[adminv1.SetMachineClientDisabledResponse], error) {
+func (s *clientsRPC) SetMachineClientDisabled(ctx context.Context, req *connect.Request[adminv1.SetMachineClientDisabledRequest]) (*connect.Response[adminv1.SetMachineClientDisabledResponse], error) {
 	c, err := s.findMachineClient(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -99,7 +96,7 @@ func (s clientRPCs) SetMachineClientDisabled(ctx context.Context, req *connect.R
 
 // DeleteMachineClient deletes a client, its federation policies and its
 // tokens.
-func (s clientRPCs) DeleteMachineClient(ctx context.Context, req *connect.Request[adminv1.DeleteMachineClientRequest]) (*connect.Response[adminv1.DeleteMachineClientResponse], error) {
+func (s *clientsRPC) DeleteMachineClient(ctx context.Context, req *connect.Request[adminv1.DeleteMachineClientRequest]) (*connect.Response[adminv1.DeleteMachineClientResponse], error) {
 	c, err := s.findMachineClient(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -114,7 +111,7 @@ func (s clientRPCs) DeleteMachineClient(ctx context.Context, req *connect.Reques
 }
 
 // findMachineClient finds a machine client by name, or else by client id.
-func (s clientRPCs) findMachineClient(ctx context.Context, ref string) (*store.MachineClient, error) {
+func (s *clientsRPC) findMachineClient(ctx context.Context, ref string) (*store.MachineClient, error) {
 	if ref == "" {
 		return nil, invalid("name: name the machine client (its name or client id)")
 	}
@@ -130,7 +127,7 @@ func (s clientRPCs) findMachineClient(ctx context.Context, ref string) (*store.M
 
 // clientChanged records the audit.ClientChanged event of action on c. The
 // secret is never part of it.
-func (s clientRPCs) clientChanged(ctx context.Context, c *store.MachineClient, action string) error {
+func (s *clientsRPC) clientChanged(ctx context.Context, c *store.MachineClient, action string) error {
 	return s.record(ctx, audit.Event{Type: audit.ClientChanged, Subject: c.ID, ClientID: c.ID, Target: c.Name, Reason: action})
 }
 

@@ -13,15 +13,12 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// federationRPCs are the federation policies' RPCs of [Service], which embeds them.
-type federationRPCs struct{ *Service }
-
 // Federation policies (keyless CI): which foreign ID tokens are exchanged
 // for tokens of which machine client. Their rule is federation.CheckPolicy.
 
 // ListFederationPolicies lists every policy, each naming its machine
 // client by name.
-func (s federationRPCs) ListFederationPolicies(ctx context.Context, _ *connect.Request[adminv1.ListFederationPoliciesRequest]) (*connect.Response[adminv1.ListFederationPoliciesResponse], error) {
+func (s *federationRPC) ListFederationPolicies(ctx context.Context, _ *connect.Request[adminv1.ListFederationPoliciesRequest]) (*connect.Response[adminv1.ListFederationPoliciesResponse], error) {
 	policies, err := s.cfg.Store.FederationPolicies(ctx)
 	if err != nil {
 		return nil, toConnect(err, "federation policies")
@@ -43,7 +40,7 @@ func (s federationRPCs) ListFederationPolicies(ctx context.Context, _ *connect.R
 
 // CreateFederationPolicy adds a policy. Its issuer must not be this
 // server's own (as configured, or as its database records it).
-func (s federationRPCs) CreateFederationPolicy(ctx context.Context, req *connect.Request[adminv1.CreateFederationPolicyRequest]) (*connect.Response[adminv1.CreateFederationPolicyResponse], error) {
+func (s *federationRPC) CreateFederationPolicy(ctx context.Context, req *connect.Request[adminv1.CreateFederationPolicyRequest]) (*connect.Response[adminv1.CreateFederationPolicyResponse], error) {
 	m := req.Msg.GetPolicy()
 	maxTTL, err := lifetime("policy.max_ttl_seconds", m.GetMaxTtlSeconds())
 	if err != nil {
@@ -76,7 +73,7 @@ func (s federationRPCs) CreateFederationPolicy(ctx context.Context, req *connect
 
 // DeleteFederationPolicy deletes a policy and revokes the tokens issued
 // under it.
-func (s federationRPCs) DeleteFederationPolicy(ctx context.Context, req *connect.Request[adminv1.DeleteFederationPolicyRequest]) (*connect.Response[adminv1.DeleteFederationPolicyResponse], error) {
+func (s *federationRPC) DeleteFederationPolicy(ctx context.Context, req *connect.Request[adminv1.DeleteFederationPolicyRequest]) (*connect.Response[adminv1.DeleteFederationPolicyResponse], error) {
 	name := req.Msg.GetName()
 	if name == "" {
 		return nil, invalid("name: name the policy to delete")

@@ -55,39 +55,44 @@ type Config struct {
 // Service implements adminv1connect.AdminServiceHandler (and, for calls in
 // process, adminv1connect.AdminServiceClient).
 //
-// Its RPCs are methods of a type per domain, each embedding the *Service
-// whose config and helpers it uses, and all embedded here, so that the
-// Service has them all and no type holds more methods than a reader keeps
-// in mind (STYLE.md, rule 14; sizecheck's 30).
+// Its RPCs are declared on one type per domain (usersRPC in users.go, ...),
+// each embedding the *Service whose config and helpers it uses, and all
+// embedded here, so that the Service has them all and no type has too
+// many methods (STYLE.md's 30).
 type Service struct {
 	unimplemented
-	appRPCs
-	clientRPCs
-	federationRPCs
-	sessionRPCs
+	cfg Config
 	*usersRPC
 	*auditRPC
 	*callerRPC
 	*groupsRPC
 	*linksRPC
-	cfg Config
+	*appsRPC
+	*clientsRPC
+	*federationRPC
+	*sessionsRPC
 }
 
-// unimplemented answers Unimplemented for RPCs a newer proto adds; one
-// level down, so that the domain types' RPCs, embedded beside it, win.
+// unimplemented answers the RPCs no domain type declares (Unimplemented),
+// one level deeper than the domain types, so that theirs win.
 type unimplemented struct {
 	adminv1connect.UnimplementedAdminServiceHandler
 }
 
-// The domain types of users.go, audit.go, auth.go and whoami.go,
-// groups.go and links.go (apps.go, clients.go, federation.go and
-// sessions.go declare theirs).
+// The domain types: each embeds the *Service it belongs to. A domain's
+// file declares its RPCs and helpers on its type (func (s *groupsRPC)
+// ListGroups...), reaching the config and the shared helpers through the
+// embedded *Service.
 type (
-	usersRPC  struct{ *Service }
-	auditRPC  struct{ *Service }
-	callerRPC struct{ *Service }
-	groupsRPC struct{ *Service }
-	linksRPC  struct{ *Service }
+	usersRPC      struct{ *Service } // users.go
+	auditRPC      struct{ *Service } // audit.go
+	callerRPC     struct{ *Service } // auth.go, whoami.go
+	groupsRPC     struct{ *Service } // groups.go
+	linksRPC      struct{ *Service } // links.go
+	appsRPC       struct{ *Service } // apps.go
+	clientsRPC    struct{ *Service } // clients.go
+	federationRPC struct{ *Service } // federation.go
+	sessionsRPC   struct{ *Service } // sessions.go
 )
 
 var (
@@ -104,8 +109,9 @@ func New(cfg Config) (*Service, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg}
-	s.appRPCs, s.clientRPCs, s.federationRPCs, s.sessionRPCs = appRPCs{s}, clientRPCs{s}, federationRPCs{s}, sessionRPCs{s}
-	s.usersRPC, s.auditRPC, s.callerRPC, s.groupsRPC, s.linksRPC = &usersRPC{s}, &auditRPC{s}, &callerRPC{s}, &groupsRPC{s}, &linksRPC{s}
+	s.usersRPC, s.auditRPC, s.callerRPC = &usersRPC{s}, &auditRPC{s}, &callerRPC{s}
+	s.groupsRPC, s.linksRPC, s.appsRPC = &groupsRPC{s}, &linksRPC{s}, &appsRPC{s}
+	s.clientsRPC, s.federationRPC, s.sessionsRPC = &clientsRPC{s}, &federationRPC{s}, &sessionsRPC{s}
 	return s, nil
 }
 
