@@ -29,8 +29,10 @@ const (
 //
 //   - no verified token: Unauthenticated (the authn interceptor answers
 //     that first, with the same message);
-//   - a person's token: admitted when the user exists, is enabled and is,
-//     at the time of the call, in the nsauth group [AdminGroup];
+//   - a person's token: admitted when it was issued to nsauth's terminal
+//     client (Config.TerminalClientID: not a token an app received), and
+//     the user exists, is enabled and is, at the time of the call, in the
+//     nsauth group [AdminGroup];
 //   - a machine client's token: admitted when it carries [AdminScope] and
 //     the client exists and is enabled;
 //   - anything else: PermissionDenied, saying what is missing.
@@ -77,6 +79,9 @@ func (s *callerRPC) authorize(ctx context.Context) (Caller, error) {
 	}
 	if claims.Machine() {
 		return s.authorizeMachine(ctx, claims)
+	}
+	if id := s.cfg.TerminalClientID; id != "" && claims.ClientID != id {
+		return Caller{}, denied(fmt.Sprintf("the token was issued to the app %q; the admin API takes the tokens of nsauth login", claims.ClientID))
 	}
 	u, err := s.cfg.Store.UserByID(ctx, claims.Subject)
 	switch {

@@ -38,8 +38,18 @@ type Config struct {
 	// Issuer is the provider's URL, for one-time links; empty means the
 	// issuer the store was last served under (store.ServedIssuer).
 	Issuer string
+	// LinkTTL is how long a one-time link stays valid when the request
+	// names no lifetime (NSAUTH_LINK_TTL); zero means
+	// config.DefaultLinkTTL.
+	LinkTTL time.Duration
 	// Log receives operational messages; nil discards them.
 	Log *slog.Logger
+	// TerminalClientID is the client `nsauth login` (the AuthService) logs
+	// people in with. A person's token is admitted only when issued to it:
+	// a token an app received when an administrator signed in to it
+	// carries the server's audience too, and must not administer nsauth.
+	// Empty admits a person's token of any client.
+	TerminalClientID string
 }
 
 // Service implements adminv1connect.AdminServiceHandler (and, for calls in

@@ -162,7 +162,11 @@ func (s *usersRPC) CreateUser(ctx context.Context, req *connect.Request[adminv1.
 			return nil, err
 		}
 	}
-	if err := s.cfg.Store.CreateUser(ctx, u); err != nil {
+	create := s.cfg.Store.CreateUser
+	if u.PasswordHash == "" {
+		create = s.cfg.Store.CreateInvited // sets a password with a link (CreateUserLink)
+	}
+	if err := create(ctx, u); err != nil {
 		return nil, toConnect(err, userWhat(username))
 	}
 	if err := s.userChanged(ctx, u, "added"); err != nil {

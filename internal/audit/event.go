@@ -194,6 +194,22 @@ const (
 	UserUnlinked Type = "user.unlinked"
 )
 
+// One-time links: invite and password reset (issue 25). Target is the
+// link's reference (its id), never its secret.
+const (
+	// LinkCreated: an administrator made a one-time link for a user
+	// (Reason "invite" or "reset"); Actor is who.
+	LinkCreated Type = "link.created"
+	// LinkRevoked: a one-time link was revoked: by an administrator, or
+	// replaced by a newer one of the same user (Reason "replaced").
+	LinkRevoked Type = "link.revoked"
+	// LinkUsed: a user set their password with a one-time link, which is
+	// used up.
+	LinkUsed Type = "link.used"
+	// LinkExpired: an expired one-time link was opened, and deleted.
+	LinkExpired Type = "link.expired"
+)
+
 // Types lists every event type, in the order of the documentation.
 func Types() []Type {
 	return []Type{
@@ -214,6 +230,7 @@ func Types() []Type {
 		BackchannelSent, BackchannelFailed,
 		ConnectorAdded, ConnectorUpdated, ConnectorDisabled, ConnectorEnabled, ConnectorDeleted,
 		UserLinked, UserUnlinked,
+		LinkCreated, LinkRevoked, LinkUsed, LinkExpired,
 	}
 }
 

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,8 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpcreflect"
 
+	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
+	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
 	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/audit"
@@ -282,4 +285,58 @@ func TestAdminAPIMachineClient(t *testing.T) {
 			t.Error("WhoAmI with a disabled admin client's token succeeded")
 		}
 	})
+}
+
+// TestStoreOnlyCommandsRefuseAPIURL: a command that works only on the
+// store, given --api-url, refuses (a usage error) rather than open a store
+// the user did not mean; one given --config-dir without --api-url too.
+func TestStoreOnlyCommandsRefuseAPIURL(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"NSAUTH_DATA_DIR": filepath.Join(t.TempDir(), "data")}
+	for _, args := range [][]string{
+		{"users", "mfa-reset", "alice", "--api-url", "https://auth.example.com"},
+		{"users", "add", "bob", "--no-password", "--connector", "google", "--subject", "1", "--api-url", "https://auth.example.com"},
+		{"audit", "hash", "--api-url", "https://auth.example.com"},
+		{"apps", "consents", "list", "--api-url", "https://auth.example.com"},
+		{"users", "list", "--config-dir", t.TempDir()},
+	} {
+		r := runServerCommand(env, strings.NewReader("a-token\n"), args...)
+		if r.code != 2 || !strings.Contains(r.errOut, "api-url") {
+			t.Errorf("%s: exit %d, want 2 (a usage error)\n%s", strings.Join(args, " "), r.code, r.errOut)
+		}
+	}
+}
+
+// TestAdminAPIRateLimited: the admin API's calls are limited per client
+// address by --rate-limit, in a budget of their own: over it,
+// ResourceExhausted with Retry-After, before any token is looked at; the
+// logins' budget is untouched.
+func TestAdminAPIRateLimited(t *testing.T) {
+	t.Parallel()
+	env := storeEnv(t, storetest.Backend{Name: "sqlite"})
+	env["NSAUTH_RATE_LIMIT_PER_MINUTE"] = "2"
+	serverURL := startServe(t, env)
+	waitReady(t, serverURL)
+	api := adminv1connect.NewAdminServiceClient(http.DefaultClient, serverURL)
+	for i := range 3 {
+		_, err := api.WhoAmI(context.Background(), connect.NewRequest(&adminv1.WhoAmIRequest{}))
+		want := connect.CodeUnauthenticated
+		if i == 2 {
+			want = connect.CodeResourceExhausted
+		}
+		if connect.CodeOf(err) != want {
+			t.Fatalf("call %d: %v, want %v", i+1, err, want)
+		}
+		if i == 2 {
+			var ce *connect.Error
+			if !errors.As(err, &ce) || ce.Meta().Get("Retry-After") == "" {
+				t.Errorf("ResourceExhausted without Retry-After: %v", err)
+			}
+		}
+	}
+	_, err := mgmtv1alpha1connect.NewAuthServiceClient(http.DefaultClient, serverURL).LoginCli(context.Background(),
+		connect.NewRequest(&mgmtv1alpha1.LoginCliRequest{Code: "not-a-code", RedirectUri: biRedirectURI}))
+	if err == nil || connect.CodeOf(err) == connect.CodeResourceExhausted {
+		t.Errorf("LoginCli after the admin calls: %v; want its own refusal, not the admin calls' limit", err)
+	}
 }

@@ -56,6 +56,7 @@ func loadBuiltin(src source, a *Auth, bad badFunc) {
 	if b.SessionLifetime != 0 && b.SessionLifetime < b.SessionIdleTimeout {
 		bad(sSessionLifetime, "%s is shorter than the session idle timeout (%s, %s)", b.SessionLifetime, sSessionIdle.Name(), b.SessionIdleTimeout)
 	}
+	b.LinkTTL, _ = read[time.Duration](src, sLinkTTL, bad)
 	b.AuditRetention, _ = read[time.Duration](src, sAuditRetention, bad)
 	if b.RefreshTokenTTL != 0 && b.RefreshTokenTTL <= b.AccessTokenTTL {
 		bad(sRefreshTTL, "must be longer than the access token lifetime")

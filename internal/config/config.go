@@ -189,6 +189,9 @@ type Builtin struct {
 	// after its sign-in (NSAUTH_SESSION_LIFETIME).
 	SessionIdleTimeout time.Duration
 	SessionLifetime    time.Duration
+	// LinkTTL is how long a one-time link (invite, reset) stays valid
+	// unless its command says otherwise (NSAUTH_LINK_TTL).
+	LinkTTL time.Duration
 	// AdminUser names the administrator created at first start
 	// (NSAUTH_ADMIN_USER).
 	AdminUser string

@@ -39,6 +39,7 @@ const (
 	DefaultAuditRetention                   = 90 * 24 * time.Hour
 	DefaultSessionIdleTimeout               = 12 * time.Hour
 	DefaultSessionLifetime                  = 7 * 24 * time.Hour
+	DefaultLinkTTL                          = 24 * time.Hour
 )
 
 // Kind is the type of value a setting takes, as flag help names it.
@@ -389,6 +390,10 @@ var (
 		rule:  durationIn(time.Minute, 365*24*time.Hour, ""),
 		Usage: "built-in provider: the longest a browser session lasts after its sign-in, however often it is used",
 		Doc:   "the longest a browser session lasts after its sign-in, however often it is used; at least `--session-idle-timeout`"}
+	sLinkTTL = &Setting{Flag: "link-ttl", Env: []string{"NSAUTH_LINK_TTL"}, Default: shortDuration(DefaultLinkTTL), Group: GroupBuiltin,
+		rule:  durationIn(time.Minute, 7*24*time.Hour, ""),
+		Usage: "built-in provider: how long a one-time link (nsauth users invite, nsauth users reset-link) stays valid unless --ttl says otherwise",
+		Doc:   "how long a one-time link (`nsauth users invite`, `nsauth users reset-link`) stays valid unless the command's `--ttl` says otherwise"}
 	sLoginAttempts = &Setting{Flag: "login-attempts", Env: []string{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE"}, Default: strconv.Itoa(DefaultLoginAttempts), Group: GroupBuiltin,
 		rule:  integerIn(1, 1000, "a number"),
 		Usage: "built-in provider: failed logins allowed per account and per client address per minute",
@@ -472,7 +477,7 @@ var settings = []*Setting{
 	sTrustedProxies, sRateLimit, sDevicePollRate,
 	sAuthEnabled, sTokenMode, sIntrospectURL, sIntrospectTTL, sClockSkew, sRedirectURIs, sScopes, sRequirePKCE,
 	sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sClientSecrets, sAlgorithms,
-	sIssuer, sInsecureHTTP, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sSessionIdle, sSessionLifetime,
+	sIssuer, sInsecureHTTP, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sSessionIdle, sSessionLifetime, sLinkTTL,
 	sLoginAttempts, sMFA, sPasswordLogin, sAuthorizeRate, sMachineRate, sMachineAddrRate, sExchangeRate, sExchangePolicy, sAdminUser, sAdminPassword,
 	sSecretKey, sSecretKeyFile, sOldSecretKey, sOldSecretKeyFile,
 	sAuditRetention, sAuditLog, sAuditRequired, sAuditRefusals,

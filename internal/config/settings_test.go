@@ -79,6 +79,7 @@ func knownSettings(t *testing.T) []knownSetting {
 		{"NSAUTH_SIGNING_KEY_ROTATION", "signing-key-rotation", "24h", nil},
 		{"NSAUTH_SESSION_IDLE_TIMEOUT", "session-idle-timeout", "2h", nil},
 		{"NSAUTH_SESSION_LIFETIME", "session-lifetime", "48h", nil},
+		{"NSAUTH_LINK_TTL", "link-ttl", "2h", nil},
 		{"NSAUTH_LOGIN_ATTEMPTS_PER_MINUTE", "login-attempts", "3", nil},
 		{"NSAUTH_MFA", "mfa", "required", nil},
 		{"NSAUTH_PASSWORD_LOGIN", "password-login", "false", nil},
@@ -222,6 +223,7 @@ func TestDefaultsAsKnown(t *testing.T) {
 		{"key rotation", b.KeyRotation, 720 * time.Hour},
 		{"session idle timeout", b.SessionIdleTimeout, 12 * time.Hour},
 		{"session lifetime", b.SessionLifetime, 168 * time.Hour},
+		{"link ttl", b.LinkTTL, 24 * time.Hour},
 		{"login attempts", b.LoginAttempts, 5},
 		{"authorize", b.AuthorizePerMinute, 60.0},
 		{"machine", b.MachineTokensPerMinute, 60.0},
@@ -245,7 +247,7 @@ func TestDefaultsAsKnown(t *testing.T) {
 		"signing-key-rotation": "720h", "login-attempts": "5", "authorize-rate-limit": "60", "machine-token-rate-limit": "60",
 		"machine-token-address-rate-limit": "300", "token-exchange-rate-limit": "30", "token-exchange-policy-rate-limit": "120",
 		"audit-refusal-rows": "1000", "auth-clock-skew": "60s", "auth-signature-algorithm": "RS256", "mfa": "optional",
-		"session-idle-timeout": "12h", "session-lifetime": "168h",
+		"session-idle-timeout": "12h", "session-lifetime": "168h", "link-ttl": "24h",
 	} {
 		if got := fs.Lookup(flag).DefValue; got != want {
 			t.Errorf("--%s: help shows the default %q, want %q", flag, got, want)

@@ -87,6 +87,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/endsession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/grants"
+	"github.com/nsauth/nsauth/internal/issuer/linkflow"
 	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/issuer/storage"
 	"github.com/nsauth/nsauth/internal/issuer/web"
@@ -321,6 +322,8 @@ type Issuer struct {
 	sessions *browsersession.Manager
 	// connectors serves the connectors' sign-ins (package connectorflow).
 	connectors *connectorflow.Flow
+	// links serves one-time account links (package linkflow).
+	links *linkflow.Flow
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -469,6 +472,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		Connectors: iss.connectors, NoPasswordLogin: cfg.NoPasswordLogin,
 		CodeTTL: CodeTTL, Now: cfg.Now, Log: cfg.Logger})
 	iss.connectors.Attach(iss.flow)
+	iss.links = linkflow.New(linkflow.Config{Store: cfg.Store, Events: iss.events, Pages: iss.pages, CSRF: iss.csrf, Guard: iss.guard,
+		Sessions: iss.sessions, Passkeys: iss.passkeys, Clients: cfg.Clients, Issuer: cfg.Issuer, Secure: iss.secure,
+		RequireSecondFactor: cfg.RequireSecondFactor, Now: cfg.Now, Log: cfg.Logger})
 	h, err := iss.newHandler()
 	if err != nil {
 		return nil, err
@@ -594,7 +600,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 
 	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
 	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(authorizationResponses(i.cfg.Issuer, i.cfg.Issuer+loginPath, oidcHandler)))
-	for _, fr := range append(i.flow.Routes(), i.connectors.Routes()...) {
+	for _, fr := range slices.Concat(i.flow.Routes(), i.connectors.Routes(), i.links.Routes()) {
 		switch {
 		case fr.Form == nil && fr.Limited:
 			rt.handle(fr.Pattern, i.limitAuthorize(fr.Handler))

@@ -367,6 +367,9 @@ directory's secret.key serves).`,
 	}
 	config.RegisterSecretKeyFlags(cmd.Flags())
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		if err := sc.OfflineOnly("nsauth audit hash"); err != nil {
+			return err
+		}
 		value, err := readSecretLine(a.In)
 		if err != nil {
 			return err

@@ -44,8 +44,9 @@ func newUsersCommand(app *cli.App) *cobra.Command {
 provider. The commands work on the provider's store directly (the SQLite
 database in --data-dir, or PostgreSQL at --database-url), so a running server
 sees the changes at once; use the same settings as for nsauth serve. With
---api-url instead, add, list, passwd, disable, enable, delete, unlock and
-groups administer a running server through its admin API, as the
+--api-url instead, add, list, passwd, disable, enable, delete, unlock,
+groups, invite and reset-link administer a running server through its
+admin API, as the
 administrator nsauth login --api-url logged in (docs/admin-api.md).
 
 Passwords are read from the terminal without echo, or from the first line of
@@ -156,6 +157,8 @@ they sign in only through it (nsauth users passwd gives them a password later).`
 		simple("unlock", "Clear a user's failed-login counters and its failures on address counters, so browsers may try again at once", o.unlock),
 		newUsersPasskeysCommand(o),
 		newUsersEnrolLinkCommand(o),
+		newUsersInviteCommand(o),
+		newUsersResetLinkCommand(o),
 	)
 	cmd.AddCommand(newUsersLinkCommands(o)...)
 	o.addSecondFactorCommands(cmd)
