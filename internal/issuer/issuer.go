@@ -78,6 +78,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/issuer/accountflow"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/authflow"
 	"github.com/nsauth/nsauth/internal/issuer/backchannel"
@@ -321,6 +322,8 @@ type Issuer struct {
 	sessions *browsersession.Manager
 	// connectors serves the connectors' sign-ins (package connectorflow).
 	connectors *connectorflow.Flow
+	// account serves the account page (package accountflow).
+	account *accountflow.Flow
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -469,6 +472,9 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		Connectors: iss.connectors, NoPasswordLogin: cfg.NoPasswordLogin,
 		CodeTTL: CodeTTL, Now: cfg.Now, Log: cfg.Logger})
 	iss.connectors.Attach(iss.flow)
+	iss.account = accountflow.New(accountflow.Config{Store: cfg.Store, Sessions: iss.sessions, Events: iss.events, Pages: iss.pages,
+		CSRF: iss.csrf, Guard: iss.guard, Refusals: iss.refusals, Passkeys: iss.passkeys, Clients: cfg.Clients, Issuer: cfg.Issuer,
+		AuthorizePath: endpoints().Authorization.Relative(), Secure: iss.secure, Now: cfg.Now, Log: cfg.Logger})
 	h, err := iss.newHandler()
 	if err != nil {
 		return nil, err
@@ -594,7 +600,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 
 	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
 	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(authorizationResponses(i.cfg.Issuer, i.cfg.Issuer+loginPath, oidcHandler)))
-	for _, fr := range append(i.flow.Routes(), i.connectors.Routes()...) {
+	for _, fr := range append(append(i.flow.Routes(), i.connectors.Routes()...), i.account.Routes()...) {
 		switch {
 		case fr.Form == nil && fr.Limited:
 			rt.handle(fr.Pattern, i.limitAuthorize(fr.Handler))

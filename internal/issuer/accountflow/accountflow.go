@@ -1,0 +1,137 @@
+package accountflow
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/clientaddr"
+	"github.com/nsauth/nsauth/internal/issuer/attempts"
+	"github.com/nsauth/nsauth/internal/issuer/authflow"
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
+	"github.com/nsauth/nsauth/internal/issuer/events"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
+	"github.com/nsauth/nsauth/internal/issuer/web"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// Paths of the account page and its forms.
+const (
+	Path         = "/account"
+	CallbackPath = "/account/callback"
+	ReauthPath   = "/account/reauth"
+	PasswordPath = "/account/password"
+	EndPath      = "/account/sessions/end"
+)
+
+// AppID is the account page's app: the client its login is an
+// authorization of (see the package's documentation).
+const AppID = "nsauth-account"
+
+// DefaultReauthAfter is the default of Config.ReauthAfter.
+const DefaultReauthAfter = 5 * time.Minute
+
+// maxFormBytes bounds the account page's forms (a password is at most
+// 1024 bytes; a passkey's credential is the factors' limit).
+const maxFormBytes = 8 << 10
+
+// title is the account page's title, and that of its refusal pages.
+const title = "Your account"
+
+// Store is the storage the account page needs.
+type Store interface {
+	mfa.Store
+	passkey.Store
+	EnsureClient(ctx context.Context, c *store.Client) (bool, error)
+	ClientByID(ctx context.Context, id string) (*store.Client, error)
+	ListSessions(ctx context.Context, userID string) ([]store.Session, error)
+	SessionGrants(ctx context.Context, sessionID string) ([]store.SessionGrant, error)
+	EndSession(ctx context.Context, id string, keep func(store.SessionGrant) bool) ([]store.SessionGrant, error)
+	AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Event, error)
+}
+
+// Config is what the account page needs. Every field is required unless
+// its comment says otherwise.
+type Config struct {
+	Store Store
+	// Sessions keeps the browser sessions.
+	Sessions *browsersession.Manager
+	// Events records the page's events: audit row, metric, log line.
+	Events *events.Recorder
+	Pages  web.Renderer
+	CSRF   web.CSRF
+	// Guard holds the login limits, which the re-authentication's
+	// password and code checks count against; Refusals throttles the log
+	// lines of refused attempts.
+	Guard    *attempts.Guard
+	Refusals *attempts.RefusalLog
+	// Passkeys is the WebAuthn relying party; nil when passkeys are
+	// unavailable.
+	Passkeys *webauthn.WebAuthn
+	// Clients resolves a request's client address. Nil means the TCP peer.
+	Clients *clientaddr.Resolver
+	// Issuer is the issuer URL; AuthorizePath the authorize endpoint's
+	// path under it. Secure: the issuer is https.
+	Issuer        string
+	AuthorizePath string
+	Secure        bool
+	// ReauthAfter is how old the session's last proof may be for a
+	// sensitive act; zero means [DefaultReauthAfter].
+	ReauthAfter time.Duration
+	Now         func() time.Time
+	// Log receives operational messages; nil discards them.
+	Log *slog.Logger
+}
+
+// Flow serves the account page. It is safe for concurrent use.
+type Flow struct {
+	cfg Config
+	st  Store
+	log *slog.Logger
+	// mfa checks codes and recovery codes; passkeys checks assertions
+	// (nil when passkeys are unavailable).
+	mfa      *mfa.Checker
+	passkeys *passkey.Verifier
+	// appReady: the account page's app is registered.
+	appReady atomic.Bool
+}
+
+// New returns the account page of cfg.
+func New(cfg Config) *Flow {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ReauthAfter <= 0 {
+		cfg.ReauthAfter = DefaultReauthAfter
+	}
+	f := &Flow{cfg: cfg, st: cfg.Store, log: cfg.Log, mfa: &mfa.Checker{Store: cfg.Store, Now: cfg.Now}}
+	if cfg.Passkeys != nil {
+		f.passkeys = &passkey.Verifier{RP: cfg.Passkeys, Store: cfg.Store}
+	}
+	return f
+}
+
+// Routes lists the account page's routes, in the shape of the login's
+// (authflow.Route): every post behind the form guard.
+func (f *Flow) Routes() []authflow.Route {
+	form := &web.Form{Limit: maxFormBytes, Title: title}
+	routes := []authflow.Route{
+		{Pattern: "GET " + Path, Handler: http.HandlerFunc(f.showAccount)},
+		// The end of the account page's login, which the authorize
+		// endpoint's limit covers like the login it ends.
+		{Pattern: "GET " + CallbackPath, Limited: true, Handler: http.HandlerFunc(f.callback)},
+		{Pattern: "POST " + ReauthPath, Form: form, Handler: http.HandlerFunc(f.submitReauth)},
+		{Pattern: "POST " + PasswordPath, Form: form, Handler: http.HandlerFunc(f.submitPassword)},
+		{Pattern: "POST " + EndPath, Form: form, Handler: http.HandlerFunc(f.submitEndSessions)},
+	}
+	return append(routes, f.factorRoutes()...)
+}

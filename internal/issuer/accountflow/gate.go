@@ -1,0 +1,133 @@
+package accountflow
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/nsauth/nsauth/internal/issuer/browsersession"
+	"github.com/nsauth/nsauth/internal/issuer/web"
+	"github.com/nsauth/nsauth/internal/store"
+)
+
+// The session gate. GET /account without a usable browser session is sent
+// through the provider's login for the account page's app (AppID) and
+// comes back through CallbackPath; a post without one is refused.
+
+// Messages of the gate.
+const (
+	msgSessionGone  = "Your sign-in session has ended. Open your account page again to sign in."
+	msgLoginUnknown = "This sign-in could not be verified. Open your account page again."
+	msgLoginRefused = "You did not sign in. Open your account page again to try once more."
+)
+
+// stateTTL is how long the account page's login may take: the auth
+// request's own limit (issuer.AuthRequestTTL).
+const stateTTL = 10 * time.Minute
+
+// stateCookie names the cookie that holds the state of the account page's
+// login: a random value the callback must be given back, so that only the
+// browser that began the login is sent on by its end.
+func (f *Flow) stateCookie() string { return web.CookieName("nsauth_account_state", f.cfg.Secure) }
+
+// account returns the signed-in request's account, or answers: a GET
+// without a session goes to the login, a post without one is refused
+// (its form is of a session that ended, or of none). A post's CSRF token
+// is the one the form guard checked; a page's is the browser's cookie.
+func (f *Flow) account(w http.ResponseWriter, r *http.Request) (*account, bool) {
+	s, u, err := f.cfg.Sessions.CurrentUser(r)
+	switch {
+	case errors.Is(err, browsersession.ErrNoSession) && r.Method == http.MethodGet:
+		f.toLogin(w, r)
+		return nil, false
+	case errors.Is(err, browsersession.ErrNoSession):
+		f.message(w, http.StatusForbidden, msgSessionGone)
+		return nil, false
+	case err != nil:
+		f.fail(w, r, "reading the browser session", err)
+		return nil, false
+	}
+	a := &account{session: s, user: u}
+	if r.Method == http.MethodGet {
+		a.csrf = f.cfg.CSRF.Cookie(w, r)
+	} else {
+		a.csrf = web.Token(r)
+	}
+	return a, true
+}
+
+// showAccount is GET /account.
+func (f *Flow) showAccount(w http.ResponseWriter, r *http.Request) {
+	a, ok := f.account(w, r)
+	if !ok {
+		return
+	}
+	f.show(w, r, a, view{})
+}
+
+// toLogin sends the browser to the authorize endpoint for the account
+// page's app, with a fresh state in a cookie of its own.
+func (f *Flow) toLogin(w http.ResponseWriter, r *http.Request) {
+	if err := f.ensureApp(r); err != nil {
+		f.fail(w, r, "registering the account page's app", err)
+		return
+	}
+	state := store.RandomToken(32)
+	http.SetCookie(w, &http.Cookie{Name: f.stateCookie(), Value: state, Path: "/", MaxAge: int(stateTTL / time.Second),
+		HttpOnly: true, Secure: f.cfg.Secure, SameSite: http.SameSiteLaxMode})
+	// The code the login ends with is never redeemed: its verifier is
+	// thrown away, so nobody can.
+	challenge := sha256.Sum256([]byte(store.RandomToken(32)))
+	q := url.Values{
+		"client_id":             {AppID},
+		"response_type":         {"code"},
+		"scope":                 {"openid"},
+		"redirect_uri":          {f.cfg.Issuer + CallbackPath},
+		"state":                 {state},
+		"code_challenge":        {base64.RawURLEncoding.EncodeToString(challenge[:])},
+		"code_challenge_method": {"S256"},
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, f.cfg.Issuer+f.cfg.AuthorizePath+"?"+q.Encode(), http.StatusSeeOther)
+}
+
+// ensureApp registers the account page's app unless it exists: a
+// confidential, first-party app whose only redirect URI is the callback
+// and whose secret nobody knows. An existing one is left as it is.
+func (f *Flow) ensureApp(r *http.Request) error {
+	if f.appReady.Load() {
+		return nil
+	}
+	_, err := f.st.EnsureClient(r.Context(), &store.Client{ID: AppID, DisplayName: "Your account",
+		SecretHash: store.HashSecret(store.RandomToken(32)), RedirectURIs: []string{f.cfg.Issuer + CallbackPath},
+		Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}})
+	if err == nil {
+		f.appReady.Store(true)
+	}
+	return err
+}
+
+// callback is where the account page's login ends: with the state this
+// browser holds, it goes on to the account page (the login started the
+// session); otherwise it stops.
+func (f *Flow) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	c, err := r.Cookie(f.stateCookie())
+	sent := q.Get("state")
+	if err != nil || !web.IsRandomToken(c.Value, 32) || subtle.ConstantTimeCompare([]byte(c.Value), []byte(sent)) != 1 {
+		f.message(w, http.StatusBadRequest, msgLoginUnknown)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: f.stateCookie(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: f.cfg.Secure,
+		SameSite: http.SameSiteLaxMode})
+	if q.Get("code") == "" {
+		f.message(w, http.StatusForbidden, msgLoginRefused)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, Path, http.StatusSeeOther)
+}
