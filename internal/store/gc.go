@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/store/accountlinks"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
 	"github.com/nsauth/nsauth/internal/store/devices"
 	"github.com/nsauth/nsauth/internal/store/sessions"
@@ -14,7 +15,8 @@ import (
 // DeleteExpired removes what can no longer be used: expired auth requests,
 // old codes and device authorizations, expired token records, stale login
 // counters, signing keys past their expiry, sign-ins that waited too long
-// at an upstream provider, browser sessions a day after they ended, and
+// at an upstream provider, account links a week after they expired,
+// browser sessions a day after they ended, and
 // audit events older than
 // the retention (Options.AuditRetention). It returns how many rows
 // went. On SQLite it then gives the freed space back to the file system.
@@ -38,6 +40,9 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		{`DELETE FROM nsauth_passkey_ceremonies WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_enrol_links WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_connector_pending WHERE expires_at <= ?`, ms},
+		// An expired account link is kept a while, so that opening it is
+		// told (and audited) as expired.
+		{`DELETE FROM nsauth_account_links WHERE expires_at <= ?`, now.Add(-accountlinks.Retention).UnixMilli()},
 		// A session is kept a day past its end (so `nsauth sessions` and
 		// end-session still find it); its grant links go with it.
 		{`DELETE FROM nsauth_browser_sessions WHERE expires_at <= ?`, now.Add(-sessions.Retention).UnixMilli()},

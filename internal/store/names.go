@@ -1,6 +1,7 @@
 package store
 
 import (
+	"github.com/nsauth/nsauth/internal/store/accountlinks"
 	"github.com/nsauth/nsauth/internal/store/attempts"
 	"github.com/nsauth/nsauth/internal/store/auditlog"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
@@ -8,6 +9,7 @@ import (
 	"github.com/nsauth/nsauth/internal/store/connectors"
 	"github.com/nsauth/nsauth/internal/store/consents"
 	"github.com/nsauth/nsauth/internal/store/devices"
+	"github.com/nsauth/nsauth/internal/store/groups"
 	"github.com/nsauth/nsauth/internal/store/passkeys"
 	"github.com/nsauth/nsauth/internal/store/revocations"
 	"github.com/nsauth/nsauth/internal/store/secondfactors"
@@ -256,4 +258,30 @@ const (
 	ConnectorOIDC   = connectors.TypeOIDC
 	ConnectorGitHub = connectors.TypeGitHub
 	ConnectorLDAP   = connectors.TypeLDAP
+)
+
+// Groups (issue 25, package groups).
+type (
+	// Group is [groups.Group].
+	Group = groups.Group
+)
+
+// NormalizeGroupName is [groups.NormalizeGroupName].
+func NormalizeGroupName(name string) (string, error) { return groups.NormalizeGroupName(name) }
+
+// One-time account links (issue 25, package accountlinks).
+type (
+	// Link is [accountlinks.Link].
+	Link = accountlinks.Link
+	// AppUse is [sessions.AppUse].
+	AppUse = sessions.AppUse
+)
+
+const (
+	// LinkInvite is [accountlinks.PurposeInvite].
+	LinkInvite = accountlinks.PurposeInvite
+	// LinkReset is [accountlinks.PurposeReset].
+	LinkReset = accountlinks.PurposeReset
+	// MaxLinkTTL bounds how long an account link may stay valid.
+	MaxLinkTTL = accountlinks.MaxLinkTTL
 )

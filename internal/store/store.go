@@ -52,7 +52,11 @@
 //   - consents: what users allowed third-party apps;
 //   - connectors: login methods backed by an upstream identity source
 //     (OpenID Connect, GitHub, LDAP), the users bound to upstream
-//     identities, and sign-ins waiting at an upstream provider.
+//     identities, and sign-ins waiting at an upstream provider;
+//   - groups: the groups nsauth keeps and their members (a user's
+//     groups in tokens are these and the connectors', [Store.UserGroups]);
+//   - accountlinks: one-time links (invite, reset) that let their holder
+//     set a user's password.
 //
 // They share internal/store/internal/core (the database, its dialect,
 // transactions, the clock, the sentinel errors) and
@@ -74,9 +78,11 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/seal"
+	"github.com/nsauth/nsauth/internal/store/accountlinks"
 	"github.com/nsauth/nsauth/internal/store/attempts"
 	"github.com/nsauth/nsauth/internal/store/auditlog"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
@@ -84,6 +90,7 @@ import (
 	"github.com/nsauth/nsauth/internal/store/connectors"
 	"github.com/nsauth/nsauth/internal/store/consents"
 	"github.com/nsauth/nsauth/internal/store/devices"
+	"github.com/nsauth/nsauth/internal/store/groups"
 	"github.com/nsauth/nsauth/internal/store/instance"
 	"github.com/nsauth/nsauth/internal/store/internal/core"
 	"github.com/nsauth/nsauth/internal/store/internal/sealing"
@@ -163,6 +170,8 @@ type Store struct {
 	*sessions.SessionStore
 	*consents.ConsentStore
 	*connectors.ConnectorStore
+	*groups.GroupStore
+	*accountlinks.LinkStore
 
 	db       *core.DB
 	location string
@@ -199,6 +208,8 @@ func newStore(db *core.DB, location, channel string, opts Options) *Store {
 		SessionStore:    sessions.New(db, revoker),
 		ConsentStore:    consents.New(db),
 		ConnectorStore:  connectors.New(db, keys, us),
+		GroupStore:      groups.New(db),
+		LinkStore:       accountlinks.New(db),
 		db:              db,
 		location:        location,
 		channel:         channel,
@@ -218,6 +229,27 @@ func (s *Store) Close() error { return s.db.SQL.Close() }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.SQL.PingContext(ctx) }
+
+// UserGroups returns the user's groups as tokens carry them (the `groups`
+// claim): the groups nsauth keeps that the user is in, and the groups
+// its connectors saw upstream (CONNECTOR:name), sorted, without
+// duplicates; nil when none.
+func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error) {
+	local, err := s.GroupStore.LocalUserGroups(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	upstream, err := s.ConnectorStore.UserGroups(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	all := slices.Concat(local, upstream)
+	if len(all) == 0 {
+		return nil, nil
+	}
+	slices.Sort(all)
+	return slices.Compact(all), nil
+}
 
 // HashSecret returns the digest under which a random secret (code, token,
 // client secret) is stored and looked up.

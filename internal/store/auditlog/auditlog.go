@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,9 +86,13 @@ type AuditFilter struct {
 	Ref string
 	// AfterID keeps the events stored after the one with this ID.
 	AfterID int64
-	// Limit caps how many are returned (the first ones in order); zero
-	// means no cap.
+	// Limit caps how many are returned (the first ones in order, or with
+	// Newest the last ones); zero means no cap.
 	Limit int
+	// Newest, with Limit, returns the last Limit events selected rather
+	// than the first (still oldest first): the recent sign-ins of a user,
+	// say. Without Limit it changes nothing.
+	Newest bool
 }
 
 // AuditEvents returns the events f selects, oldest first (in ID order).
@@ -134,7 +139,12 @@ func (s *AuditStore) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Ev
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	q += ` ORDER BY id`
+	newest := f.Newest && f.Limit > 0
+	if newest {
+		q += ` ORDER BY id DESC`
+	} else {
+		q += ` ORDER BY id`
+	}
 	if f.Limit > 0 {
 		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
 	}
@@ -163,6 +173,9 @@ func (s *AuditStore) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Ev
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading audit events: %w", err)
+	}
+	if newest {
+		slices.Reverse(out)
 	}
 	return out, nil
 }

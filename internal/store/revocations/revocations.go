@@ -60,6 +60,19 @@ func OfClientsGrant(grantID, clientID string) Which {
 // OfUser selects every access token of a user.
 func OfUser(userID string) Which { return Which{`user_id = ?`, []any{userID}} }
 
+// OfUserExceptGrants selects every access token of a user but those of
+// the grants keep.
+func OfUserExceptGrants(userID string, keep []string) Which {
+	if len(keep) == 0 {
+		return OfUser(userID)
+	}
+	args := []any{userID}
+	for _, g := range keep {
+		args = append(args, g)
+	}
+	return Which{`user_id = ? AND grant_id NOT IN (?` + strings.Repeat(", ?", len(keep)-1) + `)`, args}
+}
+
 // OfClient selects every access token issued to a client.
 func OfClient(clientID string) Which { return Which{`client_id = ?`, []any{clientID}} }
 
@@ -177,6 +190,26 @@ func (r *Revoker) UserTokens(ctx context.Context, q core.Querier, userID string)
 		return fmt.Errorf("revoking refresh tokens: %w", err)
 	}
 	_, err := r.AccessTokens(ctx, q, now, OfUser(userID))
+	return err
+}
+
+// UserTokensExcept revokes every refresh and access token a user holds
+// but those of the grants keep (the grants of the browser session a
+// password was changed in, say).
+func (r *Revoker) UserTokensExcept(ctx context.Context, q core.Querier, userID string, keep []string) error {
+	if len(keep) == 0 {
+		return r.UserTokens(ctx, q, userID)
+	}
+	now := r.db.NowMillis()
+	args := []any{now, userID}
+	for _, g := range keep {
+		args = append(args, g)
+	}
+	if _, err := r.db.Exec(ctx, q, `UPDATE nsauth_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL
+		AND family_id NOT IN (?`+strings.Repeat(", ?", len(keep)-1)+`)`, args...); err != nil {
+		return fmt.Errorf("revoking refresh tokens: %w", err)
+	}
+	_, err := r.AccessTokens(ctx, q, now, OfUserExceptGrants(userID, keep))
 	return err
 }
 

@@ -311,3 +311,15 @@ func (s *TokenStore) RevokeAccessToken(ctx context.Context, id string) error {
 	_, err := s.rev.AccessTokens(ctx, s.db, s.db.NowMillis(), revocations.ByID(id))
 	return err
 }
+
+// RevokeUserTokensExcept revokes every refresh and access token of userID
+// but those of the grants keepGrantIDs, at once: after a password change
+// on the account page, the tokens issued within the session it was
+// changed in stay valid and every other one is refused. Access tokens are
+// revoked as every revocation is (see package revocations), so servers
+// following revocations refuse them promptly.
+func (s *TokenStore) RevokeUserTokensExcept(ctx context.Context, userID string, keepGrantIDs []string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		return s.rev.UserTokensExcept(ctx, tx, userID, keepGrantIDs)
+	})
+}

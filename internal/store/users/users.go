@@ -224,15 +224,17 @@ func (s *UserStore) SetPassword(ctx context.Context, username, hash string) erro
 	if hash == "" {
 		return fmt.Errorf("a password hash is required")
 	}
-	return s.updateUser(ctx, username, `UPDATE nsauth_users SET password_hash = ?, updated_at = ? WHERE username = ? RETURNING id`, hash, s.db.NowMillis())
+	return s.updateUser(ctx, username, nil, `UPDATE nsauth_users SET password_hash = ?, updated_at = ? WHERE username = ? RETURNING id`, hash, s.db.NowMillis())
 }
 
 // SetDisabled disables or enables a user. Disabling revokes every token the
-// user holds and ends the user's browser sessions.
+// user holds, ends the user's browser sessions and deletes the user's
+// one-time account link (package accountlinks; the caller, which audits
+// it, reads it first with UserLink).
 func (s *UserStore) SetDisabled(ctx context.Context, username string, disabled bool) error {
 	now := s.db.NowMillis()
 	if disabled {
-		return s.updateUser(ctx, username, `UPDATE nsauth_users SET disabled_at = COALESCE(disabled_at, ?), updated_at = ? WHERE username = ? RETURNING id`, now, now)
+		return s.updateUser(ctx, username, deleteLinks, `UPDATE nsauth_users SET disabled_at = COALESCE(disabled_at, ?), updated_at = ? WHERE username = ? RETURNING id`, now, now)
 	}
 	name, err := NormalizeUsername(username)
 	if err != nil {
@@ -248,10 +250,18 @@ func (s *UserStore) SetDisabled(ctx context.Context, username string, disabled b
 	return nil
 }
 
+// deleteLinks deletes a user's one-time account links, in tx.
+func deleteLinks(ctx context.Context, db *core.DB, tx *sql.Tx, userID string) error {
+	if _, err := db.Exec(ctx, tx, `DELETE FROM nsauth_account_links WHERE user_id = ?`, userID); err != nil {
+		return fmt.Errorf("revoking the user's account links: %w", err)
+	}
+	return nil
+}
+
 // updateUser runs an UPDATE … WHERE username = ? RETURNING id (the
 // username is appended to args), revokes the user's tokens and ends the
-// user's browser sessions, atomically.
-func (s *UserStore) updateUser(ctx context.Context, username, query string, args ...any) error {
+// user's browser sessions, and runs also (when not nil), atomically.
+func (s *UserStore) updateUser(ctx context.Context, username string, also func(context.Context, *core.DB, *sql.Tx, string) error, query string, args ...any) error {
 	name, err := NormalizeUsername(username)
 	if err != nil {
 		return fmt.Errorf("user: %w", core.ErrNotFound)
@@ -266,7 +276,38 @@ func (s *UserStore) updateUser(ctx context.Context, username, query string, args
 		if err := sessions.EndRevokedUserSessions(ctx, s.db, tx, id); err != nil {
 			return err
 		}
-		return s.rev.UserTokens(ctx, tx, id)
+		if err := s.rev.UserTokens(ctx, tx, id); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(ctx, s.db, tx, id)
+		}
+		return nil
+	})
+}
+
+// ChangePassword replaces the password hash of the user with that id (a
+// change on the account page), ends the user's other browser sessions and
+// revokes every token the user holds but those issued within session
+// keepSessionID (when it is a live session of the user): the session the
+// password was changed in goes on, every other refresh token is refused.
+// It fails with [core.ErrNotFound] when there is no such user.
+func (s *UserStore) ChangePassword(ctx context.Context, userID, hash, keepSessionID string) error {
+	if hash == "" {
+		return fmt.Errorf("a password hash is required")
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var id string
+		if err := s.db.QueryRow(ctx, tx, `UPDATE nsauth_users SET password_hash = ?, updated_at = ? WHERE id = ? RETURNING id`,
+			hash, s.db.NowMillis(), userID).Scan(&id); err != nil {
+			return core.NotFound(err, "user")
+		}
+		// Sessions first, as in updateUser.
+		keep, err := sessions.EndRevokedOtherSessions(ctx, s.db, tx, id, keepSessionID)
+		if err != nil {
+			return err
+		}
+		return s.rev.UserTokensExcept(ctx, tx, id, keep)
 	})
 }
 
