@@ -86,6 +86,16 @@ func wantStatus(t *testing.T, what string, p *issuertest.Page, status int) {
 	}
 }
 
+// wantSessionGone fails unless p is the gate's refusal of a post without
+// a usable session.
+func wantSessionGone(t *testing.T, what string, p *issuertest.Page) {
+	t.Helper()
+	wantStatus(t, what, p, http.StatusBadRequest)
+	if !strings.Contains(p.Body, "sign-in session has ended") {
+		t.Errorf("%s: not the session gate's refusal:\n%s", what, p.Body)
+	}
+}
+
 // reauth confirms it is alice on the account page (page), with a code
 // when code is set.
 func (h *harness) reauth(b *issuertest.Browser, page *issuertest.Page, code bool) *issuertest.Page {
@@ -153,7 +163,7 @@ func TestAccountPageSessionGate(t *testing.T) {
 			// guard lets it through to the gate.
 			p := h.accountGet(other, "/device")
 			for _, path := range []string{"/account/reauth", "/account/password", "/account/sessions/end"} {
-				wantStatus(t, path, other.Post(t, p, path, url.Values{"password": {alicePassword}, "session": {"others"}}), http.StatusForbidden)
+				wantSessionGone(t, path, other.Post(t, p, path, url.Values{"password": {alicePassword}, "session": {"others"}}))
 			}
 		})
 	})
@@ -221,8 +231,8 @@ func TestAccountPageAttacks(t *testing.T) {
 				t.Fatalf("GET /account with a copied cookie: HTTP %d, want the login", p.Response.StatusCode)
 			}
 			d := h.accountGet(thief, "/device")
-			wantStatus(t, "password post", thief.Post(t, d, "/account/password", newPassword), http.StatusForbidden)
-			wantStatus(t, "sessions post", thief.Post(t, d, "/account/sessions/end", url.Values{"session": {"others"}}), http.StatusForbidden)
+			wantSessionGone(t, "password post", thief.Post(t, d, "/account/password", newPassword))
+			wantSessionGone(t, "sessions post", thief.Post(t, d, "/account/sessions/end", url.Values{"session": {"others"}}))
 			passwordUnchanged(t)
 		})
 		t.Run("no re-authentication", func(t *testing.T) {
@@ -254,8 +264,8 @@ func TestAccountPageAttacks(t *testing.T) {
 			if loc, err := issuertest.RedirectOf(p); err != nil || loc.Path != "/authorize" {
 				t.Fatalf("GET /account with an idle session: HTTP %d, want the login", p.Response.StatusCode)
 			}
-			wantStatus(t, "reauth", victim.Post(t, page, "/account/reauth", url.Values{"password": {alicePassword}}), http.StatusForbidden)
-			wantStatus(t, "password", victim.Post(t, page, "/account/password", newPassword), http.StatusForbidden)
+			wantSessionGone(t, "reauth", victim.Post(t, page, "/account/reauth", url.Values{"password": {alicePassword}}))
+			wantSessionGone(t, "password", victim.Post(t, page, "/account/password", newPassword))
 			passwordUnchanged(t)
 		})
 	})

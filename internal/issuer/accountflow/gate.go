@@ -45,7 +45,7 @@ func (f *Flow) account(w http.ResponseWriter, r *http.Request) (*account, bool) 
 		f.toLogin(w, r)
 		return nil, false
 	case errors.Is(err, browsersession.ErrNoSession):
-		f.message(w, http.StatusForbidden, msgSessionGone)
+		f.message(w, http.StatusBadRequest, msgSessionGone)
 		return nil, false
 	case err != nil:
 		f.fail(w, r, "reading the browser session", err)

@@ -189,7 +189,7 @@ func (f *Flow) reauthenticated(w http.ResponseWriter, r *http.Request, a *accoun
 	now := f.cfg.Now()
 	if err := f.st.ReauthenticateSession(ctx, a.session.ID, now, amr); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			f.message(w, http.StatusForbidden, msgSessionGone)
+			f.message(w, http.StatusBadRequest, msgSessionGone)
 			return
 		}
 		f.fail(w, r, "re-authenticating a session", err)
