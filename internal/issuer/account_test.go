@@ -143,6 +143,23 @@ func TestAccountPageSessionGate(t *testing.T) {
 		// Again: the session is used, without a login.
 		wantStatus(t, "GET /account with a session", h.accountGet(br, "/account"), http.StatusOK)
 
+		t.Run("sign in again", func(t *testing.T) {
+			h.clock.Advance(6 * time.Minute)
+			p := h.accountGet(br, "/account/login")
+			loc, err := issuertest.RedirectOf(p)
+			if err != nil || loc.Path != "/authorize" || loc.Query().Get("prompt") != "login" || loc.Query().Get("login_hint") != "alice" {
+				t.Fatalf("GET /account/login: HTTP %d %v", p.Response.StatusCode, loc)
+			}
+			login := h.follow(br, p)
+			if login.Form.Get("authRequestID") == "" {
+				t.Fatalf("prompt=login did not show the login page: HTTP %d\n%s", login.Response.StatusCode, login.Body)
+			}
+			back := h.follow(br, h.follow(br, br.Submit(t, login, "alice", alicePassword)))
+			wantStatus(t, "the page after signing in again", back, http.StatusOK)
+			if !strings.Contains(back.Body, `action="/account/password"`) {
+				t.Errorf("signing in again did not make the session recent:\n%s", back.Body)
+			}
+		})
 		t.Run("callback without the state", func(t *testing.T) {
 			// Another browser sent to the callback (a link someone
 			// was given) goes nowhere.

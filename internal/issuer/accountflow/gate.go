@@ -71,7 +71,23 @@ func (f *Flow) showAccount(w http.ResponseWriter, r *http.Request) {
 
 // toLogin sends the browser to the authorize endpoint for the account
 // page's app, with a fresh state in a cookie of its own.
-func (f *Flow) toLogin(w http.ResponseWriter, r *http.Request) {
+func (f *Flow) toLogin(w http.ResponseWriter, r *http.Request) { f.toLoginWith(w, r, nil) }
+
+// signInAgain is GET /account/login: the other way to confirm it's you,
+// for every user (one whose only factor is a passkey, one who signs in
+// through a connector): the login again, whatever the session
+// (prompt=login), for the session's user (login_hint). The login starts
+// a new session, with its own proof, which replaces this one.
+func (f *Flow) signInAgain(w http.ResponseWriter, r *http.Request) {
+	extra := url.Values{"prompt": {"login"}}
+	if _, u, err := f.cfg.Sessions.CurrentUser(r); err == nil {
+		extra.Set("login_hint", u.Username)
+	}
+	f.toLoginWith(w, r, extra)
+}
+
+// toLoginWith is toLogin with extra authorization parameters.
+func (f *Flow) toLoginWith(w http.ResponseWriter, r *http.Request, extra url.Values) {
 	if err := f.ensureApp(r); err != nil {
 		f.fail(w, r, "registering the account page's app", err)
 		return
@@ -90,6 +106,9 @@ func (f *Flow) toLogin(w http.ResponseWriter, r *http.Request) {
 		"state":                 {state},
 		"code_challenge":        {base64.RawURLEncoding.EncodeToString(challenge[:])},
 		"code_challenge_method": {"S256"},
+	}
+	for k, v := range extra {
+		q[k] = v
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, f.cfg.Issuer+f.cfg.AuthorizePath+"?"+q.Encode(), http.StatusSeeOther)
