@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
@@ -296,6 +298,18 @@ func TestAccountPasswordChange(t *testing.T) {
 		elsewhere := h.tokens(nil)
 		br := issuertest.NewBrowser(t)
 		page := h.accountLogin(br, false)
+		// An app signed in within this browser's session (single sign-on:
+		// the broker's "Continue as" page).
+		verifier := oauth2.GenerateVerifier()
+		cont := br.Open(t, h.authorizeURL(verifier, nil))
+		loc, err := issuertest.RedirectOf(br.Post(t, cont, "/login/continue", nil))
+		if err != nil || loc.Query().Get("code") == "" {
+			t.Fatalf("single sign-on from the account page's session: %v %v", loc, err)
+		}
+		here := h.exchange(loc.Query().Get("code"), verifier)
+		if here.status != http.StatusOK {
+			t.Fatalf("exchange: HTTP %d %s", here.status, here.Error)
+		}
 		const newPW = "a-new-password-42"
 		for _, tc := range []struct {
 			name   string
@@ -335,8 +349,14 @@ func TestAccountPasswordChange(t *testing.T) {
 		if in := h.introspect(elsewhere.AccessToken); in["active"] != false {
 			t.Errorf("another session's access token is still active: %v", in)
 		}
-		// This browser stays signed in.
+		// This browser stays signed in, and so does its app.
 		wantStatus(t, "the page after the change", h.accountGet(br, "/account"), http.StatusOK)
+		if h.introspect(here.AccessToken)["active"] != true {
+			t.Error("the password change revoked the access token of an app in its own session")
+		}
+		if r := h.refresh(here.RefreshToken); r.status != http.StatusOK {
+			t.Errorf("the password change revoked the refresh token of an app in its own session: HTTP %d %s", r.status, r.Error)
+		}
 		// The old password no longer logs in, the new one does.
 		if p := issuertest.NewBrowser(t).Submit(t, issuertest.NewBrowser(t).Open(t, h.authorizeURL("v", nil)), "alice", alicePassword); p.Response.StatusCode == http.StatusSeeOther {
 			t.Error("the old password still logs in")

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
@@ -121,13 +122,19 @@ func (f *Flow) ensureApp(r *http.Request) error {
 	if f.appReady.Load() {
 		return nil
 	}
-	_, err := f.st.EnsureClient(r.Context(), &store.Client{ID: AppID, DisplayName: "Your account",
+	created, err := f.st.EnsureClient(r.Context(), &store.Client{ID: AppID, DisplayName: "Your account",
 		SecretHash: store.HashSecret(store.RandomToken(32)), RedirectURIs: []string{f.cfg.Issuer + CallbackPath},
 		Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}})
-	if err == nil {
-		f.appReady.Store(true)
+	if err != nil {
+		return err
 	}
-	return err
+	// An app appears in `nsauth apps list`: the trail says where it came
+	// from. A failure to record it is the recorder's to log.
+	if created {
+		_ = f.cfg.Events.Record(r.Context(), audit.Event{Type: audit.AppAdded, ClientID: AppID, Reason: "account_page"})
+	}
+	f.appReady.Store(true)
+	return nil
 }
 
 // callback is where the account page's login ends: with the state this
