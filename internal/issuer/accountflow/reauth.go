@@ -15,6 +15,10 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
+// amrMFA is the amr value of a proof that included a second factor
+// (RFC 8176), as the login records it.
+const amrMFA = mfa.AMRMFA
+
 // recent reports whether a's session proved who its user is (logged in,
 // or re-authenticated on this page) within ReauthAfter: a sensitive act
 // needs it.
@@ -48,7 +52,7 @@ const msgReauthFirst = "Confirm it's you first: this change needs a recent sign-
 // re-authentication of a user who had none), and a user without a factor
 // has none to prove.
 func (f *Flow) mayAddFactor(ctx context.Context, a *account) (bool, error) {
-	if !f.recent(a) || !slices.Contains(a.session.AMR, mfa.AMRMFA) {
+	if !f.recent(a) || !slices.Contains(a.session.AMR, amrMFA) {
 		return false, nil
 	}
 	factors, err := f.factorsOf(ctx, a)
