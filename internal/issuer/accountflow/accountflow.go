@@ -55,6 +55,10 @@ type Store interface {
 	SessionGrants(ctx context.Context, sessionID string) ([]store.SessionGrant, error)
 	EndSession(ctx context.Context, id string, keep func(store.SessionGrant) bool) ([]store.SessionGrant, error)
 	AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Event, error)
+	ReauthenticateSession(ctx context.Context, id string, at time.Time, amr []string) error
+	EndOtherSessions(ctx context.Context, userID, keepSessionID string) ([]store.SessionGrant, error)
+	UserApps(ctx context.Context, userID string) ([]store.AppUse, error)
+	ChangePassword(ctx context.Context, userID, hash, keepSessionID string) error
 }
 
 // Config is what the account page needs. Every field is required unless

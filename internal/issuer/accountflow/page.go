@@ -105,7 +105,7 @@ func showTime(t time.Time) string {
 func (f *Flow) show(w http.ResponseWriter, r *http.Request, a *account, v view) {
 	ctx := r.Context()
 	page := accountPage{Title: title, CSRF: a.csrf, Username: a.user.Username, Name: a.user.Name,
-		HasPassword: len(a.user.PasswordHash) > 0, Recent: f.recent(a), ReauthMinutes: int(f.cfg.ReauthAfter / time.Minute),
+		HasPassword: a.user.HasPassword(), Recent: f.recent(a), ReauthMinutes: int(f.cfg.ReauthAfter / time.Minute),
 		Notice: v.Notice, Error: v.Error, Section: v.Section, Factors: v.Factors}
 	factors, err := f.mfa.UserFactors(ctx, a.user.ID)
 	if err != nil {

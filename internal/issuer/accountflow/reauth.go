@@ -2,10 +2,17 @@ package accountflow
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer/mfa"
+	"github.com/nsauth/nsauth/internal/issuer/web"
+	"github.com/nsauth/nsauth/internal/secondfactor"
+	"github.com/nsauth/nsauth/internal/store"
 )
 
 // amrMFA is the amr value of a proof that included a second factor
@@ -59,15 +66,150 @@ func (f *Flow) mayAddFactor(ctx context.Context, a *account) (bool, error) {
 // when the user has one, and one of their second factors when they have
 // any.
 func (f *Flow) reauthForm(a *account, factors mfa.Factors) reauthForm {
-	return reauthForm{Password: len(a.user.PasswordHash) > 0, Code: factors.TOTP, Recovery: factors.RecoveryCodes > 0 && factors.Any(),
+	return reauthForm{Password: a.user.HasPassword(), Code: factors.TOTP, Recovery: factors.RecoveryCodes > 0 && factors.Any(),
 		Passkey: factors.Passkeys > 0 && f.passkeys != nil}
 }
 
-// submitReauth is POST /account/reauth: "confirm it's you".
+// Messages of the re-authentication.
+const (
+	msgReauthDone    = "Thanks: you can make changes for the next %d minutes."
+	msgReauthNothing = "Your account has no password or second factor to confirm it's you here: sign in again instead."
+	msgCodeNeeded    = "Enter a code from your authenticator app or a recovery code as well."
+)
+
+// amrPwd and amrOTP are the amr values (RFC 8176) of a password and of a
+// code, as the login records them.
+const (
+	amrPwd = "pwd"
+	amrOTP = mfa.AMROTP
+)
+
+// submitReauth is POST /account/reauth, "confirm it's you": the password
+// (field password) when the user has one, and a code from the
+// authenticator app or a recovery code (field code) when the user has a
+// second factor. Right, the session's auth_time is now; the checks count
+// against the login limits.
 func (f *Flow) submitReauth(w http.ResponseWriter, r *http.Request) {
 	a, ok := f.account(w, r)
 	if !ok {
 		return
 	}
-	f.show(w, r, a, view{Status: http.StatusNotImplemented, Section: "reauth", Error: "Not yet."})
+	ctx := r.Context()
+	factors, err := f.factorsOf(ctx, a)
+	if err != nil {
+		f.fail(w, r, "reading second factors", err)
+		return
+	}
+	form := f.reauthForm(a, factors)
+	if !form.Password && !form.Code && !form.Recovery {
+		// A passkey alone is proven by the factors' passkey form.
+		f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "reauth", Error: msgReauthNothing})
+		return
+	}
+	pw, code := r.PostForm.Get("password"), r.PostForm.Get("code")
+	if (form.Code || form.Recovery) && code == "" && !form.Passkey {
+		f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "reauth", Error: msgCodeNeeded})
+		return
+	}
+	c, ok := f.admit(w, r, a, "reauth")
+	if !ok {
+		return
+	}
+	defer c.done()
+	var amr []string
+	if form.Password {
+		if err := f.checkPassword(ctx, c, a, pw); err != nil {
+			f.wrongAnswer(w, r, a, c, "reauth", err, audit.LoginFailed, "bad_password", msgWrongPassword)
+			return
+		}
+		amr = append(amr, amrPwd)
+	}
+	if factors.Any() {
+		// The password is not enough for a user who has a second factor:
+		// the proof must include one (see mayAddFactor).
+		if code == "" {
+			f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "reauth", Error: msgCodeNeeded})
+			return
+		}
+		reason, err := f.checkCode(ctx, a, factors, code)
+		if err != nil {
+			f.wrongAnswer(w, r, a, c, "reauth", err, audit.SecondFactorFailed, reason, msgWrongCode)
+			return
+		}
+		amr = mfa.AddAMR(amr, []string{amrOTP})
+	}
+	f.passed(ctx, c)
+	f.reauthenticated(w, r, a, amr, "password")
+}
+
+// checkCode checks code, a code from the authenticator app or a recovery
+// code (used up), for a's user who has factors. It returns errWrong (and
+// the refusal's audit reason) when it is neither.
+func (f *Flow) checkCode(ctx context.Context, a *account, factors mfa.Factors, code string) (string, error) {
+	if factors.TOTP && looksLikeTOTP(code) {
+		switch err := f.mfa.CheckTOTP(ctx, a.user.ID, code); {
+		case errors.Is(err, mfa.ErrCodeReplayed):
+			return "replayed", errWrong
+		case errors.Is(err, secondfactor.ErrWrongCode):
+			return "wrong_code", errWrong
+		case err != nil:
+			return "", err
+		}
+		return "", nil
+	}
+	if factors.RecoveryCodes == 0 {
+		return "wrong_code", errWrong
+	}
+	switch err := f.mfa.UseRecoveryCode(ctx, a.user.ID, code); {
+	case errors.Is(err, secondfactor.ErrWrongCode):
+		return "wrong_recovery_code", errWrong
+	case err != nil:
+		return "", err
+	}
+	return "", nil
+}
+
+// looksLikeTOTP: digits (and spaces), as an authenticator app shows them.
+func looksLikeTOTP(code string) bool {
+	n := 0
+	for _, c := range code {
+		switch {
+		case c >= '0' && c <= '9':
+			n++
+		case c == ' ':
+		default:
+			return false
+		}
+	}
+	return n >= 6 && n <= 8
+}
+
+// reauthenticated ends a re-authentication whose proof (amr, what was
+// checked: method, an audit reason) was right: the session's auth_time
+// is now and its amr gains amr; recorded, and answered with the page.
+// The factors' passkey proof ends with it too.
+func (f *Flow) reauthenticated(w http.ResponseWriter, r *http.Request, a *account, amr []string, method string) {
+	ctx := r.Context()
+	now := f.cfg.Now()
+	if err := f.st.ReauthenticateSession(ctx, a.session.ID, now, amr); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			f.message(w, http.StatusForbidden, msgSessionGone)
+			return
+		}
+		f.fail(w, r, "re-authenticating a session", err)
+		return
+	}
+	if err := f.record(ctx, a, audit.Event{Type: audit.LoginSucceeded, ClientID: AppID, Reason: "reauthenticated", Target: method}); err != nil {
+		f.message(w, http.StatusInternalServerError, web.MsgInternal)
+		return
+	}
+	a.session.AuthTime = now
+	merged := slices.Clone(a.session.AMR)
+	for _, m := range amr {
+		if !slices.Contains(merged, m) {
+			merged = append(merged, m)
+		}
+	}
+	a.session.AMR = merged
+	f.show(w, r, a, view{Notice: fmt.Sprintf(msgReauthDone, int(f.cfg.ReauthAfter/time.Minute))})
 }
