@@ -40,15 +40,15 @@ import (
 
 // Paths of the factors' forms.
 const (
-	PasskeyBeginPath   = "/account/passkeys/begin"
-	PasskeyFinishPath  = "/account/passkeys/finish"
-	PasskeyRemovePath  = "/account/passkeys/remove"
-	ReauthPasskeyPath  = "/account/reauth/passkey"
-	TOTPBeginPath      = "/account/totp/begin"
-	TOTPFinishPath     = "/account/totp/finish"
-	TOTPRemovePath     = "/account/totp/remove"
-	RecoveryCodesPath  = "/account/recovery-codes"
-	maxPasskeyFormBody = 64 << 10 // an attestation with certificates runs to a few KiB
+	PasskeyBeginPath    = "/account/passkeys/begin"
+	PasskeyFinishPath   = "/account/passkeys/finish"
+	PasskeyRemovePath   = "/account/passkeys/remove"
+	ReauthPasskeyPath   = "/account/reauth/passkey"
+	TOTPBeginPath       = "/account/totp/begin"
+	TOTPFinishPath      = "/account/totp/finish"
+	TOTPRemovePath      = "/account/totp/remove"
+	RecoveryCodesPath   = "/account/recovery-codes"
+	maxPasskeyFormBody  = 64 << 10 // an attestation with certificates runs to a few KiB
 	maxPasskeyBeginBody = 1 << 10
 )
 
@@ -72,17 +72,17 @@ type factorStore interface {
 const (
 	msgAskAdmin = "To add a passkey or an authenticator app, ask your administrator for an enrolment link " +
 		"(nsauth users enrol-link %s): a password alone never adds a second factor."
-	msgProveFactor      = "Adding a second factor needs a recent sign-in with one you already have: sign out and in again with it, then come back."
-	msgPasskeyGone      = "That passkey is not one of yours, or was removed already."
-	msgPasskeyRemoved   = "The passkey %q is removed."
-	msgTOTPRemoved      = "The authenticator app is removed: its codes no longer sign you in."
-	msgNoTOTP           = "You have no authenticator app."
-	msgTOTPDone         = "Your authenticator app is set up. Save your new recovery codes below: they are shown once."
-	msgCodesDone        = "Your new recovery codes are below: they are shown once, and the old ones no longer work."
-	msgHasTOTP          = "You have an authenticator app already: remove it first to set up another."
-	msgTOTPExpired      = "The set-up took too long or was finished already. Start again."
-	msgWrongTOTP        = "That code is not right. Check the time on your device and try again."
-	msgPasskeyAdded     = "The passkey %q is added."
+	msgProveFactor       = "Adding a second factor needs a recent sign-in with one you already have: sign out and in again with it, then come back."
+	msgPasskeyGone       = "That passkey is not one of yours, or was removed already."
+	msgPasskeyRemoved    = "The passkey %q is removed."
+	msgTOTPRemoved       = "The authenticator app is removed: its codes no longer sign you in."
+	msgNoTOTP            = "You have no authenticator app."
+	msgTOTPDone          = "Your authenticator app is set up. Save your new recovery codes below: they are shown once."
+	msgCodesDone         = "Your new recovery codes are below: they are shown once, and the old ones no longer work."
+	msgHasTOTP           = "You have an authenticator app already: remove it first to set up another."
+	msgTOTPExpired       = "The set-up took too long or was finished already. Start again."
+	msgWrongTOTP         = "That code is not right. Check the time on your device and try again."
+	msgPasskeyAdded      = "The passkey %q is added."
 	msgPasskeyAddedCodes = "The passkey %q is added. Save your recovery codes below: they are shown once."
 )
 
