@@ -384,6 +384,28 @@ func TestAccountFactorsAttacks(t *testing.T) {
 			if f, _ := h.st.SecondFactors(ctx, h.alice.ID); res.Response.StatusCode != http.StatusBadRequest || f.TOTP {
 				t.Fatalf("another browser finished the app's set-up: HTTP %d\n%s", res.Response.StatusCode, res.Body)
 			}
+			// A browser given the first's session and device cookies (all
+			// but its CSRF cookie): the same session, another browser.
+			thief := issuertest.NewBrowser(t)
+			u, _ := url.Parse(h.url)
+			for _, c := range first.b.Client.Jar.Cookies(u) {
+				if !strings.Contains(c.Name, "csrf") {
+					thief.Client.Jar.SetCookies(u, []*http.Cookie{c})
+				}
+			}
+			stolen := &accountSession{t: t, h: h, b: thief, key: first.key}
+			stolen.reload()
+			res = stolen.post("/account/totp/finish", url.Values{"token": {begun.Form.Get("token")}, "code": {code}})
+			if f, _ := h.st.SecondFactors(ctx, h.alice.ID); res.Response.StatusCode != http.StatusBadRequest || f.TOTP {
+				t.Fatalf("the same session in another browser finished the app's set-up: HTTP %d\n%s", res.Response.StatusCode, res.Body)
+			}
+			first.reload()
+			another := newSoftKey(t, h.url)
+			cred = another.create(t, first.options("register"))
+			res = stolen.post("/account/passkeys/finish", url.Values{"name": {"Stolen"}, "credential": {cred}})
+			if res.Response.StatusCode != http.StatusBadRequest || len(alicePasskeys(t, h)) != 1 {
+				t.Fatalf("the same session in another browser finished a passkey ceremony: HTTP %d\n%s", res.Response.StatusCode, res.Body)
+			}
 			first.page = begun
 			if res := first.post("/account/totp/finish", url.Values{"code": {code}}); res.Response.StatusCode != http.StatusOK {
 				t.Fatalf("the browser that began the set-up: HTTP %d\n%s", res.Response.StatusCode, res.Body)
