@@ -25,6 +25,7 @@ import (
 const (
 	Path         = "/account"
 	CallbackPath = "/account/callback"
+	LoginPath    = "/account/login"
 	ReauthPath   = "/account/reauth"
 	PasswordPath = "/account/password"
 	EndPath      = "/account/sessions/end"
@@ -134,6 +135,7 @@ func (f *Flow) Routes() []authflow.Route {
 		// The end of the account page's login, which the authorize
 		// endpoint's limit covers like the login it ends.
 		{Pattern: "GET " + CallbackPath, Limited: true, Handler: http.HandlerFunc(f.callback)},
+		{Pattern: "GET " + LoginPath, Limited: true, Handler: http.HandlerFunc(f.signInAgain)},
 		{Pattern: "POST " + ReauthPath, Form: form, Handler: http.HandlerFunc(f.submitReauth)},
 		{Pattern: "POST " + PasswordPath, Form: form, Handler: http.HandlerFunc(f.submitPassword)},
 		{Pattern: "POST " + EndPath, Form: form, Handler: http.HandlerFunc(f.submitEndSessions)},

@@ -50,7 +50,10 @@ func (f *Flow) eventLines(ctx context.Context, a *account) ([]eventLine, error) 
 			what = "Sign-in refused (" + e.Reason + ")"
 		}
 		app := e.ClientID
-		if app == AppID {
+		switch {
+		case e.Type == audit.SessionEnded || e.Type == audit.UserChanged:
+			app = "" // done on this page, or by an administrator
+		case app == AppID:
 			app = "this account page"
 		}
 		lines = append(lines, eventLine{Time: showTime(e.Time), What: what, From: e.ClientAddr, App: app, Failed: e.Outcome == audit.Failure})

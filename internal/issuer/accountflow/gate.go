@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/store"
@@ -45,7 +46,7 @@ func (f *Flow) account(w http.ResponseWriter, r *http.Request) (*account, bool) 
 		f.toLogin(w, r)
 		return nil, false
 	case errors.Is(err, browsersession.ErrNoSession):
-		f.message(w, http.StatusForbidden, msgSessionGone)
+		f.message(w, http.StatusBadRequest, msgSessionGone)
 		return nil, false
 	case err != nil:
 		f.fail(w, r, "reading the browser session", err)
@@ -71,7 +72,23 @@ func (f *Flow) showAccount(w http.ResponseWriter, r *http.Request) {
 
 // toLogin sends the browser to the authorize endpoint for the account
 // page's app, with a fresh state in a cookie of its own.
-func (f *Flow) toLogin(w http.ResponseWriter, r *http.Request) {
+func (f *Flow) toLogin(w http.ResponseWriter, r *http.Request) { f.toLoginWith(w, r, nil) }
+
+// signInAgain is GET /account/login: the other way to confirm it's you,
+// for every user (one whose only factor is a passkey, one who signs in
+// through a connector): the login again, whatever the session
+// (prompt=login), for the session's user (login_hint). The login starts
+// a new session, with its own proof, which replaces this one.
+func (f *Flow) signInAgain(w http.ResponseWriter, r *http.Request) {
+	extra := url.Values{"prompt": {"login"}}
+	if _, u, err := f.cfg.Sessions.CurrentUser(r); err == nil {
+		extra.Set("login_hint", u.Username)
+	}
+	f.toLoginWith(w, r, extra)
+}
+
+// toLoginWith is toLogin with extra authorization parameters.
+func (f *Flow) toLoginWith(w http.ResponseWriter, r *http.Request, extra url.Values) {
 	if err := f.ensureApp(r); err != nil {
 		f.fail(w, r, "registering the account page's app", err)
 		return
@@ -91,6 +108,9 @@ func (f *Flow) toLogin(w http.ResponseWriter, r *http.Request) {
 		"code_challenge":        {base64.RawURLEncoding.EncodeToString(challenge[:])},
 		"code_challenge_method": {"S256"},
 	}
+	for k, v := range extra {
+		q[k] = v
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, f.cfg.Issuer+f.cfg.AuthorizePath+"?"+q.Encode(), http.StatusSeeOther)
 }
@@ -102,13 +122,19 @@ func (f *Flow) ensureApp(r *http.Request) error {
 	if f.appReady.Load() {
 		return nil
 	}
-	_, err := f.st.EnsureClient(r.Context(), &store.Client{ID: AppID, DisplayName: "Your account",
+	created, err := f.st.EnsureClient(r.Context(), &store.Client{ID: AppID, DisplayName: "Your account",
 		SecretHash: store.HashSecret(store.RandomToken(32)), RedirectURIs: []string{f.cfg.Issuer + CallbackPath},
 		Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}})
-	if err == nil {
-		f.appReady.Store(true)
+	if err != nil {
+		return err
 	}
-	return err
+	// An app appears in `nsauth apps list`: the trail says where it came
+	// from. A failure to record it is the recorder's to log.
+	if created {
+		_ = f.cfg.Events.Record(r.Context(), audit.Event{Type: audit.AppAdded, ClientID: AppID, Reason: "account_page"})
+	}
+	f.appReady.Store(true)
+	return nil
 }
 
 // callback is where the account page's login ends: with the state this

@@ -2,6 +2,7 @@ package accountflow
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -53,6 +54,11 @@ type accountPage struct {
 
 	Sessions []sessionLine
 	Events   []eventLine
+	// MayAddFactor: the session may add a factor that can stand in for
+	// the password (Flow.mayAddFactor); otherwise the factors' sections
+	// offer none and say EnrolLinkHelp.
+	MayAddFactor  bool
+	EnrolLinkHelp string
 	// Factors is the factors sections' data (factors*.go).
 	Factors any
 	// Scripted: a section runs our static script (passkeys).
@@ -89,6 +95,10 @@ type eventLine struct {
 	Failed                bool
 }
 
+// msgAskEnrolLink is what a user without a second factor is told instead
+// of being offered one: a password alone never adds a factor.
+const msgAskEnrolLink = "To add a passkey or an authenticator app, ask your administrator for an enrolment link (nsauth users enrol-link %s)."
+
 // timeFormat is how the page shows times (UTC: the page knows no zone).
 const timeFormat = "2006-01-02 15:04 UTC"
 
@@ -113,6 +123,13 @@ func (f *Flow) show(w http.ResponseWriter, r *http.Request, a *account, v view) 
 		return
 	}
 	page.Reauth = f.reauthForm(a, factors)
+	if page.MayAddFactor, err = f.mayAddFactor(ctx, a); err != nil {
+		f.fail(w, r, "reading second factors", err)
+		return
+	}
+	if !factors.Any() {
+		page.EnrolLinkHelp = fmt.Sprintf(msgAskEnrolLink, a.user.Username)
+	}
 	if page.Sessions, err = f.sessionLines(ctx, a); err != nil {
 		f.fail(w, r, "listing sessions", err)
 		return

@@ -65,7 +65,7 @@ func (f *Flow) submitPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := f.st.ChangePassword(ctx, a.user.ID, hash, a.session.ID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			f.message(w, http.StatusForbidden, msgSessionGone)
+			f.message(w, http.StatusBadRequest, msgSessionGone)
 			return
 		}
 		f.fail(w, r, "changing a password", err)

@@ -15,10 +15,6 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
-// amrMFA is the amr value of a proof that included a second factor
-// (RFC 8176), as the login records it.
-const amrMFA = "mfa"
-
 // recent reports whether a's session proved who its user is (logged in,
 // or re-authenticated on this page) within ReauthAfter: a sensitive act
 // needs it.
@@ -52,7 +48,7 @@ const msgReauthFirst = "Confirm it's you first: this change needs a recent sign-
 // re-authentication of a user who had none), and a user without a factor
 // has none to prove.
 func (f *Flow) mayAddFactor(ctx context.Context, a *account) (bool, error) {
-	if !f.recent(a) || !slices.Contains(a.session.AMR, amrMFA) {
+	if !f.recent(a) || !slices.Contains(a.session.AMR, mfa.AMRMFA) {
 		return false, nil
 	}
 	factors, err := f.factorsOf(ctx, a)
@@ -193,7 +189,7 @@ func (f *Flow) reauthenticated(w http.ResponseWriter, r *http.Request, a *accoun
 	now := f.cfg.Now()
 	if err := f.st.ReauthenticateSession(ctx, a.session.ID, now, amr); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			f.message(w, http.StatusForbidden, msgSessionGone)
+			f.message(w, http.StatusBadRequest, msgSessionGone)
 			return
 		}
 		f.fail(w, r, "re-authenticating a session", err)
