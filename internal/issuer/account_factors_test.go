@@ -446,9 +446,13 @@ func TestAccountFactorsAttacks(t *testing.T) {
 			login := h.follow(other, h.accountGet(other, "/account"))
 			for _, path := range []string{"/account/recovery-codes", "/account/totp/remove", "/account/totp/begin"} {
 				res := other.Post(t, login, path, nil)
-				if res.Response.StatusCode != http.StatusForbidden || strings.Contains(res.Body, `id="recovery-codes"`) {
+				if res.Response.StatusCode != http.StatusBadRequest || strings.Contains(res.Body, `id="recovery-codes"`) {
 					t.Errorf("%s without a session: HTTP %d\n%s", path, res.Response.StatusCode, res.Body)
 				}
+			}
+			stranger := &accountSession{t: t, h: h, b: other, page: login}
+			if status, body := stranger.begin("register", nil); status != http.StatusBadRequest {
+				t.Errorf("passkey begin without a session: HTTP %d %s", status, body)
 			}
 			_ = s
 			if f, _ := h.st.SecondFactors(ctx, h.alice.ID); f.RecoveryCodes != len(recoveryCodes) {

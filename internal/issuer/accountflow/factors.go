@@ -70,8 +70,6 @@ type factorStore interface {
 
 // Messages of the factors' sections.
 const (
-	msgAskAdmin = "To add a passkey or an authenticator app, ask your administrator for an enrolment link " +
-		"(nsauth users enrol-link %s): a password alone never adds a second factor."
 	msgProveFactor       = "Adding a second factor needs a recent sign-in with one you already have: sign out and in again with it, then come back."
 	msgPasskeyGone       = "That passkey is not one of yours, or was removed already."
 	msgPasskeyRemoved    = "The passkey %q is removed."
@@ -204,7 +202,7 @@ func (f *Flow) requireAddFactor(w http.ResponseWriter, r *http.Request, a *accou
 	}
 	msg := msgProveFactor
 	if !factors.Any() {
-		msg = fmt.Sprintf(msgAskAdmin, a.user.Username)
+		msg = fmt.Sprintf(msgAskEnrolLink, a.user.Username)
 	}
 	f.show(w, r, a, view{Status: http.StatusForbidden, Section: section, Error: msg})
 	return false

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer/browsersession"
+	"github.com/nsauth/nsauth/internal/issuer/mfa"
 	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/secondfactor"
@@ -85,7 +86,7 @@ func (f *Flow) beginPasskey(w http.ResponseWriter, r *http.Request) {
 	s, u, err := f.cfg.Sessions.CurrentUser(r)
 	switch {
 	case errors.Is(err, browsersession.ErrNoSession):
-		web.JSONError(w, http.StatusForbidden, msgSessionGone)
+		web.JSONError(w, http.StatusBadRequest, msgSessionGone)
 		return
 	case err != nil:
 		f.log.ErrorContext(ctx, "account page: reading the browser session failed", "error", err)
@@ -358,5 +359,5 @@ func (f *Flow) reauthPasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.passed(ctx, c)
-	f.reauthenticated(w, r, a, []string{passkey.Method(pk), passkey.AMRUser, amrMFA}, "passkey")
+	f.reauthenticated(w, r, a, []string{passkey.Method(pk), passkey.AMRUser, mfa.AMRMFA}, "passkey")
 }
