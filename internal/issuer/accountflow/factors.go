@@ -117,27 +117,32 @@ type passkeyLine struct {
 	ID, Name, Added, LastUsed string
 }
 
+// factorPages serves the factors' sections: the account page's Flow,
+// with the factors' own methods (so that Flow stays small).
+type factorPages struct{ *Flow }
+
 // factorRoutes lists the factors' forms, each behind the form guard.
 func (f *Flow) factorRoutes() []authflow.Route {
+	p := factorPages{f}
 	form := &web.Form{Limit: maxFormBytes, Title: title}
 	passkeyForm := &web.Form{Limit: maxPasskeyFormBody, Title: title}
 	return []authflow.Route{
 		{Pattern: "POST " + PasskeyBeginPath, Form: &web.Form{Kind: web.JSONPost, Limit: maxPasskeyBeginBody, Title: title},
-			Handler: http.HandlerFunc(f.beginPasskey)},
-		{Pattern: "POST " + PasskeyFinishPath, Form: passkeyForm, Handler: http.HandlerFunc(f.finishPasskey)},
-		{Pattern: "POST " + ReauthPasskeyPath, Form: passkeyForm, Handler: http.HandlerFunc(f.reauthPasskey)},
-		{Pattern: "POST " + PasskeyRemovePath, Form: form, Handler: http.HandlerFunc(f.removePasskey)},
-		{Pattern: "POST " + TOTPBeginPath, Form: form, Handler: http.HandlerFunc(f.beginTOTP)},
-		{Pattern: "POST " + TOTPFinishPath, Form: form, Handler: http.HandlerFunc(f.finishTOTP)},
-		{Pattern: "POST " + TOTPRemovePath, Form: form, Handler: http.HandlerFunc(f.removeTOTP)},
-		{Pattern: "POST " + RecoveryCodesPath, Form: form, Handler: http.HandlerFunc(f.newRecoveryCodes)},
+			Handler: http.HandlerFunc(p.beginPasskey)},
+		{Pattern: "POST " + PasskeyFinishPath, Form: passkeyForm, Handler: http.HandlerFunc(p.finishPasskey)},
+		{Pattern: "POST " + ReauthPasskeyPath, Form: passkeyForm, Handler: http.HandlerFunc(p.reauthPasskey)},
+		{Pattern: "POST " + PasskeyRemovePath, Form: form, Handler: http.HandlerFunc(p.removePasskey)},
+		{Pattern: "POST " + TOTPBeginPath, Form: form, Handler: http.HandlerFunc(p.beginTOTP)},
+		{Pattern: "POST " + TOTPFinishPath, Form: form, Handler: http.HandlerFunc(p.finishTOTP)},
+		{Pattern: "POST " + TOTPRemovePath, Form: form, Handler: http.HandlerFunc(p.removeTOTP)},
+		{Pattern: "POST " + RecoveryCodesPath, Form: form, Handler: http.HandlerFunc(p.newRecoveryCodes)},
 	}
 }
 
 // factorsSection reads the factors sections' data for a's page; factors
 // is what the user has.
 func (f *Flow) factorsSection(ctx context.Context, a *account, factors mfa.Factors) (any, error) {
-	d, err := f.factorsData(ctx, a, factors)
+	d, err := factorPages{f}.factorsData(ctx, a, factors)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +151,7 @@ func (f *Flow) factorsSection(ctx context.Context, a *account, factors mfa.Facto
 
 // factorsData is factorsSection's, typed: handlers add to it what they
 // show once.
-func (f *Flow) factorsData(ctx context.Context, a *account, factors mfa.Factors) (factorsData, error) {
+func (f factorPages) factorsData(ctx context.Context, a *account, factors mfa.Factors) (factorsData, error) {
 	d := factorsData{PasskeysOn: f.passkeys != nil, TOTP: factors.TOTP, RecoveryCodes: factors.RecoveryCodes}
 	pks, err := f.st.PasskeysByUser(ctx, a.user.ID)
 	if err != nil {
@@ -183,7 +188,7 @@ func (f *Flow) factorsScripted(data any) bool {
 // add one (mayAddFactor) with the page saying why (403), and reports
 // whether the add may go on. Every step of every add calls it before
 // changing anything.
-func (f *Flow) requireAddFactor(w http.ResponseWriter, r *http.Request, a *account, section string) bool {
+func (f factorPages) requireAddFactor(w http.ResponseWriter, r *http.Request, a *account, section string) bool {
 	if !f.requireRecent(w, r, a) {
 		return false
 	}
@@ -210,7 +215,7 @@ func (f *Flow) requireAddFactor(w http.ResponseWriter, r *http.Request, a *accou
 
 // showFactors answers an act on the factors with the page: v's notice or
 // error, and d (the sections' data read afresh, then changed by edit).
-func (f *Flow) showFactors(w http.ResponseWriter, r *http.Request, a *account, v view, edit func(*factorsData)) {
+func (f factorPages) showFactors(w http.ResponseWriter, r *http.Request, a *account, v view, edit func(*factorsData)) {
 	ctx := r.Context()
 	factors, err := f.factorsOf(ctx, a)
 	if err != nil {
@@ -231,7 +236,7 @@ func (f *Flow) showFactors(w http.ResponseWriter, r *http.Request, a *account, v
 
 // removePasskey is POST /account/passkeys/remove: field passkey is the id
 // of one of the user's passkeys.
-func (f *Flow) removePasskey(w http.ResponseWriter, r *http.Request) {
+func (f factorPages) removePasskey(w http.ResponseWriter, r *http.Request) {
 	a, ok := f.account(w, r)
 	if !ok || !f.requireRecent(w, r, a) {
 		return
@@ -275,7 +280,7 @@ func (f *Flow) removePasskey(w http.ResponseWriter, r *http.Request) {
 // newRecoveryCodes is POST /account/recovery-codes: ten new recovery
 // codes replace the user's, shown once. New codes are a factor that can
 // stand in for the others: the rule for adding one applies.
-func (f *Flow) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
+func (f factorPages) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
 	a, ok := f.account(w, r)
 	if !ok || !f.requireAddFactor(w, r, a, "recovery") {
 		return

@@ -77,7 +77,7 @@ type passkeyBeginRequest struct {
 // beginPasskey is POST /account/passkeys/begin (JSON, CSRF token in
 // X-CSRF-Token): it starts a ceremony of the session's user and answers
 // the options for navigator.credentials.create or .get.
-func (f *Flow) beginPasskey(w http.ResponseWriter, r *http.Request) {
+func (f factorPages) beginPasskey(w http.ResponseWriter, r *http.Request) {
 	if f.passkeys == nil {
 		web.JSONError(w, http.StatusNotFound, msgPasskeyUnavailable)
 		return
@@ -182,7 +182,7 @@ func (f *Flow) beginPasskey(w http.ResponseWriter, r *http.Request) {
 
 // putCeremony keeps a's ceremony of kind, bound to a's session and
 // browser, replacing the session's previous one.
-func (f *Flow) putCeremony(ctx context.Context, a *account, kind string, session *webauthn.SessionData) error {
+func (f factorPages) putCeremony(ctx context.Context, a *account, kind string, session *webauthn.SessionData) error {
 	// The store's expiry, on the injected clock, is the one that counts;
 	// the library's would use the wall clock.
 	session.Expires = time.Time{}
@@ -198,7 +198,7 @@ func (f *Flow) putCeremony(ctx context.Context, a *account, kind string, session
 // takeCeremony takes a's ceremony of kind: nil when there is none for
 // this session and browser (none begun, answered, expired, another
 // kind's or another user's).
-func (f *Flow) takeCeremony(ctx context.Context, a *account, kind string) (*webauthn.SessionData, error) {
+func (f factorPages) takeCeremony(ctx context.Context, a *account, kind string) (*webauthn.SessionData, error) {
 	c, err := f.st.TakePasskeyCeremony(ctx, ceremonyID(a.session.ID), passkey.CeremonyBrowser(a.csrf))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -218,7 +218,7 @@ func (f *Flow) takeCeremony(ctx context.Context, a *account, kind string) (*weba
 
 // finishPasskey is POST /account/passkeys/finish: the browser's answer to
 // a registration (field credential) and the new passkey's name (name).
-func (f *Flow) finishPasskey(w http.ResponseWriter, r *http.Request) {
+func (f factorPages) finishPasskey(w http.ResponseWriter, r *http.Request) {
 	if f.passkeys == nil {
 		f.message(w, http.StatusNotFound, msgPasskeyUnavailable)
 		return
@@ -291,7 +291,7 @@ var errNotSaved = errors.New("passkey registration refused")
 
 // createPasskey checks the browser's answer to the registration ceremony
 // session of a's user and returns the passkey to store under name.
-func (f *Flow) createPasskey(a *account, session *webauthn.SessionData, name, credential string) (*store.Passkey, error) {
+func (f factorPages) createPasskey(a *account, session *webauthn.SessionData, name, credential string) (*store.Passkey, error) {
 	if credential == "" {
 		return nil, errNotSaved
 	}
@@ -316,7 +316,7 @@ func (f *Flow) createPasskey(a *account, session *webauthn.SessionData, name, cr
 // one of the user's passkeys (field credential), verified by the
 // authenticator (its PIN or biometric). It counts against the login
 // limits as a password does.
-func (f *Flow) reauthPasskey(w http.ResponseWriter, r *http.Request) {
+func (f factorPages) reauthPasskey(w http.ResponseWriter, r *http.Request) {
 	if f.passkeys == nil {
 		f.message(w, http.StatusNotFound, msgPasskeyUnavailable)
 		return

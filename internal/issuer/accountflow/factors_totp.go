@@ -42,13 +42,13 @@ func stepKey(token, csrf string) string { return token + "." + csrf }
 
 // totpIssuer is the issuer name in otpauth:// URIs, as the login's
 // enrolment names it.
-func (f *Flow) totpIssuer() string {
+func (f factorPages) totpIssuer() string {
 	_, host, _ := strings.Cut(f.cfg.Issuer, "://")
 	return "nsauth " + host
 }
 
 // enrolView is the section of a secret being set up under token.
-func (f *Flow) enrolView(a *account, secret, token string) (*totpEnrol, error) {
+func (f factorPages) enrolView(a *account, secret, token string) (*totpEnrol, error) {
 	uri, err := secondfactor.TOTPURI(f.totpIssuer(), a.user.Username, secret)
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func (f *Flow) enrolView(a *account, secret, token string) (*totpEnrol, error) {
 }
 
 // beginTOTP is POST /account/totp/begin.
-func (f *Flow) beginTOTP(w http.ResponseWriter, r *http.Request) {
+func (f factorPages) beginTOTP(w http.ResponseWriter, r *http.Request) {
 	a, ok := f.account(w, r)
 	if !ok || !f.requireAddFactor(w, r, a, "totp") {
 		return
@@ -99,7 +99,7 @@ func (f *Flow) beginTOTP(w http.ResponseWriter, r *http.Request) {
 // openEnrolment returns the secret offered to a's session and browser
 // under token, or "" when there is none (expired, finished, another
 // browser's or session's).
-func (f *Flow) openEnrolment(r *http.Request, a *account, token string) (*store.PendingMFA, error) {
+func (f factorPages) openEnrolment(r *http.Request, a *account, token string) (*store.PendingMFA, error) {
 	if !web.IsRandomToken(token, 32) {
 		return nil, nil
 	}
@@ -118,7 +118,7 @@ func (f *Flow) openEnrolment(r *http.Request, a *account, token string) (*store.
 
 // finishTOTP is POST /account/totp/finish: the app's first code (field
 // code) for the secret offered under token.
-func (f *Flow) finishTOTP(w http.ResponseWriter, r *http.Request) {
+func (f factorPages) finishTOTP(w http.ResponseWriter, r *http.Request) {
 	a, ok := f.account(w, r)
 	if !ok || !f.requireAddFactor(w, r, a, "totp") {
 		return
@@ -188,7 +188,7 @@ func (f *Flow) finishTOTP(w http.ResponseWriter, r *http.Request) {
 
 // removeTOTP is POST /account/totp/remove. Recovery codes stay, as with
 // nsauth users totp remove.
-func (f *Flow) removeTOTP(w http.ResponseWriter, r *http.Request) {
+func (f factorPages) removeTOTP(w http.ResponseWriter, r *http.Request) {
 	a, ok := f.account(w, r)
 	if !ok || !f.requireRecent(w, r, a) {
 		return
