@@ -411,6 +411,36 @@ func TestAccountFactorsAttacks(t *testing.T) {
 				t.Fatalf("the browser that began the set-up: HTTP %d\n%s", res.Response.StatusCode, res.Body)
 			}
 		})
+		t.Run("passkey_reauth_with_another_key_or_no_ceremony", func(t *testing.T) {
+			t.Parallel()
+			h, trail := newPasskeyHarness(t, b, nil)
+			h.enrollAlice(recoveryCodes...)
+			s := h.accountLoginWithCode(t)
+			s.addPasskey("Laptop")
+			h.stale()
+			s.reload()
+			// Another authenticator's answer to a real ceremony, then an
+			// answer with no ceremony begun: both refused, audited, and
+			// the session stays unconfirmed.
+			o := s.options("reauth")
+			stranger := newSoftKey(t, h.url)
+			stranger.userHandle = []byte(h.alice.ID)
+			// In this order: the other key's answer takes the ceremony,
+			// so the right key's answer after it finds none.
+			for _, tc := range []struct{ name, cred string }{{"another key", stranger.get(t, o.PublicKey.Challenge)},
+				{"no ceremony left", s.key.get(t, o.PublicKey.Challenge)}} {
+				res := s.post("/account/reauth/passkey", url.Values{"credential": {tc.cred}})
+				if res.Response.StatusCode != http.StatusUnauthorized || strings.Contains(res.Body, `action="/account/passkeys/remove"`) {
+					t.Errorf("%s: HTTP %d\n%s", tc.name, res.Response.StatusCode, res.Body)
+				}
+			}
+			if got := lastPasskeyFailure(t, trail); got == "" {
+				t.Error("no passkey.failed event for the refused confirmations")
+			}
+			if res := s.post("/account/recovery-codes", nil); res.Response.StatusCode != http.StatusForbidden {
+				t.Errorf("after refused confirmations a factor could be added: HTTP %d", res.Response.StatusCode)
+			}
+		})
 		t.Run("cross_origin_post", func(t *testing.T) {
 			t.Parallel()
 			h, _ := newPasskeyHarness(t, b, nil)
