@@ -560,3 +560,41 @@ func TestAccountReauthWithSecondFactor(t *testing.T) {
 		}
 	})
 }
+
+// TestAccountSignOutTellsApps: the apps signed in within a session the
+// account page ends, by a sign-out or a password change, are told by
+// back-channel logout, as on a sign-out from an app.
+func TestAccountSignOutTellsApps(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, func(c *issuer.Config) { c.BackchannelBackoff = 10 * time.Millisecond })
+		rc := newLogoutReceiver(t, h.url)
+		wiki := h.addLogoutApp("wiki", "http://127.0.0.1:3002", rc.uri())
+		elsewhere, other := issuertest.NewBrowser(t), issuertest.NewBrowser(t)
+		first := wiki.signIn(elsewhere, "openid offline_access")
+		sessions, err := h.st.ListSessions(ctx, h.alice.ID)
+		if err != nil || len(sessions) != 1 {
+			t.Fatalf("sessions: %v, %v", sessions, err)
+		}
+		firstSession := sessions[0].ID
+		second := wiki.signIn(other, "openid offline_access")
+		br := issuertest.NewBrowser(t)
+		page := h.accountLogin(br, false)
+		wantStatus(t, "sign out of one", br.Post(t, page, "/account/sessions/end", url.Values{"session": {firstSession}}), http.StatusOK)
+		got := rc.received(1)
+		if len(got) != 1 || got[0]["aud"] != "wiki" || got[0]["sub"] != h.alice.ID {
+			t.Fatalf("logout tokens after signing out of one session: %v", got)
+		}
+		if wiki.alive(first) {
+			t.Error("the signed-out session's app is still alive")
+		}
+		res := br.Post(t, page, "/account/password", url.Values{"current": {alicePassword}, "new": {"another-password-1"}, "again": {"another-password-1"}})
+		wantStatus(t, "password change", res, http.StatusOK)
+		if got := rc.received(2); len(got) != 2 || got[1]["aud"] != "wiki" || got[1]["sid"] == got[0]["sid"] {
+			t.Fatalf("logout tokens after the password change: %v", got)
+		}
+		if wiki.alive(second) {
+			t.Error("the other session's app is still alive after the password change")
+		}
+	})
+}

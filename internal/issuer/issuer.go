@@ -472,9 +472,6 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		Connectors: iss.connectors, NoPasswordLogin: cfg.NoPasswordLogin,
 		CodeTTL: CodeTTL, Now: cfg.Now, Log: cfg.Logger})
 	iss.connectors.Attach(iss.flow)
-	iss.account = accountflow.New(accountflow.Config{Store: cfg.Store, Sessions: iss.sessions, Events: iss.events, Pages: iss.pages,
-		CSRF: iss.csrf, Guard: iss.guard, Refusals: iss.refusals, Passkeys: iss.passkeys, Clients: cfg.Clients, Issuer: cfg.Issuer,
-		AuthorizePath: endpoints().Authorization.Relative(), Secure: iss.secure, Now: cfg.Now, Log: cfg.Logger})
 	h, err := iss.newHandler()
 	if err != nil {
 		return nil, err
@@ -591,6 +588,9 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
+	i.account = accountflow.New(accountflow.Config{Store: i.st, Sessions: i.sessions, Events: i.events, Pages: i.pages,
+		CSRF: i.csrf, Guard: i.guard, Refusals: i.refusals, Passkeys: i.passkeys, Clients: i.cfg.Clients, Issuer: i.cfg.Issuer,
+		AuthorizePath: endpoints().Authorization.Relative(), Secure: i.secure, Backchannel: logouts, Now: i.cfg.Now, Log: i.log})
 	endSession := endsession.New(endsession.Config{Issuer: i.cfg.Issuer, Now: i.cfg.Now, Store: i.st, Provider: provider,
 		Sessions: i.sessions, Backchannel: logouts,
 		Events: i.events, Pages: endSessionPages{pages: i.pages, csrf: i.csrf}, Log: i.log})

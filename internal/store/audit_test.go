@@ -85,6 +85,9 @@ func TestAuditEventsFilters(t *testing.T) {
 			{"ref", store.AuditFilter{Ref: tokenRef}, []audit.Type{audit.TokenRevoked}},
 			{"ref of nothing", store.AuditFilter{Ref: a.Ref("unknown")}, nil},
 			{"limit", store.AuditFilter{Limit: 2}, []audit.Type{audit.LoginFailed, audit.LoginSucceeded}},
+			{"newest with a limit, oldest first", store.AuditFilter{Limit: 2, Newest: true}, []audit.Type{audit.TokenRevoked, audit.UserChanged}},
+			{"newest of a user", store.AuditFilter{User: "sub-alice", Limit: 1, Newest: true}, []audit.Type{audit.CodeIssued}},
+			{"newest without a limit is everything", store.AuditFilter{Newest: true}, []audit.Type{audit.LoginFailed, audit.LoginSucceeded, audit.CodeIssued, audit.TokenRevoked, audit.UserChanged}},
 			{"combined", store.AuditFilter{User: "alice", Types: []audit.Type{audit.LoginSucceeded}, ClientID: "neosync-cli"}, []audit.Type{audit.LoginSucceeded}},
 		}
 		for _, tc := range tests {

@@ -13,6 +13,7 @@ import (
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/authflow"
+	"github.com/nsauth/nsauth/internal/issuer/backchannel"
 	"github.com/nsauth/nsauth/internal/issuer/browsersession"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/issuer/mfa"
@@ -62,6 +63,11 @@ type Store interface {
 	ChangePassword(ctx context.Context, userID, hash, keepSessionID string) error
 }
 
+// Notifier sends back-channel logouts (backchannel.Sender).
+type Notifier interface {
+	Send(ctx context.Context, l backchannel.Logout)
+}
+
 // Config is what the account page needs. Every field is required unless
 // its comment says otherwise.
 type Config struct {
@@ -87,6 +93,10 @@ type Config struct {
 	Issuer        string
 	AuthorizePath string
 	Secure        bool
+	// Backchannel tells the apps signed in within the sessions the page
+	// ends (a sign-out, a password change) by back-channel logout; nil
+	// tells none.
+	Backchannel Notifier
 	// ReauthAfter is how old the session's last proof may be for a
 	// sensitive act; zero means [DefaultReauthAfter].
 	ReauthAfter time.Duration

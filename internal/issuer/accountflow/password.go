@@ -63,6 +63,17 @@ func (f *Flow) submitPassword(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, r, "listing sessions", err)
 		return
 	}
+	// The grants of the sessions the change ends, read before: their
+	// apps are told after.
+	var grants []store.SessionGrant
+	for _, id := range others {
+		g, err := f.st.SessionGrants(ctx, id)
+		if err != nil {
+			f.fail(w, r, "listing a session's grants", err)
+			return
+		}
+		grants = append(grants, g...)
+	}
 	if err := f.st.ChangePassword(ctx, a.user.ID, hash, a.session.ID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			f.message(w, http.StatusBadRequest, msgSessionGone)
@@ -72,6 +83,7 @@ func (f *Flow) submitPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.user.PasswordHash = hash
+	f.tellApps(ctx, a, grants)
 	// The change is made: its record failing must not hide it, but the
 	// page says the server failed.
 	failed := f.record(ctx, a, audit.Event{Type: audit.UserChanged, ClientID: AppID, Reason: "password_changed"}) != nil

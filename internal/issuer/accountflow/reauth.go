@@ -15,6 +15,10 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 )
 
+// amrMFA is the amr value of a proof that included a second factor
+// (RFC 8176), as the login records it.
+const amrMFA = mfa.AMRMFA
+
 // recent reports whether a's session proved who its user is (logged in,
 // or re-authenticated on this page) within ReauthAfter: a sensitive act
 // needs it.
@@ -47,8 +51,15 @@ const msgReauthFirst = "Confirm it's you first: this change needs a recent sign-
 // included one; a session whose amr lacks mfa never did (the login or a
 // re-authentication of a user who had none), and a user without a factor
 // has none to prove.
+//
+// What it cannot tell: the store merges a re-authentication's amr into
+// the session's, so a session that proved a factor once keeps mfa. Should
+// an administrator remove a user's factors (nsauth users mfa-reset) and
+// enrol new ones while such a session is open, a password confirmation
+// made in between, while the user had none, would count here for the
+// rest of its 5 minutes.
 func (f *Flow) mayAddFactor(ctx context.Context, a *account) (bool, error) {
-	if !f.recent(a) || !slices.Contains(a.session.AMR, mfa.AMRMFA) {
+	if !f.recent(a) || !slices.Contains(a.session.AMR, amrMFA) {
 		return false, nil
 	}
 	factors, err := f.factorsOf(ctx, a)

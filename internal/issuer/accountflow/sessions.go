@@ -6,7 +6,9 @@ import (
 	"slices"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/issuer/backchannel"
 	"github.com/nsauth/nsauth/internal/issuer/web"
+	"github.com/nsauth/nsauth/internal/store"
 )
 
 // Messages of the sessions section.
@@ -93,10 +95,12 @@ func (f *Flow) submitEndSessions(w http.ResponseWriter, r *http.Request) {
 			f.show(w, r, a, view{Notice: msgNoOtherSession})
 			return
 		}
-		if _, err := f.st.EndOtherSessions(ctx, a.user.ID, a.session.ID); err != nil {
+		grants, err := f.st.EndOtherSessions(ctx, a.user.ID, a.session.ID)
+		if err != nil {
 			f.fail(w, r, "ending sessions", err)
 			return
 		}
+		f.tellApps(ctx, a, grants)
 		ended, notice = ids, msgEndedOthers
 	case which == a.session.ID:
 		f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "sessions", Error: msgNotThisOne})
@@ -107,10 +111,12 @@ func (f *Flow) submitEndSessions(w http.ResponseWriter, r *http.Request) {
 		f.show(w, r, a, view{Status: http.StatusNotFound, Section: "sessions", Error: msgNoSuchSession})
 		return
 	default:
-		if _, err := f.st.EndSession(ctx, which, nil); err != nil {
+		grants, err := f.st.EndSession(ctx, which, nil)
+		if err != nil {
 			f.fail(w, r, "ending a session", err)
 			return
 		}
+		f.tellApps(ctx, a, grants)
 		ended = []string{which}
 	}
 	failed := false
@@ -122,4 +128,25 @@ func (f *Flow) submitEndSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.show(w, r, a, view{Notice: notice})
+}
+
+// tellApps tells the apps of grants, issued within sessions of a's user
+// the page ended, by back-channel logout (those that asked for it), as a
+// sign-out does (package endsession). It never delays the answer.
+func (f *Flow) tellApps(ctx context.Context, a *account, grants []store.SessionGrant) {
+	if f.cfg.Backchannel == nil {
+		return
+	}
+	told := map[string]bool{}
+	for _, g := range grants {
+		if g.ClientID == AppID || told[g.GrantID] {
+			continue
+		}
+		told[g.GrantID] = true
+		app, err := f.st.ClientByID(ctx, g.ClientID)
+		if err != nil || app.BackchannelLogoutURI == "" || app.Disabled() {
+			continue // deleted since, or nobody to tell
+		}
+		f.cfg.Backchannel.Send(ctx, backchannel.Logout{ClientID: app.ID, URI: app.BackchannelLogoutURI, Subject: a.user.ID, SessionID: g.GrantID})
+	}
 }
