@@ -50,6 +50,7 @@ const title = "Your account"
 type Store interface {
 	mfa.Store
 	passkey.Store
+	factorStore
 	EnsureClient(ctx context.Context, c *store.Client) (bool, error)
 	ClientByID(ctx context.Context, id string) (*store.Client, error)
 	ListSessions(ctx context.Context, userID string) ([]store.Session, error)
