@@ -296,6 +296,12 @@ func TestAccountPageAttacks(t *testing.T) {
 				if res.Response.StatusCode != http.StatusUnauthorized {
 					t.Fatalf("guess %d: HTTP %d", i, res.Response.StatusCode)
 				}
+				if last := i == 3; last != strings.Contains(res.Body, "Too many attempts") {
+					t.Errorf("guess %d (the last place: %v) and the page says:\n%s", i, last, res.Body)
+				}
+			}
+			if evs := h.accountEvents(audit.LoginLockedOut); len(evs) != 1 {
+				t.Errorf("lockout events: %+v", evs)
 			}
 			res := victim.Post(t, p, "/account/reauth", url.Values{"password": {alicePassword}})
 			wantStatus(t, "the right password after the limit", res, http.StatusTooManyRequests)

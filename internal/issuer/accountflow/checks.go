@@ -12,6 +12,7 @@ import (
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/password"
+	"github.com/nsauth/nsauth/internal/store"
 )
 
 // The page's checks of what only its user should know (the password, a
@@ -29,15 +30,17 @@ const (
 	msgBusy            = "The server is busy checking passwords. Try again in a moment."
 )
 
-// check is one post's place in the limits; done ends it.
+// check is one post's place in the limits (res: how many are left);
+// done ends it.
 type check struct {
 	att  attempts.Attempt
+	res  store.Reservation
 	done func()
 }
 
 // admit takes a place for a post of a's user in the login limits, or
 // answers (429, or the server's error) and returns false. The caller
-// defers c.done(), and calls f.passed when every check passed.
+// defers c.done(), and calls d.passed when every check passed.
 func (d *deps) admit(w http.ResponseWriter, r *http.Request, a *account, section string) (*check, bool) {
 	ctx := r.Context()
 	att := d.cfg.Guard.NewAttempt(r, a.user.Username, clientaddr.Label(clientaddr.Key(d.cfg.Clients.FromRequest(r))))
@@ -59,7 +62,7 @@ func (d *deps) admit(w http.ResponseWriter, r *http.Request, a *account, section
 			d.log.WarnContext(ctx, "account page: check refused: too many attempts", "counter", attempts.CounterKind(res.Full),
 				"username", a.user.Username, "suppressed_since_last", suppressed)
 		}
-		if d.refused(ctx, a, audit.LoginLockedOut, "locked") != nil {
+		if d.refused(ctx, a, audit.LoginFailed, "locked") != nil {
 			d.message(w, http.StatusInternalServerError, web.MsgInternal)
 			return nil, false
 		}
@@ -67,7 +70,7 @@ func (d *deps) admit(w http.ResponseWriter, r *http.Request, a *account, section
 		d.show(w, r, a, view{Status: http.StatusTooManyRequests, Section: section, Error: fmt.Sprintf(msgTooManyAttempts, wait)})
 		return nil, false
 	}
-	return &check{att: att, done: done}, true
+	return &check{att: att, res: res, done: done}, true
 }
 
 // passed gives back the places of a post whose checks all passed.
@@ -125,6 +128,16 @@ func (d *deps) wrongAnswer(w http.ResponseWriter, r *http.Request, a *account, c
 	if d.refused(ctx, a, typ, reason) != nil {
 		d.message(w, http.StatusInternalServerError, web.MsgInternal)
 		return
+	}
+	if c.res.Remaining == 0 {
+		// This answer took the last place: the next is refused until
+		// the window is over. Say so now, as the login page does.
+		if d.refused(ctx, a, audit.LoginLockedOut, "too_many_failures") != nil {
+			d.message(w, http.StatusInternalServerError, web.MsgInternal)
+			return
+		}
+		wait := web.RetryAfter(w, d.cfg.Now(), c.res.RetryAt)
+		msg += " " + fmt.Sprintf(msgTooManyAttempts, wait)
 	}
 	d.show(w, r, a, view{Status: http.StatusUnauthorized, Section: section, Error: msg})
 }

@@ -110,8 +110,8 @@ func showTime(t time.Time) string {
 }
 
 // show answers with the whole account page of a, with v's notice, error
-// and factors' data. A section that cannot be read is logged and the page
-// says so rather than failing whole.
+// and factors' data, read now (a section changed by the act answered is
+// shown changed). A store error is the server's error page.
 func (d *deps) show(w http.ResponseWriter, r *http.Request, a *account, v view) {
 	ctx := r.Context()
 	page := accountPage{Title: title, CSRF: a.csrf, Username: a.user.Username, Name: a.user.Name,
