@@ -1,6 +1,7 @@
 package issuer_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -123,7 +124,7 @@ func (h *harness) accountEvents(types ...audit.Type) []audit.Event {
 func TestAccountPageSessionGate(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
-		h := newHarness(t, b, nil)
+		h := newHarness(t, b, func(c *issuer.Config) { withAudit(t, c) })
 		br := issuertest.NewBrowser(t)
 		page := h.accountLogin(br, false)
 		if !strings.Contains(page.Body, "alice") || !strings.Contains(page.Body, "This browser") {
@@ -139,8 +140,18 @@ func TestAccountPageSessionGate(t *testing.T) {
 		if strings.Contains(page.Body, "<script>") || strings.Contains(page.Body, " on") && strings.Contains(page.Body, "onclick") {
 			t.Errorf("inline script on the account page")
 		}
-		if !strings.Contains(page.Body, "Signed in") {
+		if !strings.Contains(page.Body, `Signed in to <span class="client">this account page</span>`) {
 			t.Errorf("the account page lists no sign-in event:\n%s", page.Body)
+		}
+		// Another user's sign-ins are not on alice's page.
+		bob := &store.User{Username: "bob", PasswordHash: h.alice.PasswordHash}
+		if err := h.st.CreateUser(ctx, bob); err != nil {
+			t.Fatal(err)
+		}
+		before := strings.Count(page.Body, "<li")
+		issuertest.NewBrowser(t).Login(t, h.authorizeURL("v", nil), "bob", alicePassword)
+		if p := h.accountGet(br, "/account"); strings.Count(p.Body, "<li") != before {
+			t.Errorf("bob's sign-in shows on alice's page:\n%s", p.Body)
 		}
 		// Again: the session is used, without a login.
 		wantStatus(t, "GET /account with a session", h.accountGet(br, "/account"), http.StatusOK)
@@ -276,6 +287,24 @@ func TestAccountPageAttacks(t *testing.T) {
 				t.Errorf("the wrong confirmation's audit events: %+v", evs)
 			}
 			passwordUnchanged(t)
+		})
+		t.Run("guessing the password at the confirmation", func(t *testing.T) {
+			p := h.accountGet(victim, "/account")
+			// The wrong confirmation above took one place; the limit is 5.
+			for i := 0; i < 4; i++ {
+				res := victim.Post(t, p, "/account/reauth", url.Values{"password": {fmt.Sprintf("guess-%d-password", i)}})
+				if res.Response.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("guess %d: HTTP %d", i, res.Response.StatusCode)
+				}
+			}
+			res := victim.Post(t, p, "/account/reauth", url.Values{"password": {alicePassword}})
+			wantStatus(t, "the right password after the limit", res, http.StatusTooManyRequests)
+			if res.Response.Header.Get("Retry-After") == "" {
+				t.Error("no Retry-After")
+			}
+			wantStatus(t, "password", victim.Post(t, p, "/account/password", newPassword), http.StatusForbidden)
+			passwordUnchanged(t)
+			h.clock.Advance(2 * time.Minute) // the window is over
 		})
 		t.Run("stale session", func(t *testing.T) {
 			h.clock.Advance(13 * time.Hour) // past the idle timeout

@@ -105,8 +105,13 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Flow serves the account page. It is safe for concurrent use.
-type Flow struct {
+// deps are the dependencies every section of the page shares, and the
+// helpers over them that every section's handlers use (the session gate,
+// the re-authentication gate, rendering, the checks under the login
+// limits, the audit trail). A section is a type of its own over them
+// (gate, reauthStep, passwordStep, sessionsStep; the factors' on Flow),
+// none holding another.
+type deps struct {
 	cfg Config
 	st  Store
 	log *slog.Logger
@@ -116,7 +121,41 @@ type Flow struct {
 	passkeys *passkey.Verifier
 	// appReady: the account page's app is registered.
 	appReady atomic.Bool
+	// sections reads the factors' sections for the page (Flow,
+	// factors*.go).
+	sections sections
 }
+
+// sections is what the page asks of the factors' sections.
+type sections interface {
+	// factorsSection reads their data for a's page; factors is what the
+	// user has.
+	factorsSection(ctx context.Context, a *account, factors mfa.Factors) (any, error)
+	// factorsScripted reports whether their data runs the passkey script.
+	factorsScripted(data any) bool
+}
+
+// Flow serves the account page. It is safe for concurrent use.
+type Flow struct {
+	*deps
+	gate     *gate
+	reauth   *reauthStep
+	password *passwordStep
+	sessions *sessionsStep
+}
+
+// The page's own sections.
+type (
+	// gate is the session gate's pages: the page itself, its login's
+	// callback, signing in again.
+	gate struct{ *deps }
+	// reauthStep is "confirm it's you".
+	reauthStep struct{ *deps }
+	// passwordStep changes the password.
+	passwordStep struct{ *deps }
+	// sessionsStep ends sessions.
+	sessionsStep struct{ *deps }
+)
 
 // New returns the account page of cfg.
 func New(cfg Config) *Flow {
@@ -129,10 +168,12 @@ func New(cfg Config) *Flow {
 	if cfg.ReauthAfter <= 0 {
 		cfg.ReauthAfter = DefaultReauthAfter
 	}
-	f := &Flow{cfg: cfg, st: cfg.Store, log: cfg.Log, mfa: &mfa.Checker{Store: cfg.Store, Now: cfg.Now}}
+	d := &deps{cfg: cfg, st: cfg.Store, log: cfg.Log, mfa: &mfa.Checker{Store: cfg.Store, Now: cfg.Now}}
 	if cfg.Passkeys != nil {
-		f.passkeys = &passkey.Verifier{RP: cfg.Passkeys, Store: cfg.Store}
+		d.passkeys = &passkey.Verifier{RP: cfg.Passkeys, Store: cfg.Store}
 	}
+	f := &Flow{deps: d, gate: &gate{d}, reauth: &reauthStep{d}, password: &passwordStep{d}, sessions: &sessionsStep{d}}
+	d.sections = f
 	return f
 }
 
@@ -141,14 +182,14 @@ func New(cfg Config) *Flow {
 func (f *Flow) Routes() []authflow.Route {
 	form := &web.Form{Limit: maxFormBytes, Title: title}
 	routes := []authflow.Route{
-		{Pattern: "GET " + Path, Handler: http.HandlerFunc(f.showAccount)},
+		{Pattern: "GET " + Path, Handler: http.HandlerFunc(f.gate.showAccount)},
 		// The end of the account page's login, which the authorize
 		// endpoint's limit covers like the login it ends.
-		{Pattern: "GET " + CallbackPath, Limited: true, Handler: http.HandlerFunc(f.callback)},
-		{Pattern: "GET " + LoginPath, Limited: true, Handler: http.HandlerFunc(f.signInAgain)},
-		{Pattern: "POST " + ReauthPath, Form: form, Handler: http.HandlerFunc(f.submitReauth)},
-		{Pattern: "POST " + PasswordPath, Form: form, Handler: http.HandlerFunc(f.submitPassword)},
-		{Pattern: "POST " + EndPath, Form: form, Handler: http.HandlerFunc(f.submitEndSessions)},
+		{Pattern: "GET " + CallbackPath, Limited: true, Handler: http.HandlerFunc(f.gate.callback)},
+		{Pattern: "GET " + LoginPath, Limited: true, Handler: http.HandlerFunc(f.gate.signInAgain)},
+		{Pattern: "POST " + ReauthPath, Form: form, Handler: http.HandlerFunc(f.reauth.submitReauth)},
+		{Pattern: "POST " + PasswordPath, Form: form, Handler: http.HandlerFunc(f.password.submitPassword)},
+		{Pattern: "POST " + EndPath, Form: form, Handler: http.HandlerFunc(f.sessions.submitEndSessions)},
 	}
 	return append(routes, f.factorRoutes()...)
 }

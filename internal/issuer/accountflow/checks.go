@@ -38,40 +38,40 @@ type check struct {
 // admit takes a place for a post of a's user in the login limits, or
 // answers (429, or the server's error) and returns false. The caller
 // defers c.done(), and calls f.passed when every check passed.
-func (f *Flow) admit(w http.ResponseWriter, r *http.Request, a *account, section string) (*check, bool) {
+func (d *deps) admit(w http.ResponseWriter, r *http.Request, a *account, section string) (*check, bool) {
 	ctx := r.Context()
-	att := f.cfg.Guard.NewAttempt(r, a.user.Username, clientaddr.Label(clientaddr.Key(f.cfg.Clients.FromRequest(r))))
-	done, ok := f.cfg.Guard.Enter(att)
+	att := d.cfg.Guard.NewAttempt(r, a.user.Username, clientaddr.Label(clientaddr.Key(d.cfg.Clients.FromRequest(r))))
+	done, ok := d.cfg.Guard.Enter(att)
 	if !ok {
 		w.Header().Set("Retry-After", "1")
-		f.show(w, r, a, view{Status: http.StatusTooManyRequests, Section: section, Error: fmt.Sprintf(msgTooManyAttempts, time.Second)})
+		d.show(w, r, a, view{Status: http.StatusTooManyRequests, Section: section, Error: fmt.Sprintf(msgTooManyAttempts, time.Second)})
 		return nil, false
 	}
-	res, err := f.cfg.Guard.Reserve(ctx, att)
+	res, err := d.cfg.Guard.Reserve(ctx, att)
 	if err != nil {
 		done()
-		f.fail(w, r, "counting an attempt", err)
+		d.fail(w, r, "counting an attempt", err)
 		return nil, false
 	}
 	if !res.OK {
 		done()
-		if ok, suppressed := f.cfg.Refusals.Allow(); ok {
-			f.log.WarnContext(ctx, "account page: check refused: too many attempts", "counter", attempts.CounterKind(res.Full),
+		if ok, suppressed := d.cfg.Refusals.Allow(); ok {
+			d.log.WarnContext(ctx, "account page: check refused: too many attempts", "counter", attempts.CounterKind(res.Full),
 				"username", a.user.Username, "suppressed_since_last", suppressed)
 		}
-		if f.refused(ctx, a, audit.LoginLockedOut, "locked") != nil {
-			f.message(w, http.StatusInternalServerError, web.MsgInternal)
+		if d.refused(ctx, a, audit.LoginLockedOut, "locked") != nil {
+			d.message(w, http.StatusInternalServerError, web.MsgInternal)
 			return nil, false
 		}
-		wait := web.RetryAfter(w, f.cfg.Now(), res.RetryAt)
-		f.show(w, r, a, view{Status: http.StatusTooManyRequests, Section: section, Error: fmt.Sprintf(msgTooManyAttempts, wait)})
+		wait := web.RetryAfter(w, d.cfg.Now(), res.RetryAt)
+		d.show(w, r, a, view{Status: http.StatusTooManyRequests, Section: section, Error: fmt.Sprintf(msgTooManyAttempts, wait)})
 		return nil, false
 	}
 	return &check{att: att, done: done}, true
 }
 
 // passed gives back the places of a post whose checks all passed.
-func (f *Flow) passed(ctx context.Context, c *check) { f.cfg.Guard.Succeeded(ctx, c.att) }
+func (d *deps) passed(ctx context.Context, c *check) { d.cfg.Guard.Succeeded(ctx, c.att) }
 
 // errWrong is a check's "no": the password or code is not right.
 var errWrong = errors.New("wrong")
@@ -80,15 +80,15 @@ var errWrong = errors.New("wrong")
 // of the password checks' gate. It returns errWrong when it is not the
 // password (or the user has none), ErrHashBusy when the gate is full, or
 // another error.
-func (f *Flow) checkPassword(ctx context.Context, c *check, a *account, pw string) error {
-	leave, err := f.cfg.Guard.Hash.Enter(ctx, c.att.Address)
+func (d *deps) checkPassword(ctx context.Context, c *check, a *account, pw string) error {
+	leave, err := d.cfg.Guard.Hash.Enter(ctx, c.att.Address)
 	if err != nil {
 		return err
 	}
 	defer leave()
 	// The hash read now, not the session's copy: a password changed since
 	// the page was loaded is the one to know.
-	u, err := f.st.UserByID(ctx, a.user.ID)
+	u, err := d.st.UserByID(ctx, a.user.ID)
 	if err != nil {
 		return err
 	}
@@ -109,29 +109,29 @@ func (f *Flow) checkPassword(ctx context.Context, c *check, a *account, pw strin
 // wrongAnswer answers a check that failed: err is checkPassword's or a
 // code check's (errWrong, attempts.ErrHashBusy, or a fault), typ and
 // reason the refusal's audit event.
-func (f *Flow) wrongAnswer(w http.ResponseWriter, r *http.Request, a *account, c *check, section string, err error, typ audit.Type, reason, msg string) {
+func (d *deps) wrongAnswer(w http.ResponseWriter, r *http.Request, a *account, c *check, section string, err error, typ audit.Type, reason, msg string) {
 	ctx := r.Context()
 	switch {
 	case errors.Is(err, attempts.ErrHashBusy):
 		// Nothing was checked: the places go back.
-		f.cfg.Guard.Release(ctx, c.att)
+		d.cfg.Guard.Release(ctx, c.att)
 		w.Header().Set("Retry-After", "1")
-		f.show(w, r, a, view{Status: http.StatusTooManyRequests, Section: section, Error: msgBusy})
+		d.show(w, r, a, view{Status: http.StatusTooManyRequests, Section: section, Error: msgBusy})
 		return
 	case !errors.Is(err, errWrong):
-		f.fail(w, r, "checking "+reason, err)
+		d.fail(w, r, "checking "+reason, err)
 		return
 	}
-	if f.refused(ctx, a, typ, reason) != nil {
-		f.message(w, http.StatusInternalServerError, web.MsgInternal)
+	if d.refused(ctx, a, typ, reason) != nil {
+		d.message(w, http.StatusInternalServerError, web.MsgInternal)
 		return
 	}
-	f.show(w, r, a, view{Status: http.StatusUnauthorized, Section: section, Error: msg})
+	d.show(w, r, a, view{Status: http.StatusUnauthorized, Section: section, Error: msg})
 }
 
 // refused records a refused check of a's user: an event of typ (a login
 // refusal: the trail aggregates them) for the account page's app.
-func (f *Flow) refused(ctx context.Context, a *account, typ audit.Type, reason string) error {
-	return f.cfg.Events.Refusal(ctx, audit.Event{Type: typ, Outcome: audit.Failure, Subject: a.user.ID, Username: a.user.Username,
+func (d *deps) refused(ctx context.Context, a *account, typ audit.Type, reason string) error {
+	return d.cfg.Events.Refusal(ctx, audit.Event{Type: typ, Outcome: audit.Failure, Subject: a.user.ID, Username: a.user.Username,
 		ClientID: AppID, Reason: reason})
 }

@@ -33,10 +33,12 @@
 // origin, CSRF cookie, size), every page is rendered no-store under the
 // pages' strict CSP, and every change is recorded in the audit trail.
 //
-// For the files that add sections (factors*.go): an act's handler starts
-// with f.account(w, r) (the session and its user, or the answer already
-// written), then f.requireRecent(w, r, a) for a sensitive act, does its
-// one thing, records it with f.record, and answers with f.show (the whole
-// page with a notice, or with one section's shown-once data in
-// view.Factors).
+// Each section is a type of its own over deps, the dependencies and
+// helpers they all share (the package types stay small: the factors'
+// sections are methods of Flow, which embeds deps). An act's handler
+// starts with account(w, r) (the session and its user, or the answer
+// already written), then requireRecent(w, r, a) for a sensitive act
+// (mayAddFactor for adding a factor), does its one thing, records it with
+// record, and answers with show (the whole page with a notice, or with
+// one section's shown-once data in view.Factors).
 package accountflow

@@ -28,13 +28,13 @@ var signInTypes = map[audit.Type]string{
 // eventLines lists the recent sign-in events of a's user's account, the
 // newest first, from the audit trail (by the user's id: a username used
 // again after its user was deleted shows nothing of the other's).
-func (f *Flow) eventLines(ctx context.Context, a *account) ([]eventLine, error) {
+func (d *deps) eventLines(ctx context.Context, a *account) ([]eventLine, error) {
 	types := make([]audit.Type, 0, len(signInTypes))
 	for t := range signInTypes {
 		types = append(types, t)
 	}
 	slices.Sort(types)
-	evs, err := f.st.AuditEvents(ctx, store.AuditFilter{User: a.user.ID, Types: types, Newest: true, Limit: recentEvents})
+	evs, err := d.st.AuditEvents(ctx, store.AuditFilter{User: a.user.ID, Types: types, Newest: true, Limit: recentEvents})
 	if err != nil {
 		return nil, err
 	}

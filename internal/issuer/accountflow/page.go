@@ -112,68 +112,68 @@ func showTime(t time.Time) string {
 // show answers with the whole account page of a, with v's notice, error
 // and factors' data. A section that cannot be read is logged and the page
 // says so rather than failing whole.
-func (f *Flow) show(w http.ResponseWriter, r *http.Request, a *account, v view) {
+func (d *deps) show(w http.ResponseWriter, r *http.Request, a *account, v view) {
 	ctx := r.Context()
 	page := accountPage{Title: title, CSRF: a.csrf, Username: a.user.Username, Name: a.user.Name,
-		HasPassword: a.user.HasPassword(), Recent: f.recent(a), ReauthMinutes: int(f.cfg.ReauthAfter / time.Minute),
+		HasPassword: a.user.HasPassword(), Recent: d.recent(a), ReauthMinutes: int(d.cfg.ReauthAfter / time.Minute),
 		Notice: v.Notice, Error: v.Error, Section: v.Section, Factors: v.Factors}
-	factors, err := f.mfa.UserFactors(ctx, a.user.ID)
+	factors, err := d.mfa.UserFactors(ctx, a.user.ID)
 	if err != nil {
-		f.fail(w, r, "reading second factors", err)
+		d.fail(w, r, "reading second factors", err)
 		return
 	}
-	page.Reauth = f.reauthForm(a, factors)
-	if page.MayAddFactor, err = f.mayAddFactor(ctx, a); err != nil {
-		f.fail(w, r, "reading second factors", err)
+	page.Reauth = d.reauthForm(a, factors)
+	if page.MayAddFactor, err = d.mayAddFactor(ctx, a); err != nil {
+		d.fail(w, r, "reading second factors", err)
 		return
 	}
 	if !factors.Any() {
 		page.EnrolLinkHelp = fmt.Sprintf(msgAskEnrolLink, a.user.Username)
 	}
-	if page.Sessions, err = f.sessionLines(ctx, a); err != nil {
-		f.fail(w, r, "listing sessions", err)
+	if page.Sessions, err = d.sessionLines(ctx, a); err != nil {
+		d.fail(w, r, "listing sessions", err)
 		return
 	}
-	if page.Events, err = f.eventLines(ctx, a); err != nil {
-		f.fail(w, r, "reading sign-in events", err)
+	if page.Events, err = d.eventLines(ctx, a); err != nil {
+		d.fail(w, r, "reading sign-in events", err)
 		return
 	}
 	if page.Factors == nil {
-		if page.Factors, err = f.factorsSection(ctx, a, factors); err != nil {
-			f.fail(w, r, "reading the factors' section", err)
+		if page.Factors, err = d.sections.factorsSection(ctx, a, factors); err != nil {
+			d.fail(w, r, "reading the factors' section", err)
 			return
 		}
 	}
-	page.Script = f.factorsScripted(page.Factors)
+	page.Script = d.sections.factorsScripted(page.Factors)
 	status := v.Status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	f.cfg.Pages.Render(w, status, "account.html", page, "")
+	d.cfg.Pages.Render(w, status, "account.html", page, "")
 }
 
 // fail logs err (what was being done) and answers with the server's
 // error page. Nothing secret reaches err: store and check errors only.
-func (f *Flow) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	f.log.ErrorContext(r.Context(), "account page: "+what+" failed", "error", err)
-	f.message(w, http.StatusInternalServerError, web.MsgInternal)
+func (d *deps) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	d.log.ErrorContext(r.Context(), "account page: "+what+" failed", "error", err)
+	d.message(w, http.StatusInternalServerError, web.MsgInternal)
 }
 
 // message answers with a page that only says msg.
-func (f *Flow) message(w http.ResponseWriter, status int, msg string) {
-	f.cfg.Pages.Message(w, status, title, msg)
+func (d *deps) message(w http.ResponseWriter, status int, msg string) {
+	d.cfg.Pages.Message(w, status, title, msg)
 }
 
 // record records e, an act of a's user on their account: the user is its
 // subject, the act's reason and target are e's. An error means the event
 // was required and not recorded (the recorder logged why): the caller
 // answers with the server's error and must not report the act done.
-func (f *Flow) record(ctx context.Context, a *account, e audit.Event) error {
+func (d *deps) record(ctx context.Context, a *account, e audit.Event) error {
 	e.Subject, e.Username = a.user.ID, a.user.Username
-	return f.cfg.Events.Record(ctx, e)
+	return d.cfg.Events.Record(ctx, e)
 }
 
 // factorsOf reads a's user's second factors.
-func (f *Flow) factorsOf(ctx context.Context, a *account) (mfa.Factors, error) {
-	return f.mfa.UserFactors(ctx, a.user.ID)
+func (d *deps) factorsOf(ctx context.Context, a *account) (mfa.Factors, error) {
+	return d.mfa.UserFactors(ctx, a.user.ID)
 }

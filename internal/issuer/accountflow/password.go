@@ -24,82 +24,82 @@ const (
 // browser session of the user and revokes every token not issued within
 // this session (store ChangePassword: at once), and records the change
 // and each session it ended.
-func (f *Flow) submitPassword(w http.ResponseWriter, r *http.Request) {
-	a, ok := f.account(w, r)
-	if !ok || !f.requireRecent(w, r, a) {
+func (s *passwordStep) submitPassword(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.account(w, r)
+	if !ok || !s.requireRecent(w, r, a) {
 		return
 	}
 	ctx := r.Context()
 	current, next, again := r.PostForm.Get("current"), r.PostForm.Get("new"), r.PostForm.Get("again")
 	defer password.Burn(current)
 	if next != again {
-		f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "password", Error: msgPasswordsDiffer})
+		s.show(w, r, a, view{Status: http.StatusBadRequest, Section: "password", Error: msgPasswordsDiffer})
 		return
 	}
 	if err := password.Validate(next); err != nil {
 		// Validate's messages name the rule, never the password.
-		f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "password", Error: capitalize(err.Error()) + "."})
+		s.show(w, r, a, view{Status: http.StatusBadRequest, Section: "password", Error: capitalize(err.Error()) + "."})
 		return
 	}
-	c, ok := f.admit(w, r, a, "password")
+	c, ok := s.admit(w, r, a, "password")
 	if !ok {
 		return
 	}
 	defer c.done()
 	if a.user.HasPassword() {
-		if err := f.checkPassword(ctx, c, a, current); err != nil {
-			f.wrongAnswer(w, r, a, c, "password", err, audit.LoginFailed, "bad_password", msgWrongPassword)
+		if err := s.checkPassword(ctx, c, a, current); err != nil {
+			s.wrongAnswer(w, r, a, c, "password", err, audit.LoginFailed, "bad_password", msgWrongPassword)
 			return
 		}
 	}
-	f.passed(ctx, c)
+	s.passed(ctx, c)
 	hash, err := password.Hash(next)
 	if err != nil {
-		f.fail(w, r, "hashing a password", err)
+		s.fail(w, r, "hashing a password", err)
 		return
 	}
-	others, err := f.otherSessions(ctx, a)
+	others, err := s.otherSessions(ctx, a)
 	if err != nil {
-		f.fail(w, r, "listing sessions", err)
+		s.fail(w, r, "listing sessions", err)
 		return
 	}
 	// The grants of the sessions the change ends, read before: their
 	// apps are told after.
 	var grants []store.SessionGrant
 	for _, id := range others {
-		g, err := f.st.SessionGrants(ctx, id)
+		g, err := s.st.SessionGrants(ctx, id)
 		if err != nil {
-			f.fail(w, r, "listing a session's grants", err)
+			s.fail(w, r, "listing a session's grants", err)
 			return
 		}
 		grants = append(grants, g...)
 	}
-	if err := f.st.ChangePassword(ctx, a.user.ID, hash, a.session.ID); err != nil {
+	if err := s.st.ChangePassword(ctx, a.user.ID, hash, a.session.ID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			f.message(w, http.StatusBadRequest, msgSessionGone)
+			s.message(w, http.StatusBadRequest, msgSessionGone)
 			return
 		}
-		f.fail(w, r, "changing a password", err)
+		s.fail(w, r, "changing a password", err)
 		return
 	}
 	a.user.PasswordHash = hash
-	f.tellApps(ctx, a, grants)
+	s.tellApps(ctx, a, grants)
 	// The change is made: its record failing must not hide it, but the
 	// page says the server failed.
-	failed := f.record(ctx, a, audit.Event{Type: audit.UserChanged, ClientID: AppID, Reason: "password_changed"}) != nil
+	failed := s.record(ctx, a, audit.Event{Type: audit.UserChanged, ClientID: AppID, Reason: "password_changed"}) != nil
 	for _, id := range others {
-		failed = f.record(ctx, a, audit.Event{Type: audit.SessionEnded, ClientID: AppID, Target: id, Reason: "password_changed"}) != nil || failed
+		failed = s.record(ctx, a, audit.Event{Type: audit.SessionEnded, ClientID: AppID, Target: id, Reason: "password_changed"}) != nil || failed
 	}
 	if failed {
-		f.message(w, http.StatusInternalServerError, web.MsgInternal)
+		s.message(w, http.StatusInternalServerError, web.MsgInternal)
 		return
 	}
-	f.show(w, r, a, view{Notice: msgPasswordChanged})
+	s.show(w, r, a, view{Notice: msgPasswordChanged})
 }
 
 // otherSessions lists the ids of a's user's live sessions but a's.
-func (f *Flow) otherSessions(ctx context.Context, a *account) ([]string, error) {
-	all, err := f.st.ListSessions(ctx, a.user.ID)
+func (d *deps) otherSessions(ctx context.Context, a *account) ([]string, error) {
+	all, err := d.st.ListSessions(ctx, a.user.ID)
 	if err != nil {
 		return nil, err
 	}

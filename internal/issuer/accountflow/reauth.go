@@ -22,20 +22,20 @@ const amrMFA = mfa.AMRMFA
 // recent reports whether a's session proved who its user is (logged in,
 // or re-authenticated on this page) within ReauthAfter: a sensitive act
 // needs it.
-func (f *Flow) recent(a *account) bool {
-	age := f.cfg.Now().Sub(a.session.AuthTime)
-	return age >= 0 && age <= f.cfg.ReauthAfter
+func (d *deps) recent(a *account) bool {
+	age := d.cfg.Now().Sub(a.session.AuthTime)
+	return age >= 0 && age <= d.cfg.ReauthAfter
 }
 
 // requireRecent answers a sensitive act of a whose session's last proof
 // is not recent with the account page asking to confirm it is them
 // (status 403, the reauth section), and reports whether the act may go
 // on. Every sensitive handler calls it before changing anything.
-func (f *Flow) requireRecent(w http.ResponseWriter, r *http.Request, a *account) bool {
-	if f.recent(a) {
+func (d *deps) requireRecent(w http.ResponseWriter, r *http.Request, a *account) bool {
+	if d.recent(a) {
 		return true
 	}
-	f.show(w, r, a, view{Status: http.StatusForbidden, Section: "reauth", Error: msgReauthFirst})
+	d.show(w, r, a, view{Status: http.StatusForbidden, Section: "reauth", Error: msgReauthFirst})
 	return false
 }
 
@@ -58,11 +58,11 @@ const msgReauthFirst = "Confirm it's you first: this change needs a recent sign-
 // enrol new ones while such a session is open, a password confirmation
 // made in between, while the user had none, would count here for the
 // rest of its 5 minutes.
-func (f *Flow) mayAddFactor(ctx context.Context, a *account) (bool, error) {
-	if !f.recent(a) || !slices.Contains(a.session.AMR, amrMFA) {
+func (d *deps) mayAddFactor(ctx context.Context, a *account) (bool, error) {
+	if !d.recent(a) || !slices.Contains(a.session.AMR, amrMFA) {
 		return false, nil
 	}
-	factors, err := f.factorsOf(ctx, a)
+	factors, err := d.factorsOf(ctx, a)
 	if err != nil {
 		return false, err
 	}
@@ -72,9 +72,9 @@ func (f *Flow) mayAddFactor(ctx context.Context, a *account) (bool, error) {
 // reauthForm is what confirming it is a's user asks for: the password
 // when the user has one, and one of their second factors when they have
 // any.
-func (f *Flow) reauthForm(a *account, factors mfa.Factors) reauthForm {
+func (d *deps) reauthForm(a *account, factors mfa.Factors) reauthForm {
 	return reauthForm{Password: a.user.HasPassword(), Code: factors.TOTP, Recovery: factors.RecoveryCodes > 0 && factors.Any(),
-		Passkey: factors.Passkeys > 0 && f.passkeys != nil}
+		Passkey: factors.Passkeys > 0 && d.passkeys != nil}
 }
 
 // Messages of the re-authentication.
@@ -96,37 +96,37 @@ const (
 // authenticator app or a recovery code (field code) when the user has a
 // second factor. Right, the session's auth_time is now; the checks count
 // against the login limits.
-func (f *Flow) submitReauth(w http.ResponseWriter, r *http.Request) {
-	a, ok := f.account(w, r)
+func (s *reauthStep) submitReauth(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.account(w, r)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
-	factors, err := f.factorsOf(ctx, a)
+	factors, err := s.factorsOf(ctx, a)
 	if err != nil {
-		f.fail(w, r, "reading second factors", err)
+		s.fail(w, r, "reading second factors", err)
 		return
 	}
-	form := f.reauthForm(a, factors)
+	form := s.reauthForm(a, factors)
 	if !form.Password && !form.Code && !form.Recovery {
 		// A passkey alone is proven by the factors' passkey form.
-		f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "reauth", Error: msgReauthNothing})
+		s.show(w, r, a, view{Status: http.StatusBadRequest, Section: "reauth", Error: msgReauthNothing})
 		return
 	}
 	pw, code := r.PostForm.Get("password"), r.PostForm.Get("code")
 	if (form.Code || form.Recovery) && code == "" && !form.Passkey {
-		f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "reauth", Error: msgCodeNeeded})
+		s.show(w, r, a, view{Status: http.StatusBadRequest, Section: "reauth", Error: msgCodeNeeded})
 		return
 	}
-	c, ok := f.admit(w, r, a, "reauth")
+	c, ok := s.admit(w, r, a, "reauth")
 	if !ok {
 		return
 	}
 	defer c.done()
 	var amr []string
 	if form.Password {
-		if err := f.checkPassword(ctx, c, a, pw); err != nil {
-			f.wrongAnswer(w, r, a, c, "reauth", err, audit.LoginFailed, "bad_password", msgWrongPassword)
+		if err := s.checkPassword(ctx, c, a, pw); err != nil {
+			s.wrongAnswer(w, r, a, c, "reauth", err, audit.LoginFailed, "bad_password", msgWrongPassword)
 			return
 		}
 		amr = append(amr, amrPwd)
@@ -135,26 +135,26 @@ func (f *Flow) submitReauth(w http.ResponseWriter, r *http.Request) {
 		// The password is not enough for a user who has a second factor:
 		// the proof must include one (see mayAddFactor).
 		if code == "" {
-			f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "reauth", Error: msgCodeNeeded})
+			s.show(w, r, a, view{Status: http.StatusBadRequest, Section: "reauth", Error: msgCodeNeeded})
 			return
 		}
-		reason, err := f.checkCode(ctx, a, factors, code)
+		reason, err := s.checkCode(ctx, a, factors, code)
 		if err != nil {
-			f.wrongAnswer(w, r, a, c, "reauth", err, audit.SecondFactorFailed, reason, msgWrongCode)
+			s.wrongAnswer(w, r, a, c, "reauth", err, audit.SecondFactorFailed, reason, msgWrongCode)
 			return
 		}
 		amr = mfa.AddAMR(amr, []string{amrOTP})
 	}
-	f.passed(ctx, c)
-	f.reauthenticated(w, r, a, amr, "password")
+	s.passed(ctx, c)
+	s.reauthenticated(w, r, a, amr, "password")
 }
 
 // checkCode checks code, a code from the authenticator app or a recovery
 // code (used up), for a's user who has factors. It returns errWrong (and
 // the refusal's audit reason) when it is neither.
-func (f *Flow) checkCode(ctx context.Context, a *account, factors mfa.Factors, code string) (string, error) {
+func (s *reauthStep) checkCode(ctx context.Context, a *account, factors mfa.Factors, code string) (string, error) {
 	if factors.TOTP && looksLikeTOTP(code) {
-		switch err := f.mfa.CheckTOTP(ctx, a.user.ID, code); {
+		switch err := s.mfa.CheckTOTP(ctx, a.user.ID, code); {
 		case errors.Is(err, mfa.ErrCodeReplayed):
 			return "replayed", errWrong
 		case errors.Is(err, secondfactor.ErrWrongCode):
@@ -167,7 +167,7 @@ func (f *Flow) checkCode(ctx context.Context, a *account, factors mfa.Factors, c
 	if factors.RecoveryCodes == 0 {
 		return "wrong_code", errWrong
 	}
-	switch err := f.mfa.UseRecoveryCode(ctx, a.user.ID, code); {
+	switch err := s.mfa.UseRecoveryCode(ctx, a.user.ID, code); {
 	case errors.Is(err, secondfactor.ErrWrongCode):
 		return "wrong_recovery_code", errWrong
 	case err != nil:
@@ -195,19 +195,19 @@ func looksLikeTOTP(code string) bool {
 // checked: method, an audit reason) was right: the session's auth_time
 // is now and its amr gains amr; recorded, and answered with the page.
 // The factors' passkey proof ends with it too.
-func (f *Flow) reauthenticated(w http.ResponseWriter, r *http.Request, a *account, amr []string, method string) {
+func (d *deps) reauthenticated(w http.ResponseWriter, r *http.Request, a *account, amr []string, method string) {
 	ctx := r.Context()
-	now := f.cfg.Now()
-	if err := f.st.ReauthenticateSession(ctx, a.session.ID, now, amr); err != nil {
+	now := d.cfg.Now()
+	if err := d.st.ReauthenticateSession(ctx, a.session.ID, now, amr); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			f.message(w, http.StatusBadRequest, msgSessionGone)
+			d.message(w, http.StatusBadRequest, msgSessionGone)
 			return
 		}
-		f.fail(w, r, "re-authenticating a session", err)
+		d.fail(w, r, "re-authenticating a session", err)
 		return
 	}
-	if err := f.record(ctx, a, audit.Event{Type: audit.LoginSucceeded, ClientID: AppID, Reason: "reauthenticated", Target: method}); err != nil {
-		f.message(w, http.StatusInternalServerError, web.MsgInternal)
+	if err := d.record(ctx, a, audit.Event{Type: audit.LoginSucceeded, ClientID: AppID, Reason: "reauthenticated", Target: method}); err != nil {
+		d.message(w, http.StatusInternalServerError, web.MsgInternal)
 		return
 	}
 	a.session.AuthTime = now
@@ -218,5 +218,5 @@ func (f *Flow) reauthenticated(w http.ResponseWriter, r *http.Request, a *accoun
 		}
 	}
 	a.session.AMR = merged
-	f.show(w, r, a, view{Notice: fmt.Sprintf(msgReauthDone, int(f.cfg.ReauthAfter/time.Minute))})
+	d.show(w, r, a, view{Notice: fmt.Sprintf(msgReauthDone, int(d.cfg.ReauthAfter/time.Minute))})
 }

@@ -27,12 +27,12 @@ const others = "others"
 // sessionLines lists a's user's live browser sessions, a's first, each
 // with the apps signed in within it and their last use (the account
 // page's own app is not listed).
-func (f *Flow) sessionLines(ctx context.Context, a *account) ([]sessionLine, error) {
-	all, err := f.st.ListSessions(ctx, a.user.ID)
+func (d *deps) sessionLines(ctx context.Context, a *account) ([]sessionLine, error) {
+	all, err := d.st.ListSessions(ctx, a.user.ID)
 	if err != nil {
 		return nil, err
 	}
-	apps, err := f.st.UserApps(ctx, a.user.ID)
+	apps, err := d.st.UserApps(ctx, a.user.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func (f *Flow) sessionLines(ctx context.Context, a *account) ([]sessionLine, err
 			name, ok := names[u.ClientID]
 			if !ok {
 				name = u.ClientID
-				if c, err := f.st.ClientByID(ctx, u.ClientID); err == nil {
+				if c, err := d.st.ClientByID(ctx, u.ClientID); err == nil {
 					name = c.Title()
 				}
 				names[u.ClientID] = name
@@ -75,16 +75,16 @@ func (f *Flow) sessionLines(ctx context.Context, a *account) ([]sessionLine, err
 // revoked, as a sign-out does: their refresh tokens are refused, and
 // their access tokens by CheckToken (package revocations). Each ended
 // session is recorded.
-func (f *Flow) submitEndSessions(w http.ResponseWriter, r *http.Request) {
-	a, ok := f.account(w, r)
-	if !ok || !f.requireRecent(w, r, a) {
+func (s *sessionsStep) submitEndSessions(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.account(w, r)
+	if !ok || !s.requireRecent(w, r, a) {
 		return
 	}
 	ctx := r.Context()
 	which := r.PostForm.Get("session")
-	ids, err := f.otherSessions(ctx, a)
+	ids, err := s.otherSessions(ctx, a)
 	if err != nil {
-		f.fail(w, r, "listing sessions", err)
+		s.fail(w, r, "listing sessions", err)
 		return
 	}
 	var ended []string
@@ -92,49 +92,49 @@ func (f *Flow) submitEndSessions(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case which == others:
 		if len(ids) == 0 {
-			f.show(w, r, a, view{Notice: msgNoOtherSession})
+			s.show(w, r, a, view{Notice: msgNoOtherSession})
 			return
 		}
-		grants, err := f.st.EndOtherSessions(ctx, a.user.ID, a.session.ID)
+		grants, err := s.st.EndOtherSessions(ctx, a.user.ID, a.session.ID)
 		if err != nil {
-			f.fail(w, r, "ending sessions", err)
+			s.fail(w, r, "ending sessions", err)
 			return
 		}
-		f.tellApps(ctx, a, grants)
+		s.tellApps(ctx, a, grants)
 		ended, notice = ids, msgEndedOthers
 	case which == a.session.ID:
-		f.show(w, r, a, view{Status: http.StatusBadRequest, Section: "sessions", Error: msgNotThisOne})
+		s.show(w, r, a, view{Status: http.StatusBadRequest, Section: "sessions", Error: msgNotThisOne})
 		return
 	case !slices.Contains(ids, which):
 		// Another user's session, an ended one, or no session: all the
 		// same to the page.
-		f.show(w, r, a, view{Status: http.StatusNotFound, Section: "sessions", Error: msgNoSuchSession})
+		s.show(w, r, a, view{Status: http.StatusNotFound, Section: "sessions", Error: msgNoSuchSession})
 		return
 	default:
-		grants, err := f.st.EndSession(ctx, which, nil)
+		grants, err := s.st.EndSession(ctx, which, nil)
 		if err != nil {
-			f.fail(w, r, "ending a session", err)
+			s.fail(w, r, "ending a session", err)
 			return
 		}
-		f.tellApps(ctx, a, grants)
+		s.tellApps(ctx, a, grants)
 		ended = []string{which}
 	}
 	failed := false
 	for _, id := range ended {
-		failed = f.record(ctx, a, audit.Event{Type: audit.SessionEnded, ClientID: AppID, Target: id, Reason: "signed_out"}) != nil || failed
+		failed = s.record(ctx, a, audit.Event{Type: audit.SessionEnded, ClientID: AppID, Target: id, Reason: "signed_out"}) != nil || failed
 	}
 	if failed {
-		f.message(w, http.StatusInternalServerError, web.MsgInternal)
+		s.message(w, http.StatusInternalServerError, web.MsgInternal)
 		return
 	}
-	f.show(w, r, a, view{Notice: notice})
+	s.show(w, r, a, view{Notice: notice})
 }
 
 // tellApps tells the apps of grants, issued within sessions of a's user
 // the page ended, by back-channel logout (those that asked for it), as a
 // sign-out does (package endsession). It never delays the answer.
-func (f *Flow) tellApps(ctx context.Context, a *account, grants []store.SessionGrant) {
-	if f.cfg.Backchannel == nil {
+func (d *deps) tellApps(ctx context.Context, a *account, grants []store.SessionGrant) {
+	if d.cfg.Backchannel == nil {
 		return
 	}
 	told := map[string]bool{}
@@ -143,10 +143,10 @@ func (f *Flow) tellApps(ctx context.Context, a *account, grants []store.SessionG
 			continue
 		}
 		told[g.GrantID] = true
-		app, err := f.st.ClientByID(ctx, g.ClientID)
+		app, err := d.st.ClientByID(ctx, g.ClientID)
 		if err != nil || app.BackchannelLogoutURI == "" || app.Disabled() {
 			continue // deleted since, or nobody to tell
 		}
-		f.cfg.Backchannel.Send(ctx, backchannel.Logout{ClientID: app.ID, URI: app.BackchannelLogoutURI, Subject: a.user.ID, SessionID: g.GrantID})
+		d.cfg.Backchannel.Send(ctx, backchannel.Logout{ClientID: app.ID, URI: app.BackchannelLogoutURI, Subject: a.user.ID, SessionID: g.GrantID})
 	}
 }
