@@ -40,16 +40,22 @@ import (
 
 // Paths of the factors' forms.
 const (
-	PasskeyBeginPath    = "/account/passkeys/begin"
-	PasskeyFinishPath   = "/account/passkeys/finish"
-	PasskeyRemovePath   = "/account/passkeys/remove"
-	ReauthPasskeyPath   = "/account/reauth/passkey"
-	TOTPBeginPath       = "/account/totp/begin"
-	TOTPFinishPath      = "/account/totp/finish"
-	TOTPRemovePath      = "/account/totp/remove"
-	RecoveryCodesPath   = "/account/recovery-codes"
-	maxPasskeyFormBody  = 64 << 10 // an attestation with certificates runs to a few KiB
+	PasskeyBeginPath  = "/account/passkeys/begin"
+	PasskeyFinishPath = "/account/passkeys/finish"
+	PasskeyRemovePath = "/account/passkeys/remove"
+	ReauthPasskeyPath = "/account/reauth/passkey"
+	TOTPBeginPath     = "/account/totp/begin"
+	TOTPFinishPath    = "/account/totp/finish"
+	TOTPRemovePath    = "/account/totp/remove"
+	RecoveryCodesPath = "/account/recovery-codes"
+)
+
+// Body limits of the passkey posts: a begin is a small JSON object; a
+// finish carries the authenticator's answer (an attestation with
+// certificates runs to a few KiB).
+const (
 	maxPasskeyBeginBody = 1 << 10
+	maxPasskeyFormBody  = 64 << 10
 )
 
 // factorStore is the storage the factors' sections need besides the
