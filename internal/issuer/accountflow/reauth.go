@@ -52,12 +52,9 @@ const msgReauthFirst = "Confirm it's you first: this change needs a recent sign-
 // re-authentication of a user who had none), and a user without a factor
 // has none to prove.
 //
-// What it cannot tell: the store merges a re-authentication's amr into
-// the session's, so a session that proved a factor once keeps mfa. Should
-// an administrator remove a user's factors (nsauth users mfa-reset) and
-// enrol new ones while such a session is open, a password confirmation
-// made in between, while the user had none, would count here for the
-// rest of its 5 minutes.
+// The session's amr is its latest proof's (a re-authentication replaces
+// it), so a password confirmation made while the user had no factor never
+// counts with an older proof's mfa.
 func (d *deps) mayAddFactor(ctx context.Context, a *account) (bool, error) {
 	if !d.recent(a) || !slices.Contains(a.session.AMR, amrMFA) {
 		return false, nil

@@ -18,31 +18,23 @@ import (
 
 // ReauthenticateSession records that the user of live session id proved
 // it again at at, with the methods amr: the session's AuthTime becomes
-// at, and amr is merged into its AMR (those it had first, in order, then
-// the new ones). A session that ended or expired fails with
-// [core.ErrNotFound].
+// at and its AMR becomes amr, so that both describe the latest proof (a
+// rule that asks what the recent proof included, such as the account
+// page's for adding a factor, must not see an older proof's methods). A
+// session that ended or expired fails with [core.ErrNotFound].
 func (s *SessionStore) ReauthenticateSession(ctx context.Context, id string, at time.Time, amr []string) error {
-	if at.IsZero() {
-		return errors.New("a re-authentication needs a time")
+	if at.IsZero() || len(amr) == 0 {
+		return errors.New("a re-authentication needs a time and the methods it used")
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var had string
-		if err := s.db.QueryRow(ctx, tx, `SELECT amr FROM nsauth_browser_sessions WHERE id = ? AND ended_at IS NULL AND expires_at > ?`+s.db.Dialect.LockRows,
-			id, s.db.NowMillis()).Scan(&had); err != nil {
-			return core.NotFound(err, "session")
-		}
-		merged := core.SplitList(had)
-		for _, m := range amr {
-			if m != "" && !slices.Contains(merged, m) {
-				merged = append(merged, m)
-			}
-		}
-		if _, err := s.db.Exec(ctx, tx, `UPDATE nsauth_browser_sessions SET auth_time = ?, amr = ? WHERE id = ?`,
-			at.UnixMilli(), core.JoinList(merged), id); err != nil {
-			return fmt.Errorf("re-authenticating a session: %w", err)
-		}
-		return nil
-	})
+	res, err := s.db.Exec(ctx, s.db, `UPDATE nsauth_browser_sessions SET auth_time = ?, amr = ? WHERE id = ? AND ended_at IS NULL AND expires_at > ?`,
+		at.UnixMilli(), core.JoinList(amr), id, s.db.NowMillis())
+	if err != nil {
+		return fmt.Errorf("re-authenticating a session: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("session: %w", core.ErrNotFound)
+	}
+	return nil
 }
 
 // EndOtherSessions ends every session of userID but keepSessionID and
