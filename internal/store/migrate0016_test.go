@@ -63,7 +63,7 @@ func TestMigration0016KeepsUsersAndSessions(t *testing.T) {
 			if _, _, err := s.CreateLink(ctx, u.ID, accountlinks.PurposeReset, "secret", time.Now().Add(time.Hour)); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.ReauthenticateSession(ctx, "s1", time.Now(), []string{"otp"}); err != nil {
+			if err := s.ReauthenticateSession(ctx, "s1", time.Now(), []string{"pwd", "otp"}); err != nil {
 				t.Fatal(err)
 			}
 			if sess, err := s.SessionByID(ctx, "s1"); err != nil || !slices.Equal(sess.AMR, []string{"pwd", "otp"}) {
