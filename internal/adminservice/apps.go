@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -22,7 +20,7 @@ import (
 // rules of its settings are appsettings', named as AppSettings' fields.
 
 // ListApps lists every app, by name.
-func (s *Service) ListApps(ctx context.Context, _ *connect.Request[adminv1.ListAppsRequest]) (*connect.Response[adminv1.ListAppsResponse], error) {
+func (s *appsRPC) ListApps(ctx context.Context, _ *connect.Request[adminv1.ListAppsRequest]) (*connect.Response[adminv1.ListAppsResponse], error) {
 	apps, err := s.cfg.Store.ListApps(ctx)
 	if err != nil {
 		return nil, toConnect(err, "apps")
@@ -39,7 +37,7 @@ func (s *Service) ListApps(ctx context.Context, _ *connect.Request[adminv1.ListA
 }
 
 // GetApp returns the app named.
-func (s *Service) GetApp(ctx context.Context, req *connect.Request[adminv1.GetAppRequest]) (*connect.Response[adminv1.GetAppResponse], error) {
+func (s *appsRPC) GetApp(ctx context.Context, req *connect.Request[adminv1.GetAppRequest]) (*connect.Response[adminv1.GetAppResponse], error) {
 	a, broker, err := s.findApp(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -49,7 +47,7 @@ func (s *Service) GetApp(ctx context.Context, req *connect.Request[adminv1.GetAp
 
 // CreateApp registers an app and returns its client secret, the one time
 // it is shown (none for a public app); only its digest is stored.
-func (s *Service) CreateApp(ctx context.Context, req *connect.Request[adminv1.CreateAppRequest]) (*connect.Response[adminv1.CreateAppResponse], error) {
+func (s *appsRPC) CreateApp(ctx context.Context, req *connect.Request[adminv1.CreateAppRequest]) (*connect.Response[adminv1.CreateAppResponse], error) {
 	id, err := store.NormalizeClientName(req.Msg.GetName())
 	if err != nil {
 		return nil, invalid("name: %v", err)
@@ -82,7 +80,7 @@ func (s *Service) CreateApp(ctx context.Context, req *connect.Request[adminv1.Cr
 }
 
 // UpdateApp changes the settings update_mask names; the others are kept.
-func (s *Service) UpdateApp(ctx context.Context, req *connect.Request[adminv1.UpdateAppRequest]) (*connect.Response[adminv1.UpdateAppResponse], error) {
+func (s *appsRPC) UpdateApp(ctx context.Context, req *connect.Request[adminv1.UpdateAppRequest]) (*connect.Response[adminv1.UpdateAppResponse], error) {
 	mask := req.Msg.GetUpdateMask()
 	if len(mask) == 0 {
 		return nil, invalid("update_mask: name the settings to change (%s)", fieldList())
@@ -120,7 +118,7 @@ func (s *Service) UpdateApp(ctx context.Context, req *connect.Request[adminv1.Up
 }
 
 // SetAppDisabled disables an app, revoking its tokens, or enables it.
-func (s *Service) SetAppDisabled(ctx context.Context, req *connect.Request[adminv1.SetAppDisabledRequest]) (*connect.Response[adminv1.SetAppDisabledResponse], error) {
+func (s *appsRPC) SetAppDisabled(ctx context.Context, req *connect.Request[adminv1.SetAppDisabledRequest]) (*connect.Response[adminv1.SetAppDisabledResponse], error) {
 	a, _, err := s.findApp(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -141,7 +139,7 @@ func (s *Service) SetAppDisabled(ctx context.Context, req *connect.Request[admin
 }
 
 // DeleteApp deletes an app, its consents and its tokens.
-func (s *Service) DeleteApp(ctx context.Context, req *connect.Request[adminv1.DeleteAppRequest]) (*connect.Response[adminv1.DeleteAppResponse], error) {
+func (s *appsRPC) DeleteApp(ctx context.Context, req *connect.Request[adminv1.DeleteAppRequest]) (*connect.Response[adminv1.DeleteAppResponse], error) {
 	a, broker, err := s.findApp(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -160,7 +158,7 @@ func (s *Service) DeleteApp(ctx context.Context, req *connect.Request[adminv1.De
 
 // RotateAppSecret replaces a confidential app's secret, revoking its
 // tokens, and returns the new one, the one time it is shown.
-func (s *Service) RotateAppSecret(ctx context.Context, req *connect.Request[adminv1.RotateAppSecretRequest]) (*connect.Response[adminv1.RotateAppSecretResponse], error) {
+func (s *appsRPC) RotateAppSecret(ctx context.Context, req *connect.Request[adminv1.RotateAppSecretRequest]) (*connect.Response[adminv1.RotateAppSecretResponse], error) {
 	a, broker, err := s.findApp(ctx, req.Msg.GetName())
 	if err != nil {
 		return nil, err
@@ -185,7 +183,7 @@ func (s *Service) RotateAppSecret(ctx context.Context, req *connect.Request[admi
 
 // findApp finds an app by its name (its client id), and says whether it is
 // the broker's own.
-func (s *Service) findApp(ctx context.Context, name string) (*store.Client, bool, error) {
+func (s *appsRPC) findApp(ctx context.Context, name string) (*store.Client, bool, error) {
 	id, err := store.NormalizeClientName(name)
 	if err != nil {
 		return nil, false, invalid("name: %v", err)
@@ -205,7 +203,7 @@ func (s *Service) findApp(ctx context.Context, name string) (*store.Client, bool
 // one whose secret the server keeps and checks at every start. Its
 // redirect URIs are the server's (any loopback URI, and
 // NSAUTH_ALLOWED_REDIRECT_URIS), not its own.
-func (s *Service) isBrokerApp(ctx context.Context, a *store.Client) (bool, error) {
+func (s *appsRPC) isBrokerApp(ctx context.Context, a *store.Client) (bool, error) {
 	_, err := s.cfg.Store.Value(ctx, issuer.BrokerSecretName(a.ID))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -231,12 +229,12 @@ func appSettings(m *adminv1.AppSettings, given func(appsettings.Field) bool) (*a
 	}
 	var err error
 	if given(appsettings.AccessTokenTTL) {
-		if s.AccessTokenTTL, err = ttlSeconds(appsettings.AccessTokenTTL, m.GetAccessTokenTtlSeconds()); err != nil {
+		if s.AccessTokenTTL, err = lifetime(string(appsettings.AccessTokenTTL), m.GetAccessTokenTtlSeconds()); err != nil {
 			return nil, err
 		}
 	}
 	if given(appsettings.RefreshTokenTTL) {
-		if s.RefreshTokenTTL, err = ttlSeconds(appsettings.RefreshTokenTTL, m.GetRefreshTokenTtlSeconds()); err != nil {
+		if s.RefreshTokenTTL, err = lifetime(string(appsettings.RefreshTokenTTL), m.GetRefreshTokenTtlSeconds()); err != nil {
 			return nil, err
 		}
 	}
@@ -256,18 +254,6 @@ func appSettings(m *adminv1.AppSettings, given func(appsettings.Field) bool) (*a
 		return nil, invalid("%v", err)
 	}
 	return s, nil
-}
-
-// ttlSeconds is a lifetime given in seconds: never negative, and no
-// longer than a time.Duration holds.
-func ttlSeconds(f appsettings.Field, sec int64) (time.Duration, error) {
-	switch {
-	case sec < 0:
-		return 0, invalid("%s cannot be negative", f)
-	case sec > int64(math.MaxInt64/time.Second):
-		return 0, invalid("%s is too long", f)
-	}
-	return time.Duration(sec) * time.Second, nil
 }
 
 func fieldList() string {

@@ -19,7 +19,7 @@ const MaxAuditEvents = 1000
 // events (MaxAuditEvents when zero or more) of those the filter selects.
 // Reading on from last_id as after_id pages through them and follows new
 // ones.
-func (s *Service) ListAuditEvents(ctx context.Context, req *connect.Request[adminv1.ListAuditEventsRequest]) (*connect.Response[adminv1.ListAuditEventsResponse], error) {
+func (s *auditRPC) ListAuditEvents(ctx context.Context, req *connect.Request[adminv1.ListAuditEventsRequest]) (*connect.Response[adminv1.ListAuditEventsResponse], error) {
 	m := req.Msg
 	f := store.AuditFilter{
 		Since:    fromUnix(m.GetSince()),

@@ -29,14 +29,16 @@ const (
 //
 //   - no verified token: Unauthenticated (the authn interceptor answers
 //     that first, with the same message);
-//   - a person's token: admitted when the user exists, is enabled and is,
-//     at the time of the call, in the nsauth group [AdminGroup];
+//   - a person's token: admitted when it was issued to nsauth's terminal
+//     client (Config.TerminalClientID: not a token an app received), and
+//     the user exists, is enabled and is, at the time of the call, in the
+//     nsauth group [AdminGroup];
 //   - a machine client's token: admitted when it carries [AdminScope] and
 //     the client exists and is enabled;
 //   - anything else: PermissionDenied, saying what is missing.
-func (s *Service) Interceptor() connect.Interceptor { return authorizer{s} }
+func (s *callerRPC) Interceptor() connect.Interceptor { return authorizer{s} }
 
-type authorizer struct{ s *Service }
+type authorizer struct{ s *callerRPC }
 
 func (a authorizer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
@@ -70,13 +72,16 @@ func (a authorizer) WrapStreamingHandler(next connect.StreamingHandlerFunc) conn
 }
 
 // authorize judges the verified claims in ctx.
-func (s *Service) authorize(ctx context.Context) (Caller, error) {
+func (s *callerRPC) authorize(ctx context.Context) (Caller, error) {
 	claims, ok := authn.ClaimsFromContext(ctx)
 	if !ok || claims == nil || claims.Subject == "" {
 		return Caller{}, connect.NewError(connect.CodeUnauthenticated, errors.New(authn.UnauthenticatedMessage))
 	}
 	if claims.Machine() {
 		return s.authorizeMachine(ctx, claims)
+	}
+	if id := s.cfg.TerminalClientID; id != "" && claims.ClientID != id {
+		return Caller{}, denied(fmt.Sprintf("the token was issued to the app %q; the admin API takes the tokens of nsauth login", claims.ClientID))
 	}
 	u, err := s.cfg.Store.UserByID(ctx, claims.Subject)
 	switch {
@@ -97,7 +102,7 @@ func (s *Service) authorize(ctx context.Context) (Caller, error) {
 	return Caller{Actor: u.Username, Subject: u.ID}, nil
 }
 
-func (s *Service) authorizeMachine(ctx context.Context, claims *authn.Claims) (Caller, error) {
+func (s *callerRPC) authorizeMachine(ctx context.Context, claims *authn.Claims) (Caller, error) {
 	if !slices.Contains(claims.Scopes, AdminScope) {
 		return Caller{}, denied(fmt.Sprintf("the machine client's token lacks the scope %q", AdminScope))
 	}
@@ -114,7 +119,7 @@ func (s *Service) authorizeMachine(ctx context.Context, claims *authn.Claims) (C
 }
 
 // isAdmin reports whether the user is in AdminGroup now.
-func (s *Service) isAdmin(ctx context.Context, userID string) (bool, error) {
+func (s *callerRPC) isAdmin(ctx context.Context, userID string) (bool, error) {
 	return s.cfg.Store.InGroup(ctx, userID, AdminGroup)
 }
 
@@ -122,7 +127,7 @@ func denied(why string) error {
 	return connect.NewError(connect.CodePermissionDenied, errors.New("not an nsauth administrator: "+why))
 }
 
-func (s *Service) authzError(ctx context.Context, err error) error {
+func (s *callerRPC) authzError(ctx context.Context, err error) error {
 	s.cfg.Log.ErrorContext(ctx, "authorizing an admin call", "error", err)
 	return toConnect(err, "caller")
 }

@@ -93,12 +93,7 @@ func precondition(format string, args ...any) error {
 	return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(format, args...))
 }
 
-// notFound is a NotFound error, "no " + what.
-func notFound(what string) error {
-	return connect.NewError(connect.CodeNotFound, fmt.Errorf("no %s", what))
-}
-
-// quoted is what toConnect and notFound name: kind "user", name "bob" →
+// quoted is what toConnect names: kind "user", name "bob" →
 // `user "bob"`.
 func quoted(kind, name string) string {
 	return fmt.Sprintf("%s %q", kind, name)
@@ -111,14 +106,6 @@ func unix(t time.Time) int64 {
 		return 0
 	}
 	return t.Unix()
-}
-
-// unixPtr is unix(*t), zero for nil.
-func unixPtr(t *time.Time) int64 {
-	if t == nil {
-		return 0
-	}
-	return unix(*t)
 }
 
 // fromUnix is the time s seconds after the epoch, the zero time for 0.

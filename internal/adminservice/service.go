@@ -44,14 +44,56 @@ type Config struct {
 	LinkTTL time.Duration
 	// Log receives operational messages; nil discards them.
 	Log *slog.Logger
+	// TerminalClientID is the client `nsauth login` (the AuthService) logs
+	// people in with. A person's token is admitted only when issued to it:
+	// a token an app received when an administrator signed in to it
+	// carries the server's audience too, and must not administer nsauth.
+	// Empty admits a person's token of any client.
+	TerminalClientID string
 }
 
 // Service implements adminv1connect.AdminServiceHandler (and, for calls in
 // process, adminv1connect.AdminServiceClient).
+//
+// Its RPCs are declared on one type per domain (usersRPC in users.go, ...),
+// each embedding the *Service whose config and helpers it uses, and all
+// embedded here, so that the Service has them all and no type has too
+// many methods (STYLE.md's 30).
 type Service struct {
-	adminv1connect.UnimplementedAdminServiceHandler
+	unimplemented
 	cfg Config
+	*usersRPC
+	*auditRPC
+	*callerRPC
+	*groupsRPC
+	*linksRPC
+	*appsRPC
+	*clientsRPC
+	*federationRPC
+	*sessionsRPC
 }
+
+// unimplemented answers the RPCs no domain type declares (Unimplemented),
+// one level deeper than the domain types, so that theirs win.
+type unimplemented struct {
+	adminv1connect.UnimplementedAdminServiceHandler
+}
+
+// The domain types: each embeds the *Service it belongs to. A domain's
+// file declares its RPCs and helpers on its type (func (s *groupsRPC)
+// ListGroups...), reaching the config and the shared helpers through the
+// embedded *Service.
+type (
+	usersRPC      struct{ *Service } // users.go
+	auditRPC      struct{ *Service } // audit.go
+	callerRPC     struct{ *Service } // auth.go, whoami.go
+	groupsRPC     struct{ *Service } // groups.go
+	linksRPC      struct{ *Service } // links.go
+	appsRPC       struct{ *Service } // apps.go
+	clientsRPC    struct{ *Service } // clients.go
+	federationRPC struct{ *Service } // federation.go
+	sessionsRPC   struct{ *Service } // sessions.go
+)
 
 var (
 	_ adminv1connect.AdminServiceHandler = (*Service)(nil)
@@ -66,7 +108,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg}, nil
+	s := &Service{cfg: cfg}
+	s.usersRPC, s.auditRPC, s.callerRPC = &usersRPC{s}, &auditRPC{s}, &callerRPC{s}
+	s.groupsRPC, s.linksRPC, s.appsRPC = &groupsRPC{s}, &linksRPC{s}, &appsRPC{s}
+	s.clientsRPC, s.federationRPC, s.sessionsRPC = &clientsRPC{s}, &federationRPC{s}, &sessionsRPC{s}
+	return s, nil
 }
 
 // Caller is who makes a call: the actor the audit trail names.

@@ -18,7 +18,7 @@ import (
 
 // ListSessions lists the live browser sessions, newest first: every
 // user's, or the user's named.
-func (s *Service) ListSessions(ctx context.Context, req *connect.Request[adminv1.ListSessionsRequest]) (*connect.Response[adminv1.ListSessionsResponse], error) {
+func (s *sessionsRPC) ListSessions(ctx context.Context, req *connect.Request[adminv1.ListSessionsRequest]) (*connect.Response[adminv1.ListSessionsResponse], error) {
 	var userID string
 	if req.Msg.GetUsername() != "" {
 		u, err := s.sessionUser(ctx, req.Msg.GetUsername())
@@ -57,7 +57,7 @@ func (s *Service) ListSessions(ctx context.Context, req *connect.Request[adminv1
 // EndSessions ends the session named by id, or every session of the user
 // named, revoking every token issued to the apps logged in within them.
 // Ending a session that has already ended is no error: it ends none.
-func (s *Service) EndSessions(ctx context.Context, req *connect.Request[adminv1.EndSessionsRequest]) (*connect.Response[adminv1.EndSessionsResponse], error) {
+func (s *sessionsRPC) EndSessions(ctx context.Context, req *connect.Request[adminv1.EndSessionsRequest]) (*connect.Response[adminv1.EndSessionsResponse], error) {
 	id, username := strings.TrimSpace(req.Msg.GetId()), req.Msg.GetUsername()
 	switch {
 	case id == "" && username == "":
@@ -94,7 +94,7 @@ func (s *Service) EndSessions(ctx context.Context, req *connect.Request[adminv1.
 	return connect.NewResponse(&adminv1.EndSessionsResponse{Ended: 1, Username: name, AppLoginsRevoked: revoked}), nil
 }
 
-func (s *Service) endUserSessions(ctx context.Context, username string) (*connect.Response[adminv1.EndSessionsResponse], error) {
+func (s *sessionsRPC) endUserSessions(ctx context.Context, username string) (*connect.Response[adminv1.EndSessionsResponse], error) {
 	u, err := s.sessionUser(ctx, username)
 	if err != nil {
 		return nil, err
@@ -112,7 +112,7 @@ func (s *Service) endUserSessions(ctx context.Context, username string) (*connec
 }
 
 // sessionUser finds the user whose sessions a call names.
-func (s *Service) sessionUser(ctx context.Context, username string) (*store.User, error) {
+func (s *sessionsRPC) sessionUser(ctx context.Context, username string) (*store.User, error) {
 	name, err := store.NormalizeUsername(username)
 	if err != nil {
 		return nil, invalid("username: %v", err)

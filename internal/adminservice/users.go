@@ -22,12 +22,12 @@ func userWhat(username string) string {
 }
 
 // userChanged records the audit.UserChanged event of action on u.
-func (s *Service) userChanged(ctx context.Context, u *store.User, action string) error {
+func (s *usersRPC) userChanged(ctx context.Context, u *store.User, action string) error {
 	return s.record(ctx, audit.Event{Type: audit.UserChanged, Subject: u.ID, Username: u.Username, Reason: action})
 }
 
 // user reads the user username names; NotFound when there is none.
-func (s *Service) user(ctx context.Context, username string) (*store.User, error) {
+func (s *usersRPC) user(ctx context.Context, username string) (*store.User, error) {
 	if username == "" {
 		return nil, invalid("username is required")
 	}
@@ -39,7 +39,7 @@ func (s *Service) user(ctx context.Context, username string) (*store.User, error
 }
 
 // userProto describes u with its second factors and groups.
-func (s *Service) userProto(ctx context.Context, u *store.User) (*adminv1.User, error) {
+func (s *usersRPC) userProto(ctx context.Context, u *store.User) (*adminv1.User, error) {
 	f, err := s.cfg.Store.SecondFactors(ctx, u.ID)
 	if err != nil {
 		return nil, toConnect(err, userWhat(u.Username))
@@ -101,7 +101,7 @@ func Factors(u *adminv1.User) store.SecondFactors {
 }
 
 // ListUsers lists every user, by username.
-func (s *Service) ListUsers(ctx context.Context, _ *connect.Request[adminv1.ListUsersRequest]) (*connect.Response[adminv1.ListUsersResponse], error) {
+func (s *usersRPC) ListUsers(ctx context.Context, _ *connect.Request[adminv1.ListUsersRequest]) (*connect.Response[adminv1.ListUsersResponse], error) {
 	users, err := s.cfg.Store.ListUsers(ctx)
 	if err != nil {
 		return nil, toConnect(err, "users")
@@ -118,7 +118,7 @@ func (s *Service) ListUsers(ctx context.Context, _ *connect.Request[adminv1.List
 }
 
 // GetUser describes one user.
-func (s *Service) GetUser(ctx context.Context, req *connect.Request[adminv1.GetUserRequest]) (*connect.Response[adminv1.GetUserResponse], error) {
+func (s *usersRPC) GetUser(ctx context.Context, req *connect.Request[adminv1.GetUserRequest]) (*connect.Response[adminv1.GetUserResponse], error) {
 	u, err := s.user(ctx, req.Msg.GetUsername())
 	if err != nil {
 		return nil, err
@@ -144,7 +144,7 @@ func hashPassword(pw string) (string, error) {
 
 // CreateUser creates a user, with a password or without one (who then
 // signs in after an invite link, or through a connector).
-func (s *Service) CreateUser(ctx context.Context, req *connect.Request[adminv1.CreateUserRequest]) (*connect.Response[adminv1.CreateUserResponse], error) {
+func (s *usersRPC) CreateUser(ctx context.Context, req *connect.Request[adminv1.CreateUserRequest]) (*connect.Response[adminv1.CreateUserResponse], error) {
 	m := req.Msg
 	username, err := store.NormalizeUsername(m.GetUsername())
 	if err != nil {
@@ -186,7 +186,7 @@ func (s *Service) CreateUser(ctx context.Context, req *connect.Request[adminv1.C
 
 // SetUserPassword sets a user's password, which revokes its tokens, and
 // with reset_factors removes its second factors too.
-func (s *Service) SetUserPassword(ctx context.Context, req *connect.Request[adminv1.SetUserPasswordRequest]) (*connect.Response[adminv1.SetUserPasswordResponse], error) {
+func (s *usersRPC) SetUserPassword(ctx context.Context, req *connect.Request[adminv1.SetUserPasswordRequest]) (*connect.Response[adminv1.SetUserPasswordResponse], error) {
 	u, err := s.user(ctx, req.Msg.GetUsername())
 	if err != nil {
 		return nil, err
@@ -217,7 +217,7 @@ func (s *Service) SetUserPassword(ctx context.Context, req *connect.Request[admi
 }
 
 // SetUserDisabled disables a user (revoking its tokens) or enables it.
-func (s *Service) SetUserDisabled(ctx context.Context, req *connect.Request[adminv1.SetUserDisabledRequest]) (*connect.Response[adminv1.SetUserDisabledResponse], error) {
+func (s *usersRPC) SetUserDisabled(ctx context.Context, req *connect.Request[adminv1.SetUserDisabledRequest]) (*connect.Response[adminv1.SetUserDisabledResponse], error) {
 	u, err := s.user(ctx, req.Msg.GetUsername())
 	if err != nil {
 		return nil, err
@@ -250,7 +250,7 @@ func (s *Service) SetUserDisabled(ctx context.Context, req *connect.Request[admi
 // browsers that never logged in to it and those of its known browsers)
 // and takes its failures off the client addresses' counters. What an
 // address tried at other accounts still counts.
-func (s *Service) UnlockUser(ctx context.Context, req *connect.Request[adminv1.UnlockUserRequest]) (*connect.Response[adminv1.UnlockUserResponse], error) {
+func (s *usersRPC) UnlockUser(ctx context.Context, req *connect.Request[adminv1.UnlockUserRequest]) (*connect.Response[adminv1.UnlockUserResponse], error) {
 	u, err := s.user(ctx, req.Msg.GetUsername())
 	if err != nil {
 		return nil, err
@@ -266,7 +266,7 @@ func (s *Service) UnlockUser(ctx context.Context, req *connect.Request[adminv1.U
 }
 
 // DeleteUser deletes a user and everything issued to it.
-func (s *Service) DeleteUser(ctx context.Context, req *connect.Request[adminv1.DeleteUserRequest]) (*connect.Response[adminv1.DeleteUserResponse], error) {
+func (s *usersRPC) DeleteUser(ctx context.Context, req *connect.Request[adminv1.DeleteUserRequest]) (*connect.Response[adminv1.DeleteUserResponse], error) {
 	u, err := s.user(ctx, req.Msg.GetUsername())
 	if err != nil {
 		return nil, err
@@ -289,7 +289,7 @@ func (s *Service) DeleteUser(ctx context.Context, req *connect.Request[adminv1.D
 
 // checkGroups normalizes the groups a new user is to join and refuses
 // those that do not exist, before the user is created.
-func (s *Service) checkGroups(ctx context.Context, groups []string) ([]string, error) {
+func (s *usersRPC) checkGroups(ctx context.Context, groups []string) ([]string, error) {
 	names, err := groupNames("groups", groups)
 	if err != nil {
 		return nil, err

@@ -133,6 +133,9 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		Now:    deps.Now,
 		Issuer: issuerURL,
 		Log:    logger.With("component", "admin"),
+		// People administer with the tokens of nsauth login, not those
+		// of the apps they sign in to.
+		TerminalClientID: boot.ClientID,
 		// One-time links (package linkflow).
 		LinkTTL: b.LinkTTL,
 	}); err != nil {

@@ -94,6 +94,7 @@ func TestAppsCommandRefusesBadSettings(t *testing.T) {
 		{"refresh alone", []string{"add", "web", "--redirect-uri", cb, "--grant-type", "refresh_token"}, "--grant-type refresh_token"},
 		{"negative access TTL", []string{"add", "web", "--redirect-uri", cb, "--access-token-ttl", "-1m"}, "--access-token-ttl"},
 		{"tiny refresh TTL", []string{"add", "web", "--redirect-uri", cb, "--refresh-token-ttl", "1ms"}, "--refresh-token-ttl"},
+		{"TTL in fractions of a second", []string{"add", "web", "--redirect-uri", cb, "--access-token-ttl", "1500ms"}, "--access-token-ttl must be a whole number of seconds"},
 		{"not a duration", []string{"add", "web", "--redirect-uri", cb, "--access-token-ttl", "soon"}, "access-token-ttl"},
 		{"relative audience", []string{"add", "web", "--redirect-uri", cb, "--audience", "api"}, "--audience"},
 		{"scope with a space", []string{"add", "web", "--redirect-uri", cb, "--scope", "a b"}, "--scope"},

@@ -81,7 +81,7 @@ func TestClientsCommand(t *testing.T) {
 		if r := runClients(env, "add", "deploy"); r.code == 0 || !strings.Contains(r.errOut, "already exists") {
 			t.Errorf("a second deploy: exit %d %q", r.code, r.errOut)
 		}
-		for _, bad := range [][]string{{"add", "9lives"}, {"add", "x", "--token-ttl", "-1m"}, {"add"}, {"add", "x", "--secret", "s"}, {"disable", "nobody"}} {
+		for _, bad := range [][]string{{"add", "9lives"}, {"add", "x", "--token-ttl", "-1m"}, {"add", "x", "--token-ttl", "1500ms"}, {"add"}, {"add", "x", "--secret", "s"}, {"disable", "nobody"}} {
 			if r := runClients(env, bad...); r.code == 0 {
 				t.Errorf("clients %v succeeded", bad)
 			}

@@ -23,6 +23,7 @@ const ServerProgram = "nsauth-server"
 var serverCommands = []struct{ name, short string }{
 	{"serve", "Run the AuthService server"},
 	{"users", "Manage the built-in provider's user accounts"},
+	{"groups", "Manage the built-in provider's groups"},
 	{"clients", "Manage the built-in provider's machine clients"},
 	{"apps", "Manage the applications people log in to with the built-in provider"},
 	{"sessions", "List and end the built-in provider's browser sessions"},

@@ -61,8 +61,10 @@ func newAuditCommand(a *cli.App) *cobra.Command {
 when refused, never the password), lockouts, authorization codes, refresh
 tokens, logouts and revocations, device approvals, machine grants, the
 changes made with nsauth users, clients and federation (with the system user
-who ran them), and signing-key rotations. Use the same --data-dir or
---database-url as nsauth serve.
+who ran them, or the administrator who called the admin API), and
+signing-key rotations. Use the same --data-dir or --database-url as nsauth
+serve, or --api-url to read it through a running server's admin API as the
+administrator nsauth login --api-url logged in.
 
 Tokens, codes and secrets are never recorded. An event about one carries a
 keyed HMAC of it instead: ` + "`nsauth audit hash`" + ` computes it for a value you hold,
@@ -83,6 +85,7 @@ address, reason and minute, timed at the minute's start, with its count
 		Example: `  nsauth audit --since 1h
   nsauth audit --type login.failed,login.locked_out --user alice
   nsauth audit --follow -o json
+  nsauth audit --follow --api-url https://auth.example.com
   printf '%s' "$REFRESH_TOKEN" | nsauth audit hash
   nsauth audit --since 720h --ref 5d41402abc4b2a76b9719d911017c592`,
 		Args: cli.NoArgs,
@@ -364,6 +367,9 @@ directory's secret.key serves).`,
 	}
 	config.RegisterSecretKeyFlags(cmd.Flags())
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		if err := sc.OfflineOnly("nsauth audit hash"); err != nil {
+			return err
+		}
 		value, err := readSecretLine(a.In)
 		if err != nil {
 			return err

@@ -3,15 +3,16 @@ package servercmd
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
-	"github.com/nsauth/nsauth/internal/audit"
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
@@ -21,9 +22,6 @@ import (
 // clientsOptions holds what every `nsauth clients` subcommand needs.
 type clientsOptions struct {
 	storecmd.Command
-	// newSecret returns a fresh client secret; nil means
-	// store.NewMachineClientSecret.
-	newSecret func() string
 }
 
 // secretWarning goes to standard error whenever a secret is printed.
@@ -44,7 +42,9 @@ access-token-ttl.
 
 The commands work on the provider's store directly (the SQLite database in
 --data-dir, or PostgreSQL at --database-url), so a running server sees the
-changes at once; use the same settings as for nsauth serve.
+changes at once; use the same settings as for nsauth serve. With --api-url
+they go through the admin API of a running server instead, as the admin
+nsauth login logged in.
 
 add and rotate-secret print the client secret once, on standard output; only
 a digest of it is stored. No command takes a secret on its command line.
@@ -58,6 +58,7 @@ once. A client is named by its NAME or its client id.`,
 	}
 	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
+	o.RegisterRemoteFlags(cmd.PersistentFlags())
 
 	var (
 		scopes   []string
@@ -69,8 +70,16 @@ once. A client is named by its NAME or its client id.`,
 		Short: "Create a machine client and print its secret once",
 		Args:  exactlyOneName,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.add(ctx, st, args[0], scopes, tokenTTL, asJSON)
+			name, err := store.NormalizeClientName(args[0])
+			if err != nil {
+				return cli.UsageErrorf("%v", err)
+			}
+			ttl, err := ttlFlag("--token-ttl", tokenTTL)
+			if err != nil {
+				return err
+			}
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return o.add(ctx, api, &adminv1.CreateMachineClientRequest{Name: name, Scopes: scopes, TokenTtlSeconds: ttl}, asJSON)
 			})
 		},
 	}
@@ -83,8 +92,8 @@ once. A client is named by its NAME or its client id.`,
 		Short: "List machine clients",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.list(ctx, st, asJSON)
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return o.list(ctx, api, asJSON)
 			})
 		},
 	}
@@ -95,61 +104,47 @@ once. A client is named by its NAME or its client id.`,
 		Short: "Replace a client's secret, print the new one once, and revoke its tokens",
 		Args:  exactlyOneName,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.rotate(ctx, st, args[0], asJSON)
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return o.rotate(ctx, api, args[0], asJSON)
 			})
 		},
 	}
 	rotate.Flags().BoolVar(&asJSON, "json", false, "print the client id and secret as JSON")
 
-	simple := func(use, short string, run func(ctx context.Context, st *store.Store, c *store.MachineClient) error) *cobra.Command {
+	simple := func(use, short string, run func(ctx context.Context, api adminv1connect.AdminServiceClient, ref string) error) *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " <name>",
 			Short: short,
 			Args:  exactlyOneName,
 			RunE: func(c *cobra.Command, args []string) error {
-				return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-					mc, err := findClient(ctx, st, args[0])
-					if err != nil {
-						return err
-					}
-					return run(ctx, st, mc)
+				return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+					return run(ctx, api, args[0])
 				})
 			},
+		}
+	}
+	setDisabled := func(disabled bool, done string) func(ctx context.Context, api adminv1connect.AdminServiceClient, ref string) error {
+		return func(ctx context.Context, api adminv1connect.AdminServiceClient, ref string) error {
+			res, err := api.SetMachineClientDisabled(ctx, connect.NewRequest(&adminv1.SetMachineClientDisabledRequest{Name: ref, Disabled: disabled}))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.App.ErrOut, done, res.Msg.GetName())
+			return nil
 		}
 	}
 	cmd.AddCommand(
 		add,
 		list,
 		rotate,
-		simple("disable", "Disable a client and revoke its tokens", func(ctx context.Context, st *store.Store, c *store.MachineClient) error {
-			if err := st.SetMachineClientDisabled(ctx, c.ID, true); err != nil {
-				return clientError(c.Name, err)
-			}
-			if err := o.clientChanged(ctx, c, "disabled"); err != nil {
+		simple("disable", "Disable a client and revoke its tokens", setDisabled(true, "Disabled %q and revoked its tokens.\n")),
+		simple("enable", "Enable a disabled client", setDisabled(false, "Enabled %q.\n")),
+		simple("delete", "Delete a client and revoke its tokens", func(ctx context.Context, api adminv1connect.AdminServiceClient, ref string) error {
+			res, err := api.DeleteMachineClient(ctx, connect.NewRequest(&adminv1.DeleteMachineClientRequest{Name: ref}))
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(o.App.ErrOut, "Disabled %q and revoked its tokens.\n", c.Name)
-			return nil
-		}),
-		simple("enable", "Enable a disabled client", func(ctx context.Context, st *store.Store, c *store.MachineClient) error {
-			if err := st.SetMachineClientDisabled(ctx, c.ID, false); err != nil {
-				return clientError(c.Name, err)
-			}
-			if err := o.clientChanged(ctx, c, "enabled"); err != nil {
-				return err
-			}
-			fmt.Fprintf(o.App.ErrOut, "Enabled %q.\n", c.Name)
-			return nil
-		}),
-		simple("delete", "Delete a client and revoke its tokens", func(ctx context.Context, st *store.Store, c *store.MachineClient) error {
-			if err := st.DeleteMachineClient(ctx, c.ID); err != nil {
-				return clientError(c.Name, err)
-			}
-			if err := o.clientChanged(ctx, c, "deleted"); err != nil {
-				return err
-			}
-			fmt.Fprintf(o.App.ErrOut, "Deleted %q and revoked its tokens.\n", c.Name)
+			fmt.Fprintf(o.App.ErrOut, "Deleted %q and revoked its tokens.\n", res.Msg.GetName())
 			return nil
 		}),
 	)
@@ -163,85 +158,48 @@ func exactlyOneName(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// findClient finds a machine client by name, or else by client id.
-func findClient(ctx context.Context, st *store.Store, ref string) (*store.MachineClient, error) {
-	c, err := st.MachineClientByName(ctx, ref)
-	if errors.Is(err, store.ErrNotFound) && strings.HasPrefix(ref, store.MachineClientIDPrefix) {
-		c, err = st.MachineClientByID(ctx, ref)
+// ttlFlag is a lifetime flag in whole seconds, as the admin API takes it.
+func ttlFlag(flag string, d time.Duration) (int64, error) {
+	switch {
+	case d < 0:
+		return 0, cli.UsageErrorf("%s cannot be negative", flag)
+	case d%time.Second != 0:
+		return 0, cli.UsageErrorf("%s must be a whole number of seconds", flag)
 	}
-	if err != nil {
-		return nil, clientError(ref, err)
-	}
-	return c, nil
+	return int64(d / time.Second), nil
 }
 
-func clientError(ref string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no machine client %q", strings.ToLower(ref))
-	}
-	return err
-}
-
-func (o *clientsOptions) secret() string {
-	if o.newSecret != nil {
-		return o.newSecret()
-	}
-	return store.NewMachineClientSecret()
-}
-
-func (o *clientsOptions) add(ctx context.Context, st *store.Store, name string, scopes []string, ttl time.Duration, asJSON bool) error {
-	normalized, err := store.NormalizeClientName(name)
-	if err != nil {
-		return cli.UsageErrorf("%v", err)
-	}
-	if ttl < 0 {
-		return cli.UsageErrorf("--token-ttl cannot be negative")
-	}
-	secret := o.secret()
-	c := &store.MachineClient{Name: normalized, SecretHash: store.HashSecret(secret), Scopes: scopes, TokenTTL: ttl}
-	if err := st.CreateMachineClient(ctx, c); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("machine client %q already exists", normalized)
-		}
-		return err
-	}
-	if err := o.clientChanged(ctx, c, "added"); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.App.ErrOut, "Created machine client %q.\n", c.Name)
-	return o.printSecret(c, secret, asJSON)
-}
-
-func (o *clientsOptions) rotate(ctx context.Context, st *store.Store, ref string, asJSON bool) error {
-	c, err := findClient(ctx, st, ref)
+func (o *clientsOptions) add(ctx context.Context, api adminv1connect.AdminServiceClient, req *adminv1.CreateMachineClientRequest, asJSON bool) error {
+	res, err := api.CreateMachineClient(ctx, connect.NewRequest(req))
 	if err != nil {
 		return err
 	}
-	secret := o.secret()
-	if err := st.SetMachineClientSecret(ctx, c.ID, store.HashSecret(secret)); err != nil {
-		return clientError(c.Name, err)
-	}
-	// Unrecorded, the new secret is never shown: the client stays locked
-	// out until a rotation is recorded.
-	if err := o.clientChanged(ctx, c, "secret_rotated"); err != nil {
+	c := res.Msg.GetClient()
+	fmt.Fprintf(o.App.ErrOut, "Created machine client %q.\n", c.GetName())
+	return o.printSecret(c.GetName(), c.GetId(), res.Msg.GetClientSecret(), asJSON)
+}
+
+func (o *clientsOptions) rotate(ctx context.Context, api adminv1connect.AdminServiceClient, ref string, asJSON bool) error {
+	res, err := api.RotateMachineClientSecret(ctx, connect.NewRequest(&adminv1.RotateMachineClientSecretRequest{Name: ref}))
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.App.ErrOut, "Replaced the secret of %q; the old one no longer works and its tokens are revoked.\n", c.Name)
-	return o.printSecret(c, secret, asJSON)
+	fmt.Fprintf(o.App.ErrOut, "Replaced the secret of %q; the old one no longer works and its tokens are revoked.\n", res.Msg.GetName())
+	return o.printSecret(res.Msg.GetName(), res.Msg.GetClientId(), res.Msg.GetClientSecret(), asJSON)
 }
 
 // printSecret prints a client's id and secret on standard output, the one
 // time the secret is shown, with the warning on standard error.
-func (o *clientsOptions) printSecret(c *store.MachineClient, secret string, asJSON bool) error {
+func (o *clientsOptions) printSecret(name, clientID, secret string, asJSON bool) error {
 	fmt.Fprint(o.App.ErrOut, secretWarning)
 	if asJSON {
 		return json.NewEncoder(o.App.Out).Encode(struct {
 			Name         string `json:"name"`
 			ClientID     string `json:"client_id"`
 			ClientSecret string `json:"client_secret"`
-		}{c.Name, c.ID, secret})
+		}{name, clientID, secret})
 	}
-	_, err := fmt.Fprintf(o.App.Out, "client_id:     %s\nclient_secret: %s\n", c.ID, secret)
+	_, err := fmt.Fprintf(o.App.Out, "client_id:     %s\nclient_secret: %s\n", clientID, secret)
 	return err
 }
 
@@ -255,20 +213,21 @@ type clientJSON struct {
 	Created  time.Time `json:"created_at"`
 }
 
-func (o *clientsOptions) list(ctx context.Context, st *store.Store, asJSON bool) error {
-	clients, err := st.ListMachineClients(ctx)
+func (o *clientsOptions) list(ctx context.Context, api adminv1connect.AdminServiceClient, asJSON bool) error {
+	res, err := api.ListMachineClients(ctx, connect.NewRequest(&adminv1.ListMachineClientsRequest{}))
 	if err != nil {
 		return err
 	}
+	clients := res.Msg.GetClients()
 	if asJSON {
 		out := make([]clientJSON, 0, len(clients))
 		for _, c := range clients {
-			j := clientJSON{Name: c.Name, ClientID: c.ID, Disabled: c.Disabled(), Scopes: c.Scopes, Created: c.CreatedAt.UTC()}
+			j := clientJSON{Name: c.GetName(), ClientID: c.GetId(), Disabled: c.GetDisabledAt() != 0, Scopes: c.GetScopes(), Created: apiTime(c.GetCreatedAt())}
 			if j.Scopes == nil {
 				j.Scopes = []string{}
 			}
-			if c.TokenTTL > 0 {
-				j.TokenTTL = c.TokenTTL.String()
+			if c.GetTokenTtlSeconds() > 0 {
+				j.TokenTTL = apiDuration(c.GetTokenTtlSeconds()).String()
 			}
 			out = append(out, j)
 		}
@@ -280,20 +239,26 @@ func (o *clientsOptions) list(ctx context.Context, st *store.Store, asJSON bool)
 	fmt.Fprintln(tw, "NAME\tCLIENT ID\tSTATUS\tSCOPES\tTOKEN TTL\tCREATED")
 	for _, c := range clients {
 		status := "enabled"
-		if c.Disabled() {
+		if c.GetDisabledAt() != 0 {
 			status = "disabled"
 		}
 		ttl := "default"
-		if c.TokenTTL > 0 {
-			ttl = c.TokenTTL.String()
+		if c.GetTokenTtlSeconds() > 0 {
+			ttl = apiDuration(c.GetTokenTtlSeconds()).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.ID, status, storecmd.OrDash(strings.Join(c.Scopes, ",")), ttl, c.CreatedAt.UTC().Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.GetName(), c.GetId(), status, storecmd.OrDash(strings.Join(c.GetScopes(), ",")), ttl, apiTime(c.GetCreatedAt()).Format(time.DateOnly))
 	}
 	return tw.Flush()
 }
 
-// clientChanged records the audit.ClientChanged event of action on c. The
-// secret is never part of it.
-func (o *clientsOptions) clientChanged(ctx context.Context, c *store.MachineClient, action string) error {
-	return o.Changed(ctx, audit.Event{Type: audit.ClientChanged, Subject: c.ID, ClientID: c.ID, Target: c.Name, Reason: action})
+// apiTime is the time s seconds after the epoch (the admin API's
+// times), the zero time for 0.
+func apiTime(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
 }
+
+// apiDuration is s seconds (the admin API's lifetimes).
+func apiDuration(s int64) time.Duration { return time.Duration(s) * time.Second }

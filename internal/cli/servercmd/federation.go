@@ -2,19 +2,19 @@ package servercmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
-	"github.com/nsauth/nsauth/internal/audit"
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/cli/servercmd/storecmd"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/federation"
-	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/visible"
 )
 
@@ -37,7 +37,8 @@ matches every branch of acme/app, and nothing of another repository or
 event). The subject must match whole. --max-ttl caps the lifetime of the
 tokens the policy yields, below the client's own.
 
-The commands work on the provider's store directly, as nsauth users does.
+The commands work on the provider's store directly, as nsauth users does, or
+with --api-url through the admin API of a running server.
 Deleting a policy revokes the tokens issued under it; deleting its client
 deletes the policy.`,
 		Example: `  nsauth federation add deploy-main --issuer https://token.actions.githubusercontent.com \
@@ -49,6 +50,7 @@ deletes the policy.`,
 	}
 	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
+	o.RegisterRemoteFlags(cmd.PersistentFlags())
 
 	var p federation.Policy
 	var client string
@@ -63,18 +65,17 @@ deletes the policy.`,
 			if err := federation.CheckPolicy(check, configured); err != nil {
 				return cli.UsageErrorf("%v", err)
 			}
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				// The issuer the server serves this database under is known
-				// even when NSAUTH_ISSUER is not in this command's
-				// environment (a derived issuer, another shell).
-				served, err := st.ServedIssuer(ctx)
-				if err != nil {
-					return err
-				}
-				if err := federation.CheckPolicy(check, served); err != nil {
-					return cli.UsageErrorf("%v", err)
-				}
-				return addPolicy(ctx, o, st, p, client)
+			maxTTL, err := ttlFlag("--max-ttl", p.MaxTTL)
+			if err != nil {
+				return err
+			}
+			// The service checks the policy again against the issuer the
+			// server serves its database under, which is known even when
+			// NSAUTH_ISSUER is not in this command's environment (a
+			// derived issuer, another shell).
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return addPolicy(ctx, app, api, &adminv1.FederationPolicy{Name: p.Name, Issuer: p.Issuer, Audience: p.Audience, Subject: p.Subject,
+					Client: client, MaxTtlSeconds: maxTTL})
 			})
 		},
 	}
@@ -89,7 +90,9 @@ deletes the policy.`,
 		Short: "List policies",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error { return listPolicies(ctx, app, st) })
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return listPolicies(ctx, app, api)
+			})
 		},
 	}
 	del := &cobra.Command{
@@ -97,14 +100,8 @@ deletes the policy.`,
 		Short: "Delete a policy and revoke the tokens issued under it",
 		Args:  exactlyOnePolicy,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				if err := st.DeleteFederationPolicy(ctx, args[0]); err != nil {
-					if errors.Is(err, store.ErrNotFound) {
-						return fmt.Errorf("no federation policy %q", args[0])
-					}
-					return err
-				}
-				if err := o.Changed(ctx, audit.Event{Type: audit.FederationChanged, Target: args[0], Reason: "deleted"}); err != nil {
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				if _, err := api.DeleteFederationPolicy(ctx, connect.NewRequest(&adminv1.DeleteFederationPolicyRequest{Name: args[0]})); err != nil {
 					return err
 				}
 				fmt.Fprintf(app.ErrOut, "Deleted the federation policy %q; the tokens issued under it are revoked.\n", args[0])
@@ -123,52 +120,34 @@ func exactlyOnePolicy(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func addPolicy(ctx context.Context, o *storecmd.Command, st *store.Store, p federation.Policy, client string) error {
-	app := o.App
-	c, err := findClient(ctx, st, client)
+func addPolicy(ctx context.Context, app *cli.App, api adminv1connect.AdminServiceClient, p *adminv1.FederationPolicy) error {
+	res, err := api.CreateFederationPolicy(ctx, connect.NewRequest(&adminv1.CreateFederationPolicyRequest{Policy: p}))
 	if err != nil {
 		return err
 	}
-	sp := &store.FederationPolicy{Name: p.Name, Issuer: p.Issuer, Audience: p.Audience, Subject: p.Subject, ClientID: c.ID, MaxTTL: p.MaxTTL}
-	if err := st.CreateFederationPolicy(ctx, sp); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("a federation policy %q already exists", p.Name)
-		}
-		return err
-	}
-	if err := o.Changed(ctx, audit.Event{Type: audit.FederationChanged, ClientID: c.ID, Target: sp.Name, Reason: "added"}); err != nil {
-		return err
-	}
+	sp := res.Msg.GetPolicy()
 	fmt.Fprintf(app.ErrOut, "Added the federation policy %q: tokens of %s for %s whose subject matches %s are exchanged for tokens of %s.\n",
-		sp.Name, sp.Issuer, sp.Audience, sp.Subject, c.Name)
-	if c.Disabled() {
-		fmt.Fprintf(app.ErrOut, "The client %s is disabled: no token is issued until it is enabled.\n", c.Name)
+		sp.GetName(), sp.GetIssuer(), sp.GetAudience(), sp.GetSubject(), sp.GetClient())
+	if res.Msg.GetClientDisabled() {
+		fmt.Fprintf(app.ErrOut, "The client %s is disabled: no token is issued until it is enabled.\n", sp.GetClient())
 	}
 	return nil
 }
 
-func listPolicies(ctx context.Context, app *cli.App, st *store.Store) error {
-	policies, err := st.FederationPolicies(ctx)
+func listPolicies(ctx context.Context, app *cli.App, api adminv1connect.AdminServiceClient) error {
+	res, err := api.ListFederationPolicies(ctx, connect.NewRequest(&adminv1.ListFederationPoliciesRequest{}))
 	if err != nil {
 		return err
-	}
-	clients, err := st.ListMachineClients(ctx)
-	if err != nil {
-		return err
-	}
-	names := make(map[string]string, len(clients))
-	for _, c := range clients {
-		names[c.ID] = c.Name
 	}
 	tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tISSUER\tAUDIENCE\tSUBJECT\tCLIENT\tMAX TTL\tCREATED")
-	for _, p := range policies {
+	for _, p := range res.Msg.GetPolicies() {
 		ttl := "-"
-		if p.MaxTTL > 0 {
-			ttl = p.MaxTTL.String()
+		if p.GetMaxTtlSeconds() > 0 {
+			ttl = apiDuration(p.GetMaxTtlSeconds()).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", visible.Escape(p.Name), visible.Escape(p.Issuer), visible.Escape(p.Audience), visible.Escape(p.Subject), storecmd.OrDash(names[p.ClientID]), ttl,
-			p.CreatedAt.UTC().Format(time.DateOnly))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", visible.Escape(p.GetName()), visible.Escape(p.GetIssuer()), visible.Escape(p.GetAudience()), visible.Escape(p.GetSubject()), storecmd.OrDash(p.GetClient()), ttl,
+			apiTime(p.GetCreatedAt()).Format(time.DateOnly))
 	}
 	return tw.Flush()
 }

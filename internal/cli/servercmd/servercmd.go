@@ -1,5 +1,5 @@
 // Package servercmd holds the commands of nsauth-server that the terminal
-// client does not need: serve, users, clients, keys, federation, audit and
+// client does not need: serve, users, groups, clients, keys, federation, audit and
 // bench here, apps and sessions in package appscmd, connectors in package
 // connectorscmd, all listed in [Commands]; what the store-backed ones share
 // is package storecmd. They
@@ -16,4 +16,4 @@ import (
 )
 
 // Commands are the server's subcommands, for [cli.NewRootCommand].
-var Commands = []cli.NewCommand{newServeCommand, newUsersCommand, newClientsCommand, appscmd.NewAppsCommand, appscmd.NewSessionsCommand, connectorscmd.NewConnectorsCommand, newKeysCommand, newFederationCommand, newAuditCommand, newBenchCommand}
+var Commands = []cli.NewCommand{newServeCommand, newUsersCommand, newGroupsCommand, newClientsCommand, appscmd.NewAppsCommand, appscmd.NewSessionsCommand, connectorscmd.NewConnectorsCommand, newKeysCommand, newFederationCommand, newAuditCommand, newBenchCommand}

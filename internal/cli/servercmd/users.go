@@ -41,7 +41,11 @@ func newUsersCommand(app *cli.App) *cobra.Command {
 		Long: `Manage the accounts people log in with when nsauth serves its built-in OpenID
 provider. The commands work on the provider's store directly (the SQLite
 database in --data-dir, or PostgreSQL at --database-url), so a running server
-sees the changes at once; use the same settings as for nsauth serve.
+sees the changes at once; use the same settings as for nsauth serve. With
+--api-url instead, add, list, passwd, disable, enable, delete, unlock,
+groups, invite and reset-link administer a running server through its
+admin API, as the
+administrator nsauth login --api-url logged in (docs/admin-api.md).
 
 Passwords are read from the terminal without echo, or from the first line of
 standard input when it is not a terminal; never from the command line.
@@ -56,6 +60,7 @@ identity at a connector (nsauth connectors), "unlink" removes it.`,
 		Example: `  nsauth users add alice --name "Alice Liddell" --email alice@example.com
   printf '%s\n' "$PASSWORD" | nsauth users passwd alice
   nsauth users list
+  nsauth users list --api-url https://auth.example.com
   NSAUTH_DATABASE_URL=postgres://nsauth@db/nsauth nsauth users disable bob
   nsauth users unlock admin
   nsauth users totp enroll alice
@@ -155,6 +160,7 @@ they sign in only through it (nsauth users passwd gives them a password later).`
 	)
 	cmd.AddCommand(newUsersLinkCommands(o)...)
 	o.addSecondFactorCommands(cmd)
+	cmd.AddCommand(newUsersGroupsCommand(o))
 	return cmd
 }
 

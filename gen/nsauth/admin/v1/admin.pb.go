@@ -1688,7 +1688,9 @@ func (x *App) GetBroker() bool {
 }
 
 // AppSettings are what CreateApp and UpdateApp set. In UpdateApp only the
-// fields named in update_mask change (their names as in this message).
+// fields named in update_mask change (their names as in this message),
+// except public, which is chosen once, when the app is added. Lifetimes
+// are in seconds, zero meaning the server's.
 type AppSettings struct {
 	state                  protoimpl.MessageState `protogen:"open.v1"`
 	DisplayName            string                 `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
@@ -2800,9 +2802,11 @@ func (x *RotateMachineClientSecretRequest) GetName() string {
 }
 
 type RotateMachineClientSecretResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	ClientSecret  string                 `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClientId     string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientSecret string                 `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	// The client's name (the request may name it by its client id).
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2847,6 +2851,13 @@ func (x *RotateMachineClientSecretResponse) GetClientId() string {
 func (x *RotateMachineClientSecretResponse) GetClientSecret() string {
 	if x != nil {
 		return x.ClientSecret
+	}
+	return ""
+}
+
+func (x *RotateMachineClientSecretResponse) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -2904,8 +2915,10 @@ func (x *SetMachineClientDisabledRequest) GetDisabled() bool {
 }
 
 type SetMachineClientDisabledResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Changed       bool                   `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Changed bool                   `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	// The client's name (the request may name it by its client id).
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2945,6 +2958,13 @@ func (x *SetMachineClientDisabledResponse) GetChanged() bool {
 		return x.Changed
 	}
 	return false
+}
+
+func (x *SetMachineClientDisabledResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type DeleteMachineClientRequest struct {
@@ -2992,7 +3012,9 @@ func (x *DeleteMachineClientRequest) GetName() string {
 }
 
 type DeleteMachineClientResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The client's name (the request may name it by its client id).
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3025,6 +3047,13 @@ func (x *DeleteMachineClientResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use DeleteMachineClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMachineClientResponse) Descriptor() ([]byte, []int) {
 	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *DeleteMachineClientResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type FederationPolicy struct {
@@ -4186,18 +4215,21 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\x06client\x18\x01 \x01(\v2\x1e.nsauth.admin.v1.MachineClientR\x06client\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"6\n" +
 	" RotateMachineClientSecretRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"e\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"y\n" +
 	"!RotateMachineClientSecretResponse\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
-	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"Q\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"Q\n" +
 	"\x1fSetMachineClientDisabledRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"<\n" +
+	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"P\n" +
 	" SetMachineClientDisabledResponse\x12\x18\n" +
-	"\achanged\x18\x01 \x01(\bR\achanged\"0\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"0\n" +
 	"\x1aDeleteMachineClientRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x1d\n" +
-	"\x1bDeleteMachineClientResponse\"\xd3\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"1\n" +
+	"\x1bDeleteMachineClientResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xd3\x01\n" +
 	"\x10FederationPolicy\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1a\n" +

@@ -59,7 +59,9 @@ flag given replaces that whole list; settings not given are kept.
 
 The commands work on the provider's store directly (the SQLite database in
 --data-dir, or PostgreSQL at --database-url), so a running server sees the
-changes at once; use the same settings as for nsauth serve. Rotating an
+changes at once; use the same settings as for nsauth serve. With --api-url
+they go through the admin API of a running server instead, as the admin
+nsauth login logged in (apps consents works on the store only). Rotating an
 app's secret, disabling it or deleting it revokes its tokens at once.`,
 		Example: `  nsauth apps add neosync --display-name Neosync \
       --redirect-uri https://neosync.example.com/api/auth/callback/nsauth \
@@ -76,6 +78,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 	}
 	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
+	o.RegisterRemoteFlags(cmd.PersistentFlags())
 
 	var addFlags appFlags
 	add := &cobra.Command{

@@ -41,6 +41,9 @@ revoke or nsauth apps rotate-secret do).`,
 		Short: "List consents",
 		Args:  cli.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if err := o.OfflineOnly("nsauth apps consents"); err != nil {
+				return err
+			}
 			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
 				return o.listConsents(ctx, st, user, asJSON)
 			})
@@ -55,6 +58,9 @@ revoke or nsauth apps rotate-secret do).`,
 		Short: "Forget what a user allowed an app, so that it asks again",
 		Args:  exactlyOneApp,
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.OfflineOnly("nsauth apps consents"); err != nil {
+				return err
+			}
 			if revokeUser == "" {
 				return cli.UsageErrorf("%s needs --user, the user whose consent to revoke", c.CommandPath())
 			}

@@ -34,7 +34,7 @@ user signs out of an app, after --session-idle-timeout without use, after
 Revoking a session ends it and revokes every token issued to the apps the
 user signed in to within it; nsauth sessions revoke --user ends every session
 of a user. The commands work on the provider's store directly, as nsauth users
-does.`,
+does, or with --api-url through the admin API of a running server.`,
 		Example: `  nsauth sessions list --user alice
   nsauth sessions revoke 3f0c2a9e-5d1b-4d55-9a57-1f1d2b6f8e01
   nsauth sessions revoke --user alice`,
@@ -42,6 +42,7 @@ does.`,
 	}
 	o.Parent = cmd
 	config.RegisterStoreFlags(cmd.PersistentFlags())
+	o.RegisterRemoteFlags(cmd.PersistentFlags())
 
 	var (
 		user   string

@@ -46,6 +46,11 @@ func (o *Command) WithStore(ctx context.Context, fn func(context.Context, *store
 
 // WithStoreOpenedBy is WithStore with the store opened by open.
 func (o *Command) WithStoreOpenedBy(ctx context.Context, open func(context.Context, config.Store) (*store.Store, error), fn func(context.Context, *store.Store) error) error {
+	if err := o.OfflineOnly("this command"); err != nil {
+		// A command that opens the store must not do so when asked to
+		// administer a server through its admin API.
+		return err
+	}
 	loc, err := LoadExistingStore(o.Parent.PersistentFlags(), o.App.Getenv)
 	if err != nil {
 		return err
