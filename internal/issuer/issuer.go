@@ -78,6 +78,7 @@ import (
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/clientaddr"
 	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/issuer/accountflow"
 	"github.com/nsauth/nsauth/internal/issuer/attempts"
 	"github.com/nsauth/nsauth/internal/issuer/authflow"
 	"github.com/nsauth/nsauth/internal/issuer/backchannel"
@@ -324,6 +325,8 @@ type Issuer struct {
 	connectors *connectorflow.Flow
 	// links serves one-time account links (package linkflow).
 	links *linkflow.Flow
+	// account serves the account page (package accountflow).
+	account *accountflow.Flow
 }
 
 // New validates cfg and returns an Issuer. It generates the first signing
@@ -591,6 +594,9 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
+	i.account = accountflow.New(accountflow.Config{Store: i.st, Sessions: i.sessions, Events: i.events, Pages: i.pages,
+		CSRF: i.csrf, Guard: i.guard, Refusals: i.refusals, Passkeys: i.passkeys, Clients: i.cfg.Clients, Issuer: i.cfg.Issuer,
+		AuthorizePath: endpoints().Authorization.Relative(), Secure: i.secure, Backchannel: logouts, Now: i.cfg.Now, Log: i.log})
 	endSession := endsession.New(endsession.Config{Issuer: i.cfg.Issuer, Now: i.cfg.Now, Store: i.st, Provider: provider,
 		Sessions: i.sessions, Backchannel: logouts,
 		Events: i.events, Pages: endSessionPages{pages: i.pages, csrf: i.csrf}, Log: i.log})
@@ -600,7 +606,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 
 	rt := &routes{mux: http.NewServeMux(), guard: i.forms}
 	rt.handle(endpoints().Authorization.Relative(), i.limitAuthorize(authorizationResponses(i.cfg.Issuer, i.cfg.Issuer+loginPath, oidcHandler)))
-	for _, fr := range slices.Concat(i.flow.Routes(), i.connectors.Routes(), i.links.Routes()) {
+	for _, fr := range slices.Concat(i.flow.Routes(), i.connectors.Routes(), i.links.Routes(), i.account.Routes()) {
 		switch {
 		case fr.Form == nil && fr.Limited:
 			rt.handle(fr.Pattern, i.limitAuthorize(fr.Handler))

@@ -21,6 +21,9 @@
   var button = document.getElementById("passkey-button");
   var status = document.getElementById("passkey-status");
   var mode = form.elements.mode.value;
+  // Where the ceremony begins: the login's endpoint unless the form names
+  // another (the account page's, data-begin).
+  var beginPath = form.getAttribute("data-begin") || "/login/passkey/begin";
 
   function toBuffer(s) {
     var b64 = s.replace(/-/g, "+").replace(/_/g, "/");
@@ -51,7 +54,7 @@
   }
 
   function begin() {
-    return fetch("/login/passkey/begin", {
+    return fetch(beginPath, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": form.elements.csrf.value },
