@@ -57,7 +57,7 @@ func TestUsersInviteAndResetLink(t *testing.T) {
 			t.Fatalf("the invited user: %+v, %v", bob, err)
 		}
 		l, err := st.LinkBySecret(ctx, first)
-		if err != nil || l.Purpose != store.LinkInvite || l.UserID != bob.ID || l.ExpiresAt.Sub(time.Now()) > 2*time.Hour {
+		if err != nil || l.Purpose != store.LinkInvite || l.UserID != bob.ID || time.Until(l.ExpiresAt) > 2*time.Hour {
 			t.Fatalf("the stored link: %+v, %v", l, err)
 		}
 		// Again: the user exists, the new link replaces the old one.
