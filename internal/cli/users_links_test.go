@@ -105,6 +105,15 @@ func TestUsersInviteAndResetLink(t *testing.T) {
 		if r := runUsers(env, nil, "reset-link", "bob"); r.code != 1 || !strings.Contains(r.errOut, `user "bob" is disabled: enable it first`) {
 			t.Fatalf("reset-link of a disabled user: exit %d\n%s", r.code, r.errOut)
 		}
+		// NSAUTH_LINK_TTL is the lifetime when --ttl is not given.
+		withTTL := map[string]string{"NSAUTH_LINK_TTL": "3h"}
+		for k, v := range env {
+			withTTL[k] = v
+		}
+		early := linkOf(t, runUsers(withTTL, nil, "invite", "early"))
+		if l, err := st.LinkBySecret(ctx, early); err != nil || time.Until(l.ExpiresAt) > 3*time.Hour || time.Until(l.ExpiresAt) < 170*time.Minute {
+			t.Fatalf("a link under NSAUTH_LINK_TTL=3h: %+v, %v", l, err)
+		}
 		events, err := st.AuditEvents(ctx, store.AuditFilter{})
 		if err != nil {
 			t.Fatal(err)
@@ -118,6 +127,9 @@ func TestUsersInviteAndResetLink(t *testing.T) {
 			}
 			switch e.Type {
 			case audit.LinkCreated, audit.LinkRevoked:
+				if e.Username != "bob" {
+					continue
+				}
 				if e.Target == "" || e.Actor == "" || e.Subject != bob.ID {
 					t.Errorf("%s without a ref, an actor or the user: %+v", e.Type, e)
 				}
