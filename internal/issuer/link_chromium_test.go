@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
@@ -68,7 +69,7 @@ func TestInviteToAccountInChromium(t *testing.T) {
 			css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 			virtualAuthenticator(t, c)
 
-			const first, second = "bob-first-password-1", "bob-second-password-2"
+			const first, second, third = "bob-first-password-1", "bob-second-password-2", "bob-third-password-3"
 			c.Do(t, "opening the invite link",
 				chromedp.Navigate(link),
 				chromedp.WaitVisible(css("#password2")),
@@ -133,6 +134,29 @@ func TestInviteToAccountInChromium(t *testing.T) {
 				t.Fatalf("new recovery codes: %q", fresh)
 			}
 
+			// A reset link: the new password needs the passkey bob has.
+			code, out, errOut = e.users(t, "reset-link", "bob")
+			if code != 0 {
+				t.Fatalf("nsauth users reset-link: exit %d\n%s", code, errOut)
+			}
+			reset := strings.TrimSpace(out)
+			c.Do(t, "a reset link proven with the passkey",
+				chromedp.Navigate(reset),
+				chromedp.WaitVisible(css("#passkey-button")),
+				chromedp.SendKeys(css("#password"), third),
+				chromedp.SendKeys(css("#password2"), third),
+				chromedp.Click(css("#passkey-button")),
+				chromedp.WaitVisible(css("#sessions")),
+			)
+			if loc := issuertest.Get(t, c, chromedp.Evaluate[string](`location.pathname`)); loc != "/account" {
+				t.Fatalf("the reset link ends at %s, want /account", loc)
+			}
+			if evs := trailEvents(t, e.trail); !slices.ContainsFunc(evs, func(ev audit.Event) bool {
+				return ev.Type == audit.PasskeyUsed && ev.Reason == "reset_link" && ev.Subject == bob.ID
+			}) {
+				t.Fatal("no passkey.used (reset_link) in the audit trail")
+			}
+
 			c.Do(t, "removing the passkey",
 				chromedp.Navigate(h.url+"/account"),
 				chromedp.WaitVisible(css("form[action='/account/passkeys/remove'] button")),
@@ -145,7 +169,7 @@ func TestInviteToAccountInChromium(t *testing.T) {
 
 			// Another browser (no factor is asked any more), signed out
 			// from here.
-			other := otherSession(t, h, "bob", second, "")
+			other := otherSession(t, h, "bob", third, "")
 			if h.introspect(other.AccessToken)["active"] != true {
 				t.Fatal("the other browser's access token is not active")
 			}
@@ -165,7 +189,8 @@ func TestInviteToAccountInChromium(t *testing.T) {
 			e.trail.auditor.FlushRefusals(ctx, true)
 			_, records := e.trail.records(t)
 			u, _ := url.Parse(link)
-			for _, s := range []string{u.Query().Get("link"), first, second} {
+			r, _ := url.Parse(reset)
+			for _, s := range []string{u.Query().Get("link"), r.Query().Get("link"), first, second, third} {
 				if strings.Contains(records, s) || strings.Contains(e.logs.String(), s) {
 					t.Fatalf("a secret (%q) is in the audit trail or the log", s)
 				}
