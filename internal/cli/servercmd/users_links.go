@@ -87,7 +87,7 @@ func newUsersResetLinkCommand(o *usersOptions) *cobra.Command {
 		Short: "Print a one-time link with which a user sets a new password",
 		Long: `Print a password reset link: its holder sets a new password for the user in
 the browser. A user who has a second factor must also give one of them (a
-code of their authenticator app, or a recovery code), so that the link alone
+code of their authenticator app, a recovery code or a passkey), so that the link alone
 never takes an account a factor protects; a user without one is offered to
 set one up (required under NSAUTH_MFA=required). The new password ends the
 user's other sessions and revokes their tokens.
