@@ -173,6 +173,15 @@ func TestAccountPageSessionGate(t *testing.T) {
 				t.Errorf("signing in again did not make the session recent:\n%s", back.Body)
 			}
 		})
+		t.Run("the app deleted", func(t *testing.T) {
+			// An administrator deleted the account page's app: a minute
+			// later the page registers it again.
+			if err := h.st.DeleteApp(ctx, "nsauth-account"); err != nil {
+				t.Fatal(err)
+			}
+			h.clock.Advance(2 * time.Minute)
+			h.accountLogin(issuertest.NewBrowser(t), false)
+		})
 		t.Run("callback without the state", func(t *testing.T) {
 			// Another browser sent to the callback (a link someone
 			// was given) goes nowhere.

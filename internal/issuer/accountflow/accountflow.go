@@ -119,8 +119,9 @@ type deps struct {
 	// (nil when passkeys are unavailable).
 	mfa      *mfa.Checker
 	passkeys *passkey.Verifier
-	// appReady: the account page's app is registered.
-	appReady atomic.Bool
+	// appChecked is when the account page's app was last found
+	// registered (Unix nanoseconds of cfg.Now), zero for never.
+	appChecked atomic.Int64
 	// sections reads the factors' sections for the page (Flow,
 	// factors*.go).
 	sections sections

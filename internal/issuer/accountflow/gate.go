@@ -115,11 +115,17 @@ func (d *deps) toLoginWith(w http.ResponseWriter, r *http.Request, extra url.Val
 	http.Redirect(w, r, d.cfg.Issuer+d.cfg.AuthorizePath+"?"+q.Encode(), http.StatusSeeOther)
 }
 
+// appCheckEvery is how often ensureApp looks again: an administrator may
+// have deleted the app (nsauth apps delete), and a flood of logins begun
+// must not cost a write each.
+const appCheckEvery = time.Minute
+
 // ensureApp registers the account page's app unless it exists: a
 // confidential, first-party app whose only redirect URI is the callback
 // and whose secret nobody knows. An existing one is left as it is.
 func (d *deps) ensureApp(r *http.Request) error {
-	if d.appReady.Load() {
+	now := d.cfg.Now()
+	if last := d.appChecked.Load(); last != 0 && now.Sub(time.Unix(0, last)) < appCheckEvery {
 		return nil
 	}
 	created, err := d.st.EnsureClient(r.Context(), &store.Client{ID: AppID, DisplayName: "Your account",
@@ -133,7 +139,7 @@ func (d *deps) ensureApp(r *http.Request) error {
 	if created {
 		_ = d.cfg.Events.Record(r.Context(), audit.Event{Type: audit.AppAdded, ClientID: AppID, Reason: "account_page"})
 	}
-	d.appReady.Store(true)
+	d.appChecked.Store(now.UnixNano())
 	return nil
 }
 
