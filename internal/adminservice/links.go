@@ -2,6 +2,7 @@ package adminservice
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"connectrpc.com/connect"
@@ -87,6 +88,27 @@ func (s *Service) RevokeUserLink(ctx context.Context, req *connect.Request[admin
 		}
 	}
 	return connect.NewResponse(&adminv1.RevokeUserLinkResponse{Revoked: len(revoked) > 0}), nil
+}
+
+// liveLink returns u's live link, nil when there is none: read before an
+// act that deletes it with the user (disabling, deleting), for linkEnded.
+func (s *Service) liveLink(ctx context.Context, u *store.User) (*store.Link, error) {
+	l, err := s.cfg.Store.UserLink(ctx, u.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, toConnect(err, userWhat(u.Username))
+	}
+	return l, nil
+}
+
+// linkEnded audits link l (nil: none) of u as revoked, for reason.
+func (s *Service) linkEnded(ctx context.Context, u *store.User, l *store.Link, reason string) error {
+	if l == nil {
+		return nil
+	}
+	return s.linkEvent(ctx, audit.LinkRevoked, u, l, reason)
 }
 
 // linkEvent records an event of link l of user u: the ref, never the

@@ -224,6 +224,10 @@ func (s *usersRPC) SetUserDisabled(ctx context.Context, req *connect.Request[adm
 	}
 	disabled := req.Msg.GetDisabled()
 	changed := u.Disabled() != disabled
+	link, err := s.liveLink(ctx, u) // the store deletes it with the disable (links.go)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.cfg.Store.SetDisabled(ctx, u.Username, disabled); err != nil {
 		return nil, toConnect(err, userWhat(u.Username))
 	}
@@ -233,6 +237,11 @@ func (s *usersRPC) SetUserDisabled(ctx context.Context, req *connect.Request[adm
 	}
 	if err := s.userChanged(ctx, u, action); err != nil {
 		return nil, err
+	}
+	if disabled {
+		if err := s.linkEnded(ctx, u, link, "user_disabled"); err != nil {
+			return nil, err
+		}
 	}
 	return connect.NewResponse(&adminv1.SetUserDisabledResponse{Changed: changed}), nil
 }
@@ -262,10 +271,17 @@ func (s *usersRPC) DeleteUser(ctx context.Context, req *connect.Request[adminv1.
 	if err != nil {
 		return nil, err
 	}
+	link, err := s.liveLink(ctx, u) // deleted with the user (links.go)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.cfg.Store.DeleteUser(ctx, u.Username); err != nil {
 		return nil, toConnect(err, userWhat(u.Username))
 	}
 	if err := s.userChanged(ctx, u, "deleted"); err != nil {
+		return nil, err
+	}
+	if err := s.linkEnded(ctx, u, link, "user_deleted"); err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&adminv1.DeleteUserResponse{}), nil

@@ -164,6 +164,9 @@ type Store struct {
 	// the store fail when its audit event cannot be recorded, as it makes
 	// the server's requests fail.
 	AuditRequired bool
+	// LinkTTL (NSAUTH_LINK_TTL) is how long a one-time link a command
+	// makes stays valid unless its --ttl says otherwise.
+	LinkTTL time.Duration
 }
 
 // LoadStore reads --data-dir and --database-url (and their variables); fs
@@ -174,6 +177,7 @@ func LoadStore(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*Store, e
 	st := &Store{}
 	loadStoreLocation(src, &st.DataDir, &st.DatabaseURL, bad)
 	st.AuditRequired, _ = read[bool](src, sAuditRequired, bad)
+	st.LinkTTL, _ = read[time.Duration](src, sLinkTTL, bad)
 	if err := result(); err != nil {
 		return nil, err
 	}

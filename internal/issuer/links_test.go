@@ -101,7 +101,7 @@ func wantAccount(t *testing.T, p *issuertest.Page) {
 	t.Fatal("no browser session was started")
 }
 
-func wantStatus(t *testing.T, what string, p *issuertest.Page, status int, text string) {
+func wantLinkPage(t *testing.T, what string, p *issuertest.Page, status int, text string) {
 	t.Helper()
 	if p.Response.StatusCode != status || !strings.Contains(p.Body, text) {
 		t.Fatalf("%s: HTTP %d, want %d with %q:\n%s", what, p.Response.StatusCode, status, text, p.Body)
@@ -150,18 +150,18 @@ func TestInviteLinkSetsPasswordAndSignsIn(t *testing.T) {
 		secret, l := h.makeLink(t, h.bob, store.LinkInvite, time.Hour)
 		b := issuertest.NewBrowser(t)
 		page := h.openAccountLink(t, b, secret)
-		wantStatus(t, "the link's page", page, http.StatusOK, `action="/link"`)
+		wantLinkPage(t, "the link's page", page, http.StatusOK, `action="/link"`)
 		if strings.Contains(page.Body, secret) || page.Response.Header.Get("Cache-Control") != "no-store" {
 			t.Fatalf("the page holds the secret or may be cached:\n%s", page.Body)
 		}
-		wantStatus(t, "two passwords", b.Post(t, page, "/link", url.Values{"password": {bobPassword}, "password2": {bobPassword + "x"}}),
+		wantLinkPage(t, "two passwords", b.Post(t, page, "/link", url.Values{"password": {bobPassword}, "password2": {bobPassword + "x"}}),
 			http.StatusBadRequest, "not the same")
-		wantStatus(t, "a short password", setPassword(t, b, page, "short", nil), http.StatusBadRequest, "")
+		wantLinkPage(t, "a short password", setPassword(t, b, page, "short", nil), http.StatusBadRequest, "")
 		if _, err := h.st.LinkBySecret(ctx, secret); err != nil {
 			t.Fatalf("a refused password used the link: %v", err)
 		}
 		offer := setPassword(t, b, page, bobPassword, nil)
-		wantStatus(t, "the factor's offer", offer, http.StatusOK, `action="/link/later"`)
+		wantLinkPage(t, "the factor's offer", offer, http.StatusOK, `action="/link/later"`)
 		if !strings.Contains(offer.Body, `action="/link/totp"`) {
 			t.Fatalf("no authenticator app offered:\n%s", offer.Body)
 		}
@@ -169,7 +169,7 @@ func TestInviteLinkSetsPasswordAndSignsIn(t *testing.T) {
 		if _, err := h.st.LinkBySecret(ctx, secret); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("the link is still there after use: %v", err)
 		}
-		wantStatus(t, "the link again", h.openAccountLink(t, issuertest.NewBrowser(t), secret), http.StatusBadRequest, "This link is not valid")
+		wantLinkPage(t, "the link again", h.openAccountLink(t, issuertest.NewBrowser(t), secret), http.StatusBadRequest, "This link is not valid")
 		if loc := issuertest.NewBrowser(t).Login(t, h.authorizeURL(oauth2.GenerateVerifier(), nil), "bob", bobPassword); loc.Query().Get("code") == "" {
 			t.Fatalf("the new password does not log in: %s", loc)
 		}
@@ -199,7 +199,7 @@ func TestAccountLinkAttacks(t *testing.T) {
 			for i, pw := range passwords {
 				br := issuertest.NewBrowser(t)
 				page := h.openAccountLink(t, br, secret)
-				wantStatus(t, "the link's page", page, http.StatusOK, `action="/link"`)
+				wantLinkPage(t, "the link's page", page, http.StatusOK, `action="/link"`)
 				req := br.PostRequest(t, page, "/link", url.Values{"password": {pw}, "password2": {pw}})
 				sent[i] = issuertest.Sent{From: issuertest.Source{IP: "127.0.0.1"}, Host: req.URL.Host, Request: req}
 			}
@@ -234,16 +234,16 @@ func TestAccountLinkAttacks(t *testing.T) {
 			// page gives one) but not the link's cookie.
 			attacker := issuertest.NewBrowser(t)
 			own := attacker.Open(t, h.authorizeURL(oauth2.GenerateVerifier(), nil))
-			wantStatus(t, "the attacker's password", setPassword(t, attacker, own, "attacker-password", nil), http.StatusBadRequest, "Open the link you were given again")
+			wantLinkPage(t, "the attacker's password", setPassword(t, attacker, own, "attacker-password", nil), http.StatusBadRequest, "Open the link you were given again")
 			if _, err := h.st.LinkBySecret(ctx, secret); err != nil {
 				t.Fatalf("another browser used the link: %v", err)
 			}
 			offer := setPassword(t, victim, page, bobPassword, nil)
-			wantStatus(t, "the factor's offer", offer, http.StatusOK, `action="/link/later"`)
+			wantLinkPage(t, "the factor's offer", offer, http.StatusOK, `action="/link/later"`)
 			// The step's token, seen over the victim's shoulder, with the
 			// attacker's own CSRF token.
 			stolen := attacker.Post(t, own, "/link/later", url.Values{"token": {offer.Form.Get("token")}})
-			wantStatus(t, "the stolen step", stolen, http.StatusBadRequest, "This took too long")
+			wantLinkPage(t, "the stolen step", stolen, http.StatusBadRequest, "This took too long")
 			for _, c := range stolen.Response.Cookies() {
 				if c.Name == "nsauth_session" && c.Value != "" {
 					t.Fatal("the attacker got a session")
@@ -285,14 +285,14 @@ func TestAccountLinkAttacks(t *testing.T) {
 				var got *issuertest.Page
 				if c.afterOpen {
 					page := h.openAccountLink(t, b, secret)
-					wantStatus(t, "the link's page", page, http.StatusOK, `action="/link"`)
+					wantLinkPage(t, "the link's page", page, http.StatusOK, `action="/link"`)
 					c.spoil(h)
 					got = setPassword(t, b, page, bobPassword, nil)
 				} else {
 					c.spoil(h)
 					got = h.openAccountLink(t, b, secret)
 				}
-				wantStatus(t, "the spoilt link", got, http.StatusBadRequest, "This link is not valid")
+				wantLinkPage(t, "the spoilt link", got, http.StatusBadRequest, "This link is not valid")
 				if len(h.events(t, audit.LinkUsed)) != 0 {
 					t.Fatal("a spoilt link was used")
 				}
@@ -338,10 +338,10 @@ func TestResetLinkAsksTheFactor(t *testing.T) {
 				secret, l := h.makeLink(t, h.alice, store.LinkReset, time.Hour)
 				b := issuertest.NewBrowser(t)
 				page := h.openAccountLink(t, b, secret)
-				wantStatus(t, "the reset page", page, http.StatusOK, `name="recovery_code"`)
+				wantLinkPage(t, "the reset page", page, http.StatusOK, `name="recovery_code"`)
 				const newPassword = "alice-new-password-1"
-				wantStatus(t, "no factor", setPassword(t, b, page, newPassword, nil), http.StatusUnauthorized, "That code is not right")
-				wantStatus(t, "a wrong code", setPassword(t, b, page, newPassword, url.Values{"code": {wrongCodes(t, h.clock.Now(), 1)[0]}}),
+				wantLinkPage(t, "no factor", setPassword(t, b, page, newPassword, nil), http.StatusUnauthorized, "That code is not right")
+				wantLinkPage(t, "a wrong code", setPassword(t, b, page, newPassword, url.Values{"code": {wrongCodes(t, h.clock.Now(), 1)[0]}}),
 					http.StatusUnauthorized, "That code is not right")
 				if _, err := h.st.LinkBySecret(ctx, secret); err != nil {
 					t.Fatalf("a refused factor used the link: %v", err)
@@ -374,17 +374,17 @@ func TestLinkUnderRequiredMFA(t *testing.T) {
 		secret, _ := h.makeLink(t, h.bob, store.LinkInvite, time.Hour)
 		b := issuertest.NewBrowser(t)
 		offer := setPassword(t, b, h.openAccountLink(t, b, secret), bobPassword, nil)
-		wantStatus(t, "the factor's page", offer, http.StatusOK, `action="/link/totp"`)
+		wantLinkPage(t, "the factor's page", offer, http.StatusOK, `action="/link/totp"`)
 		if strings.Contains(offer.Body, `action="/link/later"`) {
 			t.Fatal("later is offered under NSAUTH_MFA=required")
 		}
 		later := b.Post(t, offer, "/link/later", nil)
-		wantStatus(t, "later anyway", later, http.StatusBadRequest, "requires a second factor")
+		wantLinkPage(t, "later anyway", later, http.StatusBadRequest, "requires a second factor")
 		m := secretOnPage.FindStringSubmatch(offer.Body)
 		if m == nil {
 			t.Fatal("no TOTP secret on the page")
 		}
-		wantStatus(t, "a wrong first code", b.Post(t, offer, "/link/totp", url.Values{"code": {wrongCodes(t, h.clock.Now(), 1)[0]}}),
+		wantLinkPage(t, "a wrong first code", b.Post(t, offer, "/link/totp", url.Values{"code": {wrongCodes(t, h.clock.Now(), 1)[0]}}),
 			http.StatusBadRequest, m[1])
 		codes := b.Post(t, offer, "/link/totp", url.Values{"code": {totpAt(t, m[1], h.clock.Now())}})
 		if n := len(codesOnPage.FindAllStringSubmatch(codes.Body, -1)); n != 10 {

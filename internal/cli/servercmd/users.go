@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
 	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
@@ -193,9 +191,12 @@ func (o *usersOptions) add(ctx context.Context, admin adminv1connect.AdminServic
 	} else if connect.CodeOf(err) != connect.CodeNotFound {
 		return err
 	}
-	pw, err := o.newPassword()
+	pw, invite, err := o.passwordOrInvite()
 	if err != nil {
 		return err
+	}
+	if invite {
+		return o.invite(ctx, admin, &adminv1.CreateUserRequest{Username: normalized, Name: name, Email: email}, 0)
 	}
 	resp, err := admin.CreateUser(ctx, connect.NewRequest(&adminv1.CreateUserRequest{Username: normalized, Name: name, Email: email, Password: pw}))
 	if err != nil {
@@ -350,17 +351,7 @@ func userError(username string, err error) error {
 // newPassword reads a new password: twice without echo from a terminal, or
 // the first line of standard input otherwise.
 func (o *usersOptions) newPassword() (string, error) {
-	read := o.readPassword
-	if read == nil {
-		if f, ok := o.App.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			read = func(prompt string) (string, error) {
-				fmt.Fprint(o.App.ErrOut, prompt)
-				b, err := term.ReadPassword(int(f.Fd()))
-				fmt.Fprintln(o.App.ErrOut)
-				return string(b), err
-			}
-		}
-	}
+	read := o.passwordReader()
 	var pw string
 	if read != nil {
 		first, err := read("New password: ")

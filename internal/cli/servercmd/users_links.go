@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
 	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/adminservice"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/store"
 )
 
@@ -84,7 +87,7 @@ func newUsersResetLinkCommand(o *usersOptions) *cobra.Command {
 		Short: "Print a one-time link with which a user sets a new password",
 		Long: `Print a password reset link: its holder sets a new password for the user in
 the browser. A user who has a second factor must also give one of them (a
-code of their authenticator app, or a recovery code), so that the link alone
+code of their authenticator app, a recovery code or a passkey), so that the link alone
 never takes an account a factor protects; a user without one is offered to
 set one up (required under NSAUTH_MFA=required). The new password ends the
 user's other sessions and revokes their tokens.
@@ -189,4 +192,52 @@ func linkUsername(username string) string {
 		return n
 	}
 	return username
+}
+
+// passwordReader reads a secret without echo: o.readPassword, else
+// golang.org/x/term when standard input is a terminal; nil otherwise.
+func (o *usersOptions) passwordReader() func(prompt string) (string, error) {
+	if o.readPassword != nil {
+		return o.readPassword
+	}
+	f, ok := o.App.In.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(prompt string) (string, error) {
+		fmt.Fprint(o.App.ErrOut, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(o.App.ErrOut)
+		return string(b), err
+	}
+}
+
+// passwordOrInvite reads a new user's password as newPassword does; on a
+// terminal, Enter on an empty password means an invite link instead
+// (invite true), so that no password is handed over.
+func (o *usersOptions) passwordOrInvite() (pw string, invite bool, err error) {
+	read := o.passwordReader()
+	if read == nil {
+		pw, err = o.newPassword()
+		return pw, false, err
+	}
+	first, err := read("New password: ")
+	if err != nil {
+		return "", false, fmt.Errorf("reading the password: %w", err)
+	}
+	if first == "" {
+		fmt.Fprintln(o.App.ErrOut, "No password given: the user sets one with an invite link instead.")
+		return "", true, nil
+	}
+	second, err := read("Repeat it: ")
+	if err != nil {
+		return "", false, fmt.Errorf("reading the password: %w", err)
+	}
+	if first != second {
+		return "", false, errors.New("the passwords do not match")
+	}
+	if err := password.Validate(first); err != nil {
+		return "", false, err
+	}
+	return first, false, nil
 }

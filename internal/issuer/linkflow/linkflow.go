@@ -13,8 +13,10 @@
 //     scanner following the link does not spend it.
 //  2. GET /link shows the password form; POST /link takes the new
 //     password twice. A reset link of a user who has second factors asks
-//     for one of them on the same form (a code of the authenticator app
-//     or a recovery code): a leaked reset link alone never takes an
+//     for one of them on the same form (a code of the authenticator app,
+//     a recovery code, or a passkey through the login's passkey script,
+//     whose ceremony is kept on a step bound to this browser): a leaked
+//     reset link alone never takes an
 //     account a factor protects, and it adds no factor. The link is used
 //     up (store.TakeLink: of two browsers at once exactly one wins) before
 //     the password is set, and audited link.used with its ref.

@@ -2,13 +2,17 @@ package linkflow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer/mfa"
+	"github.com/nsauth/nsauth/internal/issuer/passkey"
 	"github.com/nsauth/nsauth/internal/issuer/web"
 	"github.com/nsauth/nsauth/internal/password"
 	"github.com/nsauth/nsauth/internal/secondfactor"
@@ -108,10 +112,16 @@ type passwordPage struct {
 	// factors, one of which the form asks for.
 	Reset   bool
 	Factors bool
-	// Code is the method the form asks first for ("totp" when the user
-	// has an authenticator app, else "recovery").
+	// TOTP: the user has an authenticator app, whose code the form asks.
 	TOTP bool
+	// Passkey: the user has passkeys, one of which the form's passkey
+	// button proves (the login's passkey script, through the step Token).
+	Passkey bool
+	Token   string
 }
+
+// Scripted: the page runs the passkey script when it offers a passkey.
+func (p passwordPage) Scripted() bool { return p.Passkey }
 
 // open serves GET /link: with ?link=SECRET it checks the link, keeps the
 // secret in this browser and sends the browser to the clean URL; without,
@@ -141,9 +151,15 @@ func (f *Flow) open(w http.ResponseWriter, r *http.Request) {
 		f.linkFailed(w, r, err)
 		return
 	}
-	page, err := f.newPasswordPage(ctx, l, u, f.cfg.CSRF.Cookie(w, r))
+	csrf := f.cfg.CSRF.Cookie(w, r)
+	page, err := f.newPasswordPage(ctx, l, u, csrf)
+	if err == nil && page.Passkey {
+		// The step a passkey's ceremony is kept on (the login's
+		// /login/passkey/begin, mode second_factor, begins it there).
+		page.Token, err = f.pause(ctx, &step{user: u, csrf: csrf}, store.PendingVerify, "")
+	}
 	if err != nil {
-		f.log.ErrorContext(ctx, "reading a user's second factors failed", "error", err)
+		f.log.ErrorContext(ctx, "preparing a link's page failed", "error", err)
 		f.message(w, http.StatusInternalServerError, titleSetPassword, msgInternal)
 		return
 	}
@@ -157,6 +173,7 @@ func (f *Flow) newPasswordPage(ctx context.Context, l *store.Link, u *store.User
 		return page, err
 	}
 	page.Factors, page.TOTP = fs.Any() || fs.RecoveryCodes > 0, fs.TOTP
+	page.Passkey = fs.Passkeys > 0 && f.cfg.Passkeys != nil
 	return page, nil
 }
 
@@ -184,6 +201,10 @@ func (f *Flow) submitPassword(w http.ResponseWriter, r *http.Request) {
 		f.log.ErrorContext(ctx, "reading a user's second factors failed", "error", err)
 		f.message(w, http.StatusInternalServerError, titleSetPassword, msgInternal)
 		return
+	}
+	page.Token = form.Get("token")
+	if !web.IsRandomToken(page.Token, 32) {
+		page.Token = ""
 	}
 	again := func(status int, msg string) {
 		page.Error = msg
@@ -245,7 +266,7 @@ func (f *Flow) submitPassword(w http.ResponseWriter, r *http.Request) {
 // like a login's. It returns the amr values it proved, or has answered.
 func (f *Flow) checkFactor(w http.ResponseWriter, r *http.Request, u *store.User, again func(int, string)) ([]string, bool) {
 	ctx, form := r.Context(), r.PostForm
-	att := f.cfg.Guard.NewAttempt(r, u.Username, f.clientLabel(r))
+	att := f.cfg.Guard.NewAttempt(r, u.Username, clientLabel(f.cfg.Clients, r))
 	done, ok := f.cfg.Guard.Enter(att)
 	if !ok {
 		w.Header().Set("Retry-After", "1")
@@ -267,9 +288,14 @@ func (f *Flow) checkFactor(w http.ResponseWriter, r *http.Request, u *store.User
 	if form.Get("method") == "recovery" || code == "" {
 		method, code = "recovery_code", form.Get("recovery_code")
 	}
-	if method == "totp" {
+	added := []string{mfa.AMROTP}
+	switch {
+	case form.Get("credential") != "":
+		method = "passkey"
+		added, err = f.checkPasskey(ctx, u, form.Get("token"), web.Token(r), form.Get("credential"))
+	case method == "totp":
 		err = f.mfa().CheckTOTP(ctx, u.ID, code)
-	} else {
+	default:
 		err = f.mfa().UseRecoveryCode(ctx, u.ID, code)
 	}
 	switch {
@@ -291,5 +317,47 @@ func (f *Flow) checkFactor(w http.ResponseWriter, r *http.Request, u *store.User
 		again(http.StatusInternalServerError, msgInternal)
 		return nil, false
 	}
-	return []string{mfa.AMROTP}, true
+	return added, true
+}
+
+// checkPasskey checks the passkey assertion the form carries against the
+// ceremony kept on the page's step (token, with this browser's CSRF
+// token): a passkey of u's, or secondfactor.ErrWrongCode. Right, the step
+// is used up and the passkey's amr values returned.
+func (f *Flow) checkPasskey(ctx context.Context, u *store.User, token, csrf, credential string) ([]string, error) {
+	if f.cfg.Passkeys == nil || !web.IsRandomToken(token, 32) {
+		return nil, secondfactor.ErrWrongCode
+	}
+	data, err := f.cfg.Store.TakePendingCeremony(ctx, stepKey(token, csrf))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, secondfactor.ErrWrongCode
+	}
+	if err != nil {
+		return nil, err
+	}
+	var session webauthn.SessionData
+	if err := json.Unmarshal(data, &session); err != nil {
+		return nil, fmt.Errorf("decoding a passkey ceremony: %w", err)
+	}
+	_, pk, _, err := (&passkey.Verifier{RP: f.cfg.Passkeys, Store: f.cfg.Store}).Verify(ctx, &session, u, credential)
+	var refused *passkey.Refusal
+	if errors.As(err, &refused) {
+		if err := f.cfg.Events.Record(ctx, audit.Event{Type: audit.PasskeyFailed, Outcome: audit.Failure, Subject: u.ID, Username: u.Username,
+			Reason: refused.Reason}); err != nil {
+			return nil, err
+		}
+		return nil, secondfactor.ErrWrongCode
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.cfg.Store.TakePendingMFA(ctx, stepKey(token, csrf)); err != nil {
+		// Of two answers at once, one goes on.
+		return nil, secondfactor.ErrWrongCode
+	}
+	if err := f.cfg.Events.Record(ctx, audit.Event{Type: audit.PasskeyUsed, Subject: u.ID, Username: u.Username, Reason: "reset_link",
+		Target: pk.Name}); err != nil {
+		return nil, err
+	}
+	return []string{passkey.Method(pk)}, nil
 }

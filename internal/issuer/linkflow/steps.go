@@ -151,7 +151,7 @@ func (f *Flow) askFactor(w http.ResponseWriter, r *http.Request, st *step, fs mf
 	secret := ""
 	if !fs.TOTP {
 		var err error
-		if secret, _, err = secondfactor.NewTOTP(f.totpIssuer(), st.user.Username); err != nil {
+		if secret, _, err = secondfactor.NewTOTP(totpIssuer(f.cfg.Issuer), st.user.Username); err != nil {
 			f.log.ErrorContext(ctx, "making a TOTP secret failed", "error", err)
 			f.message(w, http.StatusInternalServerError, titleFactor, msgInternal)
 			return
@@ -195,15 +195,16 @@ func (f *Flow) again(w http.ResponseWriter, r *http.Request, st *step, p *store.
 	f.renderFactor(w, r, st, fs, p.TOTPSecret, token, msg)
 }
 
-func (f *Flow) totpIssuer() string {
-	if u, err := url.Parse(f.cfg.Issuer); err == nil && u.Host != "" {
+// totpIssuer names the issuer in authenticator apps: its host.
+func totpIssuer(issuer string) string {
+	if u, err := url.Parse(issuer); err == nil && u.Host != "" {
 		return u.Host
 	}
 	return "nsauth"
 }
 
 func (f *Flow) fillTOTP(page *factorPage, u *store.User, secret string) error {
-	uri, err := secondfactor.TOTPURI(f.totpIssuer(), u.Username, secret)
+	uri, err := secondfactor.TOTPURI(totpIssuer(f.cfg.Issuer), u.Username, secret)
 	if err != nil {
 		return err
 	}
@@ -464,6 +465,6 @@ func (f *Flow) signIn(w http.ResponseWriter, r *http.Request, st *step) {
 
 // clientLabel is the request's client address as the attempt counters
 // name it.
-func (f *Flow) clientLabel(r *http.Request) string {
-	return clientaddr.Label(clientaddr.Key(f.cfg.Clients.FromRequest(r)))
+func clientLabel(c *clientaddr.Resolver, r *http.Request) string {
+	return clientaddr.Label(clientaddr.Key(c.FromRequest(r)))
 }

@@ -67,7 +67,7 @@ func (o *Command) Admin(ctx context.Context, fn func(context.Context, adminv1con
 		if now == nil {
 			now = time.Now
 		}
-		svc, err := adminservice.New(adminservice.Config{Store: st, Audit: o.audit, Now: now})
+		svc, err := adminservice.New(adminservice.Config{Store: st, Audit: o.audit, Now: now, LinkTTL: o.linkTTL})
 		if err != nil {
 			return err
 		}

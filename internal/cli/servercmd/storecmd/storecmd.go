@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -34,6 +35,8 @@ type Command struct {
 	audit audit.Recorder
 	// remote is set by RegisterRemoteFlags.
 	remote *remoteFlags
+	// linkTTL is NSAUTH_LINK_TTL, set by WithStore (one-time links).
+	linkTTL time.Duration
 }
 
 // WithStore opens the store the flags and environment point at, runs fn
@@ -60,6 +63,7 @@ func (o *Command) WithStoreOpenedBy(ctx context.Context, open func(context.Conte
 		return err
 	}
 	defer st.Close()
+	o.linkTTL = loc.LinkTTL
 	if o.audit, err = app.StoreAuditor(st, loc.AuditRequired, o.App.Now); err != nil {
 		return err
 	}
