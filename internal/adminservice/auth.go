@@ -14,8 +14,9 @@ import (
 
 // Who may call the service remotely.
 const (
-	// AdminGroup is the nsauth group whose members are administrators.
-	AdminGroup = "admin"
+	// AdminGroup is the nsauth group whose members are administrators
+	// (the first-start administrator is one).
+	AdminGroup = store.AdminGroup
 	// AdminScope is the scope that makes a machine client's token an
 	// administrator's (give it with nsauth clients add --scope).
 	AdminScope = "nsauth:admin"

@@ -266,6 +266,10 @@ type (
 	Group = groups.Group
 )
 
+// AdminGroup is [users.AdminGroup]: the nsauth group whose members may use
+// the admin API, which the first-start administrator is made a member of.
+const AdminGroup = users.AdminGroup
+
 // NormalizeGroupName is [groups.NormalizeGroupName].
 func NormalizeGroupName(name string) (string, error) { return groups.NormalizeGroupName(name) }
 

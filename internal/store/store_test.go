@@ -249,6 +249,15 @@ func TestCreateInitialAdmin(t *testing.T) {
 		if created != 1 {
 			t.Fatalf("%d processes created the admin, want exactly 1", created)
 		}
+		// The first administrator may use the admin API at once: a member
+		// of the group admin, which the first start created.
+		admin, err := s.UserByUsername(ctx, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in, err := s.InGroup(ctx, admin.ID, "admin"); err != nil || !in {
+			t.Fatalf("the first administrator in the group admin: %v, %v; want true", in, err)
+		}
 		// Deleted admins do not come back.
 		if err := s.DeleteUser(ctx, "admin"); err != nil {
 			t.Fatal(err)

@@ -144,6 +144,10 @@ func (s *UserStore) createUser(ctx context.Context, q core.Querier, u *User, noP
 // reports whether it did. It returns false with no error when a user with
 // that name already exists, which is then left untouched. Deleting the
 // administrator later does not bring it back at the next start.
+//
+// The administrator it creates is made a member of the nsauth group
+// [AdminGroup] (created if missing), in the same transaction, so that the
+// first administrator can use the admin API (nsauth.admin.v1) at once.
 func (s *UserStore) CreateInitialAdmin(ctx context.Context, u *User) (bool, error) {
 	created := false
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -170,11 +174,25 @@ func (s *UserStore) CreateInitialAdmin(ctx context.Context, u *User) (bool, erro
 		if err := s.createUser(ctx, tx, u, false); err != nil {
 			return err
 		}
+		now := s.db.NowMillis()
+		if _, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_groups (name, description, created_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO NOTHING`, AdminGroup, adminGroupDescription, now); err != nil {
+			return fmt.Errorf("creating the group %q: %w", AdminGroup, err)
+		}
+		if _, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_group_members (group_name, user_id, created_at) VALUES (?, ?, ?)`,
+			AdminGroup, u.ID, now); err != nil {
+			return fmt.Errorf("making the administrator a member of %q: %w", AdminGroup, err)
+		}
 		created = true
 		return nil
 	})
 	return created, err
 }
+
+// AdminGroup is the nsauth group whose members may use the admin API.
+const AdminGroup = "admin"
+
+const adminGroupDescription = "nsauth administrators (the admin API)"
 
 const userColumns = `id, username, name, email, password_hash, created_at, updated_at, disabled_at`
 
