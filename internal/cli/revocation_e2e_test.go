@@ -93,6 +93,64 @@ var revocationEvents = []struct {
 		s.users(t, nil, "delete", l.user)
 		return l.tok.GetAccessToken()
 	}},
+	// Issue 25: the account page, from another browser of the same user.
+	{"account page: sign out of the other sessions", func(t *testing.T, s *revocationSetup, l *revocationLogin) string {
+		b, page := s.on.openAccount(t, l.user, l.password)
+		res := b.Post(t, page, "/account/sessions/end", url.Values{"session": {"others"}})
+		wantAccountDone(t, "signing out of the other sessions", res)
+		return l.tok.GetAccessToken()
+	}},
+	{"account page: password changed", func(t *testing.T, s *revocationSetup, l *revocationLogin) string {
+		b, page := s.on.openAccount(t, l.user, l.password)
+		res := b.Post(t, page, "/account/password", url.Values{"current": {l.password}, "new": {"changed-" + l.password}, "again": {"changed-" + l.password}})
+		wantAccountDone(t, "changing the password", res)
+		// The other session's refresh token is refused too.
+		_, err := s.on.refreshCli(l.tok.GetRefreshToken())
+		wantCode(t, err, connect.CodeUnauthenticated)
+		return l.tok.GetAccessToken()
+	}},
+}
+
+// openAccount signs user in to the account page in a browser of its own,
+// through the login /account sends it to, and returns the browser and the
+// page.
+func (s *biServer) openAccount(t *testing.T, user, password string) (*issuertest.Browser, *issuertest.Page) {
+	t.Helper()
+	b := issuertest.NewBrowser(t)
+	get := func(u string) *issuertest.Page {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Do(t, req)
+	}
+	next := func(p *issuertest.Page) *issuertest.Page {
+		t.Helper()
+		loc, err := issuertest.RedirectOf(p)
+		if err != nil {
+			t.Fatalf("%s: HTTP %d, want a redirect: %v", p.URL.Redacted(), p.Response.StatusCode, err)
+		}
+		return get(p.URL.ResolveReference(loc).String())
+	}
+	login := next(get(s.issuer + "/account"))
+	if login.Form.Get("authRequestID") == "" {
+		t.Fatalf("/account did not lead to the login form: HTTP %d", login.Response.StatusCode)
+	}
+	page := next(next(b.Submit(t, login, user, password))) // the callback, then /account
+	if page.Response.StatusCode != http.StatusOK || !strings.Contains(page.Body, `id="sessions"`) {
+		t.Fatalf("the account page after signing in: HTTP %d\n%s", page.Response.StatusCode, page.Body)
+	}
+	return b, page
+}
+
+// wantAccountDone fails unless the account page accepted a post (it
+// answers with a redirect back to itself, or the page).
+func wantAccountDone(t *testing.T, what string, p *issuertest.Page) {
+	t.Helper()
+	if c := p.Response.StatusCode; c != http.StatusOK && c != http.StatusSeeOther && c != http.StatusFound {
+		t.Fatalf("%s on the account page: HTTP %d\n%s", what, c, p.Body)
+	}
 }
 
 func (s *revocationSetup) users(t *testing.T, stdin io.Reader, args ...string) {
