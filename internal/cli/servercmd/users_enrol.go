@@ -56,9 +56,10 @@ printed on standard output, once, and stored only as a digest.`,
 
 // enrolLink makes an enrolment link for username and prints it
 // (adminservice's CreateUserEnrolLink): the link alone on standard
-// output, once.
+// output, once. The lifetime goes in whole seconds, rounded up (zero
+// would mean the default).
 func (o *usersOptions) enrolLink(ctx context.Context, api adminv1connect.AdminServiceClient, username string, ttl time.Duration) error {
-	resp, err := api.CreateUserEnrolLink(ctx, connect.NewRequest(&adminv1.CreateUserEnrolLinkRequest{Username: username, TtlSeconds: int64(ttl / time.Second)}))
+	resp, err := api.CreateUserEnrolLink(ctx, connect.NewRequest(&adminv1.CreateUserEnrolLinkRequest{Username: username, TtlSeconds: int64((ttl + time.Second - 1) / time.Second)}))
 	if err != nil {
 		return err
 	}
