@@ -71,6 +71,7 @@ type Service struct {
 	*clientsRPC
 	*federationRPC
 	*sessionsRPC
+	*factorsRPC
 }
 
 // unimplemented answers the RPCs no domain type declares (Unimplemented),
@@ -93,6 +94,7 @@ type (
 	clientsRPC    struct{ *Service } // clients.go
 	federationRPC struct{ *Service } // federation.go
 	sessionsRPC   struct{ *Service } // sessions.go
+	factorsRPC    struct{ *Service } // factors.go
 )
 
 var (
@@ -112,6 +114,7 @@ func New(cfg Config) (*Service, error) {
 	s.usersRPC, s.auditRPC, s.callerRPC = &usersRPC{s}, &auditRPC{s}, &callerRPC{s}
 	s.groupsRPC, s.linksRPC, s.appsRPC = &groupsRPC{s}, &linksRPC{s}, &appsRPC{s}
 	s.clientsRPC, s.federationRPC, s.sessionsRPC = &clientsRPC{s}, &federationRPC{s}, &sessionsRPC{s}
+	s.factorsRPC = &factorsRPC{s}
 	return s, nil
 }
 

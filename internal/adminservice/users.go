@@ -204,14 +204,8 @@ func (s *usersRPC) SetUserPassword(ctx context.Context, req *connect.Request[adm
 	if !req.Msg.GetResetFactors() {
 		return connect.NewResponse(&adminv1.SetUserPasswordResponse{}), nil
 	}
-	if _, err := s.cfg.Store.ResetSecondFactors(ctx, u.ID); err != nil {
-		return nil, connect.NewError(connect.CodeInternal, internalError{
-			msg:   "the password was changed, but removing the second factors failed (run nsauth users mfa-reset " + u.Username + ")",
-			cause: err,
-		})
-	}
-	if err := s.record(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
-		return nil, err
+	if err := s.resetFactors(ctx, u, "the password was changed, but removing the second factors failed (run nsauth users mfa-reset "+u.Username+")"); err != nil {
+		return nil, err // factors.go
 	}
 	return connect.NewResponse(&adminv1.SetUserPasswordResponse{FactorsReset: true}), nil
 }

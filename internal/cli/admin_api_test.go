@@ -292,7 +292,7 @@ func TestStoreOnlyCommandsRefuseAPIURL(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"NSAUTH_DATA_DIR": filepath.Join(t.TempDir(), "data")}
 	for _, args := range [][]string{
-		{"users", "mfa-reset", "alice", "--api-url", "https://auth.example.com"},
+		{"users", "totp", "enroll", "alice", "--api-url", "https://auth.example.com"},
 		{"users", "add", "bob", "--no-password", "--connector", "google", "--subject", "1", "--api-url", "https://auth.example.com"},
 		{"audit", "hash", "--api-url", "https://auth.example.com"},
 		{"apps", "consents", "list", "--api-url", "https://auth.example.com"},

@@ -43,8 +43,8 @@ provider. The commands work on the provider's store directly (the SQLite
 database in --data-dir, or PostgreSQL at --database-url), so a running server
 sees the changes at once; use the same settings as for nsauth serve. With
 --api-url instead, add, list, passwd, disable, enable, delete, unlock,
-groups, invite and reset-link administer a running server through its
-admin API, as the
+groups, invite, reset-link, mfa-reset, totp remove, passkeys and
+enrol-link administer a running server through its admin API, as the
 administrator nsauth login --api-url logged in (docs/admin-api.md).
 
 Passwords are read from the terminal without echo, or from the first line of

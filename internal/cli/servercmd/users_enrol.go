@@ -2,21 +2,17 @@ package servercmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
-	"github.com/nsauth/nsauth/internal/issuer"
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
+	"github.com/nsauth/nsauth/internal/adminservice"
 	"github.com/nsauth/nsauth/internal/store"
 )
-
-// defaultEnrolLinkTTL is how long an enrolment link stays valid unless
-// --ttl says otherwise: long enough to reach a person the same day, short
-// enough that a forgotten link does not lie around.
-const defaultEnrolLinkTTL = 12 * time.Hour
 
 func newUsersEnrolLinkCommand(o *usersOptions) *cobra.Command {
 	var (
@@ -45,63 +41,45 @@ printed on standard output, once, and stored only as a digest.`,
 			if ttl <= 0 || ttl > store.MaxEnrolLinkTTL {
 				return fmt.Errorf("--ttl must be above 0 and at most %s, not %s", store.MaxEnrolLinkTTL, ttl)
 			}
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
 				if revoke {
-					return o.revokeEnrolLink(ctx, st, args[0])
+					return o.revokeEnrolLink(ctx, api, args[0])
 				}
-				return o.enrolLink(ctx, st, args[0], ttl)
+				return o.enrolLink(ctx, api, args[0], ttl)
 			})
 		},
 	}
-	cmd.Flags().DurationVar(&ttl, "ttl", defaultEnrolLinkTTL, "how long the link stays valid (at most 168h)")
+	cmd.Flags().DurationVar(&ttl, "ttl", adminservice.DefaultEnrolLinkTTL, "how long the link stays valid (at most 168h)")
 	cmd.Flags().BoolVar(&revoke, "revoke", false, "remove the user's enrolment link instead of making one")
 	return cmd
 }
 
-func (o *usersOptions) enrolLink(ctx context.Context, st *store.Store, username string, ttl time.Duration) error {
-	u, err := st.UserByUsername(ctx, username)
-	if err != nil {
-		return userError(username, err)
-	}
-	if u.Disabled() {
-		return fmt.Errorf("%q is disabled: enable it first with nsauth users enable %s", u.Username, u.Username)
-	}
-	issuerURL, err := st.ServedIssuer(ctx)
+// enrolLink makes an enrolment link for username and prints it
+// (adminservice's CreateUserEnrolLink): the link alone on standard
+// output, once. The lifetime goes in whole seconds, rounded up (zero
+// would mean the default).
+func (o *usersOptions) enrolLink(ctx context.Context, api adminv1connect.AdminServiceClient, username string, ttl time.Duration) error {
+	resp, err := api.CreateUserEnrolLink(ctx, connect.NewRequest(&adminv1.CreateUserEnrolLinkRequest{Username: username, TtlSeconds: int64((ttl + time.Second - 1) / time.Second)}))
 	if err != nil {
 		return err
 	}
-	if issuerURL == "" {
-		return errors.New("this data has never been served, so its issuer URL is unknown: start nsauth serve with it once (with the NSAUTH_ISSUER users reach), then make the link")
-	}
-	token := store.RandomToken(32)
-	expires := o.App.Now().Add(ttl)
-	if err := st.CreateEnrolLink(ctx, u.ID, token, expires); err != nil {
-		return userError(username, err)
-	}
-	if err := o.userChanged(ctx, u, u.Username, "enrol_link_created"); err != nil {
-		return err
-	}
+	name := linkUsername(username)
 	fmt.Fprintf(o.App.ErrOut, "Enrolment link for %q, valid once until %s. Give it to %s alone: with the account's password it adds a second factor.\n",
-		u.Username, expires.UTC().Format("2006-01-02 15:04 MST"), u.Username)
-	fmt.Fprintln(o.App.Out, issuerURL+issuer.EnrolLinkPath+"?link="+url.QueryEscape(token))
+		name, time.Unix(resp.Msg.GetExpiresAt(), 0).UTC().Format("2006-01-02 15:04 MST"), name)
+	fmt.Fprintln(o.App.Out, resp.Msg.GetUrl())
 	return nil
 }
 
-func (o *usersOptions) revokeEnrolLink(ctx context.Context, st *store.Store, username string) error {
-	u, err := st.UserByUsername(ctx, username)
-	if err != nil {
-		return userError(username, err)
-	}
-	had, err := st.RevokeEnrolLink(ctx, u.ID)
+// revokeEnrolLink removes username's enrolment link (adminservice's
+// RevokeUserEnrolLink).
+func (o *usersOptions) revokeEnrolLink(ctx context.Context, api adminv1connect.AdminServiceClient, username string) error {
+	resp, err := api.RevokeUserEnrolLink(ctx, connect.NewRequest(&adminv1.RevokeUserEnrolLinkRequest{Username: username}))
 	if err != nil {
 		return err
 	}
-	if !had {
-		return fmt.Errorf("%q has no enrolment link", u.Username)
+	if !resp.Msg.GetRevoked() {
+		return fmt.Errorf("%q has no enrolment link", linkUsername(username))
 	}
-	if err := o.userChanged(ctx, u, u.Username, "enrol_link_revoked"); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.App.ErrOut, "Revoked the enrolment link of %q.\n", u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Revoked the enrolment link of %q.\n", linkUsername(username))
 	return nil
 }

@@ -9,8 +9,11 @@ import (
 	"net/url"
 	"strings"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/app"
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/cli"
@@ -68,8 +71,8 @@ only the user sees the screen: the QR code and the link carry the secret.`,
 		Short: "Remove a user's authenticator app (recovery codes stay)",
 		Args:  exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.removeTOTP(ctx, st, args[0])
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return o.removeTOTP(ctx, api, args[0])
 			})
 		},
 	}
@@ -83,8 +86,8 @@ logs in with their password alone; with NSAUTH_MFA=required they cannot sign
 in until they set up a new factor through nsauth users enrol-link.`,
 		Args: exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				return o.resetSecondFactors(ctx, st, args[0])
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				return o.resetSecondFactors(ctx, api, args[0])
 			})
 		},
 	}
@@ -172,37 +175,25 @@ func (o *usersOptions) enrollTOTP(ctx context.Context, st *store.Store, username
 	return nil
 }
 
-func (o *usersOptions) removeTOTP(ctx context.Context, st *store.Store, username string) error {
-	u, err := st.UserByUsername(ctx, username)
-	if err != nil {
-		return userError(username, err)
-	}
-	if err := st.RemoveTOTP(ctx, u.ID); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%q has no authenticator app", u.Username)
-		}
+// removeTOTP removes username's authenticator app (adminservice's
+// RemoveUserTOTP).
+func (o *usersOptions) removeTOTP(ctx context.Context, api adminv1connect.AdminServiceClient, username string) error {
+	if _, err := api.RemoveUserTOTP(ctx, connect.NewRequest(&adminv1.RemoveUserTOTPRequest{Username: username})); err != nil {
 		return err
 	}
-	if err := o.Changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "totp_removed"}); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.App.ErrOut, "Removed the authenticator app of %q.\n", u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Removed the authenticator app of %q.\n", linkUsername(username))
 	return nil
 }
 
-func (o *usersOptions) resetSecondFactors(ctx context.Context, st *store.Store, username string) error {
-	u, err := st.UserByUsername(ctx, username)
-	if err != nil {
-		return userError(username, err)
-	}
-	if _, err := st.ResetSecondFactors(ctx, u.ID); err != nil {
+// resetSecondFactors removes every second factor of username
+// (adminservice's ResetUserFactors).
+func (o *usersOptions) resetSecondFactors(ctx context.Context, api adminv1connect.AdminServiceClient, username string) error {
+	if _, err := api.ResetUserFactors(ctx, connect.NewRequest(&adminv1.ResetUserFactorsRequest{Username: username})); err != nil {
 		return err
 	}
-	if err := o.Changed(ctx, audit.Event{Type: audit.SecondFactorReset, Subject: u.ID, Username: u.Username, Reason: "mfa_reset"}); err != nil {
-		return err
-	}
+	name := linkUsername(username)
 	fmt.Fprintf(o.App.ErrOut, "Removed every second factor of %q: it logs in with its password alone; if NSAUTH_MFA=required, "+
-		"it cannot sign in until it sets up a new one through a link (nsauth users enrol-link %s).\n", u.Username, u.Username)
+		"it cannot sign in until it sets up a new one through a link (nsauth users enrol-link %s).\n", name, name)
 	return nil
 }
 

@@ -3,17 +3,17 @@ package servercmd
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
-	"github.com/nsauth/nsauth/internal/audit"
+	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/cli"
-	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/visible"
 )
 
@@ -33,11 +33,15 @@ along with their other second factors.`,
   nsauth users passkeys alice --remove "Passkey 2026-11-30"`,
 		Args: exactlyOneArg,
 		RunE: func(c *cobra.Command, args []string) error {
-			return o.WithStore(c.Context(), func(ctx context.Context, st *store.Store) error {
-				if c.Flags().Changed("remove") {
-					return o.removePasskey(ctx, st, args[0], remove)
+			removing := c.Flags().Changed("remove")
+			if removing && remove == "" {
+				return cli.UsageErrorf("--remove needs the name or id of a passkey (nsauth users passkeys %s lists them)", args[0])
+			}
+			return o.Admin(c.Context(), func(ctx context.Context, api adminv1connect.AdminServiceClient) error {
+				if removing {
+					return o.removePasskey(ctx, api, args[0], remove)
 				}
-				return o.listPasskeys(ctx, st, args[0])
+				return o.listPasskeys(ctx, api, args[0])
 			})
 		},
 	}
@@ -45,39 +49,39 @@ along with their other second factors.`,
 	return cmd
 }
 
-func (o *usersOptions) listPasskeys(ctx context.Context, st *store.Store, username string) error {
-	u, err := st.UserByUsername(ctx, username)
-	if err != nil {
-		return userError(username, err)
-	}
-	pks, err := st.PasskeysByUser(ctx, u.ID)
+// listPasskeys prints username's passkeys (adminservice's
+// ListUserPasskeys).
+func (o *usersOptions) listPasskeys(ctx context.Context, api adminv1connect.AdminServiceClient, username string) error {
+	resp, err := api.ListUserPasskeys(ctx, connect.NewRequest(&adminv1.ListUserPasskeysRequest{Username: username}))
 	if err != nil {
 		return err
 	}
+	pks := resp.Msg.GetPasskeys()
 	if len(pks) == 0 {
-		fmt.Fprintf(o.App.ErrOut, "%q has no passkeys.\n", u.Username)
+		fmt.Fprintf(o.App.ErrOut, "%q has no passkeys.\n", linkUsername(username))
 		return nil
 	}
 	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tKIND\tADDED\tLAST USED\tAAGUID")
 	for _, p := range pks {
 		used := "never"
-		if !p.LastUsedAt.IsZero() {
-			used = p.LastUsedAt.UTC().Format(time.DateTime)
+		if p.GetLastUsedAt() != 0 {
+			used = time.Unix(p.GetLastUsedAt(), 0).UTC().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", visible.Escape(p.Name), p.ID, passkeyKind(&p), p.CreatedAt.UTC().Format(time.DateTime), used, aaguid(p.AAGUID))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", visible.Escape(p.GetName()), p.GetId(), passkeyKind(p),
+			time.Unix(p.GetCreatedAt(), 0).UTC().Format(time.DateTime), used, aaguid(p.GetAaguid()))
 	}
 	return tw.Flush()
 }
 
 // passkeyKind says whether a passkey may be synced between devices, and
 // flags a clone warning.
-func passkeyKind(p *store.Passkey) string {
+func passkeyKind(p *adminv1.Passkey) string {
 	kind := "device-bound"
-	if p.BackupEligible {
+	if p.GetBackupEligible() {
 		kind = "synced"
 	}
-	if p.CloneWarning {
+	if p.GetCloneWarning() {
 		kind += ",clone-warning"
 	}
 	return kind
@@ -93,24 +97,13 @@ func aaguid(b []byte) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-func (o *usersOptions) removePasskey(ctx context.Context, st *store.Store, username, nameOrID string) error {
-	if nameOrID == "" {
-		return cli.UsageErrorf("--remove needs the name or id of a passkey (nsauth users passkeys %s lists them)", username)
-	}
-	u, err := st.UserByUsername(ctx, username)
+// removePasskey removes username's passkey named, or with the id,
+// nameOrID (adminservice's RemoveUserPasskey).
+func (o *usersOptions) removePasskey(ctx context.Context, api adminv1connect.AdminServiceClient, username, nameOrID string) error {
+	resp, err := api.RemoveUserPasskey(ctx, connect.NewRequest(&adminv1.RemoveUserPasskeyRequest{Username: username, Passkey: nameOrID}))
 	if err != nil {
-		return userError(username, err)
-	}
-	p, err := st.DeletePasskey(ctx, u.ID, nameOrID)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%q has no passkey named or with the id %q (nsauth users passkeys %s lists them)", u.Username, nameOrID, u.Username)
-		}
 		return err
 	}
-	if err := o.Changed(ctx, audit.Event{Type: audit.PasskeyRemoved, Subject: u.ID, Username: u.Username, Target: p.Name}); err != nil {
-		return err
-	}
-	fmt.Fprintf(o.App.ErrOut, "Removed the passkey %q of %q.\n", p.Name, u.Username)
+	fmt.Fprintf(o.App.ErrOut, "Removed the passkey %q of %q.\n", resp.Msg.GetPasskey().GetName(), linkUsername(username))
 	return nil
 }

@@ -1187,6 +1187,656 @@ func (x *RevokeUserLinkResponse) GetRevoked() bool {
 	return false
 }
 
+type ResetUserFactorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetUserFactorsRequest) Reset() {
+	*x = ResetUserFactorsRequest{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetUserFactorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetUserFactorsRequest) ProtoMessage() {}
+
+func (x *ResetUserFactorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetUserFactorsRequest.ProtoReflect.Descriptor instead.
+func (*ResetUserFactorsRequest) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ResetUserFactorsRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+// Every second factor of the user is gone (authenticator app, recovery
+// codes, passkeys), and the logins waiting for one: the user logs in with
+// their password alone, or under NSAUTH_MFA=required sets up a new factor
+// through an enrolment link first.
+type ResetUserFactorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetUserFactorsResponse) Reset() {
+	*x = ResetUserFactorsResponse{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetUserFactorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetUserFactorsResponse) ProtoMessage() {}
+
+func (x *ResetUserFactorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetUserFactorsResponse.ProtoReflect.Descriptor instead.
+func (*ResetUserFactorsResponse) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+type RemoveUserTOTPRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUserTOTPRequest) Reset() {
+	*x = RemoveUserTOTPRequest{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUserTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUserTOTPRequest) ProtoMessage() {}
+
+func (x *RemoveUserTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUserTOTPRequest.ProtoReflect.Descriptor instead.
+func (*RemoveUserTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RemoveUserTOTPRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+// The user's authenticator app is removed; their recovery codes stay.
+// NotFound when the user had none.
+type RemoveUserTOTPResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUserTOTPResponse) Reset() {
+	*x = RemoveUserTOTPResponse{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUserTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUserTOTPResponse) ProtoMessage() {}
+
+func (x *RemoveUserTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUserTOTPResponse.ProtoReflect.Descriptor instead.
+func (*RemoveUserTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+// A passkey a user registered (only its public key is stored: nothing
+// here logs anyone in).
+type Passkey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nsauth's id of the passkey (RemoveUserPasskey takes it, or the name).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The user's label for it, unique per user.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Whether it may be synced between devices (a "synced passkey").
+	BackupEligible bool `protobuf:"varint,3,opt,name=backup_eligible,json=backupEligible,proto3" json:"backup_eligible,omitempty"`
+	// Whether a signature counter went backwards once (a sign of a clone).
+	CloneWarning bool `protobuf:"varint,4,opt,name=clone_warning,json=cloneWarning,proto3" json:"clone_warning,omitempty"`
+	// The authenticator model's AAGUID (16 bytes; all zeros or empty when
+	// the authenticator did not say).
+	Aaguid    []byte `protobuf:"bytes,5,opt,name=aaguid,proto3" json:"aaguid,omitempty"`
+	CreatedAt int64  `protobuf:"varint,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Zero until the passkey is first used to log in.
+	LastUsedAt    int64 `protobuf:"varint,7,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Passkey) Reset() {
+	*x = Passkey{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Passkey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Passkey) ProtoMessage() {}
+
+func (x *Passkey) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Passkey.ProtoReflect.Descriptor instead.
+func (*Passkey) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Passkey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Passkey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Passkey) GetBackupEligible() bool {
+	if x != nil {
+		return x.BackupEligible
+	}
+	return false
+}
+
+func (x *Passkey) GetCloneWarning() bool {
+	if x != nil {
+		return x.CloneWarning
+	}
+	return false
+}
+
+func (x *Passkey) GetAaguid() []byte {
+	if x != nil {
+		return x.Aaguid
+	}
+	return nil
+}
+
+func (x *Passkey) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Passkey) GetLastUsedAt() int64 {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return 0
+}
+
+type ListUserPasskeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserPasskeysRequest) Reset() {
+	*x = ListUserPasskeysRequest{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserPasskeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserPasskeysRequest) ProtoMessage() {}
+
+func (x *ListUserPasskeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserPasskeysRequest.ProtoReflect.Descriptor instead.
+func (*ListUserPasskeysRequest) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListUserPasskeysRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type ListUserPasskeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Passkeys      []*Passkey             `protobuf:"bytes,1,rep,name=passkeys,proto3" json:"passkeys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserPasskeysResponse) Reset() {
+	*x = ListUserPasskeysResponse{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserPasskeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserPasskeysResponse) ProtoMessage() {}
+
+func (x *ListUserPasskeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserPasskeysResponse.ProtoReflect.Descriptor instead.
+func (*ListUserPasskeysResponse) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListUserPasskeysResponse) GetPasskeys() []*Passkey {
+	if x != nil {
+		return x.Passkeys
+	}
+	return nil
+}
+
+type RemoveUserPasskeyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// The passkey's name or id.
+	Passkey       string `protobuf:"bytes,2,opt,name=passkey,proto3" json:"passkey,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUserPasskeyRequest) Reset() {
+	*x = RemoveUserPasskeyRequest{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUserPasskeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUserPasskeyRequest) ProtoMessage() {}
+
+func (x *RemoveUserPasskeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUserPasskeyRequest.ProtoReflect.Descriptor instead.
+func (*RemoveUserPasskeyRequest) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RemoveUserPasskeyRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RemoveUserPasskeyRequest) GetPasskey() string {
+	if x != nil {
+		return x.Passkey
+	}
+	return ""
+}
+
+type RemoveUserPasskeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The passkey removed.
+	Passkey       *Passkey `protobuf:"bytes,1,opt,name=passkey,proto3" json:"passkey,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUserPasskeyResponse) Reset() {
+	*x = RemoveUserPasskeyResponse{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUserPasskeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUserPasskeyResponse) ProtoMessage() {}
+
+func (x *RemoveUserPasskeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUserPasskeyResponse.ProtoReflect.Descriptor instead.
+func (*RemoveUserPasskeyResponse) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RemoveUserPasskeyResponse) GetPasskey() *Passkey {
+	if x != nil {
+		return x.Passkey
+	}
+	return nil
+}
+
+type CreateUserEnrolLinkRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// How long the link stays valid (at most 7 days); zero means 12 hours.
+	TtlSeconds    int64 `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserEnrolLinkRequest) Reset() {
+	*x = CreateUserEnrolLinkRequest{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserEnrolLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserEnrolLinkRequest) ProtoMessage() {}
+
+func (x *CreateUserEnrolLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserEnrolLinkRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserEnrolLinkRequest) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateUserEnrolLinkRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *CreateUserEnrolLinkRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+type CreateUserEnrolLinkResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link, to hand to the user alone: with the account's password its
+	// holder adds a second factor, once. Shown once; only its digest is
+	// stored. A new link replaces the user's previous one.
+	Url           string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	ExpiresAt     int64  `protobuf:"varint,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserEnrolLinkResponse) Reset() {
+	*x = CreateUserEnrolLinkResponse{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserEnrolLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserEnrolLinkResponse) ProtoMessage() {}
+
+func (x *CreateUserEnrolLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserEnrolLinkResponse.ProtoReflect.Descriptor instead.
+func (*CreateUserEnrolLinkResponse) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CreateUserEnrolLinkResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateUserEnrolLinkResponse) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
+type RevokeUserEnrolLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserEnrolLinkRequest) Reset() {
+	*x = RevokeUserEnrolLinkRequest{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserEnrolLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserEnrolLinkRequest) ProtoMessage() {}
+
+func (x *RevokeUserEnrolLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserEnrolLinkRequest.ProtoReflect.Descriptor instead.
+func (*RevokeUserEnrolLinkRequest) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RevokeUserEnrolLinkRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type RevokeUserEnrolLinkResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the user had no enrolment link.
+	Revoked       bool `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserEnrolLinkResponse) Reset() {
+	*x = RevokeUserEnrolLinkResponse{}
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserEnrolLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserEnrolLinkResponse) ProtoMessage() {}
+
+func (x *RevokeUserEnrolLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserEnrolLinkResponse.ProtoReflect.Descriptor instead.
+func (*RevokeUserEnrolLinkResponse) Descriptor() ([]byte, []int) {
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RevokeUserEnrolLinkResponse) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
 type Group struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1199,7 +1849,7 @@ type Group struct {
 
 func (x *Group) Reset() {
 	*x = Group{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1861,7 @@ func (x *Group) String() string {
 func (*Group) ProtoMessage() {}
 
 func (x *Group) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1874,7 @@ func (x *Group) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Group.ProtoReflect.Descriptor instead.
 func (*Group) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Group) GetName() string {
@@ -1263,7 +1913,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1925,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1938,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 type ListGroupsResponse struct {
@@ -1300,7 +1950,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1962,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1975,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*Group {
@@ -1345,7 +1995,7 @@ type CreateGroupRequest struct {
 
 func (x *CreateGroupRequest) Reset() {
 	*x = CreateGroupRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +2007,7 @@ func (x *CreateGroupRequest) String() string {
 func (*CreateGroupRequest) ProtoMessage() {}
 
 func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +2020,7 @@ func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateGroupRequest) GetName() string {
@@ -1396,7 +2046,7 @@ type CreateGroupResponse struct {
 
 func (x *CreateGroupResponse) Reset() {
 	*x = CreateGroupResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +2058,7 @@ func (x *CreateGroupResponse) String() string {
 func (*CreateGroupResponse) ProtoMessage() {}
 
 func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +2071,7 @@ func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateGroupResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateGroupResponse) GetGroup() *Group {
@@ -1440,7 +2090,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +2102,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +2115,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteGroupRequest) GetName() string {
@@ -1483,7 +2133,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +2145,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +2158,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 type App struct {
@@ -1540,7 +2190,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +2202,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +2215,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *App) GetName() string {
@@ -1711,7 +2361,7 @@ type AppSettings struct {
 
 func (x *AppSettings) Reset() {
 	*x = AppSettings{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +2373,7 @@ func (x *AppSettings) String() string {
 func (*AppSettings) ProtoMessage() {}
 
 func (x *AppSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +2386,7 @@ func (x *AppSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppSettings.ProtoReflect.Descriptor instead.
 func (*AppSettings) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AppSettings) GetDisplayName() string {
@@ -1831,7 +2481,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +2493,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2506,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 type ListAppsResponse struct {
@@ -1868,7 +2518,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +2530,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2543,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -1912,7 +2562,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2574,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2587,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetAppRequest) GetName() string {
@@ -1956,7 +2606,7 @@ type GetAppResponse struct {
 
 func (x *GetAppResponse) Reset() {
 	*x = GetAppResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2618,7 @@ func (x *GetAppResponse) String() string {
 func (*GetAppResponse) ProtoMessage() {}
 
 func (x *GetAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2631,7 @@ func (x *GetAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppResponse.ProtoReflect.Descriptor instead.
 func (*GetAppResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetAppResponse) GetApp() *App {
@@ -2001,7 +2651,7 @@ type CreateAppRequest struct {
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2663,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2676,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateAppRequest) GetName() string {
@@ -2054,7 +2704,7 @@ type CreateAppResponse struct {
 
 func (x *CreateAppResponse) Reset() {
 	*x = CreateAppResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2716,7 @@ func (x *CreateAppResponse) String() string {
 func (*CreateAppResponse) ProtoMessage() {}
 
 func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2729,7 @@ func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppResponse.ProtoReflect.Descriptor instead.
 func (*CreateAppResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateAppResponse) GetApp() *App {
@@ -2107,7 +2757,7 @@ type UpdateAppRequest struct {
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2769,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2782,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UpdateAppRequest) GetName() string {
@@ -2165,7 +2815,7 @@ type UpdateAppResponse struct {
 
 func (x *UpdateAppResponse) Reset() {
 	*x = UpdateAppResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2827,7 @@ func (x *UpdateAppResponse) String() string {
 func (*UpdateAppResponse) ProtoMessage() {}
 
 func (x *UpdateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2840,7 @@ func (x *UpdateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAppResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UpdateAppResponse) GetApp() *App {
@@ -2210,7 +2860,7 @@ type SetAppDisabledRequest struct {
 
 func (x *SetAppDisabledRequest) Reset() {
 	*x = SetAppDisabledRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2872,7 @@ func (x *SetAppDisabledRequest) String() string {
 func (*SetAppDisabledRequest) ProtoMessage() {}
 
 func (x *SetAppDisabledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2885,7 @@ func (x *SetAppDisabledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAppDisabledRequest.ProtoReflect.Descriptor instead.
 func (*SetAppDisabledRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetAppDisabledRequest) GetName() string {
@@ -2261,7 +2911,7 @@ type SetAppDisabledResponse struct {
 
 func (x *SetAppDisabledResponse) Reset() {
 	*x = SetAppDisabledResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2923,7 @@ func (x *SetAppDisabledResponse) String() string {
 func (*SetAppDisabledResponse) ProtoMessage() {}
 
 func (x *SetAppDisabledResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2936,7 @@ func (x *SetAppDisabledResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAppDisabledResponse.ProtoReflect.Descriptor instead.
 func (*SetAppDisabledResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SetAppDisabledResponse) GetChanged() bool {
@@ -2305,7 +2955,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2967,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2980,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DeleteAppRequest) GetName() string {
@@ -2348,7 +2998,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +3010,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +3023,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 type RotateAppSecretRequest struct {
@@ -2385,7 +3035,7 @@ type RotateAppSecretRequest struct {
 
 func (x *RotateAppSecretRequest) Reset() {
 	*x = RotateAppSecretRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +3047,7 @@ func (x *RotateAppSecretRequest) String() string {
 func (*RotateAppSecretRequest) ProtoMessage() {}
 
 func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +3060,7 @@ func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RotateAppSecretRequest) GetName() string {
@@ -2430,7 +3080,7 @@ type RotateAppSecretResponse struct {
 
 func (x *RotateAppSecretResponse) Reset() {
 	*x = RotateAppSecretResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2442,7 +3092,7 @@ func (x *RotateAppSecretResponse) String() string {
 func (*RotateAppSecretResponse) ProtoMessage() {}
 
 func (x *RotateAppSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2455,7 +3105,7 @@ func (x *RotateAppSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RotateAppSecretResponse) GetClientId() string {
@@ -2487,7 +3137,7 @@ type MachineClient struct {
 
 func (x *MachineClient) Reset() {
 	*x = MachineClient{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +3149,7 @@ func (x *MachineClient) String() string {
 func (*MachineClient) ProtoMessage() {}
 
 func (x *MachineClient) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +3162,7 @@ func (x *MachineClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MachineClient.ProtoReflect.Descriptor instead.
 func (*MachineClient) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *MachineClient) GetId() string {
@@ -2572,7 +3222,7 @@ type ListMachineClientsRequest struct {
 
 func (x *ListMachineClientsRequest) Reset() {
 	*x = ListMachineClientsRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +3234,7 @@ func (x *ListMachineClientsRequest) String() string {
 func (*ListMachineClientsRequest) ProtoMessage() {}
 
 func (x *ListMachineClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +3247,7 @@ func (x *ListMachineClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMachineClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListMachineClientsRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 type ListMachineClientsResponse struct {
@@ -2609,7 +3259,7 @@ type ListMachineClientsResponse struct {
 
 func (x *ListMachineClientsResponse) Reset() {
 	*x = ListMachineClientsResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +3271,7 @@ func (x *ListMachineClientsResponse) String() string {
 func (*ListMachineClientsResponse) ProtoMessage() {}
 
 func (x *ListMachineClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +3284,7 @@ func (x *ListMachineClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMachineClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListMachineClientsResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListMachineClientsResponse) GetClients() []*MachineClient {
@@ -2655,7 +3305,7 @@ type CreateMachineClientRequest struct {
 
 func (x *CreateMachineClientRequest) Reset() {
 	*x = CreateMachineClientRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2667,7 +3317,7 @@ func (x *CreateMachineClientRequest) String() string {
 func (*CreateMachineClientRequest) ProtoMessage() {}
 
 func (x *CreateMachineClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2680,7 +3330,7 @@ func (x *CreateMachineClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMachineClientRequest.ProtoReflect.Descriptor instead.
 func (*CreateMachineClientRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CreateMachineClientRequest) GetName() string {
@@ -2715,7 +3365,7 @@ type CreateMachineClientResponse struct {
 
 func (x *CreateMachineClientResponse) Reset() {
 	*x = CreateMachineClientResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +3377,7 @@ func (x *CreateMachineClientResponse) String() string {
 func (*CreateMachineClientResponse) ProtoMessage() {}
 
 func (x *CreateMachineClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +3390,7 @@ func (x *CreateMachineClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMachineClientResponse.ProtoReflect.Descriptor instead.
 func (*CreateMachineClientResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CreateMachineClientResponse) GetClient() *MachineClient {
@@ -2766,7 +3416,7 @@ type RotateMachineClientSecretRequest struct {
 
 func (x *RotateMachineClientSecretRequest) Reset() {
 	*x = RotateMachineClientSecretRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +3428,7 @@ func (x *RotateMachineClientSecretRequest) String() string {
 func (*RotateMachineClientSecretRequest) ProtoMessage() {}
 
 func (x *RotateMachineClientSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +3441,7 @@ func (x *RotateMachineClientSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateMachineClientSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateMachineClientSecretRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RotateMachineClientSecretRequest) GetName() string {
@@ -2813,7 +3463,7 @@ type RotateMachineClientSecretResponse struct {
 
 func (x *RotateMachineClientSecretResponse) Reset() {
 	*x = RotateMachineClientSecretResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2825,7 +3475,7 @@ func (x *RotateMachineClientSecretResponse) String() string {
 func (*RotateMachineClientSecretResponse) ProtoMessage() {}
 
 func (x *RotateMachineClientSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2838,7 +3488,7 @@ func (x *RotateMachineClientSecretResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RotateMachineClientSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateMachineClientSecretResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RotateMachineClientSecretResponse) GetClientId() string {
@@ -2872,7 +3522,7 @@ type SetMachineClientDisabledRequest struct {
 
 func (x *SetMachineClientDisabledRequest) Reset() {
 	*x = SetMachineClientDisabledRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2884,7 +3534,7 @@ func (x *SetMachineClientDisabledRequest) String() string {
 func (*SetMachineClientDisabledRequest) ProtoMessage() {}
 
 func (x *SetMachineClientDisabledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2897,7 +3547,7 @@ func (x *SetMachineClientDisabledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMachineClientDisabledRequest.ProtoReflect.Descriptor instead.
 func (*SetMachineClientDisabledRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SetMachineClientDisabledRequest) GetName() string {
@@ -2925,7 +3575,7 @@ type SetMachineClientDisabledResponse struct {
 
 func (x *SetMachineClientDisabledResponse) Reset() {
 	*x = SetMachineClientDisabledResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2937,7 +3587,7 @@ func (x *SetMachineClientDisabledResponse) String() string {
 func (*SetMachineClientDisabledResponse) ProtoMessage() {}
 
 func (x *SetMachineClientDisabledResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2950,7 +3600,7 @@ func (x *SetMachineClientDisabledResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMachineClientDisabledResponse.ProtoReflect.Descriptor instead.
 func (*SetMachineClientDisabledResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SetMachineClientDisabledResponse) GetChanged() bool {
@@ -2976,7 +3626,7 @@ type DeleteMachineClientRequest struct {
 
 func (x *DeleteMachineClientRequest) Reset() {
 	*x = DeleteMachineClientRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2988,7 +3638,7 @@ func (x *DeleteMachineClientRequest) String() string {
 func (*DeleteMachineClientRequest) ProtoMessage() {}
 
 func (x *DeleteMachineClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3651,7 @@ func (x *DeleteMachineClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMachineClientRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMachineClientRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DeleteMachineClientRequest) GetName() string {
@@ -3021,7 +3671,7 @@ type DeleteMachineClientResponse struct {
 
 func (x *DeleteMachineClientResponse) Reset() {
 	*x = DeleteMachineClientResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3033,7 +3683,7 @@ func (x *DeleteMachineClientResponse) String() string {
 func (*DeleteMachineClientResponse) ProtoMessage() {}
 
 func (x *DeleteMachineClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3046,7 +3696,7 @@ func (x *DeleteMachineClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMachineClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMachineClientResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DeleteMachineClientResponse) GetName() string {
@@ -3072,7 +3722,7 @@ type FederationPolicy struct {
 
 func (x *FederationPolicy) Reset() {
 	*x = FederationPolicy{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3084,7 +3734,7 @@ func (x *FederationPolicy) String() string {
 func (*FederationPolicy) ProtoMessage() {}
 
 func (x *FederationPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3097,7 +3747,7 @@ func (x *FederationPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FederationPolicy.ProtoReflect.Descriptor instead.
 func (*FederationPolicy) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *FederationPolicy) GetName() string {
@@ -3157,7 +3807,7 @@ type ListFederationPoliciesRequest struct {
 
 func (x *ListFederationPoliciesRequest) Reset() {
 	*x = ListFederationPoliciesRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3819,7 @@ func (x *ListFederationPoliciesRequest) String() string {
 func (*ListFederationPoliciesRequest) ProtoMessage() {}
 
 func (x *ListFederationPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3832,7 @@ func (x *ListFederationPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFederationPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListFederationPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 type ListFederationPoliciesResponse struct {
@@ -3194,7 +3844,7 @@ type ListFederationPoliciesResponse struct {
 
 func (x *ListFederationPoliciesResponse) Reset() {
 	*x = ListFederationPoliciesResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3856,7 @@ func (x *ListFederationPoliciesResponse) String() string {
 func (*ListFederationPoliciesResponse) ProtoMessage() {}
 
 func (x *ListFederationPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3869,7 @@ func (x *ListFederationPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFederationPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListFederationPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListFederationPoliciesResponse) GetPolicies() []*FederationPolicy {
@@ -3238,7 +3888,7 @@ type CreateFederationPolicyRequest struct {
 
 func (x *CreateFederationPolicyRequest) Reset() {
 	*x = CreateFederationPolicyRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3900,7 @@ func (x *CreateFederationPolicyRequest) String() string {
 func (*CreateFederationPolicyRequest) ProtoMessage() {}
 
 func (x *CreateFederationPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3913,7 @@ func (x *CreateFederationPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFederationPolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreateFederationPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *CreateFederationPolicyRequest) GetPolicy() *FederationPolicy {
@@ -3285,7 +3935,7 @@ type CreateFederationPolicyResponse struct {
 
 func (x *CreateFederationPolicyResponse) Reset() {
 	*x = CreateFederationPolicyResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3297,7 +3947,7 @@ func (x *CreateFederationPolicyResponse) String() string {
 func (*CreateFederationPolicyResponse) ProtoMessage() {}
 
 func (x *CreateFederationPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3310,7 +3960,7 @@ func (x *CreateFederationPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFederationPolicyResponse.ProtoReflect.Descriptor instead.
 func (*CreateFederationPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *CreateFederationPolicyResponse) GetPolicy() *FederationPolicy {
@@ -3336,7 +3986,7 @@ type DeleteFederationPolicyRequest struct {
 
 func (x *DeleteFederationPolicyRequest) Reset() {
 	*x = DeleteFederationPolicyRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3348,7 +3998,7 @@ func (x *DeleteFederationPolicyRequest) String() string {
 func (*DeleteFederationPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteFederationPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3361,7 +4011,7 @@ func (x *DeleteFederationPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFederationPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFederationPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DeleteFederationPolicyRequest) GetName() string {
@@ -3379,7 +4029,7 @@ type DeleteFederationPolicyResponse struct {
 
 func (x *DeleteFederationPolicyResponse) Reset() {
 	*x = DeleteFederationPolicyResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3391,7 +4041,7 @@ func (x *DeleteFederationPolicyResponse) String() string {
 func (*DeleteFederationPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteFederationPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3404,7 +4054,7 @@ func (x *DeleteFederationPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFederationPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFederationPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 type Session struct {
@@ -3425,7 +4075,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3437,7 +4087,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3450,7 +4100,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *Session) GetId() string {
@@ -3526,7 +4176,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3538,7 +4188,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3551,7 +4201,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ListSessionsRequest) GetUsername() string {
@@ -3570,7 +4220,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3582,7 +4232,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3595,7 +4245,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -3616,7 +4266,7 @@ type EndSessionsRequest struct {
 
 func (x *EndSessionsRequest) Reset() {
 	*x = EndSessionsRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3628,7 +4278,7 @@ func (x *EndSessionsRequest) String() string {
 func (*EndSessionsRequest) ProtoMessage() {}
 
 func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3641,7 +4291,7 @@ func (x *EndSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *EndSessionsRequest) GetId() string {
@@ -3674,7 +4324,7 @@ type EndSessionsResponse struct {
 
 func (x *EndSessionsResponse) Reset() {
 	*x = EndSessionsResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3686,7 +4336,7 @@ func (x *EndSessionsResponse) String() string {
 func (*EndSessionsResponse) ProtoMessage() {}
 
 func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3699,7 +4349,7 @@ func (x *EndSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionsResponse.ProtoReflect.Descriptor instead.
 func (*EndSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *EndSessionsResponse) GetEnded() int32 {
@@ -3734,7 +4384,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3746,7 +4396,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3759,7 +4409,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *AuditEvent) GetId() int64 {
@@ -3794,7 +4444,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3806,7 +4456,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3819,7 +4469,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListAuditEventsRequest) GetSince() int64 {
@@ -3889,7 +4539,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3901,7 +4551,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3914,7 +4564,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -3939,7 +4589,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3951,7 +4601,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3964,7 +4614,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 type WhoAmIResponse struct {
@@ -3980,7 +4630,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3992,7 +4642,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_nsauth_admin_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4005,7 +4655,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *WhoAmIResponse) GetActor() string {
@@ -4102,6 +4752,43 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\x15RevokeUserLinkRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\"2\n" +
 	"\x16RevokeUserLinkResponse\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\bR\arevoked\"5\n" +
+	"\x17ResetUserFactorsRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"\x1a\n" +
+	"\x18ResetUserFactorsResponse\"3\n" +
+	"\x15RemoveUserTOTPRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"\x18\n" +
+	"\x16RemoveUserTOTPResponse\"\xd4\x01\n" +
+	"\aPasskey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
+	"\x0fbackup_eligible\x18\x03 \x01(\bR\x0ebackupEligible\x12#\n" +
+	"\rclone_warning\x18\x04 \x01(\bR\fcloneWarning\x12\x16\n" +
+	"\x06aaguid\x18\x05 \x01(\fR\x06aaguid\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\x03R\tcreatedAt\x12 \n" +
+	"\flast_used_at\x18\a \x01(\x03R\n" +
+	"lastUsedAt\"5\n" +
+	"\x17ListUserPasskeysRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"P\n" +
+	"\x18ListUserPasskeysResponse\x124\n" +
+	"\bpasskeys\x18\x01 \x03(\v2\x18.nsauth.admin.v1.PasskeyR\bpasskeys\"P\n" +
+	"\x18RemoveUserPasskeyRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x18\n" +
+	"\apasskey\x18\x02 \x01(\tR\apasskey\"O\n" +
+	"\x19RemoveUserPasskeyResponse\x122\n" +
+	"\apasskey\x18\x01 \x01(\v2\x18.nsauth.admin.v1.PasskeyR\apasskey\"Y\n" +
+	"\x1aCreateUserEnrolLinkRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1f\n" +
+	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
+	"ttlSeconds\"N\n" +
+	"\x1bCreateUserEnrolLinkResponse\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\x03R\texpiresAt\"8\n" +
+	"\x1aRevokeUserEnrolLinkRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"7\n" +
+	"\x1bRevokeUserEnrolLinkResponse\x12\x18\n" +
 	"\arevoked\x18\x01 \x01(\bR\arevoked\"v\n" +
 	"\x05Group\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
@@ -4298,7 +4985,7 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\vLinkPurpose\x12\x1c\n" +
 	"\x18LINK_PURPOSE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LINK_PURPOSE_INVITE\x10\x01\x12\x16\n" +
-	"\x12LINK_PURPOSE_RESET\x10\x022\xc5\x18\n" +
+	"\x12LINK_PURPOSE_RESET\x10\x022\xca\x1d\n" +
 	"\fAdminService\x12R\n" +
 	"\tListUsers\x12!.nsauth.admin.v1.ListUsersRequest\x1a\".nsauth.admin.v1.ListUsersResponse\x12L\n" +
 	"\aGetUser\x12\x1f.nsauth.admin.v1.GetUserRequest\x1a .nsauth.admin.v1.GetUserResponse\x12U\n" +
@@ -4312,7 +4999,13 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"DeleteUser\x12\".nsauth.admin.v1.DeleteUserRequest\x1a#.nsauth.admin.v1.DeleteUserResponse\x12^\n" +
 	"\rSetUserGroups\x12%.nsauth.admin.v1.SetUserGroupsRequest\x1a&.nsauth.admin.v1.SetUserGroupsResponse\x12a\n" +
 	"\x0eCreateUserLink\x12&.nsauth.admin.v1.CreateUserLinkRequest\x1a'.nsauth.admin.v1.CreateUserLinkResponse\x12a\n" +
-	"\x0eRevokeUserLink\x12&.nsauth.admin.v1.RevokeUserLinkRequest\x1a'.nsauth.admin.v1.RevokeUserLinkResponse\x12U\n" +
+	"\x0eRevokeUserLink\x12&.nsauth.admin.v1.RevokeUserLinkRequest\x1a'.nsauth.admin.v1.RevokeUserLinkResponse\x12g\n" +
+	"\x10ResetUserFactors\x12(.nsauth.admin.v1.ResetUserFactorsRequest\x1a).nsauth.admin.v1.ResetUserFactorsResponse\x12a\n" +
+	"\x0eRemoveUserTOTP\x12&.nsauth.admin.v1.RemoveUserTOTPRequest\x1a'.nsauth.admin.v1.RemoveUserTOTPResponse\x12g\n" +
+	"\x10ListUserPasskeys\x12(.nsauth.admin.v1.ListUserPasskeysRequest\x1a).nsauth.admin.v1.ListUserPasskeysResponse\x12j\n" +
+	"\x11RemoveUserPasskey\x12).nsauth.admin.v1.RemoveUserPasskeyRequest\x1a*.nsauth.admin.v1.RemoveUserPasskeyResponse\x12p\n" +
+	"\x13CreateUserEnrolLink\x12+.nsauth.admin.v1.CreateUserEnrolLinkRequest\x1a,.nsauth.admin.v1.CreateUserEnrolLinkResponse\x12p\n" +
+	"\x13RevokeUserEnrolLink\x12+.nsauth.admin.v1.RevokeUserEnrolLinkRequest\x1a,.nsauth.admin.v1.RevokeUserEnrolLinkResponse\x12U\n" +
 	"\n" +
 	"ListGroups\x12\".nsauth.admin.v1.ListGroupsRequest\x1a#.nsauth.admin.v1.ListGroupsResponse\x12X\n" +
 	"\vCreateGroup\x12#.nsauth.admin.v1.CreateGroupRequest\x1a$.nsauth.admin.v1.CreateGroupResponse\x12X\n" +
@@ -4350,7 +5043,7 @@ func file_nsauth_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_nsauth_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_nsauth_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_nsauth_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
 var file_nsauth_admin_v1_admin_proto_goTypes = []any{
 	(LinkPurpose)(0),                          // 0: nsauth.admin.v1.LinkPurpose
 	(*User)(nil),                              // 1: nsauth.admin.v1.User
@@ -4374,147 +5067,174 @@ var file_nsauth_admin_v1_admin_proto_goTypes = []any{
 	(*CreateUserLinkResponse)(nil),            // 19: nsauth.admin.v1.CreateUserLinkResponse
 	(*RevokeUserLinkRequest)(nil),             // 20: nsauth.admin.v1.RevokeUserLinkRequest
 	(*RevokeUserLinkResponse)(nil),            // 21: nsauth.admin.v1.RevokeUserLinkResponse
-	(*Group)(nil),                             // 22: nsauth.admin.v1.Group
-	(*ListGroupsRequest)(nil),                 // 23: nsauth.admin.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),                // 24: nsauth.admin.v1.ListGroupsResponse
-	(*CreateGroupRequest)(nil),                // 25: nsauth.admin.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),               // 26: nsauth.admin.v1.CreateGroupResponse
-	(*DeleteGroupRequest)(nil),                // 27: nsauth.admin.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),               // 28: nsauth.admin.v1.DeleteGroupResponse
-	(*App)(nil),                               // 29: nsauth.admin.v1.App
-	(*AppSettings)(nil),                       // 30: nsauth.admin.v1.AppSettings
-	(*ListAppsRequest)(nil),                   // 31: nsauth.admin.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),                  // 32: nsauth.admin.v1.ListAppsResponse
-	(*GetAppRequest)(nil),                     // 33: nsauth.admin.v1.GetAppRequest
-	(*GetAppResponse)(nil),                    // 34: nsauth.admin.v1.GetAppResponse
-	(*CreateAppRequest)(nil),                  // 35: nsauth.admin.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),                 // 36: nsauth.admin.v1.CreateAppResponse
-	(*UpdateAppRequest)(nil),                  // 37: nsauth.admin.v1.UpdateAppRequest
-	(*UpdateAppResponse)(nil),                 // 38: nsauth.admin.v1.UpdateAppResponse
-	(*SetAppDisabledRequest)(nil),             // 39: nsauth.admin.v1.SetAppDisabledRequest
-	(*SetAppDisabledResponse)(nil),            // 40: nsauth.admin.v1.SetAppDisabledResponse
-	(*DeleteAppRequest)(nil),                  // 41: nsauth.admin.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),                 // 42: nsauth.admin.v1.DeleteAppResponse
-	(*RotateAppSecretRequest)(nil),            // 43: nsauth.admin.v1.RotateAppSecretRequest
-	(*RotateAppSecretResponse)(nil),           // 44: nsauth.admin.v1.RotateAppSecretResponse
-	(*MachineClient)(nil),                     // 45: nsauth.admin.v1.MachineClient
-	(*ListMachineClientsRequest)(nil),         // 46: nsauth.admin.v1.ListMachineClientsRequest
-	(*ListMachineClientsResponse)(nil),        // 47: nsauth.admin.v1.ListMachineClientsResponse
-	(*CreateMachineClientRequest)(nil),        // 48: nsauth.admin.v1.CreateMachineClientRequest
-	(*CreateMachineClientResponse)(nil),       // 49: nsauth.admin.v1.CreateMachineClientResponse
-	(*RotateMachineClientSecretRequest)(nil),  // 50: nsauth.admin.v1.RotateMachineClientSecretRequest
-	(*RotateMachineClientSecretResponse)(nil), // 51: nsauth.admin.v1.RotateMachineClientSecretResponse
-	(*SetMachineClientDisabledRequest)(nil),   // 52: nsauth.admin.v1.SetMachineClientDisabledRequest
-	(*SetMachineClientDisabledResponse)(nil),  // 53: nsauth.admin.v1.SetMachineClientDisabledResponse
-	(*DeleteMachineClientRequest)(nil),        // 54: nsauth.admin.v1.DeleteMachineClientRequest
-	(*DeleteMachineClientResponse)(nil),       // 55: nsauth.admin.v1.DeleteMachineClientResponse
-	(*FederationPolicy)(nil),                  // 56: nsauth.admin.v1.FederationPolicy
-	(*ListFederationPoliciesRequest)(nil),     // 57: nsauth.admin.v1.ListFederationPoliciesRequest
-	(*ListFederationPoliciesResponse)(nil),    // 58: nsauth.admin.v1.ListFederationPoliciesResponse
-	(*CreateFederationPolicyRequest)(nil),     // 59: nsauth.admin.v1.CreateFederationPolicyRequest
-	(*CreateFederationPolicyResponse)(nil),    // 60: nsauth.admin.v1.CreateFederationPolicyResponse
-	(*DeleteFederationPolicyRequest)(nil),     // 61: nsauth.admin.v1.DeleteFederationPolicyRequest
-	(*DeleteFederationPolicyResponse)(nil),    // 62: nsauth.admin.v1.DeleteFederationPolicyResponse
-	(*Session)(nil),                           // 63: nsauth.admin.v1.Session
-	(*ListSessionsRequest)(nil),               // 64: nsauth.admin.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),              // 65: nsauth.admin.v1.ListSessionsResponse
-	(*EndSessionsRequest)(nil),                // 66: nsauth.admin.v1.EndSessionsRequest
-	(*EndSessionsResponse)(nil),               // 67: nsauth.admin.v1.EndSessionsResponse
-	(*AuditEvent)(nil),                        // 68: nsauth.admin.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),            // 69: nsauth.admin.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),           // 70: nsauth.admin.v1.ListAuditEventsResponse
-	(*WhoAmIRequest)(nil),                     // 71: nsauth.admin.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),                    // 72: nsauth.admin.v1.WhoAmIResponse
+	(*ResetUserFactorsRequest)(nil),           // 22: nsauth.admin.v1.ResetUserFactorsRequest
+	(*ResetUserFactorsResponse)(nil),          // 23: nsauth.admin.v1.ResetUserFactorsResponse
+	(*RemoveUserTOTPRequest)(nil),             // 24: nsauth.admin.v1.RemoveUserTOTPRequest
+	(*RemoveUserTOTPResponse)(nil),            // 25: nsauth.admin.v1.RemoveUserTOTPResponse
+	(*Passkey)(nil),                           // 26: nsauth.admin.v1.Passkey
+	(*ListUserPasskeysRequest)(nil),           // 27: nsauth.admin.v1.ListUserPasskeysRequest
+	(*ListUserPasskeysResponse)(nil),          // 28: nsauth.admin.v1.ListUserPasskeysResponse
+	(*RemoveUserPasskeyRequest)(nil),          // 29: nsauth.admin.v1.RemoveUserPasskeyRequest
+	(*RemoveUserPasskeyResponse)(nil),         // 30: nsauth.admin.v1.RemoveUserPasskeyResponse
+	(*CreateUserEnrolLinkRequest)(nil),        // 31: nsauth.admin.v1.CreateUserEnrolLinkRequest
+	(*CreateUserEnrolLinkResponse)(nil),       // 32: nsauth.admin.v1.CreateUserEnrolLinkResponse
+	(*RevokeUserEnrolLinkRequest)(nil),        // 33: nsauth.admin.v1.RevokeUserEnrolLinkRequest
+	(*RevokeUserEnrolLinkResponse)(nil),       // 34: nsauth.admin.v1.RevokeUserEnrolLinkResponse
+	(*Group)(nil),                             // 35: nsauth.admin.v1.Group
+	(*ListGroupsRequest)(nil),                 // 36: nsauth.admin.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),                // 37: nsauth.admin.v1.ListGroupsResponse
+	(*CreateGroupRequest)(nil),                // 38: nsauth.admin.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),               // 39: nsauth.admin.v1.CreateGroupResponse
+	(*DeleteGroupRequest)(nil),                // 40: nsauth.admin.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),               // 41: nsauth.admin.v1.DeleteGroupResponse
+	(*App)(nil),                               // 42: nsauth.admin.v1.App
+	(*AppSettings)(nil),                       // 43: nsauth.admin.v1.AppSettings
+	(*ListAppsRequest)(nil),                   // 44: nsauth.admin.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),                  // 45: nsauth.admin.v1.ListAppsResponse
+	(*GetAppRequest)(nil),                     // 46: nsauth.admin.v1.GetAppRequest
+	(*GetAppResponse)(nil),                    // 47: nsauth.admin.v1.GetAppResponse
+	(*CreateAppRequest)(nil),                  // 48: nsauth.admin.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),                 // 49: nsauth.admin.v1.CreateAppResponse
+	(*UpdateAppRequest)(nil),                  // 50: nsauth.admin.v1.UpdateAppRequest
+	(*UpdateAppResponse)(nil),                 // 51: nsauth.admin.v1.UpdateAppResponse
+	(*SetAppDisabledRequest)(nil),             // 52: nsauth.admin.v1.SetAppDisabledRequest
+	(*SetAppDisabledResponse)(nil),            // 53: nsauth.admin.v1.SetAppDisabledResponse
+	(*DeleteAppRequest)(nil),                  // 54: nsauth.admin.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),                 // 55: nsauth.admin.v1.DeleteAppResponse
+	(*RotateAppSecretRequest)(nil),            // 56: nsauth.admin.v1.RotateAppSecretRequest
+	(*RotateAppSecretResponse)(nil),           // 57: nsauth.admin.v1.RotateAppSecretResponse
+	(*MachineClient)(nil),                     // 58: nsauth.admin.v1.MachineClient
+	(*ListMachineClientsRequest)(nil),         // 59: nsauth.admin.v1.ListMachineClientsRequest
+	(*ListMachineClientsResponse)(nil),        // 60: nsauth.admin.v1.ListMachineClientsResponse
+	(*CreateMachineClientRequest)(nil),        // 61: nsauth.admin.v1.CreateMachineClientRequest
+	(*CreateMachineClientResponse)(nil),       // 62: nsauth.admin.v1.CreateMachineClientResponse
+	(*RotateMachineClientSecretRequest)(nil),  // 63: nsauth.admin.v1.RotateMachineClientSecretRequest
+	(*RotateMachineClientSecretResponse)(nil), // 64: nsauth.admin.v1.RotateMachineClientSecretResponse
+	(*SetMachineClientDisabledRequest)(nil),   // 65: nsauth.admin.v1.SetMachineClientDisabledRequest
+	(*SetMachineClientDisabledResponse)(nil),  // 66: nsauth.admin.v1.SetMachineClientDisabledResponse
+	(*DeleteMachineClientRequest)(nil),        // 67: nsauth.admin.v1.DeleteMachineClientRequest
+	(*DeleteMachineClientResponse)(nil),       // 68: nsauth.admin.v1.DeleteMachineClientResponse
+	(*FederationPolicy)(nil),                  // 69: nsauth.admin.v1.FederationPolicy
+	(*ListFederationPoliciesRequest)(nil),     // 70: nsauth.admin.v1.ListFederationPoliciesRequest
+	(*ListFederationPoliciesResponse)(nil),    // 71: nsauth.admin.v1.ListFederationPoliciesResponse
+	(*CreateFederationPolicyRequest)(nil),     // 72: nsauth.admin.v1.CreateFederationPolicyRequest
+	(*CreateFederationPolicyResponse)(nil),    // 73: nsauth.admin.v1.CreateFederationPolicyResponse
+	(*DeleteFederationPolicyRequest)(nil),     // 74: nsauth.admin.v1.DeleteFederationPolicyRequest
+	(*DeleteFederationPolicyResponse)(nil),    // 75: nsauth.admin.v1.DeleteFederationPolicyResponse
+	(*Session)(nil),                           // 76: nsauth.admin.v1.Session
+	(*ListSessionsRequest)(nil),               // 77: nsauth.admin.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),              // 78: nsauth.admin.v1.ListSessionsResponse
+	(*EndSessionsRequest)(nil),                // 79: nsauth.admin.v1.EndSessionsRequest
+	(*EndSessionsResponse)(nil),               // 80: nsauth.admin.v1.EndSessionsResponse
+	(*AuditEvent)(nil),                        // 81: nsauth.admin.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),            // 82: nsauth.admin.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),           // 83: nsauth.admin.v1.ListAuditEventsResponse
+	(*WhoAmIRequest)(nil),                     // 84: nsauth.admin.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                    // 85: nsauth.admin.v1.WhoAmIResponse
 }
 var file_nsauth_admin_v1_admin_proto_depIdxs = []int32{
 	1,  // 0: nsauth.admin.v1.ListUsersResponse.users:type_name -> nsauth.admin.v1.User
 	1,  // 1: nsauth.admin.v1.GetUserResponse.user:type_name -> nsauth.admin.v1.User
 	1,  // 2: nsauth.admin.v1.CreateUserResponse.user:type_name -> nsauth.admin.v1.User
 	0,  // 3: nsauth.admin.v1.CreateUserLinkRequest.purpose:type_name -> nsauth.admin.v1.LinkPurpose
-	22, // 4: nsauth.admin.v1.ListGroupsResponse.groups:type_name -> nsauth.admin.v1.Group
-	22, // 5: nsauth.admin.v1.CreateGroupResponse.group:type_name -> nsauth.admin.v1.Group
-	29, // 6: nsauth.admin.v1.ListAppsResponse.apps:type_name -> nsauth.admin.v1.App
-	29, // 7: nsauth.admin.v1.GetAppResponse.app:type_name -> nsauth.admin.v1.App
-	30, // 8: nsauth.admin.v1.CreateAppRequest.settings:type_name -> nsauth.admin.v1.AppSettings
-	29, // 9: nsauth.admin.v1.CreateAppResponse.app:type_name -> nsauth.admin.v1.App
-	30, // 10: nsauth.admin.v1.UpdateAppRequest.settings:type_name -> nsauth.admin.v1.AppSettings
-	29, // 11: nsauth.admin.v1.UpdateAppResponse.app:type_name -> nsauth.admin.v1.App
-	45, // 12: nsauth.admin.v1.ListMachineClientsResponse.clients:type_name -> nsauth.admin.v1.MachineClient
-	45, // 13: nsauth.admin.v1.CreateMachineClientResponse.client:type_name -> nsauth.admin.v1.MachineClient
-	56, // 14: nsauth.admin.v1.ListFederationPoliciesResponse.policies:type_name -> nsauth.admin.v1.FederationPolicy
-	56, // 15: nsauth.admin.v1.CreateFederationPolicyRequest.policy:type_name -> nsauth.admin.v1.FederationPolicy
-	56, // 16: nsauth.admin.v1.CreateFederationPolicyResponse.policy:type_name -> nsauth.admin.v1.FederationPolicy
-	63, // 17: nsauth.admin.v1.ListSessionsResponse.sessions:type_name -> nsauth.admin.v1.Session
-	68, // 18: nsauth.admin.v1.ListAuditEventsResponse.events:type_name -> nsauth.admin.v1.AuditEvent
-	2,  // 19: nsauth.admin.v1.AdminService.ListUsers:input_type -> nsauth.admin.v1.ListUsersRequest
-	4,  // 20: nsauth.admin.v1.AdminService.GetUser:input_type -> nsauth.admin.v1.GetUserRequest
-	6,  // 21: nsauth.admin.v1.AdminService.CreateUser:input_type -> nsauth.admin.v1.CreateUserRequest
-	8,  // 22: nsauth.admin.v1.AdminService.SetUserPassword:input_type -> nsauth.admin.v1.SetUserPasswordRequest
-	10, // 23: nsauth.admin.v1.AdminService.SetUserDisabled:input_type -> nsauth.admin.v1.SetUserDisabledRequest
-	12, // 24: nsauth.admin.v1.AdminService.UnlockUser:input_type -> nsauth.admin.v1.UnlockUserRequest
-	14, // 25: nsauth.admin.v1.AdminService.DeleteUser:input_type -> nsauth.admin.v1.DeleteUserRequest
-	16, // 26: nsauth.admin.v1.AdminService.SetUserGroups:input_type -> nsauth.admin.v1.SetUserGroupsRequest
-	18, // 27: nsauth.admin.v1.AdminService.CreateUserLink:input_type -> nsauth.admin.v1.CreateUserLinkRequest
-	20, // 28: nsauth.admin.v1.AdminService.RevokeUserLink:input_type -> nsauth.admin.v1.RevokeUserLinkRequest
-	23, // 29: nsauth.admin.v1.AdminService.ListGroups:input_type -> nsauth.admin.v1.ListGroupsRequest
-	25, // 30: nsauth.admin.v1.AdminService.CreateGroup:input_type -> nsauth.admin.v1.CreateGroupRequest
-	27, // 31: nsauth.admin.v1.AdminService.DeleteGroup:input_type -> nsauth.admin.v1.DeleteGroupRequest
-	31, // 32: nsauth.admin.v1.AdminService.ListApps:input_type -> nsauth.admin.v1.ListAppsRequest
-	33, // 33: nsauth.admin.v1.AdminService.GetApp:input_type -> nsauth.admin.v1.GetAppRequest
-	35, // 34: nsauth.admin.v1.AdminService.CreateApp:input_type -> nsauth.admin.v1.CreateAppRequest
-	37, // 35: nsauth.admin.v1.AdminService.UpdateApp:input_type -> nsauth.admin.v1.UpdateAppRequest
-	39, // 36: nsauth.admin.v1.AdminService.SetAppDisabled:input_type -> nsauth.admin.v1.SetAppDisabledRequest
-	41, // 37: nsauth.admin.v1.AdminService.DeleteApp:input_type -> nsauth.admin.v1.DeleteAppRequest
-	43, // 38: nsauth.admin.v1.AdminService.RotateAppSecret:input_type -> nsauth.admin.v1.RotateAppSecretRequest
-	46, // 39: nsauth.admin.v1.AdminService.ListMachineClients:input_type -> nsauth.admin.v1.ListMachineClientsRequest
-	48, // 40: nsauth.admin.v1.AdminService.CreateMachineClient:input_type -> nsauth.admin.v1.CreateMachineClientRequest
-	50, // 41: nsauth.admin.v1.AdminService.RotateMachineClientSecret:input_type -> nsauth.admin.v1.RotateMachineClientSecretRequest
-	52, // 42: nsauth.admin.v1.AdminService.SetMachineClientDisabled:input_type -> nsauth.admin.v1.SetMachineClientDisabledRequest
-	54, // 43: nsauth.admin.v1.AdminService.DeleteMachineClient:input_type -> nsauth.admin.v1.DeleteMachineClientRequest
-	57, // 44: nsauth.admin.v1.AdminService.ListFederationPolicies:input_type -> nsauth.admin.v1.ListFederationPoliciesRequest
-	59, // 45: nsauth.admin.v1.AdminService.CreateFederationPolicy:input_type -> nsauth.admin.v1.CreateFederationPolicyRequest
-	61, // 46: nsauth.admin.v1.AdminService.DeleteFederationPolicy:input_type -> nsauth.admin.v1.DeleteFederationPolicyRequest
-	64, // 47: nsauth.admin.v1.AdminService.ListSessions:input_type -> nsauth.admin.v1.ListSessionsRequest
-	66, // 48: nsauth.admin.v1.AdminService.EndSessions:input_type -> nsauth.admin.v1.EndSessionsRequest
-	69, // 49: nsauth.admin.v1.AdminService.ListAuditEvents:input_type -> nsauth.admin.v1.ListAuditEventsRequest
-	71, // 50: nsauth.admin.v1.AdminService.WhoAmI:input_type -> nsauth.admin.v1.WhoAmIRequest
-	3,  // 51: nsauth.admin.v1.AdminService.ListUsers:output_type -> nsauth.admin.v1.ListUsersResponse
-	5,  // 52: nsauth.admin.v1.AdminService.GetUser:output_type -> nsauth.admin.v1.GetUserResponse
-	7,  // 53: nsauth.admin.v1.AdminService.CreateUser:output_type -> nsauth.admin.v1.CreateUserResponse
-	9,  // 54: nsauth.admin.v1.AdminService.SetUserPassword:output_type -> nsauth.admin.v1.SetUserPasswordResponse
-	11, // 55: nsauth.admin.v1.AdminService.SetUserDisabled:output_type -> nsauth.admin.v1.SetUserDisabledResponse
-	13, // 56: nsauth.admin.v1.AdminService.UnlockUser:output_type -> nsauth.admin.v1.UnlockUserResponse
-	15, // 57: nsauth.admin.v1.AdminService.DeleteUser:output_type -> nsauth.admin.v1.DeleteUserResponse
-	17, // 58: nsauth.admin.v1.AdminService.SetUserGroups:output_type -> nsauth.admin.v1.SetUserGroupsResponse
-	19, // 59: nsauth.admin.v1.AdminService.CreateUserLink:output_type -> nsauth.admin.v1.CreateUserLinkResponse
-	21, // 60: nsauth.admin.v1.AdminService.RevokeUserLink:output_type -> nsauth.admin.v1.RevokeUserLinkResponse
-	24, // 61: nsauth.admin.v1.AdminService.ListGroups:output_type -> nsauth.admin.v1.ListGroupsResponse
-	26, // 62: nsauth.admin.v1.AdminService.CreateGroup:output_type -> nsauth.admin.v1.CreateGroupResponse
-	28, // 63: nsauth.admin.v1.AdminService.DeleteGroup:output_type -> nsauth.admin.v1.DeleteGroupResponse
-	32, // 64: nsauth.admin.v1.AdminService.ListApps:output_type -> nsauth.admin.v1.ListAppsResponse
-	34, // 65: nsauth.admin.v1.AdminService.GetApp:output_type -> nsauth.admin.v1.GetAppResponse
-	36, // 66: nsauth.admin.v1.AdminService.CreateApp:output_type -> nsauth.admin.v1.CreateAppResponse
-	38, // 67: nsauth.admin.v1.AdminService.UpdateApp:output_type -> nsauth.admin.v1.UpdateAppResponse
-	40, // 68: nsauth.admin.v1.AdminService.SetAppDisabled:output_type -> nsauth.admin.v1.SetAppDisabledResponse
-	42, // 69: nsauth.admin.v1.AdminService.DeleteApp:output_type -> nsauth.admin.v1.DeleteAppResponse
-	44, // 70: nsauth.admin.v1.AdminService.RotateAppSecret:output_type -> nsauth.admin.v1.RotateAppSecretResponse
-	47, // 71: nsauth.admin.v1.AdminService.ListMachineClients:output_type -> nsauth.admin.v1.ListMachineClientsResponse
-	49, // 72: nsauth.admin.v1.AdminService.CreateMachineClient:output_type -> nsauth.admin.v1.CreateMachineClientResponse
-	51, // 73: nsauth.admin.v1.AdminService.RotateMachineClientSecret:output_type -> nsauth.admin.v1.RotateMachineClientSecretResponse
-	53, // 74: nsauth.admin.v1.AdminService.SetMachineClientDisabled:output_type -> nsauth.admin.v1.SetMachineClientDisabledResponse
-	55, // 75: nsauth.admin.v1.AdminService.DeleteMachineClient:output_type -> nsauth.admin.v1.DeleteMachineClientResponse
-	58, // 76: nsauth.admin.v1.AdminService.ListFederationPolicies:output_type -> nsauth.admin.v1.ListFederationPoliciesResponse
-	60, // 77: nsauth.admin.v1.AdminService.CreateFederationPolicy:output_type -> nsauth.admin.v1.CreateFederationPolicyResponse
-	62, // 78: nsauth.admin.v1.AdminService.DeleteFederationPolicy:output_type -> nsauth.admin.v1.DeleteFederationPolicyResponse
-	65, // 79: nsauth.admin.v1.AdminService.ListSessions:output_type -> nsauth.admin.v1.ListSessionsResponse
-	67, // 80: nsauth.admin.v1.AdminService.EndSessions:output_type -> nsauth.admin.v1.EndSessionsResponse
-	70, // 81: nsauth.admin.v1.AdminService.ListAuditEvents:output_type -> nsauth.admin.v1.ListAuditEventsResponse
-	72, // 82: nsauth.admin.v1.AdminService.WhoAmI:output_type -> nsauth.admin.v1.WhoAmIResponse
-	51, // [51:83] is the sub-list for method output_type
-	19, // [19:51] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	26, // 4: nsauth.admin.v1.ListUserPasskeysResponse.passkeys:type_name -> nsauth.admin.v1.Passkey
+	26, // 5: nsauth.admin.v1.RemoveUserPasskeyResponse.passkey:type_name -> nsauth.admin.v1.Passkey
+	35, // 6: nsauth.admin.v1.ListGroupsResponse.groups:type_name -> nsauth.admin.v1.Group
+	35, // 7: nsauth.admin.v1.CreateGroupResponse.group:type_name -> nsauth.admin.v1.Group
+	42, // 8: nsauth.admin.v1.ListAppsResponse.apps:type_name -> nsauth.admin.v1.App
+	42, // 9: nsauth.admin.v1.GetAppResponse.app:type_name -> nsauth.admin.v1.App
+	43, // 10: nsauth.admin.v1.CreateAppRequest.settings:type_name -> nsauth.admin.v1.AppSettings
+	42, // 11: nsauth.admin.v1.CreateAppResponse.app:type_name -> nsauth.admin.v1.App
+	43, // 12: nsauth.admin.v1.UpdateAppRequest.settings:type_name -> nsauth.admin.v1.AppSettings
+	42, // 13: nsauth.admin.v1.UpdateAppResponse.app:type_name -> nsauth.admin.v1.App
+	58, // 14: nsauth.admin.v1.ListMachineClientsResponse.clients:type_name -> nsauth.admin.v1.MachineClient
+	58, // 15: nsauth.admin.v1.CreateMachineClientResponse.client:type_name -> nsauth.admin.v1.MachineClient
+	69, // 16: nsauth.admin.v1.ListFederationPoliciesResponse.policies:type_name -> nsauth.admin.v1.FederationPolicy
+	69, // 17: nsauth.admin.v1.CreateFederationPolicyRequest.policy:type_name -> nsauth.admin.v1.FederationPolicy
+	69, // 18: nsauth.admin.v1.CreateFederationPolicyResponse.policy:type_name -> nsauth.admin.v1.FederationPolicy
+	76, // 19: nsauth.admin.v1.ListSessionsResponse.sessions:type_name -> nsauth.admin.v1.Session
+	81, // 20: nsauth.admin.v1.ListAuditEventsResponse.events:type_name -> nsauth.admin.v1.AuditEvent
+	2,  // 21: nsauth.admin.v1.AdminService.ListUsers:input_type -> nsauth.admin.v1.ListUsersRequest
+	4,  // 22: nsauth.admin.v1.AdminService.GetUser:input_type -> nsauth.admin.v1.GetUserRequest
+	6,  // 23: nsauth.admin.v1.AdminService.CreateUser:input_type -> nsauth.admin.v1.CreateUserRequest
+	8,  // 24: nsauth.admin.v1.AdminService.SetUserPassword:input_type -> nsauth.admin.v1.SetUserPasswordRequest
+	10, // 25: nsauth.admin.v1.AdminService.SetUserDisabled:input_type -> nsauth.admin.v1.SetUserDisabledRequest
+	12, // 26: nsauth.admin.v1.AdminService.UnlockUser:input_type -> nsauth.admin.v1.UnlockUserRequest
+	14, // 27: nsauth.admin.v1.AdminService.DeleteUser:input_type -> nsauth.admin.v1.DeleteUserRequest
+	16, // 28: nsauth.admin.v1.AdminService.SetUserGroups:input_type -> nsauth.admin.v1.SetUserGroupsRequest
+	18, // 29: nsauth.admin.v1.AdminService.CreateUserLink:input_type -> nsauth.admin.v1.CreateUserLinkRequest
+	20, // 30: nsauth.admin.v1.AdminService.RevokeUserLink:input_type -> nsauth.admin.v1.RevokeUserLinkRequest
+	22, // 31: nsauth.admin.v1.AdminService.ResetUserFactors:input_type -> nsauth.admin.v1.ResetUserFactorsRequest
+	24, // 32: nsauth.admin.v1.AdminService.RemoveUserTOTP:input_type -> nsauth.admin.v1.RemoveUserTOTPRequest
+	27, // 33: nsauth.admin.v1.AdminService.ListUserPasskeys:input_type -> nsauth.admin.v1.ListUserPasskeysRequest
+	29, // 34: nsauth.admin.v1.AdminService.RemoveUserPasskey:input_type -> nsauth.admin.v1.RemoveUserPasskeyRequest
+	31, // 35: nsauth.admin.v1.AdminService.CreateUserEnrolLink:input_type -> nsauth.admin.v1.CreateUserEnrolLinkRequest
+	33, // 36: nsauth.admin.v1.AdminService.RevokeUserEnrolLink:input_type -> nsauth.admin.v1.RevokeUserEnrolLinkRequest
+	36, // 37: nsauth.admin.v1.AdminService.ListGroups:input_type -> nsauth.admin.v1.ListGroupsRequest
+	38, // 38: nsauth.admin.v1.AdminService.CreateGroup:input_type -> nsauth.admin.v1.CreateGroupRequest
+	40, // 39: nsauth.admin.v1.AdminService.DeleteGroup:input_type -> nsauth.admin.v1.DeleteGroupRequest
+	44, // 40: nsauth.admin.v1.AdminService.ListApps:input_type -> nsauth.admin.v1.ListAppsRequest
+	46, // 41: nsauth.admin.v1.AdminService.GetApp:input_type -> nsauth.admin.v1.GetAppRequest
+	48, // 42: nsauth.admin.v1.AdminService.CreateApp:input_type -> nsauth.admin.v1.CreateAppRequest
+	50, // 43: nsauth.admin.v1.AdminService.UpdateApp:input_type -> nsauth.admin.v1.UpdateAppRequest
+	52, // 44: nsauth.admin.v1.AdminService.SetAppDisabled:input_type -> nsauth.admin.v1.SetAppDisabledRequest
+	54, // 45: nsauth.admin.v1.AdminService.DeleteApp:input_type -> nsauth.admin.v1.DeleteAppRequest
+	56, // 46: nsauth.admin.v1.AdminService.RotateAppSecret:input_type -> nsauth.admin.v1.RotateAppSecretRequest
+	59, // 47: nsauth.admin.v1.AdminService.ListMachineClients:input_type -> nsauth.admin.v1.ListMachineClientsRequest
+	61, // 48: nsauth.admin.v1.AdminService.CreateMachineClient:input_type -> nsauth.admin.v1.CreateMachineClientRequest
+	63, // 49: nsauth.admin.v1.AdminService.RotateMachineClientSecret:input_type -> nsauth.admin.v1.RotateMachineClientSecretRequest
+	65, // 50: nsauth.admin.v1.AdminService.SetMachineClientDisabled:input_type -> nsauth.admin.v1.SetMachineClientDisabledRequest
+	67, // 51: nsauth.admin.v1.AdminService.DeleteMachineClient:input_type -> nsauth.admin.v1.DeleteMachineClientRequest
+	70, // 52: nsauth.admin.v1.AdminService.ListFederationPolicies:input_type -> nsauth.admin.v1.ListFederationPoliciesRequest
+	72, // 53: nsauth.admin.v1.AdminService.CreateFederationPolicy:input_type -> nsauth.admin.v1.CreateFederationPolicyRequest
+	74, // 54: nsauth.admin.v1.AdminService.DeleteFederationPolicy:input_type -> nsauth.admin.v1.DeleteFederationPolicyRequest
+	77, // 55: nsauth.admin.v1.AdminService.ListSessions:input_type -> nsauth.admin.v1.ListSessionsRequest
+	79, // 56: nsauth.admin.v1.AdminService.EndSessions:input_type -> nsauth.admin.v1.EndSessionsRequest
+	82, // 57: nsauth.admin.v1.AdminService.ListAuditEvents:input_type -> nsauth.admin.v1.ListAuditEventsRequest
+	84, // 58: nsauth.admin.v1.AdminService.WhoAmI:input_type -> nsauth.admin.v1.WhoAmIRequest
+	3,  // 59: nsauth.admin.v1.AdminService.ListUsers:output_type -> nsauth.admin.v1.ListUsersResponse
+	5,  // 60: nsauth.admin.v1.AdminService.GetUser:output_type -> nsauth.admin.v1.GetUserResponse
+	7,  // 61: nsauth.admin.v1.AdminService.CreateUser:output_type -> nsauth.admin.v1.CreateUserResponse
+	9,  // 62: nsauth.admin.v1.AdminService.SetUserPassword:output_type -> nsauth.admin.v1.SetUserPasswordResponse
+	11, // 63: nsauth.admin.v1.AdminService.SetUserDisabled:output_type -> nsauth.admin.v1.SetUserDisabledResponse
+	13, // 64: nsauth.admin.v1.AdminService.UnlockUser:output_type -> nsauth.admin.v1.UnlockUserResponse
+	15, // 65: nsauth.admin.v1.AdminService.DeleteUser:output_type -> nsauth.admin.v1.DeleteUserResponse
+	17, // 66: nsauth.admin.v1.AdminService.SetUserGroups:output_type -> nsauth.admin.v1.SetUserGroupsResponse
+	19, // 67: nsauth.admin.v1.AdminService.CreateUserLink:output_type -> nsauth.admin.v1.CreateUserLinkResponse
+	21, // 68: nsauth.admin.v1.AdminService.RevokeUserLink:output_type -> nsauth.admin.v1.RevokeUserLinkResponse
+	23, // 69: nsauth.admin.v1.AdminService.ResetUserFactors:output_type -> nsauth.admin.v1.ResetUserFactorsResponse
+	25, // 70: nsauth.admin.v1.AdminService.RemoveUserTOTP:output_type -> nsauth.admin.v1.RemoveUserTOTPResponse
+	28, // 71: nsauth.admin.v1.AdminService.ListUserPasskeys:output_type -> nsauth.admin.v1.ListUserPasskeysResponse
+	30, // 72: nsauth.admin.v1.AdminService.RemoveUserPasskey:output_type -> nsauth.admin.v1.RemoveUserPasskeyResponse
+	32, // 73: nsauth.admin.v1.AdminService.CreateUserEnrolLink:output_type -> nsauth.admin.v1.CreateUserEnrolLinkResponse
+	34, // 74: nsauth.admin.v1.AdminService.RevokeUserEnrolLink:output_type -> nsauth.admin.v1.RevokeUserEnrolLinkResponse
+	37, // 75: nsauth.admin.v1.AdminService.ListGroups:output_type -> nsauth.admin.v1.ListGroupsResponse
+	39, // 76: nsauth.admin.v1.AdminService.CreateGroup:output_type -> nsauth.admin.v1.CreateGroupResponse
+	41, // 77: nsauth.admin.v1.AdminService.DeleteGroup:output_type -> nsauth.admin.v1.DeleteGroupResponse
+	45, // 78: nsauth.admin.v1.AdminService.ListApps:output_type -> nsauth.admin.v1.ListAppsResponse
+	47, // 79: nsauth.admin.v1.AdminService.GetApp:output_type -> nsauth.admin.v1.GetAppResponse
+	49, // 80: nsauth.admin.v1.AdminService.CreateApp:output_type -> nsauth.admin.v1.CreateAppResponse
+	51, // 81: nsauth.admin.v1.AdminService.UpdateApp:output_type -> nsauth.admin.v1.UpdateAppResponse
+	53, // 82: nsauth.admin.v1.AdminService.SetAppDisabled:output_type -> nsauth.admin.v1.SetAppDisabledResponse
+	55, // 83: nsauth.admin.v1.AdminService.DeleteApp:output_type -> nsauth.admin.v1.DeleteAppResponse
+	57, // 84: nsauth.admin.v1.AdminService.RotateAppSecret:output_type -> nsauth.admin.v1.RotateAppSecretResponse
+	60, // 85: nsauth.admin.v1.AdminService.ListMachineClients:output_type -> nsauth.admin.v1.ListMachineClientsResponse
+	62, // 86: nsauth.admin.v1.AdminService.CreateMachineClient:output_type -> nsauth.admin.v1.CreateMachineClientResponse
+	64, // 87: nsauth.admin.v1.AdminService.RotateMachineClientSecret:output_type -> nsauth.admin.v1.RotateMachineClientSecretResponse
+	66, // 88: nsauth.admin.v1.AdminService.SetMachineClientDisabled:output_type -> nsauth.admin.v1.SetMachineClientDisabledResponse
+	68, // 89: nsauth.admin.v1.AdminService.DeleteMachineClient:output_type -> nsauth.admin.v1.DeleteMachineClientResponse
+	71, // 90: nsauth.admin.v1.AdminService.ListFederationPolicies:output_type -> nsauth.admin.v1.ListFederationPoliciesResponse
+	73, // 91: nsauth.admin.v1.AdminService.CreateFederationPolicy:output_type -> nsauth.admin.v1.CreateFederationPolicyResponse
+	75, // 92: nsauth.admin.v1.AdminService.DeleteFederationPolicy:output_type -> nsauth.admin.v1.DeleteFederationPolicyResponse
+	78, // 93: nsauth.admin.v1.AdminService.ListSessions:output_type -> nsauth.admin.v1.ListSessionsResponse
+	80, // 94: nsauth.admin.v1.AdminService.EndSessions:output_type -> nsauth.admin.v1.EndSessionsResponse
+	83, // 95: nsauth.admin.v1.AdminService.ListAuditEvents:output_type -> nsauth.admin.v1.ListAuditEventsResponse
+	85, // 96: nsauth.admin.v1.AdminService.WhoAmI:output_type -> nsauth.admin.v1.WhoAmIResponse
+	59, // [59:97] is the sub-list for method output_type
+	21, // [21:59] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_nsauth_admin_v1_admin_proto_init() }
@@ -4528,7 +5248,7 @@ func file_nsauth_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nsauth_admin_v1_admin_proto_rawDesc), len(file_nsauth_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   72,
+			NumMessages:   85,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -58,6 +58,24 @@ const (
 	// AdminServiceRevokeUserLinkProcedure is the fully-qualified name of the AdminService's
 	// RevokeUserLink RPC.
 	AdminServiceRevokeUserLinkProcedure = "/nsauth.admin.v1.AdminService/RevokeUserLink"
+	// AdminServiceResetUserFactorsProcedure is the fully-qualified name of the AdminService's
+	// ResetUserFactors RPC.
+	AdminServiceResetUserFactorsProcedure = "/nsauth.admin.v1.AdminService/ResetUserFactors"
+	// AdminServiceRemoveUserTOTPProcedure is the fully-qualified name of the AdminService's
+	// RemoveUserTOTP RPC.
+	AdminServiceRemoveUserTOTPProcedure = "/nsauth.admin.v1.AdminService/RemoveUserTOTP"
+	// AdminServiceListUserPasskeysProcedure is the fully-qualified name of the AdminService's
+	// ListUserPasskeys RPC.
+	AdminServiceListUserPasskeysProcedure = "/nsauth.admin.v1.AdminService/ListUserPasskeys"
+	// AdminServiceRemoveUserPasskeyProcedure is the fully-qualified name of the AdminService's
+	// RemoveUserPasskey RPC.
+	AdminServiceRemoveUserPasskeyProcedure = "/nsauth.admin.v1.AdminService/RemoveUserPasskey"
+	// AdminServiceCreateUserEnrolLinkProcedure is the fully-qualified name of the AdminService's
+	// CreateUserEnrolLink RPC.
+	AdminServiceCreateUserEnrolLinkProcedure = "/nsauth.admin.v1.AdminService/CreateUserEnrolLink"
+	// AdminServiceRevokeUserEnrolLinkProcedure is the fully-qualified name of the AdminService's
+	// RevokeUserEnrolLink RPC.
+	AdminServiceRevokeUserEnrolLinkProcedure = "/nsauth.admin.v1.AdminService/RevokeUserEnrolLink"
 	// AdminServiceListGroupsProcedure is the fully-qualified name of the AdminService's ListGroups RPC.
 	AdminServiceListGroupsProcedure = "/nsauth.admin.v1.AdminService/ListGroups"
 	// AdminServiceCreateGroupProcedure is the fully-qualified name of the AdminService's CreateGroup
@@ -133,6 +151,14 @@ type AdminServiceClient interface {
 	// One-time links (invite and password reset).
 	CreateUserLink(context.Context, *connect.Request[v1.CreateUserLinkRequest]) (*connect.Response[v1.CreateUserLinkResponse], error)
 	RevokeUserLink(context.Context, *connect.Request[v1.RevokeUserLinkRequest]) (*connect.Response[v1.RevokeUserLinkResponse], error)
+	// Second factors (authenticator app, recovery codes, passkeys), and
+	// enrolment links, with which a user adds one in the browser.
+	ResetUserFactors(context.Context, *connect.Request[v1.ResetUserFactorsRequest]) (*connect.Response[v1.ResetUserFactorsResponse], error)
+	RemoveUserTOTP(context.Context, *connect.Request[v1.RemoveUserTOTPRequest]) (*connect.Response[v1.RemoveUserTOTPResponse], error)
+	ListUserPasskeys(context.Context, *connect.Request[v1.ListUserPasskeysRequest]) (*connect.Response[v1.ListUserPasskeysResponse], error)
+	RemoveUserPasskey(context.Context, *connect.Request[v1.RemoveUserPasskeyRequest]) (*connect.Response[v1.RemoveUserPasskeyResponse], error)
+	CreateUserEnrolLink(context.Context, *connect.Request[v1.CreateUserEnrolLinkRequest]) (*connect.Response[v1.CreateUserEnrolLinkResponse], error)
+	RevokeUserEnrolLink(context.Context, *connect.Request[v1.RevokeUserEnrolLinkRequest]) (*connect.Response[v1.RevokeUserEnrolLinkResponse], error)
 	// Groups.
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
 	CreateGroup(context.Context, *connect.Request[v1.CreateGroupRequest]) (*connect.Response[v1.CreateGroupResponse], error)
@@ -234,6 +260,42 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			httpClient,
 			baseURL+AdminServiceRevokeUserLinkProcedure,
 			connect.WithSchema(adminServiceMethods.ByName("RevokeUserLink")),
+			connect.WithClientOptions(opts...),
+		),
+		resetUserFactors: connect.NewClient[v1.ResetUserFactorsRequest, v1.ResetUserFactorsResponse](
+			httpClient,
+			baseURL+AdminServiceResetUserFactorsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ResetUserFactors")),
+			connect.WithClientOptions(opts...),
+		),
+		removeUserTOTP: connect.NewClient[v1.RemoveUserTOTPRequest, v1.RemoveUserTOTPResponse](
+			httpClient,
+			baseURL+AdminServiceRemoveUserTOTPProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RemoveUserTOTP")),
+			connect.WithClientOptions(opts...),
+		),
+		listUserPasskeys: connect.NewClient[v1.ListUserPasskeysRequest, v1.ListUserPasskeysResponse](
+			httpClient,
+			baseURL+AdminServiceListUserPasskeysProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListUserPasskeys")),
+			connect.WithClientOptions(opts...),
+		),
+		removeUserPasskey: connect.NewClient[v1.RemoveUserPasskeyRequest, v1.RemoveUserPasskeyResponse](
+			httpClient,
+			baseURL+AdminServiceRemoveUserPasskeyProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RemoveUserPasskey")),
+			connect.WithClientOptions(opts...),
+		),
+		createUserEnrolLink: connect.NewClient[v1.CreateUserEnrolLinkRequest, v1.CreateUserEnrolLinkResponse](
+			httpClient,
+			baseURL+AdminServiceCreateUserEnrolLinkProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("CreateUserEnrolLink")),
+			connect.WithClientOptions(opts...),
+		),
+		revokeUserEnrolLink: connect.NewClient[v1.RevokeUserEnrolLinkRequest, v1.RevokeUserEnrolLinkResponse](
+			httpClient,
+			baseURL+AdminServiceRevokeUserEnrolLinkProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RevokeUserEnrolLink")),
 			connect.WithClientOptions(opts...),
 		),
 		listGroups: connect.NewClient[v1.ListGroupsRequest, v1.ListGroupsResponse](
@@ -383,6 +445,12 @@ type adminServiceClient struct {
 	setUserGroups             *connect.Client[v1.SetUserGroupsRequest, v1.SetUserGroupsResponse]
 	createUserLink            *connect.Client[v1.CreateUserLinkRequest, v1.CreateUserLinkResponse]
 	revokeUserLink            *connect.Client[v1.RevokeUserLinkRequest, v1.RevokeUserLinkResponse]
+	resetUserFactors          *connect.Client[v1.ResetUserFactorsRequest, v1.ResetUserFactorsResponse]
+	removeUserTOTP            *connect.Client[v1.RemoveUserTOTPRequest, v1.RemoveUserTOTPResponse]
+	listUserPasskeys          *connect.Client[v1.ListUserPasskeysRequest, v1.ListUserPasskeysResponse]
+	removeUserPasskey         *connect.Client[v1.RemoveUserPasskeyRequest, v1.RemoveUserPasskeyResponse]
+	createUserEnrolLink       *connect.Client[v1.CreateUserEnrolLinkRequest, v1.CreateUserEnrolLinkResponse]
+	revokeUserEnrolLink       *connect.Client[v1.RevokeUserEnrolLinkRequest, v1.RevokeUserEnrolLinkResponse]
 	listGroups                *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
 	createGroup               *connect.Client[v1.CreateGroupRequest, v1.CreateGroupResponse]
 	deleteGroup               *connect.Client[v1.DeleteGroupRequest, v1.DeleteGroupResponse]
@@ -455,6 +523,36 @@ func (c *adminServiceClient) CreateUserLink(ctx context.Context, req *connect.Re
 // RevokeUserLink calls nsauth.admin.v1.AdminService.RevokeUserLink.
 func (c *adminServiceClient) RevokeUserLink(ctx context.Context, req *connect.Request[v1.RevokeUserLinkRequest]) (*connect.Response[v1.RevokeUserLinkResponse], error) {
 	return c.revokeUserLink.CallUnary(ctx, req)
+}
+
+// ResetUserFactors calls nsauth.admin.v1.AdminService.ResetUserFactors.
+func (c *adminServiceClient) ResetUserFactors(ctx context.Context, req *connect.Request[v1.ResetUserFactorsRequest]) (*connect.Response[v1.ResetUserFactorsResponse], error) {
+	return c.resetUserFactors.CallUnary(ctx, req)
+}
+
+// RemoveUserTOTP calls nsauth.admin.v1.AdminService.RemoveUserTOTP.
+func (c *adminServiceClient) RemoveUserTOTP(ctx context.Context, req *connect.Request[v1.RemoveUserTOTPRequest]) (*connect.Response[v1.RemoveUserTOTPResponse], error) {
+	return c.removeUserTOTP.CallUnary(ctx, req)
+}
+
+// ListUserPasskeys calls nsauth.admin.v1.AdminService.ListUserPasskeys.
+func (c *adminServiceClient) ListUserPasskeys(ctx context.Context, req *connect.Request[v1.ListUserPasskeysRequest]) (*connect.Response[v1.ListUserPasskeysResponse], error) {
+	return c.listUserPasskeys.CallUnary(ctx, req)
+}
+
+// RemoveUserPasskey calls nsauth.admin.v1.AdminService.RemoveUserPasskey.
+func (c *adminServiceClient) RemoveUserPasskey(ctx context.Context, req *connect.Request[v1.RemoveUserPasskeyRequest]) (*connect.Response[v1.RemoveUserPasskeyResponse], error) {
+	return c.removeUserPasskey.CallUnary(ctx, req)
+}
+
+// CreateUserEnrolLink calls nsauth.admin.v1.AdminService.CreateUserEnrolLink.
+func (c *adminServiceClient) CreateUserEnrolLink(ctx context.Context, req *connect.Request[v1.CreateUserEnrolLinkRequest]) (*connect.Response[v1.CreateUserEnrolLinkResponse], error) {
+	return c.createUserEnrolLink.CallUnary(ctx, req)
+}
+
+// RevokeUserEnrolLink calls nsauth.admin.v1.AdminService.RevokeUserEnrolLink.
+func (c *adminServiceClient) RevokeUserEnrolLink(ctx context.Context, req *connect.Request[v1.RevokeUserEnrolLinkRequest]) (*connect.Response[v1.RevokeUserEnrolLinkResponse], error) {
+	return c.revokeUserEnrolLink.CallUnary(ctx, req)
 }
 
 // ListGroups calls nsauth.admin.v1.AdminService.ListGroups.
@@ -581,6 +679,14 @@ type AdminServiceHandler interface {
 	// One-time links (invite and password reset).
 	CreateUserLink(context.Context, *connect.Request[v1.CreateUserLinkRequest]) (*connect.Response[v1.CreateUserLinkResponse], error)
 	RevokeUserLink(context.Context, *connect.Request[v1.RevokeUserLinkRequest]) (*connect.Response[v1.RevokeUserLinkResponse], error)
+	// Second factors (authenticator app, recovery codes, passkeys), and
+	// enrolment links, with which a user adds one in the browser.
+	ResetUserFactors(context.Context, *connect.Request[v1.ResetUserFactorsRequest]) (*connect.Response[v1.ResetUserFactorsResponse], error)
+	RemoveUserTOTP(context.Context, *connect.Request[v1.RemoveUserTOTPRequest]) (*connect.Response[v1.RemoveUserTOTPResponse], error)
+	ListUserPasskeys(context.Context, *connect.Request[v1.ListUserPasskeysRequest]) (*connect.Response[v1.ListUserPasskeysResponse], error)
+	RemoveUserPasskey(context.Context, *connect.Request[v1.RemoveUserPasskeyRequest]) (*connect.Response[v1.RemoveUserPasskeyResponse], error)
+	CreateUserEnrolLink(context.Context, *connect.Request[v1.CreateUserEnrolLinkRequest]) (*connect.Response[v1.CreateUserEnrolLinkResponse], error)
+	RevokeUserEnrolLink(context.Context, *connect.Request[v1.RevokeUserEnrolLinkRequest]) (*connect.Response[v1.RevokeUserEnrolLinkResponse], error)
 	// Groups.
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
 	CreateGroup(context.Context, *connect.Request[v1.CreateGroupRequest]) (*connect.Response[v1.CreateGroupResponse], error)
@@ -678,6 +784,42 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		AdminServiceRevokeUserLinkProcedure,
 		svc.RevokeUserLink,
 		connect.WithSchema(adminServiceMethods.ByName("RevokeUserLink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceResetUserFactorsHandler := connect.NewUnaryHandler(
+		AdminServiceResetUserFactorsProcedure,
+		svc.ResetUserFactors,
+		connect.WithSchema(adminServiceMethods.ByName("ResetUserFactors")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRemoveUserTOTPHandler := connect.NewUnaryHandler(
+		AdminServiceRemoveUserTOTPProcedure,
+		svc.RemoveUserTOTP,
+		connect.WithSchema(adminServiceMethods.ByName("RemoveUserTOTP")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListUserPasskeysHandler := connect.NewUnaryHandler(
+		AdminServiceListUserPasskeysProcedure,
+		svc.ListUserPasskeys,
+		connect.WithSchema(adminServiceMethods.ByName("ListUserPasskeys")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRemoveUserPasskeyHandler := connect.NewUnaryHandler(
+		AdminServiceRemoveUserPasskeyProcedure,
+		svc.RemoveUserPasskey,
+		connect.WithSchema(adminServiceMethods.ByName("RemoveUserPasskey")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceCreateUserEnrolLinkHandler := connect.NewUnaryHandler(
+		AdminServiceCreateUserEnrolLinkProcedure,
+		svc.CreateUserEnrolLink,
+		connect.WithSchema(adminServiceMethods.ByName("CreateUserEnrolLink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRevokeUserEnrolLinkHandler := connect.NewUnaryHandler(
+		AdminServiceRevokeUserEnrolLinkProcedure,
+		svc.RevokeUserEnrolLink,
+		connect.WithSchema(adminServiceMethods.ByName("RevokeUserEnrolLink")),
 		connect.WithHandlerOptions(opts...),
 	)
 	adminServiceListGroupsHandler := connect.NewUnaryHandler(
@@ -834,6 +976,18 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceCreateUserLinkHandler.ServeHTTP(w, r)
 		case AdminServiceRevokeUserLinkProcedure:
 			adminServiceRevokeUserLinkHandler.ServeHTTP(w, r)
+		case AdminServiceResetUserFactorsProcedure:
+			adminServiceResetUserFactorsHandler.ServeHTTP(w, r)
+		case AdminServiceRemoveUserTOTPProcedure:
+			adminServiceRemoveUserTOTPHandler.ServeHTTP(w, r)
+		case AdminServiceListUserPasskeysProcedure:
+			adminServiceListUserPasskeysHandler.ServeHTTP(w, r)
+		case AdminServiceRemoveUserPasskeyProcedure:
+			adminServiceRemoveUserPasskeyHandler.ServeHTTP(w, r)
+		case AdminServiceCreateUserEnrolLinkProcedure:
+			adminServiceCreateUserEnrolLinkHandler.ServeHTTP(w, r)
+		case AdminServiceRevokeUserEnrolLinkProcedure:
+			adminServiceRevokeUserEnrolLinkHandler.ServeHTTP(w, r)
 		case AdminServiceListGroupsProcedure:
 			adminServiceListGroupsHandler.ServeHTTP(w, r)
 		case AdminServiceCreateGroupProcedure:
@@ -925,6 +1079,30 @@ func (UnimplementedAdminServiceHandler) CreateUserLink(context.Context, *connect
 
 func (UnimplementedAdminServiceHandler) RevokeUserLink(context.Context, *connect.Request[v1.RevokeUserLinkRequest]) (*connect.Response[v1.RevokeUserLinkResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nsauth.admin.v1.AdminService.RevokeUserLink is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ResetUserFactors(context.Context, *connect.Request[v1.ResetUserFactorsRequest]) (*connect.Response[v1.ResetUserFactorsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nsauth.admin.v1.AdminService.ResetUserFactors is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RemoveUserTOTP(context.Context, *connect.Request[v1.RemoveUserTOTPRequest]) (*connect.Response[v1.RemoveUserTOTPResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nsauth.admin.v1.AdminService.RemoveUserTOTP is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListUserPasskeys(context.Context, *connect.Request[v1.ListUserPasskeysRequest]) (*connect.Response[v1.ListUserPasskeysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nsauth.admin.v1.AdminService.ListUserPasskeys is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RemoveUserPasskey(context.Context, *connect.Request[v1.RemoveUserPasskeyRequest]) (*connect.Response[v1.RemoveUserPasskeyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nsauth.admin.v1.AdminService.RemoveUserPasskey is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) CreateUserEnrolLink(context.Context, *connect.Request[v1.CreateUserEnrolLinkRequest]) (*connect.Response[v1.CreateUserEnrolLinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nsauth.admin.v1.AdminService.CreateUserEnrolLink is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RevokeUserEnrolLink(context.Context, *connect.Request[v1.RevokeUserEnrolLinkRequest]) (*connect.Response[v1.RevokeUserEnrolLinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nsauth.admin.v1.AdminService.RevokeUserEnrolLink is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
