@@ -73,6 +73,8 @@ func TestUsersInviteAndResetLink(t *testing.T) {
 		}{
 			{"profile of an existing user", []string{"invite", "bob", "--email", "x@example.com"}, 1, "--name, --email and --groups are for a new user"},
 			{"ttl too long", []string{"reset-link", "bob", "--ttl", "200h"}, 2, "--ttl must be above 0 and at most"},
+			{"ttl in fractions of a second", []string{"reset-link", "bob", "--ttl", "500ms"}, 2, "--ttl must be whole seconds, not 500ms"},
+			{"invite ttl in fractions of a second", []string{"invite", "zed", "--ttl", "1.5s"}, 2, "--ttl must be whole seconds, not 1.5s"},
 			{"no such user", []string{"reset-link", "nobody"}, 1, `no user "nobody"`},
 			{"no such group", []string{"invite", "carol", "--groups", "no-such-group"}, 1, "no-such-group"},
 			{"revoke with a ttl", []string{"reset-link", "bob", "--revoke", "--ttl", "1h"}, 2, "--revoke takes no --ttl"},

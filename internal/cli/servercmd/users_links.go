@@ -32,8 +32,13 @@ func linkTTLFlag(cmd *cobra.Command, ttl *time.Duration) {
 }
 
 func checkLinkTTL(ttl time.Duration) error {
-	if ttl < 0 || ttl > store.MaxLinkTTL {
+	switch {
+	case ttl < 0 || ttl > store.MaxLinkTTL:
 		return cli.UsageErrorf("--ttl must be above 0 and at most %s, not %s", store.MaxLinkTTL, ttl)
+	case ttl%time.Second != 0:
+		// The admin API carries whole seconds; a fraction must not
+		// silently become the server's default.
+		return cli.UsageErrorf("--ttl must be whole seconds, not %s", ttl)
 	}
 	return nil
 }
