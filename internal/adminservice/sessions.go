@@ -2,7 +2,6 @@ package adminservice
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 
@@ -31,10 +30,10 @@ func (s *sessionsRPC) ListSessions(ctx context.Context, req *connect.Request[adm
 	if err != nil {
 		return nil, toConnect(err, "sessions")
 	}
-	names := &usernames{st: s.cfg.Store}
+	names := s.cfg.Store.Usernames()
 	out := make([]*adminv1.Session, 0, len(sessions))
 	for _, ss := range sessions {
-		name, err := names.of(ctx, ss.UserID)
+		name, err := names.Of(ctx, ss.UserID)
 		if err != nil {
 			return nil, toConnect(err, "sessions")
 		}
@@ -71,7 +70,7 @@ func (s *sessionsRPC) EndSessions(ctx context.Context, req *connect.Request[admi
 	if err != nil {
 		return nil, toConnect(err, quoted("session", id))
 	}
-	name, err := (&usernames{st: s.cfg.Store}).of(ctx, ss.UserID)
+	name, err := s.cfg.Store.Usernames().Of(ctx, ss.UserID)
 	if err != nil {
 		return nil, toConnect(err, quoted("session", id))
 	}
@@ -122,29 +121,4 @@ func (s *sessionsRPC) sessionUser(ctx context.Context, username string) (*store.
 		return nil, toConnect(err, quoted("user", name))
 	}
 	return u, nil
-}
-
-// usernames names users by id, asking the store once per user.
-type usernames struct {
-	st    *store.Store
-	names map[string]string
-}
-
-func (n *usernames) of(ctx context.Context, id string) (string, error) {
-	if name, ok := n.names[id]; ok {
-		return name, nil
-	}
-	if n.names == nil {
-		n.names = map[string]string{}
-	}
-	u, err := n.st.UserByID(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		n.names[id] = "(deleted user)"
-	case err != nil:
-		return "", err
-	default:
-		n.names[id] = u.Username
-	}
-	return n.names[id], nil
 }

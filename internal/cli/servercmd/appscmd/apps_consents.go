@@ -93,10 +93,10 @@ func (o *appsOptions) listConsents(ctx context.Context, st *store.Store, usernam
 	if err != nil {
 		return err
 	}
-	names := &usernames{st: st}
+	names := st.Usernames()
 	out := make([]consentJSON, 0, len(consents))
 	for _, c := range consents {
-		name, err := names.of(ctx, c.UserID)
+		name, err := names.Of(ctx, c.UserID)
 		if err != nil {
 			return err
 		}
@@ -183,29 +183,4 @@ func findUser(ctx context.Context, st *store.Store, username string) (*store.Use
 		return nil, fmt.Errorf("--user: no user %q", name)
 	}
 	return u, err
-}
-
-// usernames names users by id, asking the store once per user.
-type usernames struct {
-	st    *store.Store
-	names map[string]string
-}
-
-func (n *usernames) of(ctx context.Context, id string) (string, error) {
-	if name, ok := n.names[id]; ok {
-		return name, nil
-	}
-	if n.names == nil {
-		n.names = map[string]string{}
-	}
-	u, err := n.st.UserByID(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		n.names[id] = "(deleted user)"
-	case err != nil:
-		return "", err
-	default:
-		n.names[id] = u.Username
-	}
-	return n.names[id], nil
 }
