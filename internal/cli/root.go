@@ -121,3 +121,14 @@ func isCobraUsageError(err error) bool {
 
 // NoArgs is cobra.NoArgs with a usage error.
 func NoArgs(cmd *cobra.Command, args []string) error { return cliapp.NoArgs(cmd, args) }
+
+// ExactlyOne accepts exactly one argument, which the usage error names as
+// what ("the username", "the group name").
+func ExactlyOne(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return UsageErrorf("%s takes exactly one argument, %s", cmd.CommandPath(), what)
+		}
+		return nil
+	}
+}

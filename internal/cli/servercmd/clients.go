@@ -151,12 +151,7 @@ once. A client is named by its NAME or its client id.`,
 	return cmd
 }
 
-func exactlyOneName(cmd *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return cli.UsageErrorf("%s takes exactly one argument, the client's name", cmd.CommandPath())
-	}
-	return nil
-}
+var exactlyOneName = cli.ExactlyOne("the client's name")
 
 // ttlFlag is a lifetime flag in whole seconds, as the admin API takes it.
 func ttlFlag(flag string, d time.Duration) (int64, error) {

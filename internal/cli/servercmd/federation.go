@@ -113,12 +113,7 @@ deletes the policy.`,
 	return cmd
 }
 
-func exactlyOnePolicy(cmd *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return cli.UsageErrorf("%s takes exactly one argument, the policy name", cmd.CommandPath())
-	}
-	return nil
-}
+var exactlyOnePolicy = cli.ExactlyOne("the policy name")
 
 func addPolicy(ctx context.Context, app *cli.App, api adminv1connect.AdminServiceClient, p *adminv1.FederationPolicy) error {
 	res, err := api.CreateFederationPolicy(ctx, connect.NewRequest(&adminv1.CreateFederationPolicyRequest{Policy: p}))

@@ -97,12 +97,7 @@ with --api-url through the admin API of a running server.`,
 	return cmd
 }
 
-func exactlyOneGroup(cmd *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return cli.UsageErrorf("%s takes exactly one argument, the group name", cmd.CommandPath())
-	}
-	return nil
-}
+var exactlyOneGroup = cli.ExactlyOne("the group name")
 
 // groupJSON is a group as `nsauth groups list --json` prints it.
 type groupJSON struct {

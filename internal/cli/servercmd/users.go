@@ -164,12 +164,7 @@ they sign in only through it (nsauth users passwd gives them a password later).`
 	return cmd
 }
 
-func exactlyOneArg(cmd *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return cli.UsageErrorf("%s takes exactly one argument, the username", cmd.CommandPath())
-	}
-	return nil
-}
+var exactlyOneArg = cli.ExactlyOne("the username")
 
 // userChanged records the audit.UserChanged event of action on u (or on
 // the account named username, when the command did not read it).

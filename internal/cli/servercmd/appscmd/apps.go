@@ -219,12 +219,7 @@ app's secret, disabling it or deleting it revokes its tokens at once.`,
 	return cmd
 }
 
-func exactlyOneApp(cmd *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return cli.UsageErrorf("%s takes exactly one argument, the app's name", cmd.CommandPath())
-	}
-	return nil
-}
+var exactlyOneApp = cli.ExactlyOne("the app's name")
 
 // appName is the app name ref spells, or a usage error.
 func appName(ref string) (string, error) {
