@@ -3,6 +3,7 @@ package secondfactor
 import (
 	"fmt"
 	"html/template"
+	"net/url"
 	"strings"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -64,4 +65,25 @@ func QRTerminal(content string) (string, error) {
 		b.WriteString("\n")
 	}
 	return b.String(), nil
+}
+
+// IssuerName is the issuer an authenticator app shows for the nsauth
+// whose issuer URL is issuerURL: "nsauth HOST", or "nsauth" when the URL
+// names no host. The login, the account page, one-time links and nsauth
+// users totp enroll all name it so.
+func IssuerName(issuerURL string) string {
+	if u, err := url.Parse(issuerURL); err == nil && u.Host != "" {
+		return "nsauth " + u.Host
+	}
+	return "nsauth"
+}
+
+// EnrolmentQR draws the otpauth:// URI of secret, for account at the
+// nsauth of issuerURL, as the pages show it to be scanned.
+func EnrolmentQR(issuerURL, account, secret string) (template.HTML, error) {
+	uri, err := TOTPURI(IssuerName(issuerURL), account, secret)
+	if err != nil {
+		return "", err
+	}
+	return QRSVG(uri, 232)
 }

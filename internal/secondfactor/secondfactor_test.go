@@ -164,3 +164,22 @@ func atoi(s string) int {
 	}
 	return n
 }
+
+// TestIssuerName: the name every enrolment (login, account page, links,
+// nsauth users totp enroll) gives authenticator apps.
+func TestIssuerName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, issuer, want string }{
+		{"https with a port", "https://auth.example.com:8443", "nsauth auth.example.com:8443"},
+		{"loopback http", "http://127.0.0.1:8080", "nsauth 127.0.0.1:8080"},
+		{"with a path", "https://example.com/auth", "nsauth example.com"},
+		{"none", "", "nsauth"},
+		{"not a URL", "::", "nsauth"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := secondfactor.IssuerName(tc.issuer); got != tc.want {
+				t.Errorf("IssuerName(%q) = %q, want %q", tc.issuer, got, tc.want)
+			}
+		})
+	}
+}

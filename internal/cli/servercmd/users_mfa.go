@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -101,15 +100,6 @@ func (o *usersOptions) withKeyedStore(ctx context.Context, keys config.SecretKey
 	}, fn)
 }
 
-// totpLabel is the issuer name an authenticator app shows: "nsauth", and
-// the issuer's host when known.
-func totpLabel(issuer string) string {
-	if u, err := url.Parse(issuer); err == nil && u.Host != "" {
-		return "nsauth " + u.Host
-	}
-	return "nsauth"
-}
-
 func (o *usersOptions) enrollTOTP(ctx context.Context, st *store.Store, username, issuer string) error {
 	u, err := st.UserByUsername(ctx, username)
 	if err != nil {
@@ -122,7 +112,7 @@ func (o *usersOptions) enrollTOTP(ctx context.Context, st *store.Store, username
 	if f.TOTP {
 		return fmt.Errorf("%q already has an authenticator app: remove it first with `nsauth users totp remove %s`", u.Username, u.Username)
 	}
-	secret, uri, err := secondfactor.NewTOTP(totpLabel(issuer), u.Username)
+	secret, uri, err := secondfactor.NewTOTP(secondfactor.IssuerName(issuer), u.Username)
 	if err != nil {
 		return err
 	}

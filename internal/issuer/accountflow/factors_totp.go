@@ -4,7 +4,6 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/audit"
@@ -40,20 +39,9 @@ func accountStepID(sessionID string) string { return "account:" + sessionID }
 // CSRF token, which only this browser's cookie holds.
 func stepKey(token, csrf string) string { return token + "." + csrf }
 
-// totpIssuer is the issuer name in otpauth:// URIs, as the login's
-// enrolment names it.
-func (f factorPages) totpIssuer() string {
-	_, host, _ := strings.Cut(f.cfg.Issuer, "://")
-	return "nsauth " + host
-}
-
 // enrolView is the section of a secret being set up under token.
 func (f factorPages) enrolView(a *account, secret, token string) (*totpEnrol, error) {
-	uri, err := secondfactor.TOTPURI(f.totpIssuer(), a.user.Username, secret)
-	if err != nil {
-		return nil, err
-	}
-	qr, err := secondfactor.QRSVG(uri, 232)
+	qr, err := secondfactor.EnrolmentQR(f.cfg.Issuer, a.user.Username, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +64,7 @@ func (f factorPages) beginTOTP(w http.ResponseWriter, r *http.Request) {
 		f.showFactors(w, r, a, view{Status: http.StatusConflict, Section: "totp", Error: msgHasTOTP}, nil)
 		return
 	}
-	secret, _, err := secondfactor.NewTOTP(f.totpIssuer(), a.user.Username)
+	secret, _, err := secondfactor.NewTOTP(secondfactor.IssuerName(f.cfg.Issuer), a.user.Username)
 	if err != nil {
 		f.fail(w, r, "generating a TOTP secret", err)
 		return

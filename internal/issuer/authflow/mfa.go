@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/nsauth/nsauth/internal/audit"
@@ -104,13 +103,6 @@ type enrolStep struct {
 // stepForms reads and answers the forms of the steps after the first
 // factor (second factor, enrolment, the offer of a passkey).
 type stepForms struct{ *deps }
-
-// totpIssuer is the issuer name in otpauth:// URIs: what authenticator
-// apps show above the account.
-func (i *deps) totpIssuer() string {
-	_, host, _ := strings.Cut(i.origin, "://")
-	return "nsauth " + host
-}
 
 // stepForm is a parsed, checked post of a step's page.
 type stepForm struct {
@@ -238,11 +230,7 @@ func (i *stepForms) renderMFAError(w http.ResponseWriter, status int, tmpl strin
 }
 
 func (i *deps) fillEnrollPage(page *mfaPage, user *store.User, secret string) error {
-	uri, err := secondfactor.TOTPURI(i.totpIssuer(), user.Username, secret)
-	if err != nil {
-		return err
-	}
-	qr, err := secondfactor.QRSVG(uri, 232)
+	qr, err := secondfactor.EnrolmentQR(i.origin, user.Username, secret)
 	if err != nil {
 		return err
 	}
@@ -479,7 +467,7 @@ func (i *enrolStep) askEnrolment(w http.ResponseWriter, r *http.Request, fl *log
 	var secret string
 	if !f.TOTP {
 		var err error
-		if secret, _, err = secondfactor.NewTOTP(i.totpIssuer(), fl.user.Username); err == nil {
+		if secret, _, err = secondfactor.NewTOTP(secondfactor.IssuerName(i.origin), fl.user.Username); err == nil {
 			err = i.fillEnrollPage(&page, fl.user, secret)
 		}
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
@@ -151,7 +150,7 @@ func (f *Flow) askFactor(w http.ResponseWriter, r *http.Request, st *step, fs mf
 	secret := ""
 	if !fs.TOTP {
 		var err error
-		if secret, _, err = secondfactor.NewTOTP(totpIssuer(f.cfg.Issuer), st.user.Username); err != nil {
+		if secret, _, err = secondfactor.NewTOTP(secondfactor.IssuerName(f.cfg.Issuer), st.user.Username); err != nil {
 			f.log.ErrorContext(ctx, "making a TOTP secret failed", "error", err)
 			f.message(w, http.StatusInternalServerError, titleFactor, msgInternal)
 			return
@@ -195,20 +194,8 @@ func (f *Flow) again(w http.ResponseWriter, r *http.Request, st *step, p *store.
 	f.renderFactor(w, r, st, fs, p.TOTPSecret, token, msg)
 }
 
-// totpIssuer names the issuer in authenticator apps: its host.
-func totpIssuer(issuer string) string {
-	if u, err := url.Parse(issuer); err == nil && u.Host != "" {
-		return u.Host
-	}
-	return "nsauth"
-}
-
 func (f *Flow) fillTOTP(page *factorPage, u *store.User, secret string) error {
-	uri, err := secondfactor.TOTPURI(totpIssuer(f.cfg.Issuer), u.Username, secret)
-	if err != nil {
-		return err
-	}
-	qr, err := secondfactor.QRSVG(uri, 232)
+	qr, err := secondfactor.EnrolmentQR(f.cfg.Issuer, u.Username, secret)
 	if err != nil {
 		return err
 	}
