@@ -322,6 +322,29 @@ func TestAccountFactorsAttacks(t *testing.T) {
 				}
 			}
 		})
+		t.Run("an_older_proof_of_a_factor_does_not_count_after_a_password_only_confirmation", func(t *testing.T) {
+			t.Parallel()
+			h, _ := newPasskeyHarness(t, b, func(c *issuer.Config) { c.LoginAttempts = 1000 })
+			h.enrollAlice(recoveryCodes...)
+			s := h.accountLoginWithCode(t) // the session proved a factor
+			// An administrator removes alice's factors (nsauth users
+			// mfa-reset); later someone holding her password and this
+			// browser confirms with the password alone, which is all she
+			// has now; then the administrator enrols a new factor for her.
+			if _, err := h.st.ResetSecondFactors(ctx, h.alice.ID); err != nil {
+				t.Fatal(err)
+			}
+			h.stale()
+			s.reload()
+			if res := s.post("/account/reauth", url.Values{"password": {alicePassword}}); res.Response.StatusCode != http.StatusOK {
+				t.Fatalf("a password-only user confirming with the password: HTTP %d\n%s", res.Response.StatusCode, res.Body)
+			}
+			h.enrollAlice(recoveryCodes...)
+			s.reload()
+			// The recent proof was the password alone: the session's
+			// older proof of a factor must not make it count.
+			tryAddingFactors(t, s, "password-only confirmation after a factor reset")
+		})
 		t.Run("no_reauth", func(t *testing.T) {
 			t.Parallel()
 			h, _ := newPasskeyHarness(t, b, nil)
