@@ -17,6 +17,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/redirect"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/stringset"
 	"github.com/nsauth/nsauth/internal/visible"
 	"github.com/nsauth/nsauth/pkg/loopbackhost"
 )
@@ -163,8 +164,8 @@ func Normalize(s *Settings, n Names) error {
 			return fail(d.field, n, " must be a whole number of seconds")
 		}
 	}
-	s.RedirectURIs, s.PostLogoutRedirectURIs = dedupe(s.RedirectURIs), dedupe(s.PostLogoutRedirectURIs)
-	s.Scopes, s.GrantTypes, s.Audiences = dedupe(s.Scopes), dedupe(s.GrantTypes), dedupe(s.Audiences)
+	s.RedirectURIs, s.PostLogoutRedirectURIs = stringset.Unique(s.RedirectURIs), stringset.Unique(s.PostLogoutRedirectURIs)
+	s.Scopes, s.GrantTypes, s.Audiences = stringset.Unique(s.Scopes), stringset.Unique(s.GrantTypes), stringset.Unique(s.Audiences)
 	return nil
 }
 
@@ -225,16 +226,6 @@ func CheckApp(a *store.Client, n Names) error {
 		return fail(GrantTypes, n, " refresh_token needs a grant that issues refresh tokens: authorization_code or device_code")
 	}
 	return nil
-}
-
-func dedupe(l []string) []string {
-	var out []string
-	for _, s := range l {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // normalizeGrantTypes checks the grant types given and spells

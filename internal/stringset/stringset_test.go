@@ -2,6 +2,7 @@ package stringset_test
 
 import (
 	"maps"
+	"slices"
 	"testing"
 
 	"github.com/nsauth/nsauth/internal/stringset"
@@ -24,6 +25,26 @@ func TestOf(t *testing.T) {
 			got := stringset.Of(tt.in)
 			if got == nil || !maps.Equal(got, tt.want) {
 				t.Fatalf("Of(%q) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnique(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want []string
+	}{
+		{"empty", nil, nil},
+		{"no repeats", []string{"b", "a"}, []string{"b", "a"}},
+		{"repeats keep the first place", []string{"b", "a", "b", "c", "a"}, []string{"b", "a", "c"}},
+		{"case matters", []string{"A", "a"}, []string{"A", "a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := stringset.Unique(tc.in); !slices.Equal(got, tc.want) || (tc.want == nil) != (got == nil) {
+				t.Errorf("Unique(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/connector"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/stringset"
 	"github.com/nsauth/nsauth/internal/visible"
 )
 
@@ -300,7 +301,7 @@ func (f *connectorFlags) settings(fs *pflag.FlagSet, typ string, base []byte, ad
 		set("client-id", &o.ClientID, f.clientID)
 		set("groups-claim", &o.GroupsClaim, f.groupsClaim)
 		if given("scopes") {
-			o.Scopes = dedupe(f.scopes)
+			o.Scopes = stringset.Unique(f.scopes)
 		}
 		if given("allowed-domains") {
 			o.AllowedDomains = lower(f.allowedDomains)
@@ -314,7 +315,7 @@ func (f *connectorFlags) settings(fs *pflag.FlagSet, typ string, base []byte, ad
 		set("client-id", &g.ClientID, f.clientID)
 		set("org", &g.Org, f.org)
 		if given("team") {
-			g.Teams = dedupe(f.teams)
+			g.Teams = stringset.Unique(f.teams)
 		}
 		if given("allowed-domains") {
 			g.AllowedDomains = lower(f.allowedDomains)
@@ -437,16 +438,6 @@ func checkCreateUsers(typ string, raw []byte) error {
 	}
 	return cli.UsageErrorf("--create-users: anyone with an account at this %s upstream would get an nsauth account; "+
 		"first restrict who may sign in with %s (or link people one by one with nsauth users link)", typ, how)
-}
-
-func dedupe(l []string) []string {
-	var out []string
-	for _, s := range l {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // settingLines are the settings show prints, by label, as the server
