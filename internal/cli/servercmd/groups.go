@@ -2,7 +2,6 @@ package servercmd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -118,12 +117,7 @@ func listGroups(ctx context.Context, app *cli.App, admin adminv1connect.AdminSer
 		for _, g := range groups {
 			out = append(out, groupJSON{Name: g.GetName(), Description: g.GetDescription(), Members: g.GetMembers(), CreatedAt: time.Unix(g.GetCreatedAt(), 0).UTC()})
 		}
-		b, err := json.MarshalIndent(out, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(app.Out, "%s\n", b)
-		return err
+		return storecmd.PrintJSON(app.Out, out)
 	}
 	tw := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tMEMBERS\tDESCRIPTION\tCREATED")

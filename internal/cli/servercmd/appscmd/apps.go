@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -393,7 +392,7 @@ func (o *appsOptions) list(ctx context.Context, api adminv1connect.AdminServiceC
 		for i := range apps {
 			out = append(out, toAppJSON(&apps[i]))
 		}
-		return printJSON(o.App.Out, out)
+		return storecmd.PrintJSON(o.App.Out, out)
 	}
 	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATUS\tKIND\tDISPLAY NAME\tREDIRECT URIS\tCREATED")
@@ -406,7 +405,7 @@ func (o *appsOptions) list(ctx context.Context, api adminv1connect.AdminServiceC
 
 func (o *appsOptions) show(a *store.Client, broker, asJSON bool) error {
 	if asJSON {
-		return printJSON(o.App.Out, toAppJSON(a))
+		return storecmd.PrintJSON(o.App.Out, toAppJSON(a))
 	}
 	ttl := func(d time.Duration) string {
 		if d > 0 {
@@ -443,15 +442,4 @@ func (o *appsOptions) show(a *store.Client, broker, asJSON bool) error {
 	fmt.Fprintf(tw, "back-channel logout URI:\t%s\n", storecmd.OrDash(a.BackchannelLogoutURI))
 	fmt.Fprintf(tw, "created:\t%s\n", a.CreatedAt.UTC().Format(time.RFC3339))
 	return tw.Flush()
-}
-
-// printJSON writes v to w as indented JSON, with no hidden character left
-// raw (visible.EscapeJSON).
-func printJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(visible.EscapeJSON(b), '\n'))
-	return err
 }

@@ -107,7 +107,7 @@ func (o *appsOptions) listConsents(ctx context.Context, st *store.Store, usernam
 		out = append(out, consentJSON{UserID: c.UserID, Username: name, ClientID: c.ClientID, Scopes: scopes, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()})
 	}
 	if asJSON {
-		return printJSON(o.App.Out, out)
+		return storecmd.PrintJSON(o.App.Out, out)
 	}
 	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tAPP\tSCOPES\tGRANTED\tUPDATED")

@@ -151,7 +151,7 @@ func listSessions(ctx context.Context, o *storecmd.Command, api adminv1connect.A
 			CreatedAt: fromUnix(s.GetCreatedAt()), LastSeenAt: fromUnix(s.GetLastSeenAt()), ExpiresAt: fromUnix(s.GetExpiresAt())})
 	}
 	if asJSON {
-		return printJSON(o.App.Out, out)
+		return storecmd.PrintJSON(o.App.Out, out)
 	}
 	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tUSER\tSIGNED IN\tMETHODS\tLAST SEEN\tEXPIRES\tAPPS")

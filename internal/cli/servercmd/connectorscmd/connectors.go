@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -466,7 +465,7 @@ func (o *options) list(ctx context.Context, st *store.Store, asJSON bool) error 
 			}
 			out = append(out, toJSON(&all[i], cb))
 		}
-		return printJSON(o.App.Out, out)
+		return storecmd.PrintJSON(o.App.Out, out)
 	}
 	tw := tabwriter.NewWriter(o.App.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tTYPE\tSTATUS\tDISPLAY NAME\tCREATE USERS\tCREATED")
@@ -484,7 +483,7 @@ func (o *options) show(ctx context.Context, st *store.Store, k *store.Connector,
 		return err
 	}
 	if asJSON {
-		return printJSON(o.App.Out, toJSON(k, cb))
+		return storecmd.PrintJSON(o.App.Out, toJSON(k, cb))
 	}
 	if cb == "" && k.Type != store.ConnectorLDAP {
 		cb = "unknown until nsauth serve has served this data (or NSAUTH_ISSUER is set): ISSUER/login/connector/" + k.Name + "/callback"
@@ -510,15 +509,4 @@ func (o *options) show(ctx context.Context, st *store.Store, k *store.Connector,
 		line("updated", k.UpdatedAt.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
-}
-
-// printJSON writes v to w as indented JSON, with no hidden character left
-// raw (visible.EscapeJSON).
-func printJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(visible.EscapeJSON(b), '\n'))
-	return err
 }

@@ -6,8 +6,10 @@ package storecmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/nsauth/nsauth/internal/cli"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/store"
+	"github.com/nsauth/nsauth/internal/visible"
 )
 
 // Command opens the built-in provider's store for a command that
@@ -100,6 +103,17 @@ func LoadExistingStore(fs *pflag.FlagSet, getenv func(string) (string, bool)) (*
 		}
 	}
 	return loc, nil
+}
+
+// PrintJSON writes v to w as indented JSON, with no hidden character left
+// raw (visible.EscapeJSON): the --json of the administration commands.
+func PrintJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(visible.EscapeJSON(b), '\n'))
+	return err
 }
 
 // OrDash is s, or "-" for an empty table cell.
