@@ -141,14 +141,8 @@ func (f *Flow) open(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Path, http.StatusSeeOther)
 		return
 	}
-	secret := f.cookieSecret(r)
-	if secret == "" {
-		f.message(w, http.StatusBadRequest, titleSetPassword, msgOpenAgain)
-		return
-	}
-	l, u, err := f.liveLink(ctx, secret)
-	if err != nil {
-		f.linkFailed(w, r, err)
+	_, l, u, ok := f.browserLink(w, r)
+	if !ok {
 		return
 	}
 	csrf := f.cfg.CSRF.Cookie(w, r)
@@ -164,6 +158,24 @@ func (f *Flow) open(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.cfg.Pages.Render(w, http.StatusOK, "link.html", page, "")
+}
+
+// browserLink is the live link this browser opened (its secret kept in
+// the link cookie), and its user; else it has answered. Another browser
+// than the one that opened the link has no secret to send, so it cannot
+// go on.
+func (f *Flow) browserLink(w http.ResponseWriter, r *http.Request) (string, *store.Link, *store.User, bool) {
+	secret := f.cookieSecret(r)
+	if secret == "" {
+		f.message(w, http.StatusBadRequest, titleSetPassword, msgOpenAgain)
+		return "", nil, nil, false
+	}
+	l, u, err := f.liveLink(r.Context(), secret)
+	if err != nil {
+		f.linkFailed(w, r, err)
+		return "", nil, nil, false
+	}
+	return secret, l, u, true
 }
 
 func (f *Flow) newPasswordPage(ctx context.Context, l *store.Link, u *store.User, csrf string) (passwordPage, error) {
@@ -184,16 +196,8 @@ func (f *Flow) mfa() *mfa.Checker { return &mfa.Checker{Store: f.cfg.Store, Now:
 // the flow goes on to the second factor or the session.
 func (f *Flow) submitPassword(w http.ResponseWriter, r *http.Request) {
 	ctx, form := r.Context(), r.PostForm
-	secret := f.cookieSecret(r)
-	if secret == "" {
-		// Another browser than the one that opened the link: the secret
-		// never reaches the form, so this one cannot go on.
-		f.message(w, http.StatusBadRequest, titleSetPassword, msgOpenAgain)
-		return
-	}
-	l, u, err := f.liveLink(ctx, secret)
-	if err != nil {
-		f.linkFailed(w, r, err)
+	secret, l, u, ok := f.browserLink(w, r)
+	if !ok {
 		return
 	}
 	page, err := f.newPasswordPage(ctx, l, u, web.Token(r))
