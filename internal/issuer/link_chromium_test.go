@@ -124,8 +124,13 @@ func TestInviteToAccountInChromium(t *testing.T) {
 				t.Fatal("the other session's refresh token works after the password change")
 			}
 
+			// Clicked from the page itself: a node id chromedp resolved can
+			// go stale if the document is updated between the query and
+			// the click ("Could not find node with given id", seen once in
+			// CI on this step).
 			c.Do(t, "new recovery codes",
-				chromedp.Click(css("#recovery-new")),
+				chromedp.WaitVisible(css("#recovery-new")),
+				chromedp.Evaluate[chromedp.Void](`document.querySelector("#recovery-new").click()`),
 				chromedp.WaitVisible(css("#recovery-codes")),
 			)
 			fresh := issuertest.Get(t, c, chromedp.Evaluate[[]string](
