@@ -54,7 +54,7 @@ func openSealedStore(ctx context.Context, b config.Builtin, now func() time.Time
 		if err != nil {
 			return nil, err
 		}
-		opts := store.Options{Now: now, Keyring: keys.ring, AuditRetention: b.AuditRetention}
+		opts := store.Options{Now: now, Keyring: keys.ring, AuditRetention: b.AuditRetention, DiskFull: logDiskFull(logger, loc)}
 		if keys.source != nil {
 			opts.LoadKeys = keys.source.load
 		}

@@ -121,6 +121,40 @@ var (
 	ErrNoKeyring = core.ErrNoKeyring
 )
 
+// IsDiskFull reports whether err is a write refused because the disk
+// holding the database is full: SQLite's SQLITE_FULL, PostgreSQL's
+// disk_full (SQLSTATE 53100) or ENOSPC. It is the one test of it: the
+// RPCs' edges map such an error to Unavailable, since the same call
+// succeeds once space is freed, without a restart.
+func IsDiskFull(err error) bool { return core.IsDiskFull(err) }
+
+// IsUnavailable reports whether err says the database cannot be reached
+// or cannot write now, so that the same call may succeed later: a full
+// disk ([IsDiskFull]), a connection refused, reset, cut or closed,
+// PostgreSQL's connection exceptions (SQLSTATE class 08) and the
+// 57P01–57P03 a restarting server sends. It is the one rule of it: the
+// edges answer such an error with Unavailable (the admin API) or HTTP 503
+// (the provider's endpoints and pages), never as a fault of the server's.
+// Constraint, syntax and data errors are not unavailable, nor the caller's
+// own cancellation.
+func IsUnavailable(err error) bool { return core.IsUnavailable(err) }
+
+// Outage records the first error [IsUnavailable] recognises among the
+// store calls made under a context of [WatchOutage] (see [core.Outage]).
+type Outage = core.Outage
+
+// WatchOutage returns ctx with an [Outage] that every store call made
+// under it reports to: an edge that sees only a handler's status 500 asks
+// it whether the database was unreachable meanwhile. A connection lost
+// while a single row is being read is not seen (its error comes at Scan).
+func WatchOutage(ctx context.Context) (context.Context, *Outage) { return core.WatchOutage(ctx) }
+
+// DiskFullSettle is how long writes must go without one failing for a full
+// disk before a success is told to [Options.DiskFull] as the disk having
+// space again: while the disk is full, some writes still succeed (in
+// pages SQLite's write-ahead log already holds).
+const DiskFullSettle = core.DiskFullSettle
+
 // Options configure a [Store].
 type Options struct {
 	// Now is the clock. Defaults to time.Now.
@@ -141,6 +175,12 @@ type Options struct {
 	// deletes older ones. Zero means [DefaultAuditRetention]; a negative
 	// value keeps them for good.
 	AuditRetention time.Duration
+	// DiskFull, when set, is called when writes start failing because the
+	// disk is full (full true, with the first such error) and when a write
+	// succeeds [DiskFullSettle] or more after the last such failure (full
+	// false): once per change, not once per failed write, for the one log
+	// line an operator needs. The clock is Now. It must not block.
+	DiskFull func(full bool, cause error)
 }
 
 // DefaultAuditRetention is the default of Options.AuditRetention: 90 days.
@@ -187,6 +227,7 @@ func newStore(db *core.DB, location, channel string, opts Options) *Store {
 	if retention == 0 {
 		retention = DefaultAuditRetention
 	}
+	db.OnDiskFull(opts.DiskFull)
 	keys := sealing.New(db, opts.Keyring, opts.LoadKeys)
 	revs, revoker := revocations.New(db, channel)
 	values := instance.New(db)

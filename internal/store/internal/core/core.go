@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,6 +50,18 @@ type DB struct {
 	// mu guards afterTx: what open transactions want done once they end.
 	mu      sync.Mutex
 	afterTx map[*sql.Tx][]func(committed bool)
+
+	// diskFull is told when writes start failing for a full disk and when
+	// they succeed again (see [DB.OnDiskFull]). fullSince is when it was
+	// told the disk is full (Unix ms; 0: it was not, or told since that
+	// writes succeed), lastRefused when a write last failed for it. While
+	// full, wrote holds the transactions a statement of [DB.Exec] changed
+	// something in (guarded by mu): a commit that wrote nothing proves
+	// nothing about the disk.
+	diskFull    func(full bool, cause error)
+	fullSince   atomic.Int64
+	lastRefused atomic.Int64
+	wrote       map[*sql.Tx]bool
 }
 
 // New wraps db. now nil means time.Now.
@@ -57,6 +70,40 @@ func New(db *sql.DB, d Dialect, now func() time.Time) *DB {
 		now = time.Now
 	}
 	return &DB{SQL: db, Dialect: d, now: now}
+}
+
+// DiskFullSettle is how long writes must have gone without one failing
+// for a full disk before a success counts as the disk having space again:
+// while the disk is full, some writes still succeed (in pages SQLite's
+// write-ahead log already holds), which must not read as a recovery.
+const DiskFullSettle = 30 * time.Second
+
+// OnDiskFull sets f, called when a write (a transaction of [DB.InTx] or a
+// statement [DB.Exec] runs on the pool) fails because the disk is full
+// (see [IsDiskFull]), with that error, and when a write succeeds at least
+// [DiskFullSettle] after the last such failure, with nil: once per change,
+// however many writes fail in between, so that an operator reads one line,
+// not one per request. Call it before the DB is used; nil (the default)
+// means nothing is told.
+func (db *DB) OnDiskFull(f func(full bool, cause error)) { db.diskFull = f }
+
+// noteWrite tells diskFull how a write ended, when that changes what it
+// was last told.
+func (db *DB) noteWrite(err error) {
+	if db.diskFull == nil {
+		return
+	}
+	switch now := db.NowMillis(); {
+	case err == nil:
+		if db.fullSince.Load() != 0 && now-db.lastRefused.Load() >= DiskFullSettle.Milliseconds() && db.fullSince.Swap(0) != 0 {
+			db.diskFull(false, nil)
+		}
+	case IsDiskFull(err):
+		db.lastRefused.Store(now)
+		if db.fullSince.CompareAndSwap(0, max(now, 1)) {
+			db.diskFull(true, err)
+		}
+	}
 }
 
 // Now is the store's clock.
@@ -92,17 +139,39 @@ func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *s
 // Exec runs a statement with `?` placeholders on q, rewritten for the
 // dialect.
 func (db *DB) Exec(ctx context.Context, q Querier, query string, args ...any) (sql.Result, error) {
-	return q.ExecContext(ctx, db.Dialect.Rebind(query), args...)
+	res, err := q.ExecContext(ctx, db.Dialect.Rebind(query), args...)
+	noteOutage(ctx, err)
+	// A statement in a transaction has written nothing to disk until the
+	// commit, which InTx notes.
+	switch q := q.(type) {
+	case *DB:
+		db.noteWrite(err)
+	case *sql.Tx:
+		if err == nil && db.fullSince.Load() != 0 {
+			db.mu.Lock()
+			if db.wrote == nil {
+				db.wrote = make(map[*sql.Tx]bool)
+			}
+			db.wrote[q] = true
+			db.mu.Unlock()
+		}
+	}
+	return res, err
 }
 
 // Query is Exec for a query returning rows.
 func (db *DB) Query(ctx context.Context, q Querier, query string, args ...any) (*sql.Rows, error) {
-	return q.QueryContext(ctx, db.Dialect.Rebind(query), args...)
+	rows, err := q.QueryContext(ctx, db.Dialect.Rebind(query), args...)
+	return rows, noteOutage(ctx, err)
 }
 
-// QueryRow is Exec for a query returning one row.
+// QueryRow is Exec for a query returning one row. (A connection lost
+// while its row is read shows at Scan, which ctx's [Outage] does not see;
+// one lost before, at the query, it does.)
 func (db *DB) QueryRow(ctx context.Context, q Querier, query string, args ...any) *sql.Row {
-	return q.QueryRowContext(ctx, db.Dialect.Rebind(query), args...)
+	row := q.QueryRowContext(ctx, db.Dialect.Rebind(query), args...)
+	noteOutage(ctx, row.Err())
+	return row
 }
 
 // Scanner is a row to scan: *sql.Row or *sql.Rows.
@@ -125,7 +194,7 @@ func QueryAll[T any](ctx context.Context, db *DB, what string, scan func(Scanner
 		out = append(out, *v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, noteOutage(ctx, err))
 	}
 	return out, nil
 }
@@ -137,17 +206,22 @@ func QueryAll[T any](ctx context.Context, db *DB, what string, scan func(Scanner
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("beginning transaction: %w", err)
+		return fmt.Errorf("beginning transaction: %w", noteOutage(ctx, err))
 	}
 	if err := fn(tx); err != nil {
+		noteOutage(ctx, err)
 		_ = tx.Rollback()
-		db.finish(tx, false)
+		_ = db.finish(tx, false)
+		db.noteWrite(err)
 		return err
 	}
 	err = tx.Commit()
-	db.finish(tx, err == nil)
+	wrote := db.finish(tx, err == nil)
+	if err != nil || wrote {
+		db.noteWrite(err)
+	}
 	if err != nil {
-		return fmt.Errorf("committing transaction: %w", err)
+		return fmt.Errorf("committing transaction: %w", noteOutage(ctx, err))
 	}
 	return nil
 }
@@ -164,14 +238,19 @@ func (db *DB) AfterTx(tx *sql.Tx, f func(committed bool)) {
 	db.afterTx[tx] = append(db.afterTx[tx], f)
 }
 
-func (db *DB) finish(tx *sql.Tx, committed bool) {
+// finish runs what tx registered with AfterTx, and says whether a
+// statement changed something in it while the disk was full.
+func (db *DB) finish(tx *sql.Tx, committed bool) (wrote bool) {
 	db.mu.Lock()
 	fs := db.afterTx[tx]
 	delete(db.afterTx, tx)
+	wrote = db.wrote[tx]
+	delete(db.wrote, tx)
 	db.mu.Unlock()
 	for _, f := range fs {
 		f(committed)
 	}
+	return wrote
 }
 
 // Millis converts a time to the stored representation; zero is NULL.

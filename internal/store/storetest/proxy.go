@@ -1,16 +1,17 @@
-package faults_test
+package storetest
 
 import (
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 )
 
-// dbProxy forwards TCP connections to the database, and can cut every
+// Proxy forwards TCP connections to a database and can cut every
 // connection and refuse new ones until it is restored: the network between
-// a replica and PostgreSQL failing, as the replica sees it.
-type dbProxy struct {
+// a server and PostgreSQL failing, as the server sees it.
+type Proxy struct {
 	ln     net.Listener
 	target string
 
@@ -20,27 +21,40 @@ type dbProxy struct {
 	wg    sync.WaitGroup
 }
 
-// startDBProxy listens on a free loopback port and forwards to target until
+// PostgresBehindProxy is [PostgresURL] (a schema of the test's own) with
+// its host replaced by a [Proxy]'s, which the test may cut.
+func PostgresBehindProxy(t testing.TB) (string, *Proxy) {
+	t.Helper()
+	u, err := url.Parse(PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := StartProxy(t, u.Host)
+	u.Host = p.Addr()
+	return u.String(), p
+}
+
+// StartProxy listens on a free loopback port and forwards to target until
 // the test ends.
-func startDBProxy(t *testing.T, target string) *dbProxy {
+func StartProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &dbProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
 	return p
 }
 
-// Addr is the address replicas connect to instead of the database's.
-func (p *dbProxy) Addr() string { return p.ln.Addr().String() }
+// Addr is the address to connect to instead of the database's.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // Cut closes every forwarded connection, both ways, and makes the proxy
 // close new ones as soon as they are accepted, until Restore.
-func (p *dbProxy) Cut() {
+func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
@@ -50,19 +64,19 @@ func (p *dbProxy) Cut() {
 }
 
 // Restore forwards new connections again.
-func (p *dbProxy) Restore() {
+func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
 }
 
-func (p *dbProxy) close() {
+func (p *Proxy) close() {
 	_ = p.ln.Close()
 	p.Cut()
 	p.wg.Wait()
 }
 
-func (p *dbProxy) accept() {
+func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
 		client, err := p.ln.Accept()
@@ -78,7 +92,7 @@ func (p *dbProxy) accept() {
 }
 
 // track registers c for Cut, or reports false when the proxy is cut.
-func (p *dbProxy) track(c net.Conn) bool {
+func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cut {
@@ -88,13 +102,13 @@ func (p *dbProxy) track(c net.Conn) bool {
 	return true
 }
 
-func (p *dbProxy) untrack(c net.Conn) {
+func (p *Proxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.conns, c)
 }
 
-func (p *dbProxy) forward(client net.Conn) {
+func (p *Proxy) forward(client net.Conn) {
 	defer client.Close()
 	if !p.track(client) {
 		return
@@ -112,8 +126,7 @@ func (p *dbProxy) forward(client net.Conn) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)
-		// Either direction ending ends both: a half-open pair would leave
-		// the replica waiting on a connection the database has dropped.
+		// Either direction ending ends both.
 		_ = dst.Close()
 		_ = src.Close()
 		done <- struct{}{}
