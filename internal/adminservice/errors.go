@@ -17,8 +17,13 @@ import (
 //
 //   - store.ErrNotFound: NotFound, "no user \"bob\"";
 //   - store.ErrConflict: AlreadyExists, "user \"bob\" already exists";
+//   - a full disk (store.IsDiskFull): Unavailable, [msgDiskFull] (the
+//     same call succeeds once space is freed; the store logs the disk);
 //   - a *connect.Error: itself;
 //   - context cancellation and deadlines: Canceled, DeadlineExceeded;
+//   - a database that cannot be reached now (store.IsUnavailable:
+//     connections refused, cut, a restarting PostgreSQL): Unavailable,
+//     [msgUnavailable] (the same call succeeds once it is back);
 //   - anything else: Internal, whose message on the wire is "internal
 //     error" (the cause stays in the error chain for the server's log and
 //     for in-process callers: see [Detail]).
@@ -36,13 +41,27 @@ func toConnect(err error, what string) error {
 		return connect.NewError(connect.CodeNotFound, fmt.Errorf("no %s", what))
 	case errors.Is(err, store.ErrConflict):
 		return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s already exists", what))
+	case store.IsDiskFull(err):
+		return connect.NewError(connect.CodeUnavailable, errors.New(msgDiskFull))
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("the call was canceled"))
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the call took too long"))
+	case store.IsUnavailable(err):
+		// The cause stays in the chain, for the server's log ([Detail]).
+		return connect.NewError(connect.CodeUnavailable, internalError{msg: msgUnavailable, cause: err})
 	}
 	return internal(err)
 }
+
+// msgDiskFull is what a caller reads when a change failed for a full disk:
+// nothing was changed, and retrying later is right.
+const msgDiskFull = "the server cannot save changes: the disk holding its data is full; nothing was changed, try again once space is freed"
+
+// msgUnavailable is what a caller reads when the database could not be
+// reached: the cause (an address, a driver's words) stays in the server's
+// log.
+const msgUnavailable = "the server cannot reach its database right now; nothing was changed, try again in a few seconds"
 
 // internal is an Internal error whose message is "internal error" and
 // whose cause stays in the chain (never on the wire).
@@ -68,8 +87,9 @@ func (e internalError) Error() string {
 func (e internalError) Unwrap() error { return e.cause }
 
 // Detail returns what an in-process caller (an offline command) shows of
-// err: for an Internal error the service made, its message with the cause
-// (which remote callers never see); err itself otherwise.
+// err: for an Internal (or a database's Unavailable) error the service
+// made, its message with the cause (which remote callers never see); err
+// itself otherwise.
 func Detail(err error) error {
 	var ie internalError
 	if !errors.As(err, &ie) || ie.cause == nil {

@@ -136,7 +136,7 @@ func (s *Service) linkIssuer(ctx context.Context) (string, error) {
 	}
 	served, err := s.cfg.Store.ServedIssuer(ctx)
 	if err != nil {
-		return "", internal(err)
+		return "", toConnect(err, "the served issuer")
 	}
 	if served == "" {
 		return "", precondition("this data has never been served, so its issuer URL is unknown: start nsauth serve with it once " +

@@ -457,7 +457,7 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 	iss.guard = attempts.New(attempts.Config{Store: cfg.Store, Max: cfg.LoginAttempts, Window: LoginWindow, Now: cfg.Now, Secure: iss.secure,
 		MACKey: []byte(macKey), Hash: attempts.NewHashGate(slots, queue)})
 	if iss.passkeys, err = passkey.NewRelyingParty(u, iss.origin); err != nil {
-		// The default issuer (http://127.0.0.1:PORT) is such a host: not
+		// An issuer such as http://127.0.0.1:PORT, given with --issuer: not
 		// a fault, but worth one line.
 		cfg.Logger.Info("passkeys are unavailable", "reason", err.Error())
 	}
@@ -492,6 +492,10 @@ func (i *Issuer) Handler() http.Handler { return i.handler }
 
 // Issuer returns the issuer URL.
 func (i *Issuer) Issuer() string { return i.cfg.Issuer }
+
+// DeviceURL returns the device flow's verification URI, where people
+// enter the code a device login shows.
+func (i *Issuer) DeviceURL() string { return i.cfg.Issuer + devicePath }
 
 // Audience returns the `aud` of access tokens.
 func (i *Issuer) Audience() string { return i.cfg.Audience }
@@ -633,7 +637,7 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	rt.handle(endpoints().Token.Relative(), postOnly(i.grants.RouteTokenExchange(i.grants.LimitMachineTokens(oidcHandler)), endpoints()))
 	rt.handle("/", postOnly(oidcHandler, endpoints()))
 	i.routes = rt.table
-	return web.SecurityHeaders(i.withRequestInfo(rt.mux)), nil
+	return web.SecurityHeaders(i.withRequestInfo(i.unavailableAs503(rt.mux))), nil
 }
 
 // route is one pattern of the provider's mux, and whether the form guard

@@ -161,7 +161,8 @@ func (b *bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect
 // message (a *connect.Error's code is for programs), a usage error for an
 // invalid argument, the cause of an internal error in process; for a
 // remote call (describe set) that never reached the service, describe's
-// account of it.
+// account of it (but the service's own Unavailable, its database
+// unreachable, is its message).
 func adminError(err error, describe func(error) string) error {
 	var ce *connect.Error
 	if err == nil || !errors.As(err, &ce) || error(ce) != err {
@@ -174,7 +175,10 @@ func adminError(err error, describe func(error) string) error {
 	case connect.CodeInvalidArgument:
 		return cli.UsageErrorf("%s", ce.Message())
 	case connect.CodeUnavailable, connect.CodeUnknown, connect.CodeDeadlineExceeded, connect.CodeCanceled, connect.CodeUnimplemented:
-		if describe != nil {
+		// The server's own Unavailable (its database cannot be reached)
+		// says why; a call that never reached it is described.
+		serverSaid := ce.Code() == connect.CodeUnavailable && connect.IsWireError(ce) && ce.Message() != ""
+		if describe != nil && !serverSaid {
 			return errors.New(describe(err))
 		}
 	}
