@@ -22,6 +22,8 @@ const ServerProgram = "nsauth-server"
 // that they match package servercmd's commands.
 var serverCommands = []struct{ name, short string }{
 	{"serve", "Run the AuthService server"},
+	{"backup", "Copy the built-in provider's SQLite database to a file, while the server runs"},
+	{"restore", "Make a new data directory from a backup of the SQLite database"},
 	{"users", "Manage the built-in provider's user accounts"},
 	{"groups", "Manage the built-in provider's groups"},
 	{"clients", "Manage the built-in provider's machine clients"},
