@@ -1,0 +1,2 @@
+-- Schema 5: a device login waiting for its user.
+INSERT INTO nsauth_device_authorizations (id, device_code_hash, user_code_hash, client_id, scopes, created_at, expires_at, state, poll_interval_ms) VALUES ('dev-0005', '\x9c96e2a2ee963d76bd75c5b701a033f26667ee0af444197899bad59af327cde2', '\x50e63c9fdd547823c2d08e83fcc7f883394167fb1869fe120eecdbfac0c6eed6', 'nsauth-cli', 'openid offline_access', 1764000000000, 4102444800000, 'pending', 5000);
