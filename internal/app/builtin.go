@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,14 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if err != nil {
 		return bp, fmt.Errorf("recording the issuer URL: %w", err)
 	}
-	if prev != "" && prev != issuerURL {
+	switch {
+	case prev == "" || prev == issuerURL:
+	case b.Issuer == "" && prev == config.FormerDerivedIssuer(issuerURL):
+		logger.Warn("the default issuer changed from previous_issuer to issuer, so that browsers offer passkeys: "+
+			"access tokens issued under the previous one are refused, refresh tokens go on (nsauth login refreshes on its own), "+
+			"and apps configured with the previous issuer need the new one; to keep the previous one, set "+config.IssuerSetting()+" to previous_issuer",
+			"previous_issuer", prev, "issuer", issuerURL, "data", st.Location())
+	default:
 		logger.Warn("this data was last served under another issuer URL: tokens it issued there are refused here, "+
 			"and replicas on one database must all use one issuer (set NSAUTH_ISSUER / --issuer to the same URL everywhere)",
 			"previous_issuer", prev, "issuer", issuerURL, "data", st.Location())
@@ -145,8 +153,12 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	// process alike get a server span, the latter as a child of the
 	// broker's client span; a browser's traceparent is only linked.
 	bp.handler, bp.clientInfo = tracing.Handler(iss.Handler(), "issuer", fromInProcess), iss.WithClientInfo
-	printBuiltinBanner(deps.Stderr, st, issuerURL, boot, showGeneratedPassword(deps.Stderr, addr))
+	printBuiltinBanner(deps.Stderr, st, issuerURL, iss.DeviceURL(), boot, showGeneratedPassword(deps.Stderr, addr))
 	logger.Info("built-in OpenID provider", "issuer", issuerURL, "store", st.Backend(), "location", st.Location())
+	if onThisMachineOnly(iss.DeviceURL()) {
+		logger.Info("device logins (nsauth login --device) need a browser on this machine: the device URL is loopback; "+
+			"set "+config.IssuerSetting()+" to a URL other devices reach to log in from them", "device_url", iss.DeviceURL())
+	}
 
 	// Requests for the issuer's origin never leave the process; anything
 	// else (an introspection endpoint set elsewhere) goes over the network.
@@ -237,14 +249,21 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // printBuiltinBanner tells the operator, on the terminal and never in the
-// log, where the data is, what the issuer is and, at first start, how to log
-// in. The generated password appears here once and nowhere else.
-func printBuiltinBanner(w io.Writer, st *store.Store, issuerURL string, boot *issuer.BootstrapResult, showPassword bool) {
+// log, where the data is, what the issuer is, whether other devices can
+// open the device login's URL (and which setting makes them) and, at first
+// start, how to log in. The generated password appears here once and
+// nowhere else.
+func printBuiltinBanner(w io.Writer, st *store.Store, issuerURL, deviceURL string, boot *issuer.BootstrapResult, showPassword bool) {
 	kind := "SQLite database"
 	if st.Backend() == "postgres" {
 		kind = "PostgreSQL"
 	}
 	fmt.Fprintf(w, "nsauth built-in OpenID provider\n  data:   %s %s\n  issuer: %s\n", kind, st.Location(), issuerURL)
+	if onThisMachineOnly(deviceURL) {
+		fmt.Fprintf(w, "  device: %s opens on this machine only, so nsauth login --device\n"+
+			"          needs a browser here. To log in from other devices, set %s\n"+
+			"          to a URL they reach, such as https://auth.example.com.\n", deviceURL, config.IssuerSetting())
+	}
 	switch {
 	case boot.AdminCreated && boot.GeneratedPassword != "" && !showPassword:
 		fmt.Fprintf(w, "\nFirst start: created the administrator account %q. Its generated password is not shown:\n"+
@@ -263,6 +282,13 @@ func printBuiltinBanner(w io.Writer, st *store.Store, issuerURL string, boot *is
 		fmt.Fprintf(w, "note: NSAUTH_ADMIN_PASSWORD is ignored: the administrator was created at an earlier start.\n"+
 			"      Change passwords with `nsauth users passwd <username>`.\n")
 	}
+}
+
+// onThisMachineOnly reports whether rawURL's host is loopback, so that a
+// browser on another device cannot open it.
+func onThisMachineOnly(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	return err == nil && loopbackhost.Is(u.Hostname())
 }
 
 // showGeneratedPassword says whether the first start may print the

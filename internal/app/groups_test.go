@@ -116,7 +116,7 @@ func TestGroupsInTokens(t *testing.T) {
 		}
 
 		t.Run("a service requiring a group", func(t *testing.T) {
-			client := requireGroupService(t, s.URL)
+			client := requireGroupService(t, disc.Issuer)
 			bob := appLogin(t, disc, "bob", bobPassword, "openid profile groups")
 			for _, c := range []struct {
 				name     string

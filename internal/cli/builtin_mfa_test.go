@@ -69,7 +69,13 @@ func TestBuiltinSecondFactorCheckToken(t *testing.T) {
 				// app's code of this time step was used by the enrolment).
 				v := oauth2.GenerateVerifier()
 				mfa := br.Submit(t, br.Open(t, s.authorize(t, v)), "admin", biAdminPassword)
-				loc, err := issuertest.RedirectOf(br.Post(t, mfa, "/login/mfa", url.Values{"method": {"recovery"}, "recovery_code": {recovery[0][1]}}))
+				// The default issuer, http://localhost:PORT, has passkeys:
+				// a login with a second factor offers one; not now.
+				offer := br.Post(t, mfa, "/login/mfa", url.Values{"method": {"recovery"}, "recovery_code": {recovery[0][1]}})
+				if offer.Response.StatusCode != http.StatusOK || !strings.Contains(offer.Body, `action="/login/passkey/skip"`) {
+					t.Fatalf("no passkey offered after the second factor: HTTP %d\n%s", offer.Response.StatusCode, offer.Body)
+				}
+				loc, err := issuertest.RedirectOf(br.Post(t, offer, "/login/passkey/skip", nil))
 				if err != nil {
 					t.Fatal(err)
 				}

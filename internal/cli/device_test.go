@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -190,7 +191,8 @@ func TestDeviceLogin(t *testing.T) {
 				t.Errorf("login wrote to standard output: %q", r.out)
 			}
 			mustContain(t, "stderr", r.errOut, append([]string{
-				"To log in, open this URL in a browser on any device:\n\n    " + e.fake.Server.URL + "/device?user_code=",
+				// The fake provider is on loopback, as every httptest server.
+				"To log in, open this URL in a browser on this machine:\n\n    " + e.fake.Server.URL + "/device?user_code=",
 				"and check that it shows the code ",
 				"The code expires at ",
 				"Waiting for the login to be approved (Ctrl-C to cancel) …\n",
@@ -211,6 +213,78 @@ func TestDeviceLogin(t *testing.T) {
 				}
 				mustNotContain(t, "stderr", r.errOut, ent.AccessToken, ent.RefreshToken, ent.IDToken)
 			}
+		})
+	}
+}
+
+// TestDeviceLoginSaysWhere: `nsauth login --device` says "any device" only
+// when the verification URL is reachable from other devices; a loopback one
+// (an nsauth server's default issuer is http://localhost:8080) is for a
+// browser on this machine, and the output says how to reach it from another
+// device anyway (an SSH tunnel) and which server setting fixes it.
+func TestDeviceLoginSaysWhere(t *testing.T) {
+	t.Parallel()
+	const note = "This URL is loopback: no other device can open it"
+	const setting = "set NSAUTH_ISSUER (--issuer) on the nsauth server to a URL other devices reach"
+	tests := []struct {
+		name   string
+		verify string // "" is the fake provider's own, http://127.0.0.1:PORT/device
+		// want and wantNot are what standard error must and must not
+		// contain; PORT stands for the fake provider's port.
+		want, wantNot []string
+	}{
+		{
+			name:    "a URL other devices reach",
+			verify:  "https://auth.example.com/device",
+			want:    []string{"open this URL in a browser on any device:\n\n    https://auth.example.com/device?user_code="},
+			wantNot: []string{"loopback", "NSAUTH_ISSUER", "ssh -L", "this machine"},
+		},
+		{
+			name:    "the default issuer's host name",
+			verify:  "http://localhost:8080/device",
+			want:    []string{"open this URL in a browser on this machine:\n\n    http://localhost:8080/device?user_code=", note, "(ssh -L 8080:localhost:8080 SERVER-HOST)", setting},
+			wantNot: []string{"any device:"},
+		},
+		{
+			name:    "an IPv4 loopback address",
+			want:    []string{"open this URL in a browser on this machine:", note, "(ssh -L PORT:127.0.0.1:PORT SERVER-HOST)", setting},
+			wantNot: []string{"any device:"},
+		},
+		{
+			name:    "IPv6 loopback with the scheme's port",
+			verify:  "https://[::1]/device",
+			want:    []string{"open this URL in a browser on this machine:\n\n    https://[::1]/device?user_code=", note, "(ssh -L 443:[::1]:443 SERVER-HOST)", setting},
+			wantNot: []string{"any device:"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clk := &deviceClock{now: time.Now()}
+			var opts []oidctest.Option
+			if tt.verify != "" {
+				opts = append(opts, oidctest.WithVerificationURI(tt.verify))
+			}
+			e := newDeviceEnv(t, clk, opts...)
+			errOut := &syncBuffer{}
+			clk.onWait = func(int) bool {
+				if m := userCodePattern.FindStringSubmatch(errOut.String()); m != nil {
+					e.fake.ApproveDevice(m[1])
+				}
+				return true
+			}
+			r := runDevice(context.Background(), e, clk, errOut)
+			if r.code != 0 {
+				t.Fatalf("exit %d, want 0\n%s", r.code, r.errOut)
+			}
+			_, port, err := net.SplitHostPort(strings.TrimPrefix(e.fake.Server.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				mustContain(t, "stderr", r.errOut, strings.ReplaceAll(w, "PORT", port))
+			}
+			mustNotContain(t, "stderr", r.errOut, tt.wantNot...)
 		})
 	}
 }

@@ -215,7 +215,7 @@ func TestBuiltinFullFlow(t *testing.T) {
 			t.Fatalf("GetAuthStatus = %v, %v; want enabled", status, err)
 		}
 		s.waitReady(t)
-		if s.issuer != s.url {
+		if s.issuer != defaultIssuer(s.url) {
 			t.Fatalf("issuer %q is not derived from the listen address %q", s.issuer, s.url)
 		}
 
@@ -332,7 +332,7 @@ func TestBuiltinFirstStart(t *testing.T) {
 		t.Fatalf("no generated password in the first-start banner:\n%s", out)
 	}
 	pw := m[1]
-	for _, want := range []string{"data:   SQLite database " + filepath.Join(dir, "nsauth.db"), "issuer: " + s.url, "username: admin", "nsauth users passwd admin"} {
+	for _, want := range []string{"data:   SQLite database " + filepath.Join(dir, "nsauth.db"), "issuer: " + defaultIssuer(s.url), "username: admin", "nsauth users passwd admin"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
 		}
@@ -370,7 +370,7 @@ func TestBuiltinSecondStartShowsNoPassword(t *testing.T) {
 	if strings.Contains(out, "password:") || strings.Contains(out, "First start") {
 		t.Fatalf("second start shows first-start output:\n%s", out)
 	}
-	if !strings.Contains(out, "issuer: "+second.url) {
+	if !strings.Contains(out, "issuer: "+defaultIssuer(second.url)) {
 		t.Fatalf("second start does not name its issuer:\n%s", out)
 	}
 }

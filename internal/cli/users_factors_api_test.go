@@ -130,7 +130,7 @@ func TestSecondFactorCommandsThroughTheAdminAPI(t *testing.T) {
 		r = remote(admin, "enrol-link", "carol", "--ttl", "1h")
 		link := strings.TrimSpace(r.out)
 		u, err := url.Parse(link)
-		if r.code != 0 || err != nil || !strings.HasPrefix(link, serverURL+"/login/enrol?link=") || strings.Count(r.out, "\n") != 1 ||
+		if r.code != 0 || err != nil || !strings.HasPrefix(link, defaultIssuer(serverURL)+"/login/enrol?link=") || strings.Count(r.out, "\n") != 1 ||
 			!strings.HasPrefix(r.errOut, `Enrolment link for "carol", valid once until `) ||
 			!strings.HasSuffix(r.errOut, "Give it to carol alone: with the account's password it adds a second factor.\n") {
 			t.Fatalf("users enrol-link carol through the API: exit %d %q %q", r.code, r.out, r.errOut)

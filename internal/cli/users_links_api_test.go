@@ -47,7 +47,7 @@ func TestUserLinksThroughTheAdminAPI(t *testing.T) {
 		}
 		link := strings.TrimSpace(r.out)
 		u, err := url.Parse(link)
-		if err != nil || !strings.HasPrefix(link, serverURL+"/link?link=") {
+		if err != nil || !strings.HasPrefix(link, defaultIssuer(serverURL)+"/link?link=") {
 			t.Fatalf("printed %q", r.out)
 		}
 		secret := u.Query().Get("link")
@@ -66,7 +66,7 @@ func TestUserLinksThroughTheAdminAPI(t *testing.T) {
 		if loc, err := issuertest.RedirectOf(first); err != nil || loc.String() != "/link" {
 			t.Fatalf("opening the link: %v %v", loc, err)
 		}
-		page := br.Open(t, serverURL+"/link")
+		page := br.Open(t, defaultIssuer(serverURL)+"/link") // where the link led, with its cookie
 		if page.Response.StatusCode != http.StatusOK || !strings.Contains(page.Body, `action="/link"`) {
 			t.Fatalf("the link's page: HTTP %d\n%s", page.Response.StatusCode, page.Body)
 		}

@@ -116,7 +116,7 @@ func checkIssuer(raw string, insecure bool) (string, error) {
 // requireReachableIssuer refuses a built-in provider that would derive its
 // issuer from a listen address other machines use. The issuer is the URL
 // browsers are sent to and tokens name; derived from 0.0.0.0 it is
-// http://127.0.0.1:PORT, which only this machine (in a container, only the
+// http://localhost:PORT, which only this machine (in a container, only the
 // container) reaches, and derived from a LAN address it is plain http.
 // Serving on loopback alone, the derived issuer is the right one. In broker
 // mode the issuer is AUTH_BASEURL's, and nothing is derived.
@@ -135,9 +135,14 @@ func requireReachableIssuer(cfg *Server, bad badFunc) {
 }
 
 // DeriveIssuer returns the default issuer URL for a server listening on
-// addr: its address, with 127.0.0.1 standing in for an unspecified one
-// (0.0.0.0, ::). Browsers on other machines cannot reach that, so [Load]
-// accepts a derived issuer only on a loopback listen address.
+// addr. On 127.0.0.1 or an unspecified address (0.0.0.0, ::, which include
+// 127.0.0.1) it is http://localhost:PORT: browsers accept "localhost",
+// never an IP address, as a passkey's relying party (WebAuthn RP ID), and
+// "localhost" leads to 127.0.0.1 everywhere. Any other address is kept as
+// it is: 127.0.0.2 is not where "localhost" leads, and ::1 is not on hosts
+// whose /etc/hosts names only 127.0.0.1. Browsers on other machines reach
+// none of these, so [Load] accepts a derived issuer only on a loopback
+// listen address.
 func DeriveIssuer(addr net.Addr, tls bool) string {
 	scheme := "http"
 	if tls {
@@ -147,11 +152,28 @@ func DeriveIssuer(addr net.Addr, tls bool) string {
 	if err != nil {
 		return scheme + "://" + addr.String()
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
+	if ip := net.ParseIP(host); host == "" || (ip != nil && (ip.IsUnspecified() || ip.Equal(net.IPv4(127, 0, 0, 1)))) {
+		host = "localhost"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
+
+// FormerDerivedIssuer returns the issuer that earlier versions of nsauth
+// derived where [DeriveIssuer] now derives derived: the listen address
+// 127.0.0.1 in place of localhost, or "" when nothing changed. A store last
+// served under it was served with no issuer set, and starts again under
+// another one only because the default changed.
+func FormerDerivedIssuer(derived string) string {
+	u, err := url.Parse(derived)
+	if err != nil || u.Hostname() != "localhost" || u.Port() == "" {
+		return ""
+	}
+	return u.Scheme + "://" + net.JoinHostPort("127.0.0.1", u.Port())
+}
+
+// IssuerSetting names the setting of the built-in provider's issuer URL,
+// "NSAUTH_ISSUER (--issuer)", for messages that say how to change it.
+func IssuerSetting() string { return sIssuer.Name() }
 
 // Store locates the built-in provider's store, for commands that open it
 // directly (`nsauth users`).

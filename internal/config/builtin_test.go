@@ -292,11 +292,17 @@ func TestDeriveIssuer(t *testing.T) {
 		tls  bool
 		want string
 	}{
-		{"loopback", "127.0.0.1:8080", false, "http://127.0.0.1:8080"},
-		{"any IPv4", "0.0.0.0:8080", false, "http://127.0.0.1:8080"},
-		{"any IPv6", "[::]:9000", true, "https://127.0.0.1:9000"},
+		// A host name, so that browsers accept it as a passkey's relying party.
+		{"loopback", "127.0.0.1:8080", false, "http://localhost:8080"},
+		{"any IPv4", "0.0.0.0:8080", false, "http://localhost:8080"},
+		{"any IPv6", "[::]:9000", true, "https://localhost:9000"},
+		{"IPv4-mapped loopback", "[::ffff:127.0.0.1]:9000", false, "http://localhost:9000"},
+		{"no host", ":8080", false, "http://localhost:8080"},
+		// "localhost" surely leads to 127.0.0.1 only: another loopback
+		// address is kept.
 		{"IPv6 loopback", "[::1]:9000", false, "http://[::1]:9000"},
-		{"named host", "10.1.2.3:443", true, "https://10.1.2.3:443"},
+		{"other IPv4 loopback", "127.0.0.2:8080", false, "http://127.0.0.2:8080"},
+		{"LAN address", "10.1.2.3:443", true, "https://10.1.2.3:443"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -306,6 +312,28 @@ func TestDeriveIssuer(t *testing.T) {
 			}
 			if got := config.DeriveIssuer(addr, tc.tls); got != tc.want {
 				t.Fatalf("DeriveIssuer(%s) = %q, want %q", tc.addr, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFormerDerivedIssuer: where the derived issuer became
+// http://localhost:PORT, earlier versions derived http://127.0.0.1:PORT;
+// elsewhere nothing changed.
+func TestFormerDerivedIssuer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, derived, want string }{
+		{"localhost", "http://localhost:8080", "http://127.0.0.1:8080"},
+		{"localhost with TLS", "https://localhost:9000", "https://127.0.0.1:9000"},
+		{"IPv6 loopback, unchanged", "http://[::1]:8080", ""},
+		{"other IPv4 loopback, unchanged", "http://127.0.0.2:8080", ""},
+		{"a host name given", "https://auth.example.com", ""},
+		{"not a URL", "http://[::1", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := config.FormerDerivedIssuer(tc.derived); got != tc.want {
+				t.Fatalf("FormerDerivedIssuer(%q) = %q, want %q", tc.derived, got, tc.want)
 			}
 		})
 	}

@@ -348,8 +348,8 @@ var (
 	// Built-in provider.
 	sIssuer = &Setting{Flag: "issuer", Env: []string{"NSAUTH_ISSUER"}, Group: GroupBuiltin,
 		rule:       text("an absolute http(s) URL with no path, https unless on loopback"),
-		DefaultDoc: "from `--listen` on loopback; required on any other address",
-		Usage:      "built-in provider: issuer URL, https unless on loopback (default: derived from the listen address)",
+		DefaultDoc: "`http://localhost:PORT` (`--listen`'s port) on `127.0.0.1`, the listen address itself on another loopback address (`::1`, `127.0.0.2`); required on any other address",
+		Usage:      "built-in provider: issuer URL, https unless on loopback (default: http://localhost:PORT on a loopback listen address)",
 		Doc:        "the issuer URL: the address browsers reach nsauth at, and the `iss` of its tokens"}
 	sInsecureHTTP = &Setting{Flag: "insecure-http-issuer", Env: []string{"NSAUTH_INSECURE_HTTP_ISSUER"}, Default: "false", Group: GroupBuiltin, rule: boolean(),
 		Usage: "built-in provider: allow an http:// issuer on a non-loopback host (passwords and tokens travel unencrypted)"}

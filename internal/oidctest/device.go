@@ -19,6 +19,7 @@ type deviceEndpoint struct {
 	logins   map[string]*deviceLogin // by device code
 	interval int64                   // seconds between polls
 	ttl      time.Duration           // lifetime of device and user codes
+	verify   string                  // the verification URI; "" is the provider's own /device
 	answers  []string                // scripted token-endpoint errors for polls, first first
 }
 
@@ -48,9 +49,11 @@ func (d *deviceEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	userCode := strings.ToUpper(randomString(2) + "-" + randomString(2))
 	p.mu.Lock()
 	d.logins[deviceCode] = &deviceLogin{userCode: userCode, scope: r.PostForm.Get("scope"), expires: p.now().Add(d.ttl)}
-	interval, ttl := d.interval, d.ttl
+	interval, ttl, verify := d.interval, d.ttl, d.verify
 	p.mu.Unlock()
-	verify := p.Server.URL + "/device"
+	if verify == "" {
+		verify = p.Server.URL + "/device"
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"device_code":               deviceCode,
 		"user_code":                 userCode,

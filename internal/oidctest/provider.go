@@ -109,6 +109,11 @@ func WithDeviceInterval(seconds int64) Option {
 // WithDeviceTTL sets how long device and user codes live (default 10 min).
 func WithDeviceTTL(d time.Duration) Option { return func(p *Provider) { p.device.ttl = d } }
 
+// WithVerificationURI makes device authorization answers send users to u
+// (and u?user_code=… to approve) instead of the provider's own /device,
+// which is loopback like every httptest server.
+func WithVerificationURI(u string) Option { return func(p *Provider) { p.device.verify = u } }
+
 // WithES256 makes the first signing key an ES256 key instead of RS256.
 func WithES256() Option {
 	return func(p *Provider) { p.Keys.keys = []*Key{NewKey("ES256")} }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/cli/session"
+	"github.com/nsauth/nsauth/pkg/loopbackhost"
 )
 
 // Bounds on the polling interval a server may ask for: a hostile or broken
@@ -69,19 +71,18 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 	}
 	expires := o.deps.Now().Add(lifetime)
 
-	open := verify
+	open, check := verify, "enter"
 	if complete != "" {
-		open = complete
-		fmt.Fprintf(errOut, "To log in, open this URL in a browser on any device:\n\n    %s\n\nand check that it shows the code %s.\n", complete, userCode)
-	} else {
-		fmt.Fprintf(errOut, "To log in, open this URL in a browser on any device:\n\n    %s\n\nand enter the code %s.\n", verify, userCode)
+		open, check = complete, "check that it shows"
 	}
+	where, note := o.browserWhere(verify)
+	fmt.Fprintf(errOut, "To log in, open this URL in a browser %s:\n\n    %s\n\nand %s the code %s.\n%s", where, open, check, userCode, note)
 	if start.GetExpiresIn() > 0 {
 		fmt.Fprintf(errOut, "The code expires at %s.\n", session.FormatExpiry(expires, o.deps.Now()))
 	}
 	if !o.NoBrowser {
 		if err := o.OpenBrowser(open); err != nil {
-			fmt.Fprintf(errOut, "Could not open a browser here (%v); open the URL on any device.\n", err)
+			fmt.Fprintf(errOut, "Could not open a browser here (%v); open the URL %s.\n", err, where)
 		}
 	}
 	fmt.Fprintln(errOut, "Waiting for the login to be approved (Ctrl-C to cancel) …")
@@ -135,6 +136,31 @@ func (o *loginOptions) deviceLogin(ctx context.Context, client mgmtv1alpha1conne
 			return nil, time.Time{}, fmt.Errorf("the code %s expired before the login was approved; run nsauth login --device again", userCode)
 		}
 	}
+}
+
+// browserWhere says where a browser can open the verification URL verify:
+// on any device, unless its host is loopback (an nsauth server's default
+// issuer, http://localhost:8080), which only the server's own machine
+// reaches. Then note says so, how to reach it from elsewhere anyway (an
+// SSH tunnel) and the server's setting that makes it reachable.
+func (o *loginOptions) browserWhere(verify string) (where, note string) {
+	u, err := url.Parse(verify)
+	if err != nil || !loopbackhost.Is(u.Hostname()) {
+		return "on any device", ""
+	}
+	where = "on the machine the server runs on"
+	if api, err := url.Parse(o.client.APIURL); err == nil && loopbackhost.Is(api.Hostname()) {
+		where = "on this machine"
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	note = fmt.Sprintf("This URL is loopback: no other device can open it unless it forwards the port to the\n"+
+		"server's machine first (ssh -L %s:%s SERVER-HOST). To log in from any device,\n"+
+		"set NSAUTH_ISSUER (--issuer) on the nsauth server to a URL other devices reach.\n",
+		port, net.JoinHostPort(u.Hostname(), port))
+	return where, note
 }
 
 // deviceStartError explains why StartDeviceLogin failed; a server without

@@ -104,8 +104,10 @@ unless --no-browser is given.
 
 Where a browser cannot reach this machine (SSH, containers), --device logs
 in with a code instead (RFC 8628, the device authorization grant): open the
-URL it prints on any device, check the code, approve, and the login ends
-here on its own. --manual is the other way: it asks you to paste the
+URL it prints on a device that reaches the server's issuer (a loopback one,
+such as an nsauth server's default http://localhost:8080, only the server's
+machine reaches, and login says so), check the code, approve, and the login
+ends here on its own. --manual is the other way: it asks you to paste the
 address the browser ends up on after logging in (it will show an error page
 for http://127.0.0.1:…; that is expected).
 
@@ -152,7 +154,7 @@ logging in again as a stored account replaces its tokens.`,
 	fs.StringVar(&o.RedirectHost, "redirect-host", "", "host name in the redirect URI: 127.0.0.1, localhost or ::1 (default: the listen address)")
 	fs.BoolVar(&o.NoBrowser, "no-browser", false, "print the login URL without opening a browser")
 	fs.BoolVar(&o.Manual, "manual", false, "do not listen for the callback; paste the redirected URL at a prompt instead")
-	fs.BoolVar(&o.Device, "device", false, "log in with a code, from a browser on any device (RFC 8628 device login)")
+	fs.BoolVar(&o.Device, "device", false, "log in with a code, from a browser on another device (RFC 8628 device login)")
 	fs.BoolVar(&o.UseKeyring, "keyring", false, "store the tokens in the OS keyring (fails if there is none)")
 	fs.DurationVar(&o.Timeout, "timeout", defaultLoginTimeout, "give up if the login has not finished after this long (with --device, by default: when the code expires)")
 	return cmd

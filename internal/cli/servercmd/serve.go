@@ -22,7 +22,7 @@ accepted unchanged); flags win. With no external provider configured, nsauth
 runs its own OpenID provider in the same process: accounts live in a SQLite
 database under --data-dir, or in PostgreSQL with --database-url, and the first
 start creates an administrator. AUTH_ENABLED=false turns authentication off.`,
-		Example: `  # Built-in provider on 127.0.0.1:8080 (prints the admin password at first start)
+		Example: `  # Built-in provider on 127.0.0.1:8080, issuer http://localhost:8080 (prints the admin password at first start)
   nsauth serve
 
   # Built-in provider on PostgreSQL, reachable by other machines

@@ -26,8 +26,8 @@ import (
 //   - The relying party id is the issuer's host name and the only origin
 //     accepted is the issuer's. Browsers refuse an IP address as a relying
 //     party id, so on an issuer such as http://127.0.0.1:8080 passkeys are
-//     unavailable (said once at start, and the pages do not offer them):
-//     use http://localhost:8080 for local use.
+//     unavailable (said once at start, and the pages do not offer them);
+//     the issuer derived on loopback, http://localhost:PORT, has them.
 //   - A passwordless ceremony belongs to a pending auth request: its state
 //     (the challenge) is kept server-side in the store, one per auth
 //     request (a new one replaces the old), answered once, expiring with
