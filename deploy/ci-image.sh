@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The container image's CI step (run by .ci/run; runs alone too, as root on
-# Debian: bash deploy/ci-image.sh). It builds the image twice and wants the
-# same bytes, loads it into Debian's podman and checks, against the running
+# Debian: bash deploy/ci-image.sh). It builds the image index (linux/amd64
+# and linux/arm64) twice and wants the same bytes, loads it into Debian's
+# podman (which keeps the amd64 image) and checks, against the running
 # container: the issuer rule, /healthz, /readyz, GetAuthStatus, that the
 # server runs as 65532, that `nsauth version` in it says what the labels
 # say, a whole login through the built-in provider with a volume on /data,
 # a clean drain on `podman stop`, and a second start on the same volume.
-# Any failure prints the container's logs. It removes every container,
+# Any failure prints the container's logs. Then it has podman take the
+# arm64 image (podman pull --arch arm64 oci-archive:), and takes the arm64
+# nsauth-server out of the archive and runs it under qemu-aarch64 (Debian's
+# qemu-user, no binfmt needed): `nsauth version`, and a short serve with
+# /readyz, GetAuthStatus and a clean stop. It removes every container,
 # volume and image it made.
 #
 # podman runs with --runtime runc (on these machines crun cannot raise the
@@ -26,11 +31,17 @@ podman_run=(podman run --runtime runc --ulimit nofile=1024:4096 --ulimit nproc=4
 
 if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then
   note "installing Debian's podman and runc"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null) \
+  (apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 podman runc >/dev/null) \
     || fail "could not install podman and runc from Debian's packages (apt-get install podman runc, as root)"
+fi
+if ! command -v qemu-aarch64 >/dev/null 2>&1; then
+  note "installing Debian's qemu-user (qemu-aarch64)"
+  (apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 qemu-user >/dev/null) \
+    || fail "could not install qemu-user from Debian's packages (apt-get install qemu-user, as root)"
 fi
 podman --version
 runc --version | head -n1
+qemu-aarch64 --version | head -n1
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
   fail "127.0.0.1:$port is in use: stop what listens there, or set NSAUTH_IMAGE_TEST_PORT"
 fi
@@ -45,11 +56,18 @@ tag="localhost/nsauth:ci-$$"
 name="nsauth-ci-image-$$"
 volume="nsauth-ci-image-$$"
 loaded=false
+arm_pid=
 cleanup() {
+  if [ -n "$arm_pid" ]; then kill "$arm_pid" 2>/dev/null || true; fi
   podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
   podman volume rm -f "$volume" >/dev/null 2>&1 || true
   podman secret rm "$name" >/dev/null 2>&1 || true
-  if $loaded; then podman rmi -f "$tag" >/dev/null 2>&1 || true; fi
+  if $loaded; then
+    podman rmi -f "$tag" >/dev/null 2>&1 || true
+    # The amd64 image, once the arm64 one took its tag (no -f: by id alone,
+    # it goes only when no other name refers to it).
+    podman rmi "${id#sha256:}" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -66,16 +84,18 @@ cat "$work/a.txt"
 sum_a=$(sha256sum < "$work/a.tar" | cut -d' ' -f1)
 sum_b=$(sha256sum < "$work/b.tar" | cut -d' ' -f1)
 cmp -s "$work/a.txt" "$work/b.txt" || { diff "$work/a.txt" "$work/b.txt" >&2 || true; fail "two builds gave different image digests"; }
-[ "$sum_a" = "$sum_b" ] || fail "two builds gave different tarballs: sha256 $sum_a and $sum_b"
-echo "tarball: $(stat -c %s "$work/a.tar") bytes, sha256 $sum_a (both builds)"
+[ "$sum_a" = "$sum_b" ] || fail "two builds gave different archives: sha256 $sum_a and $sum_b"
+echo "archive: $(stat -c %s "$work/a.tar") bytes, sha256 $sum_a (both builds)"
 field() { sed -n "s/^$1=//p" "$work/a.txt"; }
-id=$(field id) version=$(field version) revision=$(field revision)
+id=$(field 'amd64\.id') version=$(field version) revision=$(field revision)
+[ -n "$id" ] && [ -n "$(field 'arm64\.id')" ] || fail "image.sh did not build an amd64 and an arm64 image"
 [ "$revision" = "$(git rev-parse HEAD)" ] || fail "the image's revision label $revision is not HEAD ($(git rev-parse HEAD))"
 
 note "podman load"
 podman load -i "$work/a.tar"
 loaded=true
-[ "sha256:$(podman image inspect --format '{{.Id}}' "$tag")" = "$id" ] || fail "podman loaded another image id than image.sh built ($id)"
+[ "sha256:$(podman image inspect --format '{{.Id}}' "$tag")" = "$id" ] || fail "podman loaded another image id than image.sh's amd64 image ($id)"
+[ "$(podman image inspect --format '{{.Os}}/{{.Architecture}}' "$tag")" = linux/amd64 ] || fail "podman did not load the linux/amd64 image"
 podman image ls "$tag"
 
 note "the issuer rule: on 0.0.0.0 without NSAUTH_ISSUER the server refuses to start"
@@ -189,4 +209,56 @@ grep -q "\"issuer\":\"$api\"" <<<"$checked" || logs_and_fail "after the restart 
 podman stop -t 30 "$name" >/dev/null
 echo "second start: ready, no new administrator, the access token from before still valid"
 
-printf '\nimage check passed: %s, digest %s, id %s\n' "$tag" "$(field digest)" "$id"
+note "podman pull --arch arm64 oci-archive: takes the index's other image"
+podman pull -q --arch arm64 "oci-archive:$work/a.tar" >/dev/null || fail "podman pull --arch arm64 oci-archive: failed"
+[ "sha256:$(podman image inspect --format '{{.Id}}' "$tag")" = "$(field 'arm64\.id')" ] \
+  || fail "podman pull --arch arm64 gave another image id than image.sh's arm64 image ($(field 'arm64\.id'))"
+[ "$(podman image inspect --format '{{.Os}}/{{.Architecture}}' "$tag")" = linux/arm64 ] || fail "podman did not take the linux/arm64 image"
+echo "$tag is now $(podman image inspect --format '{{.Os}}/{{.Architecture}} {{.Id}}' "$tag")"
+
+note "the arm64 image's nsauth-server under qemu-aarch64 (no binfmt: qemu runs the binary itself)"
+mkdir "$work/arm64"
+(cd deploy/imagebuild && go run ./ocifile -arch arm64 -file usr/local/bin/nsauth-server -o "$work/arm64/nsauth-server" "$work/a.tar") \
+  || fail "could not take the arm64 nsauth-server out of the image"
+ln -s nsauth-server "$work/arm64/nsauth" # as in the image
+armv=$(qemu-aarch64 "$work/arm64/nsauth" version) || fail "nsauth version failed under qemu-aarch64"
+echo "$armv"
+[ "$armv" = "nsauth $version commit ${revision:0:12} $committed" ] \
+  || fail "the arm64 nsauth version says '$armv'; the labels say version $version, revision $revision"
+# A short serve on the loopback, the first start of a fresh data directory
+# (signing keys, the administrator with a given password: a generated one
+# would be printed). Under emulation everything is some times slower.
+mkdir -m 0700 "$work/arm64/data"
+HOST=127.0.0.1 PORT=$port NSAUTH_ISSUER="$api" NSAUTH_DATA_DIR="$work/arm64/data" NSAUTH_LOG_FORMAT=json \
+  NSAUTH_ADMIN_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" \
+  qemu-aarch64 "$work/arm64/nsauth-server" serve >"$work/arm64/serve.log" 2>&1 &
+arm_pid=$!
+arm_fail() {
+  kill "$arm_pid" 2>/dev/null || true
+  printf '\n--- the arm64 server'"'"'s log\n' >&2
+  cat "$work/arm64/serve.log" >&2
+  fail "$*"
+}
+ready=false
+started=$SECONDS
+for _ in $(seq 1 240); do
+  if curl -fsS -o /dev/null "$api/readyz" 2>/dev/null; then ready=true; break; fi
+  kill -0 "$arm_pid" 2>/dev/null || arm_fail "the arm64 server exited"
+  sleep 0.5
+done
+$ready || arm_fail "the arm64 server's $api/readyz did not answer 200 within 120 s"
+echo "/readyz: 200 after $((SECONDS - started)) s under qemu-aarch64"
+got=$(curl -sS -H 'Content-Type: application/json' -d '{}' "$api/mgmt.v1alpha1.AuthService/GetAuthStatus") \
+  || arm_fail "GetAuthStatus failed"
+[ "$got" = '{"isEnabled":true}' ] || arm_fail "GetAuthStatus answered $got, want {\"isEnabled\":true}"
+echo "GetAuthStatus: $got"
+kill -TERM "$arm_pid"
+arm_status=0
+wait "$arm_pid" || arm_status=$?
+arm_pid=
+[ "$arm_status" -eq 0 ] || arm_fail "the arm64 server exited $arm_status on SIGTERM"
+last=$(tail -n1 "$work/arm64/serve.log")
+grep -q '"msg":"nsauth stopped"' <<<"$last" || arm_fail "the arm64 server's last log line is not 'nsauth stopped': $last"
+echo "exit 0; $last"
+
+printf '\nimage check passed: %s, index digest %s, amd64 id %s, arm64 id %s\n' "$tag" "$(field digest)" "$id" "$(field 'arm64\.id')"

@@ -1,11 +1,13 @@
-// Command imagebuild assembles nsauth's container image from a static
-// nsauth-server binary, without a container engine and without pulling a
-// base image, and writes it as an image tarball that `podman load` and
-// `docker load` read. deploy/image.sh builds the binary and runs it.
+// Command imagebuild assembles nsauth's container image from static
+// nsauth-server binaries, one per architecture, without a container engine
+// and without pulling a base image, and writes it as an OCI image layout
+// archive holding one image index (linux/amd64 and linux/arm64). `podman
+// load` reads it and keeps the machine's platform's image. deploy/image.sh
+// builds the binaries and runs it.
 //
 // The image is reproducible: every file's time is -epoch (the commit's
 // time), owners and modes are fixed, entries are sorted, and the labels
-// come from the binary's own build information, so two builds of one
+// come from the binaries' own build information, so two builds of one
 // commit are byte-identical and `nsauth version` in the container says
 // what the labels say.
 package main
@@ -14,12 +16,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"debug/buildinfo"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -27,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // uid and gid of the user the server runs as: 65532, "nonroot", as in
@@ -40,30 +46,51 @@ func main() {
 	}
 }
 
+// binaries is the repeated -binary ARCH=PATH flag, in the order given.
+type binaries []struct{ arch, path string }
+
+func (b *binaries) String() string {
+	var parts []string
+	for _, e := range *b {
+		parts = append(parts, e.arch+"="+e.path)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (b *binaries) Set(v string) error {
+	arch, path, ok := strings.Cut(v, "=")
+	if !ok || arch == "" || path == "" {
+		return fmt.Errorf("%q is not ARCH=PATH", v)
+	}
+	if _, known := variants[arch]; !known {
+		return fmt.Errorf("architecture %q: imagebuild knows amd64 and arm64", arch)
+	}
+	for _, e := range *b {
+		if e.arch == arch {
+			return fmt.Errorf("architecture %s given twice", arch)
+		}
+	}
+	*b = append(*b, struct{ arch, path string }{arch, path})
+	return nil
+}
+
+// variants are the platform variants the image index names for each
+// architecture (arm64's is v8, as in the index of Debian's and Go's images).
+var variants = map[string]string{"amd64": "", "arm64": "v8"}
+
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("imagebuild", flag.ContinueOnError)
-	binary := fs.String("binary", "", "the static nsauth-server binary (linux)")
+	var bins binaries
+	fs.Var(&bins, "binary", "`ARCH=PATH`: the static linux nsauth-server for GOARCH ARCH (amd64, arm64); repeat it for each")
 	certs := fs.String("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "PEM bundle installed as /etc/ssl/certs/ca-certificates.crt")
 	epoch := fs.Int64("epoch", -1, "Unix time of every file and of the image (the commit's time, SOURCE_DATE_EPOCH)")
-	arch := fs.String("arch", "amd64", "the binary's GOARCH")
 	tag := fs.String("tag", "localhost/nsauth:latest", "the name `podman load` gives the image")
-	output := fs.String("o", "", "image tarball to write")
+	output := fs.String("o", "", "OCI image layout archive to write")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *binary == "" || *output == "" || *epoch < 0 {
+	if len(bins) == 0 || *output == "" || *epoch < 0 {
 		return errors.New("-binary, -o and -epoch are required")
-	}
-	exe, err := os.ReadFile(*binary)
-	if err != nil {
-		return err
-	}
-	info, err := buildinfo.ReadFile(*binary)
-	if err != nil {
-		return fmt.Errorf("reading the build information of %s: %w", *binary, err)
-	}
-	if revision(info) == "" {
-		return fmt.Errorf("%s has no commit in its build information: build it in a git clone with -buildvcs=true", *binary)
 	}
 	bundle, err := os.ReadFile(*certs)
 	if err != nil {
@@ -73,27 +100,90 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-tag: %w", err)
 	}
-	img, err := build(image{exe: exe, info: info, certs: bundle, at: time.Unix(*epoch, 0).UTC(), arch: *arch})
+	at := time.Unix(*epoch, 0).UTC()
+	var images []image
+	for _, b := range bins {
+		in, err := readBinary(b.arch, b.path)
+		if err != nil {
+			return err
+		}
+		if len(images) > 0 && (revision(in.info) != revision(images[0].info) || in.info.Main.Version != images[0].info.Main.Version) {
+			return fmt.Errorf("%s is %s %s, %s is %s %s: the binaries must come from one commit", bins[0].path,
+				images[0].info.Main.Version, revision(images[0].info), b.path, in.info.Main.Version, revision(in.info))
+		}
+		in.certs, in.at = bundle, at
+		images = append(images, in)
+	}
+	idx, err := buildIndex(images)
 	if err != nil {
 		return err
 	}
-	if err := tarball.WriteToFile(*output, ref, img); err != nil {
+	f, err := os.Create(*output)
+	if err != nil {
+		return err
+	}
+	if err := writeLayout(f, idx, ref, at); err != nil {
+		f.Close()
 		return fmt.Errorf("writing %s: %w", *output, err)
 	}
-	digest, err := img.Digest()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return describe(out, ref, idx)
+}
+
+// readBinary reads one architecture's nsauth-server and its build
+// information, which must name the commit it was built from.
+func readBinary(arch, path string) (image, error) {
+	exe, err := os.ReadFile(path)
+	if err != nil {
+		return image{}, err
+	}
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return image{}, fmt.Errorf("reading the build information of %s: %w", path, err)
+	}
+	if revision(info) == "" {
+		return image{}, fmt.Errorf("%s has no commit in its build information: build it in a git clone with -buildvcs=true", path)
+	}
+	if goarch := setting(info, "GOARCH"); goarch != arch {
+		return image{}, fmt.Errorf("%s is built for GOARCH %q, not %s", path, goarch, arch)
+	}
+	return image{exe: exe, info: info, arch: arch}, nil
+}
+
+// describe prints what deploy/image.sh prints: the tag, the index's digest,
+// version and revision, then each platform's manifest digest and image id
+// (its config's digest, what `podman image inspect` calls Id).
+func describe(out io.Writer, ref name.Tag, idx v1.ImageIndex) error {
+	digest, err := idx.Digest()
 	if err != nil {
 		return err
 	}
-	id, err := img.ConfigName()
+	im, err := idx.IndexManifest()
 	if err != nil {
 		return err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return err
+	var lines strings.Builder
+	var labels map[string]string
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return err
+		}
+		id, err := img.ConfigName()
+		if err != nil {
+			return err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		labels = cf.Config.Labels
+		fmt.Fprintf(&lines, "%s.digest=%s\n%s.id=%s\n", d.Platform.Architecture, d.Digest, d.Platform.Architecture, id)
 	}
-	_, err = fmt.Fprintf(out, "tag=%s\ndigest=%s\nid=%s\nversion=%s\nrevision=%s\n", ref, digest, id,
-		cf.Config.Labels["org.opencontainers.image.version"], cf.Config.Labels["org.opencontainers.image.revision"])
+	_, err = fmt.Fprintf(out, "tag=%s\ndigest=%s\nversion=%s\nrevision=%s\n%s", ref, digest,
+		labels["org.opencontainers.image.version"], labels["org.opencontainers.image.revision"], lines.String())
 	return err
 }
 
@@ -113,11 +203,12 @@ func build(in image) (v1.Image, error) {
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
+	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, err
 	}
-	img, err := mutate.Append(empty.Image, mutate.Addendum{
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.Append(base, mutate.Addendum{
 		Layer: layer,
 		History: v1.History{
 			Created:   v1.Time{Time: in.at},
@@ -135,6 +226,7 @@ func build(in image) (v1.Image, error) {
 	cf.Created = v1.Time{Time: in.at}
 	cf.OS = "linux"
 	cf.Architecture = in.arch
+	cf.Variant = variants[in.arch]
 	cf.Config = v1.Config{
 		User:       strconv.Itoa(nonroot) + ":" + strconv.Itoa(nonroot),
 		Entrypoint: []string{"/usr/local/bin/nsauth-server", "serve"},
@@ -151,6 +243,146 @@ func build(in image) (v1.Image, error) {
 		Labels:       labels(in.info, in.at),
 	}
 	return mutate.ConfigFile(img, cf)
+}
+
+// buildIndex makes one image per binary and the index that lists them with
+// their platforms.
+func buildIndex(ins []image) (v1.ImageIndex, error) {
+	var adds []mutate.IndexAddendum
+	for _, in := range ins {
+		img, err := build(in)
+		if err != nil {
+			return nil, fmt.Errorf("the %s image: %w", in.arch, err)
+		}
+		adds = append(adds, mutate.IndexAddendum{
+			Add: img,
+			Descriptor: v1.Descriptor{
+				Platform: &v1.Platform{OS: "linux", Architecture: in.arch, Variant: variants[in.arch]},
+			},
+		})
+	}
+	return mutate.AppendManifests(empty.Index, adds...), nil
+}
+
+// writeLayout writes idx as an OCI image layout in a tar (what `podman
+// save --format oci-archive` writes and `podman load` reads): oci-layout,
+// index.json naming the index ref (as org.opencontainers.image.ref.name,
+// and as io.containerd.image.name, which podman and docker read first),
+// and every blob under blobs/sha256/, in sorted order with fixed times,
+// owners and modes.
+func writeLayout(w io.Writer, idx v1.ImageIndex, ref name.Tag, at time.Time) error {
+	blobs := map[string][]byte{}
+	add := func(d v1.Hash, body []byte) { blobs[d.Hex] = body }
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return err
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	add(digest, raw)
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return err
+		}
+		if err := addImage(img, add); err != nil {
+			return err
+		}
+	}
+	mediaType, err := idx.MediaType()
+	if err != nil {
+		return err
+	}
+	top, err := json.Marshal(v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		Manifests: []v1.Descriptor{{
+			MediaType: mediaType,
+			Digest:    digest,
+			Size:      int64(len(raw)),
+			Annotations: map[string]string{
+				"io.containerd.image.name":          ref.String(),
+				"org.opencontainers.image.ref.name": ref.String(),
+			},
+		}},
+	})
+	if err != nil {
+		return err
+	}
+	files := []file{
+		{name: "oci-layout", mode: 0o644, body: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		{name: "index.json", mode: 0o644, body: top},
+		{name: "blobs/", mode: 0o755, dir: true},
+		{name: "blobs/sha256/", mode: 0o755, dir: true},
+	}
+	hexes := make([]string, 0, len(blobs))
+	for h := range blobs {
+		hexes = append(hexes, h)
+	}
+	slices.Sort(hexes)
+	for _, h := range hexes {
+		files = append(files, file{name: "blobs/sha256/" + h, mode: 0o644, body: blobs[h]})
+	}
+	return writeTar(w, files, at)
+}
+
+// addImage hands add the image's manifest, config and compressed layers.
+func addImage(img v1.Image, add func(v1.Hash, []byte)) error {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	add(digest, raw)
+	config, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	id, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	add(id, config)
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		add(d, body)
+	}
+	return nil
+}
+
+// setting is one key of a binary's build settings, "" when absent.
+func setting(info *buildinfo.BuildInfo, key string) string {
+	for _, s := range info.Settings {
+		if s.Key == key {
+			return s.Value
+		}
+	}
+	return ""
 }
 
 // revision is the commit a binary was built from, with "-modified" when
@@ -221,14 +453,22 @@ func rootfs(in image) ([]byte, error) {
 		{name: "usr/local/bin/nsauth-server", mode: 0o755, body: in.exe},
 	}
 	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	if err := writeTar(&buf, files, in.at); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeTar writes files in the order given, each with the time at.
+func writeTar(w io.Writer, files []file, at time.Time) error {
+	tw := tar.NewWriter(w)
 	for _, f := range files {
 		h := &tar.Header{
 			Name:    f.name,
 			Mode:    f.mode,
 			Uid:     f.uid,
 			Gid:     f.uid,
-			ModTime: in.at,
+			ModTime: at,
 			Format:  tar.FormatPAX,
 		}
 		switch {
@@ -240,14 +480,11 @@ func rootfs(in image) ([]byte, error) {
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(f.body))
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := tw.Write(f.body); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return tw.Close()
 }

@@ -6,9 +6,17 @@ import (
 	"debug/buildinfo"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func testImage() image {
@@ -161,5 +169,224 @@ func TestRootFS(t *testing.T) {
 	}
 	if g := got["etc/group"].body; !bytes.Contains([]byte(g), []byte("nonroot:x:65532:")) {
 		t.Errorf("/etc/group has no nonroot group:\n%s", g)
+	}
+}
+
+// testImages are an amd64 and an arm64 image of one commit.
+func testImages() []image {
+	amd64, arm64 := testImage(), testImage()
+	arm64.arch, arm64.exe = "arm64", []byte("\x7fELF aarch64, not really")
+	return []image{amd64, arm64}
+}
+
+// TestIndex: one image per binary, each listed with its platform (arm64
+// with variant v8), its config saying the same, all in OCI media types.
+func TestIndex(t *testing.T) {
+	t.Parallel()
+	idx, err := buildIndex(testImages())
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.MediaType != types.OCIImageIndex {
+		t.Errorf("index media type %s", im.MediaType)
+	}
+	want := []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}}
+	if len(im.Manifests) != len(want) {
+		t.Fatalf("the index lists %d manifests, want %d", len(im.Manifests), len(want))
+	}
+	for i, d := range im.Manifests {
+		if d.Platform == nil || !d.Platform.Equals(want[i]) {
+			t.Errorf("manifest %d: platform %v, want %v", i, d.Platform, want[i])
+		}
+		if d.MediaType != types.OCIManifestSchema1 {
+			t.Errorf("manifest %d: media type %s", i, d.MediaType)
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cf.OS != want[i].OS || cf.Architecture != want[i].Architecture || cf.Variant != want[i].Variant {
+			t.Errorf("manifest %d: config says %s/%s/%s, want %v", i, cf.OS, cf.Architecture, cf.Variant, want[i])
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Config.MediaType != types.OCIConfigJSON || len(m.Layers) != 1 || m.Layers[0].MediaType != types.OCILayer {
+			t.Errorf("manifest %d: config %s, layers %v: want OCI media types", i, m.Config.MediaType, m.Layers)
+		}
+	}
+}
+
+// TestLayout writes the archive twice (the same bytes), unpacks it and
+// reads it back with go-containerregistry's own layout reader: index.json
+// names the tag and points at the index, whose images hold each
+// architecture's binary.
+func TestLayout(t *testing.T) {
+	t.Parallel()
+	ins := testImages()
+	ref, err := name.NewTag("localhost/nsauth:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func() []byte {
+		idx, err := buildIndex(testImages())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := writeLayout(&buf, idx, ref, ins[0].at); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	archive := write()
+	if !bytes.Equal(archive, write()) {
+		t.Fatal("two archives of the same inputs differ")
+	}
+
+	dir := t.TempDir()
+	tr := tar.NewReader(bytes.NewReader(archive))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+		if !h.ModTime.Equal(ins[0].at) || h.Uid != 0 || h.Gid != 0 {
+			t.Errorf("%s: time %v, owner %d:%d", h.Name, h.ModTime, h.Uid, h.Gid)
+		}
+		target := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if h.Typeflag == tar.TypeDir {
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(target, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(names) < 4 || strings.Join(names[:4], " ") != "oci-layout index.json blobs/ blobs/sha256/" {
+		t.Errorf("entries begin %q", names)
+	}
+	for i := 5; i < len(names); i++ {
+		if names[i-1] >= names[i] {
+			t.Errorf("blobs not sorted: %q before %q", names[i-1], names[i])
+		}
+	}
+
+	top, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := top.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tm.Manifests) != 1 || tm.Manifests[0].MediaType != types.OCIImageIndex {
+		t.Fatalf("index.json lists %+v, want one image index", tm.Manifests)
+	}
+	for _, key := range []string{"org.opencontainers.image.ref.name", "io.containerd.image.name"} {
+		if got := tm.Manifests[0].Annotations[key]; got != "localhost/nsauth:test" {
+			t.Errorf("index.json: %s = %q", key, got)
+		}
+	}
+	idx, err := top.ImageIndex(tm.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := layers[0].Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readFile(t, rc, "usr/local/bin/nsauth-server")
+		rc.Close()
+		if got != string(ins[i].exe) {
+			t.Errorf("%s image: nsauth-server is %q, want %q", d.Platform.Architecture, got, ins[i].exe)
+		}
+	}
+}
+
+func readFile(t *testing.T, r io.Reader, path string) string {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s not found: %v", path, err)
+		}
+		if h.Name == path {
+			body, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(body)
+		}
+	}
+}
+
+// TestBinaryFlag: -binary is ARCH=PATH, for the architectures the image
+// knows, each once.
+func TestBinaryFlag(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		values  []string
+		wantErr string
+	}{
+		{name: "both", values: []string{"amd64=/a", "arm64=/b"}},
+		{name: "no path", values: []string{"amd64"}, wantErr: "is not ARCH=PATH"},
+		{name: "empty path", values: []string{"amd64="}, wantErr: "is not ARCH=PATH"},
+		{name: "unknown architecture", values: []string{"riscv64=/r"}, wantErr: `architecture "riscv64"`},
+		{name: "twice", values: []string{"arm64=/a", "arm64=/b"}, wantErr: "arm64 given twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var b binaries
+			var err error
+			for _, v := range tc.values {
+				if err = b.Set(v); err != nil {
+					break
+				}
+			}
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Set: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("Set: %v, want an error with %q", err, tc.wantErr)
+			case tc.wantErr == "" && b.String() != strings.Join(tc.values, ","):
+				t.Fatalf("String() = %q", b.String())
+			}
+		})
 	}
 }
