@@ -14,9 +14,18 @@ import (
 	"github.com/nsauth/nsauth/internal/cli/servercmd"
 )
 
+// adjustApp is nil in every shipped build. The soak test's build (tag
+// nsauthsoak, soakclock.go) sets it to give the server a clock the test
+// moves forward.
+var adjustApp func(*cli.App)
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, cli.DefaultApp(), os.Args[1:], servercmd.Commands...)
+	a := cli.DefaultApp()
+	if adjustApp != nil {
+		adjustApp(a)
+	}
+	code := cli.Run(ctx, a, os.Args[1:], servercmd.Commands...)
 	stop()
 	os.Exit(code)
 }

@@ -65,6 +65,22 @@ type session struct {
 	lost        string          // why the session ended early, if it did
 	longestGap  time.Duration   // longest time from a failed call to the next success
 	failingFrom time.Time
+
+	// For the soak (nil in TestReplicaFaults): observe is told of every
+	// call; clockJumps counts the replicas' clock jumps, and tokenJumps is
+	// its value when the current access token was asked for, so that a
+	// token a jump has expired is refreshed, not taken for a failure.
+	observe    func(method string, start time.Time, took time.Duration, o outcome)
+	clockJumps *atomic.Int64
+	tokenJumps int64
+	expired    int // CheckToken refusals of a token a clock jump expired
+	callStart  time.Time
+}
+
+// jumpedSinceToken reports whether the replicas' clock jumped since the
+// current access token was asked for.
+func (s *session) jumpedSinceToken() bool {
+	return s.clockJumps != nil && s.clockJumps.Load() > s.tokenJumps
 }
 
 // run loops until stop, then returns; a refresh under way at stop is
@@ -91,6 +107,12 @@ func (s *session) refresh(ctx context.Context) bool {
 		ep := s.endpoints[target]
 		epoch := ep.r.epoch.Load()
 		ep.refreshing.Add(1)
+		if s.clockJumps != nil {
+			// An odd count is a jump under way: the token may come from
+			// either clock, so it counts as asked for before the jump.
+			s.tokenJumps = s.clockJumps.Load() &^ 1
+		}
+		s.callStart = time.Now()
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 		resp, err := ep.api.RefreshCli(callCtx, connect.NewRequest(&mgmtv1alpha1.RefreshCliRequest{RefreshToken: s.refreshToken}))
 		cancel()
@@ -141,10 +163,18 @@ func (s *session) check(ctx context.Context) bool {
 		epoch := ep.r.epoch.Load()
 		req := connect.NewRequest(&mgmtv1alpha1.CheckTokenRequest{})
 		req.Header().Set("Authorization", "Bearer "+s.accessToken)
+		s.callStart = time.Now()
 		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 		_, err := ep.api.CheckToken(callCtx, req)
 		cancel()
-		if s.record("CheckToken", ep, epoch, err) == outcomeOK {
+		o := s.record("CheckToken", ep, epoch, err)
+		if o == outcomeOK {
+			return true
+		}
+		if o == outcome(connect.CodeUnauthenticated.String()) && s.jumpedSinceToken() {
+			// The clock jumped past the token's life: the next refresh
+			// brings a new one.
+			s.expired++
 			return true
 		}
 		if time.Since(s.failingFrom) > giveUp {
@@ -177,17 +207,23 @@ func (s *session) record(method string, ep *endpoint, epoch int64, err error) ou
 		o = outcomeTransportUp
 	}
 	s.calls[method+" "+string(o)]++
-	if err != nil && s.failingFrom.IsZero() {
+	if s.observe != nil {
+		s.observe(method, s.callStart, now.Sub(s.callStart), o)
+	}
+	expiredByJump := method == "CheckToken" && o == outcome(connect.CodeUnauthenticated.String()) && s.jumpedSinceToken()
+	if err != nil && !expiredByJump && s.failingFrom.IsZero() {
 		s.failingFrom = now
 	}
 	switch {
 	case o == outcomeOK, o == outcomeTransportDown, o == outcome(connect.CodeUnavailable.String()):
 	case method == "RefreshCli" && o == outcome(connect.CodeUnauthenticated.String()):
 		// The session's end: refresh counts it.
+	case expiredByJump:
+		// Expired by the clock: check counts it.
 	default:
 		// Connect errors carry the server's fixed message or the transport's
 		// error, never the request: no token reaches the log.
-		s.violations = append(s.violations, fmt.Sprintf("%s on replica %s: %v", method, ep.r.name, err))
+		s.violations = append(s.violations, fmt.Sprintf("%s %s on replica %s: %v", now.Format("15:04:05.000"), method, ep.r.name, err))
 	}
 	return o
 }

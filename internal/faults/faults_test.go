@@ -8,10 +8,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,24 +67,7 @@ func TestReplicaFaults(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("needs SIGKILL, /proc and the 127.0.0.0/8 loopback: Linux only")
 	}
-	duration := 2 * time.Minute
-	if v := os.Getenv(durationEnv); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 20*time.Second {
-			t.Fatalf("%s=%q: want a Go duration of at least 20s", durationEnv, v)
-		}
-		duration = d
-	}
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv(seedEnv); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("%s=%q: want an unsigned integer", seedEnv, v)
-		}
-	}
-	// The seed fixes the random pauses of the schedule and of the sessions;
-	// where each kill lands in a refresh is up to the scheduler.
-	t.Logf("duration %v, seed %d (%s=%d repeats the random pauses)", duration, seed, seedEnv, seed)
+	duration, seed := runSettings(t, durationEnv, 2*time.Minute, 20*time.Second, seedEnv)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	pgURL := storetest.PostgresURL(t)
@@ -102,14 +83,14 @@ func TestReplicaFaults(t *testing.T) {
 	logDir := t.TempDir()
 	home := t.TempDir()
 	replicas := make([]*replica, 2)
-	proxies := make([]*dbProxy, 2)
+	proxies := make([]*storetest.Proxy, 2)
 	secretKey := seal.GenerateKey() // the replicas' one key-encryption key
 	for i, name := range []string{"A", "B"} {
 		u, err := url.Parse(pgURL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		proxies[i] = startDBProxy(t, u.Host)
+		proxies[i] = storetest.StartProxy(t, u.Host)
 		u.Host = proxies[i].Addr()
 		addr := freeAddr(t, fmt.Sprintf("127.0.0.%d", i+2))
 		replicas[i] = &replica{
@@ -229,29 +210,8 @@ func TestReplicaFaults(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 
-	// Every chain must continue: one more refresh and CheckToken each, on
-	// its home replica, with both replicas and the database back.
-	for _, s := range sessions {
-		if s.lost != "" {
-			continue
-		}
-		fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
-		if s.refresh(fctx) && !s.check(fctx) {
-			s.lost = "the last CheckToken did not succeed within 30 s"
-		}
-		fcancel()
-	}
-
-	// Every reuse detection is false: a session presents a used refresh
-	// token only to retry a call whose answer it never got.
-	reuses := make([]int, len(replicas))
-	for i, r := range replicas {
-		n, err := r.countInLogs(reuseWarning)
-		if err != nil {
-			t.Errorf("reading replica %s's logs: %v", r.name, err)
-		}
-		reuses[i] = n
-	}
+	finishSessions(ctx, sessions)
+	reuses := countReuses(t, replicas)
 	summarize(t, sessions, faults, reuses, elapsed, mem)
 
 	for _, s := range sessions {
@@ -361,7 +321,7 @@ const outageLength = 3 * time.Second
 // A's alone, then B's alone, in turn), with a random pause before each.
 // At least one of each happens however short the run; afterFirstRound is
 // called once both have.
-func runFaults(t *testing.T, ctx context.Context, rng *rand.Rand, replicas []*replica, endpoints []*endpoint, proxies []*dbProxy, end time.Time, afterFirstRound func()) faultLog {
+func runFaults(t *testing.T, ctx context.Context, rng *rand.Rand, replicas []*replica, endpoints []*endpoint, proxies []*storetest.Proxy, end time.Time, afterFirstRound func()) faultLog {
 	t.Helper()
 	var log faultLog
 	a := replicas[0]
@@ -396,7 +356,7 @@ func runFaults(t *testing.T, ctx context.Context, rng *rand.Rand, replicas []*re
 			t.Logf("fault %d: SIGKILL replica A with %d refresh(es) in flight to it; serving again %v later", i+1, inFlight, time.Since(killedAt).Round(time.Millisecond))
 			continue
 		}
-		var cut []*dbProxy
+		var cut []*storetest.Proxy
 		var which string
 		switch (i / 2) % 3 {
 		case 0:

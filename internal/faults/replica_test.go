@@ -25,14 +25,18 @@ import (
 // race detector whatever the test binary was built with: the replicas are
 // the system under test, not the code under race detection, and a race
 // build would make each refresh several times slower.
-func buildNsauth(t *testing.T) string {
+func buildNsauth(t *testing.T, tags ...string) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is needed to build nsauth: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "nsauth-server")
-	out, err := exec.Command(goTool, "build", "-o", bin, "github.com/nsauth/nsauth/cmd/nsauth-server").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	out, err := exec.Command(goTool, append(args, "github.com/nsauth/nsauth/cmd/nsauth-server")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build ./cmd/nsauth-server: %v\n%s", err, out)
 	}
@@ -245,4 +249,60 @@ func (r *replica) countInLogs(s string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// finishSessions gives every session that is not lost one more refresh
+// and CheckToken, on its home replica, with both replicas and the database
+// back: every chain must continue.
+func finishSessions(ctx context.Context, sessions []*session) {
+	for _, s := range sessions {
+		if s.lost != "" {
+			continue
+		}
+		fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+		if s.refresh(fctx) && !s.check(fctx) {
+			s.lost = "the last CheckToken did not succeed within 30 s"
+		}
+		fcancel()
+	}
+}
+
+// countReuses counts, per replica, the reuse detections it logged. Each is
+// false: a session presents a used refresh token only to retry a call
+// whose answer it never got.
+func countReuses(t *testing.T, replicas []*replica) []int {
+	t.Helper()
+	reuses := make([]int, len(replicas))
+	for i, r := range replicas {
+		n, err := r.countInLogs(reuseWarning)
+		if err != nil {
+			t.Errorf("reading replica %s's logs: %v", r.name, err)
+		}
+		reuses[i] = n
+	}
+	return reuses
+}
+
+// runSettings is a run's length, from the Go duration in durationEnv
+// (def when unset; at least least), and its random seed, from seedEnv or
+// the clock, logged so that a run's random pauses can be repeated. Where each kill lands in a refresh is up to the scheduler.
+func runSettings(t *testing.T, durationEnv string, def, least time.Duration, seedEnv string) (time.Duration, uint64) {
+	t.Helper()
+	duration := def
+	if v := os.Getenv(durationEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < least {
+			t.Fatalf("%s=%q: want a Go duration of at least %v", durationEnv, v, least)
+		}
+		duration = d
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(seedEnv); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("%s=%q: want an unsigned integer", seedEnv, v)
+		}
+	}
+	t.Logf("duration %v, seed %d (%s=%d repeats the random pauses)", duration, seed, seedEnv, seed)
+	return duration, seed
 }
