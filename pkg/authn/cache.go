@@ -65,9 +65,17 @@ func (c *resultCache) get(key [32]byte, now time.Time) *cacheEntry {
 	return e
 }
 
-func (c *resultCache) put(e *cacheEntry) {
+// put adds or replaces e's entry. Entries that expired at the cold end of
+// the list go too, so that a verifier which sees many short-lived tokens
+// keeps about as many as are live rather than filling to its bound with
+// dead ones (each entry's claims take hundreds of bytes).
+func (c *resultCache) put(e *cacheEntry, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for el := c.lru.Back(); el != nil && !now.Before(el.Value.(*cacheEntry).expires); el = c.lru.Back() {
+		c.lru.Remove(el)
+		delete(c.entries, el.Value.(*cacheEntry).key)
+	}
 	if el, ok := c.entries[e.key]; ok {
 		el.Value = e
 		c.lru.MoveToFront(el)

@@ -136,7 +136,7 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 	if err != nil {
 		var r *refusal
 		if in.cache != nil && errors.As(err, &r) && r.permanent {
-			in.cache.put(&cacheEntry{key: key, err: err, expires: now.Add(in.cfg.CacheTTL)})
+			in.cache.put(&cacheEntry{key: key, err: err, expires: now.Add(in.cfg.CacheTTL)}, now)
 		}
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (in *Introspector) Verify(ctx context.Context, rawToken string) (*Claims, e
 		if !claims.ExpiresAt.IsZero() && claims.ExpiresAt.Before(expires) {
 			expires = claims.ExpiresAt
 		}
-		in.cache.put(&cacheEntry{key: key, claims: claims, expires: expires})
+		in.cache.put(&cacheEntry{key: key, claims: claims, expires: expires}, now)
 	}
 	return claims.clone(), nil
 }

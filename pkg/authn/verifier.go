@@ -183,7 +183,9 @@ type VerifierConfig struct {
 	// CacheEntries bounds the cache of verification results, keyed by a
 	// SHA-256 of the token. A cached acceptance lasts until the token expires
 	// or the key set changes; a cached refusal is kept only when it cannot
-	// change (bad signature, malformed, expired). Defaults to
+	// change (bad signature, malformed, expired). Entries that expired are
+	// dropped as new ones come, so the cache holds about as many as there
+	// are live tokens, never more than CacheEntries. Defaults to
 	// [DefaultCacheEntries]; negative disables caching. Caching needs a
 	// KeySet with a Generation method, such as [RemoteKeySet].
 	CacheEntries int
@@ -329,10 +331,10 @@ func (v *Verifier) verifyCached(ctx context.Context, rawToken string) (*Claims, 
 		if fresh := v.keys.FreshUntil(); fresh.Before(expires) {
 			expires = fresh
 		}
-		v.cache.put(&cacheEntry{key: key, claims: claims, expires: expires, generation: gen})
+		v.cache.put(&cacheEntry{key: key, claims: claims, expires: expires, generation: gen}, now)
 		return claims.clone(), nil
 	case errors.As(err, &r) && r.permanent:
-		v.cache.put(&cacheEntry{key: key, err: err, expires: now.Add(negativeCacheTTL)})
+		v.cache.put(&cacheEntry{key: key, err: err, expires: now.Add(negativeCacheTTL)}, now)
 	}
 	return claims, err
 }
