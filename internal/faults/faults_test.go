@@ -23,6 +23,7 @@ import (
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/seal"
+	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
@@ -92,7 +93,7 @@ func TestReplicaFaults(t *testing.T) {
 		}
 		proxies[i] = storetest.StartProxy(t, u.Host)
 		u.Host = proxies[i].Addr()
-		addr := freeAddr(t, fmt.Sprintf("127.0.0.%d", i+2))
+		addr := servetest.FreeAddr(t, fmt.Sprintf("127.0.0.%d", i+2))
 		replicas[i] = &replica{
 			name: name, bin: bin, addr: addr, url: "http://" + addr, logDir: logDir,
 			args: []string{
@@ -109,28 +110,8 @@ func TestReplicaFaults(t *testing.T) {
 			},
 		}
 	}
-	t.Cleanup(func() {
-		for _, r := range replicas {
-			r.stop()
-		}
-	})
-	// Both start at once on the empty schema, as replicas deployed together
-	// do: migrations and the first key must be agreed on.
-	startErrs := make([]error, 2)
+	startReplicas(t, ctx, replicas)
 	var wg sync.WaitGroup
-	for i, r := range replicas {
-		wg.Go(func() {
-			sctx, scancel := context.WithTimeout(ctx, time.Minute)
-			defer scancel()
-			startErrs[i] = r.start(sctx)
-		})
-	}
-	wg.Wait()
-	for _, err := range startErrs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	transport := &http.Transport{MaxIdleConnsPerHost: 2 * sessionsPerReplica, IdleConnTimeout: time.Minute}
 	t.Cleanup(transport.CloseIdleConnections)

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/nsauth/nsauth/internal/servetest"
 )
 
 // pgCluster is a PostgreSQL cluster of the test's own, in a temporary
@@ -63,7 +65,7 @@ func startPGCluster(t *testing.T) *pgCluster {
 		}
 		c.runAs = []string{"runuser", "-u", "postgres", "--"}
 	}
-	c.port = portOf(t, freeAddr(t, "127.0.0.1"))
+	c.port = portOf(t, servetest.FreeAddr(t, "127.0.0.1"))
 	if out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,21 +40,6 @@ func buildNsauth(t *testing.T, tags ...string) string {
 		t.Fatalf("go build ./cmd/nsauth-server: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// freeAddr returns a free port on host, for a replica that must come back
-// on the address its clients know.
-func freeAddr(t *testing.T, host string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("listening on %s (every 127.0.0.0/8 address is loopback on Linux): %v", host, err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // replica is one `nsauth serve` process at a fixed address, which the test
@@ -305,4 +289,31 @@ func runSettings(t *testing.T, durationEnv string, def, least time.Duration, see
 	}
 	t.Logf("duration %v, seed %d (%s=%d repeats the random pauses)", duration, seed, seedEnv, seed)
 	return duration, seed
+}
+
+// startReplicas starts every replica at once, as replicas deployed
+// together do (on an empty schema they must agree on the migrations and
+// the first key), each within a minute, and stops them when t ends.
+func startReplicas(t *testing.T, ctx context.Context, replicas []*replica) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, r := range replicas {
+			r.stop()
+		}
+	})
+	errs := make([]error, len(replicas))
+	var wg sync.WaitGroup
+	for i, r := range replicas {
+		wg.Go(func() {
+			sctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			errs[i] = r.start(sctx)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

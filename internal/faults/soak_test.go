@@ -24,6 +24,7 @@ import (
 	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
 	"github.com/nsauth/nsauth/gen/nsauth/admin/v1/adminv1connect"
 	"github.com/nsauth/nsauth/internal/seal"
+	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
@@ -100,7 +101,7 @@ func TestSoak(t *testing.T) {
 		proxies[i] = storetest.StartProxy(t, "127.0.0.1:"+pg.port)
 		u, _ := url.Parse(pg.url("nsauth"))
 		u.Host = proxies[i].Addr()
-		addr := freeAddr(t, fmt.Sprintf("127.0.0.%d", i+2))
+		addr := servetest.FreeAddr(t, fmt.Sprintf("127.0.0.%d", i+2))
 		replicas[i] = &replica{
 			name: name, bin: bin, addr: addr, url: "http://" + addr, logDir: logDir,
 			args: []string{
@@ -118,26 +119,8 @@ func TestSoak(t *testing.T) {
 			},
 		}
 	}
-	t.Cleanup(func() {
-		for _, r := range replicas {
-			r.stop()
-		}
-	})
+	startReplicas(t, ctx, replicas)
 	var wg sync.WaitGroup
-	startErrs := make([]error, 2)
-	for i, r := range replicas {
-		wg.Go(func() {
-			sctx, scancel := context.WithTimeout(ctx, time.Minute)
-			defer scancel()
-			startErrs[i] = r.start(sctx)
-		})
-	}
-	wg.Wait()
-	for _, err := range startErrs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// Clients: Connect over HTTP/1.1, gRPC over HTTP/2 without TLS.
 	h1 := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -200,4 +201,20 @@ func H2CClient() *http.Client {
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// FreeAddr returns host:port with a port free on host, for a server
+// started later that must come back on the address its clients know.
+// Every 127.0.0.0/8 address is loopback on Linux.
+func FreeAddr(t testing.TB, host string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("listening on %s (every 127.0.0.0/8 address is loopback on Linux): %v", host, err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }

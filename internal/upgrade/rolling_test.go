@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/issuer/issuertest"
 	"github.com/nsauth/nsauth/internal/seal"
+	"github.com/nsauth/nsauth/internal/servetest"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
@@ -83,8 +83,8 @@ func TestRollingUpgrade(t *testing.T) {
 		"NSAUTH_ADMIN_PASSWORD=" + adminPassword,
 	}
 	logDir := t.TempDir()
-	oldR := &replica{name: "old-" + older[:12], bin: oldBin, addr: freeAddr(t, "127.0.0.2"), env: env, logDir: logDir}
-	newR := &replica{name: "new", bin: newBin, addr: freeAddr(t, "127.0.0.3"), env: env, logDir: logDir}
+	oldR := &replica{name: "old-" + older[:12], bin: oldBin, addr: servetest.FreeAddr(t, "127.0.0.2"), env: env, logDir: logDir}
+	newR := &replica{name: "new", bin: newBin, addr: servetest.FreeAddr(t, "127.0.0.3"), env: env, logDir: logDir}
 	t.Cleanup(oldR.stop)
 	t.Cleanup(newR.stop)
 
@@ -223,19 +223,6 @@ func goBuild(ctx context.Context, dir, pkg, bin string) (string, error) {
 		return "", fmt.Errorf("go build %s in %q: %w\n%s", pkg, dir, err, out)
 	}
 	return bin, nil
-}
-
-func freeAddr(t *testing.T, host string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("listening on %s (every 127.0.0.0/8 address is loopback on Linux): %v", host, err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 func schemaVersion(t *testing.T, db *sql.DB) int {
