@@ -334,7 +334,7 @@ func (s *FactorStore) TakePendingMFA(ctx context.Context, token string) (*Pendin
 
 const pendingColumns = `auth_request_id, user_id, amr, kind, totp_secret, steps, created_at, expires_at`
 
-func (s *FactorStore) scanPending(row *sql.Row, hash []byte) (*PendingMFA, error) {
+func (s *FactorStore) scanPending(row *core.Row, hash []byte) (*PendingMFA, error) {
 	var p PendingMFA
 	var amr, steps string
 	var sealed []byte

@@ -165,14 +165,22 @@ func (db *DB) Query(ctx context.Context, q Querier, query string, args ...any) (
 	return rows, noteOutage(ctx, err)
 }
 
-// QueryRow is Exec for a query returning one row. (A connection lost
-// while its row is read shows at Scan, which ctx's [Outage] does not see;
-// one lost before, at the query, it does.)
-func (db *DB) QueryRow(ctx context.Context, q Querier, query string, args ...any) *sql.Row {
-	row := q.QueryRowContext(ctx, db.Dialect.Rebind(query), args...)
-	noteOutage(ctx, row.Err())
-	return row
+// QueryRow is Exec for a query returning one row. Its error, whether the
+// query's or one met while the row is read (a connection lost with the
+// query in flight shows only at Scan), reaches ctx's [Outage].
+func (db *DB) QueryRow(ctx context.Context, q Querier, query string, args ...any) *Row {
+	return &Row{row: q.QueryRowContext(ctx, db.Dialect.Rebind(query), args...), ctx: ctx}
 }
+
+// Row is the result of [DB.QueryRow]: a *sql.Row whose Scan reports an
+// unavailable database to the [Outage] of the query's context.
+type Row struct {
+	row *sql.Row
+	ctx context.Context // the query's: where Scan reports its error
+}
+
+// Scan is (*sql.Row).Scan, reporting its error to the query's [Outage].
+func (r *Row) Scan(dest ...any) error { return noteOutage(r.ctx, r.row.Scan(dest...)) }
 
 // Scanner is a row to scan: *sql.Row or *sql.Rows.
 type Scanner interface{ Scan(...any) error }
