@@ -170,68 +170,90 @@ func TestWatchOutage(t *testing.T) {
 	proxy.Restore()
 }
 
-// TestWatchOutageSeesARowLostInFlight: a connection lost while a one-row
-// query is in flight fails only when its row is read (database/sql's Scan),
-// and that failure too reaches the Outage: the soak saw the token endpoint
-// answer 500, not 503, when PostgreSQL restarted under a client lookup.
-// The query is held in flight by a lock taken outside the store, and the
-// proxy between the store and PostgreSQL is cut while it waits.
-func TestWatchOutageSeesARowLostInFlight(t *testing.T) {
+// TestWatchOutageSeesAReadLostInFlight: a connection lost while a query is
+// in flight fails only when its rows are read (database/sql's Scan, or
+// Rows.Err), and that failure too reaches the Outage: the soak saw the
+// token endpoint answer 500, not 503, when PostgreSQL restarted under a
+// client lookup. The query is held in flight by a lock taken outside the
+// store, and the proxy between the store and PostgreSQL is cut while it
+// waits.
+func TestWatchOutageSeesAReadLostInFlight(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	direct := storetest.PostgresURL(t)
-	pu, err := url.Parse(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := pu.Query().Get("search_path")
-	proxy := storetest.StartProxy(t, pu.Host)
-	pu.Host = proxy.Addr()
-	st, err := store.OpenPostgres(ctx, pu.String(), store.Options{Keyring: storetest.Keyring()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	locker, err := pgx.Connect(ctx, direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close(context.Background())
-	tx, err := locker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{schema, "nsauth_users"}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-
-	wctx, outage := store.WatchOutage(ctx)
-	done := make(chan error, 1)
-	go func() { _, err := st.UserByUsername(wctx, "nobody"); done <- err }()
-	// Wait until the read waits for the lock: sent, not yet answered.
-	for waiting := false; !waiting; {
-		if err := locker.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE '%nsauth_users%' AND pid <> pg_backend_pid()
-			AND pid IN (SELECT pid FROM pg_locks WHERE relation = $1::regclass))`,
-			schema+".nsauth_users").Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if !waiting {
-			select {
-			case err := <-done:
-				t.Fatalf("the read did not wait for the lock: %v", err)
-			case <-time.After(10 * time.Millisecond):
+	for _, tc := range []struct {
+		name  string
+		table string // what the read waits for
+		read  func(context.Context, *store.Store) error
+	}{
+		{"one row", "nsauth_users", func(ctx context.Context, st *store.Store) error {
+			_, err := st.UserByUsername(ctx, "nobody")
+			return err
+		}},
+		{"a list", "nsauth_passkeys", func(ctx context.Context, st *store.Store) error {
+			_, err := st.PasskeysByUser(ctx, "nobody")
+			return err
+		}},
+		{"a list without arguments", "nsauth_users", func(ctx context.Context, st *store.Store) error {
+			_, err := st.ListUsers(ctx)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			direct := storetest.PostgresURL(t)
+			pu, err := url.Parse(direct)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-	proxy.Cut()
-	err = <-done
-	if err == nil || !store.IsUnavailable(err) {
-		t.Fatalf("a read whose connection was lost in flight: %v, want an unavailable error", err)
-	}
-	if got := outage.Err(); got == nil {
-		t.Fatalf("a read whose connection was lost in flight failed with %v, and the outage saw nothing", err)
+			schema := pu.Query().Get("search_path")
+			proxy := storetest.StartProxy(t, pu.Host)
+			pu.Host = proxy.Addr()
+			st, err := store.OpenPostgres(ctx, pu.String(), store.Options{Keyring: storetest.Keyring()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			locker, err := pgx.Connect(ctx, direct)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer locker.Close(context.Background())
+			tx, err := locker.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(context.Background()) }()
+			table := pgx.Identifier{schema, tc.table}.Sanitize()
+			if _, err := tx.Exec(ctx, "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+
+			wctx, outage := store.WatchOutage(ctx)
+			done := make(chan error, 1)
+			go func() { done <- tc.read(wctx, st) }()
+			// Wait until the read waits for the lock: sent, not answered.
+			for waiting := false; !waiting; {
+				if err := locker.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+					WHERE relation = $1::regclass AND NOT granted)`, table).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+				if !waiting {
+					select {
+					case err := <-done:
+						t.Fatalf("the read did not wait for the lock: %v", err)
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			}
+			proxy.Cut()
+			err = <-done
+			if err == nil || !store.IsUnavailable(err) {
+				t.Fatalf("a read whose connection was lost in flight: %v, want an unavailable error", err)
+			}
+			if got := outage.Err(); got == nil {
+				t.Fatalf("a read whose connection was lost in flight failed with %v, and the outage saw nothing", err)
+			}
+		})
 	}
 }

@@ -159,11 +159,25 @@ func (db *DB) Exec(ctx context.Context, q Querier, query string, args ...any) (s
 	return res, err
 }
 
-// Query is Exec for a query returning rows.
-func (db *DB) Query(ctx context.Context, q Querier, query string, args ...any) (*sql.Rows, error) {
+// Query is Exec for a query returning rows. Its error, and one met while
+// the rows are read (seen at Err), reach ctx's [Outage].
+func (db *DB) Query(ctx context.Context, q Querier, query string, args ...any) (*Rows, error) {
 	rows, err := q.QueryContext(ctx, db.Dialect.Rebind(query), args...)
-	return rows, noteOutage(ctx, err)
+	if err != nil {
+		return nil, noteOutage(ctx, err)
+	}
+	return &Rows{Rows: rows, ctx: ctx}, nil
 }
+
+// Rows is the result of [DB.Query]: *sql.Rows whose Err reports an
+// unavailable database to the [Outage] of the query's context.
+type Rows struct {
+	*sql.Rows
+	ctx context.Context // the query's: where Err reports its error
+}
+
+// Err is (*sql.Rows).Err, reporting its error to the query's [Outage].
+func (r *Rows) Err() error { return noteOutage(r.ctx, r.Rows.Err()) }
 
 // QueryRow is Exec for a query returning one row. Its error, whether the
 // query's or one met while the row is read (a connection lost with the
@@ -202,7 +216,7 @@ func QueryAll[T any](ctx context.Context, db *DB, what string, scan func(Scanner
 		out = append(out, *v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, noteOutage(ctx, err))
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }
