@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -209,8 +210,94 @@ func parseClaims(payload []byte) (*Claims, error) {
 }
 
 // decodeObject decodes a JSON object into its members, refusing duplicate
-// names, trailing data and anything that is not an object.
+// names (compared case-insensitively), more than maxClaims members,
+// trailing data and anything that is not an object. An object without any
+// of these faults, the common case, is decoded in one pass of
+// json.Unmarshal; anything else is read again token by token, which names
+// the fault.
 func decodeObject(data []byte) (map[string]json.RawMessage, error) {
+	var members map[string]json.RawMessage
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(data, &members) == nil &&
+		objectMembers(trimmed) == len(members) && len(members) <= maxClaims && !foldedDuplicates(members) {
+		return members, nil
+	}
+	return decodeObjectByTokens(data)
+}
+
+// objectMembers counts the members of the valid JSON object text obj (it
+// begins with '{' and json.Unmarshal accepted it): the colons outside
+// strings at the object's own depth. json.Unmarshal keeps the last of
+// members that share a name, so fewer entries than members means a
+// repeated name.
+func objectMembers(obj []byte) int {
+	n, depth, inString := 0, 0, false
+	for i := 0; i < len(obj); i++ {
+		c := obj[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // the escaped character, which may be a quote
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ':':
+			if depth == 1 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// foldedDuplicates reports whether two of the names differ only in case.
+// Names of ASCII lower-case letters, digits and punctuation, as registered
+// claims are, fold to themselves and are not compared further.
+func foldedDuplicates(members map[string]json.RawMessage) bool {
+	var folded map[string]struct{}
+	for name := range members {
+		if !needsFolding(name) {
+			continue
+		}
+		if folded == nil {
+			folded = make(map[string]struct{}, len(members))
+			for other := range members {
+				if !needsFolding(other) {
+					folded[other] = struct{}{}
+				}
+			}
+		}
+		f := strings.ToLower(name)
+		if _, dup := folded[f]; dup {
+			return true
+		}
+		folded[f] = struct{}{}
+	}
+	return false
+}
+
+// needsFolding reports whether strings.ToLower could change name.
+func needsFolding(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeObjectByTokens is decodeObject read token by token: slower, and
+// it names what is wrong.
+func decodeObjectByTokens(data []byte) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
@@ -247,7 +334,7 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 	if _, err := dec.Token(); err != nil { // the closing brace
 		return nil, fmt.Errorf("payload is not JSON: %w", err)
 	}
-	if _, err := dec.Token(); err == nil {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("payload has trailing data")
 	}
 	return members, nil

@@ -132,7 +132,7 @@ func NewFromIssuer(ctx context.Context, issuer string, cfg VerifierConfig) (*Ver
 	if len(cfg.Audiences) == 0 {
 		return nil, errors.New("authn: at least one audience is required")
 	}
-	if _, err := parseAlgorithms(cfg.Algorithms); err != nil {
+	if err := checkAlgorithms(cfg.Algorithms); err != nil {
 		return nil, err
 	}
 	p, err := NewProviderFromConfig(ctx, issuer, ProviderConfig{HTTPClient: cfg.HTTPClient, Now: cfg.Now})

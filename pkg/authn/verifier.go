@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
 )
 
 // ErrInvalidToken is wrapped by every error that means "this token must not
@@ -211,7 +209,6 @@ type VerifierConfig struct {
 // Verifier verifies JWT access tokens. It is safe for concurrent use.
 type Verifier struct {
 	cfg   VerifierConfig
-	algs  []jose.SignatureAlgorithm
 	audOK map[string]bool
 	cache *resultCache    // nil when disabled
 	keys  cacheableKeySet // the key set, when results may be cached
@@ -239,8 +236,7 @@ func newVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{DefaultAlgorithm}
 	}
-	algs, err := parseAlgorithms(cfg.Algorithms)
-	if err != nil {
+	if err := checkAlgorithms(cfg.Algorithms); err != nil {
 		return nil, err
 	}
 	if cfg.ClockSkew == 0 {
@@ -258,7 +254,7 @@ func newVerifier(cfg VerifierConfig) (*Verifier, error) {
 	for _, a := range cfg.Audiences {
 		audOK[a] = true
 	}
-	v := &Verifier{cfg: cfg, algs: algs, audOK: audOK}
+	v := &Verifier{cfg: cfg, audOK: audOK}
 	if ks, ok := cfg.KeySet.(cacheableKeySet); ok && cfg.CacheEntries >= 0 {
 		if cfg.CacheEntries == 0 {
 			cfg.CacheEntries = DefaultCacheEntries
@@ -268,16 +264,14 @@ func newVerifier(cfg VerifierConfig) (*Verifier, error) {
 	return v, nil
 }
 
-// parseAlgorithms checks names against the allowlist.
-func parseAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
-	algs := make([]jose.SignatureAlgorithm, 0, len(names))
+// checkAlgorithms checks names against the allowlist.
+func checkAlgorithms(names []string) error {
 	for _, a := range names {
 		if !slices.Contains(asymmetricAlgorithms, a) {
-			return nil, fmt.Errorf("authn: signature algorithm %q is not allowed (allowed: %s)", a, strings.Join(asymmetricAlgorithms, ", "))
+			return fmt.Errorf("authn: signature algorithm %q is not allowed (allowed: %s)", a, strings.Join(asymmetricAlgorithms, ", "))
 		}
-		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
-	return algs, nil
+	return nil
 }
 
 // Verify checks rawToken and returns its claims. The Claims are the
@@ -349,32 +343,24 @@ func (v *Verifier) lookedUp(hit bool) {
 const negativeCacheTTL = 10 * time.Minute
 
 func (v *Verifier) verify(ctx context.Context, rawToken string) (*Claims, error) {
-	header, err := v.checkShape(rawToken)
+	tok, err := v.checkShape(rawToken)
 	if err != nil {
 		return nil, err
 	}
-	jws, err := jose.ParseSignedCompact(rawToken, v.algs)
-	if err != nil {
-		return nil, invalid(checkSignature, "parsing: %v", err)
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, invalid(checkEncoding, "expected exactly one signature")
-	}
-	key, err := v.cfg.KeySet.Lookup(ctx, header.kid)
+	key, err := v.cfg.KeySet.Lookup(ctx, tok.header.kid)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			return nil, err
 		}
 		return nil, invalidForNow(checkKey, "key lookup: %v", err)
 	}
-	if key.Algorithm != "" && key.Algorithm != header.alg {
-		return nil, invalid(checkKey, "key is for %s, token uses %s", key.Algorithm, header.alg)
+	if key.Algorithm != "" && key.Algorithm != tok.header.alg {
+		return nil, invalid(checkKey, "key is for %s, token uses %s", key.Algorithm, tok.header.alg)
 	}
-	payload, err := jws.Verify(key)
-	if err != nil {
+	if err := verifySignature(key.Key, tok.header.alg, tok.signingInput, tok.signature); err != nil {
 		return nil, invalid(checkSignature, "signature: %v", err)
 	}
-	claims, err := parseClaims(payload)
+	claims, err := parseClaims(tok.payload)
 	if err != nil {
 		return nil, invalid(checkClaims, "%v", err)
 	}
@@ -391,75 +377,87 @@ type joseHeader struct {
 // checkShape refuses, before any cryptography, what no honest access token
 // looks like: oversize input, anything but three canonical base64url
 // segments (so JSON serialization, JWE, padding and whitespace all fail
-// here), and headers outside the allowlist.
-func (v *Verifier) checkShape(raw string) (joseHeader, error) {
-	var h joseHeader
+// here), and headers outside the allowlist. What it decodes is all the
+// rest of the check reads: the token is decoded once.
+func (v *Verifier) checkShape(raw string) (compactJWS, error) {
+	var t compactJWS
 	if len(raw) > v.cfg.MaxTokenBytes {
-		return h, invalid(checkSize, "token is longer than %d bytes", v.cfg.MaxTokenBytes)
+		return t, invalid(checkSize, "token is longer than %d bytes", v.cfg.MaxTokenBytes)
 	}
-	// base64 decoders skip \r and \n, so check the alphabet first.
+	// base64 decoders skip \r and \n, so check the alphabet first, and
+	// find the two dots on the way.
+	dots, last := 0, 0
 	for i := 0; i < len(raw); i++ {
-		if c := raw[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return h, invalid(checkEncoding, "token contains a character outside base64url")
+		c := raw[i]
+		if c == '.' {
+			dots++
+			last = i
+			continue
+		}
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return t, invalid(checkEncoding, "token contains a character outside base64url")
 		}
 	}
-	segments := strings.Split(raw, ".")
-	if len(segments) != 3 {
-		return h, invalid(checkEncoding, "token has %d segments, want 3", len(segments))
+	if dots != 2 {
+		return t, invalid(checkEncoding, "token has %d segments, want 3", dots+1)
 	}
-	var headerJSON []byte
+	first := strings.IndexByte(raw, '.')
+	segments := [3]string{raw[:first], raw[first+1 : last], raw[last+1:]}
+	// One buffer holds the three decoded segments.
+	buf := make([]byte, base64.RawURLEncoding.DecodedLen(len(raw)))
+	var decoded [3][]byte
 	for i, seg := range segments {
 		if seg == "" {
-			return h, invalid(checkEncoding, "segment %d is empty", i)
+			return t, invalid(checkEncoding, "segment %d is empty", i)
 		}
-		b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+		n, err := base64.RawURLEncoding.Strict().Decode(buf, []byte(seg))
 		if err != nil {
-			return h, invalid(checkEncoding, "segment %d is not canonical base64url", i)
+			return t, invalid(checkEncoding, "segment %d is not canonical base64url", i)
 		}
-		if i == 0 {
-			headerJSON = b
-		}
+		decoded[i], buf = buf[:n:n], buf[n:]
 	}
-	members, err := decodeObject(headerJSON)
+	t.signingInput, t.payload, t.signature = raw[:last], decoded[1], decoded[2]
+	members, err := decodeObject(decoded[0])
 	if err != nil {
-		return h, invalid(checkHeader, "header: %v", err)
+		return t, invalid(checkHeader, "header: %v", err)
 	}
 	for name := range members {
 		if !allowedHeaders[name] {
-			return h, invalid(checkHeader, "header parameter %q is not accepted", name)
+			return t, invalid(checkHeader, "header parameter %q is not accepted", name)
 		}
 	}
+	h := &t.header
 	if h.alg, err = stringClaim(members, "alg"); err != nil {
-		return h, invalid(checkHeader, "header: %v", err)
+		return t, invalid(checkHeader, "header: %v", err)
 	}
 	if h.kid, err = stringClaim(members, "kid"); err != nil {
-		return h, invalid(checkHeader, "header: %v", err)
+		return t, invalid(checkHeader, "header: %v", err)
 	}
 	if !validKeyID(h.kid) {
-		return h, invalid(checkHeader, "header has an unacceptable key id")
+		return t, invalid(checkHeader, "header has an unacceptable key id")
 	}
 	if h.typ, err = stringClaim(members, "typ"); err != nil {
-		return h, invalid(checkHeader, "header: %v", err)
+		return t, invalid(checkHeader, "header: %v", err)
 	}
 	if !slices.Contains(v.cfg.Algorithms, h.alg) {
-		return h, invalid(checkAlgorithm, "algorithm %q is not allowed", h.alg)
+		return t, invalid(checkAlgorithm, "algorithm %q is not allowed", h.alg)
 	}
 	switch strings.ToLower(h.typ) {
 	case "at+jwt", "application/at+jwt":
 		if v.cfg.IDTokens {
-			return h, invalid(checkType, "token type %q is an access token, not an ID token", h.typ)
+			return t, invalid(checkType, "token type %q is an access token, not an ID token", h.typ)
 		}
 	case "", "jwt":
 		if v.cfg.RequireAccessTokenType {
-			return h, invalid(checkType, "token type %q is not an access token", h.typ)
+			return t, invalid(checkType, "token type %q is not an access token", h.typ)
 		}
 	default:
 		if v.cfg.IDTokens {
-			return h, invalid(checkType, "token type %q is not an ID token", h.typ)
+			return t, invalid(checkType, "token type %q is not an ID token", h.typ)
 		}
-		return h, invalid(checkType, "token type %q is not an access token", h.typ)
+		return t, invalid(checkType, "token type %q is not an access token", h.typ)
 	}
-	return h, nil
+	return t, nil
 }
 
 // validKeyID accepts the key ids providers use (printable ASCII, bounded)

@@ -1,0 +1,76 @@
+package authn
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// decodeObjectSeeds are objects and non-objects whose decoding goes each
+// way: repeated names (exactly, and differing in case), colons, quotes and
+// braces inside strings and nested values, trailing data, and values
+// that are not objects.
+var decodeObjectSeeds = []string{
+	`{"iss":"https://issuer.example","sub":"alice","aud":["a","b"],"exp":4102444800,"scope":"openid profile"}`,
+	`{"a":1,"a":2}`,
+	`{"sub":"x","SUB":"y"}`,
+	`{"Sub":"x","sUb":"y"}`,
+	`{"é":1,"É":2}`,
+	`{"a":"x:y","b":"\":\"","c":{"d":1,"d":2},"e":[{"f":":"}]}`,
+	`{"a\"b":1,"a\"b":2}`,
+	`{"a":"\\","b":1}`,
+	` {"a":1} `,
+	`{"a":1} x`,
+	`{"a":1}{"b":2}`,
+	`null`, `[]`, `"a"`, `1`, ``, `{`, `{"a"}`, `{"a":1,}`,
+	"{\"a\xff\":1,\"a\xfe\":2}",
+}
+
+// TestDecodeObject: the one-pass decoding and the token-by-token reading
+// agree on every seed, and the faults are refused.
+func TestDecodeObject(t *testing.T) {
+	t.Parallel()
+	for _, seed := range decodeObjectSeeds {
+		compareDecodings(t, []byte(seed))
+	}
+	members := make([]string, maxClaims+1)
+	for i := range members {
+		members[i] = fmt.Sprintf(`"c%d":1`, i)
+	}
+	many := "{" + strings.Join(members, ",") + "}"
+	if _, err := decodeObject([]byte(many)); err == nil {
+		t.Errorf("an object of %d members was accepted", maxClaims+1)
+	}
+	for _, refused := range []string{`{"a":1,"a":2}`, `{"sub":"x","SUB":"y"}`, `{"a\"b":1,"a\"b":2}`, `{"a":1} x`, `null`, `[]`} {
+		if _, err := decodeObject([]byte(refused)); err == nil {
+			t.Errorf("%s was accepted", refused)
+		}
+	}
+}
+
+// FuzzDecodeObject: decodeObject accepts exactly what the token-by-token
+// reading (the oracle) accepts, with the same members.
+func FuzzDecodeObject(f *testing.F) {
+	for _, s := range decodeObjectSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(compareDecodings)
+}
+
+func compareDecodings(t *testing.T, data []byte) {
+	t.Helper()
+	got, gotErr := decodeObject(data)
+	want, wantErr := decodeObjectByTokens(data)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("%q: decodeObject error %v, token by token %v", data, gotErr, wantErr)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q: %d members, token by token %d", data, len(got), len(want))
+	}
+	for name, v := range want {
+		if !bytes.Equal(got[name], v) {
+			t.Fatalf("%q: member %q is %s, token by token %s", data, name, got[name], v)
+		}
+	}
+}
