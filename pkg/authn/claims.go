@@ -345,14 +345,34 @@ func stringClaim(members map[string]json.RawMessage, name string) (string, error
 	if !ok {
 		return "", nil
 	}
-	var s string
-	if len(raw) == 0 || raw[0] != '"' {
-		return "", fmt.Errorf("claim %q is not a string", name)
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := jsonString(raw)
+	if !ok {
 		return "", fmt.Errorf("claim %q is not a string", name)
 	}
 	return s, nil
+}
+
+// jsonString reads raw, one JSON value, as a string. A string of printable
+// ASCII without escapes, what claims almost always are, is taken as it
+// stands; anything else is left to json.Unmarshal.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	plain := raw[len(raw)-1] == '"'
+	for i := 1; plain && i < len(raw)-1; i++ {
+		if c := raw[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			plain = false
+		}
+	}
+	if plain {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
 }
 
 func audienceClaim(members map[string]json.RawMessage) ([]string, error) {
@@ -362,8 +382,8 @@ func audienceClaim(members map[string]json.RawMessage) ([]string, error) {
 	}
 	switch {
 	case len(raw) > 0 && raw[0] == '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, ok := jsonString(raw)
+		if !ok {
 			return nil, errors.New(`claim "aud" is not a string`)
 		}
 		return []string{s}, nil
@@ -389,8 +409,8 @@ func timeClaim(members map[string]json.RawMessage, name string) (time.Time, erro
 	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
 		return time.Time{}, fmt.Errorf("claim %q is not a number", name)
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
+	f, ok := jsonNumber(raw)
+	if !ok {
 		return time.Time{}, fmt.Errorf("claim %q is not a number", name)
 	}
 	// Year 10000 bounds every honest date and keeps the conversion exact.
@@ -399,6 +419,35 @@ func timeClaim(members map[string]json.RawMessage, name string) (time.Time, erro
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+}
+
+// jsonNumber reads raw, one JSON value, as a number. Up to 15 decimal
+// digits alone, what NumericDates are, are read as they stand (exactly);
+// anything else is left to json.Unmarshal.
+func jsonNumber(raw json.RawMessage) (float64, bool) {
+	if v, ok := plainDigits(raw); ok {
+		return float64(v), true
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return 0, false
+	}
+	return f, true
+}
+
+// plainDigits reads 1 to 15 decimal digits without a leading zero.
+func plainDigits(raw []byte) (int64, bool) {
+	if len(raw) == 0 || len(raw) > 15 || raw[0] == '0' && len(raw) > 1 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
 }
 
 // maxAMR bounds the `amr` list: RFC 8176 registers fewer than twenty
@@ -438,11 +487,8 @@ func groupsClaim(members map[string]json.RawMessage) []string {
 
 func scopeClaim(members map[string]json.RawMessage) ([]string, error) {
 	if raw, ok := members["scope"]; ok {
-		if len(raw) == 0 || raw[0] != '"' {
-			return nil, errors.New(`claim "scope" is not a string`)
-		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, ok := jsonString(raw)
+		if !ok {
 			return nil, errors.New(`claim "scope" is not a string`)
 		}
 		return strings.Fields(s), nil

@@ -2,6 +2,8 @@ package authn
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -72,5 +74,57 @@ func compareDecodings(t *testing.T, data []byte) {
 		if !bytes.Equal(got[name], v) {
 			t.Fatalf("%q: member %q is %s, token by token %s", data, name, got[name], v)
 		}
+	}
+}
+
+// jsonScalarSeeds are values the claim readers meet: plain and escaped
+// strings, non-ASCII, integers, fractions, exponents, leading zeros,
+// signs, and values of other types.
+var jsonScalarSeeds = []string{
+	`"alice"`, `"a\"b"`, `"a\\b"`, `"\u00e9"`, `"é"`, "\"a\tb\"", `"a\u0000"`, `""`, `"`, `"a`, `a"`,
+	`1700000000`, `0`, `01`, `-1`, `1.5`, `1e3`, `123456789012345`, `1234567890123456`, `99999999999999999999`,
+	`null`, `true`, `[]`, `{}`, ` 1`, `1 `,
+}
+
+// TestJSONScalars: the claim readers' shortcuts agree with json.Unmarshal
+// on every seed.
+func TestJSONScalars(t *testing.T) {
+	t.Parallel()
+	for _, seed := range jsonScalarSeeds {
+		compareScalars(t, []byte(seed))
+	}
+}
+
+// FuzzJSONScalars: jsonString and jsonNumber read what json.Unmarshal (the
+// oracle) reads, and refuse what it refuses.
+func FuzzJSONScalars(f *testing.F) {
+	for _, s := range jsonScalarSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(compareScalars)
+}
+
+func compareScalars(t *testing.T, raw []byte) {
+	t.Helper()
+	var ws string
+	wsErr := json.Unmarshal(raw, &ws)
+	if len(raw) == 0 || raw[0] != '"' {
+		ws, wsErr = "", errors.New("not a string") // jsonString's callers want a string, not null
+	}
+	gs, gsOK := jsonString(raw)
+	if gsOK != (wsErr == nil) || gs != ws {
+		t.Fatalf("%q: jsonString %q %v, json.Unmarshal %q %v", raw, gs, gsOK, ws, wsErr)
+	}
+	var wn float64
+	wnErr := json.Unmarshal(raw, &wn)
+	if string(raw) == "null" {
+		wn, wnErr = 0, errors.New("null") // timeClaim refuses null before asking
+	}
+	gn, gnOK := jsonNumber(raw)
+	if string(raw) == "null" {
+		gnOK = false
+	}
+	if gnOK != (wnErr == nil) || gn != wn {
+		t.Fatalf("%q: jsonNumber %v %v, json.Unmarshal %v %v", raw, gn, gnOK, wn, wnErr)
 	}
 }
