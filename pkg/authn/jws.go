@@ -28,9 +28,10 @@ type compactJWS struct {
 // the algorithm's type (and an EC key of its curve): a key set that mixes
 // types cannot be turned against itself by a token naming another
 // algorithm. The primitives are the standard library's, as go-jose uses
-// them; the verifier calls them directly so that a token is decoded once,
-// not once by the shape check and again by a JWS parser.
-func verifySignature(key any, alg, input string, sig []byte) error {
+// them, except for RS256/384/512, checked with the key prepared once in
+// prepared (see rsaKeys); the verifier calls them directly so that a token
+// is decoded once, not once by the shape check and again by a JWS parser.
+func verifySignature(prepared *rsaKeys, key any, alg, input string, sig []byte) error {
 	switch alg {
 	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
 		pub, ok := key.(*rsa.PublicKey)
@@ -39,10 +40,14 @@ func verifySignature(key any, alg, input string, sig []byte) error {
 		}
 		h := shaFor(alg[2:])
 		digest := digestOf(h, input)
-		if alg[0] == 'R' {
-			return rsa.VerifyPKCS1v15(pub, h, digest, sig)
+		if alg[0] == 'P' {
+			return rsa.VerifyPSS(pub, h, digest, sig, nil)
 		}
-		return rsa.VerifyPSS(pub, h, digest, sig, nil)
+		k, err := prepared.get(pub)
+		if err != nil {
+			return err
+		}
+		return k.verifyPKCS1v15(h, digest, sig)
 	case "ES256", "ES384", "ES512":
 		pub, ok := key.(*ecdsa.PublicKey)
 		if !ok || pub == nil {

@@ -212,6 +212,8 @@ type Verifier struct {
 	audOK map[string]bool
 	cache *resultCache    // nil when disabled
 	keys  cacheableKeySet // the key set, when results may be cached
+	// rsaKeys holds the key set's RSA keys prepared for verification.
+	rsaKeys rsaKeys
 }
 
 // NewVerifier validates cfg and returns a Verifier.
@@ -357,7 +359,7 @@ func (v *Verifier) verify(ctx context.Context, rawToken string) (*Claims, error)
 	if key.Algorithm != "" && key.Algorithm != tok.header.alg {
 		return nil, invalid(checkKey, "key is for %s, token uses %s", key.Algorithm, tok.header.alg)
 	}
-	if err := verifySignature(key.Key, tok.header.alg, tok.signingInput, tok.signature); err != nil {
+	if err := verifySignature(&v.rsaKeys, key.Key, tok.header.alg, tok.signingInput, tok.signature); err != nil {
 		return nil, invalid(checkSignature, "signature: %v", err)
 	}
 	claims, err := parseClaims(tok.payload)
