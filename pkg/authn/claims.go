@@ -211,52 +211,110 @@ func parseClaims(payload []byte) (*Claims, error) {
 
 // decodeObject decodes a JSON object into its members, refusing duplicate
 // names (compared case-insensitively), more than maxClaims members,
-// trailing data and anything that is not an object. An object without any
-// of these faults, the common case, is decoded in one pass of
-// json.Unmarshal; anything else is read again token by token, which names
-// the fault.
+// trailing data and anything that is not an object. The members' values
+// are slices of data. An object without any of these faults whose names
+// are plain (printable ASCII, no escapes), the common case, is split in
+// one pass once json.Valid has accepted it; anything else is read again
+// token by token, which names the fault.
 func decodeObject(data []byte) (map[string]json.RawMessage, error) {
-	var members map[string]json.RawMessage
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(data, &members) == nil &&
-		objectMembers(trimmed) == len(members) && len(members) <= maxClaims && !foldedDuplicates(members) {
+	if members, ok := splitObject(data); ok && len(members) <= maxClaims && !foldedDuplicates(members) {
 		return members, nil
 	}
 	return decodeObjectByTokens(data)
 }
 
-// objectMembers counts the members of the valid JSON object text obj (it
-// begins with '{' and json.Unmarshal accepted it): the colons outside
-// strings at the object's own depth. json.Unmarshal keeps the last of
-// members that share a name, so fewer entries than members means a
-// repeated name.
-func objectMembers(obj []byte) int {
-	n, depth, inString := 0, 0, false
-	for i := 0; i < len(obj); i++ {
-		c := obj[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++ // the escaped character, which may be a quote
-			case '"':
-				inString = false
-			}
-			continue
+// splitObject splits data, when it is one valid JSON object with plain,
+// distinct member names, into its members; it reports false for anything
+// else. Validity is json.Valid's: the walk below relies on it, and so
+// never reads out of bounds nor needs to judge the grammar.
+func splitObject(data []byte) (map[string]json.RawMessage, bool) {
+	if !json.Valid(data) {
+		return nil, false
+	}
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
+		return nil, false
+	}
+	members := make(map[string]json.RawMessage, 16)
+	if i = skipSpace(data, i+1); data[i] == '}' {
+		return members, true
+	}
+	for {
+		end := stringEnd(data, i)
+		name, ok := plainString(data[i:end])
+		if !ok {
+			return nil, false
 		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-		case ':':
-			if depth == 1 {
-				n++
+		if _, dup := members[name]; dup {
+			return nil, false
+		}
+		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
+		end = valueEnd(data, i)
+		members[name] = data[i:end:end]
+		if i = skipSpace(data, end); data[i] == '}' {
+			return members, true
+		}
+		i = skipSpace(data, i+1) // past the comma
+	}
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace (len(data) if none).
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the valid JSON string at i.
+func stringEnd(data []byte, i int) int {
+	for i++; data[i] != '"'; i++ {
+		if data[i] == '\\' {
+			i++ // the escaped byte, which may be a quote
+		}
+	}
+	return i + 1
+}
+
+// valueEnd returns the index just past the valid JSON value at i.
+func valueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch data[i] {
+			case '"':
+				i = stringEnd(data, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
 			}
 		}
 	}
-	return n
+	for ; i < len(data); i++ { // a number, true, false or null
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}
+
+// plainString reads raw, a JSON string, when it is printable ASCII without
+// escapes.
+func plainString(raw []byte) (string, bool) {
+	for _, c := range raw[1 : len(raw)-1] {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(raw[1 : len(raw)-1]), true
 }
 
 // foldedDuplicates reports whether two of the names differ only in case.
@@ -359,14 +417,10 @@ func jsonString(raw json.RawMessage) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
-	plain := raw[len(raw)-1] == '"'
-	for i := 1; plain && i < len(raw)-1; i++ {
-		if c := raw[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			plain = false
+	if raw[len(raw)-1] == '"' {
+		if s, ok := plainString(raw); ok {
+			return s, true
 		}
-	}
-	if plain {
-		return string(raw[1 : len(raw)-1]), true
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {

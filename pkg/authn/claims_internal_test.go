@@ -27,6 +27,9 @@ var decodeObjectSeeds = []string{
 	`{"a":1}{"b":2}`,
 	`null`, `[]`, `"a"`, `1`, ``, `{`, `{"a"}`, `{"a":1,}`,
 	"{\"a\xff\":1,\"a\xfe\":2}",
+	`{"a":"}","b":[1,"]",{"c":"\\\""}],"c":true,"d":null,"e":-1.5e3}`,
+	`{"a":1,"\u0061":2}`,
+	"{\n\t\"a\" :\r 1 ,\"b\":{ } , \"c\":[ ]\n}",
 }
 
 // TestDecodeObject: the one-pass decoding and the token-by-token reading
@@ -35,6 +38,20 @@ func TestDecodeObject(t *testing.T) {
 	t.Parallel()
 	for _, seed := range decodeObjectSeeds {
 		compareDecodings(t, []byte(seed))
+	}
+	// These are split in one pass, not left to the token-by-token reading.
+	for _, plain := range []string{decodeObjectSeeds[0], decodeObjectSeeds[5], decodeObjectSeeds[7], decodeObjectSeeds[8],
+		`{"a":"}","b":[1,"]",{"c":"\\\""}],"c":true,"d":null,"e":-1.5e3}`, "{\n\t\"a\" :\r 1 ,\"b\":{ } , \"c\":[ ]\n}"} {
+		got, ok := splitObject([]byte(plain))
+		want, err := decodeObjectByTokens([]byte(plain))
+		if !ok || err != nil || len(got) != len(want) {
+			t.Errorf("%s: split %v into %d members, want %d (%v)", plain, ok, len(got), len(want), err)
+		}
+		for name, v := range want {
+			if !bytes.Equal(got[name], v) {
+				t.Errorf("%s: member %q split as %s, want %s", plain, name, got[name], v)
+			}
+		}
 	}
 	members := make([]string, maxClaims+1)
 	for i := range members {
