@@ -98,7 +98,7 @@ func (m *Keys) Refresh(ctx context.Context, force bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	if !force && !m.checked.IsZero() && now.Sub(m.checked) < keyCheckInterval && now.After(m.checked) {
+	if !force && !m.checked.IsZero() && now.Sub(m.checked) < keyCheckInterval && !now.Before(m.checked) {
 		return nil
 	}
 	if m.rotationDue(m.keys, now) {
