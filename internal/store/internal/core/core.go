@@ -62,6 +62,92 @@ type DB struct {
 	fullSince   atomic.Int64
 	lastRefused atomic.Int64
 	wrote       map[*sql.Tx]bool
+
+	// stmts holds the statements prepared for the pool, by query text
+	// (SQLite's; see [DB.prepared]), and nstmts how many; preparing the
+	// queries a goroutine of [DB.querier] is preparing.
+	stmts     sync.Map
+	nstmts    atomic.Int32
+	preparing sync.Map
+}
+
+// maxPreparedStatements bounds [DB.prepared]'s cache. The store's queries
+// are constants, a few hundred; one built with a variable number of
+// placeholders adds one per length, and past the bound is not cached.
+const maxPreparedStatements = 1024
+
+// prepared returns the pool's prepared statement for query, preparing it
+// on first use, or nil when the query is to be run unprepared: always on
+// PostgreSQL, whose driver (pgx) already prepares each statement once per
+// connection; on SQLite, when the cache is full or preparing failed (the
+// query then meets its error itself). Preparing on SQLite parses and
+// plans the statement, which costs more than running most of ours;
+// database/sql prepares a statement once per connection that runs it.
+// Preparing takes a connection of the pool: see [DB.querier] for a
+// transaction's statements.
+func (db *DB) prepared(ctx context.Context, query string) *sql.Stmt {
+	if db.Dialect.numbered {
+		return nil
+	}
+	if s, ok := db.stmts.Load(query); ok {
+		return s.(*sql.Stmt)
+	}
+	if db.nstmts.Load() >= maxPreparedStatements {
+		return nil
+	}
+	s, err := db.SQL.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if had, loaded := db.stmts.LoadOrStore(query, s); loaded {
+		_ = s.Close()
+		return had.(*sql.Stmt)
+	}
+	db.nstmts.Add(1)
+	return s
+}
+
+// querier is q with its statement for query prepared when the cache of
+// [DB.prepared] holds it: for a transaction, that statement within it
+// (database/sql reuses its preparation on the transaction's connection,
+// and closes it when the transaction ends). A transaction never waits to
+// prepare: that takes a second connection of the pool, which may all be
+// waiting for the write lock the transaction holds. A statement first
+// seen in a transaction runs unprepared, and is prepared for next time by
+// a goroutine of its own.
+func (db *DB) querier(ctx context.Context, q Querier, query string) Querier {
+	tx, ok := q.(*sql.Tx)
+	if !ok || db.Dialect.numbered {
+		return q // the pool's own methods use the cache
+	}
+	if s, ok := db.stmts.Load(query); ok {
+		return stmtQuerier{tx.StmtContext(ctx, s.(*sql.Stmt))}
+	}
+	if _, busy := db.preparing.LoadOrStore(query, true); !busy {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			db.prepared(ctx, query)
+			db.preparing.Delete(query)
+		}()
+	}
+	return q
+}
+
+// stmtQuerier runs a prepared statement as a [Querier] (the query text it
+// is given is the statement's own).
+type stmtQuerier struct{ s *sql.Stmt }
+
+func (q stmtQuerier) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return q.s.ExecContext(ctx, args...)
+}
+
+func (q stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return q.s.QueryContext(ctx, args...)
+}
+
+func (q stmtQuerier) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return q.s.QueryRowContext(ctx, args...)
 }
 
 // New wraps db. now nil means time.Now.
@@ -120,26 +206,38 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// ExecContext runs a statement on the pool, as written: it makes *DB a
-// [Querier] for Exec, Query and QueryRow, which rewrite placeholders.
+// ExecContext runs a statement on the pool, as written (prepared once,
+// see [DB.prepared]): it makes *DB a [Querier] for Exec, Query and
+// QueryRow, which rewrite placeholders.
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := db.prepared(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
 	return db.SQL.ExecContext(ctx, query, args...)
 }
 
-// QueryContext runs a query on the pool, as written.
+// QueryContext runs a query on the pool, as written (prepared once).
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := db.prepared(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
 	return db.SQL.QueryContext(ctx, query, args...)
 }
 
-// QueryRowContext runs a one-row query on the pool, as written.
+// QueryRowContext runs a one-row query on the pool, as written (prepared
+// once).
 func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := db.prepared(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
 	return db.SQL.QueryRowContext(ctx, query, args...)
 }
 
 // Exec runs a statement with `?` placeholders on q, rewritten for the
 // dialect.
 func (db *DB) Exec(ctx context.Context, q Querier, query string, args ...any) (sql.Result, error) {
-	res, err := q.ExecContext(ctx, db.Dialect.Rebind(query), args...)
+	query = db.Dialect.Rebind(query)
+	res, err := db.querier(ctx, q, query).ExecContext(ctx, query, args...)
 	noteOutage(ctx, err)
 	// A statement in a transaction has written nothing to disk until the
 	// commit, which InTx notes.
@@ -162,7 +260,8 @@ func (db *DB) Exec(ctx context.Context, q Querier, query string, args ...any) (s
 // Query is Exec for a query returning rows. Its error, and one met while
 // the rows are read (seen at Err), reach ctx's [Outage].
 func (db *DB) Query(ctx context.Context, q Querier, query string, args ...any) (*Rows, error) {
-	rows, err := q.QueryContext(ctx, db.Dialect.Rebind(query), args...)
+	query = db.Dialect.Rebind(query)
+	rows, err := db.querier(ctx, q, query).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, noteOutage(ctx, err)
 	}
@@ -183,7 +282,8 @@ func (r *Rows) Err() error { return noteOutage(r.ctx, r.Rows.Err()) }
 // query's or one met while the row is read (a connection lost with the
 // query in flight shows only at Scan), reaches ctx's [Outage].
 func (db *DB) QueryRow(ctx context.Context, q Querier, query string, args ...any) *Row {
-	return &Row{row: q.QueryRowContext(ctx, db.Dialect.Rebind(query), args...), ctx: ctx}
+	query = db.Dialect.Rebind(query)
+	return &Row{row: db.querier(ctx, q, query).QueryRowContext(ctx, query, args...), ctx: ctx}
 }
 
 // Row is the result of [DB.QueryRow]: a *sql.Row whose Scan reports an
