@@ -70,11 +70,14 @@ func TestDecodeObject(t *testing.T) {
 
 // FuzzDecodeObject: decodeObject accepts exactly what the token-by-token
 // reading (the oracle) accepts, with the same members.
-func FuzzDecodeObject(f *testing.F) {
-	for _, s := range decodeObjectSeeds {
+func FuzzDecodeObject(f *testing.F) { fuzzFrom(f, decodeObjectSeeds, compareDecodings) }
+
+// fuzzFrom fuzzes compare from the seeds.
+func fuzzFrom(f *testing.F, seeds []string, compare func(*testing.T, []byte)) {
+	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(compareDecodings)
+	f.Fuzz(compare)
 }
 
 func compareDecodings(t *testing.T, data []byte) {
@@ -114,12 +117,7 @@ func TestJSONScalars(t *testing.T) {
 
 // FuzzJSONScalars: jsonString and jsonNumber read what json.Unmarshal (the
 // oracle) reads, and refuse what it refuses.
-func FuzzJSONScalars(f *testing.F) {
-	for _, s := range jsonScalarSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(compareScalars)
-}
+func FuzzJSONScalars(f *testing.F) { fuzzFrom(f, jsonScalarSeeds, compareScalars) }
 
 func compareScalars(t *testing.T, raw []byte) {
 	t.Helper()
