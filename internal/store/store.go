@@ -265,8 +265,8 @@ func (s *Store) Backend() string { return s.db.Dialect.Name }
 // PostgreSQL URL with any password removed.
 func (s *Store) Location() string { return s.location }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.SQL.Close() }
+// Close closes the database, once the store's own work on it has ended.
+func (s *Store) Close() error { return s.db.Close() }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.SQL.PingContext(ctx) }

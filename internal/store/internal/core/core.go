@@ -69,6 +69,13 @@ type DB struct {
 	stmts     sync.Map
 	nstmts    atomic.Int32
 	preparing sync.Map
+	// background counts the goroutines of querier, closing ends their
+	// context (stopClosing, at Close), and closed (guarded by mu) says no
+	// more may start.
+	background  sync.WaitGroup
+	closing     context.Context
+	stopClosing context.CancelFunc
+	closed      bool
 }
 
 // maxPreparedStatements bounds [DB.prepared]'s cache. The store's queries
@@ -123,15 +130,34 @@ func (db *DB) querier(ctx context.Context, q Querier, query string) Querier {
 	if s, ok := db.stmts.Load(query); ok {
 		return stmtQuerier{tx.StmtContext(ctx, s.(*sql.Stmt))}
 	}
-	if _, busy := db.preparing.LoadOrStore(query, true); !busy {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			db.prepared(ctx, query)
-			db.preparing.Delete(query)
-		}()
+	if _, busy := db.preparing.LoadOrStore(query, true); busy {
+		return q
 	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return q
+	}
+	db.background.Add(1)
+	go func() {
+		defer db.background.Done()
+		ctx, cancel := context.WithTimeout(db.closing, 30*time.Second)
+		defer cancel()
+		db.prepared(ctx, query)
+		db.preparing.Delete(query)
+	}()
 	return q
+}
+
+// Close closes the pool once the statements [DB.querier] is preparing are
+// done (told to give up): nothing touches the database after Close.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	db.closed = true
+	db.mu.Unlock()
+	db.stopClosing()
+	db.background.Wait()
+	return db.SQL.Close()
 }
 
 // stmtQuerier runs a prepared statement as a [Querier] (the query text it
@@ -155,7 +181,8 @@ func New(db *sql.DB, d Dialect, now func() time.Time) *DB {
 	if now == nil {
 		now = time.Now
 	}
-	return &DB{SQL: db, Dialect: d, now: now}
+	closing, stop := context.WithCancel(context.Background())
+	return &DB{SQL: db, Dialect: d, now: now, closing: closing, stopClosing: stop}
 }
 
 // DiskFullSettle is how long writes must have gone without one failing

@@ -115,3 +115,35 @@ func TestTransactionNeverWaitsToPrepare(t *testing.T) {
 		t.Fatalf("the transaction waiting for the lock: %v", err)
 	}
 }
+
+// TestCloseWaitsForPreparations: statements first seen in transactions
+// are prepared by goroutines; Close ends them before it closes the pool,
+// so that nothing opens a connection (and the database's files) after it
+// returns (a test's temporary directory could not be removed so).
+func TestCloseWaitsForPreparations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openSQLite(t, 4, 5*time.Second)
+	for i := range 50 {
+		if err := db.InTx(ctx, func(tx *sql.Tx) error {
+			_, err := db.Exec(ctx, tx, `UPDATE t SET v = `+strconv.Itoa(i)+` WHERE k = ?`, "x")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pending := 0
+	db.preparing.Range(func(any, any) bool { pending++; return true })
+	if pending != 0 {
+		t.Errorf("%d statements still being prepared after Close", pending)
+	}
+	if err := db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := db.Exec(ctx, tx, `UPDATE t SET v = 0 WHERE k = ?`, "y")
+		return err
+	}); err == nil {
+		t.Error("a closed pool ran a transaction")
+	}
+}
