@@ -111,6 +111,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 		RefreshTokenMaxLifetime:          b.RefreshTokenMaxLifetime,
 		RefreshReuseGrace:                zeroMeansOff(b.RefreshReuseGrace),
 		KeyRotation:                      b.KeyRotation,
+		SigningAlgorithm:                 b.SigningAlgorithm,
 		SessionIdleTimeout:               b.SessionIdleTimeout,
 		SessionLifetime:                  b.SessionLifetime,
 		LoginAttempts:                    b.LoginAttempts,

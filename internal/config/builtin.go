@@ -6,12 +6,12 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/nsauth/nsauth/pkg/authn"
 	"github.com/nsauth/nsauth/pkg/issuerurl"
 	"github.com/nsauth/nsauth/pkg/loopbackhost"
 )
@@ -28,7 +28,11 @@ func loadBuiltin(src source, a *Auth, bad badFunc) {
 			bad(s, "configures an external provider, but AUTH_BASEURL is not set: set AUTH_BASEURL, or unset this to use the built-in provider")
 		}
 	}
-	a.Algorithms = []string{authn.DefaultAlgorithm}
+	// The broker verifies tokens of every algorithm the provider may have
+	// keys of, not only the configured one: after a change of algorithm,
+	// tokens signed with the old keys stay valid until they expire. Each
+	// published key names its algorithm, and a token's must match it.
+	a.Algorithms = slices.Clone(BuiltinSigningAlgorithms)
 	a.RequireAccessTokenType = true
 
 	b.InsecureHTTPIssuer, _ = read[bool](src, sInsecureHTTP, bad)
@@ -51,6 +55,7 @@ func loadBuiltin(src source, a *Auth, bad badFunc) {
 	b.RefreshTokenMaxLifetime, _ = read[time.Duration](src, sRefreshMax, bad)
 	b.RefreshReuseGrace, _ = read[time.Duration](src, sRefreshGrace, bad)
 	b.KeyRotation, _ = read[time.Duration](src, sKeyRotation, bad)
+	b.SigningAlgorithm, _ = read[string](src, sSigningAlg, bad)
 	b.SessionIdleTimeout, _ = read[time.Duration](src, sSessionIdle, bad)
 	b.SessionLifetime, _ = read[time.Duration](src, sSessionLifetime, bad)
 	if b.SessionLifetime != 0 && b.SessionLifetime < b.SessionIdleTimeout {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,11 @@ func TestBuiltinDefaults(t *testing.T) {
 	}
 	a := cfg.Auth
 	b := a.Builtin
-	if a.Mode.String() != "builtin" || !a.RequireAccessTokenType || len(a.Algorithms) != 1 || a.Algorithms[0] != "RS256" {
+	// The broker accepts tokens of every key the provider may have
+	// published, so a change of algorithm does not refuse the tokens
+	// signed before it; new keys are RS256.
+	if a.Mode.String() != "builtin" || !a.RequireAccessTokenType || !slices.Equal(a.Algorithms, []string{"RS256", "ES256", "EdDSA"}) ||
+		b.SigningAlgorithm != "RS256" {
 		t.Errorf("auth = %+v", a)
 	}
 	if b.Issuer != "" {

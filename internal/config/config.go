@@ -184,6 +184,9 @@ type Builtin struct {
 	RefreshReuseGrace time.Duration
 	// KeyRotation is how often the signing key changes.
 	KeyRotation time.Duration
+	// SigningAlgorithm is what new signing keys are
+	// (NSAUTH_SIGNING_ALGORITHM): one of [BuiltinSigningAlgorithms].
+	SigningAlgorithm string
 	// SessionIdleTimeout ends a browser session not used for that long
 	// (NSAUTH_SESSION_IDLE_TIMEOUT); SessionLifetime ends it that long
 	// after its sign-in (NSAUTH_SESSION_LIFETIME).

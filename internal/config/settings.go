@@ -42,6 +42,13 @@ const (
 	DefaultLinkTTL                          = 24 * time.Hour
 )
 
+// BuiltinSigningAlgorithms are the algorithms the built-in provider signs
+// with (NSAUTH_SIGNING_ALGORITHM), the default first: RS256, what every
+// client accepts (OpenID Connect Core §15.1 makes it the one a provider
+// must offer); ES256 (P-256) and EdDSA (Ed25519), whose signatures cost a
+// fraction of RSA's.
+var BuiltinSigningAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+
 // Kind is the type of value a setting takes, as flag help names it.
 type Kind string
 
@@ -343,7 +350,7 @@ var (
 	sAlgorithms = &Setting{Flag: "auth-signature-algorithm", Env: []string{"AUTH_SIGNATURE_ALGORITHM"}, Default: authn.DefaultAlgorithm, Group: GroupExternal,
 		rule:  list("`" + strings.Join(authn.SupportedAlgorithms(), "`, `") + "`, comma-separated"),
 		Usage: "accepted token signature algorithms, comma-separated",
-		Doc:   "accepted signature algorithms; asymmetric only, never `none` or HMAC. The built-in provider signs with `" + authn.DefaultAlgorithm + "`"}
+		Doc:   "accepted signature algorithms; asymmetric only, never `none` or HMAC. The built-in provider accepts every algorithm of `NSAUTH_SIGNING_ALGORITHM`, whichever it signs with"}
 
 	// Built-in provider.
 	sIssuer = &Setting{Flag: "issuer", Env: []string{"NSAUTH_ISSUER"}, Group: GroupBuiltin,
@@ -381,6 +388,12 @@ var (
 	sKeyRotation = &Setting{Flag: "signing-key-rotation", Env: []string{"NSAUTH_SIGNING_KEY_ROTATION"}, Default: shortDuration(DefaultKeyRotation), Group: GroupBuiltin,
 		rule:  durationIn(time.Hour, 365*24*time.Hour, ""),
 		Usage: "built-in provider: how often a new signing key is introduced"}
+	sSigningAlg = &Setting{Flag: "signing-algorithm", Env: []string{"NSAUTH_SIGNING_ALGORITHM"}, Default: BuiltinSigningAlgorithms[0], Group: GroupBuiltin,
+		rule:  oneOf(BuiltinSigningAlgorithms...),
+		Usage: "built-in provider: what new signing keys are: RS256 (what every client accepts), ES256 or EdDSA; on a change, a key of the new one is published at once and signs 15 minutes later, and the old keys stay published until their tokens expire",
+		Doc: "what new signing keys are: `RS256` (what every client accepts), `ES256` or `EdDSA` (each signature a fraction of RSA's " +
+			"cost). On a change, a key of the new algorithm is published at once and signs from 15 minutes later; " +
+			"the old keys stay published until their tokens expire. Every replica must say the same"}
 	sSessionIdle = &Setting{Flag: "session-idle-timeout", Env: []string{"NSAUTH_SESSION_IDLE_TIMEOUT"}, Default: shortDuration(DefaultSessionIdleTimeout), Group: GroupBuiltin,
 		rule:  durationIn(time.Minute, 30*24*time.Hour, ""),
 		Usage: "built-in provider: a browser session not used for this long ends, and the next app login asks for the password again",
@@ -477,7 +490,7 @@ var settings = []*Setting{
 	sTrustedProxies, sRateLimit, sDevicePollRate,
 	sAuthEnabled, sTokenMode, sIntrospectURL, sIntrospectTTL, sClockSkew, sRedirectURIs, sScopes, sRequirePKCE,
 	sBaseURL, sExpectedIss, sAudience, sClientID, sCLIAudience, sClientSecrets, sAlgorithms,
-	sIssuer, sInsecureHTTP, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sSessionIdle, sSessionLifetime, sLinkTTL,
+	sIssuer, sInsecureHTTP, sDataDir, sDatabaseURL, sAccessTTL, sRefreshTTL, sRefreshMax, sRefreshGrace, sKeyRotation, sSigningAlg, sSessionIdle, sSessionLifetime, sLinkTTL,
 	sLoginAttempts, sMFA, sPasswordLogin, sAuthorizeRate, sMachineRate, sMachineAddrRate, sExchangeRate, sExchangePolicy, sAdminUser, sAdminPassword,
 	sSecretKey, sSecretKeyFile, sOldSecretKey, sOldSecretKeyFile,
 	sAuditRetention, sAuditLog, sAuditRequired, sAuditRefusals,

@@ -77,6 +77,7 @@ func knownSettings(t *testing.T) []knownSetting {
 		{"NSAUTH_REFRESH_TOKEN_MAX_LIFETIME", "refresh-token-max-lifetime", "1000h", nil},
 		{"NSAUTH_REFRESH_TOKEN_REUSE_GRACE", "refresh-token-reuse-grace", "0s", nil},
 		{"NSAUTH_SIGNING_KEY_ROTATION", "signing-key-rotation", "24h", nil},
+		{"NSAUTH_SIGNING_ALGORITHM", "signing-algorithm", "EdDSA", nil},
 		{"NSAUTH_SESSION_IDLE_TIMEOUT", "session-idle-timeout", "2h", nil},
 		{"NSAUTH_SESSION_LIFETIME", "session-lifetime", "48h", nil},
 		{"NSAUTH_LINK_TTL", "link-ttl", "2h", nil},
@@ -291,7 +292,7 @@ func TestConfigurationDocListsEverySetting(t *testing.T) {
 		"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE": "60", "NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE": "300",
 		"NSAUTH_TOKEN_EXCHANGE_RATE_LIMIT_PER_MINUTE": "30", "NSAUTH_TOKEN_EXCHANGE_POLICY_RATE_LIMIT_PER_MINUTE": "120",
 		"NSAUTH_AUDIT_REFUSAL_ROWS_PER_MINUTE": "1000", "NSAUTH_CLOCK_SKEW": "60s", "AUTH_SIGNATURE_ALGORITHM": "RS256",
-		"NSAUTH_RATE_LIMIT_PER_MINUTE": "60", "NSAUTH_MFA": "optional",
+		"NSAUTH_RATE_LIMIT_PER_MINUTE": "60", "NSAUTH_MFA": "optional", "NSAUTH_SIGNING_ALGORITHM": "RS256",
 	} {
 		cells := strings.Split(rows[env], " | ")
 		if len(cells) < 3 || cells[2] != "`"+def+"`" {

@@ -72,6 +72,7 @@ import (
 	"slices"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
@@ -165,6 +166,12 @@ type Config struct {
 	// KeyRotation is how often a new signing key is introduced. Default 30
 	// days.
 	KeyRotation time.Duration
+	// SigningAlgorithm is what new signing keys are: "RS256" (the
+	// default), "ES256" or "EdDSA" (storage.SigningAlgorithms). When the
+	// newest key is of another one, a key of this one is published at
+	// once and signs after the prepublication delay; the older keys stay
+	// published until their tokens expire.
+	SigningAlgorithm string
 	// SessionIdleTimeout ends a browser session unused for that long;
 	// default 12 h. SessionLifetime ends it that long after its sign-in;
 	// default 7 days (package browsersession).
@@ -399,7 +406,12 @@ func New(ctx context.Context, cfg Config) (*Issuer, error) {
 		log:    cfg.Logger,
 		events: events.New(cfg.Audit, (*events.Observer)(cfg.Observer), cfg.Logger),
 	}
-	iss.keys = storage.NewKeys(cfg.Store, cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, iss.events)
+	if cfg.SigningAlgorithm == "" {
+		cfg.SigningAlgorithm = string(storage.SigningAlgorithms[0])
+	}
+	if iss.keys, err = storage.NewKeys(cfg.Store, jose.SignatureAlgorithm(cfg.SigningAlgorithm), cfg.Now, cfg.KeyRotation, cfg.AccessTokenTTL, cfg.Logger, iss.events); err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
 	if err := iss.keys.Refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("issuer: preparing signing keys: %w", err)
 	}
@@ -571,7 +583,13 @@ const (
 )
 
 func (i *Issuer) newHandler() (http.Handler, error) {
-	opts := []op.Option{op.WithCrypto(storage.NoOpaqueTokens{}), op.WithCORSOptions(nil)}
+	// The library's own verifiers (of an id_token_hint, of an access token
+	// at userinfo) accept the algorithms of every key the provider may
+	// publish; their default leaves EdDSA out.
+	algs := config.BuiltinSigningAlgorithms
+	opts := []op.Option{op.WithCrypto(storage.NoOpaqueTokens{}), op.WithCORSOptions(nil),
+		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms(algs...)),
+		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(algs...))}
 	if u, _ := url.Parse(i.cfg.Issuer); u.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}

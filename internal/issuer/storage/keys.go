@@ -2,12 +2,17 @@ package storage
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,6 +20,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/nsauth/nsauth/internal/audit"
+	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/issuer/events"
 	"github.com/nsauth/nsauth/internal/store"
 )
@@ -36,17 +42,72 @@ const (
 	rsaKeyBits     = 2048
 )
 
+// SigningAlgorithms are the algorithms the provider can sign with, the
+// default first: those of NSAUTH_SIGNING_ALGORITHM. Each key is of one
+// algorithm; a key of any of them is read whatever the configured one is,
+// so that tokens signed before a change of algorithm verify until they
+// expire.
+var SigningAlgorithms = func() []jose.SignatureAlgorithm {
+	out := make([]jose.SignatureAlgorithm, len(config.BuiltinSigningAlgorithms))
+	for i, a := range config.BuiltinSigningAlgorithms {
+		out[i] = jose.SignatureAlgorithm(a)
+	}
+	return out
+}()
+
+// newPrivateKey generates a key for alg.
+func newPrivateKey(alg jose.SignatureAlgorithm) (crypto.Signer, error) {
+	switch alg {
+	case jose.RS256:
+		return rsa.GenerateKey(rand.Reader, rsaKeyBits)
+	case jose.ES256:
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jose.EdDSA:
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	}
+	return nil, fmt.Errorf("unsupported signing algorithm %q", alg)
+}
+
+// parsePrivateKey reads a stored key (PKCS #8) and checks that its type is
+// the one its algorithm needs.
+func parsePrivateKey(alg jose.SignatureAlgorithm, der []byte) (crypto.Signer, error) {
+	if !slices.Contains(SigningAlgorithms, alg) {
+		return nil, fmt.Errorf("unsupported algorithm %q", alg)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	switch k := parsed.(type) {
+	case *rsa.PrivateKey:
+		if alg == jose.RS256 {
+			return k, nil
+		}
+	case *ecdsa.PrivateKey:
+		if alg == jose.ES256 && k.Curve == elliptic.P256() {
+			return k, nil
+		}
+	case ed25519.PrivateKey:
+		if alg == jose.EdDSA {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("a %T is not a key for %s", parsed, alg)
+}
+
 // signingKey is a loaded key pair. It implements op.SigningKey and op.Key.
 type signingKey struct {
 	id        string
-	priv      *rsa.PrivateKey
+	alg       jose.SignatureAlgorithm
+	priv      crypto.Signer
 	activates time.Time
 	expires   time.Time // zero while current
 }
 
 func (k *signingKey) ID() string                                  { return k.id }
-func (k *signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
-func (k *signingKey) Algorithm() jose.SignatureAlgorithm          { return jose.RS256 }
+func (k *signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.alg }
+func (k *signingKey) Algorithm() jose.SignatureAlgorithm          { return k.alg }
 func (k *signingKey) Use() string                                 { return "sig" }
 
 // Key returns the private key as a signing key, and the public key as a
@@ -57,13 +118,14 @@ func (k *signingKey) Key() any { return k.priv }
 // publicKey is a signingKey as published in the JWKS: its Key is public.
 type publicKey struct{ *signingKey }
 
-func (k publicKey) Key() any { return &k.priv.PublicKey }
+func (k publicKey) Key() any { return k.priv.Public() }
 
 // Keys caches the signing keys and rotates them on schedule. Any
 // number of processes may run one against a shared store: the decision to
 // add a key is taken under the store's lock, after rereading the keys.
 type Keys struct {
 	st         *store.Store
+	alg        jose.SignatureAlgorithm // what new keys are
 	now        func() time.Time
 	rotation   time.Duration
 	prepublish time.Duration
@@ -76,19 +138,25 @@ type Keys struct {
 	checked time.Time
 }
 
-// NewKeys returns the signing keys of st: a new one every rotation, each
-// kept published while tokens of tokenTTL signed with it may be in use.
-// Each key added is one event of rec (its audit row and its log line).
-func NewKeys(st *store.Store, now func() time.Time, rotation, tokenTTL time.Duration, log *slog.Logger, rec *events.Recorder) *Keys {
+// NewKeys returns the signing keys of st: a new one of alg (one of
+// [SigningAlgorithms]) every rotation, and one as soon as the newest key is
+// of another algorithm; each kept published while tokens of tokenTTL
+// signed with it may be in use. Each key added is one event of rec (its
+// audit row and its log line).
+func NewKeys(st *store.Store, alg jose.SignatureAlgorithm, now func() time.Time, rotation, tokenTTL time.Duration, log *slog.Logger, rec *events.Recorder) (*Keys, error) {
+	if !slices.Contains(SigningAlgorithms, alg) {
+		return nil, fmt.Errorf("unsupported signing algorithm %q", alg)
+	}
 	return &Keys{
 		st:         st,
+		alg:        alg,
 		now:        now,
 		rotation:   rotation,
 		prepublish: min(maxPrepublish, rotation/2),
 		lifetime:   tokenTTL + keyExpirySlack,
 		log:        log,
 		events:     rec,
-	}
+	}, nil
 }
 
 // Refresh rereads the keys from the store when the cache is older than
@@ -106,18 +174,19 @@ func (m *Keys) Refresh(ctx context.Context, force bool) error {
 		// the event is recorded once the new key is stored, by the one
 		// replica that added it.
 		var added *store.SigningKey
-		var first bool
+		var reason string
 		if err := m.st.UpdateSigningKeys(ctx, func(keys []store.SigningKey) (store.KeyChange, error) {
-			c, err := m.decide(keys)
-			added, first = c.Add, len(keys) == 0
+			c, why, err := m.decide(keys)
+			added, reason = c.Add, why
 			return c, err
 		}); err != nil {
 			return err
 		}
 		if added != nil {
-			reason := "scheduled"
-			if first {
-				reason = "first_key"
+			if reason == reasonAlgorithm {
+				m.log.WarnContext(ctx, "the signing algorithm changed: a key of the new one is published now and signs from its activation; "+
+					"the old keys stay published until their tokens expire. Replicas that disagree on NSAUTH_SIGNING_ALGORITHM replace each other's keys",
+					"kid", added.ID, "algorithm", added.Algorithm, "activates", added.ActivatesAt)
 			}
 			if err := m.events.System(ctx, audit.Event{Type: audit.SigningKeyRotated, Target: added.ID, Reason: reason}); err != nil {
 				return err
@@ -130,21 +199,13 @@ func (m *Keys) Refresh(ctx context.Context, force bool) error {
 	}
 	keys := make([]*signingKey, 0, len(stored))
 	for _, sk := range stored {
-		if sk.Algorithm != string(jose.RS256) {
-			m.log.WarnContext(ctx, "ignoring a signing key with an unsupported algorithm", "kid", sk.ID, "alg", sk.Algorithm)
-			continue
-		}
-		parsed, err := x509.ParsePKCS8PrivateKey(sk.PrivateKey)
+		alg := jose.SignatureAlgorithm(sk.Algorithm)
+		priv, err := parsePrivateKey(alg, sk.PrivateKey)
 		if err != nil {
-			m.log.WarnContext(ctx, "ignoring an unreadable signing key", "kid", sk.ID, "error", err)
+			m.log.WarnContext(ctx, "ignoring an unusable signing key", "kid", sk.ID, "alg", sk.Algorithm, "error", err)
 			continue
 		}
-		priv, ok := parsed.(*rsa.PrivateKey)
-		if !ok {
-			m.log.WarnContext(ctx, "ignoring a signing key that is not RSA", "kid", sk.ID)
-			continue
-		}
-		keys = append(keys, &signingKey{id: sk.ID, priv: priv, activates: sk.ActivatesAt, expires: sk.ExpiresAt})
+		keys = append(keys, &signingKey{id: sk.ID, alg: alg, priv: priv, activates: sk.ActivatesAt, expires: sk.ExpiresAt})
 	}
 	if len(keys) == 0 {
 		return errors.New("no usable signing key")
@@ -161,35 +222,59 @@ func (m *Keys) rotationDue(keys []*signingKey, now time.Time) bool {
 		return true
 	}
 	latest := keys[len(keys)-1]
-	return !latest.activates.After(now) && !now.Before(latest.activates.Add(m.rotation-m.prepublish))
+	return m.due(latest.activates, latest.alg, now) != ""
+}
+
+// Why a key is added: the audit event's reason.
+const (
+	reasonFirst     = "first_key"
+	reasonScheduled = "scheduled"
+	reasonAlgorithm = "algorithm_changed"
+)
+
+// due is the one rule for adding a key after the newest one, which
+// activates at activates and is of alg: none while it is waiting to sign
+// (a successor is already published); else one when it is of another
+// algorithm than the configured one, or has signed for (rotation -
+// prepublish). It returns why, or "".
+func (m *Keys) due(activates time.Time, alg jose.SignatureAlgorithm, now time.Time) string {
+	switch {
+	case activates.After(now):
+		return ""
+	case alg != m.alg:
+		return reasonAlgorithm
+	case !now.Before(activates.Add(m.rotation - m.prepublish)):
+		return reasonScheduled
+	}
+	return ""
 }
 
 // decide runs under the store's signing-key lock with the current keys.
-// It adds a key when there is none, or when the newest one has signed for
-// (rotation - prepublish) and no successor is waiting. The new key activates
-// after prepublish (immediately on first start), and every key it
-// supersedes is scheduled to leave the JWKS once all tokens it can have
-// signed have expired.
-func (m *Keys) decide(keys []store.SigningKey) (store.KeyChange, error) {
+// It adds a key when there is none, or when [Keys.due] says one is. The
+// new key activates after prepublish (immediately on first start), so
+// that every verifier has it before it signs, and every key it supersedes
+// is scheduled to leave the JWKS once all tokens it can have signed have
+// expired. It returns the reason of the key added.
+func (m *Keys) decide(keys []store.SigningKey) (store.KeyChange, string, error) {
 	now := m.now()
-	activates := now
+	activates, reason := now, reasonFirst
 	if len(keys) > 0 {
 		latest := keys[len(keys)-1]
-		if latest.ActivatesAt.After(now) || now.Before(latest.ActivatesAt.Add(m.rotation-m.prepublish)) {
-			return store.KeyChange{}, nil
+		if reason = m.due(latest.ActivatesAt, jose.SignatureAlgorithm(latest.Algorithm), now); reason == "" {
+			return store.KeyChange{}, "", nil
 		}
 		activates = now.Add(m.prepublish)
 	}
-	priv, err := rsa.GenerateKey(rand.Reader, rsaKeyBits)
+	priv, err := newPrivateKey(m.alg)
 	if err != nil {
-		return store.KeyChange{}, fmt.Errorf("generating a signing key: %w", err)
+		return store.KeyChange{}, "", fmt.Errorf("generating a signing key: %w", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return store.KeyChange{}, fmt.Errorf("encoding a signing key: %w", err)
+		return store.KeyChange{}, "", fmt.Errorf("encoding a signing key: %w", err)
 	}
 	change := store.KeyChange{
-		Add:    &store.SigningKey{ID: store.NewID(), Algorithm: string(jose.RS256), PrivateKey: der, ActivatesAt: activates},
+		Add:    &store.SigningKey{ID: store.NewID(), Algorithm: string(m.alg), PrivateKey: der, ActivatesAt: activates},
 		Expire: map[string]time.Time{},
 	}
 	for _, k := range keys {
@@ -197,7 +282,7 @@ func (m *Keys) decide(keys []store.SigningKey) (store.KeyChange, error) {
 			change.Expire[k.ID] = activates.Add(m.lifetime)
 		}
 	}
-	return change, nil
+	return change, reason, nil
 }
 
 // signing returns the key that signs at this moment: the most recently
@@ -238,6 +323,26 @@ func (m *Keys) published(ctx context.Context) ([]op.Key, error) {
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no published key")
+	}
+	return out, nil
+}
+
+// algorithms returns the algorithms of the published keys, without
+// repeats: the signing key's first, then the others newest first.
+func (m *Keys) algorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+	current, err := m.signing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := m.published(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []jose.SignatureAlgorithm{current.alg}
+	for _, k := range slices.Backward(keys) {
+		if alg := k.(publicKey).alg; !slices.Contains(out, alg) {
+			out = append(out, alg)
+		}
 	}
 	return out, nil
 }

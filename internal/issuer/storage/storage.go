@@ -471,9 +471,14 @@ func (s *keySet) SigningKey(ctx context.Context) (op.SigningKey, error) {
 	return k, nil
 }
 
-// SignatureAlgorithms lists the algorithms of the published keys.
+// SignatureAlgorithms lists the algorithms of the published keys, the
+// signing key's first (discovery's id_token_signing_alg_values_supported).
 func (s *keySet) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{jose.RS256}, nil
+	algs, err := s.keys.algorithms(ctx)
+	if err != nil {
+		return nil, InternalError("loading the key set", err)
+	}
+	return algs, nil
 }
 
 // KeySet returns the published public keys.

@@ -86,7 +86,7 @@ func (s *core) SignAccessToken(ctx context.Context, req AccessTokenSubject, clie
 		return "", InternalError("encoding the access token", err)
 	}
 	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key.priv, KeyID: key.id}},
+		jose.SigningKey{Algorithm: key.alg, Key: jose.JSONWebKey{Key: key.priv, KeyID: key.id}},
 		(&jose.SignerOptions{}).WithType(accessTokenType),
 	)
 	if err != nil {
