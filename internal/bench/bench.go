@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/pkg/authn"
 )
 
@@ -54,7 +55,8 @@ const (
 )
 
 // Scenarios lists every scenario in report order.
-var Scenarios = []string{GetAuthStatus, CheckTokenCached, CheckTokenDistinct, CheckTokenInvalid, GetAuthorizeURL, LoginCli, RefreshCli, ProviderCodeDirect, ProviderTokenDirect}
+var Scenarios = []string{GetAuthStatus, CheckTokenCached, CheckTokenDistinct, CheckTokenInvalid, GetAuthorizeURL, LoginCli, RefreshCli, ProviderCodeDirect, ProviderTokenDirect,
+	ProviderClientCredentials, RawVerify}
 
 // Config configures a run.
 type Config struct {
@@ -81,6 +83,10 @@ type Config struct {
 	// holds, so no call hits it. Fewer measure cache hits again; tests
 	// that only need the scenario to run use a few.
 	DistinctTokens int
+	// SigningAlgorithm is the provider's NSAUTH_SIGNING_ALGORITHM, and
+	// the algorithm of the raw signatures the signing scenarios compare
+	// with. Default RS256.
+	SigningAlgorithm string
 }
 
 // Result is one cell of the report.
@@ -109,11 +115,13 @@ type Result struct {
 
 // Report is the outcome of a run.
 type Report struct {
-	Machine         string   `json:"machine"`
-	GoVersion       string   `json:"go_version"`
-	Runs            int      `json:"runs"`
-	DurationPerCell string   `json:"duration_per_cell"`
-	Results         []Result `json:"results"`
+	Machine   string `json:"machine"`
+	GoVersion string `json:"go_version"`
+	// SigningAlgorithm is what the provider signed with.
+	SigningAlgorithm string   `json:"signing_algorithm"`
+	Runs             int      `json:"runs"`
+	DurationPerCell  string   `json:"duration_per_cell"`
+	Results          []Result `json:"results"`
 	// PeakRSSBytes is this process's VmHWM after the last run: the server
 	// with its provider, the ceiling, and the load generator.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
@@ -149,8 +157,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.DistinctTokens <= 0 {
 		cfg.DistinctTokens = authn.DefaultCacheEntries + distinctMargin
 	}
+	if cfg.SigningAlgorithm == "" {
+		cfg.SigningAlgorithm = config.BuiltinSigningAlgorithms[0]
+	}
+	if err := checkAlgorithm(cfg.SigningAlgorithm); err != nil {
+		return nil, err
+	}
 
-	tg, err := startTarget(ctx)
+	tg, err := startTarget(ctx, cfg.SigningAlgorithm)
 	if err != nil {
 		return nil, err
 	}
@@ -181,10 +195,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	report := &Report{
-		Machine:         machine(),
-		GoVersion:       runtime.Version(),
-		Runs:            cfg.Runs,
-		DurationPerCell: cfg.Duration.String(),
+		Machine:          machine(),
+		GoVersion:        runtime.Version(),
+		SigningAlgorithm: cfg.SigningAlgorithm,
+		Runs:             cfg.Runs,
+		DurationPerCell:  cfg.Duration.String(),
 	}
 	runs := make([][]Result, cfg.Runs)
 	var authorizeCalls int
@@ -193,8 +208,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cell := 0
 		for _, scenario := range cfg.Scenarios {
 			protocols := []string{"connect", "grpc"}
-			if scenario == ProviderTokenDirect || scenario == ProviderCodeDirect {
+			switch scenario {
+			case ProviderTokenDirect, ProviderCodeDirect, ProviderClientCredentials:
 				protocols = []string{"http"}
+			case RawVerify:
+				protocols = []string{"none"}
 			}
 			for _, proto := range protocols {
 				for _, c := range cfg.Concurrency {

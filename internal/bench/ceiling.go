@@ -57,12 +57,17 @@ func (c *ceilingService) CheckToken(_ context.Context, req *connect.Request[mgmt
 	return connect.NewResponse(c.check), nil
 }
 
-// hasCeiling reports whether the ceiling serves scenario. Those that need a
-// provider (a code exchange, a refresh) have no meaningful ceiling: a
-// constant answer would measure nothing nsauth could approach.
+// hasCeiling reports whether scenario has a ceiling: the bare server for
+// the AuthService's calls, the raw signature of the provider's algorithm
+// for a client-credentials token (see signingCallers). The others that
+// need a provider (a code exchange, a refresh) have none: a constant
+// answer would measure nothing nsauth could approach.
 func hasCeiling(scenario string) bool {
 	switch scenario {
-	case GetAuthStatus, CheckTokenCached, CheckTokenDistinct, CheckTokenInvalid, GetAuthorizeURL:
+	case GetAuthStatus, CheckTokenCached, CheckTokenDistinct, CheckTokenInvalid, GetAuthorizeURL,
+		// The raw signature of the provider's algorithm: what a token costs
+		// at the least.
+		ProviderClientCredentials:
 		return true
 	}
 	return false

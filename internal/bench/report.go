@@ -17,7 +17,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteTable writes the report as a Markdown table followed by the ratios
 // the performance targets are stated in.
 func (r *Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "Machine: %s; %s; medians of %d runs, %s per cell.\n\n", r.Machine, r.GoVersion, r.Runs, r.DurationPerCell)
+	fmt.Fprintf(w, "Machine: %s; %s; medians of %d runs, %s per cell; the provider signs with %s.\n\n",
+		r.Machine, r.GoVersion, r.Runs, r.DurationPerCell, r.SigningAlgorithm)
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
 	fmt.Fprintln(tw, "| scenario\t protocol\t concurrency\t req/s\t ceiling req/s\t nsauth/ceiling\t p50 ms\t p99 ms\t CPU µs/call\t ceiling CPU µs/call\t errors\t")
 	fmt.Fprintln(tw, "|---\t---\t---:\t---:\t---:\t---:\t---:\t---:\t---:\t---:\t---:\t")
@@ -56,6 +57,11 @@ func (r *Report) Ratios() []string {
 					out = append(out, fmt.Sprintf("%s / ceiling throughput, %s c=%d: %.2f (target ≥ 0.90)", s, proto, c, *res.CeilingRatio))
 				}
 			}
+		}
+	}
+	for _, res := range r.Results {
+		if res.Scenario == ProviderClientCredentials && res.CeilingRatio != nil {
+			out = append(out, fmt.Sprintf("%s / raw %s signatures, c=%d: %.2f (target ≥ 0.80)", res.Scenario, r.SigningAlgorithm, res.Concurrency, *res.CeilingRatio))
 		}
 	}
 	for _, proto := range []string{"connect", "grpc"} {

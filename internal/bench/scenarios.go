@@ -33,6 +33,9 @@ const codesPerSecond = 600
 // be shared (a token, a pool of codes). side says which server they call:
 // nsauth, or the ceiling (for the scenarios [hasCeiling] accepts).
 func newCallers(ctx context.Context, tg *target, side int, scenario, proto string, httpClient *http.Client, concurrency int, d time.Duration) ([]caller, error) {
+	if scenario == ProviderClientCredentials || scenario == RawVerify {
+		return signingCallers(ctx, tg, side, scenario, httpClient, concurrency)
+	}
 	var opts []connect.ClientOption
 	if proto == "grpc" {
 		opts = append(opts, connect.WithGRPC())

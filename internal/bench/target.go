@@ -50,6 +50,12 @@ type target struct {
 	clientID      string
 	clientSecret  string
 	password      string
+	// machineID and machineSecret are a machine client's, for the
+	// client-credentials grant.
+	machineID     string
+	machineSecret string
+	// algorithm is the provider's signing algorithm.
+	algorithm string
 	// api is the client that prepares credentials; cells use their own.
 	api     mgmtv1alpha1connect.AuthServiceClient
 	browser *browser
@@ -74,7 +80,7 @@ type target struct {
 // startTarget starts the server in this process: the built-in provider on
 // a temporary SQLite database holding the bench user, no rate limit, and
 // access tokens that outlive the run.
-func startTarget(ctx context.Context) (_ *target, err error) {
+func startTarget(ctx context.Context, algorithm string) (_ *target, err error) {
 	dir, err := os.MkdirTemp("", "nsauth-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
@@ -91,7 +97,10 @@ func startTarget(ctx context.Context) (_ *target, err error) {
 		"NSAUTH_RATE_LIMIT_PER_MINUTE": "0",
 		"NSAUTH_ACCESS_TOKEN_TTL":      "24h",
 		// Every code starts with an /authorize request from this address.
-		"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE": "0",
+		"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE":             "0",
+		"NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE":         "0",
+		"NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE": "0",
+		"NSAUTH_SIGNING_ALGORITHM":                           algorithm,
 	}
 	cfg, err := config.Load(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -104,8 +113,8 @@ func startTarget(ctx context.Context) (_ *target, err error) {
 	// beyond any person. Only this in-process server is configured so.
 	cfg.Auth.Builtin.LoginAttempts = 1 << 30
 
-	tg := &target{maxRequestBytes: cfg.MaxRequestBytes}
-	if tg.clientID, tg.clientSecret, tg.password, err = prepareStore(ctx, dir); err != nil {
+	tg := &target{maxRequestBytes: cfg.MaxRequestBytes, algorithm: algorithm}
+	if err = tg.prepareStore(ctx, dir); err != nil {
 		return nil, err
 	}
 	if tg.srv, err = app.New(ctx, cfg, app.Deps{}); err != nil {
@@ -134,28 +143,35 @@ func startTarget(ctx context.Context) (_ *target, err error) {
 
 // prepareStore readies the store as the server's first start would, so
 // that the bench learns the broker's client credentials, and adds the
-// bench user with a password only this run knows.
-func prepareStore(ctx context.Context, dir string) (clientID, clientSecret, pw string, err error) {
+// bench user with a password only this run knows and a machine client.
+func (tg *target) prepareStore(ctx context.Context, dir string) error {
 	st, err := app.OpenSealedStore(ctx, config.Builtin{DataDir: dir}, nil, nil)
 	if err != nil {
-		return "", "", "", fmt.Errorf("bench: %w", err)
+		return fmt.Errorf("bench: %w", err)
 	}
 	defer st.Close()
 	boot, err := issuer.Bootstrap(ctx, st, issuer.BootstrapConfig{})
 	if err != nil {
-		return "", "", "", fmt.Errorf("bench: preparing the provider: %w", err)
+		return fmt.Errorf("bench: preparing the provider: %w", err)
 	}
-	if pw, err = password.Generate(24); err != nil {
-		return "", "", "", err
+	tg.clientID, tg.clientSecret = boot.ClientID, boot.ClientSecret
+	if tg.password, err = password.Generate(24); err != nil {
+		return err
 	}
-	hash, err := password.HashWithParams(pw, cheapHash)
+	hash, err := password.HashWithParams(tg.password, cheapHash)
 	if err != nil {
-		return "", "", "", err
+		return err
 	}
 	if err := st.CreateUser(ctx, &store.User{Username: benchUser, Name: "Bench", PasswordHash: hash}); err != nil {
-		return "", "", "", fmt.Errorf("bench: creating the bench user: %w", err)
+		return fmt.Errorf("bench: creating the bench user: %w", err)
 	}
-	return boot.ClientID, boot.ClientSecret, pw, nil
+	tg.machineSecret = store.NewMachineClientSecret()
+	mc := &store.MachineClient{Name: "bench-machine", SecretHash: store.HashSecret(tg.machineSecret), Scopes: []string{"api"}}
+	if err := st.CreateMachineClient(ctx, mc); err != nil {
+		return fmt.Errorf("bench: creating the machine client: %w", err)
+	}
+	tg.machineID = mc.ID
+	return nil
 }
 
 // discoverTokenEndpoint reads the server's discovery document. The server
@@ -284,12 +300,17 @@ type tokenResponse struct {
 // postToken sends a grant straight to the provider's token endpoint as the
 // broker's client.
 func (tg *target) postToken(ctx context.Context, client *http.Client, form url.Values) (*tokenResponse, error) {
+	return tg.postTokenAs(ctx, client, tg.clientID, tg.clientSecret, form)
+}
+
+// postTokenAs sends a grant to the token endpoint as client id.
+func (tg *target) postTokenAs(ctx context.Context, client *http.Client, id, secret string, form url.Values) (*tokenResponse, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tg.tokenEndpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(tg.clientID), url.QueryEscape(tg.clientSecret))
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package servercmd
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nsauth/nsauth/internal/bench"
 	"github.com/nsauth/nsauth/internal/cli"
+	"github.com/nsauth/nsauth/internal/config"
 )
 
 // benchOptions are the flags of `nsauth bench`.
@@ -19,6 +21,7 @@ type benchOptions struct {
 	scenarios   string
 	json        bool
 	cpuProfile  string
+	algorithm   string
 }
 
 func newBenchCommand(app *cli.App) *cobra.Command {
@@ -38,8 +41,11 @@ Each scenario that needs no provider also runs, back to back with nsauth,
 against a ceiling: a bare connect-go server for the same AuthService with
 constant answers and the same HTTP and Connect settings. nsauth/ceiling is
 the ratio of the two throughputs (the median of each run's pair); scenarios
-that need a provider show "—".`,
-		Example: `  # The full matrix: 3 runs × 9 scenarios × 2 protocols × 3 concurrencies
+that need a provider show "—", but for the client-credentials grant, whose
+ceiling is the raw signature of the provider's algorithm (--signing-algorithm),
+measured the same way; "raw verification" is that algorithm's verification
+alone.`,
+		Example: `  # The full matrix: 3 runs × 11 scenarios × their protocols × 3 concurrencies
   nsauth bench
 
   # A quick look, as JSON
@@ -71,13 +77,17 @@ that need a provider show "—".`,
 	f.StringVar(&opts.scenarios, "scenarios", "", "comma-separated scenarios (default all: "+strings.Join(bench.Scenarios, ", ")+")")
 	f.BoolVar(&opts.json, "json", false, "print JSON instead of a table")
 	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof; servers' samples are labelled side=nsauth or side=ceiling)")
+	f.StringVar(&opts.algorithm, "signing-algorithm", config.BuiltinSigningAlgorithms[0], "what the provider signs with (NSAUTH_SIGNING_ALGORITHM): "+strings.Join(config.BuiltinSigningAlgorithms, ", "))
 	return cmd
 }
 
 func (o *benchOptions) config(app *cli.App) (bench.Config, error) {
-	cfg := bench.Config{Duration: o.duration, Runs: o.runs, Progress: app.ErrOut, CPUProfile: o.cpuProfile}
+	cfg := bench.Config{Duration: o.duration, Runs: o.runs, Progress: app.ErrOut, CPUProfile: o.cpuProfile, SigningAlgorithm: o.algorithm}
 	if o.duration <= 0 || o.runs <= 0 {
 		return cfg, cli.UsageErrorf("--duration and --runs must be positive")
+	}
+	if o.algorithm != "" && !slices.Contains(config.BuiltinSigningAlgorithms, o.algorithm) {
+		return cfg, cli.UsageErrorf("--signing-algorithm: %q is not one of %s", o.algorithm, strings.Join(config.BuiltinSigningAlgorithms, ", "))
 	}
 	for _, c := range strings.Split(o.concurrency, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
