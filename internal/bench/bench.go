@@ -56,7 +56,7 @@ const (
 
 // Scenarios lists every scenario in report order.
 var Scenarios = []string{GetAuthStatus, CheckTokenCached, CheckTokenDistinct, CheckTokenInvalid, GetAuthorizeURL, LoginCli, RefreshCli, ProviderCodeDirect, ProviderTokenDirect,
-	ProviderClientCredentials, RawVerify}
+	ProviderClientCredentials, RawVerify, CheckTokenExternal}
 
 // Config configures a run.
 type Config struct {
@@ -169,6 +169,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer tg.stop()
+	defer func() {
+		if tg.broker != nil {
+			tg.broker.stop()
+		}
+	}()
 	tg.distinctTokens, tg.progress = cfg.DistinctTokens, cfg.Progress
 	tok, err := tg.login(ctx)
 	if err != nil {

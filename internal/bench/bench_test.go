@@ -60,9 +60,9 @@ func TestRunEveryScenario(t *testing.T) {
 }
 
 // TestRunEachSigningAlgorithm runs the calls that check or sign a token
-// with the provider signing with each algorithm: the broker accepts its
-// tokens, and the raw signature it is compared with is of the same
-// algorithm.
+// with the provider (built-in, and external) signing with each
+// algorithm: the broker accepts their tokens, and the raw signature the
+// token endpoint is compared with is of the same algorithm.
 func TestRunEachSigningAlgorithm(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -75,12 +75,13 @@ func TestRunEachSigningAlgorithm(t *testing.T) {
 			r, err := bench.Run(context.Background(), bench.Config{
 				Duration: 100 * time.Millisecond, Concurrency: []int{2}, Runs: 1, Progress: &progress, DistinctTokens: 8,
 				SigningAlgorithm: alg,
-				Scenarios:        []string{bench.CheckTokenCached, bench.CheckTokenDistinct, bench.ProviderClientCredentials, bench.RawVerify},
+				Scenarios: []string{bench.CheckTokenCached, bench.CheckTokenDistinct, bench.ProviderClientCredentials, bench.RawVerify,
+					bench.CheckTokenExternal},
 			})
 			if err != nil {
 				t.Fatalf("Run: %v\n%s", err, progress.String())
 			}
-			if r.SigningAlgorithm != alg || len(r.Results) != 2*2+2 {
+			if r.SigningAlgorithm != alg || len(r.Results) != 3*2+2 {
 				t.Fatalf("signed with %s, %d results", r.SigningAlgorithm, len(r.Results))
 			}
 			for _, res := range r.Results {

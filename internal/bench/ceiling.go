@@ -64,7 +64,7 @@ func (c *ceilingService) CheckToken(_ context.Context, req *connect.Request[mgmt
 // answer would measure nothing nsauth could approach.
 func hasCeiling(scenario string) bool {
 	switch scenario {
-	case GetAuthStatus, CheckTokenCached, CheckTokenDistinct, CheckTokenInvalid, GetAuthorizeURL,
+	case GetAuthStatus, CheckTokenCached, CheckTokenDistinct, CheckTokenInvalid, GetAuthorizeURL, CheckTokenExternal,
 		// The raw signature of the provider's algorithm: what a token costs
 		// at the least.
 		ProviderClientCredentials:

@@ -41,6 +41,14 @@ func newCallers(ctx context.Context, tg *target, side int, scenario, proto strin
 		opts = append(opts, connect.WithGRPC())
 	}
 	baseURL := tg.url
+	var external *broker
+	if scenario == CheckTokenExternal {
+		b, err := tg.externalBroker(ctx)
+		if err != nil {
+			return nil, err
+		}
+		external, baseURL = b, b.url
+	}
 	if side == sideCeiling {
 		if !hasCeiling(scenario) {
 			return nil, fmt.Errorf("%s has no ceiling", scenario)
@@ -87,6 +95,9 @@ func newCallers(ctx context.Context, tg *target, side int, scenario, proto strin
 			return nil, err
 		}
 		return same(func(ctx context.Context) error { return checkToken(ctx, pool.take(side)) }), nil
+
+	case CheckTokenExternal:
+		return same(func(ctx context.Context) error { return checkToken(ctx, external.pool.take(side)) }), nil
 
 	case GetAuthorizeURL:
 		req := authorizeRequest()

@@ -75,6 +75,11 @@ type target struct {
 	pool     *tokenPool
 	poolErr  error
 	poolOnce sync.Once
+	// broker is nsauth in front of an external provider, started at
+	// first need (CheckTokenExternal).
+	broker     *broker
+	brokerErr  error
+	brokerOnce sync.Once
 }
 
 // startTarget starts the server in this process: the built-in provider on

@@ -44,8 +44,10 @@ the ratio of the two throughputs (the median of each run's pair); scenarios
 that need a provider show "—", but for the client-credentials grant, whose
 ceiling is the raw signature of the provider's algorithm (--signing-algorithm),
 measured the same way; "raw verification" is that algorithm's verification
-alone.`,
-		Example: `  # The full matrix: 3 runs × 11 scenarios × their protocols × 3 concurrencies
+alone. "CheckToken (external provider, distinct)" runs a second nsauth as a
+broker in front of a stand-in external provider (discovery and a key set on
+loopback, its tokens signed in this process with --signing-algorithm).`,
+		Example: `  # The full matrix: 3 runs × 12 scenarios × their protocols × 3 concurrencies
   nsauth bench
 
   # A quick look, as JSON
