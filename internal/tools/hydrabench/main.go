@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 16, "concurrent keep-alive clients")
 	configs := fs.String("hydra-configs", hydraDefaults+","+hydraTuned, "Hydra configurations, comma-separated: "+hydraDefaults+", "+hydraTuned)
 	scenarios := fs.String("scenarios", scenarioClientCredentials+","+scenarioIntrospection, "scenarios, comma-separated: "+scenarioClientCredentials+", "+scenarioIntrospection)
-	fs.StringVar(&o.workDir, "work-dir", "", "where the servers' data and logs go (default: a new temporary directory)")
+	fs.StringVar(&o.workDir, "work-dir", "", "where the directory of the servers' data and logs is made (default: the system's temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (the servers' logs) at the end")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -148,16 +148,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // compare starts the targets, runs the rounds and prints the report.
 func compare(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
-	dir := o.workDir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "hydrabench-"); err != nil {
+	// A directory of its own even under -work-dir, so that removing it
+	// at the end removes nothing else.
+	if o.workDir != "" {
+		if err := os.MkdirAll(o.workDir, 0o700); err != nil {
 			return err
 		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+	}
+	dir, err := os.MkdirTemp(o.workDir, "hydrabench-")
+	if err != nil {
 		return err
 	}
 	defer func() {
-		if o.keep || err != nil {
+		// A failure keeps the servers' logs for a look; an interruption
+		// does not, unless asked.
+		if o.keep || (err != nil && ctx.Err() == nil) {
 			fmt.Fprintf(stderr, "servers' data and logs kept in %s\n", dir)
 			return
 		}
