@@ -4,15 +4,21 @@
 # stdout. A second run with the same go.mod, go.sum, Go version and tags
 # prints the cached path at once.
 #
-# Hydra is built without the sqlite tag (no cgo): the interop tests run it on
-# the PostgreSQL that CI already starts, which is what a deployment would use.
+# Hydra is built without the sqlite tag (no cgo) by default: the interop tests
+# run it on the PostgreSQL that CI already starts, which is what a deployment
+# would use. NSAUTH_HYDRA_TAGS=sqlite,sqlite_omit_load_extension (the tags of
+# Hydra's own Makefile) builds it with cgo and SQLite, for the comparison of
+# scripts/bench-hydra.sh; each set of tags has its own cached binary.
 #
 # Environment:
 #   NSAUTH_HYDRA_CACHE  cache directory (default: nsauth-hydra beside $(go env GOCACHE))
+#   NSAUTH_HYDRA_TAGS   build tags (default: none); a sqlite tag turns cgo on
 set -euo pipefail
 cd "$(dirname "$0")"
 
-tags=""
+tags="${NSAUTH_HYDRA_TAGS:-}"
+cgo=0
+case ",$tags," in *,sqlite,*) cgo=1 ;; esac
 cache="${NSAUTH_HYDRA_CACHE:-$(dirname "$(go env GOCACHE)")/nsauth-hydra}"
 key=$( { cat go.mod go.sum; go version; echo "tags=$tags"; } | sha256sum | cut -c1-16)
 bin="$cache/$key/hydra"
@@ -23,7 +29,7 @@ if [ ! -x "$bin" ]; then
   trap 'rm -f "$tmp"' EXIT
   echo "building Ory Hydra into $bin (slow the first time)" >&2
   start=$(date +%s)
-  CGO_ENABLED=0 go build -trimpath -tags "$tags" -o "$tmp" github.com/ory/hydra/v2
+  CGO_ENABLED=$cgo go build -trimpath -tags "$tags" -o "$tmp" github.com/ory/hydra/v2
   chmod 0755 "$tmp"
   mv -f "$tmp" "$bin"
   trap - EXIT
