@@ -99,15 +99,24 @@ func TestVerifierRevocations(t *testing.T) {
 	tests := []struct {
 		name  string
 		cache int
+		// overflow: the set is full, so the revoked token is the
+		// fallback's to judge
+		overflow bool
 	}{
 		{name: "cached", cache: 0},
 		{name: "uncached", cache: -1},
+		{name: "cached, beyond the set's bound", cache: 0, overflow: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p := oidctest.New(t)
 			revoked := &authn.RevocationSet{}
+			fb := &fallback{revoked: map[string]bool{}}
+			if tt.overflow {
+				revoked.MaxEntries, revoked.Fallback = 1, fb
+				revoked.Add("another-token", time.Now().Add(time.Hour))
+			}
 			v, _ := newVerifier(t, p, func(c *authn.VerifierConfig, _ *authn.RemoteKeySetConfig) {
 				c.CacheEntries, c.Revocations = tt.cache, revoked
 			})
@@ -121,6 +130,12 @@ func TestVerifierRevocations(t *testing.T) {
 				t.Fatal("the test token has no jti")
 			}
 			revoked.Add(claims.ID, claims.ExpiresAt)
+			fb.mu.Lock()
+			fb.revoked[claims.ID] = true
+			fb.mu.Unlock()
+			if revoked.Overflowed() != tt.overflow {
+				t.Fatalf("Overflowed = %v", revoked.Overflowed())
+			}
 			for range 2 { // the second call would be a cache hit
 				_, err = v.Verify(ctx, token)
 				if !errors.Is(err, authn.ErrInvalidToken) || authn.RefusedBy(err) != "revoked" {
