@@ -143,7 +143,7 @@ func (c *catchUp) read(ctx context.Context) error {
 	since := c.since
 	c.mu.Unlock()
 	start := c.s.db.NowMillis()
-	if err := c.s.revokedSince(ctx, since-commitMargin.Milliseconds(), c.apply); err != nil {
+	if err := c.s.RevokedSince(ctx, since-commitMargin.Milliseconds(), c.apply); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -180,7 +180,7 @@ func (s *RevocationStore) poll(ctx context.Context, cfg FollowConfig, seq int64,
 			return
 		case <-t.C:
 		}
-		next, err := s.revocationsAfter(ctx, seq, apply)
+		next, err := s.RevocationsAfter(ctx, seq, apply)
 		if err != nil {
 			if ctx.Err() == nil {
 				cfg.OnError(fmt.Errorf("polling revocations: %w", err))

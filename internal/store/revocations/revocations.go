@@ -380,12 +380,13 @@ func (s *RevocationStore) IsAccessTokenRevoked(ctx context.Context, id string) (
 	return true, nil
 }
 
-// revocationsAfter calls apply with the revocations recorded after seq
-// and returns the highest seq among them (seq when there are none). Only
-// on SQLite do rows become visible in seq order, writers being
-// serialised; on PostgreSQL a later seq may commit first (see
-// [RevocationStore.revokedSince]).
-func (s *RevocationStore) revocationsAfter(ctx context.Context, seq int64, apply func([]Revocation)) (int64, error) {
+// RevocationsAfter is a SQLite follower's poll: it calls apply with the
+// revocations recorded after seq and returns the highest seq among them
+// (seq when there are none); one range of the primary key. Only on SQLite
+// do rows become visible in seq order, writers being serialised; on
+// PostgreSQL a later seq may commit first (see
+// [RevocationStore.RevokedSince]).
+func (s *RevocationStore) RevocationsAfter(ctx context.Context, seq int64, apply func([]Revocation)) (int64, error) {
 	last := seq
 	err := s.readRevocations(ctx, func(rs []Revocation) {
 		for _, r := range rs {
@@ -399,9 +400,10 @@ func (s *RevocationStore) revocationsAfter(ctx context.Context, seq int64, apply
 	return last, nil
 }
 
-// revokedSince calls apply with the live revocations whose revoked_at is
-// at or after since (Unix milliseconds): a range of the revoked_at index.
-func (s *RevocationStore) revokedSince(ctx context.Context, since int64, apply func([]Revocation)) error {
+// RevokedSince is a PostgreSQL follower's periodic read: it calls apply
+// with the live revocations whose revoked_at is at or after since (Unix
+// milliseconds), a range of the revoked_at index.
+func (s *RevocationStore) RevokedSince(ctx context.Context, since int64, apply func([]Revocation)) error {
 	return s.readRevocations(ctx, apply, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE revoked_at >= ? AND expires_at > ?`,
 		since, s.db.NowMillis())
 }
