@@ -220,8 +220,8 @@ func TestFollowerLoadsExisting(t *testing.T) {
 // TestFollowerCatchesUpAfterLostConnection kills the PostgreSQL
 // connection a follower listens on, after recording a revocation that no
 // notification announces (one sent while nobody listened): the follower
-// reconnects and its resync finds it within a second, long before the
-// periodic resync would. Then it receives notifications again.
+// reconnects and its catch-up read finds it within a second, long before the
+// periodic read would. Then it receives notifications again.
 func TestFollowerCatchesUpAfterLostConnection(t *testing.T) {
 	t.Parallel()
 	var pg storetest.Backend
@@ -266,7 +266,7 @@ func TestFollowerCatchesUpAfterLostConnection(t *testing.T) {
 	if err := f.s.QueryRowForTest(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(new(bool)); err != nil {
 		t.Fatal(err)
 	}
-	within(t, time.Second, "the follower resyncs after reconnecting", func() bool { return fl.has("missed") })
+	within(t, time.Second, "the follower catches up after reconnecting", func() bool { return fl.has("missed") })
 	select {
 	case err := <-errs:
 		t.Logf("reported: %v", err)

@@ -428,8 +428,8 @@ func ExampleRevocationSet_overflow() {
 	provider := denyList{"token-1": true, "token-2": true, "token-3": true}
 	revoked := &authn.RevocationSet{MaxEntries: 2, Fallback: provider}
 	exp := time.Now().Add(time.Hour)
-	for id := range provider {
-		revoked.Add(id, exp)
+	for _, id := range []string{"token-1", "token-2", "token-3"} {
+		revoked.Add(id, exp) // token-3 does not fit
 	}
 	fmt.Println(revoked.Overflowed(), revoked.Len())
 	for _, id := range []string{"token-1", "token-2", "token-3", "token-4"} {
