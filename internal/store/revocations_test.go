@@ -384,7 +384,8 @@ func (c *countingFollower) count(id string) int {
 // not read every live revocation again: rows revoked long before (here,
 // 2000 of them, five minutes earlier) are applied once, while new rows
 // recorded without a notification are still found, by the SQLite poll or
-// PostgreSQL's periodic read.
+// PostgreSQL's periodic read; on PostgreSQL, also across a reconnect of
+// the listening connection.
 func TestFollowerReadsOnlyRecentRows(t *testing.T) {
 	t.Parallel()
 	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
@@ -409,6 +410,26 @@ func TestFollowerReadsOnlyRecentRows(t *testing.T) {
 			}
 			within(t, 2*time.Second, "the follower reads "+id, func() bool { return c.count(id) > 0 })
 			time.Sleep(50 * time.Millisecond) // a few more reads
+		}
+		if b.Name == "postgres" {
+			// A new listening connection catches up from the last read, not
+			// from the start.
+			listener := func() int {
+				var pid int
+				err := f.s.QueryRowForTest(ctx, `SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN "' || $1 || '"' AND state = 'idle'`,
+					store.RevocationChannelForTest(f.s)).Scan(&pid)
+				if err != nil {
+					return 0
+				}
+				return pid
+			}
+			var pid int
+			within(t, 2*time.Second, "the follower listens", func() bool { pid = listener(); return pid != 0 })
+			if err := f.s.QueryRowForTest(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(new(bool)); err != nil {
+				t.Fatal(err)
+			}
+			within(t, 2*time.Second, "the follower listens again", func() bool { p := listener(); return p != 0 && p != pid })
+			time.Sleep(200 * time.Millisecond) // its catch-up read, and a few periodic ones
 		}
 		for _, id := range []string{"old-0", "old-1999"} {
 			if n := c.count(id); n != 1 {
