@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/nsauth/nsauth/internal/adminservice"
 	"github.com/nsauth/nsauth/internal/audit"
@@ -23,7 +22,6 @@ import (
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/telemetry"
 	"github.com/nsauth/nsauth/internal/upstream"
-	"github.com/nsauth/nsauth/pkg/authn"
 	"github.com/nsauth/nsauth/pkg/loopbackhost"
 	"golang.org/x/term"
 )
@@ -186,7 +184,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	if a.TokenMode != config.TokenModeIntrospection {
 		// Introspection asks the provider, which reads the store, about
 		// every token: it needs no set of its own.
-		if start.revocations, err = followRevocations(bg, st, deps.Now, logger); err != nil {
+		if start.revocations, err = followRevocations(bg, st, deps.Now, revocationConfig{clockSkew: a.ClockSkew}, logger); err != nil {
 			return bp, err
 		}
 	}
@@ -206,29 +204,6 @@ func zeroMeansOff[T ~int64 | ~float64](v T) T {
 		return -1
 	}
 	return v
-}
-
-// followRevocations keeps a revocation set current from the store until bg
-// ends, for the token verifier: a JWT access token revoked before it
-// expires (a replayed code, a reused or revoked refresh token, RevokeCli,
-// `nsauth users disable|passwd|delete`, end-session) is refused by the
-// next CheckToken in this process, and within a second in other replicas
-// and after `nsauth users` in another process (see store.FollowRevocations
-// for how each backend learns of them, and its periodic resync). No
-// verification queries the database.
-func followRevocations(bg context.Context, st *store.Store, now func() time.Time, logger *slog.Logger) (*authn.RevocationSet, error) {
-	revoked := &authn.RevocationSet{Now: now}
-	err := st.FollowRevocations(bg, store.FollowConfig{
-		OnError: func(err error) { logger.Warn("revoked tokens may be accepted until this recovers", "error", err) },
-	}, func(rs []store.Revocation) {
-		for _, r := range rs {
-			revoked.Add(r.TokenID, r.ExpiresAt)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("loading revoked tokens: %w", err)
-	}
-	return revoked, nil
 }
 
 // fromInProcess reports whether r came from this process (the broker, the

@@ -16,11 +16,27 @@ func BumpSchemaForTest(s *Store) error {
 // revocations on.
 func RevocationChannelForTest(s *Store) string { return s.channel }
 
-// RecordRevocationSilentlyForTest records a revocation without notifying
-// it: a notification that never arrived.
+// RecordRevocationSilentlyForTest records a revocation, revoked now,
+// without notifying it: a notification that never arrived.
 func RecordRevocationSilentlyForTest(s *Store, id string, expiresAt int64) error {
-	_, err := s.db.Exec(context.Background(), s.db, `INSERT INTO nsauth_revocations (token_id, expires_at, revoked_at) VALUES (?, ?, 0)`, id, expiresAt)
+	_, err := s.db.Exec(context.Background(), s.db, `INSERT INTO nsauth_revocations (token_id, expires_at, revoked_at) VALUES (?, ?, ?)`, id, expiresAt, s.db.NowMillis())
 	return err
+}
+
+// BeginRevocationSilentlyForTest records a revocation, revoked now,
+// without notifying it, in a transaction that commits when commit is
+// called: a revoking transaction slower than others.
+func BeginRevocationSilentlyForTest(s *Store, id string, expiresAt int64) (commit func() error, err error) {
+	ctx := context.Background()
+	tx, err := s.db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.db.Exec(ctx, tx, `INSERT INTO nsauth_revocations (token_id, expires_at, revoked_at) VALUES (?, ?, ?)`, id, expiresAt, s.db.NowMillis()); err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	return tx.Commit, nil
 }
 
 // QueryRowForTest runs a query on s's database (PostgreSQL placeholders

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -219,8 +220,8 @@ func TestFollowerLoadsExisting(t *testing.T) {
 // TestFollowerCatchesUpAfterLostConnection kills the PostgreSQL
 // connection a follower listens on, after recording a revocation that no
 // notification announces (one sent while nobody listened): the follower
-// reconnects and its resync finds it within a second, long before the
-// periodic resync would. Then it receives notifications again.
+// reconnects and its catch-up read finds it within a second, long before the
+// periodic read would. Then it receives notifications again.
 func TestFollowerCatchesUpAfterLostConnection(t *testing.T) {
 	t.Parallel()
 	var pg storetest.Backend
@@ -265,7 +266,7 @@ func TestFollowerCatchesUpAfterLostConnection(t *testing.T) {
 	if err := f.s.QueryRowForTest(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(new(bool)); err != nil {
 		t.Fatal(err)
 	}
-	within(t, time.Second, "the follower resyncs after reconnecting", func() bool { return fl.has("missed") })
+	within(t, time.Second, "the follower catches up after reconnecting", func() bool { return fl.has("missed") })
 	select {
 	case err := <-errs:
 		t.Logf("reported: %v", err)
@@ -280,4 +281,160 @@ func TestFollowerCatchesUpAfterLostConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	within(t, time.Second, "a notification after the reconnect", func() bool { return fl.has(tok) })
+}
+
+// postgresBackend returns the PostgreSQL backend of storetest.
+func postgresBackend() storetest.Backend {
+	for _, b := range storetest.Backends() {
+		if b.Name == "postgres" {
+			return b
+		}
+	}
+	panic("storetest has no PostgreSQL backend")
+}
+
+// TestIsAccessTokenRevoked checks the lookup a server falls back on when
+// its set of revoked tokens is full: a revoked token is found, before and
+// after its record goes with its user; an unrevoked one is not.
+func TestIsAccessTokenRevoked(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		g := f.grantFor(t)
+		revoked, kept := f.accessToken(t, g, time.Hour), f.accessToken(t, "another-grant", time.Hour)
+		if err := f.s.RevokeAccessToken(ctx, revoked); err != nil {
+			t.Fatal(err)
+		}
+		check := func(when string, keptRevoked bool) {
+			t.Helper()
+			for id, want := range map[string]bool{revoked: true, kept: keptRevoked, "never-issued": false} {
+				if got, err := f.s.IsAccessTokenRevoked(ctx, id); err != nil || got != want {
+					t.Errorf("%s: IsAccessTokenRevoked(%s) = %v, %v; want %v", when, id, got, err, want)
+				}
+			}
+		}
+		check("revoked", false)
+		// Deleting the user revokes its other tokens too, and removes their
+		// records.
+		if err := f.s.DeleteUser(ctx, f.user.Username); err != nil {
+			t.Fatal(err)
+		}
+		check("after the user was deleted", true)
+	})
+}
+
+// TestFollowerFindsLateCommit: on PostgreSQL, a revoking transaction that
+// took its seq first but commits after another (whose row the follower has
+// already read) is found by the follower's next read, without a
+// notification: a seq watermark, or a read of only what was revoked after
+// the previous read began, would miss it. Fails without commitMargin.
+func TestFollowerFindsLateCommit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, postgresBackend())
+	replica := postgresBackend().Reopen(t, f.s, store.Options{Now: f.clock.Now})
+	fl := follow(t, f.s, store.FollowConfig{ResyncInterval: 50 * time.Millisecond})
+	exp := f.clock.Now().Add(time.Hour).UnixMilli()
+
+	commitLate, err := store.BeginRevocationSilentlyForTest(replica, "late", exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(10 * time.Second)
+	commitEarly, err := store.BeginRevocationSilentlyForTest(replica, "early", exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := commitEarly(); err != nil {
+		t.Fatal(err)
+	}
+	// A read that began after the clock moved on found "early": the next
+	// read looks back from there.
+	within(t, 2*time.Second, "the follower reads the early commit", func() bool { return fl.has("early") })
+	var lateSeq, earlySeq int64
+	if err := commitLate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.QueryRowForTest(ctx, `SELECT (SELECT seq FROM nsauth_revocations WHERE token_id = 'late'), (SELECT seq FROM nsauth_revocations WHERE token_id = 'early')`).Scan(&lateSeq, &earlySeq); err != nil || lateSeq >= earlySeq {
+		t.Fatalf("seqs late %d, early %d, %v: want late's first", lateSeq, earlySeq, err)
+	}
+	within(t, 2*time.Second, "the follower reads the late commit", func() bool { return fl.has("late") })
+}
+
+// countingFollower counts how often it is told of each id.
+type countingFollower struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (c *countingFollower) apply(rs []store.Revocation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range rs {
+		c.seen[r.TokenID]++
+	}
+}
+
+func (c *countingFollower) count(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[id]
+}
+
+// TestFollowerReadsOnlyRecentRows: after its first load, a follower does
+// not read every live revocation again: rows revoked long before (here,
+// 2000 of them, five minutes earlier) are applied once, while new rows
+// recorded without a notification are still found, by the SQLite poll or
+// PostgreSQL's periodic read; on PostgreSQL, also across a reconnect of
+// the listening connection.
+func TestFollowerReadsOnlyRecentRows(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		exp := f.clock.Now().Add(time.Hour).UnixMilli()
+		for i := range 2000 {
+			if err := store.RecordRevocationSilentlyForTest(f.s, fmt.Sprintf("old-%d", i), exp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.clock.Advance(5 * time.Minute)
+		c := &countingFollower{seen: map[string]int{}}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		if err := f.s.FollowRevocations(ctx, store.FollowConfig{ResyncInterval: 20 * time.Millisecond, PollInterval: 20 * time.Millisecond}, c.apply); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			id := fmt.Sprintf("new-%d", i)
+			if err := store.RecordRevocationSilentlyForTest(f.s, id, exp); err != nil {
+				t.Fatal(err)
+			}
+			within(t, 2*time.Second, "the follower reads "+id, func() bool { return c.count(id) > 0 })
+			time.Sleep(50 * time.Millisecond) // a few more reads
+		}
+		if b.Name == "postgres" {
+			// A new listening connection catches up from the last read, not
+			// from the start.
+			listener := func() int {
+				var pid int
+				err := f.s.QueryRowForTest(ctx, `SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN "' || $1 || '"' AND state = 'idle'`,
+					store.RevocationChannelForTest(f.s)).Scan(&pid)
+				if err != nil {
+					return 0
+				}
+				return pid
+			}
+			var pid int
+			within(t, 2*time.Second, "the follower listens", func() bool { pid = listener(); return pid != 0 })
+			if err := f.s.QueryRowForTest(ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(new(bool)); err != nil {
+				t.Fatal(err)
+			}
+			within(t, 2*time.Second, "the follower listens again", func() bool { p := listener(); return p != 0 && p != pid })
+			time.Sleep(200 * time.Millisecond) // its catch-up read, and a few periodic ones
+		}
+		for _, id := range []string{"old-0", "old-1999"} {
+			if n := c.count(id); n != 1 {
+				t.Errorf("%s was applied %d times, want once (the first load)", id, n)
+			}
+		}
+	})
 }

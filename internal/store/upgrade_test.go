@@ -392,4 +392,12 @@ var upgradeChecks = []func(t *testing.T, ctx context.Context, s *store.Store){
 			t.Errorf("bob's invite: %+v, %v", l, err)
 		}
 	},
+	// 0017: a revocation whose token record is gone, found by token id.
+	func(t *testing.T, ctx context.Context, s *store.Store) {
+		for id, want := range map[string]bool{"at-0017-gone": true, "at-0003": true, "at-0001": false} {
+			if got, err := s.IsAccessTokenRevoked(ctx, id); err != nil || got != want {
+				t.Errorf("IsAccessTokenRevoked(%s) = %v, %v; want %v", id, got, err, want)
+			}
+		}
+	},
 }

@@ -412,3 +412,45 @@ func ExampleRevocationSet() {
 	// alice <nil>
 	// true
 }
+
+// denyList is a RevocationChecker that asks the provider's record of
+// revocations: here, a map standing in for a database.
+type denyList map[string]bool
+
+func (d denyList) Revoked(_ context.Context, c *authn.Claims) bool { return d[c.ID] }
+
+// A RevocationSet holds at most MaxEntries ids. Beyond that it does not
+// drop a revocation: it becomes overflowed and asks its Fallback about
+// every token it does not hold, until a Reload of every live revocation
+// makes it whole again.
+func ExampleRevocationSet_overflow() {
+	ctx := context.Background()
+	provider := denyList{"token-1": true, "token-2": true, "token-3": true}
+	revoked := &authn.RevocationSet{MaxEntries: 2, Fallback: provider}
+	exp := time.Now().Add(time.Hour)
+	for _, id := range []string{"token-1", "token-2", "token-3"} {
+		revoked.Add(id, exp) // token-3 does not fit
+	}
+	fmt.Println(revoked.Overflowed(), revoked.Len())
+	for _, id := range []string{"token-1", "token-2", "token-3", "token-4"} {
+		fmt.Println(id, revoked.Revoked(ctx, &authn.Claims{ID: id}))
+	}
+
+	// Once token-3 has expired and left the provider's record, a reload
+	// finds room for every live revocation.
+	delete(provider, "token-3")
+	_ = revoked.Reload(func(add func(string, time.Time)) error {
+		for id := range provider {
+			add(id, exp)
+		}
+		return nil
+	})
+	fmt.Println(revoked.Overflowed())
+	// Output:
+	// true 2
+	// token-1 true
+	// token-2 true
+	// token-3 true
+	// token-4 false
+	// false
+}

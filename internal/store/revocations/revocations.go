@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -330,25 +331,81 @@ func (h *hooks) follow(f func([]Revocation)) {
 }
 
 // LiveRevocations returns every revocation whose token has not expired.
+// With many of them, [RevocationStore.EachLiveRevocation] takes less
+// memory.
 func (s *RevocationStore) LiveRevocations(ctx context.Context) ([]Revocation, error) {
-	return s.readRevocations(ctx, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE expires_at > ?`, s.db.NowMillis())
+	var out []Revocation
+	err := s.EachLiveRevocation(ctx, func(rs []Revocation) { out = append(out, rs...) })
+	return out, err
 }
 
-// revocationsAfter returns the revocations recorded after seq and the
-// highest seq among them (seq when there are none). Only on SQLite do
-// rows become visible in seq order, writers being serialised; on
-// PostgreSQL a later seq may commit first.
-func (s *RevocationStore) revocationsAfter(ctx context.Context, seq int64) ([]Revocation, int64, error) {
-	var last int64
-	rs, err := s.readRevocations(ctx, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE seq > ? ORDER BY seq`, seq)
+// readBatch is how many rows a read hands over at a time: a million live
+// revocations are read without holding them all (about 100 bytes each)
+// at once.
+const readBatch = 1000
+
+// EachLiveRevocation calls apply with every revocation whose token has not
+// expired, a batch at a time, as they are read; the slice is apply's to
+// keep. On error, apply may have seen some of them.
+func (s *RevocationStore) EachLiveRevocation(ctx context.Context, apply func([]Revocation)) error {
+	return s.readRevocations(ctx, apply, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE expires_at > ?`, s.db.NowMillis())
+}
+
+// CountLiveRevocations returns how many revocations have not expired: how
+// big a set that holds them all must be. It counts the entries of the
+// expires_at index.
+func (s *RevocationStore) CountLiveRevocations(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRow(ctx, s.db, `SELECT COUNT(*) FROM nsauth_revocations WHERE expires_at > ?`, s.db.NowMillis()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting revocations: %w", err)
+	}
+	return n, nil
+}
+
+// IsAccessTokenRevoked reports whether the access token with this id (a
+// token's `jti`) was revoked before it expired: whether
+// nsauth_revocations, which every follower's set mirrors, holds it. The
+// row outlives the token's own record (deleted with its user or client),
+// and goes once the token has expired; the answer for an expired token
+// does not matter. One probe of the token_id index.
+func (s *RevocationStore) IsAccessTokenRevoked(ctx context.Context, id string) (bool, error) {
+	var one int
+	err := s.db.QueryRow(ctx, s.db, `SELECT 1 FROM nsauth_revocations WHERE token_id = ? LIMIT 1`, id).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("looking up a revocation: %w", err)
+	}
+	return true, nil
+}
+
+// RevocationsAfter is a SQLite follower's poll: it calls apply with the
+// revocations recorded after seq and returns the highest seq among them
+// (seq when there are none); one range of the primary key. Only on SQLite
+// do rows become visible in seq order, writers being serialised; on
+// PostgreSQL a later seq may commit first (see
+// [RevocationStore.RevokedSince]).
+func (s *RevocationStore) RevocationsAfter(ctx context.Context, seq int64, apply func([]Revocation)) (int64, error) {
+	last := seq
+	err := s.readRevocations(ctx, func(rs []Revocation) {
+		for _, r := range rs {
+			last = max(last, r.seq)
+		}
+		apply(rs)
+	}, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE seq > ? ORDER BY seq`, seq)
 	if err != nil {
-		return nil, seq, err
+		return seq, err
 	}
-	last = seq
-	for _, r := range rs {
-		last = max(last, r.seq)
-	}
-	return rs, last, nil
+	return last, nil
+}
+
+// RevokedSince is a PostgreSQL follower's periodic read: it calls apply
+// with the live revocations whose revoked_at is at or after since (Unix
+// milliseconds), a range of the revoked_at index.
+func (s *RevocationStore) RevokedSince(ctx context.Context, since int64, apply func([]Revocation)) error {
+	return s.readRevocations(ctx, apply, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE revoked_at >= ? AND expires_at > ?`,
+		since, s.db.NowMillis())
 }
 
 // lastRevocationSeq returns the highest seq recorded, 0 when none.
@@ -360,24 +417,32 @@ func (s *RevocationStore) lastRevocationSeq(ctx context.Context) (int64, error) 
 	return seq, nil
 }
 
-func (s *RevocationStore) readRevocations(ctx context.Context, query string, arg int64) ([]Revocation, error) {
-	rows, err := s.db.Query(ctx, s.db, query, arg)
+// readRevocations runs query and calls apply with its rows, readBatch at
+// a time; apply is not called with an empty batch.
+func (s *RevocationStore) readRevocations(ctx context.Context, apply func([]Revocation), query string, args ...any) error {
+	rows, err := s.db.Query(ctx, s.db, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading revocations: %w", err)
+		return fmt.Errorf("reading revocations: %w", err)
 	}
 	defer rows.Close()
-	var out []Revocation
+	batch := make([]Revocation, 0, readBatch)
 	for rows.Next() {
 		var r Revocation
 		var exp int64
 		if err := rows.Scan(&r.seq, &r.TokenID, &exp); err != nil {
-			return nil, fmt.Errorf("reading revocations: %w", err)
+			return fmt.Errorf("reading revocations: %w", err)
 		}
 		r.ExpiresAt = time.UnixMilli(exp)
-		out = append(out, r)
+		if batch = append(batch, r); len(batch) == readBatch {
+			apply(batch)
+			batch = make([]Revocation, 0, readBatch)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading revocations: %w", err)
+		return fmt.Errorf("reading revocations: %w", err)
 	}
-	return out, nil
+	if len(batch) > 0 {
+		apply(batch)
+	}
+	return nil
 }
