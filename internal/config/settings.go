@@ -42,6 +42,12 @@ const (
 	DefaultLinkTTL                          = 24 * time.Hour
 )
 
+// MaxClockSkew bounds NSAUTH_CLOCK_SKEW, how long past its expiry a
+// token is still accepted. The store keeps a revocation that long past
+// its token's expiry, so that a revoked token is refused for as long as
+// any verifier may accept it.
+const MaxClockSkew = 10 * time.Minute
+
 // BuiltinSigningAlgorithms are the algorithms the built-in provider signs
 // with (NSAUTH_SIGNING_ALGORITHM), the default first: RS256, what every
 // client accepts (OpenID Connect Core §15.1 makes it the one a provider
@@ -308,7 +314,7 @@ var (
 		Usage: "longest reuse of an introspection result (never past the token's exp)",
 		Doc:   "longest reuse of an introspection answer (never past the token's `exp`; `0s`: none)"}
 	sClockSkew = &Setting{Flag: "auth-clock-skew", Env: []string{"NSAUTH_CLOCK_SKEW"}, Default: "60s", Group: GroupTokens,
-		rule:  durationIn(0, 10*time.Minute, "is not a duration from 0s to 10m"),
+		rule:  durationIn(0, MaxClockSkew, "is not a duration from 0s to 10m"),
 		Usage: "tolerance on token exp/nbf/iat",
 		Doc:   "tolerance on `exp`/`nbf`/`iat`"}
 	sRedirectURIs = &Setting{Flag: "allowed-redirect-uri", Env: []string{"NSAUTH_ALLOWED_REDIRECT_URIS"}, Group: GroupTokens,

@@ -9,6 +9,7 @@ import (
 	"github.com/nsauth/nsauth/internal/store/accountlinks"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
 	"github.com/nsauth/nsauth/internal/store/devices"
+	"github.com/nsauth/nsauth/internal/store/revocations"
 	"github.com/nsauth/nsauth/internal/store/sessions"
 )
 
@@ -31,8 +32,10 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		{`DELETE FROM nsauth_auth_requests WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_auth_codes WHERE expires_at <= ?`, now.Add(-authrequests.CodeRetention).UnixMilli()},
 		{`DELETE FROM nsauth_device_authorizations WHERE expires_at <= ?`, now.Add(-devices.Retention).UnixMilli()},
-		{`DELETE FROM nsauth_access_tokens WHERE expires_at <= ?`, ms},
-		{`DELETE FROM nsauth_revocations WHERE expires_at <= ?`, ms},
+		// A token's record stays while a verifier may still accept it, so
+		// that revoking its user or grant still records it.
+		{`DELETE FROM nsauth_access_tokens WHERE expires_at <= ?`, now.Add(-revocations.Retention).UnixMilli()},
+		{`DELETE FROM nsauth_revocations WHERE expires_at <= ?`, now.Add(-revocations.Retention).UnixMilli()},
 		{`DELETE FROM nsauth_refresh_tokens WHERE expires_at <= ?`, ms},
 		{`DELETE FROM nsauth_login_attempts WHERE window_start <= ?`, now.Add(-time.Hour).UnixMilli()},
 		{`DELETE FROM nsauth_mfa_pending WHERE expires_at <= ?`, ms},

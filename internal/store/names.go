@@ -100,6 +100,8 @@ const (
 	DefaultResyncInterval = revocations.DefaultResyncInterval
 	// DefaultPollInterval is [revocations.DefaultPollInterval].
 	DefaultPollInterval = revocations.DefaultPollInterval
+	// RevocationRetention is [revocations.Retention].
+	RevocationRetention = revocations.Retention
 )
 
 // Device authorizations (package devices).

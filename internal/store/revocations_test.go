@@ -60,8 +60,8 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) {
 // TestRevocationsFollowed checks that each way of revoking access tokens
 // records the live ones and that a follower learns of them within a
 // second: through the same handle, and through another (another process,
-// for SQLite; another replica, for PostgreSQL). Expired tokens are marked
-// revoked but not recorded.
+// for SQLite; another replica, for PostgreSQL). Tokens expired for longer
+// than any clock skew are marked revoked but not recorded.
 func TestRevocationsFollowed(t *testing.T) {
 	t.Parallel()
 	type tokens struct{ live, expired, other string }
@@ -128,7 +128,7 @@ func TestRevocationsFollowed(t *testing.T) {
 					}
 					fl := follow(t, f.s, store.FollowConfig{ResyncInterval: time.Hour})
 					g := f.grantFor(t)
-					tk := tokens{live: f.accessToken(t, g, time.Hour), expired: f.accessToken(t, g, -time.Second), other: f.accessToken(t, "another-grant", time.Hour)}
+					tk := tokens{live: f.accessToken(t, g, time.Hour), expired: f.accessToken(t, g, -store.RevocationRetention-time.Second), other: f.accessToken(t, "another-grant", time.Hour)}
 					tt.revoke(t, f, s, g, tk.live)
 					within(t, time.Second, "the follower learns of the revocation", func() bool { return fl.has(tk.live) })
 					live, err := f.s.LiveRevocations(ctx)
@@ -205,7 +205,7 @@ func TestFollowerLoadsExisting(t *testing.T) {
 		if _, err := f.s.RevokeGrant(ctx, g, f.user.ID, "cli"); err != nil {
 			t.Fatal(err)
 		}
-		f.clock.Advance(2 * time.Minute)
+		f.clock.Advance(time.Minute + store.RevocationRetention + time.Second)
 		fl := follow(t, f.s, store.FollowConfig{})
 		if !fl.has(long) || fl.has(short) {
 			t.Fatalf("follower holds %v; want %s and not the expired %s", fl.ids, long, short)
@@ -213,6 +213,48 @@ func TestFollowerLoadsExisting(t *testing.T) {
 		// Expired revocations are collected with the rest.
 		if _, err := f.s.DeleteExpired(ctx); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestRevocationOutlivesItsTokenByTheClockSkew: a verifier accepts a token
+// for its clock skew past its expiry (NSAUTH_CLOCK_SKEW, at most 10
+// minutes), so a revocation is kept, loaded and answered that long after
+// its token expired, and a token revoked in that window is recorded: until
+// then, neither a replica that starts nor the store's answer to a full
+// set lets it through. Fails when revocations go at their token's expiry.
+func TestRevocationOutlivesItsTokenByTheClockSkew(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		f := newFixture(t, b)
+		g := f.grantFor(t)
+		early, late := f.accessToken(t, g, time.Minute), f.accessToken(t, "another-grant", time.Minute)
+		if err := f.s.RevokeAccessToken(ctx, early); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute + store.RevocationRetention - time.Second) // both expired, within the skew
+		// Revoked after its expiry, while a verifier may still accept it.
+		if err := f.s.RevokeAccessToken(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.s.DeleteExpired(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fl := follow(t, f.s, store.FollowConfig{})
+		for _, id := range []string{early, late} {
+			if !fl.has(id) {
+				t.Errorf("a replica starting now does not load the revocation of %s, expired within the skew", id)
+			}
+			if got, err := f.s.IsAccessTokenRevoked(ctx, id); err != nil || !got {
+				t.Errorf("IsAccessTokenRevoked(%s) within the skew = %v, %v; want true", id, got, err)
+			}
+		}
+		f.clock.Advance(2 * time.Second) // past the skew: nothing left to refuse
+		if _, err := f.s.DeleteExpired(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.s.IsAccessTokenRevoked(ctx, early); err != nil || got {
+			t.Errorf("IsAccessTokenRevoked after the skew = %v, %v; want the row collected", got, err)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/store/internal/core"
 )
 
@@ -28,6 +29,13 @@ type Revocation struct {
 
 	seq int64 // its row, when read from nsauth_revocations
 }
+
+// Retention is how long a revocation is kept, and read, after its
+// token's expiry: a verifier accepts an expired token for its clock skew
+// (NSAUTH_CLOCK_SKEW, at most config.MaxClockSkew), and must refuse a
+// revoked one all that time, from its set or, when the set is full, from
+// the store.
+const Retention = config.MaxClockSkew
 
 // revocationBatch bounds the rows of one INSERT into nsauth_revocations
 // and the entries of one PostgreSQL notification (whose payload must stay
@@ -106,7 +114,8 @@ type RevocationStore struct {
 
 // AccessTokens is the one place where access tokens are revoked: every
 // token w selects that is not revoked yet is marked revoked, and those
-// not yet expired are recorded in nsauth_revocations and published: on
+// live (not expired, or not for longer than [Retention]) are recorded in
+// nsauth_revocations and published: on
 // PostgreSQL by a notification that replicas receive when the transaction
 // commits, and to this process's followers (see
 // [RevocationStore.FollowRevocations]) after the commit. It returns how
@@ -138,7 +147,7 @@ func (r *Revoker) AccessTokens(ctx context.Context, q core.Querier, now int64, w
 			return 0, fmt.Errorf("revoking access tokens: %w", err)
 		}
 		n++
-		if exp > now {
+		if exp > now-Retention.Milliseconds() {
 			live = append(live, Revocation{TokenID: id, ExpiresAt: time.UnixMilli(exp)})
 		}
 	}
@@ -330,7 +339,12 @@ func (h *hooks) follow(f func([]Revocation)) {
 	h.followers = append(h.followers, f)
 }
 
-// LiveRevocations returns every revocation whose token has not expired.
+// liveAfter is the expiry (Unix ms) after which a revocation is live:
+// its token has not expired, or not for longer than [Retention].
+func (s *RevocationStore) liveAfter() int64 { return s.db.NowMillis() - Retention.Milliseconds() }
+
+// LiveRevocations returns every live revocation: whose token has not
+// expired, or not for longer than [Retention].
 // With many of them, [RevocationStore.EachLiveRevocation] takes less
 // memory.
 func (s *RevocationStore) LiveRevocations(ctx context.Context) ([]Revocation, error) {
@@ -344,19 +358,18 @@ func (s *RevocationStore) LiveRevocations(ctx context.Context) ([]Revocation, er
 // at once.
 const readBatch = 1000
 
-// EachLiveRevocation calls apply with every revocation whose token has not
-// expired, a batch at a time, as they are read; the slice is apply's to
+// EachLiveRevocation calls apply with every live revocation, a batch at a time, as they are read; the slice is apply's to
 // keep. On error, apply may have seen some of them.
 func (s *RevocationStore) EachLiveRevocation(ctx context.Context, apply func([]Revocation)) error {
-	return s.readRevocations(ctx, apply, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE expires_at > ?`, s.db.NowMillis())
+	return s.readRevocations(ctx, apply, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE expires_at > ?`, s.liveAfter())
 }
 
-// CountLiveRevocations returns how many revocations have not expired: how
+// CountLiveRevocations returns how many revocations are live: how
 // big a set that holds them all must be. It counts the entries of the
 // expires_at index.
 func (s *RevocationStore) CountLiveRevocations(ctx context.Context) (int, error) {
 	var n int
-	if err := s.db.QueryRow(ctx, s.db, `SELECT COUNT(*) FROM nsauth_revocations WHERE expires_at > ?`, s.db.NowMillis()).Scan(&n); err != nil {
+	if err := s.db.QueryRow(ctx, s.db, `SELECT COUNT(*) FROM nsauth_revocations WHERE expires_at > ?`, s.liveAfter()).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting revocations: %w", err)
 	}
 	return n, nil
@@ -405,7 +418,7 @@ func (s *RevocationStore) RevocationsAfter(ctx context.Context, seq int64, apply
 // milliseconds), a range of the revoked_at index.
 func (s *RevocationStore) RevokedSince(ctx context.Context, since int64, apply func([]Revocation)) error {
 	return s.readRevocations(ctx, apply, `SELECT seq, token_id, expires_at FROM nsauth_revocations WHERE revoked_at >= ? AND expires_at > ?`,
-		since, s.db.NowMillis())
+		since, s.liveAfter())
 }
 
 // lastRevocationSeq returns the highest seq recorded, 0 when none.
