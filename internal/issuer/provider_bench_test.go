@@ -1,6 +1,7 @@
 package issuer_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -35,10 +36,11 @@ func benchHarness(b *testing.B) *harness {
 	return newHarness(b, sqlite(), func(c *issuer.Config) {
 		c.MachineTokensPerMinute = -1
 		c.MachineTokensPerAddressPerMinute = -1
-		a, err := audit.New(audit.Config{Key: []byte("an audit key of thirty-two bytes"), Sink: c.Store, Now: c.Now, Replica: "bench"})
+		a, err := audit.New(audit.Config{Key: []byte("an audit key of thirty-two bytes"), Sink: c.Store, Now: c.Now, Replica: "bench", GroupCommit: true})
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { _ = a.Close(context.Background()) })
 		c.Audit = a
 	})
 }
