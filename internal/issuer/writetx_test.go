@@ -12,6 +12,8 @@ import (
 
 	sqlitedriver "modernc.org/sqlite"
 
+	"golang.org/x/oauth2"
+
 	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/store/storetest"
@@ -86,7 +88,8 @@ func (s *heldSink) hold() (let func()) {
 
 // TestOneWriteTransactionPerToken: issuing a token by client credentials
 // or a refresh commits one write transaction of its own, the token's
-// record (with the refresh token's rotation); its audit event is
+// record (with the refresh token's rotation; a code exchange's refresh
+// and access tokens share one too); its audit event is
 // committed with the events of the requests beside it by the audit
 // trail's group commit, in one transaction per batch. With the audit
 // writer held on the event of a first request, n more concurrent requests
@@ -110,40 +113,52 @@ func TestOneWriteTransactionPerToken(t *testing.T) {
 	dir := storetest.SQLiteDir(t, h.st)
 	id, secret := h.machine("writer", []string{"read"}, 0)
 	const n = 4
-	var refreshTokens []string
+	var refreshTokens, codes, verifiers []string
 	for range n + 1 {
 		refreshTokens = append(refreshTokens, h.tokens(nil).RefreshToken)
+		v := oauth2.GenerateVerifier()
+		codes, verifiers = append(codes, h.login(v, nil)), append(verifiers, v)
 	}
 	if commits(dir) == 0 {
 		t.Fatal("no commit was counted: the hook is not watching the harness's database")
 	}
-	issue := map[string]func(i int) tokenResponse{
-		"client credentials": func(int) tokenResponse { return h.clientCredentials(id, secret, nil, false) },
-		"refresh":            func(i int) tokenResponse { return h.refresh(refreshTokens[i]) },
+	tests := []struct {
+		name  string
+		issue func(i int) tokenResponse
+		// before is a token's write transactions before its event is
+		// recorded, writes all of them but its event's. A code exchange
+		// redeems the code before it records its tokens, and forgets the
+		// auth request after its event.
+		before, writes int64
+	}{
+		{"client credentials", func(int) tokenResponse { return h.clientCredentials(id, secret, nil, false) }, 1, 1},
+		{"refresh", func(i int) tokenResponse { return h.refresh(refreshTokens[i]) }, 1, 1},
+		{"code exchange", func(i int) tokenResponse { return h.exchange(codes[i], verifiers[i]) }, 2, 3},
 	}
-	for _, name := range []string{"client credentials", "refresh"} {
+	for _, tc := range tests {
+		name, issue := tc.name, tc.issue
 		t.Run(name, func(t *testing.T) {
 			let := sink.hold()
 			var once sync.Once
 			defer once.Do(let)
 			answers := make(chan tokenResponse, n+1)
 			before := commits(dir)
-			go func() { answers <- issue[name](n) }()
+			go func() { answers <- issue(n) }()
 			select {
 			case <-sink.started: // the writer holds the first request's event
 			case <-time.After(10 * time.Second):
 				t.Fatal("no audit batch was written: group commit is off")
 			}
 			for i := range n {
-				go func() { answers <- issue[name](i) }()
+				go func() { answers <- issue(i) }()
 			}
 			for deadline := time.Now().Add(10 * time.Second); auditor.Queued() < n; time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%d events queued, want %d", auditor.Queued(), n)
 				}
 			}
-			if got := commits(dir) - before; got != n+1 {
-				t.Errorf("%d tokens made %d write transactions, want %d", n+1, got, n+1)
+			if got, want := commits(dir)-before, tc.before*(n+1); got != want {
+				t.Errorf("%d tokens made %d write transactions, want %d", n+1, got, want)
 			}
 			once.Do(let)
 			for range n + 1 {
@@ -151,8 +166,8 @@ func TestOneWriteTransactionPerToken(t *testing.T) {
 					t.Fatalf("HTTP %d %s", tr.status, tr.Error)
 				}
 			}
-			if got := commits(dir) - before; got != n+3 {
-				t.Errorf("with their events, %d tokens made %d write transactions, want %d", n+1, got, n+3)
+			if got, want := commits(dir)-before, tc.writes*(n+1)+2; got != want {
+				t.Errorf("with their events, %d tokens made %d write transactions, want %d", n+1, got, want)
 			}
 		})
 	}
@@ -161,7 +176,7 @@ func TestOneWriteTransactionPerToken(t *testing.T) {
 	for _, e := range events {
 		count[e.Type]++
 	}
-	for _, typ := range []audit.Type{audit.ClientCredentialsGrant, audit.RefreshRotated} {
+	for _, typ := range []audit.Type{audit.ClientCredentialsGrant, audit.RefreshRotated, audit.CodeExchanged} {
 		if count[typ] < n+1 {
 			t.Errorf("%d %s events stored, want %d or more", count[typ], typ, n+1)
 		}
