@@ -64,6 +64,12 @@ func newAuditor(ctx context.Context, st *store.Store, b config.Builtin, deps Dep
 // this, GroupCommit would quietly write one event per transaction.
 var _ audit.BatchSink = (*store.Store)(nil)
 
+// And a failed batch reaches its requests' store.WatchOutage, so that
+// they answer 503 when the database is unavailable, as before.
+var _ interface {
+	NoteBatchFailure(ctx context.Context, err error)
+} = (*store.Store)(nil)
+
 // auditCloseTimeout bounds how long closing the server waits for the
 // audit events still queued to be written: the queue is at most
 // audit.DefaultQueueLength events, written audit.MaxBatch at a time.

@@ -38,6 +38,15 @@ type BatchSink interface {
 	InsertAuditEvents(ctx context.Context, es []Event) error
 }
 
+// batchFailureNoter is a [BatchSink] that wants to know of the requests
+// whose batch failed, under their contexts: the batch was written under
+// a context of its own. The store reports an unavailable database to the
+// request (store.WatchOutage), which then answers 503 as it would had it
+// written the event itself.
+type batchFailureNoter interface {
+	NoteBatchFailure(ctx context.Context, err error)
+}
+
 // DefaultQueueLength is the default of Config.QueueLength.
 const DefaultQueueLength = 4096
 
@@ -115,6 +124,9 @@ func (a *Auditor) recordGrouped(ctx context.Context, e Event) (done bool, err er
 		select {
 		case err := <-q.done:
 			if err != nil {
+				if n, ok := a.cfg.Sink.(batchFailureNoter); ok {
+					n.NoteBatchFailure(ctx, err)
+				}
 				errs = append(errs, fmt.Errorf("storing: %w", err))
 			}
 		case <-t.C:

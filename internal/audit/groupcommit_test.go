@@ -276,3 +276,39 @@ func (l *lockedLog) String() string {
 }
 
 func (l *lockedLog) contains(s string) bool { return strings.Contains(l.String(), s) }
+
+// noterSink is a batchSink that keeps the contexts NoteBatchFailure was
+// told of.
+type noterSink struct {
+	*batchSink
+	mu    sync.Mutex
+	noted []context.Context
+}
+
+func (s *noterSink) NoteBatchFailure(ctx context.Context, _ error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noted = append(s.noted, ctx)
+}
+
+type requestKey struct{}
+
+// TestGroupCommitFailureReachesTheRequest: a batch that fails is reported
+// to the sink under the context of each Record whose event it held, so
+// that the store can tell the request its database is unavailable.
+func TestGroupCommitFailureReachesTheRequest(t *testing.T) {
+	t.Parallel()
+	sink := &noterSink{batchSink: newBatchSink(false)}
+	sink.err = errors.New("the database is unreachable")
+	a := newAuditor(t, audit.Config{Sink: sink, Required: true, GroupCommit: true})
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	ctx := context.WithValue(context.Background(), requestKey{}, "request-1")
+	if err := a.Record(ctx, audit.Event{Type: audit.LoginSucceeded}); !errors.Is(err, audit.ErrNotRecorded) {
+		t.Fatalf("Record = %v, want ErrNotRecorded", err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.noted) != 1 || sink.noted[0].Value(requestKey{}) != "request-1" {
+		t.Errorf("the failure was noted under %v, want the Record's context", sink.noted)
+	}
+}

@@ -53,6 +53,14 @@ func (s *AuditStore) InsertAuditEvents(ctx context.Context, es []audit.Event) er
 	})
 }
 
+// NoteBatchFailure tells the store's Outage of ctx (store.WatchOutage)
+// about err, the failure of the batch that held an event recorded under
+// ctx, when the database was unavailable: the batch ran under a context
+// of its own, and the request whose event failed answers as if its own
+// write had. It implements the optional interface of audit's group
+// commit.
+func (s *AuditStore) NoteBatchFailure(ctx context.Context, err error) { core.NoteOutage(ctx, err) }
+
 // auditColumns are the columns of one event's row, in the order of
 // auditValues.
 const auditColumns = `(at, type, outcome, subject, username, client_id, client_addr, user_agent, trace_id, replica, reason, actor, target, refs, agg_key, agg_count)`
