@@ -17,9 +17,13 @@ import (
 // the store and, when NSAUTH_AUDIT_LOG names one, to a JSON-lines stream.
 // Its HMAC key is an instance secret, sealed like the others and shared by
 // replicas, so one ref finds a token's events whichever replica recorded
-// them. The returned function streams the aggregated rows of refusals it
-// still holds (the issuer's maintenance streams those of ended minutes)
-// and closes the stream's file: call it before the store closes.
+// them. Its events are stored with group commit (audit.Config.GroupCommit):
+// a token's event shares a write transaction with the events of the
+// requests beside it instead of taking one of its own. The returned
+// function writes the events still queued, streams the aggregated rows of
+// refusals it still holds (the issuer's maintenance streams those of
+// ended minutes) and closes the stream's file: call it before the store
+// closes.
 func newAuditor(ctx context.Context, st *store.Store, b config.Builtin, deps Deps, logger *slog.Logger) (*audit.Auditor, func() error, error) {
 	noClose := func() error { return nil }
 	key, err := AuditKey(ctx, st)
@@ -41,16 +45,35 @@ func newAuditor(ctx context.Context, st *store.Store, b config.Builtin, deps Dep
 		Logger:   logger.With("component", "audit"),
 
 		RefusalRowsPerMinute: b.AuditRefusalRowsPerMinute,
+		GroupCommit:          true,
 	})
 	if err != nil {
 		_ = stream.Close()
 		return nil, noClose, err
 	}
 	return a, func() error {
-		a.FlushRefusals(context.Background(), true)
-		return stream.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), auditCloseTimeout)
+		defer cancel()
+		err := a.Close(ctx)
+		a.FlushRefusals(ctx, true)
+		return errors.Join(err, stream.Close())
 	}, nil
 }
+
+// The store takes the audit events of group commit in batches: without
+// this, GroupCommit would quietly write one event per transaction.
+var _ audit.BatchSink = (*store.Store)(nil)
+
+// And a failed batch reaches its requests' store.WatchOutage, so that
+// they answer 503 when the database is unavailable, as before.
+var _ interface {
+	NoteBatchFailure(ctx context.Context, err error)
+} = (*store.Store)(nil)
+
+// auditCloseTimeout bounds how long closing the server waits for the
+// audit events still queued to be written: the queue is at most
+// audit.DefaultQueueLength events, written audit.MaxBatch at a time.
+const auditCloseTimeout = 30 * time.Second
 
 // AuditKey returns the audit trail's HMAC key from st, made at first use:
 // st must hold the secret key (see [OpenSealedStore]).

@@ -74,6 +74,7 @@ func startBuiltin(ctx, bg context.Context, cfg *config.Server, addr net.Addr, us
 	bp.audit = auditor
 	bp.close = func() error { return errors.Join(closeAudit(), closeStore()) }
 	metrics.AuditRefusalsDropped(auditor.RefusalsDropped)
+	metrics.AuditQueued(auditor.Queued)
 	boot, err := issuer.Bootstrap(ctx, st, issuer.BootstrapConfig{AdminUser: b.AdminUser, AdminPassword: b.AdminPassword})
 	if err != nil {
 		return bp, fmt.Errorf("preparing the built-in provider: %w", err)

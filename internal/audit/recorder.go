@@ -99,6 +99,17 @@ type Config struct {
 	// RefusalsDropped row of its type and reason instead. Zero means
 	// [DefaultRefusalRowsPerMinute].
 	RefusalRowsPerMinute int
+	// GroupCommit, when the Sink is a [BatchSink], has one goroutine store
+	// the events of Record, those that wait together in one write (see
+	// groupcommit.go); Record still returns once its row is committed.
+	// The owner MUST call [Auditor.Close] before closing the Sink, or the
+	// writer goroutine is left running. Default false: each event is
+	// written by its Record, which suits a command that records a few.
+	GroupCommit bool
+	// QueueLength bounds the events GroupCommit holds queued: past it,
+	// Record waits up to WriteTimeout for room, and fails as a write that
+	// failed. Zero means [DefaultQueueLength].
+	QueueLength int
 }
 
 // Auditor is the [Recorder] of a running server.
@@ -106,6 +117,8 @@ type Auditor struct {
 	cfg      Config
 	failures atomic.Uint64
 	refusals *refusals
+	// group is the queue of Config.GroupCommit; nil without.
+	group *groupCommit
 }
 
 // New returns an Auditor.
@@ -125,7 +138,15 @@ func New(cfg Config) (*Auditor, error) {
 	if cfg.RefusalRowsPerMinute <= 0 {
 		cfg.RefusalRowsPerMinute = DefaultRefusalRowsPerMinute
 	}
-	return &Auditor{cfg: cfg, refusals: newRefusals(cfg.RefusalRowsPerMinute)}, nil
+	if cfg.QueueLength <= 0 {
+		cfg.QueueLength = DefaultQueueLength
+	}
+	a := &Auditor{cfg: cfg, refusals: newRefusals(cfg.RefusalRowsPerMinute)}
+	if bs, ok := cfg.Sink.(BatchSink); ok && cfg.GroupCommit {
+		a.group = &groupCommit{sink: bs, queue: make(chan queued, cfg.QueueLength), stopped: make(chan struct{})}
+		go a.commitLoop()
+	}
+	return a, nil
 }
 
 // Ref is [Hash] under the Auditor's key, or "" without a key.
@@ -143,6 +164,11 @@ func (a *Auditor) Failures() uint64 { return a.failures.Load() }
 // Record implements [Recorder].
 func (a *Auditor) Record(ctx context.Context, e Event) error {
 	e = a.fill(ctx, e)
+	if a.group != nil && e.Type.Valid() {
+		if done, err := a.recordGrouped(ctx, e); done {
+			return err
+		}
+	}
 	return a.write(ctx, e, func(wctx context.Context) error { return a.cfg.Sink.InsertAuditEvent(wctx, e) }, true)
 }
 

@@ -73,6 +73,17 @@ func (m *AuthMetrics) AuditRefusalsDropped(dropped func() uint64) {
 	}, func() float64 { return float64(dropped()) }))
 }
 
+// AuditQueued exports queued, read at each scrape, as
+// nsauth_audit_queued_events: the audit events waiting for the group
+// commit of the built-in provider's audit trail (audit.Auditor.Queued).
+// Call it once.
+func (m *AuthMetrics) AuditQueued(queued func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "nsauth", Name: "audit_queued_events",
+		Help: "Audit events waiting to be written by the audit trail's group commit; each request that recorded one waits for it.",
+	}, func() float64 { return float64(queued()) }))
+}
+
 // Login counts a password login's outcome.
 func (m *AuthMetrics) Login(outcome string) { m.logins.WithLabelValues(outcome).Inc() }
 

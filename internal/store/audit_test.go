@@ -421,3 +421,49 @@ func TestAuditRefusalRowsAreBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestInsertAuditEvents: a batch of group commit stores each event as the
+// row InsertAuditEvent stores for it, in the order given, however many
+// statements it takes (more than audit.MaxBatch events take two).
+func TestInsertAuditEvents(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		for _, n := range []int{1, 3, audit.MaxBatch + 6} {
+			var es []audit.Event
+			for i := range n {
+				e := audit.Event{Time: auditT0.Add(time.Duration(i) * time.Millisecond), Type: audit.ClientCredentialsGrant, Outcome: audit.Success,
+					Subject: fmt.Sprintf("s%d", i), ClientID: "machine", ClientAddr: "192.0.2.1", UserAgent: "ua", TraceID: "t", Replica: "r1"}
+				if i%2 == 0 {
+					e.Outcome, e.Reason, e.Refs = audit.Failure, "invalid_scope", map[string]string{audit.RefToken: audit.Hash([]byte("k"), fmt.Sprint(i))}
+				}
+				es = append(es, e)
+			}
+			batched, single := b.Open(t, store.Options{}), b.Open(t, store.Options{})
+			if err := batched.InsertAuditEvents(context.Background(), es); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				if err := single.InsertAuditEvent(context.Background(), e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := batched.AuditEvents(context.Background(), store.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := single.AuditEvents(context.Background(), store.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				got[i].ID = 0
+			}
+			for i := range want {
+				want[i].ID = 0
+			}
+			if len(got) != n || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%d events: stored in a batch\n%v\none by one\n%v", n, got, want)
+			}
+		}
+	})
+}

@@ -275,11 +275,8 @@ func (s *tokens) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenR
 		rr.retried = rot.Retried
 		return at.ID, rot.Value, at.ExpiresAt, nil
 	}
-	if _, err := s.store.CreateRefreshToken(ctx, value, g, exp); err != nil {
-		return "", "", time.Time{}, InternalError("storing the refresh token", err)
-	}
-	if err := s.store.RecordAccessToken(ctx, at); err != nil {
-		return "", "", time.Time{}, InternalError("recording the access token", err)
+	if _, err := s.store.CreateRefreshTokenWithAccess(ctx, value, g, exp, at); err != nil {
+		return "", "", time.Time{}, InternalError("storing the refresh and access tokens", err)
 	}
 	return at.ID, value, at.ExpiresAt, nil
 }

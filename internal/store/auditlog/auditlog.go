@@ -15,7 +15,7 @@ import (
 	"github.com/nsauth/nsauth/internal/store/internal/core"
 )
 
-// AuditStore keeps the audit trail. It implements audit.Sink.
+// AuditStore keeps the audit trail. It implements audit.BatchSink.
 type AuditStore struct {
 	db *core.DB
 }
@@ -32,6 +32,77 @@ func (s *AuditStore) InsertAuditEvent(ctx context.Context, e audit.Event) error 
 	return s.insertAuditEvent(ctx, "", e)
 }
 
+// InsertAuditEvents stores each event as a row of its own, in the order
+// given, all or none: one multi-row INSERT, one write transaction, for up
+// to [audit.MaxBatch] events (more take one statement per MaxBatch, in one
+// transaction). It implements audit.BatchSink, for the group commit of
+// audit.Config.GroupCommit.
+func (s *AuditStore) InsertAuditEvents(ctx context.Context, es []audit.Event) error {
+	if len(es) <= audit.MaxBatch {
+		return s.insertAuditEvents(ctx, s.db, es)
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for rest := es; len(rest) > 0; {
+			n := min(len(rest), audit.MaxBatch)
+			if err := s.insertAuditEvents(ctx, tx, rest[:n]); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		return nil
+	})
+}
+
+// NoteBatchFailure tells the store's Outage of ctx (store.WatchOutage)
+// about err, the failure of the batch that held an event recorded under
+// ctx, when the database was unavailable: the batch ran under a context
+// of its own, and the request whose event failed answers as if its own
+// write had. It implements the optional interface of audit's group
+// commit.
+func (s *AuditStore) NoteBatchFailure(ctx context.Context, err error) { core.NoteOutage(ctx, err) }
+
+// auditColumns are the columns of one event's row, in the order of
+// auditValues.
+const auditColumns = `(at, type, outcome, subject, username, client_id, client_addr, user_agent, trace_id, replica, reason, actor, target, refs, agg_key, agg_count)`
+
+// auditRow is the placeholders of one row of auditColumns.
+const auditRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// auditValues appends to args the values of e's row, stored under key
+// ("": a row of its own).
+func auditValues(args []any, key string, e audit.Event) ([]any, error) {
+	var refs string
+	if len(e.Refs) > 0 {
+		b, err := json.Marshal(e.Refs)
+		if err != nil {
+			return nil, fmt.Errorf("encoding audit refs: %w", err)
+		}
+		refs = string(b)
+	}
+	return append(args, e.Time.UnixMilli(), string(e.Type), string(e.Outcome), e.Subject, e.Username, e.ClientID, e.ClientAddr,
+		e.UserAgent, e.TraceID, e.Replica, e.Reason, e.Actor, e.Target, refs, sql.NullString{String: key, Valid: key != ""}, e.Count), nil
+}
+
+// insertAuditEvents inserts es, each a row of its own, with one statement
+// on q.
+func (s *AuditStore) insertAuditEvents(ctx context.Context, q core.Querier, es []audit.Event) error {
+	if len(es) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 16*len(es))
+	var err error
+	for _, e := range es {
+		if args, err = auditValues(args, "", e); err != nil {
+			return err
+		}
+	}
+	query := `INSERT INTO nsauth_audit_events ` + auditColumns + ` VALUES ` + auditRow + strings.Repeat(`, `+auditRow, len(es)-1)
+	if _, err := s.db.Exec(ctx, q, query, args...); err != nil {
+		return fmt.Errorf("storing %d audit events: %w", len(es), err)
+	}
+	return nil
+}
+
 // CountAuditEvent adds e.Count to the aggregated row stored under key,
 // storing e as that row when there is none: one INSERT ... ON CONFLICT DO
 // UPDATE, so that replicas adding to one row at once lose no count. It
@@ -46,25 +117,15 @@ func (s *AuditStore) CountAuditEvent(ctx context.Context, key string, e audit.Ev
 // insertAuditEvent inserts e, or with a key, adds its count to the row of
 // that key.
 func (s *AuditStore) insertAuditEvent(ctx context.Context, key string, e audit.Event) error {
-	var refs string
-	if len(e.Refs) > 0 {
-		b, err := json.Marshal(e.Refs)
-		if err != nil {
-			return fmt.Errorf("encoding audit refs: %w", err)
-		}
-		refs = string(b)
+	args, err := auditValues(nil, key, e)
+	if err != nil {
+		return err
 	}
-	q := `INSERT INTO nsauth_audit_events
-		(at, type, outcome, subject, username, client_id, client_addr, user_agent, trace_id, replica, reason, actor, target, refs, agg_key, agg_count)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	aggKey := sql.NullString{String: key, Valid: key != ""}
-	if aggKey.Valid {
+	q := `INSERT INTO nsauth_audit_events ` + auditColumns + ` VALUES ` + auditRow
+	if key != "" {
 		q += ` ON CONFLICT (agg_key) DO UPDATE SET agg_count = nsauth_audit_events.agg_count + excluded.agg_count`
 	}
-	_, err := s.db.Exec(ctx, s.db, q,
-		e.Time.UnixMilli(), string(e.Type), string(e.Outcome), e.Subject, e.Username, e.ClientID, e.ClientAddr,
-		e.UserAgent, e.TraceID, e.Replica, e.Reason, e.Actor, e.Target, refs, aggKey, e.Count)
-	if err != nil {
+	if _, err := s.db.Exec(ctx, s.db, q, args...); err != nil {
 		return fmt.Errorf("storing an audit event: %w", err)
 	}
 	return nil

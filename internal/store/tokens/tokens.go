@@ -63,6 +63,24 @@ func (s *TokenStore) CreateRefreshToken(ctx context.Context, value string, g Gra
 	return id, nil
 }
 
+// CreateRefreshTokenWithAccess is [TokenStore.CreateRefreshToken] that
+// also records at, the access token issued beside the refresh token (its
+// CreatedAt set to now), in the same write transaction: a code exchange
+// stores its tokens with one commit, not two. A nil at records none.
+func (s *TokenStore) CreateRefreshTokenWithAccess(ctx context.Context, value string, g Grant, expiresAt time.Time, at *AccessToken) (string, error) {
+	id := core.NewID()
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.insertRefreshToken(ctx, tx, id, value, g, expiresAt); err != nil {
+			return err
+		}
+		return s.recordAccessToken(ctx, tx, at)
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
 func (s *TokenStore) insertRefreshToken(ctx context.Context, q core.Querier, id, value string, g Grant, expiresAt time.Time) error {
 	_, err := s.db.Exec(ctx, q, `INSERT INTO nsauth_refresh_tokens (id, token_hash, family_id, user_id, client_id, scopes, audience,
 		resources, auth_time, amr, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

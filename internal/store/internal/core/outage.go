@@ -49,3 +49,9 @@ func noteOutage(ctx context.Context, err error) error {
 	o.mu.Unlock()
 	return err
 }
+
+// NoteOutage is noteOutage for a sub-store that writes, on a context of
+// its own, what a request under ctx is waiting for (the audit trail's
+// batches): ctx's Outage learns of an unavailable database as if the
+// request had written itself.
+func NoteOutage(ctx context.Context, err error) { noteOutage(ctx, err) }
