@@ -19,6 +19,7 @@ type benchOptions struct {
 	scenarios   string
 	json        bool
 	cpuProfile  string
+	scale       scaleOptions
 }
 
 func newBenchCommand(app *cli.App) *cobra.Command {
@@ -50,6 +51,9 @@ that need a provider show "—".`,
   go tool pprof -top -tagfocus side=nsauth cpu.out`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.scale.users != 0 || cmd.Flags().Changed("scale") {
+				return opts.runScale(cmd, app)
+			}
 			cfg, err := opts.config(app)
 			if err != nil {
 				return err
@@ -71,6 +75,7 @@ that need a provider show "—".`,
 	f.StringVar(&opts.scenarios, "scenarios", "", "comma-separated scenarios (default all: "+strings.Join(bench.Scenarios, ", ")+")")
 	f.BoolVar(&opts.json, "json", false, "print JSON instead of a table")
 	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof; servers' samples are labelled side=nsauth or side=ceiling)")
+	opts.scale.register(f)
 	return cmd
 }
 
