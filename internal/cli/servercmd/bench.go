@@ -39,7 +39,13 @@ Each scenario that needs no provider also runs, back to back with nsauth,
 against a ceiling: a bare connect-go server for the same AuthService with
 constant answers and the same HTTP and Connect settings. nsauth/ceiling is
 the ratio of the two throughputs (the median of each run's pair); scenarios
-that need a provider show "—".`,
+that need a provider show "—".
+
+With --scale N, it compares instead an empty store with one seeded with N users,
+10×N audit events and N live revocations (SQLite, or PostgreSQL in a schema of its
+own with --database-url): the server's start and heap, login p50, CheckToken
+throughput, nsauth audit --user, --since and --ref, users list, and the data
+size per million rows.`,
 		Example: `  # The full matrix: 3 runs × 9 scenarios × 2 protocols × 3 concurrencies
   nsauth bench
 
@@ -48,7 +54,10 @@ that need a provider show "—".`,
 
   # Where does GetAuthorizeUrl spend its time in nsauth's server?
   nsauth bench --runs 1 --scenarios GetAuthorizeUrl --concurrency 16 --cpuprofile cpu.out
-  go tool pprof -top -tagfocus side=nsauth cpu.out`,
+  go tool pprof -top -tagfocus side=nsauth cpu.out
+
+  # A million users, ten million audit events, a million live revocations
+  nsauth bench --scale 1000000`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.scale.users != 0 || cmd.Flags().Changed("scale") {
