@@ -60,7 +60,10 @@ size per million rows.`,
   nsauth bench --scale 1000000`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.scale.users != 0 || cmd.Flags().Changed("scale") {
+			if scale, err := opts.scale.requested(cmd); scale || err != nil {
+				if err != nil {
+					return err
+				}
 				return opts.runScale(cmd, app)
 			}
 			cfg, err := opts.config(app)

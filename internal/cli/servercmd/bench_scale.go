@@ -30,6 +30,20 @@ func (o *scaleOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.databaseURL, "database-url", "", "scale mode: run on PostgreSQL, in a schema of its own created in this database (postgres:// URL) and dropped afterwards; default SQLite in a temporary directory")
 }
 
+// requested reports whether the command runs in scale mode: --scale was
+// given. The scale mode's other flags without it are a usage error.
+func (o *scaleOptions) requested(cmd *cobra.Command) (bool, error) {
+	if cmd.Flags().Changed("scale") {
+		return true, nil
+	}
+	for _, name := range []string{"scale-events", "scale-revocations", "scale-logins", "scale-queries", "database-url"} {
+		if cmd.Flags().Changed(name) {
+			return false, cli.UsageErrorf("--%s goes with --scale", name)
+		}
+	}
+	return false, nil
+}
+
 // scaleConfig turns the flags into a scale run's configuration.
 func (o *benchOptions) scaleConfig(cmd *cobra.Command, app *cli.App) (bench.ScaleConfig, error) {
 	s := o.scale
