@@ -362,7 +362,7 @@ func scaleDataFor(ctx context.Context, cfg ScaleConfig, b config.Builtin, client
 
 // analyze updates PostgreSQL's statistics of the current schema's tables.
 func analyze(ctx context.Context, conn *pgx.Conn) error {
-	for _, t := range []string{"nsauth_users", "nsauth_audit_events", "nsauth_access_tokens", "nsauth_revocations"} {
+	for _, t := range []string{"nsauth_users", "nsauth_audit_events", "nsauth_audit_refs", "nsauth_access_tokens", "nsauth_revocations"} {
 		if _, err := conn.Exec(ctx, "ANALYZE "+t); err != nil {
 			return fmt.Errorf("analyzing %s: %w", t, err)
 		}
