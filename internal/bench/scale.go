@@ -51,6 +51,10 @@ type ScaleConfig struct {
 	// UsersListTimeout bounds the time of `nsauth users list`, which reads
 	// every user. Default 2 minutes.
 	UsersListTimeout time.Duration
+	// IdleWindow is how long the server stands idle after its start while
+	// its CPU is measured: longer than the revocation set's resync
+	// interval. Default 35 s.
+	IdleWindow time.Duration
 	// DistinctTokens is as in [Config].
 	DistinctTokens int
 	// Progress receives a line per step. Optional.
@@ -109,6 +113,11 @@ type ScalePhase struct {
 	// the phase before was released, the RSS may still hold it.
 	HeapBytes uint64 `json:"heap_bytes"`
 	RSSBytes  int64  `json:"rss_bytes"`
+	// IdleCPUPercent is the CPU the process spent while the server stood
+	// idle for [idleWindow] after its start, in percent of one core: what
+	// the server does in the background (following and resyncing the
+	// revocation set, among the rest).
+	IdleCPUPercent float64 `json:"idle_cpu_percent"`
 	// LoginP50Millis is the median of whole logins: GetAuthorizeUrl, the
 	// provider's login page and form, the code exchanged by LoginCli.
 	LoginP50Millis float64 `json:"login_p50_ms"`
@@ -221,6 +230,9 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (_ *ScaleReport, err error) 
 	}
 	if cfg.DistinctTokens <= 0 {
 		cfg.DistinctTokens = authn.DefaultCacheEntries + distinctMargin
+	}
+	if cfg.IdleWindow <= 0 {
+		cfg.IdleWindow = 35 * time.Second
 	}
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
@@ -388,6 +400,14 @@ func measurePhase(ctx context.Context, cfg ScaleConfig, st *scaleStore, d *scale
 	runtime.ReadMemStats(&ms)
 	p.HeapBytes, p.RSSBytes = ms.HeapInuse, procStatus("VmRSS")
 	fmt.Fprintf(cfg.Progress, "  server started in %.0f ms, heap %.1f MiB, RSS %.1f MiB\n", p.StartMillis, float64(p.HeapBytes)/(1<<20), float64(p.RSSBytes)/(1<<20))
+	cpu0, t0 := selfCPU(), time.Now()
+	select {
+	case <-ctx.Done():
+		return p, ctx.Err()
+	case <-time.After(cfg.IdleWindow):
+	}
+	p.IdleCPUPercent = 100 * float64(selfCPU()-cpu0) / float64(time.Since(t0))
+	fmt.Fprintf(cfg.Progress, "  idle for %s: %.1f %% of a core\n", cfg.IdleWindow, p.IdleCPUPercent)
 
 	tg.distinctTokens, tg.progress = cfg.DistinctTokens, cfg.Progress
 	var logins []time.Duration

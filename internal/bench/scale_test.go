@@ -25,7 +25,7 @@ func TestRunScale(t *testing.T) {
 			cfg := bench.ScaleConfig{
 				Users: 200, Events: 2000, Revocations: 150,
 				Duration: 100 * time.Millisecond, Runs: 1, Logins: 5, Queries: 3,
-				DistinctTokens: 16,
+				DistinctTokens: 16, IdleWindow: 200 * time.Millisecond,
 			}
 			if backend == "postgres" {
 				cfg.DatabaseURL = storetest.PostgresURL(t)
@@ -64,6 +64,9 @@ func TestRunScale(t *testing.T) {
 					if v <= 0 {
 						t.Errorf("%s store: %s is %v", p.name, name, v)
 					}
+				}
+				if ph.IdleCPUPercent < 0 { // zero is possible in a short window
+					t.Errorf("%s store: idle CPU %v %%", p.name, ph.IdleCPUPercent)
 				}
 				if ph.UsersListTimedOut {
 					t.Errorf("%s store: users list timed out", p.name)
