@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -95,8 +96,30 @@ func startTarget(ctx context.Context, algorithm string) (_ *target, err error) {
 			_ = os.RemoveAll(dir)
 		}
 	}()
+	cfg, err := serverConfig(map[string]string{"NSAUTH_DATA_DIR": dir, "NSAUTH_SIGNING_ALGORITHM": algorithm})
+	if err != nil {
+		return nil, err
+	}
+	tg := &target{maxRequestBytes: cfg.MaxRequestBytes, algorithm: algorithm}
+	if err = tg.prepareStore(ctx, cfg.Auth.Builtin); err != nil {
+		return nil, err
+	}
+	if err := tg.start(ctx, cfg); err != nil {
+		return nil, err
+	}
+	stop := tg.stop
+	tg.stop = func() {
+		stop()
+		_ = os.RemoveAll(dir)
+	}
+	return tg, nil
+}
+
+// serverConfig is the configuration of the server under test on the store
+// that storeEnv's settings name: no rate limit, and access tokens that
+// outlive the run.
+func serverConfig(storeEnv map[string]string) (*config.Server, error) {
 	env := map[string]string{
-		"NSAUTH_DATA_DIR": dir,
 		// Measuring throughput means calling far beyond any sane
 		// per-client limit.
 		"NSAUTH_RATE_LIMIT_PER_MINUTE": "0",
@@ -105,8 +128,8 @@ func startTarget(ctx context.Context, algorithm string) (_ *target, err error) {
 		"NSAUTH_AUTHORIZE_RATE_LIMIT_PER_MINUTE":             "0",
 		"NSAUTH_MACHINE_TOKEN_RATE_LIMIT_PER_MINUTE":         "0",
 		"NSAUTH_MACHINE_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE": "0",
-		"NSAUTH_SIGNING_ALGORITHM":                           algorithm,
 	}
+	maps.Copy(env, storeEnv)
 	cfg, err := config.Load(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
@@ -117,13 +140,14 @@ func startTarget(ctx context.Context, algorithm string) (_ *target, err error) {
 	// times a minute from one address: beyond what the setting allows, and
 	// beyond any person. Only this in-process server is configured so.
 	cfg.Auth.Builtin.LoginAttempts = 1 << 30
+	return cfg, nil
+}
 
-	tg := &target{maxRequestBytes: cfg.MaxRequestBytes, algorithm: algorithm}
-	if err = tg.prepareStore(ctx, dir); err != nil {
-		return nil, err
-	}
+// start starts the server on a prepared store and sets tg.stop, which
+// stops it.
+func (tg *target) start(ctx context.Context, cfg *config.Server) (err error) {
 	if tg.srv, err = app.New(ctx, cfg, app.Deps{}); err != nil {
-		return nil, fmt.Errorf("bench: starting the server: %w", err)
+		return fmt.Errorf("bench: starting the server: %w", err)
 	}
 	serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
@@ -134,23 +158,22 @@ func startTarget(ctx context.Context, algorithm string) (_ *target, err error) {
 	tg.stop = func() {
 		cancel()
 		<-served
-		_ = os.RemoveAll(dir)
 	}
 	tg.url = tg.srv.URL()
 	tg.api = mgmtv1alpha1connect.NewAuthServiceClient(newHTTPClient(8, false), tg.url, connect.WithProtoJSON())
 	tg.browser = newBrowser()
 	if tg.tokenEndpoint, err = discoverTokenEndpoint(ctx, tg.url); err != nil {
 		tg.stop()
-		return nil, err
+		return err
 	}
-	return tg, nil
+	return nil
 }
 
 // prepareStore readies the store as the server's first start would, so
 // that the bench learns the broker's client credentials, and adds the
 // bench user with a password only this run knows and a machine client.
-func (tg *target) prepareStore(ctx context.Context, dir string) error {
-	st, err := app.OpenSealedStore(ctx, config.Builtin{DataDir: dir}, nil, nil)
+func (tg *target) prepareStore(ctx context.Context, b config.Builtin) error {
+	st, err := app.OpenSealedStore(ctx, b, nil, nil)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -226,6 +249,11 @@ func forged(token string) string {
 // would: an authorize URL from the AuthService, the provider's login form,
 // and the code on the redirect back.
 func (tg *target) mintCode(ctx context.Context) (grant, error) {
+	return tg.mintCodeAs(ctx, benchUser, tg.password)
+}
+
+// mintCodeAs is mintCode for another user.
+func (tg *target) mintCodeAs(ctx context.Context, username, pw string) (grant, error) {
 	verifier := oauth2.GenerateVerifier()
 	challenge, method := oauth2.S256ChallengeFromVerifier(verifier), "S256"
 	resp, err := tg.api.GetAuthorizeUrl(ctx, connect.NewRequest(&mgmtv1alpha1.GetAuthorizeUrlRequest{
@@ -235,7 +263,7 @@ func (tg *target) mintCode(ctx context.Context) (grant, error) {
 	if err != nil {
 		return grant{}, fmt.Errorf("GetAuthorizeUrl: %w", err)
 	}
-	code, err := tg.browser.login(ctx, resp.Msg.GetUrl(), benchUser, tg.password)
+	code, err := tg.browser.login(ctx, resp.Msg.GetUrl(), username, pw)
 	if err != nil {
 		return grant{}, err
 	}
@@ -285,7 +313,12 @@ func (tg *target) mintCodes(ctx context.Context, n int) ([]grant, error) {
 
 // login mints a code and redeems it through the AuthService.
 func (tg *target) login(ctx context.Context) (*mgmtv1alpha1.AccessToken, error) {
-	g, err := tg.mintCode(ctx)
+	return tg.loginAs(ctx, benchUser, tg.password)
+}
+
+// loginAs is login for another user.
+func (tg *target) loginAs(ctx context.Context, username, pw string) (*mgmtv1alpha1.AccessToken, error) {
+	g, err := tg.mintCodeAs(ctx, username, pw)
 	if err != nil {
 		return nil, err
 	}

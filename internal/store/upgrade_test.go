@@ -400,4 +400,11 @@ var upgradeChecks = []func(t *testing.T, ctx context.Context, s *store.Store){
 			}
 		}
 	},
+	// 0018: an event found by its ref.
+	func(t *testing.T, ctx context.Context, s *store.Store) {
+		evs := auditEvents(t, ctx, s, store.AuditFilter{Ref: "0018abcdef0123456789abcdef012345"})
+		if len(evs) != 1 || evs[0].Type != audit.TokenRevoked || evs[0].Username != "revoker-0018" {
+			t.Errorf("the events of the ref: %+v", evs)
+		}
+	},
 }

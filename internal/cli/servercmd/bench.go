@@ -22,6 +22,7 @@ type benchOptions struct {
 	json        bool
 	cpuProfile  string
 	algorithm   string
+	scale       scaleOptions
 }
 
 func newBenchCommand(app *cli.App) *cobra.Command {
@@ -46,7 +47,13 @@ ceiling is the raw signature of the provider's algorithm (--signing-algorithm),
 measured the same way; "raw verification" is that algorithm's verification
 alone. "CheckToken (external provider, distinct)" runs a second nsauth as a
 broker in front of a stand-in external provider (discovery and a key set on
-loopback, its tokens signed in this process with --signing-algorithm).`,
+loopback, its tokens signed in this process with --signing-algorithm).
+
+With --scale N, it compares instead an empty store with one seeded with N users,
+10×N audit events and N live revocations (SQLite, or PostgreSQL in a schema of its
+own with --database-url): the server's start and heap, login p50, CheckToken
+throughput, nsauth audit --user, --since and --ref, users list, and the data
+size per million rows.`,
 		Example: `  # The full matrix: 3 runs × 12 scenarios × their protocols × 3 concurrencies
   nsauth bench
 
@@ -55,9 +62,18 @@ loopback, its tokens signed in this process with --signing-algorithm).`,
 
   # Where does GetAuthorizeUrl spend its time in nsauth's server?
   nsauth bench --runs 1 --scenarios GetAuthorizeUrl --concurrency 16 --cpuprofile cpu.out
-  go tool pprof -top -tagfocus side=nsauth cpu.out`,
+  go tool pprof -top -tagfocus side=nsauth cpu.out
+
+  # A million users, ten million audit events, a million live revocations
+  nsauth bench --scale 1000000`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if scale, err := opts.scale.requested(cmd); scale || err != nil {
+				if err != nil {
+					return err
+				}
+				return opts.runScale(cmd, app)
+			}
 			cfg, err := opts.config(app)
 			if err != nil {
 				return err
@@ -80,6 +96,7 @@ loopback, its tokens signed in this process with --signing-algorithm).`,
 	f.BoolVar(&opts.json, "json", false, "print JSON instead of a table")
 	f.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof; servers' samples are labelled side=nsauth or side=ceiling)")
 	f.StringVar(&opts.algorithm, "signing-algorithm", config.BuiltinSigningAlgorithms[0], "what the provider signs with (NSAUTH_SIGNING_ALGORITHM): "+strings.Join(config.BuiltinSigningAlgorithms, ", "))
+	opts.scale.register(f)
 	return cmd
 }
 

@@ -166,6 +166,17 @@ func (s *AuditStore) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Ev
 	}
 	if !f.Since.IsZero() {
 		add(`at >= ?`, f.Since.UnixMilli())
+		if f.User == "" && f.ClientID == "" && f.Ref == "" {
+			// Rows are read in id order: without a bound on id, SQLite
+			// walks them from the first (in id order, to spare a sort)
+			// until it has Limit of them at or after Since, through every
+			// older event: 0.6 s at a million. No event at or after Since
+			// has an id below the least of theirs, which the index on at
+			// finds: MIN(id + 0), since for MIN(id) SQLite would walk the
+			// ids from the first again. (Not with a more selective filter,
+			// which has an index of its own.)
+			add(`id >= (SELECT COALESCE(MIN(id + 0), 0) FROM nsauth_audit_events WHERE at >= ?)`, f.Since.UnixMilli())
+		}
 	}
 	if !f.Until.IsZero() {
 		add(`at < ?`, f.Until.UnixMilli())
@@ -185,12 +196,12 @@ func (s *AuditStore) AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Ev
 		add(`client_id = ?`, f.ClientID)
 	}
 	if f.Ref != "" {
-		// A ref is hex, so it holds no LIKE wildcard; the quotes make it
-		// match a whole value of the JSON object.
 		if strings.Trim(f.Ref, "0123456789abcdef") != "" {
 			return nil, fmt.Errorf("%q is not an audit ref: refs are hexadecimal", f.Ref)
 		}
-		add(`refs LIKE ?`, `%"`+f.Ref+`"%`)
+		// nsauth_audit_refs holds every value of every event's refs
+		// (migration 0018's trigger), under its primary key (ref, id).
+		add(`id IN (SELECT event_id FROM nsauth_audit_refs WHERE ref = ?)`, f.Ref)
 	}
 	if f.AfterID > 0 {
 		add(`id > ?`, f.AfterID)
