@@ -23,6 +23,7 @@ import (
 	mgmtv1alpha1 "github.com/nsauth/nsauth/gen/mgmt/v1alpha1"
 	"github.com/nsauth/nsauth/gen/mgmt/v1alpha1/mgmtv1alpha1connect"
 	"github.com/nsauth/nsauth/internal/app"
+	"github.com/nsauth/nsauth/internal/bench/loginpage"
 	"github.com/nsauth/nsauth/internal/config"
 	"github.com/nsauth/nsauth/internal/issuer"
 	"github.com/nsauth/nsauth/internal/password"
@@ -59,7 +60,7 @@ type target struct {
 	algorithm string
 	// api is the client that prepares credentials; cells use their own.
 	api     mgmtv1alpha1connect.AuthServiceClient
-	browser *browser
+	browser *loginpage.Browser
 	stop    func()
 	// maxRequestBytes is the server's request size limit, which the
 	// ceiling copies.
@@ -161,7 +162,7 @@ func (tg *target) start(ctx context.Context, cfg *config.Server) (err error) {
 	}
 	tg.url = tg.srv.URL()
 	tg.api = mgmtv1alpha1connect.NewAuthServiceClient(newHTTPClient(8, false), tg.url, connect.WithProtoJSON())
-	tg.browser = newBrowser()
+	tg.browser = loginpage.New(2*mintConcurrency, loginTimeout)
 	if tg.tokenEndpoint, err = discoverTokenEndpoint(ctx, tg.url); err != nil {
 		tg.stop()
 		return err
@@ -263,7 +264,7 @@ func (tg *target) mintCodeAs(ctx context.Context, username, pw string) (grant, e
 	if err != nil {
 		return grant{}, fmt.Errorf("GetAuthorizeUrl: %w", err)
 	}
-	code, err := tg.browser.login(ctx, resp.Msg.GetUrl(), username, pw)
+	code, err := tg.browser.Login(ctx, resp.Msg.GetUrl(), username, pw)
 	if err != nil {
 		return grant{}, err
 	}

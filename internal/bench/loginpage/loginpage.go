@@ -1,4 +1,7 @@
-package bench
+// Package loginpage signs in at the built-in provider's login page as a
+// browser without JavaScript does, for the bench: it mints the codes
+// whose exchange the bench times, and times whole logins.
+package loginpage
 
 import (
 	"context"
@@ -15,22 +18,24 @@ import (
 	"time"
 )
 
-// browser logs in at the built-in provider's login page the way a browser
+// Browser logs in at the built-in provider's login page the way a browser
 // without JavaScript does: it follows the authorize redirect to the form,
 // posts the form's fields with the credentials, and stops at the redirect
 // back to the client. It keeps cookies (CSRF, device), and is safe for
 // concurrent use.
-type browser struct {
+type Browser struct {
 	client *http.Client
 }
 
-func newBrowser() *browser {
+// New returns a Browser that keeps up to conns connections open and gives
+// up on a request after timeout.
+func New(conns int, timeout time.Duration) *Browser {
 	jar, _ := cookiejar.New(nil) // never fails without options
-	tr := &http.Transport{MaxIdleConns: 2 * mintConcurrency, MaxIdleConnsPerHost: 2 * mintConcurrency, IdleConnTimeout: time.Minute}
-	return &browser{client: &http.Client{
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}
+	return &Browser{client: &http.Client{
 		Jar:       jar,
 		Transport: tr,
-		Timeout:   loginTimeout,
+		Timeout:   timeout,
 		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 			if req.URL.Path != "/login" {
 				return http.ErrUseLastResponse // the redirect to the client carries the code
@@ -53,8 +58,8 @@ var (
 // answers that its password checks are busy.
 const maxBusyRetries = 50
 
-// login opens authorizeURL, signs in and returns the code.
-func (b *browser) login(ctx context.Context, authorizeURL, username, password string) (string, error) {
+// Login opens authorizeURL, signs in and returns the code.
+func (b *Browser) Login(ctx context.Context, authorizeURL, username, password string) (string, error) {
 	page, pageURL, err := b.get(ctx, authorizeURL)
 	if err != nil {
 		return "", err
@@ -102,7 +107,7 @@ func (b *browser) login(ctx context.Context, authorizeURL, username, password st
 }
 
 // get fetches a page, following redirects to the login page.
-func (b *browser) get(ctx context.Context, u string) (string, *url.URL, error) {
+func (b *Browser) get(ctx context.Context, u string) (string, *url.URL, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", nil, err
