@@ -2,7 +2,9 @@ package adminservice
 
 import (
 	"context"
+	"math"
 	"strings"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 
@@ -100,9 +102,36 @@ func Factors(u *adminv1.User) store.SecondFactors {
 	return f
 }
 
-// ListUsers lists every user, by username.
-func (s *usersRPC) ListUsers(ctx context.Context, _ *connect.Request[adminv1.ListUsersRequest]) (*connect.Response[adminv1.ListUsersResponse], error) {
-	users, err := s.cfg.Store.ListUsers(ctx)
+// MaxUsersPage caps ListUsersRequest.limit.
+const MaxUsersPage = 1000
+
+// UsersPage is the page `nsauth users list` asks for.
+const UsersPage = 500
+
+// maxAfterUsername bounds ListUsersRequest.after_username: longer than
+// any username (store.NormalizeUsername), so it never cuts one short.
+const maxAfterUsername = 1024
+
+// ListUsers lists the users by username: a page of them (limit, after
+// after_username), or, with no limit, every one after after_username.
+func (s *usersRPC) ListUsers(ctx context.Context, req *connect.Request[adminv1.ListUsersRequest]) (*connect.Response[adminv1.ListUsersResponse], error) {
+	after, limit := req.Msg.GetAfterUsername(), int(req.Msg.GetLimit())
+	if limit < 0 {
+		return nil, invalid("limit: must not be negative")
+	}
+	if len(after) > maxAfterUsername || !utf8.ValidString(after) {
+		return nil, invalid("after_username: not a username")
+	}
+	var users []store.User
+	var err error
+	switch {
+	case limit == 0 && after == "":
+		users, err = s.cfg.Store.ListUsers(ctx)
+	case limit == 0:
+		users, err = s.cfg.Store.ListUsersAfter(ctx, after, math.MaxInt32)
+	default:
+		users, err = s.cfg.Store.ListUsersAfter(ctx, after, min(limit, MaxUsersPage))
+	}
 	if err != nil {
 		return nil, toConnect(err, "users")
 	}
@@ -113,6 +142,9 @@ func (s *usersRPC) ListUsers(ctx context.Context, _ *connect.Request[adminv1.Lis
 			return nil, err
 		}
 		resp.Users = append(resp.Users, p)
+	}
+	if len(users) > 0 {
+		resp.LastUsername = users[len(users)-1].Username
 	}
 	return connect.NewResponse(resp), nil
 }

@@ -3,12 +3,16 @@ package adminservice_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
 
 	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
+	"github.com/nsauth/nsauth/internal/adminservice"
+	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
@@ -151,5 +155,70 @@ func TestUsersOverHTTP(t *testing.T) {
 		if err != nil || len(none.Msg.GetEvents()) != 0 || none.Msg.GetLastId() != rest.Msg.GetLastId() {
 			t.Errorf("after the last = %v, %v; want none and last_id unchanged", none, err)
 		}
+	})
+}
+
+// TestListUsersPages: ListUsers in pages of limit users after
+// after_username reads every user once, in username order, whatever the
+// page size; a page never holds more than the cap; no limit lists
+// everyone, as before paging; a negative limit and a username no user
+// could have are refused.
+func TestListUsersPages(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		h := serveOverHTTP(t, b)
+		ctx := context.Background()
+		var want []string
+		for i := range adminservice.MaxUsersPage + 3 {
+			u := &store.User{Username: fmt.Sprintf("user-%04d", (i*7919)%(adminservice.MaxUsersPage+3)), PasswordHash: "$argon2id$fake"}
+			if err := h.st.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, u.Username)
+		}
+		slices.Sort(want)
+		names := func(us []*adminv1.User) []string {
+			out := make([]string, len(us))
+			for i, u := range us {
+				out[i] = u.GetUsername()
+			}
+			return out
+		}
+		all, err := h.api.ListUsers(ctx, req(&adminv1.ListUsersRequest{}))
+		if err != nil || !slices.Equal(names(all.Msg.GetUsers()), want) {
+			t.Fatalf("ListUsers with no limit: %d users, %v; want all %d in order", len(all.Msg.GetUsers()), err, len(want))
+		}
+		for _, limit := range []int32{1, 7, adminservice.MaxUsersPage, adminservice.MaxUsersPage + 500} {
+			var got []string
+			pages := 0
+			for after := ""; ; pages++ {
+				resp, err := h.api.ListUsers(ctx, req(&adminv1.ListUsersRequest{AfterUsername: after, Limit: limit}))
+				if err != nil {
+					t.Fatalf("limit %d: %v", limit, err)
+				}
+				page := names(resp.Msg.GetUsers())
+				if len(page) > adminservice.MaxUsersPage || len(page) > int(limit) {
+					t.Fatalf("limit %d: a page of %d users", limit, len(page))
+				}
+				if len(page) > 0 && resp.Msg.GetLastUsername() != page[len(page)-1] {
+					t.Fatalf("limit %d: last_username %q, the page ends with %q", limit, resp.Msg.GetLastUsername(), page[len(page)-1])
+				}
+				got = append(got, page...)
+				if len(page) < min(int(limit), adminservice.MaxUsersPage) {
+					break
+				}
+				after = resp.Msg.GetLastUsername()
+				if pages > len(want)+1 {
+					t.Fatalf("limit %d: paging does not end", limit)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("limit %d: paging read %d users, want each of the %d once, in order", limit, len(got), len(want))
+			}
+		}
+		_, err = h.api.ListUsers(ctx, req(&adminv1.ListUsersRequest{Limit: -1}))
+		wantCode(t, "a negative limit", err, connect.CodeInvalidArgument, "limit")
+		_, err = h.api.ListUsers(ctx, req(&adminv1.ListUsersRequest{AfterUsername: strings.Repeat("a", 2000), Limit: 10}))
+		wantCode(t, "an overlong after_username", err, connect.CodeInvalidArgument, "after_username")
 	})
 }

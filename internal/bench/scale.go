@@ -142,6 +142,12 @@ type ScalePhase struct {
 	UsersListMillis   float64 `json:"users_list_ms"`
 	UsersListed       int     `json:"users_listed"`
 	UsersListTimedOut bool    `json:"users_list_timed_out,omitempty"`
+	// UsersFirstPageP50Millis and UsersDeepPageP50Millis are the p50
+	// times of one page of `nsauth users list` as the command asks for
+	// them (500 users): the first, and one starting in the middle of the
+	// alphabet ("m").
+	UsersFirstPageP50Millis float64 `json:"users_first_page_p50_ms"`
+	UsersDeepPageP50Millis  float64 `json:"users_deep_page_p50_ms"`
 	// DataBytes is the store's size: SQLite's database and WAL files,
 	// PostgreSQL's schema's tables with indexes.
 	DataBytes int64 `json:"data_bytes"`
@@ -521,6 +527,27 @@ func measureAdmin(ctx context.Context, cfg ScaleConfig, b config.Builtin, d *sca
 		}
 		*q.p50 = p50(times)
 		fmt.Fprintf(cfg.Progress, "  nsauth audit %s: p50 %.2f ms (%d events)\n", q.what, *q.p50, *q.events)
+	}
+
+	for _, pg := range []struct {
+		what  string
+		after string
+		p50   *float64
+	}{{"first page", "", &p.UsersFirstPageP50Millis}, {"a page from \"m\"", "m", &p.UsersDeepPageP50Millis}} {
+		var times []time.Duration
+		for range cfg.Queries {
+			t0 := time.Now()
+			resp, err := svc.ListUsers(ctx, connect.NewRequest(&adminv1.ListUsersRequest{AfterUsername: pg.after, Limit: adminservice.UsersPage}))
+			if err != nil {
+				return fmt.Errorf("bench: nsauth users list, %s: %w", pg.what, err)
+			}
+			times = append(times, time.Since(t0))
+			if n := len(resp.Msg.GetUsers()); n > adminservice.UsersPage {
+				return fmt.Errorf("bench: nsauth users list, %s: %d users in a page of %d", pg.what, n, adminservice.UsersPage)
+			}
+		}
+		*pg.p50 = p50(times)
+		fmt.Fprintf(cfg.Progress, "  nsauth users list, %s: p50 %.2f ms\n", pg.what, *pg.p50)
 	}
 
 	listCtx, cancel := context.WithTimeout(ctx, cfg.UsersListTimeout)

@@ -60,6 +60,7 @@ func TestRunScale(t *testing.T) {
 					"login p50": ph.LoginP50Millis, "CheckToken distinct": ph.CheckTokenDistinctRPS, "CheckToken cached": ph.CheckTokenCachedRPS,
 					"audit --user": ph.AuditUserP50Millis, "audit --since": ph.AuditSinceP50Millis, "audit --ref": ph.AuditRefP50Millis,
 					"users list": ph.UsersListMillis, "data size": float64(ph.DataBytes),
+					"users list first page": ph.UsersFirstPageP50Millis, "users list deep page": ph.UsersDeepPageP50Millis,
 				} {
 					if v <= 0 {
 						t.Errorf("%s store: %s is %v", p.name, name, v)

@@ -39,7 +39,9 @@ var scaleRows = []scaleRow{
 	{name: "nsauth audit --since all --user, p50", unit: "ms", value: func(p ScalePhase) float64 { return p.AuditUserP50Millis }, limitMillis: 100},
 	{name: "nsauth audit --since 1h, p50", unit: "ms", value: func(p ScalePhase) float64 { return p.AuditSinceP50Millis }, limitMillis: 100},
 	{name: "nsauth audit --since all --ref, p50", unit: "ms", value: func(p ScalePhase) float64 { return p.AuditRefP50Millis }, limitMillis: 100},
-	{name: "nsauth users list (every user, one answer)", unit: "ms", value: func(p ScalePhase) float64 { return p.UsersListMillis },
+	{name: "nsauth users list, first page of 500, p50", unit: "ms", value: func(p ScalePhase) float64 { return p.UsersFirstPageP50Millis }, limitMillis: 100},
+	{name: "nsauth users list, a page of 500 from \"m\", p50", unit: "ms", value: func(p ScalePhase) float64 { return p.UsersDeepPageP50Millis }, limitMillis: 100},
+	{name: "ListUsers with no limit (every user, one answer)", unit: "ms", value: func(p ScalePhase) float64 { return p.UsersListMillis },
 		timedOut: func(p ScalePhase) bool { return p.UsersListTimedOut }},
 	{name: "data size", unit: "MiB", value: func(p ScalePhase) float64 { return float64(p.DataBytes) / (1 << 20) }},
 }

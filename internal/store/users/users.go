@@ -235,6 +235,14 @@ func (s *UserStore) ListUsers(ctx context.Context) ([]User, error) {
 	return core.QueryAll(ctx, s.db, "listing users", scanUser, `SELECT `+userColumns+` FROM nsauth_users ORDER BY username`)
 }
 
+// ListUsersAfter returns at most limit users whose username sorts after
+// after, ordered by username: a page, one range of the username index
+// however deep it starts.
+func (s *UserStore) ListUsersAfter(ctx context.Context, after string, limit int) ([]User, error) {
+	return core.QueryAll(ctx, s.db, "listing users", scanUser,
+		`SELECT `+userColumns+` FROM nsauth_users WHERE username > ? ORDER BY username LIMIT ?`, after, limit)
+}
+
 // SetPassword replaces a user's password hash, revokes every token the
 // user holds and ends the user's browser sessions, so a changed password
 // ends existing sessions.

@@ -196,8 +196,16 @@ func (x *User) GetGroups() []string {
 	return nil
 }
 
+// Users come by username. A page is `limit` users after `after_username`;
+// the next page starts after the response's last_username, and a page
+// shorter than its limit is the last.
 type ListUsersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The username to list after; empty means from the first.
+	AfterUsername string `protobuf:"bytes,1,opt,name=after_username,json=afterUsername,proto3" json:"after_username,omitempty"`
+	// At most this many (the server caps it at 1000). Zero lists every user
+	// in one answer, as before paging existed: with many users, page.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -232,9 +240,26 @@ func (*ListUsersRequest) Descriptor() ([]byte, []int) {
 	return file_nsauth_admin_v1_admin_proto_rawDescGZIP(), []int{1}
 }
 
+func (x *ListUsersRequest) GetAfterUsername() string {
+	if x != nil {
+		return x.AfterUsername
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type ListUsersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Users         []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Users []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// The username to pass as after_username to read on; empty when none was
+	// listed.
+	LastUsername  string `protobuf:"bytes,2,opt,name=last_username,json=lastUsername,proto3" json:"last_username,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -274,6 +299,13 @@ func (x *ListUsersResponse) GetUsers() []*User {
 		return x.Users
 	}
 	return nil
+}
+
+func (x *ListUsersResponse) GetLastUsername() string {
+	if x != nil {
+		return x.LastUsername
+	}
+	return ""
 }
 
 type GetUserRequest struct {
@@ -4698,10 +4730,13 @@ const file_nsauth_admin_v1_admin_proto_rawDesc = "" +
 	"\fhas_password\x18\b \x01(\bR\vhasPassword\x12\x18\n" +
 	"\afactors\x18\t \x03(\tR\afactors\x12\x16\n" +
 	"\x06groups\x18\n" +
-	" \x03(\tR\x06groups\"\x12\n" +
-	"\x10ListUsersRequest\"@\n" +
+	" \x03(\tR\x06groups\"O\n" +
+	"\x10ListUsersRequest\x12%\n" +
+	"\x0eafter_username\x18\x01 \x01(\tR\rafterUsername\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"e\n" +
 	"\x11ListUsersResponse\x12+\n" +
-	"\x05users\x18\x01 \x03(\v2\x15.nsauth.admin.v1.UserR\x05users\",\n" +
+	"\x05users\x18\x01 \x03(\v2\x15.nsauth.admin.v1.UserR\x05users\x12#\n" +
+	"\rlast_username\x18\x02 \x01(\tR\flastUsername\",\n" +
 	"\x0eGetUserRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\"<\n" +
 	"\x0fGetUserResponse\x12)\n" +
