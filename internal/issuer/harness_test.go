@@ -61,11 +61,19 @@ func newHarness(t testing.TB, b storetest.Backend, mod func(*issuer.Config)) *ha
 	if err := st.CreateUser(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
+	iss, issuerURL := startIssuer(t, issuer.Config{Store: st, Now: clock.Now}, mod)
+	return &harness{t: t, clock: clock, st: st, iss: iss, url: issuerURL, client: boot.ClientID, secret: boot.ClientSecret, alice: alice}
+}
+
+// startIssuer serves a provider of cfg, changed by mod, on a loopback port
+// of its own (its issuer URL) until the test ends.
+func startIssuer(t testing.TB, cfg issuer.Config, mod func(*issuer.Config)) (*issuer.Issuer, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := issuer.Config{Issuer: "http://" + ln.Addr().String(), Store: st, Now: clock.Now}
+	cfg.Issuer = "http://" + ln.Addr().String()
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -78,7 +86,7 @@ func newHarness(t testing.TB, b storetest.Backend, mod func(*issuer.Config)) *ha
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &harness{t: t, clock: clock, st: st, iss: iss, url: cfg.Issuer, client: boot.ClientID, secret: boot.ClientSecret, alice: alice}
+	return iss, cfg.Issuer
 }
 
 // authorizeURL builds an authorize URL with PKCE; extra parameters replace

@@ -2,9 +2,7 @@ package issuer_test
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -160,23 +158,11 @@ func TestSigningAlgorithmChange(t *testing.T) {
 	rsaKid := verifyWith(t, jwksAt(t, h.url), before.AccessToken, jose.RS256)
 
 	// The same store, restarted with ES256 (a new address: a new process).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := issuer.Config{Issuer: "http://" + ln.Addr().String(), Store: h.st, Now: h.clock.Now, SigningAlgorithm: "ES256"}
-	trail := withAudit(t, &cfg)
-	iss, err := issuer.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(iss.Handler())
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
+	var trail *auditTrail
+	iss, issuerURL := startIssuer(t, issuer.Config{Store: h.st, Now: h.clock.Now, SigningAlgorithm: "ES256"},
+		func(c *issuer.Config) { trail = withAudit(t, c) })
 	after := *h
-	after.iss, after.url = iss, cfg.Issuer
+	after.iss, after.url = iss, issuerURL
 
 	set := jwksAt(t, after.url)
 	var ecKid string
