@@ -40,7 +40,7 @@ const (
 	// replica or the other.
 	issuerURL = "http://127.0.0.1:1"
 	// newestMigration is the migration the older build lacks.
-	newestMigration = "internal/store/migrations/postgres/0016_groups_links.sql"
+	newestMigration = "internal/store/migrations/postgres/0018_audit_refs.sql"
 )
 
 // TestRollingUpgrade: the nsauth-server of the commit before
@@ -153,7 +153,10 @@ func olderCommit(t *testing.T) (top, commit string) {
 	if err != nil {
 		noHistory("not in a git clone (%v)", err)
 	}
-	added, err := git("-C", top, "log", "--diff-filter=A", "--format=%H", "-1", "--", newestMigration)
+	// Along main's first parents, each merge compared with the main it
+	// joined: a migration that came in with a merge (or was renamed in
+	// one) is added by that merge, and its first parent lacks it.
+	added, err := git("-C", top, "log", "--first-parent", "-m", "--diff-filter=A", "--format=%H", "-1", "--", newestMigration)
 	if err != nil || added == "" {
 		noHistory("no commit adds %s (%v)", newestMigration, err)
 	}
