@@ -466,8 +466,13 @@ func startWriters(c *caller, sessions []*mgmtv1alpha1.AccessToken) *writers {
 			w.record(g, err, func() { w.created = append(w.created, name) })
 		})
 	}
-	for i, tok := range sessions {
+	// Every session's token is in place before any writer starts: a
+	// writer reads the slice under the lock, and growing it here, after
+	// one had started, raced with that read.
+	for _, tok := range sessions {
 		w.refreshTokens = append(w.refreshTokens, tok.GetRefreshToken())
+	}
+	for i := range sessions {
 		slot := groupWriters + i
 		w.loop(func(int) {
 			w.mu.Lock()
