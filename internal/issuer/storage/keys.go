@@ -286,16 +286,27 @@ func (m *Keys) decide(keys []store.SigningKey) (store.KeyChange, string, error) 
 }
 
 // signing returns the key that signs at this moment: the most recently
-// activated one.
-func (m *Keys) signing(ctx context.Context) (*signingKey, error) {
+// view refreshes the keys (keeping the cached ones when that fails) and
+// returns them, sorted by activation, with the time they are judged at.
+// The slice is shared: Refresh replaces m.keys, never changes it.
+func (m *Keys) view(ctx context.Context) ([]*signingKey, time.Time) {
 	if err := m.Refresh(ctx, false); err != nil {
 		m.log.WarnContext(ctx, "refreshing signing keys failed; using the cached ones", "error", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
+	return m.keys, m.now()
+}
+
+// signing returns the key that signs at this moment: the most recently
+// activated one.
+func (m *Keys) signing(ctx context.Context) (*signingKey, error) {
+	return signingAt(m.view(ctx))
+}
+
+func signingAt(keys []*signingKey, now time.Time) (*signingKey, error) {
 	var current *signingKey
-	for _, k := range m.keys {
+	for _, k := range keys {
 		if !k.activates.After(now) && (k.expires.IsZero() || k.expires.After(now)) {
 			current = k
 		}
@@ -309,14 +320,12 @@ func (m *Keys) signing(ctx context.Context) (*signingKey, error) {
 // published returns the keys of the JWKS: every unexpired key, including
 // one that is not signing yet.
 func (m *Keys) published(ctx context.Context) ([]op.Key, error) {
-	if err := m.Refresh(ctx, false); err != nil {
-		m.log.WarnContext(ctx, "refreshing signing keys failed; using the cached ones", "error", err)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
-	out := make([]op.Key, 0, len(m.keys))
-	for _, k := range m.keys {
+	return publishedAt(m.view(ctx))
+}
+
+func publishedAt(keys []*signingKey, now time.Time) ([]op.Key, error) {
+	out := make([]op.Key, 0, len(keys))
+	for _, k := range keys {
 		if k.expires.IsZero() || k.expires.After(now) {
 			out = append(out, publicKey{k})
 		}
@@ -328,18 +337,20 @@ func (m *Keys) published(ctx context.Context) ([]op.Key, error) {
 }
 
 // algorithms returns the algorithms of the published keys, without
-// repeats: the signing key's first, then the others newest first.
+// repeats: the signing key's first, then the others newest first. It
+// reads the keys once for both.
 func (m *Keys) algorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
-	current, err := m.signing(ctx)
+	keys, now := m.view(ctx)
+	current, err := signingAt(keys, now)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := m.published(ctx)
+	published, err := publishedAt(keys, now)
 	if err != nil {
 		return nil, err
 	}
 	out := []jose.SignatureAlgorithm{current.alg}
-	for _, k := range slices.Backward(keys) {
+	for _, k := range slices.Backward(published) {
 		if alg := k.(publicKey).alg; !slices.Contains(out, alg) {
 			out = append(out, alg)
 		}
