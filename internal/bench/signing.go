@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -14,7 +13,10 @@ import (
 	"net/url"
 	"slices"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/nsauth/nsauth/internal/config"
+	"github.com/nsauth/nsauth/internal/issuer/storage"
 )
 
 // The signing scenarios measure the provider's token endpoint against the
@@ -45,17 +47,7 @@ func newRawSignature(alg string) (*rawSignature, error) {
 	r := &rawSignature{alg: alg, payload: make([]byte, 420)}
 	_, _ = rand.Read(r.payload)
 	var err error
-	switch alg {
-	case "RS256":
-		r.priv, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "ES256":
-		r.priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "EdDSA":
-		_, r.priv, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		err = fmt.Errorf("unknown signing algorithm %q", alg)
-	}
-	if err != nil {
+	if r.priv, err = storage.NewPrivateKey(jose.SignatureAlgorithm(alg)); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	if r.sig, err = r.sign(); err != nil {

@@ -18,7 +18,7 @@ func TestParsePrivateKeyMatchesAlgorithm(t *testing.T) {
 	t.Parallel()
 	der := map[string][]byte{}
 	for _, alg := range SigningAlgorithms {
-		k, err := newPrivateKey(alg)
+		k, err := NewPrivateKey(alg)
 		if err != nil {
 			t.Fatal(err)
 		}
