@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -365,5 +366,87 @@ func TestRawSecretInRefsIsHashed(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), raw) {
 		t.Error("the stream holds the raw token")
+	}
+}
+
+// failWriter is a stream's destination that refuses every write.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("stream closed") }
+
+// TestRecordWith: the event reaches the caller's write filled as Record
+// fills it (time, replica, refs as HMACs), never the Sink on its own; an
+// error of the write is the caller's, returned as it is and not counted
+// as an audit failure, required or not, and nothing is streamed; once the
+// write succeeded, a stream that fails is Record's failure.
+func TestRecordWith(t *testing.T) {
+	t.Parallel()
+	errWrite := errors.New("the token's record failed")
+	tests := []struct {
+		name     string
+		required bool
+		sink     bool
+		stream   io.Writer
+		writeErr error
+		wantRow  bool
+		wantErr  error // nil: no error; errWrite; audit.ErrNotRecorded
+		failures uint64
+		streamed bool
+	}{
+		{"written with its change", true, true, &bytes.Buffer{}, nil, true, nil, 0, true},
+		{"no sink: no row", false, false, &bytes.Buffer{}, nil, false, nil, 0, true},
+		{"change failed, required", true, true, &bytes.Buffer{}, errWrite, true, errWrite, 0, false},
+		{"change failed, not required", false, true, &bytes.Buffer{}, errWrite, true, errWrite, 0, false},
+		{"stream fails, required", true, true, failWriter{}, nil, true, audit.ErrNotRecorded, 1, false},
+		{"stream fails, not required", false, true, failWriter{}, nil, true, nil, 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := audit.Config{Required: tc.required, Replica: "r1", Stream: audit.NewStream(tc.stream)}
+			sink := &memSink{}
+			if tc.sink {
+				cfg.Sink = sink
+			}
+			a := newAuditor(t, cfg)
+			var row *audit.Event
+			calls := 0
+			err := a.RecordWith(context.Background(), audit.Event{Type: audit.ClientCredentialsGrant, Subject: "m", Refs: map[string]string{audit.RefToken: "raw-token"}},
+				func(_ context.Context, r *audit.Event) error {
+					calls++
+					if r != nil {
+						copied := *r
+						row = &copied
+					}
+					return tc.writeErr
+				})
+			if calls != 1 {
+				t.Fatalf("write called %d times, want once", calls)
+			}
+			switch {
+			case tc.wantErr == nil && err != nil, tc.wantErr != nil && !errors.Is(err, tc.wantErr):
+				t.Fatalf("RecordWith = %v, want %v", err, tc.wantErr)
+			}
+			if (row != nil) != tc.wantRow {
+				t.Fatalf("row given to write: %v, want one: %v", row, tc.wantRow)
+			}
+			if row != nil {
+				if want := fixedNow().UTC().Truncate(time.Millisecond); !row.Time.Equal(want) || row.Replica != "r1" || row.Outcome != audit.Success {
+					t.Errorf("row not filled: time %v replica %q outcome %q", row.Time, row.Replica, row.Outcome)
+				}
+				if got, want := row.Refs[audit.RefToken], audit.Hash(testKey, "raw-token"); got != want {
+					t.Errorf("row's ref = %q, want the HMAC %q", got, want)
+				}
+			}
+			if len(sink.events) != 0 {
+				t.Errorf("the Sink stored %d events itself; the write stores the row", len(sink.events))
+			}
+			if got := a.Failures(); got != tc.failures {
+				t.Errorf("Failures = %d, want %d", got, tc.failures)
+			}
+			if b, ok := tc.stream.(*bytes.Buffer); ok && (b.Len() > 0) != tc.streamed {
+				t.Errorf("streamed %q, want a line: %v", b.String(), tc.streamed)
+			}
+		})
 	}
 }

@@ -41,6 +41,16 @@ type Recorder interface {
 	// agent, trace id and replica share one row, whose Count says how many
 	// they are. Its error is Record's.
 	RecordRefusal(ctx context.Context, e Event) error
+	// RecordWith records e in the write transaction of the change it
+	// tells of: write stores the change and, when row is not nil, row in
+	// the same transaction of the Sink's database (row is nil when
+	// nothing is stored: no Sink, or Nop), so that the trail holds the
+	// event exactly when the change was made, at the cost of one commit
+	// for both. Record fills row as Record fills an event. An error of
+	// write is returned as it is, required or not: the change failed, and
+	// its event with it. Once write succeeds the event goes to the Stream,
+	// whose failure is Record's.
+	RecordWith(ctx context.Context, e Event, write func(ctx context.Context, row *Event) error) error
 	// Ref returns the keyed HMAC that stands for a secret value (a token,
 	// a code) in Event.Refs. The empty string stays empty.
 	Ref(secret string) string
@@ -55,6 +65,9 @@ type nop struct{}
 func (nop) Record(context.Context, Event) error        { return nil }
 func (nop) RecordRefusal(context.Context, Event) error { return nil }
 func (nop) Ref(string) string                          { return "" }
+func (nop) RecordWith(ctx context.Context, _ Event, write func(context.Context, *Event) error) error {
+	return write(ctx, nil)
+}
 
 // Sink stores events: the store implements it.
 type Sink interface {
@@ -170,6 +183,20 @@ func (a *Auditor) Record(ctx context.Context, e Event) error {
 		}
 	}
 	return a.write(ctx, e, func(wctx context.Context) error { return a.cfg.Sink.InsertAuditEvent(wctx, e) }, true)
+}
+
+// RecordWith implements [Recorder]. The event does not go through group
+// commit: it shares the transaction of its change instead.
+func (a *Auditor) RecordWith(ctx context.Context, e Event, write func(ctx context.Context, row *Event) error) error {
+	e = a.fill(ctx, e)
+	var row *Event
+	if a.cfg.Sink != nil && e.Type.Valid() {
+		row = &e
+	}
+	if err := write(ctx, row); err != nil {
+		return err
+	}
+	return a.write(ctx, e, func(context.Context) error { return nil }, true)
 }
 
 // fill completes and bounds an event as Record's documentation says.

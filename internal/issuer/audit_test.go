@@ -41,6 +41,15 @@ func (r *failingRecorder) RecordRefusal(ctx context.Context, e audit.Event) erro
 
 func (r *failingRecorder) Ref(string) string { return "" }
 
+// RecordWith stores the change, then fails as Record does: as a required
+// stream that could not be written after the change committed.
+func (r *failingRecorder) RecordWith(ctx context.Context, e audit.Event, write func(context.Context, *audit.Event) error) error {
+	if err := write(ctx, nil); err != nil {
+		return err
+	}
+	return r.Record(ctx, e)
+}
+
 func (r *failingRecorder) set(t audit.Type) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

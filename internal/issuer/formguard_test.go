@@ -29,6 +29,12 @@ func (l *eventLog) Record(_ context.Context, e audit.Event) error {
 
 func (l *eventLog) RecordRefusal(ctx context.Context, e audit.Event) error { return l.Record(ctx, e) }
 func (l *eventLog) Ref(string) string                                      { return "" }
+func (l *eventLog) RecordWith(ctx context.Context, e audit.Event, write func(context.Context, *audit.Event) error) error {
+	if err := write(ctx, nil); err != nil {
+		return err
+	}
+	return l.Record(ctx, e)
+}
 
 // take returns the events recorded since the last take.
 func (l *eventLog) take() []audit.Event {

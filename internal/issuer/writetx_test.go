@@ -86,15 +86,16 @@ func (s *heldSink) hold() (let func()) {
 	return func() { close(release) }
 }
 
-// TestOneWriteTransactionPerToken: issuing a token by client credentials
-// or a refresh commits one write transaction of its own, the token's
-// record (with the refresh token's rotation; a code exchange's refresh
-// and access tokens share one too); its audit event is
-// committed with the events of the requests beside it by the audit
-// trail's group commit, in one transaction per batch. With the audit
-// writer held on the event of a first request, n more concurrent requests
-// make n commits, where an audit row each would make 2n; once released,
-// their events are stored in one more, and each request answers.
+// TestOneWriteTransactionPerToken: a refresh commits one write
+// transaction of its own, the rotation with its access token's record (a
+// code exchange's refresh and access tokens share one too); its audit
+// event is committed with the events of the requests beside it by the
+// audit trail's group commit, in one transaction per batch. With the
+// audit writer held on the event of a first request, n more concurrent
+// requests make n commits, where an audit row each would make 2n; once
+// released, their events are stored in one more, and each request
+// answers. (A machine token's event shares its record's transaction
+// instead: TestMachineTokenOneWriteTransaction.)
 func TestOneWriteTransactionPerToken(t *testing.T) {
 	watchCommits()
 	t.Parallel()
@@ -111,7 +112,6 @@ func TestOneWriteTransactionPerToken(t *testing.T) {
 	})
 	t.Cleanup(func() { _ = auditor.Close(context.Background()) })
 	dir := storetest.SQLiteDir(t, h.st)
-	id, secret := h.machine("writer", []string{"read"}, 0)
 	const n = 4
 	var refreshTokens, codes, verifiers []string
 	for range n + 1 {
@@ -131,7 +131,6 @@ func TestOneWriteTransactionPerToken(t *testing.T) {
 		// auth request after its event.
 		before, writes int64
 	}{
-		{"client credentials", func(int) tokenResponse { return h.clientCredentials(id, secret, nil, false) }, 1, 1},
 		{"refresh", func(i int) tokenResponse { return h.refresh(refreshTokens[i]) }, 1, 1},
 		{"code exchange", func(i int) tokenResponse { return h.exchange(codes[i], verifiers[i]) }, 2, 3},
 	}
@@ -176,9 +175,75 @@ func TestOneWriteTransactionPerToken(t *testing.T) {
 	for _, e := range events {
 		count[e.Type]++
 	}
-	for _, typ := range []audit.Type{audit.ClientCredentialsGrant, audit.RefreshRotated, audit.CodeExchanged} {
+	for _, typ := range []audit.Type{audit.RefreshRotated, audit.CodeExchanged} {
 		if count[typ] < n+1 {
 			t.Errorf("%d %s events stored, want %d or more", count[typ], typ, n+1)
+		}
+	}
+}
+
+// TestMachineTokenOneWriteTransaction: a client-credentials token is one
+// write transaction in all, its record and its audit event together
+// (audit.Recorder.RecordWith), whether the tokens are asked for one at a
+// time or many at once; and every token answered has its event, naming
+// it, in the trail.
+func TestMachineTokenOneWriteTransaction(t *testing.T) {
+	watchCommits()
+	t.Parallel()
+	key := []byte("an audit key of thirty-two bytes")
+	var auditor *audit.Auditor
+	h := newHarness(t, sqlite(), func(c *issuer.Config) {
+		c.MachineTokensPerMinute = -1
+		c.MachineTokensPerAddressPerMinute = -1
+		a, err := audit.New(audit.Config{Key: key, Sink: c.Store, Now: c.Now, GroupCommit: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Audit, auditor = a, a
+	})
+	t.Cleanup(func() { _ = auditor.Close(context.Background()) })
+	dir := storetest.SQLiteDir(t, h.st)
+	id, secret := h.machine("one-commit", []string{"read"}, 0)
+	h.clientCredentials(id, secret, nil, false) // the client's first use may write (a key, say)
+	var issued []string
+	for _, tc := range []struct {
+		name       string
+		concurrent int
+	}{
+		{"one at a time", 1},
+		{"sixteen at once", 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const rounds = 4
+			before := commits(dir)
+			for range rounds {
+				answers := make(chan tokenResponse, tc.concurrent)
+				for range tc.concurrent {
+					go func() { answers <- h.clientCredentials(id, secret, nil, false) }()
+				}
+				for range tc.concurrent {
+					tr := <-answers
+					if tr.status != http.StatusOK || tr.AccessToken == "" {
+						t.Fatalf("HTTP %d %s", tr.status, tr.Error)
+					}
+					issued = append(issued, tr.AccessToken)
+				}
+			}
+			if got, want := commits(dir)-before, int64(rounds*tc.concurrent); got != want {
+				t.Errorf("%d tokens made %d write transactions, want %d", rounds*tc.concurrent, got, want)
+			}
+		})
+	}
+	events, _ := (&auditTrail{st: h.st, stream: &lockedBuffer{}}).records(t)
+	named := map[string]bool{}
+	for _, e := range events {
+		if e.Type == audit.ClientCredentialsGrant && e.Outcome != audit.Failure {
+			named[e.Refs[audit.RefToken]] = true
+		}
+	}
+	for i, tok := range issued {
+		if !named[audit.Hash(key, tok)] {
+			t.Fatalf("token %d of %d has no %s event naming it", i+1, len(issued), audit.ClientCredentialsGrant)
 		}
 	}
 }

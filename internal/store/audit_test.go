@@ -467,3 +467,57 @@ func TestInsertAuditEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestRecordAccessTokenWithEvent: a machine token's record and its event
+// are committed together or not at all: a record that cannot be stored
+// (here, a token id already taken) leaves no event, and without an event
+// the token is recorded alone.
+func TestRecordAccessTokenWithEvent(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		s := b.Open(t, store.Options{})
+		c := &store.MachineClient{Name: "machine", SecretHash: store.HashSecret("not a secret")}
+		if err := s.CreateMachineClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		event := func(subject string) *audit.Event {
+			return &audit.Event{Time: auditT0, Type: audit.ClientCredentialsGrant, Outcome: audit.Success, Subject: subject, ClientID: c.ID}
+		}
+		token := func(id string) *store.AccessToken {
+			return &store.AccessToken{ID: id, GrantID: store.NewID(), ClientID: c.ID, ExpiresAt: time.Now().Add(time.Hour)}
+		}
+		tests := []struct {
+			name      string
+			token     *store.AccessToken
+			event     *audit.Event
+			wantErr   bool
+			wantEvent bool
+		}{
+			{"together", token("t1"), event("first"), false, true},
+			{"the record fails: no event", token("t1"), event("second"), true, false},
+			{"no event: the record alone", token("t2"), nil, false, false},
+		}
+		for _, tc := range tests {
+			err := s.RecordAccessTokenWithEvent(ctx, tc.token, tc.event)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("%s: RecordAccessTokenWithEvent = %v, want an error: %v", tc.name, err, tc.wantErr)
+			}
+			if !tc.wantErr {
+				if _, err := s.ActiveAccessToken(ctx, tc.token.ID); err != nil {
+					t.Fatalf("%s: the token was not recorded: %v", tc.name, err)
+				}
+			}
+			if tc.event == nil {
+				continue
+			}
+			got, err := s.AuditEvents(ctx, store.AuditFilter{User: tc.event.Subject})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (len(got) == 1) != tc.wantEvent || len(got) > 1 {
+				t.Errorf("%s: %d events stored, want one: %v", tc.name, len(got), tc.wantEvent)
+			}
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store/attempts"
 	"github.com/nsauth/nsauth/internal/store/authrequests"
 	"github.com/nsauth/nsauth/internal/store/consents"
@@ -123,6 +124,7 @@ type MachineGrantStorage interface {
 	MachineClientByID(ctx context.Context, id string) (*MachineClient, error)
 	FederationPoliciesByIssuer(ctx context.Context, issuer string) ([]FederationPolicy, error)
 	RecordAccessToken(ctx context.Context, t *AccessToken) error
+	RecordAccessTokenWithEvent(ctx context.Context, t *AccessToken, e *audit.Event) error
 }
 
 // SessionStorage is what browser sessions need: the login flow starts

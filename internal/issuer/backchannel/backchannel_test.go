@@ -65,6 +65,12 @@ func (t *trail) Record(_ context.Context, e audit.Event) error {
 }
 func (t *trail) RecordRefusal(ctx context.Context, e audit.Event) error { return t.Record(ctx, e) }
 func (t *trail) Ref(s string) string                                    { return "ref:" + s }
+func (t *trail) RecordWith(ctx context.Context, e audit.Event, write func(context.Context, *audit.Event) error) error {
+	if err := write(ctx, nil); err != nil {
+		return err
+	}
+	return t.Record(ctx, e)
+}
 
 func (t *trail) all() []audit.Event {
 	t.mu.Lock()

@@ -93,6 +93,29 @@ func (r *Recorder) Record(ctx context.Context, e audit.Event) error {
 	return r.audit.Record(ctx, e)
 }
 
+// RecordWith is [Recorder.Record] for an event stored in the write
+// transaction of the change it tells of (audit.Recorder.RecordWith):
+// write stores the change and row (when not nil) together. Its metric
+// and log line are derived once write has succeeded: a change that
+// failed did not happen. An error of write is returned as it is.
+func (r *Recorder) RecordWith(ctx context.Context, e audit.Event, write func(ctx context.Context, row *audit.Event) error) error {
+	if c, ok := ClientFrom(ctx); ok {
+		e.ClientAddr, e.UserAgent = c.Addr, c.UserAgent
+	}
+	wrote := false
+	err := r.audit.RecordWith(ctx, e, func(ctx context.Context, row *audit.Event) error {
+		if err := write(ctx, row); err != nil {
+			return err
+		}
+		wrote = true
+		return nil
+	})
+	if wrote {
+		r.emit(ctx, e)
+	}
+	return err
+}
+
 // Refusal records e, the refusal of a request that proved no identity (no
 // password, passkey, client secret or subject token that authenticated),
 // with the client address of the request in ctx grouped as the

@@ -37,6 +37,14 @@ func (t *trail) RecordRefusal(_ context.Context, e audit.Event) error {
 
 func (t *trail) Ref(secret string) string { return "ref-of-" + secret[:1] }
 
+// RecordWith stores the change, then keeps the event as Record does.
+func (t *trail) RecordWith(ctx context.Context, e audit.Event, write func(context.Context, *audit.Event) error) error {
+	if err := write(ctx, nil); err != nil {
+		return err
+	}
+	return t.Record(ctx, e)
+}
+
 // counts is every metric an Observer was told, by name.
 type counts map[string]int
 

@@ -44,10 +44,6 @@ func (h *Handler) ClientCredentials(ctx context.Context, r *op.ClientRequest[oid
 	if err != nil {
 		return nil, err
 	}
-	if err := h.cfg.Events.Record(ctx, audit.Event{Type: audit.ClientCredentialsGrant, Subject: mc.Stored().ID, ClientID: mc.Stored().ID,
-		Refs: h.cfg.Events.Refs(audit.RefToken, resp.AccessToken)}); err != nil {
-		return nil, storage.ErrAuditUnavailable(err)
-	}
 	return op.NewResponse(resp), nil
 }
 
@@ -94,18 +90,29 @@ func (m machineSubject) GetSubject() string     { return m.clientID }
 func (m machineSubject) GetScopes() []string    { return m.scopes }
 func (m machineSubject) GetAuthTime() time.Time { return time.Time{} }
 
-// machineToken records and signs an access token for c, under a grant of
-// its own. There is no refresh token: the client holds its secret and
-// asks again.
+// machineToken signs an access token for c, under a grant of its own, and
+// records it with its event (grant.client_credentials) in one write
+// transaction. There is no refresh token: the client holds its secret and
+// asks again. The token is signed first, since its event names it; one
+// whose record failed is never returned, so it was issued to nobody.
 func (h *Handler) machineToken(ctx context.Context, c *store.MachineClient, scopes []string) (*oidc.AccessTokenResponse, error) {
 	at := store.AccessToken{ID: store.NewID(), GrantID: store.NewID(), ClientID: c.ID, Scopes: scopes,
 		ExpiresAt: h.cfg.Now().Add(h.MachineTokenTTL(c.TokenTTL))}
-	if err := h.cfg.Store.RecordAccessToken(ctx, &at); err != nil {
-		return nil, storage.InternalError("recording the access token", err)
-	}
 	access, err := h.cfg.Tokens.SignAccessToken(ctx, machineSubject{clientID: c.ID, scopes: scopes}, c.ID, at.ID, at.ExpiresAt)
 	if err != nil {
 		return nil, err
+	}
+	var recordErr error
+	e := audit.Event{Type: audit.ClientCredentialsGrant, Subject: c.ID, ClientID: c.ID, Refs: h.cfg.Events.Refs(audit.RefToken, access)}
+	err = h.cfg.Events.RecordWith(ctx, e, func(ctx context.Context, row *audit.Event) error {
+		recordErr = h.cfg.Store.RecordAccessTokenWithEvent(ctx, &at, row)
+		return recordErr
+	})
+	switch {
+	case recordErr != nil:
+		return nil, storage.InternalError("recording the access token", recordErr)
+	case err != nil:
+		return nil, storage.ErrAuditUnavailable(err)
 	}
 	return &oidc.AccessTokenResponse{
 		AccessToken: access,

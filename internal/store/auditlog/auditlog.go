@@ -53,6 +53,14 @@ func (s *AuditStore) InsertAuditEvents(ctx context.Context, es []audit.Event) er
 	})
 }
 
+// InsertAuditEventIn stores e as a row of its own through q, the
+// transaction of the change e tells of (package store's
+// RecordAccessTokenWithEvent): the event is committed with its change, or
+// neither is.
+func (s *AuditStore) InsertAuditEventIn(ctx context.Context, q core.Querier, e audit.Event) error {
+	return s.insertAuditEvents(ctx, q, []audit.Event{e})
+}
+
 // NoteBatchFailure tells the store's Outage of ctx (store.WatchOutage)
 // about err, the failure of the batch that held an event recorded under
 // ctx, when the database was unavailable: the batch ran under a context

@@ -285,6 +285,13 @@ func (s *TokenStore) RecordAccessToken(ctx context.Context, t *AccessToken) erro
 	return s.recordAccessToken(ctx, s.db, t)
 }
 
+// RecordAccessTokenIn is [TokenStore.RecordAccessToken] through q, a
+// transaction that writes something else too (package store's
+// RecordAccessTokenWithEvent).
+func (s *TokenStore) RecordAccessTokenIn(ctx context.Context, q core.Querier, t *AccessToken) error {
+	return s.recordAccessToken(ctx, q, t)
+}
+
 // recordAccessToken is [TokenStore.RecordAccessToken] through q; nothing when t
 // is nil.
 func (s *TokenStore) recordAccessToken(ctx context.Context, q core.Querier, t *AccessToken) error {
