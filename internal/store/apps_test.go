@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,6 +242,48 @@ func TestEnsureClientAsApp(t *testing.T) {
 		}
 		if got, err := s.ClientByID(ctx, "other"); err != nil || !reflect.DeepEqual(got.GrantTypes, store.BrokerGrantTypes) {
 			t.Fatalf("a client ensured without grant types: %+v, %v", got, err)
+		}
+	})
+}
+
+// TestEnsureClientAtOnce: replicas starting together against an empty
+// database each register the broker's client at the same moment; every
+// one succeeds, one of them creates it. (Two replicas in CI once failed
+// at start on the name's unique index: "duplicate key value violates
+// unique constraint nsauth_clients_name".) Each round's calls are
+// released together; on PostgreSQL a round or two of 30 is enough to
+// fail without the fix.
+func TestEnsureClientAtOnce(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, b storetest.Backend) {
+		s := b.Open(t, store.Options{})
+		const n = 8
+		for round := range 30 {
+			c := &store.Client{ID: fmt.Sprintf("broker-%d", round), SecretHash: store.HashSecret("s")}
+			start := make(chan struct{})
+			created := make([]bool, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					created[i], errs[i] = s.EnsureClient(ctx, c)
+				})
+			}
+			close(start)
+			wg.Wait()
+			made := 0
+			for i := range n {
+				if errs[i] != nil {
+					t.Fatalf("round %d: EnsureClient %d of %d at once: %v", round, i+1, n, errs[i])
+				}
+				if created[i] {
+					made++
+				}
+			}
+			if made != 1 {
+				t.Fatalf("round %d: %d calls created the client, want 1", round, made)
+			}
 		}
 	})
 }

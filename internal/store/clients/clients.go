@@ -103,7 +103,10 @@ func (c *Client) Title() string {
 // existing client is left as it is. c is stored with its app settings;
 // empty GrantTypes are [BrokerGrantTypes] (not [DefaultAppGrantTypes]),
 // as for the clients registered before apps had settings. It takes its id
-// as its name unless a machine client has that name.
+// as its name unless a machine client has that name. Any unique value
+// already taken makes it do nothing, not fail: replicas that start
+// together register the one client at the same moment, and all but one
+// of them find its id (or name) taken by the time their row is checked.
 func (s *ClientStore) EnsureClient(ctx context.Context, c *Client) (bool, error) {
 	if c.ID == "" || len(c.SecretHash) == 0 {
 		return false, errors.New("a client needs an id and a secret hash")
@@ -125,7 +128,7 @@ func (s *ClientStore) EnsureClient(ctx context.Context, c *Client) (bool, error)
 		token_ttl_ms, refresh_token_ttl_ms, backchannel_logout_uri)
 		SELECT ?, ?, CASE WHEN EXISTS (SELECT 1 FROM nsauth_clients WHERE name = ?) THEN NULL ELSE ? END, ?, ?, ?, ?,
 		?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?
-		WHERE true ON CONFLICT (id) DO NOTHING`,
+		WHERE true ON CONFLICT DO NOTHING`,
 		c.ID, nativeKind, c.ID, c.ID, c.SecretHash, row.uris, now, now,
 		c.DisplayName, boolInt(c.Native), boolInt(c.ThirdParty), row.postLogout, core.JoinList(c.Scopes),
 		core.JoinList(row.grantTypes), core.JoinList(c.Audiences), c.AccessTokenTTL.Milliseconds(), c.RefreshTokenTTL.Milliseconds(),
