@@ -46,7 +46,9 @@ type Recorder interface {
 	// the same transaction of the Sink's database (row is nil when
 	// nothing is stored: no Sink, or Nop), so that the trail holds the
 	// event exactly when the change was made, at the cost of one commit
-	// for both. Record fills row as Record fills an event. An error of
+	// for both. RecordWith fills row as Record fills an event; write may
+	// complete it with what only its transaction learns (a rotation that
+	// turned out a retry), and what is streamed is row as stored. An error of
 	// write is returned as it is, required or not: the change failed, and
 	// its event with it. Once write succeeds the event goes to the Stream,
 	// whose failure is Record's.

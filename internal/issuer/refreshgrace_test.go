@@ -297,6 +297,21 @@ func TestRefreshGraceLogsNoSecrets(t *testing.T) {
 	if !slices.Equal(kinds, want) {
 		t.Errorf("refresh events %v, want %v", kinds, want)
 	}
+	// The retry's event is stored with its access token's record, and
+	// names what the retry answered: the same successor, a new access
+	// token. The stream carries it as stored.
+	key := []byte("an audit key of thirty-two bytes")
+	for _, e := range events {
+		if e.Type != audit.RefreshRotated || e.Reason != "retry_within_grace" {
+			continue
+		}
+		if e.Refs["successor_hmac"] != audit.Hash(key, retry.RefreshToken) || e.Refs[audit.RefToken] != audit.Hash(key, retry.AccessToken) {
+			t.Errorf("the retry's event names another successor or access token: %v", e.Refs)
+		}
+	}
+	if n := strings.Count(trail.stream.String(), "retry_within_grace"); n != 1 {
+		t.Errorf("the stream carries %d retry events, want 1:\n%s", n, trail.stream.String())
+	}
 	for _, want := range []string{"refresh retried within the reuse grace", "refresh token reused"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log lacks %q:\n%s", want, out)

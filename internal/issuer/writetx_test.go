@@ -2,13 +2,13 @@ package issuer_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	sqlitedriver "modernc.org/sqlite"
 
@@ -55,139 +55,15 @@ func commits(dir string) int64 {
 	return n.(*atomic.Int64).Load()
 }
 
-// heldSink is the store as an audit sink whose batches wait for release:
-// while they wait, the only write transactions are the requests' own.
-type heldSink struct {
-	audit.BatchSink
-	started chan struct{} // receives once per batch, before it waits
-	mu      sync.Mutex
-	release chan struct{} // closed: batches go through
-}
-
-func (s *heldSink) InsertAuditEvents(ctx context.Context, es []audit.Event) error {
-	s.mu.Lock()
-	release := s.release
-	s.mu.Unlock()
-	s.started <- struct{}{}
-	<-release
-	return s.BatchSink.InsertAuditEvents(ctx, es)
-}
-
-// hold makes the batches from now on wait, until the returned function
-// lets them through.
-func (s *heldSink) hold() (let func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.started) > 0 {
-		<-s.started
-	}
-	release := make(chan struct{})
-	s.release = release
-	return func() { close(release) }
-}
-
-// TestOneWriteTransactionPerToken: a refresh commits one write
-// transaction of its own, the rotation with its access token's record (a
-// code exchange's refresh and access tokens share one too); its audit
-// event is committed with the events of the requests beside it by the
-// audit trail's group commit, in one transaction per batch. With the
-// audit writer held on the event of a first request, n more concurrent
-// requests make n commits, where an audit row each would make 2n; once
-// released, their events are stored in one more, and each request
-// answers. (A machine token's event shares its record's transaction
-// instead: TestMachineTokenOneWriteTransaction.)
-func TestOneWriteTransactionPerToken(t *testing.T) {
-	watchCommits()
-	t.Parallel()
-	sink := &heldSink{started: make(chan struct{}, 64), release: make(chan struct{})}
-	close(sink.release)
-	var auditor *audit.Auditor
-	h := newHarness(t, sqlite(), func(c *issuer.Config) {
-		sink.BatchSink = c.Store
-		a, err := audit.New(audit.Config{Key: []byte("an audit key of thirty-two bytes"), Sink: sink, Now: c.Now, GroupCommit: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Audit, auditor = a, a
-	})
-	t.Cleanup(func() { _ = auditor.Close(context.Background()) })
-	dir := storetest.SQLiteDir(t, h.st)
-	const n = 4
-	var refreshTokens, codes, verifiers []string
-	for range n + 1 {
-		refreshTokens = append(refreshTokens, h.tokens(nil).RefreshToken)
-		v := oauth2.GenerateVerifier()
-		codes, verifiers = append(codes, h.login(v, nil)), append(verifiers, v)
-	}
-	if commits(dir) == 0 {
-		t.Fatal("no commit was counted: the hook is not watching the harness's database")
-	}
-	tests := []struct {
-		name  string
-		issue func(i int) tokenResponse
-		// before is a token's write transactions before its event is
-		// recorded, writes all of them but its event's. A code exchange
-		// redeems the code before it records its tokens, and forgets the
-		// auth request after its event.
-		before, writes int64
-	}{
-		{"refresh", func(i int) tokenResponse { return h.refresh(refreshTokens[i]) }, 1, 1},
-		{"code exchange", func(i int) tokenResponse { return h.exchange(codes[i], verifiers[i]) }, 2, 3},
-	}
-	for _, tc := range tests {
-		name, issue := tc.name, tc.issue
-		t.Run(name, func(t *testing.T) {
-			let := sink.hold()
-			var once sync.Once
-			defer once.Do(let)
-			answers := make(chan tokenResponse, n+1)
-			before := commits(dir)
-			go func() { answers <- issue(n) }()
-			select {
-			case <-sink.started: // the writer holds the first request's event
-			case <-time.After(10 * time.Second):
-				t.Fatal("no audit batch was written: group commit is off")
-			}
-			for i := range n {
-				go func() { answers <- issue(i) }()
-			}
-			for deadline := time.Now().Add(10 * time.Second); auditor.Queued() < n; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d events queued, want %d", auditor.Queued(), n)
-				}
-			}
-			if got, want := commits(dir)-before, tc.before*(n+1); got != want {
-				t.Errorf("%d tokens made %d write transactions, want %d", n+1, got, want)
-			}
-			once.Do(let)
-			for range n + 1 {
-				if tr := <-answers; tr.status != http.StatusOK || tr.AccessToken == "" {
-					t.Fatalf("HTTP %d %s", tr.status, tr.Error)
-				}
-			}
-			if got, want := commits(dir)-before, tc.writes*(n+1)+2; got != want {
-				t.Errorf("with their events, %d tokens made %d write transactions, want %d", n+1, got, want)
-			}
-		})
-	}
-	events, _ := (&auditTrail{st: h.st, stream: &lockedBuffer{}}).records(t)
-	count := map[audit.Type]int{}
-	for _, e := range events {
-		count[e.Type]++
-	}
-	for _, typ := range []audit.Type{audit.RefreshRotated, audit.CodeExchanged} {
-		if count[typ] < n+1 {
-			t.Errorf("%d %s events stored, want %d or more", count[typ], typ, n+1)
-		}
-	}
-}
-
-// TestMachineTokenOneWriteTransaction: a client-credentials token is one
-// write transaction in all, its record and its audit event together
+// TestOneWriteTransactionPerToken: a token issued by client credentials
+// or by a refresh is one write transaction in all: its record (with the
+// refresh token's rotation) and its audit event are committed together
 // (audit.Recorder.RecordWith), whether the tokens are asked for one at a
-// time or many at once; and every token answered has its event, naming
-// it, in the trail.
-func TestMachineTokenOneWriteTransaction(t *testing.T) {
+// time or many at once. A code exchange makes three: the code redeemed
+// (first, alone, so that it is used once), the tokens with their event,
+// and the auth request forgotten. Every token answered has its event,
+// naming it, in the trail.
+func TestOneWriteTransactionPerToken(t *testing.T) {
 	watchCommits()
 	t.Parallel()
 	key := []byte("an audit key of thirty-two bytes")
@@ -204,46 +80,64 @@ func TestMachineTokenOneWriteTransaction(t *testing.T) {
 	t.Cleanup(func() { _ = auditor.Close(context.Background()) })
 	dir := storetest.SQLiteDir(t, h.st)
 	id, secret := h.machine("one-commit", []string{"read"}, 0)
-	h.clientCredentials(id, secret, nil, false) // the client's first use may write (a key, say)
-	var issued []string
-	for _, tc := range []struct {
-		name       string
-		concurrent int
+	h.clientCredentials(id, secret, nil, false) // a first use may write (a signing key, say)
+	const rounds, concurrent = 2, 8
+	// Each case's grants, prepared before its writes are counted.
+	var refreshTokens, codes, verifiers []string
+	for range 2 * rounds * concurrent {
+		refreshTokens = append(refreshTokens, h.tokens(nil).RefreshToken)
+	}
+	for range rounds * (1 + concurrent) {
+		v := oauth2.GenerateVerifier()
+		codes, verifiers = append(codes, h.login(v, nil)), append(verifiers, v)
+	}
+	var next atomic.Int64 // the next prepared grant of the running case
+	tests := []struct {
+		name   string
+		issue  func() tokenResponse
+		writes int
+		event  audit.Type
 	}{
-		{"one at a time", 1},
-		{"sixteen at once", 16},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			const rounds = 4
-			before := commits(dir)
-			for range rounds {
-				answers := make(chan tokenResponse, tc.concurrent)
-				for range tc.concurrent {
-					go func() { answers <- h.clientCredentials(id, secret, nil, false) }()
-				}
-				for range tc.concurrent {
-					tr := <-answers
-					if tr.status != http.StatusOK || tr.AccessToken == "" {
-						t.Fatalf("HTTP %d %s", tr.status, tr.Error)
+		{"client credentials", func() tokenResponse { return h.clientCredentials(id, secret, nil, false) }, 1, audit.ClientCredentialsGrant},
+		{"refresh", func() tokenResponse { return h.refresh(refreshTokens[next.Add(1)-1]) }, 1, audit.RefreshRotated},
+		{"code exchange", func() tokenResponse { i := next.Add(1) - 1; return h.exchange(codes[i], verifiers[i]) }, 3, audit.CodeExchanged},
+	}
+	named := map[string]audit.Type{} // a token's ref → the type of its event
+	var issued []tokenResponse
+	var types []audit.Type
+	for _, tc := range tests {
+		for _, at := range []int{1, concurrent} {
+			t.Run(fmt.Sprintf("%s, %d at once", tc.name, at), func(t *testing.T) {
+				before := commits(dir)
+				for range rounds {
+					answers := make(chan tokenResponse, at)
+					for range at {
+						go func() { answers <- tc.issue() }()
 					}
-					issued = append(issued, tr.AccessToken)
+					for range at {
+						tr := <-answers
+						if tr.status != http.StatusOK || tr.AccessToken == "" {
+							t.Fatalf("HTTP %d %s", tr.status, tr.Error)
+						}
+						issued, types = append(issued, tr), append(types, tc.event)
+					}
 				}
-			}
-			if got, want := commits(dir)-before, int64(rounds*tc.concurrent); got != want {
-				t.Errorf("%d tokens made %d write transactions, want %d", rounds*tc.concurrent, got, want)
-			}
-		})
+				if got, want := commits(dir)-before, int64(rounds*at*tc.writes); got != want {
+					t.Errorf("%d tokens made %d write transactions, want %d", rounds*at, got, want)
+				}
+			})
+		}
+		next.Store(0)
 	}
 	events, _ := (&auditTrail{st: h.st, stream: &lockedBuffer{}}).records(t)
-	named := map[string]bool{}
 	for _, e := range events {
-		if e.Type == audit.ClientCredentialsGrant && e.Outcome != audit.Failure {
-			named[e.Refs[audit.RefToken]] = true
+		if e.Outcome != audit.Failure && e.Refs[audit.RefToken] != "" {
+			named[e.Refs[audit.RefToken]] = e.Type
 		}
 	}
-	for i, tok := range issued {
-		if !named[audit.Hash(key, tok)] {
-			t.Fatalf("token %d of %d has no %s event naming it", i+1, len(issued), audit.ClientCredentialsGrant)
+	for i, tr := range issued {
+		if got := named[audit.Hash(key, tr.AccessToken)]; got != types[i] {
+			t.Errorf("token %d of %d: its event is %q, want %q", i+1, len(issued), got, types[i])
 		}
 	}
 }

@@ -51,7 +51,7 @@ type CodeFlowStorage interface {
 // satisfies it.
 type TokenStorage interface {
 	CreateRefreshToken(ctx context.Context, value string, g Grant, expiresAt time.Time) (string, error)
-	CreateRefreshTokenWithAccess(ctx context.Context, value string, g Grant, expiresAt time.Time, at *AccessToken) (string, error)
+	CreateRefreshTokenWithAccess(ctx context.Context, value string, g Grant, expiresAt time.Time, at *AccessToken, e *audit.Event) (string, error)
 	RefreshTokenByValue(ctx context.Context, value string) (*RefreshToken, error)
 	RefreshTokenByValueWithGrace(ctx context.Context, value string, g Grace) (*RefreshToken, error)
 	RotateRefreshTokenWithGrace(ctx context.Context, r Rotation) (Rotated, error)

@@ -78,11 +78,9 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"slices"
 	"time"
 
-	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/seal"
 	"github.com/nsauth/nsauth/internal/store/accountlinks"
 	"github.com/nsauth/nsauth/internal/store/attempts"
@@ -234,17 +232,18 @@ func newStore(db *core.DB, location, channel string, opts Options) *Store {
 	revs, revoker := revocations.New(db, channel)
 	values := instance.New(db)
 	us := users.New(db, revoker)
+	trail := auditlog.New(db)
 	return &Store{
 		UserStore:       us,
 		ClientStore:     clients.New(db, revoker),
 		RequestStore:    authrequests.New(db, revoker),
-		TokenStore:      tokens.New(db, revoker),
+		TokenStore:      tokens.New(db, revoker, trail),
 		RevocationStore: revs,
 		DeviceStore:     devices.New(db, revoker),
 		PasskeyStore:    passkeys.New(db),
 		FactorStore:     secondfactors.New(db, keys, us),
 		AttemptStore:    attempts.New(db),
-		AuditStore:      auditlog.New(db),
+		AuditStore:      trail,
 		KeyStore:        signingkeys.New(db, keys),
 		ValueStore:      values,
 		SecretStore:     secrets.New(db, keys, values),
@@ -292,23 +291,6 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error)
 	}
 	slices.Sort(all)
 	return slices.Compact(all), nil
-}
-
-// RecordAccessTokenWithEvent is RecordAccessToken that stores e, the
-// audit event of the token's issue, in the same write transaction
-// (audit.Recorder.RecordWith): a machine token costs one commit, and the
-// trail holds its event exactly when the token was recorded. A nil e
-// records the token alone.
-func (s *Store) RecordAccessTokenWithEvent(ctx context.Context, t *AccessToken, e *audit.Event) error {
-	if e == nil {
-		return s.RecordAccessToken(ctx, t)
-	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := s.AuditStore.InsertAuditEventIn(ctx, tx, *e); err != nil {
-			return err
-		}
-		return s.TokenStore.RecordAccessTokenIn(ctx, tx, t)
-	})
 }
 
 // HashSecret returns the digest under which a random secret (code, token,

@@ -95,23 +95,28 @@ func (r *Recorder) Record(ctx context.Context, e audit.Event) error {
 
 // RecordWith is [Recorder.Record] for an event stored in the write
 // transaction of the change it tells of (audit.Recorder.RecordWith):
-// write stores the change and row (when not nil) together. Its metric
-// and log line are derived once write has succeeded: a change that
-// failed did not happen. An error of write is returned as it is.
+// write stores the change and row (when not nil) together, and may
+// complete row with what only its transaction learns. The metric and log
+// line are derived from the event as stored, once write has succeeded: a
+// change that failed did not happen. An error of write is returned as it
+// is.
 func (r *Recorder) RecordWith(ctx context.Context, e audit.Event, write func(ctx context.Context, row *audit.Event) error) error {
 	if c, ok := ClientFrom(ctx); ok {
 		e.ClientAddr, e.UserAgent = c.Addr, c.UserAgent
 	}
-	wrote := false
+	wrote, final := false, e
 	err := r.audit.RecordWith(ctx, e, func(ctx context.Context, row *audit.Event) error {
 		if err := write(ctx, row); err != nil {
 			return err
+		}
+		if row != nil {
+			final = *row // as the write completed it
 		}
 		wrote = true
 		return nil
 	})
 	if wrote {
-		r.emit(ctx, e)
+		r.emit(ctx, final)
 	}
 	return err
 }

@@ -156,7 +156,7 @@ func (s *tokens) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 	case p.Auth.State != store.DeviceApproved:
 		return nil, oidc.ErrAuthorizationPending()
 	}
-	resp, err := s.TokenResponse(ctx, &deviceRequest{DeviceAuthorization: *p.Auth}, r.Client, "", "")
+	resp, err := s.TokenResponse(ctx, &deviceRequest{DeviceAuthorization: *p.Auth}, r.Client, "", "", nil)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -40,13 +39,12 @@ func (s *tokens) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err := s.narrow(&ar.narrowing, r.Form, ar.Resources); err != nil {
 		return nil, err
 	}
-	resp, err := s.TokenResponse(ctx, ar, r.Client, r.Data.Code, "")
+	resp, err := s.TokenResponse(ctx, ar, r.Client, r.Data.Code, "", func(resp *oidc.AccessTokenResponse) audit.Event {
+		return audit.Event{Type: audit.CodeExchanged, Subject: ar.UserID, Username: ar.username, ClientID: ar.ClientID,
+			Refs: s.events.Refs(audit.RefCode, r.Data.Code, audit.RefGrant, ar.ID, audit.RefToken, resp.AccessToken, audit.RefRefresh, resp.RefreshToken)}
+	})
 	if err != nil {
 		return nil, err
-	}
-	if err := s.events.Record(ctx, audit.Event{Type: audit.CodeExchanged, Subject: ar.UserID, Username: ar.username, ClientID: ar.ClientID,
-		Refs: s.events.Refs(audit.RefCode, r.Data.Code, audit.RefGrant, ar.ID, audit.RefToken, resp.AccessToken, audit.RefRefresh, resp.RefreshToken)}); err != nil {
-		return nil, ErrAuditUnavailable(err)
 	}
 	if err := s.all.DeleteAuthRequest(ctx, ar.ID); err != nil {
 		s.log.WarnContext(ctx, "deleting a redeemed auth request failed", "error", err)
@@ -79,17 +77,16 @@ func (s *tokens) RefreshExchange(ctx context.Context, r *op.ClientRequest[oidc.R
 	if err := s.narrow(&rr.narrowing, r.Form, rr.Resources); err != nil {
 		return nil, err
 	}
-	resp, err := s.TokenResponse(ctx, rr, r.Client, "", r.Data.RefreshToken)
+	resp, err := s.TokenResponse(ctx, rr, r.Client, "", r.Data.RefreshToken, func(resp *oidc.AccessTokenResponse) audit.Event {
+		e := audit.Event{Type: audit.RefreshRotated, Subject: rr.UserID, Username: rr.username, ClientID: rr.ClientID,
+			Refs: s.events.Refs(audit.RefRefresh, r.Data.RefreshToken, refSuccessor, resp.RefreshToken, audit.RefGrant, rr.Grant.ID, audit.RefToken, resp.AccessToken)}
+		if rr.retried {
+			e.Reason = "retry_within_grace"
+		}
+		return e
+	})
 	if err != nil {
 		return nil, err
-	}
-	e := audit.Event{Type: audit.RefreshRotated, Subject: rr.UserID, Username: rr.username, ClientID: rr.ClientID,
-		Refs: s.events.Refs(audit.RefRefresh, r.Data.RefreshToken, refSuccessor, resp.RefreshToken, audit.RefGrant, rr.Grant.ID, audit.RefToken, resp.AccessToken)}
-	if rr.retried {
-		e.Reason = "retry_within_grace"
-	}
-	if err := s.events.Record(ctx, e); err != nil {
-		return nil, ErrAuditUnavailable(err)
 	}
 	return op.NewResponse(resp), nil
 }
@@ -121,40 +118,61 @@ type tokenRequest interface {
 	issued() *issuance
 }
 
-// TokenResponse issues an access token (and, when the grant includes
-// offline_access, a rotated or first refresh token, and with openid an ID
-// token) for req.
-func (s *tokens) TokenResponse(ctx context.Context, req tokenRequest, c op.Client, code, currentRefresh string) (*oidc.AccessTokenResponse, error) {
+// TokenResponse issues the tokens of req to c. The access token is signed
+// first; then its record, the refresh token's creation or rotation (when
+// the scopes and the client's grant types call for one, or a refresh
+// token is presented) and the audit event of the issue (event's, told the
+// answer; nil: none) are committed in one write transaction; the ID token
+// (for openid) is signed last. code is the redeemed code, currentRefresh
+// the presented refresh token.
+func (s *tokens) TokenResponse(ctx context.Context, req tokenRequest, c op.Client, code, currentRefresh string, event func(*oidc.AccessTokenResponse) audit.Event) (*oidc.AccessTokenResponse, error) {
 	scopes := req.GetScopes()
 	if app, ok := c.(*Client); ok {
 		x := req.issued()
 		x.accessTTL, x.refreshTTL = app.lifetimes()
 	}
-	var (
-		jti, refresh string
-		exp          time.Time
-		err          error
-	)
 	wantRefresh := currentRefresh != "" ||
 		(slices.Contains(scopes, oidc.ScopeOfflineAccess) && slices.Contains(c.GrantTypes(), oidc.GrantTypeRefreshToken))
-	if wantRefresh {
-		jti, refresh, exp, err = s.CreateAccessAndRefreshTokens(ctx, req, currentRefresh)
-	} else {
-		jti, exp, err = s.CreateAccessToken(ctx, req)
-	}
+	is, err := s.prepare(ctx, req, wantRefresh)
 	if err != nil {
 		return nil, err
 	}
-	access, err := s.SignAccessToken(ctx, req, c.GetID(), jti, exp)
+	access, err := s.SignAccessToken(ctx, req, c.GetID(), is.access.ID, is.access.ExpiresAt)
 	if err != nil {
 		return nil, err
 	}
 	resp := &oidc.AccessTokenResponse{
 		AccessToken:  access,
 		TokenType:    oidc.BearerToken,
-		RefreshToken: refresh,
-		ExpiresIn:    uint64(max(0, exp.Sub(s.cfg.Now()).Seconds())),
+		RefreshToken: is.refresh,
+		ExpiresIn:    uint64(max(0, is.access.ExpiresAt.Sub(s.cfg.Now()).Seconds())),
 		Scope:        scopes,
+	}
+	if event == nil {
+		if resp.RefreshToken, err = s.record(ctx, req, is, currentRefresh, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		var recordErr error
+		err = s.events.RecordWith(ctx, event(resp), func(ctx context.Context, row *audit.Event) error {
+			resp.RefreshToken, recordErr = s.record(ctx, req, is, currentRefresh, func(rot store.Rotated) *audit.Event {
+				if row != nil && rot.Retried {
+					// The event names the successor answered again, and why.
+					again := *resp
+					again.RefreshToken = rot.Value
+					e := event(&again)
+					row.Reason, row.Refs = e.Reason, e.Refs
+				}
+				return row
+			})
+			return recordErr
+		})
+		switch {
+		case recordErr != nil:
+			return nil, recordErr
+		case err != nil:
+			return nil, ErrAuditUnavailable(err)
+		}
 	}
 	if slices.Contains(scopes, oidc.ScopeOpenID) {
 		resp.IDToken, err = op.CreateIDToken(ctx, s.cfg.Issuer, req, c.IDTokenLifetime(), access, code, s.all, c)

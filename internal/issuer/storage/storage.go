@@ -197,20 +197,41 @@ func (s *requests) DeleteAuthRequest(ctx context.Context, id string) error {
 }
 
 // CreateAccessToken records an access token for req and returns its id and
-// expiry; the token itself is signed by the caller.
+// expiry; the token itself is signed by the caller. (The library's
+// interface: our grants go through TokenResponse.)
 func (s *tokens) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	tr, ok := req.(tokenRequest)
 	if !ok {
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
-	at, err := s.accessToken(ctx, tr)
+	is, err := s.prepare(ctx, tr, false)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	if err := s.store.RecordAccessToken(ctx, at); err != nil {
-		return "", time.Time{}, InternalError("recording the access token", err)
+	if _, err := s.record(ctx, tr, is, "", nil); err != nil {
+		return "", time.Time{}, err
 	}
-	return at.ID, at.ExpiresAt, nil
+	return is.access.ID, is.access.ExpiresAt, nil
+}
+
+// CreateAccessAndRefreshTokens records an access token and issues a refresh
+// token: the first of a family for an auth request, or the successor of
+// currentRefreshToken. (The library's interface: our grants go through
+// TokenResponse.)
+func (s *tokens) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
+	tr, ok := req.(tokenRequest)
+	if !ok {
+		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
+	}
+	is, err := s.prepare(ctx, tr, true)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	refresh, err := s.record(ctx, tr, is, currentRefreshToken, nil)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	return is.access.ID, refresh, is.access.ExpiresAt, nil
 }
 
 // accessToken is the record of a new access token for tr, not yet stored.
@@ -232,53 +253,84 @@ func (s *tokens) accessToken(ctx context.Context, tr tokenRequest) (*store.Acces
 		Scopes: tr.GetScopes(), AMR: g.AMR, Resources: tr.GetResources(), ExpiresAt: s.cfg.Now().Add(ttl)}, nil
 }
 
-// CreateAccessAndRefreshTokens records an access token and issues a refresh
-// token: the first of a family for an auth request, or the successor of
-// currentRefreshToken, which is used up atomically with the access token
-// recorded (so that a reuse revoking the family at the same moment
-// revokes that access token too).
-func (s *tokens) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
-	tr, ok := req.(tokenRequest)
-	if !ok {
-		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
-	}
-	g := tr.grant()
+// issue is what a token response stores, drawn before its access token is
+// signed: the access token's record and, when one is issued, the refresh
+// token's value and expiry.
+type issue struct {
+	access     *store.AccessToken
+	refresh    string
+	refreshExp time.Time
+}
+
+// prepare draws the records of tr's tokens: an access token's and, when
+// withRefresh, a refresh token's, refused once the session has reached its
+// maximum lifetime. Nothing is stored yet.
+func (s *tokens) prepare(ctx context.Context, tr tokenRequest, withRefresh bool) (issue, error) {
 	at, err := s.accessToken(ctx, tr)
 	if err != nil {
-		return "", "", time.Time{}, err
+		return issue{}, err
 	}
-	value := store.RandomToken(32)
-	now, end := s.cfg.Now(), s.sessionEnd(g.AuthTime)
+	is := issue{access: at}
+	if !withRefresh {
+		return is, nil
+	}
+	now, end := s.cfg.Now(), s.sessionEnd(tr.grant().AuthTime)
 	if !now.Before(end) {
-		return "", "", time.Time{}, errSessionMaxLifetime()
+		return issue{}, errSessionMaxLifetime()
 	}
 	ttl := tr.issued().refreshTTL
 	if ttl <= 0 {
 		ttl = s.cfg.RefreshTokenTTL
 	}
-	exp := now.Add(ttl)
-	if end.Before(exp) {
-		exp = end
+	is.refresh, is.refreshExp = store.RandomToken(32), now.Add(ttl)
+	if end.Before(is.refreshExp) {
+		is.refreshExp = end
 	}
-	if rr, isRefresh := tr.(*refreshRequest); isRefresh {
-		if currentRefreshToken == "" {
-			return "", "", time.Time{}, oidc.ErrInvalidGrant()
-		}
-		rot, err := s.store.RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefreshToken,
-			NewValue: value, ExpiresAt: exp, Grace: s.grace(ctx, rr.ClientID), Access: at})
-		if err != nil {
-			return "", "", time.Time{}, s.refreshError(ctx, err, currentRefreshToken, rr.ClientID)
-		}
-		if rot.Retried {
-			s.log.InfoContext(ctx, "refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
-		}
-		rr.retried = rot.Retried
-		return at.ID, rot.Value, at.ExpiresAt, nil
+	return is, nil
+}
+
+// record stores is in one write transaction, with the audit event event
+// returns (nil, or a nil event: none): the access token's record alone,
+// or with the refresh token, the first of a family for an auth request or
+// the successor of currentRefresh, which is used up atomically with the
+// access token recorded (so that a reuse revoking the family at the same
+// moment revokes that access token too). It returns the refresh token to
+// answer with: is.refresh, or the successor a retried rotation answered
+// with before (event is told which, to name it).
+func (s *tokens) record(ctx context.Context, tr tokenRequest, is issue, currentRefresh string, event func(store.Rotated) *audit.Event) (string, error) {
+	if event == nil {
+		event = func(store.Rotated) *audit.Event { return nil }
 	}
-	if _, err := s.store.CreateRefreshTokenWithAccess(ctx, value, g, exp, at); err != nil {
-		return "", "", time.Time{}, InternalError("storing the refresh and access tokens", err)
+	if is.refresh == "" {
+		if err := s.store.RecordAccessTokenWithEvent(ctx, is.access, event(store.Rotated{})); err != nil {
+			return "", InternalError("recording the access token", err)
+		}
+		return "", nil
 	}
-	return at.ID, value, at.ExpiresAt, nil
+	rr, isRefresh := tr.(*refreshRequest)
+	if !isRefresh {
+		if _, err := s.store.CreateRefreshTokenWithAccess(ctx, is.refresh, tr.grant(), is.refreshExp, is.access, event(store.Rotated{Value: is.refresh})); err != nil {
+			return "", InternalError("storing the refresh and access tokens", err)
+		}
+		return is.refresh, nil
+	}
+	if currentRefresh == "" {
+		return "", oidc.ErrInvalidGrant()
+	}
+	rot, err := s.store.RotateRefreshTokenWithGrace(ctx, store.Rotation{OldID: rr.ID, OldValue: currentRefresh,
+		NewValue: is.refresh, ExpiresAt: is.refreshExp, Grace: s.grace(ctx, rr.ClientID), Access: is.access,
+		Event: func(rot store.Rotated) *audit.Event {
+			rr.retried = rot.Retried
+			return event(rot)
+		}})
+	if err != nil {
+		return "", s.refreshError(ctx, err, currentRefresh, rr.ClientID)
+	}
+	if rot.Retried {
+		s.log.InfoContext(ctx, "refresh retried within the reuse grace; answered with the same new refresh token", "client_id", rr.ClientID)
+	}
+	rr.retried = rot.Retried
+	return rot.Value, nil
 }
 
 // checkUser refuses to issue tokens to a user who was disabled or deleted

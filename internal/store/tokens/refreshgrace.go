@@ -59,6 +59,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store/internal/core"
 )
 
@@ -112,6 +113,20 @@ type Rotation struct {
 	// a reuse revoking the family at the same moment then revokes it too,
 	// whichever of the two commits first.
 	Access *AccessToken
+	// Event, when not nil, is told how the rotation ends (a new successor,
+	// or a retry's answered again) and returns the audit event of it, if
+	// any, which is stored in the rotation's transaction. It is called
+	// inside that transaction: it must not block. A rotation refused as a
+	// reuse stores none.
+	Event func(Rotated) *audit.Event
+}
+
+// event is r.Event's event for rot, or none.
+func (r Rotation) event(rot Rotated) *audit.Event {
+	if r.Event == nil {
+		return nil
+	}
+	return r.Event(rot)
 }
 
 // Rotated is the refresh token a rotation answers with.

@@ -11,19 +11,37 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nsauth/nsauth/internal/audit"
 	"github.com/nsauth/nsauth/internal/store/internal/core"
 	"github.com/nsauth/nsauth/internal/store/revocations"
 )
 
 // TokenStore keeps refresh and access token records.
 type TokenStore struct {
-	db  *core.DB
-	rev *revocations.Revoker
+	db     *core.DB
+	rev    *revocations.Revoker
+	events EventWriter
 }
 
-// New returns the token records of db, revoked through rev.
-func New(db *core.DB, rev *revocations.Revoker) *TokenStore {
-	return &TokenStore{db: db, rev: rev}
+// EventWriter stores an audit event in the transaction of the change it
+// tells of (the audit trail's auditlog.AuditStore): a token's issue and
+// its event are committed together, or neither is.
+type EventWriter interface {
+	InsertAuditEventIn(ctx context.Context, q core.Querier, e audit.Event) error
+}
+
+// New returns the token records of db, revoked through rev, whose events
+// of issue are stored through events.
+func New(db *core.DB, rev *revocations.Revoker, events EventWriter) *TokenStore {
+	return &TokenStore{db: db, rev: rev, events: events}
+}
+
+// event stores e through q; nothing when e is nil.
+func (s *TokenStore) event(ctx context.Context, q core.Querier, e *audit.Event) error {
+	if e == nil {
+		return nil
+	}
+	return s.events.InsertAuditEventIn(ctx, q, *e)
 }
 
 // Grant is what a chain of tokens was issued for: one user's consent to one
@@ -65,11 +83,15 @@ func (s *TokenStore) CreateRefreshToken(ctx context.Context, value string, g Gra
 
 // CreateRefreshTokenWithAccess is [TokenStore.CreateRefreshToken] that
 // also records at, the access token issued beside the refresh token (its
-// CreatedAt set to now), in the same write transaction: a code exchange
-// stores its tokens with one commit, not two. A nil at records none.
-func (s *TokenStore) CreateRefreshTokenWithAccess(ctx context.Context, value string, g Grant, expiresAt time.Time, at *AccessToken) (string, error) {
+// CreatedAt set to now), and e, the event of their issue, in the same
+// write transaction: a code exchange stores its tokens and their event
+// with one commit. A nil at records none, a nil e stores none.
+func (s *TokenStore) CreateRefreshTokenWithAccess(ctx context.Context, value string, g Grant, expiresAt time.Time, at *AccessToken, e *audit.Event) (string, error) {
 	id := core.NewID()
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.event(ctx, tx, e); err != nil {
+			return err
+		}
 		if err := s.insertRefreshToken(ctx, tx, id, value, g, expiresAt); err != nil {
 			return err
 		}
@@ -187,6 +209,9 @@ func (s *TokenStore) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation
 				return err
 			}
 			if retried.Retried {
+				if err := s.event(ctx, tx, r.event(retried)); err != nil {
+					return err
+				}
 				return s.recordAccessToken(ctx, tx, r.Access)
 			}
 			reused = true
@@ -198,6 +223,9 @@ func (s *TokenStore) RotateRefreshTokenWithGrace(ctx context.Context, r Rotation
 		g := t.Grant
 		if scopes != nil {
 			g.Scopes = scopes
+		}
+		if err := s.event(ctx, tx, r.event(Rotated{ID: newID, Value: newValue})); err != nil {
+			return err
 		}
 		if err := s.insertRefreshToken(ctx, tx, newID, newValue, g, expiresAt); err != nil {
 			return err
@@ -285,11 +313,21 @@ func (s *TokenStore) RecordAccessToken(ctx context.Context, t *AccessToken) erro
 	return s.recordAccessToken(ctx, s.db, t)
 }
 
-// RecordAccessTokenIn is [TokenStore.RecordAccessToken] through q, a
-// transaction that writes something else too (package store's
-// RecordAccessTokenWithEvent).
-func (s *TokenStore) RecordAccessTokenIn(ctx context.Context, q core.Querier, t *AccessToken) error {
-	return s.recordAccessToken(ctx, q, t)
+// RecordAccessTokenWithEvent is [TokenStore.RecordAccessToken] that
+// stores e, the audit event of the token's issue, in the same write
+// transaction (audit.Recorder.RecordWith): a machine token costs one
+// commit, and the trail holds its event exactly when the token was
+// recorded. A nil e records the token alone.
+func (s *TokenStore) RecordAccessTokenWithEvent(ctx context.Context, t *AccessToken, e *audit.Event) error {
+	if e == nil {
+		return s.RecordAccessToken(ctx, t)
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.event(ctx, tx, e); err != nil {
+			return err
+		}
+		return s.recordAccessToken(ctx, tx, t)
+	})
 }
 
 // recordAccessToken is [TokenStore.RecordAccessToken] through q; nothing when t
