@@ -55,8 +55,8 @@ func commits(dir string) int64 {
 	return n.(*atomic.Int64).Load()
 }
 
-// TestOneWriteTransactionPerToken: a token issued by client credentials
-// or by a refresh is one write transaction in all: its record (with the
+// TestOneWriteTransactionPerToken: a token issued by client credentials,
+// by a token exchange or by a refresh is one write transaction in all: its record (with the
 // refresh token's rotation) and its audit event are committed together
 // (audit.Recorder.RecordWith), whether the tokens are asked for one at a
 // time or many at once. A code exchange makes three: the code redeemed
@@ -68,19 +68,22 @@ func TestOneWriteTransactionPerToken(t *testing.T) {
 	t.Parallel()
 	key := []byte("an audit key of thirty-two bytes")
 	var auditor *audit.Auditor
-	h := newHarness(t, sqlite(), func(c *issuer.Config) {
+	f := newExchangeFixture(t, sqlite(), func(c *issuer.Config) {
 		c.MachineTokensPerMinute = -1
 		c.MachineTokensPerAddressPerMinute = -1
+		c.ExchangePerMinute, c.ExchangePerPolicyMinute = -1, -1
 		a, err := audit.New(audit.Config{Key: key, Sink: c.Store, Now: c.Now, GroupCommit: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Audit, auditor = a, a
 	})
+	h := f.harness
 	t.Cleanup(func() { _ = auditor.Close(context.Background()) })
 	dir := storetest.SQLiteDir(t, h.st)
 	id, secret := h.machine("one-commit", []string{"read"}, 0)
 	h.clientCredentials(id, secret, nil, false) // a first use may write (a signing key, say)
+	ciJob := f.ciToken(nil) // a CI job's token, exchanged again and again
 	const rounds, concurrent = 2, 8
 	// Each case's grants, prepared before its writes are counted.
 	var refreshTokens, codes, verifiers []string
@@ -101,6 +104,10 @@ func TestOneWriteTransactionPerToken(t *testing.T) {
 		{"client credentials", func() tokenResponse { return h.clientCredentials(id, secret, nil, false) }, 1, audit.ClientCredentialsGrant},
 		{"refresh", func() tokenResponse { return h.refresh(refreshTokens[next.Add(1)-1]) }, 1, audit.RefreshRotated},
 		{"code exchange", func() tokenResponse { i := next.Add(1) - 1; return h.exchange(codes[i], verifiers[i]) }, 3, audit.CodeExchanged},
+		{"token exchange", func() tokenResponse {
+			a := f.exchange(ciJob, nil)
+			return tokenResponse{status: a.status, AccessToken: a.AccessToken, Error: a.Error}
+		}, 1, audit.TokenExchangeGrant},
 	}
 	named := map[string]audit.Type{} // a token's ref → the type of its event
 	var issued []tokenResponse

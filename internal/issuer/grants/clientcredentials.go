@@ -2,6 +2,7 @@ package grants
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -90,29 +91,15 @@ func (m machineSubject) GetSubject() string     { return m.clientID }
 func (m machineSubject) GetScopes() []string    { return m.scopes }
 func (m machineSubject) GetAuthTime() time.Time { return time.Time{} }
 
-// machineToken signs an access token for c, under a grant of its own, and
-// records it with its event (grant.client_credentials) in one write
-// transaction. There is no refresh token: the client holds its secret and
-// asks again. The token is signed first, since its event names it; one
-// whose record failed is never returned, so it was issued to nobody.
+// machineToken issues c an access token by client credentials, under a
+// grant of its own. There is no refresh token: the client holds its secret
+// and asks again.
 func (h *Handler) machineToken(ctx context.Context, c *store.MachineClient, scopes []string) (*oidc.AccessTokenResponse, error) {
 	at := store.AccessToken{ID: store.NewID(), GrantID: store.NewID(), ClientID: c.ID, Scopes: scopes,
 		ExpiresAt: h.cfg.Now().Add(h.MachineTokenTTL(c.TokenTTL))}
-	access, err := h.cfg.Tokens.SignAccessToken(ctx, machineSubject{clientID: c.ID, scopes: scopes}, c.ID, at.ID, at.ExpiresAt)
+	access, err := h.issueMachineToken(ctx, &at, audit.Event{Type: audit.ClientCredentialsGrant, Subject: c.ID, ClientID: c.ID})
 	if err != nil {
 		return nil, err
-	}
-	var recordErr error
-	e := audit.Event{Type: audit.ClientCredentialsGrant, Subject: c.ID, ClientID: c.ID, Refs: h.cfg.Events.Refs(audit.RefToken, access)}
-	err = h.cfg.Events.RecordWith(ctx, e, func(ctx context.Context, row *audit.Event) error {
-		recordErr = h.cfg.Store.RecordAccessTokenWithEvent(ctx, &at, row)
-		return recordErr
-	})
-	switch {
-	case recordErr != nil:
-		return nil, storage.InternalError("recording the access token", recordErr)
-	case err != nil:
-		return nil, storage.ErrAuditUnavailable(err)
 	}
 	return &oidc.AccessTokenResponse{
 		AccessToken: access,
@@ -120,6 +107,34 @@ func (h *Handler) machineToken(ctx context.Context, c *store.MachineClient, scop
 		ExpiresIn:   uint64(max(0, at.ExpiresAt.Sub(h.cfg.Now()).Seconds())),
 		Scope:       scopes,
 	}, nil
+}
+
+// issueMachineToken signs at, a machine client's access token, and
+// records it with e, the event of its grant (naming the token), in one
+// write transaction. The token is signed first, since its event names it;
+// one whose record failed is never returned, so it was issued to nobody.
+func (h *Handler) issueMachineToken(ctx context.Context, at *store.AccessToken, e audit.Event) (string, *oidc.Error) {
+	access, err := h.cfg.Tokens.SignAccessToken(ctx, machineSubject{clientID: at.ClientID, scopes: at.Scopes}, at.ClientID, at.ID, at.ExpiresAt)
+	if err != nil {
+		var oe *oidc.Error
+		if errors.As(err, &oe) {
+			return "", oe
+		}
+		return "", storage.InternalError("signing the access token", err)
+	}
+	var recordErr error
+	e.Refs = h.cfg.Events.Refs(audit.RefToken, access)
+	err = h.cfg.Events.RecordWith(ctx, e, func(ctx context.Context, row *audit.Event) error {
+		recordErr = h.cfg.Store.RecordAccessTokenWithEvent(ctx, at, row)
+		return recordErr
+	})
+	switch {
+	case recordErr != nil:
+		return "", storage.InternalError("recording the access token", recordErr)
+	case err != nil:
+		return "", storage.ErrAuditUnavailable(err)
+	}
+	return access, nil
 }
 
 // machineGrants are the grant types whose token requests are rate-limited

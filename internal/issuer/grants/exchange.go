@@ -175,13 +175,6 @@ func (h *Handler) exchangeTokens(w http.ResponseWriter, r *http.Request) {
 		writeTokenError(w, oerr, status)
 		return
 	}
-	e := exchangeEvent(m, audit.Success, "")
-	e.Refs = h.cfg.Events.Refs(audit.RefToken, resp.AccessToken)
-	if err := h.cfg.Events.Record(ctx, e); err != nil {
-		h.log.ErrorContext(ctx, "token exchange failed", "error", err)
-		writeTokenError(w, storage.ErrAuditUnavailable(err), http.StatusInternalServerError)
-		return
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Pragma", "no-cache")
 	_ = json.NewEncoder(w).Encode(resp)
@@ -224,16 +217,9 @@ func (h *Handler) exchangeResponse(ctx context.Context, m *federation.Match, req
 	}
 	// The policy's id is the grant: deleting the policy revokes the token.
 	at := store.AccessToken{ID: store.NewID(), GrantID: p.ID, ClientID: c.ID, Scopes: scopes, ExpiresAt: h.cfg.Now().Add(ttl)}
-	if err := h.cfg.Store.RecordAccessToken(ctx, &at); err != nil {
-		return nil, storage.InternalError("recording the access token", err)
-	}
-	signed, err := h.cfg.Tokens.SignAccessToken(ctx, machineSubject{clientID: c.ID, scopes: scopes}, c.ID, at.ID, at.ExpiresAt)
-	if err != nil {
-		var oe *oidc.Error
-		if errors.As(err, &oe) {
-			return nil, oe
-		}
-		return nil, storage.InternalError("signing the access token", err)
+	signed, oerr := h.issueMachineToken(ctx, &at, exchangeEvent(m, audit.Success, ""))
+	if oerr != nil {
+		return nil, oerr
 	}
 	return &exchangeResponse{
 		AccessToken:     signed,
