@@ -96,6 +96,7 @@ import (
 	"github.com/nsauth/nsauth/internal/ratelimit"
 	"github.com/nsauth/nsauth/internal/store"
 	"github.com/nsauth/nsauth/internal/stringset"
+	"github.com/nsauth/nsauth/pkg/authn"
 	"github.com/nsauth/nsauth/pkg/issuerurl"
 )
 
@@ -582,6 +583,23 @@ const (
 	deviceDecisionPath = "/device/decision"
 )
 
+// accessTokenVerifier checks the provider's own access tokens with the
+// keys it publishes, read in process, as the introspection endpoint
+// checks them (server.Introspect): no result cache (each call verifies)
+// and no clock tolerance.
+func (i *Issuer) accessTokenVerifier() (*authn.Verifier, error) {
+	p, err := authn.NewProviderWithKeys(i.cfg.Issuer, i.keys)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	v, err := p.Verifier(authn.Config{Audiences: []string{i.cfg.Audience}, Algorithms: config.BuiltinSigningAlgorithms, ClockSkew: -1, Now: i.cfg.Now,
+		RequireAccessTokenType: true, CacheEntries: -1})
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	return v, nil
+}
+
 func (i *Issuer) newHandler() (http.Handler, error) {
 	// The library's own verifiers (of an id_token_hint, of an access token
 	// at userinfo) accept the algorithms of every key the provider may
@@ -609,8 +627,12 @@ func (i *Issuer) newHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: creating the provider: %w", err)
 	}
-	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints()), storage: i.storage, grants: i.grants,
-		requirePKCE: i.cfg.RequirePKCE, endSessionURL: i.cfg.Issuer + endSessionPath}
+	accessTokens, err := i.accessTokenVerifier()
+	if err != nil {
+		return nil, err
+	}
+	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints()), storage: i.storage, accessTokens: accessTokens,
+		grants: i.grants, requirePKCE: i.cfg.RequirePKCE, endSessionURL: i.cfg.Issuer + endSessionPath}
 	logouts, err := backchannel.New(backchannel.Config{Issuer: i.cfg.Issuer, Keys: i.storage, Events: i.events,
 		HTTPClient: i.cfg.BackchannelHTTPClient, Now: i.cfg.Now, Backoff: i.cfg.BackchannelBackoff, Log: i.log})
 	if err != nil {

@@ -83,7 +83,7 @@ func TestOneWriteTransactionPerToken(t *testing.T) {
 	dir := storetest.SQLiteDir(t, h.st)
 	id, secret := h.machine("one-commit", []string{"read"}, 0)
 	h.clientCredentials(id, secret, nil, false) // a first use may write (a signing key, say)
-	ciJob := f.ciToken(nil) // a CI job's token, exchanged again and again
+	ciJob := f.ciToken(nil)                     // a CI job's token, exchanged again and again
 	const rounds, concurrent = 2, 8
 	// Each case's grants, prepared before its writes are counted.
 	var refreshTokens, codes, verifiers []string

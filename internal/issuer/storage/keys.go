@@ -337,6 +337,31 @@ func publishedAt(keys []*signingKey, now time.Time) ([]op.Key, error) {
 	return out, nil
 }
 
+// Lookup returns the published key whose id is kid, public, as
+// pkg/authn's KeySet: what the provider's own checks of its tokens
+// (introspection) verify with, the keys its JWKS serves, read in process.
+// An empty kid selects the only published key, when there is one. The
+// key it returns is the same value while the keys are cached, so a
+// verifier may keep it prepared.
+func (m *Keys) Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
+	keys, now := m.view(ctx)
+	var found *signingKey
+	n := 0
+	for _, k := range keys {
+		if !k.expires.IsZero() && !k.expires.After(now) {
+			continue
+		}
+		n++
+		if k.id == kid || kid == "" {
+			found = k
+		}
+	}
+	if found == nil || (kid == "" && n != 1) {
+		return nil, errors.New("no published key with that id")
+	}
+	return &jose.JSONWebKey{Key: found.priv.Public(), KeyID: found.id, Algorithm: string(found.alg), Use: "sig"}, nil
+}
+
 // algorithms returns the algorithms of the published keys, without
 // repeats: the signing key's first, then the others newest first. It
 // reads the keys once for both.
