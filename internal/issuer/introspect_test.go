@@ -155,3 +155,40 @@ func resign(t *testing.T, token string, change func(map[string]any)) string {
 	}
 	return out
 }
+
+// TestUserinfoTokenCheck: the userinfo endpoint checks its bearer token
+// as introspection does: only an unaltered, unexpired access token this
+// provider signed is answered (200, with its subject); an ID token, a
+// forgery under the provider's key id or an altered payload is 401, and a
+// revoked access token, which verifies but is no longer active, 403.
+func TestUserinfoTokenCheck(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sqlite(), nil)
+	tr := h.tokens(url.Values{"scope": {"openid profile offline_access"}})
+	revoked := h.tokens(url.Values{"scope": {"openid profile"}})
+	if resp, body := h.post("/oauth/revoke", url.Values{"token": {revoked.AccessToken}, "token_type_hint": {"access_token"}}, true); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoking: HTTP %d %s", resp.StatusCode, body)
+	}
+	tests := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"the provider's access token", tr.AccessToken, http.StatusOK},
+		{"its ID token", tr.IDToken, http.StatusUnauthorized},
+		{"signed by another key under the provider's key id", resign(t, tr.AccessToken, nil), http.StatusUnauthorized},
+		{"payload altered, signature kept", resign(t, tr.AccessToken, func(c map[string]any) { c["sub"] = "someone-else" }), http.StatusUnauthorized},
+		{"revoked", revoked.AccessToken, http.StatusForbidden},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, info := h.userinfo(tc.token)
+			if status != tc.status {
+				t.Fatalf("HTTP %d %v, want %d", status, info, tc.status)
+			}
+			if status == http.StatusOK && info["sub"] == nil {
+				t.Errorf("no subject: %v", info)
+			}
+		})
+	}
+}

@@ -230,6 +230,22 @@ func (s *server) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 	return op.NewResponse(resp), nil
 }
 
+// UserInfo answers the userinfo endpoint as the library does, with the
+// access token checked as Introspect checks it (pkg/authn, the keys the
+// provider publishes): a token that does not verify is 401, one that is
+// no longer active for its user 403.
+func (s *server) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
+	claims, err := s.accessTokens.Verify(ctx, r.Data.AccessToken)
+	if err != nil {
+		return nil, op.NewStatusError(oidc.ErrAccessDenied().WithDescription("access token invalid"), http.StatusUnauthorized)
+	}
+	info := new(oidc.UserInfo)
+	if err := s.storage.SetUserinfoFromToken(ctx, info, claims.ID, claims.Subject, r.Header.Get("origin")); err != nil {
+		return nil, op.NewStatusError(err, http.StatusForbidden)
+	}
+	return op.NewResponse(info), nil
+}
+
 // CodeExchange redeems an authorization code (single use: a replay revokes
 // what the code produced) and answers with our tokens.
 func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
