@@ -132,7 +132,17 @@ func (h *harness) signHint(claims map[string]any) string {
 
 func signJWT(t testing.TB, key any, kid string, claims map[string]any) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, nil)
+	return signTypedJWT(t, key, kid, "", claims)
+}
+
+// signTypedJWT is signJWT with a typ header (none when empty).
+func signTypedJWT(t testing.TB, key any, kid, typ string, claims map[string]any) string {
+	t.Helper()
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
