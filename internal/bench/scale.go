@@ -419,8 +419,13 @@ func measurePhase(ctx context.Context, cfg ScaleConfig, st *scaleStore, d *scale
 	var logins []time.Duration
 	for i := range cfg.Logins {
 		user, pw := loginAs(i)
+		// A browser without the cookies of the logins before: each login
+		// checks the user's password and begins a session of its own. In
+		// the browser of the one before, it would continue that login's
+		// session, as that login's user, whatever user it names.
+		b := tg.browser.Fresh()
 		t0 := time.Now()
-		tok, err := tg.loginAs(ctx, user, pw)
+		tok, err := tg.loginAs(ctx, b, user, pw)
 		if err != nil {
 			return p, fmt.Errorf("bench: logging in as a %s user: %w", phaseName(d), err)
 		}
