@@ -121,6 +121,9 @@ type ScalePhase struct {
 	// LoginP50Millis is the median of whole logins: GetAuthorizeUrl, the
 	// provider's login page and form, the code exchanged by LoginCli.
 	LoginP50Millis float64 `json:"login_p50_ms"`
+	// LoginCPUMillis is this process's CPU per timed login (server and
+	// bench), which other load on the machine changes far less than p50.
+	LoginCPUMillis float64 `json:"login_cpu_ms"`
 	// CheckToken throughput, distinct tokens and one cached token.
 	CheckTokenDistinctRPS float64 `json:"check_token_distinct_rps"`
 	CheckTokenCachedRPS   float64 `json:"check_token_cached_rps"`
@@ -417,12 +420,11 @@ func measurePhase(ctx context.Context, cfg ScaleConfig, st *scaleStore, d *scale
 
 	tg.distinctTokens, tg.progress = cfg.DistinctTokens, cfg.Progress
 	var logins []time.Duration
+	cpu0 = selfCPU()
 	for i := range cfg.Logins {
 		user, pw := loginAs(i)
-		// A browser without the cookies of the logins before: each login
-		// checks the user's password and begins a session of its own. In
-		// the browser of the one before, it would continue that login's
-		// session, as that login's user, whatever user it names.
+		// Without the cookies of the logins before, each checks its user's
+		// password; with them, it would continue the first one's session.
 		b := tg.browser.Fresh()
 		t0 := time.Now()
 		tok, err := tg.loginAs(ctx, b, user, pw)
@@ -434,8 +436,9 @@ func measurePhase(ctx context.Context, cfg ScaleConfig, st *scaleStore, d *scale
 			tg.token = tok.GetAccessToken()
 		}
 	}
+	p.LoginCPUMillis = millis(selfCPU()-cpu0) / float64(len(logins))
 	p.LoginP50Millis = p50(logins)
-	fmt.Fprintf(cfg.Progress, "  login p50 %.2f ms over %d logins\n", p.LoginP50Millis, len(logins))
+	fmt.Fprintf(cfg.Progress, "  login p50 %.2f ms over %d logins, %.2f ms of CPU each\n", p.LoginP50Millis, len(logins), p.LoginCPUMillis)
 
 	// The queries and the size come before the CheckToken cells, whose
 	// token pool leaves thousands of events and token records behind.

@@ -278,14 +278,9 @@ const mintConcurrency = 4
 
 // mintCodes mints n codes.
 func (tg *target) mintCodes(ctx context.Context, n int) ([]grant, error) {
-	out := make([]grant, n)
-	if n == 0 {
-		return out, nil
-	}
-	// The first login alone: it gives the browser its CSRF cookie and
-	// session, which the others then share. Begun together in a browser
-	// without them, each would set its own CSRF cookie, and post the
-	// form with another's.
+	out := make([]grant, n) // n ≥ 1
+	// The first alone: begun together in a browser without a CSRF cookie,
+	// logins would each set one, and post the form with another's.
 	var err error
 	if out[0], err = tg.mintCode(ctx); err != nil {
 		return nil, err
