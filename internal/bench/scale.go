@@ -122,7 +122,7 @@ type ScalePhase struct {
 	// provider's login page and form, the code exchanged by LoginCli.
 	LoginP50Millis float64 `json:"login_p50_ms"`
 	// LoginCPUMillis is this process's CPU per timed login (server and
-	// bench), which other load on the machine changes far less than p50.
+	// bench), which other load on the machine changes less than p50.
 	LoginCPUMillis float64 `json:"login_cpu_ms"`
 	// CheckToken throughput, distinct tokens and one cached token.
 	CheckTokenDistinctRPS float64 `json:"check_token_distinct_rps"`
