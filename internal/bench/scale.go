@@ -121,6 +121,9 @@ type ScalePhase struct {
 	// LoginP50Millis is the median of whole logins: GetAuthorizeUrl, the
 	// provider's login page and form, the code exchanged by LoginCli.
 	LoginP50Millis float64 `json:"login_p50_ms"`
+	// LoginCPUMillis is this process's CPU per timed login (server and
+	// bench), which other load on the machine changes less than p50.
+	LoginCPUMillis float64 `json:"login_cpu_ms"`
 	// CheckToken throughput, distinct tokens and one cached token.
 	CheckTokenDistinctRPS float64 `json:"check_token_distinct_rps"`
 	CheckTokenCachedRPS   float64 `json:"check_token_cached_rps"`
@@ -417,10 +420,14 @@ func measurePhase(ctx context.Context, cfg ScaleConfig, st *scaleStore, d *scale
 
 	tg.distinctTokens, tg.progress = cfg.DistinctTokens, cfg.Progress
 	var logins []time.Duration
+	cpu0 = selfCPU()
 	for i := range cfg.Logins {
 		user, pw := loginAs(i)
+		// Without the cookies of the logins before, each checks its user's
+		// password; with them, it would continue the first one's session.
+		b := tg.browser.Fresh()
 		t0 := time.Now()
-		tok, err := tg.loginAs(ctx, user, pw)
+		tok, err := tg.loginAs(ctx, b, user, pw)
 		if err != nil {
 			return p, fmt.Errorf("bench: logging in as a %s user: %w", phaseName(d), err)
 		}
@@ -429,8 +436,9 @@ func measurePhase(ctx context.Context, cfg ScaleConfig, st *scaleStore, d *scale
 			tg.token = tok.GetAccessToken()
 		}
 	}
+	p.LoginCPUMillis = millis(selfCPU()-cpu0) / float64(len(logins))
 	p.LoginP50Millis = p50(logins)
-	fmt.Fprintf(cfg.Progress, "  login p50 %.2f ms over %d logins\n", p.LoginP50Millis, len(logins))
+	fmt.Fprintf(cfg.Progress, "  login p50 %.2f ms over %d logins, %.2f ms of CPU each\n", p.LoginP50Millis, len(logins), p.LoginCPUMillis)
 
 	// The queries and the size come before the CheckToken cells, whose
 	// token pool leaves thousands of events and token records behind.

@@ -57,7 +57,7 @@ func TestRunScale(t *testing.T) {
 				ph := p.phase
 				for name, v := range map[string]float64{
 					"start": ph.StartMillis, "heap": float64(ph.HeapBytes), "RSS": float64(ph.RSSBytes),
-					"login p50": ph.LoginP50Millis, "CheckToken distinct": ph.CheckTokenDistinctRPS, "CheckToken cached": ph.CheckTokenCachedRPS,
+					"login p50": ph.LoginP50Millis, "login CPU": ph.LoginCPUMillis, "CheckToken distinct": ph.CheckTokenDistinctRPS, "CheckToken cached": ph.CheckTokenCachedRPS,
 					"audit --user": ph.AuditUserP50Millis, "audit --since": ph.AuditSinceP50Millis, "audit --ref": ph.AuditRefP50Millis,
 					"users list": ph.UsersListMillis, "data size": float64(ph.DataBytes),
 					"users list first page": ph.UsersFirstPageP50Millis, "users list deep page": ph.UsersDeepPageP50Millis,

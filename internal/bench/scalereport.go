@@ -34,6 +34,7 @@ var scaleRows = []scaleRow{
 	{name: "process RSS after start", unit: "MiB", value: func(p ScalePhase) float64 { return float64(p.RSSBytes) / (1 << 20) }},
 	{name: "CPU while idle after start", unit: "% of a core", value: func(p ScalePhase) float64 { return p.IdleCPUPercent }},
 	{name: "login p50", unit: "ms", value: func(p ScalePhase) float64 { return p.LoginP50Millis }, within: 0.10},
+	{name: "CPU per login (server and bench, mean)", unit: "ms", value: func(p ScalePhase) float64 { return p.LoginCPUMillis }},
 	{name: "CheckToken (valid, distinct)", unit: "req/s", value: func(p ScalePhase) float64 { return p.CheckTokenDistinctRPS }, within: 0.10, higherIsOK: true},
 	{name: "CheckToken (valid, cached)", unit: "req/s", value: func(p ScalePhase) float64 { return p.CheckTokenCachedRPS }, within: 0.10, higherIsOK: true},
 	{name: "nsauth audit --since all --user, p50", unit: "ms", value: func(p ScalePhase) float64 { return p.AuditUserP50Millis }, limitMillis: 100},

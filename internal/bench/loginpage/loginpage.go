@@ -21,8 +21,14 @@ import (
 // Browser logs in at the built-in provider's login page the way a browser
 // without JavaScript does: it follows the authorize redirect to the form,
 // posts the form's fields with the credentials, and stops at the redirect
-// back to the client. It keeps cookies (CSRF, device), and is safe for
-// concurrent use.
+// back to the client. It keeps cookies (CSRF, device, and the browser
+// session a login begins), and is safe for concurrent use.
+//
+// Once a login has begun a browser session, the provider answers the next
+// ones from it: a page that continues as the session's user, no password
+// asked. Login takes that page only for the same user; [Browser.Fresh]
+// gives a browser without the session, whose every login checks the
+// password.
 type Browser struct {
 	client *http.Client
 }
@@ -45,13 +51,26 @@ func New(conns int, timeout time.Duration) *Browser {
 	}}
 }
 
+// Fresh returns a browser that shares b's connections but none of its
+// cookies: a first visit, whose login checks the password, as one from a
+// browser the provider has not seen.
+func (b *Browser) Fresh() *Browser {
+	jar, _ := cookiejar.New(nil) // never fails without options
+	c := *b.client
+	c.Jar = jar
+	return &Browser{client: &c}
+}
+
 var (
-	formTag   = regexp.MustCompile(`(?is)<form\b[^>]*>`)
-	inputTag  = regexp.MustCompile(`(?is)<input\b[^>]*>`)
-	attrName  = regexp.MustCompile(`(?i)\bname="([^"]*)"`)
-	attrValue = regexp.MustCompile(`(?i)\bvalue="([^"]*)"`)
-	attrType  = regexp.MustCompile(`(?i)\btype="([^"]*)"`)
-	attrAct   = regexp.MustCompile(`(?i)\baction="([^"]*)"`)
+	// sessionUser is the user a page continuing a browser session names
+	// (the provider's continue.html).
+	sessionUser = regexp.MustCompile(`(?is)<span\b[^>]*\bid="session-user"[^>]*>([^<]*)</span>`)
+	formTag     = regexp.MustCompile(`(?is)<form\b[^>]*>`)
+	inputTag    = regexp.MustCompile(`(?is)<input\b[^>]*>`)
+	attrName    = regexp.MustCompile(`(?i)\bname="([^"]*)"`)
+	attrValue   = regexp.MustCompile(`(?i)\bvalue="([^"]*)"`)
+	attrType    = regexp.MustCompile(`(?i)\btype="([^"]*)"`)
+	attrAct     = regexp.MustCompile(`(?i)\baction="([^"]*)"`)
 )
 
 // maxBusyRetries bounds how often one login is retried while the provider
@@ -63,6 +82,11 @@ func (b *Browser) Login(ctx context.Context, authorizeURL, username, password st
 	page, pageURL, err := b.get(ctx, authorizeURL)
 	if err != nil {
 		return "", err
+	}
+	// A page continuing another user's session would give that user's
+	// code, whatever the credentials.
+	if m := sessionUser.FindStringSubmatch(page); m != nil && html.UnescapeString(m[1]) != username {
+		return "", errors.New("the login page continues another user's browser session")
 	}
 	action, fields, err := loginForm(page, pageURL)
 	if err != nil {
