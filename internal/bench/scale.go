@@ -119,7 +119,8 @@ type ScalePhase struct {
 	// revocation set, among the rest).
 	IdleCPUPercent float64 `json:"idle_cpu_percent"`
 	// LoginP50Millis is the median of whole logins: GetAuthorizeUrl, the
-	// provider's login page and form, the code exchanged by LoginCli.
+	// provider's login page and form, the code exchanged by LoginCli; timed
+	// in turns with the other store's (timeLogins).
 	LoginP50Millis float64 `json:"login_p50_ms"`
 	// LoginCPUMillis is this process's CPU per timed login (server and
 	// bench), which other load on the machine changes less than p50.
@@ -310,6 +311,10 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (_ *ScaleReport, err error) 
 	if r.Seeded, err = measurePhase(ctx, cfg, full, d, seededLogin); err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(cfg.Progress, "scale: %s, %d logins on each store, in turns\n", r.Backend, cfg.Logins)
+	if err := timeLogins(ctx, cfg, stores, [2]func(int) (string, string){benchLogin, seededLogin}, [2]*ScalePhase{&r.Empty, &r.Seeded}); err != nil {
+		return nil, err
+	}
 	if r.Counted, err = countRows(ctx, full.loc); err != nil {
 		return nil, err
 	}
@@ -419,33 +424,20 @@ func measurePhase(ctx context.Context, cfg ScaleConfig, st *scaleStore, d *scale
 	fmt.Fprintf(cfg.Progress, "  idle for %s: %.1f %% of a core\n", cfg.IdleWindow, p.IdleCPUPercent)
 
 	tg.distinctTokens, tg.progress = cfg.DistinctTokens, cfg.Progress
-	var logins []time.Duration
-	cpu0 = selfCPU()
-	for i := range cfg.Logins {
-		user, pw := loginAs(i)
-		// Without the cookies of the logins before, each checks its user's
-		// password; with them, it would continue the first one's session.
-		b := tg.browser.Fresh()
-		t0 := time.Now()
-		tok, err := tg.loginAs(ctx, b, user, pw)
-		if err != nil {
-			return p, fmt.Errorf("bench: logging in as a %s user: %w", phaseName(d), err)
-		}
-		logins = append(logins, time.Since(t0))
-		if tg.token == "" {
-			tg.token = tok.GetAccessToken()
-		}
+	// The CheckToken cells' token; the timed logins come later, in turns
+	// with the other store's (timeLogins).
+	user, pw := loginAs(0)
+	tok, err := tg.loginAs(ctx, tg.browser.Fresh(), user, pw)
+	if err != nil {
+		return p, fmt.Errorf("bench: logging in as a %s user: %w", phaseName(d), err)
 	}
-	p.LoginCPUMillis = millis(selfCPU()-cpu0) / float64(len(logins))
-	p.LoginP50Millis = p50(logins)
-	fmt.Fprintf(cfg.Progress, "  login p50 %.2f ms over %d logins, %.2f ms of CPU each\n", p.LoginP50Millis, len(logins), p.LoginCPUMillis)
+	tg.token = tok.GetAccessToken()
 
 	// The queries and the size come before the CheckToken cells, whose
 	// token pool leaves thousands of events and token records behind.
 	if err := measureAdmin(ctx, cfg, srvCfg.Auth.Builtin, d, &p); err != nil {
 		return p, err
 	}
-	var err error
 	if p.DataBytes, err = dataSize(ctx, st.loc); err != nil {
 		return p, err
 	}
@@ -469,6 +461,44 @@ func measurePhase(ctx context.Context, cfg ScaleConfig, st *scaleStore, d *scale
 	}
 
 	return p, nil
+}
+
+// timeLogins times cfg.Logins whole logins on each store, with both
+// servers up, one on each in turn (the empty store first in even rounds,
+// the seeded one in odd ones), each in a fresh browser so that it checks
+// its user's password, and sets each phase's login p50 and CPU per login.
+// Timed a phase at a time, minutes apart, the two p50s followed the
+// machine's load as much as the stores.
+func timeLogins(ctx context.Context, cfg ScaleConfig, stores [2]*scaleStore, loginAs [2]func(int) (string, string), phases [2]*ScalePhase) error {
+	for _, st := range stores {
+		if err := st.tg.start(ctx, st.cfg); err != nil {
+			return err
+		}
+		defer st.tg.stop()
+	}
+	var took [2][]time.Duration
+	var cpu [2]time.Duration
+	for i := range cfg.Logins {
+		for k := range 2 {
+			j := (i + k) % 2
+			tg := stores[j].tg
+			user, pw := loginAs[j](i)
+			b := tg.browser.Fresh()
+			cpu0, t0 := selfCPU(), time.Now()
+			if _, err := tg.loginAs(ctx, b, user, pw); err != nil {
+				return fmt.Errorf("bench: logging in on the %s store: %w", [2]string{"empty", "seeded"}[j], err)
+			}
+			took[j] = append(took[j], time.Since(t0))
+			cpu[j] += selfCPU() - cpu0
+		}
+	}
+	for j, p := range phases {
+		p.LoginP50Millis = p50(took[j])
+		p.LoginCPUMillis = millis(cpu[j]) / float64(len(took[j]))
+		fmt.Fprintf(cfg.Progress, "  %s store: login p50 %.2f ms over %d logins, %.2f ms of CPU each\n",
+			[2]string{"empty", "seeded"}[j], p.LoginP50Millis, len(took[j]), p.LoginCPUMillis)
+	}
+	return nil
 }
 
 func phaseName(d *scaleData) string {
