@@ -50,6 +50,38 @@ func (s *usersRPC) userProto(ctx context.Context, u *store.User) (*adminv1.User,
 	if err != nil {
 		return nil, toConnect(err, userWhat(u.Username))
 	}
+	return userProtoOf(u, f, groups), nil
+}
+
+// usersProto describes users as userProto does, reading their second
+// factors and groups in a few queries per store.MaxUsersAtOnce users, not
+// three per user: a page of 500 took 1,500 round trips to PostgreSQL.
+func (s *usersRPC) usersProto(ctx context.Context, users []store.User) ([]*adminv1.User, error) {
+	out := make([]*adminv1.User, 0, len(users))
+	for start := 0; start < len(users); start += store.MaxUsersAtOnce {
+		chunk := users[start:min(len(users), start+store.MaxUsersAtOnce)]
+		ids := make([]string, len(chunk))
+		for i := range chunk {
+			ids[i] = chunk[i].ID
+		}
+		factors, err := s.cfg.Store.SecondFactorsOf(ctx, ids)
+		if err != nil {
+			return nil, toConnect(err, "users")
+		}
+		groups, err := s.cfg.Store.UsersGroups(ctx, ids)
+		if err != nil {
+			return nil, toConnect(err, "users")
+		}
+		for i := range chunk {
+			out = append(out, userProtoOf(&chunk[i], factors[chunk[i].ID], groups[chunk[i].ID]))
+		}
+	}
+	return out, nil
+}
+
+// userProtoOf is u as the admin API describes it, with its second
+// factors f and its groups.
+func userProtoOf(u *store.User, f store.SecondFactors, groups []string) *adminv1.User {
 	return &adminv1.User{
 		Id:          u.ID,
 		Username:    u.Username,
@@ -61,7 +93,7 @@ func (s *usersRPC) userProto(ctx context.Context, u *store.User) (*adminv1.User,
 		HasPassword: u.HasPassword(),
 		Factors:     factorList(f),
 		Groups:      groups,
-	}, nil
+	}
 }
 
 // factorList is f as User.factors lists it: one entry per factor.
@@ -135,14 +167,11 @@ func (s *usersRPC) ListUsers(ctx context.Context, req *connect.Request[adminv1.L
 	if err != nil {
 		return nil, toConnect(err, "users")
 	}
-	resp := &adminv1.ListUsersResponse{Users: make([]*adminv1.User, 0, len(users))}
-	for i := range users {
-		p, err := s.userProto(ctx, &users[i])
-		if err != nil {
-			return nil, err
-		}
-		resp.Users = append(resp.Users, p)
+	described, err := s.usersProto(ctx, users)
+	if err != nil {
+		return nil, err
 	}
+	resp := &adminv1.ListUsersResponse{Users: described}
 	if len(users) > 0 {
 		resp.LastUsername = users[len(users)-1].Username
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	adminv1 "github.com/nsauth/nsauth/gen/nsauth/admin/v1"
 	"github.com/nsauth/nsauth/internal/adminservice"
@@ -177,6 +178,28 @@ func TestListUsersPages(t *testing.T) {
 			want = append(want, u.Username)
 		}
 		slices.Sort(want)
+		// Some users have groups and second factors, so that a listing's
+		// batched reads (a chunk of 1000 users, then the rest) are held
+		// to GetUser's one-user reads.
+		if _, err := h.st.CreateGroup(ctx, "ops", ""); err != nil {
+			t.Fatal(err)
+		}
+		for i, name := range want {
+			u, err := h.st.UserByUsername(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i%3 == 0 {
+				if _, err := h.st.SetUserGroups(ctx, u.ID, []string{"ops"}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if i%5 == 0 || i == len(want)-1 {
+				if err := h.st.ReplaceRecoveryCodes(ctx, u.ID, []string{"code-one", "code-two"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		names := func(us []*adminv1.User) []string {
 			out := make([]string, len(us))
 			for i, u := range us {
@@ -187,6 +210,15 @@ func TestListUsersPages(t *testing.T) {
 		all, err := h.api.ListUsers(ctx, req(&adminv1.ListUsersRequest{}))
 		if err != nil || !slices.Equal(names(all.Msg.GetUsers()), want) {
 			t.Fatalf("ListUsers with no limit: %d users, %v; want all %d in order", len(all.Msg.GetUsers()), err, len(want))
+		}
+		for _, listed := range all.Msg.GetUsers() {
+			one, err := h.api.GetUser(ctx, req(&adminv1.GetUserRequest{Username: listed.GetUsername()}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(listed, one.Msg.GetUser()) {
+				t.Fatalf("listed %v\nGetUser %v", listed, one.Msg.GetUser())
+			}
 		}
 		for _, limit := range []int32{1, 7, adminservice.MaxUsersPage, adminservice.MaxUsersPage + 500} {
 			var got []string

@@ -285,12 +285,47 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	return mergeGroups(local, upstream), nil
+}
+
+// UsersGroups is [Store.UserGroups] of each of userIDs (at most
+// MaxUsersAtOnce) in two queries whatever their number: a page of a user
+// listing. A user in no group is absent from the map.
+func (s *Store) UsersGroups(ctx context.Context, userIDs []string) (map[string][]string, error) {
+	local, err := s.GroupStore.LocalGroupsOf(ctx, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	upstream, err := s.ConnectorStore.GroupsOf(ctx, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]string, len(local)+len(upstream))
+	for id := range local {
+		out[id] = mergeGroups(local[id], upstream[id])
+	}
+	for id := range upstream {
+		if _, done := out[id]; !done {
+			out[id] = mergeGroups(nil, upstream[id])
+		}
+	}
+	return out, nil
+}
+
+// MaxUsersAtOnce is the most users one call of [Store.UsersGroups] or
+// SecondFactorsOf may name.
+const MaxUsersAtOnce = core.MaxInArgs
+
+// mergeGroups is a user's groups as tokens carry them, from the groups
+// nsauth keeps and the connectors': sorted, without duplicates; nil when
+// none.
+func mergeGroups(local, upstream []string) []string {
 	all := slices.Concat(local, upstream)
 	if len(all) == 0 {
-		return nil, nil
+		return nil
 	}
 	slices.Sort(all)
-	return slices.Compact(all), nil
+	return slices.Compact(all)
 }
 
 // HashSecret returns the digest under which a random secret (code, token,

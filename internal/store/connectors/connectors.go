@@ -622,23 +622,44 @@ func (s *ConnectorStore) UnlinkIdentity(ctx context.Context, connector, subject 
 // UserGroups returns the groups of every identity of the user, sorted,
 // without duplicates. It reads no sealed value.
 func (s *ConnectorStore) UserGroups(ctx context.Context, userID string) ([]string, error) {
-	lists, err := core.QueryAll(ctx, s.db, "reading a user's groups", func(row core.Scanner) (*string, error) {
-		var g string
-		return &g, row.Scan(&g)
-	}, `SELECT group_names FROM nsauth_identities WHERE user_id = ?`, userID)
-	if err != nil {
-		return nil, err
+	all, err := s.GroupsOf(ctx, []string{userID})
+	return all[userID], err
+}
+
+// GroupsOf is [ConnectorStore.UserGroups] of each of userIDs (at most
+// [core.MaxInArgs]) in one query. A user with no upstream group is absent.
+func (s *ConnectorStore) GroupsOf(ctx context.Context, userIDs []string) (map[string][]string, error) {
+	out := make(map[string][]string)
+	if len(userIDs) == 0 {
+		return out, nil
 	}
-	var out []string
-	for _, l := range lists {
+	in, args := core.InArgs(userIDs)
+	rows, err := s.db.Query(ctx, s.db, `SELECT user_id, group_names FROM nsauth_identities WHERE user_id IN (`+in+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading users' groups: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, list string
+		if err := rows.Scan(&id, &list); err != nil {
+			return nil, fmt.Errorf("reading users' groups: %w", err)
+		}
 		var gs []string
-		if err := json.Unmarshal([]byte(l), &gs); err != nil {
+		if err := json.Unmarshal([]byte(list), &gs); err != nil {
 			return nil, fmt.Errorf("reading a user's groups: %w", err)
 		}
-		out = append(out, gs...)
+		if len(gs) > 0 {
+			out[id] = append(out[id], gs...)
+		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading users' groups: %w", err)
+	}
+	for id, gs := range out {
+		slices.Sort(gs)
+		out[id] = slices.Compact(gs)
+	}
+	return out, nil
 }
 
 // MaxPendingLogins bounds the pending sign-ins kept in all (unauthenticated

@@ -238,6 +238,32 @@ func localUserGroups(ctx context.Context, db *core.DB, q core.Querier, userID st
 	return out, nil
 }
 
+// LocalGroupsOf is [GroupStore.LocalUserGroups] of each of userIDs (at
+// most [core.MaxInArgs]) in one query. A user in no group is absent.
+func (s *GroupStore) LocalGroupsOf(ctx context.Context, userIDs []string) (map[string][]string, error) {
+	out := make(map[string][]string)
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	in, args := core.InArgs(userIDs)
+	rows, err := s.db.Query(ctx, s.db, `SELECT user_id, group_name FROM nsauth_group_members WHERE user_id IN (`+in+`) ORDER BY user_id, group_name`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading users' groups: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, g string
+		if err := rows.Scan(&id, &g); err != nil {
+			return nil, fmt.Errorf("reading users' groups: %w", err)
+		}
+		out[id] = append(out[id], g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading users' groups: %w", err)
+	}
+	return out, nil
+}
+
 // InGroup reports whether the user is in the group nsauth keeps under
 // that name (false for a connector group or a name that is not one).
 func (s *GroupStore) InGroup(ctx context.Context, userID, group string) (bool, error) {

@@ -63,6 +63,47 @@ func (s *FactorStore) SecondFactors(ctx context.Context, userID string) (SecondF
 	return f, nil
 }
 
+// SecondFactorsOf is [FactorStore.SecondFactors] of each of userIDs (at
+// most [core.MaxInArgs]), in three queries whatever their number: a page
+// of a user listing. A user without factors is absent from the map.
+func (s *FactorStore) SecondFactorsOf(ctx context.Context, userIDs []string) (map[string]SecondFactors, error) {
+	out := make(map[string]SecondFactors)
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	in, args := core.InArgs(userIDs)
+	for _, t := range []struct {
+		table string
+		set   func(f *SecondFactors, n int)
+	}{
+		{"nsauth_totp", func(f *SecondFactors, n int) { f.TOTP = n > 0 }},
+		{"nsauth_recovery_codes", func(f *SecondFactors, n int) { f.RecoveryCodes = n }},
+		{"nsauth_passkeys", func(f *SecondFactors, n int) { f.Passkeys = n }},
+	} {
+		rows, err := s.db.Query(ctx, s.db, `SELECT user_id, COUNT(*) FROM `+t.table+` WHERE user_id IN (`+in+`) GROUP BY user_id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("reading second factors: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("reading second factors: %w", err)
+			}
+			f := out[id]
+			t.set(&f, n)
+			out[id] = f
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading second factors: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // EnrollTOTP stores a user's confirmed TOTP secret and replaces their
 // recovery codes with recoveryCodes, in one transaction. usedStep is the
 // time step of the code that confirmed the secret: that code cannot be

@@ -78,6 +78,21 @@ type DB struct {
 	closed      bool
 }
 
+// InArgs is the placeholders and the arguments of `IN (…)` over values,
+// which must not be empty: "?, ?, ?" and the values as arguments. Callers
+// bound how many values one query takes ([MaxInArgs]).
+func InArgs(values []string) (string, []any) {
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return "?" + strings.Repeat(", ?", len(values)-1), args
+}
+
+// MaxInArgs is the most values one query's InArgs should hold: well under
+// SQLite's and PostgreSQL's bounds on a statement's parameters.
+const MaxInArgs = 1000
+
 // maxPreparedStatements bounds [DB.prepared]'s cache. The store's queries
 // are constants, a few hundred; one built with a variable number of
 // placeholders adds one per length, and past the bound is not cached.
