@@ -277,15 +277,8 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.SQL.PingContext(ct
 // its connectors saw upstream (CONNECTOR:name), sorted, without
 // duplicates; nil when none.
 func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error) {
-	local, err := s.GroupStore.LocalUserGroups(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	upstream, err := s.ConnectorStore.UserGroups(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	return mergeGroups(local, upstream), nil
+	all, err := s.UsersGroups(ctx, []string{userID})
+	return all[userID], err
 }
 
 // UsersGroups is [Store.UserGroups] of each of userIDs (at most

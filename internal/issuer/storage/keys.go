@@ -116,6 +116,12 @@ func (k *signingKey) Use() string                                 { return "sig"
 // roles get different types below.
 func (k *signingKey) Key() any { return k.priv }
 
+// publishedAt reports whether k is in the JWKS at now: until it expires
+// (a current key has no expiry), including before it signs.
+func (k *signingKey) publishedAt(now time.Time) bool {
+	return k.expires.IsZero() || k.expires.After(now)
+}
+
 // publicKey is a signingKey as published in the JWKS: its Key is public.
 type publicKey struct{ *signingKey }
 
@@ -327,7 +333,7 @@ func (m *Keys) published(ctx context.Context) ([]op.Key, error) {
 func publishedAt(keys []*signingKey, now time.Time) ([]op.Key, error) {
 	out := make([]op.Key, 0, len(keys))
 	for _, k := range keys {
-		if k.expires.IsZero() || k.expires.After(now) {
+		if k.publishedAt(now) {
 			out = append(out, publicKey{k})
 		}
 	}
@@ -348,7 +354,7 @@ func (m *Keys) Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, error)
 	var found *signingKey
 	n := 0
 	for _, k := range keys {
-		if !k.expires.IsZero() && !k.expires.After(now) {
+		if !k.publishedAt(now) {
 			continue
 		}
 		n++

@@ -54,8 +54,8 @@ func (s *AuditStore) InsertAuditEvents(ctx context.Context, es []audit.Event) er
 }
 
 // InsertAuditEventIn stores e as a row of its own through q, the
-// transaction of the change e tells of (package store's
-// RecordAccessTokenWithEvent): the event is committed with its change, or
+// transaction of the change e tells of (the token records of package
+// tokens, its EventWriter): the event is committed with its change, or
 // neither is.
 func (s *AuditStore) InsertAuditEventIn(ctx context.Context, q core.Querier, e audit.Event) error {
 	return s.insertAuditEvents(ctx, q, []audit.Event{e})

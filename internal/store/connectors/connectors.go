@@ -634,26 +634,21 @@ func (s *ConnectorStore) GroupsOf(ctx context.Context, userIDs []string) (map[st
 		return out, nil
 	}
 	in, args := core.InArgs(userIDs)
-	rows, err := s.db.Query(ctx, s.db, `SELECT user_id, group_names FROM nsauth_identities WHERE user_id IN (`+in+`)`, args...)
+	lists, err := core.QueryAll(ctx, s.db, "reading users' groups", func(row core.Scanner) (*[2]string, error) {
+		var l [2]string
+		return &l, row.Scan(&l[0], &l[1])
+	}, `SELECT user_id, group_names FROM nsauth_identities WHERE user_id IN (`+in+`)`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading users' groups: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, list string
-		if err := rows.Scan(&id, &list); err != nil {
-			return nil, fmt.Errorf("reading users' groups: %w", err)
-		}
+	for _, l := range lists {
 		var gs []string
-		if err := json.Unmarshal([]byte(list), &gs); err != nil {
+		if err := json.Unmarshal([]byte(l[1]), &gs); err != nil {
 			return nil, fmt.Errorf("reading a user's groups: %w", err)
 		}
 		if len(gs) > 0 {
-			out[id] = append(out[id], gs...)
+			out[l[0]] = append(out[l[0]], gs...)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading users' groups: %w", err)
 	}
 	for id, gs := range out {
 		slices.Sort(gs)

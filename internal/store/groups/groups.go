@@ -246,20 +246,15 @@ func (s *GroupStore) LocalGroupsOf(ctx context.Context, userIDs []string) (map[s
 		return out, nil
 	}
 	in, args := core.InArgs(userIDs)
-	rows, err := s.db.Query(ctx, s.db, `SELECT user_id, group_name FROM nsauth_group_members WHERE user_id IN (`+in+`) ORDER BY user_id, group_name`, args...)
+	members, err := core.QueryAll(ctx, s.db, "reading users' groups", func(row core.Scanner) (*[2]string, error) {
+		var m [2]string
+		return &m, row.Scan(&m[0], &m[1])
+	}, `SELECT user_id, group_name FROM nsauth_group_members WHERE user_id IN (`+in+`) ORDER BY user_id, group_name`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading users' groups: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, g string
-		if err := rows.Scan(&id, &g); err != nil {
-			return nil, fmt.Errorf("reading users' groups: %w", err)
-		}
-		out[id] = append(out[id], g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading users' groups: %w", err)
+	for _, m := range members {
+		out[m[0]] = append(out[m[0]], m[1])
 	}
 	return out, nil
 }

@@ -72,6 +72,10 @@ func (s *FactorStore) SecondFactorsOf(ctx context.Context, userIDs []string) (ma
 		return out, nil
 	}
 	in, args := core.InArgs(userIDs)
+	type count struct {
+		id string
+		n  int
+	}
 	for _, t := range []struct {
 		table string
 		set   func(f *SecondFactors, n int)
@@ -80,25 +84,17 @@ func (s *FactorStore) SecondFactorsOf(ctx context.Context, userIDs []string) (ma
 		{"nsauth_recovery_codes", func(f *SecondFactors, n int) { f.RecoveryCodes = n }},
 		{"nsauth_passkeys", func(f *SecondFactors, n int) { f.Passkeys = n }},
 	} {
-		rows, err := s.db.Query(ctx, s.db, `SELECT user_id, COUNT(*) FROM `+t.table+` WHERE user_id IN (`+in+`) GROUP BY user_id`, args...)
+		counts, err := core.QueryAll(ctx, s.db, "reading second factors", func(row core.Scanner) (*count, error) {
+			var c count
+			return &c, row.Scan(&c.id, &c.n)
+		}, `SELECT user_id, COUNT(*) FROM `+t.table+` WHERE user_id IN (`+in+`) GROUP BY user_id`, args...)
 		if err != nil {
-			return nil, fmt.Errorf("reading second factors: %w", err)
+			return nil, err
 		}
-		for rows.Next() {
-			var id string
-			var n int
-			if err := rows.Scan(&id, &n); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("reading second factors: %w", err)
-			}
-			f := out[id]
-			t.set(&f, n)
-			out[id] = f
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("reading second factors: %w", err)
+		for _, c := range counts {
+			f := out[c.id]
+			t.set(&f, c.n)
+			out[c.id] = f
 		}
 	}
 	return out, nil
