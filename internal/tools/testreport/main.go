@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 )
 
 func main() {
@@ -27,8 +28,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("testreport", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	allowPath := fs.String("allow", "", "allow-list of tests that may skip: one name or regexp per line, each with a `# reason`")
+	showPattern := fs.String("show", "", "also print, near the end, every line of the tests' output that matches this `regexp` (tallies)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: testreport [-allow FILE] [LOG]   (LOG is `go test -json` output; default stdin)")
+		fmt.Fprintln(stderr, "usage: testreport [-allow FILE] [-show REGEXP] [LOG]   (LOG is `go test -json` output; default stdin)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil || fs.NArg() > 1 {
@@ -49,6 +51,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	var show *regexp.Regexp
+	if *showPattern != "" {
+		var err error
+		if show, err = regexp.Compile(*showPattern); err != nil {
+			fmt.Fprintf(stderr, "testreport: -show: %v\n", err)
+			return 2
+		}
+	}
 	in := stdin
 	if fs.NArg() == 1 {
 		f, err := os.Open(fs.Arg(0))
@@ -59,7 +69,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
-	v, err := judge(in, allow, stdout)
+	v, err := judge(in, allow, show, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "testreport: %v\n", err)
 		return 2

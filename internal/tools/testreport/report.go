@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -49,13 +50,18 @@ func (v *verdict) ok() bool {
 // of allow, a test that starts and never ends, and a line that is not JSON
 // all make the verdict not ok; so does a stream in which no test passed,
 // which is not the output of a real run.
-func judge(r io.Reader, allow []*allowedSkip, w io.Writer) (*verdict, error) {
+//
+// Lines of output that match show (when not nil) are printed together
+// before the count, and the count is preceded by each failed test's
+// first messages in brief, so that the report's last lines say what
+// failed even when only its tail is seen.
+func judge(r io.Reader, allow []*allowedSkip, show *regexp.Regexp, w io.Writer) (*verdict, error) {
 	v := &verdict{}
 	output := map[testKey][]string{}
 	buildOutput := map[string][]string{}
 	running := map[testKey]bool{}
 	var order []testKey // tests in the order they started, for unfinished ones
-	var summary []string
+	var summary, shown []string
 
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
@@ -80,6 +86,9 @@ func judge(r io.Reader, allow []*allowedSkip, w io.Writer) (*verdict, error) {
 			order = append(order, k)
 		case "output":
 			output[k] = append(output[k], e.Output)
+			if show != nil && show.MatchString(e.Output) {
+				shown = append(shown, e.Output)
+			}
 			if e.Test == "" && isPackageSummary(e.Output) {
 				summary = append(summary, e.Output)
 			}
@@ -171,6 +180,19 @@ func judge(r io.Reader, allow []*allowedSkip, w io.Writer) (*verdict, error) {
 	}
 	section("packages")
 	fmt.Fprint(w, strings.Join(summary, ""))
+	if show != nil {
+		section("lines matching " + show.String())
+		fmt.Fprint(w, strings.Join(shown, ""))
+	}
+	if leaves := failedLeaves(v.failures); len(leaves) > 0 {
+		section("failures in brief (each failed test's first messages; its whole output is above)")
+		for _, k := range leaves {
+			fmt.Fprintf(w, "%s %s\n", k.pkg, k.test)
+			for _, l := range firstMessages(output[k], briefMessages) {
+				fmt.Fprintf(w, "  %s\n", l)
+			}
+		}
+	}
 	fmt.Fprintf(w, "\n%d passed, %d failed, %d skipped (%d allowed, %d not allowed)", v.passed, v.failed, v.skipped, v.allowed, len(v.disallowed))
 	if n := len(v.failedPackages); n > 0 {
 		fmt.Fprintf(w, ", %d packages failed", n)
@@ -221,4 +243,56 @@ func skipMessage(out []string) string {
 		return "(no message)"
 	}
 	return strings.Join(msg, " ")
+}
+
+// briefMessages is how many of a failed test's messages the brief shows,
+// and briefWidth how much of each.
+const (
+	briefMessages = 6
+	briefWidth    = 300
+)
+
+// messageLine matches what t.Log and t.Error print ("    x_test.go:12: …"),
+// and the race detector's and the runtime's reports.
+var messageLine = regexp.MustCompile(`^\s*[\w.-]+\.go:\d+: |WARNING: DATA RACE|race detected|^panic: |test timed out`)
+
+// failedLeaves are the failed tests none of whose subtests failed: where
+// the failure was reported.
+func failedLeaves(failed []testKey) []testKey {
+	var leaves []testKey
+	for _, k := range failed {
+		leaf := true
+		for _, o := range failed {
+			if o.pkg == k.pkg && strings.HasPrefix(o.test, k.test+"/") {
+				leaf = false
+				break
+			}
+		}
+		if leaf {
+			leaves = append(leaves, k)
+		}
+	}
+	return leaves
+}
+
+// firstMessages returns up to n message lines of out, trimmed and cut to
+// briefWidth.
+func firstMessages(out []string, n int) []string {
+	var msgs []string
+	for _, o := range out {
+		for _, l := range strings.Split(strings.TrimRight(o, "\n"), "\n") {
+			if len(msgs) == n {
+				return msgs
+			}
+			if !messageLine.MatchString(l) {
+				continue
+			}
+			l = strings.TrimSpace(l)
+			if len(l) > briefWidth {
+				l = l[:briefWidth] + " …"
+			}
+			msgs = append(msgs, l)
+		}
+	}
+	return msgs
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -100,7 +101,7 @@ func TestJudge(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			v, err := judge(strings.NewReader(tc.log), allow, &out)
+			v, err := judge(strings.NewReader(tc.log), allow, nil, &out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,6 +114,58 @@ func TestJudge(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A parallel subtest that failed under its parent, with a long log after
+// its error, and a tally line that -show picks out.
+const subtestFailLines = `{"Action":"start","Package":"example.com/rec/f"}
+{"Action":"run","Package":"example.com/rec/f","Test":"TestParent"}
+{"Action":"run","Package":"example.com/rec/f","Test":"TestParent/leaf"}
+{"Action":"output","Package":"example.com/rec/f","Test":"TestParent/leaf","Output":"=== RUN   TestParent/leaf\n"}
+{"Action":"output","Package":"example.com/rec/f","Test":"TestParent/leaf","Output":"    f_test.go:20: connectors add: exit 1\n"}
+{"Action":"output","Package":"example.com/rec/f","Test":"TestParent/leaf","Output":"        Error: the real reason\n"}
+{"Action":"output","Package":"example.com/rec/f","Test":"TestParent/leaf","Output":"    f_test.go:30: checks: 3 passed of 4\n"}
+{"Action":"output","Package":"example.com/rec/f","Test":"TestParent/leaf","Output":"    f_test.go:40: replica 0's log:\n        {\"msg\":\"one\"}\n        {\"msg\":\"two\"}\n"}
+{"Action":"output","Package":"example.com/rec/f","Test":"TestParent/leaf","Output":"--- FAIL: TestParent/leaf (0.00s)\n"}
+{"Action":"fail","Package":"example.com/rec/f","Test":"TestParent/leaf","Elapsed":0}
+{"Action":"output","Package":"example.com/rec/f","Test":"TestParent","Output":"--- FAIL: TestParent (0.00s)\n"}
+{"Action":"fail","Package":"example.com/rec/f","Test":"TestParent","Elapsed":0}
+{"Action":"output","Package":"example.com/rec/f","Output":"FAIL\texample.com/rec/f\t0.024s\n"}
+{"Action":"fail","Package":"example.com/rec/f","Elapsed":0.026}
+`
+
+// TestBrief: the report ends with each failed leaf test's first messages
+// (not its parents', not its log's continuation lines), after the lines
+// -show asked for.
+func TestBrief(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	v, err := judge(strings.NewReader(passLines+subtestFailLines), nil, regexp.MustCompile(`checks: `), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ok() {
+		t.Errorf("a failed run judged ok:\n%s", out.String())
+	}
+	report := out.String()
+	_, brief, found := strings.Cut(report, "--- failures in brief")
+	if !found {
+		t.Fatalf("no brief:\n%s", report)
+	}
+	want := "example.com/rec/f TestParent/leaf\n  f_test.go:20: connectors add: exit 1\n  f_test.go:30: checks: 3 passed of 4\n  f_test.go:40: replica 0's log:\n\n1 passed, 2 failed"
+	if !strings.Contains(brief, want) {
+		t.Errorf("brief is not\n%s\nreport:\n%s", want, report)
+	}
+	if strings.Contains(brief, "TestParent\n") {
+		t.Errorf("the brief names the parent, which only failed because its subtest did:\n%s", brief)
+	}
+	if !strings.Contains(report, "--- lines matching checks: \n    f_test.go:30: checks: 3 passed of 4\n") {
+		t.Errorf("-show's lines missing:\n%s", report)
+	}
+	long := strings.Repeat("x", 2*briefWidth)
+	if got := firstMessages([]string{"    a_test.go:1: " + long + "\n"}, 1); len(got) != 1 || len(got[0]) > briefWidth+len(" …") {
+		t.Errorf("a long message is not cut: %d bytes", len(got[0]))
 	}
 }
 
