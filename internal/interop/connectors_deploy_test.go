@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,7 +64,7 @@ func startConnectorDeployment(t *testing.T, bin, backend string, extra ...string
 	addrs := make([]string, replicas)
 	for i := range addrs {
 		addrs[i] = freeLoopbackAddr(t)
-		d.Replicas = append(d.Replicas, "http://"+addrs[i])
+		d.setReplica(t, i, "http://"+addrs[i])
 	}
 	cd := &connectorDeployment{deployment: d, held: make(chan string, 1),
 		starts: make([]atomic.Int64, replicas), callbacks: make([]atomic.Int64, replicas)}
@@ -88,14 +86,6 @@ func isConnectorCallback(r *http.Request) bool {
 func (cd *connectorDeployment) startBalancer(t *testing.T) string {
 	t.Helper()
 	d := cd.deployment
-	proxies := make([]*httputil.ReverseProxy, len(d.Replicas))
-	for i, r := range d.Replicas {
-		u, err := url.Parse(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxies[i] = httputil.NewSingleHostReverseProxy(u)
-	}
 	last := len(d.Replicas) - 1
 	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i := last
@@ -113,7 +103,7 @@ func (cd *connectorDeployment) startBalancer(t *testing.T) string {
 				cd.starts[0].Add(1)
 			}
 		}
-		proxies[i].ServeHTTP(w, r)
+		d.proxy(i).ServeHTTP(w, r)
 	}))
 	t.Cleanup(lb.Close)
 	return strings.Replace(lb.URL, "127.0.0.1", "localhost", 1)

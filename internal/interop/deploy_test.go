@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -56,6 +57,9 @@ type deployment struct {
 	Issuer string
 	// Replicas are the servers' own URLs.
 	Replicas []string
+	// proxies are the load balancer's ways to the replicas, replaced when
+	// a replica is started again on another port (setReplica).
+	proxies []*atomic.Pointer[httputil.ReverseProxy]
 
 	bin     string
 	env     []string // the store's settings, for serve and the admin commands
@@ -73,23 +77,11 @@ type deployment struct {
 // "postgres") and stops it when the test ends.
 func startDeployment(t *testing.T, bin, backend string) *deployment {
 	t.Helper()
-	d := &deployment{bin: bin, backend: backend}
-	home := t.TempDir()
-	d.env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "NSAUTH_ADMIN_PASSWORD=" + deployAdminPassword}
-	replicas := 1
-	switch backend {
-	case "sqlite":
-		d.env = append(d.env, "NSAUTH_DATA_DIR="+filepath.Join(home, "data"))
-	case "postgres":
-		d.env = append(d.env, "NSAUTH_DATABASE_URL="+storetest.PostgresURL(t), "NSAUTH_SECRET_KEY="+seal.GenerateKey())
-		replicas = 2
-	default:
-		t.Fatalf("unknown backend %q", backend)
-	}
+	d, replicas := newDeployment(t, bin, backend)
 	addrs := make([]string, replicas)
 	for i := range addrs {
 		addrs[i] = freeLoopbackAddr(t)
-		d.Replicas = append(d.Replicas, "http://"+addrs[i])
+		d.setReplica(t, i, "http://"+addrs[i])
 	}
 	d.Issuer = d.Replicas[0]
 	if replicas > 1 {
@@ -103,18 +95,30 @@ func startDeployment(t *testing.T, bin, backend string) *deployment {
 	return d
 }
 
+// newDeployment is a deployment's settings on backend, with how many
+// replicas it runs, before any starts.
+func newDeployment(t *testing.T, bin, backend string) (*deployment, int) {
+	t.Helper()
+	d := &deployment{bin: bin, backend: backend}
+	home := t.TempDir()
+	d.env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "NSAUTH_ADMIN_PASSWORD=" + deployAdminPassword}
+	replicas := 1
+	switch backend {
+	case "sqlite":
+		d.env = append(d.env, "NSAUTH_DATA_DIR="+filepath.Join(home, "data"))
+	case "postgres":
+		d.env = append(d.env, "NSAUTH_DATABASE_URL="+storetest.PostgresURL(t), "NSAUTH_SECRET_KEY="+seal.GenerateKey())
+		replicas = 2
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
+	return d, replicas
+}
+
 // startBalancer serves the replica d.target names, as a load balancer in
 // front of replicas does (keeping the Host the browser asked for).
 func (d *deployment) startBalancer(t *testing.T) string {
 	t.Helper()
-	proxies := make([]*httputil.ReverseProxy, len(d.Replicas))
-	for i, r := range d.Replicas {
-		u, err := url.Parse(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxies[i] = httputil.NewSingleHostReverseProxy(u)
-	}
 	d.served = make([][2]atomic.Int64, len(d.Replicas))
 	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		browser := isBrowser(r)
@@ -130,7 +134,7 @@ func (d *deployment) startBalancer(t *testing.T) string {
 			client = 0
 		}
 		d.served[i][client].Add(1)
-		proxies[i].ServeHTTP(w, r)
+		d.proxy(i).ServeHTTP(w, r)
 	}))
 	t.Cleanup(lb.Close)
 	return lb.URL
@@ -160,9 +164,59 @@ func isBrowser(r *http.Request) bool { return strings.Contains(r.UserAgent(), "C
 
 func (d *deployment) startReplica(t *testing.T, ctx context.Context, i int, addr string) {
 	t.Helper()
-	logFile, err := os.CreateTemp(t.TempDir(), fmt.Sprintf("nsauth-%d-*.log", i))
+	// The address was free when freeLoopbackAddr chose it; until the
+	// replica binds it, any socket of the machine's may take it (a
+	// client's connection gets its local port from the same range). A
+	// replica that cannot bind it is started again on another.
+	for attempt := 1; ; attempt++ {
+		err := d.tryReplica(t, ctx, i, addr)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errAddrTaken) || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("replica %d: %s was taken before it could listen; starting it on another port", i, addr)
+		old := d.Replicas[i]
+		addr = freeLoopbackAddr(t)
+		d.setReplica(t, i, "http://"+addr)
+		if d.Issuer == old {
+			d.Issuer = d.Replicas[i]
+		}
+	}
+}
+
+// errAddrTaken: a replica exited because its address was in use.
+var errAddrTaken = errors.New("address already in use")
+
+// setReplica sets replica i's URL, and the balancer's way to it.
+func (d *deployment) setReplica(t *testing.T, i int, replica string) {
+	t.Helper()
+	u, err := url.Parse(replica)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for len(d.proxies) <= i {
+		d.proxies = append(d.proxies, new(atomic.Pointer[httputil.ReverseProxy]))
+	}
+	for len(d.Replicas) <= i {
+		d.Replicas = append(d.Replicas, "")
+	}
+	d.Replicas[i] = replica
+	d.proxies[i].Store(httputil.NewSingleHostReverseProxy(u))
+}
+
+// proxy is the balancer's way to replica i.
+func (d *deployment) proxy(i int) *httputil.ReverseProxy { return d.proxies[i].Load() }
+
+// tryReplica starts replica i on addr and waits for it to be ready; it
+// returns an error wrapping errAddrTaken when the replica exits because it
+// cannot listen on addr, and any other failure as an error to fail with.
+func (d *deployment) tryReplica(t *testing.T, ctx context.Context, i int, addr string) error {
+	t.Helper()
+	logFile, err := os.CreateTemp(t.TempDir(), fmt.Sprintf("nsauth-%d-*.log", i))
+	if err != nil {
+		return err
 	}
 	d.logs = append(d.logs, logFile.Name())
 	cmd := exec.Command(d.bin, "serve", "--listen", addr, "--issuer", d.Issuer, "--log-format", "json",
@@ -171,7 +225,7 @@ func (d *deployment) startReplica(t *testing.T, ctx context.Context, i int, addr
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nsauth-server serve: %v", err)
+		return fmt.Errorf("starting nsauth-server serve: %v", err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -179,6 +233,29 @@ func (d *deployment) startReplica(t *testing.T, ctx context.Context, i int, addr
 		_ = logFile.Close()
 		close(exited)
 	}()
+	probe := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := probe.Get("http://" + addr + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case <-exited:
+			log := tailFile(logFile.Name(), 40)
+			if strings.Contains(log, "address already in use") {
+				return fmt.Errorf("replica %d on %s: %w", i, addr, errAddrTaken)
+			}
+			return fmt.Errorf("nsauth-server serve exited before it was ready:\n%s", log)
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("nsauth-server serve not ready: %v\n%s", ctx.Err(), tailFile(logFile.Name(), 40))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -191,23 +268,7 @@ func (d *deployment) startReplica(t *testing.T, ctx context.Context, i int, addr
 			t.Logf("replica %d's log (%s):\n%s", i, d.backend, tailFile(logFile.Name(), 40))
 		}
 	})
-	probe := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := probe.Get("http://" + addr + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("nsauth-server serve exited before it was ready:\n%s", tailFile(logFile.Name(), 40))
-		case <-ctx.Done():
-			t.Fatalf("nsauth-server serve not ready: %v\n%s", ctx.Err(), tailFile(logFile.Name(), 40))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return nil
 }
 
 // Admin runs an administration command (`nsauth-server apps …`) on the
