@@ -8,16 +8,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nsauth/nsauth/internal/seal"
-	"github.com/nsauth/nsauth/internal/store/storetest"
 )
 
 // connectorDeployment is nsauth-server as deployment runs it, for the
@@ -47,19 +42,7 @@ type connectorDeployment struct {
 // environment (NSAUTH_MFA=required…) and stops it when the test ends.
 func startConnectorDeployment(t *testing.T, bin, backend string, extra ...string) *connectorDeployment {
 	t.Helper()
-	d := &deployment{bin: bin, backend: backend}
-	home := t.TempDir()
-	d.env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "NSAUTH_ADMIN_PASSWORD=" + deployAdminPassword}
-	replicas := 1
-	switch backend {
-	case "sqlite":
-		d.env = append(d.env, "NSAUTH_DATA_DIR="+filepath.Join(home, "data"))
-	case "postgres":
-		d.env = append(d.env, "NSAUTH_DATABASE_URL="+storetest.PostgresURL(t), "NSAUTH_SECRET_KEY="+seal.GenerateKey())
-		replicas = 2
-	default:
-		t.Fatalf("unknown backend %q", backend)
-	}
+	d, replicas := newDeployment(t, bin, backend)
 	d.env = append(d.env, extra...)
 	addrs := make([]string, replicas)
 	for i := range addrs {
