@@ -619,15 +619,9 @@ func (s *ConnectorStore) UnlinkIdentity(ctx context.Context, connector, subject 
 	return nil
 }
 
-// UserGroups returns the groups of every identity of the user, sorted,
-// without duplicates. It reads no sealed value.
-func (s *ConnectorStore) UserGroups(ctx context.Context, userID string) ([]string, error) {
-	all, err := s.GroupsOf(ctx, []string{userID})
-	return all[userID], err
-}
-
-// GroupsOf is [ConnectorStore.UserGroups] of each of userIDs (at most
-// [core.MaxInArgs]) in one query. A user with no upstream group is absent.
+// GroupsOf returns, for each of userIDs (at most [core.MaxInArgs]), the
+// groups of every identity of the user, sorted, without duplicates, in one
+// query. A user with no upstream group is absent. It reads no sealed value.
 func (s *ConnectorStore) GroupsOf(ctx context.Context, userIDs []string) (map[string][]string, error) {
 	out := make(map[string][]string)
 	if len(userIDs) == 0 {
